@@ -1,0 +1,24 @@
+# Each target does its own set-up (.ci/setup: apt packages if missing, .venv, the package).
+.PHONY: serve run test lint bench setup
+
+NETWORK ?= examples/seed.toml
+BROKER ?= auto
+
+setup:
+	@bash .ci/setup
+
+serve: setup
+	.venv/bin/spikestream serve $(NETWORK) --broker $(BROKER)
+
+run: setup
+	.venv/bin/spikestream run $(NETWORK) --duration 10 --out seed.npz --plot seed.png
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+bench: setup
+	.venv/bin/python -m pip install -q -e '.[dev,bench]'
+	.venv/bin/python bench/offline.py

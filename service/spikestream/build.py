@@ -1,0 +1,443 @@
+"""Builder: turn a :class:`~spikestream.spec.NetworkSpec` into arrays, allocated once.
+
+Tuning follows the seed and Nengo's ``LIF.gain_bias``: ``max_rates ~ U[lo, hi]``,
+``intercepts ~ U[lo, hi]``, encoders standard normal normalised to unit length, and
+
+    x    = 1 / (1 - exp((tau_ref - 1/max_rate) / tau_rc))
+    gain = (1 - x) / (intercept - 1)
+    bias = 1 - gain * intercept
+
+Every draw uses a ``numpy.random.Generator`` seeded from the network seed and the name of
+what is drawn, so adding a population does not change the draws of the others.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from spikestream.errors import BuildError, NetworkFileError
+from spikestream.functions import compile_function
+from spikestream.spec import (
+    ConnectionSpec,
+    NetworkSpec,
+    PopulationSpec,
+    ProbeSpec,
+    WeightsDist,
+    WeightsFile,
+)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def gain_bias(
+    max_rates: FloatArray, intercepts: FloatArray, tau_rc: float, tau_ref: float
+) -> tuple[FloatArray, FloatArray]:
+    """Gain and bias that give each neuron its max rate (Hz) at ``x = 1`` and zero rate below
+    its intercept. Arrays of shape ``(n,)``.
+
+    Raises:
+        BuildError: a max rate is at or above ``1/tau_ref`` (unreachable by a LIF neuron).
+    """
+    if tau_ref > 0 and np.any(max_rates >= 1.0 / tau_ref):
+        bad = float(np.max(max_rates))
+        raise BuildError(
+            f"max rate {bad} Hz is not reachable: LIF rates must be < 1/tau_ref = "
+            f"{1.0 / tau_ref:g} Hz"
+        )
+    x = 1.0 / (1.0 - np.exp((tau_ref - 1.0 / max_rates) / tau_rc))
+    gain = (1.0 - x) / (intercepts - 1.0)
+    bias = 1.0 - gain * intercepts
+    return gain, bias
+
+
+def lif_rates(j: FloatArray, tau_rc: float, tau_ref: float) -> FloatArray:
+    """Analytic LIF firing rate (Hz) for constant input current ``j`` (any shape).
+
+    ``rate = 1 / (tau_ref - tau_rc * log(1 - 1/J))`` for ``J > 1``, else 0.
+    """
+    j = np.asarray(j, dtype=np.float64)
+    out = np.zeros_like(j)
+    above = j > 1.0
+    out[above] = 1.0 / (tau_ref + tau_rc * np.log1p(1.0 / (j[above] - 1.0)))
+    return out
+
+
+def _rng(seed: int, *key: str) -> np.random.Generator:
+    # crc32 is stable across processes (unlike hash()), so draws depend only on the names.
+    words = [seed, *(zlib.crc32(k.encode()) for k in key)]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def sample_ball(rng: np.random.Generator, points: int, dim: int) -> FloatArray:
+    """Points uniformly distributed in the unit ball, shape ``(points, dim)``."""
+    v = rng.standard_normal((points, dim))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    radius = rng.uniform(0.0, 1.0, size=(points, 1)) ** (1.0 / dim)
+    return v * radius
+
+
+@dataclass(eq=False)
+class Population:
+    """Arrays of one LIF population. All per-neuron arrays have shape ``(n,)``."""
+
+    name: str
+    n: int
+    dim: int
+    tau_rc: float
+    tau_ref: float
+    min_voltage: float
+    max_rates: FloatArray
+    intercepts: FloatArray
+    gain: FloatArray
+    bias: FloatArray
+    encoders: FloatArray  # (n, dim), unit rows
+
+    @property
+    def scaled_encoders(self) -> FloatArray:
+        """``gain[:, None] * encoders``, shape ``(n, dim)``: input current per unit of x."""
+        return self.gain[:, None] * self.encoders
+
+    def rates(self, x: FloatArray) -> FloatArray:
+        """Steady-state rates (Hz) for represented values ``x`` of shape ``(points, dim)``;
+        returns ``(points, n)``."""
+        j = x @ self.scaled_encoders.T + self.bias
+        return lif_rates(j, self.tau_rc, self.tau_ref)
+
+
+@dataclass(eq=False)
+class Connection:
+    """A connection from ``pre`` to ``post``.
+
+    Dense connections hold ``weights`` of shape ``(pre.n, post.n)`` and add
+    ``W.T @ lowpass(spikes)`` to the post current, without gain.
+
+    Decoded connections hold ``decoders`` of shape ``(pre.n, d_out)`` and ``transform``
+    of shape ``(post.dim, d_out)``; the post current is ``gain * E @ T @ lowpass(D.T @ s)``,
+    kept factored so a tick costs ``O((pre.n + post.n) * d)``.
+    """
+
+    name: str
+    pre: str
+    post: str
+    synapse: float
+    weights: FloatArray | None = None
+    decoders: FloatArray | None = None
+    transform: FloatArray | None = None
+    function: str | None = None
+    learning_rate: float = 0.0
+    learning_enabled: bool = False
+    error_input: str | None = None
+
+    @property
+    def decoded(self) -> bool:
+        """True for a factored (NEF) connection."""
+        return self.decoders is not None
+
+
+@dataclass(eq=False)
+class Input:
+    """An input value of dimension ``dim`` encoded into ``target`` (or into nothing)."""
+
+    name: str
+    dim: int
+    target: str | None
+    default: FloatArray  # (dim,)
+    ttl: float | None
+
+
+@dataclass(eq=False)
+class Probe:
+    """What a probe records. ``decoders`` (``(n, d)``) is set for ``kind == "decoded"``."""
+
+    name: str
+    target: str
+    kind: str
+    synapse: float
+    ticks_per_frame: int
+    decoders: FloatArray | None = None
+
+
+@dataclass(eq=False)
+class Model:
+    """A built network: every array the simulator needs, allocated once."""
+
+    spec: NetworkSpec
+    name: str
+    dt: float
+    dtype: np.dtype[np.floating]
+    seed: int
+    populations: dict[str, Population]
+    connections: list[Connection]
+    inputs: dict[str, Input]
+    probes: dict[str, Probe]
+    order: list[str] = field(default_factory=list)
+
+    def arrays(self) -> dict[str, FloatArray]:
+        """Parameters in the ``.npz`` layout: ``<pop>.gain``, ``<pre>-><post>.weights``, …"""
+        out: dict[str, FloatArray] = {}
+        for p in self.populations.values():
+            for key in ("gain", "bias", "encoders", "max_rates", "intercepts"):
+                out[f"{p.name}.{key}"] = getattr(p, key)
+        for c in self.connections:
+            if c.weights is not None:
+                out[f"{c.name}.weights"] = c.weights
+            else:
+                assert c.decoders is not None and c.transform is not None
+                out[f"{c.name}.decoders"] = c.decoders
+                out[f"{c.name}.transform"] = c.transform
+        return out
+
+
+def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int) -> Population:
+    rng = _rng(p.seed, "population") if p.seed is not None else _rng(seed, "population", name)
+    max_rates = rng.uniform(p.max_rates[0], p.max_rates[1], size=p.n)
+    intercepts = rng.uniform(p.intercepts[0], p.intercepts[1], size=p.n)
+    if p.encoders is None:
+        enc = rng.standard_normal((p.n, p.dim))
+    elif isinstance(p.encoders, str):
+        enc = _load_array(spec, p.encoders, (p.n, p.dim), f"populations.{name}.encoders")
+    else:
+        enc = np.asarray(p.encoders, dtype=np.float64)
+    norms = np.linalg.norm(enc, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise BuildError(
+            f"populations.{name}.encoders: row {int(np.argmin(norms))} is all zeros; "
+            "encoders must be non-zero vectors"
+        )
+    enc = enc / norms
+    try:
+        gain, bias = gain_bias(max_rates, intercepts, p.tau_rc, p.tau_ref)
+    except BuildError as err:
+        raise BuildError(f"populations.{name}.max_rates: {err}") from None
+    return Population(
+        name=name,
+        n=p.n,
+        dim=p.dim,
+        tau_rc=p.tau_rc,
+        tau_ref=p.tau_ref,
+        min_voltage=p.min_voltage,
+        max_rates=max_rates,
+        intercepts=intercepts,
+        gain=gain,
+        bias=bias,
+        encoders=enc,
+    )
+
+
+def _load_array(spec: NetworkSpec, relative: str, shape: tuple[int, ...], where: str) -> FloatArray:
+    path = spec.resolve(relative)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise NetworkFileError(f"{where}: cannot load {str(path)!r}: {err}") from None
+    if not isinstance(data, np.ndarray) or data.shape != shape:
+        got = data.shape if isinstance(data, np.ndarray) else type(data).__name__
+        raise BuildError(f"{where}: {str(path)!r} has shape {got}; expected {shape}")
+    if not np.issubdtype(data.dtype, np.number) or not np.all(np.isfinite(data)):
+        raise BuildError(f"{where}: {str(path)!r} must hold finite numbers")
+    return np.asarray(data, dtype=np.float64)
+
+
+def solve_decoders(
+    activities: FloatArray, targets: FloatArray, reg: float
+) -> FloatArray:
+    """Regularised least squares (Nengo's ``LstsqL2``).
+
+    Args:
+        activities: rates of the pre neurons at the evaluation points, ``(points, n)`` Hz.
+        targets: function values at the evaluation points, ``(points, d)``.
+        reg: regularisation as a fraction of the largest rate (``sigma = reg * max(A)``).
+
+    Returns:
+        Decoders of shape ``(n, d)``.
+    """
+    points, n = activities.shape
+    sigma = reg * float(activities.max()) if activities.size else 0.0
+    gram = activities.T @ activities + points * sigma**2 * np.eye(n)
+    rhs = activities.T @ targets
+    try:
+        return np.asarray(np.linalg.solve(gram, rhs), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        # A silent population gives a singular Gram matrix without regularisation.
+        return np.asarray(np.linalg.lstsq(gram, rhs, rcond=None)[0], dtype=np.float64)
+
+
+def decoders_for(
+    pop: Population,
+    function: str | None,
+    *,
+    reg: float,
+    points: int,
+    rng: np.random.Generator,
+    where: str,
+) -> tuple[FloatArray, int]:
+    """Decoders of ``function`` (identity if None) for ``pop``; returns ``(D, d_out)``."""
+    eval_points = sample_ball(rng, points, pop.dim)
+    if function is None:
+        targets = eval_points
+    else:
+        fn = compile_function(function, where=where)
+        try:
+            targets = fn(eval_points)
+        except (ValueError, TypeError, IndexError, ArithmeticError) as err:
+            raise BuildError(
+                f"{where}: {function!r} failed on points of shape {eval_points.shape}: {err}"
+            ) from None
+        if targets.shape[0] != points or not np.all(np.isfinite(targets)):
+            raise BuildError(
+                f"{where}: {function!r} must return finite values, one row per point"
+            )
+    d = solve_decoders(pop.rates(eval_points), targets, reg)
+    return d, targets.shape[1]
+
+
+def _build_connection(
+    spec: NetworkSpec, i: int, c: ConnectionSpec, pops: dict[str, Population], seed: int
+) -> Connection:
+    pre, post = pops[c.pre], pops[c.post]
+    where = f"connections[{i}]"
+    if c.weights is not None:
+        shape = (pre.n, post.n)
+        if isinstance(c.weights, WeightsFile):
+            w = _load_array(spec, c.weights.file, shape, f"{where}.weights.file")
+        else:
+            wd: WeightsDist = c.weights
+            rng = _rng(wd.seed, "weights") if wd.seed is not None else _rng(
+                seed, "weights", c.label
+            )
+            if wd.dist == "normal":
+                w = rng.normal(wd.mean, wd.std, size=shape)
+            else:
+                w = rng.uniform(wd.low, wd.high, size=shape)
+        return Connection(name=c.label, pre=c.pre, post=c.post, synapse=c.synapse, weights=w)
+    decoders, d_out = decoders_for(
+        pre,
+        c.function,
+        reg=c.reg,
+        points=c.eval_points,
+        rng=_rng(seed, "eval_points", c.label),
+        where=f"{where}.function",
+    )
+    if isinstance(c.transform, list):
+        transform = np.asarray(c.transform, dtype=np.float64)
+        if transform.ndim != 2 or transform.shape != (post.dim, d_out):
+            raise BuildError(
+                f"{where}.transform: shape {transform.shape}; expected (post.dim, d_out) = "
+                f"({post.dim}, {d_out})"
+            )
+    else:
+        if d_out != post.dim:
+            raise BuildError(
+                f"{where}.function: {c.function!r} returns {d_out} value(s) per point but "
+                f"post population {c.post!r} has dim = {post.dim}; add a transform matrix of "
+                f"shape ({post.dim}, {d_out})"
+            )
+        transform = c.transform * np.eye(post.dim)
+    learn = c.learning
+    return Connection(
+        name=c.label,
+        pre=c.pre,
+        post=c.post,
+        synapse=c.synapse,
+        decoders=decoders,
+        transform=transform,
+        function=c.function,
+        learning_rate=learn.rate if learn else 0.0,
+        learning_enabled=bool(learn and learn.enabled),
+        error_input=learn.error if learn else None,
+    )
+
+
+def _build_probe(
+    name: str, p: ProbeSpec, pops: dict[str, Population], spec: NetworkSpec, seed: int
+) -> Probe:
+    probe = Probe(
+        name=name,
+        target=p.target,
+        kind=p.kind,
+        synapse=p.synapse,
+        ticks_per_frame=p.ticks_per_frame,
+    )
+    if p.kind == "decoded":
+        pop = pops[p.target]
+        probe.decoders, _ = decoders_for(
+            pop,
+            p.function,
+            reg=0.1,
+            points=750,
+            rng=_rng(seed, "probe", name),
+            where=f"probes.{name}.function",
+        )
+    return probe
+
+
+def topological_order(pops: list[str], edges: list[tuple[str, str]]) -> list[str]:
+    """Order populations so that each comes after the populations feeding it.
+
+    Cycles are broken at the population declared first among those left, so a connection
+    closing a cycle (and every self-connection) reads the previous tick's value.
+    """
+    incoming: dict[str, set[str]] = {p: set() for p in pops}
+    for pre, post in edges:
+        if pre != post:
+            incoming[post].add(pre)
+    order: list[str] = []
+    remaining = list(pops)
+    while remaining:
+        ready = [p for p in remaining if not (incoming[p] - set(order))]
+        pick = ready[0] if ready else remaining[0]
+        order.append(pick)
+        remaining.remove(pick)
+    return order
+
+
+def build(
+    spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = None
+) -> Model:
+    """Build ``spec`` into a :class:`Model`.
+
+    Args:
+        spec: the validated network.
+        dtype: ``"float64"`` or ``"float32"``; default is the file's ``network.dtype``.
+        seed: overrides ``network.seed``; when both are absent a random seed is drawn
+            (and recorded in ``Model.seed`` so the run can be repeated).
+    """
+    chosen = dtype if dtype is not None else spec.network.dtype
+    if chosen not in ("float64", "float32"):
+        raise BuildError(f"dtype {chosen!r} is not allowed; expected float64 or float32")
+    if seed is None:
+        seed = spec.network.seed
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    pops = {
+        name: _build_population(spec, name, p, seed) for name, p in spec.populations.items()
+    }
+    conns = [_build_connection(spec, i, c, pops, seed) for i, c in enumerate(spec.connections)]
+    inputs = {
+        name: Input(
+            name=name,
+            dim=i.dim,
+            target=i.target,
+            default=np.broadcast_to(np.asarray(i.default, dtype=np.float64), (i.dim,)).copy(),
+            ttl=i.ttl,
+        )
+        for name, i in spec.inputs.items()
+    }
+    probes = {name: _build_probe(name, p, pops, spec, seed) for name, p in spec.probes.items()}
+    order = topological_order(list(pops), [(c.pre, c.post) for c in conns])
+    return Model(
+        spec=spec,
+        name=spec.network.name,
+        dt=spec.network.dt,
+        dtype=np.dtype(chosen),
+        seed=seed,
+        populations=pops,
+        connections=conns,
+        inputs=inputs,
+        probes=probes,
+        order=order,
+    )

@@ -1,0 +1,6 @@
+"""Simulation: pure in-place kernels and the simulator that steps them."""
+
+from spikestream.sim.kernels import accumulate_rows, lif_step, lowpass_spikes, lowpass_step
+from spikestream.sim.simulator import Simulator, decay
+
+__all__ = ["Simulator", "accumulate_rows", "decay", "lif_step", "lowpass_spikes", "lowpass_step"]

@@ -1,0 +1,523 @@
+"""The simulator: steps a built :class:`~spikestream.build.Model` one tick at a time.
+
+Order within a tick (the seed's):
+
+1. read the inputs (``set_input`` before ``step``);
+2. each population steps, in topological order: its current is
+   ``J = bias + gain * (E @ x) + I_syn``;
+3. its outgoing synapses filter this tick's spikes;
+4. downstream populations see those filtered values in the same tick.
+
+A connection that closes a cycle (or connects a population to itself) is read by its post
+population before its pre population has stepped, so it delivers the previous tick's
+value: a one-tick delay on back edges only. Nengo delays every filtered connection by one
+tick; spikestream does not (see docs/MODEL.md).
+
+At construction the simulator allocates every array and compiles the tick into a list of
+closures (``self._ops``), so ``step()`` is a loop of calls into in-place numpy kernels with
+no allocation and no attribute lookups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from spikestream.build import Connection, Model, Population
+from spikestream.errors import SimulationError
+from spikestream.sim.kernels import (
+    LIFParams,
+    accumulate_rows,
+    lif_step,
+    lowpass_spikes,
+    lowpass_step,
+    spike_indices,
+)
+
+Array = npt.NDArray[np.floating]
+Op = Callable[[], None]
+
+#: Dense connections with at least this many post neurons propagate spikes event-driven
+#: (adding the weight rows of the neurons that spiked); smaller ones use one BLAS call.
+EVENT_DRIVEN_MIN_POST = 256
+
+
+def decay(tau: float, dt: float) -> float:
+    """Zero-order-hold lowpass coefficient ``a = exp(-dt/tau)``; 0 for ``tau == 0``."""
+    return math.exp(-dt / tau) if tau > 0 else 0.0
+
+
+@dataclass(eq=False)
+class _PopState:
+    pop: Population
+    J: Array
+    v: Array
+    ref: Array
+    spiked: npt.NDArray[np.bool_]
+    s01: Array  # 1.0 where spiked this tick, else 0.0
+    tmp: Array
+    tmp2: Array
+    idx: npt.NDArray[np.intp]
+    arange: npt.NDArray[np.intp]
+    count: int = 0
+
+
+@dataclass(eq=False)
+class _ConnState:
+    conn: Connection
+    current: Array  # (post.n,): the post current this connection contributes
+    filtered: Array  # dense: same array as current; decoded: (d_out,) decoded value
+    decoders: Array | None  # decoded: (pre.n, d_out) in the simulator dtype (learned in place)
+    learning_rate: float
+    learning_enabled: bool
+    pre_activity: Array | None  # PES: lowpass of pre spikes, (pre.n,)
+
+
+class Simulator:
+    """Steps a model in place. Not thread-safe: one thread drives it.
+
+    Args:
+        model: the built network.
+        event_driven: force event-driven (True) or dense BLAS (False) spike propagation for
+            every dense connection; default picks per connection by size.
+    """
+
+    def __init__(self, model: Model, *, event_driven: bool | None = None) -> None:
+        self.model = model
+        self.dt = model.dt
+        self.dtype = model.dtype
+        self.tick = 0
+        dtype = self.dtype
+        self._pops: dict[str, _PopState] = {}
+        for name, p in model.populations.items():
+            n = p.n
+            self._pops[name] = _PopState(
+                pop=p,
+                J=np.zeros(n, dtype),
+                v=np.zeros(n, dtype),
+                ref=np.zeros(n, dtype),
+                spiked=np.zeros(n, np.bool_),
+                s01=np.zeros(n, dtype),
+                tmp=np.zeros(n, dtype),
+                tmp2=np.zeros(n, dtype),
+                idx=np.zeros(n, np.intp),
+                arange=np.arange(n, dtype=np.intp),
+            )
+        self.inputs: dict[str, Array] = {
+            name: inp.default.astype(dtype) for name, inp in model.inputs.items()
+        }
+        self._conns = [self._conn_state(c) for c in model.connections]
+        self._probe_values: dict[str, npt.NDArray[np.generic]] = {}
+        self._probe_state: list[Array] = []
+        self._ops: list[Op] = []
+        self._compile(event_driven)
+
+    # ------------------------------------------------------------------ construction
+
+    def _conn_state(self, c: Connection) -> _ConnState:
+        post = self.model.populations[c.post]
+        current = np.zeros(post.n, self.dtype)
+        if c.decoded:
+            assert c.decoders is not None
+            d_out = c.decoders.shape[1]
+            pre_n = self.model.populations[c.pre].n
+            return _ConnState(
+                conn=c,
+                current=current,
+                filtered=np.zeros(d_out, self.dtype),
+                decoders=c.decoders.astype(self.dtype),
+                learning_rate=c.learning_rate,
+                learning_enabled=c.learning_enabled,
+                pre_activity=np.zeros(pre_n, self.dtype) if c.error_input else None,
+            )
+        return _ConnState(
+            conn=c,
+            current=current,
+            filtered=current,
+            decoders=None,
+            learning_rate=0.0,
+            learning_enabled=False,
+            pre_activity=None,
+        )
+
+    def _compile(self, event_driven: bool | None) -> None:
+        model = self.model
+        incoming: dict[str, list[_ConnState]] = {p: [] for p in model.populations}
+        outgoing: dict[str, list[_ConnState]] = {p: [] for p in model.populations}
+        for cs in self._conns:
+            incoming[cs.conn.post].append(cs)
+            outgoing[cs.conn.pre].append(cs)
+        encoded: dict[str, list[tuple[Array, Array]]] = {p: [] for p in model.populations}
+        for name, inp in model.inputs.items():
+            if inp.target is not None:
+                pop = model.populations[inp.target]
+                ge = np.ascontiguousarray(pop.scaled_encoders, dtype=self.dtype)
+                encoded[inp.target].append((ge, self.inputs[name]))
+        probes_of: dict[str, list[Op]] = {p: [] for p in model.populations}
+        for probe in model.probes.values():
+            op = self._probe_op(probe.name)
+            if op is not None:
+                probes_of[probe.target].append(op)
+        for name in model.order:
+            ps = self._pops[name]
+            self._ops.append(
+                self._population_op(ps, encoded[name], [c.current for c in incoming[name]])
+            )
+            for cs in outgoing[name]:
+                self._ops.append(self._connection_op(ps, cs, event_driven))
+            self._ops.extend(probes_of[name])
+
+    def _population_op(
+        self, ps: _PopState, encoded: list[tuple[Array, Array]], currents: list[Array]
+    ) -> Op:
+        J, v, ref, spiked, s01, tmp, tmp2 = ps.J, ps.v, ps.ref, ps.spiked, ps.s01, ps.tmp, ps.tmp2
+        bias = ps.pop.bias.astype(self.dtype)
+        pop = ps.pop
+        params = LIFParams.make(self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage, self.dtype)
+        # Closures must not use ``x += y`` on captured arrays (it would rebind the name).
+        dot, copyto, add = np.dot, np.copyto, np.add
+        first = encoded[0] if encoded else None
+        rest = encoded[1:]
+
+        def step() -> None:
+            # J = bias + gain * (E @ x) + I_syn, with gain folded into the encoders.
+            if first is not None:
+                dot(first[0], first[1], out=J)
+                add(J, bias, out=J)
+            else:
+                copyto(J, bias)
+            for ge, x in rest:
+                dot(ge, x, out=tmp)
+                add(J, tmp, out=J)
+            for cur in currents:
+                add(J, cur, out=J)
+            ps.count = lif_step(J, v, ref, spiked, s01, tmp, tmp2, params)
+
+        return step
+
+    def _connection_op(self, pre: _PopState, cs: _ConnState, event_driven: bool | None) -> Op:
+        c = cs.conn
+        dt = self.dt
+        a = decay(c.synapse, dt)
+        post = self.model.populations[c.post]
+        if c.decoded:
+            return self._decoded_op(pre, cs, a, post)
+        assert c.weights is not None
+        z = cs.current
+        spiked, s01, idx, arange = pre.spiked, pre.s01, pre.idx, pre.arange
+        use_events = event_driven if event_driven is not None else post.n >= EVENT_DRIVEN_MIN_POST
+        if use_events:
+            # z = a*z + (1-a) * W.T @ (spiked/dt): fold (1-a)/dt into the rows once.
+            w_rows = np.ascontiguousarray(c.weights * ((1.0 - a) / dt), dtype=self.dtype)
+
+            a_ev = np.array(a, self.dtype)
+
+            def step_events() -> None:
+                np.multiply(z, a_ev, out=z)
+                k = pre.count
+                if k:
+                    accumulate_rows(w_rows, spike_indices(spiked, k, arange, idx), z)
+
+            return step_events
+        # z = a*z + (1-a) * W.T @ (s01/dt): fold (1-a)/dt into the weights once.
+        w = np.ascontiguousarray(c.weights * ((1.0 - a) / dt), dtype=self.dtype)
+        u = np.zeros(post.n, self.dtype)
+        a0 = np.array(a, self.dtype)
+        dot, multiply, add = np.dot, np.multiply, np.add
+
+        def step_dense() -> None:
+            dot(s01, w, out=u)
+            multiply(z, a0, out=z)
+            add(z, u, out=z)
+
+        return step_dense
+
+    def _decoded_op(self, pre: _PopState, cs: _ConnState, a: float, post: Population) -> Op:
+        c = cs.conn
+        assert cs.decoders is not None and c.transform is not None
+        decoders, y, current, s01 = cs.decoders, cs.filtered, cs.current, pre.s01
+        inv_dt = 1.0 / self.dt
+        # Post current = gain * E @ (T @ y): fold gain, encoders and transform once.
+        m = np.ascontiguousarray(post.scaled_encoders @ c.transform, dtype=self.dtype)
+        u = np.zeros_like(y)
+        tmp = np.zeros_like(y)
+        dot = np.dot
+        if cs.pre_activity is None:
+
+            # Decoders are learned in place below, so 1/dt is folded into the filter gain.
+            def step() -> None:
+                dot(s01, decoders, out=u)
+                lowpass_step(y, u, a, tmp, inv_dt)
+                dot(m, y, out=current)
+
+            return step
+
+        # PES (Nengo's rule): D -= (rate * dt / n) * outer(lowpass(pre spikes), error).
+        assert c.error_input is not None
+        error = self.inputs[c.error_input]
+        if error.shape != y.shape:
+            raise SimulationError(
+                f"connection {c.name!r}: error input {c.error_input!r} has dim "
+                f"{error.shape[0]}; expected the decoded dimension {y.shape[0]}"
+            )
+        activity = cs.pre_activity
+        assert activity is not None
+        a_pre = decay(0.005, self.dt)
+        height = (1.0 - a_pre) / self.dt
+        spiked = pre.spiked
+        scaled_err = np.zeros_like(y)
+        delta = np.zeros_like(decoders)
+        n_pre = pre.pop.n
+        outer = np.multiply.outer
+
+        def step_learning() -> None:
+            dot(s01, decoders, out=u)
+            lowpass_step(y, u, a, tmp, inv_dt)
+            dot(m, y, out=current)
+            lowpass_spikes(activity, spiked, a_pre, height)
+            if cs.learning_enabled and cs.learning_rate:
+                np.multiply(error, -cs.learning_rate * self.dt / n_pre, out=scaled_err)
+                outer(activity, scaled_err, out=delta)
+                np.add(decoders, delta, out=decoders)
+
+        return step_learning
+
+    def _probe_op(self, name: str) -> Op | None:
+        probe = self.model.probes[name]
+        if probe.kind == "input":
+            self._probe_values[name] = self.inputs[probe.target]
+            return None
+        ps = self._pops[probe.target]
+        if probe.kind == "spikes":
+            self._probe_values[name] = ps.spiked
+            return None
+        if probe.kind == "voltage":
+            self._probe_values[name] = ps.v
+            return None
+        a = decay(probe.synapse, self.dt)
+        if probe.kind == "filtered":
+            y = np.zeros(ps.pop.n, self.dtype)
+            self._probe_values[name] = y
+            self._probe_state.append(y)
+            height = (1.0 - a) / self.dt
+            spiked = ps.spiked
+
+            def step_filtered() -> None:
+                lowpass_spikes(y, spiked, a, height)
+
+            return step_filtered
+        assert probe.kind == "decoded" and probe.decoders is not None
+        d = probe.decoders.astype(self.dtype)
+        yd = np.zeros(d.shape[1], self.dtype)
+        u = np.zeros_like(yd)
+        tmp = np.zeros_like(yd)
+        self._probe_values[name] = yd
+        self._probe_state.append(yd)
+        s01 = ps.s01
+        inv_dt = 1.0 / self.dt
+
+        def step_decoded() -> None:
+            np.dot(s01, d, out=u)
+            lowpass_step(yd, u, a, tmp, inv_dt)
+
+        return step_decoded
+
+    # ------------------------------------------------------------------ stepping
+
+    @property
+    def t(self) -> float:
+        """Simulated time (s) at the end of the last tick: ``tick * dt``."""
+        return self.tick * self.dt
+
+    def set_input(self, name: str, x: npt.ArrayLike) -> None:
+        """Set input ``name`` to ``x`` (shape ``(dim,)``, or a scalar when ``dim == 1``).
+
+        The value is held until set again.
+        """
+        try:
+            target = self.inputs[name]
+        except KeyError:
+            raise SimulationError(
+                f"no input named {name!r}; expected one of: {', '.join(self.inputs) or '-'}"
+            ) from None
+        arr = np.asarray(x)
+        if arr.shape not in (target.shape, ()) or (arr.shape == () and target.shape != (1,)):
+            raise SimulationError(
+                f"input {name!r} expects shape {target.shape}; got {arr.shape}"
+            )
+        np.copyto(target, arr, casting="unsafe")
+
+    def step(self) -> None:
+        """Advance the network by one tick."""
+        for op in self._ops:
+            op()
+        self.tick += 1
+
+    def run(
+        self,
+        ticks: int,
+        *,
+        inputs: Mapping[str, npt.NDArray[np.floating]] | None = None,
+        record: Mapping[str, npt.NDArray[np.generic]] | None = None,
+        record_spikes: Mapping[str, npt.NDArray[np.bool_]] | None = None,
+        progress: Callable[[int], None] | None = None,
+        progress_every: int = 1000,
+    ) -> None:
+        """Run ``ticks`` ticks as fast as possible.
+
+        Args:
+            ticks: number of ticks.
+            inputs: per input name, values of shape ``(ticks, dim)``; row ``k`` is fed at
+                tick ``k``.
+            record: per probe name, a preallocated array of shape ``(ticks, ...)`` that
+                receives the probe's value after each tick.
+            record_spikes: per population name, a bool array ``(ticks, n)``.
+            progress: called with the number of ticks done every ``progress_every`` ticks.
+        """
+        feeds = [(self.inputs[k], v) for k, v in (inputs or {}).items()]
+        for name, values in (inputs or {}).items():
+            if values.shape[0] < ticks or values.shape[1:] != self.inputs[name].shape:
+                raise SimulationError(
+                    f"input {name!r}: values of shape {values.shape}; expected "
+                    f"({ticks}, {self.inputs[name].shape[0]})"
+                )
+        sinks = [(self.probe(k), v) for k, v in (record or {}).items()]
+        sinks += [(self._pops[k].spiked, v) for k, v in (record_spikes or {}).items()]
+        copyto = np.copyto
+        for k in range(ticks):
+            for x, values in feeds:
+                copyto(x, values[k])
+            self.step()
+            for view, dest in sinks:
+                copyto(dest[k], view)
+            if progress is not None and (k + 1) % progress_every == 0:
+                progress(k + 1)
+
+    # ------------------------------------------------------------------ reading
+
+    def probe(self, name: str) -> npt.NDArray[np.generic]:
+        """The current value of probe ``name`` (a live view: copy it to keep it)."""
+        try:
+            return self._probe_values[name]
+        except KeyError:
+            raise SimulationError(
+                f"no probe named {name!r}; expected one of: {', '.join(self._probe_values)}"
+            ) from None
+
+    def spiked(self, population: str) -> npt.NDArray[np.bool_]:
+        """This tick's spikes of ``population``, shape ``(n,)`` bool (a live view)."""
+        return self._pops[population].spiked
+
+    def voltage(self, population: str) -> Array:
+        """Membrane voltages of ``population`` (a live view)."""
+        return self._pops[population].v
+
+    def set_learning(
+        self, connection: str, *, rate: float | None = None, enabled: bool | None = None
+    ) -> None:
+        """Change a learning connection's PES rate or switch learning on or off."""
+        for cs in self._conns:
+            if cs.conn.name == connection and cs.pre_activity is not None:
+                if rate is not None:
+                    if not math.isfinite(rate) or rate < 0:
+                        raise SimulationError(
+                            f"learning rate must be a finite number >= 0; got {rate}"
+                        )
+                    cs.learning_rate = rate
+                if enabled is not None:
+                    cs.learning_enabled = enabled
+                return
+        learners = [cs.conn.name for cs in self._conns if cs.pre_activity is not None]
+        raise SimulationError(
+            f"no learning connection named {connection!r}; expected one of: "
+            f"{', '.join(learners) or '(none)'}"
+        )
+
+    def learning_connections(self) -> list[str]:
+        """Names of connections with a learning rule."""
+        return [cs.conn.name for cs in self._conns if cs.pre_activity is not None]
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, npt.NDArray[np.generic]]:
+        """A copy of the whole dynamic state: voltages, refractory times, synapse states,
+        probe filters, inputs, learned decoders and the tick counter."""
+        out: dict[str, npt.NDArray[np.generic]] = {"tick": np.array(self.tick, np.int64)}
+        for name, ps in self._pops.items():
+            out[f"pop.{name}.v"] = ps.v.copy()
+            out[f"pop.{name}.ref"] = ps.ref.copy()
+        for i, cs in enumerate(self._conns):
+            out[f"conn.{i}.filtered"] = cs.filtered.copy()
+            out[f"conn.{i}.current"] = cs.current.copy()
+            if cs.decoders is not None:
+                out[f"conn.{i}.decoders"] = cs.decoders.copy()
+            if cs.pre_activity is not None:
+                out[f"conn.{i}.pre_activity"] = cs.pre_activity.copy()
+        for i, y in enumerate(self._probe_state):
+            out[f"probe.{i}"] = y.copy()
+        for name, x in self.inputs.items():
+            out[f"input.{name}"] = x.copy()
+        return out
+
+    def _state_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        live: dict[str, npt.NDArray[np.generic]] = {}
+        for name, ps in self._pops.items():
+            live[f"pop.{name}.v"] = ps.v
+            live[f"pop.{name}.ref"] = ps.ref
+        for i, cs in enumerate(self._conns):
+            live[f"conn.{i}.filtered"] = cs.filtered
+            live[f"conn.{i}.current"] = cs.current
+            if cs.decoders is not None:
+                live[f"conn.{i}.decoders"] = cs.decoders
+            if cs.pre_activity is not None:
+                live[f"conn.{i}.pre_activity"] = cs.pre_activity
+        for i, y in enumerate(self._probe_state):
+            live[f"probe.{i}"] = y
+        for name, x in self.inputs.items():
+            live[f"input.{name}"] = x
+        return live
+
+    def set_state(self, state: Mapping[str, npt.NDArray[np.generic]]) -> None:
+        """Restore a state taken with :meth:`state` (from the same network file).
+
+        Raises:
+            SimulationError: a key is missing or an array has the wrong shape.
+        """
+        live = self._state_arrays()
+        missing = sorted(set(live) - set(state))
+        if missing or "tick" not in state:
+            raise SimulationError(
+                f"state does not match this network: missing {missing or ['tick']}"
+            )
+        for key, arr in live.items():
+            src = np.asarray(state[key])
+            if src.shape != arr.shape:
+                raise SimulationError(
+                    f"state {key!r} has shape {src.shape}; expected {arr.shape}"
+                )
+        for key, arr in live.items():
+            np.copyto(arr, state[key], casting="unsafe")
+        self.tick = int(np.asarray(state["tick"]))
+
+    def reset(self) -> None:
+        """Zero voltages, refractory times, synapses and filters, and restart at tick 0.
+
+        Learned decoders go back to their built values and inputs to their defaults.
+        """
+        for arr in self._state_arrays().values():
+            arr[...] = 0
+        for cs in self._conns:
+            if cs.decoders is not None:
+                assert cs.conn.decoders is not None
+                np.copyto(cs.decoders, cs.conn.decoders, casting="unsafe")
+        for ps in self._pops.values():
+            ps.spiked[...] = False
+            ps.s01[...] = 0
+            ps.count = 0
+        for name, inp in self.model.inputs.items():
+            np.copyto(self.inputs[name], inp.default, casting="unsafe")
+        self.tick = 0

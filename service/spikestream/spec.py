@@ -1,0 +1,472 @@
+"""Network descriptions: TOML files validated into frozen pydantic models.
+
+A spec holds no arrays. :mod:`spikestream.build` turns it into arrays. Every validation
+error becomes a :class:`~spikestream.errors.NetworkFileError` whose message names the file,
+the key path (``populations.a.n``), the offending value and what was allowed.
+
+The file format is documented in ``docs/NETWORK_FILES.md``; ``examples/seed.toml`` is the
+network of the tutorial the project grew from.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from spikestream.errors import NetworkFileError
+
+#: Names become MQTT topic levels and ``.npz`` keys: no ``+``, ``#``, ``/``, dots or spaces.
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+NAME_RULE = "1-64 characters: a letter or '_' first, then letters, digits, '_' or '-'"
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+Dtype = Literal["float64", "float32"]
+
+
+def check_name(kind: str, value: str) -> str:
+    """Return ``value`` if it is a valid name, else raise ``ValueError`` naming ``kind``."""
+    if not _NAME_RE.match(value):
+        raise ValueError(f"{kind} name {value!r} is not allowed; expected {NAME_RULE}")
+    return value
+
+
+class _Spec(BaseModel):
+    """Base of every spec model: frozen, and unknown keys are errors that list the allowed
+    keys (pydantic's own message for ``extra='forbid'`` does not)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            allowed = set(cls.model_fields)
+            unknown = [k for k in data if k not in allowed]
+            if unknown:
+                raise ValueError(
+                    f"unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}"
+                )
+        return data
+
+
+# --------------------------------------------------------------------------- signals
+
+
+class SinSignal(_Spec):
+    """``amp * sin(omega * t + phase) + offset`` on every dimension.
+
+    ``omega`` is in rad/s (the seed's ``sin(t)`` is ``omega = 1``); ``freq`` in Hz may be
+    given instead.
+    """
+
+    kind: Literal["sin"] = "sin"
+    amp: float = 1.0
+    omega: float | None = None
+    freq: float | None = Field(default=None, gt=0)
+    phase: float = 0.0
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> Self:
+        if self.omega is not None and self.freq is not None:
+            raise ValueError(
+                f"give either omega (rad/s) or freq (Hz), not both; got omega={self.omega}, "
+                f"freq={self.freq}"
+            )
+        return self
+
+    @property
+    def angular(self) -> float:
+        """Angular frequency in rad/s."""
+        if self.freq is not None:
+            return 2.0 * math.pi * self.freq
+        return 1.0 if self.omega is None else self.omega
+
+
+class ConstantSignal(_Spec):
+    """A constant value (a number for every dimension, or one number per dimension)."""
+
+    kind: Literal["constant"] = "constant"
+    value: float | list[float] = 0.0
+
+
+class StepSignal(_Spec):
+    """``before`` until time ``t`` (s), then ``after``."""
+
+    kind: Literal["step"] = "step"
+    t: float = Field(default=1.0, ge=0)
+    before: float | list[float] = 0.0
+    after: float | list[float] = 1.0
+
+
+class FileSignal(_Spec):
+    """Samples from a ``.npy`` (shape ``(samples,)`` or ``(samples, dim)``) or CSV file
+    (one row per sample, ``dim`` columns), held for ``dt`` seconds each (default: the
+    network's ``dt``). After the last sample the signal holds it, or loops."""
+
+    kind: Literal["file"] = "file"
+    path: str
+    dt: float | None = Field(default=None, gt=0)
+    loop: bool = False
+
+
+SignalSpec = Annotated[
+    SinSignal | ConstantSignal | StepSignal | FileSignal, Field(discriminator="kind")
+]
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class NetworkSection(_Spec):
+    """``[network]``: name, tick length ``dt`` (s), random ``seed`` and number type."""
+
+    name: Name = "net"
+    dt: float = Field(default=0.001, gt=0, le=1.0)
+    seed: int | None = Field(default=None, ge=0)
+    dtype: Dtype = "float64"
+
+
+class PopulationSpec(_Spec):
+    """``[populations.NAME]``: a population of LIF neurons with NEF tuning.
+
+    ``max_rates`` (Hz) and ``intercepts`` are ``[low, high]`` ranges drawn uniformly.
+    ``encoders`` is optional: one row of ``dim`` numbers per neuron (normalised), or a file.
+    """
+
+    n: int = Field(gt=0, le=10_000_000)
+    dim: int = Field(default=1, ge=1, le=4096)
+    tau_rc: float = Field(default=0.02, gt=0)
+    tau_ref: float = Field(default=0.002, ge=0)
+    min_voltage: float = Field(default=0.0, le=0)
+    max_rates: tuple[float, float] = (200.0, 400.0)
+    intercepts: tuple[float, float] = (-1.0, 1.0)
+    encoders: list[list[float]] | str | None = None
+    seed: int | None = Field(default=None, ge=0)
+
+    @field_validator("max_rates", "intercepts")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+        lo, hi = v
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise ValueError(f"{info.field_name} must be [low, high] with low <= high; got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _tuning_in_range(self) -> Self:
+        lo, hi = self.max_rates
+        if lo <= 0:
+            raise ValueError(f"max_rates: {lo} Hz is not allowed; max rates must be > 0 Hz")
+        if self.tau_ref > 0 and hi >= 1.0 / self.tau_ref:
+            raise ValueError(
+                f"max_rates: {hi} Hz is not allowed; a LIF neuron with tau_ref = "
+                f"{self.tau_ref} s fires below 1/tau_ref = {1.0 / self.tau_ref:g} Hz, "
+                f"so max rates must be < {1.0 / self.tau_ref:g} Hz"
+            )
+        ilo, ihi = self.intercepts
+        if ilo < -1.0 or ihi > 1.0 or ilo >= 1.0:
+            raise ValueError(
+                f"intercepts: {list(self.intercepts)} is not allowed; intercepts must lie in "
+                "[-1, 1] with low < 1"
+            )
+        if isinstance(self.encoders, list):
+            if len(self.encoders) != self.n or any(len(r) != self.dim for r in self.encoders):
+                shape = (len(self.encoders), len(self.encoders[0]) if self.encoders else 0)
+                raise ValueError(
+                    f"encoders: got {len(self.encoders)} rows of shape {shape}; expected "
+                    f"n = {self.n} rows of dim = {self.dim} numbers"
+                )
+        return self
+
+
+class InputSpec(_Spec):
+    """``[inputs.NAME]``: a value fed from MQTT (live) or from ``signal`` (offline).
+
+    With a ``target`` the value is encoded into that population
+    (``J += gain * (E @ x)``). Without one it only feeds learning rules (an error signal).
+    ``default`` is the value before the first message and after ``ttl`` seconds without one.
+    """
+
+    dim: int = Field(default=1, ge=1, le=4096)
+    target: Name | None = None
+    signal: SignalSpec | Literal["sin", "constant", "step"] = Field(
+        default_factory=lambda: ConstantSignal()
+    )
+    default: float | list[float] = 0.0
+    ttl: float | None = Field(default=None, gt=0)
+
+    @field_validator("signal", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        # ``signal = "sin"`` is shorthand for ``signal = {kind = "sin"}``.
+        if isinstance(v, str):
+            allowed = ("sin", "constant", "step")
+            if v not in allowed:
+                raise ValueError(
+                    f"signal {v!r} is not allowed; expected one of {', '.join(allowed)} or a "
+                    "table such as {kind = 'file', path = 'u.npy'}"
+                )
+            return {"kind": v}
+        return v
+
+    @model_validator(mode="after")
+    def _dims(self) -> Self:
+        for key, value in (("default", self.default), *self._signal_values()):
+            if isinstance(value, list) and len(value) != self.dim:
+                raise ValueError(
+                    f"{key}: got {len(value)} numbers; expected dim = {self.dim} numbers"
+                )
+        return self
+
+    def _signal_values(self) -> list[tuple[str, float | list[float]]]:
+        s = self.signal
+        if isinstance(s, ConstantSignal):
+            return [("signal.value", s.value)]
+        if isinstance(s, StepSignal):
+            return [("signal.before", s.before), ("signal.after", s.after)]
+        return []
+
+
+class WeightsDist(_Spec):
+    """Random weights, shape ``(pre.n, post.n)``: ``dist = "normal"`` (``mean``, ``std``) or
+    ``"uniform"`` (``low``, ``high``), with an optional ``seed``."""
+
+    dist: Literal["normal", "uniform"] = "normal"
+    mean: float = 0.0
+    std: float = Field(default=1.0, ge=0)
+    low: float = -1.0
+    high: float = 1.0
+    seed: int | None = Field(default=None, ge=0)
+
+
+class WeightsFile(_Spec):
+    """Weights from a ``.npy`` file of shape ``(pre.n, post.n)`` (path relative to the
+    network file)."""
+
+    file: str
+
+
+class LearningSpec(_Spec):
+    """Online learning on a decoded connection (PES), driven by the input ``error``."""
+
+    rule: Literal["pes"] = "pes"
+    error: Name
+    rate: float = Field(default=1e-4, ge=0)
+    enabled: bool = True
+
+
+class ConnectionSpec(_Spec):
+    """``[[connections]]``: from population ``pre`` to population ``post``.
+
+    Either ``weights`` (a full matrix, ``I_syn += W.T @ y``) or ``function`` (a decoded NEF
+    connection computing ``function(x)``, kept factored). ``synapse`` is the lowpass time
+    constant in seconds; 0 means unfiltered.
+    """
+
+    pre: Name
+    post: Name
+    name: str | None = None
+    synapse: float = Field(default=0.005, ge=0)
+    weights: WeightsDist | WeightsFile | None = None
+    function: str | None = None
+    transform: float | list[list[float]] = 1.0
+    reg: float = Field(default=0.1, ge=0)
+    eval_points: int = Field(default=750, ge=1, le=1_000_000)
+    learning: LearningSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if (self.weights is None) == (self.function is None):
+            raise ValueError(
+                "give exactly one of weights = {dist = ...} | {file = ...} (a full matrix) "
+                f"or function = '...' (decoded); got weights={self.weights!r}, "
+                f"function={self.function!r}"
+            )
+        if self.learning is not None and self.function is None:
+            raise ValueError("learning needs a decoded connection (function = '...')")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The connection's name: ``name`` if given, else ``"pre->post"``."""
+        return self.name if self.name is not None else f"{self.pre}->{self.post}"
+
+
+ProbeKind = Literal["spikes", "filtered", "voltage", "input", "decoded"]
+
+
+class ProbeSpec(_Spec):
+    """``[probes.NAME]``: what to record or stream.
+
+    ``spikes``, ``voltage``, ``filtered`` (lowpass of spikes, ``synapse`` s) and ``decoded``
+    (NEF estimate of the represented value, ``synapse`` s) target a population; ``input``
+    targets an input. ``ticks_per_frame`` sets how many ticks each MQTT frame carries.
+    """
+
+    target: Name
+    kind: ProbeKind = "spikes"
+    synapse: float = Field(default=0.01, ge=0)
+    ticks_per_frame: int = Field(default=10, ge=1, le=100_000)
+    function: str | None = None
+
+
+class NetworkSpec(_Spec):
+    """A whole network file."""
+
+    network: NetworkSection = Field(default_factory=NetworkSection)
+    populations: dict[Name, PopulationSpec] = Field(min_length=1)
+    inputs: dict[Name, InputSpec] = Field(default_factory=dict)
+    connections: list[ConnectionSpec] = Field(default_factory=list)
+    probes: dict[Name, ProbeSpec] = Field(default_factory=dict)
+
+    # Folder that relative paths in the file (weights, encoders, signals) resolve against.
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative file paths resolve against (the network file's folder)."""
+        return self._base_dir if self._base_dir is not None else Path.cwd()
+
+    def resolve(self, relative: str) -> Path:
+        """Resolve a path given in the network file."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        pops, ins = self.populations, self.inputs
+        clash = sorted(set(pops) & set(ins))
+        if clash:
+            raise ValueError(
+                f"duplicate name {clash[0]!r}: used by a population and an input; names "
+                "must be unique across populations and inputs"
+            )
+        allowed_pops = ", ".join(sorted(pops))
+        for name, inp in ins.items():
+            if inp.target is None:
+                continue
+            if inp.target not in pops:
+                raise ValueError(
+                    f"inputs.{name}.target: {inp.target!r} is not a population; "
+                    f"expected one of: {allowed_pops}"
+                )
+            if pops[inp.target].dim != inp.dim:
+                raise ValueError(
+                    f"inputs.{name}.dim: {inp.dim} does not match population "
+                    f"{inp.target!r} dim = {pops[inp.target].dim}"
+                )
+        seen: set[str] = set()
+        for i, c in enumerate(self.connections):
+            for key in ("pre", "post"):
+                ref = getattr(c, key)
+                if ref not in pops:
+                    raise ValueError(
+                        f"connections[{i}].{key}: {ref!r} is not a population; expected one "
+                        f"of: {allowed_pops}"
+                    )
+            if c.label in seen:
+                raise ValueError(
+                    f"connections[{i}]: duplicate connection name {c.label!r}; give each "
+                    "connection between the same populations a distinct name = '...'"
+                )
+            seen.add(c.label)
+            if c.learning is not None and c.learning.error not in ins:
+                raise ValueError(
+                    f"connections[{i}].learning.error: {c.learning.error!r} is not an input; "
+                    f"expected one of: {', '.join(sorted(ins)) or '(no inputs defined)'}"
+                )
+        for name, p in self.probes.items():
+            if name in ins and not (p.kind == "input" and p.target == name):
+                raise ValueError(
+                    f"probes.{name}: duplicate name {name!r}: an input has this name, and "
+                    "offline runs store inputs under their names; rename the probe"
+                )
+            targets = ins if p.kind == "input" else pops
+            if p.target not in targets:
+                what = "an input" if p.kind == "input" else "a population"
+                raise ValueError(
+                    f"probes.{name}.target: {p.target!r} is not {what}; expected one of: "
+                    f"{', '.join(sorted(targets)) or '(none defined)'}"
+                )
+        return self
+
+    @property
+    def name(self) -> str:
+        """The network's name (the ``<net>`` topic level)."""
+        return self.network.name
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after[_one_rate()]",) or part.startswith(
+            ("function-", "tagged-union", "union[")
+        ):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _format_errors(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid network ({err.error_count()} error(s))"]
+    for e in err.errors(include_url=False):
+        loc = _loc(tuple(e["loc"]))
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        got = e.get("input")
+        show_got = e["type"] not in ("value_error", "missing") and not isinstance(got, dict)
+        where = f"{loc}: " if loc else ""
+        lines.append(f"  {where}{msg}" + (f" (got {got!r})" if show_got else ""))
+    return "\n".join(lines)
+
+
+def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> NetworkSpec:
+    """Validate an already-parsed TOML mapping into a :class:`NetworkSpec`.
+
+    Raises:
+        NetworkFileError: naming ``source``, the key path, the bad value and what is allowed.
+    """
+    try:
+        return NetworkSpec.model_validate(data)
+    except ValidationError as err:
+        raise NetworkFileError(_format_errors(source, err)) from None
+
+
+def load_network(path: str | Path) -> NetworkSpec:
+    """Read and validate a TOML network file.
+
+    Raises:
+        NetworkFileError: the file is missing, is not valid TOML, or fails validation.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise NetworkFileError(f"{p}: cannot read network file: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise NetworkFileError(f"{p}: network file is not UTF-8 text ({err})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise NetworkFileError(f"{p}: not valid TOML: {err}") from None
+    spec = parse_network(data, source=str(p))
+    spec._base_dir = p.resolve().parent
+    return spec
