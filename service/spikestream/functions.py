@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,8 @@ ALLOWED_FUNCTIONS: dict[str, Callable[..., Any]] = {
     )
 }
 ALLOWED_CONSTANTS = {"pi": np.pi, "e": np.e}
+
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -117,12 +120,13 @@ class _Checker(ast.NodeVisitor):
             self.fail(f"the name {node.id!r}")
         if isinstance(node, ast.Constant) and not isinstance(node.value, int | float):
             self.fail(f"the constant {node.value!r}")
-        if isinstance(node, ast.Call) and (
-            not isinstance(node.func, ast.Name)
-            or node.func.id not in ALLOWED_FUNCTIONS
-            or node.keywords
-        ):
-            self.fail("this call")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                self.fail("calling the result of an expression")
+            elif node.func.id not in ALLOWED_FUNCTIONS:
+                self.fail(f"the name {node.func.id!r}")
+            elif node.keywords:
+                self.fail("a keyword argument")
         super().generic_visit(node)
 
 
@@ -171,8 +175,8 @@ def compile_function(text: str, *, where: str = "function") -> VectorFunction:
     Raises:
         NetworkFileError: the text is not a whitelisted expression or importable callable.
     """
-    if ":" in text and "[" not in text:
-        return _import_callable(text, where)
+    if _IMPORT_PATH.match(text.strip()):
+        return _import_callable(text.strip(), where)
     try:
         tree = ast.parse(text.strip(), mode="eval")
         _Checker(text).visit(tree)

@@ -59,7 +59,8 @@ def lif_step(
     subtract(p.dt, ref, out=tmp)
     np.minimum(tmp, p.dt, out=tmp)
     np.maximum(tmp, p.zero, out=tmp)
-    multiply(tmp, p.neg_inv_tau_rc, out=tmp)
+    # Divide (not multiply by -1/tau_rc) so results match Nengo's -delta_t / tau_rc bit for bit.
+    np.divide(tmp, p.neg_tau_rc, out=tmp)
     np.expm1(tmp, out=tmp)
     subtract(J, v, out=tmp2)
     multiply(tmp2, tmp, out=tmp2)
@@ -75,7 +76,9 @@ def lif_step(
         np.divide(tmp, tmp2, out=tmp, where=spiked)
         np.log1p(tmp, out=tmp, where=spiked)
         multiply(tmp, p.tau_rc, out=tmp)
-        np.add(tmp, p.tau_ref_plus_dt, out=ref, where=spiked)
+        # ref = tau_ref + (dt + ...), in Nengo's order of additions.
+        np.add(tmp, p.dt, out=tmp)
+        np.add(tmp, p.tau_ref, out=ref, where=spiked)
     np.maximum(v, p.min_voltage, out=v)
     if k:
         np.putmask(v, spiked, p.zero)
@@ -92,8 +95,8 @@ class LIFParams:
 
     dt: Array
     tau_rc: Array
-    neg_inv_tau_rc: Array
-    tau_ref_plus_dt: Array
+    neg_tau_rc: Array
+    tau_ref: Array
     min_voltage: Array
     zero: Array
     one: Array
@@ -110,8 +113,8 @@ class LIFParams:
         return cls(
             dt=c(dt),
             tau_rc=c(tau_rc),
-            neg_inv_tau_rc=c(-1.0 / tau_rc),
-            tau_ref_plus_dt=c(tau_ref + dt),
+            neg_tau_rc=c(-tau_rc),
+            tau_ref=c(tau_ref),
             min_voltage=c(min_voltage),
             zero=c(0.0),
             one=c(1.0),

@@ -1,0 +1,547 @@
+"""Pacer and clocks on a FakeClock: no test sleeps except the one SystemClock smoke test."""
+
+from __future__ import annotations
+
+import math
+import time
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spikestream.errors import ConfigError, SimulationError
+from spikestream.runtime import (
+    POLICIES,
+    FakeClock,
+    Pacer,
+    PacerPolicy,
+    SystemClock,
+    Tick,
+)
+
+# A start time far from 0 with a messy fraction, like a real perf_counter reading, so that
+# rounding behaves as it would in service.
+T0 = 1000.123
+DT = 0.001
+
+
+def make(
+    policy: PacerPolicy = "catch-up", *, rf: float = 1.0, max_catchup: int = 20
+) -> tuple[FakeClock, Pacer]:
+    clock = FakeClock(T0)
+    pacer = Pacer(DT, clock, realtime_factor=rf, policy=policy, max_catchup=max_catchup)
+    return clock, pacer
+
+
+def started(
+    policy: PacerPolicy = "catch-up", *, rf: float = 1.0, max_catchup: int = 20
+) -> tuple[FakeClock, Pacer]:
+    clock, pacer = make(policy, rf=rf, max_catchup=max_catchup)
+    pacer.start()
+    return clock, pacer
+
+
+def copy(tick: Tick) -> tuple[int, float, float, float, int]:
+    return (tick.index, tick.deadline, tick.start, tick.lateness, tick.skipped)
+
+
+# -- the schedule -------------------------------------------------------------------------
+
+
+def test_tick_zero_is_due_at_start_and_every_tick_lands_on_its_grid_deadline() -> None:
+    clock, pacer = started()
+    for k in range(2000):
+        tick = pacer.wait()
+        assert tick.index == k
+        # Exact equality on purpose: the pacer must compute t0 + k*dt, not a running sum.
+        assert tick.deadline == T0 + k * DT
+        assert tick.start == tick.deadline
+        assert tick.lateness == 0.0
+        assert tick.skipped == 0
+        clock.advance(0.3 * DT)  # work shorter than a period
+    stats = pacer.statistics()
+    assert stats.ticks == 2000
+    assert stats.overruns == stats.skipped == stats.slips == stats.realigns == 0
+    assert stats.lateness.max == 0.0
+    assert stats.realtime_factor_actual == pytest.approx(1.0, rel=1e-9)
+
+
+def test_no_drift_after_a_million_ticks() -> None:
+    clock, pacer = started()
+    for _ in range(1_000_000):
+        tick = pacer.wait()
+    assert tick.index == 999_999
+    k = 1_000_000
+    ulp = math.ulp(T0 + k * DT)
+    exact = Fraction(T0) + k * Fraction(DT)  # the grid in exact rational arithmetic
+    naive = T0
+    for _ in range(k):
+        naive += DT  # what adding up periods would give
+    # The test can fail: accumulation is off by about 1e5 ulp at this magnitude.
+    assert abs(Fraction(naive) - exact) > 1000 * ulp
+    assert abs(Fraction(pacer.deadline(k)) - exact) <= ulp
+    pacer.wait()
+    assert clock.now() == pacer.deadline(k)
+    # 10**7 ticks (about 2.8 hours of 1 ms ticks) are just as exact.
+    big = 10_000_000
+    exact_big = Fraction(T0) + big * Fraction(DT)
+    assert abs(Fraction(pacer.deadline(big)) - exact_big) <= math.ulp(T0 + big * DT)
+
+
+@pytest.mark.parametrize("rf", [2.0, 0.5, 3.0])
+def test_realtime_factor_scales_the_wall_period(rf: float) -> None:
+    clock, pacer = started(rf=rf)
+    period = DT / rf
+    for k in range(100):
+        tick = pacer.wait()
+        assert tick.deadline == T0 + k * period
+        assert tick.lateness == 0.0
+    assert pacer.period == period
+    assert clock.now() == pytest.approx(T0 + 99 * period, abs=1e-12)
+    # rf 2 means 100 ticks of 1 ms of simulated time in 99 half-periods of wall time.
+    assert pacer.statistics().realtime_factor_actual == pytest.approx(rf, rel=1e-9)
+
+
+def test_realtime_factor_zero_never_sleeps_and_is_never_late() -> None:
+    clock, pacer = started(rf=0.0)
+    for k in range(500):
+        tick = pacer.wait()
+        assert tick.index == k
+        assert tick.lateness == 0.0
+        clock.advance(0.1 * DT)  # ten times faster than real time
+    assert clock.sleep_calls == 0
+    stats = pacer.statistics()
+    assert stats.overruns == 0
+    assert stats.lateness.max == 0.0
+    assert stats.realtime_factor_actual == pytest.approx(10.0, rel=1e-9)
+    with pytest.raises(SimulationError, match="free-running"):
+        pacer.deadline(0)
+
+
+# -- overrun policies -----------------------------------------------------------------------
+
+
+def test_catch_up_runs_missed_ticks_back_to_back_with_decreasing_lateness() -> None:
+    clock, pacer = started("catch-up")
+    pacer.wait()
+    clock.advance(5.5 * DT)  # tick 0's work overruns ticks 1..5
+    sleeps = clock.sleep_calls
+    late = [copy(pacer.wait()) for _ in range(5)]
+    assert clock.sleep_calls == sleeps, "late ticks must not sleep"
+    assert [t[0] for t in late] == [1, 2, 3, 4, 5]
+    assert [t[1] for t in late] == [T0 + k * DT for k in range(1, 6)]  # original grid
+    assert [t[3] for t in late] == pytest.approx([x * DT for x in (4.5, 3.5, 2.5, 1.5, 0.5)])
+    tick = pacer.wait()  # caught up: back to sleeping to the grid
+    assert clock.sleep_calls == sleeps + 1
+    assert (tick.index, tick.deadline, tick.lateness) == (6, T0 + 6 * DT, 0.0)
+    stats = pacer.statistics()
+    assert (stats.overruns, stats.realigns, stats.skipped, stats.slips) == (5, 0, 0, 0)
+
+
+def test_catch_up_lateness_shrinks_by_the_slack_of_each_late_tick() -> None:
+    clock, pacer = started("catch-up")
+    pacer.wait()
+    clock.advance(5.5 * DT)
+    lateness = []
+    while True:
+        tick = pacer.wait()
+        if tick.lateness == 0.0:
+            break
+        lateness.append(tick.lateness)
+        clock.advance(0.2 * DT)  # each late tick still takes 0.2 dt of work
+    # Each late tick wins back 0.8 dt: 4.5, 3.7, 2.9, 2.1, 1.3, 0.5 dt, then on time.
+    expected = [x * DT for x in (4.5, 3.7, 2.9, 2.1, 1.3, 0.5)]
+    assert lateness == pytest.approx(expected, abs=1e-9)
+    assert tick.index == 7
+    assert tick.deadline == T0 + 7 * DT
+    assert pacer.statistics().realigns == 0
+
+
+def test_catch_up_realigns_after_max_catchup_late_ticks() -> None:
+    clock, pacer = started("catch-up", max_catchup=3)
+    pacer.wait()
+    clock.advance(5.5 * DT)
+    sleeps = clock.sleep_calls
+    late = [copy(pacer.wait()) for _ in range(3)]
+    assert clock.sleep_calls == sleeps
+    assert [t[3] for t in late] == pytest.approx([4.5 * DT, 3.5 * DT, 2.5 * DT])
+    assert pacer.statistics().realigns == 1
+    realign_start = late[-1][2]
+    assert realign_start == pytest.approx(T0 + 5.5 * DT)
+    # The backlog (ticks 4 and 5 were due) is dropped; tick 4 is due a period after tick 3.
+    tick = pacer.wait()
+    assert clock.sleep_calls == sleeps + 1
+    assert tick.index == 4
+    assert tick.skipped == 0
+    assert tick.deadline == realign_start + DT
+    assert tick.lateness == 0.0
+    assert pacer.deadline(10) == realign_start + 7 * DT
+    stats = pacer.statistics()
+    assert (stats.overruns, stats.realigns) == (3, 1)
+
+
+def test_catch_up_under_sustained_overload_never_exceeds_the_cap() -> None:
+    clock, pacer = started("catch-up", max_catchup=4)
+    in_a_row = 0
+    most_in_a_row = 0
+    for _ in range(200):
+        before = pacer.statistics()
+        pacer.wait()
+        after = pacer.statistics()
+        if after.overruns > before.overruns:
+            in_a_row += 1
+        if after.realigns > before.realigns:
+            assert in_a_row == 4, "the 4th late tick in a row realigns"
+            in_a_row = 0
+        most_in_a_row = max(most_in_a_row, in_a_row)
+        clock.advance(1.5 * DT)  # every tick's work is longer than a period
+    stats = pacer.statistics()
+    assert most_in_a_row == 3  # never four late ticks without realigning at the fourth
+    assert stats.overruns == 199  # every tick after tick 0
+    assert stats.realigns == 199 // 4
+
+
+def test_catch_up_with_max_catchup_one_behaves_like_slip() -> None:
+    runs: dict[str, list[tuple[int, float, float, float, int]]] = {}
+    cases: tuple[tuple[PacerPolicy, int], ...] = (("catch-up", 1), ("slip", 20))
+    for policy, cap in cases:
+        clock, pacer = started(policy, max_catchup=cap)
+        starts = []
+        for k in range(50):
+            starts.append(copy(pacer.wait()))
+            clock.advance((5.5 if k % 7 == 0 else 0.4) * DT)
+        runs[policy] = starts
+    assert runs["catch-up"] == runs["slip"]
+
+
+def test_skip_drops_missed_ticks_and_returns_to_the_original_grid() -> None:
+    clock, pacer = started("skip")
+    pacer.wait()
+    clock.advance(5.5 * DT)
+    tick = pacer.wait()
+    assert (tick.index, tick.skipped) == (6, 5)
+    assert tick.deadline == T0 + 6 * DT  # on the original grid, not now + dt
+    assert tick.start == tick.deadline
+    assert tick.lateness == 0.0
+    tick = pacer.wait()
+    assert (tick.index, tick.skipped, tick.deadline) == (7, 0, T0 + 7 * DT)
+    stats = pacer.statistics()
+    assert (stats.skipped, stats.overruns, stats.slips, stats.realigns) == (5, 1, 0, 0)
+    assert stats.ticks == 3  # ticks 0, 6, 7: skipped ticks are not run
+
+
+def test_skip_onto_a_deadline_that_is_exactly_now_runs_it_without_sleeping() -> None:
+    clock, pacer = started("skip")
+    pacer.wait()
+    clock.advance(5 * DT)  # now == deadline of tick 5 exactly (same float expression)
+    sleeps = clock.sleep_calls
+    tick = pacer.wait()
+    assert (tick.index, tick.skipped, tick.lateness) == (5, 4, 0.0)
+    assert clock.sleep_calls == sleeps
+
+
+def test_slip_moves_the_schedule_by_the_overrun() -> None:
+    clock, pacer = started("slip")
+    pacer.wait()
+    clock.advance(5.5 * DT)
+    tick = pacer.wait()
+    # The late tick runs at once and reports its lateness against the old deadline...
+    assert (tick.index, tick.skipped, tick.deadline) == (1, 0, T0 + DT)
+    assert tick.lateness == pytest.approx(4.5 * DT)
+    slipped_start = tick.start
+    # ...and the schedule restarts from it: the next tick is due one period later.
+    for k in range(2, 10):
+        tick = pacer.wait()
+        assert tick.index == k
+        assert tick.deadline == slipped_start + (k - 1) * DT
+        assert tick.lateness == 0.0
+    stats = pacer.statistics()
+    assert (stats.slips, stats.overruns, stats.skipped, stats.realigns) == (1, 1, 0, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    policy=st.sampled_from(POLICIES),
+    max_catchup=st.integers(1, 5),
+    work=st.lists(st.floats(0.0, 3.0), min_size=1, max_size=80),
+)
+def test_invariants_under_random_work(
+    policy: PacerPolicy, max_catchup: int, work: list[float]
+) -> None:
+    clock, pacer = started(policy, max_catchup=max_catchup)
+    prev_index = -1
+    prev_start = -math.inf
+    in_a_row = 0
+    skipped = 0
+    for w in work:
+        before = pacer.statistics()
+        tick = pacer.wait()
+        after = pacer.statistics()
+        overrun = after.overruns > before.overruns
+        assert tick.index == prev_index + 1 + tick.skipped
+        assert tick.start >= prev_start
+        assert tick.start >= tick.deadline
+        assert tick.lateness == tick.start - tick.deadline  # no oversleep: only overrun
+        assert tick.lateness == 0.0 or overrun
+        skipped += tick.skipped
+        if policy == "skip":
+            assert tick.deadline == T0 + tick.index * DT  # always the original grid
+            assert tick.lateness == 0.0
+        elif policy == "slip":
+            assert after.slips - before.slips == int(overrun)
+            if overrun:
+                assert pacer.deadline(tick.index + 1) == tick.start + DT
+        else:
+            assert tick.skipped == 0
+            in_a_row = in_a_row + 1 if overrun else 0
+            realigned = after.realigns > before.realigns
+            assert realigned == (in_a_row == max_catchup)
+            if realigned:
+                in_a_row = 0
+        prev_index, prev_start = tick.index, tick.start
+        clock.advance(w * DT)
+    stats = pacer.statistics()
+    assert stats.ticks == len(work)
+    assert stats.skipped == skipped
+
+
+# -- rate changes and pauses --------------------------------------------------------------------
+
+
+def test_set_realtime_factor_mid_run_has_no_jump() -> None:
+    _, pacer = started()
+    for _ in range(10):
+        tick = pacer.wait()
+    assert tick.deadline == T0 + 9 * DT
+    pacer.set_realtime_factor(2.0)  # the last released tick (9) keeps its time
+    assert pacer.realtime_factor == 2.0
+    assert [pacer.wait().deadline for _ in range(2)] == pytest.approx(
+        [T0 + 9.5 * DT, T0 + 10 * DT], abs=1e-12
+    )
+    pacer.set_realtime_factor(0.5)
+    tick = pacer.wait()
+    assert (tick.index, tick.lateness) == (12, 0.0)
+    assert tick.deadline == pytest.approx(T0 + 12 * DT, abs=1e-12)
+    assert pacer.deadline(112) == pytest.approx(T0 + 212 * DT, abs=1e-12)
+    assert pacer.statistics().overruns == 0
+
+
+def test_switching_from_free_running_to_paced_starts_the_grid_now() -> None:
+    clock, pacer = started(rf=0.0)
+    for _ in range(5):
+        pacer.wait()
+        clock.advance(0.1 * DT)
+    switched_at = clock.now()
+    pacer.set_realtime_factor(1.0)
+    tick = pacer.wait()
+    assert (tick.index, tick.deadline, tick.lateness) == (5, switched_at, 0.0)
+    tick = pacer.wait()
+    assert tick.deadline == switched_at + DT
+    assert pacer.statistics().overruns == 0
+
+
+def test_pacing_a_paused_free_running_pacer_starts_the_grid_at_resume() -> None:
+    clock, pacer = started(rf=0.0)
+    for _ in range(3):
+        pacer.wait()
+    pacer.pause()
+    clock.advance(5 * DT)
+    pacer.set_realtime_factor(1.0)
+    clock.advance(5 * DT)
+    pacer.resume()
+    resumed_at = clock.now()
+    sleeps = clock.sleep_calls
+    tick = pacer.wait()
+    assert (tick.index, tick.deadline, tick.lateness) == (3, resumed_at, 0.0)
+    assert clock.sleep_calls == sleeps
+    assert pacer.wait().deadline == resumed_at + DT
+
+
+def test_resume_shifts_the_schedule_by_the_pause() -> None:
+    clock, pacer = started()
+    for _ in range(5):
+        pacer.wait()
+    clock.advance(0.3 * DT)
+    pacer.pause()
+    assert pacer.paused
+    with pytest.raises(SimulationError, match="unpaused"):
+        pacer.wait()
+    clock.advance(100 * DT)
+    pacer.resume()
+    tick = pacer.wait()
+    assert (tick.index, tick.lateness) == (5, 0.0)
+    assert tick.deadline == pytest.approx(T0 + 105 * DT, abs=1e-12)  # same phase, shifted
+    stats = pacer.statistics()
+    assert stats.overruns == 0
+    # The pause is not counted as wall time: 5 tick intervals in 5 active periods.
+    assert stats.realtime_factor_actual == pytest.approx(1.0, rel=1e-9)
+    assert stats.elapsed == pytest.approx(5 * DT, rel=1e-9)
+
+
+def test_resume_forgives_a_backlog_so_no_catch_up_burst_follows() -> None:
+    clock, pacer = started("catch-up")
+    pacer.wait()
+    clock.advance(3.5 * DT)  # ticks 1..3 are overdue
+    pacer.pause()
+    clock.advance(10 * DT)
+    pacer.resume()
+    resumed_at = clock.now()
+    ticks = [copy(pacer.wait()) for _ in range(3)]
+    assert [t[0] for t in ticks] == [1, 2, 3]
+    assert [t[1] for t in ticks] == pytest.approx([resumed_at + k * DT for k in range(3)])
+    assert all(t[3] == 0.0 for t in ticks)
+    assert pacer.statistics().overruns == 0
+
+
+def test_pause_and_resume_are_idempotent_and_need_a_started_pacer() -> None:
+    clock, pacer = make()
+    with pytest.raises(SimulationError, match="before start"):
+        pacer.pause()
+    pacer.start()
+    pacer.resume()  # not paused: no-op
+    pacer.wait()
+    pacer.pause()
+    paused_at = clock.now()
+    clock.advance(DT)
+    pacer.pause()  # already paused: must not move the pause start
+    clock.advance(DT)
+    pacer.resume()
+    assert pacer.wait().deadline == pytest.approx(T0 + DT + (clock.now() - paused_at))
+
+
+# -- statistics ------------------------------------------------------------------------------
+
+
+def test_statistics_count_injected_lateness_exactly() -> None:
+    pattern = [0.0, 1e-4, 3e-4, 2e-3]
+    calls = 0
+
+    def oversleep(deadline: float) -> float:
+        nonlocal calls
+        calls += 1
+        return pattern[(calls - 1) % len(pattern)]
+
+    clock = FakeClock(T0, oversleep=oversleep)
+    # A 10 ms period so that 2 ms of oversleep never becomes an overrun.
+    pacer = Pacer(DT, clock, realtime_factor=0.1)
+    pacer.start()
+    for _ in range(401):  # tick 0 is due at start (no sleep), then 100 of each pattern value
+        pacer.wait()
+    assert calls == 400
+    stats = pacer.statistics()
+    assert stats.ticks == 401
+    assert stats.overruns == 0
+    assert stats.late(0.00025) == 200
+    assert stats.late(0.001) == 100
+    assert stats.lateness.count == 401
+    assert stats.lateness.max == pytest.approx(2e-3, rel=1e-9)
+    assert stats.lateness.mean == pytest.approx(100 * sum(pattern) / 401, rel=1e-9)
+    # 101 zeros, then 100 each of 0.1 ms, 0.3 ms, 2 ms: the 201st value is 0.1 ms.
+    assert stats.lateness.p50 == pytest.approx(1e-4, rel=0.03)
+    assert stats.lateness.p99 == pytest.approx(2e-3, rel=1e-9)
+    with pytest.raises(ConfigError, match="one of"):
+        stats.late(0.0005)
+
+
+def test_reset_statistics_keeps_the_schedule() -> None:
+    clock, pacer = started("skip")
+    pacer.wait()
+    clock.advance(3.5 * DT)
+    pacer.wait()
+    assert pacer.statistics().skipped == 3
+    pacer.reset_statistics()
+    stats = pacer.statistics()
+    assert (stats.ticks, stats.skipped, stats.overruns, stats.lateness.count) == (0, 0, 0, 0)
+    assert math.isnan(stats.realtime_factor_actual)
+    tick = pacer.wait()
+    assert (tick.index, tick.deadline) == (5, T0 + 5 * DT)
+
+
+# -- configuration and misuse ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dt", [0.0, -0.001, math.nan, math.inf, True, "0.001"])
+def test_bad_dt_is_a_config_error(dt: object) -> None:
+    with pytest.raises(ConfigError, match="dt must be"):
+        Pacer(dt, FakeClock())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("rf", [-1.0, math.nan, math.inf, False])
+def test_bad_realtime_factor_is_a_config_error(rf: float) -> None:
+    with pytest.raises(ConfigError, match="realtime_factor must be"):
+        Pacer(DT, FakeClock(), realtime_factor=rf)
+    _, pacer = started()
+    with pytest.raises(ConfigError, match="realtime_factor must be"):
+        pacer.set_realtime_factor(rf)
+    assert pacer.realtime_factor == 1.0
+
+
+def test_bad_policy_and_max_catchup_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="catch-up, skip, slip"):
+        Pacer(DT, FakeClock(), policy="catchup")  # type: ignore[arg-type]
+    for cap in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="max_catchup"):
+            Pacer(DT, FakeClock(), max_catchup=cap)  # type: ignore[arg-type]
+
+
+def test_wait_before_start_and_double_start_are_simulation_errors() -> None:
+    _, pacer = make()
+    with pytest.raises(SimulationError, match="started"):
+        pacer.wait()
+    with pytest.raises(SimulationError, match="not started"):
+        pacer.deadline(0)
+    pacer.start()
+    with pytest.raises(SimulationError, match="already"):
+        pacer.start()
+
+
+def test_wait_reuses_one_tick_object() -> None:
+    _, pacer = started()
+    assert pacer.wait() is pacer.wait()
+
+
+# -- clocks ---------------------------------------------------------------------------------
+
+
+def test_fake_clock_moves_only_when_told() -> None:
+    extra: list[float] = []
+
+    def oversleep(deadline: float) -> float:
+        extra.append(deadline)
+        return 0.25
+
+    clock = FakeClock(5.0, wall_offset=100.0, oversleep=oversleep)
+    assert (clock.now(), clock.wall()) == (5.0, 105.0)
+    clock.sleep_until(4.0)  # in the past: returns at once, no oversleep
+    assert clock.now() == 5.0
+    clock.sleep_until(6.0)
+    assert clock.now() == 6.25
+    assert extra == [6.0]
+    assert clock.sleep_calls == 2
+    clock.advance(0.5)
+    clock.set(10.0)
+    assert clock.now() == 10.0
+    with pytest.raises(ConfigError, match="monotonic"):
+        clock.advance(-0.1)
+    with pytest.raises(ConfigError, match="monotonic"):
+        clock.set(9.0)
+    with pytest.raises(ConfigError, match="oversleep"):
+        FakeClock(oversleep=lambda d: -1.0).sleep_until(1.0)
+
+
+def test_system_clock_rejects_a_bad_spin() -> None:
+    for spin in (-1e-4, math.nan, math.inf):
+        with pytest.raises(ConfigError, match="spin"):
+            SystemClock(spin)
+
+
+def test_system_clock_smoke_never_wakes_before_the_deadline() -> None:
+    # The one real-sleep test. Coarse on purpose: it checks only the lower bound, because
+    # an upper bound on a shared CI machine would flake.
+    for clock in (SystemClock(), SystemClock(spin=0.0)):
+        for delay in (0.0, 0.0001, 0.003):
+            deadline = clock.now() + delay
+            clock.sleep_until(deadline)
+            assert clock.now() >= deadline
+        assert clock.wall() == pytest.approx(time.time(), abs=60.0)  # Unix time, not uptime

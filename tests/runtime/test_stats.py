@@ -1,0 +1,253 @@
+"""LatenessStats: exact counters, percentile accuracy against numpy, buckets, threading."""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spikestream.errors import ConfigError
+from spikestream.runtime import DEFAULT_THRESHOLDS, LatenessStats
+
+# Half the log-bucket width at 40 buckets per decade: sqrt(10**(1/40)) - 1 = 2.92 %.
+REL = 10 ** (1 / 80) - 1
+ABS = 1e-7  # values at or below the first edge (0.1 us) are resolved to it
+QUANTILES = {"p50": (1, 2), "p99": (99, 100), "p999": (999, 1000)}
+
+
+def nearest_rank(sorted_values: np.ndarray, num: int, den: int) -> float:
+    n = len(sorted_values)
+    return float(sorted_values[max(1, -(-num * n // den)) - 1])
+
+
+def recorded(values: np.ndarray | list[float], **kwargs: object) -> LatenessStats:
+    stats = LatenessStats(**kwargs)  # type: ignore[arg-type]
+    for x in values:
+        stats.record(float(x))
+    return stats
+
+
+def bucket_of(stats: LatenessStats, x: float) -> int:
+    """Index of the bucket one sample of x lands in."""
+    before = stats.histogram().counts
+    stats.record(x)
+    return int(np.flatnonzero(stats.histogram().counts - before)[0])
+
+
+def test_empty_snapshot_is_nan_and_zero() -> None:
+    snap = LatenessStats().snapshot()
+    assert snap.count == 0
+    assert all(math.isnan(v) for v in (snap.mean, snap.p50, snap.p99, snap.p999, snap.max))
+    assert snap.thresholds == DEFAULT_THRESHOLDS
+    assert snap.over == (0, 0)
+
+
+def test_thresholds_count_strictly_greater_exactly() -> None:
+    stats = recorded([0.0, 0.00025, 0.00025000001, 0.000999, 0.001, 0.0010001, 0.5, 0.0001])
+    snap = stats.snapshot()
+    assert snap.over_threshold(0.00025) == 5  # 0.00025 itself is not late by > 0.25 ms
+    assert snap.over_threshold(0.001) == 2
+    with pytest.raises(ConfigError, match="one of"):
+        snap.over_threshold(0.002)
+
+
+def test_custom_thresholds_are_sorted_and_deduplicated() -> None:
+    stats = recorded([0.003, 0.0005, 0.02], thresholds=[0.01, 0.001, 0.001])
+    assert stats.thresholds == (0.001, 0.01)
+    assert stats.snapshot().over == (2, 1)
+
+
+def test_count_mean_and_max_are_exact() -> None:
+    values = np.random.default_rng(7).exponential(2e-4, size=5000)
+    snap = recorded(values).snapshot()
+    assert snap.count == 5000
+    assert snap.max == values.max()
+    assert snap.mean == pytest.approx(values.mean(), rel=1e-12)
+
+
+def test_percentiles_match_numpy_on_a_large_sample() -> None:
+    # Sub-millisecond lateness with a tail, like a real tick loop.
+    rng = np.random.default_rng(1)
+    values = rng.lognormal(mean=math.log(5e-5), sigma=1.0, size=200_000)
+    snap = recorded(values).snapshot()
+    for name, q in (("p50", 50), ("p99", 99), ("p999", 99.9)):
+        assert getattr(snap, name) == pytest.approx(np.percentile(values, q), rel=0.05), name
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.just(0.0),
+            st.floats(1e-9, 1e-6),
+            st.floats(1e-6, 5e-3),
+            st.floats(5e-3, 50.0),
+        ),
+        min_size=1,
+        max_size=600,
+    )
+)
+def test_percentiles_are_within_half_a_bucket_of_the_true_order_statistic(
+    values: list[float],
+) -> None:
+    data = np.sort(np.asarray(values))
+    snap = recorded(values).snapshot()
+    for name, (num, den) in QUANTILES.items():
+        got = getattr(snap, name)
+        want = nearest_rank(data, num, den)
+        assert abs(got - want) <= REL * want + ABS, (name, got, want)
+        # ...and hence inside numpy's bracket of the percentile, widened by the same error.
+        q = 100 * num / den
+        low = np.percentile(data, q, method="lower")
+        high = np.percentile(data, q, method="higher")
+        assert low * (1 - REL) - ABS <= got <= high * (1 + REL) + ABS, name
+    assert snap.max == data[-1]
+
+
+def test_constant_samples_give_exact_percentiles() -> None:
+    snap = recorded([3.3e-4] * 100).snapshot()
+    assert snap.p50 == snap.p99 == snap.p999 == snap.max == 3.3e-4
+
+
+def test_quantile_method_agrees_with_snapshot_and_validates() -> None:
+    stats = recorded(np.linspace(0.0, 1e-3, 1001))
+    snap = stats.snapshot()
+    assert stats.quantile(0.99) == snap.p99
+    assert stats.quantile(0.5) == snap.p50
+    assert stats.quantile(0.0) == 0.0
+    assert stats.quantile(1.0) == 1e-3
+    for q in (-0.1, 1.5, math.nan):
+        with pytest.raises(ConfigError, match="quantile"):
+            stats.quantile(q)
+
+
+def test_bucket_edges_are_log_spaced_from_zero_to_inf() -> None:
+    stats = LatenessStats()
+    upper = stats.upper_bounds
+    assert upper[0] == 0.0
+    assert upper[1] == 1e-7
+    assert upper[-1] == math.inf
+    assert upper[-2] == pytest.approx(100.0, rel=1e-12)
+    ratios = upper[2:-1] / upper[1:-2]
+    np.testing.assert_allclose(ratios, 10 ** (1 / 40), rtol=1e-12)
+    with pytest.raises(ValueError, match="read-only"):
+        upper[3] = 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-9, 1e3))
+def test_each_sample_lands_in_the_bucket_whose_edges_contain_it(x: float) -> None:
+    stats = LatenessStats()
+    i = bucket_of(stats, x)
+    upper = stats.upper_bounds
+    # Upper-inclusive (Prometheus "le"); 1e-12 of slack for log10 rounding at an edge.
+    assert upper[i - 1] * (1 - 1e-12) < x <= upper[i] * (1 + 1e-12)
+
+
+def test_zero_negative_and_nan_go_to_the_zero_bucket() -> None:
+    stats = LatenessStats()
+    assert [bucket_of(stats, x) for x in (0.0, -1e-3, math.nan)] == [0, 0, 0]
+    snap = stats.snapshot()
+    assert (snap.count, snap.mean, snap.max, snap.p999) == (3, 0.0, 0.0, 0.0)
+
+
+def test_overflow_bucket_is_reported_as_the_exact_max() -> None:
+    # Above ~100 s there is no upper edge to interpolate to: the max is the estimate.
+    snap = recorded([1e-4, 1e3, 1e3, 2e3]).snapshot()
+    assert snap.p99 == snap.max == 2e3
+    assert snap.p50 == 2e3  # the true 2nd sample is 1e3; documented limitation
+    assert snap.over == (3, 3)
+
+
+def test_histogram_is_a_consistent_copy() -> None:
+    values = [0.0, 1e-5, 2e-4, 2e-4, 0.3]
+    stats = recorded(values)
+    hist = stats.histogram()
+    assert hist.count == 5 == hist.counts.sum()
+    assert hist.sum == pytest.approx(sum(values))
+    assert hist.upper_bounds is stats.upper_bounds
+    hist.counts[:] = 0
+    assert stats.histogram().counts.sum() == 5  # the stats were not touched
+    # Cumulative counts at an edge = samples <= edge, as Prometheus wants.
+    cum = np.cumsum(stats.histogram().counts)
+    edge = int(np.searchsorted(hist.upper_bounds, 2e-4))
+    assert cum[edge] == 4
+
+
+def test_reset_forgets_everything() -> None:
+    stats = recorded([1e-4, 2e-3, 5.0])
+    stats.reset()
+    snap = stats.snapshot()
+    assert (snap.count, snap.over, stats.count) == (0, (0, 0), 0)
+    assert math.isnan(snap.max)
+    assert stats.histogram().counts.sum() == 0
+    stats.record(2e-4)
+    assert stats.snapshot().max == 2e-4
+
+
+def test_record_does_not_grow_memory() -> None:
+    stats = LatenessStats()
+    values = np.random.default_rng(3).exponential(1e-4, size=100_000).tolist()
+    stats.record(1e-4)  # warm up any lazy allocation
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for x in values:
+            stats.record(x)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stats.count == 100_001
+    # Keeping the samples would take >= 800 kB; the histogram takes nothing new.
+    assert after - before < 4096
+
+
+def test_snapshot_from_another_thread_while_recording_never_fails() -> None:
+    stats = LatenessStats()
+    n = 100_000
+    values = np.random.default_rng(5).exponential(1e-4, size=n).tolist()
+    done = threading.Event()
+
+    def record_all() -> None:
+        for x in values:
+            stats.record(x)
+        done.set()
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # interleave as much as possible
+    try:
+        worker = threading.Thread(target=record_all)
+        worker.start()
+        counts = []
+        while not done.is_set():
+            snap = stats.snapshot()
+            counts.append(snap.count)
+            if snap.count:
+                assert 0.0 <= snap.p50 <= snap.p999 <= max(values)
+        worker.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert counts == sorted(counts)
+    assert stats.snapshot().count == n
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"thresholds": [0.0]}, "thresholds"),
+        ({"thresholds": [math.nan]}, "thresholds"),
+        ({"lowest": 0.0}, "lowest"),
+        ({"highest": 1e-8}, "highest"),
+        ({"buckets_per_decade": 0}, "buckets_per_decade"),
+        ({"buckets_per_decade": 2.5}, "buckets_per_decade"),
+    ],
+)
+def test_bad_settings_are_config_errors(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        LatenessStats(**kwargs)  # type: ignore[arg-type]
