@@ -1,0 +1,613 @@
+"""The real-time engine: a tick thread that paces the simulator and fills frame buffers.
+
+The tick thread never awaits network I/O. It talks to the I/O side (asyncio, in another
+thread) through three lock-light structures:
+
+* :class:`InputSlot` per input: the I/O side stores the latest decoded value (an atomic
+  reference assignment); the tick thread copies it into the simulator each tick, falling
+  back to the default after ``ttl`` seconds without a message.
+* :class:`ProbeStream` per probe: a fixed pool of preallocated frame buffers and a bounded
+  queue. The tick thread copies each tick's probe value into the frame being filled; a full
+  frame is queued. When the queue is full the oldest frame is dropped (``drop-oldest``) or
+  the new ticks are merged into the newest queued frame (``coalesce``). Every drop is
+  counted, and the count travels in the frames. Memory is bounded by construction.
+* a command deque (control topic -> tick thread) and an event deque (tick thread -> I/O).
+
+``notify`` (given by the I/O side) is called at most once per wake-up of the publisher, so a
+1 kHz frame rate does not mean 1000 cross-thread calls per probe.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits
+
+from spikestream.build import Model
+from spikestream.errors import ConfigError, SimulationError, SpikestreamError
+from spikestream.runtime.clock import Clock, SystemClock
+from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
+from spikestream.sim import Simulator
+
+log = logging.getLogger("spikestream.engine")
+
+QueuePolicy = Literal["drop-oldest", "coalesce"]
+QUEUE_POLICIES: tuple[QueuePolicy, ...] = ("drop-oldest", "coalesce")
+#: Under ``coalesce`` a queued frame may grow to this many times ``ticks_per_frame``.
+COALESCE_FACTOR = 8
+
+#: Settings the control topic may change with ``set KEY VALUE``.
+SETTABLE = ("realtime_factor", "ttl", "learning_rate", "learning", "ticks_per_frame")
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+class InputSlot:
+    """The latest value of one input, handed from the I/O thread to the tick thread.
+
+    ``offer`` replaces a tuple reference (atomic in CPython), so no lock is needed; the
+    tick thread reads the reference once per tick.
+    """
+
+    def __init__(self, name: str, dim: int, default: npt.NDArray[np.float64], ttl: float | None):
+        self.name = name
+        self.dim = dim
+        self.default = default.astype(np.float64).copy()
+        self.ttl = ttl
+        # (value (dim,), monotonic receive time, message number)
+        self._latest: tuple[npt.NDArray[np.float64], float, int] | None = None
+        self.accepted = 0
+        self.rejected = 0
+        self.stale_events = 0
+        self._applied = -1  # message number last copied into the simulator
+        self._stale = True
+
+    def offer(self, x: npt.NDArray[np.float64], received: float) -> None:
+        """Store a new value (I/O thread). ``x`` has shape ``(dim,)`` and is not copied."""
+        self.accepted += 1
+        self._latest = (x, received, self.accepted)
+
+    def reject(self) -> None:
+        """Count a rejected payload (I/O thread)."""
+        self.rejected += 1
+
+    def apply(self, target: npt.NDArray[np.floating], now: float) -> bool:
+        """Copy the current value into ``target`` (tick thread). Returns True when the input
+        just went stale (its TTL expired), so the caller can report it."""
+        latest = self._latest
+        if latest is None:
+            return False
+        value, received, number = latest
+        if self.ttl is not None and now - received > self.ttl:
+            if not self._stale:
+                self._stale = True
+                self.stale_events += 1
+                np.copyto(target, self.default, casting="unsafe")
+                return True
+            return False
+        if number != self._applied:
+            self._applied = number
+            self._stale = False
+            np.copyto(target, value, casting="unsafe")
+        return False
+
+    def clear(self) -> None:
+        """Forget the last value (after a reset)."""
+        self._latest = None
+        self._applied = -1
+        self._stale = True
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+@dataclass(eq=False)
+class FrameBuffer:
+    """One frame's worth of preallocated storage plus its header fields.
+
+    ``data`` has shape ``(capacity_ticks, *per_tick_shape)``; the first ``ticks`` rows are
+    valid. Spike frames are bool, value frames float32.
+    """
+
+    data: npt.NDArray[Any]
+    seq: int = 0
+    tick: int = 0
+    ticks: int = 0
+    t: float = 0.0
+    wall: float = 0.0
+    late_max: float = 0.0
+
+    def valid(self) -> npt.NDArray[Any]:
+        """The filled rows, ``(ticks, ...)`` (a view)."""
+        return self.data[: self.ticks]
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """Counters of one probe stream."""
+
+    frames: int
+    dropped: int
+    coalesced: int
+    queued: int
+    capacity: int
+
+
+class ProbeStream:
+    """Frames of one probe: filled by the tick thread, taken by the I/O thread."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: Literal["spikes", "values"],
+        shape: tuple[int, ...],
+        ticks_per_frame: int,
+        *,
+        capacity: int = 64,
+        policy: QueuePolicy = "drop-oldest",
+    ) -> None:
+        if capacity < 1:
+            raise ConfigError(f"queue capacity must be >= 1; got {capacity}")
+        if policy not in QUEUE_POLICIES:
+            raise ConfigError(
+                f"queue policy {policy!r} is not allowed; expected one of "
+                f"{', '.join(QUEUE_POLICIES)}"
+            )
+        self.name = name
+        self.kind = kind
+        self.shape = shape
+        self.policy = policy
+        self.capacity = capacity
+        self._dtype = np.bool_ if kind == "spikes" else np.float32
+        self._lock = threading.Lock()
+        self._queue: deque[FrameBuffer] = deque()
+        self.seq = 0
+        self.dropped = 0
+        self.coalesced = 0
+        self.frames = 0
+        self._alloc(ticks_per_frame)
+
+    def _alloc(self, ticks_per_frame: int) -> None:
+        # capacity queued + one being filled + one being encoded: the pool never runs dry.
+        self.ticks_per_frame = ticks_per_frame
+        rows = ticks_per_frame * (COALESCE_FACTOR if self.policy == "coalesce" else 1)
+        self._free = [
+            FrameBuffer(np.zeros((rows, *self.shape), self._dtype))
+            for _ in range(self.capacity + 2)
+        ]
+        self._current = self._free.pop()
+
+    def resize(self, ticks_per_frame: int) -> None:
+        """Change the frame size (tick thread). Flushes the partial frame first."""
+        if ticks_per_frame < 1:
+            raise ConfigError(f"ticks_per_frame must be >= 1; got {ticks_per_frame}")
+        self.flush()
+        # Frames already queued keep their size and are still sent; ``release`` lets the
+        # old-size buffers go instead of pooling them.
+        with self._lock:
+            self._alloc(ticks_per_frame)
+
+    def record(
+        self, value: npt.NDArray[Any], tick: int, t: float, lateness: float, wall: float
+    ) -> bool:
+        """Copy one tick's value into the frame being filled (tick thread).
+
+        Returns True when this completed a frame (the caller then wakes the publisher).
+        """
+        buf = self._current
+        row = buf.ticks
+        if row == 0:
+            buf.tick = tick
+            buf.late_max = 0.0
+        np.copyto(buf.data[row], value, casting="unsafe")
+        buf.ticks = row + 1
+        if lateness > buf.late_max:
+            buf.late_max = lateness
+        if buf.ticks < self.ticks_per_frame:
+            return False
+        buf.t = t
+        buf.wall = wall
+        self._emit()
+        return True
+
+    def flush(self) -> bool:
+        """Queue the partial frame, if any (tick thread). Returns True if one was queued."""
+        if self._current.ticks == 0:
+            return False
+        self._current.wall = time.time()
+        self._emit()
+        return True
+
+    def _emit(self) -> None:
+        buf = self._current
+        with self._lock:
+            queue = self._queue
+            if len(queue) >= self.capacity:
+                tail = queue[-1]
+                room = tail.data.shape[0] - tail.ticks
+                contiguous = tail.tick + tail.ticks == buf.tick
+                if self.policy == "coalesce" and room >= buf.ticks and contiguous:
+                    tail.data[tail.ticks : tail.ticks + buf.ticks] = buf.data[: buf.ticks]
+                    tail.ticks += buf.ticks
+                    tail.t, tail.wall = buf.t, buf.wall
+                    tail.late_max = max(tail.late_max, buf.late_max)
+                    self.coalesced += 1
+                    buf.ticks = 0
+                    return
+                # drop-oldest: the oldest frame's seq is skipped, so clients see the gap.
+                self._recycle(queue.popleft())
+                self.dropped += 1
+            buf.seq = self.seq
+            self.seq += 1
+            self.frames += 1
+            queue.append(buf)
+            nxt = self._free.pop()
+        nxt.ticks = 0
+        self._current = nxt
+
+    def take(self) -> FrameBuffer | None:
+        """The oldest queued frame, or None (I/O thread). Give it back with :meth:`release`."""
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def release(self, buf: FrameBuffer) -> None:
+        """Return a frame taken with :meth:`take` to the pool (I/O thread)."""
+        with self._lock:
+            self._recycle(buf)
+
+    def _recycle(self, buf: FrameBuffer) -> None:
+        # Lock held. Buffers of an old frame size (after ``resize``) are let go.
+        buf.ticks = 0
+        if buf.data.shape == self._current.data.shape:
+            self._free.append(buf)
+
+    def discard(self, buf: FrameBuffer) -> None:
+        """Release a frame that could not be delivered, counting it as dropped."""
+        with self._lock:
+            self.dropped += 1
+        self.release(buf)
+
+    def queued(self) -> int:
+        """Frames waiting in the queue."""
+        return len(self._queue)
+
+    def statistics(self) -> StreamStats:
+        """A snapshot of the counters."""
+        return StreamStats(
+            frames=self.frames,
+            dropped=self.dropped,
+            coalesced=self.coalesced,
+            queued=len(self._queue),
+            capacity=self.capacity,
+        )
+
+
+# ---------------------------------------------------------------------------- engine
+
+
+@dataclass(frozen=True)
+class Command:
+    """A control command for the tick thread (already decoded and validated in form)."""
+
+    cmd: str
+    key: str | None = None
+    value: Any = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineStatistics:
+    """A snapshot of everything the engine counts."""
+
+    tick: int
+    t: float
+    running: bool
+    paused: bool
+    pacer: PacerStatistics
+    streams: dict[str, StreamStats]
+    inputs: dict[str, dict[str, int]]
+    skipped_ticks: int
+    commands: int
+    errors: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Engine:
+    """Runs a model in real time on its own thread.
+
+    Args:
+        model: the built network.
+        clock: time source (a fake clock in tests).
+        realtime_factor: 1.0 = real time, 2.0 = twice as fast, 0 = as fast as possible.
+        policy: overrun policy of the pacer (``catch-up``, ``skip`` or ``slip``).
+        queue_capacity: frames each probe may queue before dropping.
+        queue_policy: ``drop-oldest`` or ``coalesce``.
+        ticks_per_frame: overrides every probe's ``ticks_per_frame`` when given.
+        notify: called (from the tick thread) when frames or events are ready; the I/O side
+            passes something like ``lambda: loop.call_soon_threadsafe(wake.set)``.
+        on_tick: optional hook called after every tick with the tick index (replay logs).
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        clock: Clock | None = None,
+        realtime_factor: float = 1.0,
+        policy: PacerPolicy = "catch-up",
+        max_catchup: int = 20,
+        queue_capacity: int = 64,
+        queue_policy: QueuePolicy = "drop-oldest",
+        ticks_per_frame: int | None = None,
+        notify: Callable[[], None] | None = None,
+        on_tick: Callable[[int, Simulator], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.sim = Simulator(model)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.pacer = Pacer(
+            model.dt,
+            self.clock,
+            realtime_factor=realtime_factor,
+            policy=policy,
+            max_catchup=max_catchup,
+        )
+        self.inputs = {
+            name: InputSlot(name, inp.dim, inp.default, inp.ttl)
+            for name, inp in model.inputs.items()
+        }
+        self.streams: dict[str, ProbeStream] = {}
+        for name, probe in model.probes.items():
+            view = self.sim.probe(name)
+            kind: Literal["spikes", "values"] = "spikes" if view.dtype == np.bool_ else "values"
+            self.streams[name] = ProbeStream(
+                name,
+                kind,
+                view.shape,
+                ticks_per_frame or probe.ticks_per_frame,
+                capacity=queue_capacity,
+                policy=queue_policy,
+            )
+        self._views = [(self.streams[n], self.sim.probe(n)) for n in self.streams]
+        self._feeds = [(slot, self.sim.inputs[name]) for name, slot in self.inputs.items()]
+        self._notify = notify
+        self._notified = False
+        self._on_tick = on_tick
+        self._commands: deque[Command] = deque(maxlen=1024)
+        self.events: deque[dict[str, Any]] = deque(maxlen=1024)
+        self.snapshots: deque[tuple[Command, dict[str, npt.NDArray[Any]]]] = deque(maxlen=8)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._paused = False
+        self.skipped_ticks = 0
+        self.commands_applied = 0
+        self.failure: BaseException | None = None
+
+    # ------------------------------------------------------------------ I/O side
+
+    def submit(self, command: Command) -> None:
+        """Queue a command for the tick thread (any thread)."""
+        self._commands.append(command)
+        self._wake.set()
+
+    def clear_notified(self) -> None:
+        """The publisher calls this before draining, re-arming ``notify``."""
+        self._notified = False
+
+    def start(self) -> None:
+        """Start the tick thread."""
+        if self._thread is not None:
+            raise SimulationError("engine already started")
+        self._thread = threading.Thread(target=self._run, name="spikestream-tick", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the tick thread and flush partial frames."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the tick thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def statistics(self) -> EngineStatistics:
+        """A snapshot of the counters (any thread)."""
+        return EngineStatistics(
+            tick=self.sim.tick,
+            t=self.sim.t,
+            running=self.running,
+            paused=self._paused,
+            pacer=self.pacer.statistics(),
+            streams={n: s.statistics() for n, s in self.streams.items()},
+            inputs={
+                n: {"accepted": s.accepted, "rejected": s.rejected, "stale": s.stale_events}
+                for n, s in self.inputs.items()
+            },
+            skipped_ticks=self.skipped_ticks,
+            commands=self.commands_applied,
+        )
+
+    # ------------------------------------------------------------------ tick thread
+
+    def _signal(self) -> None:
+        if not self._notified and self._notify is not None:
+            self._notified = True
+            self._notify()
+
+    def _event(self, kind: str, **fields: Any) -> None:
+        self.events.append({"event": kind, **fields})
+        self._signal()
+
+    def _run(self) -> None:
+        try:
+            # One BLAS thread: two stall for milliseconds when the other core is busy.
+            with threadpool_limits(limits=1, user_api="blas"):
+                self._loop()
+        except BaseException as err:  # the thread must report, not die silently
+            self.failure = err
+            log.exception("tick thread failed")
+            self._event("engine_failed", error=f"{type(err).__name__}: {err}")
+
+    def _loop(self) -> None:
+        pacer, sim, clock = self.pacer, self.sim, self.clock
+        feeds, views = self._feeds, self._views
+        dt = self.model.dt
+        pacer.start()
+        while not self._stop.is_set():
+            if self._commands:
+                self._apply_commands()
+            if self._paused:
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            tick = pacer.wait()
+            if tick.skipped:
+                self._skip(tick.skipped)
+            now = clock.now()
+            for slot, target in feeds:
+                if slot.apply(target, now):
+                    self._event("input_stale", input=slot.name, ttl=slot.ttl)
+            sim.step()
+            if self._on_tick is not None:
+                self._on_tick(sim.tick - 1, sim)
+            wall = time.time()
+            index, t, late = sim.tick - 1, sim.tick * dt, tick.lateness
+            completed = False
+            for stream, view in views:
+                completed |= stream.record(view, index, t, late, wall)
+            if completed:
+                self._signal()
+        for stream, _ in views:
+            stream.flush()
+        self._signal()
+
+    def _skip(self, skipped: int) -> None:
+        # Simulated time jumps with the wall clock; partial frames are sent short so the
+        # next frame's ``tick`` shows the jump.
+        self.skipped_ticks += skipped
+        self.sim.tick += skipped
+        for stream, _ in self._views:
+            stream.flush()
+
+    def _apply_commands(self) -> None:
+        while self._commands:
+            cmd = self._commands.popleft()
+            self.commands_applied += 1
+            try:
+                result = self._apply(cmd)
+            except SpikestreamError as err:
+                self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=str(err))
+            else:
+                self._event("control_ok", cmd=cmd.cmd, id=cmd.id, **result)
+
+    def _apply(self, cmd: Command) -> dict[str, Any]:
+        if cmd.cmd == "pause":
+            if not self._paused:
+                self._paused = True
+                self.pacer.pause()
+                for stream, _ in self._views:
+                    stream.flush()
+            return {"paused": True}
+        if cmd.cmd == "resume":
+            if self._paused:
+                self._paused = False
+                self.pacer.resume()
+            return {"paused": False}
+        if cmd.cmd == "reset":
+            for stream, _ in self._views:
+                stream.flush()
+            self.sim.reset()
+            for slot in self.inputs.values():
+                slot.clear()
+            return {"tick": 0}
+        if cmd.cmd == "status":
+            return {"tick": self.sim.tick, "paused": self._paused}
+        if cmd.cmd == "snapshot":
+            self.snapshots.append((cmd, self.sim.state()))
+            return {"tick": self.sim.tick, "path": cmd.value}
+        if cmd.cmd == "restore":
+            state = cmd.value
+            if not isinstance(state, dict):
+                raise ConfigError("restore needs a loaded state")
+            self.sim.set_state(state)
+            for stream, _ in self._views:
+                stream.flush()
+            return {"tick": self.sim.tick}
+        if cmd.cmd == "learn":
+            return self._set("learning", cmd.value)
+        if cmd.cmd == "set":
+            if cmd.key is None:
+                raise ConfigError(f"set needs a key; expected one of {', '.join(SETTABLE)}")
+            return self._set(cmd.key, cmd.value)
+        raise ConfigError(
+            f"unknown command {cmd.cmd!r}; expected pause, resume, reset, set, learn, "
+            "snapshot, restore or status"
+        )
+
+    def _set(self, key: str, value: Any) -> dict[str, Any]:
+        if key == "realtime_factor":
+            factor = _number(key, value, low=0.0)
+            self.pacer.set_realtime_factor(factor)
+            return {"realtime_factor": factor}
+        if key == "ttl":
+            ttl = _number(key, value, low=0.0)
+            for slot in self.inputs.values():
+                slot.ttl = ttl if ttl > 0 else None
+            return {"ttl": ttl}
+        if key == "ticks_per_frame":
+            tpf = int(_number(key, value, low=1.0))
+            for stream, _ in self._views:
+                stream.resize(tpf)
+            return {"ticks_per_frame": tpf}
+        if key == "learning_rate":
+            rate = _number(key, value, low=0.0)
+            for name in self._learners():
+                self.sim.set_learning(name, rate=rate)
+            return {"learning_rate": rate}
+        if key == "learning":
+            on = _flag(value)
+            for name in self._learners():
+                self.sim.set_learning(name, enabled=on)
+            return {"learning": on}
+        raise ConfigError(f"cannot set {key!r}; settable keys: {', '.join(SETTABLE)}")
+
+    def _learners(self) -> list[str]:
+        names = self.sim.learning_connections()
+        if not names:
+            raise ConfigError("this network has no learning connection")
+        return names
+
+
+def _number(key: str, value: Any, *, low: float) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number >= {low:g}; got {value!r}") from None
+    if not math.isfinite(x) or x < low:
+        raise ConfigError(f"{key} must be a number >= {low:g}; got {value!r}")
+    return x
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"expected on or off; got {value!r}")

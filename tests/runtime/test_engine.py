@@ -1,0 +1,166 @@
+"""The real-time engine: frame buffers, input slots, commands, and the tick thread."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikestream.build import build
+from spikestream.errors import ConfigError
+from spikestream.runtime.clock import FakeClock
+from spikestream.runtime.engine import Command, Engine, InputSlot, ProbeStream
+from spikestream.runtime.offline import run_offline
+from spikestream.spec import load_network
+
+SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
+
+
+def fill(stream: ProbeStream, ticks: int, start: int = 0) -> None:
+    for k in range(start, start + ticks):
+        stream.record(np.full(stream.shape, k % 2 == 0), k, (k + 1) * 0.001, 0.0, 0.0)
+
+
+def drain(stream: ProbeStream) -> list[tuple[int, int, int, np.ndarray]]:
+    out = []
+    while (buf := stream.take()) is not None:
+        out.append((buf.seq, buf.tick, buf.ticks, buf.valid().copy()))
+        stream.release(buf)
+    return out
+
+
+def test_frames_have_contiguous_seq_and_ticks() -> None:
+    stream = ProbeStream("p", "spikes", (3,), 10, capacity=8)
+    fill(stream, 50)
+    frames = drain(stream)
+    assert [f[0] for f in frames] == [0, 1, 2, 3, 4]
+    assert [f[1] for f in frames] == [0, 10, 20, 30, 40]
+    assert all(f[2] == 10 for f in frames)
+    np.testing.assert_array_equal(frames[1][3][:, 0], [k % 2 == 0 for k in range(10, 20)])
+    assert stream.dropped == 0
+
+
+def test_drop_oldest_counts_every_drop_and_keeps_memory_bounded() -> None:
+    stream = ProbeStream("p", "values", (4,), 5, capacity=3)
+    pool = len(stream._free) + 1  # free buffers + the one being filled
+    fill(stream, 5 * 20)  # 20 frames, nobody consuming
+    assert stream.dropped == 17
+    frames = drain(stream)
+    # The newest three survive; seq shows the gap (0..16 were dropped).
+    assert [f[0] for f in frames] == [17, 18, 19]
+    assert len(stream._free) + 1 == pool
+    assert stream.statistics().frames == 20
+
+
+def test_coalesce_merges_instead_of_dropping() -> None:
+    stream = ProbeStream("p", "spikes", (2,), 5, capacity=2, policy="coalesce")
+    fill(stream, 5 * 6)
+    assert stream.dropped == 0 and stream.coalesced == 4
+    frames = drain(stream)
+    assert [(f[0], f[1], f[2]) for f in frames] == [(0, 0, 5), (1, 5, 25)]
+    # No tick lost: every tick from 0 to 29 is present once.
+    assert sum(f[2] for f in frames) == 30
+
+
+def test_coalesce_drops_once_frames_are_full() -> None:
+    stream = ProbeStream("p", "spikes", (2,), 5, capacity=1, policy="coalesce")
+    fill(stream, 5 * 20)
+    # 1 queued + 7 merged fill the 40-row buffer; the next frame drops it (twice in 20).
+    assert stream.coalesced == 17 and stream.dropped == 2
+    assert stream.statistics().queued == 1
+
+
+def test_bad_queue_settings() -> None:
+    with pytest.raises(ConfigError, match="queue policy 'fifo' is not allowed"):
+        ProbeStream("p", "spikes", (1,), 1, policy="fifo")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="capacity must be >= 1"):
+        ProbeStream("p", "spikes", (1,), 1, capacity=0)
+
+
+def test_resize_keeps_queued_frames() -> None:
+    stream = ProbeStream("p", "values", (1,), 4, capacity=4)
+    fill(stream, 6)  # one full frame, two ticks pending
+    stream.resize(2)
+    fill(stream, 4, start=6)
+    frames = drain(stream)
+    assert [(f[1], f[2]) for f in frames] == [(0, 4), (4, 2), (6, 2), (8, 2)]
+
+
+def test_input_slot_holds_latest_and_falls_back_after_ttl() -> None:
+    slot = InputSlot("u", 2, np.array([0.1, 0.2]), ttl=0.5)
+    target = np.zeros(2)
+    assert not slot.apply(target, now=0.0)
+    np.testing.assert_array_equal(target, [0, 0])  # nothing received yet: untouched
+    slot.offer(np.array([1.0, 2.0]), received=10.0)
+    slot.apply(target, now=10.1)
+    np.testing.assert_array_equal(target, [1, 2])
+    target[:] = 0
+    slot.apply(target, now=10.2)  # same message: not copied again
+    np.testing.assert_array_equal(target, [0, 0])
+    assert slot.apply(target, now=10.7)  # stale: default, reported once
+    np.testing.assert_array_equal(target, [0.1, 0.2])
+    assert not slot.apply(target, now=10.8)
+    slot.offer(np.array([3.0, 4.0]), received=11.0)
+    slot.apply(target, now=11.0)
+    np.testing.assert_array_equal(target, [3, 4])
+    assert slot.stale_events == 1 and slot.accepted == 2
+
+
+def wait_for(cond: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.005)
+
+
+def test_engine_frames_reproduce_the_offline_run() -> None:
+    """With a fake clock the tick thread runs flat out; its spike frames must equal an
+    offline run fed the same (constant) input."""
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=10_000)
+    engine.inputs["u"].offer(np.array([0.7]), received=0.0)
+    engine.start()
+    wait_for(lambda: engine.sim.tick >= 2000)
+    engine.stop()
+    assert engine.failure is None
+    frames = drain(engine.streams["b_spikes"])
+    got = np.concatenate([f[3] for f in frames])
+    assert [f[0] for f in frames] == list(range(len(frames)))
+    ticks = got.shape[0]
+    offline = run_offline(model, ticks, inputs={"u": np.full((ticks, 1), 0.7)})
+    np.testing.assert_array_equal(got, offline["b.spikes"].astype(bool))
+    values = np.concatenate([f[3] for f in drain(engine.streams["b_filtered"])])
+    np.testing.assert_allclose(values, offline["b_filtered"][: values.shape[0]], rtol=1e-6)
+
+
+def test_engine_commands_pause_reset_and_set() -> None:
+    model = build(load_network(SEED))
+    woken: list[int] = []
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4, notify=lambda: woken.append(1))
+    engine.start()
+    wait_for(lambda: engine.sim.tick > 100)
+    engine.submit(Command("pause", id="1"))
+    wait_for(lambda: engine.statistics().paused)
+    held = engine.sim.tick
+    time.sleep(0.05)
+    assert engine.sim.tick == held
+    engine.submit(Command("set", key="realtime_factor", value="2.5", id="2"))
+    engine.submit(Command("set", key="volume", value=1, id="3"))
+    engine.submit(Command("reset", id="4"))
+    wait_for(lambda: len(engine.events) >= 4)
+    assert engine.sim.tick == 0
+    engine.submit(Command("resume"))
+    wait_for(lambda: engine.sim.tick > 10)
+    engine.stop()
+    events = list(engine.events)
+    by_id = {e.get("id"): e for e in events}
+    assert by_id["1"]["event"] == "control_ok" and by_id["1"]["paused"] is True
+    assert by_id["2"]["realtime_factor"] == 2.5
+    assert by_id["3"]["event"] == "control_rejected"
+    assert "cannot set 'volume'; settable keys" in by_id["3"]["error"]
+    assert by_id["4"]["tick"] == 0
+    assert engine.pacer.realtime_factor == 2.5
+    assert woken, "the publisher was never notified"
