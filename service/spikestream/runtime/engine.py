@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +50,17 @@ SETTABLE = ("realtime_factor", "ttl", "learning_rate", "learning", "ticks_per_fr
 
 
 # ---------------------------------------------------------------------------- inputs
+
+NEW_VALUE = 1
+WENT_STALE = 2
+
+
+class InputLog(Protocol):
+    """Receives input changes from the tick thread (see :mod:`spikestream.runtime.replay`)."""
+
+    def record(self, executed: int, name: str, value: npt.NDArray[np.floating]) -> None: ...
+
+    def mark(self, kind: str, executed: int) -> None: ...
 
 
 class InputSlot:
@@ -81,25 +92,29 @@ class InputSlot:
         """Count a rejected payload (I/O thread)."""
         self.rejected += 1
 
-    def apply(self, target: npt.NDArray[np.floating], now: float) -> bool:
-        """Copy the current value into ``target`` (tick thread). Returns True when the input
-        just went stale (its TTL expired), so the caller can report it."""
+    def apply(self, target: npt.NDArray[np.floating], now: float) -> int:
+        """Copy the current value into ``target`` (tick thread).
+
+        Returns 0 when nothing changed, :data:`NEW_VALUE` when a new message was applied,
+        and :data:`WENT_STALE` when the TTL expired and the default was applied.
+        """
         latest = self._latest
         if latest is None:
-            return False
+            return 0
         value, received, number = latest
         if self.ttl is not None and now - received > self.ttl:
             if not self._stale:
                 self._stale = True
                 self.stale_events += 1
                 np.copyto(target, self.default, casting="unsafe")
-                return True
-            return False
+                return WENT_STALE
+            return 0
         if number != self._applied:
             self._applied = number
             self._stale = False
             np.copyto(target, value, casting="unsafe")
-        return False
+            return NEW_VALUE
+        return 0
 
     def clear(self) -> None:
         """Forget the last value (after a reset)."""
@@ -391,6 +406,8 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._paused = False
         self.skipped_ticks = 0
+        self.executed = 0  # ticks stepped since start (sim.tick restarts on reset)
+        self.input_log: InputLog | None = None
         self.commands_applied = 0
         self.failure: BaseException | None = None
 
@@ -479,9 +496,14 @@ class Engine:
                 self._skip(tick.skipped)
             now = clock.now()
             for slot, target in feeds:
-                if slot.apply(target, now):
-                    self._event("input_stale", input=slot.name, ttl=slot.ttl)
+                change = slot.apply(target, now)
+                if change:
+                    if self.input_log is not None:
+                        self.input_log.record(self.executed, slot.name, target)
+                    if change == WENT_STALE:
+                        self._event("input_stale", input=slot.name, ttl=slot.ttl)
             sim.step()
+            self.executed += 1
             if self._on_tick is not None:
                 self._on_tick(sim.tick - 1, sim)
             wall = time.time()
@@ -533,6 +555,8 @@ class Engine:
             self.sim.reset()
             for slot in self.inputs.values():
                 slot.clear()
+            if self.input_log is not None:
+                self.input_log.mark("reset", self.executed)
             return {"tick": 0}
         if cmd.cmd == "status":
             return {"tick": self.sim.tick, "paused": self._paused}

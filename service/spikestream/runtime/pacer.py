@@ -26,7 +26,12 @@ import numpy as np
 
 from spikestream.errors import ConfigError, SimulationError
 from spikestream.runtime.clock import Clock, SystemClock
-from spikestream.runtime.stats import DEFAULT_THRESHOLDS, LatenessSnapshot, LatenessStats
+from spikestream.runtime.stats import (
+    DEFAULT_THRESHOLDS,
+    LatenessHistogram,
+    LatenessSnapshot,
+    LatenessStats,
+)
 
 __all__ = ["POLICIES", "Pacer", "PacerPolicy", "PacerStatistics", "Tick"]
 
@@ -470,6 +475,10 @@ class Pacer:
             realtime_factor_actual=actual,
             elapsed=active,
         )
+
+    def lateness_histogram(self) -> LatenessHistogram:
+        """The raw lateness histogram (bucket edges in seconds), for metrics exporters."""
+        return self._lateness.histogram()
 
     def reset_statistics(self) -> None:
         """Zero the counters and lateness statistics; the schedule is untouched.

@@ -1,0 +1,130 @@
+"""Prometheus metrics for ``serve --metrics-port``.
+
+A custom collector reads the engine's and the link's counters when Prometheus scrapes, so
+nothing is counted twice and the tick thread does no extra work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from spikestream.cli.service import Service
+
+
+class ServiceCollector(Collector):
+    """Exports one service's statistics, labelled with the network name."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        svc = self.service
+        net = svc.model.name
+        es = svc.engine.statistics()
+        hist = svc.engine.pacer.lateness_histogram()
+        # Coarsen the fine log buckets to a readable set of Prometheus buckets (seconds).
+        edges = [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 1e-1]
+        cumulative = np.cumsum(hist.counts)
+        buckets: list[tuple[str, float]] = []
+        for edge in edges:
+            i = int(np.searchsorted(hist.upper_bounds, edge, side="right")) - 1
+            buckets.append((repr(edge), float(cumulative[i]) if i >= 0 else 0.0))
+        buckets.append(("+Inf", float(hist.count)))
+        h = HistogramMetricFamily(
+            "spikestream_tick_lateness_seconds",
+            "How late each tick started after its deadline",
+            labels=["net"],
+        )
+        h.add_metric([net], buckets, sum_value=hist.sum)
+        yield h
+        yield _gauge("spikestream_realtime_factor", "Requested real-time factor", net,
+                     es.pacer.realtime_factor)
+        rf = es.pacer.realtime_factor_actual
+        yield _gauge("spikestream_realtime_factor_actual", "Simulated over wall time", net,
+                     0.0 if rf != rf else rf)
+        yield _counter("spikestream_ticks", "Ticks run", net, es.pacer.ticks)
+        yield _counter("spikestream_overruns", "Ticks that started late", net,
+                       es.pacer.overruns)
+        yield _counter("spikestream_skipped_ticks", "Ticks skipped to realign", net,
+                       es.skipped_ticks)
+        yield _gauge("spikestream_paused", "1 while paused", net, float(es.paused))
+        frames = CounterMetricFamily("spikestream_frames", "Frames produced", labels=["net", "probe"])
+        dropped = CounterMetricFamily(
+            "spikestream_frames_dropped", "Frames dropped by backpressure", labels=["net", "probe"]
+        )
+        depth = GaugeMetricFamily(
+            "spikestream_queue_depth", "Frames waiting to be published", labels=["net", "probe"]
+        )
+        for probe, s in es.streams.items():
+            frames.add_metric([net, probe], s.frames)
+            dropped.add_metric([net, probe], s.dropped)
+            depth.add_metric([net, probe], s.queued)
+        yield from (frames, dropped, depth)
+        accepted = CounterMetricFamily(
+            "spikestream_inputs_accepted", "Input messages accepted", labels=["net", "input"]
+        )
+        stale = CounterMetricFamily(
+            "spikestream_inputs_stale", "Inputs that fell back after their TTL",
+            labels=["net", "input"],
+        )
+        for name, counts in es.inputs.items():
+            accepted.add_metric([net, name], counts["accepted"])
+            stale.add_metric([net, name], counts["stale"])
+        yield from (accepted, stale)
+        rejected = CounterMetricFamily(
+            "spikestream_inputs_rejected", "Payloads rejected, by reason",
+            labels=["net", "reason"],
+        )
+        for reason, count in svc.rejected.items():
+            rejected.add_metric([net, reason], count)
+        yield rejected
+        yield _counter("spikestream_reconnects", "Reconnections to the broker", net,
+                       max(0, svc.connects - 1))
+        yield _gauge("spikestream_connected", "1 while connected to the broker", net,
+                     float(svc.link.connected))
+
+
+def _gauge(name: str, doc: str, net: str, value: float) -> GaugeMetricFamily:
+    g = GaugeMetricFamily(name, doc, labels=["net"])
+    g.add_metric([net], value)
+    return g
+
+
+def _counter(name: str, doc: str, net: str, value: float) -> CounterMetricFamily:
+    c = CounterMetricFamily(name, doc, labels=["net"])
+    c.add_metric([net], value)
+    return c
+
+
+class MetricsServer:
+    """A running ``/metrics`` HTTP endpoint."""
+
+    def __init__(self, server: Any, thread: Any, port: int) -> None:
+        self._server = server
+        self._thread = thread
+        self.port = port
+
+    def shutdown(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def start_metrics(service: Service, host: str, port: int) -> MetricsServer:
+    """Serve ``/metrics`` for ``service`` on ``host:port`` (port 0 picks a free one)."""
+    registry = CollectorRegistry()
+    registry.register(ServiceCollector(service))
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return MetricsServer(server, thread, server.server_address[1])

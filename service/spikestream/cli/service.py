@@ -1,0 +1,404 @@
+"""The MQTT service: an :class:`~spikestream.runtime.engine.Engine` wired to a broker.
+
+Threads and tasks:
+
+* the engine's tick thread paces the simulator and fills frame buffers;
+* on the event loop, under one ``TaskGroup``: the MQTT link (``mqtt-link``), the frame
+  publisher (``publisher``), the statistics loop (``stats``) and the shutdown watcher.
+
+Incoming messages are decoded on the event loop (cheap) and handed to the tick thread
+through :class:`~spikestream.runtime.engine.InputSlot` and the command deque. Outgoing
+frames are encoded on the event loop and handed to the link with ``publish_nowait``, which
+never blocks: while the broker is away frames wait in the bounded per-probe queues, where
+drops are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikestream.build import Model
+from spikestream.codec import (
+    STATUS_OFFLINE,
+    STATUS_ONLINE,
+    FrameHeader,
+    PayloadRejected,
+    decode_control,
+    decode_input,
+    encode_event,
+    encode_spikes,
+    encode_values,
+    topics,
+)
+from spikestream.errors import ConfigError, SpikestreamError
+from spikestream.runtime.engine import Command, Engine, EngineStatistics, QueuePolicy
+from spikestream.runtime.pacer import PacerPolicy
+from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
+
+log = logging.getLogger("spikestream.serve")
+
+MSGPACK = "application/msgpack"
+JSON = "application/json"
+
+
+@dataclass
+class ServiceOptions:
+    """How the service runs (the resolved ``serve`` settings)."""
+
+    prefix: str = "spikestream"
+    realtime_factor: float = 1.0
+    overrun: PacerPolicy = "catch-up"
+    max_catchup: int = 20
+    ticks_per_frame: int | None = None
+    queue_capacity: int = 256
+    queue_policy: QueuePolicy = "drop-oldest"
+    qos: int = 0
+    expiry: int | None = None
+    keepalive: int = 10
+    backoff_min: float = 0.2
+    backoff_max: float = 5.0
+    client_id: str | None = None
+    max_input_bytes: int = 65536
+    stats_interval: float = 1.0
+    snapshot_dir: Path = field(default_factory=Path.cwd)
+    restore: Path | None = None
+    events_per_second: float = 20.0
+
+
+class EventLimiter:
+    """A token bucket per event kind, so a flood of bad payloads cannot flood ``events``.
+
+    Suppressed events are counted, and the count rides on the next event of that kind.
+    """
+
+    def __init__(self, rate: float, burst: int = 20) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens: dict[str, float] = {}
+        self._stamp: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+
+    def allow(self, kind: str, now: float) -> bool:
+        """True if an event of ``kind`` may go out now."""
+        tokens = self._tokens.get(kind, float(self.burst))
+        tokens = min(self.burst, tokens + (now - self._stamp.get(kind, now)) * self.rate)
+        self._stamp[kind] = now
+        if tokens >= 1.0:
+            self._tokens[kind] = tokens - 1.0
+            return True
+        self._tokens[kind] = tokens
+        self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
+        return False
+
+
+class Service:
+    """One network served over one MQTT connection."""
+
+    def __init__(self, model: Model, broker: BrokerSpec, options: ServiceOptions) -> None:
+        self.model = model
+        self.options = options
+        self.topics = topics(options.prefix, model.name)
+        self.broker = broker
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.engine = Engine(
+            model,
+            realtime_factor=options.realtime_factor,
+            policy=options.overrun,
+            max_catchup=options.max_catchup,
+            queue_capacity=options.queue_capacity,
+            queue_policy=options.queue_policy,
+            ticks_per_frame=options.ticks_per_frame,
+            notify=self._notify,
+        )
+        client_id = options.client_id or f"spikestream-{model.name}-{os.getpid()}"
+        self.link = MqttLink(
+            broker,
+            client_id=client_id,
+            on_message=self._on_message,
+            will=Will(self.topics.status, STATUS_OFFLINE, qos=1, retain=True),
+            keepalive=options.keepalive,
+            backoff_min=options.backoff_min,
+            backoff_max=min(max(options.backoff_max, options.backoff_min), 600.0),
+        )
+        self.link.subscribe(self.topics.inputs_filter, qos=0)
+        self.link.subscribe(self.topics.control, qos=1)
+        self.link.add_connect_hook(self._on_connect)
+        self._limiter = EventLimiter(options.events_per_second)
+        self.rejected: dict[str, int] = {}
+        self.unknown_inputs = 0
+        self.publish_failed = 0
+        self.connects = 0
+        self._stopping = False
+
+    # ------------------------------------------------------------------ threads -> loop
+
+    def _notify(self) -> None:
+        # Called from the tick thread.
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(wake.set)
+
+    # ------------------------------------------------------------------ incoming
+
+    def _on_message(self, topic: str, payload: bytes, meta: MessageMeta) -> None:
+        if topic == self.topics.control:
+            self._on_control(payload)
+            return
+        name = self.topics.input_name(topic)
+        if name is None:
+            return
+        slot = self.engine.inputs.get(name)
+        if slot is None:
+            self.unknown_inputs += 1
+            self._reject(name, "unknown_input", f"no input named {name!r}; inputs: "
+                         f"{', '.join(self.engine.inputs) or '(none)'}")
+            return
+        try:
+            sample = decode_input(payload, slot.dim, max_bytes=self.options.max_input_bytes)
+        except PayloadRejected as err:
+            slot.reject()
+            self._reject(name, err.reason, str(err))
+            return
+        slot.offer(sample.x, self.engine.clock.now())
+
+    def _reject(self, name: str, reason: str, message: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.event("input_rejected", input=name, reason=reason, error=message,
+                   rejected=self.rejected[reason])
+
+    def _on_control(self, payload: bytes) -> None:
+        try:
+            cmd = decode_control(payload)
+        except PayloadRejected as err:
+            self.rejected["control"] = self.rejected.get("control", 0) + 1
+            self.event("control_rejected", error=str(err))
+            return
+        if cmd.cmd == "restore":
+            path = self._state_path(cmd.value, must_exist=True)
+            if path is None:
+                return
+            asyncio.get_running_loop().create_task(self._restore(path, cmd.id), name="restore")
+            return
+        value: Any = cmd.value
+        if cmd.cmd == "snapshot":
+            path = self._state_path(cmd.value, must_exist=False)
+            if path is None:
+                return
+            value = str(path)
+        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=value, id=cmd.id))
+
+    def _state_path(self, value: object, *, must_exist: bool) -> Path | None:
+        name = str(value) if value else f"{self.model.name}-snapshot.npz"
+        path = Path(name)
+        if not path.is_absolute():
+            path = self.options.snapshot_dir / path
+        if must_exist and not path.is_file():
+            self.event("control_rejected", cmd="restore", error=f"no snapshot file {str(path)!r}")
+            return None
+        return path
+
+    async def _restore(self, path: Path, request: str | None) -> None:
+        try:
+            state = await asyncio.to_thread(load_state, path)
+        except SpikestreamError as err:
+            self.event("control_rejected", cmd="restore", id=request, error=str(err))
+            return
+        self.engine.submit(Command("restore", value=state, id=request))
+
+    # ------------------------------------------------------------------ outgoing
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """Publish an event (rate-limited per kind) on the events topic."""
+        if not self._limiter.allow(kind, time.monotonic()):
+            return
+        suppressed = self._limiter.suppressed.pop(kind, 0)
+        if suppressed:
+            fields["suppressed"] = suppressed
+        level = logging.WARNING if kind.endswith(("rejected", "failed")) else logging.INFO
+        log.log(level, kind, extra={k: v for k, v in fields.items() if k != "error"} |
+                ({"error": fields["error"]} if "error" in fields else {}))
+        self.link.publish_nowait(
+            self.topics.events, encode_event(kind, net=self.model.name, **fields), qos=0,
+            content_type=JSON,
+        )
+
+    async def _on_connect(self) -> None:
+        self.connects += 1
+        await self.link.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
+        self.event("online", connects=self.connects, tick=self.engine.sim.tick)
+        if self._wake is not None:
+            self._wake.set()  # flush what queued up while we were away
+
+    def _drain(self) -> None:
+        engine, link, opts = self.engine, self.link, self.options
+        while engine.events:
+            ev = dict(engine.events.popleft())
+            self.event(ev.pop("event"), **ev)
+        while engine.snapshots:
+            cmd, state = engine.snapshots.popleft()
+            asyncio.get_running_loop().create_task(
+                self._write_snapshot(Path(str(cmd.value)), state, cmd.id), name="snapshot"
+            )
+        if not link.connected:
+            return  # frames wait in the bounded queues; drops there are counted
+        net, dt = self.model.name, self.model.dt
+        for name, stream in engine.streams.items():
+            topic = self.topics.out(name)
+            spikes = stream.kind == "spikes"
+            while (buf := stream.take()) is not None:
+                header = FrameHeader(
+                    net=net, probe=name, seq=buf.seq, tick=buf.tick, ticks=buf.ticks, dt=dt,
+                    t=buf.t, wall=buf.wall, late_max=buf.late_max, dropped=stream.dropped,
+                )
+                try:
+                    payload = (encode_spikes if spikes else encode_values)(header, buf.valid())
+                finally:
+                    stream.release(buf)
+                if not link.publish_nowait(
+                    topic, payload, qos=opts.qos, content_type=MSGPACK, expiry=opts.expiry
+                ):
+                    # Lost the connection mid-drain, or the outgoing window is full.
+                    self.publish_failed += 1
+                    with stream._lock:
+                        stream.dropped += 1
+
+    async def _write_snapshot(self, path: Path, state: dict[str, Any], request: str | None) -> None:
+        try:
+            await asyncio.to_thread(save_state, path, state)
+        except OSError as err:
+            self.event("snapshot_failed", id=request, error=f"cannot write {path}: {err}")
+            return
+        self.event("snapshot_written", id=request, path=str(path), tick=int(state["tick"]))
+
+    async def _publisher(self) -> None:
+        assert self._wake is not None
+        wake = self._wake
+        while True:
+            await wake.wait()
+            wake.clear()
+            self.engine.clear_notified()
+            self._drain()
+
+    async def _stats(self) -> None:
+        topic = f"{self.topics.base}/stats"
+        last_log = 0.0
+        while True:
+            await asyncio.sleep(self.options.stats_interval)
+            stats = self.statistics()
+            self.link.publish_nowait(topic, encode_event("stats", **stats), content_type=JSON)
+            now = time.monotonic()
+            if now - last_log >= 10.0:
+                last_log = now
+                log.info("running", extra={k: stats[k] for k in (
+                    "tick", "realtime_factor_actual", "late_p99_ms", "late_max_ms", "dropped",
+                )})
+            if self.engine.failure is not None:
+                raise SpikestreamError(f"tick thread failed: {self.engine.failure}")
+
+    def statistics(self) -> dict[str, Any]:
+        """A flat, JSON-friendly snapshot for the stats topic and logs."""
+        es: EngineStatistics = self.engine.statistics()
+        ls: LinkStatistics = self.link.statistics()
+        lat = es.pacer.lateness
+        return {
+            "tick": es.tick,
+            "t": round(es.t, 6),
+            "paused": es.paused,
+            "realtime_factor": es.pacer.realtime_factor,
+            "realtime_factor_actual": _round(es.pacer.realtime_factor_actual, 6),
+            "late_p50_ms": _round(lat.p50 * 1e3, 4),
+            "late_p99_ms": _round(lat.p99 * 1e3, 4),
+            "late_p999_ms": _round(lat.p999 * 1e3, 4),
+            "late_max_ms": _round(lat.max * 1e3, 4),
+            "late_over_1ms": lat.over_threshold(0.001),
+            "overruns": es.pacer.overruns,
+            "skipped_ticks": es.skipped_ticks,
+            "dropped": sum(s.dropped for s in es.streams.values()),
+            "frames": {n: s.frames for n, s in es.streams.items()},
+            "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
+            "queued": {n: s.queued for n, s in es.streams.items()},
+            "inputs": es.inputs,
+            "rejected": dict(self.rejected),
+            "connects": self.connects,
+            "reconnects": max(0, self.connects - 1),
+            "publish_failed": self.publish_failed,
+            "link_connected": ls.connected if hasattr(ls, "connected") else self.link.connected,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then publish ``offline`` and disconnect cleanly."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        if self.options.restore is not None:
+            self.engine.sim.set_state(await asyncio.to_thread(load_state, self.options.restore))
+            log.info("restored", extra={"path": str(self.options.restore),
+                                        "tick": self.engine.sim.tick})
+        self.engine.start()
+        log.info("serving", extra={
+            "net": self.model.name, "broker": self.broker.redacted(),
+            "topics": f"{self.topics.base}/{{in,out,status,control,events}}",
+            "dt": self.model.dt, "realtime_factor": self.options.realtime_factor,
+        })
+        try:
+            async with asyncio.TaskGroup() as tg:
+                link_task = tg.create_task(self.link.run(), name="mqtt-link")
+                tasks = [
+                    tg.create_task(self._publisher(), name="publisher"),
+                    tg.create_task(self._stats(), name="stats"),
+                ]
+                stopper = tg.create_task(stop.wait(), name="shutdown")
+                done, _ = await asyncio.wait(
+                    {link_task, stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    if task is not stopper and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                await self._shutdown()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            self.engine.stop()
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        await asyncio.to_thread(self.engine.stop)
+        self._drain()
+        if self.link.connected:
+            await self.link.publish(self.topics.status, STATUS_OFFLINE, qos=1, retain=True)
+        await self.link.stop()
+        stats = self.statistics()
+        log.info("stopped", extra={k: stats[k] for k in ("tick", "dropped", "late_max_ms")})
+
+
+def _round(x: float, digits: int) -> float | None:
+    return None if x != x else round(x, digits)  # NaN (no ticks yet) -> null
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a simulator state (``Simulator.state()``) to ``path`` as ``.npz``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.savez(fh, **state)
+    tmp.replace(path)  # atomic: a crash never leaves half a snapshot
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """Read a state written by :func:`save_state`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read snapshot {str(path)!r}: {err}") from None

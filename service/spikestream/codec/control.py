@@ -1,0 +1,330 @@
+"""Control commands: the payloads arriving on ``<prefix>/<net>/control``.
+
+Two forms are accepted:
+
+* a map, as JSON or msgpack: ``{"cmd": "set", "key": "realtime_factor", "value": 2.0,
+  "id": "42"}``; only the keys ``cmd`` (required), ``key``, ``value`` and ``id`` are
+  allowed;
+* one line of plain text, so that ``mosquitto_pub -m pause`` works::
+
+      pause | resume | reset | status
+      set KEY VALUE          # VALUE: a number, true/false, or any other text (a string)
+      snapshot [PATH]        # no PATH: the runtime picks one
+      restore PATH
+      learn on|off
+
+**Sniffing rule.** A payload is text when it decodes as UTF-8 and its first
+non-whitespace character is printable ASCII; text starting with ``{``, ``[`` or ``"`` is
+JSON, any other text is the line form. Everything else is msgpack (a map, or a string
+holding the line form). msgpack maps and strings start with a byte >= 0x80, which can
+never begin such text, so the rule is unambiguous.
+
+The codec checks the grammar and the argument types; which keys ``set`` may change, and
+which paths may be written, is the runtime's decision.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Final, Literal, NoReturn, get_args
+
+import msgpack
+
+from spikestream.codec.payloads import OversizePayload, PayloadRejected, RejectReason
+
+__all__ = [
+    "COMMANDS",
+    "DEFAULT_MAX_CONTROL_BYTES",
+    "Command",
+    "ControlCommand",
+    "ControlValue",
+    "decode_control",
+    "encode_control",
+]
+
+Command = Literal["pause", "resume", "reset", "set", "snapshot", "restore", "status", "learn"]
+"""The known command names."""
+
+COMMANDS: Final[tuple[Command, ...]] = get_args(Command)
+
+ControlValue = float | str | bool | None
+"""The type of :attr:`ControlCommand.value`."""
+
+DEFAULT_MAX_CONTROL_BYTES: Final = 4096
+"""Default size limit of :func:`decode_control`, in bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class ControlCommand:
+    """One decoded control command.
+
+    Attributes:
+        cmd: The command, one of :data:`COMMANDS`.
+        key: The setting to change; only for ``set``.
+        value: ``set``: the new value (numbers are float); ``snapshot``/``restore``:
+            the file path (str; None for ``snapshot`` means the runtime's default);
+            ``learn``: True for on, False for off; None for the other commands.
+        id: Optional request id chosen by the sender, echoed in the reply event.
+    """
+
+    cmd: Command
+    key: str | None = None
+    value: ControlValue = None
+    id: str | None = None
+
+
+_NO_ARGS: Final = frozenset({"pause", "resume", "reset", "status"})
+_MAP_KEYS: Final = frozenset({"cmd", "key", "value", "id"})
+_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NONFINITE: Final = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_BOOLS: Final = {"true": True, "false": False, "on": True, "off": False}
+_ALLOWED: Final = ", ".join(COMMANDS)
+_BY_NAME: Final[dict[str, Command]] = {name: name for name in COMMANDS}
+
+
+def _reject(message: str, reason: RejectReason) -> NoReturn:
+    raise PayloadRejected(message, reason)
+
+
+def _reject_ext(code: int, data: bytes) -> NoReturn:
+    _reject(f"msgpack extension type {code} is not allowed in a control command", "type")
+
+
+def _reject_constant(name: str) -> NoReturn:
+    _reject(f"control values must be finite, got JSON {name}", "nonfinite")
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _text_value(raw: str) -> ControlValue:
+    """Type the VALUE of a text ``set`` line: number, true/false, else the string."""
+    if _NUMBER.fullmatch(raw):
+        return _finite(float(raw))
+    if _NONFINITE.fullmatch(raw):
+        _reject(f"control values must be finite, got {raw!r}", "nonfinite")
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    return raw
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        _reject(f"control values must be finite, got {value!r}", "nonfinite")
+    return value
+
+
+def _map_value(value: object) -> ControlValue:
+    """Type the ``value`` of a map command (JSON or msgpack)."""
+    # JSON and msgpack only produce exact built-in types, so isinstance is exact here.
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int | float):
+        try:
+            return _finite(float(value))
+        except OverflowError:
+            _reject("control values must be finite, got an integer beyond float range", "nonfinite")
+    _reject(
+        f"'value' must be a number, string, boolean or null, got {_type_name(value)}",
+        "type",
+    )
+
+
+def _path(cmd: str, value: ControlValue, *, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if type(value) is not str or not value or "\x00" in value:
+        _reject(
+            f"{cmd!r} needs a file path (a non-empty string without NUL), got "
+            f"{_type_name(value)} {value!r:.60}",
+            "value",
+        )
+    return value
+
+
+def _build(cmd: object, key: object, value: ControlValue, id_: object) -> ControlCommand:
+    """Check one command's arguments; ``value`` is already typed."""
+    if type(cmd) is not str:
+        _reject(f"'cmd' must be a string, one of: {_ALLOWED}; got {_type_name(cmd)}", "type")
+    name = _BY_NAME.get(cmd.strip().lower())
+    if name is None:
+        _reject(f"unknown control command {cmd!r:.40}; allowed: {_ALLOWED}", "command")
+    if id_ is not None:
+        # Numbers are accepted as ids because many JSON clients use counters.
+        if type(id_) is int:
+            id_ = str(id_)
+        elif type(id_) is not str:
+            _reject(f"'id' must be a string or an integer, got {_type_name(id_)}", "type")
+    request_id: str | None = id_
+    if name == "set":
+        if type(key) is not str or not _KEY.fullmatch(key):
+            _reject(
+                "'set' needs a key of letters, digits, '_', '.' or '-' (not starting "
+                f"with a digit), got {_type_name(key)} {key!r:.60}",
+                "value",
+            )
+        if value is None:
+            _reject(f"'set {key}' needs a value, got none", "value")
+        return ControlCommand("set", key, value, request_id)
+    if key is not None:
+        _reject(f"{name!r} takes no key (only 'set' does), got {key!r:.60}", "value")
+    if name in _NO_ARGS:
+        if value is not None:
+            _reject(f"{name!r} takes no value, got {value!r:.60}", "value")
+        return ControlCommand(name, None, None, request_id)
+    if name == "learn":
+        flag = _BOOLS.get(value.lower()) if type(value) is str else value
+        if type(flag) is not bool:
+            _reject(f"'learn' needs on or off (or true/false), got {value!r:.60}", "value")
+        return ControlCommand("learn", None, flag, request_id)
+    path = _path(name, value, required=name == "restore")
+    return ControlCommand(name, None, path, request_id)
+
+
+def _from_map(obj: dict[Any, Any]) -> ControlCommand:
+    keys = set(obj)
+    if not keys <= _MAP_KEYS or "cmd" not in keys:
+        extra = ", ".join(sorted(repr(k) for k in keys - _MAP_KEYS)) or "none"
+        missing = "" if "cmd" in keys else "; missing 'cmd'"
+        _reject(
+            f"a control map takes the keys 'cmd', 'key', 'value', 'id'; got extra keys "
+            f"{extra}{missing}",
+            "keys",
+        )
+    return _build(obj["cmd"], obj.get("key"), _map_value(obj.get("value")), obj.get("id"))
+
+
+def _from_line(line: str) -> ControlCommand:
+    parts = line.split(None, 1)
+    if not parts:
+        _reject(f"empty control command; allowed: {_ALLOWED}", "garbage")
+    name = parts[0].lower()
+    rest = parts[1].strip() if len(parts) > 1 else ""
+    if name == "set":
+        # set KEY VALUE: VALUE is the rest of the line, so string values may hold spaces.
+        pieces = rest.split(None, 1)
+        key = pieces[0] if pieces else None
+        raw = pieces[1].strip() if len(pieces) > 1 else ""
+        return _build(name, key, _text_value(raw) if raw else None, None)
+    if name in _NO_ARGS and rest:
+        _reject(f"{name!r} takes no arguments, got {rest!r:.60}", "value")
+    # For snapshot/restore the whole rest of the line is the path, spaces included.
+    return _build(parts[0], None, rest or None, None)
+
+
+def _as_text(payload: bytes) -> str | None:
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    text = text.strip()
+    if not text or not " " < text[0] < "\x7f":
+        return None
+    return text
+
+
+def _from_object(obj: object) -> ControlCommand:
+    if type(obj) is dict:
+        return _from_map(obj)
+    if type(obj) is str:
+        return _from_line(obj)
+    _reject(
+        f"expected a control map {{cmd, key, value, id}} or a command line, got {_type_name(obj)}",
+        "type",
+    )
+
+
+def decode_control(
+    payload: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_CONTROL_BYTES
+) -> ControlCommand:
+    """Decode one control command.
+
+    Args:
+        payload: The raw MQTT payload (JSON, msgpack or one line of text).
+        max_bytes: Size limit in bytes, checked before any decoding.
+
+    Returns:
+        The command, with ``value`` typed as described in :class:`ControlCommand`.
+
+    Raises:
+        OversizePayload: ``len(payload) > max_bytes`` (reason ``oversize``).
+        PayloadRejected: With reason ``command`` for an unknown command (the message
+            lists the allowed ones), ``value`` for missing or bad arguments, ``keys`` for
+            unknown map keys, ``type``, ``nonfinite`` or ``garbage``.
+    """
+    size = len(payload)
+    if size > max_bytes:
+        raise OversizePayload(f"control payload of {size} bytes exceeds the limit of {max_bytes}")
+    data = bytes(payload)
+    if not data.strip():
+        _reject(f"empty control payload; allowed commands: {_ALLOWED}", "garbage")
+    text = _as_text(data)
+    if text is not None:
+        if text[0] not in '{["':
+            return _from_line(text)
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except PayloadRejected:
+            raise
+        except RecursionError:
+            _reject("control JSON nests too deep", "depth")
+        except ValueError as exc:
+            _reject(f"control payload starts like JSON but is not valid JSON: {exc}", "garbage")
+        return _from_object(obj)
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_reject_ext,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=max_bytes,
+            max_map_len=max_bytes,
+            max_ext_len=0,
+        )
+    except PayloadRejected:
+        raise
+    except msgpack.StackError:
+        _reject("control msgpack nests too deep", "depth")
+    except (ValueError, TypeError) as exc:
+        _reject(
+            f"expected a control command as text, JSON or msgpack; got {size} bytes that "
+            f"are none of these ({exc or type(exc).__name__}), starting {data[:16].hex(' ')}",
+            "garbage",
+        )
+    return _from_object(obj)
+
+
+def encode_control(
+    cmd: str,
+    key: str | None = None,
+    value: ControlValue = None,
+    id: str | None = None,  # shadows the builtin on purpose: it is the wire key's name
+) -> bytes:
+    """Encode a control command as compact JSON, for clients.
+
+    The result is checked with :func:`decode_control`, so an invalid command fails here
+    rather than at the service.
+
+    Raises:
+        PayloadRejected: The command would be rejected by the service's decoder.
+    """
+    obj: dict[str, object] = {"cmd": cmd}
+    if key is not None:
+        obj["key"] = key
+    if value is not None:
+        obj["value"] = value
+    if id is not None:
+        obj["id"] = id
+    try:
+        payload = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        _reject(f"cannot encode control command {obj!r:.80} as JSON: {exc}", "type")
+    decode_control(payload, max_bytes=max(DEFAULT_MAX_CONTROL_BYTES, len(payload)))
+    return payload

@@ -1,0 +1,352 @@
+"""Input payloads: the values arriving on ``<prefix>/<net>/in/<input>``.
+
+Three encodings are accepted, so that a robot's msgpack publisher, a browser's JSON and
+``mosquitto_pub -m 0.5`` all work:
+
+* msgpack: a number, an array of numbers, or a map ``{"t": float, "x": number | array}``;
+* JSON of the same three shapes (``0.5``, ``[0.1, 0.2]``, ``{"t": 1.5, "x": 0.3}``);
+* plain text numbers separated by whitespace and/or commas (``0.5``, ``  -1e-3\\n``,
+  ``0.1 0.2``, ``0.1,0.2``).
+
+**Sniffing rule.** A payload is *text* when every byte is printable ASCII (0x20-0x7E) or
+ASCII whitespace (0x09-0x0D) and at least one byte is not whitespace; text starting with
+``[``, ``{`` or ``"`` (or the literals ``true``/``false``/``null``) is parsed as JSON,
+any other text as plain numbers. Every other payload is msgpack. msgpack arrays, maps
+and floats start with a byte >= 0x80, so they can never look like text; the only
+overlap is a one-byte msgpack positive fixint from 32 to 126, which text wins: ``b"1"``
+is the number 1, not msgpack 49. :func:`encode_input` always sends float64, so it never
+produces such a byte.
+
+Rejections raise :class:`PayloadRejected` (a :class:`~spikestream.errors.CodecError`)
+whose ``reason`` is a short code the service counts per input: ``garbage``, ``type``,
+``dimension``, ``nonfinite``, ``depth``, ``keys``, and ``oversize`` (raised as
+:class:`OversizePayload`, also a :class:`~spikestream.errors.PayloadTooLarge`, before
+any decoding).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, NoReturn
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+
+from spikestream.errors import CodecError, PayloadTooLarge
+
+__all__ = [
+    "DEFAULT_MAX_INPUT_BYTES",
+    "InputSample",
+    "OversizePayload",
+    "PayloadRejected",
+    "RejectReason",
+    "decode_input",
+    "encode_input",
+    "is_text",
+]
+
+DEFAULT_MAX_INPUT_BYTES: Final = 65536
+"""Default size limit of :func:`decode_input`, in bytes."""
+
+RejectReason = Literal[
+    "garbage", "type", "dimension", "nonfinite", "depth", "keys", "oversize", "command", "value"
+]
+"""Why a payload was rejected. ``command`` and ``value`` are used by control commands."""
+
+
+class PayloadRejected(CodecError):
+    """An input or control payload was rejected; ``reason`` says why, as a short code.
+
+    The service counts rejections per ``reason`` and reports the message on the
+    events topic.
+    """
+
+    reason: RejectReason
+
+    def __init__(self, message: str, reason: RejectReason = "garbage") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the reason across pickling (e.g. into a process pool's result).
+        return (type(self), (self.args[0], self.reason))
+
+
+class OversizePayload(PayloadTooLarge, PayloadRejected):
+    """A payload exceeded its size limit; refused before any decoding."""
+
+    def __init__(self, message: str, reason: RejectReason = "oversize") -> None:
+        super().__init__(message, reason)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class InputSample:
+    """One decoded input value.
+
+    Attributes:
+        x: Read-only float64 array of shape ``(dim,)``, all finite.
+        t: The sender's timestamp in seconds, if it sent one (map form), else None.
+            The codec only checks it is finite; its meaning is the runtime's business.
+    """
+
+    x: npt.NDArray[np.float64]
+    t: float | None = None
+
+
+# Printable ASCII plus the ASCII whitespace bytes, for the text sniff.
+_TEXT_BYTES: Final = bytes(range(0x20, 0x7F)) + b"\t\n\v\f\r"
+_JSON_START: Final = frozenset('[{"')
+_JSON_LITERALS: Final = frozenset({"true", "false", "null"})
+_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NONFINITE: Final = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_SEPARATOR: Final = re.compile(r"\s*,\s*|\s+")
+_MAP_KEYS: Final = frozenset({"t", "x"})
+
+
+class _NonFiniteConstant(Exception):
+    """Raised from json's parse_constant hook for NaN/Infinity/-Infinity."""
+
+
+def _reject(message: str, reason: RejectReason) -> NoReturn:
+    raise PayloadRejected(message, reason)
+
+
+def _reject_ext(code: int, data: bytes) -> NoReturn:
+    _reject(f"msgpack extension type {code} is not allowed in an input", "type")
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise _NonFiniteConstant(name)
+
+
+def is_text(payload: bytes) -> bool:
+    """True when ``payload`` is treated as text (JSON or plain numbers); see module doc."""
+    # translate(None, delete) drops every text byte in one C pass; anything left over
+    # is binary. isspace() is False for b"", and True only if all bytes are whitespace.
+    return bool(payload) and not payload.isspace() and not payload.translate(None, _TEXT_BYTES)
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _is_number(value: object) -> bool:
+    # Exact types: bool is an int subclass and must not pass as 1/0.
+    return type(value) is float or type(value) is int
+
+
+def _parse_text_numbers(text: str) -> list[float]:
+    tokens = _SEPARATOR.split(text)
+    out: list[float] = []
+    for token in tokens:
+        if _NUMBER.fullmatch(token):
+            out.append(float(token))
+        elif _NONFINITE.fullmatch(token):
+            _reject(f"input values must be finite, got {token!r}", "nonfinite")
+        else:
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            _reject(
+                f"expected plain-text numbers separated by spaces or commas, a JSON "
+                f"value or msgpack; got text {shown!r} (bad token {token[:20]!r})",
+                "garbage",
+            )
+    return out
+
+
+def _values(obj: object, dim: int) -> npt.NDArray[np.float64]:
+    """Turn the ``x`` part of a payload into a float64 ``(dim,)`` array or reject it."""
+    if _is_number(obj):
+        if dim != 1:
+            _reject(
+                f"expected {dim} values (an array) for an input of dim {dim}, got a "
+                "scalar; scalars are not broadcast",
+                "dimension",
+            )
+        items: Sequence[object] = [obj]
+    elif type(obj) is list:
+        items = obj
+        for i, item in enumerate(items):
+            if not _is_number(item):
+                if type(item) is list or type(item) is dict:
+                    _reject(
+                        f"nesting too deep: expected a flat array of numbers, element "
+                        f"{i} is a {_type_name(item)}",
+                        "depth",
+                    )
+                _reject(
+                    f"expected numbers, element {i} is {_type_name(item)} {item!r:.40}",
+                    "type",
+                )
+        if len(items) != dim:
+            _reject(
+                f"expected {dim} values for an input of dim {dim}, got {len(items)}", "dimension"
+            )
+    elif type(obj) is dict:
+        _reject("nesting too deep: 'x' must be a number or an array, got a map", "depth")
+    else:
+        _reject(
+            f"expected a number, an array of numbers or a map {{t, x}}, got "
+            f"{_type_name(obj)} {obj!r:.40}",
+            "type",
+        )
+    try:
+        x = np.array(items, dtype=np.float64)
+    except OverflowError:
+        # Integers beyond float64 range (possible in JSON) are as unusable as inf.
+        _reject("input values must be finite, got an integer beyond float64 range", "nonfinite")
+    if not np.isfinite(x).all():
+        _reject(f"input values must be finite, got {x.tolist()!r:.80}", "nonfinite")
+    x.flags.writeable = False
+    return x
+
+
+def _sample(obj: object, dim: int) -> InputSample:
+    if type(obj) is not dict:
+        return InputSample(_values(obj, dim))
+    keys = set(obj)
+    if not keys <= _MAP_KEYS or "x" not in keys:
+        extra = sorted(repr(k) for k in keys - _MAP_KEYS)
+        missing = "" if "x" in keys else "; missing 'x'"
+        _reject(
+            f"an input map takes the keys 't' (optional) and 'x', got extra keys "
+            f"{', '.join(extra) or 'none'}{missing}",
+            "keys",
+        )
+    t = obj.get("t")
+    if t is not None:
+        if not _is_number(t):
+            _reject(f"'t' must be a number or null, got {_type_name(t)} {t!r:.40}", "type")
+        try:
+            t = float(t)
+        except OverflowError:
+            t = float("inf")
+        if not np.isfinite(t):
+            _reject(f"'t' must be finite, got {t!r}", "nonfinite")
+    return InputSample(_values(obj["x"], dim), t)
+
+
+def _decode_json(text: str) -> object:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except _NonFiniteConstant as exc:
+        _reject(f"input values must be finite, got JSON {exc.args[0]}", "nonfinite")
+    except RecursionError:
+        _reject("nesting too deep: JSON input nests beyond the parser's limit", "depth")
+    except ValueError as exc:
+        # JSONDecodeError, and ValueError for integers with more than 4300 digits.
+        _reject(f"expected JSON, plain-text numbers or msgpack; JSON error: {exc}", "garbage")
+
+
+def _decode_msgpack(payload: bytes, max_bytes: int) -> object:
+    try:
+        return msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=False,
+            ext_hook=_reject_ext,
+            max_str_len=max_bytes,
+            max_bin_len=max_bytes,
+            max_array_len=max_bytes,
+            max_map_len=max_bytes,
+            max_ext_len=0,
+        )
+    except PayloadRejected:
+        raise
+    except msgpack.StackError:
+        _reject("nesting too deep: msgpack input nests beyond the unpacker's limit", "depth")
+    except (ValueError, TypeError) as exc:
+        # ValueError: FormatError, ExtraData, OutOfData, limits, bad UTF-8;
+        # TypeError: an unhashable map key such as an array.
+        head = payload[:16].hex(" ")
+        _reject(
+            f"expected msgpack, JSON or plain-text numbers; got {len(payload)} bytes "
+            f"that are not valid msgpack ({exc or type(exc).__name__}), starting {head}",
+            "garbage",
+        )
+
+
+def decode_input(
+    payload: bytes | bytearray | memoryview,
+    dim: int,
+    *,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+) -> InputSample:
+    """Decode one input payload into a vector of ``dim`` floats.
+
+    Args:
+        payload: The raw MQTT payload.
+        dim: The input's dimension (>= 1). A bare scalar is accepted only for ``dim == 1``.
+        max_bytes: Size limit in bytes, checked before any decoding.
+
+    Returns:
+        The sample: ``x`` float64 of shape ``(dim,)``, ``t`` in seconds or None.
+
+    Raises:
+        OversizePayload: ``len(payload) > max_bytes`` (reason ``oversize``).
+        PayloadRejected: The payload is garbage, has the wrong type, dimension or
+            nesting, contains NaN/inf, or a map with keys other than ``t`` and ``x``.
+        CodecError: ``dim`` is not a positive integer (a caller bug, not a bad payload).
+    """
+    if type(dim) is not int or dim < 1:
+        raise CodecError(f"dim must be a positive integer, got {dim!r}")
+    size = len(payload)
+    if size > max_bytes:
+        raise OversizePayload(f"input payload of {size} bytes exceeds the limit of {max_bytes}")
+    if not isinstance(payload, bytes):
+        payload = bytes(payload)
+    if not payload:
+        _reject("expected a number, an array or a map {t, x}; got an empty payload", "garbage")
+    if is_text(payload):
+        text = payload.decode("ascii").strip()
+        if text[0] in _JSON_START or text in _JSON_LITERALS:
+            return _sample(_decode_json(text), dim)
+        numbers = _parse_text_numbers(text)
+        if len(numbers) == 1:
+            # A single text number is a scalar, so the no-broadcast rule applies.
+            return _sample(numbers[0], dim)
+        return _sample(numbers, dim)
+    return _sample(_decode_msgpack(payload, max_bytes), dim)
+
+
+def encode_input(
+    x: float | Sequence[float] | npt.NDArray[np.floating[Any] | np.integer[Any]],
+    t: float | None = None,
+) -> bytes:
+    """Encode an input value as msgpack, for clients.
+
+    Args:
+        x: A number (for a 1-D input) or a flat sequence/array of numbers, length ``dim``.
+        t: Optional sender timestamp in seconds; if given, the map form ``{t, x}`` is sent.
+
+    Returns:
+        msgpack bytes. Numbers are always float64, so the payload never starts with an
+        ASCII byte and cannot be mistaken for text.
+
+    Raises:
+        PayloadRejected: ``x`` is empty, nested, non-numeric, boolean or non-finite,
+            or ``t`` is not a finite number.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        _reject(f"x must be numbers, got an array of dtype {arr.dtype}", "type")
+    if arr.ndim > 1:
+        _reject(f"x must be a number or a flat array, got shape {arr.shape}", "depth")
+    if arr.size == 0:
+        _reject("x must hold at least one value, got an empty array", "dimension")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        _reject(f"x must be finite, got {arr.tolist()!r:.80}", "nonfinite")
+    value: float | list[float] = float(arr) if arr.ndim == 0 else arr.tolist()
+    if t is None:
+        return msgpack.packb(value, use_bin_type=True)
+    t_obj: object = t  # callers may pass numpy scalars despite the annotation
+    if isinstance(t_obj, bool) or not isinstance(t_obj, int | float | np.integer | np.floating):
+        _reject(f"t must be a number, got {_type_name(t_obj)}", "type")
+    t_s = float(t_obj)
+    if not np.isfinite(t_s):
+        _reject(f"t must be finite, got {t_s!r}", "nonfinite")
+    return msgpack.packb({"t": t_s, "x": value}, use_bin_type=True)

@@ -1,0 +1,431 @@
+"""Broker addresses: parse ``mqtt://``-style URLs and resolve credentials.
+
+Accepted forms (see :func:`parse_broker_url`)::
+
+    mqtt://[user[:password]@]host[:port]           plain TCP, port 1883 by default
+    mqtts://[user[:password]@]host[:port]          TLS, port 8883 by default
+    ws://[user[:password]@]host[:port][/path]      MQTT over WebSocket, port 80, path /mqtt
+    wss://[user[:password]@]host[:port][/path]     the same over TLS, port 443
+    embedded                                       start an in-process broker (amqtt)
+    auto                                           use localhost:1883 if it answers, else embedded
+
+TLS options can be given as query parameters (``?ca=/etc/ca.pem&cert=...&key=...&insecure=1``)
+or as keyword arguments to :func:`parse_broker_url`.
+
+Credentials may come from the URL or from the environment (see
+:func:`with_env_credentials`). A password is held as a :class:`pydantic.SecretStr`
+and never appears in ``repr()``, ``str()`` or log lines; :meth:`BrokerSpec.redacted`
+gives the URL with the password replaced by ``***``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from pydantic import SecretStr
+
+from spikestream.errors import ConfigError
+
+__all__ = [
+    "AUTO_HOST",
+    "AUTO_PORT",
+    "ENV_PASSWORD",
+    "ENV_PASSWORD_FILE",
+    "ENV_USERNAME",
+    "BrokerKind",
+    "BrokerSpec",
+    "ProtocolChoice",
+    "Scheme",
+    "TlsOptions",
+    "load_broker_spec",
+    "parse_broker_url",
+    "with_env_credentials",
+]
+
+Scheme = Literal["mqtt", "mqtts", "ws", "wss"]
+BrokerKind = Literal["url", "embedded", "auto"]
+#: MQTT protocol version to use: ``"auto"`` tries 5 and falls back to 3.1.1.
+ProtocolChoice = Literal["auto", "5", "3.1.1"]
+_PROTOCOLS: tuple[ProtocolChoice, ...] = ("auto", "5", "3.1.1")
+
+#: Environment variable holding the broker user name.
+ENV_USERNAME = "SPIKESTREAM_MQTT_USERNAME"
+#: Environment variable holding the broker password (prefer the file variant).
+ENV_PASSWORD = "SPIKESTREAM_MQTT_PASSWORD"
+#: Environment variable naming a file whose content is the password (Docker/K8s secrets).
+ENV_PASSWORD_FILE = "SPIKESTREAM_MQTT_PASSWORD_FILE"
+
+#: Where ``auto`` looks for an already running broker before starting the embedded one.
+AUTO_HOST = "127.0.0.1"
+AUTO_PORT = 1883
+
+_DEFAULT_PORTS: dict[str, int] = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
+_TLS_SCHEMES = frozenset({"mqtts", "wss"})
+_WS_SCHEMES = frozenset({"ws", "wss"})
+_DEFAULT_WS_PATH = "/mqtt"
+_KEYWORDS = ("embedded", "auto")
+_EXPECTED = (
+    "expected mqtt://[user[:password]@]host[:port], mqtts://..., ws://..., wss://..., "
+    "'embedded' or 'auto'"
+)
+_QUERY_KEYS = ("ca", "cert", "key", "insecure", "protocol")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """TLS settings for ``mqtts://`` and ``wss://``.
+
+    Attributes:
+        ca_file: PEM bundle of the CA(s) to trust (pins the broker's CA); ``None`` uses the
+            system trust store.
+        cert_file: PEM client certificate for mutual TLS (may also hold the key).
+        key_file: PEM private key for ``cert_file``.
+        insecure: Skip certificate and host name verification. Off by default; only for
+            tests and lab setups, never in production.
+    """
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.key_file is not None and self.cert_file is None:
+            msg = (
+                f"TLS key file {self.key_file} given without a client certificate; "
+                "expected cert too"
+            )
+            raise ConfigError(msg)
+
+
+@dataclass(frozen=True, repr=False)
+class BrokerSpec:
+    """Where and how to reach an MQTT broker. Immutable; safe to log (passwords redacted).
+
+    Attributes:
+        kind: ``"url"`` for a concrete broker address, ``"embedded"`` or ``"auto"`` for the
+            keywords (resolve those with :func:`spikestream.transport.resolve_broker`).
+        scheme: URL scheme; decides TLS and TCP vs WebSocket.
+        host: Host name or IP address (no brackets for IPv6).
+        port: TCP port (1..65535; 0 only for ``embedded`` meaning "any free port").
+        username: User name, or ``None`` for anonymous.
+        password: Password as a secret, or ``None``.
+        tls: TLS options; set exactly when the scheme is ``mqtts`` or ``wss``.
+        ws_path: HTTP path of the WebSocket endpoint (``ws``/``wss`` only).
+        protocol: MQTT version to speak (``?protocol=`` in the URL): ``"auto"`` tries
+            MQTT 5 and falls back to 3.1.1, ``"5"`` or ``"3.1.1"`` force one.
+    """
+
+    kind: BrokerKind
+    scheme: Scheme
+    host: str
+    port: int
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsOptions | None = None
+    ws_path: str | None = None
+    protocol: ProtocolChoice = "auto"
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connection is wrapped in TLS."""
+        return self.scheme in _TLS_SCHEMES
+
+    @property
+    def transport(self) -> Literal["tcp", "websockets"]:
+        """The paho transport name for this scheme."""
+        return "websockets" if self.scheme in _WS_SCHEMES else "tcp"
+
+    def password_value(self) -> str | None:
+        """The clear-text password, for handing to the MQTT client only. Never log it."""
+        return None if self.password is None else self.password.get_secret_value()
+
+    def redacted(self) -> str:
+        """The broker as a URL with the password replaced by ``***`` (safe for logs)."""
+        if self.kind != "url":
+            return self.kind
+        userinfo = ""
+        if self.username is not None:
+            userinfo = quote(self.username, safe="")
+            if self.password is not None:
+                userinfo += ":***"
+            userinfo += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        path = (self.ws_path or "") if self.scheme in _WS_SCHEMES else ""
+        query = "" if self.protocol == "auto" else f"?protocol={self.protocol}"
+        return f"{self.scheme}://{userinfo}{host}:{self.port}{path}{query}"
+
+    def with_credentials(self, username: str | None, password: str | None) -> BrokerSpec:
+        """A copy with other credentials (``None`` removes them)."""
+        secret = None if password is None else SecretStr(password)
+        return dataclasses.replace(self, username=username, password=secret)
+
+    def __repr__(self) -> str:
+        # Deliberately hand-written: the generated repr would show every field, and this
+        # one must stay safe to log even if SecretStr's masking ever changed.
+        tls = "" if self.tls is None else f", tls={self.tls!r}"
+        return f"BrokerSpec({self.redacted()!r}{tls})"
+
+    def __str__(self) -> str:
+        return self.redacted()
+
+
+def parse_broker_url(
+    url: str,
+    *,
+    ca_file: str | Path | None = None,
+    cert_file: str | Path | None = None,
+    key_file: str | Path | None = None,
+    insecure: bool | None = None,
+) -> BrokerSpec:
+    """Parse a broker URL or one of the keywords ``embedded`` / ``auto``.
+
+    Args:
+        url: The address, e.g. ``mqtt://user:pw@broker.local:1883``.
+        ca_file: TLS CA bundle (overrides the ``ca`` query parameter).
+        cert_file: TLS client certificate (overrides ``cert``).
+        key_file: TLS client key (overrides ``key``).
+        insecure: Disable TLS verification (overrides ``insecure``).
+
+    Returns:
+        The parsed, immutable :class:`BrokerSpec`. Files are not opened here.
+
+    Raises:
+        ConfigError: The URL is malformed; the message names the accepted forms and
+            repeats what arrived (with any password masked).
+    """
+    text = url.strip()
+    keyword = text.lower()
+    tls_kwargs_given = any(v is not None for v in (ca_file, cert_file, key_file, insecure))
+    if keyword in _KEYWORDS:
+        if tls_kwargs_given:
+            msg = (
+                f"TLS options do not apply to broker {keyword!r}; "
+                "expected an mqtts:// or wss:// URL"
+            )
+            raise ConfigError(msg)
+        if keyword == "embedded":
+            return BrokerSpec(kind="embedded", scheme="mqtt", host="127.0.0.1", port=0)
+        return BrokerSpec(kind="auto", scheme="mqtt", host=AUTO_HOST, port=AUTO_PORT)
+
+    shown = _mask_password(text)
+    if "://" not in text:
+        msg = f"bad broker URL {shown!r}: {_EXPECTED}"
+        raise ConfigError(msg)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. unbalanced IPv6 brackets
+        msg = f"bad broker URL {shown!r} ({exc}): {_EXPECTED}"
+        raise ConfigError(msg) from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        msg = f"unsupported scheme {parts.scheme!r} in broker URL {shown!r}: {_EXPECTED}"
+        raise ConfigError(msg)
+    host = parts.hostname
+    if not host:
+        msg = f"broker URL {shown!r} has no host: {_EXPECTED}"
+        raise ConfigError(msg)
+    try:
+        port = parts.port
+    except ValueError:
+        msg = f"broker URL {shown!r} has a bad port: expected an integer in 1..65535"
+        raise ConfigError(msg) from None
+    if port is None:
+        port = _DEFAULT_PORTS[scheme]
+    elif not 1 <= port <= 65535:
+        msg = f"broker URL {shown!r} has port {port}: expected an integer in 1..65535"
+        raise ConfigError(msg)
+    if parts.fragment:
+        msg = f"broker URL {shown!r} has a fragment '#{parts.fragment}': expected none"
+        raise ConfigError(msg)
+
+    ws_path: str | None = None
+    if scheme in _WS_SCHEMES:
+        ws_path = parts.path or _DEFAULT_WS_PATH
+    elif parts.path not in ("", "/"):
+        msg = (
+            f"broker URL {shown!r} has a path {parts.path!r}: expected none for {scheme}:// "
+            "(paths are only meaningful for ws:// and wss://)"
+        )
+        raise ConfigError(msg)
+
+    query = _parse_query(parts.query, shown)
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if username == "":
+        username = None
+        if password is not None:
+            msg = f"broker URL {shown!r} has a password but no user name: expected user:password@"
+            raise ConfigError(msg)
+
+    tls: TlsOptions | None = None
+    given_ca = ca_file if ca_file is not None else query.get("ca")
+    given_cert = cert_file if cert_file is not None else query.get("cert")
+    given_key = key_file if key_file is not None else query.get("key")
+    given_insecure = insecure if insecure is not None else _parse_bool(query.get("insecure"), shown)
+    if scheme in _TLS_SCHEMES:
+        tls = TlsOptions(
+            ca_file=_path_or_none(given_ca),
+            cert_file=_path_or_none(given_cert),
+            key_file=_path_or_none(given_key),
+            insecure=bool(given_insecure),
+        )
+    elif any(v is not None for v in (given_ca, given_cert, given_key, given_insecure)):
+        msg = (
+            f"TLS options given for plain-text broker URL {shown!r}: expected an mqtts:// or "
+            "wss:// URL when ca/cert/key/insecure are set"
+        )
+        raise ConfigError(msg)
+
+    return BrokerSpec(
+        kind="url",
+        scheme=scheme,  # type: ignore[arg-type]  # checked against _DEFAULT_PORTS above
+        host=host,
+        port=port,
+        username=username,
+        password=None if password is None else SecretStr(password),
+        tls=tls,
+        ws_path=ws_path,
+        protocol=_parse_protocol(query.get("protocol"), shown),
+    )
+
+
+def with_env_credentials(spec: BrokerSpec, env: Mapping[str, str]) -> BrokerSpec:
+    """Fill in credentials from the environment mapping ``env`` (pass ``os.environ``).
+
+    Precedence: credentials written in the URL win; the environment fills what is missing.
+    ``SPIKESTREAM_MQTT_USERNAME`` gives the user name; the password comes from the file
+    named by ``SPIKESTREAM_MQTT_PASSWORD_FILE`` (one trailing newline stripped) or from
+    ``SPIKESTREAM_MQTT_PASSWORD``. Setting both password variables is an error, as is a
+    password without any user name.
+
+    Raises:
+        ConfigError: Conflicting variables, unreadable or empty password file. The message
+            names the variables and file, never the password.
+    """
+    env_user = env.get(ENV_USERNAME) or None
+    env_password = env.get(ENV_PASSWORD)
+    env_file = env.get(ENV_PASSWORD_FILE) or None
+    if env_password is not None and env_file is not None:
+        msg = f"both {ENV_PASSWORD} and {ENV_PASSWORD_FILE} are set: expected at most one of them"
+        raise ConfigError(msg)
+
+    username = spec.username if spec.username is not None else env_user
+    password: str | None = spec.password_value()
+    if password is None:
+        if env_file is not None:
+            password = _read_password_file(env_file)
+        elif env_password is not None:
+            password = env_password
+    if password is not None and username is None:
+        msg = (
+            f"a broker password is set but no user name: expected user@ in the URL or "
+            f"{ENV_USERNAME} in the environment"
+        )
+        raise ConfigError(msg)
+    if username == spec.username and password == spec.password_value():
+        return spec
+    return spec.with_credentials(username, password)
+
+
+def load_broker_spec(url: str, env: Mapping[str, str] | None = None) -> BrokerSpec:
+    """:func:`parse_broker_url` followed by :func:`with_env_credentials` (``os.environ``
+    when ``env`` is ``None``)."""
+    return with_env_credentials(parse_broker_url(url), os.environ if env is None else env)
+
+
+def _read_password_file(path: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        msg = f"cannot read {ENV_PASSWORD_FILE}={path!r}: {reason}; expected a readable UTF-8 file"
+        raise ConfigError(msg) from None
+    # Secret files are usually written with a trailing newline (echo, editors); the
+    # password itself never ends in one.
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        msg = f"{ENV_PASSWORD_FILE}={path!r} is empty: expected the password in it"
+        raise ConfigError(msg)
+    return text
+
+
+def _parse_query(query: str, shown: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        msg = f"broker URL {shown!r} has a malformed query: expected key=value pairs"
+        raise ConfigError(msg) from None
+    result: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in _QUERY_KEYS:
+            msg = (
+                f"unknown query parameter {key!r} in broker URL {shown!r}: expected one of "
+                f"{', '.join(_QUERY_KEYS)}"
+            )
+            raise ConfigError(msg)
+        if key in result:
+            msg = f"query parameter {key!r} repeated in broker URL {shown!r}: expected it once"
+            raise ConfigError(msg)
+        result[key] = value
+    return result
+
+
+def _parse_bool(value: str | None, shown: str) -> bool | None:
+    if value is None:
+        return None
+    low = value.lower()
+    if low in _TRUE or low == "":
+        return True
+    if low in _FALSE:
+        return False
+    msg = f"insecure={value!r} in broker URL {shown!r}: expected one of 1, 0, true, false, yes, no"
+    raise ConfigError(msg)
+
+
+def _parse_protocol(value: str | None, shown: str) -> ProtocolChoice:
+    if value is None:
+        return "auto"
+    for choice in _PROTOCOLS:
+        if value == choice:
+            return choice
+    msg = f"protocol={value!r} in broker URL {shown!r}: expected one of {', '.join(_PROTOCOLS)}"
+    raise ConfigError(msg)
+
+
+def _path_or_none(value: str | Path | None) -> Path | None:
+    if value is None or value == "":
+        return None
+    return Path(value)
+
+
+def _mask_password(text: str) -> str:
+    """Mask the password of a (possibly malformed) URL before echoing it in an error."""
+    scheme_end = text.find("://")
+    if scheme_end < 0:
+        return text
+    rest_start = scheme_end + 3
+    at = text.rfind("@", rest_start, _authority_end(text, rest_start))
+    if at < 0:
+        return text
+    userinfo = text[rest_start:at]
+    if ":" not in userinfo:
+        return text
+    user = userinfo.split(":", 1)[0]
+    return f"{text[:rest_start]}{user}:***{text[at:]}"
+
+
+def _authority_end(text: str, start: int) -> int:
+    ends = [i for i in (text.find(c, start) for c in "/?#") if i >= 0]
+    return min(ends) if ends else len(text)
