@@ -1,0 +1,236 @@
+"""``spikestream serve`` end to end against a real mosquitto, faults included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import time
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+import pytest
+
+from spikestream.codec import SpikeFrame, ValueFrame, decode_frame
+from tests.brokers import Mosquitto
+from tests.serving import NODELAY, SEED, Listener, Message, ServeProcess
+
+pytestmark = pytest.mark.broker
+
+OUT = "spikestream/seed/out/"
+
+
+def frames_of(messages: list[Message], probe: str) -> list[SpikeFrame | ValueFrame]:
+    return [decode_frame(m.payload) for m in messages if m.topic == OUT + probe]
+
+
+def events(messages: list[Message], kind: str | None = None) -> list[dict[str, object]]:
+    out = [json.loads(m.payload) for m in messages if m.topic == "spikestream/seed/events"]
+    return [e for e in out if kind is None or e["event"] == kind]
+
+
+async def publish(broker: Mosquitto, topic: str, payload: bytes | str, **kw: object) -> None:
+    async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as client:
+        await client.publish(topic, payload, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def serve(mosquitto: Mosquitto, tmp_path: Path):  # type: ignore[no-untyped-def]
+    started: list[ServeProcess] = []
+
+    def make(*args: str, network: Path = SEED) -> ServeProcess:
+        proc = ServeProcess(network, mosquitto.url(), *args, workdir=tmp_path).start()
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.kill()
+
+
+async def test_frames_arrive_contiguous_and_inputs_change_spiking(
+    mosquitto: Mosquitto, serve
+) -> None:
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        proc = serve("--backoff-max", "1")
+        await sub.wait_status("seed", b"online")
+        rates = {}
+        for value in ("1", "-1"):
+            await publish(mosquitto, "spikestream/seed/in/u", value)
+            # Wait until the input probe shows the value, then count a's spikes for 0.5 s.
+            target = float(value)
+
+            def applied(ms: list[Message], target: float = target) -> int | None:
+                for i, m in enumerate(ms):
+                    if m.topic == OUT + "u":
+                        f = decode_frame(m.payload)
+                        assert isinstance(f, ValueFrame)
+                        if np.all(f.data == target):
+                            return i
+                return None
+
+            start = await sub.wait_for(lambda ms: applied(ms), what=f"u = {value}")
+            await asyncio.sleep(0.6)
+            later = [m for m in sub.messages[start:] if m.topic == OUT + "a_spikes"]
+            spikes = np.concatenate([decode_frame(m.payload).spikes for m in later[:50]])  # type: ignore[union-attr]
+            rates[value] = spikes.mean(axis=0) / 0.001
+        # Neurons with positive encoders fire more for +1; negative ones for -1.
+        assert np.abs(rates["1"] - rates["-1"]).mean() > 50.0
+        assert proc.stop() == 0
+        for probe in ("a_spikes", "b_spikes", "a_filtered", "u"):
+            frames = frames_of(sub.messages, probe)
+            seqs = [f.header.seq for f in frames]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), probe
+            ticks = [(f.header.tick, f.header.ticks) for f in frames]
+            for (t0, n0), (t1, _) in zip(ticks, ticks[1:], strict=False):
+                assert t1 == t0 + n0
+            assert all(f.header.dropped == 0 for f in frames)
+            h = frames[0].header
+            assert h.net == "seed" and h.probe == probe and h.dt == 0.001
+        a = frames_of(sub.messages, "a_spikes")[0]
+        assert isinstance(a, SpikeFrame) and a.n == 50 and a.spikes.shape == (10, 50)
+
+
+async def test_status_retained_sigterm_exits_zero_with_offline(mosquitto: Mosquitto, serve) -> None:
+    proc = serve()
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
+        await sub.wait_status("seed", b"online")
+    # A late subscriber gets the retained status.
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as late:
+        await late.wait_for(lambda ms: any(m.retain and m.payload == b"online" for m in ms))
+        started = time.monotonic()
+        code = await asyncio.to_thread(proc.stop, signal.SIGTERM, 10)
+        assert code == 0
+        assert time.monotonic() - started < 5.0
+        await late.wait_status("seed", b"offline")
+    log = proc.log_text()
+    assert '"msg": "stopped"' in log and "Traceback" not in log
+
+
+async def test_sigint_also_exits_zero(mosquitto: Mosquitto, serve) -> None:
+    proc = serve()
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
+        await sub.wait_status("seed", b"online")
+        assert await asyncio.to_thread(proc.stop, signal.SIGINT, 10) == 0
+        await sub.wait_status("seed", b"offline")
+
+
+async def test_kill_9_delivers_last_will(mosquitto: Mosquitto, serve) -> None:
+    proc = serve("--keepalive", "2")
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
+        await sub.wait_status("seed", b"online")
+        proc.kill()
+        await sub.wait_status("seed", b"offline", timeout=10)
+
+
+async def test_bad_payloads_are_rejected_reported_and_ticking_goes_on(
+    mosquitto: Mosquitto, serve
+) -> None:
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        serve()
+        await sub.wait_status("seed", b"online")
+        bad = {
+            "garbage": b"\xc1\xff\x00garbage",
+            "dimension": b"[1.0, 2.0]",
+            "nonfinite": b"nan",
+            "oversize": b"1" * 100_000,
+        }
+        for payload in bad.values():
+            await publish(mosquitto, "spikestream/seed/in/u", payload)
+        await publish(mosquitto, "spikestream/seed/in/nosuch", b"1")
+        await publish(mosquitto, "spikestream/seed/control", b"explode")
+        got = await sub.wait_for(
+            lambda ms: (e := events(ms, "input_rejected")) and len(e) >= 5 and e,
+            what="five input_rejected events",
+        )
+        reasons = {e["reason"] for e in got}
+        assert {"garbage", "dimension", "nonfinite", "oversize", "unknown_input"} <= reasons
+        dim = next(e for e in got if e["reason"] == "dimension")
+        assert "1" in str(dim["error"]) and "2" in str(dim["error"])
+        await sub.wait_for(lambda ms: events(ms, "control_rejected"), what="control_rejected")
+        # Still ticking: frames keep coming after the rejections.
+        n = len(frames_of(sub.messages, "a_spikes"))
+        await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > n + 20, what="more frames")
+        stats = await sub.wait_for(
+            lambda ms: [json.loads(m.payload) for m in ms if m.topic.endswith("/stats")
+                        and json.loads(m.payload)["rejected"].get("oversize")],
+            what="stats counting rejections",
+        )
+        assert stats[-1]["inputs"]["u"]["rejected"] >= 4
+
+
+async def test_control_pause_resume_and_realtime_factor(mosquitto: Mosquitto, serve) -> None:
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        serve()
+        await sub.wait_status("seed", b"online")
+        ctl = "spikestream/seed/control"
+        await publish(mosquitto, ctl, json.dumps({"cmd": "pause", "id": "p1"}))
+        ok = await sub.wait_for(lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == "p1"])
+        assert ok[0]["paused"] is True
+        await asyncio.sleep(0.2)
+        n = len(frames_of(sub.messages, "a_spikes"))
+        await asyncio.sleep(0.5)
+        assert len(frames_of(sub.messages, "a_spikes")) == n  # no frames while paused
+        await publish(mosquitto, ctl, b"set realtime_factor 2")
+        await publish(mosquitto, ctl, b"resume")
+        await sub.wait_for(lambda ms: len([e for e in events(ms, "control_ok")]) >= 3)
+        frames = await sub.wait_for(
+            lambda ms: (f := frames_of(ms, "a_spikes")[n:]) and len(f) > 120 and f,
+        )
+        # Simulated time advances twice as fast as wall time.
+        first, last = frames[20].header, frames[-1].header
+        ratio = (last.t - first.t) / (last.wall - first.wall)
+        assert 1.7 < ratio < 2.3
+
+
+async def test_broker_restart_reconnects_and_seq_continues(
+    mosquitto: Mosquitto, serve
+) -> None:
+    proc = serve("--backoff-max", "1")
+    async with Listener("127.0.0.1", mosquitto.port, [OUT + "a_spikes", "spikestream/seed/status"]) as sub:
+        await sub.wait_status("seed", b"online")
+        await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > 10)
+        before = frames_of(sub.messages, "a_spikes")[-1].header.seq
+    mosquitto.kill()
+    await asyncio.sleep(1.0)  # the service keeps ticking with no broker
+    killed_at = time.monotonic()
+    mosquitto.restart()
+    async with Listener("127.0.0.1", mosquitto.port, [OUT + "a_spikes", "spikestream/seed/status"]) as sub:
+        await sub.wait_status("seed", b"online", timeout=1.0 + 2.0 + 5.0)
+        assert time.monotonic() - killed_at < 1.0 + 2.0 + 3.0  # backoff_max + 2 s (+ slack)
+        frames = await sub.wait_for(lambda ms: (f := frames_of(ms, "a_spikes")) and len(f) > 5 and f)
+        after = frames[0].header.seq
+        assert after > before  # seq continues, it does not restart at 0
+        assert frames[-1].header.dropped >= 0
+    assert proc.returncode is None  # still running
+    assert proc.stop() == 0
+
+
+async def test_stalled_subscriber_does_not_slow_the_ticks(mosquitto: Mosquitto, serve) -> None:
+    """A subscriber that never reads its socket: the broker queues for it (and drops at its
+    limit); the service keeps real time and other subscribers keep getting every frame."""
+    stalled = socket.create_connection(("127.0.0.1", mosquitto.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client_id = b"stalled"
+    connect = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(client_id).to_bytes(2, "big") + client_id
+    stalled.sendall(b"\x10" + bytes([len(connect)]) + connect)
+    topic = b"spikestream/seed/out/#"
+    sub_body = b"\x00\x01" + len(topic).to_bytes(2, "big") + topic + b"\x00"
+    stalled.sendall(b"\x82" + bytes([len(sub_body)]) + sub_body)
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+            serve("--ticks-per-frame", "1")
+            await sub.wait_status("seed", b"online")
+            await asyncio.sleep(4.0)
+            stats = [json.loads(m.payload) for m in sub.messages if m.topic.endswith("/stats")]
+            assert stats, "no stats"
+            last = stats[-1]
+            assert abs(last["realtime_factor_actual"] - 1.0) < 0.01
+            assert last["dropped"] == 0
+            frames = frames_of(sub.messages, "b_spikes")
+            seqs = [f.header.seq for f in frames]
+            assert len(seqs) > 2000 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    finally:
+        stalled.close()

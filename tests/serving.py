@@ -1,0 +1,152 @@
+"""Run ``spikestream serve`` as a real subprocess, and listen to it over MQTT.
+
+``ServeProcess`` starts the console entry point exactly as a user would (``python -m
+spikestream ... serve``) against a test broker; ``Listener`` is a small aiomqtt subscriber
+that timestamps every message on arrival.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal as _signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "examples"
+SEED = EXAMPLES / "seed.toml"
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+
+
+class ServeProcess:
+    """``spikestream serve NETWORK --broker URL ...`` in a subprocess, logs to a file."""
+
+    def __init__(
+        self,
+        network: Path,
+        broker_url: str,
+        *args: str,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.network = network
+        self.broker_url = broker_url
+        self.args = list(args)
+        self.workdir = workdir
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = workdir / f"serve-{network.stem}-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "spikestream", "--log-format", "json", "serve",
+            str(self.network), "--broker", self.broker_url, *self.args,
+        ]
+
+    def start(self) -> ServeProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env
+        )
+        log.close()
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = _signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Send ``sig`` and wait; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Message:
+    topic: str
+    payload: bytes
+    received: float  # time.time() on arrival
+    retain: bool
+
+
+@dataclass
+class Listener:
+    """Collects every message on ``filters`` into ``messages``."""
+
+    hostname: str
+    port: int
+    filters: Sequence[str]
+    messages: list[Message] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    client: aiomqtt.Client | None = None
+
+    async def __aenter__(self) -> Listener:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+    async def _run(self) -> None:
+        async with aiomqtt.Client(self.hostname, self.port, socket_options=NODELAY) as client:
+            self.client = client
+            for f in self.filters:
+                await client.subscribe(f, qos=1)
+            self._ready.set()
+            async for msg in client.messages:
+                payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+                self.messages.append(Message(str(msg.topic), payload, time.time(), msg.retain))
+
+    def on(self, topic: str) -> list[Message]:
+        return [m for m in self.messages if m.topic == topic]
+
+    async def wait_for(
+        self, pred: Callable[[list[Message]], Any], timeout: float = 15.0, what: str = ""
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = pred(self.messages)
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                topics = sorted({m.topic for m in self.messages})
+                raise AssertionError(f"timed out waiting for {what or pred}; topics seen: {topics}")
+            await asyncio.sleep(0.02)
+
+    async def wait_status(self, net: str, status: bytes, timeout: float = 15.0) -> None:
+        topic = f"spikestream/{net}/status"
+        await self.wait_for(
+            lambda ms: any(m.topic == topic and m.payload == status for m in ms),
+            timeout, f"{topic} = {status!r}",
+        )
