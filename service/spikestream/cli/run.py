@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from spikestream.build import build
+from spikestream.errors import ConfigError
+from spikestream.runtime.replay import load_replay, replay_inputs
 from spikestream.runtime.offline import input_signals, run_offline, save_npz, ticks_for
 from spikestream.spec import load_network
 
@@ -27,7 +29,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("network", type=Path, help="network file (TOML), e.g. examples/seed.toml")
     p.add_argument(
-        "--duration", type=float, required=True, metavar="S", help="simulated seconds to run"
+        "--duration",
+        type=float,
+        metavar="S",
+        help="simulated seconds to run (required unless --replay gives the length)",
+    )
+    p.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="feed the inputs recorded by `serve --log-inputs FILE`, tick for tick, to "
+        "reproduce that live run's spike trains exactly",
     )
     p.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="output file")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG plot")
@@ -47,11 +59,20 @@ def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
     spec = load_network(args.network)
     model = build(spec, dtype=args.dtype, seed=args.seed)
-    ticks = ticks_for(args.duration, model.dt)
-    inputs = input_signals(model, ticks)
+    resets: list[int] = []
+    if args.replay is not None:
+        ticks, inputs, reset_ticks = replay_inputs(model, load_replay(args.replay))
+        resets = [int(r) for r in reset_ticks]
+        if args.duration is not None:
+            ticks = min(ticks, ticks_for(args.duration, model.dt))
+    elif args.duration is None:
+        raise ConfigError("--duration S is required (or --replay FILE)")
+    else:
+        ticks = ticks_for(args.duration, model.dt)
+        inputs = input_signals(model, ticks)
     started = time.perf_counter()
     if args.no_progress:
-        arrays = run_offline(model, ticks, inputs=inputs)
+        arrays = run_offline(model, ticks, inputs=inputs, resets=resets)
     else:
         from tqdm import tqdm
 
@@ -63,7 +84,9 @@ def main(args: argparse.Namespace) -> int:
                 bar.update(k - done[0])
                 done[0] = k
 
-            arrays = run_offline(model, ticks, inputs=inputs, progress=progress)
+            arrays = run_offline(
+                model, ticks, inputs=inputs, resets=resets, progress=progress
+            )
     elapsed = time.perf_counter() - started
     out = save_npz(args.out, arrays)
     rates = {

@@ -251,5 +251,5 @@ async def _serve(model: Any, broker: Any, options: ServiceOptions, settings: Ser
             if metrics is not None:
                 metrics.shutdown()
             if recorder is not None and settings.log_inputs is not None:
-                recorder.save(settings.log_inputs, ticks=service.engine.sim.tick)
+                recorder.save(settings.log_inputs, ticks=service.engine.executed)
                 log.info("inputs logged", extra={"path": str(settings.log_inputs)})

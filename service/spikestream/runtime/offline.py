@@ -15,7 +15,7 @@ Layout (docs/NPZ.md):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ def run_offline(
     ticks: int,
     *,
     inputs: Mapping[str, npt.NDArray[np.float64]] | None = None,
+    resets: Sequence[int] = (),
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, AnyArray]:
     """Run ``model`` for ``ticks`` ticks and return every array of the ``.npz`` layout.
@@ -58,6 +59,7 @@ def run_offline(
         ticks: number of ticks to run.
         inputs: per input, values of shape ``(ticks, dim)``; default: the inputs' offline
             signals.
+        resets: ticks before which the simulator is reset (from a replayed live run).
         progress: called with the number of ticks done, every 1000 ticks.
     """
     sim = Simulator(model)
@@ -68,9 +70,25 @@ def run_offline(
         view = sim.probe(name)
         dtype = np.bool_ if view.dtype == np.bool_ else model.dtype
         probes[name] = np.zeros((ticks, *view.shape), dtype)
+    # Resets split the run into segments (a replayed live run may have been reset).
+    bounds = sorted({0, ticks, *(int(r) for r in resets if 0 < r < ticks)})
     # One BLAS thread: a second one stalls for milliseconds when the other core is busy.
     with threadpool_limits(limits=1, user_api="blas"):
-        sim.run(ticks, inputs=feeds, record=probes, record_spikes=spikes, progress=progress)
+        for start, stop in zip(bounds, bounds[1:], strict=False):
+            if start > 0:
+                sim.reset()
+
+            def segment_progress(k: int, start: int = start) -> None:
+                if progress is not None:
+                    progress(start + k)
+
+            sim.run(
+                stop - start,
+                inputs={k: v[start:stop] for k, v in feeds.items()},
+                record={k: v[start:stop] for k, v in probes.items()},
+                record_spikes={k: v[start:stop] for k, v in spikes.items()},
+                progress=segment_progress,
+            )
     out: dict[str, AnyArray] = dict(model.arrays())
     for name, s in spikes.items():
         out[f"{name}.spikes"] = s.view(np.uint8)

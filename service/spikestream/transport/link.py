@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -68,6 +68,7 @@ __all__ = [
     "Will",
 ]
 
+_S = TypeVar("_S", bound=socket.socket)
 _log = logging.getLogger("spikestream.transport.link")
 # paho/aiomqtt chatter (packet-level DEBUG lines) goes to a child logger of ours so that
 # it can be switched on for debugging without touching the root logger.
@@ -163,6 +164,42 @@ class _ClosedBeforeConnack(aiomqtt.MqttError):
     """The broker closed the connection before answering CONNECT."""
 
 
+# Sockets created by the current thread inside paho's connect() (see _client_connect).
+_connect_scope = threading.local()
+
+
+def _track(sock: _S) -> _S:
+    created: list[socket.socket] | None = getattr(_connect_scope, "sockets", None)
+    if created is not None:
+        created.append(sock)
+    return sock
+
+
+class _TrackingSSLContext(ssl.SSLContext):
+    """An SSLContext that reports the sockets it wraps to :func:`_track`, so that a
+    socket whose handshake fails inside paho's connect() can be closed."""
+
+    def wrap_socket(
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return _track(
+            super().wrap_socket(
+                sock,
+                server_side=server_side,
+                do_handshake_on_connect=do_handshake_on_connect,
+                suppress_ragged_eofs=suppress_ragged_eofs,
+                server_hostname=server_hostname,
+                session=session,
+            )
+        )
+
+
 class _LinkClient(aiomqtt.Client):
     """aiomqtt.Client with the hooks MqttLink needs.
 
@@ -187,13 +224,30 @@ class _LinkClient(aiomqtt.Client):
         # so cleanup after a cancelled connect can wait for the socket to exist.
         self.connect_returned = threading.Event()
         self.tcp_connected = False
+        create_tcp = self._client._create_socket_connection
+
+        def tracked_tcp() -> socket.socket:
+            return _track(create_tcp())
+
+        self._client._create_socket_connection = tracked_tcp  # type: ignore[method-assign]
 
     # --- runs in an executor thread -------------------------------------------------
     def _client_connect(self) -> None:
+        # paho leaks the socket when the TLS or WebSocket handshake inside connect()
+        # fails (it is never stored in paho's _sock); record every socket created in
+        # this thread during connect() and close the orphans.
+        created: list[socket.socket] = []
+        _connect_scope.sockets = created
         try:
             super()._client_connect()
             self.tcp_connected = True
+        except BaseException:
+            if self._client.socket() is None:
+                for sock in created:
+                    sock.close()
+            raise
         finally:
+            _connect_scope.sockets = None
             self.connect_returned.set()
 
     # --- paho callbacks (event loop thread, except during connect) -----------------
@@ -397,6 +451,7 @@ class MqttLink:
         self._subscriptions_changed = asyncio.Event()
         self._hooks: list[ConnectHook] = []
         self._props_cache: dict[tuple[str | None, int | None], Properties] = {}
+        self._refused_topics: set[str] = set()
 
         self._client: _LinkClient | None = None
         self._protocol: aiomqtt.ProtocolVersion | None = None
@@ -541,13 +596,25 @@ class MqttLink:
             async with asyncio.timeout(self._publish_timeout):
                 ok = await waiter
         except TimeoutError:
-            ok = False
             if client.unconfirmed.get(mid) is waiter:
                 del client.unconfirmed[mid]
+            _log.debug("publish to %r not completed within %g s", topic, self._publish_timeout)
+            ok = None
         if not ok:
             self._publish_ok -= 1
             self._publish_failed += 1
-        return ok
+            if ok is False and not client.lost.is_set():
+                self._publish_refused(topic)
+        return bool(ok)
+
+    def _publish_refused(self, topic: str) -> None:
+        """Log a broker's negative PUBACK (MQTT 5: usually an ACL), once per topic."""
+        if topic in self._refused_topics or len(self._refused_topics) >= 100:
+            return
+        self._refused_topics.add(topic)
+        msg = f"broker {self._spec.redacted()} refused a publish to {topic!r} (not authorised?)"
+        self._last_error = msg
+        _log.error("%s", AuthError(msg))
 
     def _send(
         self,
@@ -1032,11 +1099,13 @@ def _check_filter(topic_filter: str) -> None:
 def _tls_context(options: TlsOptions | None) -> ssl.SSLContext:
     """Build the client TLS context: CA pinning, optional client cert, verification on."""
     opts = options or TlsOptions()
+    # What ssl.create_default_context(SERVER_AUTH) does, with our tracking subclass.
+    context = _TrackingSSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
-        context = ssl.create_default_context(
-            ssl.Purpose.SERVER_AUTH,
-            cafile=None if opts.ca_file is None else str(opts.ca_file),
-        )
+        if opts.ca_file is not None:
+            context.load_verify_locations(cafile=str(opts.ca_file))
+        else:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
         if opts.cert_file is not None:
             context.load_cert_chain(
                 str(opts.cert_file), None if opts.key_file is None else str(opts.key_file)
