@@ -185,26 +185,29 @@ class Service:
             self.event("control_rejected", error=str(err))
             return
         if cmd.cmd == "restore":
-            path = self._state_path(cmd.value, must_exist=True)
+            path = self._state_path(cmd.value, must_exist=True, request=cmd.id)
             if path is None:
                 return
             asyncio.get_running_loop().create_task(self._restore(path, cmd.id), name="restore")
             return
         value: Any = cmd.value
         if cmd.cmd == "snapshot":
-            path = self._state_path(cmd.value, must_exist=False)
+            path = self._state_path(cmd.value, must_exist=False, request=cmd.id)
             if path is None:
                 return
             value = str(path)
         self.engine.submit(Command(cmd.cmd, key=cmd.key, value=value, id=cmd.id))
 
-    def _state_path(self, value: object, *, must_exist: bool) -> Path | None:
+    def _state_path(self, value: object, *, must_exist: bool, request: str | None) -> Path | None:
         name = str(value) if value else f"{self.model.name}-snapshot.npz"
         path = Path(name)
         if not path.is_absolute():
             path = self.options.snapshot_dir / path
         if must_exist and not path.is_file():
-            self.event("control_rejected", cmd="restore", error=f"no snapshot file {str(path)!r}")
+            self.event(
+                "control_rejected", cmd="restore", id=request,
+                error=f"no snapshot file {str(path)!r}",
+            )
             return None
         return path
 

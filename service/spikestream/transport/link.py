@@ -284,8 +284,9 @@ class _LinkClient(aiomqtt.Client):
         super()._on_disconnect(client, userdata, flags, reason_code, properties)
 
     def _handle_disconnect(self, reason: str) -> None:
-        if not self._connected.done():
-            # aiomqtt ignores a disconnect before CONNACK and waits for its timeout.
+        if self.tcp_connected and not self.lost.is_set() and not self._connected.done():
+            # aiomqtt ignores a disconnect before CONNACK and would wait for its timeout;
+            # its __aenter__ is awaiting this future now, so fail it at once.
             self._connected.set_exception(_ClosedBeforeConnack(reason))
         self.mark_lost(reason)
 
@@ -503,8 +504,9 @@ class MqttLink:
 
     @property
     def connected(self) -> bool:
-        """Whether a session is up (connected and initial subscriptions done)."""
-        return self._connected.is_set()
+        """Whether a session is up (connected, initial subscriptions done, not lost)."""
+        client = self._client
+        return self._connected.is_set() and client is not None and not client.lost.is_set()
 
     @property
     def protocol(self) -> str | None:
@@ -525,7 +527,7 @@ class MqttLink:
     def statistics(self) -> LinkStatistics:
         """A consistent snapshot of the counters (cheap; call as often as you like)."""
         return LinkStatistics(
-            connected=self._connected.is_set(),
+            connected=self.connected,
             protocol=_protocol_name(self._protocol),
             connect_attempts=self._connect_attempts,
             connects=self._connects,
@@ -696,6 +698,8 @@ class MqttLink:
         """Disconnect cleanly (no last will) and make :meth:`run` return.
 
         Returns when :meth:`run` has finished; returns at once if it is not running.
+        A stop requested before :meth:`run` starts makes that run return at once
+        (so a stop racing a just-created run task wins).
         """
         self._stop_requested.set()
         if self._running:
