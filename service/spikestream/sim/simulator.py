@@ -23,12 +23,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
+from spikestream.sim.jit import accumulate_spiking_rows_jit, lif_step_jit
 from spikestream.sim.kernels import (
     LIFParams,
     accumulate_rows,
@@ -40,6 +42,7 @@ from spikestream.sim.kernels import (
 
 Array = npt.NDArray[np.floating]
 Op = Callable[[], None]
+Backend = Literal["numba", "numpy"]
 
 #: Dense connections with at least this many post neurons propagate spikes event-driven
 #: (adding the weight rows of the neurons that spiked); smaller ones use one BLAS call.
@@ -84,9 +87,20 @@ class Simulator:
         model: the built network.
         event_driven: force event-driven (True) or dense BLAS (False) spike propagation for
             every dense connection; default picks per connection by size.
+        backend: ``"numba"`` (compiled kernels, the default) or ``"numpy"`` (the pure numpy
+            reference kernels). They agree to rounding, spike for spike.
     """
 
-    def __init__(self, model: Model, *, event_driven: bool | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        *,
+        event_driven: bool | None = None,
+        backend: Backend = "numba",
+    ) -> None:
+        if backend not in ("numba", "numpy"):
+            raise SimulationError(f"backend {backend!r} is not allowed; expected numba or numpy")
+        self.backend = backend
         self.model = model
         self.dt = model.dt
         self.dtype = model.dtype
@@ -178,6 +192,8 @@ class Simulator:
         bias = ps.pop.bias.astype(self.dtype)
         pop = ps.pop
         params = LIFParams.make(self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage, self.dtype)
+        jit = self.backend == "numba"
+        dt, tau_rc, tau_ref, vmin = self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage
         # Closures must not use ``x += y`` on captured arrays (it would rebind the name).
         dot, copyto, add = np.dot, np.copyto, np.add
         first = encoded[0] if encoded else None
@@ -195,7 +211,10 @@ class Simulator:
                 add(J, tmp, out=J)
             for cur in currents:
                 add(J, cur, out=J)
-            ps.count = lif_step(J, v, ref, spiked, s01, tmp, tmp2, params)
+            if jit:
+                ps.count = lif_step_jit(J, v, ref, spiked, s01, dt, tau_rc, tau_ref, vmin)
+            else:
+                ps.count = lif_step(J, v, ref, spiked, s01, tmp, tmp2, params)
 
         return step
 
@@ -215,6 +234,14 @@ class Simulator:
             w_rows = np.ascontiguousarray(c.weights * ((1.0 - a) / dt), dtype=self.dtype)
 
             a_ev = np.array(a, self.dtype)
+            if self.backend == "numba":
+
+                def step_events_jit() -> None:
+                    np.multiply(z, a_ev, out=z)
+                    if pre.count:
+                        accumulate_spiking_rows_jit(w_rows, spiked, z)
+
+                return step_events_jit
 
             def step_events() -> None:
                 np.multiply(z, a_ev, out=z)
