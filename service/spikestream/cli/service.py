@@ -70,6 +70,8 @@ class ServiceOptions:
     max_input_bytes: int = 65536
     stats_interval: float = 1.0
     snapshot_dir: Path = field(default_factory=Path.cwd)
+    snapshot_every: float | None = None
+    resume: bool = False
     restore: Path | None = None
     events_per_second: float = 20.0
 
@@ -339,16 +341,31 @@ class Service:
             "link_connected": ls.connected if hasattr(ls, "connected") else self.link.connected,
         }
 
+    def latest_snapshot(self) -> Path:
+        """Where periodic snapshots of this network go (and ``--resume`` looks)."""
+        return self.options.snapshot_dir / f"{self.model.name}-latest.npz"
+
+    async def _snapshots(self) -> None:
+        assert self.options.snapshot_every is not None
+        while True:
+            await asyncio.sleep(self.options.snapshot_every)
+            self.engine.submit(Command("snapshot", value=str(self.latest_snapshot()), id="periodic"))
+
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then publish ``offline`` and disconnect cleanly."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        if self.options.restore is not None:
-            self.engine.sim.set_state(await asyncio.to_thread(load_state, self.options.restore))
-            log.info("restored", extra={"path": str(self.options.restore),
-                                        "tick": self.engine.sim.tick})
+        start_from = self.options.restore
+        latest = self.latest_snapshot()
+        if start_from is None and self.options.resume and latest.is_file():
+            start_from = latest
+        if start_from is not None:
+            state = await asyncio.to_thread(load_state, start_from)
+            self.engine.sim.set_state(state)
+            self.engine.resume_counters(state, time.time())
+            log.info("restored", extra={"path": str(start_from), "tick": self.engine.sim.tick})
         self.engine.start()
         log.info("serving", extra={
             "net": self.model.name, "broker": self.broker.redacted(),
@@ -362,6 +379,8 @@ class Service:
                     tg.create_task(self._publisher(), name="publisher"),
                     tg.create_task(self._stats(), name="stats"),
                 ]
+                if self.options.snapshot_every is not None:
+                    tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
                 stopper = tg.create_task(stop.wait(), name="shutdown")
                 done, _ = await asyncio.wait(
                     {link_task, stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED

@@ -33,7 +33,12 @@ from typing import Any, Final, Literal, NoReturn, get_args
 
 import msgpack
 
-from spikestream.codec.payloads import OversizePayload, PayloadRejected, RejectReason
+from spikestream.codec.payloads import (
+    OversizePayload,
+    PayloadRejected,
+    RejectReason,
+    describe_keys,
+)
 
 __all__ = [
     "COMMANDS",
@@ -79,7 +84,7 @@ class ControlCommand:
 _NO_ARGS: Final = frozenset({"pause", "resume", "reset", "status"})
 _MAP_KEYS: Final = frozenset({"cmd", "key", "value", "id"})
 _KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER: Final = re.compile(r"[+-]?(?>\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NONFINITE: Final = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _BOOLS: Final = {"true": True, "false": False, "on": True, "off": False}
 _ALLOWED: Final = ", ".join(COMMANDS)
@@ -189,11 +194,10 @@ def _build(cmd: object, key: object, value: ControlValue, id_: object) -> Contro
 def _from_map(obj: dict[Any, Any]) -> ControlCommand:
     keys = set(obj)
     if not keys <= _MAP_KEYS or "cmd" not in keys:
-        extra = ", ".join(sorted(repr(k) for k in keys - _MAP_KEYS)) or "none"
         missing = "" if "cmd" in keys else "; missing 'cmd'"
         _reject(
             f"a control map takes the keys 'cmd', 'key', 'value', 'id'; got extra keys "
-            f"{extra}{missing}",
+            f"{describe_keys(keys - _MAP_KEYS)}{missing}",
             "keys",
         )
     return _build(obj["cmd"], obj.get("key"), _map_value(obj.get("value")), obj.get("id"))

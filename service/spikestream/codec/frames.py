@@ -186,11 +186,21 @@ class ValueFrame:
 _local = threading.local()
 
 
+def _pack_default(value: object) -> object:
+    # Only called for types msgpack does not know, so it costs nothing on the normal
+    # path; it lets header fields be numpy scalars (e.g. a tick counter kept in numpy).
+    if isinstance(value, np.generic):
+        return value.item()
+    raise CodecError(f"cannot pack {type(value).__name__} {value!r:.60} into a frame")
+
+
 def _packer() -> msgpack.Packer:
     try:
         packer: msgpack.Packer = _local.packer
     except AttributeError:
-        packer = _local.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+        packer = _local.packer = msgpack.Packer(
+            use_bin_type=True, autoreset=True, default=_pack_default
+        )
     return packer
 
 
@@ -248,13 +258,19 @@ def encode_spikes(header: FrameHeader, spikes: npt.NDArray[np.bool_]) -> bytes:
         # multi-index and is 3-10x slower on wide frames such as (1, 4096). ravel() is
         # a view for C-contiguous input. Flat order is row-major, so pairs come out
         # sorted by (tick, neuron).
-        offsets, neurons = np.divmod(spikes.ravel().nonzero()[0], n)
+        flat = spikes.ravel().nonzero()[0]
         frame["enc"] = "idx"
         frame["dtype"] = "u2" if dtype is _U2 else "u4"
         # astype gives fresh C-contiguous arrays; their memoryviews are packed as bin
         # directly, so there is no intermediate bytes object.
-        frame["off"] = offsets.astype(dtype).data
-        frame["idx"] = neurons.astype(dtype).data
+        if ticks == 1:
+            # One tick per frame is common (lowest latency); skip the divmod.
+            frame["off"] = bytes(k * dtype.itemsize)
+            frame["idx"] = flat.astype(dtype).data
+        else:
+            offsets, neurons = np.divmod(flat, n)
+            frame["off"] = offsets.astype(dtype).data
+            frame["idx"] = neurons.astype(dtype).data
     else:
         frame["enc"] = "bits"
         frame["bits"] = np.packbits(spikes, axis=None, bitorder="little").data

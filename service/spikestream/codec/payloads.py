@@ -26,9 +26,11 @@ any decoding).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Sequence
+import string
+from collections.abc import Iterable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NoReturn
 
@@ -101,9 +103,15 @@ class InputSample:
 _TEXT_BYTES: Final = bytes(range(0x20, 0x7F)) + b"\t\n\v\f\r"
 _JSON_START: Final = frozenset('[{"')
 _JSON_LITERALS: Final = frozenset({"true", "false", "null"})
-_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+# Plain-text numbers. The atomic group (?>...) makes a number match in one way only, so
+# a failing token never backtracks. Whole-payload work is done with C-level str methods
+# (replace, split, count, translate); the per-token Python loop runs only once the
+# token count is known to be at most dim, so a 64 KiB payload costs about 1 ms at most.
+_NUMBER: Final = re.compile(r"[+-]?(?>\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NONFINITE: Final = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_SEPARATOR: Final = re.compile(r"\s*,\s*|\s+")
+_NUMBER_CHARS: Final = "0123456789+-.eE," + string.whitespace
+_DELETE_NUMBER_CHARS: Final = str.maketrans("", "", _NUMBER_CHARS)
+_BAD_CHAR: Final = re.compile(f"[^{re.escape(_NUMBER_CHARS)}]")
 _MAP_KEYS: Final = frozenset({"t", "x"})
 
 
@@ -130,6 +138,17 @@ def is_text(payload: bytes) -> bool:
     return bool(payload) and not payload.isspace() and not payload.translate(None, _TEXT_BYTES)
 
 
+def describe_keys(keys: Iterable[object], limit: int = 5) -> str:
+    """Up to ``limit`` keys, sorted and each cut to 20 characters, for error messages.
+
+    A hostile map may hold thousands of long keys; the message must stay short.
+    """
+    shown = sorted(repr(key)[:20] for key in itertools.islice(keys, limit))
+    extra = len(keys) - len(shown) if isinstance(keys, Sized) else 0
+    text = ", ".join(shown) or "none"
+    return f"{text} (and {extra} more)" if extra > 0 else text
+
+
 def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -139,22 +158,67 @@ def _is_number(value: object) -> bool:
     return type(value) is float or type(value) is int
 
 
-def _parse_text_numbers(text: str) -> list[float]:
-    tokens = _SEPARATOR.split(text)
-    out: list[float] = []
-    for token in tokens:
-        if _NUMBER.fullmatch(token):
-            out.append(float(token))
-        elif _NONFINITE.fullmatch(token):
-            _reject(f"input values must be finite, got {token!r}", "nonfinite")
+def _parse_text_numbers(text: str, dim: int) -> float | list[float]:
+    """Parse stripped plain text into one number or a list of exactly ``dim`` numbers.
+
+    Grammar: numbers separated by whitespace or by one comma (with optional spaces).
+    """
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    # Commas become tokens of their own so that ",," and a leading or trailing comma
+    # can be told apart from a single separator.
+    words = text.replace(",", " , ").split()
+    commas = text.count(",")
+    count = len(words) - commas
+    if count > max(dim, 1) or commas >= count:
+        # Too many tokens or commas for any valid payload: decide without a per-token
+        # loop. Well-formed characters mean the sender sent the wrong number of values.
+        if commas < count and not text.translate(_DELETE_NUMBER_CHARS):
+            _reject(f"expected {dim} values for an input of dim {dim}, got {count}", "dimension")
+        bad = _BAD_CHAR.search(text)
+        detail = (
+            f"unexpected {bad.group()!r} at character {bad.start()}"
+            if bad is not None
+            else "misplaced comma"
+        )
+        _reject(
+            f"expected plain-text numbers separated by spaces or commas, a JSON value or "
+            f"msgpack; got text {shown!r} ({detail})",
+            "garbage",
+        )
+    numbers: list[float] = []
+    after_comma = True  # a comma may not come first
+    for word in words:  # at most 2*dim words here
+        if word == ",":
+            if after_comma:
+                _reject(
+                    f"expected plain-text numbers separated by spaces or commas; got text "
+                    f"{shown!r} (misplaced comma)",
+                    "garbage",
+                )
+            after_comma = True
+        elif _NUMBER.fullmatch(word):
+            numbers.append(float(word))
+            after_comma = False
+        elif _NONFINITE.fullmatch(word):
+            _reject(f"input values must be finite, got {word!r}", "nonfinite")
         else:
-            shown = text if len(text) <= 40 else text[:37] + "..."
             _reject(
-                f"expected plain-text numbers separated by spaces or commas, a JSON "
-                f"value or msgpack; got text {shown!r} (bad token {token[:20]!r})",
+                f"expected plain-text numbers separated by spaces or commas, a JSON value or "
+                f"msgpack; got text {shown!r} (bad token {word[:20]!r})",
                 "garbage",
             )
-    return out
+    if after_comma:
+        _reject(
+            f"expected plain-text numbers separated by spaces or commas; got text {shown!r} "
+            "(misplaced comma)",
+            "garbage",
+        )
+    if len(numbers) == 1:
+        # A single number is a scalar, so the no-broadcast rule applies to it.
+        return numbers[0]
+    if len(numbers) != dim:
+        _reject(f"expected {dim} values for an input of dim {dim}, got {len(numbers)}", "dimension")
+    return numbers
 
 
 def _values(obj: object, dim: int) -> npt.NDArray[np.float64]:
@@ -169,6 +233,12 @@ def _values(obj: object, dim: int) -> npt.NDArray[np.float64]:
         items: Sequence[object] = [obj]
     elif type(obj) is list:
         items = obj
+        if len(items) > dim:
+            # Too long is wrong whatever the items are; rejecting before the per-item
+            # loop bounds the Python work to O(dim) for any payload.
+            _reject(
+                f"expected {dim} values for an input of dim {dim}, got {len(items)}", "dimension"
+            )
         for i, item in enumerate(items):
             if not _is_number(item):
                 if type(item) is list or type(item) is dict:
@@ -209,11 +279,10 @@ def _sample(obj: object, dim: int) -> InputSample:
         return InputSample(_values(obj, dim))
     keys = set(obj)
     if not keys <= _MAP_KEYS or "x" not in keys:
-        extra = sorted(repr(k) for k in keys - _MAP_KEYS)
         missing = "" if "x" in keys else "; missing 'x'"
         _reject(
             f"an input map takes the keys 't' (optional) and 'x', got extra keys "
-            f"{', '.join(extra) or 'none'}{missing}",
+            f"{describe_keys(keys - _MAP_KEYS)}{missing}",
             "keys",
         )
     t = obj.get("t")
@@ -304,11 +373,7 @@ def decode_input(
         text = payload.decode("ascii").strip()
         if text[0] in _JSON_START or text in _JSON_LITERALS:
             return _sample(_decode_json(text), dim)
-        numbers = _parse_text_numbers(text)
-        if len(numbers) == 1:
-            # A single text number is a scalar, so the no-broadcast rule applies.
-            return _sample(numbers[0], dim)
-        return _sample(numbers, dim)
+        return _sample(_parse_text_numbers(text, dim), dim)
     return _sample(_decode_msgpack(payload, max_bytes), dim)
 
 

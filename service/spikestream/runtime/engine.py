@@ -458,6 +458,25 @@ class Engine:
             commands=self.commands_applied,
         )
 
+    def resume_counters(self, state: dict[str, npt.NDArray[Any]], now: float) -> None:
+        """Continue each probe's ``seq`` after a restart from a snapshot (before start).
+
+        Frames published between the snapshot and the restart are gone; ``seq`` jumps past
+        every number the previous process could have used in that time (at most one frame
+        per frame period, plus a catch-up burst), so clients see a gap, never a repeat.
+        """
+        saved = float(state.get("engine.wall", now))
+        elapsed = max(0.0, now - saved)
+        rf = self.pacer.realtime_factor
+        for name, stream in self.streams.items():
+            key = f"engine.seq.{name}"
+            if key not in state:
+                continue
+            period = stream.ticks_per_frame * self.model.dt / rf if rf > 0 else 0.0
+            possible = math.ceil(elapsed / period) if period > 0 else 10**9
+            stream.seq = int(state[key]) + possible + self.pacer.max_catchup + 1
+            stream.dropped = int(state.get(f"engine.dropped.{name}", 0))
+
     # ------------------------------------------------------------------ tick thread
 
     def _signal(self) -> None:
@@ -561,7 +580,13 @@ class Engine:
         if cmd.cmd == "status":
             return {"tick": self.sim.tick, "paused": self._paused}
         if cmd.cmd == "snapshot":
-            self.snapshots.append((cmd, self.sim.state()))
+            state = self.sim.state()
+            # Frame counters travel with the state so a resumed process continues seq.
+            for name, stream in self.streams.items():
+                state[f"engine.seq.{name}"] = np.array(stream.seq, np.int64)
+                state[f"engine.dropped.{name}"] = np.array(stream.dropped, np.int64)
+            state["engine.wall"] = np.array(time.time())
+            self.snapshots.append((cmd, state))
             return {"tick": self.sim.tick, "path": cmd.value}
         if cmd.cmd == "restore":
             state = cmd.value

@@ -100,3 +100,12 @@ def accumulate_spiking_rows_jit(
             row = weights[i]
             for j in range(n_post):
                 out[j] += row[j]
+
+
+def warm_up(dtype: np.dtype[np.floating]) -> None:
+    """Compile (or load from the disk cache) every kernel for ``dtype`` now, so that the
+    first real-time tick does not pay for it (a few hundred ms)."""
+    empty = np.zeros(0, dtype)
+    flags = np.zeros(0, np.bool_)
+    lif_step_jit(empty, empty, empty, flags, empty, 0.001, 0.02, 0.002, 0.0)
+    accumulate_spiking_rows_jit(np.zeros((0, 0), dtype), flags, empty)

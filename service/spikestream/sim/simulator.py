@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
-from spikestream.sim.jit import accumulate_spiking_rows_jit, lif_step_jit
+from spikestream.sim.jit import accumulate_spiking_rows_jit, lif_step_jit, warm_up
 from spikestream.sim.kernels import (
     LIFParams,
     accumulate_rows,
@@ -129,6 +129,8 @@ class Simulator:
         self._probe_state: list[Array] = []
         self._ops: list[Op] = []
         self._compile(event_driven)
+        if backend == "numba":
+            warm_up(self.dtype)
 
     # ------------------------------------------------------------------ construction
 

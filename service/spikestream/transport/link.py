@@ -8,9 +8,11 @@ attempt) and adds what a service that must stay up needs:
   every registered filter and rerun the ``on_connect`` hooks after every reconnect.
   The backoff only resets after a connection stayed up for ``stable_after`` seconds, so
   a broker that accepts and immediately drops us cannot cause a tight loop.
-- **Protocol negotiation**: try MQTT 5 and fall back to 3.1.1 when the broker refuses
-  the protocol version (amqtt, old mosquitto); the version that worked is remembered for
-  later reconnects.
+- **Protocol negotiation** (``protocol="auto"``): try MQTT 5 and, within the same
+  attempt, fall back to 3.1.1 when the broker refuses the protocol version, or hangs up
+  or stays silent before CONNACK while it never spoke MQTT 5 with us (amqtt does that
+  to an MQTT 5 CONNECT with a will). The version that worked is remembered for later
+  reconnects (3.1.1 stays 3.1.1; a refused 5 falls back again).
 - **Bounded auth retries**: a refused login (bad credentials / not authorised) is logged
   as an :class:`~spikestream.errors.AuthError` (never with the password) and retried with
   backoff; after ``max_auth_failures`` consecutive refusals :meth:`MqttLink.run` raises
@@ -100,8 +102,9 @@ class MessageMeta(NamedTuple):
 #: ``on_message(topic, payload, meta)``: called on the event loop thread for every
 #: incoming message. Must be cheap and must not block (decode, hand off, return).
 MessageCallback = Callable[[str, bytes, MessageMeta], None]
-#: An ``async def hook() -> None`` awaited after every (re)connection and resubscription.
-ConnectHook = Callable[[], Awaitable[None]]
+#: An ``async def hook()`` awaited after every (re)connection and resubscription (its
+#: result is ignored, so ``lambda: link.publish(...)`` works).
+ConnectHook = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)

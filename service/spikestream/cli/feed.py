@@ -1,0 +1,112 @@
+"""``spikestream feed``: publish a signal to an input of a running service.
+
+A thin argparse wrapper; the work is done by :mod:`spikestream_client.feed`, imported
+only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from spikestream.errors import ConfigError
+
+
+def _vector(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``feed`` subcommand."""
+    p = sub.add_parser(
+        "feed",
+        help="publish a signal (sin, square, constant, noise, a file, stdin) to an input",
+        description=(
+            "Publish SIGNAL to input NAME of network NET, on <prefix>/<net>/in/<name>, at "
+            "--rate messages per second on absolute deadlines (no drift), for --duration "
+            "seconds or until Ctrl-C/SIGTERM. SIGNAL is sin, square, constant, noise, stdin "
+            "(one value or vector per line), or a .npy/.csv file replayed in time (a CSV "
+            "whose header starts with t or time plays its rows at those times)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  spikestream feed --net seed --input u sin --freq 0.5 --amp 0.8\n"
+            "  spikestream feed --net seed --input u constant --value 0.3 --duration 5\n"
+            "  spikestream feed --net seed --input u recording.csv --loop\n"
+            "  sensor-reader | spikestream feed --net seed --input u stdin"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "signal", metavar="SIGNAL", help="sin | square | constant | noise | stdin | FILE"
+    )
+    p.add_argument(
+        "--broker",
+        help="mqtt://[user:pass@]host[:port] (default: $SPIKESTREAM_BROKER or "
+        "mqtt://127.0.0.1:1883)",
+    )
+    p.add_argument("--net", required=True, help="network name, e.g. seed")
+    p.add_argument("--input", required=True, metavar="NAME", help="input name, e.g. u")
+    p.add_argument("--prefix", default="spikestream", help="topic prefix (default: spikestream)")
+    p.add_argument("--rate", type=float, default=100.0, help="messages per second (default: 100)")
+    p.add_argument(
+        "--duration", type=float, metavar="S", help="seconds to run (default: until stopped)"
+    )
+    p.add_argument("--freq", type=float, default=1.0, help="sin/square frequency in Hz (1)")
+    p.add_argument("--amp", type=float, default=1.0, help="amplitude; std for noise (1)")
+    p.add_argument("--offset", type=float, default=0.0, help="added to sin/square/noise (0)")
+    p.add_argument("--value", type=_vector, metavar="X[,Y...]", help="constant value (or vector)")
+    p.add_argument("--duty", type=float, default=0.5, help="square: fraction high (0.5)")
+    p.add_argument("--seed", type=int, default=0, help="noise: random seed (0)")
+    p.add_argument(
+        "--dim",
+        type=int,
+        help="vector size for generated signals (default 1); stdin: expected values per "
+        "line (default: from the first line)",
+    )
+    p.add_argument("--loop", action="store_true", help="files: start again at the end")
+    p.add_argument(
+        "--timestamp",
+        choices=("none", "wall", "signal"),
+        default="none",
+        help="send {t, x} maps with t = Unix time (wall) or signal time (signal); "
+        "default: bare values",
+    )
+    p.add_argument("--qos", type=int, choices=(0, 1, 2), default=0, help="MQTT QoS (0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no start line or summary")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the feed; returns the exit code."""
+    from spikestream_client.feed import FeedOptions
+    from spikestream_client.feed import main as feed_main
+
+    if args.dim is not None and args.dim < 1:
+        raise ConfigError(f"--dim must be >= 1, got {args.dim}")
+    return feed_main(
+        FeedOptions(
+            net=args.net,
+            input=args.input,
+            signal=args.signal,
+            broker=args.broker,
+            prefix=args.prefix,
+            rate=args.rate,
+            duration=args.duration,
+            freq=args.freq,
+            amp=args.amp,
+            offset=args.offset,
+            value=args.value,
+            duty=args.duty,
+            seed=args.seed,
+            dim=args.dim,
+            loop=args.loop,
+            timestamp=args.timestamp,
+            qos=args.qos,
+            quiet=args.quiet,
+        )
+    )
