@@ -87,13 +87,28 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def one_run(port: int, tpf: int, duration: float, workdir: Path, probe_input: bool) -> RunResult:
+async def one_run(
+    port: int, tpf: int, duration: float, workdir: Path, probe_input: bool
+) -> RunResult:
     result = RunResult()
     log = (workdir / f"serve-tpf{tpf}.log").open("wb")
     serve = subprocess.Popen(
-        [sys.executable, "-m", "spikestream", "--log-format", "json", "serve", str(SEED),
-         "--broker", f"mqtt://127.0.0.1:{port}", "--ticks-per-frame", str(tpf)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+        [
+            sys.executable,
+            "-m",
+            "spikestream",
+            "--log-format",
+            "json",
+            "serve",
+            str(SEED),
+            "--broker",
+            f"mqtt://127.0.0.1:{port}",
+            "--ticks-per-frame",
+            str(tpf),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
     )
     last_seq: dict[str, int] = {}
     first_frame: dict[str, tuple[float, float]] = {}
@@ -177,23 +192,49 @@ async def main_async(duration: float, out: Path | None) -> None:
         finally:
             broker.stop()
     rows = [
-        ("Real-time-factor error (frames t vs wall)", f"{abs(a.rf_frames - 1) * 100:.4f} %", "< 0.1 %"),
-        ("Real-time-factor error (service stats)",
-         f"{abs(a.stats.get('realtime_factor_actual', float('nan')) - 1) * 100:.4f} %", "< 0.1 %"),
-        ("Tick lateness p50 / p99 / p99.9 / max (ms)",
-         f"{a.stats.get('late_p50_ms')} / {a.stats.get('late_p99_ms')} / "
-         f"{a.stats.get('late_p999_ms')} / {a.stats.get('late_max_ms')}", "p99 ≤ 0.25"),
-        ("Frame delivery p50 / p99 (ms), 10 ticks/frame",
-         f"{pct(a.delivery_ms, 50):.3f} / {pct(a.delivery_ms, 99):.3f}", "p99 ≤ 3"),
-        ("Frames received, 10 ticks/frame", f"{sum(a.frames.values())} (gaps {a.gaps}, dropped {a.dropped})", "—"),
+        (
+            "Real-time-factor error (frames t vs wall)",
+            f"{abs(a.rf_frames - 1) * 100:.4f} %",
+            "< 0.1 %",
+        ),
+        (
+            "Real-time-factor error (service stats)",
+            f"{abs(a.stats.get('realtime_factor_actual', float('nan')) - 1) * 100:.4f} %",
+            "< 0.1 %",
+        ),
+        (
+            "Tick lateness p50 / p99 / p99.9 / max (ms)",
+            f"{a.stats.get('late_p50_ms')} / {a.stats.get('late_p99_ms')} / "
+            f"{a.stats.get('late_p999_ms')} / {a.stats.get('late_max_ms')}",
+            "p99 ≤ 0.25",
+        ),
+        (
+            "Frame delivery p50 / p99 (ms), 10 ticks/frame",
+            f"{pct(a.delivery_ms, 50):.3f} / {pct(a.delivery_ms, 99):.3f}",
+            "p99 ≤ 3",
+        ),
+        (
+            "Frames received, 10 ticks/frame",
+            f"{sum(a.frames.values())} (gaps {a.gaps}, dropped {a.dropped})",
+            "—",
+        ),
         ("1 tick/frame: frames received", f"{sum(b.frames.values())}", "—"),
         ("1 tick/frame: dropped / seq gaps", f"{b.dropped} / {b.gaps}", "0"),
-        ("1 tick/frame: tick lateness p99 / max (ms)",
-         f"{b.stats.get('late_p99_ms')} / {b.stats.get('late_max_ms')}", "—"),
-        ("1 tick/frame: frame delivery p50 / p99 (ms)",
-         f"{pct(b.delivery_ms, 50):.3f} / {pct(b.delivery_ms, 99):.3f}", "—"),
-        ("Input-to-output latency p50 / p99 (ms)",
-         f"{pct(b.input_ms, 50):.3f} / {pct(b.input_ms, 99):.3f} (n={len(b.input_ms)})", "p99 ≤ 3"),
+        (
+            "1 tick/frame: tick lateness p99 / max (ms)",
+            f"{b.stats.get('late_p99_ms')} / {b.stats.get('late_max_ms')}",
+            "—",
+        ),
+        (
+            "1 tick/frame: frame delivery p50 / p99 (ms)",
+            f"{pct(b.delivery_ms, 50):.3f} / {pct(b.delivery_ms, 99):.3f}",
+            "—",
+        ),
+        (
+            "Input-to-output latency p50 / p99 (ms)",
+            f"{pct(b.input_ms, 50):.3f} / {pct(b.input_ms, 99):.3f} (n={len(b.input_ms)})",
+            "p99 ≤ 3",
+        ),
     ]
     print(f"\nseed network, dt = 1 ms, {duration:g} s per run, {os.cpu_count()} cores\n")
     print("| Measure | Measured | Target |\n|---|---|---|")
@@ -201,9 +242,17 @@ async def main_async(duration: float, out: Path | None) -> None:
         print(f"| {row[0]} | {row[1]} | {row[2]} |")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({
-            "duration": duration, "rows": rows, "stats_tpf10": a.stats, "stats_tpf1": b.stats,
-        }, indent=2))
+        out.write_text(
+            json.dumps(
+                {
+                    "duration": duration,
+                    "rows": rows,
+                    "stats_tpf10": a.stats,
+                    "stats_tpf1": b.stats,
+                },
+                indent=2,
+            )
+        )
 
 
 def main() -> None:

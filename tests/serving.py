@@ -8,6 +8,7 @@ that timestamps every message on arrival.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal as _signal
 import socket
@@ -50,8 +51,17 @@ class ServeProcess:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "spikestream", "--log-format", "json", "serve",
-            str(self.network), *self.more_networks, "--broker", self.broker_url, *self.args,
+            sys.executable,
+            "-m",
+            "spikestream",
+            "--log-format",
+            "json",
+            "serve",
+            str(self.network),
+            *self.more_networks,
+            "--broker",
+            self.broker_url,
+            *self.args,
         ]
 
     def start(self) -> ServeProcess:
@@ -115,10 +125,8 @@ class Listener:
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
 
     async def _run(self) -> None:
         async with aiomqtt.Client(self.hostname, self.port, socket_options=NODELAY) as client:
@@ -127,16 +135,18 @@ class Listener:
                 await client.subscribe(f, qos=1)
             self._ready.set()
             async for msg in client.messages:
-                payload = msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+                payload = (
+                    msg.payload if isinstance(msg.payload, bytes) else str(msg.payload).encode()
+                )
                 self.messages.append(Message(str(msg.topic), payload, time.time(), msg.retain))
 
     def on(self, topic: str) -> list[Message]:
         return [m for m in self.messages if m.topic == topic]
 
     async def wait_for(
-        self, pred: Callable[[list[Message]], Any], timeout: float = 15.0, what: str = ""
+        self, pred: Callable[[list[Message]], Any], within: float = 15.0, what: str = ""
     ) -> Any:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             result = pred(self.messages)
             if result:
@@ -146,9 +156,10 @@ class Listener:
                 raise AssertionError(f"timed out waiting for {what or pred}; topics seen: {topics}")
             await asyncio.sleep(0.02)
 
-    async def wait_status(self, net: str, status: bytes, timeout: float = 15.0) -> None:
+    async def wait_status(self, net: str, status: bytes, within: float = 15.0) -> None:
         topic = f"spikestream/{net}/status"
         await self.wait_for(
             lambda ms: any(m.topic == topic and m.payload == status for m in ms),
-            timeout, f"{topic} = {status!r}",
+            within,
+            f"{topic} = {status!r}",
         )

@@ -35,8 +35,9 @@ async def run(args: argparse.Namespace) -> int:
     force = 0.0
     frames = 0
     trace: list[tuple[float, float, float, float]] = []  # (t, x, v, force)
-    async with aiomqtt.Client(url.hostname or "127.0.0.1", url.port or 1883,
-                              socket_options=NODELAY) as client:
+    async with aiomqtt.Client(
+        url.hostname or "127.0.0.1", url.port or 1883, socket_options=NODELAY
+    ) as client:
         await client.subscribe(f"spikestream/{args.net}/out/force")
 
         async def read() -> None:
@@ -62,11 +63,15 @@ async def run(args: argparse.Namespace) -> int:
         reader.cancel()
     arr = np.array(trace)
     last = arr[arr[:, 0] > args.duration - 1.0]
-    settled = bool(np.all(np.abs(last[:, 1]) < args.tolerance)
-                   and np.all(np.abs(last[:, 2]) < args.tolerance))
+    settled = bool(
+        np.all(np.abs(last[:, 1]) < args.tolerance) and np.all(np.abs(last[:, 2]) < args.tolerance)
+    )
     summary = {
-        "settled": settled, "x_end": float(arr[-1, 1]), "v_end": float(arr[-1, 2]),
-        "max_abs_x_last_second": float(np.abs(last[:, 1]).max()), "force_frames": frames,
+        "settled": settled,
+        "x_end": float(arr[-1, 1]),
+        "v_end": float(arr[-1, 2]),
+        "max_abs_x_last_second": float(np.abs(last[:, 1]).max()),
+        "force_frames": frames,
     }
     print(json.dumps(summary))
     if args.out is not None:

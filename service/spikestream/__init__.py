@@ -12,8 +12,8 @@ wires them together.
 """
 
 from spikestream.errors import (
-    BuildError,
     AuthError,
+    BuildError,
     CodecError,
     ConfigError,
     NetworkFileError,
@@ -26,8 +26,8 @@ from spikestream.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "BuildError",
     "AuthError",
+    "BuildError",
     "CodecError",
     "ConfigError",
     "NetworkFileError",

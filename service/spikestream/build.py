@@ -186,7 +186,8 @@ class Model:
             if c.weights is not None:
                 out[f"{c.name}.weights"] = c.weights
             else:
-                assert c.decoders is not None and c.transform is not None
+                assert c.decoders is not None
+                assert c.transform is not None
                 out[f"{c.name}.decoders"] = c.decoders
                 out[f"{c.name}.transform"] = c.transform
         return out
@@ -242,9 +243,7 @@ def _load_array(spec: NetworkSpec, relative: str, shape: tuple[int, ...], where:
     return np.asarray(data, dtype=np.float64)
 
 
-def solve_decoders(
-    activities: FloatArray, targets: FloatArray, reg: float
-) -> FloatArray:
+def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> FloatArray:
     """Regularised least squares (Nengo's ``LstsqL2``).
 
     Args:
@@ -288,9 +287,7 @@ def decoders_for(
                 f"{where}: {function!r} failed on points of shape {eval_points.shape}: {err}"
             ) from None
         if targets.shape[0] != points or not np.all(np.isfinite(targets)):
-            raise BuildError(
-                f"{where}: {function!r} must return finite values, one row per point"
-            )
+            raise BuildError(f"{where}: {function!r} must return finite values, one row per point")
     d = solve_decoders(pop.rates(eval_points), targets, reg)
     return d, targets.shape[1]
 
@@ -306,8 +303,8 @@ def _build_connection(
             w = _load_array(spec, c.weights.file, shape, f"{where}.weights.file")
         else:
             wd: WeightsDist = c.weights
-            rng = _rng(wd.seed, "weights") if wd.seed is not None else _rng(
-                seed, "weights", c.label
+            rng = (
+                _rng(wd.seed, "weights") if wd.seed is not None else _rng(seed, "weights", c.label)
             )
             if wd.dist == "normal":
                 w = rng.normal(wd.mean, wd.std, size=shape)
@@ -395,9 +392,7 @@ def topological_order(pops: list[str], edges: list[tuple[str, str]]) -> list[str
     return order
 
 
-def build(
-    spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = None
-) -> Model:
+def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = None) -> Model:
     """Build ``spec`` into a :class:`Model`.
 
     Args:
@@ -413,9 +408,7 @@ def build(
         seed = spec.network.seed
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    pops = {
-        name: _build_population(spec, name, p, seed) for name, p in spec.populations.items()
-    }
+    pops = {name: _build_population(spec, name, p, seed) for name, p in spec.populations.items()}
     conns = [_build_connection(spec, i, c, pops, seed) for i, c in enumerate(spec.connections)]
     inputs = {
         name: Input(

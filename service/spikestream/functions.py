@@ -181,9 +181,7 @@ def compile_function(text: str, *, where: str = "function") -> VectorFunction:
         tree = ast.parse(text.strip(), mode="eval")
         _Checker(text).visit(tree)
     except SyntaxError as err:
-        raise NetworkFileError(
-            f"{where}: {text!r} is not a valid expression ({err.msg})"
-        ) from None
+        raise NetworkFileError(f"{where}: {text!r} is not a valid expression ({err.msg})") from None
     except ValueError as err:
         raise NetworkFileError(f"{where}: {err}") from None
 

@@ -185,13 +185,15 @@ class PopulationSpec(_Spec):
                 f"intercepts: {list(self.intercepts)} is not allowed; intercepts must lie in "
                 "[-1, 1] with low < 1"
             )
-        if isinstance(self.encoders, list):
-            if len(self.encoders) != self.n or any(len(r) != self.dim for r in self.encoders):
-                shape = (len(self.encoders), len(self.encoders[0]) if self.encoders else 0)
-                raise ValueError(
-                    f"encoders: got {len(self.encoders)} rows of shape {shape}; expected "
-                    f"n = {self.n} rows of dim = {self.dim} numbers"
-                )
+        enc = self.encoders
+        if isinstance(enc, list) and (
+            len(enc) != self.n or any(len(r) != self.dim for r in enc)
+        ):
+            shape = (len(enc), len(enc[0]) if enc else 0)
+            raise ValueError(
+                f"encoders: got {len(enc)} rows of shape {shape}; expected "
+                f"n = {self.n} rows of dim = {self.dim} numbers"
+            )
         return self
 
 

@@ -31,20 +31,26 @@ def test_gain_bias_closed_form() -> None:
 
 
 def test_gain_bias_rejects_unreachable_rates() -> None:
-    with pytest.raises(BuildError, match=r"max rate 600\.0 Hz is not reachable: LIF rates must be < 1/tau_ref = 500 Hz"):
+    with pytest.raises(
+        BuildError,
+        match=r"max rate 600\.0 Hz is not reachable: LIF rates must be < 1/tau_ref = 500 Hz",
+    ):
         gain_bias(np.array([300.0, 600.0]), np.array([0.0, 0.0]), 0.02, 0.002)
 
 
 def test_tuning_draws_follow_the_spec() -> None:
     model = build(load_network(SEED))
     a = model.populations["a"]
-    assert a.max_rates.shape == (50,) and a.encoders.shape == (50, 1)
+    assert a.max_rates.shape == (50,)
+    assert a.encoders.shape == (50, 1)
     assert np.all((a.max_rates >= 200) & (a.max_rates < 400))
     assert np.all((a.intercepts >= -1) & (a.intercepts < 1))
     np.testing.assert_allclose(np.linalg.norm(a.encoders, axis=1), 1.0)
     w = model.connections[0].weights
-    assert w is not None and w.shape == (50, 40)
-    assert abs(float(w.mean())) < 0.1 and abs(float(w.std()) - 1.0) < 0.05
+    assert w is not None
+    assert w.shape == (50, 40)
+    assert abs(float(w.mean())) < 0.1
+    assert abs(float(w.std()) - 1.0) < 0.05
 
 
 def test_same_seed_same_network_other_seed_differs() -> None:
@@ -73,7 +79,11 @@ def test_no_seed_draws_one_and_records_it() -> None:
 
 def test_topological_order_breaks_cycles_at_the_first_declared() -> None:
     assert topological_order(["b", "a"], [("a", "b")]) == ["a", "b"]
-    assert topological_order(["a", "b", "c"], [("a", "b"), ("b", "c"), ("c", "a")]) == ["a", "b", "c"]
+    assert topological_order(["a", "b", "c"], [("a", "b"), ("b", "c"), ("c", "a")]) == [
+        "a",
+        "b",
+        "c",
+    ]
     assert topological_order(["a", "b"], [("a", "a"), ("b", "a")]) == ["b", "a"]
 
 
@@ -83,8 +93,13 @@ def test_float32_build() -> None:
 
 
 def test_identity_decoders_are_accurate() -> None:
-    spec = parse_network({"network": {"seed": 1}, "populations": {"a": {"n": 200}},
-                          "probes": {"p": {"target": "a", "kind": "decoded"}}})
+    spec = parse_network(
+        {
+            "network": {"seed": 1},
+            "populations": {"a": {"n": 200}},
+            "probes": {"p": {"target": "a", "kind": "decoded"}},
+        }
+    )
     model = build(spec)
     pop, probe = model.populations["a"], model.probes["p"]
     assert probe.decoders is not None

@@ -25,8 +25,10 @@ def test_run_writes_npz_layout_and_plot(tmp_path: Path) -> None:
             assert d[f"{pop}.{key}"].shape == (n,)
         assert d[f"{pop}.encoders"].shape == (n, 1)
         spikes = d[f"{pop}.spikes"]
-        assert spikes.shape == (1000, n) and spikes.dtype == np.uint8
-        assert set(np.unique(spikes)) <= {0, 1} and spikes.sum() > 0
+        assert spikes.shape == (1000, n)
+        assert spikes.dtype == np.uint8
+        assert set(np.unique(spikes)) <= {0, 1}
+        assert spikes.sum() > 0
     assert d["a->b.weights"].shape == (50, 40)
     assert d["u"].shape == (1000, 1)
     np.testing.assert_allclose(d["u"][:, 0], np.sin(np.arange(1000) * 0.001))
@@ -34,16 +36,29 @@ def test_run_writes_npz_layout_and_plot(tmp_path: Path) -> None:
     assert d["a_filtered"].shape == (1000, 50)
     np.testing.assert_array_equal(d["a_spikes"], d["a.spikes"])
     assert json.loads(str(d["meta"]))["probes"]["b_filtered"] == "filtered"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
 
 
 def test_console_script_reports_bad_file_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[populations.a]\nn = 0\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "spikestream.cli", "run", str(bad), "--duration", "1",
-         "--out", str(tmp_path / "x.npz")],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "spikestream.cli",
+            "run",
+            str(bad),
+            "--duration",
+            "1",
+            "--out",
+            str(tmp_path / "x.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2
     assert "populations.a.n: Input should be greater than 0 (got 0)" in proc.stderr
@@ -53,7 +68,10 @@ def test_console_script_reports_bad_file_without_traceback(tmp_path: Path) -> No
 def test_run_help_explains_each_flag() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "spikestream.cli", "run", "--help"],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     for flag in ("--duration", "--out", "--plot", "--dtype", "--seed", "--no-progress"):
         assert flag in proc.stdout

@@ -24,7 +24,9 @@ def test_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_bad_setting_names_key_value_and_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPIKESTREAM_OVERRUN", "panic")
-    with pytest.raises(ConfigError, match=r"overrun: Input should be 'catch-up', 'skip' or 'slip' \(got 'panic'\)"):
+    with pytest.raises(
+        ConfigError, match=r"overrun: Input should be 'catch-up', 'skip' or 'slip' \(got 'panic'\)"
+    ):
         load_settings({}, None)
 
 

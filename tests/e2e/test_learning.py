@@ -23,14 +23,16 @@ async def test_pes_converges_over_mqtt(mosquitto: Mosquitto, tmp_path: Path) -> 
     latest: dict[str, float] = {}
     trace: list[tuple[float, float]] = []  # (wall, |y - u|)
     try:
-        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/learn/events",
-                                                           "spikestream/learn/status"]) as sub:
+        async with Listener(
+            "127.0.0.1", mosquitto.port, ["spikestream/learn/events", "spikestream/learn/status"]
+        ) as sub:
             await sub.wait_status("learn", b"online")
             async with aiomqtt.Client("127.0.0.1", mosquitto.port, socket_options=NODELAY) as c:
                 await c.subscribe("spikestream/learn/out/#")
-                await c.publish("spikestream/learn/control",
-                                json.dumps({"cmd": "set", "key": "learning_rate",
-                                            "value": 2e-4, "id": "rate"}))
+                await c.publish(
+                    "spikestream/learn/control",
+                    json.dumps({"cmd": "set", "key": "learning_rate", "value": 2e-4, "id": "rate"}),
+                )
 
                 async def read() -> None:
                     async for msg in c.messages:
@@ -47,8 +49,10 @@ async def test_pes_converges_over_mqtt(mosquitto: Mosquitto, tmp_path: Path) -> 
                     u = float(np.sin(2.0 * (time.monotonic() - start)))
                     await c.publish("spikestream/learn/in/u", encode_input(np.array([u])))
                     if "y" in latest and "u" in latest:
-                        await c.publish("spikestream/learn/in/err",
-                                        encode_input(np.array([latest["y"] - latest["u"]])))
+                        await c.publish(
+                            "spikestream/learn/in/err",
+                            encode_input(np.array([latest["y"] - latest["u"]])),
+                        )
                     await asyncio.sleep(0.02)
                 reader.cancel()
             ok = [json.loads(m.payload) for m in sub.messages if m.topic.endswith("/events")]
@@ -58,7 +62,8 @@ async def test_pes_converges_over_mqtt(mosquitto: Mosquitto, tmp_path: Path) -> 
     t0 = trace[0][0]
     early = [e for t, e in trace if t - t0 < 1.0]
     late = [e for t, e in trace if t - t0 > 6.5]
-    assert len(early) > 50 and len(late) > 50
+    assert len(early) > 50
+    assert len(late) > 50
     # Before learning y is ~0 while u = sin(2t) swings: |y - u| averages ~0.6.
     assert float(np.mean(late)) < 0.12
     assert float(np.mean(late)) < float(np.mean(early)) / 3

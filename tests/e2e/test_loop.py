@@ -27,15 +27,27 @@ async def test_loop_stabilises_the_plant(mosquitto: Mosquitto, tmp_path: Path) -
         trace = tmp_path / "trace.csv"
         plant = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, str(PLANT), "--broker", mosquitto.url(), "--duration", "8",
-             "--out", str(trace)],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                str(PLANT),
+                "--broker",
+                mosquitto.url(),
+                "--duration",
+                "8",
+                "--out",
+                str(trace),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     finally:
         proc.stop()
     summary = json.loads(plant.stdout.strip().splitlines()[-1])
     assert plant.returncode == 0, (plant.stdout, plant.stderr)
-    assert summary["settled"] is True and summary["force_frames"] > 500
+    assert summary["settled"] is True
+    assert summary["force_frames"] > 500
     data = np.loadtxt(trace, delimiter=",", skiprows=1)
     t, x = data[:, 0], data[:, 1]
     assert x[0] == pytest.approx(0.7, abs=0.01)

@@ -23,8 +23,9 @@ def replies(ms: list[Message], rid: str) -> list[dict[str, object]]:
 
 
 async def test_retune_and_snapshot_restore(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    proc = ServeProcess(EXAMPLES / "learn.toml", mosquitto.url(), "--snapshot-dir",
-                        str(tmp_path), workdir=tmp_path).start()
+    proc = ServeProcess(
+        EXAMPLES / "learn.toml", mosquitto.url(), "--snapshot-dir", str(tmp_path), workdir=tmp_path
+    ).start()
     try:
         async with Listener("127.0.0.1", mosquitto.port, ["spikestream/learn/#"]) as sub:
             await sub.wait_status("learn", b"online")
@@ -36,29 +37,42 @@ async def test_retune_and_snapshot_restore(mosquitto: Mosquitto, tmp_path: Path)
                     return got[0]
 
                 r = await ask("tpf", cmd="set", key="ticks_per_frame", value=3)
-                assert r["event"] == "control_ok" and r["ticks_per_frame"] == 3
+                assert r["event"] == "control_ok"
+                assert r["ticks_per_frame"] == 3
                 n = len(sub.messages)
-                await sub.wait_for(lambda ms: len([m for m in ms[n:] if m.topic.endswith("/out/y")]) > 30)
-                sizes = [decode_frame(m.payload).header.ticks for m in sub.messages[n:]
-                         if m.topic.endswith("/out/y")]
+                await sub.wait_for(
+                    lambda ms: len([m for m in ms[n:] if m.topic.endswith("/out/y")]) > 30
+                )
+                sizes = [
+                    decode_frame(m.payload).header.ticks
+                    for m in sub.messages[n:]
+                    if m.topic.endswith("/out/y")
+                ]
                 assert sizes[-10:] == [3] * 10
                 assert (await ask("ttl", cmd="set", key="ttl", value=0.05))["ttl"] == 0.05
-                assert (await ask("lr", cmd="set", key="learning_rate", value=5e-4))["event"] == "control_ok"
+                assert (await ask("lr", cmd="set", key="learning_rate", value=5e-4))[
+                    "event"
+                ] == "control_ok"
                 assert (await ask("off", cmd="learn", value=False))["learning"] is False
                 bad = await ask("bad", cmd="set", key="learning_rate", value=-1)
-                assert bad["event"] == "control_rejected" and ">= 0" in str(bad["error"])
+                assert bad["event"] == "control_rejected"
+                assert ">= 0" in str(bad["error"])
 
                 r = await ask("snap", cmd="snapshot", value="s1.npz")
                 assert r["event"] == "control_ok"
                 written = await sub.wait_for(
-                    lambda ms: [e for e in replies(ms, "snap") if e["event"] == "snapshot_written"])
+                    lambda ms: [e for e in replies(ms, "snap") if e["event"] == "snapshot_written"]
+                )
                 snap_tick = int(written[0]["tick"])  # type: ignore[call-overload]
                 state = np.load(tmp_path / "s1.npz")
                 assert int(state["tick"]) == snap_tick
-                assert {"pop.a.v", "pop.b.ref", "conn.0.decoders", "conn.0.filtered"} <= set(state.files)
+                assert {"pop.a.v", "pop.b.ref", "conn.0.decoders", "conn.0.filtered"} <= set(
+                    state.files
+                )
                 await c.publish(CTL, b"pause")
                 r = await ask("restore", cmd="restore", value="s1.npz")
-                assert r["event"] == "control_ok" and r["tick"] == snap_tick
+                assert r["event"] == "control_ok"
+                assert r["tick"] == snap_tick
                 missing = await ask("nofile", cmd="restore", value="nope.npz")
                 assert missing["event"] == "control_rejected"
     finally:

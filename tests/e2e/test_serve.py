@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import socket
@@ -84,13 +85,17 @@ async def test_frames_arrive_contiguous_and_inputs_change_spiking(
             seqs = [f.header.seq for f in frames]
             assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), probe
             ticks = [(f.header.tick, f.header.ticks) for f in frames]
-            for (t0, n0), (t1, _) in zip(ticks, ticks[1:], strict=False):
+            for (t0, n0), (t1, _) in itertools.pairwise(ticks):
                 assert t1 == t0 + n0
             assert all(f.header.dropped == 0 for f in frames)
             h = frames[0].header
-            assert h.net == "seed" and h.probe == probe and h.dt == 0.001
+            assert h.net == "seed"
+            assert h.probe == probe
+            assert h.dt == 0.001
         a = frames_of(sub.messages, "a_spikes")[0]
-        assert isinstance(a, SpikeFrame) and a.n == 50 and a.spikes.shape == (10, 50)
+        assert isinstance(a, SpikeFrame)
+        assert a.n == 50
+        assert a.spikes.shape == (10, 50)
 
 
 async def test_status_retained_sigterm_exits_zero_with_offline(mosquitto: Mosquitto, serve) -> None:
@@ -106,7 +111,8 @@ async def test_status_retained_sigterm_exits_zero_with_offline(mosquitto: Mosqui
         assert time.monotonic() - started < 5.0
         await late.wait_status("seed", b"offline")
     log = proc.log_text()
-    assert '"msg": "stopped"' in log and "Traceback" not in log
+    assert '"msg": "stopped"' in log
+    assert "Traceback" not in log
 
 
 async def test_sigint_also_exits_zero(mosquitto: Mosquitto, serve) -> None:
@@ -122,7 +128,7 @@ async def test_kill_9_delivers_last_will(mosquitto: Mosquitto, serve) -> None:
     async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
         await sub.wait_status("seed", b"online")
         proc.kill()
-        await sub.wait_status("seed", b"offline", timeout=10)
+        await sub.wait_status("seed", b"offline", within=10)
 
 
 async def test_bad_payloads_are_rejected_reported_and_ticking_goes_on(
@@ -148,14 +154,18 @@ async def test_bad_payloads_are_rejected_reported_and_ticking_goes_on(
         reasons = {e["reason"] for e in got}
         assert {"garbage", "dimension", "nonfinite", "oversize", "unknown_input"} <= reasons
         dim = next(e for e in got if e["reason"] == "dimension")
-        assert "1" in str(dim["error"]) and "2" in str(dim["error"])
+        assert "1" in str(dim["error"])
+        assert "2" in str(dim["error"])
         await sub.wait_for(lambda ms: events(ms, "control_rejected"), what="control_rejected")
         # Still ticking: frames keep coming after the rejections.
         n = len(frames_of(sub.messages, "a_spikes"))
         await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > n + 20, what="more frames")
         stats = await sub.wait_for(
-            lambda ms: [json.loads(m.payload) for m in ms if m.topic.endswith("/stats")
-                        and json.loads(m.payload)["rejected"].get("oversize")],
+            lambda ms: [
+                json.loads(m.payload)
+                for m in ms
+                if m.topic.endswith("/stats") and json.loads(m.payload)["rejected"].get("oversize")
+            ],
             what="stats counting rejections",
         )
         assert stats[-1]["inputs"]["u"]["rejected"] >= 4
@@ -167,7 +177,9 @@ async def test_control_pause_resume_and_realtime_factor(mosquitto: Mosquitto, se
         await sub.wait_status("seed", b"online")
         ctl = "spikestream/seed/control"
         await publish(mosquitto, ctl, json.dumps({"cmd": "pause", "id": "p1"}))
-        ok = await sub.wait_for(lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == "p1"])
+        ok = await sub.wait_for(
+            lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == "p1"]
+        )
         assert ok[0]["paused"] is True
         await asyncio.sleep(0.2)
         n = len(frames_of(sub.messages, "a_spikes"))
@@ -185,11 +197,11 @@ async def test_control_pause_resume_and_realtime_factor(mosquitto: Mosquitto, se
         assert 1.7 < ratio < 2.3
 
 
-async def test_broker_restart_reconnects_and_seq_continues(
-    mosquitto: Mosquitto, serve
-) -> None:
+async def test_broker_restart_reconnects_and_seq_continues(mosquitto: Mosquitto, serve) -> None:
     proc = serve("--backoff-max", "1")
-    async with Listener("127.0.0.1", mosquitto.port, [OUT + "a_spikes", "spikestream/seed/status"]) as sub:
+    async with Listener(
+        "127.0.0.1", mosquitto.port, [OUT + "a_spikes", "spikestream/seed/status"]
+    ) as sub:
         await sub.wait_status("seed", b"online")
         await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > 10)
         before = frames_of(sub.messages, "a_spikes")[-1].header.seq
@@ -197,10 +209,14 @@ async def test_broker_restart_reconnects_and_seq_continues(
     await asyncio.sleep(1.0)  # the service keeps ticking with no broker
     killed_at = time.monotonic()
     mosquitto.restart()
-    async with Listener("127.0.0.1", mosquitto.port, [OUT + "a_spikes", "spikestream/seed/status"]) as sub:
-        await sub.wait_status("seed", b"online", timeout=1.0 + 2.0 + 5.0)
+    async with Listener(
+        "127.0.0.1", mosquitto.port, [OUT + "a_spikes", "spikestream/seed/status"]
+    ) as sub:
+        await sub.wait_status("seed", b"online", within=1.0 + 2.0 + 5.0)
         assert time.monotonic() - killed_at < 1.0 + 2.0 + 3.0  # backoff_max + 2 s (+ slack)
-        frames = await sub.wait_for(lambda ms: (f := frames_of(ms, "a_spikes")) and len(f) > 5 and f)
+        frames = await sub.wait_for(
+            lambda ms: (f := frames_of(ms, "a_spikes")) and len(f) > 5 and f
+        )
         after = frames[0].header.seq
         assert after > before  # seq continues, it does not restart at 0
         assert frames[-1].header.dropped >= 0
@@ -231,6 +247,7 @@ async def test_stalled_subscriber_does_not_slow_the_ticks(mosquitto: Mosquitto, 
             assert last["dropped"] == 0
             frames = frames_of(sub.messages, "b_spikes")
             seqs = [f.header.seq for f in frames]
-            assert len(seqs) > 2000 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+            assert len(seqs) > 2000
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     finally:
         stalled.close()

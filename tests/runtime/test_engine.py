@@ -57,7 +57,8 @@ def test_drop_oldest_counts_every_drop_and_keeps_memory_bounded() -> None:
 def test_coalesce_merges_instead_of_dropping() -> None:
     stream = ProbeStream("p", "spikes", (2,), 5, capacity=2, policy="coalesce")
     fill(stream, 5 * 6)
-    assert stream.dropped == 0 and stream.coalesced == 4
+    assert stream.dropped == 0
+    assert stream.coalesced == 4
     frames = drain(stream)
     assert [(f[0], f[1], f[2]) for f in frames] == [(0, 0, 5), (1, 5, 25)]
     # No tick lost: every tick from 0 to 29 is present once.
@@ -68,7 +69,8 @@ def test_coalesce_drops_once_frames_are_full() -> None:
     stream = ProbeStream("p", "spikes", (2,), 5, capacity=1, policy="coalesce")
     fill(stream, 5 * 20)
     # 1 queued + 7 merged fill the 40-row buffer; the next frame drops it (twice in 20).
-    assert stream.coalesced == 17 and stream.dropped == 2
+    assert stream.coalesced == 17
+    assert stream.dropped == 2
     assert stream.statistics().queued == 1
 
 
@@ -105,7 +107,8 @@ def test_input_slot_holds_latest_and_falls_back_after_ttl() -> None:
     slot.offer(np.array([3.0, 4.0]), received=11.0)
     slot.apply(target, now=11.0)
     np.testing.assert_array_equal(target, [3, 4])
-    assert slot.stale_events == 1 and slot.accepted == 2
+    assert slot.stale_events == 1
+    assert slot.accepted == 2
 
 
 def wait_for(cond: object, timeout: float = 10.0) -> None:
@@ -157,7 +160,8 @@ def test_engine_commands_pause_reset_and_set() -> None:
     engine.stop()
     events = list(engine.events)
     by_id = {e.get("id"): e for e in events}
-    assert by_id["1"]["event"] == "control_ok" and by_id["1"]["paused"] is True
+    assert by_id["1"]["event"] == "control_ok"
+    assert by_id["1"]["paused"] is True
     assert by_id["2"]["realtime_factor"] == 2.5
     assert by_id["3"]["event"] == "control_rejected"
     assert "cannot set 'volume'; settable keys" in by_id["3"]["error"]

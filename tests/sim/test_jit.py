@@ -16,7 +16,9 @@ from spikestream.spec import load_network, parse_network
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
 
 
-def run(model_spec: object, backend: str, ticks: int, dtype: str = "float64") -> dict[str, np.ndarray]:
+def run(
+    model_spec: object, backend: str, ticks: int, dtype: str = "float64"
+) -> dict[str, np.ndarray]:
     model = build(model_spec, dtype=dtype)  # type: ignore[arg-type]
     sim = Simulator(model, backend=backend)  # type: ignore[arg-type]
     rec = {p: np.zeros((ticks, model.populations[p].n), bool) for p in model.populations}
@@ -29,16 +31,18 @@ def run(model_spec: object, backend: str, ticks: int, dtype: str = "float64") ->
     "spec",
     [
         load_network(SEED),
-        parse_network({
-            "network": {"seed": 9},
-            "populations": {"a": {"n": 300, "dim": 2}, "b": {"n": 400, "min_voltage": -0.3}},
-            "inputs": {"u": {"dim": 2, "target": "a", "signal": "sin"}},
-            "connections": [
-                {"pre": "a", "post": "b", "weights": {"std": 0.003}, "synapse": 0.02},
-                {"pre": "b", "post": "b", "weights": {"std": 0.001}, "synapse": 0.05},
-            ],
-            "probes": {"y": {"target": "b", "kind": "decoded"}},
-        }),
+        parse_network(
+            {
+                "network": {"seed": 9},
+                "populations": {"a": {"n": 300, "dim": 2}, "b": {"n": 400, "min_voltage": -0.3}},
+                "inputs": {"u": {"dim": 2, "target": "a", "signal": "sin"}},
+                "connections": [
+                    {"pre": "a", "post": "b", "weights": {"std": 0.003}, "synapse": 0.02},
+                    {"pre": "b", "post": "b", "weights": {"std": 0.001}, "synapse": 0.05},
+                ],
+                "probes": {"y": {"target": "b", "kind": "decoded"}},
+            }
+        ),
     ],
     ids=["seed", "event-driven-recurrent"],
 )

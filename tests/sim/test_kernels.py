@@ -29,7 +29,9 @@ class Neurons:
         self.p = LIFParams.make(DT, TAU_RC, TAU_REF, min_voltage, dtype)
 
     def step(self) -> int:
-        return lif_step(self.J, self.v, self.ref, self.spiked, self.s01, self.tmp, self.tmp2, self.p)
+        return lif_step(
+            self.J, self.v, self.ref, self.spiked, self.s01, self.tmp, self.tmp2, self.p
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -71,7 +73,8 @@ def test_refractory_period_holds_voltage_at_zero() -> None:
     nrn.J[:] = 50.0
     while not nrn.step():
         pass
-    assert nrn.v[0] == 0.0 and nrn.s01[0] == 1.0
+    assert nrn.v[0] == 0.0
+    assert nrn.s01[0] == 1.0
     assert TAU_REF < nrn.ref[0] <= TAU_REF + DT
     nrn.step()  # the whole next tick is refractory (ref > dt): v stays 0
     assert nrn.v[0] == 0.0

@@ -49,7 +49,8 @@ def test_seed_network_matches_nengo_lif_driven_in_seed_order() -> None:
         lif.step(dt, jb, ob, vb, rb)
         np.testing.assert_array_equal(spikes["a"][k], oa > 0, err_msg=f"a, tick {k}")
         np.testing.assert_array_equal(spikes["b"][k], ob > 0, err_msg=f"b, tick {k}")
-    assert spikes["a"].sum() > 1000 and spikes["b"].sum() > 1000
+    assert spikes["a"].sum() > 1000
+    assert spikes["b"].sum() > 1000
 
 
 def test_filtering_before_and_after_the_weights_agree() -> None:
@@ -149,7 +150,8 @@ def test_cycle_reads_previous_tick() -> None:
     sim = Simulator(model)
     a, b = model.populations["a"], model.populations["b"]
     wab, wba = model.connections[0].weights, model.connections[1].weights
-    assert wab is not None and wba is not None
+    assert wab is not None
+    assert wba is not None
     lif = LIF(tau_rc=0.02, tau_ref=0.002)
     dt, syn = model.dt, decay(0.01, model.dt)
     va, ra, oa, vb, rb, ob = (np.zeros(20) for _ in range(6))
@@ -163,7 +165,8 @@ def test_cycle_reads_previous_tick() -> None:
         sim.step()
         np.testing.assert_array_equal(sim.spiked("a"), oa > 0)
         np.testing.assert_array_equal(sim.spiked("b"), ob > 0)
-    assert sim.tick == 1000 and ob.any()
+    assert sim.tick == 1000
+    assert ob.any()
 
 
 def test_state_round_trip_continues_exactly() -> None:

@@ -50,9 +50,11 @@ def test_seed_example_is_the_tutorial_network() -> None:
         assert p.intercepts == (-1.0, 1.0)
     (conn,) = spec.connections
     assert (conn.pre, conn.post, conn.synapse) == ("a", "b", 0.1)
-    assert conn.weights is not None and conn.weights.model_dump()["dist"] == "normal"
+    assert conn.weights is not None
+    assert conn.weights.model_dump()["dist"] == "normal"
     u = spec.inputs["u"]
-    assert u.target == "a" and u.signal.kind == "sin"  # type: ignore[union-attr]
+    assert u.target == "a"
+    assert u.signal.kind == "sin"
 
 
 def test_unknown_key_names_file_path_and_allowed_keys(tmp_path: Path) -> None:
@@ -62,7 +64,8 @@ def test_unknown_key_names_file_path_and_allowed_keys(tmp_path: Path) -> None:
     msg = str(info.value)
     assert "populations.a" in msg
     assert "unknown key 'neurons'" in msg
-    assert "allowed keys:" in msg and "tau_rc" in msg
+    assert "allowed keys:" in msg
+    assert "tau_rc" in msg
 
 
 @pytest.mark.parametrize("n", [0, -3])
@@ -80,16 +83,23 @@ def test_max_rate_above_one_over_tau_ref(tmp_path: Path) -> None:
 
 def test_weight_file_of_wrong_shape(tmp_path: Path) -> None:
     np.save(tmp_path / "w.npy", np.ones((4, 5)))
-    path = write(tmp_path, BASE.replace('weights = { dist = "normal" }', 'weights = { file = "w.npy" }'))
+    path = write(
+        tmp_path, BASE.replace('weights = { dist = "normal" }', 'weights = { file = "w.npy" }')
+    )
     spec = load_network(path)
-    with pytest.raises(BuildError, match=r"connections\[0\]\.weights\.file: .*w\.npy' has shape \(4, 5\); expected \(5, 4\)"):
+    with pytest.raises(
+        BuildError,
+        match=r"connections\[0\]\.weights\.file: .*w\.npy' has shape \(4, 5\); expected \(5, 4\)",
+    ):
         build(spec)
 
 
 def test_weight_file_of_right_shape_is_used(tmp_path: Path) -> None:
     w = np.arange(20, dtype=float).reshape(5, 4)
     np.save(tmp_path / "w.npy", w)
-    path = write(tmp_path, BASE.replace('weights = { dist = "normal" }', 'weights = { file = "w.npy" }'))
+    path = write(
+        tmp_path, BASE.replace('weights = { dist = "normal" }', 'weights = { file = "w.npy" }')
+    )
     model = build(load_network(path))
     assert model.connections[0].weights is not None
     np.testing.assert_array_equal(model.connections[0].weights, w)
@@ -97,7 +107,10 @@ def test_weight_file_of_right_shape_is_used(tmp_path: Path) -> None:
 
 def test_connection_to_missing_population(tmp_path: Path) -> None:
     path = write(tmp_path, BASE.replace('post = "b"', 'post = "c"'))
-    with pytest.raises(NetworkFileError, match=r"connections\[0\]\.post: 'c' is not a population; expected one of: a, b"):
+    with pytest.raises(
+        NetworkFileError,
+        match=r"connections\[0\]\.post: 'c' is not a population; expected one of: a, b",
+    ):
         load_network(path)
 
 
@@ -109,13 +122,19 @@ def test_duplicate_table_in_toml(tmp_path: Path) -> None:
 
 def test_population_and_input_share_a_name(tmp_path: Path) -> None:
     path = write(tmp_path, BASE + '\n[inputs.b]\ntarget = "a"\n')
-    with pytest.raises(NetworkFileError, match=r"duplicate name 'b': used by a population and an input"):
+    with pytest.raises(
+        NetworkFileError, match=r"duplicate name 'b': used by a population and an input"
+    ):
         load_network(path)
 
 
 def test_duplicate_connection_name(tmp_path: Path) -> None:
-    path = write(tmp_path, BASE + '\n[[connections]]\npre = "a"\npost = "b"\nweights = { dist = "normal" }\n')
-    with pytest.raises(NetworkFileError, match=r"connections\[1\]: duplicate connection name 'a->b'"):
+    path = write(
+        tmp_path, BASE + '\n[[connections]]\npre = "a"\npost = "b"\nweights = { dist = "normal" }\n'
+    )
+    with pytest.raises(
+        NetworkFileError, match=r"connections\[1\]: duplicate connection name 'a->b'"
+    ):
         load_network(path)
 
 
@@ -128,20 +147,30 @@ def test_names_that_would_break_topics_are_refused(bad: str) -> None:
 
 def test_input_dimension_must_match_target() -> None:
     data = {"populations": {"a": {"n": 3, "dim": 2}}, "inputs": {"u": {"target": "a", "dim": 3}}}
-    with pytest.raises(NetworkFileError, match=r"inputs\.u\.dim: 3 does not match population 'a' dim = 2"):
+    with pytest.raises(
+        NetworkFileError, match=r"inputs\.u\.dim: 3 does not match population 'a' dim = 2"
+    ):
         parse_network(data)
 
 
 def test_probe_kind_lists_allowed_values() -> None:
     data = {"populations": {"a": {"n": 3}}, "probes": {"p": {"target": "a", "kind": "rates"}}}
-    with pytest.raises(NetworkFileError, match=r"probes\.p\.kind: Input should be 'spikes', 'filtered', 'voltage', 'input' or 'decoded' \(got 'rates'\)"):
+    with pytest.raises(
+        NetworkFileError,
+        match=r"probes\.p\.kind: Input should be 'spikes', 'filtered', 'voltage', 'input' "
+        r"or 'decoded' \(got 'rates'\)",
+    ):
         parse_network(data)
 
 
 def test_signal_shorthand_and_unknown_signal() -> None:
-    ok = parse_network({"populations": {"a": {"n": 3}}, "inputs": {"u": {"target": "a", "signal": "sin"}}})
+    ok = parse_network(
+        {"populations": {"a": {"n": 3}}, "inputs": {"u": {"target": "a", "signal": "sin"}}}
+    )
     assert ok.inputs["u"].signal.kind == "sin"  # type: ignore[union-attr]
-    with pytest.raises(NetworkFileError, match=r"signal 'saw' is not allowed; expected one of sin, constant, step"):
+    with pytest.raises(
+        NetworkFileError, match=r"signal 'saw' is not allowed; expected one of sin, constant, step"
+    ):
         parse_network({"populations": {"a": {"n": 3}}, "inputs": {"u": {"signal": "saw"}}})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from spikestream import __version__
 from spikestream.cli import run
@@ -44,7 +45,7 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _optional(name: str) -> object | None:
+def _optional(name: str) -> ModuleType | None:
     import importlib
 
     try:

@@ -49,18 +49,28 @@ class ServiceCollector(Collector):
         )
         h.add_metric([net], buckets, sum_value=hist.sum)
         yield h
-        yield _gauge("spikestream_realtime_factor", "Requested real-time factor", net,
-                     es.pacer.realtime_factor)
+        yield _gauge(
+            "spikestream_realtime_factor",
+            "Requested real-time factor",
+            net,
+            es.pacer.realtime_factor,
+        )
         rf = es.pacer.realtime_factor_actual
-        yield _gauge("spikestream_realtime_factor_actual", "Simulated over wall time", net,
-                     0.0 if rf != rf else rf)
+        yield _gauge(
+            "spikestream_realtime_factor_actual",
+            "Simulated over wall time",
+            net,
+            0.0 if rf != rf else rf,
+        )
         yield _counter("spikestream_ticks", "Ticks run", net, es.pacer.ticks)
-        yield _counter("spikestream_overruns", "Ticks that started late", net,
-                       es.pacer.overruns)
-        yield _counter("spikestream_skipped_ticks", "Ticks skipped to realign", net,
-                       es.skipped_ticks)
+        yield _counter("spikestream_overruns", "Ticks that started late", net, es.pacer.overruns)
+        yield _counter(
+            "spikestream_skipped_ticks", "Ticks skipped to realign", net, es.skipped_ticks
+        )
         yield _gauge("spikestream_paused", "1 while paused", net, float(es.paused))
-        frames = CounterMetricFamily("spikestream_frames", "Frames produced", labels=["net", "probe"])
+        frames = CounterMetricFamily(
+            "spikestream_frames", "Frames produced", labels=["net", "probe"]
+        )
         dropped = CounterMetricFamily(
             "spikestream_frames_dropped", "Frames dropped by backpressure", labels=["net", "probe"]
         )
@@ -76,7 +86,8 @@ class ServiceCollector(Collector):
             "spikestream_inputs_accepted", "Input messages accepted", labels=["net", "input"]
         )
         stale = CounterMetricFamily(
-            "spikestream_inputs_stale", "Inputs that fell back after their TTL",
+            "spikestream_inputs_stale",
+            "Inputs that fell back after their TTL",
             labels=["net", "input"],
         )
         for name, counts in es.inputs.items():
@@ -84,16 +95,22 @@ class ServiceCollector(Collector):
             stale.add_metric([net, name], counts["stale"])
         yield from (accepted, stale)
         rejected = CounterMetricFamily(
-            "spikestream_inputs_rejected", "Payloads rejected, by reason",
+            "spikestream_inputs_rejected",
+            "Payloads rejected, by reason",
             labels=["net", "reason"],
         )
         for reason, count in svc.rejected.items():
             rejected.add_metric([net, reason], count)
         yield rejected
-        yield _counter("spikestream_reconnects", "Reconnections to the broker", net,
-                       max(0, svc.connects - 1))
-        yield _gauge("spikestream_connected", "1 while connected to the broker", net,
-                     float(svc.link.connected))
+        yield _counter(
+            "spikestream_reconnects", "Reconnections to the broker", net, max(0, svc.connects - 1)
+        )
+        yield _gauge(
+            "spikestream_connected",
+            "1 while connected to the broker",
+            net,
+            float(svc.link.connected),
+        )
 
 
 class MultiCollector(Collector):

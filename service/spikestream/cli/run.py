@@ -9,8 +9,8 @@ from pathlib import Path
 
 from spikestream.build import build
 from spikestream.errors import ConfigError
-from spikestream.runtime.replay import load_replay, replay_inputs
 from spikestream.runtime.offline import input_signals, run_offline, save_npz, ticks_for
+from spikestream.runtime.replay import load_replay, replay_inputs
 from spikestream.spec import load_network
 
 log = logging.getLogger("spikestream.run")
@@ -49,9 +49,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="number type of the state (default: the file's network.dtype, float64)",
     )
     p.add_argument("--seed", type=int, help="override the network file's random seed")
-    p.add_argument(
-        "--no-progress", action="store_true", help="no progress bar, even on long runs"
-    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
     p.set_defaults(func=main)
 
 
@@ -84,9 +82,7 @@ def main(args: argparse.Namespace) -> int:
                 bar.update(k - done[0])
                 done[0] = k
 
-            arrays = run_offline(
-                model, ticks, inputs=inputs, resets=resets, progress=progress
-            )
+            arrays = run_offline(model, ticks, inputs=inputs, resets=resets, progress=progress)
     elapsed = time.perf_counter() - started
     out = save_npz(args.out, arrays)
     rates = {

@@ -172,7 +172,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--max-catchup", type=int, help="most late ticks run in one burst (20)")
     p.add_argument(
-        "--ticks-per-frame", type=int, help="ticks per output frame for every probe "
+        "--ticks-per-frame",
+        type=int,
+        help="ticks per output frame for every probe "
         "(default: each probe's ticks_per_frame in the network file)",
     )
     p.add_argument("--queue-capacity", type=int, help="frames queued per probe (256)")
@@ -188,15 +190,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--client-id", help="MQTT client id (default: spikestream-<net>-<pid>)")
     p.add_argument("--dtype", choices=("float64", "float32"), help="state number type")
     p.add_argument("--seed", type=int, help="override the network file's seed")
-    p.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on this port (off)"
-    )
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (off)")
     p.add_argument("--metrics-host", help="address for --metrics-port (127.0.0.1)")
     p.add_argument("--snapshot-dir", type=Path, help="where snapshot/restore paths resolve")
     p.add_argument("--restore", type=Path, help="start from this snapshot file")
-    p.add_argument(
-        "--log-inputs", type=Path, help="record tick-stamped inputs for `run --replay`"
-    )
+    p.add_argument("--log-inputs", type=Path, help="record tick-stamped inputs for `run --replay`")
     p.add_argument("--stats-interval", type=float, help="seconds between stats messages (1)")
     p.set_defaults(func=main)
 
@@ -204,30 +202,56 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def main(args: argparse.Namespace) -> int:
     """Load everything, then serve until SIGTERM or SIGINT. Returns the exit code."""
     names = [
-        "broker", "tls_ca", "tls_cert", "tls_key", "prefix", "realtime_factor", "overrun",
-        "max_catchup", "ticks_per_frame", "queue_capacity", "queue_policy", "qos", "expiry",
-        "keepalive", "backoff_max", "client_id", "dtype", "seed", "metrics_port",
-        "metrics_host", "snapshot_dir", "restore", "log_inputs", "stats_interval",
-        "snapshot_every", "shard",
+        "broker",
+        "tls_ca",
+        "tls_cert",
+        "tls_key",
+        "prefix",
+        "realtime_factor",
+        "overrun",
+        "max_catchup",
+        "ticks_per_frame",
+        "queue_capacity",
+        "queue_policy",
+        "qos",
+        "expiry",
+        "keepalive",
+        "backoff_max",
+        "client_id",
+        "dtype",
+        "seed",
+        "metrics_port",
+        "metrics_host",
+        "snapshot_dir",
+        "restore",
+        "log_inputs",
+        "stats_interval",
+        "snapshot_every",
+        "shard",
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
     settings = load_settings(flags, args.config)
     files = select_shard(list(args.networks), settings.shard)
     if len(files) > 1 and (settings.restore is not None or settings.log_inputs is not None):
-        raise ConfigError("--restore and --log-inputs take one network; use --resume to "
-                          "restore several from SNAPSHOT_DIR/<net>-latest.npz")
+        raise ConfigError(
+            "--restore and --log-inputs take one network; use --resume to "
+            "restore several from SNAPSHOT_DIR/<net>-latest.npz"
+        )
     models = [build(load_network(f), dtype=settings.dtype, seed=settings.seed) for f in files]
     names_seen = [m.name for m in models]
     dup = sorted({n for n in names_seen if names_seen.count(n) > 1})
     if dup:
-        raise ConfigError(f"two network files share the network name {dup[0]!r}; each "
-                          "network served by one process needs its own name")
+        raise ConfigError(
+            f"two network files share the network name {dup[0]!r}; each "
+            "network served by one process needs its own name"
+        )
     tls = settings.tls_ca or settings.tls_cert or settings.tls_key
     broker = load_broker_spec(settings.broker)
     if tls:
-        from spikestream.transport import parse_broker_url, with_env_credentials
         import os
+
+        from spikestream.transport import parse_broker_url, with_env_credentials
 
         broker = with_env_credentials(
             parse_broker_url(
@@ -321,7 +345,9 @@ async def _serve(
             from spikestream.cli.metrics import start_metrics
 
             metrics = start_metrics(services, settings.metrics_host, settings.metrics_port)
-            log.info("metrics", extra={"url": f"http://{settings.metrics_host}:{metrics.port}/metrics"})
+            log.info(
+                "metrics", extra={"url": f"http://{settings.metrics_host}:{metrics.port}/metrics"}
+            )
         try:
             async with asyncio.TaskGroup() as tg:
                 for service in services:

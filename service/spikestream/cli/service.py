@@ -163,8 +163,11 @@ class Service:
         slot = self.engine.inputs.get(name)
         if slot is None:
             self.unknown_inputs += 1
-            self._reject(name, "unknown_input", f"no input named {name!r}; inputs: "
-                         f"{', '.join(self.engine.inputs) or '(none)'}")
+            self._reject(
+                name,
+                "unknown_input",
+                f"no input named {name!r}; inputs: {', '.join(self.engine.inputs) or '(none)'}",
+            )
             return
         try:
             sample = decode_input(payload, slot.dim, max_bytes=self.options.max_input_bytes)
@@ -176,8 +179,13 @@ class Service:
 
     def _reject(self, name: str, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        self.event("input_rejected", input=name, reason=reason, error=message,
-                   rejected=self.rejected[reason])
+        self.event(
+            "input_rejected",
+            input=name,
+            reason=reason,
+            error=message,
+            rejected=self.rejected[reason],
+        )
 
     def _on_control(self, payload: bytes) -> None:
         try:
@@ -207,7 +215,9 @@ class Service:
             path = self.options.snapshot_dir / path
         if must_exist and not path.is_file():
             self.event(
-                "control_rejected", cmd="restore", id=request,
+                "control_rejected",
+                cmd="restore",
+                id=request,
                 error=f"no snapshot file {str(path)!r}",
             )
             return None
@@ -231,10 +241,16 @@ class Service:
         if suppressed:
             fields["suppressed"] = suppressed
         level = logging.WARNING if kind.endswith(("rejected", "failed")) else logging.INFO
-        log.log(level, kind, extra={k: v for k, v in fields.items() if k != "error"} |
-                ({"error": fields["error"]} if "error" in fields else {}))
+        log.log(
+            level,
+            kind,
+            extra={k: v for k, v in fields.items() if k != "error"}
+            | ({"error": fields["error"]} if "error" in fields else {}),
+        )
         self.link.publish_nowait(
-            self.topics.events, encode_event(kind, net=self.model.name, **fields), qos=0,
+            self.topics.events,
+            encode_event(kind, net=self.model.name, **fields),
+            qos=0,
             content_type=JSON,
         )
 
@@ -263,8 +279,16 @@ class Service:
             spikes = stream.kind == "spikes"
             while (buf := stream.take()) is not None:
                 header = FrameHeader(
-                    net=net, probe=name, seq=buf.seq, tick=buf.tick, ticks=buf.ticks, dt=dt,
-                    t=buf.t, wall=buf.wall, late_max=buf.late_max, dropped=stream.dropped,
+                    net=net,
+                    probe=name,
+                    seq=buf.seq,
+                    tick=buf.tick,
+                    ticks=buf.ticks,
+                    dt=dt,
+                    t=buf.t,
+                    wall=buf.wall,
+                    late_max=buf.late_max,
+                    dropped=stream.dropped,
                 )
                 try:
                     payload = (encode_spikes if spikes else encode_values)(header, buf.valid())
@@ -305,9 +329,19 @@ class Service:
             now = time.monotonic()
             if now - last_log >= 10.0:
                 last_log = now
-                log.info("running", extra={k: stats[k] for k in (
-                    "tick", "realtime_factor_actual", "late_p99_ms", "late_max_ms", "dropped",
-                )})
+                log.info(
+                    "running",
+                    extra={
+                        k: stats[k]
+                        for k in (
+                            "tick",
+                            "realtime_factor_actual",
+                            "late_p99_ms",
+                            "late_max_ms",
+                            "dropped",
+                        )
+                    },
+                )
             if self.engine.failure is not None:
                 raise SpikestreamError(f"tick thread failed: {self.engine.failure}")
 
@@ -349,7 +383,9 @@ class Service:
         assert self.options.snapshot_every is not None
         while True:
             await asyncio.sleep(self.options.snapshot_every)
-            self.engine.submit(Command("snapshot", value=str(self.latest_snapshot()), id="periodic"))
+            self.engine.submit(
+                Command("snapshot", value=str(self.latest_snapshot()), id="periodic")
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -367,11 +403,16 @@ class Service:
             self.engine.resume_counters(state, time.time())
             log.info("restored", extra={"path": str(start_from), "tick": self.engine.sim.tick})
         self.engine.start()
-        log.info("serving", extra={
-            "net": self.model.name, "broker": self.broker.redacted(),
-            "topics": f"{self.topics.base}/{{in,out,status,control,events}}",
-            "dt": self.model.dt, "realtime_factor": self.options.realtime_factor,
-        })
+        log.info(
+            "serving",
+            extra={
+                "net": self.model.name,
+                "broker": self.broker.redacted(),
+                "topics": f"{self.topics.base}/{{in,out,status,control,events}}",
+                "dt": self.model.dt,
+                "realtime_factor": self.options.realtime_factor,
+            },
+        )
         try:
             async with asyncio.TaskGroup() as tg:
                 link_task = tg.create_task(self.link.run(), name="mqtt-link")

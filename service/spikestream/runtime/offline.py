@@ -14,6 +14,7 @@ Layout (docs/NPZ.md):
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -74,7 +75,7 @@ def run_offline(
     bounds = sorted({0, ticks, *(int(r) for r in resets if 0 < r < ticks)})
     # One BLAS thread: a second one stalls for milliseconds when the other core is busy.
     with threadpool_limits(limits=1, user_api="blas"):
-        for start, stop in zip(bounds, bounds[1:], strict=False):
+        for start, stop in itertools.pairwise(bounds):
             if start > 0:
                 sim.reset()
 

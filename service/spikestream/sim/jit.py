@@ -24,12 +24,13 @@ from pathlib import Path
 
 # Cache compiled kernels in a user cache folder: site-packages may be read-only.
 os.environ.setdefault(
-    "NUMBA_CACHE_DIR", str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spikestream" / "numba")
+    "NUMBA_CACHE_DIR",
+    str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "spikestream" / "numba"),
 )
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
+import numba
+import numpy as np
+import numpy.typing as npt
 
 Array = npt.NDArray[np.floating]
 BoolArray = npt.NDArray[np.bool_]

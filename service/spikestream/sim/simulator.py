@@ -267,7 +267,8 @@ class Simulator:
 
     def _decoded_op(self, pre: _PopState, cs: _ConnState, a: float, post: Population) -> Op:
         c = cs.conn
-        assert cs.decoders is not None and c.transform is not None
+        assert cs.decoders is not None
+        assert c.transform is not None
         decoders, y, current, s01 = cs.decoders, cs.filtered, cs.current, pre.s01
         inv_dt = 1.0 / self.dt
         # Post current = gain * E @ (T @ y): fold gain, encoders and transform once.
@@ -276,7 +277,6 @@ class Simulator:
         tmp = np.zeros_like(y)
         dot = np.dot
         if cs.pre_activity is None:
-
             # Decoders are learned in place below, so 1/dt is folded into the filter gain.
             def step() -> None:
                 dot(s01, decoders, out=u)
@@ -339,7 +339,8 @@ class Simulator:
                 lowpass_spikes(y, spiked, a, height)
 
             return step_filtered
-        assert probe.kind == "decoded" and probe.decoders is not None
+        assert probe.kind == "decoded"
+        assert probe.decoders is not None
         d = probe.decoders.astype(self.dtype)
         yd = np.zeros(d.shape[1], self.dtype)
         u = np.zeros_like(yd)
@@ -375,9 +376,7 @@ class Simulator:
             ) from None
         arr = np.asarray(x)
         if arr.shape not in (target.shape, ()) or (arr.shape == () and target.shape != (1,)):
-            raise SimulationError(
-                f"input {name!r} expects shape {target.shape}; got {arr.shape}"
-            )
+            raise SimulationError(f"input {name!r} expects shape {target.shape}; got {arr.shape}")
         np.copyto(target, arr, casting="unsafe")
 
     def step(self) -> None:
@@ -525,9 +524,7 @@ class Simulator:
         for key, arr in live.items():
             src = np.asarray(state[key])
             if src.shape != arr.shape:
-                raise SimulationError(
-                    f"state {key!r} has shape {src.shape}; expected {arr.shape}"
-                )
+                raise SimulationError(f"state {key!r} has shape {src.shape}; expected {arr.shape}")
         for key, arr in live.items():
             np.copyto(arr, state[key], casting="unsafe")
         self.tick = int(np.asarray(state["tick"]))
