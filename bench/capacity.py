@@ -1,0 +1,216 @@
+"""Capacity benchmark: chains of 1000-neuron, 16-D populations joined by decoded connections.
+
+Two measurements, on the network the NEF issue names (float32, dt = 1 ms, each population
+feeding the next through a factored identity connection, synapse 5 ms):
+
+1. **Offline speed** against the Nengo reference simulator, side by side in one process:
+   ticks/s of spikestream and of Nengo on the same chain (Nengo in float64, its only type),
+   interleaved, best of ``--repeats``.
+2. **Real-time capacity**: ``spikestream serve`` (a subprocess, against a private
+   mosquitto) runs chains of increasing length for ``--duration`` seconds each; reported
+   per length: ticks more than 1 ms late (from the service's own lateness histogram, via its
+   stats topic), real-time factor and lateness p99. The capacity is the largest chain with
+   at most 0.1 % of ticks more than 1 ms late.
+
+Usage: ``python bench/capacity.py [--offline-pops 10,30] [--serve-pops 40,60,80,100]
+[--duration 60]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from spikestream.build import build
+from spikestream.sim import Simulator
+from spikestream.spec import parse_network
+
+DIM = 16
+N = 1000
+
+
+def chain_dict(pops: int, dtype: str = "float32") -> dict[str, Any]:
+    """The chain as a network-file mapping."""
+    return {
+        "network": {"name": "chain", "seed": 1, "dtype": dtype},
+        "populations": {f"p{i}": {"n": N, "dim": DIM} for i in range(pops)},
+        "inputs": {"u": {"dim": DIM, "target": "p0", "default": [0.2] * DIM}},
+        "connections": [
+            {"pre": f"p{i}", "post": f"p{i + 1}", "function": "x", "synapse": 0.005}
+            for i in range(pops - 1)
+        ],
+        "probes": {"out": {"target": f"p{pops - 1}", "kind": "decoded", "synapse": 0.01}},
+    }
+
+
+def chain_toml(pops: int) -> str:
+    lines = ['[network]\nname = "chain"\nseed = 1\ndtype = "float32"\n']
+    for i in range(pops):
+        lines.append(f"[populations.p{i}]\nn = {N}\ndim = {DIM}\n")
+    lines.append(f'[inputs.u]\ndim = {DIM}\ntarget = "p0"\ndefault = {[0.2] * DIM}\n')
+    for i in range(pops - 1):
+        lines.append(
+            f'[[connections]]\npre = "p{i}"\npost = "p{i + 1}"\nfunction = "x"\nsynapse = 0.005\n'
+        )
+    lines.append(f'[probes.out]\ntarget = "p{pops - 1}"\nkind = "decoded"\nsynapse = 0.01\n')
+    return "\n".join(lines)
+
+
+def spikestream_rate(pops: int, ticks: int) -> float:
+    sim = Simulator(build(parse_network(chain_dict(pops))))
+    sim.set_input("u", np.full(DIM, 0.2))
+    sim.run(100)
+    start = time.perf_counter()
+    sim.run(ticks)
+    return ticks / (time.perf_counter() - start)
+
+
+def nengo_rate(pops: int, ticks: int) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import nengo
+
+        with nengo.Network(seed=1) as net:
+            u = nengo.Node([0.2] * DIM)
+            ens = [
+                nengo.Ensemble(N, DIM, neuron_type=nengo.LIF(tau_rc=0.02, tau_ref=0.002),
+                               max_rates=nengo.dists.Uniform(200, 400),
+                               intercepts=nengo.dists.Uniform(-1, 1))
+                for _ in range(pops)
+            ]
+            nengo.Connection(u, ens[0], synapse=None)
+            for a, b in zip(ens, ens[1:], strict=False):
+                nengo.Connection(a, b, synapse=0.005)
+            nengo.Probe(ens[-1], synapse=0.01)
+        with nengo.Simulator(net, progress_bar=False, optimize=True) as sim:
+            sim.run_steps(20)
+            start = time.perf_counter()
+            sim.run_steps(ticks)
+            return ticks / (time.perf_counter() - start)
+
+
+def offline(pop_counts: list[int], repeats: int) -> list[dict[str, float]]:
+    rows = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for pops in pop_counts:
+            ticks = max(200, 20000 // pops)
+            ours, theirs = [], []
+            for _ in range(repeats):  # interleaved, so both see the same machine load
+                theirs.append(nengo_rate(pops, max(100, ticks // 4)))
+                ours.append(spikestream_rate(pops, ticks))
+            rows.append({"pops": pops, "neurons": pops * N, "nengo": max(theirs),
+                         "spikestream": max(ours), "ratio": max(ours) / max(theirs)})
+            print(f"offline {pops} pops: nengo {max(theirs):.0f} ticks/s, spikestream "
+                  f"{max(ours):.0f} ticks/s, ratio {max(ours) / max(theirs):.2f}", flush=True)
+    return rows
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def serve_once(pops: int, duration: float, port: int, workdir: Path) -> dict[str, Any]:
+    net = workdir / f"chain{pops}.toml"
+    net.write_text(chain_toml(pops))
+    log = (workdir / f"serve{pops}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spikestream", "serve", str(net), "--broker",
+         f"mqtt://127.0.0.1:{port}", "--stats-interval", "1"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    first: dict[str, Any] | None = None
+    last: dict[str, Any] = {}
+    try:
+        async with aiomqtt.Client("127.0.0.1", port) as client:
+            await client.subscribe("spikestream/chain/stats")
+            start = None
+            async for msg in client.messages:
+                stats = json.loads(msg.payload)  # type: ignore[arg-type]
+                if first is None:
+                    if stats["tick"] < 1500:  # skip start-up (building, warm-up)
+                        continue
+                    first, start = stats, time.monotonic()
+                last = stats
+                assert start is not None
+                if time.monotonic() - start >= duration:
+                    break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+    assert first is not None
+    ticks = last["tick"] - first["tick"]
+    late = last["late_over_1ms"] - first["late_over_1ms"]
+    return {"pops": pops, "neurons": pops * N, "ticks": ticks, "late_over_1ms": late,
+            "late_fraction": late / max(ticks, 1), "late_p99_ms": last["late_p99_ms"],
+            "late_max_ms": last["late_max_ms"], "rf": last["realtime_factor_actual"]}
+
+
+async def realtime(pop_counts: list[int], duration: float) -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        conf = workdir / "m.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
+        broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c",
+                                   str(conf)], stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        try:
+            for pops in pop_counts:
+                row = await serve_once(pops, duration, port, workdir)
+                rows.append(row)
+                print(f"serve {pops} pops ({pops * N} neurons): {row['late_fraction'] * 100:.3f} % "
+                      f"ticks > 1 ms late, p99 {row['late_p99_ms']} ms, rf {row['rf']}", flush=True)
+        finally:
+            broker.terminate()
+            broker.wait(5)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--offline-pops", default="10,30", help="chain lengths for the Nengo comparison")
+    p.add_argument("--serve-pops", default="40,60,80,100", help="chain lengths served live")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds per live run (60)")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "capacity.json")
+    args = p.parse_args()
+    off = offline([int(x) for x in args.offline_pops.split(",") if x], args.repeats)
+    live = asyncio.run(realtime([int(x) for x in args.serve_pops.split(",") if x], args.duration))
+    print("\n| Chain | Neurons | Nengo ticks/s | spikestream ticks/s | Ratio |\n|---|---|---|---|---|")
+    for r in off:
+        print(f"| {r['pops']} × 1000, d=16 | {r['neurons']:,} | {r['nengo']:.0f} | "
+              f"{r['spikestream']:.0f} | {r['ratio']:.2f}× |")
+    print("\n| Chain served live | Neurons | Ticks | > 1 ms late | p99 (ms) | max (ms) | RTF |"
+          "\n|---|---|---|---|---|---|---|")
+    for r in live:
+        print(f"| {r['pops']} × 1000 | {r['neurons']:,} | {r['ticks']} | "
+              f"{r['late_fraction'] * 100:.3f} % | {r['late_p99_ms']} | {r['late_max_ms']} | "
+              f"{r['rf']} |")
+    ok = [r for r in live if r["late_fraction"] <= 0.001]
+    print(f"\nreal-time capacity (≤ 0.1 % of ticks > 1 ms late): "
+          f"{max(r['neurons'] for r in ok) if ok else 'below the smallest chain tried'}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"offline": off, "realtime": live}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

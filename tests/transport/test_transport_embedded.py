@@ -1,0 +1,183 @@
+"""The embedded amqtt broker, the MQTT 5 -> 3.1.1 fallback, and ``auto`` broker choice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from spikestream.errors import TransportError
+from spikestream.transport import (
+    BrokerSpec,
+    EmbeddedBroker,
+    MqttLink,
+    Will,
+    broker_answers,
+    parse_broker_url,
+    resolve_broker,
+)
+from tests.brokers import Mosquitto
+from tests.transport.support import Inbox, eventually, running
+
+_ids = itertools.count()
+
+
+def make_link(spec: BrokerSpec, name: str, **options: object) -> MqttLink:
+    options.setdefault("backoff_min", 0.05)
+    options.setdefault("backoff_max", 1.0)
+    options.setdefault("connect_timeout", 3.0)
+    return MqttLink(spec, client_id=f"{name}-{next(_ids)}", **options)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def tcp_server(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A throw-away TCP server on 127.0.0.1; yields its port."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_embedded_round_trip_and_port_zero() -> None:
+    async with EmbeddedBroker() as broker:
+        assert broker.port > 0
+        spec = broker.spec()
+        assert (spec.host, spec.port, spec.protocol) == ("127.0.0.1", broker.port, "3.1.1")
+        inbox = Inbox()
+        link = make_link(spec, "emb", on_message=inbox, will=Will("emb/status", b"offline"))
+        link.subscribe("emb/#", qos=1)
+        async with running(link):
+            assert link.protocol == "3.1.1"
+            assert await link.publish("emb/x", b"hello", qos=1, content_type="ignored/on-v3")
+            assert await link.publish("emb/y", b"qos0")
+            _, _, meta = await inbox.wait_payload("emb/x", b"hello")
+            assert meta.content_type is None
+            await inbox.wait_payload("emb/y", b"qos0")
+    assert not broker.running
+    with pytest.raises(RuntimeError, match="only after start"):
+        _ = broker.port
+
+
+async def test_link_falls_back_to_mqtt311_when_v5_is_refused() -> None:
+    async with EmbeddedBroker() as broker:
+        # A plain URL, no protocol hint: MQTT 5 is tried first and refused by amqtt.
+        spec = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}")
+        link = make_link(spec, "fallback")
+        start = time.monotonic()
+        async with running(link):
+            assert time.monotonic() - start < 2.0
+            assert link.protocol == "3.1.1"
+            assert link.statistics().connect_attempts == 1
+            assert await link.publish("fb/x", b"1", qos=1)
+
+
+async def test_fallback_also_when_v5_connect_hangs() -> None:
+    # amqtt mis-parses an MQTT 5 CONNECT carrying a will and waits for more bytes: the
+    # link gives up after connect_timeout and retries the same attempt with 3.1.1.
+    async with EmbeddedBroker() as broker:
+        spec = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}")
+        link = make_link(spec, "hang", will=Will("hang/status", b"offline"), connect_timeout=1.0)
+        async with running(link):
+            assert link.protocol == "3.1.1"
+            assert link.statistics().connect_attempts == 1
+
+
+async def test_forced_mqtt5_against_amqtt_fails_clearly() -> None:
+    async with EmbeddedBroker() as broker:
+        spec = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}?protocol=5")
+        link = make_link(spec, "v5only")
+        async with running(link, connect_timeout=None):
+            await eventually(lambda: link.statistics().last_error is not None)
+            last_error = link.statistics().last_error
+            assert last_error is not None
+            assert "refused MQTT 5" in last_error
+            assert not link.connected
+
+
+async def test_embedded_on_a_taken_port_raises_transport_error(mosquitto: Mosquitto) -> None:
+    with pytest.raises(
+        TransportError, match=f"cannot start the embedded MQTT broker on 127.0.0.1:{mosquitto.port}"
+    ):
+        async with EmbeddedBroker(port=mosquitto.port):
+            pass
+
+
+# --- broker_answers -------------------------------------------------------------------
+
+
+async def test_broker_answers(mosquitto: Mosquitto, free_port: int) -> None:
+    assert await broker_answers("127.0.0.1", mosquitto.port, 2.0) is True
+    async with EmbeddedBroker() as broker:
+        assert await broker_answers("127.0.0.1", broker.port, 2.0) is True
+    assert await broker_answers("127.0.0.1", free_port, 0.5) is False
+
+
+async def test_broker_answers_false_for_non_mqtt_servers() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # never answers, waits for the client to hang up
+        writer.close()
+
+    async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async with tcp_server(silent) as port:
+        start = time.monotonic()
+        assert await broker_answers("127.0.0.1", port, 0.3) is False
+        assert time.monotonic() - start < 2.0
+    async with tcp_server(http) as port:
+        assert await broker_answers("127.0.0.1", port, 1.0) is False
+
+
+# --- resolve_broker -------------------------------------------------------------------
+
+
+async def test_resolve_url_passes_through() -> None:
+    spec = parse_broker_url("mqtt://example.invalid:1999")
+    async with resolve_broker(spec) as concrete:
+        assert concrete is spec
+
+
+async def test_auto_uses_the_broker_that_answers(mosquitto: Mosquitto) -> None:
+    auto = parse_broker_url("auto")
+    async with resolve_broker(auto, auto_port=mosquitto.port) as concrete:
+        assert concrete.kind == "url"
+        assert (concrete.host, concrete.port) == ("127.0.0.1", mosquitto.port)
+        link = make_link(concrete, "auto-live")
+        async with running(link):
+            assert link.protocol == "5"  # it is mosquitto, not amqtt
+
+
+async def test_auto_starts_embedded_when_nothing_answers(free_port: int) -> None:
+    auto = dataclasses.replace(parse_broker_url("auto"), port=free_port)
+    async with resolve_broker(auto, probe_timeout=0.5) as concrete:
+        assert concrete.kind == "url"
+        assert concrete.port != free_port
+        assert concrete.protocol == "3.1.1"
+        link = make_link(concrete, "auto-embedded")
+        async with running(link):
+            assert await link.publish("auto/x", b"1", qos=1)
+        port = concrete.port
+    assert await broker_answers("127.0.0.1", port, 0.5) is False  # stopped on exit
+
+
+async def test_embedded_keyword_carries_credentials() -> None:
+    spec = parse_broker_url("embedded").with_credentials("svc", "pw")
+    async with resolve_broker(spec) as concrete:
+        assert concrete.username == "svc"
+        assert concrete.password_value() == "pw"
+        link = make_link(concrete, "emb-cred")
+        async with running(link):
+            assert link.connected

@@ -1,0 +1,281 @@
+"""Broker URL parsing, credentials from the environment, and password redaction."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spikestream.errors import ConfigError
+from spikestream.transport import (
+    ENV_PASSWORD,
+    ENV_PASSWORD_FILE,
+    ENV_USERNAME,
+    BrokerSpec,
+    TlsOptions,
+    load_broker_spec,
+    parse_broker_url,
+    with_env_credentials,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme", "host", "port", "transport", "tls", "ws_path"),
+    [
+        ("mqtt://localhost", "mqtt", "localhost", 1883, "tcp", False, None),
+        ("mqtt://broker.lan:1884", "mqtt", "broker.lan", 1884, "tcp", False, None),
+        ("mqtt://10.0.0.2:1883/", "mqtt", "10.0.0.2", 1883, "tcp", False, None),
+        ("MQTT://Host.Example", "mqtt", "host.example", 1883, "tcp", False, None),
+        ("mqtt://[::1]:1999", "mqtt", "::1", 1999, "tcp", False, None),
+        ("mqtts://broker.example", "mqtts", "broker.example", 8883, "tcp", True, None),
+        ("mqtts://broker.example:9883", "mqtts", "broker.example", 9883, "tcp", True, None),
+        ("ws://localhost", "ws", "localhost", 80, "websockets", False, "/mqtt"),
+        ("ws://localhost:9001/", "ws", "localhost", 9001, "websockets", False, "/"),
+        ("wss://h:443/custom/path", "wss", "h", 443, "websockets", True, "/custom/path"),
+        ("  mqtt://padded:1  ", "mqtt", "padded", 1, "tcp", False, None),
+    ],
+)
+def test_url_forms(
+    url: str,
+    scheme: str,
+    host: str,
+    port: int,
+    transport: str,
+    tls: bool,
+    ws_path: str | None,
+) -> None:
+    spec = parse_broker_url(url)
+    assert spec.kind == "url"
+    assert (spec.scheme, spec.host, spec.port) == (scheme, host, port)
+    assert spec.transport == transport
+    assert spec.uses_tls is tls
+    assert (spec.tls is not None) is tls
+    assert spec.ws_path == ws_path
+    assert spec.username is None
+    assert spec.password is None
+    assert spec.protocol == "auto"
+
+
+def test_tls_defaults_verify() -> None:
+    spec = parse_broker_url("mqtts://broker.example")
+    assert spec.tls == TlsOptions(ca_file=None, cert_file=None, key_file=None, insecure=False)
+
+
+def test_tls_options_from_query_and_keywords(tmp_path: Path) -> None:
+    spec = parse_broker_url("mqtts://b?ca=/etc/ca.pem&cert=/c.pem&key=/k.pem&insecure=yes")
+    assert spec.tls == TlsOptions(Path("/etc/ca.pem"), Path("/c.pem"), Path("/k.pem"), True)
+    # Keyword arguments override the query.
+    spec = parse_broker_url("wss://b?insecure=1", ca_file=tmp_path / "ca.pem", insecure=False)
+    assert spec.tls == TlsOptions(ca_file=tmp_path / "ca.pem", insecure=False)
+
+
+@pytest.mark.parametrize("keyword", ["embedded", "auto", " Auto ", "EMBEDDED"])
+def test_keywords(keyword: str) -> None:
+    spec = parse_broker_url(keyword)
+    assert spec.kind == keyword.strip().lower()
+    assert spec.redacted() == spec.kind
+    if spec.kind == "auto":
+        assert (spec.host, spec.port) == ("127.0.0.1", 1883)
+    else:
+        assert spec.port == 0
+
+
+@pytest.mark.parametrize("protocol", ["auto", "5", "3.1.1"])
+def test_protocol_query(protocol: str) -> None:
+    spec = parse_broker_url(f"mqtt://h?protocol={protocol}")
+    assert spec.protocol == protocol
+
+
+def test_credentials_in_url_are_percent_decoded() -> None:
+    spec = parse_broker_url("mqtt://us%40er:p%3Aw%2Fd%20x@host:1883")
+    assert spec.username == "us@er"
+    assert spec.password_value() == "p:w/d x"
+
+
+@given(
+    user=st.text(min_size=1, max_size=20).filter(lambda s: "\x00" not in s),
+    password=st.text(min_size=0, max_size=30),
+)
+def test_credentials_round_trip_any_text(user: str, password: str) -> None:
+    url = f"mqtt://{quote(user, safe='')}:{quote(password, safe='')}@h:1"
+    spec = parse_broker_url(url)
+    assert spec.username == user
+    assert spec.password_value() == password
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("", r"bad broker URL '': expected mqtt://"),
+        (
+            "localhost:1883",
+            r"bad broker URL 'localhost:1883': expected mqtt://.*'embedded' or 'auto'",
+        ),
+        ("http://host", r"unsupported scheme 'http' in broker URL 'http://host': expected mqtt://"),
+        ("tcp://host:1883", r"unsupported scheme 'tcp'.*mqtts://\.\.\., ws://\.\.\., wss://"),
+        ("mqtt://", r"broker URL 'mqtt://' has no host: expected mqtt://"),
+        ("mqtt://:1883", r"has no host"),
+        ("mqtt://host:99999", r"bad port: expected an integer in 1\.\.65535"),
+        ("mqtt://host:0", r"has port 0: expected an integer in 1\.\.65535"),
+        ("mqtt://host:abc", r"bad port: expected an integer"),
+        ("mqtt://host/topic", r"has a path '/topic': expected none for mqtt://"),
+        ("mqtt://host#frag", r"has a fragment '#frag': expected none"),
+        ("mqtt://[::1", r"bad broker URL 'mqtt://\[::1'"),
+        (
+            "mqtt://host?ca=/x.pem",
+            r"TLS options given for plain-text broker URL.*expected an mqtts://",
+        ),
+        (
+            "mqtts://host?colour=red",
+            r"unknown query parameter 'colour'.*expected one of ca, cert, key",
+        ),
+        ("mqtts://host?ca=a&ca=b", r"query parameter 'ca' repeated"),
+        ("mqtts://host?insecure=maybe", r"insecure='maybe'.*expected one of 1, 0, true, false"),
+        ("mqtt://host?protocol=4", r"protocol='4'.*expected one of auto, 5, 3\.1\.1"),
+        ("mqtt://:secret@host", r"has a password but no user name"),
+        ("mqtts://host?key=/k.pem", r"TLS key file /k\.pem given without a client certificate"),
+    ],
+)
+def test_bad_urls_say_what_was_expected(url: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_broker_url(url)
+
+
+def test_config_error_is_also_value_error() -> None:
+    with pytest.raises(ValueError, match="unsupported scheme"):
+        parse_broker_url("ftp://host")
+
+
+def test_tls_keywords_rejected_for_keywords() -> None:
+    with pytest.raises(ConfigError, match=r"TLS options do not apply to broker 'embedded'"):
+        parse_broker_url("embedded", ca_file="/ca.pem")
+
+
+def test_error_messages_mask_the_password() -> None:
+    with pytest.raises(ConfigError, match=r"'ftp://bob:\*\*\*@host'") as info:
+        parse_broker_url("ftp://bob:hunter2@host")
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        parse_broker_url("mqtt://bob:hunter2@host:notaport")
+    assert "hunter2" not in str(info.value)
+
+
+def test_password_never_in_repr_str_or_logs(caplog: pytest.LogCaptureFixture) -> None:
+    spec = parse_broker_url("mqtts://bob:hunter2@broker.example:8883")
+    assert spec.redacted() == "mqtts://bob:***@broker.example:8883"
+    assert str(spec) == spec.redacted()
+    assert f"{spec}" == spec.redacted()
+    for text in (repr(spec), str(spec), repr(spec.password), str(spec.password), repr([spec])):
+        assert "hunter2" not in text
+    assert "hunter2" not in repr(dataclasses.astuple(spec))
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("test").info("connecting to %s (%r)", spec, spec)
+    assert "bob:***@broker.example" in caplog.text
+    assert "hunter2" not in caplog.text
+    assert spec.password_value() == "hunter2"
+
+
+def test_redacted_forms() -> None:
+    assert parse_broker_url("mqtt://h").redacted() == "mqtt://h:1883"
+    assert parse_broker_url("mqtt://bob@h").redacted() == "mqtt://bob@h:1883"
+    assert parse_broker_url("ws://h:9001").redacted() == "ws://h:9001/mqtt"
+    assert parse_broker_url("mqtt://[::1]").redacted() == "mqtt://[::1]:1883"
+    assert parse_broker_url("mqtt://h?protocol=5").redacted() == "mqtt://h:1883?protocol=5"
+    assert parse_broker_url("mqtt://a%40b:x@h").redacted() == "mqtt://a%40b:***@h:1883"
+
+
+def test_spec_is_frozen_and_comparable() -> None:
+    spec = parse_broker_url("mqtt://bob:pw@h")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.port = 1  # type: ignore[misc]
+    assert spec == parse_broker_url("mqtt://bob:pw@h")
+    assert spec != parse_broker_url("mqtt://bob:other@h")
+
+
+# --- credentials from the environment --------------------------------------------------
+
+
+def test_env_username_and_password() -> None:
+    spec = with_env_credentials(
+        parse_broker_url("mqtt://h"), {ENV_USERNAME: "alice", ENV_PASSWORD: "s3cret"}
+    )
+    assert spec.username == "alice"
+    assert spec.password_value() == "s3cret"
+    assert "s3cret" not in repr(spec)
+
+
+def test_env_password_file_strips_one_newline(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret \n")
+    spec = with_env_credentials(
+        parse_broker_url("mqtt://h"), {ENV_USERNAME: "alice", ENV_PASSWORD_FILE: str(secret)}
+    )
+    assert spec.password_value() == "s3cret "
+    secret.write_text("crlf\r\n")
+    spec = with_env_credentials(
+        parse_broker_url("mqtt://h"), {ENV_USERNAME: "alice", ENV_PASSWORD_FILE: str(secret)}
+    )
+    assert spec.password_value() == "crlf"
+
+
+def test_url_credentials_win_and_env_fills_the_gap() -> None:
+    env = {ENV_USERNAME: "env-user", ENV_PASSWORD: "env-pw"}
+    spec = with_env_credentials(parse_broker_url("mqtt://url-user:url-pw@h"), env)
+    assert (spec.username, spec.password_value()) == ("url-user", "url-pw")
+    # User in the URL, password kept out of it (and out of `ps`).
+    spec = with_env_credentials(parse_broker_url("mqtt://url-user@h"), {ENV_PASSWORD: "pw"})
+    assert (spec.username, spec.password_value()) == ("url-user", "pw")
+
+
+def test_empty_environment_changes_nothing() -> None:
+    spec = parse_broker_url("mqtt://h")
+    assert with_env_credentials(spec, {}) is spec
+
+
+def test_env_username_alone_is_fine() -> None:
+    spec = with_env_credentials(parse_broker_url("mqtt://h"), {ENV_USERNAME: "alice"})
+    assert spec.username == "alice"
+    assert spec.password is None
+
+
+def test_env_both_password_variables_is_an_error(tmp_path: Path) -> None:
+    env = {ENV_USERNAME: "a", ENV_PASSWORD: "x", ENV_PASSWORD_FILE: str(tmp_path / "pw")}
+    with pytest.raises(ConfigError, match=f"both {ENV_PASSWORD} and {ENV_PASSWORD_FILE} are set"):
+        with_env_credentials(parse_broker_url("mqtt://h"), env)
+
+
+def test_env_password_without_user_is_an_error() -> None:
+    with pytest.raises(
+        ConfigError, match=f"no user name: expected user@ in the URL or {ENV_USERNAME}"
+    ):
+        with_env_credentials(parse_broker_url("mqtt://h"), {ENV_PASSWORD: "x"})
+
+
+def test_env_password_file_missing_or_empty(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    env = {ENV_USERNAME: "a", ENV_PASSWORD_FILE: str(missing)}
+    with pytest.raises(ConfigError, match=r"cannot read SPIKESTREAM_MQTT_PASSWORD_FILE=.*nope"):
+        with_env_credentials(parse_broker_url("mqtt://h"), env)
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    env = {ENV_USERNAME: "a", ENV_PASSWORD_FILE: str(empty)}
+    with pytest.raises(ConfigError, match=r"is empty: expected the password in it"):
+        with_env_credentials(parse_broker_url("mqtt://h"), env)
+
+
+def test_load_broker_spec_reads_the_given_environment() -> None:
+    spec = load_broker_spec("mqtt://h:2000", {ENV_USERNAME: "u", ENV_PASSWORD: "p"})
+    assert isinstance(spec, BrokerSpec)
+    assert (spec.port, spec.username, spec.password_value()) == (2000, "u", "p")
+
+
+def test_load_broker_spec_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_USERNAME, "from-os")
+    monkeypatch.delenv(ENV_PASSWORD, raising=False)
+    monkeypatch.delenv(ENV_PASSWORD_FILE, raising=False)
+    assert load_broker_spec("mqtt://h").username == "from-os"
