@@ -75,5 +75,9 @@ async def test_retune_and_snapshot_restore(mosquitto: Mosquitto, tmp_path: Path)
                 assert r["tick"] == snap_tick
                 missing = await ask("nofile", cmd="restore", value="nope.npz")
                 assert missing["event"] == "control_rejected"
+                escape = await ask("escape", cmd="snapshot", value="../outside.npz")
+                assert escape["event"] == "control_rejected"
+                assert "inside the snapshot folder" in str(escape["error"])
+                assert not (tmp_path.parent / "outside.npz").exists()
     finally:
         assert proc.stop() == 0

@@ -210,9 +210,18 @@ class Service:
 
     def _state_path(self, value: object, *, must_exist: bool, request: str | None) -> Path | None:
         name = str(value) if value else f"{self.model.name}-snapshot.npz"
-        path = Path(name)
-        if not path.is_absolute():
-            path = self.options.snapshot_dir / path
+        # Snapshots stay inside --snapshot-dir: a control message must not be able to read
+        # or overwrite arbitrary files of the service user.
+        base = self.options.snapshot_dir.resolve()
+        path = (base / name).resolve()
+        if not path.is_relative_to(base) or path.suffix != ".npz":
+            self.event(
+                "control_rejected", cmd="snapshot" if not must_exist else "restore",
+                id=request,
+                error=f"snapshot file {name!r} is not allowed; expected a name ending in .npz "
+                f"inside the snapshot folder {str(base)!r}",
+            )
+            return None
         if must_exist and not path.is_file():
             self.event(
                 "control_rejected",

@@ -1,0 +1,280 @@
+"""Control commands: text, JSON and msgpack forms, argument rules, and encode_control."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spikestream.codec import (
+    COMMANDS,
+    ControlCommand,
+    OversizePayload,
+    PayloadRejected,
+    decode_control,
+    encode_control,
+)
+from spikestream.errors import PayloadTooLarge
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def test_known_commands() -> None:
+    assert set(COMMANDS) == {
+        "pause",
+        "resume",
+        "reset",
+        "set",
+        "snapshot",
+        "restore",
+        "status",
+        "learn",
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        # plain text, as mosquitto_pub -m sends it
+        (b"pause", ControlCommand("pause")),
+        (b"resume\n", ControlCommand("resume")),
+        (b"  reset  ", ControlCommand("reset")),
+        (b"status", ControlCommand("status")),
+        (b"PAUSE", ControlCommand("pause")),
+        (b"set realtime_factor 2.0", ControlCommand("set", "realtime_factor", 2.0)),
+        (b"set realtime_factor\t-1e-1", ControlCommand("set", "realtime_factor", -0.1)),
+        (b"set probes.b.frame_ticks 10", ControlCommand("set", "probes.b.frame_ticks", 10.0)),
+        (b"set verbose true", ControlCommand("set", "verbose", True)),
+        (b"set verbose False", ControlCommand("set", "verbose", False)),
+        (b"set mode fast and loose", ControlCommand("set", "mode", "fast and loose")),
+        (b"snapshot /tmp/x.npz", ControlCommand("snapshot", None, "/tmp/x.npz")),
+        (b"snapshot", ControlCommand("snapshot")),
+        (b"restore /tmp/my run.npz", ControlCommand("restore", None, "/tmp/my run.npz")),
+        ("restore /tmp/été.npz".encode(), ControlCommand("restore", None, "/tmp/été.npz")),
+        (b"learn on", ControlCommand("learn", None, True)),
+        (b"learn OFF", ControlCommand("learn", None, False)),
+        (b"learn true", ControlCommand("learn", None, True)),
+        # JSON
+        (b'{"cmd": "pause"}', ControlCommand("pause")),
+        (
+            b'{"cmd": "set", "key": "realtime_factor", "value": 2.0, "id": "42"}',
+            ControlCommand("set", "realtime_factor", 2.0, "42"),
+        ),
+        (b'{"cmd": "set", "key": "k", "value": 3}', ControlCommand("set", "k", 3.0)),
+        (b'{"cmd": "set", "key": "k", "value": "x"}', ControlCommand("set", "k", "x")),
+        (b'{"cmd": "set", "key": "k", "value": false}', ControlCommand("set", "k", False)),
+        (b'{"cmd": "status", "id": 7}', ControlCommand("status", id="7")),
+        (b'{"cmd": "learn", "value": true}', ControlCommand("learn", None, True)),
+        (b'{"cmd": "learn", "value": "off"}', ControlCommand("learn", None, False)),
+        (b'{"cmd": "snapshot", "value": "/tmp/a"}', ControlCommand("snapshot", None, "/tmp/a")),
+        (b'{"cmd": "reset", "key": null, "value": null}', ControlCommand("reset")),
+        (b'"pause"', ControlCommand("pause")),
+        # msgpack
+        (pack({"cmd": "pause"}), ControlCommand("pause")),
+        (
+            pack({"cmd": "set", "key": "realtime_factor", "value": 0.5, "id": "a"}),
+            ControlCommand("set", "realtime_factor", 0.5, "a"),
+        ),
+        (pack("resume"), ControlCommand("resume")),
+        (pack("set gain 1.5"), ControlCommand("set", "gain", 1.5)),
+        (pack("snapshot " + "p" * 150), ControlCommand("snapshot", None, "p" * 150)),
+    ],
+)
+def test_accepted_forms(payload: bytes, expected: ControlCommand) -> None:
+    command = decode_control(payload)
+    assert command == expected
+    assert type(command.value) is type(expected.value)
+
+
+def rejected(payload: bytes, reason: str, match: str) -> None:
+    with pytest.raises(PayloadRejected, match=match) as info:
+        decode_control(payload)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"jump", b'{"cmd": "explode"}', pack({"cmd": "stop"}), b"setx 1", pack("halt")],
+)
+def test_unknown_command_names_the_allowed_ones(payload: bytes) -> None:
+    rejected(
+        payload,
+        "command",
+        r"unknown control command .*; allowed: pause, resume, reset, set, snapshot, "
+        r"restore, status, learn",
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b"pause now", "'pause' takes no arguments, got 'now'"),
+        (b"status please", "'status' takes no arguments"),
+        (b"set", "'set' needs a key .* got null None"),
+        (b"set realtime_factor", "'set realtime_factor' needs a value, got none"),
+        (b"set 2x 1", "'set' needs a key .* got str '2x'"),
+        (b'{"cmd": "set", "value": 1}', "'set' needs a key"),
+        (b'{"cmd": "set", "key": "a b", "value": 1}', "'set' needs a key .* 'a b'"),
+        (b'{"cmd": "set", "key": 3, "value": 1}', "'set' needs a key .* got int 3"),
+        (b'{"cmd": "set", "key": "k"}', "'set k' needs a value"),
+        (b'{"cmd": "pause", "value": 1}', "'pause' takes no value, got 1.0"),
+        (b'{"cmd": "reset", "key": "k"}', "'reset' takes no key"),
+        (b'{"cmd": "snapshot", "key": "k", "value": "/tmp/x"}', "'snapshot' takes no key"),
+        (b"restore", "'restore' needs a file path .* got null"),
+        (b'{"cmd": "restore", "value": ""}', "'restore' needs a file path"),
+        (b'{"cmd": "snapshot", "value": 3}', "'snapshot' needs a file path .* got float"),
+        (b'{"cmd": "snapshot", "value": "/tmp/a\\u0000b"}', "without NUL"),
+        (b"learn", "'learn' needs on or off"),
+        (b"learn maybe", "'learn' needs on or off .* got 'maybe'"),
+        (b'{"cmd": "learn", "value": 1}', "'learn' needs on or off"),
+    ],
+)
+def test_bad_arguments(payload: bytes, match: str) -> None:
+    rejected(payload, "value", match)
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b'{"cmd": 1}', "'cmd' must be a string"),
+        (b'{"cmd": "status", "id": 1.5}', "'id' must be a string or an integer, got float"),
+        (b'{"cmd": "status", "id": true}', "'id' must be a string or an integer, got bool"),
+        (b'{"cmd": "set", "key": "k", "value": [1]}', "'value' must be a number, string"),
+        (b'{"cmd": "set", "key": "k", "value": {}}', "'value' must be a number, string"),
+        (b"[1, 2]", "expected a control map .* got list"),
+        (b"3", "unknown control command"),  # text, not JSON: a line whose command is '3'
+        (pack(3), "expected a control map .* got int"),
+        (pack(b"pause"), "expected a control map .* got bytes"),
+        (b"\xc7\x00\x05", "extension type 5"),
+    ],
+)
+def test_wrong_types(payload: bytes, match: str) -> None:
+    with pytest.raises(PayloadRejected, match=match) as info:
+        decode_control(payload)
+    assert info.value.reason in ("type", "command")
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b'{"cmd": "pause", "force": true}', "got extra keys 'force'"),
+        (b'{"key": "k", "value": 1}', "missing 'cmd'"),
+        (pack({"cmd": "pause", 1: 2}), "got extra keys 1"),
+    ],
+)
+def test_bad_map_keys(payload: bytes, match: str) -> None:
+    rejected(payload, "keys", match)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"set k nan",
+        b"set k -Infinity",
+        b"set k 1e999",
+        b'{"cmd": "set", "key": "k", "value": NaN}',
+        b'{"cmd": "set", "key": "k", "value": 1e999}',
+        pack({"cmd": "set", "key": "k", "value": float("inf")}),
+    ],
+)
+def test_non_finite_values(payload: bytes) -> None:
+    rejected(payload, "nonfinite", "finite")
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b"", "empty control payload"),
+        (b"   \n", "empty control payload"),
+        (b"{not json}", "not valid JSON"),
+        (b"\xc1", "none of these"),
+        (b"\x80\x00", "none of these"),
+        (pack({"cmd": "pause"}) + b"\x00", "none of these"),
+    ],
+)
+def test_garbage(payload: bytes, match: str) -> None:
+    rejected(payload, "garbage", match)
+
+
+def test_deep_nesting() -> None:
+    with pytest.raises(PayloadRejected, match="nests too deep") as info:
+        decode_control(b"[" * 100_000, max_bytes=200_000)
+    assert info.value.reason == "depth"
+    with pytest.raises(PayloadRejected, match="nests too deep"):
+        decode_control(b"\x91" * 4000)
+
+
+def test_oversize_is_refused_before_decoding() -> None:
+    with pytest.raises(OversizePayload, match="4097 bytes exceeds the limit of 4096") as info:
+        decode_control(b"\xc1" * 4097)
+    assert isinstance(info.value, PayloadTooLarge)
+    assert info.value.reason == "oversize"
+
+
+# ---------------------------------------------------------------------- encode_control
+
+
+@st.composite
+def commands(draw: st.DrawFn) -> ControlCommand:
+    cmd = draw(st.sampled_from(COMMANDS))
+    request_id = draw(st.none() | st.text(max_size=10))
+    path = st.text(min_size=1, max_size=30).filter(lambda p: "\x00" not in p)
+    if cmd == "set":
+        key = draw(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,15}", fullmatch=True))
+        value = draw(
+            st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20) | st.booleans()
+        )
+        return ControlCommand(cmd, key, value, request_id)
+    if cmd == "learn":
+        return ControlCommand(cmd, None, draw(st.booleans()), request_id)
+    if cmd == "snapshot":
+        return ControlCommand(cmd, None, draw(st.none() | path), request_id)
+    if cmd == "restore":
+        return ControlCommand(cmd, None, draw(path), request_id)
+    return ControlCommand(cmd, None, None, request_id)
+
+
+@given(command=commands())
+def test_encode_control_round_trip(command: ControlCommand) -> None:
+    payload = encode_control(command.cmd, command.key, command.value, command.id)
+    obj = json.loads(payload)
+    assert obj["cmd"] == command.cmd
+    decoded = decode_control(payload, max_bytes=10_000)
+    assert decoded == command
+    assert type(decoded.value) is type(command.value)
+
+
+def test_encode_control_is_compact_json_without_nones() -> None:
+    assert encode_control("pause") == b'{"cmd":"pause"}'
+    assert encode_control("set", "realtime_factor", 2.0, "42") == (
+        b'{"cmd":"set","key":"realtime_factor","value":2.0,"id":"42"}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("fly",), "unknown control command 'fly'"),
+        (("set", "k"), "needs a value"),
+        (("pause", None, 1.0), "takes no value"),
+        (("set", "k", float("nan")), "cannot encode control command"),
+        (("set", "k", object()), "cannot encode control command"),
+    ],
+)
+def test_encode_control_rejects_what_the_service_would(args: tuple[Any, ...], match: str) -> None:
+    with pytest.raises(PayloadRejected, match=match):
+        encode_control(*args)
+
+
+def test_many_extra_keys_give_a_short_message() -> None:
+    payload = pack({"cmd": "pause", **{f"k{i}": i for i in range(300)}})
+    with pytest.raises(PayloadRejected, match=r"\(and 295 more\)") as info:
+        decode_control(payload)
+    assert info.value.reason == "keys"
+    assert len(str(info.value)) < 300

@@ -1,0 +1,250 @@
+"""Events, status constants, topic names, and the codec's import purity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spikestream.codec import (
+    DEFAULT_PREFIX,
+    STATUS_OFFLINE,
+    STATUS_ONLINE,
+    decode_event,
+    encode_event,
+    topics,
+    validate_name,
+    validate_prefix,
+)
+from spikestream.errors import CodecError, PayloadTooLarge
+
+# ----------------------------------------------------------------------------- events
+
+
+def test_event_is_readable_json_with_version_kind_and_wall() -> None:
+    before = time.time()
+    payload = encode_event("input_rejected", input="u", reason="dimension", count=3)
+    after = time.time()
+    obj = json.loads(payload)
+    assert list(obj)[:3] == ["v", "event", "wall"]
+    assert obj["v"] == 1
+    assert obj["event"] == "input_rejected"
+    assert before <= obj["wall"] <= after
+    assert obj["input"] == "u"
+    assert obj["reason"] == "dimension"
+    assert obj["count"] == 3
+    assert b" " not in payload  # compact separators
+
+
+def test_event_round_trip_with_explicit_wall() -> None:
+    payload = encode_event("control", wall=12.5, id="42", ok=True, error=None)
+    assert decode_event(payload) == {
+        "v": 1,
+        "event": "control",
+        "wall": 12.5,
+        "id": "42",
+        "ok": True,
+        "error": None,
+    }
+
+
+def test_kind_may_also_be_a_field_name() -> None:
+    obj = decode_event(encode_event("error", kind="tick_overrun"))
+    assert obj["event"] == "error"
+    assert obj["kind"] == "tick_overrun"
+
+
+def test_numpy_values_become_json() -> None:
+    obj = decode_event(encode_event("stats", late=np.float32(0.5), n=np.int64(3), x=np.arange(3)))
+    assert obj["late"] == 0.5
+    assert obj["n"] == 3
+    assert obj["x"] == [0, 1, 2]
+
+
+@given(
+    fields=st.dictionaries(
+        st.text(min_size=1, max_size=10).filter(lambda k: k not in ("v", "event", "wall")),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20)
+        | st.lists(st.integers(), max_size=5),
+        max_size=6,
+    ),
+    kind=st.text(min_size=1, max_size=20),
+)
+def test_event_round_trip(fields: dict[str, object], kind: str) -> None:
+    obj = decode_event(encode_event(kind, wall=1.0, **fields))
+    assert obj == {"v": 1, "event": kind, "wall": 1.0, **fields}
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields", "match"),
+    [
+        ("", {}, "event kind must be a non-empty string"),
+        ("x", {"v": 2}, r"reserved keys \['v'\]"),
+        ("x", {"event": "y"}, r"reserved keys \['event'\]"),
+        ("x", {"value": float("nan")}, "cannot encode event 'x' as JSON"),
+        ("x", {"blob": b"\x00"}, "cannot encode event 'x' as JSON: bytes is not JSON"),
+    ],
+)
+def test_encode_event_rejects(kind: str, fields: dict[str, object], match: str) -> None:
+    with pytest.raises(CodecError, match=match):
+        encode_event(kind, **fields)
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b"\xff", "expected an event as a UTF-8 JSON object"),
+        (b"{", "expected an event as a UTF-8 JSON object"),
+        (b"[1]", "expected an event as a JSON object, got list"),
+        (b'{"event": "x", "wall": 1}', "unsupported event version None"),
+        (b'{"v": 2, "event": "x", "wall": 1}', "unsupported event version 2"),
+        (b'{"v": 1, "event": "", "wall": 1}', "'event' must be a non-empty string"),
+        (b'{"v": 1, "event": "x"}', "'wall' must be a number"),
+        (b'{"v": 1, "event": "x", "wall": true}', "'wall' must be a number"),
+        (b'{"v": 1, "event": "x", "wall": NaN}', "contains NaN"),
+        (b'{"v": 1, "event": "x", "wall": 1e999}', "'wall' must be finite"),
+        (b'{"v": 1, "event": "x", "wall": 1' + b"0" * 400 + b"}", "'wall' must be finite"),
+        (b"[" * 100_000, "nests too deep"),
+    ],
+)
+def test_decode_event_rejects(payload: bytes, match: str) -> None:
+    with pytest.raises(CodecError, match=match):
+        decode_event(payload, max_bytes=1_000_000)
+
+
+def test_decode_event_size_limit() -> None:
+    with pytest.raises(PayloadTooLarge, match="11 bytes exceeds the limit of 10"):
+        decode_event(b"x" * 11, max_bytes=10)
+
+
+def test_status_payloads() -> None:
+    assert STATUS_ONLINE == b"online"
+    assert STATUS_OFFLINE == b"offline"
+
+
+# ----------------------------------------------------------------------------- topics
+
+
+def test_default_topics() -> None:
+    t = topics(DEFAULT_PREFIX, "seed")
+    assert t.input("u") == "spikestream/seed/in/u"
+    assert t.out("b_spikes") == "spikestream/seed/out/b_spikes"
+    assert t.status == "spikestream/seed/status"
+    assert t.control == "spikestream/seed/control"
+    assert t.events == "spikestream/seed/events"
+    assert t.inputs_filter == "spikestream/seed/in/+"
+    assert t.outs_filter == "spikestream/seed/out/+"
+
+
+def test_multi_level_prefix() -> None:
+    t = topics("lab/rig-2", "arm")
+    assert t.control == "lab/rig-2/arm/control"
+    assert t.input("joint.angle") == "lab/rig-2/arm/in/joint.angle"
+
+
+def test_topic_parsing() -> None:
+    t = topics("spikestream", "seed")
+    assert t.input_name("spikestream/seed/in/u") == "u"
+    assert t.input_name("spikestream/seed/in/") is None
+    assert t.input_name("spikestream/seed/in/a/b") is None
+    assert t.input_name("spikestream/other/in/u") is None
+    assert t.input_name("spikestream/seed/out/u") is None
+    assert t.probe_name("spikestream/seed/out/b") == "b"
+    assert t.probe_name("spikestream/seed/in/b") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("a+b", r"'\+'"),
+        ("#", "'#'"),
+        ("a/b", "'/'"),
+        ("a b", "' '"),
+        ("a\tb", r"'\\t'"),
+        ("a\nb", r"'\\n'"),
+        ("a\u00a0b", r"'\\xa0'"),  # non-breaking space is whitespace too
+        ("a\x00b", r"'\\x00'"),
+        ("a\x7fb", r"'\\x7f'"),
+    ],
+)
+def test_validate_name_rejects_bad_characters(name: str, shown: str) -> None:
+    with pytest.raises(CodecError, match=rf"probe name .* contains {shown} at position"):
+        validate_name("probe", name)
+    with pytest.raises(CodecError, match="input name"):
+        topics("spikestream", "seed").input(name)
+
+
+def test_validate_name_rejects_empty_and_non_strings() -> None:
+    with pytest.raises(
+        CodecError, match=r"network name must be a non-empty string .* got an empty"
+    ):
+        validate_name("network", "")
+    with pytest.raises(CodecError, match=r"network name must be .* got int 3"):
+        validate_name("network", 3)
+    with pytest.raises(CodecError, match="network name"):
+        topics("spikestream", "a/b")
+
+
+@pytest.mark.parametrize("name", ["seed", "b_spikes", "joint.angle", "x-1", "été", "$x", "A9"])
+def test_validate_name_accepts(name: str) -> None:
+    assert validate_name("input", name) == name
+
+
+@pytest.mark.parametrize(
+    ("prefix", "match"),
+    [
+        ("", "one or more '/'-separated levels"),
+        ("$SYS", "must not start with '\\$'"),
+        ("/spikestream", "topic prefix level name must be a non-empty string"),
+        ("a//b", "topic prefix level name must be a non-empty string"),
+        ("a/", "topic prefix level name must be a non-empty string"),
+        ("a/+", "contains '\\+'"),
+        ("lab rig", "contains ' '"),
+    ],
+)
+def test_validate_prefix_rejects(prefix: str, match: str) -> None:
+    with pytest.raises(CodecError, match=match):
+        validate_prefix(prefix)
+    with pytest.raises(CodecError, match=match):
+        topics(prefix, "seed")
+
+
+# ----------------------------------------------------------------------------- purity
+
+
+def test_codec_imports_only_numpy_msgpack_stdlib_and_errors() -> None:
+    # Only modules that importing the codec adds count (site hooks load others first).
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import spikestream.codec\n"
+        "new = set(sys.modules) - before\n"
+        "print('\\n'.join(sorted(m for m in new\n"
+        "    if m.split('.')[0] not in sys.stdlib_module_names)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # msgpack's compiled extension registers Cython's own runtime modules.
+    roots = {m.split(".")[0] for m in out if not m.startswith(("_cython_", "cython_runtime"))}
+    assert roots == {"numpy", "msgpack", "spikestream"}, roots
+    ours = {m for m in out if m.startswith("spikestream")}
+    assert ours <= {
+        "spikestream",
+        "spikestream.errors",
+        "spikestream.codec",
+        "spikestream.codec.control",
+        "spikestream.codec.events",
+        "spikestream.codec.frames",
+        "spikestream.codec.payloads",
+    }, ours

@@ -1,0 +1,438 @@
+"""Input payloads: every accepted form, the sniffing rule, and every rejection reason."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spikestream.codec import (
+    InputSample,
+    OversizePayload,
+    PayloadRejected,
+    decode_input,
+    encode_input,
+    is_text,
+    payloads,
+)
+from spikestream.errors import CodecError, PayloadTooLarge
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def assert_sample(sample: InputSample, x: list[float], t: float | None = None) -> None:
+    assert sample.x.dtype == np.float64
+    assert sample.x.shape == (len(x),)
+    np.testing.assert_array_equal(sample.x, x)
+    assert sample.t == t
+
+
+# ----------------------------------------------------------------------- accepted forms
+
+
+@pytest.mark.parametrize(
+    ("payload", "dim", "x", "t"),
+    [
+        # msgpack
+        (pack(0.5), 1, [0.5], None),
+        (pack(-3), 1, [-3.0], None),
+        (pack(2**40), 1, [2.0**40], None),
+        (pack([0.1, 0.2]), 2, [0.1, 0.2], None),
+        (pack([1, -2, 3.5]), 3, [1.0, -2.0, 3.5], None),
+        (pack({"t": 1.5, "x": 0.3}), 1, [0.3], 1.5),
+        (pack({"t": 2, "x": [1, 2]}), 2, [1.0, 2.0], 2.0),
+        (pack({"x": [1.0, 2.0]}), 2, [1.0, 2.0], None),
+        (pack({"t": None, "x": 0.25}), 1, [0.25], None),
+        (msgpack.packb(0.5, use_single_float=True), 1, [0.5], None),
+        # JSON
+        (b"[0.1, 0.2]", 2, [0.1, 0.2], None),
+        (b'{"t": 1.5, "x": 0.3}', 1, [0.3], 1.5),
+        (b'{"x": [1e-3, -2E2], "t": 0}', 2, [1e-3, -200.0], 0.0),
+        (b"  [1,2,3]\n", 3, [1.0, 2.0, 3.0], None),
+        (b"[0.5]", 1, [0.5], None),
+        # plain text, as mosquitto_pub -m sends it
+        (b"0.5", 1, [0.5], None),
+        (b"  -1e-3\n", 1, [-1e-3], None),
+        (b"1", 1, [1.0], None),
+        (b"+.5", 1, [0.5], None),
+        (b"7.", 1, [7.0], None),
+        (b"0.1 0.2", 2, [0.1, 0.2], None),
+        (b"0.1,0.2", 2, [0.1, 0.2], None),
+        (b"0.1, 0.2,\t0.3", 3, [0.1, 0.2, 0.3], None),
+        (b"1\t2\r\n3", 3, [1.0, 2.0, 3.0], None),
+    ],
+)
+def test_accepted_forms(payload: bytes, dim: int, x: list[float], t: float | None) -> None:
+    assert_sample(decode_input(payload, dim), x, t)
+
+
+def test_x_is_read_only() -> None:
+    sample = decode_input(b"[1, 2]", 2)
+    with pytest.raises(ValueError, match="read-only"):
+        sample.x[0] = 3.0
+
+
+def test_bytearray_and_memoryview_payloads() -> None:
+    assert_sample(decode_input(bytearray(b"0.5"), 1), [0.5])
+    assert_sample(decode_input(memoryview(pack([1.0, 2.0])), 2), [1.0, 2.0])
+
+
+# ----------------------------------------------------------------------- sniffing rule
+
+
+def test_printable_ascii_is_text_so_digit_wins_over_msgpack_fixint() -> None:
+    # b"1" is also msgpack positive fixint 49: text wins.
+    assert pack(49) == b"1"
+    assert_sample(decode_input(b"1", 1), [1.0])
+    assert is_text(b"1")
+
+
+def test_fixints_outside_printable_ascii_are_msgpack() -> None:
+    assert_sample(decode_input(pack(5), 1), [5.0])  # b"\x05"
+    assert_sample(decode_input(pack(127), 1), [127.0])  # b"\x7f" (DEL is not printable)
+    # A lone whitespace byte has no non-whitespace character, so it is not text: msgpack 9.
+    assert_sample(decode_input(pack(9), 1), [9.0])
+    assert not is_text(b"\t")
+    assert not is_text(b"")
+
+
+def test_encode_input_never_produces_text() -> None:
+    for x in (49, 0, 1.0, [49, 50]):
+        payload = encode_input(x)
+        assert not is_text(payload)
+
+
+@pytest.mark.parametrize("payload", [b"0.5", b" [1] ", b"{}", b"1,2", b"nan"])
+def test_is_text_examples(payload: bytes) -> None:
+    assert is_text(payload)
+
+
+@pytest.mark.parametrize("payload", [b"0.5\x00", b"\xc3\xa9", b"\xcb?\xe0\x00\x00\x00\x00\x00\x00"])
+def test_is_not_text_examples(payload: bytes) -> None:
+    assert not is_text(payload)
+
+
+# ---------------------------------------------------------------------------- rejections
+
+
+def rejected(payload: bytes, dim: int, reason: str, match: str) -> PayloadRejected:
+    with pytest.raises(PayloadRejected, match=match) as info:
+        decode_input(payload, dim)
+    assert info.value.reason == reason
+    assert isinstance(info.value, CodecError)
+    assert isinstance(info.value, ValueError)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b"", "empty payload"),
+        (b"hello", r"expected plain-text numbers .* got text 'hello'"),
+        (b"0.5 volts", r"unexpected 'v' at character 4"),  # more tokens than dim=1
+        (b"volts", r"bad token 'volts'"),
+        (b"1e", r"bad token '1e'"),
+        (b"1..2", r"bad token '1..2'"),
+        (b"1,,2", r"misplaced comma"),
+        (b",1", r"misplaced comma"),
+        (b"1,", r"misplaced comma"),
+        (b",", r"misplaced comma"),
+        (b"1_000", r"bad token '1_000'"),  # float() would accept this; we do not
+        (b"0x10", r"bad token '0x10'"),
+        (b"[1, 2", "JSON error"),
+        (b"{'x': 1}", "JSON error"),
+        (b"\xc1", "not valid msgpack"),
+        (b"\xff\xfe\x00garbage", "not valid msgpack"),
+        (pack(0.5) + b"\x00", "not valid msgpack"),
+        (b"\x93\x01", "not valid msgpack"),  # truncated array
+        (b"\xa2\xff\xfe", "not valid msgpack"),  # invalid UTF-8 string
+        (b"\x81\x92\x01\x02\x03", "not valid msgpack"),  # {[1, 2]: 3}: array as map key
+    ],
+)
+def test_garbage(payload: bytes, match: str) -> None:
+    rejected(payload, 1, "garbage", match)
+
+
+@pytest.mark.parametrize(
+    ("payload", "dim", "match"),
+    [
+        (b"0.5", 3, "expected 3 values .* got a scalar; scalars are not broadcast"),
+        (pack(0.5), 2, "expected 2 values .* got a scalar"),
+        (b'{"x": 1}', 2, "got a scalar"),
+        (b"0.1 0.2", 3, "expected 3 values for an input of dim 3, got 2"),
+        (b"1 2 3", 2, "expected 2 values for an input of dim 2, got 3"),
+        (b"1, 2, 3, 4", 2, "expected 2 values for an input of dim 2, got 4"),
+        (b"[1, 2, 3]", 2, "expected 2 values for an input of dim 2, got 3"),
+        (pack([]), 1, "expected 1 values for an input of dim 1, got 0"),
+        (pack({"t": 0.0, "x": [1.0]}), 4, "expected 4 values .* got 1"),
+    ],
+)
+def test_wrong_dimension(payload: bytes, dim: int, match: str) -> None:
+    rejected(payload, dim, "dimension", match)
+
+
+@pytest.mark.parametrize(
+    ("payload", "dim"),
+    [
+        (b"nan", 1),
+        (b"NaN", 1),
+        (b"-inf", 1),
+        (b"Infinity", 1),
+        (b"0.1 nan", 2),
+        (b"1e999", 1),
+        (b"[NaN]", 1),
+        (b"[1, -Infinity]", 2),
+        (b'{"x": Infinity}', 1),
+        (b"[1e400]", 1),
+        (b"[" + b"9" * 400 + b"]", 1),  # an integer beyond float64 range
+        (pack(float("nan")), 1),
+        (pack([1.0, float("inf")]), 2),
+        (pack({"t": 0.0, "x": float("-inf")}), 1),
+    ],
+)
+def test_non_finite(payload: bytes, dim: int) -> None:
+    rejected(payload, dim, "nonfinite", "finite")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [pack({"t": float("nan"), "x": 1.0}), b'{"t": 1e999, "x": 1}', b'{"t": NaN, "x": 1}'],
+)
+def test_non_finite_timestamp(payload: bytes) -> None:
+    rejected(payload, 1, "nonfinite", "finite")
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b"true", "got bool True"),
+        (b"null", "got null"),
+        (b'"0.5"', "got str '0.5'"),
+        (pack(True), "got bool True"),
+        (pack("0.5"), "got str '0.5'"),
+        (pack(b"\x00\x00"), "got bytes"),
+        (pack(None), "got null"),
+        (b"[true]", r"element 0 is bool True"),
+        (b'[0.5, "1"]', r"element 1 is str '1'"),
+        (pack([0.5, None]), r"element 1 is null"),
+        (pack({"x": False}), "got bool False"),
+        (b'{"t": "now", "x": 1}', "'t' must be a number or null, got str"),
+        (b'{"t": true, "x": 1}', "'t' must be a number or null, got bool"),
+        (b"\xc7\x00\x05", "extension type 5"),
+    ],
+)
+def test_wrong_type(payload: bytes, match: str) -> None:
+    # dim=2 so that the two-element arrays have the right length and fail on type.
+    rejected(payload, 2, "type", match)
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b"[[1]]", "nesting too deep: expected a flat array of numbers, element 0 is a list"),
+        (b"[{}]", "element 0 is a dict"),
+        (pack([[1.0, 2.0]]), "nesting too deep"),
+        (b'{"x": {"x": 1}}', "'x' must be a number or an array, got a map"),
+        (b"[" * 100_000 + b"]" * 100_000, "nesting too deep"),
+        (b"\x91" * 5000 + b"\x01", "nesting too deep"),
+    ],
+    ids=[
+        "json-list-of-list",
+        "json-list-of-map",
+        "msgpack-list-of-list",
+        "json-x-map",
+        "json-100k-deep",
+        "msgpack-5000-deep",
+    ],
+)
+def test_too_deep(payload: bytes, match: str) -> None:
+    with pytest.raises(PayloadRejected, match=match) as info:
+        decode_input(payload, 1, max_bytes=1_000_000)
+    assert info.value.reason == "depth"
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b'{"t": 1, "x": 1, "y": 2}', r"got extra keys 'y'"),
+        (b'{"x": 1, "unit": "V", "a": 0}', r"got extra keys 'a', 'unit'"),
+        (b'{"t": 1}', "missing 'x'"),
+        (b"{}", "missing 'x'"),
+        (pack({1: 0.5, "x": 1.0}), "got extra keys 1"),
+        (pack({b"x": 0.5}), r"got extra keys b'x'; missing 'x'"),
+    ],
+)
+def test_bad_map_keys(payload: bytes, match: str) -> None:
+    rejected(payload, 1, "keys", match)
+
+
+def test_oversize_is_refused_before_decoding() -> None:
+    payload = b"\xc1" * 65537  # garbage, but size is checked first
+    with pytest.raises(OversizePayload, match="65537 bytes exceeds the limit of 65536") as info:
+        decode_input(payload, 1)
+    assert info.value.reason == "oversize"
+    assert isinstance(info.value, PayloadTooLarge)
+    assert isinstance(info.value, PayloadRejected)
+    with pytest.raises(PayloadTooLarge, match="exceeds the limit of 4"):
+        decode_input(b"0.125", 1, max_bytes=4)
+    assert_sample(decode_input(b"0.25", 1, max_bytes=4), [0.25])
+
+
+def test_bad_dim_is_a_caller_error_not_a_rejection() -> None:
+    for dim in (0, -1, 1.0, True):
+        with pytest.raises(CodecError, match="dim must be a positive integer") as info:
+            decode_input(b"0.5", dim)  # type: ignore[arg-type]
+        assert not isinstance(info.value, PayloadRejected)
+
+
+def test_rejections_pickle_with_their_reason() -> None:
+    for exc in (PayloadRejected("bad", "dimension"), OversizePayload("big")):
+        clone = pickle.loads(pickle.dumps(exc))
+        assert type(clone) is type(exc)
+        assert clone.reason == exc.reason
+        assert str(clone) == str(exc)
+
+
+# ------------------------------------------------------------------------ encode_input
+
+
+@given(
+    x=st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=50),
+    ),
+    t=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_encode_input_round_trip(x: float | list[float], t: float | None) -> None:
+    values = [x] if isinstance(x, float) else x
+    sample = decode_input(encode_input(x, t), len(values))
+    assert_sample(sample, values, t)
+
+
+def test_encode_input_forms() -> None:
+    assert msgpack.unpackb(encode_input(0.5)) == 0.5
+    assert msgpack.unpackb(encode_input(np.array([1, 2], dtype=np.int32))) == [1.0, 2.0]
+    assert msgpack.unpackb(encode_input([1.0], t=np.float32(2.0))) == {"t": 2.0, "x": [1.0]}
+
+
+@pytest.mark.parametrize(
+    ("x", "t", "reason", "match"),
+    [
+        (True, None, "type", "dtype bool"),
+        (["a"], None, "type", "dtype <U1"),
+        ([[1.0]], None, "depth", r"flat array, got shape \(1, 1\)"),
+        ([], None, "dimension", "at least one value"),
+        ([1.0, float("nan")], None, "nonfinite", "must be finite"),
+        (1.0, float("inf"), "nonfinite", "t must be finite"),
+        (1.0, True, "type", "t must be a number, got bool"),
+        (1.0, "0", "type", "t must be a number, got str"),
+    ],
+)
+def test_encode_input_rejects(x: Any, t: Any, reason: str, match: str) -> None:
+    with pytest.raises(PayloadRejected, match=match) as info:
+        encode_input(x, t)
+    assert info.value.reason == reason
+
+
+def test_json_and_msgpack_and_text_agree() -> None:
+    x = [0.25, -1.5, 3.0]
+    forms = [pack(x), json.dumps(x).encode(), b"0.25 -1.5 3", b"0.25,-1.5,3", encode_input(x)]
+    for payload in forms:
+        assert_sample(decode_input(payload, 3), x)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b" ".join([b"1"] * 32000),  # far too many values
+        b" ".join([b"1"] * 32000) + b"x",  # and garbage at the end
+        b"1," * 32000 + b",",
+        b"," * 65000 + b"1",
+        b"1" * 65000 + b"x",
+        b"[" + b",".join([b"1"] * 32000) + b"]",
+        msgpack.packb([1] * 60000),
+        msgpack.packb({"x": [0.5] * 7000}),
+    ],
+    ids=[
+        "text-32k-values",
+        "text-32k-values-then-garbage",
+        "text-32k-commas",
+        "text-65k-commas-then-number",
+        "text-65k-digits-then-garbage",
+        "json-32k-values",
+        "msgpack-60k-ints",
+        "msgpack-map-7k-floats",
+    ],
+)
+def test_per_value_python_work_is_bounded_by_dim(
+    payload: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 64 KiB payload must not cost a Python-level step per value (~10 ms of GIL on the
+    I/O thread); whole-payload work is left to C. Counted, not timed, so it cannot flake."""
+    calls = 0
+    real_number = payloads._NUMBER
+    real_is_number = payloads._is_number
+
+    class CountingPattern:
+        def fullmatch(self, text: str) -> re.Match[str] | None:
+            nonlocal calls
+            calls += 1
+            return real_number.fullmatch(text)
+
+    def counting_is_number(value: object) -> bool:
+        nonlocal calls
+        calls += 1
+        return real_is_number(value)
+
+    monkeypatch.setattr(payloads, "_NUMBER", CountingPattern())
+    monkeypatch.setattr(payloads, "_is_number", counting_is_number)
+    dim = 2
+    with pytest.raises(PayloadRejected):
+        decode_input(payload, dim)
+    assert calls <= 2 * dim + 2
+
+
+def test_per_value_counting_sees_the_per_value_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Guards the test above: with a valid payload the counters do move.
+    calls = 0
+    real_number = payloads._NUMBER
+
+    class CountingPattern:
+        def fullmatch(self, text: str) -> re.Match[str] | None:
+            nonlocal calls
+            calls += 1
+            return real_number.fullmatch(text)
+
+    monkeypatch.setattr(payloads, "_NUMBER", CountingPattern())
+    assert_sample(decode_input(b"1 2 3", 3), [1.0, 2.0, 3.0])
+    assert calls == 3
+
+
+def test_many_extra_keys_give_a_short_message() -> None:
+    payload = pack({"x": 1.0, **{f"key{i:04d}" + "z" * 40: i for i in range(1000)}})
+    error = rejected(payload, 1, "keys", r"got extra keys 'key\d{4}z+, .* \(and 995 more\)")
+    assert len(str(error)) < 300
+
+
+@given(
+    values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=2, max_size=20),
+    separator=st.sampled_from([" ", ",", ", ", " ,", "\t", "\n", "  ,  "]),
+    form=st.sampled_from(["text", "json", "msgpack"]),
+)
+def test_text_json_and_msgpack_round_trip(values: list[float], separator: str, form: str) -> None:
+    if form == "text":
+        payload = separator.join(repr(v) for v in values).encode()
+    elif form == "json":
+        payload = json.dumps(values).encode()
+    else:
+        payload = pack(values)
+    assert_sample(decode_input(payload, len(values)), values)
