@@ -23,24 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
-import os
-import signal
 import socket
-import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import numpy as np
 import pytest
 
-from spikestream.codec import ValueFrame, decode_frame
-from tests.brokers import Mosquitto, MosquittoFactory
+from tests.brokers import Mosquitto
 from tests.serving import NODELAY, SEED, ServeProcess
 
 pytestmark = pytest.mark.broker
@@ -114,8 +108,9 @@ class Subscriber:
     async def __aenter__(self) -> Subscriber:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="subscriber")
         ready = asyncio.ensure_future(self._ready.wait())
-        done, _ = await asyncio.wait({ready, self._task}, timeout=10.0,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {ready, self._task}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED
+        )
         if ready not in done:
             ready.cancel()
             await self.__aexit__()
@@ -132,7 +127,10 @@ class Subscriber:
         while True:
             try:
                 async with aiomqtt.Client(
-                    HOST, self.port, username=self.username, password=self.password,
+                    HOST,
+                    self.port,
+                    username=self.username,
+                    password=self.password,
                     transport=self.transport,  # type: ignore[arg-type]
                     websocket_path="/mqtt" if self.transport == "websockets" else None,
                     socket_options=NODELAY if self.transport == "tcp" else (),
@@ -265,7 +263,12 @@ class RawFlood:
     """
 
     def __init__(
-        self, port: int, topic: str, payloads: list[bytes], rate: float, duration: float,
+        self,
+        port: int,
+        topic: str,
+        payloads: list[bytes],
+        rate: float,
+        duration: float,
         batch_period: float = 0.01,
     ) -> None:
         self.port = port
@@ -341,16 +344,21 @@ async def test_half_open_connection_detected_within_1_5_keepalive_then_reconnect
     keepalive = 2.0
     async with (
         BlackholeProxy(mosquitto.port) as proxy,
-        Subscriber(mosquitto.port, ["spikestream/seed/status", "spikestream/seed/events"])
-        as sub,
+        Subscriber(mosquitto.port, ["spikestream/seed/status", "spikestream/seed/events"]) as sub,
     ):
         proc = ServeProcess(
-            SEED, f"mqtt://{HOST}:{proxy.port}", "--keepalive", "2", "--backoff-max", "1",
+            SEED,
+            f"mqtt://{HOST}:{proxy.port}",
+            "--keepalive",
+            "2",
+            "--backoff-max",
+            "1",
             workdir=tmp_path,
         )
         with serving(proc):
-            await until(lambda: [m for m in sub.on("/status") if m.payload == b"online"],
-                        20, "online")
+            await until(
+                lambda: [m for m in sub.on("/status") if m.payload == b"online"], 20, "online"
+            )
             # Run long enough for a keepalive round trip or two through the proxy.
             await asyncio.sleep(2.5)
             assert proxy.accepted == 1
@@ -360,8 +368,10 @@ async def test_half_open_connection_detected_within_1_5_keepalive_then_reconnect
 
             def dead() -> dict[str, Any] | None:
                 for rec in log_records(proc):
-                    if rec["ts"] >= cut and rec["logger"] == "spikestream.transport.link" and (
-                        "dead" in rec["msg"] or "lost" in rec["msg"]
+                    if (
+                        rec["ts"] >= cut
+                        and rec["logger"] == "spikestream.transport.link"
+                        and ("dead" in rec["msg"] or "lost" in rec["msg"])
                     ):
                         return rec
                 return None
@@ -371,15 +381,31 @@ async def test_half_open_connection_detected_within_1_5_keepalive_then_reconnect
             since_heard = noticed["ts"] - heard
             # The broker applies the same rule to the silent client: it sends the will.
             will = await until(
-                lambda: [m for m in sub.on("/status") if m.payload == b"offline"
-                         and m.received >= cut], 10, "the broker's last will")
+                lambda: [
+                    m for m in sub.on("/status") if m.payload == b"offline" and m.received >= cut
+                ],
+                10,
+                "the broker's last will",
+            )
             proxy.resume()
             back = await until(
-                lambda: [m for m in sub.on("/status") if m.payload == b"online"
-                         and m.received > will[0].received], 15, "online again")
+                lambda: [
+                    m
+                    for m in sub.on("/status")
+                    if m.payload == b"online" and m.received > will[0].received
+                ],
+                15,
+                "online again",
+            )
             online_events = await until(
-                lambda: [e for e in sub.json_on("/events") if e["event"] == "online"
-                         and e.get("connects", 0) >= 2], 5, "an online event for connect #2")
+                lambda: [
+                    e
+                    for e in sub.json_on("/events")
+                    if e["event"] == "online" and e.get("connects", 0) >= 2
+                ],
+                5,
+                "an online event for connect #2",
+            )
             assert proc.returncode is None
         print(
             f"half-open: noticed {detect:.2f} s after the cut, {since_heard:.2f} s after the "

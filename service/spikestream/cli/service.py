@@ -31,7 +31,6 @@ from spikestream.codec import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
     FrameHeader,
-    PayloadRejected,
     decode_control,
     decode_input,
     encode_event,
@@ -39,7 +38,7 @@ from spikestream.codec import (
     encode_values,
     topics,
 )
-from spikestream.errors import ConfigError, SpikestreamError
+from spikestream.errors import CodecError, ConfigError, SpikestreamError
 from spikestream.runtime.engine import Command, Engine, EngineStatistics, QueuePolicy
 from spikestream.runtime.pacer import PacerPolicy
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
@@ -171,9 +170,9 @@ class Service:
             return
         try:
             sample = decode_input(payload, slot.dim, max_bytes=self.options.max_input_bytes)
-        except PayloadRejected as err:
+        except CodecError as err:
             slot.reject()
-            self._reject(name, err.reason, str(err))
+            self._reject(name, getattr(err, "reason", "garbage"), str(err))
             return
         slot.offer(sample.x, self.engine.clock.now())
 
@@ -190,7 +189,7 @@ class Service:
     def _on_control(self, payload: bytes) -> None:
         try:
             cmd = decode_control(payload)
-        except PayloadRejected as err:
+        except CodecError as err:
             self.rejected["control"] = self.rejected.get("control", 0) + 1
             self.event("control_rejected", error=str(err))
             return
