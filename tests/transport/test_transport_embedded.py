@@ -164,13 +164,32 @@ async def test_auto_starts_embedded_when_nothing_answers(free_port: int) -> None
     auto = dataclasses.replace(parse_broker_url("auto"), port=free_port)
     async with resolve_broker(auto, probe_timeout=0.5) as concrete:
         assert concrete.kind == "url"
-        assert concrete.port != free_port
+        assert concrete.port == free_port  # the port nobody answered on: default URLs work
         assert concrete.protocol == "3.1.1"
         link = make_link(concrete, "auto-embedded")
         async with running(link):
             assert await link.publish("auto/x", b"1", qos=1)
         port = concrete.port
     assert await broker_answers("127.0.0.1", port, 0.5) is False  # stopped on exit
+
+
+async def test_auto_falls_back_to_a_free_port_when_its_port_is_taken() -> None:
+    # Something that is not an MQTT broker holds the port: it does not answer CONNECT.
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    taken = server.sockets[0].getsockname()[1]
+    try:
+        auto = dataclasses.replace(parse_broker_url("auto"), port=taken)
+        async with resolve_broker(auto, probe_timeout=0.5) as concrete:
+            assert concrete.port not in (taken, 0)
+            link = make_link(concrete, "auto-fallback")
+            async with running(link):
+                assert link.connected
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_embedded_keyword_carries_credentials() -> None:

@@ -226,13 +226,15 @@ async def resolve_broker(
       0 = any free port) for the duration of the ``async with`` block.
     - ``auto`` probes ``auto_host:auto_port`` (default: the spec's, 127.0.0.1:1883) with
       :func:`broker_answers`; if a broker answers within ``probe_timeout`` seconds it is
-      used, otherwise the embedded broker is started as for ``embedded``.
+      used, otherwise the embedded broker is started on 127.0.0.1 at that same port (so
+      clients with the default URL find it), or at any free port if it cannot be bound.
 
     Credentials on the spec are carried over to the yielded spec.
     """
     if spec.kind == "url":
         yield spec
         return
+    port = 0
     if spec.kind == "auto":
         host = spec.host if auto_host is None else auto_host
         port = spec.port if auto_port is None else auto_port
@@ -248,8 +250,19 @@ async def resolve_broker(
             )
             return
         _log.info("auto broker: nothing answers on %s:%d; starting the embedded one", host, port)
-    embedded_port = spec.port if spec.kind == "embedded" else 0
-    async with EmbeddedBroker(port=embedded_port) as broker:
+    # For ``auto``, the embedded broker takes the port nobody answered on (1883 by default),
+    # so clients started with the default URL find it; if that port cannot be bound (it is
+    # used by something that is not an MQTT broker), any free port will do.
+    embedded_port = spec.port if spec.kind == "embedded" else port
+    broker = EmbeddedBroker(port=embedded_port)
+    try:
+        await broker.start()
+    except TransportError:
+        if embedded_port == 0:
+            raise
+        _log.info("port %d is taken; the embedded broker takes a free port", embedded_port)
+        broker = EmbeddedBroker(port=0)
+    async with broker:
         concrete = broker.spec()
         if spec.username is not None:
             concrete = concrete.with_credentials(spec.username, spec.password_value())
