@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import shutil
 import signal
@@ -88,13 +89,17 @@ def nengo_rate(pops: int, ticks: int) -> float:
         with nengo.Network(seed=1) as net:
             u = nengo.Node([0.2] * DIM)
             ens = [
-                nengo.Ensemble(N, DIM, neuron_type=nengo.LIF(tau_rc=0.02, tau_ref=0.002),
-                               max_rates=nengo.dists.Uniform(200, 400),
-                               intercepts=nengo.dists.Uniform(-1, 1))
+                nengo.Ensemble(
+                    N,
+                    DIM,
+                    neuron_type=nengo.LIF(tau_rc=0.02, tau_ref=0.002),
+                    max_rates=nengo.dists.Uniform(200, 400),
+                    intercepts=nengo.dists.Uniform(-1, 1),
+                )
                 for _ in range(pops)
             ]
             nengo.Connection(u, ens[0], synapse=None)
-            for a, b in zip(ens, ens[1:], strict=False):
+            for a, b in itertools.pairwise(ens):
                 nengo.Connection(a, b, synapse=0.005)
             nengo.Probe(ens[-1], synapse=0.01)
         with nengo.Simulator(net, progress_bar=False, optimize=True) as sim:
@@ -113,10 +118,20 @@ def offline(pop_counts: list[int], repeats: int) -> list[dict[str, float]]:
             for _ in range(repeats):  # interleaved, so both see the same machine load
                 theirs.append(nengo_rate(pops, max(100, ticks // 4)))
                 ours.append(spikestream_rate(pops, ticks))
-            rows.append({"pops": pops, "neurons": pops * N, "nengo": max(theirs),
-                         "spikestream": max(ours), "ratio": max(ours) / max(theirs)})
-            print(f"offline {pops} pops: nengo {max(theirs):.0f} ticks/s, spikestream "
-                  f"{max(ours):.0f} ticks/s, ratio {max(ours) / max(theirs):.2f}", flush=True)
+            rows.append(
+                {
+                    "pops": pops,
+                    "neurons": pops * N,
+                    "nengo": max(theirs),
+                    "spikestream": max(ours),
+                    "ratio": max(ours) / max(theirs),
+                }
+            )
+            print(
+                f"offline {pops} pops: nengo {max(theirs):.0f} ticks/s, spikestream "
+                f"{max(ours):.0f} ticks/s, ratio {max(ours) / max(theirs):.2f}",
+                flush=True,
+            )
     return rows
 
 
@@ -131,9 +146,19 @@ async def serve_once(pops: int, duration: float, port: int, workdir: Path) -> di
     net.write_text(chain_toml(pops))
     log = (workdir / f"serve{pops}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spikestream", "serve", str(net), "--broker",
-         f"mqtt://127.0.0.1:{port}", "--stats-interval", "1"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "spikestream",
+            "serve",
+            str(net),
+            "--broker",
+            f"mqtt://127.0.0.1:{port}",
+            "--stats-interval",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     first: dict[str, Any] | None = None
     last: dict[str, Any] = {}
@@ -158,9 +183,16 @@ async def serve_once(pops: int, duration: float, port: int, workdir: Path) -> di
     assert first is not None
     ticks = last["tick"] - first["tick"]
     late = last["late_over_1ms"] - first["late_over_1ms"]
-    return {"pops": pops, "neurons": pops * N, "ticks": ticks, "late_over_1ms": late,
-            "late_fraction": late / max(ticks, 1), "late_p99_ms": last["late_p99_ms"],
-            "late_max_ms": last["late_max_ms"], "rf": last["realtime_factor_actual"]}
+    return {
+        "pops": pops,
+        "neurons": pops * N,
+        "ticks": ticks,
+        "late_over_1ms": late,
+        "late_fraction": late / max(ticks, 1),
+        "late_p99_ms": last["late_p99_ms"],
+        "late_max_ms": last["late_max_ms"],
+        "rf": last["realtime_factor_actual"],
+    }
 
 
 async def realtime(pop_counts: list[int], duration: float) -> list[dict[str, Any]]:
@@ -170,15 +202,20 @@ async def realtime(pop_counts: list[int], duration: float) -> list[dict[str, Any
         port = free_port()
         conf = workdir / "m.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")
-        broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c",
-                                   str(conf)], stderr=subprocess.DEVNULL)
+        broker = subprocess.Popen(
+            [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(0.5)
         try:
             for pops in pop_counts:
                 row = await serve_once(pops, duration, port, workdir)
                 rows.append(row)
-                print(f"serve {pops} pops ({pops * N} neurons): {row['late_fraction'] * 100:.3f} % "
-                      f"ticks > 1 ms late, p99 {row['late_p99_ms']} ms, rf {row['rf']}", flush=True)
+                print(
+                    f"serve {pops} pops ({pops * N} neurons): {row['late_fraction'] * 100:.3f} % "
+                    f"ticks > 1 ms late, p99 {row['late_p99_ms']} ms, rf {row['rf']}",
+                    flush=True,
+                )
         finally:
             broker.terminate()
             broker.wait(5)
@@ -195,19 +232,29 @@ def main() -> None:
     args = p.parse_args()
     off = offline([int(x) for x in args.offline_pops.split(",") if x], args.repeats)
     live = asyncio.run(realtime([int(x) for x in args.serve_pops.split(",") if x], args.duration))
-    print("\n| Chain | Neurons | Nengo ticks/s | spikestream ticks/s | Ratio |\n|---|---|---|---|---|")
+    print(
+        "\n| Chain | Neurons | Nengo ticks/s | spikestream ticks/s | Ratio |\n|---|---|---|---|---|"
+    )
     for r in off:
-        print(f"| {r['pops']} × 1000, d=16 | {r['neurons']:,} | {r['nengo']:.0f} | "
-              f"{r['spikestream']:.0f} | {r['ratio']:.2f}× |")
-    print("\n| Chain served live | Neurons | Ticks | > 1 ms late | p99 (ms) | max (ms) | RTF |"
-          "\n|---|---|---|---|---|---|---|")
+        print(
+            f"| {r['pops']} × 1000, d=16 | {r['neurons']:,} | {r['nengo']:.0f} | "
+            f"{r['spikestream']:.0f} | {r['ratio']:.2f}× |"
+        )
+    print(
+        "\n| Chain served live | Neurons | Ticks | > 1 ms late | p99 (ms) | max (ms) | RTF |"
+        "\n|---|---|---|---|---|---|---|"
+    )
     for r in live:
-        print(f"| {r['pops']} × 1000 | {r['neurons']:,} | {r['ticks']} | "
-              f"{r['late_fraction'] * 100:.3f} % | {r['late_p99_ms']} | {r['late_max_ms']} | "
-              f"{r['rf']} |")
+        print(
+            f"| {r['pops']} × 1000 | {r['neurons']:,} | {r['ticks']} | "
+            f"{r['late_fraction'] * 100:.3f} % | {r['late_p99_ms']} | {r['late_max_ms']} | "
+            f"{r['rf']} |"
+        )
     ok = [r for r in live if r["late_fraction"] <= 0.001]
-    print(f"\nreal-time capacity (≤ 0.1 % of ticks > 1 ms late): "
-          f"{max(r['neurons'] for r in ok) if ok else 'below the smallest chain tried'}")
+    print(
+        f"\nreal-time capacity (≤ 0.1 % of ticks > 1 ms late): "
+        f"{max(r['neurons'] for r in ok) if ok else 'below the smallest chain tried'}"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"offline": off, "realtime": live}, indent=2))
 
