@@ -23,7 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import numpy as np
 import pytest
 
-from tests.brokers import Mosquitto
+from spikestream.codec import ValueFrame, decode_frame
+from tests.brokers import Mosquitto, MosquittoFactory
 from tests.serving import NODELAY, SEED, ServeProcess
 
 pytestmark = pytest.mark.broker
@@ -417,3 +423,135 @@ async def test_half_open_connection_detected_within_1_5_keepalive_then_reconnect
     assert since_heard <= 1.5 * keepalive + 1.5 + 1.0
     assert detect <= 1.5 * keepalive + 1.5 + 1.0
     assert online_events[0]["connects"] >= 2
+
+
+FLOOD_NET = """
+[network]
+name = "flood"
+dt = 0.001
+seed = 5
+
+[populations.a]
+n = 50
+
+[populations.b]
+n = 50
+
+[inputs.fast]
+target = "a"
+
+[inputs.slow]
+target = "b"
+
+[probes.slow]
+target = "slow"
+kind = "input"
+ticks_per_frame = 10
+
+[probes.a_spikes]
+target = "a"
+kind = "spikes"
+ticks_per_frame = 10
+"""
+
+
+def first_rows(frames: list[ValueFrame]) -> dict[float, float]:
+    """For every value an input probe showed: the wall time of the first tick showing it."""
+    seen: dict[float, float] = {}
+    for f in frames:
+        h = f.header
+        column = f.data.reshape(h.ticks)
+        for row, value in enumerate(column.tolist()):
+            if value not in seen:
+                seen[value] = h.wall - (h.ticks - 1 - row) * h.dt
+    return seen
+
+
+async def test_input_flood_bounded_memory_no_starvation_no_lateness(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """10 kHz of valid values on ``in/fast`` (10x the tick rate) for 3 s, while
+    ``in/slow`` gets 20 Hz: the service's RSS stays bounded, every slow value reaches the
+    ``slow`` input probe within a bounded delay, and tick lateness stays within noise of
+    a baseline taken in the same run without the flood."""
+    network = tmp_path / "flood.toml"
+    network.write_text(FLOOD_NET)
+    base = "spikestream/flood"
+    async with Subscriber(
+        mosquitto.port, [f"{base}/out/slow", f"{base}/stats", f"{base}/status"]
+    ) as sub, aiomqtt.Client(HOST, mosquitto.port, socket_options=NODELAY) as feeder:
+        proc = ServeProcess(network, mosquitto.url(), "--stats-interval", "0.5",
+                            workdir=tmp_path)
+        with serving(proc):
+            assert proc.proc is not None
+            pid = proc.proc.pid
+            await until(lambda: [m for m in sub.on("/status") if m.payload == b"online"],
+                        20, "online")
+            published: list[tuple[float, float]] = []  # (value, time.time())
+            counter = iter(range(1, 10_000))
+
+            async def feed_slow(seconds: float) -> None:
+                # Values k/1024 are exact in float32, so the probe shows them exactly.
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    value = next(counter) / 1024
+                    published.append((value, time.time()))
+                    await feeder.publish(f"{base}/in/slow", f"{value!r}")
+                    await asyncio.sleep(0.05)
+
+            def stats_now() -> dict[str, Any]:
+                return sub.json_on("/stats")[-1]
+
+            await asyncio.sleep(1.5)  # past start-up (JIT compilation, first connect)
+            s0 = stats_now()
+            await feed_slow(3.0)
+            s1 = stats_now()
+            rss_before = vm_rss_kib(pid)
+            flood = RawFlood(
+                mosquitto.port, f"{base}/in/fast",
+                [f"{math.sin(i / 7):.4f}".encode() for i in range(97)], rate=10_000,
+                duration=3.0,
+            )
+            flood_start = time.time()
+            flood.start()
+            rss_peak = rss_before
+            slow = asyncio.ensure_future(feed_slow(3.0))
+            while not slow.done():
+                rss_peak = max(rss_peak, vm_rss_kib(pid))
+                await asyncio.sleep(0.1)
+            await slow
+            await asyncio.to_thread(flood.join, 10.0)
+            flood_end = time.time()
+            await asyncio.sleep(1.2)  # let the stats catch up with the end of the flood
+            rss_after = vm_rss_kib(pid)
+            s2 = stats_now()
+            accepted = s2["inputs"]["fast"]["accepted"]
+            await until(lambda: stats_now()["inputs"]["fast"]["accepted"] == flood.sent,
+                        5, f"all {flood.sent} flood messages accepted")
+            assert proc.returncode is None
+        frames = [decode_frame(m.payload) for m in sub.on("/out/slow")]
+    shown = first_rows([f for f in frames if isinstance(f, ValueFrame)])
+    base_delays = [shown[v] - t for v, t in published if t < flood_start]
+    flood_delays = [shown[v] - t for v, t in published if flood_start <= t <= flood_end]
+    missing = [v for v, _ in published if v not in shown]
+
+    def window(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, int]:
+        return b["tick"] - a["tick"], b["late_over_1ms"] - a["late_over_1ms"]
+
+    base_ticks, base_over = window(s0, s1)
+    flood_ticks, flood_over = window(s1, s2)
+    print(
+        f"flood: {flood.sent} msgs in {flood.finished - flood.started:.2f} s "
+        f"({flood.sent / (flood.finished - flood.started):.0f}/s), accepted {accepted} "
+        f"1.2 s after; RSS {rss_before} -> peak {rss_peak} -> {rss_after} KiB; slow delay "
+        f"baseline max {max(base_delays) * 1e3:.1f} ms, flood max "
+        f"{max(flood_delays) * 1e3:.1f} ms p50 {np.median(flood_delays) * 1e3:.1f} ms; "
+        f"late_p99 {s1['late_p99_ms']} -> {s2['late_p99_ms']} ms; over 1 ms: baseline "
+        f"{base_over}/{base_ticks}, flood {flood_over}/{flood_ticks}"
+    )
+    assert not missing, f"slow values never applied: {missing}"
+    assert len(flood_delays) >= 40
+    assert max(flood_delays) < 0.1
+    assert rss_peak - rss_before < 16 * 1024 and rss_after - rss_before < 16 * 1024
+    assert s2["late_p99_ms"] < s1["late_p99_ms"] + 1.0
+    assert flood_over / flood_ticks < base_over / base_ticks + 0.01

@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--window", type=float, default=1.0, metavar="S", help="seconds of history shown (1)"
     )
     p.add_argument("--refresh", type=float, default=10.0, help="redraws per second (10)")
-    p.add_argument("--bins", type=int, default=40, help="time bins across the window (40)")
+    p.add_argument("--bins", type=int, default=30, help="time bins across the window (30)")
     p.add_argument("--raster-rows", type=int, default=4, help="neuron groups per raster (4)")
     p.add_argument(
         "--duration", type=float, metavar="S", help="stop after S seconds and leave the last view"
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--once", action="store_true", help="print one view after a window of data, then exit"
     )
-    p.add_argument("--width", type=int, help="terminal width (default: detected; 160 if piped)")
+    p.add_argument("--width", type=int, help="terminal width (default: detected; 180 if piped)")
     p.add_argument(
         "--web", type=int, metavar="PORT", help="serve the browser view on PORT (0: any free port)"
     )
