@@ -103,10 +103,32 @@ def accumulate_spiking_rows_jit(
                 out[j] += row[j]
 
 
+@numba.njit(nogil=True, cache=True)
+def decoded_lowpass_jit(
+    spiked: BoolArray, decoders: Array, y: Array, a: float, gain: float
+) -> None:  # pragma: no cover - compiled
+    """Event-driven decode and lowpass: ``y = a*y + gain * decoders[spiked].sum(0)``.
+
+    ``decoders`` ``(n, d)``, ``spiked`` ``(n,)``, ``y`` ``(d,)``; with
+    ``gain = (1-a)/dt`` this is the zero-order-hold lowpass of ``D.T @ (spiked/dt)``.
+    Costs ``O(spikes * d)`` instead of ``O(n * d)``.
+    """
+    d = y.shape[0]
+    for j in range(d):
+        y[j] *= a
+    for i in range(spiked.shape[0]):
+        if spiked[i]:
+            row = decoders[i]
+            for j in range(d):
+                y[j] += gain * row[j]
+
+
 def warm_up(dtype: np.dtype[np.floating]) -> None:
     """Compile (or load from the disk cache) every kernel for ``dtype`` now, so that the
     first real-time tick does not pay for it (a few hundred ms)."""
     empty = np.zeros(0, dtype)
     flags = np.zeros(0, np.bool_)
-    lif_step_jit(empty, empty, empty, flags, empty, 0.001, 0.02, 0.002, 0.0)
+    one = np.float64(1.0)  # the simulator passes numpy float64 scalars
+    lif_step_jit(empty, empty, empty, flags, empty, one, one, one, one)
     accumulate_spiking_rows_jit(np.zeros((0, 0), dtype), flags, empty)
+    decoded_lowpass_jit(flags, np.zeros((0, 0), dtype), empty, one, one)

@@ -30,7 +30,12 @@ import numpy.typing as npt
 
 from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
-from spikestream.sim.jit import accumulate_spiking_rows_jit, lif_step_jit, warm_up
+from spikestream.sim.jit import (
+    accumulate_spiking_rows_jit,
+    decoded_lowpass_jit,
+    lif_step_jit,
+    warm_up,
+)
 from spikestream.sim.kernels import (
     LIFParams,
     accumulate_rows,
@@ -195,7 +200,11 @@ class Simulator:
         pop = ps.pop
         params = LIFParams.make(self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage, self.dtype)
         jit = self.backend == "numba"
-        dt, tau_rc, tau_ref, vmin = self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage
+        # numpy float64 scalars give the compiled kernel one signature per array dtype (the
+        # one warm_up() compiles); mixed Python/numpy scalars measured slower to dispatch.
+        dt, tau_rc, tau_ref, vmin = (
+            np.float64(x) for x in (self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage)
+        )
         # Closures must not use ``x += y`` on captured arrays (it would rebind the name).
         dot, copyto, add = np.dot, np.copyto, np.add
         first = encoded[0] if encoded else None
@@ -276,6 +285,15 @@ class Simulator:
         u = np.zeros_like(y)
         tmp = np.zeros_like(y)
         dot = np.dot
+        if cs.pre_activity is None and self.backend == "numba":
+            gain, a64 = np.float64((1.0 - a) * inv_dt), np.float64(a)
+            spiked = pre.spiked
+
+            def step_jit() -> None:
+                decoded_lowpass_jit(spiked, decoders, y, a64, gain)
+                dot(m, y, out=current)
+
+            return step_jit
         if cs.pre_activity is None:
             # Decoders are learned in place below, so 1/dt is folded into the filter gain.
             def step() -> None:
