@@ -20,6 +20,12 @@ LogFormat = Literal["json", "text"]
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+def log_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` made safe for ``extra=``: keys that would overwrite a LogRecord attribute
+    (``name``, ``msg``, ``args``, …) get a ``field_`` prefix instead of raising."""
+    return {(f"field_{k}" if k in _STANDARD else k): v for k, v in fields.items()}
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 

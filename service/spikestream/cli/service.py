@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from spikestream.build import Model
+from spikestream.cli.logs import log_fields
 from spikestream.codec import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
@@ -249,12 +250,7 @@ class Service:
         if suppressed:
             fields["suppressed"] = suppressed
         level = logging.WARNING if kind.endswith(("rejected", "failed")) else logging.INFO
-        log.log(
-            level,
-            kind,
-            extra={k: v for k, v in fields.items() if k != "error"}
-            | ({"error": fields["error"]} if "error" in fields else {}),
-        )
+        log.log(level, kind, extra=log_fields(fields))
         self.link.publish_nowait(
             self.topics.events,
             encode_event(kind, net=self.model.name, **fields),
@@ -307,8 +303,7 @@ class Service:
                 ):
                     # Lost the connection mid-drain, or the outgoing window is full.
                     self.publish_failed += 1
-                    with stream._lock:
-                        stream.dropped += 1
+                    stream.count_dropped()
 
     async def _write_snapshot(self, path: Path, state: dict[str, Any], request: str | None) -> None:
         try:
@@ -380,7 +375,8 @@ class Service:
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
             "publish_failed": self.publish_failed,
-            "link_connected": ls.connected if hasattr(ls, "connected") else self.link.connected,
+            "link_connected": self.link.connected,
+            "link_last_error": ls.last_error,
         }
 
     def latest_snapshot(self) -> Path:

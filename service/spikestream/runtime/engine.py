@@ -286,11 +286,10 @@ class ProbeStream:
         if buf.data.shape == self._current.data.shape:
             self._free.append(buf)
 
-    def discard(self, buf: FrameBuffer) -> None:
-        """Release a frame that could not be delivered, counting it as dropped."""
+    def count_dropped(self, frames: int = 1) -> None:
+        """Count frames lost after they left the queue (e.g. refused by the transport)."""
         with self._lock:
-            self.dropped += 1
-        self.release(buf)
+            self.dropped += frames
 
     def queued(self) -> int:
         """Frames waiting in the queue."""
