@@ -51,7 +51,7 @@ def plot_run(arrays: Mapping[str, npt.NDArray[Any]], path: str | Path, *, title:
     panels += [
         ("values", name)
         for name, kind in meta["probes"].items()
-        if kind in ("filtered", "decoded", "voltage") and name in arrays
+        if kind in ("filtered", "decoded", "voltage", "values") and name in arrays
     ]
     if not panels:
         raise ConfigError("nothing to plot: the run has no inputs, spikes or value probes")

@@ -50,7 +50,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--window", type=float, default=1.0, metavar="S", help="seconds of history shown (1)"
     )
     p.add_argument("--refresh", type=float, default=10.0, help="redraws per second (10)")
-    p.add_argument("--bins", type=int, default=30, help="time bins across the window (30)")
+    p.add_argument(
+        "--bins", type=int, help="time bins across the window (default: fits the terminal, <= 30)"
+    )
     p.add_argument("--raster-rows", type=int, default=4, help="neuron groups per raster (4)")
     p.add_argument(
         "--duration", type=float, metavar="S", help="stop after S seconds and leave the last view"

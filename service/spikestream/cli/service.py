@@ -216,7 +216,8 @@ class Service:
         path = (base / name).resolve()
         if not path.is_relative_to(base) or path.suffix != ".npz":
             self.event(
-                "control_rejected", cmd="snapshot" if not must_exist else "restore",
+                "control_rejected",
+                cmd="snapshot" if not must_exist else "restore",
                 id=request,
                 error=f"snapshot file {name!r} is not allowed; expected a name ending in .npz "
                 f"inside the snapshot folder {str(base)!r}",

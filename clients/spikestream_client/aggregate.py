@@ -1,0 +1,593 @@
+"""What the monitors show, computed cheaply: per-probe aggregates over a sliding window.
+
+The monitors must keep up with thousands of frames per second while redrawing about ten
+times per second. So the work is split:
+
+* :meth:`MonitorModel.on_frame` runs for every frame, on the event loop, and is O(1): it
+  updates a few header counters, checks ``seq`` for gaps and appends the decoded frame
+  to the probe's pending list;
+* :meth:`MonitorModel.snapshot` runs once per redraw: it folds all pending frames into
+  ring buffers with a handful of vectorised numpy calls and returns plain numbers and
+  small arrays for a view to render (:class:`Snapshot`).
+
+Nothing here queues without bound: the pending list is folded early when it grows past
+``max_pending`` frames, and the rings hold one window of ticks.
+
+Times: ``dt``, ``tick`` and ``t`` come from the frames; ``lag`` compares a frame's
+``wall`` with this machine's clock, so it includes any clock offset between the service's
+machine and this one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream_client.gaps import Gap, GapTracker
+
+__all__ = [
+    "MonitorModel",
+    "ProbeSnapshot",
+    "ServiceSnapshot",
+    "Snapshot",
+    "SpikeView",
+    "ValueView",
+]
+
+Frame = SpikeFrame | ValueFrame
+F64 = npt.NDArray[np.float64]
+_TRACE_COMPONENTS: Final = 4
+_LATEST_SHOWN: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSnapshot:
+    """One probe, as of a :meth:`MonitorModel.snapshot`.
+
+    Attributes:
+        name: Probe name.
+        kind: ``"spikes"`` or ``"values"`` (from the frames).
+        size: ``n`` neurons (spikes) or the per-tick shape (values).
+        frames: Frames received so far.
+        fps: Frames per second over about the last second.
+        gaps: ``seq`` jumps seen; ``missing``: frames lost in them.
+        restarts: ``seq`` going back (service restarts).
+        dropped: The service's drop counter for this probe (from the latest frame).
+        late_max: Worst ``late_max`` (s) of the frames in the window.
+        lag: ``now - wall`` of the latest frame (s): how far behind real time the display is.
+        tick: ``tick + ticks`` of the latest frame (the next tick).
+        t: Simulated time (s) at the end of the latest frame.
+        covered: Fraction of the window's ticks that have data (1.0 = no loss).
+        rate: Spikes: mean firing rate over the window (Hz per neuron).
+        rates: Spikes: population rate (Hz per neuron) per time bin, oldest first.
+        raster: Spikes: ``(rows, bins)`` firing rate (Hz per neuron) per neuron group and
+            time bin; NaN for bins without data.
+        latest: Values: the latest per-tick value, flattened (first 8 components).
+        low, high: Values: range of the traced components over the window.
+        trace: Values: component 0 averaged per time bin (NaN without data).
+    """
+
+    name: str
+    kind: Literal["spikes", "values"]
+    size: int | tuple[int, ...]
+    frames: int
+    fps: float
+    gaps: int
+    missing: int
+    restarts: int
+    dropped: int
+    late_max: float
+    lag: float
+    tick: int
+    t: float
+    covered: float
+    rate: float = math.nan
+    rates: F64 = field(default_factory=lambda: np.zeros(0))
+    raster: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    latest: F64 = field(default_factory=lambda: np.zeros(0))
+    low: float = math.nan
+    high: float = math.nan
+    trace: F64 = field(default_factory=lambda: np.zeros(0))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSnapshot:
+    """The service as seen by the monitor.
+
+    Attributes:
+        status: Retained status (``online``/``offline``) or None if unknown.
+        connected: Whether the monitor's own MQTT link is up.
+        stats: The latest stats message (``tick``, ``realtime_factor_actual``,
+            ``late_p99_ms``, ``late_max_ms``, ``dropped``, ...), or None.
+        stats_age: Seconds since that stats message arrived (None if none).
+        rtf_frames: Real-time factor from the frames: simulated over wall time between
+            the latest frames of about the last two seconds (NaN if unknown).
+        late_max_frames: Worst ``late_max`` of all frames in the window (s).
+        gaps, missing: Totals over all probes.
+        dropped: Sum of the probes' service-side drop counters.
+        events: Events seen per kind; ``last_events``: the latest few, newest last.
+    """
+
+    status: str | None
+    connected: bool
+    stats: dict[str, Any] | None
+    stats_age: float | None
+    rtf_frames: float
+    late_max_frames: float
+    gaps: int
+    missing: int
+    dropped: int
+    events: dict[str, int]
+    last_events: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a monitor view draws, computed by :meth:`MonitorModel.snapshot`."""
+
+    net: str
+    window: float
+    wall: float
+    service: ServiceSnapshot
+    probes: tuple[ProbeSnapshot, ...]
+    recent_gaps: tuple[Gap, ...]
+
+
+class _View:
+    """Shared header bookkeeping of one probe."""
+
+    kind: Literal["spikes", "values"]
+
+    def __init__(self, name: str, window: float, bins: int, max_pending: int) -> None:
+        self.name = name
+        self.window = window
+        self.bins = bins
+        self.max_pending = max_pending
+        self.pending: list[Any] = []
+        self.frames = 0
+        self.dropped = 0
+        self.late_window = 0.0  # max late_max of frames folded into the current window
+        self._late: deque[tuple[int, float]] = deque()  # (end tick, late_max) per frame
+        self.last_wall = math.nan
+        self.last_t = math.nan
+        self.next_tick = 0
+        self.dt = math.nan
+        self.width = 0  # ring length in ticks
+        self.head = 0  # absolute tick one past the newest data in the ring
+        self.covered = np.zeros(0, np.bool_)
+        self._last_tick = -1
+        self._arrivals: deque[float] = deque(maxlen=1 << 17)  # monotonic arrival times
+        self._first_arrival = math.nan
+        self._progress: deque[tuple[float, float]] = deque()  # (wall, t) samples
+
+    def add(self, frame: Any) -> None:
+        """Record one frame (O(1); the heavy part waits for :meth:`fold`)."""
+        h = frame.header
+        now = time.monotonic()
+        if not self.frames:
+            self._first_arrival = now
+        self._arrivals.append(now)
+        self.frames += 1
+        self.dropped = h.dropped
+        self.last_wall = h.wall
+        self.last_t = h.t
+        self.next_tick = h.tick + h.ticks
+        self.pending.append(frame)
+        if len(self.pending) >= self.max_pending:
+            self.fold()
+
+    def fold(self) -> None:
+        """Fold the pending frames into the rings."""
+        frames, self.pending = self.pending, []
+        if not frames:
+            return
+        for h in (frames[0].header, frames[-1].header):
+            if self._progress and h.t < self._progress[-1][1]:
+                self._progress.clear()  # simulated time went back: reset or restart
+            self._progress.append((h.wall, h.t))
+        newest = self._progress[-1][0]
+        while len(self._progress) > 2 and newest - self._progress[1][0] >= 2.0:
+            self._progress.popleft()
+        start = 0
+        for i, frame in enumerate(frames):
+            h = frame.header
+            if h.dt != self.dt:
+                self._fold(frames[start:i])
+                self._resize(h.dt)
+                start = i
+            elif h.tick < self._last_tick:  # the service was reset or restarted
+                self._fold(frames[start:i])
+                self._clear(h.tick)
+                start = i
+            self._last_tick = h.tick
+        self._fold(frames[start:])
+
+    def _resize(self, dt: float) -> None:
+        self.dt = dt
+        self.width = max(self.bins, round(self.window / dt / self.bins) * self.bins)
+        self._allocate()
+        self._clear(0)
+
+    def _allocate(self) -> None:
+        self.covered = np.zeros(self.width, np.bool_)
+
+    def _clear(self, tick: int) -> None:
+        self.covered[:] = False
+        self._late.clear()
+        self.head = tick
+
+    def _advance(self, frames: list[Any]) -> tuple[int, list[Any]]:
+        """Move the ring's head to the newest frame; returns (oldest kept tick, frames
+        that still overlap the window)."""
+        new_head = max(self.head, *(f.header.tick + f.header.ticks for f in frames))
+        width = self.width
+        if new_head - self.head >= width:
+            self._wipe(np.arange(width))
+        elif new_head > self.head:
+            self._wipe(np.arange(self.head, new_head) % width)
+        self.head = new_head
+        oldest = new_head - width
+        kept = [f for f in frames if f.header.tick + f.header.ticks > oldest]
+        for f in kept:
+            h = f.header
+            lo = max(h.tick, oldest)
+            self.covered[np.arange(lo, h.tick + h.ticks) % width] = True
+            self._late.append((h.tick + h.ticks, h.late_max))
+        while self._late and self._late[0][0] <= oldest:
+            self._late.popleft()
+        return oldest, kept
+
+    def _wipe(self, slots: npt.NDArray[np.intp]) -> None:
+        self.covered[slots] = False
+
+    def _fold(self, frames: list[Any]) -> None:
+        raise NotImplementedError
+
+    def fps(self, now: float) -> float:
+        """Frames received per second over the last second (``now``: monotonic)."""
+        arrivals = self._arrivals
+        while arrivals and arrivals[0] < now - 1.0:
+            arrivals.popleft()
+        span = min(1.0, now - self._first_arrival)
+        if not arrivals:
+            return 0.0
+        return len(arrivals) / span if span >= 0.05 else math.nan
+
+    def rtf(self) -> float:
+        """Simulated seconds per wall second over the last ~2 s of frames (NaN if the
+        frames seen span less than 0.2 s)."""
+        if len(self._progress) < 2:
+            return math.nan
+        (w0, t0), (w1, t1) = self._progress[0], self._progress[-1]
+        return (t1 - t0) / (w1 - w0) if w1 - w0 >= 0.2 else math.nan
+
+    def late_max(self) -> float:
+        """Worst ``late_max`` of the frames in the window."""
+        return max((late for _, late in self._late), default=0.0)
+
+    def ordered(self, ring: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """``ring`` rolled so that row 0 is the oldest tick of the window."""
+        return np.roll(ring, -(self.head % self.width), axis=0)
+
+    def coverage(self) -> float:
+        """Fraction of the window's ticks that have data."""
+        return float(self.covered.mean()) if self.width else 0.0
+
+
+class SpikeView(_View):
+    """Spike counts per tick and neuron group over the last ``window`` seconds."""
+
+    kind: Literal["spikes", "values"] = "spikes"
+
+    def __init__(
+        self, name: str, window: float, bins: int, rows: int, max_pending: int = 4096
+    ) -> None:
+        super().__init__(name, window, bins, max_pending)
+        self.rows_wanted = rows
+        self.n = 0
+        self.rows = 0
+        self.counts = np.zeros((0, 0), np.uint32)
+        self.group_sizes = np.zeros(0)
+
+    def add(self, frame: Any) -> None:
+        """Record one spike frame."""
+        if frame.n != self.n:
+            self.fold()
+            self.n = frame.n
+            self.rows = max(1, min(self.rows_wanted, frame.n))
+            self.group_sizes = np.bincount(
+                np.arange(frame.n) * self.rows // max(frame.n, 1), minlength=self.rows
+            ).astype(np.float64)
+            if self.width:
+                self._allocate()
+                self._clear(self.head)
+        super().add(frame)
+
+    def _allocate(self) -> None:
+        super()._allocate()
+        self.counts = np.zeros((self.width, self.rows), np.uint32)
+
+    def _wipe(self, slots: npt.NDArray[np.intp]) -> None:
+        super()._wipe(slots)
+        self.counts[slots] = 0
+
+    def _clear(self, tick: int) -> None:
+        super()._clear(tick)
+        self.counts[:] = 0
+
+    def _fold(self, frames: list[Any]) -> None:
+        if not frames or not self.width:
+            return
+        oldest, kept = self._advance(frames)
+        if not kept:
+            return
+        ticks: list[npt.NDArray[np.int64]] = []
+        neurons: list[npt.NDArray[np.int64]] = []
+        for f in kept:
+            off, idx = f.indices()
+            ticks.append(off + f.header.tick)
+            neurons.append(idx)
+        tick = np.concatenate(ticks)
+        neuron = np.concatenate(neurons)
+        keep = tick >= oldest
+        flat = (tick[keep] % self.width) * self.rows + neuron[keep] * self.rows // self.n
+        self.counts += (
+            np.bincount(flat, minlength=self.width * self.rows)
+            .reshape(self.width, self.rows)
+            .astype(np.uint32)
+        )
+
+    def summary(self) -> tuple[float, F64, F64]:
+        """``(mean rate, population rate per bin, raster (rows, bins))`` in Hz/neuron."""
+        if not self.width or not self.n:
+            return math.nan, np.zeros(0), np.zeros((0, 0))
+        covered = self.ordered(self.covered).reshape(self.bins, -1).sum(axis=1).astype(float)
+        counts = self.ordered(self.counts).reshape(self.bins, -1, self.rows).sum(axis=1)
+        total_ticks = covered.sum()
+        rate = float(counts.sum() / (self.n * total_ticks * self.dt)) if total_ticks else math.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_bin = counts.sum(axis=1) / (self.n * covered * self.dt)
+            raster = counts.T / (self.group_sizes[:, None] * covered[None, :] * self.dt)
+        per_bin[covered == 0] = np.nan
+        raster[:, covered == 0] = np.nan
+        return rate, per_bin, raster
+
+
+class ValueView(_View):
+    """The latest value and the first components' trace over the last ``window`` s."""
+
+    kind: Literal["spikes", "values"] = "values"
+
+    def __init__(self, name: str, window: float, bins: int, max_pending: int = 4096) -> None:
+        super().__init__(name, window, bins, max_pending)
+        self.shape: tuple[int, ...] = ()
+        self.components = 1
+        self.latest: F64 = np.zeros(0)
+        self.trace = np.zeros((0, 1), np.float32)
+
+    def add(self, frame: Any) -> None:
+        """Record one value frame."""
+        if frame.shape != self.shape or not self.frames:
+            self.fold()
+            self.shape = frame.shape
+            self.components = max(1, min(_TRACE_COMPONENTS, math.prod(frame.shape)))
+            if self.width:
+                self._allocate()
+                self._clear(self.head)
+        super().add(frame)
+
+    def _allocate(self) -> None:
+        super()._allocate()
+        self.trace = np.full((self.width, self.components), np.nan, np.float32)
+
+    def _wipe(self, slots: npt.NDArray[np.intp]) -> None:
+        super()._wipe(slots)
+        self.trace[slots] = np.nan
+
+    def _clear(self, tick: int) -> None:
+        super()._clear(tick)
+        self.trace[:] = np.nan
+
+    def _fold(self, frames: list[Any]) -> None:
+        if not frames:
+            return
+        last = frames[-1]
+        if last.data.size:
+            self.latest = last.data.reshape(last.header.ticks, -1)[-1, :_LATEST_SHOWN].astype(float)
+        if not self.width:
+            return
+        oldest, kept = self._advance(frames)
+        for f in kept:
+            h = f.header
+            lo = max(h.tick, oldest)
+            rows = f.data.reshape(h.ticks, -1)[lo - h.tick :, : self.components]
+            if rows.shape[1] == self.components:
+                self.trace[np.arange(lo, h.tick + h.ticks) % self.width] = rows
+
+    def summary(self) -> tuple[float, float, F64]:
+        """``(low, high, component 0 averaged per bin)`` over the window."""
+        if not self.width:
+            return math.nan, math.nan, np.zeros(0)
+        ordered = self.ordered(self.trace)
+        finite = np.isfinite(ordered)
+        low = float(ordered[finite].min()) if finite.any() else math.nan
+        high = float(ordered[finite].max()) if finite.any() else math.nan
+        first = ordered[:, 0].reshape(self.bins, -1).astype(np.float64)
+        good = np.isfinite(first)
+        sums = np.where(good, first, 0.0).sum(axis=1)
+        counts = good.sum(axis=1)
+        with np.errstate(invalid="ignore"):
+            trace = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return low, high, trace
+
+
+class MonitorModel:
+    """Aggregates one network's frames, status, stats and events for a monitor view.
+
+    Args:
+        net: Network name.
+        window: Seconds of history shown (rates, raster, traces).
+        bins: Time bins across the window (raster and sparkline columns).
+        raster_rows: Neuron groups (rows) of a spike probe's raster.
+        probes: Only these probes (None: all).
+        clock: ``time.time``-like clock (injectable for tests).
+        max_pending: Frames per probe held before folding early.
+    """
+
+    def __init__(
+        self,
+        net: str,
+        *,
+        window: float = 1.0,
+        bins: int = 30,
+        raster_rows: int = 4,
+        probes: set[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        max_pending: int = 4096,
+    ) -> None:
+        self.net = net
+        self.window = window
+        self.bins = bins
+        self.raster_rows = raster_rows
+        self.only = probes
+        self.clock = clock
+        self.max_pending = max_pending
+        self.views: dict[str, SpikeView | ValueView] = {}
+        self.tracker = GapTracker()
+        self.gaps_by_probe: Counter[str] = Counter()
+        self.missing_by_probe: Counter[str] = Counter()
+        self.restarts_by_probe: Counter[str] = Counter()
+        self.recent_gaps: deque[Gap] = deque(maxlen=20)
+        self.status: str | None = None
+        self.connected = False
+        self.stats: dict[str, Any] | None = None
+        self.stats_received = math.nan
+        self.events: Counter[str] = Counter()
+        self.last_events: deque[dict[str, Any]] = deque(maxlen=5)
+        self.frames = 0
+
+    # ------------------------------------------------------------------ inputs (hot)
+    def on_frame(self, frame: Frame) -> None:
+        """Account for one decoded frame; cheap enough for thousands per second."""
+        h = frame.header
+        if self.only is not None and h.probe not in self.only:
+            return
+        self.frames += 1
+        view = self.views.get(h.probe)
+        if view is None or view.kind != frame.kind:
+            view = self._new_view(h.probe, frame.kind)
+        view.add(frame)
+        gap = self.tracker.check(h)
+        if gap is not None:
+            self.recent_gaps.append(gap)
+            if gap.kind == "lost":
+                self.gaps_by_probe[h.probe] += 1
+                self.missing_by_probe[h.probe] += gap.missing
+            else:
+                self.restarts_by_probe[h.probe] += 1
+
+    def _new_view(self, probe: str, kind: str) -> SpikeView | ValueView:
+        view: SpikeView | ValueView
+        if kind == "spikes":
+            view = SpikeView(probe, self.window, self.bins, self.raster_rows, self.max_pending)
+        else:
+            view = ValueView(probe, self.window, self.bins, self.max_pending)
+        self.views[probe] = view
+        return view
+
+    def on_status(self, status: str | None) -> None:
+        """The retained status changed."""
+        self.status = status
+
+    def on_stats(self, stats: dict[str, Any]) -> None:
+        """A stats message arrived."""
+        self.stats = stats
+        self.stats_received = self.clock()
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """An event arrived."""
+        self.events[str(event.get("event"))] += 1
+        self.last_events.append(event)
+
+    # ------------------------------------------------------------------ output (10 Hz)
+    def snapshot(self) -> Snapshot:
+        """Fold pending frames and compute what the views draw."""
+        now = self.clock()
+        mono = time.monotonic()
+        probes: list[ProbeSnapshot] = []
+        newest: _View | None = None
+        late_all = 0.0
+        for name in sorted(self.views, key=lambda p: (self.views[p].kind, p)):
+            view = self.views[name]
+            view.fold()
+            fps = view.fps(mono)
+            late = view.late_max()
+            late_all = max(late_all, late)
+            if math.isfinite(view.last_wall) and (
+                newest is None or view.last_wall > newest.last_wall
+            ):
+                newest = view
+            common: dict[str, Any] = {
+                "name": name,
+                "frames": view.frames,
+                "fps": fps,
+                "gaps": self.gaps_by_probe[name],
+                "missing": self.missing_by_probe[name],
+                "restarts": self.restarts_by_probe[name],
+                "dropped": view.dropped,
+                "late_max": late,
+                "lag": now - view.last_wall,
+                "tick": view.next_tick,
+                "t": view.last_t,
+                "covered": view.coverage(),
+            }
+            if isinstance(view, SpikeView):
+                rate, rates, raster = view.summary()
+                probes.append(
+                    ProbeSnapshot(
+                        kind="spikes", size=view.n, rate=rate, rates=rates, raster=raster, **common
+                    )
+                )
+            else:
+                low, high, trace = view.summary()
+                probes.append(
+                    ProbeSnapshot(
+                        kind="values",
+                        size=view.shape,
+                        latest=view.latest,
+                        low=low,
+                        high=high,
+                        trace=trace,
+                        **common,
+                    )
+                )
+        rtf = newest.rtf() if newest is not None else math.nan
+        service = ServiceSnapshot(
+            status=self.status,
+            connected=self.connected,
+            stats=self.stats,
+            stats_age=None if self.stats is None else now - self.stats_received,
+            rtf_frames=rtf,
+            late_max_frames=late_all,
+            gaps=self.tracker.gaps,
+            missing=self.tracker.missing,
+            dropped=sum(v.dropped for v in self.views.values()),
+            events=dict(self.events),
+            last_events=tuple(self.last_events),
+        )
+        return Snapshot(
+            net=self.net,
+            window=self.window,
+            wall=now,
+            service=service,
+            probes=tuple(probes),
+            recent_gaps=tuple(self.recent_gaps),
+        )

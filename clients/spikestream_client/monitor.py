@@ -1,0 +1,336 @@
+"""``spikestream monitor``: a live terminal view of a running network (rich).
+
+Frames are decoded as they arrive and handed to a :class:`~.aggregate.MonitorModel`,
+which only counts and appends; about ten times a second the model folds what arrived
+into its windows and the view is redrawn from the resulting
+:class:`~.aggregate.Snapshot`. Frames never wait in a queue for the display, so the
+monitor keeps up with thousands of frames per second.
+
+``--web PORT`` serves the browser view instead (:mod:`spikestream_client.web`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from spikestream.errors import ConfigError
+from spikestream_client.aggregate import MonitorModel, ProbeSnapshot, Snapshot
+from spikestream_client.client import SpikestreamClient
+from spikestream_client.tool import interruptible_sleep, run_tool
+
+__all__ = ["MonitorOptions", "auto_bins", "main", "render", "run", "sparkline"]
+
+SPARK: Final = "▁▂▃▄▅▆▇█"
+SHADES: Final = " ░▒▓█"
+NO_DATA: Final = "·"
+
+
+@dataclass
+class MonitorOptions:
+    """Everything ``spikestream monitor`` needs (see its ``--help``)."""
+
+    net: str
+    broker: str | None = None
+    prefix: str = "spikestream"
+    probes: Sequence[str] | None = None
+    window: float = 1.0
+    refresh: float = 10.0
+    bins: int | None = None
+    raster_rows: int = 4
+    duration: float | None = None
+    once: bool = False
+    web: int | None = None
+    host: str = "127.0.0.1"
+    width: int | None = None
+
+
+def sparkline(values: npt.NDArray[np.float64], low: float = 0.0, high: float | None = None) -> str:
+    """One character per value, ``▁`` at ``low`` to ``█`` at ``high`` (default: the
+    maximum); NaN (no data) shows as ``·``."""
+    finite = np.isfinite(values)
+    if not finite.any():
+        return NO_DATA * len(values)
+    top = float(np.nanmax(values)) if high is None else high
+    span = top - low
+    out = []
+    for v, ok in zip(values.tolist(), finite.tolist(), strict=True):
+        if not ok:
+            out.append(NO_DATA)
+        elif span <= 0:
+            out.append(SPARK[0])
+        else:
+            level = int((v - low) / span * (len(SPARK) - 1) + 0.5)
+            out.append(SPARK[min(max(level, 0), len(SPARK) - 1)])
+    return "".join(out)
+
+
+def _raster(raster: npt.NDArray[np.float64]) -> str:
+    """Rows of shade characters, darker for higher rates; ``·`` where no data."""
+    if raster.size == 0:
+        return ""
+    finite = np.isfinite(raster)
+    top = float(raster[finite].max()) if finite.any() else 0.0
+    lines = []
+    for row, ok in zip(raster, finite, strict=True):
+        chars = []
+        for v, good in zip(row.tolist(), ok.tolist(), strict=True):
+            if not good:
+                chars.append(NO_DATA)
+            elif top <= 0 or v <= 0:
+                chars.append(SHADES[0])
+            else:
+                chars.append(SHADES[1 + min(int(v / top * (len(SHADES) - 1)), len(SHADES) - 2)])
+        lines.append("".join(chars))
+    return "\n".join(lines)
+
+
+def _num(x: float | None, fmt: str = "{:.1f}", none: str = "-") -> str:
+    if x is None or not math.isfinite(x):
+        return none
+    return fmt.format(x)
+
+
+def _ms(x: float) -> str:
+    return _num(x * 1e3, "{:.1f}")
+
+
+def _status_text(status: str | None) -> Text:
+    if status == "online":
+        return Text("● online", style="bold green")
+    if status == "offline":
+        return Text("● offline", style="bold red")
+    return Text(f"● {status or 'unknown'}", style="yellow")
+
+
+def _header(snap: Snapshot, broker: str) -> Table:
+    svc = snap.service
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    link = Text("connected", style="green") if svc.connected else Text("reconnecting", "red")
+    top = Text.assemble(
+        ("net ", "dim"), (snap.net, "bold"), "  ", _status_text(svc.status), "  ",
+        ("link ", "dim"), link, ("  broker ", "dim"), broker,
+    )  # fmt: skip
+    grid.add_row("spikestream", top)
+    st = svc.stats
+    if st is not None:
+        paused = "  [bold yellow]PAUSED[/]" if st.get("paused") else ""
+        stale = svc.stats_age is not None and svc.stats_age >= 3
+        age = f" (stale {svc.stats_age:.0f} s)" if stale else ""
+        grid.add_row(
+            "service",
+            f"tick {st.get('tick', '-')}  t {_num(st.get('t'), '{:.3f}')} s  "
+            f"RTF {_num(st.get('realtime_factor_actual'), '{:.3f}')}  "
+            f"late p99 {_num(st.get('late_p99_ms'), '{:.2f}')} ms  "
+            f"max {_num(st.get('late_max_ms'), '{:.2f}')} ms  "
+            f"overruns {st.get('overruns', '-')}  dropped {st.get('dropped', '-')}{paused}{age}",
+        )
+    else:
+        grid.add_row("service", Text("no stats yet", style="dim"))
+    gap_style = "bold red" if svc.gaps else "green"
+    grid.add_row(
+        "frames",
+        Text.assemble(
+            f"RTF {_num(svc.rtf_frames, '{:.3f}')}  late max {_ms(svc.late_max_frames)} ms  ",
+            (f"gaps {svc.gaps} ({svc.missing} frames missing)", gap_style),
+            f"  dropped {svc.dropped}",
+        ),
+    )
+    if svc.events:
+        counts = "  ".join(f"{k}×{v}" for k, v in sorted(svc.events.items()))
+        last = svc.last_events[-1] if svc.last_events else {}
+        detail = last.get("error") or last.get("input") or last.get("cmd") or ""
+        grid.add_row("events", f"{counts}  last: {last.get('event', '')} {str(detail)[:80]}")
+    return grid
+
+
+def _common(p: ProbeSnapshot) -> list[RenderableType]:
+    gaps = Text(f"{p.gaps}/{p.missing}", style="bold red" if p.gaps else "")
+    return [_num(p.fps, "{:.0f}"), gaps, str(p.dropped), _ms(p.late_max), _ms(p.lag)]
+
+
+def _stat_columns(table: Table) -> None:
+    for name in ("fps", "gaps/miss", "dropped", "late ms", "lag ms"):
+        table.add_column(name, justify="right", no_wrap=True)
+
+
+def _spike_table(probes: list[ProbeSnapshot], window: float) -> Table:
+    table = Table(title=f"spike probes (last {window:g} s)", title_justify="left", expand=False)
+    table.add_column("probe", no_wrap=True, min_width=max(len(p.name) for p in probes))
+    table.add_column("n", justify="right")
+    table.add_column("rate Hz", justify="right", no_wrap=True)
+    table.add_column("population rate", no_wrap=True)
+    table.add_column("raster (neuron groups)", no_wrap=True)
+    _stat_columns(table)
+    for p in probes:
+        table.add_row(
+            p.name,
+            str(p.size),
+            _num(p.rate),
+            sparkline(p.rates),
+            _raster(p.raster),
+            *_common(p),
+        )
+    return table
+
+
+def _value_table(probes: list[ProbeSnapshot], window: float) -> Table:
+    table = Table(title=f"value probes (last {window:g} s)", title_justify="left", expand=False)
+    table.add_column("probe", no_wrap=True, min_width=max(len(p.name) for p in probes))
+    table.add_column("shape", justify="right", no_wrap=True)
+    table.add_column("latest", overflow="fold")  # these two wrap on narrow terminals
+    table.add_column("range", overflow="fold")
+    table.add_column("trace [0]", no_wrap=True)
+    _stat_columns(table)
+    for p in probes:
+        latest = " ".join(f"{v:+.3f}" for v in p.latest[:4].tolist())
+        size = math.prod(p.size) if isinstance(p.size, tuple) else p.size
+        if size > 4:
+            latest += " …"
+        table.add_row(
+            p.name,
+            str(p.size),
+            latest,
+            f"{_num(p.low, '{:+.2f}')}..{_num(p.high, '{:+.2f}')}",
+            sparkline(p.trace, low=p.low, high=p.high) if math.isfinite(p.low) else NO_DATA,
+            *_common(p),
+        )
+    return table
+
+
+def render(snap: Snapshot, broker: str = "") -> RenderableType:
+    """The whole terminal view of ``snap``."""
+    spikes = [p for p in snap.probes if p.kind == "spikes"]
+    values = [p for p in snap.probes if p.kind == "values"]
+    parts: list[RenderableType] = [_header(snap, broker)]
+    if spikes:
+        parts.append(_spike_table(spikes, snap.window))
+    if values:
+        parts.append(_value_table(values, snap.window))
+    if not snap.probes:
+        parts.append(Text("waiting for frames…", style="dim"))
+    return Group(*parts)
+
+
+def auto_bins(width: int) -> int:
+    """Time bins per sparkline/raster so that the spike table fits ``width`` columns
+    (its other columns take about 80), between 8 and 30."""
+    return max(8, min(30, (width - 80) // 2))
+
+
+def _check(options: MonitorOptions) -> None:
+    for name, value in (("window", options.window), ("refresh", options.refresh)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"--{name} must be a number > 0, got {value}")
+    if options.duration is not None and not options.duration > 0:
+        raise ConfigError(f"--duration must be > 0 seconds, got {options.duration}")
+    if not 1 <= options.raster_rows <= 64:
+        raise ConfigError(f"--raster-rows must be in 1..64, got {options.raster_rows}")
+    if options.bins is not None and not 4 <= options.bins <= 400:
+        raise ConfigError(f"--bins must be in 4..400, got {options.bins}")
+
+
+def connect_model(client: SpikestreamClient, model: MonitorModel, options: MonitorOptions) -> None:
+    """Subscribe ``model`` to the frames, stats and events of ``options.net``."""
+    if options.probes:
+        for probe in options.probes:
+            client.on_frame(options.net, probe, model.on_frame)
+    else:
+        client.on_frame(options.net, None, model.on_frame)
+    client.on_stats(options.net, model.on_stats)
+    client.on_event(options.net, model.on_event)
+    client.status(options.net)
+
+
+def refresh_model(client: SpikestreamClient, model: MonitorModel, net: str) -> None:
+    """Copy the client's connection state and the retained status into ``model``."""
+    model.connected = client.connected
+    model.on_status(client.status(net).current)
+
+
+async def run(options: MonitorOptions, stop: asyncio.Event) -> int:
+    """Run the monitor until ``--duration``, ``--once`` or Ctrl-C; returns the exit code."""
+    _check(options)
+    console = Console(width=options.width)
+    if not console.is_terminal and options.width is None:
+        console = Console(width=180)
+    model = MonitorModel(
+        options.net,
+        window=options.window,
+        bins=options.bins or auto_bins(console.width),
+        raster_rows=options.raster_rows,
+        probes=set(options.probes) if options.probes else None,
+    )
+    async with SpikestreamClient(options.broker, prefix=options.prefix, role="monitor") as client:
+        connect_model(client, model, options)
+        broker = client.spec.redacted()
+        if options.web is not None:
+            from spikestream_client.webmonitor import serve_web
+
+            return await serve_web(client, model, options, stop)
+        started = time.monotonic()
+        period = 1.0 / options.refresh
+        if options.once:
+            await _settle(client, model, options, stop, started)
+            refresh_model(client, model, options.net)
+            console.print(render(model.snapshot(), broker))
+            return 0
+        quiet = logging.getLogger("spikestream.transport")
+        level = quiet.level
+        if console.is_terminal:
+            quiet.setLevel(logging.ERROR)  # link chatter would tear the live display
+        try:
+            with Live(console=console, auto_refresh=False, screen=False) as live:
+                while True:
+                    refresh_model(client, model, options.net)
+                    live.update(render(model.snapshot(), broker), refresh=True)
+                    elapsed = time.monotonic() - started
+                    if options.duration is not None and elapsed >= options.duration:
+                        break
+                    wait = period - (elapsed % period)
+                    if options.duration is not None:
+                        wait = min(wait, options.duration - elapsed)
+                    if await interruptible_sleep(stop, wait):
+                        break
+        finally:
+            quiet.setLevel(level)
+    return 0
+
+
+async def _settle(
+    client: SpikestreamClient,
+    model: MonitorModel,
+    options: MonitorOptions,
+    stop: asyncio.Event,
+    started: float,
+) -> None:
+    """For ``--once``: wait until a window of frames has arrived (at most window + 5 s)."""
+    limit = started + options.window + 5.0
+    first: float | None = None
+    while time.monotonic() < limit and not stop.is_set():
+        if model.frames and first is None:
+            first = time.monotonic()
+        if first is not None and time.monotonic() - first >= options.window:
+            snap = model.snapshot()
+            if all(p.covered > 0.5 for p in snap.probes):
+                return
+        await interruptible_sleep(stop, 0.05)
+
+
+def main(options: MonitorOptions) -> int:
+    """Run the monitor; returns the exit code."""
+    return run_tool(lambda stop: run(options, stop))

@@ -1,0 +1,375 @@
+"""``spikestream record``: save what a running service publishes to an ``.npz`` file.
+
+The file follows the layout of ``spikestream run`` (``docs/NPZ.md``) as far as frames
+allow. The recorder only sees probes, not the simulator, so:
+
+* each probe is stored under its **probe name**, one row per tick: spike probes as
+  ``(ticks, n)`` uint8 0/1, value probes as ``(ticks, *shape)`` float32 (as sent);
+  there are no ``<pop>.spikes`` or build arrays (a spike frame does not say which
+  population its probe targets);
+* ``t``: ``(ticks,)`` simulated time at the end of each tick, ``(tick + 1) * dt``;
+  ``tick``: ``(ticks,)`` the service's tick index of each row;
+* ``gaps``: ``(ticks,)`` bool, True where any probe has no data for that tick (its frame
+  was lost); ``<probe>.gaps`` the same per probe. Lost value rows are NaN, lost spike
+  rows 0;
+* ``segment``: ``(ticks,)`` int32, incremented each time the service's ticks went back
+  (a ``reset``, ``restore`` or restart) or jumped more than 100,000 ticks ahead (a
+  ``restore``); rows of a later segment follow those of the earlier one. Smaller forward
+  jumps (lost frames, ticks skipped by ``--overrun skip``) are rows marked in ``gaps``;
+* ``dt``, ``network``; ``meta``: JSON like ``run``'s, with ``probes`` mapping each probe
+  to ``spikes``, ``input`` (a value probe named after one of the inputs listed in the
+  service's stats) or ``values`` (filtered/decoded/voltage: frames do not say which),
+  plus what the recording saw: frames, lost frames and gaps per probe, segments, the
+  last stats message and status.
+
+Rows run from the first tick that every probe covered to the last tick every probe
+covered, so joining mid-frame or stopping mid-frame does not count as loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream.errors import ConfigError
+from spikestream_client.client import SpikestreamClient
+from spikestream_client.gaps import Gap, GapTracker
+from spikestream_client.tool import interruptible_sleep, run_tool
+
+__all__ = ["RecordOptions", "Recorder", "main", "plot_arrays", "run", "save_npz"]
+
+Frame = SpikeFrame | ValueFrame
+AnyArray = npt.NDArray[Any]
+_MAX_GAPS_IN_META: Final = 1000
+
+
+@dataclass
+class _Segment:
+    """One probe's frames between two tick rewinds."""
+
+    frames: list[Frame] = field(default_factory=list)
+    start: int = 0
+    end: int = 0
+
+
+class Recorder:
+    """Collects one network's frames and turns them into the ``.npz`` arrays.
+
+    Feed it with :meth:`on_frame`, :meth:`on_stats` and :meth:`on_status` (the client
+    callbacks); call :meth:`arrays` at the end.
+
+    Args:
+        net: Network name.
+        probes: Only these probes (None: all).
+        max_jump: A forward jump of more than this many ticks between frames of a probe
+            starts a new segment instead of being recorded as missing rows.
+    """
+
+    def __init__(
+        self, net: str, probes: set[str] | None = None, *, max_jump: int = 100_000
+    ) -> None:
+        self.net = net
+        self.max_jump = max_jump
+        self.only = probes
+        self.segments: dict[str, list[_Segment]] = {}
+        self.kinds: dict[str, str] = {}
+        self.tracker = GapTracker()
+        self.gaps: list[Gap] = []
+        self.missing: Counter[str] = Counter()
+        self.frames = 0
+        self.skipped: Counter[str] = Counter()
+        self.stats: dict[str, Any] | None = None
+        self.inputs: set[str] = set()
+        self.status: str | None = None
+        self.dt: float | None = None
+        self.started = time.time()
+
+    def on_frame(self, frame: Frame) -> None:
+        """Keep one frame (cheap: the arrays are built at the end)."""
+        h = frame.header
+        if self.only is not None and h.probe not in self.only:
+            return
+        kind = self.kinds.setdefault(h.probe, frame.kind)
+        if kind != frame.kind or (self.dt is not None and h.dt != self.dt):
+            self.skipped[h.probe] += 1  # a probe cannot change kind or dt mid-recording
+            return
+        self.dt = h.dt
+        gap = self.tracker.check(h)
+        if gap is not None:
+            self.gaps.append(gap)
+            self.missing[h.probe] += gap.missing
+        segments = self.segments.setdefault(h.probe, [])
+        if not segments or self._new_segment(segments[-1], h.tick):
+            segments.append(_Segment(start=h.tick, end=h.tick))
+        segment = segments[-1]
+        segment.frames.append(frame)
+        segment.start = min(segment.start, h.tick)
+        segment.end = max(segment.end, h.tick + h.ticks)
+        self.frames += 1
+
+    def _new_segment(self, segment: _Segment, tick: int) -> bool:
+        # Ticks went back (reset, restore, restart), or jumped so far ahead (restore of a
+        # later snapshot) that filling the hole with "no data" rows would waste memory.
+        return tick < segment.frames[-1].header.tick or tick - segment.end > self.max_jump
+
+    def on_stats(self, stats: dict[str, Any]) -> None:
+        """Remember the latest stats (and the input names it lists)."""
+        self.stats = stats
+        inputs = stats.get("inputs")
+        if isinstance(inputs, dict):
+            self.inputs.update(str(k) for k in inputs)
+
+    def on_status(self, status: str | None) -> None:
+        """Remember the latest status."""
+        self.status = status
+
+    def kind_of(self, probe: str) -> str:
+        """``spikes``, ``input`` or ``values``."""
+        kind = self.kinds[probe]
+        if kind == "spikes":
+            return "spikes"
+        return "input" if probe in self.inputs else "values"
+
+    def _bounds(self) -> list[tuple[int, int]]:
+        """``[(lo, hi)]`` tick range of each segment (see the module doc)."""
+        count = max(len(s) for s in self.segments.values())
+        last = count - 1
+        bounds = []
+        for e in range(count):
+            present = [s[e] for s in self.segments.values() if len(s) > e]
+            starts = [s.start for s in present]
+            ends = [s.end for s in present]
+            lo = max(starts) if e == 0 else min(starts)
+            hi = min(ends) if e == last else max(ends)
+            bounds.append((lo, max(lo, hi)))
+        return bounds
+
+    def arrays(self) -> dict[str, AnyArray]:
+        """The recording in the ``.npz`` layout (see the module doc).
+
+        Raises:
+            ConfigError: Nothing was recorded.
+        """
+        if not self.segments or self.dt is None:
+            raise ConfigError(
+                f"no frames were received from network {self.net!r}; is the service running "
+                "and publishing on this broker and prefix?"
+            )
+        dt = self.dt
+        bounds = self._bounds()
+        offsets = np.cumsum([0] + [hi - lo for lo, hi in bounds])
+        rows = int(offsets[-1])
+        tick = np.concatenate(
+            [np.arange(lo, hi, dtype=np.int64) for lo, hi in bounds] or [np.zeros(0, np.int64)]
+        )
+        segment = np.repeat(
+            np.arange(len(bounds), dtype=np.int32), [hi - lo for lo, hi in bounds]
+        ).astype(np.int32)
+        out: dict[str, AnyArray] = {}
+        any_gap = np.zeros(rows, dtype=bool)
+        for probe in sorted(self.segments):
+            data, covered = self._fill(probe, bounds, offsets, rows)
+            out[probe] = data
+            out[f"{probe}.gaps"] = ~covered
+            any_gap |= ~covered
+        out["t"] = (tick + 1).astype(np.float64) * dt
+        out["tick"] = tick
+        out["segment"] = segment
+        out["gaps"] = any_gap
+        out["dt"] = np.array(dt)
+        out["network"] = np.array(self.net)
+        out["meta"] = np.array(json.dumps(self.meta(rows, tick, len(bounds))))
+        return out
+
+    def _fill(
+        self,
+        probe: str,
+        bounds: list[tuple[int, int]],
+        offsets: npt.NDArray[np.int64],
+        rows: int,
+    ) -> tuple[AnyArray, npt.NDArray[np.bool_]]:
+        segments = self.segments[probe]
+        first = segments[0].frames[0]
+        covered = np.zeros(rows, dtype=bool)
+        if isinstance(first, SpikeFrame):
+            data: AnyArray = np.zeros((rows, first.n), dtype=np.uint8)
+        else:
+            data = np.full((rows, *first.shape), np.nan, dtype=np.float32)
+        for e, seg in enumerate(segments):
+            lo, hi = bounds[e]
+            base = int(offsets[e])
+            for f in seg.frames:
+                h = f.header
+                a, b = max(h.tick, lo), min(h.tick + h.ticks, hi)
+                if a >= b:
+                    continue
+                rows_slice = slice(base + a - lo, base + b - lo)
+                src = slice(a - h.tick, b - h.tick)
+                if isinstance(f, SpikeFrame):
+                    if isinstance(first, SpikeFrame) and f.n == first.n:
+                        data[rows_slice] = f.spikes[src]
+                    else:
+                        continue
+                elif isinstance(first, ValueFrame) and f.shape == first.shape:
+                    data[rows_slice] = f.data[src]
+                else:
+                    continue
+                covered[rows_slice] = True
+        return data, covered
+
+    def meta(self, rows: int, tick: npt.NDArray[np.int64], segments: int) -> dict[str, Any]:
+        """The ``meta`` JSON object."""
+        probes = {p: self.kind_of(p) for p in sorted(self.segments)}
+        return {
+            "network": self.net,
+            "dt": self.dt,
+            "populations": [],
+            "inputs": [p for p, k in probes.items() if k == "input"],
+            "probes": probes,
+            "source": "record",
+            "ticks": rows,
+            "first_tick": int(tick[0]) if rows else None,
+            "last_tick": int(tick[-1]) if rows else None,
+            "segments": segments,
+            "frames": {p: sum(len(s.frames) for s in segs) for p, segs in self.segments.items()},
+            "lost_frames": dict(self.missing),
+            "gaps": [
+                {
+                    "probe": g.probe,
+                    "expected": g.expected,
+                    "got": g.got,
+                    "kind": g.kind,
+                    "tick": g.tick,
+                }
+                for g in self.gaps[:_MAX_GAPS_IN_META]
+            ],
+            "restarts": self.tracker.restarts,
+            "skipped_frames": dict(self.skipped),
+            "status": self.status,
+            "stats": self.stats,
+            "recorded": [self.started, time.time()],
+        }
+
+
+def save_npz(path: Path, arrays: Mapping[str, AnyArray]) -> Path:
+    """Write ``arrays`` compressed to ``path`` (through a temporary file, so an
+    interrupted write never leaves half a file).
+
+    Raises:
+        ConfigError: The folder does not exist or cannot be written.
+    """
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("wb") as fh:
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+        tmp.replace(path)
+    except OSError as err:
+        raise ConfigError(f"cannot write {str(path)!r}: {err}") from None
+    return path
+
+
+def plot_arrays(arrays: Mapping[str, AnyArray]) -> dict[str, AnyArray]:
+    """``arrays`` adapted for :func:`spikestream.plotting.plot_run`: spike probes are
+    drawn as rasters (aliased as ``<probe>.spikes``) and ``values`` probes as traces
+    (frames do not say whether a value probe is filtered, decoded or a voltage)."""
+    meta = json.loads(str(arrays["meta"]))
+    kinds: dict[str, str] = meta["probes"]
+    view = dict(arrays)
+    spikes = [p for p, k in kinds.items() if k == "spikes"]
+    for probe in spikes:
+        view[f"{probe}.spikes"] = arrays[probe]
+    plot_meta = dict(meta)
+    plot_meta["populations"] = spikes
+    plot_meta["probes"] = dict(kinds)
+    view["meta"] = np.array(json.dumps(plot_meta))
+    return view
+
+
+@dataclass
+class RecordOptions:
+    """Everything ``spikestream record`` needs (see its ``--help``)."""
+
+    net: str
+    out: Path
+    broker: str | None = None
+    prefix: str = "spikestream"
+    duration: float | None = None
+    plot: Path | None = None
+    probes: Sequence[str] | None = None
+    quiet: bool = False
+
+
+def _say(options: RecordOptions, text: str) -> None:
+    if not options.quiet:
+        print(f"record: {text}", file=sys.stderr, flush=True)
+
+
+async def run(options: RecordOptions, stop: asyncio.Event) -> int:
+    """Record until ``--duration`` or Ctrl-C/SIGTERM, then write the file(s)."""
+    if options.duration is not None and not (
+        math.isfinite(options.duration) and options.duration > 0
+    ):
+        raise ConfigError(f"--duration must be > 0 seconds, got {options.duration}")
+    for path in (options.out, options.plot):
+        if path is not None and not path.parent.is_dir():
+            raise ConfigError(
+                f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist"
+            )
+    recorder = Recorder(options.net, set(options.probes) if options.probes else None)
+    async with SpikestreamClient(options.broker, prefix=options.prefix, role="record") as client:
+        if options.probes:
+            for probe in options.probes:
+                client.on_frame(options.net, probe, recorder.on_frame)
+        else:
+            client.on_frame(options.net, None, recorder.on_frame)
+        client.on_stats(options.net, recorder.on_stats)
+        watcher = client.status(options.net)
+        recorder.started = time.time()
+        length = "until Ctrl-C" if options.duration is None else f"for {options.duration:g} s"
+        _say(options, f"recording {options.prefix}/{options.net}/out/+ {length} -> {options.out}")
+        started = time.monotonic()
+        while True:
+            elapsed = time.monotonic() - started
+            left = None if options.duration is None else options.duration - elapsed
+            if left is not None and left <= 0:
+                break
+            if await interruptible_sleep(stop, 1.0 if left is None else min(1.0, left)):
+                break
+            recorder.on_status(watcher.current)
+            _say(options, f"{recorder.frames} frames, {recorder.tracker.missing} lost")
+        recorder.on_status(watcher.current)
+    arrays = recorder.arrays()
+    save_npz(options.out, arrays)
+    ticks = int(arrays["t"].shape[0])
+    lost = int(arrays["gaps"].sum())
+    _say(
+        options,
+        f"wrote {options.out}: {ticks} ticks ({ticks * float(arrays['dt']):.3f} s) of "
+        f"{len(recorder.segments)} probes from {recorder.frames} frames; "
+        f"{recorder.tracker.missing} frames lost, {lost} ticks with gaps",
+    )
+    if options.plot is not None:
+        from spikestream.plotting import plot_run
+
+        plot_run(plot_arrays(arrays), options.plot, title=f"{options.net} (recorded)")
+        _say(options, f"wrote {options.plot}")
+    return 0
+
+
+def main(options: RecordOptions) -> int:
+    """Run the recorder; returns the exit code."""
+    return run_tool(lambda stop: run(options, stop))

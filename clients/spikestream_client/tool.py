@@ -1,0 +1,63 @@
+"""Plumbing shared by the command-line tools: clean stops on Ctrl-C and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+__all__ = ["interruptible_sleep", "run_tool"]
+
+
+def run_tool(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run ``main(stop)`` in a fresh event loop and return its exit code.
+
+    The first SIGINT (Ctrl-C) or SIGTERM sets ``stop``: the tool finishes what it is
+    doing (publishes its summary, writes its file) and returns. A second one cancels
+    ``main`` outright, which then exits with status 130.
+
+    At the default log level the link's per-attempt reconnect lines are quietened to
+    warnings: a tool reports connection problems itself (``--log-level debug`` shows
+    them all).
+    """
+    transport = logging.getLogger("spikestream.transport")
+    if transport.getEffectiveLevel() == logging.INFO:
+        transport.setLevel(logging.WARNING)
+
+    async def wrapper() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal() -> None:
+            if stop.is_set():
+                task.cancel()
+            else:
+                stop.set()
+
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            return await main(stop)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    try:
+        return asyncio.run(wrapper())
+    except asyncio.CancelledError:
+        return 130
+
+
+async def interruptible_sleep(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``stop`` is set first; True if ``stop`` is set."""
+    if seconds <= 0:
+        return stop.is_set()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()

@@ -1,0 +1,404 @@
+"""``spikestream monitor --web PORT``: the monitor in a browser.
+
+One ``websockets`` server does both jobs on one port: plain HTTP GETs receive the page
+(``/``, ``/monitor.js``, ``/monitor.css`` from the package's ``web/`` folder, no CDN),
+and ``/ws`` upgrades to a WebSocket that streams compact JSON.
+
+The Python side decodes every frame with :mod:`spikestream.codec` (through
+:class:`~spikestream_client.client.SpikestreamClient`) and, about 20 times a second,
+sends each page one **batch**: per probe, the spikes that arrived (absolute ticks and
+neuron ids), value rows decimated to about 250 per second (first 8 components), and the
+tick ranges the frames covered, so the page can shade gaps. About 5 times a second a
+**summary** follows (:class:`~spikestream_client.aggregate.Snapshot` as JSON): status,
+stats, real-time factor, lateness, drops and gaps. Message formats::
+
+    {"type": "hello", "net": "seed", "window": 2.0, "version": 1}
+    {"type": "batch", "wall": 1.7e9, "skipped": 0, "probes": {
+        "a_spikes": {"kind": "spikes", "n": 50, "dt": 0.001, "base": 1200,
+                     "t": [0, 0, 3], "i": [4, 17, 9], "cov": [[1200, 1250]], "thinned": 0},
+        "u": {"kind": "values", "shape": [1], "dt": 0.001, "base": 1200,
+              "t": [0, 4, 8], "v": [[0.1], [0.12], [0.13]], "cov": [[1200, 1250]]}}}
+    {"type": "summary", "service": {...}, "probes": [{...}, ...]}
+
+A page that reads too slowly loses whole batches (counted in ``skipped``), never stalls
+the bridge: each page has a small queue of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream.errors import ConfigError
+from spikestream_client.aggregate import MonitorModel, Snapshot
+from spikestream_client.client import SpikestreamClient
+from spikestream_client.tool import interruptible_sleep
+
+if TYPE_CHECKING:
+    from spikestream_client.monitor import MonitorOptions
+
+__all__ = ["ASSETS", "WEB_DIR", "WebBridge", "serve_web", "snapshot_json"]
+
+Frame = SpikeFrame | ValueFrame
+PROTOCOL_VERSION: Final = 1
+ASSETS: Final = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/monitor.js": ("monitor.js", "text/javascript; charset=utf-8"),
+    "/monitor.css": ("monitor.css", "text/css; charset=utf-8"),
+}
+"""URL path -> (file in ``spikestream_client/web/``, content type)."""
+_STATS_KEYS: Final = (
+    "tick",
+    "t",
+    "paused",
+    "realtime_factor",
+    "realtime_factor_actual",
+    "late_p50_ms",
+    "late_p99_ms",
+    "late_max_ms",
+    "overruns",
+    "skipped_ticks",
+    "dropped",
+    "connects",
+)
+
+
+WEB_DIR: Final = Path(__file__).with_name("web")
+"""The page's files (shipped as package data)."""
+
+
+def _asset(name: str) -> bytes:
+    return (WEB_DIR / name).read_bytes()
+
+
+def _clean(x: float) -> float | None:
+    """JSON has no NaN/inf: send null."""
+    return x if math.isfinite(x) else None
+
+
+def _ranges(frames: Iterable[Frame]) -> list[list[int]]:
+    """Merged ``[start, end)`` tick ranges covered by ``frames``."""
+    out: list[list[int]] = []
+    for f in frames:
+        start, end = f.header.tick, f.header.tick + f.header.ticks
+        if out and out[-1][0] <= start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return out
+
+
+def snapshot_json(snap: Snapshot) -> dict[str, Any]:
+    """The JSON summary of ``snap`` for the page (no arrays but the latest values)."""
+    svc = snap.service
+    stats = None
+    if svc.stats is not None:
+        stats = {k: svc.stats.get(k) for k in _STATS_KEYS}
+    return {
+        "type": "summary",
+        "net": snap.net,
+        "wall": snap.wall,
+        "service": {
+            "status": svc.status,
+            "connected": svc.connected,
+            "stats": stats,
+            "stats_age": None if svc.stats_age is None else _clean(svc.stats_age),
+            "rtf_frames": _clean(svc.rtf_frames),
+            "late_max_frames": _clean(svc.late_max_frames),
+            "gaps": svc.gaps,
+            "missing": svc.missing,
+            "dropped": svc.dropped,
+            "events": svc.events,
+            "last_event": svc.last_events[-1] if svc.last_events else None,
+        },
+        "probes": [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "size": list(p.size) if isinstance(p.size, tuple) else p.size,
+                "frames": p.frames,
+                "fps": _clean(p.fps),
+                "rate": _clean(p.rate),
+                "gaps": p.gaps,
+                "missing": p.missing,
+                "dropped": p.dropped,
+                "late_max": _clean(p.late_max),
+                "lag": _clean(p.lag),
+                "covered": _clean(p.covered),
+                "latest": [_clean(v) for v in p.latest.tolist()],
+            }
+            for p in snap.probes
+        ],
+    }
+
+
+class _Peer:
+    """One connected page: a small queue of pending messages of its own."""
+
+    def __init__(self, limit: int) -> None:
+        self.queue: deque[str] = deque()
+        self.limit = limit
+        self.skipped = 0
+        self.ready = asyncio.Event()
+
+    def offer(self, message: str) -> None:
+        if len(self.queue) >= self.limit:
+            self.queue.popleft()
+            self.skipped += 1
+        self.queue.append(message)
+        self.ready.set()
+
+
+@dataclass
+class _Pending:
+    frames: list[Frame]
+    overflow: int = 0
+
+
+class WebBridge:
+    """Collects frames between batches and streams them to every connected page.
+
+    Args:
+        net: Network name (sent in the hello).
+        window: Seconds the page shows.
+        value_rate: Value rows per second forwarded per probe (decimated by tick).
+        max_spikes: Most spikes forwarded per probe per batch (the most recent win;
+            the rest are counted as ``thinned``).
+        max_frames: Most frames held per probe between batches.
+    """
+
+    def __init__(
+        self,
+        net: str,
+        *,
+        window: float = 2.0,
+        value_rate: float = 250.0,
+        max_spikes: int = 20000,
+        max_frames: int = 4096,
+    ) -> None:
+        self.net = net
+        self.window = window
+        self.value_rate = value_rate
+        self.max_spikes = max_spikes
+        self.max_frames = max_frames
+        self.peers: set[_Peer] = set()
+        self._pending: dict[str, _Pending] = {}
+        self.batches = 0
+        self.spikes_sent = 0
+
+    def on_frame(self, frame: Frame) -> None:
+        """Hold ``frame`` for the next batch (O(1))."""
+        pending = self._pending.get(frame.header.probe)
+        if pending is None:
+            pending = self._pending[frame.header.probe] = _Pending([])
+        if len(pending.frames) >= self.max_frames:
+            pending.frames.pop(0)
+            pending.overflow += 1
+        pending.frames.append(frame)
+
+    def hello(self) -> str:
+        """The first message a page receives."""
+        return json.dumps(
+            {"type": "hello", "net": self.net, "window": self.window, "version": PROTOCOL_VERSION}
+        )
+
+    def batch(self) -> dict[str, Any] | None:
+        """Everything that arrived since the last batch, or None if nothing did."""
+        pending, self._pending = self._pending, {}
+        probes: dict[str, Any] = {}
+        for name, held in pending.items():
+            last = held.frames[-1]
+            frames = [f for f in held.frames if f.kind == last.kind]
+            if isinstance(last, SpikeFrame):
+                probes[name] = self._spikes([f for f in frames if isinstance(f, SpikeFrame)])
+            else:
+                probes[name] = self._values([f for f in frames if isinstance(f, ValueFrame)])
+            probes[name]["overflow"] = held.overflow
+        if not probes:
+            return None
+        self.batches += 1
+        return {"type": "batch", "wall": time.time(), "probes": probes}
+
+    def _spikes(self, frames: list[SpikeFrame]) -> dict[str, Any]:
+        last = frames[-1]
+        base = frames[0].header.tick
+        ticks: list[np.ndarray[Any, Any]] = []
+        neurons: list[np.ndarray[Any, Any]] = []
+        for f in frames:
+            off, idx = f.indices()
+            ticks.append(off + (f.header.tick - base))
+            neurons.append(idx)
+        t = np.concatenate(ticks)
+        i = np.concatenate(neurons)
+        thinned = max(0, t.size - self.max_spikes)
+        if thinned:
+            t, i = t[thinned:], i[thinned:]
+        self.spikes_sent += int(t.size)
+        return {
+            "kind": "spikes",
+            "n": last.n,
+            "dt": last.header.dt,
+            "base": base,
+            "t": t.tolist(),
+            "i": i.tolist(),
+            "cov": _ranges(frames),
+            "thinned": thinned,
+        }
+
+    def _values(self, frames: list[ValueFrame]) -> dict[str, Any]:
+        last = frames[-1]
+        base = frames[0].header.tick
+        dt = last.header.dt
+        stride = max(1, round(1.0 / (dt * self.value_rate)))
+        ticks: list[int] = []
+        rows: list[list[float | None]] = []
+        for f in frames:
+            h = f.header
+            data = f.data.reshape(h.ticks, -1)[:, :8]
+            first = (-h.tick) % stride
+            for k in range(first, h.ticks, stride):
+                ticks.append(h.tick + k - base)
+                rows.append([_clean(v) for v in data[k].tolist()])
+            # Always send each frame's last row, so a slow signal still updates promptly.
+            if h.ticks and (h.ticks - 1 - first) % stride:
+                ticks.append(h.tick + h.ticks - 1 - base)
+                rows.append([_clean(v) for v in data[-1].tolist()])
+        return {
+            "kind": "values",
+            "shape": list(last.shape),
+            "dt": dt,
+            "base": base,
+            "t": ticks,
+            "v": rows,
+            "cov": _ranges(frames),
+        }
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """Queue ``message`` for every page (each page's ``skipped`` count rides along)."""
+        for peer in self.peers:
+            if message["type"] == "batch":
+                message["skipped"] = peer.skipped
+            peer.offer(json.dumps(message, separators=(",", ":"), allow_nan=False))
+
+    # ------------------------------------------------------------------ serving
+    async def handler(self, ws: ServerConnection) -> None:
+        """One page's WebSocket: hello, then batches and summaries until it goes away."""
+        peer = _Peer(limit=16)
+        self.peers.add(peer)
+        closed = asyncio.ensure_future(ws.wait_closed())
+        try:
+            await ws.send(self.hello())
+            while True:
+                ready = asyncio.ensure_future(peer.ready.wait())
+                await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed.done():  # the page went away, or the server is shutting down
+                    ready.cancel()
+                    return
+                peer.ready.clear()
+                while peer.queue:
+                    await ws.send(peer.queue.popleft())
+        except ConnectionClosed:
+            pass
+        finally:
+            closed.cancel()
+            self.peers.discard(peer)
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Serve the page's files; let ``/ws`` through to the WebSocket handshake."""
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            return None
+        asset = ASSETS.get(path)
+        if asset is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, f"no such page: {path}\n")
+        name, content_type = asset
+        body = _asset(name)
+        headers = Headers(
+            [
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+                ("Connection", "close"),
+            ]
+        )
+        return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+
+def _port(server: Server) -> int:
+    for sock in server.sockets:
+        return int(sock.getsockname()[1])
+    raise ConfigError("the web monitor's server has no listening socket")
+
+
+async def serve_web(
+    client: SpikestreamClient, model: MonitorModel, options: MonitorOptions, stop: asyncio.Event
+) -> int:
+    """Serve the browser monitor for ``options.net`` until stopped or ``options.duration``.
+
+    Prints ``web monitor: http://HOST:PORT/`` (the real port when ``--web 0``) on stdout.
+    """
+    from spikestream_client.monitor import refresh_model
+
+    if options.web is None or not 0 <= options.web <= 65535:
+        raise ConfigError(f"--web must be a TCP port in 0..65535, got {options.web}")
+    bridge = WebBridge(options.net, window=max(options.window, 2.0))
+    if options.probes:
+        for probe in options.probes:
+            client.on_frame(options.net, probe, bridge.on_frame)
+    else:
+        client.on_frame(options.net, None, bridge.on_frame)
+    try:
+        server = await serve(
+            bridge.handler,
+            options.host,
+            options.web,
+            process_request=bridge.process_request,
+            compression=None,
+            max_size=65536,
+        )
+    except OSError as err:
+        msg = f"cannot serve the web monitor on {options.host}:{options.web}: {err}"
+        raise ConfigError(msg) from None
+    try:
+        print(f"web monitor: http://{options.host}:{_port(server)}/", flush=True)
+        started = time.monotonic()
+        period = 0.05
+        beat = 0
+        while not stop.is_set():
+            refresh_model(client, model, options.net)
+            message = bridge.batch()
+            if message is not None:
+                bridge.broadcast(message)
+            if beat % 4 == 0:
+                bridge.broadcast(snapshot_json(model.snapshot()))
+            beat += 1
+            elapsed = time.monotonic() - started
+            if options.duration is not None and elapsed >= options.duration:
+                break
+            if await interruptible_sleep(stop, period - elapsed % period):
+                break
+    finally:
+        server.close()
+        await server.wait_closed()
+    print(
+        f"web monitor: sent {bridge.batches} batches, {bridge.spikes_sent} spikes",
+        file=sys.stderr,
+    )
+    return 0

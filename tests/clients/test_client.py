@@ -1,0 +1,277 @@
+"""The client library against a real mosquitto and a running ``spikestream serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+import pytest
+
+from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream.errors import ConfigError, TransportError
+from spikestream_client import (
+    ControlRejected,
+    Frame,
+    Gap,
+    SpikestreamClient,
+    client_broker_spec,
+)
+from tests.brokers import Mosquitto, free_port
+from tests.clients.conftest import SeedService, wait_online
+from tests.clients.frames import header, regular_spikes, spike_payload
+from tests.conftest import MosquittoFactory
+from tests.serving import NODELAY, SEED, ServeProcess
+
+pytestmark = pytest.mark.broker
+
+
+async def until(stream: AsyncIterator[Frame], pred: object, within: float = 10.0) -> Frame:
+    """The first frame from ``stream`` for which ``pred(frame)`` is true."""
+    assert callable(pred)
+    async with asyncio.timeout(within):
+        async for frame in stream:
+            if pred(frame):
+                return frame
+    raise AssertionError("stream ended")
+
+
+async def test_frames_are_decoded_and_contiguous(seed_service: SeedService) -> None:
+    async with SpikestreamClient(seed_service.url) as client:
+        await client.status("seed").wait_for("online", timeout=5)
+        stream = client.frames("seed", "a_spikes")
+        frames: list[Frame] = []
+        async with asyncio.timeout(10):
+            async for frame in stream:
+                frames.append(frame)
+                if len(frames) == 30:
+                    break
+    assert all(isinstance(f, SpikeFrame) for f in frames)
+    seqs = [f.header.seq for f in frames]
+    assert seqs == list(range(seqs[0], seqs[0] + 30)), "frames must arrive contiguous"
+    for prev, cur in itertools.pairwise(frames):
+        assert cur.header.tick == prev.header.tick + prev.header.ticks
+    first = frames[0]
+    assert isinstance(first, SpikeFrame)
+    assert first.spikes.shape == (first.header.ticks, 50)
+    assert sum(int(f.spikes.sum()) for f in frames if isinstance(f, SpikeFrame)) > 0
+    assert (stream.gap_count, stream.missing, stream.overflowed) == (0, 0, 0)
+    assert not stream.gaps
+
+
+async def test_all_probes_of_a_network(seed_service: SeedService) -> None:
+    async with SpikestreamClient(seed_service.url) as client:
+        stream = client.frames("seed")
+        kinds: dict[str, str] = {}
+        async with asyncio.timeout(10):
+            async for frame in stream:
+                kinds[frame.header.probe] = frame.kind
+                if len(kinds) == 5:
+                    break
+        stats = client.stats("seed")
+        latest = await stats.get(timeout=5)
+    assert kinds == {
+        "a_spikes": "spikes",
+        "b_spikes": "spikes",
+        "a_filtered": "values",
+        "b_filtered": "values",
+        "u": "values",
+    }
+    assert latest["event"] == "stats"
+    assert latest["tick"] > 0
+    assert 0.5 < latest["realtime_factor_actual"] < 1.5
+    assert stream.gap_count == 0
+
+
+async def _publisher(broker: Mosquitto) -> aiomqtt.Client:
+    return aiomqtt.Client(broker.host, broker.port, socket_options=NODELAY)
+
+
+async def test_injected_gap_is_detected(mosquitto: Mosquitto) -> None:
+    """Hand-crafted frames with seq 0, 1, 2, 5, 6 and then 0 (a restarted service)."""
+    spikes = regular_spikes(0, 10, 8, 3)
+    seqs = [0, 1, 2, 5, 6, 0]
+    async with SpikestreamClient(mosquitto.url()) as client, await _publisher(mosquitto) as pub:
+        stream = client.frames("fake", "p", gaps=True)
+        assert await client.sync(timeout=5)
+        for seq in seqs:
+            payload = spike_payload(header("p", seq, 10 * seq), spikes)
+            await pub.publish("spikestream/fake/out/p", payload, qos=1)
+        items: list[Frame | Gap] = []
+        async with asyncio.timeout(10):
+            async for item in stream:
+                items.append(item)
+                if len(items) == len(seqs) + 2:
+                    break
+    kinds = [("gap", i.kind) if isinstance(i, Gap) else ("frame", i.header.seq) for i in items]
+    assert kinds == [
+        ("frame", 0),
+        ("frame", 1),
+        ("frame", 2),
+        ("gap", "lost"),
+        ("frame", 5),
+        ("frame", 6),
+        ("gap", "restart"),
+        ("frame", 0),
+    ]
+    lost = items[3]
+    assert isinstance(lost, Gap)
+    assert (lost.expected, lost.got, lost.missing, lost.local) == (3, 5, 2, 0)
+    assert (lost.net, lost.probe, lost.tick) == ("fake", "p", 50)
+    assert (stream.gap_count, stream.missing, stream.restarts) == (1, 2, 1)
+    assert [g.kind for g in stream.gaps] == ["lost", "restart"]
+
+
+async def test_queue_overflow_drops_oldest_and_reports_it(mosquitto: Mosquitto) -> None:
+    spikes = regular_spikes(0, 10, 4, 2)
+    async with SpikestreamClient(mosquitto.url()) as client, await _publisher(mosquitto) as pub:
+        stream = client.frames("fake", "p", maxsize=2)
+        assert await client.sync(timeout=5)
+        await pub.publish("spikestream/fake/out/p", spike_payload(header("p", 0, 0), spikes))
+        first = await stream.get(timeout=5)
+        assert first.header.seq == 0
+        for seq in range(1, 6):
+            await pub.publish("spikestream/fake/out/p", spike_payload(header("p", seq, 0), spikes))
+        await client.sync(timeout=5)  # a round trip: all five have been delivered by now
+        rest = [await stream.get(timeout=5), await stream.get(timeout=5)]
+    assert [f.header.seq for f in rest] == [4, 5]
+    assert stream.overflowed == 3
+    (gap,) = stream.gaps
+    assert (gap.expected, gap.got, gap.missing, gap.local) == (1, 4, 3, 3)
+
+
+async def test_undecodable_frames_are_counted_not_fatal(mosquitto: Mosquitto) -> None:
+    spikes = regular_spikes(0, 10, 4, 2)
+    async with SpikestreamClient(mosquitto.url()) as client, await _publisher(mosquitto) as pub:
+        stream = client.frames("fake", "p")
+        assert await client.sync(timeout=5)
+        await pub.publish("spikestream/fake/out/p", b"\x81\xa1v\x09")  # schema v9
+        await pub.publish("spikestream/fake/out/p", spike_payload(header("p", 7, 70), spikes))
+        frame = await stream.get(timeout=5)
+    assert frame.header.seq == 7
+    assert client.statistics().decode_errors == 1
+
+
+async def test_control_commands_and_replies(seed_service: SeedService) -> None:
+    async with SpikestreamClient(seed_service.url) as client:
+        stats = client.stats("seed")
+        reply = await client.pause("seed")
+        try:
+            assert reply.ok
+            assert reply.event["event"] == "control_ok"
+            assert reply.event["paused"] is True
+            assert reply.event["id"] == reply.id
+            async with asyncio.timeout(5):
+                async for message in stats:
+                    if message["paused"]:
+                        break
+        finally:
+            resumed = await client.resume("seed")
+        assert resumed.event["paused"] is False
+        changed = await client.set("seed", "realtime_factor", 1.0)
+        assert changed.event["realtime_factor"] == 1.0
+        with pytest.raises(ControlRejected, match="bogus") as info:
+            await client.set("seed", "bogus", 3.0)
+        assert info.value.reply.event["event"] == "control_rejected"
+        assert await client.control("seed", "status", wait=False) is None
+        status = await client.control("seed", "status")
+        assert status.event["paused"] is False
+        assert status.event["tick"] > 0
+
+
+async def test_inputs_reach_the_service(seed_service: SeedService) -> None:
+    """The ``u`` probe carries the input value of every tick."""
+    async with SpikestreamClient(seed_service.url) as client:
+        u = client.frames("seed", "u")
+        events = client.events("seed")
+        await client.sync()
+
+        def all_equal(value: float) -> object:
+            def pred(f: Frame) -> bool:
+                return isinstance(f, ValueFrame) and bool(np.all(f.data == np.float32(value)))
+
+            return pred
+
+        for _ in range(3):  # the service keeps the latest value; one message is enough
+            assert await client.publish_input("seed", "u", 0.25)
+        await until(u, all_equal(0.25))
+        assert client.publish_input_nowait("seed", "u", [-0.5], t=12.5)
+        await until(u, all_equal(-0.5))
+        assert await client.publish_input("seed", "u", np.array([0.75]), t=13.0, qos=1)
+        await until(u, all_equal(0.75))
+        assert await client.publish_input("seed", "u", [1.0, 2.0])  # u has dim 1
+        async with asyncio.timeout(10):
+            async for event in events:
+                if event["event"] == "input_rejected":
+                    break
+        assert event["input"] == "u"
+        assert event["reason"] == "dimension"
+        assert await client.publish_input("seed", "u", 0.0)
+
+
+async def test_status_watcher_follows_the_service(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    serve = ServeProcess(SEED, mosquitto.url(), workdir=tmp_path).start()
+    try:
+        await wait_online(mosquitto.url(), "seed", serve)
+        async with SpikestreamClient(mosquitto.url()) as client:
+            watcher = client.status("seed")
+            changes = aiter(watcher)
+            async with asyncio.timeout(10):
+                assert await anext(changes) == "online"
+            assert watcher.online
+            serve.signal(signal.SIGTERM)
+            async with asyncio.timeout(15):
+                assert await anext(changes) == "offline"
+            assert watcher.current == "offline"
+            assert watcher.since is not None
+        assert await asyncio.to_thread(serve.stop) == 0
+    finally:
+        serve.kill()
+
+
+async def test_connection_errors_are_clear() -> None:
+    with pytest.raises(ConfigError, match="embedded"):
+        client_broker_spec("embedded")
+    assert client_broker_spec("auto").redacted() == "mqtt://127.0.0.1:1883"
+    client = SpikestreamClient(f"mqtt://127.0.0.1:{free_port()}", connect_timeout=1.0)
+    with pytest.raises(TransportError, match="cannot connect"):
+        await client.start()
+    await client.close()
+    with pytest.raises(RuntimeError, match="not started"):
+        await SpikestreamClient().publish_input("seed", "u", 1.0)
+
+
+async def test_read_only_acl_user(mosquitto_factory: MosquittoFactory) -> None:
+    """A 'monitor' user that may read everything and write nothing (deploy/mosquitto/aclfile):
+    frames still arrive, sync() gives up at once instead of waiting, commands fail clearly."""
+    broker = mosquitto_factory(
+        users={"mon": "mon-pw", "svc": "svc-pw"},
+        acl="user mon\ntopic read spikestream/#\n\nuser svc\ntopic readwrite spikestream/#\n",
+    )
+    spikes = regular_spikes(0, 10, 4, 2)
+    async with (
+        SpikestreamClient(broker.url("mon", "mon-pw")) as client,
+        aiomqtt.Client(
+            broker.host, broker.port, username="svc", password="svc-pw", socket_options=NODELAY
+        ) as pub,
+    ):
+        stream = client.frames("fake", "p")
+        started = time.monotonic()
+        assert await client.sync(timeout=5) is False
+        assert time.monotonic() - started < 2.0
+        frame: Frame | None = None
+        for seq in range(50):  # until the subscription is surely active
+            await pub.publish("spikestream/fake/out/p", spike_payload(header("p", seq, 0), spikes))
+            with contextlib.suppress(TimeoutError):
+                frame = await stream.get(timeout=0.1)
+                break
+        assert frame is not None
+        assert frame.header.net == "fake"
+        with pytest.raises(TransportError, match="not acknowledged"):
+            await client.control("fake", "pause", wait=False)

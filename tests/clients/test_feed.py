@@ -1,0 +1,298 @@
+"""``spikestream feed``: signals, drift-free pacing, and the service following the feed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikestream.codec import ValueFrame, decode_input
+from spikestream.errors import ConfigError
+from spikestream_client import SpikestreamClient
+from spikestream_client.feed import (
+    ArraySource,
+    ConstantSource,
+    FeedReport,
+    NoiseSource,
+    SinSource,
+    SquareSource,
+    feed,
+    load_samples,
+    make_source,
+    parse_line,
+)
+from tests.brokers import Mosquitto
+from tests.clients.conftest import SeedService, cli, cli_env, run_cli
+from tests.serving import Listener
+
+# ----------------------------------------------------------------------------- signals
+
+
+def test_sin_is_sampled_at_scheduled_times() -> None:
+    src = SinSource(rate=100.0, freq=2.0, amp=0.5, offset=0.1, dim=2)
+    due, x = src.at(13)
+    assert due == pytest.approx(0.13)
+    expected = 0.1 + 0.5 * np.sin(2 * np.pi * 2.0 * 0.13 + np.array([0.0, np.pi]))
+    np.testing.assert_allclose(x, expected)
+
+
+def test_square_constant_and_noise() -> None:
+    square = SquareSource(rate=100.0, freq=1.0, amp=2.0, duty=0.25)
+    values = np.array([square.at(k)[1][0] for k in range(100)])
+    assert set(values.tolist()) == {2.0, -2.0}
+    assert np.count_nonzero(values > 0) == 25
+    const = ConstantSource(rate=10.0, value=np.array([0.5, -0.5]))
+    assert const.dim == 2
+    np.testing.assert_array_equal(const.at(7)[1], [0.5, -0.5])
+    a, b = NoiseSource(50.0, seed=3, dim=2), NoiseSource(50.0, seed=3, dim=2)
+    # Sample k does not depend on which samples were read (skipped) before it.
+    np.testing.assert_array_equal(a.at(2000)[1], b.at(2000)[1])
+    np.testing.assert_array_equal(a.at(5)[1], NoiseSource(50.0, seed=3, dim=2).at(5)[1])
+    assert not np.array_equal(a.at(5)[1], NoiseSource(50.0, seed=4, dim=2).at(5)[1])
+    draws = np.array([a.at(k)[1] for k in range(4000)])
+    assert abs(draws.mean()) < 0.1
+    assert 0.9 < draws.std() < 1.1
+
+
+def test_files_csv_npy_and_timed_csv(tmp_path: Path) -> None:
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.array([[0.1, 0.2], [0.3, 0.4]]))
+    values, offsets, t0 = load_samples(npy)
+    assert values.shape == (2, 2)
+    assert offsets is None
+    assert t0 is None
+    plain = tmp_path / "plain.csv"
+    plain.write_text("1.0\n2.0\n3.0\n")
+    src, _ = make_source(str(plain), rate=10.0)
+    assert [src.at(k) is not None for k in range(4)] == [True, True, True, False]
+    assert src.at(2) == (pytest.approx(0.2), pytest.approx(np.array([3.0])))
+    timed = tmp_path / "timed.csv"
+    timed.write_text("t,x,y\n5.0,1,10\n5.1,2,20\n5.4,3,30\n")
+    src, t0 = make_source(str(timed), rate=10.0, loop=True)
+    assert t0 == 5.0
+    assert isinstance(src, ArraySource)
+    offsets_seen = [round(src.at(k)[0], 6) for k in range(6)]  # type: ignore[index]
+    period = 0.4 + 0.2  # last time + median step
+    assert offsets_seen == pytest.approx([0.0, 0.1, 0.4, period, period + 0.1, period + 0.4])
+    np.testing.assert_array_equal(src.at(4)[1], [2.0, 20.0])  # type: ignore[index]
+
+
+def test_bad_signals_say_what_is_allowed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown signal 'triangle'.*sin, square"):
+        make_source("triangle", rate=10)
+    with pytest.raises(ConfigError, match="does not exist"):
+        make_source(str(tmp_path / "missing.npy"), rate=10)
+    with pytest.raises(ConfigError, match="--value"):
+        make_source("constant", rate=10)
+    with pytest.raises(ConfigError, match="rate"):
+        make_source("sin", rate=0)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.array([1.0, np.nan]))
+    with pytest.raises(ConfigError, match="NaN"):
+        make_source(str(bad), rate=10)
+
+
+def test_stdin_lines() -> None:
+    np.testing.assert_array_equal(parse_line("0.5\n", None), [0.5])
+    np.testing.assert_array_equal(parse_line(" 1, 2 3\n", None), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(parse_line('{"t": 1, "x": [1, 2]}', None), [1.0, 2.0])
+    assert parse_line("  # comment", 1) is None
+    assert parse_line("\n", 1) is None
+    with pytest.raises(ValueError, match="expected 1 values"):
+        parse_line("1 2", 1)
+    with pytest.raises(ValueError, match="finite"):
+        parse_line("nan", None)
+
+
+# ----------------------------------------------------------------------------- pacing
+
+
+class FakeTime:
+    """A monotonic clock that advances only when the feed sleeps, by the requested time
+    plus a fixed oversleep (like a real timer), and by stalls the test injects."""
+
+    def __init__(self, oversleep: float) -> None:
+        self.now = 1000.0
+        self.oversleep = oversleep
+        self.stalls: dict[int, float] = {}  # after the k-th send, jump this many seconds
+        self.sends: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> bool:
+        self.now += seconds + self.oversleep
+        return False
+
+    def publish(self, x: np.ndarray, t: float | None) -> bool:
+        self.sends.append(self.now)
+        self.now += self.stalls.pop(len(self.sends), 0.0)
+        return True
+
+
+async def test_pacing_uses_absolute_deadlines_without_drift() -> None:
+    fake = FakeTime(oversleep=0.003)  # every sleep overshoots by 3 ms
+    report = await feed(
+        SinSource(rate=100.0),
+        fake.publish,
+        asyncio.Event(),
+        duration=10.0,
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    sends = np.array(fake.sends) - 1000.0
+    assert report.sent == 1000
+    assert report.skipped == 0
+    # Adding up sleeps would put the last send 1000 * 3 ms = 3 s late; absolute deadlines
+    # keep every send within one oversleep of its own deadline.
+    lateness = sends - np.arange(1000) / 100.0
+    assert lateness.max() <= 0.0031
+    assert lateness.min() >= 0.0
+    assert report.late_max == pytest.approx(0.003, abs=1e-6)
+
+
+async def test_a_stall_skips_stale_samples_instead_of_bursting() -> None:
+    fake = FakeTime(oversleep=0.0)
+    fake.stalls = {100: 0.5}  # the machine freezes for half a second after sample 99
+    sent: list[float] = []
+
+    def publish(x: np.ndarray, t: float | None) -> bool:
+        sent.append(float(t or 0.0))
+        return fake.publish(x, t)
+
+    report = await feed(
+        SinSource(rate=100.0),
+        publish,
+        asyncio.Event(),
+        duration=2.0,
+        timestamp="signal",
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    assert report.skipped == 49  # samples 100..148 were superseded by 149
+    assert report.sent == 200 - 49
+    assert sent[100] == pytest.approx(1.49)  # the newest due sample, not the oldest
+    assert report.elapsed == pytest.approx(1.99 + 0.0, abs=0.011)
+
+
+# ----------------------------------------------------------------------------- tools
+
+
+async def test_file_and_stdin_feeds_publish_in_order(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    topic = "spikestream/fake/in/u"
+    npy = tmp_path / "five.npy"
+    np.save(npy, np.arange(10.0).reshape(5, 2))
+    timed = tmp_path / "timed.csv"
+    timed.write_text("time,x\n0.0,1\n0.2,2\n0.5,3\n")
+    async with Listener(mosquitto.host, mosquitto.port, [topic]) as listener:
+        done = await asyncio.to_thread(
+            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--input", "u",
+            str(npy), "--rate", "50",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "sent 5 values" in done.stderr
+        await listener.wait_for(lambda ms: len(ms) >= 5, 5, "5 samples")
+        got = [decode_input(m.payload, 2).x.tolist() for m in listener.messages]
+        assert got == np.arange(10.0).reshape(5, 2).tolist()
+
+        listener.messages.clear()
+        done = await asyncio.to_thread(
+            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--input", "u",
+            str(timed), "--timestamp", "signal",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        await listener.wait_for(lambda ms: len(ms) >= 3, 5, "3 timed samples")
+        samples = [decode_input(m.payload, 1) for m in listener.messages]
+        assert [s.x[0] for s in samples] == [1.0, 2.0, 3.0]
+        assert [s.t for s in samples] == [0.0, 0.2, 0.5]  # the file's times travel along
+        arrivals = np.array([m.received for m in listener.messages])
+        np.testing.assert_allclose(np.diff(arrivals), [0.2, 0.3], atol=0.05)
+
+        listener.messages.clear()
+        done = await asyncio.to_thread(
+            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--input", "u",
+            "stdin", "--rate", "200",
+            stdin="0.5\n# a comment\n1 2\nbanana\n-0.25\n",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "sent 2 values" in done.stderr
+        assert "unparsable lines 2" in done.stderr
+        await listener.wait_for(lambda ms: len(ms) >= 2, 5, "2 stdin samples")
+        assert [decode_input(m.payload, 1).x[0] for m in listener.messages] == [0.5, -0.25]
+
+
+async def _u_values(client: SpikestreamClient, seconds: float) -> np.ndarray:
+    """The ``u`` probe's per-tick values over the next ``seconds`` of frames."""
+    stream = client.frames("seed", "u")
+    chunks: list[np.ndarray] = []
+    ticks = 0
+    async with stream, asyncio.timeout(seconds + 10):
+        async for frame in stream:
+            assert isinstance(frame, ValueFrame)
+            chunks.append(frame.data[:, 0].copy())
+            ticks += frame.header.ticks
+            if ticks * frame.header.dt >= seconds:
+                break
+    return np.concatenate(chunks)
+
+
+async def test_feed_drives_the_service_input(seed_service: SeedService) -> None:
+    """The ``u`` probe (the input value at each tick) follows what ``feed`` sends."""
+    base = ("feed", "--broker", seed_service.url, "--net", "seed", "--input", "u")
+    async with SpikestreamClient(seed_service.url) as client:
+        u = client.frames("seed", "u")
+        await client.sync()
+        proc = await asyncio.create_subprocess_exec(
+            *cli(*base, "sin", "--freq", "2", "--amp", "0.8", "--rate", "200", "--duration", "6"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=cli_env(),
+        )
+        try:
+            async with asyncio.timeout(15):  # wait until the sine arrives
+                async for frame in u:
+                    assert isinstance(frame, ValueFrame)
+                    if np.ptp(frame.data) > 0.01:
+                        break
+            u.close()
+            values = await _u_values(client, 1.5)
+        finally:
+            proc.send_signal(signal.SIGTERM)  # stops cleanly, before --duration
+            _, stderr = await proc.communicate()
+    assert proc.returncode == 0, stderr.decode()
+    assert "sent " in stderr.decode()
+    assert 0.7 < values.max() <= 0.8 + 1e-6
+    assert -0.8 - 1e-6 <= values.min() < -0.7
+    # A 2 Hz sine crosses zero 4 times a second.
+    crossings = np.count_nonzero(np.diff(np.signbit(values)))
+    assert 4 <= crossings <= 8, crossings
+    assert np.all(np.abs(values) <= 0.8 + 1e-6)
+
+    done = await asyncio.to_thread(
+        run_cli, *base, "constant", "--value", "0.3", "--rate", "50", "--duration", "1.0"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rejected by the service 0" in done.stderr
+    async with SpikestreamClient(seed_service.url) as client:
+        values = await _u_values(client, 0.2)
+    np.testing.assert_array_equal(values, np.float32(0.3))  # the service holds the last value
+
+
+def test_feed_help_lists_the_signals() -> None:
+    done = run_cli("feed", "--help")
+    assert done.returncode == 0
+    for word in ("sin", "square", "constant", "noise", "stdin", "--rate", "--duration"):
+        assert word in done.stdout
+    bad = run_cli("feed", "--net", "seed", "--input", "u", "triangle", "--broker", "mqtt://x:1")
+    assert bad.returncode == 2
+    assert "unknown signal 'triangle'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_report_summary_is_one_readable_line() -> None:
+    text = FeedReport(sent=10, elapsed=0.1, late_max=0.002).summary("spikestream/seed/in/u")
+    assert text.startswith("feed: sent 10 values to spikestream/seed/in/u in 0.10 s (100.0/s)")
+    assert "\n" not in text

@@ -1,0 +1,228 @@
+"""``spikestream monitor``: the aggregation model (pure), its speed, and the live tool."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from spikestream.codec import decode_frame
+from spikestream_client import SpikestreamClient
+from spikestream_client.aggregate import MonitorModel
+from spikestream_client.monitor import render, sparkline
+from tests.brokers import Mosquitto
+from tests.clients.conftest import SeedService, run_cli, wait_online
+from tests.clients.frames import (
+    header,
+    regular_spikes,
+    spike_frame,
+    spike_payload,
+    value_frame,
+    value_payload,
+)
+from tests.serving import SEED, ServeProcess
+
+
+def feed_spikes(
+    model: MonitorModel, seqs: range | list[int], n: int = 10, period: int = 10
+) -> None:
+    """Frames of 10 ticks; neuron i spikes every ``period`` ticks (rate 1/(period dt))."""
+    for seq in seqs:
+        tick = 10 * seq
+        model.on_frame(spike_frame(header("s", seq, tick), regular_spikes(tick, 10, n, period)))
+
+
+def test_spike_rates_raster_and_coverage() -> None:
+    model = MonitorModel("fake", window=1.0, bins=20, raster_rows=4)
+    feed_spikes(model, range(200))  # 2 s of 100 Hz neurons; the window keeps the last 1 s
+    snap = model.snapshot()
+    (probe,) = snap.probes
+    assert (probe.name, probe.kind, probe.size) == ("s", "spikes", 10)
+    assert probe.rate == pytest.approx(100.0)
+    assert probe.rates.shape == (20,)  # 50-tick bins: 5 spikes per neuron in each
+    np.testing.assert_allclose(probe.rates, 100.0)
+    assert probe.raster.shape == (4, 20)
+    np.testing.assert_allclose(probe.raster, 100.0)
+    assert probe.covered == 1.0
+    assert (probe.gaps, probe.missing, snap.service.gaps) == (0, 0, 0)
+    assert probe.tick == 2000
+    assert probe.t == pytest.approx(2.0)
+
+
+def test_lost_frames_are_gaps_and_do_not_bias_the_rate() -> None:
+    model = MonitorModel("fake", window=1.0, bins=20)
+    feed_spikes(model, [s for s in range(100) if s not in (50, 51, 52, 53, 54)])
+    (probe,) = model.snapshot().probes
+    assert (probe.gaps, probe.missing) == (1, 5)
+    assert probe.covered == pytest.approx(0.95)
+    assert probe.rate == pytest.approx(100.0)  # normalised by the ticks that have data
+    assert np.isnan(probe.rates[10])  # ticks 500..549 form bin 10: no data at all
+    assert np.isnan(probe.raster[:, 10]).all()
+    assert sparkline(probe.rates)[10] == "·"
+    gap = model.recent_gaps[-1]
+    assert (gap.expected, gap.got) == (50, 55)
+
+
+def test_values_latest_range_and_trace() -> None:
+    model = MonitorModel("fake", window=1.0, bins=10)
+    for seq in range(100):
+        ticks = np.arange(10 * seq, 10 * seq + 10)
+        values = np.stack([np.sin(ticks / 100.0), np.full(10, 2.0), np.zeros(10)], axis=1)
+        model.on_frame(value_frame(header("v", seq, 10 * seq), values))
+    (probe,) = model.snapshot().probes
+    assert (probe.kind, probe.size) == ("values", (3,))
+    np.testing.assert_allclose(probe.latest, [np.sin(9.99), 2.0, 0.0], atol=1e-6)
+    assert probe.low == pytest.approx(np.sin(np.arange(1000) / 100.0).min(), abs=1e-6)
+    assert probe.high == pytest.approx(2.0)
+    expected = np.sin(np.arange(1000) / 100.0).reshape(10, 100).mean(axis=1)
+    np.testing.assert_allclose(probe.trace, expected, atol=1e-5)
+
+
+def test_a_reset_starts_the_window_afresh() -> None:
+    model = MonitorModel("fake", window=1.0, bins=10)
+    feed_spikes(model, range(300), period=10)  # ticks up to 3000
+    model.snapshot()
+    for seq in range(300, 320):  # the service was reset: ticks restart at 0, seq goes on
+        tick = 10 * (seq - 300)
+        model.on_frame(spike_frame(header("s", seq, tick), regular_spikes(tick, 10, 10, 5)))
+    (probe,) = model.snapshot().probes
+    assert probe.tick == 200
+    assert probe.covered == pytest.approx(0.2)
+    assert probe.rate == pytest.approx(200.0)  # only the new ticks count
+    assert probe.gaps == 0
+
+
+def test_stats_status_events_render() -> None:
+    model = MonitorModel("fake")
+    feed_spikes(model, range(20))
+    model.on_status("online")
+    model.connected = True
+    stats = {"tick": 1234, "t": 1.234, "realtime_factor_actual": 0.998, "late_p99_ms": 0.5}
+    model.on_stats(stats | {"late_max_ms": 2.0, "overruns": 1, "dropped": 3})
+    model.on_event({"event": "input_rejected", "input": "u", "error": "bad value"})
+    console = Console(width=180, record=True, color_system=None)
+    console.print(render(model.snapshot(), "mqtt://broker:1883"))
+    text = console.export_text()
+    assert "● online" in text
+    assert "RTF 0.998" in text
+    assert "late p99 0.50 ms" in text
+    assert "input_rejected×1" in text
+    assert re.search(r"│ s\s+│\s+10 │\s+100\.0 │", text), text
+
+
+def test_ingest_keeps_up_with_5000_frames_per_second() -> None:
+    """Five probes at 1000 frames/s each (one tick per frame): decoding every frame and
+    aggregating, plus ten redraws, must take well under the second the frames span."""
+    rng = np.random.default_rng(0)
+    payloads = []
+    for k in range(1000):
+        for probe in ("a", "b"):
+            spikes = rng.random((1, 200)) < 0.05
+            payloads.append(spike_payload(header(probe, k, k, ticks=1, net="x"), spikes))
+        for probe, width in (("fa", 200), ("fb", 100), ("u", 1)):
+            values = rng.random((1, width))
+            payloads.append(value_payload(header(probe, k, k, ticks=1, net="x"), values))
+    model = MonitorModel("x")
+    console = Console(width=180, file=open("/dev/null", "w"), color_system=None)  # noqa: SIM115
+    started = time.perf_counter()
+    for i, payload in enumerate(payloads):
+        model.on_frame(decode_frame(payload))
+        if i % 500 == 499:
+            console.print(render(model.snapshot()))
+    elapsed = time.perf_counter() - started
+    console.file.close()
+    snap = model.snapshot()
+    assert [p.frames for p in snap.probes] == [1000] * 5
+    assert all(p.covered == 1.0 for p in snap.probes)
+    # On this 2-core machine it takes about 0.2 s; 0.6 s leaves room for a busy CI box.
+    assert elapsed < 0.6, f"ingesting 5000 frames took {elapsed:.2f} s"
+
+
+# ----------------------------------------------------------------------------- the tool
+
+
+def _row(text: str, probe: str) -> list[str]:
+    """The cells of ``probe``'s first table row."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) > 2 and cells[1] == probe:
+            return cells[1:-1]
+    raise AssertionError(f"no row for {probe!r} in:\n{text}")
+
+
+@pytest.mark.broker
+async def test_monitor_shows_probes_rates_and_status(seed_service: SeedService) -> None:
+    done = await asyncio.to_thread(
+        run_cli, "monitor", "--broker", seed_service.url, "--net", "seed", "--duration", "3"
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "● online" in out
+    assert "link connected" in out
+    assert re.search(r"service\s+tick \d+ .*RTF (0\.9|1\.0)\d\d .*late p99 [\d.]+ ms", out), out
+    assert re.search(r"frames\s+RTF (0\.9|1\.0)\d\d .*gaps 0 \(0 frames missing\)", out), out
+    for probe in ("a_spikes", "b_spikes"):
+        cells = _row(out, probe)
+        assert cells[1] in ("50", "40")
+        assert float(cells[2]) > 10.0, cells  # mean rate, Hz
+        assert 80 <= float(cells[5]) <= 120, cells  # 100 frames/s (10 ticks per frame)
+        assert cells[6] == "0/0"
+    for probe in ("a_filtered", "b_filtered", "u"):
+        cells = _row(out, probe)
+        assert 80 <= float(cells[5]) <= 120, cells
+
+
+@pytest.mark.broker
+async def test_monitor_once_prints_a_single_view(seed_service: SeedService) -> None:
+    done = await asyncio.to_thread(
+        run_cli, "monitor", "--broker", seed_service.url, "--net", "seed", "--once",
+        "--probe", "u", "--probe", "b_spikes", "--window", "0.5",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("● online") == 1
+    assert float(_row(done.stdout, "b_spikes")[2]) > 10.0
+    assert "a_spikes" not in done.stdout
+    assert _row(done.stdout, "u")[1] == "(1,)"
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+async def test_monitor_keeps_up_with_1000_frames_per_second_per_probe(
+    mosquitto: Mosquitto, tmp_path: Path, seed_service: SeedService
+) -> None:
+    """One tick per frame: 5 probes x 1000 frames/s. The display coalesces, so every
+    frame is counted (fps ~1000 per probe, no gaps) and the view stays current (lag).
+
+    The service, mosquitto and the monitor need most of this 2-core machine, so the
+    shared seed service (which spins its tick thread) is paused meanwhile."""
+    serve = ServeProcess(SEED, mosquitto.url(), "--ticks-per-frame", "1", workdir=tmp_path)
+    serve.start()
+    shared = SpikestreamClient(seed_service.url)
+    await shared.start()
+    await shared.pause("seed")
+    try:
+        await wait_online(mosquitto.url(), "seed", serve)
+        started = time.monotonic()
+        done = await asyncio.to_thread(
+            run_cli, "monitor", "--broker", mosquitto.url(), "--net", "seed", "--duration", "3"
+        )
+        took = time.monotonic() - started
+    finally:
+        serve.stop()
+        await shared.resume("seed")
+        await shared.close()
+    assert done.returncode == 0, done.stderr
+    assert took < 8.0
+    for probe in ("a_spikes", "b_spikes", "a_filtered", "b_filtered", "u"):
+        cells = _row(done.stdout, probe)
+        fps, gaps, lag_ms = float(cells[-5]), cells[-4], float(cells[-1])
+        assert fps >= 850, f"{probe}: {fps} frames/s\n{done.stdout}"
+        assert gaps == "0/0", f"{probe}: gaps {gaps}\n{done.stdout}"
+        assert lag_ms < 250, f"{probe}: lag {lag_ms} ms\n{done.stdout}"
+    assert not math.isnan(float(_row(done.stdout, "a_spikes")[2]))
