@@ -186,9 +186,7 @@ class PopulationSpec(_Spec):
                 "[-1, 1] with low < 1"
             )
         enc = self.encoders
-        if isinstance(enc, list) and (
-            len(enc) != self.n or any(len(r) != self.dim for r in enc)
-        ):
+        if isinstance(enc, list) and (len(enc) != self.n or any(len(r) != self.dim for r in enc)):
             shape = (len(enc), len(enc[0]) if enc else 0)
             raise ValueError(
                 f"encoders: got {len(enc)} rows of shape {shape}; expected "

@@ -56,6 +56,13 @@ def _optional(name: str) -> ModuleType | None:
         raise
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = make_parser()
@@ -65,6 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except SpikestreamError as err:
         print(f"spikestream {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        # Errors from tasks arrive wrapped by their TaskGroups; a user error (bad broker
+        # credentials, say) is still a user error: one line each, no traceback.
+        matched, rest = group.split(SpikestreamError)
+        if matched is None or rest is not None:
+            raise
+        for leaf in _leaves(matched):
+            print(f"spikestream {args.command}: error: {leaf}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

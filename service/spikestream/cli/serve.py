@@ -67,6 +67,7 @@ class ServeSettings(BaseSettings):
     stats_interval: float = Field(1.0, gt=0)
     max_input_bytes: int = Field(65536, ge=16)
     switch_interval: float = Field(0.0005, gt=0, le=0.1)
+    rt_priority: int = Field(0, ge=0, le=99)
 
     # Set by load_settings() before construction: the TOML file to read, if any.
     _config_file: Path | None = None
@@ -196,6 +197,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--restore", type=Path, help="start from this snapshot file")
     p.add_argument("--log-inputs", type=Path, help="record tick-stamped inputs for `run --replay`")
     p.add_argument("--stats-interval", type=float, help="seconds between stats messages (1)")
+    p.add_argument(
+        "--rt-priority",
+        type=int,
+        help="run each tick thread under SCHED_FIFO at this priority (1-99; Linux, needs "
+        "CAP_SYS_NICE or root; 0 = normal scheduling, the default)",
+    )
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
+        "hold the interpreter before the tick thread gets it back",
+    )
     p.set_defaults(func=main)
 
 
@@ -228,6 +241,8 @@ def main(args: argparse.Namespace) -> int:
         "stats_interval",
         "snapshot_every",
         "shard",
+        "rt_priority",
+        "switch_interval",
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
@@ -265,6 +280,13 @@ def main(args: argparse.Namespace) -> int:
     # A shorter switch interval bounds how long the I/O thread can hold the GIL from the
     # tick thread (DESIGN.md section 4: p99.9 lateness 1.7 ms -> 0.7 ms).
     sys.setswitchinterval(settings.switch_interval)
+    if settings.rt_priority > 0:
+        # The I/O thread holds the GIL the tick thread needs: if an ordinary process could
+        # preempt it, the tick thread would wait behind that process (priority inversion).
+        # So the I/O side runs one step below the tick thread, and above everything else.
+        from spikestream.runtime.engine import raise_priority
+
+        raise_priority(max(1, settings.rt_priority - 1))
     options = ServiceOptions(
         prefix=settings.prefix,
         realtime_factor=settings.realtime_factor,
@@ -285,6 +307,7 @@ def main(args: argparse.Namespace) -> int:
         snapshot_every=settings.snapshot_every,
         resume=settings.resume,
         restore=settings.restore,
+        rt_priority=settings.rt_priority,
     )
     asyncio.run(_serve(models, broker, options, settings))
     return 0

@@ -40,7 +40,15 @@ from spikestream.codec import (
     topics,
 )
 from spikestream.errors import CodecError, ConfigError, SpikestreamError
-from spikestream.runtime.engine import Command, Engine, EngineStatistics, QueuePolicy
+from spikestream.runtime.engine import (
+    Command,
+    Engine,
+    EngineStatistics,
+    FrameBuffer,
+    ProbeStream,
+    QueuePolicy,
+)
+from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
 
@@ -74,6 +82,7 @@ class ServiceOptions:
     resume: bool = False
     restore: Path | None = None
     events_per_second: float = 20.0
+    rt_priority: int = 0
 
 
 class EventLimiter:
@@ -121,6 +130,7 @@ class Service:
             queue_policy=options.queue_policy,
             ticks_per_frame=options.ticks_per_frame,
             notify=self._notify,
+            rt_priority=options.rt_priority,
         )
         client_id = options.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
@@ -139,6 +149,7 @@ class Service:
         self.rejected: dict[str, int] = {}
         self.unknown_inputs = 0
         self.publish_failed = 0
+        self.events_lost = 0
         self.connects = 0
         self._stopping = False
 
@@ -154,6 +165,7 @@ class Service:
     # ------------------------------------------------------------------ incoming
 
     def _on_message(self, topic: str, payload: bytes, meta: MessageMeta) -> None:
+        yield_gil()  # a burst of messages must not keep the GIL from the tick thread
         if topic == self.topics.control:
             self._on_control(payload)
             return
@@ -252,12 +264,15 @@ class Service:
             fields["suppressed"] = suppressed
         level = logging.WARNING if kind.endswith(("rejected", "failed")) else logging.INFO
         log.log(level, kind, extra=log_fields(fields))
-        self.link.publish_nowait(
+        if not self.link.publish_nowait(
             self.topics.events,
             encode_event(kind, net=self.model.name, **fields),
             qos=0,
             content_type=JSON,
-        )
+        ):
+            # Not connected (or the window is full): the log line above keeps the event,
+            # and the count travels in the stats.
+            self.events_lost += 1
 
     async def _on_connect(self) -> None:
         self.connects += 1
@@ -267,7 +282,7 @@ class Service:
             self._wake.set()  # flush what queued up while we were away
 
     def _drain(self) -> None:
-        engine, link, opts = self.engine, self.link, self.options
+        engine, link = self.engine, self.link
         while engine.events:
             ev = dict(engine.events.popleft())
             self.event(ev.pop("event"), **ev)
@@ -278,33 +293,56 @@ class Service:
             )
         if not link.connected:
             return  # frames wait in the bounded queues; drops there are counted
-        net, dt = self.model.name, self.model.dt
-        for name, stream in engine.streams.items():
-            topic = self.topics.out(name)
-            spikes = stream.kind == "spikes"
-            while (buf := stream.take()) is not None:
-                header = FrameHeader(
-                    net=net,
-                    probe=name,
-                    seq=buf.seq,
-                    tick=buf.tick,
-                    ticks=buf.ticks,
-                    dt=dt,
-                    t=buf.t,
-                    wall=buf.wall,
-                    late_max=buf.late_max,
-                    dropped=stream.dropped,
-                )
-                try:
-                    payload = (encode_spikes if spikes else encode_values)(header, buf.valid())
-                finally:
-                    stream.release(buf)
-                if not link.publish_nowait(
-                    topic, payload, qos=opts.qos, content_type=MSGPACK, expiry=opts.expiry
-                ):
-                    # Lost the connection mid-drain, or the outgoing window is full.
-                    self.publish_failed += 1
-                    stream.count_dropped()
+        # Round-robin over the probes, one frame each, while the link's outgoing window
+        # has room: frames that cannot go out now stay in their bounded queues (where a
+        # drop is counted) instead of being taken out and refused.
+        pending = [s for s in engine.streams.values() if s.queued()]
+        while pending:
+            if not link.can_publish():
+                assert self._loop is not None
+                assert self._wake is not None
+                self._loop.call_later(0.001, self._wake.set)  # the window drains as paho writes
+                return
+            still = []
+            yield_gil()
+            for stream in pending:
+                buf = stream.take()
+                if buf is None:
+                    continue
+                self._publish_frame(stream, buf)
+                if stream.queued():
+                    still.append(stream)
+            pending = still
+
+    def _publish_frame(self, stream: ProbeStream, buf: FrameBuffer) -> None:
+        header = FrameHeader(
+            net=self.model.name,
+            probe=stream.name,
+            seq=buf.seq,
+            tick=buf.tick,
+            ticks=buf.ticks,
+            dt=self.model.dt,
+            t=buf.t,
+            wall=buf.wall,
+            late_max=buf.late_max,
+            dropped=stream.dropped,
+        )
+        encode = encode_spikes if stream.kind == "spikes" else encode_values
+        try:
+            payload = encode(header, buf.valid())
+        finally:
+            stream.release(buf)
+        opts = self.options
+        if not self.link.publish_nowait(
+            self.topics.out(stream.name),
+            payload,
+            qos=opts.qos,
+            content_type=MSGPACK,
+            expiry=opts.expiry,
+        ):
+            # The connection dropped between can_publish() and now.
+            self.publish_failed += 1
+            stream.count_dropped()
 
     async def _write_snapshot(self, path: Path, state: dict[str, Any], request: str | None) -> None:
         try:
@@ -376,6 +414,8 @@ class Service:
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
             "publish_failed": self.publish_failed,
+            "publish_refused": ls.publish_refused,
+            "events_lost": self.events_lost,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
         }
@@ -398,6 +438,8 @@ class Service:
         """Serve until ``stop`` is set, then publish ``offline`` and disconnect cleanly."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        if self.options.snapshot_every is not None:
+            self.options.snapshot_dir.mkdir(parents=True, exist_ok=True)
         start_from = self.options.restore
         latest = self.latest_snapshot()
         if start_from is None and self.options.resume and latest.is_file():

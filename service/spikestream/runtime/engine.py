@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -350,6 +351,9 @@ class Engine:
         notify: called (from the tick thread) when frames or events are ready; the I/O side
             passes something like ``lambda: loop.call_soon_threadsafe(wake.set)``.
         on_tick: optional hook called after every tick with the tick index (replay logs).
+        rt_priority: if > 0, ask the OS to run the tick thread under ``SCHED_FIFO`` at this
+            priority (Linux; needs CAP_SYS_NICE or root, else the thread stays as it is and
+            ``realtime_priority`` says why).
     """
 
     def __init__(
@@ -365,6 +369,7 @@ class Engine:
         ticks_per_frame: int | None = None,
         notify: Callable[[], None] | None = None,
         on_tick: Callable[[int, Simulator], None] | None = None,
+        rt_priority: int = 0,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)
@@ -409,6 +414,8 @@ class Engine:
         self.input_log: InputLog | None = None
         self.commands_applied = 0
         self.failure: BaseException | None = None
+        self.rt_priority = rt_priority
+        self.realtime_priority: str = "not started"
 
     # ------------------------------------------------------------------ I/O side
 
@@ -489,6 +496,7 @@ class Engine:
 
     def _run(self) -> None:
         try:
+            self.realtime_priority = raise_priority(self.rt_priority)
             # One BLAS thread: two stall for milliseconds when the other core is busy.
             with threadpool_limits(limits=1, user_api="blas"):
                 self._loop()
@@ -638,6 +646,30 @@ class Engine:
         if not names:
             raise ConfigError("this network has no learning connection")
         return names
+
+
+def raise_priority(priority: int) -> str:
+    """Put the calling thread under ``SCHED_FIFO`` at ``priority`` (1-99) if allowed.
+
+    Returns a description of the outcome for logs and statistics. A real-time scheduling
+    class lets the tick thread preempt ordinary processes (a busy broker, a flooding
+    publisher) on a small machine; without the privilege the thread keeps its normal
+    scheduling, which is the portable default.
+    """
+    if priority <= 0:
+        return "normal (not requested)"
+    if not hasattr(os, "sched_setscheduler"):
+        return "normal (SCHED_FIFO not available on this platform)"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(min(priority, 99)))
+    except OSError as err:
+        log.warning(
+            "could not give the tick thread real-time priority",
+            extra={"priority": priority, "error": err.strerror},
+        )
+        return f"normal ({err.strerror})"
+    log.info("tick thread runs under SCHED_FIFO", extra={"priority": min(priority, 99)})
+    return f"SCHED_FIFO {min(priority, 99)}"
 
 
 def _number(key: str, value: Any, *, low: float) -> float:

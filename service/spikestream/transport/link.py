@@ -136,7 +136,10 @@ class LinkStatistics:
         reconnects: Successful connections after the first one.
         auth_failures: Connection attempts refused for credentials / authorisation.
         publish_ok: Messages handed to the broker connection.
-        publish_failed: Publish calls that returned ``False``.
+        publish_failed: Publish calls that returned ``False``, plus ``publish_nowait``
+            messages the broker refused afterwards.
+        publish_refused: Messages the broker refused with a negative PUBACK (MQTT 5,
+            QoS >= 1; usually an ACL), awaited or not.
         messages_in: Messages received and dispatched.
         callback_errors: Exceptions raised by the ``on_message`` callback (logged).
         last_error: Text of the most recent connection-level error, or ``None``.
@@ -150,6 +153,7 @@ class LinkStatistics:
     auth_failures: int
     publish_ok: int
     publish_failed: int
+    publish_refused: int
     messages_in: int
     callback_errors: int
     last_error: str | None
@@ -268,6 +272,10 @@ class _LinkClient(aiomqtt.Client):
         waiter = self.unconfirmed.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(reason_code.value < _FAILURE)
+        elif reason_code.value >= _FAILURE:
+            # A publish_nowait() the broker refused (MQTT 5 negative PUBACK, usually an
+            # ACL): nobody awaits it, so count it here; it must not vanish silently.
+            self._link._refused_nowait()
 
     def _on_disconnect(
         self,
@@ -469,6 +477,7 @@ class MqttLink:
         self._auth_failures = 0
         self._publish_ok = 0
         self._publish_failed = 0
+        self._publish_refused_count = 0
         self._messages_in = 0
         self._callback_errors = 0
         self._last_error: str | None = None
@@ -538,6 +547,7 @@ class MqttLink:
             auth_failures=self._auth_failures,
             publish_ok=self._publish_ok,
             publish_failed=self._publish_failed,
+            publish_refused=self._publish_refused_count,
             messages_in=self._messages_in,
             callback_errors=self._callback_errors,
             last_error=self._last_error,
@@ -609,8 +619,27 @@ class MqttLink:
             self._publish_ok -= 1
             self._publish_failed += 1
             if ok is False and not client.lost.is_set():
+                self._publish_refused_count += 1
                 self._publish_refused(topic)
         return bool(ok)
+
+    def _refused_nowait(self) -> None:
+        self._publish_ok -= 1
+        self._publish_failed += 1
+        self._publish_refused_count += 1
+        self._publish_refused("(a publish_nowait topic)")
+
+    def can_publish(self) -> bool:
+        """True when a publish would be accepted now: connected, and the outgoing window
+        (``max_queued_outgoing``) has room. Lets a producer leave data in its own queue
+        instead of taking it out only to have it refused."""
+        client = self._client
+        return (
+            client is not None
+            and not client.lost.is_set()
+            and self._connected.is_set()
+            and len(client.unconfirmed) < self._max_queued
+        )
 
     def _publish_refused(self, topic: str) -> None:
         """Log a broker's negative PUBACK (MQTT 5: usually an ACL), once per topic."""
