@@ -31,7 +31,7 @@ import numpy.typing as npt
 from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
 from spikestream.sim.jit import (
-    accumulate_spiking_rows_jit,
+    accumulate_rows_jit,
     decoded_lowpass_jit,
     lif_step_jit,
     warm_up,
@@ -70,6 +70,7 @@ class _PopState:
     tmp: Array
     tmp2: Array
     idx: npt.NDArray[np.intp]
+    idx2: npt.NDArray[np.intp]
     arange: npt.NDArray[np.intp]
     count: int = 0
 
@@ -124,6 +125,7 @@ class Simulator:
                 tmp=np.zeros(n, dtype),
                 tmp2=np.zeros(n, dtype),
                 idx=np.zeros(n, np.intp),
+                idx2=np.zeros(n, np.intp),
                 arange=np.arange(n, dtype=np.intp),
             )
         self.inputs: dict[str, Array] = {
@@ -196,6 +198,7 @@ class Simulator:
         self, ps: _PopState, encoded: list[tuple[Array, Array]], currents: list[Array]
     ) -> Op:
         J, v, ref, spiked, s01, tmp, tmp2 = ps.J, ps.v, ps.ref, ps.spiked, ps.s01, ps.tmp, ps.tmp2
+        idx, idx2 = ps.idx, ps.idx2
         bias = ps.pop.bias.astype(self.dtype)
         pop = ps.pop
         params = LIFParams.make(self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage, self.dtype)
@@ -223,7 +226,9 @@ class Simulator:
             for cur in currents:
                 add(J, cur, out=J)
             if jit:
-                ps.count = lif_step_jit(J, v, ref, spiked, s01, dt, tau_rc, tau_ref, vmin)
+                ps.count = lif_step_jit(
+                    J, v, ref, spiked, s01, dt, tau_rc, tau_ref, vmin, idx, idx2
+                )
             else:
                 ps.count = lif_step(J, v, ref, spiked, s01, tmp, tmp2, params)
 
@@ -239,18 +244,24 @@ class Simulator:
         assert c.weights is not None
         z = cs.current
         spiked, s01, idx, arange = pre.spiked, pre.s01, pre.idx, pre.arange
-        use_events = event_driven if event_driven is not None else post.n >= EVENT_DRIVEN_MIN_POST
+        if event_driven is not None:
+            use_events = event_driven
+        else:
+            # Compiled row adds win at every size (no per-row interpreter cost); the numpy
+            # backend's Python loop over rows only pays off for wide post populations.
+            use_events = self.backend == "numba" or post.n >= EVENT_DRIVEN_MIN_POST
         if use_events:
             # z = a*z + (1-a) * W.T @ (spiked/dt): fold (1-a)/dt into the rows once.
             w_rows = np.ascontiguousarray(c.weights * ((1.0 - a) / dt), dtype=self.dtype)
 
             a_ev = np.array(a, self.dtype)
             if self.backend == "numba":
+                spikers = pre.idx2  # written by lif_step_jit for this tick
 
                 def step_events_jit() -> None:
                     np.multiply(z, a_ev, out=z)
                     if pre.count:
-                        accumulate_spiking_rows_jit(w_rows, spiked, z)
+                        accumulate_rows_jit(w_rows, spikers, pre.count, z)
 
                 return step_events_jit
 
@@ -287,10 +298,10 @@ class Simulator:
         dot = np.dot
         if cs.pre_activity is None and self.backend == "numba":
             gain, a64 = np.float64((1.0 - a) * inv_dt), np.float64(a)
-            spiked = pre.spiked
+            spikers = pre.idx2  # written by lif_step_jit for this tick
 
             def step_jit() -> None:
-                decoded_lowpass_jit(spiked, decoders, y, a64, gain)
+                decoded_lowpass_jit(spikers, pre.count, decoders, y, a64, gain)
                 dot(m, y, out=current)
 
             return step_jit
