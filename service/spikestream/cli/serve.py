@@ -69,6 +69,7 @@ class ServeSettings(BaseSettings):
     max_input_bytes: int = Field(65536, ge=16)
     switch_interval: float = Field(0.0005, gt=0, le=0.1)
     rt_priority: int = Field(0, ge=0, le=99)
+    spin: float = Field(0.0002, ge=0, le=0.01)
 
     # Set by load_settings() before construction: the TOML file to read, if any.
     _config_file: Path | None = None
@@ -205,6 +206,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "CAP_SYS_NICE or root; 0 = normal scheduling, the default)",
     )
     p.add_argument(
+        "--spin",
+        type=float,
+        help="seconds the tick thread busy-waits before each deadline after sleeping "
+        "(0.0002): longer costs CPU, shorter lets sleep's wake-up jitter make ticks late",
+    )
+    p.add_argument(
         "--switch-interval",
         type=float,
         help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
@@ -244,6 +251,7 @@ def main(args: argparse.Namespace) -> int:
         "shard",
         "rt_priority",
         "switch_interval",
+        "spin",
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
@@ -309,6 +317,7 @@ def main(args: argparse.Namespace) -> int:
         resume=settings.resume,
         restore=settings.restore,
         rt_priority=settings.rt_priority,
+        spin=settings.spin,
     )
     # Everything built so far (modules, models, compiled kernels) lives for the whole run:
     # freeze it out of the collector's reach, so a full collection triggered by the I/O

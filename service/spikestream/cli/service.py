@@ -48,6 +48,7 @@ from spikestream.runtime.engine import (
     ProbeStream,
     QueuePolicy,
 )
+from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
@@ -83,6 +84,7 @@ class ServiceOptions:
     restore: Path | None = None
     events_per_second: float = 20.0
     rt_priority: int = 0
+    spin: float = 0.0002
 
 
 class EventLimiter:
@@ -131,6 +133,7 @@ class Service:
             ticks_per_frame=options.ticks_per_frame,
             notify=self._notify,
             rt_priority=options.rt_priority,
+            clock=SystemClock(spin=options.spin),
         )
         client_id = options.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
