@@ -40,6 +40,7 @@ from spikestream.codec import (
     topics,
 )
 from spikestream.errors import CodecError, ConfigError, SpikestreamError
+from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.engine import (
     Command,
     Engine,
@@ -48,7 +49,6 @@ from spikestream.runtime.engine import (
     ProbeStream,
     QueuePolicy,
 )
-from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
