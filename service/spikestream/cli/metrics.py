@@ -105,6 +105,16 @@ class ServiceCollector(Collector):
         yield _counter(
             "spikestream_reconnects", "Reconnections to the broker", net, max(0, svc.connects - 1)
         )
+        link = svc.link.statistics()
+        yield _counter(
+            "spikestream_publish_refused",
+            "Publishes the broker refused (negative PUBACK)",
+            net,
+            link.publish_refused,
+        )
+        yield _counter(
+            "spikestream_events_lost", "Events that could not be published", net, svc.events_lost
+        )
         yield _gauge(
             "spikestream_connected",
             "1 while connected to the broker",

@@ -1,0 +1,54 @@
+"""``serve --metrics-port``: a Prometheus endpoint with the service's counters."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.brokers import Mosquitto, free_port
+from tests.serving import SEED, Listener, ServeProcess
+
+pytestmark = pytest.mark.broker
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+async def test_metrics_endpoint(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    port = free_port()
+    proc = ServeProcess(SEED, mosquitto.url(), "--metrics-port", str(port), workdir=tmp_path)
+    proc.start()
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
+            await sub.wait_status("seed", b"online")
+        first = await asyncio.to_thread(scrape, port)
+        await asyncio.sleep(1.0)
+        second = await asyncio.to_thread(scrape, port)
+    finally:
+        assert proc.stop() == 0
+    ticks = 'spikestream_ticks_total{net="seed"}'
+    assert second[ticks] - first[ticks] > 500  # about 1000 ticks in a second
+    assert second['spikestream_connected{net="seed"}'] == 1.0
+    assert second['spikestream_realtime_factor{net="seed"}'] == 1.0
+    assert second['spikestream_frames_total{net="seed",probe="a_spikes"}'] > 0
+    assert second['spikestream_frames_dropped_total{net="seed",probe="a_spikes"}'] == 0
+    # Cumulative histogram buckets never decrease and end at the tick count.
+    buckets = [
+        (float(k.split('le="')[1].split('"')[0]), v)
+        for k, v in second.items()
+        if k.startswith("spikestream_tick_lateness_seconds_bucket")
+    ]
+    counts = [v for _, v in sorted(buckets)]
+    assert counts == sorted(counts)
+    assert counts[-1] == second['spikestream_tick_lateness_seconds_count{net="seed"}']
+    assert 'spikestream_publish_refused_total{net="seed"}' in second
