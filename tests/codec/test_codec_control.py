@@ -193,9 +193,9 @@ def test_non_finite_values(payload: bytes) -> None:
         (b"", "empty control payload"),
         (b"   \n", "empty control payload"),
         (b"{not json}", "not valid JSON"),
-        (b"\xc1", "none of these"),
-        (b"\x80\x00", "none of these"),
-        (pack({"cmd": "pause"}) + b"\x00", "none of these"),
+        (b"\xc1", "not valid msgpack"),
+        (b"\x80\x00", "not valid msgpack"),
+        (pack({"cmd": "pause"}) + b"\x00", "not valid msgpack"),
     ],
 )
 def test_garbage(payload: bytes, match: str) -> None:
@@ -203,10 +203,10 @@ def test_garbage(payload: bytes, match: str) -> None:
 
 
 def test_deep_nesting() -> None:
-    with pytest.raises(PayloadRejected, match="nests too deep") as info:
+    with pytest.raises(PayloadRejected, match="nest(s|ing) too deep") as info:
         decode_control(b"[" * 100_000, max_bytes=200_000)
     assert info.value.reason == "depth"
-    with pytest.raises(PayloadRejected, match="nests too deep"):
+    with pytest.raises(PayloadRejected, match="nesting too deep: control msgpack"):
         decode_control(b"\x91" * 4000)
 
 

@@ -31,13 +31,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NoReturn, get_args
 
-import msgpack
-
 from spikestream.codec.payloads import (
     OversizePayload,
     PayloadRejected,
     RejectReason,
     describe_keys,
+    unpack_limited,
 )
 
 __all__ = [
@@ -280,28 +279,13 @@ def decode_control(
         except ValueError as exc:
             _reject(f"control payload starts like JSON but is not valid JSON: {exc}", "garbage")
         return _from_object(obj)
-    try:
-        obj = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=False,
-            ext_hook=_reject_ext,
-            max_str_len=max_bytes,
-            max_bin_len=max_bytes,
-            max_array_len=max_bytes,
-            max_map_len=max_bytes,
-            max_ext_len=0,
-        )
-    except PayloadRejected:
-        raise
-    except msgpack.StackError:
-        _reject("control msgpack nests too deep", "depth")
-    except (ValueError, TypeError) as exc:
-        _reject(
-            f"expected a control command as text, JSON or msgpack; got {size} bytes that "
-            f"are none of these ({exc or type(exc).__name__}), starting {data[:16].hex(' ')}",
-            "garbage",
-        )
+    obj = unpack_limited(
+        data,
+        max_bytes,
+        what="control",
+        expected="a control command as text, JSON or msgpack",
+        ext_hook=_reject_ext,
+    )
     return _from_object(obj)
 
 

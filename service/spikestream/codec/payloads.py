@@ -30,7 +30,7 @@ import itertools
 import json
 import re
 import string
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NoReturn
 
@@ -310,13 +310,26 @@ def _decode_json(text: str) -> object:
         _reject(f"expected JSON, plain-text numbers or msgpack; JSON error: {exc}", "garbage")
 
 
-def _decode_msgpack(payload: bytes, max_bytes: int) -> object:
+def unpack_limited(
+    payload: bytes,
+    max_bytes: int,
+    *,
+    what: str,
+    expected: str,
+    ext_hook: Callable[[int, bytes], object],
+) -> object:
+    """Unpack small msgpack (an input or a control command) with every limit set.
+
+    Strings, binaries, arrays and maps are capped at ``max_bytes`` entries, extension
+    types are refused through ``ext_hook``, and failures become :class:`PayloadRejected`
+    with reason ``depth`` or ``garbage``; ``what`` and ``expected`` word the message.
+    """
     try:
         return msgpack.unpackb(
             payload,
             raw=False,
             strict_map_key=False,
-            ext_hook=_reject_ext,
+            ext_hook=ext_hook,
             max_str_len=max_bytes,
             max_bin_len=max_bytes,
             max_array_len=max_bytes,
@@ -326,16 +339,25 @@ def _decode_msgpack(payload: bytes, max_bytes: int) -> object:
     except PayloadRejected:
         raise
     except msgpack.StackError:
-        _reject("nesting too deep: msgpack input nests beyond the unpacker's limit", "depth")
+        _reject(f"nesting too deep: {what} msgpack nests beyond the unpacker's limit", "depth")
     except (ValueError, TypeError) as exc:
         # ValueError: FormatError, ExtraData, OutOfData, limits, bad UTF-8;
         # TypeError: an unhashable map key such as an array.
-        head = payload[:16].hex(" ")
         _reject(
-            f"expected msgpack, JSON or plain-text numbers; got {len(payload)} bytes "
-            f"that are not valid msgpack ({exc or type(exc).__name__}), starting {head}",
+            f"expected {expected}; got {len(payload)} bytes that are not valid msgpack "
+            f"({exc or type(exc).__name__}), starting {payload[:16].hex(' ')}",
             "garbage",
         )
+
+
+def _decode_msgpack(payload: bytes, max_bytes: int) -> object:
+    return unpack_limited(
+        payload,
+        max_bytes,
+        what="input",
+        expected="msgpack, JSON or plain-text numbers",
+        ext_hook=_reject_ext,
+    )
 
 
 def decode_input(
