@@ -1,4 +1,5 @@
-# Each target does its own set-up (.ci/setup: apt packages if missing, .venv, the package).
+# Each target does its own set-up (.ci/setup: a .venv with the package; for the tests also
+# mosquitto and chromium from apt when missing).
 .PHONY: serve run test lint bench setup
 
 NETWORK ?= examples/seed.toml
@@ -13,7 +14,8 @@ serve: setup
 run: setup
 	.venv/bin/spikestream run $(NETWORK) --duration 10 --out seed.npz --plot seed.png
 
-test: setup
+test:
+	@bash .ci/setup --tests
 	.venv/bin/python -m pytest -q
 
 lint: setup
