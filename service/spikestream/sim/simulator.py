@@ -33,6 +33,7 @@ from spikestream.errors import SimulationError
 from spikestream.sim.jit import (
     accumulate_rows_jit,
     decoded_lowpass_jit,
+    lif_bias_current_step_jit,
     lif_step_jit,
     warm_up,
 )
@@ -212,6 +213,15 @@ class Simulator:
         dot, copyto, add = np.dot, np.copyto, np.add
         first = encoded[0] if encoded else None
         rest = encoded[1:]
+        if jit and not encoded and len(currents) == 1:
+            current = currents[0]
+
+            def step_chain() -> None:
+                ps.count = lif_bias_current_step_jit(
+                    bias, current, J, v, ref, spiked, s01, dt, tau_rc, tau_ref, vmin, idx, idx2
+                )
+
+            return step_chain
 
         def step() -> None:
             # J = bias + gain * (E @ x) + I_syn, with gain folded into the encoders.
