@@ -203,7 +203,7 @@ def test_garbage(payload: bytes, match: str) -> None:
 
 
 def test_deep_nesting() -> None:
-    with pytest.raises(PayloadRejected, match="nest(s|ing) too deep") as info:
+    with pytest.raises(PayloadRejected, match=r"nest(s|ing) too deep") as info:
         decode_control(b"[" * 100_000, max_bytes=200_000)
     assert info.value.reason == "depth"
     with pytest.raises(PayloadRejected, match="nesting too deep: control msgpack"):
