@@ -180,7 +180,10 @@ async def one_run(
         async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as client:
             # Status, stats and one probe here (u carries the input, a_spikes the timing);
             # the counter process sees all of them.
-            for topic in ("status", "stats", "out/u", "out/a_spikes"):
+            # At one tick per frame this process takes only the u probe, so that its own
+            # event loop adds as little as possible to the latencies it measures.
+            probes = ("out/u",) if probe_input else ("out/u", "out/a_spikes")
+            for topic in ("status", "stats", *probes):
                 await client.subscribe(f"spikestream/seed/{topic}")
 
             async def reader() -> None:
@@ -245,7 +248,7 @@ async def one_run(
         log.close()
         out, _ = counter.communicate(timeout=30)
         result.counter = json.loads(out.strip().splitlines()[-1])
-    (t0, w0), (t1, w1) = first_frame["a_spikes"], last_frame["a_spikes"]
+    (t0, w0), (t1, w1) = first_frame["u"], last_frame["u"]
     result.rf_frames = (t1 - t0) / (w1 - w0)
     return result
 
