@@ -165,6 +165,35 @@ def decoded_lowpass_jit(
             y[j] += gain * row[j]
 
 
+@numba.njit(nogil=True, cache=True)
+def decoded_step_jit(
+    spikers: IndexArray,
+    count: int,
+    decoders: Array,
+    y: Array,
+    a: float,
+    gain: float,
+    encoders_t: Array,
+    current: Array,
+) -> None:  # pragma: no cover - compiled
+    """A whole factored connection tick: decode and lowpass (:func:`decoded_lowpass_jit`),
+    then the post current ``current = encoders_t.T @ y``.
+
+    ``encoders_t`` is ``(gain_post * E_post @ T).T``, shape ``(d, n_post)``, stored
+    transposed so the inner loop runs along contiguous memory (it vectorises without
+    reassociating any sum: 0.9 µs for 1000 x 16 float32, against 1.9 µs through BLAS).
+    """
+    decoded_lowpass_jit(spikers, count, decoders, y, a, gain)
+    d, n = encoders_t.shape
+    for i in range(n):
+        current[i] = 0.0
+    for j in range(d):
+        yj = y[j]
+        row = encoders_t[j]
+        for i in range(n):
+            current[i] += row[i] * yj
+
+
 def warm_up(dtype: np.dtype[np.floating]) -> None:
     """Compile (or load from the disk cache) every kernel for ``dtype`` now, so that the
     first real-time tick does not pay for it (a few hundred ms)."""
@@ -178,3 +207,6 @@ def warm_up(dtype: np.dtype[np.floating]) -> None:
     )
     accumulate_rows_jit(np.zeros((0, 0), dtype), none, 0, empty)
     decoded_lowpass_jit(none, 0, np.zeros((0, 0), dtype), empty, one, one)
+    decoded_step_jit(
+        none, 0, np.zeros((0, 0), dtype), empty, one, one, np.zeros((0, 0), dtype), empty
+    )

@@ -32,7 +32,7 @@ from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
 from spikestream.sim.jit import (
     accumulate_rows_jit,
-    decoded_lowpass_jit,
+    decoded_step_jit,
     lif_bias_current_step_jit,
     lif_step_jit,
     warm_up,
@@ -309,10 +309,10 @@ class Simulator:
         if cs.pre_activity is None and self.backend == "numba":
             gain, a64 = np.float64((1.0 - a) * inv_dt), np.float64(a)
             spikers = pre.idx2  # written by lif_step_jit for this tick
+            m_t = np.ascontiguousarray(m.T)
 
             def step_jit() -> None:
-                decoded_lowpass_jit(spikers, pre.count, decoders, y, a64, gain)
-                dot(m, y, out=current)
+                decoded_step_jit(spikers, pre.count, decoders, y, a64, gain, m_t, current)
 
             return step_jit
         if cs.pre_activity is None:
