@@ -350,7 +350,6 @@ class Engine:
         ticks_per_frame: overrides every probe's ``ticks_per_frame`` when given.
         notify: called (from the tick thread) when frames or events are ready; the I/O side
             passes something like ``lambda: loop.call_soon_threadsafe(wake.set)``.
-        on_tick: optional hook called after every tick with the tick index (replay logs).
         rt_priority: if > 0, ask the OS to run the tick thread under ``SCHED_FIFO`` at this
             priority (Linux; needs CAP_SYS_NICE or root, else the thread stays as it is and
             ``realtime_priority`` says why).
@@ -368,7 +367,6 @@ class Engine:
         queue_policy: QueuePolicy = "drop-oldest",
         ticks_per_frame: int | None = None,
         notify: Callable[[], None] | None = None,
-        on_tick: Callable[[int, Simulator], None] | None = None,
         rt_priority: int = 0,
     ) -> None:
         self.model = model
@@ -401,7 +399,6 @@ class Engine:
         self._feeds = [(slot, self.sim.inputs[name]) for name, slot in self.inputs.items()]
         self._notify = notify
         self._notified = False
-        self._on_tick = on_tick
         self._commands: deque[Command] = deque(maxlen=1024)
         self.events: deque[dict[str, Any]] = deque(maxlen=1024)
         self.snapshots: deque[tuple[Command, dict[str, npt.NDArray[Any]]]] = deque(maxlen=8)
@@ -530,8 +527,6 @@ class Engine:
                         self._event("input_stale", input=slot.name, ttl=slot.ttl)
             sim.step()
             self.executed += 1
-            if self._on_tick is not None:
-                self._on_tick(sim.tick - 1, sim)
             wall = time.time()
             index, t, late = sim.tick - 1, sim.tick * dt, tick.lateness
             completed = False
