@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from spikestream.cli.clientargs import add_connection_args
 from spikestream.errors import ConfigError
 
 
@@ -44,14 +45,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "signal", metavar="SIGNAL", help="sin | square | constant | noise | stdin | FILE"
     )
-    p.add_argument(
-        "--broker",
-        help="mqtt://[user:pass@]host[:port] (default: $SPIKESTREAM_BROKER or "
-        "mqtt://127.0.0.1:1883)",
-    )
-    p.add_argument("--net", required=True, help="network name, e.g. seed")
+    add_connection_args(p)
     p.add_argument("--input", required=True, metavar="NAME", help="input name, e.g. u")
-    p.add_argument("--prefix", default="spikestream", help="topic prefix (default: spikestream)")
     p.add_argument("--rate", type=float, default=100.0, help="messages per second (default: 100)")
     p.add_argument(
         "--duration", type=float, metavar="S", help="seconds to run (default: until stopped)"

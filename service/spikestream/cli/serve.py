@@ -71,9 +71,6 @@ class ServeSettings(BaseSettings):
     rt_priority: int = Field(0, ge=0, le=99)
     spin: float = Field(0.0002, ge=0, le=0.01)
 
-    # Set by load_settings() before construction: the TOML file to read, if any.
-    _config_file: Path | None = None
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -89,6 +86,8 @@ class ServeSettings(BaseSettings):
         return tuple(sources)
 
 
+# The TOML file the next ServeSettings() reads, set by load_settings(): pydantic-settings
+# builds its sources from the class, so the path travels beside it.
 _CONFIG_FILE: list[Path | None] = [None]
 
 
