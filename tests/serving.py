@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiomqtt
 
@@ -105,21 +105,28 @@ class Message:
     retain: bool
 
 
-@dataclass
-class Listener:
-    """Collects every message on ``filters`` into ``messages``."""
+class BackgroundClient:
+    """An MQTT client running as a task for the length of an ``async with`` block.
 
-    hostname: str
-    port: int
-    filters: Sequence[str]
-    messages: list[Message] = field(default_factory=list)
+    Subclasses implement ``_run`` and call ``self._ready.set()`` once subscribed; entering
+    waits for that (10 s at most, failing the test if the client gives up first).
+    """
+
     _task: asyncio.Task[None] | None = None
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
-    client: aiomqtt.Client | None = None
+    _ready: asyncio.Event
 
-    async def __aenter__(self) -> Listener:
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._ready = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
-        await asyncio.wait_for(self._ready.wait(), 10)
+        ready = asyncio.ensure_future(self._ready.wait())
+        await asyncio.wait({ready, self._task}, timeout=10.0, return_when="FIRST_COMPLETED")
+        if not ready.done():
+            ready.cancel()
+            await self.__aexit__()
+            raise AssertionError(f"{type(self).__name__} could not connect and subscribe")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -127,6 +134,17 @@ class Listener:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+@dataclass
+class Listener(BackgroundClient):
+    """Collects every message on ``filters`` into ``messages``."""
+
+    hostname: str
+    port: int
+    filters: Sequence[str]
+    messages: list[Message] = field(default_factory=list)
+    client: aiomqtt.Client | None = None
 
     async def _run(self) -> None:
         async with aiomqtt.Client(self.hostname, self.port, socket_options=NODELAY) as client:

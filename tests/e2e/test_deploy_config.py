@@ -21,7 +21,6 @@ replicas, and the names that tie the objects together agree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import json
 import re
@@ -42,7 +41,7 @@ from spikestream.cli.serve import select_shard
 from spikestream.codec import ValueFrame, decode_frame
 from spikestream.spec import load_network
 from tests.brokers import HOST, Mosquitto, MosquittoMissing, free_port, write_password_file
-from tests.serving import NODELAY, ROOT, SEED, ServeProcess
+from tests.serving import NODELAY, ROOT, SEED, BackgroundClient, ServeProcess
 
 pytestmark = pytest.mark.broker
 
@@ -135,7 +134,7 @@ def deployed(tmp_path: Path) -> Iterator[DeployedMosquitto]:
         broker.kill()
 
 
-class Recorder:
+class Recorder(BackgroundClient):
     """Records every message of one authenticated client (TCP or WebSocket)."""
 
     def __init__(self, port: int, user: str, filters: list[str], transport: str = "tcp") -> None:
@@ -145,24 +144,6 @@ class Recorder:
         self.transport = transport
         self.messages: list[tuple[str, bytes]] = []
         self.client: aiomqtt.Client | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-
-    async def __aenter__(self) -> Recorder:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.user)
-        ready = asyncio.ensure_future(self._ready.wait())
-        await asyncio.wait({ready, self._task}, timeout=10, return_when="FIRST_COMPLETED")
-        if not ready.done():
-            ready.cancel()
-            await self.__aexit__()
-            raise AssertionError(f"{self.user} could not connect to port {self.port}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     async def _run(self) -> None:
         websockets = self.transport == "websockets"

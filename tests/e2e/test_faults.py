@@ -40,7 +40,7 @@ import pytest
 
 from spikestream.codec import ValueFrame, decode_frame
 from tests.brokers import Mosquitto, MosquittoFactory
-from tests.serving import NODELAY, SEED, ServeProcess
+from tests.serving import NODELAY, SEED, BackgroundClient, ServeProcess
 
 pytestmark = pytest.mark.broker
 
@@ -93,7 +93,7 @@ class Received:
 
 
 @dataclass
-class Subscriber:
+class Subscriber(BackgroundClient):
     """An aiomqtt subscriber that survives broker restarts (it reconnects every 0.1 s)
     and records every message with its arrival time.
 
@@ -106,26 +106,6 @@ class Subscriber:
     password: str | None = None
     messages: list[Received] = field(default_factory=list)
     connects: int = 0
-    _task: asyncio.Task[None] | None = None
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def __aenter__(self) -> Subscriber:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="subscriber")
-        ready = asyncio.ensure_future(self._ready.wait())
-        done, _ = await asyncio.wait(
-            {ready, self._task}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED
-        )
-        if ready not in done:
-            ready.cancel()
-            await self.__aexit__()
-            raise AssertionError(f"subscriber could not connect to port {self.port}")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
     async def _run(self) -> None:
         while True:
