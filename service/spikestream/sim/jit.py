@@ -37,6 +37,28 @@ BoolArray = npt.NDArray[np.bool_]
 IndexArray = npt.NDArray[np.intp]
 
 
+#: Layout of the constants array :func:`lif_constants` builds (one per population).
+DT, TAU_RC, TAU_REF, MIN_VOLTAGE, FULL, ZERO, ONE, NEG_TAU_RC = range(8)
+
+
+def lif_constants(
+    dt: float, tau_rc: float, tau_ref: float, min_voltage: float, dtype: npt.DTypeLike
+) -> Array:
+    """The constants of a LIF population as an array of the state dtype, shape ``(8,)``.
+
+    Kept in the state dtype so a float32 population computes in float32, as the numpy
+    reference does (mixing in float64 scalars would convert every element and halve the
+    SIMD width). ``FULL`` is ``expm1(dt / -tau_rc)``, the voltage factor of every neuron
+    out of its refractory period, computed exactly as the reference computes it.
+    """
+    c = np.zeros(8, dtype)
+    c[DT], c[TAU_RC], c[TAU_REF], c[MIN_VOLTAGE] = dt, tau_rc, tau_ref, min_voltage
+    c[NEG_TAU_RC] = -c[TAU_RC]
+    c[FULL] = np.expm1(np.divide(c[DT], c[NEG_TAU_RC]))
+    c[ZERO], c[ONE] = 0, 1
+    return c
+
+
 @numba.njit(nogil=True, cache=True)
 def lif_step_jit(
     J: Array,
@@ -44,63 +66,65 @@ def lif_step_jit(
     ref: Array,
     spiked: BoolArray,
     s01: Array,
-    dt: float,
-    tau_rc: float,
-    tau_ref: float,
-    min_voltage: float,
+    c: Array,
     leaving: IndexArray,
     spikers: IndexArray,
 ) -> int:  # pragma: no cover - compiled; exercised through the simulator
     """LIF step, same contract as :func:`spikestream.sim.kernels.lif_step`.
 
-    Arrays have shape ``(n,)``; ``dt``, ``tau_rc``, ``tau_ref`` in seconds; ``leaving``
-    and ``spikers`` are index scratch of shape ``(n,)``. Returns the number of neurons
-    that spiked.
+    Arrays have shape ``(n,)``; ``c`` holds the constants (:func:`lif_constants`, seconds);
+    ``leaving`` and ``spikers`` are index scratch of shape ``(n,)``. Returns the number of
+    neurons that spiked; their indices are ``spikers[:count]`` afterwards.
 
-    Three passes, so the pass over every neuron has no unpredictable branches (they cost
-    more than the arithmetic at 5-30 % of neurons refractory):
+    Four passes, so the pass over every neuron has no branches and no indexed stores and
+    compiles to SIMD code (0.3 µs for 1000 float32 neurons):
 
-    1. every neuron, branch-free: ``ref -= dt``; the voltage update with ``delta_t = dt``
-       (``ref <= 0``) or ``delta_t = 0`` (``ref >= dt``: still refractory, ``v`` is kept);
-       spike test and floor. Neurons with ``0 < ref < dt`` (leaving their refractory
-       period) are listed, as are spikers.
-    2. the listed leaving neurons: the exact update with ``expm1(-delta_t / tau_rc)``
-       (their ``v`` is still the previous value, because pass 1 multiplied by 0).
-    3. the spikers: ``ref = tau_ref + t_spike`` with ``log1p``, and ``v = 0``.
+    1. every neuron: ``ref -= dt``; the voltage update with ``delta_t = dt`` (``ref <= 0``)
+       or ``delta_t = 0`` (``ref >= dt``: still refractory, ``v`` is kept); spike test
+       and floor.
+    2. list the neurons leaving their refractory period (``0 < ref < dt``) and the
+       spikers (branch-free compaction).
+    3. the leaving neurons: the exact update with ``expm1(-delta_t / tau_rc)`` (their
+       ``v`` is still the previous value, because pass 1 multiplied by 0).
+    4. the spikers: ``ref = tau_ref + t_spike`` with ``log1p``, and ``v = 0``.
     """
-    full = math.expm1(dt / -tau_rc)  # delta_t == dt, the common case
-    n_leaving = 0
-    n_spikes = 0
-    for i in range(J.shape[0]):
+    dt, tau_rc, tau_ref, vmin = c[DT], c[TAU_RC], c[TAU_REF], c[MIN_VOLTAGE]
+    full, zero, one, neg_tau_rc = c[FULL], c[ZERO], c[ONE], c[NEG_TAU_RC]
+    n = J.shape[0]
+    for i in range(n):
         r = ref[i] - dt
         ref[i] = r
         vo = v[i]
-        f = full if r <= 0.0 else 0.0
+        f = full if r <= zero else zero
         vi = vo - (J[i] - vo) * f
-        leaving[n_leaving] = i
-        n_leaving += (r > 0.0) & (r < dt)
-        spike = vi > 1.0
+        spike = vi > one
         spiked[i] = spike
-        s01[i] = 1.0 if spike else 0.0
+        s01[i] = one if spike else zero
+        v[i] = vi if vi >= vmin else vmin
+    n_leaving = 0
+    n_spikes = 0
+    for i in range(n):
+        r = ref[i]
+        leaving[n_leaving] = i
+        n_leaving += (r > zero) & (r < dt)
         spikers[n_spikes] = i
-        n_spikes += spike
-        v[i] = vi if vi >= min_voltage else min_voltage
+        n_spikes += spiked[i]
     for q in range(n_leaving):
         i = leaving[q]
         vo = v[i]
-        vi = vo - (J[i] - vo) * math.expm1((dt - ref[i]) / -tau_rc)
-        if vi > 1.0:
+        vi = vo - (J[i] - vo) * math.expm1((dt - ref[i]) / neg_tau_rc)
+        if vi > one:
             spiked[i] = True
-            s01[i] = 1.0
+            s01[i] = one
             spikers[n_spikes] = i
             n_spikes += 1
-        elif vi < min_voltage:
-            vi = min_voltage
+        elif vi < vmin:
+            vi = vmin
         v[i] = vi
     for q in range(n_spikes):
         i = spikers[q]
-        ref[i] = math.log1p((1.0 - v[i]) / (J[i] - 1.0)) * tau_rc + dt + tau_ref
-        v[i] = 0.0
+        ref[i] = math.log1p((one - v[i]) / (J[i] - one)) * tau_rc + dt + tau_ref
+        v[i] = zero
     return n_spikes
 
 
@@ -113,10 +137,7 @@ def lif_bias_current_step_jit(
     ref: Array,
     spiked: BoolArray,
     s01: Array,
-    dt: float,
-    tau_rc: float,
-    tau_ref: float,
-    min_voltage: float,
+    c: Array,
     leaving: IndexArray,
     spikers: IndexArray,
 ) -> int:  # pragma: no cover - compiled
@@ -127,7 +148,7 @@ def lif_bias_current_step_jit(
     """
     for i in range(J.shape[0]):
         J[i] = bias[i] + current[i]
-    return lif_step_jit(J, v, ref, spiked, s01, dt, tau_rc, tau_ref, min_voltage, leaving, spikers)
+    return lif_step_jit(J, v, ref, spiked, s01, c, leaving, spikers)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -147,22 +168,35 @@ def accumulate_rows_jit(
 
 
 @numba.njit(nogil=True, cache=True)
-def decoded_lowpass_jit(
-    spikers: IndexArray, count: int, decoders: Array, y: Array, a: float, gain: float
-) -> None:  # pragma: no cover - compiled
-    """Event-driven decode and lowpass: ``y = a*y + gain * decoders[spikers[:count]].sum(0)``.
+def encode_jit(encoders_t: Array, y: Array, current: Array) -> None:  # pragma: no cover
+    """``current = encoders_t.T @ y``: ``encoders_t`` ``(d, n)``, ``y`` ``(d,)``,
+    ``current`` ``(n,)``.
 
-    ``decoders`` ``(n, d)``, ``y`` ``(d,)``; with ``gain = (1-a)/dt`` this is the
-    zero-order-hold lowpass of ``D.T @ (spiked/dt)``. Costs ``O(spikes * d)``, not
-    ``O(n * d)``.
+    Eight rows per sweep over ``current``, so each element is loaded and stored d/8
+    times instead of d times; the contiguous inner loop compiles to SIMD code (0.7 µs
+    for 16 x 1000 float32, against 1.3 µs one row per sweep and 1.9 µs through BLAS).
+    The sum is associated in pairs, which rounds differently from BLAS by an ulp or so.
     """
-    d = y.shape[0]
-    for j in range(d):
-        y[j] *= a
-    for q in range(count):
-        row = decoders[spikers[q]]
-        for j in range(d):
-            y[j] += gain * row[j]
+    d, n = encoders_t.shape
+    for i in range(n):
+        current[i] = 0.0
+    j = 0
+    while j + 8 <= d:
+        y0, y1, y2, y3 = y[j], y[j + 1], y[j + 2], y[j + 3]
+        y4, y5, y6, y7 = y[j + 4], y[j + 5], y[j + 6], y[j + 7]
+        r0, r1, r2, r3 = encoders_t[j], encoders_t[j + 1], encoders_t[j + 2], encoders_t[j + 3]
+        r4, r5, r6, r7 = encoders_t[j + 4], encoders_t[j + 5], encoders_t[j + 6], encoders_t[j + 7]
+        for i in range(n):
+            current[i] += ((r0[i] * y0 + r1[i] * y1) + (r2[i] * y2 + r3[i] * y3)) + (
+                (r4[i] * y4 + r5[i] * y5) + (r6[i] * y6 + r7[i] * y7)
+            )
+        j += 8
+    while j < d:
+        yj = y[j]
+        r0 = encoders_t[j]
+        for i in range(n):
+            current[i] += r0[i] * yj
+        j += 1
 
 
 @numba.njit(nogil=True, cache=True)
@@ -175,23 +209,109 @@ def decoded_step_jit(
     gain: float,
     encoders_t: Array,
     current: Array,
+    acc: Array,
 ) -> None:  # pragma: no cover - compiled
-    """A whole factored connection tick: decode and lowpass (:func:`decoded_lowpass_jit`),
-    then the post current ``current = encoders_t.T @ y``.
+    """A whole factored connection tick: decode, lowpass, encode.
 
-    ``encoders_t`` is ``(gain_post * E_post @ T).T``, shape ``(d, n_post)``, stored
-    transposed so the inner loop runs along contiguous memory (it vectorises without
-    reassociating any sum: 0.9 µs for 1000 x 16 float32, against 1.9 µs through BLAS).
+    ``acc = decoders[spikers[:count]].sum(0)`` (event-driven ``D.T @ spiked``, costing
+    ``O(spikes * d)``, not ``O(n * d)``); ``y = a*y + gain*acc`` (with
+    ``gain = (1-a)/dt``, the zero-order-hold lowpass of ``D.T @ (spiked/dt)``); then
+    ``current = encoders_t.T @ y`` (:func:`encode_jit`).
+
+    ``decoders`` ``(n_pre, d)``, ``y`` and ``acc`` (scratch) ``(d,)``, ``encoders_t``
+    ``(gain_post * E_post @ T).T`` of shape ``(d, n_post)``, ``current`` ``(n_post,)``.
     """
-    decoded_lowpass_jit(spikers, count, decoders, y, a, gain)
-    d, n = encoders_t.shape
-    for i in range(n):
-        current[i] = 0.0
+    d = y.shape[0]
     for j in range(d):
-        yj = y[j]
-        row = encoders_t[j]
-        for i in range(n):
-            current[i] += row[i] * yj
+        acc[j] = 0.0
+    for q in range(count):
+        row = decoders[spikers[q]]
+        for j in range(d):
+            acc[j] += row[j]
+    for j in range(d):
+        y[j] = a * y[j] + gain * acc[j]
+    encode_jit(encoders_t, y, current)
+
+
+#: Opcodes of a :func:`segment_jit` program.
+OP_LIF, OP_DECODED = 0, 1
+#: Columns of a program row (unused columns hold 0).
+PROGRAM_COLUMNS = 12
+
+
+@numba.njit(nogil=True, cache=True)
+def segment_jit(
+    program: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    consts: Array,
+    params: npt.NDArray[np.float64],
+    vec: list[Array],
+    flags: list[BoolArray],
+    index: list[IndexArray],
+    mat: list[Array],
+) -> None:  # pragma: no cover - compiled
+    """Run a run of population steps and factored connections in one compiled call.
+
+    A long chain otherwise costs one interpreter dispatch per population and per
+    connection (~1 µs each, more than the 1000-neuron kernels themselves after SIMD);
+    here the whole run is one call. Each ``program`` row is one op, in tick order:
+
+    * ``OP_LIF``: ``[op, bias, current, J, v, ref, s01, spiked, leaving, spikers, slot,
+      const]``: :func:`lif_bias_current_step_jit` on ``vec[...]``, ``flags[spiked]``,
+      ``index[...]`` and ``consts[const]``; the spike count goes to ``counts[slot]``.
+    * ``OP_DECODED``: ``[op, spikers, slot, decoders, y, encoders_t, current, param,
+      acc]``: :func:`decoded_step_jit` with the pre population's spikers
+      ``index[spikers]`` and count ``counts[slot]``, ``mat[decoders]``, ``vec[y]``,
+      ``mat[encoders_t]``, ``vec[current]``, ``a, gain = params[param]`` and scratch
+      ``vec[acc]``.
+
+    The lists hold the simulator's own arrays (not copies), so every other op, probe and
+    snapshot sees the same state.
+    """
+    for k in range(program.shape[0]):
+        op = program[k]
+        if op[0] == OP_LIF:
+            counts[op[10]] = lif_bias_current_step_jit(
+                vec[op[1]],
+                vec[op[2]],
+                vec[op[3]],
+                vec[op[4]],
+                vec[op[5]],
+                flags[op[7]],
+                vec[op[6]],
+                consts[op[11]],
+                index[op[8]],
+                index[op[9]],
+            )
+        else:
+            decoded_step_jit(
+                index[op[1]],
+                counts[op[2]],
+                mat[op[3]],
+                vec[op[4]],
+                params[op[7], 0],
+                params[op[7], 1],
+                mat[op[5]],
+                vec[op[6]],
+                vec[op[8]],
+            )
+
+
+def typed_lists(
+    dtype: np.dtype[np.floating],
+) -> tuple[list[Array], list[BoolArray], list[IndexArray], list[Array]]:
+    """Empty typed lists for :func:`segment_jit` (vectors, flags, indices, matrices).
+
+    Typed up front, so an empty list has the same numba type as a filled one and every
+    segment of a dtype shares one compiled signature.
+    """
+    ftype = numba.from_dtype(dtype)
+    return (
+        numba.typed.List.empty_list(numba.types.Array(ftype, 1, "C")),
+        numba.typed.List.empty_list(numba.types.Array(numba.types.boolean, 1, "C")),
+        numba.typed.List.empty_list(numba.types.Array(numba.from_dtype(np.intp), 1, "C")),
+        numba.typed.List.empty_list(numba.types.Array(ftype, 2, "C")),
+    )
 
 
 def warm_up(dtype: np.dtype[np.floating]) -> None:
@@ -201,12 +321,18 @@ def warm_up(dtype: np.dtype[np.floating]) -> None:
     flags = np.zeros(0, np.bool_)
     one = np.float64(1.0)  # the simulator passes numpy float64 scalars
     none = np.zeros(0, np.intp)
-    lif_step_jit(empty, empty, empty, flags, empty, one, one, one, one, none, none)
-    lif_bias_current_step_jit(
-        empty, empty, empty, empty, empty, flags, empty, one, one, one, one, none, none
-    )
+    c = lif_constants(1.0, 1.0, 1.0, 0.0, dtype)
+    lif_step_jit(empty, empty, empty, flags, empty, c, none, none)
+    lif_bias_current_step_jit(empty, empty, empty, empty, empty, flags, empty, c, none, none)
     accumulate_rows_jit(np.zeros((0, 0), dtype), none, 0, empty)
-    decoded_lowpass_jit(none, 0, np.zeros((0, 0), dtype), empty, one, one)
     decoded_step_jit(
-        none, 0, np.zeros((0, 0), dtype), empty, one, one, np.zeros((0, 0), dtype), empty
+        none, 0, np.zeros((0, 0), dtype), empty, one, one, np.zeros((0, 0), dtype), empty, empty
+    )
+    counts = np.zeros(0, np.int64)
+    segment_jit(
+        np.zeros((0, PROGRAM_COLUMNS), np.int64),
+        counts,
+        np.zeros((0, 8), dtype),
+        np.zeros((0, 2)),
+        *typed_lists(dtype),
     )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,10 +31,16 @@ import numpy.typing as npt
 from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
 from spikestream.sim.jit import (
+    OP_DECODED,
+    OP_LIF,
+    PROGRAM_COLUMNS,
     accumulate_rows_jit,
     decoded_step_jit,
     lif_bias_current_step_jit,
+    lif_constants,
     lif_step_jit,
+    segment_jit,
+    typed_lists,
     warm_up,
 )
 from spikestream.sim.kernels import (
@@ -87,6 +93,115 @@ class _ConnState:
     pre_activity: Array | None  # PES: lowpass of pre spikes, (pre.n,)
 
 
+@dataclass(eq=False)
+class _LifUnit:
+    """A population step ``segment_jit`` can run: ``J = bias + current``, then LIF."""
+
+    ps: _PopState
+    bias: Array
+    current: Array
+    consts: Array
+
+
+@dataclass(eq=False)
+class _DecodedUnit:
+    """A factored (decoded, non-learning) connection ``segment_jit`` can run."""
+
+    cs: _ConnState
+    pre: _PopState
+    decoders: Array
+    y: Array
+    encoders_t: Array
+    current: Array
+    a: float
+    gain: float
+    acc: Array
+
+
+class _Segment:
+    """Consecutive fusable ops compiled into one :func:`segment_jit` program."""
+
+    def __init__(self, units: list[_LifUnit | _DecodedUnit], dtype: np.dtype[np.floating]) -> None:
+        self.vec, self.flags, self.index, self.mat = typed_lists(dtype)
+        slots: dict[int, int] = {}  # id(_PopState) -> slot in counts
+        pops: list[_PopState] = []
+
+        def slot(ps: _PopState) -> int:
+            if id(ps) not in slots:
+                slots[id(ps)] = len(pops)
+                pops.append(ps)
+            return slots[id(ps)]
+
+        def put(lst: list[Any], arr: Any) -> int:
+            lst.append(arr)
+            return len(lst) - 1
+
+        rows: list[list[int]] = []
+        consts: list[Array] = []
+        params: list[tuple[float, float]] = []
+        stepped: set[int] = set()
+        for u in units:
+            if isinstance(u, _LifUnit):
+                ps = u.ps
+                stepped.add(id(ps))
+                rows.append(
+                    [
+                        OP_LIF,
+                        put(self.vec, u.bias),
+                        put(self.vec, u.current),
+                        put(self.vec, ps.J),
+                        put(self.vec, ps.v),
+                        put(self.vec, ps.ref),
+                        put(self.vec, ps.s01),
+                        put(self.flags, ps.spiked),
+                        put(self.index, ps.idx),
+                        put(self.index, ps.idx2),
+                        slot(ps),
+                        len(consts),
+                    ]
+                )
+                consts.append(u.consts)
+            else:
+                row = [
+                    OP_DECODED,
+                    put(self.index, u.pre.idx2),
+                    slot(u.pre),
+                    put(self.mat, u.decoders),
+                    put(self.vec, u.y),
+                    put(self.mat, u.encoders_t),
+                    put(self.vec, u.current),
+                    len(params),
+                    put(self.vec, u.acc),
+                ]
+                rows.append(row + [0] * (PROGRAM_COLUMNS - len(row)))
+                params.append((float(u.a), float(u.gain)))
+        self.program = np.array(rows, np.int64).reshape(-1, PROGRAM_COLUMNS)
+        self.consts = np.array(consts, dtype).reshape(-1, 8)
+        self.params = np.array(params, np.float64).reshape(-1, 2)
+        self.counts = np.zeros(len(pops), np.int64)
+        # Populations stepped before the segment: their spike counts are read in.
+        self.inbound = [(slots[id(ps)], ps) for ps in pops if id(ps) not in stepped]
+        # Populations stepped here: their counts are written back for ops outside.
+        self.outbound = [(slots[id(ps)], ps) for ps in pops if id(ps) in stepped]
+
+    def __call__(self) -> None:
+        counts = self.counts
+        for k, ps in self.inbound:
+            counts[k] = ps.count
+        segment_jit(
+            self.program,
+            counts,
+            self.consts,
+            self.params,
+            self.vec,
+            self.flags,
+            self.index,
+            self.mat,
+        )
+        for k, ps in self.outbound:
+            ps.count = int(counts[k])
+
+
 class Simulator:
     """Steps a model in place. Not thread-safe: one thread drives it.
 
@@ -96,6 +211,10 @@ class Simulator:
             every dense connection; default picks per connection by size.
         backend: ``"numba"`` (compiled kernels, the default) or ``"numpy"`` (the pure numpy
             reference kernels). They agree to rounding, spike for spike.
+        fuse: with the numba backend, run each stretch of chain-like population steps
+            and factored connections as one compiled call (:func:`segment_jit`). The
+            same kernels run in the same order either way, so results are identical;
+            ``False`` only exists to measure what fusing saves.
     """
 
     def __init__(
@@ -104,6 +223,7 @@ class Simulator:
         *,
         event_driven: bool | None = None,
         backend: Backend = "numba",
+        fuse: bool = True,
     ) -> None:
         if backend not in ("numba", "numpy"):
             raise SimulationError(f"backend {backend!r} is not allowed; expected numba or numpy")
@@ -136,7 +256,11 @@ class Simulator:
         self._probe_values: dict[str, npt.NDArray[np.generic]] = {}
         self._probe_state: list[Array] = []
         self._ops: list[Op] = []
+        # Ops that segment_jit can run, with what it needs to run them (numba backend).
+        self._fusable: dict[Op, _LifUnit | _DecodedUnit] = {}
         self._compile(event_driven)
+        if backend == "numba" and fuse:
+            self._ops = self._fuse(self._ops)
         if backend == "numba":
             warm_up(self.dtype)
 
@@ -195,6 +319,27 @@ class Simulator:
                 self._ops.append(self._connection_op(ps, cs, event_driven))
             self._ops.extend(probes_of[name])
 
+    def _fuse(self, ops: list[Op]) -> list[Op]:
+        """Replace each run of two or more fusable ops by one compiled segment."""
+        out: list[Op] = []
+        run: list[Op] = []
+
+        def close() -> None:
+            if len(run) >= 2:
+                out.append(_Segment([self._fusable[op] for op in run], self.dtype))
+            else:
+                out.extend(run)
+            run.clear()
+
+        for op in ops:
+            if op in self._fusable:
+                run.append(op)
+            else:
+                close()
+                out.append(op)
+        close()
+        return out
+
     def _population_op(
         self, ps: _PopState, encoded: list[tuple[Array, Array]], currents: list[Array]
     ) -> Op:
@@ -204,11 +349,7 @@ class Simulator:
         pop = ps.pop
         params = LIFParams.make(self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage, self.dtype)
         jit = self.backend == "numba"
-        # numpy float64 scalars give the compiled kernel one signature per array dtype (the
-        # one warm_up() compiles); mixed Python/numpy scalars measured slower to dispatch.
-        dt, tau_rc, tau_ref, vmin = (
-            np.float64(x) for x in (self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage)
-        )
+        consts = lif_constants(self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage, self.dtype)
         # Closures must not use ``x += y`` on captured arrays (it would rebind the name).
         dot, copyto, add = np.dot, np.copyto, np.add
         first = encoded[0] if encoded else None
@@ -218,9 +359,10 @@ class Simulator:
 
             def step_chain() -> None:
                 ps.count = lif_bias_current_step_jit(
-                    bias, current, J, v, ref, spiked, s01, dt, tau_rc, tau_ref, vmin, idx, idx2
+                    bias, current, J, v, ref, spiked, s01, consts, idx, idx2
                 )
 
+            self._fusable[step_chain] = _LifUnit(ps, bias, current, consts)
             return step_chain
 
         def step() -> None:
@@ -236,9 +378,7 @@ class Simulator:
             for cur in currents:
                 add(J, cur, out=J)
             if jit:
-                ps.count = lif_step_jit(
-                    J, v, ref, spiked, s01, dt, tau_rc, tau_ref, vmin, idx, idx2
-                )
+                ps.count = lif_step_jit(J, v, ref, spiked, s01, consts, idx, idx2)
             else:
                 ps.count = lif_step(J, v, ref, spiked, s01, tmp, tmp2, params)
 
@@ -310,10 +450,14 @@ class Simulator:
             gain, a64 = np.float64((1.0 - a) * inv_dt), np.float64(a)
             spikers = pre.idx2  # written by lif_step_jit for this tick
             m_t = np.ascontiguousarray(m.T)
+            acc = np.zeros_like(y)
 
             def step_jit() -> None:
-                decoded_step_jit(spikers, pre.count, decoders, y, a64, gain, m_t, current)
+                decoded_step_jit(spikers, pre.count, decoders, y, a64, gain, m_t, current, acc)
 
+            self._fusable[step_jit] = _DecodedUnit(
+                cs, pre, decoders, y, m_t, current, a64, gain, acc
+            )
             return step_jit
         if cs.pre_activity is None:
             # Decoders are learned in place below, so 1/dt is folded into the filter gain.
