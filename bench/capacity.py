@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import shlex
 import shutil
 import signal
 import socket
@@ -141,7 +142,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def serve_once(pops: int, duration: float, port: int, workdir: Path) -> dict[str, Any]:
+async def serve_once(
+    pops: int, duration: float, port: int, workdir: Path, extra: list[str]
+) -> dict[str, Any]:
     net = workdir / f"chain{pops}.toml"
     net.write_text(chain_toml(pops))
     log = (workdir / f"serve{pops}.log").open("wb")
@@ -156,6 +159,7 @@ async def serve_once(pops: int, duration: float, port: int, workdir: Path) -> di
             f"mqtt://127.0.0.1:{port}",
             "--stats-interval",
             "1",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -192,10 +196,13 @@ async def serve_once(pops: int, duration: float, port: int, workdir: Path) -> di
         "late_p99_ms": last["late_p99_ms"],
         "late_max_ms": last["late_max_ms"],
         "rf": last["realtime_factor_actual"],
+        "serve_args": " ".join(extra),
     }
 
 
-async def realtime(pop_counts: list[int], duration: float) -> list[dict[str, Any]]:
+async def realtime(
+    pop_counts: list[int], duration: float, variants: list[list[str]]
+) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -209,13 +216,15 @@ async def realtime(pop_counts: list[int], duration: float) -> list[dict[str, Any
         time.sleep(0.5)
         try:
             for pops in pop_counts:
-                row = await serve_once(pops, duration, port, workdir)
-                rows.append(row)
-                print(
-                    f"serve {pops} pops ({pops * N} neurons): {row['late_fraction'] * 100:.3f} % "
-                    f"ticks > 1 ms late, p99 {row['late_p99_ms']} ms, rf {row['rf']}",
-                    flush=True,
-                )
+                for extra in variants:  # side by side, so they share the machine's mood
+                    row = await serve_once(pops, duration, port, workdir, extra)
+                    rows.append(row)
+                    print(
+                        f"serve {pops} pops ({pops * N} neurons) [{row['serve_args']}]: "
+                        f"{row['late_fraction'] * 100:.3f} % ticks > 1 ms late, "
+                        f"p99 {row['late_p99_ms']} ms, rf {row['rf']}",
+                        flush=True,
+                    )
         finally:
             broker.terminate()
             broker.wait(5)
@@ -228,10 +237,20 @@ def main() -> None:
     p.add_argument("--serve-pops", default="40,60,80,100", help="chain lengths served live")
     p.add_argument("--duration", type=float, default=60.0, help="seconds per live run (60)")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument(
+        "--serve-args",
+        action="append",
+        default=None,
+        help="extra flags for serve, e.g. '--rt-priority 50'; repeat to compare variants "
+        "side by side (each chain length runs once per variant)",
+    )
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "capacity.json")
     args = p.parse_args()
     off = offline([int(x) for x in args.offline_pops.split(",") if x], args.repeats)
-    live = asyncio.run(realtime([int(x) for x in args.serve_pops.split(",") if x], args.duration))
+    variants = [shlex.split(v) for v in (args.serve_args or [""])]
+    live = asyncio.run(
+        realtime([int(x) for x in args.serve_pops.split(",") if x], args.duration, variants)
+    )
     print(
         "\n| Chain | Neurons | Nengo ticks/s | spikestream ticks/s | Ratio |\n|---|---|---|---|---|"
     )
@@ -241,20 +260,22 @@ def main() -> None:
             f"{r['spikestream']:.0f} | {r['ratio']:.2f}× |"
         )
     print(
-        "\n| Chain served live | Neurons | Ticks | > 1 ms late | p99 (ms) | max (ms) | RTF |"
-        "\n|---|---|---|---|---|---|---|"
+        "\n| Chain served live | serve flags | Neurons | Ticks | > 1 ms late | p99 (ms) | max (ms) "
+        "| RTF |\n|---|---|---|---|---|---|---|---|"
     )
     for r in live:
         print(
-            f"| {r['pops']} × 1000 | {r['neurons']:,} | {r['ticks']} | "
+            f"| {r['pops']} × 1000 | {r['serve_args'] or '-'} | {r['neurons']:,} | {r['ticks']} | "
             f"{r['late_fraction'] * 100:.3f} % | {r['late_p99_ms']} | {r['late_max_ms']} | "
             f"{r['rf']} |"
         )
-    ok = [r for r in live if r["late_fraction"] <= 0.001]
-    print(
-        f"\nreal-time capacity (≤ 0.1 % of ticks > 1 ms late): "
-        f"{max(r['neurons'] for r in ok) if ok else 'below the smallest chain tried'}"
-    )
+    for extra in variants:
+        flags = " ".join(extra)
+        ok = [r for r in live if r["late_fraction"] <= 0.001 and r["serve_args"] == flags]
+        print(
+            f"\nreal-time capacity [{flags or 'default flags'}] (≤ 0.1 % of ticks > 1 ms "
+            f"late): {max(r['neurons'] for r in ok) if ok else 'below the smallest chain tried'}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"offline": off, "realtime": live}, indent=2))
 
