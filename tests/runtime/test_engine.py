@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import threading
 import time
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import pytest
 from spikestream.build import build
 from spikestream.errors import ConfigError
 from spikestream.runtime.clock import FakeClock
-from spikestream.runtime.engine import Command, Engine, InputSlot, ProbeStream
+from spikestream.runtime.engine import Command, Engine, InputSlot, ProbeStream, raise_priority
 from spikestream.runtime.offline import run_offline
 from spikestream.spec import load_network
 
@@ -168,3 +171,26 @@ def test_engine_commands_pause_reset_and_set() -> None:
     assert by_id["4"]["tick"] == 0
     assert engine.pacer.realtime_factor == 2.5
     assert woken, "the publisher was never notified"
+
+
+def test_raise_priority_reports_what_the_os_granted() -> None:
+    """SCHED_FIFO when this process may have it (root, CAP_SYS_NICE or an rtprio limit),
+    otherwise ordinary scheduling with the reason; the calling thread only."""
+    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 10
+    outcome: list[tuple[str, int]] = []
+
+    def probe() -> None:
+        result = raise_priority(10)
+        outcome.append((result, os.sched_getscheduler(0)))
+
+    worker = threading.Thread(target=probe)
+    worker.start()
+    worker.join()
+    ((result, policy),) = outcome
+    if allowed:
+        assert (result, policy) == ("SCHED_FIFO 10", os.SCHED_FIFO)
+    else:
+        assert result.startswith("normal (")
+        assert policy == os.SCHED_OTHER
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this thread is untouched
+    assert raise_priority(0) == "normal (not requested)"

@@ -407,6 +407,7 @@ class Service:
             "late_max_ms": _round(lat.max * 1e3, 4),
             "late_over_1ms": lat.over_threshold(0.001),
             "overruns": es.pacer.overruns,
+            "scheduling": self.engine.realtime_priority,
             "skipped_ticks": es.skipped_ticks,
             "dropped": sum(s.dropped for s in es.streams.values()),
             "frames": {n: s.frames for n, s in es.streams.items()},
