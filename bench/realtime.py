@@ -11,7 +11,8 @@ B. ``--ticks-per-frame 1`` (1000 frames/s per probe, 5 probes), for DURATION sec
    distinct value is published every 50 ms and timed until the first ``u`` frame whose
    ticks used it arrives.
 
-Usage: ``python bench/realtime.py [--duration 60] [--json bench/results/realtime.json]``
+Usage: ``python bench/realtime.py [--duration 60] [--json bench/results/realtime.json]
+[--serve-args '--rt-priority 50']``
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -136,7 +138,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def one_run(
-    port: int, tpf: int, duration: float, workdir: Path, probe_input: bool
+    port: int, tpf: int, duration: float, workdir: Path, probe_input: bool, extra: list[str]
 ) -> RunResult:
     result = RunResult()
     log = (workdir / f"serve-tpf{tpf}.log").open("wb")
@@ -156,6 +158,7 @@ async def one_run(
             str(tpf),
             "--metrics-port",
             str(metrics_port),
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -253,13 +256,13 @@ async def one_run(
     return result
 
 
-async def main_async(duration: float, out: Path | None) -> None:
+async def main_async(duration: float, out: Path | None, extra: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         broker = Broker(workdir)
         try:
-            a = await one_run(broker.port, 10, duration, workdir, probe_input=False)
-            b = await one_run(broker.port, 1, duration, workdir, probe_input=True)
+            a = await one_run(broker.port, 10, duration, workdir, False, extra)
+            b = await one_run(broker.port, 1, duration, workdir, True, extra)
         finally:
             broker.stop()
 
@@ -314,7 +317,8 @@ async def main_async(duration: float, out: Path | None) -> None:
             "p99 ≤ 3",
         ),
     ]
-    print(f"\nseed network, dt = 1 ms, {duration:g} s per run, {os.cpu_count()} cores\n")
+    flags = " ".join(extra) or "default flags"
+    print(f"\nseed network, dt = 1 ms, {duration:g} s per run, {os.cpu_count()} cores, {flags}\n")
     print("| Measure | Measured | Target |\n|---|---|---|")
     for row in rows:
         print(f"| {row[0]} | {row[1]} | {row[2]} |")
@@ -324,6 +328,7 @@ async def main_async(duration: float, out: Path | None) -> None:
             json.dumps(
                 {
                     "duration": duration,
+                    "serve_args": extra,
                     "rows": rows,
                     "stats_tpf10": a.stats,
                     "stats_tpf1": b.stats,
@@ -337,8 +342,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per run (60)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "realtime.json")
+    parser.add_argument(
+        "--serve-args", default="", help="extra flags for serve, e.g. '--rt-priority 50'"
+    )
     args = parser.parse_args()
-    asyncio.run(main_async(args.duration, args.json))
+    asyncio.run(main_async(args.duration, args.json, shlex.split(args.serve_args)))
 
 
 if __name__ == "__main__":
