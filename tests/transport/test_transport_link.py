@@ -545,3 +545,27 @@ def test_statistics_is_a_frozen_snapshot() -> None:
         stats.connects = 5  # type: ignore[misc]
     assert stats.protocol is None
     assert stats.connected is False
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expiry"), [("application/msgpack", 5), ("text/plain", None), (None, 60)]
+)
+def test_publish_properties_are_packed_once_and_as_paho_packs_them(
+    content_type: str | None, expiry: int | None
+) -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from spikestream.transport.link import _PackedOnce
+
+    reference = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    packed = _PackedOnce(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    for props in (reference, packed):
+        if content_type:
+            props.ContentType = content_type
+        if expiry is not None:
+            props.MessageExpiryInterval = expiry
+    packed.freeze()
+    assert packed.pack() == reference.pack()  # type: ignore[no-untyped-call]
+    # Packed once: later packs return the very same bytes object.
+    assert packed.pack() is packed.pack()

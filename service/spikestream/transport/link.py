@@ -207,6 +207,27 @@ class _TrackingSSLContext(ssl.SSLContext):
         )
 
 
+class _PackedOnce(Properties):
+    """PUBLISH properties that serialise themselves once.
+
+    paho packs a message's properties on every publish, in Python: ~26 µs per message,
+    measured with cProfile on a service publishing 4,500 frames/s, a third of what the
+    I/O thread spends per frame. The link publishes a handful of fixed property sets, so
+    each is packed when it is made and the bytes are reused.
+    """
+
+    def freeze(self) -> None:
+        """Pack now; later ``pack()`` calls return these bytes. Set no property after."""
+        # Properties.__setattr__ only accepts MQTT property names.
+        object.__setattr__(self, "_packed", super().pack())  # type: ignore[no-untyped-call]
+
+    def pack(self) -> bytes:
+        packed = self.__dict__.get("_packed")
+        if packed is None:
+            return super().pack()  # type: ignore[no-untyped-call,no-any-return]
+        return packed  # type: ignore[no-any-return]
+
+
 class _LinkClient(aiomqtt.Client):
     """aiomqtt.Client with the hooks MqttLink needs.
 
@@ -685,11 +706,12 @@ class MqttLink:
         key = (content_type, expiry)
         props = self._props_cache.get(key)
         if props is None:
-            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props = _PackedOnce(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             if content_type:
                 props.ContentType = content_type
             if expiry is not None:
                 props.MessageExpiryInterval = int(expiry)
+            props.freeze()
             if len(self._props_cache) >= 64:  # bounded: callers normally use a handful
                 self._props_cache.clear()
             self._props_cache[key] = props
