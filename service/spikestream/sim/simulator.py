@@ -107,7 +107,6 @@ class _LifUnit:
 class _DecodedUnit:
     """A factored (decoded, non-learning) connection ``segment_jit`` can run."""
 
-    cs: _ConnState
     pre: _PopState
     decoders: Array
     y: Array
@@ -455,9 +454,7 @@ class Simulator:
             def step_jit() -> None:
                 decoded_step_jit(spikers, pre.count, decoders, y, a64, gain, m_t, current, acc)
 
-            self._fusable[step_jit] = _DecodedUnit(
-                cs, pre, decoders, y, m_t, current, a64, gain, acc
-            )
+            self._fusable[step_jit] = _DecodedUnit(pre, decoders, y, m_t, current, a64, gain, acc)
             return step_jit
         if cs.pre_activity is None:
             # Decoders are learned in place below, so 1/dt is folded into the filter gain.
