@@ -9,11 +9,12 @@ feeding the next through a factored identity connection, synapse 5 ms):
 2. **Real-time capacity**: ``spikestream serve`` (a subprocess, against a private
    mosquitto) runs chains of increasing length for ``--duration`` seconds each; reported
    per length: ticks more than 1 ms late (from the service's own lateness histogram, via its
-   stats topic), real-time factor and lateness p99. The capacity is the largest chain with
-   at most 0.1 % of ticks more than 1 ms late.
+   stats topic), real-time factor and lateness p99. With ``--runs N`` every length and
+   variant runs N times, round-robin. The capacity is the largest chain with at most
+   0.1 % of ticks more than 1 ms late in every run (and, reported too, in most runs).
 
 Usage: ``python bench/capacity.py [--offline-pops 10,30] [--serve-pops 40,60,80,100]
-[--duration 60]``
+[--runs 3] [--duration 60] [--serve-args '--rt-priority 50' ...]``
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ async def serve_once(
 
 
 async def realtime(
-    pop_counts: list[int], duration: float, variants: list[list[str]]
+    pop_counts: list[int], duration: float, variants: list[list[str]], runs: int = 1
 ) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,9 +216,12 @@ async def realtime(
         )
         time.sleep(0.5)
         try:
-            for pops in pop_counts:
-                for extra in variants:  # side by side, so they share the machine's mood
+            # Round-robin: every round serves every size with every variant, so slow
+            # drifts of the machine's load spread over all of them.
+            for run in range(runs):
+                for pops, extra in itertools.product(pop_counts, variants):
                     row = await serve_once(pops, duration, port, workdir, extra)
+                    row["run"] = run
                     rows.append(row)
                     print(
                         f"serve {pops} pops ({pops * N} neurons) [{row['serve_args']}]: "
@@ -236,7 +240,14 @@ def main() -> None:
     p.add_argument("--offline-pops", default="10,30", help="chain lengths for the Nengo comparison")
     p.add_argument("--serve-pops", default="40,60,80,100", help="chain lengths served live")
     p.add_argument("--duration", type=float, default=60.0, help="seconds per live run (60)")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2, help="offline repeats (best of)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="live runs per chain length and variant, round-robin (1); lateness on a shared "
+        "VM varies from run to run more than between neighbouring sizes",
+    )
     p.add_argument(
         "--serve-args",
         action="append",
@@ -249,7 +260,9 @@ def main() -> None:
     off = offline([int(x) for x in args.offline_pops.split(",") if x], args.repeats)
     variants = [shlex.split(v) for v in (args.serve_args or [""])]
     live = asyncio.run(
-        realtime([int(x) for x in args.serve_pops.split(",") if x], args.duration, variants)
+        realtime(
+            [int(x) for x in args.serve_pops.split(",") if x], args.duration, variants, args.runs
+        )
     )
     print(
         "\n| Chain | Neurons | Nengo ticks/s | spikestream ticks/s | Ratio |\n|---|---|---|---|---|"
@@ -269,13 +282,34 @@ def main() -> None:
             f"{r['late_fraction'] * 100:.3f} % | {r['late_p99_ms']} | {r['late_max_ms']} | "
             f"{r['rf']} |"
         )
+    print(
+        "\n| Chain | serve flags | Runs | > 1 ms late, median | worst | Runs ≤ 0.1 % |"
+        "\n|---|---|---|---|---|---|"
+    )
+    verdicts = []
     for extra in variants:
         flags = " ".join(extra)
-        ok = [r for r in live if r["late_fraction"] <= 0.001 and r["serve_args"] == flags]
-        print(
-            f"\nreal-time capacity [{flags or 'default flags'}] (≤ 0.1 % of ticks > 1 ms "
-            f"late): {max(r['neurons'] for r in ok) if ok else 'below the smallest chain tried'}"
+        always, mostly = [], []
+        for pops in sorted({r["pops"] for r in live}):
+            mine = [
+                r["late_fraction"] for r in live if r["pops"] == pops and r["serve_args"] == flags
+            ]
+            met = sum(f <= 0.001 for f in mine)
+            print(
+                f"| {pops} × 1000 | {flags or '-'} | {len(mine)} | "
+                f"{float(np.median(mine)) * 100:.3f} % | {max(mine) * 100:.3f} % | {met} |"
+            )
+            if met == len(mine):
+                always.append(pops * N)
+            if met * 2 > len(mine):
+                mostly.append(pops * N)
+        none = "below the smallest chain tried"
+        verdicts.append(
+            f"real-time capacity [{flags or 'default flags'}] (≤ 0.1 % of ticks > 1 ms late): "
+            f"in every run {max(always) if always else none}; "
+            f"in most runs {max(mostly) if mostly else none}"
         )
+    print("\n" + "\n".join(verdicts))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"offline": off, "realtime": live}, indent=2))
 
