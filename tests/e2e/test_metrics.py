@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import resource
 import urllib.request
 from pathlib import Path
 
@@ -40,6 +43,7 @@ async def test_metrics_endpoint(mosquitto: Mosquitto, tmp_path: Path) -> None:
     assert second[ticks] - first[ticks] > 500  # about 1000 ticks in a second
     assert second['spikestream_connected{net="seed"}'] == 1.0
     assert second['spikestream_realtime_factor{net="seed"}'] == 1.0
+    assert second['spikestream_tick_thread_fifo_priority{net="seed"}'] == 0.0
     assert second['spikestream_frames_total{net="seed",probe="a_spikes"}'] > 0
     assert second['spikestream_frames_dropped_total{net="seed",probe="a_spikes"}'] == 0
     # Cumulative histogram buckets never decrease and end at the tick count.
@@ -52,3 +56,32 @@ async def test_metrics_endpoint(mosquitto: Mosquitto, tmp_path: Path) -> None:
     assert counts == sorted(counts)
     assert counts[-1] == second['spikestream_tick_lateness_seconds_count{net="seed"}']
     assert 'spikestream_publish_refused_total{net="seed"}' in second
+
+
+async def test_metrics_show_the_tick_threads_real_time_priority(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """``--rt-priority 10``: the gauge shows 10 where the OS grants SCHED_FIFO (root or an
+    rtprio limit), else 0, and ``stats`` says which."""
+    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 10
+    port = free_port()
+    proc = ServeProcess(
+        SEED, mosquitto.url(), "--metrics-port", str(port), "--rt-priority", "10", workdir=tmp_path
+    )
+    proc.start()
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+            await sub.wait_status("seed", b"online")
+            stats = await sub.wait_for(
+                lambda ms: [m for m in ms if m.topic.endswith("/stats")], what="stats"
+            )
+        samples = await asyncio.to_thread(scrape, port)
+    finally:
+        assert proc.stop() == 0
+    gauge = samples['spikestream_tick_thread_fifo_priority{net="seed"}']
+    scheduling = json.loads(stats[-1].payload)["scheduling"]
+    if allowed:
+        assert (gauge, scheduling) == (10.0, "SCHED_FIFO 10")
+    else:
+        assert gauge == 0.0
+        assert scheduling.startswith("normal (")

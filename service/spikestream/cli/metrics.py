@@ -68,6 +68,12 @@ class ServiceCollector(Collector):
             "spikestream_skipped_ticks", "Ticks skipped to realign", net, es.skipped_ticks
         )
         yield _gauge("spikestream_paused", "1 while paused", net, float(es.paused))
+        yield _gauge(
+            "spikestream_tick_thread_fifo_priority",
+            "SCHED_FIFO priority of the tick thread (0: ordinary scheduling)",
+            net,
+            float(svc.engine.fifo_priority),
+        )
         frames = CounterMetricFamily(
             "spikestream_frames", "Frames produced", labels=["net", "probe"]
         )

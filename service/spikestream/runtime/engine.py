@@ -413,6 +413,7 @@ class Engine:
         self.failure: BaseException | None = None
         self.rt_priority = rt_priority
         self.realtime_priority: str = "not started"
+        self.fifo_priority = 0  # the SCHED_FIFO priority the tick thread got (0: none)
 
     # ------------------------------------------------------------------ I/O side
 
@@ -494,6 +495,7 @@ class Engine:
     def _run(self) -> None:
         try:
             self.realtime_priority = raise_priority(self.rt_priority)
+            self.fifo_priority = fifo_priority()
             # One BLAS thread: two stall for milliseconds when the other core is busy.
             with threadpool_limits(limits=1, user_api="blas"):
                 self._loop()
@@ -665,6 +667,13 @@ def raise_priority(priority: int) -> str:
         return f"normal ({err.strerror})"
     log.info("tick thread runs under SCHED_FIFO", extra={"priority": min(priority, 99)})
     return f"SCHED_FIFO {min(priority, 99)}"
+
+
+def fifo_priority() -> int:
+    """The calling thread's ``SCHED_FIFO`` priority, or 0 under any other policy."""
+    if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) != os.SCHED_FIFO:
+        return 0
+    return int(os.sched_getparam(0).sched_priority)
 
 
 def _number(key: str, value: Any, *, low: float) -> float:
