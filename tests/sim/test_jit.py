@@ -187,3 +187,47 @@ def test_fusion_with_side_branches_matches_unfused() -> None:
     assert rec_p["d"].sum() > 1000  # the dense branch reads b's count after the segment
     for key in state_p:
         np.testing.assert_array_equal(state_f[key], state_p[key], err_msg=key)
+
+
+def test_lif_step_counts_a_leaving_neuron_above_threshold_once() -> None:
+    """A restored state can hold v > 1 on a neuron leaving its refractory period: the
+    compiled step must spike it once, as the numpy reference does, and never write past
+    the end of its spiker list (numba does not check bounds)."""
+    from spikestream.sim.jit import lif_constants, lif_step_jit
+    from spikestream.sim.kernels import LIFParams, lif_step
+
+    n = 6
+    J = np.array([10.0, 10.0, 0.5, 10.0, 10.0, 0.2])
+    v0 = np.array([1.5, 1.5, 1.2, 0.3, 1.5, 0.0])
+    ref0 = np.array(
+        [1.5e-3, 1.2e-3, 1.5e-3, 0.0, 3e-3, 0.0]
+    )  # leaving, leaving, ..., still refractory
+    spikers = np.full(2 * n, -1, np.intp)
+    jit = (v0.copy(), ref0.copy(), np.zeros(n, bool))
+    count = lif_step_jit(
+        J,
+        jit[0],
+        jit[1],
+        jit[2],
+        np.zeros(n),
+        lif_constants(1e-3, 0.02, 0.002, 0.0, np.float64),
+        np.zeros(n, np.intp),
+        spikers[:n],
+    )
+    ref = (v0.copy(), ref0.copy(), np.zeros(n, bool))
+    expected = lif_step(
+        J,
+        ref[0],
+        ref[1],
+        ref[2],
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+        LIFParams.make(1e-3, 0.02, 0.002, 0.0, np.float64),
+    )
+    assert count == expected
+    np.testing.assert_array_equal(jit[2], ref[2])
+    assert sorted(spikers[:count]) == list(np.flatnonzero(ref[2]))
+    assert (spikers[n:] == -1).all()
+    np.testing.assert_allclose(jit[0], ref[0], rtol=1e-12)
+    np.testing.assert_allclose(jit[1], ref[1], rtol=1e-12)

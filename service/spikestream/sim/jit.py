@@ -97,7 +97,9 @@ def lif_step_jit(
         vo = v[i]
         f = full if r <= zero else zero
         vi = vo - (J[i] - vo) * f
-        spike = vi > one
+        # Neurons leaving their refractory period are decided in pass 3 only, so none is
+        # listed twice (a restored state may hold v > 1 on one).
+        spike = (vi > one) & ~((r > zero) & (r < dt))
         spiked[i] = spike
         s01[i] = one if spike else zero
         v[i] = vi if vi >= vmin else vmin
