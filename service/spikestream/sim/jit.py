@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 # Cache compiled kernels in a user cache folder: site-packages may be read-only.
 os.environ.setdefault(
@@ -207,8 +208,8 @@ def decoded_step_jit(
     count: int,
     decoders: Array,
     y: Array,
-    a: float,
-    gain: float,
+    a: np.floating[Any] | float,
+    gain: np.floating[Any] | float,
     encoders_t: Array,
     current: Array,
     acc: Array,
@@ -246,7 +247,7 @@ def segment_jit(
     program: npt.NDArray[np.int64],
     counts: npt.NDArray[np.int64],
     consts: Array,
-    params: npt.NDArray[np.float64],
+    params: Array,
     vec: list[Array],
     flags: list[BoolArray],
     index: list[IndexArray],
@@ -321,7 +322,7 @@ def warm_up(dtype: np.dtype[np.floating]) -> None:
     first real-time tick does not pay for it (a few hundred ms)."""
     empty = np.zeros(0, dtype)
     flags = np.zeros(0, np.bool_)
-    one = np.float64(1.0)  # the simulator passes numpy float64 scalars
+    one = np.dtype(dtype).type(1.0)  # the simulator passes scalars of the state dtype
     none = np.zeros(0, np.intp)
     c = lif_constants(1.0, 1.0, 1.0, 0.0, dtype)
     lif_step_jit(empty, empty, empty, flags, empty, c, none, none)

@@ -112,8 +112,8 @@ class _DecodedUnit:
     y: Array
     encoders_t: Array
     current: Array
-    a: float
-    gain: float
+    a: np.floating[Any]
+    gain: np.floating[Any]
     acc: Array
 
 
@@ -137,7 +137,7 @@ class _Segment:
 
         rows: list[list[int]] = []
         consts: list[Array] = []
-        params: list[tuple[float, float]] = []
+        params: list[tuple[np.floating[Any], np.floating[Any]]] = []
         stepped: set[int] = set()
         for u in units:
             if isinstance(u, _LifUnit):
@@ -173,10 +173,10 @@ class _Segment:
                     put(self.vec, u.acc),
                 ]
                 rows.append(row + [0] * (PROGRAM_COLUMNS - len(row)))
-                params.append((float(u.a), float(u.gain)))
+                params.append((u.a, u.gain))
         self.program = np.array(rows, np.int64).reshape(-1, PROGRAM_COLUMNS)
         self.consts = np.array(consts, dtype).reshape(-1, 8)
-        self.params = np.array(params, np.float64).reshape(-1, 2)
+        self.params = np.array(params, dtype).reshape(-1, 2)
         self.counts = np.zeros(len(pops), np.int64)
         # Populations stepped before the segment: their spike counts are read in.
         self.inbound = [(slots[id(ps)], ps) for ps in pops if id(ps) not in stepped]
@@ -446,15 +446,18 @@ class Simulator:
         tmp = np.zeros_like(y)
         dot = np.dot
         if cs.pre_activity is None and self.backend == "numba":
-            gain, a64 = np.float64((1.0 - a) * inv_dt), np.float64(a)
+            # In the state dtype, as the numpy reference's lowpass computes (a float32
+            # model filters in float32).
+            scalar = self.dtype.type
+            gain, a_s = scalar((1.0 - a) * inv_dt), scalar(a)
             spikers = pre.idx2  # written by lif_step_jit for this tick
             m_t = np.ascontiguousarray(m.T)
             acc = np.zeros_like(y)
 
             def step_jit() -> None:
-                decoded_step_jit(spikers, pre.count, decoders, y, a64, gain, m_t, current, acc)
+                decoded_step_jit(spikers, pre.count, decoders, y, a_s, gain, m_t, current, acc)
 
-            self._fusable[step_jit] = _DecodedUnit(pre, decoders, y, m_t, current, a64, gain, acc)
+            self._fusable[step_jit] = _DecodedUnit(pre, decoders, y, m_t, current, a_s, gain, acc)
             return step_jit
         if cs.pre_activity is None:
             # Decoders are learned in place below, so 1/dt is folded into the filter gain.
