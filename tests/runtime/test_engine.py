@@ -194,3 +194,30 @@ def test_raise_priority_reports_what_the_os_granted() -> None:
         assert policy == os.SCHED_OTHER
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this thread is untouched
     assert raise_priority(0) == "normal (not requested)"
+
+
+def test_engine_reports_a_real_time_policy_it_inherited() -> None:
+    """Started from a SCHED_FIFO thread (as under ``chrt``) without ``rt_priority``, the
+    tick thread inherits the policy, and the engine says so instead of "not requested"."""
+    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 5
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock())
+
+    def start_under_fifo() -> None:
+        if allowed:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(5))
+        engine.start()  # the tick thread is created here, from this thread
+
+    starter = threading.Thread(target=start_under_fifo)
+    starter.start()
+    starter.join()
+    wait_for(lambda: engine.sim.tick > 10)
+    engine.stop()
+    assert engine.failure is None
+    if allowed:
+        assert (engine.fifo_priority, engine.realtime_priority) == (
+            5,
+            "SCHED_FIFO 5 (inherited)",
+        )
+    else:
+        assert (engine.fifo_priority, engine.realtime_priority) == (0, "normal (not requested)")

@@ -496,6 +496,8 @@ class Engine:
         try:
             self.realtime_priority = raise_priority(self.rt_priority)
             self.fifo_priority = fifo_priority()
+            if self.rt_priority <= 0 and self.fifo_priority:  # e.g. started under chrt
+                self.realtime_priority = f"SCHED_FIFO {self.fifo_priority} (inherited)"
             # One BLAS thread: two stall for milliseconds when the other core is busy.
             with threadpool_limits(limits=1, user_api="blas"):
                 self._loop()
