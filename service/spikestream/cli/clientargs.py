@@ -1,4 +1,4 @@
-"""Flags every client command (``feed``, ``monitor``, ``record``) shares."""
+"""Flags the client commands (``feed``, ``monitor``, ``record``) share."""
 
 from __future__ import annotations
 
@@ -14,3 +14,14 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--net", required=True, help="network name, e.g. seed")
     p.add_argument("--prefix", default="spikestream", help="topic prefix (default: spikestream)")
+
+
+def add_probe_filter(p: argparse.ArgumentParser) -> None:
+    """``--probe NAME`` (repeatable) into ``probes``: which probes a reader takes."""
+    p.add_argument(
+        "--probe",
+        action="append",
+        dest="probes",
+        metavar="NAME",
+        help="only this probe (repeat for more; default: all)",
+    )

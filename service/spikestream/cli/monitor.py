@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikestream.cli.clientargs import add_connection_args
+from spikestream.cli.clientargs import add_connection_args, add_probe_filter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,13 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_connection_args(p)
-    p.add_argument(
-        "--probe",
-        action="append",
-        dest="probes",
-        metavar="NAME",
-        help="only this probe (repeat for more; default: all)",
-    )
+    add_probe_filter(p)
     p.add_argument(
         "--window", type=float, default=1.0, metavar="S", help="seconds of history shown (1)"
     )

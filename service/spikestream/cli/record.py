@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spikestream.cli.clientargs import add_connection_args
+from spikestream.cli.clientargs import add_connection_args, add_probe_filter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,13 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="output file")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG plot")
-    p.add_argument(
-        "--probe",
-        action="append",
-        dest="probes",
-        metavar="NAME",
-        help="only this probe (repeat for more; default: all)",
-    )
+    add_probe_filter(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)
 
