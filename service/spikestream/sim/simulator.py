@@ -120,7 +120,14 @@ class _DecodedUnit:
 class _Segment:
     """Consecutive fusable ops compiled into one :func:`segment_jit` program."""
 
-    def __init__(self, units: list[_LifUnit | _DecodedUnit], dtype: np.dtype[np.floating]) -> None:
+    def __init__(
+        self,
+        units: list[_LifUnit | _DecodedUnit],
+        dtype: np.dtype[np.floating],
+        fanout: Mapping[int, int],
+    ) -> None:
+        """``fanout``: ``id(_PopState)`` -> number of outgoing connections, to tell which
+        spike counts ops outside this segment read."""
         self.vec, self.flags, self.index, self.mat = typed_lists(dtype)
         slots: dict[int, int] = {}  # id(_PopState) -> slot in counts
         pops: list[_PopState] = []
@@ -139,6 +146,7 @@ class _Segment:
         consts: list[Array] = []
         params: list[tuple[np.floating[Any], np.floating[Any]]] = []
         stepped: set[int] = set()
+        fused_out: dict[int, int] = {}  # id(_PopState) -> its connections fused here
         for u in units:
             if isinstance(u, _LifUnit):
                 ps = u.ps
@@ -161,6 +169,7 @@ class _Segment:
                 )
                 consts.append(u.consts)
             else:
+                fused_out[id(u.pre)] = fused_out.get(id(u.pre), 0) + 1
                 row = [
                     OP_DECODED,
                     put(self.index, u.pre.idx2),
@@ -180,8 +189,13 @@ class _Segment:
         self.counts = np.zeros(len(pops), np.int64)
         # Populations stepped before the segment: their spike counts are read in.
         self.inbound = [(slots[id(ps)], ps) for ps in pops if id(ps) not in stepped]
-        # Populations stepped here: their counts are written back for ops outside.
-        self.outbound = [(slots[id(ps)], ps) for ps in pops if id(ps) in stepped]
+        # Populations stepped here with a connection outside it: their counts are
+        # written back for those ops (decided here, not per tick).
+        self.outbound = [
+            (slots[id(ps)], ps)
+            for ps in pops
+            if id(ps) in stepped and fanout.get(id(ps), 0) > fused_out.get(id(ps), 0)
+        ]
 
     def __call__(self) -> None:
         counts = self.counts
@@ -322,10 +336,14 @@ class Simulator:
         """Replace each run of two or more fusable ops by one compiled segment."""
         out: list[Op] = []
         run: list[Op] = []
+        fanout: dict[int, int] = {}
+        for cs in self._conns:
+            pre = id(self._pops[cs.conn.pre])
+            fanout[pre] = fanout.get(pre, 0) + 1
 
         def close() -> None:
             if len(run) >= 2:
-                out.append(_Segment([self._fusable[op] for op in run], self.dtype))
+                out.append(_Segment([self._fusable[op] for op in run], self.dtype, fanout))
             else:
                 out.extend(run)
             run.clear()
