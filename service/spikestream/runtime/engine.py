@@ -496,8 +496,6 @@ class Engine:
         try:
             self.realtime_priority = raise_priority(self.rt_priority)
             self.fifo_priority = fifo_priority()
-            if self.rt_priority <= 0 and self.fifo_priority:  # e.g. started under chrt
-                self.realtime_priority = f"SCHED_FIFO {self.fifo_priority} (inherited)"
             # One BLAS thread: two stall for milliseconds when the other core is busy.
             with threadpool_limits(limits=1, user_api="blas"):
                 self._loop()
@@ -656,7 +654,8 @@ def raise_priority(priority: int) -> str:
     scheduling, which is the portable default.
     """
     if priority <= 0:
-        return "normal (not requested)"
+        inherited = fifo_priority()  # e.g. the process was started under chrt
+        return f"SCHED_FIFO {inherited} (inherited)" if inherited else "normal (not requested)"
     if not hasattr(os, "sched_setscheduler"):
         return "normal (SCHED_FIFO not available on this platform)"
     try:
