@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from spikestream.runtime.cpulatency import DEVICE, current_cpu_latency
 from tests.brokers import Mosquitto, free_port
 from tests.serving import SEED, Listener, ServeProcess
 
@@ -85,3 +86,35 @@ async def test_metrics_show_the_tick_threads_real_time_priority(
     else:
         assert gauge == 0.0
         assert scheduling.startswith("normal (")
+
+
+async def test_cpu_latency_limit_is_held_while_serving_and_dropped_on_exit(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """``--cpu-latency 0``: while the service runs the kernel's limit is 0 µs (root), the
+    gauge and ``stats`` say so; after a clean stop the limit is what it was before."""
+    allowed = os.access(DEVICE, os.W_OK)
+    before = current_cpu_latency()
+    port = free_port()
+    proc = ServeProcess(
+        SEED, mosquitto.url(), "--metrics-port", str(port), "--cpu-latency", "0", workdir=tmp_path
+    )
+    proc.start()
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+            await sub.wait_status("seed", b"online")
+            stats = await sub.wait_for(
+                lambda ms: [m for m in ms if m.topic.endswith("/stats")], what="stats"
+            )
+        samples = await asyncio.to_thread(scrape, port)
+        during = current_cpu_latency()
+    finally:
+        assert proc.stop() == 0
+    gauge = samples['spikestream_cpu_latency_limit_us{net="seed"}']
+    described = json.loads(stats[-1].payload)["cpu_latency"]
+    if allowed:
+        assert (gauge, described, during) == (0.0, "0 us held", 0)
+        assert current_cpu_latency() == before != 0
+    else:
+        assert gauge == -1.0
+        assert described.startswith("not held (")

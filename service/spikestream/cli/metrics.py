@@ -74,6 +74,13 @@ class ServiceCollector(Collector):
             net,
             float(svc.engine.fifo_priority),
         )
+        held = svc.options.cpu_latency
+        yield _gauge(
+            "spikestream_cpu_latency_limit_us",
+            "CPU wake-up latency limit this process holds, microseconds (-1: none)",
+            net,
+            float(held.microseconds) if held is not None and held.held else -1.0,
+        )
         frames = CounterMetricFamily(
             "spikestream_frames", "Frames produced", labels=["net", "probe"]
         )

@@ -70,6 +70,7 @@ class ServeSettings(BaseSettings):
     switch_interval: float = Field(0.0005, gt=0, le=0.1)
     rt_priority: int = Field(0, ge=0, le=99)
     spin: float = Field(0.0002, ge=0, le=0.01)
+    cpu_latency: int | None = Field(None, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -205,6 +206,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "CAP_SYS_NICE or root; 0 = normal scheduling, the default)",
     )
     p.add_argument(
+        "--cpu-latency",
+        type=int,
+        metavar="US",
+        help="hold a CPU wake-up latency limit of US microseconds (Linux PM QoS, "
+        "/dev/cpu_dma_latency; needs root or a udev rule) while serving: 0 keeps idle CPUs "
+        "polling instead of halting, so sleeping ticks wake on time in a VM, at the cost of "
+        "busy idle CPUs machine-wide (default: no request)",
+    )
+    p.add_argument(
         "--spin",
         type=float,
         help="seconds the tick thread busy-waits before each deadline after sleeping "
@@ -251,6 +261,7 @@ def main(args: argparse.Namespace) -> int:
         "rt_priority",
         "switch_interval",
         "spin",
+        "cpu_latency",
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
@@ -295,6 +306,11 @@ def main(args: argparse.Namespace) -> int:
         from spikestream.runtime.engine import raise_priority
 
         raise_priority(max(1, settings.rt_priority - 1))
+    cpu_latency = None
+    if settings.cpu_latency is not None:
+        from spikestream.runtime.cpulatency import CpuLatencyRequest
+
+        cpu_latency = CpuLatencyRequest(settings.cpu_latency)
     options = ServiceOptions(
         prefix=settings.prefix,
         realtime_factor=settings.realtime_factor,
@@ -317,6 +333,7 @@ def main(args: argparse.Namespace) -> int:
         restore=settings.restore,
         rt_priority=settings.rt_priority,
         spin=settings.spin,
+        cpu_latency=cpu_latency,
     )
     # Everything built so far (modules, models, compiled kernels) lives for the whole run:
     # freeze it out of the collector's reach, so a full collection triggered by the I/O
@@ -324,7 +341,13 @@ def main(args: argparse.Namespace) -> int:
     # that the tick thread needs (full collections were ~10-20 ms tick stalls).
     gc.collect()
     gc.freeze()
-    asyncio.run(_serve(models, broker, options, settings))
+    if cpu_latency is None:
+        asyncio.run(_serve(models, broker, options, settings))
+    else:
+        # Held for the whole run and dropped on exit: the kernel forgets the request when
+        # the file closes, so even a crash cannot leave the machine polling.
+        with cpu_latency:
+            asyncio.run(_serve(models, broker, options, settings))
     return 0
 
 

@@ -41,6 +41,7 @@ from spikestream.codec import (
 )
 from spikestream.errors import CodecError, ConfigError, SpikestreamError
 from spikestream.runtime.clock import SystemClock
+from spikestream.runtime.cpulatency import CpuLatencyRequest
 from spikestream.runtime.engine import (
     Command,
     Engine,
@@ -85,6 +86,7 @@ class ServiceOptions:
     events_per_second: float = 20.0
     rt_priority: int = 0
     spin: float = 0.0002
+    cpu_latency: CpuLatencyRequest | None = None
 
 
 class EventLimiter:
@@ -408,6 +410,11 @@ class Service:
             "late_over_1ms": lat.over_threshold(0.001),
             "overruns": es.pacer.overruns,
             "scheduling": self.engine.realtime_priority,
+            "cpu_latency": (
+                "not requested"
+                if self.options.cpu_latency is None
+                else self.options.cpu_latency.description
+            ),
             "skipped_ticks": es.skipped_ticks,
             "dropped": sum(s.dropped for s in es.streams.values()),
             "frames": {n: s.frames for n, s in es.streams.items()},
