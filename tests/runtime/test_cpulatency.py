@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from pathlib import Path
@@ -15,10 +16,8 @@ def open_fds() -> set[str]:
     """Paths this process has open (the directory listing's own fd is gone by readlink)."""
     paths = set()
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             paths.add(os.readlink(f"/proc/self/fd/{fd}"))
-        except FileNotFoundError:
-            pass
     return paths
 
 
@@ -41,9 +40,15 @@ def test_writes_the_limit_as_an_int32_and_holds_the_file_open(tmp_path: Path) ->
 def test_as_a_context_manager_it_releases_on_error(tmp_path: Path) -> None:
     device = tmp_path / "qos"
     device.write_bytes(b"")
-    with pytest.raises(KeyError), CpuLatencyRequest(0, device) as request:
-        assert request.held
-        raise KeyError("boom")
+    request = CpuLatencyRequest(0, device)
+
+    def fail_while_held() -> None:
+        with request:
+            assert request.held
+            raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        fail_while_held()
     assert not request.held
     assert str(device) not in open_fds()
 
