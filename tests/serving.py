@@ -84,6 +84,11 @@ class ServeProcess:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
+    def wait(self, timeout: float = 10.0) -> int:
+        """Wait for the process to exit on its own; returns the exit code."""
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()

@@ -8,6 +8,7 @@ import os
 import resource
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,15 +60,14 @@ async def test_metrics_endpoint(mosquitto: Mosquitto, tmp_path: Path) -> None:
     assert 'spikestream_publish_refused_total{net="seed"}' in second
 
 
-async def test_metrics_show_the_tick_threads_real_time_priority(
-    mosquitto: Mosquitto, tmp_path: Path
-) -> None:
-    """``--rt-priority 10``: the gauge shows 10 where the OS grants SCHED_FIFO (root or an
-    rtprio limit), else 0, and ``stats`` says which."""
-    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 10
+async def serve_stats_and_scrape(
+    mosquitto: Mosquitto, tmp_path: Path, *flags: str
+) -> tuple[dict[str, Any], dict[str, float], int | None]:
+    """Serve the seed network with ``--metrics-port`` and ``flags``; once it is online,
+    return its latest ``stats``, one scrape, and the kernel's CPU latency limit then."""
     port = free_port()
     proc = ServeProcess(
-        SEED, mosquitto.url(), "--metrics-port", str(port), "--rt-priority", "10", workdir=tmp_path
+        SEED, mosquitto.url(), "--metrics-port", str(port), *flags, workdir=tmp_path
     )
     proc.start()
     try:
@@ -77,10 +77,21 @@ async def test_metrics_show_the_tick_threads_real_time_priority(
                 lambda ms: [m for m in ms if m.topic.endswith("/stats")], what="stats"
             )
         samples = await asyncio.to_thread(scrape, port)
+        limit = current_cpu_latency()
     finally:
         assert proc.stop() == 0
+    return json.loads(stats[-1].payload), samples, limit
+
+
+async def test_metrics_show_the_tick_threads_real_time_priority(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """``--rt-priority 10``: the gauge shows 10 where the OS grants SCHED_FIFO (root or an
+    rtprio limit), else 0, and ``stats`` says which."""
+    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 10
+    stats, samples, _ = await serve_stats_and_scrape(mosquitto, tmp_path, "--rt-priority", "10")
     gauge = samples['spikestream_tick_thread_fifo_priority{net="seed"}']
-    scheduling = json.loads(stats[-1].payload)["scheduling"]
+    scheduling = stats["scheduling"]
     if allowed:
         assert (gauge, scheduling) == (10.0, "SCHED_FIFO 10")
     else:
@@ -95,23 +106,9 @@ async def test_cpu_latency_limit_is_held_while_serving_and_dropped_on_exit(
     gauge and ``stats`` say so; after a clean stop the limit is what it was before."""
     allowed = os.access(DEVICE, os.W_OK)
     before = current_cpu_latency()
-    port = free_port()
-    proc = ServeProcess(
-        SEED, mosquitto.url(), "--metrics-port", str(port), "--cpu-latency", "0", workdir=tmp_path
-    )
-    proc.start()
-    try:
-        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
-            await sub.wait_status("seed", b"online")
-            stats = await sub.wait_for(
-                lambda ms: [m for m in ms if m.topic.endswith("/stats")], what="stats"
-            )
-        samples = await asyncio.to_thread(scrape, port)
-        during = current_cpu_latency()
-    finally:
-        assert proc.stop() == 0
+    stats, samples, during = await serve_stats_and_scrape(mosquitto, tmp_path, "--cpu-latency", "0")
     gauge = samples['spikestream_cpu_latency_limit_us{net="seed"}']
-    described = json.loads(stats[-1].payload)["cpu_latency"]
+    described = stats["cpu_latency"]
     if allowed:
         assert (gauge, described, during) == (0.0, "0 us held", 0)
         assert current_cpu_latency() == before != 0
