@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -341,13 +342,10 @@ def main(args: argparse.Namespace) -> int:
     # that the tick thread needs (full collections were ~10-20 ms tick stalls).
     gc.collect()
     gc.freeze()
-    if cpu_latency is None:
+    # A latency request is held for the whole run and dropped on exit: the kernel forgets
+    # it when the file closes, so even a crash cannot leave the machine polling.
+    with cpu_latency if cpu_latency is not None else contextlib.nullcontext():
         asyncio.run(_serve(models, broker, options, settings))
-    else:
-        # Held for the whole run and dropped on exit: the kernel forgets the request when
-        # the file closes, so even a crash cannot leave the machine polling.
-        with cpu_latency:
-            asyncio.run(_serve(models, broker, options, settings))
     return 0
 
 

@@ -52,7 +52,7 @@ class CpuLatencyRequest:
         self.microseconds = int(microseconds)
         self.device = device
         self._fd: int | None = None
-        self.description = "not requested"
+        self.description = "not acquired"
 
     @property
     def held(self) -> bool:
@@ -63,22 +63,16 @@ class CpuLatencyRequest:
         """Open the device and write the limit. Returns :attr:`description`."""
         if self._fd is not None:
             return self.description
+        fd = None
         try:
             fd = os.open(self.device, os.O_WRONLY)
-        except OSError as err:
-            self.description = f"not held ({err.strerror}: {self.device})"
-            log.warning(
-                "could not request a CPU wake-up latency limit",
-                extra={"device": str(self.device), "error": err.strerror},
-            )
-            return self.description
-        try:
             os.write(fd, _INT32.pack(self.microseconds))
         except OSError as err:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             self.description = f"not held ({err.strerror}: {self.device})"
             log.warning(
-                "the CPU wake-up latency device refused the limit",
+                "could not hold a CPU wake-up latency limit",
                 extra={"device": str(self.device), "error": err.strerror},
             )
             return self.description
