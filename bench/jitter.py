@@ -141,7 +141,8 @@ def main() -> None:
                 capture_output=True,
                 text=True,
             )
-            row = json.loads(out.stdout.strip().splitlines()[-1]) | {"run": run}
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            row |= {"run": run, "config": [prio, latency, work]}
             rows.append(row)
             print(
                 f"run {run}, work {work:g} ms/tick, {row['priority']}, cpu latency "
@@ -153,13 +154,7 @@ def main() -> None:
     print("\n| Work (ms) | Scheduling | CPU latency | Runs | > 1 ms late, each run | median |")
     print("|---|---|---|---|---|---|")
     for prio, latency, work in configs:
-        mine = [
-            r
-            for r in rows
-            if r["work_ms"] == work
-            and r["priority"].startswith("SCHED_FIFO" if prio else "normal")
-            and (r["cpu_latency"] == "none") == (latency == "none")
-        ]
+        mine = [r for r in rows if r["config"] == [prio, latency, work]]
         fractions = [r["late_fraction"] * 100 for r in mine]
         each = ", ".join(f"{f:.3f}" for f in fractions)
         median = statistics.median(fractions) if fractions else float("nan")
