@@ -153,7 +153,7 @@ def test_engine_commands_pause_reset_and_set() -> None:
     held = engine.sim.tick
     time.sleep(0.05)
     assert engine.sim.tick == held
-    engine.submit(Command("set", key="realtime_factor", value="2.5", id="2"))
+    engine.submit(Command("set", key="realtime_factor", value=2.5, id="2"))
     engine.submit(Command("set", key="volume", value=1, id="3"))
     engine.submit(Command("reset", id="4"))
     wait_for(lambda: len(engine.events) >= 4)

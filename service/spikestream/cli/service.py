@@ -20,12 +20,14 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from spikestream.budget import estimate_network
 from spikestream.build import Model
 from spikestream.cli.logs import log_fields
 from spikestream.codec import (
@@ -87,6 +89,12 @@ class ServiceOptions:
     rt_priority: int = 0
     spin: float = 0.0002
     cpu_latency: CpuLatencyRequest | None = None
+    memory_limit: int | None = None  # bytes this network may use (bounds live reallocation)
+
+
+#: Events raised while the link is down (or its window is full) wait in a queue of this
+#: many and go out once online; older ones beyond it are counted in ``events_lost``.
+PENDING_EVENTS = 256
 
 
 class EventLimiter:
@@ -136,6 +144,8 @@ class Service:
             notify=self._notify,
             rt_priority=options.rt_priority,
             clock=SystemClock(spin=options.spin),
+            memory_limit=options.memory_limit,
+            network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
         )
         client_id = options.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
@@ -155,6 +165,9 @@ class Service:
         self.unknown_inputs = 0
         self.publish_failed = 0
         self.events_lost = 0
+        self.retained_control = 0
+        # Encoded events not yet published, oldest first.
+        self._pending: deque[bytes] = deque()
         self.connects = 0
         self._stopping = False
 
@@ -172,6 +185,18 @@ class Service:
     def _on_message(self, topic: str, payload: bytes, meta: MessageMeta) -> None:
         yield_gil()  # a burst of messages must not keep the GIL from the tick thread
         if topic == self.topics.control:
+            if meta.retain:
+                # A retained command was published before we subscribed (or before a
+                # reconnect): acting on it would replay a stale pause or reset.
+                self.retained_control += 1
+                self._refuse_control(
+                    "control_ignored",
+                    reason="retained",
+                    error="a retained control message is ignored; control acts only on live "
+                    "messages (publish without the retain flag)",
+                    payload=payload[:64].decode("utf-8", "replace"),
+                )
+                return
             self._on_control(payload)
             return
         name = self.topics.input_name(topic)
@@ -204,12 +229,16 @@ class Service:
             rejected=self.rejected[reason],
         )
 
+    def _refuse_control(self, kind: str = "control_rejected", **fields: Any) -> None:
+        """Count one refused control message (stats ``rejected.control``) and report it."""
+        self.rejected["control"] = self.rejected.get("control", 0) + 1
+        self.event(kind, **fields)
+
     def _on_control(self, payload: bytes) -> None:
         try:
             cmd = decode_control(payload)
         except CodecError as err:
-            self.rejected["control"] = self.rejected.get("control", 0) + 1
-            self.event("control_rejected", error=str(err))
+            self._refuse_control(error=str(err))
             return
         if cmd.cmd == "restore":
             path = self._state_path(cmd.value, must_exist=True, request=cmd.id)
@@ -232,8 +261,7 @@ class Service:
         base = self.options.snapshot_dir.resolve()
         path = (base / name).resolve()
         if not path.is_relative_to(base) or path.suffix != ".npz":
-            self.event(
-                "control_rejected",
+            self._refuse_control(
                 cmd="snapshot" if not must_exist else "restore",
                 id=request,
                 error=f"snapshot file {name!r} is not allowed; expected a name ending in .npz "
@@ -241,8 +269,7 @@ class Service:
             )
             return None
         if must_exist and not path.is_file():
-            self.event(
-                "control_rejected",
+            self._refuse_control(
                 cmd="restore",
                 id=request,
                 error=f"no snapshot file {str(path)!r}",
@@ -254,34 +281,49 @@ class Service:
         try:
             state = await asyncio.to_thread(load_state, path)
         except SpikestreamError as err:
-            self.event("control_rejected", cmd="restore", id=request, error=str(err))
+            self._refuse_control(cmd="restore", id=request, error=str(err))
             return
         self.engine.submit(Command("restore", value=state, id=request))
 
     # ------------------------------------------------------------------ outgoing
 
     def event(self, kind: str, **fields: Any) -> None:
-        """Publish an event (rate-limited per kind) on the events topic."""
+        """Publish an event (rate-limited per kind) on the events topic.
+
+        While the link is down, or its window is full, the event waits in a bounded queue
+        and goes out once online (:meth:`_flush_events`), so events raised while
+        connecting (the refusal of a retained message, say) are not lost.
+        """
         if not self._limiter.allow(kind, time.monotonic()):
             return
         suppressed = self._limiter.suppressed.pop(kind, 0)
         if suppressed:
             fields["suppressed"] = suppressed
-        level = logging.WARNING if kind.endswith(("rejected", "failed")) else logging.INFO
+        level = (
+            logging.WARNING if kind.endswith(("rejected", "failed", "ignored")) else logging.INFO
+        )
         log.log(level, kind, extra=log_fields(fields))
-        if not self.link.publish_nowait(
-            self.topics.events,
-            encode_event(kind, net=self.model.name, **fields),
-            qos=0,
-            content_type=JSON,
-        ):
-            # Not connected (or the window is full): the log line above keeps the event,
-            # and the count travels in the stats.
-            self.events_lost += 1
+        # Encoded now: ``wall`` says when it happened, not when it went out.
+        self._pending.append(encode_event(kind, net=self.model.name, **fields))
+        if len(self._pending) > PENDING_EVENTS:
+            self._pending.popleft()
+            self.events_lost += 1  # the log line keeps it; the count travels in the stats
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        """Publish queued events, oldest first, while the link takes them."""
+        pending = self._pending
+        while pending:
+            if not self.link.publish_nowait(
+                self.topics.events, pending[0], qos=0, content_type=JSON
+            ):
+                return  # not connected, or the window is full: try again later
+            pending.popleft()
 
     async def _on_connect(self) -> None:
         self.connects += 1
         await self.link.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
+        self._flush_events()  # what happened while connecting, before the online event
         self.event("online", connects=self.connects, tick=self.engine.sim.tick)
         if self._wake is not None:
             self._wake.set()  # flush what queued up while we were away
@@ -296,6 +338,8 @@ class Service:
             asyncio.get_running_loop().create_task(
                 self._write_snapshot(Path(str(cmd.value)), state, cmd.id), name="snapshot"
             )
+        if self._pending:
+            self._flush_events()
         if not link.connected:
             return  # frames wait in the bounded queues; drops there are counted
         # Round-robin over the probes, one frame each, while the link's outgoing window
@@ -421,7 +465,9 @@ class Service:
             "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
             "queued": {n: s.queued for n, s in es.streams.items()},
             "inputs": es.inputs,
-            "rejected": dict(self.rejected),
+            "rejected": self._rejected(es),
+            "retained_control": self.retained_control,
+            "events_pending": len(self._pending),
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
             "publish_failed": self.publish_failed,
@@ -430,6 +476,15 @@ class Service:
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
         }
+
+    def _rejected(self, es: EngineStatistics) -> dict[str, int]:
+        # Every refused control message: refused at decoding or at the edge (counted
+        # here), or refused by the tick thread (counted there).
+        out = dict(self.rejected)
+        control = out.get("control", 0) + es.commands_rejected
+        if control:
+            out["control"] = control
+        return out
 
     def latest_snapshot(self) -> Path:
         """Where periodic snapshots of this network go (and ``--resume`` looks)."""

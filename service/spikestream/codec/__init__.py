@@ -6,11 +6,16 @@ it without the simulator or MQTT. ``docs/PROTOCOL.md`` describes the wire format
 """
 
 from spikestream.codec.control import (
+    COMMAND_SPECS,
     COMMANDS,
     DEFAULT_MAX_CONTROL_BYTES,
+    SETTINGS,
     Command,
+    CommandSpec,
     ControlCommand,
     ControlValue,
+    Setting,
+    control_reference,
     decode_control,
     encode_control,
 )
@@ -50,6 +55,7 @@ from spikestream.codec.payloads import (
 
 __all__ = [
     "COMMANDS",
+    "COMMAND_SPECS",
     "DEFAULT_MAX_CONTROL_BYTES",
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_FRAME_BYTES",
@@ -57,9 +63,11 @@ __all__ = [
     "DEFAULT_PREFIX",
     "EVENT_VERSION",
     "SCHEMA_VERSION",
+    "SETTINGS",
     "STATUS_OFFLINE",
     "STATUS_ONLINE",
     "Command",
+    "CommandSpec",
     "ControlCommand",
     "ControlValue",
     "FrameHeader",
@@ -67,9 +75,11 @@ __all__ = [
     "OversizePayload",
     "PayloadRejected",
     "RejectReason",
+    "Setting",
     "SpikeFrame",
     "Topics",
     "ValueFrame",
+    "control_reference",
     "decode_control",
     "decode_event",
     "decode_frame",
