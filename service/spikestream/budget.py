@@ -51,6 +51,7 @@ __all__ = [
     "estimate_run",
     "estimate_serve",
     "format_bytes",
+    "format_count",
     "frame_rows",
     "parse_bytes",
     "physical_memory",
@@ -123,6 +124,11 @@ def parse_bytes(value: str | int | float, *, key: str = "memory_limit") -> int:
     if not math.isfinite(size) or size < 1:
         raise ConfigError(f"{key}: {value!r} is not allowed; expected {SIZE_RULE}")
     return int(size)
+
+
+def format_count(value: int) -> str:
+    """An integer as digits, or in exponent form when it would be a wall of them."""
+    return str(value) if abs(value) < 10**15 else f"{value:.3e}"
 
 
 def format_bytes(size: float) -> str:
@@ -309,7 +315,7 @@ def estimate_run(spec: NetworkSpec, *, ticks: int, dtype: str | None = None) -> 
         values, item = _per_tick(spec, probe, s)
         per_tick += values * item
     per_tick += sum(inp.dim * _F64 for inp in spec.inputs.values())
-    parts[f"recording {ticks} ticks"] = ticks * per_tick
+    parts[f"recording {format_count(ticks)} ticks"] = ticks * per_tick
     return Estimate(parts)
 
 
@@ -323,7 +329,8 @@ def check_budget(what: str, estimate: Estimate, limit: int) -> None:
     total = estimate.total
     if total > limit:
         raise MemoryBudgetError(
-            f"{what} would allocate about {format_bytes(total)} ({total} bytes; largest: "
+            f"{what} would allocate about {format_bytes(total)} ({format_count(total)} bytes; "
+            f"largest: "
             f"{estimate.largest()}), over the memory limit of {format_bytes(limit)} "
-            f"({limit} bytes); shrink the network or its settings, or raise --memory-limit"
+            f"({format_count(limit)} bytes); shrink the network or its settings, or raise --memory-limit"
         )
