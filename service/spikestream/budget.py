@@ -332,5 +332,6 @@ def check_budget(what: str, estimate: Estimate, limit: int) -> None:
             f"{what} would allocate about {format_bytes(total)} ({format_count(total)} bytes; "
             f"largest: "
             f"{estimate.largest()}), over the memory limit of {format_bytes(limit)} "
-            f"({format_count(limit)} bytes); shrink the network or its settings, or raise --memory-limit"
+            f"({format_count(limit)} bytes); shrink the network or its settings, or raise "
+            "--memory-limit"
         )
