@@ -33,12 +33,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
 from spikestream.errors import ConfigError
-from spikestream.spec import NetworkSpec, PopulationSpec, ProbeSpec
+from spikestream.spec import NetworkSpec, ProbeSpec
 
 __all__ = [
     "COALESCE_FACTOR",
@@ -172,19 +172,33 @@ def default_limit() -> int:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Estimated bytes, by what allocates them (``parts``: label -> bytes)."""
+    """Estimated bytes, by what allocates them (label -> bytes).
+
+    Attributes:
+        parts: Arrays that live as long as the network.
+        transient: Temporaries of one build step each (a decoder solve, say); they come
+            and go one after another, so only the largest counts toward the peak.
+    """
 
     parts: dict[str, int]
+    transient: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
-        """The whole estimate in bytes."""
-        return sum(self.parts.values())
+        """The peak in bytes: every lasting part plus the largest temporary."""
+        return sum(self.parts.values()) + max(self.transient.values(), default=0)
 
     def largest(self, count: int = 2) -> str:
-        """The ``count`` largest parts, e.g. ``'connections[0] weights 224 GiB'``."""
-        top = sorted(self.parts.items(), key=lambda kv: -kv[1])[:count]
+        """The ``count`` largest parts, e.g. ``'connection a->b 224 GiB'``."""
+        both = [*self.parts.items(), *((f"building {k}", v) for k, v in self.transient.items())]
+        top = sorted(both, key=lambda kv: -kv[1])[:count]
         return ", ".join(f"{label} {format_bytes(size)}" for label, size in top)
+
+    def merged(self, prefix: str, other: Estimate) -> Estimate:
+        """This estimate with ``other``'s entries added, their labels prefixed."""
+        parts = {**self.parts, **{f"{prefix}{k}": v for k, v in other.parts.items()}}
+        transient = {**self.transient, **{f"{prefix}{k}": v for k, v in other.transient.items()}}
+        return Estimate(parts, transient)
 
 
 def _itemsize(spec: NetworkSpec, dtype: str | None) -> int:
@@ -199,15 +213,9 @@ def _d_out(spec: NetworkSpec, index: int) -> int:
 
 
 def _decoder_solve(n_pre: int, points: int) -> int:
-    # Tuning curves at the evaluation points (activities, currents and temporaries of the
-    # rate formula), or the Gram matrix with its regulariser and product, whichever peaks.
-    return max(4 * points * n_pre * _F64, 3 * n_pre * n_pre * _F64)
-
-
-def _population(p: PopulationSpec, s: int) -> int:
-    tuning = 5 * p.n * _F64 + 2 * p.n * p.dim * _F64
-    state = 6 * p.n * s + p.n + 3 * p.n * _INTP
-    return tuning + state
+    # Tuning curves at the evaluation points (currents, rates and the rate formula's
+    # temporaries), or the Gram matrix and the solver's copy of it, whichever peaks.
+    return max(4 * points * n_pre * _F64, 2 * n_pre * n_pre * _F64)
 
 
 def _per_tick(spec: NetworkSpec, probe: ProbeSpec, s: int) -> tuple[int, int]:
@@ -248,39 +256,50 @@ def stream_bytes(
     return out
 
 
-def _network(spec: NetworkSpec, s: int) -> dict[str, int]:
+def _network(spec: NetworkSpec, s: int) -> Estimate:
     parts: dict[str, int] = {}
+    transient: dict[str, int] = {}
     pops = spec.populations
     for name, p in pops.items():
-        parts[f"population {name}"] = _population(p, s)
+        # Tuning values and unit encoders (float64, kept by the model), the simulator's
+        # state; the encoders are drawn into a temporary before they are normalised.
+        parts[f"population {name}"] = (
+            5 * p.n * _F64 + p.n * p.dim * _F64 + 6 * p.n * s + p.n + 3 * p.n * _INTP
+        )
+        transient[f"population {name}"] = p.n * p.dim * _F64
     for name, inp in spec.inputs.items():
         if inp.target is not None:
             p = pops[inp.target]
-            parts[f"input {name}"] = p.n * p.dim * (_F64 + s)
+            parts[f"input {name}"] = p.n * p.dim * s
+            transient[f"input {name}"] = p.n * p.dim * _F64
     for i, c in enumerate(spec.connections):
         pre, post = pops[c.pre], pops[c.post]
         label = f"connection {c.label}"
         parts[label] = post.n * s * 2
         if c.function is None:
-            parts[label] += pre.n * post.n * (2 * _F64 + s)
+            # The float64 weights and the simulator's scaled copy in the state type; a
+            # float32 copy is made from a float64 temporary.
+            parts[label] += pre.n * post.n * (_F64 + s)
+            if s != _F64:
+                transient[label] = pre.n * post.n * _F64
         else:
             d = _d_out(spec, i)
             learning = 2 if c.learning is not None else 1
-            parts[label] += _decoder_solve(pre.n, c.eval_points)
-            parts[label] += pre.n * d * (_F64 + learning * s) + post.n * post.dim * (_F64 + s)
+            parts[label] += pre.n * d * (_F64 + learning * s) + post.n * post.dim * s
+            transient[label] = _decoder_solve(pre.n, c.eval_points)
     for name, probe in spec.probes.items():
         values, item = _per_tick(spec, probe, s)
-        size = values * item
+        parts[f"probe {name}"] = values * item
         if probe.kind == "decoded":
             pop = pops[probe.target]
-            size += _decoder_solve(pop.n, PROBE_EVAL_POINTS) + pop.n * pop.dim * (_F64 + s)
-        parts[f"probe {name}"] = size
-    return parts
+            parts[f"probe {name}"] += pop.n * pop.dim * (_F64 + s)
+            transient[f"probe {name}"] = _decoder_solve(pop.n, PROBE_EVAL_POINTS)
+    return Estimate(parts, transient)
 
 
 def estimate_network(spec: NetworkSpec, *, dtype: str | None = None) -> Estimate:
     """Bytes building and simulating ``spec`` allocates, without frames or recordings."""
-    return Estimate(_network(spec, _itemsize(spec, dtype)))
+    return _network(spec, _itemsize(spec, dtype))
 
 
 def estimate_serve(
@@ -292,7 +311,7 @@ def estimate_serve(
     queue_policy: str = "drop-oldest",
 ) -> Estimate:
     """Bytes ``serve`` allocates for ``spec``: the network and every probe's frame pool."""
-    parts = _network(spec, _itemsize(spec, dtype))
+    est = _network(spec, _itemsize(spec, dtype))
     pools = stream_bytes(
         spec,
         ticks_per_frame=ticks_per_frame,
@@ -300,23 +319,23 @@ def estimate_serve(
         queue_policy=queue_policy,
     )
     for name, size in pools.items():
-        parts[f"frames of {name}"] = size
-    return Estimate(parts)
+        est.parts[f"frames of {name}"] = size
+    return est
 
 
 def estimate_run(spec: NetworkSpec, *, ticks: int, dtype: str | None = None) -> Estimate:
     """Bytes ``run`` allocates for ``ticks`` ticks of ``spec``: the network, and every
     population's spikes, probe, input and the time axis recorded per tick."""
     s = _itemsize(spec, dtype)
-    parts = _network(spec, s)
+    est = _network(spec, s)
     per_tick = 2 * _F64  # the time axis, and the input signals' sample times
     per_tick += sum(p.n for p in spec.populations.values())
     for probe in spec.probes.values():
         values, item = _per_tick(spec, probe, s)
         per_tick += values * item
     per_tick += sum(inp.dim * _F64 for inp in spec.inputs.values())
-    parts[f"recording {format_count(ticks)} ticks"] = ticks * per_tick
-    return Estimate(parts)
+    est.parts[f"recording {format_count(ticks)} ticks"] = ticks * per_tick
+    return est
 
 
 def check_budget(what: str, estimate: Estimate, limit: int) -> None:

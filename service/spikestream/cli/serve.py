@@ -461,14 +461,12 @@ def check_serve_budget(
         f"{settings.ticks_per_frame or 'from the file'}, queue_capacity="
         f"{settings.queue_capacity} ({settings.queue_policy})"
     )
-    if len(estimates) == 1:
-        check_budget(asked, estimates[0], limit)
-    else:
-        merged: dict[str, int] = {}
+    merged = estimates[0]
+    if len(estimates) > 1:
+        merged = Estimate({})
         for spec, est in zip(specs, estimates, strict=True):
-            for label, size in est.parts.items():
-                merged[f"{spec.name}: {label}"] = size
-        check_budget(asked, Estimate(merged), limit)
+            merged = merged.merged(f"{spec.name}: ", est)
+    check_budget(asked, merged, limit)
     return [e.total for e in estimates]
 
 
