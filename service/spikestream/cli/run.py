@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="SIZE",
         help="refuse to run when the network and its recording would allocate more than "
         "SIZE bytes (e.g. 2GiB, 512MiB, 1.5GB; also SPIKESTREAM_MEMORY_LIMIT). Default: "
-        f"{DEFAULT_SHARE:.0%} of physical memory (or of the container's limit)",
+        f"{DEFAULT_SHARE * 100:.0f}%% of physical memory (or of the container's limit)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
     p.set_defaults(func=main)

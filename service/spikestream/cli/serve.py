@@ -266,7 +266,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="SIZE",
         help="refuse to start when the networks and their frame queues would allocate more "
         f"than SIZE bytes (e.g. 2GiB, 512MiB, 1.5GB); also bounds `set ticks_per_frame`. "
-        f"Default: {DEFAULT_SHARE:.0%} of physical memory (or of the container's limit)",
+        f"Default: {DEFAULT_SHARE * 100:.0f}%% of physical memory (or of the container's limit)",
     )
     p.add_argument("--client-id", help="MQTT client id (default: spikestream-<net>-<pid>)")
     p.add_argument("--dtype", choices=("float64", "float32"), help="state number type")
