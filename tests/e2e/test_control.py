@@ -16,25 +16,11 @@ from spikestream.spec import load_network
 from spikestream.transport import MessageMeta, parse_broker_url
 from tests.brokers import Mosquitto
 from tests.e2e.test_serve import events, frames_of, publish
-from tests.serving import SEED, Listener, ServeProcess
+from tests.serving import SEED, Listener
 
 pytestmark = pytest.mark.broker
 
 CONTROL = "spikestream/seed/control"
-
-
-@pytest.fixture
-def serve(mosquitto: Mosquitto, tmp_path: Path):  # type: ignore[no-untyped-def]
-    started: list[ServeProcess] = []
-
-    def make(*args: str) -> ServeProcess:
-        proc = ServeProcess(SEED, mosquitto.url(), *args, workdir=tmp_path).start()
-        started.append(proc)
-        return proc
-
-    yield make
-    for proc in started:
-        proc.kill()
 
 
 def stats(sub: Listener) -> list[dict[str, object]]:
