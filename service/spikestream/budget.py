@@ -5,23 +5,25 @@ array exists), what building, simulating and streaming or recording the network 
 allocate, and refuse to start when the estimate exceeds ``--memory-limit``. The live
 ``set ticks_per_frame`` command takes its upper bound from the same estimate.
 
-The estimate counts the arrays the code allocates, with the peak of the build step's
-temporaries (the Gram matrix of a decoder solve, the float64 weights beside their
-simulator copy); it leaves out the interpreter, numpy, numba and the MQTT client, a fixed
-~100-200 MiB that does not grow with the network. ``tests/test_budget.py`` checks it
-against the measured growth of the resident set on a real network.
+The estimate counts the arrays the code keeps, plus the largest temporary of one build
+step (the Gram matrix of a decoder solve, the encoders before they are normalised): build
+steps run one after another, so their temporaries never coexist. It leaves out the
+interpreter, numpy, numba and the MQTT client, a fixed ~100-200 MiB that does not grow
+with the network. ``tests/test_budget.py`` checks it against the measured growth of the
+peak resident set on a real network (226 MiB estimated, 195 MiB measured).
 
-Sizes (bytes) by allocation, with ``s`` the state's item size (8 for float64, 4 for
-float32), ``P`` the evaluation points of a decoder solve:
+Sizes (bytes), with ``s`` the state's item size (8 for float64, 4 for float32) and ``P`` the
+evaluation points of a decoder solve:
 
-* population: ``5 n`` float64 tuning values, ``2 n dim`` float64 encoders (drawn, then
-  normalised), ``6 n s`` state, ``n`` spike flags and ``3 n`` index arrays (8 bytes each);
-* input into a population: its ``n dim`` scaled encoders, in float64 and in the state type;
-* dense connection: the ``pre.n x post.n`` float64 weights, a float64 temporary of the same
-  size and the simulator's copy in the state type;
-* decoded connection or probe: the larger of ``4 P n_pre`` float64 (tuning curves at the
-  evaluation points) and ``3 n_pre^2`` float64 (the regularised Gram matrix), then the
-  decoders (``n_pre d`` float64, and in the state type, twice when learning);
+* population: ``5 n`` float64 tuning values and ``n dim`` float64 unit encoders (kept by
+  the model; a temporary as large while they are drawn), ``6 n s`` state, ``n`` spike flags
+  and ``3 n`` index arrays (8 bytes each);
+* input into a population: its ``n dim`` scaled encoders in the state type;
+* dense connection: the ``pre.n x post.n`` float64 weights and the simulator's scaled copy
+  in the state type (made from a float64 temporary under float32);
+* decoded connection or probe: decoders (``n_pre d`` float64, and in the state type, twice
+  when learning); while solving, the larger of ``4 P n_pre`` float64 (tuning curves at the
+  evaluation points) and ``2 n_pre^2`` float64 (the Gram matrix and the solver's copy);
 * ``serve``: each probe's frame pool, ``(queue_capacity + 2) * rows * per-tick bytes`` with
   ``rows = ticks_per_frame`` (``8 * ticks_per_frame`` under ``coalesce``);
 * ``run``: per tick, every population's spikes (1 byte per neuron), every probe's value,

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from spikestream.budget import estimate_network
+from spikestream.budget import default_limit, estimate_network
 from spikestream.build import Model
 from spikestream.cli.logs import log_fields
 from spikestream.codec import (
@@ -89,7 +89,9 @@ class ServiceOptions:
     rt_priority: int = 0
     spin: float = 0.0002
     cpu_latency: CpuLatencyRequest | None = None
-    memory_limit: int | None = None  # bytes this network may use (bounds live reallocation)
+    # Bytes this network may use (bounds live reallocation); None: the default share of
+    # physical memory (spikestream.budget.default_limit).
+    memory_limit: int | None = None
 
 
 #: Events raised while the link is down (or its window is full) wait in a queue of this
@@ -144,7 +146,9 @@ class Service:
             notify=self._notify,
             rt_priority=options.rt_priority,
             clock=SystemClock(spin=options.spin),
-            memory_limit=options.memory_limit,
+            memory_limit=(
+                options.memory_limit if options.memory_limit is not None else default_limit()
+            ),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
         )
         client_id = options.client_id or f"spikestream-{model.name}-{os.getpid()}"
