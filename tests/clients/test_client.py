@@ -14,7 +14,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream.codec import PayloadRejected, SpikeFrame, ValueFrame
 from spikestream.errors import ConfigError, TransportError
 from spikestream_client import (
     ControlRejected,
@@ -176,8 +176,12 @@ async def test_control_commands_and_replies(seed_service: SeedService) -> None:
         assert resumed.event["paused"] is False
         changed = await client.set("seed", "realtime_factor", 1.0)
         assert changed.event["realtime_factor"] == 1.0
-        with pytest.raises(ControlRejected, match="bogus") as info:
+        # A key outside the control schema is refused before it is sent ...
+        with pytest.raises(PayloadRejected, match="cannot set 'bogus'; settable keys"):
             await client.set("seed", "bogus", 3.0)
+        # ... a command only the service can refuse comes back as its reply.
+        with pytest.raises(ControlRejected, match="no learning connection") as info:
+            await client.set("seed", "learning", True)
         assert info.value.reply.event["event"] == "control_rejected"
         assert await client.control("seed", "status", wait=False) is None
         status = await client.control("seed", "status")

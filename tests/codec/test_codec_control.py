@@ -14,6 +14,7 @@ from spikestream.codec import (
     COMMAND_SPECS,
     COMMANDS,
     SETTINGS,
+    CommandRejected,
     ControlCommand,
     ControlValue,
     OversizePayload,
@@ -359,3 +360,16 @@ def test_protocol_doc_shows_the_schema() -> None:
     assert not missing, "docs/PROTOCOL.md lacks these rows of the control schema:\n" + "\n".join(
         missing
     )
+
+
+def test_a_refusal_after_the_name_carries_the_command_and_id() -> None:
+    """So the service's reply echoes the id and a client waiting on it hears of it."""
+    with pytest.raises(CommandRejected) as info:
+        decode_control(b'{"cmd": "set", "key": "ttl", "value": -1, "id": 7}')
+    assert (info.value.cmd, info.value.id, info.value.reason) == ("set", "7", "value")
+    with pytest.raises(CommandRejected) as info:
+        decode_control(b"learn maybe")
+    assert (info.value.cmd, info.value.id) == ("learn", None)
+    with pytest.raises(PayloadRejected) as other:
+        decode_control(b'{"cmd": "fly", "id": "x"}')
+    assert not isinstance(other.value, CommandRejected)  # no command to name

@@ -33,6 +33,7 @@ from spikestream.cli.logs import log_fields
 from spikestream.codec import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
+    CommandRejected,
     FrameHeader,
     decode_control,
     decode_input,
@@ -241,6 +242,11 @@ class Service:
     def _on_control(self, payload: bytes) -> None:
         try:
             cmd = decode_control(payload)
+        except CommandRejected as err:
+            # Refused after the name and id were read: the reply names both, so a client
+            # waiting on its id hears of the refusal.
+            self._refuse_control(cmd=err.cmd, id=err.id, error=str(err))
+            return
         except CodecError as err:
             self._refuse_control(error=str(err))
             return

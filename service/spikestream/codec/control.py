@@ -50,6 +50,7 @@ __all__ = [
     "DEFAULT_MAX_CONTROL_BYTES",
     "SETTINGS",
     "Command",
+    "CommandRejected",
     "CommandSpec",
     "ControlCommand",
     "ControlValue",
@@ -252,6 +253,25 @@ def control_reference() -> list[str]:
     return rows
 
 
+class CommandRejected(PayloadRejected):
+    """A control command was refused after its name and ``id`` were read: the reply event
+    can name the command and echo the request id, so a client waiting on it gets it."""
+
+    def __init__(
+        self,
+        message: str,
+        reason: RejectReason = "value",
+        cmd: str | None = None,
+        id: str | None = None,  # shadows the builtin on purpose: it is the wire key's name
+    ) -> None:
+        super().__init__(message, reason)
+        self.cmd = cmd
+        self.id = id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.reason, self.cmd, self.id))
+
+
 def _reject(message: str, reason: RejectReason) -> NoReturn:
     raise PayloadRejected(message, reason)
 
@@ -329,6 +349,18 @@ def _build(cmd: object, key: object, value: ControlValue, id_: object) -> Contro
         elif type(id_) is not str:
             _reject(f"'id' must be a string or an integer, got {_type_name(id_)}", "type")
     request_id: str | None = id_
+    try:
+        return _arguments(spec, key, value, request_id)
+    except CommandRejected:
+        raise
+    except PayloadRejected as err:
+        raise CommandRejected(str(err), err.reason, name, request_id) from None
+
+
+def _arguments(
+    spec: CommandSpec, key: object, value: ControlValue, request_id: str | None
+) -> ControlCommand:
+    name = spec.name
     if spec.args == "setting":
         if type(key) is not str or not _KEY.fullmatch(key):
             _reject(
