@@ -302,7 +302,7 @@ class WeightsFile(_Spec):
 def _weights_kind(value: Any) -> str:
     # A table with a ``file`` key is a weight file; anything else is checked as a
     # distribution, so an error speaks of that one member only.
-    if isinstance(value, Mapping) and "file" in value or isinstance(value, WeightsFile):
+    if (isinstance(value, Mapping) and "file" in value) or isinstance(value, WeightsFile):
         return "WeightsFile"
     return "WeightsDist"
 
@@ -389,6 +389,13 @@ class NetworkSpec(_Spec):
 
     # Folder that relative paths in the file (weights, encoders, signals) resolve against.
     _base_dir: Path | None = PrivateAttr(default=None)
+    # Where the spec came from (the file's path), for error messages.
+    _source: str = PrivateAttr(default="<network>")
+
+    @property
+    def source(self) -> str:
+        """The network file's path (or ``<network>``), as error messages name it."""
+        return self._source
 
     @property
     def base_dir(self) -> Path:
@@ -566,9 +573,11 @@ def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> Netw
         NetworkFileError: naming ``source``, the key path, the bad value and what is allowed.
     """
     try:
-        return NetworkSpec.model_validate(data)
+        spec = NetworkSpec.model_validate(data)
     except ValidationError as err:
         raise NetworkFileError(_format_errors(source, err)) from None
+    spec._source = source
+    return spec
 
 
 def load_network(path: str | Path) -> NetworkSpec:
