@@ -81,8 +81,10 @@ _ARITY: dict[str, tuple[int, int]] = {
 #: Longest expression, in characters, checked before the text reaches Python's parser
 #: (100,000 unary minus signs exhaust the parser's memory).
 MAX_EXPRESSION_CHARS = 2000
-#: Deepest nesting of the parsed expression (each operator, call or subscript is a level).
-MAX_EXPRESSION_DEPTH = 50
+#: Deepest nesting of the parsed expression (each operator, call or subscript is a level;
+#: a sum of n terms is n levels deep). The checker and evaluator recurse once or twice per
+#: level, well inside Python's recursion limit.
+MAX_EXPRESSION_DEPTH = 100
 #: Most nodes in the parsed expression.
 MAX_EXPRESSION_NODES = 1000
 #: Seconds an expression or Python callable may take over a connection's evaluation points

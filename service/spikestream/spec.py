@@ -494,8 +494,11 @@ def _member_tags(loc: tuple[int | str, ...], fields: frozenset[str]) -> list[int
         for k, part in enumerate(loc)
         if k > 0
         and isinstance(part, str)
-        and part not in fields
-        and not (isinstance(loc[k - 1], str) and loc[k - 1] in _NAMED_SECTIONS)
+        and (
+            # A discriminated union's tag (``file``) may also be a field name.
+            str(loc[k - 1]).startswith("tagged-union[")
+            or (part not in fields and str(loc[k - 1]) not in _NAMED_SECTIONS)
+        )
     ]
 
 
