@@ -11,6 +11,7 @@ import pytest
 
 from spikestream.cli.serve import load_settings, select_shard
 from spikestream.errors import ConfigError
+from tests.cli.test_run import NET
 
 
 def test_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,16 +70,7 @@ def test_allow_python_functions_from_env_and_settings_file(
     assert load_settings({"allow_python_functions": True}, cfg).allow_python_functions is True
 
 
-PYTHON_NET = """
-[populations.a]
-n = 20
-[populations.b]
-n = 10
-[[connections]]
-pre = "a"
-post = "b"
-function = "{function}"
-"""
+PYTHON_NET = NET + 'function = "{function}"\n'
 
 
 def _serve(tmp_path: Path, function: str, *flags: str) -> subprocess.CompletedProcess[str]:

@@ -50,6 +50,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--seed", type=int, help="override the network file's random seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
+    add_python_functions_flag(p)
+    p.set_defaults(func=main)
+
+
+def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
+    """``--allow-python-functions`` (``run`` and ``serve``): the opt-in to code execution."""
     p.add_argument(
         "--allow-python-functions",
         action="store_true",
@@ -57,7 +63,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "call it: this runs Python code named in the network file, so use it only with files "
         "you trust (default: refused, and only expressions in x are evaluated)",
     )
-    p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from spikestream.build import build
+from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
 from spikestream.errors import ConfigError
 from spikestream.spec import load_network
@@ -229,13 +230,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
         "hold the interpreter before the tick thread gets it back",
     )
-    p.add_argument(
-        "--allow-python-functions",
-        action="store_true",
-        help='let a decoded connection\'s function = "module:attr" import that module and '
-        "call it: this runs Python code named in the network file, so use it only with files "
-        "you trust (default: refused, and only expressions in x are evaluated)",
-    )
+    add_python_functions_flag(p)
     p.set_defaults(func=main)
 
 
