@@ -300,6 +300,13 @@ def decoders_for(
             targets = fn(eval_points)
         except SpikestreamError:
             raise
+        except MemoryError:
+            # A vector result of many components over many points (the memory budget
+            # counts eval_points by dim, not by the function's output width).
+            raise BuildError(
+                f"{where}: {function!r} over {points} evaluation points needs more memory "
+                "than is available; lower eval_points or the number of outputs"
+            ) from None
         except (ValueError, TypeError, IndexError, ArithmeticError) as err:
             raise BuildError(
                 f"{where}: {function!r} failed on points of shape {eval_points.shape}: {err}"
