@@ -343,3 +343,19 @@ def test_file_signal_index_stays_in_range_on_very_long_runs(tmp_path: Path) -> N
             assert values[2, 0] in (1.0, 2.0, 3.0)
         else:
             assert values[2, 0] == 3.0
+
+
+def test_function_running_out_of_memory_is_a_build_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def compile_greedy(text: str, **kwargs: object) -> object:
+        def fn(points: np.ndarray) -> np.ndarray:
+            raise MemoryError
+
+        return fn
+
+    monkeypatch.setattr("spikestream.build.compile_function", compile_greedy)
+    with pytest.raises(
+        BuildError,
+        match=r"^n\.toml: connections\[0\]\.function: 'x' over 750 evaluation points needs more "
+        "memory than is available",
+    ):
+        build(parse_network(DECODED, source="n.toml"))
