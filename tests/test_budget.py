@@ -235,7 +235,9 @@ from spikestream.spec import load_network
 
 warm_up(np.dtype("float64"))
 spec = load_network(sys.argv[1])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# The resident set now (not the peak so far: compiling kernels may have peaked higher).
+with open("/proc/self/statm") as fh:
+    before = int(fh.read().split()[1]) * resource.getpagesize()
 engine = Engine(build(spec), queue_capacity=64)
 for stream in engine.streams.values():  # a service that has run a while wrote every buffer
     for buf in [*stream._free, stream._current]:

@@ -66,7 +66,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         f"{DEFAULT_SHARE * 100:.0f}%% of physical memory (or of the container's limit)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
+    add_python_functions_flag(p)
     p.set_defaults(func=main)
+
+
+def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
+    """``--allow-python-functions`` (``run`` and ``serve``): the opt-in to code execution."""
+    p.add_argument(
+        "--allow-python-functions",
+        action="store_true",
+        help='let a decoded connection\'s function = "module:attr" import that module and '
+        "call it: this runs Python code named in the network file, so use it only with files "
+        "you trust (default: refused, and only expressions in x are evaluated)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -90,7 +102,12 @@ def main(args: argparse.Namespace) -> int:
     # Before anything is built: a network or a recording too large for the machine is a
     # clear refusal, not a MemoryError halfway through.
     check_budget(asked, estimate_run(spec, ticks=ticks, dtype=args.dtype), limit)
-    model = build(spec, dtype=args.dtype, seed=args.seed)
+    model = build(
+        spec,
+        dtype=args.dtype,
+        seed=args.seed,
+        allow_python_functions=args.allow_python_functions,
+    )
     resets: list[int] = []
     if replay is not None:
         ticks_logged, inputs, reset_ticks = replay_inputs(model, replay)

@@ -36,6 +36,7 @@ from spikestream.budget import (
     parse_bytes,
 )
 from spikestream.build import build
+from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
 from spikestream.errors import ConfigError
 from spikestream.spec import NetworkSpec, load_network
@@ -115,6 +116,8 @@ class ServeSettings(BaseSettings):
     rt_priority: int = Field(0, ge=0, le=99)
     spin: float = Field(0.0002, ge=0, le=0.01)
     cpu_latency: Count | None = Field(None, ge=0, le=2**31 - 1)  # the kernel's s32, in us
+    # Opt-in to code execution: function = "module:attr" imports and calls that module.
+    allow_python_functions: bool = False
     memory_limit: int | None = Field(
         None, description=f"bytes; {SIZE_RULE}; default {DEFAULT_SHARE:.0%} of physical memory"
     )
@@ -304,6 +307,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
         "hold the interpreter before the tick thread gets it back",
     )
+    add_python_functions_flag(p)
     p.set_defaults(func=main)
 
 
@@ -344,6 +348,7 @@ def main(args: argparse.Namespace) -> int:
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
+    flags["allow_python_functions"] = True if args.allow_python_functions else None
     settings = load_settings(flags, args.config)
     files = select_shard(list(args.networks), settings.shard)
     if len(files) > 1 and (settings.restore is not None or settings.log_inputs is not None):
@@ -354,7 +359,15 @@ def main(args: argparse.Namespace) -> int:
     specs = [load_network(f) for f in files]
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
-    models = [build(spec, dtype=settings.dtype, seed=settings.seed) for spec in specs]
+    models = [
+        build(
+            spec,
+            dtype=settings.dtype,
+            seed=settings.seed,
+            allow_python_functions=settings.allow_python_functions,
+        )
+        for spec in specs
+    ]
     names_seen = [m.name for m in models]
     dup = sorted({n for n in names_seen if names_seen.count(n) > 1})
     if dup:
