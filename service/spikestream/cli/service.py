@@ -475,7 +475,7 @@ class Service:
             "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
             "queued": {n: s.queued for n, s in es.streams.items()},
             "inputs": es.inputs,
-            "rejected": self._rejected(es),
+            "rejected": self.rejected_counts(),
             "retained_control": self.retained_control,
             "events_pending": len(self._pending),
             "connects": self.connects,
@@ -487,11 +487,11 @@ class Service:
             "link_last_error": ls.last_error,
         }
 
-    def _rejected(self, es: EngineStatistics) -> dict[str, int]:
-        # Every refused control message: refused at decoding or at the edge (counted
-        # here), or refused by the tick thread (counted there).
+    def rejected_counts(self) -> dict[str, int]:
+        """Refusals by reason. ``control`` counts every refused control message: refused
+        at decoding or at the edge (counted here) or by the tick thread (counted there)."""
         out = dict(self.rejected)
-        control = out.get("control", 0) + es.commands_rejected
+        control = out.get("control", 0) + self.engine.commands_rejected
         if control:
             out["control"] = control
         return out
