@@ -482,7 +482,9 @@ class Service:
             "reconnects": max(0, self.connects - 1),
             "publish_failed": self.publish_failed,
             "publish_refused": ls.publish_refused,
-            "events_lost": self.events_lost,
+            # Lost between the tick thread and here (its deque overflowed) or beyond the
+            # pending queue.
+            "events_lost": self.events_lost + es.events_dropped,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
         }
