@@ -357,3 +357,26 @@ def test_unvalidated_values_reaching_the_engine_are_checked_again() -> None:
         assert all(slot.ttl is None for slot in engine.inputs.values())
     finally:
         engine.stop()
+
+
+def test_a_command_flood_is_refused_and_undrained_events_are_counted() -> None:
+    """Commands beyond the queue are refused (not pushed out); events the I/O side does
+    not drain fall off the oldest end and are counted."""
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4)
+    accepted = [engine.submit(Command("status", id=str(i))) for i in range(1100)]
+    assert accepted.count(True) == 1024
+    assert engine.events[0]["event"] == "control_rejected"
+    assert engine.events[0]["id"] == "1024"
+    assert "the command queue is full" in engine.events[0]["error"]
+    engine.start()
+    try:
+        wait_for(lambda: engine.commands_applied == 1024)
+    finally:
+        engine.stop()
+    stats = engine.statistics()
+    assert stats.commands_rejected == 1100 - 1024
+    # 76 refusals and 1024 replies: the oldest 76 fell off the event queue, counted.
+    assert len(engine.events) == 1024
+    assert stats.events_dropped == 1100 - 1024
+    assert engine.events[-1]["id"] == "1023"

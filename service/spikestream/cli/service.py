@@ -493,7 +493,8 @@ class Service:
         """Refusals by reason. ``control`` counts every refused control message: refused
         at decoding or at the edge (counted here) or by the tick thread (counted there)."""
         out = dict(self.rejected)
-        control = out.get("control", 0) + self.engine.commands_rejected
+        engine = self.engine
+        control = out.get("control", 0) + engine.commands_rejected + engine.commands_overflow
         if control:
             out["control"] = control
         return out

@@ -435,7 +435,8 @@ class Engine:
         self.executed = 0  # ticks stepped since start (sim.tick restarts on reset)
         self.input_log: InputLog | None = None
         self.commands_applied = 0
-        self.commands_rejected = 0
+        self.commands_rejected = 0  # refused by the tick thread
+        self.commands_overflow = 0  # refused by submit: the queue was full
         self.events_dropped = 0
         self.memory_limit = memory_limit
         self.network_bytes = network_bytes
@@ -466,10 +467,25 @@ class Engine:
 
     # ------------------------------------------------------------------ I/O side
 
-    def submit(self, command: Command) -> None:
-        """Queue a command for the tick thread (any thread)."""
+    def submit(self, command: Command) -> bool:
+        """Queue a command for the tick thread (any one thread besides it).
+
+        Returns False, with a ``control_rejected`` event and a count, when the queue is
+        full: a flood of commands is refused, never silently pushed out of the queue.
+        """
+        if len(self._commands) == self._commands.maxlen:
+            self.commands_overflow += 1
+            self._event(
+                "control_rejected",
+                cmd=command.cmd,
+                id=command.id,
+                error=f"the command queue is full ({self._commands.maxlen} waiting); "
+                "command refused",
+            )
+            return False
         self._commands.append(command)
         self._wake.set()
+        return True
 
     def clear_notified(self) -> None:
         """The publisher calls this before draining, re-arming ``notify``."""
@@ -509,7 +525,7 @@ class Engine:
             },
             skipped_ticks=self.skipped_ticks,
             commands=self.commands_applied,
-            commands_rejected=self.commands_rejected,
+            commands_rejected=self.commands_rejected + self.commands_overflow,
             events_dropped=self.events_dropped,
         )
 
