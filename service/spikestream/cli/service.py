@@ -350,6 +350,10 @@ class Service:
             )
         if self._pending:
             self._flush_events()
+            if self._pending and link.connected and self._loop is not None:
+                # The window is full: try again as it drains, even if no frame wakes us.
+                assert self._wake is not None
+                self._loop.call_later(0.01, self._wake.set)
         if not link.connected:
             return  # frames wait in the bounded queues; drops there are counted
         # Round-robin over the probes, one frame each, while the link's outgoing window
