@@ -67,7 +67,7 @@ HEADER_MAX_BYTES = 4096
 # Local header, central record and zip64 extras of one member, plus its name twice.
 ZIP_MEMBER_OVERHEAD = 256
 MAX_COUNT = 2**53 - 1  # tick and frame counters: float64 t = tick * dt stays exact
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18  # bytes read from a member at a time
 
 Array = npt.NDArray[Any]
 Kind = Literal["float", "count", "time", "meta"]
@@ -213,11 +213,18 @@ def read_snapshot_file(path: Path, layout: Layout, net: str) -> dict[str, Array]
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
-        raise SnapshotError(f"cannot read snapshot {str(path)!r}: {err.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SnapshotError(f"snapshot {str(path)!r} is not a regular file")
+        raise SnapshotError(f"cannot read snapshot {str(path)!r}: {_why(err)}") from None
+    with _regular(fd, f"snapshot {str(path)!r} is not a regular file") as fh:
         return read_snapshot(fh, layout, net, where=str(path))
+
+
+def _regular(fd: int, refusal: str) -> IO[bytes]:
+    """``fd`` as a binary file if it is a regular file; else closed and refused (a FIFO
+    or device must not block or feed the reader)."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SnapshotError(refusal)
+    return os.fdopen(fd, "rb")
 
 
 class _SnapshotReader:
@@ -494,9 +501,7 @@ class SnapshotFolder:
                 raise SnapshotError(f"no snapshot file {where!r}") from None
             except OSError as err:
                 raise SnapshotError(f"cannot read snapshot {where!r}: {_why(err)}") from None
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise SnapshotError(f"snapshot {where!r} is not a regular file")
+        with _regular(fd, f"snapshot {where!r} is not a regular file") as fh:
             return read_snapshot(fh, self.layout, self.net, where=where)
 
     def check_replaceable(self, name: str) -> None:
@@ -522,6 +527,13 @@ class SnapshotFolder:
                 behind but the folder as it was.
         """
         name = self.name_for(name)
+        # Only numbers are written (np.savez would pickle an object array).
+        odd = sorted(k for k, a in state.items() if np.asarray(a).dtype.kind not in "fiu")
+        if odd or META in state:
+            raise SnapshotError(
+                f"cannot snapshot {_names(odd or [META])}: a snapshot holds numbers only, "
+                f"and {META!r} is its own"
+            )
         with self._folder(create=True) as dfd:
             assert dfd is not None
             self._check_target(dfd, name)
@@ -559,9 +571,7 @@ class SnapshotFolder:
             raise SnapshotError(
                 f"cannot check {where!r} before replacing it: {_why(err)}"
             ) from None
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise SnapshotError(f"{where!r} exists and is not a regular file; {keep}")
+        with _regular(fd, f"{where!r} exists and is not a regular file; {keep}") as fh:
             why = _SnapshotReader(fh, self.layout, self.net, where).identify()
         if why is not None:
             raise SnapshotError(
