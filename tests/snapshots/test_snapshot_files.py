@@ -467,6 +467,25 @@ def test_a_symlinked_temp_file_is_not_written_through(
     assert int(folder.read("a.npz")["tick"]) == 50
 
 
+def test_the_temp_file_is_created_exclusively_never_through_a_planted_link(
+    folder: SnapshotFolder,
+    state: dict[str, Any],
+    outside: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Someone who can guess the random temp name plants a link there first.
+    import spikestream.serving.snapshots as snapshots
+
+    monkeypatch.setattr(snapshots.secrets, "token_hex", lambda n: "0" * (2 * n))
+    folder.create()
+    planted = folder.path / f".a.npz.{'0' * 16}.tmp"
+    planted.symlink_to(outside)
+    with pytest.raises(FileExistsError):
+        folder.write("a.npz", state)
+    assert planted.is_symlink()  # left as it was, and nothing written through it
+    assert not (folder.path / "a.npz").exists()
+
+
 def test_a_symlinked_target_is_neither_followed_nor_replaced(
     folder: SnapshotFolder, state: dict[str, Any], outside: Path
 ) -> None:
