@@ -205,3 +205,49 @@ async def test_hostile_snapshot_files_are_refused_while_the_service_keeps_tickin
         for prev, h in itertools.pairwise(before):
             assert h.tick == prev.tick + prev.ticks, (topic, prev, h)
         assert all(h.tick >= 0 for _, h in frames)
+
+
+async def test_the_default_folder_is_private_state_not_the_working_directory(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    work, state_home = tmp_path / "work", tmp_path / "state"
+    env = {"XDG_STATE_HOME": str(state_home)}
+    proc = ServeProcess(SEED, mosquitto.url(), workdir=work, env=env).start()
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, [f"spikestream/{NET}/#"]) as sub:
+            await sub.wait_status(NET, b"online")
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port, socket_options=NODELAY) as c:
+                await c.publish(CTL, json.dumps({"cmd": "snapshot", "id": "d"}), qos=1)
+                got = await sub.wait_for(
+                    lambda ms: [e for e in replies(ms, "d") if e["event"] == "snapshot_written"]
+                )
+    finally:
+        assert proc.stop() == 0
+    folder = state_home / "spikestream" / "snapshots"
+    assert got[0]["path"] == str(folder / "seed-snapshot.npz")
+    assert (folder / "seed-snapshot.npz").is_file()
+    for d in (folder, folder.parent):  # created for the owner only
+        assert d.stat().st_mode & 0o777 == 0o700
+    assert not list(work.glob("*.npz"))
+
+
+@pytest.mark.parametrize("how", ["--restore", "--resume"])
+async def test_a_bad_snapshot_at_start_is_one_line_and_exit_2(
+    mosquitto: Mosquitto, tmp_path: Path, how: str
+) -> None:
+    snaps = tmp_path / "snaps"
+    snaps.mkdir()
+    bad = snaps / "seed-latest.npz"
+    bad.write_bytes(npz_bytes({"tick": -5}))
+    args = ["--snapshot-dir", str(snaps)]
+    args += ["--restore", str(bad)] if how == "--restore" else ["--resume"]
+    proc = ServeProcess(SEED, mosquitto.url(), *args, workdir=tmp_path).start()
+    assert proc.wait(30) == 2
+    lines = [line for line in proc.log_text().splitlines() if "error:" in line]
+    assert len(lines) == 1, proc.log_text()
+    assert lines[0].startswith(f"spikestream serve: error: snapshot {str(bad)!r} refused: ")
+    assert "missing" in lines[0]
+    if how == "--resume":
+        assert "--resume cannot continue from it" in lines[0]
+    assert "Traceback" not in proc.log_text()
+    assert bad.read_bytes() == npz_bytes({"tick": -5})
