@@ -88,6 +88,11 @@ def read(folder: SnapshotFolder, data: bytes) -> dict[str, Any]:
     return read_snapshot(io.BytesIO(data), folder.layout, NET, where="/snaps/x.npz")
 
 
+def with_member(state: dict[str, Any], key: str, npy: bytes) -> bytes:
+    """A valid snapshot with member ``key`` replaced by the raw ``.npy`` bytes ``npy``."""
+    return replace_member(npz_bytes(valid(state)), key, RawMember.stored(f"{key}.npy", npy))
+
+
 def voltage_key(state: dict[str, Any]) -> str:
     return next(k for k in state if k.startswith("pop.") and k.endswith(".v"))
 
@@ -240,7 +245,7 @@ def test_object_arrays_are_refused_at_the_header(
     v = voltage_key(state)
     n = state[v].shape
     hostile = npy_header(n, "|O") + b"\x80\x04K\x01." * 4  # a pickle would follow
-    data = replace_member(npz_bytes(valid(state)), v, RawMember.stored(f"{v}.npy", hostile))
+    data = with_member(state, v, hostile)
     with pytest.raises(SnapshotError, match=r"holds \|O \(Python objects\)"):
         read(folder, data)
 
@@ -274,7 +279,7 @@ def test_a_header_claiming_10_12_elements_is_refused_without_allocating(
 ) -> None:
     v = voltage_key(state)
     huge = npy_header((10**12,)) + bytes(64)
-    data = replace_member(npz_bytes(valid(state)), v, RawMember.stored(f"{v}.npy", huge))
+    data = with_member(state, v, huge)
     tracemalloc.start()
     try:
         with pytest.raises(SnapshotError, match=r"has shape \(1000000000000,\)"):
@@ -362,7 +367,7 @@ def test_a_header_larger_than_allowed_is_refused(
     v = voltage_key(state)
     text = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }" + " " * 2 * HEADER_MAX_BYTES
     header = b"\x93NUMPY\x02\x00" + len(text + "\n").to_bytes(4, "little") + (text + "\n").encode()
-    data = replace_member(npz_bytes(valid(state)), v, RawMember.stored(f"{v}.npy", header))
+    data = with_member(state, v, header)
     with pytest.raises(SnapshotError, match="refused"):
         read(folder, data)
 

@@ -496,11 +496,11 @@ class Service:
         A refused file stops the start with one line naming it (exit 2): starting fresh
         instead would throw away the state the operator asked for.
         """
-        folder, latest = self.snapshot_folder, self.latest_snapshot()
+        folder = self.snapshot_folder
         if self.options.restore is not None:
             path = self.options.restore
             state = await asyncio.to_thread(read_snapshot_file, path, folder.layout, folder.net)
-        elif self.options.resume and folder.exists(latest.name):
+        elif self.options.resume and folder.exists((latest := self.latest_snapshot()).name):
             path = latest
             try:
                 state = await asyncio.to_thread(folder.read, latest.name)
