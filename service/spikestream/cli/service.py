@@ -233,6 +233,9 @@ class Service:
         except SnapshotError as err:
             self._refuse_control(cmd, request, str(err))
             return
+        except OSError as err:  # e.g. the folder is not readable
+            self._refuse_control(cmd, request, f"cannot check {value!r}: {err}")
+            return
         if cmd == "restore":
             self._spawn(self._restore(name, request), "restore")
         else:
