@@ -2,7 +2,8 @@
 
 This layer is pure: it imports only numpy, msgpack, the standard library,
 :mod:`spikestream.errors` and :mod:`spikestream.names`, so the client library and the
-browser monitor's tests can use it without the simulator or MQTT. ``docs/PROTOCOL.md`` describes the wire formats.
+browser monitor's tests can use it without the simulator or MQTT. ``docs/PROTOCOL.md``
+describes the wire formats.
 """
 
 from spikestream.codec.control import (
