@@ -181,7 +181,7 @@ def _stat_columns(table: Table) -> None:
 
 def _spike_table(probes: list[ProbeSnapshot], window: float) -> Table:
     table = Table(title=f"spike probes (last {window:g} s)", title_justify="left", expand=False)
-    table.add_column("probe", no_wrap=True, min_width=max(len(p.name) for p in probes))
+    table.add_column("probe", no_wrap=True, min_width=max(len(printable(p.name)) for p in probes))
     table.add_column("n", justify="right")
     table.add_column("rate Hz", justify="right", no_wrap=True)
     table.add_column("population rate", no_wrap=True)
@@ -201,7 +201,7 @@ def _spike_table(probes: list[ProbeSnapshot], window: float) -> Table:
 
 def _value_table(probes: list[ProbeSnapshot], window: float) -> Table:
     table = Table(title=f"value probes (last {window:g} s)", title_justify="left", expand=False)
-    table.add_column("probe", no_wrap=True, min_width=max(len(p.name) for p in probes))
+    table.add_column("probe", no_wrap=True, min_width=max(len(printable(p.name)) for p in probes))
     table.add_column("shape", justify="right", no_wrap=True)
     table.add_column("latest", overflow="fold")  # these two wrap on narrow terminals
     table.add_column("range", overflow="fold")

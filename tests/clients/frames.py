@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TypeVar
+
 import numpy as np
 import numpy.typing as npt
 
@@ -54,6 +57,23 @@ def value_frame(h: FrameHeader, values: npt.ArrayLike) -> ValueFrame:
     frame = decode_frame(_encode_values(h, values))
     assert isinstance(frame, ValueFrame)
     return frame
+
+
+F = TypeVar("F", SpikeFrame, ValueFrame)
+
+# Strings a hostile publisher might put in a frame header, an event or the status.
+HTML_NAME = '<img src=x onerror="window.__pwned=1">'
+TERMINAL_NAME = "p\x1b]0;pwned\x07\x1b[2J[bold red]boom[/]"
+MATHTEXT_NAME = "a$\\frac{$"
+
+
+def renamed(frame: F, *, probe: str | None = None, net: str | None = None) -> F:
+    """``frame`` with another probe or net name in its header, as if a decoder had let
+    the name through (the codec refuses such names; the outputs must not rely on it)."""
+    h = frame.header
+    h = dataclasses.replace(h, probe=h.probe if probe is None else probe)
+    h = dataclasses.replace(h, net=h.net if net is None else net)
+    return dataclasses.replace(frame, header=h)
 
 
 def regular_spikes(tick: int, ticks: int, n: int, period: int) -> npt.NDArray[np.bool_]:
