@@ -270,8 +270,13 @@ class _HandshakeLog(logging.LoggerAdapter[logging.Logger]):
     websockets logs "opening handshake failed" at ERROR with a traceback when a peer
     connects and closes, or sends garbage, before a complete HTTP request. On a listening
     port that is routine (port scanners, health checks), so it becomes one DEBUG line.
-    Any other failure keeps its ERROR and traceback.
+    Any other failure keeps its ERROR and traceback. websockets' own DEBUG tracing of
+    each connection's states and frames is off, so an aborted connection costs exactly
+    one DEBUG line.
     """
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         if level >= logging.ERROR and msg == "opening handshake failed":

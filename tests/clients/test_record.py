@@ -13,10 +13,10 @@ import pytest
 
 from spikestream.codec import SpikeFrame
 from spikestream.errors import ConfigError
+from spikestream.plotting import plot_run
 from spikestream_client import SpikestreamClient
 from spikestream_client.record import Recorder, plot_arrays
 from tests.clients.conftest import SeedService, cli, cli_env, run_cli
-from spikestream.plotting import plot_run
 from tests.clients.frames import (
     MATHTEXT_NAME,
     header,
