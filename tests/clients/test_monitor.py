@@ -15,7 +15,7 @@ from rich.console import Console
 
 from spikestream.codec import decode_frame
 from spikestream_client import SpikestreamClient
-from spikestream_client.aggregate import MonitorModel
+from spikestream_client.aggregate import MAX_EVENT_KINDS, MAX_PROBES, MonitorModel
 from spikestream_client.monitor import render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
@@ -280,3 +280,22 @@ def test_terminal_view_strips_escapes_and_shows_markup_literally() -> None:
     residue = re.sub(r"\x1b\[[0-9;]*m", "", styled)
     assert "\x1b" not in residue
     assert "\x07" not in residue
+
+
+def test_invented_probe_names_and_event_kinds_are_bounded() -> None:
+    """Anyone who may publish on out/+ or events could invent names forever; the model
+    keeps MAX_PROBES views and MAX_EVENT_KINDS counters and counts the rest."""
+    model = MonitorModel("fake", window=0.1, bins=4)
+    spikes = regular_spikes(0, 10, 2, 5)
+    for k in range(MAX_PROBES + 50):
+        model.on_frame(spike_frame(header(f"p{k}", 0, 0), spikes))
+    assert len(model.views) == MAX_PROBES
+    assert model.frames == MAX_PROBES
+    assert model.ignored_frames == 50
+    model.on_frame(spike_frame(header("p0", 1, 10), spikes))  # known probes go on
+    assert model.frames == MAX_PROBES + 1
+    for k in range(MAX_EVENT_KINDS + 30):
+        model.on_event({"event": f"kind{k}"})
+    assert len(model.events) == MAX_EVENT_KINDS + 1
+    assert model.events["other"] == 30
+    assert sum(model.events.values()) == MAX_EVENT_KINDS + 30

@@ -112,6 +112,17 @@ def test_nothing_recorded_is_an_error_and_plot_view_aliases_spikes() -> None:
     assert meta["probes"]["x"] == "values"  # plot_run draws value probes as traces
 
 
+def test_probes_named_like_the_files_own_keys_are_skipped_and_counted() -> None:
+    rec = Recorder("fake")
+    rec.on_frame(value_frame(header("t", 0, 0), np.full((10, 1), 5.0)))
+    with pytest.raises(ConfigError, match=r"1 frames of probe 't' skipped .*file's own keys"):
+        rec.arrays()
+    rec.on_frame(value_frame(header("v", 0, 0), np.zeros((10, 1))))
+    out = rec.arrays()
+    np.testing.assert_allclose(out["t"], (np.arange(10) + 1) * 0.001)  # not the probe's 5.0
+    assert json.loads(str(out["meta"]))["skipped_frames"] == {"t": 1}
+
+
 def test_plot_draws_mathtext_hostile_names_literally(tmp_path: Path) -> None:
     """Names are drawn as plain text: ``a$\\frac{$`` used to make matplotlib raise."""
     rec = Recorder("n$\\x{")
