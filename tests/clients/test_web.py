@@ -103,6 +103,14 @@ async def _start_web_monitor(url: str) -> tuple[asyncio.subprocess.Process, str]
     return proc, match[1]
 
 
+def _need_chromium() -> None:
+    """Fail (never skip) without Chromium, with the install command."""
+    try:
+        chromium_binary()
+    except ChromiumMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
 def _get(url: str) -> tuple[int, str, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -116,10 +124,7 @@ def _get(url: str) -> tuple[int, str, bytes]:
 async def test_web_monitor_draws_spikes_in_chromium(
     seed_service: SeedService, tmp_path: Path
 ) -> None:
-    try:
-        chromium_binary()
-    except ChromiumMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    _need_chromium()
     proc, url = await _start_web_monitor(seed_service.url)
     try:
         status, ctype, body = await asyncio.to_thread(_get, url)
@@ -390,10 +395,7 @@ async def _page_is_safe(browser: Chromium) -> None:
 async def test_hostile_names_and_event_text_show_as_text_in_chromium(tmp_path: Path) -> None:
     """Defence in depth: frames whose probe name holds HTML (as if the codec had let it
     through) and an event holding HTML reach the page; it shows them as text."""
-    try:
-        chromium_binary()
-    except ChromiumMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    _need_chromium()
     bridge = WebBridge("fake")
     model = MonitorModel("fake", window=1.0)
     script = "<script>window.__pwned=2</script>"
@@ -472,10 +474,7 @@ async def test_hostile_frame_is_rejected_and_hostile_event_shown_as_text_end_to_
     """Through the real monitor: a crafted raw frame whose probe name holds HTML is
     refused by the codec (no panel, counted), and an event holding HTML, published on
     the events topic, shows as text; no script runs."""
-    try:
-        chromium_binary()
-    except ChromiumMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    _need_chromium()
     proc, url = await _start_web_monitor(seed_service.url)
     broker = seed_service.broker
     try:
