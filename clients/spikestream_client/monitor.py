@@ -99,8 +99,9 @@ def _raster(raster: npt.NDArray[np.float64]) -> str:
     return "\n".join(lines)
 
 
-def _num(x: float | None, fmt: str = "{:.1f}", none: str = "-") -> str:
-    if x is None or not math.isfinite(x):
+def _num(x: object, fmt: str = "{:.1f}", none: str = "-") -> str:
+    # Stats come from the bus as JSON: anything but a finite number shows as `none`.
+    if (type(x) is not float and type(x) is not int) or not math.isfinite(x):
         return none
     return fmt.format(x)
 

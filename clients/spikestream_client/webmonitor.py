@@ -116,6 +116,26 @@ def _clean(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _scalar(value: object) -> bool | int | float | str | None:
+    """A stats or event value from the bus as a JSON scalar the page can show: finite
+    numbers, booleans, strings (cut to 200 characters); anything else is null.
+
+    JSON from the bus may hold ``1e999`` (parsed as inf), lists or objects where the
+    page expects a number; ``json.dumps(allow_nan=False)`` would raise on the first."""
+    if value is None or type(value) is bool or type(value) is int:
+        return value
+    if type(value) is float:
+        return _clean(value)
+    if type(value) is str:
+        return value[:200]
+    return None
+
+
+def _event_json(event: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an event the page shows, as JSON scalars."""
+    return {k: _scalar(event.get(k)) for k in ("event", "error", "input", "cmd")}
+
+
 def _ranges(frames: Iterable[Frame]) -> list[list[int]]:
     """Merged ``[start, end)`` tick ranges covered by ``frames``."""
     out: list[list[int]] = []
@@ -133,7 +153,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
     svc = snap.service
     stats = None
     if svc.stats is not None:
-        stats = {k: svc.stats.get(k) for k in _STATS_KEYS}
+        stats = {k: _scalar(svc.stats.get(k)) for k in _STATS_KEYS}
     return {
         "type": "summary",
         "net": snap.net,
@@ -149,7 +169,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             "missing": svc.missing,
             "dropped": svc.dropped,
             "events": svc.events,
-            "last_event": svc.last_events[-1] if svc.last_events else None,
+            "last_event": _event_json(svc.last_events[-1]) if svc.last_events else None,
         },
         "probes": [
             {

@@ -20,10 +20,9 @@ from spikestream_client.monitor import render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (
-    TERMINAL_NAME,
     header,
+    hostile_model,
     regular_spikes,
-    renamed,
     spike_frame,
     spike_payload,
     value_frame,
@@ -234,26 +233,8 @@ async def test_monitor_keeps_up_with_1000_frames_per_second_per_probe(
 # ----------------------------------------------------------------- hostile strings
 
 
-def _hostile_model() -> MonitorModel:
-    """A model fed hostile strings everywhere the bus can put one: a probe name that got
-    past the codec, the status, an event and the stats."""
-    model = MonitorModel("fake", window=1.0, bins=10)
-    for seq in range(10):
-        h = header("s", seq, 10 * seq)
-        model.on_frame(
-            renamed(spike_frame(h, regular_spikes(10 * seq, 10, 4, 5)), probe=TERMINAL_NAME)
-        )
-        model.on_frame(renamed(value_frame(h, np.ones((10, 1))), probe="[u]\x9b2J"))
-    model.on_status("\x1b]0;status-title\x07[blink]up[/blink]")
-    model.on_event(
-        {"event": "\x1b[2J[bold]kind[/bold]", "error": "\x1b]0;t\x07[red]why[/red]\u202e"}
-    )
-    model.on_stats({"tick": "\x1b[H[i]7[/i]", "dropped": 3, "overruns": "\x07"})
-    return model
-
-
 def test_terminal_view_strips_escapes_and_shows_markup_literally() -> None:
-    model = _hostile_model()
+    model = hostile_model()
     plain = Console(width=250, file=io.StringIO(), color_system=None, force_terminal=False)
     plain.print(render(model.snapshot(), "mqtt://b\x1b[2J"))
     out = plain.file.getvalue()  # type: ignore[attr-defined]
@@ -270,6 +251,8 @@ def test_terminal_view_strips_escapes_and_shows_markup_literally() -> None:
     ):
         assert literal in out, (literal, out)
     assert "status-title" not in out  # an OSC string is removed with its payload
+    # Stats of the wrong type or out of range show as "-", never a TypeError.
+    assert "t - s  RTF -  late p99 - ms" in out
 
     # With colours on, the only escape sequences are rich's own SGR styles: no title
     # change (OSC), no screen clear or cursor move (other CSI), no bell.

@@ -21,6 +21,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from spikestream.codec import decode_event
 from spikestream.errors import ConfigError
 from spikestream_client.aggregate import MonitorModel
 from spikestream_client.webmonitor import (
@@ -38,6 +39,7 @@ from tests.clients.conftest import SeedService, cli, cli_env
 from tests.clients.frames import (
     HTML_NAME,
     header,
+    hostile_model,
     regular_spikes,
     renamed,
     spike_frame,
@@ -70,6 +72,35 @@ def test_batches_carry_spikes_values_and_coverage() -> None:
     assert all(row == [float(t)] for t, row in zip(v["t"], v["v"], strict=True))
     assert 9 in v["t"]  # each frame's last row always goes too
     json.dumps(batch, allow_nan=False)
+
+
+def test_summary_of_hostile_stats_and_events_is_valid_json() -> None:
+    """inf (JSON 1e999), lists and objects where numbers belong become null; strings
+    are cut short; the summary always encodes (a ValueError here stopped the bridge)."""
+    summary = snapshot_json(hostile_model().snapshot())
+    text = json.dumps(summary, allow_nan=False)
+    stats = summary["service"]["stats"]
+    assert stats["realtime_factor_actual"] is None
+    assert stats["late_p99_ms"] is None
+    assert stats["late_max_ms"] is None
+    assert stats["t"] == "x"
+    assert summary["service"]["last_event"] == {
+        "event": "\x1b[2J[bold]kind[/bold]",
+        "error": "\x1b]0;t\x07[red]why[/red]\u202e",
+        "input": None,
+        "cmd": None,
+    }
+    assert len(text) < 10_000
+    model = hostile_model()
+    model.on_event(decode_event(b'{"v": 1, "event": "x", "wall": 1, "error": 1e999, "cmd": [1]}'))
+    summary = snapshot_json(model.snapshot())
+    json.dumps(summary, allow_nan=False)
+    assert summary["service"]["last_event"] == {
+        "event": "x",
+        "error": None,
+        "input": None,
+        "cmd": None,
+    }
 
 
 def test_page_files_are_shipped_and_self_contained() -> None:
