@@ -147,7 +147,9 @@ class Recorder:
         self.stats = stats
         inputs = stats.get("inputs")
         if isinstance(inputs, dict):
-            self.inputs.update(str(k) for k in inputs)
+            # The latest message's names only: accumulating them would let a stream of
+            # invented stats grow this set without bound.
+            self.inputs = {str(k) for k in inputs}
 
     def on_status(self, status: str | None) -> None:
         """Remember the latest status."""
