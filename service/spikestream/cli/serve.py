@@ -104,7 +104,8 @@ class ServeSettings(BaseSettings):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
-    snapshot_dir: Path = Field(default_factory=Path.cwd)
+    # None: $XDG_STATE_HOME/spikestream/snapshots (serving.snapshots.default_snapshot_dir)
+    snapshot_dir: Path | None = None
     snapshot_every: float | None = Field(None, gt=0)
     resume: bool = False
     shard: str | None = None
@@ -276,8 +277,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--seed", type=int, help="override the network file's seed")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (off)")
     p.add_argument("--metrics-host", help="address for --metrics-port (127.0.0.1)")
-    p.add_argument("--snapshot-dir", type=Path, help="where snapshot/restore paths resolve")
-    p.add_argument("--restore", type=Path, help="start from this snapshot file")
+    p.add_argument(
+        "--snapshot-dir",
+        type=Path,
+        help="the folder snapshot and restore commands name files in, created with mode 0700 "
+        "when missing (default: $XDG_STATE_HOME/spikestream/snapshots, else "
+        "~/.local/state/spikestream/snapshots; never the working directory)",
+    )
+    p.add_argument(
+        "--restore",
+        type=Path,
+        help="start from this snapshot file (validated against the network; refused with "
+        "one line if it does not fit)",
+    )
     p.add_argument("--log-inputs", type=Path, help="record tick-stamped inputs for `run --replay`")
     p.add_argument("--stats-interval", type=float, help="seconds between stats messages (1)")
     p.add_argument(

@@ -1,8 +1,9 @@
 """Bytes in, bytes out: frames, input payloads, control commands, events and topics.
 
-This layer is pure: it imports only numpy, msgpack, the standard library and
-:mod:`spikestream.errors`, so the client library and the browser monitor's tests can use
-it without the simulator or MQTT. ``docs/PROTOCOL.md`` describes the wire formats.
+This layer is pure: it imports only numpy, msgpack, the standard library,
+:mod:`spikestream.errors` and :mod:`spikestream.names`, so the client library and the
+browser monitor's tests can use it without the simulator or MQTT. ``docs/PROTOCOL.md``
+describes the wire formats.
 """
 
 from spikestream.codec.control import (

@@ -119,9 +119,14 @@ COMMAND_SPECS: Final[dict[str, CommandSpec]] = {
         CommandSpec("reset", "none", "reset", "set the state and the tick back to 0"),
         CommandSpec("set", "setting", "set KEY VALUE", "change a setting (see the settings)"),
         CommandSpec(
-            "snapshot", "optional path", "snapshot [PATH]", "write the state to a .npz file"
+            "snapshot",
+            "optional path",
+            "snapshot [NAME]",
+            "write the state to NAME in the snapshot folder (default `<net>-snapshot.npz`)",
         ),
-        CommandSpec("restore", "path", "restore PATH", "load the state from a .npz file"),
+        CommandSpec(
+            "restore", "path", "restore NAME", "load the state from NAME in the snapshot folder"
+        ),
         CommandSpec("status", "none", "status", "reply with the tick and whether paused"),
         CommandSpec("learn", "flag", "learn on/off", "the same as set learning on/off"),
     )
