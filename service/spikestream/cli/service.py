@@ -53,6 +53,7 @@ from spikestream.runtime.engine import (
 )
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
+from spikestream.runtime.stats import WindowStatistics
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
 
@@ -484,6 +485,7 @@ class Service:
             "late_p999_ms": _round(lat.p999 * 1e3, 4),
             "late_max_ms": _round(lat.max * 1e3, 4),
             "late_over_1ms": lat.over_threshold(0.001),
+            **{_window_key(w.seconds): _window(w) for w in es.pacer.recent},
             "overruns": es.pacer.overruns,
             "scheduling": self.engine.realtime_priority,
             "cpu_latency": (
@@ -609,6 +611,32 @@ class Service:
         await self.link.stop()
         stats = self.statistics()
         log.info("stopped", extra={k: stats[k] for k in ("tick", "dropped", "late_max_ms")})
+
+
+def _window_key(seconds: float) -> str:
+    """``window_1s``, ``window_10s``: the stats key of a recent window."""
+    return f"window_{seconds:g}s"
+
+
+def _window(w: WindowStatistics) -> dict[str, Any]:
+    """One recent window for the stats topic (docs/PROTOCOL.md, "Recent windows")."""
+    lat = w.lateness
+
+    def pct(threshold: float) -> float | None:
+        return _round(w.late_share(threshold) * 100.0, 4)
+
+    return {
+        "ticks": w.ticks,
+        "realtime_factor_actual": _round(w.realtime_factor_actual, 6),
+        "late_p50_ms": _round(lat.p50 * 1e3, 4),
+        "late_p99_ms": _round(lat.p99 * 1e3, 4),
+        "late_p999_ms": _round(lat.p999 * 1e3, 4),
+        "late_max_ms": _round(lat.max * 1e3, 4),
+        "late_over_250us": lat.over_threshold(0.00025),
+        "late_over_1ms": lat.over_threshold(0.001),
+        "late_over_250us_pct": pct(0.00025),
+        "late_over_1ms_pct": pct(0.001),
+    }
 
 
 def _round(x: float, digits: int) -> float | None:

@@ -31,13 +31,19 @@ from spikestream.runtime.stats import (
     LatenessHistogram,
     LatenessSnapshot,
     LatenessStats,
+    LatenessWindow,
+    WindowStatistics,
 )
 
-__all__ = ["POLICIES", "Pacer", "PacerPolicy", "PacerStatistics", "Tick"]
+__all__ = ["POLICIES", "WINDOWS", "Pacer", "PacerPolicy", "PacerStatistics", "Tick"]
 
 #: What to do when a tick's deadline has passed before it could start (an *overrun*).
 PacerPolicy = Literal["catch-up", "skip", "slip"]
 POLICIES: Final[tuple[PacerPolicy, ...]] = get_args(PacerPolicy)
+
+#: Lengths in seconds of the recent windows :meth:`Pacer.statistics` reports beside the
+#: since-start figures, so that an episode shows while it lasts.
+WINDOWS: Final[tuple[float, ...]] = (1.0, 10.0)
 
 
 @dataclass(slots=True)
@@ -84,6 +90,8 @@ class PacerStatistics:
             simulated, so skipping shows up here as a factor below the requested one.
             NaN before two ticks have run; +inf if no wall time passed (fake clock).
         elapsed: The active wall time in seconds that ``realtime_factor_actual`` divides by.
+        recent: Lateness and real-time factor over the last :data:`WINDOWS` seconds (one
+            entry per window, in that order), not since start.
     """
 
     ticks: int
@@ -95,6 +103,7 @@ class PacerStatistics:
     realtime_factor: float
     realtime_factor_actual: float
     elapsed: float
+    recent: tuple[WindowStatistics, ...] = ()
 
     def late(self, threshold: float) -> int:
         """Ticks later than ``threshold`` seconds (one of the pacer's ``late_thresholds``)."""
@@ -179,6 +188,7 @@ class Pacer:
         "_t0",
         "_tick",
         "_ticks",
+        "_window",
     )
 
     def __init__(
@@ -210,6 +220,7 @@ class Pacer:
         self._policy: PacerPolicy = policy
         self._max_catchup = max_catchup
         self._lateness = LatenessStats(late_thresholds)
+        self._window = LatenessWindow(self._dt, self._lateness.thresholds, span=max(WINDOWS))
         self._tick = Tick()
 
         # Schedule: deadline(k) = _t0 + (k - _k0) * _period. _next is the tick wait() releases
@@ -370,10 +381,13 @@ class Pacer:
         self._ticks += 1
         self._lateness.record(lateness)
         if self._have_prev:
-            self._active += now - self._prev_start
+            interval = now - self._prev_start
+            self._active += interval
             self._intervals += 1
         else:
+            interval = -1.0
             self._have_prev = True
+        self._window.record(now, lateness, interval)
         self._prev_start = now
 
         tick = self._tick
@@ -474,7 +488,13 @@ class Pacer:
             realtime_factor=self._rf,
             realtime_factor_actual=actual,
             elapsed=active,
+            recent=self.recent(),
         )
+
+    def recent(self) -> tuple[WindowStatistics, ...]:
+        """Lateness and pace over the last :data:`WINDOWS` seconds (any thread)."""
+        now = self._clock.now()
+        return tuple(self._window.statistics(w, now) for w in WINDOWS)
 
     def lateness_histogram(self) -> LatenessHistogram:
         """The raw lateness histogram (bucket edges in seconds), for metrics exporters."""
@@ -491,6 +511,7 @@ class Pacer:
         self._slips = 0
         self._realigns = 0
         self._lateness.reset()
+        self._window.reset()
         self._active = 0.0
         self._intervals = 0
         self._have_prev = False
