@@ -54,6 +54,7 @@ from spikestream.runtime.engine import (
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
 from spikestream.runtime.stats import WindowStatistics
+from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
 
@@ -93,6 +94,9 @@ class ServiceOptions:
     # Bytes this network may use (bounds live reallocation); None: the default share of
     # physical memory (spikestream.budget.default_limit).
     memory_limit: int | None = None
+    # Debug only: record input-to-output timestamps and write them here on exit
+    # (spikestream.runtime.trace); None, the default, costs nothing.
+    trace_latency: Path | None = None
 
 
 #: Events raised while the link is down (or its window is full) wait in a queue of this
@@ -181,6 +185,10 @@ class Service:
         self._pending: deque[bytes] = deque()
         self.connects = 0
         self._stopping = False
+        self.trace: LatencyTrace | None = None
+        if options.trace_latency is not None:
+            self.trace = LatencyTrace(list(self.engine.streams))
+            self.engine.trace = self.trace
 
     # ------------------------------------------------------------------ threads -> loop
 
@@ -231,6 +239,8 @@ class Service:
             self._reject(name, getattr(err, "reason", "garbage"), str(err))
             return
         slot.offer(sample.x, self.engine.clock.now())
+        if self.trace is not None:
+            self.trace.received(float(sample.x[0]), time.time())
 
     def _reject(self, name: str, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -393,6 +403,7 @@ class Service:
             pending = still
 
     def _publish_frame(self, stream: ProbeStream, buf: FrameBuffer) -> None:
+        taken = time.time() if self.trace is not None else 0.0
         header = FrameHeader(
             net=self.model.name,
             probe=stream.name,
@@ -421,6 +432,8 @@ class Service:
             # The connection dropped between can_publish() and now.
             self.publish_failed += 1
             stream.count_dropped()
+        elif self.trace is not None:
+            self.trace.published(stream.name, buf.seq, taken, time.time())
 
     async def _write_snapshot(self, name: str, state: dict[str, Any], request: str | None) -> None:
         try:
@@ -576,6 +589,8 @@ class Service:
                     task.cancel()
         finally:
             self.engine.stop()
+            if self.trace is not None and self.options.trace_latency is not None:
+                self.trace.save(self.options.trace_latency)
 
     async def _start_from_snapshot(self) -> None:
         """``--restore FILE``, or ``--resume`` from the latest periodic snapshot.
