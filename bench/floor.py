@@ -60,7 +60,7 @@ import aiomqtt
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from realtime import COUNTER, NODELAY, SEED, Broker
+from realtime import COUNTER, NODELAY, SEED, Broker, free_port
 from spikestream.codec import ValueFrame, decode_frame, encode_input
 
 WARMUP = 2.0
@@ -117,15 +117,27 @@ def window_row(w: Any) -> dict[str, float]:
     }
 
 
-def stats_row(w: dict[str, Any]) -> dict[str, float]:
-    """The same row from a service's ``window_10s`` stats object."""
+def scrape_window(port: int) -> dict[str, float]:
+    """The same row from a service's 10 s window gauges on ``/metrics`` (read over HTTP,
+    not the stats topic: a congested broker can hold stats messages back for seconds)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    got: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("spikestream_window_") and 'window="10s"' in line:
+            name, value = line.rsplit(" ", 1)
+            got[name.split("{")[0] + ("_q99" if 'quantile="0.99"' in name else "")] = float(value)
+            if 'threshold="' in name:
+                got["ratio_" + name.split('threshold="')[1].split('"')[0]] = float(value)
+    ticks = got["spikestream_window_ticks"]
     return {
-        "ticks": w["ticks"],
-        "over_250us": w["late_over_250us"],
-        "over_1ms": w["late_over_1ms"],
-        "p99_ms": w["late_p99_ms"] if w["late_p99_ms"] is not None else math.nan,
-        "max_ms": w["late_max_ms"] if w["late_max_ms"] is not None else math.nan,
-        "rtf": w["realtime_factor_actual"] or math.nan,
+        "ticks": ticks,
+        "over_250us": round(got["ratio_0.00025"] * ticks),
+        "over_1ms": round(got["ratio_0.001"] * ticks),
+        "p99_ms": got["spikestream_window_tick_lateness_seconds_q99"] * 1e3,
+        "max_ms": got["spikestream_window_tick_lateness_max_seconds"] * 1e3,
+        "rtf": got["spikestream_window_realtime_factor_actual"],
     }
 
 
@@ -195,12 +207,13 @@ async def run_service(
     port: int, duration: float, workdir: Path, extra: list[str], run: int
 ) -> dict[str, Any]:
     trace_file = workdir / f"trace-{run}.npz"
+    metrics_port = free_port()
     log = (workdir / f"serve-{run}.log").open("wb")
     serve = subprocess.Popen(
         [
             *(sys.executable, "-m", "spikestream", "--log-format", "json", "serve", str(SEED)),
             *("--broker", f"mqtt://127.0.0.1:{port}", "--ticks-per-frame", "1"),
-            *("--trace-latency", str(trace_file), *extra),
+            *("--trace-latency", str(trace_file), "--metrics-port", str(metrics_port), *extra),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -221,12 +234,16 @@ async def run_service(
     t_start = math.inf
     try:
         async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as client:
-            for topic in ("status", "stats", "out/u"):
+            for topic in ("status", "out/u"):
                 await client.subscribe(f"spikestream/seed/{topic}")
-            next_window = math.inf
+
+            async def scraper() -> None:
+                for k in range(1, int(duration // WINDOW) + 1):
+                    when = t_start + WARMUP + k * WINDOW
+                    await asyncio.sleep(max(0.0, when - time.monotonic()))
+                    windows.append(await asyncio.to_thread(scrape_window, metrics_port))
 
             async def reader() -> None:
-                nonlocal next_window
                 async for msg in client.messages:
                     now = time.time()
                     topic = str(msg.topic)
@@ -234,11 +251,6 @@ async def run_service(
                     if topic.endswith("/status"):
                         if payload == b"online":
                             online.set()
-                        continue
-                    if topic.endswith("/stats"):
-                        if time.monotonic() >= next_window:
-                            windows.append(stats_row(json.loads(payload)["window_10s"]))
-                            next_window += WINDOW
                         continue
                     frame = decode_frame(payload)
                     if not isinstance(frame, ValueFrame):
@@ -252,7 +264,7 @@ async def run_service(
             task = asyncio.create_task(reader())
             await asyncio.wait_for(online.wait(), 30)
             t_start = time.monotonic()
-            next_window = t_start + WARMUP + WINDOW
+            scraping = asyncio.create_task(scraper())
             await asyncio.sleep(WARMUP)
             k = 0
             start = time.monotonic()
@@ -263,10 +275,8 @@ async def run_service(
                 value = float(np.float32(0.5 + (k % 997) / 4096.0 * (1 if k % 2 else -1)))
                 sent[value] = time.time()
                 await client.publish("spikestream/seed/in/u", encode_input(np.array([value])))
-            while len(windows) < int(duration // WINDOW):
-                await asyncio.sleep(0.1)
-                if time.monotonic() > t_start + WARMUP + duration + 5.0:
-                    break
+            await scraping
+            await asyncio.sleep(1.0)  # the last inputs' frames
             task.cancel()
     finally:
         serve.send_signal(signal.SIGTERM)

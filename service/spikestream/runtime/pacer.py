@@ -33,6 +33,7 @@ from spikestream.runtime.stats import (
     LatenessStats,
     LatenessWindow,
     WindowStatistics,
+    pace_factor,
 )
 
 __all__ = ["POLICIES", "WINDOWS", "Pacer", "PacerPolicy", "PacerStatistics", "Tick"]
@@ -471,13 +472,7 @@ class Pacer:
         """A frozen snapshot of the counters (safe to call from any thread)."""
         lateness = self._lateness.snapshot()
         active = self._active
-        intervals = self._intervals
-        if intervals == 0:
-            actual = math.nan
-        elif active > 0.0:
-            actual = intervals * self._dt / active
-        else:
-            actual = math.inf
+        actual = pace_factor(self._intervals, self._dt, active)
         return PacerStatistics(
             ticks=self._ticks,
             overruns=self._overruns,

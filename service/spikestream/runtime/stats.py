@@ -323,6 +323,15 @@ class LatenessStats:
         return value
 
 
+def pace_factor(intervals: int, dt: float, active: float) -> float:
+    """Simulated seconds per wall second: ``intervals`` tick-to-tick intervals of ``dt``
+    simulated seconds took ``active`` wall seconds. NaN with no interval, +inf if no wall
+    time passed (a fake clock)."""
+    if intervals == 0:
+        return math.nan
+    return intervals * dt / active if active > 0.0 else math.inf
+
+
 @dataclass(frozen=True, slots=True)
 class WindowStatistics:
     """Lateness and pace over the last ``seconds`` of wall time (see :class:`LatenessWindow`).
@@ -513,12 +522,7 @@ class LatenessWindow:
         intervals = int(self._intervals[mask].sum())
         active = float(self._active[mask].sum())
         length = k * self._bucket
-        if intervals == 0:
-            rf = math.nan
-        elif active > 0.0:
-            rf = intervals * self._dt / active
-        else:
-            rf = math.inf
+        rf = pace_factor(intervals, self._dt, active)
         if n == 0:
             nan = math.nan
             empty = LatenessSnapshot(0, nan, nan, nan, nan, nan, self._thresholds, over_t)
