@@ -588,3 +588,14 @@ def test_the_1s_window_real_time_factor_shows_a_slow_spell_the_total_dilutes() -
     stats = pacer.statistics()
     assert stats.recent[0].realtime_factor_actual == pytest.approx(0.5, rel=1e-3)
     assert stats.realtime_factor_actual > 0.9
+
+
+def test_the_last_ticks_before_a_pause_count_in_the_windows_while_paused() -> None:
+    clock, pacer = started()
+    run_for(clock, pacer, 2.05)
+    pacer.pause()
+    clock.advance(0.5)
+    stats = pacer.statistics()
+    assert stats.recent[1].ticks == stats.ticks == 2050
+    clock.advance(1.0)
+    assert pacer.statistics().recent[0].ticks == 0  # a second later the 1 s window is empty

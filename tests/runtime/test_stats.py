@@ -275,6 +275,7 @@ def test_window_matches_lateness_stats_over_the_same_ticks() -> None:
         window.record(t, float(x), 0.001)
         reference.record(float(x))
         t += 0.001
+    window.flush()  # the ticks stop (as at a pause): the last bucket counts
     # 3 s of ticks from t = 50.0; at 53.05 the 10 s window holds every whole bucket.
     got = window.statistics(10.0, 53.05)
     want = reference.snapshot()
@@ -292,6 +293,8 @@ def test_one_second_window_holds_exactly_the_last_ten_whole_buckets() -> None:
     assert window.statistics(1.0, 12.55).ticks == 1000
     assert window.statistics(10.0, 12.55).ticks == 2500
     paced(window, 12.55, 0.45)
+    assert window.statistics(10.0, 14.0).ticks == 2900  # the last bucket is still open
+    window.flush()
     # Long after the last tick the buckets have left every window.
     assert window.statistics(1.0, 14.0).ticks == 0
     assert math.isnan(window.statistics(1.0, 14.0).realtime_factor_actual)
@@ -326,6 +329,7 @@ def test_a_gap_longer_than_the_span_clears_every_slot() -> None:
     window = LatenessWindow(0.001)
     paced(window, 0.0, 1.0, late=0.002)
     paced(window, 500.0, 0.2)  # e.g. after a long pause
+    window.flush()
     recent = window.statistics(10.0, 500.25)
     assert recent.ticks == 200
     assert recent.lateness.over_threshold(0.001) == 0
@@ -345,6 +349,7 @@ def test_window_record_does_not_grow_memory() -> None:
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    window.flush()
     assert window.statistics(10.0, t).ticks == 10_000
     assert after - before < 4096
 

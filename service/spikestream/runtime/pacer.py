@@ -439,6 +439,7 @@ class Pacer:
         now = self._clock.now()
         self._paused = True
         self._pause_at = now
+        self._window.flush()  # the last ticks before the pause count in the windows
         if self._have_prev:
             # Credit the active part of the current tick now; resume() restarts the interval.
             self._active += now - self._prev_start

@@ -332,6 +332,10 @@ def pace_factor(intervals: int, dt: float, active: float) -> float:
     return intervals * dt / active if active > 0.0 else math.inf
 
 
+#: "No bucket": the epoch of a slot that is being filled or cleared.
+_NONE = -(2**62)
+
+
 @dataclass(frozen=True, slots=True)
 class WindowStatistics:
     """Lateness and pace over the last ``seconds`` of wall time (see :class:`LatenessWindow`).
@@ -367,8 +371,9 @@ class LatenessWindow:
     ``span / bucket + 1`` slots, allocated here, holds one bucket each: a lateness
     histogram (fixed-size int64 counts with the geometry of :class:`LatenessStats`), the
     counts over the thresholds, and sum, min, max, tick-to-tick intervals and their wall
-    time. :meth:`record` (tick thread) adds one tick to the slot of the bucket ``now``
-    falls in, clearing slots as the clock moves on: O(1), no allocation.
+    time. :meth:`record` (tick thread) adds one tick: one increment of the bucket's
+    histogram and a few plain-number updates, O(1), no array allocated; the bucket's other
+    figures go into its slot when the next bucket starts (or at :meth:`flush`).
     :meth:`statistics` (any other thread, e.g. once a second) sums the slots of the whole
     buckets that ended in the last ``seconds``; the bucket being filled is left out, so a
     window is exactly ``seconds`` long and ends at most one bucket ago. A slot being
@@ -383,11 +388,15 @@ class LatenessWindow:
 
     __slots__ = (
         "_active",
+        "_base",
         "_bucket",
         "_counts",
+        "_cur",
+        "_cur_over",
         "_dt",
         "_epoch",
         "_epochs",
+        "_flat",
         "_geometry",
         "_intervals",
         "_inv_bucket",
@@ -395,9 +404,9 @@ class LatenessWindow:
         "_min",
         "_n",
         "_over",
-        "_slot",
         "_slots",
         "_sum",
+        "_threshold_min",
         "_thresholds",
     )
 
@@ -418,6 +427,7 @@ class LatenessWindow:
         geometry = LatenessStats(thresholds)
         self._geometry = geometry
         self._thresholds = geometry.thresholds
+        self._threshold_min = self._thresholds[0] if self._thresholds else math.inf
         self._dt = float(dt)
         self._bucket = float(bucket)
         self._inv_bucket = 1.0 / float(bucket)
@@ -425,6 +435,7 @@ class LatenessWindow:
         self._slots = slots
         b = len(geometry.upper_bounds)
         self._counts = np.zeros((slots, b), dtype=np.int64)
+        self._flat = self._counts.reshape(-1)  # a view: one integer index per tick
         self._over = np.zeros((slots, max(1, len(self._thresholds))), dtype=np.int64)
         self._n = np.zeros(slots, dtype=np.int64)
         self._intervals = np.zeros(slots, dtype=np.int64)
@@ -432,10 +443,14 @@ class LatenessWindow:
         self._active = np.zeros(slots, dtype=np.float64)
         self._max = np.full(slots, -math.inf)
         self._min = np.full(slots, math.inf)
-        # Which bucket (floor(now / bucket)) each slot holds; -2**62: none.
-        self._epochs = np.full(slots, -(2**62), dtype=np.int64)
-        self._epoch = -(2**62)
-        self._slot = 0
+        # Which bucket (floor(now / bucket)) each finished slot holds; _NONE while a slot is
+        # being filled or cleared, so readers skip it.
+        self._epochs = np.full(slots, _NONE, dtype=np.int64)
+        self._epoch = _NONE
+        self._base = 0  # offset of the filling slot's histogram row in _flat
+        # The filling bucket's figures: [ticks, sum, max, min, intervals, active seconds].
+        self._cur: list[float] = [0, 0.0, -math.inf, math.inf, 0, 0.0]
+        self._cur_over = [0] * len(self._thresholds)
 
     @property
     def bucket(self) -> float:
@@ -459,49 +474,67 @@ class LatenessWindow:
         epoch = math.floor(now * self._inv_bucket)
         if epoch != self._epoch:
             self._advance(epoch)
-        s = self._slot
         x = lateness if lateness > 0.0 else 0.0  # also NaN -> 0
-        self._counts[s, self._geometry._index(x)] += 1
-        self._n[s] += 1
-        self._sum[s] += x
-        if x > self._max[s]:
-            self._max[s] = x
-        if x < self._min[s]:
-            self._min[s] = x
-        thr = self._thresholds
-        if thr and x > thr[0]:
-            over = self._over
+        self._flat[self._base + self._geometry._index(x)] += 1
+        cur = self._cur
+        cur[0] += 1
+        cur[1] += x
+        if x > cur[2]:
+            cur[2] = x
+        if x < cur[3]:
+            cur[3] = x
+        if x > self._threshold_min:
+            thr = self._thresholds
+            over = self._cur_over
             for i in range(len(thr)):
                 if x <= thr[i]:
                     break
-                over[s, i] += 1
+                over[i] += 1
         if interval >= 0.0:
-            self._intervals[s] += 1
-            self._active[s] += interval
+            cur[4] += 1
+            cur[5] += interval
+
+    def flush(self) -> None:
+        """Put the filling bucket's figures into its slot (tick thread; e.g. on pause, so
+        the last ticks before it count while no tick runs)."""
+        if self._epoch == _NONE:
+            return
+        s = self._epoch % self._slots
+        cur = self._cur
+        self._n[s] = cur[0]
+        self._sum[s] = cur[1]
+        self._max[s] = cur[2]
+        self._min[s] = cur[3]
+        self._intervals[s] = cur[4]
+        self._active[s] = cur[5]
+        self._over[s, : len(self._cur_over)] = self._cur_over
+        self._epochs[s] = self._epoch
 
     def _advance(self, epoch: int) -> None:
-        """Start bucket ``epoch``: clear the slots of the buckets passed over (at most all)."""
-        first = self._epoch + 1 if epoch > self._epoch else epoch
+        """Start bucket ``epoch``: finish the current one, clear the slots passed over."""
+        self.flush()
+        first = self._epoch + 1 if self._epoch != _NONE and epoch > self._epoch else epoch
         first = max(first, epoch - self._slots + 1)
         for e in range(first, epoch + 1):
             s = e % self._slots
-            self._epochs[s] = -(2**62)  # readers skip the slot while it is cleared
+            self._epochs[s] = _NONE  # readers skip the slot from now until its flush
             self._counts[s].fill(0)
-            self._over[s].fill(0)
-            self._n[s] = 0
-            self._intervals[s] = 0
-            self._sum[s] = 0.0
-            self._active[s] = 0.0
-            self._max[s] = -math.inf
-            self._min[s] = math.inf
-            self._epochs[s] = e
         self._epoch = epoch
-        self._slot = epoch % self._slots
+        self._base = (epoch % self._slots) * self._counts.shape[1]
+        cur = self._cur
+        cur[0] = 0
+        cur[1] = 0.0
+        cur[2] = -math.inf
+        cur[3] = math.inf
+        cur[4] = 0
+        cur[5] = 0.0
+        for i in range(len(self._cur_over)):
+            self._cur_over[i] = 0
 
     def reset(self) -> None:
         """Forget every bucket (tick thread)."""
-        self._epochs.fill(-(2**62))
-        self._epoch = -(2**62)
+        self._epochs.fill(_NONE)
+        self._epoch = _NONE
 
     def statistics(self, seconds: float, now: float) -> WindowStatistics:
         """Lateness and pace over the whole buckets that ended in the last ``seconds``.
