@@ -371,7 +371,7 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                         f"{fmt(f['late_1ms_pct'])} % / service {fmt(s['late_1ms_pct'])} %; "
                         f"lateness p99 floor {fmt(f['p99_ms'])} / service {fmt(s['p99_ms'])} ms; "
                         f"input->output p99 {fmt(s.get('total_p99', math.nan))} ms "
-                        f"(n={s['n']}) vs broker p99 {fmt(b['p99_ms'])} ms",
+                        f"(n={s['n']} of {s['sent']}) vs broker p99 {fmt(b['p99_ms'])} ms",
                         flush=True,
                     )
             finally:
