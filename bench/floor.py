@@ -61,12 +61,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from realtime import COUNTER, NODELAY, SEED, Broker, free_port
-from spikestream.codec import ValueFrame, decode_frame, encode_input
+from spikestream.codec import ValueFrame, decode_frame, decode_input, encode_input
 
 WARMUP = 2.0
 WINDOW = 10.0
 RATE = 50.0  # probe messages per second
-LEGS = ("hop_in", "wait_tick", "compute", "queue", "encode", "hop_out")
+LEGS = ("hop_in", "echo", "wait_tick", "compute", "queue", "encode", "hop_out")
 LEG_NAMES = {
     "hop_in": "broker hop in (publish -> service decoded it)",
     "wait_tick": "waiting for the tick (decoded -> applied)",
@@ -74,6 +74,7 @@ LEG_NAMES = {
     "queue": "I/O-thread queueing (frame complete -> taken)",
     "encode": "encode + hand-off to the MQTT client",
     "hop_out": "broker hop out (handed -> received)",
+    "echo": "(the same input, delivered by the broker to this process)",
 }
 
 
@@ -229,12 +230,15 @@ async def run_service(
     sent: dict[float, float] = {}
     # value -> (published, received, frame wall, frame seq)
     seen: dict[float, tuple[float, float, float, int]] = {}
+    # value -> when the broker delivered the same input message back to this process: the
+    # broker's side of the hop in, apart from the service's receive path.
+    echoed: dict[float, float] = {}
     windows: list[dict[str, float]] = []
     online = asyncio.Event()
     t_start = math.inf
     try:
         async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as client:
-            for topic in ("status", "out/u"):
+            for topic in ("status", "out/u", "in/u"):
                 await client.subscribe(f"spikestream/seed/{topic}")
 
             async def scraper() -> None:
@@ -248,6 +252,10 @@ async def run_service(
                     now = time.time()
                     topic = str(msg.topic)
                     payload = msg.payload if isinstance(msg.payload, bytes) else b""
+                    if topic.endswith("/in/u"):
+                        echo = float(np.float32(decode_input(payload, 1).x[0]))
+                        echoed.setdefault(echo, now)
+                        continue
                     if topic.endswith("/status"):
                         if payload == b"online":
                             online.set()
@@ -290,13 +298,15 @@ async def run_service(
         log.close()
         counter.send_signal(signal.SIGTERM)
         counter.wait(10)
-    legs = breakdown(seen, trace_file)
+    legs = breakdown(seen, echoed, trace_file)
     # ``sent`` minus ``n``: values overwritten in the input slot before a tick applied them
     # (or frames still in flight at the end); ``lost``: seen but missing from the trace.
     return summarize(windows) | {"raw": windows, "sent": len(sent)} | legs
 
 
-def breakdown(seen: dict[float, tuple[float, float, float, int]], trace: Path) -> dict[str, Any]:
+def breakdown(
+    seen: dict[float, tuple[float, float, float, int]], echoed: dict[float, float], trace: Path
+) -> dict[str, Any]:
     """Per input message: the legs of its trip (ms), joined with the service's trace."""
     with np.load(trace) as t:
         received = {float(v): w for v, w in t["received"]}
@@ -319,6 +329,7 @@ def breakdown(seen: dict[float, tuple[float, float, float, int]], trace: Path) -
                 "queue": taken - wall,
                 "encode": handed - taken,
                 "hop_out": got - handed,
+                "echo": echoed.get(v, math.nan) - pub,
             }
         )
     out: dict[str, Any] = {"n": len(rows), "lost": len(seen) - len(rows)}
@@ -328,9 +339,12 @@ def breakdown(seen: dict[float, tuple[float, float, float, int]], trace: Path) -
     slow = total >= np.percentile(total, 99)
     for leg in ("total", *LEGS):
         ms = np.array([r[leg] for r in rows]) * 1e3
-        out[f"{leg}_p50"] = float(np.percentile(ms, 50))
-        out[f"{leg}_p99"] = float(np.percentile(ms, 99))
-        out[f"{leg}_slow"] = float(ms[slow].mean())  # what the slowest 1 % spent here
+        if np.isnan(ms).all():
+            continue
+        # nan-aware: an echo can be missing (this process's own reader fell behind).
+        out[f"{leg}_p50"] = float(np.nanpercentile(ms, 50))
+        out[f"{leg}_p99"] = float(np.nanpercentile(ms, 99))
+        out[f"{leg}_slow"] = float(np.nanmean(ms[slow]))  # what the slowest 1 % spent here
     return out
 
 
