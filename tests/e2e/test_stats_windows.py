@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import aiomqtt
 import pytest
 
 from tests.brokers import Mosquitto, free_port
+from tests.e2e.test_metrics import scrape
 from tests.serving import NODELAY, SEED, Listener, ServeProcess
 
 pytestmark = pytest.mark.broker
@@ -33,14 +33,6 @@ def documented_window_keys() -> set[str]:
 
 def stats_of(sub: Listener) -> list[dict[str, Any]]:
     return [json.loads(m.payload) for m in sub.messages if m.topic.endswith("/stats")]
-
-
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {
-        name: float(value)
-        for name, value in (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] != "#")
-    }
 
 
 async def test_stats_carry_documented_windows_that_empty_while_paused(
