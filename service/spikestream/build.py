@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from spikestream.datafiles import load_npy
 from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 from spikestream.functions import compile_function
 from spikestream.spec import (
@@ -238,14 +239,10 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
 
 def _load_array(spec: NetworkSpec, relative: str, shape: tuple[int, ...], where: str) -> FloatArray:
     path = spec.resolve(relative)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise NetworkFileError(f"{where}: cannot load {str(path)!r}: {err}") from None
-    if not isinstance(data, np.ndarray) or data.shape != shape:
-        got = data.shape if isinstance(data, np.ndarray) else type(data).__name__
-        raise BuildError(f"{where}: {str(path)!r} has shape {got}; expected {shape}")
-    if not np.issubdtype(data.dtype, np.number) or not np.all(np.isfinite(data)):
+    data = load_npy(path, where)
+    if data.shape != shape:
+        raise BuildError(f"{where}: {str(path)!r} has shape {data.shape}; expected {shape}")
+    if not np.all(np.isfinite(data)):
         raise BuildError(f"{where}: {str(path)!r} must hold finite numbers")
     return np.asarray(data, dtype=np.float64)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from pathlib import Path
 
@@ -359,3 +361,63 @@ def test_function_running_out_of_memory_is_a_build_error(monkeypatch: pytest.Mon
         "memory than is available",
     ):
         build(parse_network(DECODED, source="n.toml"))
+
+
+def _npy_header_only(path: Path, shape: tuple[int, ...], descr: str = "<f8") -> None:
+    """A ``.npy`` file whose header claims ``shape`` but that holds no data."""
+    with path.open("wb") as fh:
+        header = {"descr": descr, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(fh, header)
+
+
+@pytest.mark.parametrize(
+    ("shape", "descr", "what"),
+    [
+        ((10**6, 10**6), "<f8", r"header claims shape \(1000000, 1000000\) \(8000000000000 bytes"),
+        ((20, 10), "|O", "it holds object values; expected real numbers"),
+        ((20, 10), "<c16", "it holds complex128 values; expected real numbers"),
+    ],
+)
+def test_weight_file_headers_are_checked_before_allocating(
+    tmp_path: Path, shape: tuple[int, ...], descr: str, what: str
+) -> None:
+    _npy_header_only(tmp_path / "w.npy", shape, descr)
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 20}, "b": {"n": 10}},
+            "connections": [{"pre": "a", "post": "b", "weights": {"file": "w.npy"}}],
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    with pytest.raises(NetworkFileError) as info:
+        build(spec)
+    msg = str(info.value)
+    assert msg.startswith(
+        f"net.toml: connections[0].weights.file: cannot load {str(tmp_path / 'w.npy')!r}: "
+    ), msg
+    assert re.search(what, msg), msg
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+def test_signal_and_encoder_files_must_be_regular_files(tmp_path: Path, suffix: str) -> None:
+    # A FIFO with no writer (or /dev/zero) blocked the build or fed it without end.
+    fifo = tmp_path / f"u{suffix}"
+    os.mkfifo(fifo)
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 2, "encoders": fifo.name}},
+            "inputs": {"u": {"signal": {"kind": "file", "path": fifo.name}}},
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    with pytest.raises(
+        NetworkFileError,
+        match=rf"^inputs\.u\.signal: {re.escape(repr(str(fifo)))} "
+        "is not a regular file; expected a .npy or CSV file$",
+    ):
+        signal_values(spec, "u", np.zeros(3))
+    if suffix == ".npy":
+        with pytest.raises(NetworkFileError, match=r"populations\.a\.encoders: .* not a regular"):
+            build(spec)
