@@ -421,3 +421,41 @@ def test_signal_and_encoder_files_must_be_regular_files(tmp_path: Path, suffix: 
     if suffix == ".npy":
         with pytest.raises(NetworkFileError, match=r"populations\.a\.encoders: .* not a regular"):
             build(spec)
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        # (points,) against (points, 1) broadcast to (points, points): 8 TB at 10^6 points.
+        ("x[0] * [x[0]]", r"'x\[0\] \* \[x\[0\]\]' give shape \(3000, 3000\)"),
+        ("x[0] < [x[0]]", r"give shape \(3000, 3000\)"),
+        ("where(x[0], [x[1]], 1)", r"give shape \(3000, 3000\)"),
+        ("[x]", r"the list element 'x' has shape \(3000, 2\)"),
+    ],
+)
+def test_broadcasting_cannot_square_the_evaluation_points(text: str, what: str) -> None:
+    fn = compile_function(text, where="connections[0].function")
+    with pytest.raises(BuildError, match=rf"^connections\[0\]\.function: in .*{what}"):
+        fn(np.zeros((3000, 2)))
+
+
+def test_constant_parts_of_mismatched_lengths_are_refused_at_compile() -> None:
+    # numpy's ValueError escaped compile_function, which the build does not guard.
+    with pytest.raises(
+        BuildError,
+        match=r"values of shapes \(1, 2\), \(1, 3\) in '\[1, 2\] \+ \[1, 2, 3\]' do not fit",
+    ):
+        compile_function("x + ([1, 2] + [1, 2, 3])")
+
+
+def test_vector_expressions_of_allowed_widths_still_evaluate() -> None:
+    pts = np.random.default_rng(2).uniform(-1, 1, (50, 2))
+    cases = {
+        "[x[0], x[1]] * x": pts * pts,
+        "[1, 2] * x[0:1]": pts[:, :1] * np.array([1.0, 2.0]),
+        "[x[0] * x[1], 1, x[0] < x[1]]": np.stack(
+            [pts[:, 0] * pts[:, 1], np.ones(50), (pts[:, 0] < pts[:, 1]).astype(float)], axis=1
+        ),
+    }
+    for text, expected in cases.items():
+        np.testing.assert_allclose(compile_function(text)(pts), expected, err_msg=text)
