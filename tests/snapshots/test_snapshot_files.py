@@ -579,3 +579,24 @@ def test_set_state_refuses_nonfinite_and_negative_tick_and_changes_nothing(
             sim.set_state({**state, **bad})
         for key, arr in before.items():
             np.testing.assert_array_equal(sim.state()[key], arr)
+
+
+def test_values_beyond_the_network_number_type_are_refused(
+    folder: SnapshotFolder, state: dict[str, Any], tmp_path: Path
+) -> None:
+    # 1e300 is a finite float64; copied into a float32 network it became inf.
+    narrow = Engine(build(load_network(SEED), dtype="float32"), clock=FakeClock())
+    folder32 = SnapshotFolder(tmp_path, NET, snapshot_layout(narrow))
+    v = voltage_key(state)
+    huge = state[v].astype(np.float64)
+    huge[2] = 1e300
+    data = edited(state, **{v: huge})
+    with pytest.raises(
+        SnapshotError, match=rf"member '{v}' holds 1 value\(s\) beyond \+-3\.403e\+38; expected"
+    ):
+        read(folder32, data)
+    assert read(folder, data)[v][2] == 1e300  # float64 holds it
+    before = narrow.sim.state()
+    with pytest.raises(SimulationError, match=rf"state '{v}' holds values beyond \+-3\.403e\+38"):
+        narrow.sim.set_state({**before, v: huge})
+    np.testing.assert_array_equal(narrow.sim.state()[v], before[v])

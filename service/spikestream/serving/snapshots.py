@@ -85,6 +85,9 @@ class Member:
     shape: tuple[int, ...]
     kind: Kind
     required: bool = True
+    #: Largest magnitude a ``float`` member may hold: that of the network's number type,
+    #: so a float64 file restored into a float32 network cannot turn 1e300 into inf.
+    limit: float = float(np.finfo(np.float64).max)
 
     def max_data_bytes(self) -> int:
         """The most bytes the member's array can take (8 per element)."""
@@ -101,8 +104,11 @@ Layout = Mapping[str, Member]
 def snapshot_layout(engine: Engine) -> dict[str, Member]:
     """The members a snapshot of ``engine``'s network holds (what ``snapshot`` writes)."""
     layout: dict[str, Member] = {}
-    for key, (shape, _dtype) in engine.sim.state_layout().items():
-        layout[key] = Member(shape, "count" if key == "tick" else "float")
+    for key, (shape, dtype) in engine.sim.state_layout().items():
+        if key == "tick":
+            layout[key] = Member(shape, "count")
+        else:
+            layout[key] = Member(shape, "float", limit=float(np.finfo(dtype).max))
     # The engine adds its frame counters to the state it hands out for a snapshot.
     for probe in engine.streams:
         layout[f"engine.seq.{probe}"] = Member((), "count", required=False)
@@ -374,6 +380,12 @@ class _SnapshotReader:
             bad = int(np.count_nonzero(~np.isfinite(arr)))
             if bad:
                 raise self.refuse(f"member {key!r} holds {bad} NaN or infinite value(s)")
+            big = int(np.count_nonzero(np.abs(arr) > member.limit))
+            if big:
+                raise self.refuse(
+                    f"member {key!r} holds {big} value(s) beyond +-{member.limit:.4g}; "
+                    "expected values the network's number type can hold"
+                )
             if member.kind == "time" and float(arr) < 0:
                 raise self.refuse(f"{key!r} is {float(arr)}; expected a Unix time >= 0")
 

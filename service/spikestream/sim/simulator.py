@@ -753,6 +753,12 @@ class Simulator:
                 raise SimulationError(f"state {key!r} has dtype {src.dtype}; expected real floats")
             if not np.isfinite(src).all():
                 raise SimulationError(f"state {key!r} holds NaN or infinite values")
+            limit = float(np.finfo(arr.dtype).max)
+            if np.abs(src).max(initial=0.0) > limit:
+                raise SimulationError(
+                    f"state {key!r} holds values beyond +-{limit:.4g}; expected values a "
+                    f"{arr.dtype} network can hold"
+                )
         for key, arr in live.items():
             np.copyto(arr, state[key], casting="unsafe")
         self.tick = int(tick)
