@@ -753,7 +753,7 @@ class Simulator:
                 raise SimulationError(f"state {key!r} has dtype {src.dtype}; expected real floats")
             if not np.isfinite(src).all():
                 raise SimulationError(f"state {key!r} holds NaN or infinite values")
-            limit = float(np.finfo(arr.dtype).max)
+            limit = float(np.finfo(arr.dtype.str).max)  # the state arrays are floats
             if np.abs(src).max(initial=0.0) > limit:
                 raise SimulationError(
                     f"state {key!r} holds values beyond +-{limit:.4g}; expected values a "
