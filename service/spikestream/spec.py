@@ -49,6 +49,9 @@ VALUE_LIMIT = 1e9
 #: signal's sample length): about 11.6 days.
 TIME_LIMIT = 1e6
 
+#: Shortest tick, seconds.
+MIN_DT = 1e-6
+
 #: A finite number with ``|value| <= VALUE_LIMIT``. NaN and inf are refused everywhere
 #: (``allow_inf_nan=False`` in every model's config too): no finite run follows from them.
 Real = Annotated[float, Field(allow_inf_nan=False, ge=-VALUE_LIMIT, le=VALUE_LIMIT)]
@@ -166,7 +169,9 @@ class NetworkSection(_Spec):
     """``[network]``: name, tick length ``dt`` (s), random ``seed`` and number type."""
 
     name: Name = "net"
-    dt: float = Field(default=0.001, gt=0, le=1.0, allow_inf_nan=False)
+    # At least a microsecond: a tick loop paced to the wall clock cannot run faster, and a
+    # dt of 1e-300 made a 0.05 s run ask for 5e298 ticks.
+    dt: float = Field(default=0.001, ge=MIN_DT, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=None, ge=0)
     dtype: Dtype = "float64"
 
@@ -600,6 +605,11 @@ def load_network(path: str | Path) -> NetworkSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise NetworkFileError(f"{p}: not valid TOML: {err}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise NetworkFileError(
+            f"{p}: not valid TOML: arrays or inline tables nest too deeply (a network file "
+            "nests a few levels)"
+        ) from None
     spec = parse_network(data, source=str(p))
     spec._base_dir = p.resolve().parent
     return spec

@@ -281,6 +281,7 @@ NON_FINITE = [
     ),
     # Finite, but no finite run follows: out of range.
     (_pop(tau_rc=0.0), "populations.a.tau_rc", "0.0", "greater than 0"),
+    (_net(network={"dt": 1e-300}), "network.dt", "1e-300", "greater than or equal to 0.000001"),
     (_pop(tau_rc=1e7), "populations.a.tau_rc", "10000000.0", "less than or equal to 1000000"),
     (_input(default=[1e300]), "inputs.u.default[0]", "1e+300", "less than or equal to 1000000000"),
     (_conn(function="x", reg=1e200), "connections[0].reg", "1e+200", "less than or equal to 1000"),
@@ -369,3 +370,16 @@ def test_finite_values_at_the_limits_are_accepted() -> None:
     assert np.all(np.isfinite(w))
     assert w.min() >= -1e9
     assert w.max() <= 1e9
+
+
+@pytest.mark.parametrize("nested", ["[" * 50_000 + "]" * 50_000, "{a = " * 5000 + "1" + "}" * 5000])
+def test_toml_nested_past_the_parser_recursion_is_one_line(tmp_path: Path, nested: str) -> None:
+    # tomllib recurses per level: this was a RecursionError traceback.
+    path = tmp_path / "deep.toml"
+    path.write_text(f"[populations.a]\nn = 2\nx = {nested}\n")
+    with pytest.raises(NetworkFileError) as info:
+        load_network(path)
+    assert str(info.value) == (
+        f"{path}: not valid TOML: arrays or inline tables nest too deeply (a network file "
+        "nests a few levels)"
+    )
