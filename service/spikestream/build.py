@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.datafiles import load_npy
+from spikestream.datafiles import check_values, load_npy
 from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 from spikestream.functions import compile_function
 from spikestream.spec import (
@@ -242,9 +242,7 @@ def _load_array(spec: NetworkSpec, relative: str, shape: tuple[int, ...], where:
     data = load_npy(path, where)
     if data.shape != shape:
         raise BuildError(f"{where}: {str(path)!r} has shape {data.shape}; expected {shape}")
-    if not np.all(np.isfinite(data)):
-        raise BuildError(f"{where}: {str(path)!r} must hold finite numbers")
-    return np.asarray(data, dtype=np.float64)
+    return check_values(data, path, where)
 
 
 def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> FloatArray:

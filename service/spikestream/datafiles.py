@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.errors import NetworkFileError
+from spikestream.spec import VALUE_LIMIT
 
 #: Longest ``.npy`` header parsed (numpy's own default limit).
 NPY_HEADER_MAX_BYTES = 10_000
@@ -90,3 +91,22 @@ def load_csv(path: Path, where: str) -> npt.NDArray[np.float64]:
             return np.loadtxt(text, delimiter=",", ndmin=2, dtype=np.float64)
         except (OSError, ValueError) as err:
             raise NetworkFileError(f"{where}: cannot read {str(path)!r}: {err}") from None
+
+
+def check_values(data: npt.NDArray[Any], path: Path, where: str) -> npt.NDArray[np.float64]:
+    """``data`` as float64 if every value is finite with ``|value| <= VALUE_LIMIT`` (the
+    bound on numbers written in the network file itself).
+
+    Raises:
+        NetworkFileError: naming ``where``, the file, how many values and what is allowed.
+    """
+    values = np.asarray(data, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = int(np.count_nonzero(~(np.abs(values) <= VALUE_LIMIT)))  # NaN compares False
+    if bad:
+        raise NetworkFileError(
+            f"{where}: {str(path)!r} holds {bad} value(s) that are NaN, infinite or beyond "
+            f"+-{VALUE_LIMIT:g}, which is not allowed; expected finite numbers with "
+            f"|value| <= {VALUE_LIMIT:g}"
+        )
+    return values

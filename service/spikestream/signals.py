@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.datafiles import load_csv, load_npy
+from spikestream.datafiles import check_values, load_csv, load_npy
 from spikestream.errors import NetworkFileError
 from spikestream.spec import (
     ConstantSignal,
@@ -41,9 +41,7 @@ def load_samples(path: Path, dim: int, where: str) -> FloatArray:
             f"{where}: {str(path)!r} has shape {data.shape}; expected (samples, {dim}) with "
             "at least one sample"
         )
-    if not np.all(np.isfinite(data)):
-        raise NetworkFileError(f"{where}: {str(path)!r} holds NaN or infinite values")
-    return data
+    return check_values(data, path, where)
 
 
 def signal_values(spec: NetworkSpec, name: str, t: FloatArray) -> FloatArray:

@@ -459,3 +459,33 @@ def test_vector_expressions_of_allowed_widths_still_evaluate() -> None:
     }
     for text, expected in cases.items():
         np.testing.assert_allclose(compile_function(text)(pts), expected, err_msg=text)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e300])
+def test_weight_and_signal_file_values_are_bounded_as_in_the_network_file(
+    tmp_path: Path, value: float
+) -> None:
+    # A finite 1e300 weight overflowed to inf in the first tick; the file itself only
+    # allows |value| <= 1e9.
+    w = np.zeros((20, 10))
+    w[3, 4] = value
+    np.save(tmp_path / "w.npy", w)
+    (tmp_path / "u.csv").write_text(f"0.5\n{value}\n")
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 20}, "b": {"n": 10}},
+            "inputs": {"u": {"signal": {"kind": "file", "path": "u.csv"}}},
+            "connections": [{"pre": "a", "post": "b", "weights": {"file": "w.npy"}}],
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    allowed = "that are NaN, infinite or beyond +-1e+09, which is not allowed; expected finite"
+    with pytest.raises(NetworkFileError) as info:
+        build(spec)
+    assert str(info.value).startswith(
+        f"net.toml: connections[0].weights.file: {str(tmp_path / 'w.npy')!r} holds 1 value(s) "
+        + allowed
+    ), info.value
+    with pytest.raises(NetworkFileError, match=re.escape(f"holds 1 value(s) {allowed}")):
+        signal_values(spec, "u", np.zeros(2))
