@@ -12,7 +12,7 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,32 @@ def open_regular(path: Path, where: str) -> IO[bytes]:
     return os.fdopen(fd, "rb")
 
 
+class Readable(Protocol):
+    """A binary stream (a file, a zip member, a bounded reader)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def read_npy_header(fp: Readable, max_bytes: int) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """Parse the ``.npy`` header at the start of ``fp`` alone, without touching the array.
+
+    Returns:
+        ``(shape, fortran_order, dtype)``, as the header states them.
+
+    Raises:
+        ValueError: not a ``.npy`` header of format 1.0 or 2.0, or longer than ``max_bytes``.
+    """
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        header = np.lib.format.read_array_header_1_0(fp, max_bytes)
+    elif version == (2, 0):
+        header = np.lib.format.read_array_header_2_0(fp, max_bytes)
+    else:
+        raise ValueError(f"it has .npy format {version}; expected 1.0 or 2.0")
+    shape, fortran, dtype = header
+    return tuple(shape), bool(fortran), dtype
+
+
 def load_npy(path: Path, where: str) -> npt.NDArray[Any]:
     """Read a ``.npy`` file of real numbers (integers or floats, no pickles).
 
@@ -55,14 +81,7 @@ def load_npy(path: Path, where: str) -> npt.NDArray[Any]:
     with open_regular(path, where) as fh:
         try:
             size = os.fstat(fh.fileno()).st_size
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                read_header = np.lib.format.read_array_header_1_0
-            elif version == (2, 0):
-                read_header = np.lib.format.read_array_header_2_0
-            else:
-                raise ValueError(f".npy format version {version}; expected 1.0 or 2.0")
-            shape, _fortran, dtype = read_header(fh, NPY_HEADER_MAX_BYTES)
+            shape, _fortran, dtype = read_npy_header(fh, NPY_HEADER_MAX_BYTES)
             if dtype.kind not in "iuf":
                 raise ValueError(f"it holds {dtype} values; expected real numbers")
             needed = math.prod(shape) * dtype.itemsize

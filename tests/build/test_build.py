@@ -376,12 +376,19 @@ def _npy_header_only(path: Path, shape: tuple[int, ...], descr: str = "<f8") -> 
         ((10**6, 10**6), "<f8", r"header claims shape \(1000000, 1000000\) \(8000000000000 bytes"),
         ((20, 10), "|O", "it holds object values; expected real numbers"),
         ((20, 10), "<c16", "it holds complex128 values; expected real numbers"),
+        ((20, 10), "version 3", r"it has \.npy format \(3, 0\); expected 1\.0 or 2\.0"),
     ],
 )
 def test_weight_file_headers_are_checked_before_allocating(
     tmp_path: Path, shape: tuple[int, ...], descr: str, what: str
 ) -> None:
-    _npy_header_only(tmp_path / "w.npy", shape, descr)
+    if descr == "version 3":
+        np.save(tmp_path / "w.npy", np.zeros(shape))
+        data = bytearray((tmp_path / "w.npy").read_bytes())
+        data[6] = 3
+        (tmp_path / "w.npy").write_bytes(bytes(data))
+    else:
+        _npy_header_only(tmp_path / "w.npy", shape, descr)
     spec = parse_network(
         {
             "populations": {"a": {"n": 20}, "b": {"n": 10}},

@@ -600,3 +600,16 @@ def test_values_beyond_the_network_number_type_are_refused(
     with pytest.raises(SimulationError, match=rf"state '{v}' holds values beyond \+-3\.403e\+38"):
         narrow.sim.set_state({**before, v: huge})
     np.testing.assert_array_equal(narrow.sim.state()[v], before[v])
+
+
+def test_an_unknown_npy_format_version_is_refused_naming_the_member(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    v = voltage_key(state)
+    npy = bytearray(npy_bytes(state[v]))
+    npy[6] = 3  # format 3.0 exists (utf-8 header); snapshots are written as 1.0
+    with pytest.raises(
+        SnapshotError,
+        match=rf"refused: member '{v}.npy': it has .npy format \(3, 0\); expected 1.0 or 2.0$",
+    ):
+        read(folder, with_member(state, v, bytes(npy)))

@@ -49,11 +49,12 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from spikestream.datafiles import Readable, read_npy_header
 from spikestream.errors import SnapshotError
 from spikestream.runtime.engine import Engine
 
@@ -157,10 +158,6 @@ def default_snapshot_dir(environ: Mapping[str, str] | None = None) -> Path:
 # ---------------------------------------------------------------------------- reading
 
 
-class _Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
 class BoundedReader:
     """Delivers at most ``limit`` bytes of ``raw``; asking for more is refused.
 
@@ -169,7 +166,7 @@ class BoundedReader:
     zip member is decompressed as it is read), whatever sizes its headers claim.
     """
 
-    def __init__(self, raw: _Readable, limit: int, what: str) -> None:
+    def __init__(self, raw: Readable, limit: int, what: str) -> None:
         self.raw = raw
         self.limit = limit
         self.what = what
@@ -327,15 +324,13 @@ class _SnapshotReader:
         what = f"member {info.filename!r}"
         with zf.open(info) as raw:
             fp = BoundedReader(raw, member.max_bytes(), what)
-            version = np.lib.format.read_magic(fp)
-            if version == (1, 0):
-                header = np.lib.format.read_array_header_1_0(fp, HEADER_MAX_BYTES)
-            elif version == (2, 0):
-                header = np.lib.format.read_array_header_2_0(fp, HEADER_MAX_BYTES)
-            else:
-                raise self.refuse(f"{what} has .npy format {version}; expected 1.0 or 2.0")
-            shape, fortran, dtype = header
-            self.check_header(key, member, tuple(shape), dtype)
+            try:
+                shape, fortran, dtype = read_npy_header(fp, HEADER_MAX_BYTES)
+            except SnapshotError:
+                raise
+            except ValueError as err:
+                raise self.refuse(f"{what}: {err}") from None
+            self.check_header(key, member, shape, dtype)
             arr = np.empty(math.prod(shape), dtype)
             _fill(arr.view(np.uint8), fp, self.refuse, what)
             if fp.read(1):  # also makes zipfile check the CRC of the whole member
