@@ -3,7 +3,8 @@
 **Format.** A zip of ``.npy`` members, as :func:`numpy.savez` writes it:
 
 * one member per state array of the simulator (:meth:`Simulator.state_layout`): real
-  floats (float32 or float64) of the network's exact shapes, all finite;
+  floats (float32 or float64) of the network's exact shapes, all finite and within the
+  range of the network's number type;
 * ``tick``: an integer scalar, ``0 <= tick <= 2**53 - 1``;
 * the engine's frame counters, so a resumed process continues ``seq``:
   ``engine.seq.<probe>`` and ``engine.dropped.<probe>`` (integer scalars, same range) and
