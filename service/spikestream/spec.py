@@ -38,6 +38,8 @@ _NAME_RE = re.compile(NAME_PATTERN)
 NAME_RULE = "1-64 characters: a letter or '_' first, then letters, digits, '_' or '-'"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+#: A connection's name: a name, or two names joined by ``->``.
+CONNECTION_NAME_PATTERN = rf"{NAME_PATTERN[:-1]}(->{NAME_PATTERN[1:-1]})?$"
 Dtype = Literal["float64", "float32"]
 
 #: Largest magnitude of a value in a network file (signal amplitudes and offsets, constants,
@@ -69,7 +71,7 @@ Values = Real | list[Real]
 
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid name, else raise ``ValueError`` naming ``kind``."""
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):  # match() would let a trailing newline through
         raise ValueError(f"{kind} name {value!r} is not allowed; expected {NAME_RULE}")
     return value
 
@@ -337,7 +339,9 @@ class ConnectionSpec(_Spec):
 
     pre: Name
     post: Name
-    name: str | None = None
+    # A name, or ``pre->post`` as the default label reads: it reaches events, logs and the
+    # keys of a run's .npz, so it follows the naming rule too.
+    name: Annotated[str, Field(pattern=CONNECTION_NAME_PATTERN)] | None = None
     synapse: Seconds = 0.005
     weights: Weights | None = None
     function: str | None = None

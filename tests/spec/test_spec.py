@@ -3,6 +3,7 @@ allowed."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from spikestream.build import build
 from spikestream.errors import BuildError, NetworkFileError
-from spikestream.spec import ConnectionSpec, load_network, parse_network
+from spikestream.spec import ConnectionSpec, check_name, load_network, parse_network
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
 
@@ -143,6 +144,29 @@ def test_names_that_would_break_topics_are_refused(bad: str) -> None:
     data = {"populations": {bad: {"n": 3}}}
     with pytest.raises(NetworkFileError, match="should match pattern"):
         parse_network(data, source="inline")
+
+
+@pytest.mark.parametrize("bad", ["a\x1b[2Jb", "x" * 65, "a->b->c", "a/b", "", "a->", "a b"])
+def test_connection_names_follow_the_naming_rule(bad: str) -> None:
+    # They reach events, logs and the keys of a run's .npz: escape sequences or megabytes
+    # of text were accepted.
+    data = {
+        "populations": {"a": {"n": 3}},
+        "connections": [{"pre": "a", "post": "a", "function": "x", "name": bad}],
+    }
+    with pytest.raises(NetworkFileError, match=r"^inline: connections\[0\]\.name: .*pattern"):
+        parse_network(data, source="inline")
+    for good in ("a->a", "rec_1", "fb-2"):
+        data["connections"] = [{"pre": "a", "post": "a", "function": "x", "name": good}]
+        assert parse_network(data).connections[0].label == good
+
+
+def test_check_name_refuses_a_trailing_newline() -> None:
+    assert check_name("probe", "ab") == "ab"
+    with pytest.raises(
+        ValueError, match=re.escape("probe name 'ab\\n' is not allowed; expected 1-64")
+    ):
+        check_name("probe", "ab\n")
 
 
 def test_input_dimension_must_match_target() -> None:
