@@ -479,7 +479,10 @@ def _import_callable(text: str, where: str, timeout: float) -> VectorFunction:
             f"{where}: cannot import {text!r} ({err}); expected 'package.module:callable'"
         ) from None
     if not callable(obj):
-        raise NetworkFileError(f"{where}: {text!r} is not callable")
+        raise NetworkFileError(
+            f"{where}: {text!r} is a {type(obj).__name__}, not callable; expected a function "
+            "of one point of shape (d,)"
+        )
     user: Callable[[FloatArray], Any] = obj
 
     def fn(points: FloatArray) -> FloatArray:

@@ -175,6 +175,11 @@ def test_function_by_import_path_when_allowed() -> None:
     np.testing.assert_allclose(fn(np.array([[2.0], [3.0]])), [[4.0], [9.0]])
     with pytest.raises(NetworkFileError, match="cannot import 'nosuchmodule:f'"):
         compile_function("nosuchmodule:f", allow_python=True)
+    with pytest.raises(
+        NetworkFileError,
+        match=r"^w: 'math:pi' is a float, not callable; expected a function of one point",
+    ):
+        compile_function("math:pi", allow_python=True, where="w")
     failing = compile_function(f"{__name__}:_fails", allow_python=True, where="probes.p.function")
     with pytest.raises(
         BuildError,

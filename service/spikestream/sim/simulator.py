@@ -752,7 +752,9 @@ class Simulator:
             if src.dtype.kind != "f":
                 raise SimulationError(f"state {key!r} has dtype {src.dtype}; expected real floats")
             if not np.isfinite(src).all():
-                raise SimulationError(f"state {key!r} holds NaN or infinite values")
+                raise SimulationError(
+                    f"state {key!r} holds NaN or infinite values; expected finite floats"
+                )
             limit = float(np.finfo(arr.dtype.str).max)  # the state arrays are floats
             if np.abs(src).max(initial=0.0) > limit:
                 raise SimulationError(
