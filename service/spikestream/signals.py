@@ -53,7 +53,7 @@ def signal_values(spec: NetworkSpec, name: str, t: FloatArray) -> FloatArray:
     inp = spec.inputs[name]
     sig = inp.signal
     dim = inp.dim
-    where = f"inputs.{name}.signal"
+    where = f"{spec.source}: inputs.{name}.signal"  # read at run time, after the build
     if isinstance(sig, str):  # pragma: no cover - the validator expands shorthands
         raise AssertionError(sig)
     if isinstance(sig, SinSignal):

@@ -426,7 +426,7 @@ def test_signal_and_encoder_files_must_be_regular_files(tmp_path: Path, suffix: 
     spec._base_dir = tmp_path
     with pytest.raises(
         NetworkFileError,
-        match=rf"^inputs\.u\.signal: {re.escape(repr(str(fifo)))} "
+        match=rf"^net\.toml: inputs\.u\.signal: {re.escape(repr(str(fifo)))} "
         "is not a regular file; expected a .npy or CSV file$",
     ):
         signal_values(spec, "u", np.zeros(3))
