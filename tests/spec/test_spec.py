@@ -298,6 +298,12 @@ NON_FINITE = [
         "finite",
     ),
     (
+        _conn(weights={"dist": "uniform", "high": NAN}),
+        "connections[0].weights.high",
+        "nan",
+        "finite",
+    ),
+    (
         _net(probes={"p": {"target": "a", "kind": "filtered", "synapse": NAN}}),
         "probes.p.synapse",
         "nan",
