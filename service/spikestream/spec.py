@@ -51,6 +51,8 @@ VALUE_LIMIT = 1e9
 #: signal's sample length): about 11.6 days.
 TIME_LIMIT = 1e6
 
+#: Largest random seed: a run records its seed as an int64.
+MAX_SEED = 2**63 - 1
 #: Shortest tick, seconds.
 MIN_DT = 1e-6
 
@@ -174,7 +176,7 @@ class NetworkSection(_Spec):
     # At least a microsecond: a tick loop paced to the wall clock cannot run faster, and a
     # dt of 1e-300 made a 0.05 s run ask for 5e298 ticks.
     dt: float = Field(default=0.001, ge=MIN_DT, le=1.0, allow_inf_nan=False)
-    seed: int | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     dtype: Dtype = "float64"
 
 
@@ -193,7 +195,7 @@ class PopulationSpec(_Spec):
     max_rates: tuple[Real, Real] = (200.0, 400.0)
     intercepts: tuple[Real, Real] = (-1.0, 1.0)
     encoders: list[list[Real]] | str | None = None
-    seed: int | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @field_validator("max_rates", "intercepts")
     @classmethod
@@ -287,7 +289,7 @@ class WeightsDist(_Spec):
     std: NonNegative = 1.0
     low: Real = -1.0
     high: Real = 1.0
-    seed: int | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -607,8 +609,8 @@ def load_network(path: str | Path) -> NetworkSpec:
         raise NetworkFileError(f"{p}: network file is not UTF-8 text ({err})") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise NetworkFileError(f"{p}: not valid TOML: {err}") from None
+    except ValueError as err:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise NetworkFileError(f"{p}: not valid TOML: {str(err)[:200]}") from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise NetworkFileError(
             f"{p}: not valid TOML: arrays or inline tables nest too deeply (a network file "

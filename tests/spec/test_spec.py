@@ -413,3 +413,21 @@ def test_toml_nested_past_the_parser_recursion_is_one_line(tmp_path: Path, neste
         f"{path}: not valid TOML: arrays or inline tables nest too deeply (a network file "
         "nests a few levels)"
     )
+
+
+def test_integers_past_int64_or_python_limits_are_one_line(tmp_path: Path) -> None:
+    # A 40-digit seed crashed `run` writing it as int64; 5000 digits was a ValueError
+    # traceback from tomllib.
+    path = tmp_path / "seed.toml"
+    path.write_text(f"[network]\nseed = {'9' * 40}\n[populations.a]\nn = 2\n")
+    with pytest.raises(NetworkFileError) as info:
+        load_network(path)
+    assert str(info.value) == (
+        f"{path}: network.seed: Input should be less than or equal to 9223372036854775807 "
+        f"(got {'9' * 40})"
+    )
+    path.write_text(f"[network]\nseed = {'9' * 5000}\n[populations.a]\nn = 2\n")
+    with pytest.raises(
+        NetworkFileError, match=r": not valid TOML: Exceeds the limit \(4300 digits\)"
+    ):
+        load_network(path)
