@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,7 +27,10 @@ from pydantic_settings import (
 from spikestream.build import build
 from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
-from spikestream.errors import ConfigError
+from spikestream.codec import validate_prefix
+from spikestream.errors import CodecError, ConfigError
+from spikestream.serving.discovery import DEFAULT_HA_PREFIX
+from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
 from spikestream.spec import load_network
 from spikestream.transport import load_broker_spec, resolve_broker
 
@@ -75,6 +78,18 @@ class ServeSettings(BaseSettings):
     cpu_latency: int | None = Field(None, ge=0)
     # Opt-in to code execution: function = "module:attr" imports and calls that module.
     allow_python_functions: bool = False
+    text_rate: float | None = Field(None, gt=0, le=MAX_TEXT_RATE, allow_inf_nan=False)
+    ha_discovery: str | None = None
+
+    @field_validator("ha_discovery")
+    @classmethod
+    def _ha_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_prefix(value)
+        except CodecError as err:
+            raise ValueError(str(err)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -230,6 +245,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
         "hold the interpreter before the tick thread gets it back",
     )
+    p.add_argument(
+        "--text-rate",
+        type=float,
+        metavar="HZ",
+        help=f"also publish each value probe of at most {MAX_TEXT_DIM} numbers per tick on "
+        "<prefix>/<net>/text/<probe> as plain text (a decimal, or a JSON array), at most HZ "
+        f"times a second (0 < HZ <= {MAX_TEXT_RATE:g}; off by default)",
+    )
+    p.add_argument(
+        "--ha-discovery",
+        nargs="?",
+        const=DEFAULT_HA_PREFIX,
+        metavar="PREFIX",
+        help="publish retained Home Assistant MQTT discovery configs for the text values "
+        f"under PREFIX (default {DEFAULT_HA_PREFIX}), again whenever PREFIX/status says "
+        f"online; implies --text-rate {DEFAULT_TEXT_RATE:g} unless given",
+    )
     add_python_functions_flag(p)
     p.set_defaults(func=main)
 
@@ -267,6 +299,8 @@ def main(args: argparse.Namespace) -> int:
         "switch_interval",
         "spin",
         "cpu_latency",
+        "text_rate",
+        "ha_discovery",
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
@@ -348,6 +382,8 @@ def main(args: argparse.Namespace) -> int:
         rt_priority=settings.rt_priority,
         spin=settings.spin,
         cpu_latency=cpu_latency,
+        text_rate=settings.text_rate,
+        ha_discovery=settings.ha_discovery,
     )
     # Everything built so far (modules, models, compiled kernels) lives for the whole run:
     # freeze it out of the collector's reach, so a full collection triggered by the I/O

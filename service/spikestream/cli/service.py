@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from spikestream import __version__
 from spikestream.build import Model
 from spikestream.cli.logs import log_fields
 from spikestream.codec import (
@@ -52,6 +53,7 @@ from spikestream.runtime.engine import (
 )
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
+from spikestream.serving.bridges import Bridges
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
 
 log = logging.getLogger("spikestream.serve")
@@ -87,6 +89,8 @@ class ServiceOptions:
     rt_priority: int = 0
     spin: float = 0.0002
     cpu_latency: CpuLatencyRequest | None = None
+    text_rate: float | None = None
+    ha_discovery: str | None = None
 
 
 class EventLimiter:
@@ -150,6 +154,16 @@ class Service:
         self.link.subscribe(self.topics.inputs_filter, qos=0)
         self.link.subscribe(self.topics.control, qos=1)
         self.link.add_connect_hook(self._on_connect)
+        self.bridges = Bridges(
+            self.link,
+            self.topics,
+            {n: (s.kind, s.shape) for n, s in self.engine.streams.items()},
+            text_rate=options.text_rate,
+            ha_prefix=options.ha_discovery,
+            version=__version__,
+        )
+        if self.bridges.discovery is not None:
+            self.link.add_connect_hook(self.bridges.on_connect)
         self._limiter = EventLimiter(options.events_per_second)
         self.rejected: dict[str, int] = {}
         self.unknown_inputs = 0
@@ -173,6 +187,8 @@ class Service:
         yield_gil()  # a burst of messages must not keep the GIL from the tick thread
         if topic == self.topics.control:
             self._on_control(payload)
+            return
+        if self.bridges.on_message(topic, payload):
             return
         name = self.topics.input_name(topic)
         if name is None:
@@ -333,6 +349,7 @@ class Service:
             dropped=stream.dropped,
         )
         encode = encode_spikes if stream.kind == "spikes" else encode_values
+        self.bridges.observe(stream.name, stream.kind, buf.valid())
         try:
             payload = encode(header, buf.valid())
         finally:
@@ -420,7 +437,7 @@ class Service:
             "frames": {n: s.frames for n, s in es.streams.items()},
             "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
             "queued": {n: s.queued for n, s in es.streams.items()},
-            "inputs": es.inputs,
+            "inputs": self._inputs(es),
             "rejected": dict(self.rejected),
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
@@ -429,7 +446,19 @@ class Service:
             "events_lost": self.events_lost,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
+            **self.bridges.statistics(),
         }
+
+    def _inputs(self, es: EngineStatistics) -> dict[str, dict[str, Any]]:
+        # Each input's counters, its age (ms since its last value; null before the first)
+        # and whether it runs on its default now; read here, off the tick path.
+        now = self.engine.clock.now()
+        out: dict[str, dict[str, Any]] = {}
+        for name, counts in es.inputs.items():
+            age, stale = self.engine.inputs[name].freshness(now)
+            age_ms = None if age is None else round(age * 1e3, 1)
+            out[name] = {**counts, "age_ms": age_ms, "stale_now": stale}
+        return out
 
     def latest_snapshot(self) -> Path:
         """Where periodic snapshots of this network go (and ``--resume`` looks)."""
@@ -480,6 +509,8 @@ class Service:
                 ]
                 if self.options.snapshot_every is not None:
                     tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
+                if self.bridges.enabled:
+                    tasks.append(tg.create_task(self.bridges.run(), name="text"))
                 stopper = tg.create_task(stop.wait(), name="shutdown")
                 done, _ = await asyncio.wait(
                     {link_task, stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED

@@ -1,0 +1,1 @@
+"""The serving layer: what the service offers beside its msgpack frames."""
