@@ -105,9 +105,8 @@ async def test_home_assistant_discovery(mosquitto: Mosquitto, tmp_path: Path) ->
             await sub.wait_status("channel", b"online")
         await asyncio.sleep(0.5)
         # A late subscriber gets the configs from the broker: they are retained.
-        async with Listener(
-            "127.0.0.1", mosquitto.port, ["homeassistant/#", "spikestream/+/text/#"]
-        ) as ha:
+        filters = ["homeassistant/#", "spikestream/+/text/#", "spikestream/seed/stats"]
+        async with Listener("127.0.0.1", mosquitto.port, filters) as ha:
             expected = 1 + 3 * 2  # seed u; channel u, a_value, b_value with 2 numbers each
             await ha.wait_for(lambda ms: len(configs_of(ms)) >= expected, what="configs")
             first = configs_of(ha.messages)
@@ -142,6 +141,24 @@ async def test_home_assistant_discovery(mosquitto: Mosquitto, tmp_path: Path) ->
             assert {t: m.payload for t, m in again.items()} == {
                 t: m.payload for t, m in first.items()
             }
+            # A flood of 50 births costs one more round, not 50.
+            await asyncio.sleep(1.5)
+            before = len(ha.messages)
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port, socket_options=NODELAY) as c:
+                for _ in range(50):
+                    await c.publish("homeassistant/status", b"online", qos=1)
+            await asyncio.sleep(3.0)
+            rounds = len([m for m in ha.messages[before:] if m.topic.endswith("/config")])
+            assert rounds in (expected, 2 * expected), rounds / expected
+
+            def seed_stats(ms: list[Any]) -> dict[str, Any] | None:
+                found = [json.loads(m.payload) for m in ms if m.topic == "spikestream/seed/stats"]
+                return found[-1] if found and found[-1]["discovery_births"] >= 51 else None
+
+            stats = await ha.wait_for(seed_stats, what="stats counting 51 births")
+            assert stats["discovery_births_coalesced"] >= 48
+            assert stats["discovery_published"] >= 3  # seed has one sensor: 3+ rounds
+            assert stats["discovery_failed"] == 0
     finally:
         assert proc.stop() == 0
 

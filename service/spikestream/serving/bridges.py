@@ -20,6 +20,8 @@ from spikestream.serving.discovery import HaDiscovery, discovery_messages
 from spikestream.serving.text import DEFAULT_TEXT_RATE, TextValues, text_probes
 
 TEXT_PLAIN = "text/plain"
+BIRTH_HOLDOFF = 1.0
+"""Seconds after a round of discovery configs before a birth message can start another."""
 JSON = "application/json"
 
 
@@ -95,7 +97,8 @@ class Bridges:
             )
             self.discovery = HaDiscovery(ha_prefix, messages)
             link.subscribe(self.discovery.birth_topic, qos=1)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._announcing: asyncio.Task[None] | None = None
+        self._again = False
 
     @property
     def enabled(self) -> bool:
@@ -112,11 +115,26 @@ class Bridges:
         d = self.discovery
         if d is None or topic != d.birth_topic:
             return False
-        if d.is_birth(topic, payload):
-            task = asyncio.get_running_loop().create_task(self.announce(), name="ha-discovery")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not d.is_birth(topic, payload):
+            return True
+        if self._announcing is not None and not self._announcing.done():
+            # A flood of births (anyone may publish on <prefix>/status) costs at most one
+            # more round of configs after the one in progress, never one round each.
+            self._again = True
+            d.births_coalesced += 1
+            return True
+        self._announcing = asyncio.get_running_loop().create_task(
+            self._announce_on_birth(), name="ha-discovery"
+        )
         return True
+
+    async def _announce_on_birth(self) -> None:
+        while True:
+            self._again = False
+            await self.announce()
+            await asyncio.sleep(BIRTH_HOLDOFF)
+            if not self._again:
+                return
 
     async def on_connect(self) -> None:
         """After each (re)connection: publish the discovery configs."""
@@ -150,4 +168,6 @@ class Bridges:
             "text_failed": 0 if t is None else t.failed,
             "discovery_published": 0 if d is None else d.published,
             "discovery_failed": 0 if d is None else d.failed,
+            "discovery_births": 0 if d is None else d.births,
+            "discovery_births_coalesced": 0 if d is None else d.births_coalesced,
         }

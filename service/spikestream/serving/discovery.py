@@ -131,6 +131,7 @@ class HaDiscovery:
         self.published = 0
         self.failed = 0
         self.births = 0
+        self.births_coalesced = 0
 
     def is_birth(self, topic: str, payload: bytes) -> bool:
         """True for HA's ``online`` on ``<prefix>/status`` (its last will ``offline`` is not)."""
