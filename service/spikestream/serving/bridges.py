@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -18,39 +17,12 @@ import numpy.typing as npt
 from spikestream.codec import Topics
 from spikestream.serving.discovery import HaDiscovery, discovery_messages
 from spikestream.serving.text import DEFAULT_TEXT_RATE, TextValues, text_probes
+from spikestream.transport import MqttLink
 
 TEXT_PLAIN = "text/plain"
 BIRTH_HOLDOFF = 1.0
 """Seconds after a round of discovery configs before a birth message can start another."""
 JSON = "application/json"
-
-
-class Link(Protocol):
-    """What the bridges need of :class:`spikestream.transport.MqttLink`."""
-
-    def publish_nowait(
-        self,
-        topic: str,
-        payload: bytes,
-        *,
-        qos: int = 0,
-        retain: bool = False,
-        content_type: str | None = None,
-        expiry: int | None = None,
-    ) -> bool: ...
-
-    async def publish(
-        self,
-        topic: str,
-        payload: bytes,
-        *,
-        qos: int = 0,
-        retain: bool = False,
-        content_type: str | None = None,
-        expiry: int | None = None,
-    ) -> bool: ...
-
-    def subscribe(self, topic_filter: str, qos: int = 0) -> None: ...
 
 
 class Bridges:
@@ -69,7 +41,7 @@ class Bridges:
 
     def __init__(
         self,
-        link: Link,
+        link: MqttLink,
         topics: Topics,
         streams: Mapping[str, tuple[str, tuple[int, ...]]],
         *,
