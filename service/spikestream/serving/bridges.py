@@ -9,6 +9,7 @@ None of them runs on the tick thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,6 +19,8 @@ from spikestream.codec import Topics
 from spikestream.serving.discovery import HaDiscovery, discovery_messages
 from spikestream.serving.text import DEFAULT_TEXT_RATE, TextValues, text_probes
 from spikestream.transport import MqttLink
+
+log = logging.getLogger("spikestream.serve")
 
 TEXT_PLAIN = "text/plain"
 BIRTH_HOLDOFF = 1.0
@@ -57,6 +60,18 @@ class Bridges:
             if text_rate is not None
             else None
         )
+        if self.text is not None:
+            # Say which probes got a text topic: a network whose value probes are all
+            # wider than MAX_TEXT_DIM would otherwise be silently without any.
+            log.log(
+                logging.INFO if self.text.slots else logging.WARNING,
+                "text values" if self.text.slots else "no value probe fits a text topic",
+                extra={
+                    "net": topics.net,
+                    "rate_hz": self.text.rate,
+                    "probes": ",".join(self.text.slots) or "(none)",
+                },
+            )
         self.discovery: HaDiscovery | None = None
         if ha_prefix is not None and self.text is not None:
             messages = discovery_messages(
