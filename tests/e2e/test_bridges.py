@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -255,3 +256,42 @@ async def test_stats_show_input_age_and_staleness(mosquitto: Mosquitto, tmp_path
             assert 0 < samples['spikestream_input_age_seconds{input="u",net="learn"}'] < 60
     finally:
         assert proc.stop() == 0
+
+
+def documented_topics() -> list[tuple[str, re.Pattern[str]]]:
+    """PROTOCOL.md §1's topic table as (row, regex over concrete topics)."""
+    text = (Path(__file__).parents[2] / "docs" / "PROTOCOL.md").read_text()
+    table = text.split("## 1. Topics")[1].split("\n## ")[0]
+    rows = []
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            pattern = line.split("`")[1]
+            level = re.escape("<x>").replace("x", "[a-z-]+")
+            rx = re.escape(pattern).replace(re.escape("<prefix>"), "spikestream")
+            rx = rx.replace(re.escape("<ha-prefix>"), "homeassistant")
+            rx = re.sub(level, "[^/]+", rx)
+            rows.append((pattern, re.compile(f"^{rx}$")))
+    return rows
+
+
+async def test_topic_table_covers_every_topic(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Every topic a service with text values and discovery publishes matches a row of
+    PROTOCOL.md's topic table, and every row it publishes on is seen."""
+    proc = ServeProcess(
+        SEED, mosquitto.url(), "--ha-discovery", "--stats-interval", "0.2", workdir=tmp_path
+    ).start()
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, ["#"]) as sub:
+            await sub.wait_status("seed", b"online")
+            await publish(mosquitto, "spikestream/seed/in/u", b"0.5")
+            await publish(mosquitto, "spikestream/seed/control", b"status")
+            await publish(mosquitto, "homeassistant/status", b"online")
+            await asyncio.sleep(2.0)
+            seen = {m.topic for m in sub.messages}
+    finally:
+        assert proc.stop() == 0
+    rows = documented_topics()
+    undocumented = {t for t in seen if not any(rx.match(t) for _, rx in rows)}
+    assert undocumented == set()
+    unseen = [row for row, rx in rows if not any(rx.match(t) for t in seen)]
+    assert unseen == []
