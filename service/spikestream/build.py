@@ -20,10 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.datafiles import check_values, load_npy
-from spikestream.errors import BuildError, ConfigError, NetworkFileError, SpikestreamError
+from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 from spikestream.functions import compile_function
 from spikestream.spec import (
-    MAX_SEED,
     ConnectionSpec,
     NetworkSpec,
     PopulationSpec,
@@ -466,11 +465,6 @@ def build(
     Raises:
         NetworkFileError, BuildError: naming the network file and the key.
     """
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        shown = str(seed) if seed.bit_length() <= 128 else f"of {seed.bit_length()} bits"
-        raise ConfigError(
-            f"seed {shown} is not allowed; expected a whole number 0 <= seed <= 2**63-1"
-        )
     try:
         return _build(spec, dtype, seed, allow_python_functions)
     except (NetworkFileError, BuildError) as err:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from spikestream.build import build, gain_bias, lif_rates, solve_decoders, topological_order
-from spikestream.errors import BuildError, ConfigError, NetworkFileError
+from spikestream.errors import BuildError, NetworkFileError
 from spikestream.functions import (
     MAX_EXPRESSION_CHARS,
     MAX_EXPRESSION_DEPTH,
@@ -501,18 +501,3 @@ def test_weight_and_signal_file_values_are_bounded_as_in_the_network_file(
     ), info.value
     with pytest.raises(NetworkFileError, match=re.escape(f"holds 1 value(s) {allowed}")):
         signal_values(spec, "u", np.zeros(2))
-
-
-@pytest.mark.parametrize(
-    ("seed", "shown"),
-    [(-1, "-1"), (2**63, str(2**63)), (10**5000, "of 16610 bits")],
-    ids=["negative", "2**63", "10**5000"],
-)
-def test_a_seed_override_outside_int64_is_a_config_error(seed: int, shown: str) -> None:
-    # --seed is recorded as an int64: 2**63 was an OverflowError traceback after the run.
-    with pytest.raises(ConfigError) as info:
-        build(load_network(SEED), seed=seed)
-    assert str(info.value) == (
-        f"seed {shown} is not allowed; expected a whole number 0 <= seed <= 2**63-1"
-    )
-    assert build(load_network(SEED), seed=2**63 - 1).seed == 2**63 - 1

@@ -20,15 +20,19 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spikestream import __version__
+from spikestream.budget import default_limit, estimate_network
 from spikestream.build import Model
 from spikestream.cli.logs import log_fields
 from spikestream.codec import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
+    CommandRejected,
     FrameHeader,
     decode_control,
     decode_input,
@@ -50,6 +54,7 @@ from spikestream.runtime.engine import (
 )
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
+from spikestream.serving.bridges import Bridges
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
 
@@ -86,6 +91,16 @@ class ServiceOptions:
     rt_priority: int = 0
     spin: float = 0.0002
     cpu_latency: CpuLatencyRequest | None = None
+    text_rate: float | None = None
+    ha_discovery: str | None = None
+    # Bytes this network may use (bounds live reallocation); None: the default share of
+    # physical memory (spikestream.budget.default_limit).
+    memory_limit: int | None = None
+
+
+#: Events raised while the link is down (or its window is full) wait in a queue of this
+#: many and go out once online; older ones beyond it are counted in ``events_lost``.
+PENDING_EVENTS = 256
 
 
 class EventLimiter:
@@ -135,6 +150,10 @@ class Service:
             notify=self._notify,
             rt_priority=options.rt_priority,
             clock=SystemClock(spin=options.spin),
+            memory_limit=(
+                options.memory_limit if options.memory_limit is not None else default_limit()
+            ),
+            network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
         )
         client_id = options.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
@@ -149,6 +168,16 @@ class Service:
         self.link.subscribe(self.topics.inputs_filter, qos=0)
         self.link.subscribe(self.topics.control, qos=1)
         self.link.add_connect_hook(self._on_connect)
+        self.bridges = Bridges(
+            self.link,
+            self.topics,
+            {n: (s.kind, s.shape) for n, s in self.engine.streams.items()},
+            text_rate=options.text_rate,
+            ha_prefix=options.ha_discovery,
+            version=__version__,
+        )
+        if self.bridges.discovery is not None:
+            self.link.add_connect_hook(self.bridges.on_connect)
         self.snapshot_folder = SnapshotFolder(
             options.snapshot_dir, model.name, snapshot_layout(self.engine)
         )
@@ -160,6 +189,9 @@ class Service:
         self.unknown_inputs = 0
         self.publish_failed = 0
         self.events_lost = 0
+        self.retained_control = 0
+        # Encoded events not yet published, oldest first.
+        self._pending: deque[bytes] = deque()
         self.connects = 0
         self._stopping = False
 
@@ -177,7 +209,23 @@ class Service:
     def _on_message(self, topic: str, payload: bytes, meta: MessageMeta) -> None:
         yield_gil()  # a burst of messages must not keep the GIL from the tick thread
         if topic == self.topics.control:
+            if meta.retain:
+                # A retained command was published before we subscribed (or before a
+                # reconnect): acting on it would replay a stale pause or reset.
+                self.retained_control += 1
+                self._refuse_control(
+                    None,
+                    None,
+                    "a retained control message is ignored; control acts only on live "
+                    "messages (publish without the retain flag)",
+                    kind="control_ignored",
+                    reason="retained",
+                    payload=payload[:64].decode("utf-8", "replace"),
+                )
+                return
             self._on_control(payload)
+            return
+        if self.bridges.on_message(topic, payload):
             return
         name = self.topics.input_name(topic)
         if name is None:
@@ -212,9 +260,13 @@ class Service:
     def _on_control(self, payload: bytes) -> None:
         try:
             cmd = decode_control(payload)
+        except CommandRejected as err:
+            # Refused after the name and id were read: the reply names both, so a client
+            # waiting on its id hears of the refusal.
+            self._refuse_control(err.cmd, err.id, str(err))
+            return
         except CodecError as err:
-            self.rejected["control"] = self.rejected.get("control", 0) + 1
-            self.event("control_rejected", error=str(err))
+            self._refuse_control(None, None, str(err))
             return
         if cmd.cmd in ("snapshot", "restore"):
             self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id)
@@ -241,10 +293,21 @@ class Service:
         else:
             self.engine.submit(Command("snapshot", value=str(folder.path / name), id=request))
 
-    def _refuse_control(self, cmd: str, request: str | None, error: str) -> None:
-        """A refused control command: a ``control_rejected`` event, counted."""
+    def _refuse_control(
+        self,
+        cmd: str | None,
+        request: str | None,
+        error: str,
+        *,
+        kind: str = "control_rejected",
+        **fields: Any,
+    ) -> None:
+        """A refused control message: an event (``control_rejected`` unless ``kind`` says
+        otherwise) naming the command and request id when known, counted in stats
+        ``rejected.control``."""
         self.rejected["control"] = self.rejected.get("control", 0) + 1
-        self.event("control_rejected", cmd=cmd, id=request, error=error)
+        known = {k: v for k, v in (("cmd", cmd), ("id", request)) if v is not None}
+        self.event(kind, **known, error=error, **fields)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -267,27 +330,42 @@ class Service:
     # ------------------------------------------------------------------ outgoing
 
     def event(self, kind: str, **fields: Any) -> None:
-        """Publish an event (rate-limited per kind) on the events topic."""
+        """Publish an event (rate-limited per kind) on the events topic.
+
+        While the link is down, or its window is full, the event waits in a bounded queue
+        and goes out once online (:meth:`_flush_events`), so events raised while
+        connecting (the refusal of a retained message, say) are not lost.
+        """
         if not self._limiter.allow(kind, time.monotonic()):
             return
         suppressed = self._limiter.suppressed.pop(kind, 0)
         if suppressed:
             fields["suppressed"] = suppressed
-        level = logging.WARNING if kind.endswith(("rejected", "failed")) else logging.INFO
+        level = (
+            logging.WARNING if kind.endswith(("rejected", "failed", "ignored")) else logging.INFO
+        )
         log.log(level, kind, extra=log_fields(fields))
-        if not self.link.publish_nowait(
-            self.topics.events,
-            encode_event(kind, net=self.model.name, **fields),
-            qos=0,
-            content_type=JSON,
-        ):
-            # Not connected (or the window is full): the log line above keeps the event,
-            # and the count travels in the stats.
-            self.events_lost += 1
+        # Encoded now: ``wall`` says when it happened, not when it went out.
+        self._pending.append(encode_event(kind, net=self.model.name, **fields))
+        if len(self._pending) > PENDING_EVENTS:
+            self._pending.popleft()
+            self.events_lost += 1  # the log line keeps it; the count travels in the stats
+        self._flush_events()
+
+    def _flush_events(self) -> None:
+        """Publish queued events, oldest first, while the link takes them."""
+        pending = self._pending
+        while pending:
+            if not self.link.publish_nowait(
+                self.topics.events, pending[0], qos=0, content_type=JSON
+            ):
+                return  # not connected, or the window is full: try again later
+            pending.popleft()
 
     async def _on_connect(self) -> None:
         self.connects += 1
         await self.link.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
+        self._flush_events()  # what happened while connecting, before the online event
         self.event("online", connects=self.connects, tick=self.engine.sim.tick)
         if self._wake is not None:
             self._wake.set()  # flush what queued up while we were away
@@ -300,6 +378,12 @@ class Service:
         while engine.snapshots:
             cmd, state = engine.snapshots.popleft()
             self._spawn(self._write_snapshot(Path(str(cmd.value)).name, state, cmd.id), "snapshot")
+        if self._pending:
+            self._flush_events()
+            if self._pending and link.connected and self._loop is not None:
+                # The window is full: try again as it drains, even if no frame wakes us.
+                assert self._wake is not None
+                self._loop.call_later(0.01, self._wake.set)
         if not link.connected:
             return  # frames wait in the bounded queues; drops there are counted
         # Round-robin over the probes, one frame each, while the link's outgoing window
@@ -337,6 +421,7 @@ class Service:
             dropped=stream.dropped,
         )
         encode = encode_spikes if stream.kind == "spikes" else encode_values
+        self.bridges.observe(stream.name, stream.kind, buf.valid())
         try:
             payload = encode(header, buf.valid())
         finally:
@@ -428,16 +513,42 @@ class Service:
             "frames": {n: s.frames for n, s in es.streams.items()},
             "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
             "queued": {n: s.queued for n, s in es.streams.items()},
-            "inputs": es.inputs,
-            "rejected": dict(self.rejected),
+            "inputs": self._inputs(es),
+            "rejected": self.rejected_counts(),
+            "retained_control": self.retained_control,
+            "events_pending": len(self._pending),
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
             "publish_failed": self.publish_failed,
             "publish_refused": ls.publish_refused,
-            "events_lost": self.events_lost,
+            # Lost between the tick thread and here (its deque overflowed) or beyond the
+            # pending queue.
+            "events_lost": self.events_lost + es.events_dropped,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
+            **self.bridges.statistics(),
         }
+
+    def _inputs(self, es: EngineStatistics) -> dict[str, dict[str, Any]]:
+        # Each input's counters, its age (ms since its last value; null before the first)
+        # and whether it runs on its default now; read here, off the tick path.
+        now = self.engine.clock.now()
+        out: dict[str, dict[str, Any]] = {}
+        for name, counts in es.inputs.items():
+            age, stale = self.engine.inputs[name].freshness(now)
+            age_ms = None if age is None else round(age * 1e3, 1)
+            out[name] = {**counts, "age_ms": age_ms, "stale_now": stale}
+        return out
+
+    def rejected_counts(self) -> dict[str, int]:
+        """Refusals by reason. ``control`` counts every refused control message: refused
+        at decoding or at the edge (counted here) or by the tick thread (counted there)."""
+        out = dict(self.rejected)
+        engine = self.engine
+        control = out.get("control", 0) + engine.commands_rejected + engine.commands_overflow
+        if control:
+            out["control"] = control
+        return out
 
     def latest_snapshot(self) -> Path:
         """Where periodic snapshots of this network go (and ``--resume`` looks)."""
@@ -480,6 +591,8 @@ class Service:
                 ]
                 if self.options.snapshot_every is not None:
                     tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
+                if self.bridges.enabled:
+                    tasks.append(tg.create_task(self.bridges.run(), name="text"))
                 stopper = tg.create_task(stop.wait(), name="shutdown")
                 done, _ = await asyncio.wait(
                     {link_task, stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED
