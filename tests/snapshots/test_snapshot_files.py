@@ -596,6 +596,12 @@ def test_values_beyond_the_network_number_type_are_refused(
     ):
         read(folder32, data)
     assert read(folder, data)[v][2] == 1e300  # float64 holds it
+    # float32 values in a float64 network are fine, and compared without overflow warnings.
+    narrow_values = state[v].astype(np.float32)
+    assert read(folder, edited(state, **{v: narrow_values}))[v].dtype == np.float32
+    wide = Engine(build(load_network(SEED)), clock=FakeClock()).sim
+    wide.set_state({**wide.state(), v: narrow_values})
+    np.testing.assert_array_equal(wide.state()[v], narrow_values)
     before = narrow.sim.state()
     with pytest.raises(SimulationError, match=rf"state '{v}' holds values beyond \+-3\.403e\+38"):
         narrow.sim.set_state({**before, v: huge})

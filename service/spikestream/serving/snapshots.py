@@ -376,7 +376,8 @@ class _SnapshotReader:
             bad = int(np.count_nonzero(~np.isfinite(arr)))
             if bad:
                 raise self.refuse(f"member {key!r} holds {bad} NaN or infinite value(s)")
-            big = int(np.count_nonzero(np.abs(arr) > member.limit))
+            # In float64: a float32 member compared with float64's limit would overflow.
+            big = int(np.count_nonzero(np.abs(arr.astype(np.float64)) > member.limit))
             if big:
                 raise self.refuse(
                     f"member {key!r} holds {big} value(s) beyond +-{member.limit:.4g}; "

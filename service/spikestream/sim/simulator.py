@@ -756,7 +756,7 @@ class Simulator:
                     f"state {key!r} holds NaN or infinite values; expected finite floats"
                 )
             limit = float(np.finfo(arr.dtype.str).max)  # the state arrays are floats
-            if np.abs(src).max(initial=0.0) > limit:
+            if float(np.abs(src).max(initial=0.0)) > limit:  # compared in float64
                 raise SimulationError(
                     f"state {key!r} holds values beyond +-{limit:.4g}; expected values a "
                     f"{arr.dtype} network can hold"
