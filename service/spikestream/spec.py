@@ -37,6 +37,9 @@ NAME_RULE = "1-64 characters: a letter or '_' first, then letters, digits, '_' o
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Dtype = Literal["float64", "float32"]
+#: ``"spikestream"``: only connections that close a cycle deliver the previous tick's value.
+#: ``"nengo"``: every filtered connection does, as in Nengo (docs/MODEL.md).
+Timing = Literal["spikestream", "nengo"]
 
 
 def check_name(kind: str, value: str) -> str:
@@ -141,13 +144,17 @@ class NetworkSection(_Spec):
     dt: float = Field(default=0.001, gt=0, le=1.0)
     seed: int | None = Field(default=None, ge=0)
     dtype: Dtype = "float64"
+    timing: Timing = "spikestream"
 
 
 class PopulationSpec(_Spec):
     """``[populations.NAME]``: a population of LIF neurons with NEF tuning.
 
-    ``max_rates`` (Hz) and ``intercepts`` are ``[low, high]`` ranges drawn uniformly.
-    ``encoders`` is optional: one row of ``dim`` numbers per neuron (normalised), or a file.
+    ``max_rates`` (Hz) and ``intercepts`` are ``[low, high]`` ranges drawn uniformly, or
+    ``.npy`` files of one value per neuron (shape ``(n,)``). ``encoders`` is optional: one
+    row of ``dim`` numbers per neuron (normalised), or a file. ``radius`` scales the
+    represented range (``x / radius`` is encoded, as in Nengo). ``initial_voltage`` is the
+    voltage every neuron starts (and resets) at, or a ``.npy`` file of shape ``(n,)``.
     """
 
     n: int = Field(gt=0, le=10_000_000)
@@ -155,14 +162,20 @@ class PopulationSpec(_Spec):
     tau_rc: float = Field(default=0.02, gt=0)
     tau_ref: float = Field(default=0.002, ge=0)
     min_voltage: float = Field(default=0.0, le=0)
-    max_rates: tuple[float, float] = (200.0, 400.0)
-    intercepts: tuple[float, float] = (-1.0, 1.0)
+    max_rates: tuple[float, float] | str = (200.0, 400.0)
+    intercepts: tuple[float, float] | str = (-1.0, 1.0)
     encoders: list[list[float]] | str | None = None
+    radius: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    initial_voltage: float | str = 0.0
     seed: int | None = Field(default=None, ge=0)
 
     @field_validator("max_rates", "intercepts")
     @classmethod
-    def _ordered(cls, v: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+    def _ordered(
+        cls, v: tuple[float, float] | str, info: ValidationInfo
+    ) -> tuple[float, float] | str:
+        if isinstance(v, str):  # a file of per-neuron values, checked when built
+            return v
         lo, hi = v
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
             raise ValueError(f"{info.field_name} must be [low, high] with low <= high; got {v}")
@@ -170,6 +183,8 @@ class PopulationSpec(_Spec):
 
     @model_validator(mode="after")
     def _tuning_in_range(self) -> Self:
+        if isinstance(self.max_rates, str) or isinstance(self.intercepts, str):
+            return self._encoders_shape()  # per-neuron files are checked when built
         lo, hi = self.max_rates
         if lo <= 0:
             raise ValueError(f"max_rates: {lo} Hz is not allowed; max rates must be > 0 Hz")
@@ -185,6 +200,9 @@ class PopulationSpec(_Spec):
                 f"intercepts: {list(self.intercepts)} is not allowed; intercepts must lie in "
                 "[-1, 1] with low < 1"
             )
+        return self._encoders_shape()
+
+    def _encoders_shape(self) -> Self:
         enc = self.encoders
         if isinstance(enc, list) and (len(enc) != self.n or any(len(r) != self.dim for r in enc)):
             shape = (len(enc), len(enc[0]) if enc else 0)
@@ -274,9 +292,14 @@ class LearningSpec(_Spec):
 class ConnectionSpec(_Spec):
     """``[[connections]]``: from population ``pre`` to population ``post``.
 
-    Either ``weights`` (a full matrix, ``I_syn += W.T @ y``) or ``function`` (a decoded NEF
-    connection computing ``function(x)``, kept factored). ``synapse`` is the lowpass time
-    constant in seconds; 0 means unfiltered.
+    Either ``weights`` (a full matrix, ``I_syn += W.T @ y``), ``function`` (a decoded NEF
+    connection computing ``function(x)``, kept factored) or ``decoders`` (a decoded
+    connection with given decoders, a ``.npy`` file of shape ``(pre.n, d_out)``).
+    ``synapse`` is the lowpass time constant in seconds; 0 means unfiltered.
+
+    ``pre`` may also name an input: the input's value is filtered by ``synapse``, multiplied
+    by ``transform`` (shape ``(post.dim, input.dim)``) and encoded into ``post``. Such a
+    connection has no ``weights``, ``function`` or ``decoders``.
     """
 
     pre: Name
@@ -285,6 +308,7 @@ class ConnectionSpec(_Spec):
     synapse: float = Field(default=0.005, ge=0)
     weights: WeightsDist | WeightsFile | None = None
     function: str | None = None
+    decoders: str | None = None
     transform: float | list[list[float]] = 1.0
     reg: float = Field(default=0.1, ge=0)
     eval_points: int = Field(default=750, ge=1, le=1_000_000)
@@ -292,15 +316,29 @@ class ConnectionSpec(_Spec):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if (self.weights is None) == (self.function is None):
+        given = [self.weights, self.function, self.decoders]
+        if sum(v is not None for v in given) > 1:
             raise ValueError(
-                "give exactly one of weights = {dist = ...} | {file = ...} (a full matrix) "
-                f"or function = '...' (decoded); got weights={self.weights!r}, "
-                f"function={self.function!r}"
+                "give at most one of weights = {dist = ...} | {file = ...} (a full matrix), "
+                "function = '...' or decoders = 'd.npy' (decoded); got "
+                f"weights={self.weights!r}, function={self.function!r}, "
+                f"decoders={self.decoders!r}"
             )
-        if self.learning is not None and self.function is None:
-            raise ValueError("learning needs a decoded connection (function = '...')")
+        if self.learning is not None and self.kind != "decoded":
+            raise ValueError(
+                "learning needs a decoded connection (function = '...' or decoders = '...')"
+            )
         return self
+
+    @property
+    def kind(self) -> Literal["dense", "decoded", "input"]:
+        """``"dense"`` (weights), ``"decoded"`` (function or decoders) or ``"input"`` (none
+        of them: ``pre`` must be an input)."""
+        if self.weights is not None:
+            return "dense"
+        if self.function is not None or self.decoders is not None:
+            return "decoded"
+        return "input"
 
     @property
     def label(self) -> str:
@@ -324,6 +362,16 @@ class ProbeSpec(_Spec):
     synapse: float = Field(default=0.01, ge=0)
     ticks_per_frame: int = Field(default=10, ge=1, le=100_000)
     function: str | None = None
+    decoders: str | None = None
+
+    @model_validator(mode="after")
+    def _decoders_or_function(self) -> Self:
+        if self.decoders is not None and (self.kind != "decoded" or self.function is not None):
+            raise ValueError(
+                f"decoders: {self.decoders!r} is only allowed on a decoded probe without a "
+                f"function; got kind = {self.kind!r}, function = {self.function!r}"
+            )
+        return self
 
 
 class NetworkSpec(_Spec):
@@ -373,9 +421,15 @@ class NetworkSpec(_Spec):
                 )
         seen: set[str] = set()
         for i, c in enumerate(self.connections):
+            if c.kind == "input" and c.pre not in ins:
+                raise ValueError(
+                    f"connections[{i}].pre: {c.pre!r} is not an input; a connection from a "
+                    "population needs weights = {...}, function = '...' or decoders = '...'; "
+                    f"inputs: {', '.join(sorted(ins)) or '(none defined)'}"
+                )
             for key in ("pre", "post"):
                 ref = getattr(c, key)
-                if ref not in pops:
+                if ref not in pops and not (key == "pre" and c.kind == "input"):
                     raise ValueError(
                         f"connections[{i}].{key}: {ref!r} is not a population; expected one "
                         f"of: {allowed_pops}"

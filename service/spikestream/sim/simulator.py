@@ -11,7 +11,9 @@ Order within a tick (the seed's):
 A connection that closes a cycle (or connects a population to itself) is read by its post
 population before its pre population has stepped, so it delivers the previous tick's
 value: a one-tick delay on back edges only. Nengo delays every filtered connection by one
-tick; spikestream does not (see docs/MODEL.md).
+tick; spikestream does not (see docs/MODEL.md), unless the network sets
+``timing = "nengo"``: then every filtered connection updates at the end of the tick, after
+all populations have stepped, so its post population reads the previous tick's value.
 
 At construction the simulator allocates every array and compiles the tick into a list of
 closures (``self._ops``), so ``step()`` is a loop of calls into in-place numpy kernels with
@@ -252,7 +254,9 @@ class Simulator:
             self._pops[name] = _PopState(
                 pop=p,
                 J=np.zeros(n, dtype),
-                v=np.zeros(n, dtype),
+                v=np.zeros(n, dtype)
+                if p.initial_voltage is None
+                else p.initial_voltage.astype(dtype),
                 ref=np.zeros(n, dtype),
                 spiked=np.zeros(n, np.bool_),
                 s01=np.zeros(n, dtype),
@@ -282,6 +286,16 @@ class Simulator:
     def _conn_state(self, c: Connection) -> _ConnState:
         post = self.model.populations[c.post]
         current = np.zeros(post.n, self.dtype)
+        if c.from_input:
+            return _ConnState(
+                conn=c,
+                current=current,
+                filtered=np.zeros(self.model.inputs[c.pre].dim, self.dtype),
+                decoders=None,
+                learning_rate=0.0,
+                learning_enabled=False,
+                pre_activity=None,
+            )
         if c.decoded:
             assert c.decoders is not None
             d_out = c.decoders.shape[1]
@@ -309,9 +323,20 @@ class Simulator:
         model = self.model
         incoming: dict[str, list[_ConnState]] = {p: [] for p in model.populations}
         outgoing: dict[str, list[_ConnState]] = {p: [] for p in model.populations}
+        from_inputs: list[_ConnState] = []
         for cs in self._conns:
             incoming[cs.conn.post].append(cs)
-            outgoing[cs.conn.pre].append(cs)
+            if cs.conn.from_input:
+                from_inputs.append(cs)
+            else:
+                outgoing[cs.conn.pre].append(cs)
+        # Nengo's timing: a filtered connection updates after every population has stepped
+        # (Nengo's "update" phase), so its post population reads the previous tick's value.
+        nengo = model.spec.network.timing == "nengo"
+        tail: list[Op] = []
+        for cs in from_inputs:
+            in_op = self._input_connection_op(cs)
+            (tail if nengo and cs.conn.synapse > 0 else self._ops).append(in_op)
         encoded: dict[str, list[tuple[Array, Array]]] = {p: [] for p in model.populations}
         for name, inp in model.inputs.items():
             if inp.target is not None:
@@ -329,8 +354,10 @@ class Simulator:
                 self._population_op(ps, encoded[name], [c.current for c in incoming[name]])
             )
             for cs in outgoing[name]:
-                self._ops.append(self._connection_op(ps, cs, event_driven))
+                conn_op = self._connection_op(ps, cs, event_driven)
+                (tail if nengo and cs.conn.synapse > 0 else self._ops).append(conn_op)
             self._ops.extend(probes_of[name])
+        self._ops.extend(tail)
 
     def _fuse(self, ops: list[Op]) -> list[Op]:
         """Replace each run of two or more fusable ops by one compiled segment."""
@@ -338,6 +365,8 @@ class Simulator:
         run: list[Op] = []
         fanout: dict[int, int] = {}
         for cs in self._conns:
+            if cs.conn.from_input:
+                continue
             pre = id(self._pops[cs.conn.pre])
             fanout[pre] = fanout.get(pre, 0) + 1
 
@@ -451,6 +480,23 @@ class Simulator:
             add(z, u, out=z)
 
         return step_dense
+
+    def _input_connection_op(self, cs: _ConnState) -> Op:
+        """``y = lowpass(x)``, then the post current ``gain * E @ (T @ y)``."""
+        c = cs.conn
+        assert c.transform is not None
+        post = self.model.populations[c.post]
+        m = np.ascontiguousarray(post.scaled_encoders @ c.transform, dtype=self.dtype)
+        x, y, current = self.inputs[c.pre], cs.filtered, cs.current
+        a = decay(c.synapse, self.dt)
+        tmp = np.zeros_like(y)
+        dot = np.dot
+
+        def step_input() -> None:
+            lowpass_step(y, x, a, tmp)
+            dot(m, y, out=current)
+
+        return step_input
 
     def _decoded_op(self, pre: _PopState, cs: _ConnState, a: float, post: Population) -> Op:
         c = cs.conn
@@ -745,6 +791,8 @@ class Simulator:
             ps.spiked[...] = False
             ps.s01[...] = 0
             ps.count = 0
+            if ps.pop.initial_voltage is not None:
+                np.copyto(ps.v, ps.pop.initial_voltage, casting="unsafe")
         for name, inp in self.model.inputs.items():
             np.copyto(self.inputs[name], inp.default, casting="unsafe")
         self.tick = 0
