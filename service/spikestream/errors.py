@@ -47,3 +47,8 @@ class TransportError(SpikestreamError, ConnectionError):
 
 class AuthError(TransportError, PermissionError):
     """The broker refused our credentials or an ACL denied an operation."""
+
+
+class ModelImportError(ConfigError):
+    """A Nengo model cannot be imported: the script fails, the network is missing, or an
+    object lies outside the supported subset (the message names it and what is supported)."""
