@@ -9,16 +9,13 @@ A plain Nengo script, written for spikestream's examples; it also runs under Nen
 Served live, ``stim`` is the MQTT input ``spikestream/nengo-channel/in/stim``.
 """
 
-import numpy as np
-
 import nengo
+import numpy as np
 
 model = nengo.Network(label="nengo-channel", seed=11)
 with model:
     # A slow circle inside the unit disc: the offline signal of the input `stim`.
-    stim = nengo.Node(
-        lambda t: [0.7 * np.sin(np.pi * t), 0.7 * np.cos(np.pi * t)], label="stim"
-    )
+    stim = nengo.Node(lambda t: [0.7 * np.sin(np.pi * t), 0.7 * np.cos(np.pi * t)], label="stim")
     a = nengo.Ensemble(200, dimensions=2, label="a")
     b = nengo.Ensemble(200, dimensions=2, label="b")
     nengo.Connection(stim, a)

@@ -10,9 +10,8 @@ The NEF integrator: input with transform ``tau`` and a recurrent identity, both 
 the import folds into the connection.
 """
 
-import numpy as np
-
 import nengo
+import numpy as np
 
 TAU = 0.1
 

@@ -9,9 +9,8 @@ With a ``tau`` lowpass recurrence, the transform ``[[1, w*tau], [-w*tau, 1]]`` g
 ``dx/dt = w [[0, 1], [-1, 0]] x``; the kick (0.1 s of ``[0.5, 0]``) starts it.
 """
 
-import numpy as np
-
 import nengo
+import numpy as np
 
 TAU = 0.1
 OMEGA = 2 * np.pi  # rad/s: one turn per second
@@ -21,9 +20,7 @@ with model:
     kick = nengo.Node(lambda t: [0.5, 0.0] if t <= 0.1 else [0.0, 0.0], label="kick")
     state = nengo.Ensemble(400, dimensions=2, label="state")
     nengo.Connection(kick, state)
-    nengo.Connection(
-        state, state, transform=[[1.0, OMEGA * TAU], [-OMEGA * TAU, 1.0]], synapse=TAU
-    )
+    nengo.Connection(state, state, transform=[[1.0, OMEGA * TAU], [-OMEGA * TAU, 1.0]], synapse=TAU)
     nengo.Probe(kick, label="kick_value")
     nengo.Probe(state, synapse=0.01, label="state_value")
     nengo.Probe(state.neurons, label="state_spikes")

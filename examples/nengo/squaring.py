@@ -8,9 +8,8 @@ A plain Nengo script, written for spikestream's examples; it also runs under Nen
 The decoders of the ``lambda x: x**2`` connection are Nengo's own (taken from its build).
 """
 
-import numpy as np
-
 import nengo
+import numpy as np
 
 model = nengo.Network(label="nengo-squaring", seed=12)
 with model:

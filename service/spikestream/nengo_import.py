@@ -205,7 +205,7 @@ class _Import:
     timing: str
     names: dict[int, str] = field(default_factory=dict)
     arrays: dict[str, FloatArray] = field(default_factory=dict)
-    lines: list[str] = field(default_factory=list)
+    conn_keys: set[str] = field(default_factory=set)
 
     # ------------------------------------------------------------------ helpers
 
@@ -217,6 +217,14 @@ class _Import:
         rel = f"{self.out.stem}.arrays/{key}.npy"
         self.arrays[rel] = np.ascontiguousarray(arr, dtype=np.float64)
         return rel
+
+    def conn_key(self, base: str) -> str:
+        """``pre-post`` for a connection's side files, ``pre-post-2`` for a second one."""
+        key, k = base, 2
+        while key in self.conn_keys:
+            key, k = f"{base}-{k}", k + 1
+        self.conn_keys.add(key)
+        return key
 
     def synapse(self, obj: Any, synapse: Any) -> float:
         nengo = self.nengo
@@ -418,11 +426,20 @@ class _Import:
                 )
             if isinstance(post, nengo.connection.LearningRule):
                 continue  # error connections: read with their learning rule
-            for i, path in enumerate(self.paths_into(conn)):
-                entries.append(self.entry(conn, post, path, i))
+            entries.extend(self.entry(conn, post, path) for path in self.paths_into(conn))
+        # Connection names must be unique: number the second and later ones of a pair.
+        seen: set[str] = set()
+        for e in entries:
+            base = e.get("name", f"{e['pre']}->{e['post']}")
+            label, k = base, 2
+            while label in seen:
+                label, k = f"{base}-{k}", k + 1
+            seen.add(label)
+            if label != base or "name" in e:
+                e["name"] = label
         return entries
 
-    def entry(self, conn: Any, post: Any, path: _Path, index: int) -> dict[str, Any]:
+    def entry(self, conn: Any, post: Any, path: _Path) -> dict[str, Any]:
         nengo = self.nengo
         src = path.source
         label = _sanitise(conn.label)
@@ -438,7 +455,7 @@ class _Import:
                 }
             else:
                 pre_ens = src if isinstance(src, nengo.Ensemble) else src.ensemble
-                key = f"{self.name(pre_ens)}-{post_name}-{len(self.lines)}-{index}"
+                key = self.conn_key(f"{self.name(pre_ens)}-{post_name}")
                 e = {
                     "pre": self.name(pre_ens),
                     "post": post_name,
@@ -447,7 +464,6 @@ class _Import:
                 }
                 if not _is_identity(matrix):
                     e["transform"] = _matrix(matrix)
-            self.lines.append(str(conn))
         elif isinstance(post, nengo.ensemble.Neurons):
             if isinstance(src, nengo.Node):
                 raise _refuse(
@@ -460,14 +476,13 @@ class _Import:
             # Nengo multiplies a connection into neurons by the post gains; spikestream adds
             # W.T @ y as it is, so the gains go into W (docs/MODEL.md).
             w = (gain[:, None] * (path.rest @ path.first)).T
-            key = f"{self.name(pre_ens)}-{self.name(post.ensemble)}-{len(self.lines)}-{index}"
+            key = self.conn_key(f"{self.name(pre_ens)}-{self.name(post.ensemble)}")
             e = {
                 "pre": self.name(pre_ens),
                 "post": self.name(post.ensemble),
                 "synapse": path.synapse,
                 "weights": {"file": self.side_file(f"{key}.weights", w)},
             }
-            self.lines.append(str(conn))
         else:
             raise _refuse(
                 conn,

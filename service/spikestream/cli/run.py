@@ -9,9 +9,9 @@ from pathlib import Path
 
 from spikestream.build import build
 from spikestream.errors import ConfigError
+from spikestream.nengo_import import load_network_or_model
 from spikestream.runtime.offline import input_signals, run_offline, save_npz, ticks_for
 from spikestream.runtime.replay import load_replay, replay_inputs
-from spikestream.spec import load_network
 
 log = logging.getLogger("spikestream.run")
 
@@ -27,7 +27,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "the inputs and the built parameters to an .npz file."
         ),
     )
-    p.add_argument("network", type=Path, help="network file (TOML), e.g. examples/seed.toml")
+    p.add_argument(
+        "network",
+        type=Path,
+        help="network file (TOML), e.g. examples/seed.toml, or a Nengo model MODEL.py[:NAME] "
+        "(imported as by `spikestream import`, which runs the script)",
+    )
     p.add_argument(
         "--duration",
         type=float,
@@ -55,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
-    spec = load_network(args.network)
+    spec = load_network_or_model(args.network)
     model = build(spec, dtype=args.dtype, seed=args.seed)
     resets: list[int] = []
     if args.replay is not None:

@@ -27,7 +27,7 @@ from pydantic_settings import (
 from spikestream.build import build
 from spikestream.cli.service import Service, ServiceOptions
 from spikestream.errors import ConfigError
-from spikestream.spec import load_network
+from spikestream.nengo_import import load_network_or_model
 from spikestream.transport import load_broker_spec, resolve_broker
 
 log = logging.getLogger("spikestream.serve")
@@ -132,8 +132,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=Path,
         nargs="+",
         metavar="NETWORK",
-        help="network file(s) (TOML), e.g. examples/seed.toml; several are served by one "
-        "process, each with its own tick thread and MQTT connection",
+        help="network file(s) (TOML), e.g. examples/seed.toml, or Nengo models MODEL.py[:NAME] "
+        "(imported as by `spikestream import`, which runs the script); several are served by "
+        "one process, each with its own tick thread and MQTT connection",
     )
     p.add_argument(
         "--shard",
@@ -273,7 +274,9 @@ def main(args: argparse.Namespace) -> int:
             "--restore and --log-inputs take one network; use --resume to "
             "restore several from SNAPSHOT_DIR/<net>-latest.npz"
         )
-    models = [build(load_network(f), dtype=settings.dtype, seed=settings.seed) for f in files]
+    models = [
+        build(load_network_or_model(f), dtype=settings.dtype, seed=settings.seed) for f in files
+    ]
     names_seen = [m.name for m in models]
     dup = sorted({n for n in names_seen if names_seen.count(n) > 1})
     if dup:
