@@ -713,6 +713,36 @@ def import_model(
         ConfigError: Nengo is not installed (the message says how to install it).
         ModelImportError: the script fails or uses something outside the supported subset.
     """
+    import_nengo()
+    script, variable = split_source(str(source))
+    net, namespace = load_script_network(script, variable)
+    variables: dict[int, str] = {}
+    for key, value in namespace.items():
+        if not key.startswith("_"):
+            variables.setdefault(id(value), key)
+    return import_network(
+        net,
+        out,
+        dt=dt,
+        sample_duration=sample_duration,
+        timing=timing,
+        variables=variables,
+        source=f"{script.name}:{variable}",
+    )
+
+
+def import_network(
+    net: Any,
+    out: str | Path,
+    *,
+    dt: float = 0.001,
+    sample_duration: float = 10.0,
+    timing: str = "nengo",
+    variables: dict[int, str] | None = None,
+    source: str = "a nengo.Network",
+) -> NetworkSpec:
+    """Import the ``nengo.Network`` ``net`` (see :func:`import_model`); ``variables`` maps
+    ``id(object)`` to the script variable naming it (for unlabelled objects)."""
     nengo = import_nengo()
     if not (math.isfinite(dt) and 0 < dt <= 1):
         raise ConfigError(f"--dt must be in (0, 1] seconds; got {dt}")
@@ -720,12 +750,6 @@ def import_model(
         raise ConfigError(f"--sample-duration must be > 0 seconds; got {sample_duration}")
     if timing not in ("nengo", "spikestream"):
         raise ConfigError(f"timing {timing!r} is not allowed; expected nengo or spikestream")
-    script, variable = split_source(str(source))
-    net, namespace = load_script_network(script, variable)
-    variables: dict[int, str] = {}
-    for key, value in namespace.items():
-        if not key.startswith("_"):
-            variables.setdefault(id(value), key)
     built = nengo.builder.Model(dt=dt, label=str(net))
     try:
         with warnings.catch_warnings():
@@ -733,11 +757,11 @@ def import_model(
             built.build(net)
     except Exception as err:  # Nengo's builder on the user's model: one line
         raise ModelImportError(
-            _one_line(f"{script}: Nengo could not build {variable!r}: {type(err).__name__}: {err}")
+            _one_line(f"{source}: Nengo could not build it: {type(err).__name__}: {err}")
         ) from None
     out_path = Path(out)
     job = _Import(nengo, net, built, out_path, dt, sample_duration, timing)
-    text = job.document(variables, f"{script.name}:{variable}")
+    text = job.document(variables or {}, source)
     folder = out_path.parent / f"{out_path.stem}.arrays"
     if folder.exists():
         shutil.rmtree(folder)
