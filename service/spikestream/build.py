@@ -231,7 +231,10 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
             f"populations.{name}.encoders: row {int(np.argmin(norms))} is all zeros; "
             "encoders must be non-zero vectors"
         )
-    enc = enc / norms
+    # Rows already of unit length (up to rounding) are kept bit for bit, so imported
+    # encoders give exactly the scaled encoders their source built.
+    unit = np.abs(norms - 1.0) <= 4 * np.finfo(np.float64).eps
+    enc = np.where(unit, enc, enc / norms)
     try:
         gain, bias = gain_bias(max_rates, intercepts, p.tau_rc, p.tau_ref)
     except BuildError as err:

@@ -164,7 +164,8 @@ def describe(obj: Any) -> str:
     label = getattr(obj, "label", None)
     if label:
         return f"{kind} {label!r}"
-    return f"{kind} {obj!s}".replace("<", "").replace(">", "").strip()
+    text = str(obj).replace("<", "").replace(">", "").strip()
+    return text if text.startswith(kind) else f"{kind} {text}"
 
 
 def _one_line(text: str) -> str:
@@ -519,7 +520,12 @@ class _Import:
                 "PES with a pre_synapse other than Lowpass(0.005)",
                 "PES(pre_synapse=Lowpass(0.005))",
             )
-        errors = [c for c in self.net.all_connections if c.post_obj is rule]
+        errors = [
+            c
+            for c in self.net.all_connections
+            if isinstance(c.post_obj, nengo.connection.LearningRule)
+            and c.post_obj.connection is conn
+        ]
         if len(errors) != 1:
             raise _refuse(conn, f"{len(errors)} error connections into its PES rule", "exactly one")
         err = errors[0]
@@ -740,9 +746,12 @@ def import_network(
     timing: str = "nengo",
     variables: dict[int, str] | None = None,
     source: str = "a nengo.Network",
+    built: Any = None,
 ) -> NetworkSpec:
     """Import the ``nengo.Network`` ``net`` (see :func:`import_model`); ``variables`` maps
-    ``id(object)`` to the script variable naming it (for unlabelled objects)."""
+    ``id(object)`` to the script variable naming it (for unlabelled objects). ``built`` is
+    a ``nengo.builder.Model`` that already built ``net`` with this ``dt`` (to share one
+    build with a ``nengo.Simulator``); by default the network is built here."""
     nengo = import_nengo()
     if not (math.isfinite(dt) and 0 < dt <= 1):
         raise ConfigError(f"--dt must be in (0, 1] seconds; got {dt}")
@@ -750,11 +759,13 @@ def import_network(
         raise ConfigError(f"--sample-duration must be > 0 seconds; got {sample_duration}")
     if timing not in ("nengo", "spikestream"):
         raise ConfigError(f"timing {timing!r} is not allowed; expected nengo or spikestream")
-    built = nengo.builder.Model(dt=dt, label=str(net))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            built.build(net)
+        if built is None:
+            built = build_nengo_model(net, dt)
+        elif built.dt != dt:
+            raise ConfigError(f"the given Nengo build has dt = {built.dt}; expected {dt}")
+    except ConfigError:
+        raise
     except Exception as err:  # Nengo's builder on the user's model: one line
         raise ModelImportError(
             _one_line(f"{source}: Nengo could not build it: {type(err).__name__}: {err}")
@@ -770,6 +781,17 @@ def import_network(
         np.save(out_path.parent / rel, arr)
     out_path.write_text(text, encoding="utf-8")
     return load_network(out_path)
+
+
+def build_nengo_model(net: Any, dt: float = 0.001) -> Any:
+    """``net`` built by Nengo's builder (what ``nengo.Simulator`` builds, without stepping):
+    a ``nengo.builder.Model``. Nengo's own warnings are silenced."""
+    nengo = import_nengo()
+    built = nengo.builder.Model(dt=dt, label=str(net))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        built.build(net)
+    return built
 
 
 _TEMP_DIRS: list[str] = []

@@ -7,6 +7,7 @@ biases, encoders, decoders and initial voltages.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.build import build
-from spikestream.nengo_import import import_nengo, import_network, load_script_network
+from spikestream.nengo_import import (
+    build_nengo_model,
+    import_nengo,
+    import_network,
+    load_script_network,
+)
 from spikestream.runtime.offline import input_signals, run_offline
 
 ROOT = Path(__file__).parents[2]
@@ -49,32 +55,43 @@ def load(name: str, seed: int | None = None) -> tuple[Any, dict[str, Any]]:
     return net, namespace
 
 
-def run_nengo(net: Any, ticks: int, dt: float = 0.001) -> Run:
-    """Run ``net`` in ``nengo.Simulator`` for ``ticks`` steps, probing every ensemble's
-    spikes (probes added last, so the seeds of the other objects do not change)."""
+def run_both(
+    net: Any, ticks: int, folder: Path, *, timing: str, dt: float = 0.001
+) -> tuple[Run, Run]:
+    """Build ``net`` once with Nengo's builder (every ensemble's spikes probed, probes added
+    last so the seeds of the other objects do not change), run that build in
+    ``nengo.Simulator`` and, imported, in spikestream. Returns ``(nengo, spikestream)``."""
     nengo = import_nengo()
     with net:
         spike_probes = {e.label: nengo.Probe(e.neurons) for e in net.all_ensembles}
-    with nengo.Simulator(net, dt=dt, progress_bar=False) as sim:
-        sim.run_steps(ticks)
-    spikes = {k: sim.data[p] > 0 for k, p in spike_probes.items()}
-    probes = {p.label: np.asarray(sim.data[p]) for p in net.all_probes if p.label is not None}
-    with net:  # leave the network as it was
-        for p in spike_probes.values():
-            net.probes.remove(p)
-    return Run(spikes, probes, np.asarray(sim.trange()))
-
-
-def run_spikestream(net: Any, ticks: int, folder: Path, *, timing: str, dt: float = 0.001) -> Run:
-    """Import ``net`` into ``folder`` and run it offline in spikestream for ``ticks`` ticks."""
-    spec = import_network(
-        net, folder / "net.toml", dt=dt, timing=timing, sample_duration=ticks * dt
-    )
+    try:
+        built = build_nengo_model(net, dt)
+        spec = import_network(
+            net, folder / "net.toml", dt=dt, timing=timing, sample_duration=ticks * dt, built=built
+        )
+        with warnings.catch_warnings():
+            # Nengo's optimiser suggests SciPy; not a concern of these comparisons.
+            warnings.filterwarnings("ignore", "Skipping some optimization steps", UserWarning)
+            sim = nengo.Simulator(None, dt=dt, model=built, progress_bar=False)
+        with sim:
+            sim.run_steps(ticks)
+        ref = Run(
+            {k: sim.data[p] > 0 for k, p in spike_probes.items()},
+            {p.label: np.asarray(sim.data[p]) for p in net.all_probes if p.label is not None},
+            np.asarray(sim.trange()),
+        )
+    finally:
+        with net:  # leave the network as it was
+            for p in spike_probes.values():
+                net.probes.remove(p)
     model = build(spec)
     arrays = run_offline(model, ticks, inputs=input_signals(model, ticks))
-    spikes = {name: arrays[f"{name}.spikes"] > 0 for name in model.populations}
-    probes = {name: np.asarray(arrays[name], np.float64) for name in spec.probes}
-    return Run(spikes, probes, np.asarray(arrays["t"], np.float64))
+    got = Run(
+        {name: arrays[f"{name}.spikes"] > 0 for name in model.populations},
+        {name: np.asarray(arrays[name], np.float64) for name in spec.probes},
+        np.asarray(arrays["t"], np.float64),
+    )
+    return ref, got
 
 
 def spike_match(reference: BoolArray, got: BoolArray) -> float:
@@ -92,16 +109,3 @@ def rmse(values: FloatArray, target: FloatArray) -> float:
 def ideal(namespace: dict[str, Any], t: FloatArray) -> tuple[str, FloatArray]:
     """The example's target probe label and what it should represent at times ``t``."""
     return str(namespace["TARGET_PROBE"]), np.asarray(namespace["ideal"](t), np.float64)
-
-
-__all__ = [
-    "SCRIPTS",
-    "Run",
-    "ideal",
-    "load",
-    "rmse",
-    "run_nengo",
-    "run_spikestream",
-    "script",
-    "spike_match",
-]
