@@ -6,7 +6,8 @@ A plain Nengo script, written for spikestream's examples; it also runs under Nen
     spikestream run examples/nengo/oscillator.py --duration 2 --out osc.npz --plot osc.png
 
 With a ``tau`` lowpass recurrence, the transform ``[[1, w*tau], [-w*tau, 1]]`` gives
-``dx/dt = w [[0, 1], [-1, 0]] x``; the kick (0.1 s of ``[0.5, 0]``) starts it.
+``dx/dt = w [[0, 1], [-1, 0]] x``; the kick (0.1 s of ``[0.5, 0]``, through Nengo's default
+5 ms synapse) starts it.
 """
 
 import nengo
@@ -30,15 +31,19 @@ TARGET_PROBE = "state_value"
 
 
 def ideal(t: np.ndarray) -> np.ndarray:
-    """The linear system the network implements, integrated with Euler steps of ``dt``:
-    ``tau dx/dt = (T - I) x + u`` with ``u`` the kick through its 5 ms lowpass."""
+    """The linear system the network implements, integrated with Euler steps of ``dt``.
+
+    The recurrence's filtered value ``r`` obeys ``tau dr/dt = -r + T x``, and the ensemble
+    represents ``x = r + k`` with ``k`` the kick through its 5 ms lowpass, so
+    ``tau dr/dt = (T - I) r + T k``.
+    """
     dt = float(t[1] - t[0]) if t.size > 1 else 0.001
-    rot = np.array([[0.0, OMEGA * TAU], [-OMEGA * TAU, 0.0]])
-    x, u = np.zeros(2), np.zeros(2)
+    transform = np.array([[1.0, OMEGA * TAU], [-OMEGA * TAU, 1.0]])
+    r, k = np.zeros(2), np.zeros(2)
     out = np.zeros((t.size, 2))
     a = np.exp(-dt / 0.005)
-    for k, s in enumerate(t):
-        u = a * u + (1 - a) * (np.array([0.5, 0.0]) if s <= 0.1 else np.zeros(2))
-        x = x + dt / TAU * (rot @ x + u)
-        out[k] = x
+    for i, s in enumerate(t):
+        k = a * k + (1 - a) * (np.array([0.5, 0.0]) if s <= 0.1 else np.zeros(2))
+        r = r + dt / TAU * ((transform - np.eye(2)) @ r + transform @ k)
+        out[i] = r + k
     return out
