@@ -575,57 +575,52 @@ class Simulator:
             self._probe_values[name] = ps.v
             return None
         a = decay(probe.synapse, self.dt)
-        # Nengo's timing: a filtered probe shows its filter before this tick's update (the
-        # filter is an "update" op in Nengo, read by the probe before it runs).
-        lag = self.model.spec.network.timing == "nengo" and probe.synapse > 0
         if probe.kind == "filtered":
             y = np.zeros(ps.pop.n, self.dtype)
-            self._probe_state.append(y)
             height = (1.0 - a) / self.dt
             spiked = ps.spiked
-            if lag:
-                shown = np.zeros_like(y)
-                self._probe_values[name] = shown
-                self._probe_state.append(shown)
-
-                def step_filtered_lag() -> None:
-                    np.copyto(shown, y)
-                    lowpass_spikes(y, spiked, a, height)
-
-                return step_filtered_lag
-            self._probe_values[name] = y
 
             def step_filtered() -> None:
                 lowpass_spikes(y, spiked, a, height)
 
-            return step_filtered
+            return self._filtered_probe(name, y, step_filtered)
         assert probe.kind == "decoded"
         assert probe.decoders is not None
         d = probe.decoders.astype(self.dtype)
         yd = np.zeros(d.shape[1], self.dtype)
         u = np.zeros_like(yd)
         tmp = np.zeros_like(yd)
-        self._probe_state.append(yd)
         s01 = ps.s01
         inv_dt = 1.0 / self.dt
-        if lag:
-            shown_d = np.zeros_like(yd)
-            self._probe_values[name] = shown_d
-            self._probe_state.append(shown_d)
-
-            def step_decoded_lag() -> None:
-                np.copyto(shown_d, yd)
-                np.dot(s01, d, out=u)
-                lowpass_step(yd, u, a, tmp, inv_dt)
-
-            return step_decoded_lag
-        self._probe_values[name] = yd
 
         def step_decoded() -> None:
             np.dot(s01, d, out=u)
             lowpass_step(yd, u, a, tmp, inv_dt)
 
-        return step_decoded
+        return self._filtered_probe(name, yd, step_decoded)
+
+    def _filtered_probe(self, name: str, y: Array, update: Op) -> Op:
+        """Register probe ``name`` whose filter state ``y`` ``update`` advances each tick.
+
+        Under Nengo's timing a filtered probe shows its filter before this tick's update
+        (Nengo's filter is an "update" op, read by the probe before it runs), so the probe
+        shows a copy taken before ``update``; an unfiltered one shows ``y`` itself.
+        """
+        self._probe_state.append(y)
+        probe = self.model.probes[name]
+        if not (self.model.spec.network.timing == "nengo" and probe.synapse > 0):
+            self._probe_values[name] = y
+            return update
+        shown = np.zeros_like(y)
+        self._probe_values[name] = shown
+        self._probe_state.append(shown)
+        copyto = np.copyto
+
+        def step_lagged() -> None:
+            copyto(shown, y)
+            update()
+
+        return step_lagged
 
     # ------------------------------------------------------------------ stepping
 
