@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from spikestream.cli.serve import load_settings, select_shard
 from spikestream.errors import ConfigError
+from tests.cli.test_run import NET
 
 
 def test_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,3 +56,51 @@ def test_select_shard() -> None:
         select_shard(files, "auto/2", hostname="laptop")
     with pytest.raises(ConfigError, match="is empty"):
         select_shard(files[:1], "1/2")
+
+
+def test_allow_python_functions_from_env_and_settings_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings({}, None).allow_python_functions is False
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text("allow_python_functions = true\n")
+    assert load_settings({}, cfg).allow_python_functions is True
+    monkeypatch.setenv("SPIKESTREAM_ALLOW_PYTHON_FUNCTIONS", "false")
+    assert load_settings({}, cfg).allow_python_functions is False  # env beats file
+    assert load_settings({"allow_python_functions": True}, cfg).allow_python_functions is True
+
+
+PYTHON_NET = NET + 'function = "{function}"\n'
+
+
+def _serve(tmp_path: Path, function: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "net.toml"
+    path.write_text(PYTHON_NET.format(function=function))
+    # An unsupported broker scheme is refused right after the networks are built, so a
+    # run that gets that far has passed the build without connecting anywhere.
+    argv = [sys.executable, "-m", "spikestream.cli", "serve", str(path), "--broker", "ftp://x"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESTREAM_")}
+    return subprocess.run(
+        [*argv, *flags], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+
+
+def test_serve_refuses_python_functions_without_the_opt_in(tmp_path: Path) -> None:
+    proc = _serve(tmp_path, "numpy:square")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert "connections[0].function: 'numpy:square' names a Python callable" in line
+    assert "--allow-python-functions" in line
+    proc = _serve(tmp_path, "numpy:square", "--allow-python-functions")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert "unsupported scheme 'ftp'" in line  # built; stopped at the broker
+
+
+def test_serve_refuses_a_huge_power_instead_of_hanging(tmp_path: Path) -> None:
+    proc = _serve(tmp_path, "x * 9**9**9**9")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert "the part '9 ** 9 ** 9 ** 9' of 'x * 9**9**9**9' evaluates to inf" in line

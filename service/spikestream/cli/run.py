@@ -55,13 +55,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--seed", type=int, help="override the network file's random seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
+    add_python_functions_flag(p)
     p.set_defaults(func=main)
+
+
+def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
+    """``--allow-python-functions`` (``run`` and ``serve``): the opt-in to code execution."""
+    p.add_argument(
+        "--allow-python-functions",
+        action="store_true",
+        help='let a decoded connection\'s function = "module:attr" import that module and '
+        "call it: this runs Python code named in the network file, so use it only with files "
+        "you trust (default: refused, and only expressions in x are evaluated)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
     spec = load_network_or_model(args.network)
-    model = build(spec, dtype=args.dtype, seed=args.seed)
+    model = build(
+        spec,
+        dtype=args.dtype,
+        seed=args.seed,
+        allow_python_functions=args.allow_python_functions,
+    )
     resets: list[int] = []
     if args.replay is not None:
         ticks, inputs, reset_ticks = replay_inputs(model, load_replay(args.replay))

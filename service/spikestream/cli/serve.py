@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from spikestream.build import build
+from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
 from spikestream.errors import ConfigError
 from spikestream.nengo_import import load_network_or_model
@@ -72,6 +73,8 @@ class ServeSettings(BaseSettings):
     rt_priority: int = Field(0, ge=0, le=99)
     spin: float = Field(0.0002, ge=0, le=0.01)
     cpu_latency: int | None = Field(None, ge=0)
+    # Opt-in to code execution: function = "module:attr" imports and calls that module.
+    allow_python_functions: bool = False
 
     @classmethod
     def settings_customise_sources(
@@ -228,6 +231,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
         "hold the interpreter before the tick thread gets it back",
     )
+    add_python_functions_flag(p)
     p.set_defaults(func=main)
 
 
@@ -267,6 +271,7 @@ def main(args: argparse.Namespace) -> int:
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
+    flags["allow_python_functions"] = True if args.allow_python_functions else None
     settings = load_settings(flags, args.config)
     files = select_shard(list(args.networks), settings.shard)
     if len(files) > 1 and (settings.restore is not None or settings.log_inputs is not None):
@@ -275,7 +280,13 @@ def main(args: argparse.Namespace) -> int:
             "restore several from SNAPSHOT_DIR/<net>-latest.npz"
         )
     models = [
-        build(load_network_or_model(f), dtype=settings.dtype, seed=settings.seed) for f in files
+        build(
+            load_network_or_model(f),
+            dtype=settings.dtype,
+            seed=settings.seed,
+            allow_python_functions=settings.allow_python_functions,
+        )
+        for f in files
     ]
     names_seen = [m.name for m in models]
     dup = sorted({n for n in names_seen if names_seen.count(n) > 1})
