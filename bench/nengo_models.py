@@ -49,7 +49,7 @@ def plot(
     import matplotlib.pyplot as plt
 
     dims = target.shape[1]
-    fig, axes = plt.subplots(dims, 1, figsize=(8, 2.2 * dims), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(dims, 1, figsize=(8, 1.2 + 2.2 * dims), sharex=True, squeeze=False)
     for d in range(dims):
         ax = axes[d, 0]
         ax.plot(t, target[:, d], "k--", lw=1, label="ideal")
@@ -64,7 +64,7 @@ def plot(
         ax.plot(t, runs["spikestream"][:, d], lw=1, alpha=0.8, label="spikestream, default timing")
         ax.set_ylabel(f"{label}[{d}]")
     axes[0, 0].set_title(f"examples/nengo/{name}.py: {label}")
-    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[0, 0].legend(loc="best", fontsize=7, framealpha=0.6)
     axes[-1, 0].set_xlabel("t (s)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
