@@ -45,6 +45,9 @@ FloatArray = npt.NDArray[np.float64]
 #: What the commands print when Nengo is missing.
 INSTALL_HINT = "importing a Nengo model needs Nengo: pip install 'spikestream[nengo]'"
 
+#: Most values sampled from one function-of-t input node (80 MB of float64).
+MAX_SAMPLES = 10_000_000
+
 #: The variable a script's network is taken from when no ``:NAME`` is given.
 DEFAULT_VARIABLE = "model"
 
@@ -272,6 +275,13 @@ class _Import:
                 "gains and biases given explicitly (or clipped intercepts) are not supported",
                 "max_rates and intercepts (distributions or arrays)",
             )
+        norms = np.linalg.norm(np.asarray(params.encoders, np.float64), axis=1)
+        if np.any(np.abs(norms - 1.0) > 1e-12):
+            raise _refuse(
+                ens,
+                "encoders that are not of unit length (normalize_encoders=False) are not supported",
+                "unit-length encoders",
+            )
         ref0 = np.asarray(sig["refractory_time"].initial_value)
         if np.any(ref0 != 0):
             raise _refuse(
@@ -314,6 +324,13 @@ class _Import:
         # Nengo calls the function with the time at the end of each step (dt, 2 dt, ...);
         # spikestream feeds sample k at tick k, so sample k is f((k + 1) dt).
         ticks = max(1, round(self.sample_duration / self.dt))
+        if ticks * dim > MAX_SAMPLES:
+            raise _refuse(
+                node,
+                f"sampling {self.sample_duration:g} s of it at dt = {self.dt:g} s takes "
+                f"{ticks * dim:,} values",
+                f"at most {MAX_SAMPLES:,} values per input (a shorter --sample-duration)",
+            )
         samples = np.zeros((ticks, dim))
         try:
             for k in range(ticks):
@@ -774,9 +791,9 @@ def import_network(
     job = _Import(nengo, net, built, out_path, dt, sample_duration, timing)
     text = job.document(variables or {}, source)
     folder = out_path.parent / f"{out_path.stem}.arrays"
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.npy"):  # a previous import's arrays; nothing else is touched
+        old.unlink()
     for rel, arr in job.arrays.items():
         np.save(out_path.parent / rel, arr)
     out_path.write_text(text, encoding="utf-8")
@@ -802,9 +819,10 @@ def _clean_temp_dirs() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def load_network_or_model(path: str | Path) -> NetworkSpec:
+def load_network_or_model(path: str | Path, *, sample_duration: float = 10.0) -> NetworkSpec:
     """A network file, or a Nengo model script (``MODEL.py[:NAME]``) imported into a
-    temporary folder that lives as long as the process. ``run`` and ``serve`` use this."""
+    temporary folder that lives as long as the process (``sample_duration``: seconds of
+    each function-of-t input sampled). ``run`` and ``serve`` use this."""
     if not is_model_script(path):
         return load_network(path)
     if not _TEMP_DIRS:
@@ -812,4 +830,4 @@ def load_network_or_model(path: str | Path) -> NetworkSpec:
     folder = tempfile.mkdtemp(prefix="spikestream-import-")
     _TEMP_DIRS.append(folder)
     script, _ = split_source(str(path))
-    return import_model(path, Path(folder) / f"{script.stem}.toml")
+    return import_model(path, Path(folder) / f"{script.stem}.toml", sample_duration=sample_duration)

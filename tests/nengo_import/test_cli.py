@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 
 from spikestream.cli import main
-from spikestream.nengo_import import INSTALL_HINT, split_source
-from spikestream.spec import load_network
+from spikestream.errors import ModelImportError
+from spikestream.nengo_import import (
+    INSTALL_HINT,
+    import_model,
+    load_network_or_model,
+    split_source,
+)
+from spikestream.spec import FileSignal, load_network
 from tests.nengo_import.runs import ROOT, script
 
 
@@ -79,6 +85,12 @@ def test_import_sample_times_follow_nengo(tmp_path: Path) -> None:
     assert main(["import", str(model), "--out", str(out), "--sample-duration", "0.005"]) == 0
     samples = np.load(tmp_path / "net.arrays" / "clock.signal.npy")[:, 0]
     np.testing.assert_allclose(samples, [0.001, 0.002, 0.003, 0.004, 0.005])
+    # `run` samples the whole run; at most MAX_SAMPLES values are taken.
+    spec = load_network_or_model(model, sample_duration=12.5)
+    assert isinstance(spec.inputs["clock"].signal, FileSignal)
+    assert np.load(spec.resolve(spec.inputs["clock"].signal.path)).shape == (12_500, 1)
+    with pytest.raises(ModelImportError, match=r"Node 'clock': sampling 100000 s of it at"):
+        import_model(model, out, sample_duration=1e5)
 
 
 def test_names_labels_variables_and_generated(tmp_path: Path) -> None:
@@ -113,10 +125,15 @@ def test_names_labels_variables_and_generated(tmp_path: Path) -> None:
         "first->ensemble_1",
         "first->ensemble_1-2",
     ]
-    # Importing twice gives the same names and the same file.
+    # Importing twice gives the same names and the same file; the side-file folder loses
+    # only its old arrays.
     text = out.read_text()
+    (tmp_path / "net.arrays" / "notes.txt").write_text("mine")
+    (tmp_path / "net.arrays" / "stale.npy").write_bytes(b"")
     assert main(["import", str(model), "--out", str(out)]) == 0
     assert out.read_text() == text
+    assert (tmp_path / "net.arrays" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "net.arrays" / "stale.npy").exists()
 
 
 def test_split_source() -> None:
@@ -181,6 +198,11 @@ UNSUPPORTED = {
         nengo.Probe(c, "weights", label="w")
         """,
         "Probe 'w': a probe of",
+    ),
+    "encoders not normalised": (
+        "nengo.Ensemble(4, 2, label='raw', encoders=np.ones((4, 2)), normalize_encoders=False)",
+        "Ensemble 'raw': encoders that are not of unit length (normalize_encoders=False) are "
+        "not supported",
     ),
     "noise": (
         "nengo.Ensemble(10, 1, label='noisy', noise=nengo.processes.WhiteNoise())",

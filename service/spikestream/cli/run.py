@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
-    spec = load_network_or_model(args.network)
+    # A model script's input functions are sampled over the whole run (at least 10 s).
+    duration = args.duration if args.duration is not None and math.isfinite(args.duration) else 0
+    spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
     model = build(
         spec,
         dtype=args.dtype,
