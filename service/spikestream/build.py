@@ -220,9 +220,7 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
         v0: FloatArray | None = _load_array(
             spec, p.initial_voltage, (p.n,), f"{where}.initial_voltage"
         )
-    elif p.initial_voltage != 0:
-        if not np.isfinite(p.initial_voltage):
-            raise BuildError(f"{where}.initial_voltage: {p.initial_voltage} is not a finite number")
+    elif p.initial_voltage != 0:  # finite: the spec bounds it
         v0 = np.full(p.n, p.initial_voltage)
     else:
         v0 = None
@@ -448,11 +446,16 @@ def _load_decoders(spec: NetworkSpec, relative: str, n: int, where: str) -> Floa
     """Decoders from a ``.npy`` file of shape ``(n, d_out)``."""
     path = spec.resolve(relative)
     try:
-        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+        # Only the header is read here (memory-mapped); _load_array reads and checks it all.
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        shape = getattr(loaded, "shape", None)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            loaded.close()
     except (OSError, ValueError) as err:
         raise NetworkFileError(f"{where}: cannot load {str(path)!r}: {err}") from None
-    if len(shape) != 2 or shape[0] != n:
-        raise BuildError(f"{where}: {str(path)!r} has shape {shape}; expected ({n}, d_out)")
+    if shape is None or len(shape) != 2 or shape[0] != n:
+        got = "no array" if shape is None else f"shape {shape}"
+        raise BuildError(f"{where}: {str(path)!r} has {got}; expected shape ({n}, d_out)")
     return _load_array(spec, relative, shape, where)
 
 

@@ -137,7 +137,11 @@ def test_decoders_files(tmp_path: Path) -> None:
     with pytest.raises(BuildError, match=r"decoders 'd\.npy' give 1 value\(s\) but post"):
         make(tmp_path, doc)
     np.save(tmp_path / "d.npy", np.ones((9, 1)))
-    with pytest.raises(BuildError, match=r"has shape \(9, 1\); expected \(10, d_out\)"):
+    with pytest.raises(BuildError, match=r"has shape \(9, 1\); expected shape \(10, d_out\)"):
+        make(tmp_path, doc)
+    np.savez(tmp_path / "d.npz", d=d)
+    doc["connections"][0]["decoders"] = "d.npz"
+    with pytest.raises(BuildError, match=r"has no array; expected shape \(10, d_out\)"):
         make(tmp_path, doc)
     with pytest.raises(NetworkFileError, match="only allowed on a decoded probe"):
         parse_network(
