@@ -141,6 +141,7 @@ class Connection:
     learning_rate: float = 0.0
     learning_enabled: bool = False
     error_input: str | None = None
+    error_synapse: float = 0.0  # lowpass of the error input before PES uses it, s
     from_input: bool = False  # pre is an input: post current = gain * E @ T @ lowpass(x)
 
     @property
@@ -439,6 +440,7 @@ def _build_connection(
         learning_rate=learn.rate if learn else 0.0,
         learning_enabled=bool(learn and learn.enabled),
         error_input=learn.error if learn else None,
+        error_synapse=learn.synapse if learn else 0.0,
     )
 
 

@@ -551,7 +551,6 @@ class _Import:
         ok = (
             isinstance(src, nengo.Node)
             and self.is_input(src)
-            and err.synapse is None
             and int(src.size_out) == dim
             and err.function is None
             and _is_identity(self.paths_into(err)[0].rest @ self.paths_into(err)[0].first)
@@ -561,10 +560,18 @@ class _Import:
                 err,
                 "this PES error connection is not supported",
                 "an error from an input node (size_in = 0, size_out = the connection's "
-                "output size), unfiltered (synapse=None) and untransformed; the error then "
+                "output size), untransformed, through a Lowpass or no synapse; the error then "
                 "arrives as an MQTT input",
             )
-        return {"rule": "pes", "error": self.name(src), "rate": float(pes.learning_rate)}
+        learning: dict[str, Any] = {
+            "rule": "pes",
+            "error": self.name(src),
+            "rate": float(pes.learning_rate),
+        }
+        synapse = self.synapse(err, err.synapse)
+        if synapse:
+            learning["synapse"] = synapse
+        return learning
 
     # ------------------------------------------------------------------ probes
 

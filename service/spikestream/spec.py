@@ -330,12 +330,14 @@ Weights = Annotated[
 
 
 class LearningSpec(_Spec):
-    """Online learning on a decoded connection (PES), driven by the input ``error``."""
+    """Online learning on a decoded connection (PES), driven by the input ``error``,
+    lowpass-filtered by ``synapse`` seconds first (0: used as it arrives)."""
 
     rule: Literal["pes"] = "pes"
     error: Name
     rate: NonNegative = 1e-4
     enabled: bool = True
+    synapse: Seconds = 0.0
 
 
 class ConnectionSpec(_Spec):

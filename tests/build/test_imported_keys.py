@@ -199,3 +199,33 @@ def test_nengo_timing_delays_a_filtered_connection_by_one_tick(tmp_path: Path) -
     # Unfiltered: the same in both timings. Filtered: nengo timing is later.
     assert first["spikestream-0.0"] == first["nengo-0.0"]
     assert first["nengo-0.002"] > first["spikestream-0.002"]
+
+
+def test_pes_error_synapse_filters_the_error_and_is_part_of_the_state(tmp_path: Path) -> None:
+    """With a 20 ms error synapse a step in the error moves the decoders gradually, and the
+    filtered error is saved and restored with the state."""
+    doc: dict[str, Any] = {
+        "populations": {"a": {"n": 30, "seed": 1}, "b": {"n": 20, "seed": 2}},
+        "inputs": {"u": {"target": "a"}, "e": {}},
+        "connections": [
+            {
+                "pre": "a",
+                "post": "b",
+                "function": "x",
+                "learning": {"error": "e", "rate": 1e-3, "synapse": 0.02},
+            }
+        ],
+    }
+    sim = Simulator(make(tmp_path, doc))
+    sim.set_input("u", 0.5)
+    sim.set_input("e", 1.0)
+    sim.step()
+    state = sim.state()
+    np.testing.assert_allclose(state["conn.0.error"], [1.0 - np.exp(-0.001 / 0.02)])
+    for _ in range(10):
+        sim.step()
+    assert state["conn.0.error"][0] < sim.state()["conn.0.error"][0] < 1.0
+    sim.set_state(state)
+    np.testing.assert_array_equal(sim.state()["conn.0.error"], state["conn.0.error"])
+    doc["connections"][0]["learning"]["synapse"] = 0.0
+    assert "conn.0.error" not in Simulator(make(tmp_path, doc)).state()

@@ -17,6 +17,7 @@ from spikestream.nengo_import import import_nengo, import_network, load_script_n
 from spikestream.spec import load_network
 from tests.nengo_import.runs import (
     SCRIPTS,
+    Run,
     ideal,
     load,
     rmse,
@@ -85,17 +86,18 @@ def write(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def compare(tmp_path: Path, body: str, ticks: int = 1000) -> dict[str, float]:
-    """Per ensemble, the spike match of the script's model against Nengo (nengo timing)."""
+def compare(tmp_path: Path, body: str, ticks: int = 1000) -> tuple[dict[str, float], Run]:
+    """Per ensemble, the spike match of the script's model against Nengo (nengo timing),
+    and spikestream's run."""
     net, _ = load_script_network(write(tmp_path, body))
     ref, got = run_both(net, ticks, tmp_path, timing="nengo")
     for k, v in ref.spikes.items():
         assert v.sum() > 100, k  # each population is active: a match means something
-    return {k: spike_match(v, got.spikes[k]) for k, v in ref.spikes.items()}
+    return {k: spike_match(v, got.spikes[k]) for k, v in ref.spikes.items()}, got
 
 
 def test_neuron_connections_slices_and_passthrough_match_nengo(tmp_path: Path) -> None:
-    matches = compare(
+    matches, _ = compare(
         tmp_path,
         """
         model = nengo.Network(seed=3)
@@ -122,10 +124,11 @@ def test_neuron_connections_slices_and_passthrough_match_nengo(tmp_path: Path) -
         assert m >= 0.999, (ens, m)
 
 
-def test_pes_learning_matches_nengo(tmp_path: Path) -> None:
-    matches = compare(
-        tmp_path,
-        """
+@pytest.mark.parametrize("error_synapse", ["None", "0.01", "nengo.Default"])
+def test_pes_learning_matches_nengo(tmp_path: Path, error_synapse: str) -> None:
+    """PES with its error from an input node, unfiltered or through a lowpass (Nengo's
+    default for an error connection is 5 ms); the learning visibly changes b's spikes."""
+    body = """
         model = nengo.Network(seed=5)
         with model:
             u = nengo.Node(lambda t: np.sin(4 * t), label="u")
@@ -133,10 +136,10 @@ def test_pes_learning_matches_nengo(tmp_path: Path) -> None:
             a = nengo.Ensemble(80, 1, label="a")
             b = nengo.Ensemble(80, 1, label="b")
             nengo.Connection(u, a)
-            learned = nengo.Connection(a, b, learning_rule_type=nengo.PES(learning_rate=1e-3))
-            nengo.Connection(err, learned.learning_rule, synapse=None)
-        """,
-    )
+            learned = nengo.Connection(a, b, learning_rule_type=nengo.PES(learning_rate=RATE))
+            nengo.Connection(err, learned.learning_rule, synapse=SYNAPSE)
+        """.replace("SYNAPSE", error_synapse)
+    matches, learned_run = compare(tmp_path, body.replace("RATE", "1e-3"))
     assert matches["a"] >= 0.999
     assert matches["b"] >= 0.999, matches
     spec = load_network(tmp_path / "net.toml")
@@ -144,3 +147,12 @@ def test_pes_learning_matches_nengo(tmp_path: Path) -> None:
     assert learned.learning is not None
     assert (learned.pre, learned.post, learned.learning.error) == ("a", "b", "err")
     assert learned.learning.rate == 1e-3
+    assert (
+        learned.learning.synapse
+        == {"None": 0.0, "0.01": 0.01, "nengo.Default": 0.005}[error_synapse]
+    )
+    # Without learning b spikes differently: the match above is about the learned decoders.
+    still = tmp_path / "still"
+    still.mkdir()
+    _, unlearned = compare(still, body.replace("RATE", "0.0"))
+    assert spike_match(learned_run.spikes["b"], unlearned.spikes["b"]) < 0.99

@@ -93,6 +93,7 @@ class _ConnState:
     learning_rate: float
     learning_enabled: bool
     pre_activity: Array | None  # PES: lowpass of pre spikes, (pre.n,)
+    error_filtered: Array | None = None  # PES with an error synapse: the filtered error
 
 
 @dataclass(eq=False)
@@ -308,6 +309,9 @@ class Simulator:
                 learning_rate=c.learning_rate,
                 learning_enabled=c.learning_enabled,
                 pre_activity=np.zeros(pre_n, self.dtype) if c.error_input else None,
+                error_filtered=(
+                    np.zeros(d_out, self.dtype) if c.error_input and c.error_synapse > 0 else None
+                ),
             )
         return _ConnState(
             conn=c,
@@ -549,16 +553,29 @@ class Simulator:
         delta = np.zeros_like(decoders)
         n_pre = pre.pop.n
         outer = np.multiply.outer
+        # An error synapse filters the error input; under Nengo's timing PES reads the filter
+        # before this tick's update (Nengo's error connection filter is an "update" op).
+        filtered = cs.error_filtered is not None
+        err_f = cs.error_filtered if cs.error_filtered is not None else np.zeros_like(y)
+        used = err_f if filtered else error
+        a_err = decay(c.error_synapse, self.dt)
+        err_tmp = np.zeros_like(y)
+        lag = self.model.spec.network.timing == "nengo"
+        early, late = filtered and not lag, filtered and lag
 
         def step_learning() -> None:
             dot(s01, decoders, out=u)
             lowpass_step(y, u, a, tmp, inv_dt)
             dot(m, y, out=current)
             lowpass_spikes(activity, spiked, a_pre, height)
+            if early:
+                lowpass_step(err_f, error, a_err, err_tmp)
             if cs.learning_enabled and cs.learning_rate:
-                np.multiply(error, -cs.learning_rate * self.dt / n_pre, out=scaled_err)
+                np.multiply(used, -cs.learning_rate * self.dt / n_pre, out=scaled_err)
                 outer(activity, scaled_err, out=delta)
                 np.add(decoders, delta, out=decoders)
+            if late:
+                lowpass_step(err_f, error, a_err, err_tmp)
 
         return step_learning
 
@@ -751,6 +768,8 @@ class Simulator:
                 out[f"conn.{i}.decoders"] = cs.decoders.copy()
             if cs.pre_activity is not None:
                 out[f"conn.{i}.pre_activity"] = cs.pre_activity.copy()
+            if cs.error_filtered is not None:
+                out[f"conn.{i}.error"] = cs.error_filtered.copy()
         for i, y in enumerate(self._probe_state):
             out[f"probe.{i}"] = y.copy()
         for name, x in self.inputs.items():
@@ -769,6 +788,8 @@ class Simulator:
                 live[f"conn.{i}.decoders"] = cs.decoders
             if cs.pre_activity is not None:
                 live[f"conn.{i}.pre_activity"] = cs.pre_activity
+            if cs.error_filtered is not None:
+                live[f"conn.{i}.error"] = cs.error_filtered
         for i, y in enumerate(self._probe_state):
             live[f"probe.{i}"] = y
         for name, x in self.inputs.items():
