@@ -38,7 +38,8 @@ import numpy.typing as npt
 
 from spikestream.build import gain_bias
 from spikestream.errors import ConfigError, ModelImportError
-from spikestream.spec import NAME_PATTERN, NetworkSpec, load_network
+from spikestream.names import is_name
+from spikestream.spec import NetworkSpec, load_network
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -51,7 +52,6 @@ MAX_SAMPLES = 10_000_000
 #: The variable a script's network is taken from when no ``:NAME`` is given.
 DEFAULT_VARIABLE = "model"
 
-_NAME_RE = re.compile(NAME_PATTERN)
 _SUPPORTED_TEXT = "see docs/NENGO.md for the supported subset"
 
 
@@ -136,7 +136,7 @@ def _sanitise(label: str | None) -> str | None:
     name = re.sub(r"[^A-Za-z0-9_-]", "_", label.strip())[:64]
     if name and not re.match(r"[A-Za-z_]", name[0]):
         name = ("_" + name)[:64]
-    return name if name and _NAME_RE.match(name) else None
+    return name if name and is_name(name) else None
 
 
 class _Names:

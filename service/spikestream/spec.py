@@ -11,7 +11,6 @@ network of the tutorial the project grew from.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,11 +30,10 @@ from pydantic import (
 )
 
 from spikestream.errors import NetworkFileError
+from spikestream.names import NAME_PATTERN, NAME_RULE, is_name
 
 #: Names become MQTT topic levels and ``.npz`` keys: no ``+``, ``#``, ``/``, dots or spaces.
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
-_NAME_RE = re.compile(NAME_PATTERN)
-NAME_RULE = "1-64 characters: a letter or '_' first, then letters, digits, '_' or '-'"
+#: The rule lives in :mod:`spikestream.names`, shared with the frame decoder.
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Dtype = Literal["float64", "float32"]
@@ -69,7 +67,7 @@ Values = Real | list[Real]
 
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid name, else raise ``ValueError`` naming ``kind``."""
-    if not _NAME_RE.match(value):
+    if not is_name(value):
         raise ValueError(f"{kind} name {value!r} is not allowed; expected {NAME_RULE}")
     return value
 

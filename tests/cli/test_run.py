@@ -79,6 +79,36 @@ def test_run_help_explains_each_flag() -> None:
         assert flag in proc.stdout
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--duration", "nan"], "duration must be a number of seconds > 0; got nan"),
+        (["--duration", "inf"], "duration must be a number of seconds > 0; got inf"),
+        (["--duration", "-1"], "duration must be a number of seconds > 0; got -1"),
+        (["--duration", "1", "--seed", "-1"], "--seed: -1 is not allowed; expected an integer"),
+        (["--duration", "1", "--memory-limit", "lots"], "memory_limit: 'lots' is not allowed"),
+    ],
+)
+def test_bad_run_flags_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+
+    code = main(["run", str(SEED), "--out", str(tmp_path / "o.npz"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert message in err
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_help_mentions_the_memory_limit(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "--memory-limit SIZE" in capsys.readouterr().out
+
+
 NET = """
 [network]
 seed = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import re
 import time
@@ -14,12 +15,13 @@ from rich.console import Console
 
 from spikestream.codec import decode_frame
 from spikestream_client import SpikestreamClient
-from spikestream_client.aggregate import MonitorModel
+from spikestream_client.aggregate import MAX_EVENT_KINDS, MAX_PROBES, MonitorModel
 from spikestream_client.monitor import render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (
     header,
+    hostile_model,
     regular_spikes,
     spike_frame,
     spike_payload,
@@ -226,3 +228,57 @@ async def test_monitor_keeps_up_with_1000_frames_per_second_per_probe(
         assert gaps == "0/0", f"{probe}: gaps {gaps}\n{done.stdout}"
         assert lag_ms < 250, f"{probe}: lag {lag_ms} ms\n{done.stdout}"
     assert not math.isnan(float(_row(done.stdout, "a_spikes")[2]))
+
+
+# ----------------------------------------------------------------- hostile strings
+
+
+def test_terminal_view_strips_escapes_and_shows_markup_literally() -> None:
+    model = hostile_model()
+    plain = Console(width=250, file=io.StringIO(), color_system=None, force_terminal=False)
+    plain.print(render(model.snapshot(), "mqtt://b\x1b[2J"))
+    out = plain.file.getvalue()  # type: ignore[attr-defined]
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out, (raw, out)
+    # rich did not interpret the brackets: they are shown as typed.
+    for literal in (
+        "p[bold red]boom[/]",  # the probe name, minus its escape sequences
+        "│ [u] ",  # 8-bit CSI (0x9b 2 J) removed whole
+        "[blink]up[/blink]",
+        "[bold]kind[/bold]",
+        "[red]why[/red]",
+        "tick [i]7[/i]",
+    ):
+        assert literal in out, (literal, out)
+    assert "status-title" not in out  # an OSC string is removed with its payload
+    # Stats of the wrong type or out of range show as "-", never a TypeError.
+    assert "t - s  RTF -  late p99 - ms" in out
+
+    # With colours on, the only escape sequences are rich's own SGR styles: no title
+    # change (OSC), no screen clear or cursor move (other CSI), no bell.
+    colour = Console(width=250, file=io.StringIO(), color_system="standard", force_terminal=True)
+    colour.print(render(model.snapshot(), "broker"))
+    styled = colour.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[" in styled  # the console really is emitting colour
+    residue = re.sub(r"\x1b\[[0-9;]*m", "", styled)
+    assert "\x1b" not in residue
+    assert "\x07" not in residue
+
+
+def test_invented_probe_names_and_event_kinds_are_bounded() -> None:
+    """Anyone who may publish on out/+ or events could invent names forever; the model
+    keeps MAX_PROBES views and MAX_EVENT_KINDS counters and counts the rest."""
+    model = MonitorModel("fake", window=0.1, bins=4)
+    spikes = regular_spikes(0, 10, 2, 5)
+    for k in range(MAX_PROBES + 50):
+        model.on_frame(spike_frame(header(f"p{k}", 0, 0), spikes))
+    assert len(model.views) == MAX_PROBES
+    assert model.frames == MAX_PROBES
+    assert model.ignored_frames == 50
+    model.on_frame(spike_frame(header("p0", 1, 10), spikes))  # known probes go on
+    assert model.frames == MAX_PROBES + 1
+    for k in range(MAX_EVENT_KINDS + 30):
+        model.on_event({"event": f"kind{k}"})
+    assert len(model.events) == MAX_EVENT_KINDS + 1
+    assert model.events["other"] == 30
+    assert sum(model.events.values()) == MAX_EVENT_KINDS + 30

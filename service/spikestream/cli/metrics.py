@@ -112,7 +112,7 @@ class ServiceCollector(Collector):
             "Payloads rejected, by reason",
             labels=["net", "reason"],
         )
-        for reason, count in svc.rejected.items():
+        for reason, count in svc.rejected_counts().items():
             rejected.add_metric([net, reason], count)
         yield rejected
         yield _counter(
