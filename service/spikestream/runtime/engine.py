@@ -114,6 +114,20 @@ class InputSlot:
             return NEW_VALUE
         return 0
 
+    def freshness(self, now: float) -> tuple[float | None, bool]:
+        """Seconds since the last accepted value, and whether the input is stale now.
+
+        Any thread; reads one reference, so it costs nothing on the tick path. The age is
+        None before the first value (and after a reset); the input is stale while it runs
+        on its default: before the first value, or once ``ttl`` has passed since the last.
+        ``now`` is on the time line of the ``received`` stamps given to :meth:`offer`.
+        """
+        latest = self._latest
+        if latest is None:
+            return None, True
+        age = max(0.0, now - latest[1])
+        return age, self.ttl is not None and age > self.ttl
+
     def clear(self) -> None:
         """Forget the last value (after a reset)."""
         self._latest = None
