@@ -211,8 +211,11 @@ def test_errors_are_value_errors_too() -> None:
 
 
 def test_connection_needs_weights_or_function() -> None:
-    with pytest.raises(ValueError, match="give exactly one of weights"):
-        ConnectionSpec(pre="a", post="b")
+    with pytest.raises(ValueError, match="give at most one of weights"):
+        ConnectionSpec(pre="a", post="b", function="x", decoders="d.npy")
+    # Neither: only an input may be the pre of such a connection.
+    with pytest.raises(NetworkFileError, match=r"connections\[0\]\.pre: 'a' is not an input"):
+        parse_network({"populations": {"a": {"n": 2}}, "connections": [{"pre": "a", "post": "a"}]})
 
 
 def test_spec_is_frozen() -> None:
