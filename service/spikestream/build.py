@@ -442,18 +442,12 @@ def _build_connection(
 def _load_decoders(spec: NetworkSpec, relative: str, n: int, where: str) -> FloatArray:
     """Decoders from a ``.npy`` file of shape ``(n, d_out)``."""
     path = spec.resolve(relative)
-    try:
-        # Only the header is read here (memory-mapped); _load_array reads and checks it all.
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-        shape = getattr(loaded, "shape", None)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            loaded.close()
-    except (OSError, ValueError) as err:
-        raise NetworkFileError(f"{where}: cannot load {str(path)!r}: {err}") from None
-    if shape is None or len(shape) != 2 or shape[0] != n:
-        got = "no array" if shape is None else f"shape {shape}"
-        raise BuildError(f"{where}: {str(path)!r} has {got}; expected shape ({n}, d_out)")
-    return _load_array(spec, relative, shape, where)
+    data = load_npy(path, where)  # a regular file whose header fits it, read once
+    if data.ndim != 2 or data.shape[0] != n:
+        raise BuildError(
+            f"{where}: {str(path)!r} has shape {data.shape}; expected shape ({n}, d_out)"
+        )
+    return check_values(data, path, where)
 
 
 def _transform(c: ConnectionSpec, where: str, post_dim: int, d_out: int, what: str) -> FloatArray:
