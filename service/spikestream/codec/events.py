@@ -163,6 +163,16 @@ class Topics:
         """``<prefix>/<net>/events``: JSON events from the service."""
         return f"{self.base}/events"
 
+    @property
+    def stats(self) -> str:
+        """``<prefix>/<net>/stats``: JSON statistics from the service, about once a second."""
+        return f"{self.base}/stats"
+
+    @property
+    def describe(self) -> str:
+        """``<prefix>/<net>/describe``: the retained JSON description of the network."""
+        return f"{self.base}/describe"
+
     def input_name(self, topic: str) -> str | None:
         """The input name if ``topic`` is one of this network's input topics, else None."""
         head = f"{self.base}/in/"
