@@ -299,9 +299,7 @@ class Service:
         if cmd.cmd in ("snapshot", "restore"):
             self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id, reply)
             return
-        self.engine.submit(
-            Command(cmd.cmd, key=cmd.key, value=cmd.value, id=cmd.id, reply=reply)
-        )
+        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=cmd.value, id=cmd.id, reply=reply))
 
     def _on_snapshot_command(
         self, cmd: str, value: object, request: str | None, reply: Reply | None = None

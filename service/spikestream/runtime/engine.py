@@ -647,9 +647,7 @@ class Engine:
                 # is what it was before the command.
                 self.commands_rejected += 1
                 error = str(err) if isinstance(err, SpikestreamError) else _describe(err)
-                self._event(
-                    "control_rejected", cmd=cmd.cmd, id=cmd.id, error=error, **_reply(cmd)
-                )
+                self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=error, **_reply(cmd))
             else:
                 self._event("control_ok", cmd=cmd.cmd, id=cmd.id, **result, **_reply(cmd))
 
