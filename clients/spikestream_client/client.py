@@ -603,7 +603,7 @@ class SpikestreamClient:
         for net in self._event_sinks:
             out.append(topics(self.prefix, net).events)
         for net in self._stats_sinks:
-            out.append(f"{topics(self.prefix, net).base}/stats")
+            out.append(topics(self.prefix, net).stats)
         for net in self._status:
             out.append(topics(self.prefix, net).status)
         if self._watching:
@@ -647,7 +647,7 @@ class SpikestreamClient:
         second: ``tick``, ``realtime_factor_actual``, ``late_p99_ms``, ``dropped``...)."""
         sinks = self._stats_sinks.setdefault(net, [])
         if not sinks:
-            self._subscribe(f"{topics(self.prefix, net).base}/stats")
+            self._subscribe(topics(self.prefix, net).stats)
         sinks.append(callback)
         return lambda: _remove(sinks, callback)
 

@@ -44,7 +44,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import Description, SpikeFrame, ValueFrame
+from spikestream.codec import Description, SpikeFrame, ValueFrame, topics
 from spikestream.errors import ConfigError
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.gaps import Gap, GapTracker
@@ -377,7 +377,8 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         watcher = client.status(options.net)
         recorder.started = time.time()
         length = "until Ctrl-C" if options.duration is None else f"for {options.duration:g} s"
-        _say(options, f"recording {options.prefix}/{options.net}/out/+ {length} -> {options.out}")
+        outs = topics(options.prefix, options.net).outs_filter
+        _say(options, f"recording {outs} {length} -> {options.out}")
         started = time.monotonic()
         while True:
             elapsed = time.monotonic() - started
