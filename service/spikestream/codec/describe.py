@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from spikestream.codec.control import COMMAND_SPECS, SETTINGS
-from spikestream.codec.events import validate_prefix
-from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream.codec.events import load_json_object, validate_prefix
+from spikestream.errors import CodecError
 from spikestream.names import NAME_RULE, is_name
 
 __all__ = [
@@ -239,19 +239,7 @@ def decode_describe(
         CodecError: Not a JSON object, another version, or a key missing or of the wrong
             type or range (the message names it, and what arrived).
     """
-    size = len(payload)
-    if size > max_bytes:
-        raise PayloadTooLarge(f"describe document of {size} bytes exceeds {max_bytes}")
-    try:
-        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant)
-    except CodecError:
-        raise
-    except RecursionError:
-        _fail("the JSON nests too deep")
-    except ValueError as exc:
-        _fail(f"expected a UTF-8 JSON object: {exc}")
-    if type(obj) is not dict:
-        _fail(f"expected a JSON object, got {type(obj).__name__}")
+    obj = load_json_object(payload, max_bytes=max_bytes, what="a describe document")
     if obj.get("v") != DESCRIBE_VERSION or type(obj.get("v")) is not int:
         _fail(f"unsupported version {obj.get('v')!r:.40}; this reader reads v={DESCRIBE_VERSION}")
     net = _get(obj, "net", str, "")
@@ -272,10 +260,6 @@ def decode_describe(
         probes=probes,
         document=obj,
     )
-
-
-def _reject_constant(name: str) -> NoReturn:
-    _fail(f"the JSON contains {name}, which is not valid JSON")
 
 
 def wildcard(prefix: str, leaf: str) -> str:
