@@ -173,9 +173,14 @@ def _count(obj: Mapping[str, Any], key: str, where: str, low: int = 0) -> int:
 
 
 def _number(value: object, what: str) -> float:
-    if type(value) not in (int, float) or not math.isfinite(float(value)):  # type: ignore[arg-type]
-        _fail(f"{what} must be a finite number, got {value!r:.60}")
-    return float(value)  # type: ignore[arg-type]
+    if type(value) is int or type(value) is float:
+        try:
+            x = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            x = math.inf
+        if math.isfinite(x):
+            return x
+    _fail(f"{what} must be a finite number, got {value!r:.60}")
 
 
 def _names(obj: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
