@@ -289,7 +289,9 @@ async def run(options: MonitorOptions, stop: asyncio.Event) -> int:
         probes=set(options.probes) if options.probes else None,
     )
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="monitor") as client:
-        await find_network(client, options.net, options.wait_net, options.probes)
+        found = await find_network(client, options.net, options.wait_net, options.probes)
+        if found is not None:
+            model.expect({name: p.kind for name, p in found.probes.items()})
         connect_model(client, model, options)
         broker = client.spec.redacted()
         if options.web is not None:
