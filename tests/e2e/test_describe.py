@@ -32,8 +32,10 @@ from spikestream.codec import (
 )
 from spikestream.spec import load_network
 from spikestream.transport import parse_broker_url
+from spikestream_client import NetworkNotFound, SpikestreamClient
 from tests.brokers import Mosquitto
 from tests.clients.conftest import run_cli
+from tests.e2e.test_serve import publish
 from tests.serving import EXAMPLES, ROOT, Listener, Message
 
 pytestmark = pytest.mark.broker
@@ -468,3 +470,19 @@ def test_every_example_validates_and_learning_shows_its_settings() -> None:
     assert learn["learning"]
     assert all(type(v) is bool for v in learn["learning"].values())
     assert set(learn["learning_rate"]) == set(learn["learning"])
+
+
+async def test_hostile_retained_documents_are_counted_not_believed(mosquitto: Mosquitto) -> None:
+    """A retained document that is not JSON, or that claims another network, is a decode
+    error: the network it sits under is not taken to exist."""
+    good = _document(EXAMPLES / "seed.toml")
+    await publish(mosquitto, "spikestream/evil/describe", b"\x1b]0;pwned\x07", retain=True)
+    await publish(mosquitto, "spikestream/liar/describe", json.dumps(good).encode(), retain=True)
+    await publish(mosquitto, "spikestream/seed/describe", json.dumps(good).encode(), retain=True)
+    async with SpikestreamClient(mosquitto.url()) as client:
+        for net in ("evil", "liar"):
+            with pytest.raises(NetworkNotFound, match=f"no network '{net}'.*networks on it: seed"):
+                await client.find_network(net, timeout=2)
+        assert (await client.find_network("seed")) is not None
+        assert client.statistics().decode_errors == 2
+        assert list(client.descriptions()) == ["seed"]
