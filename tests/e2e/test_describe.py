@@ -92,6 +92,18 @@ class Paho5:
                 return msg
         raise AssertionError(f"nothing on {topic} within {within} s")
 
+    def request(self, command: bytes, correlation: bytes) -> dict[str, Any]:
+        """Publish ``command`` on seed's control with a response topic; return the
+        decoded reply, after checking it carries ``correlation``."""
+        self.publish(
+            "spikestream/seed/control", command,
+            ResponseTopic="lab/me/replies", CorrelationData=correlation,
+        )  # fmt: skip
+        msg = self.next_on("lab/me/replies")
+        assert msg.properties.CorrelationData == correlation
+        reply: dict[str, Any] = json.loads(msg.payload)
+        return reply
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -213,13 +225,7 @@ async def test_mqtt5_request_response_status_describe_and_refusals(
         paho = await asyncio.to_thread(Paho5, mosquitto.port, "lab/me/replies")
         try:
             # status: the reply on the response topic, with the correlation data as sent.
-            await asyncio.to_thread(
-                paho.publish, "spikestream/seed/control", b"status",
-                ResponseTopic="lab/me/replies", CorrelationData=b"\x00req-1\xff",
-            )  # fmt: skip
-            msg = await asyncio.to_thread(paho.next_on, "lab/me/replies")
-            assert msg.properties.CorrelationData == b"\x00req-1\xff"
-            reply = json.loads(msg.payload)
+            reply = await asyncio.to_thread(paho.request, b"status", b"\x00req-1\xff")
             assert reply["event"] == "control_ok"
             assert reply["cmd"] == "status"
             settings = reply["settings"]
@@ -239,13 +245,8 @@ async def test_mqtt5_request_response_status_describe_and_refusals(
                 what="the status reply on events",
             )
             # A change: its reply, then a describe showing it (the document follows).
-            await asyncio.to_thread(
-                paho.publish, "spikestream/seed/control", b"set ticks_per_frame 7",
-                ResponseTopic="lab/me/replies", CorrelationData=b"req-2",
-            )  # fmt: skip
-            msg = await asyncio.to_thread(paho.next_on, "lab/me/replies")
-            assert msg.properties.CorrelationData == b"req-2"
-            assert json.loads(msg.payload)["ticks_per_frame"] == 7
+            reply = await asyncio.to_thread(paho.request, b"set ticks_per_frame 7", b"req-2")
+            assert reply["ticks_per_frame"] == 7
             doc = await sub.wait_for(
                 lambda ms: [
                     d for d in describes(ms, "seed")
@@ -255,23 +256,13 @@ async def test_mqtt5_request_response_status_describe_and_refusals(
             )  # fmt: skip
             assert doc[-1]["control"]["in_force"]["ticks_per_frame"]["u"] == 7
             # A refusal also goes to the response topic.
-            await asyncio.to_thread(
-                paho.publish, "spikestream/seed/control", b"set ttl -1",
-                ResponseTopic="lab/me/replies", CorrelationData=b"req-3",
-            )  # fmt: skip
-            msg = await asyncio.to_thread(paho.next_on, "lab/me/replies")
-            assert msg.properties.CorrelationData == b"req-3"
-            refused = json.loads(msg.payload)
-            assert refused["event"] == "control_rejected"
-            assert "ttl" in refused["error"]
+            reply = await asyncio.to_thread(paho.request, b"set ttl -1", b"req-3")
+            assert reply["event"] == "control_rejected"
+            assert "ttl" in reply["error"]
             # The describe command republishes the document (retained).
             before = len(describes(sub.messages, "seed"))
-            await asyncio.to_thread(
-                paho.publish, "spikestream/seed/control", b"describe",
-                ResponseTopic="lab/me/replies", CorrelationData=b"req-4",
-            )  # fmt: skip
-            msg = await asyncio.to_thread(paho.next_on, "lab/me/replies")
-            assert json.loads(msg.payload)["cmd"] == "describe"
+            reply = await asyncio.to_thread(paho.request, b"describe", b"req-4")
+            assert reply["cmd"] == "describe"
             await sub.wait_for(
                 lambda ms: len(describes(ms, "seed")) > before, what="the describe again"
             )

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 
 
-def add_connection_args(p: argparse.ArgumentParser) -> None:
-    """``--broker``, ``--net`` and ``--prefix``: where the service is and which network."""
+def add_connection_args(p: argparse.ArgumentParser, *, net: bool = True) -> None:
+    """``--broker``, ``--net`` (unless ``net`` is False) and ``--prefix``: where the
+    service is and which network."""
     p.add_argument(
         "--broker",
         help="mqtt://[user:pass@]host[:port] (default: $SPIKESTREAM_BROKER or "
         "mqtt://127.0.0.1:1883)",
     )
-    p.add_argument("--net", required=True, help="network name, e.g. seed")
+    if net:
+        p.add_argument("--net", required=True, help="network name, e.g. seed")
     p.add_argument("--prefix", default="spikestream", help="topic prefix (default: spikestream)")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from spikestream.cli.clientargs import add_connection_args
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``ls`` subcommand."""
@@ -23,12 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         epilog="examples:\n  spikestream ls\n  spikestream ls --broker mqtt://pi.local --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--broker",
-        help="mqtt://[user:pass@]host[:port] (default: $SPIKESTREAM_BROKER or "
-        "mqtt://127.0.0.1:1883)",
-    )
-    p.add_argument("--prefix", default="spikestream", help="topic prefix (default: spikestream)")
+    add_connection_args(p, net=False)
     p.add_argument(
         "--wait",
         type=float,
