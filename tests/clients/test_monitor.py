@@ -13,9 +13,15 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from spikestream.codec import decode_frame
+from spikestream.codec import decode_event, decode_frame
 from spikestream_client import SpikestreamClient
-from spikestream_client.aggregate import MAX_EVENT_KINDS, MAX_PROBES, MonitorModel
+from spikestream_client.aggregate import (
+    MAX_EVENT_KINDS,
+    MAX_INPUTS,
+    MAX_PROBES,
+    InputSnapshot,
+    MonitorModel,
+)
 from spikestream_client.monitor import render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
@@ -116,6 +122,90 @@ def test_stats_status_events_render() -> None:
     assert "late p99 0.50 ms" in text
     assert "input_rejected×1" in text
     assert re.search(r"│ s\s+│\s+10 │\s+100\.0 │", text), text
+
+
+# What a service sends (PROTOCOL.md 6.2) plus what a hostile publisher could: an escape
+# sequence and markup in a name, 1e999 (JSON's inf), a boolean age, a string stale flag.
+INPUT_STATS = (
+    b'{"v": 1, "event": "stats", "wall": 1, "tick": 5, "inputs": {'
+    b'"u": {"accepted": 9, "age_ms": 12.5, "stale_now": false}, '
+    b'"quiet": {"accepted": 0, "age_ms": null, "stale_now": true}, '
+    b'"late": {"age_ms": 2500, "stale_now": true}, '
+    b'"\\u001b]0;pwned\\u0007\\u001b[2J[bold red]boom[/]": {"age_ms": 1e999, "stale_now": "yes"}, '
+    b'"odd": {"age_ms": true, "stale_now": 1}, "bare": 7}}'
+)
+
+
+def _input_rows(text: str) -> dict[str, list[str]]:
+    """The rows of the inputs table: name -> [age ms, state]."""
+    _, _, table = text.partition("inputs (latest stats)")
+    assert table, text
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) == 5 and cells[1] != "input":
+            rows[cells[1]] = cells[2:4]
+    return rows
+
+
+def test_inputs_show_age_and_stale_state() -> None:
+    model = MonitorModel("fake")
+    feed_spikes(model, range(5))
+    model.on_stats(decode_event(INPUT_STATS))
+    assert model.snapshot().inputs[-1] == InputSnapshot("u", 12.5, False)
+    plain = Console(width=120, file=io.StringIO(), color_system=None, force_terminal=False)
+    plain.print(render(model.snapshot(), "mqtt://broker:1883"))
+    out = plain.file.getvalue()  # type: ignore[attr-defined]
+    assert _input_rows(out) == {
+        "[bold red]boom[/]": ["-", "-"],  # escapes stripped, markup shown as typed
+        "bare": ["-", "-"],
+        "late": ["2500.0", "STALE"],
+        "odd": ["-", "-"],
+        "quiet": ["-", "STALE"],
+        "u": ["12.5", "fresh"],
+    }
+    assert "pwned" not in out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    # Below the probe tables, so a probe row is still found first by its name.
+    assert out.index("spike probes") < out.index("inputs (latest stats)")
+    colour = Console(width=120, file=io.StringIO(), color_system="standard", force_terminal=True)
+    colour.print(render(model.snapshot()))
+    styled = colour.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[1;31mSTALE" in styled  # the marker is bold red
+    assert "\x1b" not in re.sub(r"\x1b\[[0-9;]*m", "", styled)
+
+
+@pytest.mark.parametrize("inputs", ["[1, 2]", '"u"', "null", "1e999", '{"u": [1]}'])
+def test_inputs_of_the_wrong_shape_never_break_the_view(inputs: str) -> None:
+    model = MonitorModel("fake")
+    model.on_stats(
+        decode_event(b'{"v": 1, "event": "stats", "wall": 1, "inputs": %s}' % inputs.encode())
+    )
+    plain = Console(width=120, file=io.StringIO(), color_system=None)
+    plain.print(render(model.snapshot()))
+    out = plain.file.getvalue()  # type: ignore[attr-defined]
+    if inputs.startswith("{"):
+        assert _input_rows(out) == {"u": ["-", "-"]}
+    else:
+        assert "inputs (latest stats)" not in out
+        assert model.snapshot().inputs == ()
+
+
+def test_inputs_shown_are_bounded() -> None:
+    """The stats' inputs map comes from the bus: the view lists MAX_INPUTS of them, the
+    first by name, and says how many more there are."""
+    model = MonitorModel("fake")
+    names = [f"in{k:05d}" for k in range(MAX_INPUTS + 1000)]
+    model.on_stats({"inputs": {n: {"age_ms": 1.0, "stale_now": False} for n in reversed(names)}})
+    snap = model.snapshot()
+    assert [i.name for i in snap.inputs] == names[:MAX_INPUTS]
+    assert snap.inputs_hidden == 1000
+    plain = Console(width=120, file=io.StringIO(), color_system=None)
+    plain.print(render(snap))
+    out = plain.file.getvalue()  # type: ignore[attr-defined]
+    assert len(_input_rows(out)) == MAX_INPUTS
+    assert "1000 more inputs not shown" in out
 
 
 def test_described_probes_are_listed_before_their_first_frame() -> None:
