@@ -26,6 +26,7 @@ from spikestream_client.monitor import render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (
+    INPUT_STATS,
     header,
     hostile_model,
     regular_spikes,
@@ -124,18 +125,6 @@ def test_stats_status_events_render() -> None:
     assert re.search(r"│ s\s+│\s+10 │\s+100\.0 │", text), text
 
 
-# What a service sends (PROTOCOL.md 6.2) plus what a hostile publisher could: an escape
-# sequence and markup in a name, 1e999 (JSON's inf), a boolean age, a string stale flag.
-INPUT_STATS = (
-    b'{"v": 1, "event": "stats", "wall": 1, "tick": 5, "inputs": {'
-    b'"u": {"accepted": 9, "age_ms": 12.5, "stale_now": false}, '
-    b'"quiet": {"accepted": 0, "age_ms": null, "stale_now": true}, '
-    b'"late": {"age_ms": 2500, "stale_now": true}, '
-    b'"\\u001b]0;pwned\\u0007\\u001b[2J[bold red]boom[/]": {"age_ms": 1e999, "stale_now": "yes"}, '
-    b'"odd": {"age_ms": true, "stale_now": 1}, "bare": 7}}'
-)
-
-
 def _input_rows(text: str) -> dict[str, list[str]]:
     """The rows of the inputs table: name -> [age ms, state]."""
     _, _, table = text.partition("inputs (latest stats)")
@@ -157,7 +146,7 @@ def test_inputs_show_age_and_stale_state() -> None:
     plain.print(render(model.snapshot(), "mqtt://broker:1883"))
     out = plain.file.getvalue()  # type: ignore[attr-defined]
     assert _input_rows(out) == {
-        "[bold red]boom[/]": ["-", "-"],  # escapes stripped, markup shown as typed
+        "p[bold red]boom[/]": ["-", "-"],  # escapes stripped, markup shown as typed
         "bare": ["-", "-"],
         "late": ["2500.0", "STALE"],
         "odd": ["-", "-"],
