@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import math
 import re
@@ -281,6 +282,40 @@ async def test_monitor_once_prints_a_single_view(seed_service: SeedService) -> N
     assert float(_row(done.stdout, "b_spikes")[2]) > 10.0
     assert "a_spikes" not in done.stdout
     assert _row(done.stdout, "u")[1] == "(1,)"
+
+
+@pytest.mark.broker
+async def test_monitor_once_shows_each_inputs_age(seed_service: SeedService) -> None:
+    """End to end: while ``u`` is fed every 50 ms, ``monitor --once`` waits for a stats
+    message and lists ``u`` as fresh with an age in milliseconds. (0.0 is ``u``'s
+    default, so the shared service's network behaves as before.)"""
+    async with SpikestreamClient(seed_service.url) as client:
+
+        async def feed() -> None:
+            while True:
+                await client.publish_input("seed", "u", 0.0)
+                await asyncio.sleep(0.05)
+
+        task = asyncio.create_task(feed())
+        try:
+            await asyncio.sleep(0.2)
+            done = await asyncio.to_thread(
+                run_cli, "monitor", "--broker", seed_service.url, "--net", "seed", "--once",
+                "--probe", "u", "--window", "0.5",
+            )  # fmt: skip
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert done.returncode == 0, done.stderr
+    rows = _input_rows(done.stdout)
+    assert list(rows) == ["u"], done.stdout
+    age, state = rows["u"]
+    print(f"monitor --once: input u age {age} ms, {state}")
+    # Sent every 50 ms; the age is read when the service assembles the stats. The bound
+    # is loose for a loaded machine, yet far below a value from an earlier test.
+    assert 0.0 <= float(age) < 1000.0, done.stdout
+    assert state == "fresh", done.stdout
 
 
 @pytest.mark.broker
