@@ -30,6 +30,7 @@ from spikestream.errors import ConfigError
 from spikestream_client.aggregate import (
     RECENT_KEYS,
     RECENT_WINDOWS,
+    InputSnapshot,
     MonitorModel,
     ProbeSnapshot,
     Snapshot,
@@ -37,7 +38,7 @@ from spikestream_client.aggregate import (
 )
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.safetext import printable, safe_text
-from spikestream_client.tool import interruptible_sleep, run_tool
+from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = ["MonitorOptions", "auto_bins", "main", "render", "run", "sparkline"]
 
@@ -64,6 +65,7 @@ class MonitorOptions:
     host: str = "127.0.0.1"
     web_allow_origins: Sequence[str] = ()
     width: int | None = None
+    wait_net: float = 3.0
 
 
 def sparkline(values: npt.NDArray[np.float64], low: float = 0.0, high: float | None = None) -> str:
@@ -245,6 +247,26 @@ def _value_table(probes: list[ProbeSnapshot], window: float) -> Table:
     return table
 
 
+def _input_state(item: InputSnapshot) -> Text:
+    if item.stale is None:
+        return Text("-")
+    return Text("STALE", style="bold red") if item.stale else Text("fresh", style="green")
+
+
+def _input_table(snap: Snapshot) -> Table:
+    """Each input's age and whether it runs on its default, from the latest stats."""
+    table = Table(title="inputs (latest stats)", title_justify="left", expand=False)
+    table.add_column("input", no_wrap=True, max_width=60)
+    table.add_column("age ms", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for item in snap.inputs:
+        table.add_row(safe_text(item.name, limit=60), _num(item.age_ms), _input_state(item))
+    if snap.inputs_hidden:
+        table.caption = f"{snap.inputs_hidden} more inputs not shown"
+        table.caption_justify = "left"
+    return table
+
+
 def render(snap: Snapshot, broker: str = "") -> RenderableType:
     """The whole terminal view of ``snap``."""
     spikes = [p for p in snap.probes if p.kind == "spikes"]
@@ -254,6 +276,8 @@ def render(snap: Snapshot, broker: str = "") -> RenderableType:
         parts.append(_spike_table(spikes, snap.window))
     if values:
         parts.append(_value_table(values, snap.window))
+    if snap.inputs:
+        parts.append(_input_table(snap))
     if not snap.probes:
         parts.append(Text("waiting for frames…", style="dim"))
     return Group(*parts)
@@ -309,6 +333,9 @@ async def run(options: MonitorOptions, stop: asyncio.Event) -> int:
         probes=set(options.probes) if options.probes else None,
     )
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="monitor") as client:
+        found = await find_network(client, options.net, options.wait_net, options.probes)
+        if found is not None:
+            model.expect({name: p.kind for name, p in found.probes.items()})
         connect_model(client, model, options)
         broker = client.spec.redacted()
         if options.web is not None:
@@ -351,7 +378,8 @@ async def _settle(
     stop: asyncio.Event,
     started: float,
 ) -> None:
-    """For ``--once``: wait until a window of frames has arrived (at most window + 5 s)."""
+    """For ``--once``: wait until a window of frames and a stats message (the service
+    line and the inputs' ages) have arrived, at most window + 5 s."""
     limit = started + options.window + 5.0
     first: float | None = None
     while time.monotonic() < limit and not stop.is_set():
@@ -359,7 +387,7 @@ async def _settle(
             first = time.monotonic()
         if first is not None and time.monotonic() - first >= options.window:
             snap = model.snapshot()
-            if all(p.covered > 0.5 for p in snap.probes):
+            if model.stats is not None and all(p.covered > 0.5 for p in snap.probes):
                 return
         await interruptible_sleep(stop, 0.05)
 

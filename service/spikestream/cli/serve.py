@@ -38,8 +38,12 @@ from spikestream.budget import (
 from spikestream.build import build
 from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
-from spikestream.errors import ConfigError
-from spikestream.spec import NetworkSpec, load_network
+from spikestream.codec import validate_prefix
+from spikestream.errors import CodecError, ConfigError
+from spikestream.nengo_import import load_network_or_model
+from spikestream.serving.discovery import DEFAULT_HA_PREFIX
+from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
+from spikestream.spec import NetworkSpec
 from spikestream.transport import load_broker_spec, resolve_broker
 
 log = logging.getLogger("spikestream.serve")
@@ -123,6 +127,8 @@ class ServeSettings(BaseSettings):
     memory_limit: int | None = Field(
         None, description=f"bytes; {SIZE_RULE}; default {DEFAULT_SHARE:.0%} of physical memory"
     )
+    text_rate: float | None = Field(None, gt=0, le=MAX_TEXT_RATE, allow_inf_nan=False)
+    ha_discovery: str | None = None
 
     @field_validator("memory_limit", mode="before")
     @classmethod
@@ -135,6 +141,16 @@ class ServeSettings(BaseSettings):
             return parse_bytes(value)
         except ConfigError:
             raise ValueError(f"expected {SIZE_RULE}") from None
+
+    @field_validator("ha_discovery")
+    @classmethod
+    def _ha_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_prefix(value)
+        except CodecError as err:
+            raise ValueError(str(err)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -200,8 +216,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=Path,
         nargs="+",
         metavar="NETWORK",
-        help="network file(s) (TOML), e.g. examples/seed.toml; several are served by one "
-        "process, each with its own tick thread and MQTT connection",
+        help="network file(s) (TOML), e.g. examples/seed.toml, or Nengo models MODEL.py[:NAME] "
+        "(imported as by `spikestream import`, which runs the script); several are served by "
+        "one process, each with its own tick thread and MQTT connection",
     )
     p.add_argument(
         "--shard",
@@ -322,6 +339,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
         "hold the interpreter before the tick thread gets it back",
     )
+    p.add_argument(
+        "--text-rate",
+        type=float,
+        metavar="HZ",
+        help=f"also publish each value probe of at most {MAX_TEXT_DIM} numbers per tick on "
+        "<prefix>/<net>/text/<probe> as plain text (a decimal, or a JSON array), at most HZ "
+        f"times a second (0 < HZ <= {MAX_TEXT_RATE:g}; off by default)",
+    )
+    p.add_argument(
+        "--ha-discovery",
+        nargs="?",
+        const=DEFAULT_HA_PREFIX,
+        metavar="PREFIX",
+        help="publish retained Home Assistant MQTT discovery configs for the text values "
+        f"under PREFIX (default {DEFAULT_HA_PREFIX}), again whenever PREFIX/status says "
+        f"online; implies --text-rate {DEFAULT_TEXT_RATE:g} unless given",
+    )
     add_python_functions_flag(p)
     p.set_defaults(func=main)
 
@@ -361,6 +395,8 @@ def main(args: argparse.Namespace) -> int:
         "spin",
         "cpu_latency",
         "memory_limit",
+        "text_rate",
+        "ha_discovery",
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
@@ -372,7 +408,7 @@ def main(args: argparse.Namespace) -> int:
             "--restore and --log-inputs take one network; use --resume to "
             "restore several from SNAPSHOT_DIR/<net>-latest.npz"
         )
-    specs = [load_network(f) for f in files]
+    specs = [load_network_or_model(f) for f in files]
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
     models = [
@@ -446,6 +482,8 @@ def main(args: argparse.Namespace) -> int:
         spin=settings.spin,
         cpu_latency=cpu_latency,
         trace_latency=settings.trace_latency,
+        text_rate=settings.text_rate,
+        ha_discovery=settings.ha_discovery,
     )
     # Each network may grow (``set ticks_per_frame``) into what the others leave free.
     total = sum(estimates)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spikestream import __version__
 from spikestream.budget import default_limit, estimate_network
 from spikestream.build import Model
 from spikestream.cli.logs import log_fields
@@ -33,8 +34,10 @@ from spikestream.codec import (
     STATUS_ONLINE,
     CommandRejected,
     FrameHeader,
+    check_response_topic,
     decode_control,
     decode_input,
+    encode_describe,
     encode_event,
     encode_spikes,
     encode_values,
@@ -55,6 +58,8 @@ from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
 from spikestream.runtime.stats import WindowStatistics
 from spikestream.runtime.trace import LatencyTrace
+from spikestream.serving.bridges import Bridges
+from spikestream.serving.describe import describe_document
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
 
@@ -91,6 +96,8 @@ class ServiceOptions:
     rt_priority: int = 0
     spin: float = 0.0002
     cpu_latency: CpuLatencyRequest | None = None
+    text_rate: float | None = None
+    ha_discovery: str | None = None
     # Bytes this network may use (bounds live reallocation); None: the default share of
     # physical memory (spikestream.budget.default_limit).
     memory_limit: int | None = None
@@ -102,6 +109,13 @@ class ServiceOptions:
 #: Events raised while the link is down (or its window is full) wait in a queue of this
 #: many and go out once online; older ones beyond it are counted in ``events_lost``.
 PENDING_EVENTS = 256
+
+#: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
+#: and is compared with the message expiry interval; smaller ones are signal times.
+UNIX_TIME_FLOOR = 1e9
+
+#: Where the reply to an MQTT 5 request goes: (response topic, correlation data).
+Reply = tuple[str, bytes | None]
 
 
 class EventLimiter:
@@ -169,6 +183,16 @@ class Service:
         self.link.subscribe(self.topics.inputs_filter, qos=0)
         self.link.subscribe(self.topics.control, qos=1)
         self.link.add_connect_hook(self._on_connect)
+        self.bridges = Bridges(
+            self.link,
+            self.topics,
+            {n: (s.kind, s.shape) for n, s in self.engine.streams.items()},
+            text_rate=options.text_rate,
+            ha_prefix=options.ha_discovery,
+            version=__version__,
+        )
+        if self.bridges.discovery is not None:
+            self.link.add_connect_hook(self.bridges.on_connect)
         self.snapshot_folder = SnapshotFolder(
             options.snapshot_dir, model.name, snapshot_layout(self.engine)
         )
@@ -184,6 +208,10 @@ class Service:
         # Encoded events not yet published, oldest first.
         self._pending: deque[bytes] = deque()
         self.connects = 0
+        self.started = time.time()
+        # Text and discovery topics in use, shown in the describe document.
+        self.describe_extras = self.bridges.describe_extras()
+        self.replies_failed = 0
         self._stopping = False
         self.trace: LatencyTrace | None = None
         if options.trace_latency is not None:
@@ -218,7 +246,9 @@ class Service:
                     payload=payload[:64].decode("utf-8", "replace"),
                 )
                 return
-            self._on_control(payload)
+            self._on_control(payload, meta)
+            return
+        if self.bridges.on_message(topic, payload):
             return
         name = self.topics.input_name(topic)
         if name is None:
@@ -238,7 +268,25 @@ class Service:
             slot.reject()
             self._reject(name, getattr(err, "reason", "garbage"), str(err))
             return
-        slot.offer(sample.x, self.engine.clock.now())
+        now = self.engine.clock.now()
+        expires = None
+        if meta.expiry is not None:
+            left = float(meta.expiry)
+            if sample.t is not None and sample.t >= UNIX_TIME_FLOOR and not meta.retain:
+                # A live message spent next to no time in the broker, so its remaining
+                # interval is the one it was sent with: it runs from the sender's clock.
+                left -= max(0.0, time.time() - sample.t)
+            if left <= 0:
+                slot.reject()
+                self._reject(
+                    name,
+                    "expired",
+                    f"the value expired {-left:.3f} s before it arrived (message expiry "
+                    f"interval {meta.expiry} s, t={sample.t})",
+                )
+                return
+            expires = now + left
+        slot.offer(sample.x, now, expires)
         if self.trace is not None:
             self.trace.received(float(sample.x[0]), time.time())
 
@@ -252,23 +300,37 @@ class Service:
             rejected=self.rejected[reason],
         )
 
-    def _on_control(self, payload: bytes) -> None:
+    def _on_control(self, payload: bytes, meta: MessageMeta) -> None:
+        reply: Reply | None = None
+        if meta.response_topic is not None:
+            # MQTT 5 request/response: the reply also goes to the requester's topic, with
+            # its correlation data. The topic is the requester's choice, so it is checked.
+            try:
+                reply = (
+                    check_response_topic(self.options.prefix, meta.response_topic),
+                    meta.correlation_data,
+                )
+            except CodecError as err:
+                self._refuse_control(None, None, str(err))
+                return
         try:
             cmd = decode_control(payload)
         except CommandRejected as err:
             # Refused after the name and id were read: the reply names both, so a client
             # waiting on its id hears of the refusal.
-            self._refuse_control(err.cmd, err.id, str(err))
+            self._refuse_control(err.cmd, err.id, str(err), reply=reply)
             return
         except CodecError as err:
-            self._refuse_control(None, None, str(err))
+            self._refuse_control(None, None, str(err), reply=reply)
             return
         if cmd.cmd in ("snapshot", "restore"):
-            self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id)
+            self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id, reply)
             return
-        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=cmd.value, id=cmd.id))
+        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=cmd.value, id=cmd.id, reply=reply))
 
-    def _on_snapshot_command(self, cmd: str, value: object, request: str | None) -> None:
+    def _on_snapshot_command(
+        self, cmd: str, value: object, request: str | None, reply: Reply | None = None
+    ) -> None:
         # Names stay inside the snapshot folder: a control message must not be able to
         # read or overwrite arbitrary files of the service user. The file itself is read
         # (restore) or replaced (snapshot) off the event loop, in a task that reports.
@@ -278,15 +340,17 @@ class Service:
             if cmd == "snapshot":
                 folder.check_replaceable(name)  # refuse now, not after control_ok
         except SnapshotError as err:
-            self._refuse_control(cmd, request, str(err))
+            self._refuse_control(cmd, request, str(err), reply=reply)
             return
         except OSError as err:  # e.g. the folder is not readable
-            self._refuse_control(cmd, request, f"cannot check {value!r}: {err}")
+            self._refuse_control(cmd, request, f"cannot check {value!r}: {err}", reply=reply)
             return
         if cmd == "restore":
-            self._spawn(self._restore(name, request), "restore")
+            self._spawn(self._restore(name, request, reply), "restore")
         else:
-            self.engine.submit(Command("snapshot", value=str(folder.path / name), id=request))
+            self.engine.submit(
+                Command("snapshot", value=str(folder.path / name), id=request, reply=reply)
+            )
 
     def _refuse_control(
         self,
@@ -295,42 +359,51 @@ class Service:
         error: str,
         *,
         kind: str = "control_rejected",
+        reply: Reply | None = None,
         **fields: Any,
     ) -> None:
         """A refused control message: an event (``control_rejected`` unless ``kind`` says
         otherwise) naming the command and request id when known, counted in stats
-        ``rejected.control``."""
+        ``rejected.control``; also sent to ``reply`` (an MQTT 5 response topic)."""
         self.rejected["control"] = self.rejected.get("control", 0) + 1
         known = {k: v for k, v in (("cmd", cmd), ("id", request)) if v is not None}
-        self.event(kind, **known, error=error, **fields)
+        self.event(kind, **known, error=error, reply=reply, **fields)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._file_tasks.add(task)
         task.add_done_callback(self._file_tasks.discard)
 
-    async def _restore(self, name: str, request: str | None) -> None:
+    async def _restore(self, name: str, request: str | None, reply: Reply | None) -> None:
         try:
             state = await asyncio.to_thread(self.snapshot_folder.read, name)
         except SnapshotError as err:
-            self._refuse_control("restore", request, str(err))
+            self._refuse_control("restore", request, str(err), reply=reply)
             return
         except Exception as err:  # a hostile file never takes the service down
             self._refuse_control(
-                "restore", request, f"cannot restore {name!r}: {type(err).__name__}: {err}"
+                "restore",
+                request,
+                f"cannot restore {name!r}: {type(err).__name__}: {err}",
+                reply=reply,
             )
             return
-        self.engine.submit(Command("restore", value=state, id=request))
+        self.engine.submit(Command("restore", value=state, id=request, reply=reply))
 
     # ------------------------------------------------------------------ outgoing
 
-    def event(self, kind: str, **fields: Any) -> None:
+    def event(self, kind: str, *, reply: Reply | None = None, **fields: Any) -> None:
         """Publish an event (rate-limited per kind) on the events topic.
 
         While the link is down, or its window is full, the event waits in a bounded queue
         and goes out once online (:meth:`_flush_events`), so events raised while
         connecting (the refusal of a retained message, say) are not lost.
+
+        ``reply``: the response topic and correlation data of an MQTT 5 request; the
+        event also goes there at once (never rate-limited: the requester waits for it).
         """
+        if reply is not None:
+            self._respond(reply, encode_event(kind, net=self.model.name, **fields))
         if not self._limiter.allow(kind, time.monotonic()):
             return
         suppressed = self._limiter.suppressed.pop(kind, 0)
@@ -347,6 +420,35 @@ class Service:
             self.events_lost += 1  # the log line keeps it; the count travels in the stats
         self._flush_events()
 
+    def _respond(self, reply: Reply, payload: bytes) -> None:
+        topic, correlation = reply
+        if not self.link.publish_nowait(
+            topic, payload, qos=1, content_type=JSON, correlation_data=correlation
+        ):
+            self.replies_failed += 1  # not connected, or the window is full
+
+    def describe(self) -> dict[str, Any]:
+        """The describe document of this network now (``docs/PROTOCOL.md`` section 7)."""
+        return describe_document(
+            self.engine,
+            self.topics,
+            session=max(1, self.connects),
+            started=self.started,
+            max_input_bytes=self.options.max_input_bytes,
+            extras=self.describe_extras,
+        )
+
+    def _publish_describe(self) -> None:
+        """Publish the document again (retained), e.g. after a setting it shows changed."""
+        if not self.link.publish_nowait(
+            self.topics.describe,
+            encode_describe(self.describe()),
+            qos=1,
+            retain=True,
+            content_type=JSON,
+        ):
+            self.publish_failed += 1
+
     def _flush_events(self) -> None:
         """Publish queued events, oldest first, while the link takes them."""
         pending = self._pending
@@ -359,6 +461,14 @@ class Service:
 
     async def _on_connect(self) -> None:
         self.connects += 1
+        # The description first: whoever sees ``online`` can already read what is served.
+        await self.link.publish(
+            self.topics.describe,
+            encode_describe(self.describe()),
+            qos=1,
+            retain=True,
+            content_type=JSON,
+        )
         await self.link.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
         self._flush_events()  # what happened while connecting, before the online event
         self.event("online", connects=self.connects, tick=self.engine.sim.tick)
@@ -369,7 +479,10 @@ class Service:
         engine, link = self.engine, self.link
         while engine.events:
             ev = dict(engine.events.popleft())
-            self.event(ev.pop("event"), **ev)
+            kind = ev.pop("event")
+            if kind == "control_ok" and ev.get("cmd") in ("describe", "set", "learn"):
+                self._publish_describe()  # before the reply: a requester then reads it
+            self.event(kind, **ev)
         while engine.snapshots:
             cmd, state = engine.snapshots.popleft()
             self._spawn(self._write_snapshot(Path(str(cmd.value)).name, state, cmd.id), "snapshot")
@@ -417,6 +530,7 @@ class Service:
             dropped=stream.dropped,
         )
         encode = encode_spikes if stream.kind == "spikes" else encode_values
+        self.bridges.observe(stream.name, stream.kind, buf.valid())
         try:
             payload = encode(header, buf.valid())
         finally:
@@ -457,7 +571,7 @@ class Service:
             self._drain()
 
     async def _stats(self) -> None:
-        topic = f"{self.topics.base}/stats"
+        topic = self.topics.stats
         last_log = 0.0
         while True:
             await asyncio.sleep(self.options.stats_interval)
@@ -511,20 +625,33 @@ class Service:
             "frames": {n: s.frames for n, s in es.streams.items()},
             "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
             "queued": {n: s.queued for n, s in es.streams.items()},
-            "inputs": es.inputs,
+            "inputs": self._inputs(es),
             "rejected": self.rejected_counts(),
             "retained_control": self.retained_control,
             "events_pending": len(self._pending),
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
             "publish_failed": self.publish_failed,
+            "replies_failed": self.replies_failed,
             "publish_refused": ls.publish_refused,
             # Lost between the tick thread and here (its deque overflowed) or beyond the
             # pending queue.
             "events_lost": self.events_lost + es.events_dropped,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
+            **self.bridges.statistics(),
         }
+
+    def _inputs(self, es: EngineStatistics) -> dict[str, dict[str, Any]]:
+        # Each input's counters, its age (ms since its last value; null before the first)
+        # and whether it runs on its default now; read here, off the tick path.
+        now = self.engine.clock.now()
+        out: dict[str, dict[str, Any]] = {}
+        for name, counts in es.inputs.items():
+            age, stale = self.engine.inputs[name].freshness(now)
+            age_ms = None if age is None else round(age * 1e3, 1)
+            out[name] = {**counts, "age_ms": age_ms, "stale_now": stale}
+        return out
 
     def rejected_counts(self) -> dict[str, int]:
         """Refusals by reason. ``control`` counts every refused control message: refused
@@ -563,7 +690,7 @@ class Service:
             extra={
                 "net": self.model.name,
                 "broker": self.broker.redacted(),
-                "topics": f"{self.topics.base}/{{in,out,status,control,events}}",
+                "topics": f"{self.topics.base}/{{in,out,status,describe,control,events,stats}}",
                 "dt": self.model.dt,
                 "realtime_factor": self.options.realtime_factor,
             },
@@ -577,6 +704,8 @@ class Service:
                 ]
                 if self.options.snapshot_every is not None:
                     tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
+                if self.bridges.enabled:
+                    tasks.append(tg.create_task(self.bridges.run(), name="text"))
                 stopper = tg.create_task(stop.wait(), name="shutdown")
                 done, _ = await asyncio.wait(
                     {link_task, stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED

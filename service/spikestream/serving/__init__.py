@@ -5,6 +5,9 @@ spec, build, sim, runtime, codec, transport and errors, and nothing here imports
 
 * :mod:`spikestream.serving.snapshots`: snapshot files, read as hostile data and written
   atomically, inside one folder.
+* :mod:`spikestream.serving.text`: value probes as plain text (``--text-rate``).
+* :mod:`spikestream.serving.discovery`: Home Assistant discovery configs (``--ha-discovery``).
+* :mod:`spikestream.serving.bridges`: both, wired to one service's MQTT link.
 """
 
 from spikestream.serving.snapshots import (
