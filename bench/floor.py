@@ -34,7 +34,7 @@ Input-to-output time is split with the service's trace (``spikestream.runtime.tr
 
 Prints one line per run and a table of medians over runs; ``--json`` writes everything.
 
-Usage: ``python bench/floor.py [--duration 20] [--runs 3] [--neighbours 0]
+Usage: ``.venv/bin/python bench/floor.py [--duration 20] [--runs 3] [--neighbours 0]
 [--serve-args '...'] [--json bench/results/floor.json]``
 """
 
