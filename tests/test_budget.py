@@ -144,6 +144,38 @@ def test_network_files_beyond_the_budget_are_refused_before_building(
     assert not (tmp_path / "o.npz").exists()
 
 
+WIDE_LIST = "[" + ", ".join(["x"] * 399) + "]"  # 399 numbers per point, in 2000 characters
+WIDE_EXPRESSION = f"""
+[populations.a]
+n = 50
+[populations.b]
+n = 50
+[[connections]]
+pre = "a"
+post = "b"
+function = "{WIDE_LIST}"
+eval_points = 1_000_000
+"""
+
+
+def test_a_wide_expression_is_counted_and_refused_before_it_is_evaluated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A list of 399 numbers over 10^6 evaluation points builds (10^6, 399) float64
+    arrays: the budget counts them from the text, so ``run`` refuses before evaluating."""
+    path = network_file(tmp_path, WIDE_EXPRESSION)
+    spec = load_network(path)
+    part = estimate_run(spec, ticks=1).transient["connection a->b"]
+    assert part >= 2 * 10**6 * 399 * 8
+    argv = ["run", str(path), "--memory-limit", "2GiB", "--duration", "0.01"]
+    code = main([*argv, "--out", str(tmp_path / "o.npz")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "would allocate about" in err, err
+    assert "connection a->b" in err, err
+
+
 def test_huge_population_estimate_is_the_arrays_it_would_need(tmp_path: Path) -> None:
     spec = load_network(network_file(tmp_path, HUGE_POPULATION))
     part = estimate_run(spec, ticks=1).parts["population a"]

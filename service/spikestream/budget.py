@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from spikestream.errors import ConfigError
+from spikestream.functions import expression_width
 from spikestream.spec import NetworkSpec, ProbeSpec
 
 __all__ = [
@@ -220,6 +221,14 @@ def _decoder_solve(n_pre: int, points: int) -> int:
     return max(4 * points * n_pre * _F64, 2 * n_pre * n_pre * _F64)
 
 
+def _function_evaluation(d_in: int, d_out: int, function: str | None, points: int) -> int:
+    # The points (points, d_in), the result (points, d_out) and, for an expression, up to
+    # two intermediate arrays as wide as its longest list literal at a time (a binary
+    # operation's operands): a list of 399 numbers at 10^6 points needs 6.4 GB.
+    width = max(d_in, d_out, expression_width(function) if function else 1)
+    return points * (d_in + d_out + 2 * width) * _F64
+
+
 def _per_tick(spec: NetworkSpec, probe: ProbeSpec, s: int) -> tuple[int, int]:
     """(values per tick, bytes per value in the simulator) of one probe."""
     if probe.kind == "input":
@@ -295,7 +304,10 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
             learning = 2 if c.learning is not None else 1
             parts[label] += pre.n * d * (_F64 + learning * s) + post.n * post.dim * s
             if c.decoders is None:  # solved here; a decoders file is only read
-                transient[label] = _decoder_solve(pre.n, c.eval_points)
+                transient[label] = max(
+                    _decoder_solve(pre.n, c.eval_points),
+                    _function_evaluation(pre.dim, d, c.function, c.eval_points),
+                )
     for name, probe in spec.probes.items():
         values, item = _per_tick(spec, probe, s)
         parts[f"probe {name}"] = values * item

@@ -337,6 +337,20 @@ class _Bounds:
             )
 
 
+def expression_width(text: str) -> int:
+    """The most numbers per evaluation point that evaluating ``text`` can produce besides
+    ``x`` itself: the longest list literal in it (1 for none, or for text that is not a
+    bounded expression, which the build refuses anyway). The memory budget uses it to
+    count an expression's intermediate arrays before anything is evaluated."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        return 1
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, MemoryError, RecursionError, ValueError):
+        return 1
+    return _widest_list(tree)
+
+
 def _widest_list(tree: ast.AST) -> int:
     """The most elements of a list literal in ``tree`` (1 when there is none)."""
     lists = [len(n.elts) for n in ast.walk(tree) if isinstance(n, ast.List | ast.Tuple)]
