@@ -345,9 +345,14 @@ def estimate_serve(
     return est
 
 
-def estimate_run(spec: NetworkSpec, *, ticks: int, dtype: str | None = None) -> Estimate:
+def estimate_run(
+    spec: NetworkSpec, *, ticks: int, dtype: str | None = None, replay_bytes: int = 0
+) -> Estimate:
     """Bytes ``run`` allocates for ``ticks`` ticks of ``spec``: the network, and every
-    population's spikes, probe, input and the time axis recorded per tick."""
+    population's spikes, probe, input and the time axis recorded per tick. With
+    ``--replay``, ``replay_bytes`` is the validated log held in memory; its per-tick
+    expansion is the inputs' row (each input's value per tick, float64) plus the int64
+    index arrays of the change lookup."""
     s = _itemsize(spec, dtype)
     est = _network(spec, s)
     per_tick = 2 * _F64  # the time axis, and the input signals' sample times
@@ -356,6 +361,10 @@ def estimate_run(spec: NetworkSpec, *, ticks: int, dtype: str | None = None) -> 
         values, item = _per_tick(spec, probe, s)
         per_tick += values * item
     per_tick += sum(inp.dim * _F64 for inp in spec.inputs.values())
+    if replay_bytes:
+        # The log, and one input's values copied with its default row appended.
+        est.parts["replay log"] = 2 * replay_bytes
+        per_tick += 4 * 8  # replay_block: tick numbers, latest reset, two index arrays
     est.parts[f"recording {format_count(ticks)} ticks"] = ticks * per_tick
     return est
 

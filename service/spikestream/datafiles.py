@@ -11,17 +11,20 @@ import io
 import math
 import os
 import stat
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.errors import NetworkFileError
+from spikestream.errors import ConfigError, NetworkFileError, SpikestreamError
 from spikestream.spec import VALUE_LIMIT
 
 #: Longest ``.npy`` header parsed (numpy's own default limit).
 NPY_HEADER_MAX_BYTES = 10_000
+_CHUNK = 1 << 18  # bytes read from a zip member at a time
 
 
 def open_regular(path: Path, where: str) -> IO[bytes]:
@@ -67,6 +70,86 @@ def read_npy_header(fp: Readable, max_bytes: int) -> tuple[tuple[int, ...], bool
         raise ValueError(f"it has .npy format {version}; expected 1.0 or 2.0")
     shape, fortran, dtype = header
     return tuple(shape), bool(fortran), dtype
+
+
+class BoundedReader:
+    """Delivers at most ``limit`` bytes of ``raw``; asking for more is refused.
+
+    Reads never request more than one byte past the limit from ``raw``, so a compressed
+    stream that would inflate to gigabytes is inflated by ``limit + 1`` bytes at most (a
+    zip member is decompressed as it is read), whatever sizes its headers claim.
+    """
+
+    def __init__(
+        self, raw: Readable, limit: int, what: str, error: Callable[[str], Exception] = ConfigError
+    ) -> None:
+        self.raw = raw
+        self.limit = limit
+        self.what = what
+        self.error = error
+        self.count = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes (``n < 0``: up to the limit).
+
+        Raises:
+            ``error``: the stream holds more than ``limit`` bytes.
+        """
+        room = self.limit - self.count
+        want = room + 1 if n < 0 else min(n, room + 1)
+        data = self.raw.read(want) if want > 0 else b""
+        self.count += len(data)
+        if self.count > self.limit:
+            raise self.error(f"{self.what} inflates past {self.limit} bytes")
+        return data
+
+
+#: Checks a member's header ``(shape, dtype)`` before its array is allocated; raises to refuse.
+HeaderCheck = Callable[[tuple[int, ...], np.dtype[Any]], None]
+
+
+def read_npy_member(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    *,
+    max_bytes: int,
+    header_max_bytes: int,
+    check_header: HeaderCheck,
+    refuse: Callable[[str], Exception],
+) -> npt.NDArray[Any]:
+    """Read one ``.npy`` member of a zip, inflating at most ``max_bytes`` of it.
+
+    The header is parsed alone and passed to ``check_header`` before the array is
+    allocated, so a header claiming terabytes costs nothing. The array comes back in
+    native byte order.
+
+    Raises:
+        whatever ``refuse(why)`` returns (``why`` names the member) or ``check_header``
+        raises.
+    """
+    what = f"member {info.filename!r}"
+    with zf.open(info) as raw:
+        fp = BoundedReader(raw, max_bytes, what, refuse)
+        try:
+            shape, fortran, dtype = read_npy_header(fp, header_max_bytes)
+        except SpikestreamError:  # the bound was hit: already a refusal
+            raise
+        except ValueError as err:
+            raise refuse(f"{what}: {err}") from None
+        check_header(shape, dtype)
+        arr = np.empty(math.prod(shape), dtype)
+        out = arr.view(np.uint8)
+        pos = 0
+        while pos < out.size:
+            chunk = fp.read(min(_CHUNK, out.size - pos))
+            if not chunk:
+                raise refuse(f"{what} ends after {pos} of {out.size} bytes")
+            out[pos : pos + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            pos += len(chunk)
+        if fp.read(1):  # also makes zipfile check the CRC of the whole member
+            raise refuse(f"{what} has bytes after its array")
+    arr = arr.reshape(shape, order="F" if fortran else "C")
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False)
 
 
 def load_npy(path: Path, where: str) -> npt.NDArray[Any]:

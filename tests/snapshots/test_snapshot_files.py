@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spikestream.build import build
+from spikestream.datafiles import BoundedReader
 from spikestream.errors import SimulationError, SnapshotError
 from spikestream.runtime import FakeClock
 from spikestream.runtime.engine import Command, Engine
 from spikestream.serving.snapshots import (
     HEADER_MAX_BYTES,
     META,
-    BoundedReader,
     Member,
     SnapshotFolder,
     default_snapshot_dir,
@@ -349,7 +349,7 @@ def drain(reader: BoundedReader) -> None:
 def test_the_bounded_reader_stops_a_stream_at_its_limit_whatever_was_claimed() -> None:
     data = zip_bytes([deflate_bomb("big.npy", b"", GB_1_5)])
     with zipfile.ZipFile(io.BytesIO(data)) as zf, zf.open("big.npy") as raw:
-        reader = BoundedReader(raw, MIB, "member 'big.npy'")
+        reader = BoundedReader(raw, MIB, "member 'big.npy'", SnapshotError)
         tracemalloc.start()
         try:
             with pytest.raises(SnapshotError, match=r"member 'big.npy' inflates past 1048576"):

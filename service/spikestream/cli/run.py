@@ -21,7 +21,7 @@ from spikestream.build import build
 from spikestream.errors import ConfigError
 from spikestream.nengo_import import load_network_or_model
 from spikestream.runtime.offline import input_signals, run_offline, save_npz, ticks_for
-from spikestream.runtime.replay import load_replay, replay_inputs, replay_ticks
+from spikestream.runtime.replay import load_replay, replay_inputs
 
 log = logging.getLogger("spikestream.run")
 
@@ -96,9 +96,10 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed: {args.seed} is not allowed; expected an integer in [0, 2^63)")
     limit_text = args.memory_limit or os.environ.get("SPIKESTREAM_MEMORY_LIMIT")
     limit = parse_bytes(limit_text) if limit_text else default_limit()
-    replay = load_replay(args.replay) if args.replay is not None else None
+    # The log is validated against this network's inputs, inflating at most the limit.
+    replay = load_replay(args.replay, spec, limit=limit) if args.replay is not None else None
     if replay is not None:
-        ticks = replay_ticks(replay, args.replay)
+        ticks = replay.ticks
         if args.duration is not None:
             ticks = min(ticks, ticks_for(args.duration, spec.network.dt))
         asked = f"running {args.network} for {format_count(ticks)} replayed ticks"
@@ -109,7 +110,9 @@ def main(args: argparse.Namespace) -> int:
         asked = f"running {args.network} for {args.duration:g} s ({format_count(ticks)} ticks)"
     # Before anything is built: a network or a recording too large for the machine is a
     # clear refusal, not a MemoryError halfway through.
-    check_budget(asked, estimate_run(spec, ticks=ticks, dtype=args.dtype), limit)
+    replay_bytes = replay.nbytes if replay is not None else 0
+    estimate = estimate_run(spec, ticks=ticks, dtype=args.dtype, replay_bytes=replay_bytes)
+    check_budget(asked, estimate, limit)
     model = build(
         spec,
         dtype=args.dtype,
@@ -118,9 +121,8 @@ def main(args: argparse.Namespace) -> int:
     )
     resets: list[int] = []
     if replay is not None:
-        ticks_logged, inputs, reset_ticks = replay_inputs(model, replay)
+        ticks, inputs, reset_ticks = replay_inputs(model, replay, ticks)
         resets = [int(r) for r in reset_ticks]
-        ticks = min(ticks, ticks_logged)
     else:
         inputs = input_signals(model, ticks)
     started = time.perf_counter()

@@ -585,11 +585,13 @@ async def _serve(
             Service(model, concrete, opts) for model, opts in zip(models, options, strict=True)
         ]
         recorder = None
+        spooler: asyncio.Task[None] | None = None
         if settings.log_inputs is not None:
             from spikestream.runtime.replay import InputRecorder
 
-            recorder = InputRecorder(models[0])
+            recorder = InputRecorder(models[0], settings.log_inputs)
             services[0].engine.input_log = recorder
+            spooler = asyncio.create_task(_spool_inputs(recorder), name="spool-inputs")
         metrics = None
         if settings.metrics_port is not None:
             from spikestream.cli.metrics import start_metrics
@@ -605,6 +607,24 @@ async def _serve(
         finally:
             if metrics is not None:
                 metrics.shutdown()
+            if spooler is not None:
+                spooler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await spooler
             if recorder is not None and settings.log_inputs is not None:
-                recorder.save(settings.log_inputs, ticks=services[0].engine.executed)
+                recorder.save(ticks=services[0].engine.executed)
                 log.info("inputs logged", extra={"path": str(settings.log_inputs)})
+
+
+async def _spool_inputs(recorder: Any) -> None:
+    """Move recorded input changes to the spool every ``SPOOL_INTERVAL`` s (off the tick
+    thread, file writes in a worker thread), so memory does not grow with the run."""
+    from spikestream.runtime.replay import SPOOL_INTERVAL
+
+    while True:
+        await asyncio.sleep(SPOOL_INTERVAL)
+        try:
+            await asyncio.to_thread(recorder.flush)
+        except OSError as err:
+            # The changes stay in memory and are retried on the next flush.
+            log.error("cannot spool logged inputs", extra={"error": str(err)})

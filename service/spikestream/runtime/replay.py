@@ -2,17 +2,35 @@
 
 The live engine calls :meth:`InputRecorder.record` only when an input's value changes (a
 new message applied, or a TTL fallback), with the number of ticks executed so far, and
-:meth:`InputRecorder.mark` on resets. :func:`replay_inputs` turns the log back into one
+:meth:`InputRecorder.mark` on resets. :func:`replay_block` turns the log back into one
 value per tick, so ``spikestream run NETWORK --replay FILE`` steps the simulator through
 exactly the inputs the live run saw and reproduces its spike trains.
 
 File layout (``.npz``): ``<input>.ticks`` (k,) int64 and ``<input>.values`` (k, dim)
 float64 for each input, ``resets`` (r,) int64, ``ticks`` (0-d, ticks executed), and
 ``network``, ``seed``, ``dtype`` (0-d) to check the replay runs the same build.
+
+Memory. The tick thread only appends changes to a queue; the asyncio side moves them to
+spool files next to the target every :data:`SPOOL_INTERVAL` seconds (:meth:`flush`), and
+:meth:`InputRecorder.save` streams the spool into the final file. So a run of any length
+holds at most the changes of about one spool interval in memory, and every change is kept
+(replay stays exact).
+
+Reading. A log is hostile: :func:`load_replay` checks the zip directory, each ``.npy``
+header and then the values against this network's inputs before anything is allocated or
+inflated beyond what the memory limit allows.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import functools
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,106 +38,446 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.build import Model
+from spikestream.datafiles import open_regular, read_npy_member
 from spikestream.errors import ConfigError
+from spikestream.spec import VALUE_LIMIT, NetworkSpec
+
+#: Seconds between moves of recorded changes from memory to the spool files.
+SPOOL_INTERVAL = 0.5
+#: Longest ``.npy`` header parsed in a log (numpy writes 128 bytes).
+HEADER_MAX_BYTES = 4096
+#: Longest string (network name, dtype name) a log may hold, in characters.
+TEXT_MAX_CHARS = 256
+#: Most ticks a log may cover: float64 ``t = tick * dt`` stays exact.
+MAX_TICKS = 2**53 - 1
+_COPY_CHUNK = 1 << 20  # bytes copied from a spool file at a time
+
+_RESET = -1  # input index of a reset entry in the recorder's queue
+_I8 = np.dtype("<i8")
+_F8 = np.dtype("<f8")
 
 
 class InputRecorder:
-    """Collects input changes on the tick thread (appends only; no I/O)."""
+    """Collects input changes on the tick thread (appends only; no I/O) and spools them.
 
-    def __init__(self, model: Model) -> None:
+    Args:
+        model: the network whose inputs are recorded.
+        target: the log file :meth:`save` writes; the spool folder is created next to it
+            (a hidden folder ``.<name>.*.spool``, removed by :meth:`save` or :meth:`close`).
+    """
+
+    def __init__(self, model: Model, target: str | Path) -> None:
         self.model = model
-        self._ticks: dict[str, list[int]] = {name: [] for name in model.inputs}
-        self._values: dict[str, list[npt.NDArray[np.float64]]] = {n: [] for n in model.inputs}
-        self._resets: list[int] = []
+        self.target = Path(target)
+        self._index = {name: i for i, name in enumerate(model.inputs)}
+        # (input index or _RESET, executed tick, value or None); deque.append and popleft
+        # are atomic, so the tick thread and the spooler need no lock.
+        self._pending: collections.deque[tuple[int, int, npt.NDArray[np.float64] | None]] = (
+            collections.deque()
+        )
+        self._carry: list[tuple[int, int, npt.NDArray[np.float64] | None]] = []
+        self._spool: Path | None = None
+        self._make_spool()
+        self._counts = {name: 0 for name in model.inputs}
+        self._resets = 0
+
+    @property
+    def in_memory(self) -> int:
+        """Changes and resets held in memory, not yet spooled."""
+        return len(self._pending) + len(self._carry)
 
     def record(self, executed: int, name: str, value: npt.NDArray[np.floating]) -> None:
-        """Input ``name`` holds ``value`` from executed tick ``executed`` on."""
-        self._ticks[name].append(executed)
-        self._values[name].append(np.array(value, dtype=np.float64))
+        """Input ``name`` holds ``value`` from executed tick ``executed`` on (tick thread)."""
+        self._pending.append((self._index[name], executed, np.array(value, dtype=np.float64)))
 
     def mark(self, kind: str, executed: int) -> None:
-        """Record a reset before executed tick ``executed``."""
+        """Record a reset before executed tick ``executed`` (tick thread)."""
         if kind == "reset":
-            self._resets.append(executed)
+            self._pending.append((_RESET, executed, None))
 
-    def arrays(self, ticks: int) -> dict[str, npt.NDArray[Any]]:
-        """The log in the file layout."""
-        out: dict[str, npt.NDArray[Any]] = {}
-        for name, inp in self.model.inputs.items():
-            out[f"{name}.ticks"] = np.asarray(self._ticks[name], dtype=np.int64)
-            values = self._values[name]
-            out[f"{name}.values"] = (
-                np.stack(values) if values else np.zeros((0, inp.dim), dtype=np.float64)
+    def _make_spool(self) -> Path:
+        """The spool folder, created next to the target (so a target in a missing or
+        read-only folder is refused when recording starts, not when the run ends).
+
+        Raises:
+            ConfigError: the folder cannot be created.
+        """
+        if self._spool is None:
+            parent = self.target.parent
+            try:
+                self._spool = Path(
+                    tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".spool", dir=parent)
+                )
+            except OSError as err:
+                raise ConfigError(
+                    f"--log-inputs: cannot write next to {str(self.target)!r}: {err.strerror}"
+                ) from None
+        return self._spool
+
+    def _file(self, key: str) -> Path:
+        return self._make_spool() / key
+
+    def flush(self) -> int:
+        """Move the changes recorded so far to the spool files (the asyncio side, off the
+        tick thread). Returns how many were moved.
+
+        Raises:
+            OSError: the spool could not be written; the changes stay in memory and the
+                next flush retries them.
+        """
+        batch, self._carry = self._carry, []
+        for _ in range(len(self._pending)):
+            batch.append(self._pending.popleft())
+        if not batch:
+            return 0
+        names = list(self.model.inputs)
+        try:
+            chunks: dict[str, list[bytes]] = collections.defaultdict(list)
+            for index, executed, value in batch:
+                key = "resets" if index == _RESET else f"{index}"
+                chunks[f"{key}.ticks"].append(_I8.type(executed).tobytes())
+                if value is not None:
+                    chunks[f"{key}.values"].append(value.astype(_F8).tobytes())
+            for key, parts in chunks.items():
+                with self._file(key).open("ab") as fh:
+                    fh.write(b"".join(parts))
+        except OSError:
+            # Keep every change: spool files are appended only after a whole batch is
+            # encoded, so a failed write may leave a partial tail; rewrite from counts.
+            self._truncate()
+            self._carry = batch
+            raise
+        for index, _executed, _value in batch:
+            if index == _RESET:
+                self._resets += 1
+            else:
+                self._counts[names[index]] += 1
+        return len(batch)
+
+    def _truncate(self) -> None:
+        """Cut the spool files back to the entries already counted (after a failed write)."""
+        if self._spool is None:
+            return
+        sizes = {"resets.ticks": self._resets * 8}
+        for i, (name, inp) in enumerate(self.model.inputs.items()):
+            sizes[f"{i}.ticks"] = self._counts[name] * 8
+            sizes[f"{i}.values"] = self._counts[name] * inp.dim * 8
+        for key, size in sizes.items():
+            path = self._spool / key
+            with contextlib.suppress(OSError):
+                if path.exists():
+                    os.truncate(path, size)
+
+    def save(self, path: str | Path | None = None, *, ticks: int) -> None:
+        """Write the log (``ticks`` = ticks executed by the live run) and remove the spool.
+
+        The file is written beside its target and renamed into place, streaming the spool
+        (memory does not grow with the log).
+        """
+        self.flush()
+        target = Path(path) if path is not None else self.target
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+                for i, (name, inp) in enumerate(self.model.inputs.items()):
+                    k = self._counts[name]
+                    self._member(zf, f"{name}.ticks", f"{i}.ticks", _I8, (k,))
+                    self._member(zf, f"{name}.values", f"{i}.values", _F8, (k, inp.dim))
+                self._member(zf, "resets", "resets.ticks", _I8, (self._resets,))
+                small = {
+                    "ticks": np.array(ticks, dtype=np.int64),
+                    "network": np.array(self.model.name),
+                    "seed": np.array(self.model.seed, dtype=np.int64),
+                    "dtype": np.array(self.model.dtype.name),
+                }
+                for key, arr in small.items():
+                    with zf.open(f"{key}.npy", "w") as out:
+                        np.lib.format.write_array(out, arr, allow_pickle=False)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self.close()
+
+    def _member(
+        self,
+        zf: zipfile.ZipFile,
+        key: str,
+        spool: str,
+        dtype: np.dtype[Any],
+        shape: tuple[int, ...],
+    ) -> None:
+        """Write ``key.npy`` with its header, then the spooled bytes ``spool`` (if any)."""
+        header = {
+            "descr": np.lib.format.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": shape,
+        }
+        with zf.open(f"{key}.npy", "w", force_zip64=True) as out:
+            np.lib.format.write_array_header_1_0(out, header)
+            if self._spool is not None and (self._spool / spool).exists():
+                with (self._spool / spool).open("rb") as src:
+                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+
+    def close(self) -> None:
+        """Remove the spool folder (the recorded changes are discarded)."""
+        if self._spool is not None:
+            shutil.rmtree(self._spool, ignore_errors=True)
+            self._spool = None
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class ReplayLog:
+    """A validated replay log.
+
+    Attributes:
+        ticks: ticks the live run executed.
+        network: the network's name; seed: its build seed.
+        changes: per input, ``(at, values)``: ticks ``(k,)`` int64, sorted, in
+            ``[0, ticks]``, and values ``(k, dim)`` float64, finite, ``|v| <= VALUE_LIMIT``.
+        resets: ``(r,)`` int64, sorted, in ``[0, ticks]``.
+        nbytes: bytes the log's arrays take in memory.
+    """
+
+    ticks: int
+    network: str
+    seed: int
+    changes: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
+    resets: npt.NDArray[np.int64]
+    nbytes: int
+
+
+def load_replay(path: str | Path, spec: NetworkSpec, *, limit: int) -> ReplayLog:
+    """Read and validate a replay log for the network ``spec``.
+
+    Args:
+        path: the log file.
+        spec: the network it is replayed into (its inputs' names and dimensions).
+        limit: bytes the log may take once inflated (the memory limit).
+
+    Raises:
+        ConfigError: one line naming the file, the key and what was wrong; nothing larger
+            than the members' declared sizes (themselves within ``limit``) was inflated.
+    """
+    return _LogReader(Path(path), spec, limit).read()
+
+
+class _LogReader:
+    def __init__(self, path: Path, spec: NetworkSpec, limit: int) -> None:
+        self.path = path
+        self.spec = spec
+        self.limit = limit
+        self.expected: dict[str, tuple[str, tuple[int | None, ...]]] = {
+            "ticks": ("int", ()),
+            "seed": ("int", ()),
+            "resets": ("int", (None,)),
+            "network": ("text", ()),
+            "dtype": ("text", ()),
+        }
+        for name, inp in spec.inputs.items():
+            self.expected[f"{name}.ticks"] = ("int", (None,))
+            self.expected[f"{name}.values"] = ("float", (None, inp.dim))
+
+    def refuse(self, why: str) -> ConfigError:
+        return ConfigError(f"replay log {str(self.path)!r} refused: {why}")
+
+    def read(self) -> ReplayLog:
+        with open_regular(self.path, "--replay") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > self.limit:
+                raise self.refuse(
+                    f"the file is {size} bytes, over the memory limit of {self.limit} bytes"
+                )
+            try:
+                with zipfile.ZipFile(fh) as zf:
+                    arrays = self.members(zf)
+            except ConfigError:
+                raise
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as err:
+                raise self.refuse(f"it is not a zip of .npy arrays ({err})") from None
+            except (ValueError, TypeError, SyntaxError, NotImplementedError, RuntimeError) as e:
+                raise self.refuse(f"malformed content ({type(e).__name__}: {e})") from None
+        return self.check(arrays)
+
+    def members(self, zf: zipfile.ZipFile) -> dict[str, npt.NDArray[Any]]:
+        infos: dict[str, zipfile.ZipInfo] = {}
+        for info in zf.infolist():
+            key = info.filename.removesuffix(".npy")
+            if key not in self.expected or not info.filename.endswith(".npy"):
+                raise self.refuse(
+                    f"unexpected member {info.filename!r}; a log for network "
+                    f"{self.spec.name!r} holds {_names(self.expected)}"
+                )
+            if key in infos:
+                raise self.refuse(f"member {info.filename!r} appears twice")
+            if info.flag_bits & 0x1 or info.compress_type not in (
+                zipfile.ZIP_STORED,
+                zipfile.ZIP_DEFLATED,
+            ):
+                raise self.refuse(
+                    f"member {info.filename!r} is encrypted or uses compression method "
+                    f"{info.compress_type}; expected stored (0) or deflated (8)"
+                )
+            infos[key] = info
+        missing = [k for k in self.expected if k not in infos]
+        if missing:
+            raise self.refuse(f"missing {_names(missing)} for network {self.spec.name!r}")
+        total = sum(info.file_size for info in infos.values())
+        if total > self.limit:
+            raise self.refuse(
+                f"its members claim {total} bytes uncompressed, over the memory limit of "
+                f"{self.limit} bytes"
             )
-        out["resets"] = np.asarray(self._resets, dtype=np.int64)
-        out["ticks"] = np.array(ticks, dtype=np.int64)
-        out["network"] = np.array(self.model.name)
-        out["seed"] = np.array(self.model.seed, dtype=np.int64)
-        out["dtype"] = np.array(self.model.dtype.name)
-        return out
+        return {
+            key: read_npy_member(
+                zf,
+                info,
+                max_bytes=info.file_size,
+                header_max_bytes=HEADER_MAX_BYTES,
+                check_header=functools.partial(self.check_header, key),
+                refuse=self.refuse,
+            )
+            for key, info in infos.items()
+        }
 
-    def save(self, path: str | Path, *, ticks: int) -> None:
-        """Write the log (``ticks`` = ticks executed by the live run)."""
-        with Path(path).open("wb") as fh:
-            np.savez_compressed(fh, **self.arrays(ticks))  # type: ignore[arg-type]
-
-
-def load_replay(path: str | Path) -> dict[str, npt.NDArray[Any]]:
-    """Read a replay log.
-
-    Raises:
-        ConfigError: the file is missing or not a replay log.
-    """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read replay log {str(path)!r}: {err}") from None
-    if "ticks" not in arrays or "network" not in arrays:
-        raise ConfigError(f"{str(path)!r} is not a replay log (no 'ticks'/'network' arrays)")
-    return arrays
-
-
-def replay_ticks(log: dict[str, npt.NDArray[Any]], path: str | Path) -> int:
-    """The number of ticks a replay log covers, checked.
-
-    Raises:
-        ConfigError: ``ticks`` is not one integer >= 0.
-    """
-    raw = log["ticks"]
-    if raw.shape != () or not np.issubdtype(raw.dtype, np.integer) or int(raw) < 0:
-        raise ConfigError(
-            f"{str(path)!r}: 'ticks' must be one integer >= 0; got {raw.dtype} {raw!r:.60}"
+    def check_header(self, key: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+        kind, want = self.expected[key]
+        if kind == "int":
+            expected, ok = "integers", dtype.kind in "iu" and dtype.itemsize <= 8
+        elif kind == "float":
+            expected, ok = "float64 or float32", dtype.kind == "f" and dtype.itemsize in (4, 8)
+        else:
+            expected = f"a string of at most {TEXT_MAX_CHARS} characters"
+            ok = dtype.kind == "U" and dtype.itemsize <= 4 * TEXT_MAX_CHARS
+        if not ok:
+            raise self.refuse(f"{key!r} holds {dtype}; expected {expected}")
+        fits = len(shape) == len(want) and all(
+            w is None or s == w for s, w in zip(shape, want, strict=True)
         )
-    return int(raw)
+        if not fits:
+            shown = "(" + ", ".join("k" if w is None else str(w) for w in want) + ")"
+            shown = "a single value" if not want else f"shape {shown}"
+            raise self.refuse(f"{key!r} has shape {shape}; expected {shown}")
+
+    def check(self, arrays: dict[str, npt.NDArray[Any]]) -> ReplayLog:
+        ticks = int(arrays["ticks"])
+        if not 0 <= ticks <= MAX_TICKS:
+            raise self.refuse(f"'ticks' is {ticks}; expected an integer 0 <= ticks <= 2**53-1")
+        seed = int(arrays["seed"])
+        if not 0 <= seed < 2**63:
+            raise self.refuse(f"'seed' is {seed}; expected an integer in [0, 2^63)")
+        changes: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
+        for name in self.spec.inputs:
+            at = self.tick_list(f"{name}.ticks", arrays[f"{name}.ticks"], ticks)
+            values = arrays[f"{name}.values"]
+            if values.shape[0] != at.shape[0]:
+                raise self.refuse(
+                    f"'{name}.values' has {values.shape[0]} rows; '{name}.ticks' has "
+                    f"{at.shape[0]}: expected one value per change"
+                )
+            values = values.astype(np.float64, copy=False)
+            with np.errstate(invalid="ignore"):
+                bad = int(np.count_nonzero(~(np.abs(values) <= VALUE_LIMIT)))  # NaN: False
+            if bad:
+                raise self.refuse(
+                    f"'{name}.values' holds {bad} value(s) that are NaN, infinite or beyond "
+                    f"+-{VALUE_LIMIT:g}; expected finite numbers with |value| <= {VALUE_LIMIT:g}"
+                )
+            changes[name] = (at, values)
+        resets = self.tick_list("resets", arrays["resets"], ticks)
+        nbytes = sum(a.nbytes + v.nbytes for a, v in changes.values()) + resets.nbytes
+        return ReplayLog(
+            ticks=ticks,
+            network=str(arrays["network"]),
+            seed=seed,
+            changes=changes,
+            resets=resets,
+            nbytes=nbytes,
+        )
+
+    def tick_list(self, key: str, raw: npt.NDArray[Any], ticks: int) -> npt.NDArray[np.int64]:
+        """``raw`` as int64 if sorted and within ``[0, ticks]``."""
+        if raw.size and (raw.dtype == np.uint64 and int(raw.max()) > ticks):
+            raise self.refuse(f"{key!r} holds ticks beyond 'ticks' ({ticks})")
+        at = raw.astype(np.int64, copy=False)
+        if at.size and (int(at.min()) < 0 or int(at.max()) > ticks):
+            raise self.refuse(
+                f"{key!r} holds ticks from {int(at.min())} to {int(at.max())}; expected ticks "
+                f"in [0, {ticks}]"
+            )
+        if at.size > 1 and bool(np.any(np.diff(at) < 0)):
+            first = int(np.argmax(np.diff(at) < 0)) + 1
+            raise self.refuse(
+                f"{key!r} is out of order at entry {first} ({int(at[first - 1])} then "
+                f"{int(at[first])}); expected ticks in increasing order"
+            )
+        return at
+
+
+def _names(keys: Any) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(repr(k) for k in keys[:8])
+    return shown + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
+
+
+# ---------------------------------------------------------------------------- expansion
+
+
+def check_build(model: Model, log: ReplayLog) -> None:
+    """Refuse a log recorded from another network or seed.
+
+    Raises:
+        ConfigError: naming both.
+    """
+    if log.network != model.name or log.seed != model.seed:
+        raise ConfigError(
+            f"replay log is for network {log.network!r} with seed {log.seed}; "
+            f"this build is {model.name!r} with seed {model.seed} (pass --seed to match)"
+        )
+
+
+def replay_block(
+    model: Model, log: ReplayLog, start: int, stop: int
+) -> dict[str, npt.NDArray[np.float64]]:
+    """The inputs fed at ticks ``[start, stop)``: ``{input: (stop - start, dim)}``.
+
+    At each tick an input holds its latest change at or before that tick; a reset at a
+    later tick than that change makes it fall back to its default (a reset forgets the
+    input until the next message). A change and a reset at the same tick: the change wins
+    (the reset happens before the tick, the change is applied at it).
+    """
+    k = np.arange(start, stop, dtype=np.int64)
+    last_reset = np.full(k.shape, -1, np.int64)  # the latest reset at or before each tick
+    if log.resets.size:
+        r = np.searchsorted(log.resets, k, side="right") - 1
+        last_reset[r >= 0] = log.resets[r[r >= 0]]
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    for name, inp in model.inputs.items():
+        at, values = log.changes[name]
+        # Row k of `table` is the default: ticks with no live change index it.
+        table = np.concatenate([values, np.asarray(inp.default, np.float64).reshape(1, -1)])
+        row = np.full(k.shape, at.size, np.int64)
+        if at.size:
+            i = np.searchsorted(at, k, side="right") - 1
+            live = (i >= 0) & (at[np.maximum(i, 0)] >= last_reset)
+            row[live] = i[live]
+        out[name] = np.take(table, row, axis=0)
+    return out
 
 
 def replay_inputs(
-    model: Model, log: dict[str, npt.NDArray[Any]]
+    model: Model, log: ReplayLog, ticks: int | None = None
 ) -> tuple[int, dict[str, npt.NDArray[np.float64]], npt.NDArray[np.int64]]:
-    """Per-tick inputs from a log: ``(ticks, {input: (ticks, dim)}, reset_ticks)``.
+    """Per-tick inputs for the first ``ticks`` ticks of the log (default: all of it):
+    ``(ticks, {input: (ticks, dim)}, reset_ticks)``.
 
     Raises:
         ConfigError: the log belongs to another network or seed.
     """
-    if str(log["network"]) != model.name or int(log["seed"]) != model.seed:
-        raise ConfigError(
-            f"replay log is for network {str(log['network'])!r} with seed {int(log['seed'])}; "
-            f"this build is {model.name!r} with seed {model.seed} (pass --seed to match)"
-        )
-    ticks = int(log["ticks"])
-    resets = np.asarray(log.get("resets", np.zeros(0)), dtype=np.int64)
-    inputs: dict[str, npt.NDArray[np.float64]] = {}
-    for name, inp in model.inputs.items():
-        values = np.tile(inp.default, (ticks, 1))
-        at = np.asarray(log.get(f"{name}.ticks", np.zeros(0)), dtype=np.int64)
-        vals = np.asarray(log.get(f"{name}.values", np.zeros((0, inp.dim))))
-        # A reset forgets the input (it falls back to its default until the next message).
-        events = sorted(
-            [(int(k), 1, i) for i, k in enumerate(at)] + [(int(k), 0, -1) for k in resets]
-        )
-        for j, (k, kind, i) in enumerate(events):
-            stop = events[j + 1][0] if j + 1 < len(events) else ticks
-            values[k:stop] = vals[i] if kind == 1 else inp.default
-        inputs[name] = values
-    return ticks, inputs, resets
+    check_build(model, log)
+    n = log.ticks if ticks is None else min(ticks, log.ticks)
+    return n, replay_block(model, log, 0, n), log.resets

@@ -55,7 +55,7 @@ from typing import IO, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.datafiles import Readable, read_npy_header
+from spikestream.datafiles import read_npy_member
 from spikestream.errors import SnapshotError
 from spikestream.runtime.engine import Engine
 
@@ -69,7 +69,6 @@ HEADER_MAX_BYTES = 4096
 # Local header, central record and zip64 extras of one member, plus its name twice.
 ZIP_MEMBER_OVERHEAD = 256
 MAX_COUNT = 2**53 - 1  # tick and frame counters: float64 t = tick * dt stays exact
-_CHUNK = 1 << 18  # bytes read from a member at a time
 
 Array = npt.NDArray[Any]
 Kind = Literal["float", "count", "time", "meta"]
@@ -157,35 +156,6 @@ def default_snapshot_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 # ---------------------------------------------------------------------------- reading
-
-
-class BoundedReader:
-    """Delivers at most ``limit`` bytes of ``raw``; asking for more is refused.
-
-    Reads never request more than one byte past the limit from ``raw``, so a compressed
-    stream that would inflate to gigabytes is inflated by ``limit + 1`` bytes at most (a
-    zip member is decompressed as it is read), whatever sizes its headers claim.
-    """
-
-    def __init__(self, raw: Readable, limit: int, what: str) -> None:
-        self.raw = raw
-        self.limit = limit
-        self.what = what
-        self.count = 0
-
-    def read(self, n: int = -1, /) -> bytes:
-        """Up to ``n`` bytes (``n < 0``: up to the limit).
-
-        Raises:
-            SnapshotError: the stream holds more than ``limit`` bytes.
-        """
-        room = self.limit - self.count
-        want = room + 1 if n < 0 else min(n, room + 1)
-        data = self.raw.read(want) if want > 0 else b""
-        self.count += len(data)
-        if self.count > self.limit:
-            raise SnapshotError(f"{self.what} inflates past {self.limit} bytes")
-        return data
 
 
 def read_snapshot(fh: IO[bytes], layout: Layout, net: str, *, where: str) -> dict[str, Array]:
@@ -322,22 +292,14 @@ class _SnapshotReader:
 
     def member(self, zf: zipfile.ZipFile, key: str, info: zipfile.ZipInfo) -> Array:
         member = self.layout[key]
-        what = f"member {info.filename!r}"
-        with zf.open(info) as raw:
-            fp = BoundedReader(raw, member.max_bytes(), what)
-            try:
-                shape, fortran, dtype = read_npy_header(fp, HEADER_MAX_BYTES)
-            except SnapshotError:
-                raise
-            except ValueError as err:
-                raise self.refuse(f"{what}: {err}") from None
-            self.check_header(key, member, shape, dtype)
-            arr = np.empty(math.prod(shape), dtype)
-            _fill(arr.view(np.uint8), fp, self.refuse, what)
-            if fp.read(1):  # also makes zipfile check the CRC of the whole member
-                raise self.refuse(f"{what} has bytes after its array")
-        arr = arr.reshape(shape, order="F" if fortran else "C")
-        arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
+        arr = read_npy_member(
+            zf,
+            info,
+            max_bytes=member.max_bytes(),
+            header_max_bytes=HEADER_MAX_BYTES,
+            check_header=lambda shape, dtype: self.check_header(key, member, shape, dtype),
+            refuse=self.refuse,
+        )
         self.check_values(key, member, arr)
         return arr
 
@@ -399,17 +361,6 @@ class _SnapshotReader:
             )
         if meta.get("net") != self.net:
             raise self.refuse(f"it is a snapshot of network {meta.get('net')!r}, not {self.net!r}")
-
-
-def _fill(out: npt.NDArray[np.uint8], fp: BoundedReader, refuse: Any, what: str) -> None:
-    """Read exactly ``out.size`` bytes from ``fp`` into ``out``, a chunk at a time."""
-    pos = 0
-    while pos < out.size:
-        chunk = fp.read(min(_CHUNK, out.size - pos))
-        if not chunk:
-            raise refuse(f"{what} ends after {pos} of {out.size} bytes")
-        out[pos : pos + len(chunk)] = np.frombuffer(chunk, np.uint8)
-        pos += len(chunk)
 
 
 def _names(keys: Any) -> str:
