@@ -137,6 +137,12 @@ def read_npy_member(
         except ValueError as err:
             raise refuse(f"{what}: {err}") from None
         check_header(shape, dtype)
+        needed = math.prod(shape) * dtype.itemsize
+        if needed > max_bytes - fp.count:
+            raise refuse(
+                f"{what}: its header claims shape {shape} ({needed} bytes); at most "
+                f"{max(0, max_bytes - fp.count)} bytes of data fit"
+            )
         arr = np.empty(math.prod(shape), dtype)
         out = arr.view(np.uint8)
         pos = 0

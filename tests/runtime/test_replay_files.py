@@ -1,0 +1,383 @@
+"""Replay logs: the recorder's memory stays bounded, logs round-trip exactly, and hostile
+logs are refused with one line before anything large is allocated."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tracemalloc
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spikestream.build import Model, build
+from spikestream.errors import ConfigError
+from spikestream.runtime.replay import (
+    InputRecorder,
+    ReplayLog,
+    load_replay,
+    replay_block,
+    replay_inputs,
+)
+from spikestream.spec import NetworkSpec, load_network
+from tests.serving import SEED
+from tests.snapshot_files import MIB, RawMember, deflate_bomb, npy_header, replace_member
+
+LIMIT = 64 * MIB
+
+
+@pytest.fixture(scope="module")
+def spec() -> NetworkSpec:
+    return load_network(SEED)
+
+
+@pytest.fixture(scope="module")
+def model(spec: NetworkSpec) -> Model:
+    return build(spec)
+
+
+def good_arrays(model: Model) -> dict[str, Any]:
+    return {
+        "u.ticks": np.array([0, 5, 5, 40], np.int64),
+        "u.values": np.array([[0.5], [0.1], [-0.25], [0.75]]),
+        "resets": np.array([20], np.int64),
+        "ticks": np.array(100, np.int64),
+        "network": np.array(model.name),
+        "seed": np.array(model.seed, np.int64),
+        "dtype": np.array(model.dtype.name),
+    }
+
+
+def write_npz(path: Path, arrays: dict[str, Any]) -> Path:
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
+def reference_expansion(model: Model, log: ReplayLog) -> dict[str, np.ndarray]:
+    """The expansion as the first implementation did it: events sorted, resets first."""
+    out = {}
+    for name, inp in model.inputs.items():
+        values = np.tile(inp.default, (log.ticks, 1))
+        at, vals = log.changes[name]
+        events = sorted(
+            [(int(k), 1, i) for i, k in enumerate(at)] + [(int(k), 0, -1) for k in log.resets]
+        )
+        for j, (k, kind, i) in enumerate(events):
+            stop = events[j + 1][0] if j + 1 < len(events) else log.ticks
+            values[k:stop] = vals[i] if kind == 1 else inp.default
+        out[name] = values
+    return out
+
+
+# ---------------------------------------------------------------------------- recording
+
+
+def test_the_recorder_holds_only_unspooled_changes_and_the_log_keeps_all_of_them(
+    model: Model, spec: NetworkSpec, tmp_path: Path
+) -> None:
+    target = tmp_path / "inputs.npz"
+    recorder = InputRecorder(model, target)
+    rng = np.random.default_rng(1)
+    n, every = 50_000, 500
+    values = rng.uniform(-1, 1, n)
+    peak = 0
+    for k in range(n):
+        recorder.record(k, "u", np.array([values[k]]))
+        if k % 7000 == 0:
+            recorder.mark("reset", k)
+        peak = max(peak, recorder.in_memory)
+        if (k + 1) % every == 0:
+            recorder.flush()  # what the service's spool task does every 0.5 s
+    assert recorder.in_memory == 0
+    assert peak == every + 1  # the changes of one interval (and one reset), never the run
+    recorder.save(ticks=n)
+    assert [p.name for p in tmp_path.iterdir()] == ["inputs.npz"]  # spool removed
+    log = load_replay(target, spec, limit=LIMIT)
+    np.testing.assert_array_equal(log.changes["u"][0], np.arange(n))
+    np.testing.assert_array_equal(log.changes["u"][1][:, 0], values)  # float64, exact
+    np.testing.assert_array_equal(log.resets, np.arange(0, n, 7000))
+    assert (log.ticks, log.network, log.seed) == (n, model.name, model.seed)
+
+
+def test_a_failed_spool_write_keeps_the_changes_for_the_next_flush(
+    model: Model, spec: NetworkSpec, tmp_path: Path
+) -> None:
+    target = tmp_path / "inputs.npz"
+    recorder = InputRecorder(model, target)
+    recorder.record(0, "u", np.array([0.5]))
+    recorder.flush()
+    recorder.record(3, "u", np.array([0.25]))
+    spool = recorder._make_spool()
+    (spool / "0.ticks").rename(spool / "aside")
+    (spool / "0.ticks").mkdir()  # the next append fails (even as root)
+    with pytest.raises(IsADirectoryError):
+        recorder.flush()
+    assert recorder.in_memory == 1
+    (spool / "0.ticks").rmdir()
+    (spool / "aside").rename(spool / "0.ticks")
+    recorder.record(4, "u", np.array([-0.5]))
+    assert recorder.flush() == 2
+    recorder.save(ticks=10)
+    log = load_replay(target, spec, limit=LIMIT)
+    np.testing.assert_array_equal(log.changes["u"][0], [0, 3, 4])
+    np.testing.assert_array_equal(log.changes["u"][1][:, 0], [0.5, 0.25, -0.5])
+
+
+def test_a_target_in_a_missing_folder_is_refused_when_recording_starts(
+    model: Model, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=r"--log-inputs: cannot write next to .*missing"):
+        InputRecorder(model, tmp_path / "missing" / "inputs.npz")
+
+
+# ---------------------------------------------------------------------------- expansion
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ticks=st.integers(0, 60),
+    changes=st.lists(st.tuples(st.integers(0, 60), st.floats(-2, 2)), max_size=12),
+    resets=st.lists(st.integers(0, 60), max_size=4),
+    split=st.integers(0, 60),
+)
+def test_block_expansion_matches_the_reference_and_blocks_concatenate(
+    model: Model,
+    ticks: int,
+    changes: list[tuple[int, float]],
+    resets: list[int],
+    split: int,
+) -> None:
+    changes = sorted((min(k, ticks), v) for k, v in changes)
+    log = ReplayLog(
+        ticks=ticks,
+        network=model.name,
+        seed=model.seed,
+        changes={
+            "u": (
+                np.array([k for k, _ in changes], np.int64),
+                np.array([[v] for _, v in changes], np.float64).reshape(-1, 1),
+            )
+        },
+        resets=np.array(sorted(min(r, ticks) for r in resets), np.int64),
+        nbytes=0,
+    )
+    whole = replay_inputs(model, log)[1]["u"]
+    np.testing.assert_array_equal(whole, reference_expansion(model, log)["u"])
+    cut = min(split, ticks)
+    parts = [replay_block(model, log, 0, cut)["u"], replay_block(model, log, cut, ticks)["u"]]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_a_log_of_another_seed_is_refused(model: Model, spec: NetworkSpec, tmp_path: Path) -> None:
+    arrays = good_arrays(model) | {"seed": np.array(model.seed + 1, np.int64)}
+    log = load_replay(write_npz(tmp_path / "log.npz", arrays), spec, limit=LIMIT)
+    with pytest.raises(ConfigError, match=r"seed .* \(pass --seed to match\)"):
+        replay_inputs(model, log)
+
+
+# ---------------------------------------------------------------------------- hostile logs
+
+
+def _with(model: Model, **changes: Any) -> bytes:
+    arrays = good_arrays(model) | changes
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v for k, v in arrays.items() if v is not None})
+    return buf.getvalue()
+
+
+def _member(model: Model, key: str, member: RawMember) -> bytes:
+    return replace_member(_with(model), key, member)
+
+
+HOSTILE: list[tuple[str, Any, str]] = [
+    (
+        "huge header",
+        lambda m: _member(m, "u.values", RawMember.stored("u.values.npy", npy_header((10**12, 1)))),
+        r"'u.values.npy': its header claims shape \(1000000000000, 1\) \(8000000000000 bytes\)",
+    ),
+    (
+        "zip bomb under a small claim",
+        lambda m: _member(
+            m, "u.values", deflate_bomb("u.values.npy", npy_header((4, 1)), 256 * MIB, claim=160)
+        ),
+        r"(member 'u.values.npy' inflates past 160 bytes|Bad CRC-32 for file 'u.values.npy')",
+    ),
+    (
+        "zip bomb claiming its size",
+        lambda m: _member(
+            m, "u.values", deflate_bomb("u.values.npy", npy_header((4 * MIB, 32)), 1024 * MIB)
+        ),
+        r"members claim \d+ bytes uncompressed, over the memory limit of 67108864 bytes",
+    ),
+    ("missing seed", lambda m: _with(m, seed=None), r"missing 'seed' for network 'seed'"),
+    ("missing input", lambda m: _with(m, **{"u.ticks": None}), r"missing 'u.ticks'"),
+    (
+        "foreign input",
+        lambda m: _with(m, **{"v.ticks": np.zeros(0, np.int64)}),
+        r"unexpected member 'v.ticks.npy'",
+    ),
+    (
+        "values of the wrong dtype",
+        lambda m: _with(m, **{"u.values": np.zeros((4, 1), np.complex128)}),
+        r"'u.values' holds complex128; expected float64 or float32",
+    ),
+    (
+        "values of the wrong shape",
+        lambda m: _with(m, **{"u.values": np.zeros((4, 3))}),
+        r"'u.values' has shape \(4, 3\); expected shape \(k, 1\)",
+    ),
+    (
+        "rows and ticks disagree",
+        lambda m: _with(m, **{"u.values": np.zeros((2, 1))}),
+        r"'u.values' has 2 rows; 'u.ticks' has 4",
+    ),
+    (
+        "NaN value",
+        lambda m: _with(m, **{"u.values": np.array([[0.0], [np.nan], [0.0], [0.0]])}),
+        r"'u.values' holds 1 value\(s\) that are NaN, infinite or beyond \+-1e\+09",
+    ),
+    (
+        "infinite value",
+        lambda m: _with(m, **{"u.values": np.array([[0.0], [np.inf], [-np.inf], [0.0]])}),
+        r"'u.values' holds 2 value\(s\)",
+    ),
+    (
+        "value beyond the network file's bound",
+        lambda m: _with(m, **{"u.values": np.array([[0.0], [2e9], [0.0], [0.0]])}),
+        r"'u.values' holds 1 value\(s\)",
+    ),
+    (
+        "ticks out of order",
+        lambda m: _with(m, **{"u.ticks": np.array([0, 9, 5, 40])}),
+        r"'u.ticks' is out of order at entry 2 \(9 then 5\)",
+    ),
+    (
+        "tick beyond ticks",
+        lambda m: _with(m, **{"u.ticks": np.array([0, 5, 5, 101])}),
+        r"'u.ticks' holds ticks from 0 to 101; expected ticks in \[0, 100\]",
+    ),
+    (
+        "negative tick",
+        lambda m: _with(m, **{"u.ticks": np.array([-3, 5, 5, 40])}),
+        r"'u.ticks' holds ticks from -3 to 40",
+    ),
+    (
+        "uint64 tick beyond int64",
+        lambda m: _with(m, **{"u.ticks": np.array([0, 5, 5, 2**64 - 1], np.uint64)}),
+        r"'u.ticks' holds ticks beyond 'ticks' \(100\)",
+    ),
+    ("reset out of range", lambda m: _with(m, resets=np.array([500])), r"'resets' holds ticks"),
+    (
+        "huge ticks",
+        lambda m: _with(m, ticks=np.array(2**60, np.int64)),
+        r"'ticks' is 1152921504606846976; expected an integer 0 <= ticks <= 2\*\*53-1",
+    ),
+    (
+        "ticks not one integer",
+        lambda m: _with(m, ticks=np.array([100, 100])),
+        r"'ticks' has shape \(2,\); expected a single value",
+    ),
+    (
+        "pickled object",
+        lambda m: _member(
+            m, "network", RawMember.stored("network.npy", npy_header((), "|O") + b"x" * 16)
+        ),
+        r"'network' holds object; expected a string",
+    ),
+    ("not a zip", lambda m: b"\x93NUMPY not a zip at all" * 10, r"it is not a zip of .npy arrays"),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "expected"), HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_a_hostile_log_is_refused_with_one_line_before_allocating(
+    model: Model, spec: NetworkSpec, tmp_path: Path, case: str, make: Any, expected: str
+) -> None:
+    path = tmp_path / "log.npz"
+    path.write_bytes(make(model))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as caught:
+            load_replay(path, spec, limit=LIMIT)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert message.startswith(f"replay log {str(path)!r} refused: "), message
+    assert "\n" not in message
+    assert caught.match(expected), message
+    assert peak < 4 * MIB, case  # a few read buffers, never the claimed sizes
+
+
+def test_a_folder_or_fifo_is_refused_without_blocking(spec: NetworkSpec, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (tmp_path, fifo):
+        with pytest.raises(ConfigError, match="is not a regular file"):
+            load_replay(path, spec, limit=LIMIT)
+
+
+def test_the_good_log_loads(model: Model, spec: NetworkSpec, tmp_path: Path) -> None:
+    log = load_replay(write_npz(tmp_path / "log.npz", good_arrays(model)), spec, limit=LIMIT)
+    values = replay_inputs(model, log)[1]["u"][:, 0]
+    assert values[[0, 4, 5, 19, 20, 39, 40, 99]].tolist() == [
+        0.5,
+        0.5,
+        -0.25,
+        -0.25,
+        0,
+        0,
+        0.75,
+        0.75,
+    ]
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "spikestream.cli", "run", str(SEED), "--no-progress"]
+    return subprocess.run(
+        [*command, *argv], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("arrays", "expected"),
+    [
+        ({"u.values": np.array([[0.0], [np.nan], [0.0], [0.0]])}, "'u.values' holds 1 value(s)"),
+        ({"ticks": np.array(10**11, np.int64)}, "over the memory limit"),
+    ],
+    ids=["nan", "ticks beyond the memory budget"],
+)
+def test_run_refuses_a_hostile_log_with_exit_2_and_one_line(
+    model: Model, tmp_path: Path, arrays: dict[str, Any], expected: str
+) -> None:
+    log = write_npz(tmp_path / "log.npz", good_arrays(model) | arrays)
+    proc = _run("--replay", str(log), "--out", str(tmp_path / "out.npz"))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0], proc.stderr
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_the_log_written_is_a_plain_npz(model: Model, tmp_path: Path) -> None:
+    recorder = InputRecorder(model, tmp_path / "inputs.npz")
+    recorder.record(2, "u", np.array([0.5]))
+    recorder.save(ticks=10)
+    with zipfile.ZipFile(tmp_path / "inputs.npz") as zf:
+        assert sorted(zf.namelist()) == sorted(f"{k}.npy" for k in good_arrays(model))
+    with np.load(tmp_path / "inputs.npz") as data:
+        assert data["u.ticks"].tolist() == [2]
+        assert data["u.values"].tolist() == [[0.5]]
+        assert int(data["ticks"]) == 10
+        assert str(data["network"]) == model.name
