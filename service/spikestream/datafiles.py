@@ -7,12 +7,13 @@ refused here, with one line naming the key and the file, before anything is allo
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import stat
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -106,6 +107,24 @@ class BoundedReader:
 
 #: Checks a member's header ``(shape, dtype)`` before its array is allocated; raises to refuse.
 HeaderCheck = Callable[[tuple[int, ...], np.dtype[Any]], None]
+
+
+@contextlib.contextmanager
+def zip_refusals(refuse: Callable[[str], Exception]) -> Iterator[None]:
+    """Turn what zipfile and numpy's header parser raise on malformed input into
+    ``refuse(why)``; refusals already raised pass through.
+
+    Raises:
+        whatever ``refuse`` returns.
+    """
+    try:
+        yield
+    except SpikestreamError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as err:
+        raise refuse(f"corrupt zip data ({err})") from None
+    except (ValueError, TypeError, SyntaxError, NotImplementedError, RuntimeError) as err:
+        raise refuse(f"malformed content ({type(err).__name__}: {err})") from None
 
 
 def read_npy_member(

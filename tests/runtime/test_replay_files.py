@@ -292,7 +292,11 @@ HOSTILE: list[tuple[str, Any, str]] = [
         ),
         r"'network' holds object; expected a string",
     ),
-    ("not a zip", lambda m: b"\x93NUMPY not a zip at all" * 10, r"it is not a zip of .npy arrays"),
+    (
+        "not a zip",
+        lambda m: b"\x93NUMPY not a zip at all" * 10,
+        r"corrupt zip data \(File is not a zip file\)",
+    ),
 ]
 
 

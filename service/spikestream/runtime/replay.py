@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.build import Model
-from spikestream.datafiles import open_regular, read_npy_member
+from spikestream.datafiles import open_regular, read_npy_member, zip_refusals
 from spikestream.errors import ConfigError
 from spikestream.spec import VALUE_LIMIT, NetworkSpec
 
@@ -292,15 +292,8 @@ class _LogReader:
                 raise self.refuse(
                     f"the file is {size} bytes, over the memory limit of {self.limit} bytes"
                 )
-            try:
-                with zipfile.ZipFile(fh) as zf:
-                    arrays = self.members(zf)
-            except ConfigError:
-                raise
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as err:
-                raise self.refuse(f"it is not a zip of .npy arrays ({err})") from None
-            except (ValueError, TypeError, SyntaxError, NotImplementedError, RuntimeError) as e:
-                raise self.refuse(f"malformed content ({type(e).__name__}: {e})") from None
+            with zip_refusals(self.refuse), zipfile.ZipFile(fh) as zf:
+                arrays = self.members(zf)
         return self.check(arrays)
 
     def members(self, zf: zipfile.ZipFile) -> dict[str, npt.NDArray[Any]]:

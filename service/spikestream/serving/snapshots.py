@@ -55,7 +55,7 @@ from typing import IO, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.datafiles import read_npy_member
+from spikestream.datafiles import read_npy_member, zip_refusals
 from spikestream.errors import SnapshotError
 from spikestream.runtime.engine import Engine
 
@@ -214,21 +214,11 @@ class _SnapshotReader:
         return SnapshotError(f"snapshot {self.where!r} refused: {why}")
 
     def read(self) -> dict[str, Array]:
-        try:
-            with self.open() as zf:
-                infos = self.directory(zf)
-                if META in infos:
-                    self.check_meta(self.member(zf, META, infos[META]))
-                return {
-                    key: self.member(zf, key, info) for key, info in infos.items() if key != META
-                }
-        except SnapshotError:
-            raise
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as err:
-            raise self.refuse(f"corrupt zip data ({err})") from None
-        except (ValueError, TypeError, SyntaxError, NotImplementedError, RuntimeError) as err:
-            # Raised by numpy's header parser and zipfile on malformed input.
-            raise self.refuse(f"malformed content ({type(err).__name__}: {err})") from None
+        with zip_refusals(self.refuse), self.open() as zf:
+            infos = self.directory(zf)
+            if META in infos:
+                self.check_meta(self.member(zf, META, infos[META]))
+            return {key: self.member(zf, key, info) for key, info in infos.items() if key != META}
 
     def identify(self) -> str | None:
         """Why the file is not a snapshot of this network, or None when it is one.
