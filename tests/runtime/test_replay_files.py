@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -129,6 +130,32 @@ def test_a_failed_spool_write_keeps_the_changes_for_the_next_flush(
     log = load_replay(target, spec, limit=LIMIT)
     np.testing.assert_array_equal(log.changes["u"][0], [0, 3, 4])
     np.testing.assert_array_equal(log.changes["u"][1][:, 0], [0.5, 0.25, -0.5])
+
+
+def test_recording_while_two_threads_flush_keeps_every_change_in_order(
+    model: Model, spec: NetworkSpec, tmp_path: Path
+) -> None:
+    """The tick thread appends while the spool task's thread and save() flush at once."""
+    recorder = InputRecorder(model, tmp_path / "inputs.npz")
+    n = 20_000
+    done = threading.Event()
+
+    def flusher() -> None:
+        while not done.is_set():
+            recorder.flush()
+
+    threads = [threading.Thread(target=flusher) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for k in range(n):
+        recorder.record(k, "u", np.array([k * 1e-3]))
+    done.set()
+    for t in threads:
+        t.join()
+    recorder.save(ticks=n)
+    log = load_replay(tmp_path / "inputs.npz", spec, limit=LIMIT)
+    np.testing.assert_array_equal(log.changes["u"][0], np.arange(n))
+    np.testing.assert_array_equal(log.changes["u"][1][:, 0], np.arange(n) * 1e-3)
 
 
 def test_a_target_in_a_missing_folder_is_refused_when_recording_starts(

@@ -29,6 +29,7 @@ import functools
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,10 @@ class InputRecorder:
             collections.deque()
         )
         self._carry: list[tuple[int, int, npt.NDArray[np.float64] | None]] = []
+        # One flush at a time (a cancelled spool task's thread may still be flushing when
+        # save() flushes): the spool files must stay in tick order. Never taken by the
+        # tick thread.
+        self._flush_lock = threading.Lock()
         self._spool: Path | None = None
         self._make_spool()
         self._counts = {name: 0 for name in model.inputs}
@@ -125,6 +130,10 @@ class InputRecorder:
             OSError: the spool could not be written; the changes stay in memory and the
                 next flush retries them.
         """
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> int:
         batch, self._carry = self._carry, []
         for _ in range(len(self._pending)):
             batch.append(self._pending.popleft())
