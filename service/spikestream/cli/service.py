@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,14 @@ from spikestream.runtime.engine import (
 )
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
-from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
+from spikestream.transport import (
+    BrokerSpec,
+    LinkStatistics,
+    MessageMeta,
+    MqttLink,
+    Will,
+    redacted_list,
+)
 
 log = logging.getLogger("spikestream.serve")
 
@@ -116,9 +124,12 @@ class EventLimiter:
 
 
 class Service:
-    """One network served over one MQTT connection."""
+    """One network served over one MQTT connection (to one broker of ``broker``, failed
+    over in order when there are several)."""
 
-    def __init__(self, model: Model, broker: BrokerSpec, options: ServiceOptions) -> None:
+    def __init__(
+        self, model: Model, broker: BrokerSpec | Sequence[BrokerSpec], options: ServiceOptions
+    ) -> None:
         self.model = model
         self.options = options
         self.topics = topics(options.prefix, model.name)
@@ -330,7 +341,7 @@ class Service:
             t=buf.t,
             wall=buf.wall,
             late_max=buf.late_max,
-            dropped=stream.dropped,
+            dropped=buf.dropped,
         )
         encode = encode_spikes if stream.kind == "spikes" else encode_values
         try:
@@ -344,6 +355,7 @@ class Service:
             qos=opts.qos,
             content_type=MSGPACK,
             expiry=opts.expiry,
+            resend=True,  # a lost connection's unsent frames go out on the next one
         ):
             # The connection dropped between can_publish() and now.
             self.publish_failed += 1
@@ -429,6 +441,10 @@ class Service:
             "events_lost": self.events_lost,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
+            "broker": ls.broker,
+            "failovers": ls.failovers,
+            "resent": ls.resent,
+            "lost_unsent": ls.lost_unsent,
         }
 
     def latest_snapshot(self) -> Path:
@@ -465,7 +481,7 @@ class Service:
             "serving",
             extra={
                 "net": self.model.name,
-                "broker": self.broker.redacted(),
+                "broker": redacted_list(self.link.specs),
                 "topics": f"{self.topics.base}/{{in,out,status,control,events}}",
                 "dt": self.model.dt,
                 "realtime_factor": self.options.realtime_factor,
