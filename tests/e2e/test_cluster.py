@@ -1,0 +1,320 @@
+"""Scale-out on a real clustered broker: three ``nats-server`` nodes with MQTT enabled.
+
+Each test starts its own cluster (``tests/brokers.py``: free loopback ports, temporary
+JetStream stores) and real ``spikestream serve`` processes, then takes nodes away:
+
+* **node loss**: the service's node is killed with SIGKILL; the service fails over to the
+  next node of its ``--broker`` list, a subscriber on a third node sees every frame gap
+  matched by the frames' ``dropped`` count, inputs published through that node reach the
+  service again, and the retained status ends ``online``;
+* **shards on different nodes**: two replicas serve two networks from different nodes; a
+  client on the third node sees both; a killed replica restarted with ``--resume``
+  continues its network's ``seq`` from its snapshot;
+* **rolling restart**: every node is restarted in turn under a running service, which
+  stays up, with every frame gap counted.
+
+Frames are published with ``--qos 1``: a frame the dying node had not acknowledged is
+sent again through the next node (docs/FAULTS.md), so the subscriber's gaps equal the
+counted drops exactly. Subscribers take QoS 0, the routed path (a QoS 1 subscription on
+NATS is a replicated JetStream consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikestream.codec import FrameHeader, ValueFrame, decode_frame
+from tests.brokers import NatsCluster, jetstream_leaders
+from tests.serving import SEED, Listener, Message, ServeProcess
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+HOST = "127.0.0.1"
+KEEPALIVE = 2
+BACKOFF_MAX = 0.5
+#: Killing the leader of a JetStream raft group (NATS keeps MQTT sessions and retained
+#: messages in replicated streams) costs NATS an election, 4-9 s in nats-server 2.9, plus
+#: one MQTT login held for its 4 s JetStream request timeout meanwhile. No MQTT login
+#: succeeds anywhere in the cluster before that; the service cannot beat it.
+NATS_ELECTION = 13.0
+FAST = ("--keepalive", str(KEEPALIVE), "--backoff-max", str(BACKOFF_MAX), "--qos", "1")
+
+
+def headers(messages: Iterable[Message], net: str, probe: str) -> list[FrameHeader]:
+    """The headers of ``net``'s ``probe`` frames in arrival order, each ``seq`` once.
+
+    A QoS 1 frame the dying node took but had not acknowledged is sent again through the
+    next node, so it can arrive twice; both copies must be the same frame.
+    """
+    topic = f"spikestream/{net}/out/{probe}"
+    seen: dict[int, bytes] = {}
+    result = []
+    for m in messages:
+        if m.topic != topic:
+            continue
+        header = decode_frame(m.payload).header
+        if header.seq in seen:
+            assert seen[header.seq] == m.payload, f"two different frames with seq {header.seq}"
+            continue
+        seen[header.seq] = m.payload
+        result.append(header)
+    return result
+
+
+def assert_gaps_counted(frames: list[FrameHeader]) -> tuple[int, int]:
+    """Every ``seq`` gap between consecutive frames equals the rise of ``dropped``.
+
+    Returns (frames lost, gaps) over the whole run."""
+    assert frames, "no frames"
+    lost = gaps = 0
+    for before, after in itertools.pairwise(frames):
+        assert after.seq > before.seq, f"seq went back: {before.seq} -> {after.seq}"
+        gap = after.seq - before.seq - 1
+        counted = after.dropped - before.dropped
+        assert gap == counted, (
+            f"{after.probe}: seq {before.seq} -> {after.seq} is a gap of {gap}, but dropped "
+            f"rose by {counted} ({before.dropped} -> {after.dropped})"
+        )
+        lost += gap
+        gaps += gap > 0
+    return lost, gaps
+
+
+def stats(messages: Iterable[Message], net: str, since: float = 0.0) -> list[dict[str, object]]:
+    return [
+        json.loads(m.payload)
+        for m in messages
+        if m.topic == f"spikestream/{net}/stats" and m.received > since
+    ]
+
+
+def online_events(messages: Iterable[Message], net: str, since: float) -> list[Message]:
+    return [
+        m
+        for m in messages
+        if m.topic == f"spikestream/{net}/events"
+        and m.received > since
+        and json.loads(m.payload).get("event") == "online"
+    ]
+
+
+async def retained_status(cluster: NatsCluster, node: int, net: str) -> bytes:
+    """The retained status of ``net`` as a fresh subscriber on ``node`` receives it."""
+    async with Listener(HOST, cluster.nodes[node].port, [f"spikestream/{net}/status"]) as sub:
+        await sub.wait_for(lambda ms: ms, 15, f"the retained status of {net}")
+        assert sub.messages[0].retain
+        return sub.messages[0].payload
+
+
+async def test_node_loss_fails_over_and_counts_every_frame(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """Serve through node A, subscribe through node C, SIGKILL A: the service is online
+    through another node within keepalive + backoff_max (plus NATS's own election when A
+    led a JetStream group); every seq gap equals the rise of ``dropped``; inputs published
+    through C reach the service; the retained status ends ``online``."""
+    a_url = nats_cluster.nodes[0].url()
+    proc = ServeProcess(
+        SEED, nats_cluster.broker_list(0, 1, 2), *FAST, "--queue-capacity", "32", workdir=tmp_path
+    ).start()
+    try:
+        async with Listener(HOST, nats_cluster.nodes[2].port, ["spikestream/seed/#"], qos=0) as sub:
+            await sub.wait_status("seed", b"online", 30)
+            await sub.wait_for(lambda ms: stats(ms, "seed"), 10, "stats")
+            assert stats(sub.messages, "seed")[-1]["broker"] == a_url
+            await asyncio.sleep(1.0)
+            led = jetstream_leaders(nats_cluster.nodes[0]).get("n0", [])
+            killed = time.time()
+            nats_cluster.kill(0)
+            online = await sub.wait_for(
+                lambda ms: online_events(ms, "seed", killed), 40, "online again"
+            )
+            failover = online[0].received - killed
+            allowed = KEEPALIVE + BACKOFF_MAX
+            # The node's own retained-message consumer is not shared; anything else it led
+            # needs an election first.
+            shared = [g for g in led if not g.startswith("consumer $MQTT_rmsgs/")]
+            if shared:
+                allowed += NATS_ELECTION
+            print(f"failover {failover:.2f} s (allowed {allowed:.1f} s; A led {led})")
+            assert failover <= allowed
+            await sub.wait_for(
+                lambda ms: [s for s in stats(ms, "seed", online[0].received)],
+                10,
+                "stats after the failover",
+            )
+            after = stats(sub.messages, "seed", online[0].received)[-1]
+            assert after["broker"] != a_url
+            assert after["failovers"] >= 1
+            # nats-server speaks MQTT 3.1.1 only: the service fell back from 5 on its own.
+            assert "with MQTT 3.1.1" in proc.log_text()
+            # Inputs published through C reach the service, now on B (or C).
+            async with Listener(HOST, nats_cluster.nodes[2].port, [], qos=0) as pub:
+                assert pub.client is not None
+                sent = time.time()
+                for _ in range(20):
+                    await pub.client.publish("spikestream/seed/in/u", b"0.75")
+                    await asyncio.sleep(0.05)
+
+                def input_seen(ms: list[Message]) -> bool:
+                    for m in ms[-200:]:
+                        if m.topic == "spikestream/seed/out/u" and m.received > sent:
+                            frame = decode_frame(m.payload)
+                            assert isinstance(frame, ValueFrame)
+                            if np.allclose(frame.data, 0.75):
+                                return True
+                    return False
+
+                await sub.wait_for(input_seen, 10, "the input through node C")
+            await asyncio.sleep(0.5)
+        assert proc.returncode is None
+        for probe in ("a_spikes", "b_spikes", "a_filtered", "b_filtered", "u"):
+            lost, gaps = assert_gaps_counted(headers(sub.messages, "seed", probe))
+            assert gaps >= 1, f"{probe}: the outage cost no frame; the test proves nothing"
+            print(f"{probe}: {lost} frames lost in {gaps} gap(s), all counted")
+        assert await retained_status(nats_cluster, 1, "seed") == b"online"
+    finally:
+        proc.kill()
+
+
+async def test_shards_on_different_nodes_and_resume(
+    nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """Replicas ``--shard 0/2`` and ``--shard 1/2`` of two networks on nodes A and B; a
+    client on C sees both. SIGKILL replica 0 and restart it with ``--resume``: its
+    network's ``seq`` continues from the snapshot (forward, never back to 0)."""
+    files = []
+    for i in range(2):
+        f = tmp_path / f"n{i}.toml"
+        f.write_text(SEED.read_text().replace('name = "seed"', f'name = "n{i}"'))
+        files.append(f)
+    snaps = tmp_path / "snapshots"
+    common = ("--snapshot-every", "0.3", "--resume", "--snapshot-dir", str(snaps), *FAST)
+
+    def replica(index: int, nodes: tuple[int, ...]) -> ServeProcess:
+        return ServeProcess(
+            files[0],
+            nats_cluster.broker_list(*nodes),
+            "--shard",
+            f"{index}/2",
+            *common,
+            workdir=tmp_path / f"replica{index}-{time.monotonic_ns()}",
+            more_networks=files[1:],
+        ).start()
+
+    r0, r1 = replica(0, (0, 1, 2)), replica(1, (1, 2, 0))
+    try:
+        async with Listener(HOST, nats_cluster.nodes[2].port, ["spikestream/#"], qos=0) as sub:
+            for net in ("n0", "n1"):
+                await sub.wait_status(net, b"online", 30)
+            await sub.wait_for(
+                lambda ms: stats(ms, "n0") and stats(ms, "n1"), 10, "stats of both networks"
+            )
+            # Different nodes: n0's replica on A, n1's on B; both seen from C.
+            assert stats(sub.messages, "n0")[-1]["broker"] == nats_cluster.nodes[0].url()
+            assert stats(sub.messages, "n1")[-1]["broker"] == nats_cluster.nodes[1].url()
+            assert '"net": "n1"' not in r0.log_text()
+            assert '"net": "n0"' not in r1.log_text()
+            await sub.wait_for(lambda _: (snaps / "n0-latest.npz").exists(), 10, "a snapshot")
+            await asyncio.sleep(0.8)
+            before = headers(sub.messages, "n0", "a_spikes")[-1]
+            r0.kill()
+            killed = time.time()
+            await sub.wait_for(
+                lambda ms: any(
+                    m.topic == "spikestream/n0/status"
+                    and m.payload == b"offline"
+                    and m.received > killed
+                    for m in ms
+                ),
+                15,
+                "n0's last will",
+            )
+            r0 = replica(0, (0, 1, 2))
+            await sub.wait_for(lambda ms: online_events(ms, "n0", killed), 30, "n0 back")
+            await sub.wait_for(
+                lambda ms: [
+                    h
+                    for h in headers(ms[-300:], "n0", "a_spikes")
+                    if h.seq > before.seq and h.tick > before.tick
+                ],
+                10,
+                "n0 frames after the restart",
+            )
+            # n1 never stopped.
+            n1 = headers(sub.messages, "n1", "a_spikes")
+            assert n1[-1].seq > 100
+        frames = headers(sub.messages, "n0", "a_spikes")
+        resumed = [h for h in frames if h.wall > killed]
+        assert resumed, "no frames of n0 after the restart"
+        # seq continues past everything the killed process could have sent: a gap, never a
+        # repeat or a restart from 0; tick continues from the snapshot.
+        assert resumed[0].seq > before.seq
+        # From the snapshot (taken every 0.3 s), not from tick 0.
+        assert before.tick - 1000 <= resumed[0].tick
+        assert r1.returncode is None
+    finally:
+        r0.kill()
+        r1.kill()
+
+
+async def test_rolling_restart_of_every_node(nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    """Stop (SIGTERM) and restart each node in turn, waiting for the service to come back
+    online each time: the service process never stops, and the frames two subscribers on
+    different nodes saw between them show every seq gap counted in ``dropped``."""
+    proc = ServeProcess(SEED, nats_cluster.broker_list(0, 1, 2), *FAST, workdir=tmp_path).start()
+    subs = [
+        Listener(HOST, nats_cluster.nodes[i].port, ["spikestream/seed/#"], qos=0, reconnect=True)
+        for i in (1, 2)
+    ]
+    try:
+        async with subs[0], subs[1]:
+            await subs[0].wait_status("seed", b"online", 30)
+            await asyncio.sleep(1.0)
+            timings = []
+            for node in range(3):
+                stopped = time.time()
+                await asyncio.to_thread(nats_cluster.stop, node)
+                await subs[0 if node == 2 else 1].wait_for(
+                    lambda ms, t=stopped: online_events(ms, "seed", t),
+                    40,
+                    f"online without n{node}",
+                )
+                back = time.time()
+                listener = {1: subs[0], 2: subs[1]}.get(node)
+                connects = 0 if listener is None else listener.connects
+                await asyncio.to_thread(nats_cluster.restart, node)
+                timings.append((back - stopped, time.time() - back))
+                if listener is not None:  # both subscribers up before the next node goes
+                    await listener.wait_for(
+                        lambda _, sub=listener, n=connects: sub.connects > n,
+                        15,
+                        f"resubscribed on n{node}",
+                    )
+                await asyncio.sleep(0.5)
+                assert proc.returncode is None
+            await asyncio.sleep(1.0)
+        shown = [(round(a, 2), round(b, 2)) for a, b in timings]
+        print("per node: (failover s, node restart s) =", shown)
+        assert proc.returncode is None
+        merged = sorted(
+            (m for sub in subs for m in sub.messages), key=lambda m: (m.topic, m.received)
+        )
+        for probe in ("a_spikes", "b_spikes", "u"):
+            frames = sorted(headers(merged, "seed", probe), key=lambda h: h.seq)
+            lost, gaps = assert_gaps_counted(frames)
+            print(f"{probe}: {len(frames)} frames, {lost} lost in {gaps} gap(s), all counted")
+        for node in range(3):
+            assert await retained_status(nats_cluster, node, "seed") == b"online"
+        final = stats(subs[0].messages + subs[1].messages, "seed")[-1]
+        assert final["failovers"] >= 3
+    finally:
+        proc.kill()
