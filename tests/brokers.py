@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 from urllib.parse import quote
 
 MOSQUITTO_BIN = os.environ.get("SPIKESTREAM_TEST_MOSQUITTO", "/usr/sbin/mosquitto")
@@ -557,22 +557,29 @@ class NatsNode:
                 self.proc.wait()
         self.proc = None
 
-    def healthy(self) -> bool:
-        """``/healthz`` says the server's JetStream is current, and the MQTT port accepts a
-        login (NATS answers MQTT only once its MQTT streams are usable: after a kill -9
-        that takes several seconds)."""
+    def _monitor(self, path: str) -> dict[str, Any] | None:
+        """GET a monitoring endpoint; its JSON, or ``None`` (not up, or not HTTP 200)."""
+        import json
+        import urllib.error
+        import urllib.request
+
         try:
-            with socket.create_connection((self.host, self.http_port), timeout=1.0) as sock:
-                sock.settimeout(2.0)
-                sock.sendall(
-                    b"GET /healthz?js-server-only=true HTTP/1.0\r\nHost: localhost\r\n\r\n"
-                )
-                reply = b""
-                while chunk := sock.recv(4096):
-                    reply += chunk
-        except OSError:
+            url = f"http://{self.host}:{self.http_port}{path}"
+            with urllib.request.urlopen(url, timeout=2.0) as reply:
+                return dict(json.load(reply))
+        except (OSError, urllib.error.URLError, ValueError):
+            return None
+
+    def healthy(self, peers: int = 0) -> bool:
+        """The node is fully back: ``/healthz`` says its JetStream is current, it has a
+        route to each of ``peers`` other nodes (until then messages published on it do
+        not reach their subscribers there), and the MQTT port accepts a login (NATS
+        answers MQTT only once its MQTT streams are usable: after a kill -9 that takes
+        several seconds)."""
+        if self._monitor("/healthz?js-server-only=true") is None:
             return False
-        if b" 200 " not in reply.split(b"\r\n", 1)[0] + b" ":
+        routes = self._monitor("/routez")
+        if routes is None or int(routes.get("num_routes", 0)) < peers:
             return False
         return mqtt_connack(self.host, self.mqtt_port) == 0
 
@@ -630,7 +637,7 @@ class NatsCluster:
                 if not node.running:
                     msg = f"{node!r} exited while starting:\n{node.log_text()[-3000:]}"
                     raise RuntimeError(msg)
-                if node.healthy():
+                if node.healthy(peers=len(self.nodes) - 1):
                     pending.remove(node)
             if pending and time.monotonic() > deadline:
                 logs = "\n".join(f"--- {n.name} ---\n{n.log_text()[-2000:]}" for n in pending)
@@ -638,6 +645,17 @@ class NatsCluster:
                 raise RuntimeError(msg)
             if pending:
                 time.sleep(0.1)
+
+    def wait_settled(self, timeout: float = 60.0) -> None:
+        """Wait until every running node's full ``/healthz`` passes (every JetStream
+        stream and consumer current): what an operator waits for between the steps of a
+        rolling restart."""
+        deadline = time.monotonic() + timeout
+        while any(n.running and n._monitor("/healthz") is None for n in self.nodes):
+            if time.monotonic() > deadline:
+                msg = f"NATS cluster not settled within {timeout} s"
+                raise RuntimeError(msg)
+            time.sleep(0.2)
 
     def kill(self, index: int) -> None:
         """SIGKILL node ``index``."""

@@ -13,10 +13,13 @@ JetStream stores) and real ``spikestream serve`` processes, then takes nodes awa
 * **rolling restart**: every node is restarted in turn under a running service, which
   stays up, with every frame gap counted.
 
-Frames are published with ``--qos 1``: a frame the dying node had not acknowledged is
-sent again through the next node (docs/FAULTS.md), so the subscriber's gaps equal the
-counted drops exactly. Subscribers take QoS 0, the routed path (a QoS 1 subscription on
-NATS is a replicated JetStream consumer).
+A frame's ``dropped`` is read when it leaves its queue, and frames a lost connection had
+not confirmed go out first on the next connection. With ``--qos 1`` (the node-loss and
+rolling-restart tests) that makes the subscriber's gaps equal the counted drops exactly: a
+frame the dying node had not acknowledged is sent again through the next node (so it may
+arrive twice, identical). With QoS 0 a frame the dying node had read but not yet routed
+is lost where no client can count it (docs/FAULTS.md). Subscribers take QoS 0, the routed
+path (a QoS 1 subscription on NATS is a replicated JetStream consumer).
 """
 
 from __future__ import annotations
@@ -45,7 +48,13 @@ BACKOFF_MAX = 0.5
 #: one MQTT login held for its 4 s JetStream request timeout meanwhile. No MQTT login
 #: succeeds anywhere in the cluster before that; the service cannot beat it.
 NATS_ELECTION = 13.0
-FAST = ("--keepalive", str(KEEPALIVE), "--backoff-max", str(BACKOFF_MAX), "--qos", "1")
+FAST = ("--keepalive", str(KEEPALIVE), "--backoff-max", str(BACKOFF_MAX))
+#: Exact accounting across a node's death: QoS 1 (a frame the node had not acknowledged
+#: goes out again through the next one). NATS stores every QoS 1 message in a replicated
+#: JetStream stream, which on this machine acknowledges a few hundred a second, so the
+#: frames are 50 ticks long (5 probes x 20 frames/s); the queues hold 8 frames, so an
+#: outage of more than 0.4 s costs frames, to be counted.
+EXACT = ("--qos", "1", "--ticks-per-frame", "50", "--queue-capacity", "8")
 
 
 def headers(messages: Iterable[Message], net: str, probe: str) -> list[FrameHeader]:
@@ -96,19 +105,21 @@ def stats(messages: Iterable[Message], net: str, since: float = 0.0) -> list[dic
     ]
 
 
-def online_events(messages: Iterable[Message], net: str, since: float) -> list[Message]:
+def online_again(messages: Iterable[Message], net: str, since: float) -> list[Message]:
+    """``online`` statuses received after ``since``: the service republishes its status on
+    every connection (subscribers get it at once; NATS stores the retained copy in
+    JetStream, which may take seconds longer after a node loss)."""
     return [
         m
         for m in messages
-        if m.topic == f"spikestream/{net}/events"
-        and m.received > since
-        and json.loads(m.payload).get("event") == "online"
+        if m.topic == f"spikestream/{net}/status" and m.received > since and m.payload == b"online"
     ]
 
 
 async def retained_status(cluster: NatsCluster, node: int, net: str) -> bytes:
     """The retained status of ``net`` as a fresh subscriber on ``node`` receives it."""
-    async with Listener(HOST, cluster.nodes[node].port, [f"spikestream/{net}/status"]) as sub:
+    topic = f"spikestream/{net}/status"
+    async with Listener(HOST, cluster.nodes[node].port, [topic], qos=0) as sub:
         await sub.wait_for(lambda ms: ms, 15, f"the retained status of {net}")
         assert sub.messages[0].retain
         return sub.messages[0].payload
@@ -123,7 +134,11 @@ async def test_node_loss_fails_over_and_counts_every_frame(
     through C reach the service; the retained status ends ``online``."""
     a_url = nats_cluster.nodes[0].url()
     proc = ServeProcess(
-        SEED, nats_cluster.broker_list(0, 1, 2), *FAST, "--queue-capacity", "32", workdir=tmp_path
+        SEED,
+        nats_cluster.broker_list(0, 1, 2),
+        *FAST,
+        *EXACT,
+        workdir=tmp_path,
     ).start()
     try:
         async with Listener(HOST, nats_cluster.nodes[2].port, ["spikestream/seed/#"], qos=0) as sub:
@@ -135,7 +150,7 @@ async def test_node_loss_fails_over_and_counts_every_frame(
             killed = time.time()
             nats_cluster.kill(0)
             online = await sub.wait_for(
-                lambda ms: online_events(ms, "seed", killed), 40, "online again"
+                lambda ms: online_again(ms, "seed", killed), 40, "online again"
             )
             failover = online[0].received - killed
             allowed = KEEPALIVE + BACKOFF_MAX
@@ -154,15 +169,13 @@ async def test_node_loss_fails_over_and_counts_every_frame(
             after = stats(sub.messages, "seed", online[0].received)[-1]
             assert after["broker"] != a_url
             assert after["failovers"] >= 1
+            print(f"frames sent again through the new node: {after['resent']}")
             # nats-server speaks MQTT 3.1.1 only: the service fell back from 5 on its own.
             assert "with MQTT 3.1.1" in proc.log_text()
             # Inputs published through C reach the service, now on B (or C).
             async with Listener(HOST, nats_cluster.nodes[2].port, [], qos=0) as pub:
                 assert pub.client is not None
                 sent = time.time()
-                for _ in range(20):
-                    await pub.client.publish("spikestream/seed/in/u", b"0.75")
-                    await asyncio.sleep(0.05)
 
                 def input_seen(ms: list[Message]) -> bool:
                     for m in ms[-200:]:
@@ -173,7 +186,10 @@ async def test_node_loss_fails_over_and_counts_every_frame(
                                 return True
                     return False
 
-                await sub.wait_for(input_seen, 10, "the input through node C")
+                while not input_seen(sub.messages):  # inputs are values held for a TTL
+                    assert time.time() - sent < 15, "the input through node C never arrived"
+                    await pub.client.publish("spikestream/seed/in/u", b"0.75")
+                    await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
         assert proc.returncode is None
         for probe in ("a_spikes", "b_spikes", "a_filtered", "b_filtered", "u"):
@@ -239,7 +255,7 @@ async def test_shards_on_different_nodes_and_resume(
                 "n0's last will",
             )
             r0 = replica(0, (0, 1, 2))
-            await sub.wait_for(lambda ms: online_events(ms, "n0", killed), 30, "n0 back")
+            await sub.wait_for(lambda ms: online_again(ms, "n0", killed), 30, "n0 back")
             await sub.wait_for(
                 lambda ms: [
                     h
@@ -270,7 +286,9 @@ async def test_rolling_restart_of_every_node(nats_cluster: NatsCluster, tmp_path
     """Stop (SIGTERM) and restart each node in turn, waiting for the service to come back
     online each time: the service process never stops, and the frames two subscribers on
     different nodes saw between them show every seq gap counted in ``dropped``."""
-    proc = ServeProcess(SEED, nats_cluster.broker_list(0, 1, 2), *FAST, workdir=tmp_path).start()
+    proc = ServeProcess(
+        SEED, nats_cluster.broker_list(0, 1, 2), *FAST, *EXACT, workdir=tmp_path
+    ).start()
     subs = [
         Listener(HOST, nats_cluster.nodes[i].port, ["spikestream/seed/#"], qos=0, reconnect=True)
         for i in (1, 2)
@@ -278,16 +296,25 @@ async def test_rolling_restart_of_every_node(nats_cluster: NatsCluster, tmp_path
     try:
         async with subs[0], subs[1]:
             await subs[0].wait_status("seed", b"online", 30)
-            await asyncio.sleep(1.0)
+            await subs[0].wait_for(lambda ms: stats(ms, "seed"), 10, "stats")
+
+            def latest() -> dict[str, object]:
+                merged = sorted(subs[0].messages + subs[1].messages, key=lambda m: m.received)
+                return stats(merged, "seed")[-1]
+
             timings = []
+            served_by = set()
             for node in range(3):
+                on_it = latest()["broker"] == nats_cluster.nodes[node].url()
                 stopped = time.time()
                 await asyncio.to_thread(nats_cluster.stop, node)
-                await subs[0 if node == 2 else 1].wait_for(
-                    lambda ms, t=stopped: online_events(ms, "seed", t),
-                    40,
-                    f"online without n{node}",
-                )
+                if on_it:
+                    await subs[0 if node == 2 else 1].wait_for(
+                        lambda ms, t=stopped: online_again(ms, "seed", t),
+                        40,
+                        f"online without n{node}",
+                    )
+                    served_by.add(node)
                 back = time.time()
                 listener = {1: subs[0], 2: subs[1]}.get(node)
                 connects = 0 if listener is None else listener.connects
@@ -299,7 +326,9 @@ async def test_rolling_restart_of_every_node(nats_cluster: NatsCluster, tmp_path
                         15,
                         f"resubscribed on n{node}",
                     )
-                await asyncio.sleep(0.5)
+                # As an operator would: the next node only goes once JetStream has settled.
+                await asyncio.to_thread(nats_cluster.wait_settled)
+                await asyncio.sleep(1.0)  # stats from the node the service is on now
                 assert proc.returncode is None
             await asyncio.sleep(1.0)
         shown = [(round(a, 2), round(b, 2)) for a, b in timings]
@@ -314,7 +343,8 @@ async def test_rolling_restart_of_every_node(nats_cluster: NatsCluster, tmp_path
             print(f"{probe}: {len(frames)} frames, {lost} lost in {gaps} gap(s), all counted")
         for node in range(3):
             assert await retained_status(nats_cluster, node, "seed") == b"online"
-        final = stats(subs[0].messages + subs[1].messages, "seed")[-1]
-        assert final["failovers"] >= 3
+        final = latest()
+        assert served_by, "the service was on none of the nodes restarted"
+        assert final["failovers"] >= len(served_by)
     finally:
         proc.kill()

@@ -159,7 +159,12 @@ class Service:
             backoff_max=min(max(options.backoff_max, options.backoff_min), 600.0),
         )
         self.link.subscribe(self.topics.inputs_filter, qos=0)
-        self.link.subscribe(self.topics.control, qos=1)
+        # QoS 0: the link's sessions are clean, so a QoS 1 subscription would guarantee
+        # nothing more (the broker drops unacknowledged deliveries with the session), while
+        # on NATS it is a replicated JetStream consumer that must be created again on every
+        # reconnect, which after a node loss waits for JetStream (4 s and more). Senders
+        # still publish commands with QoS 1, acknowledged by the broker.
+        self.link.subscribe(self.topics.control, qos=0)
         self.link.add_connect_hook(self._on_connect)
         self._limiter = EventLimiter(options.events_per_second)
         self.rejected: dict[str, int] = {}

@@ -428,7 +428,10 @@ class MqttLink:
         tcp_nodelay: Set ``TCP_NODELAY`` on the socket (on by default; off only for
             measurements).
         max_queued_outgoing: Most messages accepted but not yet written/acknowledged;
-            beyond it publishing returns ``False`` instead of growing memory.
+            beyond it publishing returns ``False`` instead of growing memory. Messages
+            published without ``resend`` (statuses, events: few and small) may go a
+            tenth beyond it (at least 16), so bulk data such as frames sent again after
+            a failover cannot starve them.
         connect_timeout: Seconds allowed for TCP connect and then for the CONNACK, and
             for SUBACK and clean DISCONNECT.
         publish_timeout: Seconds :meth:`publish` waits for completion before giving up.
@@ -523,6 +526,7 @@ class MqttLink:
         )
         self._tcp_nodelay = tcp_nodelay
         self._max_queued = int(max_queued_outgoing)
+        self._reserve = max(16, self._max_queued // 10)
         self._connect_timeout = float(connect_timeout)
         self._publish_timeout = float(publish_timeout)
         self._max_auth_failures = max_auth_failures
@@ -682,7 +686,8 @@ class MqttLink:
         Raises:
             ValueError: Invalid topic (wildcards, empty) or QoS (a programming error).
         """
-        sent = self._send(topic, payload, qos, retain, content_type, expiry)
+        limit = self._max_queued if resend else self._max_queued + self._reserve
+        sent = self._send(topic, payload, qos, retain, content_type, expiry, limit)
         if sent is None:
             return False
         if resend:
@@ -706,7 +711,8 @@ class MqttLink:
         disconnected, and ``False`` if the connection drops or ``publish_timeout``
         seconds pass before completion; never raises for connection problems.
         """
-        sent = self._send(topic, payload, qos, retain, content_type, expiry)
+        limit = self._max_queued + self._reserve
+        sent = self._send(topic, payload, qos, retain, content_type, expiry, limit)
         if sent is None:
             return False
         client, mid = sent
@@ -764,13 +770,15 @@ class MqttLink:
         retain: bool,
         content_type: str | None,
         expiry: int | None,
+        limit: int,
     ) -> tuple[_LinkClient, int] | None:
-        """Queue one message in paho; ``(client, mid)`` or ``None`` if refused."""
+        """Queue one message in paho unless ``limit`` messages are unconfirmed;
+        ``(client, mid)`` or ``None`` if refused."""
         client = self._client
         if client is None or client.lost.is_set() or not self._connected.is_set():
             self._publish_failed += 1
             return None
-        if len(client.unconfirmed) >= self._max_queued:
+        if len(client.unconfirmed) >= limit:
             self._publish_failed += 1
             return None
         return self._queue(client, topic, payload, qos, retain, content_type, expiry)
