@@ -40,10 +40,16 @@ class MosquittoMissing(RuntimeError):
 
 def mosquitto_binary() -> str:
     """Path of the mosquitto executable; raises :class:`MosquittoMissing` with the fix."""
-    path = MOSQUITTO_BIN if os.path.exists(MOSQUITTO_BIN) else shutil.which("mosquitto")
+    return _binary(MOSQUITTO_BIN, "mosquitto", "mosquitto broker", INSTALL_HINT, MosquittoMissing)
+
+
+def _binary(preferred: str, name: str, what: str, hint: str, missing: type[RuntimeError]) -> str:
+    """``preferred`` if it exists, else ``name`` on PATH; ``missing(message)`` if neither
+    is an executable (the message says how to install it)."""
+    path = preferred if os.path.exists(preferred) else shutil.which(name)
     if path is None or not os.access(path, os.X_OK):
-        msg = f"mosquitto broker not found (looked for {MOSQUITTO_BIN} and on PATH); {INSTALL_HINT}"
-        raise MosquittoMissing(msg)
+        msg = f"{what} not found (looked for {preferred} and on PATH); {hint}"
+        raise missing(msg)
     return path
 
 
@@ -441,11 +447,7 @@ class NatsMissing(RuntimeError):
 
 def nats_binary() -> str:
     """Path of the nats-server executable; raises :class:`NatsMissing` with the fix."""
-    path = NATS_BIN if os.path.exists(NATS_BIN) else shutil.which("nats-server")
-    if path is None or not os.access(path, os.X_OK):
-        msg = f"nats-server not found (looked for {NATS_BIN} and on PATH); {NATS_INSTALL_HINT}"
-        raise NatsMissing(msg)
-    return path
+    return _binary(NATS_BIN, "nats-server", "nats-server", NATS_INSTALL_HINT, NatsMissing)
 
 
 def mqtt_connack(host: str, port: int, timeout: float = 2.0) -> int | None:
