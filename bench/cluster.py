@@ -181,9 +181,9 @@ async def main_async(duration: float, rounds: int, kills: int, out: Path | None)
         workdir = Path(tmp)
         mosquitto = Mosquitto(workdir / "mosquitto")
         cluster = NatsCluster(workdir / "nats")
-        mosquitto.start()
-        cluster.start()
         try:
+            mosquitto.start()
+            cluster.start()
             n0, n2 = cluster.nodes[0].port, cluster.nodes[2].port
             paths = [
                 ("mosquitto", mosquitto.port, mosquitto.port),

@@ -679,7 +679,11 @@ class NatsCluster:
             node.kill()
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # no node left running when the cluster never came up
+            raise
         return self
 
     def __exit__(
