@@ -200,7 +200,9 @@ class ClientStatistics:
         connects: Successful connections (1 + reconnects).
         messages: MQTT messages received.
         frames: Frames decoded.
-        decode_errors: Frames, events or status payloads that failed to decode.
+        decode_errors: Frames, events or status payloads that failed to decode or
+            validate (a frame whose ``net``/``probe`` breaks the naming rule, or differs
+            from the topic it arrived on, counts here).
         unrouted: Messages on topics nobody consumes any more (dropped undecoded).
         callback_errors: Exceptions raised by consumer callbacks (logged, then ignored).
         last_error: The link's most recent connection error, if any.
@@ -991,8 +993,18 @@ class SpikestreamClient:
             return
         try:
             frame = decode_frame(payload)
+            h = frame.header
+            if h.net != net or h.probe != probe:
+                # Consumers key their views on the header; a frame must not be able to
+                # pose as another probe's (or network's) by lying about its name.
+                msg = (
+                    f"frame header names net {h.net!r}, probe {h.probe!r} but arrived on "
+                    f"net {net!r:.80}, probe {probe!r:.80}"
+                )
+                raise CodecError(msg)
         except CodecError as err:
-            self._decode_error(f"frame on {net}/out/{probe}", err)
+            # repr: topic levels come from the bus and may hold terminal escapes.
+            self._decode_error(f"frame on {net!r:.80}/out/{probe!r:.80}", err)
             return
         self._frames += 1
         for sinks in (one, every):
@@ -1011,7 +1023,7 @@ class SpikestreamClient:
         try:
             obj = decode_event(payload)
         except CodecError as err:
-            self._decode_error(f"{what} of {net}", err)
+            self._decode_error(f"{what} of {net!r:.80}", err)
             return
         if what == "stats":
             self._latest_stats[net] = obj

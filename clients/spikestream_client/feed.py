@@ -40,6 +40,7 @@ import numpy.typing as npt
 from spikestream.codec import PayloadRejected, decode_input
 from spikestream.errors import ConfigError
 from spikestream_client.client import SpikestreamClient
+from spikestream_client.safetext import printable
 from spikestream_client.tool import interruptible_sleep, run_tool
 
 __all__ = [
@@ -595,7 +596,8 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
     def on_event(event: dict[str, Any]) -> None:
         if event.get("event") == "input_rejected" and event.get("input") == options.input:
             report.rejected += 1
-            report.last_error = str(event.get("error", ""))
+            # Event text comes from the bus: no escape sequences reach the terminal.
+            report.last_error = printable(event.get("error", ""), 300)
             if report.rejected == 1 and not options.quiet:
                 print(f"feed: the service rejected a value: {report.last_error}", file=sys.stderr)
 

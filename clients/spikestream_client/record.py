@@ -53,6 +53,9 @@ __all__ = ["RecordOptions", "Recorder", "main", "plot_arrays", "run", "save_npz"
 Frame = SpikeFrame | ValueFrame
 AnyArray = npt.NDArray[Any]
 _MAX_GAPS_IN_META: Final = 1000
+RESERVED: Final = frozenset({"t", "tick", "segment", "gaps", "dt", "network", "meta"})
+"""Keys of the file itself: a probe with one of these names cannot be stored under it
+(its frames are skipped and counted in ``skipped_frames``, never written over ``t``)."""
 
 
 @dataclass
@@ -101,6 +104,9 @@ class Recorder:
         h = frame.header
         if self.only is not None and h.probe not in self.only:
             return
+        if h.probe in RESERVED:
+            self.skipped[h.probe] += 1
+            return
         kind = self.kinds.setdefault(h.probe, frame.kind)
         if kind != frame.kind or (self.dt is not None and h.dt != self.dt):
             self.skipped[h.probe] += 1  # a probe cannot change kind or dt mid-recording
@@ -119,6 +125,18 @@ class Recorder:
         segment.end = max(segment.end, h.tick + h.ticks)
         self.frames += 1
 
+    def skipped_text(self) -> str:
+        """The skipped frames in words (empty if none)."""
+        parts = []
+        for probe, count in sorted(self.skipped.items()):
+            why = (
+                "its name is one of the file's own keys"
+                if probe in RESERVED
+                else "it changed kind or dt mid-recording"
+            )
+            parts.append(f"{count} frames of probe {probe!r} skipped ({why})")
+        return "; ".join(parts)
+
     def _new_segment(self, segment: _Segment, tick: int) -> bool:
         # Ticks went back (reset, restore, restart), or jumped so far ahead (restore of a
         # later snapshot) that filling the hole with "no data" rows would waste memory.
@@ -129,7 +147,9 @@ class Recorder:
         self.stats = stats
         inputs = stats.get("inputs")
         if isinstance(inputs, dict):
-            self.inputs.update(str(k) for k in inputs)
+            # The latest message's names only: accumulating them would let a stream of
+            # invented stats grow this set without bound.
+            self.inputs = {str(k) for k in inputs}
 
     def on_status(self, status: str | None) -> None:
         """Remember the latest status."""
@@ -163,6 +183,10 @@ class Recorder:
             ConfigError: Nothing was recorded.
         """
         if not self.segments or self.dt is None:
+            if self.skipped:
+                raise ConfigError(
+                    f"no frames could be recorded from network {self.net!r}: {self.skipped_text()}"
+                )
             raise ConfigError(
                 f"no frames were received from network {self.net!r}; is the service running "
                 "and publishing on this broker and prefix?"
@@ -362,6 +386,8 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         f"{len(recorder.segments)} probes from {recorder.frames} frames; "
         f"{recorder.tracker.missing} frames lost, {lost} ticks with gaps",
     )
+    if recorder.skipped:
+        _say(options, recorder.skipped_text())
     if options.plot is not None:
         from spikestream.plotting import plot_run
 

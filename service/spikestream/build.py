@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.errors import BuildError, NetworkFileError
+from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 from spikestream.functions import compile_function
 from spikestream.spec import (
     ConnectionSpec,
@@ -48,9 +48,16 @@ def gain_bias(
             f"max rate {bad} Hz is not reachable: LIF rates must be < 1/tau_ref = "
             f"{1.0 / tau_ref:g} Hz"
         )
-    x = 1.0 / (1.0 - np.exp((tau_ref - 1.0 / max_rates) / tau_rc))
-    gain = (1.0 - x) / (intercepts - 1.0)
-    bias = 1.0 - gain * intercepts
+    with np.errstate(all="ignore"):  # reported below, as a BuildError
+        x = 1.0 / (1.0 - np.exp((tau_ref - 1.0 / max_rates) / tau_rc))
+        gain = (1.0 - x) / (intercepts - 1.0)
+        bias = 1.0 - gain * intercepts
+    if not (np.all(np.isfinite(gain)) and np.all(np.isfinite(bias))):
+        raise BuildError(
+            f"max rates up to {float(np.max(max_rates))} Hz with tau_rc = {tau_rc} s and "
+            f"tau_ref = {tau_ref} s give a non-finite gain or bias; lower the max rates or "
+            "change the time constants"
+        )
     return gain, bias
 
 
@@ -273,27 +280,71 @@ def decoders_for(
     points: int,
     rng: np.random.Generator,
     where: str,
+    allow_python: bool = False,
 ) -> tuple[FloatArray, int]:
-    """Decoders of ``function`` (identity if None) for ``pop``; returns ``(D, d_out)``."""
+    """Decoders of ``function`` (identity if None) for ``pop``; returns ``(D, d_out)``.
+
+    ``allow_python`` lets ``function`` name a Python callable (``"module:attr"``), which
+    imports and runs that module's code.
+
+    Raises:
+        NetworkFileError: ``function`` is not an allowed expression or callable.
+        BuildError: it fails, takes too long, or is not finite over the evaluation points.
+    """
     eval_points = sample_ball(rng, points, pop.dim)
     if function is None:
         targets = eval_points
     else:
-        fn = compile_function(function, where=where)
+        fn = compile_function(function, where=where, allow_python=allow_python)
         try:
             targets = fn(eval_points)
+        except SpikestreamError:
+            raise
+        except MemoryError:
+            # A vector result of many components over many points (the memory budget
+            # counts eval_points by dim, not by the function's output width).
+            raise BuildError(
+                f"{where}: {function!r} over {points} evaluation points needs more memory "
+                "than is available; lower eval_points or the number of outputs"
+            ) from None
         except (ValueError, TypeError, IndexError, ArithmeticError) as err:
             raise BuildError(
                 f"{where}: {function!r} failed on points of shape {eval_points.shape}: {err}"
             ) from None
-        if targets.shape[0] != points or not np.all(np.isfinite(targets)):
-            raise BuildError(f"{where}: {function!r} must return finite values, one row per point")
+        _check_targets(targets, eval_points, function, where)
     d = solve_decoders(pop.rates(eval_points), targets, reg)
+    if not np.all(np.isfinite(d)):
+        raise BuildError(f"{where}: the decoders solved for {function or 'x'!r} are not finite")
     return d, targets.shape[1]
 
 
+def _check_targets(targets: FloatArray, points: FloatArray, function: str, where: str) -> None:
+    """Refuse values of ``function`` at ``points`` (``(points, d)``) that are not one finite
+    row per point, naming a point where it fails."""
+    count = points.shape[0]
+    if targets.ndim != 2 or targets.shape[0] != count or targets.shape[1] == 0:
+        raise BuildError(
+            f"{where}: {function!r} returned values of shape {targets.shape} for "
+            f"{count} points; expected one row of at least one number per point"
+        )
+    bad = ~np.all(np.isfinite(targets), axis=1)
+    if np.any(bad):
+        first = int(np.argmax(bad))
+        raise BuildError(
+            f"{where}: {function!r} is not finite at {int(bad.sum())} of {count} evaluation "
+            f"points (e.g. x = {np.round(points[first], 4).tolist()} gives "
+            f"{targets[first].tolist()}), which is not allowed; a decoded function must be "
+            "finite over the unit ball"
+        )
+
+
 def _build_connection(
-    spec: NetworkSpec, i: int, c: ConnectionSpec, pops: dict[str, Population], seed: int
+    spec: NetworkSpec,
+    i: int,
+    c: ConnectionSpec,
+    pops: dict[str, Population],
+    seed: int,
+    allow_python: bool,
 ) -> Connection:
     pre, post = pops[c.pre], pops[c.post]
     where = f"connections[{i}]"
@@ -318,6 +369,7 @@ def _build_connection(
         points=c.eval_points,
         rng=_rng(seed, "eval_points", c.label),
         where=f"{where}.function",
+        allow_python=allow_python,
     )
     if isinstance(c.transform, list):
         transform = np.asarray(c.transform, dtype=np.float64)
@@ -350,7 +402,12 @@ def _build_connection(
 
 
 def _build_probe(
-    name: str, p: ProbeSpec, pops: dict[str, Population], spec: NetworkSpec, seed: int
+    name: str,
+    p: ProbeSpec,
+    pops: dict[str, Population],
+    spec: NetworkSpec,
+    seed: int,
+    allow_python: bool,
 ) -> Probe:
     probe = Probe(
         name=name,
@@ -368,6 +425,7 @@ def _build_probe(
             points=750,
             rng=_rng(seed, "probe", name),
             where=f"probes.{name}.function",
+            allow_python=allow_python,
         )
     return probe
 
@@ -392,7 +450,13 @@ def topological_order(pops: list[str], edges: list[tuple[str, str]]) -> list[str
     return order
 
 
-def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = None) -> Model:
+def build(
+    spec: NetworkSpec,
+    *,
+    dtype: str | None = None,
+    seed: int | None = None,
+    allow_python_functions: bool = False,
+) -> Model:
     """Build ``spec`` into a :class:`Model`.
 
     Args:
@@ -400,7 +464,20 @@ def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = Non
         dtype: ``"float64"`` or ``"float32"``; default is the file's ``network.dtype``.
         seed: overrides ``network.seed``; when both are absent a random seed is drawn
             (and recorded in ``Model.seed`` so the run can be repeated).
+        allow_python_functions: let ``function = "module:attr"`` import and call Python
+            code (off by default: a network file alone must not run code).
+
+    Raises:
+        NetworkFileError, BuildError: naming the network file and the key.
     """
+    try:
+        return _build(spec, dtype, seed, allow_python_functions)
+    except (NetworkFileError, BuildError) as err:
+        # Messages below name the key; the file is known only here.
+        raise type(err)(f"{spec.source}: {err}") from None
+
+
+def _build(spec: NetworkSpec, dtype: str | None, seed: int | None, allow_python: bool) -> Model:
     chosen = dtype if dtype is not None else spec.network.dtype
     if chosen not in ("float64", "float32"):
         raise BuildError(f"dtype {chosen!r} is not allowed; expected float64 or float32")
@@ -409,7 +486,10 @@ def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = Non
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     pops = {name: _build_population(spec, name, p, seed) for name, p in spec.populations.items()}
-    conns = [_build_connection(spec, i, c, pops, seed) for i, c in enumerate(spec.connections)]
+    conns = [
+        _build_connection(spec, i, c, pops, seed, allow_python)
+        for i, c in enumerate(spec.connections)
+    ]
     inputs = {
         name: Input(
             name=name,
@@ -420,7 +500,10 @@ def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = Non
         )
         for name, i in spec.inputs.items()
     }
-    probes = {name: _build_probe(name, p, pops, spec, seed) for name, p in spec.probes.items()}
+    probes = {
+        name: _build_probe(name, p, pops, spec, seed, allow_python)
+        for name, p in spec.probes.items()
+    }
     order = topological_order(list(pops), [(c.pre, c.post) for c in conns])
     return Model(
         spec=spec,

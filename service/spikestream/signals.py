@@ -74,11 +74,11 @@ def signal_values(spec: NetworkSpec, name: str, t: FloatArray) -> FloatArray:
     if isinstance(sig, FileSignal):
         samples = load_samples(spec.resolve(sig.path), dim, where)
         sample_dt = sig.dt if sig.dt is not None else spec.network.dt
-        # Small epsilon so t = k * sample_dt lands on sample k despite rounding.
-        idx = np.floor(t / sample_dt + 1e-9).astype(np.int64)
-        if sig.loop:
-            idx %= samples.shape[0]
-        else:
-            np.minimum(idx, samples.shape[0] - 1, out=idx)
-        return samples[idx]
+        # Small epsilon so t = k * sample_dt lands on sample k despite rounding. The sample
+        # position is wrapped or clipped while still a float, so the integer cast below
+        # never sees a value beyond int64, however long the run.
+        position = np.floor(t / sample_dt + 1e-9)
+        count = samples.shape[0]
+        position = np.mod(position, count) if sig.loop else np.clip(position, 0, count - 1)
+        return samples[position.astype(np.int64)]
     raise AssertionError(f"unknown signal {sig!r}")  # pragma: no cover

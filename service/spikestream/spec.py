@@ -11,7 +11,6 @@ network of the tutorial the project grew from.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,8 +19,10 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -29,19 +30,41 @@ from pydantic import (
 )
 
 from spikestream.errors import NetworkFileError
+from spikestream.names import NAME_PATTERN, NAME_RULE, is_name
 
 #: Names become MQTT topic levels and ``.npz`` keys: no ``+``, ``#``, ``/``, dots or spaces.
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
-_NAME_RE = re.compile(NAME_PATTERN)
-NAME_RULE = "1-64 characters: a letter or '_' first, then letters, digits, '_' or '-'"
+#: The rule lives in :mod:`spikestream.names`, shared with the frame decoder.
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 Dtype = Literal["float64", "float32"]
 
+#: Largest magnitude of a value in a network file (signal amplitudes and offsets, constants,
+#: defaults, weights, transforms, encoders, frequencies). Far beyond any represented value
+#: (about 1), and far enough below float32's 3.4e38 that sums over millions of neurons
+#: stay finite; it also keeps ``high - low`` of a uniform draw finite.
+VALUE_LIMIT = 1e9
+#: Longest time in a network file, seconds (time constants, ``ttl``, a step's time, a file
+#: signal's sample length): about 11.6 days.
+TIME_LIMIT = 1e6
+
+#: A finite number with ``|value| <= VALUE_LIMIT``. NaN and inf are refused everywhere
+#: (``allow_inf_nan=False`` in every model's config too): no finite run follows from them.
+Real = Annotated[float, Field(allow_inf_nan=False, ge=-VALUE_LIMIT, le=VALUE_LIMIT)]
+#: A finite, non-negative number.
+NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0, le=VALUE_LIMIT)]
+#: A finite, positive number.
+Positive = Annotated[float, Field(allow_inf_nan=False, gt=0, le=VALUE_LIMIT)]
+#: A duration or time constant in seconds, ``0 <= value <= TIME_LIMIT``.
+Seconds = Annotated[float, Field(allow_inf_nan=False, ge=0, le=TIME_LIMIT)]
+#: A duration in seconds, ``0 < value <= TIME_LIMIT``.
+PositiveSeconds = Annotated[float, Field(allow_inf_nan=False, gt=0, le=TIME_LIMIT)]
+#: One number for every dimension, or one number per dimension.
+Values = Real | list[Real]
+
 
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid name, else raise ``ValueError`` naming ``kind``."""
-    if not _NAME_RE.match(value):
+    if not is_name(value):
         raise ValueError(f"{kind} name {value!r} is not allowed; expected {NAME_RULE}")
     return value
 
@@ -50,7 +73,9 @@ class _Spec(BaseModel):
     """Base of every spec model: frozen, and unknown keys are errors that list the allowed
     keys (pydantic's own message for ``extra='forbid'`` does not)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -76,11 +101,11 @@ class SinSignal(_Spec):
     """
 
     kind: Literal["sin"] = "sin"
-    amp: float = 1.0
-    omega: float | None = None
-    freq: float | None = Field(default=None, gt=0)
-    phase: float = 0.0
-    offset: float = 0.0
+    amp: Real = 1.0
+    omega: Real | None = None
+    freq: Positive | None = None
+    phase: Real = 0.0
+    offset: Real = 0.0
 
     @model_validator(mode="after")
     def _one_rate(self) -> Self:
@@ -103,16 +128,16 @@ class ConstantSignal(_Spec):
     """A constant value (a number for every dimension, or one number per dimension)."""
 
     kind: Literal["constant"] = "constant"
-    value: float | list[float] = 0.0
+    value: Values = 0.0
 
 
 class StepSignal(_Spec):
     """``before`` until time ``t`` (s), then ``after``."""
 
     kind: Literal["step"] = "step"
-    t: float = Field(default=1.0, ge=0)
-    before: float | list[float] = 0.0
-    after: float | list[float] = 1.0
+    t: Seconds = 1.0
+    before: Values = 0.0
+    after: Values = 1.0
 
 
 class FileSignal(_Spec):
@@ -122,7 +147,8 @@ class FileSignal(_Spec):
 
     kind: Literal["file"] = "file"
     path: str
-    dt: float | None = Field(default=None, gt=0)
+    # Bounded below so that t / dt stays a representable sample index over any run.
+    dt: Annotated[float, Field(allow_inf_nan=False, ge=1e-9, le=TIME_LIMIT)] | None = None
     loop: bool = False
 
 
@@ -138,7 +164,7 @@ class NetworkSection(_Spec):
     """``[network]``: name, tick length ``dt`` (s), random ``seed`` and number type."""
 
     name: Name = "net"
-    dt: float = Field(default=0.001, gt=0, le=1.0)
+    dt: float = Field(default=0.001, gt=0, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=None, ge=0)
     dtype: Dtype = "float64"
 
@@ -152,12 +178,12 @@ class PopulationSpec(_Spec):
 
     n: int = Field(gt=0, le=10_000_000)
     dim: int = Field(default=1, ge=1, le=4096)
-    tau_rc: float = Field(default=0.02, gt=0)
-    tau_ref: float = Field(default=0.002, ge=0)
-    min_voltage: float = Field(default=0.0, le=0)
-    max_rates: tuple[float, float] = (200.0, 400.0)
-    intercepts: tuple[float, float] = (-1.0, 1.0)
-    encoders: list[list[float]] | str | None = None
+    tau_rc: PositiveSeconds = 0.02
+    tau_ref: Seconds = 0.002
+    min_voltage: Annotated[Real, Field(le=0)] = 0.0
+    max_rates: tuple[Real, Real] = (200.0, 400.0)
+    intercepts: tuple[Real, Real] = (-1.0, 1.0)
+    encoders: list[list[Real]] | str | None = None
     seed: int | None = Field(default=None, ge=0)
 
     @field_validator("max_rates", "intercepts")
@@ -208,8 +234,8 @@ class InputSpec(_Spec):
     signal: SignalSpec | Literal["sin", "constant", "step"] = Field(
         default_factory=lambda: ConstantSignal()
     )
-    default: float | list[float] = 0.0
-    ttl: float | None = Field(default=None, gt=0)
+    default: Values = 0.0
+    ttl: PositiveSeconds | None = None
 
     @field_validator("signal", mode="before")
     @classmethod
@@ -234,7 +260,7 @@ class InputSpec(_Spec):
                 )
         return self
 
-    def _signal_values(self) -> list[tuple[str, float | list[float]]]:
+    def _signal_values(self) -> list[tuple[str, Values]]:
         s = self.signal
         if isinstance(s, ConstantSignal):
             return [("signal.value", s.value)]
@@ -248,11 +274,20 @@ class WeightsDist(_Spec):
     ``"uniform"`` (``low``, ``high``), with an optional ``seed``."""
 
     dist: Literal["normal", "uniform"] = "normal"
-    mean: float = 0.0
-    std: float = Field(default=1.0, ge=0)
-    low: float = -1.0
-    high: float = 1.0
+    mean: Real = 0.0
+    std: NonNegative = 1.0
+    low: Real = -1.0
+    high: Real = 1.0
     seed: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.dist == "uniform" and self.low > self.high:
+            raise ValueError(
+                f"low = {self.low} > high = {self.high} is not allowed; a uniform "
+                "distribution needs low <= high"
+            )
+        return self
 
 
 class WeightsFile(_Spec):
@@ -262,12 +297,26 @@ class WeightsFile(_Spec):
     file: str
 
 
+def _weights_kind(value: Any) -> str:
+    # A table with a ``file`` key is a weight file; anything else is checked as a
+    # distribution, so an error speaks of that one member only.
+    if (isinstance(value, Mapping) and "file" in value) or isinstance(value, WeightsFile):
+        return "WeightsFile"
+    return "WeightsDist"
+
+
+Weights = Annotated[
+    Annotated[WeightsDist, Tag("WeightsDist")] | Annotated[WeightsFile, Tag("WeightsFile")],
+    Discriminator(_weights_kind),
+]
+
+
 class LearningSpec(_Spec):
     """Online learning on a decoded connection (PES), driven by the input ``error``."""
 
     rule: Literal["pes"] = "pes"
     error: Name
-    rate: float = Field(default=1e-4, ge=0)
+    rate: NonNegative = 1e-4
     enabled: bool = True
 
 
@@ -282,11 +331,12 @@ class ConnectionSpec(_Spec):
     pre: Name
     post: Name
     name: str | None = None
-    synapse: float = Field(default=0.005, ge=0)
-    weights: WeightsDist | WeightsFile | None = None
+    synapse: Seconds = 0.005
+    weights: Weights | None = None
     function: str | None = None
-    transform: float | list[list[float]] = 1.0
-    reg: float = Field(default=0.1, ge=0)
+    transform: Real | list[list[Real]] = 1.0
+    # Above 1000 the regularisation swamps every rate: the decoders are all but zero.
+    reg: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1000)] = 0.1
     eval_points: int = Field(default=750, ge=1, le=1_000_000)
     learning: LearningSpec | None = None
 
@@ -321,7 +371,7 @@ class ProbeSpec(_Spec):
 
     target: Name
     kind: ProbeKind = "spikes"
-    synapse: float = Field(default=0.01, ge=0)
+    synapse: Seconds = 0.01
     ticks_per_frame: int = Field(default=10, ge=1, le=100_000)
     function: str | None = None
 
@@ -337,6 +387,13 @@ class NetworkSpec(_Spec):
 
     # Folder that relative paths in the file (weights, encoders, signals) resolve against.
     _base_dir: Path | None = PrivateAttr(default=None)
+    # Where the spec came from (the file's path), for error messages.
+    _source: str = PrivateAttr(default="<network>")
+
+    @property
+    def source(self) -> str:
+        """The network file's path (or ``<network>``), as error messages name it."""
+        return self._source
 
     @property
     def base_dir(self) -> Path:
@@ -412,30 +469,102 @@ class NetworkSpec(_Spec):
         return self.network.name
 
 
+# Dict-valued sections: the next part of an error location is a name from the file.
+_NAMED_SECTIONS = frozenset({"populations", "inputs", "probes"})
+
+
+def _field_names() -> frozenset[str]:
+    seen: set[str] = set()
+    todo: list[type[_Spec]] = [_Spec]
+    while todo:
+        cls = todo.pop()
+        seen.update(cls.model_fields)
+        todo.extend(cls.__subclasses__())
+    return frozenset(seen)
+
+
+def _member_tags(loc: tuple[int | str, ...], fields: frozenset[str]) -> list[int]:
+    """Positions in ``loc`` that name a member of a union (``float``, ``list[float]``,
+    ``WeightsDist``, ``tagged-union[...]``, a signal kind) rather than a key of the file:
+    strings that are not a field name and do not follow a named section."""
+    return [
+        k
+        for k, part in enumerate(loc)
+        if k > 0
+        and isinstance(part, str)
+        and (
+            # A discriminated union's tag (``file``) may also be a field name.
+            str(loc[k - 1]).startswith("tagged-union[")
+            or (part not in fields and str(loc[k - 1]) not in _NAMED_SECTIONS)
+        )
+    ]
+
+
+def _is_type_mismatch(error: Any) -> bool:
+    kind = str(error["type"])
+    return kind.endswith(("_type", "_parsing")) or kind == "literal_error"
+
+
+def _closest_members(errors: list[Any]) -> list[Any]:
+    """Drop the errors of union members that the value was not meant for.
+
+    A value checked against ``float | list[float]`` (or ``WeightsDist | WeightsFile``)
+    fails every member, and pydantic reports each. Keep only the member that got
+    furthest: the deepest error location, then the fewest plain type mismatches. So
+    ``transform = [[1, nan]]`` reports the NaN, not "Input should be a valid number"."""
+    fields = _field_names()
+    sites: dict[tuple[int | str, ...], dict[int | str, list[int]]] = {}
+    for i, e in enumerate(errors):
+        loc = tuple(e["loc"])
+        for k in _member_tags(loc, fields):
+            sites.setdefault(loc[:k], {}).setdefault(loc[k], []).append(i)
+
+    def score(indices: list[int]) -> tuple[int, int]:
+        depth = max(len(errors[i]["loc"]) for i in indices)
+        return depth, -sum(_is_type_mismatch(errors[i]) for i in indices)
+
+    dropped: set[int] = set()
+    for members in sites.values():
+        if len(members) > 1:
+            best = max(score(v) for v in members.values())
+            for indices in members.values():
+                if score(indices) < best:
+                    dropped.update(indices)
+    return [e for i, e in enumerate(errors) if i not in dropped]
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
+    """The key path of an error location, as written in the file: ``connections[0].reg``."""
+    tags = set(_member_tags(loc, _field_names()))
     out = ""
-    for part in loc:
+    for k, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after[_one_rate()]",) or part.startswith(
-            ("function-", "tagged-union", "union[")
-        ):
-            continue
-        else:
+        elif k not in tags:
             out += f".{part}" if out else str(part)
     return out
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...]"
+
+
 def _format_errors(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: invalid network ({err.error_count()} error(s))"]
-    for e in err.errors(include_url=False):
+    """One line per error: ``source: key.path: what is allowed (got value)``; several
+    errors get a heading line first."""
+    lines = []
+    for e in _closest_members(err.errors(include_url=False)):
         loc = _loc(tuple(e["loc"]))
         msg = str(e["msg"]).removeprefix("Value error, ")
         got = e.get("input")
         show_got = e["type"] not in ("value_error", "missing") and not isinstance(got, dict)
         where = f"{loc}: " if loc else ""
-        lines.append(f"  {where}{msg}" + (f" (got {got!r})" if show_got else ""))
-    return "\n".join(lines)
+        lines.append(f"{where}{msg}" + (f" (got {_shown(got)})" if show_got else ""))
+    if len(lines) == 1:
+        return f"{source}: {lines[0]}"
+    heading = f"{source}: invalid network ({len(lines)} errors)"
+    return "\n".join([heading, *(f"  {line}" for line in lines)])
 
 
 def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> NetworkSpec:
@@ -445,9 +574,11 @@ def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> Netw
         NetworkFileError: naming ``source``, the key path, the bad value and what is allowed.
     """
     try:
-        return NetworkSpec.model_validate(data)
+        spec = NetworkSpec.model_validate(data)
     except ValidationError as err:
         raise NetworkFileError(_format_errors(source, err)) from None
+    spec._source = source
+    return spec
 
 
 def load_network(path: str | Path) -> NetworkSpec:

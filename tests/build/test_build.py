@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,12 @@ import pytest
 
 from spikestream.build import build, gain_bias, lif_rates, solve_decoders, topological_order
 from spikestream.errors import BuildError, NetworkFileError
-from spikestream.functions import compile_function
+from spikestream.functions import (
+    MAX_EXPRESSION_CHARS,
+    MAX_EXPRESSION_DEPTH,
+    compile_function,
+)
+from spikestream.signals import signal_values
 from spikestream.spec import load_network, parse_network
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
@@ -150,8 +156,206 @@ def test_unsafe_expressions_are_refused(text: str, what: str) -> None:
         compile_function(text)
 
 
-def test_function_by_import_path() -> None:
-    fn = compile_function("numpy:square")
+def test_function_by_import_path_needs_the_opt_in() -> None:
+    with pytest.raises(NetworkFileError) as info:
+        compile_function("numpy:square", where="connections[0].function")
+    msg = str(info.value)
+    assert msg.startswith("connections[0].function: 'numpy:square' names a Python callable")
+    assert "importing module 'numpy' runs its code" in msg
+    assert "--allow-python-functions" in msg
+    # Refused before anything is imported.
+    with pytest.raises(NetworkFileError, match="names a Python callable"):
+        compile_function("nosuchmodule:f")
+
+
+def test_function_by_import_path_when_allowed() -> None:
+    fn = compile_function("numpy:square", allow_python=True)
     np.testing.assert_allclose(fn(np.array([[2.0], [3.0]])), [[4.0], [9.0]])
     with pytest.raises(NetworkFileError, match="cannot import 'nosuchmodule:f'"):
-        compile_function("nosuchmodule:f")
+        compile_function("nosuchmodule:f", allow_python=True)
+    failing = compile_function(f"{__name__}:_fails", allow_python=True, where="probes.p.function")
+    with pytest.raises(
+        BuildError,
+        match=r"probes\.p\.function: '.*:_fails' raised ZeroDivisionError at x = \[0\.0\]",
+    ):
+        failing(np.array([[1.0], [0.0]]))
+
+
+def _fails(point: np.ndarray) -> float:
+    """A Python function for decoded connections that fails at 0."""
+    return 1.0 / float(point[0])
+
+
+def _slow(point: np.ndarray) -> float:
+    """A Python function for decoded connections that takes 10 ms a point."""
+    time.sleep(0.01)
+    return float(point[0])
+
+
+DECODED = {
+    "network": {"seed": 1},
+    "populations": {"a": {"n": 20}, "b": {"n": 10}},
+    "connections": [{"pre": "a", "post": "b", "function": "x"}],
+}
+
+
+def _decoded(function: str) -> dict[str, object]:
+    return {**DECODED, "connections": [{"pre": "a", "post": "b", "function": function}]}
+
+
+def test_python_callable_in_a_network_is_refused_unless_allowed() -> None:
+    spec = parse_network(_decoded("numpy:square"), source="loop.toml")
+    with pytest.raises(NetworkFileError) as info:
+        build(spec)
+    msg = str(info.value)
+    assert msg.startswith("loop.toml: connections[0].function: 'numpy:square' names a Python")
+    assert "\n" not in msg
+    model = build(spec, allow_python_functions=True)
+    reference = build(parse_network(_decoded("x**2")))
+    dec, ref = model.connections[0].decoders, reference.connections[0].decoders
+    assert dec is not None
+    assert ref is not None
+    np.testing.assert_allclose(dec, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_huge_integer_power_is_refused_at_once() -> None:
+    # Evaluated with Python integers this never finished; every number is now a float64,
+    # and the constant part that overflows is named.
+    started = time.perf_counter()
+    with pytest.raises(NetworkFileError) as info:
+        compile_function("x * 9**9**9**9", where="connections[0].function")
+    assert time.perf_counter() - started < 1.0
+    assert str(info.value) == (
+        "connections[0].function: the part '9 ** 9 ** 9 ** 9' of 'x * 9**9**9**9' evaluates "
+        "to inf, which is not allowed; every number in an expression must stay a finite "
+        "float64 (at most about 1.8e308)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        (
+            "-" * 100_000 + "x",
+            f"an expression of 100001 characters .* at most {MAX_EXPRESSION_CHARS}",
+        ),
+        ("-" * 1_999 + "x", f"nests deeper than {MAX_EXPRESSION_DEPTH} levels"),
+        ("sin(" * 110 + "x" + ")" * 110, f"nests deeper than {MAX_EXPRESSION_DEPTH} levels"),
+        ("+".join(["x"] * 600), f"nests deeper than {MAX_EXPRESSION_DEPTH} levels"),
+        ("[" + ",".join(["x[0]"] * 399) + "]", "has more than 1000 parts"),
+        ("(" * 300 + "x" + ")" * 300, "not a valid expression"),
+    ],
+)
+def test_oversized_expressions_are_refused_before_evaluation(text: str, what: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(NetworkFileError, match=rf"^connections\[0\]\.function: .*{what}"):
+        compile_function(text, where="connections[0].function")
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("sin(x, x)", r"calling sin with 2 argument\(s\) \(it takes 1\)"),
+        ("clip(x, 0)", r"calling clip with 2 argument\(s\) \(it takes 3\)"),
+        ("x[1 + 1]", r"the index '1 \+ 1'"),
+        ("x[0][0]", "indexing anything but x"),
+        ("round(x, 99)", "round's second argument"),
+        ("1e999 * x", "the number inf"),
+        ("1" * 400 + " * x", "the number 1111"),
+        ("True * x", "the constant True"),
+        ("1 / 0 + x", "the part '1 / 0' .* evaluates to inf"),
+        ("sqrt(-1) * x", r"the part 'sqrt\(-1\)' .* evaluates to nan"),
+    ],
+)
+def test_expressions_that_cannot_give_finite_values_are_refused(text: str, what: str) -> None:
+    with pytest.raises(NetworkFileError, match=what):
+        compile_function(text)
+
+
+def test_allowed_forms_still_evaluate() -> None:
+    pts = np.random.default_rng(1).uniform(-1, 1, (40, 3))
+    cases = {
+        "x[-1]": pts[:, 2:],
+        "x[0:2]": pts[:, 0:2],
+        "round(x[0], 1)": np.round(pts[:, :1], 1),
+        "clip(x[0], -0.5, 0.5)": np.clip(pts[:, :1], -0.5, 0.5),
+        "2 ** 10 * x[1]": 1024 * pts[:, 1:2],
+        "x[0] ** 2 ** 3": pts[:, :1] ** 8,
+    }
+    for text, expected in cases.items():
+        np.testing.assert_allclose(compile_function(text)(pts), expected, err_msg=text)
+
+
+def test_evaluation_past_the_deadline_is_refused() -> None:
+    fn = compile_function("sin(x) + cos(x)", where="probes.p.function", timeout=0.0)
+    with pytest.raises(
+        BuildError, match=r"probes\.p\.function: 'sin\(x\) \+ cos\(x\)' did not finish within 0 s"
+    ):
+        fn(np.zeros((10, 1)))
+    slow = compile_function(f"{__name__}:_slow", allow_python=True, timeout=0.05)
+    started = time.perf_counter()
+    with pytest.raises(BuildError, match=r"did not finish within 0\.05 s over 1000 evaluation"):
+        slow(np.full((1000, 1), 0.01))
+    assert time.perf_counter() - started < 1.0
+
+
+def test_non_finite_function_values_are_refused_naming_key_and_point() -> None:
+    spec = parse_network(_decoded("1 / (x - x)"), source="net.toml")
+    with pytest.raises(BuildError) as info:
+        build(spec)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(
+        "net.toml: connections[0].function: '1 / (x - x)' is not finite at 750 of 750 "
+        "evaluation points (e.g. x = ["
+    )
+    assert "a decoded function must be finite over the unit ball" in msg
+    spec = parse_network(
+        {**DECODED, "probes": {"p": {"target": "a", "kind": "decoded", "function": "log(x)"}}}
+    )
+    with pytest.raises(BuildError, match=r"probes\.p\.function: 'log\(x\)' is not finite"):
+        build(spec)
+
+
+def test_gain_bias_refuses_non_finite_results() -> None:
+    with pytest.raises(BuildError, match="give a non-finite gain or bias"):
+        gain_bias(np.array([1e300]), np.array([0.0]), 1e10, 0.0)
+
+
+def test_file_signal_index_stays_in_range_on_very_long_runs(tmp_path: Path) -> None:
+    np.save(tmp_path / "u.npy", np.array([1.0, 2.0, 3.0]))
+    t = np.array([0.0, 1e-9, 1e12])  # 1e12 / 1e-9 samples is far beyond int64
+    for loop in (False, True):
+        spec = parse_network(
+            {
+                "populations": {"a": {"n": 2}},
+                "inputs": {
+                    "u": {"signal": {"kind": "file", "path": "u.npy", "dt": 1e-9, "loop": loop}}
+                },
+            }
+        )
+        spec._base_dir = tmp_path
+        values = signal_values(spec, "u", t)
+        assert values[0, 0] == 1.0
+        assert values[1, 0] == 2.0
+        if loop:
+            assert values[2, 0] in (1.0, 2.0, 3.0)
+        else:
+            assert values[2, 0] == 3.0
+
+
+def test_function_running_out_of_memory_is_a_build_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def compile_greedy(text: str, **kwargs: object) -> object:
+        def fn(points: np.ndarray) -> np.ndarray:
+            raise MemoryError
+
+        return fn
+
+    monkeypatch.setattr("spikestream.build.compile_function", compile_greedy)
+    with pytest.raises(
+        BuildError,
+        match=r"^n\.toml: connections\[0\]\.function: 'x' over 750 evaluation points needs more "
+        "memory than is available",
+    ):
+        build(parse_network(DECODED, source="n.toml"))

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from pathlib import Path
 
+from spikestream.budget import (
+    DEFAULT_SHARE,
+    check_budget,
+    default_limit,
+    estimate_run,
+    format_count,
+    parse_bytes,
+)
 from spikestream.build import build
 from spikestream.errors import ConfigError
 from spikestream.runtime.offline import input_signals, run_offline, save_npz, ticks_for
-from spikestream.runtime.replay import load_replay, replay_inputs
+from spikestream.runtime.replay import load_replay, replay_inputs, replay_ticks
 from spikestream.spec import load_network
 
 log = logging.getLogger("spikestream.run")
@@ -48,25 +57,63 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=("float64", "float32"),
         help="number type of the state (default: the file's network.dtype, float64)",
     )
-    p.add_argument("--seed", type=int, help="override the network file's random seed")
+    p.add_argument("--seed", type=int, help="override the network file's random seed (>= 0)")
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="refuse to run when the network and its recording would allocate more than "
+        "SIZE bytes (e.g. 2GiB, 512MiB, 1.5GB; also SPIKESTREAM_MEMORY_LIMIT). Default: "
+        f"{DEFAULT_SHARE * 100:.0f}%% of physical memory (or of the container's limit)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
+    add_python_functions_flag(p)
     p.set_defaults(func=main)
+
+
+def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
+    """``--allow-python-functions`` (``run`` and ``serve``): the opt-in to code execution."""
+    p.add_argument(
+        "--allow-python-functions",
+        action="store_true",
+        help='let a decoded connection\'s function = "module:attr" import that module and '
+        "call it: this runs Python code named in the network file, so use it only with files "
+        "you trust (default: refused, and only expressions in x are evaluated)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
     spec = load_network(args.network)
-    model = build(spec, dtype=args.dtype, seed=args.seed)
-    resets: list[int] = []
-    if args.replay is not None:
-        ticks, inputs, reset_ticks = replay_inputs(model, load_replay(args.replay))
-        resets = [int(r) for r in reset_ticks]
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise ConfigError(f"--seed: {args.seed} is not allowed; expected an integer in [0, 2^63)")
+    limit_text = args.memory_limit or os.environ.get("SPIKESTREAM_MEMORY_LIMIT")
+    limit = parse_bytes(limit_text) if limit_text else default_limit()
+    replay = load_replay(args.replay) if args.replay is not None else None
+    if replay is not None:
+        ticks = replay_ticks(replay, args.replay)
         if args.duration is not None:
-            ticks = min(ticks, ticks_for(args.duration, model.dt))
+            ticks = min(ticks, ticks_for(args.duration, spec.network.dt))
+        asked = f"running {args.network} for {format_count(ticks)} replayed ticks"
     elif args.duration is None:
         raise ConfigError("--duration S is required (or --replay FILE)")
     else:
-        ticks = ticks_for(args.duration, model.dt)
+        ticks = ticks_for(args.duration, spec.network.dt)
+        asked = f"running {args.network} for {args.duration:g} s ({format_count(ticks)} ticks)"
+    # Before anything is built: a network or a recording too large for the machine is a
+    # clear refusal, not a MemoryError halfway through.
+    check_budget(asked, estimate_run(spec, ticks=ticks, dtype=args.dtype), limit)
+    model = build(
+        spec,
+        dtype=args.dtype,
+        seed=args.seed,
+        allow_python_functions=args.allow_python_functions,
+    )
+    resets: list[int] = []
+    if replay is not None:
+        ticks_logged, inputs, reset_ticks = replay_inputs(model, replay)
+        resets = [int(r) for r in reset_ticks]
+        ticks = min(ticks, ticks_logged)
+    else:
         inputs = input_signals(model, ticks)
     started = time.perf_counter()
     timings: dict[str, float] = {}

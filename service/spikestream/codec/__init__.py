@@ -1,16 +1,23 @@
 """Bytes in, bytes out: frames, input payloads, control commands, events and topics.
 
-This layer is pure: it imports only numpy, msgpack, the standard library and
-:mod:`spikestream.errors`, so the client library and the browser monitor's tests can use
-it without the simulator or MQTT. ``docs/PROTOCOL.md`` describes the wire formats.
+This layer is pure: it imports only numpy, msgpack, the standard library,
+:mod:`spikestream.errors` and :mod:`spikestream.names`, so the client library and the
+browser monitor's tests can use it without the simulator or MQTT. ``docs/PROTOCOL.md``
+describes the wire formats.
 """
 
 from spikestream.codec.control import (
+    COMMAND_SPECS,
     COMMANDS,
     DEFAULT_MAX_CONTROL_BYTES,
+    SETTINGS,
     Command,
+    CommandRejected,
+    CommandSpec,
     ControlCommand,
     ControlValue,
+    Setting,
+    control_reference,
     decode_control,
     encode_control,
 )
@@ -50,6 +57,7 @@ from spikestream.codec.payloads import (
 
 __all__ = [
     "COMMANDS",
+    "COMMAND_SPECS",
     "DEFAULT_MAX_CONTROL_BYTES",
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_FRAME_BYTES",
@@ -57,9 +65,12 @@ __all__ = [
     "DEFAULT_PREFIX",
     "EVENT_VERSION",
     "SCHEMA_VERSION",
+    "SETTINGS",
     "STATUS_OFFLINE",
     "STATUS_ONLINE",
     "Command",
+    "CommandRejected",
+    "CommandSpec",
     "ControlCommand",
     "ControlValue",
     "FrameHeader",
@@ -67,9 +78,11 @@ __all__ = [
     "OversizePayload",
     "PayloadRejected",
     "RejectReason",
+    "Setting",
     "SpikeFrame",
     "Topics",
     "ValueFrame",
+    "control_reference",
     "decode_control",
     "decode_event",
     "decode_frame",

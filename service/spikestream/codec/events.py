@@ -267,7 +267,7 @@ def decode_event(
         _fail(f"expected an event as a JSON object, got {type(obj).__name__}")
     version = obj.get("v")
     if type(version) is not int or version != EVENT_VERSION:
-        _fail(f"unsupported event version {version!r}; this decoder reads v={EVENT_VERSION}")
+        _fail(f"unsupported event version {version!r:.40}; this decoder reads v={EVENT_VERSION}")
     kind = obj.get("event")
     if type(kind) is not str or not kind:
         _fail(f"event 'event' must be a non-empty string, got {kind!r:.60}")

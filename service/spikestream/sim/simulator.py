@@ -710,11 +710,27 @@ class Simulator:
             live[f"input.{name}"] = x
         return live
 
+    def state_layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+        """The shape and dtype of every array :meth:`state` returns, ``tick`` included.
+
+        Fixed at construction: what a snapshot of this network must hold.
+        """
+        layout: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {
+            "tick": ((), np.dtype(np.int64))
+        }
+        for key, arr in self._state_arrays().items():
+            layout[key] = (arr.shape, arr.dtype)
+        return layout
+
     def set_state(self, state: Mapping[str, npt.NDArray[np.generic]]) -> None:
         """Restore a state taken with :meth:`state` (from the same network file).
 
+        Everything is checked before anything is copied, so a refused state leaves the
+        simulator as it was.
+
         Raises:
-            SimulationError: a key is missing or an array has the wrong shape.
+            SimulationError: a key is missing, an array has the wrong shape or is not of
+                real, finite floats, or ``tick`` is not an integer in ``[0, 2**53)``.
         """
         live = self._state_arrays()
         missing = sorted(set(live) - set(state))
@@ -722,13 +738,24 @@ class Simulator:
             raise SimulationError(
                 f"state does not match this network: missing {missing or ['tick']}"
             )
+        tick = np.asarray(state["tick"])
+        if tick.shape != () or tick.dtype.kind not in "iu" or not 0 <= int(tick) < 2**53:
+            raise SimulationError(
+                f"state 'tick' must be an integer scalar in [0, 2**53); got "
+                f"{tick.dtype} of shape {tick.shape}"
+                + (f" = {tick.item()!r}" if tick.size == 1 and tick.dtype.kind in "iuf" else "")
+            )
         for key, arr in live.items():
             src = np.asarray(state[key])
             if src.shape != arr.shape:
                 raise SimulationError(f"state {key!r} has shape {src.shape}; expected {arr.shape}")
+            if src.dtype.kind != "f":
+                raise SimulationError(f"state {key!r} has dtype {src.dtype}; expected real floats")
+            if not np.isfinite(src).all():
+                raise SimulationError(f"state {key!r} holds NaN or infinite values")
         for key, arr in live.items():
             np.copyto(arr, state[key], casting="unsafe")
-        self.tick = int(np.asarray(state["tick"]))
+        self.tick = int(tick)
 
     def reset(self) -> None:
         """Zero voltages, refractory times, synapses and filters, and restart at tick 0.
