@@ -167,7 +167,21 @@ def make_test_pki(directory: Path) -> Pki:
     )
 
 
-class Mosquitto:
+class _BrokerProcess:
+    """What every broker process of these helpers has: the process and its state."""
+
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+
+class Mosquitto(_BrokerProcess):
     """One mosquitto process with its own config, log and ports.
 
     Args:
@@ -240,13 +254,6 @@ class Mosquitto:
         return f"ws://{_userinfo(username, password)}{self.host}:{self.ws_port}/mqtt"
 
     # -- process control -------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.proc is None else self.proc.pid
 
     def write_config(self) -> None:
         lines = [
@@ -476,7 +483,7 @@ def mqtt_connack(host: str, port: int, timeout: float = 2.0) -> int | None:
         return None
 
 
-class NatsNode:
+class NatsNode(_BrokerProcess):
     """One ``nats-server`` of a :class:`NatsCluster` (MQTT enabled, JetStream on)."""
 
     def __init__(self, workdir: Path, name: str, cluster_name: str) -> None:
@@ -504,14 +511,6 @@ class NatsNode:
     def url(self) -> str:
         """``mqtt://127.0.0.1:<mqtt_port>``."""
         return f"mqtt://{self.host}:{self.mqtt_port}"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.proc is None else self.proc.pid
 
     def write_config(self, routes: list[int]) -> None:
         route_list = ", ".join(f"nats-route://{self.host}:{p}" for p in routes)
