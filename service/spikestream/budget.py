@@ -275,10 +275,16 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
             parts[f"input {name}"] = p.n * p.dim * s
             transient[f"input {name}"] = p.n * p.dim * _F64
     for i, c in enumerate(spec.connections):
-        pre, post = pops[c.pre], pops[c.post]
+        post = pops[c.post]
         label = f"connection {c.label}"
         parts[label] = post.n * s * 2
-        if c.function is None:
+        if c.kind == "input":
+            # The filtered input and its temporary, and the folded encoders (post.n, dim).
+            dim = spec.inputs[c.pre].dim
+            parts[label] += 2 * dim * s + post.n * dim * s + post.dim * dim * _F64
+            continue
+        pre = pops[c.pre]
+        if c.kind == "dense":
             # The float64 weights and the simulator's scaled copy in the state type; a
             # float32 copy is made from a float64 temporary.
             parts[label] += pre.n * post.n * (_F64 + s)
@@ -288,14 +294,16 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
             d = _d_out(spec, i)
             learning = 2 if c.learning is not None else 1
             parts[label] += pre.n * d * (_F64 + learning * s) + post.n * post.dim * s
-            transient[label] = _decoder_solve(pre.n, c.eval_points)
+            if c.decoders is None:  # solved here; a decoders file is only read
+                transient[label] = _decoder_solve(pre.n, c.eval_points)
     for name, probe in spec.probes.items():
         values, item = _per_tick(spec, probe, s)
         parts[f"probe {name}"] = values * item
         if probe.kind == "decoded":
             pop = pops[probe.target]
             parts[f"probe {name}"] += pop.n * pop.dim * (_F64 + s)
-            transient[f"probe {name}"] = _decoder_solve(pop.n, PROBE_EVAL_POINTS)
+            if probe.decoders is None:
+                transient[f"probe {name}"] = _decoder_solve(pop.n, PROBE_EVAL_POINTS)
     return Estimate(parts, transient)
 
 

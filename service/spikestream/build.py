@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from spikestream.datafiles import check_values, load_npy
 from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 from spikestream.functions import compile_function
 from spikestream.spec import (
@@ -102,11 +103,14 @@ class Population:
     gain: FloatArray
     bias: FloatArray
     encoders: FloatArray  # (n, dim), unit rows
+    radius: float = 1.0
+    initial_voltage: FloatArray | None = None  # (n,); None: every neuron starts at 0
 
     @property
     def scaled_encoders(self) -> FloatArray:
-        """``gain[:, None] * encoders``, shape ``(n, dim)``: input current per unit of x."""
-        return self.gain[:, None] * self.encoders
+        """``encoders * (gain / radius)``, shape ``(n, dim)``: input current per unit of x
+        (Nengo's ``scaled_encoders``, computed the same way)."""
+        return self.encoders * (self.gain / self.radius)[:, None]
 
     def rates(self, x: FloatArray) -> FloatArray:
         """Steady-state rates (Hz) for represented values ``x`` of shape ``(points, dim)``;
@@ -138,6 +142,8 @@ class Connection:
     learning_rate: float = 0.0
     learning_enabled: bool = False
     error_input: str | None = None
+    error_synapse: float = 0.0  # lowpass of the error input before PES uses it, s
+    from_input: bool = False  # pre is an input: post current = gain * E @ T @ lowpass(x)
 
     @property
     def decoded(self) -> bool:
@@ -192,6 +198,9 @@ class Model:
         for c in self.connections:
             if c.weights is not None:
                 out[f"{c.name}.weights"] = c.weights
+            elif c.from_input:
+                assert c.transform is not None
+                out[f"{c.name}.transform"] = c.transform
             else:
                 assert c.decoders is not None
                 assert c.transform is not None
@@ -202,8 +211,21 @@ class Model:
 
 def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int) -> Population:
     rng = _rng(p.seed, "population") if p.seed is not None else _rng(seed, "population", name)
-    max_rates = rng.uniform(p.max_rates[0], p.max_rates[1], size=p.n)
-    intercepts = rng.uniform(p.intercepts[0], p.intercepts[1], size=p.n)
+    where = f"populations.{name}"
+    max_rates = _per_neuron(spec, p.max_rates, p.n, rng, f"{where}.max_rates")
+    intercepts = _per_neuron(spec, p.intercepts, p.n, rng, f"{where}.intercepts")
+    if isinstance(p.max_rates, str) and np.any(max_rates <= 0):
+        raise BuildError(f"{where}.max_rates: {p.max_rates!r} holds rates <= 0 Hz")
+    if isinstance(p.intercepts, str) and np.any(np.abs(intercepts) > 1):
+        raise BuildError(f"{where}.intercepts: {p.intercepts!r} holds values outside [-1, 1]")
+    if isinstance(p.initial_voltage, str):
+        v0: FloatArray | None = _load_array(
+            spec, p.initial_voltage, (p.n,), f"{where}.initial_voltage"
+        )
+    elif p.initial_voltage != 0:  # finite: the spec bounds it
+        v0 = np.full(p.n, p.initial_voltage)
+    else:
+        v0 = None
     if p.encoders is None:
         enc = rng.standard_normal((p.n, p.dim))
     elif isinstance(p.encoders, str):
@@ -216,7 +238,10 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
             f"populations.{name}.encoders: row {int(np.argmin(norms))} is all zeros; "
             "encoders must be non-zero vectors"
         )
-    enc = enc / norms
+    # Rows already of unit length (up to rounding) are kept bit for bit, so imported
+    # encoders give exactly the scaled encoders their source built.
+    unit = np.abs(norms - 1.0) <= 4 * np.finfo(np.float64).eps
+    enc = np.where(unit, enc, enc / norms)
     try:
         gain, bias = gain_bias(max_rates, intercepts, p.tau_rc, p.tau_ref)
     except BuildError as err:
@@ -233,21 +258,30 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
         gain=gain,
         bias=bias,
         encoders=enc,
+        radius=p.radius,
+        initial_voltage=v0,
     )
+
+
+def _per_neuron(
+    spec: NetworkSpec,
+    value: tuple[float, float] | str,
+    n: int,
+    rng: np.random.Generator,
+    where: str,
+) -> FloatArray:
+    """``n`` values drawn uniformly from a ``[low, high]`` range, or read from a file."""
+    if isinstance(value, str):
+        return _load_array(spec, value, (n,), where)
+    return rng.uniform(value[0], value[1], size=n)
 
 
 def _load_array(spec: NetworkSpec, relative: str, shape: tuple[int, ...], where: str) -> FloatArray:
     path = spec.resolve(relative)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise NetworkFileError(f"{where}: cannot load {str(path)!r}: {err}") from None
-    if not isinstance(data, np.ndarray) or data.shape != shape:
-        got = data.shape if isinstance(data, np.ndarray) else type(data).__name__
-        raise BuildError(f"{where}: {str(path)!r} has shape {got}; expected {shape}")
-    if not np.issubdtype(data.dtype, np.number) or not np.all(np.isfinite(data)):
-        raise BuildError(f"{where}: {str(path)!r} must hold finite numbers")
-    return np.asarray(data, dtype=np.float64)
+    data = load_npy(path, where)
+    if data.shape != shape:
+        raise BuildError(f"{where}: {str(path)!r} has shape {data.shape}; expected {shape}")
+    return check_values(data, path, where)
 
 
 def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> FloatArray:
@@ -291,7 +325,7 @@ def decoders_for(
         NetworkFileError: ``function`` is not an allowed expression or callable.
         BuildError: it fails, takes too long, or is not finite over the evaluation points.
     """
-    eval_points = sample_ball(rng, points, pop.dim)
+    eval_points = sample_ball(rng, points, pop.dim) * pop.radius
     if function is None:
         targets = eval_points
     else:
@@ -346,8 +380,19 @@ def _build_connection(
     seed: int,
     allow_python: bool,
 ) -> Connection:
-    pre, post = pops[c.pre], pops[c.post]
+    post = pops[c.post]
     where = f"connections[{i}]"
+    if c.kind == "input":
+        dim = spec.inputs[c.pre].dim
+        return Connection(
+            name=c.label,
+            pre=c.pre,
+            post=c.post,
+            synapse=c.synapse,
+            transform=_transform(c, where, post.dim, dim, f"input {c.pre!r} has dim = {dim}"),
+            from_input=True,
+        )
+    pre = pops[c.pre]
     if c.weights is not None:
         shape = (pre.n, post.n)
         if isinstance(c.weights, WeightsFile):
@@ -362,30 +407,22 @@ def _build_connection(
             else:
                 w = rng.uniform(wd.low, wd.high, size=shape)
         return Connection(name=c.label, pre=c.pre, post=c.post, synapse=c.synapse, weights=w)
-    decoders, d_out = decoders_for(
-        pre,
-        c.function,
-        reg=c.reg,
-        points=c.eval_points,
-        rng=_rng(seed, "eval_points", c.label),
-        where=f"{where}.function",
-        allow_python=allow_python,
-    )
-    if isinstance(c.transform, list):
-        transform = np.asarray(c.transform, dtype=np.float64)
-        if transform.ndim != 2 or transform.shape != (post.dim, d_out):
-            raise BuildError(
-                f"{where}.transform: shape {transform.shape}; expected (post.dim, d_out) = "
-                f"({post.dim}, {d_out})"
-            )
+    if c.decoders is not None:
+        decoders = _load_decoders(spec, c.decoders, pre.n, f"{where}.decoders")
+        d_out = decoders.shape[1]
+        what = f"decoders {c.decoders!r} give {d_out} value(s)"
     else:
-        if d_out != post.dim:
-            raise BuildError(
-                f"{where}.function: {c.function!r} returns {d_out} value(s) per point but "
-                f"post population {c.post!r} has dim = {post.dim}; add a transform matrix of "
-                f"shape ({post.dim}, {d_out})"
-            )
-        transform = c.transform * np.eye(post.dim)
+        decoders, d_out = decoders_for(
+            pre,
+            c.function,
+            reg=c.reg,
+            points=c.eval_points,
+            rng=_rng(seed, "eval_points", c.label),
+            where=f"{where}.function",
+            allow_python=allow_python,
+        )
+        what = f"function {c.function!r} returns {d_out} value(s) per point"
+    transform = _transform(c, where, post.dim, d_out, what)
     learn = c.learning
     return Connection(
         name=c.label,
@@ -398,7 +435,38 @@ def _build_connection(
         learning_rate=learn.rate if learn else 0.0,
         learning_enabled=bool(learn and learn.enabled),
         error_input=learn.error if learn else None,
+        error_synapse=learn.synapse if learn else 0.0,
     )
+
+
+def _load_decoders(spec: NetworkSpec, relative: str, n: int, where: str) -> FloatArray:
+    """Decoders from a ``.npy`` file of shape ``(n, d_out)``."""
+    path = spec.resolve(relative)
+    data = load_npy(path, where)  # a regular file whose header fits it, read once
+    if data.ndim != 2 or data.shape[0] != n:
+        raise BuildError(
+            f"{where}: {str(path)!r} has shape {data.shape}; expected shape ({n}, d_out)"
+        )
+    return check_values(data, path, where)
+
+
+def _transform(c: ConnectionSpec, where: str, post_dim: int, d_out: int, what: str) -> FloatArray:
+    """The ``(post_dim, d_out)`` transform of ``c``: its matrix, or its scalar times the
+    identity (which needs ``d_out == post_dim``)."""
+    if isinstance(c.transform, list):
+        transform = np.asarray(c.transform, dtype=np.float64)
+        if transform.ndim != 2 or transform.shape != (post_dim, d_out):
+            raise BuildError(
+                f"{where}.transform: shape {transform.shape}; expected (post.dim, d_out) = "
+                f"({post_dim}, {d_out})"
+            )
+        return transform
+    if d_out != post_dim:
+        raise BuildError(
+            f"{where}: {what} but post population {c.post!r} has dim = {post_dim}; add a "
+            f"transform matrix of shape ({post_dim}, {d_out})"
+        )
+    return c.transform * np.eye(post_dim)
 
 
 def _build_probe(
@@ -416,7 +484,10 @@ def _build_probe(
         synapse=p.synapse,
         ticks_per_frame=p.ticks_per_frame,
     )
-    if p.kind == "decoded":
+    if p.kind == "decoded" and p.decoders is not None:
+        pop = pops[p.target]
+        probe.decoders = _load_decoders(spec, p.decoders, pop.n, f"probes.{name}.decoders")
+    elif p.kind == "decoded":
         pop = pops[p.target]
         probe.decoders, _ = decoders_for(
             pop,
@@ -504,7 +575,11 @@ def _build(spec: NetworkSpec, dtype: str | None, seed: int | None, allow_python:
         name: _build_probe(name, p, pops, spec, seed, allow_python)
         for name, p in spec.probes.items()
     }
-    order = topological_order(list(pops), [(c.pre, c.post) for c in conns])
+    # With Nengo's timing every filtered connection delivers the previous tick's value, so
+    # only unfiltered ones order the populations.
+    nengo = spec.network.timing == "nengo"
+    edges = [(c.pre, c.post) for c in conns if not c.from_input and not (nengo and c.synapse > 0)]
+    order = topological_order(list(pops), edges)
     return Model(
         spec=spec,
         name=spec.network.name,

@@ -55,3 +55,8 @@ class SnapshotError(ConfigError):
 
     The message names the file and what was wrong.
     """
+
+
+class ModelImportError(ConfigError):
+    """A Nengo model cannot be imported: the script fails, the network is missing, or an
+    object lies outside the supported subset (the message names it and what is supported)."""

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.errors import BuildError, NetworkFileError
+from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 
 FloatArray = npt.NDArray[np.float64]
 VectorFunction = Callable[[FloatArray], FloatArray]
@@ -259,7 +259,7 @@ def _uses_x(node: ast.AST) -> bool:
 def _check_constants(tree: ast.Expression, text: str, where: str, timeout: float) -> None:
     """Refuse a part without ``x`` whose value is not finite (``9**9**9**9``, ``1/0``),
     naming that part: the message is clearer than a non-finite result over every point."""
-    deadline = _Deadline(timeout, text, where)
+    deadline = _Bounds(timeout, text, where, _widest_list(tree))
     one = np.zeros((1, 1))
     todo: list[ast.AST] = [tree.body]
     while todo:
@@ -270,8 +270,16 @@ def _check_constants(tree: ast.Expression, text: str, where: str, timeout: float
             continue
         if isinstance(node, ast.Name):  # a function's name, or pi and e
             continue
-        with np.errstate(all="ignore"):
-            value = np.asarray(_evaluate(node, one, deadline), dtype=np.float64)
+        try:
+            with np.errstate(all="ignore"):
+                value = np.asarray(_evaluate(node, one, deadline), dtype=np.float64)
+        except SpikestreamError:
+            raise
+        except (ValueError, TypeError, IndexError, ArithmeticError) as err:
+            raise NetworkFileError(
+                f"{where}: the part {_short(ast.unparse(node))} of {_short(text)} cannot be "
+                f"evaluated ({err}), which is not allowed"
+            ) from None
         if not np.all(np.isfinite(value)):
             raise NetworkFileError(
                 f"{where}: the part {_short(ast.unparse(node))} of {_short(text)} evaluates to "
@@ -280,14 +288,22 @@ def _check_constants(tree: ast.Expression, text: str, where: str, timeout: float
             )
 
 
-class _Deadline:
-    """Raises :class:`BuildError` once ``seconds`` have passed since it was made."""
+class _Bounds:
+    """Limits of one evaluation: a deadline ``seconds`` from now, and the widest value.
 
-    def __init__(self, seconds: float, text: str, where: str) -> None:
+    A value is ``()`` (a number), ``(points,)`` or ``(points, k)`` with ``k`` at most the
+    widest of ``x`` and the longest list literal in the text. numpy broadcasting would
+    otherwise turn ``x[0] * [x[0]]`` ((points,) times (points, 1)) into a (points, points)
+    array: 8 TB at a million evaluation points.
+    """
+
+    def __init__(self, seconds: float, text: str, where: str, widest_list: int = 1) -> None:
         self.at = time.monotonic() + seconds
         self.seconds, self.text, self.where = seconds, text, where
+        self.widest_list = widest_list
 
     def check(self, points: int) -> None:
+        """Raise :class:`BuildError` once the deadline has passed."""
         if time.monotonic() > self.at:
             raise BuildError(
                 f"{self.where}: {_short(self.text)} did not finish within {self.seconds:g} s "
@@ -295,8 +311,39 @@ class _Deadline:
                 "function or lower eval_points"
             )
 
+    def shape(self, node: ast.AST, args: list[Any], x: FloatArray) -> None:
+        """Refuse ``node`` (an operator or call on ``args``) when its result would not be
+        a number, one value per point or one row of allowed width per point, before it is
+        computed."""
+        points, width = x.shape[0], max(x.shape[1], self.widest_list)
+        shapes = [np.shape(a) for a in args]
+        try:
+            out = np.broadcast_shapes(*shapes)
+        except ValueError:
+            out = None
+        fits = out is not None and (
+            out in ((), (points,))
+            or (len(out) == 2 and out[0] == points and out[1] <= width)
+            # At one point (the check of constant parts) a list is a row: (k,) or (1, k).
+            or (points == 1 and math.prod(out) <= width)
+        )
+        if not fits:
+            got = "do not fit together" if out is None else f"give shape {out}"
+            raise BuildError(
+                f"{self.where}: in {_short(self.text)}, the values of shapes "
+                f"{', '.join(map(str, shapes))} in {_short(ast.unparse(node))} {got}, which is "
+                f"not allowed; expected a number, one value per point ({points},) or one row "
+                f"of at most {width} numbers per point"
+            )
 
-def _evaluate(node: ast.AST, x: FloatArray, deadline: _Deadline) -> Any:
+
+def _widest_list(tree: ast.AST) -> int:
+    """The most elements of a list literal in ``tree`` (1 when there is none)."""
+    lists = [len(n.elts) for n in ast.walk(tree) if isinstance(n, ast.List | ast.Tuple)]
+    return max(lists, default=1)
+
+
+def _evaluate(node: ast.AST, x: FloatArray, deadline: _Bounds) -> Any:
     # Every number is a float64 (a constant too), so no operation can build a huge
     # integer: 9**9**9**9 overflows to inf at once instead of computing for ever.
     # x has shape (points, d); x[i] means component i, so index the last axis.
@@ -312,7 +359,9 @@ def _evaluate(node: ast.AST, x: FloatArray, deadline: _Deadline) -> Any:
         return np.float64(ALLOWED_CONSTANTS[node.id])
     if isinstance(node, ast.BinOp):
         left = _evaluate(node.left, x, deadline)
-        return _BINOPS[type(node.op)](left, _evaluate(node.right, x, deadline))
+        right = _evaluate(node.right, x, deadline)
+        deadline.shape(node, [left, right], x)
+        return _BINOPS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp):
         return _UNARY[type(node.op)](_evaluate(node.operand, x, deadline))
     if isinstance(node, ast.Compare):
@@ -320,6 +369,7 @@ def _evaluate(node: ast.AST, x: FloatArray, deadline: _Deadline) -> Any:
         result: Any = True
         for op, comp in zip(node.ops, node.comparators, strict=True):
             right = _evaluate(comp, x, deadline)
+            deadline.shape(node, [result, left, right], x)
             result = np.logical_and(result, _CMP[type(op)](left, right))
             left = right
         return np.asarray(result, dtype=np.float64)
@@ -331,6 +381,7 @@ def _evaluate(node: ast.AST, x: FloatArray, deadline: _Deadline) -> Any:
             assert decimals is not None  # the checker allowed only a whole number
             return np.round(_evaluate(node.args[0], x, deadline), decimals)
         args = [_evaluate(a, x, deadline) for a in node.args]
+        deadline.shape(node, args, x)
         return ALLOWED_FUNCTIONS[name](*args)
     if isinstance(node, ast.Subscript):
         index = node.slice
@@ -339,8 +390,15 @@ def _evaluate(node: ast.AST, x: FloatArray, deadline: _Deadline) -> Any:
             return x[:, lo:hi:step]
         return x[:, _int_literal(index)]
     if isinstance(node, ast.List | ast.Tuple):
-        parts = [np.broadcast_to(_evaluate(e, x, deadline), (x.shape[0],)) for e in node.elts]
-        return np.stack(parts, axis=1)
+        parts = [_evaluate(e, x, deadline) for e in node.elts]
+        for part, element in zip(parts, node.elts, strict=True):
+            if np.ndim(part) > 1:
+                raise BuildError(
+                    f"{deadline.where}: in {_short(deadline.text)}, the list element "
+                    f"{_short(ast.unparse(element))} has shape {np.shape(part)}, which is not "
+                    "allowed; expected a number or one value per point"
+                )
+        return np.stack([np.broadcast_to(p, (x.shape[0],)) for p in parts], axis=1)
     raise ValueError(f"unsupported expression node {type(node).__name__}")
 
 
@@ -394,9 +452,10 @@ def compile_function(
     except ValueError as err:
         raise NetworkFileError(f"{where}: {err}") from None
     _check_constants(tree, text, where, timeout)
+    widest_list = _widest_list(tree)
 
     def fn(points: FloatArray) -> FloatArray:
-        deadline = _Deadline(timeout, text, where)
+        deadline = _Bounds(timeout, text, where, widest_list)
         # Overflow to inf and 0/0 are reported by the caller's finiteness check, with the
         # key and a point: numpy's warnings would say less, and as errors they would stop
         # the build with a traceback.
@@ -420,14 +479,17 @@ def _import_callable(text: str, where: str, timeout: float) -> VectorFunction:
             f"{where}: cannot import {text!r} ({err}); expected 'package.module:callable'"
         ) from None
     if not callable(obj):
-        raise NetworkFileError(f"{where}: {text!r} is not callable")
+        raise NetworkFileError(
+            f"{where}: {text!r} is a {type(obj).__name__}, not callable; expected a function "
+            "of one point of shape (d,)"
+        )
     user: Callable[[FloatArray], Any] = obj
 
     def fn(points: FloatArray) -> FloatArray:
         # User callables take one point of shape (d,) at a time, as in Nengo. A call that
         # never returns cannot be interrupted here (it is code the user opted in to run);
         # the deadline bounds the loop over points.
-        deadline = _Deadline(timeout, text, where)
+        deadline = _Bounds(timeout, text, where)
         rows = []
         for p in points:
             deadline.check(points.shape[0])

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from spikestream.datafiles import check_values, load_csv, load_npy
 from spikestream.errors import NetworkFileError
 from spikestream.spec import (
     ConstantSignal,
@@ -31,13 +32,7 @@ def default_value(inp: InputSpec) -> FloatArray:
 
 def load_samples(path: Path, dim: int, where: str) -> FloatArray:
     """Read a ``.npy`` or CSV file of samples into shape ``(samples, dim)``."""
-    try:
-        if path.suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        else:
-            data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    except (OSError, ValueError) as err:
-        raise NetworkFileError(f"{where}: cannot read {str(path)!r}: {err}") from None
+    data = load_npy(path, where) if path.suffix == ".npy" else load_csv(path, where)
     data = np.asarray(data, dtype=np.float64)
     if data.ndim == 1:
         data = data[:, None]
@@ -46,9 +41,7 @@ def load_samples(path: Path, dim: int, where: str) -> FloatArray:
             f"{where}: {str(path)!r} has shape {data.shape}; expected (samples, {dim}) with "
             "at least one sample"
         )
-    if not np.all(np.isfinite(data)):
-        raise NetworkFileError(f"{where}: {str(path)!r} holds NaN or infinite values")
-    return data
+    return check_values(data, path, where)
 
 
 def signal_values(spec: NetworkSpec, name: str, t: FloatArray) -> FloatArray:
@@ -60,7 +53,7 @@ def signal_values(spec: NetworkSpec, name: str, t: FloatArray) -> FloatArray:
     inp = spec.inputs[name]
     sig = inp.signal
     dim = inp.dim
-    where = f"inputs.{name}.signal"
+    where = f"{spec.source}: inputs.{name}.signal"  # read at run time, after the build
     if isinstance(sig, str):  # pragma: no cover - the validator expands shorthands
         raise AssertionError(sig)
     if isinstance(sig, SinSignal):

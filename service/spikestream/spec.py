@@ -36,7 +36,12 @@ from spikestream.names import NAME_PATTERN, NAME_RULE, is_name
 #: The rule lives in :mod:`spikestream.names`, shared with the frame decoder.
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+#: A connection's name: a name, or two names joined by ``->``.
+CONNECTION_NAME_PATTERN = rf"{NAME_PATTERN[:-1]}(->{NAME_PATTERN[1:-1]})?$"
 Dtype = Literal["float64", "float32"]
+#: ``"spikestream"``: only connections that close a cycle deliver the previous tick's value.
+#: ``"nengo"``: every filtered connection does, as in Nengo (docs/MODEL.md).
+Timing = Literal["spikestream", "nengo"]
 
 #: Largest magnitude of a value in a network file (signal amplitudes and offsets, constants,
 #: defaults, weights, transforms, encoders, frequencies). Far beyond any represented value
@@ -46,6 +51,11 @@ VALUE_LIMIT = 1e9
 #: Longest time in a network file, seconds (time constants, ``ttl``, a step's time, a file
 #: signal's sample length): about 11.6 days.
 TIME_LIMIT = 1e6
+
+#: Largest random seed: a run records its seed as an int64.
+MAX_SEED = 2**63 - 1
+#: Shortest tick, seconds.
+MIN_DT = 1e-6
 
 #: A finite number with ``|value| <= VALUE_LIMIT``. NaN and inf are refused everywhere
 #: (``allow_inf_nan=False`` in every model's config too): no finite run follows from them.
@@ -164,16 +174,22 @@ class NetworkSection(_Spec):
     """``[network]``: name, tick length ``dt`` (s), random ``seed`` and number type."""
 
     name: Name = "net"
-    dt: float = Field(default=0.001, gt=0, le=1.0, allow_inf_nan=False)
-    seed: int | None = Field(default=None, ge=0)
+    # At least a microsecond: a tick loop paced to the wall clock cannot run faster, and a
+    # dt of 1e-300 made a 0.05 s run ask for 5e298 ticks.
+    dt: float = Field(default=0.001, ge=MIN_DT, le=1.0, allow_inf_nan=False)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     dtype: Dtype = "float64"
+    timing: Timing = "spikestream"
 
 
 class PopulationSpec(_Spec):
     """``[populations.NAME]``: a population of LIF neurons with NEF tuning.
 
-    ``max_rates`` (Hz) and ``intercepts`` are ``[low, high]`` ranges drawn uniformly.
-    ``encoders`` is optional: one row of ``dim`` numbers per neuron (normalised), or a file.
+    ``max_rates`` (Hz) and ``intercepts`` are ``[low, high]`` ranges drawn uniformly, or
+    ``.npy`` files of one value per neuron (shape ``(n,)``). ``encoders`` is optional: one
+    row of ``dim`` numbers per neuron (normalised), or a file. ``radius`` scales the
+    represented range (``x / radius`` is encoded, as in Nengo). ``initial_voltage`` is the
+    voltage every neuron starts (and resets) at, or a ``.npy`` file of shape ``(n,)``.
     """
 
     n: int = Field(gt=0, le=10_000_000)
@@ -181,14 +197,20 @@ class PopulationSpec(_Spec):
     tau_rc: PositiveSeconds = 0.02
     tau_ref: Seconds = 0.002
     min_voltage: Annotated[Real, Field(le=0)] = 0.0
-    max_rates: tuple[Real, Real] = (200.0, 400.0)
-    intercepts: tuple[Real, Real] = (-1.0, 1.0)
+    max_rates: tuple[Real, Real] | str = (200.0, 400.0)
+    intercepts: tuple[Real, Real] | str = (-1.0, 1.0)
     encoders: list[list[Real]] | str | None = None
-    seed: int | None = Field(default=None, ge=0)
+    radius: Positive = 1.0
+    initial_voltage: Real | str = 0.0
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @field_validator("max_rates", "intercepts")
     @classmethod
-    def _ordered(cls, v: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+    def _ordered(
+        cls, v: tuple[float, float] | str, info: ValidationInfo
+    ) -> tuple[float, float] | str:
+        if isinstance(v, str):  # a file of per-neuron values, checked when built
+            return v
         lo, hi = v
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
             raise ValueError(f"{info.field_name} must be [low, high] with low <= high; got {v}")
@@ -196,21 +218,24 @@ class PopulationSpec(_Spec):
 
     @model_validator(mode="after")
     def _tuning_in_range(self) -> Self:
-        lo, hi = self.max_rates
-        if lo <= 0:
-            raise ValueError(f"max_rates: {lo} Hz is not allowed; max rates must be > 0 Hz")
-        if self.tau_ref > 0 and hi >= 1.0 / self.tau_ref:
-            raise ValueError(
-                f"max_rates: {hi} Hz is not allowed; a LIF neuron with tau_ref = "
-                f"{self.tau_ref} s fires below 1/tau_ref = {1.0 / self.tau_ref:g} Hz, "
-                f"so max rates must be < {1.0 / self.tau_ref:g} Hz"
-            )
-        ilo, ihi = self.intercepts
-        if ilo < -1.0 or ihi > 1.0 or ilo >= 1.0:
-            raise ValueError(
-                f"intercepts: {list(self.intercepts)} is not allowed; intercepts must lie in "
-                "[-1, 1] with low < 1"
-            )
+        # Per-neuron files (strings) are checked when built.
+        if not isinstance(self.max_rates, str):
+            lo, hi = self.max_rates
+            if lo <= 0:
+                raise ValueError(f"max_rates: {lo} Hz is not allowed; max rates must be > 0 Hz")
+            if self.tau_ref > 0 and hi >= 1.0 / self.tau_ref:
+                raise ValueError(
+                    f"max_rates: {hi} Hz is not allowed; a LIF neuron with tau_ref = "
+                    f"{self.tau_ref} s fires below 1/tau_ref = {1.0 / self.tau_ref:g} Hz, "
+                    f"so max rates must be < {1.0 / self.tau_ref:g} Hz"
+                )
+        if not isinstance(self.intercepts, str):
+            ilo, ihi = self.intercepts
+            if ilo < -1.0 or ihi > 1.0 or ilo >= 1.0:
+                raise ValueError(
+                    f"intercepts: {list(self.intercepts)} is not allowed; intercepts must lie "
+                    "in [-1, 1] with low < 1"
+                )
         enc = self.encoders
         if isinstance(enc, list) and (len(enc) != self.n or any(len(r) != self.dim for r in enc)):
             shape = (len(enc), len(enc[0]) if enc else 0)
@@ -278,7 +303,7 @@ class WeightsDist(_Spec):
     std: NonNegative = 1.0
     low: Real = -1.0
     high: Real = 1.0
-    seed: int | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -312,28 +337,38 @@ Weights = Annotated[
 
 
 class LearningSpec(_Spec):
-    """Online learning on a decoded connection (PES), driven by the input ``error``."""
+    """Online learning on a decoded connection (PES), driven by the input ``error``,
+    lowpass-filtered by ``synapse`` seconds first (0: used as it arrives)."""
 
     rule: Literal["pes"] = "pes"
     error: Name
     rate: NonNegative = 1e-4
     enabled: bool = True
+    synapse: Seconds = 0.0
 
 
 class ConnectionSpec(_Spec):
     """``[[connections]]``: from population ``pre`` to population ``post``.
 
-    Either ``weights`` (a full matrix, ``I_syn += W.T @ y``) or ``function`` (a decoded NEF
-    connection computing ``function(x)``, kept factored). ``synapse`` is the lowpass time
-    constant in seconds; 0 means unfiltered.
+    Either ``weights`` (a full matrix, ``I_syn += W.T @ y``), ``function`` (a decoded NEF
+    connection computing ``function(x)``, kept factored) or ``decoders`` (a decoded
+    connection with given decoders, a ``.npy`` file of shape ``(pre.n, d_out)``).
+    ``synapse`` is the lowpass time constant in seconds; 0 means unfiltered.
+
+    ``pre`` may also name an input: the input's value is filtered by ``synapse``, multiplied
+    by ``transform`` (shape ``(post.dim, input.dim)``) and encoded into ``post``. Such a
+    connection has no ``weights``, ``function`` or ``decoders``.
     """
 
     pre: Name
     post: Name
-    name: str | None = None
+    # A name, or ``pre->post`` as the default label reads: it reaches events, logs and the
+    # keys of a run's .npz, so it follows the naming rule too.
+    name: Annotated[str, Field(pattern=CONNECTION_NAME_PATTERN)] | None = None
     synapse: Seconds = 0.005
     weights: Weights | None = None
     function: str | None = None
+    decoders: str | None = None
     transform: Real | list[list[Real]] = 1.0
     # Above 1000 the regularisation swamps every rate: the decoders are all but zero.
     reg: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1000)] = 0.1
@@ -342,15 +377,29 @@ class ConnectionSpec(_Spec):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if (self.weights is None) == (self.function is None):
+        given = [self.weights, self.function, self.decoders]
+        if sum(v is not None for v in given) > 1:
             raise ValueError(
-                "give exactly one of weights = {dist = ...} | {file = ...} (a full matrix) "
-                f"or function = '...' (decoded); got weights={self.weights!r}, "
-                f"function={self.function!r}"
+                "give at most one of weights = {dist = ...} | {file = ...} (a full matrix), "
+                "function = '...' or decoders = 'd.npy' (decoded); got "
+                f"weights={self.weights!r}, function={self.function!r}, "
+                f"decoders={self.decoders!r}"
             )
-        if self.learning is not None and self.function is None:
-            raise ValueError("learning needs a decoded connection (function = '...')")
+        if self.learning is not None and self.kind != "decoded":
+            raise ValueError(
+                "learning needs a decoded connection (function = '...' or decoders = '...')"
+            )
         return self
+
+    @property
+    def kind(self) -> Literal["dense", "decoded", "input"]:
+        """``"dense"`` (weights), ``"decoded"`` (function or decoders) or ``"input"`` (none
+        of them: ``pre`` must be an input)."""
+        if self.weights is not None:
+            return "dense"
+        if self.function is not None or self.decoders is not None:
+            return "decoded"
+        return "input"
 
     @property
     def label(self) -> str:
@@ -374,6 +423,16 @@ class ProbeSpec(_Spec):
     synapse: Seconds = 0.01
     ticks_per_frame: int = Field(default=10, ge=1, le=100_000)
     function: str | None = None
+    decoders: str | None = None
+
+    @model_validator(mode="after")
+    def _decoders_or_function(self) -> Self:
+        if self.decoders is not None and (self.kind != "decoded" or self.function is not None):
+            raise ValueError(
+                f"decoders: {self.decoders!r} is only allowed on a decoded probe without a "
+                f"function; got kind = {self.kind!r}, function = {self.function!r}"
+            )
+        return self
 
 
 class NetworkSpec(_Spec):
@@ -430,9 +489,15 @@ class NetworkSpec(_Spec):
                 )
         seen: set[str] = set()
         for i, c in enumerate(self.connections):
+            if c.kind == "input" and c.pre not in ins:
+                raise ValueError(
+                    f"connections[{i}].pre: {c.pre!r} is not an input; a connection from a "
+                    "population needs weights = {...}, function = '...' or decoders = '...'; "
+                    f"inputs: {', '.join(sorted(ins)) or '(none defined)'}"
+                )
             for key in ("pre", "post"):
                 ref = getattr(c, key)
-                if ref not in pops:
+                if ref not in pops and not (key == "pre" and c.kind == "input"):
                     raise ValueError(
                         f"connections[{i}].{key}: {ref!r} is not a population; expected one "
                         f"of: {allowed_pops}"
@@ -596,8 +661,13 @@ def load_network(path: str | Path) -> NetworkSpec:
         raise NetworkFileError(f"{p}: network file is not UTF-8 text ({err})") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise NetworkFileError(f"{p}: not valid TOML: {err}") from None
+    except ValueError as err:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise NetworkFileError(f"{p}: not valid TOML: {str(err)[:200]}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise NetworkFileError(
+            f"{p}: not valid TOML: arrays or inline tables nest too deeply (a network file "
+            "nests a few levels)"
+        ) from None
     spec = parse_network(data, source=str(p))
     spec._base_dir = p.resolve().parent
     return spec

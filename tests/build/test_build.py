@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from pathlib import Path
 
@@ -173,6 +175,11 @@ def test_function_by_import_path_when_allowed() -> None:
     np.testing.assert_allclose(fn(np.array([[2.0], [3.0]])), [[4.0], [9.0]])
     with pytest.raises(NetworkFileError, match="cannot import 'nosuchmodule:f'"):
         compile_function("nosuchmodule:f", allow_python=True)
+    with pytest.raises(
+        NetworkFileError,
+        match=r"^w: 'math:pi' is a float, not callable; expected a function of one point",
+    ):
+        compile_function("math:pi", allow_python=True, where="w")
     failing = compile_function(f"{__name__}:_fails", allow_python=True, where="probes.p.function")
     with pytest.raises(
         BuildError,
@@ -359,3 +366,138 @@ def test_function_running_out_of_memory_is_a_build_error(monkeypatch: pytest.Mon
         "memory than is available",
     ):
         build(parse_network(DECODED, source="n.toml"))
+
+
+def _npy_header_only(path: Path, shape: tuple[int, ...], descr: str = "<f8") -> None:
+    """A ``.npy`` file whose header claims ``shape`` but that holds no data."""
+    with path.open("wb") as fh:
+        header = {"descr": descr, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(fh, header)
+
+
+@pytest.mark.parametrize(
+    ("shape", "descr", "what"),
+    [
+        ((10**6, 10**6), "<f8", r"header claims shape \(1000000, 1000000\) \(8000000000000 bytes"),
+        ((20, 10), "|O", "it holds object values; expected real numbers"),
+        ((20, 10), "<c16", "it holds complex128 values; expected real numbers"),
+        ((20, 10), "version 3", r"it has \.npy format \(3, 0\); expected 1\.0 or 2\.0"),
+    ],
+)
+def test_weight_file_headers_are_checked_before_allocating(
+    tmp_path: Path, shape: tuple[int, ...], descr: str, what: str
+) -> None:
+    if descr == "version 3":
+        np.save(tmp_path / "w.npy", np.zeros(shape))
+        data = bytearray((tmp_path / "w.npy").read_bytes())
+        data[6] = 3
+        (tmp_path / "w.npy").write_bytes(bytes(data))
+    else:
+        _npy_header_only(tmp_path / "w.npy", shape, descr)
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 20}, "b": {"n": 10}},
+            "connections": [{"pre": "a", "post": "b", "weights": {"file": "w.npy"}}],
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    with pytest.raises(NetworkFileError) as info:
+        build(spec)
+    msg = str(info.value)
+    assert msg.startswith(
+        f"net.toml: connections[0].weights.file: cannot load {str(tmp_path / 'w.npy')!r}: "
+    ), msg
+    assert re.search(what, msg), msg
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+def test_signal_and_encoder_files_must_be_regular_files(tmp_path: Path, suffix: str) -> None:
+    # A FIFO with no writer (or /dev/zero) blocked the build or fed it without end.
+    fifo = tmp_path / f"u{suffix}"
+    os.mkfifo(fifo)
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 2, "encoders": fifo.name}},
+            "inputs": {"u": {"signal": {"kind": "file", "path": fifo.name}}},
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    with pytest.raises(
+        NetworkFileError,
+        match=rf"^net\.toml: inputs\.u\.signal: {re.escape(repr(str(fifo)))} "
+        "is not a regular file; expected a .npy or CSV file$",
+    ):
+        signal_values(spec, "u", np.zeros(3))
+    if suffix == ".npy":
+        with pytest.raises(NetworkFileError, match=r"populations\.a\.encoders: .* not a regular"):
+            build(spec)
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        # (points,) against (points, 1) broadcast to (points, points): 8 TB at 10^6 points.
+        ("x[0] * [x[0]]", r"'x\[0\] \* \[x\[0\]\]' give shape \(3000, 3000\)"),
+        ("x[0] < [x[0]]", r"give shape \(3000, 3000\)"),
+        ("where(x[0], [x[1]], 1)", r"give shape \(3000, 3000\)"),
+        ("[x]", r"the list element 'x' has shape \(3000, 2\)"),
+    ],
+)
+def test_broadcasting_cannot_square_the_evaluation_points(text: str, what: str) -> None:
+    fn = compile_function(text, where="connections[0].function")
+    with pytest.raises(BuildError, match=rf"^connections\[0\]\.function: in .*{what}"):
+        fn(np.zeros((3000, 2)))
+
+
+def test_constant_parts_of_mismatched_lengths_are_refused_at_compile() -> None:
+    # numpy's ValueError escaped compile_function, which the build does not guard.
+    with pytest.raises(
+        BuildError,
+        match=r"values of shapes \(1, 2\), \(1, 3\) in '\[1, 2\] \+ \[1, 2, 3\]' do not fit",
+    ):
+        compile_function("x + ([1, 2] + [1, 2, 3])")
+
+
+def test_vector_expressions_of_allowed_widths_still_evaluate() -> None:
+    pts = np.random.default_rng(2).uniform(-1, 1, (50, 2))
+    cases = {
+        "[x[0], x[1]] * x": pts * pts,
+        "[1, 2] * x[0:1]": pts[:, :1] * np.array([1.0, 2.0]),
+        "[x[0] * x[1], 1, x[0] < x[1]]": np.stack(
+            [pts[:, 0] * pts[:, 1], np.ones(50), (pts[:, 0] < pts[:, 1]).astype(float)], axis=1
+        ),
+    }
+    for text, expected in cases.items():
+        np.testing.assert_allclose(compile_function(text)(pts), expected, err_msg=text)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e300])
+def test_weight_and_signal_file_values_are_bounded_as_in_the_network_file(
+    tmp_path: Path, value: float
+) -> None:
+    # A finite 1e300 weight overflowed to inf in the first tick; the file itself only
+    # allows |value| <= 1e9.
+    w = np.zeros((20, 10))
+    w[3, 4] = value
+    np.save(tmp_path / "w.npy", w)
+    (tmp_path / "u.csv").write_text(f"0.5\n{value}\n")
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 20}, "b": {"n": 10}},
+            "inputs": {"u": {"signal": {"kind": "file", "path": "u.csv"}}},
+            "connections": [{"pre": "a", "post": "b", "weights": {"file": "w.npy"}}],
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    allowed = "that are NaN, infinite or beyond +-1e+09, which is not allowed; expected finite"
+    with pytest.raises(NetworkFileError) as info:
+        build(spec)
+    assert str(info.value).startswith(
+        f"net.toml: connections[0].weights.file: {str(tmp_path / 'w.npy')!r} holds 1 value(s) "
+        + allowed
+    ), info.value
+    with pytest.raises(NetworkFileError, match=re.escape(f"holds 1 value(s) {allowed}")):
+        signal_values(spec, "u", np.zeros(2))

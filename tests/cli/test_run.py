@@ -167,6 +167,16 @@ def _run(
             'function = "log(x)"',
             "connections[0].function: 'log(x)' is not finite at ",
         ),
+        (
+            'function = "x + ([1, 2] + [1, 2, 3])"',
+            "connections[0].function: in 'x + ([1, 2] + [1, 2, 3])', the values of shapes "
+            "(1, 2), (1, 3)",
+        ),
+        (
+            'function = "x * [x]"\neval_points = 30000',
+            "connections[0].function: in 'x * [x]', the values of shapes (30000,), (30000, 1) "
+            "in 'x * [x]' give shape (30000, 30000), which is not allowed",
+        ),
     ],
 )
 def test_hostile_network_file_exits_2_with_one_error_and_no_traceback(

@@ -153,9 +153,13 @@ async def test_hostile_snapshot_files_are_refused_while_the_service_keeps_tickin
                     ("snapshot", "results.npz", "is not a snapshot of network 'seed'"),
                     ("snapshot", "../x.npz", "directly inside the snapshot folder"),
                 ]:
-                    r = await ask(f"{cmd}-{name}", "control_rejected", cmd=cmd, value=name)
+                    rid = f"{cmd}-{name}"
+                    r = await ask(rid, "control_rejected", cmd=cmd, value=name)
                     refusals += 1
                     assert why in r["error"], r
+                    # Refused before the engine was asked: no control_ok came first.
+                    oks = [e for e in replies(sub.messages, rid) if e["event"] == "control_ok"]
+                    assert not oks, oks
 
                 # The good snapshot still restores: refusals changed nothing.
                 n_before_restore = len(sub.messages)

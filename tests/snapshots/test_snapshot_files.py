@@ -579,3 +579,43 @@ def test_set_state_refuses_nonfinite_and_negative_tick_and_changes_nothing(
             sim.set_state({**state, **bad})
         for key, arr in before.items():
             np.testing.assert_array_equal(sim.state()[key], arr)
+
+
+def test_values_beyond_the_network_number_type_are_refused(
+    folder: SnapshotFolder, state: dict[str, Any], tmp_path: Path
+) -> None:
+    # 1e300 is a finite float64; copied into a float32 network it became inf.
+    narrow = Engine(build(load_network(SEED), dtype="float32"), clock=FakeClock())
+    folder32 = SnapshotFolder(tmp_path, NET, snapshot_layout(narrow))
+    v = voltage_key(state)
+    huge = state[v].astype(np.float64)
+    huge[2] = 1e300
+    data = edited(state, **{v: huge})
+    with pytest.raises(
+        SnapshotError, match=rf"member '{v}' holds 1 value\(s\) beyond \+-3\.403e\+38; expected"
+    ):
+        read(folder32, data)
+    assert read(folder, data)[v][2] == 1e300  # float64 holds it
+    # float32 values in a float64 network are fine, and compared without overflow warnings.
+    narrow_values = state[v].astype(np.float32)
+    assert read(folder, edited(state, **{v: narrow_values}))[v].dtype == np.float32
+    wide = Engine(build(load_network(SEED)), clock=FakeClock()).sim
+    wide.set_state({**wide.state(), v: narrow_values})
+    np.testing.assert_array_equal(wide.state()[v], narrow_values)
+    before = narrow.sim.state()
+    with pytest.raises(SimulationError, match=rf"state '{v}' holds values beyond \+-3\.403e\+38"):
+        narrow.sim.set_state({**before, v: huge})
+    np.testing.assert_array_equal(narrow.sim.state()[v], before[v])
+
+
+def test_an_unknown_npy_format_version_is_refused_naming_the_member(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    v = voltage_key(state)
+    npy = bytearray(npy_bytes(state[v]))
+    npy[6] = 3  # format 3.0 exists (utf-8 header); snapshots are written as 1.0
+    with pytest.raises(
+        SnapshotError,
+        match=rf"refused: member '{v}.npy': it has .npy format \(3, 0\); expected 1.0 or 2.0$",
+    ):
+        read(folder, with_member(state, v, bytes(npy)))

@@ -3,6 +3,7 @@ allowed."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from spikestream.build import build
 from spikestream.errors import BuildError, NetworkFileError
-from spikestream.spec import ConnectionSpec, load_network, parse_network
+from spikestream.spec import ConnectionSpec, check_name, load_network, parse_network
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
 
@@ -145,6 +146,29 @@ def test_names_that_would_break_topics_are_refused(bad: str) -> None:
         parse_network(data, source="inline")
 
 
+@pytest.mark.parametrize("bad", ["a\x1b[2Jb", "x" * 65, "a->b->c", "a/b", "", "a->", "a b"])
+def test_connection_names_follow_the_naming_rule(bad: str) -> None:
+    # They reach events, logs and the keys of a run's .npz: escape sequences or megabytes
+    # of text were accepted.
+    data = {
+        "populations": {"a": {"n": 3}},
+        "connections": [{"pre": "a", "post": "a", "function": "x", "name": bad}],
+    }
+    with pytest.raises(NetworkFileError, match=r"^inline: connections\[0\]\.name: .*pattern"):
+        parse_network(data, source="inline")
+    for good in ("a->a", "rec_1", "fb-2"):
+        data["connections"] = [{"pre": "a", "post": "a", "function": "x", "name": good}]
+        assert parse_network(data).connections[0].label == good
+
+
+def test_check_name_refuses_a_trailing_newline() -> None:
+    assert check_name("probe", "ab") == "ab"
+    with pytest.raises(
+        ValueError, match=re.escape("probe name 'ab\\n' is not allowed; expected 1-64")
+    ):
+        check_name("probe", "ab\n")
+
+
 def test_input_dimension_must_match_target() -> None:
     data = {"populations": {"a": {"n": 3, "dim": 2}}, "inputs": {"u": {"target": "a", "dim": 3}}}
     with pytest.raises(
@@ -187,8 +211,11 @@ def test_errors_are_value_errors_too() -> None:
 
 
 def test_connection_needs_weights_or_function() -> None:
-    with pytest.raises(ValueError, match="give exactly one of weights"):
-        ConnectionSpec(pre="a", post="b")
+    with pytest.raises(ValueError, match="give at most one of weights"):
+        ConnectionSpec(pre="a", post="b", function="x", decoders="d.npy")
+    # Neither: only an input may be the pre of such a connection.
+    with pytest.raises(NetworkFileError, match=r"connections\[0\]\.pre: 'a' is not an input"):
+        parse_network({"populations": {"a": {"n": 2}}, "connections": [{"pre": "a", "post": "a"}]})
 
 
 def test_spec_is_frozen() -> None:
@@ -274,6 +301,12 @@ NON_FINITE = [
         "finite",
     ),
     (
+        _conn(weights={"dist": "uniform", "high": NAN}),
+        "connections[0].weights.high",
+        "nan",
+        "finite",
+    ),
+    (
         _net(probes={"p": {"target": "a", "kind": "filtered", "synapse": NAN}}),
         "probes.p.synapse",
         "nan",
@@ -281,6 +314,7 @@ NON_FINITE = [
     ),
     # Finite, but no finite run follows: out of range.
     (_pop(tau_rc=0.0), "populations.a.tau_rc", "0.0", "greater than 0"),
+    (_net(network={"dt": 1e-300}), "network.dt", "1e-300", "greater than or equal to 0.000001"),
     (_pop(tau_rc=1e7), "populations.a.tau_rc", "10000000.0", "less than or equal to 1000000"),
     (_input(default=[1e300]), "inputs.u.default[0]", "1e+300", "less than or equal to 1000000000"),
     (_conn(function="x", reg=1e200), "connections[0].reg", "1e+200", "less than or equal to 1000"),
@@ -369,3 +403,34 @@ def test_finite_values_at_the_limits_are_accepted() -> None:
     assert np.all(np.isfinite(w))
     assert w.min() >= -1e9
     assert w.max() <= 1e9
+
+
+@pytest.mark.parametrize("nested", ["[" * 50_000 + "]" * 50_000, "{a = " * 5000 + "1" + "}" * 5000])
+def test_toml_nested_past_the_parser_recursion_is_one_line(tmp_path: Path, nested: str) -> None:
+    # tomllib recurses per level: this was a RecursionError traceback.
+    path = tmp_path / "deep.toml"
+    path.write_text(f"[populations.a]\nn = 2\nx = {nested}\n")
+    with pytest.raises(NetworkFileError) as info:
+        load_network(path)
+    assert str(info.value) == (
+        f"{path}: not valid TOML: arrays or inline tables nest too deeply (a network file "
+        "nests a few levels)"
+    )
+
+
+def test_integers_past_int64_or_python_limits_are_one_line(tmp_path: Path) -> None:
+    # A 40-digit seed crashed `run` writing it as int64; 5000 digits was a ValueError
+    # traceback from tomllib.
+    path = tmp_path / "seed.toml"
+    path.write_text(f"[network]\nseed = {'9' * 40}\n[populations.a]\nn = 2\n")
+    with pytest.raises(NetworkFileError) as info:
+        load_network(path)
+    assert str(info.value) == (
+        f"{path}: network.seed: Input should be less than or equal to 9223372036854775807 "
+        f"(got {'9' * 40})"
+    )
+    path.write_text(f"[network]\nseed = {'9' * 5000}\n[populations.a]\nn = 2\n")
+    with pytest.raises(
+        NetworkFileError, match=r": not valid TOML: Exceeds the limit \(4300 digits\)"
+    ):
+        load_network(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -18,9 +19,9 @@ from spikestream.budget import (
 )
 from spikestream.build import build
 from spikestream.errors import ConfigError
+from spikestream.nengo_import import load_network_or_model
 from spikestream.runtime.offline import input_signals, run_offline, save_npz, ticks_for
 from spikestream.runtime.replay import load_replay, replay_inputs, replay_ticks
-from spikestream.spec import load_network
 
 log = logging.getLogger("spikestream.run")
 
@@ -36,7 +37,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "the inputs and the built parameters to an .npz file."
         ),
     )
-    p.add_argument("network", type=Path, help="network file (TOML), e.g. examples/seed.toml")
+    p.add_argument(
+        "network",
+        type=Path,
+        help="network file (TOML), e.g. examples/seed.toml, or a Nengo model MODEL.py[:NAME] "
+        "(imported as by `spikestream import`, which runs the script)",
+    )
     p.add_argument(
         "--duration",
         type=float,
@@ -83,7 +89,9 @@ def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
-    spec = load_network(args.network)
+    # A model script's input functions are sampled over the whole run (at least 10 s).
+    duration = args.duration if args.duration is not None and math.isfinite(args.duration) else 0
+    spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
     if args.seed is not None and not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed: {args.seed} is not allowed; expected an integer in [0, 2^63)")
     limit_text = args.memory_limit or os.environ.get("SPIKESTREAM_MEMORY_LIMIT")

@@ -42,9 +42,10 @@ from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
 from spikestream.codec import validate_prefix
 from spikestream.errors import CodecError, ConfigError
+from spikestream.nengo_import import load_network_or_model
 from spikestream.serving.discovery import DEFAULT_HA_PREFIX
 from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
-from spikestream.spec import NetworkSpec, load_network
+from spikestream.spec import NetworkSpec
 from spikestream.transport import (
     BrokerSpec,
     parse_broker_list,
@@ -226,8 +227,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=Path,
         nargs="+",
         metavar="NETWORK",
-        help="network file(s) (TOML), e.g. examples/seed.toml; several are served by one "
-        "process, each with its own tick thread and MQTT connection",
+        help="network file(s) (TOML), e.g. examples/seed.toml, or Nengo models MODEL.py[:NAME] "
+        "(imported as by `spikestream import`, which runs the script); several are served by "
+        "one process, each with its own tick thread and MQTT connection",
     )
     p.add_argument(
         "--shard",
@@ -421,7 +423,7 @@ def main(args: argparse.Namespace) -> int:
             "--restore and --log-inputs take one network; use --resume to "
             "restore several from SNAPSHOT_DIR/<net>-latest.npz"
         )
-    specs = [load_network(f) for f in files]
+    specs = [load_network_or_model(f) for f in files]
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
     models = [

@@ -3,7 +3,8 @@
 **Format.** A zip of ``.npy`` members, as :func:`numpy.savez` writes it:
 
 * one member per state array of the simulator (:meth:`Simulator.state_layout`): real
-  floats (float32 or float64) of the network's exact shapes, all finite;
+  floats (float32 or float64) of the network's exact shapes, all finite and within the
+  range of the network's number type;
 * ``tick``: an integer scalar, ``0 <= tick <= 2**53 - 1``;
 * the engine's frame counters, so a resumed process continues ``seq``:
   ``engine.seq.<probe>`` and ``engine.dropped.<probe>`` (integer scalars, same range) and
@@ -49,11 +50,12 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from spikestream.datafiles import Readable, read_npy_header
 from spikestream.errors import SnapshotError
 from spikestream.runtime.engine import Engine
 
@@ -85,6 +87,9 @@ class Member:
     shape: tuple[int, ...]
     kind: Kind
     required: bool = True
+    #: Largest magnitude a ``float`` member may hold: that of the network's number type,
+    #: so a float64 file restored into a float32 network cannot turn 1e300 into inf.
+    limit: float = float(np.finfo(np.float64).max)
 
     def max_data_bytes(self) -> int:
         """The most bytes the member's array can take (8 per element)."""
@@ -101,8 +106,11 @@ Layout = Mapping[str, Member]
 def snapshot_layout(engine: Engine) -> dict[str, Member]:
     """The members a snapshot of ``engine``'s network holds (what ``snapshot`` writes)."""
     layout: dict[str, Member] = {}
-    for key, (shape, _dtype) in engine.sim.state_layout().items():
-        layout[key] = Member(shape, "count" if key == "tick" else "float")
+    for key, (shape, dtype) in engine.sim.state_layout().items():
+        if key == "tick":
+            layout[key] = Member(shape, "count")
+        else:
+            layout[key] = Member(shape, "float", limit=float(np.finfo(dtype).max))
     # The engine adds its frame counters to the state it hands out for a snapshot.
     for probe in engine.streams:
         layout[f"engine.seq.{probe}"] = Member((), "count", required=False)
@@ -151,10 +159,6 @@ def default_snapshot_dir(environ: Mapping[str, str] | None = None) -> Path:
 # ---------------------------------------------------------------------------- reading
 
 
-class _Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
 class BoundedReader:
     """Delivers at most ``limit`` bytes of ``raw``; asking for more is refused.
 
@@ -163,7 +167,7 @@ class BoundedReader:
     zip member is decompressed as it is read), whatever sizes its headers claim.
     """
 
-    def __init__(self, raw: _Readable, limit: int, what: str) -> None:
+    def __init__(self, raw: Readable, limit: int, what: str) -> None:
         self.raw = raw
         self.limit = limit
         self.what = what
@@ -321,15 +325,13 @@ class _SnapshotReader:
         what = f"member {info.filename!r}"
         with zf.open(info) as raw:
             fp = BoundedReader(raw, member.max_bytes(), what)
-            version = np.lib.format.read_magic(fp)
-            if version == (1, 0):
-                header = np.lib.format.read_array_header_1_0(fp, HEADER_MAX_BYTES)
-            elif version == (2, 0):
-                header = np.lib.format.read_array_header_2_0(fp, HEADER_MAX_BYTES)
-            else:
-                raise self.refuse(f"{what} has .npy format {version}; expected 1.0 or 2.0")
-            shape, fortran, dtype = header
-            self.check_header(key, member, tuple(shape), dtype)
+            try:
+                shape, fortran, dtype = read_npy_header(fp, HEADER_MAX_BYTES)
+            except SnapshotError:
+                raise
+            except ValueError as err:
+                raise self.refuse(f"{what}: {err}") from None
+            self.check_header(key, member, shape, dtype)
             arr = np.empty(math.prod(shape), dtype)
             _fill(arr.view(np.uint8), fp, self.refuse, what)
             if fp.read(1):  # also makes zipfile check the CRC of the whole member
@@ -374,6 +376,13 @@ class _SnapshotReader:
             bad = int(np.count_nonzero(~np.isfinite(arr)))
             if bad:
                 raise self.refuse(f"member {key!r} holds {bad} NaN or infinite value(s)")
+            # In float64: a float32 member compared with float64's limit would overflow.
+            big = int(np.count_nonzero(np.abs(arr.astype(np.float64)) > member.limit))
+            if big:
+                raise self.refuse(
+                    f"member {key!r} holds {big} value(s) beyond +-{member.limit:.4g}; "
+                    "expected values the network's number type can hold"
+                )
             if member.kind == "time" and float(arr) < 0:
                 raise self.refuse(f"{key!r} is {float(arr)}; expected a Unix time >= 0")
 

@@ -11,7 +11,9 @@ Order within a tick (the seed's):
 A connection that closes a cycle (or connects a population to itself) is read by its post
 population before its pre population has stepped, so it delivers the previous tick's
 value: a one-tick delay on back edges only. Nengo delays every filtered connection by one
-tick; spikestream does not (see docs/MODEL.md).
+tick; spikestream does not (see docs/MODEL.md), unless the network sets
+``timing = "nengo"``: then every filtered connection updates at the end of the tick, after
+all populations have stepped, so its post population reads the previous tick's value.
 
 At construction the simulator allocates every array and compiles the tick into a list of
 closures (``self._ops``), so ``step()`` is a loop of calls into in-place numpy kernels with
@@ -91,6 +93,7 @@ class _ConnState:
     learning_rate: float
     learning_enabled: bool
     pre_activity: Array | None  # PES: lowpass of pre spikes, (pre.n,)
+    error_filtered: Array | None = None  # PES with an error synapse: the filtered error
 
 
 @dataclass(eq=False)
@@ -252,7 +255,9 @@ class Simulator:
             self._pops[name] = _PopState(
                 pop=p,
                 J=np.zeros(n, dtype),
-                v=np.zeros(n, dtype),
+                v=np.zeros(n, dtype)
+                if p.initial_voltage is None
+                else p.initial_voltage.astype(dtype),
                 ref=np.zeros(n, dtype),
                 spiked=np.zeros(n, np.bool_),
                 s01=np.zeros(n, dtype),
@@ -282,6 +287,16 @@ class Simulator:
     def _conn_state(self, c: Connection) -> _ConnState:
         post = self.model.populations[c.post]
         current = np.zeros(post.n, self.dtype)
+        if c.from_input:
+            return _ConnState(
+                conn=c,
+                current=current,
+                filtered=np.zeros(self.model.inputs[c.pre].dim, self.dtype),
+                decoders=None,
+                learning_rate=0.0,
+                learning_enabled=False,
+                pre_activity=None,
+            )
         if c.decoded:
             assert c.decoders is not None
             d_out = c.decoders.shape[1]
@@ -294,6 +309,9 @@ class Simulator:
                 learning_rate=c.learning_rate,
                 learning_enabled=c.learning_enabled,
                 pre_activity=np.zeros(pre_n, self.dtype) if c.error_input else None,
+                error_filtered=(
+                    np.zeros(d_out, self.dtype) if c.error_input and c.error_synapse > 0 else None
+                ),
             )
         return _ConnState(
             conn=c,
@@ -309,9 +327,20 @@ class Simulator:
         model = self.model
         incoming: dict[str, list[_ConnState]] = {p: [] for p in model.populations}
         outgoing: dict[str, list[_ConnState]] = {p: [] for p in model.populations}
+        from_inputs: list[_ConnState] = []
         for cs in self._conns:
             incoming[cs.conn.post].append(cs)
-            outgoing[cs.conn.pre].append(cs)
+            if cs.conn.from_input:
+                from_inputs.append(cs)
+            else:
+                outgoing[cs.conn.pre].append(cs)
+        # Nengo's timing: a filtered connection updates after every population has stepped
+        # (Nengo's "update" phase), so its post population reads the previous tick's value.
+        nengo = model.spec.network.timing == "nengo"
+        tail: list[Op] = []
+        for cs in from_inputs:
+            in_op = self._input_connection_op(cs)
+            (tail if nengo and cs.conn.synapse > 0 else self._ops).append(in_op)
         encoded: dict[str, list[tuple[Array, Array]]] = {p: [] for p in model.populations}
         for name, inp in model.inputs.items():
             if inp.target is not None:
@@ -329,8 +358,10 @@ class Simulator:
                 self._population_op(ps, encoded[name], [c.current for c in incoming[name]])
             )
             for cs in outgoing[name]:
-                self._ops.append(self._connection_op(ps, cs, event_driven))
+                conn_op = self._connection_op(ps, cs, event_driven)
+                (tail if nengo and cs.conn.synapse > 0 else self._ops).append(conn_op)
             self._ops.extend(probes_of[name])
+        self._ops.extend(tail)
 
     def _fuse(self, ops: list[Op]) -> list[Op]:
         """Replace each run of two or more fusable ops by one compiled segment."""
@@ -338,6 +369,8 @@ class Simulator:
         run: list[Op] = []
         fanout: dict[int, int] = {}
         for cs in self._conns:
+            if cs.conn.from_input:
+                continue
             pre = id(self._pops[cs.conn.pre])
             fanout[pre] = fanout.get(pre, 0) + 1
 
@@ -452,6 +485,23 @@ class Simulator:
 
         return step_dense
 
+    def _input_connection_op(self, cs: _ConnState) -> Op:
+        """``y = lowpass(x)``, then the post current ``gain * E @ (T @ y)``."""
+        c = cs.conn
+        assert c.transform is not None
+        post = self.model.populations[c.post]
+        m = np.ascontiguousarray(post.scaled_encoders @ c.transform, dtype=self.dtype)
+        x, y, current = self.inputs[c.pre], cs.filtered, cs.current
+        a = decay(c.synapse, self.dt)
+        tmp = np.zeros_like(y)
+        dot = np.dot
+
+        def step_input() -> None:
+            lowpass_step(y, x, a, tmp)
+            dot(m, y, out=current)
+
+        return step_input
+
     def _decoded_op(self, pre: _PopState, cs: _ConnState, a: float, post: Population) -> Op:
         c = cs.conn
         assert cs.decoders is not None
@@ -503,16 +553,29 @@ class Simulator:
         delta = np.zeros_like(decoders)
         n_pre = pre.pop.n
         outer = np.multiply.outer
+        # An error synapse filters the error input; under Nengo's timing PES reads the filter
+        # before this tick's update (Nengo's error connection filter is an "update" op).
+        filtered = cs.error_filtered is not None
+        err_f = cs.error_filtered if cs.error_filtered is not None else np.zeros_like(y)
+        used = err_f if filtered else error
+        a_err = decay(c.error_synapse, self.dt)
+        err_tmp = np.zeros_like(y)
+        lag = self.model.spec.network.timing == "nengo"
+        early, late = filtered and not lag, filtered and lag
 
         def step_learning() -> None:
             dot(s01, decoders, out=u)
             lowpass_step(y, u, a, tmp, inv_dt)
             dot(m, y, out=current)
             lowpass_spikes(activity, spiked, a_pre, height)
+            if early:
+                lowpass_step(err_f, error, a_err, err_tmp)
             if cs.learning_enabled and cs.learning_rate:
-                np.multiply(error, -cs.learning_rate * self.dt / n_pre, out=scaled_err)
+                np.multiply(used, -cs.learning_rate * self.dt / n_pre, out=scaled_err)
                 outer(activity, scaled_err, out=delta)
                 np.add(decoders, delta, out=decoders)
+            if late:
+                lowpass_step(err_f, error, a_err, err_tmp)
 
         return step_learning
 
@@ -531,23 +594,19 @@ class Simulator:
         a = decay(probe.synapse, self.dt)
         if probe.kind == "filtered":
             y = np.zeros(ps.pop.n, self.dtype)
-            self._probe_values[name] = y
-            self._probe_state.append(y)
             height = (1.0 - a) / self.dt
             spiked = ps.spiked
 
             def step_filtered() -> None:
                 lowpass_spikes(y, spiked, a, height)
 
-            return step_filtered
+            return self._filtered_probe(name, y, step_filtered)
         assert probe.kind == "decoded"
         assert probe.decoders is not None
         d = probe.decoders.astype(self.dtype)
         yd = np.zeros(d.shape[1], self.dtype)
         u = np.zeros_like(yd)
         tmp = np.zeros_like(yd)
-        self._probe_values[name] = yd
-        self._probe_state.append(yd)
         s01 = ps.s01
         inv_dt = 1.0 / self.dt
 
@@ -555,7 +614,30 @@ class Simulator:
             np.dot(s01, d, out=u)
             lowpass_step(yd, u, a, tmp, inv_dt)
 
-        return step_decoded
+        return self._filtered_probe(name, yd, step_decoded)
+
+    def _filtered_probe(self, name: str, y: Array, update: Op) -> Op:
+        """Register probe ``name`` whose filter state ``y`` ``update`` advances each tick.
+
+        Under Nengo's timing a filtered probe shows its filter before this tick's update
+        (Nengo's filter is an "update" op, read by the probe before it runs), so the probe
+        shows a copy taken before ``update``; an unfiltered one shows ``y`` itself.
+        """
+        self._probe_state.append(y)
+        probe = self.model.probes[name]
+        if not (self.model.spec.network.timing == "nengo" and probe.synapse > 0):
+            self._probe_values[name] = y
+            return update
+        shown = np.zeros_like(y)
+        self._probe_values[name] = shown
+        self._probe_state.append(shown)
+        copyto = np.copyto
+
+        def step_lagged() -> None:
+            copyto(shown, y)
+            update()
+
+        return step_lagged
 
     # ------------------------------------------------------------------ stepping
 
@@ -686,6 +768,8 @@ class Simulator:
                 out[f"conn.{i}.decoders"] = cs.decoders.copy()
             if cs.pre_activity is not None:
                 out[f"conn.{i}.pre_activity"] = cs.pre_activity.copy()
+            if cs.error_filtered is not None:
+                out[f"conn.{i}.error"] = cs.error_filtered.copy()
         for i, y in enumerate(self._probe_state):
             out[f"probe.{i}"] = y.copy()
         for name, x in self.inputs.items():
@@ -704,6 +788,8 @@ class Simulator:
                 live[f"conn.{i}.decoders"] = cs.decoders
             if cs.pre_activity is not None:
                 live[f"conn.{i}.pre_activity"] = cs.pre_activity
+            if cs.error_filtered is not None:
+                live[f"conn.{i}.error"] = cs.error_filtered
         for i, y in enumerate(self._probe_state):
             live[f"probe.{i}"] = y
         for name, x in self.inputs.items():
@@ -752,7 +838,15 @@ class Simulator:
             if src.dtype.kind != "f":
                 raise SimulationError(f"state {key!r} has dtype {src.dtype}; expected real floats")
             if not np.isfinite(src).all():
-                raise SimulationError(f"state {key!r} holds NaN or infinite values")
+                raise SimulationError(
+                    f"state {key!r} holds NaN or infinite values; expected finite floats"
+                )
+            limit = float(np.finfo(arr.dtype.str).max)  # the state arrays are floats
+            if float(np.abs(src).max(initial=0.0)) > limit:  # compared in float64
+                raise SimulationError(
+                    f"state {key!r} holds values beyond +-{limit:.4g}; expected values a "
+                    f"{arr.dtype} network can hold"
+                )
         for key, arr in live.items():
             np.copyto(arr, state[key], casting="unsafe")
         self.tick = int(tick)
@@ -772,6 +866,8 @@ class Simulator:
             ps.spiked[...] = False
             ps.s01[...] = 0
             ps.count = 0
+            if ps.pop.initial_voltage is not None:
+                np.copyto(ps.v, ps.pop.initial_voltage, casting="unsafe")
         for name, inp in self.model.inputs.items():
             np.copyto(self.inputs[name], inp.default, casting="unsafe")
         self.tick = 0
