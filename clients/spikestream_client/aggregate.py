@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -502,6 +502,15 @@ class MonitorModel:
                 self.missing_by_probe[h.probe] += gap.missing
             else:
                 self.restarts_by_probe[h.probe] += 1
+
+    def expect(self, probes: Mapping[str, str]) -> None:
+        """Show these probes (name -> ``spikes``/``values``, e.g. from the network's
+        describe document) before their first frame, so a silent probe is listed too."""
+        for name, kind in probes.items():
+            if (self.only is None or name in self.only) and name not in self.views:
+                if len(self.views) >= MAX_PROBES:
+                    return
+                self._new_view(name, kind)
 
     def _new_view(self, probe: str, kind: str) -> SpikeView | ValueView:
         view: SpikeView | ValueView

@@ -30,7 +30,7 @@ from spikestream.errors import ConfigError
 from spikestream_client.aggregate import MonitorModel, ProbeSnapshot, Snapshot
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.safetext import printable, safe_text
-from spikestream_client.tool import interruptible_sleep, run_tool
+from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = ["MonitorOptions", "auto_bins", "main", "render", "run", "sparkline"]
 
@@ -57,6 +57,7 @@ class MonitorOptions:
     host: str = "127.0.0.1"
     web_allow_origins: Sequence[str] = ()
     width: int | None = None
+    wait_net: float = 3.0
 
 
 def sparkline(values: npt.NDArray[np.float64], low: float = 0.0, high: float | None = None) -> str:
@@ -288,6 +289,9 @@ async def run(options: MonitorOptions, stop: asyncio.Event) -> int:
         probes=set(options.probes) if options.probes else None,
     )
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="monitor") as client:
+        found = await find_network(client, options.net, options.wait_net, options.probes)
+        if found is not None:
+            model.expect({name: p.kind for name, p in found.probes.items()})
         connect_model(client, model, options)
         broker = client.spec.redacted()
         if options.web is not None:

@@ -17,9 +17,11 @@ allow. The recorder only sees probes, not the simulator, so:
   ``restore``); rows of a later segment follow those of the earlier one. Smaller forward
   jumps (lost frames, ticks skipped by ``--overrun skip``) are rows marked in ``gaps``;
 * ``dt``, ``network``; ``meta``: JSON like ``run``'s, with ``probes`` mapping each probe
-  to ``spikes``, ``input`` (a value probe named after one of the inputs listed in the
-  service's stats) or ``values`` (filtered/decoded/voltage: frames do not say which),
-  plus what the recording saw: frames, lost frames and gaps per probe, segments, the
+  to its kind in the network file (``spikes``, ``filtered``, ``decoded``, ``voltage``,
+  ``input``) as the service's ``describe`` document gives it (without one, an older
+  service: ``spikes``, ``input`` for a value probe named after one of the inputs listed
+  in its stats, else ``values``), the document itself under ``describe``, plus what the
+  recording saw: frames, lost frames and gaps per probe, segments, the
   last stats message and status.
 
 Rows run from the first tick that every probe covered to the last tick every probe
@@ -42,11 +44,11 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream.codec import Description, SpikeFrame, ValueFrame, topics
 from spikestream.errors import ConfigError
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.gaps import Gap, GapTracker
-from spikestream_client.tool import interruptible_sleep, run_tool
+from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = ["RecordOptions", "Recorder", "main", "plot_arrays", "run", "save_npz"]
 
@@ -97,6 +99,7 @@ class Recorder:
         self.inputs: set[str] = set()
         self.status: str | None = None
         self.dt: float | None = None
+        self.description: Description | None = None
         self.started = time.time()
 
     def on_frame(self, frame: Frame) -> None:
@@ -156,7 +159,12 @@ class Recorder:
         self.status = status
 
     def kind_of(self, probe: str) -> str:
-        """``spikes``, ``input`` or ``values``."""
+        """The probe's kind in the network file, from the describe document; without
+        one, ``spikes``, ``input`` or ``values``."""
+        described = self.description.document["probes"].get(probe) if self.description else None
+        source = described.get("source") if isinstance(described, dict) else None
+        if source in ("spikes", "filtered", "decoded", "voltage", "input"):
+            return str(source)
         kind = self.kinds[probe]
         if kind == "spikes":
             return "spikes"
@@ -283,6 +291,7 @@ class Recorder:
             "skipped_frames": dict(self.skipped),
             "status": self.status,
             "stats": self.stats,
+            "describe": self.description.document if self.description else None,
             "recorded": [self.started, time.time()],
         }
 
@@ -335,6 +344,7 @@ class RecordOptions:
     plot: Path | None = None
     probes: Sequence[str] | None = None
     quiet: bool = False
+    wait_net: float = 3.0
 
 
 def _say(options: RecordOptions, text: str) -> None:
@@ -355,6 +365,9 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
             )
     recorder = Recorder(options.net, set(options.probes) if options.probes else None)
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="record") as client:
+        recorder.description = await find_network(
+            client, options.net, options.wait_net, options.probes
+        )
         if options.probes:
             for probe in options.probes:
                 client.on_frame(options.net, probe, recorder.on_frame)
@@ -364,7 +377,8 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         watcher = client.status(options.net)
         recorder.started = time.time()
         length = "until Ctrl-C" if options.duration is None else f"for {options.duration:g} s"
-        _say(options, f"recording {options.prefix}/{options.net}/out/+ {length} -> {options.out}")
+        outs = topics(options.prefix, options.net).outs_filter
+        _say(options, f"recording {outs} {length} -> {options.out}")
         started = time.monotonic()
         while True:
             elapsed = time.monotonic() - started

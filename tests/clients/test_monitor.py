@@ -118,6 +118,20 @@ def test_stats_status_events_render() -> None:
     assert re.search(r"│ s\s+│\s+10 │\s+100\.0 │", text), text
 
 
+def test_described_probes_are_listed_before_their_first_frame() -> None:
+    """Probes from the describe document show (with no data yet) before any frame; a
+    ``--probe`` filter still applies."""
+    model = MonitorModel("fake", probes={"quiet", "s"})
+    model.expect({"quiet": "values", "s": "spikes", "other": "spikes"})
+    feed_spikes(model, range(5))
+    console = Console(width=180, record=True, color_system=None)
+    console.print(render(model.snapshot(), "mqtt://broker:1883"))
+    text = console.export_text()
+    assert re.search(r"│ quiet\s+│", text), text
+    assert re.search(r"│ s\s+│\s+10 │", text), text
+    assert "other" not in text
+
+
 def test_ingest_counts_every_frame_of_five_probes() -> None:
     """Five probes at one tick per frame, interleaved as the bus delivers them, with
     redraws in between: every frame is counted and every tick covered. (How fast this

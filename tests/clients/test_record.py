@@ -167,13 +167,15 @@ async def test_record_matches_the_frames_and_plots(
     assert data["u"].shape == (ticks.size, 1)
     assert data["a_filtered"].shape == (ticks.size, 50)
     meta = json.loads(str(data["meta"]))
+    # The kinds of the network file, from the service's describe document.
     assert meta["probes"] == {
-        "a_filtered": "values",
+        "a_filtered": "filtered",
         "a_spikes": "spikes",
-        "b_filtered": "values",
+        "b_filtered": "filtered",
         "b_spikes": "spikes",
         "u": "input",
     }
+    assert meta["describe"]["net"] == "seed"
     assert meta["status"] == "online"
     # Every frame the test saw inside the recorded span matches the file, row for row.
     compared = 0

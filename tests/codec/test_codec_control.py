@@ -40,6 +40,7 @@ def test_known_commands() -> None:
         "restore",
         "status",
         "learn",
+        "describe",
     }
 
 

@@ -245,6 +245,7 @@ def test_codec_imports_only_numpy_msgpack_stdlib_errors_and_names() -> None:
         "spikestream.names",
         "spikestream.codec",
         "spikestream.codec.control",
+        "spikestream.codec.describe",
         "spikestream.codec.events",
         "spikestream.codec.frames",
         "spikestream.codec.payloads",

@@ -121,6 +121,17 @@ async def test_home_assistant_discovery(mosquitto: Mosquitto, tmp_path: Path) ->
                 assert config["availability_topic"] == f"spikestream/{net}/status"
             state_topics = {c["state_topic"] for c in parsed.values()}
             assert len({c["unique_id"] for c in parsed.values()}) == expected
+        # The retained describe documents name the text and discovery topics in use.
+        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/+/describe"]) as d:
+            await d.wait_for(lambda ms: len({m.topic for m in ms}) >= 2, what="describe")
+            docs = {m.topic.split("/")[1]: json.loads(m.payload) for m in d.messages}
+        described = {t["topic"] for doc in docs.values() for t in doc["text"]}
+        assert described == state_topics
+        assert docs["seed"]["text"] == [{"probe": "u", "topic": "spikestream/seed/text/u"}]
+        assert {t for doc in docs.values() for t in doc["discovery"]["topics"]} == set(first)
+        assert {doc["discovery"]["prefix"] for doc in docs.values()} == {"homeassistant"}
+        async with Listener("127.0.0.1", mosquitto.port, filters) as ha:
+            await ha.wait_for(lambda ms: len(configs_of(ms)) >= expected, what="configs")
             assert {c["device"]["identifiers"][0] for c in parsed.values()} == {
                 "spikestream_seed",
                 "spikestream_channel",

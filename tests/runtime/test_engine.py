@@ -133,6 +133,23 @@ def test_input_slot_holds_latest_and_falls_back_after_ttl() -> None:
     assert slot.accepted == 2
 
 
+def test_input_slot_drops_a_value_past_its_own_expiry() -> None:
+    """A value offered with an expiry falls back to the default at that time, even with no
+    TTL (which would hold it forever); a later value without one holds again."""
+    slot = InputSlot("u", 1, np.array([0.25]), ttl=None)
+    target = np.zeros(1)
+    slot.offer(np.array([1.0]), received=10.0, expires=11.5)
+    assert slot.apply(target, now=10.0)
+    np.testing.assert_array_equal(target, [1.0])
+    assert not slot.apply(target, now=11.5)  # not yet: expired only after the deadline
+    assert slot.apply(target, now=11.6)
+    np.testing.assert_array_equal(target, [0.25])
+    assert slot.stale_events == 1
+    slot.offer(np.array([2.0]), received=20.0)
+    assert slot.apply(target, now=1e6)  # no expiry, no TTL: held
+    np.testing.assert_array_equal(target, [2.0])
+
+
 def wait_for(cond: object, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():  # type: ignore[operator]
@@ -399,3 +416,34 @@ def test_a_command_flood_is_refused_and_undrained_events_are_counted() -> None:
     assert len(engine.events) == 1024
     assert stats.events_dropped == 1100 - 1024
     assert engine.events[-1]["id"] == "1023"
+
+
+def test_status_reply_gives_the_settings_in_force() -> None:
+    """``status`` reports every settable key as it is now, after changes."""
+    model = build(load_network(Path(__file__).parents[2] / "examples" / "learn.toml"))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4)
+    engine.start()
+    try:
+        replies = submit_and_wait(
+            engine,
+            Command("set", key="ttl", value=0.25, id="1"),
+            Command("set", key="ticks_per_frame", value=3, id="2"),
+            Command("set", key="learning_rate", value=0.5, id="3"),
+            Command("learn", value=False, id="4"),
+            Command("set", key="realtime_factor", value=0.0, id="5"),
+            Command("status", id="6", reply=("lab/replies", b"c")),
+        )
+    finally:
+        engine.stop()
+    status = replies["6"]
+    assert status["event"] == "control_ok"
+    assert status["reply"] == ("lab/replies", b"c")  # the route comes back untouched
+    settings = status["settings"]
+    assert isinstance(settings, dict)
+    assert settings["realtime_factor"] == 0.0
+    assert settings["ttl"] == dict.fromkeys(model.inputs, 0.25)
+    assert settings["ticks_per_frame"] == dict.fromkeys(model.probes, 3)
+    learners = engine.sim.learning_connections()
+    assert learners
+    assert settings["learning_rate"] == dict.fromkeys(learners, 0.5)
+    assert settings["learning"] == dict.fromkeys(learners, False)

@@ -1,5 +1,5 @@
-"""The ``spikestream`` command: ``serve``, ``run``, ``feed``, ``monitor``, ``record`` and
-``import``.
+"""The ``spikestream`` command: ``serve``, ``run``, ``feed``, ``monitor``, ``record``,
+``import`` and ``ls``.
 
 User errors (a bad network file, a bad flag, an unreachable broker) print one clear
 message and exit with status 2: never a traceback.
@@ -39,7 +39,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_parser(sub)
-    for name in ("serve", "feed", "monitor", "record", "importer"):
+    for name in ("serve", "feed", "monitor", "record", "importer", "ls"):
         module = _optional(name)
         if module is not None:
             module.add_parser(sub)

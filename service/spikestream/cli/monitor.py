@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikestream.cli.clientargs import add_connection_args, add_probe_filter
+from spikestream.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_connection_args(p)
+    add_find_args(p)
     add_probe_filter(p)
     p.add_argument(
         "--window", type=float, default=1.0, metavar="S", help="seconds of history shown (1)"
@@ -95,5 +96,6 @@ def main(args: argparse.Namespace) -> int:
             host=args.host,
             web_allow_origins=args.web_allow_origins,
             width=args.width,
+            wait_net=args.wait_net,
         )
     )

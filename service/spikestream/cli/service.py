@@ -35,8 +35,10 @@ from spikestream.codec import (
     STATUS_ONLINE,
     CommandRejected,
     FrameHeader,
+    check_response_topic,
     decode_control,
     decode_input,
+    encode_describe,
     encode_event,
     encode_spikes,
     encode_values,
@@ -56,6 +58,7 @@ from spikestream.runtime.engine import (
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
 from spikestream.serving.bridges import Bridges
+from spikestream.serving.describe import describe_document
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.transport import (
     BrokerSpec,
@@ -109,6 +112,13 @@ class ServiceOptions:
 #: Events raised while the link is down (or its window is full) wait in a queue of this
 #: many and go out once online; older ones beyond it are counted in ``events_lost``.
 PENDING_EVENTS = 256
+
+#: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
+#: and is compared with the message expiry interval; smaller ones are signal times.
+UNIX_TIME_FLOOR = 1e9
+
+#: Where the reply to an MQTT 5 request goes: (response topic, correlation data).
+Reply = tuple[str, bytes | None]
 
 
 class EventLimiter:
@@ -209,6 +219,10 @@ class Service:
         # Encoded events not yet published, oldest first.
         self._pending: deque[bytes] = deque()
         self.connects = 0
+        self.started = time.time()
+        # Text and discovery topics in use, shown in the describe document.
+        self.describe_extras = self.bridges.describe_extras()
+        self.replies_failed = 0
         self._stopping = False
 
     # ------------------------------------------------------------------ threads -> loop
@@ -239,7 +253,7 @@ class Service:
                     payload=payload[:64].decode("utf-8", "replace"),
                 )
                 return
-            self._on_control(payload)
+            self._on_control(payload, meta)
             return
         if self.bridges.on_message(topic, payload):
             return
@@ -261,7 +275,25 @@ class Service:
             slot.reject()
             self._reject(name, getattr(err, "reason", "garbage"), str(err))
             return
-        slot.offer(sample.x, self.engine.clock.now())
+        now = self.engine.clock.now()
+        expires = None
+        if meta.expiry is not None:
+            left = float(meta.expiry)
+            if sample.t is not None and sample.t >= UNIX_TIME_FLOOR and not meta.retain:
+                # A live message spent next to no time in the broker, so its remaining
+                # interval is the one it was sent with: it runs from the sender's clock.
+                left -= max(0.0, time.time() - sample.t)
+            if left <= 0:
+                slot.reject()
+                self._reject(
+                    name,
+                    "expired",
+                    f"the value expired {-left:.3f} s before it arrived (message expiry "
+                    f"interval {meta.expiry} s, t={sample.t})",
+                )
+                return
+            expires = now + left
+        slot.offer(sample.x, now, expires)
 
     def _reject(self, name: str, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -273,23 +305,37 @@ class Service:
             rejected=self.rejected[reason],
         )
 
-    def _on_control(self, payload: bytes) -> None:
+    def _on_control(self, payload: bytes, meta: MessageMeta) -> None:
+        reply: Reply | None = None
+        if meta.response_topic is not None:
+            # MQTT 5 request/response: the reply also goes to the requester's topic, with
+            # its correlation data. The topic is the requester's choice, so it is checked.
+            try:
+                reply = (
+                    check_response_topic(self.options.prefix, meta.response_topic),
+                    meta.correlation_data,
+                )
+            except CodecError as err:
+                self._refuse_control(None, None, str(err))
+                return
         try:
             cmd = decode_control(payload)
         except CommandRejected as err:
             # Refused after the name and id were read: the reply names both, so a client
             # waiting on its id hears of the refusal.
-            self._refuse_control(err.cmd, err.id, str(err))
+            self._refuse_control(err.cmd, err.id, str(err), reply=reply)
             return
         except CodecError as err:
-            self._refuse_control(None, None, str(err))
+            self._refuse_control(None, None, str(err), reply=reply)
             return
         if cmd.cmd in ("snapshot", "restore"):
-            self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id)
+            self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id, reply)
             return
-        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=cmd.value, id=cmd.id))
+        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=cmd.value, id=cmd.id, reply=reply))
 
-    def _on_snapshot_command(self, cmd: str, value: object, request: str | None) -> None:
+    def _on_snapshot_command(
+        self, cmd: str, value: object, request: str | None, reply: Reply | None = None
+    ) -> None:
         # Names stay inside the snapshot folder: a control message must not be able to
         # read or overwrite arbitrary files of the service user. The file itself is read
         # (restore) or replaced (snapshot) off the event loop, in a task that reports.
@@ -299,15 +345,17 @@ class Service:
             if cmd == "snapshot":
                 folder.check_replaceable(name)  # refuse now, not after control_ok
         except SnapshotError as err:
-            self._refuse_control(cmd, request, str(err))
+            self._refuse_control(cmd, request, str(err), reply=reply)
             return
         except OSError as err:  # e.g. the folder is not readable
-            self._refuse_control(cmd, request, f"cannot check {value!r}: {err}")
+            self._refuse_control(cmd, request, f"cannot check {value!r}: {err}", reply=reply)
             return
         if cmd == "restore":
-            self._spawn(self._restore(name, request), "restore")
+            self._spawn(self._restore(name, request, reply), "restore")
         else:
-            self.engine.submit(Command("snapshot", value=str(folder.path / name), id=request))
+            self.engine.submit(
+                Command("snapshot", value=str(folder.path / name), id=request, reply=reply)
+            )
 
     def _refuse_control(
         self,
@@ -316,42 +364,51 @@ class Service:
         error: str,
         *,
         kind: str = "control_rejected",
+        reply: Reply | None = None,
         **fields: Any,
     ) -> None:
         """A refused control message: an event (``control_rejected`` unless ``kind`` says
         otherwise) naming the command and request id when known, counted in stats
-        ``rejected.control``."""
+        ``rejected.control``; also sent to ``reply`` (an MQTT 5 response topic)."""
         self.rejected["control"] = self.rejected.get("control", 0) + 1
         known = {k: v for k, v in (("cmd", cmd), ("id", request)) if v is not None}
-        self.event(kind, **known, error=error, **fields)
+        self.event(kind, **known, error=error, reply=reply, **fields)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._file_tasks.add(task)
         task.add_done_callback(self._file_tasks.discard)
 
-    async def _restore(self, name: str, request: str | None) -> None:
+    async def _restore(self, name: str, request: str | None, reply: Reply | None) -> None:
         try:
             state = await asyncio.to_thread(self.snapshot_folder.read, name)
         except SnapshotError as err:
-            self._refuse_control("restore", request, str(err))
+            self._refuse_control("restore", request, str(err), reply=reply)
             return
         except Exception as err:  # a hostile file never takes the service down
             self._refuse_control(
-                "restore", request, f"cannot restore {name!r}: {type(err).__name__}: {err}"
+                "restore",
+                request,
+                f"cannot restore {name!r}: {type(err).__name__}: {err}",
+                reply=reply,
             )
             return
-        self.engine.submit(Command("restore", value=state, id=request))
+        self.engine.submit(Command("restore", value=state, id=request, reply=reply))
 
     # ------------------------------------------------------------------ outgoing
 
-    def event(self, kind: str, **fields: Any) -> None:
+    def event(self, kind: str, *, reply: Reply | None = None, **fields: Any) -> None:
         """Publish an event (rate-limited per kind) on the events topic.
 
         While the link is down, or its window is full, the event waits in a bounded queue
         and goes out once online (:meth:`_flush_events`), so events raised while
         connecting (the refusal of a retained message, say) are not lost.
+
+        ``reply``: the response topic and correlation data of an MQTT 5 request; the
+        event also goes there at once (never rate-limited: the requester waits for it).
         """
+        if reply is not None:
+            self._respond(reply, encode_event(kind, net=self.model.name, **fields))
         if not self._limiter.allow(kind, time.monotonic()):
             return
         suppressed = self._limiter.suppressed.pop(kind, 0)
@@ -368,6 +425,35 @@ class Service:
             self.events_lost += 1  # the log line keeps it; the count travels in the stats
         self._flush_events()
 
+    def _respond(self, reply: Reply, payload: bytes) -> None:
+        topic, correlation = reply
+        if not self.link.publish_nowait(
+            topic, payload, qos=1, content_type=JSON, correlation_data=correlation
+        ):
+            self.replies_failed += 1  # not connected, or the window is full
+
+    def describe(self) -> dict[str, Any]:
+        """The describe document of this network now (``docs/PROTOCOL.md`` section 7)."""
+        return describe_document(
+            self.engine,
+            self.topics,
+            session=max(1, self.connects),
+            started=self.started,
+            max_input_bytes=self.options.max_input_bytes,
+            extras=self.describe_extras,
+        )
+
+    def _publish_describe(self) -> None:
+        """Publish the document again (retained), e.g. after a setting it shows changed."""
+        if not self.link.publish_nowait(
+            self.topics.describe,
+            encode_describe(self.describe()),
+            qos=1,
+            retain=True,
+            content_type=JSON,
+        ):
+            self.publish_failed += 1
+
     def _flush_events(self) -> None:
         """Publish queued events, oldest first, while the link takes them."""
         pending = self._pending
@@ -380,6 +466,14 @@ class Service:
 
     async def _on_connect(self) -> None:
         self.connects += 1
+        # The description first: whoever sees ``online`` can already read what is served.
+        await self.link.publish(
+            self.topics.describe,
+            encode_describe(self.describe()),
+            qos=1,
+            retain=True,
+            content_type=JSON,
+        )
         await self.link.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
         self._flush_events()  # what happened while connecting, before the online event
         self.event("online", connects=self.connects, tick=self.engine.sim.tick)
@@ -390,7 +484,10 @@ class Service:
         engine, link = self.engine, self.link
         while engine.events:
             ev = dict(engine.events.popleft())
-            self.event(ev.pop("event"), **ev)
+            kind = ev.pop("event")
+            if kind == "control_ok" and ev.get("cmd") in ("describe", "set", "learn"):
+                self._publish_describe()  # before the reply: a requester then reads it
+            self.event(kind, **ev)
         while engine.snapshots:
             cmd, state = engine.snapshots.popleft()
             self._spawn(self._write_snapshot(Path(str(cmd.value)).name, state, cmd.id), "snapshot")
@@ -477,7 +574,7 @@ class Service:
             self._drain()
 
     async def _stats(self) -> None:
-        topic = f"{self.topics.base}/stats"
+        topic = self.topics.stats
         last_log = 0.0
         while True:
             await asyncio.sleep(self.options.stats_interval)
@@ -537,6 +634,7 @@ class Service:
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
             "publish_failed": self.publish_failed,
+            "replies_failed": self.replies_failed,
             "publish_refused": ls.publish_refused,
             # Lost between the tick thread and here (its deque overflowed) or beyond the
             # pending queue.
@@ -598,7 +696,7 @@ class Service:
             extra={
                 "net": self.model.name,
                 "broker": redacted_list(self.link.specs),
-                "topics": f"{self.topics.base}/{{in,out,status,control,events}}",
+                "topics": f"{self.topics.base}/{{in,out,status,describe,control,events,stats}}",
                 "dt": self.model.dt,
                 "realtime_factor": self.options.realtime_factor,
             },

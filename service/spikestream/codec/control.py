@@ -7,7 +7,7 @@ Two forms are accepted:
   allowed;
 * one line of plain text, so that ``mosquitto_pub -m pause`` works::
 
-      pause | resume | reset | status
+      pause | resume | reset | status | describe
       set KEY VALUE          # VALUE: a number, true/false, or any other text (a string)
       snapshot [PATH]        # no PATH: the runtime picks one
       restore PATH
@@ -60,7 +60,9 @@ __all__ = [
     "encode_control",
 ]
 
-Command = Literal["pause", "resume", "reset", "set", "snapshot", "restore", "status", "learn"]
+Command = Literal[
+    "pause", "resume", "reset", "set", "snapshot", "restore", "status", "learn", "describe"
+]
 """The known command names."""
 
 ControlValue = float | int | str | bool | None
@@ -127,8 +129,16 @@ COMMAND_SPECS: Final[dict[str, CommandSpec]] = {
         CommandSpec(
             "restore", "path", "restore NAME", "load the state from NAME in the snapshot folder"
         ),
-        CommandSpec("status", "none", "status", "reply with the tick and whether paused"),
+        CommandSpec(
+            "status",
+            "none",
+            "status",
+            "reply with the tick, whether paused, and the settings in force",
+        ),
         CommandSpec("learn", "flag", "learn on/off", "the same as set learning on/off"),
+        CommandSpec(
+            "describe", "none", "describe", "publish the retained `describe` document again"
+        ),
     )
 }
 """The commands, by name: the one table the decoder, dispatch and docs read."""

@@ -73,18 +73,25 @@ class InputSlot:
         self.dim = dim
         self.default = default.astype(np.float64).copy()
         self.ttl = ttl
-        # (value (dim,), monotonic receive time, message number)
-        self._latest: tuple[npt.NDArray[np.float64], float, int] | None = None
+        # (value (dim,), monotonic receive time, message number, expiry time or None)
+        self._latest: tuple[npt.NDArray[np.float64], float, int, float | None] | None = None
         self.accepted = 0
         self.rejected = 0
         self.stale_events = 0
         self._applied = -1  # message number last copied into the simulator
         self._stale = True
 
-    def offer(self, x: npt.NDArray[np.float64], received: float) -> None:
-        """Store a new value (I/O thread). ``x`` has shape ``(dim,)`` and is not copied."""
+    def offer(
+        self, x: npt.NDArray[np.float64], received: float, expires: float | None = None
+    ) -> None:
+        """Store a new value (I/O thread). ``x`` has shape ``(dim,)`` and is not copied.
+
+        ``expires``: clock time (the ``received`` time line) after which this value must
+        no longer drive the network, e.g. from an MQTT 5 message expiry interval; it then
+        falls back to the default as after a TTL. None: only the TTL applies.
+        """
         self.accepted += 1
-        self._latest = (x, received, self.accepted)
+        self._latest = (x, received, self.accepted, expires)
 
     def reject(self) -> None:
         """Count a rejected payload (I/O thread)."""
@@ -94,13 +101,16 @@ class InputSlot:
         """Copy the current value into ``target`` (tick thread).
 
         Returns 0 when nothing changed, :data:`NEW_VALUE` when a new message was applied,
-        and :data:`WENT_STALE` when the TTL expired and the default was applied.
+        and :data:`WENT_STALE` when the TTL (or the value's own expiry) passed and the
+        default was applied.
         """
         latest = self._latest
         if latest is None:
             return 0
-        value, received, number = latest
-        if self.ttl is not None and now - received > self.ttl:
+        value, received, number, expires = latest
+        if (self.ttl is not None and now - received > self.ttl) or (
+            expires is not None and now > expires
+        ):
             if not self._stale:
                 self._stale = True
                 self.stale_events += 1
@@ -362,6 +372,9 @@ class Command:
     key: str | None = None
     value: Any = None
     id: str | None = None
+    # Opaque to the engine: where the I/O side routes the reply (an MQTT 5 response topic
+    # and correlation data). Passed back under ``reply`` in the reply event when set.
+    reply: Any = None
 
 
 @dataclass(frozen=True)
@@ -476,6 +489,9 @@ class Engine:
             "restore": self._restore,
             "learn": lambda cmd: self._set("learning", cmd.value),
             "set": lambda cmd: self._set(cmd.key, cmd.value),
+            # The I/O side publishes the document when this reply comes back, so it
+            # follows every command queued before it (a ticks_per_frame change, say).
+            "describe": lambda cmd: {"tick": self.sim.tick},
         }
         self._setters: dict[str, Callable[[Any], dict[str, Any]]] = {
             "realtime_factor": self._set_realtime_factor,
@@ -507,6 +523,7 @@ class Engine:
                 id=command.id,
                 error=f"the command queue is full ({self._commands.maxlen} waiting); "
                 "command refused",
+                **_reply(command),
             )
             return False
         self._commands.append(command)
@@ -656,9 +673,9 @@ class Engine:
                 # is what it was before the command.
                 self.commands_rejected += 1
                 error = str(err) if isinstance(err, SpikestreamError) else _describe(err)
-                self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=error)
+                self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=error, **_reply(cmd))
             else:
-                self._event("control_ok", cmd=cmd.cmd, id=cmd.id, **result)
+                self._event("control_ok", cmd=cmd.cmd, id=cmd.id, **result, **_reply(cmd))
 
     def _apply(self, cmd: Command) -> dict[str, Any]:
         handler = self._handlers.get(cmd.cmd)
@@ -691,7 +708,26 @@ class Engine:
         return {"tick": 0}
 
     def _status(self, cmd: Command) -> dict[str, Any]:
-        return {"tick": self.sim.tick, "paused": self._paused}
+        return {"tick": self.sim.tick, "paused": self._paused, "settings": self.settings()}
+
+    def settings(self) -> dict[str, Any]:
+        """The value in force of every key of :data:`SETTINGS` (any thread: plain reads).
+
+        ``realtime_factor`` is a number; the others may differ per input, probe or
+        learning connection, so they are maps: ``ttl`` by input (seconds, 0 when a value
+        holds until replaced), ``ticks_per_frame`` by probe, and ``learning_rate`` and
+        ``learning`` by learning connection (empty without one).
+        """
+        learning = self.sim.learning_settings()
+        out: dict[str, Any] = {
+            "realtime_factor": self.pacer.realtime_factor,
+            "ttl": {n: slot.ttl or 0.0 for n, slot in self.inputs.items()},
+            "ticks_per_frame": {s.name: s.ticks_per_frame for s, _ in self._views},
+            "learning_rate": {n: rate for n, (rate, _) in learning.items()},
+            "learning": {n: on for n, (_, on) in learning.items()},
+        }
+        assert set(out) == set(SETTINGS), "a setting without its value in force"
+        return out
 
     def _snapshot(self, cmd: Command) -> dict[str, Any]:
         state = self.sim.state()
@@ -799,6 +835,10 @@ def fifo_priority() -> int:
     if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) != os.SCHED_FIFO:
         return 0
     return int(os.sched_getparam(0).sched_priority)
+
+
+def _reply(cmd: Command) -> dict[str, Any]:
+    return {} if cmd.reply is None else {"reply": cmd.reply}
 
 
 def _describe(err: BaseException) -> str:

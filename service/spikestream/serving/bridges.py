@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.codec import Topics
+from spikestream.serving.describe import DescribeExtras
 from spikestream.serving.discovery import HaDiscovery, discovery_messages
 from spikestream.serving.text import DEFAULT_TEXT_RATE, TextValues, text_probes
 from spikestream.transport import MqttLink
@@ -91,6 +92,19 @@ class Bridges:
     def enabled(self) -> bool:
         """Whether anything is published (a text rate was given)."""
         return self.text is not None
+
+    def describe_extras(self) -> DescribeExtras:
+        """The text and discovery topics in use, for the describe document."""
+        text = (
+            [{"probe": name, "topic": slot.topic} for name, slot in self.text.slots.items()]
+            if self.text is not None
+            else []
+        )
+        d = self.discovery
+        discovery = (
+            None if d is None else {"prefix": d.prefix, "topics": [m.topic for m in d.messages]}
+        )
+        return DescribeExtras(text=text, discovery=discovery)
 
     def observe(self, probe: str, kind: str, rows: npt.NDArray[np.floating]) -> None:
         """A value frame's rows ``(ticks, *shape)``, just before it is encoded."""

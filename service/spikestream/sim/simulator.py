@@ -748,6 +748,14 @@ class Simulator:
             f"{', '.join(learners) or '(none)'}"
         )
 
+    def learning_settings(self) -> dict[str, tuple[float, bool]]:
+        """``{connection: (PES rate, enabled)}`` of every learning connection."""
+        return {
+            cs.conn.name: (float(cs.learning_rate), bool(cs.learning_enabled))
+            for cs in self._conns
+            if cs.pre_activity is not None
+        }
+
     def learning_connections(self) -> list[str]:
         """Names of connections with a learning rule."""
         return [cs.conn.name for cs in self._conns if cs.pre_activity is not None]

@@ -101,12 +101,16 @@ class MessageMeta(NamedTuple):
         retain: Whether it is a retained message replayed on subscribe.
         content_type: MQTT 5 content type property, ``None`` on 3.1.1 or when absent.
         expiry: MQTT 5 message expiry interval left, in seconds, or ``None``.
+        response_topic: MQTT 5 response topic of a request, or ``None``.
+        correlation_data: MQTT 5 correlation data of a request (opaque bytes), or ``None``.
     """
 
     qos: int
     retain: bool
     content_type: str | None = None
     expiry: int | None = None
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
 
 
 #: ``on_message(topic, payload, meta)``: called on the event loop thread for every
@@ -256,6 +260,7 @@ class _Kept(NamedTuple):
     retain: bool
     content_type: str | None
     expiry: int | None
+    correlation_data: bytes | None = None
 
 
 class _LinkClient(aiomqtt.Client):
@@ -663,6 +668,7 @@ class MqttLink:
         retain: bool = False,
         content_type: str | None = None,
         expiry: int | None = None,
+        correlation_data: bytes | None = None,
         resend: bool = False,
     ) -> bool:
         """Hand a message to the connection without waiting; never blocks.
@@ -675,6 +681,8 @@ class MqttLink:
             content_type: MQTT 5 content type (e.g. ``application/msgpack``); dropped on
                 3.1.1 sessions.
             expiry: MQTT 5 message expiry interval in seconds; dropped on 3.1.1.
+            correlation_data: MQTT 5 correlation data (the reply to a request carries
+                the request's); dropped on 3.1.1.
             resend: If the connection dies before confirming the message (QoS 0: written
                 to the socket; QoS 1/2: acknowledged), send it again first thing on the
                 next connection (see the module docstring for what that guarantees).
@@ -687,12 +695,16 @@ class MqttLink:
             ValueError: Invalid topic (wildcards, empty) or QoS (a programming error).
         """
         limit = self._max_queued if resend else self._max_queued + self._reserve
-        sent = self._send(topic, payload, qos, retain, content_type, expiry, limit)
+        sent = self._send(
+            topic, payload, qos, retain, content_type, expiry, correlation_data, limit
+        )
         if sent is None:
             return False
         if resend:
             client, mid = sent
-            client.kept[mid] = _Kept(topic, payload, qos, retain, content_type, expiry)
+            client.kept[mid] = _Kept(
+                topic, payload, qos, retain, content_type, expiry, correlation_data
+            )
         return True
 
     async def publish(
@@ -704,6 +716,7 @@ class MqttLink:
         retain: bool = False,
         content_type: str | None = None,
         expiry: int | None = None,
+        correlation_data: bytes | None = None,
     ) -> bool:
         """Publish and wait until written (QoS 0) or acknowledged (QoS 1/2).
 
@@ -712,7 +725,9 @@ class MqttLink:
         seconds pass before completion; never raises for connection problems.
         """
         limit = self._max_queued + self._reserve
-        sent = self._send(topic, payload, qos, retain, content_type, expiry, limit)
+        sent = self._send(
+            topic, payload, qos, retain, content_type, expiry, correlation_data, limit
+        )
         if sent is None:
             return False
         client, mid = sent
@@ -770,6 +785,7 @@ class MqttLink:
         retain: bool,
         content_type: str | None,
         expiry: int | None,
+        correlation_data: bytes | None,
         limit: int,
     ) -> tuple[_LinkClient, int] | None:
         """Queue one message in paho unless ``limit`` messages are unconfirmed;
@@ -781,7 +797,9 @@ class MqttLink:
         if len(client.unconfirmed) >= limit:
             self._publish_failed += 1
             return None
-        return self._queue(client, topic, payload, qos, retain, content_type, expiry)
+        return self._queue(
+            client, topic, payload, qos, retain, content_type, expiry, correlation_data
+        )
 
     def _queue(
         self,
@@ -792,10 +810,20 @@ class MqttLink:
         retain: bool,
         content_type: str | None,
         expiry: int | None,
+        correlation_data: bytes | None = None,
     ) -> tuple[_LinkClient, int] | None:
         properties = None
-        if self._protocol is aiomqtt.ProtocolVersion.V5 and (content_type or expiry is not None):
-            properties = self._properties(content_type, expiry)
+        if self._protocol is aiomqtt.ProtocolVersion.V5:
+            if correlation_data is not None:
+                # Different for every reply: packed per message, never cached.
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                if content_type:
+                    properties.ContentType = content_type
+                if expiry is not None:
+                    properties.MessageExpiryInterval = int(expiry)
+                properties.CorrelationData = correlation_data
+            elif content_type or expiry is not None:
+                properties = self._properties(content_type, expiry)
         info = client.paho.publish(topic, payload, qos, retain, properties)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             self._publish_failed += 1
@@ -859,11 +887,14 @@ class MqttLink:
             if props is None:
                 meta = MessageMeta(message.qos, bool(message.retain))
             else:
+                correlation = getattr(props, "CorrelationData", None)
                 meta = MessageMeta(
                     message.qos,
                     bool(message.retain),
                     getattr(props, "ContentType", None),
                     getattr(props, "MessageExpiryInterval", None),
+                    getattr(props, "ResponseTopic", None),
+                    None if correlation is None else bytes(correlation),
                 )
             payload = message.payload
             if not isinstance(payload, bytes):  # paho may hand out a bytearray slice
