@@ -335,9 +335,9 @@ async def test_rolling_restart_of_every_node(nats_cluster: NatsCluster, tmp_path
                 await asyncio.to_thread(nats_cluster.stop, node)
                 if on_it:
                     await subs[0 if node == 2 else 1].wait_for(
-                        lambda ms, t=stopped: online_again(ms, "seed", t),
-                        40,
-                        f"online without n{node}",
+                        lambda ms, t=stopped: frames_made_after(ms, "seed", t),
+                        60,
+                        f"frames without n{node}",
                     )
                     served_by.add(node)
                 back = time.time()
