@@ -20,6 +20,7 @@ machine and this one.
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections import Counter, deque
@@ -34,12 +35,15 @@ from spikestream.codec import SpikeFrame, ValueFrame
 from spikestream_client.gaps import Gap, GapTracker
 
 __all__ = [
+    "MAX_INPUTS",
+    "InputSnapshot",
     "MonitorModel",
     "ProbeSnapshot",
     "ServiceSnapshot",
     "Snapshot",
     "SpikeView",
     "ValueView",
+    "input_freshness",
 ]
 
 Frame = SpikeFrame | ValueFrame
@@ -51,6 +55,11 @@ MAX_PROBES: Final = 256
 ``ignored_frames`` (anyone who may publish on ``out/+`` could invent names forever)."""
 MAX_EVENT_KINDS: Final = 64
 """Most distinct event kinds counted by name; rarer ones are counted as ``other``."""
+MAX_INPUTS: Final = 32
+"""Most inputs the monitors list (the first by name); the stats' ``inputs`` map comes
+from the bus and may hold any number of names. The rest are counted in
+:attr:`Snapshot.inputs_hidden`."""
+_INPUT_NAME_CHARS: Final = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +144,61 @@ class ServiceSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class InputSnapshot:
+    """One input's freshness, as of the latest stats message (``inputs.<name>.*``).
+
+    Attributes:
+        name: Input name as the stats gave it (at most 200 characters); a view must
+            still make it safe to show.
+        age_ms: Milliseconds from the input's last accepted value to when the service
+            assembled the stats; None before its first value, after a ``reset``, or
+            when the stats held no finite number >= 0 there.
+        stale: True while the input runs on its default (no value yet, or its TTL has
+            passed); None when the stats did not say so with a boolean.
+    """
+
+    name: str
+    age_ms: float | None
+    stale: bool | None
+
+
+def input_freshness(
+    stats: Mapping[str, Any] | None, limit: int = MAX_INPUTS
+) -> tuple[tuple[InputSnapshot, ...], int]:
+    """The inputs of a stats message, the first ``limit`` by name, and how many more.
+
+    The stats come from the bus as JSON and are not trusted: anything but a map of
+    names to maps gives no inputs; an ``age_ms`` that is not a finite number >= 0 (a
+    string, a boolean, ``1e999``) is None, and so is a ``stale_now`` that is not a
+    boolean. Picking the first names costs O(n log limit), not a sort of them all."""
+    raw = stats.get("inputs") if stats is not None else None
+    if not isinstance(raw, dict):
+        return (), 0
+    names = [k for k in raw if type(k) is str]
+    shown: list[InputSnapshot] = []
+    for name in heapq.nsmallest(limit, names):
+        entry = raw[name]
+        fields: Mapping[str, Any] = entry if isinstance(entry, dict) else {}
+        age: Any = fields.get("age_ms")
+        good = (type(age) is float or type(age) is int) and math.isfinite(age) and age >= 0
+        stale = fields.get("stale_now")
+        shown.append(
+            InputSnapshot(
+                name=name[:_INPUT_NAME_CHARS],
+                age_ms=float(age) if good else None,
+                stale=stale if type(stale) is bool else None,
+            )
+        )
+    return tuple(shown), len(names) - len(shown)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything a monitor view draws, computed by :meth:`MonitorModel.snapshot`."""
+    """Everything a monitor view draws, computed by :meth:`MonitorModel.snapshot`.
+
+    ``inputs``: each input's freshness from the latest stats (at most
+    :data:`MAX_INPUTS`, by name); ``inputs_hidden``: how many more the stats listed.
+    """
 
     net: str
     window: float
@@ -144,6 +206,8 @@ class Snapshot:
     service: ServiceSnapshot
     probes: tuple[ProbeSnapshot, ...]
     recent_gaps: tuple[Gap, ...]
+    inputs: tuple[InputSnapshot, ...] = ()
+    inputs_hidden: int = 0
 
 
 class _View:
@@ -475,6 +539,8 @@ class MonitorModel:
         self.connected = False
         self.stats: dict[str, Any] | None = None
         self.stats_received = math.nan
+        self.inputs: tuple[InputSnapshot, ...] = ()
+        self.inputs_hidden = 0
         self.events: Counter[str] = Counter()
         self.last_events: deque[dict[str, Any]] = deque(maxlen=5)
         self.frames = 0
@@ -529,6 +595,8 @@ class MonitorModel:
         """A stats message arrived."""
         self.stats = stats
         self.stats_received = self.clock()
+        # Once per stats message (about 1 Hz), not per redraw.
+        self.inputs, self.inputs_hidden = input_freshness(stats)
 
     def on_event(self, event: dict[str, Any]) -> None:
         """An event arrived."""
@@ -611,4 +679,6 @@ class MonitorModel:
             service=service,
             probes=tuple(probes),
             recent_gaps=tuple(self.recent_gaps),
+            inputs=self.inputs,
+            inputs_hidden=self.inputs_hidden,
         )

@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spikestream.errors import ConfigError
-from spikestream_client.aggregate import MonitorModel, ProbeSnapshot, Snapshot
+from spikestream_client.aggregate import InputSnapshot, MonitorModel, ProbeSnapshot, Snapshot
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.safetext import printable, safe_text
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
@@ -225,6 +225,26 @@ def _value_table(probes: list[ProbeSnapshot], window: float) -> Table:
     return table
 
 
+def _input_state(item: InputSnapshot) -> Text:
+    if item.stale is None:
+        return Text("-")
+    return Text("STALE", style="bold red") if item.stale else Text("fresh", style="green")
+
+
+def _input_table(snap: Snapshot) -> Table:
+    """Each input's age and whether it runs on its default, from the latest stats."""
+    table = Table(title="inputs (latest stats)", title_justify="left", expand=False)
+    table.add_column("input", no_wrap=True, max_width=60)
+    table.add_column("age ms", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for item in snap.inputs:
+        table.add_row(safe_text(item.name, limit=60), _num(item.age_ms), _input_state(item))
+    if snap.inputs_hidden:
+        table.caption = f"{snap.inputs_hidden} more inputs not shown"
+        table.caption_justify = "left"
+    return table
+
+
 def render(snap: Snapshot, broker: str = "") -> RenderableType:
     """The whole terminal view of ``snap``."""
     spikes = [p for p in snap.probes if p.kind == "spikes"]
@@ -234,6 +254,8 @@ def render(snap: Snapshot, broker: str = "") -> RenderableType:
         parts.append(_spike_table(spikes, snap.window))
     if values:
         parts.append(_value_table(values, snap.window))
+    if snap.inputs:
+        parts.append(_input_table(snap))
     if not snap.probes:
         parts.append(Text("waiting for frames…", style="dim"))
     return Group(*parts)
@@ -334,7 +356,8 @@ async def _settle(
     stop: asyncio.Event,
     started: float,
 ) -> None:
-    """For ``--once``: wait until a window of frames has arrived (at most window + 5 s)."""
+    """For ``--once``: wait until a window of frames and a stats message (the service
+    line and the inputs' ages) have arrived, at most window + 5 s."""
     limit = started + options.window + 5.0
     first: float | None = None
     while time.monotonic() < limit and not stop.is_set():
@@ -342,7 +365,7 @@ async def _settle(
             first = time.monotonic()
         if first is not None and time.monotonic() - first >= options.window:
             snap = model.snapshot()
-            if all(p.covered > 0.5 for p in snap.probes):
+            if model.stats is not None and all(p.covered > 0.5 for p in snap.probes):
                 return
         await interruptible_sleep(stop, 0.05)
 

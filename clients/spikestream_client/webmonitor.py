@@ -18,7 +18,8 @@ stats, real-time factor, lateness, drops and gaps. Message formats::
                      "t": [0, 0, 3], "i": [4, 17, 9], "cov": [[1200, 1250]], "thinned": 0},
         "u": {"kind": "values", "shape": [1], "dt": 0.001, "base": 1200,
               "t": [0, 4, 8], "v": [[0.1], [0.12], [0.13]], "cov": [[1200, 1250]]}}}
-    {"type": "summary", "service": {...}, "probes": [{...}, ...]}
+    {"type": "summary", "service": {...}, "probes": [{...}, ...],
+     "inputs": [{"name": "u", "age_ms": 12.5, "stale": false}, ...], "inputs_hidden": 0}
 
 A page that reads too slowly loses whole batches (counted in ``skipped``), never stalls
 the bridge: each page has a small queue of its own.
@@ -189,6 +190,10 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             }
             for p in snap.probes
         ],
+        # Each input's freshness from the latest stats, already checked by the model:
+        # age_ms is a finite number >= 0 or null, stale a boolean or null.
+        "inputs": [{"name": i.name, "age_ms": i.age_ms, "stale": i.stale} for i in snap.inputs],
+        "inputs_hidden": snap.inputs_hidden,
     }
 
 

@@ -67,6 +67,17 @@ HTML_NAME = '<img src=x onerror="window.__pwned=1">'
 TERMINAL_NAME = "p\x1b]0;pwned\x07\x1b[2J[bold red]boom[/]"
 MATHTEXT_NAME = "a$\\frac{$"
 
+# What a service sends (PROTOCOL.md 6.2) plus what a hostile publisher could: an escape
+# sequence and markup in a name, 1e999 (JSON's inf), a boolean age, a string stale flag.
+INPUT_STATS = (
+    b'{"v": 1, "event": "stats", "wall": 1, "tick": 5, "inputs": {'
+    b'"u": {"accepted": 9, "age_ms": 12.5, "stale_now": false}, '
+    b'"quiet": {"accepted": 0, "age_ms": null, "stale_now": true}, '
+    b'"late": {"age_ms": 2500, "stale_now": true}, '
+    b'"p\\u001b]0;pwned\\u0007\\u001b[2J[bold red]boom[/]": {"age_ms": 1e999, "stale_now": "yes"}, '
+    b'"odd": {"age_ms": true, "stale_now": 1}, "bare": 7}}'
+)
+
 
 def renamed(frame: F, *, probe: str | None = None, net: str | None = None) -> F:
     """``frame`` with another probe or net name in its header, as if a decoder had let

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import math
 import re
@@ -13,13 +14,20 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from spikestream.codec import decode_frame
+from spikestream.codec import decode_event, decode_frame
 from spikestream_client import SpikestreamClient
-from spikestream_client.aggregate import MAX_EVENT_KINDS, MAX_PROBES, MonitorModel
+from spikestream_client.aggregate import (
+    MAX_EVENT_KINDS,
+    MAX_INPUTS,
+    MAX_PROBES,
+    InputSnapshot,
+    MonitorModel,
+)
 from spikestream_client.monitor import render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (
+    INPUT_STATS,
     header,
     hostile_model,
     regular_spikes,
@@ -118,6 +126,78 @@ def test_stats_status_events_render() -> None:
     assert re.search(r"│ s\s+│\s+10 │\s+100\.0 │", text), text
 
 
+def _input_rows(text: str) -> dict[str, list[str]]:
+    """The rows of the inputs table: name -> [age ms, state]."""
+    _, _, table = text.partition("inputs (latest stats)")
+    assert table, text
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) == 5 and cells[1] != "input":
+            rows[cells[1]] = cells[2:4]
+    return rows
+
+
+def test_inputs_show_age_and_stale_state() -> None:
+    model = MonitorModel("fake")
+    feed_spikes(model, range(5))
+    model.on_stats(decode_event(INPUT_STATS))
+    assert model.snapshot().inputs[-1] == InputSnapshot("u", 12.5, False)
+    plain = Console(width=120, file=io.StringIO(), color_system=None, force_terminal=False)
+    plain.print(render(model.snapshot(), "mqtt://broker:1883"))
+    out = plain.file.getvalue()  # type: ignore[attr-defined]
+    assert _input_rows(out) == {
+        "p[bold red]boom[/]": ["-", "-"],  # escapes stripped, markup shown as typed
+        "bare": ["-", "-"],
+        "late": ["2500.0", "STALE"],
+        "odd": ["-", "-"],
+        "quiet": ["-", "STALE"],
+        "u": ["12.5", "fresh"],
+    }
+    assert "pwned" not in out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    # Below the probe tables, so a probe row is still found first by its name.
+    assert out.index("spike probes") < out.index("inputs (latest stats)")
+    colour = Console(width=120, file=io.StringIO(), color_system="standard", force_terminal=True)
+    colour.print(render(model.snapshot()))
+    styled = colour.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[1;31mSTALE" in styled  # the marker is bold red
+    assert "\x1b" not in re.sub(r"\x1b\[[0-9;]*m", "", styled)
+
+
+@pytest.mark.parametrize("inputs", ["[1, 2]", '"u"', "null", "1e999", '{"u": [1]}'])
+def test_inputs_of_the_wrong_shape_never_break_the_view(inputs: str) -> None:
+    model = MonitorModel("fake")
+    model.on_stats(
+        decode_event(b'{"v": 1, "event": "stats", "wall": 1, "inputs": %s}' % inputs.encode())
+    )
+    plain = Console(width=120, file=io.StringIO(), color_system=None)
+    plain.print(render(model.snapshot()))
+    out = plain.file.getvalue()  # type: ignore[attr-defined]
+    if inputs.startswith("{"):
+        assert _input_rows(out) == {"u": ["-", "-"]}
+    else:
+        assert "inputs (latest stats)" not in out
+        assert model.snapshot().inputs == ()
+
+
+def test_inputs_shown_are_bounded() -> None:
+    """The stats' inputs map comes from the bus: the view lists MAX_INPUTS of them, the
+    first by name, and says how many more there are."""
+    model = MonitorModel("fake")
+    names = [f"in{k:05d}" for k in range(MAX_INPUTS + 1000)]
+    model.on_stats({"inputs": {n: {"age_ms": 1.0, "stale_now": False} for n in reversed(names)}})
+    snap = model.snapshot()
+    assert [i.name for i in snap.inputs] == names[:MAX_INPUTS]
+    assert snap.inputs_hidden == 1000
+    plain = Console(width=120, file=io.StringIO(), color_system=None)
+    plain.print(render(snap))
+    out = plain.file.getvalue()  # type: ignore[attr-defined]
+    assert len(_input_rows(out)) == MAX_INPUTS
+    assert "1000 more inputs not shown" in out
+
+
 def test_described_probes_are_listed_before_their_first_frame() -> None:
     """Probes from the describe document show (with no data yet) before any frame; a
     ``--probe`` filter still applies."""
@@ -202,6 +282,40 @@ async def test_monitor_once_prints_a_single_view(seed_service: SeedService) -> N
     assert float(_row(done.stdout, "b_spikes")[2]) > 10.0
     assert "a_spikes" not in done.stdout
     assert _row(done.stdout, "u")[1] == "(1,)"
+
+
+@pytest.mark.broker
+async def test_monitor_once_shows_each_inputs_age(seed_service: SeedService) -> None:
+    """End to end: while ``u`` is fed every 50 ms, ``monitor --once`` waits for a stats
+    message and lists ``u`` as fresh with an age in milliseconds. (0.0 is ``u``'s
+    default, so the shared service's network behaves as before.)"""
+    async with SpikestreamClient(seed_service.url) as client:
+
+        async def feed() -> None:
+            while True:
+                await client.publish_input("seed", "u", 0.0)
+                await asyncio.sleep(0.05)
+
+        task = asyncio.create_task(feed())
+        try:
+            await asyncio.sleep(0.2)
+            done = await asyncio.to_thread(
+                run_cli, "monitor", "--broker", seed_service.url, "--net", "seed", "--once",
+                "--probe", "u", "--window", "0.5",
+            )  # fmt: skip
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert done.returncode == 0, done.stderr
+    rows = _input_rows(done.stdout)
+    assert list(rows) == ["u"], done.stdout
+    age, state = rows["u"]
+    print(f"monitor --once: input u age {age} ms, {state}")
+    # Sent every 50 ms; the age is read when the service assembles the stats. The bound
+    # is loose for a loaded machine, yet far below a value from an earlier test.
+    assert 0.0 <= float(age) < 1000.0, done.stdout
+    assert state == "fresh", done.stdout
 
 
 @pytest.mark.broker

@@ -12,7 +12,7 @@ import re
 import shutil
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import aiomqtt
@@ -38,6 +38,8 @@ from tests.clients.cdp import Chromium, ChromiumMissing, chromium_binary
 from tests.clients.conftest import SeedService, cli, cli_env
 from tests.clients.frames import (
     HTML_NAME,
+    INPUT_STATS,
+    TERMINAL_NAME,
     header,
     hostile_model,
     regular_spikes,
@@ -101,6 +103,31 @@ def test_summary_of_hostile_stats_and_events_is_valid_json() -> None:
         "input": None,
         "cmd": None,
     }
+
+
+def _input_model() -> MonitorModel:
+    """A model whose latest stats list inputs fresh, stale, hostile and malformed."""
+    model = MonitorModel("fake")
+    stats = decode_event(INPUT_STATS)
+    stats["inputs"][HTML_NAME] = {"age_ms": 40.0, "stale_now": True}
+    model.on_stats(stats)
+    return model
+
+
+def test_summary_carries_each_inputs_age_and_stale_state() -> None:
+    summary = snapshot_json(_input_model().snapshot())
+    json.dumps(summary, allow_nan=False)  # 1e999 became null
+    assert summary["inputs_hidden"] == 0
+    assert summary["inputs"] == [
+        {"name": HTML_NAME, "age_ms": 40.0, "stale": True},
+        {"name": "bare", "age_ms": None, "stale": None},
+        {"name": "late", "age_ms": 2500.0, "stale": True},
+        {"name": "odd", "age_ms": None, "stale": None},
+        {"name": TERMINAL_NAME, "age_ms": None, "stale": None},
+        {"name": "quiet", "age_ms": None, "stale": True},
+        {"name": "u", "age_ms": 12.5, "stale": False},
+    ]
+    assert snapshot_json(MonitorModel("fake").snapshot())["inputs"] == []
 
 
 def test_page_files_are_shipped_and_self_contained() -> None:
@@ -416,6 +443,22 @@ async def test_a_real_handshake_failure_still_logs_an_error(
 # ------------------------------------------------------- hostile strings in the page
 
 
+@contextlib.asynccontextmanager
+async def _pumped_page(
+    tmp_path: Path, port: int, pump: Callable[[], Awaitable[None]]
+) -> AsyncIterator[Chromium]:
+    """Chromium on the test server's page while ``pump`` feeds its bridge."""
+    task = asyncio.create_task(pump())
+    try:
+        async with Chromium(tmp_path / "chromium") as browser:
+            await browser.navigate(f"http://127.0.0.1:{port}/")
+            yield browser
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _page_is_safe(browser: Chromium) -> None:
     """No element or script was injected, and nothing the injection would set is set."""
     assert await browser.evaluate("document.querySelectorAll('img, script:not([src])').length") == 0
@@ -453,48 +496,81 @@ async def test_hostile_names_and_event_text_show_as_text_in_chromium(tmp_path: P
                 bridge.broadcast(snapshot_json(model.snapshot()))
                 await asyncio.sleep(0.05)
 
-        task = asyncio.create_task(pump())
-        try:
-            async with Chromium(tmp_path / "chromium") as browser:
-                await browser.navigate(f"http://127.0.0.1:{port}/")
-                await browser.wait_for(
-                    "document.querySelectorAll('.panel').length === 2 && "
-                    "document.querySelectorAll('#probe-rows tr').length === 2",
-                    what="two panels and two table rows",
-                )
-                names = await browser.evaluate(
-                    "[...document.querySelectorAll('.panel')].map(p => p.dataset.probe).sort()"
-                )
-                assert names == sorted([HTML_NAME, script])
-                titles = await browser.evaluate(
-                    "[...document.querySelectorAll('.panel h2')].map(h => h.firstChild.data)"
-                )
-                assert sorted(titles) == sorted([HTML_NAME, script])
-                cells = await browser.evaluate(
-                    "[...document.querySelectorAll('#probe-rows tr')]"
-                    ".map(r => [r.dataset.probe, r.cells[0].textContent, "
-                    "r.cells[0].children.length])"
-                )
-                assert sorted(cells) == sorted([[HTML_NAME, HTML_NAME, 0], [script, script, 0]])
-                events = await browser.wait_for(
-                    "document.getElementById('s-events').textContent.includes('last:') && "
-                    "document.getElementById('s-events').textContent",
-                    what="the last event shown",
-                )
-                assert HTML_NAME in events
-                assert script in events
-                assert (
-                    await browser.evaluate("document.getElementById('s-events').children.length")
-                    == 0
-                )
-                assert await browser.evaluate("document.getElementById('status').textContent") == (
-                    "<b>online</b>"
-                )
-                await _page_is_safe(browser)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with _pumped_page(tmp_path, port, pump) as browser:
+            await browser.wait_for(
+                "document.querySelectorAll('.panel').length === 2 && "
+                "document.querySelectorAll('#probe-rows tr').length === 2",
+                what="two panels and two table rows",
+            )
+            names = await browser.evaluate(
+                "[...document.querySelectorAll('.panel')].map(p => p.dataset.probe).sort()"
+            )
+            assert names == sorted([HTML_NAME, script])
+            titles = await browser.evaluate(
+                "[...document.querySelectorAll('.panel h2')].map(h => h.firstChild.data)"
+            )
+            assert sorted(titles) == sorted([HTML_NAME, script])
+            cells = await browser.evaluate(
+                "[...document.querySelectorAll('#probe-rows tr')]"
+                ".map(r => [r.dataset.probe, r.cells[0].textContent, "
+                "r.cells[0].children.length])"
+            )
+            assert sorted(cells) == sorted([[HTML_NAME, HTML_NAME, 0], [script, script, 0]])
+            events = await browser.wait_for(
+                "document.getElementById('s-events').textContent.includes('last:') && "
+                "document.getElementById('s-events').textContent",
+                what="the last event shown",
+            )
+            assert HTML_NAME in events
+            assert script in events
+            assert (
+                await browser.evaluate("document.getElementById('s-events').children.length") == 0
+            )
+            assert await browser.evaluate("document.getElementById('status').textContent") == (
+                "<b>online</b>"
+            )
+            await _page_is_safe(browser)
+
+
+@pytest.mark.browser
+async def test_inputs_age_and_stale_state_show_as_text_in_chromium(tmp_path: Path) -> None:
+    """The page lists each input with its age and a STALE marker, from the summary; a
+    name holding HTML shows as text, and a second summary with fewer inputs replaces the
+    rows."""
+    _need_chromium()
+    model = _input_model()
+    rows_js = (
+        "[...document.querySelectorAll('#input-rows tr')].map(r => [r.dataset.input, "
+        "r.dataset.stale, ...[...r.cells].map(c => c.textContent), r.cells[0].children.length])"
+    )
+    async with _server() as (bridge, port):
+
+        async def pump() -> None:
+            while True:
+                bridge.broadcast(snapshot_json(model.snapshot()))
+                await asyncio.sleep(0.05)
+
+        async with _pumped_page(tmp_path, port, pump) as browser:
+            await browser.wait_for(
+                "document.querySelectorAll('#input-rows tr').length === 7", what="7 inputs"
+            )
+            assert await browser.evaluate("document.getElementById('inputs').hidden") is False
+            rows = await browser.evaluate(rows_js)
+            assert rows == [
+                [HTML_NAME, "true", HTML_NAME, "40.0", "STALE", 0],
+                ["bare", "", "bare", "-", "-", 0],
+                ["late", "true", "late", "2500.0", "STALE", 0],
+                ["odd", "", "odd", "-", "-", 0],
+                [TERMINAL_NAME, "", TERMINAL_NAME, "-", "-", 0],
+                ["quiet", "true", "quiet", "-", "STALE", 0],
+                ["u", "false", "u", "12.5", "fresh", 0],
+            ]
+            model.on_stats({"inputs": {"u": {"age_ms": 3000.0, "stale_now": True}}})
+            await browser.wait_for(
+                "document.querySelectorAll('#input-rows tr').length === 1", what="1 input"
+            )
+            assert await browser.evaluate(rows_js) == [["u", "true", "u", "3000.0", "STALE", 0]]
+            await _page_is_safe(browser)
 
 
 @pytest.mark.broker

@@ -1,7 +1,7 @@
 // spikestream web monitor: draws what `spikestream monitor --web` streams over /ws.
 //
 // Messages (JSON): "hello" {net, window}, "batch" {probes: {name: {kind, base, t, i | v,
-// cov, n | shape, dt}}, skipped}, and "summary" {service, probes}. Spike rasters are drawn
+// cov, n | shape, dt}}, skipped}, and "summary" {service, probes, inputs, inputs_hidden}. Spike rasters are drawn
 // pixel by pixel into an ImageData (cheap for tens of thousands of spikes); value traces
 // are canvas paths. Ticks without data (lost frames) are shaded.
 //
@@ -333,6 +333,32 @@
     body.dataset.frames = String(frames);
   }
 
+  // Each input's age (ms from its last value to the latest stats) and whether it runs on
+  // its default. Rows are tr[data-input=NAME] with data-stale "true", "false" or "" (not
+  // known); the name is a text node like every other string from the wire.
+  const MAX_INPUT_ROWS = 64;
+  function onInputs(msg) {
+    const items = Array.isArray(msg.inputs) ? msg.inputs.slice(0, MAX_INPUT_ROWS) : [];
+    const rows = [];
+    for (const item of items) {
+      if (!item || typeof item !== "object") continue;
+      const age = typeof item.age_ms === "number" ? item.age_ms : null;
+      const stale = typeof item.stale === "boolean" ? item.stale : null;
+      const tr = document.createElement("tr");
+      tr.dataset.input = String(item.name);
+      tr.dataset.stale = stale === null ? "" : String(stale);
+      tr.append(
+        cell(item.name, "text"), cell(fmt(age, 1)),
+        cell(stale === null ? "-" : stale ? "STALE" : "fresh", stale ? "bad" : stale === false ? "ok" : ""),
+      );
+      rows.push(tr);
+    }
+    $("input-rows").replaceChildren(...rows);
+    $("inputs").hidden = rows.length === 0;
+    const hidden = Number.isFinite(msg.inputs_hidden) ? msg.inputs_hidden : 0;
+    $("inputs-hidden").textContent = hidden > 0 ? `${hidden} more inputs not shown` : "";
+  }
+
   function setLink(up) {
     body.dataset.connected = up ? "true" : "false";
     const link = $("link");
@@ -349,7 +375,7 @@
       let msg;
       try { msg = JSON.parse(event.data); } catch (err) { return; }
       if (msg.type === "batch") onBatch(msg);
-      else if (msg.type === "summary") onSummary(msg);
+      else if (msg.type === "summary") { onSummary(msg); onInputs(msg); }
       else if (msg.type === "hello") {
         state.windowS = msg.window || state.windowS;
         $("net").textContent = msg.net;
