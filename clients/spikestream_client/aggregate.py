@@ -36,6 +36,8 @@ from spikestream_client.gaps import Gap, GapTracker
 
 __all__ = [
     "MAX_INPUTS",
+    "RECENT_KEYS",
+    "RECENT_WINDOWS",
     "InputSnapshot",
     "MonitorModel",
     "ProbeSnapshot",
@@ -47,6 +49,19 @@ __all__ = [
 ]
 
 Frame = SpikeFrame | ValueFrame
+
+#: The stats keys of the recent windows (last 1 s and 10 s, docs/PROTOCOL.md) and the
+#: figures of each window the monitors show.
+RECENT_WINDOWS: Final = ("window_1s", "window_10s")
+RECENT_KEYS: Final = ("realtime_factor_actual", "late_p99_ms", "late_max_ms", "late_over_1ms_pct")
+
+
+def recent_stat(stats: dict[str, Any], window: str, key: str) -> object:
+    """``stats[window][key]``, or None when the stats (from the bus) have no such object."""
+    inner = stats.get(window)
+    return inner.get(key) if isinstance(inner, dict) else None
+
+
 F64 = npt.NDArray[np.float64]
 _TRACE_COMPONENTS: Final = 4
 _LATEST_SHOWN: Final = 8

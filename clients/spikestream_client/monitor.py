@@ -27,7 +27,15 @@ from rich.table import Table
 from rich.text import Text
 
 from spikestream.errors import ConfigError
-from spikestream_client.aggregate import InputSnapshot, MonitorModel, ProbeSnapshot, Snapshot
+from spikestream_client.aggregate import (
+    RECENT_KEYS,
+    RECENT_WINDOWS,
+    InputSnapshot,
+    MonitorModel,
+    ProbeSnapshot,
+    Snapshot,
+    recent_stat,
+)
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.safetext import printable, safe_text
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
@@ -125,6 +133,19 @@ def _stat(stats: dict[str, Any], key: str) -> str:
     return str(value) if type(value) is int else printable(value, 30)
 
 
+def _recent(stats: dict[str, Any]) -> str:
+    """The last 1 s and 10 s: what is happening now, beside the since-start line."""
+    parts = []
+    for window in RECENT_WINDOWS:
+        rf, p99, late_max, over = (recent_stat(stats, window, k) for k in RECENT_KEYS)
+        parts.append(
+            f"{window.removeprefix('window_')}: RTF {_num(rf, '{:.3f}')}  "
+            f"late p99 {_num(p99, '{:.2f}')} ms  max {_num(late_max, '{:.2f}')} ms  "
+            f"> 1 ms {_num(over, '{:.3f}')} %"
+        )
+    return "   ".join(parts)
+
+
 def _header(snap: Snapshot, broker: str) -> Table:
     svc = snap.service
     grid = Table.grid(padding=(0, 2))
@@ -151,6 +172,7 @@ def _header(snap: Snapshot, broker: str) -> Table:
             f"overruns {_stat(st, 'overruns')}  dropped {_stat(st, 'dropped')}"
         )
         grid.add_row("service", Text.assemble(line, paused, age))
+        grid.add_row("recent", Text(_recent(st)))
     else:
         grid.add_row("service", Text("no stats yet", style="dim"))
     gap_style = "bold red" if svc.gaps else "green"

@@ -57,7 +57,14 @@ from websockets.http11 import Request, Response
 
 from spikestream.codec import SpikeFrame, ValueFrame
 from spikestream.errors import ConfigError
-from spikestream_client.aggregate import MAX_PROBES, MonitorModel, Snapshot
+from spikestream_client.aggregate import (
+    MAX_PROBES,
+    RECENT_KEYS,
+    RECENT_WINDOWS,
+    MonitorModel,
+    Snapshot,
+    recent_stat,
+)
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.safetext import printable
 from spikestream_client.tool import interruptible_sleep
@@ -155,6 +162,10 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
     stats = None
     if svc.stats is not None:
         stats = {k: _scalar(svc.stats.get(k)) for k in _STATS_KEYS}
+        # The recent windows, flattened (window_1s_late_p99_ms, ...) as scalars too.
+        for window in RECENT_WINDOWS:
+            for key in RECENT_KEYS:
+                stats[f"{window}_{key}"] = _scalar(recent_stat(svc.stats, window, key))
     return {
         "type": "summary",
         "net": snap.net,

@@ -545,3 +545,57 @@ def test_system_clock_smoke_never_wakes_before_the_deadline() -> None:
             clock.sleep_until(deadline)
             assert clock.now() >= deadline
         assert clock.wall() == pytest.approx(time.time(), abs=60.0)  # Unix time, not uptime
+
+
+# -- recent windows ---------------------------------------------------------------------
+
+
+def run_for(clock: FakeClock, pacer: Pacer, seconds: float) -> None:
+    for _ in range(round(seconds / DT)):
+        pacer.wait()
+
+
+def test_a_burst_of_late_ticks_is_in_the_1s_window_and_gone_from_it_a_second_later() -> None:
+    clock, pacer = started()
+    run_for(clock, pacer, 2.0)
+    pacer.wait()
+    clock.advance(0.005)  # one tick's work takes 5 ms: the next ticks run late, catching up
+    run_for(clock, pacer, 0.2)
+    during = pacer.statistics()
+    one, ten = during.recent
+    assert (one.seconds, ten.seconds) == (1.0, 10.0)
+    assert one.lateness.over_threshold(0.001) == during.late(0.001) == 3  # 4, 3, 2 ms
+    assert one.lateness.max == pytest.approx(0.004, rel=1e-6)
+    assert one.late_share(0.001) > 0.0
+    run_for(clock, pacer, 1.2)
+    after = pacer.statistics()
+    one, ten = after.recent
+    assert one.lateness.over_threshold(0.001) == 0
+    assert one.lateness.max == 0.0
+    assert one.ticks == 1000
+    assert one.realtime_factor_actual == pytest.approx(1.0)
+    # The longer window and the since-start figures keep the burst.
+    assert ten.lateness.over_threshold(0.001) == after.late(0.001) == during.late(0.001)
+    assert after.lateness.max == pytest.approx(0.004, rel=1e-6)
+
+
+def test_the_1s_window_real_time_factor_shows_a_slow_spell_the_total_dilutes() -> None:
+    clock, pacer = started("slip")
+    run_for(clock, pacer, 20.0)
+    for _ in range(1500):  # 1.5 s of ticks taking 2 ms each: half real time
+        pacer.wait()
+        clock.advance(0.002)
+    stats = pacer.statistics()
+    assert stats.recent[0].realtime_factor_actual == pytest.approx(0.5, rel=1e-3)
+    assert stats.realtime_factor_actual > 0.9
+
+
+def test_the_last_ticks_before_a_pause_count_in_the_windows_while_paused() -> None:
+    clock, pacer = started()
+    run_for(clock, pacer, 2.05)
+    pacer.pause()
+    clock.advance(0.5)
+    stats = pacer.statistics()
+    assert stats.recent[1].ticks == stats.ticks == 2050
+    clock.advance(1.0)
+    assert pacer.statistics().recent[0].ticks == 0  # a second later the 1 s window is empty

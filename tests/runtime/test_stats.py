@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikestream.errors import ConfigError
-from spikestream.runtime import DEFAULT_THRESHOLDS, LatenessStats
+from spikestream.runtime import DEFAULT_THRESHOLDS, LatenessStats, LatenessWindow
 
 # Half the log-bucket width at 40 buckets per decade: sqrt(10**(1/40)) - 1 = 2.92 %.
 REL = 10 ** (1 / 80) - 1
@@ -251,3 +252,109 @@ def test_snapshot_from_another_thread_while_recording_never_fails() -> None:
 def test_bad_settings_are_config_errors(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         LatenessStats(**kwargs)  # type: ignore[arg-type]
+
+
+# -- LatenessWindow: the last seconds, not since start --------------------------------------
+
+
+def paced(window: LatenessWindow, start: float, seconds: float, late: float = 0.0) -> float:
+    """Record 1 ms ticks from ``start`` for ``seconds``, each ``late`` seconds late."""
+    n = round(seconds * 1000)
+    for i in range(n):  # i / 1000, not a running sum: tick times land on exact bucket edges
+        window.record(start + i / 1000, late, 0.001)
+    return start + n / 1000
+
+
+def test_window_matches_lateness_stats_over_the_same_ticks() -> None:
+    rng = np.random.default_rng(11)
+    values = rng.exponential(2e-4, size=3000)
+    window = LatenessWindow(0.001)
+    reference = LatenessStats()
+    t = 50.0
+    for x in values:
+        window.record(t, float(x), 0.001)
+        reference.record(float(x))
+        t += 0.001
+    window.flush()  # the ticks stop (as at a pause): the last bucket counts
+    # 3 s of ticks from t = 50.0; at 53.05 the 10 s window holds every whole bucket.
+    got = window.statistics(10.0, 53.05)
+    want = reference.snapshot()
+    assert got.ticks == 3000 == want.count
+    # Same histogram geometry, same exact counters; the mean is summed in another order.
+    assert got.lateness.mean == pytest.approx(want.mean, rel=1e-12)
+    assert dataclasses.replace(got.lateness, mean=want.mean) == want
+    assert got.realtime_factor_actual == pytest.approx(1.0)
+
+
+def test_one_second_window_holds_exactly_the_last_ten_whole_buckets() -> None:
+    window = LatenessWindow(0.001)
+    paced(window, 10.0, 2.55)  # ticks at 10.000 .. 12.549
+    # At 12.55 the bucket [12.5, 12.6) is being filled: the window is [11.5, 12.5).
+    assert window.statistics(1.0, 12.55).ticks == 1000
+    assert window.statistics(10.0, 12.55).ticks == 2500
+    paced(window, 12.55, 0.45)
+    assert window.statistics(10.0, 14.0).ticks == 2900  # the last bucket is still open
+    window.flush()
+    # Long after the last tick the buckets have left every window.
+    assert window.statistics(1.0, 14.0).ticks == 0
+    assert math.isnan(window.statistics(1.0, 14.0).realtime_factor_actual)
+    assert window.statistics(10.0, 14.0).ticks == 3000
+
+
+def test_a_burst_of_late_ticks_shows_in_the_window_while_it_lasts_then_leaves() -> None:
+    window = LatenessWindow(0.001)
+    t = paced(window, 100.0, 2.0)
+    t = paced(window, t, 0.05, late=0.003)  # 50 ticks 3 ms late at 102.00 .. 102.05
+    t = paced(window, t, 3.0)
+    during = window.statistics(1.0, 102.5)
+    assert during.lateness.over_threshold(0.001) == 50
+    assert during.late_share(0.001) == pytest.approx(50 / 1000)
+    assert during.lateness.max == pytest.approx(0.003)
+    after = window.statistics(1.0, 103.2)
+    assert after.lateness.over_threshold(0.001) == 0
+    assert after.lateness.max == 0.0
+    assert window.statistics(10.0, 103.2).lateness.over_threshold(0.001) == 50
+
+
+def test_window_real_time_factor_shows_a_slow_second() -> None:
+    window = LatenessWindow(0.001)
+    t = 0.0
+    for _ in range(2000):  # ticks every 2 ms: half real time
+        window.record(t, 0.0, 0.002)
+        t += 0.002
+    assert window.statistics(1.0, t).realtime_factor_actual == pytest.approx(0.5)
+
+
+def test_a_gap_longer_than_the_span_clears_every_slot() -> None:
+    window = LatenessWindow(0.001)
+    paced(window, 0.0, 1.0, late=0.002)
+    paced(window, 500.0, 0.2)  # e.g. after a long pause
+    window.flush()
+    recent = window.statistics(10.0, 500.25)
+    assert recent.ticks == 200
+    assert recent.lateness.over_threshold(0.001) == 0
+
+
+def test_window_record_does_not_grow_memory() -> None:
+    window = LatenessWindow(0.001)
+    values = np.random.default_rng(3).exponential(1e-4, size=50_000).tolist()
+    window.record(0.0, 1e-4, -1.0)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        t = 0.001
+        for x in values:  # 50 s of ticks: the ring wraps five times
+            window.record(t, x, 0.001)
+            t += 0.001
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    window.flush()
+    assert window.statistics(10.0, t).ticks == 10_000
+    assert after - before < 4096
+
+
+@pytest.mark.parametrize(("bucket", "span"), [(0.0, 10.0), (0.1, 0.01), (math.nan, 1.0)])
+def test_window_refuses_a_bad_geometry(bucket: float, span: float) -> None:
+    with pytest.raises(ConfigError, match="window"):
+        LatenessWindow(0.001, bucket=bucket, span=span)

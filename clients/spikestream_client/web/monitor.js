@@ -299,6 +299,11 @@
     $("s-rtf").textContent = fmt(st.realtime_factor_actual, 3) + (st.paused ? " (paused)" : "");
     $("f-rtf").textContent = fmt(svc.rtf_frames, 3);
     $("s-late").textContent = `${fmt(st.late_p99_ms, 2)} / ${fmt(st.late_max_ms, 2)} ms`;
+    for (const w of ["1s", "10s"]) {
+      const k = (name) => st[`window_${w}_${name}`];
+      $(`s-recent-${w}`).textContent = `${fmt(k("realtime_factor_actual"), 3)} · ` +
+        `${fmt(k("late_p99_ms"), 2)} / ${fmt(k("late_max_ms"), 2)} ms · ${fmt(k("late_over_1ms_pct"), 3)} %`;
+    }
     $("f-late").textContent = fmt(svc.late_max_frames === null ? null : svc.late_max_frames * 1e3, 2) + " ms";
     $("s-dropped").textContent = `${svc.dropped} (service ${st.dropped === undefined ? "-" : st.dropped})`;
     $("f-gaps").textContent = `${svc.gaps} (${svc.missing})` + (state.skipped ? ` · ${state.skipped} batches skipped` : "");

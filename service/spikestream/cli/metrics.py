@@ -19,6 +19,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from spikestream.runtime.stats import WindowStatistics
+
 if TYPE_CHECKING:
     from spikestream.cli.service import Service
 
@@ -62,6 +64,7 @@ class ServiceCollector(Collector):
             net,
             0.0 if rf != rf else rf,
         )
+        yield from _window_metrics(net, es.pacer.recent)
         yield _counter("spikestream_ticks", "Ticks run", net, es.pacer.ticks)
         yield _counter("spikestream_overruns", "Ticks that started late", net, es.pacer.overruns)
         yield _counter(
@@ -177,6 +180,46 @@ class MultiCollector(Collector):
                 else:
                     merged[family.name] = family
         yield from merged.values()
+
+
+def _window_metrics(net: str, recent: tuple[WindowStatistics, ...]) -> Iterator[Metric]:
+    """Gauges over the last 1 s and 10 s (label ``window``), beside the since-start counters
+    and histogram: they show an episode while it lasts. NaN when no tick ran in the window."""
+    labels = ["net", "window"]
+    rf = GaugeMetricFamily(
+        "spikestream_window_realtime_factor_actual",
+        "Simulated over wall time in the last window",
+        labels=labels,
+    )
+    ticks = GaugeMetricFamily(
+        "spikestream_window_ticks", "Ticks run in the last window", labels=labels
+    )
+    quantiles = GaugeMetricFamily(
+        "spikestream_window_tick_lateness_seconds",
+        "Tick lateness percentiles in the last window",
+        labels=[*labels, "quantile"],
+    )
+    late_max = GaugeMetricFamily(
+        "spikestream_window_tick_lateness_max_seconds",
+        "Largest tick lateness in the last window",
+        labels=labels,
+    )
+    share = GaugeMetricFamily(
+        "spikestream_window_late_ticks_ratio",
+        "Share of the last window's ticks later than the threshold (seconds)",
+        labels=[*labels, "threshold"],
+    )
+    for w in recent:
+        window = f"{w.seconds:g}s"
+        lat = w.lateness
+        rf.add_metric([net, window], w.realtime_factor_actual)
+        ticks.add_metric([net, window], float(w.ticks))
+        for q, value in (("0.5", lat.p50), ("0.99", lat.p99), ("0.999", lat.p999)):
+            quantiles.add_metric([net, window, q], value)
+        late_max.add_metric([net, window], lat.max)
+        for threshold in lat.thresholds:
+            share.add_metric([net, window, repr(threshold)], w.late_share(threshold))
+    yield from (rf, ticks, quantiles, late_max, share)
 
 
 def _gauge(name: str, doc: str, net: str, value: float) -> GaugeMetricFamily:

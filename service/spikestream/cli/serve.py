@@ -127,6 +127,7 @@ class ServeSettings(BaseSettings):
     shard: str | None = None
     restore: Path | None = None
     log_inputs: Path | None = None
+    trace_latency: Path | None = None  # debug: input-to-output timestamps (runtime.trace)
     stats_interval: float = Field(1.0, gt=0, le=3600)
     max_input_bytes: Count = Field(65536, ge=16, le=268_435_455)  # MQTT's largest packet
     switch_interval: float = Field(0.0005, gt=0, le=0.1)
@@ -326,6 +327,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--log-inputs", type=Path, help="record tick-stamped inputs for `run --replay`")
     p.add_argument("--stats-interval", type=float, help="seconds between stats messages (1)")
+    # Debug only, for bench/floor.py: where input-to-output time goes.
+    p.add_argument("--trace-latency", type=Path, help=argparse.SUPPRESS)
     p.add_argument(
         "--rt-priority",
         type=int,
@@ -400,6 +403,7 @@ def main(args: argparse.Namespace) -> int:
         "snapshot_dir",
         "restore",
         "log_inputs",
+        "trace_latency",
         "stats_interval",
         "snapshot_every",
         "shard",
@@ -489,6 +493,7 @@ def main(args: argparse.Namespace) -> int:
         rt_priority=settings.rt_priority,
         spin=settings.spin,
         cpu_latency=cpu_latency,
+        trace_latency=settings.trace_latency,
         text_rate=settings.text_rate,
         ha_discovery=settings.ha_discovery,
     )

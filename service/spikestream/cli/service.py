@@ -57,6 +57,8 @@ from spikestream.runtime.engine import (
 )
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
+from spikestream.runtime.stats import WindowStatistics
+from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.describe import describe_document
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
@@ -107,6 +109,9 @@ class ServiceOptions:
     # Bytes this network may use (bounds live reallocation); None: the default share of
     # physical memory (spikestream.budget.default_limit).
     memory_limit: int | None = None
+    # Debug only: record input-to-output timestamps and write them here on exit
+    # (spikestream.runtime.trace); None, the default, costs nothing.
+    trace_latency: Path | None = None
 
 
 #: Events raised while the link is down (or its window is full) wait in a queue of this
@@ -224,6 +229,10 @@ class Service:
         self.describe_extras = self.bridges.describe_extras()
         self.replies_failed = 0
         self._stopping = False
+        self.trace: LatencyTrace | None = None
+        if options.trace_latency is not None:
+            self.trace = LatencyTrace(list(self.engine.streams))
+            self.engine.trace = self.trace
 
     # ------------------------------------------------------------------ threads -> loop
 
@@ -294,6 +303,8 @@ class Service:
                 return
             expires = now + left
         slot.offer(sample.x, now, expires)
+        if self.trace is not None:
+            self.trace.received(float(sample.x[0]), time.time())
 
     def _reject(self, name: str, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -521,6 +532,7 @@ class Service:
             pending = still
 
     def _publish_frame(self, stream: ProbeStream, buf: FrameBuffer) -> None:
+        taken = time.time() if self.trace is not None else 0.0
         header = FrameHeader(
             net=self.model.name,
             probe=stream.name,
@@ -551,6 +563,8 @@ class Service:
             # The connection dropped between can_publish() and now.
             self.publish_failed += 1
             stream.count_dropped()
+        elif self.trace is not None:
+            self.trace.published(stream.name, buf.seq, taken, time.time())
 
     async def _write_snapshot(self, name: str, state: dict[str, Any], request: str | None) -> None:
         try:
@@ -615,6 +629,7 @@ class Service:
             "late_p999_ms": _round(lat.p999 * 1e3, 4),
             "late_max_ms": _round(lat.max * 1e3, 4),
             "late_over_1ms": lat.over_threshold(0.001),
+            **{_window_key(w.seconds): _window(w) for w in es.pacer.recent},
             "overruns": es.pacer.overruns,
             "scheduling": self.engine.realtime_priority,
             "cpu_latency": (
@@ -724,6 +739,8 @@ class Service:
                     task.cancel()
         finally:
             self.engine.stop()
+            if self.trace is not None and self.options.trace_latency is not None:
+                self.trace.save(self.options.trace_latency)
 
     async def _start_from_snapshot(self) -> None:
         """``--restore FILE``, or ``--resume`` from the latest periodic snapshot.
@@ -759,6 +776,32 @@ class Service:
         await self.link.stop()
         stats = self.statistics()
         log.info("stopped", extra={k: stats[k] for k in ("tick", "dropped", "late_max_ms")})
+
+
+def _window_key(seconds: float) -> str:
+    """``window_1s``, ``window_10s``: the stats key of a recent window."""
+    return f"window_{seconds:g}s"
+
+
+def _window(w: WindowStatistics) -> dict[str, Any]:
+    """One recent window for the stats topic (docs/PROTOCOL.md, "Recent windows")."""
+    lat = w.lateness
+
+    def pct(threshold: float) -> float | None:
+        return _round(w.late_share(threshold) * 100.0, 4)
+
+    return {
+        "ticks": w.ticks,
+        "realtime_factor_actual": _round(w.realtime_factor_actual, 6),
+        "late_p50_ms": _round(lat.p50 * 1e3, 4),
+        "late_p99_ms": _round(lat.p99 * 1e3, 4),
+        "late_p999_ms": _round(lat.p999 * 1e3, 4),
+        "late_max_ms": _round(lat.max * 1e3, 4),
+        "late_over_250us": lat.over_threshold(0.00025),
+        "late_over_1ms": lat.over_threshold(0.001),
+        "late_over_250us_pct": pct(0.00025),
+        "late_over_1ms_pct": pct(0.001),
+    }
 
 
 def _round(x: float, digits: int) -> float | None:

@@ -8,25 +8,37 @@ synchronous; nothing imports asyncio or MQTT.
 """
 
 from spikestream.runtime.clock import Clock, FakeClock, SystemClock
-from spikestream.runtime.pacer import POLICIES, Pacer, PacerPolicy, PacerStatistics, Tick
+from spikestream.runtime.pacer import (
+    POLICIES,
+    WINDOWS,
+    Pacer,
+    PacerPolicy,
+    PacerStatistics,
+    Tick,
+)
 from spikestream.runtime.stats import (
     DEFAULT_THRESHOLDS,
     LatenessHistogram,
     LatenessSnapshot,
     LatenessStats,
+    LatenessWindow,
+    WindowStatistics,
 )
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "POLICIES",
+    "WINDOWS",
     "Clock",
     "FakeClock",
     "LatenessHistogram",
     "LatenessSnapshot",
     "LatenessStats",
+    "LatenessWindow",
     "Pacer",
     "PacerPolicy",
     "PacerStatistics",
     "SystemClock",
     "Tick",
+    "WindowStatistics",
 ]

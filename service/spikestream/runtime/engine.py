@@ -39,6 +39,7 @@ from spikestream.codec.control import COMMANDS, SETTINGS
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
+from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
 
 log = logging.getLogger("spikestream.engine")
@@ -473,6 +474,8 @@ class Engine:
         self.skipped_ticks = 0
         self.executed = 0  # ticks stepped since start (sim.tick restarts on reset)
         self.input_log: InputLog | None = None
+        # Debug-only input-to-output timestamps (serve --trace-latency); None: off.
+        self.trace: LatencyTrace | None = None
         self.commands_applied = 0
         self.commands_rejected = 0  # refused by the tick thread
         self.commands_overflow = 0  # refused by submit: the queue was full
@@ -637,6 +640,8 @@ class Engine:
                 if change:
                     if self.input_log is not None:
                         self.input_log.record(self.executed, slot.name, target)
+                    if self.trace is not None and change == NEW_VALUE:
+                        self.trace.applied(float(target.flat[0]), time.time())
                     if change == WENT_STALE:
                         self._event("input_stale", input=slot.name, ttl=slot.ttl)
             sim.step()

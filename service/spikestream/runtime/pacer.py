@@ -31,13 +31,20 @@ from spikestream.runtime.stats import (
     LatenessHistogram,
     LatenessSnapshot,
     LatenessStats,
+    LatenessWindow,
+    WindowStatistics,
+    pace_factor,
 )
 
-__all__ = ["POLICIES", "Pacer", "PacerPolicy", "PacerStatistics", "Tick"]
+__all__ = ["POLICIES", "WINDOWS", "Pacer", "PacerPolicy", "PacerStatistics", "Tick"]
 
 #: What to do when a tick's deadline has passed before it could start (an *overrun*).
 PacerPolicy = Literal["catch-up", "skip", "slip"]
 POLICIES: Final[tuple[PacerPolicy, ...]] = get_args(PacerPolicy)
+
+#: Lengths in seconds of the recent windows :meth:`Pacer.statistics` reports beside the
+#: since-start figures, so that an episode shows while it lasts.
+WINDOWS: Final[tuple[float, ...]] = (1.0, 10.0)
 
 
 @dataclass(slots=True)
@@ -84,6 +91,8 @@ class PacerStatistics:
             simulated, so skipping shows up here as a factor below the requested one.
             NaN before two ticks have run; +inf if no wall time passed (fake clock).
         elapsed: The active wall time in seconds that ``realtime_factor_actual`` divides by.
+        recent: Lateness and real-time factor over the last :data:`WINDOWS` seconds (one
+            entry per window, in that order), not since start.
     """
 
     ticks: int
@@ -95,6 +104,7 @@ class PacerStatistics:
     realtime_factor: float
     realtime_factor_actual: float
     elapsed: float
+    recent: tuple[WindowStatistics, ...] = ()
 
     def late(self, threshold: float) -> int:
         """Ticks later than ``threshold`` seconds (one of the pacer's ``late_thresholds``)."""
@@ -179,6 +189,7 @@ class Pacer:
         "_t0",
         "_tick",
         "_ticks",
+        "_window",
     )
 
     def __init__(
@@ -210,6 +221,7 @@ class Pacer:
         self._policy: PacerPolicy = policy
         self._max_catchup = max_catchup
         self._lateness = LatenessStats(late_thresholds)
+        self._window = LatenessWindow(self._dt, self._lateness.thresholds, span=max(WINDOWS))
         self._tick = Tick()
 
         # Schedule: deadline(k) = _t0 + (k - _k0) * _period. _next is the tick wait() releases
@@ -370,10 +382,13 @@ class Pacer:
         self._ticks += 1
         self._lateness.record(lateness)
         if self._have_prev:
-            self._active += now - self._prev_start
+            interval = now - self._prev_start
+            self._active += interval
             self._intervals += 1
         else:
+            interval = -1.0
             self._have_prev = True
+        self._window.record(now, lateness, interval)
         self._prev_start = now
 
         tick = self._tick
@@ -424,6 +439,7 @@ class Pacer:
         now = self._clock.now()
         self._paused = True
         self._pause_at = now
+        self._window.flush()  # the last ticks before the pause count in the windows
         if self._have_prev:
             # Credit the active part of the current tick now; resume() restarts the interval.
             self._active += now - self._prev_start
@@ -457,13 +473,7 @@ class Pacer:
         """A frozen snapshot of the counters (safe to call from any thread)."""
         lateness = self._lateness.snapshot()
         active = self._active
-        intervals = self._intervals
-        if intervals == 0:
-            actual = math.nan
-        elif active > 0.0:
-            actual = intervals * self._dt / active
-        else:
-            actual = math.inf
+        actual = pace_factor(self._intervals, self._dt, active)
         return PacerStatistics(
             ticks=self._ticks,
             overruns=self._overruns,
@@ -474,7 +484,13 @@ class Pacer:
             realtime_factor=self._rf,
             realtime_factor_actual=actual,
             elapsed=active,
+            recent=self.recent(),
         )
+
+    def recent(self) -> tuple[WindowStatistics, ...]:
+        """Lateness and pace over the last :data:`WINDOWS` seconds (any thread)."""
+        now = self._clock.now()
+        return tuple(self._window.statistics(w, now) for w in WINDOWS)
 
     def lateness_histogram(self) -> LatenessHistogram:
         """The raw lateness histogram (bucket edges in seconds), for metrics exporters."""
@@ -491,6 +507,7 @@ class Pacer:
         self._slips = 0
         self._realigns = 0
         self._lateness.reset()
+        self._window.reset()
         self._active = 0.0
         self._intervals = 0
         self._have_prev = False

@@ -41,7 +41,14 @@ from numpy.typing import NDArray
 
 from spikestream.errors import ConfigError
 
-__all__ = ["DEFAULT_THRESHOLDS", "LatenessHistogram", "LatenessSnapshot", "LatenessStats"]
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "LatenessHistogram",
+    "LatenessSnapshot",
+    "LatenessStats",
+    "LatenessWindow",
+    "WindowStatistics",
+]
 
 #: Default lateness thresholds in seconds (0.25 ms and 1 ms) counted exactly.
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.00025, 0.001)
@@ -210,13 +217,7 @@ class LatenessStats:
         """
         if not x > 0.0:  # also true for NaN
             x = 0.0
-            idx = 0
-        elif x <= self._lowest:
-            idx = 1
-        elif x <= self._highest:
-            idx = 1 + math.ceil(math.log10(x * self._inv_lowest) * self._per_decade)
-        else:
-            idx = self._overflow
+        idx = self._index(x)
         self._counts[idx] += 1
         self._count += 1
         self._sum += x
@@ -232,6 +233,16 @@ class LatenessStats:
                 if x <= thr[i]:
                     break
                 over[i] += 1
+
+    def _index(self, x: float) -> int:
+        """The bucket of a sample ``x`` (seconds, already clamped to >= 0)."""
+        if x == 0.0:
+            return 0
+        if x <= self._lowest:
+            return 1
+        if x <= self._highest:
+            return 1 + math.ceil(math.log10(x * self._inv_lowest) * self._per_decade)
+        return self._overflow
 
     def reset(self) -> None:
         """Forget all samples (call from the recording thread)."""
@@ -310,3 +321,257 @@ class LatenessStats:
         if lo <= hi:
             value = min(max(value, lo), hi)
         return value
+
+
+def pace_factor(intervals: int, dt: float, active: float) -> float:
+    """Simulated seconds per wall second: ``intervals`` tick-to-tick intervals of ``dt``
+    simulated seconds took ``active`` wall seconds. NaN with no interval, +inf if no wall
+    time passed (a fake clock)."""
+    if intervals == 0:
+        return math.nan
+    return intervals * dt / active if active > 0.0 else math.inf
+
+
+#: "No bucket": the epoch of a slot that is being filled or cleared.
+_NONE = -(2**62)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStatistics:
+    """Lateness and pace over the last ``seconds`` of wall time (see :class:`LatenessWindow`).
+
+    Attributes:
+        seconds: Length of the window in seconds (whole buckets that have ended).
+        lateness: Lateness of the ticks released in the window (``count`` = those ticks).
+        realtime_factor_actual: Simulated seconds per wall second in the window:
+            ``intervals * dt / (wall seconds those intervals spanned)``, where an interval
+            runs from one tick's start to the next and belongs to the bucket it ends in.
+            NaN if no interval ended in the window (paused, or not started).
+    """
+
+    seconds: float
+    lateness: LatenessSnapshot
+    realtime_factor_actual: float
+
+    @property
+    def ticks(self) -> int:
+        """Ticks released in the window."""
+        return self.lateness.count
+
+    def late_share(self, threshold: float) -> float:
+        """Fraction (0..1) of the window's ticks later than ``threshold``; NaN if none ran."""
+        n = self.lateness.count
+        return self.lateness.over_threshold(threshold) / n if n else math.nan
+
+
+class LatenessWindow:
+    """Per-tick lateness and real-time factor over the last seconds, in fixed memory.
+
+    The wall clock is cut into buckets of ``bucket`` seconds (100 ms). A ring of
+    ``span / bucket + 1`` slots, allocated here, holds one bucket each: a lateness
+    histogram (fixed-size int64 counts with the geometry of :class:`LatenessStats`), the
+    counts over the thresholds, and sum, min, max, tick-to-tick intervals and their wall
+    time. :meth:`record` (tick thread) adds one tick: one increment of the bucket's
+    histogram and a few plain-number updates, O(1), no array allocated; the bucket's other
+    figures go into its slot when the next bucket starts (or at :meth:`flush`).
+    :meth:`statistics` (any other thread, e.g. once a second) sums the slots of the whole
+    buckets that ended in the last ``seconds``; the bucket being filled is left out, so a
+    window is exactly ``seconds`` long and ends at most one bucket ago. A slot being
+    cleared while it is read may tear a figure by a tick, as in :class:`LatenessStats`.
+
+    Args:
+        dt: Simulated seconds per tick (for the real-time factor).
+        thresholds: As :class:`LatenessStats`.
+        bucket: Seconds per bucket; the resolution of the window's start and end.
+        span: The longest window :meth:`statistics` can report, in seconds.
+    """
+
+    __slots__ = (
+        "_active",
+        "_base",
+        "_bucket",
+        "_counts",
+        "_cur",
+        "_cur_over",
+        "_dt",
+        "_epoch",
+        "_epochs",
+        "_flat",
+        "_geometry",
+        "_intervals",
+        "_inv_bucket",
+        "_max",
+        "_min",
+        "_n",
+        "_over",
+        "_slots",
+        "_sum",
+        "_threshold_min",
+        "_thresholds",
+    )
+
+    def __init__(
+        self,
+        dt: float,
+        thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
+        *,
+        bucket: float = 0.1,
+        span: float = 10.0,
+    ) -> None:
+        if not (math.isfinite(bucket) and bucket > 0.0):
+            msg = f"window bucket must be finite seconds > 0, got {bucket!r}"
+            raise ConfigError(msg)
+        if not (math.isfinite(span) and span >= bucket and span / bucket <= 100_000):
+            msg = f"window span must be finite seconds in [bucket, 1e5 buckets], got {span!r}"
+            raise ConfigError(msg)
+        geometry = LatenessStats(thresholds)
+        self._geometry = geometry
+        self._thresholds = geometry.thresholds
+        self._threshold_min = self._thresholds[0] if self._thresholds else math.inf
+        self._dt = float(dt)
+        self._bucket = float(bucket)
+        self._inv_bucket = 1.0 / float(bucket)
+        slots = round(span / bucket) + 1  # the whole span, plus the bucket being filled
+        self._slots = slots
+        b = len(geometry.upper_bounds)
+        self._counts = np.zeros((slots, b), dtype=np.int64)
+        self._flat = self._counts.reshape(-1)  # a view: one integer index per tick
+        self._over = np.zeros((slots, max(1, len(self._thresholds))), dtype=np.int64)
+        self._n = np.zeros(slots, dtype=np.int64)
+        self._intervals = np.zeros(slots, dtype=np.int64)
+        self._sum = np.zeros(slots, dtype=np.float64)
+        self._active = np.zeros(slots, dtype=np.float64)
+        self._max = np.full(slots, -math.inf)
+        self._min = np.full(slots, math.inf)
+        # Which bucket (floor(now / bucket)) each finished slot holds; _NONE while a slot is
+        # being filled or cleared, so readers skip it.
+        self._epochs = np.full(slots, _NONE, dtype=np.int64)
+        self._epoch = _NONE
+        self._base = 0  # offset of the filling slot's histogram row in _flat
+        # The filling bucket's figures: [ticks, sum, max, min, intervals, active seconds].
+        self._cur: list[float] = [0, 0.0, -math.inf, math.inf, 0, 0.0]
+        self._cur_over = [0] * len(self._thresholds)
+
+    @property
+    def bucket(self) -> float:
+        """Seconds per bucket."""
+        return self._bucket
+
+    @property
+    def span(self) -> float:
+        """The longest window in seconds."""
+        return (self._slots - 1) * self._bucket
+
+    def record(self, now: float, lateness: float, interval: float) -> None:
+        """Add one tick (tick thread). O(1), allocates no arrays.
+
+        Args:
+            now: When the tick started, seconds on the pacer's clock.
+            lateness: Its lateness in seconds (negative and NaN count as 0).
+            interval: Wall seconds since the previous tick started; negative if there was
+                none (the first tick, or the first after a pause).
+        """
+        epoch = math.floor(now * self._inv_bucket)
+        if epoch != self._epoch:
+            self._advance(epoch)
+        x = lateness if lateness > 0.0 else 0.0  # also NaN -> 0
+        self._flat[self._base + self._geometry._index(x)] += 1
+        cur = self._cur
+        cur[0] += 1
+        cur[1] += x
+        if x > cur[2]:
+            cur[2] = x
+        if x < cur[3]:
+            cur[3] = x
+        if x > self._threshold_min:
+            thr = self._thresholds
+            over = self._cur_over
+            for i in range(len(thr)):
+                if x <= thr[i]:
+                    break
+                over[i] += 1
+        if interval >= 0.0:
+            cur[4] += 1
+            cur[5] += interval
+
+    def flush(self) -> None:
+        """Put the filling bucket's figures into its slot (tick thread; e.g. on pause, so
+        the last ticks before it count while no tick runs)."""
+        if self._epoch == _NONE:
+            return
+        s = self._epoch % self._slots
+        cur = self._cur
+        self._n[s] = cur[0]
+        self._sum[s] = cur[1]
+        self._max[s] = cur[2]
+        self._min[s] = cur[3]
+        self._intervals[s] = cur[4]
+        self._active[s] = cur[5]
+        self._over[s, : len(self._cur_over)] = self._cur_over
+        self._epochs[s] = self._epoch
+
+    def _advance(self, epoch: int) -> None:
+        """Start bucket ``epoch``: finish the current one, clear the slots passed over."""
+        self.flush()
+        first = self._epoch + 1 if self._epoch != _NONE and epoch > self._epoch else epoch
+        first = max(first, epoch - self._slots + 1)
+        for e in range(first, epoch + 1):
+            s = e % self._slots
+            self._epochs[s] = _NONE  # readers skip the slot from now until its flush
+            self._counts[s].fill(0)
+        self._epoch = epoch
+        self._base = (epoch % self._slots) * self._counts.shape[1]
+        cur = self._cur
+        cur[0] = 0
+        cur[1] = 0.0
+        cur[2] = -math.inf
+        cur[3] = math.inf
+        cur[4] = 0
+        cur[5] = 0.0
+        for i in range(len(self._cur_over)):
+            self._cur_over[i] = 0
+
+    def reset(self) -> None:
+        """Forget every bucket (tick thread)."""
+        self._epochs.fill(_NONE)
+        self._epoch = _NONE
+
+    def statistics(self, seconds: float, now: float) -> WindowStatistics:
+        """Lateness and pace over the whole buckets that ended in the last ``seconds``.
+
+        Args:
+            seconds: Window length; rounded to whole buckets, at most :attr:`span`.
+            now: The current time on the clock :meth:`record` is given.
+        """
+        k = min(self._slots - 1, max(1, round(seconds / self._bucket)))
+        current = math.floor(now * self._inv_bucket)
+        epochs = self._epochs.copy()
+        mask = (epochs >= current - k) & (epochs < current)
+        counts = self._counts[mask].sum(axis=0)
+        n = int(counts.sum())
+        over = self._over[mask].sum(axis=0)
+        nthr = len(self._thresholds)
+        over_t = tuple(int(v) for v in over[:nthr])
+        intervals = int(self._intervals[mask].sum())
+        active = float(self._active[mask].sum())
+        length = k * self._bucket
+        rf = pace_factor(intervals, self._dt, active)
+        if n == 0:
+            nan = math.nan
+            empty = LatenessSnapshot(0, nan, nan, nan, nan, nan, self._thresholds, over_t)
+            return WindowStatistics(length, empty, rf)
+        lo = float(self._min[mask].min())
+        hi = float(self._max[mask].max())
+        cum = np.cumsum(counts)
+        q = self._geometry._quantile
+        lateness = LatenessSnapshot(
+            count=n,
+            mean=float(self._sum[mask].sum()) / n,
+            p50=q(cum, *_P50, lo, hi),
+            p99=q(cum, *_P99, lo, hi),
+            p999=q(cum, *_P999, lo, hi),
+            max=hi if hi >= 0.0 else math.nan,
+            thresholds=self._thresholds,
+            over=over_t,
+        )
+        return WindowStatistics(length, lateness, rf)

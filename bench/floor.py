@@ -1,0 +1,473 @@
+"""The service against the machine's floor, and where input-to-output time goes.
+
+One session, on one private mosquitto (``set_tcp_nodelay true``), with ``--neighbours N``
+CPU-bound processes running beside everything for the whole session. Each run measures,
+in an order that rotates from run to run (so slow drifts of a shared machine hit all three
+alike):
+
+* **floor**: an empty paced tick, the service's own ``Pacer`` on ``SystemClock`` with the
+  service's defaults (1 ms, ``catch-up``, 0.2 ms spin, GC frozen, 0.5 ms switch interval),
+  in a fresh process doing nothing else. Whatever is late here is the machine's doing.
+* **broker**: the broker's own publish -> subscribe time: this process publishes a small
+  message at 50 Hz to a topic it subscribes to, on the same client setup the service probe
+  uses, and times the round trip.
+* **service**: ``spikestream serve`` on the seed network, default flags plus
+  ``--ticks-per-frame 1`` (five probes at 1000 frames/s each, all taken by a counting
+  subscriber process) and the debug ``--trace-latency``; this process publishes a distinct
+  input value at 50 Hz and times it until the first ``u`` frame that carries it.
+
+Lateness of floor and service is read the same way: the pacer's own 10 s window
+(``stats.window_10s`` for the service, ``Pacer.recent()`` for the floor) taken every 10 s
+after a 2 s warm-up, so both cover the same kind of span. Late share (> 1 ms and
+> 0.25 ms) is summed over the windows (exact counts); p99 is the worst window's.
+
+Input-to-output time is split with the service's trace (``spikestream.runtime.trace``):
+
+| Leg | From | To |
+|---|---|---|
+| broker hop in | this process publishes | the service decoded it (I/O thread) |
+| waiting for the tick | decoded | the tick thread applied it (a tick starts) |
+| compute | applied | the tick's frame is complete (frame ``wall``) |
+| I/O queueing | frame complete | the I/O thread takes it from the probe queue |
+| encode + hand-off | taken | handed to the MQTT client |
+| broker hop out | handed | this process received the frame |
+
+Prints one line per run and a table of medians over runs; ``--json`` writes everything.
+
+Usage: ``.venv/bin/python bench/floor.py [--duration 20] [--runs 3] [--neighbours 0]
+[--serve-args '...'] [--json bench/results/floor.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import os
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from realtime import COUNTER, NODELAY, SEED, Broker, free_port
+from spikestream.codec import ValueFrame, decode_frame, decode_input, encode_input
+
+WARMUP = 2.0
+WINDOW = 10.0
+RATE = 50.0  # probe messages per second
+LEGS = ("hop_in", "echo", "wait_tick", "compute", "queue", "encode", "hop_out")
+LEG_NAMES = {
+    "hop_in": "broker hop in (publish -> service decoded it)",
+    "wait_tick": "waiting for the tick (decoded -> applied)",
+    "compute": "compute (applied -> frame complete)",
+    "queue": "I/O-thread queueing (frame complete -> taken)",
+    "encode": "encode + hand-off to the MQTT client",
+    "hop_out": "broker hop out (handed -> received)",
+    "echo": "(the same input, delivered by the broker to this process)",
+}
+
+
+# ------------------------------------------------------------------------------ floor
+
+
+def floor_child(duration: float) -> dict[str, Any]:
+    """Empty ticks on the service's pacer for WARMUP + ``duration`` s; one row per window."""
+    from spikestream.runtime.clock import SystemClock
+    from spikestream.runtime.pacer import Pacer
+
+    sys.setswitchinterval(0.0005)
+    gc.collect()
+    gc.freeze()
+    pacer = Pacer(0.001, SystemClock(spin=0.0002), policy="catch-up")
+    pacer.start()
+    clock = pacer.clock
+    t0 = clock.now()
+    windows = []
+    nxt = t0 + WARMUP + WINDOW
+    end = t0 + WARMUP + duration + 0.15  # the last window's last bucket has ended
+    while True:
+        tick = pacer.wait()
+        if tick.start >= nxt:
+            windows.append(window_row(pacer.recent()[1]))
+            nxt += WINDOW
+            if nxt > end:
+                break
+    return {"windows": windows}
+
+
+def window_row(w: Any) -> dict[str, float]:
+    lat = w.lateness
+    return {
+        "ticks": lat.count,
+        "over_250us": lat.over_threshold(0.00025),
+        "over_1ms": lat.over_threshold(0.001),
+        "p99_ms": lat.p99 * 1e3,
+        "max_ms": lat.max * 1e3,
+        "rtf": w.realtime_factor_actual,
+    }
+
+
+def scrape_window(port: int) -> dict[str, float]:
+    """The same row from a service's 10 s window gauges on ``/metrics`` (read over HTTP,
+    not the stats topic: a congested broker can hold stats messages back for seconds)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    got: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("spikestream_window_") and 'window="10s"' in line:
+            name, value = line.rsplit(" ", 1)
+            got[name.split("{")[0] + ("_q99" if 'quantile="0.99"' in name else "")] = float(value)
+            if 'threshold="' in name:
+                got["ratio_" + name.split('threshold="')[1].split('"')[0]] = float(value)
+    ticks = got["spikestream_window_ticks"]
+    return {
+        "ticks": ticks,
+        "over_250us": round(got["ratio_0.00025"] * ticks),
+        "over_1ms": round(got["ratio_0.001"] * ticks),
+        "p99_ms": got["spikestream_window_tick_lateness_seconds_q99"] * 1e3,
+        "max_ms": got["spikestream_window_tick_lateness_max_seconds"] * 1e3,
+        "rtf": got["spikestream_window_realtime_factor_actual"],
+    }
+
+
+def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
+    ticks = sum(w["ticks"] for w in windows)
+    return {
+        "windows": len(windows),
+        "ticks": ticks,
+        "late_1ms_pct": 100.0 * sum(w["over_1ms"] for w in windows) / max(ticks, 1),
+        "late_250us_pct": 100.0 * sum(w["over_250us"] for w in windows) / max(ticks, 1),
+        "p99_ms": max((w["p99_ms"] for w in windows), default=math.nan),
+        "max_ms": max((w["max_ms"] for w in windows), default=math.nan),
+    }
+
+
+def run_floor(duration: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--floor-child", "--duration", str(duration)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    windows = json.loads(out.stdout.strip().splitlines()[-1])["windows"]
+    return summarize(windows) | {"raw": windows}
+
+
+# ----------------------------------------------------------------------------- broker
+
+
+async def run_broker(port: int, duration: float) -> dict[str, Any]:
+    """Publish -> subscribe round trip of a small message on one client, at RATE Hz."""
+    sent: dict[float, float] = {}
+    times: list[float] = []
+    async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as client:
+        await client.subscribe("bench/echo")
+
+        async def reader() -> None:
+            async for msg in client.messages:
+                now = time.time()
+                value = float(np.frombuffer(msg.payload, np.float64)[0])  # type: ignore[arg-type]
+                start = sent.pop(value, None)
+                if start is not None:
+                    times.append((now - start) * 1e3)
+
+        task = asyncio.create_task(reader())
+        start = time.monotonic()
+        k = 0
+        while time.monotonic() - start < duration:
+            k += 1
+            await asyncio.sleep(max(0.0, start + k / RATE - time.monotonic()))
+            value = float(k)
+            sent[value] = time.time()
+            await client.publish("bench/echo", np.array([value]).tobytes())
+        await asyncio.sleep(0.5)
+        task.cancel()
+    return {"n": len(times), "p50_ms": pct(times, 50), "p99_ms": pct(times, 99)}
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+# ---------------------------------------------------------------------------- service
+
+
+async def run_service(
+    port: int, duration: float, workdir: Path, extra: list[str], run: int
+) -> dict[str, Any]:
+    trace_file = workdir / f"trace-{run}.npz"
+    metrics_port = free_port()
+    log = (workdir / f"serve-{run}.log").open("wb")
+    serve = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "spikestream", "--log-format", "json", "serve", str(SEED)),
+            *("--broker", f"mqtt://127.0.0.1:{port}", "--ticks-per-frame", "1"),
+            *("--trace-latency", str(trace_file), "--metrics-port", str(metrics_port), *extra),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+    )
+    counter = subprocess.Popen(
+        [sys.executable, "-c", COUNTER, str(port), str(duration + WARMUP + 10.0)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert counter.stdout is not None
+    counter.stdout.readline()  # "ready"
+    sent: dict[float, float] = {}
+    # value -> (published, received, frame wall, frame seq)
+    seen: dict[float, tuple[float, float, float, int]] = {}
+    # value -> when the broker delivered the same input message back to this process: the
+    # broker's side of the hop in, apart from the service's receive path.
+    echoed: dict[float, float] = {}
+    windows: list[dict[str, float]] = []
+    online = asyncio.Event()
+    t_start = math.inf
+    try:
+        async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as client:
+            for topic in ("status", "out/u", "in/u"):
+                await client.subscribe(f"spikestream/seed/{topic}")
+
+            async def scraper() -> None:
+                for k in range(1, int(duration // WINDOW) + 1):
+                    when = t_start + WARMUP + k * WINDOW
+                    await asyncio.sleep(max(0.0, when - time.monotonic()))
+                    windows.append(await asyncio.to_thread(scrape_window, metrics_port))
+
+            async def reader() -> None:
+                async for msg in client.messages:
+                    now = time.time()
+                    topic = str(msg.topic)
+                    payload = msg.payload if isinstance(msg.payload, bytes) else b""
+                    if topic.endswith("/in/u"):
+                        echo = float(np.float32(decode_input(payload, 1).x[0]))
+                        echoed.setdefault(echo, now)
+                        continue
+                    if topic.endswith("/status"):
+                        if payload == b"online":
+                            online.set()
+                        continue
+                    frame = decode_frame(payload)
+                    if not isinstance(frame, ValueFrame):
+                        continue
+                    for value in np.unique(frame.data):
+                        v = float(value)
+                        if v in sent and v not in seen:
+                            h = frame.header
+                            seen[v] = (sent[v], now, h.wall, h.seq)
+
+            task = asyncio.create_task(reader())
+            await asyncio.wait_for(online.wait(), 30)
+            t_start = time.monotonic()
+            scraping = asyncio.create_task(scraper())
+            await asyncio.sleep(WARMUP)
+            k = 0
+            start = time.monotonic()
+            while time.monotonic() - start < duration:
+                k += 1
+                await asyncio.sleep(max(0.0, start + k / RATE - time.monotonic()))
+                # A distinct float32-exact value per message, so the frame shows it.
+                value = float(np.float32(0.5 + (k % 997) / 4096.0 * (1 if k % 2 else -1)))
+                sent[value] = time.time()
+                await client.publish("spikestream/seed/in/u", encode_input(np.array([value])))
+            await scraping
+            # The last inputs' frames: on a congested broker they trail by seconds. Wait
+            # until none has arrived for 2 s (at most 30 s).
+            quiet, count, give_up = time.monotonic(), len(seen), time.monotonic() + 30.0
+            while time.monotonic() - quiet < 2.0 and time.monotonic() < give_up:
+                await asyncio.sleep(0.1)
+                if len(seen) != count:
+                    quiet, count = time.monotonic(), len(seen)
+            task.cancel()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(20)
+        log.close()
+        counter.send_signal(signal.SIGTERM)
+        counter.wait(10)
+    legs = breakdown(seen, echoed, trace_file)
+    # ``sent`` minus ``n``: values overwritten in the input slot before a tick applied them
+    # (or frames still in flight at the end); ``lost``: seen but missing from the trace.
+    return summarize(windows) | {"raw": windows, "sent": len(sent)} | legs
+
+
+def breakdown(
+    seen: dict[float, tuple[float, float, float, int]], echoed: dict[float, float], trace: Path
+) -> dict[str, Any]:
+    """Per input message: the legs of its trip (ms), joined with the service's trace."""
+    with np.load(trace) as t:
+        received = {float(v): w for v, w in t["received"]}
+        applied: dict[float, float] = {}
+        for v, w in t["applied"]:
+            applied.setdefault(float(v), float(w))
+        u = list(t["probes"]).index("u")
+        frames = {int(s): (a, b) for p, s, a, b in t["frames"] if int(p) == u}
+    rows = []
+    for v, (pub, got, wall, seq) in seen.items():
+        if v not in received or v not in applied or seq not in frames:
+            continue
+        taken, handed = frames[seq]
+        rows.append(
+            {
+                "total": got - pub,
+                "hop_in": received[v] - pub,
+                "wait_tick": applied[v] - received[v],
+                "compute": wall - applied[v],
+                "queue": taken - wall,
+                "encode": handed - taken,
+                "hop_out": got - handed,
+                "echo": echoed.get(v, math.nan) - pub,
+            }
+        )
+    out: dict[str, Any] = {"n": len(rows), "lost": len(seen) - len(rows)}
+    if not rows:
+        return out
+    total = np.array([r["total"] for r in rows]) * 1e3
+    slow = total >= np.percentile(total, 99)
+    for leg in ("total", *LEGS):
+        ms = np.array([r[leg] for r in rows]) * 1e3
+        if np.isnan(ms).all():
+            continue
+        # nan-aware: an echo can be missing (this process's own reader fell behind).
+        out[f"{leg}_p50"] = float(np.nanpercentile(ms, 50))
+        out[f"{leg}_p99"] = float(np.nanpercentile(ms, 99))
+        out[f"{leg}_slow"] = float(np.nanmean(ms[slow]))  # what the slowest 1 % spent here
+    return out
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    return "-" if x != x else f"{x:.{digits}f}"
+
+
+async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    neighbours = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.neighbours)
+    ]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            broker = Broker(workdir)
+            try:
+                for run in range(args.runs):
+                    order = ["floor", "broker", "service"]
+                    order = order[run % 3 :] + order[: run % 3]
+                    row: dict[str, Any] = {"run": run, "order": order}
+                    for what in order:
+                        if what == "floor":
+                            row["floor"] = await asyncio.to_thread(run_floor, args.duration)
+                        elif what == "broker":
+                            row["broker"] = await run_broker(broker.port, args.duration)
+                        else:
+                            row["service"] = await run_service(
+                                broker.port, args.duration, workdir, args.serve_args, run
+                            )
+                    rows.append(row)
+                    f, b, s = row["floor"], row["broker"], row["service"]
+                    print(
+                        f"run {run} ({', '.join(order)}): late > 1 ms floor "
+                        f"{fmt(f['late_1ms_pct'])} % / service {fmt(s['late_1ms_pct'])} %; "
+                        f"lateness p99 floor {fmt(f['p99_ms'])} / service {fmt(s['p99_ms'])} ms; "
+                        f"input->output p99 {fmt(s.get('total_p99', math.nan))} ms "
+                        f"(n={s['n']} of {s['sent']}) vs broker p99 {fmt(b['p99_ms'])} ms",
+                        flush=True,
+                    )
+            finally:
+                broker.stop()
+    finally:
+        for proc in neighbours:
+            proc.kill()
+            proc.wait()
+    return rows
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    def med(part: str, key: str) -> float:
+        values = [r[part].get(key, math.nan) for r in rows]
+        values = [v for v in values if v == v]
+        return statistics.median(values) if values else math.nan
+
+    def each(part: str, key: str) -> str:
+        return ", ".join(fmt(r[part].get(key, math.nan)) for r in rows)
+
+    flags = " ".join(args.serve_args) or "default flags"
+    print(
+        f"\nseed network, --ticks-per-frame 1, {flags}; {args.runs} interleaved runs of "
+        f"{args.duration:g} s; {args.neighbours} busy neighbour(s); {os.cpu_count()} cores\n"
+    )
+    print("| Measure | Floor (empty tick) | Service | Each run (floor / service) |")
+    print("|---|---|---|---|")
+    for key, name in (
+        ("late_1ms_pct", "Ticks > 1 ms late (%)"),
+        ("late_250us_pct", "Ticks > 0.25 ms late (%)"),
+        ("p99_ms", "Tick lateness p99, worst 10 s window (ms)"),
+        ("max_ms", "Tick lateness max (ms)"),
+    ):
+        print(
+            f"| {name} | {fmt(med('floor', key))} | {fmt(med('service', key))} | "
+            f"{each('floor', key)} / {each('service', key)} |"
+        )
+    print("\n| Input-to-output leg | p50 (ms) | p99 (ms) | mean of the slowest 1 % (ms) |")
+    print("|---|---|---|---|")
+    for leg in LEGS:
+        print(
+            f"| {LEG_NAMES[leg]} | {fmt(med('service', f'{leg}_p50'))} | "
+            f"{fmt(med('service', f'{leg}_p99'))} | {fmt(med('service', f'{leg}_slow'))} |"
+        )
+    print(
+        f"| **total, input to output** | {fmt(med('service', 'total_p50'))} | "
+        f"{fmt(med('service', 'total_p99'))} | {fmt(med('service', 'total_slow'))} |"
+    )
+    print(
+        f"| broker's own publish -> subscribe | {fmt(med('broker', 'p50_ms'))} | "
+        f"{fmt(med('broker', 'p99_ms'))} | - |"
+    )
+    print(
+        f"\nInput-to-output p99 per run: {each('service', 'total_p99')} ms; broker p99 per run: "
+        f"{each('broker', 'p99_ms')} ms"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per part (20)")
+    p.add_argument("--runs", type=int, default=3, help="interleaved runs (3)")
+    p.add_argument("--neighbours", type=int, default=0, help="CPU-bound processes beside (0)")
+    p.add_argument("--serve-args", type=shlex.split, default=[], help="extra flags for serve")
+    p.add_argument("--json", type=Path, default=None, help="write every row here")
+    p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.floor_child:
+        print(json.dumps(floor_child(args.duration)))
+        return
+    if args.duration < WINDOW:
+        p.error(f"--duration must be at least {WINDOW:g} s (one lateness window)")
+    rows = asyncio.run(session(args))
+    report(rows, args)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=2, default=str
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Debug-only timestamps along the input-to-output path (``serve --trace-latency FILE``).
+
+Where does input-to-output time go? This records, in preallocated rings, the wall time
+(``time.time()``, the clock frame headers' ``wall`` uses) at each step a value takes
+through the service:
+
+* ``received``: the I/O thread decoded an input message (after the broker hop in);
+* ``applied``: the tick thread copied a new input value into the simulator, right after
+  the pacer released the tick (the wait for the tick ends here; the frame header's
+  ``wall`` then marks the end of that tick's compute);
+* ``published``: the I/O thread took a completed frame from its probe queue (queueing
+  behind other frames ends) and handed the encoded frame to the MQTT client.
+
+A benchmark joins these with its own publish and receive times (``bench/floor.py``). Off
+(the default) the service holds ``None`` and pays one ``is not None`` test per input
+message, per changed input and per published frame; nothing per tick.
+
+Rows are keyed by the input's first component (benchmarks send distinct values) and by
+probe and ``seq``. Each ring keeps the last ``capacity`` rows; :meth:`save` writes the
+filled rows, oldest first, to an ``.npz``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from spikestream.errors import ConfigError
+
+__all__ = ["LatencyTrace"]
+
+
+class _Ring:
+    """``capacity`` rows of ``width`` float64, written by one thread, in order."""
+
+    def __init__(self, capacity: int, width: int) -> None:
+        self.rows = np.full((capacity, width), math.nan)
+        self.count = 0
+
+    def add(self, a: float, b: float, c: float = math.nan, d: float = math.nan) -> None:
+        row = self.rows[self.count % len(self.rows)]
+        row[0] = a
+        row[1] = b
+        if len(row) > 2:
+            row[2] = c
+            row[3] = d
+        self.count += 1
+
+    def ordered(self) -> npt.NDArray[np.float64]:
+        n, cap = self.count, len(self.rows)
+        if n <= cap:
+            return self.rows[:n].copy()
+        k = n % cap
+        return np.concatenate([self.rows[k:], self.rows[:k]])
+
+
+class LatencyTrace:
+    """Timestamps of inputs and frames in fixed memory (see the module docstring).
+
+    Args:
+        probes: The probe names, in the order their index is stored.
+        capacity: Rows kept per ring (inputs received, inputs applied, frames).
+    """
+
+    def __init__(self, probes: list[str], capacity: int = 1 << 18) -> None:
+        if not 1 <= capacity <= 1 << 24:
+            raise ConfigError(f"trace capacity must be in [1, 2**24] rows, got {capacity!r}")
+        self.probes = list(probes)
+        self._index = {name: float(i) for i, name in enumerate(self.probes)}
+        self._received = _Ring(capacity, 2)  # value, wall
+        self._applied = _Ring(capacity, 2)  # value, wall
+        self._frames = _Ring(capacity, 4)  # probe index, seq, taken wall, handed wall
+
+    def received(self, value: float, wall: float) -> None:
+        """An input message decoded (I/O thread); ``value`` is its first component."""
+        self._received.add(value, wall)
+
+    def applied(self, value: float, wall: float) -> None:
+        """A new input value copied into the simulator (tick thread)."""
+        self._applied.add(value, wall)
+
+    def published(self, probe: str, seq: int, taken: float, handed: float) -> None:
+        """A frame taken from its queue at ``taken`` and handed to MQTT at ``handed``."""
+        self._frames.add(self._index.get(probe, -1.0), float(seq), taken, handed)
+
+    def save(self, path: Path) -> None:
+        """Write ``received``, ``applied``, ``frames`` and ``probes`` to ``path`` (.npz)."""
+        np.savez(
+            path,
+            received=self._received.ordered(),
+            applied=self._applied.ordered(),
+            frames=self._frames.ordered(),
+            probes=np.array(self.probes),
+        )
