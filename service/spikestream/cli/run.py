@@ -1,17 +1,18 @@
-"""``spikestream run``: the network offline, as fast as possible."""
+"""``spikestream run``: the network offline, as fast as possible.
+
+Only :func:`add_parser` runs for other commands, so this module imports nothing heavy at
+the top: the builder, simulator and numba load when ``run`` runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
 import time
 from pathlib import Path
-
-from spikestream.build import build
-from spikestream.errors import ConfigError
-from spikestream.runtime.offline import input_signals, run_offline, save_npz, ticks_for
-from spikestream.runtime.replay import load_replay, replay_inputs
-from spikestream.spec import load_network
+from typing import Any
 
 log = logging.getLogger("spikestream.run")
 
@@ -50,15 +51,75 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--seed", type=int, help="override the network file's random seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
+    p.add_argument(
+        "--compress",
+        action="store_true",
+        help="deflate the .npz: a smaller file (spikes shrink ~10x) that takes several times "
+        "longer to write than the run itself (default: uncompressed)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print where the time went: start-up to the first tick, building, stepping "
+        "(with recording), input signals and writing",
+    )
     p.set_defaults(func=main)
+
+
+def process_started() -> float | None:
+    """Unix time at which this process started (10 ms resolution, from ``/proc``), or None
+    where ``/proc`` is not available."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - int(stat[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - age
+
+
+class _LazyBar:
+    """A tqdm progress bar that appears once a run has taken more than ``delay`` seconds,
+    and only then imports tqdm (short runs never pay for it)."""
+
+    def __init__(self, total: int, desc: str, delay: float = 1.0) -> None:
+        self.total, self.desc = total, desc
+        self.deadline = time.perf_counter() + delay
+        self.bar: Any = None
+        self.done = 0
+
+    def update(self, k: int) -> None:
+        """``k`` ticks are done."""
+        if self.bar is None:
+            if time.perf_counter() < self.deadline:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="tick", desc=self.desc, leave=False)
+        self.bar.update(k - self.done)
+        self.done = k
+
+    def close(self) -> None:
+        """Remove the bar, if it appeared."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
+    from spikestream.build import build
+    from spikestream.errors import ConfigError
+    from spikestream.runtime.offline import Timings, run_to_file, ticks_for
+    from spikestream.spec import load_network
+
+    entered = time.perf_counter()
     spec = load_network(args.network)
     model = build(spec, dtype=args.dtype, seed=args.seed)
     resets: list[int] = []
+    inputs = None  # the offline signals, computed block by block
     if args.replay is not None:
+        from spikestream.runtime.replay import load_replay, replay_inputs
+
         ticks, inputs, reset_ticks = replay_inputs(model, load_replay(args.replay))
         resets = [int(r) for r in reset_ticks]
         if args.duration is not None:
@@ -67,29 +128,32 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--duration S is required (or --replay FILE)")
     else:
         ticks = ticks_for(args.duration, model.dt)
-        inputs = input_signals(model, ticks)
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+    built = time.perf_counter()
+    timings = Timings()
+    run = functools.partial(
+        run_to_file,
+        model,
+        ticks,
+        args.out,
+        inputs=inputs,
+        resets=resets,
+        compress=args.compress,
+        timings=timings,
+    )
     if args.no_progress:
-        arrays = run_offline(model, ticks, inputs=inputs, resets=resets, timings=timings)
+        out = run()
     else:
-        from tqdm import tqdm
-
-        # delay=1: the bar appears only on runs that take more than a second.
-        with tqdm(total=ticks, unit="tick", delay=1.0, desc=model.name, leave=False) as bar:
-            done = [0]
-
-            def progress(k: int) -> None:
-                bar.update(k - done[0])
-                done[0] = k
-
-            arrays = run_offline(model, ticks, inputs=inputs, resets=resets, progress=progress)
-    elapsed = time.perf_counter() - started
-    stepping = timings.get("stepping", elapsed)
-    out = save_npz(args.out, arrays)
+        bar = _LazyBar(ticks, model.name)
+        try:
+            out = run(progress=bar.update)
+        finally:
+            bar.close()
+    finished = time.perf_counter()
+    elapsed = finished - built
+    stepping = timings.stepping
     rates = {
-        name: round(float(arrays[f"{name}.spikes"].mean()) / model.dt, 1)
-        for name in model.populations
+        name: round(c / (ticks * model.populations[name].n) / model.dt, 1)
+        for name, c in timings.counts.items()
     }
     print(
         f"{model.name}: {ticks} ticks ({ticks * model.dt:g} s simulated) in {elapsed:.2f} s, "
@@ -97,8 +161,23 @@ def main(args: argparse.Namespace) -> int:
         f"mean rates (Hz): {rates}"
     )
     print(f"wrote {out}")
+    started = process_started()
+    first = timings.first_tick - started if started is not None else float("nan")
+    log.debug("first tick", extra={"first_tick_unix": timings.first_tick, "since_start_s": first})
+    if args.profile:
+        print(
+            "profile (s): "
+            f"start-up to first tick {first:.3f} (of which loading the network "
+            f"{built - entered:.3f}, simulator and kernels {timings.simulator:.3f}); "
+            f"stepping and recording {stepping:.3f}; input signals {timings.signals:.3f}; "
+            f"writing {timings.writing:.3f}; total since start "
+            f"{time.time() - started if started is not None else float('nan'):.3f}"
+        )
     if args.plot is not None:
+        import numpy as np
+
         from spikestream.plotting import plot_run
 
-        print(f"wrote {plot_run(arrays, args.plot)}")
+        with np.load(out) as arrays:
+            print(f"wrote {plot_run(arrays, args.plot)}")
     return 0

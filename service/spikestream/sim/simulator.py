@@ -682,6 +682,11 @@ class Simulator:
     # ------------------------------------------------------------------ stepping
 
     @property
+    def compiled(self) -> bool:
+        """True when the whole tick is one compiled program (no op runs in Python)."""
+        return len(self._ops) == 1 and isinstance(self._ops[0], _Segment)
+
+    @property
     def t(self) -> float:
         """Simulated time (s) at the end of the last tick: ``tick * dt``."""
         return self.tick * self.dt
@@ -769,8 +774,10 @@ class Simulator:
         in one compiled call, or None when some op runs in Python (the numpy backend,
         learning, forced-dense connections, ``fuse=False``) or a record array is not a
         C-contiguous array of the probe's own dtype."""
-        if len(self._ops) != 1 or not isinstance(self._ops[0], _Segment):
+        if not self.compiled:
             return None
+        segment = self._ops[0]
+        assert isinstance(segment, _Segment)
         for view, dest in sinks:
             if (
                 dest.dtype != view.dtype
@@ -781,7 +788,7 @@ class Simulator:
                 return None
         # Fed values in the state dtype (the conversion copyto would do per tick).
         fed = [(x, np.ascontiguousarray(v[:ticks], dtype=self.dtype)) for x, v in feeds]
-        return self._ops[0].compile(fed, sinks).run
+        return segment.compile(fed, sinks).run
 
     # ------------------------------------------------------------------ reading
 
