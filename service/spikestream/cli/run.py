@@ -163,7 +163,19 @@ def main(args: argparse.Namespace) -> int:
     print(f"wrote {out}")
     started = process_started()
     first = timings.first_tick - started if started is not None else float("nan")
-    log.debug("first tick", extra={"first_tick_unix": timings.first_tick, "since_start_s": first})
+    # For bench/wholeprocess.py, which knows when it started the process.
+    log.debug(
+        "timings",
+        extra={
+            "first_tick_unix": timings.first_tick,
+            "first_tick_since_start": first,
+            "load_network": built - entered,
+            "simulator": timings.simulator,
+            "stepping": stepping,
+            "signals": timings.signals,
+            "writing": timings.writing,
+        },
+    )
     if args.profile:
         print(
             "profile (s): "

@@ -142,7 +142,8 @@ def run_blocks(
         resets: ticks before which the simulator is reset (from a replayed live run).
         block_ticks: ticks per block (default :func:`block_ticks_for`); the buffers of one
             block are allocated once and reused.
-        progress: called with the number of ticks done, every 1000 ticks.
+        progress: called with the number of ticks done, every 1000 ticks and after
+            every block.
         timings: filled in as the run goes.
     """
     t = timings if timings is not None else Timings()
@@ -173,7 +174,11 @@ def _blocks(
     size = block_ticks if block_ticks is not None else block_ticks_for(model, ticks)
     spikes = {name: np.zeros((size, p.n), np.bool_) for name, p in model.populations.items()}
     probes: dict[str, AnyArray] = {}
-    for name in model.probes:
+    spike_probes: dict[str, str] = {}  # probe -> population: its spikes are recorded once
+    for name, probe in model.probes.items():
+        if probe.kind == "spikes":
+            spike_probes[name] = probe.target
+            continue
         view = sim.probe(name)
         probes[name] = np.zeros((size, *view.shape), view.dtype)
     t.counts = dict.fromkeys(model.populations, 0)
@@ -206,14 +211,18 @@ def _blocks(
         t2 = time.perf_counter()
         if start == 0:
             t.first_tick = time.time()
+        if progress is not None:
+            progress(stop)  # blocks shorter than the progress interval report here
         t.signals += t1 - t0
         t.stepping += t2 - t1
         arrays: dict[str, AnyArray] = {}
         for name, s in spikes.items():
             arrays[f"{name}.spikes"] = s[:m].view(np.uint8)
             t.counts[name] += int(np.count_nonzero(s[:m]))
+        for name, target in spike_probes.items():
+            arrays[name] = arrays[f"{target}.spikes"]
         for name, values in probes.items():
-            arrays[name] = values[:m].view(np.uint8) if values.dtype == np.bool_ else values[:m]
+            arrays[name] = values[:m]
         for name, values in fed.items():
             arrays.setdefault(name, np.asarray(values, np.float64))
         arrays["t"] = (np.arange(start, stop, dtype=np.float64) + 1.0) * model.dt
@@ -439,15 +448,21 @@ class NpzWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        done = False
         try:
             if exc_type is None:
                 for s in self._streams:
                     s.finish()
-            self._zip.close()
-            self._file.close()
-            if exc_type is None:
+                self._zip.close()
+                self._file.close()
                 os.replace(self._tmp, self.path)
+                done = True
         finally:
+            if not done:
+                # The partial file is deleted below; closing it must not hide the error.
+                with contextlib.suppress(Exception):
+                    self._zip.close()
+                self._file.close()
             for s in self._streams:
                 if s._spool is not None:
                     s._spool.close()

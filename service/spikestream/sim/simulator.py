@@ -626,7 +626,7 @@ class Simulator:
             self._probe_values[name] = y
             self._probe_state.append(y)
             height = (1.0 - a) / self.dt
-            spiked = ps.spiked
+            spiked, s01 = ps.spiked, ps.s01
 
             def step_filtered() -> None:
                 lowpass_spikes(y, spiked, a, height)
@@ -634,7 +634,7 @@ class Simulator:
             if self.backend == "numba":
 
                 def emit_filtered(prog: _Program) -> None:
-                    prog.op(OP_FILTERED, prog.array(y), prog.array(spiked), prog.scalar(a, height))
+                    prog.op(OP_FILTERED, prog.array(y), prog.array(s01), prog.scalar(a, height))
 
                 self._fusable[step_filtered] = emit_filtered
             return step_filtered
