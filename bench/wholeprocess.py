@@ -319,17 +319,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"# whole processes, {args.pairs} interleaved rounds; load {env['load_before']}")
         floors = bench_floors(args.pairs, tmp)
-        print(
-            f"floors: python {floors['python']:.3f} s, numba + one cached call {floors['numba']:.3f} s"
-        )
+        py, nb = floors["python"], floors["numba"]
+        print(f"floors: python {py:.3f} s, numba + one cached call {nb:.3f} s")
         results = [bench_network(k, args.pairs, tmp) for k in keys]
         overhead = recording_overhead(args.pairs)
         env["load_after"] = os.getloadavg()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(
-        "\n| Network | Simulated | spikestream run | Nengo script | Nengo / spikestream | first tick |"
-    )
+    columns = ["Network", "Simulated", "spikestream run", "Nengo script", "Nengo / ours"]
+    print("\n| " + " | ".join([*columns, "first tick"]) + " |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:
         print(
