@@ -13,8 +13,11 @@ what is drawn, so adding a population does not change the draws of the others.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -288,8 +291,79 @@ def decoders_for(
             ) from None
         if targets.shape[0] != points or not np.all(np.isfinite(targets)):
             raise BuildError(f"{where}: {function!r} must return finite values, one row per point")
-    d = solve_decoders(pop.rates(eval_points), targets, reg)
+    key = _decoder_key(pop, eval_points, targets, reg)
+    d = _cached_decoders(key, (pop.n, targets.shape[1]))
+    if d is None:
+        d = solve_decoders(pop.rates(eval_points), targets, reg)
+        _store_decoders(key, d)
     return d, targets.shape[1]
+
+
+#: Solved decoders are kept on disk, as Nengo keeps its own: a chain of ten 1000-neuron
+#: populations otherwise spends most of its start-up solving ten 1000 x 1000 systems.
+#: Oldest entries go first beyond this many bytes. ``SPIKESTREAM_DECODER_CACHE=0`` turns
+#: the cache off; it lives in ``$XDG_CACHE_HOME/spikestream/decoders``.
+DECODER_CACHE_BYTES = 256 * 2**20
+
+
+def decoder_cache_dir() -> Path | None:
+    """The decoder cache folder, or None when the cache is off."""
+    if os.environ.get("SPIKESTREAM_DECODER_CACHE", "1") == "0":
+        return None
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return home / "spikestream" / "decoders"
+
+
+def _decoder_key(pop: Population, eval_points: FloatArray, targets: FloatArray, reg: float) -> str:
+    """A digest of everything the solve reads: the neurons' rates are set by the scaled
+    encoders, bias, ``tau_rc`` and ``tau_ref``; then the points, targets and ``reg``."""
+    h = hashlib.sha256(b"spikestream decoders v1")
+    for arr in (pop.scaled_encoders, pop.bias, eval_points, targets):
+        a = np.ascontiguousarray(arr, dtype=np.float64)
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    h.update(np.array([pop.tau_rc, pop.tau_ref, reg], np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _cached_decoders(key: str, shape: tuple[int, int]) -> FloatArray | None:
+    """The cached decoders of ``key``, or None (no cache, no entry, or an unreadable one)."""
+    folder = decoder_cache_dir()
+    if folder is None:
+        return None
+    try:
+        d = np.load(folder / f"{key}.npy", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if d.shape != shape or d.dtype != np.float64 or not np.all(np.isfinite(d)):
+        return None
+    return np.asarray(d)
+
+
+def _store_decoders(key: str, d: FloatArray) -> None:
+    """Cache ``d`` under ``key`` (atomically), then trim the cache to its budget. A cache
+    that cannot be written (a read-only home) is skipped silently: it only saves time."""
+    folder = decoder_cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        with tmp.open("wb") as fh:
+            np.save(fh, d, allow_pickle=False)
+        os.replace(tmp, folder / f"{key}.npy")
+        entries = sorted(
+            ((e.stat().st_mtime, e.stat().st_size, e) for e in folder.glob("*.npy")),
+            key=lambda x: x[0],
+        )
+        total = sum(size for _, size, _ in entries)
+        for _, size, entry in entries:
+            if total <= DECODER_CACHE_BYTES:
+                break
+            entry.unlink(missing_ok=True)
+            total -= size
+    except OSError:
+        return
 
 
 def _build_connection(

@@ -155,3 +155,49 @@ def test_function_by_import_path() -> None:
     np.testing.assert_allclose(fn(np.array([[2.0], [3.0]])), [[4.0], [9.0]])
     with pytest.raises(NetworkFileError, match="cannot import 'nosuchmodule:f'"):
         compile_function("nosuchmodule:f")
+
+
+def test_decoders_come_from_the_disk_cache_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second build reads the solved decoders back (no solve), identical to the bit; a
+    corrupt entry is solved again; with the cache off nothing is written."""
+    import spikestream.build as builder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = parse_network(
+        {
+            "network": {"seed": 7},
+            "populations": {"a": {"n": 120, "dim": 2}, "b": {"n": 80, "dim": 2}},
+            "connections": [{"pre": "a", "post": "b", "function": "x * 0.5"}],
+            "probes": {"y": {"target": "b", "kind": "decoded"}},
+        }
+    )
+    first = build(spec)
+    entries = sorted((tmp_path / "spikestream" / "decoders").glob("*.npy"))
+    assert len(entries) == 2  # the connection's and the probe's
+
+    def no_solve(*args: object) -> None:
+        raise AssertionError("solved again")
+
+    with monkeypatch.context() as m:
+        m.setattr(builder, "solve_decoders", no_solve)
+        second = build(spec)
+    for c1, c2 in zip(first.connections, second.connections, strict=True):
+        assert c1.decoders is not None
+        assert c2.decoders is not None
+        np.testing.assert_array_equal(c1.decoders, c2.decoders)
+    np.testing.assert_array_equal(first.probes["y"].decoders, second.probes["y"].decoders)
+
+    entries[0].write_bytes(b"not an npy file")
+    third = build(spec)
+    np.testing.assert_array_equal(first.probes["y"].decoders, third.probes["y"].decoders)
+    c3 = third.connections[0].decoders
+    assert c3 is not None
+    assert first.connections[0].decoders is not None
+    np.testing.assert_array_equal(first.connections[0].decoders, c3)
+
+    monkeypatch.setenv("SPIKESTREAM_DECODER_CACHE", "0")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "off"))
+    build(spec)
+    assert not (tmp_path / "off").exists()
