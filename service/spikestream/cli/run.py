@@ -169,6 +169,7 @@ def main(args: argparse.Namespace) -> int:
         extra={
             "first_tick_unix": timings.first_tick,
             "first_tick_since_start": first,
+            "first_tick_cpu": timings.first_tick_cpu,
             "load_network": built - entered,
             "simulator": timings.simulator,
             "stepping": stepping,
@@ -179,7 +180,8 @@ def main(args: argparse.Namespace) -> int:
     if args.profile:
         print(
             "profile (s): "
-            f"start-up to first tick {first:.3f} (of which loading the network "
+            f"start-up to first tick {first:.3f} ({timings.first_tick_cpu:.3f} of CPU; "
+            f"of which loading the network "
             f"{built - entered:.3f}, simulator and kernels {timings.simulator:.3f}); "
             f"stepping and recording {stepping:.3f}; input signals {timings.signals:.3f}; "
             f"writing {timings.writing:.3f}; total since start "

@@ -105,6 +105,7 @@ class Timings:
 
     simulator: float = 0.0  # building the simulator and loading its compiled kernels
     first_tick: float = 0.0  # time.time() (Unix s) when the first tick had run
+    first_tick_cpu: float = 0.0  # CPU time of the process by then (less hurt by a busy machine)
     stepping: float = 0.0  # stepping, feeding and recording (one compiled call per block)
     signals: float = 0.0  # computing the inputs' offline signals
     writing: float = 0.0  # writing the .npz
@@ -210,7 +211,7 @@ def _blocks(
         )
         t2 = time.perf_counter()
         if start == 0:
-            t.first_tick = time.time()
+            t.first_tick, t.first_tick_cpu = time.time(), time.process_time()
         if progress is not None:
             progress(stop)  # blocks shorter than the progress interval report here
         t.signals += t1 - t0
