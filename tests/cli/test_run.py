@@ -116,11 +116,12 @@ def test_run_writes_uncompressed_by_default_and_deflates_with_compress(tmp_path:
 
 def test_run_imports_only_what_it_needs(tmp_path: Path) -> None:
     """``run`` (and its parser) never imports the live service's libraries, the plotting
-    library, or tqdm and threadpoolctl on a short compiled run."""
+    library, tqdm without a progress bar, or threadpoolctl on a compiled run."""
     code = (
         "import sys\n"
         "from spikestream.cli import main\n"
-        f"main(['run', {str(SEED)!r}, '--duration', '1', '--out', {str(tmp_path / 'x.npz')!r}])\n"
+        f"main(['run', {str(SEED)!r}, '--duration', '1', '--no-progress', '--out', "
+        f"{str(tmp_path / 'x.npz')!r}])\n"
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
     proc = subprocess.run(
@@ -165,3 +166,18 @@ def test_run_profile_reports_the_split(tmp_path: Path) -> None:
     line = next(x for x in proc.stdout.splitlines() if x.startswith("profile (s):"))
     for part in ("start-up to first tick", "stepping and recording", "writing"):
         assert part in line
+
+
+def test_progress_bar_appears_only_after_its_delay() -> None:
+    from spikestream.cli.run import _LazyBar
+
+    quiet = _LazyBar(1000, "seed", delay=3600.0)
+    quiet.update(500)
+    assert quiet.bar is None
+    quiet.close()
+    shown = _LazyBar(1000, "seed", delay=0.0)
+    shown.update(400)
+    shown.update(1000)
+    assert shown.bar is not None
+    assert shown.bar.n == 1000
+    shown.close()
