@@ -1,6 +1,6 @@
 # Each target does its own set-up (.ci/setup: a .venv with the package; for the tests also
 # mosquitto and chromium from apt when missing).
-.PHONY: serve run test lint bench setup
+.PHONY: serve run test lint bench setup figures
 
 NETWORK ?= examples/seed.toml
 BROKER ?= auto
@@ -24,3 +24,7 @@ lint: setup
 bench: setup
 	.venv/bin/python -m pip install -q -e '.[dev,bench]'
 	.venv/bin/python bench/offline.py
+
+# The example figures quoted in README.md, measured again (bench/readme_figures.py).
+figures: setup
+	.venv/bin/python bench/readme_figures.py --write

@@ -51,3 +51,18 @@ def mosquitto(mosquitto_factory: MosquittoFactory) -> Mosquitto:
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (call ``brokers.free_port()`` for more)."""
     return _free_port()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_decoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Builds in tests (and the processes they start) cache solved decoders in a folder of
+    their own, never in the user's ``~/.cache``."""
+    import os
+
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        del os.environ["XDG_CACHE_HOME"]
+    else:
+        os.environ["XDG_CACHE_HOME"] = old

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -46,6 +46,11 @@ Frame = SpikeFrame | ValueFrame
 F64 = npt.NDArray[np.float64]
 _TRACE_COMPONENTS: Final = 4
 _LATEST_SHOWN: Final = 8
+MAX_PROBES: Final = 256
+"""Most probes a :class:`MonitorModel` shows; frames of further probes are counted in
+``ignored_frames`` (anyone who may publish on ``out/+`` could invent names forever)."""
+MAX_EVENT_KINDS: Final = 64
+"""Most distinct event kinds counted by name; rarer ones are counted as ``other``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,6 +478,7 @@ class MonitorModel:
         self.events: Counter[str] = Counter()
         self.last_events: deque[dict[str, Any]] = deque(maxlen=5)
         self.frames = 0
+        self.ignored_frames = 0
 
     # ------------------------------------------------------------------ inputs (hot)
     def on_frame(self, frame: Frame) -> None:
@@ -480,8 +486,11 @@ class MonitorModel:
         h = frame.header
         if self.only is not None and h.probe not in self.only:
             return
-        self.frames += 1
         view = self.views.get(h.probe)
+        if view is None and len(self.views) >= MAX_PROBES:
+            self.ignored_frames += 1
+            return
+        self.frames += 1
         if view is None or view.kind != frame.kind:
             view = self._new_view(h.probe, frame.kind)
         view.add(frame)
@@ -493,6 +502,15 @@ class MonitorModel:
                 self.missing_by_probe[h.probe] += gap.missing
             else:
                 self.restarts_by_probe[h.probe] += 1
+
+    def expect(self, probes: Mapping[str, str]) -> None:
+        """Show these probes (name -> ``spikes``/``values``, e.g. from the network's
+        describe document) before their first frame, so a silent probe is listed too."""
+        for name, kind in probes.items():
+            if (self.only is None or name in self.only) and name not in self.views:
+                if len(self.views) >= MAX_PROBES:
+                    return
+                self._new_view(name, kind)
 
     def _new_view(self, probe: str, kind: str) -> SpikeView | ValueView:
         view: SpikeView | ValueView
@@ -514,7 +532,10 @@ class MonitorModel:
 
     def on_event(self, event: dict[str, Any]) -> None:
         """An event arrived."""
-        self.events[str(event.get("event"))] += 1
+        kind = str(event.get("event"))
+        if kind not in self.events and len(self.events) >= MAX_EVENT_KINDS:
+            kind = "other"
+        self.events[kind] += 1
         self.last_events.append(event)
 
     # ------------------------------------------------------------------ output (10 Hz)

@@ -43,13 +43,16 @@ from spikestream.codec import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
     ControlValue,
+    Description,
     SpikeFrame,
     ValueFrame,
+    decode_describe,
     decode_event,
     decode_frame,
     encode_control,
     encode_input,
     topics,
+    wildcard,
 )
 from spikestream.errors import CodecError, ConfigError, SpikestreamError, TransportError
 from spikestream.transport import BrokerSpec, MessageMeta, MqttLink, load_broker_spec
@@ -65,6 +68,7 @@ __all__ = [
     "EventStream",
     "Frame",
     "FrameStream",
+    "NetworkNotFound",
     "SpikestreamClient",
     "StatusWatcher",
     "Subscription",
@@ -142,6 +146,10 @@ class ControlTimeout(SpikestreamError, TimeoutError):
     """No reply to a control command arrived in time."""
 
 
+class NetworkNotFound(SpikestreamError, LookupError):
+    """No service has published the network's retained ``describe`` or ``status``."""
+
+
 @dataclass(frozen=True, slots=True)
 class ControlReply:
     """The service's answer to a control command.
@@ -169,7 +177,9 @@ class ClientStatistics:
         connects: Successful connections (1 + reconnects).
         messages: MQTT messages received.
         frames: Frames decoded.
-        decode_errors: Frames, events or status payloads that failed to decode.
+        decode_errors: Frames, events or status payloads that failed to decode or
+            validate (a frame whose ``net``/``probe`` breaks the naming rule, or differs
+            from the topic it arrived on, counts here).
         unrouted: Messages on topics nobody consumes any more (dropped undecoded).
         callback_errors: Exceptions raised by consumer callbacks (logged, then ignored).
         last_error: The link's most recent connection error, if any.
@@ -462,6 +472,11 @@ class SpikestreamClient:
         self._sync_token = secrets.token_hex(6)
         self._sync_count = itertools.count(1)
         self._sync_waiters: dict[str, asyncio.Future[None]] = {}
+        # Every network's retained describe document and status, once watch_networks()
+        # subscribed to them.
+        self._watching = False
+        self._descriptions: dict[str, Description] = {}
+        self._seen_status: dict[str, str | None] = {}
         self._messages = 0
         self._frames = 0
         self._decode_errors = 0
@@ -588,9 +603,11 @@ class SpikestreamClient:
         for net in self._event_sinks:
             out.append(topics(self.prefix, net).events)
         for net in self._stats_sinks:
-            out.append(f"{topics(self.prefix, net).base}/stats")
+            out.append(topics(self.prefix, net).stats)
         for net in self._status:
             out.append(topics(self.prefix, net).status)
+        if self._watching:
+            out += [wildcard(self.prefix, "describe"), wildcard(self.prefix, "status")]
         return out
 
     def _qos_for(self, topic_filter: str) -> int:
@@ -630,7 +647,7 @@ class SpikestreamClient:
         second: ``tick``, ``realtime_factor_actual``, ``late_p99_ms``, ``dropped``...)."""
         sinks = self._stats_sinks.setdefault(net, [])
         if not sinks:
-            self._subscribe(f"{topics(self.prefix, net).base}/stats")
+            self._subscribe(topics(self.prefix, net).stats)
         sinks.append(callback)
         return lambda: _remove(sinks, callback)
 
@@ -706,6 +723,61 @@ class SpikestreamClient:
             watcher = self._status[net] = StatusWatcher(net)
             self._subscribe(topics(self.prefix, net).status)
         return watcher
+
+    def watch_networks(self) -> None:
+        """Subscribe to every network's retained ``describe`` and ``status`` (once); see
+        :meth:`descriptions`, :meth:`statuses` and :meth:`find_network`."""
+        if self._watching:
+            return
+        self._watching = True
+        self._subscribe(wildcard(self.prefix, "describe"))
+        self._subscribe(wildcard(self.prefix, "status"))
+
+    def descriptions(self) -> dict[str, Description]:
+        """The latest checked ``describe`` document of every network seen, by name
+        (after :meth:`watch_networks`)."""
+        return dict(self._descriptions)
+
+    def statuses(self) -> dict[str, str | None]:
+        """The latest retained status of every network seen (``online``, ``offline``,
+        or None when cleared), by name (after :meth:`watch_networks`)."""
+        return dict(self._seen_status)
+
+    async def find_network(self, net: str, *, timeout: float = 3.0) -> Description | None:  # noqa: ASYNC109
+        """Wait (at most ``timeout`` s) until ``net`` is known from its retained messages.
+
+        The broker sends retained messages as it confirms a subscription, so once
+        :meth:`sync` returns, a network that any service ever announced is known.
+
+        Returns:
+            Its :class:`~spikestream.codec.Description`, or None when only a retained
+            status exists (a service older than the describe topic).
+
+        Raises:
+            NetworkNotFound: Neither a ``describe`` nor a ``status`` of ``net`` arrived;
+                the message names the networks that did.
+        """
+        topics(self.prefix, net)  # a bad name is a ConfigError/CodecError, not "not found"
+        self.watch_networks()
+        deadline = time.monotonic() + timeout
+        synced = await self.sync(timeout)
+        # Synced: every retained message of the subscriptions above has arrived. Not
+        # synced (an ACL refusing the sync topic): wait for them until the deadline.
+        while (found := self._descriptions.get(net)) is None and not synced:
+            if net in self._seen_status or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        if found is not None:
+            return found
+        if net in self._seen_status:
+            return None
+        seen = sorted({*self._descriptions, *self._seen_status})
+        others = f"; networks on it: {', '.join(seen)}" if seen else "; it has no networks"
+        msg = (
+            f"no network {net!r} on {self.spec.redacted()} (no retained "
+            f"{topics(self.prefix, net).describe} or status within {timeout:g} s){others}"
+        )
+        raise NetworkNotFound(msg)
 
     def _track(self, sub: Subscription[Any], remove: Callable[[], None]) -> None:
         def detach() -> None:
@@ -919,7 +991,7 @@ class SpikestreamClient:
             return ("", "sync", None)
         if len(parts) == 3 and parts[1] == "out":
             route = (parts[0], "out", parts[2])
-        elif len(parts) == 2 and parts[1] in ("status", "events", "stats"):
+        elif len(parts) == 2 and parts[1] in ("status", "events", "stats", "describe"):
             route = (parts[0], parts[1], None)
         else:
             return None
@@ -939,8 +1011,13 @@ class SpikestreamClient:
             self._on_frame(net, probe, payload)
         elif what == "status":
             watcher = self._status.get(net)
+            text = _status_text(payload)
             if watcher is not None:
-                watcher._set(_status_text(payload))
+                watcher._set(text)
+            if self._watching and (net in self._seen_status or len(self._seen_status) < 4096):
+                self._seen_status[net] = text
+        elif what == "describe":
+            self._on_describe(net, payload)
         elif what == "sync":
             fut = self._sync_waiters.get(topic)
             if fut is not None and not fut.done():
@@ -956,8 +1033,18 @@ class SpikestreamClient:
             return
         try:
             frame = decode_frame(payload)
+            h = frame.header
+            if h.net != net or h.probe != probe:
+                # Consumers key their views on the header; a frame must not be able to
+                # pose as another probe's (or network's) by lying about its name.
+                msg = (
+                    f"frame header names net {h.net!r}, probe {h.probe!r} but arrived on "
+                    f"net {net!r:.80}, probe {probe!r:.80}"
+                )
+                raise CodecError(msg)
         except CodecError as err:
-            self._decode_error(f"frame on {net}/out/{probe}", err)
+            # repr: topic levels come from the bus and may hold terminal escapes.
+            self._decode_error(f"frame on {net!r:.80}/out/{probe!r:.80}", err)
             return
         self._frames += 1
         for sinks in (one, every):
@@ -968,6 +1055,24 @@ class SpikestreamClient:
                     except Exception:
                         self._callback_failed()
 
+    def _on_describe(self, net: str, payload: bytes) -> None:
+        if not self._watching:
+            self._unrouted += 1
+            return
+        if not payload:  # an empty retained message clears it
+            self._descriptions.pop(net, None)
+            return
+        try:
+            found = decode_describe(payload)
+            if found.net != net:
+                msg = f"the document names net {found.net!r} but arrived on {net!r:.80}"
+                raise CodecError(msg)
+        except CodecError as err:
+            self._decode_error(f"describe of {net!r:.80}", err)
+            return
+        if net in self._descriptions or len(self._descriptions) < 4096:  # bounded
+            self._descriptions[net] = found
+
     def _on_json(self, net: str, what: str, payload: bytes) -> None:
         sinks = (self._event_sinks if what == "events" else self._stats_sinks).get(net)
         if not sinks:
@@ -976,7 +1081,7 @@ class SpikestreamClient:
         try:
             obj = decode_event(payload)
         except CodecError as err:
-            self._decode_error(f"{what} of {net}", err)
+            self._decode_error(f"{what} of {net!r:.80}", err)
             return
         if what == "stats":
             self._latest_stats[net] = obj

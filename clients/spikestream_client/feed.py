@@ -37,10 +37,11 @@ from typing import IO, Any, Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import PayloadRejected, decode_input
+from spikestream.codec import PayloadRejected, decode_input, topics
 from spikestream.errors import ConfigError
 from spikestream_client.client import SpikestreamClient
-from spikestream_client.tool import interruptible_sleep, run_tool
+from spikestream_client.safetext import printable
+from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = [
     "SIGNALS",
@@ -408,6 +409,8 @@ class FeedOptions:
     timestamp: Timestamp = "none"
     qos: int = 0
     quiet: bool = False
+    # Seconds to wait for the network's describe/status; None: do not check it exists.
+    wait_net: float | None = 3.0
 
 
 Publish = Callable[[FloatArray, float | None], bool]
@@ -569,23 +572,27 @@ def _stdin_reader(
         return
 
 
+def _source(options: FeedOptions, dim: int) -> tuple[Source, float | None]:
+    return make_source(
+        options.signal,
+        rate=options.rate,
+        freq=options.freq,
+        amp=options.amp,
+        offset=options.offset,
+        value=options.value,
+        duty=options.duty,
+        seed=options.seed,
+        dim=dim,
+        loop=options.loop,
+    )
+
+
 async def run(options: FeedOptions, stop: asyncio.Event) -> int:
     """Connect, feed until done or stopped, print a summary; returns the exit code."""
     source: Source | None = None
     t0 = None
     if options.signal != "stdin":
-        source, t0 = make_source(
-            options.signal,
-            rate=options.rate,
-            freq=options.freq,
-            amp=options.amp,
-            offset=options.offset,
-            value=options.value,
-            duty=options.duty,
-            seed=options.seed,
-            dim=options.dim or 1,
-            loop=options.loop,
-        )
+        source, t0 = _source(options, options.dim or 1)
     else:
         _positive("rate", options.rate)
     if options.duration is not None:
@@ -595,13 +602,33 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
     def on_event(event: dict[str, Any]) -> None:
         if event.get("event") == "input_rejected" and event.get("input") == options.input:
             report.rejected += 1
-            report.last_error = str(event.get("error", ""))
+            # Event text comes from the bus: no escape sequences reach the terminal.
+            report.last_error = printable(event.get("error", ""), 300)
             if report.rejected == 1 and not options.quiet:
                 print(f"feed: the service rejected a value: {report.last_error}", file=sys.stderr)
 
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="feed") as client:
+        dim = options.dim
+        if options.wait_net is not None:
+            found = await find_network(client, options.net, options.wait_net)
+            described = None if found is None else found.inputs.get(options.input)
+            if found is not None and described is None:
+                raise ConfigError(
+                    f"network {options.net!r} has no input {options.input!r}; its inputs: "
+                    f"{', '.join(found.inputs) or '(none)'}"
+                )
+            if described is not None:
+                if dim is None:
+                    dim = described.dim
+                    if source is not None and source.dim != dim and options.signal in SIGNALS:
+                        source, t0 = _source(options, dim)  # a generated signal takes its dim
+                if source is not None and source.dim != described.dim:
+                    raise ConfigError(
+                        f"input {options.input!r} of {options.net!r} takes {described.dim} "
+                        f"values per message; {options.signal!r} gives {source.dim}"
+                    )
         client.on_event(options.net, on_event)
-        topic = f"{options.prefix}/{options.net}/in/{options.input}"
+        topic = topics(options.prefix, options.net).input(options.input)
 
         def publish(x: FloatArray, t: float | None) -> bool:
             return client.publish_input_nowait(options.net, options.input, x, t=t, qos=options.qos)
@@ -634,7 +661,7 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
                 publish,
                 stop,
                 rate=options.rate,
-                dim=options.dim,
+                dim=dim,
                 duration=options.duration,
                 timestamp=options.timestamp,
                 report=report,

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +29,8 @@ from rich.text import Text
 from spikestream.errors import ConfigError
 from spikestream_client.aggregate import MonitorModel, ProbeSnapshot, Snapshot
 from spikestream_client.client import SpikestreamClient
-from spikestream_client.tool import interruptible_sleep, run_tool
+from spikestream_client.safetext import printable, safe_text
+from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = ["MonitorOptions", "auto_bins", "main", "render", "run", "sparkline"]
 
@@ -54,7 +55,9 @@ class MonitorOptions:
     once: bool = False
     web: int | None = None
     host: str = "127.0.0.1"
+    web_allow_origins: Sequence[str] = ()
     width: int | None = None
+    wait_net: float = 3.0
 
 
 def sparkline(values: npt.NDArray[np.float64], low: float = 0.0, high: float | None = None) -> str:
@@ -97,8 +100,9 @@ def _raster(raster: npt.NDArray[np.float64]) -> str:
     return "\n".join(lines)
 
 
-def _num(x: float | None, fmt: str = "{:.1f}", none: str = "-") -> str:
-    if x is None or not math.isfinite(x):
+def _num(x: object, fmt: str = "{:.1f}", none: str = "-") -> str:
+    # Stats come from the bus as JSON: anything but a finite number shows as `none`.
+    if (type(x) is not float and type(x) is not int) or not math.isfinite(x):
         return none
     return fmt.format(x)
 
@@ -112,7 +116,13 @@ def _status_text(status: str | None) -> Text:
         return Text("● online", style="bold green")
     if status == "offline":
         return Text("● offline", style="bold red")
-    return Text(f"● {status or 'unknown'}", style="yellow")
+    return safe_text(f"● {status or 'unknown'}", "yellow", limit=60)
+
+
+def _stat(stats: dict[str, Any], key: str) -> str:
+    """A stats value for display: numbers as they are, anything else made printable."""
+    value = stats.get(key, "-")
+    return str(value) if type(value) is int else printable(value, 30)
 
 
 def _header(snap: Snapshot, broker: str) -> Table:
@@ -121,24 +131,26 @@ def _header(snap: Snapshot, broker: str) -> Table:
     grid.add_column(style="bold")
     grid.add_column()
     link = Text("connected", style="green") if svc.connected else Text("reconnecting", "red")
+    # Every string from the bus goes in as Text (never parsed as markup) after
+    # printable() has removed escape sequences and control characters.
     top = Text.assemble(
-        ("net ", "dim"), (snap.net, "bold"), "  ", _status_text(svc.status), "  ",
-        ("link ", "dim"), link, ("  broker ", "dim"), broker,
+        ("net ", "dim"), safe_text(snap.net, "bold"), "  ", _status_text(svc.status), "  ",
+        ("link ", "dim"), link, ("  broker ", "dim"), safe_text(broker),
     )  # fmt: skip
     grid.add_row("spikestream", top)
     st = svc.stats
     if st is not None:
-        paused = "  [bold yellow]PAUSED[/]" if st.get("paused") else ""
+        paused = ("  PAUSED", "bold yellow") if st.get("paused") else ""
         stale = svc.stats_age is not None and svc.stats_age >= 3
         age = f" (stale {svc.stats_age:.0f} s)" if stale else ""
-        grid.add_row(
-            "service",
-            f"tick {st.get('tick', '-')}  t {_num(st.get('t'), '{:.3f}')} s  "
+        line = (
+            f"tick {_stat(st, 'tick')}  t {_num(st.get('t'), '{:.3f}')} s  "
             f"RTF {_num(st.get('realtime_factor_actual'), '{:.3f}')}  "
             f"late p99 {_num(st.get('late_p99_ms'), '{:.2f}')} ms  "
             f"max {_num(st.get('late_max_ms'), '{:.2f}')} ms  "
-            f"overruns {st.get('overruns', '-')}  dropped {st.get('dropped', '-')}{paused}{age}",
+            f"overruns {_stat(st, 'overruns')}  dropped {_stat(st, 'dropped')}"
         )
+        grid.add_row("service", Text.assemble(line, paused, age))
     else:
         grid.add_row("service", Text("no stats yet", style="dim"))
     gap_style = "bold red" if svc.gaps else "green"
@@ -151,10 +163,11 @@ def _header(snap: Snapshot, broker: str) -> Table:
         ),
     )
     if svc.events:
-        counts = "  ".join(f"{k}×{v}" for k, v in sorted(svc.events.items()))
+        counts = "  ".join(f"{printable(k, 40)}×{v}" for k, v in sorted(svc.events.items()))
         last = svc.last_events[-1] if svc.last_events else {}
         detail = last.get("error") or last.get("input") or last.get("cmd") or ""
-        grid.add_row("events", f"{counts}  last: {last.get('event', '')} {str(detail)[:80]}")
+        kind = printable(last.get("event", ""), 40)
+        grid.add_row("events", safe_text(f"{counts}  last: {kind} {printable(detail, 80)}"))
     return grid
 
 
@@ -170,7 +183,7 @@ def _stat_columns(table: Table) -> None:
 
 def _spike_table(probes: list[ProbeSnapshot], window: float) -> Table:
     table = Table(title=f"spike probes (last {window:g} s)", title_justify="left", expand=False)
-    table.add_column("probe", no_wrap=True, min_width=max(len(p.name) for p in probes))
+    table.add_column("probe", no_wrap=True, min_width=max(len(printable(p.name)) for p in probes))
     table.add_column("n", justify="right")
     table.add_column("rate Hz", justify="right", no_wrap=True)
     table.add_column("population rate", no_wrap=True)
@@ -178,7 +191,7 @@ def _spike_table(probes: list[ProbeSnapshot], window: float) -> Table:
     _stat_columns(table)
     for p in probes:
         table.add_row(
-            p.name,
+            safe_text(p.name),
             str(p.size),
             _num(p.rate),
             sparkline(p.rates),
@@ -190,7 +203,7 @@ def _spike_table(probes: list[ProbeSnapshot], window: float) -> Table:
 
 def _value_table(probes: list[ProbeSnapshot], window: float) -> Table:
     table = Table(title=f"value probes (last {window:g} s)", title_justify="left", expand=False)
-    table.add_column("probe", no_wrap=True, min_width=max(len(p.name) for p in probes))
+    table.add_column("probe", no_wrap=True, min_width=max(len(printable(p.name)) for p in probes))
     table.add_column("shape", justify="right", no_wrap=True)
     table.add_column("latest", overflow="fold")  # these two wrap on narrow terminals
     table.add_column("range", overflow="fold")
@@ -202,7 +215,7 @@ def _value_table(probes: list[ProbeSnapshot], window: float) -> Table:
         if size > 4:
             latest += " …"
         table.add_row(
-            p.name,
+            safe_text(p.name),
             str(p.size),
             latest,
             f"{_num(p.low, '{:+.2f}')}..{_num(p.high, '{:+.2f}')}",
@@ -276,6 +289,9 @@ async def run(options: MonitorOptions, stop: asyncio.Event) -> int:
         probes=set(options.probes) if options.probes else None,
     )
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="monitor") as client:
+        found = await find_network(client, options.net, options.wait_net, options.probes)
+        if found is not None:
+            model.expect({name: p.kind for name, p in found.probes.items()})
         connect_model(client, model, options)
         broker = client.spec.redacted()
         if options.web is not None:

@@ -17,9 +17,11 @@ allow. The recorder only sees probes, not the simulator, so:
   ``restore``); rows of a later segment follow those of the earlier one. Smaller forward
   jumps (lost frames, ticks skipped by ``--overrun skip``) are rows marked in ``gaps``;
 * ``dt``, ``network``; ``meta``: JSON like ``run``'s, with ``probes`` mapping each probe
-  to ``spikes``, ``input`` (a value probe named after one of the inputs listed in the
-  service's stats) or ``values`` (filtered/decoded/voltage: frames do not say which),
-  plus what the recording saw: frames, lost frames and gaps per probe, segments, the
+  to its kind in the network file (``spikes``, ``filtered``, ``decoded``, ``voltage``,
+  ``input``) as the service's ``describe`` document gives it (without one, an older
+  service: ``spikes``, ``input`` for a value probe named after one of the inputs listed
+  in its stats, else ``values``), the document itself under ``describe``, plus what the
+  recording saw: frames, lost frames and gaps per probe, segments, the
   last stats message and status.
 
 Rows run from the first tick that every probe covered to the last tick every probe
@@ -42,17 +44,20 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream.codec import Description, SpikeFrame, ValueFrame, topics
 from spikestream.errors import ConfigError
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.gaps import Gap, GapTracker
-from spikestream_client.tool import interruptible_sleep, run_tool
+from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = ["RecordOptions", "Recorder", "main", "plot_arrays", "run", "save_npz"]
 
 Frame = SpikeFrame | ValueFrame
 AnyArray = npt.NDArray[Any]
 _MAX_GAPS_IN_META: Final = 1000
+RESERVED: Final = frozenset({"t", "tick", "segment", "gaps", "dt", "network", "meta"})
+"""Keys of the file itself: a probe with one of these names cannot be stored under it
+(its frames are skipped and counted in ``skipped_frames``, never written over ``t``)."""
 
 
 @dataclass
@@ -94,12 +99,16 @@ class Recorder:
         self.inputs: set[str] = set()
         self.status: str | None = None
         self.dt: float | None = None
+        self.description: Description | None = None
         self.started = time.time()
 
     def on_frame(self, frame: Frame) -> None:
         """Keep one frame (cheap: the arrays are built at the end)."""
         h = frame.header
         if self.only is not None and h.probe not in self.only:
+            return
+        if h.probe in RESERVED:
+            self.skipped[h.probe] += 1
             return
         kind = self.kinds.setdefault(h.probe, frame.kind)
         if kind != frame.kind or (self.dt is not None and h.dt != self.dt):
@@ -119,6 +128,18 @@ class Recorder:
         segment.end = max(segment.end, h.tick + h.ticks)
         self.frames += 1
 
+    def skipped_text(self) -> str:
+        """The skipped frames in words (empty if none)."""
+        parts = []
+        for probe, count in sorted(self.skipped.items()):
+            why = (
+                "its name is one of the file's own keys"
+                if probe in RESERVED
+                else "it changed kind or dt mid-recording"
+            )
+            parts.append(f"{count} frames of probe {probe!r} skipped ({why})")
+        return "; ".join(parts)
+
     def _new_segment(self, segment: _Segment, tick: int) -> bool:
         # Ticks went back (reset, restore, restart), or jumped so far ahead (restore of a
         # later snapshot) that filling the hole with "no data" rows would waste memory.
@@ -129,14 +150,21 @@ class Recorder:
         self.stats = stats
         inputs = stats.get("inputs")
         if isinstance(inputs, dict):
-            self.inputs.update(str(k) for k in inputs)
+            # The latest message's names only: accumulating them would let a stream of
+            # invented stats grow this set without bound.
+            self.inputs = {str(k) for k in inputs}
 
     def on_status(self, status: str | None) -> None:
         """Remember the latest status."""
         self.status = status
 
     def kind_of(self, probe: str) -> str:
-        """``spikes``, ``input`` or ``values``."""
+        """The probe's kind in the network file, from the describe document; without
+        one, ``spikes``, ``input`` or ``values``."""
+        described = self.description.document["probes"].get(probe) if self.description else None
+        source = described.get("source") if isinstance(described, dict) else None
+        if source in ("spikes", "filtered", "decoded", "voltage", "input"):
+            return str(source)
         kind = self.kinds[probe]
         if kind == "spikes":
             return "spikes"
@@ -163,6 +191,10 @@ class Recorder:
             ConfigError: Nothing was recorded.
         """
         if not self.segments or self.dt is None:
+            if self.skipped:
+                raise ConfigError(
+                    f"no frames could be recorded from network {self.net!r}: {self.skipped_text()}"
+                )
             raise ConfigError(
                 f"no frames were received from network {self.net!r}; is the service running "
                 "and publishing on this broker and prefix?"
@@ -259,6 +291,7 @@ class Recorder:
             "skipped_frames": dict(self.skipped),
             "status": self.status,
             "stats": self.stats,
+            "describe": self.description.document if self.description else None,
             "recorded": [self.started, time.time()],
         }
 
@@ -311,6 +344,7 @@ class RecordOptions:
     plot: Path | None = None
     probes: Sequence[str] | None = None
     quiet: bool = False
+    wait_net: float = 3.0
 
 
 def _say(options: RecordOptions, text: str) -> None:
@@ -331,6 +365,9 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
             )
     recorder = Recorder(options.net, set(options.probes) if options.probes else None)
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="record") as client:
+        recorder.description = await find_network(
+            client, options.net, options.wait_net, options.probes
+        )
         if options.probes:
             for probe in options.probes:
                 client.on_frame(options.net, probe, recorder.on_frame)
@@ -340,7 +377,8 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         watcher = client.status(options.net)
         recorder.started = time.time()
         length = "until Ctrl-C" if options.duration is None else f"for {options.duration:g} s"
-        _say(options, f"recording {options.prefix}/{options.net}/out/+ {length} -> {options.out}")
+        outs = topics(options.prefix, options.net).outs_filter
+        _say(options, f"recording {outs} {length} -> {options.out}")
         started = time.monotonic()
         while True:
             elapsed = time.monotonic() - started
@@ -362,6 +400,8 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         f"{len(recorder.segments)} probes from {recorder.frames} frames; "
         f"{recorder.tracker.missing} frames lost, {lost} ticks with gaps",
     )
+    if recorder.skipped:
+        _say(options, recorder.skipped_text())
     if options.plot is not None:
         from spikestream.plotting import plot_run
 

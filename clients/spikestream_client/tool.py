@@ -6,9 +6,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["interruptible_sleep", "run_tool"]
+from spikestream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from spikestream.codec import Description
+    from spikestream_client.client import SpikestreamClient
+
+__all__ = ["find_network", "interruptible_sleep", "run_tool"]
 
 
 def run_tool(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
@@ -61,3 +68,32 @@ async def interruptible_sleep(stop: asyncio.Event, seconds: float) -> bool:
         async with asyncio.timeout(seconds):
             await stop.wait()
     return stop.is_set()
+
+
+async def find_network(
+    client: SpikestreamClient,
+    net: str,
+    wait: float,
+    probes: Sequence[str] | None = None,
+) -> Description | None:
+    """The tools' check that ``net`` exists, from its retained ``describe``/``status``.
+
+    Returns:
+        The network's description, or None when only a status exists (an older service).
+
+    Raises:
+        NetworkNotFound: Nothing of ``net`` within ``wait`` seconds (one line naming the
+            networks that do exist).
+        ConfigError: ``wait`` is not > 0, or a ``--probe`` the description lacks.
+    """
+    if not wait > 0 or wait == float("inf"):
+        raise ConfigError(f"--wait-net must be a number of seconds > 0, got {wait}")
+    found = await client.find_network(net, timeout=wait)
+    if found is not None and probes:
+        missing = [p for p in probes if p not in found.probes]
+        if missing:
+            raise ConfigError(
+                f"network {net!r} has no probe {', '.join(map(repr, missing))}; its probes: "
+                f"{', '.join(found.probes) or '(none)'}"
+            )
+    return found

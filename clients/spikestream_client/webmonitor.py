@@ -22,38 +22,61 @@ stats, real-time factor, lateness, drops and gaps. Message formats::
 
 A page that reads too slowly loses whole batches (counted in ``skipped``), never stalls
 the bridge: each page has a small queue of its own.
+
+Only this monitor's own pages are served (:class:`WebAccess`): a request whose ``Host``
+header is not one of the monitor's addresses (localhost names, the bound address, at
+the bound port) gets 403, which defeats DNS rebinding, and so does a WebSocket whose
+``Origin`` is another site's, which stops any web page the user has open from reading
+the stream. ``--web-allow-origin URL`` adds addresses (a LAN name, a reverse proxy).
+A connection that closes, or sends something other than HTTP, before a complete
+request is routine on an open port: it costs one DEBUG line, not an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.http11 import Request, Response
 
 from spikestream.codec import SpikeFrame, ValueFrame
 from spikestream.errors import ConfigError
-from spikestream_client.aggregate import MonitorModel, Snapshot
+from spikestream_client.aggregate import MAX_PROBES, MonitorModel, Snapshot
 from spikestream_client.client import SpikestreamClient
+from spikestream_client.safetext import printable
 from spikestream_client.tool import interruptible_sleep
 
 if TYPE_CHECKING:
     from spikestream_client.monitor import MonitorOptions
 
-__all__ = ["ASSETS", "WEB_DIR", "WebBridge", "serve_web", "snapshot_json"]
+__all__ = [
+    "ASSETS",
+    "LOCAL_NAMES",
+    "WEB_DIR",
+    "WebAccess",
+    "WebBridge",
+    "parse_origin",
+    "serve_web",
+    "snapshot_json",
+    "start_web_server",
+]
+
+log = logging.getLogger("spikestream_client.web")
 
 Frame = SpikeFrame | ValueFrame
 PROTOCOL_VERSION: Final = 1
@@ -93,6 +116,26 @@ def _clean(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _scalar(value: object) -> bool | int | float | str | None:
+    """A stats or event value from the bus as a JSON scalar the page can show: finite
+    numbers, booleans, strings (cut to 200 characters); anything else is null.
+
+    JSON from the bus may hold ``1e999`` (parsed as inf), lists or objects where the
+    page expects a number; ``json.dumps(allow_nan=False)`` would raise on the first."""
+    if value is None or type(value) is bool or type(value) is int:
+        return value
+    if type(value) is float:
+        return _clean(value)
+    if type(value) is str:
+        return value[:200]
+    return None
+
+
+def _event_json(event: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an event the page shows, as JSON scalars."""
+    return {k: _scalar(event.get(k)) for k in ("event", "error", "input", "cmd")}
+
+
 def _ranges(frames: Iterable[Frame]) -> list[list[int]]:
     """Merged ``[start, end)`` tick ranges covered by ``frames``."""
     out: list[list[int]] = []
@@ -110,7 +153,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
     svc = snap.service
     stats = None
     if svc.stats is not None:
-        stats = {k: svc.stats.get(k) for k in _STATS_KEYS}
+        stats = {k: _scalar(svc.stats.get(k)) for k in _STATS_KEYS}
     return {
         "type": "summary",
         "net": snap.net,
@@ -126,7 +169,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             "missing": svc.missing,
             "dropped": svc.dropped,
             "events": svc.events,
-            "last_event": svc.last_events[-1] if svc.last_events else None,
+            "last_event": _event_json(svc.last_events[-1]) if svc.last_events else None,
         },
         "probes": [
             {
@@ -147,6 +190,123 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             for p in snap.probes
         ],
     }
+
+
+LOCAL_NAMES: Final = ("localhost", "127.0.0.1", "::1")
+"""Host names every monitor answers to (at its own port)."""
+_WILDCARDS: Final = ("", "0.0.0.0", "::")
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def parse_origin(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an origin such as ``http://pi.local:8080``.
+
+    The host is lower-cased and IPv6 brackets are removed; a missing port is the
+    scheme's default.
+
+    Raises:
+        ConfigError: Not an ``http``/``https`` URL with a host and nothing else but a port.
+    """
+    want = "an origin like http://HOST:PORT (scheme, host and optional port only)"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"--web-allow-origin {url!r:.100}: expected {want}") from None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigError(f"--web-allow-origin {url!r:.100}: expected {want}")
+    return scheme, parts.hostname.lower(), _DEFAULT_PORTS[scheme] if port is None else port
+
+
+def _parse_host(value: str) -> tuple[str, int | None] | None:
+    """``(host, port or None)`` of a ``Host`` header, or None if it is malformed."""
+    if not value or any(c in value for c in "/?#@\\ \t"):
+        return None
+    try:
+        parts = urlsplit("//" + value)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.hostname.lower(), port
+
+
+class WebAccess:
+    """Which ``Host`` and ``Origin`` headers the web monitor answers.
+
+    Args:
+        bind_host: The address the server was bound to (``--host``).
+        port: The port it listens on (the real one when ``--web 0``).
+        allow_origins: Extra origins (``--web-allow-origin``), e.g.
+            ``http://pi.local:8080``; each also allows its host as a ``Host`` header.
+    """
+
+    def __init__(self, bind_host: str, port: int, allow_origins: Sequence[str] = ()) -> None:
+        names = {n.lower() for n in LOCAL_NAMES}
+        bound = bind_host.strip("[]").lower()
+        if bound not in _WILDCARDS:
+            names.add(bound)
+        self.origins: set[tuple[str, str, int]] = {("http", name, port) for name in names}
+        self.hosts: set[tuple[str, int | None]] = {(name, port) for name in names}
+        if port == _DEFAULT_PORTS["http"]:
+            self.hosts |= {(name, None) for name in names}
+        for url in allow_origins:
+            scheme, host, origin_port = parse_origin(url)
+            self.origins.add((scheme, host, origin_port))
+            self.hosts.add((host, origin_port))
+            if origin_port == _DEFAULT_PORTS[scheme]:
+                self.hosts.add((host, None))  # browsers leave the default port out
+
+    def host_ok(self, value: str | None) -> bool:
+        """Whether a ``Host`` header names this monitor (a missing one does not)."""
+        parsed = _parse_host(value or "")
+        return parsed is not None and parsed in self.hosts
+
+    def origin_ok(self, value: str | None) -> bool:
+        """Whether an ``Origin`` header is one of this monitor's pages.
+
+        A missing header is allowed: browsers always send one with a WebSocket
+        handshake, so its absence means a script or tool, not a web page."""
+        if value is None:
+            return True
+        try:
+            return parse_origin(value) in self.origins
+        except ConfigError:
+            return False  # "null" (sandboxed frames, file: pages) and anything malformed
+
+
+class _HandshakeLog(logging.LoggerAdapter[logging.Logger]):
+    """websockets' logger for the bridge, minus the noise of aborted connections.
+
+    websockets logs "opening handshake failed" at ERROR with a traceback when a peer
+    connects and closes, or sends garbage, before a complete HTTP request. On a listening
+    port that is routine (port scanners, health checks), so it becomes one DEBUG line.
+    Any other failure keeps its ERROR and traceback. websockets' own DEBUG tracing of
+    each connection's states and frames is off, so an aborted connection costs exactly
+    one DEBUG line.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.ERROR and msg == "opening handshake failed":
+            exc = sys.exc_info()[1]
+            if isinstance(exc, InvalidHandshake | OSError | EOFError):
+                cause = exc.__cause__
+                why = f"{exc}" + (f" ({cause})" if cause is not None else "")
+                self.logger.debug("connection closed before a valid request: %s", why)
+                return
+        super().log(level, msg, *args, **kwargs)
 
 
 class _Peer:
@@ -202,11 +362,17 @@ class WebBridge:
         self._pending: dict[str, _Pending] = {}
         self.batches = 0
         self.spikes_sent = 0
+        self.access: WebAccess | None = None
+        """Set once the server listens; until then every request is refused."""
+        self.refused = 0
+        """Requests refused for a foreign ``Host`` or ``Origin``."""
 
     def on_frame(self, frame: Frame) -> None:
         """Hold ``frame`` for the next batch (O(1))."""
         pending = self._pending.get(frame.header.probe)
         if pending is None:
+            if len(self._pending) >= MAX_PROBES:
+                return  # a flood of invented probe names; the model counts them
             pending = self._pending[frame.header.probe] = _Pending([])
         if len(pending.frames) >= self.max_frames:
             pending.frames.pop(0)
@@ -320,8 +486,29 @@ class WebBridge:
             closed.cancel()
             self.peers.discard(peer)
 
+    def _refuse(self, connection: ServerConnection, what: str, value: str | None) -> Response:
+        self.refused += 1
+        if self.refused == 1 or self.refused % 100 == 0:
+            log.warning(
+                "web monitor: refused a request with %s %r (%d refused so far); allow it "
+                "with --web-allow-origin URL",
+                what,
+                printable(value, 100),
+                self.refused,
+            )
+        text = f"forbidden: the {what} header does not name this monitor\n"
+        return connection.respond(HTTPStatus.FORBIDDEN, text)
+
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Serve the page's files; let ``/ws`` through to the WebSocket handshake."""
+        """Check ``Host`` and ``Origin``; serve the page's files; let ``/ws`` through to
+        the WebSocket handshake."""
+        access = self.access
+        host = request.headers.get("Host")
+        if access is None or not access.host_ok(host):
+            return self._refuse(connection, "Host", host)
+        origin = request.headers.get("Origin")
+        if not access.origin_ok(origin):
+            return self._refuse(connection, "Origin", origin)
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             return None
@@ -358,26 +545,26 @@ async def serve_web(
 
     if options.web is None or not 0 <= options.web <= 65535:
         raise ConfigError(f"--web must be a TCP port in 0..65535, got {options.web}")
+    for url in options.web_allow_origins:
+        parse_origin(url)  # a bad flag fails before anything listens
     bridge = WebBridge(options.net, window=max(options.window, 2.0))
     if options.probes:
         for probe in options.probes:
             client.on_frame(options.net, probe, bridge.on_frame)
     else:
         client.on_frame(options.net, None, bridge.on_frame)
+    server = await start_web_server(bridge, options.host, options.web, options.web_allow_origins)
     try:
-        server = await serve(
-            bridge.handler,
-            options.host,
-            options.web,
-            process_request=bridge.process_request,
-            compression=None,
-            max_size=65536,
-        )
-    except OSError as err:
-        msg = f"cannot serve the web monitor on {options.host}:{options.web}: {err}"
-        raise ConfigError(msg) from None
-    try:
-        print(f"web monitor: http://{options.host}:{_port(server)}/", flush=True)
+        port = _port(server)
+        shown = f"[{options.host}]" if ":" in options.host else options.host
+        print(f"web monitor: http://{shown}:{port}/", flush=True)
+        if options.host.strip("[]") in _WILDCARDS and not options.web_allow_origins:
+            print(
+                "web monitor: listening on all addresses, but only pages opened as "
+                f"localhost are served; add --web-allow-origin http://NAME:{port} for each "
+                "name or address the page is opened by",
+                file=sys.stderr,
+            )
         started = time.monotonic()
         period = 0.05
         beat = 0
@@ -398,7 +585,42 @@ async def serve_web(
         server.close()
         await server.wait_closed()
     print(
-        f"web monitor: sent {bridge.batches} batches, {bridge.spikes_sent} spikes",
+        f"web monitor: sent {bridge.batches} batches, {bridge.spikes_sent} spikes; "
+        f"refused {bridge.refused} requests",
         file=sys.stderr,
     )
     return 0
+
+
+async def start_web_server(
+    bridge: WebBridge, host: str, port: int, allow_origins: Sequence[str] = ()
+) -> Server:
+    """Listen on ``host:port`` (0: any free port) for ``bridge``'s pages and WebSocket.
+
+    Requests are refused until the server listens and ``bridge.access`` names its real
+    address and port.
+
+    Raises:
+        ConfigError: The address cannot be bound, or an origin in ``allow_origins`` is
+            malformed.
+    """
+    try:
+        server = await serve(
+            bridge.handler,
+            host,
+            port,
+            process_request=bridge.process_request,
+            compression=None,
+            max_size=65536,
+            logger=_HandshakeLog(log, {}),
+        )
+    except OSError as err:
+        msg = f"cannot serve the web monitor on {host}:{port}: {err}"
+        raise ConfigError(msg) from None
+    try:
+        bridge.access = WebAccess(host, _port(server), allow_origins)
+    except ConfigError:
+        server.close()
+        await server.wait_closed()
+        raise
+    return server

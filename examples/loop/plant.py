@@ -6,8 +6,8 @@ decoded ``force`` frame from ``spikestream/loop/out/force``. Exit status 0 means
 network brought the mass to rest near 0 (|x| and |v| below ``--tolerance`` over the last
 second).
 
-    spikestream serve examples/loop/controller.toml &
-    python examples/loop/plant.py --broker mqtt://127.0.0.1:1883 --duration 10
+    .venv/bin/spikestream serve examples/loop/controller.toml &
+    .venv/bin/python examples/loop/plant.py --broker mqtt://127.0.0.1:1883 --duration 10
 """
 
 from __future__ import annotations

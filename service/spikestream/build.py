@@ -16,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.errors import BuildError, NetworkFileError
+from spikestream.datafiles import check_values, load_npy
+from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 from spikestream.functions import compile_function
 from spikestream.spec import (
     ConnectionSpec,
@@ -51,9 +53,16 @@ def gain_bias(
             f"max rate {bad} Hz is not reachable: LIF rates must be < 1/tau_ref = "
             f"{1.0 / tau_ref:g} Hz"
         )
-    x = 1.0 / (1.0 - np.exp((tau_ref - 1.0 / max_rates) / tau_rc))
-    gain = (1.0 - x) / (intercepts - 1.0)
-    bias = 1.0 - gain * intercepts
+    with np.errstate(all="ignore"):  # reported below, as a BuildError
+        x = 1.0 / (1.0 - np.exp((tau_ref - 1.0 / max_rates) / tau_rc))
+        gain = (1.0 - x) / (intercepts - 1.0)
+        bias = 1.0 - gain * intercepts
+    if not (np.all(np.isfinite(gain)) and np.all(np.isfinite(bias))):
+        raise BuildError(
+            f"max rates up to {float(np.max(max_rates))} Hz with tau_rc = {tau_rc} s and "
+            f"tau_ref = {tau_ref} s give a non-finite gain or bias; lower the max rates or "
+            "change the time constants"
+        )
     return gain, bias
 
 
@@ -98,11 +107,14 @@ class Population:
     gain: FloatArray
     bias: FloatArray
     encoders: FloatArray  # (n, dim), unit rows
+    radius: float = 1.0
+    initial_voltage: FloatArray | None = None  # (n,); None: every neuron starts at 0
 
     @property
     def scaled_encoders(self) -> FloatArray:
-        """``gain[:, None] * encoders``, shape ``(n, dim)``: input current per unit of x."""
-        return self.gain[:, None] * self.encoders
+        """``encoders * (gain / radius)``, shape ``(n, dim)``: input current per unit of x
+        (Nengo's ``scaled_encoders``, computed the same way)."""
+        return self.encoders * (self.gain / self.radius)[:, None]
 
     def rates(self, x: FloatArray) -> FloatArray:
         """Steady-state rates (Hz) for represented values ``x`` of shape ``(points, dim)``;
@@ -134,6 +146,8 @@ class Connection:
     learning_rate: float = 0.0
     learning_enabled: bool = False
     error_input: str | None = None
+    error_synapse: float = 0.0  # lowpass of the error input before PES uses it, s
+    from_input: bool = False  # pre is an input: post current = gain * E @ T @ lowpass(x)
 
     @property
     def decoded(self) -> bool:
@@ -188,6 +202,9 @@ class Model:
         for c in self.connections:
             if c.weights is not None:
                 out[f"{c.name}.weights"] = c.weights
+            elif c.from_input:
+                assert c.transform is not None
+                out[f"{c.name}.transform"] = c.transform
             else:
                 assert c.decoders is not None
                 assert c.transform is not None
@@ -198,8 +215,21 @@ class Model:
 
 def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int) -> Population:
     rng = _rng(p.seed, "population") if p.seed is not None else _rng(seed, "population", name)
-    max_rates = rng.uniform(p.max_rates[0], p.max_rates[1], size=p.n)
-    intercepts = rng.uniform(p.intercepts[0], p.intercepts[1], size=p.n)
+    where = f"populations.{name}"
+    max_rates = _per_neuron(spec, p.max_rates, p.n, rng, f"{where}.max_rates")
+    intercepts = _per_neuron(spec, p.intercepts, p.n, rng, f"{where}.intercepts")
+    if isinstance(p.max_rates, str) and np.any(max_rates <= 0):
+        raise BuildError(f"{where}.max_rates: {p.max_rates!r} holds rates <= 0 Hz")
+    if isinstance(p.intercepts, str) and np.any(np.abs(intercepts) > 1):
+        raise BuildError(f"{where}.intercepts: {p.intercepts!r} holds values outside [-1, 1]")
+    if isinstance(p.initial_voltage, str):
+        v0: FloatArray | None = _load_array(
+            spec, p.initial_voltage, (p.n,), f"{where}.initial_voltage"
+        )
+    elif p.initial_voltage != 0:  # finite: the spec bounds it
+        v0 = np.full(p.n, p.initial_voltage)
+    else:
+        v0 = None
     if p.encoders is None:
         enc = rng.standard_normal((p.n, p.dim))
     elif isinstance(p.encoders, str):
@@ -212,7 +242,10 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
             f"populations.{name}.encoders: row {int(np.argmin(norms))} is all zeros; "
             "encoders must be non-zero vectors"
         )
-    enc = enc / norms
+    # Rows already of unit length (up to rounding) are kept bit for bit, so imported
+    # encoders give exactly the scaled encoders their source built.
+    unit = np.abs(norms - 1.0) <= 4 * np.finfo(np.float64).eps
+    enc = np.where(unit, enc, enc / norms)
     try:
         gain, bias = gain_bias(max_rates, intercepts, p.tau_rc, p.tau_ref)
     except BuildError as err:
@@ -229,21 +262,30 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
         gain=gain,
         bias=bias,
         encoders=enc,
+        radius=p.radius,
+        initial_voltage=v0,
     )
+
+
+def _per_neuron(
+    spec: NetworkSpec,
+    value: tuple[float, float] | str,
+    n: int,
+    rng: np.random.Generator,
+    where: str,
+) -> FloatArray:
+    """``n`` values drawn uniformly from a ``[low, high]`` range, or read from a file."""
+    if isinstance(value, str):
+        return _load_array(spec, value, (n,), where)
+    return rng.uniform(value[0], value[1], size=n)
 
 
 def _load_array(spec: NetworkSpec, relative: str, shape: tuple[int, ...], where: str) -> FloatArray:
     path = spec.resolve(relative)
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise NetworkFileError(f"{where}: cannot load {str(path)!r}: {err}") from None
-    if not isinstance(data, np.ndarray) or data.shape != shape:
-        got = data.shape if isinstance(data, np.ndarray) else type(data).__name__
-        raise BuildError(f"{where}: {str(path)!r} has shape {got}; expected {shape}")
-    if not np.issubdtype(data.dtype, np.number) or not np.all(np.isfinite(data)):
-        raise BuildError(f"{where}: {str(path)!r} must hold finite numbers")
-    return np.asarray(data, dtype=np.float64)
+    data = load_npy(path, where)
+    if data.shape != shape:
+        raise BuildError(f"{where}: {str(path)!r} has shape {data.shape}; expected {shape}")
+    return check_values(data, path, where)
 
 
 def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> FloatArray:
@@ -276,27 +318,70 @@ def decoders_for(
     points: int,
     rng: np.random.Generator,
     where: str,
+    allow_python: bool = False,
 ) -> tuple[FloatArray, int]:
-    """Decoders of ``function`` (identity if None) for ``pop``; returns ``(D, d_out)``."""
-    eval_points = sample_ball(rng, points, pop.dim)
+    """Decoders of ``function`` (identity if None) for ``pop``; returns ``(D, d_out)``.
+
+    ``allow_python`` lets ``function`` name a Python callable (``"module:attr"``), which
+    imports and runs that module's code.
+
+    Raises:
+        NetworkFileError: ``function`` is not an allowed expression or callable.
+        BuildError: it fails, takes too long, or is not finite over the evaluation points.
+    """
+    eval_points = sample_ball(rng, points, pop.dim) * pop.radius
     if function is None:
         targets = eval_points
     else:
-        fn = compile_function(function, where=where)
+        fn = compile_function(function, where=where, allow_python=allow_python)
         try:
             targets = fn(eval_points)
+        except SpikestreamError:
+            raise
+        except MemoryError:
+            # A vector result of many components over many points (the memory budget
+            # counts eval_points by dim, not by the function's output width).
+            raise BuildError(
+                f"{where}: {function!r} over {points} evaluation points needs more memory "
+                "than is available; lower eval_points or the number of outputs"
+            ) from None
         except (ValueError, TypeError, IndexError, ArithmeticError) as err:
             raise BuildError(
                 f"{where}: {function!r} failed on points of shape {eval_points.shape}: {err}"
             ) from None
-        if targets.shape[0] != points or not np.all(np.isfinite(targets)):
-            raise BuildError(f"{where}: {function!r} must return finite values, one row per point")
+        _check_targets(targets, eval_points, function, where)
+    # The key digests what the solve reads (rates at the points, the targets, reg) after
+    # the function ran under its own checks and deadline, so neither the function's text
+    # nor allow_python_functions can make a stale entry match; decoders read from files
+    # never come here.
     key = _decoder_key(pop, eval_points, targets, reg)
     d = _cached_decoders(key, (pop.n, targets.shape[1]))
     if d is None:
         d = solve_decoders(pop.rates(eval_points), targets, reg)
+        if not np.all(np.isfinite(d)):
+            raise BuildError(f"{where}: the decoders solved for {function or 'x'!r} are not finite")
         _store_decoders(key, d)
     return d, targets.shape[1]
+
+
+def _check_targets(targets: FloatArray, points: FloatArray, function: str, where: str) -> None:
+    """Refuse values of ``function`` at ``points`` (``(points, d)``) that are not one finite
+    row per point, naming a point where it fails."""
+    count = points.shape[0]
+    if targets.ndim != 2 or targets.shape[0] != count or targets.shape[1] == 0:
+        raise BuildError(
+            f"{where}: {function!r} returned values of shape {targets.shape} for "
+            f"{count} points; expected one row of at least one number per point"
+        )
+    bad = ~np.all(np.isfinite(targets), axis=1)
+    if np.any(bad):
+        first = int(np.argmax(bad))
+        raise BuildError(
+            f"{where}: {function!r} is not finite at {int(bad.sum())} of {count} evaluation "
+            f"points (e.g. x = {np.round(points[first], 4).tolist()} gives "
+            f"{targets[first].tolist()}), which is not allowed; a decoded function must be "
+            "finite over the unit ball"
+        )
 
 
 #: Solved decoders are kept on disk, as Nengo keeps its own: a chain of ten 1000-neuron
@@ -306,18 +391,26 @@ def decoders_for(
 DECODER_CACHE_BYTES = 256 * 2**20
 
 
-def decoder_cache_dir() -> Path | None:
-    """The decoder cache folder, or None when the cache is off."""
-    if os.environ.get("SPIKESTREAM_DECODER_CACHE", "1") == "0":
+def decoder_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The decoder cache folder, or None when the cache is off.
+
+    ``$XDG_CACHE_HOME/spikestream/decoders``, else ``~/.cache/spikestream/decoders`` (the
+    XDG base directory specification's place for non-essential data; a relative
+    ``XDG_CACHE_HOME`` is ignored, as the specification says).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("SPIKESTREAM_DECODER_CACHE", "1") == "0":
         return None
-    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return home / "spikestream" / "decoders"
+    cache_home = env.get("XDG_CACHE_HOME", "")
+    base = Path(cache_home) if os.path.isabs(cache_home) else Path.home() / ".cache"
+    return base / "spikestream" / "decoders"
 
 
 def _decoder_key(pop: Population, eval_points: FloatArray, targets: FloatArray, reg: float) -> str:
     """A digest of everything the solve reads: the neurons' rates are set by the scaled
-    encoders, bias, ``tau_rc`` and ``tau_ref``; then the points, targets and ``reg``."""
-    h = hashlib.sha256(b"spikestream decoders v1")
+    encoders (radius included), bias, ``tau_rc`` and ``tau_ref``; then the points (scaled
+    by the radius), the targets and ``reg``."""
+    h = hashlib.sha256(b"spikestream decoders v2")
     for arr in (pop.scaled_encoders, pop.bias, eval_points, targets):
         a = np.ascontiguousarray(arr, dtype=np.float64)
         h.update(repr(a.shape).encode())
@@ -326,18 +419,40 @@ def _decoder_key(pop: Population, eval_points: FloatArray, targets: FloatArray, 
     return h.hexdigest()
 
 
+def _content_digest(d: FloatArray) -> str:
+    """A digest of the decoders themselves, part of the entry's file name, so an entry
+    changed or cut short after it was written is never served."""
+    a = np.ascontiguousarray(d, dtype=np.float64)
+    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()[:32]
+
+
 def _cached_decoders(key: str, shape: tuple[int, int]) -> FloatArray | None:
-    """The cached decoders of ``key``, or None (no cache, no entry, or an unreadable one)."""
+    """The cached decoders of ``key``, or None (no cache, no entry, or one that is not a
+    regular ``.npy`` file of finite float64 values of ``shape`` matching its digest).
+
+    Entries are read as hostile: a FIFO or device is not opened for reading, a header
+    claiming more than the file holds is refused before allocating, pickles are never
+    loaded."""
     folder = decoder_cache_dir()
     if folder is None:
         return None
     try:
-        d = np.load(folder / f"{key}.npy", allow_pickle=False)
-    except (OSError, ValueError, EOFError):
+        entries = sorted(folder.glob(f"{key}.*.npy"))
+    except OSError:
         return None
-    if d.shape != shape or d.dtype != np.float64 or not np.all(np.isfinite(d)):
-        return None
-    return np.asarray(d)
+    for path in entries:
+        try:
+            d = load_npy(path, "decoder cache")
+        except SpikestreamError:
+            continue
+        if (
+            d.shape == shape
+            and d.dtype == np.float64
+            and np.all(np.isfinite(d))
+            and path.name == f"{key}.{_content_digest(d)}.npy"
+        ):
+            return np.ascontiguousarray(d)
+    return None
 
 
 def _store_decoders(key: str, d: FloatArray) -> None:
@@ -351,9 +466,9 @@ def _store_decoders(key: str, d: FloatArray) -> None:
         tmp = folder / f".{key}.{os.getpid()}.tmp"
         with tmp.open("wb") as fh:
             np.save(fh, d, allow_pickle=False)
-        os.replace(tmp, folder / f"{key}.npy")
+        os.replace(tmp, folder / f"{key}.{_content_digest(d)}.npy")
         entries = sorted(
-            ((e.stat().st_mtime, e.stat().st_size, e) for e in folder.glob("*.npy")),
+            ((e.lstat().st_mtime, e.lstat().st_size, e) for e in folder.glob("*.npy")),
             key=lambda x: x[0],
         )
         total = sum(size for _, size, _ in entries)
@@ -367,10 +482,26 @@ def _store_decoders(key: str, d: FloatArray) -> None:
 
 
 def _build_connection(
-    spec: NetworkSpec, i: int, c: ConnectionSpec, pops: dict[str, Population], seed: int
+    spec: NetworkSpec,
+    i: int,
+    c: ConnectionSpec,
+    pops: dict[str, Population],
+    seed: int,
+    allow_python: bool,
 ) -> Connection:
-    pre, post = pops[c.pre], pops[c.post]
+    post = pops[c.post]
     where = f"connections[{i}]"
+    if c.kind == "input":
+        dim = spec.inputs[c.pre].dim
+        return Connection(
+            name=c.label,
+            pre=c.pre,
+            post=c.post,
+            synapse=c.synapse,
+            transform=_transform(c, where, post.dim, dim, f"input {c.pre!r} has dim = {dim}"),
+            from_input=True,
+        )
+    pre = pops[c.pre]
     if c.weights is not None:
         shape = (pre.n, post.n)
         if isinstance(c.weights, WeightsFile):
@@ -385,29 +516,22 @@ def _build_connection(
             else:
                 w = rng.uniform(wd.low, wd.high, size=shape)
         return Connection(name=c.label, pre=c.pre, post=c.post, synapse=c.synapse, weights=w)
-    decoders, d_out = decoders_for(
-        pre,
-        c.function,
-        reg=c.reg,
-        points=c.eval_points,
-        rng=_rng(seed, "eval_points", c.label),
-        where=f"{where}.function",
-    )
-    if isinstance(c.transform, list):
-        transform = np.asarray(c.transform, dtype=np.float64)
-        if transform.ndim != 2 or transform.shape != (post.dim, d_out):
-            raise BuildError(
-                f"{where}.transform: shape {transform.shape}; expected (post.dim, d_out) = "
-                f"({post.dim}, {d_out})"
-            )
+    if c.decoders is not None:
+        decoders = _load_decoders(spec, c.decoders, pre.n, f"{where}.decoders")
+        d_out = decoders.shape[1]
+        what = f"decoders {c.decoders!r} give {d_out} value(s)"
     else:
-        if d_out != post.dim:
-            raise BuildError(
-                f"{where}.function: {c.function!r} returns {d_out} value(s) per point but "
-                f"post population {c.post!r} has dim = {post.dim}; add a transform matrix of "
-                f"shape ({post.dim}, {d_out})"
-            )
-        transform = c.transform * np.eye(post.dim)
+        decoders, d_out = decoders_for(
+            pre,
+            c.function,
+            reg=c.reg,
+            points=c.eval_points,
+            rng=_rng(seed, "eval_points", c.label),
+            where=f"{where}.function",
+            allow_python=allow_python,
+        )
+        what = f"function {c.function!r} returns {d_out} value(s) per point"
+    transform = _transform(c, where, post.dim, d_out, what)
     learn = c.learning
     return Connection(
         name=c.label,
@@ -420,11 +544,47 @@ def _build_connection(
         learning_rate=learn.rate if learn else 0.0,
         learning_enabled=bool(learn and learn.enabled),
         error_input=learn.error if learn else None,
+        error_synapse=learn.synapse if learn else 0.0,
     )
 
 
+def _load_decoders(spec: NetworkSpec, relative: str, n: int, where: str) -> FloatArray:
+    """Decoders from a ``.npy`` file of shape ``(n, d_out)``."""
+    path = spec.resolve(relative)
+    data = load_npy(path, where)  # a regular file whose header fits it, read once
+    if data.ndim != 2 or data.shape[0] != n:
+        raise BuildError(
+            f"{where}: {str(path)!r} has shape {data.shape}; expected shape ({n}, d_out)"
+        )
+    return check_values(data, path, where)
+
+
+def _transform(c: ConnectionSpec, where: str, post_dim: int, d_out: int, what: str) -> FloatArray:
+    """The ``(post_dim, d_out)`` transform of ``c``: its matrix, or its scalar times the
+    identity (which needs ``d_out == post_dim``)."""
+    if isinstance(c.transform, list):
+        transform = np.asarray(c.transform, dtype=np.float64)
+        if transform.ndim != 2 or transform.shape != (post_dim, d_out):
+            raise BuildError(
+                f"{where}.transform: shape {transform.shape}; expected (post.dim, d_out) = "
+                f"({post_dim}, {d_out})"
+            )
+        return transform
+    if d_out != post_dim:
+        raise BuildError(
+            f"{where}: {what} but post population {c.post!r} has dim = {post_dim}; add a "
+            f"transform matrix of shape ({post_dim}, {d_out})"
+        )
+    return c.transform * np.eye(post_dim)
+
+
 def _build_probe(
-    name: str, p: ProbeSpec, pops: dict[str, Population], spec: NetworkSpec, seed: int
+    name: str,
+    p: ProbeSpec,
+    pops: dict[str, Population],
+    spec: NetworkSpec,
+    seed: int,
+    allow_python: bool,
 ) -> Probe:
     probe = Probe(
         name=name,
@@ -433,7 +593,10 @@ def _build_probe(
         synapse=p.synapse,
         ticks_per_frame=p.ticks_per_frame,
     )
-    if p.kind == "decoded":
+    if p.kind == "decoded" and p.decoders is not None:
+        pop = pops[p.target]
+        probe.decoders = _load_decoders(spec, p.decoders, pop.n, f"probes.{name}.decoders")
+    elif p.kind == "decoded":
         pop = pops[p.target]
         probe.decoders, _ = decoders_for(
             pop,
@@ -442,6 +605,7 @@ def _build_probe(
             points=750,
             rng=_rng(seed, "probe", name),
             where=f"probes.{name}.function",
+            allow_python=allow_python,
         )
     return probe
 
@@ -466,7 +630,13 @@ def topological_order(pops: list[str], edges: list[tuple[str, str]]) -> list[str
     return order
 
 
-def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = None) -> Model:
+def build(
+    spec: NetworkSpec,
+    *,
+    dtype: str | None = None,
+    seed: int | None = None,
+    allow_python_functions: bool = False,
+) -> Model:
     """Build ``spec`` into a :class:`Model`.
 
     Args:
@@ -474,7 +644,20 @@ def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = Non
         dtype: ``"float64"`` or ``"float32"``; default is the file's ``network.dtype``.
         seed: overrides ``network.seed``; when both are absent a random seed is drawn
             (and recorded in ``Model.seed`` so the run can be repeated).
+        allow_python_functions: let ``function = "module:attr"`` import and call Python
+            code (off by default: a network file alone must not run code).
+
+    Raises:
+        NetworkFileError, BuildError: naming the network file and the key.
     """
+    try:
+        return _build(spec, dtype, seed, allow_python_functions)
+    except (NetworkFileError, BuildError) as err:
+        # Messages below name the key; the file is known only here.
+        raise type(err)(f"{spec.source}: {err}") from None
+
+
+def _build(spec: NetworkSpec, dtype: str | None, seed: int | None, allow_python: bool) -> Model:
     chosen = dtype if dtype is not None else spec.network.dtype
     if chosen not in ("float64", "float32"):
         raise BuildError(f"dtype {chosen!r} is not allowed; expected float64 or float32")
@@ -483,7 +666,10 @@ def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = Non
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     pops = {name: _build_population(spec, name, p, seed) for name, p in spec.populations.items()}
-    conns = [_build_connection(spec, i, c, pops, seed) for i, c in enumerate(spec.connections)]
+    conns = [
+        _build_connection(spec, i, c, pops, seed, allow_python)
+        for i, c in enumerate(spec.connections)
+    ]
     inputs = {
         name: Input(
             name=name,
@@ -494,8 +680,15 @@ def build(spec: NetworkSpec, *, dtype: str | None = None, seed: int | None = Non
         )
         for name, i in spec.inputs.items()
     }
-    probes = {name: _build_probe(name, p, pops, spec, seed) for name, p in spec.probes.items()}
-    order = topological_order(list(pops), [(c.pre, c.post) for c in conns])
+    probes = {
+        name: _build_probe(name, p, pops, spec, seed, allow_python)
+        for name, p in spec.probes.items()
+    }
+    # With Nengo's timing every filtered connection delivers the previous tick's value, so
+    # only unfiltered ones order the populations.
+    nengo = spec.network.timing == "nengo"
+    edges = [(c.pre, c.post) for c in conns if not c.from_input and not (nengo and c.synapse > 0)]
+    order = topological_order(list(pops), edges)
     return Model(
         spec=spec,
         name=spec.network.name,

@@ -47,3 +47,16 @@ class TransportError(SpikestreamError, ConnectionError):
 
 class AuthError(TransportError, PermissionError):
     """The broker refused our credentials or an ACL denied an operation."""
+
+
+class SnapshotError(ConfigError):
+    """A snapshot file was refused: unreadable, not a snapshot of this network, malformed,
+    too large, or a name or target outside what the snapshot folder allows.
+
+    The message names the file and what was wrong.
+    """
+
+
+class ModelImportError(ConfigError):
+    """A Nengo model cannot be imported: the script fails, the network is missing, or an
+    object lies outside the supported subset (the message names it and what is supported)."""

@@ -21,6 +21,11 @@ from spikestream.errors import ConfigError
 MAX_RASTER_NEURONS = 200
 #: Above this many traces a value panel shows the first few only.
 MAX_TRACES = 40
+#: Keyword arguments for every text artist that shows a name: names come from network
+#: files and from frames or ``.npz`` files made elsewhere, so they are drawn literally,
+#: never parsed as mathtext (``a$\frac{$`` would make matplotlib raise) or TeX (a
+#: user's matplotlibrc may turn on ``text.usetex``).
+_LITERAL: dict[str, Any] = {"parse_math": False, "usetex": False}
 
 
 def _meta(arrays: Mapping[str, npt.NDArray[Any]]) -> dict[str, Any]:
@@ -71,18 +76,18 @@ def plot_run(arrays: Mapping[str, npt.NDArray[Any]], path: str | Path, *, title:
             ax.scatter(t[ticks], neurons, s=1.0, marker="|", color="k", linewidths=0.5)
             ax.set_ylim(-0.5, len(cols) - 0.5)
             shown = f" ({len(cols)} of {n})" if len(cols) < n else ""
-            ax.set_ylabel(f"{name}\nneuron{shown}")
+            ax.set_ylabel(f"{name}\nneuron{shown}", **_LITERAL)
         else:
             values = data.reshape(data.shape[0], -1).astype(np.float64)
             ax.plot(t, values[:, :MAX_TRACES], linewidth=0.8)
             label = meta["probes"].get(name, "input")
-            ax.set_ylabel(f"{name}\n({label})")
+            ax.set_ylabel(f"{name}\n({label})", **_LITERAL)
         if gaps is not None and gaps.any():
             edges = np.flatnonzero(np.diff(np.concatenate([[0], gaps.astype(np.int8), [0]])))
             for start, stop in zip(edges[::2], edges[1::2], strict=True):
                 ax.axvspan(t[start], t[min(stop, len(t) - 1)], color="tab:red", alpha=0.2)
     axes[-1, 0].set_xlabel("time (s)")
-    fig.suptitle(title or f"network {meta.get('network', '')}".strip())
+    fig.suptitle(title or f"network {meta.get('network', '')}".strip(), **_LITERAL)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=100)

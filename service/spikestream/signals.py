@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from spikestream.datafiles import check_values, load_csv, load_npy
 from spikestream.errors import NetworkFileError
 from spikestream.spec import (
     ConstantSignal,
@@ -31,13 +32,7 @@ def default_value(inp: InputSpec) -> FloatArray:
 
 def load_samples(path: Path, dim: int, where: str) -> FloatArray:
     """Read a ``.npy`` or CSV file of samples into shape ``(samples, dim)``."""
-    try:
-        if path.suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        else:
-            data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    except (OSError, ValueError) as err:
-        raise NetworkFileError(f"{where}: cannot read {str(path)!r}: {err}") from None
+    data = load_npy(path, where) if path.suffix == ".npy" else load_csv(path, where)
     data = np.asarray(data, dtype=np.float64)
     if data.ndim == 1:
         data = data[:, None]
@@ -46,9 +41,7 @@ def load_samples(path: Path, dim: int, where: str) -> FloatArray:
             f"{where}: {str(path)!r} has shape {data.shape}; expected (samples, {dim}) with "
             "at least one sample"
         )
-    if not np.all(np.isfinite(data)):
-        raise NetworkFileError(f"{where}: {str(path)!r} holds NaN or infinite values")
-    return data
+    return check_values(data, path, where)
 
 
 def signal_values(spec: NetworkSpec, name: str, t: FloatArray) -> FloatArray:
@@ -60,7 +53,7 @@ def signal_values(spec: NetworkSpec, name: str, t: FloatArray) -> FloatArray:
     inp = spec.inputs[name]
     sig = inp.signal
     dim = inp.dim
-    where = f"inputs.{name}.signal"
+    where = f"{spec.source}: inputs.{name}.signal"  # read at run time, after the build
     if isinstance(sig, str):  # pragma: no cover - the validator expands shorthands
         raise AssertionError(sig)
     if isinstance(sig, SinSignal):
@@ -74,11 +67,11 @@ def signal_values(spec: NetworkSpec, name: str, t: FloatArray) -> FloatArray:
     if isinstance(sig, FileSignal):
         samples = load_samples(spec.resolve(sig.path), dim, where)
         sample_dt = sig.dt if sig.dt is not None else spec.network.dt
-        # Small epsilon so t = k * sample_dt lands on sample k despite rounding.
-        idx = np.floor(t / sample_dt + 1e-9).astype(np.int64)
-        if sig.loop:
-            idx %= samples.shape[0]
-        else:
-            np.minimum(idx, samples.shape[0] - 1, out=idx)
-        return samples[idx]
+        # Small epsilon so t = k * sample_dt lands on sample k despite rounding. The sample
+        # position is wrapped or clipped while still a float, so the integer cast below
+        # never sees a value beyond int64, however long the run.
+        position = np.floor(t / sample_dt + 1e-9)
+        count = samples.shape[0]
+        position = np.mod(position, count) if sig.loop else np.clip(position, 0, count - 1)
+        return samples[position.astype(np.int64)]
     raise AssertionError(f"unknown signal {sig!r}")  # pragma: no cover

@@ -11,7 +11,6 @@ network of the tutorial the project grew from.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,8 +19,10 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -29,19 +30,51 @@ from pydantic import (
 )
 
 from spikestream.errors import NetworkFileError
+from spikestream.names import NAME_PATTERN, NAME_RULE, is_name
 
 #: Names become MQTT topic levels and ``.npz`` keys: no ``+``, ``#``, ``/``, dots or spaces.
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
-_NAME_RE = re.compile(NAME_PATTERN)
-NAME_RULE = "1-64 characters: a letter or '_' first, then letters, digits, '_' or '-'"
+#: The rule lives in :mod:`spikestream.names`, shared with the frame decoder.
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+#: A connection's name: a name, or two names joined by ``->``.
+CONNECTION_NAME_PATTERN = rf"{NAME_PATTERN[:-1]}(->{NAME_PATTERN[1:-1]})?$"
 Dtype = Literal["float64", "float32"]
+#: ``"spikestream"``: only connections that close a cycle deliver the previous tick's value.
+#: ``"nengo"``: every filtered connection does, as in Nengo (docs/MODEL.md).
+Timing = Literal["spikestream", "nengo"]
+
+#: Largest magnitude of a value in a network file (signal amplitudes and offsets, constants,
+#: defaults, weights, transforms, encoders, frequencies). Far beyond any represented value
+#: (about 1), and far enough below float32's 3.4e38 that sums over millions of neurons
+#: stay finite; it also keeps ``high - low`` of a uniform draw finite.
+VALUE_LIMIT = 1e9
+#: Longest time in a network file, seconds (time constants, ``ttl``, a step's time, a file
+#: signal's sample length): about 11.6 days.
+TIME_LIMIT = 1e6
+
+#: Largest random seed: a run records its seed as an int64.
+MAX_SEED = 2**63 - 1
+#: Shortest tick, seconds.
+MIN_DT = 1e-6
+
+#: A finite number with ``|value| <= VALUE_LIMIT``. NaN and inf are refused everywhere
+#: (``allow_inf_nan=False`` in every model's config too): no finite run follows from them.
+Real = Annotated[float, Field(allow_inf_nan=False, ge=-VALUE_LIMIT, le=VALUE_LIMIT)]
+#: A finite, non-negative number.
+NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0, le=VALUE_LIMIT)]
+#: A finite, positive number.
+Positive = Annotated[float, Field(allow_inf_nan=False, gt=0, le=VALUE_LIMIT)]
+#: A duration or time constant in seconds, ``0 <= value <= TIME_LIMIT``.
+Seconds = Annotated[float, Field(allow_inf_nan=False, ge=0, le=TIME_LIMIT)]
+#: A duration in seconds, ``0 < value <= TIME_LIMIT``.
+PositiveSeconds = Annotated[float, Field(allow_inf_nan=False, gt=0, le=TIME_LIMIT)]
+#: One number for every dimension, or one number per dimension.
+Values = Real | list[Real]
 
 
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid name, else raise ``ValueError`` naming ``kind``."""
-    if not _NAME_RE.match(value):
+    if not is_name(value):
         raise ValueError(f"{kind} name {value!r} is not allowed; expected {NAME_RULE}")
     return value
 
@@ -50,7 +83,9 @@ class _Spec(BaseModel):
     """Base of every spec model: frozen, and unknown keys are errors that list the allowed
     keys (pydantic's own message for ``extra='forbid'`` does not)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -76,11 +111,11 @@ class SinSignal(_Spec):
     """
 
     kind: Literal["sin"] = "sin"
-    amp: float = 1.0
-    omega: float | None = None
-    freq: float | None = Field(default=None, gt=0)
-    phase: float = 0.0
-    offset: float = 0.0
+    amp: Real = 1.0
+    omega: Real | None = None
+    freq: Positive | None = None
+    phase: Real = 0.0
+    offset: Real = 0.0
 
     @model_validator(mode="after")
     def _one_rate(self) -> Self:
@@ -103,16 +138,16 @@ class ConstantSignal(_Spec):
     """A constant value (a number for every dimension, or one number per dimension)."""
 
     kind: Literal["constant"] = "constant"
-    value: float | list[float] = 0.0
+    value: Values = 0.0
 
 
 class StepSignal(_Spec):
     """``before`` until time ``t`` (s), then ``after``."""
 
     kind: Literal["step"] = "step"
-    t: float = Field(default=1.0, ge=0)
-    before: float | list[float] = 0.0
-    after: float | list[float] = 1.0
+    t: Seconds = 1.0
+    before: Values = 0.0
+    after: Values = 1.0
 
 
 class FileSignal(_Spec):
@@ -122,7 +157,8 @@ class FileSignal(_Spec):
 
     kind: Literal["file"] = "file"
     path: str
-    dt: float | None = Field(default=None, gt=0)
+    # Bounded below so that t / dt stays a representable sample index over any run.
+    dt: Annotated[float, Field(allow_inf_nan=False, ge=1e-9, le=TIME_LIMIT)] | None = None
     loop: bool = False
 
 
@@ -138,31 +174,43 @@ class NetworkSection(_Spec):
     """``[network]``: name, tick length ``dt`` (s), random ``seed`` and number type."""
 
     name: Name = "net"
-    dt: float = Field(default=0.001, gt=0, le=1.0)
-    seed: int | None = Field(default=None, ge=0)
+    # At least a microsecond: a tick loop paced to the wall clock cannot run faster, and a
+    # dt of 1e-300 made a 0.05 s run ask for 5e298 ticks.
+    dt: float = Field(default=0.001, ge=MIN_DT, le=1.0, allow_inf_nan=False)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     dtype: Dtype = "float64"
+    timing: Timing = "spikestream"
 
 
 class PopulationSpec(_Spec):
     """``[populations.NAME]``: a population of LIF neurons with NEF tuning.
 
-    ``max_rates`` (Hz) and ``intercepts`` are ``[low, high]`` ranges drawn uniformly.
-    ``encoders`` is optional: one row of ``dim`` numbers per neuron (normalised), or a file.
+    ``max_rates`` (Hz) and ``intercepts`` are ``[low, high]`` ranges drawn uniformly, or
+    ``.npy`` files of one value per neuron (shape ``(n,)``). ``encoders`` is optional: one
+    row of ``dim`` numbers per neuron (normalised), or a file. ``radius`` scales the
+    represented range (``x / radius`` is encoded, as in Nengo). ``initial_voltage`` is the
+    voltage every neuron starts (and resets) at, or a ``.npy`` file of shape ``(n,)``.
     """
 
     n: int = Field(gt=0, le=10_000_000)
     dim: int = Field(default=1, ge=1, le=4096)
-    tau_rc: float = Field(default=0.02, gt=0)
-    tau_ref: float = Field(default=0.002, ge=0)
-    min_voltage: float = Field(default=0.0, le=0)
-    max_rates: tuple[float, float] = (200.0, 400.0)
-    intercepts: tuple[float, float] = (-1.0, 1.0)
-    encoders: list[list[float]] | str | None = None
-    seed: int | None = Field(default=None, ge=0)
+    tau_rc: PositiveSeconds = 0.02
+    tau_ref: Seconds = 0.002
+    min_voltage: Annotated[Real, Field(le=0)] = 0.0
+    max_rates: tuple[Real, Real] | str = (200.0, 400.0)
+    intercepts: tuple[Real, Real] | str = (-1.0, 1.0)
+    encoders: list[list[Real]] | str | None = None
+    radius: Positive = 1.0
+    initial_voltage: Real | str = 0.0
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @field_validator("max_rates", "intercepts")
     @classmethod
-    def _ordered(cls, v: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+    def _ordered(
+        cls, v: tuple[float, float] | str, info: ValidationInfo
+    ) -> tuple[float, float] | str:
+        if isinstance(v, str):  # a file of per-neuron values, checked when built
+            return v
         lo, hi = v
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
             raise ValueError(f"{info.field_name} must be [low, high] with low <= high; got {v}")
@@ -170,21 +218,24 @@ class PopulationSpec(_Spec):
 
     @model_validator(mode="after")
     def _tuning_in_range(self) -> Self:
-        lo, hi = self.max_rates
-        if lo <= 0:
-            raise ValueError(f"max_rates: {lo} Hz is not allowed; max rates must be > 0 Hz")
-        if self.tau_ref > 0 and hi >= 1.0 / self.tau_ref:
-            raise ValueError(
-                f"max_rates: {hi} Hz is not allowed; a LIF neuron with tau_ref = "
-                f"{self.tau_ref} s fires below 1/tau_ref = {1.0 / self.tau_ref:g} Hz, "
-                f"so max rates must be < {1.0 / self.tau_ref:g} Hz"
-            )
-        ilo, ihi = self.intercepts
-        if ilo < -1.0 or ihi > 1.0 or ilo >= 1.0:
-            raise ValueError(
-                f"intercepts: {list(self.intercepts)} is not allowed; intercepts must lie in "
-                "[-1, 1] with low < 1"
-            )
+        # Per-neuron files (strings) are checked when built.
+        if not isinstance(self.max_rates, str):
+            lo, hi = self.max_rates
+            if lo <= 0:
+                raise ValueError(f"max_rates: {lo} Hz is not allowed; max rates must be > 0 Hz")
+            if self.tau_ref > 0 and hi >= 1.0 / self.tau_ref:
+                raise ValueError(
+                    f"max_rates: {hi} Hz is not allowed; a LIF neuron with tau_ref = "
+                    f"{self.tau_ref} s fires below 1/tau_ref = {1.0 / self.tau_ref:g} Hz, "
+                    f"so max rates must be < {1.0 / self.tau_ref:g} Hz"
+                )
+        if not isinstance(self.intercepts, str):
+            ilo, ihi = self.intercepts
+            if ilo < -1.0 or ihi > 1.0 or ilo >= 1.0:
+                raise ValueError(
+                    f"intercepts: {list(self.intercepts)} is not allowed; intercepts must lie "
+                    "in [-1, 1] with low < 1"
+                )
         enc = self.encoders
         if isinstance(enc, list) and (len(enc) != self.n or any(len(r) != self.dim for r in enc)):
             shape = (len(enc), len(enc[0]) if enc else 0)
@@ -208,8 +259,8 @@ class InputSpec(_Spec):
     signal: SignalSpec | Literal["sin", "constant", "step"] = Field(
         default_factory=lambda: ConstantSignal()
     )
-    default: float | list[float] = 0.0
-    ttl: float | None = Field(default=None, gt=0)
+    default: Values = 0.0
+    ttl: PositiveSeconds | None = None
 
     @field_validator("signal", mode="before")
     @classmethod
@@ -234,7 +285,7 @@ class InputSpec(_Spec):
                 )
         return self
 
-    def _signal_values(self) -> list[tuple[str, float | list[float]]]:
+    def _signal_values(self) -> list[tuple[str, Values]]:
         s = self.signal
         if isinstance(s, ConstantSignal):
             return [("signal.value", s.value)]
@@ -248,11 +299,20 @@ class WeightsDist(_Spec):
     ``"uniform"`` (``low``, ``high``), with an optional ``seed``."""
 
     dist: Literal["normal", "uniform"] = "normal"
-    mean: float = 0.0
-    std: float = Field(default=1.0, ge=0)
-    low: float = -1.0
-    high: float = 1.0
-    seed: int | None = Field(default=None, ge=0)
+    mean: Real = 0.0
+    std: NonNegative = 1.0
+    low: Real = -1.0
+    high: Real = 1.0
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.dist == "uniform" and self.low > self.high:
+            raise ValueError(
+                f"low = {self.low} > high = {self.high} is not allowed; a uniform "
+                "distribution needs low <= high"
+            )
+        return self
 
 
 class WeightsFile(_Spec):
@@ -262,45 +322,84 @@ class WeightsFile(_Spec):
     file: str
 
 
+def _weights_kind(value: Any) -> str:
+    # A table with a ``file`` key is a weight file; anything else is checked as a
+    # distribution, so an error speaks of that one member only.
+    if (isinstance(value, Mapping) and "file" in value) or isinstance(value, WeightsFile):
+        return "WeightsFile"
+    return "WeightsDist"
+
+
+Weights = Annotated[
+    Annotated[WeightsDist, Tag("WeightsDist")] | Annotated[WeightsFile, Tag("WeightsFile")],
+    Discriminator(_weights_kind),
+]
+
+
 class LearningSpec(_Spec):
-    """Online learning on a decoded connection (PES), driven by the input ``error``."""
+    """Online learning on a decoded connection (PES), driven by the input ``error``,
+    lowpass-filtered by ``synapse`` seconds first (0: used as it arrives)."""
 
     rule: Literal["pes"] = "pes"
     error: Name
-    rate: float = Field(default=1e-4, ge=0)
+    rate: NonNegative = 1e-4
     enabled: bool = True
+    synapse: Seconds = 0.0
 
 
 class ConnectionSpec(_Spec):
     """``[[connections]]``: from population ``pre`` to population ``post``.
 
-    Either ``weights`` (a full matrix, ``I_syn += W.T @ y``) or ``function`` (a decoded NEF
-    connection computing ``function(x)``, kept factored). ``synapse`` is the lowpass time
-    constant in seconds; 0 means unfiltered.
+    Either ``weights`` (a full matrix, ``I_syn += W.T @ y``), ``function`` (a decoded NEF
+    connection computing ``function(x)``, kept factored) or ``decoders`` (a decoded
+    connection with given decoders, a ``.npy`` file of shape ``(pre.n, d_out)``).
+    ``synapse`` is the lowpass time constant in seconds; 0 means unfiltered.
+
+    ``pre`` may also name an input: the input's value is filtered by ``synapse``, multiplied
+    by ``transform`` (shape ``(post.dim, input.dim)``) and encoded into ``post``. Such a
+    connection has no ``weights``, ``function`` or ``decoders``.
     """
 
     pre: Name
     post: Name
-    name: str | None = None
-    synapse: float = Field(default=0.005, ge=0)
-    weights: WeightsDist | WeightsFile | None = None
+    # A name, or ``pre->post`` as the default label reads: it reaches events, logs and the
+    # keys of a run's .npz, so it follows the naming rule too.
+    name: Annotated[str, Field(pattern=CONNECTION_NAME_PATTERN)] | None = None
+    synapse: Seconds = 0.005
+    weights: Weights | None = None
     function: str | None = None
-    transform: float | list[list[float]] = 1.0
-    reg: float = Field(default=0.1, ge=0)
+    decoders: str | None = None
+    transform: Real | list[list[Real]] = 1.0
+    # Above 1000 the regularisation swamps every rate: the decoders are all but zero.
+    reg: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1000)] = 0.1
     eval_points: int = Field(default=750, ge=1, le=1_000_000)
     learning: LearningSpec | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if (self.weights is None) == (self.function is None):
+        given = [self.weights, self.function, self.decoders]
+        if sum(v is not None for v in given) > 1:
             raise ValueError(
-                "give exactly one of weights = {dist = ...} | {file = ...} (a full matrix) "
-                f"or function = '...' (decoded); got weights={self.weights!r}, "
-                f"function={self.function!r}"
+                "give at most one of weights = {dist = ...} | {file = ...} (a full matrix), "
+                "function = '...' or decoders = 'd.npy' (decoded); got "
+                f"weights={self.weights!r}, function={self.function!r}, "
+                f"decoders={self.decoders!r}"
             )
-        if self.learning is not None and self.function is None:
-            raise ValueError("learning needs a decoded connection (function = '...')")
+        if self.learning is not None and self.kind != "decoded":
+            raise ValueError(
+                "learning needs a decoded connection (function = '...' or decoders = '...')"
+            )
         return self
+
+    @property
+    def kind(self) -> Literal["dense", "decoded", "input"]:
+        """``"dense"`` (weights), ``"decoded"`` (function or decoders) or ``"input"`` (none
+        of them: ``pre`` must be an input)."""
+        if self.weights is not None:
+            return "dense"
+        if self.function is not None or self.decoders is not None:
+            return "decoded"
+        return "input"
 
     @property
     def label(self) -> str:
@@ -321,9 +420,19 @@ class ProbeSpec(_Spec):
 
     target: Name
     kind: ProbeKind = "spikes"
-    synapse: float = Field(default=0.01, ge=0)
+    synapse: Seconds = 0.01
     ticks_per_frame: int = Field(default=10, ge=1, le=100_000)
     function: str | None = None
+    decoders: str | None = None
+
+    @model_validator(mode="after")
+    def _decoders_or_function(self) -> Self:
+        if self.decoders is not None and (self.kind != "decoded" or self.function is not None):
+            raise ValueError(
+                f"decoders: {self.decoders!r} is only allowed on a decoded probe without a "
+                f"function; got kind = {self.kind!r}, function = {self.function!r}"
+            )
+        return self
 
 
 class NetworkSpec(_Spec):
@@ -337,6 +446,13 @@ class NetworkSpec(_Spec):
 
     # Folder that relative paths in the file (weights, encoders, signals) resolve against.
     _base_dir: Path | None = PrivateAttr(default=None)
+    # Where the spec came from (the file's path), for error messages.
+    _source: str = PrivateAttr(default="<network>")
+
+    @property
+    def source(self) -> str:
+        """The network file's path (or ``<network>``), as error messages name it."""
+        return self._source
 
     @property
     def base_dir(self) -> Path:
@@ -373,9 +489,15 @@ class NetworkSpec(_Spec):
                 )
         seen: set[str] = set()
         for i, c in enumerate(self.connections):
+            if c.kind == "input" and c.pre not in ins:
+                raise ValueError(
+                    f"connections[{i}].pre: {c.pre!r} is not an input; a connection from a "
+                    "population needs weights = {...}, function = '...' or decoders = '...'; "
+                    f"inputs: {', '.join(sorted(ins)) or '(none defined)'}"
+                )
             for key in ("pre", "post"):
                 ref = getattr(c, key)
-                if ref not in pops:
+                if ref not in pops and not (key == "pre" and c.kind == "input"):
                     raise ValueError(
                         f"connections[{i}].{key}: {ref!r} is not a population; expected one "
                         f"of: {allowed_pops}"
@@ -412,30 +534,102 @@ class NetworkSpec(_Spec):
         return self.network.name
 
 
+# Dict-valued sections: the next part of an error location is a name from the file.
+_NAMED_SECTIONS = frozenset({"populations", "inputs", "probes"})
+
+
+def _field_names() -> frozenset[str]:
+    seen: set[str] = set()
+    todo: list[type[_Spec]] = [_Spec]
+    while todo:
+        cls = todo.pop()
+        seen.update(cls.model_fields)
+        todo.extend(cls.__subclasses__())
+    return frozenset(seen)
+
+
+def _member_tags(loc: tuple[int | str, ...], fields: frozenset[str]) -> list[int]:
+    """Positions in ``loc`` that name a member of a union (``float``, ``list[float]``,
+    ``WeightsDist``, ``tagged-union[...]``, a signal kind) rather than a key of the file:
+    strings that are not a field name and do not follow a named section."""
+    return [
+        k
+        for k, part in enumerate(loc)
+        if k > 0
+        and isinstance(part, str)
+        and (
+            # A discriminated union's tag (``file``) may also be a field name.
+            str(loc[k - 1]).startswith("tagged-union[")
+            or (part not in fields and str(loc[k - 1]) not in _NAMED_SECTIONS)
+        )
+    ]
+
+
+def _is_type_mismatch(error: Any) -> bool:
+    kind = str(error["type"])
+    return kind.endswith(("_type", "_parsing")) or kind == "literal_error"
+
+
+def _closest_members(errors: list[Any]) -> list[Any]:
+    """Drop the errors of union members that the value was not meant for.
+
+    A value checked against ``float | list[float]`` (or ``WeightsDist | WeightsFile``)
+    fails every member, and pydantic reports each. Keep only the member that got
+    furthest: the deepest error location, then the fewest plain type mismatches. So
+    ``transform = [[1, nan]]`` reports the NaN, not "Input should be a valid number"."""
+    fields = _field_names()
+    sites: dict[tuple[int | str, ...], dict[int | str, list[int]]] = {}
+    for i, e in enumerate(errors):
+        loc = tuple(e["loc"])
+        for k in _member_tags(loc, fields):
+            sites.setdefault(loc[:k], {}).setdefault(loc[k], []).append(i)
+
+    def score(indices: list[int]) -> tuple[int, int]:
+        depth = max(len(errors[i]["loc"]) for i in indices)
+        return depth, -sum(_is_type_mismatch(errors[i]) for i in indices)
+
+    dropped: set[int] = set()
+    for members in sites.values():
+        if len(members) > 1:
+            best = max(score(v) for v in members.values())
+            for indices in members.values():
+                if score(indices) < best:
+                    dropped.update(indices)
+    return [e for i, e in enumerate(errors) if i not in dropped]
+
+
 def _loc(loc: tuple[int | str, ...]) -> str:
+    """The key path of an error location, as written in the file: ``connections[0].reg``."""
+    tags = set(_member_tags(loc, _field_names()))
     out = ""
-    for part in loc:
+    for k, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after[_one_rate()]",) or part.startswith(
-            ("function-", "tagged-union", "union[")
-        ):
-            continue
-        else:
+        elif k not in tags:
             out += f".{part}" if out else str(part)
     return out
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...]"
+
+
 def _format_errors(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: invalid network ({err.error_count()} error(s))"]
-    for e in err.errors(include_url=False):
+    """One line per error: ``source: key.path: what is allowed (got value)``; several
+    errors get a heading line first."""
+    lines = []
+    for e in _closest_members(err.errors(include_url=False)):
         loc = _loc(tuple(e["loc"]))
         msg = str(e["msg"]).removeprefix("Value error, ")
         got = e.get("input")
         show_got = e["type"] not in ("value_error", "missing") and not isinstance(got, dict)
         where = f"{loc}: " if loc else ""
-        lines.append(f"  {where}{msg}" + (f" (got {got!r})" if show_got else ""))
-    return "\n".join(lines)
+        lines.append(f"{where}{msg}" + (f" (got {_shown(got)})" if show_got else ""))
+    if len(lines) == 1:
+        return f"{source}: {lines[0]}"
+    heading = f"{source}: invalid network ({len(lines)} errors)"
+    return "\n".join([heading, *(f"  {line}" for line in lines)])
 
 
 def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> NetworkSpec:
@@ -445,9 +639,11 @@ def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> Netw
         NetworkFileError: naming ``source``, the key path, the bad value and what is allowed.
     """
     try:
-        return NetworkSpec.model_validate(data)
+        spec = NetworkSpec.model_validate(data)
     except ValidationError as err:
         raise NetworkFileError(_format_errors(source, err)) from None
+    spec._source = source
+    return spec
 
 
 def load_network(path: str | Path) -> NetworkSpec:
@@ -465,8 +661,13 @@ def load_network(path: str | Path) -> NetworkSpec:
         raise NetworkFileError(f"{p}: network file is not UTF-8 text ({err})") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise NetworkFileError(f"{p}: not valid TOML: {err}") from None
+    except ValueError as err:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise NetworkFileError(f"{p}: not valid TOML: {str(err)[:200]}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise NetworkFileError(
+            f"{p}: not valid TOML: arrays or inline tables nest too deeply (a network file "
+            "nests a few levels)"
+        ) from None
     spec = parse_network(data, source=str(p))
     spec._base_dir = p.resolve().parent
     return spec

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,12 @@ import pytest
 
 from spikestream.build import build, gain_bias, lif_rates, solve_decoders, topological_order
 from spikestream.errors import BuildError, NetworkFileError
-from spikestream.functions import compile_function
+from spikestream.functions import (
+    MAX_EXPRESSION_CHARS,
+    MAX_EXPRESSION_DEPTH,
+    compile_function,
+)
+from spikestream.signals import signal_values
 from spikestream.spec import load_network, parse_network
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
@@ -150,11 +158,349 @@ def test_unsafe_expressions_are_refused(text: str, what: str) -> None:
         compile_function(text)
 
 
-def test_function_by_import_path() -> None:
-    fn = compile_function("numpy:square")
+def test_function_by_import_path_needs_the_opt_in() -> None:
+    with pytest.raises(NetworkFileError) as info:
+        compile_function("numpy:square", where="connections[0].function")
+    msg = str(info.value)
+    assert msg.startswith("connections[0].function: 'numpy:square' names a Python callable")
+    assert "importing module 'numpy' runs its code" in msg
+    assert "--allow-python-functions" in msg
+    # Refused before anything is imported.
+    with pytest.raises(NetworkFileError, match="names a Python callable"):
+        compile_function("nosuchmodule:f")
+
+
+def test_function_by_import_path_when_allowed() -> None:
+    fn = compile_function("numpy:square", allow_python=True)
     np.testing.assert_allclose(fn(np.array([[2.0], [3.0]])), [[4.0], [9.0]])
     with pytest.raises(NetworkFileError, match="cannot import 'nosuchmodule:f'"):
-        compile_function("nosuchmodule:f")
+        compile_function("nosuchmodule:f", allow_python=True)
+    with pytest.raises(
+        NetworkFileError,
+        match=r"^w: 'math:pi' is a float, not callable; expected a function of one point",
+    ):
+        compile_function("math:pi", allow_python=True, where="w")
+    failing = compile_function(f"{__name__}:_fails", allow_python=True, where="probes.p.function")
+    with pytest.raises(
+        BuildError,
+        match=r"probes\.p\.function: '.*:_fails' raised ZeroDivisionError at x = \[0\.0\]",
+    ):
+        failing(np.array([[1.0], [0.0]]))
+
+
+def _fails(point: np.ndarray) -> float:
+    """A Python function for decoded connections that fails at 0."""
+    return 1.0 / float(point[0])
+
+
+def _slow(point: np.ndarray) -> float:
+    """A Python function for decoded connections that takes 10 ms a point."""
+    time.sleep(0.01)
+    return float(point[0])
+
+
+DECODED = {
+    "network": {"seed": 1},
+    "populations": {"a": {"n": 20}, "b": {"n": 10}},
+    "connections": [{"pre": "a", "post": "b", "function": "x"}],
+}
+
+
+def _decoded(function: str) -> dict[str, object]:
+    return {**DECODED, "connections": [{"pre": "a", "post": "b", "function": function}]}
+
+
+def test_python_callable_in_a_network_is_refused_unless_allowed() -> None:
+    spec = parse_network(_decoded("numpy:square"), source="loop.toml")
+    with pytest.raises(NetworkFileError) as info:
+        build(spec)
+    msg = str(info.value)
+    assert msg.startswith("loop.toml: connections[0].function: 'numpy:square' names a Python")
+    assert "\n" not in msg
+    model = build(spec, allow_python_functions=True)
+    reference = build(parse_network(_decoded("x**2")))
+    dec, ref = model.connections[0].decoders, reference.connections[0].decoders
+    assert dec is not None
+    assert ref is not None
+    np.testing.assert_allclose(dec, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_huge_integer_power_is_refused_at_once() -> None:
+    # Evaluated with Python integers this never finished; every number is now a float64,
+    # and the constant part that overflows is named.
+    started = time.perf_counter()
+    with pytest.raises(NetworkFileError) as info:
+        compile_function("x * 9**9**9**9", where="connections[0].function")
+    assert time.perf_counter() - started < 1.0
+    assert str(info.value) == (
+        "connections[0].function: the part '9 ** 9 ** 9 ** 9' of 'x * 9**9**9**9' evaluates "
+        "to inf, which is not allowed; every number in an expression must stay a finite "
+        "float64 (at most about 1.8e308)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        (
+            "-" * 100_000 + "x",
+            f"an expression of 100001 characters .* at most {MAX_EXPRESSION_CHARS}",
+        ),
+        ("-" * 1_999 + "x", f"nests deeper than {MAX_EXPRESSION_DEPTH} levels"),
+        ("sin(" * 110 + "x" + ")" * 110, f"nests deeper than {MAX_EXPRESSION_DEPTH} levels"),
+        ("+".join(["x"] * 600), f"nests deeper than {MAX_EXPRESSION_DEPTH} levels"),
+        ("[" + ",".join(["x[0]"] * 399) + "]", "has more than 1000 parts"),
+        ("(" * 300 + "x" + ")" * 300, "not a valid expression"),
+    ],
+)
+def test_oversized_expressions_are_refused_before_evaluation(text: str, what: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(NetworkFileError, match=rf"^connections\[0\]\.function: .*{what}"):
+        compile_function(text, where="connections[0].function")
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("sin(x, x)", r"calling sin with 2 argument\(s\) \(it takes 1\)"),
+        ("clip(x, 0)", r"calling clip with 2 argument\(s\) \(it takes 3\)"),
+        ("x[1 + 1]", r"the index '1 \+ 1'"),
+        ("x[0][0]", "indexing anything but x"),
+        ("round(x, 99)", "round's second argument"),
+        ("1e999 * x", "the number inf"),
+        ("1" * 400 + " * x", "the number 1111"),
+        ("True * x", "the constant True"),
+        ("1 / 0 + x", "the part '1 / 0' .* evaluates to inf"),
+        ("sqrt(-1) * x", r"the part 'sqrt\(-1\)' .* evaluates to nan"),
+    ],
+)
+def test_expressions_that_cannot_give_finite_values_are_refused(text: str, what: str) -> None:
+    with pytest.raises(NetworkFileError, match=what):
+        compile_function(text)
+
+
+def test_allowed_forms_still_evaluate() -> None:
+    pts = np.random.default_rng(1).uniform(-1, 1, (40, 3))
+    cases = {
+        "x[-1]": pts[:, 2:],
+        "x[0:2]": pts[:, 0:2],
+        "round(x[0], 1)": np.round(pts[:, :1], 1),
+        "clip(x[0], -0.5, 0.5)": np.clip(pts[:, :1], -0.5, 0.5),
+        "2 ** 10 * x[1]": 1024 * pts[:, 1:2],
+        "x[0] ** 2 ** 3": pts[:, :1] ** 8,
+    }
+    for text, expected in cases.items():
+        np.testing.assert_allclose(compile_function(text)(pts), expected, err_msg=text)
+
+
+def test_evaluation_past_the_deadline_is_refused() -> None:
+    fn = compile_function("sin(x) + cos(x)", where="probes.p.function", timeout=0.0)
+    with pytest.raises(
+        BuildError, match=r"probes\.p\.function: 'sin\(x\) \+ cos\(x\)' did not finish within 0 s"
+    ):
+        fn(np.zeros((10, 1)))
+    slow = compile_function(f"{__name__}:_slow", allow_python=True, timeout=0.05)
+    started = time.perf_counter()
+    with pytest.raises(BuildError, match=r"did not finish within 0\.05 s over 1000 evaluation"):
+        slow(np.full((1000, 1), 0.01))
+    assert time.perf_counter() - started < 1.0
+
+
+def test_non_finite_function_values_are_refused_naming_key_and_point() -> None:
+    spec = parse_network(_decoded("1 / (x - x)"), source="net.toml")
+    with pytest.raises(BuildError) as info:
+        build(spec)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(
+        "net.toml: connections[0].function: '1 / (x - x)' is not finite at 750 of 750 "
+        "evaluation points (e.g. x = ["
+    )
+    assert "a decoded function must be finite over the unit ball" in msg
+    spec = parse_network(
+        {**DECODED, "probes": {"p": {"target": "a", "kind": "decoded", "function": "log(x)"}}}
+    )
+    with pytest.raises(BuildError, match=r"probes\.p\.function: 'log\(x\)' is not finite"):
+        build(spec)
+
+
+def test_gain_bias_refuses_non_finite_results() -> None:
+    with pytest.raises(BuildError, match="give a non-finite gain or bias"):
+        gain_bias(np.array([1e300]), np.array([0.0]), 1e10, 0.0)
+
+
+def test_file_signal_index_stays_in_range_on_very_long_runs(tmp_path: Path) -> None:
+    np.save(tmp_path / "u.npy", np.array([1.0, 2.0, 3.0]))
+    t = np.array([0.0, 1e-9, 1e12])  # 1e12 / 1e-9 samples is far beyond int64
+    for loop in (False, True):
+        spec = parse_network(
+            {
+                "populations": {"a": {"n": 2}},
+                "inputs": {
+                    "u": {"signal": {"kind": "file", "path": "u.npy", "dt": 1e-9, "loop": loop}}
+                },
+            }
+        )
+        spec._base_dir = tmp_path
+        values = signal_values(spec, "u", t)
+        assert values[0, 0] == 1.0
+        assert values[1, 0] == 2.0
+        if loop:
+            assert values[2, 0] in (1.0, 2.0, 3.0)
+        else:
+            assert values[2, 0] == 3.0
+
+
+def test_function_running_out_of_memory_is_a_build_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def compile_greedy(text: str, **kwargs: object) -> object:
+        def fn(points: np.ndarray) -> np.ndarray:
+            raise MemoryError
+
+        return fn
+
+    monkeypatch.setattr("spikestream.build.compile_function", compile_greedy)
+    with pytest.raises(
+        BuildError,
+        match=r"^n\.toml: connections\[0\]\.function: 'x' over 750 evaluation points needs more "
+        "memory than is available",
+    ):
+        build(parse_network(DECODED, source="n.toml"))
+
+
+def _npy_header_only(path: Path, shape: tuple[int, ...], descr: str = "<f8") -> None:
+    """A ``.npy`` file whose header claims ``shape`` but that holds no data."""
+    with path.open("wb") as fh:
+        header = {"descr": descr, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(fh, header)
+
+
+@pytest.mark.parametrize(
+    ("shape", "descr", "what"),
+    [
+        ((10**6, 10**6), "<f8", r"header claims shape \(1000000, 1000000\) \(8000000000000 bytes"),
+        ((20, 10), "|O", "it holds object values; expected real numbers"),
+        ((20, 10), "<c16", "it holds complex128 values; expected real numbers"),
+        ((20, 10), "version 3", r"it has \.npy format \(3, 0\); expected 1\.0 or 2\.0"),
+    ],
+)
+def test_weight_file_headers_are_checked_before_allocating(
+    tmp_path: Path, shape: tuple[int, ...], descr: str, what: str
+) -> None:
+    if descr == "version 3":
+        np.save(tmp_path / "w.npy", np.zeros(shape))
+        data = bytearray((tmp_path / "w.npy").read_bytes())
+        data[6] = 3
+        (tmp_path / "w.npy").write_bytes(bytes(data))
+    else:
+        _npy_header_only(tmp_path / "w.npy", shape, descr)
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 20}, "b": {"n": 10}},
+            "connections": [{"pre": "a", "post": "b", "weights": {"file": "w.npy"}}],
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    with pytest.raises(NetworkFileError) as info:
+        build(spec)
+    msg = str(info.value)
+    assert msg.startswith(
+        f"net.toml: connections[0].weights.file: cannot load {str(tmp_path / 'w.npy')!r}: "
+    ), msg
+    assert re.search(what, msg), msg
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy"])
+def test_signal_and_encoder_files_must_be_regular_files(tmp_path: Path, suffix: str) -> None:
+    # A FIFO with no writer (or /dev/zero) blocked the build or fed it without end.
+    fifo = tmp_path / f"u{suffix}"
+    os.mkfifo(fifo)
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 2, "encoders": fifo.name}},
+            "inputs": {"u": {"signal": {"kind": "file", "path": fifo.name}}},
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    with pytest.raises(
+        NetworkFileError,
+        match=rf"^net\.toml: inputs\.u\.signal: {re.escape(repr(str(fifo)))} "
+        "is not a regular file; expected a .npy or CSV file$",
+    ):
+        signal_values(spec, "u", np.zeros(3))
+    if suffix == ".npy":
+        with pytest.raises(NetworkFileError, match=r"populations\.a\.encoders: .* not a regular"):
+            build(spec)
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        # (points,) against (points, 1) broadcast to (points, points): 8 TB at 10^6 points.
+        ("x[0] * [x[0]]", r"'x\[0\] \* \[x\[0\]\]' give shape \(3000, 3000\)"),
+        ("x[0] < [x[0]]", r"give shape \(3000, 3000\)"),
+        ("where(x[0], [x[1]], 1)", r"give shape \(3000, 3000\)"),
+        ("[x]", r"the list element 'x' has shape \(3000, 2\)"),
+    ],
+)
+def test_broadcasting_cannot_square_the_evaluation_points(text: str, what: str) -> None:
+    fn = compile_function(text, where="connections[0].function")
+    with pytest.raises(BuildError, match=rf"^connections\[0\]\.function: in .*{what}"):
+        fn(np.zeros((3000, 2)))
+
+
+def test_constant_parts_of_mismatched_lengths_are_refused_at_compile() -> None:
+    # numpy's ValueError escaped compile_function, which the build does not guard.
+    with pytest.raises(
+        BuildError,
+        match=r"values of shapes \(1, 2\), \(1, 3\) in '\[1, 2\] \+ \[1, 2, 3\]' do not fit",
+    ):
+        compile_function("x + ([1, 2] + [1, 2, 3])")
+
+
+def test_vector_expressions_of_allowed_widths_still_evaluate() -> None:
+    pts = np.random.default_rng(2).uniform(-1, 1, (50, 2))
+    cases = {
+        "[x[0], x[1]] * x": pts * pts,
+        "[1, 2] * x[0:1]": pts[:, :1] * np.array([1.0, 2.0]),
+        "[x[0] * x[1], 1, x[0] < x[1]]": np.stack(
+            [pts[:, 0] * pts[:, 1], np.ones(50), (pts[:, 0] < pts[:, 1]).astype(float)], axis=1
+        ),
+    }
+    for text, expected in cases.items():
+        np.testing.assert_allclose(compile_function(text)(pts), expected, err_msg=text)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e300])
+def test_weight_and_signal_file_values_are_bounded_as_in_the_network_file(
+    tmp_path: Path, value: float
+) -> None:
+    # A finite 1e300 weight overflowed to inf in the first tick; the file itself only
+    # allows |value| <= 1e9.
+    w = np.zeros((20, 10))
+    w[3, 4] = value
+    np.save(tmp_path / "w.npy", w)
+    (tmp_path / "u.csv").write_text(f"0.5\n{value}\n")
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 20}, "b": {"n": 10}},
+            "inputs": {"u": {"signal": {"kind": "file", "path": "u.csv"}}},
+            "connections": [{"pre": "a", "post": "b", "weights": {"file": "w.npy"}}],
+        },
+        source="net.toml",
+    )
+    spec._base_dir = tmp_path
+    allowed = "that are NaN, infinite or beyond +-1e+09, which is not allowed; expected finite"
+    with pytest.raises(NetworkFileError) as info:
+        build(spec)
+    assert str(info.value).startswith(
+        f"net.toml: connections[0].weights.file: {str(tmp_path / 'w.npy')!r} holds 1 value(s) "
+        + allowed
+    ), info.value
+    with pytest.raises(NetworkFileError, match=re.escape(f"holds 1 value(s) {allowed}")):
+        signal_values(spec, "u", np.zeros(2))
 
 
 def test_decoders_come_from_the_disk_cache_bit_for_bit(
@@ -174,7 +520,8 @@ def test_decoders_come_from_the_disk_cache_bit_for_bit(
         }
     )
     first = build(spec)
-    entries = sorted((tmp_path / "spikestream" / "decoders").glob("*.npy"))
+    folder = tmp_path / "spikestream" / "decoders"
+    entries = sorted(folder.glob("*.npy"))
     assert len(entries) == 2  # the connection's and the probe's
 
     def no_solve(*args: object) -> None:
@@ -190,6 +537,9 @@ def test_decoders_come_from_the_disk_cache_bit_for_bit(
     np.testing.assert_array_equal(first.probes["y"].decoders, second.probes["y"].decoders)
 
     entries[0].write_bytes(b"not an npy file")
+    # Right shape and dtype, wrong values: the content digest in the name no longer fits.
+    d = np.load(entries[1])
+    np.save(entries[1], d + 1.0)
     third = build(spec)
     np.testing.assert_array_equal(first.probes["y"].decoders, third.probes["y"].decoders)
     c3 = third.connections[0].decoders
@@ -201,3 +551,64 @@ def test_decoders_come_from_the_disk_cache_bit_for_bit(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "off"))
     build(spec)
     assert not (tmp_path / "off").exists()
+
+
+def test_decoder_cache_entries_are_read_as_hostile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO, a header claiming terabytes and a pickle under an entry's name are all
+    passed over (solved again, same decoders), without blocking or allocating."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = parse_network(DECODED)
+    first = build(spec)
+    folder = tmp_path / "spikestream" / "decoders"
+    (entry,) = folder.glob("*.npy")
+    key = entry.name.split(".")[0]
+    entry.unlink()
+    os.mkfifo(folder / f"{key}.{'0' * 32}.npy")
+    _npy_header_only(folder / f"{key}.{'1' * 32}.npy", (10**6, 10**6))
+    np.save(folder / f"{key}.{'2' * 32}.npy", np.array([{"x": 1}], dtype=object))
+    started = time.perf_counter()
+    second = build(spec)
+    assert time.perf_counter() - started < 30.0
+    d1, d2 = first.connections[0].decoders, second.connections[0].decoders
+    assert d1 is not None
+    assert d2 is not None
+    np.testing.assert_array_equal(d1, d2)
+
+
+def test_decoder_cache_keys_on_what_the_solve_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed function, radius or reg is solved again, never served from the cache;
+    a Python callable giving the same values as an expression shares its entry."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "spikestream" / "decoders"
+
+    def decoders(net: dict[str, object], **kw: bool) -> np.ndarray:
+        d = build(parse_network(net), **kw).connections[0].decoders
+        assert d is not None
+        return d
+
+    base = decoders(_decoded("x**2"))
+    assert len(list(folder.glob("*.npy"))) == 1
+    other = decoders(_decoded("x**3"))
+    assert not np.array_equal(base, other)
+    wide = {**_decoded("x**2"), "populations": {"a": {"n": 20, "radius": 2.0}, "b": {"n": 10}}}
+    assert not np.array_equal(base, decoders(wide))
+    reg = {**DECODED, "connections": [{"pre": "a", "post": "b", "function": "x**2", "reg": 0.5}]}
+    assert not np.array_equal(base, decoders(reg))
+    assert len(list(folder.glob("*.npy"))) == 4
+    monkeypatch.setenv("SPIKESTREAM_DECODER_CACHE", "0")
+    uncached = decoders(_decoded("x**2"))
+    np.testing.assert_array_equal(base, uncached)
+
+
+def test_decoder_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spikestream.build import decoder_cache_dir
+
+    assert decoder_cache_dir({"XDG_CACHE_HOME": "/c"}) == Path("/c/spikestream/decoders")
+    home = Path.home() / ".cache" / "spikestream" / "decoders"
+    assert decoder_cache_dir({"XDG_CACHE_HOME": "relative/c"}) == home
+    assert decoder_cache_dir({}) == home
+    assert decoder_cache_dir({"SPIKESTREAM_DECODER_CACHE": "0"}) is None

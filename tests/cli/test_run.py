@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from spikestream.cli import main
 
@@ -181,3 +183,126 @@ def test_progress_bar_appears_only_after_its_delay() -> None:
     assert shown.bar is not None
     assert shown.bar.n == 1000
     shown.close()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--duration", "nan"], "duration must be a number of seconds > 0; got nan"),
+        (["--duration", "inf"], "duration must be a number of seconds > 0; got inf"),
+        (["--duration", "-1"], "duration must be a number of seconds > 0; got -1"),
+        (["--duration", "1", "--seed", "-1"], "--seed: -1 is not allowed; expected an integer"),
+        (["--duration", "1", "--memory-limit", "lots"], "memory_limit: 'lots' is not allowed"),
+    ],
+)
+def test_bad_run_flags_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+
+    code = main(["run", str(SEED), "--out", str(tmp_path / "o.npz"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert message in err
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_help_mentions_the_memory_limit(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "--memory-limit SIZE" in capsys.readouterr().out
+
+
+NET = """
+[network]
+seed = 1
+[populations.a]
+n = 20
+[populations.b]
+n = 10
+[[connections]]
+pre = "a"
+post = "b"
+"""
+
+
+def _run(
+    tmp_path: Path, network: str, *flags: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``spikestream run`` on ``network`` as a user runs it; the timeout turns a hang into a
+    failure instead of a stuck suite."""
+    path = tmp_path / "net.toml"
+    path.write_text(network)
+    argv = [sys.executable, "-m", "spikestream.cli", "run", str(path), "--duration", "0.05"]
+    argv += ["--out", str(tmp_path / "out.npz"), "--no-progress", *flags]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize(
+    ("connection", "expected"),
+    [
+        (
+            'function = "x * 9**9**9**9"',
+            "connections[0].function: the part '9 ** 9 ** 9 ** 9' of 'x * 9**9**9**9' "
+            "evaluates to inf, which is not allowed",
+        ),
+        (
+            'function = "' + "-" * 100_000 + 'x"',
+            "connections[0].function: an expression of 100001 characters is not allowed",
+        ),
+        (
+            'weights = { dist = "uniform", low = -inf, high = inf }',
+            "invalid network (2 errors)",
+        ),
+        (
+            'weights = { dist = "normal", std = inf }',
+            "connections[0].weights.std: Input should be a finite number (got inf)",
+        ),
+        (
+            'function = "x"\ntransform = nan',
+            "connections[0].transform: Input should be a finite number (got nan)",
+        ),
+        (
+            'function = "numpy:square"',
+            "connections[0].function: 'numpy:square' names a Python callable, which is not "
+            "allowed by default",
+        ),
+        (
+            'function = "log(x)"',
+            "connections[0].function: 'log(x)' is not finite at ",
+        ),
+        (
+            'function = "x + ([1, 2] + [1, 2, 3])"',
+            "connections[0].function: in 'x + ([1, 2] + [1, 2, 3])', the values of shapes "
+            "(1, 2), (1, 3)",
+        ),
+        (
+            'function = "x * [x]"\neval_points = 30000',
+            "connections[0].function: in 'x * [x]', the values of shapes (30000,), (30000, 1) "
+            "in 'x * [x]' give shape (30000, 30000), which is not allowed",
+        ),
+    ],
+)
+def test_hostile_network_file_exits_2_with_one_error_and_no_traceback(
+    tmp_path: Path, connection: str, expected: str
+) -> None:
+    started = time.perf_counter()
+    proc = _run(tmp_path, NET + connection + "\n")
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    first, *rest = proc.stderr.splitlines()
+    assert first.startswith(f"spikestream run: error: {tmp_path / 'net.toml'}: "), first
+    assert expected in first, first
+    # One line per error: the two infinite bounds are two lines, anything else is one.
+    assert len(rest) == (2 if "2 errors" in expected else 0), proc.stderr
+    assert not (tmp_path / "out.npz").exists()
+    print(f"{connection[:40]!r}: refused in {elapsed:.2f} s")
+
+
+def test_python_function_runs_with_the_opt_in_flag(tmp_path: Path) -> None:
+    proc = _run(tmp_path, NET + 'function = "numpy:square"\n', "--allow-python-functions")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.npz").exists()

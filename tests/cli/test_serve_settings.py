@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from spikestream.cli.serve import load_settings, select_shard
 from spikestream.errors import ConfigError
+from tests.cli.test_run import NET
 
 
 def test_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,3 +56,122 @@ def test_select_shard() -> None:
         select_shard(files, "auto/2", hostname="laptop")
     with pytest.raises(ConfigError, match="is empty"):
         select_shard(files[:1], "1/2")
+
+
+# ---------------------------------------------------------------------- hostile values
+
+FINITE = "Input should be a finite number"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("backoff_max", "inf", FINITE),
+        ("backoff_max", "nan", FINITE),
+        ("backoff_max", "601", "less than or equal to 600"),
+        ("realtime_factor", "-inf", FINITE),
+        ("realtime_factor", "-1", "greater than or equal to 0"),
+        ("stats_interval", "nan", FINITE),
+        ("snapshot_every", "inf", FINITE),
+        ("spin", "1", "less than or equal to 0.01"),
+        ("switch_interval", "inf", FINITE),
+        ("ticks_per_frame", "0", "greater than or equal to 1"),
+        ("ticks_per_frame", "2.5", "valid integer"),
+        ("queue_capacity", "abc", "valid integer"),
+        ("expiry", "10000000000", "less than or equal to 4294967295"),
+        ("max_input_bytes", "1000000000000", "less than or equal to 268435455"),
+        ("cpu_latency", "-1", "greater than or equal to 0"),
+        ("seed", "-1", "greater than or equal to 0"),
+        ("memory_limit", "lots", "expected a positive size in bytes, e.g. 2GiB"),
+        ("memory_limit", "-2GiB", "expected a positive size in bytes"),
+    ],
+)
+def test_every_source_refuses_a_bad_value_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str, rule: str
+) -> None:
+    """The same value refused the same way from a flag, the environment and the settings
+    file: one line naming the key, the value and what is allowed."""
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(f"{key} = {_toml(value)}\n")
+    sources = [
+        lambda: load_settings({key: value}, None),
+        lambda: (monkeypatch.setenv(f"SPIKESTREAM_{key.upper()}", value), load_settings({}, None)),
+        lambda: load_settings({}, cfg),
+    ]
+    for source in sources:
+        with pytest.raises(ConfigError) as info:
+            source()
+        message = str(info.value)
+        assert "\n" not in message
+        assert f"{key}: " in message
+        assert rule in message
+        assert value.lstrip("-") in message
+        monkeypatch.delenv(f"SPIKESTREAM_{key.upper()}", raising=False)
+
+
+def _toml(value: str) -> str:
+    # TOML spells the non-finite floats inf and nan; other words become strings.
+    if value.lstrip("-") in ("inf", "nan"):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return f'"{value}"'
+    return value
+
+
+def test_counts_may_be_written_in_exponent_form(tmp_path: Path) -> None:
+    assert load_settings({"queue_capacity": "1e3"}, None).queue_capacity == 1000
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text('ticks_per_frame = 1e2\nmemory_limit = "2GiB"\n')
+    s = load_settings({}, cfg)
+    assert s.ticks_per_frame == 100
+    assert s.memory_limit == 2 * 2**30
+
+
+def test_allow_python_functions_from_env_and_settings_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings({}, None).allow_python_functions is False
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text("allow_python_functions = true\n")
+    assert load_settings({}, cfg).allow_python_functions is True
+    monkeypatch.setenv("SPIKESTREAM_ALLOW_PYTHON_FUNCTIONS", "false")
+    assert load_settings({}, cfg).allow_python_functions is False  # env beats file
+    assert load_settings({"allow_python_functions": True}, cfg).allow_python_functions is True
+
+
+PYTHON_NET = NET + 'function = "{function}"\n'
+
+
+def _serve(tmp_path: Path, function: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "net.toml"
+    path.write_text(PYTHON_NET.format(function=function))
+    # An unsupported broker scheme is refused right after the networks are built, so a
+    # run that gets that far has passed the build without connecting anywhere.
+    argv = [sys.executable, "-m", "spikestream.cli", "serve", str(path), "--broker", "ftp://x"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKESTREAM_")}
+    return subprocess.run(
+        [*argv, *flags], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+
+
+def test_serve_refuses_python_functions_without_the_opt_in(tmp_path: Path) -> None:
+    proc = _serve(tmp_path, "numpy:square")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert "connections[0].function: 'numpy:square' names a Python callable" in line
+    assert "--allow-python-functions" in line
+    proc = _serve(tmp_path, "numpy:square", "--allow-python-functions")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    assert "unsupported scheme 'ftp'" in line  # built; stopped at the broker
+
+
+def test_serve_refuses_a_huge_power_instead_of_hanging(tmp_path: Path) -> None:
+    proc = _serve(tmp_path, "x * 9**9**9**9")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert "the part '9 ** 9 ** 9 ** 9' of 'x * 9**9**9**9' evaluates to inf" in line

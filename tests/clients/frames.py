@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TypeVar
+
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import FrameHeader, SpikeFrame, ValueFrame, decode_frame
+from spikestream.codec import FrameHeader, SpikeFrame, ValueFrame, decode_event, decode_frame
 from spikestream.codec import encode_spikes as _encode_spikes
 from spikestream.codec import encode_values as _encode_values
+from spikestream_client.aggregate import MonitorModel
 
 
 def header(
@@ -56,7 +60,47 @@ def value_frame(h: FrameHeader, values: npt.ArrayLike) -> ValueFrame:
     return frame
 
 
+F = TypeVar("F", SpikeFrame, ValueFrame)
+
+# Strings a hostile publisher might put in a frame header, an event or the status.
+HTML_NAME = '<img src=x onerror="window.__pwned=1">'
+TERMINAL_NAME = "p\x1b]0;pwned\x07\x1b[2J[bold red]boom[/]"
+MATHTEXT_NAME = "a$\\frac{$"
+
+
+def renamed(frame: F, *, probe: str | None = None, net: str | None = None) -> F:
+    """``frame`` with another probe or net name in its header, as if a decoder had let
+    the name through (the codec refuses such names; the outputs must not rely on it)."""
+    h = frame.header
+    h = dataclasses.replace(h, probe=h.probe if probe is None else probe)
+    h = dataclasses.replace(h, net=h.net if net is None else net)
+    return dataclasses.replace(frame, header=h)
+
+
 def regular_spikes(tick: int, ticks: int, n: int, period: int) -> npt.NDArray[np.bool_]:
     """Neuron ``i`` spikes on absolute ticks where ``(tick + i) % period == 0``."""
     k = np.arange(tick, tick + ticks)[:, None] + np.arange(n)[None, :]
     return np.asarray(k % period == 0)
+
+
+def hostile_model() -> MonitorModel:
+    """A monitor model fed hostile strings and values everywhere the bus can put them: a
+    probe name that got past the codec, the status, an event, and stats with escape
+    sequences, wrong types and numbers that JSON parses as inf."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    for seq in range(10):
+        h = header("s", seq, 10 * seq)
+        spikes = spike_frame(h, regular_spikes(10 * seq, 10, 4, 5))
+        model.on_frame(renamed(spikes, probe=TERMINAL_NAME))
+        model.on_frame(renamed(value_frame(h, np.ones((10, 1))), probe="[u]\x9b2J"))
+    model.on_status("\x1b]0;status-title\x07[blink]up[/blink]")
+    model.on_event(
+        {"event": "\x1b[2J[bold]kind[/bold]", "error": "\x1b]0;t\x07[red]why[/red]\u202e"}
+    )
+    stats = (
+        b'{"v": 1, "event": "stats", "wall": 1, "tick": "\\u001b[H[i]7[/i]", "t": "x", '
+        b'"dropped": 3, "overruns": "\\u0007", "late_p99_ms": [1], "late_max_ms": {"a": 1}, '
+        b'"realtime_factor_actual": 1e999, "realtime_factor": 1e999, "paused": "no"}'
+    )
+    model.on_stats(decode_event(stats))
+    return model

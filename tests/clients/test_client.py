@@ -14,7 +14,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream.codec import PayloadRejected, SpikeFrame, ValueFrame
 from spikestream.errors import ConfigError, TransportError
 from spikestream_client import (
     ControlRejected,
@@ -25,9 +25,10 @@ from spikestream_client import (
 )
 from tests.brokers import Mosquitto, free_port
 from tests.clients.conftest import SeedService, wait_online
-from tests.clients.frames import header, regular_spikes, spike_payload
+from tests.clients.frames import HTML_NAME, TERMINAL_NAME, header, regular_spikes, spike_payload
 from tests.conftest import MosquittoFactory
 from tests.serving import NODELAY, SEED, ServeProcess
+from tests.transport.support import eventually
 
 pytestmark = pytest.mark.broker
 
@@ -158,6 +159,40 @@ async def test_undecodable_frames_are_counted_not_fatal(mosquitto: Mosquitto) ->
     assert client.statistics().decode_errors == 1
 
 
+async def test_frames_with_hostile_or_mismatched_names_are_rejected_and_counted(
+    mosquitto: Mosquitto,
+) -> None:
+    """The codec refuses header names that break the naming rule, and the client refuses
+    a frame whose header names another probe or network than its topic: each is
+    counted as a decode error, none reaches a consumer, the client goes on."""
+    spikes = regular_spikes(0, 10, 4, 2)
+    rejected = [
+        ("spikestream/fake/out/p", header(HTML_NAME, 0, 0)),  # name rule
+        ("spikestream/fake/out/p", header(TERMINAL_NAME, 1, 10)),  # name rule
+        ("spikestream/fake/out/p", header("p", 2, 20, net="a b")),  # name rule, net
+        (f"spikestream/fake/out/{HTML_NAME}", header(HTML_NAME, 3, 30)),  # topic too
+        ("spikestream/fake/out/p", header("q", 4, 40)),  # poses as probe q
+        ("spikestream/fake/out/p", header("p", 5, 50, net="other")),  # as network other
+    ]
+    async with SpikestreamClient(mosquitto.url()) as client, await _publisher(mosquitto) as pub:
+        stream = client.frames("fake")
+        assert await client.sync(timeout=5)
+        for topic, h in rejected:
+            await pub.publish(topic, spike_payload(h, spikes), qos=1)
+        await pub.publish(
+            "spikestream/fake/out/p", spike_payload(header("p", 7, 70), spikes), qos=1
+        )
+        frame = await stream.get(timeout=5)
+        assert (frame.header.probe, frame.header.seq) == ("p", 7)
+        # Messages on other topics may trail the valid frame.
+        await eventually(lambda: client.statistics().decode_errors >= len(rejected), 5)
+        await asyncio.sleep(0.1)
+        assert len(stream) == 0
+        stats = client.statistics()
+    assert stats.decode_errors == len(rejected)
+    assert stats.frames == 1
+
+
 async def test_control_commands_and_replies(seed_service: SeedService) -> None:
     async with SpikestreamClient(seed_service.url) as client:
         stats = client.stats("seed")
@@ -176,8 +211,12 @@ async def test_control_commands_and_replies(seed_service: SeedService) -> None:
         assert resumed.event["paused"] is False
         changed = await client.set("seed", "realtime_factor", 1.0)
         assert changed.event["realtime_factor"] == 1.0
-        with pytest.raises(ControlRejected, match="bogus") as info:
+        # A key outside the control schema is refused before it is sent ...
+        with pytest.raises(PayloadRejected, match="cannot set 'bogus'; settable keys"):
             await client.set("seed", "bogus", 3.0)
+        # ... a command only the service can refuse comes back as its reply.
+        with pytest.raises(ControlRejected, match="no learning connection") as info:
+            await client.set("seed", "learning", True)
         assert info.value.reply.event["event"] == "control_rejected"
         assert await client.control("seed", "status", wait=False) is None
         status = await client.control("seed", "status")

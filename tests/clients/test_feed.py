@@ -189,7 +189,8 @@ async def test_file_and_stdin_feeds_publish_in_order(mosquitto: Mosquitto, tmp_p
     timed.write_text("time,x\n0.0,1\n0.2,2\n0.5,3\n")
     async with Listener(mosquitto.host, mosquitto.port, [topic]) as listener:
         done = await asyncio.to_thread(
-            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--input", "u",
+            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--no-check",
+            "--input", "u",
             str(npy), "--rate", "50",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -200,7 +201,8 @@ async def test_file_and_stdin_feeds_publish_in_order(mosquitto: Mosquitto, tmp_p
 
         listener.messages.clear()
         done = await asyncio.to_thread(
-            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--input", "u",
+            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--no-check",
+            "--input", "u",
             str(timed), "--timestamp", "signal",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -213,7 +215,8 @@ async def test_file_and_stdin_feeds_publish_in_order(mosquitto: Mosquitto, tmp_p
 
         listener.messages.clear()
         done = await asyncio.to_thread(
-            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--input", "u",
+            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--no-check",
+            "--input", "u",
             "stdin", "--rate", "200",
             stdin="0.5\n# a comment\n1 2\nbanana\n-0.25\n",
         )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import re
 import time
@@ -14,12 +15,13 @@ from rich.console import Console
 
 from spikestream.codec import decode_frame
 from spikestream_client import SpikestreamClient
-from spikestream_client.aggregate import MonitorModel
+from spikestream_client.aggregate import MAX_EVENT_KINDS, MAX_PROBES, MonitorModel
 from spikestream_client.monitor import render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (
     header,
+    hostile_model,
     regular_spikes,
     spike_frame,
     spike_payload,
@@ -116,9 +118,24 @@ def test_stats_status_events_render() -> None:
     assert re.search(r"│ s\s+│\s+10 │\s+100\.0 │", text), text
 
 
-def test_ingest_keeps_up_with_5000_frames_per_second() -> None:
-    """Five probes at 1000 frames/s each (one tick per frame): decoding every frame and
-    aggregating, plus ten redraws, must take well under the second the frames span."""
+def test_described_probes_are_listed_before_their_first_frame() -> None:
+    """Probes from the describe document show (with no data yet) before any frame; a
+    ``--probe`` filter still applies."""
+    model = MonitorModel("fake", probes={"quiet", "s"})
+    model.expect({"quiet": "values", "s": "spikes", "other": "spikes"})
+    feed_spikes(model, range(5))
+    console = Console(width=180, record=True, color_system=None)
+    console.print(render(model.snapshot(), "mqtt://broker:1883"))
+    text = console.export_text()
+    assert re.search(r"│ quiet\s+│", text), text
+    assert re.search(r"│ s\s+│\s+10 │", text), text
+    assert "other" not in text
+
+
+def test_ingest_counts_every_frame_of_five_probes() -> None:
+    """Five probes at one tick per frame, interleaved as the bus delivers them, with
+    redraws in between: every frame is counted and every tick covered. (How fast this
+    ingest runs is a benchmark figure: ``bench/monitor.py``.)"""
     rng = np.random.default_rng(0)
     payloads = []
     for k in range(1000):
@@ -129,19 +146,15 @@ def test_ingest_keeps_up_with_5000_frames_per_second() -> None:
             values = rng.random((1, width))
             payloads.append(value_payload(header(probe, k, k, ticks=1, net="x"), values))
     model = MonitorModel("x")
-    console = Console(width=180, file=open("/dev/null", "w"), color_system=None)  # noqa: SIM115
-    started = time.perf_counter()
+    console = Console(width=180, file=io.StringIO(), color_system=None)
     for i, payload in enumerate(payloads):
         model.on_frame(decode_frame(payload))
         if i % 500 == 499:
             console.print(render(model.snapshot()))
-    elapsed = time.perf_counter() - started
-    console.file.close()
     snap = model.snapshot()
     assert [p.frames for p in snap.probes] == [1000] * 5
     assert all(p.covered == 1.0 for p in snap.probes)
-    # On this 2-core machine it takes about 0.2 s; 0.6 s leaves room for a busy CI box.
-    assert elapsed < 0.6, f"ingesting 5000 frames took {elapsed:.2f} s"
+    assert all(p.gaps == 0 and p.missing == 0 for p in snap.probes)
 
 
 # ----------------------------------------------------------------------------- the tool
@@ -193,7 +206,7 @@ async def test_monitor_once_prints_a_single_view(seed_service: SeedService) -> N
 
 @pytest.mark.broker
 @pytest.mark.slow
-async def test_monitor_keeps_up_with_1000_frames_per_second_per_probe(
+async def test_monitor_counts_every_frame_at_1000_frames_per_second_per_probe(
     mosquitto: Mosquitto, tmp_path: Path, seed_service: SeedService
 ) -> None:
     """One tick per frame: 5 probes x 1000 frames/s. The display coalesces, so every
@@ -218,11 +231,67 @@ async def test_monitor_keeps_up_with_1000_frames_per_second_per_probe(
         await shared.resume("seed")
         await shared.close()
     assert done.returncode == 0, done.stderr
-    assert took < 8.0
+    print(f"monitor ran {took:.1f} s for a 3 s window")
     for probe in ("a_spikes", "b_spikes", "a_filtered", "b_filtered", "u"):
         cells = _row(done.stdout, probe)
         fps, gaps, lag_ms = float(cells[-5]), cells[-4], float(cells[-1])
-        assert fps >= 850, f"{probe}: {fps} frames/s\n{done.stdout}"
+        # Frame rate and lag are timing figures of this machine (bench/monitor.py measures
+        # them); what must hold everywhere is that frames arrive and none is lost.
+        print(f"{probe}: {fps} frames/s, lag {lag_ms} ms")
+        assert fps > 0, f"{probe}: no frames\n{done.stdout}"
         assert gaps == "0/0", f"{probe}: gaps {gaps}\n{done.stdout}"
-        assert lag_ms < 250, f"{probe}: lag {lag_ms} ms\n{done.stdout}"
     assert not math.isnan(float(_row(done.stdout, "a_spikes")[2]))
+
+
+# ----------------------------------------------------------------- hostile strings
+
+
+def test_terminal_view_strips_escapes_and_shows_markup_literally() -> None:
+    model = hostile_model()
+    plain = Console(width=250, file=io.StringIO(), color_system=None, force_terminal=False)
+    plain.print(render(model.snapshot(), "mqtt://b\x1b[2J"))
+    out = plain.file.getvalue()  # type: ignore[attr-defined]
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out, (raw, out)
+    # rich did not interpret the brackets: they are shown as typed.
+    for literal in (
+        "p[bold red]boom[/]",  # the probe name, minus its escape sequences
+        "│ [u] ",  # 8-bit CSI (0x9b 2 J) removed whole
+        "[blink]up[/blink]",
+        "[bold]kind[/bold]",
+        "[red]why[/red]",
+        "tick [i]7[/i]",
+    ):
+        assert literal in out, (literal, out)
+    assert "status-title" not in out  # an OSC string is removed with its payload
+    # Stats of the wrong type or out of range show as "-", never a TypeError.
+    assert "t - s  RTF -  late p99 - ms" in out
+
+    # With colours on, the only escape sequences are rich's own SGR styles: no title
+    # change (OSC), no screen clear or cursor move (other CSI), no bell.
+    colour = Console(width=250, file=io.StringIO(), color_system="standard", force_terminal=True)
+    colour.print(render(model.snapshot(), "broker"))
+    styled = colour.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[" in styled  # the console really is emitting colour
+    residue = re.sub(r"\x1b\[[0-9;]*m", "", styled)
+    assert "\x1b" not in residue
+    assert "\x07" not in residue
+
+
+def test_invented_probe_names_and_event_kinds_are_bounded() -> None:
+    """Anyone who may publish on out/+ or events could invent names forever; the model
+    keeps MAX_PROBES views and MAX_EVENT_KINDS counters and counts the rest."""
+    model = MonitorModel("fake", window=0.1, bins=4)
+    spikes = regular_spikes(0, 10, 2, 5)
+    for k in range(MAX_PROBES + 50):
+        model.on_frame(spike_frame(header(f"p{k}", 0, 0), spikes))
+    assert len(model.views) == MAX_PROBES
+    assert model.frames == MAX_PROBES
+    assert model.ignored_frames == 50
+    model.on_frame(spike_frame(header("p0", 1, 10), spikes))  # known probes go on
+    assert model.frames == MAX_PROBES + 1
+    for k in range(MAX_EVENT_KINDS + 30):
+        model.on_event({"event": f"kind{k}"})
+    assert len(model.events) == MAX_EVENT_KINDS + 1
+    assert model.events["other"] == 30
+    assert sum(model.events.values()) == MAX_EVENT_KINDS + 30

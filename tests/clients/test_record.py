@@ -13,10 +13,18 @@ import pytest
 
 from spikestream.codec import SpikeFrame
 from spikestream.errors import ConfigError
+from spikestream.plotting import plot_run
 from spikestream_client import SpikestreamClient
 from spikestream_client.record import Recorder, plot_arrays
 from tests.clients.conftest import SeedService, cli, cli_env, run_cli
-from tests.clients.frames import header, regular_spikes, spike_frame, value_frame
+from tests.clients.frames import (
+    MATHTEXT_NAME,
+    header,
+    regular_spikes,
+    renamed,
+    spike_frame,
+    value_frame,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -104,6 +112,31 @@ def test_nothing_recorded_is_an_error_and_plot_view_aliases_spikes() -> None:
     assert meta["probes"]["x"] == "values"  # plot_run draws value probes as traces
 
 
+def test_probes_named_like_the_files_own_keys_are_skipped_and_counted() -> None:
+    rec = Recorder("fake")
+    rec.on_frame(value_frame(header("t", 0, 0), np.full((10, 1), 5.0)))
+    with pytest.raises(ConfigError, match=r"1 frames of probe 't' skipped .*file's own keys"):
+        rec.arrays()
+    rec.on_frame(value_frame(header("v", 0, 0), np.zeros((10, 1))))
+    out = rec.arrays()
+    np.testing.assert_allclose(out["t"], (np.arange(10) + 1) * 0.001)  # not the probe's 5.0
+    assert json.loads(str(out["meta"]))["skipped_frames"] == {"t": 1}
+
+
+def test_plot_draws_mathtext_hostile_names_literally(tmp_path: Path) -> None:
+    """Names are drawn as plain text: ``a$\\frac{$`` used to make matplotlib raise."""
+    rec = Recorder("n$\\x{")
+    for seq in range(3):
+        h = header("s", seq, 10 * seq)
+        rec.on_frame(
+            renamed(spike_frame(h, regular_spikes(10 * seq, 10, 3, 2)), probe=MATHTEXT_NAME)
+        )
+        rec.on_frame(renamed(value_frame(h, np.ones((10, 2))), probe="v$^{"))
+    png = plot_run(plot_arrays(rec.arrays()), tmp_path / "odd.png", title="$\\x{$ (recorded)")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 5_000
+
+
 @pytest.mark.broker
 async def test_record_matches_the_frames_and_plots(
     seed_service: SeedService, tmp_path: Path
@@ -134,13 +167,15 @@ async def test_record_matches_the_frames_and_plots(
     assert data["u"].shape == (ticks.size, 1)
     assert data["a_filtered"].shape == (ticks.size, 50)
     meta = json.loads(str(data["meta"]))
+    # The kinds of the network file, from the service's describe document.
     assert meta["probes"] == {
-        "a_filtered": "values",
+        "a_filtered": "filtered",
         "a_spikes": "spikes",
-        "b_filtered": "values",
+        "b_filtered": "filtered",
         "b_spikes": "spikes",
         "u": "input",
     }
+    assert meta["describe"]["net"] == "seed"
     assert meta["status"] == "online"
     # Every frame the test saw inside the recorded span matches the file, row for row.
     compared = 0

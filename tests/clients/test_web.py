@@ -4,21 +4,49 @@ headless Chromium driven over the DevTools protocol."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import aiomqtt
 import numpy as np
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
-from spikestream_client.webmonitor import ASSETS, WEB_DIR, WebBridge
+from spikestream.codec import decode_event
+from spikestream.errors import ConfigError
+from spikestream_client.aggregate import MonitorModel
+from spikestream_client.webmonitor import (
+    ASSETS,
+    WEB_DIR,
+    WebAccess,
+    WebBridge,
+    parse_origin,
+    snapshot_json,
+    start_web_server,
+)
+from tests.brokers import free_port
 from tests.clients.cdp import Chromium, ChromiumMissing, chromium_binary
 from tests.clients.conftest import SeedService, cli, cli_env
-from tests.clients.frames import header, regular_spikes, spike_frame, value_frame
+from tests.clients.frames import (
+    HTML_NAME,
+    header,
+    hostile_model,
+    regular_spikes,
+    renamed,
+    spike_frame,
+    spike_payload,
+    value_frame,
+)
+from tests.transport.support import eventually
 
 
 def test_batches_carry_spikes_values_and_coverage() -> None:
@@ -44,6 +72,35 @@ def test_batches_carry_spikes_values_and_coverage() -> None:
     assert all(row == [float(t)] for t, row in zip(v["t"], v["v"], strict=True))
     assert 9 in v["t"]  # each frame's last row always goes too
     json.dumps(batch, allow_nan=False)
+
+
+def test_summary_of_hostile_stats_and_events_is_valid_json() -> None:
+    """inf (JSON 1e999), lists and objects where numbers belong become null; strings
+    are cut short; the summary always encodes (a ValueError here stopped the bridge)."""
+    summary = snapshot_json(hostile_model().snapshot())
+    text = json.dumps(summary, allow_nan=False)
+    stats = summary["service"]["stats"]
+    assert stats["realtime_factor_actual"] is None
+    assert stats["late_p99_ms"] is None
+    assert stats["late_max_ms"] is None
+    assert stats["t"] == "x"
+    assert summary["service"]["last_event"] == {
+        "event": "\x1b[2J[bold]kind[/bold]",
+        "error": "\x1b]0;t\x07[red]why[/red]\u202e",
+        "input": None,
+        "cmd": None,
+    }
+    assert len(text) < 10_000
+    model = hostile_model()
+    model.on_event(decode_event(b'{"v": 1, "event": "x", "wall": 1, "error": 1e999, "cmd": [1]}'))
+    summary = snapshot_json(model.snapshot())
+    json.dumps(summary, allow_nan=False)
+    assert summary["service"]["last_event"] == {
+        "event": "x",
+        "error": None,
+        "input": None,
+        "cmd": None,
+    }
 
 
 def test_page_files_are_shipped_and_self_contained() -> None:
@@ -77,6 +134,14 @@ async def _start_web_monitor(url: str) -> tuple[asyncio.subprocess.Process, str]
     return proc, match[1]
 
 
+def _need_chromium() -> None:
+    """Fail (never skip) without Chromium, with the install command."""
+    try:
+        chromium_binary()
+    except ChromiumMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
 def _get(url: str) -> tuple[int, str, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -90,10 +155,7 @@ def _get(url: str) -> tuple[int, str, bytes]:
 async def test_web_monitor_draws_spikes_in_chromium(
     seed_service: SeedService, tmp_path: Path
 ) -> None:
-    try:
-        chromium_binary()
-    except ChromiumMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
+    _need_chromium()
     proc, url = await _start_web_monitor(seed_service.url)
     try:
         status, ctype, body = await asyncio.to_thread(_get, url)
@@ -153,3 +215,334 @@ async def test_web_monitor_draws_spikes_in_chromium(
         _, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     assert "batches" in err.decode()
+
+
+# ------------------------------------------------------------ Host and Origin checks
+
+
+def test_web_access_answers_only_its_own_addresses() -> None:
+    access = WebAccess("127.0.0.1", 8080)
+    for host in ("localhost:8080", "LocalHost:8080", "127.0.0.1:8080", "[::1]:8080"):
+        assert access.host_ok(host), host
+    for host in (
+        None,
+        "",
+        "localhost",  # port 80 implied
+        "localhost:8081",
+        "evil.example:8080",  # DNS rebinding: the attacker's name, our address
+        "evil.example",
+        "127.0.0.1:8080@evil.example",
+        "127.0.0.1:8080/x",
+        "127.0.0.1 :8080",
+        "localhost:99999",
+        "0.0.0.0:8080",
+    ):
+        assert not access.host_ok(host), host
+    assert access.origin_ok(None)  # scripts and tools send no Origin; browsers always do
+    for origin in ("http://localhost:8080", "http://127.0.0.1:8080", "http://[::1]:8080"):
+        assert access.origin_ok(origin), origin
+    for origin in (
+        "http://evil.example",
+        "http://evil.example:8080",
+        "https://localhost:8080",
+        "http://localhost:8081",
+        "null",  # sandboxed frames and file: pages
+        "",
+        "localhost:8080",
+    ):
+        assert not access.origin_ok(origin), origin
+
+
+def test_web_access_bound_address_and_allowed_origins() -> None:
+    assert WebAccess("192.168.1.5", 9000).host_ok("192.168.1.5:9000")
+    assert WebAccess("::1", 9000).origin_ok("http://[::1]:9000")
+    assert not WebAccess("0.0.0.0", 9000).host_ok("192.168.1.5:9000")
+    assert WebAccess("127.0.0.1", 80).host_ok("localhost")  # the default port left out
+    access = WebAccess(
+        "127.0.0.1",
+        8080,
+        ["http://Pi.Local:8080", "https://mon.example.com", "http://[fe80::1]:81"],
+    )
+    assert access.host_ok("pi.local:8080")
+    assert access.origin_ok("http://pi.local:8080")
+    assert access.host_ok("mon.example.com")  # behind a TLS proxy on 443
+    assert access.host_ok("mon.example.com:443")
+    assert access.origin_ok("https://mon.example.com")
+    assert access.origin_ok("https://mon.example.com:443")
+    assert not access.origin_ok("http://mon.example.com")  # another scheme, another origin
+    assert access.host_ok("[fe80::1]:81")
+    assert not access.host_ok("pi.local:8081")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["pi.local:8080", "ftp://pi.local", "http://", "http://u:p@pi.local", "http://pi/x",
+     "http://pi:99999", "http://pi?x", "*"],
+)  # fmt: skip
+def test_bad_allowed_origins_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"--web-allow-origin .*expected an origin like"):
+        parse_origin(url)
+
+
+@contextlib.asynccontextmanager
+async def _server(
+    allow: Sequence[str] = (), bridge: WebBridge | None = None, port: int = 0
+) -> AsyncIterator[tuple[WebBridge, int]]:
+    bridge = bridge or WebBridge("fake")
+    server = await start_web_server(bridge, "127.0.0.1", port, allow)
+    try:
+        yield bridge, int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _http(port: int, request: bytes) -> bytes:
+    """Send raw bytes; return what the server answers before it closes (or b"")."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(5):
+            return await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _status(port: int, host: str, origin: str | None = None, path: str = "/") -> int:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}"]
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    reply = await _http(port, ("\r\n".join(lines) + "\r\n\r\n").encode())
+    return int(reply.split(b" ", 2)[1])
+
+
+async def test_foreign_host_is_refused_with_403_and_allowed_with_the_flag() -> None:
+    async with _server() as (bridge, port):
+        assert await _status(port, f"127.0.0.1:{port}") == 200
+        assert await _status(port, f"localhost:{port}", path="/monitor.js") == 200
+        assert await _status(port, f"evil.example:{port}") == 403
+        assert await _status(port, f"evil.example:{port}", path="/ws") == 403
+        assert await _status(port, f"localhost:{port}", origin="http://evil.example") == 403
+        assert bridge.refused == 3
+    port = free_port()
+    async with _server([f"http://pi.local:{port}"], port=port) as (bridge, _):
+        assert await _status(port, f"pi.local:{port}") == 200
+        assert await _status(port, f"pi.local:{port}", origin=f"http://pi.local:{port}") == 200
+        assert await _status(port, f"evil.example:{port}") == 403
+        assert bridge.refused == 1
+
+
+async def test_websocket_with_a_foreign_origin_is_refused() -> None:
+    async with _server() as (bridge, port):
+        url = f"ws://127.0.0.1:{port}/ws"
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(url, origin="http://evil.example"):  # type: ignore[arg-type]
+                pass
+        assert info.value.response.status_code == 403
+        with pytest.raises(InvalidStatus):
+            async with connect(url, origin="null"):  # type: ignore[arg-type]
+                pass
+        for origin in (None, f"http://localhost:{port}"):
+            async with connect(url, origin=origin) as ws:  # type: ignore[arg-type]
+                hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert hello["type"] == "hello"
+        assert bridge.refused == 2
+
+
+async def test_websocket_origin_allowed_by_the_flag() -> None:
+    async with _server(["https://mon.example.com"]) as (_, port):
+        url = f"ws://127.0.0.1:{port}/ws"
+        async with connect(url, origin="https://mon.example.com") as ws:  # type: ignore[arg-type]
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+        with pytest.raises(InvalidStatus):
+            async with connect(url, origin="http://mon.example.com"):  # type: ignore[arg-type]
+                pass
+
+
+async def test_bare_and_garbage_connections_are_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """Port scanners, health checks and stray clients: one DEBUG line each, no ERROR and
+    no traceback (websockets used to log three tracebacks per bare connect)."""
+    caplog.set_level(logging.DEBUG)
+    async with _server() as (_, port):
+        probes = [
+            b"",  # connect, then close
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS hello
+            b"GARBAGE\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: loc",  # cut off mid-request
+        ]
+        for raw in probes:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(raw)
+            writer.close()  # without waiting for an answer
+            await writer.wait_closed()
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.transport.abort()  # a reset rather than a close
+        # The server still works afterwards.
+        assert await _status(port, f"127.0.0.1:{port}") == 200
+        await eventually(lambda: len(_aborted(caplog.records)) >= len(probes) + 1, 5)
+    bad = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not bad, [(r.name, r.levelname, r.getMessage()) for r in bad]
+    assert len(_aborted(caplog.records)) == len(probes) + 1
+    # One DEBUG line per aborted connection, none of websockets' per-connection tracing.
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert debug == _aborted(caplog.records), [r.getMessage() for r in debug]
+
+
+def _aborted(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return [r for r in records if "closed before a valid request" in r.getMessage()]
+
+
+async def test_a_real_handshake_failure_still_logs_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The quiet logger hides aborted connections only, not a failure of our own code."""
+
+    class Broken(WebAccess):
+        def host_ok(self, value: str | None) -> bool:
+            raise RuntimeError("bug in the access check")
+
+    async with _server() as (bridge, port):
+        bridge.access = Broken("127.0.0.1", port)
+        assert await _status(port, f"127.0.0.1:{port}") == 500
+        await eventually(lambda: any(r.levelno >= logging.ERROR for r in caplog.records), 5)
+    (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.exc_info is not None
+    assert "bug in the access check" in str(error.exc_info[1])
+
+
+# ------------------------------------------------------- hostile strings in the page
+
+
+async def _page_is_safe(browser: Chromium) -> None:
+    """No element or script was injected, and nothing the injection would set is set."""
+    assert await browser.evaluate("document.querySelectorAll('img, script:not([src])').length") == 0
+    assert await browser.evaluate("typeof window.__pwned") == "undefined"
+
+
+@pytest.mark.browser
+async def test_hostile_names_and_event_text_show_as_text_in_chromium(tmp_path: Path) -> None:
+    """Defence in depth: frames whose probe name holds HTML (as if the codec had let it
+    through) and an event holding HTML reach the page; it shows them as text."""
+    _need_chromium()
+    bridge = WebBridge("fake")
+    model = MonitorModel("fake", window=1.0)
+    script = "<script>window.__pwned=2</script>"
+    model.on_event({"event": HTML_NAME, "error": script})
+    model.on_status("<b>online</b>")
+
+    def feed(seq: int) -> None:
+        h = header("s", seq, 10 * seq)
+        for frame in (
+            renamed(spike_frame(h, regular_spikes(10 * seq, 10, 4, 5)), probe=HTML_NAME),
+            renamed(value_frame(h, np.ones((10, 1))), probe=script),
+        ):
+            bridge.on_frame(frame)
+            model.on_frame(frame)
+
+    async with _server(bridge=bridge) as (_, port):
+
+        async def pump() -> None:
+            for seq in range(10_000):
+                feed(seq)
+                message = bridge.batch()
+                if message is not None:
+                    bridge.broadcast(message)
+                bridge.broadcast(snapshot_json(model.snapshot()))
+                await asyncio.sleep(0.05)
+
+        task = asyncio.create_task(pump())
+        try:
+            async with Chromium(tmp_path / "chromium") as browser:
+                await browser.navigate(f"http://127.0.0.1:{port}/")
+                await browser.wait_for(
+                    "document.querySelectorAll('.panel').length === 2 && "
+                    "document.querySelectorAll('#probe-rows tr').length === 2",
+                    what="two panels and two table rows",
+                )
+                names = await browser.evaluate(
+                    "[...document.querySelectorAll('.panel')].map(p => p.dataset.probe).sort()"
+                )
+                assert names == sorted([HTML_NAME, script])
+                titles = await browser.evaluate(
+                    "[...document.querySelectorAll('.panel h2')].map(h => h.firstChild.data)"
+                )
+                assert sorted(titles) == sorted([HTML_NAME, script])
+                cells = await browser.evaluate(
+                    "[...document.querySelectorAll('#probe-rows tr')]"
+                    ".map(r => [r.dataset.probe, r.cells[0].textContent, "
+                    "r.cells[0].children.length])"
+                )
+                assert sorted(cells) == sorted([[HTML_NAME, HTML_NAME, 0], [script, script, 0]])
+                events = await browser.wait_for(
+                    "document.getElementById('s-events').textContent.includes('last:') && "
+                    "document.getElementById('s-events').textContent",
+                    what="the last event shown",
+                )
+                assert HTML_NAME in events
+                assert script in events
+                assert (
+                    await browser.evaluate("document.getElementById('s-events').children.length")
+                    == 0
+                )
+                assert await browser.evaluate("document.getElementById('status').textContent") == (
+                    "<b>online</b>"
+                )
+                await _page_is_safe(browser)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest.mark.broker
+@pytest.mark.browser
+async def test_hostile_frame_is_rejected_and_hostile_event_shown_as_text_end_to_end(
+    seed_service: SeedService, tmp_path: Path
+) -> None:
+    """Through the real monitor: a crafted raw frame whose probe name holds HTML is
+    refused by the codec (no panel, counted), and an event holding HTML, published on
+    the events topic, shows as text; no script runs."""
+    _need_chromium()
+    proc, url = await _start_web_monitor(seed_service.url)
+    broker = seed_service.broker
+    try:
+        async with Chromium(tmp_path / "chromium") as browser:
+            await browser.navigate(url)
+            await browser.wait_for("document.body.dataset.status === 'online'", what="online")
+            crafted = spike_payload(
+                header(HTML_NAME, 0, 0, net="seed"), regular_spikes(0, 10, 4, 2)
+            )
+            event = {
+                "v": 1,
+                "event": HTML_NAME,
+                "wall": 1.7e9,
+                "error": "<script>window.__pwned=2</script>",
+            }
+            async with aiomqtt.Client(broker.host, broker.port) as pub:
+                for _ in range(3):
+                    await pub.publish("spikestream/seed/out/evil", crafted, qos=1)
+                    await pub.publish(f"spikestream/seed/out/{HTML_NAME}", crafted, qos=1)
+                await pub.publish("spikestream/seed/events", json.dumps(event), qos=1)
+            shown = await browser.wait_for(
+                "document.getElementById('s-events').textContent.includes('onerror') && "
+                "document.getElementById('s-events').textContent",
+                what="the hostile event shown as text",
+            )
+            assert HTML_NAME in shown
+            assert "<script>window.__pwned=2</script>" in shown
+            probes = await browser.evaluate(
+                "[...document.querySelectorAll('.panel')].map(p => p.dataset.probe).sort()"
+            )
+            assert probes == ["a_filtered", "a_spikes", "b_filtered", "b_spikes", "u"]
+            await _page_is_safe(browser)
+    finally:
+        proc.terminate()
+        _, err = await proc.communicate()
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "cannot decode frame on 'seed'/out/" in text  # counted and logged once
+    assert "'probe' must be a name" in text
+    assert "Traceback" not in text

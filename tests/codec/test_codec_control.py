@@ -11,10 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spikestream.codec import (
+    COMMAND_SPECS,
     COMMANDS,
+    SETTINGS,
+    CommandRejected,
     ControlCommand,
+    ControlValue,
     OversizePayload,
     PayloadRejected,
+    control_reference,
     decode_control,
     encode_control,
 )
@@ -35,6 +40,7 @@ def test_known_commands() -> None:
         "restore",
         "status",
         "learn",
+        "describe",
     }
 
 
@@ -48,11 +54,12 @@ def test_known_commands() -> None:
         (b"status", ControlCommand("status")),
         (b"PAUSE", ControlCommand("pause")),
         (b"set realtime_factor 2.0", ControlCommand("set", "realtime_factor", 2.0)),
-        (b"set realtime_factor\t-1e-1", ControlCommand("set", "realtime_factor", -0.1)),
-        (b"set probes.b.frame_ticks 10", ControlCommand("set", "probes.b.frame_ticks", 10.0)),
-        (b"set verbose true", ControlCommand("set", "verbose", True)),
-        (b"set verbose False", ControlCommand("set", "verbose", False)),
-        (b"set mode fast and loose", ControlCommand("set", "mode", "fast and loose")),
+        (b"set realtime_factor\t1e-1", ControlCommand("set", "realtime_factor", 0.1)),
+        (b"set ticks_per_frame 10", ControlCommand("set", "ticks_per_frame", 10)),
+        (b"set ticks_per_frame 1e3", ControlCommand("set", "ticks_per_frame", 1000)),
+        (b"set learning true", ControlCommand("set", "learning", True)),
+        (b"set learning False", ControlCommand("set", "learning", False)),
+        (b"set learning  off ", ControlCommand("set", "learning", False)),
         (b"snapshot /tmp/x.npz", ControlCommand("snapshot", None, "/tmp/x.npz")),
         (b"snapshot", ControlCommand("snapshot")),
         (b"restore /tmp/my run.npz", ControlCommand("restore", None, "/tmp/my run.npz")),
@@ -66,9 +73,19 @@ def test_known_commands() -> None:
             b'{"cmd": "set", "key": "realtime_factor", "value": 2.0, "id": "42"}',
             ControlCommand("set", "realtime_factor", 2.0, "42"),
         ),
-        (b'{"cmd": "set", "key": "k", "value": 3}', ControlCommand("set", "k", 3.0)),
-        (b'{"cmd": "set", "key": "k", "value": "x"}', ControlCommand("set", "k", "x")),
-        (b'{"cmd": "set", "key": "k", "value": false}', ControlCommand("set", "k", False)),
+        (b'{"cmd": "set", "key": "ttl", "value": 3}', ControlCommand("set", "ttl", 3.0)),
+        (
+            b'{"cmd": "set", "key": "ticks_per_frame", "value": 3}',
+            ControlCommand("set", "ticks_per_frame", 3),
+        ),
+        (
+            b'{"cmd": "set", "key": "learning", "value": "on"}',
+            ControlCommand("set", "learning", True),
+        ),
+        (
+            b'{"cmd": "set", "key": "learning", "value": false}',
+            ControlCommand("set", "learning", False),
+        ),
         (b'{"cmd": "status", "id": 7}', ControlCommand("status", id="7")),
         (b'{"cmd": "learn", "value": true}', ControlCommand("learn", None, True)),
         (b'{"cmd": "learn", "value": "off"}', ControlCommand("learn", None, False)),
@@ -82,7 +99,7 @@ def test_known_commands() -> None:
             ControlCommand("set", "realtime_factor", 0.5, "a"),
         ),
         (pack("resume"), ControlCommand("resume")),
-        (pack("set gain 1.5"), ControlCommand("set", "gain", 1.5)),
+        (pack("set ttl 1.5"), ControlCommand("set", "ttl", 1.5)),
         (pack("snapshot " + "p" * 150), ControlCommand("snapshot", None, "p" * 150)),
     ],
 )
@@ -122,7 +139,7 @@ def test_unknown_command_names_the_allowed_ones(payload: bytes) -> None:
         (b'{"cmd": "set", "value": 1}', "'set' needs a key"),
         (b'{"cmd": "set", "key": "a b", "value": 1}', "'set' needs a key .* 'a b'"),
         (b'{"cmd": "set", "key": 3, "value": 1}', "'set' needs a key .* got int 3"),
-        (b'{"cmd": "set", "key": "k"}', "'set k' needs a value"),
+        (b'{"cmd": "set", "key": "ttl"}', "'set ttl' needs a value, got none; expected a finite"),
         (b'{"cmd": "pause", "value": 1}', "'pause' takes no value, got 1.0"),
         (b'{"cmd": "reset", "key": "k"}', "'reset' takes no key"),
         (b'{"cmd": "snapshot", "key": "k", "value": "/tmp/x"}', "'snapshot' takes no key"),
@@ -226,10 +243,19 @@ def commands(draw: st.DrawFn) -> ControlCommand:
     request_id = draw(st.none() | st.text(max_size=10))
     path = st.text(min_size=1, max_size=30).filter(lambda p: "\x00" not in p)
     if cmd == "set":
-        key = draw(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,15}", fullmatch=True))
-        value = draw(
-            st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20) | st.booleans()
-        )
+        key = draw(st.sampled_from(sorted(SETTINGS)))
+        setting = SETTINGS[key]
+        value: ControlValue
+        if setting.kind == "flag":
+            value = draw(st.booleans())
+        elif setting.kind == "count":
+            value = draw(st.integers(min_value=1, max_value=2**53))
+        else:
+            value = draw(
+                st.floats(
+                    min_value=0.0, max_value=setting.high, allow_nan=False, allow_infinity=False
+                )
+            )
         return ControlCommand(cmd, key, value, request_id)
     if cmd == "learn":
         return ControlCommand(cmd, None, draw(st.booleans()), request_id)
@@ -261,7 +287,8 @@ def test_encode_control_is_compact_json_without_nones() -> None:
     ("args", "match"),
     [
         (("fly",), "unknown control command 'fly'"),
-        (("set", "k"), "needs a value"),
+        (("set", "ttl"), "needs a value"),
+        (("set", "k", 1.0), "cannot set 'k'; settable keys: realtime_factor"),
         (("pause", None, 1.0), "takes no value"),
         (("set", "k", float("nan")), "cannot encode control command"),
         (("set", "k", object()), "cannot encode control command"),
@@ -278,3 +305,72 @@ def test_many_extra_keys_give_a_short_message() -> None:
         decode_control(payload)
     assert info.value.reason == "keys"
     assert len(str(info.value)) < 300
+
+
+# ---------------------------------------------------------------------- the schema
+
+
+@pytest.mark.parametrize(
+    ("payload", "match"),
+    [
+        (b"set volume 1", r"cannot set 'volume'; settable keys: realtime_factor, ttl, "),
+        (b"set realtime_factor -1", r"set realtime_factor: -1.0 is not allowed; expected a "),
+        (b"set realtime_factor fast", r"set realtime_factor: 'fast' is not allowed; expected a"),
+        (b"set ttl true", r"set ttl: True is not allowed; expected a finite number >= 0"),
+        (b"set ticks_per_frame 0", r"set ticks_per_frame: 0.0 is not allowed; expected an int"),
+        (b"set ticks_per_frame 2.5", r"set ticks_per_frame: 2.5 is not allowed; expected an int"),
+        (b"set learning_rate 2", r"set learning_rate: 2.0 is not allowed; .* in \[0, 1\]"),
+        (b"set learning maybe", r"set learning: 'maybe' is not allowed; expected on or off"),
+        (b"set learning 1", r"set learning: 1.0 is not allowed; expected on or off"),
+    ],
+)
+def test_set_values_are_checked_against_the_schema(payload: bytes, match: str) -> None:
+    rejected(payload, "value", match)
+
+
+def test_a_runtime_bound_narrows_the_schema_and_is_named() -> None:
+    tpf = SETTINGS["ticks_per_frame"]
+    assert tpf.check(500, high=500) == 500
+    with pytest.raises(
+        PayloadRejected,
+        match=r"501 is not allowed; expected an integer in "
+        r"\[1, 500\], the largest the memory budget allows",
+    ):
+        tpf.check(501, high=500)
+    # The lower of the runtime's bound and the schema's own applies.
+    with pytest.raises(PayloadRejected, match=r"in \[0, 1\]"):
+        SETTINGS["learning_rate"].check(5.0, high=10.0)
+
+
+def test_every_command_of_the_type_is_in_the_table() -> None:
+    assert tuple(COMMAND_SPECS) == COMMANDS
+    assert {c.args for c in COMMAND_SPECS.values()} <= {
+        "none",
+        "setting",
+        "flag",
+        "path",
+        "optional path",
+    }
+
+
+def test_protocol_doc_shows_the_schema() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "PROTOCOL.md").read_text()
+    missing = [row for row in control_reference() if row not in doc]
+    assert not missing, "docs/PROTOCOL.md lacks these rows of the control schema:\n" + "\n".join(
+        missing
+    )
+
+
+def test_a_refusal_after_the_name_carries_the_command_and_id() -> None:
+    """So the service's reply echoes the id and a client waiting on it hears of it."""
+    with pytest.raises(CommandRejected) as info:
+        decode_control(b'{"cmd": "set", "key": "ttl", "value": -1, "id": 7}')
+    assert (info.value.cmd, info.value.id, info.value.reason) == ("set", "7", "value")
+    with pytest.raises(CommandRejected) as info:
+        decode_control(b"learn maybe")
+    assert (info.value.cmd, info.value.id) == ("learn", None)
+    with pytest.raises(PayloadRejected) as other:
+        decode_control(b'{"cmd": "fly", "id": "x"}')
+    assert not isinstance(other.value, CommandRejected)  # no command to name

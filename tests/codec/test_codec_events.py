@@ -222,7 +222,7 @@ def test_validate_prefix_rejects(prefix: str, match: str) -> None:
 # ----------------------------------------------------------------------------- purity
 
 
-def test_codec_imports_only_numpy_msgpack_stdlib_and_errors() -> None:
+def test_codec_imports_only_numpy_msgpack_stdlib_errors_and_names() -> None:
     # Only modules that importing the codec adds count (site hooks load others first).
     code = (
         "import sys\n"
@@ -242,8 +242,10 @@ def test_codec_imports_only_numpy_msgpack_stdlib_and_errors() -> None:
     assert ours <= {
         "spikestream",
         "spikestream.errors",
+        "spikestream.names",
         "spikestream.codec",
         "spikestream.codec.control",
+        "spikestream.codec.describe",
         "spikestream.codec.events",
         "spikestream.codec.frames",
         "spikestream.codec.payloads",

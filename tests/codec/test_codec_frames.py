@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import msgpack
@@ -23,9 +24,12 @@ from spikestream.codec import (
     encode_values,
 )
 from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream.names import NAME_PATTERN
 
 U64 = 2**64 - 1
 finite = st.floats(allow_nan=False, allow_infinity=False)
+# Names that follow the rule: the decoder refuses every other string in net/probe.
+names = st.from_regex(NAME_PATTERN.replace("$", r"\Z"), fullmatch=True)
 HEADER_KEYS = [
     "v",
     "net",
@@ -61,8 +65,8 @@ def make_header(ticks: int, **overrides: Any) -> FrameHeader:
 @st.composite
 def headers(draw: st.DrawFn, ticks: int) -> FrameHeader:
     return FrameHeader(
-        net=draw(st.text(max_size=20)),
-        probe=draw(st.text(max_size=20)),
+        net=draw(names),
+        probe=draw(names),
         seq=draw(st.integers(0, U64)),
         tick=draw(st.integers(0, U64)),
         ticks=ticks,
@@ -398,8 +402,8 @@ def test_oversize_is_refused_before_unpacking() -> None:
         (IDX_FRAME, {"tick": 1.0}, r"'tick' must be an integer"),
         (IDX_FRAME, {"dropped": "0"}, r"'dropped' must be an integer"),
         (IDX_FRAME, {"ticks": 2**32}, r"'ticks' must be an integer in \[0, 4294967295\]"),
-        (IDX_FRAME, {"net": b"seed"}, "'net' must be a string, got bytes"),
-        (IDX_FRAME, {"probe": 3}, "'probe' must be a string, got int"),
+        (IDX_FRAME, {"net": b"seed"}, r"'net' must be a name \(1-64 characters.*got bytes"),
+        (IDX_FRAME, {"probe": 3}, r"'probe' must be a name \(.*got int 3"),
         (IDX_FRAME, {"dt": 0.0}, "'dt' must be a finite number > 0, got 0.0"),
         (IDX_FRAME, {"dt": float("nan")}, "'dt' must be a finite number > 0, got nan"),
         (IDX_FRAME, {"t": float("inf")}, "'t' must be a finite number, got inf"),
@@ -518,3 +522,66 @@ def test_unpackable_header_field_is_a_codec_error_and_the_packer_recovers() -> N
         encode_values(make_header(1, net=object()), np.zeros((1, 1)))
     frame = decode_frame(encode_values(make_header(1), np.zeros((1, 1))))
     assert frame.header == make_header(1)
+
+
+# ------------------------------------------------------------------- the naming rule
+
+HOSTILE_NAMES = [
+    "",
+    "a" * 65,  # one over the limit
+    "9lives",  # must start with a letter or '_'
+    "-x",
+    "a b",
+    "a.b",  # would collide with '<pop>.spikes' keys in .npz files
+    "a/b",
+    "a+",
+    "#",
+    "a\n",  # '$' in a regular expression would let this through
+    "a\x1b]0;pwned\x07",  # terminal: window title
+    "a\x1b[2J",  # terminal: clear screen
+    "[bold red]x[/]",  # rich markup
+    "<img src=x onerror=alert(1)>",  # HTML
+    "a$\\frac{$",  # matplotlib mathtext
+    "caf\u00e9",  # non-ASCII
+    "a\u202eb",  # right-to-left override
+    "a\x00",
+]
+
+
+@pytest.mark.parametrize("key", ["net", "probe"])
+@pytest.mark.parametrize("bad", HOSTILE_NAMES)
+def test_names_breaking_the_rule_are_rejected_with_the_rule(key: str, bad: str) -> None:
+    for base in (IDX_FRAME, VALUE_FRAME):
+        with pytest.raises(CodecError, match=rf"'{key}' must be a name \(1-64 characters") as info:
+            decode_frame(repack(base, **{key: bad}))
+        # The message shows the value escaped (repr) and bounded, never raw.
+        message = str(info.value)
+        assert "\x1b" not in message
+        assert "\n" not in message
+        assert len(message) < 300
+
+
+@settings(max_examples=300)
+@given(name=st.text(max_size=70))
+def test_any_string_is_accepted_exactly_when_it_follows_the_rule(name: str) -> None:
+    ok = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]{0,63}", name) is not None
+    payload = repack(VALUE_FRAME, probe=name)
+    if ok:
+        assert decode_frame(payload).header.probe == name
+    else:
+        with pytest.raises(CodecError, match="'probe' must be a name"):
+            decode_frame(payload)
+
+
+@given(net=names, probe=names)
+def test_valid_names_round_trip(net: str, probe: str) -> None:
+    frame = decode_frame(encode_values(make_header(2, net=net, probe=probe), np.zeros((2, 1))))
+    assert (frame.header.net, frame.header.probe) == (net, probe)
+
+
+def test_long_strings_in_other_keys_are_reported_bounded() -> None:
+    for key in ("kind", "enc", "dtype"):
+        with pytest.raises(CodecError) as info:
+            decode_frame(repack(IDX_FRAME, **{key: "\x1b[2J" + "x" * 60000}))
+        assert len(str(info.value)) < 300
+        assert "\x1b" not in str(info.value)

@@ -8,7 +8,6 @@ import json
 import signal
 import socket
 import time
-from pathlib import Path
 
 import aiomqtt
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 
 from spikestream.codec import SpikeFrame, ValueFrame, decode_frame
 from tests.brokers import Mosquitto
-from tests.serving import NODELAY, SEED, Listener, Message, ServeProcess
+from tests.serving import NODELAY, Listener, Message
 
 pytestmark = pytest.mark.broker
 
@@ -35,20 +34,6 @@ def events(messages: list[Message], kind: str | None = None) -> list[dict[str, o
 async def publish(broker: Mosquitto, topic: str, payload: bytes | str, **kw: object) -> None:
     async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as client:
         await client.publish(topic, payload, **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def serve(mosquitto: Mosquitto, tmp_path: Path):  # type: ignore[no-untyped-def]
-    started: list[ServeProcess] = []
-
-    def make(*args: str, network: Path = SEED) -> ServeProcess:
-        proc = ServeProcess(network, mosquitto.url(), *args, workdir=tmp_path).start()
-        started.append(proc)
-        return proc
-
-    yield make
-    for proc in started:
-        proc.kill()
 
 
 async def test_frames_arrive_contiguous_and_inputs_change_spiking(

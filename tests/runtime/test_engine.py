@@ -114,6 +114,23 @@ def test_input_slot_holds_latest_and_falls_back_after_ttl() -> None:
     assert slot.accepted == 2
 
 
+def test_input_slot_drops_a_value_past_its_own_expiry() -> None:
+    """A value offered with an expiry falls back to the default at that time, even with no
+    TTL (which would hold it forever); a later value without one holds again."""
+    slot = InputSlot("u", 1, np.array([0.25]), ttl=None)
+    target = np.zeros(1)
+    slot.offer(np.array([1.0]), received=10.0, expires=11.5)
+    assert slot.apply(target, now=10.0)
+    np.testing.assert_array_equal(target, [1.0])
+    assert not slot.apply(target, now=11.5)  # not yet: expired only after the deadline
+    assert slot.apply(target, now=11.6)
+    np.testing.assert_array_equal(target, [0.25])
+    assert slot.stale_events == 1
+    slot.offer(np.array([2.0]), received=20.0)
+    assert slot.apply(target, now=1e6)  # no expiry, no TTL: held
+    np.testing.assert_array_equal(target, [2.0])
+
+
 def wait_for(cond: object, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():  # type: ignore[operator]
@@ -153,7 +170,7 @@ def test_engine_commands_pause_reset_and_set() -> None:
     held = engine.sim.tick
     time.sleep(0.05)
     assert engine.sim.tick == held
-    engine.submit(Command("set", key="realtime_factor", value="2.5", id="2"))
+    engine.submit(Command("set", key="realtime_factor", value=2.5, id="2"))
     engine.submit(Command("set", key="volume", value=1, id="3"))
     engine.submit(Command("reset", id="4"))
     wait_for(lambda: len(engine.events) >= 4)
@@ -221,3 +238,193 @@ def test_engine_reports_a_real_time_policy_it_inherited() -> None:
         )
     else:
         assert (engine.fifo_priority, engine.realtime_priority) == (0, "normal (not requested)")
+
+
+# ---------------------------------------------------------------------- hostile commands
+
+
+def events_by_id(engine: Engine) -> dict[str | None, dict[str, object]]:
+    return {e.get("id"): e for e in engine.events}
+
+
+def submit_and_wait(engine: Engine, *commands: Command) -> dict[str | None, dict[str, object]]:
+    before = len(engine.events)
+    for cmd in commands:
+        engine.submit(cmd)
+    wait_for(lambda: len(engine.events) >= before + len(commands))
+    return events_by_id(engine)
+
+
+def test_ticks_per_frame_is_bounded_by_the_memory_budget() -> None:
+    model = build(load_network(SEED))
+    limit = 8 * 2**20
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4, memory_limit=limit)
+    bound = engine.max_ticks_per_frame()
+    assert bound is not None
+    engine.start()
+    try:
+        got = submit_and_wait(
+            engine,
+            Command("set", key="ticks_per_frame", value=10**9, id="huge"),
+            Command("set", key="ticks_per_frame", value=bound + 1, id="over"),
+            Command("set", key="ticks_per_frame", value=bound, id="at"),
+        )
+        assert got["huge"]["event"] == "control_rejected"
+        assert (
+            f"set ticks_per_frame: 1000000000 is not allowed; expected an integer in [1, {bound}], "
+            "the largest the memory budget allows" in str(got["huge"]["error"])
+        )
+        assert got["over"]["event"] == "control_rejected"
+        assert got["at"]["event"] == "control_ok"
+        assert all(s.ticks_per_frame == bound for s in engine.streams.values())
+        # The pools allocated fit the limit with the network beside them.
+        pools = sum(s.bytes_per_tick() * s.ticks_per_frame for s in engine.streams.values())
+        assert pools <= limit
+        assert engine.statistics().commands_rejected == 2
+        wait_for(lambda: engine.sim.tick > 50)
+        assert engine.running
+    finally:
+        engine.stop()
+
+
+def test_memory_error_from_a_command_is_a_refusal_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A MemoryError while reallocating the third probe's pool: no probe is resized, the
+    tick thread goes on, seq stays contiguous."""
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4)
+    calls = []
+    real = ProbeStream.allocate
+
+    def failing(self: ProbeStream, ticks_per_frame: int) -> list[object]:
+        calls.append(self.name)
+        if len(calls) == 3:
+            raise MemoryError
+        return real(self, ticks_per_frame)  # type: ignore[return-value]
+
+    monkeypatch.setattr(ProbeStream, "allocate", failing)
+    before = {n: s.ticks_per_frame for n, s in engine.streams.items()}
+    assert len(before) >= 3
+    engine.start()
+    try:
+        wait_for(lambda: engine.sim.tick > 20)
+        got = submit_and_wait(engine, Command("set", key="ticks_per_frame", value=50, id="m"))
+        assert got["m"]["event"] == "control_rejected"
+        assert str(got["m"]["error"]).startswith("MemoryError: the command needs more memory")
+        assert {n: s.ticks_per_frame for n, s in engine.streams.items()} == before
+        ticked = engine.sim.tick
+        wait_for(lambda: engine.sim.tick > ticked + 50)
+        assert engine.running
+        assert engine.failure is None
+    finally:
+        engine.stop()
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), ZeroDivisionError(), KeyError("k")])
+def test_any_exception_from_a_command_is_reported_not_fatal(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4)
+
+    def broken() -> None:
+        raise error
+
+    monkeypatch.setattr(engine.sim, "reset", broken)
+    engine.start()
+    try:
+        wait_for(lambda: engine.sim.tick > 20)
+        got = submit_and_wait(
+            engine, Command("reset", id="r"), Command("bogus", id="b"), Command("set", id="k")
+        )
+        assert got["r"]["event"] == "control_rejected"
+        assert str(got["r"]["error"]).startswith(type(error).__name__)
+        assert "unknown command 'bogus'; expected one of pause, resume" in str(got["b"]["error"])
+        assert "cannot set None; settable keys: realtime_factor" in str(got["k"]["error"])
+        ticked = engine.sim.tick
+        wait_for(lambda: engine.sim.tick > ticked + 20)
+        assert engine.running
+        assert engine.statistics().commands_rejected == 3
+    finally:
+        engine.stop()
+
+
+def test_unvalidated_values_reaching_the_engine_are_checked_again() -> None:
+    """The engine checks every value against the schema too (a command from code, not from
+    the wire): nothing is changed by a refused one."""
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4)
+    engine.start()
+    try:
+        got = submit_and_wait(
+            engine,
+            Command("set", key="realtime_factor", value=float("inf"), id="inf"),
+            Command("set", key="realtime_factor", value="2", id="str"),
+            Command("set", key="ttl", value=-1.0, id="neg"),
+            Command("learn", value=True, id="learn"),
+        )
+        assert "set realtime_factor: inf is not allowed; expected a finite number >= 0" in str(
+            got["inf"]["error"]
+        )
+        assert "set realtime_factor: '2' is not allowed" in str(got["str"]["error"])
+        assert "set ttl: -1.0 is not allowed" in str(got["neg"]["error"])
+        assert "no learning connection" in str(got["learn"]["error"])
+        assert engine.pacer.realtime_factor == 1.0
+        assert all(slot.ttl is None for slot in engine.inputs.values())
+    finally:
+        engine.stop()
+
+
+def test_a_command_flood_is_refused_and_undrained_events_are_counted() -> None:
+    """Commands beyond the queue are refused (not pushed out); events the I/O side does
+    not drain fall off the oldest end and are counted."""
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4)
+    accepted = [engine.submit(Command("status", id=str(i))) for i in range(1100)]
+    assert accepted.count(True) == 1024
+    assert engine.events[0]["event"] == "control_rejected"
+    assert engine.events[0]["id"] == "1024"
+    assert "the command queue is full" in engine.events[0]["error"]
+    engine.start()
+    try:
+        wait_for(lambda: engine.commands_applied == 1024)
+    finally:
+        engine.stop()
+    stats = engine.statistics()
+    assert stats.commands_rejected == 1100 - 1024
+    # 76 refusals and 1024 replies: the oldest 76 fell off the event queue, counted.
+    assert len(engine.events) == 1024
+    assert stats.events_dropped == 1100 - 1024
+    assert engine.events[-1]["id"] == "1023"
+
+
+def test_status_reply_gives_the_settings_in_force() -> None:
+    """``status`` reports every settable key as it is now, after changes."""
+    model = build(load_network(Path(__file__).parents[2] / "examples" / "learn.toml"))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4)
+    engine.start()
+    try:
+        replies = submit_and_wait(
+            engine,
+            Command("set", key="ttl", value=0.25, id="1"),
+            Command("set", key="ticks_per_frame", value=3, id="2"),
+            Command("set", key="learning_rate", value=0.5, id="3"),
+            Command("learn", value=False, id="4"),
+            Command("set", key="realtime_factor", value=0.0, id="5"),
+            Command("status", id="6", reply=("lab/replies", b"c")),
+        )
+    finally:
+        engine.stop()
+    status = replies["6"]
+    assert status["event"] == "control_ok"
+    assert status["reply"] == ("lab/replies", b"c")  # the route comes back untouched
+    settings = status["settings"]
+    assert isinstance(settings, dict)
+    assert settings["realtime_factor"] == 0.0
+    assert settings["ttl"] == dict.fromkeys(model.inputs, 0.25)
+    assert settings["ticks_per_frame"] == dict.fromkeys(model.probes, 3)
+    learners = engine.sim.learning_connections()
+    assert learners
+    assert settings["learning_rate"] == dict.fromkeys(learners, 0.5)
+    assert settings["learning"] == dict.fromkeys(learners, False)

@@ -232,26 +232,33 @@ def test_lif_step_counts_a_leaving_neuron_above_threshold_once() -> None:
     np.testing.assert_allclose(jit[1], ref[1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_compiled_blocks_record_what_python_steps_record(dtype: str) -> None:
+@pytest.mark.parametrize(
+    ("dtype", "timing"),
+    [("float64", "spikestream"), ("float32", "spikestream"), ("float64", "nengo")],
+)
+def test_compiled_blocks_record_what_python_steps_record(dtype: str, timing: str) -> None:
     """A whole tick compiled into one program, run in blocks that feed inputs and record
-    every probe kind, gives exactly what per-tick Python ops (``fuse=False``) record."""
+    every probe kind, gives exactly what per-tick Python ops (``fuse=False``) record; under
+    Nengo's timing too (filtered connections after every population, probes showing the
+    filter before its update), with a connection fed by an input and initial voltages."""
     spec = parse_network(
         {
-            "network": {"seed": 11, "dtype": dtype},
+            "network": {"seed": 11, "dtype": dtype, "timing": timing},
             "populations": {
-                "a": {"n": 80, "dim": 2},
+                "a": {"n": 80, "dim": 2, "initial_voltage": 0.5},
                 "b": {"n": 300, "dim": 2, "min_voltage": -0.5},
-                "c": {"n": 50},
+                "c": {"n": 50, "radius": 2.0},
             },
             "inputs": {
                 "u": {"dim": 2, "target": "a", "signal": "sin"},
                 "w": {"dim": 2, "target": "b", "signal": {"kind": "constant", "value": 0.3}},
+                "v": {"dim": 1, "signal": "sin"},
             },
             "connections": [
                 {"pre": "a", "post": "b", "function": "x", "synapse": 0.005},
                 {"pre": "b", "post": "c", "weights": {"std": 0.003}, "synapse": 0.01},
                 {"pre": "c", "post": "a", "weights": {"std": 0.002}, "synapse": 0.02},
+                {"pre": "v", "post": "c", "synapse": 0.005, "transform": [[1.5]]},
             ],
             "probes": {
                 "sb": {"target": "b", "kind": "spikes"},
@@ -289,3 +296,47 @@ def test_compiled_blocks_record_what_python_steps_record(dtype: str) -> None:
         np.testing.assert_array_equal(compiled[key], python[key], err_msg=key)
     for key in state_p:
         np.testing.assert_array_equal(state_c[key], state_p[key], err_msg=key)
+
+
+def test_segments_split_by_python_ops_pass_spike_counts_on() -> None:
+    """Under Nengo's timing a population's filtered connections run after every population
+    has stepped; with a Python op (PES learning through an error filter) in between, they
+    land in another compiled segment than the step whose spike count they read. Fused
+    runs give exactly what unfused ones give, and the numpy reference's spikes."""
+    spec = parse_network(
+        {
+            "network": {"seed": 5, "timing": "nengo"},
+            "populations": {"a": {"n": 100}, "b": {"n": 60}, "c": {"n": 40}},
+            "inputs": {
+                "u": {"target": "a", "signal": "sin"},
+                "err": {"signal": {"kind": "constant", "value": 0.2}},
+            },
+            "connections": [
+                {
+                    "pre": "a",
+                    "post": "b",
+                    "function": "x",
+                    "learning": {"error": "err", "rate": 1e-3, "synapse": 0.01},
+                },
+                {"pre": "a", "post": "c", "function": "x", "synapse": 0.005},
+                {"pre": "b", "post": "c", "weights": {"std": 0.002}, "synapse": 0.005},
+            ],
+            "probes": {"yc": {"target": "c", "kind": "decoded", "synapse": 0.01}},
+        }
+    )
+    model = build(spec)
+    ticks = 600
+    runs = []
+    for kw in ({"fuse": True}, {"fuse": False}, {"backend": "numpy"}):
+        sim = Simulator(model, **kw)  # type: ignore[arg-type]
+        assert not sim.compiled
+        rec = {"yc": np.zeros((ticks, 1))}
+        spikes = {p: np.zeros((ticks, model.populations[p].n), bool) for p in model.populations}
+        sim.run(ticks, inputs=input_signals(model, ticks), record=rec, record_spikes=spikes)
+        runs.append({**rec, **{f"{k}.spikes": v for k, v in spikes.items()}, **sim.state()})
+    fused, python, reference = runs
+    assert python["c.spikes"].sum() > 200
+    for key in python:
+        np.testing.assert_array_equal(fused[key], python[key], err_msg=key)
+    for pop in model.populations:
+        np.testing.assert_array_equal(fused[f"{pop}.spikes"], reference[f"{pop}.spikes"])

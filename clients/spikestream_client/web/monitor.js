@@ -35,6 +35,16 @@
     return Number(x).toFixed(digits === undefined ? 1 : digits);
   }
 
+  // Everything that came over the wire is shown as text: names, kinds and event text
+  // become text nodes (textContent), never markup, so a hostile name cannot inject
+  // elements or script even if it got past the codec's name check.
+  function cell(value, className) {
+    const td = document.createElement("td");
+    td.textContent = String(value);
+    if (className) td.className = className;
+    return td;
+  }
+
   function mirror() {
     body.dataset.spikesDrawn = String(state.spikesDrawn);
     body.dataset.valuesDrawn = String(state.valuesDrawn);
@@ -294,7 +304,13 @@
     $("f-gaps").textContent = `${svc.gaps} (${svc.missing})` + (state.skipped ? ` · ${state.skipped} batches skipped` : "");
     $("f-gaps").className = svc.gaps ? "bad" : "";
     const events = Object.entries(svc.events || {}).map(([k, v]) => `${k}×${v}`).join(" ");
-    $("s-events").textContent = events || "-";
+    const last = svc.last_event;
+    let lastText = "";
+    if (last && typeof last === "object") {
+      const detail = last.error || last.input || last.cmd || "";
+      lastText = ` · last: ${String(last.event || "")} ${String(detail)}`.slice(0, 160);
+    }
+    $("s-events").textContent = events ? events + lastText : "-";
     body.dataset.gaps = String(svc.gaps);
     let frames = 0;
     const rows = [];
@@ -302,16 +318,18 @@
       frames += p.frames;
       const size = Array.isArray(p.size) ? `[${p.size.join(", ")}]` : String(p.size);
       const latest = p.kind === "values" ? p.latest.slice(0, 4).map((v) => fmt(v, 3)).join(" ") : "";
-      rows.push(
-        `<tr data-probe="${p.name}"><td class="text">${p.name}</td><td class="text">${p.kind}</td>` +
-        `<td>${size}</td><td>${p.kind === "spikes" ? fmt(p.rate, 1) : ""}</td>` +
-        `<td class="text">${latest}</td><td>${fmt(p.fps, 0)}</td>` +
-        `<td class="${p.gaps ? "bad" : ""}">${p.gaps}/${p.missing}</td><td>${p.dropped}</td>` +
-        `<td>${fmt(p.late_max === null ? null : p.late_max * 1e3, 1)}</td>` +
-        `<td>${fmt(p.lag === null ? null : p.lag * 1e3, 1)}</td></tr>`
+      const tr = document.createElement("tr");
+      tr.dataset.probe = String(p.name);
+      tr.append(
+        cell(p.name, "text"), cell(p.kind, "text"), cell(size),
+        cell(p.kind === "spikes" ? fmt(p.rate, 1) : ""), cell(latest, "text"),
+        cell(fmt(p.fps, 0)), cell(`${p.gaps}/${p.missing}`, p.gaps ? "bad" : ""),
+        cell(p.dropped), cell(fmt(p.late_max === null ? null : p.late_max * 1e3, 1)),
+        cell(fmt(p.lag === null ? null : p.lag * 1e3, 1)),
       );
+      rows.push(tr);
     }
-    $("probe-rows").innerHTML = rows.join("");
+    $("probe-rows").replaceChildren(...rows);
     body.dataset.frames = String(frames);
   }
 

@@ -1,4 +1,5 @@
-"""The ``spikestream`` command: ``serve``, ``run``, ``feed``, ``monitor`` and ``record``.
+"""The ``spikestream`` command: ``serve``, ``run``, ``feed``, ``monitor``, ``record``,
+``import`` and ``ls``.
 
 User errors (a bad network file, a bad flag, an unreachable broker) print one clear
 message and exit with status 2: never a traceback.
@@ -58,17 +59,27 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_parser(sub)
-    for name in ("serve", "feed", "monitor", "record"):
+    for name, module_name in _MODULES.items():
         if command is not None and name != command:
             sub.add_parser(name)
             continue
-        module = _optional(name)
+        module = _optional(module_name)
         if module is not None:
             module.add_parser(sub)
     return parser
 
 
-_COMMANDS = ("run", "serve", "feed", "monitor", "record")
+#: Every subcommand besides ``run``, with the module under ``spikestream.cli`` that
+#: defines it (``import`` is a Python keyword, so its module is ``importer``).
+_MODULES = {
+    "serve": "serve",
+    "feed": "feed",
+    "monitor": "monitor",
+    "record": "record",
+    "import": "importer",
+    "ls": "ls",
+}
+_COMMANDS = ("run", *_MODULES)
 
 
 def _optional(name: str) -> ModuleType | None:

@@ -5,15 +5,37 @@ from __future__ import annotations
 import argparse
 
 
-def add_connection_args(p: argparse.ArgumentParser) -> None:
-    """``--broker``, ``--net`` and ``--prefix``: where the service is and which network."""
+def add_connection_args(p: argparse.ArgumentParser, *, net: bool = True) -> None:
+    """``--broker``, ``--net`` (unless ``net`` is False) and ``--prefix``: where the
+    service is and which network."""
     p.add_argument(
         "--broker",
         help="mqtt://[user:pass@]host[:port] (default: $SPIKESTREAM_BROKER or "
         "mqtt://127.0.0.1:1883)",
     )
-    p.add_argument("--net", required=True, help="network name, e.g. seed")
+    if net:
+        p.add_argument("--net", required=True, help="network name, e.g. seed")
     p.add_argument("--prefix", default="spikestream", help="topic prefix (default: spikestream)")
+
+
+def add_find_args(p: argparse.ArgumentParser, *, skippable: bool = False) -> None:
+    """``--wait-net S`` (and ``--no-check``): how long a tool waits for the network's
+    retained ``describe``/``status`` before it fails with one line."""
+    p.add_argument(
+        "--wait-net",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="seconds to wait for the network's retained describe/status before failing "
+        "with 'no network NET' (default: 3)",
+    )
+    if skippable:
+        p.add_argument(
+            "--no-check",
+            action="store_true",
+            help="do not check that NET exists (a network that starts later, or a user the "
+            "broker lets write but not read)",
+        )
 
 
 def add_probe_filter(p: argparse.ArgumentParser) -> None:

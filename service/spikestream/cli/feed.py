@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikestream.cli.clientargs import add_connection_args
+from spikestream.cli.clientargs import add_connection_args, add_find_args
 from spikestream.errors import ConfigError
 
 
@@ -46,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "signal", metavar="SIGNAL", help="sin | square | constant | noise | stdin | FILE"
     )
     add_connection_args(p)
+    add_find_args(p, skippable=True)
     p.add_argument("--input", required=True, metavar="NAME", help="input name, e.g. u")
     p.add_argument("--rate", type=float, default=100.0, help="messages per second (default: 100)")
     p.add_argument(
@@ -60,8 +61,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--dim",
         type=int,
-        help="vector size for generated signals (default 1); stdin: expected values per "
-        "line (default: from the first line)",
+        help="vector size for generated signals; stdin: expected values per line "
+        "(default: the input's dim from the network's describe document; else 1, and "
+        "for stdin the first line)",
     )
     p.add_argument("--loop", action="store_true", help="files: start again at the end")
     p.add_argument(
@@ -103,5 +105,6 @@ def main(args: argparse.Namespace) -> int:
             timestamp=args.timestamp,
             qos=args.qos,
             quiet=args.quiet,
+            wait_net=None if args.no_check else args.wait_net,
         )
     )

@@ -103,16 +103,30 @@ class ServiceCollector(Collector):
             "Inputs that fell back after their TTL",
             labels=["net", "input"],
         )
+        age = GaugeMetricFamily(
+            "spikestream_input_age_seconds",
+            "Seconds since the input's last value (+Inf before the first)",
+            labels=["net", "input"],
+        )
+        stale_now = GaugeMetricFamily(
+            "spikestream_input_stale",
+            "1 while the input runs on its default (no value yet, or its TTL expired)",
+            labels=["net", "input"],
+        )
+        now = svc.engine.clock.now()
         for name, counts in es.inputs.items():
             accepted.add_metric([net, name], counts["accepted"])
             stale.add_metric([net, name], counts["stale"])
-        yield from (accepted, stale)
+            seconds, is_stale = svc.engine.inputs[name].freshness(now)
+            age.add_metric([net, name], float("inf") if seconds is None else seconds)
+            stale_now.add_metric([net, name], float(is_stale))
+        yield from (accepted, stale, age, stale_now)
         rejected = CounterMetricFamily(
             "spikestream_inputs_rejected",
             "Payloads rejected, by reason",
             labels=["net", "reason"],
         )
-        for reason, count in svc.rejected.items():
+        for reason, count in svc.rejected_counts().items():
             rejected.add_metric([net, reason], count)
         yield rejected
         yield _counter(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikestream.cli.clientargs import add_connection_args, add_probe_filter
+from spikestream.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_connection_args(p)
+    add_find_args(p)
     add_probe_filter(p)
     p.add_argument(
         "--window", type=float, default=1.0, metavar="S", help="seconds of history shown (1)"
@@ -56,6 +57,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="address for --web to bind (default: 127.0.0.1)"
+    )
+    p.add_argument(
+        "--web-allow-origin",
+        action="append",
+        default=[],
+        dest="web_allow_origins",
+        metavar="URL",
+        help=(
+            "also serve pages opened as URL, e.g. http://pi.local:8080 (repeatable). By "
+            "default --web answers only requests whose Host header is localhost, "
+            "127.0.0.1, [::1] or the --host address at its own port, and WebSockets "
+            "from those origins; others get 403 (defence against DNS rebinding and "
+            "against other web pages reading the stream)"
+        ),
     )
     p.set_defaults(func=main)
 
@@ -79,6 +94,8 @@ def main(args: argparse.Namespace) -> int:
             once=args.once,
             web=args.web,
             host=args.host,
+            web_allow_origins=args.web_allow_origins,
             width=args.width,
+            wait_net=args.wait_net,
         )
     )

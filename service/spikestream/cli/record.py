@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spikestream.cli.clientargs import add_connection_args, add_probe_filter
+from spikestream.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="output file")
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG plot")
     add_probe_filter(p)
+    add_find_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)
 
@@ -56,5 +57,6 @@ def main(args: argparse.Namespace) -> int:
             plot=args.plot,
             probes=args.probes,
             quiet=args.quiet,
+            wait_net=args.wait_net,
         )
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ log = logging.getLogger("spikestream.run")
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``run`` subcommand."""
+    from spikestream.budget import DEFAULT_SHARE  # for the help text (no numpy)
+
     p = sub.add_parser(
         "run",
         help="run a network offline, as fast as possible, and save the result",
@@ -28,7 +31,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "the inputs and the built parameters to an .npz file."
         ),
     )
-    p.add_argument("network", type=Path, help="network file (TOML), e.g. examples/seed.toml")
+    p.add_argument(
+        "network",
+        type=Path,
+        help="network file (TOML), e.g. examples/seed.toml, or a Nengo model MODEL.py[:NAME] "
+        "(imported as by `spikestream import`, which runs the script)",
+    )
     p.add_argument(
         "--duration",
         type=float,
@@ -49,7 +57,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=("float64", "float32"),
         help="number type of the state (default: the file's network.dtype, float64)",
     )
-    p.add_argument("--seed", type=int, help="override the network file's random seed")
+    p.add_argument("--seed", type=int, help="override the network file's random seed (>= 0)")
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="refuse to run when the network and its recording would allocate more than "
+        "SIZE bytes (e.g. 2GiB, 512MiB, 1.5GB; also SPIKESTREAM_MEMORY_LIMIT). Default: "
+        f"{DEFAULT_SHARE * 100:.0f}%% of physical memory (or of the container's limit)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
     p.add_argument(
         "--compress",
@@ -63,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="print where the time went: start-up to the first tick, building, stepping "
         "(with recording), input signals and writing",
     )
+    add_python_functions_flag(p)
     p.set_defaults(func=main)
 
 
@@ -105,29 +121,99 @@ class _LazyBar:
             self.bar.close()
 
 
+def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
+    """``--allow-python-functions`` (``run`` and ``serve``): the opt-in to code execution."""
+    p.add_argument(
+        "--allow-python-functions",
+        action="store_true",
+        help='let a decoded connection\'s function = "module:attr" import that module and '
+        "call it: this runs Python code named in the network file, so use it only with files "
+        "you trust (default: refused, and only expressions in x are evaluated)",
+    )
+
+
+def check_disk(what: str, out: Path, size: int) -> None:
+    """Refuse a run whose ``.npz`` (``size`` bytes of per-tick arrays, uncompressed; as
+    much again in spool files while a run longer than one block streams) cannot fit in the
+    free space of ``out``'s folder: it would fail after hours, not at once.
+
+    Raises:
+        ConfigError: one line naming the sizes and the folder.
+    """
+    import shutil
+
+    from spikestream.budget import format_bytes
+    from spikestream.errors import ConfigError
+
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # the folder is missing: writing the file reports it
+    needed = 2 * size
+    if needed > free:
+        raise ConfigError(
+            f"{what} would write about {format_bytes(size)} to {str(out)!r} (and need about "
+            f"{format_bytes(needed)} while it runs), more than the {format_bytes(free)} free "
+            f"in {str(folder)!r}; shorten the run or write elsewhere"
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
+    from spikestream.budget import (
+        check_budget,
+        default_limit,
+        estimate_run,
+        format_count,
+        parse_bytes,
+        recording_bytes,
+    )
     from spikestream.build import build
     from spikestream.errors import ConfigError
-    from spikestream.runtime.offline import Timings, run_to_file, ticks_for
-    from spikestream.spec import load_network
+    from spikestream.nengo_import import load_network_or_model
+    from spikestream.runtime.offline import BLOCK_BYTES, Timings, run_to_file, ticks_for
+    from spikestream.runtime.replay import load_replay, replay_inputs, replay_ticks
 
     entered = time.perf_counter()
-    spec = load_network(args.network)
-    model = build(spec, dtype=args.dtype, seed=args.seed)
-    resets: list[int] = []
-    inputs = None  # the offline signals, computed block by block
-    if args.replay is not None:
-        from spikestream.runtime.replay import load_replay, replay_inputs
-
-        ticks, inputs, reset_ticks = replay_inputs(model, load_replay(args.replay))
-        resets = [int(r) for r in reset_ticks]
+    # A model script's input functions are sampled over the whole run (at least 10 s).
+    duration = args.duration if args.duration is not None and math.isfinite(args.duration) else 0
+    spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        raise ConfigError(f"--seed: {args.seed} is not allowed; expected an integer in [0, 2^63)")
+    limit_text = args.memory_limit or os.environ.get("SPIKESTREAM_MEMORY_LIMIT")
+    limit = parse_bytes(limit_text) if limit_text else default_limit()
+    replay = load_replay(args.replay) if args.replay is not None else None
+    if replay is not None:
+        ticks = replay_ticks(replay, args.replay)
         if args.duration is not None:
-            ticks = min(ticks, ticks_for(args.duration, model.dt))
+            ticks = min(ticks, ticks_for(args.duration, spec.network.dt))
+        asked = f"running {args.network} for {format_count(ticks)} replayed ticks"
     elif args.duration is None:
         raise ConfigError("--duration S is required (or --replay FILE)")
     else:
-        ticks = ticks_for(args.duration, model.dt)
+        ticks = ticks_for(args.duration, spec.network.dt)
+        asked = f"running {args.network} for {args.duration:g} s ({format_count(ticks)} ticks)"
+    # Before anything is built: a network or a recording too large for the machine is a
+    # clear refusal, not a MemoryError halfway through. The recording streams to the file
+    # in blocks of at most BLOCK_BYTES; replayed inputs are held whole.
+    estimate = estimate_run(
+        spec, ticks=ticks, dtype=args.dtype, block_bytes=BLOCK_BYTES, replayed=replay is not None
+    )
+    check_budget(asked, estimate, limit)
+    check_disk(asked, args.out, recording_bytes(spec, ticks=ticks, dtype=args.dtype))
+    model = build(
+        spec,
+        dtype=args.dtype,
+        seed=args.seed,
+        allow_python_functions=args.allow_python_functions,
+    )
+    resets: list[int] = []
+    inputs = None  # the offline signals, computed block by block
+    if replay is not None:
+        ticks_logged, inputs, reset_ticks = replay_inputs(model, replay)
+        resets = [int(r) for r in reset_ticks]
+        ticks = min(ticks, ticks_logged)
     built = time.perf_counter()
     timings = Timings()
     run = functools.partial(

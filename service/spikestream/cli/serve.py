@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,20 +26,66 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from spikestream.budget import (
+    DEFAULT_SHARE,
+    SIZE_RULE,
+    Estimate,
+    check_budget,
+    default_limit,
+    estimate_serve,
+    parse_bytes,
+)
 from spikestream.build import build
+from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
-from spikestream.errors import ConfigError
-from spikestream.spec import load_network
+from spikestream.codec import validate_prefix
+from spikestream.errors import CodecError, ConfigError
+from spikestream.nengo_import import load_network_or_model
+from spikestream.serving.discovery import DEFAULT_HA_PREFIX
+from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
+from spikestream.spec import NetworkSpec
 from spikestream.transport import load_broker_spec, resolve_broker
 
 log = logging.getLogger("spikestream.serve")
 
 
+def integral(value: object) -> object:
+    """``1e9``, ``"1e9"`` or ``1000.0`` as the integer they name; anything else unchanged
+    (for pydantic to refuse). Counts are often written in exponent form."""
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and math.isfinite(value) and value == math.floor(value):
+        return int(value)
+    return value
+
+
+def count_arg(text: str) -> int:
+    """argparse type of a count flag: an integer, also in exponent form (``1e6``)."""
+    value = integral(text)
+    if type(value) is not int:
+        raise argparse.ArgumentTypeError(f"expected an integer (e.g. 100 or 1e3); got {text!r}")
+    return value
+
+
+#: An integer setting that may be written ``1e6``.
+Count = Annotated[int, BeforeValidator(integral)]
+
+
 class ServeSettings(BaseSettings):
     """Every ``serve`` setting. Environment: ``SPIKESTREAM_<NAME>`` (e.g.
-    ``SPIKESTREAM_BROKER=mqtt://host:1883``)."""
+    ``SPIKESTREAM_BROKER=mqtt://host:1883``).
 
-    model_config = SettingsConfigDict(env_prefix="SPIKESTREAM_", extra="forbid")
+    Every number is finite (``allow_inf_nan=False``) and in a stated range; the sizes that
+    allocate (``ticks_per_frame``, ``queue_capacity``) are bounded by ``memory_limit``
+    through the memory budget, checked before anything is built.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPIKESTREAM_", extra="forbid", allow_inf_nan=False
+    )
 
     broker: str = Field("auto", description="mqtt://, mqtts://, 'embedded' or 'auto'")
     tls_ca: Path | None = None
@@ -46,32 +94,62 @@ class ServeSettings(BaseSettings):
     prefix: str = "spikestream"
     realtime_factor: float = Field(1.0, ge=0)
     overrun: Literal["catch-up", "skip", "slip"] = "catch-up"
-    max_catchup: int = Field(20, ge=1)
-    ticks_per_frame: int | None = Field(None, ge=1)
-    queue_capacity: int = Field(256, ge=1)
+    max_catchup: Count = Field(20, ge=1, le=1_000_000)
+    ticks_per_frame: Count | None = Field(None, ge=1)
+    queue_capacity: Count = Field(256, ge=1)
     queue_policy: Literal["drop-oldest", "coalesce"] = "drop-oldest"
     qos: Literal[0, 1, 2] = 0
-    expiry: int | None = Field(None, ge=1)
-    keepalive: int = Field(10, ge=1, le=65535)
-    backoff_min: float = Field(0.2, gt=0)
-    backoff_max: float = Field(5.0, gt=0)
+    expiry: Count | None = Field(None, ge=1, le=2**32 - 1)  # MQTT: a four-byte interval
+    keepalive: Count = Field(10, ge=1, le=65535)
+    backoff_min: float = Field(0.2, gt=0, le=600)
+    backoff_max: float = Field(5.0, gt=0, le=600)
     client_id: str | None = None
     dtype: Literal["float64", "float32"] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
-    snapshot_dir: Path = Field(default_factory=Path.cwd)
+    # None: $XDG_STATE_HOME/spikestream/snapshots (serving.snapshots.default_snapshot_dir)
+    snapshot_dir: Path | None = None
     snapshot_every: float | None = Field(None, gt=0)
     resume: bool = False
     shard: str | None = None
     restore: Path | None = None
     log_inputs: Path | None = None
-    stats_interval: float = Field(1.0, gt=0)
-    max_input_bytes: int = Field(65536, ge=16)
+    stats_interval: float = Field(1.0, gt=0, le=3600)
+    max_input_bytes: Count = Field(65536, ge=16, le=268_435_455)  # MQTT's largest packet
     switch_interval: float = Field(0.0005, gt=0, le=0.1)
     rt_priority: int = Field(0, ge=0, le=99)
     spin: float = Field(0.0002, ge=0, le=0.01)
-    cpu_latency: int | None = Field(None, ge=0)
+    cpu_latency: Count | None = Field(None, ge=0, le=2**31 - 1)  # the kernel's s32, in us
+    # Opt-in to code execution: function = "module:attr" imports and calls that module.
+    allow_python_functions: bool = False
+    memory_limit: int | None = Field(
+        None, description=f"bytes; {SIZE_RULE}; default {DEFAULT_SHARE:.0%} of physical memory"
+    )
+    text_rate: float | None = Field(None, gt=0, le=MAX_TEXT_RATE, allow_inf_nan=False)
+    ha_discovery: str | None = None
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(f"expected {SIZE_RULE}")
+        try:
+            return parse_bytes(value)
+        except ConfigError:
+            raise ValueError(f"expected {SIZE_RULE}") from None
+
+    @field_validator("ha_discovery")
+    @classmethod
+    def _ha_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_prefix(value)
+        except CodecError as err:
+            raise ValueError(str(err)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -105,11 +183,16 @@ def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSetti
     try:
         return ServeSettings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as err:
-        lines = []
+        # One line: each bad setting with its value and what is allowed.
+        problems = []
         for e in err.errors(include_url=False):
             key = ".".join(str(p) for p in e["loc"])
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
-        raise ConfigError("invalid serve settings:\n" + "\n".join(lines)) from None
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            problems.append(f"{key}: {msg} (got {e.get('input')!r:.60})")
+        raise ConfigError(
+            "invalid serve setting (flag, SPIKESTREAM_* variable or settings file): "
+            + "; ".join(problems)
+        ) from None
     finally:
         _CONFIG_FILE[0] = None
 
@@ -132,8 +215,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=Path,
         nargs="+",
         metavar="NETWORK",
-        help="network file(s) (TOML), e.g. examples/seed.toml; several are served by one "
-        "process, each with its own tick thread and MQTT connection",
+        help="network file(s) (TOML), e.g. examples/seed.toml, or Nengo models MODEL.py[:NAME] "
+        "(imported as by `spikestream import`, which runs the script); several are served by "
+        "one process, each with its own tick thread and MQTT connection",
     )
     p.add_argument(
         "--shard",
@@ -174,30 +258,55 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="when a tick is late: catch-up (burst, capped by --max-catchup; default), "
         "skip (drop ticks to realign, counted) or slip (move the schedule)",
     )
-    p.add_argument("--max-catchup", type=int, help="most late ticks run in one burst (20)")
+    p.add_argument("--max-catchup", type=count_arg, help="most late ticks run in one burst (20)")
     p.add_argument(
         "--ticks-per-frame",
-        type=int,
+        type=count_arg,
         help="ticks per output frame for every probe "
-        "(default: each probe's ticks_per_frame in the network file)",
+        "(default: each probe's ticks_per_frame in the network file); bounded by the "
+        "memory budget",
     )
-    p.add_argument("--queue-capacity", type=int, help="frames queued per probe (256)")
+    p.add_argument(
+        "--queue-capacity",
+        type=count_arg,
+        help="frames queued per probe (256); bounded by the memory budget",
+    )
     p.add_argument(
         "--queue-policy",
         choices=("drop-oldest", "coalesce"),
         help="when a probe's queue is full: drop-oldest (default) or coalesce frames",
     )
     p.add_argument("--qos", type=int, choices=(0, 1, 2), help="QoS of output frames (0)")
-    p.add_argument("--expiry", type=int, help="MQTT 5 message expiry of frames, seconds")
-    p.add_argument("--keepalive", type=int, help="MQTT keepalive, seconds (10)")
-    p.add_argument("--backoff-max", type=float, help="longest reconnect delay, seconds (5)")
+    p.add_argument("--expiry", type=count_arg, help="MQTT 5 message expiry of frames, seconds")
+    p.add_argument("--keepalive", type=count_arg, help="MQTT keepalive, seconds (10)")
+    p.add_argument(
+        "--backoff-max", type=float, help="longest reconnect delay, seconds (5; at most 600)"
+    )
+    p.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="refuse to start when the networks and their frame queues would allocate more "
+        f"than SIZE bytes (e.g. 2GiB, 512MiB, 1.5GB); also bounds `set ticks_per_frame`. "
+        f"Default: {DEFAULT_SHARE * 100:.0f}%% of physical memory (or of the container's limit)",
+    )
     p.add_argument("--client-id", help="MQTT client id (default: spikestream-<net>-<pid>)")
     p.add_argument("--dtype", choices=("float64", "float32"), help="state number type")
     p.add_argument("--seed", type=int, help="override the network file's seed")
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (off)")
     p.add_argument("--metrics-host", help="address for --metrics-port (127.0.0.1)")
-    p.add_argument("--snapshot-dir", type=Path, help="where snapshot/restore paths resolve")
-    p.add_argument("--restore", type=Path, help="start from this snapshot file")
+    p.add_argument(
+        "--snapshot-dir",
+        type=Path,
+        help="the folder snapshot and restore commands name files in, created with mode 0700 "
+        "when missing (default: $XDG_STATE_HOME/spikestream/snapshots, else "
+        "~/.local/state/spikestream/snapshots; never the working directory)",
+    )
+    p.add_argument(
+        "--restore",
+        type=Path,
+        help="start from this snapshot file (validated against the network; refused with "
+        "one line if it does not fit)",
+    )
     p.add_argument("--log-inputs", type=Path, help="record tick-stamped inputs for `run --replay`")
     p.add_argument("--stats-interval", type=float, help="seconds between stats messages (1)")
     p.add_argument(
@@ -227,6 +336,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="Python's GIL switch interval in seconds (0.0005): how long the I/O thread can "
         "hold the interpreter before the tick thread gets it back",
     )
+    p.add_argument(
+        "--text-rate",
+        type=float,
+        metavar="HZ",
+        help=f"also publish each value probe of at most {MAX_TEXT_DIM} numbers per tick on "
+        "<prefix>/<net>/text/<probe> as plain text (a decimal, or a JSON array), at most HZ "
+        f"times a second (0 < HZ <= {MAX_TEXT_RATE:g}; off by default)",
+    )
+    p.add_argument(
+        "--ha-discovery",
+        nargs="?",
+        const=DEFAULT_HA_PREFIX,
+        metavar="PREFIX",
+        help="publish retained Home Assistant MQTT discovery configs for the text values "
+        f"under PREFIX (default {DEFAULT_HA_PREFIX}), again whenever PREFIX/status says "
+        f"online; implies --text-rate {DEFAULT_TEXT_RATE:g} unless given",
+    )
+    add_python_functions_flag(p)
     p.set_defaults(func=main)
 
 
@@ -263,9 +390,13 @@ def main(args: argparse.Namespace) -> int:
         "switch_interval",
         "spin",
         "cpu_latency",
+        "memory_limit",
+        "text_rate",
+        "ha_discovery",
     ]
     flags = {n: getattr(args, n, None) for n in names}
     flags["resume"] = True if args.resume else None
+    flags["allow_python_functions"] = True if args.allow_python_functions else None
     settings = load_settings(flags, args.config)
     files = select_shard(list(args.networks), settings.shard)
     if len(files) > 1 and (settings.restore is not None or settings.log_inputs is not None):
@@ -273,7 +404,18 @@ def main(args: argparse.Namespace) -> int:
             "--restore and --log-inputs take one network; use --resume to "
             "restore several from SNAPSHOT_DIR/<net>-latest.npz"
         )
-    models = [build(load_network(f), dtype=settings.dtype, seed=settings.seed) for f in files]
+    specs = [load_network_or_model(f) for f in files]
+    limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
+    estimates = check_serve_budget(files, specs, settings, limit)
+    models = [
+        build(
+            spec,
+            dtype=settings.dtype,
+            seed=settings.seed,
+            allow_python_functions=settings.allow_python_functions,
+        )
+        for spec in specs
+    ]
     names_seen = [m.name for m in models]
     dup = sorted({n for n in names_seen if names_seen.count(n) > 1})
     if dup:
@@ -335,7 +477,14 @@ def main(args: argparse.Namespace) -> int:
         rt_priority=settings.rt_priority,
         spin=settings.spin,
         cpu_latency=cpu_latency,
+        text_rate=settings.text_rate,
+        ha_discovery=settings.ha_discovery,
     )
+    # Each network may grow (``set ticks_per_frame``) into what the others leave free.
+    total = sum(estimates)
+    per_model = [
+        dataclasses.replace(options, memory_limit=limit - (total - own)) for own in estimates
+    ]
     # Everything built so far (modules, models, compiled kernels) lives for the whole run:
     # freeze it out of the collector's reach, so a full collection triggered by the I/O
     # side's garbage scans a few thousand objects instead of ~10^5 while holding the GIL
@@ -345,8 +494,43 @@ def main(args: argparse.Namespace) -> int:
     # A latency request is held for the whole run and dropped on exit: the kernel forgets
     # it when the file closes, so even a crash cannot leave the machine polling.
     with cpu_latency if cpu_latency is not None else contextlib.nullcontext():
-        asyncio.run(_serve(models, broker, options, settings))
+        asyncio.run(_serve(models, broker, per_model, settings))
     return 0
+
+
+def check_serve_budget(
+    files: list[Path], specs: list[NetworkSpec], settings: ServeSettings, limit: int
+) -> list[int]:
+    """Estimate each network's bytes under ``settings``; refuse all over ``limit``.
+
+    Returns:
+        Each network's estimate in bytes.
+
+    Raises:
+        MemoryBudgetError: one line naming what was asked, the estimate and the limit.
+    """
+    estimates = [
+        estimate_serve(
+            spec,
+            dtype=settings.dtype,
+            ticks_per_frame=settings.ticks_per_frame,
+            queue_capacity=settings.queue_capacity,
+            queue_policy=settings.queue_policy,
+        )
+        for spec in specs
+    ]
+    asked = (
+        f"serving {', '.join(str(f) for f in files)} with ticks_per_frame="
+        f"{settings.ticks_per_frame or 'from the file'}, queue_capacity="
+        f"{settings.queue_capacity} ({settings.queue_policy})"
+    )
+    merged = estimates[0]
+    if len(estimates) > 1:
+        merged = Estimate({})
+        for spec, est in zip(specs, estimates, strict=True):
+            merged = merged.merged(f"{spec.name}: ", est)
+    check_budget(asked, merged, limit)
+    return [e.total for e in estimates]
 
 
 def select_shard(files: list[Path], shard: str | None, hostname: str | None = None) -> list[Path]:
@@ -384,7 +568,7 @@ def select_shard(files: list[Path], shard: str | None, hostname: str | None = No
 
 
 async def _serve(
-    models: list[Any], broker: Any, options: ServiceOptions, settings: ServeSettings
+    models: list[Any], broker: Any, options: list[ServiceOptions], settings: ServeSettings
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -392,7 +576,9 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     async with resolve_broker(broker) as concrete:
         log.info("broker", extra={"requested": broker.redacted(), "using": concrete.redacted()})
-        services = [Service(model, concrete, options) for model in models]
+        services = [
+            Service(model, concrete, opts) for model, opts in zip(models, options, strict=True)
+        ]
         recorder = None
         if settings.log_inputs is not None:
             from spikestream.runtime.replay import InputRecorder

@@ -20,26 +20,30 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from spikestream import __version__
+from spikestream.budget import default_limit, estimate_network
 from spikestream.build import Model
 from spikestream.cli.logs import log_fields
 from spikestream.codec import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
+    CommandRejected,
     FrameHeader,
+    check_response_topic,
     decode_control,
     decode_input,
+    encode_describe,
     encode_event,
     encode_spikes,
     encode_values,
     topics,
 )
-from spikestream.errors import CodecError, ConfigError, SpikestreamError
+from spikestream.errors import CodecError, SnapshotError, SpikestreamError
 from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.cpulatency import CpuLatencyRequest
 from spikestream.runtime.engine import (
@@ -52,6 +56,9 @@ from spikestream.runtime.engine import (
 )
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
+from spikestream.serving.bridges import Bridges
+from spikestream.serving.describe import describe_document
+from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
 
 log = logging.getLogger("spikestream.serve")
@@ -79,7 +86,7 @@ class ServiceOptions:
     client_id: str | None = None
     max_input_bytes: int = 65536
     stats_interval: float = 1.0
-    snapshot_dir: Path = field(default_factory=Path.cwd)
+    snapshot_dir: Path | None = None  # None: serving.snapshots.default_snapshot_dir()
     snapshot_every: float | None = None
     resume: bool = False
     restore: Path | None = None
@@ -87,6 +94,23 @@ class ServiceOptions:
     rt_priority: int = 0
     spin: float = 0.0002
     cpu_latency: CpuLatencyRequest | None = None
+    text_rate: float | None = None
+    ha_discovery: str | None = None
+    # Bytes this network may use (bounds live reallocation); None: the default share of
+    # physical memory (spikestream.budget.default_limit).
+    memory_limit: int | None = None
+
+
+#: Events raised while the link is down (or its window is full) wait in a queue of this
+#: many and go out once online; older ones beyond it are counted in ``events_lost``.
+PENDING_EVENTS = 256
+
+#: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
+#: and is compared with the message expiry interval; smaller ones are signal times.
+UNIX_TIME_FLOOR = 1e9
+
+#: Where the reply to an MQTT 5 request goes: (response topic, correlation data).
+Reply = tuple[str, bytes | None]
 
 
 class EventLimiter:
@@ -136,6 +160,10 @@ class Service:
             notify=self._notify,
             rt_priority=options.rt_priority,
             clock=SystemClock(spin=options.spin),
+            memory_limit=(
+                options.memory_limit if options.memory_limit is not None else default_limit()
+            ),
+            network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
         )
         client_id = options.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
@@ -150,12 +178,35 @@ class Service:
         self.link.subscribe(self.topics.inputs_filter, qos=0)
         self.link.subscribe(self.topics.control, qos=1)
         self.link.add_connect_hook(self._on_connect)
+        self.bridges = Bridges(
+            self.link,
+            self.topics,
+            {n: (s.kind, s.shape) for n, s in self.engine.streams.items()},
+            text_rate=options.text_rate,
+            ha_prefix=options.ha_discovery,
+            version=__version__,
+        )
+        if self.bridges.discovery is not None:
+            self.link.add_connect_hook(self.bridges.on_connect)
+        self.snapshot_folder = SnapshotFolder(
+            options.snapshot_dir, model.name, snapshot_layout(self.engine)
+        )
+        # Background snapshot reads and writes: held here so none is garbage-collected
+        # before it reports.
+        self._file_tasks: set[asyncio.Task[None]] = set()
         self._limiter = EventLimiter(options.events_per_second)
         self.rejected: dict[str, int] = {}
         self.unknown_inputs = 0
         self.publish_failed = 0
         self.events_lost = 0
+        self.retained_control = 0
+        # Encoded events not yet published, oldest first.
+        self._pending: deque[bytes] = deque()
         self.connects = 0
+        self.started = time.time()
+        # Text and discovery topics in use, shown in the describe document.
+        self.describe_extras = self.bridges.describe_extras()
+        self.replies_failed = 0
         self._stopping = False
 
     # ------------------------------------------------------------------ threads -> loop
@@ -172,7 +223,23 @@ class Service:
     def _on_message(self, topic: str, payload: bytes, meta: MessageMeta) -> None:
         yield_gil()  # a burst of messages must not keep the GIL from the tick thread
         if topic == self.topics.control:
-            self._on_control(payload)
+            if meta.retain:
+                # A retained command was published before we subscribed (or before a
+                # reconnect): acting on it would replay a stale pause or reset.
+                self.retained_control += 1
+                self._refuse_control(
+                    None,
+                    None,
+                    "a retained control message is ignored; control acts only on live "
+                    "messages (publish without the retain flag)",
+                    kind="control_ignored",
+                    reason="retained",
+                    payload=payload[:64].decode("utf-8", "replace"),
+                )
+                return
+            self._on_control(payload, meta)
+            return
+        if self.bridges.on_message(topic, payload):
             return
         name = self.topics.input_name(topic)
         if name is None:
@@ -192,7 +259,25 @@ class Service:
             slot.reject()
             self._reject(name, getattr(err, "reason", "garbage"), str(err))
             return
-        slot.offer(sample.x, self.engine.clock.now())
+        now = self.engine.clock.now()
+        expires = None
+        if meta.expiry is not None:
+            left = float(meta.expiry)
+            if sample.t is not None and sample.t >= UNIX_TIME_FLOOR and not meta.retain:
+                # A live message spent next to no time in the broker, so its remaining
+                # interval is the one it was sent with: it runs from the sender's clock.
+                left -= max(0.0, time.time() - sample.t)
+            if left <= 0:
+                slot.reject()
+                self._reject(
+                    name,
+                    "expired",
+                    f"the value expired {-left:.3f} s before it arrived (message expiry "
+                    f"interval {meta.expiry} s, t={sample.t})",
+                )
+                return
+            expires = now + left
+        slot.offer(sample.x, now, expires)
 
     def _reject(self, name: str, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
@@ -204,84 +289,177 @@ class Service:
             rejected=self.rejected[reason],
         )
 
-    def _on_control(self, payload: bytes) -> None:
+    def _on_control(self, payload: bytes, meta: MessageMeta) -> None:
+        reply: Reply | None = None
+        if meta.response_topic is not None:
+            # MQTT 5 request/response: the reply also goes to the requester's topic, with
+            # its correlation data. The topic is the requester's choice, so it is checked.
+            try:
+                reply = (
+                    check_response_topic(self.options.prefix, meta.response_topic),
+                    meta.correlation_data,
+                )
+            except CodecError as err:
+                self._refuse_control(None, None, str(err))
+                return
         try:
             cmd = decode_control(payload)
+        except CommandRejected as err:
+            # Refused after the name and id were read: the reply names both, so a client
+            # waiting on its id hears of the refusal.
+            self._refuse_control(err.cmd, err.id, str(err), reply=reply)
+            return
         except CodecError as err:
-            self.rejected["control"] = self.rejected.get("control", 0) + 1
-            self.event("control_rejected", error=str(err))
+            self._refuse_control(None, None, str(err), reply=reply)
             return
-        if cmd.cmd == "restore":
-            path = self._state_path(cmd.value, must_exist=True, request=cmd.id)
-            if path is None:
-                return
-            asyncio.get_running_loop().create_task(self._restore(path, cmd.id), name="restore")
+        if cmd.cmd in ("snapshot", "restore"):
+            self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id, reply)
             return
-        value: Any = cmd.value
-        if cmd.cmd == "snapshot":
-            path = self._state_path(cmd.value, must_exist=False, request=cmd.id)
-            if path is None:
-                return
-            value = str(path)
-        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=value, id=cmd.id))
+        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=cmd.value, id=cmd.id, reply=reply))
 
-    def _state_path(self, value: object, *, must_exist: bool, request: str | None) -> Path | None:
-        name = str(value) if value else f"{self.model.name}-snapshot.npz"
-        # Snapshots stay inside --snapshot-dir: a control message must not be able to read
-        # or overwrite arbitrary files of the service user.
-        base = self.options.snapshot_dir.resolve()
-        path = (base / name).resolve()
-        if not path.is_relative_to(base) or path.suffix != ".npz":
-            self.event(
-                "control_rejected",
-                cmd="snapshot" if not must_exist else "restore",
-                id=request,
-                error=f"snapshot file {name!r} is not allowed; expected a name ending in .npz "
-                f"inside the snapshot folder {str(base)!r}",
-            )
-            return None
-        if must_exist and not path.is_file():
-            self.event(
-                "control_rejected",
-                cmd="restore",
-                id=request,
-                error=f"no snapshot file {str(path)!r}",
-            )
-            return None
-        return path
-
-    async def _restore(self, path: Path, request: str | None) -> None:
+    def _on_snapshot_command(
+        self, cmd: str, value: object, request: str | None, reply: Reply | None = None
+    ) -> None:
+        # Names stay inside the snapshot folder: a control message must not be able to
+        # read or overwrite arbitrary files of the service user. The file itself is read
+        # (restore) or replaced (snapshot) off the event loop, in a task that reports.
+        folder = self.snapshot_folder
         try:
-            state = await asyncio.to_thread(load_state, path)
-        except SpikestreamError as err:
-            self.event("control_rejected", cmd="restore", id=request, error=str(err))
+            name = folder.name_for(value)
+            if cmd == "snapshot":
+                folder.check_replaceable(name)  # refuse now, not after control_ok
+        except SnapshotError as err:
+            self._refuse_control(cmd, request, str(err), reply=reply)
             return
-        self.engine.submit(Command("restore", value=state, id=request))
+        except OSError as err:  # e.g. the folder is not readable
+            self._refuse_control(cmd, request, f"cannot check {value!r}: {err}", reply=reply)
+            return
+        if cmd == "restore":
+            self._spawn(self._restore(name, request, reply), "restore")
+        else:
+            self.engine.submit(
+                Command("snapshot", value=str(folder.path / name), id=request, reply=reply)
+            )
+
+    def _refuse_control(
+        self,
+        cmd: str | None,
+        request: str | None,
+        error: str,
+        *,
+        kind: str = "control_rejected",
+        reply: Reply | None = None,
+        **fields: Any,
+    ) -> None:
+        """A refused control message: an event (``control_rejected`` unless ``kind`` says
+        otherwise) naming the command and request id when known, counted in stats
+        ``rejected.control``; also sent to ``reply`` (an MQTT 5 response topic)."""
+        self.rejected["control"] = self.rejected.get("control", 0) + 1
+        known = {k: v for k, v in (("cmd", cmd), ("id", request)) if v is not None}
+        self.event(kind, **known, error=error, reply=reply, **fields)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._file_tasks.add(task)
+        task.add_done_callback(self._file_tasks.discard)
+
+    async def _restore(self, name: str, request: str | None, reply: Reply | None) -> None:
+        try:
+            state = await asyncio.to_thread(self.snapshot_folder.read, name)
+        except SnapshotError as err:
+            self._refuse_control("restore", request, str(err), reply=reply)
+            return
+        except Exception as err:  # a hostile file never takes the service down
+            self._refuse_control(
+                "restore",
+                request,
+                f"cannot restore {name!r}: {type(err).__name__}: {err}",
+                reply=reply,
+            )
+            return
+        self.engine.submit(Command("restore", value=state, id=request, reply=reply))
 
     # ------------------------------------------------------------------ outgoing
 
-    def event(self, kind: str, **fields: Any) -> None:
-        """Publish an event (rate-limited per kind) on the events topic."""
+    def event(self, kind: str, *, reply: Reply | None = None, **fields: Any) -> None:
+        """Publish an event (rate-limited per kind) on the events topic.
+
+        While the link is down, or its window is full, the event waits in a bounded queue
+        and goes out once online (:meth:`_flush_events`), so events raised while
+        connecting (the refusal of a retained message, say) are not lost.
+
+        ``reply``: the response topic and correlation data of an MQTT 5 request; the
+        event also goes there at once (never rate-limited: the requester waits for it).
+        """
+        if reply is not None:
+            self._respond(reply, encode_event(kind, net=self.model.name, **fields))
         if not self._limiter.allow(kind, time.monotonic()):
             return
         suppressed = self._limiter.suppressed.pop(kind, 0)
         if suppressed:
             fields["suppressed"] = suppressed
-        level = logging.WARNING if kind.endswith(("rejected", "failed")) else logging.INFO
+        level = (
+            logging.WARNING if kind.endswith(("rejected", "failed", "ignored")) else logging.INFO
+        )
         log.log(level, kind, extra=log_fields(fields))
+        # Encoded now: ``wall`` says when it happened, not when it went out.
+        self._pending.append(encode_event(kind, net=self.model.name, **fields))
+        if len(self._pending) > PENDING_EVENTS:
+            self._pending.popleft()
+            self.events_lost += 1  # the log line keeps it; the count travels in the stats
+        self._flush_events()
+
+    def _respond(self, reply: Reply, payload: bytes) -> None:
+        topic, correlation = reply
         if not self.link.publish_nowait(
-            self.topics.events,
-            encode_event(kind, net=self.model.name, **fields),
-            qos=0,
+            topic, payload, qos=1, content_type=JSON, correlation_data=correlation
+        ):
+            self.replies_failed += 1  # not connected, or the window is full
+
+    def describe(self) -> dict[str, Any]:
+        """The describe document of this network now (``docs/PROTOCOL.md`` section 7)."""
+        return describe_document(
+            self.engine,
+            self.topics,
+            session=max(1, self.connects),
+            started=self.started,
+            max_input_bytes=self.options.max_input_bytes,
+            extras=self.describe_extras,
+        )
+
+    def _publish_describe(self) -> None:
+        """Publish the document again (retained), e.g. after a setting it shows changed."""
+        if not self.link.publish_nowait(
+            self.topics.describe,
+            encode_describe(self.describe()),
+            qos=1,
+            retain=True,
             content_type=JSON,
         ):
-            # Not connected (or the window is full): the log line above keeps the event,
-            # and the count travels in the stats.
-            self.events_lost += 1
+            self.publish_failed += 1
+
+    def _flush_events(self) -> None:
+        """Publish queued events, oldest first, while the link takes them."""
+        pending = self._pending
+        while pending:
+            if not self.link.publish_nowait(
+                self.topics.events, pending[0], qos=0, content_type=JSON
+            ):
+                return  # not connected, or the window is full: try again later
+            pending.popleft()
 
     async def _on_connect(self) -> None:
         self.connects += 1
+        # The description first: whoever sees ``online`` can already read what is served.
+        await self.link.publish(
+            self.topics.describe,
+            encode_describe(self.describe()),
+            qos=1,
+            retain=True,
+            content_type=JSON,
+        )
         await self.link.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
+        self._flush_events()  # what happened while connecting, before the online event
         self.event("online", connects=self.connects, tick=self.engine.sim.tick)
         if self._wake is not None:
             self._wake.set()  # flush what queued up while we were away
@@ -290,12 +468,19 @@ class Service:
         engine, link = self.engine, self.link
         while engine.events:
             ev = dict(engine.events.popleft())
-            self.event(ev.pop("event"), **ev)
+            kind = ev.pop("event")
+            if kind == "control_ok" and ev.get("cmd") in ("describe", "set", "learn"):
+                self._publish_describe()  # before the reply: a requester then reads it
+            self.event(kind, **ev)
         while engine.snapshots:
             cmd, state = engine.snapshots.popleft()
-            asyncio.get_running_loop().create_task(
-                self._write_snapshot(Path(str(cmd.value)), state, cmd.id), name="snapshot"
-            )
+            self._spawn(self._write_snapshot(Path(str(cmd.value)).name, state, cmd.id), "snapshot")
+        if self._pending:
+            self._flush_events()
+            if self._pending and link.connected and self._loop is not None:
+                # The window is full: try again as it drains, even if no frame wakes us.
+                assert self._wake is not None
+                self._loop.call_later(0.01, self._wake.set)
         if not link.connected:
             return  # frames wait in the bounded queues; drops there are counted
         # Round-robin over the probes, one frame each, while the link's outgoing window
@@ -333,6 +518,7 @@ class Service:
             dropped=stream.dropped,
         )
         encode = encode_spikes if stream.kind == "spikes" else encode_values
+        self.bridges.observe(stream.name, stream.kind, buf.valid())
         try:
             payload = encode(header, buf.valid())
         finally:
@@ -349,11 +535,15 @@ class Service:
             self.publish_failed += 1
             stream.count_dropped()
 
-    async def _write_snapshot(self, path: Path, state: dict[str, Any], request: str | None) -> None:
+    async def _write_snapshot(self, name: str, state: dict[str, Any], request: str | None) -> None:
         try:
-            await asyncio.to_thread(save_state, path, state)
-        except OSError as err:
-            self.event("snapshot_failed", id=request, error=f"cannot write {path}: {err}")
+            path = await asyncio.to_thread(self.snapshot_folder.write, name, state)
+        except SnapshotError as err:
+            self._refuse_control("snapshot", request, str(err))
+            return
+        except Exception as err:  # disk full, permissions: reported, never fatal
+            where = self.snapshot_folder.path / name
+            self.event("snapshot_failed", id=request, error=f"cannot write {str(where)!r}: {err}")
             return
         self.event("snapshot_written", id=request, path=str(path), tick=int(state["tick"]))
 
@@ -367,7 +557,7 @@ class Service:
             self._drain()
 
     async def _stats(self) -> None:
-        topic = f"{self.topics.base}/stats"
+        topic = self.topics.stats
         last_log = 0.0
         while True:
             await asyncio.sleep(self.options.stats_interval)
@@ -420,20 +610,47 @@ class Service:
             "frames": {n: s.frames for n, s in es.streams.items()},
             "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
             "queued": {n: s.queued for n, s in es.streams.items()},
-            "inputs": es.inputs,
-            "rejected": dict(self.rejected),
+            "inputs": self._inputs(es),
+            "rejected": self.rejected_counts(),
+            "retained_control": self.retained_control,
+            "events_pending": len(self._pending),
             "connects": self.connects,
             "reconnects": max(0, self.connects - 1),
             "publish_failed": self.publish_failed,
+            "replies_failed": self.replies_failed,
             "publish_refused": ls.publish_refused,
-            "events_lost": self.events_lost,
+            # Lost between the tick thread and here (its deque overflowed) or beyond the
+            # pending queue.
+            "events_lost": self.events_lost + es.events_dropped,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
+            **self.bridges.statistics(),
         }
+
+    def _inputs(self, es: EngineStatistics) -> dict[str, dict[str, Any]]:
+        # Each input's counters, its age (ms since its last value; null before the first)
+        # and whether it runs on its default now; read here, off the tick path.
+        now = self.engine.clock.now()
+        out: dict[str, dict[str, Any]] = {}
+        for name, counts in es.inputs.items():
+            age, stale = self.engine.inputs[name].freshness(now)
+            age_ms = None if age is None else round(age * 1e3, 1)
+            out[name] = {**counts, "age_ms": age_ms, "stale_now": stale}
+        return out
+
+    def rejected_counts(self) -> dict[str, int]:
+        """Refusals by reason. ``control`` counts every refused control message: refused
+        at decoding or at the edge (counted here) or by the tick thread (counted there)."""
+        out = dict(self.rejected)
+        engine = self.engine
+        control = out.get("control", 0) + engine.commands_rejected + engine.commands_overflow
+        if control:
+            out["control"] = control
+        return out
 
     def latest_snapshot(self) -> Path:
         """Where periodic snapshots of this network go (and ``--resume`` looks)."""
-        return self.options.snapshot_dir / f"{self.model.name}-latest.npz"
+        return self.snapshot_folder.path / f"{self.model.name}-latest.npz"
 
     async def _snapshots(self) -> None:
         assert self.options.snapshot_every is not None
@@ -450,23 +667,15 @@ class Service:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         if self.options.snapshot_every is not None:
-            self.options.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        start_from = self.options.restore
-        latest = self.latest_snapshot()
-        if start_from is None and self.options.resume and latest.is_file():
-            start_from = latest
-        if start_from is not None:
-            state = await asyncio.to_thread(load_state, start_from)
-            self.engine.sim.set_state(state)
-            self.engine.resume_counters(state, time.time())
-            log.info("restored", extra={"path": str(start_from), "tick": self.engine.sim.tick})
+            self.snapshot_folder.create()
+        await self._start_from_snapshot()
         self.engine.start()
         log.info(
             "serving",
             extra={
                 "net": self.model.name,
                 "broker": self.broker.redacted(),
-                "topics": f"{self.topics.base}/{{in,out,status,control,events}}",
+                "topics": f"{self.topics.base}/{{in,out,status,describe,control,events,stats}}",
                 "dt": self.model.dt,
                 "realtime_factor": self.options.realtime_factor,
             },
@@ -480,6 +689,8 @@ class Service:
                 ]
                 if self.options.snapshot_every is not None:
                     tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
+                if self.bridges.enabled:
+                    tasks.append(tg.create_task(self.bridges.run(), name="text"))
                 stopper = tg.create_task(stop.wait(), name="shutdown")
                 done, _ = await asyncio.wait(
                     {link_task, stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED
@@ -492,6 +703,31 @@ class Service:
                     task.cancel()
         finally:
             self.engine.stop()
+
+    async def _start_from_snapshot(self) -> None:
+        """``--restore FILE``, or ``--resume`` from the latest periodic snapshot.
+
+        A refused file stops the start with one line naming it (exit 2): starting fresh
+        instead would throw away the state the operator asked for.
+        """
+        folder = self.snapshot_folder
+        if self.options.restore is not None:
+            path = self.options.restore
+            state = await asyncio.to_thread(read_snapshot_file, path, folder.layout, folder.net)
+        elif self.options.resume and folder.exists((latest := self.latest_snapshot()).name):
+            path = latest
+            try:
+                state = await asyncio.to_thread(folder.read, latest.name)
+            except SnapshotError as err:
+                raise SnapshotError(
+                    f"{err}; --resume cannot continue from it: move it out of the snapshot "
+                    "folder to start fresh"
+                ) from None
+        else:
+            return
+        self.engine.sim.set_state(state)
+        self.engine.resume_counters(state, time.time())
+        log.info("restored", extra={"path": str(path), "tick": self.engine.sim.tick})
 
     async def _shutdown(self) -> None:
         self._stopping = True
@@ -506,20 +742,3 @@ class Service:
 
 def _round(x: float, digits: int) -> float | None:
     return None if x != x else round(x, digits)  # NaN (no ticks yet) -> null
-
-
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write a simulator state (``Simulator.state()``) to ``path`` as ``.npz``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        np.savez(fh, **state)
-    tmp.replace(path)  # atomic: a crash never leaves half a snapshot
-
-
-def load_state(path: Path) -> dict[str, Any]:
-    """Read a state written by :func:`save_state`."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read snapshot {str(path)!r}: {err}") from None

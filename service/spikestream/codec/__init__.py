@@ -1,18 +1,39 @@
 """Bytes in, bytes out: frames, input payloads, control commands, events and topics.
 
-This layer is pure: it imports only numpy, msgpack, the standard library and
-:mod:`spikestream.errors`, so the client library and the browser monitor's tests can use
-it without the simulator or MQTT. ``docs/PROTOCOL.md`` describes the wire formats.
+This layer is pure: it imports only numpy, msgpack, the standard library,
+:mod:`spikestream.errors` and :mod:`spikestream.names`, so the client library and the
+browser monitor's tests can use it without the simulator or MQTT. ``docs/PROTOCOL.md``
+describes the wire formats.
 """
 
 from spikestream.codec.control import (
+    COMMAND_SPECS,
     COMMANDS,
     DEFAULT_MAX_CONTROL_BYTES,
+    SETTINGS,
     Command,
+    CommandRejected,
+    CommandSpec,
     ControlCommand,
     ControlValue,
+    Setting,
+    control_reference,
     decode_control,
     encode_control,
+)
+from spikestream.codec.describe import (
+    DEFAULT_MAX_DESCRIBE_BYTES,
+    DESCRIBE_VERSION,
+    INPUT_ENCODINGS,
+    Description,
+    InputInfo,
+    ProbeInfo,
+    check_response_topic,
+    control_description,
+    decode_describe,
+    encode_describe,
+    net_of,
+    wildcard,
 )
 from spikestream.codec.events import (
     DEFAULT_MAX_EVENT_BYTES,
@@ -50,37 +71,55 @@ from spikestream.codec.payloads import (
 
 __all__ = [
     "COMMANDS",
+    "COMMAND_SPECS",
     "DEFAULT_MAX_CONTROL_BYTES",
+    "DEFAULT_MAX_DESCRIBE_BYTES",
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_FRAME_BYTES",
     "DEFAULT_MAX_INPUT_BYTES",
     "DEFAULT_PREFIX",
+    "DESCRIBE_VERSION",
     "EVENT_VERSION",
+    "INPUT_ENCODINGS",
     "SCHEMA_VERSION",
+    "SETTINGS",
     "STATUS_OFFLINE",
     "STATUS_ONLINE",
     "Command",
+    "CommandRejected",
+    "CommandSpec",
     "ControlCommand",
     "ControlValue",
+    "Description",
     "FrameHeader",
+    "InputInfo",
     "InputSample",
     "OversizePayload",
     "PayloadRejected",
+    "ProbeInfo",
     "RejectReason",
+    "Setting",
     "SpikeFrame",
     "Topics",
     "ValueFrame",
+    "check_response_topic",
+    "control_description",
+    "control_reference",
     "decode_control",
+    "decode_describe",
     "decode_event",
     "decode_frame",
     "decode_input",
     "encode_control",
+    "encode_describe",
     "encode_event",
     "encode_input",
     "encode_spikes",
     "encode_values",
     "is_text",
+    "net_of",
     "topics",
     "validate_name",
     "validate_prefix",
+    "wildcard",
 ]

@@ -7,7 +7,7 @@ Two forms are accepted:
   allowed;
 * one line of plain text, so that ``mosquitto_pub -m pause`` works::
 
-      pause | resume | reset | status
+      pause | resume | reset | status | describe
       set KEY VALUE          # VALUE: a number, true/false, or any other text (a string)
       snapshot [PATH]        # no PATH: the runtime picks one
       restore PATH
@@ -19,8 +19,13 @@ JSON, any other text is the line form. Everything else is msgpack (a map, or a s
 holding the line form). msgpack maps and strings start with a byte >= 0x80, which can
 never begin such text, so the rule is unambiguous.
 
-The codec checks the grammar and the argument types; which keys ``set`` may change, and
-which paths may be written, is the runtime's decision.
+**One schema.** :data:`COMMAND_SPECS` (the commands and their arguments) and
+:data:`SETTINGS` (the keys ``set`` may change: type, finiteness, range, help) are the only
+list of either: the decoder validates against them, the runtime dispatches on them, and
+``docs/PROTOCOL.md`` shows them (a test compares). The decoder checks everything a value can
+be checked for without the running service; bounds that depend on it (the largest
+``ticks_per_frame`` the memory budget allows) are passed to :meth:`Setting.check` by the
+runtime. Which paths may be read or written is the runtime's decision.
 """
 
 from __future__ import annotations
@@ -41,20 +46,26 @@ from spikestream.codec.payloads import (
 
 __all__ = [
     "COMMANDS",
+    "COMMAND_SPECS",
     "DEFAULT_MAX_CONTROL_BYTES",
+    "SETTINGS",
     "Command",
+    "CommandRejected",
+    "CommandSpec",
     "ControlCommand",
     "ControlValue",
+    "Setting",
+    "control_reference",
     "decode_control",
     "encode_control",
 ]
 
-Command = Literal["pause", "resume", "reset", "set", "snapshot", "restore", "status", "learn"]
+Command = Literal[
+    "pause", "resume", "reset", "set", "snapshot", "restore", "status", "learn", "describe"
+]
 """The known command names."""
 
-COMMANDS: Final[tuple[Command, ...]] = get_args(Command)
-
-ControlValue = float | str | bool | None
+ControlValue = float | int | str | bool | None
 """The type of :attr:`ControlCommand.value`."""
 
 DEFAULT_MAX_CONTROL_BYTES: Final = 4096
@@ -68,7 +79,8 @@ class ControlCommand:
     Attributes:
         cmd: The command, one of :data:`COMMANDS`.
         key: The setting to change; only for ``set``.
-        value: ``set``: the new value (numbers are float); ``snapshot``/``restore``:
+        value: ``set``: the new value, checked against :data:`SETTINGS` (float for a
+            number, int for a count, bool for a flag); ``snapshot``/``restore``:
             the file path (str; None for ``snapshot`` means the runtime's default);
             ``learn``: True for on, False for off; None for the other commands.
         id: Optional request id chosen by the sender, echoed in the reply event.
@@ -80,14 +92,199 @@ class ControlCommand:
     id: str | None = None
 
 
-_NO_ARGS: Final = frozenset({"pause", "resume", "reset", "status"})
+ArgKind = Literal["none", "setting", "flag", "path", "optional path"]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One command of the control topic.
+
+    Attributes:
+        name: The command.
+        args: What follows it: nothing, a setting and its value (``set``), on/off, a path,
+            or an optional path.
+        usage: The text form, e.g. ``set KEY VALUE``.
+        help: What it does.
+    """
+
+    name: Command
+    args: ArgKind
+    usage: str
+    help: str
+
+
+COMMAND_SPECS: Final[dict[str, CommandSpec]] = {
+    c.name: c
+    for c in (
+        CommandSpec("pause", "none", "pause", "stop ticking (frames stop; the state is kept)"),
+        CommandSpec("resume", "none", "resume", "tick again from where it paused"),
+        CommandSpec("reset", "none", "reset", "set the state and the tick back to 0"),
+        CommandSpec("set", "setting", "set KEY VALUE", "change a setting (see the settings)"),
+        CommandSpec(
+            "snapshot",
+            "optional path",
+            "snapshot [NAME]",
+            "write the state to NAME in the snapshot folder (default `<net>-snapshot.npz`)",
+        ),
+        CommandSpec(
+            "restore", "path", "restore NAME", "load the state from NAME in the snapshot folder"
+        ),
+        CommandSpec(
+            "status",
+            "none",
+            "status",
+            "reply with the tick, whether paused, and the settings in force",
+        ),
+        CommandSpec("learn", "flag", "learn on/off", "the same as set learning on/off"),
+        CommandSpec(
+            "describe", "none", "describe", "publish the retained `describe` document again"
+        ),
+    )
+}
+"""The commands, by name: the one table the decoder, dispatch and docs read."""
+
+COMMANDS: Final[tuple[Command, ...]] = tuple(c.name for c in COMMAND_SPECS.values())
+if set(COMMANDS) != set(get_args(Command)):  # pragma: no cover - an edit left one behind
+    raise AssertionError("Command and COMMAND_SPECS list different commands")
+
+SettingKind = Literal["number", "count", "flag"]
+_FLAGS: Final = {"true": True, "false": False, "on": True, "off": False}
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """A key that ``set`` may change, with the values it allows.
+
+    Attributes:
+        key: The setting's name.
+        kind: ``number`` (a finite float), ``count`` (an integer) or ``flag`` (on/off).
+        help: What it does, with units.
+        low: Smallest allowed value (numbers and counts).
+        high: Largest allowed value, or None for no fixed bound.
+        bound: What sets the upper bound when the runtime supplies it (e.g. the memory
+            budget); empty when there is none.
+    """
+
+    key: str
+    kind: SettingKind
+    help: str
+    low: float = 0.0
+    high: float | None = None
+    bound: str = ""
+
+    def allowed(self, high: float | None = None) -> str:
+        """What the setting allows, in words (``high`` overrides :attr:`high`)."""
+        if self.kind == "flag":
+            return "on or off (true or false)"
+        top = self.high if high is None else high
+        what = "an integer" if self.kind == "count" else "a finite number"
+        if top is None:
+            upper = f" (at most {self.bound})" if self.bound else ""
+            return f"{what} >= {self.low:g}{upper}"
+        why = f", {self.bound}" if self.bound and high is not None else ""
+        return f"{what} in [{self.low:g}, {top:g}]{why}"
+
+    def check(self, value: object, *, high: float | None = None) -> float | int | bool:
+        """Return ``value`` as this setting's type, or raise.
+
+        Args:
+            value: A decoded control value (float, bool, str, None) or any object.
+            high: An upper bound known only to the runtime; the lower of it and
+                :attr:`high` applies.
+
+        Raises:
+            PayloadRejected: reason ``value``, naming the key, the value and what is allowed.
+        """
+        if high is not None and self.high is not None:
+            high = min(high, self.high)
+        if self.kind == "flag":
+            flag = _FLAGS.get(value.strip().lower()) if isinstance(value, str) else value
+            if type(flag) is bool:
+                return flag
+            self._refuse(value, high)
+        if type(value) is bool or not isinstance(value, int | float):
+            self._refuse(value, high)
+        x = float(value)
+        top = self.high if high is None else high
+        if not math.isfinite(x) or x < self.low or (top is not None and x > top):
+            self._refuse(value, high)
+        if self.kind == "count":
+            if x != math.floor(x):
+                self._refuse(value, high)
+            return int(x)
+        return x
+
+    def _refuse(self, value: object, high: float | None) -> NoReturn:
+        _reject(
+            f"set {self.key}: {value!r:.60} is not allowed; expected {self.allowed(high)}",
+            "value",
+        )
+
+
+SETTINGS: Final[dict[str, Setting]] = {
+    s.key: s
+    for s in (
+        Setting(
+            "realtime_factor",
+            "number",
+            "simulated seconds per wall-clock second; 0 runs as fast as possible",
+        ),
+        Setting(
+            "ttl",
+            "number",
+            "seconds an input value holds before the input falls back to its default; "
+            "0 holds it forever",
+        ),
+        Setting(
+            "ticks_per_frame",
+            "count",
+            "ticks per output frame, for every probe; frame buffers are reallocated",
+            low=1,
+            bound="the largest the memory budget allows",
+        ),
+        Setting(
+            "learning_rate",
+            "number",
+            "PES learning rate of every learning connection",
+            high=1.0,
+        ),
+        Setting("learning", "flag", "PES learning on every learning connection on or off"),
+    )
+}
+"""The keys ``set`` may change, by name: the one table the decoder, dispatch and docs read."""
+
 _MAP_KEYS: Final = frozenset({"cmd", "key", "value", "id"})
 _KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _NUMBER: Final = re.compile(r"[+-]?(?>\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NONFINITE: Final = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_BOOLS: Final = {"true": True, "false": False, "on": True, "off": False}
 _ALLOWED: Final = ", ".join(COMMANDS)
-_BY_NAME: Final[dict[str, Command]] = {name: name for name in COMMANDS}
+_SETTABLE: Final = ", ".join(SETTINGS)
+
+
+def control_reference() -> list[str]:
+    """Markdown table rows of every command and setting, as ``docs/PROTOCOL.md`` shows."""
+    rows = [f"| `{c.usage}` | {c.help} |" for c in COMMAND_SPECS.values()]
+    rows += [f"| `{s.key}` | {s.allowed()} | {s.help} |" for s in SETTINGS.values()]
+    return rows
+
+
+class CommandRejected(PayloadRejected):
+    """A control command was refused after its name and ``id`` were read: the reply event
+    can name the command and echo the request id, so a client waiting on it gets it."""
+
+    def __init__(
+        self,
+        message: str,
+        reason: RejectReason = "value",
+        cmd: str | None = None,
+        id: str | None = None,  # shadows the builtin on purpose: it is the wire key's name
+    ) -> None:
+        super().__init__(message, reason)
+        self.cmd = cmd
+        self.id = id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.reason, self.cmd, self.id))
 
 
 def _reject(message: str, reason: RejectReason) -> NoReturn:
@@ -152,12 +349,14 @@ def _path(cmd: str, value: ControlValue, *, required: bool) -> str | None:
 
 
 def _build(cmd: object, key: object, value: ControlValue, id_: object) -> ControlCommand:
-    """Check one command's arguments; ``value`` is already typed."""
+    """Check one command's arguments against :data:`COMMAND_SPECS` and :data:`SETTINGS`;
+    ``value`` is already typed."""
     if type(cmd) is not str:
         _reject(f"'cmd' must be a string, one of: {_ALLOWED}; got {_type_name(cmd)}", "type")
-    name = _BY_NAME.get(cmd.strip().lower())
-    if name is None:
+    spec = COMMAND_SPECS.get(cmd.strip().lower())
+    if spec is None:
         _reject(f"unknown control command {cmd!r:.40}; allowed: {_ALLOWED}", "command")
+    name = spec.name
     if id_ is not None:
         # Numbers are accepted as ids because many JSON clients use counters.
         if type(id_) is int:
@@ -165,28 +364,43 @@ def _build(cmd: object, key: object, value: ControlValue, id_: object) -> Contro
         elif type(id_) is not str:
             _reject(f"'id' must be a string or an integer, got {_type_name(id_)}", "type")
     request_id: str | None = id_
-    if name == "set":
+    try:
+        return _arguments(spec, key, value, request_id)
+    except CommandRejected:
+        raise
+    except PayloadRejected as err:
+        raise CommandRejected(str(err), err.reason, name, request_id) from None
+
+
+def _arguments(
+    spec: CommandSpec, key: object, value: ControlValue, request_id: str | None
+) -> ControlCommand:
+    name = spec.name
+    if spec.args == "setting":
         if type(key) is not str or not _KEY.fullmatch(key):
             _reject(
                 "'set' needs a key of letters, digits, '_', '.' or '-' (not starting "
                 f"with a digit), got {_type_name(key)} {key!r:.60}",
                 "value",
             )
+        setting = SETTINGS.get(key)
+        if setting is None:
+            _reject(f"cannot set {key!r:.60}; settable keys: {_SETTABLE}", "value")
         if value is None:
-            _reject(f"'set {key}' needs a value, got none", "value")
-        return ControlCommand("set", key, value, request_id)
+            _reject(f"'set {key}' needs a value, got none; expected {setting.allowed()}", "value")
+        return ControlCommand("set", key, setting.check(value), request_id)
     if key is not None:
         _reject(f"{name!r} takes no key (only 'set' does), got {key!r:.60}", "value")
-    if name in _NO_ARGS:
+    if spec.args == "none":
         if value is not None:
             _reject(f"{name!r} takes no value, got {value!r:.60}", "value")
         return ControlCommand(name, None, None, request_id)
-    if name == "learn":
-        flag = _BOOLS.get(value.lower()) if type(value) is str else value
+    if spec.args == "flag":
+        flag = _FLAGS.get(value.lower()) if type(value) is str else value
         if type(flag) is not bool:
-            _reject(f"'learn' needs on or off (or true/false), got {value!r:.60}", "value")
-        return ControlCommand("learn", None, flag, request_id)
-    path = _path(name, value, required=name == "restore")
+            _reject(f"{name!r} needs on or off (or true/false), got {value!r:.60}", "value")
+        return ControlCommand(name, None, flag, request_id)
+    path = _path(name, value, required=spec.args == "path")
     return ControlCommand(name, None, path, request_id)
 
 
@@ -214,7 +428,8 @@ def _from_line(line: str) -> ControlCommand:
         key = pieces[0] if pieces else None
         raw = pieces[1].strip() if len(pieces) > 1 else ""
         return _build(name, key, _text_value(raw) if raw else None, None)
-    if name in _NO_ARGS and rest:
+    spec = COMMAND_SPECS.get(name)
+    if spec is not None and spec.args == "none" and rest:
         _reject(f"{name!r} takes no arguments, got {rest!r:.60}", "value")
     # For snapshot/restore the whole rest of the line is the path, spaces included.
     return _build(parts[0], None, rest or None, None)

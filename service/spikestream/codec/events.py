@@ -163,6 +163,16 @@ class Topics:
         """``<prefix>/<net>/events``: JSON events from the service."""
         return f"{self.base}/events"
 
+    @property
+    def stats(self) -> str:
+        """``<prefix>/<net>/stats``: JSON statistics from the service, about once a second."""
+        return f"{self.base}/stats"
+
+    @property
+    def describe(self) -> str:
+        """``<prefix>/<net>/describe``: the retained JSON description of the network."""
+        return f"{self.base}/describe"
+
     def input_name(self, topic: str) -> str | None:
         """The input name if ``topic`` is one of this network's input topics, else None."""
         head = f"{self.base}/in/"
@@ -234,8 +244,35 @@ def encode_event(kind: str, /, *, wall: float | None = None, **fields: object) -
     return text.encode()
 
 
-def _reject_constant(name: str) -> NoReturn:
-    _fail(f"event JSON contains {name}, which is not valid JSON")
+def load_json_object(
+    payload: bytes | bytearray | memoryview, *, max_bytes: int, what: str
+) -> dict[str, Any]:
+    """One UTF-8 JSON object from the bus, size-limited and checked (events, describe).
+
+    Raises:
+        PayloadTooLarge: ``len(payload) > max_bytes`` (checked before parsing).
+        CodecError: Not UTF-8, not JSON (NaN and infinities included), nested too deep,
+            or not an object; the message starts with ``what``.
+    """
+    size = len(payload)
+    if size > max_bytes:
+        raise PayloadTooLarge(f"{what} of {size} bytes exceeds the limit of {max_bytes}")
+
+    def reject_constant(name: str) -> NoReturn:
+        _fail(f"{what} JSON contains {name}, which is not valid JSON")
+
+    try:
+        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=reject_constant)
+    except CodecError:
+        raise
+    except RecursionError:
+        _fail(f"{what} JSON nests too deep")
+    except ValueError as exc:
+        # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
+        _fail(f"expected {what} as a UTF-8 JSON object: {exc}")
+    if type(obj) is not dict:
+        _fail(f"expected {what} as a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def decode_event(
@@ -251,23 +288,10 @@ def decode_event(
         PayloadTooLarge: ``len(payload) > max_bytes``.
         CodecError: Not UTF-8 JSON, not an object, or a wrong ``v``/``event``/``wall``.
     """
-    size = len(payload)
-    if size > max_bytes:
-        raise PayloadTooLarge(f"event of {size} bytes exceeds the limit of {max_bytes}")
-    try:
-        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant)
-    except CodecError:
-        raise
-    except RecursionError:
-        _fail("event JSON nests too deep")
-    except ValueError as exc:
-        # UnicodeDecodeError and JSONDecodeError are both ValueErrors.
-        _fail(f"expected an event as a UTF-8 JSON object: {exc}")
-    if type(obj) is not dict:
-        _fail(f"expected an event as a JSON object, got {type(obj).__name__}")
+    obj = load_json_object(payload, max_bytes=max_bytes, what="an event")
     version = obj.get("v")
     if type(version) is not int or version != EVENT_VERSION:
-        _fail(f"unsupported event version {version!r}; this decoder reads v={EVENT_VERSION}")
+        _fail(f"unsupported event version {version!r:.40}; this decoder reads v={EVENT_VERSION}")
     kind = obj.get("event")
     if type(kind) is not str or not kind:
         _fail(f"event 'event' must be a non-empty string, got {kind!r:.60}")

@@ -24,7 +24,9 @@ and one ``Packer.pack`` call that packs numpy buffers without an extra ``tobytes
 :func:`decode_frame` is the one decoder that the service, the monitor, the recorder and
 the client library share. It trusts nothing: it refuses oversize payloads before
 unpacking and validates the schema version, every key's type and range, and every byte
-length against ``ticks``, ``n`` and ``shape``.
+length against ``ticks``, ``n`` and ``shape``. ``net`` and ``probe`` must follow the
+naming rule of network files (:mod:`spikestream.names`); every other string key
+(``kind``, ``enc``, ``dtype``) must be one of its few allowed values.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream.names import NAME_RULE, is_name
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -338,7 +341,7 @@ def _int(frame: dict[Any, Any], key: str, hi: int = _UINT64_MAX) -> int:
     value = _get(frame, key)
     # bool is an int subclass; a frame with true/false here is corrupt, not 1/0.
     if type(value) is not int or not 0 <= value <= hi:
-        _fail(f"{key!r} must be an integer in [0, {hi}], got {value!r}")
+        _fail(f"{key!r} must be an integer in [0, {hi}], got {value!r:.60}")
     return value
 
 
@@ -347,7 +350,7 @@ def _float(frame: dict[Any, Any], key: str, *, positive: bool = False) -> float:
     # Integers are accepted because some msgpack encoders (e.g. JavaScript's) send
     # integral numbers such as 0 as ints.
     if type(value) is not float and type(value) is not int:
-        _fail(f"{key!r} must be a number, got {type(value).__name__} {value!r}")
+        _fail(f"{key!r} must be a number, got {type(value).__name__} {value!r:.60}")
     out = float(value)
     if not math.isfinite(out) or (positive and out <= 0.0):
         want = "a finite number > 0" if positive else "a finite number"
@@ -355,10 +358,12 @@ def _float(frame: dict[Any, Any], key: str, *, positive: bool = False) -> float:
     return out
 
 
-def _str(frame: dict[Any, Any], key: str) -> str:
+def _name(frame: dict[Any, Any], key: str) -> str:
     value = _get(frame, key)
-    if type(value) is not str:
-        _fail(f"{key!r} must be a string, got {type(value).__name__}")
+    # Names reach HTML pages, terminals, plot labels and .npz keys: only the network
+    # files' naming rule is accepted, so nothing downstream has to guess what is safe.
+    if not is_name(value):
+        _fail(f"{key!r} must be a name ({NAME_RULE}), got {type(value).__name__} {value!r:.80}")
     return value
 
 
@@ -372,10 +377,10 @@ def _bin(frame: dict[Any, Any], key: str) -> bytes:
 def _decode_header(frame: dict[Any, Any]) -> FrameHeader:
     version = _get(frame, "v")
     if type(version) is not int or version != SCHEMA_VERSION:
-        _fail(f"unsupported schema version {version!r}; this decoder reads v={SCHEMA_VERSION}")
+        _fail(f"unsupported schema version {version!r:.40}; this decoder reads v={SCHEMA_VERSION}")
     return FrameHeader(
-        net=_str(frame, "net"),
-        probe=_str(frame, "probe"),
+        net=_name(frame, "net"),
+        probe=_name(frame, "probe"),
         seq=_int(frame, "seq"),
         tick=_int(frame, "tick"),
         ticks=_int(frame, "ticks", _MAX_COUNT),
@@ -415,7 +420,7 @@ def _decode_spikes(frame: dict[Any, Any], header: FrameHeader, max_bytes: int) -
         dtype_name = _get(frame, "dtype")
         dtype = _INDEX_DTYPES.get(dtype_name) if type(dtype_name) is str else None
         if dtype is None:
-            _fail(f"'dtype' must be 'u2' or 'u4', got {dtype_name!r}")
+            _fail(f"'dtype' must be 'u2' or 'u4', got {dtype_name!r:.60}")
         off_raw, idx_raw = _bin(frame, "off"), _bin(frame, "idx")
         if len(off_raw) != len(idx_raw) or len(off_raw) % dtype.itemsize:
             _fail(
@@ -430,7 +435,7 @@ def _decode_spikes(frame: dict[Any, Any], header: FrameHeader, max_bytes: int) -
             if int(neurons.max()) >= n:
                 _fail(f"neuron index {int(neurons.max())} out of range for n={n}")
         return SpikeFrame(header=header, n=n, encoding="idx", _offsets=offsets, _neurons=neurons)
-    _fail(f"'enc' must be 'idx' or 'bits', got {enc!r}")
+    _fail(f"'enc' must be 'idx' or 'bits', got {enc!r:.60}")
 
 
 def _decode_values(frame: dict[Any, Any], header: FrameHeader) -> ValueFrame:
@@ -442,7 +447,7 @@ def _decode_values(frame: dict[Any, Any], header: FrameHeader) -> ValueFrame:
     ):
         _fail(
             f"'shape' must be a list of at most {_MAX_NDIM} non-negative integers, "
-            f"got {shape_raw!r}"
+            f"got {shape_raw!r:.80}"
         )
     shape = tuple(shape_raw)
     full = (header.ticks, *shape)
@@ -476,7 +481,8 @@ def decode_frame(
     Raises:
         PayloadTooLarge: ``len(payload) > max_bytes``.
         CodecError: Anything else wrong: not msgpack, not a map, trailing bytes, wrong
-            schema version, a missing or mistyped key, byte lengths inconsistent with
+            schema version, a missing or mistyped key, a ``net`` or ``probe`` that
+            breaks the naming rule, byte lengths inconsistent with
             ``ticks``/``n``/``shape``, or indices out of range. Unknown extra keys are
             ignored so that additive changes need no version bump.
     """
@@ -510,4 +516,4 @@ def decode_frame(
         return _decode_spikes(frame, header, max_bytes)
     if kind == "values":
         return _decode_values(frame, header)
-    _fail(f"'kind' must be 'spikes' or 'values', got {kind!r}")
+    _fail(f"'kind' must be 'spikes' or 'values', got {kind!r:.60}")

@@ -33,7 +33,9 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
+from spikestream.budget import frame_rows
 from spikestream.build import Model
+from spikestream.codec.control import COMMANDS, SETTINGS
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
@@ -43,11 +45,6 @@ log = logging.getLogger("spikestream.engine")
 
 QueuePolicy = Literal["drop-oldest", "coalesce"]
 QUEUE_POLICIES: tuple[QueuePolicy, ...] = ("drop-oldest", "coalesce")
-#: Under ``coalesce`` a queued frame may grow to this many times ``ticks_per_frame``.
-COALESCE_FACTOR = 8
-
-#: Settings the control topic may change with ``set KEY VALUE``.
-SETTABLE = ("realtime_factor", "ttl", "learning_rate", "learning", "ticks_per_frame")
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -76,18 +73,25 @@ class InputSlot:
         self.dim = dim
         self.default = default.astype(np.float64).copy()
         self.ttl = ttl
-        # (value (dim,), monotonic receive time, message number)
-        self._latest: tuple[npt.NDArray[np.float64], float, int] | None = None
+        # (value (dim,), monotonic receive time, message number, expiry time or None)
+        self._latest: tuple[npt.NDArray[np.float64], float, int, float | None] | None = None
         self.accepted = 0
         self.rejected = 0
         self.stale_events = 0
         self._applied = -1  # message number last copied into the simulator
         self._stale = True
 
-    def offer(self, x: npt.NDArray[np.float64], received: float) -> None:
-        """Store a new value (I/O thread). ``x`` has shape ``(dim,)`` and is not copied."""
+    def offer(
+        self, x: npt.NDArray[np.float64], received: float, expires: float | None = None
+    ) -> None:
+        """Store a new value (I/O thread). ``x`` has shape ``(dim,)`` and is not copied.
+
+        ``expires``: clock time (the ``received`` time line) after which this value must
+        no longer drive the network, e.g. from an MQTT 5 message expiry interval; it then
+        falls back to the default as after a TTL. None: only the TTL applies.
+        """
         self.accepted += 1
-        self._latest = (x, received, self.accepted)
+        self._latest = (x, received, self.accepted, expires)
 
     def reject(self) -> None:
         """Count a rejected payload (I/O thread)."""
@@ -97,13 +101,16 @@ class InputSlot:
         """Copy the current value into ``target`` (tick thread).
 
         Returns 0 when nothing changed, :data:`NEW_VALUE` when a new message was applied,
-        and :data:`WENT_STALE` when the TTL expired and the default was applied.
+        and :data:`WENT_STALE` when the TTL (or the value's own expiry) passed and the
+        default was applied.
         """
         latest = self._latest
         if latest is None:
             return 0
-        value, received, number = latest
-        if self.ttl is not None and now - received > self.ttl:
+        value, received, number, expires = latest
+        if (self.ttl is not None and now - received > self.ttl) or (
+            expires is not None and now > expires
+        ):
             if not self._stale:
                 self._stale = True
                 self.stale_events += 1
@@ -116,6 +123,20 @@ class InputSlot:
             np.copyto(target, value, casting="unsafe")
             return NEW_VALUE
         return 0
+
+    def freshness(self, now: float) -> tuple[float | None, bool]:
+        """Seconds since the last accepted value, and whether the input is stale now.
+
+        Any thread; reads one reference, so it costs nothing on the tick path. The age is
+        None before the first value (and after a reset); the input is stale while it runs
+        on its default: before the first value, or once ``ttl`` has passed since the last.
+        ``now`` is on the time line of the ``received`` stamps given to :meth:`offer`.
+        """
+        latest = self._latest
+        if latest is None:
+            return None, True
+        age = max(0.0, now - latest[1])
+        return age, self.ttl is not None and age > self.ttl
 
     def clear(self) -> None:
         """Forget the last value (after a reset)."""
@@ -194,24 +215,45 @@ class ProbeStream:
         self._alloc(ticks_per_frame)
 
     def _alloc(self, ticks_per_frame: int) -> None:
+        self._install(ticks_per_frame, self.allocate(ticks_per_frame))
+
+    def allocate(self, ticks_per_frame: int) -> list[FrameBuffer]:
+        """A new buffer pool for frames of ``ticks_per_frame`` ticks (any thread).
+
+        Nothing of the stream changes, so a failure here (MemoryError) leaves it as it was.
+        """
         # capacity queued + one being filled + one being encoded: the pool never runs dry.
-        self.ticks_per_frame = ticks_per_frame
-        rows = ticks_per_frame * (COALESCE_FACTOR if self.policy == "coalesce" else 1)
-        self._free = [
+        rows = frame_rows(ticks_per_frame, self.policy)
+        return [
             FrameBuffer(np.zeros((rows, *self.shape), self._dtype))
             for _ in range(self.capacity + 2)
         ]
+
+    def bytes_per_tick(self) -> int:
+        """Bytes the pool grows by per tick of ``ticks_per_frame``."""
+        per_row = int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self._dtype).itemsize
+        return (self.capacity + 2) * frame_rows(1, self.policy) * per_row
+
+    def _install(self, ticks_per_frame: int, pool: list[FrameBuffer]) -> None:
+        self.ticks_per_frame = ticks_per_frame
+        self._free = pool
         self._current = self._free.pop()
 
-    def resize(self, ticks_per_frame: int) -> None:
-        """Change the frame size (tick thread). Flushes the partial frame first."""
+    def resize(self, ticks_per_frame: int, pool: list[FrameBuffer] | None = None) -> None:
+        """Change the frame size (tick thread). Flushes the partial frame first.
+
+        ``pool``: buffers from :meth:`allocate`, when the caller allocated them first
+        (to change several streams all or nothing).
+        """
         if ticks_per_frame < 1:
             raise ConfigError(f"ticks_per_frame must be >= 1; got {ticks_per_frame}")
+        if pool is None:
+            pool = self.allocate(ticks_per_frame)
         self.flush()
         # Frames already queued keep their size and are still sent; ``release`` lets the
         # old-size buffers go instead of pooling them.
         with self._lock:
-            self._alloc(ticks_per_frame)
+            self._install(ticks_per_frame, pool)
 
     def record(
         self, value: npt.NDArray[Any], tick: int, t: float, lateness: float, wall: float
@@ -318,6 +360,9 @@ class Command:
     key: str | None = None
     value: Any = None
     id: str | None = None
+    # Opaque to the engine: where the I/O side routes the reply (an MQTT 5 response topic
+    # and correlation data). Passed back under ``reply`` in the reply event when set.
+    reply: Any = None
 
 
 @dataclass(frozen=True)
@@ -333,6 +378,8 @@ class EngineStatistics:
     inputs: dict[str, dict[str, int]]
     skipped_ticks: int
     commands: int
+    commands_rejected: int = 0
+    events_dropped: int = 0
     errors: int = 0
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -353,6 +400,9 @@ class Engine:
         rt_priority: if > 0, ask the OS to run the tick thread under ``SCHED_FIFO`` at this
             priority (Linux; needs CAP_SYS_NICE or root, else the thread stays as it is and
             ``realtime_priority`` says why).
+        memory_limit: bytes this engine may use (see :mod:`spikestream.budget`); bounds
+            ``set ticks_per_frame``. None: no bound beyond what allocation survives.
+        network_bytes: the estimated bytes of everything but the frame pools.
     """
 
     def __init__(
@@ -368,6 +418,8 @@ class Engine:
         ticks_per_frame: int | None = None,
         notify: Callable[[], None] | None = None,
         rt_priority: int = 0,
+        memory_limit: int | None = None,
+        network_bytes: int = 0,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)
@@ -410,6 +462,34 @@ class Engine:
         self.executed = 0  # ticks stepped since start (sim.tick restarts on reset)
         self.input_log: InputLog | None = None
         self.commands_applied = 0
+        self.commands_rejected = 0  # refused by the tick thread
+        self.commands_overflow = 0  # refused by submit: the queue was full
+        self.events_dropped = 0
+        self.memory_limit = memory_limit
+        self.network_bytes = network_bytes
+        # One handler per command of the codec's table; set keys dispatch on SETTINGS.
+        self._handlers: dict[str, Callable[[Command], dict[str, Any]]] = {
+            "pause": self._pause,
+            "resume": self._resume,
+            "reset": self._reset,
+            "status": self._status,
+            "snapshot": self._snapshot,
+            "restore": self._restore,
+            "learn": lambda cmd: self._set("learning", cmd.value),
+            "set": lambda cmd: self._set(cmd.key, cmd.value),
+            # The I/O side publishes the document when this reply comes back, so it
+            # follows every command queued before it (a ticks_per_frame change, say).
+            "describe": lambda cmd: {"tick": self.sim.tick},
+        }
+        self._setters: dict[str, Callable[[Any], dict[str, Any]]] = {
+            "realtime_factor": self._set_realtime_factor,
+            "ttl": self._set_ttl,
+            "ticks_per_frame": self._set_ticks_per_frame,
+            "learning_rate": self._set_learning_rate,
+            "learning": self._set_learning,
+        }
+        assert set(self._handlers) == set(COMMANDS), "a command without a handler"
+        assert set(self._setters) == set(SETTINGS), "a setting without a setter"
         self.failure: BaseException | None = None
         self.rt_priority = rt_priority
         self.realtime_priority: str = "not started"
@@ -417,10 +497,26 @@ class Engine:
 
     # ------------------------------------------------------------------ I/O side
 
-    def submit(self, command: Command) -> None:
-        """Queue a command for the tick thread (any thread)."""
+    def submit(self, command: Command) -> bool:
+        """Queue a command for the tick thread (any one thread besides it).
+
+        Returns False, with a ``control_rejected`` event and a count, when the queue is
+        full: a flood of commands is refused, never silently pushed out of the queue.
+        """
+        if len(self._commands) == self._commands.maxlen:
+            self.commands_overflow += 1
+            self._event(
+                "control_rejected",
+                cmd=command.cmd,
+                id=command.id,
+                error=f"the command queue is full ({self._commands.maxlen} waiting); "
+                "command refused",
+                **_reply(command),
+            )
+            return False
         self._commands.append(command)
         self._wake.set()
+        return True
 
     def clear_notified(self) -> None:
         """The publisher calls this before draining, re-arming ``notify``."""
@@ -460,6 +556,8 @@ class Engine:
             },
             skipped_ticks=self.skipped_ticks,
             commands=self.commands_applied,
+            commands_rejected=self.commands_rejected + self.commands_overflow,
+            events_dropped=self.events_dropped,
         )
 
     def resume_counters(self, state: dict[str, npt.NDArray[Any]], now: float) -> None:
@@ -489,6 +587,8 @@ class Engine:
             self._notify()
 
     def _event(self, kind: str, **fields: Any) -> None:
+        if len(self.events) == self.events.maxlen:
+            self.events_dropped += 1  # the I/O side is not draining: count what falls off
         self.events.append({"event": kind, **fields})
         self._signal()
 
@@ -554,89 +654,137 @@ class Engine:
             self.commands_applied += 1
             try:
                 result = self._apply(cmd)
-            except SpikestreamError as err:
-                self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=str(err))
+            except Exception as err:
+                # Whatever a command raises (a refused value, a MemoryError from a
+                # reallocation, a bug) is a refusal: the tick thread reports it and goes on.
+                # Handlers validate and allocate before they change anything, so the state
+                # is what it was before the command.
+                self.commands_rejected += 1
+                error = str(err) if isinstance(err, SpikestreamError) else _describe(err)
+                self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=error, **_reply(cmd))
             else:
-                self._event("control_ok", cmd=cmd.cmd, id=cmd.id, **result)
+                self._event("control_ok", cmd=cmd.cmd, id=cmd.id, **result, **_reply(cmd))
 
     def _apply(self, cmd: Command) -> dict[str, Any]:
-        if cmd.cmd == "pause":
-            if not self._paused:
-                self._paused = True
-                self.pacer.pause()
-                for stream, _ in self._views:
-                    stream.flush()
-            return {"paused": True}
-        if cmd.cmd == "resume":
-            if self._paused:
-                self._paused = False
-                self.pacer.resume()
-            return {"paused": False}
-        if cmd.cmd == "reset":
-            for stream, _ in self._views:
-                stream.flush()
-            self.sim.reset()
-            for slot in self.inputs.values():
-                slot.clear()
-            if self.input_log is not None:
-                self.input_log.mark("reset", self.executed)
-            return {"tick": 0}
-        if cmd.cmd == "status":
-            return {"tick": self.sim.tick, "paused": self._paused}
-        if cmd.cmd == "snapshot":
-            state = self.sim.state()
-            # Frame counters travel with the state so a resumed process continues seq.
-            for name, stream in self.streams.items():
-                state[f"engine.seq.{name}"] = np.array(stream.seq, np.int64)
-                state[f"engine.dropped.{name}"] = np.array(stream.dropped, np.int64)
-            state["engine.wall"] = np.array(time.time())
-            self.snapshots.append((cmd, state))
-            return {"tick": self.sim.tick, "path": cmd.value}
-        if cmd.cmd == "restore":
-            state = cmd.value
-            if not isinstance(state, dict):
-                raise ConfigError("restore needs a loaded state")
-            self.sim.set_state(state)
-            for stream, _ in self._views:
-                stream.flush()
-            return {"tick": self.sim.tick}
-        if cmd.cmd == "learn":
-            return self._set("learning", cmd.value)
-        if cmd.cmd == "set":
-            if cmd.key is None:
-                raise ConfigError(f"set needs a key; expected one of {', '.join(SETTABLE)}")
-            return self._set(cmd.key, cmd.value)
-        raise ConfigError(
-            f"unknown command {cmd.cmd!r}; expected pause, resume, reset, set, learn, "
-            "snapshot, restore or status"
-        )
+        handler = self._handlers.get(cmd.cmd)
+        if handler is None:
+            raise ConfigError(f"unknown command {cmd.cmd!r}; expected one of {', '.join(COMMANDS)}")
+        return handler(cmd)
 
-    def _set(self, key: str, value: Any) -> dict[str, Any]:
-        if key == "realtime_factor":
-            factor = _number(key, value, low=0.0)
-            self.pacer.set_realtime_factor(factor)
-            return {"realtime_factor": factor}
-        if key == "ttl":
-            ttl = _number(key, value, low=0.0)
-            for slot in self.inputs.values():
-                slot.ttl = ttl if ttl > 0 else None
-            return {"ttl": ttl}
-        if key == "ticks_per_frame":
-            tpf = int(_number(key, value, low=1.0))
+    def _pause(self, cmd: Command) -> dict[str, Any]:
+        if not self._paused:
+            self._paused = True
+            self.pacer.pause()
             for stream, _ in self._views:
-                stream.resize(tpf)
-            return {"ticks_per_frame": tpf}
-        if key == "learning_rate":
-            rate = _number(key, value, low=0.0)
-            for name in self._learners():
-                self.sim.set_learning(name, rate=rate)
-            return {"learning_rate": rate}
-        if key == "learning":
-            on = _flag(value)
-            for name in self._learners():
-                self.sim.set_learning(name, enabled=on)
-            return {"learning": on}
-        raise ConfigError(f"cannot set {key!r}; settable keys: {', '.join(SETTABLE)}")
+                stream.flush()
+        return {"paused": True}
+
+    def _resume(self, cmd: Command) -> dict[str, Any]:
+        if self._paused:
+            self._paused = False
+            self.pacer.resume()
+        return {"paused": False}
+
+    def _reset(self, cmd: Command) -> dict[str, Any]:
+        for stream, _ in self._views:
+            stream.flush()
+        self.sim.reset()
+        for slot in self.inputs.values():
+            slot.clear()
+        if self.input_log is not None:
+            self.input_log.mark("reset", self.executed)
+        return {"tick": 0}
+
+    def _status(self, cmd: Command) -> dict[str, Any]:
+        return {"tick": self.sim.tick, "paused": self._paused, "settings": self.settings()}
+
+    def settings(self) -> dict[str, Any]:
+        """The value in force of every key of :data:`SETTINGS` (any thread: plain reads).
+
+        ``realtime_factor`` is a number; the others may differ per input, probe or
+        learning connection, so they are maps: ``ttl`` by input (seconds, 0 when a value
+        holds until replaced), ``ticks_per_frame`` by probe, and ``learning_rate`` and
+        ``learning`` by learning connection (empty without one).
+        """
+        learning = self.sim.learning_settings()
+        out: dict[str, Any] = {
+            "realtime_factor": self.pacer.realtime_factor,
+            "ttl": {n: slot.ttl or 0.0 for n, slot in self.inputs.items()},
+            "ticks_per_frame": {s.name: s.ticks_per_frame for s, _ in self._views},
+            "learning_rate": {n: rate for n, (rate, _) in learning.items()},
+            "learning": {n: on for n, (_, on) in learning.items()},
+        }
+        assert set(out) == set(SETTINGS), "a setting without its value in force"
+        return out
+
+    def _snapshot(self, cmd: Command) -> dict[str, Any]:
+        state = self.sim.state()
+        # Frame counters travel with the state so a resumed process continues seq.
+        for name, stream in self.streams.items():
+            state[f"engine.seq.{name}"] = np.array(stream.seq, np.int64)
+            state[f"engine.dropped.{name}"] = np.array(stream.dropped, np.int64)
+        state["engine.wall"] = np.array(time.time())
+        self.snapshots.append((cmd, state))
+        return {"tick": self.sim.tick, "path": cmd.value}
+
+    def _restore(self, cmd: Command) -> dict[str, Any]:
+        state = cmd.value
+        if not isinstance(state, dict):
+            raise ConfigError("restore needs a loaded state")
+        self.sim.set_state(state)
+        for stream, _ in self._views:
+            stream.flush()
+        return {"tick": self.sim.tick}
+
+    def _set(self, key: str | None, value: Any) -> dict[str, Any]:
+        setting = SETTINGS.get(key) if key is not None else None
+        if key is None or setting is None:
+            raise ConfigError(f"cannot set {key!r}; settable keys: {', '.join(SETTINGS)}")
+        high = self.max_ticks_per_frame() if key == "ticks_per_frame" else None
+        return self._setters[key](setting.check(value, high=high))
+
+    def max_ticks_per_frame(self) -> int | None:
+        """The largest ``ticks_per_frame`` the memory budget allows now, or None.
+
+        The new frame pools are allocated while the old ones still exist, so the bound
+        leaves room for both.
+        """
+        if self.memory_limit is None:
+            return None
+        streams = [s for s, _ in self._views]
+        per_tick = sum(s.bytes_per_tick() for s in streams)
+        if per_tick == 0:
+            return None
+        current = sum(s.bytes_per_tick() * s.ticks_per_frame for s in streams)
+        room = self.memory_limit - self.network_bytes - current
+        return max(0, room // per_tick)
+
+    def _set_realtime_factor(self, factor: float) -> dict[str, Any]:
+        self.pacer.set_realtime_factor(factor)
+        return {"realtime_factor": factor}
+
+    def _set_ttl(self, ttl: float) -> dict[str, Any]:
+        for slot in self.inputs.values():
+            slot.ttl = ttl if ttl > 0 else None
+        return {"ttl": ttl}
+
+    def _set_ticks_per_frame(self, tpf: int) -> dict[str, Any]:
+        # Allocate every new pool before changing any stream: a MemoryError on the third
+        # probe must not leave the first two resized.
+        pools = [stream.allocate(tpf) for stream, _ in self._views]
+        for (stream, _), pool in zip(self._views, pools, strict=True):
+            stream.resize(tpf, pool)
+        return {"ticks_per_frame": tpf}
+
+    def _set_learning_rate(self, rate: float) -> dict[str, Any]:
+        for name in self._learners():
+            self.sim.set_learning(name, rate=rate)
+        return {"learning_rate": rate}
+
+    def _set_learning(self, on: bool) -> dict[str, Any]:
+        for name in self._learners():
+            self.sim.set_learning(name, enabled=on)
+        return {"learning": on}
 
     def _learners(self) -> list[str]:
         names = self.sim.learning_connections()
@@ -677,22 +825,12 @@ def fifo_priority() -> int:
     return int(os.sched_getparam(0).sched_priority)
 
 
-def _number(key: str, value: Any, *, low: float) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a number >= {low:g}; got {value!r}") from None
-    if not math.isfinite(x) or x < low:
-        raise ConfigError(f"{key} must be a number >= {low:g}; got {value!r}")
-    return x
+def _reply(cmd: Command) -> dict[str, Any]:
+    return {} if cmd.reply is None else {"reply": cmd.reply}
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("on", "true", "1", "yes"):
-        return True
-    if text in ("off", "false", "0", "no"):
-        return False
-    raise ConfigError(f"expected on or off; got {value!r}")
+def _describe(err: BaseException) -> str:
+    """An unexpected error as an event's ``error``: its type and message, never a trace."""
+    if isinstance(err, MemoryError):
+        return f"MemoryError: the command needs more memory than is free ({err or 'no detail'})"
+    return f"{type(err).__name__}: {err}"

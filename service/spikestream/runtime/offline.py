@@ -59,7 +59,10 @@ def ticks_for(duration: float, dt: float) -> int:
     """Number of ticks in ``duration`` seconds (rounded to the nearest tick)."""
     if not np.isfinite(duration) or duration <= 0:
         raise ConfigError(f"duration must be a number of seconds > 0; got {duration}")
-    return max(1, round(duration / dt))
+    ticks = duration / dt
+    if not np.isfinite(ticks):  # e.g. 1e308 s: more ticks than a float can count
+        raise ConfigError(f"duration {duration:g} s is not allowed: it is {ticks} ticks of {dt} s")
+    return max(1, round(ticks))
 
 
 def input_signals(model: Model, ticks: int, start: int = 0) -> dict[str, npt.NDArray[np.float64]]:

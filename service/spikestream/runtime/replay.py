@@ -80,6 +80,20 @@ def load_replay(path: str | Path) -> dict[str, npt.NDArray[Any]]:
     return arrays
 
 
+def replay_ticks(log: dict[str, npt.NDArray[Any]], path: str | Path) -> int:
+    """The number of ticks a replay log covers, checked.
+
+    Raises:
+        ConfigError: ``ticks`` is not one integer >= 0.
+    """
+    raw = log["ticks"]
+    if raw.shape != () or not np.issubdtype(raw.dtype, np.integer) or int(raw) < 0:
+        raise ConfigError(
+            f"{str(path)!r}: 'ticks' must be one integer >= 0; got {raw.dtype} {raw!r:.60}"
+        )
+    return int(raw)
+
+
 def replay_inputs(
     model: Model, log: dict[str, npt.NDArray[Any]]
 ) -> tuple[int, dict[str, npt.NDArray[np.float64]], npt.NDArray[np.int64]]:

@@ -286,6 +286,7 @@ OP_FILTERED = 7  # [op, y, s01, scalars]: y = a*y + height*s01 (a spike filter)
 OP_LOWPASS_DECODED = 8  # [op, spikers, count, decoders, y, acc, scalars]: decoded probe
 OP_RECORD = 9  # [op, dst, src]: dst[k] = src (state dtype)
 OP_RECORD_BOOL = 10  # [op, dst, src]: dst[k] = src (bool)
+OP_LOWPASS = 11  # [op, y, u, scalars]: y = a*y + b*u (lowpass_step with b = (1-a)*scale)
 #: Columns of a program row (unused columns hold 0).
 PROGRAM_COLUMNS = 10
 #: Columns of a :func:`run_program` address table row: data address, shape[0], shape[1].
@@ -407,6 +408,13 @@ def run_program(
                 a, height = scalars[op[3], 0], scalars[op[3], 1]
                 for i in range(y.shape[0]):
                     y[i] = y[i] * a + height * s01[i]
+            elif code == OP_LOWPASS:
+                # lowpass_step's y *= a; y += b*u, element by element, rounded alike.
+                y = _vec(table, op[1], f)
+                u = _vec(table, op[2], f)
+                a, b = scalars[op[3], 0], scalars[op[3], 1]
+                for i in range(y.shape[0]):
+                    y[i] = y[i] * a + u[i] * b
             elif code == OP_LOWPASS_DECODED:
                 decode_lowpass_jit(
                     _vec(table, op[1], indices),

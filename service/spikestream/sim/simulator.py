@@ -11,7 +11,9 @@ Order within a tick (the seed's):
 A connection that closes a cycle (or connects a population to itself) is read by its post
 population before its pre population has stepped, so it delivers the previous tick's
 value: a one-tick delay on back edges only. Nengo delays every filtered connection by one
-tick; spikestream does not (see docs/MODEL.md).
+tick; spikestream does not (see docs/MODEL.md), unless the network sets
+``timing = "nengo"``: then every filtered connection updates at the end of the tick, after
+all populations have stepped, so its post population reads the previous tick's value.
 
 At construction the simulator allocates every array and compiles the tick into a list of
 closures (``self._ops``), so ``step()`` is a loop of calls into in-place numpy kernels with
@@ -41,6 +43,7 @@ from spikestream.sim.jit import (
     OP_FEED,
     OP_FILTERED,
     OP_LIF,
+    OP_LOWPASS,
     OP_LOWPASS_DECODED,
     OP_RECORD,
     OP_RECORD_BOOL,
@@ -104,6 +107,7 @@ class _ConnState:
     learning_rate: float
     learning_enabled: bool
     pre_activity: Array | None  # PES: lowpass of pre spikes, (pre.n,)
+    error_filtered: Array | None = None  # PES with an error synapse: the filtered error
 
 
 class _Program:
@@ -290,7 +294,9 @@ class Simulator:
             self._pops[name] = _PopState(
                 pop=p,
                 J=np.zeros(n, dtype),
-                v=np.zeros(n, dtype),
+                v=np.zeros(n, dtype)
+                if p.initial_voltage is None
+                else p.initial_voltage.astype(dtype),
                 ref=np.zeros(n, dtype),
                 spiked=np.zeros(n, np.bool_),
                 s01=np.zeros(n, dtype),
@@ -323,6 +329,16 @@ class Simulator:
     def _conn_state(self, c: Connection) -> _ConnState:
         post = self.model.populations[c.post]
         current = np.zeros(post.n, self.dtype)
+        if c.from_input:
+            return _ConnState(
+                conn=c,
+                current=current,
+                filtered=np.zeros(self.model.inputs[c.pre].dim, self.dtype),
+                decoders=None,
+                learning_rate=0.0,
+                learning_enabled=False,
+                pre_activity=None,
+            )
         if c.decoded:
             assert c.decoders is not None
             d_out = c.decoders.shape[1]
@@ -335,6 +351,9 @@ class Simulator:
                 learning_rate=c.learning_rate,
                 learning_enabled=c.learning_enabled,
                 pre_activity=np.zeros(pre_n, self.dtype) if c.error_input else None,
+                error_filtered=(
+                    np.zeros(d_out, self.dtype) if c.error_input and c.error_synapse > 0 else None
+                ),
             )
         return _ConnState(
             conn=c,
@@ -350,9 +369,20 @@ class Simulator:
         model = self.model
         incoming: dict[str, list[_ConnState]] = {p: [] for p in model.populations}
         outgoing: dict[str, list[_ConnState]] = {p: [] for p in model.populations}
+        from_inputs: list[_ConnState] = []
         for cs in self._conns:
             incoming[cs.conn.post].append(cs)
-            outgoing[cs.conn.pre].append(cs)
+            if cs.conn.from_input:
+                from_inputs.append(cs)
+            else:
+                outgoing[cs.conn.pre].append(cs)
+        # Nengo's timing: a filtered connection updates after every population has stepped
+        # (Nengo's "update" phase), so its post population reads the previous tick's value.
+        nengo = model.spec.network.timing == "nengo"
+        tail: list[Op] = []
+        for cs in from_inputs:
+            in_op = self._input_connection_op(cs)
+            (tail if nengo and cs.conn.synapse > 0 else self._ops).append(in_op)
         encoded: dict[str, list[tuple[Array, Array]]] = {p: [] for p in model.populations}
         for name, inp in model.inputs.items():
             if inp.target is not None:
@@ -370,28 +400,39 @@ class Simulator:
                 self._population_op(ps, encoded[name], [c.current for c in incoming[name]])
             )
             for cs in outgoing[name]:
-                self._ops.append(self._connection_op(ps, cs, event_driven))
+                conn_op = self._connection_op(ps, cs, event_driven)
+                (tail if nengo and cs.conn.synapse > 0 else self._ops).append(conn_op)
             self._ops.extend(probes_of[name])
+        self._ops.extend(tail)
 
     def _fuse(self, ops: list[Op]) -> list[Op]:
-        """Replace each run of fusable ops by one compiled segment."""
-        out: list[Op] = []
+        """Replace each run of fusable ops by one compiled segment.
+
+        A segment writes back the spike count of each population it steps whose count an
+        op outside it reads: an unfused op, or an op of another segment (under Nengo's
+        timing a population's filtered connections run in a later segment than its step,
+        past the Python ops of input connections).
+        """
+        groups: list[list[Op] | Op] = []
         run: list[Op] = []
-        fused = {id(op) for op in self._fusable}
-        readers = {ps for op, ps in self._count_readers.items() if op not in fused}
-
-        def close() -> None:
-            if run:
-                out.append(_Segment([self._fusable[op] for op in run], self.dtype, readers))
-            run.clear()
-
         for op in ops:
             if op in self._fusable:
                 run.append(op)
-            else:
-                close()
-                out.append(op)
-        close()
+                continue
+            if run:
+                groups.append(run)
+                run = []
+            groups.append(op)
+        if run:
+            groups.append(run)
+        out: list[Op] = []
+        for group in groups:
+            if not isinstance(group, list):
+                out.append(group)
+                continue
+            inside = {id(op) for op in group}
+            readers = {ps for op, ps in self._count_readers.items() if op not in inside}
+            out.append(_Segment([self._fusable[op] for op in group], self.dtype, readers))
         return out
 
     def _population_op(
@@ -530,6 +571,37 @@ class Simulator:
 
         return step_dense
 
+    def _input_connection_op(self, cs: _ConnState) -> Op:
+        """``y = lowpass(x)``, then the post current ``gain * E @ (T @ y)``."""
+        c = cs.conn
+        assert c.transform is not None
+        post = self.model.populations[c.post]
+        m = np.ascontiguousarray(post.scaled_encoders @ c.transform, dtype=self.dtype)
+        x, y, current = self.inputs[c.pre], cs.filtered, cs.current
+        a = decay(c.synapse, self.dt)
+        tmp = np.zeros_like(y)
+        dot = np.dot
+
+        if self.backend == "numba":
+            # The compiled encoding's sums (as a population's inputs), in or out of a
+            # program, so fused and unfused runs agree bit for bit.
+            def step_input_jit() -> None:
+                lowpass_step(y, x, a, tmp)
+                encode_rows_jit(m, y, current, False)
+
+            def emit(prog: _Program) -> None:
+                prog.op(OP_LOWPASS, prog.array(y), prog.array(x), prog.scalar(a, 1.0 - a))
+                prog.op(OP_ENCODE, prog.array(current), prog.array(m), prog.array(y), 0)
+
+            self._fusable[step_input_jit] = emit
+            return step_input_jit
+
+        def step_input() -> None:
+            lowpass_step(y, x, a, tmp)
+            dot(m, y, out=current)
+
+        return step_input
+
     def _decoded_op(self, pre: _PopState, cs: _ConnState, a: float, post: Population) -> Op:
         c = cs.conn
         assert cs.decoders is not None
@@ -595,16 +667,29 @@ class Simulator:
         delta = np.zeros_like(decoders)
         n_pre = pre.pop.n
         outer = np.multiply.outer
+        # An error synapse filters the error input; under Nengo's timing PES reads the filter
+        # before this tick's update (Nengo's error connection filter is an "update" op).
+        filtered = cs.error_filtered is not None
+        err_f = cs.error_filtered if cs.error_filtered is not None else np.zeros_like(y)
+        used = err_f if filtered else error
+        a_err = decay(c.error_synapse, self.dt)
+        err_tmp = np.zeros_like(y)
+        lag = self.model.spec.network.timing == "nengo"
+        early, late = filtered and not lag, filtered and lag
 
         def step_learning() -> None:
             dot(s01, decoders, out=u)
             lowpass_step(y, u, a, tmp, inv_dt)
             dot(m, y, out=current)
             lowpass_spikes(activity, spiked, a_pre, height)
+            if early:
+                lowpass_step(err_f, error, a_err, err_tmp)
             if cs.learning_enabled and cs.learning_rate:
-                np.multiply(error, -cs.learning_rate * self.dt / n_pre, out=scaled_err)
+                np.multiply(used, -cs.learning_rate * self.dt / n_pre, out=scaled_err)
                 outer(activity, scaled_err, out=delta)
                 np.add(decoders, delta, out=decoders)
+            if late:
+                lowpass_step(err_f, error, a_err, err_tmp)
 
         return step_learning
 
@@ -623,8 +708,6 @@ class Simulator:
         a = decay(probe.synapse, self.dt)
         if probe.kind == "filtered":
             y = np.zeros(ps.pop.n, self.dtype)
-            self._probe_values[name] = y
-            self._probe_state.append(y)
             height = (1.0 - a) / self.dt
             spiked, s01 = ps.spiked, ps.s01
 
@@ -637,15 +720,13 @@ class Simulator:
                     prog.op(OP_FILTERED, prog.array(y), prog.array(s01), prog.scalar(a, height))
 
                 self._fusable[step_filtered] = emit_filtered
-            return step_filtered
+            return self._filtered_probe(name, y, step_filtered)
         assert probe.kind == "decoded"
         assert probe.decoders is not None
         d = np.ascontiguousarray(probe.decoders, dtype=self.dtype)
         yd = np.zeros(d.shape[1], self.dtype)
         u = np.zeros_like(yd)
         tmp = np.zeros_like(yd)
-        self._probe_values[name] = yd
-        self._probe_state.append(yd)
         s01 = ps.s01
         inv_dt = 1.0 / self.dt
         if self.backend == "numba":
@@ -671,13 +752,48 @@ class Simulator:
 
             self._fusable[step_decoded_jit] = emit_decoded
             self._count_readers[id(step_decoded_jit)] = id(ps)
-            return step_decoded_jit
+            return self._filtered_probe(name, yd, step_decoded_jit)
 
         def step_decoded() -> None:
             np.dot(s01, d, out=u)
             lowpass_step(yd, u, a, tmp, inv_dt)
 
-        return step_decoded
+        return self._filtered_probe(name, yd, step_decoded)
+
+    def _filtered_probe(self, name: str, y: Array, update: Op) -> Op:
+        """Register probe ``name`` whose filter state ``y`` ``update`` advances each tick.
+
+        Under Nengo's timing a filtered probe shows its filter before this tick's update
+        (Nengo's filter is an "update" op, read by the probe before it runs), so the probe
+        shows a copy taken before ``update``; an unfiltered one shows ``y`` itself.
+        """
+        self._probe_state.append(y)
+        probe = self.model.probes[name]
+        if not (self.model.spec.network.timing == "nengo" and probe.synapse > 0):
+            self._probe_values[name] = y
+            return update
+        shown = np.zeros_like(y)
+        self._probe_values[name] = shown
+        self._probe_state.append(shown)
+        copyto = np.copyto
+
+        def step_lagged() -> None:
+            copyto(shown, y)
+            update()
+
+        emit = self._fusable.get(update)
+        if emit is not None:
+            # The same copy, then the same update, inside the compiled program.
+            def emit_lagged(prog: _Program) -> None:
+                prog.op(OP_COPY, prog.array(shown), prog.array(y))
+                emit(prog)
+
+            self._fusable[step_lagged] = emit_lagged
+        # ``update`` now runs only inside ``step_lagged``: the count reader is the wrapper.
+        reads = self._count_readers.pop(id(update), None)
+        if reads is not None:
+            self._count_readers[id(step_lagged)] = reads
+        return step_lagged
 
     # ------------------------------------------------------------------ stepping
 
@@ -830,6 +946,14 @@ class Simulator:
             f"{', '.join(learners) or '(none)'}"
         )
 
+    def learning_settings(self) -> dict[str, tuple[float, bool]]:
+        """``{connection: (PES rate, enabled)}`` of every learning connection."""
+        return {
+            cs.conn.name: (float(cs.learning_rate), bool(cs.learning_enabled))
+            for cs in self._conns
+            if cs.pre_activity is not None
+        }
+
     def learning_connections(self) -> list[str]:
         """Names of connections with a learning rule."""
         return [cs.conn.name for cs in self._conns if cs.pre_activity is not None]
@@ -850,6 +974,8 @@ class Simulator:
                 out[f"conn.{i}.decoders"] = cs.decoders.copy()
             if cs.pre_activity is not None:
                 out[f"conn.{i}.pre_activity"] = cs.pre_activity.copy()
+            if cs.error_filtered is not None:
+                out[f"conn.{i}.error"] = cs.error_filtered.copy()
         for i, y in enumerate(self._probe_state):
             out[f"probe.{i}"] = y.copy()
         for name, x in self.inputs.items():
@@ -868,17 +994,35 @@ class Simulator:
                 live[f"conn.{i}.decoders"] = cs.decoders
             if cs.pre_activity is not None:
                 live[f"conn.{i}.pre_activity"] = cs.pre_activity
+            if cs.error_filtered is not None:
+                live[f"conn.{i}.error"] = cs.error_filtered
         for i, y in enumerate(self._probe_state):
             live[f"probe.{i}"] = y
         for name, x in self.inputs.items():
             live[f"input.{name}"] = x
         return live
 
+    def state_layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+        """The shape and dtype of every array :meth:`state` returns, ``tick`` included.
+
+        Fixed at construction: what a snapshot of this network must hold.
+        """
+        layout: dict[str, tuple[tuple[int, ...], np.dtype[Any]]] = {
+            "tick": ((), np.dtype(np.int64))
+        }
+        for key, arr in self._state_arrays().items():
+            layout[key] = (arr.shape, arr.dtype)
+        return layout
+
     def set_state(self, state: Mapping[str, npt.NDArray[np.generic]]) -> None:
         """Restore a state taken with :meth:`state` (from the same network file).
 
+        Everything is checked before anything is copied, so a refused state leaves the
+        simulator as it was.
+
         Raises:
-            SimulationError: a key is missing or an array has the wrong shape.
+            SimulationError: a key is missing, an array has the wrong shape or is not of
+                real, finite floats, or ``tick`` is not an integer in ``[0, 2**53)``.
         """
         live = self._state_arrays()
         missing = sorted(set(live) - set(state))
@@ -886,13 +1030,32 @@ class Simulator:
             raise SimulationError(
                 f"state does not match this network: missing {missing or ['tick']}"
             )
+        tick = np.asarray(state["tick"])
+        if tick.shape != () or tick.dtype.kind not in "iu" or not 0 <= int(tick) < 2**53:
+            raise SimulationError(
+                f"state 'tick' must be an integer scalar in [0, 2**53); got "
+                f"{tick.dtype} of shape {tick.shape}"
+                + (f" = {tick.item()!r}" if tick.size == 1 and tick.dtype.kind in "iuf" else "")
+            )
         for key, arr in live.items():
             src = np.asarray(state[key])
             if src.shape != arr.shape:
                 raise SimulationError(f"state {key!r} has shape {src.shape}; expected {arr.shape}")
+            if src.dtype.kind != "f":
+                raise SimulationError(f"state {key!r} has dtype {src.dtype}; expected real floats")
+            if not np.isfinite(src).all():
+                raise SimulationError(
+                    f"state {key!r} holds NaN or infinite values; expected finite floats"
+                )
+            limit = float(np.finfo(arr.dtype.str).max)  # the state arrays are floats
+            if float(np.abs(src).max(initial=0.0)) > limit:  # compared in float64
+                raise SimulationError(
+                    f"state {key!r} holds values beyond +-{limit:.4g}; expected values a "
+                    f"{arr.dtype} network can hold"
+                )
         for key, arr in live.items():
             np.copyto(arr, state[key], casting="unsafe")
-        self.tick = int(np.asarray(state["tick"]))
+        self.tick = int(tick)
 
     def reset(self) -> None:
         """Zero voltages, refractory times, synapses and filters, and restart at tick 0.
@@ -909,6 +1072,8 @@ class Simulator:
             ps.spiked[...] = False
             ps.s01[...] = 0
             ps.count = 0
+            if ps.pop.initial_voltage is not None:
+                np.copyto(ps.v, ps.pop.initial_voltage, casting="unsafe")
         for name, inp in self.model.inputs.items():
             np.copyto(self.inputs[name], inp.default, casting="unsafe")
         self.tick = 0

@@ -91,12 +91,16 @@ class MessageMeta(NamedTuple):
         retain: Whether it is a retained message replayed on subscribe.
         content_type: MQTT 5 content type property, ``None`` on 3.1.1 or when absent.
         expiry: MQTT 5 message expiry interval left, in seconds, or ``None``.
+        response_topic: MQTT 5 response topic of a request, or ``None``.
+        correlation_data: MQTT 5 correlation data of a request (opaque bytes), or ``None``.
     """
 
     qos: int
     retain: bool
     content_type: str | None = None
     expiry: int | None = None
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
 
 
 #: ``on_message(topic, payload, meta)``: called on the event loop thread for every
@@ -584,6 +588,7 @@ class MqttLink:
         retain: bool = False,
         content_type: str | None = None,
         expiry: int | None = None,
+        correlation_data: bytes | None = None,
     ) -> bool:
         """Hand a message to the connection without waiting; never blocks.
 
@@ -595,6 +600,8 @@ class MqttLink:
             content_type: MQTT 5 content type (e.g. ``application/msgpack``); dropped on
                 3.1.1 sessions.
             expiry: MQTT 5 message expiry interval in seconds; dropped on 3.1.1.
+            correlation_data: MQTT 5 correlation data (the reply to a request carries
+                the request's); dropped on 3.1.1.
 
         Returns:
             ``True`` if queued for sending, ``False`` if disconnected or if
@@ -603,7 +610,8 @@ class MqttLink:
         Raises:
             ValueError: Invalid topic (wildcards, empty) or QoS (a programming error).
         """
-        return self._send(topic, payload, qos, retain, content_type, expiry) is not None
+        sent = self._send(topic, payload, qos, retain, content_type, expiry, correlation_data)
+        return sent is not None
 
     async def publish(
         self,
@@ -614,6 +622,7 @@ class MqttLink:
         retain: bool = False,
         content_type: str | None = None,
         expiry: int | None = None,
+        correlation_data: bytes | None = None,
     ) -> bool:
         """Publish and wait until written (QoS 0) or acknowledged (QoS 1/2).
 
@@ -621,7 +630,7 @@ class MqttLink:
         disconnected, and ``False`` if the connection drops or ``publish_timeout``
         seconds pass before completion; never raises for connection problems.
         """
-        sent = self._send(topic, payload, qos, retain, content_type, expiry)
+        sent = self._send(topic, payload, qos, retain, content_type, expiry, correlation_data)
         if sent is None:
             return False
         client, mid = sent
@@ -679,6 +688,7 @@ class MqttLink:
         retain: bool,
         content_type: str | None,
         expiry: int | None,
+        correlation_data: bytes | None = None,
     ) -> tuple[_LinkClient, int] | None:
         """Queue one message in paho; ``(client, mid)`` or ``None`` if refused."""
         client = self._client
@@ -689,8 +699,17 @@ class MqttLink:
             self._publish_failed += 1
             return None
         properties = None
-        if self._protocol is aiomqtt.ProtocolVersion.V5 and (content_type or expiry is not None):
-            properties = self._properties(content_type, expiry)
+        if self._protocol is aiomqtt.ProtocolVersion.V5:
+            if correlation_data is not None:
+                # Different for every reply: packed per message, never cached.
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                if content_type:
+                    properties.ContentType = content_type
+                if expiry is not None:
+                    properties.MessageExpiryInterval = int(expiry)
+                properties.CorrelationData = correlation_data
+            elif content_type or expiry is not None:
+                properties = self._properties(content_type, expiry)
         info = client.paho.publish(topic, payload, qos, retain, properties)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             self._publish_failed += 1
@@ -728,11 +747,14 @@ class MqttLink:
             if props is None:
                 meta = MessageMeta(message.qos, bool(message.retain))
             else:
+                correlation = getattr(props, "CorrelationData", None)
                 meta = MessageMeta(
                     message.qos,
                     bool(message.retain),
                     getattr(props, "ContentType", None),
                     getattr(props, "MessageExpiryInterval", None),
+                    getattr(props, "ResponseTopic", None),
+                    None if correlation is None else bytes(correlation),
                 )
             payload = message.payload
             if not isinstance(payload, bytes):  # paho may hand out a bytearray slice

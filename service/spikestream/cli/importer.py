@@ -1,0 +1,69 @@
+"""``spikestream import``: a Nengo model script as a network file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spikestream.nengo_import import DEFAULT_VARIABLE, import_model
+
+WARNING = (
+    "Importing RUNS the script (it is Python code, executed with your rights): import only "
+    "models you trust, as you would run them with python."
+)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``import`` subcommand."""
+    p = sub.add_parser(
+        "import",
+        help="import a Nengo model (a Python script) as a network file",
+        description=(
+            "Load MODEL.py, take its nengo.Network (the variable "
+            f"{DEFAULT_VARIABLE!r}, or NAME), build it with Nengo's own builder and write "
+            "an equivalent network file plus .npy side files (OUT's stem + '.arrays/'). "
+            f"{WARNING} Needs Nengo: pip install 'spikestream[nengo]'. The supported subset "
+            "is in docs/NENGO.md; anything else is refused, naming the object."
+        ),
+        epilog=WARNING,
+    )
+    p.add_argument(
+        "model", metavar="MODEL.py[:NAME]", help="the script, and the variable holding the network"
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="NET.toml", help="network file")
+    p.add_argument(
+        "--dt", type=float, default=0.001, metavar="S", help="tick length (default: 0.001 s)"
+    )
+    p.add_argument(
+        "--timing",
+        choices=("nengo", "spikestream"),
+        default="nengo",
+        help="nengo (default): every filtered connection delays one tick, as in Nengo, so "
+        "spike trains match Nengo's; spikestream: only connections closing a cycle do",
+    )
+    p.add_argument(
+        "--sample-duration",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds of each function-of-t input node sampled as its offline signal "
+        "(held at the last sample afterwards; default: 10)",
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Import and report. Returns the exit code."""
+    spec = import_model(
+        args.model,
+        args.out,
+        dt=args.dt,
+        sample_duration=args.sample_duration,
+        timing=args.timing,
+    )
+    print(
+        f"wrote {args.out} ({spec.name}: {len(spec.populations)} population(s), "
+        f"{len(spec.inputs)} input(s), {len(spec.connections)} connection(s), "
+        f"{len(spec.probes)} probe(s); timing = {spec.network.timing!r})"
+    )
+    return 0

@@ -1,0 +1,143 @@
+"""Home Assistant MQTT discovery for the text values (``serve --ha-discovery [PREFIX]``).
+
+For every text topic (see :mod:`spikestream.serving.text`) the service publishes a
+retained ``sensor`` config on ``<PREFIX>/sensor/<node_id>/<object_id>/config``:
+
+* one sensor **per number**: a probe of dim 1 is one sensor reading the plain decimal;
+  a probe of dim ``d > 1`` is ``d`` sensors ``<probe>[i]`` reading ``value_json[i]``
+  from the same JSON-array topic, so each component gets its own history graph in HA;
+* each config carries ``unique_id``, ``name``, ``default_entity_id``, ``state_topic``,
+  ``state_class: measurement``, a ``device`` block (one device per served network:
+  ``identifiers``, ``name``, ``model``, ``manufacturer``, ``sw_version``) and the
+  availability of the service's retained ``status`` topic (``online``/``offline``).
+
+Configs go out after every (re)connection and again whenever HA's birth message
+``online`` arrives on ``<PREFIX>/status``, so a restarted HA (or a broker that lost its
+retained messages) rediscovers the entities.
+
+Discovery topic levels and ids allow only ``[A-Za-z0-9_-]``; any other character of a
+prefix, network or probe name becomes ``_`` and a short hash of the original keeps two
+such names apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spikestream.codec import STATUS_OFFLINE, STATUS_ONLINE, validate_prefix
+
+DEFAULT_HA_PREFIX = "homeassistant"
+"""Home Assistant's default discovery prefix."""
+
+HA_BIRTH = b"online"
+"""The payload of Home Assistant's birth message on ``<prefix>/status``."""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def slug(text: str) -> str:
+    """``text`` as a discovery id (``[A-Za-z0-9_-]+``), one-to-one.
+
+    Text that is already safe is returned as is; otherwise unsafe characters become
+    ``_`` and 8 hex digits of the text's SHA-1 are appended, so ``a.b`` and ``a:b`` stay
+    distinct.
+    """
+    safe = _UNSAFE.sub("_", text)
+    if safe == text and text:
+        return text
+    return f"{safe}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class DiscoveryMessage:
+    """One retained discovery config."""
+
+    topic: str
+    payload: bytes
+
+
+def discovery_messages(
+    *,
+    ha_prefix: str,
+    prefix: str,
+    net: str,
+    status_topic: str,
+    text: Mapping[str, tuple[str, int]],
+    version: str,
+) -> list[DiscoveryMessage]:
+    """The discovery configs of one network.
+
+    Args:
+        ha_prefix: HA's discovery prefix (``homeassistant``).
+        prefix: the service's topic prefix (``spikestream``), part of every id so that
+            two services with the same network name under different prefixes differ.
+        net: the network name.
+        status_topic: the service's retained ``online``/``offline`` topic.
+        text: probe name -> (text topic, dim).
+        version: the service's version, for the device block.
+    """
+    node = slug(f"{prefix}_{net}")
+    device = {
+        "identifiers": [node],
+        "name": f"spikestream {net}",
+        "model": "spikestream network",
+        "manufacturer": "spikestream",
+        "sw_version": version,
+    }
+    out = []
+    for probe, (topic, dim) in text.items():
+        for i in range(dim):
+            label = probe if dim == 1 else f"{probe}[{i}]"
+            object_id = slug(f"{node}_{probe}" if dim == 1 else f"{node}_{probe}_{i}")
+            config: dict[str, Any] = {
+                "name": label,
+                "unique_id": object_id,
+                "default_entity_id": f"sensor.{object_id}",
+                "state_topic": topic,
+                "state_class": "measurement",
+                "availability_topic": status_topic,
+                "payload_available": STATUS_ONLINE.decode(),
+                "payload_not_available": STATUS_OFFLINE.decode(),
+                "device": device,
+            }
+            if dim > 1:
+                config["value_template"] = f"{{{{ value_json[{i}] }}}}"
+            out.append(
+                DiscoveryMessage(
+                    f"{ha_prefix}/sensor/{node}/{object_id}/config",
+                    json.dumps(config, separators=(",", ":")).encode(),
+                )
+            )
+    return out
+
+
+class HaDiscovery:
+    """The discovery configs of one network and the birth topic that asks for them again.
+
+    Args:
+        ha_prefix: HA's discovery prefix; validated as a topic prefix.
+        messages: see :func:`discovery_messages`.
+    """
+
+    def __init__(self, ha_prefix: str, messages: list[DiscoveryMessage]) -> None:
+        self.prefix = validate_prefix(ha_prefix)
+        self.birth_topic = f"{ha_prefix}/status"
+        self.messages = messages
+        self.published = 0
+        self.failed = 0
+        self.births = 0
+        self.births_coalesced = 0
+
+    def is_birth(self, topic: str, payload: bytes) -> bool:
+        """True for HA's ``online`` on ``<prefix>/status`` (its last will ``offline`` is not)."""
+        if topic != self.birth_topic:
+            return False
+        if payload.strip() == HA_BIRTH:
+            self.births += 1
+            return True
+        return False

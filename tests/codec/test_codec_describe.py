@@ -1,0 +1,198 @@
+"""The describe document's codec: the control section is the registry, the decoder
+treats documents as hostile, response topics are checked, and topic helpers agree."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spikestream.codec import (
+    COMMAND_SPECS,
+    SETTINGS,
+    check_response_topic,
+    control_description,
+    decode_describe,
+    encode_describe,
+    net_of,
+    topics,
+    wildcard,
+)
+from spikestream.errors import CodecError, PayloadTooLarge
+
+
+def document() -> dict[str, Any]:
+    """A small valid document, as the service builds it (keys the decoder checks)."""
+    t = topics("spikestream", "arm")
+    return {
+        "v": 1,
+        "net": "arm",
+        "prefix": "spikestream",
+        "service": {"name": "spikestream", "version": "0.1.0"},
+        "session": 3,
+        "dt": 0.001,
+        "inputs": {
+            "target": {"topic": t.input("target"), "dim": 2, "default": [0.0, 0.5], "ttl": None}
+        },
+        "probes": {
+            "a_spikes": {
+                "topic": t.out("a_spikes"),
+                "kind": "spikes",
+                "shape": [100],
+                "dtype": "bool",
+                "ticks_per_frame": 20,
+            },
+            "hand": {
+                "topic": t.out("hand"),
+                "kind": "values",
+                "shape": [2],
+                "dtype": "float32",
+                "ticks_per_frame": 10,
+            },
+        },
+    }
+
+
+def test_a_valid_document_decodes() -> None:
+    d = decode_describe(encode_describe(document()))
+    assert (d.net, d.dt, d.session, d.version) == ("arm", 0.001, 3, "0.1.0")
+    assert d.inputs["target"].dim == 2
+    assert d.inputs["target"].default == (0.0, 0.5)
+    assert d.inputs["target"].ttl is None
+    assert d.probes["a_spikes"].shape == (100,)
+    assert d.probes["hand"].ticks_per_frame == 10
+    assert d.document["prefix"] == "spikestream"  # other keys kept as they came
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "words"),
+    [
+        (("v",), 2, "unsupported version 2"),
+        (("v",), True, "unsupported version True"),
+        (("net",), "a/b", "'net' 'a/b' breaks the naming rule"),
+        (("dt",), 0, "'dt' must be > 0"),
+        (("dt",), "0.001", "'dt' must be a finite number"),
+        (("session",), 0, "'session' must be an integer in [1, 2**53]"),
+        (("session",), True, "'session' must be int, got bool"),
+        (("inputs", "target", "dim"), 0, "'dim' must be an integer in [1, 2**53]"),
+        (("inputs", "target", "default"), [0.0], "'default' has 1 values for dim 2"),
+        (("inputs", "target", "ttl"), "soon", "'ttl' must be a finite number"),
+        (("inputs", "target", "ttl"), 10**400, "'ttl' must be a finite number"),
+        (("probes", "hand", "kind"), "pictures", "'kind' must be 'spikes' or 'values'"),
+        (("probes", "hand", "dtype"), "bool", "does not fit kind 'values'"),
+        (("probes", "hand", "shape"), [-1], "'shape' must be at most 8 integers"),
+        (("probes", "hand", "ticks_per_frame"), 0, "'ticks_per_frame' must be an integer"),
+        (("probes", "hand", "topic"), None, "'topic' must be str, got NoneType"),
+        (("probes",), [], "'probes' must be dict, got list"),
+        (("service",), {}, "'version' must be str"),
+    ],
+)
+def test_a_broken_document_is_refused_by_name(
+    path: tuple[str, ...], value: object, words: str
+) -> None:
+    doc = document()
+    target: Any = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(CodecError, match="invalid describe document") as err:
+        decode_describe(json.dumps(doc).encode())
+    assert words in str(err.value)
+
+
+def test_hostile_names_and_bytes_are_refused() -> None:
+    doc = document()
+    doc["probes"]["<img src=x>"] = doc["probes"].pop("hand")
+    with pytest.raises(CodecError, match="breaks the naming rule"):
+        decode_describe(json.dumps(doc).encode())
+    for payload in (b"\xff", b"[1]", b'{"v": NaN}', b"[" * 100_000):
+        with pytest.raises(CodecError):
+            decode_describe(payload)
+    with pytest.raises(PayloadTooLarge):
+        decode_describe(b" " * 65, max_bytes=64)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+
+
+@given(key=st.sampled_from(["v", "net", "dt", "session", "service", "inputs", "probes"]),
+       value=json_values)  # fmt: skip
+def test_any_value_anywhere_is_decoded_or_refused_cleanly(key: str, value: object) -> None:
+    """Whatever a key holds, the decoder returns a checked document or a CodecError."""
+    doc = copy.deepcopy(document())
+    doc[key] = value
+    try:
+        d = decode_describe(json.dumps(doc).encode())
+    except CodecError:
+        return
+    assert d.net == doc["net"]
+
+
+def test_the_control_section_is_the_registry() -> None:
+    section = control_description({"ticks_per_frame": 5000})
+    assert [c["name"] for c in section["commands"]] == list(COMMAND_SPECS)
+    assert [c["usage"] for c in section["commands"]] == [c.usage for c in COMMAND_SPECS.values()]
+    assert list(section["settings"]) == list(SETTINGS)
+    tpf = section["settings"]["ticks_per_frame"]
+    assert (tpf["low"], tpf["high"]) == (1, 5000)
+    assert tpf["allowed"] == "an integer in [1, 5000], the largest the memory budget allows"
+    assert section["settings"]["learning_rate"]["high"] == 1.0
+    assert section["settings"]["realtime_factor"]["high"] is None
+    assert "low" not in section["settings"]["learning"]  # a flag has no range
+    # A runtime bound above a fixed one does not widen it.
+    assert control_description({"learning_rate": 5.0})["settings"]["learning_rate"]["high"] == 1
+
+
+def test_encode_refuses_what_is_not_json() -> None:
+    doc = document()
+    doc["dt"] = float("nan")
+    with pytest.raises(CodecError, match="cannot encode"):
+        encode_describe(doc)
+    with pytest.raises(CodecError, match="needs v=1"):
+        encode_describe({"v": 2})
+
+
+@pytest.mark.parametrize(
+    ("topic", "words"),
+    [
+        ("", "1-1024 characters"),
+        ("x" * 1025, "1-1024 characters"),
+        ("replies/+", "contains '+'"),
+        ("replies/#", "contains '#'"),
+        ("a\x00b", "contains '\\x00'"),
+        ("$SYS/broker", "starts with '$'"),
+        ("spikestream/seed/control", "'control' topic"),
+        ("spikestream/other/in/u", "'in' topic"),
+        ("spikestream/seed/status", "'status' topic"),
+        ("spikestream/seed/describe", "'describe' topic"),
+    ],
+)
+def test_hostile_response_topics_are_refused(topic: str, words: str) -> None:
+    with pytest.raises(CodecError) as err:
+        check_response_topic("spikestream", topic)
+    assert words in str(err.value)
+
+
+def test_ordinary_response_topics_pass() -> None:
+    for topic in ("lab/me/replies", "spikestream/seed/events", "spikestream/replies", "x"):
+        assert check_response_topic("spikestream", topic) == topic
+
+
+def test_topic_helpers_agree() -> None:
+    t = topics("lab/rig-2", "seed")
+    assert t.describe == "lab/rig-2/seed/describe"
+    assert t.stats == "lab/rig-2/seed/stats"
+    assert wildcard("lab/rig-2", "describe") == "lab/rig-2/+/describe"
+    assert net_of("lab/rig-2", t.describe, "describe") == "seed"
+    assert net_of("lab/rig-2", t.status, "describe") is None
+    assert net_of("lab/rig-2", "lab/rig-2/a/b/describe", "describe") is None
+    with pytest.raises(CodecError):
+        wildcard("$SYS", "describe")

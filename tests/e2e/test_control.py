@@ -1,0 +1,169 @@
+"""Hostile control end to end: ``spikestream serve`` on a real mosquitto keeps ticking,
+with contiguous ``seq``, through every refused command, ignores retained control, and
+loses no event raised while it connects."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from spikestream.build import build
+from spikestream.cli.service import Service, ServiceOptions
+from spikestream.spec import load_network
+from spikestream.transport import MessageMeta, parse_broker_url
+from tests.brokers import Mosquitto
+from tests.e2e.test_serve import events, frames_of, publish
+from tests.serving import SEED, Listener
+
+pytestmark = pytest.mark.broker
+
+CONTROL = "spikestream/seed/control"
+
+
+def stats(sub: Listener) -> list[dict[str, object]]:
+    return [json.loads(m.payload) for m in sub.on("spikestream/seed/stats")]
+
+
+def assert_contiguous(sub: Listener, probe: str) -> int:
+    seqs = [f.header.seq for f in frames_of(sub.messages, probe)]
+    assert seqs, f"no frames of {probe}"
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"a gap in {probe}'s seq"
+    assert all(f.header.dropped == 0 for f in frames_of(sub.messages, probe))
+    return len(seqs)
+
+
+# Each hostile command and what its refusal must name: the key, the value, what is allowed.
+HOSTILE = [
+    (b"set ticks_per_frame 1e9", ["ticks_per_frame", "1000000000", "the memory budget"]),
+    (b"set ticks_per_frame 2.5", ["ticks_per_frame", "2.5", "an integer"]),
+    (b"set realtime_factor -1", ["realtime_factor", "-1.0", "a finite number >= 0"]),
+    (b"set realtime_factor nan", ["finite", "nan"]),
+    (b'{"cmd": "set", "key": "ttl", "value": 1e999}', ["finite"]),
+    (b"set learning_rate 5", ["learning_rate", "5.0", "[0, 1]"]),
+    (b"set volume 11", ["volume", "settable keys: realtime_factor"]),
+    (b"set learning on", ["no learning connection"]),  # refused by the tick thread
+    (b"learn maybe", ["'learn' needs on or off", "maybe"]),
+    (b"explode", ["unknown control command", "allowed: pause, resume"]),
+    (b"\xc1\xff\x00", ["not valid msgpack"]),
+]
+
+
+async def test_hostile_commands_are_refused_and_ticking_goes_on(
+    mosquitto: Mosquitto, serve
+) -> None:
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        proc = serve("--memory-limit", "1GiB", "--stats-interval", "0.2")
+        await sub.wait_status("seed", b"online")
+        await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > 20, what="frames")
+        for payload, _ in HOSTILE:
+            await publish(mosquitto, CONTROL, payload)
+        await publish(
+            mosquitto, CONTROL, b'{"cmd": "set", "key": "ticks_per_frame", "value": 20, "id": "ok"}'
+        )
+        refusals = await sub.wait_for(
+            lambda ms: (r := events(ms, "control_rejected")) and len(r) >= len(HOSTILE) and r,
+            what=f"{len(HOSTILE)} control_rejected events",
+        )
+        # Refused at the edge or by the tick thread, so not in order: match on the words.
+        errors = [str(e["error"]) for e in refusals]
+        assert len(errors) == len(HOSTILE)
+        for payload, words in HOSTILE:
+            assert any(all(w in err for w in words) for err in errors), (payload, errors)
+        ok = await sub.wait_for(
+            lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == "ok"],
+            what="the valid command after the hostile ones",
+        )
+        assert ok[0]["ticks_per_frame"] == 20
+        # A map with an id refused at the edge: the reply still echoes the id.
+        await publish(mosquitto, CONTROL, b'{"cmd": "set", "key": "ttl", "value": -1, "id": "n"}')
+        neg = await sub.wait_for(
+            lambda ms: [e for e in events(ms, "control_rejected") if e.get("id") == "n"],
+            what="the refusal echoing its id",
+        )
+        assert neg[0]["cmd"] == "set"
+        assert "set ttl: -1.0 is not allowed; expected a finite number >= 0" in str(neg[0]["error"])
+        # Still ticking, frames of the new size, seq contiguous from first to last.
+        n = len(frames_of(sub.messages, "a_spikes"))
+        await sub.wait_for(
+            lambda ms: len(frames_of(ms, "a_spikes")) > n + 30, what="frames after the commands"
+        )
+        assert frames_of(sub.messages, "a_spikes")[-1].header.ticks == 20
+        for probe in ("a_spikes", "b_spikes"):
+            assert assert_contiguous(sub, probe) > 50
+        counted = await sub.wait_for(
+            lambda ms: [s for s in stats(sub) if s["rejected"].get("control") == len(HOSTILE) + 1],
+            what="stats counting every refusal",
+        )
+        assert counted[-1]["events_lost"] == 0
+        assert proc.returncode is None
+    assert proc.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in proc.log_text()
+
+
+async def test_retained_control_is_ignored_and_no_event_is_lost_at_connect(
+    mosquitto: Mosquitto, serve
+) -> None:
+    """A retained ``pause`` and a retained bad input wait at the broker before the service
+    starts: the pause is ignored (with an event), the input's refusal reaches ``events``."""
+    await publish(mosquitto, CONTROL, b"pause", retain=True)
+    await publish(mosquitto, "spikestream/seed/in/u", b"garbage!", retain=True)
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        proc = serve("--stats-interval", "0.2")
+        await sub.wait_status("seed", b"online")
+        ignored = await sub.wait_for(
+            lambda ms: events(ms, "control_ignored"), what="control_ignored"
+        )
+        assert ignored[0]["reason"] == "retained"
+        assert ignored[0]["payload"] == "pause"
+        assert "retained control message is ignored" in str(ignored[0]["error"])
+        rejected = await sub.wait_for(
+            lambda ms: events(ms, "input_rejected"), what="the retained input's refusal"
+        )
+        assert rejected[0]["input"] == "u"
+        # Not paused: frames keep coming, contiguous.
+        await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > 100, what="frames")
+        assert assert_contiguous(sub, "a_spikes") > 100
+        last = await sub.wait_for(
+            lambda ms: [s for s in stats(sub) if s["tick"] > 500], what="stats"
+        )
+        assert last[-1]["paused"] is False
+        assert last[-1]["retained_control"] == 1
+        assert last[-1]["rejected"]["control"] == 1
+        assert last[-1]["events_lost"] == 0
+    assert proc.stop(signal.SIGTERM) == 0
+    await publish(mosquitto, CONTROL, b"", retain=True)  # clear the retained messages
+
+
+def test_retained_control_at_a_reconnect_is_ignored(tmp_path: Path) -> None:
+    """The broker replays retained messages with the retain flag at every (re)subscription;
+    the service decides on that flag alone, so a replay at a reconnect is ignored too.
+    (No broker needed: the service is not started, and events wait for a connection.)"""
+    model = build(load_network(SEED))
+    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServiceOptions())
+    service._on_message(CONTROL, b"reset", MessageMeta(qos=1, retain=True))
+    assert not service.engine._commands
+    assert service.retained_control == 1
+    service._on_message(CONTROL, b"reset", MessageMeta(qos=1, retain=False))
+    assert [c.cmd for c in service.engine._commands] == ["reset"]
+    pending = [json.loads(p) for p in service._pending]
+    assert [e["event"] for e in pending] == ["control_ignored"]
+    assert service.statistics()["events_pending"] == 1
+
+
+def test_events_wait_bounded_while_offline_and_overflow_is_counted() -> None:
+    from spikestream.cli.service import PENDING_EVENTS
+
+    model = build(load_network(SEED))
+    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServiceOptions())
+    service._limiter.rate = 1e9  # let every event through the rate limit
+    service._limiter.burst = 10**6
+    for i in range(PENDING_EVENTS + 10):
+        service.event("input_rejected", input="u", n=i)
+    assert len(service._pending) == PENDING_EVENTS
+    assert service.events_lost == 10
+    # The oldest were dropped; the newest wait, in order.
+    assert json.loads(service._pending[0])["n"] == 10
+    assert json.loads(service._pending[-1])["n"] == PENDING_EVENTS + 9

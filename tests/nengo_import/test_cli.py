@@ -1,0 +1,297 @@
+"""``spikestream import`` and ``run``/``serve`` of a model script: what they write, and
+how they refuse what they cannot import (one line naming the object, exit status 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikestream.cli import main
+from spikestream.errors import ModelImportError
+from spikestream.nengo_import import (
+    INSTALL_HINT,
+    import_model,
+    load_network_or_model,
+    split_source,
+)
+from spikestream.spec import FileSignal, load_network
+from tests.nengo_import.runs import ROOT, script
+
+
+def write(tmp_path: Path, body: str, name: str = "model.py") -> Path:
+    path = tmp_path / name
+    path.write_text("import nengo\nimport numpy as np\n" + textwrap.dedent(body))
+    return path
+
+
+def refusal(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run the CLI, expect exit status 2 and exactly one line on stderr; return it."""
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_import_writes_a_network_file_with_side_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "integrator.toml"
+    assert main(["import", str(script("integrator")), "--out", str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    spec = load_network(out)
+    assert spec.network.timing == "nengo"
+    assert spec.network.seed == 13
+    assert list(spec.populations) == ["memory"]
+    assert list(spec.inputs) == ["stim"]
+    # The passthrough node `relay` is folded: stim -> memory carries its transform.
+    (inp, rec) = spec.connections
+    assert (inp.pre, inp.post, inp.kind, inp.transform, inp.synapse) == (
+        "stim",
+        "memory",
+        "input",
+        [[0.1]],
+        0.1,
+    )
+    assert (rec.pre, rec.post, rec.kind) == ("memory", "memory", "decoded")
+    assert spec.probes["memory_value"].kind == "decoded"
+    assert spec.probes["memory_spikes"].kind == "spikes"
+    assert spec.probes["stim_value"].kind == "input"
+    samples = np.load(tmp_path / "integrator.arrays" / "stim.signal.npy")
+    assert samples.shape == (10_000, 1)  # 10 s sampled at t = dt, 2 dt, ...
+    # Sample k is f((k + 1) dt): the pulse starts after t = 0.2 s, so at sample 200.
+    assert (samples[199, 0], samples[200, 0]) == (0.0, 1.0)
+
+
+def test_import_sample_times_follow_nengo(tmp_path: Path) -> None:
+    """Sample k is the node's output at t = (k + 1) dt, the time Nengo calls it with."""
+    model = write(
+        tmp_path,
+        """
+        model = nengo.Network(seed=1)
+        with model:
+            clock = nengo.Node(lambda t: t, label="clock")
+            a = nengo.Ensemble(10, 1, label="a")
+            nengo.Connection(clock, a)
+        """,
+    )
+    out = tmp_path / "net.toml"
+    assert main(["import", str(model), "--out", str(out), "--sample-duration", "0.005"]) == 0
+    samples = np.load(tmp_path / "net.arrays" / "clock.signal.npy")[:, 0]
+    np.testing.assert_allclose(samples, [0.001, 0.002, 0.003, 0.004, 0.005])
+    # `run` samples the whole run; at most MAX_SAMPLES values are taken.
+    spec = load_network_or_model(model, sample_duration=12.5)
+    assert isinstance(spec.inputs["clock"].signal, FileSignal)
+    assert np.load(spec.resolve(spec.inputs["clock"].signal.path)).shape == (12_500, 1)
+    with pytest.raises(ModelImportError, match=r"Node 'clock': sampling 100000 s of it at"):
+        import_model(model, out, sample_duration=1e5)
+
+
+def test_names_labels_variables_and_generated(tmp_path: Path) -> None:
+    model = write(
+        tmp_path,
+        """
+        model = nengo.Network(label="my net!", seed=2)
+        with model:
+            source = nengo.Node([0.25, 0.5])
+            first = nengo.Ensemble(10, 2)
+            both = [nengo.Ensemble(10, 1), nengo.Ensemble(10, 1, label="x y")]
+            same = nengo.Ensemble(10, 1, label="x_y")
+            nengo.Connection(source, first)
+            nengo.Connection(first[0], both[0])
+            nengo.Connection(first[0], both[0], synapse=0.02)
+            nengo.Probe(first, label="first")
+            nengo.Probe(both[1].neurons, synapse=0.01)
+        """,
+    )
+    out = tmp_path / "net.toml"
+    assert main(["import", f"{model}:model", "--out", str(out)]) == 0
+    spec = load_network(out)
+    assert spec.name == "my_net_"
+    assert list(spec.populations) == ["first", "ensemble_1", "x_y", "x_y_2"]
+    assert list(spec.inputs) == ["source"]
+    assert spec.inputs["source"].signal.kind == "constant"
+    assert spec.inputs["source"].default == [0.25, 0.5]
+    assert list(spec.probes) == ["first", "probe_1"]
+    assert spec.probes["probe_1"].kind == "filtered"
+    assert [c.label for c in spec.connections] == [
+        "source->first",
+        "first->ensemble_1",
+        "first->ensemble_1-2",
+    ]
+    # Importing twice gives the same names and the same file; the side-file folder loses
+    # only its old arrays.
+    text = out.read_text()
+    (tmp_path / "net.arrays" / "notes.txt").write_text("mine")
+    (tmp_path / "net.arrays" / "stale.npy").write_bytes(b"")
+    assert main(["import", str(model), "--out", str(out)]) == 0
+    assert out.read_text() == text
+    assert (tmp_path / "net.arrays" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "net.arrays" / "stale.npy").exists()
+
+
+def test_split_source() -> None:
+    assert split_source("m.py") == (Path("m.py"), "model")
+    assert split_source("dir/m.py:net") == (Path("dir/m.py"), "net")
+    assert split_source("C:/x/m.toml") == (Path("C:/x/m.toml"), "model")
+
+
+UNSUPPORTED = {
+    "neuron type": (
+        "e = nengo.Ensemble(10, 1, label='rate', neuron_type=nengo.LIFRate())",
+        "Ensemble 'rate': neuron type LIFRate is not supported; supported: nengo.LIF",
+    ),
+    "synapse": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        nengo.Connection(a, a, synapse=nengo.Alpha(0.01), label="loop")
+        """,
+        "Connection 'loop': synapse Alpha is not supported; supported: nengo.Lowpass(tau) or None",
+    ),
+    "learning rule": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        b = nengo.Ensemble(10, 1, label="b")
+        w = np.zeros((10, 10))
+        bcm = nengo.BCM()
+        nengo.Connection(a.neurons, b.neurons, transform=w, label="ab", learning_rule_type=bcm)
+        """,
+        "Connection 'ab': learning rule BCM is not supported; supported: a single nengo.PES",
+    ),
+    "function node": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        f = nengo.Node(lambda t, x: x * 2, size_in=1, label="double")
+        nengo.Connection(a, f)
+        """,
+        "Node 'double': a node that computes a Python function of its input is not supported",
+    ),
+    "process node": (
+        """
+        n = nengo.Node(nengo.processes.WhiteSignal(1.0, high=5), label="noise")
+        a = nengo.Ensemble(10, 1, label="a")
+        nengo.Connection(n, a)
+        """,
+        "Node 'noise': output WhiteSignal is a nengo.Process, which needs the simulator's "
+        "time step",
+    ),
+    "two synapses": (
+        """
+        u = nengo.Node(0.5, label="u")
+        p = nengo.Node(size_in=1, label="relay")
+        a = nengo.Ensemble(10, 1, label="a")
+        nengo.Connection(u, p, synapse=0.01)
+        nengo.Connection(p, a, synapse=0.01)
+        """,
+        "Node 'relay': two synapses in series through this passthrough node are not supported",
+    ),
+    "probe": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        c = nengo.Connection(a, a)
+        nengo.Probe(c, "weights", label="w")
+        """,
+        "Probe 'w': a probe of",
+    ),
+    "encoders not normalised": (
+        "nengo.Ensemble(4, 2, label='raw', encoders=np.ones((4, 2)), normalize_encoders=False)",
+        "Ensemble 'raw': encoders that are not of unit length (normalize_encoders=False) are "
+        "not supported",
+    ),
+    "noise": (
+        "nengo.Ensemble(10, 1, label='noisy', noise=nengo.processes.WhiteNoise())",
+        "Ensemble 'noisy': neuron noise is not supported; supported: noise = None",
+    ),
+    "pes error from an ensemble": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        b = nengo.Ensemble(10, 1, label="b")
+        e = nengo.Ensemble(10, 1, label="error")
+        c = nengo.Connection(a, b, learning_rule_type=nengo.PES())
+        nengo.Connection(e, c.learning_rule, label="err")
+        """,
+        "Connection 'err': this PES error connection is not supported; supported: an error "
+        "from an input node",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSUPPORTED))
+def test_unsupported_models_are_refused_naming_the_object(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body, expected = UNSUPPORTED[case]
+    model = write(
+        tmp_path,
+        "model = nengo.Network(seed=1)\nwith model:\n"
+        + textwrap.indent(textwrap.dedent(body), "    "),
+    )
+    line = refusal(capsys, "import", str(model), "--out", str(tmp_path / "net.toml"))
+    assert line.startswith("spikestream import: error: ")
+    assert expected in line
+    assert not (tmp_path / "net.toml").exists()  # nothing half-written
+
+
+def test_script_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "net.toml")
+    missing = refusal(capsys, "import", str(tmp_path / "nope.py"), "--out", out)
+    assert "nope.py: no such model script" in missing
+    raises = write(tmp_path, "raise RuntimeError('boom\\nsecond line')\n", "raises.py")
+    assert "the script raised RuntimeError: boom" in refusal(
+        capsys, "import", str(raises), "--out", out
+    )
+    other = write(tmp_path, "net = nengo.Network()\nwith net:\n    nengo.Ensemble(5, 1)\n", "o.py")
+    line = refusal(capsys, "import", str(other), "--out", out)
+    assert "variable 'model' is not defined; expected a nengo.Network" in line
+    assert "networks in the script: net" in line
+    assert main(["import", f"{other}:net", "--out", out]) == 0
+
+
+def test_without_nengo_the_commands_say_how_to_install_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['nengo'] = None\n"
+        "from spikestream.cli import main\n"
+        f"sys.exit(main(['import', {str(script('channel'))!r}, '--out', 'x.toml']))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"spikestream import: error: {INSTALL_HINT}"
+    assert "pip install 'spikestream[nengo]'" in run.stderr
+    code = code.replace("'import',", "'run',").replace(
+        "'--out', 'x.toml'", "'--duration', '1', '--out', 'x.npz'"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"spikestream run: error: {INSTALL_HINT}"
+
+
+def test_run_accepts_a_model_script(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "channel.npz"
+    argv = ["run", str(script("channel")), "--duration", "0.5", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    with np.load(out) as arrays:
+        assert arrays["b_value"].shape == (500, 2)
+        assert arrays["a.spikes"].shape == (500, 200)
+        assert str(arrays["network"]) == "nengo-channel"
+        # b follows the input (after the first 100 ms).
+        err = np.abs(arrays["b_value"][100:] - arrays["stim_value"][100:]).mean()
+        assert err < 0.15
+
+
+def test_help_says_import_runs_the_script(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["import", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Importing RUNS the script" in text
+    assert "pip install 'spikestream[nengo]'" in text
+    assert ROOT.exists()

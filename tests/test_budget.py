@@ -1,0 +1,336 @@
+"""The memory budget: sizes, refusals before allocation, and the estimate against RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from spikestream import budget
+from spikestream.budget import (
+    MemoryBudgetError,
+    check_budget,
+    estimate_run,
+    estimate_serve,
+    parse_bytes,
+)
+from spikestream.cli import main
+from spikestream.errors import ConfigError
+from spikestream.spec import load_network, parse_network
+
+ROOT = Path(__file__).parents[1]
+SEED = ROOT / "examples" / "seed.toml"
+BROKER = "mqtt://127.0.0.1:1"  # never contacted: the refusal comes first
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2GiB", 2 * 2**30),
+        ("512MiB", 512 * 2**20),
+        ("1.5GB", 1_500_000_000),
+        ("1e9", 1_000_000_000),
+        ("4096", 4096),
+        (" 8 kib ", 8192),
+        ("1T", 10**12),
+    ],
+)
+def test_parse_bytes(text: str, expected: int) -> None:
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "GiB", "-1GiB", "0", "2 parsecs", "inf", "nan", "1e999"])
+def test_parse_bytes_refuses_with_the_rule(text: str) -> None:
+    with pytest.raises(ConfigError, match=rf"memory_limit: {text!r} is not allowed; expected a"):
+        parse_bytes(text)
+
+
+def test_default_limit_is_a_share_of_physical_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert 0 < budget.default_limit() <= budget.physical_memory()
+    monkeypatch.setattr(budget, "physical_memory", lambda: 8 * 2**30)
+    assert budget.default_limit() == int(8 * 2**30 * budget.DEFAULT_SHARE)
+
+
+def test_estimate_grows_with_what_allocates() -> None:
+    spec = load_network(SEED)
+    small = estimate_serve(spec, queue_capacity=8)
+    assert estimate_serve(spec, queue_capacity=16).total > small.total
+    assert estimate_serve(spec, queue_capacity=8, ticks_per_frame=100).total > small.total
+    coalesce = estimate_serve(spec, queue_capacity=8, ticks_per_frame=10, queue_policy="coalesce")
+    plain = estimate_serve(spec, queue_capacity=8, ticks_per_frame=10)
+    frames = sum(v for k, v in plain.parts.items() if k.startswith("frames"))
+    assert coalesce.total - plain.total == 7 * frames
+    assert estimate_run(spec, ticks=2000).total > estimate_run(spec, ticks=1000).total
+    with pytest.raises(MemoryBudgetError, match=r"^x would allocate about .* over the memory"):
+        check_budget("x", small, small.total - 1)
+    check_budget("x", small, small.total)
+
+
+# ------------------------------------------------------- refusals, before allocating
+
+
+def network_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "big.toml"
+    path.write_text('[network]\nname = "big"\nseed = 1\n' + textwrap.dedent(body))
+    return path
+
+
+HUGE_POPULATION = """
+[populations.a]
+n = 10_000_000
+dim = 4096
+"""
+DENSE_100K = """
+[populations.a]
+n = 100_000
+[populations.b]
+n = 100_000
+[[connections]]
+pre = "a"
+post = "b"
+weights = {dist = "normal"}
+"""
+VOLTAGE_100K = """
+[populations.a]
+n = 100_000
+[probes.v]
+target = "a"
+kind = "voltage"
+ticks_per_frame = 100_000
+"""
+
+
+def refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the console entry point; it must exit 2 with one line naming the estimate."""
+    line = refused_at(capsys, argv, "64 GiB")
+    assert "over the memory limit of 64 GiB (68719476736 bytes)" in line, line
+    return line
+
+
+def refused_at(capsys: pytest.CaptureFixture[str], argv: list[str], limit: str) -> str:
+    """As :func:`refused`, over a memory limit of ``limit``."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err  # one line, no traceback
+    line = lines[0]
+    assert "would allocate about" in line, line
+    assert f"over the memory limit of {limit}" in line, line
+    return line
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "flags", "largest"),
+    [
+        ("run", HUGE_POPULATION, ["--duration", "1"], "population a"),
+        ("serve", HUGE_POPULATION, [], "population a"),
+        ("run", DENSE_100K, ["--duration", "0.01"], "connection a->b 149 GiB"),
+        ("serve", DENSE_100K, [], "connection a->b 149 GiB"),
+        ("serve", VOLTAGE_100K, [], "frames of v 9.39 TiB"),
+    ],
+)
+def test_network_files_beyond_the_budget_are_refused_before_building(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    body: str,
+    flags: list[str],
+    largest: str,
+) -> None:
+    path = network_file(tmp_path, body)
+    argv = [command, str(path), "--memory-limit", "64GiB", *flags]
+    argv += ["--out", str(tmp_path / "o.npz")] if command == "run" else ["--broker", BROKER]
+    line = refused(capsys, argv)
+    assert largest in line
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_huge_population_estimate_is_the_arrays_it_would_need(tmp_path: Path) -> None:
+    spec = load_network(network_file(tmp_path, HUGE_POPULATION))
+    part = estimate_run(spec, ticks=1).parts["population a"]
+    # The float64 encoders of 10^7 x 4096 dominate: 328 GB, and as much again while
+    # they are drawn.
+    assert 10**7 * 4096 * 8 < part < 10**7 * 4096 * 8 * 1.01
+    assert estimate_run(spec, ticks=1).total > 2 * 10**7 * 4096 * 8
+
+
+@pytest.mark.parametrize(
+    ("flags", "asked"),
+    [
+        (["--ticks-per-frame", "1e9"], "ticks_per_frame=1000000000"),
+        (["--queue-capacity", "1e9"], "queue_capacity=1000000000"),
+    ],
+)
+def test_serve_flags_beyond_the_budget_are_refused(
+    capsys: pytest.CaptureFixture[str], flags: list[str], asked: str
+) -> None:
+    line = refused(
+        capsys, ["serve", str(SEED), "--broker", BROKER, "--memory-limit", "64GiB", *flags]
+    )
+    assert asked in line
+
+
+def test_serve_budget_also_comes_from_the_environment_and_the_settings_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPIKESTREAM_MEMORY_LIMIT", "64GiB")
+    refused(capsys, ["serve", str(SEED), "--broker", BROKER, "--ticks-per-frame", "1e9"])
+    monkeypatch.delenv("SPIKESTREAM_MEMORY_LIMIT")
+    config = tmp_path / "serve.toml"
+    config.write_text('memory_limit = "64GiB"\nqueue_capacity = 1e9\n')
+    refused(capsys, ["serve", str(SEED), "--broker", BROKER, "--config", str(config)])
+
+
+def test_run_duration_beyond_the_budget_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The recording streams to the file in blocks, so a long run holds one block in memory
+    # and is refused for the disk it would fill, not for memory.
+    out = tmp_path / "o.npz"
+    argv = ["run", str(SEED), "--duration", "1e7", "--memory-limit", "64GiB", "--out", str(out)]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "for 1e+07 s (10000000000 ticks) would write about" in lines[0]
+    assert "free in" in lines[0]
+    # Memory: the network and one 64 MiB block, whatever the duration.
+    spec = load_network(SEED)
+    short = estimate_run(spec, ticks=1000, block_bytes=64 * 2**20)
+    long = estimate_run(spec, ticks=10**10, block_bytes=64 * 2**20)
+    assert short.total < long.total < 200 * 2**20
+    assert estimate_run(spec, ticks=10**10).total > 2**40
+    # A replayed log is held whole.
+    assert estimate_run(spec, ticks=10**10, block_bytes=64 * 2**20, replayed=True).total > 2**36
+    monkeypatch.setenv("SPIKESTREAM_MEMORY_LIMIT", "1MiB")
+    line = refused_at(capsys, ["run", str(SEED), "--duration", "1e300", "--out", str(out)], "1 MiB")
+    assert "(1.000e+303 ticks)" in line
+    assert not out.exists()
+
+
+def test_console_script_refuses_in_one_line_without_a_traceback() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spikestream",
+            "serve",
+            str(SEED),
+            "--broker",
+            BROKER,
+            "--ticks-per-frame",
+            "1e9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("spikestream serve: error: serving ")
+    assert "would allocate about" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------- the estimate against reality
+
+MEASURE = """
+import json, resource, sys
+import numpy as np
+from spikestream.budget import estimate_serve
+from spikestream.build import build
+from spikestream.runtime.engine import Engine
+from spikestream.sim.jit import warm_up
+from spikestream.spec import load_network
+
+warm_up(np.dtype("float64"))
+spec = load_network(sys.argv[1])
+# The resident set now (not the peak so far: compiling kernels may have peaked higher).
+with open("/proc/self/statm") as fh:
+    before = int(fh.read().split()[1]) * resource.getpagesize()
+engine = Engine(build(spec), queue_capacity=64)
+for stream in engine.streams.values():  # a service that has run a while wrote every buffer
+    for buf in [*stream._free, stream._current]:
+        buf.data.fill(1)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+est = estimate_serve(spec, queue_capacity=64)
+print(json.dumps({"peak_growth": after - before, "estimate": est.total}))
+"""
+
+NORMAL = """
+[populations.a]
+n = 3000
+dim = 8
+[populations.b]
+n = 2500
+dim = 8
+[populations.c]
+n = 2000
+dim = 8
+[inputs.u]
+target = "a"
+dim = 8
+[[connections]]
+pre = "a"
+post = "b"
+weights = {dist = "normal", std = 0.01}
+[[connections]]
+pre = "b"
+post = "c"
+function = "x"
+[probes.a_spikes]
+target = "a"
+ticks_per_frame = 20
+[probes.c_voltage]
+target = "c"
+kind = "voltage"
+ticks_per_frame = 20
+[probes.c_decoded]
+target = "c"
+kind = "decoded"
+"""
+
+
+def test_estimate_is_within_a_factor_of_the_measured_peak_rss(tmp_path: Path) -> None:
+    """Build a normal network and its engine in a fresh process: the estimate must be
+    within a factor of 2 of the growth of the peak resident set (not fiction)."""
+    path = network_file(tmp_path, NORMAL)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    growth, estimate = got["peak_growth"], got["estimate"]
+    print(f"estimate {estimate / 2**20:.1f} MiB, peak RSS growth {growth / 2**20:.1f} MiB")
+    assert estimate > 100 * 2**20  # large enough that the interpreter's noise is small
+    assert growth / 2 < estimate < growth * 2
+
+
+def test_estimate_matches_the_arrays_of_the_built_model(tmp_path: Path) -> None:
+    """The persistent parts are exact: the weights counted are the weights built."""
+    from spikestream.build import build
+
+    spec = parse_network(
+        {
+            "network": {"seed": 1},
+            "populations": {"a": {"n": 300}, "b": {"n": 200}},
+            "connections": [{"pre": "a", "post": "b", "weights": {"dist": "normal"}}],
+        }
+    )
+    model = build(spec)
+    weights = model.connections[0].weights
+    assert weights is not None
+    part = estimate_serve(spec, queue_capacity=1).parts["connection a->b"]
+    # float64 weights and the simulator's scaled copy, plus two currents.
+    assert part == 2 * weights.nbytes + 2 * 200 * 8
