@@ -39,10 +39,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from spikestream.errors import ConfigError
-from spikestream.spec import NetworkSpec, ProbeSpec
+
+if TYPE_CHECKING:  # annotations only: the CLI's parsers import this module for a constant
+    from spikestream.spec import NetworkSpec, ProbeSpec
 
 __all__ = [
     "COALESCE_FACTOR",

@@ -306,3 +306,36 @@ def test_python_function_runs_with_the_opt_in_flag(tmp_path: Path) -> None:
     proc = _run(tmp_path, NET + 'function = "numpy:square"\n', "--allow-python-functions")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("run", "--memory-limit SIZE"),
+        ("serve", "--memory-limit SIZE"),
+        ("import", "MODEL.py[:NAME]"),
+        ("ls", "--json"),
+        ("feed", "--input"),
+    ],
+)
+def test_each_command_has_its_help_with_only_its_module_loaded(command: str, expected: str) -> None:
+    """The parser imports only the named command's module (``import`` lives in
+    ``importer``), and each command's --help describes it."""
+    code = (
+        "import sys\n"
+        "from spikestream.cli import main\n"
+        "try:\n"
+        f"    main([{command!r}, '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('spikestream.cli.'))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert expected in proc.stdout
+    loaded = set(proc.stdout.splitlines()[-1].split())
+    module = {"import": "importer"}.get(command, command)
+    others = {"serve", "feed", "monitor", "record", "importer", "ls"} - {module}
+    assert f"spikestream.cli.{module}" in loaded
+    assert not {f"spikestream.cli.{m}" for m in others} & loaded

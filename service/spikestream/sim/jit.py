@@ -282,11 +282,10 @@ OP_ENCODE = 3  # [op, dst, enc, x, add]: dst = enc @ x (add == 0) or dst += enc 
 OP_LIF = 4  # [op, J, v, ref, spiked, s01, leaving, spikers, scalars, count]: LIF step
 OP_EVENTS = 5  # [op, z, w_rows, spikers, count, scalars]: z = a*z + w_rows[spikers].sum(0)
 OP_DECODED = 6  # [op, spikers, count, decoders, y, enc_t, current, scalars, acc]
-OP_FILTERED = 7  # [op, y, s01, scalars]: y = a*y + height*s01 (a spike filter)
+OP_FILTERED = 7  # [op, y, u, scalars]: y = a*y + b*u (spike filter: u = s01; or lowpass_step)
 OP_LOWPASS_DECODED = 8  # [op, spikers, count, decoders, y, acc, scalars]: decoded probe
 OP_RECORD = 9  # [op, dst, src]: dst[k] = src (state dtype)
 OP_RECORD_BOOL = 10  # [op, dst, src]: dst[k] = src (bool)
-OP_LOWPASS = 11  # [op, y, u, scalars]: y = a*y + b*u (lowpass_step with b = (1-a)*scale)
 #: Columns of a program row (unused columns hold 0).
 PROGRAM_COLUMNS = 10
 #: Columns of a :func:`run_program` address table row: data address, shape[0], shape[1].
@@ -403,18 +402,12 @@ def run_program(
             elif code == OP_FILTERED:
                 # Branch-free: s01 is 0 or 1, so yi + height * s01 is yi + height or
                 # exactly yi (y >= 0 is never -0.0): lowpass_spikes' values, bit for bit.
+                # With u = an input and b = 1 - a: lowpass_step's two roundings, alike.
                 y = _vec(table, op[1], f)
                 s01 = _vec(table, op[2], f)
                 a, height = scalars[op[3], 0], scalars[op[3], 1]
                 for i in range(y.shape[0]):
                     y[i] = y[i] * a + height * s01[i]
-            elif code == OP_LOWPASS:
-                # lowpass_step's y *= a; y += b*u, element by element, rounded alike.
-                y = _vec(table, op[1], f)
-                u = _vec(table, op[2], f)
-                a, b = scalars[op[3], 0], scalars[op[3], 1]
-                for i in range(y.shape[0]):
-                    y[i] = y[i] * a + u[i] * b
             elif code == OP_LOWPASS_DECODED:
                 decode_lowpass_jit(
                     _vec(table, op[1], indices),

@@ -43,7 +43,6 @@ from spikestream.sim.jit import (
     OP_FEED,
     OP_FILTERED,
     OP_LIF,
-    OP_LOWPASS,
     OP_LOWPASS_DECODED,
     OP_RECORD,
     OP_RECORD_BOOL,
@@ -590,7 +589,8 @@ class Simulator:
                 encode_rows_jit(m, y, current, False)
 
             def emit(prog: _Program) -> None:
-                prog.op(OP_LOWPASS, prog.array(y), prog.array(x), prog.scalar(a, 1.0 - a))
+                # lowpass_step's y *= a; y += (1-a)*x, element by element, rounded alike.
+                prog.op(OP_FILTERED, prog.array(y), prog.array(x), prog.scalar(a, 1.0 - a))
                 prog.op(OP_ENCODE, prog.array(current), prog.array(m), prog.array(y), 0)
 
             self._fusable[step_input_jit] = emit
