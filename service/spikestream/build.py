@@ -402,8 +402,13 @@ def decoder_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     if env.get("SPIKESTREAM_DECODER_CACHE", "1") == "0":
         return None
     cache_home = env.get("XDG_CACHE_HOME", "")
-    base = Path(cache_home) if os.path.isabs(cache_home) else Path.home() / ".cache"
-    return base / "spikestream" / "decoders"
+    if os.path.isabs(cache_home):
+        return Path(cache_home) / "spikestream" / "decoders"
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME and no passwd entry (some containers): no cache
+        return None
+    return home / ".cache" / "spikestream" / "decoders"
 
 
 def _decoder_key(pop: Population, eval_points: FloatArray, targets: FloatArray, reg: float) -> str:
