@@ -138,10 +138,20 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def one_run(
-    port: int, tpf: int, duration: float, workdir: Path, probe_input: bool, extra: list[str]
+    port: int,
+    tpf: int,
+    duration: float,
+    workdir: Path,
+    probe_input: bool,
+    extra: list[str],
+    client_port: int | None = None,
 ) -> RunResult:
+    """One measured run: the service on the broker at ``port``; this script (feeder and
+    subscriber) and the counter on ``client_port`` (default: the same broker), e.g. another
+    node of a cluster."""
     result = RunResult()
-    log = (workdir / f"serve-tpf{tpf}.log").open("wb")
+    client_port = port if client_port is None else client_port
+    log = (workdir / f"serve-tpf{tpf}-{port}-{client_port}.log").open("wb")
     metrics_port = free_port()
     serve = subprocess.Popen(
         [
@@ -167,7 +177,7 @@ async def one_run(
     # A separate process counts every frame of every probe (seq gaps, drops), so that
     # decoding 5000 frames/s does not delay this process's latency measurements.
     counter = subprocess.Popen(
-        [sys.executable, "-c", COUNTER, str(port), str(duration + 5.0)],
+        [sys.executable, "-c", COUNTER, str(client_port), str(duration + 5.0)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -180,7 +190,7 @@ async def one_run(
     online = asyncio.Event()
     measuring = False
     try:
-        async with aiomqtt.Client("127.0.0.1", port, socket_options=NODELAY) as client:
+        async with aiomqtt.Client("127.0.0.1", client_port, socket_options=NODELAY) as client:
             # Status, stats and one probe here (u carries the input, a_spikes the timing);
             # the counter process sees all of them.
             # At one tick per frame this process takes only the u probe, so that its own

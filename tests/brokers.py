@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 from urllib.parse import quote
 
 MOSQUITTO_BIN = os.environ.get("SPIKESTREAM_TEST_MOSQUITTO", "/usr/sbin/mosquitto")
@@ -40,10 +40,16 @@ class MosquittoMissing(RuntimeError):
 
 def mosquitto_binary() -> str:
     """Path of the mosquitto executable; raises :class:`MosquittoMissing` with the fix."""
-    path = MOSQUITTO_BIN if os.path.exists(MOSQUITTO_BIN) else shutil.which("mosquitto")
+    return _binary(MOSQUITTO_BIN, "mosquitto", "mosquitto broker", INSTALL_HINT, MosquittoMissing)
+
+
+def _binary(preferred: str, name: str, what: str, hint: str, missing: type[RuntimeError]) -> str:
+    """``preferred`` if it exists, else ``name`` on PATH; ``missing(message)`` if neither
+    is an executable (the message says how to install it)."""
+    path = preferred if os.path.exists(preferred) else shutil.which(name)
     if path is None or not os.access(path, os.X_OK):
-        msg = f"mosquitto broker not found (looked for {MOSQUITTO_BIN} and on PATH); {INSTALL_HINT}"
-        raise MosquittoMissing(msg)
+        msg = f"{what} not found (looked for {preferred} and on PATH); {hint}"
+        raise missing(msg)
     return path
 
 
@@ -161,7 +167,21 @@ def make_test_pki(directory: Path) -> Pki:
     )
 
 
-class Mosquitto:
+class _BrokerProcess:
+    """What every broker process of these helpers has: the process and its state."""
+
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+
+class Mosquitto(_BrokerProcess):
     """One mosquitto process with its own config, log and ports.
 
     Args:
@@ -234,13 +254,6 @@ class Mosquitto:
         return f"ws://{_userinfo(username, password)}{self.host}:{self.ws_port}/mqtt"
 
     # -- process control -------------------------------------------------------------
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.proc is None else self.proc.pid
 
     def write_config(self) -> None:
         lines = [
@@ -427,3 +440,288 @@ def _userinfo(username: str | None, password: str | None) -> str:
 
 #: The ``mosquitto_factory`` fixture: ``make(**Mosquitto options) -> running Mosquitto``.
 MosquittoFactory = Callable[..., Mosquitto]
+
+
+# ----------------------------------------------------------------------------- NATS
+
+NATS_BIN = os.environ.get("SPIKESTREAM_TEST_NATS", "/usr/sbin/nats-server")
+NATS_INSTALL_HINT = "install it with: apt-get install -y nats-server"
+
+
+class NatsMissing(RuntimeError):
+    """The nats-server binary is not installed."""
+
+
+def nats_binary() -> str:
+    """Path of the nats-server executable; raises :class:`NatsMissing` with the fix."""
+    return _binary(NATS_BIN, "nats-server", "nats-server", NATS_INSTALL_HINT, NatsMissing)
+
+
+def mqtt_connack(host: str, port: int, timeout: float = 2.0) -> int | None:
+    """Send an MQTT 3.1.1 CONNECT (clean session, no will) and return the CONNACK return
+    code (0 = accepted), or ``None`` if nothing MQTT answered within ``timeout`` s."""
+    client_id = f"probe-{os.getpid()}-{time.monotonic_ns() % 10**9}".encode()
+    variable = b"\x00\x04MQTT\x04\x02\x00\x05"  # protocol name, level 4, clean session, ka 5
+    payload = len(client_id).to_bytes(2, "big") + client_id
+    body = variable + payload
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(bytes((0x10, len(body))) + body)
+            connack = b""
+            while len(connack) < 4:
+                chunk = sock.recv(4 - len(connack))
+                if not chunk:
+                    return None
+                connack += chunk
+            if connack[0] != 0x20:
+                return None
+            if connack[3] == 0:
+                sock.sendall(b"\xe0\x00")  # DISCONNECT
+            return connack[3]
+    except OSError:
+        return None
+
+
+class NatsNode(_BrokerProcess):
+    """One ``nats-server`` of a :class:`NatsCluster` (MQTT enabled, JetStream on)."""
+
+    def __init__(self, workdir: Path, name: str, cluster_name: str) -> None:
+        self.binary = nats_binary()
+        self.name = name
+        self.cluster_name = cluster_name
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.host = HOST
+        self.client_port = free_port()
+        self.cluster_port = free_port()
+        self.mqtt_port = free_port()
+        self.http_port = free_port()
+        self.store_dir = self.workdir / "jetstream"
+        self.config_path = self.workdir / "nats.conf"
+        self.log_path = self.workdir / "nats.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def port(self) -> int:
+        """The MQTT port (what spikestream connects to)."""
+        return self.mqtt_port
+
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:<mqtt_port>``."""
+        return f"mqtt://{self.host}:{self.mqtt_port}"
+
+    def write_config(self, routes: list[int]) -> None:
+        route_list = ", ".join(f"nats-route://{self.host}:{p}" for p in routes)
+        self.config_path.write_text(
+            f"server_name: {self.name}\n"
+            f"listen: {self.host}:{self.client_port}\n"
+            f"http: {self.host}:{self.http_port}\n"
+            f'jetstream {{ store_dir: "{self.store_dir}" }}\n'
+            f"cluster {{\n  name: {self.cluster_name}\n"
+            f"  listen: {self.host}:{self.cluster_port}\n  routes: [{route_list}]\n}}\n"
+            f"mqtt {{ listen: {self.host}:{self.mqtt_port} }}\n"
+        )
+
+    def spawn(self) -> None:
+        """Start the process (readiness is the cluster's business)."""
+        if self.running:
+            return
+        log = self.log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            log.close()
+        self.starts += 1
+
+    def kill(self) -> None:
+        """SIGKILL: the node vanishes; its clients' sockets are reset by the kernel."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (a clean shutdown) and wait; SIGKILL after ``timeout`` s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def _monitor(self, path: str) -> dict[str, Any] | None:
+        """GET a monitoring endpoint; its JSON, or ``None`` (not up, or not HTTP 200)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        try:
+            url = f"http://{self.host}:{self.http_port}{path}"
+            with urllib.request.urlopen(url, timeout=2.0) as reply:
+                return dict(json.load(reply))
+        except (OSError, urllib.error.URLError, ValueError):
+            return None
+
+    def healthy(self, peers: int = 0) -> bool:
+        """The node is fully back: ``/healthz`` says its JetStream is current, it has a
+        route to each of ``peers`` other nodes (until then messages published on it do
+        not reach their subscribers there), and the MQTT port accepts a login (NATS
+        answers MQTT only once its MQTT streams are usable: after a kill -9 that takes
+        several seconds)."""
+        if self._monitor("/healthz?js-server-only=true") is None:
+            return False
+        routes = self._monitor("/routez")
+        if routes is None or int(routes.get("num_routes", 0)) < peers:
+            return False
+        return mqtt_connack(self.host, self.mqtt_port) == 0
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"NatsNode({self.name}, mqtt={self.host}:{self.mqtt_port}, {state})"
+
+
+class NatsCluster:
+    """Three (or ``size``) ``nats-server`` processes forming one cluster on loopback, each
+    with an MQTT listener and JetStream (which NATS needs for MQTT sessions and retained
+    messages), on free ports with their own store directories.
+
+    Nodes can be killed (SIGKILL), stopped (SIGTERM) and started again on the same ports
+    and store, one at a time, as in a rolling restart.
+    """
+
+    def __init__(self, workdir: Path, size: int = 3) -> None:
+        if size < 1:
+            raise ValueError(f"a cluster needs at least one node, got {size}")
+        self.workdir = Path(workdir)
+        name = f"spikestream-test-{os.getpid()}"
+        self.nodes = [NatsNode(self.workdir / f"n{i}", f"n{i}", name) for i in range(size)]
+        routes = [n.cluster_port for n in self.nodes]
+        for node in self.nodes:
+            node.write_config(routes)
+
+    def urls(self, *indices: int) -> list[str]:
+        """The MQTT URLs of the given nodes (all, in order, by default)."""
+        chosen = indices or tuple(range(len(self.nodes)))
+        return [self.nodes[i].url() for i in chosen]
+
+    def broker_list(self, *indices: int) -> str:
+        """The nodes' URLs as one comma-separated ``--broker`` value."""
+        return ",".join(self.urls(*indices))
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start every node and wait until each is healthy and answers MQTT logins."""
+        for node in self.nodes:
+            node.spawn()
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 30.0, nodes: list[NatsNode] | None = None) -> None:
+        """Wait until ``nodes`` (default: every running node) are healthy."""
+        deadline = time.monotonic() + timeout
+        pending = [n for n in (nodes or self.nodes) if n.running]
+        while pending:
+            for node in list(pending):
+                if not node.running:
+                    msg = f"{node!r} exited while starting:\n{node.log_text()[-3000:]}"
+                    raise RuntimeError(msg)
+                if node.healthy(peers=len(self.nodes) - 1):
+                    pending.remove(node)
+            if pending and time.monotonic() > deadline:
+                logs = "\n".join(f"--- {n.name} ---\n{n.log_text()[-2000:]}" for n in pending)
+                msg = f"NATS nodes {[n.name for n in pending]} not healthy in {timeout} s\n{logs}"
+                raise RuntimeError(msg)
+            if pending:
+                time.sleep(0.1)
+
+    def wait_settled(self, timeout: float = 60.0, streams_within: float = 15.0) -> None:
+        """What an operator waits for between the steps of a rolling restart: every
+        running node healthy (JetStream current, routes up, MQTT logins accepted), then
+        up to ``streams_within`` seconds for the full ``/healthz`` (every stream and
+        consumer current; a consumer of a stopped node's session can stay behind for
+        much longer, so that part is waited for, not required)."""
+        self.wait_healthy(timeout, [n for n in self.nodes if n.running])
+        deadline = time.monotonic() + streams_within
+        while any(n.running and n._monitor("/healthz") is None for n in self.nodes):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index``."""
+        self.nodes[index].kill()
+
+    def stop(self, index: int) -> None:
+        """SIGTERM node ``index`` and wait for it to exit."""
+        self.nodes[index].stop()
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        """Start node ``index`` again (same ports and store) and wait until it is healthy."""
+        node = self.nodes[index]
+        node.spawn()
+        self.wait_healthy(timeout, [node])
+
+    def close(self) -> None:
+        """SIGKILL every node."""
+        for node in self.nodes:
+            node.kill()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # no node left running when the cluster never came up
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def jetstream_leaders(node: NatsNode) -> dict[str, list[str]]:
+    """Which node leads which JetStream raft group, as ``node``'s ``/jsz`` reports it:
+    ``{server name: ["meta", "stream $MQTT_sess", "consumer $MQTT_rmsgs/...", ...]}``.
+
+    NATS keeps MQTT sessions and retained messages in replicated JetStream streams; killing
+    the leader of one of those groups costs a raft election (4-9 s in nats-server 2.9)
+    before MQTT logins succeed again anywhere in the cluster."""
+    import json
+    import urllib.request
+
+    url = f"http://{node.host}:{node.http_port}/jsz?accounts=true&streams=true&consumers=true"
+    with urllib.request.urlopen(url, timeout=2.0) as reply:
+        info = json.load(reply)
+    led: dict[str, list[str]] = {}
+    meta = info.get("meta_cluster", {}).get("leader")
+    if meta:
+        led.setdefault(meta, []).append("meta")
+    for account in info.get("account_details") or []:
+        for stream in account.get("stream_detail") or []:
+            leader = (stream.get("cluster") or {}).get("leader")
+            if leader:
+                led.setdefault(leader, []).append(f"stream {stream['name']}")
+            for consumer in stream.get("consumer_detail") or []:
+                leader = (consumer.get("cluster") or {}).get("leader")
+                if leader:
+                    led.setdefault(leader, []).append(
+                        f"consumer {stream['name']}/{consumer['name']}"
+                    )
+    return led

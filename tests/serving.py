@@ -150,12 +150,31 @@ class Listener(BackgroundClient):
     filters: Sequence[str]
     messages: list[Message] = field(default_factory=list)
     client: aiomqtt.Client | None = None
+    #: Subscription QoS. On a NATS cluster a QoS 1 subscription is a JetStream consumer
+    #: (every message stored and replicated); QoS 0 takes the plain routed path.
+    qos: int = 1
+
+    #: Reconnect (every 0.1 s) when the broker goes away, instead of ending.
+    reconnect: bool = False
+    connects: int = 0
 
     async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError:
+                if not self.reconnect:
+                    raise
+            if not self.reconnect:
+                return
+            await asyncio.sleep(0.1)
+
+    async def _session(self) -> None:
         async with aiomqtt.Client(self.hostname, self.port, socket_options=NODELAY) as client:
             self.client = client
             for f in self.filters:
-                await client.subscribe(f, qos=1)
+                await client.subscribe(f, qos=self.qos)
+            self.connects += 1
             self._ready.set()
             async for msg in client.messages:
                 payload = (

@@ -107,6 +107,13 @@ ticks_per_frame = 100_000
 
 def refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     """Run the console entry point; it must exit 2 with one line naming the estimate."""
+    line = refused_at(capsys, argv, "64 GiB")
+    assert "over the memory limit of 64 GiB (68719476736 bytes)" in line, line
+    return line
+
+
+def refused_at(capsys: pytest.CaptureFixture[str], argv: list[str], limit: str) -> str:
+    """As :func:`refused`, over a memory limit of ``limit``."""
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
@@ -114,7 +121,7 @@ def refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert len(lines) == 1, err  # one line, no traceback
     line = lines[0]
     assert "would allocate about" in line, line
-    assert "over the memory limit of 64 GiB (68719476736 bytes)" in line, line
+    assert f"over the memory limit of {limit}" in line, line
     return line
 
 
@@ -215,15 +222,26 @@ def test_serve_budget_also_comes_from_the_environment_and_the_settings_file(
 def test_run_duration_beyond_the_budget_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The recording streams to the file in blocks, so a long run holds one block in memory
+    # and is refused for the disk it would fill, not for memory.
     out = tmp_path / "o.npz"
-    line = refused(
-        capsys,
-        ["run", str(SEED), "--duration", "1e7", "--memory-limit", "64GiB", "--out", str(out)],
-    )
-    assert "for 1e+07 s (10000000000 ticks)" in line
-    assert "recording 10000000000 ticks" in line
-    monkeypatch.setenv("SPIKESTREAM_MEMORY_LIMIT", "64GiB")
-    line = refused(capsys, ["run", str(SEED), "--duration", "1e300", "--out", str(out)])
+    argv = ["run", str(SEED), "--duration", "1e7", "--memory-limit", "64GiB", "--out", str(out)]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "for 1e+07 s (10000000000 ticks) would write about" in lines[0]
+    assert "free in" in lines[0]
+    # Memory: the network and one 64 MiB block, whatever the duration.
+    spec = load_network(SEED)
+    short = estimate_run(spec, ticks=1000, block_bytes=64 * 2**20)
+    long = estimate_run(spec, ticks=10**10, block_bytes=64 * 2**20)
+    assert short.total < long.total < 200 * 2**20
+    assert estimate_run(spec, ticks=10**10).total > 2**40
+    # A replayed log is held whole, its expansion one block at a time.
+    replayed = estimate_run(spec, ticks=10**10, block_bytes=64 * 2**20, replay_bytes=2**30)
+    assert 2**31 < replayed.total < 2**31 + 300 * 2**20
+    monkeypatch.setenv("SPIKESTREAM_MEMORY_LIMIT", "1MiB")
+    line = refused_at(capsys, ["run", str(SEED), "--duration", "1e300", "--out", str(out)], "1 MiB")
     assert "(1.000e+303 ticks)" in line
     assert not out.exists()
 

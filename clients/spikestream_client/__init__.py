@@ -27,6 +27,7 @@ from spikestream_client.client import (
     StatusWatcher,
     Subscription,
     client_broker_spec,
+    client_broker_specs,
     default_broker,
 )
 from spikestream_client.gaps import Gap, GapKind, GapTracker
@@ -49,5 +50,6 @@ __all__ = [
     "StatusWatcher",
     "Subscription",
     "client_broker_spec",
+    "client_broker_specs",
     "default_broker",
 ]

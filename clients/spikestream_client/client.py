@@ -55,7 +55,14 @@ from spikestream.codec import (
     wildcard,
 )
 from spikestream.errors import CodecError, ConfigError, SpikestreamError, TransportError
-from spikestream.transport import BrokerSpec, MessageMeta, MqttLink, load_broker_spec
+from spikestream.transport import (
+    BrokerSpec,
+    MessageMeta,
+    MqttLink,
+    load_broker_spec,
+    load_broker_specs,
+    redacted_list,
+)
 from spikestream_client.gaps import Gap, GapTracker
 
 __all__ = [
@@ -73,6 +80,7 @@ __all__ = [
     "StatusWatcher",
     "Subscription",
     "client_broker_spec",
+    "client_broker_specs",
     "default_broker",
 ]
 
@@ -128,6 +136,29 @@ def client_broker_spec(broker: str | BrokerSpec) -> BrokerSpec:
             password=spec.password,
         )
     return spec
+
+
+def client_broker_specs(
+    broker: str | BrokerSpec | Sequence[str | BrokerSpec],
+) -> tuple[BrokerSpec, ...]:
+    """The concrete brokers a client may use, in failover order.
+
+    ``broker`` is one broker as :func:`client_broker_spec` takes it, a comma-separated
+    list of URLs (the nodes of a clustered broker), or a sequence of either. The client
+    connects to the first that answers and fails over to the next when it loses its node.
+
+    Raises:
+        ConfigError: Malformed URL, an empty list, ``embedded``, or ``auto`` in a list.
+    """
+    items = [broker] if isinstance(broker, str | BrokerSpec) else list(broker)
+    specs: list[BrokerSpec] = []
+    for item in items:
+        parsed = load_broker_specs(item) if isinstance(item, str) else (item,)
+        specs.extend(client_broker_spec(spec) for spec in parsed)
+    if not specs:
+        msg = "no broker given: expected at least one mqtt://host:port"
+        raise ConfigError(msg)
+    return tuple(specs)
 
 
 class ControlRejected(SpikestreamError, ValueError):
@@ -427,7 +458,9 @@ class SpikestreamClient:
 
     Args:
         broker: ``mqtt://[user:pass@]host:port``, ``mqtts://...``, ``ws://...`` or a
-            :class:`~spikestream.transport.BrokerSpec`; default ``$SPIKESTREAM_BROKER``
+            :class:`~spikestream.transport.BrokerSpec`, or several of them (a list, or
+            URLs separated by commas: the nodes of a clustered broker, failed over in
+            order, see :func:`client_broker_specs`); default ``$SPIKESTREAM_BROKER``
             or ``mqtt://127.0.0.1:1883``.
         prefix: The services' topic prefix.
         client_id: MQTT client id (unique per broker); default
@@ -442,7 +475,7 @@ class SpikestreamClient:
 
     def __init__(
         self,
-        broker: str | BrokerSpec | None = None,
+        broker: str | BrokerSpec | Sequence[str | BrokerSpec] | None = None,
         *,
         prefix: str = DEFAULT_PREFIX,
         client_id: str | None = None,
@@ -450,7 +483,8 @@ class SpikestreamClient:
         keepalive: int = 10,
         connect_timeout: float = 10.0,
     ) -> None:
-        self.spec = client_broker_spec(default_broker() if broker is None else broker)
+        self.specs = client_broker_specs(default_broker() if broker is None else broker)
+        self.spec = self.specs[0]
         topics(prefix, "x")  # validates the prefix now, not at the first subscription
         self.prefix = prefix
         self.client_id = client_id or f"spikestream-{role}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -498,7 +532,7 @@ class SpikestreamClient:
         if self._link is not None:
             return
         self._link = MqttLink(
-            self.spec,
+            self.specs,
             client_id=self.client_id,
             on_message=self._on_message,
             keepalive=self._keepalive,
@@ -531,10 +565,11 @@ class SpikestreamClient:
             if not waiter.done():
                 waiter.cancel()
         if task.done() and not task.cancelled() and task.exception() is not None:
-            raise TransportError(f"MQTT link to {self.spec.redacted()} failed: {task.exception()}")
+            where = redacted_list(self.specs)
+            raise TransportError(f"MQTT link to {where} failed: {task.exception()}")
         if not (waiter.done() and not waiter.cancelled() and waiter.result()):
             why = link.statistics().last_error or "no answer"
-            msg = f"cannot connect to {self.spec.redacted()} within {timeout} s: {why}"
+            msg = f"cannot connect to {redacted_list(self.specs)} within {timeout} s: {why}"
             raise TransportError(msg)
 
     async def close(self) -> None:

@@ -206,7 +206,7 @@ def _stat_columns(table: Table) -> None:
 def _spike_table(probes: list[ProbeSnapshot], window: float) -> Table:
     table = Table(title=f"spike probes (last {window:g} s)", title_justify="left", expand=False)
     table.add_column("probe", no_wrap=True, min_width=max(len(printable(p.name)) for p in probes))
-    table.add_column("n", justify="right")
+    table.add_column("n", justify="right", no_wrap=True)
     table.add_column("rate Hz", justify="right", no_wrap=True)
     table.add_column("population rate", no_wrap=True)
     table.add_column("raster (neuron groups)", no_wrap=True)
@@ -227,20 +227,22 @@ def _value_table(probes: list[ProbeSnapshot], window: float) -> Table:
     table = Table(title=f"value probes (last {window:g} s)", title_justify="left", expand=False)
     table.add_column("probe", no_wrap=True, min_width=max(len(printable(p.name)) for p in probes))
     table.add_column("shape", justify="right", no_wrap=True)
-    table.add_column("latest", overflow="fold")  # these two wrap on narrow terminals
-    table.add_column("range", overflow="fold")
+    # One number per line: a column too narrow for a row of numbers must never cut one in
+    # the middle of its digits.
+    table.add_column("latest", justify="right", no_wrap=True)
+    table.add_column("range", justify="right", no_wrap=True)
     table.add_column("trace [0]", no_wrap=True)
     _stat_columns(table)
     for p in probes:
-        latest = " ".join(f"{v:+.3f}" for v in p.latest[:4].tolist())
+        latest = "\n".join(f"{v:+.3f}" for v in p.latest[:4].tolist())
         size = math.prod(p.size) if isinstance(p.size, tuple) else p.size
         if size > 4:
-            latest += " …"
+            latest += "\n…"
         table.add_row(
             safe_text(p.name),
             str(p.size),
             latest,
-            f"{_num(p.low, '{:+.2f}')}..{_num(p.high, '{:+.2f}')}",
+            f"{_num(p.low, '{:+.2f}')}\n{_num(p.high, '{:+.2f}')}",
             sparkline(p.trace, low=p.low, high=p.high) if math.isfinite(p.low) else NO_DATA,
             *_common(p),
         )
@@ -285,8 +287,8 @@ def render(snap: Snapshot, broker: str = "") -> RenderableType:
 
 def auto_bins(width: int) -> int:
     """Time bins per sparkline/raster so that the spike table fits ``width`` columns
-    (its other columns take about 80), between 8 and 30."""
-    return max(8, min(30, (width - 80) // 2))
+    (its other columns and borders take about 96), between 8 and 30."""
+    return max(8, min(30, (width - 96) // 2))
 
 
 def _check(options: MonitorOptions) -> None:

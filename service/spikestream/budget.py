@@ -27,7 +27,10 @@ evaluation points of a decoder solve:
 * ``serve``: each probe's frame pool, ``(queue_capacity + 2) * rows * per-tick bytes`` with
   ``rows = ticks_per_frame`` (``8 * ticks_per_frame`` under ``coalesce``);
 * ``run``: per tick, every population's spikes (1 byte per neuron), every probe's value,
-  every input's value (float64) and the time axis.
+  every input's value (float64, and in the state type as fed) and the time axis, for one
+  block of at most 64 MiB of ticks (the rest streams to the file); with ``--replay``, the
+  validated log (twice: one input's changes are copied while a block is expanded) and, per
+  block, the expanded inputs (float64) and four int64 index arrays.
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from spikestream.errors import ConfigError
-from spikestream.functions import expression_width
-from spikestream.spec import NetworkSpec, ProbeSpec
+
+if TYPE_CHECKING:  # annotations only: the CLI's parsers import this module for a constant
+    from spikestream.spec import NetworkSpec, ProbeSpec
 
 __all__ = [
     "COALESCE_FACTOR",
@@ -58,6 +62,7 @@ __all__ = [
     "frame_rows",
     "parse_bytes",
     "physical_memory",
+    "recording_bytes",
     "stream_bytes",
 ]
 
@@ -225,6 +230,8 @@ def _function_evaluation(d_in: int, d_out: int, function: str | None, points: in
     # The points (points, d_in), the result (points, d_out) and, for an expression, up to
     # two intermediate arrays as wide as its longest list literal at a time (a binary
     # operation's operands): a list of 399 numbers at 10^6 points needs 6.4 GB.
+    from spikestream.functions import expression_width  # numpy: not for the CLI's parsers
+
     width = max(d_in, d_out, expression_width(function) if function else 1)
     return points * (d_in + d_out + 2 * width) * _F64
 
@@ -345,27 +352,55 @@ def estimate_serve(
     return est
 
 
-def estimate_run(
-    spec: NetworkSpec, *, ticks: int, dtype: str | None = None, replay_bytes: int = 0
-) -> Estimate:
-    """Bytes ``run`` allocates for ``ticks`` ticks of ``spec``: the network, and every
-    population's spikes, probe, input and the time axis recorded per tick. With
-    ``--replay``, ``replay_bytes`` is the validated log held in memory; its per-tick
-    expansion is the inputs' row (each input's value per tick, float64) plus the int64
-    index arrays of the change lookup."""
-    s = _itemsize(spec, dtype)
-    est = _network(spec, s)
+def _run_per_tick(spec: NetworkSpec, s: int) -> tuple[int, int]:
+    """(bytes ``run`` records per tick, input values per tick) of ``spec``."""
     per_tick = 2 * _F64  # the time axis, and the input signals' sample times
     per_tick += sum(p.n for p in spec.populations.values())
     for probe in spec.probes.values():
         values, item = _per_tick(spec, probe, s)
         per_tick += values * item
-    per_tick += sum(inp.dim * _F64 for inp in spec.inputs.values())
-    if replay_bytes:
-        # The log, and one input's values copied with its default row appended.
+    input_values = sum(inp.dim for inp in spec.inputs.values())
+    return per_tick + input_values * _F64, input_values
+
+
+def recording_bytes(spec: NetworkSpec, *, ticks: int, dtype: str | None = None) -> int:
+    """Bytes of the per-tick arrays of a ``run`` of ``ticks`` ticks (about the size of
+    its uncompressed ``.npz``)."""
+    return ticks * _run_per_tick(spec, _itemsize(spec, dtype))[0]
+
+
+def estimate_run(
+    spec: NetworkSpec,
+    *,
+    ticks: int,
+    dtype: str | None = None,
+    block_bytes: int | None = None,
+    replay_bytes: int | None = None,
+) -> Estimate:
+    """Bytes ``run`` allocates for ``ticks`` ticks of ``spec``: the network, and every
+    population's spikes, probe, input and the time axis recorded per tick.
+
+    With ``block_bytes``, the recording is held one block of ticks at a time (the rest is
+    streamed to the file), as ``run`` does: rows for ``min(ticks, block_bytes // per tick)``
+    ticks, plus each input's signal for the block in the state type (what the simulator
+    feeds from). ``replay_bytes``: the inputs come from a log of that many bytes in memory
+    (:attr:`~spikestream.runtime.replay.ReplayLog.nbytes`), expanded block by block.
+    """
+    s = _itemsize(spec, dtype)
+    est = _network(spec, s)
+    per_tick, input_values = _run_per_tick(spec, s)
+    if block_bytes is None:
+        est.parts[f"recording {format_count(ticks)} ticks"] = ticks * per_tick
+        return est
+    rows = max(1, min(ticks, block_bytes // max(1, per_tick)))
+    est.parts[f"recording blocks of {format_count(rows)} ticks"] = rows * (
+        per_tick + input_values * s
+    )
+    if replay_bytes is not None:
+        # replay_block: the log and one input's changes copied with its default row; per
+        # block, the inputs in float64 and the tick, reset and two change-index arrays.
         est.parts["replay log"] = 2 * replay_bytes
-        per_tick += 4 * 8  # replay_block: tick numbers, latest reset, two index arrays
-    est.parts[f"recording {format_count(ticks)} ticks"] = ticks * per_tick
+        est.parts["replayed inputs per block"] = rows * (input_values * _F64 + 4 * _F64)
     return est
 
 

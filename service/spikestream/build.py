@@ -13,8 +13,12 @@ what is drawn, so adding a population does not change the draws of the others.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -346,9 +350,17 @@ def decoders_for(
                 f"{where}: {function!r} failed on points of shape {eval_points.shape}: {err}"
             ) from None
         _check_targets(targets, eval_points, function, where)
-    d = solve_decoders(pop.rates(eval_points), targets, reg)
-    if not np.all(np.isfinite(d)):
-        raise BuildError(f"{where}: the decoders solved for {function or 'x'!r} are not finite")
+    # The key digests what the solve reads (rates at the points, the targets, reg) after
+    # the function ran under its own checks and deadline, so neither the function's text
+    # nor allow_python_functions can make a stale entry match; decoders read from files
+    # never come here.
+    key = _decoder_key(pop, eval_points, targets, reg)
+    d = _cached_decoders(key, (pop.n, targets.shape[1]))
+    if d is None:
+        d = solve_decoders(pop.rates(eval_points), targets, reg)
+        if not np.all(np.isfinite(d)):
+            raise BuildError(f"{where}: the decoders solved for {function or 'x'!r} are not finite")
+        _store_decoders(key, d)
     return d, targets.shape[1]
 
 
@@ -370,6 +382,108 @@ def _check_targets(targets: FloatArray, points: FloatArray, function: str, where
             f"{targets[first].tolist()}), which is not allowed; a decoded function must be "
             "finite over the unit ball"
         )
+
+
+#: Solved decoders are kept on disk, as Nengo keeps its own: a chain of ten 1000-neuron
+#: populations otherwise spends most of its start-up solving ten 1000 x 1000 systems.
+#: Oldest entries go first beyond this many bytes. ``SPIKESTREAM_DECODER_CACHE=0`` turns
+#: the cache off; it lives in ``$XDG_CACHE_HOME/spikestream/decoders``.
+DECODER_CACHE_BYTES = 256 * 2**20
+
+
+def decoder_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The decoder cache folder, or None when the cache is off.
+
+    ``$XDG_CACHE_HOME/spikestream/decoders``, else ``~/.cache/spikestream/decoders`` (the
+    XDG base directory specification's place for non-essential data; a relative
+    ``XDG_CACHE_HOME`` is ignored, as the specification says).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("SPIKESTREAM_DECODER_CACHE", "1") == "0":
+        return None
+    cache_home = env.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(cache_home):
+        return Path(cache_home) / "spikestream" / "decoders"
+    try:
+        home = Path.home()
+    except RuntimeError:  # no HOME and no passwd entry (some containers): no cache
+        return None
+    return home / ".cache" / "spikestream" / "decoders"
+
+
+def _decoder_key(pop: Population, eval_points: FloatArray, targets: FloatArray, reg: float) -> str:
+    """A digest of everything the solve reads: the neurons' rates are set by the scaled
+    encoders (radius included), bias, ``tau_rc`` and ``tau_ref``; then the points (scaled
+    by the radius), the targets and ``reg``."""
+    h = hashlib.sha256(b"spikestream decoders v2")
+    for arr in (pop.scaled_encoders, pop.bias, eval_points, targets):
+        a = np.ascontiguousarray(arr, dtype=np.float64)
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    h.update(np.array([pop.tau_rc, pop.tau_ref, reg], np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _content_digest(d: FloatArray) -> str:
+    """A digest of the decoders themselves, part of the entry's file name, so an entry
+    changed or cut short after it was written is never served."""
+    a = np.ascontiguousarray(d, dtype=np.float64)
+    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()[:32]
+
+
+def _cached_decoders(key: str, shape: tuple[int, int]) -> FloatArray | None:
+    """The cached decoders of ``key``, or None (no cache, no entry, or one that is not a
+    regular ``.npy`` file of finite float64 values of ``shape`` matching its digest).
+
+    Entries are read as hostile: a FIFO or device is not opened for reading, a header
+    claiming more than the file holds is refused before allocating, pickles are never
+    loaded."""
+    folder = decoder_cache_dir()
+    if folder is None:
+        return None
+    try:
+        entries = sorted(folder.glob(f"{key}.*.npy"))
+    except OSError:
+        return None
+    for path in entries:
+        try:
+            d = load_npy(path, "decoder cache")
+        except SpikestreamError:
+            continue
+        if (
+            d.shape == shape
+            and d.dtype == np.float64
+            and np.all(np.isfinite(d))
+            and path.name == f"{key}.{_content_digest(d)}.npy"
+        ):
+            return np.ascontiguousarray(d)
+    return None
+
+
+def _store_decoders(key: str, d: FloatArray) -> None:
+    """Cache ``d`` under ``key`` (atomically), then trim the cache to its budget. A cache
+    that cannot be written (a read-only home) is skipped silently: it only saves time."""
+    folder = decoder_cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp"
+        with tmp.open("wb") as fh:
+            np.save(fh, d, allow_pickle=False)
+        os.replace(tmp, folder / f"{key}.{_content_digest(d)}.npy")
+        entries = sorted(
+            ((e.lstat().st_mtime, e.lstat().st_size, e) for e in folder.glob("*.npy")),
+            key=lambda x: x[0],
+        )
+        total = sum(size for _, size, _ in entries)
+        for _, size, entry in entries:
+            if total <= DECODER_CACHE_BYTES:
+                break
+            entry.unlink(missing_ok=True)
+            total -= size
+    except OSError:
+        return
 
 
 def _build_connection(

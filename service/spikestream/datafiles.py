@@ -28,7 +28,7 @@ NPY_HEADER_MAX_BYTES = 10_000
 _CHUNK = 1 << 18  # bytes read from a zip member at a time
 
 
-def open_regular(path: Path, where: str) -> IO[bytes]:
+def open_regular(path: Path, where: str, expected: str = "a .npy or CSV file") -> IO[bytes]:
     """Open ``path`` for reading if it is a regular file (links are followed: the network
     file's author chose the path).
 
@@ -41,9 +41,7 @@ def open_regular(path: Path, where: str) -> IO[bytes]:
         raise NetworkFileError(f"{where}: cannot read {str(path)!r}: {err.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise NetworkFileError(
-            f"{where}: {str(path)!r} is not a regular file; expected a .npy or CSV file"
-        )
+        raise NetworkFileError(f"{where}: {str(path)!r} is not a regular file; expected {expected}")
     return os.fdopen(fd, "rb")
 
 

@@ -501,3 +501,114 @@ def test_weight_and_signal_file_values_are_bounded_as_in_the_network_file(
     ), info.value
     with pytest.raises(NetworkFileError, match=re.escape(f"holds 1 value(s) {allowed}")):
         signal_values(spec, "u", np.zeros(2))
+
+
+def test_decoders_come_from_the_disk_cache_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second build reads the solved decoders back (no solve), identical to the bit; a
+    corrupt entry is solved again; with the cache off nothing is written."""
+    import spikestream.build as builder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = parse_network(
+        {
+            "network": {"seed": 7},
+            "populations": {"a": {"n": 120, "dim": 2}, "b": {"n": 80, "dim": 2}},
+            "connections": [{"pre": "a", "post": "b", "function": "x * 0.5"}],
+            "probes": {"y": {"target": "b", "kind": "decoded"}},
+        }
+    )
+    first = build(spec)
+    folder = tmp_path / "spikestream" / "decoders"
+    entries = sorted(folder.glob("*.npy"))
+    assert len(entries) == 2  # the connection's and the probe's
+
+    def no_solve(*args: object) -> None:
+        raise AssertionError("solved again")
+
+    with monkeypatch.context() as m:
+        m.setattr(builder, "solve_decoders", no_solve)
+        second = build(spec)
+    for c1, c2 in zip(first.connections, second.connections, strict=True):
+        assert c1.decoders is not None
+        assert c2.decoders is not None
+        np.testing.assert_array_equal(c1.decoders, c2.decoders)
+    np.testing.assert_array_equal(first.probes["y"].decoders, second.probes["y"].decoders)
+
+    entries[0].write_bytes(b"not an npy file")
+    # Right shape and dtype, wrong values: the content digest in the name no longer fits.
+    d = np.load(entries[1])
+    np.save(entries[1], d + 1.0)
+    third = build(spec)
+    np.testing.assert_array_equal(first.probes["y"].decoders, third.probes["y"].decoders)
+    c3 = third.connections[0].decoders
+    assert c3 is not None
+    assert first.connections[0].decoders is not None
+    np.testing.assert_array_equal(first.connections[0].decoders, c3)
+
+    monkeypatch.setenv("SPIKESTREAM_DECODER_CACHE", "0")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "off"))
+    build(spec)
+    assert not (tmp_path / "off").exists()
+
+
+def test_decoder_cache_entries_are_read_as_hostile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO, a header claiming terabytes and a pickle under an entry's name are all
+    passed over (solved again, same decoders), without blocking or allocating."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = parse_network(DECODED)
+    first = build(spec)
+    folder = tmp_path / "spikestream" / "decoders"
+    (entry,) = folder.glob("*.npy")
+    key = entry.name.split(".")[0]
+    entry.unlink()
+    os.mkfifo(folder / f"{key}.{'0' * 32}.npy")
+    _npy_header_only(folder / f"{key}.{'1' * 32}.npy", (10**6, 10**6))
+    np.save(folder / f"{key}.{'2' * 32}.npy", np.array([{"x": 1}], dtype=object))
+    started = time.perf_counter()
+    second = build(spec)
+    assert time.perf_counter() - started < 30.0
+    d1, d2 = first.connections[0].decoders, second.connections[0].decoders
+    assert d1 is not None
+    assert d2 is not None
+    np.testing.assert_array_equal(d1, d2)
+
+
+def test_decoder_cache_keys_on_what_the_solve_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed function, radius or reg is solved again, never served from the cache;
+    a Python callable giving the same values as an expression shares its entry."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "spikestream" / "decoders"
+
+    def decoders(net: dict[str, object], **kw: bool) -> np.ndarray:
+        d = build(parse_network(net), **kw).connections[0].decoders
+        assert d is not None
+        return d
+
+    base = decoders(_decoded("x**2"))
+    assert len(list(folder.glob("*.npy"))) == 1
+    other = decoders(_decoded("x**3"))
+    assert not np.array_equal(base, other)
+    wide = {**_decoded("x**2"), "populations": {"a": {"n": 20, "radius": 2.0}, "b": {"n": 10}}}
+    assert not np.array_equal(base, decoders(wide))
+    reg = {**DECODED, "connections": [{"pre": "a", "post": "b", "function": "x**2", "reg": 0.5}]}
+    assert not np.array_equal(base, decoders(reg))
+    assert len(list(folder.glob("*.npy"))) == 4
+    monkeypatch.setenv("SPIKESTREAM_DECODER_CACHE", "0")
+    uncached = decoders(_decoded("x**2"))
+    np.testing.assert_array_equal(base, uncached)
+
+
+def test_decoder_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spikestream.build import decoder_cache_dir
+
+    assert decoder_cache_dir({"XDG_CACHE_HOME": "/c"}) == Path("/c/spikestream/decoders")
+    home = Path.home() / ".cache" / "spikestream" / "decoders"
+    assert decoder_cache_dir({"XDG_CACHE_HOME": "relative/c"}) == home
+    assert decoder_cache_dir({}) == home
+    assert decoder_cache_dir({"SPIKESTREAM_DECODER_CACHE": "0"}) is None

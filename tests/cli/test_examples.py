@@ -56,3 +56,21 @@ def test_integrator_integrates_and_holds(tmp_path: Path) -> None:
     assert abs(x[999] - 0.5) < 0.1
     assert abs(x[2999] - x[1199]) < 0.1
     assert x[499] < x[999]  # it ramped
+
+
+def test_chain10_carries_its_input_down_ten_populations(tmp_path: Path) -> None:
+    d = run(tmp_path, "chain10", 0.6)
+    after = d["t"] > 0.3
+    assert d["out"].shape == (600, 16)
+    for key, tolerance in (("p0_value", 0.05), ("out", 0.08)):
+        rmse = float(np.sqrt(np.mean((d[key][after] - 0.2) ** 2)))
+        assert rmse < tolerance, key
+    assert d["p9.spikes"].sum() > 10_000  # the end of the chain fires
+
+
+def test_dense1000_decodes_its_input(tmp_path: Path) -> None:
+    d = run(tmp_path, "dense1000", 1)
+    after = d["t"] > 0.1
+    rmse = float(np.sqrt(np.mean((d["p0_value"][after, 0] - np.sin(d["t"][after])) ** 2)))
+    assert rmse < 0.05
+    assert 0.02 < d["p1.spikes"].mean() < 0.3  # neither silent nor saturated per tick

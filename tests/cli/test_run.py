@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,111 @@ def test_run_help_explains_each_flag() -> None:
     )
     for flag in ("--duration", "--out", "--plot", "--dtype", "--seed", "--no-progress"):
         assert flag in proc.stdout
+
+
+GOLDEN = Path(__file__).parent / "golden_run_seed.npz"
+
+
+def test_run_file_matches_golden_from_before_block_recording(tmp_path: Path) -> None:
+    """The seed run's file matches one written before runs were recorded in compiled
+    blocks (commit 1c48c3b: per-tick Python recording, np.savez_compressed): identical
+    spikes, identical filtered probe values (a sample of rows, float64)."""
+    out = tmp_path / "seed.npz"
+    assert main(["run", str(SEED), "--duration", "1", "--out", str(out), "--no-progress"]) == 0
+    d, golden = np.load(out), np.load(GOLDEN)
+    np.testing.assert_array_equal(np.packbits(d["a.spikes"]), golden["a_spikes_packed"])
+    np.testing.assert_array_equal(np.packbits(d["b.spikes"]), golden["b_spikes_packed"])
+    rows = golden["rows"]
+    for pop in ("a", "b"):
+        values = d[f"{pop}_filtered"]
+        assert values.dtype == np.float64
+        np.testing.assert_allclose(values[rows], golden[f"{pop}_filtered_rows"], rtol=1e-12)
+        np.testing.assert_allclose(values[-1], golden[f"{pop}_filtered_last"], rtol=1e-12)
+
+
+def test_run_writes_uncompressed_by_default_and_deflates_with_compress(tmp_path: Path) -> None:
+    plain, small = tmp_path / "plain.npz", tmp_path / "small.npz"
+    args = ["run", str(SEED), "--duration", "2", "--no-progress", "--out"]
+    assert main([*args, str(plain)]) == 0
+    assert main([*args, str(small), "--compress"]) == 0
+    with zipfile.ZipFile(plain) as zp, zipfile.ZipFile(small) as zs:
+        assert {i.compress_type for i in zp.infolist()} == {zipfile.ZIP_STORED}
+        assert {i.compress_type for i in zs.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert small.stat().st_size < plain.stat().st_size / 1.3
+    a, b = np.load(plain), np.load(small)
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+def test_run_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """``run`` (and its parser) never imports the live service's libraries, the plotting
+    library, tqdm without a progress bar, or threadpoolctl on a compiled run."""
+    code = (
+        "import sys\n"
+        "from spikestream.cli import main\n"
+        f"main(['run', {str(SEED)!r}, '--duration', '1', '--no-progress', '--out', "
+        f"{str(tmp_path / 'x.npz')!r}])\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(proc.stdout.splitlines()[-1].split())
+    assert "numba" in loaded  # the probe works: the run really ran
+    heavy = {
+        "matplotlib",
+        "pydantic_settings",
+        "amqtt",
+        "aiomqtt",
+        "websockets",
+        "prometheus_client",
+        "rich",
+        "tqdm",
+        "threadpoolctl",
+        "msgpack",
+    }
+    assert loaded & heavy == set()
+
+
+def test_run_profile_reports_the_split(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spikestream",
+            "run",
+            str(SEED),
+            "--duration",
+            "1",
+            "--out",
+            str(tmp_path / "x.npz"),
+            "--profile",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("profile (s):"))
+    for part in ("start-up to first tick", "stepping and recording", "writing"):
+        assert part in line
+
+
+def test_progress_bar_appears_only_after_its_delay() -> None:
+    from spikestream.cli.run import _LazyBar
+
+    quiet = _LazyBar(1000, "seed", delay=3600.0)
+    quiet.update(500)
+    assert quiet.bar is None
+    quiet.close()
+    shown = _LazyBar(1000, "seed", delay=0.0)
+    shown.update(400)
+    shown.update(1000)
+    assert shown.bar is not None
+    assert shown.bar.n == 1000
+    shown.close()
 
 
 @pytest.mark.parametrize(
@@ -200,3 +306,36 @@ def test_python_function_runs_with_the_opt_in_flag(tmp_path: Path) -> None:
     proc = _run(tmp_path, NET + 'function = "numpy:square"\n', "--allow-python-functions")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("run", "--memory-limit SIZE"),
+        ("serve", "--memory-limit SIZE"),
+        ("import", "MODEL.py[:NAME]"),
+        ("ls", "--json"),
+        ("feed", "--input"),
+    ],
+)
+def test_each_command_has_its_help_with_only_its_module_loaded(command: str, expected: str) -> None:
+    """The parser imports only the named command's module (``import`` lives in
+    ``importer``), and each command's --help describes it."""
+    code = (
+        "import sys\n"
+        "from spikestream.cli import main\n"
+        "try:\n"
+        f"    main([{command!r}, '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('spikestream.cli.'))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert expected in proc.stdout
+    loaded = set(proc.stdout.splitlines()[-1].split())
+    module = {"import": "importer"}.get(command, command)
+    others = {"serve", "feed", "monitor", "record", "importer", "ls"} - {module}
+    assert f"spikestream.cli.{module}" in loaded
+    assert not {f"spikestream.cli.{m}" for m in others} & loaded

@@ -175,3 +175,27 @@ def test_serve_refuses_a_huge_power_instead_of_hanging(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     (line,) = proc.stderr.splitlines()
     assert "the part '9 ** 9 ** 9 ** 9' of 'x * 9**9**9**9' evaluates to inf" in line
+
+
+def test_broker_list_from_repeated_flags_refuses_keywords_in_a_list() -> None:
+    """``--broker`` repeated makes one list; ``embedded`` in it is refused with one clear
+    line (no traceback) before anything is built or connected."""
+    import subprocess
+    import sys
+
+    seed = Path(__file__).parents[2] / "examples" / "seed.toml"
+    cmd = [sys.executable, "-m", "spikestream", "serve", str(seed)]
+    done = subprocess.run(
+        [*cmd, "--broker", "mqtt://127.0.0.1:1", "--broker", "embedded"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "'embedded' cannot be part of a list of 2 brokers" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_broker_list_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPIKESTREAM_BROKER", "mqtt://a:1883,mqtt://b:1883")
+    assert load_settings({}, None).broker == "mqtt://a:1883,mqtt://b:1883"

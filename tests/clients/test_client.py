@@ -22,6 +22,7 @@ from spikestream_client import (
     Gap,
     SpikestreamClient,
     client_broker_spec,
+    client_broker_specs,
 )
 from tests.brokers import Mosquitto, free_port
 from tests.clients.conftest import SeedService, wait_online
@@ -317,3 +318,27 @@ async def test_read_only_acl_user(mosquitto_factory: MosquittoFactory) -> None:
         assert frame.header.net == "fake"
         with pytest.raises(TransportError, match="not acknowledged"):
             await client.control("fake", "pause", wait=False)
+
+
+async def test_a_broker_list_connects_to_the_first_that_answers_and_fails_over(
+    mosquitto_factory: MosquittoFactory,
+) -> None:
+    """``SpikestreamClient`` takes the same list as ``serve --broker``: a dead address is
+    skipped, and losing the broker moves the client to the next one, statuses and all."""
+    a, b = mosquitto_factory(), mosquitto_factory()
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    assert len(client_broker_specs(f"{dead},{a.url()},{b.url()}")) == 3
+    with pytest.raises(ConfigError, match="cannot be part of a list"):
+        client_broker_specs(f"{a.url()},embedded")
+    async with SpikestreamClient([dead, a.url(), b.url()], connect_timeout=10.0) as client:
+        watcher = client.status("seed")
+        async with aiomqtt.Client("127.0.0.1", a.port, socket_options=NODELAY) as pub:
+            await pub.publish("spikestream/seed/status", b"offline", qos=1, retain=True)
+        await asyncio.wait_for(watcher.wait_for("offline"), 10)  # connected to a
+        a.kill()
+        async with aiomqtt.Client("127.0.0.1", b.port, socket_options=NODELAY) as pub:
+            deadline = time.monotonic() + 10
+            while watcher.current != "online":
+                assert time.monotonic() < deadline, "no status through broker b"
+                await pub.publish("spikestream/seed/status", b"online", qos=1, retain=True)
+                await asyncio.sleep(0.2)

@@ -23,7 +23,7 @@ from spikestream_client.aggregate import (
     InputSnapshot,
     MonitorModel,
 )
-from spikestream_client.monitor import render, sparkline
+from spikestream_client.monitor import auto_bins, render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (
@@ -212,6 +212,38 @@ def test_inputs_shown_are_bounded() -> None:
     out = plain.file.getvalue()  # type: ignore[attr-defined]
     assert len(_input_rows(out)) == MAX_INPUTS
     assert "1000 more inputs not shown" in out
+
+
+@pytest.mark.parametrize("width", [100, 120, 140, 180])
+def test_the_seed_view_fits_its_terminal_without_cutting_numbers(width: int) -> None:
+    """The seed's five probes at 100-180 columns: every column keeps its heading and no
+    number is wrapped or cut in the middle of its digits (at 120 columns the ``n`` column
+    used to vanish and the latest values wrapped mid-digit)."""
+    rng = np.random.default_rng(3)
+    model = MonitorModel("seed", bins=auto_bins(width))
+    latest: dict[str, np.ndarray] = {}
+    for seq in range(100):
+        for probe, n in (("a_spikes", 50), ("b_spikes", 40)):
+            spikes = rng.random((10, n)) < 0.2
+            model.on_frame(spike_frame(header(probe, seq, 10 * seq, net="seed"), spikes))
+        for probe, n in (("a_filtered", 50), ("b_filtered", 40), ("u", 1)):
+            values = rng.random((10, n)) * 400 - 100
+            latest[probe] = values[-1]
+            model.on_frame(value_frame(header(probe, seq, 10 * seq, net="seed"), values))
+    console = Console(width=width, record=True, color_system=None)
+    console.print(render(model.snapshot(), "mqtt://127.0.0.1:1883"))
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+    if width >= 120:
+        for heading in ("┃ probe", "┃  n ┃", "rate Hz", "fps", "gaps/miss", "dropped", "lag ms"):
+            assert heading in text, f"{heading!r} cut at {width} columns:\n{text}"
+        for probe in ("a_spikes", "b_spikes"):
+            assert re.search(rf"│ {probe}\s+│\s+(50|40) │", text), text
+        for probe, values in latest.items():
+            for v in values[:4]:
+                assert re.search(rf"(?<![\d.]){re.escape(f'{v:+.3f}')}(?![\d])", text), (
+                    f"{probe}: {v:+.3f} not shown whole at {width} columns:\n{text}"
+                )
 
 
 def test_described_probes_are_listed_before_their_first_frame() -> None:

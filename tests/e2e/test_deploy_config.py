@@ -40,6 +40,7 @@ import yaml  # PyYAML: installed with amqtt, a dependency of the service
 from spikestream.cli.serve import select_shard
 from spikestream.codec import ValueFrame, decode_frame
 from spikestream.spec import load_network
+from spikestream.transport import parse_broker_list
 from tests.brokers import HOST, Mosquitto, MosquittoMissing, free_port, write_password_file
 from tests.serving import NODELAY, ROOT, SEED, BackgroundClient, ServeProcess
 
@@ -358,6 +359,20 @@ def test_k8s_manifests_shard_every_network_exactly_once(tmp_path: Path) -> None:
     assert container["readinessProbe"]["exec"]["command"] == ["spikestream-healthcheck"]
     listed = kustomization["resources"]
     assert all((DEPLOY / "k8s" / r).is_file() for r in listed)
+
+
+def test_k8s_broker_list_names_the_nodes_of_one_cluster() -> None:
+    """Every replica gets the same list of broker nodes (URLs only, each node once), which
+    the service accepts as it stands in the manifest."""
+    pod = k8s_objects()["StatefulSet"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    nodes = parse_broker_list(env["SPIKESTREAM_BROKER"])
+    assert len(nodes) >= 3
+    assert all(node.kind == "url" for node in nodes)
+    assert len({(node.host, node.port) for node in nodes}) == len(nodes)
+    # A lost node is noticed within about 1.5 x keepalive; the manifests keep it short.
+    assert int(env["SPIKESTREAM_KEEPALIVE"]) <= 5
 
 
 def pod_annotation(sts: dict[str, Any], key: str) -> str:

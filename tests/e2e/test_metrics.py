@@ -58,6 +58,8 @@ async def test_metrics_endpoint(mosquitto: Mosquitto, tmp_path: Path) -> None:
     assert counts == sorted(counts)
     assert counts[-1] == second['spikestream_tick_lateness_seconds_count{net="seed"}']
     assert 'spikestream_publish_refused_total{net="seed"}' in second
+    assert second['spikestream_failovers_total{net="seed"}'] == 0
+    assert second['spikestream_frames_resent_total{net="seed"}'] == 0
 
 
 async def serve_stats_and_scrape(

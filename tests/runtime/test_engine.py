@@ -57,6 +57,25 @@ def test_drop_oldest_counts_every_drop_and_keeps_memory_bounded() -> None:
     assert stream.statistics().frames == 20
 
 
+def test_a_taken_frame_counts_the_drops_before_it_and_none_after() -> None:
+    """``dropped`` is read when a frame leaves the queue: the tick thread dropping newer
+    frames while the I/O side encodes it must not raise the count that frame carries
+    (its header would then claim more than the seq gap before it)."""
+    stream = ProbeStream("p", "values", (1,), 5, capacity=3)
+    fill(stream, 5 * 5)  # frames 0..4 into a queue of 3: 0 and 1 dropped
+    taken = stream.take()
+    assert taken is not None
+    assert (taken.seq, taken.dropped) == (2, 2)
+    fill(stream, 5 * 3, start=25)  # frames 5..7: the queue (3, 4, 5, 6, 7) drops 3 and 4
+    assert stream.dropped == 4
+    assert taken.dropped == 2
+    stream.release(taken)
+    following = stream.take()
+    assert following is not None
+    # seq 2 -> 5: a gap of 2, and dropped rose by 2.
+    assert (following.seq, following.dropped) == (5, 4)
+
+
 def test_coalesce_merges_instead_of_dropping() -> None:
     stream = ProbeStream("p", "spikes", (2,), 5, capacity=2, policy="coalesce")
     fill(stream, 5 * 6)

@@ -192,12 +192,18 @@ async def test_outgoing_queue_is_bounded(mosquitto: Mosquitto) -> None:
     link = make_link(mosquitto.url(), "burst", max_queued_outgoing=5)
     async with running(sub), running(link):
         # No await between calls: nothing can be written yet, so the 6th is refused.
-        accepted = [link.publish_nowait("burst/x", str(i).encode()) for i in range(20)]
+        accepted = [link.publish_nowait("burst/x", str(i).encode(), resend=True) for i in range(20)]
         assert accepted == [True] * 5 + [False] * 15
+        assert not link.can_publish()
+        # A full window of bulk data still leaves a reserve (16 here) for the rest
+        # (statuses, events), which is bounded too.
+        others = [link.publish_nowait("burst/y", str(i).encode()) for i in range(20)]
+        assert others == [True] * 16 + [False] * 4
         await eventually(lambda: len(inbox.payloads("burst/x")) == 5)
-        assert link.publish_nowait("burst/x", b"room again") is True
+        await eventually(lambda: len(inbox.payloads("burst/y")) == 16)
+        assert link.publish_nowait("burst/x", b"room again", resend=True) is True
         await inbox.wait_payload("burst/x", b"room again")
-        assert link.statistics().publish_failed == 15
+        assert link.statistics().publish_failed == 19
 
 
 async def test_callback_exception_is_logged_and_link_stays_up(

@@ -19,7 +19,10 @@ from spikestream.transport import (
     BrokerSpec,
     TlsOptions,
     load_broker_spec,
+    load_broker_specs,
+    parse_broker_list,
     parse_broker_url,
+    redacted_list,
     with_env_credentials,
 )
 
@@ -279,3 +282,73 @@ def test_load_broker_spec_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv(ENV_PASSWORD, raising=False)
     monkeypatch.delenv(ENV_PASSWORD_FILE, raising=False)
     assert load_broker_spec("mqtt://h").username == "from-os"
+
+
+# --- broker lists ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "mqtt://a:1883,mqtt://b:1884,mqtts://u:pw@c",
+        "mqtt://a:1883 , mqtt://b:1884,  mqtts://u:pw@c",
+        ["mqtt://a:1883", "mqtt://b:1884", "mqtts://u:pw@c"],
+        ["mqtt://a:1883,mqtt://b:1884", "mqtts://u:pw@c"],
+    ],
+)
+def test_broker_list_in_order_each_with_its_own_scheme_and_credentials(
+    given: str | list[str],
+) -> None:
+    specs = parse_broker_list(given)
+    assert [s.redacted() for s in specs] == [
+        "mqtt://a:1883",
+        "mqtt://b:1884",
+        "mqtts://u:***@c:8883",
+    ]
+    assert specs[2].password_value() == "pw"
+    assert redacted_list(specs) == "mqtt://a:1883,mqtt://b:1884,mqtts://u:***@c:8883"
+
+
+def test_a_comma_inside_a_password_stays_in_its_url() -> None:
+    specs = parse_broker_list("mqtt://u:p,w@a,mqtt://b")
+    assert [s.host for s in specs] == ["a", "b"]
+    assert specs[0].password_value() == "p,w"
+
+
+def test_tls_options_apply_to_the_tls_brokers_of_a_list(tmp_path: Path) -> None:
+    specs = parse_broker_list("mqtt://a,mqtts://b", ca_file=tmp_path / "ca.pem")
+    assert specs[0].tls is None
+    assert specs[1].tls is not None
+    assert specs[1].tls.ca_file == tmp_path / "ca.pem"
+    with pytest.raises(ConfigError, match="no broker in the list uses TLS"):
+        parse_broker_list("mqtt://a,mqtt://b", ca_file=tmp_path / "ca.pem")
+
+
+@pytest.mark.parametrize(
+    ("given", "match"),
+    [
+        ("mqtt://a,embedded", r"'embedded' cannot be part of a list of 2 brokers"),
+        ("auto,mqtt://a", r"'auto' cannot be part of a list of 2 brokers.*give it alone"),
+        ("mqtt://a,mqtt://a:1883", r"'mqtt://a:1883' is listed twice"),
+        ("mqtt://a,", r"empty entry in broker list"),
+        ("", r"empty entry in broker list"),
+        ("mqtt://a,b:1883", r"has host 'a,b'.*each with its own scheme"),
+        ("mqtt://a,ftp://b", r"unsupported scheme 'ftp'"),
+        ("mqtt://a,mqtt://bob:hunter2@b:x", r"bad port"),
+    ],
+)
+def test_bad_broker_lists_say_what_was_expected(given: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match) as info:
+        parse_broker_list(given)
+    assert "hunter2" not in str(info.value)
+
+
+def test_keywords_alone_are_still_accepted() -> None:
+    assert [s.kind for s in parse_broker_list("embedded")] == ["embedded"]
+    assert [s.kind for s in parse_broker_list(["auto"])] == ["auto"]
+
+
+def test_list_credentials_from_the_environment_fill_each_entry() -> None:
+    env = {ENV_USERNAME: "svc", ENV_PASSWORD: "s3cret"}
+    specs = load_broker_specs("mqtt://a,mqtt://own:pw@b", env)
+    assert [(s.username, s.password_value()) for s in specs] == [("svc", "s3cret"), ("own", "pw")]

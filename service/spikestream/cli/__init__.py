@@ -17,9 +17,29 @@ from spikestream.cli import run
 from spikestream.cli.logs import setup_logging
 from spikestream.errors import SpikestreamError
 
+#: Top-level flags that take a value (so the word after them is not the command).
+_VALUED_FLAGS = ("--log-level", "--log-format")
 
-def make_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not a top-level flag or
+    its value), or None."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUED_FLAGS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def make_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand.
+
+    With ``command``, only that subcommand's module is imported (the others are named so
+    parsing is unchanged, but not described): ``serve`` pulls in MQTT, pydantic-settings
+    and prometheus-client, and none of that should slow down ``run`` or the clients.
+    """
     parser = argparse.ArgumentParser(
         prog="spikestream",
         description="Run a spiking neural network in real time over MQTT, or offline.",
@@ -39,11 +59,27 @@ def make_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_parser(sub)
-    for name in ("serve", "feed", "monitor", "record", "importer", "ls"):
-        module = _optional(name)
+    for name, module_name in _MODULES.items():
+        if command is not None and name != command:
+            sub.add_parser(name)
+            continue
+        module = _optional(module_name)
         if module is not None:
             module.add_parser(sub)
     return parser
+
+
+#: Every subcommand besides ``run``, with the module under ``spikestream.cli`` that
+#: defines it (``import`` is a Python keyword, so its module is ``importer``).
+_MODULES = {
+    "serve": "serve",
+    "feed": "feed",
+    "monitor": "monitor",
+    "record": "record",
+    "import": "importer",
+    "ls": "ls",
+}
+_COMMANDS = ("run", *_MODULES)
 
 
 def _optional(name: str) -> ModuleType | None:
@@ -66,8 +102,10 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = make_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = command_of(words)
+    parser = make_parser(command if command in _COMMANDS else None)
+    args = parser.parse_args(words)
     setup_logging(args.log_level, args.log_format)
     try:
         code: int = args.func(args)

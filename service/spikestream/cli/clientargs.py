@@ -3,6 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
+
+
+class _BrokerList(argparse.Action):
+    """``--broker`` may be repeated; the URLs are joined into one comma-separated list
+    (the form ``$SPIKESTREAM_BROKER`` and the client library take)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        previous = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, str(values) if previous is None else f"{previous},{values}")
 
 
 def add_connection_args(p: argparse.ArgumentParser, *, net: bool = True) -> None:
@@ -10,8 +27,11 @@ def add_connection_args(p: argparse.ArgumentParser, *, net: bool = True) -> None
     service is and which network."""
     p.add_argument(
         "--broker",
+        action=_BrokerList,
+        metavar="URL",
         help="mqtt://[user:pass@]host[:port] (default: $SPIKESTREAM_BROKER or "
-        "mqtt://127.0.0.1:1883)",
+        "mqtt://127.0.0.1:1883); repeat it, or separate URLs with commas, to name the nodes "
+        "of a clustered broker (the first that answers is used, the next on losing it)",
     )
     if net:
         p.add_argument("--net", required=True, help="network name, e.g. seed")

@@ -145,6 +145,18 @@ class ServiceCollector(Collector):
         yield _counter(
             "spikestream_events_lost", "Events that could not be published", net, svc.events_lost
         )
+        yield _counter(
+            "spikestream_failovers",
+            "Moves to the next broker of the --broker list",
+            net,
+            link.failovers,
+        )
+        yield _counter(
+            "spikestream_frames_resent",
+            "Messages a lost connection had not confirmed, sent again on the next one",
+            net,
+            link.resent,
+        )
         yield _gauge(
             "spikestream_connected",
             "1 while connected to the broker",

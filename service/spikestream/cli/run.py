@@ -1,33 +1,27 @@
-"""``spikestream run``: the network offline, as fast as possible."""
+"""``spikestream run``: the network offline, as fast as possible.
+
+Only :func:`add_parser` runs for other commands, so this module imports nothing heavy at
+the top: the builder, simulator and numba load when ``run`` runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
 import os
 import time
 from pathlib import Path
-
-from spikestream.budget import (
-    DEFAULT_SHARE,
-    check_budget,
-    default_limit,
-    estimate_run,
-    format_count,
-    parse_bytes,
-)
-from spikestream.build import build
-from spikestream.errors import ConfigError
-from spikestream.nengo_import import load_network_or_model
-from spikestream.runtime.offline import input_signals, run_offline, save_npz, ticks_for
-from spikestream.runtime.replay import load_replay, replay_inputs
+from typing import Any
 
 log = logging.getLogger("spikestream.run")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``run`` subcommand."""
+    from spikestream.budget import DEFAULT_SHARE  # for the help text (no numpy)
+
     p = sub.add_parser(
         "run",
         help="run a network offline, as fast as possible, and save the result",
@@ -72,8 +66,59 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         f"{DEFAULT_SHARE * 100:.0f}%% of physical memory (or of the container's limit)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on long runs")
+    p.add_argument(
+        "--compress",
+        action="store_true",
+        help="deflate the .npz: a smaller file (spikes shrink ~10x) that takes several times "
+        "longer to write than the run itself (default: uncompressed)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print where the time went: start-up to the first tick, building, stepping "
+        "(with recording), input signals and writing",
+    )
     add_python_functions_flag(p)
     p.set_defaults(func=main)
+
+
+def process_started() -> float | None:
+    """Unix time at which this process started (10 ms resolution, from ``/proc``), or None
+    where ``/proc`` is not available."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        age = uptime - int(stat[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - age
+
+
+class _LazyBar:
+    """A tqdm progress bar that appears once a run has taken more than ``delay`` seconds,
+    and only then imports tqdm (short runs never pay for it)."""
+
+    def __init__(self, total: int, desc: str, delay: float = 1.0) -> None:
+        self.total, self.desc = total, desc
+        self.deadline = time.perf_counter() + delay
+        self.bar: Any = None
+        self.done = 0
+
+    def update(self, k: int) -> None:
+        """``k`` ticks are done."""
+        if self.bar is None:
+            if time.perf_counter() < self.deadline:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="tick", desc=self.desc, leave=False)
+        self.bar.update(k - self.done)
+        self.done = k
+
+    def close(self) -> None:
+        """Remove the bar, if it appeared."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
@@ -87,8 +132,50 @@ def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def check_disk(what: str, out: Path, size: int) -> None:
+    """Refuse a run whose ``.npz`` (``size`` bytes of per-tick arrays, uncompressed; as
+    much again in spool files while a run longer than one block streams) cannot fit in the
+    free space of ``out``'s folder: it would fail after hours, not at once.
+
+    Raises:
+        ConfigError: one line naming the sizes and the folder.
+    """
+    import shutil
+
+    from spikestream.budget import format_bytes
+    from spikestream.errors import ConfigError
+
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # the folder is missing: writing the file reports it
+    needed = 2 * size
+    if needed > free:
+        raise ConfigError(
+            f"{what} would write about {format_bytes(size)} to {str(out)!r} (and need about "
+            f"{format_bytes(needed)} while it runs), more than the {format_bytes(free)} free "
+            f"in {str(folder)!r}; shorten the run or write elsewhere"
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
+    from spikestream.budget import (
+        check_budget,
+        default_limit,
+        estimate_run,
+        format_count,
+        parse_bytes,
+        recording_bytes,
+    )
+    from spikestream.build import build
+    from spikestream.errors import ConfigError
+    from spikestream.nengo_import import load_network_or_model
+    from spikestream.runtime.offline import BLOCK_BYTES, Timings, run_to_file, ticks_for
+    from spikestream.runtime.replay import check_build, load_replay, replay_block
+
+    entered = time.perf_counter()
     # A model script's input functions are sampled over the whole run (at least 10 s).
     duration = args.duration if args.duration is not None and math.isfinite(args.duration) else 0
     spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
@@ -109,10 +196,17 @@ def main(args: argparse.Namespace) -> int:
         ticks = ticks_for(args.duration, spec.network.dt)
         asked = f"running {args.network} for {args.duration:g} s ({format_count(ticks)} ticks)"
     # Before anything is built: a network or a recording too large for the machine is a
-    # clear refusal, not a MemoryError halfway through.
-    replay_bytes = replay.nbytes if replay is not None else 0
-    estimate = estimate_run(spec, ticks=ticks, dtype=args.dtype, replay_bytes=replay_bytes)
+    # clear refusal, not a MemoryError halfway through. The recording streams to the file
+    # in blocks of at most BLOCK_BYTES; a replay log is held whole, expanded per block.
+    estimate = estimate_run(
+        spec,
+        ticks=ticks,
+        dtype=args.dtype,
+        block_bytes=BLOCK_BYTES,
+        replay_bytes=replay.nbytes if replay is not None else None,
+    )
     check_budget(asked, estimate, limit)
+    check_disk(asked, args.out, recording_bytes(spec, ticks=ticks, dtype=args.dtype))
     model = build(
         spec,
         dtype=args.dtype,
@@ -120,33 +214,37 @@ def main(args: argparse.Namespace) -> int:
         allow_python_functions=args.allow_python_functions,
     )
     resets: list[int] = []
+    inputs = None  # the offline signals, computed block by block
     if replay is not None:
-        ticks, inputs, reset_ticks = replay_inputs(model, replay, ticks)
-        resets = [int(r) for r in reset_ticks]
-    else:
-        inputs = input_signals(model, ticks)
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+        check_build(model, replay)
+        inputs = functools.partial(replay_block, model, replay)  # (start, stop) -> block
+        resets = [int(r) for r in replay.resets]
+    built = time.perf_counter()
+    timings = Timings()
+    run = functools.partial(
+        run_to_file,
+        model,
+        ticks,
+        args.out,
+        inputs=inputs,
+        resets=resets,
+        compress=args.compress,
+        timings=timings,
+    )
     if args.no_progress:
-        arrays = run_offline(model, ticks, inputs=inputs, resets=resets, timings=timings)
+        out = run()
     else:
-        from tqdm import tqdm
-
-        # delay=1: the bar appears only on runs that take more than a second.
-        with tqdm(total=ticks, unit="tick", delay=1.0, desc=model.name, leave=False) as bar:
-            done = [0]
-
-            def progress(k: int) -> None:
-                bar.update(k - done[0])
-                done[0] = k
-
-            arrays = run_offline(model, ticks, inputs=inputs, resets=resets, progress=progress)
-    elapsed = time.perf_counter() - started
-    stepping = timings.get("stepping", elapsed)
-    out = save_npz(args.out, arrays)
+        bar = _LazyBar(ticks, model.name)
+        try:
+            out = run(progress=bar.update)
+        finally:
+            bar.close()
+    finished = time.perf_counter()
+    elapsed = finished - built
+    stepping = timings.stepping
     rates = {
-        name: round(float(arrays[f"{name}.spikes"].mean()) / model.dt, 1)
-        for name in model.populations
+        name: round(c / (ticks * model.populations[name].n) / model.dt, 1)
+        for name, c in timings.counts.items()
     }
     print(
         f"{model.name}: {ticks} ticks ({ticks * model.dt:g} s simulated) in {elapsed:.2f} s, "
@@ -154,8 +252,37 @@ def main(args: argparse.Namespace) -> int:
         f"mean rates (Hz): {rates}"
     )
     print(f"wrote {out}")
+    started = process_started()
+    first = timings.first_tick - started if started is not None else float("nan")
+    # For bench/wholeprocess.py, which knows when it started the process.
+    log.debug(
+        "timings",
+        extra={
+            "first_tick_unix": timings.first_tick,
+            "first_tick_since_start": first,
+            "first_tick_cpu": timings.first_tick_cpu,
+            "load_network": built - entered,
+            "simulator": timings.simulator,
+            "stepping": stepping,
+            "signals": timings.signals,
+            "writing": timings.writing,
+        },
+    )
+    if args.profile:
+        print(
+            "profile (s): "
+            f"start-up to first tick {first:.3f} ({timings.first_tick_cpu:.3f} of CPU; "
+            f"of which loading the network "
+            f"{built - entered:.3f}, simulator and kernels {timings.simulator:.3f}); "
+            f"stepping and recording {stepping:.3f}; input signals {timings.signals:.3f}; "
+            f"writing {timings.writing:.3f}; total since start "
+            f"{time.time() - started if started is not None else float('nan'):.3f}"
+        )
     if args.plot is not None:
+        import numpy as np
+
         from spikestream.plotting import plot_run
 
-        print(f"wrote {plot_run(arrays, args.plot)}")
+        with np.load(out) as arrays:
+            print(f"wrote {plot_run(arrays, args.plot)}")
     return 0

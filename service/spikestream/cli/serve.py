@@ -13,8 +13,10 @@ import dataclasses
 import gc
 import logging
 import math
+import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -44,7 +46,13 @@ from spikestream.nengo_import import load_network_or_model
 from spikestream.serving.discovery import DEFAULT_HA_PREFIX
 from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
 from spikestream.spec import NetworkSpec
-from spikestream.transport import load_broker_spec, resolve_broker
+from spikestream.transport import (
+    BrokerSpec,
+    parse_broker_list,
+    redacted_list,
+    resolve_broker,
+    with_env_credentials,
+)
 
 log = logging.getLogger("spikestream.serve")
 
@@ -87,7 +95,11 @@ class ServeSettings(BaseSettings):
         env_prefix="SPIKESTREAM_", extra="forbid", allow_inf_nan=False
     )
 
-    broker: str = Field("auto", description="mqtt://, mqtts://, 'embedded' or 'auto'")
+    broker: str = Field(
+        "auto",
+        description="mqtt://, mqtts://, ws://, wss:// URL(s), comma-separated for the nodes "
+        "of a clustered broker; or 'embedded' or 'auto' alone",
+    )
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -240,9 +252,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--config", type=Path, help="TOML settings file (flags and env win)")
     p.add_argument(
         "--broker",
-        help="mqtt://[user:pass@]host[:port], mqtts://… (TLS), 'embedded' (in-process broker) "
-        "or 'auto' (localhost:1883 if it answers, else embedded; the default). Credentials "
-        "may also come from SPIKESTREAM_MQTT_USERNAME / _PASSWORD / _PASSWORD_FILE",
+        action="append",
+        metavar="URL",
+        help="mqtt://[user:pass@]host[:port], mqtts://… (TLS), ws://, wss://, 'embedded' "
+        "(in-process broker) or 'auto' (localhost:1883 if it answers, else embedded; the "
+        "default). Several URLs (repeat the flag, or separate them with commas) name the nodes "
+        "of one clustered broker: the service connects to the first that answers and fails "
+        "over to the next when it loses its node. Credentials may also come from "
+        "SPIKESTREAM_MQTT_USERNAME / _PASSWORD / _PASSWORD_FILE",
     )
     p.add_argument("--tls-ca", type=Path, help="CA bundle to verify the broker (mqtts://)")
     p.add_argument("--tls-cert", type=Path, help="client certificate (mqtts://)")
@@ -399,6 +416,8 @@ def main(args: argparse.Namespace) -> int:
         "ha_discovery",
     ]
     flags = {n: getattr(args, n, None) for n in names}
+    if isinstance(flags["broker"], list):  # --broker given several times
+        flags["broker"] = ",".join(flags["broker"])
     flags["resume"] = True if args.resume else None
     flags["allow_python_functions"] = True if args.allow_python_functions else None
     settings = load_settings(flags, args.config)
@@ -427,22 +446,15 @@ def main(args: argparse.Namespace) -> int:
             f"two network files share the network name {dup[0]!r}; each "
             "network served by one process needs its own name"
         )
-    tls = settings.tls_ca or settings.tls_cert or settings.tls_key
-    broker = load_broker_spec(settings.broker)
-    if tls:
-        import os
-
-        from spikestream.transport import parse_broker_url, with_env_credentials
-
-        broker = with_env_credentials(
-            parse_broker_url(
-                settings.broker,
-                ca_file=settings.tls_ca,
-                cert_file=settings.tls_cert,
-                key_file=settings.tls_key,
-            ),
-            os.environ,
+    brokers = tuple(
+        with_env_credentials(spec, os.environ)
+        for spec in parse_broker_list(
+            settings.broker,
+            ca_file=settings.tls_ca,
+            cert_file=settings.tls_cert,
+            key_file=settings.tls_key,
         )
+    )
     # A shorter switch interval bounds how long the I/O thread can hold the GIL from the
     # tick thread (DESIGN.md section 4: p99.9 lateness 1.7 ms -> 0.7 ms).
     sys.setswitchinterval(settings.switch_interval)
@@ -499,7 +511,7 @@ def main(args: argparse.Namespace) -> int:
     # A latency request is held for the whole run and dropped on exit: the kernel forgets
     # it when the file closes, so even a crash cannot leave the machine polling.
     with cpu_latency if cpu_latency is not None else contextlib.nullcontext():
-        asyncio.run(_serve(models, broker, per_model, settings))
+        asyncio.run(_serve(models, brokers, per_model, settings))
     return 0
 
 
@@ -572,15 +584,33 @@ def select_shard(files: list[Path], shard: str | None, hostname: str | None = No
     return chosen
 
 
+@contextlib.asynccontextmanager
+async def resolve_brokers(brokers: tuple[BrokerSpec, ...]) -> AsyncIterator[tuple[BrokerSpec, ...]]:
+    """Concrete brokers for ``brokers``: one broker may be ``embedded``/``auto`` (resolved,
+    and an embedded broker run, for the block); a list holds URLs only (checked when
+    parsed), which are used as they are."""
+    if len(brokers) > 1:
+        yield brokers
+        return
+    async with resolve_broker(brokers[0]) as concrete:
+        yield (concrete,)
+
+
 async def _serve(
-    models: list[Any], broker: Any, options: list[ServiceOptions], settings: ServeSettings
+    models: list[Any],
+    brokers: tuple[BrokerSpec, ...],
+    options: list[ServiceOptions],
+    settings: ServeSettings,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with resolve_broker(broker) as concrete:
-        log.info("broker", extra={"requested": broker.redacted(), "using": concrete.redacted()})
+    async with resolve_brokers(brokers) as concrete:
+        log.info(
+            "broker",
+            extra={"requested": redacted_list(brokers), "using": redacted_list(concrete)},
+        )
         services = [
             Service(model, concrete, opts) for model, opts in zip(models, options, strict=True)
         ]

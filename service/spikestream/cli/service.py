@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,14 @@ from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.describe import describe_document
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
-from spikestream.transport import BrokerSpec, LinkStatistics, MessageMeta, MqttLink, Will
+from spikestream.transport import (
+    BrokerSpec,
+    LinkStatistics,
+    MessageMeta,
+    MqttLink,
+    Will,
+    redacted_list,
+)
 
 log = logging.getLogger("spikestream.serve")
 
@@ -145,9 +153,12 @@ class EventLimiter:
 
 
 class Service:
-    """One network served over one MQTT connection."""
+    """One network served over one MQTT connection (to one broker of ``broker``, failed
+    over in order when there are several)."""
 
-    def __init__(self, model: Model, broker: BrokerSpec, options: ServiceOptions) -> None:
+    def __init__(
+        self, model: Model, broker: BrokerSpec | Sequence[BrokerSpec], options: ServiceOptions
+    ) -> None:
         self.model = model
         self.options = options
         self.topics = topics(options.prefix, model.name)
@@ -181,7 +192,12 @@ class Service:
             backoff_max=min(max(options.backoff_max, options.backoff_min), 600.0),
         )
         self.link.subscribe(self.topics.inputs_filter, qos=0)
-        self.link.subscribe(self.topics.control, qos=1)
+        # QoS 0: the link's sessions are clean, so a QoS 1 subscription would guarantee
+        # nothing more (the broker drops unacknowledged deliveries with the session), while
+        # on NATS it is a replicated JetStream consumer that must be created again on every
+        # reconnect, which after a node loss waits for JetStream (4 s and more). Senders
+        # still publish commands with QoS 1, acknowledged by the broker.
+        self.link.subscribe(self.topics.control, qos=0)
         self.link.add_connect_hook(self._on_connect)
         self.bridges = Bridges(
             self.link,
@@ -527,7 +543,7 @@ class Service:
             t=buf.t,
             wall=buf.wall,
             late_max=buf.late_max,
-            dropped=stream.dropped,
+            dropped=buf.dropped,
         )
         encode = encode_spikes if stream.kind == "spikes" else encode_values
         self.bridges.observe(stream.name, stream.kind, buf.valid())
@@ -542,6 +558,7 @@ class Service:
             qos=opts.qos,
             content_type=MSGPACK,
             expiry=opts.expiry,
+            resend=True,  # a lost connection's unsent frames go out on the next one
         ):
             # The connection dropped between can_publish() and now.
             self.publish_failed += 1
@@ -639,6 +656,10 @@ class Service:
             "events_lost": self.events_lost + es.events_dropped,
             "link_connected": self.link.connected,
             "link_last_error": ls.last_error,
+            "broker": ls.broker,
+            "failovers": ls.failovers,
+            "resent": ls.resent,
+            "lost_unsent": ls.lost_unsent,
             **self.bridges.statistics(),
         }
 
@@ -689,7 +710,7 @@ class Service:
             "serving",
             extra={
                 "net": self.model.name,
-                "broker": self.broker.redacted(),
+                "broker": redacted_list(self.link.specs),
                 "topics": f"{self.topics.base}/{{in,out,status,describe,control,events,stats}}",
                 "dt": self.model.dt,
                 "realtime_factor": self.options.realtime_factor,

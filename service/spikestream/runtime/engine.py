@@ -164,6 +164,9 @@ class FrameBuffer:
     t: float = 0.0
     wall: float = 0.0
     late_max: float = 0.0
+    #: The probe's drop count when the frame left the queue (set by ``take``): every frame
+    #: older than this one that was lost is in it, and no newer one.
+    dropped: int = 0
 
     def valid(self) -> npt.NDArray[Any]:
         """The filled rows, ``(ticks, ...)`` (a view)."""
@@ -315,9 +318,18 @@ class ProbeStream:
         self._current = nxt
 
     def take(self) -> FrameBuffer | None:
-        """The oldest queued frame, or None (I/O thread). Give it back with :meth:`release`."""
+        """The oldest queued frame, or None (I/O thread). Give it back with :meth:`release`.
+
+        The frame's ``dropped`` is the drop count at this moment, under the lock: read any
+        later, it could include newer frames the tick thread dropped meanwhile, which the
+        frame's header must not claim (it would count more than the ``seq`` gap shows).
+        """
         with self._lock:
-            return self._queue.popleft() if self._queue else None
+            if not self._queue:
+                return None
+            buf = self._queue.popleft()
+            buf.dropped = self.dropped
+            return buf
 
     def release(self, buf: FrameBuffer) -> None:
         """Return a frame taken with :meth:`take` to the pool (I/O thread)."""

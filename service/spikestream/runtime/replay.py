@@ -295,7 +295,7 @@ class _LogReader:
         return ConfigError(f"replay log {str(self.path)!r} refused: {why}")
 
     def read(self) -> ReplayLog:
-        with open_regular(self.path, "--replay") as fh:
+        with open_regular(self.path, "--replay", "a replay log (.npz)") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size > self.limit:
                 raise self.refuse(

@@ -32,6 +32,9 @@ os.environ.setdefault(
 import numba
 import numpy as np
 import numpy.typing as npt
+from numba import types
+from numba.extending import intrinsic
+from numba.np.numpy_support import carray
 
 Array = npt.NDArray[np.floating]
 BoolArray = npt.NDArray[np.bool_]
@@ -203,6 +206,34 @@ def encode_jit(encoders_t: Array, y: Array, current: Array) -> None:  # pragma: 
 
 
 @numba.njit(nogil=True, cache=True)
+def decode_lowpass_jit(
+    spikers: IndexArray,
+    count: int,
+    decoders: Array,
+    y: Array,
+    a: np.floating[Any] | float,
+    gain: np.floating[Any] | float,
+    acc: Array,
+) -> None:  # pragma: no cover - compiled
+    """Decode this tick's spikes and lowpass them: ``y = a*y + gain*acc``.
+
+    ``acc = decoders[spikers[:count]].sum(0)`` (event-driven ``D.T @ spiked``, costing
+    ``O(spikes * d)``, not ``O(n * d)``), with ``gain = (1-a)/dt`` the zero-order-hold
+    lowpass of ``D.T @ (spiked/dt)``. ``decoders`` ``(n_pre, d)``, ``y`` and ``acc``
+    (scratch) ``(d,)``.
+    """
+    d = y.shape[0]
+    for j in range(d):
+        acc[j] = 0.0
+    for q in range(count):
+        row = decoders[spikers[q]]
+        for j in range(d):
+            acc[j] += row[j]
+    for j in range(d):
+        y[j] = a * y[j] + gain * acc[j]
+
+
+@numba.njit(nogil=True, cache=True)
 def decoded_step_jit(
     spikers: IndexArray,
     count: int,
@@ -214,116 +245,225 @@ def decoded_step_jit(
     current: Array,
     acc: Array,
 ) -> None:  # pragma: no cover - compiled
-    """A whole factored connection tick: decode, lowpass, encode.
-
-    ``acc = decoders[spikers[:count]].sum(0)`` (event-driven ``D.T @ spiked``, costing
-    ``O(spikes * d)``, not ``O(n * d)``); ``y = a*y + gain*acc`` (with
-    ``gain = (1-a)/dt``, the zero-order-hold lowpass of ``D.T @ (spiked/dt)``); then
-    ``current = encoders_t.T @ y`` (:func:`encode_jit`).
+    """A whole factored connection tick: decode and lowpass (:func:`decode_lowpass_jit`),
+    then encode: ``current = encoders_t.T @ y`` (:func:`encode_jit`).
 
     ``decoders`` ``(n_pre, d)``, ``y`` and ``acc`` (scratch) ``(d,)``, ``encoders_t``
     ``(gain_post * E_post @ T).T`` of shape ``(d, n_post)``, ``current`` ``(n_post,)``.
     """
-    d = y.shape[0]
-    for j in range(d):
-        acc[j] = 0.0
-    for q in range(count):
-        row = decoders[spikers[q]]
-        for j in range(d):
-            acc[j] += row[j]
-    for j in range(d):
-        y[j] = a * y[j] + gain * acc[j]
+    decode_lowpass_jit(spikers, count, decoders, y, a, gain, acc)
     encode_jit(encoders_t, y, current)
 
 
-#: Opcodes of a :func:`segment_jit` program.
-OP_LIF, OP_DECODED = 0, 1
+@numba.njit(nogil=True, cache=True)
+def encode_rows_jit(
+    enc: Array, x: Array, dst: Array, add: bool
+) -> None:  # pragma: no cover - compiled
+    """``dst = enc @ x`` (``add`` false) or ``dst += enc @ x``: ``enc`` ``(n, d)`` with
+    ``d >= 1``, ``x`` ``(d,)``, ``dst`` ``(n,)``.
+
+    Each row's dot product is summed first, then added, in the order of
+    ``np.dot(enc, x) + dst`` (for ``d == 1`` bit for bit what BLAS gives).
+    """
+    for i in range(dst.shape[0]):
+        row = enc[i]
+        acc = row[0] * x[0]
+        for j in range(1, x.shape[0]):
+            acc += row[j] * x[j]
+        dst[i] = dst[i] + acc if add else acc
+
+
+#: Opcodes of a :func:`run_program` program (one row per op, tick order). ``k`` is the
+#: tick index inside the call (``start <= k < stop``).
+OP_FEED = 0  # [op, x, values]: x = values[k] (an input fed from a (ticks, dim) block)
+OP_COPY = 1  # [op, dst, src]: dst = src
+OP_ADD = 2  # [op, dst, src]: dst += src
+OP_ENCODE = 3  # [op, dst, enc, x, add]: dst = enc @ x (add == 0) or dst += enc @ x
+OP_LIF = 4  # [op, J, v, ref, spiked, s01, leaving, spikers, scalars, count]: LIF step
+OP_EVENTS = 5  # [op, z, w_rows, spikers, count, scalars]: z = a*z + w_rows[spikers].sum(0)
+OP_DECODED = 6  # [op, spikers, count, decoders, y, enc_t, current, scalars, acc]
+OP_FILTERED = 7  # [op, y, u, scalars]: y = a*y + b*u (spike filter: u = s01; or lowpass_step)
+OP_LOWPASS_DECODED = 8  # [op, spikers, count, decoders, y, acc, scalars]: decoded probe
+OP_RECORD = 9  # [op, dst, src]: dst[k] = src (state dtype)
+OP_RECORD_BOOL = 10  # [op, dst, src]: dst[k] = src (bool)
 #: Columns of a program row (unused columns hold 0).
-PROGRAM_COLUMNS = 12
+PROGRAM_COLUMNS = 10
+#: Columns of a :func:`run_program` address table row: data address, shape[0], shape[1].
+ADDRESS, ROWS, COLS = range(3)
+
+
+def _pointer_typer(typingctx: Any, address: Any, like: Any) -> Any:  # pragma: no cover
+    """A pointer to ``like``'s element type at the integer ``address`` (compiled code only)."""
+    ptr = types.CPointer(like.dtype)  # type: ignore[no-untyped-call]
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], context.get_value_type(ptr))
+
+    return ptr(address, like), codegen
+
+
+_pointer: Any = intrinsic(_pointer_typer)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _vec(table: npt.NDArray[np.int64], slot: int, like: Any) -> Any:  # pragma: no cover
+    """The 1-d array of table row ``slot``, with ``like``'s dtype."""
+    return carray(_pointer(table[slot, ADDRESS], like), table[slot, ROWS])
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _mat(table: npt.NDArray[np.int64], slot: int, like: Any) -> Any:  # pragma: no cover
+    """The C-contiguous 2-d array of table row ``slot``, with ``like``'s dtype."""
+    return carray(_pointer(table[slot, ADDRESS], like), (table[slot, ROWS], table[slot, COLS]))
 
 
 @numba.njit(nogil=True, cache=True)
-def segment_jit(
+def run_program(
     program: npt.NDArray[np.int64],
+    table: npt.NDArray[np.int64],
+    scalars: Array,
     counts: npt.NDArray[np.int64],
-    consts: Array,
-    params: Array,
-    vec: list[Array],
-    flags: list[BoolArray],
-    index: list[IndexArray],
-    mat: list[Array],
+    flags: BoolArray,
+    indices: IndexArray,
+    start: int,
+    stop: int,
 ) -> None:  # pragma: no cover - compiled
-    """Run a run of population steps and factored connections in one compiled call.
+    """Run ticks ``start .. stop-1`` of a program: every op of every tick in one call.
 
-    A long chain otherwise costs one interpreter dispatch per population and per
-    connection (~1 µs each, more than the 1000-neuron kernels themselves after SIMD);
-    here the whole run is one call. Each ``program`` row is one op, in tick order:
+    A tick otherwise costs one interpreter dispatch per population, connection, probe and
+    recorded array (~1 µs each, more than a small population's kernel); here a block of
+    ticks is one call, so the seed network steps and records at native speed.
 
-    * ``OP_LIF``: ``[op, bias, current, J, v, ref, s01, spiked, leaving, spikers, slot,
-      const]``: :func:`lif_bias_current_step_jit` on ``vec[...]``, ``flags[spiked]``,
-      ``index[...]`` and ``consts[const]``; the spike count goes to ``counts[slot]``.
-    * ``OP_DECODED``: ``[op, spikers, slot, decoders, y, encoders_t, current, param,
-      acc]``: :func:`decoded_step_jit` with the pre population's spikers
-      ``index[spikers]`` and count ``counts[slot]``, ``mat[decoders]``, ``vec[y]``,
-      ``mat[encoders_t]``, ``vec[current]``, ``a, gain = params[param]`` and scratch
-      ``vec[acc]``.
-
-    The lists hold the simulator's own arrays (not copies), so every other op, probe and
-    snapshot sees the same state.
+    Args:
+        program: ``(ops, PROGRAM_COLUMNS)`` int64, one row per op in tick order (the
+            ``OP_*`` constants above). Array operands are rows of ``table``.
+        table: ``(arrays, 3)`` int64: the data address and shape of every array the
+            program touches, built once from the simulator's own arrays (C-contiguous, the
+            right dtype, kept alive by the caller), so every other op, probe and snapshot
+            sees the same state. Replaces lists of arrays: numba's typed lists cost ~0.5 s
+            to build at every start, a table of addresses nothing.
+        scalars: ``(rows, 8)`` constants in the state dtype: a LIF population's
+            :func:`lif_constants`, or ``(a, b)`` of a filter.
+        counts: spike count per population slot (written by ``OP_LIF``, read by the
+            connections and probes of its spikes).
+        flags, indices: empty arrays giving the bool and index element types.
+        start, stop: the tick indices ``k`` of the block (rows of fed and recorded
+            arrays).
     """
-    for k in range(program.shape[0]):
-        op = program[k]
-        if op[0] == OP_LIF:
-            counts[op[10]] = lif_bias_current_step_jit(
-                vec[op[1]],
-                vec[op[2]],
-                vec[op[3]],
-                vec[op[4]],
-                vec[op[5]],
-                flags[op[7]],
-                vec[op[6]],
-                consts[op[11]],
-                index[op[8]],
-                index[op[9]],
-            )
-        else:
-            decoded_step_jit(
-                index[op[1]],
-                counts[op[2]],
-                mat[op[3]],
-                vec[op[4]],
-                params[op[7], 0],
-                params[op[7], 1],
-                mat[op[5]],
-                vec[op[6]],
-                vec[op[8]],
-            )
+    f = scalars
+    for k in range(start, stop):
+        for r in range(program.shape[0]):
+            op = program[r]
+            code = op[0]
+            if code == OP_LIF:
+                c = scalars[op[8]]
+                counts[op[9]] = lif_step_jit(
+                    _vec(table, op[1], f),
+                    _vec(table, op[2], f),
+                    _vec(table, op[3], f),
+                    _vec(table, op[4], flags),
+                    _vec(table, op[5], f),
+                    c,
+                    _vec(table, op[6], indices),
+                    _vec(table, op[7], indices),
+                )
+            elif code == OP_COPY:
+                dst = _vec(table, op[1], f)
+                src = _vec(table, op[2], f)
+                for i in range(dst.shape[0]):
+                    dst[i] = src[i]
+            elif code == OP_ADD:
+                dst = _vec(table, op[1], f)
+                src = _vec(table, op[2], f)
+                for i in range(dst.shape[0]):
+                    dst[i] += src[i]
+            elif code == OP_EVENTS:
+                z = _vec(table, op[1], f)
+                a = scalars[op[5], 0]
+                for i in range(z.shape[0]):
+                    z[i] *= a
+                count = counts[op[4]]
+                if count:
+                    accumulate_rows_jit(
+                        _mat(table, op[2], f), _vec(table, op[3], indices), count, z
+                    )
+            elif code == OP_DECODED:
+                decoded_step_jit(
+                    _vec(table, op[1], indices),
+                    counts[op[2]],
+                    _mat(table, op[3], f),
+                    _vec(table, op[4], f),
+                    scalars[op[7], 0],
+                    scalars[op[7], 1],
+                    _mat(table, op[5], f),
+                    _vec(table, op[6], f),
+                    _vec(table, op[8], f),
+                )
+            elif code == OP_FILTERED:
+                # Branch-free: s01 is 0 or 1, so yi + height * s01 is yi + height or
+                # exactly yi (y >= 0 is never -0.0): lowpass_spikes' values, bit for bit.
+                # With u = an input and b = 1 - a: lowpass_step's two roundings, alike.
+                y = _vec(table, op[1], f)
+                s01 = _vec(table, op[2], f)
+                a, height = scalars[op[3], 0], scalars[op[3], 1]
+                for i in range(y.shape[0]):
+                    y[i] = y[i] * a + height * s01[i]
+            elif code == OP_LOWPASS_DECODED:
+                decode_lowpass_jit(
+                    _vec(table, op[1], indices),
+                    counts[op[2]],
+                    _mat(table, op[3], f),
+                    _vec(table, op[4], f),
+                    scalars[op[6], 0],
+                    scalars[op[6], 1],
+                    _vec(table, op[5], f),
+                )
+            elif code == OP_ENCODE:
+                encode_rows_jit(
+                    _mat(table, op[2], f), _vec(table, op[3], f), _vec(table, op[1], f), op[4] != 0
+                )
+            elif code == OP_FEED:
+                x = _vec(table, op[1], f)
+                row = _mat(table, op[2], f)[k]
+                for i in range(x.shape[0]):
+                    x[i] = row[i]
+            elif code == OP_RECORD:
+                src = _vec(table, op[2], f)
+                out = _mat(table, op[1], f)[k]
+                for i in range(src.shape[0]):
+                    out[i] = src[i]
+            elif code == OP_RECORD_BOOL:
+                srcb = _vec(table, op[2], flags)
+                outb = _mat(table, op[1], flags)[k]
+                for i in range(srcb.shape[0]):
+                    outb[i] = srcb[i]
 
 
-def typed_lists(
-    dtype: np.dtype[np.floating],
-) -> tuple[list[Array], list[BoolArray], list[IndexArray], list[Array]]:
-    """Empty typed lists for :func:`segment_jit` (vectors, flags, indices, matrices).
+def warm_up(dtype: np.dtype[np.floating], *, kernels: bool = False) -> None:
+    """Compile (or load from the disk cache) the kernels for ``dtype`` now, so that the
+    first tick does not pay for it.
 
-    Typed up front, so an empty list has the same numba type as a filled one and every
-    segment of a dtype shares one compiled signature.
+    Loading one kernel from the cache costs a few ms and compiling it up to a second, so
+    by default only :func:`run_program` is loaded (the simulator fuses every op it can
+    into programs); ``kernels=True`` also loads the kernels that unfused ops call from
+    Python (the numba backend with learning connections, or ``fuse=False``).
     """
-    ftype = numba.from_dtype(dtype)
-    return (
-        numba.typed.List.empty_list(numba.types.Array(ftype, 1, "C")),
-        numba.typed.List.empty_list(numba.types.Array(numba.types.boolean, 1, "C")),
-        numba.typed.List.empty_list(numba.types.Array(numba.from_dtype(np.intp), 1, "C")),
-        numba.typed.List.empty_list(numba.types.Array(ftype, 2, "C")),
-    )
-
-
-def warm_up(dtype: np.dtype[np.floating]) -> None:
-    """Compile (or load from the disk cache) every kernel for ``dtype`` now, so that the
-    first real-time tick does not pay for it (a few hundred ms)."""
     empty = np.zeros(0, dtype)
-    flags = np.zeros(0, np.bool_)
-    one = np.dtype(dtype).type(1.0)  # the simulator passes scalars of the state dtype
     none = np.zeros(0, np.intp)
+    flags = np.zeros(0, np.bool_)
+    run_program(
+        np.zeros((0, PROGRAM_COLUMNS), np.int64),
+        np.zeros((0, 3), np.int64),
+        np.zeros((0, 8), dtype),
+        np.zeros(0, np.int64),
+        flags,
+        none,
+        0,
+        0,
+    )
+    if not kernels:
+        return
+    one = np.dtype(dtype).type(1.0)  # the simulator passes scalars of the state dtype
     c = lif_constants(1.0, 1.0, 1.0, 0.0, dtype)
     lif_step_jit(empty, empty, empty, flags, empty, c, none, none)
     lif_bias_current_step_jit(empty, empty, empty, empty, empty, flags, empty, c, none, none)
@@ -331,11 +471,5 @@ def warm_up(dtype: np.dtype[np.floating]) -> None:
     decoded_step_jit(
         none, 0, np.zeros((0, 0), dtype), empty, one, one, np.zeros((0, 0), dtype), empty, empty
     )
-    counts = np.zeros(0, np.int64)
-    segment_jit(
-        np.zeros((0, PROGRAM_COLUMNS), np.int64),
-        counts,
-        np.zeros((0, 8), dtype),
-        np.zeros((0, 2)),
-        *typed_lists(dtype),
-    )
+    decode_lowpass_jit(none, 0, np.zeros((0, 0), dtype), empty, one, one, empty)
+    encode_rows_jit(np.zeros((0, 1), dtype), np.zeros(1, dtype), empty, False)

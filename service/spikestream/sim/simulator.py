@@ -23,7 +23,7 @@ no allocation and no attribute lookups.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,16 +33,29 @@ import numpy.typing as npt
 from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
 from spikestream.sim.jit import (
+    ADDRESS,
+    COLS,
+    OP_ADD,
+    OP_COPY,
     OP_DECODED,
+    OP_ENCODE,
+    OP_EVENTS,
+    OP_FEED,
+    OP_FILTERED,
     OP_LIF,
+    OP_LOWPASS_DECODED,
+    OP_RECORD,
+    OP_RECORD_BOOL,
     PROGRAM_COLUMNS,
+    ROWS,
     accumulate_rows_jit,
+    decode_lowpass_jit,
     decoded_step_jit,
+    encode_rows_jit,
     lif_bias_current_step_jit,
     lif_constants,
     lif_step_jit,
-    segment_jit,
-    typed_lists,
+    run_program,
     warm_up,
 )
 from spikestream.sim.kernels import (
@@ -96,126 +109,148 @@ class _ConnState:
     error_filtered: Array | None = None  # PES with an error synapse: the filtered error
 
 
-@dataclass(eq=False)
-class _LifUnit:
-    """A population step ``segment_jit`` can run: ``J = bias + current``, then LIF."""
+class _Program:
+    """A :func:`~spikestream.sim.jit.run_program` program being built: its rows, the
+    address table of the arrays they touch, constants and spike-count slots.
 
-    ps: _PopState
-    bias: Array
-    current: Array
-    consts: Array
+    Every array is one of the simulator's own (C-contiguous, allocated at build time and
+    never rebound: ``set_state`` and ``reset`` write into them), and the program keeps a
+    reference to each, so the addresses in its table stay valid for its whole life.
+    """
 
+    def __init__(self, dtype: np.dtype[np.floating]) -> None:
+        self.dtype = dtype
+        self.rows: list[list[int]] = []
+        self.arrays: list[npt.NDArray[np.generic]] = []
+        self._slots: dict[int, int] = {}  # id(array) -> table row
+        self.scalars: list[Array] = []
+        self.pops: list[_PopState] = []  # spike-count slots
+        self._pop_slots: dict[int, int] = {}
+        self.stepped: set[int] = set()  # id(_PopState) of the populations stepped here
 
-@dataclass(eq=False)
-class _DecodedUnit:
-    """A factored (decoded, non-learning) connection ``segment_jit`` can run."""
-
-    pre: _PopState
-    decoders: Array
-    y: Array
-    encoders_t: Array
-    current: Array
-    a: np.floating[Any]
-    gain: np.floating[Any]
-    acc: Array
-
-
-class _Segment:
-    """Consecutive fusable ops compiled into one :func:`segment_jit` program."""
-
-    def __init__(
-        self,
-        units: list[_LifUnit | _DecodedUnit],
-        dtype: np.dtype[np.floating],
-        fanout: Mapping[int, int],
-    ) -> None:
-        """``fanout``: ``id(_PopState)`` -> number of outgoing connections, to tell which
-        spike counts ops outside this segment read."""
-        self.vec, self.flags, self.index, self.mat = typed_lists(dtype)
-        slots: dict[int, int] = {}  # id(_PopState) -> slot in counts
-        pops: list[_PopState] = []
-
-        def slot(ps: _PopState) -> int:
-            if id(ps) not in slots:
-                slots[id(ps)] = len(pops)
-                pops.append(ps)
-            return slots[id(ps)]
-
-        def put(lst: list[Any], arr: Any) -> int:
-            lst.append(arr)
-            return len(lst) - 1
-
-        rows: list[list[int]] = []
-        consts: list[Array] = []
-        params: list[tuple[np.floating[Any], np.floating[Any]]] = []
-        stepped: set[int] = set()
-        fused_out: dict[int, int] = {}  # id(_PopState) -> its connections fused here
-        for u in units:
-            if isinstance(u, _LifUnit):
-                ps = u.ps
-                stepped.add(id(ps))
-                rows.append(
-                    [
-                        OP_LIF,
-                        put(self.vec, u.bias),
-                        put(self.vec, u.current),
-                        put(self.vec, ps.J),
-                        put(self.vec, ps.v),
-                        put(self.vec, ps.ref),
-                        put(self.vec, ps.s01),
-                        put(self.flags, ps.spiked),
-                        put(self.index, ps.idx),
-                        put(self.index, ps.idx2),
-                        slot(ps),
-                        len(consts),
-                    ]
+    def array(self, arr: npt.NDArray[np.generic]) -> int:
+        """The table row of ``arr`` (added on first use)."""
+        key = id(arr)
+        if key not in self._slots:
+            if not arr.flags.c_contiguous or arr.ndim not in (1, 2):
+                raise SimulationError(
+                    f"a compiled program needs C-contiguous 1-d or 2-d arrays; got shape "
+                    f"{arr.shape} (C-contiguous: {arr.flags.c_contiguous})"
                 )
-                consts.append(u.consts)
-            else:
-                fused_out[id(u.pre)] = fused_out.get(id(u.pre), 0) + 1
-                row = [
-                    OP_DECODED,
-                    put(self.index, u.pre.idx2),
-                    slot(u.pre),
-                    put(self.mat, u.decoders),
-                    put(self.vec, u.y),
-                    put(self.mat, u.encoders_t),
-                    put(self.vec, u.current),
-                    len(params),
-                    put(self.vec, u.acc),
-                ]
-                rows.append(row + [0] * (PROGRAM_COLUMNS - len(row)))
-                params.append((u.a, u.gain))
-        self.program = np.array(rows, np.int64).reshape(-1, PROGRAM_COLUMNS)
-        self.consts = np.array(consts, dtype).reshape(-1, 8)
-        self.params = np.array(params, dtype).reshape(-1, 2)
-        self.counts = np.zeros(len(pops), np.int64)
-        # Populations stepped before the segment: their spike counts are read in.
-        self.inbound = [(slots[id(ps)], ps) for ps in pops if id(ps) not in stepped]
-        # Populations stepped here with a connection outside it: their counts are
-        # written back for those ops (decided here, not per tick).
+            if arr.dtype not in (self.dtype, np.dtype(np.bool_), np.dtype(np.intp)):
+                raise SimulationError(
+                    f"a compiled program needs {self.dtype}, bool or intp arrays; got {arr.dtype}"
+                )
+            self._slots[key] = len(self.arrays)
+            self.arrays.append(arr)
+        return self._slots[key]
+
+    def scalar(self, *values: float | np.floating[Any]) -> int:
+        """The row of ``scalars`` holding ``values`` (at most 8) in the state dtype."""
+        row = np.zeros(8, self.dtype)
+        row[: len(values)] = values
+        self.scalars.append(row)
+        return len(self.scalars) - 1
+
+    def count(self, ps: _PopState) -> int:
+        """The spike-count slot of population ``ps``."""
+        if id(ps) not in self._pop_slots:
+            self._pop_slots[id(ps)] = len(self.pops)
+            self.pops.append(ps)
+        return self._pop_slots[id(ps)]
+
+    def op(self, code: int, *operands: int) -> None:
+        """Append one op (``OP_*``) with its operand columns."""
+        self.rows.append([code, *operands] + [0] * (PROGRAM_COLUMNS - 1 - len(operands)))
+
+    def table(self) -> npt.NDArray[np.int64]:
+        """``(arrays, 3)``: address, rows and columns of every array, in slot order."""
+        table = np.zeros((len(self.arrays), 3), np.int64)
+        for k, arr in enumerate(self.arrays):
+            table[k, ADDRESS] = arr.__array_interface__["data"][0]
+            table[k, ROWS] = arr.shape[0]
+            table[k, COLS] = arr.shape[1] if arr.ndim == 2 else 0
+        return table
+
+
+#: Appends the program rows of one fusable op.
+Emit = Callable[[_Program], None]
+
+
+class _Compiled:
+    """A built program, ready to run: ``run(start, stop)`` steps ticks ``start .. stop-1``
+    in one compiled call (``k`` indexes the rows of fed and recorded blocks)."""
+
+    def __init__(self, prog: _Program, count_readers: set[int]) -> None:
+        """``count_readers``: ``id(_PopState)`` of the populations whose spike count an
+        unfused op reads, so the counts stepped here are written back for it."""
+        self.program = np.array(prog.rows, np.int64).reshape(-1, PROGRAM_COLUMNS)
+        self.table = prog.table()
+        self.arrays = prog.arrays  # keeps every address in the table valid
+        self.scalars = np.array(prog.scalars, prog.dtype).reshape(-1, 8)
+        self.counts = np.zeros(len(prog.pops), np.int64)
+        self._flags = np.zeros(0, np.bool_)
+        self._indices = np.zeros(0, np.intp)
+        slot = prog.count
+        # Populations stepped before the program: their spike counts are read in.
+        self.inbound = [(slot(ps), ps) for ps in prog.pops if id(ps) not in prog.stepped]
+        # Populations stepped here whose count an unfused op reads: written back (decided
+        # here, not per tick).
         self.outbound = [
-            (slots[id(ps)], ps)
-            for ps in pops
-            if id(ps) in stepped and fanout.get(id(ps), 0) > fused_out.get(id(ps), 0)
+            (slot(ps), ps) for ps in prog.pops if id(ps) in prog.stepped and id(ps) in count_readers
         ]
 
-    def __call__(self) -> None:
+    def run(self, start: int, stop: int) -> None:
+        """Step ticks ``start .. stop-1``."""
         counts = self.counts
         for k, ps in self.inbound:
             counts[k] = ps.count
-        segment_jit(
+        run_program(
             self.program,
+            self.table,
+            self.scalars,
             counts,
-            self.consts,
-            self.params,
-            self.vec,
-            self.flags,
-            self.index,
-            self.mat,
+            self._flags,
+            self._indices,
+            start,
+            stop,
         )
         for k, ps in self.outbound:
             ps.count = int(counts[k])
+
+
+class _Segment:
+    """Consecutive fusable ops compiled into one :func:`run_program` program."""
+
+    def __init__(
+        self, emitters: list[Emit], dtype: np.dtype[np.floating], count_readers: set[int]
+    ) -> None:
+        self._emitters = emitters
+        self._dtype = dtype
+        self._count_readers = count_readers
+        self._tick = self.compile()
+
+    def compile(
+        self,
+        feeds: Sequence[tuple[Array, Array]] = (),
+        records: Sequence[tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]] = (),
+    ) -> _Compiled:
+        """The segment's ops as a program; with ``feeds`` and ``records``, one that also
+        sets ``x = values[k]`` before tick ``k`` for each ``(x, values)`` and writes
+        ``dest[k] = view`` after it for each ``(view, dest)``: whole blocks of ticks,
+        fed and recorded inside one compiled call."""
+        prog = _Program(self._dtype)
+        for x, values in feeds:
+            prog.op(OP_FEED, prog.array(x), prog.array(values))
+        for emit in self._emitters:
+            emit(prog)
+        for view, dest in records:
+            code = OP_RECORD_BOOL if view.dtype == np.bool_ else OP_RECORD
+            prog.op(code, prog.array(dest), prog.array(view))
+        return _Compiled(prog, self._count_readers)
+
+    def __call__(self) -> None:
+        self._tick.run(0, 1)
 
 
 class Simulator:
@@ -227,10 +262,13 @@ class Simulator:
             every dense connection; default picks per connection by size.
         backend: ``"numba"`` (compiled kernels, the default) or ``"numpy"`` (the pure numpy
             reference kernels). They agree to rounding, spike for spike.
-        fuse: with the numba backend, run each stretch of chain-like population steps
-            and factored connections as one compiled call (:func:`segment_jit`). The
-            same kernels run in the same order either way, so results are identical;
-            ``False`` only exists to measure what fusing saves.
+        fuse: with the numba backend, run each stretch of ops that have a compiled form
+            (every population step, event-driven and factored connection, filtered and
+            decoded probe: all but learning and forced-dense connections) as one
+            compiled program (:func:`~spikestream.sim.jit.run_program`); a network made
+            only of these runs whole blocks of ticks, fed and recorded, in one call
+            (:meth:`run`). The same kernels run in the same order either way, so results
+            are identical; ``False`` only exists to measure what fusing saves.
     """
 
     def __init__(
@@ -274,13 +312,16 @@ class Simulator:
         self._probe_values: dict[str, npt.NDArray[np.generic]] = {}
         self._probe_state: list[Array] = []
         self._ops: list[Op] = []
-        # Ops that segment_jit can run, with what it needs to run them (numba backend).
-        self._fusable: dict[Op, _LifUnit | _DecodedUnit] = {}
+        # Ops that run_program can run, with what appends their rows (numba backend).
+        self._fusable: dict[Op, Emit] = {}
+        # Ops that read a population's ``count`` from Python (id(op) -> id(_PopState)).
+        self._count_readers: dict[int, int] = {}
         self._compile(event_driven)
         if backend == "numba" and fuse:
             self._ops = self._fuse(self._ops)
         if backend == "numba":
-            warm_up(self.dtype)
+            # Load only what the ops call: each kernel costs a few ms even from the cache.
+            warm_up(self.dtype, kernels=not all(isinstance(op, _Segment) for op in self._ops))
 
     # ------------------------------------------------------------------ construction
 
@@ -305,7 +346,7 @@ class Simulator:
                 conn=c,
                 current=current,
                 filtered=np.zeros(d_out, self.dtype),
-                decoders=c.decoders.astype(self.dtype),
+                decoders=np.array(c.decoders, dtype=self.dtype, order="C"),
                 learning_rate=c.learning_rate,
                 learning_enabled=c.learning_enabled,
                 pre_activity=np.zeros(pre_n, self.dtype) if c.error_input else None,
@@ -364,30 +405,33 @@ class Simulator:
         self._ops.extend(tail)
 
     def _fuse(self, ops: list[Op]) -> list[Op]:
-        """Replace each run of two or more fusable ops by one compiled segment."""
-        out: list[Op] = []
+        """Replace each run of fusable ops by one compiled segment.
+
+        A segment writes back the spike count of each population it steps whose count an
+        op outside it reads: an unfused op, or an op of another segment (under Nengo's
+        timing a population's filtered connections run in a later segment than its step,
+        past the Python ops of input connections).
+        """
+        groups: list[list[Op] | Op] = []
         run: list[Op] = []
-        fanout: dict[int, int] = {}
-        for cs in self._conns:
-            if cs.conn.from_input:
-                continue
-            pre = id(self._pops[cs.conn.pre])
-            fanout[pre] = fanout.get(pre, 0) + 1
-
-        def close() -> None:
-            if len(run) >= 2:
-                out.append(_Segment([self._fusable[op] for op in run], self.dtype, fanout))
-            else:
-                out.extend(run)
-            run.clear()
-
         for op in ops:
             if op in self._fusable:
                 run.append(op)
-            else:
-                close()
-                out.append(op)
-        close()
+                continue
+            if run:
+                groups.append(run)
+                run = []
+            groups.append(op)
+        if run:
+            groups.append(run)
+        out: list[Op] = []
+        for group in groups:
+            if not isinstance(group, list):
+                out.append(group)
+                continue
+            inside = {id(op) for op in group}
+            readers = {ps for op, ps in self._count_readers.items() if op not in inside}
+            out.append(_Segment([self._fusable[op] for op in group], self.dtype, readers))
         return out
 
     def _population_op(
@@ -404,6 +448,26 @@ class Simulator:
         dot, copyto, add = np.dot, np.copyto, np.add
         first = encoded[0] if encoded else None
         rest = encoded[1:]
+
+        def emit(prog: _Program) -> None:
+            # The same sums in the same order as ``step`` below.
+            if first is not None:
+                prog.op(OP_ENCODE, prog.array(J), prog.array(first[0]), prog.array(first[1]), 0)
+                prog.op(OP_ADD, prog.array(J), prog.array(bias))
+            else:
+                prog.op(OP_COPY, prog.array(J), prog.array(bias))
+            for ge, x in rest:
+                prog.op(OP_ENCODE, prog.array(J), prog.array(ge), prog.array(x), 1)
+            for cur in currents:
+                prog.op(OP_ADD, prog.array(J), prog.array(cur))
+            prog.stepped.add(id(ps))
+            prog.op(
+                OP_LIF,
+                *(prog.array(a) for a in (J, v, ref, spiked, s01, idx, idx2)),
+                prog.scalar(*consts),
+                prog.count(ps),
+            )
+
         if jit and not encoded and len(currents) == 1:
             current = currents[0]
 
@@ -412,19 +476,25 @@ class Simulator:
                     bias, current, J, v, ref, spiked, s01, consts, idx, idx2
                 )
 
-            self._fusable[step_chain] = _LifUnit(ps, bias, current, consts)
+            self._fusable[step_chain] = emit
             return step_chain
 
         def step() -> None:
             # J = bias + gain * (E @ x) + I_syn, with gain folded into the encoders.
             if first is not None:
-                dot(first[0], first[1], out=J)
+                if jit:
+                    encode_rows_jit(first[0], first[1], J, False)
+                else:
+                    dot(first[0], first[1], out=J)
                 add(J, bias, out=J)
             else:
                 copyto(J, bias)
             for ge, x in rest:
-                dot(ge, x, out=tmp)
-                add(J, tmp, out=J)
+                if jit:
+                    encode_rows_jit(ge, x, J, True)
+                else:
+                    dot(ge, x, out=tmp)
+                    add(J, tmp, out=J)
             for cur in currents:
                 add(J, cur, out=J)
             if jit:
@@ -432,6 +502,8 @@ class Simulator:
             else:
                 ps.count = lif_step(J, v, ref, spiked, s01, tmp, tmp2, params)
 
+        if jit:
+            self._fusable[step] = emit
         return step
 
     def _connection_op(self, pre: _PopState, cs: _ConnState, event_driven: bool | None) -> Op:
@@ -463,6 +535,18 @@ class Simulator:
                     if pre.count:
                         accumulate_rows_jit(w_rows, spikers, pre.count, z)
 
+                def emit(prog: _Program) -> None:
+                    prog.op(
+                        OP_EVENTS,
+                        prog.array(z),
+                        prog.array(w_rows),
+                        prog.array(spikers),
+                        prog.count(pre),
+                        prog.scalar(a),
+                    )
+
+                self._fusable[step_events_jit] = emit
+                self._count_readers[id(step_events_jit)] = id(pre)
                 return step_events_jit
 
             def step_events() -> None:
@@ -471,6 +555,7 @@ class Simulator:
                 if k:
                     accumulate_rows(w_rows, spike_indices(spiked, k, arange, idx), z)
 
+            self._count_readers[id(step_events)] = id(pre)
             return step_events
         # z = a*z + (1-a) * W.T @ (s01/dt): fold (1-a)/dt into the weights once.
         w = np.ascontiguousarray(c.weights * ((1.0 - a) / dt), dtype=self.dtype)
@@ -495,6 +580,21 @@ class Simulator:
         a = decay(c.synapse, self.dt)
         tmp = np.zeros_like(y)
         dot = np.dot
+
+        if self.backend == "numba":
+            # The compiled encoding's sums (as a population's inputs), in or out of a
+            # program, so fused and unfused runs agree bit for bit.
+            def step_input_jit() -> None:
+                lowpass_step(y, x, a, tmp)
+                encode_rows_jit(m, y, current, False)
+
+            def emit(prog: _Program) -> None:
+                # lowpass_step's y *= a; y += (1-a)*x, element by element, rounded alike.
+                prog.op(OP_FILTERED, prog.array(y), prog.array(x), prog.scalar(a, 1.0 - a))
+                prog.op(OP_ENCODE, prog.array(current), prog.array(m), prog.array(y), 0)
+
+            self._fusable[step_input_jit] = emit
+            return step_input_jit
 
         def step_input() -> None:
             lowpass_step(y, x, a, tmp)
@@ -525,7 +625,21 @@ class Simulator:
             def step_jit() -> None:
                 decoded_step_jit(spikers, pre.count, decoders, y, a_s, gain, m_t, current, acc)
 
-            self._fusable[step_jit] = _DecodedUnit(pre, decoders, y, m_t, current, a_s, gain, acc)
+            def emit(prog: _Program) -> None:
+                prog.op(
+                    OP_DECODED,
+                    prog.array(spikers),
+                    prog.count(pre),
+                    prog.array(decoders),
+                    prog.array(y),
+                    prog.array(m_t),
+                    prog.array(current),
+                    prog.scalar(a_s, gain),
+                    prog.array(acc),
+                )
+
+            self._fusable[step_jit] = emit
+            self._count_readers[id(step_jit)] = id(pre)
             return step_jit
         if cs.pre_activity is None:
             # Decoders are learned in place below, so 1/dt is folded into the filter gain.
@@ -595,20 +709,50 @@ class Simulator:
         if probe.kind == "filtered":
             y = np.zeros(ps.pop.n, self.dtype)
             height = (1.0 - a) / self.dt
-            spiked = ps.spiked
+            spiked, s01 = ps.spiked, ps.s01
 
             def step_filtered() -> None:
                 lowpass_spikes(y, spiked, a, height)
 
+            if self.backend == "numba":
+
+                def emit_filtered(prog: _Program) -> None:
+                    prog.op(OP_FILTERED, prog.array(y), prog.array(s01), prog.scalar(a, height))
+
+                self._fusable[step_filtered] = emit_filtered
             return self._filtered_probe(name, y, step_filtered)
         assert probe.kind == "decoded"
         assert probe.decoders is not None
-        d = probe.decoders.astype(self.dtype)
+        d = np.ascontiguousarray(probe.decoders, dtype=self.dtype)
         yd = np.zeros(d.shape[1], self.dtype)
         u = np.zeros_like(yd)
         tmp = np.zeros_like(yd)
         s01 = ps.s01
         inv_dt = 1.0 / self.dt
+        if self.backend == "numba":
+            # Event-driven, like a factored connection: the decoders of the neurons that
+            # spiked (ps.idx2, written by the compiled LIF step), in the state dtype.
+            scalar = self.dtype.type
+            a_s, gain = scalar(a), scalar((1.0 - a) * inv_dt)
+            spikers = ps.idx2
+
+            def step_decoded_jit() -> None:
+                decode_lowpass_jit(spikers, ps.count, d, yd, a_s, gain, u)
+
+            def emit_decoded(prog: _Program) -> None:
+                prog.op(
+                    OP_LOWPASS_DECODED,
+                    prog.array(spikers),
+                    prog.count(ps),
+                    prog.array(d),
+                    prog.array(yd),
+                    prog.array(u),
+                    prog.scalar(a_s, gain),
+                )
+
+            self._fusable[step_decoded_jit] = emit_decoded
+            self._count_readers[id(step_decoded_jit)] = id(ps)
+            return self._filtered_probe(name, yd, step_decoded_jit)
 
         def step_decoded() -> None:
             np.dot(s01, d, out=u)
@@ -637,9 +781,26 @@ class Simulator:
             copyto(shown, y)
             update()
 
+        emit = self._fusable.get(update)
+        if emit is not None:
+            # The same copy, then the same update, inside the compiled program.
+            def emit_lagged(prog: _Program) -> None:
+                prog.op(OP_COPY, prog.array(shown), prog.array(y))
+                emit(prog)
+
+            self._fusable[step_lagged] = emit_lagged
+        # ``update`` now runs only inside ``step_lagged``: the count reader is the wrapper.
+        reads = self._count_readers.pop(id(update), None)
+        if reads is not None:
+            self._count_readers[id(step_lagged)] = reads
         return step_lagged
 
     # ------------------------------------------------------------------ stepping
+
+    @property
+    def compiled(self) -> bool:
+        """True when the whole tick is one compiled program (no op runs in Python)."""
+        return len(self._ops) == 1 and isinstance(self._ops[0], _Segment)
 
     @property
     def t(self) -> float:
@@ -698,6 +859,17 @@ class Simulator:
                 )
         sinks = [(self.probe(k), v) for k, v in (record or {}).items()]
         sinks += [(self._pops[k].spiked, v) for k, v in (record_spikes or {}).items()]
+        block = self._block_runner(ticks, feeds, sinks)
+        if block is not None:
+            # Every op is compiled: blocks of ticks, fed and recorded, in one call each.
+            every = max(1, progress_every)
+            for start in range(0, ticks, every):
+                stop = min(ticks, start + every)
+                block(start, stop)
+                self.tick += stop - start
+                if progress is not None and stop % every == 0:
+                    progress(stop)
+            return
         copyto = np.copyto
         for k in range(ticks):
             for x, values in feeds:
@@ -707,6 +879,32 @@ class Simulator:
                 copyto(dest[k], view)
             if progress is not None and (k + 1) % progress_every == 0:
                 progress(k + 1)
+
+    def _block_runner(
+        self,
+        ticks: int,
+        feeds: list[tuple[Array, npt.NDArray[np.floating]]],
+        sinks: list[tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]],
+    ) -> Callable[[int, int], None] | None:
+        """``run(start, stop)`` stepping, feeding and recording ticks ``start .. stop-1``
+        in one compiled call, or None when some op runs in Python (the numpy backend,
+        learning, forced-dense connections, ``fuse=False``) or a record array is not a
+        C-contiguous array of the probe's own dtype."""
+        if not self.compiled:
+            return None
+        segment = self._ops[0]
+        assert isinstance(segment, _Segment)
+        for view, dest in sinks:
+            if (
+                dest.dtype != view.dtype
+                or not dest.flags.c_contiguous
+                or dest.shape[0] < ticks
+                or dest.shape[1:] != view.shape
+            ):
+                return None
+        # Fed values in the state dtype (the conversion copyto would do per tick).
+        fed = [(x, np.ascontiguousarray(v[:ticks], dtype=self.dtype)) for x, v in feeds]
+        return segment.compile(fed, sinks).run
 
     # ------------------------------------------------------------------ reading
 

@@ -36,7 +36,10 @@ from spikestream.transport.urls import (
     BrokerSpec,
     TlsOptions,
     load_broker_spec,
+    load_broker_specs,
+    parse_broker_list,
     parse_broker_url,
+    redacted_list,
     with_env_credentials,
 )
 
@@ -56,7 +59,10 @@ __all__ = [
     "Will",
     "broker_answers",
     "load_broker_spec",
+    "load_broker_specs",
+    "parse_broker_list",
     "parse_broker_url",
+    "redacted_list",
     "resolve_broker",
     "with_env_credentials",
 ]

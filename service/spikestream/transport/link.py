@@ -25,6 +25,16 @@ attempt) and adds what a service that must stay up needs:
   returns ``False`` (disconnected, outgoing queue full); :meth:`MqttLink.publish` also
   waits (bounded) until the bytes are written (QoS 0) or acknowledged (QoS 1/2).
 - ``TCP_NODELAY`` on the socket (Nagle's algorithm adds milliseconds to small frames).
+- **Failover across brokers**: given several brokers (the nodes of one cluster), the link
+  connects to the first that answers; after a failed attempt or a lost connection it moves
+  on to the next one in the list (round robin), after the same jittered backoff.
+- **Nothing left behind on a lost connection**: a message published with ``resend=True``
+  that the connection had not confirmed when it died (QoS 0: not yet written to the
+  socket; QoS 1/2: not acknowledged) is sent again, in order, first thing on the next
+  connection, before anything else can be published. For QoS 0 this never duplicates (the
+  broker never saw those bytes); for QoS 1/2 it is at-least-once (a message the broker took
+  just before dying may arrive twice). A QoS 0 message already written to the socket of a
+  broker that dies is the one loss no client can see.
 
 Clean stop (:meth:`MqttLink.stop` or cancelling :meth:`MqttLink.run`) sends an MQTT
 DISCONNECT, so the broker discards the last will; the link itself publishes nothing on
@@ -147,6 +157,11 @@ class LinkStatistics:
         messages_in: Messages received and dispatched.
         callback_errors: Exceptions raised by the ``on_message`` callback (logged).
         last_error: Text of the most recent connection-level error, or ``None``.
+        broker: The broker connected to now (or tried next), password redacted.
+        failovers: Times the link moved on to the next broker of its list.
+        resent: ``resend=True`` messages sent again after their connection died.
+        lost_unsent: ``resend=True`` messages still waiting to be sent again when the
+            link stopped (or beyond ``max_queued_outgoing`` of them): lost, and counted.
     """
 
     connected: bool
@@ -161,6 +176,10 @@ class LinkStatistics:
     messages_in: int
     callback_errors: int
     last_error: str | None
+    broker: str = ""
+    failovers: int = 0
+    resent: int = 0
+    lost_unsent: int = 0
 
 
 class _ProtocolRefused(TransportError):
@@ -232,6 +251,18 @@ class _PackedOnce(Properties):
         return packed  # type: ignore[no-any-return]
 
 
+class _Kept(NamedTuple):
+    """A message kept until its connection confirms it (``publish_nowait(resend=True)``)."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    content_type: str | None
+    expiry: int | None
+    correlation_data: bytes | None = None
+
+
 class _LinkClient(aiomqtt.Client):
     """aiomqtt.Client with the hooks MqttLink needs.
 
@@ -252,6 +283,9 @@ class _LinkClient(aiomqtt.Client):
         # or acknowledged (QoS 1/2); None for fire-and-forget sends. Its size bounds
         # the outgoing queue.
         self.unconfirmed: dict[int, asyncio.Future[bool] | None] = {}
+        # mid -> message to send again on the next connection should this one die before
+        # confirming it (publish_nowait(resend=True)); a subset of ``unconfirmed``.
+        self.kept: dict[int, _Kept] = {}
         # Set when the blocking connect (run by aiomqtt in an executor thread) returns,
         # so cleanup after a cancelled connect can wait for the socket to exist.
         self.connect_returned = threading.Event()
@@ -295,6 +329,8 @@ class _LinkClient(aiomqtt.Client):
         properties: Properties,
     ) -> None:
         waiter = self.unconfirmed.pop(mid, None)
+        if self.kept:
+            self.kept.pop(mid, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(reason_code.value < _FAILURE)
         elif reason_code.value >= _FAILURE:
@@ -344,6 +380,10 @@ class _LinkClient(aiomqtt.Client):
             if waiter is not None and not waiter.done():
                 waiter.set_result(False)
         self.unconfirmed.clear()
+        if self.kept:
+            # Synchronously, before any reconnect: the next connection sends these first.
+            self._link._carry_over(list(self.kept.values()))
+            self.kept.clear()
 
     def abort(self, reason: str) -> None:
         """Close the socket without an MQTT DISCONNECT (the broker will send the will)."""
@@ -375,7 +415,8 @@ class MqttLink:
 
     Args:
         spec: A concrete broker (``kind == "url"``; resolve ``embedded``/``auto`` first
-            with :func:`spikestream.transport.resolve_broker`).
+            with :func:`spikestream.transport.resolve_broker`), or several (the nodes of
+            one clustered broker, tried in order and failed over round robin).
         client_id: MQTT client identifier; must be unique on the broker (a second client
             with the same id kicks the first one off).
         on_message: Callback for incoming messages, see :data:`MessageCallback`.
@@ -387,11 +428,15 @@ class MqttLink:
         stable_after: A connection that lasted this many seconds resets the backoff;
             default ``max(backoff_max, 5)``.
         protocol: ``"auto"`` (MQTT 5, fall back to 3.1.1), ``"5"`` or ``"3.1.1"``;
-            ``None`` takes ``spec.protocol`` (``?protocol=`` in the URL).
+            ``None`` takes each spec's ``protocol`` (``?protocol=`` in the URL). The
+            version that worked is remembered per broker.
         tcp_nodelay: Set ``TCP_NODELAY`` on the socket (on by default; off only for
             measurements).
         max_queued_outgoing: Most messages accepted but not yet written/acknowledged;
-            beyond it publishing returns ``False`` instead of growing memory.
+            beyond it publishing returns ``False`` instead of growing memory. Messages
+            published without ``resend`` (statuses, events: few and small) may go a
+            tenth beyond it (at least 16), so bulk data such as frames sent again after
+            a failover cannot starve them.
         connect_timeout: Seconds allowed for TCP connect and then for the CONNACK, and
             for SUBACK and clean DISCONNECT.
         publish_timeout: Seconds :meth:`publish` waits for completion before giving up.
@@ -405,7 +450,7 @@ class MqttLink:
 
     def __init__(
         self,
-        spec: BrokerSpec,
+        spec: BrokerSpec | Sequence[BrokerSpec],
         *,
         client_id: str,
         on_message: MessageCallback | None = None,
@@ -422,12 +467,17 @@ class MqttLink:
         max_auth_failures: int | None = 5,
         rng: random.Random | None = None,
     ) -> None:
-        if spec.kind != "url":
-            msg = (
-                f"MqttLink needs a concrete broker URL, got {spec.kind!r}; resolve it first "
-                "with spikestream.transport.resolve_broker()"
-            )
+        specs = (spec,) if isinstance(spec, BrokerSpec) else tuple(spec)
+        if not specs:
+            msg = "MqttLink needs at least one broker, got an empty list"
             raise ConfigError(msg)
+        for one in specs:
+            if one.kind != "url":
+                msg = (
+                    f"MqttLink needs a concrete broker URL, got {one.kind!r}; resolve it "
+                    "first with spikestream.transport.resolve_broker()"
+                )
+                raise ConfigError(msg)
         _check(
             bool(client_id) and len(client_id) <= 65535,
             "client_id",
@@ -465,7 +515,8 @@ class MqttLink:
         if will is not None:
             _check(will.qos in (0, 1, 2), "will.qos", "0, 1 or 2", will.qos)
 
-        self._spec = spec
+        self._specs = specs
+        self._index = 0  # the broker being (or last) connected to
         self._client_id = client_id
         self._on_message = on_message
         self._will = will
@@ -475,14 +526,17 @@ class MqttLink:
         self._stable_after = (
             max(self._backoff_max, 5.0) if stable_after is None else float(stable_after)
         )
-        self._protocol_choice: ProtocolChoice = spec.protocol if protocol is None else protocol
+        self._protocol_choices: tuple[ProtocolChoice, ...] = tuple(
+            one.protocol if protocol is None else protocol for one in specs
+        )
         self._tcp_nodelay = tcp_nodelay
         self._max_queued = int(max_queued_outgoing)
+        self._reserve = max(16, self._max_queued // 10)
         self._connect_timeout = float(connect_timeout)
         self._publish_timeout = float(publish_timeout)
         self._max_auth_failures = max_auth_failures
         self._rng = rng or random.Random()
-        self._tls_context = _tls_context(spec.tls) if spec.uses_tls else None
+        self._tls_contexts = tuple(_tls_context(one.tls) if one.uses_tls else None for one in specs)
 
         self._subscriptions: dict[str, int] = {}
         self._subscriptions_changed = asyncio.Event()
@@ -491,7 +545,9 @@ class MqttLink:
         self._refused_topics: set[str] = set()
 
         self._client: _LinkClient | None = None
-        self._protocol: aiomqtt.ProtocolVersion | None = None
+        # The protocol version each broker accepted last (None: never connected).
+        self._negotiated: list[aiomqtt.ProtocolVersion | None] = [None] * len(specs)
+        self._resend: list[_Kept] = []
         self._connected = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._finished = asyncio.Event()
@@ -505,6 +561,9 @@ class MqttLink:
         self._publish_refused_count = 0
         self._messages_in = 0
         self._callback_errors = 0
+        self._failovers = 0
+        self._resent = 0
+        self._lost_unsent = 0
         self._last_error: str | None = None
 
     # ------------------------------------------------------------------ registration
@@ -536,8 +595,25 @@ class MqttLink:
     # ------------------------------------------------------------------ state
     @property
     def spec(self) -> BrokerSpec:
-        """The broker this link talks to."""
-        return self._spec
+        """The broker this link talks to now (or tries next)."""
+        return self._specs[self._index]
+
+    @property
+    def specs(self) -> tuple[BrokerSpec, ...]:
+        """Every broker this link may use, in failover order."""
+        return self._specs
+
+    # The current broker, for the many log lines that name it.
+    _spec = spec
+
+    @property
+    def _protocol(self) -> aiomqtt.ProtocolVersion | None:
+        """The protocol version of the current broker (of the live connection, if any)."""
+        return self._negotiated[self._index]
+
+    @_protocol.setter
+    def _protocol(self, version: aiomqtt.ProtocolVersion | None) -> None:
+        self._negotiated[self._index] = version
 
     @property
     def connected(self) -> bool:
@@ -576,6 +652,10 @@ class MqttLink:
             messages_in=self._messages_in,
             callback_errors=self._callback_errors,
             last_error=self._last_error,
+            broker=self.spec.redacted(),
+            failovers=self._failovers,
+            resent=self._resent,
+            lost_unsent=self._lost_unsent,
         )
 
     # ------------------------------------------------------------------ publishing
@@ -589,6 +669,7 @@ class MqttLink:
         content_type: str | None = None,
         expiry: int | None = None,
         correlation_data: bytes | None = None,
+        resend: bool = False,
     ) -> bool:
         """Hand a message to the connection without waiting; never blocks.
 
@@ -602,6 +683,9 @@ class MqttLink:
             expiry: MQTT 5 message expiry interval in seconds; dropped on 3.1.1.
             correlation_data: MQTT 5 correlation data (the reply to a request carries
                 the request's); dropped on 3.1.1.
+            resend: If the connection dies before confirming the message (QoS 0: written
+                to the socket; QoS 1/2: acknowledged), send it again first thing on the
+                next connection (see the module docstring for what that guarantees).
 
         Returns:
             ``True`` if queued for sending, ``False`` if disconnected or if
@@ -610,8 +694,18 @@ class MqttLink:
         Raises:
             ValueError: Invalid topic (wildcards, empty) or QoS (a programming error).
         """
-        sent = self._send(topic, payload, qos, retain, content_type, expiry, correlation_data)
-        return sent is not None
+        limit = self._max_queued if resend else self._max_queued + self._reserve
+        sent = self._send(
+            topic, payload, qos, retain, content_type, expiry, correlation_data, limit
+        )
+        if sent is None:
+            return False
+        if resend:
+            client, mid = sent
+            client.kept[mid] = _Kept(
+                topic, payload, qos, retain, content_type, expiry, correlation_data
+            )
+        return True
 
     async def publish(
         self,
@@ -630,7 +724,10 @@ class MqttLink:
         disconnected, and ``False`` if the connection drops or ``publish_timeout``
         seconds pass before completion; never raises for connection problems.
         """
-        sent = self._send(topic, payload, qos, retain, content_type, expiry, correlation_data)
+        limit = self._max_queued + self._reserve
+        sent = self._send(
+            topic, payload, qos, retain, content_type, expiry, correlation_data, limit
+        )
         if sent is None:
             return False
         client, mid = sent
@@ -688,16 +785,33 @@ class MqttLink:
         retain: bool,
         content_type: str | None,
         expiry: int | None,
-        correlation_data: bytes | None = None,
+        correlation_data: bytes | None,
+        limit: int,
     ) -> tuple[_LinkClient, int] | None:
-        """Queue one message in paho; ``(client, mid)`` or ``None`` if refused."""
+        """Queue one message in paho unless ``limit`` messages are unconfirmed;
+        ``(client, mid)`` or ``None`` if refused."""
         client = self._client
         if client is None or client.lost.is_set() or not self._connected.is_set():
             self._publish_failed += 1
             return None
-        if len(client.unconfirmed) >= self._max_queued:
+        if len(client.unconfirmed) >= limit:
             self._publish_failed += 1
             return None
+        return self._queue(
+            client, topic, payload, qos, retain, content_type, expiry, correlation_data
+        )
+
+    def _queue(
+        self,
+        client: _LinkClient,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        content_type: str | None,
+        expiry: int | None,
+        correlation_data: bytes | None = None,
+    ) -> tuple[_LinkClient, int] | None:
         properties = None
         if self._protocol is aiomqtt.ProtocolVersion.V5:
             if correlation_data is not None:
@@ -720,6 +834,32 @@ class MqttLink:
         client.unconfirmed[info.mid] = None
         self._publish_ok += 1
         return client, info.mid
+
+    def _carry_over(self, messages: list[_Kept]) -> None:
+        """Keep a lost connection's unconfirmed ``resend=True`` messages for the next one
+        (called while the connection is marked lost, before any reconnect)."""
+        self._resend.extend(messages)
+        excess = len(self._resend) - self._max_queued
+        if excess > 0:  # bounded like the outgoing window; the oldest go, counted
+            del self._resend[:excess]
+            self._lost_unsent += excess
+
+    def _resend_carried(self, client: _LinkClient) -> None:
+        """Send the carried messages, in their order, on a new connection (before
+        ``connected`` is set, so nothing newer can overtake them)."""
+        carried, self._resend = self._resend, []
+        for kept in carried:
+            sent = self._queue(client, *kept)
+            if sent is None:
+                self._lost_unsent += 1
+                continue
+            client.kept[sent[1]] = kept
+            self._resent += 1
+        if carried:
+            _log.info(
+                "sent %d message(s) again that the lost connection had not confirmed",
+                len(carried),
+            )
 
     def _properties(self, content_type: str | None, expiry: int | None) -> Properties:
         key = (content_type, expiry)
@@ -813,6 +953,7 @@ class MqttLink:
                         _log.error("%s", msg)
                         raise AuthError(msg) from None
                     delay = self._next_delay(delay)
+                    self._fail_over()
                     _log.error(
                         "%s (attempt %d/%s); retrying in %.2f s",
                         exc,
@@ -827,12 +968,14 @@ class MqttLink:
                     self._last_error = str(exc)
                     failures_in_row += 1
                     delay = self._next_delay(delay)
+                    self._fail_over()
                     level = logging.WARNING if failures_in_row == 1 else logging.INFO
                     _log.log(
                         level,
-                        "%s (attempt %d); retrying in %.2f s",
+                        "%s (attempt %d); retrying%s in %.2f s",
                         exc,
                         failures_in_row,
+                        self._where_next(),
                         delay,
                     )
                     if await self._sleep_unless_stopped(delay):
@@ -850,20 +993,35 @@ class MqttLink:
                 if time.monotonic() - started >= self._stable_after:
                     delay = None
                 delay = self._next_delay(delay)
+                lost_from = self._spec.redacted()
+                self._fail_over()
                 _log.warning(
-                    "connection to %s lost (%s); reconnecting in %.2f s",
-                    self._spec.redacted(),
+                    "connection to %s lost (%s); reconnecting%s in %.2f s",
+                    lost_from,
                     reason,
+                    self._where_next(),
                     delay,
                 )
                 if await self._sleep_unless_stopped(delay):
                     break
         finally:
+            if self._resend:  # stopped before a connection could take them: lost, counted
+                self._lost_unsent += len(self._resend)
+                self._resend.clear()
             self._running = False
             self._connected.clear()
             self._client = None
             self._stop_requested.clear()
             self._finished.set()
+
+    def _fail_over(self) -> None:
+        """Move on to the next broker of the list (a no-op with one broker)."""
+        if len(self._specs) > 1:
+            self._index = (self._index + 1) % len(self._specs)
+            self._failovers += 1
+
+    def _where_next(self) -> str:
+        return f" with {self._spec.redacted()}" if len(self._specs) > 1 else ""
 
     def _next_delay(self, previous: float | None) -> float:
         """Decorrelated jitter: U(min, 3*previous), capped; first delay near min."""
@@ -904,9 +1062,10 @@ class MqttLink:
     # ------------------------------------------------------------------ connecting
     def _candidates(self) -> list[aiomqtt.ProtocolVersion]:
         v5, v311 = aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311
-        if self._protocol_choice == "5":
+        choice = self._protocol_choices[self._index]
+        if choice == "5":
             return [v5]
-        if self._protocol_choice == "3.1.1" or self._protocol is v311:
+        if choice == "3.1.1" or self._protocol is v311:
             return [v311]
         return [v5, v311]
 
@@ -965,7 +1124,7 @@ class MqttLink:
             transport=spec.transport,
             timeout=self._connect_timeout,
             keepalive=self._keepalive,
-            tls_context=self._tls_context,
+            tls_context=self._tls_contexts[self._index],
             socket_options=options,
             websocket_path=spec.ws_path,
         )
@@ -1065,6 +1224,7 @@ class MqttLink:
         subscribed: dict[str, int] = {}
         if not await self._subscribe(client, subscribed):
             return
+        self._resend_carried(client)
         self._connected.set()
         if self._connects > 1:
             _log.info(

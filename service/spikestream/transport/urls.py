@@ -9,6 +9,16 @@ Accepted forms (see :func:`parse_broker_url`)::
     embedded                                       start an in-process broker (amqtt)
     auto                                           use localhost:1883 if it answers, else embedded
 
+Several brokers (the nodes of one clustered broker) are given as a list, comma-separated
+in one string or as separate strings (see :func:`parse_broker_list`)::
+
+    mqtt://node-a:1883,mqtt://node-b:1883,mqtts://user:pw@node-c:8883
+
+Each URL carries its own scheme, credentials and options. The keywords ``embedded`` and
+``auto`` stand for one local broker and are accepted only alone, never inside a list:
+failing over between brokers only makes sense when they share topics (a cluster), and an
+in-process broker shares nothing with any other.
+
 TLS options can be given as query parameters (``?ca=/etc/ca.pem&cert=...&key=...&insecure=1``)
 or as keyword arguments to :func:`parse_broker_url`.
 
@@ -22,7 +32,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,7 +55,10 @@ __all__ = [
     "Scheme",
     "TlsOptions",
     "load_broker_spec",
+    "load_broker_specs",
+    "parse_broker_list",
     "parse_broker_url",
+    "redacted_list",
     "with_env_credentials",
 ]
 
@@ -233,6 +247,13 @@ def parse_broker_url(
     if not host:
         msg = f"broker URL {shown!r} has no host: {_EXPECTED}"
         raise ConfigError(msg)
+    if "," in host:
+        msg = (
+            f"broker URL {shown!r} has host {host!r}: expected one host name or address "
+            "(brokers in a list are separated by commas, each with its own scheme: "
+            "mqtt://a:1883,mqtt://b:1883)"
+        )
+        raise ConfigError(msg)
     try:
         port = parts.port
     except ValueError:
@@ -298,6 +319,96 @@ def parse_broker_url(
     )
 
 
+# A comma separates two brokers only where the next one begins (a scheme or a keyword), so
+# a comma inside a password or a query value stays part of its URL.
+_LIST_SEPARATOR = re.compile(r"\s*,\s*(?=(?:[a-z][a-z0-9+.-]*://|embedded\b|auto\b|$))", re.I)
+
+
+def parse_broker_list(
+    urls: str | Sequence[str],
+    *,
+    ca_file: str | Path | None = None,
+    cert_file: str | Path | None = None,
+    key_file: str | Path | None = None,
+    insecure: bool | None = None,
+) -> tuple[BrokerSpec, ...]:
+    """Parse one broker or several (a cluster's nodes, tried in order, failed over).
+
+    Args:
+        urls: One string (URLs separated by commas) or several strings (each of which
+            may itself hold a comma-separated list), e.g. from a repeated ``--broker``.
+        ca_file, cert_file, key_file, insecure: TLS options applied to every
+            ``mqtts://``/``wss://`` URL of the list (see :func:`parse_broker_url`).
+
+    Returns:
+        The specs in the order given (at least one).
+
+    Raises:
+        ConfigError: An empty list or entry, a malformed URL (named, password masked),
+            the same broker twice, ``embedded``/``auto`` inside a list of several, or
+            TLS options when no URL of the list uses TLS.
+    """
+    texts = [urls] if isinstance(urls, str) else list(urls)
+    items: list[str] = []
+    for text in texts:
+        for item in _LIST_SEPARATOR.split(text.strip()):
+            if not item.strip():
+                msg = (
+                    f"empty entry in broker list {_mask_list(text)!r}: expected URLs "
+                    "separated by single commas"
+                )
+                raise ConfigError(msg)
+            items.append(item.strip())
+    if not items:
+        msg = f"no broker given: {_EXPECTED}"
+        raise ConfigError(msg)
+    tls_given = any(v is not None for v in (ca_file, cert_file, key_file, insecure))
+    if len(items) == 1:
+        return (
+            parse_broker_url(
+                items[0], ca_file=ca_file, cert_file=cert_file, key_file=key_file, insecure=insecure
+            ),
+        )
+    specs: list[BrokerSpec] = []
+    for item in items:
+        if item.lower() in _KEYWORDS:
+            msg = (
+                f"broker {item.lower()!r} cannot be part of a list of {len(items)} brokers: a "
+                "list names the nodes of one clustered broker (mqtt://, mqtts://, ws://, "
+                f"wss:// URLs), while {item.lower()!r} means one local broker; give it alone"
+            )
+            raise ConfigError(msg)
+        tls_item = urlsplit(item).scheme.lower() in _TLS_SCHEMES if "://" in item else False
+        specs.append(
+            parse_broker_url(
+                item,
+                ca_file=ca_file if tls_item else None,
+                cert_file=cert_file if tls_item else None,
+                key_file=key_file if tls_item else None,
+                insecure=insecure if tls_item else None,
+            )
+        )
+    if tls_given and not any(s.uses_tls for s in specs):
+        msg = (
+            "TLS options given but no broker in the list uses TLS: expected at least one "
+            "mqtts:// or wss:// URL"
+        )
+        raise ConfigError(msg)
+    seen: set[tuple[str, str, int, str | None]] = set()
+    for spec in specs:
+        key = (spec.scheme, spec.host.lower(), spec.port, spec.ws_path)
+        if key in seen:
+            msg = f"broker {spec.redacted()!r} is listed twice: expected each node once"
+            raise ConfigError(msg)
+        seen.add(key)
+    return tuple(specs)
+
+
+def redacted_list(specs: Sequence[BrokerSpec]) -> str:
+    """The brokers as comma-separated URLs with passwords replaced by ``***``."""
+    return ",".join(spec.redacted() for spec in specs)
+
+
 def with_env_credentials(spec: BrokerSpec, env: Mapping[str, str]) -> BrokerSpec:
     """Fill in credentials from the environment mapping ``env`` (pass ``os.environ``).
 
@@ -340,6 +451,19 @@ def load_broker_spec(url: str, env: Mapping[str, str] | None = None) -> BrokerSp
     """:func:`parse_broker_url` followed by :func:`with_env_credentials` (``os.environ``
     when ``env`` is ``None``)."""
     return with_env_credentials(parse_broker_url(url), os.environ if env is None else env)
+
+
+def load_broker_specs(
+    urls: str | Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[BrokerSpec, ...]:
+    """:func:`parse_broker_list` followed by :func:`with_env_credentials` on every entry
+    (credentials written in a URL win; the environment fills in the others)."""
+    source = os.environ if env is None else env
+    return tuple(with_env_credentials(spec, source) for spec in parse_broker_list(urls))
+
+
+def _mask_list(text: str) -> str:
+    return ",".join(_mask_password(part) for part in _LIST_SEPARATOR.split(text.strip()))
 
 
 def _read_password_file(path: str) -> str:
