@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -417,6 +417,13 @@ class NpzWriter:
         """Write a whole array as member ``name`` (the way ``np.savez`` does)."""
         with self._zip.open(f"{name}.npy", "w", force_zip64=True) as fh:
             npy_format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+
+    def add_bytes(
+        self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any], chunks: Iterator[bytes]
+    ) -> None:
+        """Write member ``name`` of ``shape`` and ``dtype`` from its raw C-order bytes,
+        given in chunks (e.g. read from a spool file), without holding the array."""
+        self._member(name, shape, dtype, chunks)
 
     def stream(
         self, name: str, shape: tuple[int, ...], dtype: np.dtype[np.generic], *, spool: bool

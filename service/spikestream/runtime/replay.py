@@ -31,6 +31,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ import numpy.typing as npt
 from spikestream.build import Model
 from spikestream.datafiles import open_regular, read_npy_member, zip_refusals
 from spikestream.errors import ConfigError
+from spikestream.runtime.offline import NpzWriter
 from spikestream.spec import VALUE_LIMIT, NetworkSpec
 
 #: Seconds between moves of recorded changes from memory to the spool files.
@@ -181,53 +183,30 @@ class InputRecorder:
         """Write the log (``ticks`` = ticks executed by the live run) and remove the spool.
 
         The file is written beside its target and renamed into place, streaming the spool
-        (memory does not grow with the log).
+        (memory does not grow with the log). If writing fails, the spool stays.
         """
         self.flush()
         target = Path(path) if path is not None else self.target
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-                for i, (name, inp) in enumerate(self.model.inputs.items()):
-                    k = self._counts[name]
-                    self._member(zf, f"{name}.ticks", f"{i}.ticks", _I8, (k,))
-                    self._member(zf, f"{name}.values", f"{i}.values", _F8, (k, inp.dim))
-                self._member(zf, "resets", "resets.ticks", _I8, (self._resets,))
-                small = {
-                    "ticks": np.array(ticks, dtype=np.int64),
-                    "network": np.array(self.model.name),
-                    "seed": np.array(self.model.seed, dtype=np.int64),
-                    "dtype": np.array(self.model.dtype.name),
-                }
-                for key, arr in small.items():
-                    with zf.open(f"{key}.npy", "w") as out:
-                        np.lib.format.write_array(out, arr, allow_pickle=False)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with NpzWriter(target, compress=True) as out:
+            for i, (name, inp) in enumerate(self.model.inputs.items()):
+                k = self._counts[name]
+                out.add_bytes(f"{name}.ticks", (k,), _I8, self._spooled(f"{i}.ticks"))
+                out.add_bytes(f"{name}.values", (k, inp.dim), _F8, self._spooled(f"{i}.values"))
+            out.add_bytes("resets", (self._resets,), _I8, self._spooled("resets.ticks"))
+            out.add("ticks", np.array(ticks, dtype=np.int64))
+            out.add("network", np.array(self.model.name))
+            out.add("seed", np.array(self.model.seed, dtype=np.int64))
+            out.add("dtype", np.array(self.model.dtype.name))
         self.close()
 
-    def _member(
-        self,
-        zf: zipfile.ZipFile,
-        key: str,
-        spool: str,
-        dtype: np.dtype[Any],
-        shape: tuple[int, ...],
-    ) -> None:
-        """Write ``key.npy`` with its header, then the spooled bytes ``spool`` (if any)."""
-        header = {
-            "descr": np.lib.format.dtype_to_descr(dtype),
-            "fortran_order": False,
-            "shape": shape,
-        }
-        with zf.open(f"{key}.npy", "w", force_zip64=True) as out:
-            np.lib.format.write_array_header_1_0(out, header)
-            if self._spool is not None and (self._spool / spool).exists():
-                with (self._spool / spool).open("rb") as src:
-                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+    def _spooled(self, key: str) -> Iterator[bytes]:
+        """The bytes of spool file ``key`` (none if nothing was spooled), in chunks."""
+        path = self._make_spool() / key
+        if not path.exists():
+            return
+        with path.open("rb") as src:
+            while chunk := src.read(_COPY_CHUNK):
+                yield chunk
 
     def close(self) -> None:
         """Remove the spool folder (the recorded changes are discarded)."""
