@@ -42,6 +42,9 @@ async def test_replay_reproduces_live_spike_trains(mosquitto: Mosquitto, tmp_pat
         assert frames[0].header.tick == 0
         assert [f.header.seq for f in frames] == list(range(len(frames)))
         live[probe] = np.concatenate([f.spikes for f in frames])  # type: ignore[union-attr]
+    # The spool folder beside the log (changes moved out of memory every 0.5 s) is gone.
+    names = [p.name for p in await asyncio.to_thread(lambda: list(tmp_path.iterdir()))]
+    assert not [n for n in names if n.endswith(".spool")], names
     out = tmp_path / "replay.npz"
     assert cli(["run", str(SEED), "--replay", str(log), "--out", str(out), "--no-progress"]) == 0
     replay = np.load(out)
