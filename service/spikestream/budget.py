@@ -24,6 +24,8 @@ evaluation points of a decoder solve:
 * decoded connection or probe: decoders (``n_pre d`` float64, and in the state type, twice
   when learning); while solving, the larger of ``4 P n_pre`` float64 (tuning curves at the
   evaluation points) and ``2 n_pre^2`` float64 (the Gram matrix and the solver's copy);
+  a decoded probe's ``d`` (its values per tick) is its decoders file's columns or its
+  expression's widest list when wider than its population;
 * ``serve``: each probe's frame pool, ``(queue_capacity + 2) * rows * per-tick bytes`` with
   ``rows = ticks_per_frame`` (``8 * ticks_per_frame`` under ``coalesce``);
 * ``run``: per tick, every population's spikes (1 byte per neuron), every probe's value,
@@ -41,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
-from spikestream.errors import ConfigError
+from spikestream.errors import ConfigError, SpikestreamError
 
 if TYPE_CHECKING:  # annotations only: the CLI's parsers import this module for a constant
     from spikestream.spec import NetworkSpec, ProbeSpec
@@ -243,8 +245,31 @@ def _per_tick(spec: NetworkSpec, probe: ProbeSpec, s: int) -> tuple[int, int]:
     if probe.kind == "spikes":
         return pop.n, 1
     if probe.kind == "decoded":
-        return pop.dim, s
+        return _decoded_width(spec, probe), s
     return pop.n, s
+
+
+def _decoded_width(spec: NetworkSpec, probe: ProbeSpec) -> int:
+    """Values per tick of a decoded probe: as many as its decoders file has columns (read
+    from the ``.npy`` header alone), or at most the wider of its population's dim and its
+    expression's longest list (a list's elements are one number per point each); not
+    necessarily the population's dim. A Python callable's width is not known before it
+    runs: the dim is counted (such files are trusted)."""
+    dim = spec.populations[probe.target].dim
+    if probe.decoders is not None:
+        from spikestream.datafiles import NPY_HEADER_MAX_BYTES, open_regular, read_npy_header
+
+        try:
+            with open_regular(spec.resolve(probe.decoders), "") as fh:
+                shape = read_npy_header(fh, NPY_HEADER_MAX_BYTES)[0]
+        except (SpikestreamError, OSError, ValueError, EOFError, SyntaxError):
+            return dim  # unreadable: the build refuses it, naming the key
+        return max(dim, shape[1]) if len(shape) == 2 else dim
+    if probe.function is not None:
+        from spikestream.functions import expression_width  # numpy: not for the parsers
+
+        return max(dim, expression_width(probe.function))
+    return dim
 
 
 def frame_rows(ticks_per_frame: int, policy: str) -> int:
@@ -319,9 +344,12 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
         parts[f"probe {name}"] = values * item
         if probe.kind == "decoded":
             pop = pops[probe.target]
-            parts[f"probe {name}"] += pop.n * pop.dim * (_F64 + s)
+            parts[f"probe {name}"] += pop.n * values * (_F64 + s)
             if probe.decoders is None:
-                transient[f"probe {name}"] = _decoder_solve(pop.n, PROBE_EVAL_POINTS)
+                transient[f"probe {name}"] = max(
+                    _decoder_solve(pop.n, PROBE_EVAL_POINTS),
+                    _function_evaluation(pop.dim, values, probe.function, PROBE_EVAL_POINTS),
+                )
     return Estimate(parts, transient)
 
 
