@@ -11,6 +11,7 @@ import io
 import math
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -69,11 +70,15 @@ def read_npy_header(fp: Readable, max_bytes: int) -> tuple[tuple[int, ...], bool
     return tuple(shape), bool(fortran), dtype
 
 
-def load_npy(path: Path, where: str) -> npt.NDArray[Any]:
+def load_npy(
+    path: Path, where: str, check_shape: Callable[[tuple[int, ...]], None] | None = None
+) -> npt.NDArray[Any]:
     """Read a ``.npy`` file of real numbers (integers or floats, no pickles).
 
     The header is checked before the array is allocated: its dtype must be real numbers,
-    and its shape must fit in the bytes the file holds.
+    and its shape must fit in the bytes the file holds. ``check_shape``, given the header's
+    shape, raises when it is not a shape the caller can use: a large file of the wrong
+    shape is then refused without being read.
 
     Raises:
         NetworkFileError: naming ``where``, the file and what was wrong.
@@ -91,6 +96,11 @@ def load_npy(path: Path, where: str) -> npt.NDArray[Any]:
                     f"its header claims shape {tuple(shape)} ({needed} bytes) but the file "
                     f"holds {held} bytes of data"
                 )
+        except (OSError, ValueError, EOFError, SyntaxError) as err:
+            raise NetworkFileError(f"{where}: cannot load {str(path)!r}: {err}") from None
+        if check_shape is not None:
+            check_shape(tuple(shape))  # outside the try: its own error goes out as raised
+        try:
             fh.seek(0)
             data: npt.NDArray[Any] = np.load(fh, allow_pickle=False)
         except (OSError, ValueError, EOFError, SyntaxError) as err:
