@@ -449,9 +449,14 @@ def _cached_decoders(key: str, shape: tuple[int, int]) -> FloatArray | None:
         entries = sorted(folder.glob(f"{key}.*.npy"))
     except OSError:
         return None
+
+    def check(found: tuple[int, ...]) -> None:
+        if found != shape:  # not this solve's: passed over unread
+            raise BuildError(f"decoder cache: shape {found}; expected {shape}")
+
     for path in entries:
         try:
-            d = load_npy(path, "decoder cache")
+            d = load_npy(path, "decoder cache", check)
         except SpikestreamError:
             continue
         if (
