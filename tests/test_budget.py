@@ -399,3 +399,31 @@ def test_a_decoded_probe_wider_than_its_population_is_counted_at_its_width(
     assert estimate.parts["frames of v"] == stream.ticks_per_frame * stream.bytes_per_tick()
     run = estimate_run(spec, ticks=100)
     assert run.parts["recording 100 ticks"] >= 100 * 300 * 8
+
+
+def test_a_file_signal_is_counted_as_large_as_its_samples(tmp_path: Path) -> None:
+    """``run`` reads an input's samples file whole for each block it feeds: the estimate
+    counts at least what that allocates (numpy reports its allocations to tracemalloc),
+    however short the run."""
+    import tracemalloc
+
+    from spikestream.build import build
+    from spikestream.runtime.offline import input_signals
+
+    np.save(tmp_path / "u.npy", np.zeros((1_000_000, 2), dtype=np.float32))
+    path = tmp_path / "net.toml"
+    path.write_text(
+        "[populations.a]\nn = 10\ndim = 2\n[inputs.u]\ntarget = 'a'\ndim = 2\n"
+        "signal = { kind = 'file', path = 'u.npy' }\n"
+    )
+    spec = load_network(path)
+    model = build(spec)
+    tracemalloc.start()
+    try:
+        input_signals(model, 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = estimate_run(spec, ticks=10, block_bytes=64 * 2**20)
+    base = estimate_run(parse_network({"populations": {"a": {"n": 10, "dim": 2}}}), ticks=10)
+    assert estimate.total - base.total >= peak > 8_000_000

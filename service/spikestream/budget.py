@@ -31,7 +31,7 @@ evaluation points of a decoder solve:
 * ``run``: per tick, every population's spikes (1 byte per neuron), every probe's value,
   every input's value (float64, and in the state type as fed) and the time axis, for one
   block of at most 64 MiB of ticks (the rest streams to the file); replayed inputs are
-  held for the whole run.
+  held for the whole run; an input's samples file is read whole for each block it feeds.
 """
 
 from __future__ import annotations
@@ -396,6 +396,25 @@ def recording_bytes(spec: NetworkSpec, *, ticks: int, dtype: str | None = None) 
     return ticks * _run_per_tick(spec, _itemsize(spec, dtype))[0]
 
 
+def _signal_file_bytes(spec: NetworkSpec, relative: str) -> int:
+    """What reading an input's samples file allocates while a block is fed: the values as
+    read, their float64 copy and the finiteness check's float64 and boolean temporaries.
+    A ``.npy`` file's value count comes from its header; a CSV file holds at most one
+    value per two bytes (``0,``). An unreadable file counts 0: the run refuses it."""
+    from spikestream.datafiles import NPY_HEADER_MAX_BYTES, open_regular, read_npy_header
+
+    path = spec.resolve(relative)
+    try:
+        with open_regular(path, "") as fh:
+            if path.suffix != ".npy":
+                size = os.fstat(fh.fileno()).st_size
+                return size + (size // 2 + 1) * (3 * _F64 + 2)
+            shape, _, dtype = read_npy_header(fh, NPY_HEADER_MAX_BYTES)
+    except (SpikestreamError, OSError, ValueError, EOFError, SyntaxError):
+        return 0
+    return math.prod(shape) * (dtype.itemsize + 2 * _F64 + 2)
+
+
 def estimate_run(
     spec: NetworkSpec,
     *,
@@ -412,9 +431,14 @@ def estimate_run(
     ticks, plus each input's signal for the block in the state type (what the simulator
     feeds from). ``replayed``: the inputs come from a log, held whole (``ticks`` rows).
     """
+    from spikestream.spec import FileSignal  # the spec is loaded by now
+
     s = _itemsize(spec, dtype)
     est = _network(spec, s)
     per_tick, input_values = _run_per_tick(spec, s)
+    for name, inp in spec.inputs.items():
+        if isinstance(inp.signal, FileSignal) and not replayed:
+            est.parts[f"signal file of input {name}"] = _signal_file_bytes(spec, inp.signal.path)
     if block_bytes is None:
         est.parts[f"recording {format_count(ticks)} ticks"] = ticks * per_tick
         return est
