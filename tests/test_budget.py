@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spikestream import budget
@@ -367,3 +368,63 @@ def test_estimate_matches_the_arrays_of_the_built_model(tmp_path: Path) -> None:
     part = estimate_serve(spec, queue_capacity=1).parts["connection a->b"]
     # float64 weights and the simulator's scaled copy, plus two currents.
     assert part == 2 * weights.nbytes + 2 * 200 * 8
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [
+        {"decoders": "d.npy"},  # a file of shape (n, 300), e.g. imported from Nengo
+        {"function": "[" + ", ".join(["x[0]"] * 300) + "]"},
+    ],
+)
+def test_a_decoded_probe_wider_than_its_population_is_counted_at_its_width(
+    tmp_path: Path, probe: dict[str, str]
+) -> None:
+    """A decoded probe gives as many values per tick as its decoders' columns or its
+    function's results, not its population's dim: the frame pools counted are the pools
+    the engine allocates."""
+    from spikestream.build import build
+    from spikestream.runtime.engine import Engine
+
+    np.save(tmp_path / "d.npy", np.full((10, 300), 1e-3))
+    path = tmp_path / "net.toml"
+    ((key, value),) = probe.items()
+    path.write_text(
+        "[populations.a]\nn = 10\n[inputs.u]\ntarget = 'a'\n"
+        f"[probes.v]\ntarget = 'a'\nkind = 'decoded'\n{key} = '{value}'\n"
+    )
+    spec = load_network(path)
+    engine = Engine(build(spec), queue_capacity=4)
+    stream = engine.streams["v"]
+    estimate = estimate_serve(spec, queue_capacity=4)
+    assert estimate.parts["frames of v"] == stream.ticks_per_frame * stream.bytes_per_tick()
+    run = estimate_run(spec, ticks=100)
+    assert run.parts["recording 100 ticks"] >= 100 * 300 * 8
+
+
+def test_a_file_signal_is_counted_as_large_as_its_samples(tmp_path: Path) -> None:
+    """``run`` reads an input's samples file whole for each block it feeds: the estimate
+    counts at least what that allocates (numpy reports its allocations to tracemalloc),
+    however short the run."""
+    import tracemalloc
+
+    from spikestream.build import build
+    from spikestream.runtime.offline import input_signals
+
+    np.save(tmp_path / "u.npy", np.zeros((1_000_000, 2), dtype=np.float32))
+    path = tmp_path / "net.toml"
+    path.write_text(
+        "[populations.a]\nn = 10\ndim = 2\n[inputs.u]\ntarget = 'a'\ndim = 2\n"
+        "signal = { kind = 'file', path = 'u.npy' }\n"
+    )
+    spec = load_network(path)
+    model = build(spec)
+    tracemalloc.start()
+    try:
+        input_signals(model, 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = estimate_run(spec, ticks=10, block_bytes=64 * 2**20)
+    base = estimate_run(parse_network({"populations": {"a": {"n": 10, "dim": 2}}}), ticks=10)
+    assert estimate.total - base.total >= peak > 8_000_000

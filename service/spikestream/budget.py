@@ -24,13 +24,16 @@ evaluation points of a decoder solve:
 * decoded connection or probe: decoders (``n_pre d`` float64, and in the state type, twice
   when learning); while solving, the larger of ``4 P n_pre`` float64 (tuning curves at the
   evaluation points) and ``2 n_pre^2`` float64 (the Gram matrix and the solver's copy);
+  a decoded probe's ``d`` (its values per tick) is its decoders file's columns or its
+  expression's widest list when wider than its population;
 * ``serve``: each probe's frame pool, ``(queue_capacity + 2) * rows * per-tick bytes`` with
   ``rows = ticks_per_frame`` (``8 * ticks_per_frame`` under ``coalesce``);
 * ``run``: per tick, every population's spikes (1 byte per neuron), every probe's value,
   every input's value (float64, and in the state type as fed) and the time axis, for one
   block of at most 64 MiB of ticks (the rest streams to the file); with ``--replay``, the
   validated log (twice: one input's changes are copied while a block is expanded) and, per
-  block, the expanded inputs (float64) and four int64 index arrays.
+  block, the expanded inputs (float64) and four int64 index arrays; an input's samples
+  file is read whole for each block it feeds.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
-from spikestream.errors import ConfigError
+from spikestream.errors import ConfigError, SpikestreamError
 
 if TYPE_CHECKING:  # annotations only: the CLI's parsers import this module for a constant
     from spikestream.spec import NetworkSpec, ProbeSpec
@@ -244,8 +247,31 @@ def _per_tick(spec: NetworkSpec, probe: ProbeSpec, s: int) -> tuple[int, int]:
     if probe.kind == "spikes":
         return pop.n, 1
     if probe.kind == "decoded":
-        return pop.dim, s
+        return _decoded_width(spec, probe), s
     return pop.n, s
+
+
+def _decoded_width(spec: NetworkSpec, probe: ProbeSpec) -> int:
+    """Values per tick of a decoded probe: as many as its decoders file has columns (read
+    from the ``.npy`` header alone), or at most the wider of its population's dim and its
+    expression's longest list (a list's elements are one number per point each); not
+    necessarily the population's dim. A Python callable's width is not known before it
+    runs: the dim is counted (such files are trusted)."""
+    dim = spec.populations[probe.target].dim
+    if probe.decoders is not None:
+        from spikestream.datafiles import NPY_HEADER_MAX_BYTES, open_regular, read_npy_header
+
+        try:
+            with open_regular(spec.resolve(probe.decoders), "") as fh:
+                shape = read_npy_header(fh, NPY_HEADER_MAX_BYTES)[0]
+        except (SpikestreamError, OSError, ValueError, EOFError, SyntaxError):
+            return dim  # unreadable: the build refuses it, naming the key
+        return max(dim, shape[1]) if len(shape) == 2 else dim
+    if probe.function is not None:
+        from spikestream.functions import expression_width  # numpy: not for the parsers
+
+        return max(dim, expression_width(probe.function))
+    return dim
 
 
 def frame_rows(ticks_per_frame: int, policy: str) -> int:
@@ -320,9 +346,12 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
         parts[f"probe {name}"] = values * item
         if probe.kind == "decoded":
             pop = pops[probe.target]
-            parts[f"probe {name}"] += pop.n * pop.dim * (_F64 + s)
+            parts[f"probe {name}"] += pop.n * values * (_F64 + s)
             if probe.decoders is None:
-                transient[f"probe {name}"] = _decoder_solve(pop.n, PROBE_EVAL_POINTS)
+                transient[f"probe {name}"] = max(
+                    _decoder_solve(pop.n, PROBE_EVAL_POINTS),
+                    _function_evaluation(pop.dim, values, probe.function, PROBE_EVAL_POINTS),
+                )
     return Estimate(parts, transient)
 
 
@@ -369,6 +398,25 @@ def recording_bytes(spec: NetworkSpec, *, ticks: int, dtype: str | None = None) 
     return ticks * _run_per_tick(spec, _itemsize(spec, dtype))[0]
 
 
+def _signal_file_bytes(spec: NetworkSpec, relative: str) -> int:
+    """What reading an input's samples file allocates while a block is fed: the values as
+    read, their float64 copy and the finiteness check's float64 and boolean temporaries.
+    A ``.npy`` file's value count comes from its header; a CSV file holds at most one
+    value per two bytes (``0,``). An unreadable file counts 0: the run refuses it."""
+    from spikestream.datafiles import NPY_HEADER_MAX_BYTES, open_regular, read_npy_header
+
+    path = spec.resolve(relative)
+    try:
+        with open_regular(path, "") as fh:
+            if path.suffix != ".npy":
+                size = os.fstat(fh.fileno()).st_size
+                return size + (size // 2 + 1) * (3 * _F64 + 2)
+            shape, _, dtype = read_npy_header(fh, NPY_HEADER_MAX_BYTES)
+    except (SpikestreamError, OSError, ValueError, EOFError, SyntaxError):
+        return 0
+    return math.prod(shape) * (dtype.itemsize + 2 * _F64 + 2)
+
+
 def estimate_run(
     spec: NetworkSpec,
     *,
@@ -386,9 +434,14 @@ def estimate_run(
     feeds from). ``replay_bytes``: the inputs come from a log of that many bytes in memory
     (:attr:`~spikestream.runtime.replay.ReplayLog.nbytes`), expanded block by block.
     """
+    from spikestream.spec import FileSignal  # the spec is loaded by now
+
     s = _itemsize(spec, dtype)
     est = _network(spec, s)
     per_tick, input_values = _run_per_tick(spec, s)
+    for name, inp in spec.inputs.items():
+        if isinstance(inp.signal, FileSignal) and replay_bytes is None:
+            est.parts[f"signal file of input {name}"] = _signal_file_bytes(spec, inp.signal.path)
     if block_bytes is None:
         est.parts[f"recording {format_count(ticks)} ticks"] = ticks * per_tick
         return est

@@ -282,9 +282,13 @@ def _per_neuron(
 
 def _load_array(spec: NetworkSpec, relative: str, shape: tuple[int, ...], where: str) -> FloatArray:
     path = spec.resolve(relative)
-    data = load_npy(path, where)
-    if data.shape != shape:
-        raise BuildError(f"{where}: {str(path)!r} has shape {data.shape}; expected {shape}")
+
+    def check(found: tuple[int, ...]) -> None:
+        if found != shape:
+            raise BuildError(f"{where}: {str(path)!r} has shape {found}; expected {shape}")
+
+    data = load_npy(path, where, check)  # refused from its header, before it is read
+    check(data.shape)
     return check_values(data, path, where)
 
 
@@ -445,9 +449,14 @@ def _cached_decoders(key: str, shape: tuple[int, int]) -> FloatArray | None:
         entries = sorted(folder.glob(f"{key}.*.npy"))
     except OSError:
         return None
+
+    def check(found: tuple[int, ...]) -> None:
+        if found != shape:  # not this solve's: passed over unread
+            raise BuildError(f"decoder cache: shape {found}; expected {shape}")
+
     for path in entries:
         try:
-            d = load_npy(path, "decoder cache")
+            d = load_npy(path, "decoder cache", check)
         except SpikestreamError:
             continue
         if (
@@ -556,11 +565,16 @@ def _build_connection(
 def _load_decoders(spec: NetworkSpec, relative: str, n: int, where: str) -> FloatArray:
     """Decoders from a ``.npy`` file of shape ``(n, d_out)``."""
     path = spec.resolve(relative)
-    data = load_npy(path, where)  # a regular file whose header fits it, read once
-    if data.ndim != 2 or data.shape[0] != n:
-        raise BuildError(
-            f"{where}: {str(path)!r} has shape {data.shape}; expected shape ({n}, d_out)"
-        )
+
+    def check(found: tuple[int, ...]) -> None:
+        if len(found) != 2 or found[0] != n:
+            raise BuildError(
+                f"{where}: {str(path)!r} has shape {found}; expected shape ({n}, d_out)"
+            )
+
+    # A regular file whose header fits it, refused from its header or else read once.
+    data = load_npy(path, where, check)
+    check(data.shape)
     return check_values(data, path, where)
 
 

@@ -175,11 +175,15 @@ def read_npy_member(
     return arr.astype(arr.dtype.newbyteorder("="), copy=False)
 
 
-def load_npy(path: Path, where: str) -> npt.NDArray[Any]:
+def load_npy(
+    path: Path, where: str, check_shape: Callable[[tuple[int, ...]], None] | None = None
+) -> npt.NDArray[Any]:
     """Read a ``.npy`` file of real numbers (integers or floats, no pickles).
 
     The header is checked before the array is allocated: its dtype must be real numbers,
-    and its shape must fit in the bytes the file holds.
+    and its shape must fit in the bytes the file holds. ``check_shape``, given the header's
+    shape, raises when it is not a shape the caller can use: a large file of the wrong
+    shape is then refused without being read.
 
     Raises:
         NetworkFileError: naming ``where``, the file and what was wrong.
@@ -197,6 +201,11 @@ def load_npy(path: Path, where: str) -> npt.NDArray[Any]:
                     f"its header claims shape {tuple(shape)} ({needed} bytes) but the file "
                     f"holds {held} bytes of data"
                 )
+        except (OSError, ValueError, EOFError, SyntaxError) as err:
+            raise NetworkFileError(f"{where}: cannot load {str(path)!r}: {err}") from None
+        if check_shape is not None:
+            check_shape(tuple(shape))  # outside the try: its own error goes out as raised
+        try:
             fh.seek(0)
             data: npt.NDArray[Any] = np.load(fh, allow_pickle=False)
         except (OSError, ValueError, EOFError, SyntaxError) as err:

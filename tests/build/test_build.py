@@ -577,6 +577,30 @@ def test_decoder_cache_entries_are_read_as_hostile(
     np.testing.assert_array_equal(d1, d2)
 
 
+def test_a_large_decoder_cache_entry_of_the_wrong_shape_is_passed_over_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real 16 MB file under an entry's name, of a shape the solve cannot have made, is
+    passed over from its header (numpy reports its allocations to tracemalloc)."""
+    import tracemalloc
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = parse_network(DECODED)
+    build(spec)
+    folder = tmp_path / "spikestream" / "decoders"
+    (entry,) = folder.glob("*.npy")
+    key = entry.name.split(".")[0]
+    entry.unlink()
+    np.save(folder / f"{key}.{'0' * 32}.npy", np.zeros((2_000_000, 1)))
+    tracemalloc.start()
+    try:
+        build(spec)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000_000, peak
+
+
 def test_decoder_cache_keys_on_what_the_solve_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

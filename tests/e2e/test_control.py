@@ -167,3 +167,29 @@ def test_events_wait_bounded_while_offline_and_overflow_is_counted() -> None:
     # The oldest were dropped; the newest wait, in order.
     assert json.loads(service._pending[0])["n"] == 10
     assert json.loads(service._pending[-1])["n"] == PENDING_EVENTS + 9
+
+
+def test_events_lost_on_both_sides_counted_alike_in_stats_and_metrics() -> None:
+    """Events lost in the tick thread's queue and beyond the pending queue: the stats and
+    the Prometheus counter give the same total."""
+    from spikestream.cli.metrics import ServiceCollector
+    from spikestream.cli.service import PENDING_EVENTS
+
+    model = build(load_network(SEED))
+    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServiceOptions())
+    service._limiter.rate = 1e9
+    service._limiter.burst = 10**6
+    for i in range(PENDING_EVENTS + 3):
+        service.event("input_rejected", input="u", n=i)
+    engine = service.engine
+    assert engine.events.maxlen is not None
+    for _ in range(engine.events.maxlen + 5):
+        engine._event("input_stale", input="u", ttl=1.0)
+    assert service.statistics()["events_lost"] == 3 + 5
+    lost = [
+        s.value
+        for family in ServiceCollector(service).collect()
+        for s in family.samples
+        if s.name == "spikestream_events_lost_total"
+    ]
+    assert lost == [3 + 5]

@@ -95,6 +95,29 @@ def test_weight_file_of_wrong_shape(tmp_path: Path) -> None:
         build(spec)
 
 
+@pytest.mark.parametrize("key", ["weights", "decoders"])
+def test_a_large_array_file_of_the_wrong_shape_is_refused_before_it_is_read(
+    tmp_path: Path, key: str
+) -> None:
+    """A side file's header is compared with the shape the network needs before its data
+    is read: a 16 MB file for a 5 x 4 weight matrix (or 5-row decoders) allocates nothing
+    like its size (numpy reports its allocations to tracemalloc)."""
+    import tracemalloc
+
+    np.save(tmp_path / "w.npy", np.zeros((2_000_000, 1)))
+    entry = 'weights = { file = "w.npy" }' if key == "weights" else 'decoders = "w.npy"'
+    path = write(tmp_path, BASE.replace('weights = { dist = "normal" }', entry))
+    spec = load_network(path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BuildError, match=r"w\.npy' has shape \(2000000, 1\); expected"):
+            build(spec)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, peak
+
+
 def test_weight_file_of_right_shape_is_used(tmp_path: Path) -> None:
     w = np.arange(20, dtype=float).reshape(5, 4)
     np.save(tmp_path / "w.npy", w)

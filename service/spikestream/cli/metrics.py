@@ -143,7 +143,10 @@ class ServiceCollector(Collector):
             link.publish_refused,
         )
         yield _counter(
-            "spikestream_events_lost", "Events that could not be published", net, svc.events_lost
+            "spikestream_events_lost",
+            "Events that could not be published",
+            net,
+            svc.events_lost + es.events_dropped,  # as the stats count them
         )
         yield _counter(
             "spikestream_failovers",
