@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # annotations only: the CLI's parsers import this module for 
 __all__ = [
     "COALESCE_FACTOR",
     "DEFAULT_SHARE",
+    "LINK_MAX_QUEUED",
     "Estimate",
     "MemoryBudgetError",
     "check_budget",
@@ -83,6 +84,12 @@ PROBE_EVAL_POINTS: Final = 750
 _F64: Final = 8
 _INTP: Final = 8
 _FRAME_VALUE: Final = 4  # value frames carry float32
+#: Messages ``serve``'s MQTT link may hold encoded at once (its ``max_queued_outgoing``,
+#: which the service passes from here): the outgoing window, the link's reserve of a tenth
+#: for statuses and events, and as many again kept from a lost connection to resend.
+LINK_MAX_QUEUED: Final = 1000
+_LINK_MESSAGES: Final = LINK_MAX_QUEUED + max(16, LINK_MAX_QUEUED // 10) + LINK_MAX_QUEUED
+_FRAME_HEADER: Final = 512  # msgpack header keys and names, generously
 QueuePolicy = Literal["drop-oldest", "coalesce"]
 
 
@@ -378,6 +385,17 @@ def estimate_serve(
     )
     for name, size in pools.items():
         est.parts[f"frames of {name}"] = size
+    # Encoded frames waiting in (or kept for) the MQTT link: at most _LINK_MESSAGES of
+    # them, each at most the largest frame (a value frame's float32 rows plus its header).
+    largest = max(
+        (
+            size // (queue_capacity + 2) * (_FRAME_VALUE if spec.probes[n].kind == "spikes" else 1)
+            for n, size in pools.items()
+        ),
+        default=0,
+    )
+    if largest:
+        est.parts["MQTT send queue"] = _LINK_MESSAGES * (largest + _FRAME_HEADER)
     return est
 
 

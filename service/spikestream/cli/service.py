@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from spikestream import __version__
-from spikestream.budget import default_limit, estimate_network
+from spikestream.budget import LINK_MAX_QUEUED, default_limit, estimate_network
 from spikestream.build import Model
 from spikestream.cli.logs import log_fields
 from spikestream.codec import (
@@ -190,6 +190,7 @@ class Service:
             keepalive=options.keepalive,
             backoff_min=options.backoff_min,
             backoff_max=min(max(options.backoff_max, options.backoff_min), 600.0),
+            max_queued_outgoing=LINK_MAX_QUEUED,  # counted by the memory budget
         )
         self.link.subscribe(self.topics.inputs_filter, qos=0)
         # QoS 0: the link's sessions are clean, so a QoS 1 subscription would guarantee
