@@ -698,8 +698,11 @@ async def test_publishing_while_disconnected_keeps_ticking_and_counts_every_drop
     )
     assert counted > 150  # ~2.2 s at 100 frames/s, minus the 8 kept
     # Every lost frame is counted. Frames in flight when the broker went down (written
-    # to the socket, never delivered) are the only ones it cannot count: at most a few.
-    assert counted <= gap <= counted + 3
+    # to the socket at QoS 0 before the link saw the connection close, never delivered)
+    # are the only ones it cannot count: usually 1-2, once 10 on a busy CI run, so the
+    # bound is 0.15 s of frames at this probe's 100 frames/s. With --qos 1 across a
+    # cluster's failover the count is exact (tests/e2e/test_cluster.py).
+    assert counted <= gap <= counted + 15
     assert 0.97 < pace < 1.03
     assert 0.97 < ticks_pace < 1.03
     assert s_after["connects"] == 2
