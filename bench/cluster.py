@@ -51,7 +51,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from tests.brokers import Mosquitto, NatsCluster  # noqa: E402
 
 from realtime import NODELAY, SEED, RunResult, one_run, pct  # noqa: E402
-from spikestream.codec import decode_frame  # noqa: E402
+from spikestream_client.codec import decode_frame  # noqa: E402
 
 FAILOVER_FLAGS = ("--keepalive", "2", "--backoff-max", "0.5")
 

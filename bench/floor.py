@@ -61,7 +61,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from realtime import COUNTER, NODELAY, SEED, Broker, free_port
-from spikestream.codec import ValueFrame, decode_frame, decode_input, encode_input
+from spikestream_client.codec import ValueFrame, decode_frame, decode_input, encode_input
 
 WARMUP = 2.0
 WINDOW = 10.0

@@ -19,8 +19,8 @@ import time
 import numpy as np
 from rich.console import Console
 
-from spikestream.codec import FrameHeader, decode_frame, encode_spikes, encode_values
 from spikestream_client.aggregate import MonitorModel
+from spikestream_client.codec import FrameHeader, decode_frame, encode_spikes, encode_values
 from spikestream_client.monitor import render
 
 

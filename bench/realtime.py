@@ -36,7 +36,7 @@ from typing import Any
 import aiomqtt
 import numpy as np
 
-from spikestream.codec import ValueFrame, decode_frame, encode_input
+from spikestream_client.codec import ValueFrame, decode_frame, encode_input
 
 ROOT = Path(__file__).parents[1]
 SEED = ROOT / "examples" / "seed.toml"
@@ -97,7 +97,7 @@ def window_fractions(before: dict[str, float], after: dict[str, float]) -> dict[
 
 COUNTER = """
 import asyncio, json, sys, aiomqtt
-from spikestream.codec import decode_frame
+from spikestream_client.codec import decode_frame
 async def main(port, seconds):
     last, frames, gaps, dropped = {}, {}, 0, 0
     async with aiomqtt.Client("127.0.0.1", port) as c:

@@ -44,7 +44,7 @@ from typing import Any
 
 import aiomqtt
 
-from spikestream.codec import decode_frame
+from spikestream_client.codec import decode_frame
 
 ROOT = Path(__file__).parents[1]
 SEED = ROOT / "examples" / "seed.toml"

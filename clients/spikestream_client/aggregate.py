@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import SpikeFrame, ValueFrame
+from spikestream_client.codec import SpikeFrame, ValueFrame
 from spikestream_client.gaps import Gap, GapTracker
 
 __all__ = [

@@ -3,7 +3,7 @@
 One :class:`SpikestreamClient` holds one self-healing MQTT connection
 (:class:`spikestream.transport.MqttLink`: reconnects with backoff, resubscribes,
 TCP_NODELAY, MQTT 5 with a 3.1.1 fallback) and decodes everything with
-:mod:`spikestream.codec`, the decoder the service itself uses::
+:mod:`spikestream_client.codec`, the decoder the service itself uses::
 
     async with SpikestreamClient("mqtt://127.0.0.1:1883") as client:
         await client.status("seed").wait_for("online", timeout=10)
@@ -38,7 +38,7 @@ from typing import Any, Final, Generic, Literal, Self, TypeVar, cast, overload
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import (
+from spikestream_client.codec import (
     DEFAULT_PREFIX,
     STATUS_OFFLINE,
     STATUS_ONLINE,
@@ -54,8 +54,9 @@ from spikestream.codec import (
     topics,
     wildcard,
 )
-from spikestream.errors import CodecError, ConfigError, SpikestreamError, TransportError
-from spikestream.transport import (
+from spikestream_client.errors import CodecError, ConfigError, SpikestreamError, TransportError
+from spikestream_client.gaps import Gap, GapTracker
+from spikestream_client.transport import (
     BrokerSpec,
     MessageMeta,
     MqttLink,
@@ -63,7 +64,6 @@ from spikestream.transport import (
     load_broker_specs,
     redacted_list,
 )
-from spikestream_client.gaps import Gap, GapTracker
 
 __all__ = [
     "DEFAULT_BROKER",
@@ -785,7 +785,7 @@ class SpikestreamClient:
         :meth:`sync` returns, a network that any service ever announced is known.
 
         Returns:
-            Its :class:`~spikestream.codec.Description`, or None when only a retained
+            Its :class:`~spikestream_client.codec.Description`, or None when only a retained
             status exists (a service older than the describe topic).
 
         Raises:

@@ -37,9 +37,9 @@ from typing import IO, Any, Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import PayloadRejected, decode_input, topics
-from spikestream.errors import ConfigError
 from spikestream_client.client import SpikestreamClient
+from spikestream_client.codec import PayloadRejected, decode_input, topics
+from spikestream_client.errors import ConfigError
 from spikestream_client.safetext import printable
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from spikestream.codec import FrameHeader
+from spikestream_client.codec import FrameHeader
 
 __all__ = ["Gap", "GapKind", "GapTracker"]
 

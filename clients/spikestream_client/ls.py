@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from spikestream.codec import Description
-from spikestream.errors import ConfigError
 from spikestream_client.client import SpikestreamClient
+from spikestream_client.codec import Description
+from spikestream_client.errors import ConfigError
 from spikestream_client.safetext import printable
 from spikestream_client.tool import run_tool
 

@@ -26,7 +26,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from spikestream.errors import ConfigError
 from spikestream_client.aggregate import (
     RECENT_KEYS,
     RECENT_WINDOWS,
@@ -37,6 +36,7 @@ from spikestream_client.aggregate import (
     recent_stat,
 )
 from spikestream_client.client import SpikestreamClient
+from spikestream_client.errors import ConfigError
 from spikestream_client.safetext import printable, safe_text
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 

@@ -44,9 +44,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import Description, SpikeFrame, ValueFrame, topics
-from spikestream.errors import ConfigError
 from spikestream_client.client import SpikestreamClient
+from spikestream_client.codec import Description, SpikeFrame, ValueFrame, topics
+from spikestream_client.errors import ConfigError
 from spikestream_client.gaps import Gap, GapTracker
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
@@ -316,7 +316,7 @@ def save_npz(path: Path, arrays: Mapping[str, AnyArray]) -> Path:
 
 
 def plot_arrays(arrays: Mapping[str, AnyArray]) -> dict[str, AnyArray]:
-    """``arrays`` adapted for :func:`spikestream.plotting.plot_run`: spike probes are
+    """``arrays`` adapted for :func:`spikestream_client.plotting.plot_run`: spike probes are
     drawn as rasters (aliased as ``<probe>.spikes``) and ``values`` probes as traces
     (frames do not say whether a value probe is filtered, decoded or a voltage)."""
     meta = json.loads(str(arrays["meta"]))
@@ -403,7 +403,7 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
     if recorder.skipped:
         _say(options, recorder.skipped_text())
     if options.plot is not None:
-        from spikestream.plotting import plot_run
+        from spikestream_client.plotting import plot_run
 
         plot_run(plot_arrays(arrays), options.plot, title=f"{options.net} (recorded)")
         _say(options, f"wrote {options.plot}")

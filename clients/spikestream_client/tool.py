@@ -9,11 +9,11 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from spikestream.errors import ConfigError
+from spikestream_client.errors import ConfigError
 
 if TYPE_CHECKING:
-    from spikestream.codec import Description
     from spikestream_client.client import SpikestreamClient
+    from spikestream_client.codec import Description
 
 __all__ = ["find_network", "interruptible_sleep", "run_tool"]
 

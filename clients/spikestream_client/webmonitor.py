@@ -4,7 +4,7 @@ One ``websockets`` server does both jobs on one port: plain HTTP GETs receive th
 (``/``, ``/monitor.js``, ``/monitor.css`` from the package's ``web/`` folder, no CDN),
 and ``/ws`` upgrades to a WebSocket that streams compact JSON.
 
-The Python side decodes every frame with :mod:`spikestream.codec` (through
+The Python side decodes every frame with :mod:`spikestream_client.codec` (through
 :class:`~spikestream_client.client.SpikestreamClient`) and, about 20 times a second,
 sends each page one **batch**: per probe, the spikes that arrived (absolute ticks and
 neuron ids), value rows decimated to about 250 per second (first 8 components), and the
@@ -55,8 +55,6 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.http11 import Request, Response
 
-from spikestream.codec import SpikeFrame, ValueFrame
-from spikestream.errors import ConfigError
 from spikestream_client.aggregate import (
     MAX_PROBES,
     RECENT_KEYS,
@@ -66,6 +64,8 @@ from spikestream_client.aggregate import (
     recent_stat,
 )
 from spikestream_client.client import SpikestreamClient
+from spikestream_client.codec import SpikeFrame, ValueFrame
+from spikestream_client.errors import ConfigError
 from spikestream_client.safetext import printable
 from spikestream_client.tool import interruptible_sleep
 

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import aiomqtt
 import numpy as np
 
-from spikestream.codec import ValueFrame, decode_frame, encode_input
+from spikestream_client.codec import ValueFrame, decode_frame, encode_input
 
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 

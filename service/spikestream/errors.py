@@ -1,20 +1,36 @@
-"""The one exception hierarchy of spikestream.
+"""The one exception hierarchy of spikestream: the service's errors.
 
-Every error derives from :class:`SpikestreamError` and also from the built-in exception
-that matches it, so callers may catch either (``except ValueError`` keeps working).
-Messages say what was expected and what arrived; build the message first and pass it as
-the single argument.
+The root, :class:`SpikestreamError`, and the errors a client can meet (settings, codec,
+transport) live in :mod:`spikestream_client.errors`, so the client distribution never
+imports the service; they are re-exported here. Every error also derives from the
+built-in exception that matches it, so callers may catch either (``except ValueError``
+keeps working). Messages say what was expected and what arrived.
 """
 
 from __future__ import annotations
 
+from spikestream_client.errors import (
+    AuthError,
+    CodecError,
+    ConfigError,
+    PayloadTooLarge,
+    SpikestreamError,
+    TransportError,
+)
 
-class SpikestreamError(Exception):
-    """Root of every error spikestream raises on purpose."""
-
-
-class ConfigError(SpikestreamError, ValueError):
-    """A setting (flag, environment variable, settings file) has a bad value."""
+__all__ = [
+    "AuthError",
+    "BuildError",
+    "CodecError",
+    "ConfigError",
+    "ModelImportError",
+    "NetworkFileError",
+    "PayloadTooLarge",
+    "SimulationError",
+    "SnapshotError",
+    "SpikestreamError",
+    "TransportError",
+]
 
 
 class NetworkFileError(ConfigError):
@@ -31,22 +47,6 @@ class BuildError(SpikestreamError, ValueError):
 
 class SimulationError(SpikestreamError, RuntimeError):
     """The simulator was driven in a way it does not support (bad input shape, bad state)."""
-
-
-class CodecError(SpikestreamError, ValueError):
-    """A payload or frame cannot be decoded or encoded."""
-
-
-class PayloadTooLarge(CodecError):
-    """A payload was refused before decoding because it exceeds the size limit."""
-
-
-class TransportError(SpikestreamError, ConnectionError):
-    """The MQTT broker cannot be reached, refused us, or dropped the connection."""
-
-
-class AuthError(TransportError, PermissionError):
-    """The broker refused our credentials or an ACL denied an operation."""
 
 
 class SnapshotError(ConfigError):

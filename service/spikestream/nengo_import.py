@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from spikestream.build import gain_bias
 from spikestream.errors import ConfigError, ModelImportError
-from spikestream.names import is_name
+from spikestream_client.names import is_name
 from spikestream.spec import NetworkSpec, load_network
 
 FloatArray = npt.NDArray[np.float64]

@@ -30,10 +30,10 @@ from pydantic import (
 )
 
 from spikestream.errors import NetworkFileError
-from spikestream.names import NAME_PATTERN, NAME_RULE, is_name
+from spikestream_client.names import NAME_PATTERN, NAME_RULE, is_name
 
 #: Names become MQTT topic levels and ``.npz`` keys: no ``+``, ``#``, ``/``, dots or spaces.
-#: The rule lives in :mod:`spikestream.names`, shared with the frame decoder.
+#: The rule lives in :mod:`spikestream_client.names`, shared with the frame decoder.
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 #: A connection's name: a name, or two names joined by ``->``.

@@ -30,6 +30,8 @@ def scratch(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     (repo / ".ci").mkdir(parents=True)
     shutil.copy(ROOT / ".ci" / "setup", repo / ".ci" / "setup")
     (repo / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (repo / "clients").mkdir()
+    (repo / "clients" / "pyproject.toml").write_text("[project]\nname = 'y'\n")
     fake = tmp_path / "python3"
     fake.write_text(FAKE_PYTHON)
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
@@ -62,7 +64,7 @@ def test_a_fresh_setup_announces_each_step(tmp_path: Path) -> None:
     assert lines[-1].startswith("setup: installed")
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls[0] == "-m venv .venv"
-    assert any("install -q -e .[dev]" in c for c in calls)
+    assert any("install -q -e ./clients -e .[dev]" in c for c in calls)
 
 
 def test_a_second_run_says_it_has_nothing_to_do(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream.codec import PayloadRejected, SpikeFrame, ValueFrame
 from spikestream.errors import ConfigError, TransportError
 from spikestream_client import (
     ControlRejected,
@@ -24,6 +23,7 @@ from spikestream_client import (
     client_broker_spec,
     client_broker_specs,
 )
+from spikestream_client.codec import PayloadRejected, SpikeFrame, ValueFrame
 from tests.brokers import Mosquitto, free_port
 from tests.clients.conftest import SeedService, wait_online
 from tests.clients.frames import HTML_NAME, TERMINAL_NAME, header, regular_spikes, spike_payload

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikestream.codec import ValueFrame, decode_input
 from spikestream.errors import ConfigError
 from spikestream_client import SpikestreamClient
+from spikestream_client.codec import ValueFrame, decode_input
 from spikestream_client.feed import (
     ArraySource,
     ConstantSource,

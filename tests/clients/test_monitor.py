@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from spikestream.codec import decode_event, decode_frame
 from spikestream_client import SpikestreamClient
 from spikestream_client.aggregate import (
     MAX_EVENT_KINDS,
@@ -23,6 +22,7 @@ from spikestream_client.aggregate import (
     InputSnapshot,
     MonitorModel,
 )
+from spikestream_client.codec import decode_event, decode_frame
 from spikestream_client.monitor import auto_bins, render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikestream.codec import SpikeFrame
 from spikestream.errors import ConfigError
-from spikestream.plotting import plot_run
 from spikestream_client import SpikestreamClient
+from spikestream_client.codec import SpikeFrame
+from spikestream_client.plotting import plot_run
 from spikestream_client.record import Recorder, plot_arrays
 from tests.clients.conftest import SeedService, cli, cli_env, run_cli
 from tests.clients.frames import (

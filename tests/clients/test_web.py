@@ -21,9 +21,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from spikestream.codec import decode_event
 from spikestream.errors import ConfigError
 from spikestream_client.aggregate import MonitorModel
+from spikestream_client.codec import decode_event
 from spikestream_client.webmonitor import (
     ASSETS,
     WEB_DIR,

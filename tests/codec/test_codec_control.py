@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikestream.codec import (
+from spikestream.errors import PayloadTooLarge
+from spikestream_client.codec import (
     COMMAND_SPECS,
     COMMANDS,
     SETTINGS,
@@ -23,7 +24,6 @@ from spikestream.codec import (
     decode_control,
     encode_control,
 )
-from spikestream.errors import PayloadTooLarge
 
 
 def pack(obj: Any) -> bytes:

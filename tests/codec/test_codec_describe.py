@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikestream.codec import (
+from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream_client.codec import (
     COMMAND_SPECS,
     SETTINGS,
     check_response_topic,
@@ -22,7 +23,6 @@ from spikestream.codec import (
     topics,
     wildcard,
 )
-from spikestream.errors import CodecError, PayloadTooLarge
 
 
 def document() -> dict[str, Any]:

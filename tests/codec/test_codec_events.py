@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikestream.codec import (
+from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream_client.codec import (
     DEFAULT_PREFIX,
     STATUS_OFFLINE,
     STATUS_ONLINE,
@@ -22,7 +23,6 @@ from spikestream.codec import (
     validate_name,
     validate_prefix,
 )
-from spikestream.errors import CodecError, PayloadTooLarge
 
 # ----------------------------------------------------------------------------- events
 
@@ -227,7 +227,7 @@ def test_codec_imports_only_numpy_msgpack_stdlib_errors_and_names() -> None:
     code = (
         "import sys\n"
         "before = set(sys.modules)\n"
-        "import spikestream.codec\n"
+        "import spikestream_client.codec\n"
         "new = set(sys.modules) - before\n"
         "print('\\n'.join(sorted(m for m in new\n"
         "    if m.split('.')[0] not in sys.stdlib_module_names)))\n"
@@ -237,16 +237,16 @@ def test_codec_imports_only_numpy_msgpack_stdlib_errors_and_names() -> None:
     ).stdout.split()
     # msgpack's compiled extension registers Cython's own runtime modules.
     roots = {m.split(".")[0] for m in out if not m.startswith(("_cython_", "cython_runtime"))}
-    assert roots == {"numpy", "msgpack", "spikestream"}, roots
+    assert roots == {"numpy", "msgpack", "spikestream_client"}, roots
     ours = {m for m in out if m.startswith("spikestream")}
     assert ours <= {
-        "spikestream",
-        "spikestream.errors",
-        "spikestream.names",
-        "spikestream.codec",
-        "spikestream.codec.control",
-        "spikestream.codec.describe",
-        "spikestream.codec.events",
-        "spikestream.codec.frames",
-        "spikestream.codec.payloads",
+        "spikestream_client",
+        "spikestream_client.errors",
+        "spikestream_client.names",
+        "spikestream_client.codec",
+        "spikestream_client.codec.control",
+        "spikestream_client.codec.describe",
+        "spikestream_client.codec.events",
+        "spikestream_client.codec.frames",
+        "spikestream_client.codec.payloads",
     }, ours

@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spikestream.codec import (
+from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream_client.names import NAME_PATTERN
+from spikestream_client.codec import (
     SCHEMA_VERSION,
     FrameHeader,
     SpikeFrame,
@@ -23,8 +25,6 @@ from spikestream.codec import (
     encode_spikes,
     encode_values,
 )
-from spikestream.errors import CodecError, PayloadTooLarge
-from spikestream.names import NAME_PATTERN
 
 U64 = 2**64 - 1
 finite = st.floats(allow_nan=False, allow_infinity=False)

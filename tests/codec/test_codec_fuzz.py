@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spikestream.codec import (
+from spikestream.errors import CodecError
+from spikestream_client.codec import (
     COMMANDS,
     ControlCommand,
     FrameHeader,
@@ -31,7 +32,6 @@ from spikestream.codec import (
     encode_spikes,
     encode_values,
 )
-from spikestream.errors import CodecError
 
 FUZZ = settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikestream.codec import (
+from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream_client.codec import (
     InputSample,
     OversizePayload,
     PayloadRejected,
@@ -22,7 +23,6 @@ from spikestream.codec import (
     is_text,
     payloads,
 )
-from spikestream.errors import CodecError, PayloadTooLarge
 
 
 def pack(obj: Any) -> bytes:

@@ -17,11 +17,11 @@ import yaml
 
 from spikestream import __version__
 from spikestream.build import build
-from spikestream.codec import topics
 from spikestream.runtime.engine import Engine
 from spikestream.serving.discovery import discovery_messages
 from spikestream.serving.text import text_probes
 from spikestream.spec import load_network
+from spikestream_client.codec import topics
 
 ROOT = Path(__file__).parents[2]
 BRIDGES = ROOT / "examples" / "bridges"

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikestream.codec import FrameHeader, ValueFrame, decode_frame
+from spikestream_client.codec import FrameHeader, ValueFrame, decode_frame
 from tests.brokers import NatsCluster, jetstream_leaders
 from tests.serving import SEED, Listener, Message, ServeProcess
 

@@ -13,7 +13,7 @@ import pytest
 from spikestream.build import build
 from spikestream.cli.service import Service, ServiceOptions
 from spikestream.spec import load_network
-from spikestream.transport import MessageMeta, parse_broker_url
+from spikestream_client.transport import MessageMeta, parse_broker_url
 from tests.brokers import Mosquitto
 from tests.e2e.test_serve import events, frames_of, publish
 from tests.serving import SEED, Listener

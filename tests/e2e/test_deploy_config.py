@@ -38,9 +38,9 @@ import pytest
 import yaml  # PyYAML: installed with amqtt, a dependency of the service
 
 from spikestream.cli.serve import select_shard
-from spikestream.codec import ValueFrame, decode_frame
 from spikestream.spec import load_network
-from spikestream.transport import parse_broker_list
+from spikestream_client.codec import ValueFrame, decode_frame
+from spikestream_client.transport import parse_broker_list
 from tests.brokers import HOST, Mosquitto, MosquittoMissing, free_port, write_password_file
 from tests.serving import NODELAY, ROOT, SEED, BackgroundClient, ServeProcess
 

@@ -23,16 +23,16 @@ from paho.mqtt.properties import Properties
 
 from spikestream.build import build
 from spikestream.cli.service import Service, ServiceOptions
-from spikestream.codec import (
+from spikestream.spec import load_network
+from spikestream_client import NetworkNotFound, SpikestreamClient
+from spikestream_client.codec import (
     COMMAND_SPECS,
     SETTINGS,
     decode_describe,
     decode_frame,
     encode_input,
 )
-from spikestream.spec import load_network
-from spikestream.transport import parse_broker_url
-from spikestream_client import NetworkNotFound, SpikestreamClient
+from spikestream_client.transport import parse_broker_url
 from tests.brokers import Mosquitto
 from tests.clients.conftest import run_cli
 from tests.e2e.test_serve import publish

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from spikestream.codec import ValueFrame, decode_frame
+from spikestream_client.codec import ValueFrame, decode_frame
 from tests.brokers import Mosquitto
 from tests.serving import EXAMPLES, Listener, ServeProcess
 

@@ -11,7 +11,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream.codec import ValueFrame, decode_frame, encode_input
+from spikestream_client.codec import ValueFrame, decode_frame, encode_input
 from tests.brokers import Mosquitto
 from tests.serving import EXAMPLES, NODELAY, Listener, ServeProcess
 

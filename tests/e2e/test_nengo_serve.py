@@ -9,7 +9,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream.codec import ValueFrame, decode_frame
+from spikestream_client.codec import ValueFrame, decode_frame
 from tests.brokers import Mosquitto
 from tests.nengo_import.runs import script
 from tests.serving import NODELAY, Listener, Message, ServeProcess

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from spikestream.cli import main as cli
-from spikestream.codec import SpikeFrame, decode_frame
+from spikestream_client.codec import SpikeFrame, decode_frame
 from tests.brokers import Mosquitto
 from tests.serving import NODELAY, SEED, Listener, ServeProcess
 

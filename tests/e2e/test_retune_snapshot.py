@@ -9,7 +9,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream.codec import decode_frame
+from spikestream_client.codec import decode_frame
 from tests.brokers import Mosquitto
 from tests.serving import EXAMPLES, NODELAY, Listener, Message, ServeProcess
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spikestream.codec import decode_frame
+from spikestream_client.codec import decode_frame
 from tests.brokers import Mosquitto
 from tests.serving import SEED, Listener, Message, ServeProcess
 

@@ -13,7 +13,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream.codec import SpikeFrame, ValueFrame, decode_frame
+from spikestream_client.codec import SpikeFrame, ValueFrame, decode_frame
 from tests.brokers import Mosquitto
 from tests.serving import NODELAY, Listener, Message
 

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
-from spikestream.transport import MessageMeta, MqttLink
+from spikestream_client.transport import MessageMeta, MqttLink
 
 Received = tuple[str, bytes, MessageMeta]
 

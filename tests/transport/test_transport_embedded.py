@@ -12,15 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from spikestream.errors import TransportError
-from spikestream.transport import (
-    BrokerSpec,
-    EmbeddedBroker,
-    MqttLink,
-    Will,
-    broker_answers,
-    parse_broker_url,
-    resolve_broker,
-)
+from spikestream.transport import EmbeddedBroker, broker_answers, resolve_broker
+from spikestream_client.transport import BrokerSpec, MqttLink, Will, parse_broker_url
 from tests.brokers import Mosquitto
 from tests.transport.support import Inbox, eventually, running
 

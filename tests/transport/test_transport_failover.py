@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from spikestream.transport import MqttLink, parse_broker_list
+from spikestream_client.transport import MqttLink, parse_broker_list
 from tests.brokers import MosquittoFactory, free_port
 from tests.transport.support import Inbox, eventually, running
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from spikestream.errors import AuthError, ConfigError
-from spikestream.transport import (
+from spikestream_client.transport import (
     ENV_PASSWORD_FILE,
     ENV_USERNAME,
     BrokerSpec,
@@ -256,7 +256,7 @@ async def test_publish_refused_by_acl_returns_false_and_is_logged(
 
 WILL_CHILD = """
 import asyncio, sys
-from spikestream.transport import MqttLink, Will, parse_broker_url
+from spikestream_client.transport import MqttLink, Will, parse_broker_url
 
 async def main() -> None:
     url, status, client_id = sys.argv[1:4]
@@ -572,7 +572,7 @@ def test_publish_properties_are_packed_once_and_as_paho_packs_them(
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from spikestream.transport.link import _PackedOnce
+    from spikestream_client.transport.link import _PackedOnce
 
     reference = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     packed = _PackedOnce(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spikestream.errors import ConfigError
-from spikestream.transport import (
+from spikestream_client.transport import (
     ENV_PASSWORD,
     ENV_PASSWORD_FILE,
     ENV_USERNAME,

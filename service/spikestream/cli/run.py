@@ -281,7 +281,7 @@ def main(args: argparse.Namespace) -> int:
     if args.plot is not None:
         import numpy as np
 
-        from spikestream.plotting import plot_run
+        from spikestream_client.plotting import plot_run
 
         with np.load(out) as arrays:
             print(f"wrote {plot_run(arrays, args.plot)}")

@@ -40,17 +40,17 @@ from spikestream.budget import (
 from spikestream.build import build
 from spikestream.cli.run import add_python_functions_flag
 from spikestream.cli.service import Service, ServiceOptions
-from spikestream.codec import validate_prefix
 from spikestream.errors import CodecError, ConfigError
 from spikestream.nengo_import import load_network_or_model
 from spikestream.serving.discovery import DEFAULT_HA_PREFIX
 from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
 from spikestream.spec import NetworkSpec
-from spikestream.transport import (
+from spikestream.transport import resolve_broker
+from spikestream_client.codec import validate_prefix
+from spikestream_client.transport import (
     BrokerSpec,
     parse_broker_list,
     redacted_list,
-    resolve_broker,
     with_env_credentials,
 )
 

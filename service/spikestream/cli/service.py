@@ -29,21 +29,6 @@ from typing import Any
 from spikestream import __version__
 from spikestream.budget import LINK_MAX_QUEUED, default_limit, estimate_network
 from spikestream.build import Model
-from spikestream.cli.logs import log_fields
-from spikestream.codec import (
-    STATUS_OFFLINE,
-    STATUS_ONLINE,
-    CommandRejected,
-    FrameHeader,
-    check_response_topic,
-    decode_control,
-    decode_input,
-    encode_describe,
-    encode_event,
-    encode_spikes,
-    encode_values,
-    topics,
-)
 from spikestream.errors import CodecError, SnapshotError, SpikestreamError
 from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.cpulatency import CpuLatencyRequest
@@ -62,7 +47,22 @@ from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.describe import describe_document
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
-from spikestream.transport import (
+from spikestream_client.codec import (
+    STATUS_OFFLINE,
+    STATUS_ONLINE,
+    CommandRejected,
+    FrameHeader,
+    check_response_topic,
+    decode_control,
+    decode_input,
+    encode_describe,
+    encode_event,
+    encode_spikes,
+    encode_values,
+    topics,
+)
+from spikestream_client.logs import log_fields
+from spikestream_client.transport import (
     BrokerSpec,
     LinkStatistics,
     MessageMeta,

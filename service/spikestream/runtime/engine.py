@@ -35,12 +35,12 @@ from threadpoolctl import threadpool_limits
 
 from spikestream.budget import frame_rows
 from spikestream.build import Model
-from spikestream.codec.control import COMMANDS, SETTINGS
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
+from spikestream_client.codec.control import COMMANDS, SETTINGS
 
 log = logging.getLogger("spikestream.engine")
 

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.codec import Topics
 from spikestream.serving.describe import DescribeExtras
 from spikestream.serving.discovery import HaDiscovery, discovery_messages
 from spikestream.serving.text import DEFAULT_TEXT_RATE, TextValues, text_probes
-from spikestream.transport import MqttLink
+from spikestream_client.codec import Topics
+from spikestream_client.transport import MqttLink
 
 log = logging.getLogger("spikestream.serve")
 

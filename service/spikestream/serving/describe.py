@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spikestream import __version__
-from spikestream.codec import (
+from spikestream.runtime.engine import Engine
+from spikestream_client.codec import (
     DESCRIBE_VERSION,
     INPUT_ENCODINGS,
     Topics,
     control_description,
 )
-from spikestream.runtime.engine import Engine
 
 __all__ = ["DescribeExtras", "describe_document"]
 

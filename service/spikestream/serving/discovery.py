@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from spikestream.codec import STATUS_OFFLINE, STATUS_ONLINE, validate_prefix
+from spikestream_client.codec import STATUS_OFFLINE, STATUS_ONLINE, validate_prefix
 
 DEFAULT_HA_PREFIX = "homeassistant"
 """Home Assistant's default discovery prefix."""

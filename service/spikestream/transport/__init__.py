@@ -1,68 +1,16 @@
-"""Moving bytes over MQTT: broker addresses, an embedded broker, a self-healing link.
+"""The embedded MQTT broker (amqtt), for ``--broker embedded`` and ``--broker auto``.
 
-This package is the only place in spikestream that imports aiomqtt, paho-mqtt or
-amqtt. It knows topics (``str``) and payloads (``bytes``), nothing about frames or
-networks.
+The MQTT client side (broker URLs, the self-healing link) is the client distribution's
+:mod:`spikestream_client.transport`, which the service shares. This package is the only
+place in spikestream that imports amqtt.
 
 Typical use::
 
-    spec = load_broker_spec(url)                       # URL + env credentials
+    spec = load_broker_spec(url)                       # spikestream_client.transport
     async with resolve_broker(spec) as broker:         # "embedded"/"auto" -> mqtt://...
-        link = MqttLink(broker, client_id=..., will=Will(status, b"offline"),
-                        on_message=handle)
-        link.subscribe("spikestream/seed/in/#", qos=0)
-        link.add_connect_hook(lambda: link.publish(status, b"online", qos=1, retain=True))
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(link.run(), name="mqtt-link")
-            ...
-            await link.publish(status, b"offline", qos=1, retain=True)
-            await link.stop()                          # clean DISCONNECT: no will
+        ...
 """
 
 from spikestream.transport.embedded import EmbeddedBroker, broker_answers, resolve_broker
-from spikestream.transport.link import (
-    ConnectHook,
-    LinkStatistics,
-    MessageCallback,
-    MessageMeta,
-    MqttLink,
-    ProtocolChoice,
-    Will,
-)
-from spikestream.transport.urls import (
-    ENV_PASSWORD,
-    ENV_PASSWORD_FILE,
-    ENV_USERNAME,
-    BrokerSpec,
-    TlsOptions,
-    load_broker_spec,
-    load_broker_specs,
-    parse_broker_list,
-    parse_broker_url,
-    redacted_list,
-    with_env_credentials,
-)
 
-__all__ = [
-    "ENV_PASSWORD",
-    "ENV_PASSWORD_FILE",
-    "ENV_USERNAME",
-    "BrokerSpec",
-    "ConnectHook",
-    "EmbeddedBroker",
-    "LinkStatistics",
-    "MessageCallback",
-    "MessageMeta",
-    "MqttLink",
-    "ProtocolChoice",
-    "TlsOptions",
-    "Will",
-    "broker_answers",
-    "load_broker_spec",
-    "load_broker_specs",
-    "parse_broker_list",
-    "parse_broker_url",
-    "redacted_list",
-    "resolve_broker",
-    "with_env_credentials",
-]
+__all__ = ["EmbeddedBroker", "broker_answers", "resolve_broker"]

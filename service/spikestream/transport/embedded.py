@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from spikestream.errors import TransportError
-from spikestream.transport.urls import BrokerSpec
+from spikestream_client.transport.urls import BrokerSpec
 
 __all__ = ["EmbeddedBroker", "broker_answers", "resolve_broker"]
 

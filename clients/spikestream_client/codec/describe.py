@@ -9,8 +9,8 @@ may set and their ranges. ``docs/PROTOCOL.md`` section 7 describes it, and
 ``docs/describe.schema.json`` is its JSON Schema.
 
 This module holds the parts that need no running service: the version, the control
-section (read from :data:`~spikestream.codec.control.COMMAND_SPECS` and
-:data:`~spikestream.codec.control.SETTINGS`, never restated), the encoder and a decoder
+section (read from :data:`~spikestream_client.codec.control.COMMAND_SPECS` and
+:data:`~spikestream_client.codec.control.SETTINGS`, never restated), the encoder and a decoder
 for clients that treats the document as hostile, like every payload from the bus.
 """
 
@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
-from spikestream.codec.control import COMMAND_SPECS, SETTINGS
-from spikestream.codec.events import load_json_object, validate_prefix
-from spikestream.errors import CodecError
-from spikestream.names import NAME_RULE, is_name
+from spikestream_client.names import NAME_RULE, is_name
+from spikestream_client.codec.control import COMMAND_SPECS, SETTINGS
+from spikestream_client.codec.events import load_json_object, validate_prefix
+from spikestream_client.errors import CodecError
 
 __all__ = [
     "DEFAULT_MAX_DESCRIBE_BYTES",

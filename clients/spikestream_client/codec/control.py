@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NoReturn, get_args
 
-from spikestream.codec.payloads import (
+from spikestream_client.codec.payloads import (
     OversizePayload,
     PayloadRejected,
     RejectReason,

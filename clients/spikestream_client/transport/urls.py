@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from pydantic import SecretStr
 
-from spikestream.errors import ConfigError
+from spikestream_client.errors import ConfigError
 
 __all__ = [
     "AUTO_HOST",

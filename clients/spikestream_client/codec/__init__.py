@@ -1,12 +1,12 @@
 """Bytes in, bytes out: frames, input payloads, control commands, events and topics.
 
 This layer is pure: it imports only numpy, msgpack, the standard library,
-:mod:`spikestream.errors` and :mod:`spikestream.names`, so the client library and the
-browser monitor's tests can use it without the simulator or MQTT. ``docs/PROTOCOL.md``
+:mod:`spikestream_client.errors` and :mod:`spikestream_client.names`, so the service, the
+client library and the browser monitor can share it without the simulator or MQTT. ``docs/PROTOCOL.md``
 describes the wire formats.
 """
 
-from spikestream.codec.control import (
+from spikestream_client.codec.control import (
     COMMAND_SPECS,
     COMMANDS,
     DEFAULT_MAX_CONTROL_BYTES,
@@ -21,7 +21,7 @@ from spikestream.codec.control import (
     decode_control,
     encode_control,
 )
-from spikestream.codec.describe import (
+from spikestream_client.codec.describe import (
     DEFAULT_MAX_DESCRIBE_BYTES,
     DESCRIBE_VERSION,
     INPUT_ENCODINGS,
@@ -35,7 +35,7 @@ from spikestream.codec.describe import (
     net_of,
     wildcard,
 )
-from spikestream.codec.events import (
+from spikestream_client.codec.events import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_PREFIX,
     EVENT_VERSION,
@@ -48,7 +48,7 @@ from spikestream.codec.events import (
     validate_name,
     validate_prefix,
 )
-from spikestream.codec.frames import (
+from spikestream_client.codec.frames import (
     DEFAULT_MAX_FRAME_BYTES,
     SCHEMA_VERSION,
     FrameHeader,
@@ -58,7 +58,7 @@ from spikestream.codec.frames import (
     encode_spikes,
     encode_values,
 )
-from spikestream.codec.payloads import (
+from spikestream_client.codec.payloads import (
     DEFAULT_MAX_INPUT_BYTES,
     InputSample,
     OversizePayload,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.errors import ConfigError
+from spikestream_client.errors import ConfigError
 
 #: Above this many neurons a raster shows a random subset (a denser raster is unreadable).
 MAX_RASTER_NEURONS = 200

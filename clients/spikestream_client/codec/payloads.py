@@ -38,7 +38,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream_client.errors import CodecError, PayloadTooLarge
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",

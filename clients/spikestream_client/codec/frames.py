@@ -25,7 +25,7 @@ and one ``Packer.pack`` call that packs numpy buffers without an extra ``tobytes
 the client library share. It trusts nothing: it refuses oversize payloads before
 unpacking and validates the schema version, every key's type and range, and every byte
 length against ``ticks``, ``n`` and ``shape``. ``net`` and ``probe`` must follow the
-naming rule of network files (:mod:`spikestream.names`); every other string key
+naming rule of network files (:mod:`spikestream_client.names`); every other string key
 (``kind``, ``enc``, ``dtype``) must be one of its few allowed values.
 """
 
@@ -40,8 +40,8 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from spikestream.errors import CodecError, PayloadTooLarge
-from spikestream.names import NAME_RULE, is_name
+from spikestream_client.names import NAME_RULE, is_name
+from spikestream_client.errors import CodecError, PayloadTooLarge
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",

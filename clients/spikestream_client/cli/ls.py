@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikestream.cli.clientargs import add_connection_args
+from spikestream_client.cli.clientargs import add_connection_args
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikestream.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
+from spikestream_client.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

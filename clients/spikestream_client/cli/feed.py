@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from spikestream.cli.clientargs import add_connection_args, add_find_args
-from spikestream.errors import ConfigError
+from spikestream_client.cli.clientargs import add_connection_args, add_find_args
+from spikestream_client.errors import ConfigError
 
 
 def _vector(text: str) -> list[float]:

@@ -1,7 +1,7 @@
 """The naming rule for networks, populations, inputs, probes and connections.
 
-One definition, used by the network-file schema (:mod:`spikestream.spec`) and by the
-frame decoder (:mod:`spikestream.codec.frames`), which refuses a frame whose ``net`` or
+One definition, used by the service's network-file schema (``spikestream.spec``) and by the
+frame decoder (:mod:`spikestream_client.codec.frames`), which refuses a frame whose ``net`` or
 ``probe`` header breaks it. Names become MQTT topic levels, ``.npz`` keys, HTML text,
 terminal text and plot labels, so the rule is narrow on purpose: ASCII letters, digits,
 ``_`` and ``-`` only. No ``+``, ``#``, ``/`` (topic syntax), no ``.`` (``.npz`` key

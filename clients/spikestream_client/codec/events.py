@@ -24,7 +24,7 @@ from typing import Any, Final, NoReturn
 
 import numpy as np
 
-from spikestream.errors import CodecError, PayloadTooLarge
+from spikestream_client.errors import CodecError, PayloadTooLarge
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",

@@ -67,8 +67,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from spikestream.errors import AuthError, ConfigError, TransportError
-from spikestream.transport.urls import BrokerSpec, ProtocolChoice, TlsOptions
+from spikestream_client.errors import AuthError, ConfigError, TransportError
+from spikestream_client.transport.urls import BrokerSpec, ProtocolChoice, TlsOptions
 
 __all__ = [
     "ConnectHook",
@@ -81,7 +81,7 @@ __all__ = [
 ]
 
 _S = TypeVar("_S", bound=socket.socket)
-_log = logging.getLogger("spikestream.transport.link")
+_log = logging.getLogger("spikestream_client.transport.link")
 # paho/aiomqtt chatter (packet-level DEBUG lines) goes to a child logger of ours so that
 # it can be switched on for debugging without touching the root logger.
 _mqtt_log = logging.getLogger("spikestream.transport.mqtt")

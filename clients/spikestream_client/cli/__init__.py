@@ -1,0 +1,157 @@
+"""The ``spikestream`` command: one dispatcher for every subcommand.
+
+The client distribution owns the command and its tools (``feed``, ``monitor``,
+``record``, ``ls``). Other distributions add subcommands through the entry-point group
+``spikestream.commands``: each entry names a module with ``add_parser(sub)``, which
+registers the subcommand and sets ``func``. The service registers ``run``, ``serve`` and
+``import`` that way, so installing only the client gives its four tools, and installing
+the service adds the rest, without the client ever importing the service.
+
+User errors (a bad network file, a bad flag, an unreachable broker) print one clear
+message and exit with status 2: never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from spikestream_client import __version__
+from spikestream_client.errors import SpikestreamError
+from spikestream_client.logs import setup_logging
+
+#: The entry-point group through which other distributions add subcommands.
+ENTRY_POINT_GROUP = "spikestream.commands"
+
+#: Top-level flags that take a value (so the word after them is not the command).
+_VALUED_FLAGS = ("--log-level", "--log-format")
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not a top-level flag or
+    its value), or None."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUED_FLAGS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def make_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand.
+
+    With ``command``, only that subcommand's module is imported (the others are named so
+    parsing is unchanged, but not described): ``serve`` pulls in MQTT, pydantic-settings
+    and prometheus-client, and none of that should slow down ``run`` or the clients.
+    """
+    modules = commands()
+    parser = argparse.ArgumentParser(
+        prog="spikestream",
+        description="Run a spiking neural network in real time over MQTT, or offline.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level (default: info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="text for people, json (one object per line) for log collectors",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in modules.items():
+        if command is not None and name != command:
+            sub.add_parser(name)
+            continue
+        _load(module_name).add_parser(sub)
+    return parser
+
+
+#: The client's own subcommands, with the module that defines each.
+_BUILTIN = {
+    "feed": "spikestream_client.cli.feed",
+    "monitor": "spikestream_client.cli.monitor",
+    "record": "spikestream_client.cli.record",
+    "ls": "spikestream_client.cli.ls",
+}
+#: The order ``--help`` lists subcommands in; any others follow, sorted.
+_ORDER = ("run", "serve", "feed", "monitor", "record", "import", "ls")
+
+
+def commands() -> dict[str, str]:
+    """Every subcommand installed, mapped to the module that defines it: the client's own
+    and those registered in the ``spikestream.commands`` entry-point group."""
+    from importlib.metadata import entry_points
+
+    found = dict(_BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    rank = {name: i for i, name in enumerate(_ORDER)}
+    return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def _load(module_name: str) -> ModuleType:
+    import importlib
+
+    return importlib.import_module(module_name)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        service = f", service {version('spikestream')}"
+    except PackageNotFoundError:
+        service = " (client only)"
+    return f"spikestream {__version__}{service}"
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = command_of(words)
+    parser = make_parser(command if command in commands() else None)
+    args = parser.parse_args(words)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        code: int = args.func(args)
+    except SpikestreamError as err:
+        print(f"spikestream {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BaseExceptionGroup as group:
+        # Errors from tasks arrive wrapped by their TaskGroups; a user error (bad broker
+        # credentials, say) is still a user error: one line each, no traceback.
+        matched, rest = group.split(SpikestreamError)
+        if matched is None or rest is not None:
+            raise
+        for leaf in _leaves(matched):
+            print(f"spikestream {args.command}: error: {leaf}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # stdout was closed early (e.g. piped into head): not an error worth a traceback.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
