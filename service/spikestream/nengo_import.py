@@ -38,8 +38,8 @@ import numpy.typing as npt
 
 from spikestream.build import gain_bias
 from spikestream.errors import ConfigError, ModelImportError
-from spikestream_client.names import is_name
 from spikestream.spec import NetworkSpec, load_network
+from spikestream_client.names import is_name
 
 FloatArray = npt.NDArray[np.float64]
 

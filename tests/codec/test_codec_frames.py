@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from spikestream.errors import CodecError, PayloadTooLarge
-from spikestream_client.names import NAME_PATTERN
 from spikestream_client.codec import (
     SCHEMA_VERSION,
     FrameHeader,
@@ -25,6 +24,7 @@ from spikestream_client.codec import (
     encode_spikes,
     encode_values,
 )
+from spikestream_client.names import NAME_PATTERN
 
 U64 = 2**64 - 1
 finite = st.floats(allow_nan=False, allow_infinity=False)

@@ -1,9 +1,9 @@
 """Bytes in, bytes out: frames, input payloads, control commands, events and topics.
 
 This layer is pure: it imports only numpy, msgpack, the standard library,
-:mod:`spikestream_client.errors` and :mod:`spikestream_client.names`, so the service, the
-client library and the browser monitor can share it without the simulator or MQTT. ``docs/PROTOCOL.md``
-describes the wire formats.
+:mod:`spikestream_client.errors` and :mod:`spikestream_client.names`, so the service,
+the client library and the browser monitor can share it without the simulator or MQTT.
+``docs/PROTOCOL.md`` describes the wire formats.
 """
 
 from spikestream_client.codec.control import (

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
-from spikestream_client.names import NAME_RULE, is_name
 from spikestream_client.codec.control import COMMAND_SPECS, SETTINGS
 from spikestream_client.codec.events import load_json_object, validate_prefix
 from spikestream_client.errors import CodecError
+from spikestream_client.names import NAME_RULE, is_name
 
 __all__ = [
     "DEFAULT_MAX_DESCRIBE_BYTES",

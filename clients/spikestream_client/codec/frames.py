@@ -40,8 +40,8 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from spikestream_client.names import NAME_RULE, is_name
 from spikestream_client.errors import CodecError, PayloadTooLarge
+from spikestream_client.names import NAME_RULE, is_name
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
