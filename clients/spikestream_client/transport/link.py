@@ -81,7 +81,7 @@ __all__ = [
 ]
 
 _S = TypeVar("_S", bound=socket.socket)
-_log = logging.getLogger("spikestream_client.transport.link")
+_log = logging.getLogger("spikestream.transport.link")
 # paho/aiomqtt chatter (packet-level DEBUG lines) goes to a child logger of ours so that
 # it can be switched on for debugging without touching the root logger.
 _mqtt_log = logging.getLogger("spikestream.transport.mqtt")

@@ -1,0 +1,30 @@
+"""No module of either package grows past about 800 lines without a stated reason.
+
+A long file hides its seams: past this size a module usually holds several jobs, and
+each should get its own file. An exception goes in ``ALLOWED`` with its reason.
+"""
+
+from __future__ import annotations
+
+from tests.structure.imports import ROOT, modules
+
+LIMIT = 800
+
+#: Modules allowed past the limit, each with the reason.
+ALLOWED: dict[str, str] = {}
+
+
+def test_no_module_is_over_the_limit() -> None:
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for path in modules().values()
+    }
+    assert sizes  # the walk found the packages
+    over = {p: n for p, n in sorted(sizes.items()) if n > LIMIT and p not in ALLOWED}
+    assert not over, f"modules over {LIMIT} lines (split them, or say why in ALLOWED): {over}"
+
+
+def test_every_allowance_is_still_needed() -> None:
+    for path, reason in ALLOWED.items():
+        assert reason.strip()
+        assert len((ROOT / path).read_text().splitlines()) > LIMIT, f"{path}: no longer over"
