@@ -1,14 +1,22 @@
 """spikestream: a spiking neural network simulated in real time and streamed over MQTT.
 
-The package follows the data flow, and each layer imports only the layers before it::
+This is the service distribution. Its package follows the data flow, and each layer
+imports only the layers before it::
 
-    errors -> spec -> build -> sim -> runtime -> transport -> codec -> cli
+    errors -> spec -> build -> sim -> runtime -> serving -> cli
 
 ``spec`` describes a network (frozen pydantic models, no arrays), ``build`` turns the
-description into arrays allocated once, ``sim`` steps pure in-place kernels, ``runtime``
-paces ticks to the wall clock, ``transport`` moves bytes over MQTT (the only module that
-imports aiomqtt), ``codec`` turns frames and payloads into bytes and back, and ``cli``
-wires them together.
+description into arrays allocated once, ``sim`` steps pure in-place kernels through one
+compiled program per tick, ``runtime`` paces ticks to the wall clock and runs offline,
+``serving`` is the real-time service (settings, snapshot files, events, metrics,
+``describe``), ``transport`` holds the embedded broker, and ``cli`` only parses flags and
+dispatches.
+
+The wire protocol (``spikestream_client.codec``), the MQTT link
+(``spikestream_client.transport``, the only code importing aiomqtt), the root of the
+error hierarchy and the ``spikestream`` command itself belong to the client
+distribution, ``spikestream-client``, which the service imports and which never imports
+the service.
 """
 
 from spikestream.errors import (
