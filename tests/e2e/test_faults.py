@@ -354,7 +354,7 @@ async def test_half_open_connection_detected_within_1_5_keepalive_then_reconnect
                     msg = str(rec.get("msg", ""))
                     if (
                         rec.get("ts", 0.0) >= cut
-                        and rec.get("logger") == "spikestream_client.transport.link"
+                        and rec.get("logger") == "spikestream.transport.link"
                         and ("dead" in msg or "lost" in msg)
                     ):
                         return rec
