@@ -63,9 +63,8 @@ from networks import (
     seed_spec,
 )
 from spikestream.build import Model, build
-from spikestream.sim import Simulator
+from spikestream.sim import Simulator, decay
 from spikestream.sim.kernels import LIFParams, lif_step
-from spikestream.sim.simulator import decay
 
 RESULTS = Path(__file__).resolve().parent / "results" / "offline.json"
 DTYPES = ("float64", "float32")

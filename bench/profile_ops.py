@@ -32,7 +32,7 @@ from spikestream.sim import Simulator
 
 
 def op_labels(model: Model) -> list[str]:
-    """Labels of ``Simulator._ops`` in the order ``Simulator._compile`` appends them
+    """Labels of ``Simulator._ops`` in the order ``spikestream.sim.ops`` compiles them
     (a population, then its outgoing connections). Bench networks have no probes."""
     labels: list[str] = []
     for name in model.order:

@@ -14,8 +14,11 @@ import pytest
 from spikestream.build import build
 from spikestream.errors import ConfigError
 from spikestream.runtime.clock import FakeClock
-from spikestream.runtime.engine import Command, Engine, InputSlot, ProbeStream, raise_priority
+from spikestream.runtime.engine import Command, Engine
 from spikestream.runtime.offline import run_offline
+from spikestream.runtime.priority import raise_priority
+from spikestream.runtime.slots import InputSlot
+from spikestream.runtime.streams import ProbeStream
 from spikestream.spec import load_network
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"

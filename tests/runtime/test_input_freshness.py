@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikestream.runtime.engine import NEW_VALUE, WENT_STALE, InputSlot
+from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputSlot
 
 
 def test_age_and_staleness_follow_the_last_value_and_the_ttl() -> None:

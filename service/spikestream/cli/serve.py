@@ -462,7 +462,7 @@ def main(args: argparse.Namespace) -> int:
         # The I/O thread holds the GIL the tick thread needs: if an ordinary process could
         # preempt it, the tick thread would wait behind that process (priority inversion).
         # So the I/O side runs one step below the tick thread, and above everything else.
-        from spikestream.runtime.engine import raise_priority
+        from spikestream.runtime.priority import raise_priority
 
         raise_priority(max(1, settings.rt_priority - 1))
     cpu_latency = None

@@ -7,7 +7,7 @@ Threads and tasks:
   publisher (``publisher``), the statistics loop (``stats``) and the shutdown watcher.
 
 Incoming messages are decoded on the event loop (cheap) and handed to the tick thread
-through :class:`~spikestream.runtime.engine.InputSlot` and the command deque. Outgoing
+through :class:`~spikestream.runtime.slots.InputSlot` and the command deque. Outgoing
 frames are encoded on the event loop and handed to the link with ``publish_nowait``, which
 never blocks: while the broker is away frames wait in the bounded per-probe queues, where
 drops are counted.
@@ -32,17 +32,11 @@ from spikestream.build import Model
 from spikestream.errors import CodecError, SnapshotError, SpikestreamError
 from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.cpulatency import CpuLatencyRequest
-from spikestream.runtime.engine import (
-    Command,
-    Engine,
-    EngineStatistics,
-    FrameBuffer,
-    ProbeStream,
-    QueuePolicy,
-)
+from spikestream.runtime.engine import Command, Engine, EngineStatistics
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import PacerPolicy
 from spikestream.runtime.stats import WindowStatistics
+from spikestream.runtime.streams import FrameBuffer, ProbeStream, QueuePolicy
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.describe import describe_document

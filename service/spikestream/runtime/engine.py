@@ -3,14 +3,15 @@
 The tick thread never awaits network I/O. It talks to the I/O side (asyncio, in another
 thread) through three lock-light structures:
 
-* :class:`InputSlot` per input: the I/O side stores the latest decoded value (an atomic
-  reference assignment); the tick thread copies it into the simulator each tick, falling
-  back to the default after ``ttl`` seconds without a message.
-* :class:`ProbeStream` per probe: a fixed pool of preallocated frame buffers and a bounded
-  queue. The tick thread copies each tick's probe value into the frame being filled; a full
-  frame is queued. When the queue is full the oldest frame is dropped (``drop-oldest``) or
-  the new ticks are merged into the newest queued frame (``coalesce``). Every drop is
-  counted, and the count travels in the frames. Memory is bounded by construction.
+* an :class:`~spikestream.runtime.slots.InputSlot` per input: the I/O side stores the
+  latest decoded value (an atomic reference assignment); the tick thread copies it into the
+  simulator each tick, falling back to the default after ``ttl`` seconds without a message.
+* a :class:`~spikestream.runtime.streams.ProbeStream` per probe: a fixed pool of
+  preallocated frame buffers and a bounded queue. The tick thread copies each tick's probe
+  value into the frame being filled; a full frame is queued. When the queue is full the
+  oldest frame is dropped (``drop-oldest``) or the new ticks are merged into the newest
+  queued frame (``coalesce``). Every drop is counted, and the count travels in the frames.
+  Memory is bounded by construction.
 * a command deque (control topic -> tick thread) and an event deque (tick thread -> I/O).
 
 ``notify`` (given by the I/O side) is called at most once per wake-up of the publisher, so a
@@ -21,348 +22,29 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from spikestream.budget import frame_rows
 from spikestream.build import Model
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
+from spikestream.runtime.priority import fifo_priority, raise_priority
+from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputLog, InputSlot
+from spikestream.runtime.streams import ProbeStream, QueuePolicy, StreamStats
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
 from spikestream_client.codec.control import COMMANDS, SETTINGS
 
 log = logging.getLogger("spikestream.engine")
-
-QueuePolicy = Literal["drop-oldest", "coalesce"]
-QUEUE_POLICIES: tuple[QueuePolicy, ...] = ("drop-oldest", "coalesce")
-
-
-# ---------------------------------------------------------------------------- inputs
-
-NEW_VALUE = 1
-WENT_STALE = 2
-
-
-class InputLog(Protocol):
-    """Receives input changes from the tick thread (see :mod:`spikestream.runtime.replay`)."""
-
-    def record(self, executed: int, name: str, value: npt.NDArray[np.floating]) -> None: ...
-
-    def mark(self, kind: str, executed: int) -> None: ...
-
-
-class InputSlot:
-    """The latest value of one input, handed from the I/O thread to the tick thread.
-
-    ``offer`` replaces a tuple reference (atomic in CPython), so no lock is needed; the
-    tick thread reads the reference once per tick.
-    """
-
-    def __init__(self, name: str, dim: int, default: npt.NDArray[np.float64], ttl: float | None):
-        self.name = name
-        self.dim = dim
-        self.default = default.astype(np.float64).copy()
-        self.ttl = ttl
-        # (value (dim,), monotonic receive time, message number, expiry time or None)
-        self._latest: tuple[npt.NDArray[np.float64], float, int, float | None] | None = None
-        self.accepted = 0
-        self.rejected = 0
-        self.stale_events = 0
-        self._applied = -1  # message number last copied into the simulator
-        self._stale = True
-
-    def offer(
-        self, x: npt.NDArray[np.float64], received: float, expires: float | None = None
-    ) -> None:
-        """Store a new value (I/O thread). ``x`` has shape ``(dim,)`` and is not copied.
-
-        ``expires``: clock time (the ``received`` time line) after which this value must
-        no longer drive the network, e.g. from an MQTT 5 message expiry interval; it then
-        falls back to the default as after a TTL. None: only the TTL applies.
-        """
-        self.accepted += 1
-        self._latest = (x, received, self.accepted, expires)
-
-    def reject(self) -> None:
-        """Count a rejected payload (I/O thread)."""
-        self.rejected += 1
-
-    def apply(self, target: npt.NDArray[np.floating], now: float) -> int:
-        """Copy the current value into ``target`` (tick thread).
-
-        Returns 0 when nothing changed, :data:`NEW_VALUE` when a new message was applied,
-        and :data:`WENT_STALE` when the TTL (or the value's own expiry) passed and the
-        default was applied.
-        """
-        latest = self._latest
-        if latest is None:
-            return 0
-        value, received, number, expires = latest
-        if (self.ttl is not None and now - received > self.ttl) or (
-            expires is not None and now > expires
-        ):
-            if not self._stale:
-                self._stale = True
-                self.stale_events += 1
-                np.copyto(target, self.default, casting="unsafe")
-                return WENT_STALE
-            return 0
-        if number != self._applied:
-            self._applied = number
-            self._stale = False
-            np.copyto(target, value, casting="unsafe")
-            return NEW_VALUE
-        return 0
-
-    def freshness(self, now: float) -> tuple[float | None, bool]:
-        """Seconds since the last accepted value, and whether the input is stale now.
-
-        Any thread; reads one reference, so it costs nothing on the tick path. The age is
-        None before the first value (and after a reset); the input is stale while it runs
-        on its default: before the first value, or once ``ttl`` has passed since the last.
-        ``now`` is on the time line of the ``received`` stamps given to :meth:`offer`.
-        """
-        latest = self._latest
-        if latest is None:
-            return None, True
-        age = max(0.0, now - latest[1])
-        return age, self.ttl is not None and age > self.ttl
-
-    def clear(self) -> None:
-        """Forget the last value (after a reset)."""
-        self._latest = None
-        self._applied = -1
-        self._stale = True
-
-
-# ---------------------------------------------------------------------------- frames
-
-
-@dataclass(eq=False)
-class FrameBuffer:
-    """One frame's worth of preallocated storage plus its header fields.
-
-    ``data`` has shape ``(capacity_ticks, *per_tick_shape)``; the first ``ticks`` rows are
-    valid. Spike frames are bool, value frames float32.
-    """
-
-    data: npt.NDArray[Any]
-    seq: int = 0
-    tick: int = 0
-    ticks: int = 0
-    t: float = 0.0
-    wall: float = 0.0
-    late_max: float = 0.0
-    #: The probe's drop count when the frame left the queue (set by ``take``): every frame
-    #: older than this one that was lost is in it, and no newer one.
-    dropped: int = 0
-
-    def valid(self) -> npt.NDArray[Any]:
-        """The filled rows, ``(ticks, ...)`` (a view)."""
-        return self.data[: self.ticks]
-
-
-@dataclass(frozen=True)
-class StreamStats:
-    """Counters of one probe stream."""
-
-    frames: int
-    dropped: int
-    coalesced: int
-    queued: int
-    capacity: int
-
-
-class ProbeStream:
-    """Frames of one probe: filled by the tick thread, taken by the I/O thread."""
-
-    def __init__(
-        self,
-        name: str,
-        kind: Literal["spikes", "values"],
-        shape: tuple[int, ...],
-        ticks_per_frame: int,
-        *,
-        capacity: int = 64,
-        policy: QueuePolicy = "drop-oldest",
-    ) -> None:
-        if capacity < 1:
-            raise ConfigError(f"queue capacity must be >= 1; got {capacity}")
-        if policy not in QUEUE_POLICIES:
-            raise ConfigError(
-                f"queue policy {policy!r} is not allowed; expected one of "
-                f"{', '.join(QUEUE_POLICIES)}"
-            )
-        self.name = name
-        self.kind = kind
-        self.shape = shape
-        self.policy = policy
-        self.capacity = capacity
-        self._dtype = np.bool_ if kind == "spikes" else np.float32
-        self._lock = threading.Lock()
-        self._queue: deque[FrameBuffer] = deque()
-        self.seq = 0
-        self.dropped = 0
-        self.coalesced = 0
-        self.frames = 0
-        self._alloc(ticks_per_frame)
-
-    def _alloc(self, ticks_per_frame: int) -> None:
-        self._install(ticks_per_frame, self.allocate(ticks_per_frame))
-
-    def allocate(self, ticks_per_frame: int) -> list[FrameBuffer]:
-        """A new buffer pool for frames of ``ticks_per_frame`` ticks (any thread).
-
-        Nothing of the stream changes, so a failure here (MemoryError) leaves it as it was.
-        """
-        # capacity queued + one being filled + one being encoded: the pool never runs dry.
-        rows = frame_rows(ticks_per_frame, self.policy)
-        return [
-            FrameBuffer(np.zeros((rows, *self.shape), self._dtype))
-            for _ in range(self.capacity + 2)
-        ]
-
-    def bytes_per_tick(self) -> int:
-        """Bytes the pool grows by per tick of ``ticks_per_frame``."""
-        per_row = int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self._dtype).itemsize
-        return (self.capacity + 2) * frame_rows(1, self.policy) * per_row
-
-    def _install(self, ticks_per_frame: int, pool: list[FrameBuffer]) -> None:
-        self.ticks_per_frame = ticks_per_frame
-        self._free = pool
-        self._current = self._free.pop()
-
-    def resize(self, ticks_per_frame: int, pool: list[FrameBuffer] | None = None) -> None:
-        """Change the frame size (tick thread). Flushes the partial frame first.
-
-        ``pool``: buffers from :meth:`allocate`, when the caller allocated them first
-        (to change several streams all or nothing).
-        """
-        if ticks_per_frame < 1:
-            raise ConfigError(f"ticks_per_frame must be >= 1; got {ticks_per_frame}")
-        if pool is None:
-            pool = self.allocate(ticks_per_frame)
-        self.flush()
-        # Frames already queued keep their size and are still sent; ``release`` lets the
-        # old-size buffers go instead of pooling them.
-        with self._lock:
-            self._install(ticks_per_frame, pool)
-
-    def record(
-        self, value: npt.NDArray[Any], tick: int, t: float, lateness: float, wall: float
-    ) -> bool:
-        """Copy one tick's value into the frame being filled (tick thread).
-
-        Returns True when this completed a frame (the caller then wakes the publisher).
-        """
-        buf = self._current
-        row = buf.ticks
-        if row == 0:
-            buf.tick = tick
-            buf.late_max = 0.0
-        np.copyto(buf.data[row], value, casting="unsafe")
-        buf.ticks = row + 1
-        if lateness > buf.late_max:
-            buf.late_max = lateness
-        if buf.ticks < self.ticks_per_frame:
-            return False
-        buf.t = t
-        buf.wall = wall
-        self._emit()
-        return True
-
-    def flush(self) -> bool:
-        """Queue the partial frame, if any (tick thread). Returns True if one was queued."""
-        if self._current.ticks == 0:
-            return False
-        self._current.wall = time.time()
-        self._emit()
-        return True
-
-    def _emit(self) -> None:
-        buf = self._current
-        with self._lock:
-            queue = self._queue
-            if len(queue) >= self.capacity:
-                tail = queue[-1]
-                room = tail.data.shape[0] - tail.ticks
-                contiguous = tail.tick + tail.ticks == buf.tick
-                if self.policy == "coalesce" and room >= buf.ticks and contiguous:
-                    tail.data[tail.ticks : tail.ticks + buf.ticks] = buf.data[: buf.ticks]
-                    tail.ticks += buf.ticks
-                    tail.t, tail.wall = buf.t, buf.wall
-                    tail.late_max = max(tail.late_max, buf.late_max)
-                    self.coalesced += 1
-                    buf.ticks = 0
-                    return
-                # drop-oldest: the oldest frame's seq is skipped, so clients see the gap.
-                self._recycle(queue.popleft())
-                self.dropped += 1
-            buf.seq = self.seq
-            self.seq += 1
-            self.frames += 1
-            queue.append(buf)
-            nxt = self._free.pop()
-        nxt.ticks = 0
-        self._current = nxt
-
-    def take(self) -> FrameBuffer | None:
-        """The oldest queued frame, or None (I/O thread). Give it back with :meth:`release`.
-
-        The frame's ``dropped`` is the drop count at this moment, under the lock: read any
-        later, it could include newer frames the tick thread dropped meanwhile, which the
-        frame's header must not claim (it would count more than the ``seq`` gap shows).
-        """
-        with self._lock:
-            if not self._queue:
-                return None
-            buf = self._queue.popleft()
-            buf.dropped = self.dropped
-            return buf
-
-    def release(self, buf: FrameBuffer) -> None:
-        """Return a frame taken with :meth:`take` to the pool (I/O thread)."""
-        with self._lock:
-            self._recycle(buf)
-
-    def _recycle(self, buf: FrameBuffer) -> None:
-        # Lock held. Buffers of an old frame size (after ``resize``) are let go.
-        buf.ticks = 0
-        if buf.data.shape == self._current.data.shape:
-            self._free.append(buf)
-
-    def count_dropped(self, frames: int = 1) -> None:
-        """Count frames lost after they left the queue (e.g. refused by the transport)."""
-        with self._lock:
-            self.dropped += frames
-
-    def queued(self) -> int:
-        """Frames waiting in the queue."""
-        return len(self._queue)
-
-    def statistics(self) -> StreamStats:
-        """A snapshot of the counters."""
-        return StreamStats(
-            frames=self.frames,
-            dropped=self.dropped,
-            coalesced=self.coalesced,
-            queued=len(self._queue),
-            capacity=self.capacity,
-        )
-
-
-# ---------------------------------------------------------------------------- engine
 
 
 @dataclass(frozen=True)
@@ -808,38 +490,6 @@ class Engine:
         if not names:
             raise ConfigError("this network has no learning connection")
         return names
-
-
-def raise_priority(priority: int) -> str:
-    """Put the calling thread under ``SCHED_FIFO`` at ``priority`` (1-99) if allowed.
-
-    Returns a description of the outcome for logs and statistics. A real-time scheduling
-    class lets the tick thread preempt ordinary processes (a busy broker, a flooding
-    publisher) on a small machine; without the privilege the thread keeps its normal
-    scheduling, which is the portable default.
-    """
-    if priority <= 0:
-        inherited = fifo_priority()  # e.g. the process was started under chrt
-        return f"SCHED_FIFO {inherited} (inherited)" if inherited else "normal (not requested)"
-    if not hasattr(os, "sched_setscheduler"):
-        return "normal (SCHED_FIFO not available on this platform)"
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(min(priority, 99)))
-    except OSError as err:
-        log.warning(
-            "could not give the tick thread real-time priority",
-            extra={"priority": priority, "error": err.strerror},
-        )
-        return f"normal ({err.strerror})"
-    log.info("tick thread runs under SCHED_FIFO", extra={"priority": min(priority, 99)})
-    return f"SCHED_FIFO {min(priority, 99)}"
-
-
-def fifo_priority() -> int:
-    """The calling thread's ``SCHED_FIFO`` priority, or 0 under any other policy."""
-    if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) != os.SCHED_FIFO:
-        return 0
-    return int(os.sched_getparam(0).sched_priority)
 
 
 def _reply(cmd: Command) -> dict[str, Any]:

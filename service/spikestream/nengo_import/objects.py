@@ -1,34 +1,13 @@
-"""Import a Nengo model (a ``nengo.Network`` built by a Python script) as a network file.
+"""Translating a built Nengo network's objects into a network document and side arrays.
 
-Loading the script **runs it**: importing a model is executing its code, with your rights.
-Import only scripts you trust, as you would run them with ``python``.
-
-The script's network is built by Nengo's own builder (``nengo.builder.Model``, the first
-half of ``nengo.Simulator``; nothing is stepped), and the built arrays are written next to
-the network file as ``.npy`` side files: each ensemble's sampled ``max_rates``,
-``intercepts``, ``encoders`` and initial voltages, each decoded connection's and probe's
-decoders (Nengo's ``LstsqL2`` solution, transform included), and each neuron-to-neuron
-weight matrix. spikestream then computes the same gains and biases with the same formula
-(checked bit for bit here), so spike trains can be compared with Nengo's tick for tick
-under ``timing = "nengo"``.
-
-The supported subset and its mapping are in ``docs/NENGO.md``. Anything outside it raises
-:class:`~spikestream.errors.ModelImportError` with one line naming the object, its label
-and what is supported.
+:class:`_Import` maps each ensemble, input node, connection (through passthrough nodes)
+and probe to its network-file table, keeps the arrays Nengo built for the side files, and
+renders the whole document as TOML (:mod:`spikestream.nengo_import.tomltext`).
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
 import math
-import re
-import runpy
-import shutil
-import sys
-import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,149 +16,19 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.build import gain_bias
-from spikestream.errors import ConfigError, ModelImportError
-from spikestream.spec import NetworkSpec, load_network
-from spikestream_client.names import is_name
+from spikestream.nengo_import.naming import (
+    _SUPPORTED_TEXT,
+    _Names,
+    _refuse,
+    _sanitise,
+    describe,
+)
+from spikestream.nengo_import.tomltext import _toml
 
 FloatArray = npt.NDArray[np.float64]
 
-#: What the commands print when Nengo is missing.
-INSTALL_HINT = "importing a Nengo model needs Nengo: pip install 'spikestream[nengo]'"
-
 #: Most values sampled from one function-of-t input node (80 MB of float64).
 MAX_SAMPLES = 10_000_000
-
-#: The variable a script's network is taken from when no ``:NAME`` is given.
-DEFAULT_VARIABLE = "model"
-
-_SUPPORTED_TEXT = "see docs/NENGO.md for the supported subset"
-
-
-def import_nengo() -> Any:
-    """The ``nengo`` module, or a :class:`ConfigError` saying how to install it.
-
-    Nengo 4.1 touches ``numpy.core`` on import, which numpy 2 deprecates; that warning is
-    Nengo's own and is silenced for this import only.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import nengo
-    except ImportError:
-        raise ConfigError(INSTALL_HINT) from None
-    return nengo
-
-
-def is_model_script(path: str | Path) -> bool:
-    """True if ``path`` names a Python model (``MODEL.py`` or ``MODEL.py:NAME``)."""
-    script, _ = split_source(str(path))
-    return script.suffix == ".py"
-
-
-def split_source(source: str) -> tuple[Path, str]:
-    """``"MODEL.py:NAME"`` -> ``(Path("MODEL.py"), "NAME")``; the name defaults to ``model``."""
-    head, sep, tail = source.rpartition(":")
-    if sep and head.endswith(".py") and tail.isidentifier():
-        return Path(head), tail
-    return Path(source), DEFAULT_VARIABLE
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_script_network(
-    script: Path, variable: str = DEFAULT_VARIABLE
-) -> tuple[Any, dict[str, Any]]:
-    """Run ``script`` and return ``(network, globals)``: its variable ``variable``, which
-    must be a ``nengo.Network``. The script runs with ``__name__ != "__main__"``, so a
-    ``if __name__ == "__main__":`` block (running Nengo's own simulator, say) is skipped.
-
-    Raises:
-        ModelImportError: the script is missing, raises, or has no such network.
-    """
-    nengo = import_nengo()
-    if not script.is_file():
-        raise ModelImportError(f"{script}: no such model script")
-    folder = str(script.resolve().parent)
-    sys.path.insert(0, folder)  # so the script can import its neighbours
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            namespace = runpy.run_path(str(script), run_name="__spikestream_import__")
-    except SystemExit as err:
-        raise ModelImportError(f"{script}: the script called exit({err.code})") from None
-    except Exception as err:  # the user's script: any error is reported, in one line
-        raise ModelImportError(
-            f"{script}: the script raised {type(err).__name__}: {err}".splitlines()[0]
-        ) from None
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(folder)
-    net = namespace.get(variable)
-    if not isinstance(net, nengo.Network):
-        found = [k for k, v in namespace.items() if isinstance(v, nengo.Network)]
-        what = "is not defined" if net is None else f"is a {type(net).__name__}"
-        raise ModelImportError(
-            f"{script}: variable {variable!r} {what}; expected a nengo.Network "
-            f"(networks in the script: {', '.join(found) or 'none'}; pick one with "
-            f"{script.name}:NAME)"
-        )
-    return net, namespace
-
-
-# --------------------------------------------------------------------------- naming
-
-
-def _sanitise(label: str | None) -> str | None:
-    if not label:
-        return None
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", label.strip())[:64]
-    if name and not re.match(r"[A-Za-z_]", name[0]):
-        name = ("_" + name)[:64]
-    return name if name and is_name(name) else None
-
-
-class _Names:
-    """Stable names: the label (made a valid name), else the script's variable bound to the
-    object, else ``<kind>_<index>`` by creation order. Unique within one namespace."""
-
-    def __init__(self, variables: dict[int, str]) -> None:
-        self.variables = variables
-        self.used: set[str] = set()
-
-    def take(self, obj: Any, kind: str, index: int) -> str:
-        base = (
-            _sanitise(getattr(obj, "label", None))
-            or _sanitise(self.variables.get(id(obj)))
-            or f"{kind}_{index}"
-        )
-        name, k = base, 2
-        while name in self.used:
-            name = f"{base[:60]}_{k}"
-            k += 1
-        self.used.add(name)
-        return name
-
-
-def describe(obj: Any) -> str:
-    """``Ensemble 'a'`` or ``Connection <a -> b>``: how a refusal names an object."""
-    kind = type(obj).__name__
-    label = getattr(obj, "label", None)
-    if label:
-        return f"{kind} {label!r}"
-    text = str(obj).replace("<", "").replace(">", "").strip()
-    return text if text.startswith(kind) else f"{kind} {text}"
-
-
-def _one_line(text: str) -> str:
-    return text.splitlines()[0] if text else text
-
-
-def _refuse(obj: Any, what: str, supported: str) -> ModelImportError:
-    return ModelImportError(f"{describe(obj)}: {what}; supported: {supported}")
-
-
-# --------------------------------------------------------------------------- the import
 
 
 @dataclass
@@ -671,170 +520,9 @@ class _Import:
         return header + _toml(doc)
 
 
-# --------------------------------------------------------------------------- TOML
-
-
 def _is_identity(m: FloatArray) -> bool:
     return m.ndim == 2 and m.shape[0] == m.shape[1] and np.array_equal(m, np.eye(m.shape[0]))
 
 
 def _matrix(m: FloatArray) -> list[list[float]]:
     return [[float(v) for v in row] for row in np.atleast_2d(m)]
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ModelImportError(f"cannot write the non-finite number {v} to a network file")
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # a valid TOML basic string for the names and paths written here
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")  # pragma: no cover
-
-
-def _toml(doc: dict[str, Any]) -> str:
-    out: list[str] = []
-    out.append("\n[network]")
-    out.extend(f"{k} = {_value(v)}" for k, v in doc["network"].items())
-    for section in ("populations", "inputs"):
-        for name, table in doc[section].items():
-            out.append(f"\n[{section}.{name}]")
-            out.extend(f"{k} = {_value(v)}" for k, v in table.items())
-    for table in doc["connections"]:
-        out.append("\n[[connections]]")
-        out.extend(f"{k} = {_value(v)}" for k, v in table.items())
-    for name, table in doc["probes"].items():
-        out.append(f"\n[probes.{name}]")
-        out.extend(f"{k} = {_value(v)}" for k, v in table.items())
-    return "\n".join(out) + "\n"
-
-
-# --------------------------------------------------------------------------- entry points
-
-
-def import_model(
-    source: str | Path,
-    out: str | Path,
-    *,
-    dt: float = 0.001,
-    sample_duration: float = 10.0,
-    timing: str = "nengo",
-) -> NetworkSpec:
-    """Import ``MODEL.py[:NAME]`` into the network file ``out`` (plus its side files) and
-    return the validated spec.
-
-    Args:
-        source: the script, optionally with ``:NAME`` (the variable holding the network).
-        out: the ``.toml`` file to write; side files go to ``<stem>.arrays/`` next to it.
-        dt: the tick length (s) Nengo builds with and the network file gets.
-        sample_duration: seconds of each callable input node sampled as its offline signal.
-        timing: ``"nengo"`` (every filtered connection delayed one tick, as in Nengo) or
-            ``"spikestream"``.
-
-    Raises:
-        ConfigError: Nengo is not installed (the message says how to install it).
-        ModelImportError: the script fails or uses something outside the supported subset.
-    """
-    import_nengo()
-    script, variable = split_source(str(source))
-    net, namespace = load_script_network(script, variable)
-    variables: dict[int, str] = {}
-    for key, value in namespace.items():
-        if not key.startswith("_"):
-            variables.setdefault(id(value), key)
-    return import_network(
-        net,
-        out,
-        dt=dt,
-        sample_duration=sample_duration,
-        timing=timing,
-        variables=variables,
-        source=f"{script.name}:{variable}",
-    )
-
-
-def import_network(
-    net: Any,
-    out: str | Path,
-    *,
-    dt: float = 0.001,
-    sample_duration: float = 10.0,
-    timing: str = "nengo",
-    variables: dict[int, str] | None = None,
-    source: str = "a nengo.Network",
-    built: Any = None,
-) -> NetworkSpec:
-    """Import the ``nengo.Network`` ``net`` (see :func:`import_model`); ``variables`` maps
-    ``id(object)`` to the script variable naming it (for unlabelled objects). ``built`` is
-    a ``nengo.builder.Model`` that already built ``net`` with this ``dt`` (to share one
-    build with a ``nengo.Simulator``); by default the network is built here."""
-    nengo = import_nengo()
-    if not (math.isfinite(dt) and 0 < dt <= 1):
-        raise ConfigError(f"--dt must be in (0, 1] seconds; got {dt}")
-    if not (math.isfinite(sample_duration) and sample_duration > 0):
-        raise ConfigError(f"--sample-duration must be > 0 seconds; got {sample_duration}")
-    if timing not in ("nengo", "spikestream"):
-        raise ConfigError(f"timing {timing!r} is not allowed; expected nengo or spikestream")
-    try:
-        if built is None:
-            built = build_nengo_model(net, dt)
-        elif built.dt != dt:
-            raise ConfigError(f"the given Nengo build has dt = {built.dt}; expected {dt}")
-    except ConfigError:
-        raise
-    except Exception as err:  # Nengo's builder on the user's model: one line
-        raise ModelImportError(
-            _one_line(f"{source}: Nengo could not build it: {type(err).__name__}: {err}")
-        ) from None
-    out_path = Path(out)
-    job = _Import(nengo, net, built, out_path, dt, sample_duration, timing)
-    text = job.document(variables or {}, source)
-    folder = out_path.parent / f"{out_path.stem}.arrays"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.npy"):  # a previous import's arrays; nothing else is touched
-        old.unlink()
-    for rel, arr in job.arrays.items():
-        np.save(out_path.parent / rel, arr)
-    out_path.write_text(text, encoding="utf-8")
-    return load_network(out_path)
-
-
-def build_nengo_model(net: Any, dt: float = 0.001) -> Any:
-    """``net`` built by Nengo's builder (what ``nengo.Simulator`` builds, without stepping):
-    a ``nengo.builder.Model``. Nengo's own warnings are silenced."""
-    nengo = import_nengo()
-    built = nengo.builder.Model(dt=dt, label=str(net))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        built.build(net)
-    return built
-
-
-_TEMP_DIRS: list[str] = []
-
-
-def _clean_temp_dirs() -> None:
-    for d in _TEMP_DIRS:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def load_network_or_model(path: str | Path, *, sample_duration: float = 10.0) -> NetworkSpec:
-    """A network file, or a Nengo model script (``MODEL.py[:NAME]``) imported into a
-    temporary folder that lives as long as the process (``sample_duration``: seconds of
-    each function-of-t input sampled). ``run`` and ``serve`` use this."""
-    if not is_model_script(path):
-        return load_network(path)
-    if not _TEMP_DIRS:
-        atexit.register(_clean_temp_dirs)
-    folder = tempfile.mkdtemp(prefix="spikestream-import-")
-    _TEMP_DIRS.append(folder)
-    script, _ = split_source(str(path))
-    return import_model(path, Path(folder) / f"{script.stem}.toml", sample_duration=sample_duration)

@@ -1,0 +1,109 @@
+"""Input slots: the latest value of each input, handed from the I/O thread to the tick thread.
+
+The I/O side (asyncio, in another thread) stores each decoded value in the input's
+:class:`InputSlot` (an atomic reference assignment, no lock); the tick thread copies it
+into the simulator each tick, falling back to the default after ``ttl`` seconds without a
+message. :class:`InputLog` receives the changes the tick thread applies (for replay).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+NEW_VALUE = 1
+WENT_STALE = 2
+
+
+class InputLog(Protocol):
+    """Receives input changes from the tick thread (see :mod:`spikestream.runtime.replay`)."""
+
+    def record(self, executed: int, name: str, value: npt.NDArray[np.floating]) -> None: ...
+
+    def mark(self, kind: str, executed: int) -> None: ...
+
+
+class InputSlot:
+    """The latest value of one input, handed from the I/O thread to the tick thread.
+
+    ``offer`` replaces a tuple reference (atomic in CPython), so no lock is needed; the
+    tick thread reads the reference once per tick.
+    """
+
+    def __init__(self, name: str, dim: int, default: npt.NDArray[np.float64], ttl: float | None):
+        self.name = name
+        self.dim = dim
+        self.default = default.astype(np.float64).copy()
+        self.ttl = ttl
+        # (value (dim,), monotonic receive time, message number, expiry time or None)
+        self._latest: tuple[npt.NDArray[np.float64], float, int, float | None] | None = None
+        self.accepted = 0
+        self.rejected = 0
+        self.stale_events = 0
+        self._applied = -1  # message number last copied into the simulator
+        self._stale = True
+
+    def offer(
+        self, x: npt.NDArray[np.float64], received: float, expires: float | None = None
+    ) -> None:
+        """Store a new value (I/O thread). ``x`` has shape ``(dim,)`` and is not copied.
+
+        ``expires``: clock time (the ``received`` time line) after which this value must
+        no longer drive the network, e.g. from an MQTT 5 message expiry interval; it then
+        falls back to the default as after a TTL. None: only the TTL applies.
+        """
+        self.accepted += 1
+        self._latest = (x, received, self.accepted, expires)
+
+    def reject(self) -> None:
+        """Count a rejected payload (I/O thread)."""
+        self.rejected += 1
+
+    def apply(self, target: npt.NDArray[np.floating], now: float) -> int:
+        """Copy the current value into ``target`` (tick thread).
+
+        Returns 0 when nothing changed, :data:`NEW_VALUE` when a new message was applied,
+        and :data:`WENT_STALE` when the TTL (or the value's own expiry) passed and the
+        default was applied.
+        """
+        latest = self._latest
+        if latest is None:
+            return 0
+        value, received, number, expires = latest
+        if (self.ttl is not None and now - received > self.ttl) or (
+            expires is not None and now > expires
+        ):
+            if not self._stale:
+                self._stale = True
+                self.stale_events += 1
+                np.copyto(target, self.default, casting="unsafe")
+                return WENT_STALE
+            return 0
+        if number != self._applied:
+            self._applied = number
+            self._stale = False
+            np.copyto(target, value, casting="unsafe")
+            return NEW_VALUE
+        return 0
+
+    def freshness(self, now: float) -> tuple[float | None, bool]:
+        """Seconds since the last accepted value, and whether the input is stale now.
+
+        Any thread; reads one reference, so it costs nothing on the tick path. The age is
+        None before the first value (and after a reset); the input is stale while it runs
+        on its default: before the first value, or once ``ttl`` has passed since the last.
+        ``now`` is on the time line of the ``received`` stamps given to :meth:`offer`.
+        """
+        latest = self._latest
+        if latest is None:
+            return None, True
+        age = max(0.0, now - latest[1])
+        return age, self.ttl is not None and age > self.ttl
+
+    def clear(self) -> None:
+        """Forget the last value (after a reset)."""
+        self._latest = None
+        self._applied = -1
+        self._stale = True

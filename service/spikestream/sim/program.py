@@ -1,0 +1,173 @@
+"""Fused programs: consecutive compiled ops as one :func:`~spikestream.sim.jit.run_program`.
+
+:class:`_Program` collects a program's rows and the address table of the arrays they
+touch; :class:`_Compiled` is a built program ready to run blocks of ticks;
+:class:`_Segment` is one stretch of fusable ops of a tick, compiled once and called as an
+op, and recompiled with input feeds and record sinks for :meth:`Simulator.run
+<spikestream.sim.simulator.Simulator.run>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from spikestream.errors import SimulationError
+from spikestream.sim.arrays import Array, _PopState
+from spikestream.sim.jit import (
+    ADDRESS,
+    COLS,
+    OP_FEED,
+    OP_RECORD,
+    OP_RECORD_BOOL,
+    PROGRAM_COLUMNS,
+    ROWS,
+    run_program,
+)
+
+
+class _Program:
+    """A :func:`~spikestream.sim.jit.run_program` program being built: its rows, the
+    address table of the arrays they touch, constants and spike-count slots.
+
+    Every array is one of the simulator's own (C-contiguous, allocated at build time and
+    never rebound: ``set_state`` and ``reset`` write into them), and the program keeps a
+    reference to each, so the addresses in its table stay valid for its whole life.
+    """
+
+    def __init__(self, dtype: np.dtype[np.floating]) -> None:
+        self.dtype = dtype
+        self.rows: list[list[int]] = []
+        self.arrays: list[npt.NDArray[np.generic]] = []
+        self._slots: dict[int, int] = {}  # id(array) -> table row
+        self.scalars: list[Array] = []
+        self.pops: list[_PopState] = []  # spike-count slots
+        self._pop_slots: dict[int, int] = {}
+        self.stepped: set[int] = set()  # id(_PopState) of the populations stepped here
+
+    def array(self, arr: npt.NDArray[np.generic]) -> int:
+        """The table row of ``arr`` (added on first use)."""
+        key = id(arr)
+        if key not in self._slots:
+            if not arr.flags.c_contiguous or arr.ndim not in (1, 2):
+                raise SimulationError(
+                    f"a compiled program needs C-contiguous 1-d or 2-d arrays; got shape "
+                    f"{arr.shape} (C-contiguous: {arr.flags.c_contiguous})"
+                )
+            if arr.dtype not in (self.dtype, np.dtype(np.bool_), np.dtype(np.intp)):
+                raise SimulationError(
+                    f"a compiled program needs {self.dtype}, bool or intp arrays; got {arr.dtype}"
+                )
+            self._slots[key] = len(self.arrays)
+            self.arrays.append(arr)
+        return self._slots[key]
+
+    def scalar(self, *values: float | np.floating[Any]) -> int:
+        """The row of ``scalars`` holding ``values`` (at most 8) in the state dtype."""
+        row = np.zeros(8, self.dtype)
+        row[: len(values)] = values
+        self.scalars.append(row)
+        return len(self.scalars) - 1
+
+    def count(self, ps: _PopState) -> int:
+        """The spike-count slot of population ``ps``."""
+        if id(ps) not in self._pop_slots:
+            self._pop_slots[id(ps)] = len(self.pops)
+            self.pops.append(ps)
+        return self._pop_slots[id(ps)]
+
+    def op(self, code: int, *operands: int) -> None:
+        """Append one op (``OP_*``) with its operand columns."""
+        self.rows.append([code, *operands] + [0] * (PROGRAM_COLUMNS - 1 - len(operands)))
+
+    def table(self) -> npt.NDArray[np.int64]:
+        """``(arrays, 3)``: address, rows and columns of every array, in slot order."""
+        table = np.zeros((len(self.arrays), 3), np.int64)
+        for k, arr in enumerate(self.arrays):
+            table[k, ADDRESS] = arr.__array_interface__["data"][0]
+            table[k, ROWS] = arr.shape[0]
+            table[k, COLS] = arr.shape[1] if arr.ndim == 2 else 0
+        return table
+
+
+#: Appends the program rows of one fusable op.
+Emit = Callable[[_Program], None]
+
+
+class _Compiled:
+    """A built program, ready to run: ``run(start, stop)`` steps ticks ``start .. stop-1``
+    in one compiled call (``k`` indexes the rows of fed and recorded blocks)."""
+
+    def __init__(self, prog: _Program, count_readers: set[int]) -> None:
+        """``count_readers``: ``id(_PopState)`` of the populations whose spike count an
+        unfused op reads, so the counts stepped here are written back for it."""
+        self.program = np.array(prog.rows, np.int64).reshape(-1, PROGRAM_COLUMNS)
+        self.table = prog.table()
+        self.arrays = prog.arrays  # keeps every address in the table valid
+        self.scalars = np.array(prog.scalars, prog.dtype).reshape(-1, 8)
+        self.counts = np.zeros(len(prog.pops), np.int64)
+        self._flags = np.zeros(0, np.bool_)
+        self._indices = np.zeros(0, np.intp)
+        slot = prog.count
+        # Populations stepped before the program: their spike counts are read in.
+        self.inbound = [(slot(ps), ps) for ps in prog.pops if id(ps) not in prog.stepped]
+        # Populations stepped here whose count an unfused op reads: written back (decided
+        # here, not per tick).
+        self.outbound = [
+            (slot(ps), ps) for ps in prog.pops if id(ps) in prog.stepped and id(ps) in count_readers
+        ]
+
+    def run(self, start: int, stop: int) -> None:
+        """Step ticks ``start .. stop-1``."""
+        counts = self.counts
+        for k, ps in self.inbound:
+            counts[k] = ps.count
+        run_program(
+            self.program,
+            self.table,
+            self.scalars,
+            counts,
+            self._flags,
+            self._indices,
+            start,
+            stop,
+        )
+        for k, ps in self.outbound:
+            ps.count = int(counts[k])
+
+
+class _Segment:
+    """Consecutive fusable ops compiled into one :func:`run_program` program."""
+
+    def __init__(
+        self, emitters: list[Emit], dtype: np.dtype[np.floating], count_readers: set[int]
+    ) -> None:
+        self._emitters = emitters
+        self._dtype = dtype
+        self._count_readers = count_readers
+        self._tick = self.compile()
+
+    def compile(
+        self,
+        feeds: Sequence[tuple[Array, Array]] = (),
+        records: Sequence[tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]] = (),
+    ) -> _Compiled:
+        """The segment's ops as a program; with ``feeds`` and ``records``, one that also
+        sets ``x = values[k]`` before tick ``k`` for each ``(x, values)`` and writes
+        ``dest[k] = view`` after it for each ``(view, dest)``: whole blocks of ticks,
+        fed and recorded inside one compiled call."""
+        prog = _Program(self._dtype)
+        for x, values in feeds:
+            prog.op(OP_FEED, prog.array(x), prog.array(values))
+        for emit in self._emitters:
+            emit(prog)
+        for view, dest in records:
+            code = OP_RECORD_BOOL if view.dtype == np.bool_ else OP_RECORD
+            prog.op(code, prog.array(dest), prog.array(view))
+        return _Compiled(prog, self._count_readers)
+
+    def __call__(self) -> None:
+        self._tick.run(0, 1)
