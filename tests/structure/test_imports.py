@@ -106,7 +106,10 @@ def test_the_protocol_and_transport_stand_alone() -> None:
     bad = []
     for e in edges():
         for package, ok in allowed.items():
-            if e.source.startswith(package) and e.target.split(".")[0] == "spikestream_client":
-                if _top(e.target) not in ok:
-                    bad.append(e)
+            if (
+                e.source.startswith(package)
+                and e.target.split(".")[0] == "spikestream_client"
+                and _top(e.target) not in ok
+            ):
+                bad.append(e)
     assert not bad, _show(bad)
