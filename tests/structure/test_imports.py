@@ -75,8 +75,7 @@ def test_the_client_never_imports_the_service() -> None:
     bad = [
         e
         for e in edges()
-        if e.source.startswith("spikestream_client")
-        and e.target.split(".")[0] == "spikestream"
+        if e.source.startswith("spikestream_client") and e.target.split(".")[0] == "spikestream"
     ]
     assert not bad, "the client distribution imports the service:\n" + _show(bad)
 
