@@ -2,6 +2,14 @@
 
 from spikestream.sim.kernels import accumulate_rows, lif_step, lowpass_spikes, lowpass_step
 from spikestream.sim.ops import decay
-from spikestream.sim.simulator import Simulator
+from spikestream.sim.simulator import Footprint, Simulator
 
-__all__ = ["Simulator", "accumulate_rows", "decay", "lif_step", "lowpass_spikes", "lowpass_step"]
+__all__ = [
+    "Footprint",
+    "Simulator",
+    "accumulate_rows",
+    "decay",
+    "lif_step",
+    "lowpass_spikes",
+    "lowpass_step",
+]

@@ -171,3 +171,8 @@ class _Segment:
 
     def __call__(self) -> None:
         self._tick.run(0, 1)
+
+    @property
+    def arrays(self) -> list[npt.NDArray[np.generic]]:
+        """Every array the segment's program references (each once)."""
+        return list(self._tick.arrays)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,26 @@ from spikestream.sim.arrays import Array
 from spikestream.sim.jit import warm_up
 from spikestream.sim.ops import Backend, _TickBuilder
 from spikestream.sim.program import _Segment
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one tick's compiled program references, in bytes.
+
+    Attributes:
+        matrix_bytes: 2-D arrays: folded encoders, decoders, weights (read every tick,
+            decoders only in the rows of neurons that spiked when event-driven).
+        vector_bytes: 1-D arrays: per-neuron state (voltage, refractory time, current,
+            spikes) and filtered values.
+    """
+
+    matrix_bytes: int
+    vector_bytes: int
+
+    @property
+    def total(self) -> int:
+        """Both, in bytes."""
+        return self.matrix_bytes + self.vector_bytes
 
 
 class Simulator:
@@ -91,6 +112,20 @@ class Simulator:
     def compiled(self) -> bool:
         """True when the whole tick is one compiled program (no op runs in Python)."""
         return len(self._ops) == 1 and isinstance(self._ops[0], _Segment)
+
+    def footprint(self) -> Footprint:
+        """The bytes of the arrays one tick's compiled program references: what a tick
+        reads at most from memory (matrices and per-neuron state), for the memory-traffic
+        benchmark. Only compiled ops are counted (the numba backend's fused tick)."""
+        matrices = vectors = 0
+        for op in self._ops:
+            if isinstance(op, _Segment):
+                for arr in op.arrays:
+                    if arr.ndim == 2:
+                        matrices += arr.nbytes
+                    else:
+                        vectors += arr.nbytes
+        return Footprint(matrix_bytes=matrices, vector_bytes=vectors)
 
     @property
     def t(self) -> float:
