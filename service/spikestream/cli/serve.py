@@ -36,9 +36,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(imported as by `spikestream import`, which runs the script); several are served by "
         "one process, each with its own tick thread and MQTT connection",
     )
-    p.add_argument("--config", type=Path, help="TOML settings file (flags and env win)")
-    add_setting_flags(p)
+    add_setting_flags(p, before={"broker": _add_config_flag})  # where it always was
     p.set_defaults(func=main)
+
+
+def _add_config_flag(p: argparse.ArgumentParser) -> None:
+    """``--config``: the settings file itself, the one flag that is not a setting."""
+    p.add_argument("--config", type=Path, help="TOML settings file (flags and env win)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -424,13 +424,19 @@ def _argparse_options(name: str, info: FieldInfo) -> dict[str, Any]:
     return kwargs
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+def add_setting_flags(
+    parser: argparse.ArgumentParser,
+    before: Mapping[str, Callable[[argparse.ArgumentParser], object]] | None = None,
+) -> None:
     """Add one flag per setting to ``parser``, in the model's order.
 
     Every flag defaults to None (not given), so the environment and the settings file
-    can supply the value; :func:`flags_of` reads them back.
+    can supply the value; :func:`flags_of` reads them back. ``before`` adds other flags
+    (not settings) in front of the named setting's, so ``--help`` lists them there.
     """
     for name, info in _fields():
+        if before is not None and name in before:
+            before[name](parser)
         parser.add_argument(flag_name(name), **_argparse_options(name, info))
 
 
