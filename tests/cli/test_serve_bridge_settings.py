@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from spikestream.cli.serve import add_parser, load_settings
+from spikestream.cli.serve import add_parser
 from spikestream.errors import ConfigError
+from spikestream.serving.settings import load_settings
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from spikestream.build import build
-from spikestream.cli.service import Service, ServiceOptions
+from spikestream.serving.service import Service
+from spikestream.serving.settings import ServeSettings
+from spikestream.serving.statistics import stats_payload
 from spikestream.spec import load_network
 from spikestream_client.transport import MessageMeta, parse_broker_url
 from tests.brokers import Mosquitto
@@ -142,53 +144,53 @@ def test_retained_control_at_a_reconnect_is_ignored(tmp_path: Path) -> None:
     the service decides on that flag alone, so a replay at a reconnect is ignored too.
     (No broker needed: the service is not started, and events wait for a connection.)"""
     model = build(load_network(SEED))
-    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServiceOptions())
+    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServeSettings())
     service._on_message(CONTROL, b"reset", MessageMeta(qos=1, retain=True))
     assert not service.engine._commands
     assert service.retained_control == 1
     service._on_message(CONTROL, b"reset", MessageMeta(qos=1, retain=False))
     assert [c.cmd for c in service.engine._commands] == ["reset"]
-    pending = [json.loads(p) for p in service._pending]
+    pending = [json.loads(p) for p in service.events.pending]
     assert [e["event"] for e in pending] == ["control_ignored"]
-    assert service.statistics()["events_pending"] == 1
+    assert stats_payload(service.statistics())["events_pending"] == 1
 
 
 def test_events_wait_bounded_while_offline_and_overflow_is_counted() -> None:
-    from spikestream.cli.service import PENDING_EVENTS
+    from spikestream.serving.events import PENDING_EVENTS
 
     model = build(load_network(SEED))
-    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServiceOptions())
-    service._limiter.rate = 1e9  # let every event through the rate limit
-    service._limiter.burst = 10**6
+    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServeSettings())
+    service.events.limiter.rate = 1e9  # let every event through the rate limit
+    service.events.limiter.burst = 10**6
     for i in range(PENDING_EVENTS + 10):
         service.event("input_rejected", input="u", n=i)
-    assert len(service._pending) == PENDING_EVENTS
-    assert service.events_lost == 10
+    assert len(service.events.pending) == PENDING_EVENTS
+    assert service.events.lost == 10
     # The oldest were dropped; the newest wait, in order.
-    assert json.loads(service._pending[0])["n"] == 10
-    assert json.loads(service._pending[-1])["n"] == PENDING_EVENTS + 9
+    assert json.loads(service.events.pending[0])["n"] == 10
+    assert json.loads(service.events.pending[-1])["n"] == PENDING_EVENTS + 9
 
 
 def test_events_lost_on_both_sides_counted_alike_in_stats_and_metrics() -> None:
     """Events lost in the tick thread's queue and beyond the pending queue: the stats and
     the Prometheus counter give the same total."""
-    from spikestream.cli.metrics import ServiceCollector
-    from spikestream.cli.service import PENDING_EVENTS
+    from spikestream.serving.events import PENDING_EVENTS
+    from spikestream.serving.metrics import ServiceCollector
 
     model = build(load_network(SEED))
-    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServiceOptions())
-    service._limiter.rate = 1e9
-    service._limiter.burst = 10**6
+    service = Service(model, parse_broker_url("mqtt://127.0.0.1:1"), ServeSettings())
+    service.events.limiter.rate = 1e9
+    service.events.limiter.burst = 10**6
     for i in range(PENDING_EVENTS + 3):
         service.event("input_rejected", input="u", n=i)
     engine = service.engine
     assert engine.events.maxlen is not None
     for _ in range(engine.events.maxlen + 5):
         engine._event("input_stale", input="u", ttl=1.0)
-    assert service.statistics()["events_lost"] == 3 + 5
+    assert stats_payload(service.statistics())["events_lost"] == 3 + 5
     lost = [
         s.value
-        for family in ServiceCollector(service).collect()
+        for family in ServiceCollector(service.statistics).collect()
         for s in family.samples
         if s.name == "spikestream_events_lost_total"
     ]

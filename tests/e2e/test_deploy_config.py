@@ -37,7 +37,7 @@ import numpy as np
 import pytest
 import yaml  # PyYAML: installed with amqtt, a dependency of the service
 
-from spikestream.cli.serve import select_shard
+from spikestream.serving.serve import select_shard
 from spikestream.spec import load_network
 from spikestream_client.codec import ValueFrame, decode_frame
 from spikestream_client.transport import parse_broker_list

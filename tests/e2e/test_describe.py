@@ -22,7 +22,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from spikestream.build import build
-from spikestream.cli.service import Service, ServiceOptions
+from spikestream.serving.service import Service
+from spikestream.serving.settings import ServeSettings
 from spikestream.spec import load_network
 from spikestream_client import NetworkNotFound, SpikestreamClient
 from spikestream_client.codec import (
@@ -450,7 +451,8 @@ def _document(path: Path) -> dict[str, Any]:
     service = Service(
         build(load_network(path)),
         parse_broker_url("mqtt://127.0.0.1:1"),
-        ServiceOptions(memory_limit=1 << 30),
+        ServeSettings(),
+        memory_limit=1 << 30,
     )
     return service.describe()
 

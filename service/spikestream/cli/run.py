@@ -122,13 +122,14 @@ class _LazyBar:
 
 
 def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
-    """``--allow-python-functions`` (``run`` and ``serve``): the opt-in to code execution."""
+    """``--allow-python-functions`` (``run`` and ``import``): the opt-in to code execution.
+    ``serve`` derives the same flag from its setting."""
+    from spikestream.functions import ALLOW_PYTHON_FUNCTIONS_HELP
+
     p.add_argument(
         "--allow-python-functions",
         action="store_true",
-        help='let a decoded connection\'s function = "module:attr" import that module and '
-        "call it: this runs Python code named in the network file, so use it only with files "
-        "you trust (default: refused, and only expressions in x are evaluated)",
+        help=ALLOW_PYTHON_FUNCTIONS_HELP,
     )
 
 

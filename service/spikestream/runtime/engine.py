@@ -43,21 +43,9 @@ from spikestream.runtime.streams import ProbeStream, QueuePolicy, StreamStats
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
 from spikestream_client.codec.control import COMMANDS, SETTINGS
+from spikestream_client.codec.control import ControlCommand as Command  # the one command type
 
 log = logging.getLogger("spikestream.engine")
-
-
-@dataclass(frozen=True)
-class Command:
-    """A control command for the tick thread (already decoded and validated in form)."""
-
-    cmd: str
-    key: str | None = None
-    value: Any = None
-    id: str | None = None
-    # Opaque to the engine: where the I/O side routes the reply (an MQTT 5 response topic
-    # and correlation data). Passed back under ``reply`` in the reply event when set.
-    reply: Any = None
 
 
 @dataclass(frozen=True)
@@ -427,7 +415,7 @@ class Engine:
         return {"tick": self.sim.tick, "path": cmd.value}
 
     def _restore(self, cmd: Command) -> dict[str, Any]:
-        state = cmd.value
+        state = cmd.attachment
         if not isinstance(state, dict):
             raise ConfigError("restore needs a loaded state")
         self.sim.set_state(state)

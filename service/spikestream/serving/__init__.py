@@ -1,7 +1,16 @@
-"""Serving: what a running service does with the world beyond its network and broker.
+"""Serving: the real-time service, and what it does with the world beyond its network.
 
 This layer sits between :mod:`spikestream.runtime` and :mod:`spikestream.cli`: it may use
-spec, build, sim, runtime, codec, transport and errors, and nothing here imports the cli.
+spec, build, sim, runtime and the client distribution (codec, transport, errors), and
+nothing here imports the cli.
+
+* :mod:`spikestream.serving.settings`: the ``serve`` settings, declared once; the flags,
+  ``SPIKESTREAM_*`` variables and settings-file keys derive from them.
+* :mod:`spikestream.serving.serve`: one process serving several networks.
+* :mod:`spikestream.serving.service`: one network over one MQTT connection.
+* :mod:`spikestream.serving.events`: events, rate-limited and queued for the link.
+* :mod:`spikestream.serving.statistics`: the one statistics snapshot and the ``stats``
+  payload; :mod:`spikestream.serving.metrics` exports the same snapshot to Prometheus.
 
 * :mod:`spikestream.serving.snapshots`: snapshot files, read as hostile data and written
   atomically, inside one folder.

@@ -22,7 +22,7 @@ from typing import Any, Self
 
 import aiomqtt
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]  # tests/serving/__init__.py -> the repository
 EXAMPLES = ROOT / "examples"
 SEED = EXAMPLES / "seed.toml"
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)

@@ -1,5 +1,10 @@
 """The MQTT service: an :class:`~spikestream.runtime.engine.Engine` wired to a broker.
 
+The service takes its settings as the :class:`~spikestream.serving.settings.ServeSettings`
+model itself; events go through :mod:`spikestream.serving.events`, and
+:meth:`Service.statistics` is the one snapshot the ``stats`` topic and the Prometheus
+metrics read (:mod:`spikestream.serving.statistics`).
+
 Threads and tasks:
 
 * the engine's tick thread paces the simulator and fills frame buffers;
@@ -17,12 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +36,23 @@ from spikestream.build import Model
 from spikestream.errors import CodecError, SnapshotError, SpikestreamError
 from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.cpulatency import CpuLatencyRequest
-from spikestream.runtime.engine import Command, Engine, EngineStatistics
+from spikestream.runtime.engine import Engine
 from spikestream.runtime.gil import yield_gil
-from spikestream.runtime.pacer import PacerPolicy
-from spikestream.runtime.stats import WindowStatistics
-from spikestream.runtime.streams import FrameBuffer, ProbeStream, QueuePolicy
+from spikestream.runtime.streams import FrameBuffer, ProbeStream
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.describe import describe_document
+from spikestream.serving.events import EventQueue
+from spikestream.serving.settings import ServeSettings
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
+from spikestream.serving.statistics import Freshness, ServiceStatistics, stats_payload
 from spikestream_client.codec import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
     CommandRejected,
+    ControlCommand,
     FrameHeader,
+    Reply,
     check_response_topic,
     decode_control,
     decode_input,
@@ -55,10 +62,8 @@ from spikestream_client.codec import (
     encode_values,
     topics,
 )
-from spikestream_client.logs import log_fields
 from spikestream_client.transport import (
     BrokerSpec,
-    LinkStatistics,
     MessageMeta,
     MqttLink,
     Will,
@@ -71,119 +76,64 @@ MSGPACK = "application/msgpack"
 JSON = "application/json"
 
 
-@dataclass
-class ServiceOptions:
-    """How the service runs (the resolved ``serve`` settings)."""
-
-    prefix: str = "spikestream"
-    realtime_factor: float = 1.0
-    overrun: PacerPolicy = "catch-up"
-    max_catchup: int = 20
-    ticks_per_frame: int | None = None
-    queue_capacity: int = 256
-    queue_policy: QueuePolicy = "drop-oldest"
-    qos: int = 0
-    expiry: int | None = None
-    keepalive: int = 10
-    backoff_min: float = 0.2
-    backoff_max: float = 5.0
-    client_id: str | None = None
-    max_input_bytes: int = 65536
-    stats_interval: float = 1.0
-    snapshot_dir: Path | None = None  # None: serving.snapshots.default_snapshot_dir()
-    snapshot_every: float | None = None
-    resume: bool = False
-    restore: Path | None = None
-    events_per_second: float = 20.0
-    rt_priority: int = 0
-    spin: float = 0.0002
-    cpu_latency: CpuLatencyRequest | None = None
-    text_rate: float | None = None
-    ha_discovery: str | None = None
-    # Bytes this network may use (bounds live reallocation); None: the default share of
-    # physical memory (spikestream.budget.default_limit).
-    memory_limit: int | None = None
-    # Debug only: record input-to-output timestamps and write them here on exit
-    # (spikestream.runtime.trace); None, the default, costs nothing.
-    trace_latency: Path | None = None
-
-
-#: Events raised while the link is down (or its window is full) wait in a queue of this
-#: many and go out once online; older ones beyond it are counted in ``events_lost``.
-PENDING_EVENTS = 256
-
 #: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
 #: and is compared with the message expiry interval; smaller ones are signal times.
 UNIX_TIME_FLOOR = 1e9
 
-#: Where the reply to an MQTT 5 request goes: (response topic, correlation data).
-Reply = tuple[str, bytes | None]
-
-
-class EventLimiter:
-    """A token bucket per event kind, so a flood of bad payloads cannot flood ``events``.
-
-    Suppressed events are counted, and the count rides on the next event of that kind.
-    """
-
-    def __init__(self, rate: float, burst: int = 20) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._tokens: dict[str, float] = {}
-        self._stamp: dict[str, float] = {}
-        self.suppressed: dict[str, int] = {}
-
-    def allow(self, kind: str, now: float) -> bool:
-        """True if an event of ``kind`` may go out now."""
-        tokens = self._tokens.get(kind, float(self.burst))
-        tokens = min(self.burst, tokens + (now - self._stamp.get(kind, now)) * self.rate)
-        self._stamp[kind] = now
-        if tokens >= 1.0:
-            self._tokens[kind] = tokens - 1.0
-            return True
-        self._tokens[kind] = tokens
-        self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
-        return False
-
 
 class Service:
     """One network served over one MQTT connection (to one broker of ``broker``, failed
-    over in order when there are several)."""
+    over in order when there are several).
+
+    Args:
+        model: the built network.
+        broker: the broker, or the nodes of one clustered broker in failover order.
+        settings: the ``serve`` settings (only those of one network are read here: not
+            the broker, the networks' files or the process-wide ones).
+        memory_limit: bytes this network may use (bounds ``set ticks_per_frame``); None:
+            the default share of physical memory (:func:`spikestream.budget.default_limit`).
+        cpu_latency: the CPU wake-up latency request the process holds, for the stats.
+    """
 
     def __init__(
-        self, model: Model, broker: BrokerSpec | Sequence[BrokerSpec], options: ServiceOptions
+        self,
+        model: Model,
+        broker: BrokerSpec | Sequence[BrokerSpec],
+        settings: ServeSettings,
+        *,
+        memory_limit: int | None = None,
+        cpu_latency: CpuLatencyRequest | None = None,
     ) -> None:
         self.model = model
-        self.options = options
-        self.topics = topics(options.prefix, model.name)
+        self.settings = settings
+        self.cpu_latency = cpu_latency
+        self.topics = topics(settings.prefix, model.name)
         self.broker = broker
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.engine = Engine(
             model,
-            realtime_factor=options.realtime_factor,
-            policy=options.overrun,
-            max_catchup=options.max_catchup,
-            queue_capacity=options.queue_capacity,
-            queue_policy=options.queue_policy,
-            ticks_per_frame=options.ticks_per_frame,
+            realtime_factor=settings.realtime_factor,
+            policy=settings.overrun,
+            max_catchup=settings.max_catchup,
+            queue_capacity=settings.queue_capacity,
+            queue_policy=settings.queue_policy,
+            ticks_per_frame=settings.ticks_per_frame,
             notify=self._notify,
-            rt_priority=options.rt_priority,
-            clock=SystemClock(spin=options.spin),
-            memory_limit=(
-                options.memory_limit if options.memory_limit is not None else default_limit()
-            ),
+            rt_priority=settings.rt_priority,
+            clock=SystemClock(spin=settings.spin),
+            memory_limit=memory_limit if memory_limit is not None else default_limit(),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
         )
-        client_id = options.client_id or f"spikestream-{model.name}-{os.getpid()}"
+        client_id = settings.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
             broker,
             client_id=client_id,
             on_message=self._on_message,
             will=Will(self.topics.status, STATUS_OFFLINE, qos=1, retain=True),
-            keepalive=options.keepalive,
-            backoff_min=options.backoff_min,
-            backoff_max=min(max(options.backoff_max, options.backoff_min), 600.0),
+            keepalive=settings.keepalive,
+            backoff_min=settings.backoff_min,
+            backoff_max=min(max(settings.backoff_max, settings.backoff_min), 600.0),
             max_queued_outgoing=LINK_MAX_QUEUED,  # counted by the memory budget
         )
         self.link.subscribe(self.topics.inputs_filter, qos=0)
@@ -198,34 +148,30 @@ class Service:
             self.link,
             self.topics,
             {n: (s.kind, s.shape) for n, s in self.engine.streams.items()},
-            text_rate=options.text_rate,
-            ha_prefix=options.ha_discovery,
+            text_rate=settings.text_rate,
+            ha_prefix=settings.ha_discovery,
             version=__version__,
         )
         if self.bridges.discovery is not None:
             self.link.add_connect_hook(self.bridges.on_connect)
         self.snapshot_folder = SnapshotFolder(
-            options.snapshot_dir, model.name, snapshot_layout(self.engine)
+            settings.snapshot_dir, model.name, snapshot_layout(self.engine)
         )
         # Background snapshot reads and writes: held here so none is garbage-collected
         # before it reports.
         self._file_tasks: set[asyncio.Task[None]] = set()
-        self._limiter = EventLimiter(options.events_per_second)
+        # Events not yet published, oldest first, and those lost beyond the queue.
+        self.events = EventQueue(model.name)
         self.rejected: dict[str, int] = {}
         self.unknown_inputs = 0
-        self.publish_failed = 0
-        self.events_lost = 0
         self.retained_control = 0
-        # Encoded events not yet published, oldest first.
-        self._pending: deque[bytes] = deque()
-        self.connects = 0
         self.started = time.time()
         # Text and discovery topics in use, shown in the describe document.
         self.describe_extras = self.bridges.describe_extras()
         self.replies_failed = 0
         self._stopping = False
         self.trace: LatencyTrace | None = None
-        if options.trace_latency is not None:
+        if settings.trace_latency is not None:
             self.trace = LatencyTrace(list(self.engine.streams))
             self.engine.trace = self.trace
 
@@ -274,7 +220,7 @@ class Service:
             )
             return
         try:
-            sample = decode_input(payload, slot.dim, max_bytes=self.options.max_input_bytes)
+            sample = decode_input(payload, slot.dim, max_bytes=self.settings.max_input_bytes)
         except CodecError as err:
             slot.reject()
             self._reject(name, getattr(err, "reason", "garbage"), str(err))
@@ -318,7 +264,7 @@ class Service:
             # its correlation data. The topic is the requester's choice, so it is checked.
             try:
                 reply = (
-                    check_response_topic(self.options.prefix, meta.response_topic),
+                    check_response_topic(self.settings.prefix, meta.response_topic),
                     meta.correlation_data,
                 )
             except CodecError as err:
@@ -337,7 +283,7 @@ class Service:
         if cmd.cmd in ("snapshot", "restore"):
             self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id, reply)
             return
-        self.engine.submit(Command(cmd.cmd, key=cmd.key, value=cmd.value, id=cmd.id, reply=reply))
+        self.engine.submit(dataclasses.replace(cmd, reply=reply))
 
     def _on_snapshot_command(
         self, cmd: str, value: object, request: str | None, reply: Reply | None = None
@@ -360,7 +306,7 @@ class Service:
             self._spawn(self._restore(name, request, reply), "restore")
         else:
             self.engine.submit(
-                Command("snapshot", value=str(folder.path / name), id=request, reply=reply)
+                ControlCommand("snapshot", value=str(folder.path / name), id=request, reply=reply)
             )
 
     def _refuse_control(
@@ -399,7 +345,9 @@ class Service:
                 reply=reply,
             )
             return
-        self.engine.submit(Command("restore", value=state, id=request, reply=reply))
+        self.engine.submit(
+            ControlCommand("restore", value=name, id=request, reply=reply, attachment=state)
+        )
 
     # ------------------------------------------------------------------ outgoing
 
@@ -415,21 +363,8 @@ class Service:
         """
         if reply is not None:
             self._respond(reply, encode_event(kind, net=self.model.name, **fields))
-        if not self._limiter.allow(kind, time.monotonic()):
-            return
-        suppressed = self._limiter.suppressed.pop(kind, 0)
-        if suppressed:
-            fields["suppressed"] = suppressed
-        level = (
-            logging.WARNING if kind.endswith(("rejected", "failed", "ignored")) else logging.INFO
-        )
-        log.log(level, kind, extra=log_fields(fields))
-        # Encoded now: ``wall`` says when it happened, not when it went out.
-        self._pending.append(encode_event(kind, net=self.model.name, **fields))
-        if len(self._pending) > PENDING_EVENTS:
-            self._pending.popleft()
-            self.events_lost += 1  # the log line keeps it; the count travels in the stats
-        self._flush_events()
+        if self.events.add(kind, time.monotonic(), fields):
+            self._flush_events()
 
     def _respond(self, reply: Reply, payload: bytes) -> None:
         topic, correlation = reply
@@ -443,35 +378,31 @@ class Service:
         return describe_document(
             self.engine,
             self.topics,
-            session=max(1, self.connects),
+            session=max(1, self.link.statistics().connects),
             started=self.started,
-            max_input_bytes=self.options.max_input_bytes,
+            max_input_bytes=self.settings.max_input_bytes,
             extras=self.describe_extras,
         )
 
     def _publish_describe(self) -> None:
-        """Publish the document again (retained), e.g. after a setting it shows changed."""
-        if not self.link.publish_nowait(
+        """Publish the document again (retained), e.g. after a setting it shows changed.
+        A failure is counted by the link (``publish_failed``); the retained document is
+        published again at the next connection."""
+        self.link.publish_nowait(
             self.topics.describe,
             encode_describe(self.describe()),
             qos=1,
             retain=True,
             content_type=JSON,
-        ):
-            self.publish_failed += 1
+        )
 
     def _flush_events(self) -> None:
-        """Publish queued events, oldest first, while the link takes them."""
-        pending = self._pending
-        while pending:
-            if not self.link.publish_nowait(
-                self.topics.events, pending[0], qos=0, content_type=JSON
-            ):
-                return  # not connected, or the window is full: try again later
-            pending.popleft()
+        """Publish queued events, oldest first, while the link takes them (not connected,
+        or the window is full: they wait for the next flush)."""
+        topic, link = self.topics.events, self.link
+        self.events.flush(lambda event: link.publish_nowait(topic, event, qos=0, content_type=JSON))
 
     async def _on_connect(self) -> None:
-        self.connects += 1
         # The description first: whoever sees ``online`` can already read what is served.
         await self.link.publish(
             self.topics.describe,
@@ -482,7 +413,7 @@ class Service:
         )
         await self.link.publish(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
         self._flush_events()  # what happened while connecting, before the online event
-        self.event("online", connects=self.connects, tick=self.engine.sim.tick)
+        self.event("online", connects=self.link.statistics().connects, tick=self.engine.sim.tick)
         if self._wake is not None:
             self._wake.set()  # flush what queued up while we were away
 
@@ -497,9 +428,9 @@ class Service:
         while engine.snapshots:
             cmd, state = engine.snapshots.popleft()
             self._spawn(self._write_snapshot(Path(str(cmd.value)).name, state, cmd.id), "snapshot")
-        if self._pending:
+        if self.events:
             self._flush_events()
-            if self._pending and link.connected and self._loop is not None:
+            if self.events and link.connected and self._loop is not None:
                 # The window is full: try again as it drains, even if no frame wakes us.
                 assert self._wake is not None
                 self._loop.call_later(0.01, self._wake.set)
@@ -546,7 +477,7 @@ class Service:
             payload = encode(header, buf.valid())
         finally:
             stream.release(buf)
-        opts = self.options
+        opts = self.settings
         if not self.link.publish_nowait(
             self.topics.out(stream.name),
             payload,
@@ -555,8 +486,8 @@ class Service:
             expiry=opts.expiry,
             resend=True,  # a lost connection's unsent frames go out on the next one
         ):
-            # The connection dropped between can_publish() and now.
-            self.publish_failed += 1
+            # The connection dropped between can_publish() and now (the link counts it in
+            # publish_failed).
             stream.count_dropped()
         elif self.trace is not None:
             self.trace.published(stream.name, buf.seq, taken, time.time())
@@ -586,8 +517,8 @@ class Service:
         topic = self.topics.stats
         last_log = 0.0
         while True:
-            await asyncio.sleep(self.options.stats_interval)
-            stats = self.statistics()
+            await asyncio.sleep(self.settings.stats_interval)
+            stats = stats_payload(self.statistics())
             self.link.publish_nowait(topic, encode_event("stats", **stats), content_type=JSON)
             now = time.monotonic()
             if now - last_log >= 10.0:
@@ -608,66 +539,37 @@ class Service:
             if self.engine.failure is not None:
                 raise SpikestreamError(f"tick thread failed: {self.engine.failure}")
 
-    def statistics(self) -> dict[str, Any]:
-        """A flat, JSON-friendly snapshot for the stats topic and logs."""
-        es: EngineStatistics = self.engine.statistics()
-        ls: LinkStatistics = self.link.statistics()
-        lat = es.pacer.lateness
-        return {
-            "tick": es.tick,
-            "t": round(es.t, 6),
-            "paused": es.paused,
-            "realtime_factor": es.pacer.realtime_factor,
-            "realtime_factor_actual": _round(es.pacer.realtime_factor_actual, 6),
-            "late_p50_ms": _round(lat.p50 * 1e3, 4),
-            "late_p99_ms": _round(lat.p99 * 1e3, 4),
-            "late_p999_ms": _round(lat.p999 * 1e3, 4),
-            "late_max_ms": _round(lat.max * 1e3, 4),
-            "late_over_1ms": lat.over_threshold(0.001),
-            **{_window_key(w.seconds): _window(w) for w in es.pacer.recent},
-            "overruns": es.pacer.overruns,
-            "scheduling": self.engine.realtime_priority,
-            "cpu_latency": (
-                "not requested"
-                if self.options.cpu_latency is None
-                else self.options.cpu_latency.description
-            ),
-            "skipped_ticks": es.skipped_ticks,
-            "dropped": sum(s.dropped for s in es.streams.values()),
-            "frames": {n: s.frames for n, s in es.streams.items()},
-            "dropped_by_probe": {n: s.dropped for n, s in es.streams.items()},
-            "queued": {n: s.queued for n, s in es.streams.items()},
-            "inputs": self._inputs(es),
-            "rejected": self.rejected_counts(),
-            "retained_control": self.retained_control,
-            "events_pending": len(self._pending),
-            "connects": self.connects,
-            "reconnects": max(0, self.connects - 1),
-            "publish_failed": self.publish_failed,
-            "replies_failed": self.replies_failed,
-            "publish_refused": ls.publish_refused,
+    def statistics(self) -> ServiceStatistics:
+        """One snapshot of everything this service counts: what the ``stats`` topic
+        (:func:`~spikestream.serving.statistics.stats_payload`) and the Prometheus metrics
+        show. Any thread; input ages are read here, off the tick path."""
+        engine = self.engine
+        now = engine.clock.now()
+        es = engine.statistics()
+        freshness = {}
+        for name in es.inputs:
+            age, stale = engine.inputs[name].freshness(now)
+            freshness[name] = Freshness(age, stale)
+        held = self.cpu_latency
+        return ServiceStatistics(
+            net=self.model.name,
+            engine=es,
+            link=self.link.statistics(),
+            lateness=engine.pacer.lateness_histogram(),
+            scheduling=engine.realtime_priority,
+            fifo_priority=engine.fifo_priority,
+            cpu_latency="not requested" if held is None else held.description,
+            cpu_latency_held_us=held.microseconds if held is not None and held.held else None,
+            freshness=freshness,
+            rejected=self.rejected_counts(),
+            retained_control=self.retained_control,
+            events_pending=len(self.events),
             # Lost between the tick thread and here (its deque overflowed) or beyond the
             # pending queue.
-            "events_lost": self.events_lost + es.events_dropped,
-            "link_connected": self.link.connected,
-            "link_last_error": ls.last_error,
-            "broker": ls.broker,
-            "failovers": ls.failovers,
-            "resent": ls.resent,
-            "lost_unsent": ls.lost_unsent,
-            **self.bridges.statistics(),
-        }
-
-    def _inputs(self, es: EngineStatistics) -> dict[str, dict[str, Any]]:
-        # Each input's counters, its age (ms since its last value; null before the first)
-        # and whether it runs on its default now; read here, off the tick path.
-        now = self.engine.clock.now()
-        out: dict[str, dict[str, Any]] = {}
-        for name, counts in es.inputs.items():
-            age, stale = self.engine.inputs[name].freshness(now)
-            age_ms = None if age is None else round(age * 1e3, 1)
-            out[name] = {**counts, "age_ms": age_ms, "stale_now": stale}
-        return out
+            events_lost=self.events.lost + es.events_dropped,
+            replies_failed=self.replies_failed,
+            bridges=self.bridges.statistics(),
+        )
 
     def rejected_counts(self) -> dict[str, int]:
         """Refusals by reason. ``control`` counts every refused control message: refused
@@ -684,11 +586,11 @@ class Service:
         return self.snapshot_folder.path / f"{self.model.name}-latest.npz"
 
     async def _snapshots(self) -> None:
-        assert self.options.snapshot_every is not None
+        assert self.settings.snapshot_every is not None
         while True:
-            await asyncio.sleep(self.options.snapshot_every)
+            await asyncio.sleep(self.settings.snapshot_every)
             self.engine.submit(
-                Command("snapshot", value=str(self.latest_snapshot()), id="periodic")
+                ControlCommand("snapshot", value=str(self.latest_snapshot()), id="periodic")
             )
 
     # ------------------------------------------------------------------ lifecycle
@@ -697,7 +599,7 @@ class Service:
         """Serve until ``stop`` is set, then publish ``offline`` and disconnect cleanly."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        if self.options.snapshot_every is not None:
+        if self.settings.snapshot_every is not None:
             self.snapshot_folder.create()
         await self._start_from_snapshot()
         self.engine.start()
@@ -708,7 +610,7 @@ class Service:
                 "broker": redacted_list(self.link.specs),
                 "topics": f"{self.topics.base}/{{in,out,status,describe,control,events,stats}}",
                 "dt": self.model.dt,
-                "realtime_factor": self.options.realtime_factor,
+                "realtime_factor": self.settings.realtime_factor,
             },
         )
         try:
@@ -718,7 +620,7 @@ class Service:
                     tg.create_task(self._publisher(), name="publisher"),
                     tg.create_task(self._stats(), name="stats"),
                 ]
-                if self.options.snapshot_every is not None:
+                if self.settings.snapshot_every is not None:
                     tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
                 if self.bridges.enabled:
                     tasks.append(tg.create_task(self.bridges.run(), name="text"))
@@ -734,8 +636,8 @@ class Service:
                     task.cancel()
         finally:
             self.engine.stop()
-            if self.trace is not None and self.options.trace_latency is not None:
-                self.trace.save(self.options.trace_latency)
+            if self.trace is not None and self.settings.trace_latency is not None:
+                self.trace.save(self.settings.trace_latency)
 
     async def _start_from_snapshot(self) -> None:
         """``--restore FILE``, or ``--resume`` from the latest periodic snapshot.
@@ -744,10 +646,10 @@ class Service:
         instead would throw away the state the operator asked for.
         """
         folder = self.snapshot_folder
-        if self.options.restore is not None:
-            path = self.options.restore
+        if self.settings.restore is not None:
+            path = self.settings.restore
             state = await asyncio.to_thread(read_snapshot_file, path, folder.layout, folder.net)
-        elif self.options.resume and folder.exists((latest := self.latest_snapshot()).name):
+        elif self.settings.resume and folder.exists((latest := self.latest_snapshot()).name):
             path = latest
             try:
                 state = await asyncio.to_thread(folder.read, latest.name)
@@ -769,35 +671,5 @@ class Service:
         if self.link.connected:
             await self.link.publish(self.topics.status, STATUS_OFFLINE, qos=1, retain=True)
         await self.link.stop()
-        stats = self.statistics()
+        stats = stats_payload(self.statistics())
         log.info("stopped", extra={k: stats[k] for k in ("tick", "dropped", "late_max_ms")})
-
-
-def _window_key(seconds: float) -> str:
-    """``window_1s``, ``window_10s``: the stats key of a recent window."""
-    return f"window_{seconds:g}s"
-
-
-def _window(w: WindowStatistics) -> dict[str, Any]:
-    """One recent window for the stats topic (docs/PROTOCOL.md, "Recent windows")."""
-    lat = w.lateness
-
-    def pct(threshold: float) -> float | None:
-        return _round(w.late_share(threshold) * 100.0, 4)
-
-    return {
-        "ticks": w.ticks,
-        "realtime_factor_actual": _round(w.realtime_factor_actual, 6),
-        "late_p50_ms": _round(lat.p50 * 1e3, 4),
-        "late_p99_ms": _round(lat.p99 * 1e3, 4),
-        "late_p999_ms": _round(lat.p999 * 1e3, 4),
-        "late_max_ms": _round(lat.max * 1e3, 4),
-        "late_over_250us": lat.over_threshold(0.00025),
-        "late_over_1ms": lat.over_threshold(0.001),
-        "late_over_250us_pct": pct(0.00025),
-        "late_over_1ms_pct": pct(0.001),
-    }
-
-
-def _round(x: float, digits: int) -> float | None:
-    return None if x != x else round(x, digits)  # NaN (no ticks yet) -> null

@@ -1,16 +1,31 @@
-"""``serve`` settings: flags over environment over settings file; shard selection."""
+"""``serve`` settings: declared once, flags over environment over settings file; shard
+selection."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pytest
+from pydantic.fields import FieldInfo
 
-from spikestream.cli.serve import load_settings, select_shard
+from spikestream.budget import DEFAULT_SHARE
+from spikestream.cli.serve import add_parser
 from spikestream.errors import ConfigError
+from spikestream.serving.serve import select_shard
+from spikestream.serving.settings import (
+    ServeSettings,
+    env_name,
+    flag_name,
+    flags_of,
+    load_settings,
+    settings_key,
+)
 from tests.cli.test_run import NET
 
 
@@ -199,3 +214,115 @@ def test_broker_list_from_repeated_flags_refuses_keywords_in_a_list() -> None:
 def test_broker_list_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPIKESTREAM_BROKER", "mqtt://a:1883,mqtt://b:1883")
     assert load_settings({}, None).broker == "mqtt://a:1883,mqtt://b:1883"
+
+
+# ---------------------------------------------------------------------- one declaration
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["serve", "net.toml", *argv])
+
+
+#: Valid values, other than the default, for the settings whose values are checked beyond
+#: their type; the others are derived from the field's type and bounds below.
+SPECIAL = {
+    "shard": "0/1",
+    "broker": "mqtt://h:1883",
+    "memory_limit": "1GiB",
+    "ha_discovery": "hass",
+    "dtype": "float32",
+}
+
+
+def _kind(annotation: Any) -> Any:
+    """The annotation without ``| None`` and ``Annotated``."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        (annotation,) = [a for a in get_args(annotation) if a is not type(None)]
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
+
+
+def _sample(name: str, info: FieldInfo) -> tuple[str | None, str]:
+    """A valid non-default value of setting ``name``: as flag text (None for an on/off
+    flag, which takes none) and as a TOML value."""
+    if name in SPECIAL:
+        return SPECIAL[name], f'"{SPECIAL[name]}"'
+    kind = _kind(info.annotation)
+    if kind is bool:
+        return None, "true"
+    if get_origin(kind) is Literal:
+        value = [c for c in get_args(kind) if c != info.default][-1]
+        return str(value), repr(value) if type(value) is int else f'"{value}"'
+    if kind in (str, Path):
+        return "/tmp/spikestream-x", '"/tmp/spikestream-x"'
+    if kind is float:
+        return "0.001", "0.001"
+    lowest = max([getattr(m, "ge", 0) for m in info.metadata] or [0])
+    return str(lowest + 1), str(lowest + 1)
+
+
+def test_every_setting_has_one_flag_one_env_var_and_one_settings_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model is the only list: each field is a flag, a SPIKESTREAM_* variable and a
+    settings-file key, and no flag but --config (the file itself) is anything else."""
+    fields = ServeSettings.model_fields
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    serve_parser = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    dests = {a.dest for a in serve_parser._actions} - {"help", "networks", "config"}
+    assert dests == set(fields)
+    options = {o for a in serve_parser._actions for o in a.option_strings}
+    assert options - {"-h", "--help", "--config"} == {flag_name(n) for n in fields}
+    for name, info in fields.items():
+        text, toml_value = _sample(name, info)
+        flag = [flag_name(name)] if text is None else [flag_name(name), text]
+        from_flag = load_settings(flags_of(_parse(*flag)), None)
+        monkeypatch.setenv(env_name(name), "true" if text is None else text)
+        from_env = load_settings({}, None)
+        monkeypatch.delenv(env_name(name))
+        cfg = tmp_path / "serve.toml"
+        cfg.write_text(f"{settings_key(name)} = {toml_value}\n")
+        from_file = load_settings({}, cfg)
+        default = getattr(ServeSettings(), name)
+        values = {getattr(s, name) for s in (from_flag, from_env, from_file)}
+        assert len(values) == 1, (name, values)
+        assert values != {default}, name
+    assert env_name("queue_capacity") == "SPIKESTREAM_QUEUE_CAPACITY"
+    assert flag_name("queue_capacity") == "--queue-capacity"
+
+
+def test_flags_keep_their_names_help_and_defaults() -> None:
+    """Flags derived from the model keep what the hand-written ones said."""
+    args = _parse()
+    assert all(value is None for value in flags_of(args).values())  # env and file may win
+    help_text = _parse_help()
+    for text in (
+        "--max-catchup MAX_CATCHUP",
+        "most late ticks run in one burst (20)",
+        "--broker URL",
+        "frames queued per probe (256)",
+        "longest reconnect delay, seconds (5; at most 600)",
+        "i % COUNT == INDEX",
+        f"Default: {DEFAULT_SHARE:.0%} of physical memory",
+        "--cpu-latency US",
+        "--ha-discovery [PREFIX]",
+        "topic prefix (default: spikestream)",
+        "--allow-python-functions",
+    ):
+        assert text in help_text, text
+    assert "--trace-latency" not in help_text  # a debug setting: a flag, but hidden
+    assert _parse("--trace-latency", "t.json").trace_latency == Path("t.json")
+    assert flags_of(_parse("--broker", "mqtt://a", "--broker", "mqtt://b"))["broker"] == (
+        "mqtt://a,mqtt://b"
+    )
+    assert _parse("--ha-discovery").ha_discovery == "homeassistant"
+    assert _parse("--queue-capacity", "1e3").queue_capacity == 1000
+
+
+def _parse_help() -> str:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    serve_parser = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
+    return " ".join(serve_parser.format_help().split())

@@ -1,0 +1,109 @@
+"""The service's events: rate-limited per kind, logged, and queued until the link takes them.
+
+An event is encoded when it happens (its ``wall`` says when), logged at once, and waits in
+a bounded queue while the link is down or its window is full; it goes out once online.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from spikestream_client.codec import encode_event
+from spikestream_client.logs import log_fields
+
+log = logging.getLogger("spikestream.serve")
+
+#: Events raised while the link is down (or its window is full) wait in a queue of this
+#: many and go out once online; older ones beyond it are counted in ``events_lost``.
+PENDING_EVENTS = 256
+
+#: Events of one kind allowed per second (after a burst of :data:`EVENT_BURST`).
+EVENTS_PER_SECOND = 20.0
+
+#: Events of one kind that may go out at once before the rate applies.
+EVENT_BURST = 20
+
+
+class EventLimiter:
+    """A token bucket per event kind, so a flood of bad payloads cannot flood ``events``.
+
+    Suppressed events are counted, and the count rides on the next event of that kind.
+
+    Args:
+        rate: events per second, per kind.
+        burst: events of one kind that may go out at once.
+    """
+
+    def __init__(self, rate: float, burst: int = EVENT_BURST) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens: dict[str, float] = {}
+        self._stamp: dict[str, float] = {}
+        self.suppressed: dict[str, int] = {}
+
+    def allow(self, kind: str, now: float) -> bool:
+        """True if an event of ``kind`` may go out now (``now``: monotonic seconds)."""
+        tokens = self._tokens.get(kind, float(self.burst))
+        tokens = min(self.burst, tokens + (now - self._stamp.get(kind, now)) * self.rate)
+        self._stamp[kind] = now
+        if tokens >= 1.0:
+            self._tokens[kind] = tokens - 1.0
+            return True
+        self._tokens[kind] = tokens
+        self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
+        return False
+
+
+class EventQueue:
+    """Events of one network: rate-limited, logged, then queued (oldest first) until
+    :meth:`flush` hands them to the link.
+
+    Args:
+        net: the network's name, carried by every event.
+        rate: events per second, per kind (:class:`EventLimiter`).
+        capacity: events that may wait; beyond it the oldest is dropped and counted in
+            :attr:`lost` (its log line keeps it).
+    """
+
+    def __init__(
+        self, net: str, rate: float = EVENTS_PER_SECOND, capacity: int = PENDING_EVENTS
+    ) -> None:
+        self.net = net
+        self.limiter = EventLimiter(rate)
+        self.capacity = capacity
+        self.pending: deque[bytes] = deque()
+        self.lost = 0
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def add(self, kind: str, now: float, fields: dict[str, Any]) -> bool:
+        """Log and queue an event unless its kind is over its rate (``now``: monotonic
+        seconds). Returns whether it was queued."""
+        if not self.limiter.allow(kind, now):
+            return False
+        suppressed = self.limiter.suppressed.pop(kind, 0)
+        if suppressed:
+            fields["suppressed"] = suppressed
+        level = (
+            logging.WARNING if kind.endswith(("rejected", "failed", "ignored")) else logging.INFO
+        )
+        log.log(level, kind, extra=log_fields(fields))
+        # Encoded now: ``wall`` says when it happened, not when it went out.
+        self.pending.append(encode_event(kind, net=self.net, **fields))
+        if len(self.pending) > self.capacity:
+            self.pending.popleft()
+            self.lost += 1  # the log line keeps it; the count travels in the stats
+        return True
+
+    def flush(self, send: Callable[[bytes], bool]) -> None:
+        """Hand queued events to ``send``, oldest first, until it returns False (the link
+        is not connected, or its window is full: they wait for the next flush)."""
+        pending = self.pending
+        while pending:
+            if not send(pending[0]):
+                return
+            pending.popleft()

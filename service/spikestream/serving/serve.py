@@ -1,0 +1,257 @@
+"""Serving networks in one process: load, check the memory budget, build, then run one
+:class:`~spikestream.serving.service.Service` per network until SIGTERM or SIGINT.
+
+``spikestream serve`` (:mod:`spikestream.cli.serve`) parses its flags into
+:class:`~spikestream.serving.settings.ServeSettings` and calls :func:`serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from spikestream.budget import Estimate, check_budget, default_limit, estimate_serve
+from spikestream.build import build
+from spikestream.errors import ConfigError
+from spikestream.nengo_import import load_network_or_model
+from spikestream.runtime.cpulatency import CpuLatencyRequest
+from spikestream.serving.service import Service
+from spikestream.serving.settings import ServeSettings
+from spikestream.spec import NetworkSpec
+from spikestream.transport import resolve_broker
+from spikestream_client.transport import (
+    BrokerSpec,
+    parse_broker_list,
+    redacted_list,
+    with_env_credentials,
+)
+
+log = logging.getLogger("spikestream.serve")
+
+
+def serve(networks: list[Path], settings: ServeSettings) -> int:
+    """Serve the network files ``networks`` (those of ``settings.shard``) until SIGTERM or
+    SIGINT. Returns the exit code.
+
+    Raises:
+        SpikestreamError: a user error (a bad file or setting, a budget refused, an
+            unreachable broker), as one line.
+    """
+    files = select_shard(list(networks), settings.shard)
+    if len(files) > 1 and (settings.restore is not None or settings.log_inputs is not None):
+        raise ConfigError(
+            "--restore and --log-inputs take one network; use --resume to "
+            "restore several from SNAPSHOT_DIR/<net>-latest.npz"
+        )
+    specs = [load_network_or_model(f) for f in files]
+    limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
+    estimates = check_serve_budget(files, specs, settings, limit)
+    models = [
+        build(
+            spec,
+            dtype=settings.dtype,
+            seed=settings.seed,
+            allow_python_functions=settings.allow_python_functions,
+        )
+        for spec in specs
+    ]
+    names_seen = [m.name for m in models]
+    dup = sorted({n for n in names_seen if names_seen.count(n) > 1})
+    if dup:
+        raise ConfigError(
+            f"two network files share the network name {dup[0]!r}; each "
+            "network served by one process needs its own name"
+        )
+    brokers = tuple(
+        with_env_credentials(spec, os.environ)
+        for spec in parse_broker_list(
+            settings.broker,
+            ca_file=settings.tls_ca,
+            cert_file=settings.tls_cert,
+            key_file=settings.tls_key,
+        )
+    )
+    # A shorter switch interval bounds how long the I/O thread can hold the GIL from the
+    # tick thread (DESIGN.md section 4: p99.9 lateness 1.7 ms -> 0.7 ms).
+    sys.setswitchinterval(settings.switch_interval)
+    if settings.rt_priority > 0:
+        # The I/O thread holds the GIL the tick thread needs: if an ordinary process could
+        # preempt it, the tick thread would wait behind that process (priority inversion).
+        # So the I/O side runs one step below the tick thread, and above everything else.
+        from spikestream.runtime.priority import raise_priority
+
+        raise_priority(max(1, settings.rt_priority - 1))
+    cpu_latency = None
+    if settings.cpu_latency is not None:
+        cpu_latency = CpuLatencyRequest(settings.cpu_latency)
+    # Each network may grow (``set ticks_per_frame``) into what the others leave free.
+    total = sum(estimates)
+    limits = [limit - (total - own) for own in estimates]
+    # Everything built so far (modules, models, compiled kernels) lives for the whole run:
+    # freeze it out of the collector's reach, so a full collection triggered by the I/O
+    # side's garbage scans a few thousand objects instead of ~10^5 while holding the GIL
+    # that the tick thread needs (full collections were ~10-20 ms tick stalls).
+    gc.collect()
+    gc.freeze()
+    # A latency request is held for the whole run and dropped on exit: the kernel forgets
+    # it when the file closes, so even a crash cannot leave the machine polling.
+    with cpu_latency if cpu_latency is not None else contextlib.nullcontext():
+        asyncio.run(_serve(models, brokers, limits, settings, cpu_latency))
+    return 0
+
+
+def check_serve_budget(
+    files: list[Path], specs: list[NetworkSpec], settings: ServeSettings, limit: int
+) -> list[int]:
+    """Estimate each network's bytes under ``settings``; refuse all over ``limit``.
+
+    Returns:
+        Each network's estimate in bytes.
+
+    Raises:
+        MemoryBudgetError: one line naming what was asked, the estimate and the limit.
+    """
+    estimates = [
+        estimate_serve(
+            spec,
+            dtype=settings.dtype,
+            ticks_per_frame=settings.ticks_per_frame,
+            queue_capacity=settings.queue_capacity,
+            queue_policy=settings.queue_policy,
+        )
+        for spec in specs
+    ]
+    asked = (
+        f"serving {', '.join(str(f) for f in files)} with ticks_per_frame="
+        f"{settings.ticks_per_frame or 'from the file'}, queue_capacity="
+        f"{settings.queue_capacity} ({settings.queue_policy})"
+    )
+    merged = estimates[0]
+    if len(estimates) > 1:
+        merged = Estimate({})
+        for spec, est in zip(specs, estimates, strict=True):
+            merged = merged.merged(f"{spec.name}: ", est)
+    check_budget(asked, merged, limit)
+    return [e.total for e in estimates]
+
+
+def select_shard(files: list[Path], shard: str | None, hostname: str | None = None) -> list[Path]:
+    """The files of shard ``INDEX/COUNT`` (position ``i`` with ``i % COUNT == INDEX``).
+
+    Raises:
+        ConfigError: a malformed shard, or a shard with no network.
+    """
+    if shard is None:
+        return files
+    index_text, sep, count_text = shard.partition("/")
+    if index_text == "auto":
+        import re
+        import socket
+
+        host = hostname if hostname is not None else socket.gethostname()
+        match = re.search(r"-(\d+)$", host)
+        if match is None:
+            raise ConfigError(
+                f"--shard auto/COUNT needs a host name ending in -<ordinal>; got {host!r}"
+            )
+        index_text = match.group(1)
+    try:
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        index, count = -1, 0
+    if not sep or count < 1 or not 0 <= index < count:
+        raise ConfigError(
+            f"--shard must be INDEX/COUNT with 0 <= INDEX < COUNT (or auto/COUNT); got {shard!r}"
+        )
+    chosen = [f for i, f in enumerate(files) if i % count == index]
+    if not chosen:
+        raise ConfigError(f"shard {index}/{count} of {len(files)} network(s) is empty")
+    return chosen
+
+
+@contextlib.asynccontextmanager
+async def resolve_brokers(brokers: tuple[BrokerSpec, ...]) -> AsyncIterator[tuple[BrokerSpec, ...]]:
+    """Concrete brokers for ``brokers``: one broker may be ``embedded``/``auto`` (resolved,
+    and an embedded broker run, for the block); a list holds URLs only (checked when
+    parsed), which are used as they are."""
+    if len(brokers) > 1:
+        yield brokers
+        return
+    async with resolve_broker(brokers[0]) as concrete:
+        yield (concrete,)
+
+
+async def _serve(
+    models: list[Any],
+    brokers: tuple[BrokerSpec, ...],
+    limits: list[int],
+    settings: ServeSettings,
+    cpu_latency: CpuLatencyRequest | None,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with resolve_brokers(brokers) as concrete:
+        log.info(
+            "broker",
+            extra={"requested": redacted_list(brokers), "using": redacted_list(concrete)},
+        )
+        services = [
+            Service(model, concrete, settings, memory_limit=own, cpu_latency=cpu_latency)
+            for model, own in zip(models, limits, strict=True)
+        ]
+        recorder = None
+        spooler: asyncio.Task[None] | None = None
+        if settings.log_inputs is not None:
+            from spikestream.runtime.replay import InputRecorder
+
+            recorder = InputRecorder(models[0], settings.log_inputs)
+            services[0].engine.input_log = recorder
+            spooler = asyncio.create_task(_spool_inputs(recorder), name="spool-inputs")
+        metrics = None
+        if settings.metrics_port is not None:
+            from spikestream.serving.metrics import start_metrics
+
+            metrics = start_metrics(
+                [s.statistics for s in services], settings.metrics_host, settings.metrics_port
+            )
+            log.info(
+                "metrics", extra={"url": f"http://{settings.metrics_host}:{metrics.port}/metrics"}
+            )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for service in services:
+                    tg.create_task(service.run(stop), name=f"serve-{service.model.name}")
+        finally:
+            if metrics is not None:
+                metrics.shutdown()
+            if spooler is not None:
+                spooler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await spooler
+            if recorder is not None and settings.log_inputs is not None:
+                recorder.save(ticks=services[0].engine.executed)
+                log.info("inputs logged", extra={"path": str(settings.log_inputs)})
+
+
+async def _spool_inputs(recorder: Any) -> None:
+    """Move recorded input changes to the spool every ``SPOOL_INTERVAL`` s (off the tick
+    thread, file writes in a worker thread), so memory does not grow with the run."""
+    from spikestream.runtime.replay import SPOOL_INTERVAL
+
+    while True:
+        await asyncio.sleep(SPOOL_INTERVAL)
+        try:
+            await asyncio.to_thread(recorder.flush)
+        except OSError as err:
+            # The changes stay in memory and are retried on the next flush.
+            log.error("cannot spool logged inputs", extra={"error": str(err)})

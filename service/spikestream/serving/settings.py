@@ -1,0 +1,450 @@
+"""The ``serve`` settings, declared once.
+
+:class:`ServeSettings` is the only list of them: each field has its type, default, bounds
+and description. Everything else is derived from it by code:
+
+* the command-line flag ``--<name-with-dashes>`` (:func:`add_setting_flags`), its help
+  text from the description (``{default}`` in it becomes the field's default), its
+  choices from a ``Literal`` type and its argparse type from the field's type;
+* the environment variable ``SPIKESTREAM_<NAME>`` (pydantic-settings, ``env_prefix``);
+* the key ``<name>`` of the TOML settings file (``--config``).
+
+Sources, highest priority first: flags, environment, settings file, defaults
+(:func:`load_settings`). The service (:class:`~spikestream.serving.service.Service`) takes
+the model itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import types
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from spikestream.budget import DEFAULT_SHARE, SIZE_RULE, parse_bytes
+from spikestream.errors import CodecError, ConfigError
+from spikestream.functions import ALLOW_PYTHON_FUNCTIONS_HELP
+from spikestream.serving.discovery import DEFAULT_HA_PREFIX
+from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
+from spikestream_client.codec import validate_prefix
+
+#: The prefix of every setting's environment variable.
+ENV_PREFIX = "SPIKESTREAM_"
+
+
+def integral(value: object) -> object:
+    """``1e9``, ``"1e9"`` or ``1000.0`` as the integer they name; anything else unchanged
+    (for pydantic to refuse). Counts are often written in exponent form."""
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and math.isfinite(value) and value == math.floor(value):
+        return int(value)
+    return value
+
+
+def count_arg(text: str) -> int:
+    """argparse type of a count flag: an integer, also in exponent form (``1e6``)."""
+    value = integral(text)
+    if type(value) is not int:
+        raise argparse.ArgumentTypeError(f"expected an integer (e.g. 100 or 1e3); got {text!r}")
+    return value
+
+
+_INTEGRAL = BeforeValidator(integral)
+
+#: An integer setting that may be written ``1e6``.
+Count = Annotated[int, _INTEGRAL]
+
+
+def _flag(
+    *,
+    metavar: str | None = None,
+    append: bool = False,
+    const: str | None = None,
+    text: bool = False,
+) -> dict[str, Any]:
+    """How a field's flag differs from the derived default, kept with the field
+    (``json_schema_extra``): a ``metavar``, ``append`` (the flag may be repeated; the
+    values are joined with commas), ``const`` (the flag's value may be left out) or
+    ``text`` (the value goes to the model as text, for its own validator to parse)."""
+    out: dict[str, Any] = {}
+    if text:
+        out["text"] = True
+    if metavar is not None:
+        out["metavar"] = metavar
+    if append:
+        out["append"] = True
+    if const is not None:
+        out["const"] = const
+    return out
+
+
+class ServeSettings(BaseSettings):
+    """Every ``serve`` setting. Environment: ``SPIKESTREAM_<NAME>`` (e.g.
+    ``SPIKESTREAM_BROKER=mqtt://host:1883``); settings file: ``<name> = ...``; flag:
+    ``--<name-with-dashes>``.
+
+    Every number is finite (``allow_inf_nan=False``) and in a stated range; the sizes that
+    allocate (``ticks_per_frame``, ``queue_capacity``) are bounded by ``memory_limit``
+    through the memory budget, checked before anything is built. A description of
+    ``None`` hides the flag from ``--help`` (debug settings).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", allow_inf_nan=False)
+
+    # The fields are in the order --help lists their flags.
+    shard: str | None = Field(
+        None,
+        description="INDEX/COUNT: serve only the networks whose position i (in the order "
+        "given) has i % COUNT == INDEX; INDEX may be 'auto' to take the ordinal at the end of "
+        "the host name (a Kubernetes StatefulSet pod, e.g. spikestream-2)",
+    )
+    snapshot_every: float | None = Field(
+        None,
+        gt=0,
+        description="write each network's state to SNAPSHOT_DIR/<net>-latest.npz every S seconds",
+        json_schema_extra=_flag(metavar="S"),
+    )
+    resume: bool = Field(
+        False,
+        description="start each network from SNAPSHOT_DIR/<net>-latest.npz when it exists",
+    )
+    broker: str = Field(
+        "auto",
+        description="mqtt://[user:pass@]host[:port], mqtts://… (TLS), ws://, wss://, "
+        "'embedded' (in-process broker) or 'auto' (localhost:1883 if it answers, else "
+        "embedded; the default). Several URLs (repeat the flag, or separate them with "
+        "commas) name the nodes of one clustered broker: the service connects to the first "
+        "that answers and fails over to the next when it loses its node. Credentials may "
+        "also come from SPIKESTREAM_MQTT_USERNAME / _PASSWORD / _PASSWORD_FILE",
+        json_schema_extra=_flag(metavar="URL", append=True),
+    )
+    tls_ca: Path | None = Field(None, description="CA bundle to verify the broker (mqtts://)")
+    tls_cert: Path | None = Field(None, description="client certificate (mqtts://)")
+    tls_key: Path | None = Field(None, description="client private key (mqtts://)")
+    prefix: str = Field("spikestream", description="topic prefix (default: {default})")
+    realtime_factor: float = Field(
+        1.0,
+        ge=0,
+        description="1 = real time (default), 2 = twice as fast, 0 = as fast as possible",
+    )
+    overrun: Literal["catch-up", "skip", "slip"] = Field(
+        "catch-up",
+        description="when a tick is late: catch-up (burst, capped by --max-catchup; "
+        "default), skip (drop ticks to realign, counted) or slip (move the schedule)",
+    )
+    max_catchup: Count = Field(
+        20, ge=1, le=1_000_000, description="most late ticks run in one burst ({default})"
+    )
+    ticks_per_frame: Count | None = Field(
+        None,
+        ge=1,
+        description="ticks per output frame for every probe (default: each probe's "
+        "ticks_per_frame in the network file); bounded by the memory budget",
+    )
+    queue_capacity: Count = Field(
+        256,
+        ge=1,
+        description="frames queued per probe ({default}); bounded by the memory budget",
+    )
+    queue_policy: Literal["drop-oldest", "coalesce"] = Field(
+        "drop-oldest",
+        description="when a probe's queue is full: drop-oldest (default) or coalesce frames",
+    )
+    # As a count, so the environment's text "1" is the QoS 1 (a bare Literal refused it).
+    qos: Annotated[Literal[0, 1, 2], _INTEGRAL] = Field(
+        0, description="QoS of output frames ({default})"
+    )
+    expiry: Count | None = Field(
+        None,
+        ge=1,
+        le=2**32 - 1,  # MQTT: a four-byte interval
+        description="MQTT 5 message expiry of frames, seconds",
+    )
+    keepalive: Count = Field(10, ge=1, le=65535, description="MQTT keepalive, seconds ({default})")
+    backoff_min: float = Field(
+        0.2,
+        gt=0,
+        le=600,
+        description="smallest reconnect delay, seconds ({default:g}); later delays grow, "
+        "jittered, up to --backoff-max",
+    )
+    backoff_max: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="longest reconnect delay, seconds ({default:g}; at most 600)",
+    )
+    memory_limit: int | None = Field(
+        None,
+        description="refuse to start when the networks and their frame queues would "
+        "allocate more than SIZE bytes (e.g. 2GiB, 512MiB, 1.5GB); also bounds `set "
+        f"ticks_per_frame`. Default: {DEFAULT_SHARE * 100:.0f}% of physical memory (or of "
+        "the container's limit)",
+        json_schema_extra=_flag(metavar="SIZE", text=True),
+    )
+    client_id: str | None = Field(
+        None, description="MQTT client id (default: spikestream-<net>-<pid>)"
+    )
+    dtype: Literal["float64", "float32"] | None = Field(None, description="state number type")
+    seed: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="override the network file's seed"
+    )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve Prometheus metrics on this port (off)"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address for --metrics-port ({default})")
+    # None: $XDG_STATE_HOME/spikestream/snapshots (serving.snapshots.default_snapshot_dir)
+    snapshot_dir: Path | None = Field(
+        None,
+        description="the folder snapshot and restore commands name files in, created with "
+        "mode 0700 when missing (default: $XDG_STATE_HOME/spikestream/snapshots, else "
+        "~/.local/state/spikestream/snapshots; never the working directory)",
+    )
+    restore: Path | None = Field(
+        None,
+        description="start from this snapshot file (validated against the network; refused "
+        "with one line if it does not fit)",
+    )
+    log_inputs: Path | None = Field(
+        None, description="record tick-stamped inputs for `run --replay`"
+    )
+    stats_interval: float = Field(
+        1.0, gt=0, le=3600, description="seconds between stats messages ({default:g})"
+    )
+    # Debug only, for bench/floor.py: input-to-output timestamps (runtime.trace).
+    trace_latency: Path | None = Field(None, description=None)
+    rt_priority: int = Field(
+        0,
+        ge=0,
+        le=99,
+        description="run each tick thread under SCHED_FIFO at this priority (1-99; Linux, "
+        "needs CAP_SYS_NICE or root; 0 = normal scheduling, the default)",
+    )
+    cpu_latency: Count | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,  # the kernel's s32, in microseconds
+        description="hold a CPU wake-up latency limit of US microseconds (Linux PM QoS, "
+        "/dev/cpu_dma_latency; needs root or a udev rule) while serving: 0 keeps idle CPUs "
+        "polling instead of halting, so sleeping ticks wake on time in a VM, at the cost of "
+        "busy idle CPUs machine-wide (default: no request)",
+        json_schema_extra=_flag(metavar="US"),
+    )
+    spin: float = Field(
+        0.0002,
+        ge=0,
+        le=0.01,
+        description="seconds the tick thread busy-waits before each deadline after "
+        "sleeping ({default:g}): longer costs CPU, shorter lets sleep's wake-up jitter make "
+        "ticks late",
+    )
+    switch_interval: float = Field(
+        0.0005,
+        gt=0,
+        le=0.1,
+        description="Python's GIL switch interval in seconds ({default:g}): how long the I/O "
+        "thread can hold the interpreter before the tick thread gets it back",
+    )
+    max_input_bytes: Count = Field(
+        65536,
+        ge=16,
+        le=268_435_455,  # MQTT's largest packet
+        description="largest input payload accepted, bytes ({default}); larger ones are "
+        "refused (reason oversize)",
+    )
+    text_rate: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_TEXT_RATE,
+        description=f"also publish each value probe of at most {MAX_TEXT_DIM} numbers per "
+        "tick on <prefix>/<net>/text/<probe> as plain text (a decimal, or a JSON array), at "
+        f"most HZ times a second (0 < HZ <= {MAX_TEXT_RATE:g}; off by default)",
+        json_schema_extra=_flag(metavar="HZ"),
+    )
+    ha_discovery: str | None = Field(
+        None,
+        description="publish retained Home Assistant MQTT discovery configs for the text "
+        f"values under PREFIX (default {DEFAULT_HA_PREFIX}), again whenever PREFIX/status "
+        f"says online; implies --text-rate {DEFAULT_TEXT_RATE:g} unless given",
+        json_schema_extra=_flag(metavar="PREFIX", const=DEFAULT_HA_PREFIX),
+    )
+    # Opt-in to code execution: function = "module:attr" imports and calls that module.
+    allow_python_functions: bool = Field(
+        False,
+        description=ALLOW_PYTHON_FUNCTIONS_HELP,
+    )
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError(f"expected {SIZE_RULE}")
+        try:
+            return parse_bytes(value)
+        except ConfigError:
+            raise ValueError(f"expected {SIZE_RULE}") from None
+
+    @field_validator("ha_discovery")
+    @classmethod
+    def _ha_prefix(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_prefix(value)
+        except CodecError as err:
+            raise ValueError(str(err)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if _CONFIG_FILE[0] is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE[0]))
+        return tuple(sources)
+
+
+# The TOML file the next ServeSettings() reads, set by load_settings(): pydantic-settings
+# builds its sources from the class, so the path travels beside it.
+_CONFIG_FILE: list[Path | None] = [None]
+
+
+def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSettings:
+    """Merge flags (given, non-None), environment and the settings file.
+
+    Raises:
+        ConfigError: naming the setting, its value and what is allowed.
+    """
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"settings file {str(config_file)!r} does not exist")
+    _CONFIG_FILE[0] = config_file
+    try:
+        return ServeSettings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as err:
+        # One line: each bad setting with its value and what is allowed.
+        problems = []
+        for e in err.errors(include_url=False):
+            key = ".".join(str(p) for p in e["loc"])
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            problems.append(f"{key}: {msg} (got {e.get('input')!r:.60})")
+        raise ConfigError(
+            "invalid serve setting (flag, SPIKESTREAM_* variable or settings file): "
+            + "; ".join(problems)
+        ) from None
+    finally:
+        _CONFIG_FILE[0] = None
+
+
+# ---------------------------------------------------------------------- derived names
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of setting ``field``: ``--realtime-factor``."""
+    return "--" + field.replace("_", "-")
+
+
+def env_name(field: str) -> str:
+    """The environment variable of setting ``field``: ``SPIKESTREAM_REALTIME_FACTOR``."""
+    return ENV_PREFIX + field.upper()
+
+
+def settings_key(field: str) -> str:
+    """The key of setting ``field`` in a TOML settings file: the field's name."""
+    return field
+
+
+def _fields() -> Iterator[tuple[str, FieldInfo]]:
+    yield from ServeSettings.model_fields.items()
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """The annotation without ``None`` and ``Annotated``, and whether it is a count
+    (an integer that may be written ``1e6``)."""
+    count = False
+    if get_origin(annotation) in (Union, types.UnionType):
+        (annotation,) = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is Annotated:
+        annotation, *extra = get_args(annotation)
+        count = any(m is _INTEGRAL for m in extra)
+    return annotation, count
+
+
+def _argparse_options(name: str, info: FieldInfo) -> dict[str, Any]:
+    """``add_argument`` keyword arguments of setting ``name``, derived from its field."""
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if info.description is None:
+        help_text = argparse.SUPPRESS
+    else:
+        help_text = info.description.format(default=info.default).replace("%", "%%")
+    annotation, count = _unwrap(info.annotation)
+    count = count or any(m is _INTEGRAL for m in info.metadata)
+    kwargs: dict[str, Any] = {"help": help_text, "dest": name}
+    if annotation is bool:
+        # Flags only switch a setting on; the environment or the file may switch it off.
+        return {**kwargs, "action": "store_true", "default": None}
+    if get_origin(annotation) is Literal:
+        choices = get_args(annotation)
+        kwargs["choices"] = choices
+        if all(type(c) is int for c in choices):
+            kwargs["type"] = int
+    elif extra.get("text"):
+        pass  # parsed by the model's own validator
+    elif count:
+        kwargs["type"] = count_arg
+    elif annotation in (int, float, Path):
+        kwargs["type"] = annotation
+    if "metavar" in extra:
+        kwargs["metavar"] = extra["metavar"]
+    if extra.get("append"):
+        kwargs["action"] = "append"
+    if "const" in extra:
+        kwargs.update(nargs="?", const=extra["const"])
+    return kwargs
+
+
+def add_setting_flags(
+    parser: argparse.ArgumentParser,
+    before: Mapping[str, Callable[[argparse.ArgumentParser], object]] | None = None,
+) -> None:
+    """Add one flag per setting to ``parser``, in the model's order.
+
+    Every flag defaults to None (not given), so the environment and the settings file
+    can supply the value; :func:`flags_of` reads them back. ``before`` adds other flags
+    (not settings) in front of the named setting's, so ``--help`` lists them there.
+    """
+    for name, info in _fields():
+        if before is not None and name in before:
+            before[name](parser)
+        parser.add_argument(flag_name(name), **_argparse_options(name, info))
+
+
+def flags_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags in ``args`` (None where not given), for
+    :func:`load_settings`. A flag given several times (``--broker``) is joined with commas."""
+    flags = {name: getattr(args, name, None) for name, _ in _fields()}
+    for name, value in flags.items():
+        if isinstance(value, list):
+            flags[name] = ",".join(value)
+    return flags

@@ -1,0 +1,157 @@
+"""One frozen snapshot of a service's statistics, and the ``stats`` topic payload built
+from it.
+
+:meth:`Service.statistics() <spikestream.serving.service.Service.statistics>` builds one
+:class:`ServiceStatistics` from the engine, the link and the service's own counters; the
+``stats`` topic (:func:`stats_payload`) and the Prometheus metrics
+(:mod:`spikestream.serving.metrics`) both read that snapshot and nothing else, so a figure
+is counted in one place and shown alike by both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spikestream.runtime.engine import EngineStatistics
+from spikestream.runtime.stats import LatenessHistogram, WindowStatistics
+from spikestream_client.transport import LinkStatistics
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How fresh one input is at the snapshot.
+
+    Attributes:
+        age: Seconds since the input's last accepted value; None before the first.
+        stale: True while the input runs on its default.
+    """
+
+    age: float | None
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatistics:
+    """Everything one service counts, taken at one moment (read-only once built).
+
+    Attributes:
+        net: The network's name.
+        engine: The engine's counters (ticks, lateness, frames, inputs, commands).
+        link: The MQTT link's counters: connections, publish failures and refusals,
+            failovers, resent frames.
+        lateness: The since-start histogram of tick lateness (seconds), for Prometheus.
+        scheduling: How the tick thread is scheduled, in words.
+        fifo_priority: The tick thread's ``SCHED_FIFO`` priority (0: ordinary scheduling).
+        cpu_latency: The CPU wake-up latency request, in words (``not requested``).
+        cpu_latency_held_us: The limit this process holds, microseconds; None if none.
+        freshness: Each input's age and staleness, by input name.
+        rejected: Refusals by reason (``control`` counts every refused control message).
+        retained_control: Retained control messages ignored.
+        events_pending: Events waiting for the link.
+        events_lost: Events lost in the tick thread's queue or beyond the pending queue.
+        replies_failed: MQTT 5 replies that could not be handed to the link.
+        bridges: The text and discovery bridges' counters (zeros when disabled).
+    """
+
+    net: str
+    engine: EngineStatistics
+    link: LinkStatistics
+    lateness: LatenessHistogram
+    scheduling: str
+    fifo_priority: int
+    cpu_latency: str
+    cpu_latency_held_us: int | None
+    freshness: dict[str, Freshness]
+    rejected: dict[str, int]
+    retained_control: int
+    events_pending: int
+    events_lost: int
+    replies_failed: int
+    bridges: dict[str, int]
+
+
+def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
+    """The flat, JSON-friendly ``stats`` topic payload of a snapshot (``docs/PROTOCOL.md``
+    section 6.2; its keys are pinned there)."""
+    es, ls = s.engine, s.link
+    lat = es.pacer.lateness
+    return {
+        "tick": es.tick,
+        "t": round(es.t, 6),
+        "paused": es.paused,
+        "realtime_factor": es.pacer.realtime_factor,
+        "realtime_factor_actual": _round(es.pacer.realtime_factor_actual, 6),
+        "late_p50_ms": _round(lat.p50 * 1e3, 4),
+        "late_p99_ms": _round(lat.p99 * 1e3, 4),
+        "late_p999_ms": _round(lat.p999 * 1e3, 4),
+        "late_max_ms": _round(lat.max * 1e3, 4),
+        "late_over_1ms": lat.over_threshold(0.001),
+        **{window_key(w.seconds): _window(w) for w in es.pacer.recent},
+        "overruns": es.pacer.overruns,
+        "scheduling": s.scheduling,
+        "cpu_latency": s.cpu_latency,
+        "skipped_ticks": es.skipped_ticks,
+        "dropped": sum(st.dropped for st in es.streams.values()),
+        "frames": {n: st.frames for n, st in es.streams.items()},
+        "dropped_by_probe": {n: st.dropped for n, st in es.streams.items()},
+        "queued": {n: st.queued for n, st in es.streams.items()},
+        "inputs": _inputs(s),
+        "rejected": dict(s.rejected),
+        "retained_control": s.retained_control,
+        "events_pending": s.events_pending,
+        "connects": ls.connects,
+        "reconnects": ls.reconnects,
+        "publish_failed": ls.publish_failed,
+        "replies_failed": s.replies_failed,
+        "publish_refused": ls.publish_refused,
+        "events_lost": s.events_lost,
+        "link_connected": ls.connected,
+        "link_last_error": ls.last_error,
+        "broker": ls.broker,
+        "failovers": ls.failovers,
+        "resent": ls.resent,
+        "lost_unsent": ls.lost_unsent,
+        **s.bridges,
+    }
+
+
+def _inputs(s: ServiceStatistics) -> dict[str, dict[str, Any]]:
+    # Each input's counters, its age (ms since its last value; null before the first)
+    # and whether it runs on its default now.
+    out: dict[str, dict[str, Any]] = {}
+    for name, counts in s.engine.inputs.items():
+        fresh = s.freshness[name]
+        age_ms = None if fresh.age is None else round(fresh.age * 1e3, 1)
+        out[name] = {**counts, "age_ms": age_ms, "stale_now": fresh.stale}
+    return out
+
+
+def window_key(seconds: float) -> str:
+    """``window_1s``, ``window_10s``: the stats key of a recent window."""
+    return f"window_{seconds:g}s"
+
+
+def _window(w: WindowStatistics) -> dict[str, Any]:
+    """One recent window for the stats topic (docs/PROTOCOL.md, "Recent windows")."""
+    lat = w.lateness
+
+    def pct(threshold: float) -> float | None:
+        return _round(w.late_share(threshold) * 100.0, 4)
+
+    return {
+        "ticks": w.ticks,
+        "realtime_factor_actual": _round(w.realtime_factor_actual, 6),
+        "late_p50_ms": _round(lat.p50 * 1e3, 4),
+        "late_p99_ms": _round(lat.p99 * 1e3, 4),
+        "late_p999_ms": _round(lat.p999 * 1e3, 4),
+        "late_max_ms": _round(lat.max * 1e3, 4),
+        "late_over_250us": lat.over_threshold(0.00025),
+        "late_over_1ms": lat.over_threshold(0.001),
+        "late_over_250us_pct": pct(0.00025),
+        "late_over_1ms_pct": pct(0.001),
+    }
+
+
+def _round(x: float, digits: int) -> float | None:
+    return None if x != x else round(x, digits)  # NaN (no ticks yet) -> null

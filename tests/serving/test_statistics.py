@@ -1,0 +1,128 @@
+"""One statistics snapshot feeds both the ``stats`` topic and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import pytest
+from prometheus_client.core import Metric
+
+from spikestream.build import build
+from spikestream.serving.metrics import ServiceCollector, snapshot_metrics
+from spikestream.serving.service import Service
+from spikestream.serving.settings import ServeSettings
+from spikestream.serving.statistics import ServiceStatistics, stats_payload
+from spikestream.spec import load_network
+from spikestream_client.codec import encode_input
+from spikestream_client.transport import MessageMeta, parse_broker_url
+from tests.serving import SEED
+
+INPUT = "spikestream/seed/in/u"
+META = MessageMeta(qos=0, retain=False)
+
+
+def _samples(families: list[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "net"))): s.value
+        for family in families
+        for s in family.samples
+    }
+
+
+@pytest.fixture
+def service() -> Service:
+    """A service whose engine ran for a while, with inputs accepted and refused (no
+    broker: the link never connects, so its failures are counted too)."""
+    svc = Service(
+        build(load_network(SEED)),
+        parse_broker_url("mqtt://127.0.0.1:1"),
+        ServeSettings(),
+        memory_limit=1 << 30,
+    )
+    svc.engine.start()
+    try:
+        svc._on_message(INPUT, encode_input([0.5]), META)
+        svc._on_message(INPUT, b"\xc1 not a value", META)
+        svc._on_message("spikestream/seed/in/nope", b"1", META)
+        svc._on_message("spikestream/seed/control", b"bogus", META)
+        time.sleep(0.3)
+    finally:
+        svc.engine.stop()
+    svc._drain()  # frames meet a link that is not connected: they wait, or are dropped
+    return svc
+
+
+def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
+    snap = service.statistics()
+    payload = stats_payload(snap)
+    got = _samples(list(snapshot_metrics(snap)))
+
+    def metric(name: str, **labels: str) -> float:
+        return got[(name, tuple(sorted(labels.items())))]
+
+    assert payload["tick"] > 0
+    assert metric("spikestream_ticks_total") == snap.engine.pacer.ticks
+    assert metric("spikestream_overruns_total") == payload["overruns"]
+    assert metric("spikestream_skipped_ticks_total") == payload["skipped_ticks"]
+    assert metric("spikestream_paused") == float(payload["paused"])
+    assert metric("spikestream_realtime_factor") == payload["realtime_factor"]
+    assert payload["frames"]
+    assert sum(payload["frames"].values()) > 0
+    for probe, frames in payload["frames"].items():
+        assert metric("spikestream_frames_total", probe=probe) == frames
+        assert (
+            metric("spikestream_frames_dropped_total", probe=probe)
+            == (payload["dropped_by_probe"][probe])
+        )
+        assert metric("spikestream_queue_depth", probe=probe) == payload["queued"][probe]
+    for name, counts in payload["inputs"].items():
+        assert metric("spikestream_inputs_accepted_total", input=name) == counts["accepted"]
+        assert metric("spikestream_inputs_stale_total", input=name) == counts["stale"]
+        age = metric("spikestream_input_age_seconds", input=name)
+        assert (math.isinf(age) and counts["age_ms"] is None) or round(age * 1e3, 1) == (
+            counts["age_ms"]
+        )
+        assert metric("spikestream_input_stale", input=name) == float(counts["stale_now"])
+    assert payload["inputs"]["u"]["accepted"] == 1
+    assert set(payload["rejected"]) >= {"unknown_input", "control"}
+    for reason, count in payload["rejected"].items():
+        assert metric("spikestream_inputs_rejected_total", reason=reason) == count
+    assert metric("spikestream_reconnects_total") == payload["reconnects"]
+    assert metric("spikestream_publish_refused_total") == payload["publish_refused"]
+    assert metric("spikestream_events_lost_total") == payload["events_lost"]
+    assert metric("spikestream_failovers_total") == payload["failovers"]
+    assert metric("spikestream_frames_resent_total") == payload["resent"]
+    assert metric("spikestream_connected") == float(payload["link_connected"])
+    for key in ("window_1s", "window_10s"):
+        window = key.removeprefix("window_")
+        assert metric("spikestream_window_ticks", window=window) == payload[key]["ticks"]
+    assert metric("spikestream_tick_lateness_seconds_count") == snap.lateness.count
+    assert snap.lateness.count == snap.engine.pacer.ticks
+
+
+def test_link_counters_come_from_the_link(service: Service) -> None:
+    """Connections and publish failures are the link's own counts, not the service's."""
+    snap = service.statistics()
+    payload = stats_payload(snap)
+    link = service.link.statistics()
+    assert (payload["connects"], payload["reconnects"]) == (link.connects, link.reconnects)
+    assert payload["publish_failed"] == link.publish_failed
+    assert not hasattr(service, "connects")
+    assert not hasattr(service, "publish_failed")
+
+
+def test_the_snapshot_is_frozen_and_read_once_per_scrape(service: Service) -> None:
+    snap = service.statistics()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snap.events_lost = 1  # type: ignore[misc]
+    taken: list[ServiceStatistics] = []
+
+    def source() -> ServiceStatistics:
+        taken.append(service.statistics())
+        return taken[-1]
+
+    families = list(ServiceCollector(source).collect())
+    assert len(taken) == 1
+    assert _samples(families) == _samples(list(snapshot_metrics(taken[0])))
