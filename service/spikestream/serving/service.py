@@ -81,6 +81,11 @@ JSON = "application/json"
 UNIX_TIME_FLOOR = 1e9
 
 
+
+#: Longest stretch (s) of frame encoding and publishing before the I/O thread's event
+#: loop reads the socket again (inputs wait at most about this long behind output).
+DRAIN_SLICE = 0.0005
+
 class Service:
     """One network served over one MQTT connection (to one broker of ``broker``, failed
     over in order when there are several).
@@ -417,7 +422,14 @@ class Service:
         if self._wake is not None:
             self._wake.set()  # flush what queued up while we were away
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
+        """Hand what the tick thread produced to the link: events, snapshots, then frames.
+
+        Frames go out for at most :data:`DRAIN_SLICE` seconds per call, so that input
+        messages, which the event loop reads between calls, never wait behind a long run
+        of frame encoding. Returns True when frames are still queued and the link could
+        take them (the caller yields to the loop and calls again).
+        """
         engine, link = self.engine, self.link
         while engine.events:
             ev = dict(engine.events.popleft())
@@ -435,17 +447,20 @@ class Service:
                 assert self._wake is not None
                 self._loop.call_later(0.01, self._wake.set)
         if not link.connected:
-            return  # frames wait in the bounded queues; drops there are counted
+            return False  # frames wait in the bounded queues; drops there are counted
         # Round-robin over the probes, one frame each, while the link's outgoing window
         # has room: frames that cannot go out now stay in their bounded queues (where a
         # drop is counted) instead of being taken out and refused.
         pending = [s for s in engine.streams.values() if s.queued()]
+        until = time.perf_counter() + DRAIN_SLICE
         while pending:
             if not link.can_publish():
                 assert self._loop is not None
                 assert self._wake is not None
                 self._loop.call_later(0.001, self._wake.set)  # the window drains as paho writes
-                return
+                return False
+            if time.perf_counter() >= until:
+                return True  # let the loop read inputs, then go on
             still = []
             yield_gil()
             for stream in pending:
@@ -456,6 +471,7 @@ class Service:
                 if stream.queued():
                     still.append(stream)
             pending = still
+        return False
 
     def _publish_frame(self, stream: ProbeStream, buf: FrameBuffer) -> None:
         taken = time.time() if self.trace is not None else 0.0
@@ -511,7 +527,11 @@ class Service:
             await wake.wait()
             wake.clear()
             self.engine.clear_notified()
-            self._drain()
+            if self._drain():
+                # More frames after a slice: wake again on the next loop pass, after the
+                # socket reader has run, so inputs that arrived meanwhile reach their
+                # slots before the next slice of frames.
+                asyncio.get_running_loop().call_soon(wake.set)
 
     async def _stats(self) -> None:
         topic = self.topics.stats
