@@ -45,14 +45,13 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream_client.client import SpikestreamClient
-from spikestream_client.codec import Description, SpikeFrame, ValueFrame, topics
+from spikestream_client.codec import Description, Frame, SpikeFrame, ValueFrame, topics
 from spikestream_client.errors import ConfigError
 from spikestream_client.gaps import Gap, GapTracker
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = ["RecordOptions", "Recorder", "main", "plot_arrays", "run", "save_npz"]
 
-Frame = SpikeFrame | ValueFrame
 AnyArray = npt.NDArray[Any]
 _MAX_GAPS_IN_META: Final = 1000
 RESERVED: Final = frozenset({"t", "tick", "segment", "gaps", "dt", "network", "meta"})

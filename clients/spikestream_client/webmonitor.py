@@ -64,7 +64,7 @@ from spikestream_client.aggregate import (
     recent_stat,
 )
 from spikestream_client.client import SpikestreamClient
-from spikestream_client.codec import SpikeFrame, ValueFrame
+from spikestream_client.codec import Frame, SpikeFrame, ValueFrame
 from spikestream_client.errors import ConfigError
 from spikestream_client.safetext import printable
 from spikestream_client.tool import interruptible_sleep
@@ -86,7 +86,6 @@ __all__ = [
 
 log = logging.getLogger("spikestream_client.web")
 
-Frame = SpikeFrame | ValueFrame
 PROTOCOL_VERSION: Final = 1
 ASSETS: Final = {
     "/": ("index.html", "text/html; charset=utf-8"),
