@@ -19,6 +19,11 @@ with thousands of frames per second without queueing.
 
 MqttLink cannot unsubscribe, so a closed iterator stops consuming but the topic stays
 subscribed until the client closes; its messages are then dropped before decoding.
+
+This module is the connection: its lifecycle, subscriptions, publishing and control. The
+consumers live in :mod:`spikestream_client.streams`, the routing and decoding of what
+arrives in :mod:`spikestream_client.dispatch`, and the choice of broker in
+:mod:`spikestream_client.brokers`.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ from spikestream_client.npz import (
     time_of,
     value_dtype,
 )
-from spikestream_client.tool import find_network, interruptible_sleep, run_tool
+from spikestream_client.tool import find_network, interruptible_sleep, run_tool, subscribe_frames
 
 __all__ = ["RESERVED", "RecordOptions", "Recorder", "main", "plot_arrays", "run"]
 
@@ -369,11 +369,7 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         recorder.description = await find_network(
             client, options.net, options.wait_net, options.probes
         )
-        if options.probes:
-            for probe in options.probes:
-                client.on_frame(options.net, probe, recorder.on_frame)
-        else:
-            client.on_frame(options.net, None, recorder.on_frame)
+        subscribe_frames(client, options.net, options.probes, recorder.on_frame)
         client.on_stats(options.net, recorder.on_stats)
         watcher = client.status(options.net)
         recorder.started = time.time()

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.errors import ConfigError
 from spikestream_client.monitor.aggregate import MonitorModel
-from spikestream_client.streams import FrameCallback
-from spikestream_client.tool import find_network
+from spikestream_client.tool import find_network, subscribe_frames
 
 __all__ = [
     "MonitorOptions",
@@ -27,7 +26,6 @@ __all__ = [
     "connect_model",
     "open_session",
     "refresh_model",
-    "subscribe_frames",
 ]
 
 
@@ -69,20 +67,9 @@ def check_options(options: MonitorOptions) -> None:
         raise ConfigError(f"--bins must be in 4..400, got {options.bins}")
 
 
-def subscribe_frames(
-    client: SpikestreamClient, options: MonitorOptions, callback: FrameCallback
-) -> None:
-    """Call ``callback`` for every frame of ``options.probes`` (every probe when None)."""
-    if options.probes:
-        for probe in options.probes:
-            client.on_frame(options.net, probe, callback)
-    else:
-        client.on_frame(options.net, None, callback)
-
-
 def connect_model(client: SpikestreamClient, model: MonitorModel, options: MonitorOptions) -> None:
     """Subscribe ``model`` to the frames, stats, events and status of ``options.net``."""
-    subscribe_frames(client, options, model.on_frame)
+    subscribe_frames(client, options.net, options.probes, model.on_frame)
     client.on_stats(options.net, model.on_stats)
     client.on_event(options.net, model.on_event)
     client.status(options.net)

@@ -71,10 +71,9 @@ from spikestream_client.monitor.session import (
     MonitorOptions,
     open_session,
     refresh_model,
-    subscribe_frames,
 )
 from spikestream_client.safetext import printable
-from spikestream_client.tool import interruptible_sleep
+from spikestream_client.tool import interruptible_sleep, subscribe_frames
 
 __all__ = [
     "ASSETS",
@@ -578,7 +577,7 @@ async def serve_web(
     for url in options.web_allow_origins:
         parse_origin(url)  # a bad flag fails before anything listens
     bridge = WebBridge(options.net, window=max(options.window, 2.0))
-    subscribe_frames(client, options, bridge.on_frame)
+    subscribe_frames(client, options.net, options.probes, bridge.on_frame)
     server = await start_web_server(bridge, options.host, options.web, options.web_allow_origins)
     try:
         port = _port(server)
