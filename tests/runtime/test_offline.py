@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from spikestream.build import build
+from spikestream.errors import ConfigError
 from spikestream.runtime.offline import (
     block_ticks_for,
     per_tick_layout,
@@ -76,3 +77,18 @@ def test_failed_run_leaves_no_file_and_keeps_the_old_one(tmp_path: Path) -> None
         run_to_file(model, 5000, out, progress=fail, block_bytes=50_000)
     assert out.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["seed.npz"]
+
+
+@pytest.mark.parametrize("name", ["t", "tick", "meta", "seed"])
+def test_probes_named_like_the_files_own_keys_are_refused(tmp_path: Path, name: str) -> None:
+    """docs/NPZ.md: they would be written over the file's own keys (or those over them)."""
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 5}},
+            "inputs": {"u": {"target": "a"}},
+            "probes": {name: {"target": "a", "kind": "spikes"}},
+        }
+    )
+    with pytest.raises(ConfigError, match=f"probe or input named {name}: .*docs/NPZ.md"):
+        run_to_file(build(spec), 10, tmp_path / "x.npz")
+    assert list(tmp_path.iterdir()) == []

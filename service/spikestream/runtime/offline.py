@@ -39,6 +39,7 @@ from spikestream.errors import ConfigError
 from spikestream.signals import signal_values
 from spikestream.sim import Simulator
 from spikestream_client.npz import (
+    COMMON_KEYS,
     SPIKE_DTYPE,
     TICK_DTYPE,
     TIME_DTYPE,
@@ -277,7 +278,19 @@ def run_offline(
 
 def static_arrays(model: Model, ticks: int) -> dict[str, AnyArray]:
     """The arrays of the layout that do not grow with a run of ``ticks`` ticks: built
-    parameters, ``dt``, ``seed``, ``network``, ``dtype`` and ``meta``."""
+    parameters, ``dt``, ``seed``, ``network``, ``dtype`` and ``meta``.
+
+    Raises:
+        ConfigError: A probe or input is named like one of these keys, ``t`` or ``tick``.
+    """
+    clash = sorted((set(model.probes) | set(model.inputs)) & {*COMMON_KEYS, "seed"})
+    if clash:
+        # They would be written over (or over the arrays they name): refuse, not corrupt.
+        raise ConfigError(
+            f"the .npz layout cannot hold a probe or input named {', '.join(clash)}: "
+            f"{', '.join(COMMON_KEYS)} and seed are the file's own keys (docs/NPZ.md); "
+            "rename it in the network file"
+        )
     out: dict[str, AnyArray] = dict(model.arrays())
     out.update(header_arrays(run_meta(model, ticks)))
     out["seed"] = np.array(model.seed, dtype=np.int64)
