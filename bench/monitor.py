@@ -19,9 +19,9 @@ import time
 import numpy as np
 from rich.console import Console
 
-from spikestream_client.aggregate import MonitorModel
 from spikestream_client.codec import FrameHeader, decode_frame, encode_spikes, encode_values
-from spikestream_client.monitor import render
+from spikestream_client.monitor.aggregate import MonitorModel
+from spikestream_client.monitor.terminal import render
 
 
 def header(probe: str, k: int) -> FrameHeader:

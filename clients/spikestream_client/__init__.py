@@ -45,6 +45,11 @@ __version__ = "0.1.0"
 # dispatcher) does not import aiomqtt with the client library.
 _LAZY = {
     **dict.fromkeys(("Gap", "GapKind", "GapTracker"), "spikestream_client.gaps"),
+    **dict.fromkeys(
+        ("EventStream", "FrameStream", "StatusWatcher", "Subscription"),
+        "spikestream_client.streams",
+    ),
+    "Frame": "spikestream_client.codec",
 }
 
 

@@ -1,12 +1,15 @@
 """``spikestream record``: save what a running service publishes to an ``.npz`` file.
 
-The file follows the layout of ``spikestream run`` (``docs/NPZ.md``) as far as frames
-allow. The recorder only sees probes, not the simulator, so:
+The file follows the layout of ``spikestream run`` (``docs/NPZ.md``), written by the same
+module (:mod:`spikestream_client.npz`), as far as frames allow. The recorder only sees
+probes, not the simulator, so:
 
 * each probe is stored under its **probe name**, one row per tick: spike probes as
-  ``(ticks, n)`` uint8 0/1, value probes as ``(ticks, *shape)`` float32 (as sent);
-  there are no ``<pop>.spikes`` or build arrays (a spike frame does not say which
-  population its probe targets);
+  ``(ticks, n)`` uint8 0/1, value probes as ``(ticks, *shape)`` in the network's dtype
+  (``dtype``: as ``run`` stores them; the service's ``describe`` document names it, and
+  the float32 frames convert exactly; float32 without a document); there are no
+  ``<pop>.spikes`` or build arrays (a spike frame does not say which population its
+  probe targets);
 * ``t``: ``(ticks,)`` simulated time at the end of each tick, ``(tick + 1) * dt``;
   ``tick``: ``(ticks,)`` the service's tick index of each row;
 * ``gaps``: ``(ticks,)`` bool, True where any probe has no data for that tick (its frame
@@ -16,13 +19,14 @@ allow. The recorder only sees probes, not the simulator, so:
   (a ``reset``, ``restore`` or restart) or jumped more than 100,000 ticks ahead (a
   ``restore``); rows of a later segment follow those of the earlier one. Smaller forward
   jumps (lost frames, ticks skipped by ``--overrun skip``) are rows marked in ``gaps``;
-* ``dt``, ``network``; ``meta``: JSON like ``run``'s, with ``probes`` mapping each probe
-  to its kind in the network file (``spikes``, ``filtered``, ``decoded``, ``voltage``,
+* ``dt``, ``network``, ``dtype``; ``meta``: JSON with the keys ``run`` writes too
+  (:data:`~spikestream_client.npz.COMMON_META`), ``probes`` mapping each probe to its
+  kind in the network file (``spikes``, ``filtered``, ``decoded``, ``voltage``,
   ``input``) as the service's ``describe`` document gives it (without one, an older
   service: ``spikes``, ``input`` for a value probe named after one of the inputs listed
   in its stats, else ``values``), the document itself under ``describe``, plus what the
-  recording saw: frames, lost frames and gaps per probe, segments, the
-  last stats message and status.
+  recording saw: frames, lost frames and gaps per probe, segments, the last stats
+  message and status.
 
 Rows run from the first tick that every probe covered to the last tick every probe
 covered, so joining mid-frame or stopping mid-frame does not count as loss.
@@ -45,17 +49,26 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream_client.client import SpikestreamClient
-from spikestream_client.codec import Description, SpikeFrame, ValueFrame, topics
+from spikestream_client.codec import Description, Frame, SpikeFrame, ValueFrame, topics
 from spikestream_client.errors import ConfigError
 from spikestream_client.gaps import Gap, GapTracker
-from spikestream_client.tool import find_network, interruptible_sleep, run_tool
+from spikestream_client.npz import (
+    COMMON_KEYS,
+    TICK_DTYPE,
+    WIRE_DTYPE,
+    header_arrays,
+    layout_meta,
+    save_npz,
+    time_of,
+    value_dtype,
+)
+from spikestream_client.tool import find_network, interruptible_sleep, run_tool, subscribe_frames
 
-__all__ = ["RecordOptions", "Recorder", "main", "plot_arrays", "run", "save_npz"]
+__all__ = ["RESERVED", "RecordOptions", "Recorder", "main", "plot_arrays", "run"]
 
-Frame = SpikeFrame | ValueFrame
 AnyArray = npt.NDArray[Any]
 _MAX_GAPS_IN_META: Final = 1000
-RESERVED: Final = frozenset({"t", "tick", "segment", "gaps", "dt", "network", "meta"})
+RESERVED: Final = frozenset({*COMMON_KEYS, "segment", "gaps"})
 """Keys of the file itself: a probe with one of these names cannot be stored under it
 (its frames are skipped and counted in ``skipped_frames``, never written over ``t``)."""
 
@@ -204,7 +217,7 @@ class Recorder:
         offsets = np.cumsum([0] + [hi - lo for lo, hi in bounds])
         rows = int(offsets[-1])
         tick = np.concatenate(
-            [np.arange(lo, hi, dtype=np.int64) for lo, hi in bounds] or [np.zeros(0, np.int64)]
+            [np.arange(lo, hi, dtype=TICK_DTYPE) for lo, hi in bounds] or [np.zeros(0, TICK_DTYPE)]
         )
         segment = np.repeat(
             np.arange(len(bounds), dtype=np.int32), [hi - lo for lo, hi in bounds]
@@ -216,13 +229,11 @@ class Recorder:
             out[probe] = data
             out[f"{probe}.gaps"] = ~covered
             any_gap |= ~covered
-        out["t"] = (tick + 1).astype(np.float64) * dt
+        out["t"] = time_of(tick, dt)
         out["tick"] = tick
         out["segment"] = segment
         out["gaps"] = any_gap
-        out["dt"] = np.array(dt)
-        out["network"] = np.array(self.net)
-        out["meta"] = np.array(json.dumps(self.meta(rows, tick, len(bounds))))
+        out.update(header_arrays(self.meta(rows, tick, len(bounds))))
         return out
 
     def _fill(
@@ -238,7 +249,7 @@ class Recorder:
         if isinstance(first, SpikeFrame):
             data: AnyArray = np.zeros((rows, first.n), dtype=np.uint8)
         else:
-            data = np.full((rows, *first.shape), np.nan, dtype=np.float32)
+            data = np.full((rows, *first.shape), np.nan, dtype=value_dtype(self.dtype))
         for e, seg in enumerate(segments):
             lo, hi = bounds[e]
             base = int(offsets[e])
@@ -261,23 +272,32 @@ class Recorder:
                 covered[rows_slice] = True
         return data, covered
 
+    @property
+    def dtype(self) -> str:
+        """The network's dtype, from the describe document (``float32``, what frames
+        carry, without one); value probes are stored in it (``docs/NPZ.md``)."""
+        named = self.description.document.get("dtype") if self.description else None
+        return value_dtype(named).name if named is not None else WIRE_DTYPE
+
     def meta(self, rows: int, tick: npt.NDArray[np.int64], segments: int) -> dict[str, Any]:
-        """The ``meta`` JSON object."""
+        """The ``meta`` JSON object (``docs/NPZ.md``)."""
+        assert self.dt is not None
         probes = {p: self.kind_of(p) for p in sorted(self.segments)}
-        return {
-            "network": self.net,
-            "dt": self.dt,
-            "populations": [],
-            "inputs": [p for p, k in probes.items() if k == "input"],
-            "probes": probes,
-            "source": "record",
-            "ticks": rows,
-            "first_tick": int(tick[0]) if rows else None,
-            "last_tick": int(tick[-1]) if rows else None,
-            "segments": segments,
-            "frames": {p: sum(len(s.frames) for s in segs) for p, segs in self.segments.items()},
-            "lost_frames": dict(self.missing),
-            "gaps": [
+        return layout_meta(
+            network=self.net,
+            dt=self.dt,
+            dtype=self.dtype,
+            populations=[],
+            inputs=[p for p, k in probes.items() if k == "input"],
+            probes=probes,
+            source="record",
+            ticks=rows,
+            first_tick=int(tick[0]) if rows else None,
+            last_tick=int(tick[-1]) if rows else None,
+            segments=segments,
+            frames={p: sum(len(s.frames) for s in segs) for p, segs in self.segments.items()},
+            lost_frames=dict(self.missing),
+            gaps=[
                 {
                     "probe": g.probe,
                     "expected": g.expected,
@@ -287,32 +307,13 @@ class Recorder:
                 }
                 for g in self.gaps[:_MAX_GAPS_IN_META]
             ],
-            "restarts": self.tracker.restarts,
-            "skipped_frames": dict(self.skipped),
-            "status": self.status,
-            "stats": self.stats,
-            "describe": self.description.document if self.description else None,
-            "recorded": [self.started, time.time()],
-        }
-
-
-def save_npz(path: Path, arrays: Mapping[str, AnyArray]) -> Path:
-    """Write ``arrays`` compressed to ``path`` (through a temporary file, so an
-    interrupted write never leaves half a file).
-
-    Raises:
-        ConfigError: The folder does not exist or cannot be written.
-    """
-    if not path.parent.is_dir():
-        raise ConfigError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("wb") as fh:
-            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
-        tmp.replace(path)
-    except OSError as err:
-        raise ConfigError(f"cannot write {str(path)!r}: {err}") from None
-    return path
+            restarts=self.tracker.restarts,
+            skipped_frames=dict(self.skipped),
+            status=self.status,
+            stats=self.stats,
+            describe=self.description.document if self.description else None,
+            recorded=[self.started, time.time()],
+        )
 
 
 def plot_arrays(arrays: Mapping[str, AnyArray]) -> dict[str, AnyArray]:
@@ -368,11 +369,7 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         recorder.description = await find_network(
             client, options.net, options.wait_net, options.probes
         )
-        if options.probes:
-            for probe in options.probes:
-                client.on_frame(options.net, probe, recorder.on_frame)
-        else:
-            client.on_frame(options.net, None, recorder.on_frame)
+        subscribe_frames(client, options.net, options.probes, recorder.on_frame)
         client.on_stats(options.net, recorder.on_stats)
         watcher = client.status(options.net)
         recorder.started = time.time()
@@ -391,7 +388,7 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
             _say(options, f"{recorder.frames} frames, {recorder.tracker.missing} lost")
         recorder.on_status(watcher.current)
     arrays = recorder.arrays()
-    save_npz(options.out, arrays)
+    save_npz(options.out, arrays, compress=True)
     ticks = int(arrays["t"].shape[0])
     lost = int(arrays["gaps"].sum())
     _say(

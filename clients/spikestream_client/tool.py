@@ -1,4 +1,5 @@
-"""Plumbing shared by the command-line tools: clean stops on Ctrl-C and SIGTERM."""
+"""Plumbing shared by the command-line tools: clean stops on Ctrl-C and SIGTERM, the
+network check, and the frame subscription of ``--probe``."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from spikestream_client.errors import ConfigError
 if TYPE_CHECKING:
     from spikestream_client.client import SpikestreamClient
     from spikestream_client.codec import Description
+    from spikestream_client.streams import FrameCallback
 
-__all__ = ["find_network", "interruptible_sleep", "run_tool"]
+__all__ = ["find_network", "interruptible_sleep", "run_tool", "subscribe_frames"]
 
 
 def run_tool(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
@@ -97,3 +99,15 @@ async def find_network(
                 f"{', '.join(found.probes) or '(none)'}"
             )
     return found
+
+
+def subscribe_frames(
+    client: SpikestreamClient, net: str, probes: Sequence[str] | None, callback: FrameCallback
+) -> None:
+    """Call ``callback`` for every frame of ``probes`` of ``net`` (every probe when None
+    or empty: the tools' ``--probe``, repeatable)."""
+    if probes:
+        for probe in probes:
+            client.on_frame(net, probe, callback)
+    else:
+        client.on_frame(net, None, callback)

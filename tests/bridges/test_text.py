@@ -18,6 +18,7 @@ from spikestream.serving.text import (
     parse_value,
     text_probes,
 )
+from spikestream_client.codec import topics
 
 floats32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
 
@@ -59,11 +60,11 @@ def test_only_value_probes_of_at_most_16_numbers_get_text() -> None:
 @pytest.mark.parametrize("rate", [0.0, -1.0, float("nan"), float("inf"), 101.0])
 def test_the_rate_is_checked(rate: float) -> None:
     with pytest.raises(ValueError, match="text rate"):
-        TextValues({"y": 1}, "spikestream/n", rate)
+        TextValues({"y": 1}, topics("spikestream", "n"), rate)
 
 
 def test_only_changed_values_are_published_and_only_the_latest() -> None:
-    text = TextValues({"y": 2, "z": 1}, "p/n", 10.0)
+    text = TextValues({"y": 2, "z": 1}, topics("p", "n"), 10.0)
     assert text.due() == []
     text.observe("y", np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
     text.observe("y", np.array([[5.0, 6.0]], np.float32))  # newer frame wins
@@ -79,7 +80,7 @@ def test_only_changed_values_are_published_and_only_the_latest() -> None:
 
 
 async def test_run_publishes_at_most_rate_per_second() -> None:
-    text = TextValues({"y": 1}, "p/n", 20.0)
+    text = TextValues({"y": 1}, topics("p", "n"), 20.0)
     stamps: list[float] = []
 
     def publish(topic: str, payload: bytes) -> bool:

@@ -8,10 +8,10 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from spikestream_client.aggregate import MonitorModel
 from spikestream_client.codec import FrameHeader, SpikeFrame, ValueFrame, decode_event, decode_frame
 from spikestream_client.codec import encode_spikes as _encode_spikes
 from spikestream_client.codec import encode_values as _encode_values
+from spikestream_client.monitor.aggregate import MonitorModel
 
 
 def header(

@@ -15,15 +15,15 @@ import pytest
 from rich.console import Console
 
 from spikestream_client import SpikestreamClient
-from spikestream_client.aggregate import (
+from spikestream_client.codec import decode_event, decode_frame
+from spikestream_client.monitor.aggregate import (
     MAX_EVENT_KINDS,
     MAX_INPUTS,
     MAX_PROBES,
     InputSnapshot,
     MonitorModel,
 )
-from spikestream_client.codec import decode_event, decode_frame
-from spikestream_client.monitor import auto_bins, render, sparkline
+from spikestream_client.monitor.terminal import auto_bins, render, sparkline
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (

@@ -13,7 +13,7 @@ import pytest
 
 from spikestream.errors import ConfigError
 from spikestream_client import SpikestreamClient
-from spikestream_client.codec import SpikeFrame
+from spikestream_client.codec import Description, SpikeFrame
 from spikestream_client.plotting import plot_run
 from spikestream_client.record import Recorder, plot_arrays
 from tests.clients.conftest import SeedService, cli, cli_env, run_cli
@@ -63,6 +63,27 @@ def test_arrays_follow_the_run_layout_and_mark_lost_frames() -> None:
     assert meta["gaps"][0] == {"probe": "s", "expected": 4, "got": 5, "kind": "lost", "tick": 50}
     assert float(out["dt"]) == 0.001
     assert str(out["network"]) == "fake"
+    # No describe document: values stay float32, the dtype the frames carry.
+    assert str(out["dtype"]) == "float32"
+    assert out["u"].dtype == np.float32
+    assert meta["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("named", ["float64", "float32", "int8", None])
+def test_value_probes_take_the_dtype_the_describe_document_names(named: str | None) -> None:
+    """As ``run`` stores them (docs/NPZ.md): float32 frames of a float64 network become
+    float64 rows, exactly; anything but float32/float64 falls back to the wire's float32."""
+    rec = Recorder("fake")
+    document = {"probes": {"f": {"source": "filtered"}}, "dtype": named}
+    rec.description = Description("fake", 0.001, 1, "0", {}, {}, document)
+    values = np.linspace(-1, 1, 30, dtype=np.float32).reshape(10, 3) / 7
+    rec.on_frame(value_frame(header("f", 0, 0), values))
+    out = rec.arrays()
+    want = np.dtype("float64" if named == "float64" else "float32")
+    assert out["f"].dtype == want
+    assert str(out["dtype"]) == want.name
+    np.testing.assert_array_equal(out["f"], values.astype(want))
+    assert json.loads(str(out["meta"]))["probes"] == {"f": "filtered"}
 
 
 def test_rows_span_the_ticks_every_probe_covered() -> None:

@@ -22,9 +22,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from spikestream.errors import ConfigError
-from spikestream_client.aggregate import MonitorModel
 from spikestream_client.codec import decode_event
-from spikestream_client.webmonitor import (
+from spikestream_client.monitor.aggregate import MonitorModel
+from spikestream_client.monitor.web import (
     ASSETS,
     WEB_DIR,
     WebAccess,

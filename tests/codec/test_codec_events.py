@@ -144,6 +144,9 @@ def test_default_topics() -> None:
     assert t.events == "spikestream/seed/events"
     assert t.inputs_filter == "spikestream/seed/in/+"
     assert t.outs_filter == "spikestream/seed/out/+"
+    assert t.stats == "spikestream/seed/stats"
+    assert t.describe == "spikestream/seed/describe"
+    assert t.text("u") == "spikestream/seed/text/u"
 
 
 def test_multi_level_prefix() -> None:

@@ -21,10 +21,10 @@ from spikestream.errors import CodecError
 from spikestream_client.codec import (
     COMMANDS,
     ControlCommand,
+    Frame,
     FrameHeader,
     InputSample,
     SpikeFrame,
-    ValueFrame,
     decode_control,
     decode_event,
     decode_frame,
@@ -60,7 +60,7 @@ json_values = st.recursive(
 )
 
 
-def check_frame(frame: SpikeFrame | ValueFrame) -> None:
+def check_frame(frame: Frame) -> None:
     """A frame that decoded must be internally consistent."""
     h = frame.header
     assert isinstance(h, FrameHeader)

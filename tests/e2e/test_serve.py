@@ -13,7 +13,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream_client.codec import SpikeFrame, ValueFrame, decode_frame
+from spikestream_client.codec import Frame, SpikeFrame, ValueFrame, decode_frame
 from tests.brokers import Mosquitto
 from tests.serving import NODELAY, Listener, Message
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.broker
 OUT = "spikestream/seed/out/"
 
 
-def frames_of(messages: list[Message], probe: str) -> list[SpikeFrame | ValueFrame]:
+def frames_of(messages: list[Message], probe: str) -> list[Frame]:
     return [decode_frame(m.payload) for m in messages if m.topic == OUT + probe]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,10 @@ import pytest
 from spikestream.build import build
 from spikestream.errors import ConfigError
 from spikestream.runtime.offline import (
-    NpzWriter,
     block_ticks_for,
     per_tick_layout,
     run_offline,
     run_to_file,
-    save_npz,
 )
 from spikestream.spec import load_network, parse_network
 
@@ -82,30 +79,16 @@ def test_failed_run_leaves_no_file_and_keeps_the_old_one(tmp_path: Path) -> None
     assert [p.name for p in tmp_path.iterdir()] == ["seed.npz"]
 
 
-def test_writer_errors_name_the_path(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        NpzWriter(tmp_path / "missing" / "x.npz")
-    with NpzWriter(tmp_path / "x.npz") as npz:
-        s = npz.stream("v", (3, 2), np.dtype(np.float64), spool=True)
-        with pytest.raises(ValueError, match="v: rows of float32"):
-            s.write(np.zeros((1, 2), np.float32))
-        s.write(np.ones((3, 2)))
-        with pytest.raises(ValueError, match="more than the 3 rows"):
-            s.write(np.ones((1, 2)))
-    np.testing.assert_array_equal(np.load(tmp_path / "x.npz")["v"], np.ones((3, 2)))
-    with (
-        pytest.raises(ValueError, match="1 rows written of 3"),
-        NpzWriter(tmp_path / "y.npz") as npz,
-    ):
-        npz.stream("w", (3,), np.dtype(np.int64), spool=True).write(np.arange(1))
-    assert not (tmp_path / "y.npz").exists()
-
-
-def test_file_mode_follows_the_umask(tmp_path: Path) -> None:
-    old = os.umask(0o027)
-    try:
-        path = save_npz(tmp_path / "m.npz", {"x": np.arange(3)})
-    finally:
-        os.umask(old)
-    assert path.stat().st_mode & 0o777 == 0o640
-    np.testing.assert_array_equal(np.load(path)["x"], np.arange(3))
+@pytest.mark.parametrize("name", ["t", "tick", "meta", "seed"])
+def test_probes_named_like_the_files_own_keys_are_refused(tmp_path: Path, name: str) -> None:
+    """docs/NPZ.md: they would be written over the file's own keys (or those over them)."""
+    spec = parse_network(
+        {
+            "populations": {"a": {"n": 5}},
+            "inputs": {"u": {"target": "a"}},
+            "probes": {name: {"target": "a", "kind": "spikes"}},
+        }
+    )
+    with pytest.raises(ConfigError, match=f"probe or input named {name}: .*docs/NPZ.md"):
+        run_to_file(build(spec), 10, tmp_path / "x.npz")
+    assert list(tmp_path.iterdir()) == []

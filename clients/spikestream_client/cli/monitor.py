@@ -1,7 +1,7 @@
 """``spikestream monitor``: a live view of a running network, in the terminal or a browser.
 
-A thin argparse wrapper; the work is done by :mod:`spikestream_client.monitor` (and
-:mod:`spikestream_client.web` for ``--web``), imported only when the command runs.
+A thin argparse wrapper; the work is done by :mod:`spikestream_client.monitor` (its
+``terminal`` view, or ``web`` for ``--web``), imported only when the command runs.
 """
 
 from __future__ import annotations

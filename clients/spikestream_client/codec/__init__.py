@@ -51,6 +51,7 @@ from spikestream_client.codec.events import (
 from spikestream_client.codec.frames import (
     DEFAULT_MAX_FRAME_BYTES,
     SCHEMA_VERSION,
+    Frame,
     FrameHeader,
     SpikeFrame,
     ValueFrame,
@@ -90,6 +91,7 @@ __all__ = [
     "ControlCommand",
     "ControlValue",
     "Description",
+    "Frame",
     "FrameHeader",
     "InputInfo",
     "InputSample",

@@ -173,6 +173,11 @@ class Topics:
         """``<prefix>/<net>/describe``: the retained JSON description of the network."""
         return f"{self.base}/describe"
 
+    def text(self, probe: str) -> str:
+        """``<prefix>/<net>/text/<probe>``: the latest value of ``probe`` as plain text
+        (the service's ``--text`` bridge)."""
+        return f"{self.base}/text/{validate_name('probe', probe)}"
+
     def input_name(self, topic: str) -> str | None:
         """The input name if ``topic`` is one of this network's input topics, else None."""
         head = f"{self.base}/in/"

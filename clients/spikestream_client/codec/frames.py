@@ -46,6 +46,7 @@ from spikestream_client.names import NAME_RULE, is_name
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "SCHEMA_VERSION",
+    "Frame",
     "FrameHeader",
     "SpikeFrame",
     "ValueFrame",
@@ -180,6 +181,11 @@ class ValueFrame:
     header: FrameHeader = field(kw_only=True)
     shape: tuple[int, ...] = field(kw_only=True)
     data: npt.NDArray[np.float32] = field(kw_only=True, repr=False)
+
+
+Frame = SpikeFrame | ValueFrame
+"""A decoded output frame (check ``frame.kind``: ``"spikes"`` or ``"values"``). The one
+definition: the client library, the tools and the service all import it from here."""
 
 
 # --------------------------------------------------------------------------- encoding
@@ -467,7 +473,7 @@ def _decode_values(frame: dict[Any, Any], header: FrameHeader) -> ValueFrame:
 
 def decode_frame(
     payload: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
-) -> SpikeFrame | ValueFrame:
+) -> Frame:
     """Decode and validate one output frame.
 
     Args:

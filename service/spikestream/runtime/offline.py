@@ -1,49 +1,53 @@
 """Offline runs: the network as fast as possible, recorded into the ``.npz`` layout.
 
-Layout (DESIGN.md §3, README):
+The layout is ``docs/NPZ.md``'s, shared with ``spikestream record`` through
+:mod:`spikestream_client.npz` (the keys, dtypes, ``meta`` and the writer). A run writes:
 
 * per population: ``<pop>.gain``, ``<pop>.bias``, ``<pop>.encoders``, ``<pop>.max_rates``,
   ``<pop>.intercepts`` and ``<pop>.spikes`` (``(ticks, n)`` uint8, 0/1);
 * per connection: ``<pre>-><post>.weights`` (or ``.decoders`` and ``.transform``);
-* per probe: ``<probe>`` of shape ``(ticks, ...)``; spike probes are 0/1 uint8;
-* per input: ``<input>`` of shape ``(ticks, dim)``, the value fed at each tick;
+* per probe: ``<probe>`` of shape ``(ticks, ...)``; spike probes are 0/1 uint8, value
+  probes the network's dtype;
+* per input: ``<input>`` of shape ``(ticks, dim)`` float64, the value fed at each tick;
 * ``t``: ``(ticks,)`` simulated time at the end of each tick (s), as Nengo's ``trange``;
+  ``tick``: ``(ticks,)`` int64, the row's tick (0, 1, ...);
 * ``dt``, ``seed``, ``network``, ``dtype``: 0-d arrays describing the run;
 * ``meta``: a 0-d JSON string naming the populations, inputs and probe kinds (plots use it).
 
 A run steps in blocks of ticks (:func:`run_blocks`): the simulator feeds and records a
 whole block in one compiled call, and :func:`run_to_file` hands each block to an
-:class:`NpzWriter`, so a long run holds one block in memory, not every tick. The file is
-uncompressed by default (zlib costs several times the run itself); ``compress=True``
-deflates it.
+:class:`~spikestream_client.npz.NpzWriter`, so a long run holds one block in memory, not
+every tick. The file is uncompressed by default (zlib costs several times the run
+itself); ``compress=True`` deflates it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
-import json
 import math
-import os
-import secrets
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib import format as npy_format
 
 from spikestream.build import Model
 from spikestream.errors import ConfigError
 from spikestream.signals import signal_values
 from spikestream.sim import Simulator
+from spikestream_client.npz import (
+    COMMON_KEYS,
+    SPIKE_DTYPE,
+    TICK_DTYPE,
+    TIME_DTYPE,
+    NpzWriter,
+    header_arrays,
+    layout_meta,
+    time_of,
+)
 
 AnyArray = npt.NDArray[np.generic]
 #: Inputs of a run: per input, values of shape ``(ticks, dim)``, or a function giving
@@ -57,8 +61,6 @@ Feeds = (
 #: A run whose recording fits is written straight from memory; a longer one is streamed
 #: through a spool folder next to the output file, one block at a time.
 BLOCK_BYTES = 64 * 2**20
-#: Bytes copied at a time from a spool file into the ``.npz``.
-COPY_BYTES = 4 * 2**20
 
 
 def ticks_for(duration: float, dt: float) -> int:
@@ -81,7 +83,7 @@ def input_signals(model: Model, ticks: int, start: int = 0) -> dict[str, npt.NDA
 def per_tick_layout(model: Model) -> dict[str, tuple[tuple[int, ...], np.dtype[np.generic]]]:
     """Name -> (shape of one tick, dtype in the file) of every per-tick array of a run."""
     out: dict[str, tuple[tuple[int, ...], np.dtype[np.generic]]] = {}
-    u8 = np.dtype(np.uint8)
+    u8 = SPIKE_DTYPE
     for name, p in model.populations.items():
         out[f"{name}.spikes"] = ((p.n,), u8)
     for name, probe in model.probes.items():
@@ -96,7 +98,8 @@ def per_tick_layout(model: Model) -> dict[str, tuple[tuple[int, ...], np.dtype[n
             out[name] = ((probe.decoders.shape[1],), model.dtype)
     for name, inp in model.inputs.items():
         out.setdefault(name, ((inp.dim,), np.dtype(np.float64)))
-    out["t"] = ((), np.dtype(np.float64))
+    out["t"] = ((), TIME_DTYPE)
+    out["tick"] = ((), TICK_DTYPE)
     return out
 
 
@@ -238,7 +241,8 @@ def _blocks(
             arrays[name] = values[:m]
         for name, values in fed.items():
             arrays.setdefault(name, np.asarray(values, np.float64))
-        arrays["t"] = (np.arange(start, stop, dtype=np.float64) + 1.0) * model.dt
+        arrays["tick"] = tick = np.arange(start, stop, dtype=TICK_DTYPE)
+        arrays["t"] = time_of(tick, model.dt)
         yield Block(start, stop, arrays)
 
 
@@ -255,7 +259,7 @@ def run_offline(
     memory (:func:`run_to_file` streams long runs to disk instead). Arguments as
     :func:`run_blocks`."""
     layout = per_tick_layout(model)
-    out: dict[str, AnyArray] = dict(static_arrays(model))
+    out: dict[str, AnyArray] = dict(static_arrays(model, ticks))
     full = {k: np.empty((ticks, *shape), dtype) for k, (shape, dtype) in layout.items()}
     for block in run_blocks(
         model,
@@ -272,28 +276,44 @@ def run_offline(
     return out
 
 
-def static_arrays(model: Model) -> dict[str, AnyArray]:
-    """The arrays of the layout that do not grow with the run: built parameters, ``dt``,
-    ``seed``, ``network``, ``dtype`` and ``meta``."""
+def static_arrays(model: Model, ticks: int) -> dict[str, AnyArray]:
+    """The arrays of the layout that do not grow with a run of ``ticks`` ticks: built
+    parameters, ``dt``, ``seed``, ``network``, ``dtype`` and ``meta``.
+
+    Raises:
+        ConfigError: A probe or input is named like one of these keys, ``t`` or ``tick``.
+    """
+    clash = sorted((set(model.probes) | set(model.inputs)) & {*COMMON_KEYS, "seed"})
+    if clash:
+        # They would be written over (or over the arrays they name): refuse, not corrupt.
+        raise ConfigError(
+            f"the .npz layout cannot hold a probe or input named {', '.join(clash)}: "
+            f"{', '.join(COMMON_KEYS)} and seed are the file's own keys (docs/NPZ.md); "
+            "rename it in the network file"
+        )
     out: dict[str, AnyArray] = dict(model.arrays())
-    out["dt"] = np.array(model.dt)
+    out.update(header_arrays(run_meta(model, ticks)))
     out["seed"] = np.array(model.seed, dtype=np.int64)
-    out["network"] = np.array(model.name)
-    out["dtype"] = np.array(model.dtype.name)
-    out["meta"] = np.array(json.dumps(run_meta(model)))
     return out
 
 
-def run_meta(model: Model) -> dict[str, object]:
-    """What a reader needs to interpret the arrays: names and probe kinds."""
-    return {
-        "network": model.name,
-        "dt": model.dt,
-        "populations": list(model.populations),
-        "inputs": list(model.inputs),
-        "probes": {name: p.kind for name, p in model.probes.items()},
-        "order": model.order,
-    }
+def run_meta(model: Model, ticks: int) -> dict[str, object]:
+    """What a reader needs to interpret the arrays of a run of ``ticks`` ticks: names,
+    probe kinds (``docs/NPZ.md``), plus ``order`` and ``seed``, which only a run has."""
+    return layout_meta(
+        network=model.name,
+        dt=model.dt,
+        dtype=model.dtype.name,
+        populations=list(model.populations),
+        inputs=list(model.inputs),
+        probes={name: p.kind for name, p in model.probes.items()},
+        source="run",
+        ticks=ticks,
+        first_tick=0 if ticks else None,
+        last_tick=ticks - 1 if ticks else None,
+        order=model.order,
+        seed=model.seed,
+    )
 
 
 def run_to_file(
@@ -319,7 +339,7 @@ def run_to_file(
     layout = per_tick_layout(model)
     size = block_ticks_for(model, ticks, block_bytes)
     with NpzWriter(path, compress=compress) as npz:
-        for name, arr in static_arrays(model).items():
+        for name, arr in static_arrays(model, ticks).items():
             npz.add(name, arr)
         streams = {
             k: npz.stream(k, (ticks, *shape), dtype, spool=size < ticks)
@@ -343,167 +363,9 @@ def run_to_file(
     return npz.path
 
 
-class _Stream:
-    """One per-tick array of a :class:`NpzWriter`, written block by block."""
-
-    def __init__(
-        self, writer: NpzWriter, name: str, shape: tuple[int, ...], dtype: np.dtype[np.generic]
-    ) -> None:
-        self.name, self.shape, self.dtype = name, shape, dtype
-        self._writer = writer
-        self._rows = 0
-        self._spool: IO[bytes] | None = None
-        self._blocks: list[AnyArray] = []
-
-    def write(self, block: AnyArray) -> None:
-        """Append rows (shape ``(rows, *shape[1:])``, this array's dtype)."""
-        if block.dtype != self.dtype or block.shape[1:] != self.shape[1:]:
-            raise ValueError(
-                f"{self.name}: rows of {block.dtype} {block.shape[1:]}; expected "
-                f"{self.dtype} {self.shape[1:]}"
-            )
-        if self._rows + block.shape[0] > self.shape[0]:
-            raise ValueError(f"{self.name}: more than the {self.shape[0]} rows announced")
-        self._rows += block.shape[0]
-        if self._spool is not None:
-            self._spool.write(np.ascontiguousarray(block).data)
-        elif self._rows == self.shape[0]:
-            # The last block: written now, while its buffer still holds it.
-            self._writer._member(self.name, self.shape, self.dtype, [*self._blocks, block])
-            self._blocks = []
-        else:
-            self._blocks.append(block.copy())  # its buffer is reused by the next block
-
-    def finish(self) -> None:
-        """Copy a spooled array into the archive."""
-        if self._rows != self.shape[0]:
-            raise ValueError(f"{self.name}: {self._rows} rows written of {self.shape[0]}")
-        if self._spool is None:
-            return
-        self._spool.seek(0)
-        spool = self._spool
-        chunks = iter(lambda: spool.read(COPY_BYTES), b"")
-        self._writer._member(self.name, self.shape, self.dtype, chunks)
-        spool.close()
-
-
-class NpzWriter:
-    """Writes an ``.npz`` file (the format ``np.load`` reads), array by array or block by
-    block, to a temporary name renamed into place on success: a failed run never leaves
-    half a file behind, nor replaces an existing one.
-
-    Members are stored uncompressed unless ``compress``; no pickled objects.
-    """
-
-    def __init__(self, path: str | Path, *, compress: bool = False) -> None:
-        self.path = Path(path)
-        folder = self.path.parent
-        if not folder.is_dir():
-            raise ConfigError(
-                f"cannot write {str(self.path)!r}: folder {str(folder)!r} does not exist"
-            )
-        # Not mkstemp: its 0600 mode would survive the rename; open() honours the umask.
-        self._tmp = folder / f".{self.path.name}.{secrets.token_hex(4)}.part"
-        try:
-            self._file = open(self._tmp, "xb")  # noqa: SIM115 - closed in __exit__
-        except OSError as err:
-            raise ConfigError(f"cannot write {str(self.path)!r}: {err.strerror}") from None
-        method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        self._zip = zipfile.ZipFile(self._file, "w", compression=method, allowZip64=True)
-        self._streams: list[_Stream] = []
-        self._spool_dir: tempfile.TemporaryDirectory[str] | None = None
-
-    def add(self, name: str, arr: AnyArray) -> None:
-        """Write a whole array as member ``name`` (the way ``np.savez`` does)."""
-        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as fh:
-            npy_format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
-
-    def add_bytes(
-        self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any], chunks: Iterator[bytes]
-    ) -> None:
-        """Write member ``name`` of ``shape`` and ``dtype`` from its raw C-order bytes,
-        given in chunks (e.g. read from a spool file), without holding the array."""
-        self._member(name, shape, dtype, chunks)
-
-    def stream(
-        self, name: str, shape: tuple[int, ...], dtype: np.dtype[np.generic], *, spool: bool
-    ) -> _Stream:
-        """A member of the given final shape, written in blocks of rows with
-        :meth:`_Stream.write`. Without ``spool`` the blocks are kept (not copied) until the
-        last arrives, then written: for runs of one block. With it, they go to a spool file
-        as they come, and into the archive when the writer closes."""
-        s = _Stream(self, name, shape, dtype)
-        if spool:
-            if self._spool_dir is None:
-                self._spool_dir = tempfile.TemporaryDirectory(
-                    prefix=f".{self.path.name}.", dir=self.path.parent
-                )
-            s._spool = open(Path(self._spool_dir.name) / f"{len(self._streams)}.bin", "w+b")  # noqa: SIM115
-        self._streams.append(s)
-        return s
-
-    def _member(
-        self,
-        name: str,
-        shape: tuple[int, ...],
-        dtype: np.dtype[np.generic],
-        chunks: Iterator[bytes] | list[AnyArray],
-    ) -> None:
-        header = io.BytesIO()
-        npy_format.write_array_header_1_0(
-            header,
-            {"descr": npy_format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape},
-        )
-        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as fh:
-            fh.write(header.getvalue())
-            for chunk in chunks:
-                fh.write(chunk if isinstance(chunk, bytes) else np.ascontiguousarray(chunk).data)
-
-    def __enter__(self) -> NpzWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        done = False
-        try:
-            if exc_type is None:
-                for s in self._streams:
-                    s.finish()
-                self._zip.close()
-                self._file.close()
-                os.replace(self._tmp, self.path)
-                done = True
-        finally:
-            if not done:
-                # The partial file is deleted below; closing it must not hide the error.
-                with contextlib.suppress(Exception):
-                    self._zip.close()
-                self._file.close()
-            for s in self._streams:
-                if s._spool is not None:
-                    s._spool.close()
-            if self._spool_dir is not None:
-                self._spool_dir.cleanup()
-            self._tmp.unlink(missing_ok=True)
-
-
-def save_npz(path: str | Path, arrays: Mapping[str, AnyArray], *, compress: bool = False) -> Path:
-    """Write ``arrays`` to ``path`` as an ``.npz`` (uncompressed unless ``compress``; no
-    pickled objects), atomically: see :class:`NpzWriter`."""
-    with NpzWriter(path, compress=compress) as npz:
-        for name, arr in arrays.items():
-            npz.add(name, arr)
-    return npz.path
-
-
 __all__ = [
     "BLOCK_BYTES",
     "Block",
-    "NpzWriter",
     "Timings",
     "block_ticks_for",
     "input_signals",
@@ -512,7 +374,6 @@ __all__ = [
     "run_meta",
     "run_offline",
     "run_to_file",
-    "save_npz",
     "static_arrays",
     "ticks_for",
 ]

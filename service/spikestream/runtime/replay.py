@@ -42,8 +42,8 @@ import numpy.typing as npt
 from spikestream.build import Model
 from spikestream.datafiles import open_regular, read_npy_member, zip_refusals
 from spikestream.errors import ConfigError
-from spikestream.runtime.offline import NpzWriter
 from spikestream.spec import VALUE_LIMIT, NetworkSpec
+from spikestream_client.npz import NpzWriter
 
 #: Seconds between moves of recorded changes from memory to the spool files.
 SPOOL_INTERVAL = 0.5

@@ -57,9 +57,7 @@ class Bridges:
         if text_rate is None and ha_prefix is not None:
             text_rate = DEFAULT_TEXT_RATE
         self.text = (
-            TextValues(text_probes(streams), topics.base, text_rate)
-            if text_rate is not None
-            else None
+            TextValues(text_probes(streams), topics, text_rate) if text_rate is not None else None
         )
         if self.text is not None:
             # Say which probes got a text topic: a network whose value probes are all

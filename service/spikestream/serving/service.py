@@ -81,10 +81,10 @@ JSON = "application/json"
 UNIX_TIME_FLOOR = 1e9
 
 
-
 #: Longest stretch (s) of frame encoding and publishing before the I/O thread's event
 #: loop reads the socket again (inputs wait at most about this long behind output).
 DRAIN_SLICE = 0.0005
+
 
 class Service:
     """One network served over one MQTT connection (to one broker of ``broker``, failed

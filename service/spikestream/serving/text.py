@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from spikestream_client.codec import Topics
+
 MAX_TEXT_DIM = 16
 """Largest number of values per tick that a probe may have to get a text topic."""
 
@@ -104,16 +106,16 @@ class TextValues:
 
     Args:
         probes: probe name -> dim (see :func:`text_probes`).
-        base: the network's topic base, ``<prefix>/<net>``.
+        topics: the network's topics (each probe's is :meth:`Topics.text`).
         rate: most messages per second on each text topic (Hz, finite, > 0).
     """
 
-    def __init__(self, probes: Mapping[str, int], base: str, rate: float) -> None:
+    def __init__(self, probes: Mapping[str, int], topics: Topics, rate: float) -> None:
         if not (math.isfinite(rate) and 0 < rate <= MAX_TEXT_RATE):
             raise ValueError(f"text rate must be in (0, {MAX_TEXT_RATE:g}] Hz; got {rate!r}")
         self.rate = rate
         self.slots = {
-            name: TextSlot(name, f"{base}/text/{name}", dim, np.zeros(dim, np.float32))
+            name: TextSlot(name, topics.text(name), dim, np.zeros(dim, np.float32))
             for name, dim in probes.items()
         }
         self.published = 0

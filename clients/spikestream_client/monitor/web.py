@@ -5,11 +5,12 @@ One ``websockets`` server does both jobs on one port: plain HTTP GETs receive th
 and ``/ws`` upgrades to a WebSocket that streams compact JSON.
 
 The Python side decodes every frame with :mod:`spikestream_client.codec` (through
-:class:`~spikestream_client.client.SpikestreamClient`) and, about 20 times a second,
+:class:`~spikestream_client.client.SpikestreamClient`, connected by :mod:`.session`, as
+the terminal view is) and, about 20 times a second,
 sends each page one **batch**: per probe, the spikes that arrived (absolute ticks and
 neuron ids), value rows decimated to about 250 per second (first 8 components), and the
 tick ranges the frames covered, so the page can shade gaps. About 5 times a second a
-**summary** follows (:class:`~spikestream_client.aggregate.Snapshot` as JSON): status,
+**summary** follows (:class:`~spikestream_client.monitor.aggregate.Snapshot` as JSON): status,
 stats, real-time factor, lateness, drops and gaps. Message formats::
 
     {"type": "hello", "net": "seed", "window": 2.0, "version": 1}
@@ -46,7 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -55,7 +56,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.http11 import Request, Response
 
-from spikestream_client.aggregate import (
+from spikestream_client.client import SpikestreamClient
+from spikestream_client.codec import Frame, SpikeFrame, ValueFrame
+from spikestream_client.errors import ConfigError
+from spikestream_client.monitor.aggregate import (
     MAX_PROBES,
     RECENT_KEYS,
     RECENT_WINDOWS,
@@ -63,14 +67,13 @@ from spikestream_client.aggregate import (
     Snapshot,
     recent_stat,
 )
-from spikestream_client.client import SpikestreamClient
-from spikestream_client.codec import SpikeFrame, ValueFrame
-from spikestream_client.errors import ConfigError
+from spikestream_client.monitor.session import (
+    MonitorOptions,
+    open_session,
+    refresh_model,
+)
 from spikestream_client.safetext import printable
-from spikestream_client.tool import interruptible_sleep
-
-if TYPE_CHECKING:
-    from spikestream_client.monitor import MonitorOptions
+from spikestream_client.tool import interruptible_sleep, subscribe_frames
 
 __all__ = [
     "ASSETS",
@@ -79,6 +82,7 @@ __all__ = [
     "WebAccess",
     "WebBridge",
     "parse_origin",
+    "run_web",
     "serve_web",
     "snapshot_json",
     "start_web_server",
@@ -86,7 +90,6 @@ __all__ = [
 
 log = logging.getLogger("spikestream_client.web")
 
-Frame = SpikeFrame | ValueFrame
 PROTOCOL_VERSION: Final = 1
 ASSETS: Final = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -111,8 +114,8 @@ _STATS_KEYS: Final = (
 )
 
 
-WEB_DIR: Final = Path(__file__).with_name("web")
-"""The page's files (shipped as package data)."""
+WEB_DIR: Final = Path(__file__).parent.parent / "web"
+"""The page's files (``spikestream_client/web/``, shipped as package data)."""
 
 
 def _asset(name: str) -> bytes:
@@ -550,6 +553,18 @@ def _port(server: Server) -> int:
     raise ConfigError("the web monitor's server has no listening socket")
 
 
+#: Time bins of the model behind the page: the summary sends none of the model's binned
+#: arrays (the page draws from the batches), so any count in 4..400 serves.
+_MODEL_BINS: Final = 30
+
+
+async def run_web(options: MonitorOptions, stop: asyncio.Event) -> int:
+    """Connect (:func:`~.session.open_session`) and serve the browser monitor; returns the
+    exit code."""
+    async with open_session(options, bins=options.bins or _MODEL_BINS) as (client, model):
+        return await serve_web(client, model, options, stop)
+
+
 async def serve_web(
     client: SpikestreamClient, model: MonitorModel, options: MonitorOptions, stop: asyncio.Event
 ) -> int:
@@ -557,18 +572,12 @@ async def serve_web(
 
     Prints ``web monitor: http://HOST:PORT/`` (the real port when ``--web 0``) on stdout.
     """
-    from spikestream_client.monitor import refresh_model
-
     if options.web is None or not 0 <= options.web <= 65535:
         raise ConfigError(f"--web must be a TCP port in 0..65535, got {options.web}")
     for url in options.web_allow_origins:
         parse_origin(url)  # a bad flag fails before anything listens
     bridge = WebBridge(options.net, window=max(options.window, 2.0))
-    if options.probes:
-        for probe in options.probes:
-            client.on_frame(options.net, probe, bridge.on_frame)
-    else:
-        client.on_frame(options.net, None, bridge.on_frame)
+    subscribe_frames(client, options.net, options.probes, bridge.on_frame)
     server = await start_web_server(bridge, options.host, options.web, options.web_allow_origins)
     try:
         port = _port(server)

@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from spikestream_client.codec import SpikeFrame, ValueFrame
+from spikestream_client.codec import Frame
 from spikestream_client.gaps import Gap, GapTracker
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "input_freshness",
 ]
 
-Frame = SpikeFrame | ValueFrame
 
 #: The stats keys of the recent windows (last 1 s and 10 s, docs/PROTOCOL.md) and the
 #: figures of each window the monitors show.

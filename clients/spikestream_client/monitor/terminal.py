@@ -1,4 +1,4 @@
-"""``spikestream monitor``: a live terminal view of a running network (rich).
+"""``spikestream monitor``: the live terminal view of a running network (rich).
 
 Frames are decoded as they arrive and handed to a :class:`~.aggregate.MonitorModel`,
 which only counts and appends; about ten times a second the model folds what arrived
@@ -6,7 +6,8 @@ into its windows and the view is redrawn from the resulting
 :class:`~.aggregate.Snapshot`. Frames never wait in a queue for the display, so the
 monitor keeps up with thousands of frames per second.
 
-``--web PORT`` serves the browser view instead (:mod:`spikestream_client.web`).
+The connection and the model come from :mod:`.session`; ``--web PORT`` serves the
+browser view instead (:mod:`.web`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -26,7 +25,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from spikestream_client.aggregate import (
+from spikestream_client.client import SpikestreamClient
+from spikestream_client.monitor.aggregate import (
     RECENT_KEYS,
     RECENT_WINDOWS,
     InputSnapshot,
@@ -35,37 +35,15 @@ from spikestream_client.aggregate import (
     Snapshot,
     recent_stat,
 )
-from spikestream_client.client import SpikestreamClient
-from spikestream_client.errors import ConfigError
+from spikestream_client.monitor.session import MonitorOptions, open_session, refresh_model
 from spikestream_client.safetext import printable, safe_text
-from spikestream_client.tool import find_network, interruptible_sleep, run_tool
+from spikestream_client.tool import interruptible_sleep
 
-__all__ = ["MonitorOptions", "auto_bins", "main", "render", "run", "sparkline"]
+__all__ = ["auto_bins", "render", "run_terminal", "sparkline"]
 
 SPARK: Final = "▁▂▃▄▅▆▇█"
 SHADES: Final = " ░▒▓█"
 NO_DATA: Final = "·"
-
-
-@dataclass
-class MonitorOptions:
-    """Everything ``spikestream monitor`` needs (see its ``--help``)."""
-
-    net: str
-    broker: str | None = None
-    prefix: str = "spikestream"
-    probes: Sequence[str] | None = None
-    window: float = 1.0
-    refresh: float = 10.0
-    bins: int | None = None
-    raster_rows: int = 4
-    duration: float | None = None
-    once: bool = False
-    web: int | None = None
-    host: str = "127.0.0.1"
-    web_allow_origins: Sequence[str] = ()
-    width: int | None = None
-    wait_net: float = 3.0
 
 
 def sparkline(values: npt.NDArray[np.float64], low: float = 0.0, high: float | None = None) -> str:
@@ -291,59 +269,17 @@ def auto_bins(width: int) -> int:
     return max(8, min(30, (width - 96) // 2))
 
 
-def _check(options: MonitorOptions) -> None:
-    for name, value in (("window", options.window), ("refresh", options.refresh)):
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"--{name} must be a number > 0, got {value}")
-    if options.duration is not None and not options.duration > 0:
-        raise ConfigError(f"--duration must be > 0 seconds, got {options.duration}")
-    if not 1 <= options.raster_rows <= 64:
-        raise ConfigError(f"--raster-rows must be in 1..64, got {options.raster_rows}")
-    if options.bins is not None and not 4 <= options.bins <= 400:
-        raise ConfigError(f"--bins must be in 4..400, got {options.bins}")
-
-
-def connect_model(client: SpikestreamClient, model: MonitorModel, options: MonitorOptions) -> None:
-    """Subscribe ``model`` to the frames, stats and events of ``options.net``."""
-    if options.probes:
-        for probe in options.probes:
-            client.on_frame(options.net, probe, model.on_frame)
-    else:
-        client.on_frame(options.net, None, model.on_frame)
-    client.on_stats(options.net, model.on_stats)
-    client.on_event(options.net, model.on_event)
-    client.status(options.net)
-
-
-def refresh_model(client: SpikestreamClient, model: MonitorModel, net: str) -> None:
-    """Copy the client's connection state and the retained status into ``model``."""
-    model.connected = client.connected
-    model.on_status(client.status(net).current)
-
-
-async def run(options: MonitorOptions, stop: asyncio.Event) -> int:
-    """Run the monitor until ``--duration``, ``--once`` or Ctrl-C; returns the exit code."""
-    _check(options)
+async def run_terminal(options: MonitorOptions, stop: asyncio.Event) -> int:
+    """Run the terminal view until ``--duration``, ``--once`` or Ctrl-C; returns the exit
+    code."""
     console = Console(width=options.width)
     if not console.is_terminal and options.width is None:
         console = Console(width=180)
-    model = MonitorModel(
-        options.net,
-        window=options.window,
-        bins=options.bins or auto_bins(console.width),
-        raster_rows=options.raster_rows,
-        probes=set(options.probes) if options.probes else None,
-    )
-    async with SpikestreamClient(options.broker, prefix=options.prefix, role="monitor") as client:
-        found = await find_network(client, options.net, options.wait_net, options.probes)
-        if found is not None:
-            model.expect({name: p.kind for name, p in found.probes.items()})
-        connect_model(client, model, options)
+    async with open_session(options, bins=options.bins or auto_bins(console.width)) as (
+        client,
+        model,
+    ):
         broker = client.spec.redacted()
-        if options.web is not None:
-            from spikestream_client.webmonitor import serve_web
-
-            return await serve_web(client, model, options, stop)
         started = time.monotonic()
         period = 1.0 / options.refresh
         if options.once:
@@ -392,8 +328,3 @@ async def _settle(
             if model.stats is not None and all(p.covered > 0.5 for p in snap.probes):
                 return
         await interruptible_sleep(stop, 0.05)
-
-
-def main(options: MonitorOptions) -> int:
-    """Run the monitor; returns the exit code."""
-    return run_tool(lambda stop: run(options, stop))

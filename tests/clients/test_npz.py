@@ -1,0 +1,263 @@
+"""The ``.npz`` layout: its one writer, and ``docs/NPZ.md`` against the files that
+``spikestream run`` and ``spikestream record`` really write."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from spikestream.errors import ConfigError
+from spikestream_client.npz import (
+    COMMON_KEYS,
+    COMMON_META,
+    NpzWriter,
+    header_arrays,
+    layout_meta,
+    save_npz,
+    value_dtype,
+)
+from spikestream_client.record import RESERVED
+from tests.clients.conftest import SeedService, run_cli
+from tests.serving import SEED
+
+NPZ_DOC = Path(__file__).parents[2] / "docs" / "NPZ.md"
+
+
+# ----------------------------------------------------------------------------- the doc
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """One row of docs/NPZ.md's key table."""
+
+    key: str  # e.g. "<pop>.gain"
+    kind: str  # "spikes", "values" or "-"
+    writers: frozenset[str]  # {"run"}, {"record"} or both
+    dtype: str  # a numpy dtype name, "str", or "dtype" (the file's own dtype key)
+    shape: tuple[str, ...]  # e.g. ("ticks", "*shape")
+
+    def pattern(self) -> re.Pattern[str]:
+        """The key as a regex, one named group per placeholder."""
+        parts = re.split(r"(<\w+>)", self.key)
+        return re.compile(
+            "".join(
+                f"(?P<{p[1:-1]}>[A-Za-z_][A-Za-z0-9_-]*)" if p.startswith("<") else re.escape(p)
+                for p in parts
+            )
+        )
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+
+
+def _table(section: str) -> list[list[str]]:
+    """The rows of the first table after the heading ``## section``."""
+    text = NPZ_DOC.read_text()
+    body = text.split(f"\n## {section}\n", 1)[1]
+    rows = []
+    for line in body.splitlines():
+        if line.startswith("| `"):
+            rows.append(_cells(line))
+        elif rows and not line.startswith("|"):
+            break
+    assert rows, f"no table under '## {section}' in {NPZ_DOC}"
+    return rows
+
+
+def _writers(cell: str) -> frozenset[str]:
+    return frozenset({"run", "record"}) if cell == "both" else frozenset({cell})
+
+
+def documented_keys() -> list[KeyRow]:
+    out = []
+    for key, kind, writers, dtype, shape, _contents in _table("Keys"):
+        dims = tuple(d.strip() for d in shape.strip("()").split(",") if d.strip())
+        out.append(KeyRow(key, kind, _writers(writers), dtype, dims))
+    return out
+
+
+def documented_meta() -> dict[str, frozenset[str]]:
+    return {key: _writers(writers) for key, writers, _contents in _table("meta")}
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _rows_for(key: str, rows: list[KeyRow], meta: dict[str, Any]) -> list[KeyRow]:
+    """The documented rows that ``key`` of a file with ``meta`` is an instance of."""
+    probes: dict[str, str] = meta["probes"]
+    names = {
+        "probe": set(probes),
+        "pop": set(meta["populations"]),
+        "input": set(meta["inputs"]) - set(probes),  # a probe's name wins (docs)
+        "pre": set(meta["populations"]) | set(meta["inputs"]),
+        "post": set(meta["populations"]),
+    }
+    found = []
+    for row in rows:
+        m = row.pattern().fullmatch(key)
+        if m is None or any(v not in names[k] for k, v in m.groupdict().items()):
+            continue
+        if row.key == "<probe>" and row.kind != ("spikes" if probes[key] == "spikes" else "values"):
+            continue
+        found.append(row)
+    return found
+
+
+def check_file(path: Path, command: str) -> dict[str, np.ndarray]:
+    """Every key of ``path`` is documented for ``command`` with its dtype and shape,
+    every documented key that can be named from ``meta`` is there, and ``meta`` has
+    exactly the documented keys. Returns the arrays."""
+    rows = [r for r in documented_keys() if command in r.writers]
+    with np.load(path) as npz:
+        data = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(data["meta"]))
+    ticks = data["t"].shape[0]
+    assert ticks > 0
+    for key, arr in data.items():
+        found = _rows_for(key, rows, meta)
+        assert len(found) == 1, f"{command}: key {key!r} matches documented rows {found}"
+        row = found[0]
+        if row.dtype == "str":
+            assert arr.dtype.kind == "U", (key, arr.dtype)
+        else:
+            want = str(data["dtype"]) if row.dtype == "dtype" else row.dtype
+            assert arr.dtype == np.dtype(want), (key, arr.dtype, want)
+        fixed = [d for d in row.shape if not d.startswith("*")]
+        if len(fixed) == len(row.shape):
+            assert arr.ndim == len(fixed), (key, arr.shape, row.shape)
+        else:
+            assert arr.ndim >= len(fixed), (key, arr.shape, row.shape)
+        for dim, size in zip(row.shape, arr.shape, strict=False):
+            if dim == "ticks":
+                assert size == ticks, (key, arr.shape)
+    # Presence: what the table promises, for the names meta gives.
+    probes: dict[str, str] = meta["probes"]
+    inputs = [i for i in meta["inputs"] if i not in probes]
+    for row in rows:
+        holes = set(re.findall(r"<(\w+)>", row.key))
+        if holes == {"probe"}:
+            names = [p for p, k in probes.items() if (k == "spikes") == (row.kind == "spikes")]
+            if row.key != "<probe>":
+                names = list(probes)
+            expected = [row.key.replace("<probe>", p) for p in names]
+        elif holes == {"pop"}:
+            expected = [row.key.replace("<pop>", p) for p in meta["populations"]]
+        elif holes == {"input"}:
+            expected = [row.key.replace("<input>", i) for i in inputs]
+        elif holes:
+            continue  # connections: meta does not list them
+        else:
+            expected = [row.key]
+        for key in expected:
+            assert key in data, f"{command}: documented key {key!r} missing from {sorted(data)}"
+    documented = {k for k, writers in documented_meta().items() if command in writers}
+    assert set(meta) == documented, (command, sorted(set(meta) ^ documented))
+    assert meta["source"] == command
+    assert meta["ticks"] == ticks
+    assert meta["first_tick"] == int(data["tick"][0])
+    assert meta["last_tick"] == int(data["tick"][-1])
+    np.testing.assert_allclose(data["t"], (data["tick"] + 1) * float(data["dt"]))
+    return data
+
+
+def test_the_tables_name_what_the_writer_module_defines() -> None:
+    rows = documented_keys()
+    both = {r.key for r in rows if r.writers == {"run", "record"} and "<" not in r.key}
+    assert both == set(COMMON_KEYS)
+    meta = documented_meta()
+    assert {k for k, w in meta.items() if w == {"run", "record"}} == set(COMMON_META)
+    # The keys record refuses as probe names are the file's own, as documented.
+    own = {r.key for r in rows if "record" in r.writers and "<" not in r.key}
+    assert own == RESERVED
+    for row in rows:
+        assert row.writers <= {"run", "record"}, row
+        assert row.dtype in ("str", "dtype") or np.dtype(row.dtype), row
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_run_and_record_of_the_seed_network_follow_docs_npz(
+    seed_service: SeedService, tmp_path: Path
+) -> None:
+    ran, recorded = tmp_path / "run.npz", tmp_path / "record.npz"
+    done = run_cli("run", str(SEED), "--duration", "0.3", "--out", str(ran), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    done = run_cli(
+        "record", "--broker", seed_service.url, "--net", "seed", "--duration", "1.5",
+        "--out", str(recorded),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run = check_file(ran, "run")
+    rec = check_file(recorded, "record")
+    # The same network: the same keys for the same things, in the same dtypes and shapes
+    # (but for the number of rows).
+    shared = set(run) & set(rec)
+    assert shared >= {*COMMON_KEYS, "a_spikes", "b_spikes", "a_filtered", "b_filtered", "u"}
+    for key in sorted(shared):
+        a, b = run[key], rec[key]
+        if a.dtype.kind == "U":
+            assert b.dtype.kind == "U", key
+        else:
+            assert a.dtype == b.dtype, (key, a.dtype, b.dtype)
+        assert a.shape[1:] == b.shape[1:], (key, a.shape, b.shape)
+    assert str(run["dtype"]) == str(rec["dtype"]) == "float64"
+    run_meta, rec_meta = json.loads(str(run["meta"])), json.loads(str(rec["meta"]))
+    for key in ("network", "dt", "dtype", "probes"):
+        assert run_meta[key] == rec_meta[key], key
+
+
+# ----------------------------------------------------------------------------- the writer
+
+
+def test_meta_puts_the_common_keys_first_and_the_header_arrays_hold_it() -> None:
+    meta = layout_meta(
+        network="n", dt=0.001, dtype="float32", populations=["a"], inputs=[], probes={},
+        source="run", ticks=0, first_tick=None, last_tick=None, order=["a"],
+    )  # fmt: skip
+    assert tuple(meta)[: len(COMMON_META)] == COMMON_META
+    assert meta["order"] == ["a"]
+    arrays = header_arrays(meta)
+    assert set(arrays) == {"dt", "network", "dtype", "meta"}
+    assert json.loads(str(arrays["meta"])) == meta
+    assert value_dtype("float64") == np.float64
+    assert value_dtype("float32") == np.float32
+    assert value_dtype("complex128") == np.float32  # anything else: what frames carry
+    assert value_dtype(None) == np.float32
+
+
+def test_writer_errors_name_the_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        NpzWriter(tmp_path / "missing" / "x.npz")
+    with NpzWriter(tmp_path / "x.npz") as npz:
+        s = npz.stream("v", (3, 2), np.dtype(np.float64), spool=True)
+        with pytest.raises(ValueError, match="v: rows of float32"):
+            s.write(np.zeros((1, 2), np.float32))
+        s.write(np.ones((3, 2)))
+        with pytest.raises(ValueError, match="more than the 3 rows"):
+            s.write(np.ones((1, 2)))
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npz")["v"], np.ones((3, 2)))
+    with (
+        pytest.raises(ValueError, match="1 rows written of 3"),
+        NpzWriter(tmp_path / "y.npz") as npz,
+    ):
+        npz.stream("w", (3,), np.dtype(np.int64), spool=True).write(np.arange(1))
+    assert not (tmp_path / "y.npz").exists()
+
+
+def test_file_mode_follows_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        path = save_npz(tmp_path / "m.npz", {"x": np.arange(3)})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
+    np.testing.assert_array_equal(np.load(path)["x"], np.arange(3))
