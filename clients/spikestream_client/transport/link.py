@@ -1,7 +1,18 @@
 """A long-lived MQTT connection: connect, subscribe, dispatch, publish, reconnect.
 
-:class:`MqttLink` wraps :class:`aiomqtt.Client` (one client object per connection
-attempt) and adds what a service that must stay up needs:
+:class:`MqttLink` drives one aiomqtt client per connection attempt (through
+:class:`~spikestream_client.transport.aiomqtt_adapter.Connection`) and adds what a
+service that must stay up needs. Its parts, one job per module:
+
+- ``link.py`` (here): the public API, argument checks, statistics, publishing;
+- ``reconnect.py``: the connect / negotiate / session / backoff / failover loop;
+- ``window.py``: the publish window of a connection and the messages to send again;
+- ``dispatch.py``: incoming messages to the ``on_message`` callback;
+- ``aiomqtt_adapter.py``: the only module that imports aiomqtt and paho (and the only
+  one allowed to touch their private names, each listed there);
+- ``values.py``: the value types (:class:`MessageMeta`, :class:`Will`, ...).
+
+What the link does:
 
 - **Reconnect with jittered exponential backoff** ("decorrelated jitter": each delay is
   drawn from ``U(backoff_min, 3 * previous)`` and capped at ``backoff_max``), resubscribe
