@@ -1,7 +1,7 @@
 """The one module that talks to aiomqtt and paho-mqtt: a single MQTT connection.
 
 Everything else in spikestream reaches the broker through :class:`Connection` (and
-:class:`PropertiesCache`, :func:`tls_context`); no other module imports aiomqtt or paho,
+:class:`PropertiesCache`); no other module imports aiomqtt or paho,
 so no other module can lean on their private names
 (``tests/transport/test_private_names.py`` enforces both).
 
@@ -26,7 +26,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -36,8 +36,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from spikestream_client.aio import First, first_of
-from spikestream_client.errors import ConfigError, TransportError
-from spikestream_client.transport.urls import TlsOptions
+from spikestream_client.errors import TransportError
+from spikestream_client.transport.tls import collecting_sockets, track
 from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "PrivateName",
     "PropertiesCache",
     "SubscribeFailure",
-    "tls_context",
 ]
 
 #: The aiomqtt and paho-mqtt versions the private names below were verified against
@@ -116,8 +115,6 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     ),
 )
 
-_S = TypeVar("_S", bound=socket.socket)
-
 # MQTT 5 reason codes at and above this are failures (paho maps 3.1.1 codes onto them).
 _FAILURE = 0x80
 _VERSIONS = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
@@ -145,78 +142,6 @@ class ConnectFailure(TransportError):
 
 class SubscribeFailure(TransportError):
     """SUBSCRIBE got no SUBACK in time, or could not be sent."""
-
-
-# Sockets created by the current thread inside paho's connect() (see Connection).
-_connect_scope = threading.local()
-
-
-def _track(sock: _S) -> _S:
-    created: list[socket.socket] | None = getattr(_connect_scope, "sockets", None)
-    if created is not None:
-        created.append(sock)
-    return sock
-
-
-class _TrackingSSLContext(ssl.SSLContext):
-    """An SSLContext that reports the sockets it wraps to :func:`_track`, so that a
-    socket whose handshake fails inside paho's connect() can be closed."""
-
-    def wrap_socket(
-        self,
-        sock: socket.socket,
-        server_side: bool = False,
-        do_handshake_on_connect: bool = True,
-        suppress_ragged_eofs: bool = True,
-        server_hostname: str | bytes | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLSocket:
-        return _track(
-            super().wrap_socket(
-                sock,
-                server_side=server_side,
-                do_handshake_on_connect=do_handshake_on_connect,
-                suppress_ragged_eofs=suppress_ragged_eofs,
-                server_hostname=server_hostname,
-                session=session,
-            )
-        )
-
-
-def tls_context(options: TlsOptions | None) -> ssl.SSLContext:
-    """Build the client TLS context: CA pinning, optional client cert, verification on.
-
-    Raises:
-        ConfigError: A CA, certificate or key file is unreadable or not PEM.
-    """
-    opts = options or TlsOptions()
-    # What ssl.create_default_context(SERVER_AUTH) does, with our tracking subclass.
-    context = _TrackingSSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        if opts.ca_file is not None:
-            context.load_verify_locations(cafile=str(opts.ca_file))
-        else:
-            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        if opts.cert_file is not None:
-            context.load_cert_chain(
-                str(opts.cert_file), None if opts.key_file is None else str(opts.key_file)
-            )
-    except (OSError, ssl.SSLError) as exc:
-        files = ", ".join(
-            f"{name}={path}"
-            for name, path in (
-                ("ca", opts.ca_file),
-                ("cert", opts.cert_file),
-                ("key", opts.key_file),
-            )
-            if path is not None
-        )
-        msg = f"cannot load TLS files ({files}): {exc}; expected readable PEM files"
-        raise ConfigError(msg) from None
-    if opts.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class _PackedOnce(Properties):
@@ -417,25 +342,24 @@ class Connection:
         create_tcp = mqtt._create_socket_connection
 
         def tracked_tcp() -> socket.socket:
-            return _track(create_tcp())
+            return track(create_tcp())
 
         mqtt._create_socket_connection = tracked_tcp  # type: ignore[method-assign]
         connect = mqtt.connect
 
         def tracked_connect(*args: Any, **kwargs: Any) -> MQTTErrorCode:
-            created: list[socket.socket] = []
-            _connect_scope.sockets = created
             try:
-                rc = connect(*args, **kwargs)
+                with collecting_sockets() as created:
+                    try:
+                        rc = connect(*args, **kwargs)
+                    except BaseException:
+                        if mqtt.socket() is None:
+                            for sock in created:
+                                sock.close()
+                        raise
                 self.tcp_connected = True
                 return rc
-            except BaseException:
-                if mqtt.socket() is None:
-                    for sock in created:
-                        sock.close()
-                raise
             finally:
-                _connect_scope.sockets = None
                 self._connect_returned.set()
 
         mqtt.connect = tracked_connect  # type: ignore[method-assign]

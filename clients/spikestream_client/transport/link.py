@@ -10,6 +10,7 @@ service that must stay up needs. Its parts, one job per module:
 - ``dispatch.py``: incoming messages to the ``on_message`` callback;
 - ``aiomqtt_adapter.py``: the only module that imports aiomqtt and paho (and the only
   one allowed to touch their private names, each listed there);
+- ``tls.py``: the TLS context, and closing sockets a failed handshake leaves behind;
 - ``values.py``: the value types (:class:`MessageMeta`, :class:`Will`, ...).
 
 What the link does:
@@ -65,9 +66,10 @@ import socket
 from collections.abc import Sequence
 
 from spikestream_client.errors import AuthError, ConfigError
-from spikestream_client.transport.aiomqtt_adapter import Connection, PropertiesCache, tls_context
+from spikestream_client.transport.aiomqtt_adapter import Connection, PropertiesCache
 from spikestream_client.transport.dispatch import Dispatcher
 from spikestream_client.transport.reconnect import Reconnecting
+from spikestream_client.transport.tls import tls_context
 from spikestream_client.transport.urls import BrokerSpec, ProtocolChoice
 from spikestream_client.transport.values import (
     LOG,
