@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 import threading
@@ -216,7 +217,7 @@ class Connection:
         will: Last will, or ``None``.
         transport: ``"tcp"`` or ``"websockets"``.
         ws_path: WebSocket HTTP path (``websockets`` only).
-        tls: The TLS context (from :func:`tls_context`), or ``None`` for plain TCP.
+        tls: The TLS context (``transport.tls.tls_context``), or ``None`` for plain TCP.
         keepalive: MQTT keepalive in seconds.
         connect_timeout: Seconds allowed for the TCP connect and then for CONNACK.
         tcp_nodelay: Set ``TCP_NODELAY`` on the socket (also under ws://).
@@ -246,12 +247,11 @@ class Connection:
         connect_timeout: float,
         tcp_nodelay: bool,
         properties: PropertiesCache,
-        logger: Any,
+        logger: logging.Logger,
         on_message: MessageSink,
         on_published: PublishedSink,
         on_lost: LostSink,
     ) -> None:
-        self.protocol: ProtocolName = protocol
         self._v5 = protocol == "5"
         self._tcp_nodelay = tcp_nodelay
         self._connect_timeout = connect_timeout
