@@ -95,8 +95,8 @@ async def test_tcp_nodelay_is_set_on_the_socket(mosquitto: Mosquitto) -> None:
     on = make_link(mosquitto.url(), "nodelay")
     off = make_link(mosquitto.url(), "delay", tcp_nodelay=False)
     async with running(on), running(off):
-        assert nodelay(on._socket()) != 0
-        assert nodelay(off._socket()) == 0
+        assert nodelay(on._raw_socket()) != 0
+        assert nodelay(off._raw_socket()) == 0
 
 
 async def test_websocket_round_trip_with_nodelay(mosquitto_factory: MosquittoFactory) -> None:
@@ -107,7 +107,7 @@ async def test_websocket_round_trip_with_nodelay(mosquitto_factory: MosquittoFac
     async with running(link):
         assert await link.publish("ws/echo", b"over websockets", qos=1)
         await inbox.wait_payload("ws/echo", b"over websockets")
-        assert nodelay(link._socket()) != 0
+        assert nodelay(link._raw_socket()) != 0
 
 
 async def test_subscribe_while_connected_and_after_reconnect(mosquitto: Mosquitto) -> None:
@@ -491,7 +491,7 @@ async def test_tls_with_pinned_ca_and_client_certificate(
     async with running(link):
         assert await link.publish("tls/x", b"secure")
         await inbox.wait_payload("tls/x", b"secure")
-        assert nodelay(link._socket()) != 0
+        assert nodelay(link._raw_socket()) != 0
 
 
 async def test_tls_with_the_wrong_ca_fails_verification(
@@ -572,7 +572,7 @@ def test_publish_properties_are_packed_once_and_as_paho_packs_them(
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from spikestream_client.transport.link import _PackedOnce
+    from spikestream_client.transport.aiomqtt_adapter import _PackedOnce
 
     reference = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     packed = _PackedOnce(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]

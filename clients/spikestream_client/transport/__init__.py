@@ -1,7 +1,7 @@
 """Moving bytes over MQTT: broker addresses and a self-healing link.
 
-This package is the only place in spikestream (client and service alike) that imports
-aiomqtt or paho-mqtt; the service's embedded broker (amqtt) is
+Its module ``aiomqtt_adapter`` is the only place in spikestream (client and service
+alike) that imports aiomqtt or paho-mqtt; the service's embedded broker (amqtt) is
 ``spikestream.transport``. It knows topics (``str``) and payloads (``bytes``), nothing
 about frames or networks.
 

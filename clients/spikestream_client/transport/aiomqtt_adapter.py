@@ -1,0 +1,609 @@
+"""The one module that talks to aiomqtt and paho-mqtt: a single MQTT connection.
+
+Everything else in spikestream reaches the broker through :class:`Connection` (and
+:class:`PropertiesCache`); no other module imports aiomqtt or paho,
+so no other module can lean on their private names
+(``tests/transport/test_private_names.py`` enforces both).
+
+aiomqtt's public API is used where the real-time budget allows: connect and clean
+disconnect (``async with``), subscribe, the ``socket_options`` and ``tls_context``
+arguments. Callbacks are paho's public ``on_*`` properties, wrapped or replaced on
+the paho client aiomqtt creates, so that incoming messages reach the link's sync
+callback directly and publish completion is tracked without a task or an await per
+message (a service publishes thousands of frames a second; aiomqtt's ``publish()``
+awaits each one). Publishing is paho's public ``publish()``.
+
+What has no public API, and why it is still needed, is listed in
+:data:`PRIVATE_NAMES`; :data:`VERIFIED_WITH` records the versions it was checked
+against (and ``clients/pyproject.toml`` pins the ranges to match).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from spikestream_client.aio import First, first_of
+from spikestream_client.errors import TransportError
+from spikestream_client.transport.tls import collecting_sockets, track
+from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
+
+__all__ = [
+    "PRIVATE_NAMES",
+    "VERIFIED_WITH",
+    "ConnectFailure",
+    "Connection",
+    "PrivateName",
+    "PropertiesCache",
+    "SubscribeFailure",
+]
+
+#: The aiomqtt and paho-mqtt versions the private names below were verified against
+#: (``clients/pyproject.toml`` allows only these minor series).
+VERIFIED_WITH = {"aiomqtt": "2.5.1", "paho-mqtt": "2.2.0"}
+
+
+class PrivateName(NamedTuple):
+    """A private name of aiomqtt or paho this module relies on.
+
+    Attributes:
+        owner: ``"aiomqtt.Client"``, ``"paho.Client"`` or ``"paho._WebsocketWrapper"``.
+        name: The attribute.
+        kind: ``"attribute"`` (instance state), ``"future"`` or ``"method"``.
+        params: For a method: its parameter names after ``self``.
+        why: What it is used for, and why nothing public does it.
+    """
+
+    owner: str
+    name: str
+    kind: str
+    params: tuple[str, ...] = ()
+    why: str = ""
+
+
+PRIVATE_NAMES: tuple[PrivateName, ...] = (
+    PrivateName(
+        "aiomqtt.Client",
+        "_client",
+        "attribute",
+        why="the paho client: publish without an await, paho's callbacks, keepalive",
+    ),
+    PrivateName(
+        "aiomqtt.Client",
+        "_disconnected",
+        "future",
+        why="fails when aiomqtt's socket callbacks hit an error (connection loss); "
+        "resolved by abort() so that aiomqtt never sets an unretrieved exception",
+    ),
+    PrivateName(
+        "paho.Client",
+        "_create_socket_connection",
+        "method",
+        why="wrapped to record the TCP socket, which paho leaks when the TLS or "
+        "WebSocket handshake inside connect() fails",
+    ),
+    PrivateName(
+        "paho.Client",
+        "_sock_close",
+        "method",
+        why="close the socket without an MQTT DISCONNECT (the broker sends the will), "
+        "unregistering aiomqtt's reader/writer first",
+    ),
+    PrivateName(
+        "paho.Client",
+        "_ping_t",
+        "attribute",
+        why="when the outstanding PINGREQ was sent (0: none): the half-open watchdog",
+    ),
+    PrivateName(
+        "paho._WebsocketWrapper",
+        "_socket",
+        "attribute",
+        why="the TCP socket under a ws:// connection (TCP_NODELAY, diagnostics)",
+    ),
+)
+
+# MQTT 5 reason codes at and above this are failures (paho maps 3.1.1 codes onto them).
+_FAILURE = 0x80
+_VERSIONS = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
+
+
+class ConnectFailure(TransportError):
+    """A connection attempt failed.
+
+    Attributes:
+        code: The CONNACK reason code value when the broker refused us, else ``None``.
+        text: The broker's reason (``str`` of paho's reason code) or the error text.
+        closed_before_connack: The broker closed the connection before CONNACK.
+        tcp_connected: The TCP (and TLS/WebSocket) connection had been made.
+    """
+
+    def __init__(
+        self, text: str, *, code: int | None, closed_before_connack: bool, tcp_connected: bool
+    ) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.closed_before_connack = closed_before_connack
+        self.tcp_connected = tcp_connected
+
+
+class SubscribeFailure(TransportError):
+    """SUBSCRIBE got no SUBACK in time, or could not be sent."""
+
+
+class _PackedOnce(Properties):
+    """PUBLISH properties that serialise themselves once.
+
+    paho packs a message's properties on every publish, in Python: ~26 µs per message,
+    measured with cProfile on a service publishing 4,500 frames/s, a third of what the
+    I/O thread spends per frame. The link publishes a handful of fixed property sets, so
+    each is packed when it is made and the bytes are reused.
+    """
+
+    def freeze(self) -> None:
+        """Pack now; later ``pack()`` calls return these bytes. Set no property after."""
+        # Properties.__setattr__ only accepts MQTT property names.
+        object.__setattr__(self, "_packed", super().pack())  # type: ignore[no-untyped-call]
+
+    def pack(self) -> bytes:
+        packed = self.__dict__.get("_packed")
+        if packed is None:
+            return super().pack()  # type: ignore[no-untyped-call,no-any-return]
+        return packed  # type: ignore[no-any-return]
+
+
+class PropertiesCache:
+    """MQTT 5 PUBLISH properties per ``(content_type, expiry)``, each packed once.
+
+    Owned by the link and shared by its successive connections; bounded (callers use a
+    handful of combinations).
+    """
+
+    def __init__(self, limit: int = 64) -> None:
+        self._limit = limit
+        self._cache: dict[tuple[str | None, int | None], _PackedOnce] = {}
+
+    def get(self, content_type: str | None, expiry: int | None) -> Properties:
+        """The frozen properties for this content type (or none) and expiry (seconds)."""
+        key = (content_type, expiry)
+        props = self._cache.get(key)
+        if props is None:
+            props = _PackedOnce(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            if content_type:
+                props.ContentType = content_type
+            if expiry is not None:
+                props.MessageExpiryInterval = int(expiry)
+            props.freeze()
+            if len(self._cache) >= self._limit:
+                self._cache.clear()
+            self._cache[key] = props
+        return props
+
+
+#: ``on_message(topic, payload, meta)``, ``on_published(mid, accepted)``,
+#: ``on_lost(reason)``: all called on the event loop thread.
+MessageSink = Callable[[str, bytes, MessageMeta], None]
+PublishedSink = Callable[[int, bool], None]
+LostSink = Callable[[str], None]
+
+
+class Connection:
+    """One MQTT connection attempt and, if it succeeds, its session.
+
+    Create one per attempt (a connection is not reusable), on the event loop thread;
+    every method must be called from that thread.
+
+    Args:
+        host: Broker host name or address.
+        port: Broker TCP port.
+        username: Login name, or ``None`` for anonymous.
+        password: Password in clear (never logged), or ``None``.
+        client_id: MQTT client identifier.
+        protocol: ``"5"`` or ``"3.1.1"``.
+        will: Last will, or ``None``.
+        transport: ``"tcp"`` or ``"websockets"``.
+        ws_path: WebSocket HTTP path (``websockets`` only).
+        tls: The TLS context (``transport.tls.tls_context``), or ``None`` for plain TCP.
+        keepalive: MQTT keepalive in seconds.
+        connect_timeout: Seconds allowed for the TCP connect and then for CONNACK.
+        tcp_nodelay: Set ``TCP_NODELAY`` on the socket (also under ws://).
+        properties: The link's cache of PUBLISH properties.
+        logger: Where aiomqtt and paho log their packet-level lines.
+        on_message: Called for every incoming message.
+        on_published: Called when a published message was written (QoS 0) or
+            acknowledged (QoS 1/2); ``accepted`` is ``False`` for a negative PUBACK.
+        on_lost: Called once, synchronously, when the connection ends (lost, aborted or
+            closed), before anything else can run on it.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        client_id: str,
+        protocol: ProtocolName,
+        will: Will | None,
+        transport: str,
+        ws_path: str | None,
+        tls: ssl.SSLContext | None,
+        keepalive: int,
+        connect_timeout: float,
+        tcp_nodelay: bool,
+        properties: PropertiesCache,
+        logger: logging.Logger,
+        on_message: MessageSink,
+        on_published: PublishedSink,
+        on_lost: LostSink,
+    ) -> None:
+        self._v5 = protocol == "5"
+        self._tcp_nodelay = tcp_nodelay
+        self._connect_timeout = connect_timeout
+        self._properties = properties
+        self._on_message = on_message
+        self._on_published = on_published
+        self._on_lost = on_lost
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        #: Set when the connection ended; :attr:`lost_reason` says why.
+        self.lost = asyncio.Event()
+        self.lost_reason: str | None = None
+        #: Whether TCP (and TLS/WebSocket) connected, i.e. paho's connect() returned.
+        self.tcp_connected = False
+        # Set when paho's blocking connect() (run by aiomqtt in an executor thread)
+        # returns, so cleanup after a cancelled connect can wait for the socket to exist.
+        self._connect_returned = threading.Event()
+        self._connack_seen = False
+        self._closed_early = asyncio.Event()
+        self._closed_early_reason = ""
+        options: tuple[tuple[int, int, int], ...] = (
+            ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),) if tcp_nodelay else ()
+        )
+        self._aiomqtt = aiomqtt.Client(
+            hostname=host,
+            port=port,
+            username=username,
+            password=password,
+            logger=logger,
+            identifier=client_id,
+            protocol=_VERSIONS[protocol],
+            will=None
+            if will is None
+            else aiomqtt.Will(
+                topic=will.topic, payload=will.payload, qos=will.qos, retain=will.retain
+            ),
+            transport="websockets" if transport == "websockets" else "tcp",
+            timeout=connect_timeout,
+            keepalive=keepalive,
+            tls_context=tls,
+            socket_options=options,
+            websocket_path=ws_path,
+        )
+        self._paho: paho.Client = self._aiomqtt._client
+        self._paho.connect_timeout = connect_timeout
+        self._hook_paho()
+
+    # ------------------------------------------------------------------ hooks
+    def _hook_paho(self) -> None:
+        mqtt = self._paho
+        # Replace aiomqtt's message queue and publish bookkeeping (we use neither its
+        # message iterator nor its publish()): straight to the link, no task, no await.
+        mqtt.on_message = self._paho_message
+        mqtt.on_publish = self._paho_published
+        # Wrap (not replace) aiomqtt's connect/disconnect handling: it still resolves
+        # the futures its ``async with`` waits on.
+        aiomqtt_on_connect: Any = mqtt.on_connect
+        aiomqtt_on_disconnect: Any = mqtt.on_disconnect
+
+        def on_connect(*args: Any) -> None:
+            self._connack_seen = True
+            if aiomqtt_on_connect is not None:
+                aiomqtt_on_connect(*args)
+
+        def on_disconnect(
+            client: paho.Client,
+            userdata: Any,
+            flags: paho.DisconnectFlags,
+            reason_code: ReasonCode,
+            properties: Properties | None = None,
+        ) -> None:
+            if flags.is_disconnect_packet_from_server:
+                reason = f"broker sent DISCONNECT: {reason_code}"
+            elif reason_code.value == 0:
+                reason = "closed by us"
+            else:
+                reason = "socket closed or keepalive expired"
+            self._in_loop(self._disconnected, reason)
+            if aiomqtt_on_disconnect is not None:
+                aiomqtt_on_disconnect(client, userdata, flags, reason_code, properties)
+
+        mqtt.on_connect = on_connect
+        mqtt.on_disconnect = on_disconnect
+
+        # paho leaks the socket when the TLS or WebSocket handshake inside connect()
+        # fails (it is never stored in paho's _sock): record every socket created in the
+        # connecting thread during connect() and close the orphans.
+        create_tcp = mqtt._create_socket_connection
+
+        def tracked_tcp() -> socket.socket:
+            return track(create_tcp())
+
+        mqtt._create_socket_connection = tracked_tcp  # type: ignore[method-assign]
+        connect = mqtt.connect
+
+        def tracked_connect(*args: Any, **kwargs: Any) -> MQTTErrorCode:
+            try:
+                with collecting_sockets() as created:
+                    try:
+                        rc = connect(*args, **kwargs)
+                    except BaseException:
+                        if mqtt.socket() is None:
+                            for sock in created:
+                                sock.close()
+                        raise
+                self.tcp_connected = True
+                return rc
+            finally:
+                self._connect_returned.set()
+
+        mqtt.connect = tracked_connect  # type: ignore[method-assign]
+
+    def _in_loop(self, fn: Callable[[str], None], arg: str) -> None:
+        # paho calls back from aiomqtt's executor thread during connect().
+        if threading.get_ident() == self._loop_thread:
+            fn(arg)
+        else:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                self._loop.call_soon_threadsafe(fn, arg)
+
+    def _disconnected(self, reason: str) -> None:
+        if self.tcp_connected and not self.lost.is_set() and not self._connack_seen:
+            # aiomqtt ignores a disconnect before CONNACK and would wait for its
+            # timeout; connect() races this event, so fail it at once.
+            self._closed_early_reason = reason
+            self._closed_early.set()
+        self._mark_lost(reason)
+
+    def _paho_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        props = getattr(message, "properties", None)
+        if props is None:
+            meta = MessageMeta(message.qos, bool(message.retain))
+        else:
+            correlation = getattr(props, "CorrelationData", None)
+            meta = MessageMeta(
+                message.qos,
+                bool(message.retain),
+                getattr(props, "ContentType", None),
+                getattr(props, "MessageExpiryInterval", None),
+                getattr(props, "ResponseTopic", None),
+                None if correlation is None else bytes(correlation),
+            )
+        payload = message.payload
+        if not isinstance(payload, bytes):  # paho may hand out a bytearray slice
+            payload = bytes(payload)
+        self._on_message(message.topic, payload, meta)
+
+    def _paho_published(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        self._on_published(mid, reason_code.value < _FAILURE)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def connect(self) -> None:
+        """Connect: TCP (+TLS/WebSocket), CONNECT, wait for CONNACK.
+
+        On any failure or cancellation the socket is closed before this returns.
+
+        Raises:
+            ConnectFailure: Refused, timed out, closed before CONNACK, unreachable.
+        """
+        try:
+            won = await first_of(self._aiomqtt.__aenter__(), self._closed_early.wait())
+        except BaseException as exc:
+            await self._discard()
+            if isinstance(exc, aiomqtt.MqttError):
+                raise self._failure(exc) from exc
+            raise
+        if not isinstance(won, First):  # the broker hung up before CONNACK
+            await self._discard()
+            raise ConnectFailure(
+                self._closed_early_reason,
+                code=None,
+                closed_before_connack=True,
+                tcp_connected=True,
+            )
+        if not self._connect_returned.is_set():  # pragma: no cover - an aiomqtt change
+            self.abort("connect bypassed paho's connect()")
+            msg = (
+                "aiomqtt no longer connects through paho's Client.connect(), which the link "
+                f"hooks (verified with {VERIFIED_WITH}); see aiomqtt_adapter.py"
+            )
+            raise RuntimeError(msg)
+        if self._tcp_nodelay:
+            # aiomqtt applies socket options only to plain sockets; reach through paho's
+            # WebSocket wrapper so that ws:// gets TCP_NODELAY too.
+            raw = self.raw_socket()
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _failure(self, exc: aiomqtt.MqttError) -> ConnectFailure:
+        if isinstance(exc, aiomqtt.MqttCodeError):  # only a negative CONNACK, here
+            rc = exc.rc
+            code = rc.value if isinstance(rc, ReasonCode) else rc
+            return ConnectFailure(
+                str(rc),
+                code=int(code) if code is not None else None,
+                closed_before_connack=False,
+                tcp_connected=True,
+            )
+        return ConnectFailure(
+            str(exc), code=None, closed_before_connack=False, tcp_connected=self.tcp_connected
+        )
+
+    async def _discard(self) -> None:
+        """Close a connection whose connect failed or was cancelled, without leaking."""
+        if not self._connect_returned.is_set():
+            # Cancelled while aiomqtt's executor thread is still inside paho.connect():
+            # wait for it (bounded by the TCP connect timeout) so its socket can be
+            # closed here rather than leak.
+            await asyncio.to_thread(self._connect_returned.wait, self._connect_timeout + 1.0)
+            # Let the socket-open callbacks it scheduled on the loop run first.
+            await asyncio.sleep(0)
+        self.abort("connect failed")
+
+    async def wait_ended(self) -> None:
+        """Return when the connection is lost or its socket failed (not on close)."""
+        await first_of(self.lost.wait(), asyncio.shield(self._aiomqtt._disconnected))
+
+    def end_reason(self) -> str | None:
+        """Why the connection ended, or ``None`` while it is up."""
+        if self.lost.is_set():
+            return self.lost_reason or "connection lost"
+        broken = self._aiomqtt._disconnected
+        if broken.done():
+            if not broken.cancelled() and broken.exception() is not None:
+                return f"socket error: {broken.exception()}"
+            return "socket error"
+        return None
+
+    async def close(self, timeout: float) -> str | None:  # noqa: ASYNC109
+        """Clean MQTT DISCONNECT (bounded by ``timeout`` seconds), then close the fd.
+
+        Returns:
+            Why the clean disconnect failed, or ``None``.
+        """
+        problem = None
+        if not self.lost.is_set():
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._aiomqtt.__aexit__(None, None, None)
+            except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
+                problem = str(exc) or type(exc).__name__
+        self.abort("closed")
+        return problem
+
+    def _mark_lost(self, reason: str) -> None:
+        if self.lost.is_set():
+            return
+        self.lost_reason = reason
+        self.lost.set()
+        self._on_lost(reason)
+
+    def abort(self, reason: str) -> None:
+        """Close the socket without an MQTT DISCONNECT (the broker will send the will).
+
+        Idempotent; marks the connection lost with ``reason`` if it was not already.
+        """
+        self._mark_lost(reason)
+        # paho's _sock_close unregisters the reader/writer through aiomqtt's callbacks
+        # and closes the fd; idempotent.
+        self._paho._sock_close()
+        disconnected = self._aiomqtt._disconnected
+        if disconnected.done():
+            if not disconnected.cancelled():
+                disconnected.exception()  # mark retrieved: no "never retrieved" log
+        else:
+            disconnected.set_result(None)
+
+    # ------------------------------------------------------------------ traffic
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        content_type: str | None,
+        expiry: int | None,
+        correlation_data: bytes | None,
+    ) -> int | None:
+        """Queue one message in paho (never blocks, never writes here).
+
+        The MQTT 5 properties are dropped on a 3.1.1 connection.
+
+        Returns:
+            The message id (``on_published`` reports it later), or ``None`` if paho
+            refused it (not connected).
+
+        Raises:
+            ValueError: Invalid topic or QoS (a programming error).
+        """
+        properties = None
+        if self._v5:
+            if correlation_data is not None:
+                # Different for every reply: packed per message, never cached.
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                if content_type:
+                    properties.ContentType = content_type
+                if expiry is not None:
+                    properties.MessageExpiryInterval = int(expiry)
+                properties.CorrelationData = correlation_data
+            elif content_type or expiry is not None:
+                properties = self._properties.get(content_type, expiry)
+        info = self._paho.publish(topic, payload, qos, retain, properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            return None
+        # With aiomqtt's socket callbacks paho never writes inside publish(): the bytes
+        # go out on the next writable event, and on_published reports this mid then.
+        return info.mid
+
+    async def subscribe(
+        self,
+        wanted: Sequence[tuple[str, int]],
+        timeout: float,  # noqa: ASYNC109
+    ) -> list[tuple[int, str]]:
+        """Subscribe to ``(filter, qos)`` pairs and wait for the SUBACK.
+
+        Returns:
+            Per filter, the granted QoS or failure reason code (``>= 0x80``: refused)
+            and its text.
+
+        Raises:
+            SubscribeFailure: No SUBACK within ``timeout`` seconds, or not connected.
+        """
+        try:
+            codes = await self._aiomqtt.subscribe(list(wanted), timeout=timeout)
+        except aiomqtt.MqttError as exc:
+            raise SubscribeFailure(str(exc)) from exc
+        granted: Sequence[int | ReasonCode] = codes
+        return [
+            (code.value, str(code)) if isinstance(code, ReasonCode) else (code, str(code))
+            for code in granted
+        ]
+
+    # ------------------------------------------------------------------ liveness
+    @property
+    def keepalive(self) -> float:
+        """The keepalive in force, seconds (an MQTT 5 broker may have changed it)."""
+        return float(self._paho.keepalive)
+
+    def ping_sent_at(self) -> float:
+        """When the PINGREQ still unanswered was sent (``time.monotonic``), or 0.0."""
+        return float(self._paho._ping_t or 0.0)
+
+    def raw_socket(self) -> socket.socket | None:
+        """The TCP socket under this connection (also under ws://), or ``None``."""
+        sock = self._paho.socket()
+        raw = getattr(sock, "_socket", sock)  # paho's WebSocket wrapper keeps it here
+        return raw if isinstance(raw, socket.socket) else None
