@@ -42,6 +42,7 @@ from typing import Any, Literal, Self, overload
 import numpy as np
 import numpy.typing as npt
 
+from spikestream_client.aio import First, first_of
 from spikestream_client.brokers import (
     DEFAULT_BROKER,
     ENV_BROKER,
@@ -250,16 +251,15 @@ class SpikestreamClient:
             TransportError: Not connected after ``timeout`` seconds, or the link gave up.
         """
         link, task = self._require()
-        waiter = asyncio.ensure_future(link.wait_connected(timeout))
+        # The link task is shielded: losing the race must not stop the link.
         try:
-            await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-        if task.done() and not task.cancelled() and task.exception() is not None:
+            outcome = await first_of(link.wait_connected(timeout), asyncio.shield(task))
+        except (Exception, asyncio.CancelledError) as err:
+            if not task.done() or task.cancelled():
+                raise
             where = redacted_list(self.specs)
-            raise TransportError(f"MQTT link to {where} failed: {task.exception()}")
-        if not (waiter.done() and not waiter.cancelled() and waiter.result()):
+            raise TransportError(f"MQTT link to {where} failed: {err}") from err
+        if not (isinstance(outcome, First) and outcome.value):
             why = link.statistics().last_error or "no answer"
             msg = f"cannot connect to {redacted_list(self.specs)} within {timeout} s: {why}"
             raise TransportError(msg)

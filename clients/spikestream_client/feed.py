@@ -37,6 +37,7 @@ from typing import IO, Any, Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from spikestream_client.aio import First, first_of
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.codec import PayloadRejected, decode_input, topics
 from spikestream_client.errors import ConfigError
@@ -514,21 +515,10 @@ async def feed_lines(
             remaining = None if duration is None else duration - (clock() - start)
             if remaining is not None and remaining <= 0:
                 break
-            getter = asyncio.ensure_future(lines.get())
-            stopper = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait(
-                    {getter, stopper}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                stopper.cancel()
-                if not getter.done():
-                    getter.cancel()
-            if not getter.done() or getter.cancelled():
-                break
-            line = getter.result()
-            if line is None:
-                break
+            got = await first_of(lines.get(), stop.wait(), timeout=remaining)
+            if not isinstance(got, First) or got.value is None:
+                break  # stopped, out of time, or the end of the lines
+            line = got.value
             try:
                 x = parse_line(line, dim)
             except PayloadRejected as err:

@@ -56,6 +56,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.http11 import Request, Response
 
+from spikestream_client.aio import First, first_of
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.codec import Frame, SpikeFrame, ValueFrame
 from spikestream_client.errors import ConfigError
@@ -491,10 +492,9 @@ class WebBridge:
         try:
             await ws.send(self.hello())
             while True:
-                ready = asyncio.ensure_future(peer.ready.wait())
-                await asyncio.wait({ready, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if closed.done():  # the page went away, or the server is shutting down
-                    ready.cancel()
+                # ``closed`` is waited on every pass, so it is shielded from the race.
+                got = await first_of(peer.ready.wait(), asyncio.shield(closed))
+                if not isinstance(got, First):  # the page went away, or the server stops
                     return
                 peer.ready.clear()
                 while peer.queue:
