@@ -176,6 +176,15 @@ async def test_hostile_snapshot_files_are_refused_while_the_service_keeps_tickin
                     what=f"stats counting {refusals} control refusals",
                 )
                 assert stats[0]["rejected"]["control"] == refusals
+                # Enough frames after the good restore too, so that contiguity is checked
+                # across it (how many came so far depends on the machine's speed).
+                await sub.wait_for(
+                    lambda ms: all(
+                        sum(1 for m in ms[n_before_restore:] if m.topic.endswith(f"/out/{p}")) >= 20
+                        for p in {m.topic.rsplit("/", 1)[1] for m in ms if "/out/" in m.topic}
+                    ),
+                    what="20 frames of every probe after the good restore",
+                )
 
             messages = list(sub.messages)
     finally:
@@ -201,7 +210,7 @@ async def test_hostile_snapshot_files_are_refused_while_the_service_keeps_tickin
     for topic, frames in by_probe.items():
         seqs = [h.seq for _, h in frames]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), topic
-        assert len(seqs) > 100
+        assert len(seqs) > 40
         before = [h for i, h in frames if i < n_before_restore]
         for prev, h in itertools.pairwise(before):
             assert h.tick == prev.tick + prev.ticks, (topic, prev, h)
