@@ -1,4 +1,26 @@
-"""Clients for spikestream: an asyncio library and the feed/monitor/record tools.
+"""spikestream-client: the wire protocol, the MQTT transport, a client library and tools.
+
+This distribution is what a client needs; the service distribution (``spikestream``)
+imports it, and nothing here imports the service. Its layers, each importing only those
+before it:
+
+* :mod:`~spikestream_client.errors` (the root of spikestream's exception hierarchy) and
+  :mod:`~spikestream_client.names` (the naming rule);
+* :mod:`~spikestream_client.codec`: the wire protocol (frames, inputs, control, events,
+  ``describe``) and :class:`~spikestream_client.codec.Topics`; numpy and msgpack only;
+* :mod:`~spikestream_client.aio` (``first_of``) and :mod:`~spikestream_client.transport`:
+  broker URLs and the self-healing MQTT link, the only code that imports aiomqtt or
+  paho-mqtt (their private names only in ``transport/aiomqtt_adapter.py``);
+* the library: :mod:`~spikestream_client.client` (the connection and control),
+  :mod:`~spikestream_client.streams`, :mod:`~spikestream_client.dispatch`,
+  :mod:`~spikestream_client.brokers`, :mod:`~spikestream_client.gaps`;
+* files: :mod:`~spikestream_client.npz` (the one ``.npz`` writer, shared with
+  ``spikestream run``) and :mod:`~spikestream_client.plotting` (matplotlib, optional);
+* the tools: ``feed``, ``record``, ``ls`` and the :mod:`~spikestream_client.monitor`
+  package (session, terminal, web, aggregation);
+* :mod:`~spikestream_client.cli`: the ``spikestream`` command, which also offers the
+  subcommands other distributions register in the ``spikestream.commands`` entry-point
+  group (the service's ``run``, ``serve`` and ``import``).
 
 The library::
 
@@ -8,8 +30,7 @@ The library::
         async for frame in client.frames("seed", "a_spikes"):
             ...
 
-Frames are decoded by :mod:`spikestream_client.codec`, the decoder the service shares; see
-``docs/CLIENTS.md`` for the whole API and the command-line tools.
+See ``docs/CLIENTS.md`` for the whole API and the command-line tools.
 """
 
 from __future__ import annotations

@@ -4,13 +4,16 @@
 - The client distribution never imports the service.
 - The service's layers follow its data flow (spec -> build -> sim -> runtime -> serving
   -> cli): a module imports only modules of its own layer or earlier ones.
-- The wire protocol (``spikestream_client.codec``) and the transport stay free of the
-  rest of the client.
+- The client distribution's layers likewise (errors -> codec -> transport -> library ->
+  tools -> cli), and the wire protocol (``spikestream_client.codec``) and the transport
+  stay free of the rest of the client.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+
+import pytest
 
 from tests.structure.imports import Edge, cycles, edges, modules
 
@@ -32,14 +35,29 @@ SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 
+#: The client distribution's top-level modules in the same form.
+CLIENT_LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "names"),
+    ("spikestream_client",),  # the package: __version__, names loaded lazily
+    ("codec", "aio", "logs", "safetext", "npz", "plotting"),
+    ("transport", "gaps"),
+    ("brokers", "streams"),
+    ("dispatch",),
+    ("client",),
+    ("tool",),
+    ("feed", "ls", "monitor", "record"),
+    ("cli",),
+)
+
+
 def _top(module: str) -> str:
     """``spikestream.runtime.engine`` -> ``runtime``; ``spikestream`` -> ``spikestream``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 
 
-def _rank() -> dict[str, int]:
-    return {name: i for i, group in enumerate(SERVICE_LAYERS) for name in group}
+def _rank(layers: tuple[tuple[str, ...], ...] = SERVICE_LAYERS) -> dict[str, int]:
+    return {name: i for i, group in enumerate(layers) for name in group}
 
 
 def _show(found: list[Edge]) -> str:
@@ -80,21 +98,31 @@ def test_the_client_never_imports_the_service() -> None:
     assert not bad, "the client distribution imports the service:\n" + _show(bad)
 
 
-def test_every_service_module_has_a_layer() -> None:
-    tops = {_top(m) for m in modules() if m.split(".")[0] == "spikestream"}
-    assert tops - set(_rank()) == set(), "add these to SERVICE_LAYERS"
+@pytest.mark.parametrize(
+    ("package", "layers"),
+    [("spikestream", SERVICE_LAYERS), ("spikestream_client", CLIENT_LAYERS)],
+)
+def test_every_module_has_a_layer(package: str, layers: tuple[tuple[str, ...], ...]) -> None:
+    tops = {_top(m) for m in modules() if m.split(".")[0] == package}
+    assert tops - set(_rank(layers)) == set(), f"add these to the layers of {package}"
 
 
-def test_service_layers_import_only_earlier_layers() -> None:
-    rank = _rank()
+@pytest.mark.parametrize(
+    ("package", "layers"),
+    [("spikestream", SERVICE_LAYERS), ("spikestream_client", CLIENT_LAYERS)],
+)
+def test_layers_import_only_earlier_layers(
+    package: str, layers: tuple[tuple[str, ...], ...]
+) -> None:
+    rank = _rank(layers)
     bad = []
     for e in edges():
-        if e.source.split(".")[0] != "spikestream" or e.target.split(".")[0] != "spikestream":
+        if e.source.split(".")[0] != package or e.target.split(".")[0] != package:
             continue
         a, b = _top(e.source), _top(e.target)
         if a != b and rank[b] >= rank[a]:
             bad.append(e)
-    assert not bad, "imports against the flow spec -> build -> sim -> runtime:\n" + _show(bad)
+    assert not bad, f"imports against the layers of {package}:\n" + _show(bad)
 
 
 def test_the_protocol_and_transport_stand_alone() -> None:
