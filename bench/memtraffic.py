@@ -23,32 +23,19 @@ Usage: ``python bench/memtraffic.py [--pops 10,50,100,150] [--ticks 2000] [--rep
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from capacity import N, chain_dict
 from spikestream.build import build
 from spikestream.sim import Simulator
 from spikestream.spec import parse_network
-
-DIM = 16
-N = 1000
-
-
-def chain(pops: int, dtype: str) -> dict[str, Any]:
-    """The chain as a network-file mapping (as in bench/capacity.py)."""
-    return {
-        "network": {"name": "chain", "seed": 1, "dtype": dtype},
-        "populations": {f"p{i}": {"n": N, "dim": DIM} for i in range(pops)},
-        "inputs": {"u": {"dim": DIM, "target": "p0", "default": [0.2] * DIM}},
-        "connections": [
-            {"pre": f"p{i}", "post": f"p{i + 1}", "function": "x", "synapse": 0.005}
-            for i in range(pops - 1)
-        ],
-        "probes": {"out": {"target": f"p{pops - 1}", "kind": "decoded", "synapse": 0.01}},
-    }
 
 
 def read_bandwidth(nbytes: int, seconds: float = 0.3) -> float:
@@ -92,7 +79,7 @@ def main() -> None:
         for pops in [int(p) for p in args.pops.split(",")]:
             rates = {}
             for dtype in ("float64", "float32"):
-                sim = Simulator(build(parse_network(chain(pops, dtype))))
+                sim = Simulator(build(parse_network(chain_dict(pops, dtype))))
                 fp = sim.footprint()
                 rate = ticks_per_second(sim, args.ticks, args.repeats)
                 same_size = read_bandwidth(fp.total)
