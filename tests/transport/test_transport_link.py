@@ -402,6 +402,24 @@ async def test_half_open_connection_is_detected_and_reconnected(mosquitto: Mosqu
         assert link.statistics().reconnects == 1
 
 
+async def test_a_socket_error_reconnects_instead_of_ending_the_link(mosquitto: Mosquitto) -> None:
+    """aiomqtt records a failed socket read or write on its disconnect future without
+    calling paho's on_disconnect; the link must treat that as a lost connection."""
+    link = make_link(mosquitto.url(), "sockerr")
+    async with running(link) as task:
+        await eventually(lambda: link.connected)
+        conn = link._conn
+        assert conn is not None
+        # What aiomqtt's socket callbacks do when the socket raises.
+        conn._aiomqtt._disconnected.set_exception(ConnectionResetError("reset by test"))
+        await eventually(lambda: link.statistics().reconnects == 1, within=10)
+        await eventually(lambda: link.connected, within=10)
+        assert not task.done()
+        last_error = link.statistics().last_error
+        assert last_error is not None
+        assert "reset by test" in last_error
+
+
 # --- authentication --------------------------------------------------------------------
 
 

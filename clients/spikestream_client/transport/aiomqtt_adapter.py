@@ -474,8 +474,16 @@ class Connection:
         self.abort("connect failed")
 
     async def wait_ended(self) -> None:
-        """Return when the connection is lost or its socket failed (not on close)."""
-        await first_of(self.lost.wait(), asyncio.shield(self._aiomqtt._disconnected))
+        """Return when the connection is lost or its socket failed (not on close).
+
+        Never raises for the connection's own failure: a socket error that aiomqtt records
+        on its disconnect future (paho's ``on_disconnect`` is not called then) ends the
+        wait like a loss, and :meth:`end_reason` says why, so the link reconnects.
+        """
+        # asyncio.wait completes when the future does, whatever it ended with, and does
+        # not cancel the future it waits on.
+        broken = asyncio.wait({self._aiomqtt._disconnected})
+        await first_of(self.lost.wait(), broken)
 
     def end_reason(self) -> str | None:
         """Why the connection ended, or ``None`` while it is up."""
