@@ -113,6 +113,19 @@ def test_link_counters_come_from_the_link(service: Service) -> None:
     assert not hasattr(service, "publish_failed")
 
 
+def test_events_waiting_offline_are_not_counted_as_failed_publishes(service: Service) -> None:
+    """While offline, events wait without being tried: publish_failed counts what the
+    link refused, not every wake-up of the publisher."""
+    assert not service.link.connected
+    assert service.events.pending  # the refusals above raised events; none went out
+    pending = len(service.events.pending)
+    before = service.link.statistics().publish_failed
+    for _ in range(50):
+        service._drain()
+    assert service.link.statistics().publish_failed == before
+    assert len(service.events.pending) == pending  # nothing lost either
+
+
 def test_the_snapshot_is_frozen_and_read_once_per_scrape(service: Service) -> None:
     snap = service.statistics()
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -405,6 +405,10 @@ class Service:
         """Publish queued events, oldest first, while the link takes them (not connected,
         or the window is full: they wait for the next flush)."""
         topic, link = self.topics.events, self.link
+        if not link.connected:
+            # They wait for the connection; trying now would only count refusals in the
+            # link's publish_failed at every wake-up while offline.
+            return
         self.events.flush(lambda event: link.publish_nowait(topic, event, qos=0, content_type=JSON))
 
     async def _on_connect(self) -> None:
