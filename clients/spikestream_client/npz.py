@@ -289,11 +289,14 @@ class NpzWriter:
         done = False
         try:
             if exc_type is None:
-                for s in self._streams:
-                    s.finish()
-                self._zip.close()
-                self._file.close()
-                os.replace(self._tmp, self.path)
+                try:
+                    for s in self._streams:
+                        s.finish()
+                    self._zip.close()
+                    self._file.close()
+                    os.replace(self._tmp, self.path)
+                except OSError as err:  # a full disk, --out naming a folder: one line
+                    raise self._refusal(err) from err
                 done = True
         finally:
             if not done:
@@ -307,6 +310,12 @@ class NpzWriter:
             if self._spool_dir is not None:
                 self._spool_dir.cleanup()
             self._tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            # A write inside the block failed (the disk filled up, say): the same one line.
+            raise self._refusal(exc) from exc
+
+    def _refusal(self, err: OSError) -> ConfigError:
+        return ConfigError(f"cannot write {str(self.path)!r}: {err.strerror or err}")
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, AnyArray], *, compress: bool = False) -> Path:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -251,6 +252,22 @@ def test_writer_errors_name_the_path(tmp_path: Path) -> None:
     ):
         npz.stream("w", (3,), np.dtype(np.int64), spool=True).write(np.arange(1))
     assert not (tmp_path / "y.npz").exists()
+
+
+def test_a_failed_write_is_one_config_error_and_leaves_nothing(tmp_path: Path) -> None:
+    # --out naming a folder: the rename into place fails.
+    folder = tmp_path / "out.npz"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match=r"cannot write .*out\.npz"):
+        save_npz(folder, {"x": np.zeros(3)})
+    # A write inside the block fails (as on a full disk).
+    with (
+        pytest.raises(ConfigError, match="No space left on device"),
+        NpzWriter(tmp_path / "full.npz"),
+    ):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz"]  # no partial file
+    assert folder.is_dir()
 
 
 def test_file_mode_follows_the_umask(tmp_path: Path) -> None:
