@@ -42,7 +42,7 @@ from typing import Any, Literal, Self, overload
 import numpy as np
 import numpy.typing as npt
 
-from spikestream_client.aio import First, first_of
+from spikestream_client.aio import First, Second, first_of
 from spikestream_client.brokers import (
     DEFAULT_BROKER,
     ENV_BROKER,
@@ -252,9 +252,15 @@ class SpikestreamClient:
         """
         link, task = self._require()
         # The link task is shielded: losing the race must not stop the link.
+        outcome: First[bool] | Second[None] | None
         try:
             outcome = await first_of(link.wait_connected(timeout), asyncio.shield(task))
-        except (Exception, asyncio.CancelledError) as err:
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # our caller was cancelled
+            outcome = None  # someone else cancelled the link task: not connected
+        except Exception as err:
             if not task.done() or task.cancelled():
                 raise
             where = redacted_list(self.specs)

@@ -342,3 +342,18 @@ async def test_a_broker_list_connects_to_the_first_that_answers_and_fails_over(
                 assert time.monotonic() < deadline, "no status through broker b"
                 await pub.publish("spikestream/seed/status", b"online", qos=1, retain=True)
                 await asyncio.sleep(0.2)
+
+
+async def test_wait_connected_when_someone_else_cancels_the_link() -> None:
+    """A link task cancelled from outside is a failed connection (TransportError), not a
+    cancellation of the caller, who was never cancelled."""
+    client = SpikestreamClient(f"mqtt://127.0.0.1:{free_port()}")  # nothing listens there
+    await client.start(wait=False)
+    try:
+        task = client._task
+        assert task is not None
+        asyncio.get_running_loop().call_later(0.2, task.cancel)
+        with pytest.raises(TransportError, match="cannot connect"):
+            await client.wait_connected(5.0)
+    finally:
+        await client.close()
