@@ -138,10 +138,15 @@ class Subscriber(BackgroundClient):
 
 @contextlib.contextmanager
 def serving(proc: ServeProcess) -> Iterator[ServeProcess]:
-    """Start ``proc``; always kill it on the way out."""
+    """Start ``proc``; always kill it on the way out, and show its log when the test
+    failed (the service's own account of what it was doing)."""
     proc.start()
     try:
         yield proc
+    except BaseException:
+        print("--- service log (last 60 lines) ---")
+        print("\n".join(proc.log_text().splitlines()[-60:]))
+        raise
     finally:
         proc.kill()
 
@@ -660,7 +665,7 @@ async def test_publishing_while_disconnected_keeps_ticking_and_counts_every_drop
                     for m in sub.on("/status")
                     if m.payload == b"online" and m.received > restarted
                 ],
-                10,
+                20,  # a bound for a stuck service, not a speed target (backoff is 0.5 s)
                 "online after the restart",
             )
             await until(
