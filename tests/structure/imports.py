@@ -2,8 +2,10 @@
 
 Every ``import`` and ``from ... import`` statement counts, including those inside
 functions (a lazy import is still a dependency) but not those under
-``if TYPE_CHECKING:`` (they never run). ``importlib.import_module("...")`` with a literal
-module name counts too.
+``if TYPE_CHECKING:`` (they never run). ``importlib.import_module("...")`` and
+``__import__("...")`` with a literal module name count too; names computed at run time
+(the client package's lazy attributes, the entry points the command loads) cannot be
+read from the source and are not counted.
 """
 
 from __future__ import annotations
@@ -94,8 +96,10 @@ def edges() -> list[Edge]:
                 ]
             elif (
                 isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "import_module"
+                and (
+                    (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                    or (isinstance(node.func, ast.Name) and node.func.id == "__import__")
+                )
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
                 and isinstance(node.args[0].value, str)

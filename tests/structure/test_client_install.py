@@ -76,6 +76,20 @@ def test_the_client_imports_and_its_tools_run(client_venv: Path) -> None:
     assert "invalid choice: 'run'" in run.stderr
     version = _run([str(client_venv / "bin" / "spikestream"), "--version"], timeout=60)
     assert "client only" in version.stdout
+    # The browser monitor's page is package data: it must be installed too.
+    shipped = _run(
+        [
+            python,
+            "-c",
+            "from spikestream_client.monitor.web import WEB_DIR\n"
+            "print(sorted(p.name for p in WEB_DIR.iterdir()))",
+        ],
+        timeout=60,
+        cwd=client_venv,
+    )
+    assert shipped.returncode == 0, shipped.stderr
+    for name in ("index.html", "monitor.js", "monitor.css"):
+        assert name in shipped.stdout
 
 
 @pytest.mark.slow
