@@ -14,9 +14,10 @@ message and exit with status 2: never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from spikestream_client import __version__
 from spikestream_client.errors import SpikestreamError
@@ -48,12 +49,13 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
     parsing is unchanged, but not described): ``serve`` pulls in MQTT, pydantic-settings
     and prometheus-client, and none of that should slow down ``run`` or the clients.
     """
-    modules = commands()
     parser = argparse.ArgumentParser(
         prog="spikestream",
         description="Run a spiking neural network in real time over MQTT, or offline.",
     )
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="show the versions installed and exit"
+    )
     parser.add_argument(
         "--log-level",
         default="info",
@@ -67,11 +69,11 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="text for people, json (one object per line) for log collectors",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in modules.items():
+    for name, module_name in commands().items():
         if command is not None and name != command:
             sub.add_parser(name)
             continue
-        _load(module_name).add_parser(sub)
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
@@ -86,9 +88,11 @@ _BUILTIN = {
 _ORDER = ("run", "serve", "feed", "monitor", "record", "import", "ls")
 
 
+@functools.cache
 def commands() -> dict[str, str]:
     """Every subcommand installed, mapped to the module that defines it: the client's own
-    and those registered in the ``spikestream.commands`` entry-point group."""
+    and those registered in the ``spikestream.commands`` entry-point group (read once
+    per process: scanning the installed distributions costs tens of ms)."""
     from importlib.metadata import entry_points
 
     found = dict(_BUILTIN)
@@ -98,20 +102,24 @@ def commands() -> dict[str, str]:
     return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
 
-def _load(module_name: str) -> ModuleType:
-    import importlib
+class _Version(argparse.Action):
+    """``--version``: looks the service's version up only when asked."""
 
-    return importlib.import_module(module_name)
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import PackageNotFoundError, version
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        service = f", service {version('spikestream')}"
-    except PackageNotFoundError:
-        service = " (client only)"
-    return f"spikestream {__version__}{service}"
+        try:
+            service = f", service {version('spikestream')}"
+        except PackageNotFoundError:
+            service = " (client only)"
+        print(f"spikestream {__version__}{service}")
+        parser.exit()
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
