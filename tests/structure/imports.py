@@ -51,16 +51,65 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _walk(node: ast.AST, in_function: bool) -> Iterator[tuple[ast.AST, bool]]:
+def _walk(node: ast.AST, in_function: bool, type_checking: bool) -> Iterator[tuple[ast.AST, bool]]:
     for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.If) and _is_type_checking(child):
+        if not type_checking and isinstance(child, ast.If) and _is_type_checking(child):
             for other in child.orelse:
                 yield other, in_function
-                yield from _walk(other, in_function)
+                yield from _walk(other, in_function, type_checking)
             continue
         inner = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
         yield child, inner
-        yield from _walk(child, inner)
+        yield from _walk(child, inner, type_checking)
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import statement (or ``import_module``/``__import__`` call with a literal).
+
+    Attributes:
+        module: The absolute name of the module named (relative imports resolved).
+        names: For ``from module import a, b``: ``("a", "b")``; otherwise empty.
+        line: Line number.
+        lazy: Inside a function.
+    """
+
+    module: str
+    names: tuple[str, ...]
+    line: int
+    lazy: bool
+
+
+def imports(path: Path, module: str, *, type_checking: bool = False) -> list[Import]:
+    """Every import in the source of ``module`` (at ``path``), of any package; those under
+    ``if TYPE_CHECKING:`` only with ``type_checking``."""
+    is_package = path.name == "__init__.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[Import] = []
+    for node, lazy in _walk(tree, False, type_checking):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Import):
+            found += [Import(alias.name, (), line, lazy) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module if is_package else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    anchor = anchor.rpartition(".")[0]
+                base = f"{anchor}.{base}" if base else anchor
+            found.append(Import(base, tuple(a.name for a in node.names), line, lazy))
+        elif (
+            isinstance(node, ast.Call)
+            and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                or (isinstance(node.func, ast.Name) and node.func.id == "__import__")
+            )
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.append(Import(node.args[0].value, (), line, lazy))
+    return found
 
 
 def _resolve(name: str, known: dict[str, Path]) -> str | None:
@@ -77,38 +126,16 @@ def edges() -> list[Edge]:
     known = modules()
     out: list[Edge] = []
     for source, path in known.items():
-        is_package = path.name == "__init__.py"
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node, lazy in _walk(tree, False):
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = source if is_package else source.rpartition(".")[0]
-                    for _ in range(node.level - 1):
-                        anchor = anchor.rpartition(".")[0]
-                    base = f"{anchor}.{base}" if base else anchor
-                # `from pkg import sub` names the submodule when there is one.
-                targets = [
-                    f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
-                ]
-            elif (
-                isinstance(node, ast.Call)
-                and (
-                    (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
-                    or (isinstance(node.func, ast.Name) and node.func.id == "__import__")
-                )
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
-            ):
-                targets = [node.args[0].value]
+        for imp in imports(path, source):
+            # `from pkg import sub` names the submodule when there is one.
+            targets = [
+                f"{imp.module}.{n}" if f"{imp.module}.{n}" in known else imp.module
+                for n in imp.names
+            ] or [imp.module]
             for target in targets:
                 resolved = _resolve(target, known)
                 if resolved is not None and resolved != source:
-                    out.append(Edge(source, resolved, getattr(node, "lineno", 0), lazy))
+                    out.append(Edge(source, resolved, imp.line, imp.lazy))
     return out
 
 

@@ -13,7 +13,6 @@ import ast
 import asyncio
 import inspect
 import tomllib
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -27,10 +26,9 @@ from spikestream_client.transport.aiomqtt_adapter import (
     VERIFIED_WITH,
     PrivateName,
 )
+from tests.structure.imports import ROOT, imports, modules
 
-ROOT = Path(__file__).resolve().parents[2]
 ADAPTER = Path(aiomqtt_adapter.__file__).resolve()
-PACKAGES = (ROOT / "clients" / "spikestream_client", ROOT / "service" / "spikestream")
 _CHECKED_OWNERS = {"aiomqtt.Client", "paho.Client", "paho._WebsocketWrapper"}
 
 
@@ -113,28 +111,15 @@ def test_the_adapter_uses_only_the_private_names_it_declares() -> None:
     assert declared - used == set(), f"declared but unused: {declared - used}"
 
 
-def _modules() -> Iterator[Path]:
-    for package in PACKAGES:
-        yield from sorted(package.rglob("*.py"))
-
-
 def test_only_the_adapter_imports_aiomqtt_or_paho() -> None:
-    offenders = []
-    for path in _modules():
-        if path.resolve() == ADAPTER:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                if name.split(".")[0] in ("aiomqtt", "paho"):
-                    offenders.append(
-                        f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}: {name}"
-                    )
+    offenders = [
+        f"{path.relative_to(ROOT)}:{imp.line}: {imp.module}"
+        for module, path in modules().items()
+        if path.resolve() != ADAPTER
+        # Typing-only imports count too: they tie the module to the library's names.
+        for imp in imports(path, module, type_checking=True)
+        if imp.module.split(".")[0] in ("aiomqtt", "paho")
+    ]
     assert offenders == [], (
         f"only transport/aiomqtt_adapter.py may import aiomqtt/paho: {offenders}"
     )
@@ -144,7 +129,7 @@ def test_no_other_module_names_a_private_aiomqtt_or_paho_attribute() -> None:
     declared = {entry.name for entry in PRIVATE_NAMES}
     offenders = [
         f"{path.relative_to(ROOT)}:{line}: {name}"
-        for path in _modules()
+        for path in modules().values()
         if path.resolve() != ADAPTER
         for name, line in _foreign_private_names(path)
         if name in declared
