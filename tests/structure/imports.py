@@ -33,10 +33,12 @@ class Edge:
 
 
 def modules() -> dict[str, Path]:
-    """Every module of both packages, by dotted name."""
+    """Every module of both packages, by dotted name. A C extension counts by its typing
+    stub (a ``.pyi`` with no ``.py`` beside it), which holds no imports."""
     found: dict[str, Path] = {}
     for root_name, root in PACKAGES.items():
-        for path in sorted(root.rglob("*.py")):
+        stubs = [p for p in root.rglob("*.pyi") if not p.with_suffix(".py").exists()]
+        for path in sorted([*root.rglob("*.py"), *stubs]):
             parts = path.relative_to(root).with_suffix("").parts
             if parts[-1] == "__init__":
                 parts = parts[:-1]

@@ -36,31 +36,36 @@ from numba import types
 from numba.extending import intrinsic
 from numba.np.numpy_support import carray
 
+from spikestream.sim.opcodes import (
+    ADDRESS,
+    COLS,
+    DT,
+    FULL,
+    MIN_VOLTAGE,
+    NEG_TAU_RC,
+    ONE,
+    OP_ADD,
+    OP_COPY,
+    OP_DECODED,
+    OP_ENCODE,
+    OP_EVENTS,
+    OP_FEED,
+    OP_FILTERED,
+    OP_LIF,
+    OP_LOWPASS_DECODED,
+    OP_RECORD,
+    OP_RECORD_BOOL,
+    PROGRAM_COLUMNS,
+    ROWS,
+    TAU_RC,
+    TAU_REF,
+    ZERO,
+    lif_constants,
+)
+
 Array = npt.NDArray[np.floating]
 BoolArray = npt.NDArray[np.bool_]
 IndexArray = npt.NDArray[np.intp]
-
-
-#: Layout of the constants array :func:`lif_constants` builds (one per population).
-DT, TAU_RC, TAU_REF, MIN_VOLTAGE, FULL, ZERO, ONE, NEG_TAU_RC = range(8)
-
-
-def lif_constants(
-    dt: float, tau_rc: float, tau_ref: float, min_voltage: float, dtype: npt.DTypeLike
-) -> Array:
-    """The constants of a LIF population as an array of the state dtype, shape ``(8,)``.
-
-    Kept in the state dtype so a float32 population computes in float32, as the numpy
-    reference does (mixing in float64 scalars would convert every element and halve the
-    SIMD width). ``FULL`` is ``expm1(dt / -tau_rc)``, the voltage factor of every neuron
-    out of its refractory period, computed exactly as the reference computes it.
-    """
-    c = np.zeros(8, dtype)
-    c[DT], c[TAU_RC], c[TAU_REF], c[MIN_VOLTAGE] = dt, tau_rc, tau_ref, min_voltage
-    c[NEG_TAU_RC] = -c[TAU_RC]
-    c[FULL] = np.expm1(np.divide(c[DT], c[NEG_TAU_RC]))
-    c[ZERO], c[ONE] = 0, 1
-    return c
 
 
 @numba.njit(nogil=True, cache=True)
@@ -273,25 +278,6 @@ def encode_rows_jit(
         dst[i] = dst[i] + acc if add else acc
 
 
-#: Opcodes of a :func:`run_program` program (one row per op, tick order). ``k`` is the
-#: tick index inside the call (``start <= k < stop``).
-OP_FEED = 0  # [op, x, values]: x = values[k] (an input fed from a (ticks, dim) block)
-OP_COPY = 1  # [op, dst, src]: dst = src
-OP_ADD = 2  # [op, dst, src]: dst += src
-OP_ENCODE = 3  # [op, dst, enc, x, add]: dst = enc @ x (add == 0) or dst += enc @ x
-OP_LIF = 4  # [op, J, v, ref, spiked, s01, leaving, spikers, scalars, count]: LIF step
-OP_EVENTS = 5  # [op, z, w_rows, spikers, count, scalars]: z = a*z + w_rows[spikers].sum(0)
-OP_DECODED = 6  # [op, spikers, count, decoders, y, enc_t, current, scalars, acc]
-OP_FILTERED = 7  # [op, y, u, scalars]: y = a*y + b*u (spike filter: u = s01; or lowpass_step)
-OP_LOWPASS_DECODED = 8  # [op, spikers, count, decoders, y, acc, scalars]: decoded probe
-OP_RECORD = 9  # [op, dst, src]: dst[k] = src (state dtype)
-OP_RECORD_BOOL = 10  # [op, dst, src]: dst[k] = src (bool)
-#: Columns of a program row (unused columns hold 0).
-PROGRAM_COLUMNS = 10
-#: Columns of a :func:`run_program` address table row: data address, shape[0], shape[1].
-ADDRESS, ROWS, COLS = range(3)
-
-
 def _pointer_typer(typingctx: Any, address: Any, like: Any) -> Any:  # pragma: no cover
     """A pointer to ``like``'s element type at the integer ``address`` (compiled code only)."""
     ptr = types.CPointer(like.dtype)  # type: ignore[no-untyped-call]
@@ -439,28 +425,30 @@ def run_program(
                     outb[i] = srcb[i]
 
 
-def warm_up(dtype: np.dtype[np.floating], *, kernels: bool = False) -> None:
+def warm_up(dtype: np.dtype[np.floating], *, kernels: bool = False, program: bool = True) -> None:
     """Compile (or load from the disk cache) the kernels for ``dtype`` now, so that the
     first tick does not pay for it.
 
     Loading one kernel from the cache costs a few ms and compiling it up to a second, so
     by default only :func:`run_program` is loaded (the simulator fuses every op it can
     into programs); ``kernels=True`` also loads the kernels that unfused ops call from
-    Python (the numba backend with learning connections, or ``fuse=False``).
+    Python (the numba backend with learning connections, or ``fuse=False``), and
+    ``program=False`` skips :func:`run_program` (the C extension runs the programs).
     """
     empty = np.zeros(0, dtype)
     none = np.zeros(0, np.intp)
     flags = np.zeros(0, np.bool_)
-    run_program(
-        np.zeros((0, PROGRAM_COLUMNS), np.int64),
-        np.zeros((0, 3), np.int64),
-        np.zeros((0, 8), dtype),
-        np.zeros(0, np.int64),
-        flags,
-        none,
-        0,
-        0,
-    )
+    if program:
+        run_program(
+            np.zeros((0, PROGRAM_COLUMNS), np.int64),
+            np.zeros((0, 3), np.int64),
+            np.zeros((0, 8), dtype),
+            np.zeros(0, np.int64),
+            flags,
+            none,
+            0,
+            0,
+        )
     if not kernels:
         return
     one = np.dtype(dtype).type(1.0)  # the simulator passes scalars of the state dtype

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -22,23 +22,6 @@ import numpy.typing as npt
 from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
 from spikestream.sim.arrays import Array, _ConnState, _PopState
-from spikestream.sim.jit import (
-    OP_ADD,
-    OP_COPY,
-    OP_DECODED,
-    OP_ENCODE,
-    OP_EVENTS,
-    OP_FILTERED,
-    OP_LIF,
-    OP_LOWPASS_DECODED,
-    accumulate_rows_jit,
-    decode_lowpass_jit,
-    decoded_step_jit,
-    encode_rows_jit,
-    lif_bias_current_step_jit,
-    lif_constants,
-    lif_step_jit,
-)
 from spikestream.sim.kernels import (
     LIFParams,
     accumulate_rows,
@@ -47,10 +30,42 @@ from spikestream.sim.kernels import (
     lowpass_step,
     spike_indices,
 )
+from spikestream.sim.native import Runner
+from spikestream.sim.opcodes import (
+    OP_ADD,
+    OP_COPY,
+    OP_DECODED,
+    OP_ENCODE,
+    OP_EVENTS,
+    OP_FILTERED,
+    OP_LIF,
+    OP_LOWPASS_DECODED,
+    lif_constants,
+)
 from spikestream.sim.program import Emit, _Program, _Segment
 
 Op = Callable[[], None]
 Backend = Literal["numba", "numpy"]
+
+
+class _NumbaKernels:
+    """The numba kernels of :mod:`spikestream.sim.jit`, imported at the first use.
+
+    Only an op left out of every fused program calls a kernel from Python; a network made
+    only of fusable ops never does, and its process never pays numba's start-up (about
+    half a second) when the C extension runs its programs. After the first access each
+    kernel is a plain attribute of this object.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        from spikestream.sim import jit
+
+        kernel = getattr(jit, name)
+        setattr(self, name, kernel)
+        return kernel
+
+
+_jit = _NumbaKernels()
 
 #: Dense connections with at least this many post neurons propagate spikes event-driven
 #: (adding the weight rows of the neurons that spiked); smaller ones use one BLAS call.
@@ -185,8 +200,8 @@ class _TickBuilder:
             self.ops.extend(probes_of[name])
         self.ops.extend(tail)
 
-    def fuse(self, ops: list[Op]) -> list[Op]:
-        """Replace each run of fusable ops by one compiled segment.
+    def fuse(self, ops: list[Op], runner: Runner) -> list[Op]:
+        """Replace each run of fusable ops by one compiled segment, run by ``runner``.
 
         A segment writes back the spike count of each population it steps whose count an
         op outside it reads: an unfused op, or an op of another segment (under Nengo's
@@ -212,7 +227,7 @@ class _TickBuilder:
                 continue
             inside = {id(op) for op in group}
             readers = {ps for op, ps in self.count_readers.items() if op not in inside}
-            out.append(_Segment([self.fusable[op] for op in group], self.dtype, readers))
+            out.append(_Segment([self.fusable[op] for op in group], self.dtype, readers, runner))
         return out
 
     def _population_op(
@@ -253,7 +268,7 @@ class _TickBuilder:
             current = currents[0]
 
             def step_chain() -> None:
-                ps.count = lif_bias_current_step_jit(
+                ps.count = _jit.lif_bias_current_step_jit(
                     bias, current, J, v, ref, spiked, s01, consts, idx, idx2
                 )
 
@@ -264,7 +279,7 @@ class _TickBuilder:
             # J = bias + gain * (E @ x) + I_syn, with gain folded into the encoders.
             if first is not None:
                 if jit:
-                    encode_rows_jit(first[0], first[1], J, False)
+                    _jit.encode_rows_jit(first[0], first[1], J, False)
                 else:
                     dot(first[0], first[1], out=J)
                 add(J, bias, out=J)
@@ -272,14 +287,14 @@ class _TickBuilder:
                 copyto(J, bias)
             for ge, x in rest:
                 if jit:
-                    encode_rows_jit(ge, x, J, True)
+                    _jit.encode_rows_jit(ge, x, J, True)
                 else:
                     dot(ge, x, out=tmp)
                     add(J, tmp, out=J)
             for cur in currents:
                 add(J, cur, out=J)
             if jit:
-                ps.count = lif_step_jit(J, v, ref, spiked, s01, consts, idx, idx2)
+                ps.count = _jit.lif_step_jit(J, v, ref, spiked, s01, consts, idx, idx2)
             else:
                 ps.count = lif_step(J, v, ref, spiked, s01, tmp, tmp2, params)
 
@@ -314,7 +329,7 @@ class _TickBuilder:
                 def step_events_jit() -> None:
                     np.multiply(z, a_ev, out=z)
                     if pre.count:
-                        accumulate_rows_jit(w_rows, spikers, pre.count, z)
+                        _jit.accumulate_rows_jit(w_rows, spikers, pre.count, z)
 
                 def emit(prog: _Program) -> None:
                     prog.op(
@@ -367,7 +382,7 @@ class _TickBuilder:
             # program, so fused and unfused runs agree bit for bit.
             def step_input_jit() -> None:
                 lowpass_step(y, x, a, tmp)
-                encode_rows_jit(m, y, current, False)
+                _jit.encode_rows_jit(m, y, current, False)
 
             def emit(prog: _Program) -> None:
                 # lowpass_step's y *= a; y += (1-a)*x, element by element, rounded alike.
@@ -404,7 +419,7 @@ class _TickBuilder:
             acc = np.zeros_like(y)
 
             def step_jit() -> None:
-                decoded_step_jit(spikers, pre.count, decoders, y, a_s, gain, m_t, current, acc)
+                _jit.decoded_step_jit(spikers, pre.count, decoders, y, a_s, gain, m_t, current, acc)
 
             def emit(prog: _Program) -> None:
                 prog.op(
@@ -518,7 +533,7 @@ class _TickBuilder:
             spikers = ps.idx2
 
             def step_decoded_jit() -> None:
-                decode_lowpass_jit(spikers, ps.count, d, yd, a_s, gain, u)
+                _jit.decode_lowpass_jit(spikers, ps.count, d, yd, a_s, gain, u)
 
             def emit_decoded(prog: _Program) -> None:
                 prog.op(

@@ -1,7 +1,8 @@
-"""Fused programs: consecutive compiled ops as one :func:`~spikestream.sim.jit.run_program`.
+"""Fused programs: consecutive compiled ops as one program, run in one call.
 
 :class:`_Program` collects a program's rows and the address table of the arrays they
-touch; :class:`_Compiled` is a built program ready to run blocks of ticks;
+touch; :class:`_Compiled` is a built program ready to run blocks of ticks, by the C
+extension or numba (:mod:`spikestream.sim.native` chooses);
 :class:`_Segment` is one stretch of fusable ops of a tick, compiled once and called as an
 op, and recompiled with input feeds and record sinks for :meth:`Simulator.run
 <spikestream.sim.simulator.Simulator.run>`.
@@ -17,7 +18,8 @@ import numpy.typing as npt
 
 from spikestream.errors import SimulationError
 from spikestream.sim.arrays import Array, _PopState
-from spikestream.sim.jit import (
+from spikestream.sim.native import Runner, extension
+from spikestream.sim.opcodes import (
     ADDRESS,
     COLS,
     OP_FEED,
@@ -25,12 +27,11 @@ from spikestream.sim.jit import (
     OP_RECORD_BOOL,
     PROGRAM_COLUMNS,
     ROWS,
-    run_program,
 )
 
 
 class _Program:
-    """A :func:`~spikestream.sim.jit.run_program` program being built: its rows, the
+    """A program being built: its rows, the
     address table of the arrays they touch, constants and spike-count slots.
 
     Every array is one of the simulator's own (C-contiguous, allocated at build time and
@@ -101,9 +102,10 @@ class _Compiled:
     """A built program, ready to run: ``run(start, stop)`` steps ticks ``start .. stop-1``
     in one compiled call (``k`` indexes the rows of fed and recorded blocks)."""
 
-    def __init__(self, prog: _Program, count_readers: set[int]) -> None:
+    def __init__(self, prog: _Program, count_readers: set[int], runner: Runner) -> None:
         """``count_readers``: ``id(_PopState)`` of the populations whose spike count an
-        unfused op reads, so the counts stepped here are written back for it."""
+        unfused op reads, so the counts stepped here are written back for it. ``runner``:
+        the interpreter (:func:`spikestream.sim.native.runner`)."""
         self.program = np.array(prog.rows, np.int64).reshape(-1, PROGRAM_COLUMNS)
         self.table = prog.table()
         self.arrays = prog.arrays  # keeps every address in the table valid
@@ -111,6 +113,25 @@ class _Compiled:
         self.counts = np.zeros(len(prog.pops), np.int64)
         self._flags = np.zeros(0, np.bool_)
         self._indices = np.zeros(0, np.intp)
+        self.runner = runner
+        native = extension() if runner == "c" else None
+        self._native = None if native is None else native.run_program
+        # The C call takes addresses and lengths, computed once: these arrays live as
+        # long as this object and are never reallocated.
+        self._native_args = tuple(
+            int(x)
+            for x in (
+                self.program.ctypes.data,
+                self.program.shape[0],
+                self.table.ctypes.data,
+                self.table.shape[0],
+                self.scalars.ctypes.data,
+                self.scalars.shape[0],
+                self.counts.ctypes.data,
+                self.counts.shape[0],
+                prog.dtype == np.float32,
+            )
+        )
         slot = prog.count
         # Populations stepped before the program: their spike counts are read in.
         self.inbound = [(slot(ps), ps) for ps in prog.pops if id(ps) not in prog.stepped]
@@ -125,29 +146,39 @@ class _Compiled:
         counts = self.counts
         for k, ps in self.inbound:
             counts[k] = ps.count
-        run_program(
-            self.program,
-            self.table,
-            self.scalars,
-            counts,
-            self._flags,
-            self._indices,
-            start,
-            stop,
-        )
+        if self._native is not None:
+            self._native(*self._native_args, start, stop)
+        else:
+            from spikestream.sim.jit import run_program  # numba: imported only when used
+
+            run_program(
+                self.program,
+                self.table,
+                self.scalars,
+                counts,
+                self._flags,
+                self._indices,
+                start,
+                stop,
+            )
         for k, ps in self.outbound:
             ps.count = int(counts[k])
 
 
 class _Segment:
-    """Consecutive fusable ops compiled into one :func:`run_program` program."""
+    """Consecutive fusable ops compiled into one program."""
 
     def __init__(
-        self, emitters: list[Emit], dtype: np.dtype[np.floating], count_readers: set[int]
+        self,
+        emitters: list[Emit],
+        dtype: np.dtype[np.floating],
+        count_readers: set[int],
+        runner: Runner,
     ) -> None:
         self._emitters = emitters
         self._dtype = dtype
         self._count_readers = count_readers
+        self.runner = runner
         self._tick = self.compile()
 
     def compile(
@@ -167,7 +198,7 @@ class _Segment:
         for view, dest in records:
             code = OP_RECORD_BOOL if view.dtype == np.bool_ else OP_RECORD
             prog.op(code, prog.array(dest), prog.array(view))
-        return _Compiled(prog, self._count_readers)
+        return _Compiled(prog, self._count_readers, self.runner)
 
     def __call__(self) -> None:
         self._tick.run(0, 1)

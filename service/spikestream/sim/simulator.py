@@ -34,7 +34,7 @@ import numpy.typing as npt
 from spikestream.build import Model
 from spikestream.errors import SimulationError
 from spikestream.sim.arrays import Array
-from spikestream.sim.jit import warm_up
+from spikestream.sim.native import runner
 from spikestream.sim.ops import Backend, _TickBuilder
 from spikestream.sim.program import _Segment
 
@@ -71,7 +71,8 @@ class Simulator:
         fuse: with the numba backend, run each stretch of ops that have a compiled form
             (every population step, event-driven and factored connection, filtered and
             decoded probe: all but learning and forced-dense connections) as one
-            compiled program (:func:`~spikestream.sim.jit.run_program`); a network made
+            compiled program (run by the C extension, or numba where it was not built:
+            :mod:`~spikestream.sim.native`); a network made
             only of these runs whole blocks of ticks, fed and recorded, in one call
             (:meth:`run`). The same kernels run in the same order either way, so results
             are identical; ``False`` only exists to measure what fusing saves.
@@ -94,8 +95,12 @@ class Simulator:
         self.tick = 0
         built = _TickBuilder(model, backend)
         built.compile(event_driven)
+        #: The interpreter of fused programs (``"c"`` or ``"numba"``; see
+        #: :mod:`spikestream.sim.native`).
+        self.runner = runner() if backend == "numba" else None
         if backend == "numba" and fuse:
-            built.ops = built.fuse(built.ops)
+            assert self.runner is not None
+            built.ops = built.fuse(built.ops, self.runner)
         self._pops = built.pops
         self.inputs = built.inputs
         self._conns = built.conns
@@ -103,8 +108,14 @@ class Simulator:
         self._probe_state = built.probe_state
         self._ops = built.ops
         if backend == "numba":
-            # Load only what the ops call: each kernel costs a few ms even from the cache.
-            warm_up(self.dtype, kernels=not all(isinstance(op, _Segment) for op in self._ops))
+            # Load only what the ops call: each numba kernel costs a few ms even from the
+            # cache, and numba itself half a second, which a tick made only of programs
+            # run by the C extension never pays.
+            unfused = not all(isinstance(op, _Segment) for op in self._ops)
+            if unfused or self.runner == "numba":
+                from spikestream.sim.jit import warm_up
+
+                warm_up(self.dtype, kernels=unfused, program=self.runner == "numba")
 
     # ------------------------------------------------------------------ stepping
 

@@ -1,0 +1,225 @@
+/* One precision of the program interpreter: included twice by _native.c, with
+ * REAL = double / float and NAME(x) = x##_f64 / x##_f32.
+ *
+ * Every function here computes what its namesake in spikestream/sim/jit.py computes,
+ * element by element, in the same order of operations (the numba kernels are the
+ * reference; tests/sim/test_native.py compares the two bit for bit). The file is
+ * compiled with -ffp-contract=off, so no multiply-add is fused and every operation
+ * rounds as the numba code (LLVM without fast-math) rounds it.
+ */
+
+/* LIF step: lif_step_jit. Arrays of length n; returns the number of spikers, whose
+ * indices are spikers[:count] afterwards. */
+HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, REAL *s01,
+                              const REAL *c, int64_t *leaving, int64_t *spikers, int64_t n)
+{
+    const REAL dt = c[C_DT], tau_rc = c[C_TAU_RC], tau_ref = c[C_TAU_REF];
+    const REAL vmin = c[C_MIN_VOLTAGE], full = c[C_FULL], zero = c[C_ZERO], one = c[C_ONE];
+    const REAL neg_tau_rc = c[C_NEG_TAU_RC];
+    /* Pass 1, every neuron, branch-free so it vectorises. */
+    for (int64_t i = 0; i < n; i++) {
+        REAL r = ref[i] - dt;
+        ref[i] = r;
+        REAL vo = v[i];
+        REAL f = r <= zero ? full : zero;
+        REAL vi = vo - (J[i] - vo) * f;
+        /* Neurons leaving their refractory period are decided in pass 3 only. */
+        int spike = (vi > one) & !((r > zero) & (r < dt));
+        spiked[i] = (uint8_t)spike;
+        s01[i] = spike ? one : zero;
+        v[i] = vi >= vmin ? vi : vmin;
+    }
+    /* Pass 2: branch-free compaction of the leaving neurons and the spikers. */
+    int64_t n_leaving = 0, n_spikes = 0;
+    for (int64_t i = 0; i < n; i++) {
+        REAL r = ref[i];
+        leaving[n_leaving] = i;
+        n_leaving += (r > zero) & (r < dt);
+        spikers[n_spikes] = i;
+        n_spikes += spiked[i];
+    }
+    /* Pass 3: the exact update of the neurons leaving their refractory period. */
+    for (int64_t q = 0; q < n_leaving; q++) {
+        int64_t i = leaving[q];
+        REAL vo = v[i];
+        REAL vi = vo - (J[i] - vo) * EXPM1((dt - ref[i]) / neg_tau_rc);
+        if (vi > one) {
+            spiked[i] = 1;
+            s01[i] = one;
+            spikers[n_spikes++] = i;
+        } else if (vi < vmin) {
+            vi = vmin;
+        }
+        v[i] = vi;
+    }
+    /* Pass 4: the spikers' refractory time from the exact spike time. */
+    for (int64_t q = 0; q < n_spikes; q++) {
+        int64_t i = spikers[q];
+        ref[i] = LOG1P((one - v[i]) / (J[i] - one)) * tau_rc + dt + tau_ref;
+        v[i] = zero;
+    }
+    return n_spikes;
+}
+
+/* out += weights[spikers[q]] for q < count: accumulate_rows_jit. */
+HOT static void NAME(accumulate_rows)(const REAL *weights, int64_t n_post, const int64_t *spikers,
+                                  int64_t count, REAL *out)
+{
+    for (int64_t q = 0; q < count; q++) {
+        const REAL *row = weights + spikers[q] * n_post;
+        for (int64_t j = 0; j < n_post; j++)
+            out[j] += row[j];
+    }
+}
+
+/* current = encoders_t.T @ y, eight rows per sweep: encode_jit. */
+HOT static void NAME(encode)(const REAL *enc_t, int64_t d, int64_t n, const REAL *y, REAL *current)
+{
+    for (int64_t i = 0; i < n; i++)
+        current[i] = 0;
+    int64_t j = 0;
+    for (; j + 8 <= d; j += 8) {
+        const REAL y0 = y[j], y1 = y[j + 1], y2 = y[j + 2], y3 = y[j + 3];
+        const REAL y4 = y[j + 4], y5 = y[j + 5], y6 = y[j + 6], y7 = y[j + 7];
+        const REAL *r0 = enc_t + j * n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
+        const REAL *r4 = r3 + n, *r5 = r4 + n, *r6 = r5 + n, *r7 = r6 + n;
+        for (int64_t i = 0; i < n; i++)
+            current[i] += ((r0[i] * y0 + r1[i] * y1) + (r2[i] * y2 + r3[i] * y3)) +
+                          ((r4[i] * y4 + r5[i] * y5) + (r6[i] * y6 + r7[i] * y7));
+    }
+    for (; j < d; j++) {
+        const REAL yj = y[j];
+        const REAL *r0 = enc_t + j * n;
+        for (int64_t i = 0; i < n; i++)
+            current[i] += r0[i] * yj;
+    }
+}
+
+/* acc = decoders[spikers[:count]].sum(0); y = a*y + gain*acc: decode_lowpass_jit. */
+HOT static void NAME(decode_lowpass)(const int64_t *spikers, int64_t count, const REAL *decoders,
+                                 int64_t d, REAL *y, REAL a, REAL gain, REAL *acc)
+{
+    for (int64_t j = 0; j < d; j++)
+        acc[j] = 0;
+    for (int64_t q = 0; q < count; q++) {
+        const REAL *row = decoders + spikers[q] * d;
+        for (int64_t j = 0; j < d; j++)
+            acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < d; j++)
+        y[j] = a * y[j] + gain * acc[j];
+}
+
+/* dst = enc @ x, or dst += enc @ x, each row's dot product summed first: encode_rows_jit. */
+HOT static void NAME(encode_rows)(const REAL *enc, int64_t n, int64_t d, const REAL *x, REAL *dst,
+                              int add)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const REAL *row = enc + i * d;
+        REAL acc = row[0] * x[0];
+        for (int64_t j = 1; j < d; j++)
+            acc += row[j] * x[j];
+        dst[i] = add ? dst[i] + acc : acc;
+    }
+}
+
+#define VEC(slot) ((REAL *)(intptr_t)table[(slot) * 3 + T_ADDRESS])
+#define IDX(slot) ((int64_t *)(intptr_t)table[(slot) * 3 + T_ADDRESS])
+#define FLAGS(slot) ((uint8_t *)(intptr_t)table[(slot) * 3 + T_ADDRESS])
+#define ROWS_OF(slot) (table[(slot) * 3 + T_ROWS])
+#define COLS_OF(slot) (table[(slot) * 3 + T_COLS])
+
+/* Ticks start .. stop-1 of a checked program: run_program in jit.py. */
+HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const int64_t *table,
+                              const REAL *scalars, int64_t *counts, int64_t start, int64_t stop)
+{
+    for (int64_t k = start; k < stop; k++) {
+        for (int64_t r = 0; r < n_ops; r++) {
+            const int64_t *op = program + r * PROGRAM_COLUMNS;
+            switch (op[0]) {
+            case OP_LIF:
+                counts[op[9]] = NAME(lif_step)(VEC(op[1]), VEC(op[2]), VEC(op[3]), FLAGS(op[4]),
+                                               VEC(op[5]), scalars + op[8] * 8, IDX(op[6]),
+                                               IDX(op[7]), ROWS_OF(op[1]));
+                break;
+            case OP_COPY: {
+                REAL *dst = VEC(op[1]);
+                const REAL *src = VEC(op[2]);
+                for (int64_t i = 0, n = ROWS_OF(op[1]); i < n; i++)
+                    dst[i] = src[i];
+                break;
+            }
+            case OP_ADD: {
+                REAL *dst = VEC(op[1]);
+                const REAL *src = VEC(op[2]);
+                for (int64_t i = 0, n = ROWS_OF(op[1]); i < n; i++)
+                    dst[i] += src[i];
+                break;
+            }
+            case OP_EVENTS: {
+                REAL *z = VEC(op[1]);
+                const REAL a = scalars[op[5] * 8];
+                for (int64_t i = 0, n = ROWS_OF(op[1]); i < n; i++)
+                    z[i] *= a;
+                int64_t count = counts[op[4]];
+                if (count)
+                    NAME(accumulate_rows)(VEC(op[2]), ROWS_OF(op[1]), IDX(op[3]), count, z);
+                break;
+            }
+            case OP_DECODED: {
+                const REAL *s = scalars + op[7] * 8;
+                NAME(decode_lowpass)(IDX(op[1]), counts[op[2]], VEC(op[3]), COLS_OF(op[3]),
+                                     VEC(op[4]), s[0], s[1], VEC(op[8]));
+                NAME(encode)(VEC(op[5]), ROWS_OF(op[5]), COLS_OF(op[5]), VEC(op[4]), VEC(op[6]));
+                break;
+            }
+            case OP_FILTERED: {
+                /* Branch-free: s01 is 0 or 1 (see run_program in jit.py). */
+                REAL *y = VEC(op[1]);
+                const REAL *u = VEC(op[2]);
+                const REAL a = scalars[op[3] * 8], height = scalars[op[3] * 8 + 1];
+                for (int64_t i = 0, n = ROWS_OF(op[1]); i < n; i++)
+                    y[i] = y[i] * a + height * u[i];
+                break;
+            }
+            case OP_LOWPASS_DECODED: {
+                const REAL *s = scalars + op[6] * 8;
+                NAME(decode_lowpass)(IDX(op[1]), counts[op[2]], VEC(op[3]), COLS_OF(op[3]),
+                                     VEC(op[4]), s[0], s[1], VEC(op[5]));
+                break;
+            }
+            case OP_ENCODE:
+                NAME(encode_rows)(VEC(op[2]), ROWS_OF(op[2]), COLS_OF(op[2]), VEC(op[3]),
+                                  VEC(op[1]), op[4] != 0);
+                break;
+            case OP_FEED: {
+                REAL *x = VEC(op[1]);
+                const REAL *row = VEC(op[2]) + k * COLS_OF(op[2]);
+                for (int64_t i = 0, n = ROWS_OF(op[1]); i < n; i++)
+                    x[i] = row[i];
+                break;
+            }
+            case OP_RECORD: {
+                const REAL *src = VEC(op[2]);
+                REAL *out = VEC(op[1]) + k * COLS_OF(op[1]);
+                for (int64_t i = 0, n = ROWS_OF(op[2]); i < n; i++)
+                    out[i] = src[i];
+                break;
+            }
+            case OP_RECORD_BOOL: {
+                const uint8_t *src = FLAGS(op[2]);
+                uint8_t *out = FLAGS(op[1]) + k * COLS_OF(op[1]);
+                for (int64_t i = 0, n = ROWS_OF(op[2]); i < n; i++)
+                    out[i] = src[i];
+                break;
+            }
+            }
+        }
+    }
+}
+
+#undef VEC
+#undef IDX
+#undef FLAGS
+#undef ROWS_OF
+#undef COLS_OF

@@ -1,0 +1,56 @@
+"""The format of a fused program: opcodes, columns and a LIF population's constants.
+
+A program (:mod:`spikestream.sim.program`) is an int64 array of rows, one per op in tick
+order, whose operands are rows of an address table; two interpreters run it: the C
+extension (:mod:`spikestream.sim.native`) and the numba one
+(:func:`spikestream.sim.jit.run_program`). This module imports neither, so building a
+program costs no compiler start-up. ``_native.c`` repeats these numbers;
+tests/sim/test_native.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[np.floating]
+
+#: Opcodes of a program (one row per op, tick order). ``k`` is the tick index inside the
+#: call (``start <= k < stop``).
+OP_FEED = 0  # [op, x, values]: x = values[k] (an input fed from a (ticks, dim) block)
+OP_COPY = 1  # [op, dst, src]: dst = src
+OP_ADD = 2  # [op, dst, src]: dst += src
+OP_ENCODE = 3  # [op, dst, enc, x, add]: dst = enc @ x (add == 0) or dst += enc @ x
+OP_LIF = 4  # [op, J, v, ref, spiked, s01, leaving, spikers, scalars, count]: LIF step
+OP_EVENTS = 5  # [op, z, w_rows, spikers, count, scalars]: z = a*z + w_rows[spikers].sum(0)
+OP_DECODED = 6  # [op, spikers, count, decoders, y, enc_t, current, scalars, acc]
+OP_FILTERED = 7  # [op, y, u, scalars]: y = a*y + b*u (spike filter: u = s01; or lowpass_step)
+OP_LOWPASS_DECODED = 8  # [op, spikers, count, decoders, y, acc, scalars]: decoded probe
+OP_RECORD = 9  # [op, dst, src]: dst[k] = src (state dtype)
+OP_RECORD_BOOL = 10  # [op, dst, src]: dst[k] = src (bool)
+#: Columns of a program row (unused columns hold 0).
+PROGRAM_COLUMNS = 10
+#: Columns of an address table row: data address, shape[0], shape[1] (0 for 1-d arrays).
+ADDRESS, ROWS, COLS = range(3)
+
+
+#: Layout of the constants array :func:`lif_constants` builds (one per population).
+DT, TAU_RC, TAU_REF, MIN_VOLTAGE, FULL, ZERO, ONE, NEG_TAU_RC = range(8)
+
+
+def lif_constants(
+    dt: float, tau_rc: float, tau_ref: float, min_voltage: float, dtype: npt.DTypeLike
+) -> Array:
+    """The constants of a LIF population as an array of the state dtype, shape ``(8,)``.
+
+    Kept in the state dtype so a float32 population computes in float32, as the numpy
+    reference does (mixing in float64 scalars would convert every element and halve the
+    SIMD width). ``FULL`` is ``expm1(dt / -tau_rc)``, the voltage factor of every neuron
+    out of its refractory period, computed exactly as the reference computes it.
+    """
+    c = np.zeros(8, dtype)
+    c[DT], c[TAU_RC], c[TAU_REF], c[MIN_VOLTAGE] = dt, tau_rc, tau_ref, min_voltage
+    c[NEG_TAU_RC] = -c[TAU_RC]
+    c[FULL] = np.expm1(np.divide(c[DT], c[NEG_TAU_RC]))
+    c[ZERO], c[ONE] = 0, 1
+    return c

@@ -1,0 +1,313 @@
+"""The C program interpreter (spikestream.sim._native) computes exactly what numba's does.
+
+The extension is part of every install that had a C compiler, and CI's does: these tests
+require it rather than skip without it.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikestream.build import Model, build
+from spikestream.errors import SimulationError
+from spikestream.runtime.offline import input_signals
+from spikestream.sim import Simulator, native, opcodes
+from spikestream.spec import load_network, parse_network
+
+ROOT = Path(__file__).parents[2]
+SEED = ROOT / "examples" / "seed.toml"
+SOURCE = ROOT / "service" / "spikestream" / "sim" / "_native.c"
+
+
+def test_the_extension_is_built_and_chosen_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(native.ENV, raising=False)
+    assert native.extension() is not None, "spikestream.sim._native was not built"
+    assert native.runner() == "c"
+    assert Simulator(build(load_network(SEED))).runner == "c"
+
+
+def test_the_environment_chooses_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.ENV, "numba")
+    assert Simulator(build(load_network(SEED))).runner == "numba"
+    monkeypatch.setenv(native.ENV, " C ")
+    assert native.runner() == "c"
+    monkeypatch.setenv(native.ENV, "fortran")
+    with pytest.raises(SimulationError, match=r"SPIKESTREAM_PROGRAMS='fortran'.*auto, c or numba"):
+        native.runner()
+
+
+def test_the_c_source_uses_the_python_opcodes() -> None:
+    """_native.c repeats the program format's numbers; both must agree."""
+    defines = dict(re.findall(r"^#define (\w+) (\d+)$", SOURCE.read_text(), re.MULTILINE))
+    expected = {
+        name: getattr(opcodes, name)
+        for name in dir(opcodes)
+        if name.startswith("OP_") or name == "PROGRAM_COLUMNS"
+    }
+    expected |= {f"T_{n}": getattr(opcodes, n) for n in ("ADDRESS", "ROWS", "COLS")}
+    for n in ("DT", "TAU_RC", "TAU_REF", "MIN_VOLTAGE", "FULL", "ZERO", "ONE", "NEG_TAU_RC"):
+        expected[f"C_{n}"] = getattr(opcodes, n)
+    assert len(expected) == 11 + 1 + 3 + 8
+    assert {k: int(defines[k]) for k in expected} == expected
+
+
+def _network(dtype: str, timing: str) -> Model:
+    """Every op kind a program holds: LIF with bias/encoders/currents, event-driven
+    weights, factored (decoded) connections with d = 16 (two sweeps of eight rows) and
+    d = 3 (the remainder loop), an input connection, and every probe kind."""
+    return build(
+        parse_network(
+            {
+                "network": {"seed": 21, "dtype": dtype, "timing": timing},
+                "populations": {
+                    "a": {"n": 120, "dim": 3, "initial_voltage": 0.5},
+                    "b": {"n": 400, "dim": 16, "min_voltage": -0.5},
+                    "c": {"n": 300, "dim": 3},
+                    "d": {"n": 60, "radius": 2.0},
+                },
+                "inputs": {
+                    "u": {"dim": 3, "target": "a", "signal": "sin"},
+                    "w": {"dim": 3, "target": "c", "signal": {"kind": "constant", "value": 0.3}},
+                    "v": {"dim": 1, "signal": "sin"},
+                },
+                "connections": [
+                    {
+                        "pre": "a",
+                        "post": "b",
+                        "function": "x",
+                        "transform": [[1, 0, 0]] * 16,
+                        "synapse": 0.005,
+                    },
+                    {
+                        "pre": "b",
+                        "post": "c",
+                        "function": "x",
+                        "transform": [[0.1] * 16] * 3,
+                        "synapse": 0.01,
+                    },
+                    {"pre": "c", "post": "d", "weights": {"std": 0.004}, "synapse": 0.01},
+                    {"pre": "d", "post": "a", "weights": {"std": 0.002}, "synapse": 0.02},
+                    {"pre": "v", "post": "d", "synapse": 0.005, "transform": [[1.5]]},
+                ],
+                "probes": {
+                    "sb": {"target": "b", "kind": "spikes"},
+                    "fa": {"target": "a", "kind": "filtered", "synapse": 0.02},
+                    "vd": {"target": "d", "kind": "voltage"},
+                    "yc": {"target": "c", "kind": "decoded", "synapse": 0.01},
+                    "pu": {"target": "u", "kind": "input"},
+                },
+            }
+        )
+    )
+
+
+def _record(
+    model: Model, runner: str, ticks: int, monkeypatch: pytest.MonkeyPatch, *, block: bool
+) -> dict[str, np.ndarray]:
+    """Every probe, every population's spikes and the final state, with ``runner``
+    running the programs: in blocks of ticks (``block``), or one tick per call as the
+    live service steps."""
+    monkeypatch.setenv(native.ENV, runner)
+    sim = Simulator(model)
+    assert sim.compiled
+    assert sim.runner == runner
+    if block:
+        rec = {n: np.zeros((ticks, *sim.probe(n).shape), sim.probe(n).dtype) for n in model.probes}
+        spikes = {p: np.zeros((ticks, model.populations[p].n), bool) for p in model.populations}
+        sim.run(
+            ticks,
+            inputs=input_signals(model, ticks),
+            record=rec,
+            record_spikes=spikes,
+            progress_every=700,
+        )
+    else:
+        signals = input_signals(model, ticks)
+        rec = {n: [] for n in model.probes}  # type: ignore[misc]
+        spikes = {p: [] for p in model.populations}  # type: ignore[misc]
+        for k in range(ticks):
+            for name, values in signals.items():
+                sim.set_input(name, values[k])
+            sim.step()
+            for n in model.probes:
+                rec[n].append(sim.probe(n).copy())  # type: ignore[attr-defined]
+            for p in model.populations:
+                spikes[p].append(sim.spiked(p).copy())  # type: ignore[attr-defined]
+        rec = {k: np.array(v) for k, v in rec.items()}
+        spikes = {k: np.array(v) for k, v in spikes.items()}
+    return {**rec, **{f"{k}.spikes": v for k, v in spikes.items()}, **sim.state()}
+
+
+@pytest.mark.parametrize(
+    ("dtype", "timing", "block"),
+    [
+        ("float64", "spikestream", True),
+        ("float32", "spikestream", True),
+        ("float64", "nengo", True),
+        ("float32", "spikestream", False),
+    ],
+)
+def test_c_and_numba_record_the_same_bits(
+    dtype: str, timing: str, block: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _network(dtype, timing)
+    ticks = 1500 if block else 400
+    c = _record(model, "c", ticks, monkeypatch, block=block)
+    jit = _record(model, "numba", ticks, monkeypatch, block=block)
+    assert c.keys() == jit.keys()
+    # The run is not trivial: every population spikes, the decoded probe moves.
+    for p in "abcd":
+        assert c[f"{p}.spikes"].sum() > ticks / 10, p
+    assert np.abs(c["yc"]).max() > 0.05
+    for key in c:
+        assert c[key].dtype == jit[key].dtype, key
+        np.testing.assert_array_equal(c[key], jit[key], err_msg=key)
+
+
+def test_the_seed_example_is_bit_for_bit_the_golden_trajectory_in_c(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    golden = np.load(ROOT / "tests" / "sim" / "golden_seed.npz")
+    model = build(load_network(SEED))
+    ticks = golden["a"].size * 8 // model.populations["a"].n
+    monkeypatch.delenv(native.ENV, raising=False)
+    sim = Simulator(model)
+    assert sim.runner == "c"
+    spikes = {p: np.zeros((ticks, model.populations[p].n), bool) for p in ("a", "b")}
+    sim.run(ticks, inputs=input_signals(model, ticks), record_spikes=spikes)
+    np.testing.assert_array_equal(np.packbits(spikes["a"]), golden["a"])
+    np.testing.assert_array_equal(np.packbits(spikes["b"]), golden["b"])
+
+
+class _Bad:
+    """A one-op program over real arrays, to break one field at a time."""
+
+    def __init__(self) -> None:
+        self.x = np.zeros(4)
+        self.block = np.zeros((10, 4))
+        self.arrays = [self.x, self.block]
+        self.table = np.array(
+            [[a.ctypes.data, a.shape[0], a.shape[1] if a.ndim == 2 else 0] for a in self.arrays],
+            np.int64,
+        )
+        self.program = np.zeros((1, opcodes.PROGRAM_COLUMNS), np.int64)
+        self.program[0, :3] = (opcodes.OP_FEED, 0, 1)
+        self.scalars = np.zeros((1, 8))
+        self.counts = np.zeros(1, np.int64)
+
+    def run(self, start: int, stop: int) -> None:
+        ext = native.extension()
+        assert ext is not None
+        ext.run_program(
+            self.program.ctypes.data,
+            self.program.shape[0],
+            self.table.ctypes.data,
+            self.table.shape[0],
+            self.scalars.ctypes.data,
+            self.scalars.shape[0],
+            self.counts.ctypes.data,
+            self.counts.shape[0],
+            0,
+            start,
+            stop,
+        )
+
+
+def test_a_well_formed_program_runs() -> None:
+    bad = _Bad()
+    bad.block[:] = np.arange(40).reshape(10, 4)
+    bad.run(0, 10)
+    np.testing.assert_array_equal(bad.x, [36, 37, 38, 39])
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (lambda b: b.program.__setitem__((0, 0), 99), "unknown opcode 99"),
+        (lambda b: b.program.__setitem__((0, 2), 2), r"names array 2; expected 0 <= slot < 2"),
+        (lambda b: b.program.__setitem__((0, 1), -1), r"names array -1"),
+        (lambda b: b.table.__setitem__((0, 1), 5), "shapes do not fit"),
+        (
+            lambda b: b.program.__setitem__(0, [opcodes.OP_LIF, 0, 0, 0, 0, 0, 0, 0, 3, 0]),
+            "constants row 3",
+        ),
+        (
+            lambda b: b.program.__setitem__(0, [opcodes.OP_EVENTS, 0, 1, 0, 7, 0, 0, 0, 0, 0]),
+            "count slot 7",
+        ),
+    ],
+)
+def test_a_malformed_program_is_refused_before_any_tick(breakage, message) -> None:  # type: ignore[no-untyped-def]
+    bad = _Bad()
+    bad.block[:] = 1.0
+    breakage(bad)
+    with pytest.raises(ValueError, match=message):
+        bad.run(0, 10)
+    assert not bad.x.any()
+
+
+def test_ticks_beyond_a_fed_block_are_refused() -> None:
+    bad = _Bad()
+    with pytest.raises(ValueError, match="exceed a fed or recorded block"):
+        bad.run(0, 11)
+    with pytest.raises(ValueError, match="expected 0 <= start <= stop"):
+        bad.run(5, 4)
+    with pytest.raises(TypeError, match="start: expected an int; got str"):
+        native.extension().run_program(*[0] * 9, "0", 1)  # type: ignore[union-attr]
+
+
+def test_the_ticks_run_without_the_gil(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the C call steps a block of ticks, another Python thread keeps running:
+    with the GIL held it would not run at all until the call returned."""
+    monkeypatch.delenv(native.ENV, raising=False)
+    model = _network("float32", "spikestream")
+    sim = Simulator(model)
+    ticks = 2000
+    signals = input_signals(model, ticks)
+    start = time.perf_counter()
+    sim.run(ticks, inputs=signals)
+    one_call = time.perf_counter() - start
+    blocks = max(2, int(0.3 / max(one_call, 1e-4)))  # about 0.3 s of stepping
+    done = threading.Event()
+
+    def step() -> None:
+        for _ in range(blocks):
+            sim.run(ticks, inputs=signals, progress_every=ticks)
+        done.set()
+
+    thread = threading.Thread(target=step)
+    spins = 0
+    thread.start()
+    while not done.is_set():
+        spins += 1
+    thread.join()
+    # Tens of millions with the GIL released; a handful of switch intervals' worth (a few
+    # thousand) if each call held it.
+    assert spins > 200_000, spins
+
+
+def test_a_fused_run_imports_no_numba() -> None:
+    """Start-up: a network made only of fusable ops never loads numba (about half a
+    second per process) when the C extension runs its programs."""
+    code = (
+        "import sys\n"
+        "from spikestream.build import build\n"
+        "from spikestream.sim import Simulator\n"
+        "from spikestream.spec import load_network\n"
+        f"sim = Simulator(build(load_network({str(SEED)!r})))\n"
+        "sim.run(100)\n"
+        "assert sim.runner == 'c', sim.runner\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('numba', 'llvmlite')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout
