@@ -7,7 +7,9 @@ alike):
 
 * **floor**: an empty paced tick, the service's own ``Pacer`` on ``SystemClock`` with the
   service's defaults (1 ms, ``catch-up``, 0.2 ms spin, GC frozen, 0.5 ms switch interval),
-  in a fresh process doing nothing else. Whatever is late here is the machine's doing.
+  waiting for each deadline as the service's compiled tick does (``sleep_until`` in the C
+  extension, without the GIL; ``--python-floor``: the pacer's Python ``wait``), in a fresh
+  process doing nothing else. Whatever is late here is the machine's doing.
 * **broker**: the broker's own publish -> subscribe time: this process publishes a small
   message at 50 Hz to a topic it subscribes to, on the same client setup the service probe
   uses, and times the round trip.
@@ -81,10 +83,15 @@ LEG_NAMES = {
 # ------------------------------------------------------------------------------ floor
 
 
-def floor_child(duration: float) -> dict[str, Any]:
+def floor_child(duration: float, python_wait: bool) -> dict[str, Any]:
     """Empty ticks on the service's pacer for WARMUP + ``duration`` s; one row per window."""
     from spikestream.runtime.clock import SystemClock
     from spikestream.runtime.pacer import Pacer
+    from spikestream.sim.native import extension
+
+    ext = extension()
+    if ext is None and not python_wait:
+        raise SystemExit("the C extension is not built: pass --python-floor")
 
     sys.setswitchinterval(0.0005)
     gc.collect()
@@ -97,7 +104,10 @@ def floor_child(duration: float) -> dict[str, Any]:
     nxt = t0 + WARMUP + WINDOW
     end = t0 + WARMUP + duration + 0.15  # the last window's last bucket has ended
     while True:
-        tick = pacer.wait()
+        if python_wait:
+            tick = pacer.wait()
+        else:
+            tick = pacer.release(ext.sleep_until(pacer.due().deadline, 0.0002))
         if tick.start >= nxt:
             windows.append(window_row(pacer.recent()[1]))
             nxt += WINDOW
@@ -154,9 +164,10 @@ def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def run_floor(duration: float) -> dict[str, Any]:
+def run_floor(duration: float, python_wait: bool) -> dict[str, Any]:
+    extra = ["--python-floor"] if python_wait else []
     out = subprocess.run(
-        [sys.executable, __file__, "--floor-child", "--duration", str(duration)],
+        [sys.executable, __file__, "--floor-child", "--duration", str(duration), *extra],
         check=True,
         capture_output=True,
         text=True,
@@ -367,16 +378,28 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
             try:
                 for run in range(args.runs):
                     order = ["floor", "broker", "service"]
-                    order = order[run % 3 :] + order[: run % 3]
+                    if args.compare_python_tick:
+                        order.append("python")
+                    order = order[run % len(order) :] + order[: run % len(order)]
                     row: dict[str, Any] = {"run": run, "order": order}
                     for what in order:
                         if what == "floor":
-                            row["floor"] = await asyncio.to_thread(run_floor, args.duration)
+                            row["floor"] = await asyncio.to_thread(
+                                run_floor, args.duration, args.python_floor
+                            )
                         elif what == "broker":
                             row["broker"] = await run_broker(broker.port, args.duration)
-                        else:
+                        elif what == "service":
                             row["service"] = await run_service(
                                 broker.port, args.duration, workdir, args.serve_args, run
+                            )
+                        else:
+                            row["python"] = await run_service(
+                                broker.port,
+                                args.duration,
+                                workdir,
+                                [*args.serve_args, "--python-tick"],
+                                run,
                             )
                     rows.append(row)
                     f, b, s = row["floor"], row["broker"], row["service"]
@@ -388,6 +411,14 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                         f"(n={s['n']} of {s['sent']}) vs broker p99 {fmt(b['p99_ms'])} ms",
                         flush=True,
                     )
+                    if "python" in row:
+                        py = row["python"]
+                        print(
+                            f"  python tick: late > 1 ms {fmt(py['late_1ms_pct'])} %, p99 "
+                            f"{fmt(py['p99_ms'])} ms, input->output p99 "
+                            f"{fmt(py.get('total_p99', math.nan))} ms",
+                            flush=True,
+                        )
             finally:
                 broker.stop()
     finally:
@@ -411,16 +442,22 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"\nseed network, --ticks-per-frame 1, {flags}; {args.runs} interleaved runs of "
         f"{args.duration:g} s; {args.neighbours} busy neighbour(s); {os.cpu_count()} cores\n"
     )
-    print("| Measure | Floor (empty tick) | Service | Each run (floor / service) |")
-    print("|---|---|---|---|")
-    for key, name in (
+    python = "python" in rows[0]
+    extra = " | Service, --python-tick" if python else ""
+    print(f"| Measure | Floor (empty tick) | Service{extra} | Each run (floor / service) |")
+    print("|---|---|---|---|" + ("---|" if python else ""))
+    measures = [
         ("late_1ms_pct", "Ticks > 1 ms late (%)"),
         ("late_250us_pct", "Ticks > 0.25 ms late (%)"),
         ("p99_ms", "Tick lateness p99, worst 10 s window (ms)"),
         ("max_ms", "Tick lateness max (ms)"),
-    ):
+    ]
+    if python:
+        measures.append(("total_p99", "Input-to-output p99 (ms)"))
+    for key, name in measures:
+        other = f" | {fmt(med('python', key))}" if python else ""
         print(
-            f"| {name} | {fmt(med('floor', key))} | {fmt(med('service', key))} | "
+            f"| {name} | {fmt(med('floor', key))} | {fmt(med('service', key))}{other} | "
             f"{each('floor', key)} / {each('service', key)} |"
         )
     print("\n| Input-to-output leg | p50 (ms) | p99 (ms) | mean of the slowest 1 % (ms) |")
@@ -451,10 +488,21 @@ def main() -> None:
     p.add_argument("--neighbours", type=int, default=0, help="CPU-bound processes beside (0)")
     p.add_argument("--serve-args", type=shlex.split, default=[], help="extra flags for serve")
     p.add_argument("--json", type=Path, default=None, help="write every row here")
+    p.add_argument(
+        "--python-floor",
+        action="store_true",
+        help="floor ticks wait in the pacer's Python wait (default: the C sleep_until, as "
+        "the service's compiled tick)",
+    )
+    p.add_argument(
+        "--compare-python-tick",
+        action="store_true",
+        help="also run the service with --python-tick in each run (a fourth part)",
+    )
     p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.floor_child:
-        print(json.dumps(floor_child(args.duration)))
+        print(json.dumps(floor_child(args.duration, args.python_floor)))
         return
     if args.duration < WINDOW:
         p.error(f"--duration must be at least {WINDOW:g} s (one lateness window)")

@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 from spikestream.build import Model
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
+from spikestream.runtime.native_tick import NativeTick, unavailable
 from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
 from spikestream.runtime.priority import fifo_priority, raise_priority
 from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputLog, InputSlot
@@ -86,6 +87,10 @@ class Engine:
         memory_limit: bytes this engine may use (see :mod:`spikestream.budget`); bounds
             ``set ticks_per_frame``. None: no bound beyond what allocation survives.
         network_bytes: the estimated bytes of everything but the frame pools.
+        compiled_tick: wait for each deadline, apply the inputs and step in one compiled
+            call without the GIL (:mod:`spikestream.runtime.native_tick`) where the
+            network and clock allow it; False keeps the Python tick path. Both compute
+            the same ticks; :attr:`tick_path` says which runs and why.
     """
 
     def __init__(
@@ -103,6 +108,7 @@ class Engine:
         rt_priority: int = 0,
         memory_limit: int | None = None,
         network_bytes: int = 0,
+        compiled_tick: bool = True,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)
@@ -132,6 +138,13 @@ class Engine:
             )
         self._views = [(self.streams[n], self.sim.probe(n)) for n in self.streams]
         self._feeds = [(slot, self.sim.inputs[name]) for name, slot in self.inputs.items()]
+        why_not = "turned off" if not compiled_tick else unavailable(self.sim, self.clock)
+        self._native: NativeTick | None = None
+        if why_not is None:
+            assert isinstance(self.clock, SystemClock)
+            self._native = NativeTick(self.sim, self._feeds, self.clock.spin)
+        #: ``"compiled"`` (one call without the GIL per tick) or ``"python (<why>)"``.
+        self.tick_path = "compiled" if why_not is None else f"python ({why_not})"
         self._notify = notify
         self._notified = False
         self._commands: deque[Command] = deque(maxlen=1024)
@@ -291,8 +304,10 @@ class Engine:
 
     def _loop(self) -> None:
         pacer, sim, clock = self.pacer, self.sim, self.clock
-        feeds, views = self._feeds, self._views
+        feeds, views, native = self._feeds, self._views, self._native
+        boxes = [] if native is None else list(zip(feeds, native.mailboxes, strict=True))
         dt = self.model.dt
+        log.info("tick path: %s", self.tick_path)
         pacer.start()
         while not self._stop.is_set():
             if self._commands:
@@ -301,20 +316,28 @@ class Engine:
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
-            tick = pacer.wait()
-            if tick.skipped:
-                self._skip(tick.skipped)
-            now = clock.now()
-            for slot, target in feeds:
-                change = slot.apply(target, now)
-                if change:
-                    if self.input_log is not None:
-                        self.input_log.record(self.executed, slot.name, target)
-                    if self.trace is not None and change == NEW_VALUE:
-                        self.trace.applied(float(target.flat[0]), time.time())
-                    if change == WENT_STALE:
-                        self._event("input_stale", input=slot.name, ttl=slot.ttl)
-            sim.step()
+            if native is not None:
+                # Wait, inputs and kernels in one call that holds no GIL.
+                tick = pacer.due()
+                if tick.skipped:
+                    self._skip(tick.skipped)
+                tick = pacer.release(native(tick.deadline))
+                for (slot, target), box in boxes:
+                    change = box.flag()
+                    if change:
+                        slot.applied(change)
+                        self._input_changed(slot, target, change, tick.start)
+                sim.tick += 1
+            else:
+                tick = pacer.wait()
+                if tick.skipped:
+                    self._skip(tick.skipped)
+                now = clock.now()
+                for slot, target in feeds:
+                    change = slot.apply(target, now)
+                    if change:
+                        self._input_changed(slot, target, change, now)
+                sim.step()
             self.executed += 1
             wall = time.time()
             index, t, late = sim.tick - 1, sim.tick * dt, tick.lateness
@@ -326,6 +349,17 @@ class Engine:
         for stream, _ in views:
             stream.flush()
         self._signal()
+
+    def _input_changed(
+        self, slot: InputSlot, target: npt.NDArray[np.floating], change: int, at: float
+    ) -> None:
+        """Log, trace and report an input change applied to this tick at clock time ``at``."""
+        if self.input_log is not None:
+            self.input_log.record(self.executed, slot.name, target)
+        if self.trace is not None and change == NEW_VALUE:
+            self.trace.applied(float(target.flat[0]), time.time() - (self.clock.now() - at))
+        if change == WENT_STALE:
+            self._event("input_stale", input=slot.name, ttl=slot.ttl)
 
     def _skip(self, skipped: int) -> None:
         # Simulated time jumps with the wall clock; partial frames are sent short so the

@@ -179,6 +179,7 @@ class Pacer:
         "_pause_at",
         "_paused",
         "_period",
+        "_planned_at",
         "_policy",
         "_prev_start",
         "_realigns",
@@ -233,6 +234,7 @@ class Pacer:
         self._burst = 0  # late ticks released in a row under catch-up
         self._paused = False
         self._pause_at = math.nan
+        self._planned_at = math.nan  # clock time of the last due()
 
         # Counters (reset by reset_statistics); ints so that reads from another thread are
         # atomic under the GIL.
@@ -322,8 +324,28 @@ class Pacer:
     def wait(self) -> Tick:
         """Block until the next tick is due, apply the overrun policy, and release it.
 
+        :meth:`due`, then the clock's ``sleep_until`` the deadline, then :meth:`release`.
+
         Returns:
             The pacer's reused :class:`Tick`, overwritten on each call.
+
+        Raises:
+            SimulationError: Before :meth:`start` or while paused.
+        """
+        tick = self.due()
+        start = self._planned_at
+        if start < tick.deadline:
+            self._clock.sleep_until(tick.deadline)
+            start = self._clock.now()
+        return self.release(start)
+
+    def due(self) -> Tick:
+        """Decide the next tick and apply the overrun policy, without sleeping.
+
+        For a caller that waits for the deadline itself, e.g. in compiled code that also
+        runs the tick (:mod:`spikestream.runtime.native`). Fills ``index``, ``deadline``
+        and ``skipped`` of the reused :class:`Tick` (free-running: the deadline is now);
+        call :meth:`release` with the time the tick started before the next ``due``.
 
         Raises:
             SimulationError: Before :meth:`start` or while paused.
@@ -331,18 +353,14 @@ class Pacer:
         if not self._started or self._paused:
             msg = "Pacer.wait() needs a started, unpaused pacer (call start() or resume())"
             raise SimulationError(msg)
-        clock = self._clock
         period = self._period
         k = self._next
         skipped = 0
+        now = self._clock.now()
         if period == 0.0:
-            # Free-running: no schedule, no sleep, never late.
-            now = clock.now()
-            deadline = now
-            lateness = 0.0
+            deadline = now  # free-running: no schedule, no sleep, never late
         else:
             deadline = self._t0 + (k - self._k0) * period
-            now = clock.now()
             if now > deadline:
                 self._overruns += 1
                 policy = self._policy
@@ -354,49 +372,53 @@ class Pacer:
                         self._k0 = k
                         self._realigns += 1
                         self._burst = 0
-                    lateness = now - deadline
                 elif policy == "slip":
                     self._t0 = now
                     self._k0 = k
                     self._slips += 1
-                    lateness = now - deadline
                 else:  # "skip": jump to the first grid deadline not yet passed
                     m = self._first_due_at_or_after(now, k + 1)
                     skipped = m - k
                     self._skipped += skipped
                     k = m
                     deadline = self._t0 + (m - self._k0) * period
-                    if now < deadline:
-                        clock.sleep_until(deadline)
-                        now = clock.now()
-                    lateness = now - deadline if now > deadline else 0.0
             else:
                 self._burst = 0
-                if now < deadline:
-                    clock.sleep_until(deadline)
-                    now = clock.now()
-                # Only oversleep is left here; clamp in case a clock returns a hair early.
-                lateness = now - deadline if now > deadline else 0.0
+        self._planned_at = now
+        tick = self._tick
+        tick.index = k
+        tick.deadline = deadline
+        tick.start = math.nan
+        tick.lateness = math.nan
+        tick.skipped = skipped
+        return tick
 
-        self._next = k + 1
+    def release(self, start: float) -> Tick:
+        """Record that the tick :meth:`due` decided started at ``start`` (clock seconds).
+
+        Lateness is ``start - deadline``, never below 0 (a clock may return a hair early),
+        and 0 when free-running. Returns the completed reused :class:`Tick`.
+        """
+        tick = self._tick
+        if self._period == 0.0:
+            tick.deadline = start
+            lateness = 0.0
+        else:
+            lateness = start - tick.deadline if start > tick.deadline else 0.0
+        self._next = tick.index + 1
         self._ticks += 1
         self._lateness.record(lateness)
         if self._have_prev:
-            interval = now - self._prev_start
+            interval = start - self._prev_start
             self._active += interval
             self._intervals += 1
         else:
             interval = -1.0
             self._have_prev = True
-        self._window.record(now, lateness, interval)
-        self._prev_start = now
-
-        tick = self._tick
-        tick.index = k
-        tick.deadline = deadline
-        tick.start = now
+        self._window.record(start, lateness, interval)
+        self._prev_start = start
+        tick.start = start
         tick.lateness = lateness
-        tick.skipped = skipped
         return tick
 
     def set_realtime_factor(self, factor: float) -> None:

@@ -25,18 +25,32 @@ class InputLog(Protocol):
     def mark(self, kind: str, executed: int) -> None: ...
 
 
+class Mailbox(Protocol):
+    """Where a slot also posts its values for the compiled tick
+    (:class:`spikestream.runtime.native_tick.Mailbox`)."""
+
+    def post(self, x: npt.NDArray[np.float64], received: float, expires: float | None) -> None: ...
+
+    def set_ttl(self, ttl: float | None) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 class InputSlot:
     """The latest value of one input, handed from the I/O thread to the tick thread.
 
     ``offer`` replaces a tuple reference (atomic in CPython), so no lock is needed; the
-    tick thread reads the reference once per tick.
+    tick thread reads the reference once per tick. Bound to a :class:`Mailbox`, the slot
+    also posts each value there, and the compiled tick applies it (the same rules as
+    :meth:`apply`); :meth:`applied` then keeps the slot's own record in step.
     """
 
     def __init__(self, name: str, dim: int, default: npt.NDArray[np.float64], ttl: float | None):
         self.name = name
         self.dim = dim
         self.default = default.astype(np.float64).copy()
-        self.ttl = ttl
+        self._mailbox: Mailbox | None = None
+        self._ttl = ttl
         # (value (dim,), monotonic receive time, message number, expiry time or None)
         self._latest: tuple[npt.NDArray[np.float64], float, int, float | None] | None = None
         self.accepted = 0
@@ -44,6 +58,22 @@ class InputSlot:
         self.stale_events = 0
         self._applied = -1  # message number last copied into the simulator
         self._stale = True
+
+    @property
+    def ttl(self) -> float | None:
+        """Seconds a value drives the network without a new message (None: forever)."""
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, ttl: float | None) -> None:
+        self._ttl = ttl
+        if self._mailbox is not None:
+            self._mailbox.set_ttl(ttl)
+
+    def bind(self, mailbox: Mailbox) -> None:
+        """Post every value to ``mailbox`` from now on (before the tick thread starts)."""
+        self._mailbox = mailbox
+        mailbox.set_ttl(self._ttl)
 
     def offer(
         self, x: npt.NDArray[np.float64], received: float, expires: float | None = None
@@ -56,6 +86,8 @@ class InputSlot:
         """
         self.accepted += 1
         self._latest = (x, received, self.accepted, expires)
+        if self._mailbox is not None:
+            self._mailbox.post(x, received, expires)
 
     def reject(self) -> None:
         """Count a rejected payload (I/O thread)."""
@@ -88,6 +120,15 @@ class InputSlot:
             return NEW_VALUE
         return 0
 
+    def applied(self, change: int) -> None:
+        """The compiled tick applied ``change`` (0, :data:`NEW_VALUE` or
+        :data:`WENT_STALE`) from the mailbox: count it as :meth:`apply` would."""
+        if change == WENT_STALE:
+            self._stale = True
+            self.stale_events += 1
+        elif change == NEW_VALUE:
+            self._stale = False
+
     def freshness(self, now: float) -> tuple[float | None, bool]:
         """Seconds since the last accepted value, and whether the input is stale now.
 
@@ -107,3 +148,5 @@ class InputSlot:
         self._latest = None
         self._applied = -1
         self._stale = True
+        if self._mailbox is not None:
+            self._mailbox.clear()

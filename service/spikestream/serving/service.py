@@ -129,6 +129,7 @@ class Service:
             clock=SystemClock(spin=settings.spin),
             memory_limit=memory_limit if memory_limit is not None else default_limit(),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
+            compiled_tick=not settings.python_tick,
         )
         client_id = settings.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
@@ -581,6 +582,7 @@ class Service:
             link=self.link.statistics(),
             lateness=engine.pacer.lateness_histogram(),
             scheduling=engine.realtime_priority,
+            tick_path=engine.tick_path,
             fifo_priority=engine.fifo_priority,
             cpu_latency="not requested" if held is None else held.description,
             cpu_latency_held_us=held.microseconds if held is not None and held.held else None,

@@ -260,6 +260,13 @@ class ServeSettings(BaseSettings):
         description="Python's GIL switch interval in seconds ({default:g}): how long the I/O "
         "thread can hold the interpreter before the tick thread gets it back",
     )
+    python_tick: bool = Field(
+        False,
+        description="run each tick on the Python path instead of the compiled one, which "
+        "waits for the deadline, applies the inputs and steps in one call without the GIL "
+        "(the default wherever the whole tick compiles: no learning or forced-dense "
+        "connections, and the C extension built); for comparison, the ticks are the same",
+    )
     max_input_bytes: Count = Field(
         65536,
         ge=16,

@@ -42,6 +42,8 @@ class ServiceStatistics:
             failovers, resent frames.
         lateness: The since-start histogram of tick lateness (seconds), for Prometheus.
         scheduling: How the tick thread is scheduled, in words.
+        tick_path: ``compiled`` (wait, inputs and step in one call without the GIL) or
+            ``python (<why>)``.
         fifo_priority: The tick thread's ``SCHED_FIFO`` priority (0: ordinary scheduling).
         cpu_latency: The CPU wake-up latency request, in words (``not requested``).
         cpu_latency_held_us: The limit this process holds, microseconds; None if none.
@@ -59,6 +61,7 @@ class ServiceStatistics:
     link: LinkStatistics
     lateness: LatenessHistogram
     scheduling: str
+    tick_path: str
     fifo_priority: int
     cpu_latency: str
     cpu_latency_held_us: int | None
@@ -90,6 +93,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         **{window_key(w.seconds): _window(w) for w in es.pacer.recent},
         "overruns": es.pacer.overruns,
         "scheduling": s.scheduling,
+        "tick_path": s.tick_path,
         "cpu_latency": s.cpu_latency,
         "skipped_ticks": es.skipped_ticks,
         "dropped": sum(st.dropped for st in es.streams.values()),

@@ -11,12 +11,21 @@
  * program is checked against the table (opcodes, slots, shapes, the rows of fed and
  * recorded blocks), so a malformed program raises ValueError instead of writing out of
  * bounds. The ticks run with the GIL released.
+ *
+ * tick() is the live service's whole tick in one call without the GIL: wait for the
+ * deadline (sleep, then spin), take each input's latest value from its mailbox, run one
+ * tick of the program. The I/O thread fills the mailboxes with post_input() under a
+ * sequence lock, so the tick thread never waits for the GIL, for a lock or for the I/O
+ * thread: a thread holding the GIL when a deadline comes no longer delays the tick.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
+#include <time.h>
 
 /* Opcodes, program columns, table columns and constants: sim/opcodes.py (a test reads
  * both files and fails if they disagree). */
@@ -240,8 +249,258 @@ static PyObject *run_program(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+
+/* ------------------------------------------------------------------ time and inputs */
+
+/* CLOCK_MONOTONIC in seconds: the time line of time.perf_counter() on Linux (the
+ * pacer's SystemClock), checked by tests/sim/test_native.py. */
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Sleep until spin seconds before the deadline, then spin until it has passed (the
+ * kernel wakes a sleeper about 0.1 ms late). Never returns before the deadline. */
+static void sleep_until_mono(double deadline, double spin)
+{
+    double wake = deadline - spin;
+    if (wake > mono_now()) {
+        struct timespec ts;
+        double whole = floor(wake);
+        ts.tv_sec = (time_t)whole;
+        ts.tv_nsec = (long)((wake - whole) * 1e9);
+        if (ts.tv_nsec > 999999999L)
+            ts.tv_nsec = 999999999L;
+        /* Restarted after a signal: TIMER_ABSTIME makes that exact. */
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+    }
+    while (mono_now() < deadline)
+        ;
+}
+
+/* Input mailboxes. Per input, a row of the input table (int64):
+ *   [mailbox, default, target, dim, scratch]
+ * mailbox and scratch: float64 (2 + dim,) holding [received, expires, value...];
+ * default: float64 (dim,); target: the simulator's input array (state dtype, dim).
+ * Per input, a row of the state array (int64):
+ *   [seq, applied, stale, flag, cleared]
+ * seq: the mailbox's sequence lock, written by post_input only (odd while writing; a
+ * message's number is its even value); applied: the number last copied into the target;
+ * stale: 1 while the input runs on its default; flag: what the last tick did (0 nothing,
+ * 1 a new value, 2 went stale, as runtime/slots.py's NEW_VALUE and WENT_STALE);
+ * cleared: numbers up to this one are forgotten (a reset). ttl: float64 (n,), +inf for
+ * none. */
+enum { IN_MAILBOX, IN_DEFAULT, IN_TARGET, IN_DIM, IN_SCRATCH, IN_COLUMNS };
+enum { ST_SEQ, ST_APPLIED, ST_STALE, ST_FLAG, ST_CLEARED, ST_COLUMNS };
+
+/* A consistent copy of the mailbox into scratch; its number, or -1 if the writer kept it
+ * busy through every attempt (the next tick tries again). */
+static int64_t read_mailbox(int64_t *seq, const double *mailbox, double *scratch, int64_t n)
+{
+    for (int attempt = 0; attempt < 64; attempt++) {
+        int64_t s1 = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1)
+            continue;
+        memcpy(scratch, mailbox, (size_t)n * sizeof(double));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(seq, __ATOMIC_RELAXED) == s1)
+            return s1;
+    }
+    return -1;
+}
+
+/* InputSlot.apply (runtime/slots.py) for every input, at time now. */
+#define APPLY_INPUTS(REAL)                                                                 \
+    for (int64_t i = 0; i < n_inputs; i++) {                                              \
+        const int64_t *row = inputs + i * IN_COLUMNS;                                      \
+        int64_t *st = state + i * ST_COLUMNS;                                              \
+        int64_t dim = row[IN_DIM];                                                         \
+        double *scratch = (double *)(intptr_t)row[IN_SCRATCH];                             \
+        REAL *target = (REAL *)(intptr_t)row[IN_TARGET];                                   \
+        st[ST_FLAG] = 0;                                                                   \
+        if (__atomic_load_n(&st[ST_SEQ], __ATOMIC_ACQUIRE) <= st[ST_CLEARED])              \
+            continue; /* no value since the start or the last reset */                     \
+        int64_t number = read_mailbox(&st[ST_SEQ], (const double *)(intptr_t)row[IN_MAILBOX], \
+                                      scratch, dim + 2);                                   \
+        if (number < 0 || number <= st[ST_CLEARED])                                        \
+            continue;                                                                      \
+        if (now - scratch[0] > ttl[i] || now > scratch[1]) {                               \
+            if (!st[ST_STALE]) {                                                           \
+                const double *dflt = (const double *)(intptr_t)row[IN_DEFAULT];            \
+                st[ST_STALE] = 1;                                                          \
+                st[ST_FLAG] = 2;                                                           \
+                for (int64_t j = 0; j < dim; j++)                                          \
+                    target[j] = (REAL)dflt[j];                                             \
+            }                                                                              \
+        } else if (number != st[ST_APPLIED]) {                                             \
+            st[ST_APPLIED] = number;                                                       \
+            st[ST_STALE] = 0;                                                              \
+            st[ST_FLAG] = 1;                                                               \
+            for (int64_t j = 0; j < dim; j++)                                              \
+                target[j] = (REAL)scratch[2 + j];                                          \
+        }                                                                                  \
+    }
+
+static void apply_inputs_f64(const int64_t *inputs, int64_t n_inputs, int64_t *state,
+                             const double *ttl, double now)
+{
+    APPLY_INPUTS(double)
+}
+
+static void apply_inputs_f32(const int64_t *inputs, int64_t n_inputs, int64_t *state,
+                             const double *ttl, double now)
+{
+    APPLY_INPUTS(float)
+}
+
+static int as_f64(PyObject *obj, double *out, const char *what)
+{
+    double value = PyFloat_AsDouble(obj);
+    if (value == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: expected a float; got %.80s", what,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+PyDoc_STRVAR(now_doc, "now()\n--\n\nCLOCK_MONOTONIC in seconds (time.perf_counter's time line).");
+
+static PyObject *py_now(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyFloat_FromDouble(mono_now());
+}
+
+PyDoc_STRVAR(sleep_until_doc,
+"sleep_until(deadline, spin)\n--\n\n"
+"Block, without the GIL, until now() >= deadline: sleep until spin seconds before it,\n"
+"then spin. Returns now() at the end.");
+
+static PyObject *py_sleep_until(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    double deadline, spin, end;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "sleep_until takes 2 arguments; got %zd", nargs);
+        return NULL;
+    }
+    if (as_f64(args[0], &deadline, "deadline") < 0 || as_f64(args[1], &spin, "spin") < 0)
+        return NULL;
+    if (!(spin >= 0.0 && spin <= 1.0) || isnan(deadline)) {
+        PyErr_Format(PyExc_ValueError, "sleep_until: expected a deadline and 0 <= spin <= 1 s");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    sleep_until_mono(deadline, spin);
+    end = mono_now();
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(end);
+}
+
+PyDoc_STRVAR(post_input_doc,
+"post_input(state_row, mailbox, value, dim, received, expires)\n--\n\n"
+"Write one input's value into its mailbox under the sequence lock (the I/O thread; one\n"
+"writer per mailbox). state_row: address of the input's int64 state row; mailbox:\n"
+"float64 (2 + dim,); value: float64 (dim,); received and expires: seconds on now()'s\n"
+"time line (expires +inf for none).");
+
+static PyObject *py_post_input(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t row, mailbox, value, dim;
+    double received, expires;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "post_input takes 6 arguments; got %zd", nargs);
+        return NULL;
+    }
+    if (as_i64(args[0], &row, "state_row") < 0 || as_i64(args[1], &mailbox, "mailbox") < 0 ||
+        as_i64(args[2], &value, "value") < 0 || as_i64(args[3], &dim, "dim") < 0 ||
+        as_f64(args[4], &received, "received") < 0 || as_f64(args[5], &expires, "expires") < 0)
+        return NULL;
+    if (dim < 0) {
+        PyErr_Format(PyExc_ValueError, "post_input: dim %lld; expected >= 0", (long long)dim);
+        return NULL;
+    }
+    int64_t *seq = (int64_t *)(intptr_t)row + ST_SEQ;
+    double *box = (double *)(intptr_t)mailbox;
+    int64_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
+    __atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    box[0] = received;
+    box[1] = expires;
+    memcpy(box + 2, (const double *)(intptr_t)value, (size_t)dim * sizeof(double));
+    __atomic_store_n(seq, s + 2, __ATOMIC_RELEASE);
+    return PyLong_FromLongLong((long long)(s + 2));
+}
+
+PyDoc_STRVAR(tick_doc,
+"tick(program, n_ops, table, n_table, scalars, n_scalars, counts, n_counts, float32,\n"
+"     inputs, n_inputs, state, ttl, deadline, spin)\n"
+"--\n\n"
+"One live tick without the GIL: wait until the deadline (now() seconds; -inf: no\n"
+"wait), apply every input's mailbox (InputSlot.apply's rules, at the tick's start),\n"
+"run tick 0 of the program. The first nine arguments are run_program's; inputs: int64\n"
+"(n_inputs, 5), state: int64 (n_inputs, 5), ttl: float64 (n_inputs,). Returns the\n"
+"tick's start, now() seconds.");
+
+static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    static const char *names[] = {"program", "n_ops", "table", "n_table", "scalars",
+                                  "n_scalars", "counts", "n_counts", "float32", "inputs",
+                                  "n_inputs", "state", "ttl"};
+    int64_t v[13];
+    double deadline, spin, start;
+    if (nargs != 15) {
+        PyErr_Format(PyExc_TypeError, "tick takes 15 arguments; got %zd", nargs);
+        return NULL;
+    }
+    for (int i = 0; i < 13; i++)
+        if (as_i64(args[i], &v[i], names[i]) < 0)
+            return NULL;
+    if (as_f64(args[13], &deadline, "deadline") < 0 || as_f64(args[14], &spin, "spin") < 0)
+        return NULL;
+    if (!(spin >= 0.0 && spin <= 1.0) || isnan(deadline) || v[10] < 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "tick: expected a deadline, 0 <= spin <= 1 s and n_inputs >= 0");
+        return NULL;
+    }
+    const int64_t *program = (const int64_t *)(intptr_t)v[0];
+    const int64_t *table = (const int64_t *)(intptr_t)v[2];
+    int64_t *counts = (int64_t *)(intptr_t)v[6];
+    if (check_program(program, v[1], table, v[3], v[5], v[7], 0, 1) < 0)
+        return NULL;
+    const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
+    int64_t *state = (int64_t *)(intptr_t)v[11];
+    const double *ttl = (const double *)(intptr_t)v[12];
+    Py_BEGIN_ALLOW_THREADS
+    if (deadline > -INFINITY)
+        sleep_until_mono(deadline, spin);
+    start = mono_now();
+    if (v[8]) {
+        apply_inputs_f32(inputs, v[10], state, ttl, start);
+        run_program_f32(program, v[1], table, (const float *)(intptr_t)v[4], counts, 0, 1);
+    } else {
+        apply_inputs_f64(inputs, v[10], state, ttl, start);
+        run_program_f64(program, v[1], table, (const double *)(intptr_t)v[4], counts, 0, 1);
+    }
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(start);
+}
+
 static PyMethodDef methods[] = {
     {"run_program", (PyCFunction)(void (*)(void))run_program, METH_FASTCALL, run_program_doc},
+    {"tick", (PyCFunction)(void (*)(void))py_tick, METH_FASTCALL, tick_doc},
+    {"post_input", (PyCFunction)(void (*)(void))py_post_input, METH_FASTCALL, post_input_doc},
+    {"sleep_until", (PyCFunction)(void (*)(void))py_sleep_until, METH_FASTCALL, sleep_until_doc},
+    {"now", py_now, METH_NOARGS, now_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -16,3 +16,26 @@ def run_program(
     stop: int,
     /,
 ) -> None: ...
+def tick(
+    program: int,
+    n_ops: int,
+    table: int,
+    n_table: int,
+    scalars: int,
+    n_scalars: int,
+    counts: int,
+    n_counts: int,
+    float32: int,
+    inputs: int,
+    n_inputs: int,
+    state: int,
+    ttl: int,
+    deadline: float,
+    spin: float,
+    /,
+) -> float: ...
+def post_input(
+    state_row: int, mailbox: int, value: int, dim: int, received: float, expires: float, /
+) -> int: ...
+def sleep_until(deadline: float, spin: float, /) -> float: ...
+def now() -> float: ...

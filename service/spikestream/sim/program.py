@@ -203,6 +203,15 @@ class _Segment:
     def __call__(self) -> None:
         self._tick.run(0, 1)
 
+    def native_args(self) -> tuple[int, ...] | None:
+        """The C extension's first nine ``run_program`` arguments for one tick of this
+        segment, or None when numba runs it. Valid only while no count crosses the
+        segment's edge (a whole tick in one segment)."""
+        t = self._tick
+        if t._native is None or t.inbound or t.outbound:
+            return None
+        return t._native_args
+
     @property
     def arrays(self) -> list[npt.NDArray[np.generic]]:
         """Every array the segment's program references (each once)."""

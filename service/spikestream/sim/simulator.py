@@ -124,6 +124,17 @@ class Simulator:
         """True when the whole tick is one compiled program (no op runs in Python)."""
         return len(self._ops) == 1 and isinstance(self._ops[0], _Segment)
 
+    def native_program(self) -> tuple[int, ...] | None:
+        """When the whole tick is one program run by the C extension: the extension's
+        program arguments (addresses and sizes), for a caller that runs the tick itself
+        (:mod:`spikestream.runtime.native_tick`) and then adds 1 to :attr:`tick`.
+        Otherwise None."""
+        if not self.compiled:
+            return None
+        op = self._ops[0]
+        assert isinstance(op, _Segment)
+        return op.native_args()
+
     def footprint(self) -> Footprint:
         """The bytes of the arrays one tick's compiled program references: what a tick
         reads at most from memory (matrices and per-neuron state), for the memory-traffic

@@ -1,0 +1,219 @@
+"""The compiled live tick: the deadline wait, the input mailboxes and the engine's path."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikestream.build import build
+from spikestream.runtime.clock import FakeClock, SystemClock
+from spikestream.runtime.engine import Engine
+from spikestream.runtime.native_tick import NativeTick
+from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputSlot
+from spikestream.sim import Simulator
+from spikestream.sim.native import extension
+from spikestream.spec import load_network, parse_network
+
+SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
+
+
+def ext():  # type: ignore[no-untyped-def]
+    module = extension()
+    assert module is not None, "spikestream.sim._native was not built"
+    return module
+
+
+def test_the_extension_reads_the_system_clocks_time_line() -> None:
+    for _ in range(100):
+        before = time.perf_counter()
+        now = ext().now()
+        after = time.perf_counter()
+        assert before - 1e-6 <= now <= after + 1e-6
+
+
+@pytest.mark.parametrize("spin", [0.0, 0.0002])
+def test_sleep_until_never_returns_before_the_deadline(spin: float) -> None:
+    for _ in range(20):
+        deadline = time.perf_counter() + 0.002
+        end = ext().sleep_until(deadline, spin)
+        assert end >= deadline
+        assert time.perf_counter() >= deadline
+    with pytest.raises(ValueError, match="spin"):
+        ext().sleep_until(0.0, -1.0)
+
+
+def _one_input_sim(dim: int, dtype: str = "float64") -> Simulator:
+    return Simulator(
+        build(
+            parse_network(
+                {
+                    "network": {"seed": 3, "dtype": dtype},
+                    "populations": {"a": {"n": 50, "dim": dim}},
+                    "inputs": {"u": {"dim": dim, "target": "a", "default": [0.25] * dim}},
+                    "probes": {"pu": {"target": "u", "kind": "input"}},
+                }
+            )
+        )
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_mailbox_applies_exactly_what_the_slot_applies(dtype: str) -> None:
+    """The C rules (new value, TTL, the message's own expiry, reset) against
+    InputSlot.apply, step by step on the same offers at the same times."""
+    sim = _one_input_sim(3, dtype)
+    target = sim.inputs["u"]
+    slot = InputSlot("u", 3, np.full(3, 0.25), ttl=None)
+    tick = NativeTick(sim, [(slot, target)], spin=0.0)
+    box = tick.mailboxes[0]
+    reference = InputSlot("u", 3, np.full(3, 0.25), ttl=None)
+    mirror = target.copy()
+    flags: list[int] = []
+
+    def step(offer: tuple[list[float], float, float | None] | None = None) -> None:
+        if offer is not None:
+            value, age, expires_in = offer
+            now = time.perf_counter()
+            exp = None if expires_in is None else now + expires_in
+            slot.offer(np.array(value), now - age, exp)
+            reference.offer(np.array(value), now - age, exp)
+        start = tick(-math.inf)
+        flag = box.flag()
+        slot.applied(flag)
+        assert flag == reference.apply(mirror, start)
+        np.testing.assert_array_equal(target, mirror)
+        flags.append(flag)
+
+    step()  # nothing received: untouched
+    step(([1.0, 2.0, 3.0], 0.0, None))  # applied
+    step()  # the same message: nothing
+    slot.ttl = reference.ttl = 0.05
+    step(([4.0, 5.0, 6.0], 1.0, None))  # received a second ago: stale at once -> default
+    step(([7.0, 8.0, 9.0], 0.0, None))  # fresh again
+    step(([1.5, 2.5, 3.5], 0.0, -0.001))  # past its own expiry -> default
+    slot.ttl = reference.ttl = None
+    step(([2.0, 0.5, 1.0], 0.0, 30.0))
+    slot.clear()
+    reference.clear()
+    step()  # forgotten after a reset: nothing applied
+    step(([9.0, 9.0, 9.0], 0.0, None))
+    assert flags == [0, NEW_VALUE, 0, WENT_STALE, NEW_VALUE, WENT_STALE, NEW_VALUE, 0, NEW_VALUE]
+    assert slot.stale_events == reference.stale_events == 2
+
+
+def test_a_value_is_never_read_half_written() -> None:
+    """A writer posts vectors whose 16 components are equal while ticks read them: each
+    applied vector is whole, and values only move forward. Each tick spins 20 µs without
+    the GIL first, so the writer posts while the tick reads."""
+    sim = _one_input_sim(16)
+    target = sim.inputs["u"]
+    slot = InputSlot("u", 16, np.zeros(16), ttl=None)
+    tick = NativeTick(sim, [(slot, target)], spin=1.0)
+    stop = threading.Event()
+    posted = [0]
+
+    def writer() -> None:
+        k = 0
+        while not stop.is_set():
+            k += 1
+            slot.offer(np.full(16, float(k)), time.perf_counter())
+        posted[0] = k
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen: list[float] = []
+    try:
+        for _ in range(5_000):
+            tick(time.perf_counter() + 20e-6)
+            if tick.mailboxes[0].flag() == NEW_VALUE:
+                assert (target == target[0]).all(), target
+                seen.append(float(target[0]))
+    finally:
+        stop.set()
+        thread.join()
+    assert len(seen) > 100, len(seen)
+    assert seen == sorted(seen)
+    assert posted[0] > len(seen)
+
+
+def test_the_engine_takes_the_compiled_path_where_it_can() -> None:
+    model = build(load_network(SEED))
+    assert Engine(model).tick_path == "compiled"
+    assert Engine(model, compiled_tick=False).tick_path == "python (turned off)"
+    fake = Engine(model, clock=FakeClock()).tick_path
+    assert fake == "python (the clock is a FakeClock, not the system clock)"
+
+
+def _frames(engine: Engine, probe: str) -> np.ndarray:
+    out = []
+    stream = engine.streams[probe]
+    while (buf := stream.take()) is not None:
+        out.append(buf.valid().copy())
+        stream.release(buf)
+    return np.concatenate(out)
+
+
+def test_compiled_and_python_engines_tick_alike() -> None:
+    """Free-running on the system clock, the same input from tick 0: both tick paths give
+    the same spikes and values, tick for tick."""
+    model = build(load_network(SEED))
+    runs = []
+    for compiled in (True, False):
+        engine = Engine(
+            model,
+            clock=SystemClock(),
+            realtime_factor=0.0,
+            queue_capacity=100_000,
+            compiled_tick=compiled,
+        )
+        assert (engine.tick_path == "compiled") is compiled
+        engine.inputs["u"].offer(np.array([0.6]), received=time.perf_counter())
+        engine.start()
+        deadline = time.monotonic() + 20
+        while engine.sim.tick < 3000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.stop()
+        assert engine.failure is None
+        runs.append({p: _frames(engine, p)[:3000] for p in ("b_spikes", "b_filtered", "u")})
+    compiled_run, python_run = runs
+    assert compiled_run["b_spikes"].shape[0] == 3000
+    assert compiled_run["b_spikes"].sum() > 1000
+    np.testing.assert_array_equal(compiled_run["u"], np.float32(0.6))  # the seed is float32
+    for key in compiled_run:
+        np.testing.assert_array_equal(compiled_run[key], python_run[key], err_msg=key)
+
+
+def test_the_compiled_engine_paces_and_takes_inputs_live() -> None:
+    """In real time: ticks keep to the wall clock, a value offered mid-run reaches the
+    frames, and its TTL brings the default back."""
+    model = build(load_network(SEED))
+    engine = Engine(model, queue_capacity=10_000)
+    assert engine.tick_path == "compiled"
+    engine.inputs["u"].ttl = 0.1
+    engine.start()
+    try:
+        time.sleep(0.2)
+        engine.inputs["u"].offer(np.array([0.9]), received=time.perf_counter())
+        time.sleep(0.05)
+        applied_at = engine.sim.tick
+        time.sleep(0.25)
+    finally:
+        engine.stop()
+    assert engine.failure is None
+    stats = engine.statistics()
+    ticks = stats.pacer.ticks
+    assert 400 <= ticks <= 560, ticks  # 0.5 s of 1 ms ticks, give or take start and stop
+    u = _frames(engine, "u")[:, 0]
+    value = u.dtype.type(0.9)
+    assert value in u
+    first = int(np.argmax(u == value))
+    assert first < applied_at
+    assert (u[first : first + 90] == value).all()  # held for its TTL ...
+    assert u[-1] == u.dtype.type(model.inputs["u"].default[0])  # ... then the default
+    assert engine.inputs["u"].stale_events == 1
+    assert any(e["event"] == "input_stale" for e in engine.events)
