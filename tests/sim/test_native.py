@@ -265,33 +265,74 @@ def test_ticks_beyond_a_fed_block_are_refused() -> None:
 
 
 def test_the_ticks_run_without_the_gil(monkeypatch: pytest.MonkeyPatch) -> None:
-    """While the C call steps a block of ticks, another Python thread keeps running:
-    with the GIL held it would not run at all until the call returned."""
+    """While one C call steps a long block of ticks, another Python thread keeps running.
+    With the GIL held it would get no turn at all during the call, only before and after
+    it (a switch interval each)."""
     monkeypatch.delenv(native.ENV, raising=False)
     model = _network("float32", "spikestream")
     sim = Simulator(model)
-    ticks = 2000
-    signals = input_signals(model, ticks)
+    signals = input_signals(model, 2000)
     start = time.perf_counter()
-    sim.run(ticks, inputs=signals)
-    one_call = time.perf_counter() - start
-    blocks = max(2, int(0.3 / max(one_call, 1e-4)))  # about 0.3 s of stepping
-    done = threading.Event()
-
-    def step() -> None:
-        for _ in range(blocks):
-            sim.run(ticks, inputs=signals, progress_every=ticks)
-        done.set()
-
-    thread = threading.Thread(target=step)
+    sim.run(2000, inputs=signals)
+    per_tick = (time.perf_counter() - start) / 2000
+    ticks = int(0.4 / max(per_tick, 1e-7))  # one call of about 0.4 s
+    signals = input_signals(model, ticks)
+    # The spin rate of this thread alone, to state the bound in seconds of spinning.
+    spins, until = 0, time.perf_counter() + 0.05
+    while time.perf_counter() < until:
+        spins += 1
+    rate = spins / 0.05
+    thread = threading.Thread(
+        target=sim.run, args=(ticks,), kwargs={"inputs": signals, "progress_every": ticks}
+    )
     spins = 0
     thread.start()
-    while not done.is_set():
+    while thread.is_alive():
         spins += 1
     thread.join()
-    # Tens of millions with the GIL released; a handful of switch intervals' worth (a few
-    # thousand) if each call held it.
-    assert spins > 200_000, spins
+    # At least 0.1 s worth of spinning during a 0.4 s call; holding the GIL would leave
+    # two switch intervals' worth (10 ms by default).
+    assert spins > 0.1 * rate, (spins, rate)
+
+
+def test_spike_counts_beyond_the_spikers_array_read_nothing_outside_it() -> None:
+    """The count of an op comes from another op (or Python): the C side clamps it to the
+    spikers array and skips indices outside the weight rows."""
+    z = np.zeros(4)
+    weights = np.ones((2, 4))
+    spikers = np.array([1, 99], np.int64)  # 99: no such row
+    arrays = [z, weights, spikers]
+    table = np.array(
+        [[a.ctypes.data, a.shape[0], a.shape[1] if a.ndim == 2 else 0] for a in arrays], np.int64
+    )
+    program = np.zeros((1, opcodes.PROGRAM_COLUMNS), np.int64)
+    program[0, :6] = (opcodes.OP_EVENTS, 0, 1, 2, 0, 0)
+    scalars = np.zeros((1, 8))
+    scalars[0, 0] = 1.0
+    counts = np.array([7], np.int64)  # more than the two entries of spikers
+    ext = native.extension()
+    assert ext is not None
+    ext.run_program(
+        program.ctypes.data,
+        1,
+        table.ctypes.data,
+        3,
+        scalars.ctypes.data,
+        1,
+        counts.ctypes.data,
+        1,
+        0,
+        0,
+        1,
+    )
+    np.testing.assert_array_equal(z, [1, 1, 1, 1])  # row 1 once; 99 and beyond skipped
+
+
+def test_a_negative_shape_in_the_table_is_refused() -> None:
+    bad = _Bad()
+    bad.table[0, 2] = -3
+    with pytest.raises(ValueError, match="negative shape"):
+        bad.run(0, 1)
 
 
 def test_a_fused_run_imports_no_numba() -> None:

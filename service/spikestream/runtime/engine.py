@@ -325,7 +325,7 @@ class Engine:
                 for (slot, target), box in boxes:
                     change = box.flag()
                     if change:
-                        slot.applied(change)
+                        slot.applied(change, box.applied_number())
                         self._input_changed(slot, target, change, tick.start)
                 sim.tick += 1
             else:

@@ -115,6 +115,12 @@ class Mailbox:
         """What the last tick did with this input: 0, NEW_VALUE or WENT_STALE."""
         return int(self._state[self._index, FLAG])
 
+    def applied_number(self) -> int:
+        """The number of the message last applied (the slot's ``accepted`` count when it
+        was offered: every offer posts once, two sequence steps each), or -1."""
+        applied = int(self._state[self._index, APPLIED])
+        return applied // 2 if applied > 0 else -1
+
 
 class NativeTick:
     """The compiled live tick of ``sim`` with the mailboxes of ``slots``.
@@ -138,6 +144,7 @@ class NativeTick:
         if ext is None or program is None:
             raise ValueError("the compiled tick needs a simulator run by the C extension")
         self._tick = ext.tick
+        self._sim = sim  # keeps the program's arrays, whose addresses the call takes, alive
         self.spin = float(spin)
         n = len(slots)
         self.state = np.zeros((n, IN_COLUMNS), np.int64)
@@ -149,10 +156,21 @@ class NativeTick:
         self._targets = [target for _, target in slots]  # keeps the addresses valid
         self._defaults: list[npt.NDArray[np.float64]] = []
         for i, (slot, target) in enumerate(slots):
-            if target.dtype != sim.dtype or not target.flags.c_contiguous:
-                raise ValueError(f"input {slot.name!r}: target is not a {sim.dtype} array")
-            box = Mailbox(ext.post_input, self.state, self.ttl, i, slot.dim)
+            if (
+                target.dtype != sim.dtype
+                or not target.flags.c_contiguous
+                or target.shape != (slot.dim,)
+            ):
+                raise ValueError(
+                    f"input {slot.name!r}: the target is a {target.dtype} array of shape "
+                    f"{target.shape}; expected a contiguous {sim.dtype} array ({slot.dim},)"
+                )
             default = np.ascontiguousarray(slot.default, np.float64)
+            if default.shape != (slot.dim,):
+                raise ValueError(
+                    f"input {slot.name!r}: default of shape {default.shape}; expected ({slot.dim},)"
+                )
+            box = Mailbox(ext.post_input, self.state, self.ttl, i, slot.dim)
             self._defaults.append(default)
             self.table[i] = (
                 box.box.ctypes.data,

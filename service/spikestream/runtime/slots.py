@@ -120,14 +120,16 @@ class InputSlot:
             return NEW_VALUE
         return 0
 
-    def applied(self, change: int) -> None:
+    def applied(self, change: int, number: int) -> None:
         """The compiled tick applied ``change`` (0, :data:`NEW_VALUE` or
-        :data:`WENT_STALE`) from the mailbox: count it as :meth:`apply` would."""
+        :data:`WENT_STALE`) from the mailbox, message ``number`` being the last value it
+        applied: count it as :meth:`apply` would, so the slot's record stays the same."""
         if change == WENT_STALE:
             self._stale = True
             self.stale_events += 1
         elif change == NEW_VALUE:
             self._stale = False
+            self._applied = number
 
     def freshness(self, now: float) -> tuple[float | None, bool]:
         """Seconds since the last accepted value, and whether the input is stale now.
@@ -144,7 +146,8 @@ class InputSlot:
         return age, self.ttl is not None and age > self.ttl
 
     def clear(self) -> None:
-        """Forget the last value (after a reset)."""
+        """Forget the last value (after a reset). A value offered while this runs may be
+        kept or forgotten: it arrived during the reset."""
         self._latest = None
         self._applied = -1
         self._stale = True

@@ -21,6 +21,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#if defined(__FAST_MATH__)
+#error "spikestream.sim._native must be bit for bit numba's kernels: build without -ffast-math"
+#endif
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -141,6 +145,12 @@ static int check_program(const int64_t *program, int64_t n_ops, const int64_t *t
                              (long long)n_table);
                 return -1;
             }
+            if (table[slot * 3 + T_ROWS] < 0 || table[slot * 3 + T_COLS] < 0) {
+                PyErr_Format(PyExc_ValueError,
+                             "program row %lld (%s): array %lld has a negative shape in the "
+                             "table", (long long)r, op_name(code), (long long)slot);
+                return -1;
+            }
         }
         if (scalar_col >= 0 && (op[scalar_col] < 0 || op[scalar_col] >= n_scalars)) {
             PyErr_Format(PyExc_ValueError,
@@ -259,6 +269,17 @@ static double mono_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The longest wait a deadline may ask for: a day. A realtime factor of 1e-300 would
+ * otherwise give a deadline no time_t holds, and a tick thread spinning for ever without
+ * the GIL; refused, it fails the engine as time.sleep's OverflowError does. */
+#define MAX_WAIT 86400.0
+#define MAX_WAIT_TEXT "86400"
+
+static int deadline_ok(double deadline)
+{
+    return !isnan(deadline) && (deadline == -INFINITY || deadline - mono_now() <= MAX_WAIT);
 }
 
 /* Sleep until spin seconds before the deadline, then spin until it has passed (the
@@ -393,8 +414,9 @@ static PyObject *py_sleep_until(PyObject *self, PyObject *const *args, Py_ssize_
     }
     if (as_f64(args[0], &deadline, "deadline") < 0 || as_f64(args[1], &spin, "spin") < 0)
         return NULL;
-    if (!(spin >= 0.0 && spin <= 1.0) || isnan(deadline)) {
-        PyErr_Format(PyExc_ValueError, "sleep_until: expected a deadline and 0 <= spin <= 1 s");
+    if (!(spin >= 0.0 && spin <= 1.0) || !deadline_ok(deadline)) {
+        PyErr_SetString(PyExc_ValueError, "sleep_until: expected a deadline at most "
+                        MAX_WAIT_TEXT " s ahead and 0 <= spin <= 1 s");
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -467,9 +489,10 @@ static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs
             return NULL;
     if (as_f64(args[13], &deadline, "deadline") < 0 || as_f64(args[14], &spin, "spin") < 0)
         return NULL;
-    if (!(spin >= 0.0 && spin <= 1.0) || isnan(deadline) || v[10] < 0) {
-        PyErr_Format(PyExc_ValueError,
-                     "tick: expected a deadline, 0 <= spin <= 1 s and n_inputs >= 0");
+    if (!(spin >= 0.0 && spin <= 1.0) || !deadline_ok(deadline) || v[10] < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "tick: expected a deadline at most " MAX_WAIT_TEXT " s ahead (or -inf), "
+                        "0 <= spin <= 1 s and n_inputs >= 0");
         return NULL;
     }
     const int64_t *program = (const int64_t *)(intptr_t)v[0];

@@ -61,11 +61,15 @@ HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, 
     return n_spikes;
 }
 
-/* out += weights[spikers[q]] for q < count: accumulate_rows_jit. */
-HOT static void NAME(accumulate_rows)(const REAL *weights, int64_t n_post, const int64_t *spikers,
-                                  int64_t count, REAL *out)
+/* out += weights[spikers[q]] for q < count: accumulate_rows_jit. An index outside the
+ * n_pre rows (which only a spikers array that no LIF step wrote could hold) is skipped:
+ * the caller's count is not trusted to cover written entries only. */
+HOT static void NAME(accumulate_rows)(const REAL *weights, int64_t n_pre, int64_t n_post,
+                                      const int64_t *spikers, int64_t count, REAL *out)
 {
     for (int64_t q = 0; q < count; q++) {
+        if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
+            continue;
         const REAL *row = weights + spikers[q] * n_post;
         for (int64_t j = 0; j < n_post; j++)
             out[j] += row[j];
@@ -95,13 +99,17 @@ HOT static void NAME(encode)(const REAL *enc_t, int64_t d, int64_t n, const REAL
     }
 }
 
-/* acc = decoders[spikers[:count]].sum(0); y = a*y + gain*acc: decode_lowpass_jit. */
+/* acc = decoders[spikers[:count]].sum(0); y = a*y + gain*acc: decode_lowpass_jit.
+ * Indices outside the n_pre rows are skipped, as in accumulate_rows. */
 HOT static void NAME(decode_lowpass)(const int64_t *spikers, int64_t count, const REAL *decoders,
-                                 int64_t d, REAL *y, REAL a, REAL gain, REAL *acc)
+                                     int64_t n_pre, int64_t d, REAL *y, REAL a, REAL gain,
+                                     REAL *acc)
 {
     for (int64_t j = 0; j < d; j++)
         acc[j] = 0;
     for (int64_t q = 0; q < count; q++) {
+        if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
+            continue;
         const REAL *row = decoders + spikers[q] * d;
         for (int64_t j = 0; j < d; j++)
             acc[j] += row[j];
@@ -128,6 +136,8 @@ HOT static void NAME(encode_rows)(const REAL *enc, int64_t n, int64_t d, const R
 #define FLAGS(slot) ((uint8_t *)(intptr_t)table[(slot) * 3 + T_ADDRESS])
 #define ROWS_OF(slot) (table[(slot) * 3 + T_ROWS])
 #define COLS_OF(slot) (table[(slot) * 3 + T_COLS])
+/* A spike count read from counts, within [0, the spikers array's length]. */
+#define CLAMP(count, n) ((count) < 0 ? 0 : (count) > (n) ? (n) : (count))
 
 /* Ticks start .. stop-1 of a checked program: run_program in jit.py. */
 HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const int64_t *table,
@@ -161,15 +171,17 @@ HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const i
                 const REAL a = scalars[op[5] * 8];
                 for (int64_t i = 0, n = ROWS_OF(op[1]); i < n; i++)
                     z[i] *= a;
-                int64_t count = counts[op[4]];
+                int64_t count = CLAMP(counts[op[4]], ROWS_OF(op[3]));
                 if (count)
-                    NAME(accumulate_rows)(VEC(op[2]), ROWS_OF(op[1]), IDX(op[3]), count, z);
+                    NAME(accumulate_rows)(VEC(op[2]), ROWS_OF(op[2]), ROWS_OF(op[1]), IDX(op[3]),
+                                          count, z);
                 break;
             }
             case OP_DECODED: {
                 const REAL *s = scalars + op[7] * 8;
-                NAME(decode_lowpass)(IDX(op[1]), counts[op[2]], VEC(op[3]), COLS_OF(op[3]),
-                                     VEC(op[4]), s[0], s[1], VEC(op[8]));
+                NAME(decode_lowpass)(IDX(op[1]), CLAMP(counts[op[2]], ROWS_OF(op[1])),
+                                     VEC(op[3]), ROWS_OF(op[3]), COLS_OF(op[3]), VEC(op[4]),
+                                     s[0], s[1], VEC(op[8]));
                 NAME(encode)(VEC(op[5]), ROWS_OF(op[5]), COLS_OF(op[5]), VEC(op[4]), VEC(op[6]));
                 break;
             }
@@ -184,8 +196,9 @@ HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const i
             }
             case OP_LOWPASS_DECODED: {
                 const REAL *s = scalars + op[6] * 8;
-                NAME(decode_lowpass)(IDX(op[1]), counts[op[2]], VEC(op[3]), COLS_OF(op[3]),
-                                     VEC(op[4]), s[0], s[1], VEC(op[5]));
+                NAME(decode_lowpass)(IDX(op[1]), CLAMP(counts[op[2]], ROWS_OF(op[1])),
+                                     VEC(op[3]), ROWS_OF(op[3]), COLS_OF(op[3]), VEC(op[4]),
+                                     s[0], s[1], VEC(op[5]));
                 break;
             }
             case OP_ENCODE:
@@ -223,3 +236,4 @@ HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const i
 #undef FLAGS
 #undef ROWS_OF
 #undef COLS_OF
+#undef CLAMP

@@ -6,6 +6,10 @@ extension (:mod:`spikestream.sim.native`) and the numba one
 (:func:`spikestream.sim.jit.run_program`). This module imports neither, so building a
 program costs no compiler start-up. ``_native.c`` repeats these numbers;
 tests/sim/test_native.py checks that the two agree.
+
+numba's disk cache keys on ``jit.py`` only and freezes these globals into the compiled
+code: after changing a number here, touch ``jit.py`` so the cached interpreter is rebuilt
+(the tests comparing the two interpreters bit for bit fail until it is).
 """
 
 from __future__ import annotations
