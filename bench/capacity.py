@@ -12,6 +12,9 @@ feeding the next through a factored identity connection, synapse 5 ms):
    stats topic), real-time factor and lateness p99. With ``--runs N`` every length and
    variant runs N times, round-robin. The capacity is the largest chain with at most
    0.1 % of ticks more than 1 ms late in every run (and, reported too, in most runs).
+   With ``--floor``, an empty paced tick (``bench/floor.py``'s floor: the service's pacer
+   waiting as its compiled tick does) runs for the same duration before each serve run,
+   and each row reports the floor's late share beside the service's.
 
 Usage: ``python bench/capacity.py [--offline-pops 10,30] [--serve-pops 40,60,80,100]
 [--runs 3] [--duration 60] [--serve-args '--rt-priority 50' ...]``
@@ -201,8 +204,21 @@ async def serve_once(
     }
 
 
+def floor_share(duration: float) -> float:
+    """Percent of ticks > 1 ms late of an empty paced tick run for ``duration`` s, in a
+    fresh process (``bench/floor.py``'s floor)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from floor import run_floor
+
+    return float(run_floor(duration, False)["late_1ms_pct"])
+
+
 async def realtime(
-    pop_counts: list[int], duration: float, variants: list[list[str]], runs: int = 1
+    pop_counts: list[int],
+    duration: float,
+    variants: list[list[str]],
+    runs: int = 1,
+    floor: bool = False,
 ) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -220,12 +236,15 @@ async def realtime(
             # drifts of the machine's load spread over all of them.
             for run in range(runs):
                 for pops, extra in itertools.product(pop_counts, variants):
+                    base = await asyncio.to_thread(floor_share, duration) if floor else None
                     row = await serve_once(pops, duration, port, workdir, extra)
                     row["run"] = run
+                    row["floor_late_pct"] = base
                     rows.append(row)
+                    beside = "" if base is None else f" (floor beside it: {base:.3f} %)"
                     print(
                         f"serve {pops} pops ({pops * N} neurons) [{row['serve_args']}]: "
-                        f"{row['late_fraction'] * 100:.3f} % ticks > 1 ms late, "
+                        f"{row['late_fraction'] * 100:.3f} % ticks > 1 ms late{beside}, "
                         f"p99 {row['late_p99_ms']} ms, rf {row['rf']}",
                         flush=True,
                     )
@@ -255,13 +274,22 @@ def main() -> None:
         help="extra flags for serve, e.g. '--rt-priority 50'; repeat to compare variants "
         "side by side (each chain length runs once per variant)",
     )
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="run an empty paced tick for --duration before each serve run (the floor)",
+    )
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "capacity.json")
     args = p.parse_args()
     off = offline([int(x) for x in args.offline_pops.split(",") if x], args.repeats)
     variants = [shlex.split(v) for v in (args.serve_args or [""])]
     live = asyncio.run(
         realtime(
-            [int(x) for x in args.serve_pops.split(",") if x], args.duration, variants, args.runs
+            [int(x) for x in args.serve_pops.split(",") if x],
+            args.duration,
+            variants,
+            args.runs,
+            args.floor,
         )
     )
     print(
@@ -273,14 +301,15 @@ def main() -> None:
             f"{r['spikestream']:.0f} | {r['ratio']:.2f}× |"
         )
     print(
-        "\n| Chain served live | serve flags | Neurons | Ticks | > 1 ms late | p99 (ms) | max (ms) "
-        "| RTF |\n|---|---|---|---|---|---|---|---|"
+        "\n| Chain served live | serve flags | Neurons | Ticks | > 1 ms late | floor beside it "
+        "| p99 (ms) | max (ms) | RTF |\n|---|---|---|---|---|---|---|---|---|"
     )
     for r in live:
+        base = r.get("floor_late_pct")
         print(
             f"| {r['pops']} × 1000 | {r['serve_args'] or '-'} | {r['neurons']:,} | {r['ticks']} | "
-            f"{r['late_fraction'] * 100:.3f} % | {r['late_p99_ms']} | {r['late_max_ms']} | "
-            f"{r['rf']} |"
+            f"{r['late_fraction'] * 100:.3f} % | {'-' if base is None else f'{base:.3f} %'} | "
+            f"{r['late_p99_ms']} | {r['late_max_ms']} | {r['rf']} |"
         )
     print(
         "\n| Chain | serve flags | Runs | > 1 ms late, median | worst | Runs ≤ 0.1 % |"
