@@ -19,7 +19,11 @@ rolling-restart tests) that makes the subscriber's gaps equal the counted drops 
 frame the dying node had not acknowledged is sent again through the next node (so it may
 arrive twice, identical). With QoS 0 a frame the dying node had read but not yet routed
 is lost where no client can count it (docs/FAULTS.md). Subscribers take QoS 0, the routed
-path (a QoS 1 subscription on NATS is a replicated JetStream consumer).
+path (a QoS 1 subscription on NATS is a replicated JetStream consumer); so on that path
+even a QoS 1 frame the dying node had acknowledged, and had not yet routed to the
+subscriber's node, is lost by the broker (seen once in CI: one frame of one probe). The
+node-loss test allows exactly that: an uncounted shortfall of at most two frames, in the
+one gap whose first missing frame was complete before the kill.
 """
 
 from __future__ import annotations
@@ -81,23 +85,43 @@ def headers(messages: Iterable[Message], net: str, probe: str) -> list[FrameHead
     return result
 
 
-def assert_gaps_counted(frames: list[FrameHeader]) -> tuple[int, int]:
+#: Frames of one probe a killed node can have acknowledged without routing them to a QoS 0
+#: subscriber on another node: with 50 ticks per frame a probe makes a frame every 50 ms,
+#: and a node routes a message within milliseconds, so one, or two at a frame boundary.
+IN_FLIGHT = 2
+
+
+def assert_gaps_counted(
+    frames: list[FrameHeader], killed: float | None = None
+) -> tuple[int, int, int]:
     """Every ``seq`` gap between consecutive frames equals the rise of ``dropped``.
 
-    Returns (frames lost, gaps) over the whole run."""
+    With ``killed`` (the Unix time a node was killed), one gap whose first missing frame
+    was complete before the kill may exceed the count by up to :data:`IN_FLIGHT` frames:
+    frames the dying node took and lost on the QoS 0 path (see the module docstring).
+
+    Returns (frames lost, gaps, frames lost by the broker) over the whole run."""
     assert frames, "no frames"
-    lost = gaps = 0
+    lost = gaps = by_broker = 0
     for before, after in itertools.pairwise(frames):
         assert after.seq > before.seq, f"seq went back: {before.seq} -> {after.seq}"
         gap = after.seq - before.seq - 1
         counted = after.dropped - before.dropped
-        assert gap == counted, (
+        message = (
             f"{after.probe}: seq {before.seq} -> {after.seq} is a gap of {gap}, but dropped "
             f"rose by {counted} ({before.dropped} -> {after.dropped})"
         )
+        if gap != counted:
+            # The first missing frame ended one frame after ``before`` did.
+            first_missing = before.wall + before.ticks * before.dt
+            assert killed is not None, message
+            assert 0 < gap - counted <= IN_FLIGHT, message
+            assert first_missing <= killed, f"{message}, after the kill"
+            assert by_broker == 0, f"{message}; a second uncounted gap"
+            by_broker = gap - counted
         lost += gap
         gaps += gap > 0
-    return lost, gaps
+    return lost, gaps, by_broker
 
 
 def stats(messages: Iterable[Message], net: str, since: float = 0.0) -> list[dict[str, object]]:
@@ -240,9 +264,13 @@ async def test_node_loss_fails_over_and_counts_every_frame(
             await asyncio.sleep(0.5)
         assert proc.returncode is None
         for probe in ("a_spikes", "b_spikes", "a_filtered", "b_filtered", "u"):
-            lost, gaps = assert_gaps_counted(headers(sub.messages, "seed", probe))
+            frames = headers(sub.messages, "seed", probe)
+            lost, gaps, by_broker = assert_gaps_counted(frames, killed)
             assert gaps >= 1, f"{probe}: the outage cost no frame; the test proves nothing"
-            print(f"{probe}: {lost} frames lost in {gaps} gap(s), all counted")
+            print(
+                f"{probe}: {lost} frames lost in {gaps} gap(s), all counted but {by_broker} "
+                "the killed node took"
+            )
         assert await retained_status(nats_cluster, 1, "seed") == b"online"
     finally:
         proc.kill()
@@ -386,7 +414,7 @@ async def test_rolling_restart_of_every_node(nats_cluster: NatsCluster, tmp_path
         )
         for probe in ("a_spikes", "b_spikes", "u"):
             frames = sorted(headers(merged, "seed", probe), key=lambda h: h.seq)
-            lost, gaps = assert_gaps_counted(frames)
+            lost, gaps, _ = assert_gaps_counted(frames)
             print(f"{probe}: {len(frames)} frames, {lost} lost in {gaps} gap(s), all counted")
         for node in range(3):
             assert await retained_status(nats_cluster, node, "seed") == b"online"
