@@ -6,7 +6,10 @@ measured on this project's 2-core machine a thread busy with Python work (paho p
 burst of 100 input messages, ~4 ms) kept the GIL from a waiting thread for ~3.5 ms at p99,
 whatever the interval (50 µs to 5 ms). An explicit ``time.sleep(0)``, which releases and
 re-takes the GIL, every 0.2 ms of such work brought the waiting thread's p99 delay to
-0.015 ms. So the I/O side calls :func:`yield_gil` on its per-message and per-frame paths.
+0.015 ms. So the I/O side calls :func:`yield_gil` on its per-message and per-frame paths
+when the Python tick path runs. The compiled tick (:mod:`spikestream.runtime.native_tick`)
+takes the GIL once per tick, after the tick itself, and there the hand-offs cost more
+than they save (``serving/service.py``), so the service skips them.
 """
 
 from __future__ import annotations
