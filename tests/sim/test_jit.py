@@ -12,6 +12,7 @@ from spikestream.errors import SimulationError
 from spikestream.runtime.offline import input_signals
 from spikestream.sim import Simulator
 from spikestream.spec import load_network, parse_network
+from tests.sim import record_blocks
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
 
@@ -275,19 +276,7 @@ def test_compiled_blocks_record_what_python_steps_record(dtype: str, timing: str
     for fuse in (True, False):
         sim = Simulator(model, fuse=fuse)
         assert sim.compiled is fuse
-        rec = {
-            name: np.zeros((ticks, *sim.probe(name).shape), sim.probe(name).dtype)
-            for name in model.probes
-        }
-        spikes = {p: np.zeros((ticks, model.populations[p].n), bool) for p in model.populations}
-        sim.run(
-            ticks,
-            inputs=input_signals(model, ticks),
-            record=rec,
-            record_spikes=spikes,
-            progress_every=500,
-        )
-        runs.append(({**rec, **{f"{k}.spikes": v for k, v in spikes.items()}}, sim.state()))
+        runs.append((record_blocks(sim, ticks, progress_every=500), sim.state()))
         assert sim.tick == ticks
     (compiled, state_c), (python, state_p) = runs
     assert python["c.spikes"].sum() > 500

@@ -20,7 +20,10 @@ from spikestream.build import Model, build
 from spikestream.errors import SimulationError
 from spikestream.runtime.offline import input_signals
 from spikestream.sim import Simulator, native, opcodes
+from spikestream.sim.native import program_args
+from spikestream.sim.program import _Segment, address_table
 from spikestream.spec import load_network, parse_network
+from tests.sim import record_blocks
 
 ROOT = Path(__file__).parents[2]
 SEED = ROOT / "examples" / "seed.toml"
@@ -120,30 +123,18 @@ def _record(
     assert sim.compiled
     assert sim.runner == runner
     if block:
-        rec = {n: np.zeros((ticks, *sim.probe(n).shape), sim.probe(n).dtype) for n in model.probes}
-        spikes = {p: np.zeros((ticks, model.populations[p].n), bool) for p in model.populations}
-        sim.run(
-            ticks,
-            inputs=input_signals(model, ticks),
-            record=rec,
-            record_spikes=spikes,
-            progress_every=700,
-        )
-    else:
-        signals = input_signals(model, ticks)
-        rec = {n: [] for n in model.probes}  # type: ignore[misc]
-        spikes = {p: [] for p in model.populations}  # type: ignore[misc]
-        for k in range(ticks):
-            for name, values in signals.items():
-                sim.set_input(name, values[k])
-            sim.step()
-            for n in model.probes:
-                rec[n].append(sim.probe(n).copy())  # type: ignore[attr-defined]
-            for p in model.populations:
-                spikes[p].append(sim.spiked(p).copy())  # type: ignore[attr-defined]
-        rec = {k: np.array(v) for k, v in rec.items()}
-        spikes = {k: np.array(v) for k, v in spikes.items()}
-    return {**rec, **{f"{k}.spikes": v for k, v in spikes.items()}, **sim.state()}
+        return {**record_blocks(sim, ticks, progress_every=700), **sim.state()}
+    signals = input_signals(model, ticks)
+    views = {n: sim.probe(n) for n in model.probes}
+    views |= {f"{p}.spikes": sim.spiked(p) for p in model.populations}
+    rows: dict[str, list[np.ndarray]] = {key: [] for key in views}
+    for k in range(ticks):
+        for name, values in signals.items():
+            sim.set_input(name, values[k])
+        sim.step()
+        for key, view in views.items():
+            rows[key].append(view.copy())
+    return {**{key: np.array(r) for key, r in rows.items()}, **sim.state()}
 
 
 @pytest.mark.parametrize(
@@ -193,32 +184,19 @@ class _Bad:
     def __init__(self) -> None:
         self.x = np.zeros(4)
         self.block = np.zeros((10, 4))
-        self.arrays = [self.x, self.block]
-        self.table = np.array(
-            [[a.ctypes.data, a.shape[0], a.shape[1] if a.ndim == 2 else 0] for a in self.arrays],
-            np.int64,
-        )
+        self.table = address_table([self.x, self.block])
         self.program = np.zeros((1, opcodes.PROGRAM_COLUMNS), np.int64)
         self.program[0, :3] = (opcodes.OP_FEED, 0, 1)
         self.scalars = np.zeros((1, 8))
         self.counts = np.zeros(1, np.int64)
 
     def run(self, start: int, stop: int) -> None:
+        """Check the program, as its builder does, then run it."""
         ext = native.extension()
         assert ext is not None
-        ext.run_program(
-            self.program.ctypes.data,
-            self.program.shape[0],
-            self.table.ctypes.data,
-            self.table.shape[0],
-            self.scalars.ctypes.data,
-            self.scalars.shape[0],
-            self.counts.ctypes.data,
-            self.counts.shape[0],
-            0,
-            start,
-            stop,
-        )
+        args = program_args(self.program, self.table, self.scalars, self.counts)
+        ext.check_program(*args, start, stop)
+        ext.run_program(*args, start, stop)
 
 
 def test_a_well_formed_program_runs() -> None:
@@ -301,10 +279,7 @@ def test_spike_counts_beyond_the_spikers_array_read_nothing_outside_it() -> None
     z = np.zeros(4)
     weights = np.ones((2, 4))
     spikers = np.array([1, 99], np.int64)  # 99: no such row
-    arrays = [z, weights, spikers]
-    table = np.array(
-        [[a.ctypes.data, a.shape[0], a.shape[1] if a.ndim == 2 else 0] for a in arrays], np.int64
-    )
+    table = address_table([z, weights, spikers])
     program = np.zeros((1, opcodes.PROGRAM_COLUMNS), np.int64)
     program[0, :6] = (opcodes.OP_EVENTS, 0, 1, 2, 0, 0)
     scalars = np.zeros((1, 8))
@@ -312,19 +287,9 @@ def test_spike_counts_beyond_the_spikers_array_read_nothing_outside_it() -> None
     counts = np.array([7], np.int64)  # more than the two entries of spikers
     ext = native.extension()
     assert ext is not None
-    ext.run_program(
-        program.ctypes.data,
-        1,
-        table.ctypes.data,
-        3,
-        scalars.ctypes.data,
-        1,
-        counts.ctypes.data,
-        1,
-        0,
-        0,
-        1,
-    )
+    args = program_args(program, table, scalars, counts)
+    ext.check_program(*args, 0, 1)
+    ext.run_program(*args, 0, 1)
     np.testing.assert_array_equal(z, [1, 1, 1, 1])  # row 1 once; 99 and beyond skipped
 
 
@@ -352,3 +317,17 @@ def test_a_fused_run_imports_no_numba() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_block_run_beyond_its_blocks_is_refused() -> None:
+    """The program was checked for blocks of its rows once, at build time; a call asking
+    for more ticks is refused before it reaches the C side."""
+    sim = Simulator(build(load_network(SEED)))
+    segment = sim._ops[0]
+    assert isinstance(segment, _Segment)
+    dest = np.zeros((5, *sim.probe("u").shape), sim.probe("u").dtype)
+    block = segment.compile(records=[(sim.probe("u"), dest)])
+    assert block.rows == 5
+    block.run(0, 5)
+    with pytest.raises(SimulationError, match="ticks up to 6; the fed and recorded blocks hold 5"):
+        block.run(0, 6)

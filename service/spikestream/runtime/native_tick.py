@@ -143,6 +143,7 @@ class NativeTick:
         program = sim.native_program()
         if ext is None or program is None:
             raise ValueError("the compiled tick needs a simulator run by the C extension")
+        ext.check_program(*program, 0, 1)  # once: the program and its table never change
         self._tick = ext.tick
         self._sim = sim  # keeps the program's arrays, whose addresses the call takes, alive
         self.spin = float(spin)

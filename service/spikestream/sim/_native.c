@@ -7,10 +7,10 @@
  *
  * run_program takes integers only: the data addresses of the program, the address
  * table, the constants and the spike counts, which the Python side (sim/program.py)
- * takes from arrays it allocated at build time and keeps alive. Before stepping, the
- * program is checked against the table (opcodes, slots, shapes, the rows of fed and
- * recorded blocks), so a malformed program raises ValueError instead of writing out of
- * bounds. The ticks run with the GIL released.
+ * takes from arrays it allocated at build time and keeps alive. check_program checks a
+ * program against its table once, when it is built (opcodes, slots, shapes, the rows of
+ * fed and recorded blocks), so a malformed program raises ValueError instead of writing
+ * out of bounds, and no tick pays for the check. The ticks run with the GIL released.
  *
  * tick() is the live service's whole tick in one call without the GIL: wait for the
  * deadline (sleep, then spin), take each input's latest value from its mailbox, run one
@@ -96,16 +96,11 @@ static const char *op_name(int64_t code)
     return (code >= 0 && code <= OP_RECORD_BOOL) ? names[code] : "?";
 }
 
-/* Sets ValueError and returns -1 unless every op of the program is well formed. */
+/* Sets ValueError and returns -1 unless every op of the program is well formed, with fed
+ * and recorded blocks holding rows up to stop. */
 static int check_program(const int64_t *program, int64_t n_ops, const int64_t *table,
-                         int64_t n_table, int64_t n_scalars, int64_t n_counts, int64_t start,
-                         int64_t stop)
+                         int64_t n_table, int64_t n_scalars, int64_t n_counts, int64_t stop)
 {
-    if (start < 0 || stop < start) {
-        PyErr_Format(PyExc_ValueError, "ticks %lld .. %lld: expected 0 <= start <= stop",
-                     (long long)start, (long long)stop);
-        return -1;
-    }
     for (int64_t r = 0; r < n_ops; r++) {
         const int64_t *op = program + r * PROGRAM_COLUMNS;
         const int64_t code = op[0];
@@ -220,6 +215,49 @@ static int as_i64(PyObject *obj, int64_t *out, const char *what)
     return 0;
 }
 
+/* The eleven arguments of check_program and run_program: a program's nine (addresses
+ * and sizes, then the float32 flag) and the ticks start, stop. */
+static int program_args(PyObject *const *args, Py_ssize_t nargs, const char *fn, int64_t v[11])
+{
+    static const char *names[] = {"program", "n_ops", "table", "n_table", "scalars",
+                                  "n_scalars", "counts", "n_counts", "float32", "start",
+                                  "stop"};
+    if (nargs != 11) {
+        PyErr_Format(PyExc_TypeError, "%s takes 11 arguments; got %zd", fn, nargs);
+        return -1;
+    }
+    for (int i = 0; i < 11; i++)
+        if (as_i64(args[i], &v[i], names[i]) < 0)
+            return -1;
+    if (v[9] < 0 || v[10] < v[9]) {
+        PyErr_Format(PyExc_ValueError, "ticks %lld .. %lld: expected 0 <= start <= stop",
+                     (long long)v[9], (long long)v[10]);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(check_program_doc,
+"check_program(program, n_ops, table, n_table, scalars, n_scalars, counts, n_counts,\n"
+"              float32, start, stop)\n"
+"--\n\n"
+"Raise ValueError unless the program fits its table (opcodes, slots, shapes, constants\n"
+"rows, count slots) and its fed and recorded blocks hold rows up to stop. Programs and\n"
+"tables do not change after they are built, so a caller checks once, at build time,\n"
+"and then runs the program as often as it likes (run_program, tick).");
+
+static PyObject *py_check_program(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t v[11];
+    if (program_args(args, nargs, "check_program", v) < 0)
+        return NULL;
+    if (check_program((const int64_t *)(intptr_t)v[0], v[1], (const int64_t *)(intptr_t)v[2],
+                      v[3], v[5], v[7], v[10]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(run_program_doc,
 "run_program(program, n_ops, table, n_table, scalars, n_scalars, counts, n_counts,\n"
 "            float32, start, stop)\n"
@@ -228,27 +266,18 @@ PyDoc_STRVAR(run_program_doc,
 "program, table, scalars and counts are data addresses of C-contiguous arrays the\n"
 "caller keeps alive: int64 (n_ops, 10), int64 (n_table, 3), (n_scalars, 8) in the\n"
 "state dtype (float32 when float32 is true, else float64) and int64 (n_counts,).\n"
-"Raises ValueError if the program does not fit its table.");
+"The caller has passed the same arguments to check_program, with a stop at least\n"
+"this one.");
 
 static PyObject *run_program(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    static const char *names[] = {"program", "n_ops", "table", "n_table", "scalars",
-                                  "n_scalars", "counts", "n_counts", "float32", "start",
-                                  "stop"};
     int64_t v[11];
-    if (nargs != 11) {
-        PyErr_Format(PyExc_TypeError, "run_program takes 11 arguments; got %zd", nargs);
+    if (program_args(args, nargs, "run_program", v) < 0)
         return NULL;
-    }
-    for (int i = 0; i < 11; i++)
-        if (as_i64(args[i], &v[i], names[i]) < 0)
-            return NULL;
     const int64_t *program = (const int64_t *)(intptr_t)v[0];
     const int64_t *table = (const int64_t *)(intptr_t)v[2];
     int64_t *counts = (int64_t *)(intptr_t)v[6];
-    if (check_program(program, v[1], table, v[3], v[5], v[7], v[9], v[10]) < 0)
-        return NULL;
     Py_BEGIN_ALLOW_THREADS
     if (v[8])
         run_program_f32(program, v[1], table, (const float *)(intptr_t)v[4], counts, v[9], v[10]);
@@ -468,7 +497,8 @@ PyDoc_STRVAR(tick_doc,
 "--\n\n"
 "One live tick without the GIL: wait until the deadline (now() seconds; -inf: no\n"
 "wait), apply every input's mailbox (InputSlot.apply's rules, at the tick's start),\n"
-"run tick 0 of the program. The first nine arguments are run_program's; inputs: int64\n"
+"run tick 0 of the program. The first nine arguments are run_program's, checked once\n"
+"by check_program with stop 1; inputs: int64\n"
 "(n_inputs, 5), state: int64 (n_inputs, 5), ttl: float64 (n_inputs,). Returns the\n"
 "tick's start, now() seconds.");
 
@@ -498,8 +528,6 @@ static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     const int64_t *program = (const int64_t *)(intptr_t)v[0];
     const int64_t *table = (const int64_t *)(intptr_t)v[2];
     int64_t *counts = (int64_t *)(intptr_t)v[6];
-    if (check_program(program, v[1], table, v[3], v[5], v[7], 0, 1) < 0)
-        return NULL;
     const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
     int64_t *state = (int64_t *)(intptr_t)v[11];
     const double *ttl = (const double *)(intptr_t)v[12];
@@ -519,6 +547,8 @@ static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 }
 
 static PyMethodDef methods[] = {
+    {"check_program", (PyCFunction)(void (*)(void))py_check_program, METH_FASTCALL,
+     check_program_doc},
     {"run_program", (PyCFunction)(void (*)(void))run_program, METH_FASTCALL, run_program_doc},
     {"tick", (PyCFunction)(void (*)(void))py_tick, METH_FASTCALL, tick_doc},
     {"post_input", (PyCFunction)(void (*)(void))py_post_input, METH_FASTCALL, post_input_doc},

@@ -39,3 +39,17 @@ def post_input(
 ) -> int: ...
 def sleep_until(deadline: float, spin: float, /) -> float: ...
 def now() -> float: ...
+def check_program(
+    program: int,
+    n_ops: int,
+    table: int,
+    n_table: int,
+    scalars: int,
+    n_scalars: int,
+    counts: int,
+    n_counts: int,
+    float32: int,
+    start: int,
+    stop: int,
+    /,
+) -> None: ...

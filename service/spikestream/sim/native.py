@@ -19,6 +19,9 @@ import os
 from types import ModuleType
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from spikestream.errors import SimulationError
 
 Runner = Literal["c", "numba"]
@@ -57,3 +60,29 @@ def runner() -> Runner:
             "install (reinstall with a C compiler present), or set it to auto or numba"
         )
     return "numba"
+
+
+def program_args(
+    program: npt.NDArray[np.int64],
+    table: npt.NDArray[np.int64],
+    scalars: npt.NDArray[np.floating],
+    counts: npt.NDArray[np.int64],
+) -> tuple[int, ...]:
+    """The extension's first nine ``check_program``/``run_program``/``tick`` arguments:
+    the data address and length of ``program`` ``(ops, 10)``, ``table`` ``(arrays, 3)``,
+    ``scalars`` ``(rows, 8)`` and ``counts`` ``(slots,)``, then 1 for a float32 state
+    (``scalars``' dtype) and 0 for float64. The caller keeps the arrays alive."""
+    return tuple(
+        int(x)
+        for x in (
+            program.ctypes.data,
+            program.shape[0],
+            table.ctypes.data,
+            table.shape[0],
+            scalars.ctypes.data,
+            scalars.shape[0],
+            counts.ctypes.data,
+            counts.shape[0],
+            scalars.dtype == np.float32,
+        )
+    )

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from spikestream.errors import SimulationError
 from spikestream.sim.arrays import Array, _PopState
-from spikestream.sim.native import Runner, extension
+from spikestream.sim.native import Runner, extension, program_args
 from spikestream.sim.opcodes import (
     ADDRESS,
     COLS,
@@ -86,12 +86,18 @@ class _Program:
 
     def table(self) -> npt.NDArray[np.int64]:
         """``(arrays, 3)``: address, rows and columns of every array, in slot order."""
-        table = np.zeros((len(self.arrays), 3), np.int64)
-        for k, arr in enumerate(self.arrays):
-            table[k, ADDRESS] = arr.__array_interface__["data"][0]
-            table[k, ROWS] = arr.shape[0]
-            table[k, COLS] = arr.shape[1] if arr.ndim == 2 else 0
-        return table
+        return address_table(self.arrays)
+
+
+def address_table(arrays: Sequence[npt.NDArray[np.generic]]) -> npt.NDArray[np.int64]:
+    """The address table of ``arrays`` (1-d or 2-d, C-contiguous), shape ``(arrays, 3)``:
+    data address, rows and columns (0 for a 1-d array) of each, in order."""
+    table = np.zeros((len(arrays), 3), np.int64)
+    for k, arr in enumerate(arrays):
+        table[k, ADDRESS] = arr.__array_interface__["data"][0]
+        table[k, ROWS] = arr.shape[0]
+        table[k, COLS] = arr.shape[1] if arr.ndim == 2 else 0
+    return table
 
 
 #: Appends the program rows of one fusable op.
@@ -102,10 +108,13 @@ class _Compiled:
     """A built program, ready to run: ``run(start, stop)`` steps ticks ``start .. stop-1``
     in one compiled call (``k`` indexes the rows of fed and recorded blocks)."""
 
-    def __init__(self, prog: _Program, count_readers: set[int], runner: Runner) -> None:
+    def __init__(
+        self, prog: _Program, count_readers: set[int], runner: Runner, rows: int | None
+    ) -> None:
         """``count_readers``: ``id(_PopState)`` of the populations whose spike count an
         unfused op reads, so the counts stepped here are written back for it. ``runner``:
-        the interpreter (:func:`spikestream.sim.native.runner`)."""
+        the interpreter (:func:`spikestream.sim.native.runner`). ``rows``: the rows of the
+        fed and recorded blocks (the most ticks one call may run), None without blocks."""
         self.program = np.array(prog.rows, np.int64).reshape(-1, PROGRAM_COLUMNS)
         self.table = prog.table()
         self.arrays = prog.arrays  # keeps every address in the table valid
@@ -114,24 +123,15 @@ class _Compiled:
         self._flags = np.zeros(0, np.bool_)
         self._indices = np.zeros(0, np.intp)
         self.runner = runner
+        self.rows = rows
         native = extension() if runner == "c" else None
         self._native = None if native is None else native.run_program
         # The C call takes addresses and lengths, computed once: these arrays live as
-        # long as this object and are never reallocated.
-        self._native_args = tuple(
-            int(x)
-            for x in (
-                self.program.ctypes.data,
-                self.program.shape[0],
-                self.table.ctypes.data,
-                self.table.shape[0],
-                self.scalars.ctypes.data,
-                self.scalars.shape[0],
-                self.counts.ctypes.data,
-                self.counts.shape[0],
-                prog.dtype == np.float32,
-            )
-        )
+        # long as this object and are never reallocated. The program is checked against
+        # its table here, once, not at every call.
+        self._native_args = program_args(self.program, self.table, self.scalars, self.counts)
+        if native is not None:
+            native.check_program(*self._native_args, 0, 1 if rows is None else rows)
         slot = prog.count
         # Populations stepped before the program: their spike counts are read in.
         self.inbound = [(slot(ps), ps) for ps in prog.pops if id(ps) not in prog.stepped]
@@ -142,7 +142,11 @@ class _Compiled:
         ]
 
     def run(self, start: int, stop: int) -> None:
-        """Step ticks ``start .. stop-1``."""
+        """Step ticks ``start .. stop-1`` (``stop`` at most :attr:`rows` with blocks)."""
+        if self.rows is not None and stop > self.rows:
+            raise SimulationError(
+                f"ticks up to {stop}; the fed and recorded blocks hold {self.rows}"
+            )
         counts = self.counts
         for k, ps in self.inbound:
             counts[k] = ps.count
@@ -198,7 +202,9 @@ class _Segment:
         for view, dest in records:
             code = OP_RECORD_BOOL if view.dtype == np.bool_ else OP_RECORD
             prog.op(code, prog.array(dest), prog.array(view))
-        return _Compiled(prog, self._count_readers, self.runner)
+        blocks = [values for _, values in feeds] + [dest for _, dest in records]
+        rows = min((b.shape[0] for b in blocks), default=None)
+        return _Compiled(prog, self._count_readers, self.runner, rows)
 
     def __call__(self) -> None:
         self._tick.run(0, 1)
