@@ -316,11 +316,12 @@ class Engine:
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
+            # The compiled tick waits for the deadline itself; the Python path waits here.
+            tick = pacer.due() if native is not None else pacer.wait()
+            if tick.skipped:
+                self._skip(tick.skipped)
             if native is not None:
                 # Wait, inputs and kernels in one call that holds no GIL.
-                tick = pacer.due()
-                if tick.skipped:
-                    self._skip(tick.skipped)
                 tick = pacer.release(native(tick.deadline))
                 for (slot, target), box in boxes:
                     change = box.flag()
@@ -329,9 +330,6 @@ class Engine:
                         self._input_changed(slot, target, change, tick.start)
                 sim.tick += 1
             else:
-                tick = pacer.wait()
-                if tick.skipped:
-                    self._skip(tick.skipped)
                 now = clock.now()
                 for slot, target in feeds:
                     change = slot.apply(target, now)
