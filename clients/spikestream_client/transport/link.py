@@ -60,6 +60,7 @@ All methods must be called from the event loop thread that runs :meth:`MqttLink.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import socket
@@ -404,6 +405,15 @@ class MqttLink(Reconnecting):
         counters.publish_failed += 1
         counters.publish_refused += 1
         self._publish_refused("(a publish_nowait topic)")
+
+    def write_batch(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose ``publish_nowait`` calls are written to the socket together at
+        its end (one TCP segment where they fit) instead of one write per message; the
+        messages, their order and their accounting are as outside a batch."""
+        conn = self._conn
+        if conn is None or conn.lost.is_set():
+            return contextlib.nullcontext()
+        return conn.write_batch()
 
     def can_publish(self) -> bool:
         """True when a publish would be accepted now: connected, and the outgoing window

@@ -1,0 +1,127 @@
+"""MqttLink.write_batch(): QoS 0 messages packed by the adapter and written together,
+against a real mosquitto."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.brokers import Mosquitto
+from tests.transport.support import Inbox, eventually, running
+from tests.transport.test_transport_link import make_link
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_a_batch_arrives_whole_and_in_order_with_its_properties(
+    mosquitto: Mosquitto, protocol: str
+) -> None:
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("batch/#")
+    pub = make_link(f"{mosquitto.url()}?protocol={protocol}", "pub", max_queued_outgoing=100)
+    async with running(sub), running(pub):
+        with pub.write_batch():
+            for i in range(60):
+                topic = f"batch/{i % 3}"
+                typed = i % 2 == 0
+                assert pub.publish_nowait(
+                    topic,
+                    f"{i}:".encode() + b"x" * i,
+                    content_type="application/msgpack" if typed else None,
+                    expiry=30 if i % 4 == 0 else None,
+                    resend=True,
+                )
+            assert pub.publish_nowait("batch/kept", b"retained", retain=True)
+            # Nothing is written before the block ends.
+            assert inbox.items == []
+        await eventually(lambda: len(inbox.items) == 61)
+        for k in range(3):
+            got = inbox.payloads(f"batch/{k}")
+            assert got == [f"{i}:".encode() + b"x" * i for i in range(k, 60, 3)]
+        for topic, payload, meta in inbox.items:
+            if topic == "batch/kept":
+                continue
+            i = int(payload.split(b":")[0])
+            if protocol == "5":
+                assert meta.content_type == ("application/msgpack" if i % 2 == 0 else None)
+                assert (meta.expiry is not None) == (i % 4 == 0)
+            else:
+                assert meta.content_type is None
+                assert meta.expiry is None
+            assert meta.qos == 0
+        # Every message of the batch was reported written: the window is empty again.
+        await eventually(lambda: pub.statistics().publish_ok == 61)
+        assert pub.can_publish()
+        assert len(pub._outbox or ()) == 0
+    # The retain flag went out with the packed message: a new subscriber gets it.
+    late = Inbox()
+    again = make_link(mosquitto.url(), "late", on_message=late)
+    again.subscribe("batch/kept")
+    async with running(again):
+        _, _, meta = await late.wait_payload("batch/kept", b"retained")
+        assert meta.retain is True
+
+
+async def test_other_messages_in_a_batch_keep_their_place(mosquitto: Mosquitto) -> None:
+    """A QoS 1 message (or one with correlation data) goes through paho, after what the
+    batch packed before it and before what it packs after."""
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("order/#", qos=1)
+    pub = make_link(mosquitto.url(), "pub")
+    async with running(sub), running(pub):
+        with pub.write_batch():
+            assert pub.publish_nowait("order/a", b"1")
+            assert pub.publish_nowait("order/a", b"2")
+            assert pub.publish_nowait("order/a", b"3", qos=1)
+            assert pub.publish_nowait("order/a", b"4")
+        await eventually(lambda: len(inbox.items) == 4)
+        assert inbox.payloads("order/a") == [b"1", b"2", b"3", b"4"]
+        assert [m.qos for _, _, m in inbox.items] == [0, 0, 1, 0]
+
+
+async def test_a_batch_larger_than_the_socket_takes_is_written_in_full(
+    mosquitto: Mosquitto,
+) -> None:
+    """18 MB in one batch: the socket takes part of it at the block's end and the event
+    loop's writer the rest."""
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("big/#")
+    pub = make_link(mosquitto.url(), "pub", max_queued_outgoing=1000)
+    chunk = bytes(range(256)) * 240  # 60 KB
+    async with running(sub), running(pub):
+        with pub.write_batch():
+            for i in range(300):
+                assert pub.publish_nowait("big/x", i.to_bytes(4, "big") + chunk)
+        await eventually(lambda: len(inbox.items) == 300, within=30)
+        got = inbox.payloads("big/x")
+        assert [int.from_bytes(p[:4], "big") for p in got] == list(range(300))
+        assert all(p[4:] == chunk for p in got)
+        await eventually(lambda: pub.statistics().publish_ok == 300)
+
+
+async def test_an_invalid_topic_in_a_batch_is_refused_and_the_rest_goes_out(
+    mosquitto: Mosquitto,
+) -> None:
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("valid/#")
+    pub = make_link(mosquitto.url(), "pub")
+    async with running(sub), running(pub):
+        with pub.write_batch():
+            assert pub.publish_nowait("valid/1", b"a")
+            for bad in ("valid/+/x", "valid/#", ""):
+                with pytest.raises(ValueError, match="invalid publish topic"):
+                    pub.publish_nowait(bad, b"b")
+            assert pub.publish_nowait("valid/2", b"c")
+        await eventually(lambda: len(inbox.items) == 2)
+        assert [t for t, _, _ in inbox.items] == ["valid/1", "valid/2"]
+
+
+async def test_a_batch_while_disconnected_publishes_nothing(free_port: int) -> None:
+    pub = make_link(f"mqtt://127.0.0.1:{free_port}", "nobody")
+    with pub.write_batch():
+        assert pub.publish_nowait("x/y", b"1") is False
+    assert pub.statistics().publish_failed == 1
