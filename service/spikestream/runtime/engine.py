@@ -36,7 +36,15 @@ from threadpoolctl import threadpool_limits
 from spikestream.build import Model
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
-from spikestream.runtime.native_tick import NativeTick, unavailable
+from spikestream.runtime.native_tick import (
+    APPLIED,
+    FLAG,
+    RUN_OVERRUN,
+    NativeTick,
+    Row,
+    TickLoop,
+    unavailable,
+)
 from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
 from spikestream.runtime.priority import fifo_priority, raise_priority
 from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputLog, InputSlot
@@ -91,6 +99,11 @@ class Engine:
             call without the GIL (:mod:`spikestream.runtime.native_tick`) where the
             network and clock allow it; False keeps the Python tick path. Both compute
             the same ticks; :attr:`tick_path` says which runs and why.
+        runs: on the compiled path, keep the tick thread in compiled code across ticks
+            (:class:`~spikestream.runtime.native_tick.TickLoop`): the finished ticks wait
+            in a ring until the I/O side calls :meth:`collect`, woken through
+            :attr:`wake_fd` when a frame completes. For a caller that watches
+            :attr:`wake_fd`; without one, frames would wait for the ring to fill.
     """
 
     def __init__(
@@ -109,6 +122,7 @@ class Engine:
         memory_limit: int | None = None,
         network_bytes: int = 0,
         compiled_tick: bool = True,
+        runs: bool = False,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)
@@ -145,6 +159,15 @@ class Engine:
             self._native = NativeTick(self.sim, self._feeds, self.clock.spin)
         #: ``"compiled"`` (one call without the GIL per tick) or ``"python (<why>)"``.
         self.tick_path = "compiled" if why_not is None else f"python ({why_not})"
+        self._runs: TickLoop | None = None
+        if self._native is not None and runs:
+            self._runs = TickLoop(
+                self._native, [target for _, target in self._feeds], [v for _, v in self._views]
+            )
+        # Held by whichever thread turns ring rows into frames or changes what they feed
+        # (the pacer's record, the streams, the counters): the tick thread between runs,
+        # the I/O thread in collect().
+        self._book = threading.Lock()
         self._notify = notify
         self._notified = False
         self._commands: deque[Command] = deque(maxlen=1024)
@@ -156,6 +179,7 @@ class Engine:
         self._paused = False
         self.skipped_ticks = 0
         self.executed = 0  # ticks stepped since start (sim.tick restarts on reset)
+        self.ticks_in_runs = 0  # of which in runs of compiled ticks (runs=True)
         self.input_log: InputLog | None = None
         # Debug-only input-to-output timestamps (serve --trace-latency); None: off.
         self.trace: LatencyTrace | None = None
@@ -214,6 +238,8 @@ class Engine:
             return False
         self._commands.append(command)
         self._wake.set()
+        if self._runs is not None:
+            self._runs.interrupt()
         return True
 
     def clear_notified(self) -> None:
@@ -231,8 +257,34 @@ class Engine:
         """Stop the tick thread and flush partial frames."""
         self._stop.set()
         self._wake.set()
+        if self._runs is not None:
+            self._runs.interrupt()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @property
+    def wake_fd(self) -> int | None:
+        """An eventfd that becomes readable when a run of ticks completes a frame (then
+        call :meth:`collect`), or None when ticks do not run in runs."""
+        return None if self._runs is None else self._runs.fd
+
+    @property
+    def ring_bytes(self) -> int:
+        """Bytes of the ring that runs of ticks fill (0 without runs)."""
+        return 0 if self._runs is None else self._runs.nbytes
+
+    def collect(self) -> bool:
+        """Turn the ticks a run has finished into frames (the I/O thread, when
+        :attr:`wake_fd` is readable). Returns True if a frame completed."""
+        if self._runs is None:
+            return False
+        with self._book:
+            return self._collect()
+
+    def close(self) -> None:
+        """Release the wake-up descriptor (after :meth:`stop`, once nothing watches it)."""
+        if self._runs is not None and not self.running:
+            self._runs.close()
 
     @property
     def running(self) -> bool:
@@ -303,59 +355,134 @@ class Engine:
             self._event("engine_failed", error=f"{type(err).__name__}: {err}")
 
     def _loop(self) -> None:
-        pacer, sim, clock = self.pacer, self.sim, self.clock
-        feeds, views, native = self._feeds, self._views, self._native
-        boxes = [] if native is None else list(zip(feeds, native.mailboxes, strict=True))
-        dt = self.model.dt
-        log.info("tick path: %s", self.tick_path)
+        pacer, runs = self.pacer, self._runs
+        log.info("tick path: %s%s", self.tick_path, "" if runs is None else " (runs of ticks)")
         pacer.start()
         while not self._stop.is_set():
-            if self._commands:
-                self._apply_commands()
+            if runs is not None:
+                runs.clear_interrupt()  # a command submitted from now on interrupts the run
+            with self._book:
+                if runs is not None and self._collect():
+                    self._signal()
+                if self._commands:
+                    self._apply_commands()
+            if self._stop.is_set():
+                break
             if self._paused:
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
+            if runs is not None and pacer.period > 0.0:
+                with self._book:
+                    t0, k0 = pacer.anchor()
+                    frames = [
+                        (s.ticks_per_frame - s.partial_ticks(), s.ticks_per_frame)
+                        for s, _ in self._views
+                    ]
+                    first = pacer.next_index
+                # Waits, inputs, kernels and probe copies, tick after tick, without the GIL.
+                reason = runs.run(t0, k0, pacer.period, first, frames)
+                self.ticks_in_runs += runs.ticks_run
+                if reason != RUN_OVERRUN:
+                    continue
+                with self._book:  # the pacer decides on the late tick below
+                    if self._collect():
+                        self._signal()
+            self._one_tick()
+        with self._book:
+            if runs is not None:
+                self._collect()
+            for stream, _ in self._views:
+                stream.flush()
+        self._signal()
+
+    def _one_tick(self) -> None:
+        """One tick by the pacer, on the compiled or the Python path."""
+        pacer, sim, native, views = self.pacer, self.sim, self._native, self._views
+        with self._book:
             # The compiled tick waits for the deadline itself; the Python path waits here.
             tick = pacer.due() if native is not None else pacer.wait()
             if tick.skipped:
                 self._skip(tick.skipped)
-            if native is not None:
-                # Wait, inputs and kernels in one call that holds no GIL.
-                tick = pacer.release(native(tick.deadline))
-                for (slot, target), box in boxes:
+        if native is not None:
+            # Wait, inputs and kernels in one call that holds no GIL.
+            start = native(tick.deadline)
+            with self._book:
+                tick = pacer.release(start)
+                for (slot, target), box in zip(self._feeds, native.mailboxes, strict=True):
                     change = box.flag()
                     if change:
                         slot.applied(change, box.applied_number())
                         self._input_changed(slot, target, change, tick.start)
                 sim.tick += 1
-            else:
-                now = clock.now()
-                for slot, target in feeds:
+                self._record([view for _, view in views], tick.lateness, time.time())
+        else:
+            now = self.clock.now()
+            with self._book:
+                for slot, target in self._feeds:
                     change = slot.apply(target, now)
                     if change:
                         self._input_changed(slot, target, change, now)
                 sim.step()
+                self._record([view for _, view in views], tick.lateness, time.time())
+
+    def _record(self, values: list[npt.NDArray[Any]], late: float, wall: float) -> None:
+        """Count the tick just stepped and copy ``values`` (per probe) into its frames."""
+        self.executed += 1
+        sim = self.sim
+        index, t = sim.tick - 1, sim.tick * self.model.dt
+        completed = False
+        for (stream, _), value in zip(self._views, values, strict=True):
+            completed |= stream.record(value, index, t, late, wall)
+        if completed:
+            self._signal()
+
+    def _collect(self) -> bool:
+        """Account for the rows a run left in the ring, oldest first (``_book`` held).
+        Returns True if a frame completed."""
+        runs = self._runs
+        assert runs is not None
+        rows = runs.take()
+        if not rows:
+            return False
+        completed = False
+        pacer, sim, feeds, views = self.pacer, self.sim, self._feeds, self._views
+        dt = self.model.dt
+        row: Row
+        for row in rows:
+            start, deadline, wall_start, wall_end = row.meta.tolist()
+            tick = pacer.on_time(int(row.index[0]), deadline, start)
+            state = row.state
+            for i, (slot, _) in enumerate(feeds):
+                change = int(state[i, FLAG])
+                if change:
+                    applied = int(state[i, APPLIED])
+                    slot.applied(change, applied // 2 if applied > 0 else -1)
+                    self._input_changed(slot, row.inputs[i], change, start, wall_start)
+            sim.tick += 1
             self.executed += 1
-            wall = time.time()
             index, t, late = sim.tick - 1, sim.tick * dt, tick.lateness
-            completed = False
-            for stream, view in views:
-                completed |= stream.record(view, index, t, late, wall)
-            if completed:
-                self._signal()
-        for stream, _ in views:
-            stream.flush()
-        self._signal()
+            for (stream, _), value in zip(views, row.probes, strict=True):
+                completed |= stream.record(value, index, t, late, wall_end)
+        runs.done(len(rows))
+        return completed
 
     def _input_changed(
-        self, slot: InputSlot, target: npt.NDArray[np.floating], change: int, at: float
+        self,
+        slot: InputSlot,
+        target: npt.NDArray[np.floating],
+        change: int,
+        at: float,
+        wall: float | None = None,
     ) -> None:
-        """Log, trace and report an input change applied to this tick at clock time ``at``."""
+        """Log, trace and report an input change applied to this tick at clock time ``at``
+        (``time.time()`` ``wall``, if known)."""
         if self.input_log is not None:
             self.input_log.record(self.executed, slot.name, target)
         if self.trace is not None and change == NEW_VALUE:
-            self.trace.applied(float(target.flat[0]), time.time() - (self.clock.now() - at))
+            if wall is None:
+                wall = time.time() - (self.clock.now() - at)
+            self.trace.applied(float(target.flat[0]), wall)
         if change == WENT_STALE:
             self._event("input_stale", input=slot.name, ttl=slot.ttl)
 

@@ -26,7 +26,10 @@ path, which computes the same ticks.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -195,3 +198,193 @@ class NativeTick:
         run one tick, all without the GIL. Returns the time the tick started."""
         start: float = self._tick(*self._args, deadline, self.spin)
         return start
+
+
+#: Columns of the loop array and what ``run_ticks`` returns (see ``_native.c``).
+(
+    L_STOP,
+    L_HEAD,
+    L_TAIL,
+    L_CAPACITY,
+    L_ROW_BYTES,
+    L_RING,
+    L_NEXT,
+    L_K0,
+    L_COPIES,
+    L_N_COPIES,
+    L_FILL,
+    L_N_STREAMS,
+    L_ARMED,
+    L_EVENTFD,
+    L_TICKS,
+) = range(15)
+LOOP_COLUMNS = 15
+RUN_CONTROL, RUN_OVERRUN, RUN_FULL = range(3)
+ROW_HEADER_BYTES = 40  # float64 start, deadline, wall_start, wall_end; int64 index
+#: The ring holds at most this many rows, and at most RING_BYTES unless a row is larger.
+RING_ROWS = 64
+RING_BYTES = 8 * 2**20
+
+
+class Row:
+    """One ring row's views: what a tick of :class:`TickLoop` left for the reader.
+
+    Attributes:
+        meta: float64 ``(4,)``: start and deadline (clock seconds), and ``time.time()``
+            at the tick's start and at its end.
+        index: int64 ``(1,)``: the tick's index on the pacer's grid.
+        state: int64 ``(inputs, 5)``: the input state after the tick (``FLAG`` says what
+            the tick did with each input, ``APPLIED`` the message it applied).
+        inputs: each input's value during the tick (the simulator's dtype, ``(dim,)``).
+        probes: each probe's value after the tick (its dtype and shape).
+    """
+
+    __slots__ = ("index", "inputs", "meta", "probes", "state")
+
+    def __init__(
+        self,
+        meta: npt.NDArray[np.float64],
+        index: npt.NDArray[np.int64],
+        state: npt.NDArray[np.int64],
+        inputs: list[npt.NDArray[Any]],
+        probes: list[npt.NDArray[Any]],
+    ) -> None:
+        self.meta = meta
+        self.index = index
+        self.state = state
+        self.inputs = inputs
+        self.probes = probes
+
+
+class TickLoop:
+    """Runs of live ticks in one compiled call each (``_native.run_ticks``), without the GIL.
+
+    Between two returns to Python, the tick thread waits for each deadline, applies the
+    inputs, steps and copies the tick's input state, input values and probe values into
+    the next row of a ring; the reader (the I/O thread, woken through :attr:`fd` when a
+    frame completes) turns rows into frames with :meth:`take`. The call returns when
+    :meth:`interrupt` is called (a command, stop), when a tick is due before the previous
+    one ended (the pacer's overrun policy then runs in Python), or when the ring is full.
+
+    Args:
+        native: the compiled tick (its program, mailboxes and input state).
+        inputs: the simulator's input arrays, in the order of ``native``'s mailboxes.
+        probes: the simulator's probe views, each C-contiguous.
+
+    The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
+    two); :attr:`nbytes` is what it allocates, once.
+    """
+
+    def __init__(
+        self,
+        native: NativeTick,
+        inputs: Sequence[npt.NDArray[Any]],
+        probes: Sequence[npt.NDArray[Any]],
+    ) -> None:
+        ext = extension()
+        assert ext is not None  # NativeTick exists
+        self._run = ext.run_ticks
+        self._native = native
+        sources: list[npt.NDArray[Any]] = [native.state, *inputs, *probes]
+        for array in sources:
+            if not array.flags.c_contiguous:
+                raise ValueError("the tick loop copies C-contiguous arrays only")
+        offsets = []
+        offset = ROW_HEADER_BYTES
+        for array in sources:
+            offsets.append(offset)
+            offset += -(-array.nbytes // 8) * 8
+        row_bytes = offset
+        capacity = max(2, min(RING_ROWS, RING_BYTES // row_bytes))
+        self.capacity = capacity
+        self.ring = np.zeros(capacity * row_bytes // 8, np.int64)  # 8-byte aligned rows
+        raw = self.ring.view(np.uint8)
+        self.rows: list[Row] = []
+        for r in range(capacity):
+            base = r * row_bytes
+            views = [
+                raw[base + off : base + off + a.nbytes].view(a.dtype).reshape(a.shape)
+                for a, off in zip(sources, offsets, strict=True)
+            ]
+            meta = raw[base : base + 32].view(np.float64)
+            index = raw[base + 32 : base + 40].view(np.int64)
+            n_in = len(inputs)
+            self.rows.append(Row(meta, index, views[0], views[1 : 1 + n_in], views[1 + n_in :]))
+        self._sources = sources  # keeps the copied addresses alive
+        self.copies = np.array(
+            [(a.ctypes.data, a.nbytes, off) for a, off in zip(sources, offsets, strict=True)],
+            np.int64,
+        ).reshape(-1, 3)
+        self.fill = np.zeros((0, 2), np.int64)
+        self.loop = np.zeros(LOOP_COLUMNS, np.int64)
+        self.times = np.zeros(3)
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._closer = weakref.finalize(self, os.close, self.fd)
+        lp = self.loop
+        lp[L_CAPACITY] = capacity
+        lp[L_ROW_BYTES] = row_bytes
+        lp[L_RING] = self.ring.ctypes.data
+        lp[L_COPIES] = self.copies.ctypes.data
+        lp[L_N_COPIES] = len(sources)
+        lp[L_ARMED] = 1
+        lp[L_EVENTFD] = self.fd
+        self.nbytes = int(self.ring.nbytes)
+
+    def run(
+        self, t0: float, k0: int, period: float, next_index: int, frames: Sequence[tuple[int, int]]
+    ) -> int:
+        """Run ticks from ``next_index`` on the grid ``t0 + (k - k0) * period`` until
+        interrupted, an overrun or a full ring; returns ``RUN_CONTROL``, ``RUN_OVERRUN``
+        or ``RUN_FULL``. ``frames``: per probe stream, (ticks left in the frame being
+        filled, ticks per frame), so the reader is woken when a frame completes."""
+        fill = np.array(frames, np.int64).reshape(-1, 2)
+        self.fill = fill  # alive while the loop runs
+        lp = self.loop
+        lp[L_FILL] = fill.ctypes.data
+        lp[L_N_STREAMS] = len(fill)
+        lp[L_NEXT] = next_index
+        lp[L_K0] = k0
+        self.times[:] = (t0, period, self._native.spin)
+        reason: int = self._run(
+            *self._native._args, int(lp.ctypes.data), int(self.times.ctypes.data)
+        )
+        return reason
+
+    @property
+    def ticks_run(self) -> int:
+        """Ticks the last :meth:`run` ran."""
+        return int(self.loop[L_TICKS])
+
+    def interrupt(self) -> None:
+        """Make the running (or next) :meth:`run` return before its next tick (any thread)."""
+        self.loop[L_STOP] = 1
+
+    def clear_interrupt(self) -> None:
+        """Let :meth:`run` run again (tick thread, before it looks for commands)."""
+        self.loop[L_STOP] = 0
+
+    def take(self) -> list[Row]:
+        """The rows written since the last :meth:`take` and :meth:`done`, oldest first.
+
+        Re-arms the wake-up first, so a row written after this look wakes the reader
+        again. Call :meth:`done` with the count once they are read."""
+        lp = self.loop
+        lp[L_ARMED] = 1
+        # Reading the counter also orders the store above before the load of the head
+        # below (the kernel's lock is a full barrier): a row written after this look
+        # finds the reader armed.
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self.fd)
+        tail, head = int(lp[L_TAIL]), int(lp[L_HEAD])
+        cap = self.capacity
+        return [self.rows[k % cap] for k in range(tail, head)]
+
+    def done(self, count: int) -> None:
+        """Give ``count`` rows back to the loop (after :meth:`take`)."""
+        self.loop[L_TAIL] += count
+
+    def close(self) -> None:
+        """Close the wake-up descriptor now (idempotent; after the last :meth:`run` and
+        :meth:`take`); otherwise it closes when the loop is collected."""
+        self.loop[L_EVENTFD] = -1
+        self._closer()

@@ -297,6 +297,22 @@ class Pacer:
         """Index of the tick the next :meth:`wait` will release, unless it skips."""
         return self._next
 
+    def anchor(self) -> tuple[float, int]:
+        """The schedule's anchor ``(t0, k0)``: tick ``k`` is due at
+        ``t0 + (k - k0) * period`` (for a caller that computes deadlines itself)."""
+        return self._t0, self._k0
+
+    def on_time(self, index: int, deadline: float, start: float) -> Tick:
+        """Record tick ``index``, released on time by a caller that paces itself on
+        :meth:`anchor`'s grid (``deadline``) and started it at ``start``: what
+        :meth:`due` and :meth:`release` record for a tick that was not overrun."""
+        self._burst = 0
+        tick = self._tick
+        tick.index = index
+        tick.deadline = deadline
+        tick.skipped = 0
+        return self.release(start)
+
     def deadline(self, index: int) -> float:
         """Deadline of tick ``index`` on the current schedule (``Clock.now()`` seconds).
 

@@ -158,6 +158,10 @@ class ProbeStream:
         self._emit()
         return True
 
+    def partial_ticks(self) -> int:
+        """Ticks already in the frame being filled."""
+        return self._current.ticks
+
     def flush(self) -> bool:
         """Queue the partial frame, if any (tick thread). Returns True if one was queued."""
         if self._current.ticks == 0:

@@ -134,6 +134,9 @@ class Service:
             memory_limit=memory_limit if memory_limit is not None else default_limit(),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
             compiled_tick=not settings.python_tick,
+            # The tick thread stays in compiled code across ticks; the publisher turns
+            # the finished ticks into frames when the engine's wake_fd says so.
+            runs=not settings.python_tick,
         )
         client_id = settings.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
@@ -468,6 +471,14 @@ class Service:
         # has room: frames that cannot go out now stay in their bounded queues (where a
         # drop is counted) instead of being taken out and refused.
         pending = [s for s in engine.streams.values() if s.queued()]
+        if not pending:
+            return False
+        # The slice's frames leave in one write at its end, not one per frame.
+        with link.write_batch():
+            return self._drain_slice(pending)
+
+    def _drain_slice(self, pending: list[ProbeStream]) -> bool:
+        link = self.link
         until = time.perf_counter() + DRAIN_SLICE
         while pending:
             if not link.can_publish():
@@ -543,6 +554,7 @@ class Service:
             await wake.wait()
             wake.clear()
             self.engine.clear_notified()
+            self.engine.collect()  # ticks a run of compiled ticks finished, into frames
             if self._drain():
                 # More frames after a slice: wake again on the next loop pass, after the
                 # socket reader has run, so inputs that arrived meanwhile reach their
@@ -640,6 +652,8 @@ class Service:
             self.snapshot_folder.create()
         await self._start_from_snapshot()
         self.engine.start()
+        if (fd := self.engine.wake_fd) is not None:
+            self._loop.add_reader(fd, self._wake.set)
         log.info(
             "serving",
             extra={
@@ -672,7 +686,10 @@ class Service:
                 for task in tasks:
                     task.cancel()
         finally:
+            if (fd := self.engine.wake_fd) is not None:
+                self._loop.remove_reader(fd)
             self.engine.stop()
+            self.engine.close()
             if self.trace is not None and self.settings.trace_latency is not None:
                 self.trace.save(self.settings.trace_latency)
 

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Opcodes, program columns, table columns and constants: sim/opcodes.py (a test reads
  * both files and fails if they disagree). */
@@ -546,11 +547,168 @@ static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     return PyFloat_FromDouble(start);
 }
 
+/* ------------------------------------------------------------------ a run of ticks */
+
+/* run_ticks keeps the tick thread in compiled code across ticks: each tick waits for its
+ * deadline, applies the inputs, runs the program and copies what the rest of the service
+ * needs (the input state, each input's value, each probe's value) into the next row of a
+ * ring that the I/O thread reads; it takes the GIL again only when asked to (a command,
+ * stop), when a tick is due before the previous one finished (the pacer's overrun policy
+ * decides in Python) or when the ring is full. The loop array (int64) holds: */
+enum {
+    L_STOP,      /* nonzero: return at the next tick (any thread sets it) */
+    L_HEAD,      /* rows written (the loop; release store) */
+    L_TAIL,      /* rows read (the reader; acquire load here) */
+    L_CAPACITY,  /* rows in the ring */
+    L_ROW_BYTES, /* bytes per row, a multiple of 8 */
+    L_RING,      /* address of the ring */
+    L_NEXT,      /* index of the next tick on the pacer's grid */
+    L_K0,        /* the grid's anchor tick: deadline(k) = t0 + (k - k0) * period */
+    L_COPIES,    /* address of the copy table, int64 (n_copies, 3): source, bytes, offset */
+    L_N_COPIES,
+    L_FILL,      /* address of int64 (n_streams, 2): ticks left in the frame, ticks per frame */
+    L_N_STREAMS,
+    L_ARMED,     /* 1: the reader waits for a wake-up (the loop clears it as it writes) */
+    L_EVENTFD,   /* written when a frame completes and the reader is armed; -1: none */
+    L_TICKS,     /* ticks this call ran (an output) */
+    L_COLUMNS
+};
+/* A row starts with float64 start, deadline, wall_start, wall_end (CLOCK_REALTIME) and
+ * int64 k, then the copies at their offsets. times (float64): t0, period, spin. */
+enum { R_START, R_DEADLINE, R_WALL_START, R_WALL_END, R_INDEX, R_META };
+enum { RUN_CONTROL, RUN_OVERRUN, RUN_FULL };
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int run_loop(const int64_t *v, int64_t *loop, const double *times)
+{
+    const int64_t *program = (const int64_t *)(intptr_t)v[0];
+    const int64_t *table = (const int64_t *)(intptr_t)v[2];
+    int64_t *counts = (int64_t *)(intptr_t)v[6];
+    const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
+    int64_t *state = (int64_t *)(intptr_t)v[11];
+    const double *ttl = (const double *)(intptr_t)v[12];
+    char *ring = (char *)(intptr_t)loop[L_RING];
+    const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
+    int64_t *fill = (int64_t *)(intptr_t)loop[L_FILL];
+    const int64_t capacity = loop[L_CAPACITY], row_bytes = loop[L_ROW_BYTES];
+    const int64_t n_copies = loop[L_N_COPIES], n_streams = loop[L_N_STREAMS];
+    const double t0 = times[0], period = times[1], spin = times[2];
+    loop[L_TICKS] = 0;
+    for (;;) {
+        if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE))
+            return RUN_CONTROL;
+        int64_t head = loop[L_HEAD];
+        if (head - __atomic_load_n(&loop[L_TAIL], __ATOMIC_ACQUIRE) >= capacity)
+            return RUN_FULL;
+        int64_t k = loop[L_NEXT];
+        double deadline = t0 + (double)(k - loop[L_K0]) * period;
+        if (mono_now() > deadline)
+            return RUN_OVERRUN; /* Pacer.due() applies the policy to this tick */
+        sleep_until_mono(deadline, spin);
+        double start = mono_now(), wall_start = wall_now();
+        if (v[8]) {
+            apply_inputs_f32(inputs, v[10], state, ttl, start);
+            run_program_f32(program, v[1], table, (const float *)(intptr_t)v[4], counts, 0, 1);
+        } else {
+            apply_inputs_f64(inputs, v[10], state, ttl, start);
+            run_program_f64(program, v[1], table, (const double *)(intptr_t)v[4], counts, 0, 1);
+        }
+        char *row = ring + (head % capacity) * row_bytes;
+        for (int64_t c = 0; c < n_copies; c++) {
+            const int64_t *e = copies + 3 * c;
+            memcpy(row + e[2], (const void *)(intptr_t)e[0], (size_t)e[1]);
+        }
+        double *meta = (double *)row;
+        meta[R_START] = start;
+        meta[R_DEADLINE] = deadline;
+        meta[R_WALL_START] = wall_start;
+        meta[R_WALL_END] = wall_now();
+        ((int64_t *)row)[R_INDEX] = k;
+        loop[L_NEXT] = k + 1;
+        loop[L_TICKS] += 1;
+        __atomic_store_n(&loop[L_HEAD], head + 1, __ATOMIC_RELEASE);
+        int frame = 0;
+        for (int64_t s = 0; s < n_streams; s++) {
+            if (--fill[2 * s] <= 0) {
+                fill[2 * s] = fill[2 * s + 1];
+                frame = 1;
+            }
+        }
+        if (frame && loop[L_EVENTFD] >= 0 && __atomic_exchange_n(&loop[L_ARMED], 0, __ATOMIC_ACQ_REL)) {
+            uint64_t one = 1;
+            ssize_t written = write((int)loop[L_EVENTFD], &one, sizeof one);
+            (void)written; /* a full counter (EAGAIN) already means "wake up" */
+        }
+    }
+}
+
+PyDoc_STRVAR(run_ticks_doc,
+"run_ticks(program, n_ops, table, n_table, scalars, n_scalars, counts, n_counts, float32,\n"
+"          inputs, n_inputs, state, ttl, loop, times)\n"
+"--\n\n"
+"Run live ticks without the GIL until asked to stop (loop[L_STOP]), until a tick is due\n"
+"before the previous one ended (an overrun: the caller's pacer decides), or until the\n"
+"ring is full. The first thirteen arguments are tick()'s; loop: int64 (L_COLUMNS,) and\n"
+"times: float64 (3,) addresses (see _native.c). Returns 0 (stop), 1 (overrun) or 2 (ring\n"
+"full); loop[L_TICKS] says how many ticks ran.");
+
+static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    static const char *names[] = {"program", "n_ops", "table", "n_table", "scalars",
+                                  "n_scalars", "counts", "n_counts", "float32", "inputs",
+                                  "n_inputs", "state", "ttl", "loop", "times"};
+    int64_t v[15];
+    int reason;
+    if (nargs != 15) {
+        PyErr_Format(PyExc_TypeError, "run_ticks takes 15 arguments; got %zd", nargs);
+        return NULL;
+    }
+    for (int i = 0; i < 15; i++)
+        if (as_i64(args[i], &v[i], names[i]) < 0)
+            return NULL;
+    int64_t *loop = (int64_t *)(intptr_t)v[13];
+    const double *times = (const double *)(intptr_t)v[14];
+    if (v[10] < 0 || loop == NULL || times == NULL || loop[L_CAPACITY] < 1 ||
+        loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0 || loop[L_N_COPIES] < 0 ||
+        loop[L_N_STREAMS] < 0 || !(times[1] > 0.0) || !(times[2] >= 0.0 && times[2] <= 1.0) ||
+        !deadline_ok(times[0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[1])) {
+        PyErr_SetString(PyExc_ValueError,
+                        "run_ticks: expected capacity >= 1, row bytes a multiple of 8 holding "
+                        "the row header, period > 0, 0 <= spin <= 1 s and a next deadline at "
+                        "most " MAX_WAIT_TEXT " s ahead");
+        return NULL;
+    }
+    const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
+    for (int64_t c = 0; c < loop[L_N_COPIES]; c++) {
+        const int64_t *e = copies + 3 * c;
+        if (e[1] < 0 || e[2] < 8 * R_META || e[2] + e[1] > loop[L_ROW_BYTES]) {
+            PyErr_Format(PyExc_ValueError,
+                         "run_ticks: copy %lld of %lld bytes at offset %lld; expected it "
+                         "within the row after its header (%lld bytes)",
+                         (long long)c, (long long)e[1], (long long)e[2],
+                         (long long)loop[L_ROW_BYTES]);
+            return NULL;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    reason = run_loop(v, loop, times);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(reason);
+}
+
 static PyMethodDef methods[] = {
     {"check_program", (PyCFunction)(void (*)(void))py_check_program, METH_FASTCALL,
      check_program_doc},
     {"run_program", (PyCFunction)(void (*)(void))run_program, METH_FASTCALL, run_program_doc},
     {"tick", (PyCFunction)(void (*)(void))py_tick, METH_FASTCALL, tick_doc},
+    {"run_ticks", (PyCFunction)(void (*)(void))py_run_ticks, METH_FASTCALL, run_ticks_doc},
     {"post_input", (PyCFunction)(void (*)(void))py_post_input, METH_FASTCALL, post_input_doc},
     {"sleep_until", (PyCFunction)(void (*)(void))py_sleep_until, METH_FASTCALL, sleep_until_doc},
     {"now", py_now, METH_NOARGS, now_doc},
@@ -567,7 +725,9 @@ PyMODINIT_FUNC PyInit__native(void)
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddIntConstant(m, "PROGRAM_COLUMNS", PROGRAM_COLUMNS) < 0) {
+    if (PyModule_AddIntConstant(m, "PROGRAM_COLUMNS", PROGRAM_COLUMNS) < 0 ||
+        PyModule_AddIntConstant(m, "LOOP_COLUMNS", L_COLUMNS) < 0 ||
+        PyModule_AddIntConstant(m, "ROW_HEADER_BYTES", 8 * R_META) < 0) {
         Py_DECREF(m);
         return NULL;
     }

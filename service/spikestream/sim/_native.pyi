@@ -1,6 +1,8 @@
 """Types of the C extension ``spikestream.sim._native`` (see ``_native.c``)."""
 
 PROGRAM_COLUMNS: int
+LOOP_COLUMNS: int
+ROW_HEADER_BYTES: int
 
 def run_program(
     program: int,
@@ -53,3 +55,21 @@ def check_program(
     stop: int,
     /,
 ) -> None: ...
+def run_ticks(
+    program: int,
+    n_ops: int,
+    table: int,
+    n_table: int,
+    scalars: int,
+    n_scalars: int,
+    counts: int,
+    n_counts: int,
+    float32: int,
+    inputs: int,
+    n_inputs: int,
+    state: int,
+    ttl: int,
+    loop: int,
+    times: int,
+    /,
+) -> int: ...

@@ -1,0 +1,297 @@
+"""Runs of compiled ticks: the tick thread stays in C across ticks and the I/O side turns
+the ring's rows into frames (``TickLoop``, ``Engine(runs=True)``)."""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikestream.build import build
+from spikestream.runtime.clock import SystemClock
+from spikestream.runtime.engine import Engine
+from spikestream.runtime.native_tick import (
+    FLAG,
+    L_CAPACITY,
+    L_COPIES,
+    L_NEXT,
+    L_ROW_BYTES,
+    LOOP_COLUMNS,
+    ROW_HEADER_BYTES,
+    RUN_CONTROL,
+    RUN_FULL,
+    RUN_OVERRUN,
+    NativeTick,
+    TickLoop,
+)
+from spikestream.runtime.slots import NEW_VALUE
+from spikestream.sim import Simulator
+from spikestream.sim.native import extension
+from spikestream.spec import load_network
+from spikestream_client.codec.control import ControlCommand
+
+SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
+
+
+def _seed_loop() -> tuple[Simulator, NativeTick, TickLoop]:
+    sim = Simulator(build(load_network(SEED)))
+    native = NativeTick(sim, [(_slot(sim), sim.inputs["u"])], spin=0.0)
+    views = [sim.probe(name) for name in sorted(sim.model.probes)]
+    return sim, native, TickLoop(native, [sim.inputs["u"]], views)
+
+
+def _slot(sim: Simulator):  # type: ignore[no-untyped-def]
+    from spikestream.runtime.slots import InputSlot
+
+    inp = sim.model.inputs["u"]
+    return InputSlot("u", inp.dim, inp.default, inp.ttl)
+
+
+def test_the_c_and_python_loop_columns_agree() -> None:
+    ext = extension()
+    assert ext is not None, "spikestream.sim._native was not built"
+    assert ext.LOOP_COLUMNS == LOOP_COLUMNS
+    assert ext.ROW_HEADER_BYTES == ROW_HEADER_BYTES
+
+
+def test_a_run_steps_as_single_ticks_do_bit_for_bit() -> None:
+    """The rows of a run hold what the one-call tick computes, tick for tick, and each
+    tick started at or after its deadline on the given grid."""
+    sim, native, loop = _seed_loop()
+    ref = Simulator(build(load_network(SEED)))
+    ref_tick = NativeTick(ref, [(_slot(ref), ref.inputs["u"])], spin=0.0)
+    names = sorted(sim.model.probes)
+    for box in (native.mailboxes[0], ref_tick.mailboxes[0]):
+        box.post(np.array([0.7]), time.perf_counter(), None)
+    period = 0.0005
+    # Run until the ring is full; a stall of the test process longer than a period is an
+    # overrun that ends a run early: start the next run on a fresh grid.
+    while True:
+        k = int(loop.loop[L_NEXT])
+        reason = loop.run(time.perf_counter() + 0.001, k, period, k, [(10**9, 10**9)])
+        if reason == RUN_FULL:
+            break
+        assert reason == RUN_OVERRUN
+    rows = loop.take()
+    assert len(rows) == loop.capacity == int(loop.loop[L_NEXT])
+    for k, row in enumerate(rows):
+        ref_tick(-math.inf)
+        assert int(row.index[0]) == k
+        start, deadline = row.meta[0], row.meta[1]
+        assert start >= deadline
+        if k:
+            assert deadline - rows[k - 1].meta[1] >= period * (1 - 1e-9)
+        assert row.meta[2] <= row.meta[3]  # wall clock at start <= at end
+        for name, value in zip(names, row.probes, strict=True):
+            np.testing.assert_array_equal(value, ref.probe(name), err_msg=f"{name} tick {k}")
+        np.testing.assert_array_equal(row.inputs[0], np.asarray([0.7], sim.inputs["u"].dtype))
+        assert int(row.state[0, FLAG]) == (NEW_VALUE if k == 0 else 0)
+    loop.done(len(rows))
+    assert loop.take() == []
+
+
+def test_a_run_returns_at_once_when_interrupted_or_overrun() -> None:
+    _, _, loop = _seed_loop()
+    loop.interrupt()
+    assert loop.run(time.perf_counter() + 10.0, 0, 0.001, 0, []) == RUN_CONTROL
+    assert loop.ticks_run == 0
+    loop.clear_interrupt()
+    # The first deadline has passed: the pacer's policy decides, not the loop.
+    assert loop.run(time.perf_counter() - 1.0, 0, 0.001, 0, []) == RUN_OVERRUN
+    assert loop.ticks_run == 0
+
+
+def test_an_interrupt_from_another_thread_ends_a_run_within_a_tick() -> None:
+    _, _, loop = _seed_loop()
+    timer = threading.Timer(0.05, loop.interrupt)
+    timer.start()
+    began = time.perf_counter()
+    reason = loop.run(began + 0.001, 0, 0.002, 0, [])
+    took = time.perf_counter() - began
+    timer.join()
+    assert reason == RUN_CONTROL
+    assert 0.04 < took < 1.0
+    assert 10 <= loop.ticks_run <= loop.capacity
+
+
+def _readable(fd: int, timeout: float) -> bool:
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
+def test_the_reader_is_woken_when_a_frame_completes_and_only_when_armed() -> None:
+    _, _, loop = _seed_loop()
+    assert not _readable(loop.fd, 0.0)
+    # Frames of 3 ticks, 2 already filled: the first tick completes one.
+    t0 = time.perf_counter() + 0.001
+    timer = threading.Timer(0.03, loop.interrupt)
+    timer.start()
+    loop.run(t0, 0, 0.002, 0, [(1, 3)])
+    timer.join()
+    assert _readable(loop.fd, 0.0)
+    n = loop.ticks_run
+    rows = loop.take()  # re-arms and clears the wake-up
+    assert len(rows) == n
+    loop.done(n)
+    assert not _readable(loop.fd, 0.0)
+    # Armed again: the next completed frame wakes the reader once more.
+    loop.clear_interrupt()
+    timer = threading.Timer(0.03, loop.interrupt)
+    timer.start()
+    loop.run(time.perf_counter() + 0.001, n, 0.002, n, [(3, 3)])
+    timer.join()
+    assert _readable(loop.fd, 0.0)
+
+
+def test_a_malformed_loop_is_refused() -> None:
+    _, native, loop = _seed_loop()
+    ext = extension()
+    assert ext is not None
+    args = (*native._args, int(loop.loop.ctypes.data), int(loop.times.ctypes.data))
+    loop.times[:] = (time.perf_counter() + 0.01, 0.001, 0.0)
+    bad_copies = loop.copies.copy()
+    bad_copies[-1, 2] = loop.loop[L_ROW_BYTES]  # a probe copied past the row's end
+    saved = int(loop.loop[L_COPIES])
+    loop.loop[L_COPIES] = bad_copies.ctypes.data
+    with pytest.raises(ValueError, match="within the row"):
+        ext.run_ticks(*args)
+    loop.loop[L_COPIES] = saved
+    loop.loop[L_CAPACITY] = 0
+    with pytest.raises(ValueError, match="capacity >= 1"):
+        ext.run_ticks(*args)
+    loop.loop[L_CAPACITY] = loop.capacity
+    loop.times[1] = 0.0  # free-running has no grid
+    with pytest.raises(ValueError, match="period > 0"):
+        ext.run_ticks(*args)
+
+
+# ---------------------------------------------------------------- the engine in runs
+
+
+@contextmanager
+def _io_side(engine: Engine) -> Iterator[list[int]]:
+    """A thread that does what the service's publisher does: wait for the engine's
+    wake-up descriptor, then collect. Yields the list of wake-ups (one entry each)."""
+    fd = engine.wake_fd
+    assert fd is not None
+    stop = threading.Event()
+    wakes: list[int] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            if _readable(fd, 0.02):
+                wakes.append(1)
+            engine.collect()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield wakes
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def _frames(engine: Engine, probe: str) -> tuple[np.ndarray, list[int]]:
+    out, ticks = [], []
+    stream = engine.streams[probe]
+    while (buf := stream.take()) is not None:
+        out.append(buf.valid().copy())
+        ticks.append(buf.tick)
+        stream.release(buf)
+    return np.concatenate(out), ticks
+
+
+def _reference(ticks: int) -> dict[str, np.ndarray]:
+    """The seed network free-running with u = 0.6 from tick 0 (the single-call path)."""
+    engine = Engine(
+        build(load_network(SEED)), clock=SystemClock(), realtime_factor=0.0, queue_capacity=4000
+    )
+    engine.inputs["u"].offer(np.array([0.6]), received=time.perf_counter())
+    engine.start()
+    deadline = time.monotonic() + 20
+    while engine.sim.tick < ticks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    engine.stop()
+    assert engine.failure is None
+    return {p: _frames(engine, p)[0][:ticks] for p in ("b_spikes", "b_filtered", "u")}
+
+
+@pytest.mark.parametrize("factor", [1.0, 4.0])
+def test_an_engine_in_runs_computes_the_same_ticks(factor: float) -> None:
+    """Paced in runs (at 4x real time, a 250 us period, this busy machine overruns now
+    and then, and the pacer's policy takes those ticks between runs), the frames are those
+    of the free-running engine, tick for tick, and the I/O side is woken for them."""
+    ticks = 600
+    engine = Engine(
+        build(load_network(SEED)), realtime_factor=factor, queue_capacity=4000, runs=True
+    )
+    assert engine.wake_fd is not None
+    engine.inputs["u"].offer(np.array([0.6]), received=time.perf_counter())
+    with _io_side(engine) as wakes:
+        engine.start()
+        deadline = time.monotonic() + 20
+        while engine.executed < ticks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.stop()
+    engine.close()
+    assert engine.failure is None
+    assert engine.ticks_in_runs > 0
+    assert wakes
+    ref = _reference(ticks)
+    for probe, expected in ref.items():
+        got, starts = _frames(engine, probe)
+        np.testing.assert_array_equal(got[:ticks], expected, err_msg=probe)
+        assert starts == list(range(0, 10 * len(starts), 10))  # whole frames, no gap
+    stats = engine.statistics()
+    assert stats.pacer.ticks == engine.executed == stats.tick
+
+
+def test_commands_interrupt_a_run_and_stop_is_prompt() -> None:
+    engine = Engine(build(load_network(SEED)), queue_capacity=4000, runs=True)
+    with _io_side(engine):
+        engine.start()
+        time.sleep(0.1)
+        sent = time.perf_counter()
+        assert engine.submit(ControlCommand(cmd="status", id="s1"))
+        while not any(e.get("id") == "s1" for e in list(engine.events)):
+            assert time.perf_counter() - sent < 1.0, "no reply to status"
+            time.sleep(0.001)
+        replied = time.perf_counter() - sent
+        assert engine.submit(ControlCommand(cmd="set", key="ticks_per_frame", value=5, id="s2"))
+        time.sleep(0.1)
+        began = time.perf_counter()
+        engine.stop()
+        stopped = time.perf_counter() - began
+    engine.close()
+    assert engine.failure is None
+    assert replied < 0.05, replied
+    assert stopped < 0.05, stopped
+    ok = [e for e in engine.events if e["event"] == "control_ok"]
+    assert [e["id"] for e in ok] == ["s1", "s2"]
+    sizes = []
+    stream = engine.streams["u"]
+    while (buf := stream.take()) is not None:
+        sizes.append(buf.ticks)
+        stream.release(buf)
+    # Frames of the old size, then of the new.
+    assert 10 in sizes
+    assert 5 in sizes
+
+
+def test_the_wake_descriptor_is_closed_with_the_engine() -> None:
+    engine = Engine(build(load_network(SEED)), runs=True)
+    fd = engine.wake_fd
+    assert fd is not None
+    os.fstat(fd)
+    engine.close()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
+    assert Engine(build(load_network(SEED))).wake_fd is None  # runs are asked for
