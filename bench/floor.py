@@ -16,9 +16,10 @@ alike):
   service paced in 1 ms ticks: a hop in, a wait for the next tick (uniform over 0-1 ms)
   and a hop out, drawn independently (Monte Carlo).
 * **service**: ``spikestream serve`` on the seed network, default flags plus
-  ``--ticks-per-frame 1`` (five probes at 1000 frames/s each, all taken by a counting
-  subscriber process) and the debug ``--trace-latency``; this process publishes a distinct
-  input value at 50 Hz and times it until the first ``u`` frame that carries it.
+  ``--ticks-per-frame 1`` (five probes at 1000 frames/s each, all taken by
+  ``mosquitto_sub``; ``--subscriber python``: by an aiomqtt client decoding each frame)
+  and the debug ``--trace-latency``; this process publishes a distinct input value at
+  50 Hz and times it until the first ``u`` frame that carries it.
 
 Lateness of floor and service is read the same way: the pacer's own 10 s window
 (``stats.window_10s`` for the service, ``Pacer.recent()`` for the floor) taken every 10 s
@@ -51,6 +52,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -234,7 +236,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run_service(
-    port: int, duration: float, workdir: Path, extra: list[str], run: int
+    port: int, duration: float, workdir: Path, extra: list[str], run: int, subscriber: str = "c"
 ) -> dict[str, Any]:
     trace_file = workdir / f"trace-{run}.npz"
     metrics_port = free_port()
@@ -249,13 +251,25 @@ async def run_service(
         stderr=subprocess.STDOUT,
         cwd=workdir,
     )
-    counter = subprocess.Popen(
-        [sys.executable, "-c", COUNTER, str(port), str(duration + WARMUP + 10.0)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert counter.stdout is not None
-    counter.stdout.readline()  # "ready"
+    if subscriber == "c":
+        # mosquitto_sub takes every frame for a few percent of a core; the Python counter
+        # (aiomqtt, decoding each frame) takes most of a core of this 2-core machine at
+        # 5,000 frames/s, load that is the bench's, not the service's.
+        counter = subprocess.Popen(
+            [
+                shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub",
+                *("-h", "127.0.0.1", "-p", str(port), "-t", "spikestream/seed/out/#"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+    else:
+        counter = subprocess.Popen(
+            [sys.executable, "-c", COUNTER, str(port), str(duration + WARMUP + 10.0)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert counter.stdout is not None
+        counter.stdout.readline()  # "ready"
     sent: dict[float, float] = {}
     # value -> (published, received, frame wall, frame seq)
     seen: dict[float, tuple[float, float, float, int]] = {}
@@ -409,7 +423,12 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                             row["broker"] = await run_broker(broker.port, args.duration)
                         elif what == "service":
                             row["service"] = await run_service(
-                                broker.port, args.duration, workdir, args.serve_args, run
+                                broker.port,
+                                args.duration,
+                                workdir,
+                                args.serve_args,
+                                run,
+                                args.subscriber,
                             )
                         else:
                             row["python"] = await run_service(
@@ -418,6 +437,7 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 workdir,
                                 [*args.serve_args, "--python-tick"],
                                 run,
+                                args.subscriber,
                             )
                     rows.append(row)
                     f, b, s = row["floor"], row["broker"], row["service"]
@@ -520,6 +540,13 @@ def main() -> None:
         "--compare-python-tick",
         action="store_true",
         help="also run the service with --python-tick in each run (a fourth part)",
+    )
+    p.add_argument(
+        "--subscriber",
+        choices=("c", "python"),
+        default="c",
+        help="what takes the five probes' frames: mosquitto_sub (c, default) or a Python "
+        "aiomqtt client that decodes each frame (python, most of a core here)",
     )
     p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
