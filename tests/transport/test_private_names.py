@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import collections
 import inspect
 import tomllib
 from importlib.metadata import version
@@ -78,6 +79,12 @@ async def test_private_name_exists_with_the_expected_shape(entry: PrivateName) -
         assert isinstance(value, paho.Client), _broken(entry, "is no paho Client")
     elif entry.name == "_ping_t":
         assert isinstance(value, int | float), _broken(entry, "is no number")
+    elif entry.name == "_out_packet":
+        assert isinstance(value, collections.deque), _broken(entry, "is no deque")
+        # The adapter reads these keys of the packets in it (written by _packet_queue).
+        source = inspect.getsource(paho.Client._packet_queue)
+        for key in ('"command": command', '"mid": mid', '"pos": 0'):
+            assert key in source, _broken(entry, f"holds packets without {key}")
     else:  # pragma: no cover - a new entry needs its own check
         pytest.fail(f"no check for {entry.owner}.{entry.name}: add one")
 

@@ -119,6 +119,13 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     ),
     PrivateName(
         "paho.Client",
+        "_out_packet",
+        "attribute",
+        why="on a connection loss, how much of a partly written write_batch() went out "
+        "(its packet's 'mid', 'command' and 'pos'), so its whole messages are not sent twice",
+    ),
+    PrivateName(
+        "paho.Client",
         "_mid_generate",
         "method",
         why="a message id for each message of a write_batch(), from paho's own sequence, "
@@ -311,8 +318,9 @@ class Connection:
         self._register_write: Any = None  # aiomqtt's on_socket_register_write
         self._batch = bytearray()  # QoS 0 PUBLISH packets packed inside write_batch()
         self._batch_mids: list[int] = []
-        # paho's mid of a queued batch -> the ids of the messages in it
-        self._batched: dict[int, list[int]] = {}
+        self._batch_ends: list[int] = []  # where each packed message ends in the batch
+        # paho's mid of a queued batch -> the ids of its messages and where each ends
+        self._batched: dict[int, tuple[list[int], list[int]]] = {}
         options: tuple[tuple[int, int, int], ...] = (
             ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),) if tcp_nodelay else ()
         )
@@ -462,12 +470,26 @@ class Connection:
         reason_code: ReasonCode,
         properties: Properties,
     ) -> None:
-        mids = self._batched.pop(mid, None)
-        if mids is None:
+        batch = self._batched.pop(mid, None)
+        if batch is None:
             self._on_published(mid, reason_code.value < _FAILURE)
             return
-        for each in mids:  # a write_batch()'s packets, written at last
+        for each in batch[0]:  # a write_batch()'s packets, written at last
             self._on_published(each, True)
+
+    def _confirm_written_part(self) -> None:
+        """The connection ended with a batch partly written: its messages written whole
+        were sent as surely as any written QoS 0 message, so confirm them (a resend would
+        repeat them); the rest count as unsent."""
+        for packet in self._paho._out_packet:
+            batch = self._batched.pop(packet["mid"], None)
+            if batch is None or packet["command"] != 0x30:
+                continue
+            written = packet["pos"]
+            for each, end in zip(*batch, strict=True):
+                if end > written:
+                    break
+                self._on_published(each, True)
 
     # ------------------------------------------------------------------ lifecycle
     async def connect(self) -> None:
@@ -575,6 +597,8 @@ class Connection:
     def _mark_lost(self, reason: str) -> None:
         if self.lost.is_set():
             return
+        if self._batched:
+            self._confirm_written_part()
         self.lost_reason = reason
         self.lost.set()
         self._on_lost(reason)
@@ -618,7 +642,7 @@ class Connection:
             ValueError: Invalid topic or QoS (a programming error).
         """
         if self._holding_writes:
-            if qos == 0 and correlation_data is None:
+            if qos == 0 and correlation_data is None and type(payload) is bytes:
                 return self._pack(topic, payload, retain, content_type, expiry)
             self._queue_batch()  # keep the order: the packed messages go first
         properties = None
@@ -714,7 +738,8 @@ class Connection:
     ) -> int | None:
         """Pack a QoS 0 PUBLISH into the batch, as paho's ``publish()`` would have
         packed it (MQTT 5 section 3.3, 3.1.1 section 3.3); its message id, or None when
-        not connected."""
+        not connected. The packet is built whole before it joins the batch, so a refused
+        message leaves the batch as it was."""
         name = topic.encode()
         if not name or b"+" in name or b"#" in name or len(name) > 65535:
             raise ValueError(f"invalid publish topic {topic!r}: empty, a wildcard or too long")
@@ -730,19 +755,20 @@ class Connection:
         remaining = 2 + len(name) + len(props) + len(payload)
         if remaining > 268435455:
             raise ValueError(f"payload of {len(payload)} bytes: too large for MQTT")
-        batch = self._batch
-        batch.append(0x30 | (1 if retain else 0))  # PUBLISH, QoS 0, no DUP
+        packet = bytearray((0x30 | (1 if retain else 0),))  # PUBLISH, QoS 0, no DUP
         while True:  # the remaining length, seven bits a byte
             byte, remaining = remaining & 0x7F, remaining >> 7
-            batch.append(byte | 0x80 if remaining else byte)
+            packet.append(byte | 0x80 if remaining else byte)
             if not remaining:
                 break
-        batch += len(name).to_bytes(2, "big")
-        batch += name
-        batch += props
-        batch += payload
+        packet += len(name).to_bytes(2, "big")
+        packet += name
+        packet += props
+        packet += payload
+        self._batch += packet
         mid = self._paho._mid_generate()
         self._batch_mids.append(mid)
+        self._batch_ends.append(len(self._batch))
         return mid
 
     def _queue_batch(self) -> None:
@@ -750,10 +776,10 @@ class Connection:
         rest; paho reports it written once, under the last message's id)."""
         if not self._batch_mids:
             return
-        packet, mids = self._batch, self._batch_mids
-        self._batch, self._batch_mids = bytearray(), []
+        packet, mids, ends = self._batch, self._batch_mids, self._batch_ends
+        self._batch, self._batch_mids, self._batch_ends = bytearray(), [], []
         mid = mids[-1]
-        self._batched[mid] = mids
+        self._batched[mid] = (mids, ends)
         rc = self._paho._packet_queue(0x30, packet, mid, 0, paho.MQTTMessageInfo(mid))
         if rc != paho.MQTT_ERR_SUCCESS:  # pragma: no cover - paho queues unconditionally
             del self._batched[mid]
@@ -769,10 +795,18 @@ class Connection:
         finally:
             if corked and raw is not None:
                 _cork(raw, False)
-        if self._paho.want_write() and self._register_write is not None:
+        sock = self._paho.socket()
+        register = self._register_write
+        if (
+            register is not None
+            and sock is not None
+            and sock is held[2]
+            and self._paho.want_write()
+        ):
             # The socket is full: paho still counts its writer as registered (it asked
-            # inside the batch), so register it with the event loop now.
-            self._register_write(*held)
+            # inside the batch), so register it with the event loop now. (A failed write
+            # closes the socket inside loop_write: then there is nothing to register.)
+            register(*held)
 
     def raw_socket(self) -> socket.socket | None:
         """The TCP socket under this connection (also under ws://), or ``None``."""

@@ -266,7 +266,7 @@ class Engine:
     def wake_fd(self) -> int | None:
         """An eventfd that becomes readable when a run of ticks completes a frame (then
         call :meth:`collect`), or None when ticks do not run in runs."""
-        return None if self._runs is None else self._runs.fd
+        return None if self._runs is None or self._runs.closed else self._runs.fd
 
     @property
     def ring_bytes(self) -> int:
@@ -276,10 +276,18 @@ class Engine:
     def collect(self) -> bool:
         """Turn the ticks a run has finished into frames (the I/O thread, when
         :attr:`wake_fd` is readable). Returns True if a frame completed."""
-        if self._runs is None:
+        runs = self._runs
+        if runs is None:
             return False
-        with self._book:
+        # Never wait for the tick thread: it holds the lock while it applies a command
+        # (a snapshot copies every array), and it collects the rows itself right after.
+        if not self._book.acquire(blocking=False):
+            runs.clear_wakeup()  # else the event loop sees the descriptor ready again
+            return False
+        try:
             return self._collect()
+        finally:
+            self._book.release()
 
     def close(self) -> None:
         """Release the wake-up descriptor (after :meth:`stop`, once nothing watches it)."""

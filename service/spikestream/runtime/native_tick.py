@@ -284,6 +284,8 @@ class TickLoop:
         ext = extension()
         assert ext is not None  # NativeTick exists
         self._run = ext.run_ticks
+        self._take = ext.ring_take
+        self._done = ext.ring_done
         self._native = native
         sources: list[npt.NDArray[Any]] = [native.state, *inputs, *probes]
         for array in sources:
@@ -329,6 +331,8 @@ class TickLoop:
         lp[L_ARMED] = 1
         lp[L_EVENTFD] = self.fd
         self.nbytes = int(self.ring.nbytes)
+        self._address = int(lp.ctypes.data)
+        self.closed = False
 
     def run(
         self, t0: float, k0: int, period: float, next_index: int, frames: Sequence[tuple[int, int]]
@@ -345,9 +349,7 @@ class TickLoop:
         lp[L_NEXT] = next_index
         lp[L_K0] = k0
         self.times[:] = (t0, period, self._native.spin)
-        reason: int = self._run(
-            *self._native._args, int(lp.ctypes.data), int(self.times.ctypes.data)
-        )
+        reason: int = self._run(*self._native._args, self._address, int(self.times.ctypes.data))
         return reason
 
     @property
@@ -368,23 +370,26 @@ class TickLoop:
 
         Re-arms the wake-up first, so a row written after this look wakes the reader
         again. Call :meth:`done` with the count once they are read."""
-        lp = self.loop
-        lp[L_ARMED] = 1
-        # Reading the counter also orders the store above before the load of the head
-        # below (the kernel's lock is a full barrier): a row written after this look
-        # finds the reader armed.
-        with contextlib.suppress(BlockingIOError):
-            os.eventfd_read(self.fd)
-        tail, head = int(lp[L_TAIL]), int(lp[L_HEAD])
+        if self.closed:
+            return []
+        self.clear_wakeup()
+        tail, head = self._take(self._address)  # arms, then reads the head (fenced)
         cap = self.capacity
         return [self.rows[k % cap] for k in range(tail, head)]
 
+    def clear_wakeup(self) -> None:
+        """Reset the wake-up descriptor's counter (it stays readable until read)."""
+        if not self.closed:
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self.fd)
+
     def done(self, count: int) -> None:
         """Give ``count`` rows back to the loop (after :meth:`take`)."""
-        self.loop[L_TAIL] += count
+        self._done(self._address, count)
 
     def close(self) -> None:
         """Close the wake-up descriptor now (idempotent; after the last :meth:`run` and
         :meth:`take`); otherwise it closes when the loop is collected."""
         self.loop[L_EVENTFD] = -1
+        self.closed = True
         self._closer()

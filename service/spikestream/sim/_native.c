@@ -703,12 +703,60 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
     return PyLong_FromLong(reason);
 }
 
+PyDoc_STRVAR(ring_take_doc,
+"ring_take(loop)\n--\n\n"
+"The reader's side of run_ticks' ring: arm the wake-up, then read where the rows end,\n"
+"in that order on any CPU (a row written after this read finds the reader armed).\n"
+"loop: address of the int64 loop array. Returns (tail, head): rows tail..head-1 are\n"
+"ready.");
+
+static PyObject *py_ring_take(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int64_t address;
+    if (as_i64(arg, &address, "loop") < 0)
+        return NULL;
+    int64_t *loop = (int64_t *)(intptr_t)address;
+    __atomic_store_n(&loop[L_ARMED], 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    int64_t head = __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE);
+    return Py_BuildValue("(LL)", (long long)loop[L_TAIL], (long long)head);
+}
+
+PyDoc_STRVAR(ring_done_doc,
+"ring_done(loop, count)\n--\n\n"
+"Give count rows back to run_ticks, after they were read (a release store, so the loop\n"
+"never overwrites a row still being read).");
+
+static PyObject *py_ring_done(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t address, count;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "ring_done takes 2 arguments; got %zd", nargs);
+        return NULL;
+    }
+    if (as_i64(args[0], &address, "loop") < 0 || as_i64(args[1], &count, "count") < 0)
+        return NULL;
+    int64_t *loop = (int64_t *)(intptr_t)address;
+    int64_t tail = loop[L_TAIL];
+    if (count < 0 || count > __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE) - tail) {
+        PyErr_Format(PyExc_ValueError, "ring_done: %lld rows; expected 0 to the rows ready",
+                     (long long)count);
+        return NULL;
+    }
+    __atomic_store_n(&loop[L_TAIL], tail + count, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"check_program", (PyCFunction)(void (*)(void))py_check_program, METH_FASTCALL,
      check_program_doc},
     {"run_program", (PyCFunction)(void (*)(void))run_program, METH_FASTCALL, run_program_doc},
     {"tick", (PyCFunction)(void (*)(void))py_tick, METH_FASTCALL, tick_doc},
     {"run_ticks", (PyCFunction)(void (*)(void))py_run_ticks, METH_FASTCALL, run_ticks_doc},
+    {"ring_take", py_ring_take, METH_O, ring_take_doc},
+    {"ring_done", (PyCFunction)(void (*)(void))py_ring_done, METH_FASTCALL, ring_done_doc},
     {"post_input", (PyCFunction)(void (*)(void))py_post_input, METH_FASTCALL, post_input_doc},
     {"sleep_until", (PyCFunction)(void (*)(void))py_sleep_until, METH_FASTCALL, sleep_until_doc},
     {"now", py_now, METH_NOARGS, now_doc},
