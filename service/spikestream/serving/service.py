@@ -120,6 +120,8 @@ class Service:
         self.broker = broker
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Each probe's frame topic, validated once (the publisher sends thousands a second).
+        self._out_topics = {name: self.topics.out(name) for name in model.probes}
         self.engine = Engine(
             model,
             realtime_factor=settings.realtime_factor,
@@ -522,7 +524,7 @@ class Service:
             stream.release(buf)
         opts = self.settings
         if not self.link.publish_nowait(
-            self.topics.out(stream.name),
+            self._out_topics[stream.name],
             payload,
             qos=opts.qos,
             content_type=MSGPACK,
