@@ -88,7 +88,7 @@ def test_a_run_steps_as_single_ticks_do_bit_for_bit() -> None:
         start, deadline = row.meta[0], row.meta[1]
         assert start >= deadline
         if k:
-            assert deadline - rows[k - 1].meta[1] >= period * (1 - 1e-9)
+            assert deadline - rows[k - 1].meta[1] >= period - 1e-9
         assert row.meta[2] <= row.meta[3]  # wall clock at start <= at end
         for name, value in zip(names, row.probes, strict=True):
             np.testing.assert_array_equal(value, ref.probe(name), err_msg=f"{name} tick {k}")
@@ -107,6 +107,55 @@ def test_a_run_returns_at_once_when_interrupted_or_overrun() -> None:
     # The first deadline has passed: the pacer's policy decides, not the loop.
     assert loop.run(time.perf_counter() - 1.0, 0, 0.001, 0, []) == RUN_OVERRUN
     assert loop.ticks_run == 0
+
+
+def test_late_ticks_run_at_once_until_the_burst_reaches_max_catchup() -> None:
+    """Under catch-up, a run releases late ticks at once (flagged), as Pacer.due() does,
+    and returns the one that would reach max_catchup to the pacer; other policies return
+    at the first overrun."""
+    _, _, loop = _seed_loop()
+    period = 0.001
+    t0 = time.perf_counter() - 0.05  # 50 ticks behind
+    assert loop.run(t0, 0, period, 0, [], burst=0, max_catchup=4) == RUN_OVERRUN
+    assert loop.ticks_run == 3  # the 4th late tick in a row is the pacer's
+    rows = loop.take()
+    assert [int(r.index[1]) for r in rows] == [1, 1, 1]
+    assert all(r.meta[0] > r.meta[1] + 0.04 for r in rows)  # late, and not waited for
+    loop.done(3)
+    assert int(loop.loop[L_NEXT]) == 3
+    # A burst already under way counts: two more make four.
+    assert loop.run(t0, 0, period, 3, [], burst=2, max_catchup=4) == RUN_OVERRUN
+    assert loop.ticks_run == 1
+    loop.done(len(loop.take()))
+    assert loop.run(t0, 0, period, 4, [], burst=0, max_catchup=0) == RUN_OVERRUN
+    assert loop.ticks_run == 0
+
+
+def test_the_pacer_counts_caught_up_ticks_as_due_does() -> None:
+    """Pacer.on_time(caught_up=True) records what due() + release() record for a late
+    tick released by catch-up; an on-time tick ends the burst."""
+    from spikestream.runtime.clock import FakeClock
+    from spikestream.runtime.pacer import Pacer
+
+    clocks = [FakeClock(), FakeClock()]
+    pacers = [Pacer(0.001, c, policy="catch-up", max_catchup=5) for c in clocks]
+    for p in pacers:
+        p.start()
+    for c in clocks:
+        c.advance(0.0035)  # ticks 0-3 are late
+    ref, under_test = pacers
+    t0, k0 = under_test.anchor()
+    for k in range(4):
+        tick = ref.due()
+        ref.release(clocks[0].now())
+        start = clocks[1].now()
+        under_test.on_time(k, t0 + (k - k0) * 0.001, start, caught_up=True)
+        assert tick.index == k
+    assert under_test.burst == ref.burst == 4
+    a, b = ref.statistics(), under_test.statistics()
+    assert (a.overruns, a.ticks) == (b.overruns, b.ticks) == (4, 4)
+    under_test.on_time(4, t0 + 0.004, t0 + 0.004, caught_up=False)
+    assert under_test.burst == 0
 
 
 def _run_until_control(loop: TickLoop, period: float, frames: list[tuple[int, int]]) -> int:
@@ -266,7 +315,7 @@ def test_an_engine_in_runs_computes_the_same_ticks(factor: float) -> None:
 
 
 def test_commands_interrupt_a_run_and_stop_is_prompt() -> None:
-    engine = Engine(build(load_network(SEED)), queue_capacity=4000, runs=True)
+    engine = Engine(build(load_network(SEED)), queue_capacity=64, runs=True)
     with _io_side(engine):
         engine.start()
         time.sleep(0.1)
@@ -277,7 +326,13 @@ def test_commands_interrupt_a_run_and_stop_is_prompt() -> None:
             time.sleep(0.001)
         replied = time.perf_counter() - sent
         assert engine.submit(ControlCommand(cmd="set", key="ticks_per_frame", value=5, id="s2"))
-        time.sleep(0.1)
+        while not any(e.get("id") == "s2" for e in list(engine.events)):
+            assert time.perf_counter() - sent < 2.0, "no reply to set"
+            time.sleep(0.001)
+        resized = engine.executed
+        while engine.executed < resized + 30:  # frames of the new size
+            assert time.perf_counter() - sent < 3.0, "no ticks after the resize"
+            time.sleep(0.005)
         began = time.perf_counter()
         engine.stop()
         stopped = time.perf_counter() - began

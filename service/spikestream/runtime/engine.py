@@ -387,9 +387,11 @@ class Engine:
                         (s.ticks_per_frame - s.partial_ticks(), s.ticks_per_frame)
                         for s, _ in self._views
                     ]
-                    first = pacer.next_index
-                # Waits, inputs, kernels and probe copies, tick after tick, without the GIL.
-                reason = runs.run(t0, k0, pacer.period, first, frames)
+                    first, burst = pacer.next_index, pacer.burst
+                    catchup = pacer.max_catchup if pacer.policy == "catch-up" else 0
+                # Waits, inputs, kernels and probe copies, tick after tick, without the GIL
+                # (late ticks too, under catch-up, until a burst reaches max_catchup).
+                reason = runs.run(t0, k0, pacer.period, first, frames, burst, catchup)
                 self.ticks_in_runs += runs.ticks_run
                 if reason != RUN_OVERRUN:
                     continue
@@ -459,7 +461,7 @@ class Engine:
         row: Row
         for row in rows:
             start, deadline, wall_start, wall_end = row.meta.tolist()
-            tick = pacer.on_time(int(row.index[0]), deadline, start)
+            tick = pacer.on_time(int(row.index[0]), deadline, start, bool(row.index[1]))
             state = row.state
             for i, (slot, _) in enumerate(feeds):
                 change = int(state[i, FLAG])

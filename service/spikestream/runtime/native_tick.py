@@ -217,10 +217,12 @@ class NativeTick:
     L_ARMED,
     L_EVENTFD,
     L_TICKS,
-) = range(15)
-LOOP_COLUMNS = 15
+    L_BURST,
+    L_CATCHUP,
+) = range(17)
+LOOP_COLUMNS = 17
 RUN_CONTROL, RUN_OVERRUN, RUN_FULL = range(3)
-ROW_HEADER_BYTES = 40  # float64 start, deadline, wall_start, wall_end; int64 index
+ROW_HEADER_BYTES = 48  # float64 start, deadline, wall_start, wall_end; int64 index, flags
 #: The ring holds at most this many rows, and at most RING_BYTES unless a row is larger.
 RING_ROWS = 64
 RING_BYTES = 8 * 2**20
@@ -232,7 +234,8 @@ class Row:
     Attributes:
         meta: float64 ``(4,)``: start and deadline (clock seconds), and ``time.time()``
             at the tick's start and at its end.
-        index: int64 ``(1,)``: the tick's index on the pacer's grid.
+        index: int64 ``(2,)``: the tick's index on the pacer's grid, and 1 if it was a
+            catch-up tick (due before the previous one ended, run at once), else 0.
         state: int64 ``(inputs, 5)``: the input state after the tick (``FLAG`` says what
             the tick did with each input, ``APPLIED`` the message it applied).
         inputs: each input's value during the tick (the simulator's dtype, ``(dim,)``).
@@ -309,7 +312,7 @@ class TickLoop:
                 for a, off in zip(sources, offsets, strict=True)
             ]
             meta = raw[base : base + 32].view(np.float64)
-            index = raw[base + 32 : base + 40].view(np.int64)
+            index = raw[base + 32 : base + 48].view(np.int64)
             n_in = len(inputs)
             self.rows.append(Row(meta, index, views[0], views[1 : 1 + n_in], views[1 + n_in :]))
         self._sources = sources  # keeps the copied addresses alive
@@ -335,12 +338,24 @@ class TickLoop:
         self.closed = False
 
     def run(
-        self, t0: float, k0: int, period: float, next_index: int, frames: Sequence[tuple[int, int]]
+        self,
+        t0: float,
+        k0: int,
+        period: float,
+        next_index: int,
+        frames: Sequence[tuple[int, int]],
+        burst: int = 0,
+        max_catchup: int = 0,
     ) -> int:
         """Run ticks from ``next_index`` on the grid ``t0 + (k - k0) * period`` until
         interrupted, an overrun or a full ring; returns ``RUN_CONTROL``, ``RUN_OVERRUN``
         or ``RUN_FULL``. ``frames``: per probe stream, (ticks left in the frame being
-        filled, ticks per frame), so the reader is woken when a frame completes."""
+        filled, ticks per frame), so the reader is woken when a frame completes.
+
+        ``max_catchup`` > 0 (the catch-up policy's): a late tick runs at once, as
+        :meth:`Pacer.due` releases it, while the run of late ticks (from ``burst``) stays
+        below ``max_catchup``; the overrun that would reach it, and every overrun when
+        ``max_catchup`` is 0, returns ``RUN_OVERRUN`` for the pacer to decide."""
         fill = np.array(frames, np.int64).reshape(-1, 2)
         self.fill = fill  # alive while the loop runs
         lp = self.loop
@@ -348,6 +363,8 @@ class TickLoop:
         lp[L_N_STREAMS] = len(fill)
         lp[L_NEXT] = next_index
         lp[L_K0] = k0
+        lp[L_BURST] = burst
+        lp[L_CATCHUP] = max_catchup
         self.times[:] = (t0, period, self._native.spin)
         reason: int = self._run(*self._native._args, self._address, int(self.times.ctypes.data))
         return reason

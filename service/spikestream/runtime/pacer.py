@@ -302,11 +302,22 @@ class Pacer:
         ``t0 + (k - k0) * period`` (for a caller that computes deadlines itself)."""
         return self._t0, self._k0
 
-    def on_time(self, index: int, deadline: float, start: float) -> Tick:
-        """Record tick ``index``, released on time by a caller that paces itself on
+    @property
+    def burst(self) -> int:
+        """Late ticks released in a row so far under ``catch-up`` (0 after an on-time one)."""
+        return self._burst
+
+    def on_time(self, index: int, deadline: float, start: float, caught_up: bool = False) -> Tick:
+        """Record tick ``index``, released by a caller that paces itself on
         :meth:`anchor`'s grid (``deadline``) and started it at ``start``: what
-        :meth:`due` and :meth:`release` record for a tick that was not overrun."""
-        self._burst = 0
+        :meth:`due` and :meth:`release` record for a tick that was on time or, with
+        ``caught_up``, late and released at once by ``catch-up`` without reaching
+        ``max_catchup`` (the caller leaves that one to :meth:`due`)."""
+        if caught_up:
+            self._overruns += 1
+            self._burst += 1
+        else:
+            self._burst = 0
         tick = self._tick
         tick.index = index
         tick.deadline = deadline

@@ -571,11 +571,15 @@ enum {
     L_ARMED,     /* 1: the reader waits for a wake-up (the loop clears it as it writes) */
     L_EVENTFD,   /* written when a frame completes and the reader is armed; -1: none */
     L_TICKS,     /* ticks this call ran (an output) */
+    L_BURST,     /* late ticks run in a row (in and out: the pacer's catch-up burst) */
+    L_CATCHUP,   /* the catch-up policy's max_catchup, or 0: every overrun returns */
     L_COLUMNS
 };
-/* A row starts with float64 start, deadline, wall_start, wall_end (CLOCK_REALTIME) and
- * int64 k, then the copies at their offsets. times (float64): t0, period, spin. */
-enum { R_START, R_DEADLINE, R_WALL_START, R_WALL_END, R_INDEX, R_META };
+/* A row starts with float64 start, deadline, wall_start, wall_end (CLOCK_REALTIME),
+ * int64 k and int64 flags (1: the tick was due before the previous one ended and ran at
+ * once, a catch-up tick), then the copies at their offsets. times (float64): t0,
+ * period, spin. */
+enum { R_START, R_DEADLINE, R_WALL_START, R_WALL_END, R_INDEX, R_FLAGS, R_META };
 enum { RUN_CONTROL, RUN_OVERRUN, RUN_FULL };
 
 static double wall_now(void)
@@ -608,9 +612,17 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             return RUN_FULL;
         int64_t k = loop[L_NEXT];
         double deadline = t0 + (double)(k - loop[L_K0]) * period;
-        if (mono_now() > deadline)
-            return RUN_OVERRUN; /* Pacer.due() applies the policy to this tick */
-        sleep_until_mono(deadline, spin);
+        int64_t late = mono_now() > deadline;
+        if (late) {
+            /* Pacer.due()'s catch-up: run the late tick at once, unless the burst would
+             * reach max_catchup (the pacer realigns) or the policy is another one. */
+            if (loop[L_CATCHUP] <= 0 || loop[L_BURST] + 1 >= loop[L_CATCHUP])
+                return RUN_OVERRUN; /* Pacer.due() applies the policy to this tick */
+            loop[L_BURST] += 1;
+        } else {
+            loop[L_BURST] = 0;
+            sleep_until_mono(deadline, spin);
+        }
         double start = mono_now(), wall_start = wall_now();
         if (v[8]) {
             apply_inputs_f32(inputs, v[10], state, ttl, start);
@@ -630,6 +642,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         meta[R_WALL_START] = wall_start;
         meta[R_WALL_END] = wall_now();
         ((int64_t *)row)[R_INDEX] = k;
+        ((int64_t *)row)[R_FLAGS] = late;
         loop[L_NEXT] = k + 1;
         loop[L_TICKS] += 1;
         __atomic_store_n(&loop[L_HEAD], head + 1, __ATOMIC_RELEASE);
