@@ -38,6 +38,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from spikestream_client.aio import First, first_of
 from spikestream_client.errors import TransportError
+from spikestream_client.transport.packets import cork, publish_qos0
 from spikestream_client.transport.tls import collecting_sockets, track
 from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
 
@@ -138,19 +139,6 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         why="the TCP socket under a ws:// connection (TCP_NODELAY, diagnostics)",
     ),
 )
-
-
-def _cork(sock: socket.socket, on: bool) -> bool:
-    """Set or clear ``TCP_CORK`` (Linux): while set, writes are held and sent as full
-    segments when it is cleared. Returns False where the option does not exist."""
-    cork = getattr(socket, "TCP_CORK", None)
-    if cork is None:
-        return False
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, cork, 1 if on else 0)
-    except OSError:
-        return False
-    return True
 
 
 # MQTT 5 reason codes at and above this are failures (paho maps 3.1.1 codes onto them).
@@ -740,31 +728,16 @@ class Connection:
         packed it (MQTT 5 section 3.3, 3.1.1 section 3.3); its message id, or None when
         not connected. The packet is built whole before it joins the batch, so a refused
         message leaves the batch as it was."""
-        name = topic.encode()
-        if not name or b"+" in name or b"#" in name or len(name) > 65535:
-            raise ValueError(f"invalid publish topic {topic!r}: empty, a wildcard or too long")
         if self._paho.socket() is None:
             return None
-        props = b""
+        props = None
         if self._v5:
             props = (
                 self._properties.packed(content_type, expiry)
                 if content_type or expiry is not None
                 else b"\x00"
             )
-        remaining = 2 + len(name) + len(props) + len(payload)
-        if remaining > 268435455:
-            raise ValueError(f"payload of {len(payload)} bytes: too large for MQTT")
-        packet = bytearray((0x30 | (1 if retain else 0),))  # PUBLISH, QoS 0, no DUP
-        while True:  # the remaining length, seven bits a byte
-            byte, remaining = remaining & 0x7F, remaining >> 7
-            packet.append(byte | 0x80 if remaining else byte)
-            if not remaining:
-                break
-        packet += len(name).to_bytes(2, "big")
-        packet += name
-        packet += props
-        packet += payload
+        packet = publish_qos0(topic.encode(), payload, retain, props)
         self._batch += packet
         mid = self._paho._mid_generate()
         self._batch_mids.append(mid)
@@ -786,7 +759,7 @@ class Connection:
 
     def _write_held(self, held: tuple[paho.Client, Any, Any]) -> None:
         raw = self.raw_socket()
-        corked = raw is not None and _cork(raw, True)
+        corked = raw is not None and cork(raw, True)
         try:
             self._paho.loop_write()
         except Exception as exc:  # as aiomqtt's writer callback does
@@ -794,7 +767,7 @@ class Connection:
             return
         finally:
             if corked and raw is not None:
-                _cork(raw, False)
+                cork(raw, False)
         sock = self._paho.socket()
         register = self._register_write
         if (
