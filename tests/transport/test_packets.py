@@ -11,32 +11,30 @@ from hypothesis import strategies as st
 from spikestream_client.transport.packets import MAX_REMAINING, cork, publish_qos0
 
 
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    """An MQTT variable byte integer at ``data[i]``: (value, index after it)."""
+    value, shift, start = 0, 0, i
+    while True:
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        i += 1
+        if not byte & 0x80:
+            assert i - start <= 4
+            return value, i
+        shift += 7
+
+
 def _read(packet: bytes, v5: bool) -> tuple[int, bytes, bytes, bytes]:
     """(first byte, topic, properties, payload) of one PUBLISH packet, checking lengths."""
     first = packet[0]
-    remaining, shift, i = 0, 0, 1
-    while True:
-        byte = packet[i]
-        remaining |= (byte & 0x7F) << shift
-        i += 1
-        if not byte & 0x80:
-            break
-        shift += 7
-    assert i - 1 <= 4
+    remaining, i = _varint(packet, 1)
     assert len(packet) - i == remaining
     n = int.from_bytes(packet[i : i + 2], "big")
     topic = packet[i + 2 : i + 2 + n]
     j = i + 2 + n
     props = b""
     if v5:
-        length, shift, k = 0, 0, j
-        while True:  # the properties' own length, a variable byte integer too
-            byte = packet[k]
-            length |= (byte & 0x7F) << shift
-            k += 1
-            if not byte & 0x80:
-                break
-            shift += 7
+        length, k = _varint(packet, j)  # the properties' own length
         props = packet[j : k + length]
         j = k + length
     return first, bytes(topic), bytes(props), bytes(packet[j:])

@@ -492,6 +492,11 @@ static PyObject *py_post_input(PyObject *self, PyObject *const *args, Py_ssize_t
     return PyLong_FromLongLong((long long)(s + 2));
 }
 
+/* The integer arguments of tick() (the first 13) and run_ticks() (all 15), for errors. */
+static const char *const TICK_ARGS[] = {"program", "n_ops",   "table",    "n_table", "scalars",
+                                        "n_scalars", "counts", "n_counts", "float32", "inputs",
+                                        "n_inputs", "state",   "ttl",      "loop",    "times"};
+
 PyDoc_STRVAR(tick_doc,
 "tick(program, n_ops, table, n_table, scalars, n_scalars, counts, n_counts, float32,\n"
 "     inputs, n_inputs, state, ttl, deadline, spin)\n"
@@ -506,9 +511,7 @@ PyDoc_STRVAR(tick_doc,
 static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    static const char *names[] = {"program", "n_ops", "table", "n_table", "scalars",
-                                  "n_scalars", "counts", "n_counts", "float32", "inputs",
-                                  "n_inputs", "state", "ttl"};
+    const char *const *names = TICK_ARGS;
     int64_t v[13];
     double deadline, spin, start;
     if (nargs != 15) {
@@ -674,9 +677,7 @@ PyDoc_STRVAR(run_ticks_doc,
 static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    static const char *names[] = {"program", "n_ops", "table", "n_table", "scalars",
-                                  "n_scalars", "counts", "n_counts", "float32", "inputs",
-                                  "n_inputs", "state", "ttl", "loop", "times"};
+    const char *const *names = TICK_ARGS;
     int64_t v[15];
     int reason;
     if (nargs != 15) {
