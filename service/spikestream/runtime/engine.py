@@ -151,6 +151,7 @@ class Engine:
                 policy=queue_policy,
             )
         self._views = [(self.streams[n], self.sim.probe(n)) for n in self.streams]
+        self._live = [view for _, view in self._views]  # each probe's live value, in order
         self._feeds = [(slot, self.sim.inputs[name]) for name, slot in self.inputs.items()]
         why_not = "turned off" if not compiled_tick else unavailable(self.sim, self.clock)
         self._native: NativeTick | None = None
@@ -161,9 +162,7 @@ class Engine:
         self.tick_path = "compiled" if why_not is None else f"python ({why_not})"
         self._runs: TickLoop | None = None
         if self._native is not None and runs:
-            self._runs = TickLoop(
-                self._native, [target for _, target in self._feeds], [v for _, v in self._views]
-            )
+            self._runs = TickLoop(self._native, [target for _, target in self._feeds], self._live)
         # Held by whichever thread turns ring rows into frames or changes what they feed
         # (the pacer's record, the streams, the counters): the tick thread between runs,
         # the I/O thread in collect().
@@ -267,11 +266,6 @@ class Engine:
         """An eventfd that becomes readable when a run of ticks completes a frame (then
         call :meth:`collect`), or None when ticks do not run in runs."""
         return None if self._runs is None or self._runs.closed else self._runs.fd
-
-    @property
-    def ring_bytes(self) -> int:
-        """Bytes of the ring that runs of ticks fill (0 without runs)."""
-        return 0 if self._runs is None else self._runs.nbytes
 
     def collect(self) -> bool:
         """Turn the ticks a run has finished into frames (the I/O thread, when
@@ -408,7 +402,7 @@ class Engine:
 
     def _one_tick(self) -> None:
         """One tick by the pacer, on the compiled or the Python path."""
-        pacer, sim, native, views = self.pacer, self.sim, self._native, self._views
+        pacer, sim, native = self.pacer, self.sim, self._native
         with self._book:
             # The compiled tick waits for the deadline itself; the Python path waits here.
             tick = pacer.due() if native is not None else pacer.wait()
@@ -425,7 +419,7 @@ class Engine:
                         slot.applied(change, box.applied_number())
                         self._input_changed(slot, target, change, tick.start)
                 sim.tick += 1
-                self._record([view for _, view in views], tick.lateness, time.time())
+                self._record(self._live, tick.lateness, time.time())
         else:
             now = self.clock.now()
             with self._book:
@@ -434,7 +428,7 @@ class Engine:
                     if change:
                         self._input_changed(slot, target, change, now)
                 sim.step()
-                self._record([view for _, view in views], tick.lateness, time.time())
+                self._record(self._live, tick.lateness, time.time())
 
     def _record(self, values: list[npt.NDArray[Any]], late: float, wall: float) -> None:
         """Count the tick just stepped and copy ``values`` (per probe) into its frames."""
