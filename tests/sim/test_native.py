@@ -268,9 +268,10 @@ def test_the_ticks_run_without_the_gil(monkeypatch: pytest.MonkeyPatch) -> None:
     while thread.is_alive():
         spins += 1
     thread.join()
-    # At least 0.1 s worth of spinning during a 0.4 s call; holding the GIL would leave
-    # two switch intervals' worth (10 ms by default).
-    assert spins > 0.1 * rate, (spins, rate)
+    # At least 0.04 s worth of spinning during a 0.4 s call; holding the GIL would leave
+    # two switch intervals' worth (10 ms by default). (0.1 s failed once on a busy 2-vCPU
+    # VM at 0.092 s: the two threads share the cores with the rest of the machine.)
+    assert spins > 0.04 * rate, (spins, rate)
 
 
 def test_spike_counts_beyond_the_spikers_array_read_nothing_outside_it() -> None:
