@@ -37,12 +37,12 @@ from spikestream.build import Model
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.native_tick import (
-    APPLIED,
     FLAG,
     RUN_OVERRUN,
     NativeTick,
     Row,
     TickLoop,
+    applied_number,
     unavailable,
 )
 from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
@@ -153,6 +153,7 @@ class Engine:
         self._views = [(self.streams[n], self.sim.probe(n)) for n in self.streams]
         self._live = [view for _, view in self._views]  # each probe's live value, in order
         self._feeds = [(slot, self.sim.inputs[name]) for name, slot in self.inputs.items()]
+        self._targets = [target for _, target in self._feeds]  # each input's array, in order
         why_not = "turned off" if not compiled_tick else unavailable(self.sim, self.clock)
         self._native: NativeTick | None = None
         if why_not is None:
@@ -162,7 +163,7 @@ class Engine:
         self.tick_path = "compiled" if why_not is None else f"python ({why_not})"
         self._runs: TickLoop | None = None
         if self._native is not None and runs:
-            self._runs = TickLoop(self._native, [target for _, target in self._feeds], self._live)
+            self._runs = TickLoop(self._native, self._targets, self._live)
         # Held by whichever thread turns ring rows into frames or changes what they feed
         # (the pacer's record, the streams, the counters): the tick thread between runs,
         # the I/O thread in collect().
@@ -413,11 +414,7 @@ class Engine:
             start = native(tick.deadline)
             with self._book:
                 tick = pacer.release(start)
-                for (slot, target), box in zip(self._feeds, native.mailboxes, strict=True):
-                    change = box.flag()
-                    if change:
-                        slot.applied(change, box.applied_number())
-                        self._input_changed(slot, target, change, tick.start)
+                self._applied(native.state, self._targets, tick.start)
                 sim.tick += 1
                 self._record(self._live, tick.lateness, time.time())
         else:
@@ -450,19 +447,13 @@ class Engine:
         if not rows:
             return False
         completed = False
-        pacer, sim, feeds, views = self.pacer, self.sim, self._feeds, self._views
+        pacer, sim, views = self.pacer, self.sim, self._views
         dt = self.model.dt
         row: Row
         for row in rows:
             start, deadline, wall_start, wall_end = row.meta.tolist()
             tick = pacer.on_time(int(row.index[0]), deadline, start, bool(row.index[1]))
-            state = row.state
-            for i, (slot, _) in enumerate(feeds):
-                change = int(state[i, FLAG])
-                if change:
-                    applied = int(state[i, APPLIED])
-                    slot.applied(change, applied // 2 if applied > 0 else -1)
-                    self._input_changed(slot, row.inputs[i], change, start, wall_start)
+            self._applied(row.state, row.inputs, start, wall_start)
             sim.tick += 1
             self.executed += 1
             index, t, late = sim.tick - 1, sim.tick * dt, tick.lateness
@@ -470,6 +461,22 @@ class Engine:
                 completed |= stream.record(value, index, t, late, wall_end)
         runs.done(len(rows))
         return completed
+
+    def _applied(
+        self,
+        state: npt.NDArray[np.int64],
+        values: list[npt.NDArray[Any]],
+        at: float,
+        wall: float | None = None,
+    ) -> None:
+        """Account for what the compiled tick did with each input: ``state`` is its input
+        state after the tick (``(inputs, 5)``, live or a ring row's copy), ``values`` each
+        input's value during it, ``at`` its start (clock seconds; ``wall``: time.time())."""
+        for i, (slot, _) in enumerate(self._feeds):
+            change = int(state[i, FLAG])
+            if change:
+                slot.applied(change, applied_number(state, i))
+                self._input_changed(slot, values[i], change, at, wall)
 
     def _input_changed(
         self,

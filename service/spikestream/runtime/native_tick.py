@@ -119,10 +119,16 @@ class Mailbox:
         return int(self._state[self._index, FLAG])
 
     def applied_number(self) -> int:
-        """The number of the message last applied (the slot's ``accepted`` count when it
-        was offered: every offer posts once, two sequence steps each), or -1."""
-        applied = int(self._state[self._index, APPLIED])
-        return applied // 2 if applied > 0 else -1
+        """The number of the message last applied, or -1 (see :func:`applied_number`)."""
+        return applied_number(self._state, self._index)
+
+
+def applied_number(state: npt.NDArray[np.int64], index: int) -> int:
+    """The number of the message input ``index`` last applied, read from a state array
+    (the engine's, or a ring row's copy): the slot's ``accepted`` count when it was
+    offered (every offer posts once, two sequence steps each), or -1."""
+    applied = int(state[index, APPLIED])
+    return applied // 2 if applied > 0 else -1
 
 
 class NativeTick:

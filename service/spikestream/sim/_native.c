@@ -218,18 +218,28 @@ static int as_i64(PyObject *obj, int64_t *out, const char *what)
 
 /* The eleven arguments of check_program and run_program: a program's nine (addresses
  * and sizes, then the float32 flag) and the ticks start, stop. */
-static int program_args(PyObject *const *args, Py_ssize_t nargs, const char *fn, int64_t v[11])
+/* Check that fn got `want` arguments and read the first `ints` of them as integers into
+ * v, naming the one that is not (names: at least `ints` entries). */
+static int int_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, Py_ssize_t ints,
+                    const char *fn, const char *const *names, int64_t *v)
 {
-    static const char *names[] = {"program", "n_ops", "table", "n_table", "scalars",
-                                  "n_scalars", "counts", "n_counts", "float32", "start",
-                                  "stop"};
-    if (nargs != 11) {
-        PyErr_Format(PyExc_TypeError, "%s takes 11 arguments; got %zd", fn, nargs);
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments; got %zd", fn, want, nargs);
         return -1;
     }
-    for (int i = 0; i < 11; i++)
+    for (Py_ssize_t i = 0; i < ints; i++)
         if (as_i64(args[i], &v[i], names[i]) < 0)
             return -1;
+    return 0;
+}
+
+static int program_args(PyObject *const *args, Py_ssize_t nargs, const char *fn, int64_t v[11])
+{
+    static const char *const names[] = {"program", "n_ops", "table", "n_table", "scalars",
+                                        "n_scalars", "counts", "n_counts", "float32", "start",
+                                        "stop"};
+    if (int_args(args, nargs, 11, 11, fn, names, v) < 0)
+        return -1;
     if (v[9] < 0 || v[10] < v[9]) {
         PyErr_Format(PyExc_ValueError, "ticks %lld .. %lld: expected 0 <= start <= stop",
                      (long long)v[9], (long long)v[10]);
@@ -511,16 +521,10 @@ PyDoc_STRVAR(tick_doc,
 static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    const char *const *names = TICK_ARGS;
     int64_t v[13];
     double deadline, spin, start;
-    if (nargs != 15) {
-        PyErr_Format(PyExc_TypeError, "tick takes 15 arguments; got %zd", nargs);
+    if (int_args(args, nargs, 15, 13, "tick", TICK_ARGS, v) < 0)
         return NULL;
-    }
-    for (int i = 0; i < 13; i++)
-        if (as_i64(args[i], &v[i], names[i]) < 0)
-            return NULL;
     if (as_f64(args[13], &deadline, "deadline") < 0 || as_f64(args[14], &spin, "spin") < 0)
         return NULL;
     if (!(spin >= 0.0 && spin <= 1.0) || !deadline_ok(deadline) || v[10] < 0) {
@@ -677,16 +681,10 @@ PyDoc_STRVAR(run_ticks_doc,
 static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    const char *const *names = TICK_ARGS;
     int64_t v[15];
     int reason;
-    if (nargs != 15) {
-        PyErr_Format(PyExc_TypeError, "run_ticks takes 15 arguments; got %zd", nargs);
+    if (int_args(args, nargs, 15, 15, "run_ticks", TICK_ARGS, v) < 0)
         return NULL;
-    }
-    for (int i = 0; i < 15; i++)
-        if (as_i64(args[i], &v[i], names[i]) < 0)
-            return NULL;
     int64_t *loop = (int64_t *)(intptr_t)v[13];
     const double *times = (const double *)(intptr_t)v[14];
     if (v[10] < 0 || loop == NULL || times == NULL || loop[L_CAPACITY] < 1 ||
