@@ -311,6 +311,9 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
     parts: dict[str, int] = {}
     transient: dict[str, int] = {}
     pops = spec.populations
+    # Half-precision weights: each matrix the tick reads also has a float16 copy, and
+    # decoders that do not learn a rounded copy beside the state (spikestream.sim.weights).
+    h = 2 if spec.network.weights_dtype == "float16" else 0
     for name, p in pops.items():
         # Tuning values and unit encoders (float64, kept by the model), the simulator's
         # state; the encoders are drawn into a temporary before they are normalised.
@@ -321,7 +324,7 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
     for name, inp in spec.inputs.items():
         if inp.target is not None:
             p = pops[inp.target]
-            parts[f"input {name}"] = p.n * p.dim * s
+            parts[f"input {name}"] = p.n * p.dim * (s + h)
             transient[f"input {name}"] = p.n * p.dim * _F64
     for i, c in enumerate(spec.connections):
         post = pops[c.post]
@@ -330,19 +333,23 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
         if c.kind == "input":
             # The filtered input and its temporary, and the folded encoders (post.n, dim).
             dim = spec.inputs[c.pre].dim
-            parts[label] += 2 * dim * s + post.n * dim * s + post.dim * dim * _F64
+            parts[label] += 2 * dim * s + post.n * dim * (s + h) + post.dim * dim * _F64
             continue
         pre = pops[c.pre]
         if c.kind == "dense":
             # The float64 weights and the simulator's scaled copy in the state type; a
             # float32 copy is made from a float64 temporary.
-            parts[label] += pre.n * post.n * (_F64 + s)
+            parts[label] += pre.n * post.n * (_F64 + s + h)
             if s != _F64:
                 transient[label] = pre.n * post.n * _F64
         else:
             d = _d_out(spec, i)
             learning = 2 if c.learning is not None else 1
             parts[label] += pre.n * d * (_F64 + learning * s) + post.n * post.dim * s
+            if h and c.learning is None:
+                # The rounded decoders and both copies, and the folded encoders' copy
+                # (post.n, d), transposed for the compiled tick, with its own copy.
+                parts[label] += pre.n * d * (s + h) + post.n * d * (2 * s + 2 * h)
             if c.decoders is None:  # solved here; a decoders file is only read
                 transient[label] = max(
                     _decoder_solve(pre.n, c.eval_points),
@@ -353,7 +360,7 @@ def _network(spec: NetworkSpec, s: int) -> Estimate:
         parts[f"probe {name}"] = values * item
         if probe.kind == "decoded":
             pop = pops[probe.target]
-            parts[f"probe {name}"] += pop.n * values * (_F64 + s)
+            parts[f"probe {name}"] += pop.n * values * (_F64 + s + h)
             if probe.decoders is None:
                 transient[f"probe {name}"] = max(
                     _decoder_solve(pop.n, PROBE_EVAL_POINTS),

@@ -192,6 +192,9 @@ class Model:
     inputs: dict[str, Input]
     probes: dict[str, Probe]
     order: list[str] = field(default_factory=list)
+    #: How the simulator stores the matrices its tick reads: None for the state dtype,
+    #: float16 for half precision (``network.weights_dtype``; spikestream.sim.weights).
+    weights_dtype: np.dtype[np.floating] | None = None
 
     def arrays(self) -> dict[str, FloatArray]:
         """Parameters in the ``.npz`` layout: ``<pop>.gain``, ``<pre>-><post>.weights``, …"""
@@ -719,4 +722,5 @@ def _build(spec: NetworkSpec, dtype: str | None, seed: int | None, allow_python:
         inputs=inputs,
         probes=probes,
         order=order,
+        weights_dtype=None if spec.network.weights_dtype is None else np.dtype(np.float16),
     )

@@ -179,6 +179,9 @@ class NetworkSection(_Spec):
     dt: float = Field(default=0.001, ge=MIN_DT, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     dtype: Dtype = "float64"
+    # Storage of the matrices the tick reads (encoders, decoders, weights): None keeps the
+    # state dtype; "float16" rounds them to half precision (spikestream.sim.weights).
+    weights_dtype: Literal["float16"] | None = None
     timing: Timing = "spikestream"
 
 

@@ -45,6 +45,10 @@
 #define OP_LOWPASS_DECODED 8
 #define OP_RECORD 9
 #define OP_RECORD_BOOL 10
+#define OP_ENCODE_H 11
+#define OP_EVENTS_H 12
+#define OP_DECODED_H 13
+#define OP_LOWPASS_DECODED_H 14
 #define PROGRAM_COLUMNS 10
 #define T_ADDRESS 0
 #define T_ROWS 1
@@ -68,6 +72,98 @@
 #define HOT
 #endif
 
+/* Half-precision weights (sim/weights.py): float16 bits widened to float32, exactly.
+ * The kernels widen a chunk of at most CHUNK elements at a time into a buffer in L1. */
+#define CHUNK 256
+
+/* One float16 (as its bits) as a float32: exact for every value, subnormals, infinities
+ * and NaNs included. */
+static float half_to_float(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+    uint32_t bits;
+    if (exponent == 0x1f) {
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else {
+        /* Zero or subnormal: mantissa * 2**-24, a normal float32 (or zero), exactly. */
+        const float magnitude = (float)mantissa * 0x1p-24f;
+        memcpy(&bits, &magnitude, sizeof bits);
+        bits |= sign;
+    }
+    float out;
+    memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+static void widen_portable(const uint16_t *src, float *dst, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = half_to_float(src[i]);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The same with F16C, eight at a time (vcvtph2ps is exact as well). */
+__attribute__((target("avx,f16c"))) static void widen_f16c(const uint16_t *src, float *dst,
+                                                           int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++)
+        dst[i] = half_to_float(src[i]);
+}
+
+/* The encoding of a float32 state from half-precision encoders, the biggest read of a
+ * decoded chain's tick (encode_h_f32 below, in registers): the eight rows' chunks are
+ * loaded side by side, as the float32 kernel loads them, instead of widened one row after
+ * another, which left this VM's prefetchers a single stream at a time. The sums are
+ * encode_f32's, operation for operation. */
+__attribute__((target("avx,f16c"))) static void encode8_f16c(const uint16_t *enc_t, float scale,
+                                                             int64_t d, int64_t n,
+                                                             const float *y, float *current)
+{
+    const __m256 s = _mm256_set1_ps(scale);
+#define W(row) _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((row) + i))), s)
+#define T(row, yv) _mm256_mul_ps(W(row), yv)
+    for (int64_t j = 0; j + 8 <= d; j += 8) {
+        const __m256 y0 = _mm256_set1_ps(y[j]), y1 = _mm256_set1_ps(y[j + 1]);
+        const __m256 y2 = _mm256_set1_ps(y[j + 2]), y3 = _mm256_set1_ps(y[j + 3]);
+        const __m256 y4 = _mm256_set1_ps(y[j + 4]), y5 = _mm256_set1_ps(y[j + 5]);
+        const __m256 y6 = _mm256_set1_ps(y[j + 6]), y7 = _mm256_set1_ps(y[j + 7]);
+        const uint16_t *r0 = enc_t + j * n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
+        const uint16_t *r4 = r3 + n, *r5 = r4 + n, *r6 = r5 + n, *r7 = r6 + n;
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const __m256 lo = _mm256_add_ps(_mm256_add_ps(T(r0, y0), T(r1, y1)),
+                                            _mm256_add_ps(T(r2, y2), T(r3, y3)));
+            const __m256 hi = _mm256_add_ps(_mm256_add_ps(T(r4, y4), T(r5, y5)),
+                                            _mm256_add_ps(T(r6, y6), T(r7, y7)));
+            _mm256_storeu_ps(current + i,
+                             _mm256_add_ps(_mm256_loadu_ps(current + i), _mm256_add_ps(lo, hi)));
+        }
+        for (; i < n; i++) {
+#define H(row, yj) ((half_to_float((row)[i]) * scale) * (yj))
+            current[i] += ((H(r0, y[j]) + H(r1, y[j + 1])) + (H(r2, y[j + 2]) + H(r3, y[j + 3]))) +
+                          ((H(r4, y[j + 4]) + H(r5, y[j + 5])) + (H(r6, y[j + 6]) + H(r7, y[j + 7])));
+#undef H
+        }
+    }
+#undef T
+#undef W
+}
+#endif
+
+/* Chosen at import (choose_f16c): F16C where the CPU has it. */
+static void (*widen_halves)(const uint16_t *src, float *dst, int64_t n) = widen_portable;
+/* The eight-row sweeps of encode_h_f32 (every full group of eight rows), or NULL. */
+static void (*encode8_halves)(const uint16_t *enc_t, float scale, int64_t d, int64_t n,
+                              const float *y, float *current) = NULL;
+
+#define ENCODE8_HALF(...) 0
 #define REAL double
 #define NAME(x) x##_f64
 #define EXPM1 expm1
@@ -78,6 +174,9 @@
 #undef EXPM1
 #undef LOG1P
 
+#undef ENCODE8_HALF
+#define ENCODE8_HALF(e, s, d, n, y, c)                                                          \
+    (encode8_halves != NULL && (encode8_halves((e), (s), (d), (n), (y), (c)), 1))
 #define REAL float
 #define NAME(x) x##_f32
 #define EXPM1 expm1f
@@ -93,8 +192,9 @@ static const char *op_name(int64_t code)
 {
     static const char *names[] = {"FEED",     "COPY",     "ADD",     "ENCODE",
                                   "LIF",      "EVENTS",   "DECODED", "FILTERED",
-                                  "LOWPASS_DECODED", "RECORD", "RECORD_BOOL"};
-    return (code >= 0 && code <= OP_RECORD_BOOL) ? names[code] : "?";
+                                  "LOWPASS_DECODED", "RECORD", "RECORD_BOOL", "ENCODE_H",
+                                  "EVENTS_H", "DECODED_H", "LOWPASS_DECODED_H"};
+    return (code >= 0 && code <= OP_LOWPASS_DECODED_H) ? names[code] : "?";
 }
 
 /* Sets ValueError and returns -1 unless every op of the program is well formed, with fed
@@ -112,18 +212,20 @@ static int check_program(const int64_t *program, int64_t n_ops, const int64_t *t
             slots[0] = 1; slots[1] = 2; n_slots = 2; break;
         case OP_ENCODE:
             slots[0] = 1; slots[1] = 2; slots[2] = 3; n_slots = 3; break;
+        case OP_ENCODE_H:
+            slots[0] = 1; slots[1] = 2; slots[2] = 3; n_slots = 3; scalar_col = 5; break;
         case OP_LIF:
             for (int c = 1; c <= 7; c++) slots[n_slots++] = c;
             scalar_col = 8; count_col = 9; break;
-        case OP_EVENTS:
+        case OP_EVENTS: case OP_EVENTS_H:
             slots[0] = 1; slots[1] = 2; slots[2] = 3; n_slots = 3;
             count_col = 4; scalar_col = 5; break;
-        case OP_DECODED:
+        case OP_DECODED: case OP_DECODED_H:
             slots[0] = 1; slots[1] = 3; slots[2] = 4; slots[3] = 5; slots[4] = 6;
             slots[5] = 8; n_slots = 6; count_col = 2; scalar_col = 7; break;
         case OP_FILTERED:
             slots[0] = 1; slots[1] = 2; n_slots = 2; scalar_col = 3; break;
-        case OP_LOWPASS_DECODED:
+        case OP_LOWPASS_DECODED: case OP_LOWPASS_DECODED_H:
             slots[0] = 1; slots[1] = 3; slots[2] = 4; slots[3] = 5; n_slots = 4;
             count_col = 2; scalar_col = 6; break;
         default:
@@ -175,19 +277,19 @@ static int check_program(const int64_t *program, int64_t n_ops, const int64_t *t
             ok = C(block) == R(vec) && stop <= R(block);
             break;
         }
-        case OP_ENCODE:
+        case OP_ENCODE: case OP_ENCODE_H:
             ok = R(2) == R(1) && C(2) == R(3) && R(3) >= 1; break;
         case OP_LIF:
             for (int c = 2; c <= 7; c++) ok &= R(c) == R(1);
             break;
-        case OP_EVENTS:
+        case OP_EVENTS: case OP_EVENTS_H:
             ok = C(2) == R(1) && R(2) >= R(3); break; /* rows cover every spiker index */
-        case OP_DECODED:
+        case OP_DECODED: case OP_DECODED_H:
             /* spikers (n_pre,), decoders (n_pre, d), y (d,), enc_t (d, n), current (n,),
              * acc (d,): decoder rows cover every spiker index. */
             ok = C(3) == R(4) && R(3) >= R(1) && R(5) == R(4) && C(5) == R(6) && R(8) == R(4);
             break;
-        case OP_LOWPASS_DECODED:
+        case OP_LOWPASS_DECODED: case OP_LOWPASS_DECODED_H:
             ok = C(3) == R(4) && R(3) >= R(1) && R(5) == R(4); break;
         }
 #undef R
@@ -761,7 +863,43 @@ static PyObject *py_ring_done(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
+/* Choose the F16C kernels (where the CPU has F16C) or the portable ones; the import
+ * chooses F16C where it can. */
+static int choose_f16c(int wanted)
+{
+    widen_halves = widen_portable;
+    encode8_halves = NULL;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (wanted && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) {
+        widen_halves = widen_f16c;
+        encode8_halves = encode8_f16c;
+        return 1;
+    }
+#else
+    (void)wanted;
+#endif
+    return 0;
+}
+
+PyDoc_STRVAR(use_f16c_doc,
+"use_f16c(wanted) -> bool\n"
+"--\n\n"
+"Read half-precision weights with the CPU's F16C instructions when wanted is true and\n"
+"the CPU has them, else with portable C; return whether F16C is used. Both give the\n"
+"same bits (the test suite runs both). Not for use while a program runs.");
+
+static PyObject *py_use_f16c(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int wanted = PyObject_IsTrue(arg);
+    if (wanted < 0)
+        return NULL;
+    return PyBool_FromLong(choose_f16c(wanted));
+}
+
 static PyMethodDef methods[] = {
+    {"use_f16c", py_use_f16c, METH_O, use_f16c_doc},
     {"check_program", (PyCFunction)(void (*)(void))py_check_program, METH_FASTCALL,
      check_program_doc},
     {"run_program", (PyCFunction)(void (*)(void))run_program, METH_FASTCALL, run_program_doc},
@@ -782,6 +920,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void)
 {
+    choose_f16c(1);
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

@@ -61,75 +61,42 @@ HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, 
     return n_spikes;
 }
 
-/* out += weights[spikers[q]] for q < count: accumulate_rows_jit. An index outside the
- * n_pre rows (which only a spikers array that no LIF step wrote could hold) is skipped:
- * the caller's count is not trusted to cover written entries only. */
-HOT static void NAME(accumulate_rows)(const REAL *weights, int64_t n_pre, int64_t n_post,
-                                      const int64_t *spikers, int64_t count, REAL *out)
-{
-    for (int64_t q = 0; q < count; q++) {
-        if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
-            continue;
-        const REAL *row = weights + spikers[q] * n_post;
-        for (int64_t j = 0; j < n_post; j++)
-            out[j] += row[j];
-    }
-}
-
-/* current = encoders_t.T @ y, eight rows per sweep: encode_jit. */
-HOT static void NAME(encode)(const REAL *enc_t, int64_t d, int64_t n, const REAL *y, REAL *current)
-{
-    for (int64_t i = 0; i < n; i++)
-        current[i] = 0;
-    int64_t j = 0;
-    for (; j + 8 <= d; j += 8) {
-        const REAL y0 = y[j], y1 = y[j + 1], y2 = y[j + 2], y3 = y[j + 3];
-        const REAL y4 = y[j + 4], y5 = y[j + 5], y6 = y[j + 6], y7 = y[j + 7];
-        const REAL *r0 = enc_t + j * n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
-        const REAL *r4 = r3 + n, *r5 = r4 + n, *r6 = r5 + n, *r7 = r6 + n;
-        for (int64_t i = 0; i < n; i++)
-            current[i] += ((r0[i] * y0 + r1[i] * y1) + (r2[i] * y2 + r3[i] * y3)) +
-                          ((r4[i] * y4 + r5[i] * y5) + (r6[i] * y6 + r7[i] * y7));
-    }
-    for (; j < d; j++) {
-        const REAL yj = y[j];
-        const REAL *r0 = enc_t + j * n;
-        for (int64_t i = 0; i < n; i++)
-            current[i] += r0[i] * yj;
-    }
-}
-
-/* acc = decoders[spikers[:count]].sum(0); y = a*y + gain*acc: decode_lowpass_jit.
- * Indices outside the n_pre rows are skipped, as in accumulate_rows. */
-HOT static void NAME(decode_lowpass)(const int64_t *spikers, int64_t count, const REAL *decoders,
-                                     int64_t n_pre, int64_t d, REAL *y, REAL a, REAL gain,
-                                     REAL *acc)
-{
-    for (int64_t j = 0; j < d; j++)
-        acc[j] = 0;
-    for (int64_t q = 0; q < count; q++) {
-        if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
-            continue;
-        const REAL *row = decoders + spikers[q] * d;
-        for (int64_t j = 0; j < d; j++)
-            acc[j] += row[j];
-    }
-    for (int64_t j = 0; j < d; j++)
-        y[j] = a * y[j] + gain * acc[j];
-}
-
-/* dst = enc @ x, or dst += enc @ x, each row's dot product summed first: encode_rows_jit. */
-HOT static void NAME(encode_rows)(const REAL *enc, int64_t n, int64_t d, const REAL *x, REAL *dst,
-                              int add)
-{
-    for (int64_t i = 0; i < n; i++) {
-        const REAL *row = enc + i * d;
-        REAL acc = row[0] * x[0];
-        for (int64_t j = 1; j < d; j++)
-            acc += row[j] * x[j];
-        dst[i] = add ? dst[i] + acc : acc;
-    }
-}
+/* The kernels that read weights, once for weights stored in the state dtype and once
+ * for half-precision weights (spikestream/sim/weights.py). */
+#define WEIGHT REAL
+#define WROW REAL
+#define WNAME(x) NAME(x)
+#define WCHUNK INT64_MAX
+#define WBUF(rows)
+#define WIDEN(p, k, m) (p)
+#define LOAD(w) (w)
+#define ENCODE8(...) 0
+#include "_native_weights.h"
+#undef WEIGHT
+#undef WROW
+#undef WNAME
+#undef WCHUNK
+#undef WBUF
+#undef WIDEN
+#undef LOAD
+#undef ENCODE8
+#define WEIGHT uint16_t
+#define WROW float
+#define WNAME(x) NAME(x##_h)
+#define WCHUNK CHUNK
+#define WBUF(rows) float buf[rows][CHUNK]
+#define WIDEN(p, k, m) (widen_halves((p), buf[k], (m)), (const float *)buf[k])
+#define LOAD(w) ((REAL)(w) * scale)
+#define ENCODE8(...) ENCODE8_HALF(__VA_ARGS__)
+#include "_native_weights.h"
+#undef WEIGHT
+#undef WROW
+#undef WNAME
+#undef WCHUNK
+#undef WBUF
+#undef WIDEN
+#undef LOAD
+#undef ENCODE8
 
 #define VEC(slot) ((REAL *)(intptr_t)table[(slot) * 3 + T_ADDRESS])
 #define IDX(slot) ((int64_t *)(intptr_t)table[(slot) * 3 + T_ADDRESS])
@@ -138,6 +105,16 @@ HOT static void NAME(encode_rows)(const REAL *enc, int64_t n, int64_t d, const R
 #define COLS_OF(slot) (table[(slot) * 3 + T_COLS])
 /* A spike count read from counts, within [0, the spikers array's length]. */
 #define CLAMP(count, n) ((count) < 0 ? 0 : (count) > (n) ? (n) : (count))
+/* kernel(the matrix in table slot `slot`, scale, ...), stored in the state dtype, or in
+ * half precision when `half` (an _H opcode). */
+#define WCALL(half, kernel, slot, scale, ...)                                                  \
+    do {                                                                                     \
+        if (half)                                                                            \
+            NAME(kernel##_h)((const uint16_t *)(intptr_t)table[(slot) * 3 + T_ADDRESS], scale, \
+                             __VA_ARGS__);                                                   \
+        else                                                                                 \
+            NAME(kernel)(VEC(slot), scale, __VA_ARGS__);                                     \
+    } while (0)
 
 /* Ticks start .. stop-1 of a checked program: run_program in jit.py. */
 HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const int64_t *table,
@@ -166,23 +143,28 @@ HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const i
                     dst[i] += src[i];
                 break;
             }
-            case OP_EVENTS: {
+            case OP_EVENTS:
+            case OP_EVENTS_H: {
                 REAL *z = VEC(op[1]);
-                const REAL a = scalars[op[5] * 8];
+                const REAL *s = scalars + op[5] * 8;
+                const REAL a = s[0]; /* read once: z may alias scalars for all C knows */
                 for (int64_t i = 0, n = ROWS_OF(op[1]); i < n; i++)
                     z[i] *= a;
                 int64_t count = CLAMP(counts[op[4]], ROWS_OF(op[3]));
                 if (count)
-                    NAME(accumulate_rows)(VEC(op[2]), ROWS_OF(op[2]), ROWS_OF(op[1]), IDX(op[3]),
-                                          count, z);
+                    WCALL(op[0] == OP_EVENTS_H, accumulate_rows, op[2], s[2], ROWS_OF(op[2]),
+                          ROWS_OF(op[1]), IDX(op[3]), count, z);
                 break;
             }
-            case OP_DECODED: {
+            case OP_DECODED:
+            case OP_DECODED_H: {
                 const REAL *s = scalars + op[7] * 8;
-                NAME(decode_lowpass)(IDX(op[1]), CLAMP(counts[op[2]], ROWS_OF(op[1])),
-                                     VEC(op[3]), ROWS_OF(op[3]), COLS_OF(op[3]), VEC(op[4]),
-                                     s[0], s[1], VEC(op[8]));
-                NAME(encode)(VEC(op[5]), ROWS_OF(op[5]), COLS_OF(op[5]), VEC(op[4]), VEC(op[6]));
+                const int half = op[0] == OP_DECODED_H;
+                WCALL(half, decode_lowpass, op[3], s[2], IDX(op[1]),
+                      CLAMP(counts[op[2]], ROWS_OF(op[1])), ROWS_OF(op[3]), COLS_OF(op[3]),
+                      VEC(op[4]), s[0], s[1], VEC(op[8]));
+                WCALL(half, encode, op[5], s[3], ROWS_OF(op[5]), COLS_OF(op[5]), VEC(op[4]),
+                      VEC(op[6]));
                 break;
             }
             case OP_FILTERED: {
@@ -194,17 +176,22 @@ HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const i
                     y[i] = y[i] * a + height * u[i];
                 break;
             }
-            case OP_LOWPASS_DECODED: {
+            case OP_LOWPASS_DECODED:
+            case OP_LOWPASS_DECODED_H: {
                 const REAL *s = scalars + op[6] * 8;
-                NAME(decode_lowpass)(IDX(op[1]), CLAMP(counts[op[2]], ROWS_OF(op[1])),
-                                     VEC(op[3]), ROWS_OF(op[3]), COLS_OF(op[3]), VEC(op[4]),
-                                     s[0], s[1], VEC(op[5]));
+                WCALL(op[0] == OP_LOWPASS_DECODED_H, decode_lowpass, op[3], s[2], IDX(op[1]),
+                      CLAMP(counts[op[2]], ROWS_OF(op[1])), ROWS_OF(op[3]), COLS_OF(op[3]),
+                      VEC(op[4]), s[0], s[1], VEC(op[5]));
                 break;
             }
             case OP_ENCODE:
-                NAME(encode_rows)(VEC(op[2]), ROWS_OF(op[2]), COLS_OF(op[2]), VEC(op[3]),
-                                  VEC(op[1]), op[4] != 0);
+            case OP_ENCODE_H: {
+                /* Only the half-precision form has a constants row (its scale). */
+                const int half = op[0] == OP_ENCODE_H;
+                WCALL(half, encode_rows, op[2], half ? scalars[op[5] * 8] : 0, ROWS_OF(op[2]),
+                      COLS_OF(op[2]), VEC(op[3]), VEC(op[1]), op[4] != 0);
                 break;
+            }
             case OP_FEED: {
                 REAL *x = VEC(op[1]);
                 const REAL *row = VEC(op[2]) + k * COLS_OF(op[2]);
@@ -237,3 +224,4 @@ HOT static void NAME(run_program)(const int64_t *program, int64_t n_ops, const i
 #undef ROWS_OF
 #undef COLS_OF
 #undef CLAMP
+#undef WCALL

@@ -32,6 +32,20 @@ OP_FILTERED = 7  # [op, y, u, scalars]: y = a*y + b*u (spike filter: u = s01; or
 OP_LOWPASS_DECODED = 8  # [op, spikers, count, decoders, y, acc, scalars]: decoded probe
 OP_RECORD = 9  # [op, dst, src]: dst[k] = src (state dtype)
 OP_RECORD_BOOL = 10  # [op, dst, src]: dst[k] = src (bool)
+#: The same ops reading a half-precision matrix (:mod:`spikestream.sim.weights`), whose
+#: scale is a constant of the op: run by the C extension only; the numba interpreter
+#: runs the plain op on the rounded matrix, with the same results.
+OP_ENCODE_H = 11  # [op, dst, enc, x, add, scalars]: scalars[0] = enc's scale
+OP_EVENTS_H = 12  # as OP_EVENTS; scalars[2] = w_rows' scale
+OP_DECODED_H = 13  # as OP_DECODED; scalars[2] = decoders' scale, scalars[3] = enc_t's
+OP_LOWPASS_DECODED_H = 14  # as OP_LOWPASS_DECODED; scalars[2] = decoders' scale
+#: The plain op of each half-precision op.
+PLAIN_OP = {
+    OP_ENCODE_H: OP_ENCODE,
+    OP_EVENTS_H: OP_EVENTS,
+    OP_DECODED_H: OP_DECODED,
+    OP_LOWPASS_DECODED_H: OP_LOWPASS_DECODED,
+}
 #: Columns of a program row (unused columns hold 0).
 PROGRAM_COLUMNS = 10
 #: Columns of an address table row: data address, shape[0], shape[1] (0 for 1-d arrays).

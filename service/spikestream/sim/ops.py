@@ -35,14 +35,19 @@ from spikestream.sim.opcodes import (
     OP_ADD,
     OP_COPY,
     OP_DECODED,
+    OP_DECODED_H,
     OP_ENCODE,
+    OP_ENCODE_H,
     OP_EVENTS,
+    OP_EVENTS_H,
     OP_FILTERED,
     OP_LIF,
     OP_LOWPASS_DECODED,
+    OP_LOWPASS_DECODED_H,
     lif_constants,
 )
 from spikestream.sim.program import Emit, _Program, _Segment
+from spikestream.sim.weights import Half, narrow
 
 Op = Callable[[], None]
 Backend = Literal["numba", "numpy"]
@@ -70,6 +75,16 @@ _jit = _NumbaKernels()
 #: Dense connections with at least this many post neurons propagate spikes event-driven
 #: (adding the weight rows of the neurons that spiked); smaller ones use one BLAS call.
 EVENT_DRIVEN_MIN_POST = 256
+
+
+def _emit_encode(prog: _Program, dst: Array, enc: Array, x: Array, add: int) -> None:
+    """Append ``dst = enc @ x`` (``add`` 0) or ``dst += enc @ x`` (1), reading ``enc``'s
+    half-precision copy where the program has one."""
+    half = prog.half(enc)
+    if half is None:
+        prog.op(OP_ENCODE, prog.array(dst), prog.array(enc), prog.array(x), add)
+    else:
+        prog.op(OP_ENCODE_H, prog.array(dst), half[0], prog.array(x), add, prog.scalar(half[1]))
 
 
 def decay(tau: float, dt: float) -> float:
@@ -119,6 +134,19 @@ class _TickBuilder:
         self.fusable: dict[Op, Emit] = {}
         # Ops that read a population's ``count`` from Python (id(op) -> id(_PopState)).
         self.count_readers: dict[int, int] = {}
+        # Half-precision weights: id(matrix) -> (its float16 copy, scale), for the C
+        # extension's programs (spikestream.sim.weights).
+        self.halves: dict[int, tuple[Half, float]] = {}
+
+    def _weights(self, values: npt.ArrayLike) -> Array:
+        """A matrix the tick reads, C-contiguous in the state dtype. With half-precision
+        weights (``model.weights_dtype``) its values are rounded to what a scaled float16
+        copy holds, and the copy is kept in :attr:`halves` for the compiled programs."""
+        if self.model.weights_dtype is None:
+            return np.ascontiguousarray(values, dtype=self.dtype)
+        rounded, half, scale = narrow(values, self.dtype)
+        self.halves[id(rounded)] = (half, scale)
+        return rounded
 
     def _conn_state(self, c: Connection) -> _ConnState:
         post = self.model.populations[c.post]
@@ -182,7 +210,7 @@ class _TickBuilder:
         for name, inp in model.inputs.items():
             if inp.target is not None:
                 pop = model.populations[inp.target]
-                ge = np.ascontiguousarray(pop.scaled_encoders, dtype=self.dtype)
+                ge = self._weights(pop.scaled_encoders)
                 encoded[inp.target].append((ge, self.inputs[name]))
         probes_of: dict[str, list[Op]] = {p: [] for p in model.populations}
         for probe in model.probes.values():
@@ -227,7 +255,11 @@ class _TickBuilder:
                 continue
             inside = {id(op) for op in group}
             readers = {ps for op, ps in self.count_readers.items() if op not in inside}
-            out.append(_Segment([self.fusable[op] for op in group], self.dtype, readers, runner))
+            out.append(
+                _Segment(
+                    [self.fusable[op] for op in group], self.dtype, readers, runner, self.halves
+                )
+            )
         return out
 
     def _population_op(
@@ -248,12 +280,12 @@ class _TickBuilder:
         def emit(prog: _Program) -> None:
             # The same sums in the same order as ``step`` below.
             if first is not None:
-                prog.op(OP_ENCODE, prog.array(J), prog.array(first[0]), prog.array(first[1]), 0)
+                _emit_encode(prog, J, first[0], first[1], 0)
                 prog.op(OP_ADD, prog.array(J), prog.array(bias))
             else:
                 prog.op(OP_COPY, prog.array(J), prog.array(bias))
             for ge, x in rest:
-                prog.op(OP_ENCODE, prog.array(J), prog.array(ge), prog.array(x), 1)
+                _emit_encode(prog, J, ge, x, 1)
             for cur in currents:
                 prog.op(OP_ADD, prog.array(J), prog.array(cur))
             prog.stepped.add(id(ps))
@@ -320,7 +352,7 @@ class _TickBuilder:
             use_events = self.backend == "numba" or post.n >= EVENT_DRIVEN_MIN_POST
         if use_events:
             # z = a*z + (1-a) * W.T @ (spiked/dt): fold (1-a)/dt into the rows once.
-            w_rows = np.ascontiguousarray(c.weights * ((1.0 - a) / dt), dtype=self.dtype)
+            w_rows = self._weights(c.weights * ((1.0 - a) / dt))
 
             a_ev = np.array(a, self.dtype)
             if self.backend == "numba":
@@ -332,13 +364,14 @@ class _TickBuilder:
                         _jit.accumulate_rows_jit(w_rows, spikers, pre.count, z)
 
                 def emit(prog: _Program) -> None:
+                    half = prog.half(w_rows)
                     prog.op(
-                        OP_EVENTS,
+                        OP_EVENTS if half is None else OP_EVENTS_H,
                         prog.array(z),
-                        prog.array(w_rows),
+                        prog.array(w_rows) if half is None else half[0],
                         prog.array(spikers),
                         prog.count(pre),
-                        prog.scalar(a),
+                        prog.scalar(a) if half is None else prog.scalar(a, 0.0, half[1]),
                     )
 
                 self.fusable[step_events_jit] = emit
@@ -354,7 +387,7 @@ class _TickBuilder:
             self.count_readers[id(step_events)] = id(pre)
             return step_events
         # z = a*z + (1-a) * W.T @ (s01/dt): fold (1-a)/dt into the weights once.
-        w = np.ascontiguousarray(c.weights * ((1.0 - a) / dt), dtype=self.dtype)
+        w = self._weights(c.weights * ((1.0 - a) / dt))
         u = np.zeros(post.n, self.dtype)
         a0 = np.array(a, self.dtype)
         dot, multiply, add = np.dot, np.multiply, np.add
@@ -371,7 +404,7 @@ class _TickBuilder:
         c = cs.conn
         assert c.transform is not None
         post = self.model.populations[c.post]
-        m = np.ascontiguousarray(post.scaled_encoders @ c.transform, dtype=self.dtype)
+        m = self._weights(post.scaled_encoders @ c.transform)
         x, y, current = self.inputs[c.pre], cs.filtered, cs.current
         a = decay(c.synapse, self.dt)
         tmp = np.zeros_like(y)
@@ -387,7 +420,7 @@ class _TickBuilder:
             def emit(prog: _Program) -> None:
                 # lowpass_step's y *= a; y += (1-a)*x, element by element, rounded alike.
                 prog.op(OP_FILTERED, prog.array(y), prog.array(x), prog.scalar(a, 1.0 - a))
-                prog.op(OP_ENCODE, prog.array(current), prog.array(m), prog.array(y), 0)
+                _emit_encode(prog, current, m, y, 0)
 
             self.fusable[step_input_jit] = emit
             return step_input_jit
@@ -405,7 +438,12 @@ class _TickBuilder:
         decoders, y, current, s01 = cs.decoders, cs.filtered, cs.current, pre.s01
         inv_dt = 1.0 / self.dt
         # Post current = gain * E @ (T @ y): fold gain, encoders and transform once.
-        m = np.ascontiguousarray(post.scaled_encoders @ c.transform, dtype=self.dtype)
+        folded = post.scaled_encoders @ c.transform
+        m = self._weights(folded)
+        if cs.pre_activity is None and self.model.weights_dtype is not None:
+            # Decoders that never learn are read as the tick's other matrices are: rounded
+            # (cs.decoders stays the state that snapshots save).
+            decoders = self._weights(decoders)
         u = np.zeros_like(y)
         tmp = np.zeros_like(y)
         dot = np.dot
@@ -415,22 +453,29 @@ class _TickBuilder:
             scalar = self.dtype.type
             gain, a_s = scalar((1.0 - a) * inv_dt), scalar(a)
             spikers = pre.idx2  # written by lif_step_jit for this tick
-            m_t = np.ascontiguousarray(m.T)
+            m_t = self._weights(folded.T)
             acc = np.zeros_like(y)
 
             def step_jit() -> None:
                 _jit.decoded_step_jit(spikers, pre.count, decoders, y, a_s, gain, m_t, current, acc)
 
             def emit(prog: _Program) -> None:
+                half_d, half_m = prog.half(decoders), prog.half(m_t)
+                if half_d is None or half_m is None:
+                    code, d_slot, m_slot = OP_DECODED, prog.array(decoders), prog.array(m_t)
+                    constants = prog.scalar(a_s, gain)
+                else:
+                    code, d_slot, m_slot = OP_DECODED_H, half_d[0], half_m[0]
+                    constants = prog.scalar(a_s, gain, half_d[1], half_m[1])
                 prog.op(
-                    OP_DECODED,
+                    code,
                     prog.array(spikers),
                     prog.count(pre),
-                    prog.array(decoders),
+                    d_slot,
                     prog.array(y),
-                    prog.array(m_t),
+                    m_slot,
                     prog.array(current),
-                    prog.scalar(a_s, gain),
+                    constants,
                     prog.array(acc),
                 )
 
@@ -519,7 +564,7 @@ class _TickBuilder:
             return self._filtered_probe(name, y, step_filtered)
         assert probe.kind == "decoded"
         assert probe.decoders is not None
-        d = np.ascontiguousarray(probe.decoders, dtype=self.dtype)
+        d = self._weights(probe.decoders)
         yd = np.zeros(d.shape[1], self.dtype)
         u = np.zeros_like(yd)
         tmp = np.zeros_like(yd)
@@ -536,14 +581,15 @@ class _TickBuilder:
                 _jit.decode_lowpass_jit(spikers, ps.count, d, yd, a_s, gain, u)
 
             def emit_decoded(prog: _Program) -> None:
+                half = prog.half(d)
                 prog.op(
-                    OP_LOWPASS_DECODED,
+                    OP_LOWPASS_DECODED if half is None else OP_LOWPASS_DECODED_H,
                     prog.array(spikers),
                     prog.count(ps),
-                    prog.array(d),
+                    prog.array(d) if half is None else half[0],
                     prog.array(yd),
                     prog.array(u),
-                    prog.scalar(a_s, gain),
+                    prog.scalar(a_s, gain) if half is None else prog.scalar(a_s, gain, half[1]),
                 )
 
             self.fusable[step_decoded_jit] = emit_decoded

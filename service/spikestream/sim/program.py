@@ -10,7 +10,7 @@ op, and recompiled with input feeds and record sinks for :meth:`Simulator.run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,9 +25,14 @@ from spikestream.sim.opcodes import (
     OP_FEED,
     OP_RECORD,
     OP_RECORD_BOOL,
+    PLAIN_OP,
     PROGRAM_COLUMNS,
     ROWS,
 )
+from spikestream.sim.weights import Half
+
+#: id(matrix) -> (its float16 copy, scale): the half-precision weights a program may read.
+Halves = Mapping[int, tuple[Half, float]]
 
 
 class _Program:
@@ -39,8 +44,12 @@ class _Program:
     reference to each, so the addresses in its table stay valid for its whole life.
     """
 
-    def __init__(self, dtype: np.dtype[np.floating]) -> None:
+    def __init__(self, dtype: np.dtype[np.floating], halves: Halves | None = None) -> None:
+        """``halves``: the float16 copies of matrices this program may read instead
+        (given only where the C extension runs it; :meth:`half`)."""
         self.dtype = dtype
+        self._halves: Halves = halves or {}
+        self._half_ids = {id(h) for h, _ in self._halves.values()}
         self.rows: list[list[int]] = []
         self.arrays: list[npt.NDArray[np.generic]] = []
         self._slots: dict[int, int] = {}  # id(array) -> table row
@@ -58,13 +67,22 @@ class _Program:
                     f"a compiled program needs C-contiguous 1-d or 2-d arrays; got shape "
                     f"{arr.shape} (C-contiguous: {arr.flags.c_contiguous})"
                 )
-            if arr.dtype not in (self.dtype, np.dtype(np.bool_), np.dtype(np.intp)):
+            allowed = (self.dtype, np.dtype(np.bool_), np.dtype(np.intp))
+            if arr.dtype not in allowed and key not in self._half_ids:
                 raise SimulationError(
                     f"a compiled program needs {self.dtype}, bool or intp arrays; got {arr.dtype}"
                 )
             self._slots[key] = len(self.arrays)
             self.arrays.append(arr)
         return self._slots[key]
+
+    def half(self, matrix: Array) -> tuple[int, float] | None:
+        """The table row of ``matrix``'s float16 copy and its scale, or None when this
+        program reads ``matrix`` itself (no half-precision weights, or numba runs it)."""
+        twin = self._halves.get(id(matrix))
+        if twin is None:
+            return None
+        return self.array(twin[0]), twin[1]
 
     def scalar(self, *values: float | np.floating[Any]) -> int:
         """The row of ``scalars`` holding ``values`` (at most 8) in the state dtype."""
@@ -126,6 +144,11 @@ class _Compiled:
         self.rows = rows
         native = extension() if runner == "c" else None
         self._native = None if native is None else native.run_program
+        if native is None and np.isin(self.program[:, 0], list(PLAIN_OP)).any():
+            raise SimulationError(
+                "a program reading half-precision weights needs the C extension; numba "
+                "runs the plain ops on the rounded matrices"
+            )
         # The C call takes addresses and lengths, computed once: these arrays live as
         # long as this object and are never reallocated. The program is checked against
         # its table here, once, not at every call.
@@ -178,9 +201,13 @@ class _Segment:
         dtype: np.dtype[np.floating],
         count_readers: set[int],
         runner: Runner,
+        halves: Halves | None = None,
     ) -> None:
+        """``halves``: float16 copies of matrices, read instead of them where ``runner``
+        is the C extension (numba reads the rounded matrices themselves)."""
         self._emitters = emitters
         self._dtype = dtype
+        self._halves = halves if runner == "c" else None
         self._count_readers = count_readers
         self.runner = runner
         self._tick = self.compile()
@@ -194,7 +221,7 @@ class _Segment:
         sets ``x = values[k]`` before tick ``k`` for each ``(x, values)`` and writes
         ``dest[k] = view`` after it for each ``(view, dest)``: whole blocks of ticks,
         fed and recorded inside one compiled call."""
-        prog = _Program(self._dtype)
+        prog = _Program(self._dtype, self._halves)
         for x, values in feeds:
             prog.op(OP_FEED, prog.array(x), prog.array(values))
         for emit in self._emitters:
