@@ -403,6 +403,10 @@ def test_estimate_matches_the_arrays_of_the_built_model(tmp_path: Path) -> None:
     part = estimate_serve(spec, queue_capacity=1).parts["connection a->b"]
     # float64 weights and the simulator's scaled copy, plus two currents.
     assert part == 2 * weights.nbytes + 2 * 200 * 8
+    # With half-precision weights the compiled tick's float16 copy comes on top.
+    half = parse_network({**spec.model_dump(), "network": {"seed": 1, "weights_dtype": "float16"}})
+    part = estimate_serve(half, queue_capacity=1).parts["connection a->b"]
+    assert part == 2 * weights.nbytes + weights.size * 2 + 2 * 200 * 8
 
 
 @pytest.mark.parametrize(

@@ -53,23 +53,28 @@ def test_the_c_source_uses_the_python_opcodes() -> None:
     expected = {
         name: getattr(opcodes, name)
         for name in dir(opcodes)
-        if name.startswith("OP_") or name == "PROGRAM_COLUMNS"
+        if (name.startswith("OP_") and name != "PLAIN_OP") or name == "PROGRAM_COLUMNS"
     }
     expected |= {f"T_{n}": getattr(opcodes, n) for n in ("ADDRESS", "ROWS", "COLS")}
     for n in ("DT", "TAU_RC", "TAU_REF", "MIN_VOLTAGE", "FULL", "ZERO", "ONE", "NEG_TAU_RC"):
         expected[f"C_{n}"] = getattr(opcodes, n)
-    assert len(expected) == 11 + 1 + 3 + 8
+    assert len(expected) == 15 + 1 + 3 + 8
     assert {k: int(defines[k]) for k in expected} == expected
 
 
-def _network(dtype: str, timing: str) -> Model:
+def _network(dtype: str, timing: str, weights_dtype: str | None = None) -> Model:
     """Every op kind a program holds: LIF with bias/encoders/currents, event-driven
     weights, factored (decoded) connections with d = 16 (two sweeps of eight rows) and
     d = 3 (the remainder loop), an input connection, and every probe kind."""
     return build(
         parse_network(
             {
-                "network": {"seed": 21, "dtype": dtype, "timing": timing},
+                "network": {
+                    "seed": 21,
+                    "dtype": dtype,
+                    "timing": timing,
+                    "weights_dtype": weights_dtype,
+                },
                 "populations": {
                     "a": {"n": 120, "dim": 3, "initial_voltage": 0.5},
                     "b": {"n": 400, "dim": 16, "min_voltage": -0.5},
@@ -161,6 +166,78 @@ def test_c_and_numba_record_the_same_bits(
     for key in c:
         assert c[key].dtype == jit[key].dtype, key
         np.testing.assert_array_equal(c[key], jit[key], err_msg=key)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "f16c", "block"),
+    [
+        ("float32", True, True),
+        ("float32", False, True),
+        ("float64", True, True),
+        ("float32", True, False),
+    ],
+)
+def test_half_precision_weights_in_c_are_the_rounded_matrices_in_numba(
+    dtype: str, f16c: bool, block: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C extension reads float16 copies (F16C, or portable C) where numba reads the
+    state-dtype matrices holding the same rounded values: the same bits either way."""
+    ext = native.extension()
+    assert ext is not None
+    assert ext.use_f16c(f16c) == f16c  # this machine has F16C: both paths run here
+    try:
+        model = _network(dtype, "spikestream", "float16")
+        ticks = 1500 if block else 400
+        monkeypatch.setenv(native.ENV, "c")
+        sim = Simulator(model)
+        codes = set(sim._ops[0]._tick.program[:, 0].tolist())  # type: ignore[union-attr]
+        half_ops = {opcodes.OP_ENCODE_H, opcodes.OP_EVENTS_H, opcodes.OP_DECODED_H}
+        assert half_ops | {opcodes.OP_LOWPASS_DECODED_H} <= codes
+        assert not codes & set(opcodes.PLAIN_OP.values())  # every matrix read is half
+        plain = Simulator(_network(dtype, "spikestream"))
+        assert sim.footprint().matrix_bytes * 4 == plain.footprint().matrix_bytes * (
+            2 if dtype == "float32" else 1
+        )
+        c = _record(model, "c", ticks, monkeypatch, block=block)
+        jit = _record(model, "numba", ticks, monkeypatch, block=block)
+    finally:
+        ext.use_f16c(True)
+    for p in "abcd":
+        assert c[f"{p}.spikes"].sum() > ticks / 10, p
+    assert np.abs(c["yc"]).max() > 0.05
+    for key in c:
+        np.testing.assert_array_equal(c[key], jit[key], err_msg=key)
+
+
+def test_every_float16_widens_exactly_with_and_without_f16c() -> None:
+    """All 65,536 float16 bit patterns through an ENCODE_H row (times 1, scale 1) give
+    numpy's float16 -> float32 conversion on both paths: every finite value and infinity
+    bit for bit, and NaN for NaN (arithmetic quiets a signalling NaN; weights are finite)."""
+    ext = native.extension()
+    assert ext is not None
+    bits = np.arange(65536, dtype=np.uint16)
+    halves = bits.view(np.float16).reshape(-1, 1).copy()
+    expected = halves[:, 0].astype(np.float32)
+    one = np.ones(1, np.float32)
+    try:
+        for f16c in (True, False):
+            assert ext.use_f16c(f16c) == f16c
+            out = np.zeros(65536, np.float32)
+            arrays = [out, halves, one]
+            program = np.zeros((1, opcodes.PROGRAM_COLUMNS), np.int64)
+            program[0, :6] = [opcodes.OP_ENCODE_H, 0, 1, 2, 0, 0]
+            table = address_table(arrays)
+            scalars = np.ones((1, 8), np.float32)
+            counts = np.zeros(0, np.int64)
+            args = native.program_args(program, table, scalars, counts)
+            ext.check_program(*args, 0, 1)
+            ext.run_program(*args, 0, 1)
+            nan = np.isnan(expected)
+            assert nan.sum() == 2 * 1023  # both signs, every nonzero mantissa
+            np.testing.assert_array_equal(np.isnan(out), nan)
+            np.testing.assert_array_equal(out[~nan].view(np.uint32), expected[~nan].view(np.uint32))
+    finally:
+        ext.use_f16c(True)
 
 
 def test_the_seed_example_is_bit_for_bit_the_golden_trajectory_in_c(
