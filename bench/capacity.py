@@ -50,10 +50,12 @@ DIM = 16
 N = 1000
 
 
-def chain_dict(pops: int, dtype: str = "float32") -> dict[str, Any]:
-    """The chain as a network-file mapping."""
+def chain_dict(
+    pops: int, dtype: str = "float32", weights_dtype: str | None = None
+) -> dict[str, Any]:
+    """The chain as a network-file mapping (``weights_dtype``: ``network.weights_dtype``)."""
     return {
-        "network": {"name": "chain", "seed": 1, "dtype": dtype},
+        "network": {"name": "chain", "seed": 1, "dtype": dtype, "weights_dtype": weights_dtype},
         "populations": {f"p{i}": {"n": N, "dim": DIM} for i in range(pops)},
         "inputs": {"u": {"dim": DIM, "target": "p0", "default": [0.2] * DIM}},
         "connections": [
@@ -64,8 +66,9 @@ def chain_dict(pops: int, dtype: str = "float32") -> dict[str, Any]:
     }
 
 
-def chain_toml(pops: int) -> str:
-    lines = ['[network]\nname = "chain"\nseed = 1\ndtype = "float32"\n']
+def chain_toml(pops: int, weights_dtype: str | None = None) -> str:
+    weights = "" if weights_dtype is None else f'weights_dtype = "{weights_dtype}"\n'
+    lines = [f'[network]\nname = "chain"\nseed = 1\ndtype = "float32"\n{weights}']
     for i in range(pops):
         lines.append(f"[populations.p{i}]\nn = {N}\ndim = {DIM}\n")
     lines.append(f'[inputs.u]\ndim = {DIM}\ntarget = "p0"\ndefault = {[0.2] * DIM}\n')
@@ -147,10 +150,15 @@ def free_port() -> int:
 
 
 async def serve_once(
-    pops: int, duration: float, port: int, workdir: Path, extra: list[str]
+    pops: int,
+    duration: float,
+    port: int,
+    workdir: Path,
+    extra: list[str],
+    weights_dtype: str | None = None,
 ) -> dict[str, Any]:
-    net = workdir / f"chain{pops}.toml"
-    net.write_text(chain_toml(pops))
+    net = workdir / f"chain{pops}-{weights_dtype}.toml"
+    net.write_text(chain_toml(pops, weights_dtype))
     log = (workdir / f"serve{pops}.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -200,8 +208,16 @@ async def serve_once(
         "late_p99_ms": last["late_p99_ms"],
         "late_max_ms": last["late_max_ms"],
         "rf": last["realtime_factor_actual"],
-        "serve_args": " ".join(extra),
+        "serve_args": variant_label(extra, weights_dtype),
     }
+
+
+def variant_label(extra: list[str], weights_dtype: str | None) -> str:
+    """How a row names its variant: the serve flags, and float16 weights if used."""
+    flags = " ".join(extra)
+    if weights_dtype is None:
+        return flags
+    return f"{flags} [weights {weights_dtype}]".strip()
 
 
 def floor_share(duration: float) -> float:
@@ -219,6 +235,7 @@ async def realtime(
     variants: list[list[str]],
     runs: int = 1,
     floor: bool = False,
+    weights: list[str | None] | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,9 +252,9 @@ async def realtime(
             # Round-robin: every round serves every size with every variant, so slow
             # drifts of the machine's load spread over all of them.
             for run in range(runs):
-                for pops, extra in itertools.product(pop_counts, variants):
+                for pops, w, extra in itertools.product(pop_counts, weights or [None], variants):
                     base = await asyncio.to_thread(floor_share, duration) if floor else None
-                    row = await serve_once(pops, duration, port, workdir, extra)
+                    row = await serve_once(pops, duration, port, workdir, extra, w)
                     row["run"] = run
                     row["floor_late_pct"] = base
                     rows.append(row)
@@ -279,8 +296,15 @@ def main() -> None:
         action="store_true",
         help="run an empty paced tick for --duration before each serve run (the floor)",
     )
+    p.add_argument(
+        "--weights",
+        default="state",
+        help="comma list of how the served chain stores its matrices: state (the state "
+        "dtype, float32) and/or float16 (network.weights_dtype); each is served side by side",
+    )
     p.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "capacity.json")
     args = p.parse_args()
+    weights: list[str | None] = [None if w == "state" else w for w in args.weights.split(",") if w]
     off = offline([int(x) for x in args.offline_pops.split(",") if x], args.repeats)
     variants = [shlex.split(v) for v in (args.serve_args or [""])]
     live = asyncio.run(
@@ -290,6 +314,7 @@ def main() -> None:
             variants,
             args.runs,
             args.floor,
+            weights,
         )
     )
     print(
@@ -316,8 +341,8 @@ def main() -> None:
         "\n|---|---|---|---|---|---|"
     )
     verdicts = []
-    for extra in variants:
-        flags = " ".join(extra)
+    for extra, w in itertools.product(variants, weights):
+        flags = variant_label(extra, w)
         always, mostly = [], []
         for pops in sorted({r["pops"] for r in live}):
             mine = [

@@ -15,7 +15,11 @@ in float64 and float32, this reports:
   interleaved with the chains.
 
 float32 storage halves the bytes; its fidelity against float64 is checked by the
-offline tests (``tests/runtime/test_offline.py``) and ``tests/sim/test_jit.py``.
+offline tests (``tests/runtime/test_offline.py``) and ``tests/sim/test_jit.py``. The third
+row of each chain is float32 with half-precision weights (``network.weights_dtype =
+"float16"``), which halves the matrices again; its fidelity is checked by
+``tests/sim/test_weights.py``, and its bits against the rounded matrices by
+``tests/sim/test_native.py``.
 
 Usage: ``python bench/memtraffic.py [--pops 10,50,100,150] [--ticks 2000] [--repeats 3]``
 """
@@ -78,20 +82,24 @@ def main() -> None:
     with threadpool_limits(1):
         for pops in [int(p) for p in args.pops.split(",")]:
             rates = {}
-            for dtype in ("float64", "float32"):
-                sim = Simulator(build(parse_network(chain_dict(pops, dtype))))
+            for dtype, weights in (("float64", None), ("float32", None), ("float32", "float16")):
+                label = dtype if weights is None else "f32+f16w"
+                sim = Simulator(build(parse_network(chain_dict(pops, dtype, weights))))
                 fp = sim.footprint()
                 rate = ticks_per_second(sim, args.ticks, args.repeats)
                 same_size = read_bandwidth(fp.total)
                 achieved = fp.total * rate
-                rates[dtype] = rate
+                rates[label] = rate
                 print(
-                    f"{pops:4d} {pops * N:8,d}  {dtype:7s} {fp.total / 1e6:7.2f}  "
+                    f"{pops:4d} {pops * N:8,d}  {label:8s}{fp.total / 1e6:7.2f}  "
                     f"({fp.matrix_bytes / 1e6:.2f} / {fp.vector_bytes / 1e6:.2f})  "
                     f"{rate:9,.0f}   {achieved / 1e9:8.2f}        {same_size / 1e9:8.1f}"
                     f"         {achieved / same_size:5.0%}"
                 )
-            print(f"      float32 / float64 speed: {rates['float32'] / rates['float64']:.2f}x")
+            print(
+                f"      float32 / float64 speed: {rates['float32'] / rates['float64']:.2f}x; "
+                f"float16 weights / float32: {rates['f32+f16w'] / rates['float32']:.2f}x"
+            )
     print(f"DRAM read bandwidth again: {read_bandwidth(512 << 20, 1.0) / 1e9:.1f} GB/s")
 
 
