@@ -8,6 +8,7 @@ import json
 import signal
 import socket
 import time
+from pathlib import Path
 
 import aiomqtt
 import numpy as np
@@ -98,6 +99,40 @@ async def test_status_retained_sigterm_exits_zero_with_offline(mosquitto: Mosqui
     log = proc.log_text()
     assert '"msg": "stopped"' in log
     assert "Traceback" not in log
+
+
+def thread_nices(pid: int) -> dict[int, tuple[int, int]]:
+    """Thread id -> (nice value, CPU time in clock ticks) of every thread of process
+    ``pid`` (Linux ``/proc``)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        # After the ")" closing the thread's name: utime and stime are fields 14 and 15 of
+        # the stat line, nice field 19.
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        out[int(task.name)] = (int(fields[16]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+async def test_io_nice_lowers_the_io_thread_and_not_the_tick_thread(
+    mosquitto: Mosquitto, serve
+) -> None:
+    """``--io-nice 7``: the I/O thread (the main thread, whose id is the process id) runs
+    at nice 7 once serving, while the tick thread, started before it lowered itself and
+    the busiest of the other threads (it spins before every deadline), keeps nice 0."""
+    proc = serve("--io-nice", "7")
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
+        await sub.wait_status("seed", b"online")
+    assert proc.proc is not None
+    pid = proc.proc.pid
+    await asyncio.sleep(1.0)  # a second of ticks, so the tick thread is the busiest
+    threads = await asyncio.to_thread(thread_nices, pid)
+    assert threads.pop(pid)[0] == 7
+    nice, cpu = max(threads.values(), key=lambda t: t[1])
+    assert cpu > 0
+    assert nice == 0
+    log = proc.log_text()
+    assert "I/O thread runs at a lower priority" in log
+    assert '"nice": 7' in log
 
 
 async def test_sigint_also_exits_zero(mosquitto: Mosquitto, serve) -> None:

@@ -16,7 +16,7 @@ from spikestream.errors import ConfigError
 from spikestream.runtime.clock import FakeClock
 from spikestream.runtime.engine import Command, Engine
 from spikestream.runtime.offline import run_offline
-from spikestream.runtime.priority import raise_priority
+from spikestream.runtime.priority import lower_priority, raise_priority
 from spikestream.runtime.slots import InputSlot
 from spikestream.runtime.streams import ProbeStream
 from spikestream.spec import load_network
@@ -233,6 +233,47 @@ def test_raise_priority_reports_what_the_os_granted() -> None:
         assert policy == os.SCHED_OTHER
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this thread is untouched
     assert raise_priority(0) == "normal (not requested)"
+
+
+def test_lower_priority_lowers_the_calling_thread_only() -> None:
+    """The I/O thread's ``--io-nice``: a thread started before keeps its nice value, the
+    calling thread's goes up by the step (capped at 19), threads it starts later inherit
+    it, and no other thread (this one) changes."""
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = nice()
+    seen: dict[str, int] = {}
+    release = threading.Event()
+
+    def before() -> None:
+        release.wait(5)
+        seen["before"] = nice()
+
+    def io() -> None:
+        early = threading.Thread(target=before)
+        early.start()
+        seen["result"] = lower_priority(5)  # type: ignore[assignment]
+        seen["io"] = nice()
+        later = threading.Thread(target=lambda: seen.__setitem__("after", nice()))
+        later.start()
+        later.join()
+        release.set()
+        early.join()
+        seen["again"] = lower_priority(30)  # type: ignore[assignment]
+        seen["capped"] = nice()
+
+    worker = threading.Thread(target=io)
+    worker.start()
+    worker.join()
+    assert seen["io"] == min(19, base + 5)
+    assert seen["result"] == f"nice {seen['io']}"
+    assert seen["before"] == base
+    assert seen["after"] == seen["io"]
+    assert seen["capped"] == 19
+    assert nice() == base
+    assert lower_priority(0) == "unchanged (not requested)"
 
 
 def test_engine_reports_a_real_time_policy_it_inherited() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 log = logging.getLogger("spikestream.engine")
 
@@ -38,3 +39,32 @@ def fifo_priority() -> int:
     if not hasattr(os, "sched_getscheduler") or os.sched_getscheduler(0) != os.SCHED_FIFO:
         return 0
     return int(os.sched_getparam(0).sched_priority)
+
+
+def lower_priority(step: int) -> str:
+    """Raise the calling thread's nice value by ``step`` (0-19, capped at 19).
+
+    Any thread may lower its own priority without a privilege. The service's I/O thread
+    does so once the tick thread is running (threads inherit the nice value of the thread
+    that starts them, so the tick thread keeps its own): when both are runnable, the
+    scheduler then gives the tick thread the core first. Linux sets a nice value per
+    thread; ``setpriority`` is given the thread's own id.
+
+    Returns a description of the outcome for logs.
+    """
+    if step <= 0:
+        return "unchanged (not requested)"
+    if not hasattr(os, "setpriority"):
+        return "unchanged (setpriority not available on this platform)"
+    tid = threading.get_native_id()
+    try:
+        nice = min(19, os.getpriority(os.PRIO_PROCESS, tid) + step)
+        os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError as err:
+        log.warning(
+            "could not lower the I/O thread's priority",
+            extra={"step": step, "error": err.strerror},
+        )
+        return f"unchanged ({err.strerror})"
+    log.info("I/O thread runs at a lower priority than the tick thread", extra={"nice": nice})
+    return f"nice {nice}"

@@ -38,6 +38,7 @@ from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.cpulatency import CpuLatencyRequest
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.gil import yield_gil
+from spikestream.runtime.priority import lower_priority
 from spikestream.runtime.streams import FrameBuffer, ProbeStream
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
@@ -116,6 +117,8 @@ class Service:
         self.model = model
         self.settings = settings
         self.cpu_latency = cpu_latency
+        #: The I/O thread's priority after ``--io-nice`` (set when serving starts).
+        self.io_priority = "unchanged (not requested)"
         self.topics = topics(settings.prefix, model.name)
         self.broker = broker
         self._wake: asyncio.Event | None = None
@@ -654,6 +657,8 @@ class Service:
             self.snapshot_folder.create()
         await self._start_from_snapshot()
         self.engine.start()
+        # After the tick thread has started, so that it keeps its own nice value.
+        self.io_priority = lower_priority(self.settings.io_nice)
         if (fd := self.engine.wake_fd) is not None:
             self._loop.add_reader(fd, self._wake.set)
         log.info(

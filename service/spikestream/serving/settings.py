@@ -235,6 +235,16 @@ class ServeSettings(BaseSettings):
         description="run each tick thread under SCHED_FIFO at this priority (1-99; Linux, "
         "needs CAP_SYS_NICE or root; 0 = normal scheduling, the default)",
     )
+    io_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="raise the I/O thread's nice value by N once the tick thread runs (no "
+        "privilege needed; the tick thread keeps its own): on a quiet machine the scheduler "
+        "then wakes the tick thread first when both want a core, but beside CPU-bound "
+        "processes the I/O thread gets less of a core and frames wait longer (default: 0)",
+        json_schema_extra=_flag(metavar="N"),
+    )
     cpu_latency: Count | None = Field(
         None,
         ge=0,
