@@ -169,7 +169,7 @@ def test_c_and_numba_record_the_same_bits(
 
 
 @pytest.mark.parametrize(
-    ("dtype", "f16c", "block"),
+    ("dtype", "simd", "block"),
     [
         ("float32", True, True),
         ("float32", False, True),
@@ -178,13 +178,13 @@ def test_c_and_numba_record_the_same_bits(
     ],
 )
 def test_half_precision_weights_in_c_are_the_rounded_matrices_in_numba(
-    dtype: str, f16c: bool, block: bool, monkeypatch: pytest.MonkeyPatch
+    dtype: str, simd: bool, block: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The C extension reads float16 copies (F16C, or portable C) where numba reads the
     state-dtype matrices holding the same rounded values: the same bits either way."""
     ext = native.extension()
     assert ext is not None
-    assert ext.use_f16c(f16c) == f16c  # this machine has F16C: both paths run here
+    assert ext.use_simd(simd) == simd  # this machine has AVX2 and F16C: both paths run here
     try:
         model = _network(dtype, "spikestream", "float16")
         ticks = 1500 if block else 400
@@ -201,7 +201,7 @@ def test_half_precision_weights_in_c_are_the_rounded_matrices_in_numba(
         c = _record(model, "c", ticks, monkeypatch, block=block)
         jit = _record(model, "numba", ticks, monkeypatch, block=block)
     finally:
-        ext.use_f16c(True)
+        ext.use_simd(True)
     for p in "abcd":
         assert c[f"{p}.spikes"].sum() > ticks / 10, p
     assert np.abs(c["yc"]).max() > 0.05
@@ -221,7 +221,7 @@ def test_every_float16_widens_exactly_with_and_without_f16c() -> None:
     one = np.ones(1, np.float32)
     try:
         for f16c in (True, False):
-            assert ext.use_f16c(f16c) == f16c
+            assert ext.use_simd(f16c) == f16c
             out = np.zeros(65536, np.float32)
             arrays = [out, halves, one]
             program = np.zeros((1, opcodes.PROGRAM_COLUMNS), np.int64)
@@ -237,7 +237,7 @@ def test_every_float16_widens_exactly_with_and_without_f16c() -> None:
             np.testing.assert_array_equal(np.isnan(out), nan)
             np.testing.assert_array_equal(out[~nan].view(np.uint32), expected[~nan].view(np.uint32))
     finally:
-        ext.use_f16c(True)
+        ext.use_simd(True)
 
 
 def test_the_seed_example_is_bit_for_bit_the_golden_trajectory_in_c(

@@ -155,15 +155,83 @@ __attribute__((target("avx,f16c"))) static void encode8_f16c(const uint16_t *enc
 #undef T
 #undef W
 }
+
+/* The LIF step's pass 2 for a float32 state, eight neurons at a time: the indices of the
+ * neurons leaving their refractory period (0 < ref < dt) and of those that spiked, each
+ * list in index order, appended with one masked permutation and one store per four
+ * neurons instead of two scalar stores per neuron. pack_lanes[m] moves the int64 lanes
+ * whose bit is set in the 4-bit mask m to the front, in order. Like the scalar loop it
+ * replaces, it writes past each list's count (at most three entries, inside the arrays,
+ * which hold n) what nothing reads. Returns how many neurons it did (a multiple of 8). */
+static __m256i pack_lanes[16];
+static int64_t pack_count[16];
+
+__attribute__((target("avx2"))) static int64_t compact8_avx2(const float *ref,
+                                                             const uint8_t *spiked, int64_t n,
+                                                             float dt, int64_t *leaving,
+                                                             int64_t *spikers,
+                                                             int64_t *n_leaving,
+                                                             int64_t *n_spikes)
+{
+    const __m256 zero = _mm256_setzero_ps(), d = _mm256_set1_ps(dt);
+    const __m256i four = _mm256_set1_epi64x(4), eight = _mm256_set1_epi64x(8);
+    __m256i lo = _mm256_setr_epi64x(0, 1, 2, 3);
+    int64_t nl = *n_leaving, ns = *n_spikes, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        /* (r > 0) & (r < dt), false for NaN, as the scalar comparisons. */
+        const __m256 r = _mm256_loadu_ps(ref + i);
+        const int lv = _mm256_movemask_ps(
+            _mm256_and_ps(_mm256_cmp_ps(r, zero, _CMP_GT_OQ), _mm256_cmp_ps(r, d, _CMP_LT_OQ)));
+        const __m128i flags = _mm_loadl_epi64((const __m128i *)(spiked + i));
+        const int sp = _mm_movemask_epi8(_mm_cmpgt_epi8(flags, _mm_setzero_si128())) & 0xff;
+        const __m256i hi = _mm256_add_epi64(lo, four);
+#define PACK(out, count, v, m)                                                                 \
+    do {                                                                                     \
+        _mm256_storeu_si256((__m256i *)((out) + (count)),                                    \
+                            _mm256_permutevar8x32_epi32((v), pack_lanes[m]));                \
+        (count) += pack_count[m];                                                            \
+    } while (0)
+        PACK(leaving, nl, lo, lv & 15);
+        PACK(leaving, nl, hi, lv >> 4);
+        PACK(spikers, ns, lo, sp & 15);
+        PACK(spikers, ns, hi, sp >> 4);
+#undef PACK
+        lo = _mm256_add_epi64(lo, eight);
+    }
+    *n_leaving = nl;
+    *n_spikes = ns;
+    return i;
+}
+
+static void fill_pack_lanes(void)
+{
+    for (int m = 0; m < 16; m++) {
+        int32_t lanes[8] = {0};
+        int j = 0;
+        for (int k = 0; k < 4; k++)
+            if (m >> k & 1) {
+                lanes[2 * j] = 2 * k;
+                lanes[2 * j + 1] = 2 * k + 1;
+                j++;
+            }
+        memcpy(&pack_lanes[m], lanes, sizeof lanes);
+        pack_count[m] = j;
+    }
+}
 #endif
 
-/* Chosen at import (choose_f16c): F16C where the CPU has it. */
+/* Chosen at import (choose_simd): F16C and AVX2 where the CPU has them. */
 static void (*widen_halves)(const uint16_t *src, float *dst, int64_t n) = widen_portable;
 /* The eight-row sweeps of encode_h_f32 (every full group of eight rows), or NULL. */
 static void (*encode8_halves)(const uint16_t *enc_t, float scale, int64_t d, int64_t n,
                               const float *y, float *current) = NULL;
+/* Pass 2 of lif_step_f32 over whole blocks of eight neurons, or NULL. */
+static int64_t (*compact8_f32)(const float *ref, const uint8_t *spiked, int64_t n, float dt,
+                               int64_t *leaving, int64_t *spikers, int64_t *n_leaving,
+                               int64_t *n_spikes) = NULL;
 
 #define ENCODE8_HALF(...) 0
+#define COMPACT8(...) 0
 #define REAL double
 #define NAME(x) x##_f64
 #define EXPM1 expm1
@@ -174,6 +242,8 @@ static void (*encode8_halves)(const uint16_t *enc_t, float scale, int64_t d, int
 #undef EXPM1
 #undef LOG1P
 
+#undef COMPACT8
+#define COMPACT8(...) (compact8_f32 != NULL ? compact8_f32(__VA_ARGS__) : 0)
 #undef ENCODE8_HALF
 #define ENCODE8_HALF(e, s, d, n, y, c)                                                          \
     (encode8_halves != NULL && (encode8_halves((e), (s), (d), (n), (y), (c)), 1))
@@ -865,15 +935,18 @@ static PyObject *py_ring_done(PyObject *self, PyObject *const *args, Py_ssize_t 
 
 /* Choose the F16C kernels (where the CPU has F16C) or the portable ones; the import
  * chooses F16C where it can. */
-static int choose_f16c(int wanted)
+static int choose_simd(int wanted)
 {
     widen_halves = widen_portable;
     encode8_halves = NULL;
+    compact8_f32 = NULL;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (wanted && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) {
+    if (wanted && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
+        fill_pack_lanes();
         widen_halves = widen_f16c;
         encode8_halves = encode8_f16c;
+        compact8_f32 = compact8_avx2;
         return 1;
     }
 #else
@@ -882,24 +955,25 @@ static int choose_f16c(int wanted)
     return 0;
 }
 
-PyDoc_STRVAR(use_f16c_doc,
-"use_f16c(wanted) -> bool\n"
+PyDoc_STRVAR(use_simd_doc,
+"use_simd(wanted) -> bool\n"
 "--\n\n"
-"Read half-precision weights with the CPU's F16C instructions when wanted is true and\n"
-"the CPU has them, else with portable C; return whether F16C is used. Both give the\n"
-"same bits (the test suite runs both). Not for use while a program runs.");
+"Use the hand-vectorised kernels (F16C for half-precision weights, AVX2 for the LIF\n"
+"step's compaction) when wanted is true and the CPU has AVX2 and F16C, else portable C;\n"
+"return whether they are used. Both give the same bits (the test suite runs both). Not\n"
+"for use while a program runs.");
 
-static PyObject *py_use_f16c(PyObject *self, PyObject *arg)
+static PyObject *py_use_simd(PyObject *self, PyObject *arg)
 {
     (void)self;
     int wanted = PyObject_IsTrue(arg);
     if (wanted < 0)
         return NULL;
-    return PyBool_FromLong(choose_f16c(wanted));
+    return PyBool_FromLong(choose_simd(wanted));
 }
 
 static PyMethodDef methods[] = {
-    {"use_f16c", py_use_f16c, METH_O, use_f16c_doc},
+    {"use_simd", py_use_simd, METH_O, use_simd_doc},
     {"check_program", (PyCFunction)(void (*)(void))py_check_program, METH_FASTCALL,
      check_program_doc},
     {"run_program", (PyCFunction)(void (*)(void))run_program, METH_FASTCALL, run_program_doc},
@@ -920,7 +994,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void)
 {
-    choose_f16c(1);
+    choose_simd(1);
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

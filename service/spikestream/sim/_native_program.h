@@ -29,9 +29,12 @@ HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, 
         s01[i] = spike ? one : zero;
         v[i] = vi >= vmin ? vi : vmin;
     }
-    /* Pass 2: branch-free compaction of the leaving neurons and the spikers. */
+    /* Pass 2: branch-free compaction of the leaving neurons and the spikers, in index
+     * order: whole blocks of eight by COMPACT8 (vectorised, float32 with AVX2; else none),
+     * the rest here. */
     int64_t n_leaving = 0, n_spikes = 0;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = COMPACT8(ref, spiked, n, dt, leaving, spikers, &n_leaving, &n_spikes);
+         i < n; i++) {
         REAL r = ref[i];
         leaving[n_leaving] = i;
         n_leaving += (r > zero) & (r < dt);
