@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import shlex
 import shutil
 import signal
@@ -240,6 +241,46 @@ def floor_share(duration: float) -> float:
     return float(run_floor(duration, False)["late_1ms_pct"])
 
 
+def step_ms(pops: int, weights_dtype: str | None) -> float:
+    """One stepping of the chain in ms: best of 3 x 500 ticks, one compiled call per tick,
+    in this process with no service around it."""
+    sim = Simulator(build(parse_network(chain_dict(pops, weights_dtype=weights_dtype))))
+    sim.set_input("u", np.full(DIM, 0.2))
+    sim.run(200)
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(500):
+            sim.step()
+        best = min(best, (time.perf_counter() - start) / 500)
+    return best * 1e3
+
+
+def work_floor_share(duration: float, work_ms: float) -> float:
+    """Percent of ticks > 1 ms late of a paced tick that busy-waits ``work_ms`` each tick
+    (``bench/jitter.py``, a fresh process): the floor of a tick as long as the network's,
+    which recovers from a stall as slowly, but reads no memory and runs no service."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "jitter.py"),
+            "--child",
+            "--duration",
+            str(duration),
+            "--work",
+            f"{work_ms:.4f}",
+            "--rt-priority",
+            "0",
+            "--cpu-latency",
+            "none",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return 100.0 * float(json.loads(out.stdout.strip().splitlines()[-1])["late_fraction"])
+
+
 async def realtime(
     pop_counts: list[int],
     duration: float,
@@ -247,6 +288,7 @@ async def realtime(
     runs: int = 1,
     floor: bool = False,
     weights: list[str | None] | None = None,
+    work_floor: bool = False,
 ) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,11 +307,19 @@ async def realtime(
             for run in range(runs):
                 for pops, w, extra in itertools.product(pop_counts, weights or [None], variants):
                     base = await asyncio.to_thread(floor_share, duration) if floor else None
+                    cost = work = None
+                    if work_floor:
+                        cost = await asyncio.to_thread(step_ms, pops, w)
+                        work = await asyncio.to_thread(work_floor_share, duration, cost)
                     row = await serve_once(pops, duration, port, workdir, extra, w)
                     row["run"] = run
                     row["floor_late_pct"] = base
+                    row["step_ms"] = cost
+                    row["work_floor_late_pct"] = work
                     rows.append(row)
                     beside = "" if base is None else f" (floor beside it: {base:.3f} %)"
+                    if work is not None:
+                        beside += f" (a tick spinning its {cost:.3f} ms: {work:.3f} %)"
                     print(
                         f"serve {pops} pops ({pops * N} neurons) [{row['serve_args']}]: "
                         f"{row['late_fraction'] * 100:.3f} % ticks > 1 ms late{beside}, "
@@ -309,6 +359,13 @@ def main() -> None:
         help="run an empty paced tick for --duration before each serve run (the floor)",
     )
     p.add_argument(
+        "--work-floor",
+        action="store_true",
+        help="before each serve run, time one stepping of the chain and run a paced tick "
+        "that busy-waits that long for --duration (bench/jitter.py): the floor of a tick "
+        "as long as the network's",
+    )
+    p.add_argument(
         "--weights",
         default="state",
         help="comma list of how the served chain stores its matrices: state (the state "
@@ -327,6 +384,7 @@ def main() -> None:
             args.runs,
             args.floor,
             weights,
+            args.work_floor,
         )
     )
     print(
