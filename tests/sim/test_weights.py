@@ -14,6 +14,8 @@ from hypothesis.extra import numpy as hnp
 from spikestream.build import build
 from spikestream.errors import NetworkFileError, SimulationError
 from spikestream.sim import Simulator
+from spikestream.sim.opcodes import OP_ENCODE, OP_ENCODE_H
+from spikestream.sim.program import _Program
 from spikestream.sim.weights import LIMIT, narrow, scale_exponent
 from spikestream.spec import parse_network
 from tests.sim import record_blocks
@@ -63,6 +65,54 @@ def test_a_zero_matrix_and_a_non_finite_one() -> None:
     assert not half.any()
     with pytest.raises(SimulationError, match=r"holds inf; half-precision weights need finite"):
         narrow(np.array([[1.0, np.inf]]), np.float32)
+
+
+def test_a_matrix_beyond_what_float16_holds_at_the_smallest_scale_is_refused() -> None:
+    """At the scale's limit, 2**-100, float16 holds up to 65504 * 2**100 (about 8.3e34);
+    past that the copy would be infinite, so the matrix is refused instead."""
+    values, half, _ = narrow(np.array([[8e34]]), np.float32)
+    assert np.isfinite(half).all()
+    assert abs(values[0, 0] / 8e34 - 1) < 2.0**-11
+    with pytest.raises(SimulationError, match=r"peaks at 1e\+35; half-precision weights hold"):
+        narrow(np.array([[1e35]]), np.float32)
+
+
+def test_a_state_may_carry_fixed_decoders_but_not_change_them() -> None:
+    """Decoders that do not learn are read as rounded copies: a state (a snapshot)
+    restoring them unchanged is accepted, one that changes them is refused before
+    anything is copied."""
+    sim = Simulator(build(parse_network(_chain("float16"))))
+    sim.run(50)
+    state = sim.state()
+    sim.set_state(state)
+    changed = dict(state)
+    changed["conn.1.decoders"] = state["conn.1.decoders"] * 1.5
+    changed["tick"] = np.int64(7)
+    with pytest.raises(SimulationError, match=r"'conn.1.decoders' differs from this network"):
+        sim.set_state(changed)
+    assert sim.tick == 50
+    # Without half-precision weights the decoders are read from the state: it may set them.
+    Simulator(build(parse_network(_chain(None)))).set_state(changed)
+
+
+def test_a_program_takes_a_float16_copy_only_in_a_weight_column() -> None:
+    """The C extension checks shapes, not element types: the program builder refuses a
+    float16 copy anywhere but a half-precision op's weight column, and such a column
+    holding a state-dtype array."""
+    values, half, scale = narrow(np.ones((4, 3)), np.float32)
+    prog = _Program(np.dtype(np.float32), {id(values): (values, half, scale)})
+    dst, x = np.zeros(4, np.float32), np.zeros(3, np.float32)
+    h = prog.half(values)
+    assert h is not None
+    slot, got = h
+    assert got == scale
+    prog.op(OP_ENCODE_H, prog.array(dst), slot, prog.array(x), 0, prog.scalar(scale))
+    with pytest.raises(SimulationError, match=r"column 1 of opcode 11 cannot take a float16"):
+        prog.op(OP_ENCODE_H, slot, slot, prog.array(x), 0, prog.scalar(scale))
+    with pytest.raises(SimulationError, match=r"column 2 of opcode 3 cannot take a float16"):
+        prog.op(OP_ENCODE, prog.array(dst), slot, prog.array(x), 0)
+    with pytest.raises(SimulationError, match=r"column 2 of opcode 11 needs a float16"):
+        prog.op(OP_ENCODE_H, prog.array(dst), prog.array(values), prog.array(x), 0, 0)
 
 
 def _chain(weights_dtype: str | None) -> dict:

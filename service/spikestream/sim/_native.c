@@ -104,7 +104,10 @@ static void widen_portable(const uint16_t *src, float *dst, int64_t n)
         dst[i] = half_to_float(src[i]);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* GCC only: older clang rejects __builtin_cpu_supports("f16c"); clang builds use the
+ * portable loops. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HAND_SIMD 1
 #include <immintrin.h>
 /* The same with F16C, eight at a time (vcvtph2ps is exact as well). */
 __attribute__((target("avx,f16c"))) static void widen_f16c(const uint16_t *src, float *dst,
@@ -933,14 +936,15 @@ static PyObject *py_ring_done(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
-/* Choose the F16C kernels (where the CPU has F16C) or the portable ones; the import
- * chooses F16C where it can. */
+/* Choose the hand-vectorised kernels (F16C widening and encoding of half-precision
+ * weights, AVX2 compaction in the LIF step; where the CPU has both) or the portable
+ * loops; the import chooses the vectorised ones where it can. */
 static int choose_simd(int wanted)
 {
     widen_halves = widen_portable;
     encode8_halves = NULL;
     compact8_f32 = NULL;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef HAND_SIMD
     __builtin_cpu_init();
     if (wanted && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2")) {
         fill_pack_lanes();

@@ -32,9 +32,12 @@ HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, 
     /* Pass 2: branch-free compaction of the leaving neurons and the spikers, in index
      * order: whole blocks of eight by COMPACT8 (vectorised, float32 with AVX2; else none),
      * the rest here. */
-    int64_t n_leaving = 0, n_spikes = 0;
-    for (int64_t i = COMPACT8(ref, spiked, n, dt, leaving, spikers, &n_leaving, &n_spikes);
-         i < n; i++) {
+    int64_t heads[2] = {0, 0};
+    const int64_t done = COMPACT8(ref, spiked, n, dt, leaving, spikers, &heads[0], &heads[1]);
+    /* Fresh locals, whose addresses never escape: the stores into leaving and spikers
+     * below cannot change them, so they stay in registers. */
+    int64_t n_leaving = heads[0], n_spikes = heads[1];
+    for (int64_t i = done; i < n; i++) {
         REAL r = ref[i];
         leaving[n_leaving] = i;
         n_leaving += (r > zero) & (r < dt);

@@ -39,6 +39,27 @@ OP_ENCODE_H = 11  # [op, dst, enc, x, add, scalars]: scalars[0] = enc's scale
 OP_EVENTS_H = 12  # as OP_EVENTS; scalars[2] = w_rows' scale
 OP_DECODED_H = 13  # as OP_DECODED; scalars[2] = decoders' scale, scalars[3] = enc_t's
 OP_LOWPASS_DECODED_H = 14  # as OP_LOWPASS_DECODED; scalars[2] = decoders' scale
+#: The columns of each half-precision op that name a float16 copy.
+HALF_COLUMNS = {
+    OP_ENCODE_H: (2,),
+    OP_EVENTS_H: (2,),
+    OP_DECODED_H: (3, 5),
+    OP_LOWPASS_DECODED_H: (3,),
+}
+#: The columns of each plain op that name an array of the address table.
+SLOT_COLUMNS = {
+    OP_FEED: (1, 2),
+    OP_COPY: (1, 2),
+    OP_ADD: (1, 2),
+    OP_ENCODE: (1, 2, 3),
+    OP_LIF: (1, 2, 3, 4, 5, 6, 7),
+    OP_EVENTS: (1, 2, 3),
+    OP_DECODED: (1, 3, 4, 5, 6, 8),
+    OP_FILTERED: (1, 2),
+    OP_LOWPASS_DECODED: (1, 3, 4, 5),
+    OP_RECORD: (1, 2),
+    OP_RECORD_BOOL: (1, 2),
+}
 #: The plain op of each half-precision op.
 PLAIN_OP = {
     OP_ENCODE_H: OP_ENCODE,

@@ -134,9 +134,10 @@ class _TickBuilder:
         self.fusable: dict[Op, Emit] = {}
         # Ops that read a population's ``count`` from Python (id(op) -> id(_PopState)).
         self.count_readers: dict[int, int] = {}
-        # Half-precision weights: id(matrix) -> (its float16 copy, scale), for the C
-        # extension's programs (spikestream.sim.weights).
-        self.halves: dict[int, tuple[Half, float]] = {}
+        # Half-precision weights: id(matrix) -> (the matrix, its float16 copy, scale), for
+        # the C extension's programs (spikestream.sim.weights); the matrix is kept so that
+        # its id stays its own.
+        self.halves: dict[int, tuple[Array, Half, float]] = {}
 
     def _weights(self, values: npt.ArrayLike) -> Array:
         """A matrix the tick reads, C-contiguous in the state dtype. With half-precision
@@ -145,7 +146,7 @@ class _TickBuilder:
         if self.model.weights_dtype is None:
             return np.ascontiguousarray(values, dtype=self.dtype)
         rounded, half, scale = narrow(values, self.dtype)
-        self.halves[id(rounded)] = (half, scale)
+        self.halves[id(rounded)] = (rounded, half, scale)
         return rounded
 
     def _conn_state(self, c: Connection) -> _ConnState:
@@ -443,7 +444,8 @@ class _TickBuilder:
         if cs.pre_activity is None and self.model.weights_dtype is not None:
             # Decoders that never learn are read as the tick's other matrices are: rounded
             # (cs.decoders stays the state that snapshots save).
-            decoders = self._weights(decoders)
+            assert c.decoders is not None  # a decoded connection's, as cs.decoders
+            decoders = self._weights(c.decoders)  # rounded once, from the built float64
         u = np.zeros_like(y)
         tmp = np.zeros_like(y)
         dot = np.dot

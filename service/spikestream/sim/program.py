@@ -22,17 +22,20 @@ from spikestream.sim.native import Runner, extension, program_args
 from spikestream.sim.opcodes import (
     ADDRESS,
     COLS,
+    HALF_COLUMNS,
     OP_FEED,
     OP_RECORD,
     OP_RECORD_BOOL,
     PLAIN_OP,
     PROGRAM_COLUMNS,
     ROWS,
+    SLOT_COLUMNS,
 )
 from spikestream.sim.weights import Half
 
-#: id(matrix) -> (its float16 copy, scale): the half-precision weights a program may read.
-Halves = Mapping[int, tuple[Half, float]]
+#: id(matrix) -> (the matrix, its float16 copy, scale): the half-precision weights a
+#: program may read.
+Halves = Mapping[int, tuple[Array, Half, float]]
 
 
 class _Program:
@@ -49,7 +52,8 @@ class _Program:
         (given only where the C extension runs it; :meth:`half`)."""
         self.dtype = dtype
         self._halves: Halves = halves or {}
-        self._half_ids = {id(h) for h, _ in self._halves.values()}
+        self._half_ids = {id(h) for _, h, _ in self._halves.values()}
+        self._half_slots: set[int] = set()
         self.rows: list[list[int]] = []
         self.arrays: list[npt.NDArray[np.generic]] = []
         self._slots: dict[int, int] = {}  # id(array) -> table row
@@ -82,7 +86,9 @@ class _Program:
         twin = self._halves.get(id(matrix))
         if twin is None:
             return None
-        return self.array(twin[0]), twin[1]
+        slot = self.array(twin[1])
+        self._half_slots.add(slot)
+        return slot, twin[2]
 
     def scalar(self, *values: float | np.floating[Any]) -> int:
         """The row of ``scalars`` holding ``values`` (at most 8) in the state dtype."""
@@ -99,8 +105,24 @@ class _Program:
         return self._pop_slots[id(ps)]
 
     def op(self, code: int, *operands: int) -> None:
-        """Append one op (``OP_*``) with its operand columns."""
-        self.rows.append([code, *operands] + [0] * (PROGRAM_COLUMNS - 1 - len(operands)))
+        """Append one op (``OP_*``) with its operand columns.
+
+        Raises:
+            SimulationError: a float16 copy in any column but the weight columns of a
+                half-precision op, or such a column holding something else (the C
+                extension checks shapes, not element types).
+        """
+        row = [code, *operands] + [0] * (PROGRAM_COLUMNS - 1 - len(operands))
+        weights = HALF_COLUMNS.get(code, ())
+        for col in range(1, PROGRAM_COLUMNS):
+            if col in SLOT_COLUMNS.get(PLAIN_OP.get(code, code), ()) and (
+                (row[col] in self._half_slots) != (col in weights)
+            ):
+                raise SimulationError(
+                    f"program row {len(self.rows)}: column {col} of opcode {code} "
+                    f"{'needs' if col in weights else 'cannot take'} a float16 copy"
+                )
+        self.rows.append(row)
 
     def table(self) -> npt.NDArray[np.int64]:
         """``(arrays, 3)``: address, rows and columns of every array, in slot order."""

@@ -107,6 +107,15 @@ class Simulator:
         self._probe_values = built.probe_values
         self._probe_state = built.probe_state
         self._ops = built.ops
+        # Decoders the tick reads as rounded copies (half-precision weights, no learning):
+        # a state may carry them, but not change them.
+        self._fixed_decoders = {
+            f"conn.{i}.decoders"
+            for i, cs in enumerate(self._conns)
+            if model.weights_dtype is not None
+            and cs.decoders is not None
+            and cs.pre_activity is None
+        }
         if backend == "numba":
             # Load only what the ops call: each numba kernel costs a few ms even from the
             # cache, and numba itself half a second, which a tick made only of programs
@@ -393,6 +402,14 @@ class Simulator:
             if not np.isfinite(src).all():
                 raise SimulationError(
                     f"state {key!r} holds NaN or infinite values; expected finite floats"
+                )
+            if key in self._fixed_decoders and not np.array_equal(
+                np.asarray(src, dtype=arr.dtype), arr
+            ):
+                raise SimulationError(
+                    f"state {key!r} differs from this network's decoders, which do not learn "
+                    'and are read in half precision (network.weights_dtype = "float16"); '
+                    "expected the built values"
                 )
             limit = float(np.finfo(arr.dtype.str).max)  # the state arrays are floats
             if float(np.abs(src).max(initial=0.0)) > limit:  # compared in float64

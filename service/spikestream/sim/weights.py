@@ -18,8 +18,8 @@ learn (a connection with an ``error_input``) keep the state dtype: they change e
 tick.
 
 Each matrix gets its own scale, chosen so that its largest magnitude lands in
-``[2**14, 2**15)``: well inside float16's range (65504), with elements down to
-``2**-10`` of the largest still normal, so decoders of a few 1e-5 keep their 11 bits
+``[2**14, 2**15)``: well inside float16's range (65504), with elements down to about
+``2**-28`` of the largest still normal, so decoders of a few 1e-5 keep their 11 bits
 instead of falling into float16's subnormals.
 """
 
@@ -35,11 +35,13 @@ from spikestream.errors import SimulationError
 Array = npt.NDArray[np.floating]
 Half = npt.NDArray[np.float16]
 
-#: The largest magnitude of a matrix is scaled into [2**TOP - 1, 2**TOP).
+#: The largest magnitude of a matrix is scaled into [2**(TOP - 1), 2**TOP).
 TOP = 15
 #: Scales stay within 2**-LIMIT .. 2**LIMIT, so ``half * scale`` is a normal float32
 #: (float16's smallest subnormal, 2**-24, times 2**-100 is above float32's 2**-126).
 LIMIT = 100
+#: The smallest magnitude a cast to float16 rounds to infinity (65504 is the largest finite).
+HALF_ROUNDS_TO_INF = 65520.0
 
 
 def scale_exponent(peak: float) -> int:
@@ -74,6 +76,11 @@ def narrow(w: npt.ArrayLike, dtype: npt.DTypeLike) -> tuple[Array, Half, float]:
             "finite values"
         )
     s = scale_exponent(peak)
+    if math.ldexp(peak, s) >= HALF_ROUNDS_TO_INF:  # only past about 8.3e34, at s = -LIMIT
+        raise SimulationError(
+            f"a matrix of shape {wide.shape} peaks at {peak:.4g}; half-precision weights hold "
+            f"magnitudes below {math.ldexp(HALF_ROUNDS_TO_INF, LIMIT):.4g}"
+        )
     # Both products are exact in float64 (a power of two), so the only rounding is the
     # cast to float16, to nearest.
     half = np.ascontiguousarray(np.ldexp(wide, s).astype(np.float16))
