@@ -78,14 +78,6 @@ HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, 
 #define LOAD(w) (w)
 #define ENCODE8(...) 0
 #include "_native_weights.h"
-#undef WEIGHT
-#undef WROW
-#undef WNAME
-#undef WCHUNK
-#undef WBUF
-#undef WIDEN
-#undef LOAD
-#undef ENCODE8
 #define WEIGHT uint16_t
 #define WROW float
 #define WNAME(x) NAME(x##_h)
@@ -95,14 +87,6 @@ HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, 
 #define LOAD(w) ((REAL)(w) * scale)
 #define ENCODE8(...) ENCODE8_HALF(__VA_ARGS__)
 #include "_native_weights.h"
-#undef WEIGHT
-#undef WROW
-#undef WNAME
-#undef WCHUNK
-#undef WBUF
-#undef WIDEN
-#undef LOAD
-#undef ENCODE8
 
 #define VEC(slot) ((REAL *)(intptr_t)table[(slot) * 3 + T_ADDRESS])
 #define IDX(slot) ((int64_t *)(intptr_t)table[(slot) * 3 + T_ADDRESS])

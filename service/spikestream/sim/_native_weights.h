@@ -21,7 +21,7 @@
  * has it) and the arithmetic runs, vectorised, over the widened chunk in L1.
  *
  * Every kernel takes the matrix and its scale first (the scale is unused where WEIGHT is
- * REAL). */
+ * REAL). The file undefines its parameters at its end, for the next instantiation. */
 
 /* out += weights[spikers[q]] for q < count: accumulate_rows_jit. An index outside the
  * n_pre rows (which only a spikers array that no LIF step wrote could hold) is skipped:
@@ -93,22 +93,9 @@ HOT static void WNAME(decode_lowpass)(const WEIGHT *decoders, REAL scale,
                                       const int64_t *spikers, int64_t count, int64_t n_pre,
                                       int64_t d, REAL *y, REAL a, REAL gain, REAL *acc)
 {
-    (void)scale;
-    WBUF(1);
     for (int64_t j = 0; j < d; j++)
         acc[j] = 0;
-    for (int64_t q = 0; q < count; q++) {
-        if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
-            continue;
-        const WEIGHT *row = decoders + spikers[q] * d;
-        for (int64_t j0 = 0; j0 < d; j0 += WCHUNK) {
-            const int64_t m = d - j0 < WCHUNK ? d - j0 : WCHUNK;
-            const WROW *r = WIDEN(row + j0, 0, m);
-            REAL *s = acc + j0;
-            for (int64_t j = 0; j < m; j++)
-                s[j] += LOAD(r[j]);
-        }
-    }
+    WNAME(accumulate_rows)(decoders, scale, n_pre, d, spikers, count, acc);
     for (int64_t j = 0; j < d; j++)
         y[j] = a * y[j] + gain * acc[j];
 }
@@ -138,3 +125,12 @@ HOT static void WNAME(encode_rows)(const WEIGHT *enc, REAL scale, int64_t n, int
         dst[i] = add ? dst[i] + acc : acc;
     }
 }
+
+#undef WEIGHT
+#undef WROW
+#undef WNAME
+#undef WCHUNK
+#undef WBUF
+#undef WIDEN
+#undef LOAD
+#undef ENCODE8

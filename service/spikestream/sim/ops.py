@@ -138,6 +138,9 @@ class _TickBuilder:
         # the C extension's programs (spikestream.sim.weights); the matrix is kept so that
         # its id stays its own.
         self.halves: dict[int, tuple[Array, Half, float]] = {}
+        # id(_ConnState) of the connections whose decoders the tick reads as rounded
+        # copies: a state may not change them (Simulator.set_state).
+        self.fixed_decoders: set[int] = set()
 
     def _weights(self, values: npt.ArrayLike) -> Array:
         """A matrix the tick reads, C-contiguous in the state dtype. With half-precision
@@ -440,12 +443,12 @@ class _TickBuilder:
         inv_dt = 1.0 / self.dt
         # Post current = gain * E @ (T @ y): fold gain, encoders and transform once.
         folded = post.scaled_encoders @ c.transform
-        m = self._weights(folded)
         if cs.pre_activity is None and self.model.weights_dtype is not None:
             # Decoders that never learn are read as the tick's other matrices are: rounded
-            # (cs.decoders stays the state that snapshots save).
+            # (cs.decoders stays the state that snapshots save, and may not change).
             assert c.decoders is not None  # a decoded connection's, as cs.decoders
             decoders = self._weights(c.decoders)  # rounded once, from the built float64
+            self.fixed_decoders.add(id(cs))
         u = np.zeros_like(y)
         tmp = np.zeros_like(y)
         dot = np.dot
@@ -484,6 +487,7 @@ class _TickBuilder:
             self.fusable[step_jit] = emit
             self.count_readers[id(step_jit)] = id(pre)
             return step_jit
+        m = self._weights(folded)  # (n_post, d), for numpy's dot
         if cs.pre_activity is None:
             # Decoders are learned in place below, so 1/dt is folded into the filter gain.
             def step() -> None:

@@ -112,9 +112,7 @@ class Simulator:
         self._fixed_decoders = {
             f"conn.{i}.decoders"
             for i, cs in enumerate(self._conns)
-            if model.weights_dtype is not None
-            and cs.decoders is not None
-            and cs.pre_activity is None
+            if id(cs) in built.fixed_decoders
         }
         if backend == "numba":
             # Load only what the ops call: each numba kernel costs a few ms even from the
