@@ -355,24 +355,39 @@ def test_the_ticks_run_without_the_gil(monkeypatch: pytest.MonkeyPatch) -> None:
     assert spins > 0.04 * rate, (spins, rate)
 
 
-def test_spike_counts_beyond_the_spikers_array_read_nothing_outside_it() -> None:
+@pytest.mark.parametrize(
+    ("half", "simd"),
+    [(False, True), (True, True), (True, False)],
+    ids=["plain", "f16c", "portable"],
+)
+def test_spike_counts_beyond_the_spikers_array_read_nothing_outside_it(
+    half: bool, simd: bool
+) -> None:
     """The count of an op comes from another op (or Python): the C side clamps it to the
-    spikers array and skips indices outside the weight rows."""
-    z = np.zeros(4)
-    weights = np.ones((2, 4))
+    spikers array and skips indices outside the weight rows, on every path that adds
+    rows (the float16 one in blocks of 32 and 8 columns and a scalar tail: 45 columns)."""
+    dtype = np.float32 if half else np.float64
+    z = np.zeros(45, dtype)
+    weights = np.ones((2, 45), np.float16 if half else np.float64)
     spikers = np.array([1, 99], np.int64)  # 99: no such row
     table = address_table([z, weights, spikers])
     program = np.zeros((1, opcodes.PROGRAM_COLUMNS), np.int64)
-    program[0, :6] = (opcodes.OP_EVENTS, 0, 1, 2, 0, 0)
-    scalars = np.zeros((1, 8))
-    scalars[0, 0] = 1.0
+    program[0, :6] = (opcodes.OP_EVENTS_H if half else opcodes.OP_EVENTS, 0, 1, 2, 0, 0)
+    scalars = np.zeros((1, 8), dtype)
+    scalars[0, 0] = 1.0  # a: z = a * z + the rows
+    scalars[0, 2] = 1.0  # the float16 rows' scale (unread by the plain op)
     counts = np.array([7], np.int64)  # more than the two entries of spikers
     ext = native.extension()
     assert ext is not None
-    args = program_args(program, table, scalars, counts)
-    ext.check_program(*args, 0, 1)
-    ext.run_program(*args, 0, 1)
-    np.testing.assert_array_equal(z, [1, 1, 1, 1])  # row 1 once; 99 and beyond skipped
+    available = ext.use_simd(True)
+    try:
+        assert ext.use_simd(simd) == (simd and available)
+        args = program_args(program, table, scalars, counts)
+        ext.check_program(*args, 0, 1)
+        ext.run_program(*args, 0, 1)
+    finally:
+        ext.use_simd(True)
+    np.testing.assert_array_equal(z, np.ones(45))  # row 1 once; 99 and beyond skipped
 
 
 def test_a_negative_shape_in_the_table_is_refused() -> None:

@@ -72,6 +72,23 @@
 #define HOT
 #endif
 
+/* Event-driven kernels add the rows of the neurons that spiked: rows of a matrix too
+ * big for this VM's caches (a 100k chain's decoders are 6.4 MB), at indices the hardware
+ * prefetchers cannot guess, each a miss to DRAM. Asking for the row PREFETCH_AHEAD
+ * spikers ahead keeps several misses in flight instead of one. The row's first and last
+ * bytes are asked for (a short row may straddle two cache lines; a long one is streamed
+ * by the hardware prefetcher once it is entered). Indices outside the matrix are not
+ * prefetched: the kernels skip them. */
+#define PREFETCH_AHEAD 8
+#define PREFETCH_ROW(weights, n_pre, n_post, spikers, q, count)                                \
+    do {                                                                                     \
+        if ((q) < (count) && (uint64_t)(spikers)[q] < (uint64_t)(n_pre)) {                   \
+            const char *p_ = (const char *)((weights) + (spikers)[q] * (n_post));            \
+            __builtin_prefetch(p_);                                                          \
+            __builtin_prefetch(p_ + (n_post) * (int64_t)sizeof *(weights) - 1);              \
+        }                                                                                    \
+    } while (0)
+
 /* Half-precision weights (sim/weights.py): float16 bits widened to float32, exactly.
  * The kernels widen a chunk of at most CHUNK elements at a time into a buffer in L1. */
 #define CHUNK 256
@@ -159,6 +176,62 @@ __attribute__((target("avx,f16c"))) static void encode8_f16c(const uint16_t *enc
 #undef W
 }
 
+/* out += weights[spikers[q]] for q < count with half-precision weights and a float32 state
+ * (accumulate_rows_h_f32, in registers). The decoders' rows are short (d = 16 in a
+ * decoded chain): widening each through widen_halves cost a call, a store and a reload
+ * per row, a third of the tick's time on a Zen 1 VM. Here each block of up to 32 columns
+ * stays in four registers while every spiker's row is added to it, in spiker order, so
+ * each element gets the same additions in the same order as the scalar loop. Indices
+ * outside the n_pre rows are skipped, as there. */
+__attribute__((target("avx,f16c"))) static void accum_rows_f16c(const uint16_t *weights,
+                                                                float scale, int64_t n_pre,
+                                                                int64_t n_post,
+                                                                const int64_t *spikers,
+                                                                int64_t count, float *out)
+{
+    const __m256 s = _mm256_set1_ps(scale);
+#define ROW8(p) _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p))), s)
+    int64_t j0 = 0;
+    for (; j0 + 32 <= n_post; j0 += 32) {
+        __m256 a0 = _mm256_loadu_ps(out + j0), a1 = _mm256_loadu_ps(out + j0 + 8);
+        __m256 a2 = _mm256_loadu_ps(out + j0 + 16), a3 = _mm256_loadu_ps(out + j0 + 24);
+        for (int64_t q = 0; q < count; q++) {
+            PREFETCH_ROW(weights, n_pre, n_post, spikers, q + PREFETCH_AHEAD, count);
+            if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
+                continue;
+            const uint16_t *row = weights + spikers[q] * n_post + j0;
+            a0 = _mm256_add_ps(a0, ROW8(row));
+            a1 = _mm256_add_ps(a1, ROW8(row + 8));
+            a2 = _mm256_add_ps(a2, ROW8(row + 16));
+            a3 = _mm256_add_ps(a3, ROW8(row + 24));
+        }
+        _mm256_storeu_ps(out + j0, a0);
+        _mm256_storeu_ps(out + j0 + 8, a1);
+        _mm256_storeu_ps(out + j0 + 16, a2);
+        _mm256_storeu_ps(out + j0 + 24, a3);
+    }
+    for (; j0 + 8 <= n_post; j0 += 8) {
+        __m256 a = _mm256_loadu_ps(out + j0);
+        for (int64_t q = 0; q < count; q++) {
+            PREFETCH_ROW(weights, n_pre, n_post, spikers, q + PREFETCH_AHEAD, count);
+            if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
+                continue;
+            a = _mm256_add_ps(a, ROW8(weights + spikers[q] * n_post + j0));
+        }
+        _mm256_storeu_ps(out + j0, a);
+    }
+#undef ROW8
+    if (j0 == n_post)
+        return;
+    for (int64_t q = 0; q < count; q++) {
+        if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
+            continue;
+        const uint16_t *row = weights + spikers[q] * n_post;
+        for (int64_t j = j0; j < n_post; j++)
+            out[j] += half_to_float(row[j]) * scale;
+    }
+}
+
 /* The LIF step's pass 2 for a float32 state, eight neurons at a time: the indices of the
  * neurons leaving their refractory period (0 < ref < dt) and of those that spiked, each
  * list in index order, appended with one masked permutation and one store per four
@@ -228,12 +301,16 @@ static void (*widen_halves)(const uint16_t *src, float *dst, int64_t n) = widen_
 /* The eight-row sweeps of encode_h_f32 (every full group of eight rows), or NULL. */
 static void (*encode8_halves)(const uint16_t *enc_t, float scale, int64_t d, int64_t n,
                               const float *y, float *current) = NULL;
+/* accumulate_rows_h_f32 whole, or NULL. */
+static void (*accum_halves)(const uint16_t *weights, float scale, int64_t n_pre, int64_t n_post,
+                            const int64_t *spikers, int64_t count, float *out) = NULL;
 /* Pass 2 of lif_step_f32 over whole blocks of eight neurons, or NULL. */
 static int64_t (*compact8_f32)(const float *ref, const uint8_t *spiked, int64_t n, float dt,
                                int64_t *leaving, int64_t *spikers, int64_t *n_leaving,
                                int64_t *n_spikes) = NULL;
 
 #define ENCODE8_HALF(...) 0
+#define ACCUM_HALF(...) 0
 #define COMPACT8(...) 0
 #define REAL double
 #define NAME(x) x##_f64
@@ -250,6 +327,9 @@ static int64_t (*compact8_f32)(const float *ref, const uint8_t *spiked, int64_t 
 #undef ENCODE8_HALF
 #define ENCODE8_HALF(e, s, d, n, y, c)                                                          \
     (encode8_halves != NULL && (encode8_halves((e), (s), (d), (n), (y), (c)), 1))
+#undef ACCUM_HALF
+#define ACCUM_HALF(w, s, n_pre, n_post, sp, count, out)                                        \
+    (accum_halves != NULL && (accum_halves((w), (s), (n_pre), (n_post), (sp), (count), (out)), 1))
 #define REAL float
 #define NAME(x) x##_f32
 #define EXPM1 expm1f
@@ -943,6 +1023,7 @@ static int choose_simd(int wanted)
 {
     widen_halves = widen_portable;
     encode8_halves = NULL;
+    accum_halves = NULL;
     compact8_f32 = NULL;
 #ifdef HAND_SIMD
     __builtin_cpu_init();
@@ -950,6 +1031,7 @@ static int choose_simd(int wanted)
         fill_pack_lanes();
         widen_halves = widen_f16c;
         encode8_halves = encode8_f16c;
+        accum_halves = accum_rows_f16c;
         compact8_f32 = compact8_avx2;
         return 1;
     }

@@ -77,6 +77,7 @@ HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, 
 #define WIDEN(p, k, m) (p)
 #define LOAD(w) (w)
 #define ENCODE8(...) 0
+#define ACCUM(...) 0
 #include "_native_weights.h"
 #define WEIGHT uint16_t
 #define WROW float
@@ -86,6 +87,7 @@ HOT static int64_t NAME(lif_step)(REAL *J, REAL *v, REAL *ref, uint8_t *spiked, 
 #define WIDEN(p, k, m) (widen_halves((p), buf[k], (m)), (const float *)buf[k])
 #define LOAD(w) ((REAL)(w) * scale)
 #define ENCODE8(...) ENCODE8_HALF(__VA_ARGS__)
+#define ACCUM(...) ACCUM_HALF(__VA_ARGS__)
 #include "_native_weights.h"
 
 #define VEC(slot) ((REAL *)(intptr_t)table[(slot) * 3 + T_ADDRESS])

@@ -12,6 +12,8 @@
  *   ENCODE8(...)  1 after running encode's groups of eight rows itself (encode8_halves,
  *               for half-precision weights and a float32 state where the CPU has F16C),
  *               else 0.
+ *   ACCUM(...)  1 after running accumulate_rows itself (accum_halves, for half-precision
+ *               weights and a float32 state where the CPU has F16C), else 0.
  *
  * A half-precision matrix was rounded at build time (spikestream/sim/weights.py) so that
  * half * scale is exactly the value the simulator's own matrix holds; widening a float16
@@ -31,8 +33,11 @@ HOT static void WNAME(accumulate_rows)(const WEIGHT *weights, REAL scale, int64_
                                        REAL *out)
 {
     (void)scale;
+    if (ACCUM(weights, scale, n_pre, n_post, spikers, count, out))
+        return;
     WBUF(1);
     for (int64_t q = 0; q < count; q++) {
+        PREFETCH_ROW(weights, n_pre, n_post, spikers, q + PREFETCH_AHEAD, count);
         if ((uint64_t)spikers[q] >= (uint64_t)n_pre)
             continue;
         const WEIGHT *row = weights + spikers[q] * n_post;
@@ -134,3 +139,4 @@ HOT static void WNAME(encode_rows)(const WEIGHT *enc, REAL scale, int64_t n, int
 #undef WIDEN
 #undef LOAD
 #undef ENCODE8
+#undef ACCUM
