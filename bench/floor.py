@@ -6,7 +6,8 @@ in an order that rotates from run to run (so slow drifts of a shared machine hit
 alike):
 
 * **floor**: an empty paced tick, the service's own ``Pacer`` on ``SystemClock`` with the
-  service's defaults (1 ms, ``catch-up``, 0.2 ms spin, GC frozen, 0.5 ms switch interval),
+  service's defaults (1 ms, ``catch-up``, 0.2 ms spin, GC frozen, 0.5 ms switch interval,
+  the tick thread's 0.1 ms scheduling slice; ``--floor-slice 0``: the kernel's default),
   waiting for each deadline as the service's compiled tick does (``sleep_until`` in the C
   extension, without the GIL; ``--python-floor``: the pacer's Python ``wait``), in a fresh
   process doing nothing else. Whatever is late here is the machine's doing.
@@ -67,10 +68,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from realtime import COUNTER, NODELAY, SEED, Broker, free_port
+from spikestream.serving.settings import ServeSettings
 from spikestream_client.codec import ValueFrame, decode_frame, decode_input, encode_input
 
 WARMUP = 2.0
 WINDOW = 10.0
+SERVICE_SLICE = float(ServeSettings.model_fields["tick_slice"].default)  # seconds
 RATE = 50.0  # probe messages per second
 LEGS = ("hop_in", "echo", "wait_tick", "compute", "queue", "encode", "hop_out")
 LEG_NAMES = {
@@ -87,11 +90,16 @@ LEG_NAMES = {
 # ------------------------------------------------------------------------------ floor
 
 
-def floor_child(duration: float, python_wait: bool) -> dict[str, Any]:
-    """Empty ticks on the service's pacer for WARMUP + ``duration`` s; one row per window."""
+def floor_child(duration: float, python_wait: bool, tick_slice: float) -> dict[str, Any]:
+    """Empty ticks on the service's pacer for WARMUP + ``duration`` s, the thread holding
+    a scheduling slice of ``tick_slice`` s as the service's tick thread does (0: the
+    kernel's default); one row per window."""
     from spikestream.runtime.clock import SystemClock
     from spikestream.runtime.pacer import Pacer
+    from spikestream.runtime.priority import request_slice
     from spikestream.sim.native import extension
+
+    request_slice(tick_slice)
 
     ext = extension()
     if ext is None and not python_wait:
@@ -168,8 +176,11 @@ def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def run_floor(duration: float, python_wait: bool) -> dict[str, Any]:
+def run_floor(
+    duration: float, python_wait: bool, tick_slice: float = SERVICE_SLICE
+) -> dict[str, Any]:
     extra = ["--python-floor"] if python_wait else []
+    extra += ["--floor-slice", repr(tick_slice)]
     out = subprocess.run(
         [sys.executable, __file__, "--floor-child", "--duration", str(duration), *extra],
         check=True,
@@ -410,14 +421,14 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
             try:
                 for run in range(args.runs):
                     order = ["floor", "broker", "service"]
-                    if args.compare_python_tick:
-                        order.append("python")
+                    if args.compare_args is not None:
+                        order.append("compare")
                     order = order[run % len(order) :] + order[: run % len(order)]
                     row: dict[str, Any] = {"run": run, "order": order}
                     for what in order:
                         if what == "floor":
                             row["floor"] = await asyncio.to_thread(
-                                run_floor, args.duration, args.python_floor
+                                run_floor, args.duration, args.python_floor, args.floor_slice
                             )
                         elif what == "broker":
                             row["broker"] = await run_broker(broker.port, args.duration)
@@ -431,11 +442,11 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 args.subscriber,
                             )
                         else:
-                            row["python"] = await run_service(
+                            row["compare"] = await run_service(
                                 broker.port,
                                 args.duration,
                                 workdir,
-                                [*args.serve_args, "--python-tick"],
+                                [*args.serve_args, *args.compare_args],
                                 run,
                                 args.subscriber,
                             )
@@ -449,12 +460,12 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                         f"(n={s['n']} of {s['sent']}) vs broker p99 {fmt(b['p99_ms'])} ms",
                         flush=True,
                     )
-                    if "python" in row:
-                        py = row["python"]
+                    if "compare" in row:
+                        c = row["compare"]
                         print(
-                            f"  python tick: late > 1 ms {fmt(py['late_1ms_pct'])} %, p99 "
-                            f"{fmt(py['p99_ms'])} ms, input->output p99 "
-                            f"{fmt(py.get('total_p99', math.nan))} ms",
+                            f"  with {' '.join(args.compare_args)}: late > 1 ms "
+                            f"{fmt(c['late_1ms_pct'])} %, p99 {fmt(c['p99_ms'])} ms, "
+                            f"input->output p99 {fmt(c.get('total_p99', math.nan))} ms",
                             flush=True,
                         )
             finally:
@@ -480,23 +491,25 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"\nseed network, --ticks-per-frame 1, {flags}; {args.runs} interleaved runs of "
         f"{args.duration:g} s; {args.neighbours} busy neighbour(s); {os.cpu_count()} cores\n"
     )
-    python = "python" in rows[0]
-    extra = " | Service, --python-tick" if python else ""
-    print(f"| Measure | Floor (empty tick) | Service{extra} | Each run (floor / service) |")
-    print("|---|---|---|---|" + ("---|" if python else ""))
+    compare = "compare" in rows[0]
+    extra = f" | Service, {' '.join(args.compare_args)}" if compare else ""
+    runs = " / compared" if compare else ""
+    print(f"| Measure | Floor (empty tick) | Service{extra} | Each run (floor / service{runs}) |")
+    print("|---|---|---|---|" + ("---|" if compare else ""))
     measures = [
         ("late_1ms_pct", "Ticks > 1 ms late (%)"),
         ("late_250us_pct", "Ticks > 0.25 ms late (%)"),
         ("p99_ms", "Tick lateness p99, worst 10 s window (ms)"),
         ("max_ms", "Tick lateness max (ms)"),
     ]
-    if python:
+    if compare:
         measures.append(("total_p99", "Input-to-output p99 (ms)"))
     for key, name in measures:
-        other = f" | {fmt(med('python', key))}" if python else ""
+        other = f" | {fmt(med('compare', key))}" if compare else ""
+        also = f" / {each('compare', key)}" if compare else ""
         print(
             f"| {name} | {fmt(med('floor', key))} | {fmt(med('service', key))}{other} | "
-            f"{each('floor', key)} / {each('service', key)} |"
+            f"{each('floor', key)} / {each('service', key)}{also} |"
         )
     print("\n| Input-to-output leg | p50 (ms) | p99 (ms) | mean of the slowest 1 % (ms) |")
     print("|---|---|---|---|")
@@ -537,9 +550,16 @@ def main() -> None:
         "the service's compiled tick)",
     )
     p.add_argument(
+        "--compare-args",
+        type=shlex.split,
+        default=None,
+        help="also run the service with these flags added in each run (a fourth part), "
+        "e.g. '--tick-slice 0' against the default",
+    )
+    p.add_argument(
         "--compare-python-tick",
         action="store_true",
-        help="also run the service with --python-tick in each run (a fourth part)",
+        help="the same as --compare-args --python-tick (the interpreter runs each tick)",
     )
     p.add_argument(
         "--subscriber",
@@ -548,11 +568,20 @@ def main() -> None:
         help="what takes the five probes' frames: mosquitto_sub (c, default) or a Python "
         "aiomqtt client that decodes each frame (python, most of a core here)",
     )
+    p.add_argument(
+        "--floor-slice",
+        type=float,
+        default=SERVICE_SLICE,
+        help=f"the floor tick thread's scheduling slice in s (the service's default, "
+        f"{SERVICE_SLICE:g}; 0: the kernel's default)",
+    )
     p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.floor_child:
-        print(json.dumps(floor_child(args.duration, args.python_floor)))
+        print(json.dumps(floor_child(args.duration, args.python_floor, args.floor_slice)))
         return
+    if args.compare_python_tick:
+        args.compare_args = [*(args.compare_args or []), "--python-tick"]
     if args.duration < WINDOW:
         p.error(f"--duration must be at least {WINDOW:g} s (one lateness window)")
     rows = asyncio.run(session(args))

@@ -266,6 +266,7 @@ async def test_stalled_subscriber_does_not_slow_the_ticks(mosquitto: Mosquitto, 
             assert abs(last["realtime_factor_actual"] - 1.0) < 0.01
             assert last["dropped"] == 0
             assert last["scheduling"] == "normal (not requested)"
+            assert last["tick_slice"] == "0.1 ms"  # the default --tick-slice
             frames = frames_of(sub.messages, "b_spikes")
             seqs = [f.header.seq for f in frames]
             assert len(seqs) > 2000

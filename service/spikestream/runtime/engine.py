@@ -46,7 +46,7 @@ from spikestream.runtime.native_tick import (
     unavailable,
 )
 from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
-from spikestream.runtime.priority import fifo_priority, raise_priority
+from spikestream.runtime.priority import fifo_priority, raise_priority, request_slice
 from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputLog, InputSlot
 from spikestream.runtime.streams import ProbeStream, QueuePolicy, StreamStats
 from spikestream.runtime.trace import LatencyTrace
@@ -92,6 +92,11 @@ class Engine:
         rt_priority: if > 0, ask the OS to run the tick thread under ``SCHED_FIFO`` at this
             priority (Linux; needs CAP_SYS_NICE or root, else the thread stays as it is and
             ``realtime_priority`` says why).
+        tick_slice: if > 0, ask the kernel for a scheduling slice of this many seconds for
+            the tick thread (Linux 6.12+ EEVDF, no privilege needed; see
+            :func:`~spikestream.runtime.priority.request_slice`): woken at a deadline, it
+            then preempts a thread with a longer slice instead of waiting for it.
+            ``tick_slice_granted`` says what the kernel granted.
         memory_limit: bytes this engine may use (see :mod:`spikestream.budget`); bounds
             ``set ticks_per_frame``. None: no bound beyond what allocation survives.
         network_bytes: the estimated bytes of everything but the frame pools.
@@ -119,6 +124,7 @@ class Engine:
         ticks_per_frame: int | None = None,
         notify: Callable[[], None] | None = None,
         rt_priority: int = 0,
+        tick_slice: float = 0.0,
         memory_limit: int | None = None,
         network_bytes: int = 0,
         compiled_tick: bool = True,
@@ -215,6 +221,8 @@ class Engine:
         self.failure: BaseException | None = None
         self.rt_priority = rt_priority
         self.realtime_priority: str = "not started"
+        self.tick_slice = tick_slice
+        self.tick_slice_granted: str = "not started"
         self.fifo_priority = 0  # the SCHED_FIFO priority the tick thread got (0: none)
 
     # ------------------------------------------------------------------ I/O side
@@ -349,6 +357,7 @@ class Engine:
         try:
             self.realtime_priority = raise_priority(self.rt_priority)
             self.fifo_priority = fifo_priority()
+            self.tick_slice_granted = request_slice(self.tick_slice)
             # One BLAS thread: two stall for milliseconds when the other core is busy.
             with threadpool_limits(limits=1, user_api="blas"):
                 self._loop()

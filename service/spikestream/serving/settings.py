@@ -235,6 +235,16 @@ class ServeSettings(BaseSettings):
         description="run each tick thread under SCHED_FIFO at this priority (1-99; Linux, "
         "needs CAP_SYS_NICE or root; 0 = normal scheduling, the default)",
     )
+    tick_slice: float = Field(
+        0.0001,
+        ge=0,
+        le=0.1,
+        description="ask the kernel for a scheduling slice of S seconds for the tick thread "
+        "({default:g}; Linux 6.12+, no privilege needed; 0 keeps the kernel's default of "
+        "about 1.5 ms): woken at its deadline, the tick thread then preempts the I/O "
+        "thread, the broker or a neighbour instead of waiting for its slice to end",
+        json_schema_extra=_flag(metavar="S"),
+    )
     io_nice: int = Field(
         0,
         ge=0,

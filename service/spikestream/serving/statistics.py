@@ -42,6 +42,8 @@ class ServiceStatistics:
             failovers, resent frames.
         lateness: The since-start histogram of tick lateness (seconds), for Prometheus.
         scheduling: How the tick thread is scheduled, in words.
+        tick_slice: The tick thread's scheduling slice, in words (``0.1 ms``, or
+            ``kernel default (<why>)``).
         tick_path: ``compiled`` (wait, inputs and step in one call without the GIL) or
             ``python (<why>)``.
         fifo_priority: The tick thread's ``SCHED_FIFO`` priority (0: ordinary scheduling).
@@ -61,6 +63,7 @@ class ServiceStatistics:
     link: LinkStatistics
     lateness: LatenessHistogram
     scheduling: str
+    tick_slice: str
     tick_path: str
     fifo_priority: int
     cpu_latency: str
@@ -93,6 +96,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         **{window_key(w.seconds): _window(w) for w in es.pacer.recent},
         "overruns": es.pacer.overruns,
         "scheduling": s.scheduling,
+        "tick_slice": s.tick_slice,
         "tick_path": s.tick_path,
         "cpu_latency": s.cpu_latency,
         "skipped_ticks": es.skipped_ticks,
