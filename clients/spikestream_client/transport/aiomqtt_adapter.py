@@ -695,9 +695,10 @@ class Connection:
         ``publish()`` and its per-packet write cost about 40 % of the I/O thread's time
         per frame); other messages go through paho as always, after the buffer so far.
         The socket is not handed to the event loop's writer inside the block; at its end
-        everything queued is written at once with ``TCP_CORK`` set, so a tick's frames
-        leave in one TCP segment (one trip through the kernel's TCP stack and one wake-up
-        of the broker) instead of one per frame. The batch is reported written (each
+        everything queued is written at once (with ``TCP_CORK`` set when paho holds other
+        packets besides the batch), so a tick's frames leave in one TCP segment (one trip
+        through the kernel's TCP stack and one wake-up of the broker) instead of one per
+        frame. The batch is reported written (each
         message's ``on_published``) when all of it is, and lost with the connection as
         any unwritten QoS 0 message is. Whatever the socket cannot take now is left to the
         event loop's writer, as outside a batch. A write that fails ends the connection
@@ -758,7 +759,9 @@ class Connection:
             del self._batched[mid]
 
     def _write_held(self, held: tuple[paho.Client, Any, Any]) -> None:
-        raw = self.raw_socket()
+        # TCP_CORK joins several packets' writes into full segments; a batch alone is one
+        # packet, one send(), and corking it would only cost two system calls per tick.
+        raw = self.raw_socket() if len(self._paho._out_packet) > 1 else None
         corked = raw is not None and cork(raw, True)
         try:
             self._paho.loop_write()
