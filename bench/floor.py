@@ -99,7 +99,7 @@ def floor_child(duration: float, python_wait: bool, tick_slice: float) -> dict[s
     from spikestream.runtime.priority import request_slice
     from spikestream.sim.native import extension
 
-    request_slice(tick_slice)
+    granted = request_slice(tick_slice)
 
     ext = extension()
     if ext is None and not python_wait:
@@ -125,7 +125,7 @@ def floor_child(duration: float, python_wait: bool, tick_slice: float) -> dict[s
             nxt += WINDOW
             if nxt > end:
                 break
-    return {"windows": windows}
+    return {"windows": windows, "slice": granted}
 
 
 def window_row(w: Any) -> dict[str, float]:
@@ -176,6 +176,18 @@ def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
+def served_slice(serve_args: list[str]) -> float:
+    """The tick slice a service run with ``serve_args`` asks for (its last
+    ``--tick-slice``, else the default)."""
+    value = SERVICE_SLICE
+    for k, arg in enumerate(serve_args):
+        if arg == "--tick-slice" and k + 1 < len(serve_args):
+            value = float(serve_args[k + 1])
+        elif arg.startswith("--tick-slice="):
+            value = float(arg.partition("=")[2])
+    return value
+
+
 def run_floor(
     duration: float, python_wait: bool, tick_slice: float = SERVICE_SLICE
 ) -> dict[str, Any]:
@@ -187,8 +199,9 @@ def run_floor(
         capture_output=True,
         text=True,
     )
-    windows = json.loads(out.stdout.strip().splitlines()[-1])["windows"]
-    return summarize(windows) | {"raw": windows}
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    windows = child["windows"]
+    return summarize(windows) | {"raw": windows, "slice": child["slice"]}
 
 
 # ----------------------------------------------------------------------------- broker
@@ -489,7 +502,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     flags = " ".join(args.serve_args) or "default flags"
     print(
         f"\nseed network, --ticks-per-frame 1, {flags}; {args.runs} interleaved runs of "
-        f"{args.duration:g} s; {args.neighbours} busy neighbour(s); {os.cpu_count()} cores\n"
+        f"{args.duration:g} s; {args.neighbours} busy neighbour(s); {os.cpu_count()} cores; "
+        f"the floor's scheduling slice: {rows[0]['floor'].get('slice')}\n"
     )
     compare = "compare" in rows[0]
     extra = f" | Service, {' '.join(args.compare_args)}" if compare else ""
@@ -559,7 +573,7 @@ def main() -> None:
     p.add_argument(
         "--compare-python-tick",
         action="store_true",
-        help="the same as --compare-args --python-tick (the interpreter runs each tick)",
+        help="the same as --compare-args=--python-tick (the interpreter runs each tick)",
     )
     p.add_argument(
         "--subscriber",
@@ -571,15 +585,18 @@ def main() -> None:
     p.add_argument(
         "--floor-slice",
         type=float,
-        default=SERVICE_SLICE,
-        help=f"the floor tick thread's scheduling slice in s (the service's default, "
-        f"{SERVICE_SLICE:g}; 0: the kernel's default)",
+        default=None,
+        help=f"the floor tick thread's scheduling slice in s (default: the service's, "
+        f"--tick-slice in --serve-args or else {SERVICE_SLICE:g}; 0: the kernel's default)",
     )
     p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.floor_child:
-        print(json.dumps(floor_child(args.duration, args.python_floor, args.floor_slice)))
+        slice_s = SERVICE_SLICE if args.floor_slice is None else args.floor_slice
+        print(json.dumps(floor_child(args.duration, args.python_floor, slice_s)))
         return
+    if args.floor_slice is None:
+        args.floor_slice = served_slice(args.serve_args)
     if args.compare_python_tick:
         args.compare_args = [*(args.compare_args or []), "--python-tick"]
     if args.duration < WINDOW:

@@ -53,11 +53,21 @@ def _binary(preferred: str, name: str, what: str, hint: str, missing: type[Runti
     return path
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port that was free a moment ago (the OS picks it; bind soon)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago (the OS picks it; bind soon), and that this
+    process has not handed out before: the OS may offer a just-released port again, and
+    a server given the same port for two listeners (a NATS node's client and cluster
+    ports, say) fails to start."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:

@@ -474,6 +474,9 @@ class FloodRun:
     base_delays: list[float]  # s from publishing a slow value to its first tick
     flood_delays: list[float]
     missing: list[float]  # slow values that never showed up
+    unexplained: list[float]  # of those, the ones no backlog explains (see run_flood)
+    slow_accepted: int  # slow values the service decoded and accepted
+    slow_published: int
     stats_start: dict[str, Any]  # before the baseline window
     stats_base: dict[str, Any]  # end of the baseline window = start of the flood
     stats_flood: dict[str, Any]  # after the flood
@@ -559,10 +562,31 @@ async def run_flood(broker: Mosquitto, workdir: Path, *serve_args: str) -> Flood
                 10,
                 f"all {flood.sent} flood messages accepted",
             )
+            await until(
+                lambda: stats_now()["inputs"]["slow"]["accepted"] >= len(published),
+                10,
+                f"all {len(published)} slow values accepted",
+            )
+            slow_accepted = int(stats_now()["inputs"]["slow"]["accepted"])
             rss_after = vm_rss_kib(pid)
             assert proc.returncode is None
         frames = [decode_frame(m.payload) for m in sub.on("/out/slow")]
     shown = first_rows([f for f in frames if isinstance(f, ValueFrame)])
+    # An input holds its latest value: a slow value decoded in the same tick as the next
+    # one is replaced before any tick applies it. Slow values are 50 ms apart, so that
+    # happens only while the input path is backlogged by about 50 ms or more, which the
+    # neighbouring values' delays show. A value missing without such a backlog beside it
+    # was lost.
+    delays = {v: shown[v] - t for v, t in published if v in shown}
+    unexplained = []
+    for k, (v, _) in enumerate(published):
+        if v in shown:
+            continue
+        beside = [
+            delays.get(published[j][0], 0.0) for j in (k - 1, k + 1) if 0 <= j < len(published)
+        ]
+        if max(beside, default=0.0) < 0.045:
+            unexplained.append(v)
     return FloodRun(
         sent=flood.sent,
         rate=flood.sent / (flood.finished - flood.started),
@@ -574,6 +598,9 @@ async def run_flood(broker: Mosquitto, workdir: Path, *serve_args: str) -> Flood
             shown[v] - t for v, t in published if flood_start <= t <= flood_end and v in shown
         ],
         missing=[v for v, _ in published if v not in shown],
+        unexplained=unexplained,
+        slow_accepted=slow_accepted,
+        slow_published=len(published),
         stats_start=s0,
         stats_base=s1,
         stats_flood=s2,
@@ -584,8 +611,10 @@ async def test_input_flood_keeps_memory_bounded_and_does_not_starve_other_inputs
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """10 kHz on ``in/fast`` for 3 s: RSS grows by less than 16 MiB, all 30 000 messages
-    are accepted (none lost), and every 20 Hz value on ``in/slow`` reaches the ``slow``
-    input probe (none starved out).
+    are accepted (none lost), and every 20 Hz value on ``in/slow`` is accepted and reaches
+    the ``slow`` input probe (none starved out), unless the next slow value replaced it in
+    its mailbox before a tick, which a backlog of 50 ms or more beside it shows (an input
+    holds its latest value; under a flood of 1-2 s backlogs this happened to one value).
 
     How long slow values wait behind the flood is a timing figure of the machine as much
     as of the service: at 10 kHz the I/O thread is near its capacity on this 2-core
@@ -597,7 +626,8 @@ async def test_input_flood_keeps_memory_bounded_and_does_not_starve_other_inputs
     print(run.summary())
     assert run.sent == 30_000
     assert run.rate > 9_000
-    assert not run.missing, f"slow values never applied: {run.missing}"
+    assert run.slow_accepted == run.slow_published
+    assert not run.unexplained, f"slow values lost: {run.unexplained} (missing: {run.missing})"
     assert len(run.flood_delays) >= 40
     assert run.rss_peak - run.rss_before < 16 * 1024
     assert run.rss_after - run.rss_before < 16 * 1024

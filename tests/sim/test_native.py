@@ -365,18 +365,22 @@ def test_spike_counts_beyond_the_spikers_array_read_nothing_outside_it(
 ) -> None:
     """The count of an op comes from another op (or Python): the C side clamps it to the
     spikers array and skips indices outside the weight rows, on every path that adds
-    rows (the float16 one in blocks of 32 and 8 columns and a scalar tail: 45 columns)."""
+    rows (the float16 one in blocks of 32 and 8 columns and a scalar tail: 45 columns).
+    The 20 rows sit between sentinel rows, so reading row -1 or row 20 shows; there are
+    more spikers than the prefetch distance, so its bounds are exercised too."""
     dtype = np.float32 if half else np.float64
     z = np.zeros(45, dtype)
-    weights = np.ones((2, 45), np.float16 if half else np.float64)
-    spikers = np.array([1, 99], np.int64)  # 99: no such row
+    block = np.ones((22, 45), np.float16 if half else np.float64)
+    block[0] = block[21] = 1000.0  # sentinels around the matrix's 20 rows
+    weights = block[1:21]
+    spikers = np.array([1, 20, -1, 99, *range(2, 17), 0], np.int64)  # 20, -1, 99: no such row
     table = address_table([z, weights, spikers])
     program = np.zeros((1, opcodes.PROGRAM_COLUMNS), np.int64)
     program[0, :6] = (opcodes.OP_EVENTS_H if half else opcodes.OP_EVENTS, 0, 1, 2, 0, 0)
     scalars = np.zeros((1, 8), dtype)
     scalars[0, 0] = 1.0  # a: z = a * z + the rows
     scalars[0, 2] = 1.0  # the float16 rows' scale (unread by the plain op)
-    counts = np.array([7], np.int64)  # more than the two entries of spikers
+    counts = np.array([99], np.int64)  # more than the 20 entries of spikers
     ext = native.extension()
     assert ext is not None
     available = ext.use_simd(True)
@@ -387,7 +391,7 @@ def test_spike_counts_beyond_the_spikers_array_read_nothing_outside_it(
         ext.run_program(*args, 0, 1)
     finally:
         ext.use_simd(True)
-    np.testing.assert_array_equal(z, np.ones(45))  # row 1 once; 99 and beyond skipped
+    np.testing.assert_array_equal(z, np.full(45, 17.0))  # the 17 rows that exist, once each
 
 
 def test_a_negative_shape_in_the_table_is_refused() -> None:

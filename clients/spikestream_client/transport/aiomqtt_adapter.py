@@ -759,9 +759,14 @@ class Connection:
             del self._batched[mid]
 
     def _write_held(self, held: tuple[paho.Client, Any, Any]) -> None:
-        # TCP_CORK joins several packets' writes into full segments; a batch alone is one
-        # packet, one send(), and corking it would only cost two system calls per tick.
-        raw = self.raw_socket() if len(self._paho._out_packet) > 1 else None
+        # TCP_CORK joins several writes into full segments. A batch alone on a plain TCP
+        # socket is one packet and one send(), and corking it would only cost two system
+        # calls per tick; over TLS (or a WebSocket) one packet can still be several
+        # writes, one per record or frame, so those stay corked.
+        sock = self._paho.socket()
+        alone = len(self._paho._out_packet) <= 1
+        plain = isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket)
+        raw = None if alone and plain else self.raw_socket()
         corked = raw is not None and cork(raw, True)
         try:
             self._paho.loop_write()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import platform
 import struct
@@ -92,20 +93,33 @@ def request_slice(seconds: float) -> str:
     at its deadline can wait for the I/O thread, the broker or a neighbour to use up its
     own slice (about 1.5 ms on 2 CPUs) before it runs. Any thread may set its own slice
     without a privilege; the nice value is kept. A thread under a real-time policy is left
-    alone (its priority already preempts), and so is a platform without the call.
+    alone (its priority already preempts), and so are other policies (batch, idle) and a
+    platform without the call. It never raises: the tick thread calls it as it starts,
+    and a slice is a refinement the service runs without.
 
     Returns a description of the outcome for logs and statistics: the slice the kernel
     reports in ``/proc/thread-self/sched`` when it reports one.
     """
-    if seconds <= 0:
+    if not (math.isfinite(seconds) and seconds > 0):
         return "kernel default (not requested)"
+    # The numbers are the 64-bit ABI's; a 32-bit process on a 64-bit kernel (which
+    # platform.machine() names) has other calls at those numbers.
     number = _SCHED_SETATTR.get(platform.machine())
-    if number is None or not hasattr(os, "sched_getscheduler"):
+    if number is None or ctypes.sizeof(ctypes.c_void_p) != 8:
         return "kernel default (sched_setattr not available on this platform)"
+    try:
+        return _set_slice(number, seconds)
+    except Exception as err:  # best effort, reported, never fatal
+        log.warning("could not request a scheduling slice", extra={"error": repr(err)})
+        return f"kernel default ({type(err).__name__}: {err})"
+
+
+def _set_slice(number: int, seconds: float) -> str:
+    """sched_setattr(0, {SCHED_OTHER, the thread's nice, runtime = seconds}, 0)."""
     if os.sched_getscheduler(0) != _SCHED_OTHER:
-        return "kernel default (the thread has a real-time policy)"
+        return "kernel default (the thread's policy is not SCHED_OTHER)"
     nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    ns = round(seconds * 1e9)
+    ns = round(min(seconds, 1.0) * 1e9)  # the kernel clamps to 0.1-100 ms
     attr = struct.pack("=IIQiIQQQII", _SCHED_ATTR_SIZE, _SCHED_OTHER, 0, nice, 0, ns, 0, 0, 0, 0)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.syscall(number, 0, ctypes.create_string_buffer(attr, len(attr)), 0) != 0:

@@ -82,7 +82,7 @@
 #define PREFETCH_AHEAD 8
 #define PREFETCH_ROW(weights, n_pre, n_post, spikers, q, count)                                \
     do {                                                                                     \
-        if ((q) < (count) && (uint64_t)(spikers)[q] < (uint64_t)(n_pre)) {                   \
+        if ((q) < (count) && (n_post) > 0 && (uint64_t)(spikers)[q] < (uint64_t)(n_pre)) {   \
             const char *p_ = (const char *)((weights) + (spikers)[q] * (n_post));            \
             __builtin_prefetch(p_);                                                          \
             __builtin_prefetch(p_ + (n_post) * (int64_t)sizeof *(weights) - 1);              \
