@@ -591,12 +591,11 @@ def main() -> None:
     )
     p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.floor_child:
-        slice_s = SERVICE_SLICE if args.floor_slice is None else args.floor_slice
-        print(json.dumps(floor_child(args.duration, args.python_floor, slice_s)))
-        return
     if args.floor_slice is None:
         args.floor_slice = served_slice(args.serve_args)
+    if args.floor_child:
+        print(json.dumps(floor_child(args.duration, args.python_floor, args.floor_slice)))
+        return
     if args.compare_python_tick:
         args.compare_args = [*(args.compare_args or []), "--python-tick"]
     if args.duration < WINDOW:

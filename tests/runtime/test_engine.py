@@ -242,13 +242,11 @@ def test_raise_priority_reports_what_the_os_granted() -> None:
 
 def slices_by_thread() -> dict[int, int]:
     """Every thread of this process: its scheduling slice in ns (/proc, Linux 6.13+)."""
-    out = {}
-    for task in Path("/proc/self/task").iterdir():
-        for line in (task / "sched").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "se.slice":
-                out[int(task.name)] = int(value)
-    return out
+    return {
+        int(task.name): ns
+        for task in Path("/proc/self/task").iterdir()
+        if (ns := thread_slice(task / "sched")) is not None
+    }
 
 
 def test_request_slice_shortens_the_calling_threads_slice_only() -> None:

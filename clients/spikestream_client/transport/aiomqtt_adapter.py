@@ -698,11 +698,11 @@ class Connection:
         everything queued is written at once (with ``TCP_CORK`` set when paho holds other
         packets besides the batch), so a tick's frames leave in one TCP segment (one trip
         through the kernel's TCP stack and one wake-up of the broker) instead of one per
-        frame. The batch is reported written (each
-        message's ``on_published``) when all of it is, and lost with the connection as
-        any unwritten QoS 0 message is. Whatever the socket cannot take now is left to the
-        event loop's writer, as outside a batch. A write that fails ends the connection
-        as a failed write on the event loop's writer would.
+        frame. The batch is reported written (each message's ``on_published``) when all
+        of it is, and lost with the connection as any unwritten QoS 0 message is. Whatever
+        the socket cannot take now is left to the event loop's writer, as outside a batch.
+        A write that fails ends the connection as a failed write on the event loop's
+        writer would.
         """
         if self._holding_writes:  # nested: the outer block writes
             yield

@@ -139,11 +139,11 @@ def _set_slice(number: int, seconds: float) -> str:
     return f"{granted / 1e6:g} ms"
 
 
-def thread_slice() -> int | None:
-    """The calling thread's scheduling slice in ns, as ``/proc/thread-self/sched`` reports
-    it (Linux 6.13 and later), or None where it does not."""
+def thread_slice(sched: Path = Path("/proc/thread-self/sched")) -> int | None:
+    """A thread's scheduling slice in ns, as its ``sched`` file in /proc reports it (Linux
+    6.13 and later; by default the calling thread's), or None where it does not."""
     try:
-        text = Path("/proc/thread-self/sched").read_text()
+        text = sched.read_text()
     except OSError:
         return None
     for line in text.splitlines():
