@@ -130,6 +130,7 @@ def test_stats_status_events_render() -> None:
 def test_recent_windows_render_beside_the_since_start_figures() -> None:
     model = MonitorModel("fake")
     recent = {"realtime_factor_actual": 0.5, "late_p99_ms": 4.25, "late_max_ms": 9.0}
+    recent |= {"work_p99_ms": 0.825}
     model.on_stats(
         {"realtime_factor_actual": 0.999, "late_p99_ms": 0.05}
         | {"window_1s": recent | {"late_over_1ms_pct": 12.5}, "window_10s": [1, 2]}
@@ -138,8 +139,8 @@ def test_recent_windows_render_beside_the_since_start_figures() -> None:
     console.print(render(model.snapshot(), "mqtt://broker:1883"))
     text = console.export_text()
     assert "RTF 0.999  late p99 0.05 ms" in text  # since start
-    assert "1s: RTF 0.500  late p99 4.25 ms  max 9.00 ms  > 1 ms 12.500 %" in text
-    assert "10s: RTF -  late p99 - ms  max - ms  > 1 ms - %" in text  # not an object: unknown
+    assert "1s: RTF 0.500  late p99 4.25 ms  max 9.00 ms  > 1 ms 12.500 %  work p99 0.825" in text
+    assert "10s: RTF -  late p99 - ms  max - ms  > 1 ms - %  work p99 - ms" in text  # unknown
 
 
 def _input_rows(text: str) -> dict[str, list[str]]:
@@ -308,6 +309,7 @@ async def test_monitor_shows_probes_rates_and_status(seed_service: SeedService) 
     assert "link connected" in out
     assert re.search(r"service\s+tick \d+ .*RTF (0\.9|1\.0)\d\d .*late p99 [\d.]+ ms", out), out
     assert re.search(r"recent\s+1s: RTF (0\.9|1\.0)\d\d  late p99 [\d.]+ ms", out), out
+    assert re.search(r"recent\s+1s: .* work p99 0\.\d{3} ms", out), out
     assert re.search(r"frames\s+RTF (0\.9|1\.0)\d\d .*gaps 0 \(0 frames missing\)", out), out
     for probe in ("a_spikes", "b_spikes"):
         cells = _row(out, probe)

@@ -70,11 +70,15 @@ async def test_stats_carry_documented_windows_that_empty_while_paused(
         assert w["late_over_1ms_pct"] == pytest.approx(share, abs=1e-4)  # rounded to 4 places
         assert w["late_p50_ms"] <= w["late_p99_ms"] <= w["late_p999_ms"] <= w["late_max_ms"]
         assert w["realtime_factor_actual"] > 0
+        # The seed's tick works for tens of microseconds of each 1 ms period.
+        assert 0 < w["work_p50_ms"] <= w["work_p99_ms"] <= w["work_max_ms"]
+        assert w["work_p50_ms"] < 0.5
     assert running["window_1s"]["ticks"] <= running["window_10s"]["ticks"]
 
     idle = paused[-1]
     assert idle["window_1s"]["realtime_factor_actual"] is None
     assert idle["window_1s"]["late_p99_ms"] is None
+    assert idle["window_1s"]["work_p99_ms"] is None
     assert idle["window_10s"]["ticks"] > 0  # the ticks before the pause are still in it
     assert idle["late_p99_ms"] is not None  # and so are the since-start figures
 

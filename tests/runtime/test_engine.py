@@ -186,6 +186,32 @@ def test_engine_frames_reproduce_the_offline_run() -> None:
     np.testing.assert_allclose(values, offline["b_filtered"][: values.shape[0]], rtol=1e-6)
 
 
+def test_work_windows_time_each_ticks_work_not_its_wait() -> None:
+    """On the Python path the engine's clock times the inputs and kernels: a step that
+    takes 0.25 ms (of fake time) is 0.25 ms of work, while the tick is on time."""
+    clock = FakeClock()
+    engine = Engine(build(load_network(SEED)), clock=clock, queue_capacity=4)
+    assert engine.tick_path.startswith("python")
+    step = engine.sim.step
+
+    def slow_step() -> None:
+        step()
+        clock.advance(0.00025)
+
+    engine.sim.step = slow_step  # type: ignore[method-assign]
+    engine.start()
+    wait_for(lambda: engine.sim.tick >= 3000)
+    engine.stop()
+    assert engine.failure is None
+    stats = engine.statistics()
+    one, ten = stats.work
+    assert 900 <= one.ticks <= 1000 < ten.ticks  # 1 ms ticks, each a 0.25 ms step
+    for w in (one, ten):
+        assert w.lateness.p50 == pytest.approx(0.00025, rel=0.03)  # the histogram's error
+        assert w.lateness.max == pytest.approx(0.00025, rel=1e-9)  # exact
+    assert stats.pacer.recent[0].lateness.max == 0.0  # and no tick started late
+
+
 def test_engine_commands_pause_reset_and_set() -> None:
     model = build(load_network(SEED))
     woken: list[int] = []

@@ -98,6 +98,13 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     for key in ("window_1s", "window_10s"):
         window = key.removeprefix("window_")
         assert metric("spikestream_window_ticks", window=window) == payload[key]["ticks"]
+        assert payload[key]["ticks"] > 0  # the engine ran within the last second
+        for q, field in (("0.5", "work_p50_ms"), ("0.99", "work_p99_ms")):
+            work = metric("spikestream_window_tick_work_seconds", window=window, quantile=q)
+            assert payload[key][field] == round(work * 1e3, 4) > 0
+        work_max = metric("spikestream_window_tick_work_max_seconds", window=window)
+        longest = payload[key]["work_max_ms"]
+        assert longest == round(work_max * 1e3, 4) >= payload[key]["work_p99_ms"]
     assert metric("spikestream_tick_lateness_seconds_count") == snap.lateness.count
     assert snap.lateness.count == snap.engine.pacer.ticks
 

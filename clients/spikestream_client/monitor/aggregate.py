@@ -52,7 +52,13 @@ __all__ = [
 #: The stats keys of the recent windows (last 1 s and 10 s, docs/PROTOCOL.md) and the
 #: figures of each window the monitors show.
 RECENT_WINDOWS: Final = ("window_1s", "window_10s")
-RECENT_KEYS: Final = ("realtime_factor_actual", "late_p99_ms", "late_max_ms", "late_over_1ms_pct")
+RECENT_KEYS: Final = (
+    "realtime_factor_actual",
+    "late_p99_ms",
+    "late_max_ms",
+    "late_over_1ms_pct",
+    "work_p99_ms",
+)
 
 
 def recent_stat(stats: dict[str, Any], window: str, key: str) -> object:

@@ -45,9 +45,10 @@ from spikestream.runtime.native_tick import (
     applied_number,
     unavailable,
 )
-from spikestream.runtime.pacer import Pacer, PacerPolicy, PacerStatistics
+from spikestream.runtime.pacer import WINDOWS, Pacer, PacerPolicy, PacerStatistics
 from spikestream.runtime.priority import fifo_priority, raise_priority, request_slice
 from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputLog, InputSlot
+from spikestream.runtime.stats import LatenessWindow, WindowStatistics
 from spikestream.runtime.streams import ProbeStream, QueuePolicy, StreamStats
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
@@ -74,6 +75,10 @@ class EngineStatistics:
     events_dropped: int = 0
     errors: int = 0
     extra: dict[str, float] = field(default_factory=dict)
+    #: The tick's own work (inputs applied, kernels, probe copies; not the wait for its
+    #: deadline) over the last :data:`~spikestream.runtime.pacer.WINDOWS` seconds, as
+    #: ``pacer.recent`` (their ``lateness`` holds work durations; no real-time factor).
+    work: tuple[WindowStatistics, ...] = ()
 
 
 class Engine:
@@ -140,6 +145,10 @@ class Engine:
             policy=policy,
             max_catchup=max_catchup,
         )
+        # How long each tick's work took, by wall-clock bucket as the pacer's lateness:
+        # the headroom a tick has left (work p99 against the period), and whether a late
+        # tick was late because its work ran long or because it started late.
+        self.work = LatenessWindow(model.dt, (), span=max(WINDOWS))
         self.inputs = {
             name: InputSlot(name, inp.dim, inp.default, inp.ttl)
             for name, inp in model.inputs.items()
@@ -319,7 +328,14 @@ class Engine:
             commands=self.commands_applied,
             commands_rejected=self.commands_rejected + self.commands_overflow,
             events_dropped=self.events_dropped,
+            work=self.recent_work(),
         )
+
+    def recent_work(self) -> tuple[WindowStatistics, ...]:
+        """Each tick's work over the last :data:`~spikestream.runtime.pacer.WINDOWS`
+        seconds (any thread); see :attr:`EngineStatistics.work`."""
+        now = self.clock.now()
+        return tuple(self.work.statistics(w, now) for w in WINDOWS)
 
     def resume_counters(self, state: dict[str, npt.NDArray[Any]], now: float) -> None:
         """Continue each probe's ``seq`` after a restart from a snapshot (before start).
@@ -423,6 +439,7 @@ class Engine:
             start = native(tick.deadline)
             with self._book:
                 tick = pacer.release(start)
+                self.work.record(start, native.ended - start, -1.0)
                 self._applied(native.state, self._targets, tick.start)
                 sim.tick += 1
                 self._record(self._live, tick.lateness, time.time())
@@ -434,6 +451,7 @@ class Engine:
                     if change:
                         self._input_changed(slot, target, change, now)
                 sim.step()
+                self.work.record(now, self.clock.now() - now, -1.0)
                 self._record(self._live, tick.lateness, time.time())
 
     def _record(self, values: list[npt.NDArray[Any]], late: float, wall: float) -> None:
@@ -462,6 +480,7 @@ class Engine:
         for row in rows:
             start, deadline, wall_start, wall_end = row.meta.tolist()
             tick = pacer.on_time(int(row.index[0]), deadline, start, bool(row.index[1]))
+            self.work.record(start, wall_end - wall_start, -1.0)
             self._applied(row.state, row.inputs, start, wall_start)
             sim.tick += 1
             self.executed += 1

@@ -156,6 +156,7 @@ class NativeTick:
         self._tick = ext.tick
         self._sim = sim  # keeps the program's arrays, whose addresses the call takes, alive
         self.spin = float(spin)
+        self.ended = math.nan  # when the last call's work ended (clock seconds)
         n = len(slots)
         self.state = np.zeros((n, IN_COLUMNS), np.int64)
         self.state[:, APPLIED] = -1
@@ -201,8 +202,10 @@ class NativeTick:
 
     def __call__(self, deadline: float) -> float:
         """Wait for ``deadline`` (clock seconds; -inf: do not wait), apply the inputs and
-        run one tick, all without the GIL. Returns the time the tick started."""
-        start: float = self._tick(*self._args, deadline, self.spin)
+        run one tick, all without the GIL. Returns the time the tick started; :attr:`ended`
+        is when its work (inputs and kernels) ended, before the GIL was taken back."""
+        start: float
+        start, self.ended = self._tick(*self._args, deadline, self.spin)
         return start
 
 

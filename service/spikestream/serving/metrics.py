@@ -73,7 +73,7 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         net,
         0.0 if rf != rf else rf,
     )
-    yield from _window_metrics(net, es.pacer.recent)
+    yield from _window_metrics(net, es.pacer.recent, es.work)
     yield _counter("spikestream_ticks", "Ticks run", net, es.pacer.ticks)
     yield _counter("spikestream_overruns", "Ticks that started late", net, es.pacer.overruns)
     yield _counter("spikestream_skipped_ticks", "Ticks skipped to realign", net, es.skipped_ticks)
@@ -187,9 +187,12 @@ class MultiCollector(Collector):
         yield from merged.values()
 
 
-def _window_metrics(net: str, recent: tuple[WindowStatistics, ...]) -> Iterator[Metric]:
+def _window_metrics(
+    net: str, recent: tuple[WindowStatistics, ...], work: tuple[WindowStatistics, ...]
+) -> Iterator[Metric]:
     """Gauges over the last 1 s and 10 s (label ``window``), beside the since-start counters
-    and histogram: they show an episode while it lasts. NaN when no tick ran in the window."""
+    and histogram: they show an episode while it lasts. NaN when no tick ran in the window.
+    ``work``: the ticks' work durations over the same windows."""
     labels = ["net", "window"]
     rf = GaugeMetricFamily(
         "spikestream_window_realtime_factor_actual",
@@ -214,8 +217,21 @@ def _window_metrics(net: str, recent: tuple[WindowStatistics, ...]) -> Iterator[
         "Share of the last window's ticks later than the threshold (seconds)",
         labels=[*labels, "threshold"],
     )
-    for w in recent:
+    work_quantiles = GaugeMetricFamily(
+        "spikestream_window_tick_work_seconds",
+        "Percentiles of each tick's work (inputs, kernels, probe copies) in the last window",
+        labels=[*labels, "quantile"],
+    )
+    work_max = GaugeMetricFamily(
+        "spikestream_window_tick_work_max_seconds",
+        "Longest work of a tick in the last window",
+        labels=labels,
+    )
+    for w, busy in zip(recent, work, strict=True):
         window = f"{w.seconds:g}s"
+        for q, value in (("0.5", busy.lateness.p50), ("0.99", busy.lateness.p99)):
+            work_quantiles.add_metric([net, window, q], value)
+        work_max.add_metric([net, window], busy.lateness.max)
         lat = w.lateness
         rf.add_metric([net, window], w.realtime_factor_actual)
         ticks.add_metric([net, window], float(w.ticks))
@@ -224,7 +240,7 @@ def _window_metrics(net: str, recent: tuple[WindowStatistics, ...]) -> Iterator[
         late_max.add_metric([net, window], lat.max)
         for threshold in lat.thresholds:
             share.add_metric([net, window, repr(threshold)], w.late_share(threshold))
-    yield from (rf, ticks, quantiles, late_max, share)
+    yield from (rf, ticks, quantiles, late_max, share, work_quantiles, work_max)
 
 
 def _gauge(name: str, doc: str, net: str, value: float) -> GaugeMetricFamily:

@@ -93,7 +93,10 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "late_p999_ms": _round(lat.p999 * 1e3, 4),
         "late_max_ms": _round(lat.max * 1e3, 4),
         "late_over_1ms": lat.over_threshold(0.001),
-        **{window_key(w.seconds): _window(w) for w in es.pacer.recent},
+        **{
+            window_key(w.seconds): _window(w, work)
+            for w, work in zip(es.pacer.recent, es.work, strict=True)
+        },
         "overruns": es.pacer.overruns,
         "scheduling": s.scheduling,
         "tick_slice": s.tick_slice,
@@ -140,9 +143,10 @@ def window_key(seconds: float) -> str:
     return f"window_{seconds:g}s"
 
 
-def _window(w: WindowStatistics) -> dict[str, Any]:
-    """One recent window for the stats topic (docs/PROTOCOL.md, "Recent windows")."""
-    lat = w.lateness
+def _window(w: WindowStatistics, work: WindowStatistics) -> dict[str, Any]:
+    """One recent window for the stats topic (docs/PROTOCOL.md, "Recent windows"), with
+    the ticks' work over the same seconds (``work``: :attr:`EngineStatistics.work`)."""
+    lat, busy = w.lateness, work.lateness
 
     def pct(threshold: float) -> float | None:
         return _round(w.late_share(threshold) * 100.0, 4)
@@ -158,6 +162,9 @@ def _window(w: WindowStatistics) -> dict[str, Any]:
         "late_over_1ms": lat.over_threshold(0.001),
         "late_over_250us_pct": pct(0.00025),
         "late_over_1ms_pct": pct(0.001),
+        "work_p50_ms": _round(busy.p50 * 1e3, 4),
+        "work_p99_ms": _round(busy.p99 * 1e3, 4),
+        "work_max_ms": _round(busy.max * 1e3, 4),
     }
 
 

@@ -771,13 +771,13 @@ PyDoc_STRVAR(tick_doc,
 "run tick 0 of the program. The first nine arguments are run_program's, checked once\n"
 "by check_program with stop 1; inputs: int64\n"
 "(n_inputs, 5), state: int64 (n_inputs, 5), ttl: float64 (n_inputs,). Returns the\n"
-"tick's start, now() seconds.");
+"tick's start and end (inputs applied and program run), now() seconds.");
 
 static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     int64_t v[13];
-    double deadline, spin, start;
+    double deadline, spin, start, end;
     if (int_args(args, nargs, 15, 13, "tick", TICK_ARGS, v) < 0)
         return NULL;
     if (as_f64(args[13], &deadline, "deadline") < 0 || as_f64(args[14], &spin, "spin") < 0)
@@ -805,8 +805,9 @@ static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         apply_inputs_f64(inputs, v[10], state, ttl, start);
         run_program_f64(program, v[1], table, (const double *)(intptr_t)v[4], counts, 0, 1);
     }
+    end = mono_now();
     Py_END_ALLOW_THREADS
-    return PyFloat_FromDouble(start);
+    return Py_BuildValue("(dd)", start, end);
 }
 
 /* ------------------------------------------------------------------ a run of ticks */
