@@ -25,7 +25,9 @@ alike):
 Lateness of floor and service is read the same way: the pacer's own 10 s window
 (``stats.window_10s`` for the service, ``Pacer.recent()`` for the floor) taken every 10 s
 after a 2 s warm-up, so both cover the same kind of span. Late share (> 1 ms and
-> 0.25 ms) is summed over the windows (exact counts); p99 is the worst window's.
+> 0.25 ms) is summed over the windows (exact counts); p99 is the worst window's. The
+service's rows also give its tick's own work p99 (``work_p99_ms`` of the same windows),
+which tells a tick that started late from one whose work ran long.
 
 Input-to-output time is split with the service's trace (``spikestream.runtime.trace``):
 
@@ -161,6 +163,7 @@ def scrape_window(port: int) -> dict[str, float]:
         "p99_ms": got["spikestream_window_tick_lateness_seconds_q99"] * 1e3,
         "max_ms": got["spikestream_window_tick_lateness_max_seconds"] * 1e3,
         "rtf": got["spikestream_window_realtime_factor_actual"],
+        "work_p99_ms": got["spikestream_window_tick_work_seconds_q99"] * 1e3,
     }
 
 
@@ -173,6 +176,8 @@ def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
         "late_250us_pct": 100.0 * sum(w["over_250us"] for w in windows) / max(ticks, 1),
         "p99_ms": max((w["p99_ms"] for w in windows), default=math.nan),
         "max_ms": max((w["max_ms"] for w in windows), default=math.nan),
+        # The service's own work per tick (the floor has none to speak of).
+        "work_p99_ms": max((w.get("work_p99_ms", math.nan) for w in windows), default=math.nan),
     }
 
 
@@ -515,6 +520,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         ("late_250us_pct", "Ticks > 0.25 ms late (%)"),
         ("p99_ms", "Tick lateness p99, worst 10 s window (ms)"),
         ("max_ms", "Tick lateness max (ms)"),
+        ("work_p99_ms", "Tick work p99, worst 10 s window (ms)"),
     ]
     if compare:
         measures.append(("total_p99", "Input-to-output p99 (ms)"))
