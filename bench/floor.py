@@ -6,8 +6,9 @@ in an order that rotates from run to run (so slow drifts of a shared machine hit
 alike):
 
 * **floor**: an empty paced tick, the service's own ``Pacer`` on ``SystemClock`` with the
-  service's defaults (1 ms, ``catch-up``, 0.2 ms spin, GC frozen, 0.5 ms switch interval,
-  the tick thread's 0.1 ms scheduling slice; ``--floor-slice 0``: the kernel's default),
+  service's defaults (1 ms, ``catch-up``, 0.05 ms spin and a 1 ns timer slack, GC frozen,
+  0.5 ms switch interval, the tick thread's 0.1 ms scheduling slice; ``--floor-slice 0``:
+  the kernel's default; ``--floor-spin``: another spin),
   waiting for each deadline as the service's compiled tick does (``sleep_until`` in the C
   extension, without the GIL; ``--python-floor``: the pacer's Python ``wait``), in a fresh
   process doing nothing else. Whatever is late here is the machine's doing.
@@ -76,6 +77,7 @@ from spikestream_client.codec import ValueFrame, decode_frame, decode_input, enc
 WARMUP = 2.0
 WINDOW = 10.0
 SERVICE_SLICE = float(ServeSettings.model_fields["tick_slice"].default)  # seconds
+SERVICE_SPIN = float(ServeSettings.model_fields["spin"].default)  # seconds
 RATE = 50.0  # probe messages per second
 LEGS = ("hop_in", "echo", "wait_tick", "compute", "queue", "encode", "hop_out")
 LEG_NAMES = {
@@ -92,16 +94,20 @@ LEG_NAMES = {
 # ------------------------------------------------------------------------------ floor
 
 
-def floor_child(duration: float, python_wait: bool, tick_slice: float) -> dict[str, Any]:
+def floor_child(
+    duration: float, python_wait: bool, tick_slice: float, spin: float = SERVICE_SPIN
+) -> dict[str, Any]:
     """Empty ticks on the service's pacer for WARMUP + ``duration`` s, the thread holding
-    a scheduling slice of ``tick_slice`` s as the service's tick thread does (0: the
-    kernel's default); one row per window."""
+    a scheduling slice of ``tick_slice`` s (0: the kernel's default), a timer slack of
+    1 ns and spinning ``spin`` s before each deadline, as the service's tick thread does;
+    one row per window."""
     from spikestream.runtime.clock import SystemClock
     from spikestream.runtime.pacer import Pacer
-    from spikestream.runtime.priority import request_slice
+    from spikestream.runtime.priority import request_slice, request_timer_slack
     from spikestream.sim.native import extension
 
     granted = request_slice(tick_slice)
+    request_timer_slack(1)
 
     ext = extension()
     if ext is None and not python_wait:
@@ -110,7 +116,7 @@ def floor_child(duration: float, python_wait: bool, tick_slice: float) -> dict[s
     sys.setswitchinterval(0.0005)
     gc.collect()
     gc.freeze()
-    pacer = Pacer(0.001, SystemClock(spin=0.0002), policy="catch-up")
+    pacer = Pacer(0.001, SystemClock(spin=spin), policy="catch-up")
     pacer.start()
     clock = pacer.clock
     t0 = clock.now()
@@ -121,7 +127,7 @@ def floor_child(duration: float, python_wait: bool, tick_slice: float) -> dict[s
         if python_wait:
             tick = pacer.wait()
         else:
-            tick = pacer.release(ext.sleep_until(pacer.due().deadline, 0.0002))
+            tick = pacer.release(ext.sleep_until(pacer.due().deadline, spin))
         if tick.start >= nxt:
             windows.append(window_row(pacer.recent()[1]))
             nxt += WINDOW
@@ -181,23 +187,31 @@ def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def served_slice(serve_args: list[str]) -> float:
-    """The tick slice a service run with ``serve_args`` asks for (its last
-    ``--tick-slice``, else the default)."""
-    value = SERVICE_SLICE
+def served_value(serve_args: list[str], flag: str, default: float) -> float:
+    """The value of ``flag`` (a float) a service run with ``serve_args`` uses: its last
+    ``flag``, else ``default``."""
+    value = default
     for k, arg in enumerate(serve_args):
-        if arg == "--tick-slice" and k + 1 < len(serve_args):
+        if arg == flag and k + 1 < len(serve_args):
             value = float(serve_args[k + 1])
-        elif arg.startswith("--tick-slice="):
+        elif arg.startswith(flag + "="):
             value = float(arg.partition("=")[2])
     return value
 
 
+def served_slice(serve_args: list[str]) -> float:
+    """The tick slice a service run with ``serve_args`` asks for."""
+    return served_value(serve_args, "--tick-slice", SERVICE_SLICE)
+
+
 def run_floor(
-    duration: float, python_wait: bool, tick_slice: float = SERVICE_SLICE
+    duration: float,
+    python_wait: bool,
+    tick_slice: float = SERVICE_SLICE,
+    spin: float = SERVICE_SPIN,
 ) -> dict[str, Any]:
     extra = ["--python-floor"] if python_wait else []
-    extra += ["--floor-slice", repr(tick_slice)]
+    extra += ["--floor-slice", repr(tick_slice), "--floor-spin", repr(spin)]
     out = subprocess.run(
         [sys.executable, __file__, "--floor-child", "--duration", str(duration), *extra],
         check=True,
@@ -446,7 +460,11 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                     for what in order:
                         if what == "floor":
                             row["floor"] = await asyncio.to_thread(
-                                run_floor, args.duration, args.python_floor, args.floor_slice
+                                run_floor,
+                                args.duration,
+                                args.python_floor,
+                                args.floor_slice,
+                                args.floor_spin,
                             )
                         elif what == "broker":
                             row["broker"] = await run_broker(broker.port, args.duration)
@@ -595,12 +613,22 @@ def main() -> None:
         help=f"the floor tick thread's scheduling slice in s (default: the service's, "
         f"--tick-slice in --serve-args or else {SERVICE_SLICE:g}; 0: the kernel's default)",
     )
+    p.add_argument(
+        "--floor-spin",
+        type=float,
+        default=None,
+        help=f"the floor's spin before each deadline in s (default: the service's, --spin "
+        f"in --serve-args or else {SERVICE_SPIN:g})",
+    )
     p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.floor_slice is None:
         args.floor_slice = served_slice(args.serve_args)
+    if args.floor_spin is None:
+        args.floor_spin = served_value(args.serve_args, "--spin", SERVICE_SPIN)
     if args.floor_child:
-        print(json.dumps(floor_child(args.duration, args.python_floor, args.floor_slice)))
+        floor = floor_child(args.duration, args.python_floor, args.floor_slice, args.floor_spin)
+        print(json.dumps(floor))
         return
     if args.compare_python_tick:
         args.compare_args = [*(args.compare_args or []), "--python-tick"]

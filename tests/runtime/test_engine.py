@@ -20,6 +20,7 @@ from spikestream.runtime.priority import (
     lower_priority,
     raise_priority,
     request_slice,
+    request_timer_slack,
     thread_slice,
 )
 from spikestream.runtime.slots import InputSlot
@@ -321,6 +322,37 @@ def test_the_engine_gives_its_tick_thread_the_slice() -> None:
     assert engine.tick_slice_granted == "0.3 ms"
     changed = {tid: ns for tid, ns in now.items() if mine.get(tid) != ns}
     assert list(changed.values()) == [300_000]  # the tick thread alone
+
+
+def test_request_timer_slack_sets_the_calling_threads_slack_only() -> None:
+    mine = request_timer_slack(0)  # 0: only read it
+    assert mine is not None
+    assert mine > 1  # the default 50 us, or what this process has
+    outcome: dict[str, int | None] = {}
+
+    def worker() -> None:
+        outcome["set"] = request_timer_slack(1)
+        outcome["again"] = request_timer_slack(0)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert outcome == {"set": 1, "again": 1}
+    assert request_timer_slack(0) == mine  # this thread's is untouched
+
+
+def test_the_engine_gives_its_tick_thread_a_1_ns_timer_slack() -> None:
+    before = request_timer_slack(0)
+    engine = Engine(build(load_network(SEED)))
+    assert engine.timer_slack_ns is None  # not started
+    engine.start()
+    try:
+        wait_for(lambda: engine.sim.tick > 10)
+    finally:
+        engine.stop()
+    assert engine.failure is None
+    assert engine.timer_slack_ns == 1
+    assert request_timer_slack(0) == before
 
 
 def test_lower_priority_lowers_the_calling_thread_only() -> None:

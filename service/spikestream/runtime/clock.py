@@ -44,13 +44,15 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock: sleep most of the way to a deadline, then spin the rest.
 
-    ``time.sleep`` on Linux wakes about 0.1 ms late (DESIGN.md section 4), so
-    :meth:`sleep_until` sleeps until ``spin`` seconds before the deadline and then
-    busy-waits on :meth:`now` until it has passed, which brings p99 lateness to about
-    0.02 ms. The price is up to ``spin`` seconds of one core per tick (20 % of a core at
-    ``spin=0.0002`` and 1 ms ticks). The spin loop holds the GIL, but only for at most
-    ``spin`` seconds, well under the interpreter's switch interval, and the tick work
-    that follows (numpy) releases it.
+    ``time.sleep`` on Linux wakes about 0.1 ms late (DESIGN.md section 4), most of it the
+    thread's timer slack (50 us by default; the engine's tick thread sets its own to 1 ns),
+    so :meth:`sleep_until` sleeps until ``spin`` seconds before the deadline and then
+    busy-waits on :meth:`now` until it has passed. The price is up to ``spin`` seconds of
+    one core per tick (5 % of a core at the default ``spin=0.00005`` and 1 ms ticks). A
+    spin longer than the tick thread's scheduling slice (0.1 ms by default) also lets the
+    scheduler preempt it while it waits, on a busy machine. The spin loop holds the GIL,
+    but only for at most ``spin`` seconds, well under the interpreter's switch interval,
+    and the tick work that follows (numpy) releases it.
 
     Args:
         spin: Seconds before each deadline at which to stop sleeping and start spinning;
@@ -59,7 +61,7 @@ class SystemClock:
 
     __slots__ = ("_spin",)
 
-    def __init__(self, spin: float = 0.0002) -> None:
+    def __init__(self, spin: float = 0.00005) -> None:
         if not (math.isfinite(spin) and spin >= 0.0):
             msg = f"SystemClock spin must be a finite number of seconds >= 0, got {spin!r}"
             raise ConfigError(msg)

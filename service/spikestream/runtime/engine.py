@@ -46,7 +46,12 @@ from spikestream.runtime.native_tick import (
     unavailable,
 )
 from spikestream.runtime.pacer import WINDOWS, Pacer, PacerPolicy, PacerStatistics
-from spikestream.runtime.priority import fifo_priority, raise_priority, request_slice
+from spikestream.runtime.priority import (
+    fifo_priority,
+    raise_priority,
+    request_slice,
+    request_timer_slack,
+)
 from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputLog, InputSlot
 from spikestream.runtime.stats import LatenessWindow, WindowStatistics
 from spikestream.runtime.streams import ProbeStream, QueuePolicy, StreamStats
@@ -232,6 +237,8 @@ class Engine:
         self.realtime_priority: str = "not started"
         self.tick_slice = tick_slice
         self.tick_slice_granted: str = "not started"
+        #: The tick thread's timer slack once it runs (1 ns, set as it starts), or None.
+        self.timer_slack_ns: int | None = None
         self.fifo_priority = 0  # the SCHED_FIFO priority the tick thread got (0: none)
 
     # ------------------------------------------------------------------ I/O side
@@ -374,6 +381,9 @@ class Engine:
             self.realtime_priority = raise_priority(self.rt_priority)
             self.fifo_priority = fifo_priority()
             self.tick_slice_granted = request_slice(self.tick_slice)
+            # Sleeps that end when asked: the spin before each deadline then only covers
+            # the wake-up (SystemClock, and the compiled tick's sleep_until).
+            self.timer_slack_ns = request_timer_slack(1)
             # One BLAS thread: two stall for milliseconds when the other core is busy.
             with threadpool_limits(limits=1, user_api="blas"):
                 self._loop()

@@ -154,3 +154,32 @@ def thread_slice(sched: Path = Path("/proc/thread-self/sched")) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+#: prctl options (linux/prctl.h): the calling thread's timer slack, in ns.
+_PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
+
+
+def request_timer_slack(nanoseconds: int) -> int | None:
+    """Set the calling thread's timer slack and return the slack in force afterwards (ns),
+    or None where ``prctl`` is not available (not Linux).
+
+    Linux may end a timed sleep up to the thread's timer slack late (50 us by default),
+    to wake several sleepers at once. The tick thread sleeps until ``spin`` seconds before
+    each deadline and busy-waits the rest; with its slack at 1 ns, its sleep ends when
+    asked and the spin only covers the wake-up itself, so the spin can be short and cost
+    little CPU. Any thread may set its own slack without a privilege. It never raises.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    try:
+        if nanoseconds >= 1:
+            prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(int(nanoseconds)), 0, 0, 0)
+        slack = int(prctl(_PR_GET_TIMERSLACK, 0, 0, 0, 0))
+    except Exception as err:  # best effort, reported, never fatal
+        log.warning("could not set the timer slack", extra={"error": repr(err)})
+        return None
+    return slack if slack >= 0 else None

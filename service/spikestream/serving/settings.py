@@ -266,12 +266,13 @@ class ServeSettings(BaseSettings):
         json_schema_extra=_flag(metavar="US"),
     )
     spin: float = Field(
-        0.0002,
+        0.00005,
         ge=0,
         le=0.01,
         description="seconds the tick thread busy-waits before each deadline after "
-        "sleeping ({default:g}): longer costs CPU, shorter lets sleep's wake-up jitter make "
-        "ticks late",
+        "sleeping ({default:g}; its timer slack is 1 ns, so the sleep ends when asked): "
+        "longer costs CPU and, past the tick slice, exposes the tick thread to preemption "
+        "while it waits; shorter lets the wake-up's own latency make ticks late",
     )
     switch_interval: float = Field(
         0.0005,
