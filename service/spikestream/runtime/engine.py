@@ -80,8 +80,9 @@ class EngineStatistics:
     events_dropped: int = 0
     errors: int = 0
     extra: dict[str, float] = field(default_factory=dict)
-    #: The tick's own work (inputs applied, kernels, probe copies; not the wait for its
-    #: deadline) over the last :data:`~spikestream.runtime.pacer.WINDOWS` seconds, as
+    #: Each tick's own work (applying the inputs and every kernel; not the wait for its
+    #: deadline, nor turning its values into frames) over the last
+    #: :data:`~spikestream.runtime.pacer.WINDOWS` seconds, windows of the same lengths as
     #: ``pacer.recent`` (their ``lateness`` holds work durations; no real-time factor).
     work: tuple[WindowStatistics, ...] = ()
 
@@ -150,9 +151,9 @@ class Engine:
             policy=policy,
             max_catchup=max_catchup,
         )
-        # How long each tick's work took, by wall-clock bucket as the pacer's lateness:
-        # the headroom a tick has left (work p99 against the period), and whether a late
-        # tick was late because its work ran long or because it started late.
+        # How long each tick's inputs and kernels took, by wall-clock bucket as the pacer's
+        # lateness: the headroom a tick has left (work p99 against the period), and whether
+        # late ticks follow long work or were woken late.
         self.work = LatenessWindow(model.dt, (), span=max(WINDOWS))
         self.inputs = {
             name: InputSlot(name, inp.dim, inp.default, inp.ttl)
@@ -394,7 +395,12 @@ class Engine:
 
     def _loop(self) -> None:
         pacer, runs = self.pacer, self._runs
-        log.info("tick path: %s%s", self.tick_path, "" if runs is None else " (runs of ticks)")
+        log.info(
+            "tick path: %s%s",
+            self.tick_path,
+            "" if runs is None else " (runs of ticks)",
+            extra={"timer_slack_ns": self.timer_slack_ns},
+        )
         pacer.start()
         while not self._stop.is_set():
             if runs is not None:
@@ -488,9 +494,9 @@ class Engine:
         dt = self.model.dt
         row: Row
         for row in rows:
-            start, deadline, wall_start, wall_end = row.meta.tolist()
+            start, deadline, wall_start, wall_end, end = row.meta.tolist()
             tick = pacer.on_time(int(row.index[0]), deadline, start, bool(row.index[1]))
-            self.work.record(start, wall_end - wall_start, -1.0)
+            self.work.record(start, end - start, -1.0)
             self._applied(row.state, row.inputs, start, wall_start)
             sim.tick += 1
             self.executed += 1
@@ -570,6 +576,7 @@ class Engine:
         if not self._paused:
             self._paused = True
             self.pacer.pause()
+            self.work.flush()  # the last ticks' work counts while none runs, as their lateness
             for stream, _ in self._views:
                 stream.flush()
         return {"paused": True}

@@ -231,7 +231,8 @@ class NativeTick:
 ) = range(17)
 LOOP_COLUMNS = 17
 RUN_CONTROL, RUN_OVERRUN, RUN_FULL = range(3)
-ROW_HEADER_BYTES = 48  # float64 start, deadline, wall_start, wall_end; int64 index, flags
+#: float64 start, deadline, wall_start, wall_end, end; int64 index, flags
+ROW_HEADER_BYTES = 56
 #: The ring holds at most this many rows, and at most RING_BYTES unless a row is larger.
 RING_ROWS = 64
 RING_BYTES = 8 * 2**20
@@ -241,8 +242,9 @@ class Row:
     """One ring row's views: what a tick of :class:`TickLoop` left for the reader.
 
     Attributes:
-        meta: float64 ``(4,)``: start and deadline (clock seconds), and ``time.time()``
-            at the tick's start and at its end.
+        meta: float64 ``(5,)``: start and deadline (clock seconds), ``time.time()`` at
+            the tick's start and at its end, and when its inputs and kernels were done
+            (clock seconds, before the copies into the row).
         index: int64 ``(2,)``: the tick's index on the pacer's grid, and 1 if it was a
             catch-up tick (due before the previous one ended, run at once), else 0.
         state: int64 ``(inputs, 5)``: the input state after the tick (``FLAG`` says what
@@ -320,8 +322,8 @@ class TickLoop:
                 raw[base + off : base + off + a.nbytes].view(a.dtype).reshape(a.shape)
                 for a, off in zip(sources, offsets, strict=True)
             ]
-            meta = raw[base : base + 32].view(np.float64)
-            index = raw[base + 32 : base + 48].view(np.int64)
+            meta = raw[base : base + 40].view(np.float64)
+            index = raw[base + 40 : base + 56].view(np.int64)
             n_in = len(inputs)
             self.rows.append(Row(meta, index, views[0], views[1 : 1 + n_in], views[1 + n_in :]))
         self._sources = sources  # keeps the copied addresses alive

@@ -161,24 +161,30 @@ _PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
 
 
 def request_timer_slack(nanoseconds: int) -> int | None:
-    """Set the calling thread's timer slack and return the slack in force afterwards (ns),
-    or None where ``prctl`` is not available (not Linux).
+    """Set the calling thread's timer slack to ``nanoseconds`` (``< 1``: only read it) and
+    return the slack in force afterwards (ns), or None where ``prctl`` is not available
+    (not Linux) or the call failed.
 
     Linux may end a timed sleep up to the thread's timer slack late (50 us by default),
     to wake several sleepers at once. The tick thread sleeps until ``spin`` seconds before
     each deadline and busy-waits the rest; with its slack at 1 ns, its sleep ends when
-    asked and the spin only covers the wake-up itself, so the spin can be short and cost
-    little CPU. Any thread may set its own slack without a privilege. It never raises.
+    asked and the spin only covers the wake-up, so the spin can be short and cost little
+    CPU. Any thread may set its own slack without a privilege. It never raises: a slack is
+    a refinement the service runs without.
     """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
+    if platform.system() != "Linux":
         return None
     try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        prctl.restype = ctypes.c_int
+        zero = ctypes.c_ulong(0)
         if nanoseconds >= 1:
-            prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(int(nanoseconds)), 0, 0, 0)
-        slack = int(prctl(_PR_GET_TIMERSLACK, 0, 0, 0, 0))
+            value = ctypes.c_ulong(int(nanoseconds))
+            if prctl(_PR_SET_TIMERSLACK, value, zero, zero, zero) != 0:
+                error = os.strerror(ctypes.get_errno())
+                log.warning("could not set the timer slack", extra={"error": error})
+                return None
+        slack = int(prctl(_PR_GET_TIMERSLACK, zero, zero, zero, zero))
     except Exception as err:  # best effort, reported, never fatal
         log.warning("could not set the timer slack", extra={"error": repr(err)})
         return None

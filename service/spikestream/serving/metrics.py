@@ -219,7 +219,7 @@ def _window_metrics(
     )
     work_quantiles = GaugeMetricFamily(
         "spikestream_window_tick_work_seconds",
-        "Percentiles of each tick's work (inputs, kernels, probe copies) in the last window",
+        "Percentiles of each tick's work (inputs and kernels) in the last window",
         labels=[*labels, "quantile"],
     )
     work_max = GaugeMetricFamily(

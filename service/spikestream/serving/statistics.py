@@ -145,7 +145,7 @@ def window_key(seconds: float) -> str:
 
 def _window(w: WindowStatistics, work: WindowStatistics) -> dict[str, Any]:
     """One recent window for the stats topic (docs/PROTOCOL.md, "Recent windows"), with
-    the ticks' work over the same seconds (``work``: :attr:`EngineStatistics.work`)."""
+    the ticks' work over a window of the same length (``work``: :attr:`EngineStatistics.work`)."""
     lat, busy = w.lateness, work.lateness
 
     def pct(threshold: float) -> float | None:

@@ -838,11 +838,12 @@ enum {
     L_CATCHUP,   /* the catch-up policy's max_catchup, or 0: every overrun returns */
     L_COLUMNS
 };
-/* A row starts with float64 start, deadline, wall_start, wall_end (CLOCK_REALTIME),
- * int64 k and int64 flags (1: the tick was due before the previous one ended and ran at
- * once, a catch-up tick), then the copies at their offsets. times (float64): t0,
+/* A row starts with float64 start, deadline, wall_start, wall_end (CLOCK_REALTIME) and
+ * end (when the inputs and the program were done, before the copies; CLOCK_MONOTONIC as
+ * start), int64 k and int64 flags (1: the tick was due before the previous one ended and
+ * ran at once, a catch-up tick), then the copies at their offsets. times (float64): t0,
  * period, spin. */
-enum { R_START, R_DEADLINE, R_WALL_START, R_WALL_END, R_INDEX, R_FLAGS, R_META };
+enum { R_START, R_DEADLINE, R_WALL_START, R_WALL_END, R_END, R_INDEX, R_FLAGS, R_META };
 enum { RUN_CONTROL, RUN_OVERRUN, RUN_FULL };
 
 static double wall_now(void)
@@ -894,6 +895,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             apply_inputs_f64(inputs, v[10], state, ttl, start);
             run_program_f64(program, v[1], table, (const double *)(intptr_t)v[4], counts, 0, 1);
         }
+        const double end = mono_now();
         char *row = ring + (head % capacity) * row_bytes;
         for (int64_t c = 0; c < n_copies; c++) {
             const int64_t *e = copies + 3 * c;
@@ -904,6 +906,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         meta[R_DEADLINE] = deadline;
         meta[R_WALL_START] = wall_start;
         meta[R_WALL_END] = wall_now();
+        meta[R_END] = end;
         ((int64_t *)row)[R_INDEX] = k;
         ((int64_t *)row)[R_FLAGS] = late;
         loop[L_NEXT] = k + 1;
