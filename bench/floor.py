@@ -6,7 +6,7 @@ in an order that rotates from run to run (so slow drifts of a shared machine hit
 alike):
 
 * **floor**: an empty paced tick, the service's own ``Pacer`` on ``SystemClock`` with the
-  service's defaults (1 ms, ``catch-up``, 0.05 ms spin and a 1 ns timer slack, GC frozen,
+  service's defaults (1 ms, ``catch-up``, 0.2 ms spin and a 1 ns timer slack, GC frozen,
   0.5 ms switch interval, the tick thread's 0.1 ms scheduling slice; ``--floor-slice 0``:
   the kernel's default; ``--floor-spin``: another spin),
   waiting for each deadline as the service's compiled tick does (``sleep_until`` in the C

@@ -48,9 +48,10 @@ class SystemClock:
     thread's timer slack (50 us by default; the engine's tick thread sets its own to 1 ns),
     so :meth:`sleep_until` sleeps until ``spin`` seconds before the deadline and then
     busy-waits on :meth:`now` until it has passed. The price is up to ``spin`` seconds of
-    one core per tick (5 % of a core at the default ``spin=0.00005`` and 1 ms ticks). A
+    one core per tick (20 % of a core at the default ``spin=0.0002`` and 1 ms ticks). A
     spin longer than the tick thread's scheduling slice (0.1 ms by default) also lets the
-    scheduler preempt it while it waits, on a busy machine. The spin loop holds the GIL,
+    scheduler preempt it while it waits when every CPU is busy; a shorter one leaves the
+    wake-up from an idle CPU uncovered. The spin loop holds the GIL,
     but only for at most ``spin`` seconds, well under the interpreter's switch interval,
     and the tick work that follows (numpy) releases it.
 
@@ -61,7 +62,7 @@ class SystemClock:
 
     __slots__ = ("_spin",)
 
-    def __init__(self, spin: float = 0.00005) -> None:
+    def __init__(self, spin: float = 0.0002) -> None:
         if not (math.isfinite(spin) and spin >= 0.0):
             msg = f"SystemClock spin must be a finite number of seconds >= 0, got {spin!r}"
             raise ConfigError(msg)
