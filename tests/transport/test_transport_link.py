@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import random
 import socket
 import sys
 import time
@@ -131,8 +132,16 @@ async def test_broker_killed_and_restarted_link_reconnects_and_resubscribes(
 ) -> None:
     backoff_max = 1.0
     inbox = Inbox()
+    # Seeded: decorrelated jitter may by chance stay near backoff_min for a dozen draws
+    # (17 attempts in 2.5 s with one unseeded CI run); with this seed the delays grow
+    # from 0.06 s to 0.48 s, about 6 attempts in the 2.5 s below.
     link = make_link(
-        mosquitto.url(), "survivor", on_message=inbox, backoff_max=backoff_max, keepalive=5
+        mosquitto.url(),
+        "survivor",
+        on_message=inbox,
+        backoff_max=backoff_max,
+        keepalive=5,
+        rng=random.Random(1),
     )
     link.subscribe("survive/#", qos=1)
     hook_runs: list[float] = []
