@@ -195,12 +195,12 @@ async def serve_once(
                     first, start = stats, time.monotonic()
                 last = stats
                 received.append(time.monotonic())
-                w = stats.get("window_10s", {}).get("realtime_factor_actual")
+                recent = stats.get("window_10s", {})
+                w = recent.get("realtime_factor_actual")
                 if w is not None and len(received) > 10:  # windows wholly after `first`
                     windows.append(float(w))
-                    busy = stats["window_10s"]
-                    if busy.get("work_p99_ms") is not None:
-                        work.append((float(busy["work_p50_ms"]), float(busy["work_p99_ms"])))
+                    if recent.get("work_p99_ms") is not None:
+                        work.append((float(recent["work_p50_ms"]), float(recent["work_p99_ms"])))
                 assert start is not None
                 if time.monotonic() - start >= duration:
                     break

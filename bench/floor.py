@@ -199,11 +199,6 @@ def served_value(serve_args: list[str], flag: str, default: float) -> float:
     return value
 
 
-def served_slice(serve_args: list[str]) -> float:
-    """The tick slice a service run with ``serve_args`` asks for."""
-    return served_value(serve_args, "--tick-slice", SERVICE_SLICE)
-
-
 def run_floor(
     duration: float,
     python_wait: bool,
@@ -623,7 +618,7 @@ def main() -> None:
     p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.floor_slice is None:
-        args.floor_slice = served_slice(args.serve_args)
+        args.floor_slice = served_value(args.serve_args, "--tick-slice", SERVICE_SLICE)
     if args.floor_spin is None:
         args.floor_spin = served_value(args.serve_args, "--spin", SERVICE_SPIN)
     if args.floor_child:

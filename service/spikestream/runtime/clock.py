@@ -51,9 +51,9 @@ class SystemClock:
     one core per tick (20 % of a core at the default ``spin=0.0002`` and 1 ms ticks). A
     spin longer than the tick thread's scheduling slice (0.1 ms by default) also lets the
     scheduler preempt it while it waits when every CPU is busy; a shorter one leaves the
-    wake-up from an idle CPU uncovered. The spin loop holds the GIL,
-    but only for at most ``spin`` seconds, well under the interpreter's switch interval,
-    and the tick work that follows (numpy) releases it.
+    wake-up from an idle CPU uncovered. The spin loop holds the GIL, but only for at most
+    ``spin`` seconds, well under the interpreter's switch interval, and the tick work that
+    follows (numpy) releases it.
 
     Args:
         spin: Seconds before each deadline at which to stop sleeping and start spinning;

@@ -231,8 +231,10 @@ class NativeTick:
 ) = range(17)
 LOOP_COLUMNS = 17
 RUN_CONTROL, RUN_OVERRUN, RUN_FULL = range(3)
-#: float64 start, deadline, wall_start, wall_end, end; int64 index, flags
-ROW_HEADER_BYTES = 56
+#: A ring row's header: ROW_META_FLOATS float64 (start, deadline, wall_start, wall_end,
+#: end), then int64 index and flags.
+ROW_META_FLOATS = 5
+ROW_HEADER_BYTES = 8 * (ROW_META_FLOATS + 2)
 #: The ring holds at most this many rows, and at most RING_BYTES unless a row is larger.
 RING_ROWS = 64
 RING_BYTES = 8 * 2**20
@@ -322,8 +324,9 @@ class TickLoop:
                 raw[base + off : base + off + a.nbytes].view(a.dtype).reshape(a.shape)
                 for a, off in zip(sources, offsets, strict=True)
             ]
-            meta = raw[base : base + 40].view(np.float64)
-            index = raw[base + 40 : base + 56].view(np.int64)
+            split = base + 8 * ROW_META_FLOATS
+            meta = raw[base:split].view(np.float64)
+            index = raw[split : base + ROW_HEADER_BYTES].view(np.int64)
             n_in = len(inputs)
             self.rows.append(Row(meta, index, views[0], views[1 : 1 + n_in], views[1 + n_in :]))
         self._sources = sources  # keeps the copied addresses alive
