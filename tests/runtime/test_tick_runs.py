@@ -9,6 +9,7 @@ import os
 import select
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,18 +21,30 @@ from spikestream.build import build
 from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.native_tick import (
+    ADAPT_TICKS,
+    CALM_WINDOWS,
     FLAG,
+    L_ADAPT_TICKS,
+    L_CALM_WINDOWS,
     L_CAPACITY,
     L_COPIES,
+    L_DELAY_NS,
+    L_HEAD,
     L_NEXT,
     L_ROW_BYTES,
+    L_SCHEDSTAT,
+    L_TAIL,
     LOOP_COLUMNS,
     ROW_HEADER_BYTES,
     RUN_CONTROL,
     RUN_FULL,
     RUN_OVERRUN,
+    T_BUSY_SPIN,
+    TIME_COLUMNS,
     NativeTick,
+    SpinAdapter,
     TickLoop,
+    open_schedstat,
 )
 from spikestream.runtime.slots import NEW_VALUE
 from spikestream.sim import Simulator
@@ -60,6 +73,7 @@ def test_the_c_and_python_loop_columns_agree() -> None:
     ext = extension()
     assert ext is not None, "spikestream.sim._native was not built"
     assert ext.LOOP_COLUMNS == LOOP_COLUMNS
+    assert ext.TIME_COLUMNS == TIME_COLUMNS
     assert ext.ROW_HEADER_BYTES == ROW_HEADER_BYTES
 
 
@@ -218,7 +232,7 @@ def test_a_malformed_loop_is_refused() -> None:
     ext = extension()
     assert ext is not None
     args = (*native._args, int(loop.loop.ctypes.data), int(loop.times.ctypes.data))
-    loop.times[:] = (time.perf_counter() + 0.01, 0.001, 0.0)
+    loop.times[:] = (time.perf_counter() + 0.01, 0.001, 0.0, 0.0, 0.05, 0.01)
     bad_copies = loop.copies.copy()
     bad_copies[-1, 2] = loop.loop[L_ROW_BYTES]  # a probe copied past the row's end
     saved = int(loop.loop[L_COPIES])
@@ -233,6 +247,131 @@ def test_a_malformed_loop_is_refused() -> None:
     loop.times[1] = 0.0  # free-running has no grid
     with pytest.raises(ValueError, match="period > 0"):
         ext.run_ticks(*args)
+    loop.times[1] = 0.001
+    loop.times[T_BUSY_SPIN] = 2.0
+    with pytest.raises(ValueError, match="busy spin <= 1 s"):
+        ext.run_ticks(*args)
+    loop.times[T_BUSY_SPIN] = 0.0
+    loop.loop[L_SCHEDSTAT] = 0  # a descriptor, and no reading interval
+    loop.loop[L_ADAPT_TICKS] = 0
+    with pytest.raises(ValueError, match="adapt ticks"):
+        ext.run_ticks(*args)
+
+
+# ------------------------------------------------------- the spin under CPU contention
+
+
+def _adapting_loop(tmp_path: Path) -> tuple[TickLoop, Path, int]:
+    """A seed loop whose adaptation reads ``tmp_path/schedstat`` (written by the test
+    as the kernel writes a thread's) every 5 ticks, calm after 2 readings."""
+    _, _, loop = _seed_loop()
+    stat = tmp_path / "schedstat"
+    stat.write_text("1000 0 10\n")
+    fd = os.open(stat, os.O_RDONLY)
+    loop._schedstat = fd  # as the tick thread would have opened its own
+    loop._schedstat_closer = weakref.finalize(loop, os.close, fd)
+    loop.loop[L_SCHEDSTAT] = fd
+    loop.loop[L_ADAPT_TICKS] = 5
+    loop.loop[L_CALM_WINDOWS] = 2
+    loop.busy_spin = 0.0
+    return loop, stat, fd
+
+
+def _run_ticks(loop: TickLoop, ticks: int, period: float = 0.001) -> None:
+    """Run exactly ``ticks`` ticks: the ring, emptied first, is given room for that many
+    rows only, so the run returns full after the last (overruns start a fresh grid)."""
+    done = 0
+    while done < ticks:
+        loop.done(int(loop.loop[L_HEAD]) - int(loop.loop[L_TAIL]))
+        loop.loop[L_CAPACITY] = ticks - done
+        k = int(loop.loop[L_NEXT])
+        loop.run(time.perf_counter() + period, k, period, k, [(10**9, 10**9)])
+        done += loop.ticks_run
+    loop.loop[L_CAPACITY] = loop.capacity
+
+
+def test_a_thread_kept_waiting_for_a_cpu_spins_the_busy_spin_until_calm(tmp_path: Path) -> None:
+    """The run delay read every ADAPT_TICKS ticks drives the spin: a share of wall time
+    above CONTENDED_SHARE begins a contended spell (one spell, however many readings it
+    lasts), CALM_WINDOWS calm readings in a row end it, and the busy ticks are counted."""
+    loop, stat, fd = _adapting_loop(tmp_path)
+    try:
+        _run_ticks(loop, 6)  # the first reading only sets the baseline
+        assert not loop.contended
+        assert loop.spells == 0
+        assert int(loop.loop[L_DELAY_NS]) == 0
+        # Half of every 5 ms waiting for a CPU: far above CONTENDED_SHARE.
+        for _ in range(3):
+            stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 2_500_000} 10\n")
+            _run_ticks(loop, 5)
+            assert loop.contended
+        assert loop.spells == 1
+        busy = loop.busy_ticks
+        assert busy >= 5
+        _run_ticks(loop, 5)  # the delay stands still: one calm reading, not yet enough
+        assert loop.contended
+        assert loop.busy_ticks > busy
+        _run_ticks(loop, 5)
+        assert not loop.contended
+        busy = loop.busy_ticks
+        _run_ticks(loop, 10)
+        assert loop.busy_ticks == busy  # calm again: the spin, not the busy spin
+        stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 2_500_000} 10\n")
+        _run_ticks(loop, 5)
+        assert loop.contended
+        assert loop.spells == 2
+    finally:
+        loop.close()
+    assert loop.loop[L_SCHEDSTAT] == -1
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)  # closed with the loop
+
+
+def test_an_unreadable_schedstat_never_adapts(tmp_path: Path) -> None:
+    """A file that is not a schedstat (or a failed read) counts as no reading."""
+    loop, stat, _ = _adapting_loop(tmp_path)
+    try:
+        stat.write_text("not numbers\n")
+        _run_ticks(loop, 12)
+        assert int(loop.loop[L_DELAY_NS]) == -1
+        assert not loop.contended
+        assert loop.busy_ticks == 0
+    finally:
+        loop.close()
+
+
+def test_the_tick_thread_reads_its_own_run_delay() -> None:
+    """The schedstat the loop opens is the calling thread's: its run delay (the second
+    field) is what this thread's own file says, and it never decreases."""
+    fd = open_schedstat()
+    assert fd >= 0, "this kernel has no /proc/thread-self/schedstat"
+    try:
+        first = [int(x) for x in os.pread(fd, 128, 0).split()]
+        time.sleep(0.01)
+        again = [int(x) for x in os.pread(fd, 128, 0).split()]
+        tid = threading.get_native_id()
+        own = Path(f"/proc/self/task/{tid}/schedstat").read_text().split()
+        assert len(first) == 3
+        assert again[1] >= first[1]
+        assert int(own[2]) >= again[2]  # the same thread's timeslices, counted on
+    finally:
+        os.close(fd)
+    _, _, loop = _seed_loop()
+    loop.busy_spin = 0.00005
+    ran: list[int] = []
+
+    def tick_thread() -> None:
+        _run_ticks(loop, 3)
+        ran.append(int(loop.loop[L_SCHEDSTAT]))
+
+    thread = threading.Thread(target=tick_thread)
+    thread.start()
+    thread.join()
+    try:
+        assert ran[0] >= 0
+        assert loop.times[T_BUSY_SPIN] == 0.00005
+    finally:
+        loop.close()
 
 
 # ---------------------------------------------------------------- the engine in runs
@@ -441,3 +580,35 @@ def test_pause_resume_rate_and_reset_in_runs() -> None:
     restart = ticks.index(0, 1)
     after = ticks[restart:]
     assert after == list(range(0, 10 * len(after), 10))
+
+
+def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: Path) -> None:
+    """``SpinAdapter`` (the benchmark floor's) runs the C adaptation: it returns the spin
+    until a reading shows the thread kept waiting, then the busy spin until calm."""
+    adapter = SpinAdapter(0.0002, 0.0)
+    assert adapter.loop[L_SCHEDSTAT] >= 0  # this thread's own schedstat
+    adapter.close()
+    assert adapter.loop[L_SCHEDSTAT] == -1
+    stat = tmp_path / "schedstat"
+    stat.write_text("5 100 1\n")
+    fd = os.open(stat, os.O_RDONLY)
+    try:
+        adapter = SpinAdapter(0.0002, 0.0)
+        adapter.close()
+        adapter.loop[L_SCHEDSTAT] = fd
+        spins = [adapter() for _ in range(2 * ADAPT_TICKS)]  # the first reading: a baseline
+        assert set(spins) == {0.0002}
+        assert not adapter.contended
+        stat.write_text("5 100000100 1\n")  # 0.1 s of waiting, in far less wall time
+        spins = [adapter() for _ in range(ADAPT_TICKS)]
+        assert spins[-1] == 0.0
+        assert set(spins[:-1]) == {0.0002}
+        assert adapter.contended
+        spins = [adapter() for _ in range(CALM_WINDOWS * ADAPT_TICKS)]
+        assert spins[-1] == 0.0002
+        assert set(spins[:-1]) == {0.0}
+    finally:
+        os.close(fd)
+    never = SpinAdapter(0.0002, None)
+    assert never.loop[L_SCHEDSTAT] == -1
+    assert {never() for _ in range(3 * ADAPT_TICKS)} == {0.0002}

@@ -228,9 +228,97 @@ class NativeTick:
     L_TICKS,
     L_BURST,
     L_CATCHUP,
-) = range(17)
-LOOP_COLUMNS = 17
+    L_SCHEDSTAT,
+    L_ADAPT_TICKS,
+    L_CALM_WINDOWS,
+    L_DELAY_NS,
+    L_DELAY_AT,
+    L_WINDOW,
+    L_CONTENDED,
+    L_CALM,
+    L_BUSY_TICKS,
+    L_SPELLS,
+) = range(27)
+LOOP_COLUMNS = 27
+#: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
+T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW = range(6)
+TIME_COLUMNS = 6
 RUN_CONTROL, RUN_OVERRUN, RUN_FULL = range(3)
+
+#: The contended spin's adaptation (``_native.c``'s adapt_spin), measured in
+#: ``bench/floor.py``: every ADAPT_TICKS ticks the tick thread reads its own run delay
+#: (``/proc/thread-self/schedstat``: time spent runnable, waiting for a CPU). A share of
+#: wall time above CONTENDED_SHARE begins a contended spell, in which each tick spins the
+#: busy spin instead of the spin; CALM_WINDOWS readings in a row below CALM_SHARE end it.
+#: Measured with the seed network served at 1 tick per frame: about 0.04 % with the
+#: machine otherwise idle, 1.1 % beside one CPU-bound process, 19 % beside two.
+ADAPT_TICKS = 100
+CONTENDED_SHARE = 0.05
+CALM_SHARE = 0.01
+CALM_WINDOWS = 10
+SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def open_schedstat() -> int:
+    """A descriptor of the calling thread's own schedstat, or -1 where there is none
+    (not Linux, or a kernel without scheduler statistics)."""
+    try:
+        return os.open(SCHEDSTAT, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+
+
+def _adaptation(loop: npt.NDArray[np.int64]) -> None:
+    """The adaptation's columns of a fresh loop array: no schedstat yet, no reading."""
+    loop[L_SCHEDSTAT] = -1
+    loop[L_ADAPT_TICKS] = ADAPT_TICKS
+    loop[L_CALM_WINDOWS] = CALM_WINDOWS
+    loop[L_DELAY_NS] = -1
+
+
+class SpinAdapter:
+    """The spin adaptation of :class:`TickLoop`, for a tick loop of the caller's own:
+    ``bench/floor.py``'s empty tick waits as the service's tick thread does. Make it, and
+    call it after each tick, on the thread that ticks; it returns the spin (s) for the
+    next wait. ``busy_spin`` None: always ``spin``.
+    """
+
+    def __init__(self, spin: float, busy_spin: float | None) -> None:
+        ext = extension()
+        if ext is None:
+            raise ValueError("the spin adaptation needs the C extension")
+        self.loop = np.zeros(LOOP_COLUMNS, np.int64)
+        self.times = np.zeros(TIME_COLUMNS)
+        _adaptation(self.loop)
+        busy = spin if busy_spin is None else busy_spin
+        self.times[[T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW]] = (spin, busy, CONTENDED_SHARE, CALM_SHARE)
+        self.loop[L_SCHEDSTAT] = -1 if busy_spin is None else open_schedstat()
+        self._fd = int(self.loop[L_SCHEDSTAT])
+        self._closer = weakref.finalize(self, _close_fd, self._fd)
+        self._adapt = ext.adapt_spin
+        self._addresses = (int(self.loop.ctypes.data), int(self.times.ctypes.data))
+
+    def __call__(self) -> float:
+        """Count one tick; the spin for the next."""
+        spin: float = self._adapt(*self._addresses)
+        return spin
+
+    @property
+    def contended(self) -> bool:
+        """Whether a contended spell is on."""
+        return bool(self.loop[L_CONTENDED])
+
+    def close(self) -> None:
+        """Close the schedstat descriptor (idempotent)."""
+        self.loop[L_SCHEDSTAT] = -1
+        self._closer()
+
+
+def _close_fd(fd: int) -> None:
+    if fd >= 0:
+        os.close(fd)
+
+
 #: A ring row's header: ROW_META_FLOATS float64 (start, deadline, wall_start, wall_end,
 #: end), then int64 index and flags.
 ROW_META_FLOATS = 5
@@ -286,6 +374,8 @@ class TickLoop:
         native: the compiled tick (its program, mailboxes and input state).
         inputs: the simulator's input arrays, in the order of ``native``'s mailboxes.
         probes: the simulator's probe views, each C-contiguous.
+        busy_spin: the spin (s) before each deadline while the tick thread waits for a CPU
+            (see :data:`ADAPT_TICKS`); None: always ``native.spin``.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
     two); :attr:`nbytes` is what it allocates, once.
@@ -296,9 +386,11 @@ class TickLoop:
         native: NativeTick,
         inputs: Sequence[npt.NDArray[Any]],
         probes: Sequence[npt.NDArray[Any]],
+        busy_spin: float | None = None,
     ) -> None:
         ext = extension()
         assert ext is not None  # NativeTick exists
+        self.busy_spin = busy_spin
         self._run = ext.run_ticks
         self._take = ext.ring_take
         self._done = ext.ring_done
@@ -336,7 +428,7 @@ class TickLoop:
         ).reshape(-1, 3)
         self.fill = np.zeros((0, 2), np.int64)
         self.loop = np.zeros(LOOP_COLUMNS, np.int64)
-        self.times = np.zeros(3)
+        self.times = np.zeros(TIME_COLUMNS)
         self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._closer = weakref.finalize(self, os.close, self.fd)
         lp = self.loop
@@ -347,6 +439,9 @@ class TickLoop:
         lp[L_N_COPIES] = len(sources)
         lp[L_ARMED] = 1
         lp[L_EVENTFD] = self.fd
+        _adaptation(lp)  # its schedstat is opened by the tick thread, at its first run
+        self._schedstat: int | None = None
+        self._schedstat_closer: Any = None  # closes it (weakref.finalize), once opened
         self.nbytes = int(self.ring.nbytes)
         self._address = int(lp.ctypes.data)
         self.closed = False
@@ -379,7 +474,14 @@ class TickLoop:
         lp[L_K0] = k0
         lp[L_BURST] = burst
         lp[L_CATCHUP] = max_catchup
-        self.times[:] = (t0, period, self._native.spin)
+        spin = self._native.spin
+        if self._schedstat is None:
+            # The calling thread's own file: run() is called by the tick thread.
+            self._schedstat = -1 if self.busy_spin is None else open_schedstat()
+            lp[L_SCHEDSTAT] = self._schedstat
+            self._schedstat_closer = weakref.finalize(self, _close_fd, self._schedstat)
+        busy = spin if self.busy_spin is None else self.busy_spin
+        self.times[:] = (t0, period, spin, busy, CONTENDED_SHARE, CALM_SHARE)
         reason: int = self._run(*self._native._args, self._address, int(self.times.ctypes.data))
         return reason
 
@@ -387,6 +489,21 @@ class TickLoop:
     def ticks_run(self) -> int:
         """Ticks the last :meth:`run` ran."""
         return int(self.loop[L_TICKS])
+
+    @property
+    def contended(self) -> bool:
+        """Whether the tick thread is in a contended spell (ticks spin the busy spin)."""
+        return bool(self.loop[L_CONTENDED])
+
+    @property
+    def busy_ticks(self) -> int:
+        """Ticks that waited with the busy spin, since the loop was made."""
+        return int(self.loop[L_BUSY_TICKS])
+
+    @property
+    def spells(self) -> int:
+        """Contended spells begun since the loop was made."""
+        return int(self.loop[L_SPELLS])
 
     def interrupt(self) -> None:
         """Make the running (or next) :meth:`run` return before its next tick (any thread)."""
@@ -424,3 +541,6 @@ class TickLoop:
         self.loop[L_EVENTFD] = -1
         self.closed = True
         self._closer()
+        self.loop[L_SCHEDSTAT] = -1
+        if self._schedstat_closer is not None:
+            self._schedstat_closer()

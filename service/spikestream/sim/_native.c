@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -836,13 +837,27 @@ enum {
     L_TICKS,     /* ticks this call ran (an output) */
     L_BURST,     /* late ticks run in a row (in and out: the pacer's catch-up burst) */
     L_CATCHUP,   /* the catch-up policy's max_catchup, or 0: every overrun returns */
+    /* The spin's adaptation to a contended CPU (adapt_spin); all but L_SCHEDSTAT,
+     * L_ADAPT_TICKS and L_CALM_WINDOWS carry over from call to call. */
+    L_SCHEDSTAT,     /* the tick thread's /proc/thread-self/schedstat, or -1: no adapting */
+    L_ADAPT_TICKS,   /* ticks between two readings of it */
+    L_CALM_WINDOWS,  /* calm readings in a row that end a contended spell */
+    L_DELAY_NS,      /* the run delay (ns) at the last reading, or -1 before the first */
+    L_DELAY_AT,      /* when it was read (CLOCK_MONOTONIC, ns) */
+    L_WINDOW,        /* ticks since then */
+    L_CONTENDED,     /* 1: the tick thread waits for a CPU; ticks spin times[T_BUSY_SPIN] */
+    L_CALM,          /* calm readings in a row while contended */
+    L_BUSY_TICKS,    /* ticks that waited with the contended spin (an output, cumulative) */
+    L_SPELLS,        /* contended spells begun (an output, cumulative) */
     L_COLUMNS
 };
+/* times (float64): */
+enum { T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_COLUMNS };
 /* A row starts with float64 start, deadline, wall_start, wall_end (CLOCK_REALTIME) and
  * end (when the inputs and the program were done, before the copies; CLOCK_MONOTONIC as
  * start), int64 k and int64 flags (1: the tick was due before the previous one ended and
  * ran at once, a catch-up tick), then the copies at their offsets. times (float64): t0,
- * period, spin. */
+ * period, spin, and the adaptation's busy spin and thresholds (adapt_spin). */
 enum { R_START, R_DEADLINE, R_WALL_START, R_WALL_END, R_END, R_INDEX, R_FLAGS, R_META };
 enum { RUN_CONTROL, RUN_OVERRUN, RUN_FULL };
 
@@ -851,6 +866,66 @@ static double wall_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The second field of a schedstat file (the thread's run delay: ns spent runnable, waiting
+ * for a CPU, since it started), or -1 when it cannot be read. */
+static int64_t read_run_delay(int fd)
+{
+    char buf[128];
+    ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+    if (got <= 0)
+        return -1;
+    buf[got] = 0;
+    char *end;
+    errno = 0;
+    (void)strtoull(buf, &end, 10); /* time on a CPU */
+    if (end == buf || errno)
+        return -1;
+    char *second = end;
+    unsigned long long delay = strtoull(second, &end, 10);
+    if (end == second || errno || delay > (unsigned long long)INT64_MAX)
+        return -1;
+    return (int64_t)delay;
+}
+
+/* Every loop[L_ADAPT_TICKS] ticks, the share of wall time the tick thread spent waiting
+ * for a CPU since the last reading. Above times[T_HIGH] a contended spell begins: ticks
+ * spin times[T_BUSY_SPIN] instead of times[T_SPIN]; it ends after loop[L_CALM_WINDOWS]
+ * readings in a row below times[T_LOW].
+ *
+ * Why: with every CPU busy (CPU-bound neighbours), the spin is what makes the tick thread
+ * late. Time spent spinning counts against the thread's fair share, and a thread that has
+ * used more than its share is not eligible to preempt the task running when its timer
+ * fires (EEVDF); it then waits for the next scheduler tick, 1 to 4 ms at HZ=250
+ * (perf sched, README). On an idle CPU the spin is what covers the wake-up, so it stays
+ * long there. */
+static void adapt_spin(int64_t *loop, const double *times)
+{
+    if (loop[L_SCHEDSTAT] < 0 || ++loop[L_WINDOW] < loop[L_ADAPT_TICKS])
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    const int64_t delay = read_run_delay((int)loop[L_SCHEDSTAT]);
+    if (delay >= 0 && loop[L_DELAY_NS] >= 0 && at > loop[L_DELAY_AT]) {
+        const double share = (double)(delay - loop[L_DELAY_NS]) / (double)(at - loop[L_DELAY_AT]);
+        if (share > times[T_HIGH]) {
+            loop[L_SPELLS] += !loop[L_CONTENDED];
+            loop[L_CONTENDED] = 1;
+            loop[L_CALM] = 0;
+        } else if (loop[L_CONTENDED] && share < times[T_LOW]) {
+            if (++loop[L_CALM] >= loop[L_CALM_WINDOWS]) {
+                loop[L_CONTENDED] = 0;
+                loop[L_CALM] = 0;
+            }
+        } else {
+            loop[L_CALM] = 0;
+        }
+    }
+    loop[L_DELAY_NS] = delay;
+    loop[L_DELAY_AT] = at;
+    loop[L_WINDOW] = 0;
 }
 
 static int run_loop(const int64_t *v, int64_t *loop, const double *times)
@@ -866,7 +941,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
     int64_t *fill = (int64_t *)(intptr_t)loop[L_FILL];
     const int64_t capacity = loop[L_CAPACITY], row_bytes = loop[L_ROW_BYTES];
     const int64_t n_copies = loop[L_N_COPIES], n_streams = loop[L_N_STREAMS];
-    const double t0 = times[0], period = times[1], spin = times[2];
+    const double t0 = times[T_T0], period = times[T_PERIOD];
     loop[L_TICKS] = 0;
     for (;;) {
         if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE))
@@ -885,7 +960,8 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             loop[L_BURST] += 1;
         } else {
             loop[L_BURST] = 0;
-            sleep_until_mono(deadline, spin);
+            loop[L_BUSY_TICKS] += loop[L_CONTENDED];
+            sleep_until_mono(deadline, loop[L_CONTENDED] ? times[T_BUSY_SPIN] : times[T_SPIN]);
         }
         double start = mono_now(), wall_start = wall_now();
         if (v[8]) {
@@ -911,6 +987,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         ((int64_t *)row)[R_FLAGS] = late;
         loop[L_NEXT] = k + 1;
         loop[L_TICKS] += 1;
+        adapt_spin(loop, times);
         __atomic_store_n(&loop[L_HEAD], head + 1, __ATOMIC_RELEASE);
         int frame = 0;
         for (int64_t s = 0; s < n_streams; s++) {
@@ -934,8 +1011,8 @@ PyDoc_STRVAR(run_ticks_doc,
 "Run live ticks without the GIL until asked to stop (loop[L_STOP]), until a tick is due\n"
 "before the previous one ended (an overrun: the caller's pacer decides), or until the\n"
 "ring is full. The first thirteen arguments are tick()'s; loop: int64 (L_COLUMNS,) and\n"
-"times: float64 (3,) addresses (see _native.c). Returns 0 (stop), 1 (overrun) or 2 (ring\n"
-"full); loop[L_TICKS] says how many ticks ran.");
+"times: float64 (T_COLUMNS,) addresses (see _native.c). Returns 0 (stop), 1 (overrun) or 2\n"
+"(ring full); loop[L_TICKS] says how many ticks ran.");
 
 static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -948,12 +1025,16 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
     const double *times = (const double *)(intptr_t)v[14];
     if (v[10] < 0 || loop == NULL || times == NULL || loop[L_CAPACITY] < 1 ||
         loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0 || loop[L_N_COPIES] < 0 ||
-        loop[L_N_STREAMS] < 0 || !(times[1] > 0.0) || !(times[2] >= 0.0 && times[2] <= 1.0) ||
-        !deadline_ok(times[0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[1])) {
+        loop[L_N_STREAMS] < 0 || !(times[T_PERIOD] > 0.0) ||
+        !(times[T_SPIN] >= 0.0 && times[T_SPIN] <= 1.0) ||
+        !(times[T_BUSY_SPIN] >= 0.0 && times[T_BUSY_SPIN] <= 1.0) ||
+        (loop[L_SCHEDSTAT] >= 0 && (loop[L_ADAPT_TICKS] < 1 || loop[L_CALM_WINDOWS] < 1)) ||
+        !deadline_ok(times[T_T0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[T_PERIOD])) {
         PyErr_SetString(PyExc_ValueError,
                         "run_ticks: expected capacity >= 1, row bytes a multiple of 8 holding "
-                        "the row header, period > 0, 0 <= spin <= 1 s and a next deadline at "
-                        "most " MAX_WAIT_TEXT " s ahead");
+                        "the row header, period > 0, 0 <= spin, busy spin <= 1 s, adapt ticks "
+                        "and calm windows >= 1 where a schedstat is given and a next deadline "
+                        "at most " MAX_WAIT_TEXT " s ahead");
         return NULL;
     }
     const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
@@ -1020,6 +1101,35 @@ static PyObject *py_ring_done(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(adapt_spin_doc,
+"adapt_spin(loop, times)\n--\n\n"
+"Count one tick of run_ticks' spin adaptation, for a tick loop of the caller's own (the\n"
+"benchmark's empty floor tick waits as the service does): loop and times are the\n"
+"addresses of arrays laid out as run_ticks' (only the adaptation's columns are used).\n"
+"Returns the spin the next tick waits with.");
+
+static PyObject *py_adapt_spin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t address, t_address;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "adapt_spin takes 2 arguments; got %zd", nargs);
+        return NULL;
+    }
+    if (as_i64(args[0], &address, "loop") < 0 || as_i64(args[1], &t_address, "times") < 0)
+        return NULL;
+    int64_t *loop = (int64_t *)(intptr_t)address;
+    const double *times = (const double *)(intptr_t)t_address;
+    if (loop == NULL || times == NULL ||
+        (loop[L_SCHEDSTAT] >= 0 && (loop[L_ADAPT_TICKS] < 1 || loop[L_CALM_WINDOWS] < 1))) {
+        PyErr_SetString(PyExc_ValueError, "adapt_spin: expected arrays, and adapt ticks and "
+                                          "calm windows >= 1 where a schedstat is given");
+        return NULL;
+    }
+    adapt_spin(loop, times);
+    return PyFloat_FromDouble(loop[L_CONTENDED] ? times[T_BUSY_SPIN] : times[T_SPIN]);
+}
+
 /* Choose the hand-vectorised kernels (F16C widening and encoding of half-precision
  * weights, AVX2 compaction in the LIF step; where the CPU has both) or the portable
  * loops; the import chooses the vectorised ones where it can. */
@@ -1071,6 +1181,7 @@ static PyMethodDef methods[] = {
     {"run_ticks", (PyCFunction)(void (*)(void))py_run_ticks, METH_FASTCALL, run_ticks_doc},
     {"ring_take", py_ring_take, METH_O, ring_take_doc},
     {"ring_done", (PyCFunction)(void (*)(void))py_ring_done, METH_FASTCALL, ring_done_doc},
+    {"adapt_spin", (PyCFunction)(void (*)(void))py_adapt_spin, METH_FASTCALL, adapt_spin_doc},
     {"post_input", (PyCFunction)(void (*)(void))py_post_input, METH_FASTCALL, post_input_doc},
     {"sleep_until", (PyCFunction)(void (*)(void))py_sleep_until, METH_FASTCALL, sleep_until_doc},
     {"now", py_now, METH_NOARGS, now_doc},
@@ -1090,6 +1201,7 @@ PyMODINIT_FUNC PyInit__native(void)
         return NULL;
     if (PyModule_AddIntConstant(m, "PROGRAM_COLUMNS", PROGRAM_COLUMNS) < 0 ||
         PyModule_AddIntConstant(m, "LOOP_COLUMNS", L_COLUMNS) < 0 ||
+        PyModule_AddIntConstant(m, "TIME_COLUMNS", T_COLUMNS) < 0 ||
         PyModule_AddIntConstant(m, "ROW_HEADER_BYTES", 8 * R_META) < 0) {
         Py_DECREF(m);
         return NULL;
