@@ -10,6 +10,7 @@ import pytest
 from prometheus_client.core import Metric
 
 from spikestream.build import build
+from spikestream.runtime.native_tick import L_BUSY_TICKS, L_CONTENDED, L_SPELLS
 from spikestream.serving.metrics import ServiceCollector, snapshot_metrics
 from spikestream.serving.service import Service
 from spikestream.serving.settings import ServeSettings
@@ -107,6 +108,28 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
         assert longest == round(work_max * 1e3, 4) >= payload[key]["work_p99_ms"]
     assert metric("spikestream_tick_lateness_seconds_count") == snap.lateness.count
     assert snap.lateness.count == snap.engine.pacer.ticks
+    assert metric("spikestream_spin_contended") == float(payload["spin_contended"])
+    assert metric("spikestream_contended_ticks_total") == payload["contended_ticks"]
+    assert metric("spikestream_contended_spells_total") == payload["contended_spells"]
+
+
+def test_the_spin_adaptation_is_reported_as_the_tick_loop_counts_it(service: Service) -> None:
+    """``spin_contended`` and the counts come from the runs of ticks' own loop array."""
+    runs = service.engine._runs
+    assert runs is not None, "serve runs the compiled ticks in runs"
+    assert runs.busy_spin == ServeSettings().busy_spin
+    before = stats_payload(service.statistics())  # contention is the machine's to decide
+    assert (before["spin_contended"], before["contended_ticks"], before["contended_spells"]) == (
+        runs.contended,
+        runs.busy_ticks,
+        runs.spells,
+    )
+    runs.loop[L_CONTENDED] = 1
+    runs.loop[L_BUSY_TICKS] = 1234
+    runs.loop[L_SPELLS] = 3
+    payload = stats_payload(service.statistics())
+    assert payload["spin_contended"] is True
+    assert (payload["contended_ticks"], payload["contended_spells"]) == (1234, 3)
 
 
 def test_link_counters_come_from_the_link(service: Service) -> None:

@@ -115,6 +115,9 @@ class Engine:
             call without the GIL (:mod:`spikestream.runtime.native_tick`) where the
             network and clock allow it; False keeps the Python tick path. Both compute
             the same ticks; :attr:`tick_path` says which runs and why.
+        busy_spin: in runs of compiled ticks, the spin (s) before each deadline while the
+            tick thread is kept waiting for a CPU instead of the clock's (see
+            :data:`~spikestream.runtime.native_tick.ADAPT_TICKS`); None: the clock's always.
         runs: on the compiled path, keep the tick thread in compiled code across ticks
             (:class:`~spikestream.runtime.native_tick.TickLoop`): the finished ticks wait
             in a ring until the I/O side calls :meth:`collect`, woken through
@@ -140,6 +143,7 @@ class Engine:
         network_bytes: int = 0,
         compiled_tick: bool = True,
         runs: bool = False,
+        busy_spin: float | None = None,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)
@@ -184,7 +188,7 @@ class Engine:
         self.tick_path = "compiled" if why_not is None else f"python ({why_not})"
         self._runs: TickLoop | None = None
         if self._native is not None and runs:
-            self._runs = TickLoop(self._native, self._targets, self._live)
+            self._runs = TickLoop(self._native, self._targets, self._live, busy_spin)
         # Held by whichever thread turns ring rows into frames or changes what they feed
         # (the pacer's record, the streams, the counters): the tick thread between runs,
         # the I/O thread in collect().
@@ -241,6 +245,16 @@ class Engine:
         #: The tick thread's timer slack once it runs (1 ns, set as it starts), or None.
         self.timer_slack_ns: int | None = None
         self.fifo_priority = 0  # the SCHED_FIFO priority the tick thread got (0: none)
+
+    def spin_adaptation(self) -> tuple[bool, int, int]:
+        """``(contended, busy ticks, spells)`` of the runs' spin adaptation (any thread):
+        whether the tick thread is now kept waiting for a CPU and spins the busy spin,
+        the ticks that waited so since start and the contended spells begun; all zero
+        outside runs of compiled ticks."""
+        runs = self._runs
+        if runs is None:
+            return False, 0, 0
+        return runs.contended, runs.busy_ticks, runs.spells
 
     # ------------------------------------------------------------------ I/O side
 

@@ -79,6 +79,21 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     yield _counter("spikestream_skipped_ticks", "Ticks skipped to realign", net, es.skipped_ticks)
     yield _gauge("spikestream_paused", "1 while paused", net, float(es.paused))
     yield _gauge(
+        "spikestream_spin_contended",
+        "1 while the tick thread is kept waiting for a CPU and spins --busy-spin",
+        net,
+        float(s.spin_contended),
+    )
+    yield _counter(
+        "spikestream_contended_ticks",
+        "Ticks that waited with --busy-spin (the tick thread kept waiting for a CPU)",
+        net,
+        s.contended_ticks,
+    )
+    yield _counter(
+        "spikestream_contended_spells", "Spells of CPU contention begun", net, s.contended_spells
+    )
+    yield _gauge(
         "spikestream_tick_thread_fifo_priority",
         "SCHED_FIFO priority of the tick thread (0: ordinary scheduling)",
         net,

@@ -137,6 +137,7 @@ class Service:
             rt_priority=settings.rt_priority,
             tick_slice=settings.tick_slice,
             clock=SystemClock(spin=settings.spin),
+            busy_spin=settings.busy_spin,
             memory_limit=memory_limit if memory_limit is not None else default_limit(),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
             compiled_tick=not settings.python_tick,
@@ -605,6 +606,7 @@ class Service:
             age, stale = engine.inputs[name].freshness(now)
             freshness[name] = Freshness(age, stale)
         held = self.cpu_latency
+        contended, busy_ticks, spells = engine.spin_adaptation()
         return ServiceStatistics(
             net=self.model.name,
             engine=es,
@@ -614,6 +616,9 @@ class Service:
             tick_slice=engine.tick_slice_granted,
             tick_path=engine.tick_path,
             fifo_priority=engine.fifo_priority,
+            spin_contended=contended,
+            contended_ticks=busy_ticks,
+            contended_spells=spells,
             cpu_latency="not requested" if held is None else held.description,
             cpu_latency_held_us=held.microseconds if held is not None and held.held else None,
             freshness=freshness,

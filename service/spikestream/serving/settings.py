@@ -273,7 +273,18 @@ class ServeSettings(BaseSettings):
         "sleeping ({default:g}; its timer slack is 1 ns, so the sleep ends when asked): "
         "shorter lets a wake-up from an idle CPU make ticks late; longer costs CPU and, "
         "past the 0.1 ms tick slice, lets CPU-bound neighbours preempt the waiting tick "
-        "thread (0.00005 halved late ticks beside two of them on 2 cores)",
+        "thread (0.00005 halved late ticks beside two of them on 2 cores); see --busy-spin",
+    )
+    busy_spin: float = Field(
+        0.0,
+        ge=0,
+        le=0.01,
+        description="seconds the tick thread busy-waits before each deadline while it is "
+        "kept waiting for a CPU ({default:g}): every 100 ticks it reads its own run delay "
+        "(Linux schedstat); above 5 % of the time, CPU-bound neighbours hold every core, "
+        "no CPU idles (so there is no slow wake-up for a spin to cover) and spinning only "
+        "costs the thread its turn, so it spins this instead of --spin, until 10 readings "
+        "in a row stay below 1 %; equal to --spin never adapts (compiled runs of ticks only)",
     )
     switch_interval: float = Field(
         0.0005,

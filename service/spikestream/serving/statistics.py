@@ -47,6 +47,10 @@ class ServiceStatistics:
         tick_path: ``compiled`` (wait, inputs and step in one call without the GIL) or
             ``python (<why>)``.
         fifo_priority: The tick thread's ``SCHED_FIFO`` priority (0: ordinary scheduling).
+        spin_contended: Whether the tick thread is now kept waiting for a CPU, and so
+            spins ``--busy-spin`` before each deadline instead of ``--spin``.
+        contended_ticks: Ticks that waited with ``--busy-spin``, since start.
+        contended_spells: Spells of CPU contention begun, since start.
         cpu_latency: The CPU wake-up latency request, in words (``not requested``).
         cpu_latency_held_us: The limit this process holds, microseconds; None if none.
         freshness: Each input's age and staleness, by input name.
@@ -66,6 +70,9 @@ class ServiceStatistics:
     tick_slice: str
     tick_path: str
     fifo_priority: int
+    spin_contended: bool
+    contended_ticks: int
+    contended_spells: int
     cpu_latency: str
     cpu_latency_held_us: int | None
     freshness: dict[str, Freshness]
@@ -101,6 +108,9 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "scheduling": s.scheduling,
         "tick_slice": s.tick_slice,
         "tick_path": s.tick_path,
+        "spin_contended": s.spin_contended,
+        "contended_ticks": s.contended_ticks,
+        "contended_spells": s.contended_spells,
         "cpu_latency": s.cpu_latency,
         "skipped_ticks": es.skipped_ticks,
         "dropped": sum(st.dropped for st in es.streams.values()),
