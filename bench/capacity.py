@@ -229,6 +229,10 @@ async def serve_once(
         # the worst 10 s window's p99 (ms; the service's window_10s).
         "work_p50_ms": statistics.median(p50 for p50, _ in work) if work else None,
         "work_p99_ms": max((p99 for _, p99 in work), default=None),
+        # The spin's adaptation over the span: spells of CPU contention begun, and the
+        # ticks that waited with --busy-spin.
+        "contended_spells": last["contended_spells"] - first["contended_spells"],
+        "contended_ticks": last["contended_ticks"] - first["contended_ticks"],
         "serve_args": variant_label(extra, weights_dtype),
     }
 
@@ -335,7 +339,8 @@ async def realtime(
                         f"p99 {row['late_p99_ms']} ms, rf {row['rf']} since start, "
                         f"{row['rf_span']} over the span, lowest 10 s window {row['rf_10s_min']}, "
                         f"work p50 {row['work_p50_ms']} ms, worst 10 s work p99 "
-                        f"{row['work_p99_ms']} ms",
+                        f"{row['work_p99_ms']} ms, contended spells {row['contended_spells']} "
+                        f"({row['contended_ticks']} ticks)",
                         flush=True,
                     )
         finally:

@@ -78,6 +78,7 @@ WARMUP = 2.0
 WINDOW = 10.0
 SERVICE_SLICE = float(ServeSettings.model_fields["tick_slice"].default)  # seconds
 SERVICE_SPIN = float(ServeSettings.model_fields["spin"].default)  # seconds
+SERVICE_BUSY_SPIN = float(ServeSettings.model_fields["busy_spin"].default)  # seconds
 RATE = 50.0  # probe messages per second
 LEGS = ("hop_in", "echo", "wait_tick", "compute", "queue", "encode", "hop_out")
 LEG_NAMES = {
@@ -95,13 +96,19 @@ LEG_NAMES = {
 
 
 def floor_child(
-    duration: float, python_wait: bool, tick_slice: float, spin: float = SERVICE_SPIN
+    duration: float,
+    python_wait: bool,
+    tick_slice: float,
+    spin: float = SERVICE_SPIN,
+    busy_spin: float = SERVICE_BUSY_SPIN,
 ) -> dict[str, Any]:
     """Empty ticks on the service's pacer for WARMUP + ``duration`` s, the thread holding
     a scheduling slice of ``tick_slice`` s (0: the kernel's default), a timer slack of
-    1 ns and spinning ``spin`` s before each deadline, as the service's tick thread does;
-    one row per window."""
+    1 ns and spinning ``spin`` s before each deadline, or ``busy_spin`` s while it is kept
+    waiting for a CPU (the service's adaptation, ``SpinAdapter``), as the service's tick
+    thread does; one row per window."""
     from spikestream.runtime.clock import SystemClock
+    from spikestream.runtime.native_tick import SpinAdapter
     from spikestream.runtime.pacer import Pacer
     from spikestream.runtime.priority import request_slice, request_timer_slack
     from spikestream.sim.native import extension
@@ -117,6 +124,8 @@ def floor_child(
     gc.collect()
     gc.freeze()
     pacer = Pacer(0.001, SystemClock(spin=spin), policy="catch-up")
+    adapt = None if python_wait or busy_spin == spin else SpinAdapter(spin, busy_spin)
+    spells = 0
     pacer.start()
     clock = pacer.clock
     t0 = clock.now()
@@ -128,12 +137,16 @@ def floor_child(
             tick = pacer.wait()
         else:
             tick = pacer.release(ext.sleep_until(pacer.due().deadline, spin))
+            if adapt is not None:
+                was = adapt.contended
+                spin = adapt()
+                spells += adapt.contended and not was
         if tick.start >= nxt:
             windows.append(window_row(pacer.recent()[1]))
             nxt += WINDOW
             if nxt > end:
                 break
-    return {"windows": windows, "slice": granted}
+    return {"windows": windows, "slice": granted, "contended_spells": spells}
 
 
 def window_row(w: Any) -> dict[str, float]:
@@ -156,6 +169,8 @@ def scrape_window(port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     got: dict[str, float] = {}
     for line in text.splitlines():
+        if line.startswith(("spikestream_contended_spells_total", "spikestream_contended_ticks")):
+            got[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
         if line.startswith("spikestream_window_") and 'window="10s"' in line:
             name, value = line.rsplit(" ", 1)
             got[name.split("{")[0] + ("_q99" if 'quantile="0.99"' in name else "")] = float(value)
@@ -170,6 +185,9 @@ def scrape_window(port: int) -> dict[str, float]:
         "max_ms": got["spikestream_window_tick_lateness_max_seconds"] * 1e3,
         "rtf": got["spikestream_window_realtime_factor_actual"],
         "work_p99_ms": got["spikestream_window_tick_work_seconds_q99"] * 1e3,
+        # Since the service started (cumulative counters): the spin's adaptation.
+        "contended_spells": got.get("spikestream_contended_spells_total", math.nan),
+        "contended_ticks": got.get("spikestream_contended_ticks_total", math.nan),
     }
 
 
@@ -184,6 +202,10 @@ def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
         "max_ms": max((w["max_ms"] for w in windows), default=math.nan),
         # The service's own work per tick (the floor has none to speak of).
         "work_p99_ms": max((w.get("work_p99_ms", math.nan) for w in windows), default=math.nan),
+        # The service's adaptation, cumulative: the last window's count (the floor counts
+        # its own spells, as run_floor reports).
+        "contended_spells": windows[-1].get("contended_spells", math.nan) if windows else math.nan,
+        "contended_ticks": windows[-1].get("contended_ticks", math.nan) if windows else math.nan,
     }
 
 
@@ -204,9 +226,11 @@ def run_floor(
     python_wait: bool,
     tick_slice: float = SERVICE_SLICE,
     spin: float = SERVICE_SPIN,
+    busy_spin: float = SERVICE_BUSY_SPIN,
 ) -> dict[str, Any]:
     extra = ["--python-floor"] if python_wait else []
     extra += ["--floor-slice", repr(tick_slice), "--floor-spin", repr(spin)]
+    extra += ["--floor-busy-spin", repr(busy_spin)]
     out = subprocess.run(
         [sys.executable, __file__, "--floor-child", "--duration", str(duration), *extra],
         check=True,
@@ -215,7 +239,11 @@ def run_floor(
     )
     child = json.loads(out.stdout.strip().splitlines()[-1])
     windows = child["windows"]
-    return summarize(windows) | {"raw": windows, "slice": child["slice"]}
+    return summarize(windows) | {
+        "raw": windows,
+        "slice": child["slice"],
+        "contended_spells": child["contended_spells"],
+    }
 
 
 # ----------------------------------------------------------------------------- broker
@@ -460,6 +488,7 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 args.python_floor,
                                 args.floor_slice,
                                 args.floor_spin,
+                                args.floor_busy_spin,
                             )
                         elif what == "broker":
                             row["broker"] = await run_broker(broker.port, args.duration)
@@ -488,7 +517,9 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                         f"{fmt(f['late_1ms_pct'])} % / service {fmt(s['late_1ms_pct'])} %; "
                         f"lateness p99 floor {fmt(f['p99_ms'])} / service {fmt(s['p99_ms'])} ms; "
                         f"input->output p99 {fmt(s.get('total_p99', math.nan))} ms "
-                        f"(n={s['n']} of {s['sent']}) vs broker p99 {fmt(b['p99_ms'])} ms",
+                        f"(n={s['n']} of {s['sent']}) vs broker p99 {fmt(b['p99_ms'])} ms; "
+                        f"contended spells floor {f['contended_spells']} / service "
+                        f"{fmt(s['contended_spells'], 0)} ({fmt(s['contended_ticks'], 0)} ticks)",
                         flush=True,
                     )
                     if "compare" in row:
@@ -496,7 +527,8 @@ async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
                         print(
                             f"  with {' '.join(args.compare_args)}: late > 1 ms "
                             f"{fmt(c['late_1ms_pct'])} %, p99 {fmt(c['p99_ms'])} ms, "
-                            f"input->output p99 {fmt(c.get('total_p99', math.nan))} ms",
+                            f"input->output p99 {fmt(c.get('total_p99', math.nan))} ms; "
+                            f"contended spells {fmt(c['contended_spells'], 0)}",
                             flush=True,
                         )
             finally:
@@ -615,14 +647,30 @@ def main() -> None:
         help=f"the floor's spin before each deadline in s (default: the service's, --spin "
         f"in --serve-args or else {SERVICE_SPIN:g})",
     )
+    p.add_argument(
+        "--floor-busy-spin",
+        type=float,
+        default=None,
+        help=f"the floor's spin while its thread is kept waiting for a CPU, in s (default: "
+        f"the service's, --busy-spin in --serve-args or else {SERVICE_BUSY_SPIN:g}; equal to "
+        f"--floor-spin: never adapt)",
+    )
     p.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.floor_slice is None:
         args.floor_slice = served_value(args.serve_args, "--tick-slice", SERVICE_SLICE)
     if args.floor_spin is None:
         args.floor_spin = served_value(args.serve_args, "--spin", SERVICE_SPIN)
+    if args.floor_busy_spin is None:
+        args.floor_busy_spin = served_value(args.serve_args, "--busy-spin", SERVICE_BUSY_SPIN)
     if args.floor_child:
-        floor = floor_child(args.duration, args.python_floor, args.floor_slice, args.floor_spin)
+        floor = floor_child(
+            args.duration,
+            args.python_floor,
+            args.floor_slice,
+            args.floor_spin,
+            args.floor_busy_spin,
+        )
         print(json.dumps(floor))
         return
     if args.compare_python_tick:
