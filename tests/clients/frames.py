@@ -111,7 +111,8 @@ def hostile_model() -> MonitorModel:
     stats = (
         b'{"v": 1, "event": "stats", "wall": 1, "tick": "\\u001b[H[i]7[/i]", "t": "x", '
         b'"dropped": 3, "overruns": "\\u0007", "late_p99_ms": [1], "late_max_ms": {"a": 1}, '
-        b'"realtime_factor_actual": 1e999, "realtime_factor": 1e999, "paused": "no"}'
+        b'"realtime_factor_actual": 1e999, "realtime_factor": 1e999, "paused": "no", '
+        b'"spin_contended": [true]}'
     )
     model.on_stats(decode_event(stats))
     return model

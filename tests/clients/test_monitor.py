@@ -125,6 +125,17 @@ def test_stats_status_events_render() -> None:
     assert "input_rejected×1" in text
     assert re.search(r"│ s\s+│\s+10 │\s+100\.0 │", text), text
     assert "1s: RTF -  late p99 - ms" in text  # no windows in these stats: shown as unknown
+    assert "CONTENDED" not in text
+
+
+@pytest.mark.parametrize(("flag", "shown"), [(True, True), (False, False), ("yes", False)])
+def test_cpu_contention_is_flagged_only_when_the_service_says_so(flag: object, shown: bool) -> None:
+    """``spin_contended`` true (and only the JSON true) shows beside the service line."""
+    model = MonitorModel("fake")
+    model.on_stats({"tick": 5, "late_p99_ms": 2.5, "spin_contended": flag})
+    console = Console(width=180, record=True, color_system=None)
+    console.print(render(model.snapshot(), "mqtt://broker:1883"))
+    assert ("CPU CONTENDED" in console.export_text()) is shown
 
 
 def test_recent_windows_render_beside_the_since_start_figures() -> None:

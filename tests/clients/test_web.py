@@ -86,6 +86,7 @@ def test_summary_of_hostile_stats_and_events_is_valid_json() -> None:
     assert stats["late_p99_ms"] is None
     assert stats["late_max_ms"] is None
     assert stats["t"] == "x"
+    assert stats["spin_contended"] is None  # a list where a boolean belongs: null
     assert summary["service"]["last_event"] == {
         "event": "\x1b[2J[bold]kind[/bold]",
         "error": "\x1b]0;t\x07[red]why[/red]\u202e",
@@ -573,11 +574,17 @@ async def test_inputs_age_and_stale_state_show_as_text_in_chromium(tmp_path: Pat
                 ["quiet", "true", "quiet", "-", "STALE", 0],
                 ["u", "false", "u", "12.5", "fresh", 0],
             ]
-            model.on_stats({"inputs": {"u": {"age_ms": 3000.0, "stale_now": True}}})
+            late_js = "document.getElementById('s-late').textContent"
+            assert "contended" not in await browser.evaluate(late_js)
+            # The tick thread kept waiting for a CPU: flagged beside the lateness.
+            model.on_stats(
+                {"inputs": {"u": {"age_ms": 3000.0, "stale_now": True}}, "spin_contended": True}
+            )
             await browser.wait_for(
                 "document.querySelectorAll('#input-rows tr').length === 1", what="1 input"
             )
             assert await browser.evaluate(rows_js) == [["u", "true", "u", "3000.0", "STALE", 0]]
+            assert await browser.evaluate(late_js) == "- / - ms (CPU contended)"
             await _page_is_safe(browser)
 
 

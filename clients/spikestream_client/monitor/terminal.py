@@ -140,6 +140,8 @@ def _header(snap: Snapshot, broker: str) -> Table:
     st = svc.stats
     if st is not None:
         paused = ("  PAUSED", "bold yellow") if st.get("paused") else ""
+        # The tick thread waits for a CPU (busy neighbours): why ticks run late, if they do.
+        busy = ("  CPU CONTENDED", "yellow") if st.get("spin_contended") is True else ""
         stale = svc.stats_age is not None and svc.stats_age >= 3
         age = f" (stale {svc.stats_age:.0f} s)" if stale else ""
         line = (
@@ -149,7 +151,7 @@ def _header(snap: Snapshot, broker: str) -> Table:
             f"max {_num(st.get('late_max_ms'), '{:.2f}')} ms  "
             f"overruns {_stat(st, 'overruns')}  dropped {_stat(st, 'dropped')}"
         )
-        grid.add_row("service", Text.assemble(line, paused, age))
+        grid.add_row("service", Text.assemble(line, paused, busy, age))
         grid.add_row("recent", Text(_recent(st)))
     else:
         grid.add_row("service", Text("no stats yet", style="dim"))

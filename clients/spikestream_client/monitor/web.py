@@ -103,6 +103,7 @@ _STATS_KEYS: Final = (
     "tick",
     "t",
     "paused",
+    "spin_contended",
     "realtime_factor",
     "realtime_factor_actual",
     "late_p50_ms",

@@ -298,7 +298,8 @@
     $("s-t").textContent = st.t === undefined ? "-" : fmt(st.t, 3) + " s";
     $("s-rtf").textContent = fmt(st.realtime_factor_actual, 3) + (st.paused ? " (paused)" : "");
     $("f-rtf").textContent = fmt(svc.rtf_frames, 3);
-    $("s-late").textContent = `${fmt(st.late_p99_ms, 2)} / ${fmt(st.late_max_ms, 2)} ms`;
+    $("s-late").textContent = `${fmt(st.late_p99_ms, 2)} / ${fmt(st.late_max_ms, 2)} ms` +
+      (st.spin_contended === true ? " (CPU contended)" : "");
     for (const w of ["1s", "10s"]) {
       const k = (name) => st[`window_${w}_${name}`];
       $(`s-recent-${w}`).textContent = `${fmt(k("realtime_factor_actual"), 3)} · ` +
