@@ -55,11 +55,11 @@ from spikestream_client.codec.control import ControlCommand
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
 
 
-def _seed_loop() -> tuple[Simulator, NativeTick, TickLoop]:
+def _seed_loop(busy_spin: float | None = None) -> tuple[Simulator, NativeTick, TickLoop]:
     sim = Simulator(build(load_network(SEED)))
     native = NativeTick(sim, [(_slot(sim), sim.inputs["u"])], spin=0.0)
     views = [sim.probe(name) for name in sorted(sim.model.probes)]
-    return sim, native, TickLoop(native, [sim.inputs["u"]], views)
+    return sim, native, TickLoop(native, [sim.inputs["u"]], views, busy_spin)
 
 
 def _slot(sim: Simulator):  # type: ignore[no-untyped-def]
@@ -300,9 +300,10 @@ def test_a_thread_kept_waiting_for_a_cpu_spins_the_busy_spin_until_calm(tmp_path
         assert not loop.contended
         assert loop.spells == 0
         assert int(loop.loop[L_DELAY_NS]) == 0
-        # Half of every 5 ms waiting for a CPU: far above CONTENDED_SHARE.
+        # 10 s spent waiting for a CPU between two readings: above CONTENDED_SHARE however
+        # long this busy machine takes to run the 5 ticks.
         for _ in range(3):
-            stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 2_500_000} 10\n")
+            stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 10_000_000_000} 10\n")
             _run_ticks(loop, 5)
             assert loop.contended
         assert loop.spells == 1
@@ -316,7 +317,7 @@ def test_a_thread_kept_waiting_for_a_cpu_spins_the_busy_spin_until_calm(tmp_path
         busy = loop.busy_ticks
         _run_ticks(loop, 10)
         assert loop.busy_ticks == busy  # calm again: the spin, not the busy spin
-        stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 2_500_000} 10\n")
+        stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 10_000_000_000} 10\n")
         _run_ticks(loop, 5)
         assert loop.contended
         assert loop.spells == 2
@@ -327,15 +328,45 @@ def test_a_thread_kept_waiting_for_a_cpu_spins_the_busy_spin_until_calm(tmp_path
         os.fstat(fd)  # closed with the loop
 
 
-def test_an_unreadable_schedstat_never_adapts(tmp_path: Path) -> None:
-    """A file that is not a schedstat (or a failed read) counts as no reading."""
+def test_an_unreadable_schedstat_ends_the_spell_and_never_adapts(tmp_path: Path) -> None:
+    """A file that is not a schedstat (or a failed read) counts as no reading, and ends
+    a contended spell: the busy spin never outlives its signal."""
     loop, stat, _ = _adapting_loop(tmp_path)
     try:
+        _run_ticks(loop, 6)
+        assert int(loop.loop[L_DELAY_NS]) == 0  # read
+        stat.write_text("1000 10000000000 10\n")
+        _run_ticks(loop, 5)
+        assert loop.contended
         stat.write_text("not numbers\n")
-        _run_ticks(loop, 12)
+        _run_ticks(loop, 5)
         assert int(loop.loop[L_DELAY_NS]) == -1
         assert not loop.contended
-        assert loop.busy_ticks == 0
+        busy = loop.busy_ticks
+        stat.write_text("1000 20000000000 10\n")  # a reading again: a baseline first
+        _run_ticks(loop, 5)
+        assert not loop.contended
+        assert loop.busy_ticks == busy
+    finally:
+        loop.close()
+
+
+def test_no_busy_spin_or_the_spin_itself_never_reads_the_run_delay() -> None:
+    """A busy spin of None, or equal to the spin (0 here): nothing to adapt to, so the
+    run delay is never read and every tick spins the spin."""
+    for busy in (None, 0.0):
+        _, _, loop = _seed_loop(busy)
+        try:
+            assert loop.busy_spin is None
+            _run_ticks(loop, 3)
+            assert loop.loop[L_SCHEDSTAT] == -1
+            assert loop.spin_now == 0.0
+        finally:
+            loop.close()
+    _, _, loop = _seed_loop(0.001)
+    try:
+        _run_ticks(loop, 3)
+        assert loop.loop[L_SCHEDSTAT] >= 0
     finally:
         loop.close()
 
@@ -356,19 +387,22 @@ def test_the_tick_thread_reads_its_own_run_delay() -> None:
         assert int(own[2]) >= again[2]  # the same thread's timeslices, counted on
     finally:
         os.close(fd)
-    _, _, loop = _seed_loop()
+    _, _, loop = _seed_loop()  # made on this thread, run on another
     loop.busy_spin = 0.00005
-    ran: list[int] = []
+    ran: list[tuple[int, str]] = []
 
     def tick_thread() -> None:
         _run_ticks(loop, 3)
-        ran.append(int(loop.loop[L_SCHEDSTAT]))
+        fd = int(loop.loop[L_SCHEDSTAT])
+        ran.append((threading.get_native_id(), os.readlink(f"/proc/self/fd/{fd}")))
 
     thread = threading.Thread(target=tick_thread)
     thread.start()
     thread.join()
     try:
-        assert ran[0] >= 0
+        tid, target = ran[0]
+        assert tid != threading.get_native_id()
+        assert target.endswith(f"/task/{tid}/schedstat")  # the running thread's own
         assert loop.times[T_BUSY_SPIN] == 0.00005
     finally:
         loop.close()
@@ -609,6 +643,22 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
         assert set(spins[:-1]) == {0.0}
     finally:
         os.close(fd)
+    # A spell ends with its signal: closed, the adapter no longer reads and spins the spin.
+    stat.write_text("5 1 1\n")
+    fd = os.open(stat, os.O_RDONLY)
+    try:
+        adapter = SpinAdapter(0.0002, 0.0)
+        adapter.close()
+        adapter.loop[L_SCHEDSTAT] = fd
+        [adapter() for _ in range(ADAPT_TICKS)]
+        stat.write_text("5 100000001 1\n")
+        assert [adapter() for _ in range(ADAPT_TICKS)][-1] == 0.0
+        adapter.loop[L_SCHEDSTAT] = -1
+        assert adapter() == 0.0002
+        assert not adapter.contended
+    finally:
+        os.close(fd)
+    assert SpinAdapter(0.0002, 0.0002).loop[L_SCHEDSTAT] == -1  # nothing to adapt to
     never = SpinAdapter(0.0002, None)
     assert never.loop[L_SCHEDSTAT] == -1
     assert {never() for _ in range(3 * ADAPT_TICKS)} == {0.0002}

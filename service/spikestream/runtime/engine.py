@@ -465,8 +465,11 @@ class Engine:
             if tick.skipped:
                 self._skip(tick.skipped)
         if native is not None:
-            # Wait, inputs and kernels in one call that holds no GIL.
-            start = native(tick.deadline)
+            # Wait, inputs and kernels in one call that holds no GIL (with the spin the
+            # runs of ticks use now: a tick the pacer releases here is most often an
+            # overrun, in a contended spell).
+            runs = self._runs
+            start = native(tick.deadline, None if runs is None else runs.spin_now)
             with self._book:
                 tick = pacer.release(start)
                 self.work.record(start, native.ended - start, -1.0)

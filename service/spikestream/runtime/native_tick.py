@@ -27,6 +27,7 @@ path, which computes the same ticks.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import weakref
@@ -40,6 +41,8 @@ from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.slots import InputSlot
 from spikestream.sim import Simulator
 from spikestream.sim.native import extension
+
+log = logging.getLogger(__name__)
 
 #: Columns of a row of the input table and of the state array (see ``_native.c``).
 IN_COLUMNS = 5
@@ -200,12 +203,13 @@ class NativeTick:
             int(self.ttl.ctypes.data),
         )
 
-    def __call__(self, deadline: float) -> float:
-        """Wait for ``deadline`` (clock seconds; -inf: do not wait), apply the inputs and
-        run one tick, all without the GIL. Returns the time the tick started; :attr:`ended`
-        is when its work (inputs and kernels) ended, before the GIL was taken back."""
+    def __call__(self, deadline: float, spin: float | None = None) -> float:
+        """Wait for ``deadline`` (clock seconds; -inf: do not wait), spinning ``spin`` s
+        before it (None: :attr:`spin`), apply the inputs and run one tick, all without the
+        GIL. Returns the time the tick started; :attr:`ended` is when its work (inputs and
+        kernels) ended, before the GIL was taken back."""
         start: float
-        start, self.ended = self._tick(*self._args, deadline, self.spin)
+        start, self.ended = self._tick(*self._args, deadline, self.spin if spin is None else spin)
         return start
 
 
@@ -290,6 +294,8 @@ class SpinAdapter:
         self.loop = np.zeros(LOOP_COLUMNS, np.int64)
         self.times = np.zeros(TIME_COLUMNS)
         _adaptation(self.loop)
+        if busy_spin == spin:
+            busy_spin = None  # nothing to adapt to
         busy = spin if busy_spin is None else busy_spin
         self.times[[T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW]] = (spin, busy, CONTENDED_SHARE, CALM_SHARE)
         self.loop[L_SCHEDSTAT] = -1 if busy_spin is None else open_schedstat()
@@ -375,7 +381,8 @@ class TickLoop:
         inputs: the simulator's input arrays, in the order of ``native``'s mailboxes.
         probes: the simulator's probe views, each C-contiguous.
         busy_spin: the spin (s) before each deadline while the tick thread waits for a CPU
-            (see :data:`ADAPT_TICKS`); None: always ``native.spin``.
+            (see :data:`ADAPT_TICKS`); None, or ``native.spin`` itself: always
+            ``native.spin``, and the run delay is never read.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
     two); :attr:`nbytes` is what it allocates, once.
@@ -390,7 +397,7 @@ class TickLoop:
     ) -> None:
         ext = extension()
         assert ext is not None  # NativeTick exists
-        self.busy_spin = busy_spin
+        self.busy_spin = None if busy_spin == native.spin else busy_spin
         self._run = ext.run_ticks
         self._take = ext.ring_take
         self._done = ext.ring_done
@@ -478,6 +485,12 @@ class TickLoop:
         if self._schedstat is None:
             # The calling thread's own file: run() is called by the tick thread.
             self._schedstat = -1 if self.busy_spin is None else open_schedstat()
+            if self.busy_spin is not None and self._schedstat < 0:
+                log.warning(
+                    "the spin does not adapt: %s cannot be read, so every tick spins %g s",
+                    SCHEDSTAT,
+                    spin,
+                )
             lp[L_SCHEDSTAT] = self._schedstat
             self._schedstat_closer = weakref.finalize(self, _close_fd, self._schedstat)
         busy = spin if self.busy_spin is None else self.busy_spin
@@ -494,6 +507,12 @@ class TickLoop:
     def contended(self) -> bool:
         """Whether the tick thread is in a contended spell (ticks spin the busy spin)."""
         return bool(self.loop[L_CONTENDED])
+
+    @property
+    def spin_now(self) -> float:
+        """The spin (s) a tick waits with now: the busy spin in a contended spell."""
+        busy = self.busy_spin
+        return busy if busy is not None and self.contended else self._native.spin
 
     @property
     def busy_ticks(self) -> int:

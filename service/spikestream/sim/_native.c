@@ -26,6 +26,7 @@
 #endif
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -899,16 +900,29 @@ static int64_t read_run_delay(int fd)
  * used more than its share is not eligible to preempt the task running when its timer
  * fires (EEVDF); it then waits for the next scheduler tick, 1 to 4 ms at HZ=250
  * (perf sched, README). On an idle CPU the spin is what covers the wake-up, so it stays
- * long there. */
+ * long there.
+ *
+ * Without a schedstat to read, or when a reading fails, no spell is on: the spin is
+ * never left at the busy spin on a signal that is gone. The reading's state carries over
+ * from one run_ticks call to the next, so the first reading after a pause spans the
+ * pause (its share is low: at most one calm reading too many). */
 static void adapt_spin(int64_t *loop, const double *times)
 {
-    if (loop[L_SCHEDSTAT] < 0 || ++loop[L_WINDOW] < loop[L_ADAPT_TICKS])
+    if (loop[L_SCHEDSTAT] < 0) {
+        loop[L_CONTENDED] = 0;
+        loop[L_CALM] = 0;
+        return;
+    }
+    if (++loop[L_WINDOW] < loop[L_ADAPT_TICKS])
         return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     const int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     const int64_t delay = read_run_delay((int)loop[L_SCHEDSTAT]);
-    if (delay >= 0 && loop[L_DELAY_NS] >= 0 && at > loop[L_DELAY_AT]) {
+    if (delay < 0) {
+        loop[L_CONTENDED] = 0;
+        loop[L_CALM] = 0;
+    } else if (loop[L_DELAY_NS] >= 0 && at > loop[L_DELAY_AT]) {
         const double share = (double)(delay - loop[L_DELAY_NS]) / (double)(at - loop[L_DELAY_AT]);
         if (share > times[T_HIGH]) {
             loop[L_SPELLS] += !loop[L_CONTENDED];
@@ -987,7 +1001,6 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         ((int64_t *)row)[R_FLAGS] = late;
         loop[L_NEXT] = k + 1;
         loop[L_TICKS] += 1;
-        adapt_spin(loop, times);
         __atomic_store_n(&loop[L_HEAD], head + 1, __ATOMIC_RELEASE);
         int frame = 0;
         for (int64_t s = 0; s < n_streams; s++) {
@@ -1001,6 +1014,8 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             ssize_t written = write((int)loop[L_EVENTFD], &one, sizeof one);
             (void)written; /* a full counter (EAGAIN) already means "wake up" */
         }
+        /* After the row is out and the reader woken: the reading never delays a frame. */
+        adapt_spin(loop, times);
     }
 }
 
@@ -1028,7 +1043,8 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
         loop[L_N_STREAMS] < 0 || !(times[T_PERIOD] > 0.0) ||
         !(times[T_SPIN] >= 0.0 && times[T_SPIN] <= 1.0) ||
         !(times[T_BUSY_SPIN] >= 0.0 && times[T_BUSY_SPIN] <= 1.0) ||
-        (loop[L_SCHEDSTAT] >= 0 && (loop[L_ADAPT_TICKS] < 1 || loop[L_CALM_WINDOWS] < 1)) ||
+        (loop[L_SCHEDSTAT] >= 0 && (loop[L_SCHEDSTAT] > INT_MAX || loop[L_ADAPT_TICKS] < 1 ||
+                                    loop[L_CALM_WINDOWS] < 1)) ||
         !deadline_ok(times[T_T0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[T_PERIOD])) {
         PyErr_SetString(PyExc_ValueError,
                         "run_ticks: expected capacity >= 1, row bytes a multiple of 8 holding "
@@ -1121,9 +1137,11 @@ static PyObject *py_adapt_spin(PyObject *self, PyObject *const *args, Py_ssize_t
     int64_t *loop = (int64_t *)(intptr_t)address;
     const double *times = (const double *)(intptr_t)t_address;
     if (loop == NULL || times == NULL ||
-        (loop[L_SCHEDSTAT] >= 0 && (loop[L_ADAPT_TICKS] < 1 || loop[L_CALM_WINDOWS] < 1))) {
-        PyErr_SetString(PyExc_ValueError, "adapt_spin: expected arrays, and adapt ticks and "
-                                          "calm windows >= 1 where a schedstat is given");
+        (loop[L_SCHEDSTAT] >= 0 && (loop[L_SCHEDSTAT] > INT_MAX || loop[L_ADAPT_TICKS] < 1 ||
+                                    loop[L_CALM_WINDOWS] < 1))) {
+        PyErr_SetString(PyExc_ValueError, "adapt_spin: expected arrays, and a descriptor, adapt "
+                                          "ticks and calm windows >= 1 where a schedstat is "
+                                          "given");
         return NULL;
     }
     adapt_spin(loop, times);
