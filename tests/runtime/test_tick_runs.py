@@ -24,6 +24,7 @@ from spikestream.runtime.native_tick import (
     ADAPT_TICKS,
     CALM_WINDOWS,
     FLAG,
+    HOT_WINDOWS,
     L_ADAPT_TICKS,
     L_CALM_WINDOWS,
     L_CAPACITY,
@@ -291,20 +292,31 @@ def _run_ticks(loop: TickLoop, ticks: int, period: float = 0.001) -> None:
 
 
 def test_a_thread_kept_waiting_for_a_cpu_spins_the_busy_spin_until_calm(tmp_path: Path) -> None:
-    """The run delay read every ADAPT_TICKS ticks drives the spin: a share of wall time
-    above CONTENDED_SHARE begins a contended spell (one spell, however many readings it
-    lasts), CALM_WINDOWS calm readings in a row end it, and the busy ticks are counted."""
+    """The run delay read every ADAPT_TICKS ticks drives the spin: HOT_WINDOWS readings in
+    a row above CONTENDED_SHARE of wall time begin a contended spell (one spell, however
+    many readings it lasts), CALM_WINDOWS calm readings in a row end it, and the busy
+    ticks are counted."""
     loop, stat, fd = _adapting_loop(tmp_path)
+    assert HOT_WINDOWS == 2  # the sequence below
+
+    def hot() -> None:
+        # 10 s spent waiting for a CPU between two readings: above CONTENDED_SHARE however
+        # long this busy machine takes to run the 5 ticks.
+        stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 10_000_000_000} 10\n")
+        _run_ticks(loop, 5)
+
     try:
         _run_ticks(loop, 6)  # the first reading only sets the baseline
         assert not loop.contended
         assert loop.spells == 0
         assert int(loop.loop[L_DELAY_NS]) == 0
-        # 10 s spent waiting for a CPU between two readings: above CONTENDED_SHARE however
-        # long this busy machine takes to run the 5 ticks.
+        hot()
+        assert not loop.contended  # one reading alone: a transient
+        _run_ticks(loop, 5)  # calm again: the count of hot readings starts over
+        hot()
+        assert not loop.contended
         for _ in range(3):
-            stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 10_000_000_000} 10\n")
-            _run_ticks(loop, 5)
+            hot()
             assert loop.contended
         assert loop.spells == 1
         busy = loop.busy_ticks
@@ -317,8 +329,8 @@ def test_a_thread_kept_waiting_for_a_cpu_spins_the_busy_spin_until_calm(tmp_path
         busy = loop.busy_ticks
         _run_ticks(loop, 10)
         assert loop.busy_ticks == busy  # calm again: the spin, not the busy spin
-        stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 10_000_000_000} 10\n")
-        _run_ticks(loop, 5)
+        hot()
+        hot()
         assert loop.contended
         assert loop.spells == 2
     finally:
@@ -335,15 +347,16 @@ def test_an_unreadable_schedstat_ends_the_spell_and_never_adapts(tmp_path: Path)
     try:
         _run_ticks(loop, 6)
         assert int(loop.loop[L_DELAY_NS]) == 0  # read
-        stat.write_text("1000 10000000000 10\n")
-        _run_ticks(loop, 5)
+        for delay in (10, 20):  # s: two hot readings
+            stat.write_text(f"1000 {delay * 10**9} 10\n")
+            _run_ticks(loop, 5)
         assert loop.contended
         stat.write_text("not numbers\n")
         _run_ticks(loop, 5)
         assert int(loop.loop[L_DELAY_NS]) == -1
         assert not loop.contended
         busy = loop.busy_ticks
-        stat.write_text("1000 20000000000 10\n")  # a reading again: a baseline first
+        stat.write_text("1000 30000000000 10\n")  # a reading again: a baseline first
         _run_ticks(loop, 5)
         assert not loop.contended
         assert loop.busy_ticks == busy
@@ -635,6 +648,9 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
         assert not adapter.contended
         stat.write_text("5 100000100 1\n")  # 0.1 s of waiting, in far less wall time
         spins = [adapter() for _ in range(ADAPT_TICKS)]
+        assert set(spins) == {0.0002}  # a transient, so far
+        stat.write_text("5 200000100 1\n")  # again: a spell
+        spins = [adapter() for _ in range(ADAPT_TICKS)]
         assert spins[-1] == 0.0
         assert set(spins[:-1]) == {0.0002}
         assert adapter.contended
@@ -652,6 +668,8 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
         adapter.loop[L_SCHEDSTAT] = fd
         [adapter() for _ in range(ADAPT_TICKS)]
         stat.write_text("5 100000001 1\n")
+        [adapter() for _ in range(ADAPT_TICKS)]
+        stat.write_text("5 200000001 1\n")
         assert [adapter() for _ in range(ADAPT_TICKS)][-1] == 0.0
         adapter.loop[L_SCHEDSTAT] = -1
         assert adapter() == 0.0002

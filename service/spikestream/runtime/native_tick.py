@@ -242,8 +242,10 @@ class NativeTick:
     L_CALM,
     L_BUSY_TICKS,
     L_SPELLS,
-) = range(27)
-LOOP_COLUMNS = 27
+    L_HOT_WINDOWS,
+    L_HOT,
+) = range(29)
+LOOP_COLUMNS = 29
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW = range(6)
 TIME_COLUMNS = 6
@@ -251,15 +253,17 @@ RUN_CONTROL, RUN_OVERRUN, RUN_FULL = range(3)
 
 #: The contended spin's adaptation (``_native.c``'s adapt_spin), measured in
 #: ``bench/floor.py``: every ADAPT_TICKS ticks the tick thread reads its own run delay
-#: (``/proc/thread-self/schedstat``: time spent runnable, waiting for a CPU). A share of
-#: wall time above CONTENDED_SHARE begins a contended spell, in which each tick spins the
-#: busy spin instead of the spin; CALM_WINDOWS readings in a row below CALM_SHARE end it.
+#: (``/proc/thread-self/schedstat``: time spent runnable, waiting for a CPU). HOT_WINDOWS
+#: readings in a row above CONTENDED_SHARE of wall time begin a contended spell (one is a
+#: transient, such as the service starting up), in which each tick spins the busy spin
+#: instead of the spin; CALM_WINDOWS readings in a row below CALM_SHARE end it.
 #: Measured with the seed network served at 1 tick per frame: about 0.04 % with the
 #: machine otherwise idle, 1.1 % beside one CPU-bound process, 19 % beside two.
 ADAPT_TICKS = 100
 CONTENDED_SHARE = 0.05
 CALM_SHARE = 0.01
 CALM_WINDOWS = 10
+HOT_WINDOWS = 2
 SCHEDSTAT = "/proc/thread-self/schedstat"
 
 
@@ -277,6 +281,7 @@ def _adaptation(loop: npt.NDArray[np.int64]) -> None:
     loop[L_SCHEDSTAT] = -1
     loop[L_ADAPT_TICKS] = ADAPT_TICKS
     loop[L_CALM_WINDOWS] = CALM_WINDOWS
+    loop[L_HOT_WINDOWS] = HOT_WINDOWS
     loop[L_DELAY_NS] = -1
 
 

@@ -839,7 +839,7 @@ enum {
     L_BURST,     /* late ticks run in a row (in and out: the pacer's catch-up burst) */
     L_CATCHUP,   /* the catch-up policy's max_catchup, or 0: every overrun returns */
     /* The spin's adaptation to a contended CPU (adapt_spin); all but L_SCHEDSTAT,
-     * L_ADAPT_TICKS and L_CALM_WINDOWS carry over from call to call. */
+     * L_ADAPT_TICKS, L_CALM_WINDOWS and L_HOT_WINDOWS carry over from call to call. */
     L_SCHEDSTAT,     /* the tick thread's /proc/thread-self/schedstat, or -1: no adapting */
     L_ADAPT_TICKS,   /* ticks between two readings of it */
     L_CALM_WINDOWS,  /* calm readings in a row that end a contended spell */
@@ -850,6 +850,8 @@ enum {
     L_CALM,          /* calm readings in a row while contended */
     L_BUSY_TICKS,    /* ticks that waited with the contended spin (an output, cumulative) */
     L_SPELLS,        /* contended spells begun (an output, cumulative) */
+    L_HOT_WINDOWS,   /* contended readings in a row that begin a spell */
+    L_HOT,           /* contended readings in a row outside a spell */
     L_COLUMNS
 };
 /* times (float64): */
@@ -891,9 +893,10 @@ static int64_t read_run_delay(int fd)
 }
 
 /* Every loop[L_ADAPT_TICKS] ticks, the share of wall time the tick thread spent waiting
- * for a CPU since the last reading. Above times[T_HIGH] a contended spell begins: ticks
- * spin times[T_BUSY_SPIN] instead of times[T_SPIN]; it ends after loop[L_CALM_WINDOWS]
- * readings in a row below times[T_LOW].
+ * for a CPU since the last reading. After loop[L_HOT_WINDOWS] readings in a row above
+ * times[T_HIGH] a contended spell begins (one reading is a transient: the service
+ * starting up, say): ticks spin times[T_BUSY_SPIN] instead of times[T_SPIN]; it ends
+ * after loop[L_CALM_WINDOWS] readings in a row below times[T_LOW].
  *
  * Why: with every CPU busy (CPU-bound neighbours), the spin is what makes the tick thread
  * late. Time spent spinning counts against the thread's fair share, and a thread that has
@@ -909,8 +912,7 @@ static int64_t read_run_delay(int fd)
 static void adapt_spin(int64_t *loop, const double *times)
 {
     if (loop[L_SCHEDSTAT] < 0) {
-        loop[L_CONTENDED] = 0;
-        loop[L_CALM] = 0;
+        loop[L_CONTENDED] = loop[L_CALM] = loop[L_HOT] = 0;
         return;
     }
     if (++loop[L_WINDOW] < loop[L_ADAPT_TICKS])
@@ -920,21 +922,24 @@ static void adapt_spin(int64_t *loop, const double *times)
     const int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     const int64_t delay = read_run_delay((int)loop[L_SCHEDSTAT]);
     if (delay < 0) {
-        loop[L_CONTENDED] = 0;
-        loop[L_CALM] = 0;
+        loop[L_CONTENDED] = loop[L_CALM] = loop[L_HOT] = 0;
     } else if (loop[L_DELAY_NS] >= 0 && at > loop[L_DELAY_AT]) {
         const double share = (double)(delay - loop[L_DELAY_NS]) / (double)(at - loop[L_DELAY_AT]);
         if (share > times[T_HIGH]) {
-            loop[L_SPELLS] += !loop[L_CONTENDED];
-            loop[L_CONTENDED] = 1;
             loop[L_CALM] = 0;
-        } else if (loop[L_CONTENDED] && share < times[T_LOW]) {
-            if (++loop[L_CALM] >= loop[L_CALM_WINDOWS]) {
-                loop[L_CONTENDED] = 0;
-                loop[L_CALM] = 0;
+            if (!loop[L_CONTENDED] && ++loop[L_HOT] >= loop[L_HOT_WINDOWS]) {
+                loop[L_CONTENDED] = 1;
+                loop[L_SPELLS] += 1;
+                loop[L_HOT] = 0;
             }
         } else {
-            loop[L_CALM] = 0;
+            loop[L_HOT] = 0;
+            if (loop[L_CONTENDED] && share < times[T_LOW]) {
+                if (++loop[L_CALM] >= loop[L_CALM_WINDOWS])
+                    loop[L_CONTENDED] = loop[L_CALM] = 0;
+            } else {
+                loop[L_CALM] = 0;
+            }
         }
     }
     loop[L_DELAY_NS] = delay;
@@ -1044,13 +1049,13 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
         !(times[T_SPIN] >= 0.0 && times[T_SPIN] <= 1.0) ||
         !(times[T_BUSY_SPIN] >= 0.0 && times[T_BUSY_SPIN] <= 1.0) ||
         (loop[L_SCHEDSTAT] >= 0 && (loop[L_SCHEDSTAT] > INT_MAX || loop[L_ADAPT_TICKS] < 1 ||
-                                    loop[L_CALM_WINDOWS] < 1)) ||
+                                    loop[L_CALM_WINDOWS] < 1 || loop[L_HOT_WINDOWS] < 1)) ||
         !deadline_ok(times[T_T0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[T_PERIOD])) {
         PyErr_SetString(PyExc_ValueError,
                         "run_ticks: expected capacity >= 1, row bytes a multiple of 8 holding "
-                        "the row header, period > 0, 0 <= spin, busy spin <= 1 s, adapt ticks "
-                        "and calm windows >= 1 where a schedstat is given and a next deadline "
-                        "at most " MAX_WAIT_TEXT " s ahead");
+                        "the row header, period > 0, 0 <= spin, busy spin <= 1 s, adapt ticks, "
+                        "calm and hot windows >= 1 where a schedstat is given and a next "
+                        "deadline at most " MAX_WAIT_TEXT " s ahead");
         return NULL;
     }
     const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
@@ -1138,10 +1143,10 @@ static PyObject *py_adapt_spin(PyObject *self, PyObject *const *args, Py_ssize_t
     const double *times = (const double *)(intptr_t)t_address;
     if (loop == NULL || times == NULL ||
         (loop[L_SCHEDSTAT] >= 0 && (loop[L_SCHEDSTAT] > INT_MAX || loop[L_ADAPT_TICKS] < 1 ||
-                                    loop[L_CALM_WINDOWS] < 1))) {
+                                    loop[L_CALM_WINDOWS] < 1 || loop[L_HOT_WINDOWS] < 1))) {
         PyErr_SetString(PyExc_ValueError, "adapt_spin: expected arrays, and a descriptor, adapt "
-                                          "ticks and calm windows >= 1 where a schedstat is "
-                                          "given");
+                                          "ticks, calm and hot windows >= 1 where a schedstat "
+                                          "is given");
         return NULL;
     }
     adapt_spin(loop, times);
