@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 import math
 import time
 
@@ -169,3 +172,37 @@ def test_the_snapshot_is_frozen_and_read_once_per_scrape(service: Service) -> No
     families = list(ServiceCollector(source).collect())
     assert len(taken) == 1
     assert _samples(families) == _samples(list(snapshot_metrics(taken[0])))
+
+
+async def test_a_contended_spell_is_logged_as_it_begins_and_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The stats task logs a warning when the tick thread's spell begins (the busy spin
+    it now uses, with the counts) and an info line when it ends; nothing in between."""
+    svc = Service(
+        build(load_network(SEED)),
+        parse_broker_url("mqtt://127.0.0.1:1"),
+        ServeSettings(stats_interval=0.01),
+        memory_limit=1 << 30,
+    )
+    runs = svc.engine._runs
+    assert runs is not None
+    caplog.set_level(logging.INFO, logger="spikestream")
+    task = asyncio.create_task(svc._stats())
+    try:
+        await asyncio.sleep(0.05)
+        assert not [r for r in caplog.records if "CPU" in r.getMessage()]
+        runs.loop[L_CONTENDED] = 1
+        runs.loop[L_SPELLS] = 1
+        await asyncio.sleep(0.05)
+        runs.loop[L_CONTENDED] = 0
+        await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    said = [r for r in caplog.records if "CPU" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING, logging.INFO]
+    assert "spins 0 s before its deadline instead of 0.0002 s" in said[0].getMessage()
+    assert said[0].contended_spells == 1  # type: ignore[attr-defined]
+    assert "spins 0.0002 s again" in said[1].getMessage()

@@ -571,10 +571,14 @@ class Service:
     async def _stats(self) -> None:
         topic = self.topics.stats
         last_log = 0.0
+        contended = False
         while True:
             await asyncio.sleep(self.settings.stats_interval)
             stats = stats_payload(self.statistics())
             self.link.publish_nowait(topic, encode_event("stats", **stats), content_type=JSON)
+            if stats["spin_contended"] != contended:
+                contended = stats["spin_contended"]
+                self._log_contention(contended, stats)
             now = time.monotonic()
             if now - last_log >= 10.0:
                 last_log = now
@@ -593,6 +597,25 @@ class Service:
                 )
             if self.engine.failure is not None:
                 raise SpikestreamError(f"tick thread failed: {self.engine.failure}")
+
+    def _log_contention(self, contended: bool, stats: dict[str, Any]) -> None:
+        """Log a contended spell's start or end (seen at the stats interval): why ticks
+        may run late now, and what the tick thread does about it."""
+        fields = {k: stats[k] for k in ("tick", "contended_spells", "contended_ticks")}
+        if contended:
+            log.warning(
+                "the tick thread is kept waiting for a CPU (busy neighbours?): each tick now "
+                "spins %g s before its deadline instead of %g s",
+                self.settings.busy_spin,
+                self.settings.spin,
+                extra=fields,
+            )
+        else:
+            log.info(
+                "CPU contention is over: each tick spins %g s again",
+                self.settings.spin,
+                extra=fields,
+            )
 
     def statistics(self) -> ServiceStatistics:
         """One snapshot of everything this service counts: what the ``stats`` topic
