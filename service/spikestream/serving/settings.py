@@ -284,7 +284,7 @@ class ServeSettings(BaseSettings):
         "(Linux schedstat); above 5 % of the time twice in a row, CPU-bound neighbours hold "
         "every core, "
         "no CPU idles (so there is no slow wake-up for a spin to cover) and spinning only "
-        "costs the thread its turn, so it spins this instead of --spin, until 10 readings "
+        "costs the thread its turn, so it spins this instead of --spin, until 30 readings "
         "in a row stay below 1 %; equal to --spin never adapts (compiled runs of ticks only)",
     )
     switch_interval: float = Field(
