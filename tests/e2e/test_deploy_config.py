@@ -241,7 +241,16 @@ async def test_shipped_broker_config_enforces_the_acl(
     proc.start()
     try:
         async with monitor, feeder:
-            await until(lambda: b"online" in monitor.on("/status"), 20, "online")
+            try:
+                await until(lambda: b"online" in monitor.on("/status"), 20, "online")
+            except AssertionError as err:
+                # Seen once in a full-suite run, never alone: keep what both sides said,
+                # for the next time.
+                raise AssertionError(
+                    f"{err}\nserve log (end):\n{proc.log_text()[-4000:]}\n"
+                    f"broker log (end):\n{deployed.log_text()[-4000:]}\n"
+                    f"monitor saw {len(monitor.messages)} messages"
+                ) from None
             await until(lambda: len(monitor.on("/out/a_spikes")) > 10, 10, "frames")
             # The monitor tries to inject an input; then the feeder sends one, after the
             # broker acknowledged the monitor's.
