@@ -124,8 +124,7 @@ def floor_child(
     gc.collect()
     gc.freeze()
     pacer = Pacer(0.001, SystemClock(spin=spin), policy="catch-up")
-    adapt = None if python_wait or busy_spin == spin else SpinAdapter(spin, busy_spin)
-    spells = 0
+    adapt = None if python_wait else SpinAdapter(spin, busy_spin)
     pacer.start()
     clock = pacer.clock
     t0 = clock.now()
@@ -138,14 +137,13 @@ def floor_child(
         else:
             tick = pacer.release(ext.sleep_until(pacer.due().deadline, spin))
             if adapt is not None:
-                was = adapt.contended
                 spin = adapt()
-                spells += adapt.contended and not was
         if tick.start >= nxt:
             windows.append(window_row(pacer.recent()[1]))
             nxt += WINDOW
             if nxt > end:
                 break
+    spells = 0 if adapt is None else adapt.spells
     return {"windows": windows, "slice": granted, "contended_spells": spells}
 
 

@@ -274,7 +274,6 @@ def _adapting_loop(tmp_path: Path) -> tuple[TickLoop, Path, int]:
     loop.loop[L_SCHEDSTAT] = fd
     loop.loop[L_ADAPT_TICKS] = 5
     loop.loop[L_CALM_WINDOWS] = 2
-    loop.busy_spin = 0.0
     return loop, stat, fd
 
 
@@ -400,8 +399,7 @@ def test_the_tick_thread_reads_its_own_run_delay() -> None:
         assert int(own[2]) >= again[2]  # the same thread's timeslices, counted on
     finally:
         os.close(fd)
-    _, _, loop = _seed_loop()  # made on this thread, run on another
-    loop.busy_spin = 0.00005
+    _, _, loop = _seed_loop(0.00005)  # made on this thread, run on another
     ran: list[tuple[int, str]] = []
 
     def tick_thread() -> None:
@@ -629,6 +627,14 @@ def test_pause_resume_rate_and_reset_in_runs() -> None:
     assert after == list(range(0, 10 * len(after), 10))
 
 
+def _file_adapter(fd: int) -> SpinAdapter:
+    """A SpinAdapter (spin 0.2 ms, busy spin 0) reading ``fd`` instead of its own file."""
+    adapter = SpinAdapter(0.0002, 0.0)
+    adapter.close()
+    adapter.loop[L_SCHEDSTAT] = fd
+    return adapter
+
+
 def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: Path) -> None:
     """``SpinAdapter`` (the benchmark floor's) runs the C adaptation: it returns the spin
     until a reading shows the thread kept waiting, then the busy spin until calm."""
@@ -640,9 +646,7 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
     stat.write_text("5 100 1\n")
     fd = os.open(stat, os.O_RDONLY)
     try:
-        adapter = SpinAdapter(0.0002, 0.0)
-        adapter.close()
-        adapter.loop[L_SCHEDSTAT] = fd
+        adapter = _file_adapter(fd)
         spins = [adapter() for _ in range(2 * ADAPT_TICKS)]  # the first reading: a baseline
         assert set(spins) == {0.0002}
         assert not adapter.contended
@@ -654,6 +658,7 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
         assert spins[-1] == 0.0
         assert set(spins[:-1]) == {0.0002}
         assert adapter.contended
+        assert adapter.spells == 1
         spins = [adapter() for _ in range(CALM_WINDOWS * ADAPT_TICKS)]
         assert spins[-1] == 0.0002
         assert set(spins[:-1]) == {0.0}
@@ -663,9 +668,7 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
     stat.write_text("5 1 1\n")
     fd = os.open(stat, os.O_RDONLY)
     try:
-        adapter = SpinAdapter(0.0002, 0.0)
-        adapter.close()
-        adapter.loop[L_SCHEDSTAT] = fd
+        adapter = _file_adapter(fd)
         [adapter() for _ in range(ADAPT_TICKS)]
         stat.write_text("5 100000001 1\n")
         [adapter() for _ in range(ADAPT_TICKS)]

@@ -280,13 +280,25 @@ def open_schedstat() -> int:
         return -1
 
 
-def _adaptation(loop: npt.NDArray[np.int64]) -> None:
-    """The adaptation's columns of a fresh loop array: no schedstat yet, no reading."""
+def _adaptation(
+    loop: npt.NDArray[np.int64],
+    times: npt.NDArray[np.float64],
+    spin: float,
+    busy_spin: float | None,
+) -> float | None:
+    """Fill the adaptation's columns of a fresh loop array (no schedstat yet, no reading)
+    and of its times array (the two spins, the thresholds). Returns the busy spin in
+    force: None when there is none, or it is ``spin`` itself (nothing to adapt to)."""
+    if busy_spin == spin:
+        busy_spin = None
     loop[L_SCHEDSTAT] = -1
     loop[L_ADAPT_TICKS] = ADAPT_TICKS
     loop[L_CALM_WINDOWS] = CALM_WINDOWS
     loop[L_HOT_WINDOWS] = HOT_WINDOWS
     loop[L_DELAY_NS] = -1
+    busy = spin if busy_spin is None else busy_spin
+    times[[T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW]] = (spin, busy, CONTENDED_SHARE, CALM_SHARE)
+    return busy_spin
 
 
 class SpinAdapter:
@@ -302,11 +314,7 @@ class SpinAdapter:
             raise ValueError("the spin adaptation needs the C extension")
         self.loop = np.zeros(LOOP_COLUMNS, np.int64)
         self.times = np.zeros(TIME_COLUMNS)
-        _adaptation(self.loop)
-        if busy_spin == spin:
-            busy_spin = None  # nothing to adapt to
-        busy = spin if busy_spin is None else busy_spin
-        self.times[[T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW]] = (spin, busy, CONTENDED_SHARE, CALM_SHARE)
+        busy_spin = _adaptation(self.loop, self.times, spin, busy_spin)
         self.loop[L_SCHEDSTAT] = -1 if busy_spin is None else open_schedstat()
         self._fd = int(self.loop[L_SCHEDSTAT])
         self._closer = weakref.finalize(self, _close_fd, self._fd)
@@ -322,6 +330,11 @@ class SpinAdapter:
     def contended(self) -> bool:
         """Whether a contended spell is on."""
         return bool(self.loop[L_CONTENDED])
+
+    @property
+    def spells(self) -> int:
+        """Contended spells begun since the adapter was made."""
+        return int(self.loop[L_SPELLS])
 
     def close(self) -> None:
         """Close the schedstat descriptor (idempotent)."""
@@ -406,7 +419,6 @@ class TickLoop:
     ) -> None:
         ext = extension()
         assert ext is not None  # NativeTick exists
-        self.busy_spin = None if busy_spin == native.spin else busy_spin
         self._run = ext.run_ticks
         self._take = ext.ring_take
         self._done = ext.ring_done
@@ -455,7 +467,8 @@ class TickLoop:
         lp[L_N_COPIES] = len(sources)
         lp[L_ARMED] = 1
         lp[L_EVENTFD] = self.fd
-        _adaptation(lp)  # its schedstat is opened by the tick thread, at its first run
+        # The schedstat is opened by the tick thread, at its first run.
+        self.busy_spin = _adaptation(lp, self.times, native.spin, busy_spin)
         self._schedstat: int | None = None
         self._schedstat_closer: Any = None  # closes it (weakref.finalize), once opened
         self.nbytes = int(self.ring.nbytes)
@@ -490,7 +503,6 @@ class TickLoop:
         lp[L_K0] = k0
         lp[L_BURST] = burst
         lp[L_CATCHUP] = max_catchup
-        spin = self._native.spin
         if self._schedstat is None:
             # The calling thread's own file: run() is called by the tick thread.
             self._schedstat = -1 if self.busy_spin is None else open_schedstat()
@@ -498,12 +510,11 @@ class TickLoop:
                 log.warning(
                     "the spin does not adapt: %s cannot be read, so every tick spins %g s",
                     SCHEDSTAT,
-                    spin,
+                    self._native.spin,
                 )
             lp[L_SCHEDSTAT] = self._schedstat
             self._schedstat_closer = weakref.finalize(self, _close_fd, self._schedstat)
-        busy = spin if self.busy_spin is None else self.busy_spin
-        self.times[:] = (t0, period, spin, busy, CONTENDED_SHARE, CALM_SHARE)
+        self.times[[T_T0, T_PERIOD]] = (t0, period)
         reason: int = self._run(*self._native._args, self._address, int(self.times.ctypes.data))
         return reason
 

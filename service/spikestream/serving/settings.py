@@ -282,10 +282,10 @@ class ServeSettings(BaseSettings):
         description="seconds the tick thread busy-waits before each deadline while it is "
         "kept waiting for a CPU ({default:g}): every 100 ticks it reads its own run delay "
         "(Linux schedstat); above 5 % of the time twice in a row, CPU-bound neighbours hold "
-        "every core, "
-        "no CPU idles (so there is no slow wake-up for a spin to cover) and spinning only "
-        "costs the thread its turn, so it spins this instead of --spin, until 30 readings "
-        "in a row stay below 1 %; equal to --spin never adapts (compiled runs of ticks only)",
+        "every core, no CPU idles (so there is no slow wake-up for a spin to cover) and "
+        "spinning only costs the thread its turn, so it spins this instead of --spin, until "
+        "30 readings in a row stay below 1 %; equal to --spin never adapts (compiled runs of "
+        "ticks only)",
     )
     switch_interval: float = Field(
         0.0005,

@@ -854,13 +854,13 @@ enum {
     L_HOT,           /* contended readings in a row outside a spell */
     L_COLUMNS
 };
-/* times (float64): */
+/* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
+ * thresholds (adapt_spin). */
 enum { T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_COLUMNS };
 /* A row starts with float64 start, deadline, wall_start, wall_end (CLOCK_REALTIME) and
  * end (when the inputs and the program were done, before the copies; CLOCK_MONOTONIC as
  * start), int64 k and int64 flags (1: the tick was due before the previous one ended and
- * ran at once, a catch-up tick), then the copies at their offsets. times (float64): t0,
- * period, spin, and the adaptation's busy spin and thresholds (adapt_spin). */
+ * ran at once, a catch-up tick), then the copies at their offsets. */
 enum { R_START, R_DEADLINE, R_WALL_START, R_WALL_END, R_END, R_INDEX, R_FLAGS, R_META };
 enum { RUN_CONTROL, RUN_OVERRUN, RUN_FULL };
 
@@ -947,6 +947,20 @@ static void adapt_spin(int64_t *loop, const double *times)
     loop[L_WINDOW] = 0;
 }
 
+/* The spin the next tick waits with. */
+static double spin_now(const int64_t *loop, const double *times)
+{
+    return loop[L_CONTENDED] ? times[T_BUSY_SPIN] : times[T_SPIN];
+}
+
+/* Whether the adaptation's columns can be run: none to read, or a descriptor and
+ * intervals of at least one. */
+static int adaptation_ok(const int64_t *loop)
+{
+    return loop[L_SCHEDSTAT] < 0 || (loop[L_SCHEDSTAT] <= INT_MAX && loop[L_ADAPT_TICKS] >= 1 &&
+                                     loop[L_CALM_WINDOWS] >= 1 && loop[L_HOT_WINDOWS] >= 1);
+}
+
 static int run_loop(const int64_t *v, int64_t *loop, const double *times)
 {
     const int64_t *program = (const int64_t *)(intptr_t)v[0];
@@ -980,7 +994,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         } else {
             loop[L_BURST] = 0;
             loop[L_BUSY_TICKS] += loop[L_CONTENDED];
-            sleep_until_mono(deadline, loop[L_CONTENDED] ? times[T_BUSY_SPIN] : times[T_SPIN]);
+            sleep_until_mono(deadline, spin_now(loop, times));
         }
         double start = mono_now(), wall_start = wall_now();
         if (v[8]) {
@@ -1047,9 +1061,7 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
         loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0 || loop[L_N_COPIES] < 0 ||
         loop[L_N_STREAMS] < 0 || !(times[T_PERIOD] > 0.0) ||
         !(times[T_SPIN] >= 0.0 && times[T_SPIN] <= 1.0) ||
-        !(times[T_BUSY_SPIN] >= 0.0 && times[T_BUSY_SPIN] <= 1.0) ||
-        (loop[L_SCHEDSTAT] >= 0 && (loop[L_SCHEDSTAT] > INT_MAX || loop[L_ADAPT_TICKS] < 1 ||
-                                    loop[L_CALM_WINDOWS] < 1 || loop[L_HOT_WINDOWS] < 1)) ||
+        !(times[T_BUSY_SPIN] >= 0.0 && times[T_BUSY_SPIN] <= 1.0) || !adaptation_ok(loop) ||
         !deadline_ok(times[T_T0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[T_PERIOD])) {
         PyErr_SetString(PyExc_ValueError,
                         "run_ticks: expected capacity >= 1, row bytes a multiple of 8 holding "
@@ -1141,16 +1153,14 @@ static PyObject *py_adapt_spin(PyObject *self, PyObject *const *args, Py_ssize_t
         return NULL;
     int64_t *loop = (int64_t *)(intptr_t)address;
     const double *times = (const double *)(intptr_t)t_address;
-    if (loop == NULL || times == NULL ||
-        (loop[L_SCHEDSTAT] >= 0 && (loop[L_SCHEDSTAT] > INT_MAX || loop[L_ADAPT_TICKS] < 1 ||
-                                    loop[L_CALM_WINDOWS] < 1 || loop[L_HOT_WINDOWS] < 1))) {
+    if (loop == NULL || times == NULL || !adaptation_ok(loop)) {
         PyErr_SetString(PyExc_ValueError, "adapt_spin: expected arrays, and a descriptor, adapt "
                                           "ticks, calm and hot windows >= 1 where a schedstat "
                                           "is given");
         return NULL;
     }
     adapt_spin(loop, times);
-    return PyFloat_FromDouble(loop[L_CONTENDED] ? times[T_BUSY_SPIN] : times[T_SPIN]);
+    return PyFloat_FromDouble(spin_now(loop, times));
 }
 
 /* Choose the hand-vectorised kernels (F16C widening and encoding of half-precision
