@@ -342,11 +342,13 @@ async def test_shards_on_different_nodes_and_resume(
             )
             r0 = replica(0, (0, 1, 2))
             await sub.wait_for(lambda ms: online_again(ms, "n0", killed), 30, "n0 back")
+            # Ticked after the kill (wall): frames still in flight from before it also have
+            # a seq and tick past ``before``, and once ended this wait early.
             await sub.wait_for(
                 lambda ms: [
                     h
                     for h in headers(ms[-300:], "n0", "a_spikes")
-                    if h.seq > before.seq and h.tick > before.tick
+                    if h.seq > before.seq and h.tick > before.tick and h.wall > killed
                 ],
                 10,
                 "n0 frames after the restart",
