@@ -60,6 +60,41 @@ SLOT_COLUMNS = {
     OP_RECORD: (1, 2),
     OP_RECORD_BOOL: (1, 2),
 }
+#: What each plain op reads and writes, for splitting a tick's program in two stages
+#: (:mod:`spikestream.sim.stages`): slot columns read, slot columns written (an array
+#: both read and written is in both), the spike-count column read and written (-1: none).
+#: ENCODE's ``dst`` counts as read too (it may add to it), as ``current`` of DECODED.
+READS = {
+    OP_FEED: (2,),
+    OP_COPY: (2,),
+    OP_ADD: (1, 2),
+    OP_ENCODE: (1, 2, 3),
+    OP_LIF: (1, 2, 3),
+    OP_EVENTS: (1, 2, 3),
+    OP_DECODED: (1, 3, 4, 5, 6, 8),
+    OP_FILTERED: (1, 2),
+    OP_LOWPASS_DECODED: (1, 3, 4, 5),
+    OP_RECORD: (2,),
+    OP_RECORD_BOOL: (2,),
+}
+WRITES = {
+    OP_FEED: (1,),
+    OP_COPY: (1,),
+    OP_ADD: (1,),
+    OP_ENCODE: (1,),
+    OP_LIF: (2, 3, 4, 5, 6, 7),
+    OP_EVENTS: (1,),
+    OP_DECODED: (4, 6, 8),
+    OP_FILTERED: (1,),
+    OP_LOWPASS_DECODED: (4, 5),
+    OP_RECORD: (1,),
+    OP_RECORD_BOOL: (1,),
+}
+COUNT_READ = {OP_EVENTS: 4, OP_DECODED: 2, OP_LOWPASS_DECODED: 2}
+COUNT_WRITE = {OP_LIF: 9}
+#: The weight columns of each plain op that reads rows of spikers only (event-driven):
+#: a fraction of the matrix per tick.
+EVENT_WEIGHTS = {OP_EVENTS: (2,), OP_DECODED: (3,), OP_LOWPASS_DECODED: (3,)}
 #: The plain op of each half-precision op.
 PLAIN_OP = {
     OP_ENCODE_H: OP_ENCODE,

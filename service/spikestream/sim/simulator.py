@@ -24,7 +24,7 @@ into in-place kernels with no allocation and no attribute lookups.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,8 @@ from spikestream.sim.arrays import Array
 from spikestream.sim.native import runner
 from spikestream.sim.ops import Backend, _TickBuilder
 from spikestream.sim.program import _Segment
+from spikestream.sim.stages import TwoStages
+from spikestream.sim.stages import plan as plan_stages
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,17 @@ class Simulator:
         op = self._ops[0]
         assert isinstance(op, _Segment)
         return op.native_args()
+
+    def two_stages(self, written_before: Sequence[npt.NDArray[np.generic]]) -> TwoStages | None:
+        """The tick's program cut in two stages for two threads
+        (:func:`spikestream.sim.stages.plan`), or None when :meth:`native_program` is None
+        or no cut is even enough and safe. ``written_before``: arrays the caller writes
+        before each tick (the inputs' arrays)."""
+        if self.native_program() is None:
+            return None
+        op = self._ops[0]
+        assert isinstance(op, _Segment)
+        return plan_stages(op._tick, written_before)
 
     def footprint(self) -> Footprint:
         """The bytes of the arrays one tick's compiled program references: what a tick
