@@ -1,8 +1,10 @@
-"""``serve --log-inputs`` then ``run --replay`` reproduces the live spike trains exactly."""
+"""``serve --log-inputs`` then ``run --replay`` reproduces the live spike trains exactly,
+with the tick on one thread or cut in two stages on two (``--tick-threads 2``)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiomqtt
@@ -17,14 +19,25 @@ from tests.serving import NODELAY, SEED, Listener, ServeProcess
 pytestmark = pytest.mark.broker
 
 
-async def test_replay_reproduces_live_spike_trains(mosquitto: Mosquitto, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", ["1", "2"])
+async def test_replay_reproduces_live_spike_trains(
+    mosquitto: Mosquitto, tmp_path: Path, threads: str
+) -> None:
     log = tmp_path / "inputs.npz"
     async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
         proc = ServeProcess(
-            SEED, mosquitto.url(), "--log-inputs", str(log), workdir=tmp_path
+            SEED,
+            mosquitto.url(),
+            "--log-inputs",
+            str(log),
+            "--tick-threads",
+            threads,
+            workdir=tmp_path,
         ).start()
         try:
             await sub.wait_status("seed", b"online")
+            stats = await sub.wait_for(lambda ms: sub.on("spikestream/seed/stats"), what="stats")
+            assert json.loads(stats[0].payload)["tick_threads"] == int(threads)
             async with aiomqtt.Client("127.0.0.1", mosquitto.port, socket_options=NODELAY) as c:
                 for k in range(40):  # an irregular live input, 40 values over ~2 s
                     await c.publish("spikestream/seed/in/u", f"{np.sin(k * 0.7):.6f}")

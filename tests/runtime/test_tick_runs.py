@@ -31,6 +31,7 @@ from spikestream.runtime.native_tick import (
     L_COPIES,
     L_DELAY_NS,
     L_HEAD,
+    L_INLINE,
     L_NEXT,
     L_ROW_BYTES,
     L_SCHEDSTAT,
@@ -43,6 +44,7 @@ from spikestream.runtime.native_tick import (
     T_BUSY_SPIN,
     TIME_COLUMNS,
     NativeTick,
+    Row,
     SpinAdapter,
     TickLoop,
     open_schedstat,
@@ -50,7 +52,7 @@ from spikestream.runtime.native_tick import (
 from spikestream.runtime.slots import NEW_VALUE
 from spikestream.sim import Simulator
 from spikestream.sim.native import extension
-from spikestream.spec import load_network
+from spikestream.spec import load_network, parse_network
 from spikestream_client.codec.control import ControlCommand
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
@@ -683,3 +685,117 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
     never = SpinAdapter(0.0002, None)
     assert never.loop[L_SCHEDSTAT] == -1
     assert {never() for _ in range(3 * ADAPT_TICKS)} == {0.0002}
+
+
+# ---------------------------------------------------------------- two stages
+
+
+def _chain_loop(stages: bool, weights: str | None = None) -> tuple[Simulator, NativeTick, TickLoop]:
+    from tests.sim.test_stages import chain
+
+    sim = Simulator(build(parse_network(chain(8, weights_dtype=weights))))
+    native = NativeTick(sim, [(_slot(sim), sim.inputs["u"])], spin=0.0)
+    views = [sim.probe(name) for name in sorted(sim.model.probes)]
+    plan = sim.two_stages([sim.inputs["u"]]) if stages else None
+    assert plan is not None or not stages
+    return sim, native, TickLoop(native, [sim.inputs["u"]], views, None, stages=plan)
+
+
+def _run_to_full(loop: TickLoop, inline: bool = False) -> list[Row]:
+    """Run late ticks back to back (the grid 10 s behind, catch-up without limit) until
+    the ring is full; the rows."""
+    loop.loop[L_INLINE] = inline
+    k = int(loop.loop[L_NEXT])
+    assert loop.run(time.perf_counter() - 10.0, 0, 0.001, k, [(1, 1)], 0, 10**9) == RUN_FULL
+    rows = loop.take()
+    assert len(rows) == loop.capacity
+    return rows
+
+
+@pytest.mark.parametrize(("weights", "inline"), [(None, False), ("float16", False), (None, True)])
+def test_two_stages_step_as_one_stage_bit_for_bit(weights: str | None, inline: bool) -> None:
+    """A chain whose tick is cut in two, the second stage on a helper thread (or, inline,
+    on the tick thread after the first): every ring row (probes, input values, input
+    state) is the one-stage loop's, through a change of input between runs."""
+    _, one_native, one = _chain_loop(False, weights)
+    _, two_native, two = _chain_loop(True, weights)
+    assert two.stages is not None
+    for value in ([0.4, -0.1], [-0.6, 0.5], [0.0, 0.9]):
+        for native in (one_native, two_native):
+            native.mailboxes[0].post(np.array(value), time.perf_counter(), None)
+        expected, got = _run_to_full(one), _run_to_full(two, inline)
+        assert not one.threaded
+        assert two.threaded is not inline
+        for a, b in zip(expected, got, strict=True):
+            assert int(a.index[0]) == int(b.index[0])
+            np.testing.assert_array_equal(a.state, b.state)
+            for x, y in zip([*a.inputs, *a.probes], [*b.inputs, *b.probes], strict=True):
+                np.testing.assert_array_equal(x, y)
+            # The second stage's end is the row's end: after the first stage's start.
+            assert b.meta[0] <= b.meta[4]
+        one.done(len(expected))
+        two.done(len(got))
+    # The chain's end spiked: the comparison is not between silent populations.
+    assert any(r.probes[1].any() for r in got)
+
+
+def test_a_run_in_two_stages_finishes_every_tick_before_it_returns() -> None:
+    """Whatever ends a run (an interrupt from another thread here), the rows it ran are
+    all published: Python may then read or change any array."""
+    _, native, loop = _chain_loop(True)
+    native.mailboxes[0].post(np.array([0.5, 0.5]), time.perf_counter(), None)
+    timer = threading.Timer(0.05, loop.interrupt)
+    timer.start()
+    ticks = _run_until_control(loop, 0.001, [(1, 1)])
+    timer.join()
+    assert loop.threaded
+    assert ticks > 10
+    rows = loop.take()
+    assert len(rows) == int(loop.loop[L_HEAD]) == ticks
+    assert [int(r.index[0]) for r in rows] == list(range(ticks))
+
+
+def test_an_engine_with_two_tick_threads_computes_the_same_ticks() -> None:
+    """The seed network's tick cut in two (tick_threads=2), paced in runs: the frames are
+    the free-running one-thread engine's, tick for tick."""
+    ticks = 600
+    engine = Engine(build(load_network(SEED)), queue_capacity=4000, runs=True, tick_threads=2)
+    assert engine.stages is not None
+    assert engine.tick_threads == 2
+    engine.inputs["u"].offer(np.array([0.6]), received=time.perf_counter())
+    with _io_side(engine):
+        engine.start()
+        deadline = time.monotonic() + 20
+        while engine.executed < ticks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.stop()
+    engine.close()
+    assert engine.failure is None
+    assert engine.ticks_in_runs > 0
+    ref = _reference(ticks)
+    for probe, expected in ref.items():
+        got, _ = _frames(engine, probe)
+        np.testing.assert_array_equal(got[:ticks], expected, err_msg=probe)
+
+
+def test_auto_tick_threads_cut_only_a_big_tick(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``tick_threads="auto"``: two stages from TWO_STAGE_BYTES of arrays per tick (the
+    seed's 0.1 MB is far below it), one thread on a single CPU; 1 never cuts."""
+    from spikestream.runtime import engine as engine_module
+
+    model = build(load_network(SEED))
+    assert Engine(model, runs=True, tick_threads="auto").tick_threads == 1
+    monkeypatch.setattr(engine_module, "TWO_STAGE_BYTES", 1000)
+    auto = Engine(model, runs=True, tick_threads="auto")
+    assert auto.tick_threads == 2
+    assert auto.stages is not None
+    assert Engine(model, runs=True, tick_threads=1).stages is None
+    monkeypatch.setattr(engine_module.os, "sched_getaffinity", lambda pid: {0})
+    assert Engine(model, runs=True, tick_threads="auto").tick_threads == 1
+    with caplog.at_level("WARNING", logger="spikestream.engine"):
+        assert Engine(model, runs=True, tick_threads=2).tick_threads == 1
+    assert "--tick-threads 2 needs 2 CPUs; this process may use 1" in caplog.text
+    with pytest.raises(ValueError, match=r"tick_threads is 3; expected 1, 2 or 'auto'"):
+        Engine(model, runs=True, tick_threads=3)  # type: ignore[arg-type]

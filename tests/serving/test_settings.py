@@ -96,6 +96,7 @@ FINITE = "Input should be a finite number"
         ("expiry", "10000000000", "less than or equal to 4294967295"),
         ("max_input_bytes", "1000000000000", "less than or equal to 268435455"),
         ("cpu_latency", "-1", "greater than or equal to 0"),
+        ("tick_threads", "3", "Input should be 'auto', '1' or '2'"),
         ("seed", "-1", "greater than or equal to 0"),
         ("memory_limit", "lots", "expected a positive size in bytes, e.g. 2GiB"),
         ("memory_limit", "-2GiB", "expected a positive size in bytes"),
@@ -326,3 +327,19 @@ def _parse_help() -> str:
     add_parser(parser.add_subparsers())
     serve_parser = parser._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr]
     return " ".join(serve_parser.format_help().split())
+
+
+def test_tick_threads_from_every_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` by default; a settings file may write the count as a number or as text."""
+    assert load_settings({}, None).tick_threads == "auto"
+    assert _parse("--tick-threads", "2").tick_threads == "2"
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text("tick_threads = 2\n")
+    assert load_settings({}, cfg).tick_threads == "2"
+    cfg.write_text('tick_threads = "1"\n')
+    assert load_settings({}, cfg).tick_threads == "1"
+    monkeypatch.setenv("SPIKESTREAM_TICK_THREADS", "auto")
+    assert load_settings({}, cfg).tick_threads == "auto"
+    with pytest.raises(SystemExit):
+        _parse("--tick-threads", "3")
+    assert "threads that step each tick (auto)" in _parse_help()

@@ -112,6 +112,8 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     assert metric("spikestream_tick_lateness_seconds_count") == snap.lateness.count
     assert snap.lateness.count == snap.engine.pacer.ticks
     assert metric("spikestream_spin_contended") == float(payload["spin_contended"])
+    # The seed's tick is far below --tick-threads auto's 12 MiB: one thread.
+    assert metric("spikestream_tick_threads") == payload["tick_threads"] == 1
     assert metric("spikestream_contended_ticks_total") == payload["contended_ticks"]
     assert metric("spikestream_contended_spells_total") == payload["contended_spells"]
 

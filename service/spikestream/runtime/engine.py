@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -57,10 +58,38 @@ from spikestream.runtime.stats import LatenessWindow, WindowStatistics
 from spikestream.runtime.streams import ProbeStream, QueuePolicy, StreamStats
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
+from spikestream.sim.stages import TwoStages
 from spikestream_client.codec.control import COMMANDS, SETTINGS
 from spikestream_client.codec.control import ControlCommand as Command  # the one command type
 
 log = logging.getLogger("spikestream.engine")
+
+#: ``tick_threads="auto"`` cuts the tick in two stages from this many bytes of arrays
+#: referenced per tick (:meth:`Simulator.footprint`): a 75k-neuron decoded chain in
+#: float32. Below it one core's caches hold the tick and a hand-over per tick would only
+#: add latency; the seed network references 0.1 MB. bench/capacity.py's --serve-args
+#: '--tick-threads 1' and '2' measure both side by side.
+TWO_STAGE_BYTES = 12 * 2**20
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _want_two_stages(sim: Simulator, tick_threads: int | Literal["auto"]) -> bool:
+    """Whether to cut the tick in two stages: asked for (2), or ``auto`` and a tick of
+    TWO_STAGE_BYTES or more; never on one CPU, where the second stage would only take
+    turns with the first."""
+    if tick_threads == 1:
+        return False
+    if _cpus() < 2:
+        if tick_threads == 2:
+            log.warning("--tick-threads 2 needs 2 CPUs; this process may use 1: one thread")
+        return False
+    return tick_threads == 2 or sim.footprint().total >= TWO_STAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -123,6 +152,14 @@ class Engine:
             in a ring until the I/O side calls :meth:`collect`, woken through
             :attr:`wake_fd` when a frame completes. For a caller that watches
             :attr:`wake_fd`; without one, frames would wait for the ring to fill.
+        tick_threads: 2: in runs, cut the tick's program in two stages and step the
+            second on a helper thread while the tick thread starts the next tick
+            (:mod:`spikestream.sim.stages`; same results), where a cut is even enough and
+            safe; :attr:`stages` says what was cut, :attr:`tick_threads` what runs. 1: one
+            thread. ``"auto"``: 2 when the tick's program references at least
+            :data:`TWO_STAGE_BYTES`. Either way one thread where the process may run on
+            one CPU only. The helper thread inherits the tick thread's scheduling
+            (``rt_priority``, slice, CPU affinity): the second stage is the tick's work.
     """
 
     def __init__(
@@ -144,6 +181,7 @@ class Engine:
         compiled_tick: bool = True,
         runs: bool = False,
         busy_spin: float | None = None,
+        tick_threads: int | Literal["auto"] = 1,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)
@@ -186,9 +224,19 @@ class Engine:
             self._native = NativeTick(self.sim, self._feeds, self.clock.spin)
         #: ``"compiled"`` (one call without the GIL per tick) or ``"python (<why>)"``.
         self.tick_path = "compiled" if why_not is None else f"python ({why_not})"
+        if tick_threads not in (1, 2, "auto"):
+            raise ValueError(f"tick_threads is {tick_threads!r}; expected 1, 2 or 'auto'")
         self._runs: TickLoop | None = None
+        #: The tick's two stages when two threads step each tick, else None.
+        self.stages: TwoStages | None = None
         if self._native is not None and runs:
-            self._runs = TickLoop(self._native, self._targets, self._live, busy_spin)
+            if _want_two_stages(self.sim, tick_threads):
+                self.stages = self.sim.two_stages(self._targets)
+            self._runs = TickLoop(
+                self._native, self._targets, self._live, busy_spin, stages=self.stages
+            )
+        #: Threads that step each tick: 2 with :attr:`stages`, else 1.
+        self.tick_threads = 1 if self.stages is None else 2
         # Held by whichever thread turns ring rows into frames or changes what they feed
         # (the pacer's record, the streams, the counters): the tick thread between runs,
         # the I/O thread in collect().
@@ -409,11 +457,18 @@ class Engine:
 
     def _loop(self) -> None:
         pacer, runs = self.pacer, self._runs
+        stages = self.stages
         log.info(
             "tick path: %s%s",
             self.tick_path,
             "" if runs is None else " (runs of ticks)",
-            extra={"timer_slack_ns": self.timer_slack_ns},
+            extra={
+                "timer_slack_ns": self.timer_slack_ns,
+                "tick_threads": self.tick_threads,
+                **(
+                    {} if stages is None else {"stage_shares": [round(x, 3) for x in stages.shares]}
+                ),
+            },
         )
         pacer.start()
         while not self._stop.is_set():

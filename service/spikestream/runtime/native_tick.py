@@ -40,7 +40,8 @@ import numpy.typing as npt
 from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.slots import InputSlot
 from spikestream.sim import Simulator
-from spikestream.sim.native import extension
+from spikestream.sim.native import extension, program_args
+from spikestream.sim.stages import TwoStages
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +245,15 @@ class NativeTick:
     L_SPELLS,
     L_HOT_WINDOWS,
     L_HOT,
-) = range(29)
-LOOP_COLUMNS = 29
+    L_PROGRAM2,
+    L_N_OPS2,
+    L_LATCHES,
+    L_N_LATCHES,
+    L_MAIN_COPIES,
+    L_THREADED,
+    L_INLINE,
+) = range(36)
+LOOP_COLUMNS = 36
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW = range(6)
 TIME_COLUMNS = 6
@@ -362,6 +370,7 @@ class Row:
     Attributes:
         meta: float64 ``(5,)``: start and deadline (clock seconds), ``time.time()`` at
             the tick's start and at its end, and when its inputs and kernels were done
+            (with two stages: when the second stage was done, on the helper thread)
             (clock seconds, before the copies into the row).
         index: int64 ``(2,)``: the tick's index on the pacer's grid, and 1 if it was a
             catch-up tick (due before the previous one ended, run at once), else 0.
@@ -405,6 +414,11 @@ class TickLoop:
         busy_spin: the spin (s) before each deadline while the tick thread waits for a CPU
             (see :data:`ADAPT_TICKS`); None, or ``native.spin`` itself: always
             ``native.spin``, and the run delay is never read.
+        stages: the tick's program cut in two (:meth:`Simulator.two_stages
+            <spikestream.sim.Simulator.two_stages>`, with ``inputs`` written before): each
+            run then steps the second stage of every tick on a helper thread while the
+            tick thread goes on to the next tick (``_native.c``, "two stages"). None: one
+            thread.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
     two); :attr:`nbytes` is what it allocates, once.
@@ -416,6 +430,7 @@ class TickLoop:
         inputs: Sequence[npt.NDArray[Any]],
         probes: Sequence[npt.NDArray[Any]],
         busy_spin: float | None = None,
+        stages: TwoStages | None = None,
     ) -> None:
         ext = extension()
         assert ext is not None  # NativeTick exists
@@ -450,10 +465,16 @@ class TickLoop:
             n_in = len(inputs)
             self.rows.append(Row(meta, index, views[0], views[1 : 1 + n_in], views[1 + n_in :]))
         self._sources = sources  # keeps the copied addresses alive
-        self.copies = np.array(
-            [(a.ctypes.data, a.nbytes, off) for a, off in zip(sources, offsets, strict=True)],
-            np.int64,
-        ).reshape(-1, 3)
+        copies = [
+            (int(a.ctypes.data), a.nbytes, off) for a, off in zip(sources, offsets, strict=True)
+        ]
+        # With two stages, what the second writes is copied by its thread, after it: the
+        # tick thread's copies come first in the table.
+        second = [stages is not None and stages.writes_second(c[0], c[1]) for c in copies]
+        copies = [c for c, s in zip(copies, second, strict=True) if not s] + [
+            c for c, s in zip(copies, second, strict=True) if s
+        ]
+        self.copies = np.array(copies, np.int64).reshape(-1, 3)
         self.fill = np.zeros((0, 2), np.int64)
         self.loop = np.zeros(LOOP_COLUMNS, np.int64)
         self.times = np.zeros(TIME_COLUMNS)
@@ -467,6 +488,19 @@ class TickLoop:
         lp[L_N_COPIES] = len(sources)
         lp[L_ARMED] = 1
         lp[L_EVENTFD] = self.fd
+        self.stages = stages
+        self._args = native._args
+        if stages is not None:
+            first = program_args(stages.first, stages.table, stages.scalars, stages.counts)
+            later = program_args(stages.second, stages.table, stages.scalars, stages.counts)
+            ext.check_program(*first, 0, 1)
+            ext.check_program(*later, 0, 1)
+            self._args = (*first, *native._args[len(first) :])
+            lp[L_PROGRAM2] = later[0]
+            lp[L_N_OPS2] = later[1]
+            lp[L_LATCHES] = stages.latches.ctypes.data
+            lp[L_N_LATCHES] = len(stages.latches)
+            lp[L_MAIN_COPIES] = len(copies) - sum(second)
         # The schedstat is opened by the tick thread, at its first run.
         self.busy_spin = _adaptation(lp, self.times, native.spin, busy_spin)
         self._schedstat: int | None = None
@@ -515,8 +549,15 @@ class TickLoop:
             lp[L_SCHEDSTAT] = self._schedstat
             self._schedstat_closer = weakref.finalize(self, _close_fd, self._schedstat)
         self.times[[T_T0, T_PERIOD]] = (t0, period)
-        reason: int = self._run(*self._native._args, self._address, int(self.times.ctypes.data))
+        reason: int = self._run(*self._args, self._address, int(self.times.ctypes.data))
         return reason
+
+    @property
+    def threaded(self) -> bool:
+        """Whether the last :meth:`run` stepped the second stage on a helper thread (with
+        :attr:`stages`; False without, or when the thread could not be started and the
+        tick thread ran both)."""
+        return bool(self.loop[L_THREADED])
 
     @property
     def ticks_run(self) -> int:

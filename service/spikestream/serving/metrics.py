@@ -79,6 +79,12 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     yield _counter("spikestream_skipped_ticks", "Ticks skipped to realign", net, es.skipped_ticks)
     yield _gauge("spikestream_paused", "1 while paused", net, float(es.paused))
     yield _gauge(
+        "spikestream_tick_threads",
+        "Threads that step each tick (2: the tick cut in two stages, --tick-threads)",
+        net,
+        float(s.tick_threads),
+    )
+    yield _gauge(
         "spikestream_spin_contended",
         "1 while the tick thread is kept waiting for a CPU and spins --busy-spin",
         net,

@@ -70,6 +70,16 @@ _INTEGRAL = BeforeValidator(integral)
 Count = Annotated[int, _INTEGRAL]
 
 
+def _thread_count_text(value: object) -> object:
+    """A config file's ``tick_threads = 2`` as the choice ``"2"`` (flags and the
+    environment give text already)."""
+    return str(value) if type(value) is int else value
+
+
+#: ``--tick-threads``: ``auto``, ``1`` or ``2`` (see the field).
+TickThreads = Annotated[Literal["auto", "1", "2"], BeforeValidator(_thread_count_text)]
+
+
 def _flag(
     *,
     metavar: str | None = None,
@@ -286,6 +296,16 @@ class ServeSettings(BaseSettings):
         "spinning only costs the thread its turn, so it spins this instead of --spin, until "
         "30 readings in a row stay below 1 %; equal to --spin never adapts (compiled runs of "
         "ticks only)",
+    )
+    tick_threads: TickThreads = Field(
+        "auto",
+        description="threads that step each tick ({default}): 2 cuts the tick's program in "
+        "two stages and runs the second on a helper thread while the tick thread starts the "
+        "next tick (same results; each core streams half the weights: a 150k-neuron chain "
+        "then keeps pace on 2 cores where one thread cannot); auto uses 2 for a tick that "
+        "references 12 MiB or more (about 75k float32 neurons in a decoded chain) when the "
+        "process may run on 2 CPUs; 1 for small networks adds no hand-over latency "
+        "(compiled runs of ticks only)",
     )
     switch_interval: float = Field(
         0.0005,

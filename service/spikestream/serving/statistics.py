@@ -46,6 +46,8 @@ class ServiceStatistics:
             ``kernel default (<why>)``).
         tick_path: ``compiled`` (wait, inputs and step in one call without the GIL) or
             ``python (<why>)``.
+        tick_threads: Threads that step each tick: 2 when the tick is cut in two stages
+            (``--tick-threads``), else 1.
         fifo_priority: The tick thread's ``SCHED_FIFO`` priority (0: ordinary scheduling).
         spin_contended: Whether the tick thread is now kept waiting for a CPU, and so
             spins ``--busy-spin`` before each deadline instead of ``--spin``.
@@ -69,6 +71,7 @@ class ServiceStatistics:
     scheduling: str
     tick_slice: str
     tick_path: str
+    tick_threads: int
     fifo_priority: int
     spin_contended: bool
     contended_ticks: int
@@ -108,6 +111,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "scheduling": s.scheduling,
         "tick_slice": s.tick_slice,
         "tick_path": s.tick_path,
+        "tick_threads": s.tick_threads,
         "spin_contended": s.spin_contended,
         "contended_ticks": s.contended_ticks,
         "contended_spells": s.contended_spells,

@@ -27,12 +27,18 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 
 /* Opcodes, program columns, table columns and constants: sim/opcodes.py (a test reads
  * both files and fails if they disagree). */
@@ -852,6 +858,15 @@ enum {
     L_SPELLS,        /* contended spells begun (an output, cumulative) */
     L_HOT_WINDOWS,   /* contended readings in a row that begin a spell */
     L_HOT,           /* contended readings in a row outside a spell */
+    /* Two stages (see stage2_thread): the tick's program split in two, the second run by
+     * a helper thread while the tick thread starts the next tick's first. */
+    L_PROGRAM2,   /* address of the second stage's program, or 0: one stage */
+    L_N_OPS2,     /* its ops */
+    L_LATCHES,    /* address of int64 (n_latches, 3): source, destination, bytes */
+    L_N_LATCHES,
+    L_MAIN_COPIES, /* with two stages: copies 0 .. this-1 are the first stage's */
+    L_THREADED,   /* 1: the last call ran the second stage on a helper thread (an output) */
+    L_INLINE,     /* nonzero: run the second stage on the tick thread, after the first */
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
@@ -961,35 +976,227 @@ static int adaptation_ok(const int64_t *loop)
                                      loop[L_CALM_WINDOWS] >= 1 && loop[L_HOT_WINDOWS] >= 1);
 }
 
-static int run_loop(const int64_t *v, int64_t *loop, const double *times)
+/* ------------------------------------------------------------------ two stages
+ *
+ * A big network's tick is split in two programs (sim/stages.py): the tick thread runs
+ * the first stage of tick k, hands the tick over, and a helper thread runs its second
+ * stage while the tick thread waits for tick k+1 and starts its first. On a 2-vCPU VM
+ * (2026-12-02) one core stepped a 150k chain, 25 MB of arrays, in 1.2-2.0 ms; its two
+ * halves, stepped at the same time on the two cores, took 0.46-0.65 ms each: each core
+ * keeps half the arrays in its caches (README, "Two tick threads").
+ *
+ * Every op runs as in one stage, on the same values, so the results are the same bits.
+ * The split (sim/stages.py) allows no array written in both stages and none the first
+ * stage reads after the second writes it; what the second reads from the first (a
+ * population's input current at the cut, a spike count, an input's value) is latched:
+ * copied at the start of the second stage into arrays of its own, after which the first
+ * stage of the next tick may overwrite the originals. A ring row is published by the
+ * helper once both stages are done and each has copied what it wrote.
+ *
+ * The two threads meet at three counters (ticks of this call): posted (first stage done,
+ * row header written), latched and done. Each waits on a futex word (a "bell") after a
+ * short spin, so an idle helper costs no CPU: the other core is the I/O thread's and the
+ * broker's too. */
+#define SPIN_POLLS 200
+
+struct stages {
+    const int64_t *v;
+    int64_t *loop;
+    int64_t head0;
+    /* Counts of this call's ticks modulo 2**32 (compared by reached(), never more than two
+     * apart); rows are numbered with the int64 tick index. */
+    uint32_t posted, latched, done, quit;
+    uint32_t bell, helper_waits; /* the helper's wake-up: posted or quit changed */
+    uint32_t mbell, main_waits;  /* the tick thread's: latched or done changed */
+};
+
+static void cpu_relax(void)
 {
-    const int64_t *program = (const int64_t *)(intptr_t)v[0];
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static int reached(const uint32_t *counter, uint32_t target)
+{
+    return (int32_t)(__atomic_load_n(counter, __ATOMIC_SEQ_CST) - target) >= 0;
+}
+
+/* Wait until *counter reaches target, or *quit is set (quit may be NULL): spin a little,
+ * then sleep on the futex word bell, announcing it in *waits (ring() wakes only an
+ * announced sleeper). The waiter reads the bell before the last look at the counter, so a
+ * ring between the two makes the sleep return at once: no wake-up is lost. */
+static void await_count(const uint32_t *counter, uint32_t target, uint32_t *bell, uint32_t *waits,
+                        const uint32_t *quit)
+{
+    for (int polls = 0;; polls++) {
+        if (reached(counter, target) || (quit != NULL && __atomic_load_n(quit, __ATOMIC_SEQ_CST)))
+            return;
+        if (polls < SPIN_POLLS) {
+            cpu_relax();
+            continue;
+        }
+#ifdef __linux__
+        __atomic_store_n(waits, 1, __ATOMIC_SEQ_CST);
+        const uint32_t b = __atomic_load_n(bell, __ATOMIC_SEQ_CST);
+        if (!reached(counter, target) && !(quit != NULL && __atomic_load_n(quit, __ATOMIC_SEQ_CST)))
+            syscall(SYS_futex, bell, FUTEX_WAIT_PRIVATE, b, NULL, NULL, 0);
+        __atomic_store_n(waits, 0, __ATOMIC_SEQ_CST);
+#else
+        (void)bell;
+        (void)waits;
+        sched_yield();
+#endif
+    }
+}
+
+/* Set *counter to value and wake the other thread if it sleeps on bell. */
+static void signal_count(uint32_t *counter, uint32_t value, uint32_t *bell, const uint32_t *waits)
+{
+    __atomic_store_n(counter, value, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(bell, 1, __ATOMIC_SEQ_CST);
+#ifdef __linux__
+    if (__atomic_load_n(waits, __ATOMIC_SEQ_CST))
+        syscall(SYS_futex, bell, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)waits;
+#endif
+}
+
+static void run_stage(const int64_t *v, const int64_t *program, int64_t n_ops)
+{
     const int64_t *table = (const int64_t *)(intptr_t)v[2];
     int64_t *counts = (int64_t *)(intptr_t)v[6];
+    if (v[8])
+        run_program_f32(program, n_ops, table, (const float *)(intptr_t)v[4], counts, 0, 1);
+    else
+        run_program_f64(program, n_ops, table, (const double *)(intptr_t)v[4], counts, 0, 1);
+}
+
+static char *ring_row(const int64_t *loop, int64_t head)
+{
+    return (char *)(intptr_t)loop[L_RING] + (head % loop[L_CAPACITY]) * loop[L_ROW_BYTES];
+}
+
+static void copy_into(char *row, const int64_t *copies, int64_t from, int64_t to)
+{
+    for (int64_t c = from; c < to; c++) {
+        const int64_t *e = copies + 3 * c;
+        memcpy(row + e[2], (const void *)(intptr_t)e[0], (size_t)e[1]);
+    }
+}
+
+/* The end of a tick, once its kernels are done (at `end`): the copies from `first_copy`
+ * on, the row's end times; then the row is published and the reader woken if a frame is
+ * complete. */
+static void finish_tick(int64_t *loop, int64_t head, int64_t first_copy, double end)
+{
+    char *row = ring_row(loop, head);
+    copy_into(row, (const int64_t *)(intptr_t)loop[L_COPIES], first_copy, loop[L_N_COPIES]);
+    double *meta = (double *)row;
+    meta[R_WALL_END] = wall_now();
+    meta[R_END] = end;
+    __atomic_store_n(&loop[L_HEAD], head + 1, __ATOMIC_RELEASE);
+    int64_t *fill = (int64_t *)(intptr_t)loop[L_FILL];
+    int frame = 0;
+    for (int64_t s = 0; s < loop[L_N_STREAMS]; s++) {
+        if (--fill[2 * s] <= 0) {
+            fill[2 * s] = fill[2 * s + 1];
+            frame = 1;
+        }
+    }
+    if (frame && loop[L_EVENTFD] >= 0 && __atomic_exchange_n(&loop[L_ARMED], 0, __ATOMIC_ACQ_REL)) {
+        uint64_t one = 1;
+        ssize_t written = write((int)loop[L_EVENTFD], &one, sizeof one);
+        (void)written; /* a full counter (EAGAIN) already means "wake up" */
+    }
+}
+
+/* The second stage of this call's tick i: latch, run, finish. */
+static void stage2_tick(struct stages *p, int64_t i, int threaded)
+{
+    int64_t *loop = p->loop;
+    const int64_t *latches = (const int64_t *)(intptr_t)loop[L_LATCHES];
+    for (int64_t c = 0; c < loop[L_N_LATCHES]; c++) {
+        const int64_t *e = latches + 3 * c;
+        memcpy((void *)(intptr_t)e[1], (const void *)(intptr_t)e[0], (size_t)e[2]);
+    }
+    if (threaded)
+        signal_count(&p->latched, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
+    run_stage(p->v, (const int64_t *)(intptr_t)loop[L_PROGRAM2], loop[L_N_OPS2]);
+    finish_tick(loop, p->head0 + i, loop[L_MAIN_COPIES], mono_now());
+    if (threaded)
+        signal_count(&p->done, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
+}
+
+static void *stage2_thread(void *arg)
+{
+    struct stages *p = arg;
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "spikestream-s2"); /* as perf and top show it */
+#endif
+    for (int64_t i = 0;; i++) {
+        await_count(&p->posted, (uint32_t)(i + 1), &p->bell, &p->helper_waits, &p->quit);
+        if (!reached(&p->posted, (uint32_t)(i + 1)))
+            return NULL; /* quit, with every posted tick done */
+        stage2_tick(p, i, 1);
+    }
+}
+
+/* Start the helper thread, with every signal blocked in it (Python handles signals on
+ * its main thread). Returns 0, or an error number: the call then runs both stages on the
+ * tick thread. */
+static int start_stage2(struct stages *p, pthread_t *thread)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(thread, NULL, stage2_thread, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return err;
+}
+
+static int run_loop(const int64_t *v, int64_t *loop, const double *times)
+{
     const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
     int64_t *state = (int64_t *)(intptr_t)v[11];
     const double *ttl = (const double *)(intptr_t)v[12];
-    char *ring = (char *)(intptr_t)loop[L_RING];
     const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
-    int64_t *fill = (int64_t *)(intptr_t)loop[L_FILL];
-    const int64_t capacity = loop[L_CAPACITY], row_bytes = loop[L_ROW_BYTES];
-    const int64_t n_copies = loop[L_N_COPIES], n_streams = loop[L_N_STREAMS];
+    const int64_t capacity = loop[L_CAPACITY];
+    const int two = loop[L_PROGRAM2] != 0;
+    const int64_t main_copies = two ? loop[L_MAIN_COPIES] : loop[L_N_COPIES];
     const double t0 = times[T_T0], period = times[T_PERIOD];
+    struct stages p = {.v = v, .loop = loop, .head0 = loop[L_HEAD]};
+    pthread_t helper;
+    const int threaded = two && !loop[L_INLINE] && start_stage2(&p, &helper) == 0;
+    loop[L_THREADED] = threaded;
     loop[L_TICKS] = 0;
-    for (;;) {
-        if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE))
-            return RUN_CONTROL;
-        int64_t head = loop[L_HEAD];
-        if (head - __atomic_load_n(&loop[L_TAIL], __ATOMIC_ACQUIRE) >= capacity)
-            return RUN_FULL;
+    int reason;
+    for (int64_t i = 0;; i++) {
+        /* The previous tick's second stage has latched what this tick's first overwrites
+         * (before the deadline is judged: a tick the helper holds past it is late). */
+        if (threaded)
+            await_count(&p.latched, (uint32_t)i, &p.mbell, &p.main_waits, NULL);
+        if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE)) {
+            reason = RUN_CONTROL;
+            break;
+        }
+        /* Rows begun: with two stages the helper publishes them (L_HEAD) later. */
+        const int64_t head = p.head0 + i;
+        if (head - __atomic_load_n(&loop[L_TAIL], __ATOMIC_ACQUIRE) >= capacity) {
+            reason = RUN_FULL;
+            break;
+        }
         int64_t k = loop[L_NEXT];
         double deadline = t0 + (double)(k - loop[L_K0]) * period;
         int64_t late = mono_now() > deadline;
         if (late) {
             /* Pacer.due()'s catch-up: run the late tick at once, unless the burst would
              * reach max_catchup (the pacer realigns) or the policy is another one. */
-            if (loop[L_CATCHUP] <= 0 || loop[L_BURST] + 1 >= loop[L_CATCHUP])
-                return RUN_OVERRUN; /* Pacer.due() applies the policy to this tick */
+            if (loop[L_CATCHUP] <= 0 || loop[L_BURST] + 1 >= loop[L_CATCHUP]) {
+                reason = RUN_OVERRUN; /* Pacer.due() applies the policy to this tick */
+                break;
+            }
             loop[L_BURST] += 1;
         } else {
             loop[L_BURST] = 0;
@@ -997,45 +1204,40 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             sleep_until_mono(deadline, spin_now(loop, times));
         }
         double start = mono_now(), wall_start = wall_now();
-        if (v[8]) {
+        if (v[8])
             apply_inputs_f32(inputs, v[10], state, ttl, start);
-            run_program_f32(program, v[1], table, (const float *)(intptr_t)v[4], counts, 0, 1);
-        } else {
+        else
             apply_inputs_f64(inputs, v[10], state, ttl, start);
-            run_program_f64(program, v[1], table, (const double *)(intptr_t)v[4], counts, 0, 1);
-        }
+        run_stage(v, (const int64_t *)(intptr_t)v[0], v[1]);
         const double end = mono_now();
-        char *row = ring + (head % capacity) * row_bytes;
-        for (int64_t c = 0; c < n_copies; c++) {
-            const int64_t *e = copies + 3 * c;
-            memcpy(row + e[2], (const void *)(intptr_t)e[0], (size_t)e[1]);
-        }
+        char *row = ring_row(loop, head);
+        copy_into(row, copies, 0, main_copies);
         double *meta = (double *)row;
         meta[R_START] = start;
         meta[R_DEADLINE] = deadline;
         meta[R_WALL_START] = wall_start;
-        meta[R_WALL_END] = wall_now();
-        meta[R_END] = end;
         ((int64_t *)row)[R_INDEX] = k;
         ((int64_t *)row)[R_FLAGS] = late;
         loop[L_NEXT] = k + 1;
         loop[L_TICKS] += 1;
-        __atomic_store_n(&loop[L_HEAD], head + 1, __ATOMIC_RELEASE);
-        int frame = 0;
-        for (int64_t s = 0; s < n_streams; s++) {
-            if (--fill[2 * s] <= 0) {
-                fill[2 * s] = fill[2 * s + 1];
-                frame = 1;
-            }
-        }
-        if (frame && loop[L_EVENTFD] >= 0 && __atomic_exchange_n(&loop[L_ARMED], 0, __ATOMIC_ACQ_REL)) {
-            uint64_t one = 1;
-            ssize_t written = write((int)loop[L_EVENTFD], &one, sizeof one);
-            (void)written; /* a full counter (EAGAIN) already means "wake up" */
-        }
-        /* After the row is out and the reader woken: the reading never delays a frame. */
+        if (threaded)
+            signal_count(&p.posted, (uint32_t)(i + 1), &p.bell, &p.helper_waits);
+        else if (two)
+            stage2_tick(&p, i, 0);
+        else
+            finish_tick(loop, head, main_copies, end);
+        /* After the row is handed on (with one stage, out and the reader woken): the
+         * reading never delays a frame. */
         adapt_spin(loop, times);
     }
+    if (threaded) {
+        /* Python may read or change any array once this returns: every tick handed over
+         * finishes first. */
+        await_count(&p.done, p.posted, &p.mbell, &p.main_waits, NULL);
+        signal_count(&p.quit, 1, &p.bell, &p.helper_waits);
+        pthread_join(helper, NULL);
+    }
+    return reason;
 }
 
 PyDoc_STRVAR(run_ticks_doc,
@@ -1062,12 +1264,18 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
         loop[L_N_STREAMS] < 0 || !(times[T_PERIOD] > 0.0) ||
         !(times[T_SPIN] >= 0.0 && times[T_SPIN] <= 1.0) ||
         !(times[T_BUSY_SPIN] >= 0.0 && times[T_BUSY_SPIN] <= 1.0) || !adaptation_ok(loop) ||
-        !deadline_ok(times[T_T0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[T_PERIOD])) {
+        !deadline_ok(times[T_T0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[T_PERIOD]) ||
+        (loop[L_PROGRAM2] != 0 &&
+         (loop[L_N_OPS2] < 1 || loop[L_N_LATCHES] < 0 ||
+          (loop[L_N_LATCHES] > 0 && loop[L_LATCHES] == 0) || loop[L_MAIN_COPIES] < 0 ||
+          loop[L_MAIN_COPIES] > loop[L_N_COPIES]))) {
         PyErr_SetString(PyExc_ValueError,
                         "run_ticks: expected capacity >= 1, row bytes a multiple of 8 holding "
                         "the row header, period > 0, 0 <= spin, busy spin <= 1 s, adapt ticks, "
-                        "calm and hot windows >= 1 where a schedstat is given and a next "
-                        "deadline at most " MAX_WAIT_TEXT " s ahead");
+                        "calm and hot windows >= 1 where a schedstat is given, a next "
+                        "deadline at most " MAX_WAIT_TEXT " s ahead and, with a second "
+                        "stage, ops >= 1, latches >= 0 and 0 <= first-stage copies <= "
+                        "copies");
         return NULL;
     }
     const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
