@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ from spikestream.runtime.native_tick import (
     L_HEAD,
     L_INLINE,
     L_NEXT,
+    L_PIN,
     L_ROW_BYTES,
     L_SCHEDSTAT,
     L_TAIL,
@@ -799,3 +801,57 @@ def test_auto_tick_threads_cut_only_a_big_tick(
     assert "--tick-threads 2 needs 2 CPUs; this process may use 1" in caplog.text
     with pytest.raises(ValueError, match=r"tick_threads is 3; expected 1, 2 or 'auto'"):
         Engine(model, runs=True, tick_threads=3)  # type: ignore[arg-type]
+
+
+def _helper_tid() -> int | None:
+    """The thread id of the second stage's helper (named spikestream-s2), if running."""
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            if (task / "comm").read_text().strip() == "spikestream-s2":
+                return int(task.name)
+    return None
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_a_pinned_run_puts_the_two_threads_on_different_cpus_and_restores_the_mask(
+    pin: bool,
+) -> None:
+    """Pinned (the default), the tick thread keeps to one CPU for a run and the helper to
+    the others; the tick thread's mask is restored when the run returns. Unpinned, both
+    keep the process's mask."""
+    allowed = os.sched_getaffinity(0)
+    _, native, loop = _chain_loop(True)
+    assert loop.stages is not None
+    loop.loop[L_PIN] = pin
+    native.mailboxes[0].post(np.array([0.5, 0.5]), time.perf_counter(), None)
+    ticker: dict[str, Any] = {}
+
+    def tick() -> None:
+        ticker["tid"] = threading.get_native_id()
+        _run_until_control(loop, 0.001, [(1, 1)])
+        ticker["after"] = os.sched_getaffinity(0)
+
+    thread = threading.Thread(target=tick)
+    thread.start()
+    seen: tuple[set[int], set[int]] | None = None
+    deadline = time.monotonic() + 10
+    while seen is None and time.monotonic() < deadline:
+        helper = _helper_tid()
+        if helper is not None and "tid" in ticker:
+            with contextlib.suppress(OSError):
+                seen = (os.sched_getaffinity(ticker["tid"]), os.sched_getaffinity(helper))
+        time.sleep(0.001)
+    loop.interrupt()
+    thread.join(10)
+    assert seen is not None, "the helper thread was never seen"
+    assert loop.threaded
+    pinned = pin and len(allowed) >= 2
+    assert loop.pinned is pinned
+    mine, theirs = seen
+    if pinned:
+        assert len(mine) == 1
+        assert not mine & theirs
+        assert mine | theirs == allowed
+    else:
+        assert mine == theirs == allowed
+    assert ticker["after"] == allowed  # restored when the run returned

@@ -160,6 +160,8 @@ class Engine:
             :data:`TWO_STAGE_BYTES`. Either way one thread where the process may run on
             one CPU only. The helper thread inherits the tick thread's scheduling
             (``rt_priority``, slice, CPU affinity): the second stage is the tick's work.
+        pin_tick_threads: with two tick threads, pin each to a CPU of its own for each run
+            of ticks (:class:`~spikestream.runtime.native_tick.TickLoop`'s ``pin``).
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class Engine:
         runs: bool = False,
         busy_spin: float | None = None,
         tick_threads: int | Literal["auto"] = 1,
+        pin_tick_threads: bool = True,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)
@@ -233,7 +236,12 @@ class Engine:
             if _want_two_stages(self.sim, tick_threads):
                 self.stages = self.sim.two_stages(self._targets)
             self._runs = TickLoop(
-                self._native, self._targets, self._live, busy_spin, stages=self.stages
+                self._native,
+                self._targets,
+                self._live,
+                busy_spin,
+                stages=self.stages,
+                pin=pin_tick_threads,
             )
         #: Threads that step each tick: 2 with :attr:`stages`, else 1.
         self.tick_threads = 1 if self.stages is None else 2

@@ -252,8 +252,10 @@ class NativeTick:
     L_MAIN_COPIES,
     L_THREADED,
     L_INLINE,
-) = range(36)
-LOOP_COLUMNS = 36
+    L_PIN,
+    L_PINNED,
+) = range(38)
+LOOP_COLUMNS = 38
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW = range(6)
 TIME_COLUMNS = 6
@@ -419,6 +421,9 @@ class TickLoop:
             run then steps the second stage of every tick on a helper thread while the
             tick thread goes on to the next tick (``_native.c``, "two stages"). None: one
             thread.
+        pin: with ``stages``, pin the tick thread to the CPU it runs on and the helper to
+            the others for each run (restored when the run returns); False lets both
+            move between CPUs.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
     two); :attr:`nbytes` is what it allocates, once.
@@ -431,6 +436,7 @@ class TickLoop:
         probes: Sequence[npt.NDArray[Any]],
         busy_spin: float | None = None,
         stages: TwoStages | None = None,
+        pin: bool = True,
     ) -> None:
         ext = extension()
         assert ext is not None  # NativeTick exists
@@ -501,6 +507,7 @@ class TickLoop:
             lp[L_LATCHES] = stages.latches.ctypes.data
             lp[L_N_LATCHES] = len(stages.latches)
             lp[L_MAIN_COPIES] = len(copies) - sum(second)
+            lp[L_PIN] = pin
         # The schedstat is opened by the tick thread, at its first run.
         self.busy_spin = _adaptation(lp, self.times, native.spin, busy_spin)
         self._schedstat: int | None = None
@@ -558,6 +565,11 @@ class TickLoop:
         :attr:`stages`; False without, or when the thread could not be started and the
         tick thread ran both)."""
         return bool(self.loop[L_THREADED])
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the last :meth:`run` pinned its two threads to different CPUs."""
+        return bool(self.loop[L_PINNED])
 
     @property
     def ticks_run(self) -> int:

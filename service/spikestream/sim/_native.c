@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <math.h>
 #include <stdint.h>
@@ -867,6 +868,8 @@ enum {
     L_MAIN_COPIES, /* with two stages: copies 0 .. this-1 are the first stage's */
     L_THREADED,   /* 1: the last call ran the second stage on a helper thread (an output) */
     L_INLINE,     /* nonzero: run the second stage on the tick thread, after the first */
+    L_PIN,        /* nonzero: pin the two threads to different CPUs for the call (pin_stages) */
+    L_PINNED,     /* 1: the last call did (an output) */
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
@@ -1156,6 +1159,40 @@ static int start_stage2(struct stages *p, pthread_t *thread)
     return err;
 }
 
+/* Pin the tick thread to the CPU it runs on and the helper to the others it may use, for
+ * one run: each stage's arrays then stay in one core's caches instead of following its
+ * thread from core to core, and the two threads never queue for the same CPU. *old
+ * receives the tick thread's mask, restored when the run returns. Returns 1 if pinned
+ * (not where the thread may use one CPU only, or the kernel refuses).
+ *
+ * Measured on a 2-vCPU VM (2026-12-02), 120k and 150k chains paced for 15 s in one
+ * process, pinned or not in turn: 1.86 against 4.07 %, 2.59 against 4.92 %, 9.97
+ * against 15.82 % and 6.48 against 6.05 % of ticks more than 1 ms late. */
+static int pin_stages(pthread_t helper, cpu_set_t *old)
+{
+#ifdef __linux__
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof *old, old) != 0 ||
+        CPU_COUNT(old) < 2 || !CPU_ISSET(cpu, old))
+        return 0;
+    cpu_set_t mine, theirs = *old;
+    CPU_ZERO(&mine);
+    CPU_SET(cpu, &mine);
+    CPU_CLR(cpu, &theirs);
+    if (sched_setaffinity(0, sizeof mine, &mine) != 0)
+        return 0;
+    if (pthread_setaffinity_np(helper, sizeof theirs, &theirs) != 0) {
+        sched_setaffinity(0, sizeof *old, old);
+        return 0;
+    }
+    return 1;
+#else
+    (void)helper;
+    (void)old;
+    return 0;
+#endif
+}
+
 static int run_loop(const int64_t *v, int64_t *loop, const double *times)
 {
     const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
@@ -1170,6 +1207,9 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
     pthread_t helper;
     const int threaded = two && !loop[L_INLINE] && start_stage2(&p, &helper) == 0;
     loop[L_THREADED] = threaded;
+    cpu_set_t old_mask;
+    const int pinned = threaded && loop[L_PIN] && pin_stages(helper, &old_mask);
+    loop[L_PINNED] = pinned;
     loop[L_TICKS] = 0;
     int reason;
     for (int64_t i = 0;; i++) {
@@ -1237,6 +1277,8 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         signal_count(&p.quit, 1, &p.bell, &p.helper_waits);
         pthread_join(helper, NULL);
     }
+    if (pinned)
+        sched_setaffinity(0, sizeof old_mask, &old_mask);
     return reason;
 }
 
