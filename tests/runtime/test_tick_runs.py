@@ -816,7 +816,7 @@ def _helper_tid() -> int | None:
 def test_a_pinned_run_puts_the_two_threads_on_different_cpus_and_restores_the_mask(
     pin: bool,
 ) -> None:
-    """Pinned (the default), the tick thread keeps to one CPU for a run and the helper to
+    """Pinned (--pin-tick-threads), the tick thread keeps to one CPU for a run and the helper to
     the others; the tick thread's mask is restored when the run returns. Unpinned, both
     keep the process's mask."""
     allowed = os.sched_getaffinity(0)

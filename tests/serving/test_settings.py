@@ -343,5 +343,5 @@ def test_tick_threads_from_every_source(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(SystemExit):
         _parse("--tick-threads", "3")
     assert "threads that step each tick (auto)" in _parse_help()
-    assert load_settings({}, None).float_tick_threads is False  # pinned by default
-    assert _parse("--float-tick-threads").float_tick_threads is True
+    assert load_settings({}, None).pin_tick_threads is False
+    assert _parse("--pin-tick-threads").pin_tick_threads is True

@@ -184,7 +184,7 @@ class Engine:
         runs: bool = False,
         busy_spin: float | None = None,
         tick_threads: int | Literal["auto"] = 1,
-        pin_tick_threads: bool = True,
+        pin_tick_threads: bool = False,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)

@@ -422,8 +422,8 @@ class TickLoop:
             tick thread goes on to the next tick (``_native.c``, "two stages"). None: one
             thread.
         pin: with ``stages``, pin the tick thread to the CPU it runs on and the helper to
-            the others for each run (restored when the run returns); False lets both
-            move between CPUs.
+            the others for each run (restored when the run returns); False (the default)
+            lets both move between CPUs.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
     two); :attr:`nbytes` is what it allocates, once.
@@ -436,7 +436,7 @@ class TickLoop:
         probes: Sequence[npt.NDArray[Any]],
         busy_spin: float | None = None,
         stages: TwoStages | None = None,
-        pin: bool = True,
+        pin: bool = False,
     ) -> None:
         ext = extension()
         assert ext is not None  # NativeTick exists

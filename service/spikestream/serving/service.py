@@ -139,7 +139,7 @@ class Service:
             clock=SystemClock(spin=settings.spin),
             busy_spin=settings.busy_spin,
             tick_threads="auto" if settings.tick_threads == "auto" else int(settings.tick_threads),
-            pin_tick_threads=not settings.float_tick_threads,
+            pin_tick_threads=settings.pin_tick_threads,
             memory_limit=memory_limit if memory_limit is not None else default_limit(),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
             compiled_tick=not settings.python_tick,

@@ -1167,7 +1167,9 @@ static int start_stage2(struct stages *p, pthread_t *thread)
  *
  * Measured on a 2-vCPU VM (2026-12-02), 120k and 150k chains paced for 15 s in one
  * process, pinned or not in turn: 1.86 against 4.07 %, 2.59 against 4.92 %, 9.97
- * against 15.82 % and 6.48 against 6.05 % of ticks more than 1 ms late. */
+ * against 15.82 % and 6.48 against 6.05 % of ticks more than 1 ms late. Served, with the
+ * I/O thread and the broker needing a CPU too, a 150k chain did worse pinned (5.76 and
+ * 18.41 % against 4.52 and 3.64 %): so serve pins only when asked (--pin-tick-threads). */
 static int pin_stages(pthread_t helper, cpu_set_t *old)
 {
 #ifdef __linux__
