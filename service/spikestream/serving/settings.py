@@ -312,9 +312,9 @@ class ServeSettings(BaseSettings):
         description="with two tick threads, pin the tick thread to its CPU and the helper "
         "to the others for each run of ticks, so each stage's arrays stay in one core's "
         "caches; by default both may run on any CPU this process may use. On a 2-vCPU VM "
-        "pinning cut late ticks in 3 of 4 pairs without I/O, but served with its I/O thread "
-        "and broker beside it a 150k chain was late more often pinned (5.8 and 18.4 %) "
-        "than not (4.5 and 3.6 %); README",
+        "pinning was mixed without I/O (bench/tickthreads.py) and worse served beside the "
+        "I/O thread and the broker: a 150k chain was late 5.8 and 18.4 % pinned, 4.5 and "
+        "3.6 % not (README)",
     )
     switch_interval: float = Field(
         0.0005,

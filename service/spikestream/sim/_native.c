@@ -984,9 +984,9 @@ static int adaptation_ok(const int64_t *loop)
  * A big network's tick is split in two programs (sim/stages.py): the tick thread runs
  * the first stage of tick k, hands the tick over, and a helper thread runs its second
  * stage while the tick thread waits for tick k+1 and starts its first. On a 2-vCPU VM
- * (2026-12-02) one core stepped a 150k chain, 25 MB of arrays, in 1.2-2.0 ms; its two
- * halves, stepped at the same time on the two cores, took 0.46-0.65 ms each: each core
- * keeps half the arrays in its caches (README, "Two tick threads").
+ * (2026-12-02, bench/tickthreads.py) one thread stepped a 150k chain, 25 MB of arrays, in
+ * 1.06 ms per tick; its two halves, stepped at the same time on two threads, in 0.42 and
+ * 0.39 ms: each core keeps half the arrays in its caches (README, "Two tick threads").
  *
  * Every op runs as in one stage, on the same values, so the results are the same bits.
  * The split (sim/stages.py) allows no array written in both stages and none the first
@@ -1165,9 +1165,8 @@ static int start_stage2(struct stages *p, pthread_t *thread)
  * receives the tick thread's mask, restored when the run returns. Returns 1 if pinned
  * (not where the thread may use one CPU only, or the kernel refuses).
  *
- * Measured on a 2-vCPU VM (2026-12-02), 120k and 150k chains paced for 15 s in one
- * process, pinned or not in turn: 1.86 against 4.07 %, 2.59 against 4.92 %, 9.97
- * against 15.82 % and 6.48 against 6.05 % of ticks more than 1 ms late. Served, with the
+ * Measured on a 2-vCPU VM (2026-12-02): paced in one process without the broker
+ * (bench/tickthreads.py), pinning won 5 of 8 pairs at 100k-150k. Served, with the
  * I/O thread and the broker needing a CPU too, a 150k chain did worse pinned (5.76 and
  * 18.41 % against 4.52 and 3.64 %): so serve pins only when asked (--pin-tick-threads). */
 static int pin_stages(pthread_t helper, cpu_set_t *old)
