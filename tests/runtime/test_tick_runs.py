@@ -475,15 +475,22 @@ def _reference(ticks: int) -> dict[str, np.ndarray]:
     return {p: _frames(engine, p)[0][:ticks] for p in ("b_spikes", "b_filtered", "u")}
 
 
-@pytest.mark.parametrize("factor", [1.0, 4.0])
-def test_an_engine_in_runs_computes_the_same_ticks(factor: float) -> None:
+@pytest.mark.parametrize(("factor", "threads"), [(1.0, 1), (4.0, 1), (1.0, 2)])
+def test_an_engine_in_runs_computes_the_same_ticks(factor: float, threads: int) -> None:
     """Paced in runs (at 4x real time, a 250 us period, this busy machine overruns now
-    and then, and the pacer's policy takes those ticks between runs), the frames are those
-    of the free-running engine, tick for tick, and the I/O side is woken for them."""
+    and then, and the pacer's policy takes those ticks between runs), on one thread or
+    with the tick cut in two stages on two, the frames are those of the free-running
+    one-thread engine, tick for tick, and the I/O side is woken for them."""
     ticks = 600
     engine = Engine(
-        build(load_network(SEED)), realtime_factor=factor, queue_capacity=4000, runs=True
+        build(load_network(SEED)),
+        realtime_factor=factor,
+        queue_capacity=4000,
+        runs=True,
+        tick_threads=threads,
     )
+    assert engine.tick_threads == threads
+    assert (engine.stages is not None) is (threads == 2)
     assert engine.wake_fd is not None
     engine.inputs["u"].offer(np.array([0.6]), received=time.perf_counter())
     with _io_side(engine) as wakes:
@@ -755,29 +762,6 @@ def test_a_run_in_two_stages_finishes_every_tick_before_it_returns() -> None:
     rows = loop.take()
     assert len(rows) == int(loop.loop[L_HEAD]) == ticks
     assert [int(r.index[0]) for r in rows] == list(range(ticks))
-
-
-def test_an_engine_with_two_tick_threads_computes_the_same_ticks() -> None:
-    """The seed network's tick cut in two (tick_threads=2), paced in runs: the frames are
-    the free-running one-thread engine's, tick for tick."""
-    ticks = 600
-    engine = Engine(build(load_network(SEED)), queue_capacity=4000, runs=True, tick_threads=2)
-    assert engine.stages is not None
-    assert engine.tick_threads == 2
-    engine.inputs["u"].offer(np.array([0.6]), received=time.perf_counter())
-    with _io_side(engine):
-        engine.start()
-        deadline = time.monotonic() + 20
-        while engine.executed < ticks and time.monotonic() < deadline:
-            time.sleep(0.01)
-        engine.stop()
-    engine.close()
-    assert engine.failure is None
-    assert engine.ticks_in_runs > 0
-    ref = _reference(ticks)
-    for probe, expected in ref.items():
-        got, _ = _frames(engine, probe)
-        np.testing.assert_array_equal(got[:ticks], expected, err_msg=probe)
 
 
 def test_auto_tick_threads_cut_only_a_big_tick(
