@@ -372,8 +372,8 @@ class Row:
     Attributes:
         meta: float64 ``(5,)``: start and deadline (clock seconds), ``time.time()`` at
             the tick's start and at its end, and when its inputs and kernels were done
-            (with two stages: when the second stage was done, on the helper thread)
-            (clock seconds, before the copies into the row).
+            (clock seconds, before the copies into the row; with two stages, when the
+            second stage was done, on the helper thread).
         index: int64 ``(2,)``: the tick's index on the pacer's grid, and 1 if it was a
             catch-up tick (due before the previous one ended, run at once), else 0.
         state: int64 ``(inputs, 5)``: the input state after the tick (``FLAG`` says what

@@ -681,6 +681,31 @@ static void apply_inputs_f32(const int64_t *inputs, int64_t n_inputs, int64_t *s
     APPLY_INPUTS(float)
 }
 
+/* With tick()'s first thirteen arguments v (run_ticks' too): every input's mailbox
+ * applied at time now, in the state's precision. */
+static void apply_inputs(const int64_t *v, double now)
+{
+    const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
+    int64_t *state = (int64_t *)(intptr_t)v[11];
+    const double *ttl = (const double *)(intptr_t)v[12];
+    if (v[8])
+        apply_inputs_f32(inputs, v[10], state, ttl, now);
+    else
+        apply_inputs_f64(inputs, v[10], state, ttl, now);
+}
+
+/* One tick of `program` (n_ops rows; the whole program, or one of its two stages) over
+ * the table, constants and counts of v. */
+static void run_stage(const int64_t *v, const int64_t *program, int64_t n_ops)
+{
+    const int64_t *table = (const int64_t *)(intptr_t)v[2];
+    int64_t *counts = (int64_t *)(intptr_t)v[6];
+    if (v[8])
+        run_program_f32(program, n_ops, table, (const float *)(intptr_t)v[4], counts, 0, 1);
+    else
+        run_program_f64(program, n_ops, table, (const double *)(intptr_t)v[4], counts, 0, 1);
+}
+
 static int as_f64(PyObject *obj, double *out, const char *what)
 {
     double value = PyFloat_AsDouble(obj);
@@ -797,23 +822,12 @@ static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs
                         "0 <= spin <= 1 s and n_inputs >= 0");
         return NULL;
     }
-    const int64_t *program = (const int64_t *)(intptr_t)v[0];
-    const int64_t *table = (const int64_t *)(intptr_t)v[2];
-    int64_t *counts = (int64_t *)(intptr_t)v[6];
-    const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
-    int64_t *state = (int64_t *)(intptr_t)v[11];
-    const double *ttl = (const double *)(intptr_t)v[12];
     Py_BEGIN_ALLOW_THREADS
     if (deadline > -INFINITY)
         sleep_until_mono(deadline, spin);
     start = mono_now();
-    if (v[8]) {
-        apply_inputs_f32(inputs, v[10], state, ttl, start);
-        run_program_f32(program, v[1], table, (const float *)(intptr_t)v[4], counts, 0, 1);
-    } else {
-        apply_inputs_f64(inputs, v[10], state, ttl, start);
-        run_program_f64(program, v[1], table, (const double *)(intptr_t)v[4], counts, 0, 1);
-    }
+    apply_inputs(v, start);
+    run_stage(v, (const int64_t *)(intptr_t)v[0], v[1]);
     end = mono_now();
     Py_END_ALLOW_THREADS
     return Py_BuildValue("(dd)", start, end);
@@ -1066,16 +1080,6 @@ static void signal_count(uint32_t *counter, uint32_t value, uint32_t *bell, cons
 #endif
 }
 
-static void run_stage(const int64_t *v, const int64_t *program, int64_t n_ops)
-{
-    const int64_t *table = (const int64_t *)(intptr_t)v[2];
-    int64_t *counts = (int64_t *)(intptr_t)v[6];
-    if (v[8])
-        run_program_f32(program, n_ops, table, (const float *)(intptr_t)v[4], counts, 0, 1);
-    else
-        run_program_f64(program, n_ops, table, (const double *)(intptr_t)v[4], counts, 0, 1);
-}
-
 static char *ring_row(const int64_t *loop, int64_t head)
 {
     return (char *)(intptr_t)loop[L_RING] + (head % loop[L_CAPACITY]) * loop[L_ROW_BYTES];
@@ -1196,9 +1200,6 @@ static int pin_stages(pthread_t helper, cpu_set_t *old)
 
 static int run_loop(const int64_t *v, int64_t *loop, const double *times)
 {
-    const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
-    int64_t *state = (int64_t *)(intptr_t)v[11];
-    const double *ttl = (const double *)(intptr_t)v[12];
     const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
     const int64_t capacity = loop[L_CAPACITY];
     const int two = loop[L_PROGRAM2] != 0;
@@ -1245,10 +1246,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             sleep_until_mono(deadline, spin_now(loop, times));
         }
         double start = mono_now(), wall_start = wall_now();
-        if (v[8])
-            apply_inputs_f32(inputs, v[10], state, ttl, start);
-        else
-            apply_inputs_f64(inputs, v[10], state, ttl, start);
+        apply_inputs(v, start);
         run_stage(v, (const int64_t *)(intptr_t)v[0], v[1]);
         const double end = mono_now();
         char *row = ring_row(loop, head);

@@ -62,8 +62,9 @@ SLOT_COLUMNS = {
 }
 #: What each plain op reads and writes, for splitting a tick's program in two stages
 #: (:mod:`spikestream.sim.stages`): slot columns read, slot columns written (an array
-#: both read and written is in both), the spike-count column read and written (-1: none).
-#: ENCODE's ``dst`` counts as read too (it may add to it), as ``current`` of DECODED.
+#: both read and written is in both; together they are SLOT_COLUMNS), and the ops that
+#: read or write a spike-count slot, with its column. ENCODE's ``dst`` counts as read too
+#: (it may add to it), as DECODED's ``current`` and ``acc``.
 READS = {
     OP_FEED: (2,),
     OP_COPY: (2,),
