@@ -802,10 +802,10 @@ def test_a_pinned_run_puts_the_two_threads_on_different_cpus_and_restores_the_ma
 ) -> None:
     """Pinned (--pin-tick-threads), the tick thread keeps to one CPU for a run and the
     helper to the others; the tick thread's mask is restored when the run returns.
-    Unpinned, both keep the process's mask. Sampled from /proc while ticks run: a run
-    pins just after starting its helper, and a run that ends on an overrun restores the
-    mask before the next one pins again, so a pinned run is asked to show up in at least
-    one sample, never a sample with both threads on one CPU set but the process's."""
+    Unpinned, both keep the process's mask in every sample. Sampled from /proc while
+    ticks run: a run pins just after starting its helper, and a run that ends on an
+    overrun restores the mask before the next one pins again, so pinned, the split must
+    show up in at least one sample (not in all)."""
     allowed = os.sched_getaffinity(0)
     _, native, loop = _chain_loop(True)
     assert loop.stages is not None
