@@ -32,6 +32,10 @@ def events(messages: list[Message], kind: str | None = None) -> list[dict[str, o
     return [e for e in out if kind is None or e["event"] == kind]
 
 
+def stats_of(messages: list[Message]) -> list[dict[str, object]]:
+    return [json.loads(m.payload) for m in messages if m.topic == "spikestream/seed/stats"]
+
+
 async def publish(broker: Mosquitto, topic: str, payload: bytes | str, **kw: object) -> None:
     async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as client:
         await client.publish(topic, payload, **kw)  # type: ignore[arg-type]
@@ -99,6 +103,38 @@ async def test_status_retained_sigterm_exits_zero_with_offline(mosquitto: Mosqui
     log = proc.log_text()
     assert '"msg": "stopped"' in log
     assert "Traceback" not in log
+
+
+async def test_a_live_offline_is_answered_with_online(mosquitto: Mosquitto, serve) -> None:
+    """A stale ``offline`` (a will a broker published only after the service had
+    reconnected, a namesake's clean stop) must not stay retained while the service serves:
+    a live one is answered with ``online``, counted and reported. The retained ``offline``
+    a previous run left is not a correction (the connect hook replaces it), and the
+    service's own ``offline`` at a clean stop stands."""
+    await publish(mosquitto, "spikestream/seed/status", b"offline", retain=True, qos=1)
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        proc = serve("--stats-interval", "0.2")
+        await sub.wait_status("seed", b"online")
+        first = await sub.wait_for(lambda ms: stats_of(ms), what="stats")
+        assert first[-1]["status_reasserted"] == 0
+        await publish(mosquitto, "spikestream/seed/status", b"offline", retain=True, qos=1)
+        reasserted = await sub.wait_for(
+            lambda ms: events(ms, "status_reasserted"), what="status_reasserted"
+        )
+        assert reasserted[0]["count"] == 1
+        await sub.wait_for(
+            lambda ms: [s for s in stats_of(ms) if s["status_reasserted"] == 1],
+            what="stats counting the correction",
+        )
+        assert len(events(sub.messages, "status_reasserted")) == 1
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as late:
+        await late.wait_for(lambda ms: ms, what="the retained status")
+        assert (late.messages[0].retain, late.messages[0].payload) == (True, b"online")
+        assert await asyncio.to_thread(proc.stop, signal.SIGTERM, 10) == 0
+        await late.wait_status("seed", b"offline")
+        await asyncio.sleep(0.5)  # time for a wrong answer to the service's own offline
+        assert late.messages[-1].payload == b"offline"
+    assert "Traceback" not in proc.log_text()
 
 
 def thread_nices(pid: int) -> dict[int, tuple[int, int]]:

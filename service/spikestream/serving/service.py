@@ -165,6 +165,9 @@ class Service:
         # reconnect, which after a node loss waits for JetStream (4 s and more). Senders
         # still publish commands with QoS 1, acknowledged by the broker.
         self.link.subscribe(self.topics.control, qos=0)
+        # Our own status: a live ``offline`` there while we are connected is untrue (see
+        # _on_status), and is answered with ``online``.
+        self.link.subscribe(self.topics.status, qos=0)
         self.link.add_connect_hook(self._on_connect)
         self.bridges = Bridges(
             self.link,
@@ -187,6 +190,7 @@ class Service:
         self.rejected: dict[str, int] = {}
         self.unknown_inputs = 0
         self.retained_control = 0
+        self.status_reasserted = 0
         self.started = time.time()
         # Text and discovery topics in use, shown in the describe document.
         self.describe_extras = self.bridges.describe_extras()
@@ -233,6 +237,9 @@ class Service:
                 )
                 return
             self._on_control(payload, meta)
+            return
+        if topic == self.topics.status:
+            self._on_status(payload, meta)
             return
         if self.bridges.on_message(topic, payload):
             return
@@ -337,6 +344,23 @@ class Service:
             self.engine.submit(
                 ControlCommand("snapshot", value=str(folder.path / name), id=request, reply=reply)
             )
+
+    def _on_status(self, payload: bytes, meta: MessageMeta) -> None:
+        """A message on our own status topic.
+
+        A live ``offline`` while we are connected and not stopping is untrue: the will of
+        a connection of ours that a broker (a cluster node, say) gave up on only after we
+        had reconnected elsewhere and said ``online``, or a namesake's clean stop. Left
+        alone, it would stay retained and tell every monitor we are gone, so ``online`` is
+        published again and the correction is counted (stats ``status_reasserted``) and
+        reported (event ``status_reasserted``). A retained delivery is what the topic held
+        before this connection subscribed; the connect hook's ``online`` replaces it.
+        """
+        if payload != STATUS_OFFLINE or meta.retain or self._stopping or not self.link.connected:
+            return
+        if self.link.publish_nowait(self.topics.status, STATUS_ONLINE, qos=1, retain=True):
+            self.status_reasserted += 1
+            self.event("status_reasserted", count=self.status_reasserted)
 
     def _refuse_control(
         self,
@@ -650,6 +674,7 @@ class Service:
             freshness=freshness,
             rejected=self.rejected_counts(),
             retained_control=self.retained_control,
+            status_reasserted=self.status_reasserted,
             events_pending=len(self.events),
             # Lost between the tick thread and here (its deque overflowed) or beyond the
             # pending queue.

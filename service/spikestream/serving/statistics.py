@@ -58,6 +58,8 @@ class ServiceStatistics:
         freshness: Each input's age and staleness, by input name.
         rejected: Refusals by reason (``control`` counts every refused control message).
         retained_control: Retained control messages ignored.
+        status_reasserted: Live ``offline`` statuses of this service, received while it
+            was connected, answered by publishing ``online`` again.
         events_pending: Events waiting for the link.
         events_lost: Events lost in the tick thread's queue or beyond the pending queue.
         replies_failed: MQTT 5 replies that could not be handed to the link.
@@ -81,6 +83,7 @@ class ServiceStatistics:
     freshness: dict[str, Freshness]
     rejected: dict[str, int]
     retained_control: int
+    status_reasserted: int
     events_pending: int
     events_lost: int
     replies_failed: int
@@ -124,6 +127,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "inputs": _inputs(s),
         "rejected": dict(s.rejected),
         "retained_control": s.retained_control,
+        "status_reasserted": s.status_reasserted,
         "events_pending": s.events_pending,
         "connects": ls.connects,
         "reconnects": ls.reconnects,
