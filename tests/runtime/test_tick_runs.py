@@ -180,9 +180,12 @@ def test_the_pacer_counts_caught_up_ticks_as_due_does() -> None:
     assert under_test.burst == 0
 
 
-def _run_until_control(loop: TickLoop, period: float, frames: list[tuple[int, int]]) -> int:
+def _run_until_control(
+    loop: TickLoop, period: float, frames: list[tuple[int, int]], drain: bool = False
+) -> int:
     """Run (again after each overrun, on a fresh grid: this machine stalls now and then)
-    until interrupted; the ticks run in all."""
+    until interrupted; the ticks run in all. ``drain``: a full ring is emptied (the rows
+    dropped) and the run goes on, for a test that runs longer than the ring lasts."""
     ticks = 0
     while True:
         k = int(loop.loop[L_NEXT])
@@ -190,6 +193,9 @@ def _run_until_control(loop: TickLoop, period: float, frames: list[tuple[int, in
         ticks += loop.ticks_run
         if reason == RUN_CONTROL:
             return ticks
+        if drain and reason == RUN_FULL:
+            loop.done(len(loop.take()))
+            continue
         assert reason == RUN_OVERRUN
 
 
@@ -748,6 +754,40 @@ def test_two_stages_step_as_one_stage_bit_for_bit(weights: str | None, inline: b
     assert any(r.probes[1].any() for r in got)
 
 
+@pytest.mark.parametrize("stages", [False, True])
+def test_a_floor_busy_waits_instead_of_stepping_until_restored(stages: bool) -> None:
+    """``as_floor``: each stage busy-waits its time instead of running its ops, so every
+    row spans at least their sum (first stage's start to the last one's end) while its
+    probes stay what the last stepped tick left; inputs are still applied. ``as_floor(0)``
+    steps again."""
+    _, native, loop = _chain_loop(stages)
+    first, second = 0.0004, 0.0003
+    span = first + (second if stages else 0.0)
+
+    def run(value: list[float]) -> list[Row]:
+        native.mailboxes[0].post(np.array(value), time.perf_counter(), None)
+        rows = _run_to_full(loop)
+        loop.done(len(rows))
+        return rows
+
+    stepped = run([0.6, -0.4])
+    assert len({r.probes[0].tobytes() for r in stepped}) > 1  # the chain moves
+    loop.as_floor(first, second)
+    floor = run([-0.5, 0.9])
+    assert loop.threaded is stages
+    for row in floor:
+        assert row.meta[4] - row.meta[0] >= span
+        np.testing.assert_array_equal(row.inputs[0], np.float32([-0.5, 0.9]))
+        for got, last in zip(row.probes, stepped[-1].probes, strict=True):
+            np.testing.assert_array_equal(got, last)
+    loop.as_floor(0.0)
+    again = run([0.6, -0.4])
+    assert len({r.probes[0].tobytes() for r in again}) > 1
+    assert min(r.meta[4] - r.meta[0] for r in again) < first  # the 8-population chain's tick
+    with pytest.raises(ValueError, match="floor stage times"):
+        loop.as_floor(-0.001)
+
+
 def test_a_run_in_two_stages_finishes_every_tick_before_it_returns() -> None:
     """Whatever ends a run (an interrupt from another thread here), the rows it ran are
     all published: Python may then read or change any array."""
@@ -815,7 +855,8 @@ def test_a_pinned_run_puts_the_two_threads_on_different_cpus_and_restores_the_ma
 
     def tick() -> None:
         ticker["tid"] = threading.get_native_id()
-        _run_until_control(loop, 0.002, [(1, 1)])
+        # Sampling /proc on a busy machine can outlast the ring: rows are dropped then.
+        _run_until_control(loop, 0.002, [(1, 1)], drain=True)
         ticker["after"] = os.sched_getaffinity(0)
 
     thread = threading.Thread(target=tick)

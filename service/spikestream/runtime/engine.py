@@ -358,6 +358,12 @@ class Engine:
             self._thread.join(timeout)
 
     @property
+    def tick_loop(self) -> TickLoop | None:
+        """The runs of compiled ticks (``runs=True`` on the compiled path), else None.
+        Benchmarks turn it into the machine's floor with :meth:`TickLoop.as_floor`."""
+        return self._runs
+
+    @property
     def wake_fd(self) -> int | None:
         """An eventfd that becomes readable when a run of ticks completes a frame (then
         call :meth:`collect`), or None when ticks do not run in runs."""

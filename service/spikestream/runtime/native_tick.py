@@ -254,8 +254,10 @@ class NativeTick:
     L_INLINE,
     L_PIN,
     L_PINNED,
-) = range(38)
-LOOP_COLUMNS = 38
+    L_FLOOR_NS1,
+    L_FLOOR_NS2,
+) = range(40)
+LOOP_COLUMNS = 40
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW = range(6)
 TIME_COLUMNS = 6
@@ -558,6 +560,17 @@ class TickLoop:
         self.times[[T_T0, T_PERIOD]] = (t0, period)
         reason: int = self._run(*self._args, self._address, int(self.times.ctypes.data))
         return reason
+
+    def as_floor(self, first: float, second: float = 0.0) -> None:
+        """Make this loop the machine's floor for a tick of this much work (benchmarks):
+        each stage busy-waits ``first`` and ``second`` seconds (without :attr:`stages`,
+        the one stage ``first``) instead of running its ops, and reads no weights; pacing,
+        inputs, latches, copies, the hand-over and the reader's wake-ups stay as they
+        are. 0 restores a stage's ops. Call it between runs."""
+        if not (0.0 <= first < 1.0 and 0.0 <= second < 1.0):
+            raise ValueError(f"floor stage times must be in [0, 1) s, got {first}, {second}")
+        self.loop[L_FLOOR_NS1] = round(first * 1e9)
+        self.loop[L_FLOOR_NS2] = round(second * 1e9) if self.stages is not None else 0
 
     @property
     def threaded(self) -> bool:

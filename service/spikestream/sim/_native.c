@@ -884,6 +884,11 @@ enum {
     L_INLINE,     /* nonzero: run the second stage on the tick thread, after the first */
     L_PIN,        /* nonzero: pin the two threads to different CPUs for the call (pin_stages) */
     L_PINNED,     /* 1: the last call did (an output) */
+    /* The machine's floor (benchmarks only): nonzero replaces the first or the second
+     * stage's ops by a busy wait of this many nanoseconds, from the stage's start, so a
+     * run paces, hands over and copies as the network's would but reads no weights. */
+    L_FLOOR_NS1,
+    L_FLOOR_NS2,
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
@@ -1119,6 +1124,14 @@ static void finish_tick(int64_t *loop, int64_t head, int64_t first_copy, double 
     }
 }
 
+/* A stage of the floor (L_FLOOR_NS1, L_FLOOR_NS2): busy until ns after start. */
+static void busy_for(double start, int64_t ns)
+{
+    const double until = start + (double)ns * 1e-9;
+    while (mono_now() < until)
+        ;
+}
+
 /* The second stage of this call's tick i: latch, run, finish. */
 static void stage2_tick(struct stages *p, int64_t i, int threaded)
 {
@@ -1130,7 +1143,10 @@ static void stage2_tick(struct stages *p, int64_t i, int threaded)
     }
     if (threaded)
         signal_count(&p->latched, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
-    run_stage(p->v, (const int64_t *)(intptr_t)loop[L_PROGRAM2], loop[L_N_OPS2]);
+    if (loop[L_FLOOR_NS2] > 0)
+        busy_for(mono_now(), loop[L_FLOOR_NS2]);
+    else
+        run_stage(p->v, (const int64_t *)(intptr_t)loop[L_PROGRAM2], loop[L_N_OPS2]);
     finish_tick(loop, p->head0 + i, loop[L_MAIN_COPIES], mono_now());
     if (threaded)
         signal_count(&p->done, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
@@ -1247,7 +1263,10 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         }
         double start = mono_now(), wall_start = wall_now();
         apply_inputs(v, start);
-        run_stage(v, (const int64_t *)(intptr_t)v[0], v[1]);
+        if (loop[L_FLOOR_NS1] > 0)
+            busy_for(start, loop[L_FLOOR_NS1]);
+        else
+            run_stage(v, (const int64_t *)(intptr_t)v[0], v[1]);
         const double end = mono_now();
         char *row = ring_row(loop, head);
         copy_into(row, copies, 0, main_copies);
