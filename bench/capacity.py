@@ -296,6 +296,40 @@ def work_floor_share(duration: float, work_ms: float) -> float:
     return 100.0 * float(json.loads(out.stdout.strip().splitlines()[-1])["late_fraction"])
 
 
+def loop_floor(
+    pops: int, weights_dtype: str | None, threads: int, duration: float
+) -> dict[str, Any]:
+    """The engine's own loop paced for ``duration`` s with each stage busy-waiting its
+    median once-per-tick stepping time instead of stepping, on ``threads`` tick threads
+    (``bench/tickthreads.py`` variant 1c or 2c, a fresh process): the floor of this chain's
+    tick on this machine, without its weights' memory traffic, the broker or MQTT. Returns
+    its late share (%) and the stage times it waited (ms)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "floor.json"
+        subprocess.run(
+            [
+                sys.executable,
+                str(Path(__file__).parent / "tickthreads.py"),
+                "--pops",
+                str(pops),
+                "--weights",
+                weights_dtype or "state",
+                "--variants",
+                f"{threads}c",
+                "--rounds",
+                "1",
+                "--seconds",
+                str(duration),
+                "--json",
+                str(out),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        row = json.loads(out.read_text())["paced"][0]
+    return {"late_pct": float(row["late_pct"]), "stage_ms": row["stage_ms"]}
+
+
 async def realtime(
     pop_counts: list[int],
     duration: float,
@@ -304,6 +338,7 @@ async def realtime(
     floor: bool = False,
     weights: list[str | None] | None = None,
     work_floor: bool = False,
+    with_loop_floor: bool = False,
 ) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -331,10 +366,21 @@ async def realtime(
                     row["floor_late_pct"] = base
                     row["step_ms"] = cost
                     row["work_floor_late_pct"] = work
+                    looped = None
+                    if with_loop_floor:
+                        threads = int(row["tick_threads"] or 1)
+                        looped = await asyncio.to_thread(loop_floor, pops, w, threads, duration)
+                    row["loop_floor"] = looped
                     rows.append(row)
                     beside = "" if base is None else f" (floor beside it: {base:.3f} %)"
                     if work is not None:
                         beside += f" (a tick spinning its {cost:.3f} ms: {work:.3f} %)"
+                    if looped is not None:
+                        stages = " + ".join(f"{x:.3f}" for x in looped["stage_ms"] if x)
+                        beside += (
+                            f" (the loop busy-waiting its stages, {stages} ms: "
+                            f"{looped['late_pct']:.3f} %)"
+                        )
                     print(
                         f"serve {pops} pops ({pops * N} neurons) [{row['serve_args']}]: "
                         f"{row['late_fraction'] * 100:.3f} % ticks > 1 ms late{beside}, "
@@ -384,6 +430,14 @@ def main() -> None:
         "as long as the network's",
     )
     p.add_argument(
+        "--loop-floor",
+        action="store_true",
+        help="after each serve run, run the engine's own loop for --duration on as many "
+        "tick threads as the service used, each stage busy-waiting its once-per-tick "
+        "stepping time instead of stepping (bench/tickthreads.py): the floor of this "
+        "chain's tick without its memory traffic, the broker or MQTT",
+    )
+    p.add_argument(
         "--weights",
         default="state",
         help="comma list of how the served chain stores its matrices: state (the state "
@@ -403,6 +457,7 @@ def main() -> None:
             args.floor,
             weights,
             args.work_floor,
+            args.loop_floor,
         )
     )
     print(
@@ -415,15 +470,18 @@ def main() -> None:
         )
     print(
         "\n| Chain served live | serve flags | Neurons | Ticks | > 1 ms late | floor beside it "
-        "| p99 (ms) | max (ms) | RTF since start | RTF over the span | lowest 10 s RTF "
-        "| work p50 / worst p99 (ms) |"
-        "\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| loop floor | p99 (ms) | max (ms) | RTF since start | RTF over the span "
+        "| lowest 10 s RTF | work p50 / worst p99 (ms) |"
+        "\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for r in live:
         base = r.get("floor_late_pct")
+        looped = r.get("loop_floor")
+        loop_cell = "-" if looped is None else f"{looped['late_pct']:.3f} %"
         print(
             f"| {r['pops']} × 1000 | {r['serve_args'] or '-'} | {r['neurons']:,} | {r['ticks']} | "
             f"{r['late_fraction'] * 100:.3f} % | {'-' if base is None else f'{base:.3f} %'} | "
+            f"{loop_cell} | "
             f"{r['late_p99_ms']} | {r['late_max_ms']} | {r['rf']} | {r['rf_span']} | "
             f"{r['rf_10s_min']} | {r['work_p50_ms']} / {r['work_p99_ms']} |"
         )

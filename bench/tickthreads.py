@@ -33,6 +33,7 @@ Usage: ``python bench/tickthreads.py [--pops 100,150] [--seconds 15] [--rounds 2
 from __future__ import annotations
 
 import argparse
+import json
 import select
 import statistics
 import sys
@@ -65,7 +66,7 @@ class Steps(NamedTuple):
     paced_second: float
 
 
-def stepping(pops: int, ticks: int, repeats: int) -> Steps:
+def stepping(pops: int, ticks: int, repeats: int, weights: str | None = None) -> Steps:
     """The whole program on one thread, then each stage on its own thread with both
     running at once (best of ``repeats`` each); then each alone, once per 1 ms tick as a
     paced tick runs, sleeping in between (the median tick). Back to back, each core keeps
@@ -73,7 +74,7 @@ def stepping(pops: int, ticks: int, repeats: int) -> Steps:
     runs on the host) and reads them again from memory."""
     ext = extension()
     assert ext is not None, "the C extension is not built"
-    sim = Simulator(build(parse_network(chain_dict(pops))))
+    sim = Simulator(build(parse_network(chain_dict(pops, weights_dtype=weights))))
     stages = sim.two_stages([sim.inputs["u"]])
     whole = sim.native_program()
     assert stages is not None
@@ -119,13 +120,18 @@ def stepping(pops: int, ticks: int, repeats: int) -> Steps:
 
 
 def paced(
-    pops: int, threads: int, pin: bool, seconds: float, floor: tuple[float, float] | None = None
+    pops: int,
+    threads: int,
+    pin: bool,
+    seconds: float,
+    floor: tuple[float, float] | None = None,
+    weights: str | None = None,
 ) -> dict[str, float]:
     """The engine paced in runs for ``seconds`` after 3 s of start-up. ``floor``: each
     stage busy-waits this long (s; first, second) instead of running its ops
     (:meth:`TickLoop.as_floor`): the machine's floor for this much work per tick."""
     engine = Engine(
-        build(parse_network(chain_dict(pops))),
+        build(parse_network(chain_dict(pops, weights_dtype=weights))),
         queue_capacity=4000,
         runs=True,
         tick_threads=threads,
@@ -201,7 +207,16 @@ def main() -> None:
         "1f and 2f as long as it steps back to back (hot caches), 1c and 2c as long as it "
         "steps once per tick (the median; part evicted); default: %(default)s",
     )
+    parser.add_argument(
+        "--weights",
+        choices=("state", "float16"),
+        default="state",
+        help="how the chain stores its matrices: state (float32) or float16 "
+        "(network.weights_dtype); default: %(default)s",
+    )
+    parser.add_argument("--json", type=Path, help="also write every paced row here")
     args = parser.parse_args()
+    weights = None if args.weights == "state" else args.weights
     pops = [int(p) for p in args.pops.split(",") if p]
     wanted = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(wanted) - set(VARIANTS))
@@ -213,7 +228,7 @@ def main() -> None:
     )
     steps = {}
     for p in pops:
-        st = steps[p] = stepping(p, args.ticks, args.repeats)
+        st = steps[p] = stepping(p, args.ticks, args.repeats, weights)
         print(
             f"  {p * N:>7,} neurons: {st.whole:.3f} | {st.first:.3f}, {st.second:.3f}"
             f" || {st.paced_whole:.3f} | {st.paced_first:.3f}, {st.paced_second:.3f}",
@@ -224,6 +239,7 @@ def main() -> None:
         " a floor busy-waits instead of stepping: hot, the back-to-back times above; cold,"
         " the once-per-tick ones"
     )
+    rows = []
     for r in range(args.rounds):
         for p in pops:
             st = steps[p]
@@ -238,7 +254,17 @@ def main() -> None:
                     )
                 if floor is not None:
                     floor = (floor[0] * 1e-3, floor[1] * 1e-3)
-                row = paced(p, threads, pin, args.seconds, floor)
+                row = paced(p, threads, pin, args.seconds, floor, weights)
+                rows.append(
+                    {
+                        "round": r,
+                        "pops": p,
+                        "variant": name,
+                        "weights": args.weights,
+                        "stage_ms": None if floor is None else [x * 1e3 for x in floor],
+                        **row,
+                    }
+                )
                 label = f"{threads} thread{'s' if threads > 1 else ''}{', pinned' if pin else ''}"
                 label += f", {floor_of} floor" if floor_of else ""
                 print(
@@ -246,6 +272,12 @@ def main() -> None:
                     f"{row['rate']:.4f}, {row['work_p50_ms']:.3f} / {row['work_p99_ms']:.3f} ms",
                     flush=True,
                 )
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {"stepping": {p: s._asdict() for p, s in steps.items()}, "paced": rows}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":
