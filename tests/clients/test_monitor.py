@@ -141,7 +141,7 @@ def test_cpu_contention_is_flagged_only_when_the_service_says_so(flag: object, s
 def test_recent_windows_render_beside_the_since_start_figures() -> None:
     model = MonitorModel("fake")
     recent = {"realtime_factor_actual": 0.5, "late_p99_ms": 4.25, "late_max_ms": 9.0}
-    recent |= {"work_p99_ms": 0.825}
+    recent |= {"work_p99_ms": 0.825, "cpu_steal_pct": 7.25}
     model.on_stats(
         {"realtime_factor_actual": 0.999, "late_p99_ms": 0.05}
         | {"window_1s": recent | {"late_over_1ms_pct": 12.5}, "window_10s": [1, 2]}
@@ -150,8 +150,11 @@ def test_recent_windows_render_beside_the_since_start_figures() -> None:
     console.print(render(model.snapshot(), "mqtt://broker:1883"))
     text = console.export_text()
     assert "RTF 0.999  late p99 0.05 ms" in text  # since start
-    assert "1s: RTF 0.500  late p99 4.25 ms  max 9.00 ms  > 1 ms 12.500 %  work p99 0.825" in text
-    assert "10s: RTF -  late p99 - ms  max - ms  > 1 ms - %  work p99 - ms" in text  # unknown
+    assert (
+        "1s: RTF 0.500  late p99 4.25 ms  max 9.00 ms  > 1 ms 12.500 %  work p99 0.825 ms  "
+        "steal 7.2 %"
+    ) in text
+    assert "10s: RTF -  late p99 - ms  max - ms  > 1 ms - %  work p99 - ms  steal - %" in text
 
 
 def _input_rows(text: str) -> dict[str, list[str]]:

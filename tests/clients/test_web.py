@@ -212,7 +212,8 @@ async def test_web_monitor_draws_spikes_in_chromium(
             assert await browser.evaluate("document.body.dataset.gaps") == "0"
             # The last second's figures from the service's stats, not since start.
             recent = await browser.wait_for(
-                "(t => /^\\d\\.\\d{3} · [\\d.]+ \\/ [\\d.]+ ms · [\\d.]+ % · \\d+\\.\\d{3} ms$/"
+                "(t => /^\\d\\.\\d{3} · [\\d.]+ \\/ [\\d.]+ ms · [\\d.]+ % · \\d+\\.\\d{3} ms"
+                " · steal \\d+\\.\\d %$/"
                 ".test(t) && t)"
                 "(document.getElementById('s-recent-1s').textContent)",
                 what="the last second's RTF and lateness",

@@ -45,6 +45,8 @@ def service() -> Service:
         ServeSettings(),
         memory_limit=1 << 30,
     )
+    # The host's CPU times around the run, stamped 10 s apart: both windows span them.
+    svc.host_cpu.sample(0.0)
     svc.engine.start()
     try:
         svc._on_message(INPUT, encode_input([0.5]), META)
@@ -54,6 +56,7 @@ def service() -> Service:
         time.sleep(0.3)
     finally:
         svc.engine.stop()
+    svc.host_cpu.sample(10.0)
     svc._drain()  # frames meet a link that is not connected: they wait, or are dropped
     return svc
 
@@ -109,6 +112,12 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
         work_max = metric("spikestream_window_tick_work_max_seconds", window=window)
         longest = payload[key]["work_max_ms"]
         assert longest == round(work_max * 1e3, 4) >= payload[key]["work_p99_ms"]
+        # The engine's 0.3 s of ticks ran between the two samples of the host's CPU time.
+        for field, name in (("cpu_busy_pct", "busy"), ("cpu_steal_pct", "steal")):
+            ratio = metric(f"spikestream_window_cpu_{name}_ratio", window=window)
+            assert payload[key][field] == round(ratio * 100, 2)
+            assert 0.0 <= ratio <= 1.0
+        assert payload[key]["cpu_busy_pct"] > 0
     assert metric("spikestream_tick_lateness_seconds_count") == snap.lateness.count
     assert snap.lateness.count == snap.engine.pacer.ticks
     assert metric("spikestream_spin_contended") == float(payload["spin_contended"])

@@ -58,6 +58,7 @@ RECENT_KEYS: Final = (
     "late_max_ms",
     "late_over_1ms_pct",
     "work_p99_ms",
+    "cpu_steal_pct",
 )
 
 

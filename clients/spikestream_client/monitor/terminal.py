@@ -115,11 +115,13 @@ def _recent(stats: dict[str, Any]) -> str:
     """The last 1 s and 10 s: what is happening now, beside the since-start line."""
     parts = []
     for window in RECENT_WINDOWS:
-        rf, p99, late_max, over, work = (recent_stat(stats, window, k) for k in RECENT_KEYS)
+        rf, p99, late_max, over, work, steal = (recent_stat(stats, window, k) for k in RECENT_KEYS)
+        # Host steal: on a VM, late ticks beside it were the hypervisor's doing.
         parts.append(
             f"{window.removeprefix('window_')}: RTF {_num(rf, '{:.3f}')}  "
             f"late p99 {_num(p99, '{:.2f}')} ms  max {_num(late_max, '{:.2f}')} ms  "
-            f"> 1 ms {_num(over, '{:.3f}')} %  work p99 {_num(work, '{:.3f}')} ms"
+            f"> 1 ms {_num(over, '{:.3f}')} %  work p99 {_num(work, '{:.3f}')} ms  "
+            f"steal {_num(steal, '{:.1f}')} %"
         )
     return "   ".join(parts)
 

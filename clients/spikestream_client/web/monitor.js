@@ -304,7 +304,7 @@
       const k = (name) => st[`window_${w}_${name}`];
       $(`s-recent-${w}`).textContent = `${fmt(k("realtime_factor_actual"), 3)} · ` +
         `${fmt(k("late_p99_ms"), 2)} / ${fmt(k("late_max_ms"), 2)} ms · ${fmt(k("late_over_1ms_pct"), 3)} % · ` +
-        `${fmt(k("work_p99_ms"), 3)} ms`;
+        `${fmt(k("work_p99_ms"), 3)} ms · steal ${fmt(k("cpu_steal_pct"), 1)} %`;
     }
     $("f-late").textContent = fmt(svc.late_max_frames === null ? null : svc.late_max_frames * 1e3, 2) + " ms";
     $("s-dropped").textContent = `${svc.dropped} (service ${st.dropped === undefined ? "-" : st.dropped})`;

@@ -7,6 +7,7 @@ ones the ``stats`` topic shows, counted once, and the tick thread does no extra 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from spikestream.runtime.hostcpu import CpuShares
 from spikestream.runtime.stats import WindowStatistics
 from spikestream.serving.statistics import ServiceStatistics
 
@@ -73,7 +75,7 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         net,
         0.0 if rf != rf else rf,
     )
-    yield from _window_metrics(net, es.pacer.recent, es.work)
+    yield from _window_metrics(net, es.pacer.recent, es.work, s.host_cpu)
     yield _counter("spikestream_ticks", "Ticks run", net, es.pacer.ticks)
     yield _counter("spikestream_overruns", "Ticks that started late", net, es.pacer.overruns)
     yield _counter("spikestream_skipped_ticks", "Ticks skipped to realign", net, es.skipped_ticks)
@@ -209,11 +211,15 @@ class MultiCollector(Collector):
 
 
 def _window_metrics(
-    net: str, recent: tuple[WindowStatistics, ...], work: tuple[WindowStatistics, ...]
+    net: str,
+    recent: tuple[WindowStatistics, ...],
+    work: tuple[WindowStatistics, ...],
+    host: tuple[CpuShares | None, ...] = (),
 ) -> Iterator[Metric]:
     """Gauges over the last 1 s and 10 s (label ``window``), beside the since-start counters
     and histogram: they show an episode while it lasts. NaN when no tick ran in the window.
-    ``work``: the ticks' work durations over the same windows."""
+    ``work``: the ticks' work durations over the same windows; ``host``: the host's CPU
+    shares over them (NaN where unknown)."""
     labels = ["net", "window"]
     rf = GaugeMetricFamily(
         "spikestream_window_realtime_factor_actual",
@@ -248,8 +254,21 @@ def _window_metrics(
         "Longest work of a tick in the last window",
         labels=labels,
     )
-    for w, busy in zip(recent, work, strict=True):
+    cpu_busy = GaugeMetricFamily(
+        "spikestream_window_cpu_busy_ratio",
+        "Share (0..1) of all the host's CPU time spent running anything in the last window",
+        labels=labels,
+    )
+    cpu_steal = GaugeMetricFamily(
+        "spikestream_window_cpu_steal_ratio",
+        "Share (0..1) of all the host's CPU time the hypervisor stole in the last window",
+        labels=labels,
+    )
+    shares = host if len(host) == len(recent) else (None,) * len(recent)
+    for w, busy, cpu in zip(recent, work, shares, strict=True):
         window = f"{w.seconds:g}s"
+        cpu_busy.add_metric([net, window], math.nan if cpu is None else cpu.busy)
+        cpu_steal.add_metric([net, window], math.nan if cpu is None else cpu.steal)
         for q, value in (("0.5", busy.lateness.p50), ("0.99", busy.lateness.p99)):
             work_quantiles.add_metric([net, window, q], value)
         work_max.add_metric([net, window], busy.lateness.max)
@@ -262,6 +281,7 @@ def _window_metrics(
         for threshold in lat.thresholds:
             share.add_metric([net, window, repr(threshold)], w.late_share(threshold))
     yield from (rf, ticks, quantiles, late_max, share, work_quantiles, work_max)
+    yield from (cpu_busy, cpu_steal)
 
 
 def _gauge(name: str, doc: str, net: str, value: float) -> GaugeMetricFamily:

@@ -38,6 +38,8 @@ from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.cpulatency import CpuLatencyRequest
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.gil import yield_gil
+from spikestream.runtime.hostcpu import SAMPLE_EVERY, HostCpu
+from spikestream.runtime.pacer import WINDOWS
 from spikestream.runtime.priority import lower_priority
 from spikestream.runtime.streams import FrameBuffer, ProbeStream
 from spikestream.runtime.trace import LatencyTrace
@@ -196,6 +198,10 @@ class Service:
         self.describe_extras = self.bridges.describe_extras()
         self.replies_failed = 0
         self._stopping = False
+        #: The host's CPU time over the stats windows (busy, stolen by the hypervisor),
+        #: sampled by the event loop while serving.
+        self.host_cpu = HostCpu(horizon=max(WINDOWS))
+        self._host_timer: asyncio.TimerHandle | None = None
         self.trace: LatencyTrace | None = None
         if settings.trace_latency is not None:
             self.trace = LatencyTrace(list(self.engine.streams))
@@ -580,6 +586,18 @@ class Service:
             return
         self.event("snapshot_written", id=request, path=str(path), tick=int(state["tick"]))
 
+    def _sample_host(self) -> None:
+        """Sample the host's CPU times, then again every SAMPLE_EVERY seconds (a callback,
+        not a task: it never ends the serving); where they cannot be read, say so once."""
+        assert self._loop is not None
+        if self.host_cpu.sample(time.monotonic()):
+            self._host_timer = self._loop.call_later(SAMPLE_EVERY, self._sample_host)
+        else:
+            log.warning(
+                "the host's CPU figures (cpu_busy_pct, cpu_steal_pct) are unavailable: %s",
+                self.host_cpu.error,
+            )
+
     async def _publisher(self) -> None:
         assert self._wake is not None
         wake = self._wake
@@ -681,6 +699,7 @@ class Service:
             events_lost=self.events.lost + es.events_dropped,
             replies_failed=self.replies_failed,
             bridges=self.bridges.statistics(),
+            host_cpu=tuple(self.host_cpu.shares(w.seconds) for w in es.pacer.recent),
         )
 
     def rejected_counts(self) -> dict[str, int]:
@@ -719,6 +738,7 @@ class Service:
         self.io_priority = lower_priority(self.settings.io_nice)
         if (fd := self.engine.wake_fd) is not None:
             self._loop.add_reader(fd, self._wake.set)
+        self._sample_host()
         log.info(
             "serving",
             extra={
@@ -751,6 +771,8 @@ class Service:
                 for task in tasks:
                     task.cancel()
         finally:
+            if self._host_timer is not None:
+                self._host_timer.cancel()
             if (fd := self.engine.wake_fd) is not None:
                 self._loop.remove_reader(fd)
             self.engine.stop()

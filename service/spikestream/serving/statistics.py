@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spikestream.runtime.engine import EngineStatistics
+from spikestream.runtime.hostcpu import CpuShares
 from spikestream.runtime.stats import LatenessHistogram, WindowStatistics
 from spikestream_client.transport import LinkStatistics
 
@@ -64,6 +65,8 @@ class ServiceStatistics:
         events_lost: Events lost in the tick thread's queue or beyond the pending queue.
         replies_failed: MQTT 5 replies that could not be handed to the link.
         bridges: The text and discovery bridges' counters (zeros when disabled).
+        host_cpu: Per recent window (``engine.pacer.recent``), the host's busy and stolen
+            CPU shares over it, or None where unknown (:mod:`spikestream.runtime.hostcpu`).
     """
 
     net: str
@@ -88,6 +91,7 @@ class ServiceStatistics:
     events_lost: int
     replies_failed: int
     bridges: dict[str, int]
+    host_cpu: tuple[CpuShares | None, ...] = ()
 
 
 def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
@@ -107,8 +111,10 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "late_max_ms": _round(lat.max * 1e3, 4),
         "late_over_1ms": lat.over_threshold(0.001),
         **{
-            window_key(w.seconds): _window(w, work)
-            for w, work in zip(es.pacer.recent, es.work, strict=True)
+            window_key(w.seconds): _window(w, work, host)
+            for w, work, host in zip(
+                es.pacer.recent, es.work, _host_shares(s, len(es.pacer.recent)), strict=True
+            )
         },
         "overruns": es.pacer.overruns,
         "scheduling": s.scheduling,
@@ -161,9 +167,15 @@ def window_key(seconds: float) -> str:
     return f"window_{seconds:g}s"
 
 
-def _window(w: WindowStatistics, work: WindowStatistics) -> dict[str, Any]:
+def _host_shares(s: ServiceStatistics, windows: int) -> tuple[CpuShares | None, ...]:
+    """The host's CPU shares per window, None for each where unknown."""
+    return s.host_cpu if len(s.host_cpu) == windows else (None,) * windows
+
+
+def _window(w: WindowStatistics, work: WindowStatistics, host: CpuShares | None) -> dict[str, Any]:
     """One recent window for the stats topic (docs/PROTOCOL.md, "Recent windows"), with
-    the ticks' work over a window of the same length (``work``: :attr:`EngineStatistics.work`)."""
+    the ticks' work over a window of the same length (``work``: :attr:`EngineStatistics.work`)
+    and the host's CPU shares over about the same span (``host``; None: unknown)."""
     lat, busy = w.lateness, work.lateness
 
     def pct(threshold: float) -> float | None:
@@ -183,6 +195,8 @@ def _window(w: WindowStatistics, work: WindowStatistics) -> dict[str, Any]:
         "work_p50_ms": _round(busy.p50 * 1e3, 4),
         "work_p99_ms": _round(busy.p99 * 1e3, 4),
         "work_max_ms": _round(busy.max * 1e3, 4),
+        "cpu_busy_pct": None if host is None else _round(host.busy * 100.0, 2),
+        "cpu_steal_pct": None if host is None else _round(host.steal * 100.0, 2),
     }
 
 
