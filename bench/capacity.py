@@ -182,6 +182,7 @@ async def serve_once(
     last: dict[str, Any] = {}
     windows: list[float] = []  # each stats message's last-10-s real-time factor
     work: list[tuple[float, float]] = []  # and its last-10-s work p50 and p99 (ms)
+    steal: list[float] = []  # and the host's steal over the last 10 s (% of all CPUs)
     received: list[float] = []  # when the first and each later stats message arrived
     try:
         async with aiomqtt.Client("127.0.0.1", port) as client:
@@ -201,6 +202,8 @@ async def serve_once(
                     windows.append(float(w))
                     if recent.get("work_p99_ms") is not None:
                         work.append((float(recent["work_p50_ms"]), float(recent["work_p99_ms"])))
+                    if recent.get("cpu_steal_pct") is not None:
+                        steal.append(float(recent["cpu_steal_pct"]))
                 assert start is not None
                 if time.monotonic() - start >= duration:
                     break
@@ -236,6 +239,10 @@ async def serve_once(
         "serve_args": variant_label(extra, weights_dtype),
         # Threads that stepped each tick (--tick-threads; 2: two stages).
         "tick_threads": last.get("tick_threads"),
+        # The host's CPU time the hypervisor stole, as the service saw it: the median and
+        # the highest of its 10 s windows over the span (% of all CPUs' time).
+        "steal_pct_median": statistics.median(steal) if steal else None,
+        "steal_pct_max": max(steal, default=None),
     }
 
 
@@ -388,7 +395,9 @@ async def realtime(
                         f"{row['rf_span']} over the span, lowest 10 s window {row['rf_10s_min']}, "
                         f"work p50 {row['work_p50_ms']} ms, worst 10 s work p99 "
                         f"{row['work_p99_ms']} ms, contended spells {row['contended_spells']} "
-                        f"({row['contended_ticks']} ticks), tick threads {row['tick_threads']}",
+                        f"({row['contended_ticks']} ticks), tick threads {row['tick_threads']}, "
+                        f"host steal (10 s windows) median {row['steal_pct_median']} %, "
+                        f"max {row['steal_pct_max']} %",
                         flush=True,
                     )
         finally:

@@ -71,6 +71,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from realtime import COUNTER, NODELAY, SEED, Broker, free_port
+from spikestream.runtime.hostcpu import CpuTimes, read_cpu_times
 from spikestream.serving.settings import ServeSettings
 from spikestream_client.codec import ValueFrame, decode_frame, decode_input, encode_input
 
@@ -131,6 +132,7 @@ def floor_child(
     windows = []
     nxt = t0 + WARMUP + WINDOW
     end = t0 + WARMUP + duration + 0.15  # the last window's last bucket has ended
+    host: CpuTimes | None = None  # the host's CPU times when the current window began
     while True:
         if python_wait:
             tick = pacer.wait()
@@ -138,13 +140,24 @@ def floor_child(
             tick = pacer.release(ext.sleep_until(pacer.due().deadline, spin))
             if adapt is not None:
                 spin = adapt()
+        if host is None and tick.start >= nxt - WINDOW:
+            host = read_cpu_times()
         if tick.start >= nxt:
-            windows.append(window_row(pacer.recent()[1]))
+            now = read_cpu_times()
+            assert host is not None
+            windows.append(window_row(pacer.recent()[1]) | {"steal_pct": steal_pct(host, now)})
+            host = now
             nxt += WINDOW
             if nxt > end:
                 break
     spells = 0 if adapt is None else adapt.spells
     return {"windows": windows, "slice": granted, "contended_spells": spells}
+
+
+def steal_pct(before: CpuTimes, after: CpuTimes) -> float:
+    """The share of all the host's CPU time the hypervisor stole between two readings, %."""
+    total = after.total - before.total
+    return 100.0 * (after.steal - before.steal) / total if total > 0 else math.nan
 
 
 def window_row(w: Any) -> dict[str, float]:
@@ -183,10 +196,17 @@ def scrape_window(port: int) -> dict[str, float]:
         "max_ms": got["spikestream_window_tick_lateness_max_seconds"] * 1e3,
         "rtf": got["spikestream_window_realtime_factor_actual"],
         "work_p99_ms": got["spikestream_window_tick_work_seconds_q99"] * 1e3,
+        # The host's steal over the service's own 10 s window (NaN where unknown).
+        "steal_pct": got.get("spikestream_window_cpu_steal_ratio", math.nan) * 100.0,
         # Since the service started (cumulative counters): the spin's adaptation.
         "contended_spells": got.get("spikestream_contended_spells_total", math.nan),
         "contended_ticks": got.get("spikestream_contended_ticks_total", math.nan),
     }
+
+
+def _mean(values: list[float]) -> float:
+    known = [v for v in values if v == v]
+    return statistics.fmean(known) if known else math.nan
 
 
 def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
@@ -198,6 +218,8 @@ def summarize(windows: list[dict[str, float]]) -> dict[str, float]:
         "late_250us_pct": 100.0 * sum(w["over_250us"] for w in windows) / max(ticks, 1),
         "p99_ms": max((w["p99_ms"] for w in windows), default=math.nan),
         "max_ms": max((w["max_ms"] for w in windows), default=math.nan),
+        # The host's steal, the mean of the windows' (each covers 10 s).
+        "steal_pct": _mean([w.get("steal_pct", math.nan) for w in windows]),
         # The service's own work per tick (the floor has none to speak of).
         "work_p99_ms": max((w.get("work_p99_ms", math.nan) for w in windows), default=math.nan),
         # The service's adaptation, cumulative: the last window's count (the floor counts
@@ -564,6 +586,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         ("p99_ms", "Tick lateness p99, worst 10 s window (ms)"),
         ("max_ms", "Tick lateness max (ms)"),
         ("work_p99_ms", "Tick work p99, worst 10 s window (ms)"),
+        ("steal_pct", "Host steal, mean of the 10 s windows (% of all CPU time)"),
     ]
     if compare:
         measures.append(("total_p99", "Input-to-output p99 (ms)"))
