@@ -46,7 +46,7 @@ def service() -> Service:
         memory_limit=1 << 30,
     )
     # The host's CPU times around the run, stamped 10 s apart: both windows span them.
-    svc.host_cpu.sample(0.0)
+    svc.host.cpu.sample(0.0)
     svc.engine.start()
     try:
         svc._on_message(INPUT, encode_input([0.5]), META)
@@ -56,7 +56,7 @@ def service() -> Service:
         time.sleep(0.3)
     finally:
         svc.engine.stop()
-    svc.host_cpu.sample(10.0)
+    svc.host.cpu.sample(10.0)
     svc._drain()  # frames meet a link that is not connected: they wait, or are dropped
     return svc
 

@@ -38,7 +38,6 @@ from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.cpulatency import CpuLatencyRequest
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.gil import yield_gil
-from spikestream.runtime.hostcpu import SAMPLE_EVERY, HostCpu
 from spikestream.runtime.pacer import WINDOWS
 from spikestream.runtime.priority import lower_priority
 from spikestream.runtime.streams import FrameBuffer, ProbeStream
@@ -46,6 +45,7 @@ from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.describe import describe_document
 from spikestream.serving.events import EventQueue
+from spikestream.serving.machine import HostSampler, log_contention
 from spikestream.serving.settings import ServeSettings
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.serving.statistics import Freshness, ServiceStatistics, stats_payload
@@ -200,8 +200,7 @@ class Service:
         self._stopping = False
         #: The host's CPU time over the stats windows (busy, stolen by the hypervisor),
         #: sampled by the event loop while serving.
-        self.host_cpu = HostCpu(horizon=max(WINDOWS))
-        self._host_timer: asyncio.TimerHandle | None = None
+        self.host = HostSampler(horizon=max(WINDOWS))
         self.trace: LatencyTrace | None = None
         if settings.trace_latency is not None:
             self.trace = LatencyTrace(list(self.engine.streams))
@@ -586,18 +585,6 @@ class Service:
             return
         self.event("snapshot_written", id=request, path=str(path), tick=int(state["tick"]))
 
-    def _sample_host(self) -> None:
-        """Sample the host's CPU times, then again every SAMPLE_EVERY seconds (a callback,
-        not a task: it never ends the serving); where they cannot be read, say so once."""
-        assert self._loop is not None
-        if self.host_cpu.sample(time.monotonic()):
-            self._host_timer = self._loop.call_later(SAMPLE_EVERY, self._sample_host)
-        else:
-            log.warning(
-                "the host's CPU figures (cpu_busy_pct, cpu_steal_pct) are unavailable: %s",
-                self.host_cpu.error,
-            )
-
     async def _publisher(self) -> None:
         assert self._wake is not None
         wake = self._wake
@@ -622,7 +609,7 @@ class Service:
             self.link.publish_nowait(topic, encode_event("stats", **stats), content_type=JSON)
             if stats["spin_contended"] != contended:
                 contended = stats["spin_contended"]
-                self._log_contention(contended, stats)
+                log_contention(contended, stats, self.settings.spin, self.settings.busy_spin)
             now = time.monotonic()
             if now - last_log >= 10.0:
                 last_log = now
@@ -641,25 +628,6 @@ class Service:
                 )
             if self.engine.failure is not None:
                 raise SpikestreamError(f"tick thread failed: {self.engine.failure}")
-
-    def _log_contention(self, contended: bool, stats: dict[str, Any]) -> None:
-        """Log a contended spell's start or end (seen at the stats interval): why ticks
-        may run late now, and what the tick thread does about it."""
-        fields = {k: stats[k] for k in ("tick", "contended_spells", "contended_ticks")}
-        if contended:
-            log.warning(
-                "the tick thread is kept waiting for a CPU (busy neighbours?): each tick now "
-                "spins %g s before its deadline instead of %g s",
-                self.settings.busy_spin,
-                self.settings.spin,
-                extra=fields,
-            )
-        else:
-            log.info(
-                "CPU contention is over: each tick spins %g s again",
-                self.settings.spin,
-                extra=fields,
-            )
 
     def statistics(self) -> ServiceStatistics:
         """One snapshot of everything this service counts: what the ``stats`` topic
@@ -699,7 +667,7 @@ class Service:
             events_lost=self.events.lost + es.events_dropped,
             replies_failed=self.replies_failed,
             bridges=self.bridges.statistics(),
-            host_cpu=tuple(self.host_cpu.shares(w.seconds) for w in es.pacer.recent),
+            host_cpu=tuple(self.host.cpu.shares(w.seconds) for w in es.pacer.recent),
         )
 
     def rejected_counts(self) -> dict[str, int]:
@@ -738,7 +706,7 @@ class Service:
         self.io_priority = lower_priority(self.settings.io_nice)
         if (fd := self.engine.wake_fd) is not None:
             self._loop.add_reader(fd, self._wake.set)
-        self._sample_host()
+        self.host.start(self._loop)
         log.info(
             "serving",
             extra={
@@ -771,8 +739,7 @@ class Service:
                 for task in tasks:
                     task.cancel()
         finally:
-            if self._host_timer is not None:
-                self._host_timer.cancel()
+            self.host.stop()
             if (fd := self.engine.wake_fd) is not None:
                 self._loop.remove_reader(fd)
             self.engine.stop()
