@@ -94,6 +94,12 @@ async def test_a_batch_larger_than_the_socket_takes_is_written_in_full(
     pub = make_link(mosquitto.url(), "pub", max_queued_outgoing=1000)
     chunk = bytes(range(256)) * 240  # 60 KB
     async with running(sub), running(pub):
+        raw = pub._raw_socket()
+        assert raw is not None
+        # A small send buffer: the batch's one write stops after a few messages, however
+        # fast the broker reads (with the default, autotuned buffers it took all 18 MB
+        # now and then, and nothing was left to send again).
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
         with pub.write_batch():
             for i in range(300):
                 assert pub.publish_nowait("big/x", i.to_bytes(4, "big") + chunk)
@@ -134,6 +140,12 @@ async def test_a_connection_lost_with_a_batch_half_written_sends_each_message_on
     pub = make_link(mosquitto.url(), "pub", max_queued_outgoing=1000)
     chunk = bytes(range(256)) * 240  # 60 KB
     async with running(sub), running(pub):
+        raw = pub._raw_socket()
+        assert raw is not None
+        # A small send buffer: the batch's one write stops after a few messages, however
+        # fast the broker reads (with the default, autotuned buffers it took all 18 MB
+        # now and then, and nothing was left to send again).
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
         with pub.write_batch():
             for i in range(300):
                 assert pub.publish_nowait("cut/x", i.to_bytes(4, "big") + chunk, resend=True)
