@@ -313,7 +313,7 @@ def loop_floor(
     its late share (%) and the stage times it waited (ms)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "floor.json"
-        subprocess.run(
+        done = subprocess.run(
             [
                 sys.executable,
                 str(Path(__file__).parent / "tickthreads.py"),
@@ -330,9 +330,11 @@ def loop_floor(
                 "--json",
                 str(out),
             ],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if done.returncode != 0:
+            raise SystemExit(f"the loop floor failed (tickthreads.py):\n{done.stderr[-2000:]}")
         row = json.loads(out.read_text())["paced"][0]
     return {"late_pct": float(row["late_pct"]), "stage_ms": row["stage_ms"]}
 

@@ -75,7 +75,7 @@ async def test_stats_carry_documented_windows_that_empty_while_paused(
         assert w["work_p50_ms"] < 0.5
         # The host's CPU time (the tick thread spins before each deadline: never idle).
         assert 0 < w["cpu_busy_pct"] <= 100
-        assert 0 <= w["cpu_steal_pct"] <= 100 - w["cpu_busy_pct"]
+        assert 0 <= w["cpu_steal_pct"] <= 100 - w["cpu_busy_pct"] + 0.01  # each rounded
     assert running["window_1s"]["ticks"] <= running["window_10s"]["ticks"]
 
     idle = paused[-1]

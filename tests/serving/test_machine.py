@@ -18,11 +18,11 @@ async def test_the_sampler_samples_every_100_ms_until_stopped(tmp_path: Path) ->
     sampler.start(asyncio.get_running_loop())
     await asyncio.sleep(0.05)
     stat.write_text("cpu  40 0 10 130 0 0 0 20 0 0\n")  # 30 busy, 30 idle, 20 stolen
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # samples at about 0.1, 0.2 and 0.3 s (later on a busy machine)
     # Sampled for less than 1 s: the window runs from the first sample, before the change.
     share = sampler.cpu.shares(1.0)
     assert share is not None
-    assert 0.25 <= share.seconds < 1.0
+    assert 0.05 < share.seconds < 1.0
     assert (share.busy, share.steal) == (pytest.approx(30 / 80), pytest.approx(20 / 80))
     sampler.stop()
     stat.write_text("garbage\n")

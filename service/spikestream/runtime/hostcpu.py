@@ -16,6 +16,7 @@ touches it.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +112,9 @@ class HostCpu:
         self._when: list[float] = []
         self._times: list[CpuTimes] = []
         self._next = 0  # ring slot of the next sample, once the ring is full
+        # sample() runs on the event loop, shares() also on the metrics server's thread:
+        # a reader must never see a sample half stored.
+        self._lock = threading.Lock()
         #: Why the times could not be read, once they could not (sampling stops).
         self.error: str | None = None
 
@@ -124,13 +128,14 @@ class HostCpu:
         except (OSError, ValueError) as err:
             self.error = str(err)
             return False
-        if len(self._when) < self._size:
-            self._when.append(now)
-            self._times.append(times)
-        else:
-            self._when[self._next] = now
-            self._times[self._next] = times
-            self._next = (self._next + 1) % self._size
+        with self._lock:
+            if len(self._when) < self._size:
+                self._when.append(now)
+                self._times.append(times)
+            else:
+                self._when[self._next] = now
+                self._times[self._next] = times
+                self._next = (self._next + 1) % self._size
         return True
 
     def shares(self, seconds: float) -> CpuShares | None:
@@ -139,6 +144,10 @@ class HostCpu:
         ``seconds`` (as a lateness window holds the ticks since start). None before two
         samples, after an error, when the ring no longer reaches back that far, or when
         no clock tick was accounted between the two (or a counter went back)."""
+        with self._lock:
+            return self._shares(seconds)
+
+    def _shares(self, seconds: float) -> CpuShares | None:
         if self.error is not None or len(self._when) < 2:
             return None
         n = len(self._when)

@@ -361,11 +361,17 @@ class Service:
         reported (event ``status_reasserted``). A retained delivery is what the topic held
         before this connection subscribed; the connect hook's ``online`` replaces it.
         """
-        if payload != STATUS_OFFLINE or meta.retain or self._stopping or not self.link.connected:
-            return
+        if payload == STATUS_OFFLINE and not meta.retain:
+            self._reassert_online()
+
+    def _reassert_online(self) -> None:
+        if self._stopping or not self.link.connected:
+            return  # stopping, or the next connection says online anyway
         if self.link.publish_nowait(self.topics.status, STATUS_ONLINE, qos=1, retain=True):
             self.status_reasserted += 1
             self.event("status_reasserted", count=self.status_reasserted)
+        else:  # the outgoing window is full: again as it drains, never silently given up
+            asyncio.get_running_loop().call_later(0.1, self._reassert_online)
 
     def _refuse_control(
         self,
