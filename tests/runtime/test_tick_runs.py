@@ -760,7 +760,7 @@ def test_a_floor_busy_waits_instead_of_stepping_until_restored(stages: bool) -> 
     row spans at least their sum (first stage's start to the last one's end) while its
     probes stay what the last stepped tick left; inputs are still applied. ``as_floor(0)``
     steps again."""
-    _, native, loop = _chain_loop(stages)
+    sim, native, loop = _chain_loop(stages)
     first, second = 0.0004, 0.0003
     span = first + (second if stages else 0.0)
 
@@ -780,7 +780,17 @@ def test_a_floor_busy_waits_instead_of_stepping_until_restored(stages: bool) -> 
         np.testing.assert_array_equal(row.inputs[0], np.float32([-0.5, 0.9]))
         for got, last in zip(row.probes, stepped[-1].probes, strict=True):
             np.testing.assert_array_equal(got, last)
+    # A tick stepped outside the runs (the pacer's, after an overrun) waits the sum.
+    live = [sim.probe(name) for name in sorted(sim.model.probes)]
+    before = [p.copy() for p in live]
+    began = time.perf_counter()
+    start = native(-math.inf)
+    assert native.ended - start >= span
+    assert time.perf_counter() - began >= span
+    for got, was in zip(live, before, strict=True):
+        np.testing.assert_array_equal(got, was)  # no op ran
     loop.as_floor(0.0)
+    assert native.floor == 0.0
     again = run([0.6, -0.4])
     assert len({r.probes[0].tobytes() for r in again}) > 1
     assert min(r.meta[4] - r.meta[0] for r in again) < first  # the 8-population chain's tick

@@ -203,6 +203,11 @@ class NativeTick:
             int(self.state.ctypes.data),
             int(self.ttl.ctypes.data),
         )
+        #: Benchmarks only (:meth:`TickLoop.as_floor` sets it): > 0, a tick stepped here
+        #: applies its inputs, runs no op and busy-waits this long (s) instead.
+        self.floor = 0.0
+        self._no_ops = (self._args[0], 0, *self._args[2:])
+        self._busy_until = ext.sleep_until
 
     def __call__(self, deadline: float, spin: float | None = None) -> float:
         """Wait for ``deadline`` (clock seconds; -inf: do not wait), spinning ``spin`` s
@@ -210,7 +215,12 @@ class NativeTick:
         GIL. Returns the time the tick started; :attr:`ended` is when its work (inputs and
         kernels) ended, before the GIL was taken back."""
         start: float
-        start, self.ended = self._tick(*self._args, deadline, self.spin if spin is None else spin)
+        spin = self.spin if spin is None else spin
+        if self.floor > 0.0:  # the machine's floor: a busy wait as long as the tick's work
+            start, _ = self._tick(*self._no_ops, deadline, spin)
+            self.ended = self._busy_until(start + self.floor, self.floor)  # spins, no GIL
+            return start
+        start, self.ended = self._tick(*self._args, deadline, spin)
         return start
 
 
@@ -566,11 +576,15 @@ class TickLoop:
         each stage busy-waits ``first`` and ``second`` seconds (without :attr:`stages`,
         the one stage ``first``) instead of running its ops, and reads no weights; pacing,
         inputs, latches, copies, the hand-over and the reader's wake-ups stay as they
-        are. 0 restores a stage's ops. Call it between runs."""
+        are. A tick the pacer steps itself (:class:`NativeTick`) busy-waits their sum.
+        0 restores a stage's ops. Call it between runs."""
         if not (0.0 <= first < 1.0 and 0.0 <= second < 1.0):
             raise ValueError(f"floor stage times must be in [0, 1) s, got {first}, {second}")
         self.loop[L_FLOOR_NS1] = round(first * 1e9)
         self.loop[L_FLOOR_NS2] = round(second * 1e9) if self.stages is not None else 0
+        # A tick the pacer steps outside the runs (an overrun past max_catchup) runs both
+        # stages on the tick thread, one after the other, as the network's would.
+        self._native.floor = first + (second if self.stages is not None else 0.0)
 
     @property
     def threaded(self) -> bool:
