@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,12 +109,9 @@ class HostCpu:
         if not (every > 0 and horizon >= every):
             raise ValueError(f"expected 0 < every <= horizon, got every={every}, horizon={horizon}")
         self.path = path
-        self._size = math.ceil(horizon / every) + 2
-        self._when: list[float] = []
-        self._times: list[CpuTimes] = []
-        self._next = 0  # ring slot of the next sample, once the ring is full
-        # sample() runs on the event loop, shares() also on the metrics server's thread:
-        # a reader must never see a sample half stored.
+        # (monotonic time, times), oldest first; the deque drops the oldest when full.
+        self._samples: deque[tuple[float, CpuTimes]] = deque(maxlen=math.ceil(horizon / every) + 2)
+        # sample() runs on the event loop, shares() also on the metrics server's thread.
         self._lock = threading.Lock()
         #: Why the times could not be read, once they could not (sampling stops).
         self.error: str | None = None
@@ -129,13 +127,7 @@ class HostCpu:
             self.error = str(err)
             return False
         with self._lock:
-            if len(self._when) < self._size:
-                self._when.append(now)
-                self._times.append(times)
-            else:
-                self._when[self._next] = now
-                self._times[self._next] = times
-                self._next = (self._next + 1) % self._size
+            self._samples.append((now, times))
         return True
 
     def shares(self, seconds: float) -> CpuShares | None:
@@ -148,26 +140,19 @@ class HostCpu:
             return self._shares(seconds)
 
     def _shares(self, seconds: float) -> CpuShares | None:
-        if self.error is not None or len(self._when) < 2:
+        samples = self._samples
+        if self.error is not None or len(samples) < 2:
             return None
-        n = len(self._when)
-        full = n == self._size
-        newest = (self._next - 1) % n if full else n - 1
-        t_new = self._when[newest]
-        old = None
-        for back in range(1, n):
-            i = (newest - back) % n
-            if t_new - self._when[i] >= seconds:
-                old = i
-                break
+        t_new, c_new = samples[-1]
+        old = next((s for s in reversed(samples) if t_new - s[0] >= seconds), None)
         if old is None:
-            if full:
-                return None
-            old = 0
-        c_new, c_old = self._times[newest], self._times[old]
+            if len(samples) == samples.maxlen:
+                return None  # older than the ring reaches
+            old = samples[0]
+        t_old, c_old = old
         total = c_new.total - c_old.total
         busy, steal = c_new.busy - c_old.busy, c_new.steal - c_old.steal
         # A counter that went back (CPU hotplug resets a CPU's times) gives no share.
         if total <= 0 or busy < 0 or steal < 0 or c_new.idle < c_old.idle:
             return None
-        return CpuShares(seconds=t_new - self._when[old], busy=busy / total, steal=steal / total)
+        return CpuShares(seconds=t_new - t_old, busy=busy / total, steal=steal / total)

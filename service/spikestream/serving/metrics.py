@@ -214,7 +214,7 @@ def _window_metrics(
     net: str,
     recent: tuple[WindowStatistics, ...],
     work: tuple[WindowStatistics, ...],
-    host: tuple[CpuShares | None, ...] = (),
+    host: tuple[CpuShares | None, ...],
 ) -> Iterator[Metric]:
     """Gauges over the last 1 s and 10 s (label ``window``), beside the since-start counters
     and histogram: they show an episode while it lasts. NaN when no tick ran in the window.
@@ -264,8 +264,7 @@ def _window_metrics(
         "Share (0..1) of all the host's CPU time the hypervisor stole in the last window",
         labels=labels,
     )
-    shares = host if len(host) == len(recent) else (None,) * len(recent)
-    for w, busy, cpu in zip(recent, work, shares, strict=True):
+    for w, busy, cpu in zip(recent, work, host, strict=True):
         window = f"{w.seconds:g}s"
         cpu_busy.add_metric([net, window], math.nan if cpu is None else cpu.busy)
         cpu_steal.add_metric([net, window], math.nan if cpu is None else cpu.steal)

@@ -91,7 +91,7 @@ class ServiceStatistics:
     events_lost: int
     replies_failed: int
     bridges: dict[str, int]
-    host_cpu: tuple[CpuShares | None, ...] = ()
+    host_cpu: tuple[CpuShares | None, ...]
 
 
 def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
@@ -112,9 +112,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "late_over_1ms": lat.over_threshold(0.001),
         **{
             window_key(w.seconds): _window(w, work, host)
-            for w, work, host in zip(
-                es.pacer.recent, es.work, _host_shares(s, len(es.pacer.recent)), strict=True
-            )
+            for w, work, host in zip(es.pacer.recent, es.work, s.host_cpu, strict=True)
         },
         "overruns": es.pacer.overruns,
         "scheduling": s.scheduling,
@@ -165,11 +163,6 @@ def _inputs(s: ServiceStatistics) -> dict[str, dict[str, Any]]:
 def window_key(seconds: float) -> str:
     """``window_1s``, ``window_10s``: the stats key of a recent window."""
     return f"window_{seconds:g}s"
-
-
-def _host_shares(s: ServiceStatistics, windows: int) -> tuple[CpuShares | None, ...]:
-    """The host's CPU shares per window, None for each where unknown."""
-    return s.host_cpu if len(s.host_cpu) == windows else (None,) * windows
 
 
 def _window(w: WindowStatistics, work: WindowStatistics, host: CpuShares | None) -> dict[str, Any]:
