@@ -1124,12 +1124,11 @@ static void finish_tick(int64_t *loop, int64_t head, int64_t first_copy, double 
     }
 }
 
-/* A stage of the floor (L_FLOOR_NS1, L_FLOOR_NS2): busy until ns after start. */
+/* A stage of the floor (L_FLOOR_NS1, L_FLOOR_NS2): busy until ns after start (a wait
+ * whose spin covers all of it). */
 static void busy_for(double start, int64_t ns)
 {
-    const double until = start + (double)ns * 1e-9;
-    while (mono_now() < until)
-        ;
+    sleep_until_mono(start + (double)ns * 1e-9, (double)ns * 1e-9);
 }
 
 /* The second stage of this call's tick i: latch, run, finish. */
