@@ -65,6 +65,15 @@ class Steps(NamedTuple):
     paced_first: float
     paced_second: float
 
+    def floor_ms(self, threads: int, kind: str) -> tuple[float, float]:
+        """The stage times (ms) a floor busy-waits on ``threads`` tick threads: ``hot``,
+        the back-to-back ones, ``cold``, the once-per-tick ones (one thread: the whole
+        tick, then 0)."""
+        hot = kind == "hot"
+        whole = self.whole if hot else self.paced_whole
+        halves = (self.first, self.second) if hot else (self.paced_first, self.paced_second)
+        return (whole, 0.0) if threads == 1 else halves
+
 
 def stepping(pops: int, ticks: int, repeats: int, weights: str | None = None) -> Steps:
     """The whole program on one thread, then each stage on its own thread with both
@@ -245,15 +254,8 @@ def main() -> None:
             st = steps[p]
             for name in wanted:
                 threads, pin, floor_of = VARIANTS[name]
-                floor = None
-                if floor_of == "hot":
-                    floor = (st.whole, 0.0) if threads == 1 else (st.first, st.second)
-                elif floor_of == "cold":
-                    floor = (
-                        (st.paced_whole, 0.0) if threads == 1 else (st.paced_first, st.paced_second)
-                    )
-                if floor is not None:
-                    floor = (floor[0] * 1e-3, floor[1] * 1e-3)
+                stage_ms = None if floor_of is None else st.floor_ms(threads, floor_of)
+                floor = None if stage_ms is None else (stage_ms[0] * 1e-3, stage_ms[1] * 1e-3)
                 row = paced(p, threads, pin, args.seconds, floor, weights)
                 rows.append(
                     {
@@ -261,7 +263,7 @@ def main() -> None:
                         "pops": p,
                         "variant": name,
                         "weights": args.weights,
-                        "stage_ms": None if floor is None else [x * 1e3 for x in floor],
+                        "stage_ms": None if stage_ms is None else list(stage_ms),
                         **row,
                     }
                 )
