@@ -798,6 +798,27 @@ def test_a_floor_busy_waits_instead_of_stepping_until_restored(stages: bool) -> 
         loop.as_floor(-0.001)
 
 
+def test_a_tick_the_second_stage_holds_past_its_deadline_is_late() -> None:
+    """With two stages a tick waits for the helper to latch the tick before it. A tick the
+    helper holds past its deadline, here behind second stages longer than the period, is
+    flagged late and counts toward max_catchup, as any late tick does: a second stage
+    that cannot keep pace ends the run for the pacer to realign."""
+    _, _, loop = _chain_loop(True)
+    loop.as_floor(0.00005, 0.0025)
+    period = 0.001
+    # Ticks 0 and 1 are released on time; tick 2 waits for the helper to latch tick 1,
+    # which it does once tick 0's 2.5 ms second stage is over.
+    assert loop.run(time.perf_counter() + 0.002, 0, period, 0, [], burst=0, max_catchup=4) == (
+        RUN_OVERRUN
+    )
+    assert loop.threaded
+    rows = loop.take()
+    assert 3 <= len(rows) < 10
+    for row in rows[2:]:
+        assert int(row.index[1]) == 1
+        assert row.meta[0] > row.meta[1] + 0.0003  # held well past its deadline
+
+
 def test_a_run_in_two_stages_finishes_every_tick_before_it_returns() -> None:
     """Whatever ends a run (an interrupt from another thread here), the rows it ran are
     all published: Python may then read or change any array."""
