@@ -315,7 +315,7 @@ class ServeSettings(BaseSettings):
         "caches; by default both may run on any CPU this process may use. On a 2-vCPU VM "
         "pinning was mixed without I/O (bench/tickthreads.py) and worse served beside the "
         "I/O thread and the broker: a 150k chain was late 5.8 and 18.4 % pinned, 4.5 and "
-        "3.6 % not (README)",
+        "3.6 % not (docs/PERFORMANCE.md)",
     )
     switch_interval: float = Field(
         0.0005,
