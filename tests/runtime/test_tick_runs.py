@@ -393,6 +393,27 @@ def test_no_busy_spin_or_the_spin_itself_never_reads_the_run_delay() -> None:
         loop.close()
 
 
+def test_a_tick_in_two_stages_never_adapts_its_spin() -> None:
+    """With two stages the tick thread's run delay counts its wait behind its own helper,
+    not neighbours: the busy spin is ignored, the run delay never read, and every tick
+    spins the spin; the same chain on one stage adapts."""
+    from tests.sim.test_stages import chain
+
+    for stages, adapts in ((True, False), (False, True)):
+        sim = Simulator(build(parse_network(chain(8))))
+        native = NativeTick(sim, [(_slot(sim), sim.inputs["u"])], spin=0.0002)
+        views = [sim.probe(name) for name in sorted(sim.model.probes)]
+        plan = sim.two_stages([sim.inputs["u"]]) if stages else None
+        loop = TickLoop(native, [sim.inputs["u"]], views, 0.0, stages=plan)
+        try:
+            assert (loop.busy_spin is not None) is adapts
+            _run_ticks(loop, 3)
+            assert bool(loop.loop[L_SCHEDSTAT] >= 0) is adapts
+            assert loop.spin_now == 0.0002
+        finally:
+            loop.close()
+
+
 def test_the_tick_thread_reads_its_own_run_delay() -> None:
     """The schedstat the loop opens is the calling thread's: its run delay (the second
     field) is what this thread's own file says, and it never decreases."""

@@ -520,8 +520,17 @@ class TickLoop:
             lp[L_N_LATCHES] = len(stages.latches)
             lp[L_MAIN_COPIES] = len(copies) - sum(second)
             lp[L_PIN] = pin
-        # The schedstat is opened by the tick thread, at its first run.
-        self.busy_spin = _adaptation(lp, self.times, native.spin, busy_spin)
+        # The schedstat is opened by the tick thread, at its first run. A tick in two stages
+        # never adapts its spin: the tick thread's run delay then counts the time it waits
+        # behind its own helper, which the scheduler often puts on the same CPU, and that
+        # wait falls inside the spin before the deadline. Read as CPU-bound neighbours, it
+        # began a spell at start-up that never ended (three 60 s runs of an 80k chain on a
+        # 2-vCPU VM, 2026-12-02), and with no spin before each deadline the chain was late
+        # on 3.40 and 1.81 % of ticks (floors 0.66, 0.13 %; RTF 0.9975, 0.9994) against
+        # 1.14 and 0.94 % (0.06, 0.07 %; RTF 0.99993, 0.99992) with the spin fixed.
+        self.busy_spin = _adaptation(
+            lp, self.times, native.spin, None if stages is not None else busy_spin
+        )
         self._schedstat: int | None = None
         self._schedstat_closer: Any = None  # closes it (weakref.finalize), once opened
         self.nbytes = int(self.ring.nbytes)

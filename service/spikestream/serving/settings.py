@@ -294,8 +294,9 @@ class ServeSettings(BaseSettings):
         "(Linux schedstat); above 5 % of the time twice in a row, CPU-bound neighbours hold "
         "every core, no CPU idles (so there is no slow wake-up for a spin to cover) and "
         "spinning only costs the thread its turn, so it spins this instead of --spin, until "
-        "30 readings in a row stay below 1 %; equal to --spin never adapts (compiled runs of "
-        "ticks only)",
+        "30 readings in a row stay below 1 %; equal to --spin never adapts, nor does a tick "
+        "in two stages (--tick-threads), whose thread also waits behind its own helper "
+        "(compiled runs of ticks only)",
     )
     tick_threads: TickThreads = Field(
         "auto",
