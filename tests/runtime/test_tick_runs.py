@@ -397,14 +397,8 @@ def test_a_tick_in_two_stages_never_adapts_its_spin() -> None:
     """With two stages the tick thread's run delay counts its wait behind its own helper,
     not neighbours: the busy spin is ignored, the run delay never read, and every tick
     spins the spin; the same chain on one stage adapts."""
-    from tests.sim.test_stages import chain
-
     for stages, adapts in ((True, False), (False, True)):
-        sim = Simulator(build(parse_network(chain(8))))
-        native = NativeTick(sim, [(_slot(sim), sim.inputs["u"])], spin=0.0002)
-        views = [sim.probe(name) for name in sorted(sim.model.probes)]
-        plan = sim.two_stages([sim.inputs["u"]]) if stages else None
-        loop = TickLoop(native, [sim.inputs["u"]], views, 0.0, stages=plan)
+        _, _, loop = _chain_loop(stages, spin=0.0002, busy_spin=0.0)
         try:
             assert (loop.busy_spin is not None) is adapts
             _run_ticks(loop, 3)
@@ -726,15 +720,17 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
 # ---------------------------------------------------------------- two stages
 
 
-def _chain_loop(stages: bool, weights: str | None = None) -> tuple[Simulator, NativeTick, TickLoop]:
+def _chain_loop(
+    stages: bool, weights: str | None = None, spin: float = 0.0, busy_spin: float | None = None
+) -> tuple[Simulator, NativeTick, TickLoop]:
     from tests.sim.test_stages import chain
 
     sim = Simulator(build(parse_network(chain(8, weights_dtype=weights))))
-    native = NativeTick(sim, [(_slot(sim), sim.inputs["u"])], spin=0.0)
+    native = NativeTick(sim, [(_slot(sim), sim.inputs["u"])], spin=spin)
     views = [sim.probe(name) for name in sorted(sim.model.probes)]
     plan = sim.two_stages([sim.inputs["u"]]) if stages else None
     assert plan is not None or not stages
-    return sim, native, TickLoop(native, [sim.inputs["u"]], views, None, stages=plan)
+    return sim, native, TickLoop(native, [sim.inputs["u"]], views, busy_spin, stages=plan)
 
 
 def _run_to_full(loop: TickLoop, inline: bool = False) -> list[Row]:

@@ -939,8 +939,8 @@ static int64_t read_run_delay(int fd)
  * late. Time spent spinning counts against the thread's fair share, and a thread that has
  * used more than its share is not eligible to preempt the task running when its timer
  * fires (EEVDF); it then waits for the next scheduler tick, 1 to 4 ms at HZ=250
- * (perf sched, docs/PERFORMANCE.md). On an idle CPU the spin is what covers the wake-up, so it stays
- * long there.
+ * (perf sched, docs/PERFORMANCE.md). On an idle CPU the spin is what covers the wake-up,
+ * so it stays long there.
  *
  * Without a schedstat to read, or when a reading fails, no spell is on: the spin is
  * never left at the busy spin on a signal that is gone. The reading's state carries over
@@ -1005,7 +1005,8 @@ static int adaptation_ok(const int64_t *loop)
  * stage while the tick thread waits for tick k+1 and starts its first. On a 2-vCPU VM
  * (2026-12-02, bench/tickthreads.py) one thread stepped a 150k chain, 25 MB of arrays, in
  * 1.06 ms per tick; its two halves, stepped at the same time on two threads, in 0.42 and
- * 0.39 ms: each core keeps half the arrays in its caches (docs/PERFORMANCE.md, "Two tick threads").
+ * 0.39 ms: each core keeps half the arrays in its caches (docs/PERFORMANCE.md, "Two tick
+ * threads").
  *
  * Every op runs as in one stage, on the same values, so the results are the same bits.
  * The split (sim/stages.py) allows no array written in both stages and none the first
