@@ -38,6 +38,8 @@ Input-to-output time is split with the service's trace (``spikestream.runtime.tr
 | waiting for the tick | decoded | the tick thread applied it (a tick starts) |
 | compute | applied | the tick's frame is complete (frame ``wall``) |
 | I/O queueing | frame complete | the I/O thread takes it from the probe queue |
+| (of which: wake-up and collect) | frame complete | the I/O thread takes the tick's first frame |
+| (of which: frames before it) | the tick's first frame taken | this frame taken |
 | encode + hand-off | taken | handed to the MQTT client |
 | broker hop out | handed | this process received the frame |
 
@@ -81,12 +83,24 @@ SERVICE_SLICE = float(ServeSettings.model_fields["tick_slice"].default)  # secon
 SERVICE_SPIN = float(ServeSettings.model_fields["spin"].default)  # seconds
 SERVICE_BUSY_SPIN = float(ServeSettings.model_fields["busy_spin"].default)  # seconds
 RATE = 50.0  # probe messages per second
-LEGS = ("hop_in", "echo", "wait_tick", "compute", "queue", "encode", "hop_out")
+LEGS = (
+    "hop_in",
+    "echo",
+    "wait_tick",
+    "compute",
+    "queue",
+    "queue_wake",
+    "queue_behind",
+    "encode",
+    "hop_out",
+)
 LEG_NAMES = {
     "hop_in": "broker hop in (publish -> service decoded it)",
     "wait_tick": "waiting for the tick (decoded -> applied)",
     "compute": "compute (applied -> frame complete)",
     "queue": "I/O-thread queueing (frame complete -> taken)",
+    "queue_wake": "  of which: wake-up and collect (-> the tick's first frame taken)",
+    "queue_behind": "  of which: the tick's frames sent before this one",
     "encode": "encode + hand-off to the MQTT client",
     "hop_out": "broker hop out (handed -> received)",
     "echo": "(the same input, delivered by the broker to this process)",
@@ -444,6 +458,11 @@ def breakdown(
             applied.setdefault(float(v), float(w))
         u = list(t["probes"]).index("u")
         frames = {int(s): (a, b) for p, s, a, b in t["frames"] if int(p) == u}
+        # At one tick per frame every probe's frame of a tick has the same seq: the
+        # tick's first frame taken marks when the I/O thread began on that tick.
+        first: dict[int, float] = {}
+        for _, s, a, _ in t["frames"]:
+            first[int(s)] = min(first.get(int(s), math.inf), float(a))
     rows = []
     for v, (pub, got, wall, seq) in seen.items():
         if v not in received or v not in applied or seq not in frames:
@@ -456,6 +475,8 @@ def breakdown(
                 "wait_tick": applied[v] - received[v],
                 "compute": wall - applied[v],
                 "queue": taken - wall,
+                "queue_wake": first[seq] - wall,
+                "queue_behind": taken - first[seq],
                 "encode": handed - taken,
                 "hop_out": got - handed,
                 "echo": echoed.get(v, math.nan) - pub,

@@ -14,8 +14,9 @@ Threads and tasks:
 Incoming messages are decoded on the event loop (cheap) and handed to the tick thread
 through :class:`~spikestream.runtime.slots.InputSlot` and the command deque. Outgoing
 frames are encoded on the event loop and handed to the link with ``publish_nowait``, which
-never blocks: while the broker is away frames wait in the bounded per-probe queues, where
-drops are counted.
+never blocks (:mod:`spikestream.serving.frames_out`): while the broker is away frames wait
+in the bounded per-probe queues, where drops are counted. On the compiled tick the engine's
+wake-up descriptor calls the frame pump straight from the event loop's reader.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from spikestream.runtime.engine import Engine
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import WINDOWS
 from spikestream.runtime.priority import lower_priority
-from spikestream.runtime.streams import FrameBuffer, ProbeStream
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.describe import describe_document
 from spikestream.serving.events import EventQueue
+from spikestream.serving.frames_out import FrameSender
 from spikestream.serving.machine import HostSampler, log_contention
 from spikestream.serving.settings import ServeSettings
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
@@ -54,15 +55,12 @@ from spikestream_client.codec import (
     STATUS_ONLINE,
     CommandRejected,
     ControlCommand,
-    FrameHeader,
     Reply,
     check_response_topic,
     decode_control,
     decode_input,
     encode_describe,
     encode_event,
-    encode_spikes,
-    encode_values,
     topics,
 )
 from spikestream_client.transport import (
@@ -75,18 +73,12 @@ from spikestream_client.transport import (
 
 log = logging.getLogger("spikestream.serve")
 
-MSGPACK = "application/msgpack"
 JSON = "application/json"
 
 
 #: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
 #: and is compared with the message expiry interval; smaller ones are signal times.
 UNIX_TIME_FLOOR = 1e9
-
-
-#: Longest stretch (s) of frame encoding and publishing before the I/O thread's event
-#: loop reads the socket again (inputs wait at most about this long behind output).
-DRAIN_SLICE = 0.0005
 
 
 def _keep_gil(now: float | None = None) -> None:
@@ -124,9 +116,9 @@ class Service:
         self.topics = topics(settings.prefix, model.name)
         self.broker = broker
         self._wake: asyncio.Event | None = None
+        self._pump_again = False  # a _pump_later is scheduled (frames left after a slice)
+        self._pump_failed: Exception | None = None  # what _pump raised in a loop callback
         self._loop: asyncio.AbstractEventLoop | None = None
-        # Each probe's frame topic, validated once (the publisher sends thousands a second).
-        self._out_topics = {name: self.topics.out(name) for name in model.probes}
         self.engine = Engine(
             model,
             realtime_factor=settings.realtime_factor,
@@ -212,6 +204,17 @@ class Service:
         # them lateness p99 0.07-0.16 ms against 0.16-0.27 ms, input-to-output p99
         # 2.8-3.2 ms against 3.3-4.1 ms, the I/O thread 25 % of a core against 31 %.
         self._yield_gil = yield_gil if self.engine.tick_path != "compiled" else _keep_gil
+        self.frames = FrameSender(
+            self.engine,
+            self.link,
+            {name: self.topics.out(name) for name in model.probes},  # validated once
+            qos=settings.qos,
+            expiry=settings.expiry,
+            bridges=self.bridges,
+            trace=self.trace,
+            yield_gil=self._yield_gil,
+            retry_later=self._wake_later,
+        )
 
     # ------------------------------------------------------------------ threads -> loop
 
@@ -486,13 +489,9 @@ class Service:
             self._wake.set()  # flush what queued up while we were away
 
     def _drain(self) -> bool:
-        """Hand what the tick thread produced to the link: events, snapshots, then frames.
-
-        Frames go out for at most :data:`DRAIN_SLICE` seconds per call, so that input
-        messages, which the event loop reads between calls, never wait behind a long run
-        of frame encoding. Returns True when frames are still queued and the link could
-        take them (the caller yields to the loop and calls again).
-        """
+        """Hand what the tick thread produced to the link: events, snapshots, then a slice
+        of frames (:meth:`FrameSender.send`). Returns True when frames are still queued and
+        the link could take them (the caller yields to the loop and calls again)."""
         engine, link = self.engine, self.link
         while engine.events:
             ev = dict(engine.events.popleft())
@@ -505,79 +504,10 @@ class Service:
             self._spawn(self._write_snapshot(Path(str(cmd.value)).name, state, cmd.id), "snapshot")
         if self.events:
             self._flush_events()
-            if self.events and link.connected and self._loop is not None:
+            if self.events and link.connected:
                 # The window is full: try again as it drains, even if no frame wakes us.
-                assert self._wake is not None
-                self._loop.call_later(0.01, self._wake.set)
-        if not link.connected:
-            return False  # frames wait in the bounded queues; drops there are counted
-        # Round-robin over the probes, one frame each, while the link's outgoing window
-        # has room: frames that cannot go out now stay in their bounded queues (where a
-        # drop is counted) instead of being taken out and refused.
-        pending = [s for s in engine.streams.values() if s.queued()]
-        if not pending:
-            return False
-        # The slice's frames leave in one write at its end, not one per frame.
-        with link.write_batch():
-            return self._drain_slice(pending)
-
-    def _drain_slice(self, pending: list[ProbeStream]) -> bool:
-        link = self.link
-        until = time.perf_counter() + DRAIN_SLICE
-        while pending:
-            if not link.can_publish():
-                assert self._loop is not None
-                assert self._wake is not None
-                self._loop.call_later(0.001, self._wake.set)  # the window drains as paho writes
-                return False
-            if time.perf_counter() >= until:
-                return True  # let the loop read inputs, then go on
-            still = []
-            self._yield_gil()
-            for stream in pending:
-                buf = stream.take()
-                if buf is None:
-                    continue
-                self._publish_frame(stream, buf)
-                if stream.queued():
-                    still.append(stream)
-            pending = still
-        return False
-
-    def _publish_frame(self, stream: ProbeStream, buf: FrameBuffer) -> None:
-        taken = time.time() if self.trace is not None else 0.0
-        header = FrameHeader(
-            net=self.model.name,
-            probe=stream.name,
-            seq=buf.seq,
-            tick=buf.tick,
-            ticks=buf.ticks,
-            dt=self.model.dt,
-            t=buf.t,
-            wall=buf.wall,
-            late_max=buf.late_max,
-            dropped=buf.dropped,
-        )
-        encode = encode_spikes if stream.kind == "spikes" else encode_values
-        self.bridges.observe(stream.name, stream.kind, buf.valid())
-        try:
-            payload = encode(header, buf.valid())
-        finally:
-            stream.release(buf)
-        opts = self.settings
-        if not self.link.publish_nowait(
-            self._out_topics[stream.name],
-            payload,
-            qos=opts.qos,
-            content_type=MSGPACK,
-            expiry=opts.expiry,
-            resend=True,  # a lost connection's unsent frames go out on the next one
-        ):
-            # The connection dropped between can_publish() and now (the link counts it in
-            # publish_failed).
-            stream.count_dropped()
-        elif self.trace is not None:
-            self.trace.published(stream.name, buf.seq, taken, time.time())
+                self._wake_later(0.01)
+        return self.frames.send()
 
     async def _write_snapshot(self, name: str, state: dict[str, Any], request: str | None) -> None:
         try:
@@ -592,18 +522,51 @@ class Service:
         self.event("snapshot_written", id=request, path=str(path), tick=int(state["tick"]))
 
     async def _publisher(self) -> None:
+        # Woken by everything but the compiled tick's descriptor (which calls _pump
+        # itself): the Python tick path, events, a full window draining, a reconnect.
         assert self._wake is not None
         wake = self._wake
         while True:
             await wake.wait()
             wake.clear()
-            self.engine.clear_notified()
-            self.engine.collect()  # ticks a run of compiled ticks finished, into frames
-            if self._drain():
-                # More frames after a slice: wake again on the next loop pass, after the
-                # socket reader has run, so inputs that arrived meanwhile reach their
-                # slots before the next slice of frames.
-                asyncio.get_running_loop().call_soon(wake.set)
+            if self._pump_failed is not None:
+                raise self._pump_failed  # as if it had failed here: the service stops
+            self._pump()
+
+    def _wake_later(self, delay: float) -> None:
+        """Wake the publisher task after ``delay`` s (a full window drains meanwhile)."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_later(delay, self._wake.set)
+
+    def _pump(self) -> None:
+        """Collect the ticks the tick thread finished into frames and hand them out (the
+        event loop's thread; called straight from the wake-up descriptor's reader, not
+        through an Event and a task switch, which cost a loop pass per tick)."""
+        self._pump_again = False
+        self.engine.clear_notified()
+        self.engine.collect()  # ticks a run of compiled ticks finished, into frames
+        if self._drain():
+            # More frames after a slice: go on at the next loop pass, after the socket
+            # reader has run, so inputs that arrived meanwhile reach their slots before
+            # the next slice of frames.
+            self._pump_again = True
+            asyncio.get_running_loop().call_soon(self._pump_later)
+
+    def _pump_later(self) -> None:
+        if self._pump_again:  # else a wake-up has pumped since
+            self._pump_guarded()
+
+    def _pump_guarded(self) -> None:
+        """:meth:`_pump` from a loop callback: a failure there would only be logged, once
+        per tick, so it is handed to the publisher task, which raises it."""
+        if self._pump_failed is not None:
+            return
+        try:
+            self._pump()
+        except Exception as err:
+            self._pump_failed = err
+            assert self._wake is not None
+            self._wake.set()
 
     async def _stats(self) -> None:
         topic = self.topics.stats
@@ -711,7 +674,7 @@ class Service:
         # After the tick thread has started, so that it keeps its own nice value.
         self.io_priority = lower_priority(self.settings.io_nice)
         if (fd := self.engine.wake_fd) is not None:
-            self._loop.add_reader(fd, self._wake.set)
+            self._loop.add_reader(fd, self._pump_guarded)
         self.host.start(self._loop)
         log.info(
             "serving",

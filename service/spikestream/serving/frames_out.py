@@ -1,0 +1,144 @@
+"""Frames out: from the engine's per-probe queues to the MQTT link, on the event loop.
+
+:class:`FrameSender` takes completed frames round-robin over the probes, encodes each
+(``spikestream_client.codec``) and hands it to the link with ``publish_nowait``, which
+never blocks. It works in slices of at most :data:`DRAIN_SLICE` seconds, so that input
+messages, which the event loop reads between slices, never wait behind a long run of
+frame encoding; and it takes a frame out of its queue only while the link's window has
+room, so a frame that cannot go out stays in its bounded queue, where a drop is counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from spikestream.runtime.engine import Engine
+from spikestream.runtime.streams import FrameBuffer, ProbeStream
+from spikestream.runtime.trace import LatencyTrace
+from spikestream.serving.bridges import Bridges
+from spikestream_client.codec import FrameHeader, encode_spikes, encode_values
+from spikestream_client.transport import MqttLink
+
+__all__ = ["DRAIN_SLICE", "MSGPACK", "FrameSender"]
+
+MSGPACK = "application/msgpack"
+
+#: Longest stretch (s) of frame encoding and publishing before the I/O thread's event
+#: loop reads the socket again (inputs wait at most about this long behind output).
+DRAIN_SLICE = 0.0005
+
+
+class FrameSender:
+    """Hands one network's completed frames to the link (the event loop's thread).
+
+    Args:
+        engine: the network's engine (its probe streams and model).
+        link: the MQTT link.
+        topics: each probe's frame topic.
+        qos: the frames' QoS.
+        expiry: the frames' message expiry interval (s), or None.
+        bridges: the text and discovery bridges, shown every frame's values.
+        trace: the debug latency trace, or None.
+        yield_gil: called once per round of frames (hands the GIL to the tick thread on
+            the Python tick path; a no-op on the compiled one).
+        retry_later: called with a delay (s) when the link's window is full: it must
+            call :meth:`send` again after that delay.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        link: MqttLink,
+        topics: dict[str, str],
+        *,
+        qos: int,
+        expiry: int | None,
+        bridges: Bridges,
+        trace: LatencyTrace | None,
+        yield_gil: Callable[[], None],
+        retry_later: Callable[[float], None],
+    ) -> None:
+        self.engine = engine
+        self.link = link
+        self.topics = topics
+        self.qos = qos
+        self.expiry = expiry
+        self.bridges = bridges
+        self.trace = trace
+        self.yield_gil = yield_gil
+        self.retry_later = retry_later
+        self._net = engine.model.name
+        self._dt = engine.model.dt
+
+    def send(self) -> bool:
+        """Send queued frames for at most :data:`DRAIN_SLICE` seconds. Returns True when
+        frames are still queued and the link could take them (the caller yields to the
+        event loop, then calls again)."""
+        link = self.link
+        if not link.connected:
+            return False  # frames wait in the bounded queues; drops there are counted
+        # Round-robin over the probes, one frame each, while the link's outgoing window
+        # has room: frames that cannot go out now stay in their bounded queues (where a
+        # drop is counted) instead of being taken out and refused.
+        pending = [s for s in self.engine.streams.values() if s.queued()]
+        if not pending:
+            return False
+        # The slice's frames leave in one write at its end, not one per frame.
+        with link.write_batch():
+            return self._slice(pending)
+
+    def _slice(self, pending: list[ProbeStream]) -> bool:
+        link = self.link
+        until = time.perf_counter() + DRAIN_SLICE
+        while pending:
+            if not link.can_publish():
+                self.retry_later(0.001)  # the window drains as paho writes
+                return False
+            if time.perf_counter() >= until:
+                return True  # let the loop read inputs, then go on
+            still = []
+            self.yield_gil()
+            for stream in pending:
+                buf = stream.take()
+                if buf is None:
+                    continue
+                self._publish(stream, buf)
+                if stream.queued():
+                    still.append(stream)
+            pending = still
+        return False
+
+    def _publish(self, stream: ProbeStream, buf: FrameBuffer) -> None:
+        taken = time.time() if self.trace is not None else 0.0
+        header = FrameHeader(
+            net=self._net,
+            probe=stream.name,
+            seq=buf.seq,
+            tick=buf.tick,
+            ticks=buf.ticks,
+            dt=self._dt,
+            t=buf.t,
+            wall=buf.wall,
+            late_max=buf.late_max,
+            dropped=buf.dropped,
+        )
+        encode = encode_spikes if stream.kind == "spikes" else encode_values
+        self.bridges.observe(stream.name, stream.kind, buf.valid())
+        try:
+            payload = encode(header, buf.valid())
+        finally:
+            stream.release(buf)
+        if not self.link.publish_nowait(
+            self.topics[stream.name],
+            payload,
+            qos=self.qos,
+            content_type=MSGPACK,
+            expiry=self.expiry,
+            resend=True,  # a lost connection's unsent frames go out on the next one
+        ):
+            # The connection dropped between can_publish() and now (the link counts it in
+            # publish_failed).
+            stream.count_dropped()
+        elif self.trace is not None:
+            self.trace.published(stream.name, buf.seq, taken, time.time())
