@@ -7,7 +7,8 @@ import contextlib
 import dataclasses
 import logging
 import math
-import time
+import subprocess
+import sys
 
 import pytest
 from prometheus_client.core import Metric
@@ -35,6 +36,10 @@ def _samples(families: list[Metric]) -> dict[tuple[str, tuple[tuple[str, str], .
     }
 
 
+#: Keeps a CPU busy for 0.3 s.
+BURN_0_3_S = "import time\nend = time.perf_counter() + 0.3\nwhile time.perf_counter() < end: pass"
+
+
 @pytest.fixture
 def service() -> Service:
     """A service whose engine ran for a while, with inputs accepted and refused (no
@@ -53,7 +58,11 @@ def service() -> Service:
         svc._on_message(INPUT, b"\xc1 not a value", META)
         svc._on_message("spikestream/seed/in/nope", b"1", META)
         svc._on_message("spikestream/seed/control", b"bogus", META)
-        time.sleep(0.3)
+        # A process busy for the 0.3 s: /proc/stat counts CPU time by the scheduler tick,
+        # and the seed's ticks alone (a 0.2 ms spin each) were sometimes charged no busy
+        # tick at all in 0.3 s, which read as a host 0 % busy. (Not this thread: holding
+        # the GIL, it kept the engine from starting.)
+        subprocess.run([sys.executable, "-c", BURN_0_3_S], check=True)
     finally:
         svc.engine.stop()
     svc.host.cpu.sample(10.0)
