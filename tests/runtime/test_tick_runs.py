@@ -32,9 +32,11 @@ from spikestream.runtime.native_tick import (
     L_COPIES,
     L_DELAY_NS,
     L_HEAD,
+    L_IDLE_TICKS,
     L_INLINE,
     L_NEXT,
     L_PIN,
+    L_PROCSTAT,
     L_ROW_BYTES,
     L_SCHEDSTAT,
     L_TAIL,
@@ -243,7 +245,7 @@ def test_a_malformed_loop_is_refused() -> None:
     ext = extension()
     assert ext is not None
     args = (*native._args, int(loop.loop.ctypes.data), int(loop.times.ctypes.data))
-    loop.times[:] = (time.perf_counter() + 0.01, 0.001, 0.0, 0.0, 0.05, 0.01)
+    loop.times[:] = (time.perf_counter() + 0.01, 0.001, 0.0, 0.0, 0.05, 0.01, 0.35)
     bad_copies = loop.copies.copy()
     bad_copies[-1, 2] = loop.loop[L_ROW_BYTES]  # a probe copied past the row's end
     saved = int(loop.loop[L_COPIES])
@@ -389,8 +391,73 @@ def test_no_busy_spin_or_the_spin_itself_never_reads_the_run_delay() -> None:
     try:
         _run_ticks(loop, 3)
         assert loop.loop[L_SCHEDSTAT] >= 0
+        assert loop.loop[L_PROCSTAT] >= 0  # and the host's idle time
     finally:
         loop.close()
+    assert loop.loop[L_PROCSTAT] == -1
+
+
+def _host_stat(path: Path, idle: int, busy: int, steal: int = 0) -> None:
+    """Write ``path`` as /proc/stat's first line: ``busy`` user ticks, ``idle`` idle."""
+    path.write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 {steal} 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n")
+
+
+def test_a_thread_kept_waiting_beside_idle_cpus_keeps_its_spin(tmp_path: Path) -> None:
+    """Run-delay readings above CONTENDED_SHARE begin no spell while the host's CPUs had
+    IDLE_SHARE or more of their time idle since the last reading (/proc/stat): the wait
+    was behind the service's own threads, and the spin covers the wake-up from an idle
+    CPU. Once no CPU idles, the same readings begin one; idle readings then count as
+    calm and end it. Time stolen by the hypervisor is not the machine's: it counts
+    neither as busy nor as idle."""
+    loop, stat, _ = _adapting_loop(tmp_path)
+    host = tmp_path / "stat"
+    idle, busy, steal = 1000, 1000, 0
+    _host_stat(host, idle, busy)
+    fd = os.open(host, os.O_RDONLY)
+    loop.loop[L_PROCSTAT] = fd
+
+    def reading(idle_ticks: int, busy_ticks: int, hot: bool = True, stolen: int = 0) -> None:
+        nonlocal idle, busy, steal
+        idle, busy, steal = idle + idle_ticks, busy + busy_ticks, steal + stolen
+        _host_stat(host, idle, busy, steal)
+        if hot:  # 10 s spent waiting for a CPU since the last reading
+            stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 10_000_000_000} 10\n")
+        _run_ticks(loop, 5)
+
+    try:
+        _run_ticks(loop, 6)  # baselines
+        assert int(loop.loop[L_IDLE_TICKS]) == 1000
+        for _ in range(4):
+            reading(40, 60)  # 40 % idle: at or above IDLE_SHARE
+            assert not loop.contended
+        assert loop.spells == 0
+        reading(30, 70)  # below it: a hot reading
+        assert not loop.contended
+        reading(40, 60, stolen=200)  # 40 % of the machine's own time idle: calm again
+        assert not loop.contended
+        reading(0, 100)  # hot
+        assert not loop.contended
+        reading(0, 100)  # a second in a row: the spell begins
+        assert loop.contended
+        assert loop.spells == 1
+        reading(0, 100)
+        assert loop.contended
+        reading(50, 50)  # idle again, still kept waiting: calm (CALM_WINDOWS is 2 here)
+        assert loop.contended
+        reading(50, 50)
+        assert not loop.contended
+        # An unreadable /proc/stat leaves the run delay alone to decide.
+        host.write_text("garbage\n")
+        stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 10_000_000_000} 10\n")
+        _run_ticks(loop, 5)
+        assert int(loop.loop[L_IDLE_TICKS]) == -1
+        stat.write_text(f"1000 {int(loop.loop[L_DELAY_NS]) + 10_000_000_000} 10\n")
+        _run_ticks(loop, 5)
+        assert loop.contended
+        assert loop.spells == 2
+    finally:
+        loop.close()
+        os.close(fd)
 
 
 def test_a_tick_in_two_stages_never_adapts_its_spin() -> None:

@@ -291,12 +291,14 @@ class ServeSettings(BaseSettings):
         le=0.01,
         description="seconds the tick thread busy-waits before each deadline while it is "
         "kept waiting for a CPU ({default:g}): every 100 ticks it reads its own run delay "
-        "(Linux schedstat); above 5 % of the time twice in a row, CPU-bound neighbours hold "
+        "(Linux schedstat) and the host's idle time (/proc/stat); above 5 % of the time "
+        "twice in a row with less than 35 % of the CPUs' time idle (steal aside), CPU-bound "
+        "neighbours hold "
         "every core, no CPU idles (so there is no slow wake-up for a spin to cover) and "
         "spinning only costs the thread its turn, so it spins this instead of --spin, until "
-        "30 readings in a row stay below 1 %; equal to --spin never adapts, nor does a tick "
-        "in two stages (--tick-threads), whose thread also waits behind its own helper "
-        "(compiled runs of ticks only)",
+        "30 readings in a row stay below 1 % or see idle CPUs; equal to --spin never "
+        "adapts, nor does a tick in two stages (--tick-threads), whose thread also waits "
+        "behind its own helper (compiled runs of ticks only)",
     )
     tick_threads: TickThreads = Field(
         "auto",

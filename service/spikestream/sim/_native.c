@@ -889,11 +889,15 @@ enum {
      * run paces, hands over and copies as the network's would but reads no weights. */
     L_FLOOR_NS1,
     L_FLOOR_NS2,
+    /* The host's idle CPU time gates the adaptation (adapt_spin): */
+    L_PROCSTAT,   /* /proc/stat, or -1: the run delay alone decides */
+    L_IDLE_TICKS, /* its idle + iowait at the last reading (clock ticks), or -1 */
+    L_ALL_TICKS,  /* its total at the last reading */
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
  * thresholds (adapt_spin). */
-enum { T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_COLUMNS };
+enum { T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_IDLE, T_COLUMNS };
 /* A row starts with float64 start, deadline, wall_start, wall_end (CLOCK_REALTIME) and
  * end (when the inputs and the program were done, before the copies; CLOCK_MONOTONIC as
  * start), int64 k and int64 flags (1: the tick was due before the previous one ended and
@@ -929,6 +933,56 @@ static int64_t read_run_delay(int fd)
     return (int64_t)delay;
 }
 
+/* The first line of /proc/stat (the host's CPU time, in clock ticks): *idle gets idle +
+ * iowait, *all the sum of user, nice, system, idle, iowait, irq and softirq: the time the
+ * CPUs were this machine's. Steal (time the hypervisor gave to other guests) is left out:
+ * ticks made late by it are not helped by giving up the spin (on the 2-vCPU VM, a run
+ * that began a spell in a minute of heavy steal was 8.8 % late against an empty tick's
+ * 1.0 %). Returns 0, or -1 when it cannot be read. */
+static int read_host_idle(int fd, int64_t *idle, int64_t *all)
+{
+    char buf[256];
+    ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+    if (got <= 4 || memcmp(buf, "cpu ", 4) != 0)
+        return -1;
+    buf[got] = 0;
+    char *at = buf + 4, *end;
+    int64_t field[8], sum = 0;
+    for (int f = 0; f < 8; f++) {
+        errno = 0;
+        unsigned long long x = strtoull(at, &end, 10);
+        if (end == at || errno || x > (unsigned long long)(INT64_MAX / 16))
+            return -1;
+        field[f] = (int64_t)x;
+        sum += field[f];
+        at = end;
+    }
+    *idle = field[3] + field[4];
+    *all = sum - field[7];
+    return 0;
+}
+
+/* Whether the host's CPUs had idle time since the last reading: at least times[T_IDLE]
+ * of their time (read_host_idle). 0 when unknown (no /proc/stat, a failed read, the first reading): the
+ * run delay alone decides then. */
+static int host_had_idle(int64_t *loop, const double *times)
+{
+    if (loop[L_PROCSTAT] < 0)
+        return 0;
+    int64_t idle, all;
+    if (read_host_idle((int)loop[L_PROCSTAT], &idle, &all) < 0) {
+        loop[L_IDLE_TICKS] = -1;
+        return 0;
+    }
+    int had = 0;
+    if (loop[L_IDLE_TICKS] >= 0 && all > loop[L_ALL_TICKS] && idle >= loop[L_IDLE_TICKS])
+        had = (double)(idle - loop[L_IDLE_TICKS]) >=
+              times[T_IDLE] * (double)(all - loop[L_ALL_TICKS]);
+    loop[L_IDLE_TICKS] = idle;
+    loop[L_ALL_TICKS] = all;
+    return had;
+}
+
 /* Every loop[L_ADAPT_TICKS] ticks, the share of wall time the tick thread spent waiting
  * for a CPU since the last reading. After loop[L_HOT_WINDOWS] readings in a row above
  * times[T_HIGH] a contended spell begins (one reading is a transient: the service
@@ -941,6 +995,16 @@ static int64_t read_run_delay(int fd)
  * fires (EEVDF); it then waits for the next scheduler tick, 1 to 4 ms at HZ=250
  * (perf sched, docs/PERFORMANCE.md). On an idle CPU the spin is what covers the wake-up,
  * so it stays long there.
+ *
+ * A reading is contended only while the host's CPUs were busy: less than times[T_IDLE]
+ * of their time (steal aside) idle since the last reading (/proc/stat, loop[L_PROCSTAT]); one with
+ * more idle time counts as calm. The tick thread's run delay also counts its waits behind
+ * the service's own I/O thread and the broker: on a quiet 2-vCPU VM (2026-12-02) it read
+ * above 5 % in two readings in a row often enough to begin a spell in most 20 s runs of
+ * the seed at 5,000 frames/s, and below 1 % too seldom to end it (p90 1.4-1.9 %), so the
+ * spell lasted the run and its ticks were 0.9-3.0 % late without their spin, against
+ * 0.15-0.45 % in runs that began none. The host was 54-62 % idle then (per 100 ms),
+ * 5-38 % beside one CPU-bound process and 0 % (median) beside two.
  *
  * Without a schedstat to read, or when a reading fails, no spell is on: the spin is
  * never left at the busy spin on a signal that is gone. The reading's state carries over
@@ -958,11 +1022,13 @@ static void adapt_spin(int64_t *loop, const double *times)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     const int64_t at = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     const int64_t delay = read_run_delay((int)loop[L_SCHEDSTAT]);
+    /* Read every time, so the first reading with a run delay has its idle time too. */
+    const int idle = delay >= 0 && host_had_idle(loop, times);
     if (delay < 0) {
         loop[L_CONTENDED] = loop[L_CALM] = loop[L_HOT] = 0;
     } else if (loop[L_DELAY_NS] >= 0 && at > loop[L_DELAY_AT]) {
         const double share = (double)(delay - loop[L_DELAY_NS]) / (double)(at - loop[L_DELAY_AT]);
-        if (share > times[T_HIGH]) {
+        if (!idle && share > times[T_HIGH]) {
             loop[L_CALM] = 0;
             if (!loop[L_CONTENDED] && ++loop[L_HOT] >= loop[L_HOT_WINDOWS]) {
                 loop[L_CONTENDED] = 1;
@@ -970,8 +1036,10 @@ static void adapt_spin(int64_t *loop, const double *times)
                 loop[L_HOT] = 0;
             }
         } else {
+            /* With a CPU idle, the spin covers the wake-up from it: calm, whatever the
+             * delay. */
             loop[L_HOT] = 0;
-            if (loop[L_CONTENDED] && share < times[T_LOW]) {
+            if (loop[L_CONTENDED] && (idle || share < times[T_LOW])) {
                 if (++loop[L_CALM] >= loop[L_CALM_WINDOWS])
                     loop[L_CONTENDED] = loop[L_CALM] = 0;
             } else {
@@ -994,7 +1062,8 @@ static double spin_now(const int64_t *loop, const double *times)
  * intervals of at least one. */
 static int adaptation_ok(const int64_t *loop)
 {
-    return loop[L_SCHEDSTAT] < 0 || (loop[L_SCHEDSTAT] <= INT_MAX && loop[L_ADAPT_TICKS] >= 1 &&
+    return loop[L_SCHEDSTAT] < 0 || (loop[L_SCHEDSTAT] <= INT_MAX && loop[L_PROCSTAT] <= INT_MAX &&
+                                     loop[L_ADAPT_TICKS] >= 1 &&
                                      loop[L_CALM_WINDOWS] >= 1 && loop[L_HOT_WINDOWS] >= 1);
 }
 
