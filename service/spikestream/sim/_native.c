@@ -997,14 +997,15 @@ static int host_had_idle(int64_t *loop, const double *times)
  * so it stays long there.
  *
  * A reading is contended only while the host's CPUs were busy: less than times[T_IDLE]
- * of their time (steal aside) idle since the last reading (/proc/stat, loop[L_PROCSTAT]); one with
- * more idle time counts as calm. The tick thread's run delay also counts its waits behind
- * the service's own I/O thread and the broker: on a quiet 2-vCPU VM (2026-12-02) it read
- * above 5 % in two readings in a row often enough to begin a spell in most 20 s runs of
- * the seed at 5,000 frames/s, and below 1 % too seldom to end it (p90 1.4-1.9 %), so the
- * spell lasted the run and its ticks were 0.9-3.0 % late without their spin, against
- * 0.15-0.45 % in runs that began none. The host was 54-62 % idle then (per 100 ms),
- * 5-38 % beside one CPU-bound process and 0 % (median) beside two.
+ * of their time (steal aside) idle since the last reading (/proc/stat,
+ * loop[L_PROCSTAT]); one with more idle time counts as calm. The tick thread's run delay
+ * also counts its waits behind the service's own I/O thread and the broker: on a quiet
+ * 2-vCPU VM (2026-12-02) it read above 5 % in two readings in a row often enough to begin
+ * a spell in most 20 s runs of the seed at 5,000 frames/s, and below 1 % too seldom to
+ * end it (p90 1.4-1.9 %), so the spell lasted the run: runs that spent most of their
+ * ticks in one were 1.5-3.0 % late, against 0.15-0.45 % in runs that began none. The
+ * host was 54-62 % idle then (per 100 ms), 19-38 % (p10-p90) beside one CPU-bound
+ * process and 0 % (median) beside two.
  *
  * Without a schedstat to read, or when a reading fails, no spell is on: the spin is
  * never left at the busy spin on a signal that is gone. The reading's state carries over
