@@ -306,9 +306,14 @@ SCHEDSTAT = "/proc/thread-self/schedstat"
 PROC_STAT = "/proc/stat"
 
 
-def open_schedstat(path: str = SCHEDSTAT) -> int:
-    """A descriptor of the calling thread's own schedstat (or of ``path``), or -1 where
-    there is none (not Linux, or a kernel without scheduler statistics)."""
+def open_schedstat() -> int:
+    """A descriptor of the calling thread's own schedstat, or -1 where there is none
+    (not Linux, or a kernel without scheduler statistics)."""
+    return _open_proc(SCHEDSTAT)
+
+
+def _open_proc(path: str) -> int:
+    """A read-only descriptor of ``path`` (a /proc file the adaptation reads), or -1."""
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -359,7 +364,7 @@ class SpinAdapter:
         self.times = np.zeros(TIME_COLUMNS)
         busy_spin = _adaptation(self.loop, self.times, spin, busy_spin)
         self.loop[L_SCHEDSTAT] = -1 if busy_spin is None else open_schedstat()
-        self.loop[L_PROCSTAT] = -1 if busy_spin is None else open_schedstat(PROC_STAT)
+        self.loop[L_PROCSTAT] = -1 if busy_spin is None else _open_proc(PROC_STAT)
         self._fd = int(self.loop[L_SCHEDSTAT])
         self._closer = weakref.finalize(self, _close_fd, self._fd)
         self._stat_closer = weakref.finalize(self, _close_fd, int(self.loop[L_PROCSTAT]))
@@ -601,7 +606,7 @@ class TickLoop:
                 )
             lp[L_SCHEDSTAT] = self._schedstat
             self._schedstat_closer = weakref.finalize(self, _close_fd, self._schedstat)
-            procstat = -1 if self.busy_spin is None else open_schedstat(PROC_STAT)
+            procstat = -1 if self.busy_spin is None else _open_proc(PROC_STAT)
             lp[L_PROCSTAT] = procstat
             self._procstat_closer = weakref.finalize(self, _close_fd, procstat)
         self.times[[T_T0, T_PERIOD]] = (t0, period)
