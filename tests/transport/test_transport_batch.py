@@ -191,3 +191,58 @@ async def test_payloads_other_than_bytes_go_through_paho_in_order(mosquitto: Mos
             assert pub.publish_nowait("kinds/a", b"3")
         await eventually(lambda: len(inbox.items) == 3)
         assert inbox.payloads("kinds/a") == [b"1", b"2", b"3"]
+
+
+async def test_a_batch_alone_goes_straight_to_the_socket(mosquitto: Mosquitto) -> None:
+    """With nothing else waiting in paho, a batch is written by the adapter itself (one
+    send, no paho write and its per-packet bookkeeping) and reported written at once."""
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("direct/#")
+    pub = make_link(mosquitto.url(), "pub")
+    async with running(sub), running(pub):
+        conn = pub._conn
+        assert conn is not None
+        writes: list[int] = []
+        loop_write = conn._paho.loop_write
+
+        def counted() -> object:
+            writes.append(1)
+            return loop_write()
+
+        conn._paho.loop_write = counted  # type: ignore[method-assign]
+        before = pub.statistics().publish_ok
+        for tick in range(20):
+            with pub.write_batch():
+                for probe in range(5):
+                    assert pub.publish_nowait(f"direct/{probe}", tick.to_bytes(2, "big"))
+            # Reported written inside the block's end, not on a later loop pass.
+            assert pub.statistics().publish_ok == before + 5 * (tick + 1)
+        await eventually(lambda: len(inbox.items) == 100)
+        assert writes == []
+        for probe in range(5):
+            got = inbox.payloads(f"direct/{probe}")
+            assert [int.from_bytes(p, "big") for p in got] == list(range(20))
+
+
+async def test_a_failed_write_of_a_batch_alone_ends_the_connection_cleanly(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The direct write meets EPIPE: the batch is left to paho, whose write meets it too
+    and ends the connection; the messages are sent again on the next one."""
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("gone/#")
+    pub = make_link(mosquitto.url(), "pub")
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    async with running(sub), running(pub):
+        raw = pub._raw_socket()
+        assert raw is not None
+        with pub.write_batch():
+            assert pub.publish_nowait("gone/x", b"1", resend=True)
+            assert pub.publish_nowait("gone/x", b"2", resend=True)
+            raw.shutdown(socket.SHUT_WR)
+        await eventually(lambda: pub.statistics().reconnects == 1)
+        await eventually(lambda: len(inbox.items) == 2)
+        assert inbox.payloads("gone/x") == [b"1", b"2"]
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
