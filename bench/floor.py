@@ -39,6 +39,8 @@ Input-to-output time is split with the service's trace (``spikestream.runtime.tr
 | compute | applied | the tick's frame is complete (frame ``wall``) |
 | I/O queueing | frame complete | the I/O thread takes it from the probe queue |
 | (of which: wake-up and collect) | frame complete | the I/O thread takes the tick's first frame |
+| (of that: the wake-up) | frame complete | the I/O thread's pump begins |
+| (of that: the collect) | the pump begins | the tick's first frame taken |
 | (of which: frames before it) | the tick's first frame taken | this frame taken |
 | encode + hand-off | taken | handed to the MQTT client |
 | broker hop out | handed | this process received the frame |
@@ -90,6 +92,8 @@ LEGS = (
     "compute",
     "queue",
     "queue_wake",
+    "queue_wakeup",
+    "queue_collect",
     "queue_behind",
     "encode",
     "hop_out",
@@ -100,6 +104,8 @@ LEG_NAMES = {
     "compute": "compute (applied -> frame complete)",
     "queue": "I/O-thread queueing (frame complete -> taken)",
     "queue_wake": "  of which: wake-up and collect (-> the tick's first frame taken)",
+    "queue_wakeup": "    of that: the wake-up (-> the I/O thread's pump began)",
+    "queue_collect": "    of that: the collect (pump began -> first frame taken)",
     "queue_behind": "  of which: the tick's frames sent before this one",
     "encode": "encode + hand-off to the MQTT client",
     "hop_out": "broker hop out (handed -> received)",
@@ -457,17 +463,20 @@ def breakdown(
         for v, w in t["applied"]:
             applied.setdefault(float(v), float(w))
         u = list(t["probes"]).index("u")
-        frames = {int(s): (a, b) for p, s, a, b in t["frames"] if int(p) == u}
+        rows_f = t["frames"]
+        if rows_f.shape[1] < 5:  # a build whose trace has no pump column
+            rows_f = np.pad(rows_f, ((0, 0), (0, 5 - rows_f.shape[1])), constant_values=math.nan)
+        frames = {int(r[1]): (r[2], r[3], r[4]) for r in rows_f if int(r[0]) == u}
         # At one tick per frame every probe's frame of a tick has the same seq: the
         # tick's first frame taken marks when the I/O thread began on that tick.
         first: dict[int, float] = {}
-        for _, s, a, _ in t["frames"]:
-            first[int(s)] = min(first.get(int(s), math.inf), float(a))
+        for r in rows_f:
+            first[int(r[1])] = min(first.get(int(r[1]), math.inf), float(r[2]))
     rows = []
     for v, (pub, got, wall, seq) in seen.items():
         if v not in received or v not in applied or seq not in frames:
             continue
-        taken, handed = frames[seq]
+        taken, handed, began = frames[seq]
         rows.append(
             {
                 "total": got - pub,
@@ -476,6 +485,8 @@ def breakdown(
                 "compute": wall - applied[v],
                 "queue": taken - wall,
                 "queue_wake": first[seq] - wall,
+                "queue_wakeup": began - wall,
+                "queue_collect": first[seq] - began,
                 "queue_behind": taken - first[seq],
                 "encode": handed - taken,
                 "hop_out": got - handed,

@@ -317,3 +317,40 @@ async def test_stalled_subscriber_does_not_slow_the_ticks(mosquitto: Mosquitto, 
             assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # none missing
     finally:
         stalled.close()
+
+
+async def test_the_latency_trace_times_each_step_of_an_input(
+    mosquitto: Mosquitto, serve, tmp_path: Path
+) -> None:
+    """``--trace-latency``: the saved trace holds each input's reception and application
+    and, for each frame, when the I/O thread's pump began, took it and handed it on, in
+    that order (what bench/floor.py splits input-to-output time with)."""
+    trace = tmp_path / "trace.npz"
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        proc = serve("--ticks-per-frame", "1", "--trace-latency", str(trace))
+        await sub.wait_status("seed", b"online")
+        sent = [0.25, 0.5, 0.75]
+        for value in sent:
+            await publish(mosquitto, "spikestream/seed/in/u", str(value))
+
+            def shown(ms: list[Message], value: float = value) -> bool:
+                return any(
+                    m.topic == OUT + "u" and float(decode_frame(m.payload).data[0, 0]) == value  # type: ignore[union-attr]
+                    for m in ms
+                )
+
+            await sub.wait_for(shown, what=f"u = {value}")
+        assert proc.stop() == 0
+    with np.load(trace) as saved:
+        received, applied, frames = saved["received"], saved["applied"], saved["frames"]
+        assert "u" in saved["probes"].tolist()
+        assert received[:, 0].tolist() == sent
+        for value, wall in received:
+            when = applied[applied[:, 0] == value, 1]
+            assert len(when) == 1, value
+            assert when[0] >= wall, value
+        assert len(frames) > 100
+        began, taken, handed = frames[:, 4], frames[:, 2], frames[:, 3]
+        assert not np.isnan(began).any()
+        assert (began <= taken).all()
+        assert (taken <= handed).all()

@@ -16,15 +16,17 @@ def test_rings_keep_the_newest_rows_oldest_first(tmp_path: Path) -> None:
     for k in range(6):
         trace.received(float(k), 100.0 + k)
         trace.applied(float(k), 200.0 + k)
-        trace.published("u", k, 300.0 + k, 400.0 + k)
+        trace.published("u", k, 300.0 + k, 400.0 + k, 299.0 + k)
     trace.published("gone", 9, 1.0, 2.0)
     trace.save(tmp_path / "t.npz")
     with np.load(tmp_path / "t.npz") as saved:
         assert saved["received"].tolist() == [[k, 100.0 + k] for k in (2, 3, 4, 5)]
         assert saved["applied"][:, 0].tolist() == [2, 3, 4, 5]
         frames = saved["frames"]
-        assert frames.tolist()[:3] == [[1.0, k, 300.0 + k, 400.0 + k] for k in (3, 4, 5)]
-        assert frames[-1].tolist() == [-1.0, 9.0, 1.0, 2.0]  # an unknown probe: index -1
+        assert frames[:3].tolist() == [[1.0, k, 300.0 + k, 400.0 + k, 299.0 + k] for k in (3, 4, 5)]
+        # An unknown probe: index -1; no pump start given: NaN.
+        assert frames[-1, :4].tolist() == [-1.0, 9.0, 1.0, 2.0]
+        assert np.isnan(frames[-1, 4])
         assert saved["probes"].tolist() == ["a", "u"]
 
 
@@ -34,7 +36,7 @@ def test_a_short_trace_saves_only_its_rows(tmp_path: Path) -> None:
     trace.save(tmp_path / "t.npz")
     with np.load(tmp_path / "t.npz") as saved:
         assert saved["received"].shape == (1, 2)
-        assert saved["frames"].shape == (0, 4)
+        assert saved["frames"].shape == (0, 5)
 
 
 def test_capacity_is_bounded() -> None:

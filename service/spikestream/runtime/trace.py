@@ -9,7 +9,10 @@ through the service:
   the pacer released the tick (the wait for the tick ends here; the frame header's
   ``wall`` then marks the end of that tick's compute);
 * ``published``: the I/O thread took a completed frame from its probe queue (queueing
-  behind other frames ends) and handed the encoded frame to the MQTT client.
+  behind other frames ends) and handed the encoded frame to the MQTT client; with it, when
+  the I/O thread began the pump that took it (woken by the tick thread, it then collects
+  the finished ticks into frames), which splits the queueing into the wake-up and the
+  collect.
 
 A benchmark joins these with its own publish and receive times (``bench/floor.py``). Off
 (the default) the service holds ``None`` and pays one ``is not None`` test per input
@@ -40,13 +43,10 @@ class _Ring:
         self.rows = np.full((capacity, width), math.nan)
         self.count = 0
 
-    def add(self, a: float, b: float, c: float = math.nan, d: float = math.nan) -> None:
+    def add(self, *values: float) -> None:
+        """One row: ``values`` fill its first columns (the rest stay NaN)."""
         row = self.rows[self.count % len(self.rows)]
-        row[0] = a
-        row[1] = b
-        if len(row) > 2:
-            row[2] = c
-            row[3] = d
+        row[: len(values)] = values
         self.count += 1
 
     def ordered(self) -> npt.NDArray[np.float64]:
@@ -72,7 +72,8 @@ class LatencyTrace:
         self._index = {name: float(i) for i, name in enumerate(self.probes)}
         self._received = _Ring(capacity, 2)  # value, wall
         self._applied = _Ring(capacity, 2)  # value, wall
-        self._frames = _Ring(capacity, 4)  # probe index, seq, taken wall, handed wall
+        # probe index, seq, taken wall, handed wall, the wall its pump began
+        self._frames = _Ring(capacity, 5)
 
     def received(self, value: float, wall: float) -> None:
         """An input message decoded (I/O thread); ``value`` is its first component."""
@@ -82,9 +83,12 @@ class LatencyTrace:
         """A new input value copied into the simulator (tick thread)."""
         self._applied.add(value, wall)
 
-    def published(self, probe: str, seq: int, taken: float, handed: float) -> None:
-        """A frame taken from its queue at ``taken`` and handed to MQTT at ``handed``."""
-        self._frames.add(self._index.get(probe, -1.0), float(seq), taken, handed)
+    def published(
+        self, probe: str, seq: int, taken: float, handed: float, began: float = math.nan
+    ) -> None:
+        """A frame taken from its queue at ``taken`` and handed to MQTT at ``handed``, by
+        the I/O thread's pump that began at ``began`` (NaN: unknown)."""
+        self._frames.add(self._index.get(probe, -1.0), float(seq), taken, handed, began)
 
     def save(self, path: Path) -> None:
         """Write ``received``, ``applied``, ``frames`` and ``probes`` to ``path`` (.npz)."""

@@ -10,6 +10,7 @@ room, so a frame that cannot go out stays in its bounded queue, where a drop is 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -70,6 +71,8 @@ class FrameSender:
         self.retry_later = retry_later
         self._net = engine.model.name
         self._dt = engine.model.dt
+        #: When the pump that sends now began (``time.time()``; with ``trace`` only).
+        self.pump_began = math.nan
 
     def send(self) -> bool:
         """Send queued frames for at most :data:`DRAIN_SLICE` seconds. Returns True when
@@ -141,4 +144,4 @@ class FrameSender:
             # publish_failed).
             stream.count_dropped()
         elif self.trace is not None:
-            self.trace.published(stream.name, buf.seq, taken, time.time())
+            self.trace.published(stream.name, buf.seq, taken, time.time(), self.pump_began)

@@ -543,6 +543,8 @@ class Service:
         event loop's thread; called straight from the wake-up descriptor's reader, not
         through an Event and a task switch, which cost a loop pass per tick)."""
         self._pump_again = False
+        if self.trace is not None:
+            self.frames.pump_began = time.time()
         self.engine.clear_notified()
         self.engine.collect()  # ticks a run of compiled ticks finished, into frames
         if self._drain():
