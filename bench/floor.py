@@ -35,6 +35,8 @@ Input-to-output time is split with the service's trace (``spikestream.runtime.tr
 | Leg | From | To |
 |---|---|---|
 | broker hop in | this process publishes | the service decoded it (I/O thread) |
+| (of which: to the handler) | this process publishes | the MQTT client calls the handler |
+| (of which: decoding) | the handler called | the value stored in its slot |
 | waiting for the tick | decoded | the tick thread applied it (a tick starts) |
 | compute | applied | the tick's frame is complete (frame ``wall``) |
 | I/O queueing | frame complete | the I/O thread takes it from the probe queue |
@@ -87,6 +89,8 @@ SERVICE_BUSY_SPIN = float(ServeSettings.model_fields["busy_spin"].default)  # se
 RATE = 50.0  # probe messages per second
 LEGS = (
     "hop_in",
+    "hop_in_client",
+    "hop_in_decode",
     "echo",
     "wait_tick",
     "compute",
@@ -100,6 +104,8 @@ LEGS = (
 )
 LEG_NAMES = {
     "hop_in": "broker hop in (publish -> service decoded it)",
+    "hop_in_client": "  of which: broker and MQTT client (-> the service's handler called)",
+    "hop_in_decode": "  of which: decoding and the slot (handler -> value stored)",
     "wait_tick": "waiting for the tick (decoded -> applied)",
     "compute": "compute (applied -> frame complete)",
     "queue": "I/O-thread queueing (frame complete -> taken)",
@@ -458,7 +464,11 @@ def breakdown(
 ) -> dict[str, Any]:
     """Per input message: the legs of its trip (ms), joined with the service's trace."""
     with np.load(trace) as t:
-        received = {float(v): w for v, w in t["received"]}
+        got_in = t["received"]
+        if got_in.shape[1] < 3:  # a build whose trace has no handler column
+            got_in = np.pad(got_in, ((0, 0), (0, 3 - got_in.shape[1])), constant_values=math.nan)
+        received = {float(r[0]): float(r[1]) for r in got_in}
+        handled = {float(r[0]): float(r[2]) for r in got_in}
         applied: dict[float, float] = {}
         for v, w in t["applied"]:
             applied.setdefault(float(v), float(w))
@@ -481,6 +491,8 @@ def breakdown(
             {
                 "total": got - pub,
                 "hop_in": received[v] - pub,
+                "hop_in_client": handled[v] - pub,
+                "hop_in_decode": received[v] - handled[v],
                 "wait_tick": applied[v] - received[v],
                 "compute": wall - applied[v],
                 "queue": taken - wall,

@@ -322,8 +322,8 @@ async def test_stalled_subscriber_does_not_slow_the_ticks(mosquitto: Mosquitto, 
 async def test_the_latency_trace_times_each_step_of_an_input(
     mosquitto: Mosquitto, serve, tmp_path: Path
 ) -> None:
-    """``--trace-latency``: the saved trace holds each input's reception and application
-    and, for each frame, when the I/O thread's pump began, took it and handed it on, in
+    """``--trace-latency``: the saved trace holds each input's handling, reception and
+    application and, for each frame, when the I/O thread's pump began, took it and handed it on, in
     that order (what bench/floor.py splits input-to-output time with)."""
     trace = tmp_path / "trace.npz"
     async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
@@ -345,7 +345,8 @@ async def test_the_latency_trace_times_each_step_of_an_input(
         received, applied, frames = saved["received"], saved["applied"], saved["frames"]
         assert "u" in saved["probes"].tolist()
         assert received[:, 0].tolist() == sent
-        for value, wall in received:
+        for value, wall, handled in received:
+            assert handled <= wall, value  # the handler began before the value was stored
             when = applied[applied[:, 0] == value, 1]
             assert len(when) == 1, value
             assert when[0] >= wall, value

@@ -4,7 +4,9 @@ Where does input-to-output time go? This records, in preallocated rings, the wal
 (``time.time()``, the clock frame headers' ``wall`` uses) at each step a value takes
 through the service:
 
-* ``received``: the I/O thread decoded an input message (after the broker hop in);
+* ``received``: the I/O thread decoded an input message (after the broker hop in), with
+  when the service's message handler was called for it (after the MQTT client read and
+  parsed it), which splits the hop in from the decoding;
 * ``applied``: the tick thread copied a new input value into the simulator, right after
   the pacer released the tick (the wait for the tick ends here; the frame header's
   ``wall`` then marks the end of that tick's compute);
@@ -70,14 +72,15 @@ class LatencyTrace:
             raise ConfigError(f"trace capacity must be in [1, 2**24] rows, got {capacity!r}")
         self.probes = list(probes)
         self._index = {name: float(i) for i, name in enumerate(self.probes)}
-        self._received = _Ring(capacity, 2)  # value, wall
+        self._received = _Ring(capacity, 3)  # value, wall, the handler's wall
         self._applied = _Ring(capacity, 2)  # value, wall
         # probe index, seq, taken wall, handed wall, the wall its pump began
         self._frames = _Ring(capacity, 5)
 
-    def received(self, value: float, wall: float) -> None:
-        """An input message decoded (I/O thread); ``value`` is its first component."""
-        self._received.add(value, wall)
+    def received(self, value: float, wall: float, handled: float = math.nan) -> None:
+        """An input message decoded at ``wall`` (I/O thread), whose handling began at
+        ``handled`` (NaN: unknown); ``value`` is its first component."""
+        self._received.add(value, wall, handled)
 
     def applied(self, value: float, wall: float) -> None:
         """A new input value copied into the simulator (tick thread)."""

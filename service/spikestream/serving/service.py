@@ -228,6 +228,7 @@ class Service:
     # ------------------------------------------------------------------ incoming
 
     def _on_message(self, topic: str, payload: bytes, meta: MessageMeta) -> None:
+        handled = time.time() if self.trace is not None else 0.0
         self._yield_gil()  # a burst of messages must not keep the GIL from the tick thread
         if topic == self.topics.control:
             if meta.retain:
@@ -289,7 +290,7 @@ class Service:
             expires = now + left
         slot.offer(sample.x, now, expires)
         if self.trace is not None:
-            self.trace.received(float(sample.x[0]), time.time())
+            self.trace.received(float(sample.x[0]), time.time(), handled)
 
     def _reject(self, name: str, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
