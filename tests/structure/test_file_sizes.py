@@ -11,11 +11,7 @@ from tests.structure.imports import ROOT, modules
 LIMIT = 800
 
 #: Modules allowed past the limit, each with the reason.
-ALLOWED: dict[str, str] = {
-    "clients/spikestream_client/transport/aiomqtt_adapter.py": "the one module that may "
-    "touch aiomqtt's and paho's private names (tests/transport/test_private_names.py): "
-    "splitting it would spread them over several files",
-}
+ALLOWED: dict[str, str] = {}
 
 
 def test_no_module_is_over_the_limit() -> None:

@@ -22,7 +22,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from spikestream_client.transport import aiomqtt_adapter
-from spikestream_client.transport.aiomqtt_adapter import (
+from spikestream_client.transport.private_names import (
     PRIVATE_NAMES,
     VERIFIED_WITH,
     PrivateName,

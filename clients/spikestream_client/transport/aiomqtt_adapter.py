@@ -14,8 +14,9 @@ message (a service publishes thousands of frames a second; aiomqtt's ``publish()
 awaits each one). Publishing is paho's public ``publish()``.
 
 What has no public API, and why it is still needed, is listed in
-:data:`PRIVATE_NAMES`; :data:`VERIFIED_WITH` records the versions it was checked
-against (and ``clients/pyproject.toml`` pins the ranges to match).
+:data:`~spikestream_client.transport.private_names.PRIVATE_NAMES` (re-exported here);
+:data:`VERIFIED_WITH` records the versions it was checked against (and
+``clients/pyproject.toml`` pins the ranges to match).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -39,6 +40,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from spikestream_client.aio import First, first_of
 from spikestream_client.errors import TransportError
 from spikestream_client.transport.packets import cork, publish_qos0
+from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
 from spikestream_client.transport.tls import collecting_sockets, track
 from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
 
@@ -51,95 +53,6 @@ __all__ = [
     "PropertiesCache",
     "SubscribeFailure",
 ]
-
-#: The aiomqtt and paho-mqtt versions the private names below were verified against
-#: (``clients/pyproject.toml`` allows only these minor series).
-VERIFIED_WITH = {"aiomqtt": "2.5.1", "paho-mqtt": "2.2.0"}
-
-
-class PrivateName(NamedTuple):
-    """A private name of aiomqtt or paho this module relies on.
-
-    Attributes:
-        owner: ``"aiomqtt.Client"``, ``"paho.Client"`` or ``"paho._WebsocketWrapper"``.
-        name: The attribute.
-        kind: ``"attribute"`` (instance state), ``"future"`` or ``"method"``.
-        params: For a method: its parameter names after ``self``.
-        why: What it is used for, and why nothing public does it.
-    """
-
-    owner: str
-    name: str
-    kind: str
-    params: tuple[str, ...] = ()
-    why: str = ""
-
-
-PRIVATE_NAMES: tuple[PrivateName, ...] = (
-    PrivateName(
-        "aiomqtt.Client",
-        "_client",
-        "attribute",
-        why="the paho client: publish without an await, paho's callbacks, keepalive",
-    ),
-    PrivateName(
-        "aiomqtt.Client",
-        "_disconnected",
-        "future",
-        why="fails when aiomqtt's socket callbacks hit an error (connection loss); "
-        "resolved by abort() so that aiomqtt never sets an unretrieved exception",
-    ),
-    PrivateName(
-        "paho.Client",
-        "_create_socket_connection",
-        "method",
-        why="wrapped to record the TCP socket, which paho leaks when the TLS or "
-        "WebSocket handshake inside connect() fails",
-    ),
-    PrivateName(
-        "paho.Client",
-        "_sock_close",
-        "method",
-        why="close the socket without an MQTT DISCONNECT (the broker sends the will), "
-        "unregistering aiomqtt's reader/writer first",
-    ),
-    PrivateName(
-        "paho.Client",
-        "_ping_t",
-        "attribute",
-        why="when the outstanding PINGREQ was sent (0: none): the half-open watchdog",
-    ),
-    PrivateName(
-        "paho.Client",
-        "_packet_queue",
-        "method",
-        ("command", "packet", "mid", "qos", "info"),
-        why="queue a write_batch()'s QoS 0 PUBLISH packets as one paho packet: paho's "
-        "publish() and its per-packet write cost most of the I/O thread's time per frame, "
-        "and there is no public way to hand paho bytes already packed",
-    ),
-    PrivateName(
-        "paho.Client",
-        "_out_packet",
-        "attribute",
-        why="on a connection loss, how much of a partly written write_batch() went out "
-        "(its packet's 'mid', 'command' and 'pos'), so its whole messages are not sent twice",
-    ),
-    PrivateName(
-        "paho.Client",
-        "_mid_generate",
-        "method",
-        why="a message id for each message of a write_batch(), from paho's own sequence, "
-        "so it never collides with the ids of messages paho sends itself",
-    ),
-    PrivateName(
-        "paho._WebsocketWrapper",
-        "_socket",
-        "attribute",
-        why="the TCP socket under a ws:// connection (TCP_NODELAY, diagnostics)",
-    ),
-)
-
 
 # MQTT 5 reason codes at and above this are failures (paho maps 3.1.1 codes onto them).
 _FAILURE = 0x80
@@ -700,7 +613,7 @@ class Connection:
         (with ``TCP_CORK`` set when paho holds other packets besides the batch), so a
         tick's frames leave in one TCP segment (one trip through the kernel's TCP stack
         and one wake-up of the broker) instead of one per frame. Each message of the
-        batch is reported written (its ``on_published``) once all of it is written, and
+        batch is reported written (its ``on_published``) once it is written whole, and
         lost with the connection as any unwritten QoS 0 message is. Whatever
         the socket cannot take now is left to the event loop's writer, as outside a batch.
         A write that fails ends the connection as a failed write on the event loop's
@@ -767,10 +680,8 @@ class Connection:
             return False  # TLS and WebSocket frame the bytes themselves: paho writes
         try:
             sent = sock.send(batch)
-        except BlockingIOError:
+        except OSError:  # full (paho waits for room), or failed (paho's write ends it)
             return False
-        except OSError:
-            return False  # paho's write meets the same error and ends the connection
         mids, ends = self._batch_mids, self._batch_ends
         whole = 0  # messages now written whole
         while whole < len(ends) and ends[whole] <= sent:
