@@ -459,23 +459,26 @@ async def run_service(
     return summarize(windows) | {"raw": windows, "sent": len(sent)} | legs
 
 
+def _columns(rows: np.ndarray, width: int) -> np.ndarray:
+    """``rows`` with NaN columns added up to ``width``: a trace from a build that recorded
+    fewer timestamps reads as those legs unknown."""
+    missing = width - rows.shape[1]
+    return np.pad(rows, ((0, 0), (0, missing)), constant_values=math.nan) if missing > 0 else rows
+
+
 def breakdown(
     seen: dict[float, tuple[float, float, float, int]], echoed: dict[float, float], trace: Path
 ) -> dict[str, Any]:
     """Per input message: the legs of its trip (ms), joined with the service's trace."""
     with np.load(trace) as t:
-        got_in = t["received"]
-        if got_in.shape[1] < 3:  # a build whose trace has no handler column
-            got_in = np.pad(got_in, ((0, 0), (0, 3 - got_in.shape[1])), constant_values=math.nan)
+        got_in = _columns(t["received"], 3)  # value, wall, handler's wall
         received = {float(r[0]): float(r[1]) for r in got_in}
         handled = {float(r[0]): float(r[2]) for r in got_in}
         applied: dict[float, float] = {}
         for v, w in t["applied"]:
             applied.setdefault(float(v), float(w))
         u = list(t["probes"]).index("u")
-        rows_f = t["frames"]
-        if rows_f.shape[1] < 5:  # a build whose trace has no pump column
-            rows_f = np.pad(rows_f, ((0, 0), (0, 5 - rows_f.shape[1])), constant_values=math.nan)
+        rows_f = _columns(t["frames"], 5)  # probe, seq, taken, handed, pump began
         frames = {int(r[1]): (r[2], r[3], r[4]) for r in rows_f if int(r[0]) == u}
         # At one tick per frame every probe's frame of a tick has the same seq: the
         # tick's first frame taken marks when the I/O thread began on that tick.

@@ -323,8 +323,8 @@ async def test_the_latency_trace_times_each_step_of_an_input(
     mosquitto: Mosquitto, serve, tmp_path: Path
 ) -> None:
     """``--trace-latency``: the saved trace holds each input's handling, reception and
-    application and, for each frame, when the I/O thread's pump began, took it and handed it on, in
-    that order (what bench/floor.py splits input-to-output time with)."""
+    application and, for each frame, when the I/O thread's pump began, took it and handed
+    it on, in that order (what bench/floor.py splits input-to-output time with)."""
     trace = tmp_path / "trace.npz"
     async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
         proc = serve("--ticks-per-frame", "1", "--trace-latency", str(trace))
