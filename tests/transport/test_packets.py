@@ -1,4 +1,5 @@
-"""The QoS 0 PUBLISH packets the adapter packs itself, read back by an independent parser."""
+"""The QoS 0 PUBLISH packets the adapter packs itself, read back by an independent parser;
+and the reader of plain incoming PUBLISH packets, checked against the packer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spikestream_client.transport.packets import MAX_REMAINING, cork, publish_qos0
+from spikestream_client.transport.packets import (
+    MAX_REMAINING,
+    cork,
+    publish_qos0,
+    read_plain_publish,
+)
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:
@@ -63,6 +69,57 @@ def test_a_packed_publish_reads_back(
     assert got_topic == topic
     assert got_props == (props or b"")
     assert got_payload == payload
+
+
+def _split(packet: bytes) -> tuple[int, bytes]:
+    """(first byte, body after the fixed header), as paho hands a packet to its handler."""
+    _, i = _varint(packet, 1)
+    return packet[0], packet[i:]
+
+
+@given(
+    topic=topics,
+    payload=st.binary(max_size=300) | st.sampled_from([b"x" * 16_380]),
+    retain=st.booleans(),
+    v5=st.booleans(),
+)
+def test_a_plain_publish_reads_back(topic: bytes, payload: bytes, retain: bool, v5: bool) -> None:
+    first, body = _split(bytes(publish_qos0(topic, payload, retain, b"\x00" if v5 else None)))
+    got = read_plain_publish(first, bytearray(body), v5)
+    assert got == (topic.decode("utf-8"), payload, retain)
+    assert type(got[1]) is bytes  # the link's callbacks are promised bytes
+
+
+@given(topic=topics, payload=st.binary(max_size=40))
+def test_a_publish_with_properties_is_left_to_the_library(topic: bytes, payload: bytes) -> None:
+    first, body = _split(bytes(publish_qos0(topic, payload, False, b"\x05\x02\x00\x00\x00\x3c")))
+    assert read_plain_publish(first, body, True) is None
+    # Read as MQTT 3.1.1 the same bytes are a plain packet whose payload starts with
+    # the property bytes: the protocol decides, not a guess.
+    assert read_plain_publish(first, body, False) == (
+        topic.decode("utf-8"),
+        b"\x05\x02\x00\x00\x00\x3c" + payload,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "body", "why"),
+    [
+        (0x32, b"\x00\x01t\x00\x07\x00x", "QoS 1"),
+        (0x34, b"\x00\x01t\x00\x07\x00x", "QoS 2"),
+        (0x20, b"\x00\x00", "a CONNACK"),
+        (0x30, b"\x00\x00\x00x", "an empty topic (a topic alias)"),
+        (0x30, b"\x00\x05ab", "a topic longer than the packet"),
+        (0x30, b"\x00\x02ab", "no property length"),
+        (0x30, b"\x00", "a packet shorter than a topic length"),
+        (0x30, b"\x00\x02\xff\xfe\x00x", "a topic that is not UTF-8"),
+    ],
+)
+def test_anything_but_a_plain_publish_is_left_to_the_library(
+    first: int, body: bytes, why: str
+) -> None:
+    assert read_plain_publish(first, body, True) is None, why
 
 
 @pytest.mark.parametrize("topic", [b"", b"a/+/b", b"a/#", b"x" * 65536])

@@ -85,6 +85,16 @@ async def test_private_name_exists_with_the_expected_shape(entry: PrivateName) -
         source = inspect.getsource(paho.Client._packet_queue)
         for key in ('"command": command', '"mid": mid', '"pos": 0'):
             assert key in source, _broken(entry, f"holds packets without {key}")
+    elif entry.name == "_in_packet":
+        assert isinstance(value, dict), _broken(entry, "is no dict")
+        assert isinstance(value.get("command"), int), _broken(entry, "has no 'command'")
+        assert isinstance(value.get("packet"), bytearray), _broken(entry, "has no 'packet'")
+        # The reader replaces _handle_publish on the instance: paho must still reach it
+        # through the instance, with the packet read into _in_packet.
+        handle = inspect.getsource(paho.Client._packet_handle)
+        assert "return self._handle_publish()" in handle, _broken(entry, "is not handled")
+        read = inspect.getsource(paho.Client._packet_read)
+        assert "self._in_packet['packet'] += data" in read, _broken(entry, "is not read")
     else:  # pragma: no cover - a new entry needs its own check
         pytest.fail(f"no check for {entry.owner}.{entry.name}: add one")
 

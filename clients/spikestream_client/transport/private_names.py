@@ -94,6 +94,21 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "so it never collides with the ids of messages paho sends itself",
     ),
     PrivateName(
+        "paho.Client",
+        "_handle_publish",
+        "method",
+        why="replaced by a reader of plain QoS 0 PUBLISH packets that calls the link "
+        "directly, falling back to it for every other PUBLISH: paho's decoding of MQTT 5 "
+        "properties and its message object cost most of the Python time per input",
+    ),
+    PrivateName(
+        "paho.Client",
+        "_in_packet",
+        "attribute",
+        why="the PUBLISH packet being handled: its first byte ('command') and its body "
+        "after the fixed header ('packet'), read by the plain-PUBLISH reader",
+    ),
+    PrivateName(
         "paho._WebsocketWrapper",
         "_socket",
         "attribute",
