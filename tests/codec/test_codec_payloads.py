@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import re
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from spikestream.errors import CodecError, PayloadTooLarge
@@ -436,3 +437,92 @@ def test_text_json_and_msgpack_round_trip(values: list[float], separator: str, f
     else:
         payload = pack(values)
     assert_sample(decode_input(payload, len(values)), values)
+
+
+# ----------------------------------------------------------- the common msgpack forms
+
+_finite = st.floats(allow_nan=False, allow_infinity=False)
+_any_float = st.floats(allow_nan=True, allow_infinity=True)
+
+
+def _same(a: InputSample | PayloadRejected, b: InputSample | PayloadRejected) -> None:
+    if isinstance(a, PayloadRejected) or isinstance(b, PayloadRejected):
+        assert type(a) is type(b)
+        assert isinstance(a, PayloadRejected)
+        assert isinstance(b, PayloadRejected)
+        assert (str(a), a.reason) == (str(b), b.reason)
+        return
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.x.dtype == b.x.dtype == np.float64
+    assert not a.x.flags.writeable
+    assert not b.x.flags.writeable
+    assert a.t == b.t
+
+
+def _outcome(decode: Any, payload: bytes, dim: int) -> InputSample | PayloadRejected:
+    try:
+        return decode(payload, dim)
+    except PayloadRejected as err:
+        return err
+
+
+def _general(payload: bytes, dim: int) -> InputSample:
+    return payloads._decode_any(payload, dim, payloads.DEFAULT_MAX_INPUT_BYTES)
+
+
+@given(
+    x=st.lists(_any_float, min_size=1, max_size=17) | _any_float,
+    t=st.none() | _any_float,
+    off=st.sampled_from([0, 0, 0, 1, -1]),
+)
+# Non-finite values inside otherwise plain payloads, always tried (random draws rarely
+# combine one with the right dimension).
+@example(x=[1.0, math.nan], t=None, off=0)
+@example(x=-math.inf, t=None, off=0)
+@example(x=[math.inf], t=1.0, off=0)
+@example(x=1.0, t=math.inf, off=0)
+@example(x=[1.0, 2.0], t=math.nan, off=0)
+def test_the_common_forms_decode_as_the_general_path_does(
+    x: float | list[float], t: float | None, off: int
+) -> None:
+    """float64 scalars, arrays and {t, x} maps, finite or not, mostly of the right
+    dimension, packed as encode_input() and msgpack do: the shortcut and the general
+    path give the same sample or the same rejection."""
+    dim = max(1, (1 if isinstance(x, float) else len(x)) + off)
+    payload = pack(x if t is None else {"t": t, "x": x})
+    _same(_outcome(decode_input, payload, dim), _outcome(_general, payload, dim))
+
+
+@given(
+    x=st.lists(_finite, min_size=1, max_size=15),
+    t=st.none() | _finite,
+    scalar=st.booleans(),
+)
+def test_encode_inputs_output_takes_the_shortcut(
+    x: list[float], t: float | None, scalar: bool
+) -> None:
+    """What encode_input() writes (up to 15 values) is read by the shortcut, so the test
+    above compares two paths and not one with itself."""
+    value: float | list[float] = x[0] if scalar else x
+    dim = 1 if scalar else len(x)
+    sample = payloads._plain_sample(encode_input(value, t), dim)
+    assert sample is not None
+    assert_sample(sample, [x[0]] if scalar else x, t)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pack([1.0, 2.0])[:-1] + b"\x00",  # still 19 bytes, still float64: the shortcut
+        bytes([0x92, 0xCB]) + bytes(8) + bytes([0xCA]) + bytes(8),  # float32 tag
+        pack({"x": [1.0, 2.0], "t": 1.0}),  # keys in the other order
+        pack({"t": 1.0, "x": [1.0, 2.0], "y": 3}),  # an extra key
+        pack({"t": 1.0, "x": [1.0, 2.0]}) + b"\x00",  # trailing data
+        pack([1, 2]),  # integers
+        pack([1.0, 2.0]) + b"\xc0",  # trailing nil
+    ],
+)
+def test_near_misses_of_the_common_forms_decode_as_the_general_path_does(
+    payload: bytes,
+) -> None:
+    _same(_outcome(decode_input, payload, 2), _outcome(_general, payload, 2))
