@@ -91,16 +91,20 @@ class Mailbox:
         self.scratch = np.zeros(2 + dim)
         self._row = int(state.ctypes.data) + index * IN_COLUMNS * state.itemsize
         self._box = int(self.box.ctypes.data)
+        # Each value is copied here first, so its address is known once: reading an
+        # array's address (``ndarray.ctypes``) costs more than the copy. One writer.
+        self._value = np.zeros(dim)
+        self._value_at = int(self._value.ctypes.data)
 
     def post(self, x: npt.NDArray[np.float64], received: float, expires: float | None) -> None:
         """Write a value (I/O thread; one writer). ``x``: float64 ``(dim,)``."""
-        value = np.ascontiguousarray(x, np.float64)
-        if value.shape != (self.dim,):
-            raise ValueError(f"input value of shape {value.shape}; expected ({self.dim},)")
+        if x.shape != (self.dim,):
+            raise ValueError(f"input value of shape {x.shape}; expected ({self.dim},)")
+        self._value[:] = x
         self._post(
             self._row,
             self._box,
-            int(value.ctypes.data),
+            self._value_at,
             self.dim,
             received,
             math.inf if expires is None else expires,

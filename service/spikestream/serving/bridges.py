@@ -109,10 +109,14 @@ class Bridges:
         if self.text is not None and kind == "values":
             self.text.observe(probe, rows)
 
+    def claims(self, topic: str) -> bool:
+        """Whether :meth:`on_message` handles ``topic`` (HA's birth topic)."""
+        return self.discovery is not None and topic == self.discovery.birth_topic
+
     def on_message(self, topic: str, payload: bytes) -> bool:
         """Handle HA's birth message; True if ``topic`` was the birth topic."""
         d = self.discovery
-        if d is None or topic != d.birth_topic:
+        if d is None or not self.claims(topic):
             return False
         if not d.is_birth(topic, payload):
             return True

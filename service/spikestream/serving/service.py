@@ -41,6 +41,7 @@ from spikestream.runtime.engine import Engine
 from spikestream.runtime.gil import yield_gil
 from spikestream.runtime.pacer import WINDOWS
 from spikestream.runtime.priority import lower_priority
+from spikestream.runtime.slots import InputSlot
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.describe import describe_document
@@ -173,6 +174,13 @@ class Service:
         )
         if self.bridges.discovery is not None:
             self.link.add_connect_hook(self.bridges.on_connect)
+        # Each input's topic, built once: an input is found with one dict lookup, before
+        # anything else is compared (a topic the bridges claim stays theirs).
+        self._input_topics = {
+            self.topics.input(name): (name, slot)
+            for name, slot in self.engine.inputs.items()
+            if not self.bridges.claims(self.topics.input(name))
+        }
         self.snapshot_folder = SnapshotFolder(
             settings.snapshot_dir, model.name, snapshot_layout(self.engine)
         )
@@ -230,6 +238,10 @@ class Service:
     def _on_message(self, topic: str, payload: bytes, meta: MessageMeta) -> None:
         handled = time.time() if self.trace is not None else 0.0
         self._yield_gil()  # a burst of messages must not keep the GIL from the tick thread
+        known = self._input_topics.get(topic)
+        if known is not None:
+            self._on_input(*known, payload, meta, handled)
+            return
         if topic == self.topics.control:
             if meta.retain:
                 # A retained command was published before we subscribed (or before a
@@ -253,17 +265,18 @@ class Service:
         if self.bridges.on_message(topic, payload):
             return
         name = self.topics.input_name(topic)
-        if name is None:
-            return
-        slot = self.engine.inputs.get(name)
-        if slot is None:
+        if name is not None:
             self.unknown_inputs += 1
             self._reject(
                 name,
                 "unknown_input",
                 f"no input named {name!r}; inputs: {', '.join(self.engine.inputs) or '(none)'}",
             )
-            return
+
+    def _on_input(
+        self, name: str, slot: InputSlot, payload: bytes, meta: MessageMeta, handled: float
+    ) -> None:
+        """A message on input ``name``'s topic: decode it and offer it to its slot."""
         try:
             sample = decode_input(payload, slot.dim, max_bytes=self.settings.max_input_bytes)
         except CodecError as err:
