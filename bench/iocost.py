@@ -10,15 +10,22 @@ tick counters from ``/metrics`` at the start and end of a window, and reports:
 * **I/O thread** (the process's main thread: event loop, input decoding, frame encoding,
   MQTT publishing): CPU microseconds per published frame and share of a core;
 * **tick thread and the rest** (every other thread): CPU microseconds per tick;
-* mosquitto's and the subscriber's share of a core;
+* mosquitto's and the subscriber's share of a core, and the subscriber's CPU
+  microseconds per frame;
 * the window's late-tick share (> 1 ms, > 0.25 ms), lateness p99 and real-time factor,
   and frames dropped.
+
+``--subscriber client`` takes the frames with a Python process using the client library
+instead (``SpikestreamClient.on_frame`` on every probe, each frame decoded), as a live
+monitor or a control loop in Python does: its CPU per frame is what a user's own client
+pays at this rate.
 
 ``--runs N`` repeats the whole session, alternating ``--serve-args`` with ``--against``
 when that is given, so two builds or flag sets are compared side by side in one run.
 
 Usage: ``.venv/bin/python bench/iocost.py [--duration 20] [--runs 2]
-[--serve-args '...'] [--against '...'] [--json bench/results/iocost.json]``
+[--serve-args '...'] [--against '...'] [--subscriber c|client]
+[--json bench/results/iocost.json]``
 """
 
 from __future__ import annotations
@@ -42,6 +49,23 @@ from realtime import SEED, Broker, free_port
 
 WARMUP = 3.0
 TICKS = os.sysconf("SC_CLK_TCK")
+
+# The Python subscriber: the client library, decoding every frame of every probe.
+CLIENT = """
+import asyncio, sys
+from spikestream_client import SpikestreamClient
+
+async def main():
+    count = [0]
+    def on_frame(frame):
+        count[0] += 1
+    async with SpikestreamClient(f"mqtt://127.0.0.1:{sys.argv[1]}") as client:
+        client.on_frame("seed", None, on_frame)
+        await asyncio.sleep(float(sys.argv[2]))
+    print(count[0])
+
+asyncio.run(main())
+"""
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -81,7 +105,9 @@ def metrics(port: int) -> dict[str, float]:
     return got
 
 
-def session(broker_port: int, duration: float, extra: list[str], workdir: Path) -> dict[str, Any]:
+def session(
+    broker_port: int, duration: float, extra: list[str], workdir: Path, subscriber: str = "c"
+) -> dict[str, Any]:
     metrics_port = free_port()
     log = (workdir / "serve.log").open("ab")
     serve = subprocess.Popen(
@@ -98,7 +124,9 @@ def session(broker_port: int, duration: float, extra: list[str], workdir: Path) 
         [
             shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub",
             *("-h", "127.0.0.1", "-p", str(broker_port), "-t", "spikestream/seed/out/#"),
-        ],
+        ]
+        if subscriber == "c"
+        else [sys.executable, "-c", CLIENT, str(broker_port), str(WARMUP + duration + 30)],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -135,6 +163,7 @@ def session(broker_port: int, duration: float, extra: list[str], workdir: Path) 
         "tick_us_per_tick": 1e6 * rest / ticks,
         "rest_core": rest / wall,
         "subscriber_core": (side_after[0] - side_before[0]) / wall,
+        "subscriber_us_per_frame": 1e6 * (side_after[0] - side_before[0]) / frames,
         "broker_core": (side_after[1] - side_before[1]) / wall,
         "late_1ms_pct": late_over("0.001"),
         "late_250us_pct": late_over("0.00025"),
@@ -147,7 +176,8 @@ BROKER_PID = [0]
 ROW = (
     "frames/s {frames_per_s:7.0f}  dropped {dropped:5.0f}  I/O {io_us_per_frame:6.1f} us/frame "
     "({io_core:4.0%} core)  tick+rest {tick_us_per_tick:5.1f} us/tick ({rest_core:4.0%})  "
-    "broker {broker_core:4.0%}  subscriber {subscriber_core:4.0%}  late>1ms "
+    "broker {broker_core:4.0%}  subscriber {subscriber_core:4.0%} "
+    "({subscriber_us_per_frame:5.1f} us/frame)  late>1ms "
     "{late_1ms_pct:6.3f} %  >0.25ms {late_250us_pct:6.3f} %  RTF {rtf:.5f}"
 )
 
@@ -158,6 +188,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="sessions per flag set")
     parser.add_argument("--serve-args", default="", help="extra flags for serve")
     parser.add_argument("--against", default=None, help="a second flag set, interleaved")
+    parser.add_argument(
+        "--subscriber",
+        choices=("c", "client"),
+        default="c",
+        help="what takes the frames: mosquitto_sub (c, default) or a Python process "
+        "using the client library, decoding each frame (client)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the rows here")
     args = parser.parse_args()
     sets = {"A": shlex.split(args.serve_args)}
@@ -171,7 +208,7 @@ def main() -> None:
         try:
             for run in range(args.runs):
                 for key, extra in sets.items():
-                    row = session(broker.port, args.duration, extra, workdir)
+                    row = session(broker.port, args.duration, extra, workdir, args.subscriber)
                     rows[key].append(row)
                     flags = " ".join(extra) or "default flags"
                     print(f"run {run} {key} ({flags}): {ROW.format(**row)}", flush=True)

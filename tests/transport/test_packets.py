@@ -1,5 +1,6 @@
 """The QoS 0 PUBLISH packets the adapter packs itself, read back by an independent parser;
-and the reader of plain incoming PUBLISH packets, checked against the packer."""
+and the reader of incoming QoS 0 PUBLISH packets, checked against the packer and paho's
+own packing of properties."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import socket
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from spikestream_client.transport import MessageMeta
 from spikestream_client.transport.packets import (
     MAX_REMAINING,
     cork,
     publish_qos0,
-    read_plain_publish,
+    read_publish_qos0,
 )
 
 
@@ -83,23 +87,83 @@ def _split(packet: bytes) -> tuple[int, bytes]:
     retain=st.booleans(),
     v5=st.booleans(),
 )
-def test_a_plain_publish_reads_back(topic: bytes, payload: bytes, retain: bool, v5: bool) -> None:
+def test_a_publish_without_properties_reads_back(
+    topic: bytes, payload: bytes, retain: bool, v5: bool
+) -> None:
     first, body = _split(bytes(publish_qos0(topic, payload, retain, b"\x00" if v5 else None)))
-    got = read_plain_publish(first, bytearray(body), v5)
-    assert got == (topic.decode("utf-8"), payload, retain)
+    got = read_publish_qos0(first, bytearray(body), v5)
+    assert got == (topic.decode("utf-8"), payload, MessageMeta(0, retain))
     assert type(got[1]) is bytes  # the link's callbacks are promised bytes
 
 
-@given(topic=topics, payload=st.binary(max_size=40))
-def test_a_publish_with_properties_is_left_to_the_library(topic: bytes, payload: bytes) -> None:
-    first, body = _split(bytes(publish_qos0(topic, payload, False, b"\x05\x02\x00\x00\x00\x3c")))
-    assert read_plain_publish(first, body, True) is None
-    # Read as MQTT 3.1.1 the same bytes are a plain packet whose payload starts with
-    # the property bytes: the protocol decides, not a guess.
-    assert read_plain_publish(first, body, False) == (
-        topic.decode("utf-8"),
-        b"\x05\x02\x00\x00\x00\x3c" + payload,
-        False,
+_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@given(
+    topic=topics,
+    payload=st.binary(max_size=40),
+    retain=st.booleans(),
+    content_type=st.none() | _texts,
+    expiry=st.none() | st.integers(0, 2**32 - 1),
+    response_topic=st.none() | _texts.filter(bool),
+    correlation=st.none() | st.binary(max_size=20),
+    utf8=st.none() | st.sampled_from([0, 1]),
+)
+def test_the_properties_the_link_passes_on_read_back(
+    topic: bytes,
+    payload: bytes,
+    retain: bool,
+    content_type: str | None,
+    expiry: int | None,
+    response_topic: str | None,
+    correlation: bytes | None,
+    utf8: int | None,
+) -> None:
+    """Properties packed by paho (its public Properties class) read back as the
+    adapter's paho path would pass them on."""
+    props = Properties(PacketTypes.PUBLISH)
+    if content_type is not None:
+        props.ContentType = content_type
+    if expiry is not None:
+        props.MessageExpiryInterval = expiry
+    if response_topic is not None:
+        props.ResponseTopic = response_topic
+    if correlation is not None:
+        props.CorrelationData = correlation
+    if utf8 is not None:
+        props.PayloadFormatIndicator = utf8
+    packed = props.pack()
+    first, body = _split(bytes(publish_qos0(topic, payload, retain, packed)))
+    got = read_publish_qos0(first, body, True)
+    if len(packed) > 128:  # a property length of two bytes: left to paho
+        assert got is None
+        return
+    meta = MessageMeta(0, retain, content_type, expiry, response_topic, correlation)
+    assert got == (topic.decode("utf-8"), payload, meta)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("UserProperty", [("k", "v")]), ("TopicAlias", 3), ("SubscriptionIdentifier", [7])],
+)
+def test_properties_the_link_does_not_pass_on_are_left_to_the_library(
+    name: str, value: object
+) -> None:
+    props = Properties(PacketTypes.PUBLISH)
+    setattr(props, name, value)
+    first, body = _split(bytes(publish_qos0(b"t", b"x", False, props.pack())))
+    assert read_publish_qos0(first, body, True) is None
+
+
+def test_the_same_bytes_read_by_protocol() -> None:
+    """Read as MQTT 3.1.1, a packet's property bytes are part of its payload: the
+    protocol decides, not a guess."""
+    first, body = _split(bytes(publish_qos0(b"t", b"x", False, b"\x05\x02\x00\x00\x00\x3c")))
+    assert read_publish_qos0(first, body, True) == ("t", b"x", MessageMeta(0, False, None, 60))
+    assert read_publish_qos0(first, body, False) == (
+        "t",
+        b"\x05\x02\x00\x00\x00\x3cx",
+        MessageMeta(0, False),
     )
 
 
@@ -114,12 +178,18 @@ def test_a_publish_with_properties_is_left_to_the_library(topic: bytes, payload:
         (0x30, b"\x00\x02ab", "no property length"),
         (0x30, b"\x00", "a packet shorter than a topic length"),
         (0x30, b"\x00\x02\xff\xfe\x00x", "a topic that is not UTF-8"),
+        (0x30, b"\x00\x01t\x05\x02\x00\x00x", "properties longer than the packet"),
+        (0x30, b"\x00\x01t\x03\x02\x00\x00", "an expiry cut short"),
+        (0x30, b"\x00\x01t\x05\x03\x00\x05ab", "a content type cut short"),
+        (0x30, b"\x00\x01t\x05\x03\x00\x02\xff\xfe", "a content type not UTF-8"),
+        (0x30, b"\x00\x01t\x04\x01\x00\x01\x01", "a property twice"),
+        (0x30, b"\x00\x01t\x02\x01\x02", "a payload format indicator of 2"),
+        (0x30, b"\x00\x01t\x80\x01" + bytes(128), "a two-byte property length"),
+        (0x30, b"\x00\x01t\x01\x7f", "an unknown property"),
     ],
 )
-def test_anything_but_a_plain_publish_is_left_to_the_library(
-    first: int, body: bytes, why: str
-) -> None:
-    assert read_plain_publish(first, body, True) is None, why
+def test_anything_else_is_left_to_the_library(first: int, body: bytes, why: str) -> None:
+    assert read_publish_qos0(first, body, True) is None, why
 
 
 @pytest.mark.parametrize("topic", [b"", b"a/+/b", b"a/#", b"x" * 65536])

@@ -1,5 +1,5 @@
-"""Incoming messages: plain QoS 0 PUBLISH packets reach the link without paho's decoding,
-and every other kind still arrives through paho with all it carries."""
+"""Incoming messages: QoS 0 PUBLISH packets reach the link without paho's decoding, and
+every other kind still arrives through paho; both with all the link passes on."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from tests.transport.test_transport_link import make_link
 pytestmark = pytest.mark.broker
 
 
-@pytest.mark.parametrize(("protocol", "through_paho"), [("5", 2), ("3.1.1", 1)])
-async def test_plain_messages_skip_paho_and_the_rest_keep_what_they_carry(
-    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, protocol: str, through_paho: int
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_qos0_messages_skip_paho_and_all_keep_what_they_carry(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, protocol: str
 ) -> None:
-    """On MQTT 5 a message with properties and a QoS 1 message go through paho's own
-    handling; on 3.1.1 the broker strips the properties, so only the QoS 1 one does."""
+    """Only the QoS 1 message goes through paho's own handling; on MQTT 5 the QoS 0
+    message's properties are read by the adapter, on 3.1.1 the broker strips them."""
     calls: list[bytes] = []
     handle = paho.Client._handle_publish
 
@@ -38,8 +38,10 @@ async def test_plain_messages_skip_paho_and_the_rest_keep_what_they_carry(
             await inbox.wait_payload("in/kept", b"retained")
             for i in range(3):
                 assert await pub.publish("in/plain", bytes([0x91, 0xCB, i]))
-            assert await pub.publish("in/expiring", b"e", expiry=60)
-            assert await pub.publish("in/acked", b"q", qos=1)
+            assert await pub.publish(
+                "in/expiring", b"e", expiry=60, content_type="a/b", correlation_data=b"\x00c"
+            )
+            assert await pub.publish("in/acked", b"q", qos=1, content_type="text/plain")
             await eventually(lambda: len(inbox.items) == 6)
             assert sub.statistics().messages_in == 6
             assert sub.statistics().callback_errors == 0
@@ -54,8 +56,10 @@ async def test_plain_messages_skip_paho_and_the_rest_keep_what_they_carry(
     if protocol == "5":
         assert meta.expiry is not None
         assert 55 <= meta.expiry <= 60
+        assert meta == MessageMeta(0, False, "a/b", meta.expiry, None, b"\x00c")
     else:
         assert meta == MessageMeta(0, False)
-    assert by_topic["in/acked"][0] == b"q"
-    assert by_topic["in/acked"][1].qos == 1
-    assert len(calls) == through_paho, calls
+    payload, meta = by_topic["in/acked"]
+    assert payload == b"q"
+    assert meta == MessageMeta(1, False, "text/plain" if protocol == "5" else None)
+    assert len(calls) == 1, calls

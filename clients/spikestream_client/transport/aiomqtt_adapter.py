@@ -39,7 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from spikestream_client.aio import First, first_of
 from spikestream_client.errors import TransportError
-from spikestream_client.transport.packets import cork, publish_qos0, read_plain_publish
+from spikestream_client.transport.packets import cork, publish_qos0, read_publish_qos0
 from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
 from spikestream_client.transport.tls import collecting_sockets, track
 from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
@@ -57,8 +57,6 @@ __all__ = [
 # MQTT 5 reason codes at and above this are failures (paho maps 3.1.1 codes onto them).
 _FAILURE = 0x80
 _VERSIONS = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
-# What a plain QoS 0 message arrives with (see _hook_paho's handle_publish).
-_PLAIN = (MessageMeta(0, False), MessageMeta(0, True))
 
 
 class ConnectFailure(TransportError):
@@ -288,22 +286,22 @@ class Connection:
         mqtt.on_connect = on_connect
         mqtt.on_disconnect = on_disconnect
 
-        # A plain QoS 0 PUBLISH (no MQTT 5 properties), which is what sensors and the
-        # input path send, goes straight to the link. paho's own handling parses the
-        # properties into objects, builds an MQTTMessage, matches the topic against
-        # per-topic callbacks (none are registered here) and takes two locks: most of
-        # the Python time between a readable socket and the service's handler.
-        # Everything else (QoS 1/2, properties, malformed packets) is paho's, in full.
+        # A QoS 0 PUBLISH, which is what sensors, the input path and the service's frames
+        # are, goes straight to the link (read_publish_qos0 reads the properties the link
+        # passes on). paho's own handling builds property objects and an MQTTMessage,
+        # matches the topic against per-topic callbacks (none are registered here) and
+        # takes two locks: most of the Python time between a readable socket and the
+        # link's callback. Everything else (QoS 1/2, other properties, malformed packets)
+        # is paho's, in full.
         paho_publish = mqtt._handle_publish
         sink, v5 = self._on_message, self._v5
 
         def handle_publish() -> MQTTErrorCode:
             packet = mqtt._in_packet
-            plain = read_plain_publish(packet["command"], packet["packet"], v5)
-            if plain is None:
+            read = read_publish_qos0(packet["command"], packet["packet"], v5)
+            if read is None:
                 return paho_publish()
-            topic, payload, retain = plain
-            sink(topic, payload, _PLAIN[retain])
+            sink(*read)
             return MQTTErrorCode.MQTT_ERR_SUCCESS
 
         mqtt._handle_publish = handle_publish  # type: ignore[method-assign]

@@ -4,14 +4,16 @@ it uses.
 Pure functions with no MQTT library behind them: ``aiomqtt_adapter.py``'s
 ``write_batch()`` packs QoS 0 PUBLISH packets with :func:`publish_qos0` (paho's own
 ``publish()`` costs most of the I/O thread's time per frame) and writes a batch under
-:func:`cork`; its reader hands the plain incoming PUBLISH packets that
-:func:`read_plain_publish` accepts straight to the link (paho's own decoding parses
-MQTT 5 properties and builds a message object for each one).
+:func:`cork`; its reader hands the incoming QoS 0 PUBLISH packets that
+:func:`read_publish_qos0` reads straight to the link (paho's own decoding builds property
+and message objects for each one).
 """
 
 from __future__ import annotations
 
 import socket
+
+from spikestream_client.transport.values import MessageMeta
 
 #: The largest remaining length an MQTT packet can state (four bytes of seven bits).
 MAX_REMAINING = 268_435_455
@@ -49,15 +51,23 @@ def publish_qos0(name: bytes, payload: bytes, retain: bool, properties: bytes | 
     return packet
 
 
-def read_plain_publish(
-    first: int, body: bytes | bytearray, v5: bool
-) -> tuple[str, bytes, bool] | None:
-    """Read a plain QoS 0 PUBLISH packet, or return None for anything else.
+# MQTT 5 PUBLISH properties read by read_publish_qos0 (section 3.3.2.3); any other
+# (topic alias, user property, subscription identifier) leaves the packet to the library.
+_FORMAT, _EXPIRY, _CONTENT_TYPE, _RESPONSE_TOPIC, _CORRELATION = 0x01, 0x02, 0x03, 0x08, 0x09
+_LIVE, _RETAINED = MessageMeta(0, False), MessageMeta(0, True)
 
-    Plain means QoS 0, a non-empty topic that is valid UTF-8 and, on MQTT 5, no
-    properties (a property length of zero). Everything else (QoS 1 and 2, properties,
-    a topic alias with an empty topic, a malformed packet) is left to the MQTT library,
-    which handles it in full; so a ``None`` is never an error by itself.
+
+def read_publish_qos0(
+    first: int, body: bytes | bytearray, v5: bool
+) -> tuple[str, bytes, MessageMeta] | None:
+    """Read a QoS 0 PUBLISH packet, or return None to leave it to the MQTT library.
+
+    Read here: QoS 0 with a non-empty UTF-8 topic and, on MQTT 5, no properties or only
+    those :class:`MessageMeta` carries (content type, message expiry interval, response
+    topic, correlation data) and the payload format indicator, each at most once.
+    Everything else (QoS 1 and 2, a topic alias, user properties, subscription
+    identifiers, anything malformed) is left to the library, which handles it in full;
+    so a ``None`` is never an error by itself.
 
     Args:
         first: The packet's first byte (type and flags); a PUBLISH is ``0x3_``.
@@ -65,7 +75,7 @@ def read_plain_publish(
         v5: MQTT 5 (a properties length follows the topic); False for 3.1.1.
 
     Returns:
-        ``(topic, payload, retain)`` for a plain packet, else None.
+        ``(topic, payload, meta)``, or None.
     """
     if first & 0xF6 != 0x30:  # not a PUBLISH, or QoS 1 or 2 (DUP is 0 with QoS 0)
         return None
@@ -73,14 +83,78 @@ def read_plain_publish(
     if size < 3:
         return None
     end = 2 + ((body[0] << 8) | body[1])
-    start = end + 1 if v5 else end
-    if end == 2 or start > size or (v5 and body[end] != 0):
+    if end == 2 or end > size:
         return None
     try:
         topic = body[2:end].decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return topic, bytes(memoryview(body)[start:]), bool(first & 0x01)
+    retain = bool(first & 0x01)
+    meta = _RETAINED if retain else _LIVE
+    start = end
+    if v5:
+        if end >= size:
+            return None
+        length = body[end]
+        start = end + 1 + length
+        if length > 0x7F or start > size:  # a longer property block: the library's
+            return None
+        if length:
+            props = _read_properties(bytes(body[end + 1 : start]))
+            if props is None:
+                return None
+            meta = MessageMeta(0, retain, *props)
+    return topic, bytes(memoryview(body)[start:]), meta
+
+
+def _read_properties(
+    data: bytes,
+) -> tuple[str | None, int | None, str | None, bytes | None] | None:
+    """(content type, expiry, response topic, correlation data) of a PUBLISH's property
+    block, or None when it holds anything else, a property twice, or is malformed."""
+    content_type: str | None = None
+    expiry: int | None = None
+    response_topic: str | None = None
+    correlation: bytes | None = None
+    seen: set[int] = set()
+    i, size = 0, len(data)
+    while i < size:
+        key = data[i]
+        i += 1
+        if key in seen:
+            return None
+        seen.add(key)
+        if key == _FORMAT:  # 0 (bytes) or 1 (UTF-8): the link does not pass it on
+            if i >= size or data[i] > 1:
+                return None
+            i += 1
+        elif key == _EXPIRY:
+            if i + 4 > size:
+                return None
+            expiry = int.from_bytes(data[i : i + 4], "big")
+            i += 4
+        elif key in (_CONTENT_TYPE, _RESPONSE_TOPIC, _CORRELATION):
+            if i + 2 > size:
+                return None
+            n = (data[i] << 8) | data[i + 1]
+            raw = data[i + 2 : i + 2 + n]
+            i += 2 + n
+            if i > size:
+                return None
+            if key == _CORRELATION:
+                correlation = raw
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if key == _CONTENT_TYPE:
+                content_type = text
+            else:
+                response_topic = text
+        else:
+            return None
+    return content_type, expiry, response_topic, correlation
 
 
 def cork(sock: socket.socket, on: bool) -> bool:

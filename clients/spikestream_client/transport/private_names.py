@@ -97,16 +97,16 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "paho.Client",
         "_handle_publish",
         "method",
-        why="replaced by a reader of plain QoS 0 PUBLISH packets that calls the link "
-        "directly, falling back to it for every other PUBLISH: paho's decoding of MQTT 5 "
-        "properties and its message object cost most of the Python time per input",
+        why="replaced by a reader of QoS 0 PUBLISH packets that calls the link directly, "
+        "falling back to it for every other PUBLISH: paho's property and message objects "
+        "cost most of the Python time per incoming message",
     ),
     PrivateName(
         "paho.Client",
         "_in_packet",
         "attribute",
         why="the PUBLISH packet being handled: its first byte ('command') and its body "
-        "after the fixed header ('packet'), read by the plain-PUBLISH reader",
+        "after the fixed header ('packet'), read by the QoS 0 PUBLISH reader",
     ),
     PrivateName(
         "paho._WebsocketWrapper",
