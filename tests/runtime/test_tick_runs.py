@@ -996,3 +996,21 @@ def test_a_pinned_run_puts_the_two_threads_on_different_cpus_and_restores_the_ma
     else:
         assert all(m == t == allowed for m, t in samples)
     assert ticker["after"] == allowed  # restored when the run returned
+
+
+def test_a_mailbox_takes_a_value_of_its_shape_or_one_that_becomes_it() -> None:
+    """post() copies each value into the mailbox under the sequence lock: a (dim,) array,
+    a 0-d array or a list of dim numbers; any other shape is refused, and a refused value
+    leaves the mailbox as it was."""
+    _, native, _ = _seed_loop()
+    box = native.mailboxes[0]
+    assert box.dim == 1
+    box.post(np.array([0.25]), 1.0, None)
+    np.testing.assert_array_equal(box.box, [1.0, math.inf, 0.25])
+    box.post(np.array(0.5), 2.0, 9.0)
+    np.testing.assert_array_equal(box.box, [2.0, 9.0, 0.5])
+    box.post([0.75], 3.0, None)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(box.box, [3.0, math.inf, 0.75])
+    with pytest.raises(ValueError, match=r"shape \(2,\); expected \(1,\)"):
+        box.post(np.array([1.0, 2.0]), 4.0, None)
+    np.testing.assert_array_equal(box.box, [3.0, math.inf, 0.75])

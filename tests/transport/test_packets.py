@@ -9,6 +9,7 @@ import socket
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -96,7 +97,20 @@ def test_a_publish_without_properties_reads_back(
     assert type(got[1]) is bytes  # the link's callbacks are promised bytes
 
 
-_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+# MQTT strings; paho also refuses U+0000 and U+FEFF in them (tested below).
+_texts = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufeff"), max_size=30
+)
+
+
+def _paho_reads(packed: bytes) -> tuple[object, object, object, object]:
+    """What paho's own decoder (its public Properties.unpack) reads from a property block."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.unpack(packed)
+    return tuple(  # type: ignore[return-value]
+        getattr(props, name, None)
+        for name in ("ContentType", "MessageExpiryInterval", "ResponseTopic", "CorrelationData")
+    )
 
 
 @given(
@@ -119,8 +133,8 @@ def test_the_properties_the_link_passes_on_read_back(
     correlation: bytes | None,
     utf8: int | None,
 ) -> None:
-    """Properties packed by paho (its public Properties class) read back as the
-    adapter's paho path would pass them on."""
+    """Properties packed by paho (its public Properties class) read back as paho's own
+    decoder reads them, which is what the adapter's paho path passes on."""
     props = Properties(PacketTypes.PUBLISH)
     if content_type is not None:
         props.ContentType = content_type
@@ -140,6 +154,25 @@ def test_the_properties_the_link_passes_on_read_back(
         return
     meta = MessageMeta(0, retain, content_type, expiry, response_topic, correlation)
     assert got == (topic.decode("utf-8"), payload, meta)
+    assert _paho_reads(packed) == (content_type, expiry, response_topic, correlation)
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ufeffa"])
+@pytest.mark.parametrize("name", ["ContentType", "ResponseTopic"])
+def test_strings_paho_refuses_are_left_to_it(name: str, text: str) -> None:
+    """paho refuses U+0000 and U+FEFF in a string property (a protocol error that ends
+    the connection); the reader leaves such a packet to paho, so the outcome is paho's."""
+    props = Properties(PacketTypes.PUBLISH)
+    setattr(props, name, "ok")
+    # [length, identifier, string length (2 bytes), string]: put the text in place of "ok"
+    packed = bytearray(props.pack())
+    assert packed[2:] == b"\x00\x02ok"
+    packed[2:] = len(text.encode()).to_bytes(2, "big") + text.encode()
+    packed[0] = len(packed) - 1
+    with pytest.raises(MalformedPacket, match=r"\[MQTT-1\.5\.4-[23]\]"):
+        _paho_reads(bytes(packed))
+    first, body = _split(bytes(publish_qos0(b"t", b"x", False, bytes(packed))))
+    assert read_publish_qos0(first, body, True) is None
 
 
 @pytest.mark.parametrize(

@@ -292,7 +292,8 @@ class Connection:
         # matches the topic against per-topic callbacks (none are registered here) and
         # takes two locks: most of the Python time between a readable socket and the
         # link's callback. Everything else (QoS 1/2, other properties, malformed packets)
-        # is paho's, in full.
+        # is paho's, in full. (paho's debug line "Received PUBLISH" is not written for
+        # the messages read here.)
         paho_publish = mqtt._handle_publish
         sink, v5 = self._on_message, self._v5
 

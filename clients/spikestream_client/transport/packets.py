@@ -64,9 +64,10 @@ def read_publish_qos0(
 
     Read here: QoS 0 with a non-empty UTF-8 topic and, on MQTT 5, no properties or only
     those :class:`MessageMeta` carries (content type, message expiry interval, response
-    topic, correlation data) and the payload format indicator, each at most once.
-    Everything else (QoS 1 and 2, a topic alias, user properties, subscription
-    identifiers, anything malformed) is left to the library, which handles it in full;
+    topic, correlation data) and the payload format indicator, each at most once, in a
+    property block shorter than 128 bytes. Everything else (QoS 1 and 2, a topic alias,
+    user properties, subscription identifiers, strings holding U+0000 or U+FEFF, which
+    paho refuses, anything malformed) is left to the library, which handles it in full;
     so a ``None`` is never an error by itself.
 
     Args:
@@ -77,7 +78,9 @@ def read_publish_qos0(
     Returns:
         ``(topic, payload, meta)``, or None.
     """
-    if first & 0xF6 != 0x30:  # not a PUBLISH, or QoS 1 or 2 (DUP is 0 with QoS 0)
+    # Not a PUBLISH, or QoS 1 or 2. DUP is not looked at: MQTT forbids it with QoS 0,
+    # and paho ignores it there too.
+    if first & 0xF6 != 0x30:
         return None
     size = len(body)
     if size < 3:
@@ -147,6 +150,8 @@ def _read_properties(
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
+                return None
+            if "\x00" in text or "\ufeff" in text:  # paho refuses these: its decision
                 return None
             if key == _CONTENT_TYPE:
                 content_type = text

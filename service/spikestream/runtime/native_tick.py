@@ -98,8 +98,10 @@ class Mailbox:
 
     def post(self, x: npt.NDArray[np.float64], received: float, expires: float | None) -> None:
         """Write a value (I/O thread; one writer). ``x``: float64 ``(dim,)``."""
-        if x.shape != (self.dim,):
-            raise ValueError(f"input value of shape {x.shape}; expected ({self.dim},)")
+        if getattr(x, "shape", None) != (self.dim,):  # a scalar or a list: as an array
+            x = np.ascontiguousarray(x, np.float64)
+            if x.shape != (self.dim,):
+                raise ValueError(f"input value of shape {x.shape}; expected ({self.dim},)")
         self._value[:] = x
         self._post(
             self._row,
