@@ -11,7 +11,8 @@ tick counters from ``/metrics`` at the start and end of a window, and reports:
   MQTT publishing): CPU microseconds per published frame and share of a core;
 * **tick thread and the rest** (every other thread): CPU microseconds per tick;
 * mosquitto's and the subscriber's share of a core, and the subscriber's CPU
-  microseconds per frame;
+  microseconds per frame (with ``--subscriber client``, also the share of the published
+  frames it received, counted by the subscriber itself);
 * the window's late-tick share (> 1 ms, > 0.25 ms), lateness p99 and real-time factor,
   and frames dropped.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import shutil
@@ -50,19 +52,22 @@ from realtime import SEED, Broker, free_port
 WARMUP = 3.0
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# The Python subscriber: the client library, decoding every frame of every probe.
+# The Python subscriber: the client library, decoding every frame of every probe. On
+# SIGTERM it prints how many frames it received, so delivery is checked, not assumed.
 CLIENT = """
-import asyncio, sys
+import asyncio, signal, sys
 from spikestream_client import SpikestreamClient
 
 async def main():
     count = [0]
     def on_frame(frame):
         count[0] += 1
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
     async with SpikestreamClient(f"mqtt://127.0.0.1:{sys.argv[1]}") as client:
         client.on_frame("seed", None, on_frame)
-        await asyncio.sleep(float(sys.argv[2]))
-    print(count[0])
+        await done.wait()
+    print(count[0], flush=True)
 
 asyncio.run(main())
 """
@@ -126,9 +131,11 @@ def session(
             *("-h", "127.0.0.1", "-p", str(broker_port), "-t", "spikestream/seed/out/#"),
         ]
         if subscriber == "c"
-        else [sys.executable, "-c", CLIENT, str(broker_port), str(WARMUP + duration + 30)],
-        stdout=subprocess.DEVNULL,
+        else [sys.executable, "-c", CLIENT, str(broker_port)],
+        stdout=subprocess.DEVNULL if subscriber == "c" else subprocess.PIPE,
+        text=True,
     )
+    received = math.nan  # frames the Python subscriber received, of those published
     try:
         time.sleep(WARMUP)
         if serve.poll() is not None:
@@ -138,6 +145,11 @@ def session(
         time.sleep(duration)
         after = (time.monotonic(), thread_cpu(serve.pid), metrics(metrics_port))
         side_after = (process_cpu(sub.pid), process_cpu(BROKER_PID[0]))
+        if subscriber == "client":
+            # Stop the subscriber first, then read how many frames were published in all.
+            sub.terminate()
+            out, _ = sub.communicate(timeout=15)
+            received = 100.0 * int(out.split()[-1]) / metrics(metrics_port)["frames"]
     finally:
         serve.terminate()
         sub.terminate()
@@ -164,6 +176,7 @@ def session(
         "rest_core": rest / wall,
         "subscriber_core": (side_after[0] - side_before[0]) / wall,
         "subscriber_us_per_frame": 1e6 * (side_after[0] - side_before[0]) / frames,
+        "subscriber_received_pct": received,
         "broker_core": (side_after[1] - side_before[1]) / wall,
         "late_1ms_pct": late_over("0.001"),
         "late_250us_pct": late_over("0.00025"),
@@ -177,7 +190,8 @@ ROW = (
     "frames/s {frames_per_s:7.0f}  dropped {dropped:5.0f}  I/O {io_us_per_frame:6.1f} us/frame "
     "({io_core:4.0%} core)  tick+rest {tick_us_per_tick:5.1f} us/tick ({rest_core:4.0%})  "
     "broker {broker_core:4.0%}  subscriber {subscriber_core:4.0%} "
-    "({subscriber_us_per_frame:5.1f} us/frame)  late>1ms "
+    "({subscriber_us_per_frame:5.1f} us/frame, received {subscriber_received_pct:5.1f} %)  "
+    "late>1ms "
     "{late_1ms_pct:6.3f} %  >0.25ms {late_250us_pct:6.3f} %  RTF {rtf:.5f}"
 )
 
