@@ -73,8 +73,10 @@ async def test_stats_carry_documented_windows_that_empty_while_paused(
         # The seed's tick works for tens of microseconds of each 1 ms period.
         assert 0 < w["work_p50_ms"] <= w["work_p99_ms"] <= w["work_max_ms"]
         assert w["work_p50_ms"] < 0.5
-        # The host's CPU time (the tick thread spins before each deadline: never idle).
-        assert 0 < w["cpu_busy_pct"] <= 100
+        # The host's CPU time. It may read 0 on a quiet machine: the kernel charges busy
+        # time to whatever runs at its scheduler tick (HZ=250 here), which can fall at a
+        # fixed phase of the service's 1 ms ticks, outside the tick thread's short spin.
+        assert 0 <= w["cpu_busy_pct"] <= 100
         assert 0 <= w["cpu_steal_pct"] <= 100 - w["cpu_busy_pct"] + 0.01  # each rounded
     assert running["window_1s"]["ticks"] <= running["window_10s"]["ticks"]
 
@@ -96,6 +98,6 @@ async def test_stats_carry_documented_windows_that_empty_while_paused(
         p99 = samples[
             f'spikestream_window_tick_lateness_seconds{{net="seed",quantile="0.99",window="{window}"}}'
         ]
-        assert 0.0 < samples[f"spikestream_window_cpu_busy_ratio{{{labels}}}"] <= 1.0
+        assert 0.0 <= samples[f"spikestream_window_cpu_busy_ratio{{{labels}}}"] <= 1.0
         assert 0.0 <= samples[f"spikestream_window_cpu_steal_ratio{{{labels}}}"] <= 1.0
         assert 0.0 <= p99 <= samples[f"spikestream_window_tick_lateness_max_seconds{{{labels}}}"]
