@@ -21,7 +21,8 @@ alike):
   ``--ticks-per-frame 1`` (five probes at 1000 frames/s each, all taken by
   ``mosquitto_sub``; ``--subscriber python``: by an aiomqtt client decoding each frame)
   and the debug ``--trace-latency``; this process publishes a distinct input value at
-  50 Hz and times it until the first ``u`` frame that carries it.
+  50 Hz, each at a random phase of the 1 ms tick (as a sensor's), and times it until the
+  first ``u`` frame that carries it.
 
 Lateness of floor and service is read the same way: the pacer's own 10 s window
 (``stats.window_10s`` for the service, ``Pacer.recent()`` for the floor) taken every 10 s
@@ -429,15 +430,32 @@ async def run_service(
             t_start = time.monotonic()
             scraping = asyncio.create_task(scraper())
             await asyncio.sleep(WARMUP)
-            k = 0
-            start = time.monotonic()
-            while time.monotonic() - start < duration:
-                k += 1
-                await asyncio.sleep(max(0.0, start + k / RATE - time.monotonic()))
+            loop = asyncio.get_running_loop()
+
+            async def send(k: int) -> None:
                 # A distinct float32-exact value per message, so the frame shows it.
                 value = float(np.float32(0.5 + (k % 997) / 4096.0 * (1 if k % 2 else -1)))
                 sent[value] = time.time()
                 await client.publish("spikestream/seed/in/u", encode_input(np.array([value])))
+
+            def timed(start: float) -> None:
+                # Each input at a random phase of the service's 1 ms tick, as a sensor's
+                # would be: a thread sleeps to start + k / RATE plus a uniform jitter of up
+                # to one tick, then hands the publish to the loop. Timed by the loop itself,
+                # inputs went out when the loop woke for the frame it receives after each
+                # tick, all at one phase of the tick, so every input waited about as long
+                # for its tick (0.7 ms in every run of one session), not a uniform 0-1 ms.
+                rng = np.random.default_rng(1)
+                k = 0
+                while True:
+                    k += 1
+                    when = start + k / RATE + rng.uniform(0.0, 0.001)
+                    if when - start >= duration:
+                        return
+                    time.sleep(max(0.0, when - time.monotonic()))
+                    asyncio.run_coroutine_threadsafe(send(k), loop).result(timeout=10)
+
+            await asyncio.to_thread(timed, time.monotonic())
             await scraping
             # The last inputs' frames: on a congested broker they trail by seconds. Wait
             # until none has arrived for 2 s (at most 30 s).
