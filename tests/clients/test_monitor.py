@@ -9,6 +9,7 @@ import math
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from spikestream_client import SpikestreamClient
 from spikestream_client.codec import decode_event, decode_frame
+from spikestream_client.monitor import aggregate
 from spikestream_client.monitor.aggregate import (
     MAX_EVENT_KINDS,
     MAX_INPUTS,
@@ -230,14 +232,24 @@ def test_inputs_shown_are_bounded() -> None:
 
 
 @pytest.mark.parametrize("width", [100, 120, 140, 180])
-def test_the_seed_view_fits_its_terminal_without_cutting_numbers(width: int) -> None:
+def test_the_seed_view_fits_its_terminal_without_cutting_numbers(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The seed's five probes at 100-180 columns: every column keeps its heading and no
     number is wrapped or cut in the middle of its digits (at 120 columns the ``n`` column
-    used to vanish and the latest values wrapped mid-digit)."""
+    used to vanish and the latest values wrapped mid-digit).
+
+    The frames arrive as a live seed's would (one per probe every 10 ms of both clocks,
+    the view drawn 50 ms after the last), so the rates and the lag shown are the live
+    ones: read off the real clocks, they depended on how fast this test ran (a 4-digit
+    frame rate on a fast machine) and on today's date (a lag of 10**11 ms)."""
+    clock = [0.0]
+    monkeypatch.setattr(aggregate, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     rng = np.random.default_rng(3)
-    model = MonitorModel("seed", bins=auto_bins(width))
+    model = MonitorModel("seed", bins=auto_bins(width), clock=lambda: 1.7e9 + clock[0])
     latest: dict[str, np.ndarray] = {}
     for seq in range(100):
+        clock[0] = (seq + 1) * 0.010  # the frame's wall time in tests.clients.frames.header
         for probe, n in (("a_spikes", 50), ("b_spikes", 40)):
             spikes = rng.random((10, n)) < 0.2
             model.on_frame(spike_frame(header(probe, seq, 10 * seq, net="seed"), spikes))
@@ -245,6 +257,7 @@ def test_the_seed_view_fits_its_terminal_without_cutting_numbers(width: int) -> 
             values = rng.random((10, n)) * 400 - 100
             latest[probe] = values[-1]
             model.on_frame(value_frame(header(probe, seq, 10 * seq, net="seed"), values))
+    clock[0] += 0.050
     console = Console(width=width, record=True, color_system=None)
     console.print(render(model.snapshot(), "mqtt://127.0.0.1:1883"))
     text = console.export_text()
