@@ -375,7 +375,7 @@ _FLOATS: Final = tuple(
 _TAGS: Final = tuple(bytes((_FLOAT64,)) * n for n in range(_MAX_FIXARRAY + 1))
 _MAP_TX: Final = b"\x82\xa1t\xcb"  # {"t": <float64>, "x": ...
 _KEY_X: Final = b"\xa1x"
-_TIME: Final = struct.Struct(">d").unpack_from
+_DOUBLE: Final = struct.Struct(">d").unpack_from  # one big-endian float64
 
 
 def _plain_values(payload: bytes, start: int, dim: int) -> npt.NDArray[np.float64] | None:
@@ -383,7 +383,7 @@ def _plain_values(payload: bytes, start: int, dim: int) -> npt.NDArray[np.float6
     float64 (dim 1) or a fixarray of ``dim`` float64, else None."""
     size = len(payload) - start
     if dim == 1 and size == 9 and payload[start] == _FLOAT64:
-        values: tuple[float, ...] = _TIME(payload, start + 1)
+        values: tuple[float, ...] = _DOUBLE(payload, start + 1)
     elif (
         dim <= _MAX_FIXARRAY
         and size == 1 + 9 * dim
@@ -404,7 +404,7 @@ def _plain_values(payload: bytes, start: int, dim: int) -> npt.NDArray[np.float6
 def _plain_sample(payload: bytes, dim: int) -> InputSample | None:
     """The sample of a common msgpack input (see above), or None for the general path."""
     if payload.startswith(_MAP_TX) and payload.startswith(_KEY_X, 12):
-        t = _TIME(payload, 4)[0]
+        t = _DOUBLE(payload, 4)[0]
         x = _plain_values(payload, 14, dim) if math.isfinite(t) else None
         return None if x is None else InputSample(x, t)
     x = _plain_values(payload, 0, dim)

@@ -116,7 +116,7 @@ class Bridges:
     def on_message(self, topic: str, payload: bytes) -> bool:
         """Handle HA's birth message; True if ``topic`` was the birth topic."""
         d = self.discovery
-        if d is None or not self.claims(topic):
+        if d is None or topic != d.birth_topic:
             return False
         if not d.is_birth(topic, payload):
             return True

@@ -176,11 +176,11 @@ class Service:
             self.link.add_connect_hook(self.bridges.on_connect)
         # Each input's topic, built once: an input is found with one dict lookup, before
         # anything else is compared (a topic the bridges claim stays theirs).
-        self._input_topics = {
-            self.topics.input(name): (name, slot)
-            for name, slot in self.engine.inputs.items()
-            if not self.bridges.claims(self.topics.input(name))
-        }
+        self._input_topics: dict[str, tuple[str, InputSlot]] = {}
+        for name, slot in self.engine.inputs.items():
+            topic = self.topics.input(name)
+            if not self.bridges.claims(topic):
+                self._input_topics[topic] = (name, slot)
         self.snapshot_folder = SnapshotFolder(
             settings.snapshot_dir, model.name, snapshot_layout(self.engine)
         )
