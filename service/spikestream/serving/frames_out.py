@@ -1,7 +1,8 @@
 """Frames out: from the engine's per-probe queues to the MQTT link, on the event loop.
 
 :class:`FrameSender` takes completed frames round-robin over the probes, encodes each
-(``spikestream_client.codec``) and hands it to the link with ``publish_nowait``, which
+(:class:`~spikestream.serving.framecodec.ProbeEncoder`: the client codec's bytes, written
+in C) and hands it to the link with ``publish_nowait``, which
 never blocks. It works in slices of at most :data:`DRAIN_SLICE` seconds, so that input
 messages, which the event loop reads between slices, never wait behind a long run of
 frame encoding; and it takes a frame out of its queue only while the link's window has
@@ -18,7 +19,7 @@ from spikestream.runtime.engine import Engine
 from spikestream.runtime.streams import FrameBuffer, ProbeStream
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
-from spikestream_client.codec import FrameHeader, encode_spikes, encode_values
+from spikestream.serving.framecodec import ProbeEncoder
 from spikestream_client.transport import MqttLink
 
 __all__ = ["DRAIN_SLICE", "MSGPACK", "FrameSender"]
@@ -69,8 +70,10 @@ class FrameSender:
         self.trace = trace
         self.yield_gil = yield_gil
         self.retry_later = retry_later
-        self._net = engine.model.name
-        self._dt = engine.model.dt
+        self._encoders = {
+            name: ProbeEncoder(engine.model.name, name, engine.model.dt, s.kind, s.shape)
+            for name, s in engine.streams.items()
+        }
         #: When the pump that sends now began (``time.time()``; with ``trace`` only).
         self.pump_began = math.nan
 
@@ -114,22 +117,12 @@ class FrameSender:
 
     def _publish(self, stream: ProbeStream, buf: FrameBuffer) -> None:
         taken = time.time() if self.trace is not None else 0.0
-        header = FrameHeader(
-            net=self._net,
-            probe=stream.name,
-            seq=buf.seq,
-            tick=buf.tick,
-            ticks=buf.ticks,
-            dt=self._dt,
-            t=buf.t,
-            wall=buf.wall,
-            late_max=buf.late_max,
-            dropped=buf.dropped,
-        )
-        encode = encode_spikes if stream.kind == "spikes" else encode_values
-        self.bridges.observe(stream.name, stream.kind, buf.valid())
+        rows = buf.valid()
+        self.bridges.observe(stream.name, stream.kind, rows)
         try:
-            payload = encode(header, buf.valid())
+            payload = self._encoders[stream.name].encode(
+                buf.seq, buf.tick, buf.t, buf.wall, buf.late_max, buf.dropped, rows
+            )
         finally:
             stream.release(buf)
         if not self.link.publish_nowait(

@@ -1,0 +1,424 @@
+/* spikestream.serving._frames: output frames encoded in C.
+ *
+ * The I/O thread encodes every frame the service publishes, 5,000 a second for the seed
+ * network at one tick per frame, and the frames of a tick go out one after another: a
+ * probe's frame waits for the encoding of those before it. The client codec's encoders
+ * (spikestream_client.codec.frames) build a header object, a dict and several small numpy
+ * arrays per frame, about 8 us of Python for a small spike frame. These functions write
+ * the same msgpack bytes directly: the header keys, the spikes in the smaller of the two
+ * forms, the float32 values. The parts that never change for a probe (its net and probe
+ * names, its value shape) arrive packed once, by msgpack itself.
+ *
+ * The bytes are those of encode_spikes and encode_values for the same header and array,
+ * byte for byte (tests/serving/test_framecodec.py checks it with hypothesis), so clients
+ * see no difference: it is the same frame, sooner.
+ *
+ * msgpack forms used (the choices msgpack-python's Packer makes with use_bin_type=True):
+ * a non-negative int in the smallest of positive fixint, uint8, uint16, uint32, uint64;
+ * a float as float64; bytes as bin8, bin16 or bin32; the constant keys as fixstr.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <string.h>
+
+/* The write position in a bytes object allocated at the size computed beforehand. Every
+ * write is bounded by end: were a size computed wrongly (a bug here), the write stops
+ * and finish() reports it, instead of writing past the object. */
+typedef struct {
+    unsigned char *p, *end;
+    int overflow;
+} Out;
+
+static int room(Out *o, size_t n)
+{
+    if ((size_t)(o->end - o->p) < n) {
+        o->overflow = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static void put(Out *o, const void *src, size_t n)
+{
+    if (!room(o, n))
+        return;
+    memcpy(o->p, src, n);
+    o->p += n;
+}
+
+static void put_byte(Out *o, unsigned char b)
+{
+    if (room(o, 1))
+        *o->p++ = b;
+}
+
+static void put_be(Out *o, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--)
+        put_byte(o, (unsigned char)(v >> (8 * i)));
+}
+
+/* A constant key: fixstr (every key here is shorter than 32 bytes). */
+#define KEY(o, literal) put_key((o), (literal), sizeof(literal) - 1)
+static void put_key(Out *o, const char *s, size_t n)
+{
+    put_byte(o, (unsigned char)(0xa0 | n));
+    put(o, s, n);
+}
+
+static size_t uint_size(uint64_t v)
+{
+    if (v <= 0x7f)
+        return 1;
+    if (v <= 0xff)
+        return 2;
+    if (v <= 0xffff)
+        return 3;
+    if (v <= 0xffffffffULL)
+        return 5;
+    return 9;
+}
+
+static void put_uint(Out *o, uint64_t v)
+{
+    if (v <= 0x7f) {
+        put_byte(o, (unsigned char)v);
+    } else if (v <= 0xff) {
+        put_byte(o, 0xcc);
+        put_be(o, v, 1);
+    } else if (v <= 0xffff) {
+        put_byte(o, 0xcd);
+        put_be(o, v, 2);
+    } else if (v <= 0xffffffffULL) {
+        put_byte(o, 0xce);
+        put_be(o, v, 4);
+    } else {
+        put_byte(o, 0xcf);
+        put_be(o, v, 8);
+    }
+}
+
+static void put_double(Out *o, double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    put_byte(o, 0xcb);
+    put_be(o, bits, 8);
+}
+
+static size_t bin_header_size(size_t n) { return n <= 0xff ? 2 : n <= 0xffff ? 3 : 5; }
+
+static void put_bin_header(Out *o, size_t n)
+{
+    if (n <= 0xff) {
+        put_byte(o, 0xc4);
+        put_be(o, n, 1);
+    } else if (n <= 0xffff) {
+        put_byte(o, 0xc5);
+        put_be(o, n, 2);
+    } else {
+        put_byte(o, 0xc6);
+        put_be(o, n, 4);
+    }
+}
+
+/* The sizes above and the writes below must agree: a mismatch is a bug here, reported
+ * rather than sent (the bytes object was allocated at the computed size). */
+static PyObject *finish(PyObject *result, const Out *o)
+{
+    if (o->overflow || o->p != o->end) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_SystemError, "frame size computed wrongly");
+        return NULL;
+    }
+    return result;
+}
+
+static void put_map_header(Out *o, size_t entries)
+{
+    if (entries <= 15)
+        put_byte(o, (unsigned char)(0x80 | entries));
+    else {
+        put_byte(o, 0xde);
+        put_be(o, entries, 2);
+    }
+}
+
+/* The header fields each frame packs itself. */
+typedef struct {
+    uint64_t seq, tick, ticks, dropped;
+    double dt, t, wall, late_max;
+} Fields;
+
+/* Bytes of the header keys from "seq" to "dropped", keys included. */
+static size_t fields_size(const Fields *f)
+{
+    return (1 + 3) + uint_size(f->seq) + (1 + 4) + uint_size(f->tick) + (1 + 5) +
+           uint_size(f->ticks) + (1 + 2) + 9 + (1 + 1) + 9 + (1 + 4) + 9 + (1 + 8) + 9 +
+           (1 + 7) + uint_size(f->dropped);
+}
+
+static void put_fields(Out *o, const Fields *f)
+{
+    KEY(o, "seq");
+    put_uint(o, f->seq);
+    KEY(o, "tick");
+    put_uint(o, f->tick);
+    KEY(o, "ticks");
+    put_uint(o, f->ticks);
+    KEY(o, "dt");
+    put_double(o, f->dt);
+    KEY(o, "t");
+    put_double(o, f->t);
+    KEY(o, "wall");
+    put_double(o, f->wall);
+    KEY(o, "late_max");
+    put_double(o, f->late_max);
+    KEY(o, "dropped");
+    put_uint(o, f->dropped);
+}
+
+static int as_u64(PyObject *o, uint64_t *out, const char *what)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int; got %.80s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s must be an int in 0..2**64-1; got %R", what, o);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int as_f64(PyObject *o, double *out, const char *what)
+{
+    double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be a float; got %.80s", what, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* args[1..8]: seq, tick, ticks, dt, t, wall, late_max, dropped. */
+static int read_fields(PyObject *const *args, Fields *f)
+{
+    return as_u64(args[1], &f->seq, "seq") < 0 || as_u64(args[2], &f->tick, "tick") < 0 ||
+                   as_u64(args[3], &f->ticks, "ticks") < 0 || as_f64(args[4], &f->dt, "dt") < 0 ||
+                   as_f64(args[5], &f->t, "t") < 0 || as_f64(args[6], &f->wall, "wall") < 0 ||
+                   as_f64(args[7], &f->late_max, "late_max") < 0 ||
+                   as_u64(args[8], &f->dropped, "dropped") < 0
+               ? -1
+               : 0;
+}
+
+/* A C-contiguous buffer of the given item size and format character, at least 1-D. */
+static int get_array(PyObject *o, Py_buffer *view, Py_ssize_t itemsize, char format,
+                     const char *what)
+{
+    if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    const char *fmt = view->format ? view->format : "B";
+    if (*fmt == '<' || *fmt == '=')
+        fmt++;
+    if (view->itemsize != itemsize || fmt[0] != format || fmt[1] != '\0' || view->ndim < 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a C-contiguous array of '%c' items with a tick axis; got "
+                     "format '%s', item size %zd, %d dimensions",
+                     what, format, view->format ? view->format : "B", view->itemsize,
+                     view->ndim);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_ticks(const Py_buffer *view, const Fields *f, const char *what)
+{
+    if ((uint64_t)view->shape[0] != f->ticks) {
+        PyErr_Format(PyExc_ValueError, "ticks is %llu but %s has %zd rows",
+                     (unsigned long long)f->ticks, what, view->shape[0]);
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(encode_values_doc,
+"encode_values(head, seq, tick, ticks, dt, t, wall, late_max, dropped, tail, data)\n--\n\n"
+"A value frame, byte for byte spikestream_client.codec.encode_values: head is the packed\n"
+"'v', 'net' and 'probe' entries, tail the packed 'kind', 'shape' and 'data' key, data a\n"
+"C-contiguous float32 array of shape (ticks, *shape).");
+
+static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 11) {
+        PyErr_Format(PyExc_TypeError, "encode_values takes 11 arguments; got %zd", nargs);
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[9])) {
+        PyErr_SetString(PyExc_TypeError, "head and tail must be bytes");
+        return NULL;
+    }
+    Fields f;
+    if (read_fields(args, &f) < 0)
+        return NULL;
+    Py_buffer data;
+    if (get_array(args[10], &data, 4, 'f', "data") < 0)
+        return NULL;
+    PyObject *result = NULL;
+    if (check_ticks(&data, &f, "data") < 0)
+        goto done;
+    size_t head = (size_t)PyBytes_GET_SIZE(args[0]), tail = (size_t)PyBytes_GET_SIZE(args[9]);
+    size_t bytes = (size_t)data.len;
+    size_t size = 1 + head + fields_size(&f) + tail + bin_header_size(bytes) + bytes;
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (result == NULL)
+        goto done;
+    Out o = {(unsigned char *)PyBytes_AS_STRING(result),
+             (unsigned char *)PyBytes_AS_STRING(result) + size, 0};
+    put_map_header(&o, 14); /* 11 header keys, kind, shape, data */
+    put(&o, PyBytes_AS_STRING(args[0]), head);
+    put_fields(&o, &f);
+    put(&o, PyBytes_AS_STRING(args[9]), tail);
+    put_bin_header(&o, bytes);
+    /* float32 little-endian on the wire: the buffer's own bytes on a little-endian host */
+#if PY_LITTLE_ENDIAN
+    put(&o, data.buf, bytes);
+#else
+    for (size_t i = 0; i < bytes; i += 4)
+        for (int b = 3; b >= 0; b--)
+            put_byte(&o, ((const unsigned char *)data.buf)[i + b]);
+#endif
+    result = finish(result, &o);
+done:
+    PyBuffer_Release(&data);
+    return result;
+}
+
+PyDoc_STRVAR(encode_spikes_doc,
+"encode_spikes(head, seq, tick, ticks, dt, t, wall, late_max, dropped, spikes)\n--\n\n"
+"A spike frame, byte for byte spikestream_client.codec.encode_spikes: head is the packed\n"
+"'v', 'net' and 'probe' entries, spikes a C-contiguous bool array of shape (ticks, n).\n"
+"The smaller form wins: indices (u2 when n and ticks fit, else u4) or the bitmask, which\n"
+"takes ties.");
+
+static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "encode_spikes takes 10 arguments; got %zd", nargs);
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "head must be bytes");
+        return NULL;
+    }
+    Fields f;
+    if (read_fields(args, &f) < 0)
+        return NULL;
+    Py_buffer view;
+    if (get_array(args[9], &view, 1, '?', "spikes") < 0)
+        return NULL;
+    PyObject *result = NULL;
+    if (view.ndim != 2) {
+        PyErr_Format(PyExc_ValueError, "spikes must be 2-D (ticks, n); got %d dimensions",
+                     view.ndim);
+        goto done;
+    }
+    if (check_ticks(&view, &f, "spikes") < 0)
+        goto done;
+    const unsigned char *s = view.buf;
+    size_t ticks = (size_t)view.shape[0], n = (size_t)view.shape[1], cells = ticks * n;
+    size_t k = 0;
+    for (size_t i = 0; i < cells; i++)
+        k += s[i] != 0;
+    size_t itemsize = (n <= 65535 && ticks <= 65535) ? 2 : 4;
+    size_t bits = (cells + 7) / 8;
+    int idx = 2 * k * itemsize < bits;
+    size_t head = (size_t)PyBytes_GET_SIZE(args[0]);
+    /* The map header: map16 for 17 entries, fixmap for 15. */
+    size_t size = (idx ? 3 : 1) + head + fields_size(&f) + (1 + 4) + (1 + 6) + (1 + 1) +
+                  uint_size(n) + (1 + 3);
+    if (idx) /* "enc": "idx", "dtype": "u2", "off": ..., "idx": ... */
+        size += (1 + 3) + (1 + 5) + (1 + 2) + 2 * ((1 + 3) + bin_header_size(k * itemsize) +
+                                                  k * itemsize);
+    else /* "enc": "bits", "bits": ... */
+        size += (1 + 4) + (1 + 4) + bin_header_size(bits) + bits;
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (result == NULL)
+        goto done;
+    Out o = {(unsigned char *)PyBytes_AS_STRING(result),
+             (unsigned char *)PyBytes_AS_STRING(result) + size, 0};
+    put_map_header(&o, idx ? 17 : 15); /* 11 header keys, kind, n, enc, then 3 or 1 */
+    put(&o, PyBytes_AS_STRING(args[0]), head);
+    put_fields(&o, &f);
+    KEY(&o, "kind");
+    KEY(&o, "spikes");
+    KEY(&o, "n");
+    put_uint(&o, n);
+    KEY(&o, "enc");
+    if (idx) {
+        KEY(&o, "idx");
+        KEY(&o, "dtype");
+        if (itemsize == 2)
+            KEY(&o, "u2");
+        else
+            KEY(&o, "u4");
+        /* Offsets, then neurons, in row-major order, little-endian. */
+        KEY(&o, "off");
+        put_bin_header(&o, k * itemsize);
+        for (size_t r = 0; r < ticks; r++)
+            for (size_t c = 0; c < n; c++)
+                if (s[r * n + c])
+                    for (size_t b = 0; b < itemsize; b++)
+                        put_byte(&o, (unsigned char)(r >> (8 * b)));
+        KEY(&o, "idx");
+        put_bin_header(&o, k * itemsize);
+        for (size_t r = 0; r < ticks; r++)
+            for (size_t c = 0; c < n; c++)
+                if (s[r * n + c])
+                    for (size_t b = 0; b < itemsize; b++)
+                        put_byte(&o, (unsigned char)(c >> (8 * b)));
+    } else {
+        KEY(&o, "bits");
+        KEY(&o, "bits");
+        put_bin_header(&o, bits);
+        /* np.packbits(..., bitorder="little") over the flat matrix: cell i is bit i % 8
+         * of byte i // 8, the last byte zero-padded. */
+        if (room(&o, bits)) {
+            memset(o.p, 0, bits);
+            for (size_t i = 0; i < cells; i++)
+                if (s[i])
+                    o.p[i >> 3] |= (unsigned char)(1u << (i & 7));
+            o.p += bits;
+        }
+    }
+    result = finish(result, &o);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"encode_values", (PyCFunction)(void (*)(void))py_encode_values, METH_FASTCALL,
+     encode_values_doc},
+    {"encode_spikes", (PyCFunction)(void (*)(void))py_encode_spikes, METH_FASTCALL,
+     encode_spikes_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_frames",
+    "Output frames encoded in C (see spikestream.serving.framecodec).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__frames(void) { return PyModule_Create(&module); }

@@ -1,0 +1,126 @@
+"""Each probe's frame encoder: the client codec's frames, without its per-frame Python.
+
+The I/O thread encodes every frame the service publishes (5,000 a second for the seed
+network at one tick per frame), and a tick's frames go out one after another, so each
+frame waits for the encoding of the ones before it. :class:`ProbeEncoder` packs what never
+changes for a probe (``v``, ``net``, ``probe`` and, for values, ``kind`` and ``shape``)
+once, with msgpack, and hands each frame's own fields and array to the C extension
+``spikestream.serving._frames``, which writes the rest of the same msgpack map.
+
+The bytes are exactly those of :func:`spikestream_client.codec.encode_spikes` and
+:func:`~spikestream_client.codec.encode_values` (tests/serving/test_framecodec.py holds
+them equal with hypothesis), so the wire protocol has one definition, the client codec's.
+Where the extension was not built (no C compiler at install), the encoder calls the client
+codec instead.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Literal
+
+import msgpack
+import numpy as np
+import numpy.typing as npt
+
+from spikestream_client.codec import (
+    SCHEMA_VERSION,
+    FrameHeader,
+    encode_spikes,
+    encode_values,
+)
+
+__all__ = ["ProbeEncoder", "extension"]
+
+
+def extension() -> ModuleType | None:
+    """The C frame encoder, or None when this install has none (no compiler)."""
+    try:
+        import spikestream.serving._frames as ext
+    except ImportError:
+        return None
+    return ext
+
+
+class ProbeEncoder:
+    """Encodes one probe's frames.
+
+    Args:
+        net: the network's name.
+        probe: the probe's name.
+        dt: the tick length (s).
+        kind: ``"spikes"`` (frames of bool ``(ticks, n)``) or ``"values"`` (float32
+            ``(ticks, *shape)``).
+        shape: the per-tick shape of a value probe (``()`` for a scalar).
+        compiled: use the C extension where it was built (False: always the client
+            codec, for comparison).
+    """
+
+    def __init__(
+        self,
+        net: str,
+        probe: str,
+        dt: float,
+        kind: Literal["spikes", "values"],
+        shape: tuple[int, ...] = (),
+        *,
+        compiled: bool = True,
+    ) -> None:
+        self.net = net
+        self.probe = probe
+        self.dt = float(dt)
+        self.kind = kind
+        self.shape = tuple(int(s) for s in shape)
+        self._ext = extension() if compiled else None
+        pack = msgpack.Packer(use_bin_type=True).pack
+        # The map entries before "seq" and, for values, those between "dropped" and the
+        # data's bytes: the key order is the client codec's (_header_map).
+        self._head = b"".join(pack(x) for x in ("v", SCHEMA_VERSION, "net", net, "probe", probe))
+        self._tail = b"".join(
+            pack(x) for x in ("kind", "values", "shape", list(self.shape), "data")
+        )
+
+    @property
+    def compiled(self) -> bool:
+        """Whether frames are encoded by the C extension."""
+        return self._ext is not None
+
+    def encode(
+        self,
+        seq: int,
+        tick: int,
+        t: float,
+        wall: float,
+        late_max: float,
+        dropped: int,
+        rows: npt.NDArray[np.bool_] | npt.NDArray[np.float32],
+    ) -> bytes:
+        """One frame of ``rows`` (``(ticks, n)`` bool for spikes, ``(ticks, *shape)``
+        float32 for values; any layout), with the header fields as
+        :class:`~spikestream_client.codec.FrameHeader` names them (``ticks`` is
+        ``rows.shape[0]``; times in seconds).
+
+        Raises:
+            ValueError: ``rows`` is of another dtype or shape than this probe's (the C
+                path), or spikestream_client's CodecError (the client codec's path).
+        """
+        ticks = rows.shape[0]
+        ext = self._ext
+        if ext is None:
+            header = FrameHeader(
+                self.net, self.probe, seq, tick, ticks, self.dt, t, wall, late_max, dropped
+            )
+            if self.kind == "spikes":
+                return encode_spikes(header, rows)  # type: ignore[arg-type]
+            return encode_values(header, rows)
+        # The frame buffer's rows are C-contiguous; anything else is copied first.
+        data: npt.NDArray[Any] = rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)
+        if self.kind == "spikes":
+            return ext.encode_spikes(  # type: ignore[no-any-return]
+                self._head, seq, tick, ticks, self.dt, t, wall, late_max, dropped, data
+            )
+        if data.shape[1:] != self.shape:
+            raise ValueError(f"{self.probe}: rows of shape {data.shape[1:]}, expected {self.shape}")
+        return ext.encode_values(  # type: ignore[no-any-return]
+            self._head, seq, tick, ticks, self.dt, t, wall, late_max, dropped, self._tail, data
+        )

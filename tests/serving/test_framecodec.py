@@ -1,0 +1,173 @@
+"""The service's compiled frame encoder writes the client codec's bytes, byte for byte.
+
+The wire protocol has one definition, ``spikestream_client.codec``; the service encodes
+its frames in C (``spikestream.serving._frames``) for speed, and these tests hold the two
+to the same bytes for every header and array the codec accepts: any non-negative int
+that fits msgpack's uint64, any float64 (NaN and infinities included), spike matrices of
+every density on both sides of the idx/bits choice, index widths u2 and u4, value arrays
+of any per-tick shape. CI builds the extension, so these tests require it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from spikestream.serving import framecodec
+from spikestream.serving.framecodec import ProbeEncoder
+from spikestream_client.codec import (
+    FrameHeader,
+    SpikeFrame,
+    ValueFrame,
+    decode_frame,
+    encode_spikes,
+    encode_values,
+)
+
+# msgpack's int forms change at these values: each, and either side of it, is drawn often.
+INT_EDGES = [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1]
+U64 = st.one_of(st.sampled_from(INT_EDGES), st.integers(0, 2**64 - 1))
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,40}", fullmatch=True)
+FIELDS = st.fixed_dictionaries(
+    {
+        "seq": U64,
+        "tick": U64,
+        "t": FLOATS,
+        "wall": FLOATS,
+        "late_max": FLOATS,
+        "dropped": U64,
+    }
+)
+
+#: The largest ints and the floats a careless encoder would get wrong.
+EDGES = {
+    "seq": 2**64 - 1,
+    "tick": 2**32,
+    "t": float("nan"),
+    "wall": float("inf"),
+    "late_max": -0.0,
+    "dropped": 2**16,
+}
+
+
+def header(net: str, probe: str, dt: float, ticks: int, f: dict[str, Any]) -> FrameHeader:
+    return FrameHeader(
+        net, probe, f["seq"], f["tick"], ticks, dt, f["t"], f["wall"], f["late_max"], f["dropped"]
+    )
+
+
+def test_the_extension_is_built() -> None:
+    assert framecodec.extension() is not None, "spikestream.serving._frames was not built"
+    assert ProbeEncoder("n", "p", 0.001, "spikes").compiled
+
+
+@st.composite
+def spike_matrices(draw: st.DrawFn) -> np.ndarray:
+    ticks = draw(st.integers(1, 6))
+    n = draw(st.integers(0, 300))
+    # Densities from none to all, so both forms and the tie between them come up.
+    density = draw(st.sampled_from([0.0, 0.002, 0.02, 0.06, 0.0625, 0.07, 0.3, 1.0]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return np.random.default_rng(seed).random((ticks, n)) < density
+
+
+@settings(max_examples=400)
+@given(net=NAMES, probe=NAMES, dt=FLOATS, fields=FIELDS, spikes=spike_matrices())
+@example(net="seed", probe="a", dt=0.001, fields=EDGES, spikes=np.zeros((1, 50), bool))
+def test_spike_frames_are_the_client_codecs_bytes(
+    net: str, probe: str, dt: float, fields: dict[str, Any], spikes: np.ndarray
+) -> None:
+    ours = ProbeEncoder(net, probe, dt, "spikes").encode(**fields, rows=spikes)
+    assert ours == encode_spikes(header(net, probe, dt, spikes.shape[0], fields), spikes)
+
+
+@pytest.mark.parametrize(("ticks", "n"), [(1, 65536), (65536, 1)])
+def test_wide_or_long_spike_frames_take_u4_indices_as_the_codec_does(ticks: int, n: int) -> None:
+    spikes = np.zeros((ticks, n), bool)
+    spikes.flat[[0, 7, ticks * n - 1]] = True
+    fields = {"seq": 1, "tick": 2, "t": 0.5, "wall": 1.5, "late_max": 0.0, "dropped": 0}
+    ours = ProbeEncoder("seed", "a", 0.001, "spikes").encode(**fields, rows=spikes)
+    assert ours == encode_spikes(header("seed", "a", 0.001, ticks, fields), spikes)
+    frame = decode_frame(ours)
+    assert isinstance(frame, SpikeFrame)
+    assert frame.encoding == "idx"
+    assert np.array_equal(frame.spikes, spikes)
+
+
+@settings(max_examples=300)
+@given(
+    net=NAMES,
+    probe=NAMES,
+    dt=FLOATS,
+    fields=FIELDS,
+    values=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 5)).flatmap(
+            lambda t: hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5).map(
+                lambda s: t + s
+            )
+        ),
+    ),
+)
+def test_value_frames_are_the_client_codecs_bytes(
+    net: str, probe: str, dt: float, fields: dict[str, Any], values: np.ndarray
+) -> None:
+    encoder = ProbeEncoder(net, probe, dt, "values", values.shape[1:])
+    ours = encoder.encode(**fields, rows=values)
+    assert ours == encode_values(header(net, probe, dt, values.shape[0], fields), values)
+
+
+def test_rows_in_any_layout_encode_as_their_values() -> None:
+    """A frame buffer's rows are a view; a strided one is copied, never misread."""
+    data = np.arange(24, dtype=np.float32).reshape(4, 6)
+    rows = data[:, ::2]  # (4, 3), not C-contiguous
+    fields = {"seq": 3, "tick": 9, "t": 0.01, "wall": 2.0, "late_max": 1e-4, "dropped": 5}
+    ours = ProbeEncoder("seed", "v", 0.001, "values", (3,)).encode(**fields, rows=rows)
+    frame = decode_frame(ours)
+    assert isinstance(frame, ValueFrame)
+    assert np.array_equal(frame.data, rows)
+    assert frame.header == header("seed", "v", 0.001, 4, fields)
+    spikes = np.eye(6, dtype=bool)[:, 1::2]
+    got = ProbeEncoder("seed", "s", 0.001, "spikes").encode(**fields, rows=spikes)
+    assert got == encode_spikes(header("seed", "s", 0.001, 6, fields), spikes)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_both_paths_refuse_rows_of_the_wrong_kind(compiled: bool) -> None:
+    fields = {"seq": 0, "tick": 0, "t": 0.0, "wall": 0.0, "late_max": 0.0, "dropped": 0}
+    spikes = ProbeEncoder("seed", "s", 0.001, "spikes", compiled=compiled)
+    values = ProbeEncoder("seed", "v", 0.001, "values", (2,), compiled=compiled)
+    with pytest.raises(ValueError, match="spikes must be"):
+        spikes.encode(**fields, rows=np.zeros((1, 4), np.float32))
+    with pytest.raises(ValueError, match="spikes must be"):
+        spikes.encode(**fields, rows=np.zeros(4, bool))  # no tick axis
+    with pytest.raises(ValueError, match=r"(data|values) must be"):
+        values.encode(**fields, rows=np.zeros((1, 2), np.int64 if compiled else np.complex64))
+
+
+def test_the_extension_checks_its_arguments() -> None:
+    """Called directly, the C functions refuse what would write a wrong frame."""
+    ext = framecodec.extension()
+    assert ext is not None
+    head = b""
+    rows = np.zeros((2, 3), bool)
+    with pytest.raises(ValueError, match="ticks is 1 but spikes has 2 rows"):
+        ext.encode_spikes(head, 0, 0, 1, 0.001, 0.0, 0.0, 0.0, 0, rows)
+    with pytest.raises(ValueError, match=r"seq must be an int in 0\.\.2"):
+        ext.encode_spikes(head, -1, 0, 2, 0.001, 0.0, 0.0, 0.0, 0, rows)
+    with pytest.raises(TypeError, match="tick must be an int"):
+        ext.encode_spikes(head, 0, 1.0, 2, 0.001, 0.0, 0.0, 0.0, 0, rows)
+    with pytest.raises(TypeError, match="wall must be a float"):
+        ext.encode_spikes(head, 0, 0, 2, 0.001, 0.0, "now", 0.0, 0, rows)
+    with pytest.raises(ValueError, match="ticks is 3 but data has 2 rows"):
+        ext.encode_values(head, 0, 0, 3, 0.001, 0.0, 0.0, 0.0, 0, b"", np.zeros((2, 1), "f4"))
+    with pytest.raises(ValueError, match="format 'd'"):
+        ext.encode_values(head, 0, 0, 2, 0.001, 0.0, 0.0, 0.0, 0, b"", np.zeros((2, 1)))
+    with pytest.raises(TypeError, match="takes 11 arguments"):
+        ext.encode_values(head, 0)
