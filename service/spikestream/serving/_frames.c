@@ -279,6 +279,10 @@ static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssiz
         goto done;
     size_t head = (size_t)PyBytes_GET_SIZE(args[0]), tail = (size_t)PyBytes_GET_SIZE(args[9]);
     size_t bytes = (size_t)data.len;
+    if (bytes > 0xffffffffULL) { /* msgpack's bin32 holds at most 4 GiB - 1 */
+        PyErr_Format(PyExc_ValueError, "data of %zu bytes does not fit a msgpack bin", bytes);
+        goto done;
+    }
     size_t size = 1 + head + fields_size(&f) + tail + bin_header_size(bytes) + bytes;
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
     if (result == NULL)
@@ -344,6 +348,10 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
     size_t itemsize = (n <= 65535 && ticks <= 65535) ? 2 : 4;
     size_t bits = (cells + 7) / 8;
     int idx = 2 * k * itemsize < bits;
+    if ((idx ? k * itemsize : bits) > 0xffffffffULL) {
+        PyErr_SetString(PyExc_ValueError, "spikes do not fit a msgpack bin (4 GiB - 1)");
+        goto done;
+    }
     size_t head = (size_t)PyBytes_GET_SIZE(args[0]);
     /* The map header: map16 for 17 entries, fixmap for 15. */
     size_t size = (idx ? 3 : 1) + head + fields_size(&f) + (1 + 4) + (1 + 6) + (1 + 1) +
