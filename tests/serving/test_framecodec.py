@@ -57,6 +57,7 @@ EDGES = {
 
 
 def header(net: str, probe: str, dt: float, ticks: int, f: dict[str, Any]) -> FrameHeader:
+    """The client codec's header for the same frame."""
     return FrameHeader(
         net, probe, f["seq"], f["tick"], ticks, dt, f["t"], f["wall"], f["late_max"], f["dropped"]
     )
@@ -71,19 +72,51 @@ def test_the_extension_is_built() -> None:
 def spike_matrices(draw: st.DrawFn) -> np.ndarray:
     ticks = draw(st.integers(1, 6))
     n = draw(st.integers(0, 300))
-    # Densities from none to all, so both forms and the tie between them come up.
-    density = draw(st.sampled_from([0.0, 0.002, 0.02, 0.06, 0.0625, 0.07, 0.3, 1.0]))
+    # Densities from none to all, and about the index form's break-even points: 1/32 of
+    # the cells with u2 indices, 1/64 with u4.
+    density = draw(
+        st.sampled_from([0.0, 0.002, 0.014, 0.0156, 0.017, 0.03, 0.031, 0.033, 0.1, 1.0])
+    )
     seed = draw(st.integers(0, 2**32 - 1))
     return np.random.default_rng(seed).random((ticks, n)) < density
+
+
+def tie(cells: int, spikes: int) -> np.ndarray:
+    """One tick of ``cells`` neurons, the first ``spikes`` of them spiking."""
+    row = np.zeros((1, cells), bool)
+    row[0, :spikes] = True
+    return row
+
+
+def dense(ticks: int, n: int) -> np.ndarray:
+    """Every other neuron spiking: the bitmask form."""
+    rows = np.zeros((ticks, n), bool)
+    rows[:, ::2] = True
+    return rows
 
 
 @settings(max_examples=400)
 @given(net=NAMES, probe=NAMES, dt=FLOATS, fields=FIELDS, spikes=spike_matrices())
 @example(net="seed", probe="a", dt=0.001, fields=EDGES, spikes=np.zeros((1, 50), bool))
+# Ties between the forms (4 bytes of u2 pairs against 4 bytes of bits; 32 against 32)
+# go to the bitmask; one cell more and the indices win.
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(32, 1))
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(33, 1))
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(256, 8))
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(257, 8))
+# bin16 and bin32 forms: a bitmask of 512 bytes and of 75,000; indices of 400 bytes.
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=dense(1, 4096))
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=dense(2, 300_000))
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(40_000, 200))
+# u4 indices: a frame wider or longer than 65535.
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(65_536, 3))
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(65_536, 3).T.copy())
 def test_spike_frames_are_the_client_codecs_bytes(
     net: str, probe: str, dt: float, fields: dict[str, Any], spikes: np.ndarray
 ) -> None:
-    ours = ProbeEncoder(net, probe, dt, "spikes").encode(**fields, rows=spikes)
+    encoder = ProbeEncoder(net, probe, dt, "spikes")
+    assert encoder.compiled  # else this would compare the codec with itself
+    ours = encoder.encode(**fields, rows=spikes)
     assert ours == encode_spikes(header(net, probe, dt, spikes.shape[0], fields), spikes)
 
 
@@ -115,12 +148,47 @@ def test_wide_or_long_spike_frames_take_u4_indices_as_the_codec_does(ticks: int,
         ),
     ),
 )
+@example(net="s", probe="v", dt=0.001, fields=EDGES, values=np.ones((1, 16_385), np.float32))
 def test_value_frames_are_the_client_codecs_bytes(
     net: str, probe: str, dt: float, fields: dict[str, Any], values: np.ndarray
 ) -> None:
     encoder = ProbeEncoder(net, probe, dt, "values", values.shape[1:])
+    assert encoder.compiled
     ours = encoder.encode(**fields, rows=values)
     assert ours == encode_values(header(net, probe, dt, values.shape[0], fields), values)
+
+
+def test_header_fields_of_numpy_types_encode_as_the_codec_packs_them() -> None:
+    """numpy ints and floats (which the codec packs as their Python values) give the same
+    bytes; a bool or an int where a float belongs, which the codec would pack as another
+    type, is refused rather than written differently."""
+    rows = np.zeros((1, 2), np.float32)
+    encoder = ProbeEncoder("seed", "v", 0.001, "values", (2,))
+    fields = {
+        "seq": np.uint64(2**64 - 1),
+        "tick": np.int64(7),
+        "t": np.float64(0.25),
+        "wall": np.float32(1.5),
+        "late_max": 0.0,
+        "dropped": np.uint16(3),
+    }
+    assert encoder.encode(**fields, rows=rows) == encode_values(
+        header("seed", "v", 0.001, 1, fields), rows
+    )
+    with pytest.raises(TypeError, match="seq must be an int; got bool"):
+        encoder.encode(**(fields | {"seq": True}), rows=rows)
+    with pytest.raises(TypeError, match="wall must be a float; got int"):
+        encoder.encode(**(fields | {"wall": 2}), rows=rows)
+
+
+def test_big_endian_values_go_out_little_endian() -> None:
+    rows = np.array([[1.5, -2.0, np.inf]], dtype=">f4")
+    fields = {"seq": 0, "tick": 0, "t": 0.001, "wall": 1.0, "late_max": 0.0, "dropped": 0}
+    ours = ProbeEncoder("seed", "v", 0.001, "values", (3,)).encode(**fields, rows=rows)
+    assert ours == encode_values(header("seed", "v", 0.001, 1, fields), rows)
+    frame = decode_frame(ours)
+    assert isinstance(frame, ValueFrame)
+    assert frame.data.tolist() == [[1.5, -2.0, np.inf]]
 
 
 def test_rows_in_any_layout_encode_as_their_values() -> None:

@@ -108,9 +108,9 @@ static void put_double(Out *o, double d)
     put_be(o, bits, 8);
 }
 
-static size_t bin_header_size(size_t n) { return n <= 0xff ? 2 : n <= 0xffff ? 3 : 5; }
+static size_t bin_header_size(uint64_t n) { return n <= 0xff ? 2 : n <= 0xffff ? 3 : 5; }
 
-static void put_bin_header(Out *o, size_t n)
+static void put_bin_header(Out *o, uint64_t n)
 {
     if (n <= 0xff) {
         put_byte(o, 0xc4);
@@ -180,26 +180,34 @@ static void put_fields(Out *o, const Fields *f)
     put_uint(o, f->dropped);
 }
 
+/* An int field, as the codec packs it: any int or numpy integer (which the codec turns
+ * into an int), never a bool (which it would pack as true or false). */
 static int as_u64(PyObject *o, uint64_t *out, const char *what)
 {
-    if (!PyLong_Check(o)) {
+    PyObject *index = PyBool_Check(o) ? NULL : PyNumber_Index(o);
+    if (index == NULL) {
+        PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s must be an int; got %.80s", what, Py_TYPE(o)->tp_name);
         return -1;
     }
-    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    unsigned long long v = PyLong_AsUnsignedLongLong(index);
     if (v == (unsigned long long)-1 && PyErr_Occurred()) {
         PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s must be an int in 0..2**64-1; got %R", what, o);
+        PyErr_Format(PyExc_ValueError, "%s must be an int in 0..2**64-1; got %R", what, index);
+        Py_DECREF(index);
         return -1;
     }
+    Py_DECREF(index);
     *out = (uint64_t)v;
     return 0;
 }
 
+/* A float field, written as float64 as the codec packs a float or a numpy float; an int
+ * is refused (the codec would pack it as an int). */
 static int as_f64(PyObject *o, double *out, const char *what)
 {
-    double v = PyFloat_AsDouble(o);
-    if (v == -1.0 && PyErr_Occurred()) {
+    double v = PyLong_Check(o) ? -1.0 : PyFloat_AsDouble(o);
+    if (PyLong_Check(o) || (v == -1.0 && PyErr_Occurred())) {
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s must be a float; got %.80s", what, Py_TYPE(o)->tp_name);
         return -1;
@@ -220,15 +228,24 @@ static int read_fields(PyObject *const *args, Fields *f)
                : 0;
 }
 
-/* A C-contiguous buffer of the given item size and format character, at least 1-D. */
+/* A C-contiguous buffer of the given item size and format character, at least 1-D.
+ * *swap is set when its items are big-endian ('>' or '!', or native on a big-endian
+ * host): the wire is little-endian. */
 static int get_array(PyObject *o, Py_buffer *view, Py_ssize_t itemsize, char format,
-                     const char *what)
+                     const char *what, int *swap)
 {
     if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return -1;
     const char *fmt = view->format ? view->format : "B";
-    if (*fmt == '<' || *fmt == '=')
+    int big = !PY_LITTLE_ENDIAN;
+    if (*fmt == '<' || *fmt == '>' || *fmt == '!' || *fmt == '=' || *fmt == '@') {
+        if (*fmt == '<')
+            big = 0;
+        else if (*fmt == '>' || *fmt == '!')
+            big = 1;
         fmt++;
+    }
+    *swap = big && itemsize > 1;
     if (view->itemsize != itemsize || fmt[0] != format || fmt[1] != '\0' || view->ndim < 1) {
         PyErr_Format(PyExc_ValueError,
                      "%s must be a C-contiguous array of '%c' items with a tick axis; got "
@@ -272,7 +289,8 @@ static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssiz
     if (read_fields(args, &f) < 0)
         return NULL;
     Py_buffer data;
-    if (get_array(args[10], &data, 4, 'f', "data") < 0)
+    int swap;
+    if (get_array(args[10], &data, 4, 'f', "data", &swap) < 0)
         return NULL;
     PyObject *result = NULL;
     if (check_ticks(&data, &f, "data") < 0)
@@ -283,7 +301,12 @@ static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssiz
         PyErr_Format(PyExc_ValueError, "data of %zu bytes does not fit a msgpack bin", bytes);
         goto done;
     }
-    size_t size = 1 + head + fields_size(&f) + tail + bin_header_size(bytes) + bytes;
+    uint64_t total = 1 + (uint64_t)head + fields_size(&f) + tail + bin_header_size(bytes) + bytes;
+    if (total > (uint64_t)PY_SSIZE_T_MAX) { /* a 32-bit build */
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t size = (size_t)total;
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
     if (result == NULL)
         goto done;
@@ -294,14 +317,14 @@ static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssiz
     put_fields(&o, &f);
     put(&o, PyBytes_AS_STRING(args[9]), tail);
     put_bin_header(&o, bytes);
-    /* float32 little-endian on the wire: the buffer's own bytes on a little-endian host */
-#if PY_LITTLE_ENDIAN
-    put(&o, data.buf, bytes);
-#else
-    for (size_t i = 0; i < bytes; i += 4)
-        for (int b = 3; b >= 0; b--)
-            put_byte(&o, ((const unsigned char *)data.buf)[i + b]);
-#endif
+    /* float32 little-endian on the wire */
+    if (!swap) {
+        put(&o, data.buf, bytes);
+    } else {
+        for (size_t i = 0; i < bytes; i += 4)
+            for (int b = 3; b >= 0; b--)
+                put_byte(&o, ((const unsigned char *)data.buf)[i + b]);
+    }
     result = finish(result, &o);
 done:
     PyBuffer_Release(&data);
@@ -330,7 +353,8 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
     if (read_fields(args, &f) < 0)
         return NULL;
     Py_buffer view;
-    if (get_array(args[9], &view, 1, '?', "spikes") < 0)
+    int swap; /* bool items have no byte order */
+    if (get_array(args[9], &view, 1, '?', "spikes", &swap) < 0)
         return NULL;
     PyObject *result = NULL;
     if (view.ndim != 2) {
@@ -341,26 +365,33 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
     if (check_ticks(&view, &f, "spikes") < 0)
         goto done;
     const unsigned char *s = view.buf;
-    size_t ticks = (size_t)view.shape[0], n = (size_t)view.shape[1], cells = ticks * n;
-    size_t k = 0;
+    /* Sizes in 64 bits, checked against what a bytes object can hold, so that a 32-bit
+     * build cannot wrap them. cells is the buffer's length, which fits. */
+    size_t ticks = (size_t)view.shape[0], n = (size_t)view.shape[1], cells = (size_t)view.len;
+    uint64_t k = 0;
     for (size_t i = 0; i < cells; i++)
         k += s[i] != 0;
-    size_t itemsize = (n <= 65535 && ticks <= 65535) ? 2 : 4;
-    size_t bits = (cells + 7) / 8;
+    uint64_t itemsize = (n <= 65535 && ticks <= 65535) ? 2 : 4;
+    uint64_t bits = ((uint64_t)cells + 7) / 8;
     int idx = 2 * k * itemsize < bits;
-    if ((idx ? k * itemsize : bits) > 0xffffffffULL) {
+    uint64_t bin = idx ? k * itemsize : bits;
+    if (bin > 0xffffffffULL) {
         PyErr_SetString(PyExc_ValueError, "spikes do not fit a msgpack bin (4 GiB - 1)");
         goto done;
     }
-    size_t head = (size_t)PyBytes_GET_SIZE(args[0]);
+    uint64_t head = (uint64_t)PyBytes_GET_SIZE(args[0]);
     /* The map header: map16 for 17 entries, fixmap for 15. */
-    size_t size = (idx ? 3 : 1) + head + fields_size(&f) + (1 + 4) + (1 + 6) + (1 + 1) +
-                  uint_size(n) + (1 + 3);
+    uint64_t total = (idx ? 3 : 1) + head + fields_size(&f) + (1 + 4) + (1 + 6) + (1 + 1) +
+                     uint_size(n) + (1 + 3);
     if (idx) /* "enc": "idx", "dtype": "u2", "off": ..., "idx": ... */
-        size += (1 + 3) + (1 + 5) + (1 + 2) + 2 * ((1 + 3) + bin_header_size(k * itemsize) +
-                                                  k * itemsize);
+        total += (1 + 3) + (1 + 5) + (1 + 2) + 2 * ((1 + 3) + bin_header_size(bin) + bin);
     else /* "enc": "bits", "bits": ... */
-        size += (1 + 4) + (1 + 4) + bin_header_size(bits) + bits;
+        total += (1 + 4) + (1 + 4) + bin_header_size(bin) + bin;
+    if (total > (uint64_t)PY_SSIZE_T_MAX) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t size = (size_t)total;
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
     if (result == NULL)
         goto done;
@@ -383,14 +414,14 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
             KEY(&o, "u4");
         /* Offsets, then neurons, in row-major order, little-endian. */
         KEY(&o, "off");
-        put_bin_header(&o, k * itemsize);
+        put_bin_header(&o, bin);
         for (size_t r = 0; r < ticks; r++)
             for (size_t c = 0; c < n; c++)
                 if (s[r * n + c])
                     for (size_t b = 0; b < itemsize; b++)
                         put_byte(&o, (unsigned char)(r >> (8 * b)));
         KEY(&o, "idx");
-        put_bin_header(&o, k * itemsize);
+        put_bin_header(&o, bin);
         for (size_t r = 0; r < ticks; r++)
             for (size_t c = 0; c < n; c++)
                 if (s[r * n + c])
@@ -399,11 +430,11 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
     } else {
         KEY(&o, "bits");
         KEY(&o, "bits");
-        put_bin_header(&o, bits);
+        put_bin_header(&o, bin);
         /* np.packbits(..., bitorder="little") over the flat matrix: cell i is bit i % 8
          * of byte i // 8, the last byte zero-padded. */
-        if (room(&o, bits)) {
-            memset(o.p, 0, bits);
+        if (room(&o, (size_t)bits)) {
+            memset(o.p, 0, (size_t)bits);
             for (size_t i = 0; i < cells; i++)
                 if (s[i])
                     o.p[i >> 3] |= (unsigned char)(1u << (i & 7));

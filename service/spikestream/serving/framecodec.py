@@ -95,14 +95,25 @@ class ProbeEncoder:
         dropped: int,
         rows: npt.NDArray[np.bool_] | npt.NDArray[np.float32],
     ) -> bytes:
-        """One frame of ``rows`` (``(ticks, n)`` bool for spikes, ``(ticks, *shape)``
-        float32 for values; any layout), with the header fields as
-        :class:`~spikestream_client.codec.FrameHeader` names them (``ticks`` is
-        ``rows.shape[0]``; times in seconds).
+        """One frame of the probe's rows, as the client codec would encode it.
+
+        Args:
+            seq: the probe's frame counter.
+            tick: the index of the frame's first tick.
+            t: simulated time at the end of the frame (s).
+            wall: Unix time at which the frame's last tick finished (s).
+            late_max: the worst tick lateness in the frame (s).
+            dropped: the probe's frames dropped so far.
+            rows: bool ``(ticks, n)`` for spikes, float32 ``(ticks, *shape)`` (either
+                byte order) for values; any memory layout. The frame's ``ticks`` is
+                ``rows.shape[0]``. Frame buffers hold exactly these; the client codec
+                also converts other real dtypes, which the C path refuses.
 
         Raises:
-            ValueError: ``rows`` is of another dtype or shape than this probe's (the C
-                path), or spikestream_client's CodecError (the client codec's path).
+            ValueError: ``rows`` is of another dtype or shape than this probe's (on the
+                client codec's path its CodecError, a ValueError too).
+            TypeError: a header field of another type than the codec packs the same way
+                (a bool for an int, an int for a float).
         """
         ticks = rows.shape[0]
         ext = self._ext

@@ -117,9 +117,9 @@ class FrameSender:
 
     def _publish(self, stream: ProbeStream, buf: FrameBuffer) -> None:
         taken = time.time() if self.trace is not None else 0.0
-        rows = buf.valid()
-        self.bridges.observe(stream.name, stream.kind, rows)
         try:
+            rows = buf.valid()
+            self.bridges.observe(stream.name, stream.kind, rows)
             payload = self._encoders[stream.name].encode(
                 buf.seq, buf.tick, buf.t, buf.wall, buf.late_max, buf.dropped, rows
             )
