@@ -74,6 +74,12 @@ class FrameSender:
             name: ProbeEncoder(engine.model.name, name, engine.model.dt, s.kind, s.shape)
             for name, s in engine.streams.items()
         }
+        #: ``compiled`` or ``python (<why>)``: what encodes the frames (for statistics).
+        self.encoder = (
+            "compiled"
+            if all(e.compiled for e in self._encoders.values())
+            else "python (the C extension spikestream.serving._frames is not built)"
+        )
         #: When the pump that sends now began (``time.time()``; with ``trace`` only).
         self.pump_began = math.nan
 

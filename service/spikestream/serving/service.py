@@ -635,6 +635,7 @@ class Service:
             scheduling=engine.realtime_priority,
             tick_slice=engine.tick_slice_granted,
             tick_path=engine.tick_path,
+            frame_encoder=self.frames.encoder,
             tick_threads=engine.tick_threads,
             fifo_priority=engine.fifo_priority,
             spin_contended=contended,

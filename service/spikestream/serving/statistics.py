@@ -47,6 +47,8 @@ class ServiceStatistics:
             ``kernel default (<why>)``).
         tick_path: ``compiled`` (wait, inputs and step in one call without the GIL) or
             ``python (<why>)``.
+        frame_encoder: ``compiled`` (frames written by the C extension) or
+            ``python (<why>)`` (by the client codec).
         tick_threads: Threads that step each tick: 2 when the tick is cut in two stages
             (``--tick-threads``), else 1.
         fifo_priority: The tick thread's ``SCHED_FIFO`` priority (0: ordinary scheduling).
@@ -76,6 +78,7 @@ class ServiceStatistics:
     scheduling: str
     tick_slice: str
     tick_path: str
+    frame_encoder: str
     tick_threads: int
     fifo_priority: int
     spin_contended: bool
@@ -118,6 +121,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "scheduling": s.scheduling,
         "tick_slice": s.tick_slice,
         "tick_path": s.tick_path,
+        "frame_encoder": s.frame_encoder,
         "tick_threads": s.tick_threads,
         "spin_contended": s.spin_contended,
         "contended_ticks": s.contended_ticks,
