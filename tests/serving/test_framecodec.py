@@ -111,10 +111,15 @@ def dense(ticks: int, n: int) -> np.ndarray:
 @example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(33, 1))
 @example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(256, 8))
 @example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(257, 8))
-# bin16 and bin32 forms: a bitmask of 512 bytes and of 75,000; indices of 400 bytes.
+# bin16 forms: a bitmask of 512 bytes, indices of 400 bytes.
 @example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=dense(1, 4096))
-@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=dense(2, 300_000))
 @example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(40_000, 200))
+# Every cell spiking: more spikes in a block than a byte counts (the extension counts 8
+# cells at a time, in byte lanes summed every 255 words).
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=np.ones((3, 5000), bool))
+# 256 spikes in one block: a count kept in one byte would read 0 and pick the index form.
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(2048, 256))
+@example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(520, 256))
 # u4 indices: a frame wider or longer than 65535.
 @example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(65_536, 3))
 @example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(65_536, 3).T.copy())
@@ -125,6 +130,25 @@ def test_spike_frames_are_the_client_codecs_bytes(
     assert encoder.compiled  # else this would compare the codec with itself
     ours = encoder.encode(**fields, rows=spikes)
     assert ours == encode_spikes(header(net, probe, dt, spikes.shape[0], fields), spikes)
+
+
+@pytest.mark.parametrize(
+    "spikes",
+    [dense(2, 300_000), np.ones((1, 600_001), bool), tie(700_000, 9)],
+    ids=["bits-bin32", "all-spiking", "sparse-u4"],
+)
+def test_the_extension_writes_large_frames_as_the_codec_does(spikes: np.ndarray) -> None:
+    """Frames above LARGE_SPIKE_FRAME go to the codec in service; the extension must still
+    write them right when called (bin32, long runs of spikes, u4 indices)."""
+    ext = framecodec.extension()
+    assert ext is not None
+    assert spikes.size > framecodec.LARGE_SPIKE_FRAME
+    encoder = ProbeEncoder("seed", "a", 0.001, "spikes")
+    ticks = spikes.shape[0]
+    fields = {"seq": 1, "tick": 2, "t": 0.5, "wall": 1.5, "late_max": 0.0, "dropped": 0}
+    ours = ext.encode_spikes(encoder._head, 1, 2, ticks, 0.001, 0.5, 1.5, 0.0, 0, spikes)
+    assert ours == encode_spikes(header("seed", "a", 0.001, ticks, fields), spikes)
+    assert encoder.encode(**fields, rows=spikes) == ours  # by the codec, in service
 
 
 @pytest.mark.parametrize(("ticks", "n"), [(1, 65536), (65536, 1)])

@@ -331,6 +331,56 @@ done:
     return result;
 }
 
+/* 1 in the low bit of each byte of the 8 cells at p that is not 0, 0 elsewhere: the
+ * shifts fold each byte's bits into its low bit (a bool array holds 0 and 1, but the
+ * codec counts any nonzero byte as a spike, as numpy does). */
+static inline uint64_t nonzero_lanes(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    w |= w >> 4;
+    w |= w >> 2;
+    w |= w >> 1;
+    return w & 0x0101010101010101ULL;
+}
+
+/* np.count_nonzero over n cells, 8 at a time: each byte of acc counts its lane's spikes
+ * for up to 255 words; the bytes are then added in pairs into 16-bit lanes (at most 510
+ * each) and the multiply sums those four into the top 16 bits (at most 2040). */
+static uint64_t count_nonzero(const unsigned char *s, size_t n)
+{
+    uint64_t k = 0;
+    size_t i = 0;
+    while (i + 8 <= n) {
+        uint64_t acc = 0;
+        size_t stop = i + 8 * 255 < n ? i + 8 * 255 : n;
+        for (; i + 8 <= stop; i += 8)
+            acc += nonzero_lanes(s + i);
+        uint64_t pairs = (acc & 0x00ff00ff00ff00ffULL) + ((acc >> 8) & 0x00ff00ff00ff00ffULL);
+        k += (pairs * 0x0001000100010001ULL) >> 48;
+    }
+    for (; i < n; i++)
+        k += s[i] != 0;
+    return k;
+}
+
+/* np.packbits(cells, bitorder="little") into out ((n + 7) / 8 bytes): 8 cells to a byte
+ * at a time where cell 0 is the word's low byte (a little-endian host), the multiply
+ * gathering each byte's low bit into the top byte in order. */
+static void pack_bits(const unsigned char *s, size_t n, unsigned char *out)
+{
+    size_t i = 0;
+#if PY_LITTLE_ENDIAN
+    for (; i + 8 <= n; i += 8)
+        out[i >> 3] = (unsigned char)((nonzero_lanes(s + i) * 0x0102040810204080ULL) >> 56);
+#endif
+    if (i < n)
+        memset(out + (i >> 3), 0, (n + 7) / 8 - (i >> 3));
+    for (; i < n; i++)
+        if (s[i])
+            out[i >> 3] |= (unsigned char)(1u << (i & 7));
+}
+
 PyDoc_STRVAR(encode_spikes_doc,
 "encode_spikes(head, seq, tick, ticks, dt, t, wall, late_max, dropped, spikes)\n--\n\n"
 "A spike frame, byte for byte spikestream_client.codec.encode_spikes: head is the packed\n"
@@ -368,9 +418,7 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
     /* Sizes in 64 bits, checked against what a bytes object can hold, so that a 32-bit
      * build cannot wrap them. cells is the buffer's length, which fits. */
     size_t ticks = (size_t)view.shape[0], n = (size_t)view.shape[1], cells = (size_t)view.len;
-    uint64_t k = 0;
-    for (size_t i = 0; i < cells; i++)
-        k += s[i] != 0;
+    uint64_t k = count_nonzero(s, cells);
     uint64_t itemsize = (n <= 65535 && ticks <= 65535) ? 2 : 4;
     uint64_t bits = ((uint64_t)cells + 7) / 8;
     int idx = 2 * k * itemsize < bits;
@@ -412,21 +460,46 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
             KEY(&o, "u2");
         else
             KEY(&o, "u4");
-        /* Offsets, then neurons, in row-major order, little-endian. */
+        /* Offsets, then neurons, in row-major order, little-endian: both filled in one
+         * pass over the cells, which skips 8 spikeless cells at a time. */
         KEY(&o, "off");
         put_bin_header(&o, bin);
-        for (size_t r = 0; r < ticks; r++)
-            for (size_t c = 0; c < n; c++)
-                if (s[r * n + c])
-                    for (size_t b = 0; b < itemsize; b++)
-                        put_byte(&o, (unsigned char)(r >> (8 * b)));
+        unsigned char *off = o.p;
+        if (!room(&o, (size_t)bin))
+            goto written;
+        o.p += bin;
         KEY(&o, "idx");
         put_bin_header(&o, bin);
-        for (size_t r = 0; r < ticks; r++)
-            for (size_t c = 0; c < n; c++)
-                if (s[r * n + c])
-                    for (size_t b = 0; b < itemsize; b++)
-                        put_byte(&o, (unsigned char)(c >> (8 * b)));
+        unsigned char *neuron = o.p;
+        if (!room(&o, (size_t)bin))
+            goto written;
+        o.p += bin;
+        size_t r = 0, row_end = n; /* the row of cell i, and where it ends */
+        uint64_t found = 0;
+        for (size_t i = 0; i < cells;) {
+            if (i + 8 <= cells && nonzero_lanes(s + i) == 0) {
+                i += 8;
+                continue;
+            }
+            size_t end = i + 8 < cells ? i + 8 : cells;
+            for (; i < end; i++) {
+                if (!s[i])
+                    continue;
+                while (i >= row_end) { /* n > 0 here: a cell lies in a row */
+                    r++;
+                    row_end += n;
+                }
+                size_t c = i - (row_end - n);
+                if (found++ == k) { /* more than counted: a bug here, never a wild write */
+                    o.overflow = 1;
+                    goto written;
+                }
+                for (size_t b = 0; b < itemsize; b++) {
+                    *off++ = (unsigned char)(r >> (8 * b));
+                    *neuron++ = (unsigned char)(c >> (8 * b));
+                }
+            }
+        }
     } else {
         KEY(&o, "bits");
         KEY(&o, "bits");
@@ -434,13 +507,11 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
         /* np.packbits(..., bitorder="little") over the flat matrix: cell i is bit i % 8
          * of byte i // 8, the last byte zero-padded. */
         if (room(&o, (size_t)bits)) {
-            memset(o.p, 0, (size_t)bits);
-            for (size_t i = 0; i < cells; i++)
-                if (s[i])
-                    o.p[i >> 3] |= (unsigned char)(1u << (i & 7));
+            pack_bits(s, cells, o.p);
             o.p += bits;
         }
     }
+written:
     result = finish(result, &o);
 done:
     PyBuffer_Release(&view);
