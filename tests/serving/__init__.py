@@ -28,6 +28,23 @@ SEED = EXAMPLES / "seed.toml"
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
+def offline_service() -> Any:
+    """A ``Service`` on the seed network with default settings and a broker it never
+    reaches (for tests of what the service builds, not of what it sends)."""
+    from spikestream.build import build
+    from spikestream.serving.service import Service
+    from spikestream.serving.settings import ServeSettings
+    from spikestream.spec import load_network
+    from spikestream_client.transport import parse_broker_url
+
+    return Service(
+        build(load_network(SEED)),
+        parse_broker_url("mqtt://127.0.0.1:1"),
+        ServeSettings(),
+        memory_limit=1 << 30,
+    )
+
+
 class ServeProcess:
     """``spikestream serve NETWORK --broker URL ...`` in a subprocess, logs to a file."""
 

@@ -18,13 +18,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spikestream.build import build
 from spikestream.serving import framecodec
 from spikestream.serving.framecodec import ProbeEncoder
-from spikestream.serving.service import Service
-from spikestream.serving.settings import ServeSettings
 from spikestream.serving.statistics import stats_payload
-from spikestream.spec import load_network
 from spikestream_client.codec import (
     FrameHeader,
     SpikeFrame,
@@ -33,8 +29,7 @@ from spikestream_client.codec import (
     encode_spikes,
     encode_values,
 )
-from spikestream_client.transport import parse_broker_url
-from tests.serving import SEED
+from tests.serving import offline_service
 
 # msgpack's int forms change at these values: each, and either side of it, is drawn often.
 INT_EDGES = [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1]
@@ -276,16 +271,8 @@ def test_stats_say_what_encodes_the_frames(monkeypatch: pytest.MonkeyPatch) -> N
     """``frame_encoder`` in stats: compiled where the extension is built, and the client
     codec, said so, where it is not."""
 
-    def service() -> Service:
-        return Service(
-            build(load_network(SEED)),
-            parse_broker_url("mqtt://127.0.0.1:1"),
-            ServeSettings(),
-            memory_limit=1 << 30,
-        )
-
-    assert stats_payload(service().statistics())["frame_encoder"] == "compiled"
+    assert stats_payload(offline_service().statistics())["frame_encoder"] == "compiled"
     monkeypatch.setattr(framecodec, "extension", lambda: None)
-    svc = service()
+    svc = offline_service()
     assert stats_payload(svc.statistics())["frame_encoder"].startswith("python (the C extension")
     assert not any(e.compiled for e in svc.frames._encoders.values())

@@ -14,7 +14,7 @@ from spikestream.serving.settings import ServeSettings
 from spikestream.serving.statistics import stats_payload
 from spikestream.spec import load_network
 from spikestream_client.transport import parse_broker_url
-from tests.serving import SEED
+from tests.serving import SEED, offline_service
 
 
 @pytest.mark.parametrize(
@@ -33,15 +33,6 @@ def test_the_service_follows_its_tick_path(python_tick: bool, path: str, yields:
     assert (svc._yield_gil is yield_gil) is yields
 
 
-def _offline_service() -> Service:
-    return Service(
-        build(load_network(SEED)),
-        parse_broker_url("mqtt://127.0.0.1:1"),
-        ServeSettings(),
-        memory_limit=1 << 30,
-    )
-
-
 async def test_a_failing_pump_stops_the_service_once_instead_of_logging_every_tick(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -49,7 +40,7 @@ async def test_a_failing_pump_stops_the_service_once_instead_of_logging_every_ti
     loop's reader, where an exception would only be logged, tick after tick. The first
     failure is kept, the pump is not run again, and the publisher task raises it, which
     stops the service as any failed task of its TaskGroup does."""
-    svc = _offline_service()
+    svc = offline_service()
     svc._loop = asyncio.get_running_loop()
     svc._wake = asyncio.Event()
     calls: list[int] = []
@@ -71,7 +62,7 @@ async def test_frames_left_after_a_slice_are_pumped_on_the_next_loop_pass(
 ) -> None:
     """A slice that leaves frames queued schedules one more pump for the next pass of
     the event loop (after the socket reader), and only one however often it is woken."""
-    svc = _offline_service()
+    svc = offline_service()
     svc._loop = asyncio.get_running_loop()
     svc._wake = asyncio.Event()
     left = [2]  # slices that end with frames still queued
