@@ -358,3 +358,166 @@ def test_window_record_does_not_grow_memory() -> None:
 def test_window_refuses_a_bad_geometry(bucket: float, span: float) -> None:
     with pytest.raises(ConfigError, match="window"):
         LatenessWindow(0.001, bucket=bucket, span=span)
+
+
+# -- the compiled record (_native_record.h) against the Python one -----------------------
+
+# Samples where the arithmetic could split the two: bucket edges and their neighbours, the
+# thresholds, 0, negatives, NaN, infinities, the smallest and largest doubles.
+_EDGES = LatenessStats().upper_bounds[1:-1]
+_SAMPLES = st.one_of(
+    st.floats(min_value=0.0, max_value=200.0, allow_nan=False),
+    st.sampled_from(
+        [
+            0.0,
+            -0.0,
+            -1.0,
+            math.nan,
+            math.inf,
+            -math.inf,
+            5e-324,
+            sys.float_info.max,
+            1e-7,
+            *DEFAULT_THRESHOLDS,
+        ]
+    ),
+    st.sampled_from(list(_EDGES)).flatmap(
+        lambda e: st.sampled_from([e, np.nextafter(e, 0.0), np.nextafter(e, math.inf)])
+    ),
+)
+
+
+def _blocks(record: object) -> tuple[np.ndarray, np.ndarray]:
+    """A record's two state blocks (ints, floats as their bits): equal means bit for bit."""
+    ints, floats = record._ints, record._floats  # type: ignore[attr-defined]
+    return ints.copy(), floats.view(np.int64).copy()
+
+
+def _same(a: object, b: object) -> None:
+    (ai, af), (bi, bf) = _blocks(a), _blocks(b)
+    np.testing.assert_array_equal(ai, bi)
+    np.testing.assert_array_equal(af, bf)
+
+
+def test_the_compiled_record_is_there() -> None:
+    """The tests below compare the compiled record with the Python one: both must run."""
+    from spikestream.runtime import stats
+
+    assert stats._RECORD is not None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_SAMPLES, max_size=60), st.sampled_from([(), (0.001,), DEFAULT_THRESHOLDS]))
+def test_compiled_stats_record_is_the_python_record_bit_for_bit(
+    samples: list[float], thresholds: tuple[float, ...]
+) -> None:
+    compiled, python = LatenessStats(thresholds), LatenessStats(thresholds)
+    for x in samples:
+        compiled.record(x)
+        python.record_python(x)
+        _same(compiled, python)
+    assert compiled.snapshot() == python.snapshot() or not samples
+
+
+# Steps of a window: how far the clock moves (seconds: within a bucket, to the next ones,
+# past the whole span), the lateness, the interval (negative: none).
+_STEPS = st.lists(
+    st.tuples(
+        st.one_of(st.floats(min_value=0.0, max_value=0.3), st.sampled_from([0.0, 0.1, 10.0, 25.0])),
+        _SAMPLES,
+        st.one_of(st.floats(min_value=0.0, max_value=0.01), st.just(-1.0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    _STEPS,
+    st.floats(min_value=0.0, max_value=1e6),
+    st.sampled_from([(), DEFAULT_THRESHOLDS]),
+    st.sampled_from([(0.1, 10.0), (0.1, 1.0), (0.05, 0.1)]),
+)
+def test_compiled_window_record_is_the_python_record_bit_for_bit(
+    steps: list[tuple[float, float, float]],
+    t0: float,
+    thresholds: tuple[float, ...],
+    geometry: tuple[float, float],
+) -> None:
+    bucket, span = geometry
+    compiled, python = (
+        LatenessWindow(0.001, thresholds, bucket=bucket, span=span) for _ in range(2)
+    )
+    now = t0
+    for i, (advance, late, interval) in enumerate(steps):
+        now += advance
+        compiled.record(now, late, interval)
+        python.record_python(now, late, interval)
+        if i % 7 == 6:  # a pause flushes the filling bucket (in Python, on both)
+            compiled.flush()
+            python.flush()
+        _same(compiled, python)
+    later = now + 2 * bucket
+    assert compiled.statistics(span, later) == python.statistics(span, later) or (
+        compiled.statistics(span, later).ticks == 0 == python.statistics(span, later).ticks
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=0.5),
+            _SAMPLES,
+            st.sampled_from(["tick", "tick", "tick", "pause", "resume", "reset"]),
+        ),
+        max_size=60,
+    )
+)
+def test_compiled_pace_record_is_the_python_record_bit_for_bit(
+    steps: list[tuple[float, float, str]],
+) -> None:
+    from spikestream.runtime.stats import PaceRecord
+
+    compiled, python = (PaceRecord(0.001, DEFAULT_THRESHOLDS, 10.0) for _ in range(2))
+    now = 100.0
+    for advance, late, what in steps:
+        now += advance
+        for record in (compiled, python):
+            if what == "pause":
+                record.window.flush()
+                record.pause(now)
+            elif what == "resume":
+                record.resume(now)
+            elif what == "reset":
+                record.reset()
+        if what == "tick":
+            compiled.record(now, late)
+            python.record_python(now, late)
+        _same(compiled, python)
+        _same(compiled.lateness, python.lateness)
+        _same(compiled.window, python.window)
+    assert (compiled.ticks, compiled.intervals, compiled.active) == (
+        python.ticks,
+        python.intervals,
+        python.active,
+    )
+
+
+def test_the_compiled_record_refuses_a_malformed_descriptor() -> None:
+    from spikestream.sim.native import extension
+
+    ext = extension()
+    assert ext is not None
+    stats = LatenessStats()
+    bad = np.zeros(5, dtype=np.int64)  # no arrays behind it
+    for kind in (0, 1, 2):
+        with pytest.raises(ValueError, match="malformed descriptor"):
+            ext.record(kind, int(bad.ctypes.data), 0.001, 0.0, 0.0)
+    with pytest.raises(ValueError, match="kind 3"):
+        ext.record(3, stats.address, 0.001, 0.0, 0.0)
+    with pytest.raises(TypeError, match="takes 5 arguments"):
+        ext.record(0, stats.address, 0.001)
+    assert stats.count == 0
+    ext.record(0, stats.address, 0.001, 0.0, 0.0)
+    assert stats.count == 1

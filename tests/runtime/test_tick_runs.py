@@ -156,11 +156,14 @@ def test_late_ticks_run_at_once_until_the_burst_reaches_max_catchup() -> None:
 
 
 def test_the_pacer_counts_caught_up_ticks_as_due_does() -> None:
-    """Pacer.on_time(caught_up=True) records what due() + release() record for a late
-    tick released by catch-up; an on-time tick ends the burst."""
+    """A late tick released by catch-up, recorded as a run records it (the compiled pace
+    record) and then told to the pacer (Pacer.ran(caught_up=True)), leaves the statistics
+    due() + release() leave; an on-time tick ends the burst."""
     from spikestream.runtime.clock import FakeClock
     from spikestream.runtime.pacer import Pacer
 
+    ext = extension()
+    assert ext is not None
     clocks = [FakeClock(), FakeClock()]
     pacers = [Pacer(0.001, c, policy="catch-up", max_catchup=5) for c in clocks]
     for p in pacers:
@@ -173,13 +176,28 @@ def test_the_pacer_counts_caught_up_ticks_as_due_does() -> None:
         tick = ref.due()
         ref.release(clocks[0].now())
         start = clocks[1].now()
-        under_test.on_time(k, t0 + (k - k0) * 0.001, start, caught_up=True)
-        assert tick.index == k
+        deadline = t0 + (k - k0) * 0.001
+        ext.record(2, under_test.pace_record.address, start, start - deadline, 0.0)
+        ran = under_test.ran(k, deadline, start, caught_up=True)
+        assert tick.index == ran.index == k
+        assert ran.lateness == tick.lateness > 0.0
+        for c in clocks:
+            c.advance(0.0001)
     assert under_test.burst == ref.burst == 4
+    for p, c in zip(pacers, clocks, strict=True):
+        p.pause()  # puts the windows' filling bucket in its slot
+        c.advance(0.2)  # which has ended, so the windows count it
     a, b = ref.statistics(), under_test.statistics()
     assert (a.overruns, a.ticks) == (b.overruns, b.ticks) == (4, 4)
-    under_test.on_time(4, t0 + 0.004, t0 + 0.004, caught_up=False)
+    assert a.lateness == b.lateness
+    assert a.recent == b.recent
+    assert a.realtime_factor_actual == b.realtime_factor_actual
+    assert a.recent[0].ticks == 4
+    for p in pacers:
+        p.resume()
+    under_test.ran(4, t0 + 0.004, t0 + 0.004, caught_up=False)
     assert under_test.burst == 0
+    assert under_test.next_index == 5
 
 
 def _run_until_control(
@@ -836,6 +854,48 @@ def test_two_stages_step_as_one_stage_bit_for_bit(weights: str | None, inline: b
         two.done(len(got))
     # The chain's end spiked: the comparison is not between silent populations.
     assert any(r.probes[1].any() for r in got)
+
+
+@pytest.mark.parametrize("stages", [False, True])
+@pytest.mark.parametrize("late", [False, True])
+def test_a_run_records_each_tick_as_the_pacer_and_the_work_window_would(
+    stages: bool, late: bool
+) -> None:
+    """With records given (TickLoop.record_into), each tick of a run is recorded in the
+    pace record (start, lateness) and the work window (start, work) as the Python path
+    records it from the tick's row: the same state, bit for bit, on time or late, in one
+    stage or two (the helper thread records the ticks it finishes)."""
+    from spikestream.runtime.stats import DEFAULT_THRESHOLDS, LatenessWindow, PaceRecord
+
+    _, _, loop = _chain_loop(stages)
+    pace, ref_pace = (PaceRecord(0.001, DEFAULT_THRESHOLDS, 10.0) for _ in range(2))
+    work, ref_work = (LatenessWindow(0.001, (), span=10.0) for _ in range(2))
+    loop.record_into(pace, work)
+    if late:
+        rows = _run_to_full(loop)
+    else:
+        while True:  # on a fresh grid after each overrun (a stall of the test process)
+            k = int(loop.loop[L_NEXT])
+            reason = loop.run(time.perf_counter() + 0.001, k, 0.0005, k, [(1, 1)])
+            if reason == RUN_FULL:
+                break
+            assert reason == RUN_OVERRUN
+        rows = loop.take()
+    assert loop.threaded is stages
+    for row in rows:
+        start, deadline, _, _, end = row.meta.tolist()
+        ref_pace.record_python(start, start - deadline if start > deadline else 0.0)
+        ref_work.record_python(start, end - start, -1.0)
+    assert pace.ticks == len(rows) == loop.capacity
+    for a, b in ((pace, ref_pace), (pace.lateness, ref_pace.lateness), (work, ref_work)):
+        np.testing.assert_array_equal(a._ints, b._ints)
+        np.testing.assert_array_equal(a._floats.view(np.int64), b._floats.view(np.int64))
+    snapshot = pace.lateness.snapshot()
+    assert (snapshot.p50 > 1.0) if late else (snapshot.p50 < 0.0005)
+    loop.done(len(rows))
+    loop.record_into(None, None)  # no longer recorded
+    _run_to_full(loop)
+    assert pace.ticks == loop.capacity
 
 
 @pytest.mark.parametrize("stages", [False, True])

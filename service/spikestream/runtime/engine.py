@@ -243,6 +243,9 @@ class Engine:
                 stages=self.stages,
                 pin=pin_tick_threads,
             )
+            # Each tick of a run is recorded by the compiled loop as it is handed on (the
+            # pacer's lateness and pace, the tick's work), so the collect does not.
+            self._runs.record_into(self.pacer.pace_record, self.work)
         #: Threads that step each tick: 2 with :attr:`stages`, else 1.
         self.tick_threads = 1 if self.stages is None else 2
         # Held by whichever thread turns ring rows into frames or changes what they feed
@@ -580,9 +583,9 @@ class Engine:
         dt = self.model.dt
         row: Row
         for row in rows:
-            start, deadline, wall_start, wall_end, end = row.meta.tolist()
-            tick = pacer.on_time(int(row.index[0]), deadline, start, bool(row.index[1]))
-            self.work.record(start, end - start, -1.0)
+            start, deadline, wall_start, wall_end, _ = row.meta.tolist()
+            # Recorded by the run already (TickLoop.record_into): the pacer only learns of it.
+            tick = pacer.ran(int(row.index[0]), deadline, start, bool(row.index[1]))
             self._applied(row.state, row.inputs, start, wall_start)
             sim.tick += 1
             self.executed += 1

@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.slots import InputSlot
+from spikestream.runtime.stats import LatenessWindow, PaceRecord
 from spikestream.sim import Simulator
 from spikestream.sim.native import extension, program_args
 from spikestream.sim.stages import TwoStages
@@ -275,8 +276,10 @@ class NativeTick:
     L_PROCSTAT,
     L_IDLE_TICKS,
     L_ALL_TICKS,
-) = range(43)
-LOOP_COLUMNS = 43
+    L_PACE,
+    L_WORK,
+) = range(45)
+LOOP_COLUMNS = 45
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_IDLE = range(7)
 TIME_COLUMNS = 7
@@ -571,6 +574,7 @@ class TickLoop:
         self._procstat_closer: Any = None  # and /proc/stat's
         self.nbytes = int(self.ring.nbytes)
         self._address = int(lp.ctypes.data)
+        self._records: tuple[PaceRecord | None, LatenessWindow | None] = (None, None)
         self.closed = False
 
     def run(
@@ -618,6 +622,17 @@ class TickLoop:
         self.times[[T_T0, T_PERIOD]] = (t0, period)
         reason: int = self._run(*self._args, self._address, int(self.times.ctypes.data))
         return reason
+
+    def record_into(self, pace: PaceRecord | None, work: LatenessWindow | None) -> None:
+        """Record each tick of the runs as it is handed on, in compiled code without the
+        GIL: in ``pace`` (the pacer's record, as :meth:`Pacer.release
+        <spikestream.runtime.pacer.Pacer.release>` records a tick: its start and lateness)
+        and in ``work`` (the tick's start and its work, from the start to the end of its
+        kernels). None: not recorded. Call it between runs; the records are kept alive
+        while the loop uses them."""
+        self._records = (pace, work)
+        self.loop[L_PACE] = 0 if pace is None else pace.address
+        self.loop[L_WORK] = 0 if work is None else work.address
 
     def as_floor(self, first: float, second: float = 0.0) -> None:
         """Make this loop the machine's floor for a tick of this much work (benchmarks):

@@ -30,8 +30,7 @@ from spikestream.runtime.stats import (
     DEFAULT_THRESHOLDS,
     LatenessHistogram,
     LatenessSnapshot,
-    LatenessStats,
-    LatenessWindow,
+    PaceRecord,
     WindowStatistics,
     pace_factor,
 )
@@ -165,12 +164,9 @@ class Pacer:
     """
 
     __slots__ = (
-        "_active",
         "_burst",
         "_clock",
         "_dt",
-        "_have_prev",
-        "_intervals",
         "_k0",
         "_lateness",
         "_max_catchup",
@@ -181,15 +177,14 @@ class Pacer:
         "_period",
         "_planned_at",
         "_policy",
-        "_prev_start",
         "_realigns",
+        "_record",
         "_rf",
         "_skipped",
         "_slips",
         "_started",
         "_t0",
         "_tick",
-        "_ticks",
         "_window",
     )
 
@@ -221,8 +216,11 @@ class Pacer:
         self._period = self._dt / self._rf if self._rf > 0.0 else 0.0
         self._policy: PacerPolicy = policy
         self._max_catchup = max_catchup
-        self._lateness = LatenessStats(late_thresholds)
-        self._window = LatenessWindow(self._dt, self._lateness.thresholds, span=max(WINDOWS))
+        # Ticks, lateness and the intervals between tick starts, in arrays that a run of
+        # compiled ticks records into as well (see pace_record).
+        self._record = PaceRecord(self._dt, late_thresholds, span=max(WINDOWS))
+        self._lateness = self._record.lateness
+        self._window = self._record.window
         self._tick = Tick()
 
         # Schedule: deadline(k) = _t0 + (k - _k0) * _period. _next is the tick wait() releases
@@ -238,17 +236,10 @@ class Pacer:
 
         # Counters (reset by reset_statistics); ints so that reads from another thread are
         # atomic under the GIL.
-        self._ticks = 0
         self._overruns = 0
         self._skipped = 0
         self._slips = 0
         self._realigns = 0
-        # realtime_factor_actual bookkeeping: active wall time between tick starts, and the
-        # number of such tick-to-tick intervals.
-        self._active = 0.0
-        self._intervals = 0
-        self._have_prev = False
-        self._prev_start = math.nan
 
     # -- read-only configuration and state -----------------------------------------------
 
@@ -307,12 +298,13 @@ class Pacer:
         """Late ticks released in a row so far under ``catch-up`` (0 after an on-time one)."""
         return self._burst
 
-    def on_time(self, index: int, deadline: float, start: float, caught_up: bool = False) -> Tick:
-        """Record tick ``index``, released by a caller that paces itself on
-        :meth:`anchor`'s grid (``deadline``) and started it at ``start``: what
-        :meth:`due` and :meth:`release` record for a tick that was on time or, with
-        ``caught_up``, late and released at once by ``catch-up`` without reaching
-        ``max_catchup`` (the caller leaves that one to :meth:`due`)."""
+    def ran(self, index: int, deadline: float, start: float, caught_up: bool = False) -> Tick:
+        """Learn of tick ``index``, run by a caller that paces itself on :meth:`anchor`'s
+        grid (``deadline``), started at ``start`` and recorded already in
+        :attr:`pace_record` (by ``_native.run_ticks``): the state :meth:`due` and
+        :meth:`release` leave for a tick that was on time or, with ``caught_up``, late and
+        released at once by ``catch-up`` without reaching ``max_catchup`` (the caller
+        leaves that one to :meth:`due`). Returns the reused :class:`Tick`."""
         if caught_up:
             self._overruns += 1
             self._burst += 1
@@ -322,7 +314,18 @@ class Pacer:
         tick.index = index
         tick.deadline = deadline
         tick.skipped = 0
-        return self.release(start)
+        tick.start = start
+        tick.lateness = start - deadline if start > deadline else 0.0
+        self._next = index + 1
+        return tick
+
+    @property
+    def pace_record(self) -> PaceRecord:
+        """The record :meth:`release` writes each tick into, for a run of compiled ticks
+        that records its ticks alike (``TickLoop.record_into``); the pacer then learns of
+        each with :meth:`ran`. Paced ticks only: a free-running tick's lateness is 0 and
+        its deadline its start."""
+        return self._record
 
     def deadline(self, index: int) -> float:
         """Deadline of tick ``index`` on the current schedule (``Clock.now()`` seconds).
@@ -433,17 +436,7 @@ class Pacer:
         else:
             lateness = start - tick.deadline if start > tick.deadline else 0.0
         self._next = tick.index + 1
-        self._ticks += 1
-        self._lateness.record(lateness)
-        if self._have_prev:
-            interval = start - self._prev_start
-            self._active += interval
-            self._intervals += 1
-        else:
-            interval = -1.0
-            self._have_prev = True
-        self._window.record(start, lateness, interval)
-        self._prev_start = start
+        self._record.record(start, lateness)
         tick.start = start
         tick.lateness = lateness
         return tick
@@ -489,10 +482,8 @@ class Pacer:
         self._paused = True
         self._pause_at = now
         self._window.flush()  # the last ticks before the pause count in the windows
-        if self._have_prev:
-            # Credit the active part of the current tick now; resume() restarts the interval.
-            self._active += now - self._prev_start
-            self._prev_start = now
+        # Credit the active part of the current tick now; resume() restarts the interval.
+        self._record.pause(now)
 
     def resume(self) -> None:
         """Restart the schedule after :meth:`pause` (no-op if not paused).
@@ -513,18 +504,18 @@ class Pacer:
         self._burst = 0
         self._paused = False
         self._pause_at = math.nan
-        if self._have_prev:
-            self._prev_start = now
+        self._record.resume(now)
 
     # -- statistics ------------------------------------------------------------------------
 
     def statistics(self) -> PacerStatistics:
         """A frozen snapshot of the counters (safe to call from any thread)."""
         lateness = self._lateness.snapshot()
-        active = self._active
-        actual = pace_factor(self._intervals, self._dt, active)
+        record = self._record
+        active = record.active
+        actual = pace_factor(record.intervals, self._dt, active)
         return PacerStatistics(
-            ticks=self._ticks,
+            ticks=record.ticks,
             overruns=self._overruns,
             skipped=self._skipped,
             slips=self._slips,
@@ -550,17 +541,11 @@ class Pacer:
 
         Call from the tick thread.
         """
-        self._ticks = 0
         self._overruns = 0
         self._skipped = 0
         self._slips = 0
         self._realigns = 0
-        self._lateness.reset()
-        self._window.reset()
-        self._active = 0.0
-        self._intervals = 0
-        self._have_prev = False
-        self._prev_start = math.nan
+        self._record.reset()
 
     def _first_due_at_or_after(self, now: float, lowest: int) -> int:
         """Smallest tick index ``m >= lowest`` whose deadline is ``>= now``."""

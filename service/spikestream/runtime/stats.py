@@ -40,6 +40,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from spikestream.errors import ConfigError
+from spikestream.sim.native import extension
+
+# The compiled record (``spikestream.sim._native.record``, see ``_native_record.h``), or
+# None without the C extension: the classes then record in Python, with the same
+# arithmetic on the same arrays (tests/runtime/test_stats.py compares the two).
+_ext = extension()
+_RECORD = None if _ext is None else _ext.record
+#: The record kinds of ``_native.record``.
+_STATS, _WINDOW, _PACE = 0, 1, 2
+#: Each float block starts with the histogram's geometry: lowest, 1/lowest, highest
+#: (the last finite edge) and buckets per decade.
+_GEOMETRY = 4
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -47,6 +59,7 @@ __all__ = [
     "LatenessSnapshot",
     "LatenessStats",
     "LatenessWindow",
+    "PaceRecord",
     "WindowStatistics",
 ]
 
@@ -127,18 +140,17 @@ class LatenessStats:
     """
 
     __slots__ = (
-        "_count",
+        "_address",
         "_counts",
-        "_highest",
+        "_desc",
+        "_floats",
+        "_ints",
         "_inv_lowest",
         "_lowest",
-        "_max",
-        "_min",
         "_n_thresholds",
         "_over",
         "_overflow",
         "_per_decade",
-        "_sum",
         "_threshold_min",
         "_thresholds",
         "_upper",
@@ -181,18 +193,40 @@ class LatenessStats:
         self._upper = upper
         self._lowest = float(lowest)
         self._inv_lowest = 1.0 / float(lowest)
-        self._highest = float(upper[m + 1])  # the last finite edge as actually computed
         self._per_decade = float(buckets_per_decade)
         self._overflow = m + 2
-        self._counts = np.zeros(m + 3, dtype=np.int64)
         self._thresholds = thr
         self._n_thresholds = len(thr)
         self._threshold_min = thr[0] if thr else math.inf
-        self._over = np.zeros(len(thr), dtype=np.int64)
-        self._count = 0
-        self._sum = 0.0
-        self._max = -math.inf
-        self._min = math.inf
+        # The whole state in two blocks the compiled record writes too (_native_record.h):
+        # ints [count | counts (B) | over (T)], floats [geometry | sum, max, min | thresholds].
+        b = m + 3
+        self._ints = np.zeros(1 + b + len(thr), dtype=np.int64)
+        self._counts = self._ints[1 : 1 + b]
+        self._over = self._ints[1 + b :]
+        self._floats = np.zeros(_GEOMETRY + 3 + len(thr), dtype=np.float64)
+        # highest: the last finite edge as actually computed
+        self._floats[:_GEOMETRY] = (lowest, self._inv_lowest, upper[m + 1], self._per_decade)
+        self._floats[_GEOMETRY + 3 :] = thr
+        self._clear()
+        self._desc = np.array(
+            [self._ints.ctypes.data, self._floats.ctypes.data, b, len(thr)], dtype=np.int64
+        )
+        self._address = int(self._desc.ctypes.data)
+
+    def _clear(self) -> None:
+        self._ints.fill(0)
+        self._floats[_GEOMETRY : _GEOMETRY + 3] = (0.0, -math.inf, math.inf)
+
+    @property
+    def address(self) -> int:
+        """Address of the record's descriptor for the compiled record (kind 0)."""
+        return self._address
+
+    def geometry(self) -> NDArray[np.float64]:
+        """A copy of the histogram's geometry: lowest, 1/lowest, the highest finite edge
+        and buckets per decade."""
+        return self._floats[:_GEOMETRY].copy()
 
     @property
     def thresholds(self) -> tuple[float, ...]:
@@ -207,7 +241,7 @@ class LatenessStats:
     @property
     def count(self) -> int:
         """Number of samples recorded since construction or the last :meth:`reset`."""
-        return self._count
+        return int(self._ints[0])
 
     def record(self, x: float) -> None:
         """Record one lateness sample ``x`` in seconds. O(1); allocates no arrays.
@@ -215,16 +249,24 @@ class LatenessStats:
         Negative and NaN values are recorded as 0 (on time): lateness is never negative,
         and one bad sample must not poison the sum.
         """
+        if _RECORD is not None:
+            _RECORD(_STATS, self._address, x, 0.0, 0.0)
+        else:
+            self.record_python(x)
+
+    def record_python(self, x: float) -> None:
+        """:meth:`record` in Python: what the compiled record does, on the same arrays."""
         if not x > 0.0:  # also true for NaN
             x = 0.0
-        idx = self._index(x)
-        self._counts[idx] += 1
-        self._count += 1
-        self._sum += x
-        if x > self._max:
-            self._max = x
-        if x < self._min:
-            self._min = x
+        self._counts[self._index(x)] += 1
+        self._ints[0] += 1
+        f = self._floats
+        # Sums as Python floats: the compiled record overflows to inf without a warning.
+        f[_GEOMETRY] = float(f[_GEOMETRY]) + x
+        if x > f[_GEOMETRY + 1]:
+            f[_GEOMETRY + 1] = x
+        if x < f[_GEOMETRY + 2]:
+            f[_GEOMETRY + 2] = x
         # Thresholds are ascending, so the common on-time sample costs one comparison.
         if x > self._threshold_min:
             thr = self._thresholds
@@ -240,24 +282,23 @@ class LatenessStats:
             return 0
         if x <= self._lowest:
             return 1
-        if x <= self._highest:
-            return 1 + math.ceil(math.log10(x * self._inv_lowest) * self._per_decade)
+        if x <= self._floats[2]:
+            i = 1 + math.ceil(math.log10(x * self._inv_lowest) * self._per_decade)
+            return min(max(i, 1), self._overflow)  # as the compiled record clamps it
         return self._overflow
 
     def reset(self) -> None:
         """Forget all samples (call from the recording thread)."""
-        self._counts.fill(0)
-        self._over.fill(0)
-        self._count = 0
-        self._sum = 0.0
-        self._max = -math.inf
-        self._min = math.inf
+        self._clear()
 
     def histogram(self) -> LatenessHistogram:
         """A copy of the raw buckets (safe from any thread; see the module docstring)."""
         counts = self._counts.copy()
         return LatenessHistogram(
-            upper_bounds=self._upper, counts=counts, count=int(counts.sum()), sum=self._sum
+            upper_bounds=self._upper,
+            counts=counts,
+            count=int(counts.sum()),
+            sum=float(self._floats[_GEOMETRY]),
         )
 
     def quantile(self, q: float) -> float:
@@ -267,7 +308,8 @@ class LatenessStats:
             raise ConfigError(msg)
         frac = Fraction(q).limit_denominator(1_000_000)
         cum = np.cumsum(self._counts)
-        return self._quantile(cum, frac.numerator, frac.denominator, self._min, self._max)
+        hi, lo = (float(v) for v in self._floats[_GEOMETRY + 1 : _GEOMETRY + 3])
+        return self._quantile(cum, frac.numerator, frac.denominator, lo, hi)
 
     def snapshot(self) -> LatenessSnapshot:
         """Frozen statistics now (safe from any thread; see the module docstring)."""
@@ -275,10 +317,8 @@ class LatenessStats:
         # can skew the result by a sample but never make it inconsistent with itself.
         cum = np.cumsum(self._counts)
         over = tuple(int(v) for v in self._over)
-        n = self._count
-        total = self._sum
-        lo = self._min
-        hi = self._max
+        n = int(self._ints[0])
+        total, hi, lo = (float(v) for v in self._floats[_GEOMETRY : _GEOMETRY + 3])
         count = int(cum[-1])
         if count == 0:
             nan = math.nan
@@ -388,17 +428,19 @@ class LatenessWindow:
 
     __slots__ = (
         "_active",
-        "_base",
+        "_address",
         "_bucket",
         "_counts",
         "_cur",
         "_cur_over",
+        "_desc",
         "_dt",
-        "_epoch",
         "_epochs",
         "_flat",
+        "_floats",
         "_geometry",
         "_intervals",
+        "_ints",
         "_inv_bucket",
         "_max",
         "_min",
@@ -434,23 +476,49 @@ class LatenessWindow:
         slots = round(span / bucket) + 1  # the whole span, plus the bucket being filled
         self._slots = slots
         b = len(geometry.upper_bounds)
-        self._counts = np.zeros((slots, b), dtype=np.int64)
-        self._flat = self._counts.reshape(-1)  # a view: one integer index per tick
-        self._over = np.zeros((slots, max(1, len(self._thresholds))), dtype=np.int64)
-        self._n = np.zeros(slots, dtype=np.int64)
-        self._intervals = np.zeros(slots, dtype=np.int64)
-        self._sum = np.zeros(slots, dtype=np.float64)
-        self._active = np.zeros(slots, dtype=np.float64)
-        self._max = np.full(slots, -math.inf)
-        self._min = np.full(slots, math.inf)
+        t = len(self._thresholds)
+        tw = max(1, t)
+        # The whole state in two blocks the compiled record writes too (_native_record.h):
+        # ints [epoch, base | counts (S*B) | over (S*max(1, T)) | n (S) | intervals (S) |
+        # epochs (S) | cur_over (T)], floats [geometry, 1/bucket | cur (6) | sum (S) |
+        # active (S) | max (S) | min (S) | thresholds (T)].
+        ints = np.zeros(2 + slots * (b + tw + 3) + t, dtype=np.int64)
+        self._ints = ints
+        at = 2
+        self._flat = ints[at : at + slots * b]  # one integer index per tick
+        self._counts = self._flat.reshape(slots, b)
+        at += slots * b
+        self._over = ints[at : at + slots * tw].reshape(slots, tw)
+        at += slots * tw
+        self._n, self._intervals, self._epochs = (
+            ints[at + i * slots : at + (i + 1) * slots] for i in range(3)
+        )
+        self._cur_over = ints[at + 3 * slots :]
+        floats = np.zeros(_GEOMETRY + 1 + 6 + 4 * slots + t, dtype=np.float64)
+        self._floats = floats
+        floats[:_GEOMETRY] = geometry.geometry()
+        floats[_GEOMETRY] = self._inv_bucket
+        at = _GEOMETRY + 1
+        # The filling bucket's figures: [ticks, sum, max, min, intervals, active seconds].
+        self._cur = floats[at : at + 6]
+        at += 6
+        self._sum, self._active, self._max, self._min = (
+            floats[at + i * slots : at + (i + 1) * slots] for i in range(4)
+        )
+        floats[at + 4 * slots :] = self._thresholds
+        self._max.fill(-math.inf)
+        self._min.fill(math.inf)
         # Which bucket (floor(now / bucket)) each finished slot holds; _NONE while a slot is
         # being filled or cleared, so readers skip it.
-        self._epochs = np.full(slots, _NONE, dtype=np.int64)
-        self._epoch = _NONE
-        self._base = 0  # offset of the filling slot's histogram row in _flat
-        # The filling bucket's figures: [ticks, sum, max, min, intervals, active seconds].
-        self._cur: list[float] = [0, 0.0, -math.inf, math.inf, 0, 0.0]
-        self._cur_over = [0] * len(self._thresholds)
+        self._epochs.fill(_NONE)
+        ints[0] = _NONE  # the filling bucket; ints[1]: its histogram row's offset in _flat
+        self._desc = np.array([ints.ctypes.data, floats.ctypes.data, b, t, slots], dtype=np.int64)
+        self._address = int(self._desc.ctypes.data)
+
+    @property
+    def address(self) -> int:
+        """Address of the window's descriptor for the compiled record (kind 1)."""
+        return self._address
 
     @property
     def bucket(self) -> float:
@@ -471,14 +539,21 @@ class LatenessWindow:
             interval: Wall seconds since the previous tick started; negative if there was
                 none (the first tick, or the first after a pause).
         """
+        if _RECORD is not None:
+            _RECORD(_WINDOW, self._address, now, lateness, interval)
+        else:
+            self.record_python(now, lateness, interval)
+
+    def record_python(self, now: float, lateness: float, interval: float) -> None:
+        """:meth:`record` in Python: what the compiled record does, on the same arrays."""
         epoch = math.floor(now * self._inv_bucket)
-        if epoch != self._epoch:
+        if epoch != self._ints[0]:
             self._advance(epoch)
         x = lateness if lateness > 0.0 else 0.0  # also NaN -> 0
-        self._flat[self._base + self._geometry._index(x)] += 1
+        self._flat[int(self._ints[1]) + self._geometry._index(x)] += 1
         cur = self._cur
         cur[0] += 1
-        cur[1] += x
+        cur[1] = float(cur[1]) + x  # a Python float's sum overflows without a warning
         if x > cur[2]:
             cur[2] = x
         if x < cur[3]:
@@ -492,14 +567,15 @@ class LatenessWindow:
                 over[i] += 1
         if interval >= 0.0:
             cur[4] += 1
-            cur[5] += interval
+            cur[5] = float(cur[5]) + interval
 
     def flush(self) -> None:
         """Put the filling bucket's figures into its slot (tick thread; e.g. on pause, so
         the last ticks before it count while no tick runs)."""
-        if self._epoch == _NONE:
+        epoch = int(self._ints[0])
+        if epoch == _NONE:
             return
-        s = self._epoch % self._slots
+        s = epoch % self._slots
         cur = self._cur
         self._n[s] = cur[0]
         self._sum[s] = cur[1]
@@ -508,33 +584,27 @@ class LatenessWindow:
         self._intervals[s] = cur[4]
         self._active[s] = cur[5]
         self._over[s, : len(self._cur_over)] = self._cur_over
-        self._epochs[s] = self._epoch
+        self._epochs[s] = epoch
 
     def _advance(self, epoch: int) -> None:
         """Start bucket ``epoch``: finish the current one, clear the slots passed over."""
         self.flush()
-        first = self._epoch + 1 if self._epoch != _NONE and epoch > self._epoch else epoch
+        current = int(self._ints[0])
+        first = current + 1 if current != _NONE and epoch > current else epoch
         first = max(first, epoch - self._slots + 1)
         for e in range(first, epoch + 1):
             s = e % self._slots
             self._epochs[s] = _NONE  # readers skip the slot from now until its flush
             self._counts[s].fill(0)
-        self._epoch = epoch
-        self._base = (epoch % self._slots) * self._counts.shape[1]
-        cur = self._cur
-        cur[0] = 0
-        cur[1] = 0.0
-        cur[2] = -math.inf
-        cur[3] = math.inf
-        cur[4] = 0
-        cur[5] = 0.0
-        for i in range(len(self._cur_over)):
-            self._cur_over[i] = 0
+        self._ints[0] = epoch
+        self._ints[1] = (epoch % self._slots) * self._counts.shape[1]
+        self._cur[:] = (0.0, 0.0, -math.inf, math.inf, 0.0, 0.0)
+        self._cur_over.fill(0)
 
     def reset(self) -> None:
         """Forget every bucket (tick thread)."""
         self._epochs.fill(_NONE)
-        self._epoch = _NONE
+        self._ints[0] = _NONE
 
     def statistics(self, seconds: float, now: float) -> WindowStatistics:
         """Lateness and pace over the whole buckets that ended in the last ``seconds``.
@@ -575,3 +645,100 @@ class LatenessWindow:
             over=over_t,
         )
         return WindowStatistics(length, lateness, rf)
+
+
+class PaceRecord:
+    """The pacer's record of released ticks: their count, their lateness since the start
+    (:attr:`lateness`) and over the last seconds (:attr:`window`), and the tick-to-tick
+    intervals that give the real-time factor.
+
+    One :meth:`record` per released tick, by the tick thread, or by compiled code
+    (``_native.run_ticks`` records each tick of a run through :attr:`address`, without
+    the GIL): all the state is in arrays allocated here, which both write alike.
+
+    Args:
+        dt: Simulated seconds per tick.
+        thresholds: As :class:`LatenessStats`.
+        span: The longest window in seconds (:class:`LatenessWindow`).
+    """
+
+    __slots__ = ("_address", "_desc", "_floats", "_ints", "lateness", "window")
+
+    def __init__(self, dt: float, thresholds: Iterable[float], span: float) -> None:
+        self.lateness = LatenessStats(thresholds)
+        self.window = LatenessWindow(dt, self.lateness.thresholds, span=span)
+        # ints [ticks, intervals, have_prev], floats [prev_start, active seconds]
+        self._ints = np.zeros(3, dtype=np.int64)
+        self._floats = np.array([math.nan, 0.0])
+        self._desc = np.array(
+            [
+                self._ints.ctypes.data,
+                self._floats.ctypes.data,
+                self.lateness.address,
+                self.window.address,
+            ],
+            dtype=np.int64,
+        )
+        self._address = int(self._desc.ctypes.data)
+
+    @property
+    def address(self) -> int:
+        """Address of the record's descriptor for the compiled record (kind 2)."""
+        return self._address
+
+    def record(self, start: float, lateness: float) -> None:
+        """Record a tick released at ``start`` (clock seconds), ``lateness`` seconds after
+        its deadline."""
+        if _RECORD is not None:
+            _RECORD(_PACE, self._address, start, lateness, 0.0)
+        else:
+            self.record_python(start, lateness)
+
+    def record_python(self, start: float, lateness: float) -> None:
+        """:meth:`record` in Python: what the compiled record does, on the same arrays."""
+        ints, floats = self._ints, self._floats
+        ints[0] += 1
+        self.lateness.record_python(lateness)
+        if ints[2]:
+            interval = start - float(floats[0])
+            floats[1] = float(floats[1]) + interval
+            ints[1] += 1
+        else:
+            interval = -1.0
+            ints[2] = 1
+        self.window.record_python(start, lateness, interval)
+        floats[0] = start
+
+    @property
+    def ticks(self) -> int:
+        """Ticks recorded."""
+        return int(self._ints[0])
+
+    @property
+    def intervals(self) -> int:
+        """Tick-to-tick intervals recorded (none spans a pause)."""
+        return int(self._ints[1])
+
+    @property
+    def active(self) -> float:
+        """Wall seconds those intervals, and the time from the last tick to a pause, took."""
+        return float(self._floats[1])
+
+    def pause(self, now: float) -> None:
+        """The schedule stops at ``now``: the time since the last tick counts as active,
+        and the next tick's interval starts at the resume."""
+        if self._ints[2]:
+            self._floats[1] = float(self._floats[1]) + (now - float(self._floats[0]))
+            self._floats[0] = now
+
+    def resume(self, now: float) -> None:
+        """The schedule starts again at ``now`` (no interval spans the pause)."""
+        if self._ints[2]:
+            self._floats[0] = now
+
+    def reset(self) -> None:
+        """Forget every tick (tick thread)."""
+        self.lateness.reset()
+        self.window.reset()
+        self._ints.fill(0)
+        self._floats[:] = (math.nan, 0.0)

@@ -833,6 +833,47 @@ static PyObject *py_tick(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     return Py_BuildValue("(dd)", start, end);
 }
 
+/* ------------------------------------------------------------------ tick records */
+
+#include "_native_record.h"
+
+PyDoc_STRVAR(record_doc,
+"record(kind, descriptor, a, b, c)\n--\n\n"
+"Record one tick in a record of runtime/stats.py (see _native_record.h), as run_ticks\n"
+"records each tick of a run. kind 0: a LatenessStats, sample a (seconds); 1: a\n"
+"LatenessWindow, a tick that started at a with lateness b and interval c; 2: the pacer's\n"
+"pace record, a tick that started at a, b seconds late. descriptor: the record's int64\n"
+"descriptor address.");
+
+static PyObject *py_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t kind, address;
+    double a, b = 0.0, c = 0.0;
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "record takes 5 arguments; got %zd", nargs);
+        return NULL;
+    }
+    if (as_i64(args[0], &kind, "kind") < 0 || as_i64(args[1], &address, "descriptor") < 0 ||
+        as_f64(args[2], &a, "a") < 0 || as_f64(args[3], &b, "b") < 0 ||
+        as_f64(args[4], &c, "c") < 0)
+        return NULL;
+    const int64_t *d = (const int64_t *)(intptr_t)address;
+    if (kind == 0 && stats_ok(d))
+        record_stats(d, a);
+    else if (kind == 1 && window_ok(d))
+        record_window(d, a, b, c);
+    else if (kind == 2 && pace_ok(d))
+        record_pace(d, a, b);
+    else {
+        PyErr_Format(PyExc_ValueError, "record: kind %lld with a malformed descriptor; "
+                     "expected kind 0, 1 or 2 and a descriptor laid out as "
+                     "_native_record.h's", (long long)kind);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------ a run of ticks */
 
 /* run_ticks keeps the tick thread in compiled code across ticks: each tick waits for its
@@ -893,6 +934,9 @@ enum {
     L_PROCSTAT,   /* /proc/stat, or -1: the run delay alone decides */
     L_IDLE_TICKS, /* its idle + iowait at the last reading (clock ticks), or -1 */
     L_ALL_TICKS,  /* its total at the last reading */
+    /* The tick records (_native_record.h), written as each tick is handed on: */
+    L_PACE,       /* address of the pacer's pace record descriptor, or 0: none */
+    L_WORK,       /* address of the tick work window's descriptor, or 0: none */
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
@@ -1181,6 +1225,9 @@ static void finish_tick(int64_t *loop, int64_t head, int64_t first_copy, double 
     double *meta = (double *)row;
     meta[R_WALL_END] = wall_now();
     meta[R_END] = end;
+    /* Read before the row is published: once the reader has it, the tick thread may
+     * write the row again while this (the helper, with two stages) goes on. */
+    const double start = meta[R_START], deadline = meta[R_DEADLINE];
     __atomic_store_n(&loop[L_HEAD], head + 1, __ATOMIC_RELEASE);
     int64_t *fill = (int64_t *)(intptr_t)loop[L_FILL];
     int frame = 0;
@@ -1195,6 +1242,14 @@ static void finish_tick(int64_t *loop, int64_t head, int64_t first_copy, double 
         ssize_t written = write((int)loop[L_EVENTFD], &one, sizeof one);
         (void)written; /* a full counter (EAGAIN) already means "wake up" */
     }
+    /* The records, after the hand-over: the reader, woken, reads no record of the tick,
+     * so its frames never wait for them. */
+    const int64_t *pace = (const int64_t *)(intptr_t)loop[L_PACE];
+    if (pace != NULL)
+        record_pace(pace, start, start > deadline ? start - deadline : 0.0);
+    const int64_t *work = (const int64_t *)(intptr_t)loop[L_WORK];
+    if (work != NULL)
+        record_window(work, start, end - start, -1.0);
 }
 
 /* A stage of the floor (L_FLOOR_NS1, L_FLOOR_NS2): busy until ns after start (a wait
@@ -1410,6 +1465,12 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
                         "copies");
         return NULL;
     }
+    if ((loop[L_PACE] != 0 && !pace_ok((const int64_t *)(intptr_t)loop[L_PACE])) ||
+        (loop[L_WORK] != 0 && !window_ok((const int64_t *)(intptr_t)loop[L_WORK]))) {
+        PyErr_SetString(PyExc_ValueError, "run_ticks: a malformed pace or work record "
+                                          "descriptor (see _native_record.h)");
+        return NULL;
+    }
     const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
     for (int64_t c = 0; c < loop[L_N_COPIES]; c++) {
         const int64_t *e = copies + 3 * c;
@@ -1558,6 +1619,7 @@ static PyMethodDef methods[] = {
     {"post_input", (PyCFunction)(void (*)(void))py_post_input, METH_FASTCALL, post_input_doc},
     {"sleep_until", (PyCFunction)(void (*)(void))py_sleep_until, METH_FASTCALL, sleep_until_doc},
     {"now", py_now, METH_NOARGS, now_doc},
+    {"record", (PyCFunction)(void (*)(void))py_record, METH_FASTCALL, record_doc},
     {NULL, NULL, 0, NULL},
 };
 
