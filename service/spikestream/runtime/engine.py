@@ -584,8 +584,9 @@ class Engine:
         row: Row
         for row in rows:
             start, deadline, wall_start, wall_end, _ = row.meta.tolist()
+            k, caught_up = row.index.tolist()
             # Recorded by the run already (TickLoop.record_into): the pacer only learns of it.
-            tick = pacer.ran(int(row.index[0]), deadline, start, bool(row.index[1]))
+            tick = pacer.ran(k, deadline, start, bool(caught_up))
             self._applied(row.state, row.inputs, start, wall_start)
             sim.tick += 1
             self.executed += 1

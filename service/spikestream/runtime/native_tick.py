@@ -698,12 +698,12 @@ class TickLoop:
     def take(self) -> list[Row]:
         """The rows written since the last :meth:`take` and :meth:`done`, oldest first.
 
-        Re-arms the wake-up first, so a row written after this look wakes the reader
-        again. Call :meth:`done` with the count once they are read."""
+        Resets and re-arms the wake-up first, so a row written after this look wakes the
+        reader again. Call :meth:`done` with the count once they are read."""
         if self.closed:
             return []
-        self.clear_wakeup()
-        tail, head = self._take(self._address)  # arms, then reads the head (fenced)
+        # Resets the descriptor, arms, then reads the head (fenced): one call.
+        tail, head = self._take(self._address)
         cap = self.capacity
         return [self.rows[k % cap] for k in range(tail, head)]
 

@@ -1491,10 +1491,10 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
 
 PyDoc_STRVAR(ring_take_doc,
 "ring_take(loop)\n--\n\n"
-"The reader's side of run_ticks' ring: arm the wake-up, then read where the rows end,\n"
-"in that order on any CPU (a row written after this read finds the reader armed).\n"
-"loop: address of the int64 loop array. Returns (tail, head): rows tail..head-1 are\n"
-"ready.");
+"The reader's side of run_ticks' ring: reset the wake-up descriptor's counter (if it\n"
+"has one), arm the wake-up, then read where the rows end, in that order on any CPU (a\n"
+"row written after this read finds the reader armed and wakes it again). loop: address\n"
+"of the int64 loop array. Returns (tail, head): rows tail..head-1 are ready.");
 
 static PyObject *py_ring_take(PyObject *self, PyObject *arg)
 {
@@ -1503,6 +1503,13 @@ static PyObject *py_ring_take(PyObject *self, PyObject *arg)
     if (as_i64(arg, &address, "loop") < 0)
         return NULL;
     int64_t *loop = (int64_t *)(intptr_t)address;
+    if (loop[L_EVENTFD] >= 0) {
+        /* Non-blocking: a counter at 0 (EAGAIN) has nothing to reset. Before the arming,
+         * so a wake-up written after it stays readable. */
+        uint64_t count;
+        ssize_t got = read((int)loop[L_EVENTFD], &count, sizeof count);
+        (void)got;
+    }
     __atomic_store_n(&loop[L_ARMED], 1, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     int64_t head = __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE);
