@@ -16,7 +16,9 @@ from paho.mqtt.properties import Properties
 from spikestream_client.transport import MessageMeta
 from spikestream_client.transport.packets import (
     MAX_REMAINING,
+    append_publish_qos0,
     cork,
+    publish_head,
     publish_qos0,
     read_publish_qos0,
 )
@@ -242,3 +244,47 @@ def test_cork_sets_and_clears_the_option() -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
         assert cork(sock, False)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+
+
+@given(
+    messages=st.lists(
+        st.tuples(
+            topics,
+            st.binary(max_size=300) | st.sampled_from([b"x" * 127, b"x" * 16_380]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    props=st.sampled_from([None, b"\x00", b"\x05\x02\x00\x00\x00\x3c"]),
+)
+def test_packets_appended_to_a_batch_are_the_single_packets_in_order(
+    messages: list[tuple[bytes, bytes, bool]], props: bytes | None
+) -> None:
+    """A batch built with each topic's head packed once holds each message's own packet,
+    back to back (what the adapter's write_batch() writes)."""
+    batch = bytearray()
+    heads: dict[tuple[bytes, bool], tuple[int, bytes]] = {}
+    for topic, payload, retain in messages:
+        head = heads.setdefault((topic, retain), publish_head(topic, retain, props))
+        append_publish_qos0(batch, head, payload)
+    expected = b"".join(bytes(publish_qos0(t, p, r, props)) for t, p, r in messages)
+    assert bytes(batch) == expected
+    at = 0
+    for topic, payload, retain in messages:  # and each reads back from its place
+        one = bytes(publish_qos0(topic, payload, retain, props))
+        packet = bytes(batch[at : at + len(one)])
+        first, got_topic, _, got_payload = _read(packet, props is not None)
+        assert (first, got_topic, got_payload) == (0x30 | int(retain), topic, payload)
+        at += len(one)
+
+
+def test_a_refused_packet_leaves_the_batch_as_it_was() -> None:
+    batch = bytearray(b"before")
+    head = publish_head(b"t", False, None)
+    with pytest.raises(ValueError, match="too large"):
+        append_publish_qos0(batch, head, bytes(MAX_REMAINING - 2))  # one byte over
+    assert batch == b"before"
+    for bad in (b"", b"a/+", b"a/#", b"x" * 65536):
+        with pytest.raises(ValueError, match="invalid publish topic"):
+            publish_head(bad, False, None)

@@ -65,6 +65,35 @@ async def test_a_batch_arrives_whole_and_in_order_with_its_properties(
         assert meta.retain is True
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_one_topic_packed_with_and_without_retain_keeps_each_flag(
+    mosquitto: Mosquitto, protocol: str
+) -> None:
+    """The adapter packs each topic's head once per retain flag, content type and expiry:
+    a retained message between two live ones on the same topic is the one retained, and
+    the others carry their own content type."""
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("same/#")
+    pub = make_link(f"{mosquitto.url()}?protocol={protocol}", "pub")
+    async with running(sub), running(pub):
+        for _ in range(2):  # the second batch finds every head packed already
+            with pub.write_batch():
+                assert pub.publish_nowait("same/t", b"a", content_type="text/plain")
+                assert pub.publish_nowait("same/t", b"b", retain=True)
+                assert pub.publish_nowait("same/t", b"c")
+        await eventually(lambda: len(inbox.items) == 6)
+        assert inbox.payloads("same/t") == [b"a", b"b", b"c"] * 2
+        types = [m.content_type for _, _, m in inbox.items]
+        assert types == (["text/plain", None, None] * 2 if protocol == "5" else [None] * 6)
+    late = Inbox()
+    again = make_link(mosquitto.url(), "late", on_message=late)
+    again.subscribe("same/t")
+    async with running(again):
+        _, _, meta = await late.wait_payload("same/t", b"b")
+        assert meta.retain is True
+
+
 async def test_other_messages_in_a_batch_keep_their_place(mosquitto: Mosquitto) -> None:
     """A QoS 1 message (or one with correlation data) goes through paho, after what the
     batch packed before it and before what it packs after."""

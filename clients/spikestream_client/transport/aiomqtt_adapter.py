@@ -39,7 +39,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from spikestream_client.aio import First, first_of
 from spikestream_client.errors import TransportError
-from spikestream_client.transport.packets import cork, publish_qos0, read_publish_qos0
+from spikestream_client.transport.packets import (
+    append_publish_qos0,
+    cork,
+    publish_head,
+    read_publish_qos0,
+)
 from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
 from spikestream_client.transport.tls import collecting_sockets, track
 from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
@@ -102,6 +107,10 @@ class _PackedOnce(Properties):
         if packed is None:
             return super().pack()  # type: ignore[no-untyped-call,no-any-return]
         return packed  # type: ignore[no-any-return]
+
+
+#: The most packed PUBLISH heads a connection keeps (see ``Connection._pack``).
+HEADS = 256
 
 
 class PropertiesCache:
@@ -220,6 +229,9 @@ class Connection:
         self._batch = bytearray()  # QoS 0 PUBLISH packets packed inside write_batch()
         self._batch_mids: list[int] = []
         self._batch_ends: list[int] = []  # where each packed message ends in the batch
+        # (topic, retain, content type, expiry) -> the PUBLISH's first byte and variable
+        # header, checked and packed once (frames go to a few topics, over and over).
+        self._heads: dict[tuple[str, bool, str | None, int | None], tuple[int, bytes]] = {}
         # paho's mid of a queued batch -> the ids of its messages and where each ends
         self._batched: dict[int, tuple[list[int], list[int]]] = {}
         options: tuple[tuple[int, int, int], ...] = (
@@ -664,19 +676,25 @@ class Connection:
     ) -> int | None:
         """Pack a QoS 0 PUBLISH into the batch, as paho's ``publish()`` would have
         packed it (MQTT 5 section 3.3, 3.1.1 section 3.3); its message id, or None when
-        not connected. The packet is built whole before it joins the batch, so a refused
-        message leaves the batch as it was."""
+        not connected. Everything is checked before the packet joins the batch, so a
+        refused message leaves the batch as it was."""
         if self._paho.socket() is None:
             return None
-        props = None
-        if self._v5:
-            props = (
-                self._properties.packed(content_type, expiry)
-                if content_type or expiry is not None
-                else b"\x00"
-            )
-        packet = publish_qos0(topic.encode(), payload, retain, props)
-        self._batch += packet
+        key = (topic, retain, content_type, expiry)
+        head = self._heads.get(key)
+        if head is None:
+            props = None
+            if self._v5:
+                props = (
+                    self._properties.packed(content_type, expiry)
+                    if content_type or expiry is not None
+                    else b"\x00"
+                )
+            head = publish_head(topic.encode(), retain, props)
+            if len(self._heads) >= HEADS:  # bounded: a caller publishing to ever new topics
+                self._heads.clear()
+            self._heads[key] = head
+        append_publish_qos0(self._batch, head, payload)
         mid = self._paho._mid_generate()
         self._batch_mids.append(mid)
         self._batch_ends.append(len(self._batch))

@@ -2,8 +2,9 @@
 it uses.
 
 Pure functions with no MQTT library behind them: ``aiomqtt_adapter.py``'s
-``write_batch()`` packs QoS 0 PUBLISH packets with :func:`publish_qos0` (paho's own
-``publish()`` costs most of the I/O thread's time per frame) and writes a batch under
+``write_batch()`` packs QoS 0 PUBLISH packets with :func:`append_publish_qos0`, each
+topic's :func:`publish_head` checked and packed once (paho's own ``publish()`` costs
+most of the I/O thread's time per frame), and writes a batch under
 :func:`cork`; its reader hands the incoming QoS 0 PUBLISH packets that
 :func:`read_publish_qos0` reads straight to the link (paho's own decoding builds property
 and message objects for each one).
@@ -19,35 +20,55 @@ from spikestream_client.transport.values import MessageMeta
 MAX_REMAINING = 268_435_455
 
 
-def publish_qos0(name: bytes, payload: bytes, retain: bool, properties: bytes | None) -> bytearray:
-    """One QoS 0 PUBLISH packet (MQTT 5 section 3.3; 3.1.1 section 3.3), as paho packs it.
+def publish_head(name: bytes, retain: bool, properties: bytes | None) -> tuple[int, bytes]:
+    """What a QoS 0 PUBLISH to ``name`` holds besides its payload, checked once: its
+    first byte (PUBLISH, QoS 0, no DUP, the retain flag) and its variable header (the
+    topic with its length, then on MQTT 5 the packed properties).
 
     Args:
         name: The topic, UTF-8; non-empty, no wildcard, at most 65,535 bytes.
-        payload: The message body.
         retain: The retain flag.
         properties: MQTT 5: the packed properties, length included (``b"\\x00"`` for
             none); ``None`` on MQTT 3.1.1, which has none.
 
     Raises:
-        ValueError: An invalid topic, or a packet longer than MQTT allows.
+        ValueError: An invalid topic.
     """
     if not name or b"+" in name or b"#" in name or len(name) > 65535:
         raise ValueError(f"invalid publish topic {name!r}: empty, a wildcard or too long")
-    props = properties or b""
-    remaining = 2 + len(name) + len(props) + len(payload)
+    return 0x30 | (1 if retain else 0), len(name).to_bytes(2, "big") + name + (properties or b"")
+
+
+def append_publish_qos0(out: bytearray, head: tuple[int, bytes], payload: bytes) -> None:
+    """Append one QoS 0 PUBLISH packet to ``out``: ``head`` (from :func:`publish_head`),
+    the remaining length and the payload (MQTT 5 section 3.3; 3.1.1 section 3.3).
+
+    Raises:
+        ValueError: A packet longer than MQTT allows; ``out`` is left as it was.
+    """
+    first, variable = head
+    remaining = len(variable) + len(payload)
     if remaining > MAX_REMAINING:
         raise ValueError(f"payload of {len(payload)} bytes: too large for MQTT")
-    packet = bytearray((0x30 | (1 if retain else 0),))  # PUBLISH, QoS 0, no DUP
+    out.append(first)
     while True:  # the remaining length, seven bits a byte
         byte, remaining = remaining & 0x7F, remaining >> 7
-        packet.append(byte | 0x80 if remaining else byte)
+        out.append(byte | 0x80 if remaining else byte)
         if not remaining:
             break
-    packet += len(name).to_bytes(2, "big")
-    packet += name
-    packet += props
-    packet += payload
+    out += variable
+    out += payload
+
+
+def publish_qos0(name: bytes, payload: bytes, retain: bool, properties: bytes | None) -> bytearray:
+    """One QoS 0 PUBLISH packet (MQTT 5 section 3.3; 3.1.1 section 3.3), as paho packs it:
+    :func:`publish_head`, then :func:`append_publish_qos0`.
+
+    Raises:
+        ValueError: An invalid topic, or a packet longer than MQTT allows.
+    """
+    packet = bytearray()
+    append_publish_qos0(packet, publish_head(name, retain, properties), payload)
     return packet
 
 
