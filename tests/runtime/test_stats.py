@@ -420,12 +420,19 @@ def test_compiled_stats_record_is_the_python_record_bit_for_bit(
 
 
 # Steps of a window: how far the clock moves (seconds: within a bucket, to the next ones,
-# past the whole span), the lateness, the interval (negative: none).
+# past the whole span, now and then back; NaN or inf: a time no clock gives, recorded by
+# neither), the lateness, the interval (negative: none; NaN and inf too).
 _STEPS = st.lists(
     st.tuples(
-        st.one_of(st.floats(min_value=0.0, max_value=0.3), st.sampled_from([0.0, 0.1, 10.0, 25.0])),
+        st.one_of(
+            st.floats(min_value=0.0, max_value=0.3),
+            st.sampled_from([0.0, 0.1, 10.0, 25.0, -0.1, -0.25, -30.0, math.nan, math.inf]),
+        ),
         _SAMPLES,
-        st.one_of(st.floats(min_value=0.0, max_value=0.01), st.just(-1.0)),
+        st.one_of(
+            st.floats(min_value=0.0, max_value=0.01),
+            st.sampled_from([-1.0, math.nan, math.inf]),
+        ),
     ),
     max_size=60,
 )
@@ -434,7 +441,7 @@ _STEPS = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(
     _STEPS,
-    st.floats(min_value=0.0, max_value=1e6),
+    st.floats(min_value=-1e6, max_value=1e6),
     st.sampled_from([(), DEFAULT_THRESHOLDS]),
     st.sampled_from([(0.1, 10.0), (0.1, 1.0), (0.05, 0.1)]),
 )
@@ -450,9 +457,11 @@ def test_compiled_window_record_is_the_python_record_bit_for_bit(
     )
     now = t0
     for i, (advance, late, interval) in enumerate(steps):
-        now += advance
-        compiled.record(now, late, interval)
-        python.record_python(now, late, interval)
+        at = now + advance  # NaN and inf are recorded by neither, and the clock stays
+        if math.isfinite(advance):
+            now = at
+        compiled.record(at, late, interval)
+        python.record_python(at, late, interval)
         if i % 7 == 6:  # a pause flushes the filling bucket (in Python, on both)
             compiled.flush()
             python.flush()
@@ -480,6 +489,8 @@ def test_compiled_pace_record_is_the_python_record_bit_for_bit(
     from spikestream.runtime.stats import PaceRecord
 
     compiled, python = (PaceRecord(0.001, DEFAULT_THRESHOLDS, 10.0) for _ in range(2))
+    with pytest.raises(AttributeError):
+        compiled.window = LatenessWindow(0.001)  # type: ignore[misc]  # its descriptor's
     now = 100.0
     for advance, late, what in steps:
         now += advance
@@ -514,6 +525,16 @@ def test_the_compiled_record_refuses_a_malformed_descriptor() -> None:
     for kind in (0, 1, 2):
         with pytest.raises(ValueError, match="malformed descriptor"):
             ext.record(kind, int(bad.ctypes.data), 0.001, 0.0, 0.0)
+    # A descriptor of another kind, or whose blocks do not have its layout's lengths.
+    window = LatenessWindow(0.001)
+    with pytest.raises(ValueError, match="malformed descriptor"):
+        ext.record(1, stats.address, 0.001, 0.0, 0.0)
+    with pytest.raises(ValueError, match="malformed descriptor"):
+        ext.record(0, window.address, 0.001, 0.0, 0.0)
+    stats._desc[4] += 1  # the float block's length
+    with pytest.raises(ValueError, match="malformed descriptor"):
+        ext.record(0, stats.address, 0.001, 0.0, 0.0)
+    stats._desc[4] -= 1
     with pytest.raises(ValueError, match="kind 3"):
         ext.record(3, stats.address, 0.001, 0.0, 0.0)
     with pytest.raises(TypeError, match="takes 5 arguments"):

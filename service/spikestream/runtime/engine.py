@@ -249,8 +249,10 @@ class Engine:
         #: Threads that step each tick: 2 with :attr:`stages`, else 1.
         self.tick_threads = 1 if self.stages is None else 2
         # Held by whichever thread turns ring rows into frames or changes what they feed
-        # (the pacer's record, the streams, the counters): the tick thread between runs,
-        # the I/O thread in collect().
+        # (the pacer's schedule state, the streams, the counters): the tick thread between
+        # runs, the I/O thread in collect(). The pacer's and the work's records are written
+        # without it, by one thread at a time: during a run by the compiled loop, between
+        # runs by the tick thread.
         self._book = threading.Lock()
         self._notify = notify
         self._notified = False

@@ -22,7 +22,9 @@ out exact, as do the smallest and largest samples (ranks 1 and n). Count, sum, m
 max and the counts above thresholds are exact.
 
 Threading: :meth:`LatenessStats.record` and :meth:`LatenessStats.reset` belong to one
-thread (the tick thread). :meth:`LatenessStats.snapshot` and
+thread at a time: the tick thread, or while a run of compiled ticks lasts the thread that
+finishes each tick (the tick thread, or its helper with two stages), which records it in
+C. :meth:`LatenessStats.snapshot` and
 :meth:`LatenessStats.histogram` may run on any other thread: they copy the counts first and
 derive the percentiles from that copy alone, so they cannot index out of range or crash.
 Under concurrent recording a snapshot may be torn by a sample or so (``mean`` or ``max``
@@ -52,6 +54,22 @@ _STATS, _WINDOW, _PACE = 0, 1, 2
 #: Each float block starts with the histogram's geometry: lowest, 1/lowest, highest
 #: (the last finite edge) and buckets per decade.
 _GEOMETRY = 4
+#: A descriptor's first column: its kind's tag (``_native_record.h``'s TAG_STATS + kind).
+_TAG = 0x53504B5245430000
+#: A window records no tick whose bucket number is not within this (no clock's is).
+_EPOCH_LIMIT = 4e18
+
+
+def _descriptor(
+    kind: int, ints: NDArray[np.int64], floats: NDArray[np.float64], *sizes: int
+) -> NDArray[np.int64]:
+    """A record's descriptor (``_native_record.h``): its kind's tag, the addresses and
+    lengths of its two blocks, then its sizes (or the addresses of its parts)."""
+    return np.array(
+        [_TAG + kind, ints.ctypes.data, floats.ctypes.data, len(ints), len(floats), *sizes],
+        dtype=np.int64,
+    )
+
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -209,9 +227,7 @@ class LatenessStats:
         self._floats[:_GEOMETRY] = (lowest, self._inv_lowest, upper[m + 1], self._per_decade)
         self._floats[_GEOMETRY + 3 :] = thr
         self._clear()
-        self._desc = np.array(
-            [self._ints.ctypes.data, self._floats.ctypes.data, b, len(thr)], dtype=np.int64
-        )
+        self._desc = _descriptor(_STATS, self._ints, self._floats, b, len(thr))
         self._address = int(self._desc.ctypes.data)
 
     def _clear(self) -> None:
@@ -512,7 +528,7 @@ class LatenessWindow:
         # being filled or cleared, so readers skip it.
         self._epochs.fill(_NONE)
         ints[0] = _NONE  # the filling bucket; ints[1]: its histogram row's offset in _flat
-        self._desc = np.array([ints.ctypes.data, floats.ctypes.data, b, t, slots], dtype=np.int64)
+        self._desc = _descriptor(_WINDOW, ints, floats, b, t, slots)
         self._address = int(self._desc.ctypes.data)
 
     @property
@@ -546,7 +562,10 @@ class LatenessWindow:
 
     def record_python(self, now: float, lateness: float, interval: float) -> None:
         """:meth:`record` in Python: what the compiled record does, on the same arrays."""
-        epoch = math.floor(now * self._inv_bucket)
+        e = now * self._inv_bucket
+        if not -_EPOCH_LIMIT < e < _EPOCH_LIMIT:  # NaN, inf, or no clock's time
+            return
+        epoch = math.floor(e)
         if epoch != self._ints[0]:
             self._advance(epoch)
         x = lateness if lateness > 0.0 else 0.0  # also NaN -> 0
@@ -662,24 +681,28 @@ class PaceRecord:
         span: The longest window in seconds (:class:`LatenessWindow`).
     """
 
-    __slots__ = ("_address", "_desc", "_floats", "_ints", "lateness", "window")
+    __slots__ = ("_address", "_desc", "_floats", "_ints", "_lateness", "_window")
 
     def __init__(self, dt: float, thresholds: Iterable[float], span: float) -> None:
-        self.lateness = LatenessStats(thresholds)
-        self.window = LatenessWindow(dt, self.lateness.thresholds, span=span)
+        self._lateness = LatenessStats(thresholds)
+        self._window = LatenessWindow(dt, self._lateness.thresholds, span=span)
         # ints [ticks, intervals, have_prev], floats [prev_start, active seconds]
         self._ints = np.zeros(3, dtype=np.int64)
         self._floats = np.array([math.nan, 0.0])
-        self._desc = np.array(
-            [
-                self._ints.ctypes.data,
-                self._floats.ctypes.data,
-                self.lateness.address,
-                self.window.address,
-            ],
-            dtype=np.int64,
+        self._desc = _descriptor(
+            _PACE, self._ints, self._floats, self._lateness.address, self._window.address
         )
         self._address = int(self._desc.ctypes.data)
+
+    @property
+    def lateness(self) -> LatenessStats:
+        """The lateness of every tick recorded (read-only: the descriptor points at it)."""
+        return self._lateness
+
+    @property
+    def window(self) -> LatenessWindow:
+        """The lateness and pace of the last seconds' ticks (read-only, as :attr:`lateness`)."""
+        return self._window
 
     @property
     def address(self) -> int:
@@ -698,7 +721,7 @@ class PaceRecord:
         """:meth:`record` in Python: what the compiled record does, on the same arrays."""
         ints, floats = self._ints, self._floats
         ints[0] += 1
-        self.lateness.record_python(lateness)
+        self._lateness.record_python(lateness)
         if ints[2]:
             interval = start - float(floats[0])
             floats[1] = float(floats[1]) + interval
@@ -706,7 +729,7 @@ class PaceRecord:
         else:
             interval = -1.0
             ints[2] = 1
-        self.window.record_python(start, lateness, interval)
+        self._window.record_python(start, lateness, interval)
         floats[0] = start
 
     @property
@@ -738,7 +761,7 @@ class PaceRecord:
 
     def reset(self) -> None:
         """Forget every tick (tick thread)."""
-        self.lateness.reset()
-        self.window.reset()
+        self._lateness.reset()
+        self._window.reset()
         self._ints.fill(0)
         self._floats[:] = (math.nan, 0.0)

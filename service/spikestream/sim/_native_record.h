@@ -4,7 +4,10 @@
  *
  * Each record keeps all its state in two arrays the Python class allocates once (an
  * int64 block and a float64 block, laid out as below) and reads itself: a descriptor
- * (int64) holds their addresses and sizes. This file is included by _native.c only.
+ * (int64) holds its kind's tag, their addresses and lengths, and its sizes; the lengths
+ * are checked against the layout its sizes give before a record is written, so a
+ * descriptor of another kind or another layout is refused, never written through. This
+ * file is included by _native.c only.
  *
  * The arithmetic is the Python classes', operation for operation (the bucket of a sample
  * is the same ceil(log10(x / lowest) * per_decade) in double precision, the sums are
@@ -15,14 +18,20 @@
 /* The geometry of a lateness histogram, at the start of each float block. */
 enum { G_LOWEST, G_INV_LOWEST, G_HIGHEST, G_PER_DECADE, G_COLUMNS };
 
+/* Every descriptor starts with its kind's tag, the two blocks' addresses and lengths. */
+enum { D_TAG, D_INTS, D_FLOATS, D_N_INTS, D_N_FLOATS, D_HEAD };
+#define TAG_STATS 0x53504b5245430000LL /* "SPKREC" and the kind */
+#define TAG_WINDOW (TAG_STATS + 1)
+#define TAG_PACE (TAG_STATS + 2)
+
 /* LatenessStats. Descriptor: */
-enum { S_INTS, S_FLOATS, S_BUCKETS, S_THRESHOLDS, S_COLUMNS };
+enum { S_BUCKETS = D_HEAD, S_THRESHOLDS, S_COLUMNS };
 /* ints: [count | counts (B) | over (T)]; floats: [geometry | sum, max, min | thresholds]. */
 enum { SI_COUNT, SI_COUNTS };
 enum { SF_SUM = G_COLUMNS, SF_MAX, SF_MIN, SF_THRESHOLDS };
 
 /* LatenessWindow. Descriptor: */
-enum { W_INTS, W_FLOATS, W_BUCKETS, W_THRESHOLDS, W_SLOTS, W_COLUMNS };
+enum { W_BUCKETS = D_HEAD, W_THRESHOLDS, W_SLOTS, W_COLUMNS };
 /* ints: [epoch, base | counts (S*B) | over (S*max(1, T)) | n (S) | intervals (S) |
  *        epochs (S) | cur_over (T)];
  * floats: [geometry, inv_bucket | cur (6: ticks, sum, max, min, intervals, active) |
@@ -34,13 +43,13 @@ enum { CUR_TICKS, CUR_SUM, CUR_MAX, CUR_MIN, CUR_INTERVALS, CUR_ACTIVE, CUR_COLU
 #define NO_EPOCH (-((int64_t)1 << 62))
 
 /* The pacer's pace record. Descriptor: */
-enum { P_INTS, P_FLOATS, P_STATS, P_WINDOW, P_COLUMNS };
+enum { P_STATS = D_HEAD, P_WINDOW, P_COLUMNS };
 /* ints: [ticks, intervals, have_prev]; floats: [prev_start, active]. */
 enum { PI_TICKS, PI_INTERVALS, PI_HAVE_PREV, PI_COLUMNS };
 enum { PF_PREV_START, PF_ACTIVE, PF_COLUMNS };
 
-static inline int64_t *rec_ints(const int64_t *d) { return (int64_t *)(intptr_t)d[0]; }
-static inline double *rec_floats(const int64_t *d) { return (double *)(intptr_t)d[1]; }
+static inline int64_t *rec_ints(const int64_t *d) { return (int64_t *)(intptr_t)d[D_INTS]; }
+static inline double *rec_floats(const int64_t *d) { return (double *)(intptr_t)d[D_FLOATS]; }
 
 /* The bucket of a sample x >= 0 (seconds): LatenessStats._index. Clamped to the buckets
  * that exist, so no rounding can index past the histogram. */
@@ -151,6 +160,7 @@ static void window_advance(const struct window *w, int64_t epoch)
     for (int64_t e = first; e <= epoch; e++) {
         const int64_t s = slot_of(e, w->slots);
         __atomic_store_n(&w->epochs[s], NO_EPOCH, __ATOMIC_RELEASE); /* readers skip it */
+        __atomic_thread_fence(__ATOMIC_RELEASE); /* ... before they can see it cleared */
         memset(w->counts + s * w->buckets, 0, (size_t)w->buckets * sizeof(int64_t));
     }
     w->ints[WI_EPOCH] = epoch;
@@ -171,10 +181,10 @@ static void window_advance(const struct window *w, int64_t epoch)
 static void record_window(const int64_t *d, double now, double x, double interval)
 {
     const struct window w = window_of(d);
-    const double e = floor(now * w.floats[WF_INV_BUCKET]);
-    if (!(e > -4e18 && e < 4e18))
+    const double e = now * w.floats[WF_INV_BUCKET];
+    if (!(e > -4e18 && e < 4e18)) /* NaN, inf: as LatenessWindow.record_python */
         return;
-    const int64_t epoch = (int64_t)e;
+    const int64_t epoch = (int64_t)floor(e);
     if (epoch != w.ints[WI_EPOCH])
         window_advance(&w, epoch);
     if (!(x > 0.0))
@@ -215,22 +225,41 @@ static void record_pace(const int64_t *d, double start, double lateness)
     f[PF_PREV_START] = start;
 }
 
-/* Checks of a descriptor made by the Python classes, once, before it is used. */
+/* Checks of a descriptor made by the Python classes, before it is used: its kind's tag,
+ * its blocks, and their lengths against the layout its sizes give (the sizes bounded, so
+ * no product overflows). */
+static int blocks_ok(const int64_t *d, int64_t tag, int64_t n_ints, int64_t n_floats)
+{
+    return d[D_TAG] == tag && d[D_INTS] != 0 && d[D_FLOATS] != 0 && d[D_N_INTS] == n_ints &&
+           d[D_N_FLOATS] == n_floats;
+}
+
+#define MAX_SIZE ((int64_t)1 << 24)
+
 static int stats_ok(const int64_t *d)
 {
-    return d != NULL && d[S_INTS] != 0 && d[S_FLOATS] != 0 && d[S_BUCKETS] >= 3 &&
-           d[S_THRESHOLDS] >= 0;
+    if (d == NULL || d[D_TAG] != TAG_STATS)
+        return 0;
+    const int64_t b = d[S_BUCKETS], t = d[S_THRESHOLDS];
+    return b >= 3 && b < MAX_SIZE && t >= 0 && t < MAX_SIZE &&
+           blocks_ok(d, TAG_STATS, 1 + b + t, SF_THRESHOLDS + t);
 }
 
 static int window_ok(const int64_t *d)
 {
-    return d != NULL && d[W_INTS] != 0 && d[W_FLOATS] != 0 && d[W_BUCKETS] >= 3 &&
-           d[W_THRESHOLDS] >= 0 && d[W_SLOTS] >= 2;
+    if (d == NULL || d[D_TAG] != TAG_WINDOW)
+        return 0;
+    const int64_t b = d[W_BUCKETS], t = d[W_THRESHOLDS], s = d[W_SLOTS];
+    if (!(b >= 3 && b < MAX_SIZE && t >= 0 && t < MAX_SIZE && s >= 2 && s < MAX_SIZE))
+        return 0;
+    const int64_t tw = t > 0 ? t : 1;
+    return blocks_ok(d, TAG_WINDOW, WI_COUNTS + s * (b + tw + 3) + t,
+                     WF_CUR + CUR_COLUMNS + 4 * s + t);
 }
 
 static int pace_ok(const int64_t *d)
 {
-    return d != NULL && d[P_INTS] != 0 && d[P_FLOATS] != 0 &&
+    return d != NULL && blocks_ok(d, TAG_PACE, PI_COLUMNS, PF_COLUMNS) &&
            stats_ok((const int64_t *)(intptr_t)d[P_STATS]) &&
            window_ok((const int64_t *)(intptr_t)d[P_WINDOW]);
 }
