@@ -542,3 +542,17 @@ def test_the_compiled_record_refuses_a_malformed_descriptor() -> None:
     assert stats.count == 0
     ext.record(0, stats.address, 0.001, 0.0, 0.0)
     assert stats.count == 1
+
+
+def test_a_window_whose_sums_pass_the_largest_double_reports_inf_without_a_warning() -> None:
+    """Two buckets each holding the largest double: their sum is +inf, as a Python float's
+    sum is, and reading the window warns of nothing (warnings are errors here)."""
+    window = LatenessWindow(0.001, bucket=0.1, span=1.0)
+    window.record(0.05, sys.float_info.max, -1.0)
+    window.record(0.15, sys.float_info.max, sys.float_info.max)
+    window.record(0.25, 0.0, sys.float_info.max)
+    window.record(0.35, 0.0, 0.1)  # puts the bucket before it in its slot
+    stats = window.statistics(1.0, 0.45)  # the buckets of 0.0, 0.1 and 0.2 s have ended
+    assert stats.ticks == 3
+    assert stats.lateness.mean == math.inf
+    assert stats.realtime_factor_actual == 0.0  # intervals over an infinite time

@@ -57,11 +57,16 @@ async def test_a_batch_arrives_whole_and_in_order_with_its_properties(
         assert pub.can_publish()
         assert len(pub._outbox or ()) == 0
     # The retain flag went out with the packed message: a new subscriber gets it.
+    await _retained(mosquitto, "batch/kept", b"retained")
+
+
+async def _retained(mosquitto: Mosquitto, topic: str, payload: bytes) -> None:
+    """A new subscriber to ``topic`` gets ``payload`` as the retained message."""
     late = Inbox()
     again = make_link(mosquitto.url(), "late", on_message=late)
-    again.subscribe("batch/kept")
+    again.subscribe(topic)
     async with running(again):
-        _, _, meta = await late.wait_payload("batch/kept", b"retained")
+        _, _, meta = await late.wait_payload(topic, payload)
         assert meta.retain is True
 
 
@@ -86,12 +91,7 @@ async def test_one_topic_packed_with_and_without_retain_keeps_each_flag(
         assert inbox.payloads("same/t") == [b"a", b"b", b"c"] * 2
         types = [m.content_type for _, _, m in inbox.items]
         assert types == (["text/plain", None, None] * 2 if protocol == "5" else [None] * 6)
-    late = Inbox()
-    again = make_link(mosquitto.url(), "late", on_message=late)
-    again.subscribe("same/t")
-    async with running(again):
-        _, _, meta = await late.wait_payload("same/t", b"b")
-        assert meta.retain is True
+    await _retained(mosquitto, "same/t", b"b")
 
 
 async def test_other_messages_in_a_batch_keep_their_place(mosquitto: Mosquitto) -> None:

@@ -642,7 +642,12 @@ class LatenessWindow:
         nthr = len(self._thresholds)
         over_t = tuple(int(v) for v in over[:nthr])
         intervals = int(self._intervals[mask].sum())
-        active = float(self._active[mask].sum())
+        # A sum past the largest double is +inf, without a warning, as the record's own
+        # sums (Python floats, or C) are: a lateness that large is a broken clock, not
+        # an error of the reader's.
+        with np.errstate(over="ignore"):
+            active = float(self._active[mask].sum())
+            total = float(self._sum[mask].sum())
         length = k * self._bucket
         rf = pace_factor(intervals, self._dt, active)
         if n == 0:
@@ -655,7 +660,7 @@ class LatenessWindow:
         q = self._geometry._quantile
         lateness = LatenessSnapshot(
             count=n,
-            mean=float(self._sum[mask].sum()) / n,
+            mean=total / n,
             p50=q(cum, *_P50, lo, hi),
             p99=q(cum, *_P99, lo, hi),
             p999=q(cum, *_P999, lo, hi),

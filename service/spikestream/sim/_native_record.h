@@ -74,6 +74,16 @@ static void count_over(const double *thresholds, int64_t n, int64_t *over, doubl
         over[i] += 1;
 }
 
+/* A sample x into a [sum, max, min] run of floats (the stats' and the filling bucket's). */
+static void add_sample(double *sum_max_min, double x)
+{
+    sum_max_min[0] += x;
+    if (x > sum_max_min[1])
+        sum_max_min[1] = x;
+    if (x < sum_max_min[2])
+        sum_max_min[2] = x;
+}
+
 /* LatenessStats.record. */
 static void record_stats(const int64_t *d, double x)
 {
@@ -84,11 +94,7 @@ static void record_stats(const int64_t *d, double x)
         x = 0.0;
     ints[SI_COUNTS + bucket_of(f, buckets, x)] += 1;
     ints[SI_COUNT] += 1;
-    f[SF_SUM] += x;
-    if (x > f[SF_MAX])
-        f[SF_MAX] = x;
-    if (x < f[SF_MIN])
-        f[SF_MIN] = x;
+    add_sample(f + SF_SUM, x); /* SF_SUM, SF_MAX, SF_MIN */
     count_over(f + SF_THRESHOLDS, d[S_THRESHOLDS], ints + SI_COUNTS + buckets, x);
 }
 
@@ -192,11 +198,7 @@ static void record_window(const int64_t *d, double now, double x, double interva
     w.counts[w.ints[WI_BASE] + bucket_of(w.floats, w.buckets, x)] += 1;
     double *cur = w.cur;
     cur[CUR_TICKS] += 1.0;
-    cur[CUR_SUM] += x;
-    if (x > cur[CUR_MAX])
-        cur[CUR_MAX] = x;
-    if (x < cur[CUR_MIN])
-        cur[CUR_MIN] = x;
+    add_sample(cur + CUR_SUM, x); /* CUR_SUM, CUR_MAX, CUR_MIN */
     count_over(w.thresholds, w.n_thresholds, w.cur_over, x);
     if (interval >= 0.0) {
         cur[CUR_INTERVALS] += 1.0;
