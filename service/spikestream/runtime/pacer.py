@@ -314,10 +314,7 @@ class Pacer:
         tick.index = index
         tick.deadline = deadline
         tick.skipped = 0
-        tick.start = start
-        tick.lateness = start - deadline if start > deadline else 0.0
-        self._next = index + 1
-        return tick
+        return self._released(start, _lateness(start, deadline))
 
     @property
     def pace_record(self) -> PaceRecord:
@@ -434,9 +431,14 @@ class Pacer:
             tick.deadline = start
             lateness = 0.0
         else:
-            lateness = start - tick.deadline if start > tick.deadline else 0.0
-        self._next = tick.index + 1
+            lateness = _lateness(start, tick.deadline)
         self._record.record(start, lateness)
+        return self._released(start, lateness)
+
+    def _released(self, start: float, lateness: float) -> Tick:
+        """Complete the reused :class:`Tick` (index and deadline set) and move on."""
+        tick = self._tick
+        self._next = tick.index + 1
         tick.start = start
         tick.lateness = lateness
         return tick
@@ -481,8 +483,8 @@ class Pacer:
         now = self._clock.now()
         self._paused = True
         self._pause_at = now
-        self._window.flush()  # the last ticks before the pause count in the windows
-        # Credit the active part of the current tick now; resume() restarts the interval.
+        # The last ticks before the pause count in the windows, and the active part of
+        # the current tick now; resume() restarts the interval.
         self._record.pause(now)
 
     def resume(self) -> None:
@@ -559,6 +561,12 @@ class Pacer:
         while m > lowest and t0 + (m - 1 - k0) * period >= now:
             m -= 1
         return m
+
+
+def _lateness(start: float, deadline: float) -> float:
+    """Seconds a tick started after its deadline, never below 0 (a clock may return a
+    hair early); the compiled run of ticks records the same (``_native.c``)."""
+    return start - deadline if start > deadline else 0.0
 
 
 def _check_factor(factor: float) -> None:

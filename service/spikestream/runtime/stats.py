@@ -162,6 +162,7 @@ class LatenessStats:
         "_counts",
         "_desc",
         "_floats",
+        "_highest",
         "_ints",
         "_inv_lowest",
         "_lowest",
@@ -211,6 +212,7 @@ class LatenessStats:
         self._upper = upper
         self._lowest = float(lowest)
         self._inv_lowest = 1.0 / float(lowest)
+        self._highest = float(upper[m + 1])  # the last finite edge as actually computed
         self._per_decade = float(buckets_per_decade)
         self._overflow = m + 2
         self._thresholds = thr
@@ -223,8 +225,7 @@ class LatenessStats:
         self._counts = self._ints[1 : 1 + b]
         self._over = self._ints[1 + b :]
         self._floats = np.zeros(_GEOMETRY + 3 + len(thr), dtype=np.float64)
-        # highest: the last finite edge as actually computed
-        self._floats[:_GEOMETRY] = (lowest, self._inv_lowest, upper[m + 1], self._per_decade)
+        self._floats[:_GEOMETRY] = (lowest, self._inv_lowest, self._highest, self._per_decade)
         self._floats[_GEOMETRY + 3 :] = thr
         self._clear()
         self._desc = _descriptor(_STATS, self._ints, self._floats, b, len(thr))
@@ -298,7 +299,7 @@ class LatenessStats:
             return 0
         if x <= self._lowest:
             return 1
-        if x <= self._floats[2]:
+        if x <= self._highest:
             i = 1 + math.ceil(math.log10(x * self._inv_lowest) * self._per_decade)
             return min(max(i, 1), self._overflow)  # as the compiled record clamps it
         return self._overflow
@@ -753,8 +754,10 @@ class PaceRecord:
         return float(self._floats[1])
 
     def pause(self, now: float) -> None:
-        """The schedule stops at ``now``: the time since the last tick counts as active,
-        and the next tick's interval starts at the resume."""
+        """The schedule stops at ``now``: the window's filling bucket goes into its slot
+        (the last ticks count while none runs), the time since the last tick counts as
+        active, and the next tick's interval starts at the resume."""
+        self._window.flush()
         if self._ints[2]:
             self._floats[1] = float(self._floats[1]) + (now - float(self._floats[0]))
             self._floats[0] = now
