@@ -146,9 +146,10 @@ class PropertiesCache:
 
 
 #: ``on_message(topic, payload, meta)``, ``on_published(mid, accepted)``,
-#: ``on_lost(reason)``: all called on the event loop thread.
+#: ``on_written(mids)``, ``on_lost(reason)``: all called on the event loop thread.
 MessageSink = Callable[[str, bytes, MessageMeta], None]
 PublishedSink = Callable[[int, bool], None]
+WrittenSink = Callable[[list[int]], None]
 LostSink = Callable[[str], None]
 
 
@@ -177,6 +178,9 @@ class Connection:
         on_message: Called for every incoming message.
         on_published: Called when a published message was written (QoS 0) or
             acknowledged (QoS 1/2); ``accepted`` is ``False`` for a negative PUBACK.
+        on_written: Called with the ids of a :meth:`write_batch`'s packed QoS 0
+            messages, in order, once they are written whole (one call for many, where
+            ``on_published(mid, True)`` each would cost a call per frame).
         on_lost: Called once, synchronously, when the connection ends (lost, aborted or
             closed), before anything else can run on it.
     """
@@ -201,6 +205,7 @@ class Connection:
         logger: logging.Logger,
         on_message: MessageSink,
         on_published: PublishedSink,
+        on_written: WrittenSink,
         on_lost: LostSink,
     ) -> None:
         self._v5 = protocol == "5"
@@ -209,6 +214,7 @@ class Connection:
         self._properties = properties
         self._on_message = on_message
         self._on_published = on_published
+        self._on_written = on_written
         self._on_lost = on_lost
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -408,8 +414,7 @@ class Connection:
         if batch is None:
             self._on_published(mid, reason_code.value < _FAILURE)
             return
-        for each in batch[0]:  # a write_batch()'s packets, written at last
-            self._on_published(each, True)
+        self._on_written(batch[0])  # a write_batch()'s packets, written at last
 
     def _confirm_written_part(self) -> None:
         """The connection ended with a batch partly written: its messages written whole
@@ -420,10 +425,11 @@ class Connection:
             if batch is None or packet["command"] != 0x30:
                 continue
             written = packet["pos"]
-            for each, end in zip(*batch, strict=True):
-                if end > written:
-                    break
-                self._on_published(each, True)
+            mids, ends = batch
+            whole = 0
+            while whole < len(ends) and ends[whole] <= written:
+                whole += 1
+            self._on_written(mids[:whole])
 
     # ------------------------------------------------------------------ lifecycle
     async def connect(self) -> None:
@@ -598,6 +604,51 @@ class Connection:
         # go out on the next writable event, and on_published reports this mid then.
         return info.mid
 
+    def publish_frames(
+        self,
+        messages: Sequence[tuple[str, bytes]],
+        content_type: str | None,
+        expiry: int | None,
+        mids: list[int],
+    ) -> None:
+        """Queue QoS 0 messages without retain, in order, as :meth:`publish` each would,
+        appending each one's id to ``mids`` as it is queued (so that, should one raise,
+        the caller still knows which went before it). Stops at the first that paho
+        refuses (not connected): ``mids`` is then shorter than ``messages``.
+
+        Inside :meth:`write_batch` (the case it is for: a slice of frames) each is
+        packed straight into the batch, with no call per message besides the packing.
+
+        Raises:
+            ValueError: An invalid topic, or a message longer than MQTT allows (the
+                messages before it are queued, and in ``mids``).
+        """
+        if not self._holding_writes or self._paho.socket() is None:
+            for topic, payload in messages:
+                mid = self.publish(topic, payload, 0, False, content_type, expiry, None)
+                if mid is None:
+                    return
+                mids.append(mid)
+            return
+        heads, batch, ends = self._heads, self._batch, self._batch_ends
+        next_mid = self._paho._mid_generate
+        for topic, payload in messages:
+            if type(payload) is not bytes:  # paho converts other payloads: its path
+                mid = self.publish(topic, payload, 0, False, content_type, expiry, None)
+                if mid is None:
+                    return
+                mids.append(mid)
+                batch, ends = self._batch, self._batch_ends  # publish() handed it to paho
+                continue
+            head = heads.get((topic, False, content_type, expiry))
+            if head is None:
+                head = self._head(topic, False, content_type, expiry)
+            append_publish_qos0(batch, head, payload)
+            mid = next_mid()
+            self._batch_mids.append(mid)
+            ends.append(len(batch))
+            mids.append(mid)
+
     async def subscribe(
         self,
         wanted: Sequence[tuple[str, int]],
@@ -680,25 +731,35 @@ class Connection:
         refused message leaves the batch as it was."""
         if self._paho.socket() is None:
             return None
-        key = (topic, retain, content_type, expiry)
-        head = self._heads.get(key)
+        head = self._heads.get((topic, retain, content_type, expiry))
         if head is None:
-            props = None
-            if self._v5:
-                props = (
-                    self._properties.packed(content_type, expiry)
-                    if content_type or expiry is not None
-                    else b"\x00"
-                )
-            head = publish_head(topic.encode(), retain, props)
-            if len(self._heads) >= HEADS:  # bounded: a caller publishing to ever new topics
-                self._heads.clear()
-            self._heads[key] = head
+            head = self._head(topic, retain, content_type, expiry)
         append_publish_qos0(self._batch, head, payload)
         mid = self._paho._mid_generate()
         self._batch_mids.append(mid)
         self._batch_ends.append(len(self._batch))
         return mid
+
+    def _head(
+        self, topic: str, retain: bool, content_type: str | None, expiry: int | None
+    ) -> tuple[int, bytes]:
+        """Check and pack a PUBLISH head (``publish_head``) and cache it.
+
+        Raises:
+            ValueError: An invalid topic (nothing is cached).
+        """
+        props = None
+        if self._v5:
+            props = (
+                self._properties.packed(content_type, expiry)
+                if content_type or expiry is not None
+                else b"\x00"
+            )
+        head = publish_head(topic.encode(), retain, props)
+        if len(self._heads) >= HEADS:  # bounded: a caller publishing to ever new topics
+            self._heads.clear()
+        self._heads[(topic, retain, content_type, expiry)] = head
+        return head
 
     def _write_batch_now(self) -> bool:
         """Write the packed batch straight to the socket when nothing else waits in paho
@@ -729,8 +790,8 @@ class Connection:
         self._batch = batch[sent:] if whole < len(mids) else bytearray()
         self._batch_mids = mids[whole:]
         self._batch_ends = [end - sent for end in ends[whole:]]
-        for mid in mids[:whole]:  # after the batch is settled: a callback may publish
-            self._on_published(mid, True)
+        if whole:  # after the batch is settled: a callback may publish
+            self._on_written(mids[:whole])
         return not self._batch_mids
 
     def _queue_batch(self) -> None:

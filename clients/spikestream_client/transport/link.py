@@ -363,6 +363,48 @@ class MqttLink(Reconnecting):
         message = Kept(topic, payload, qos, retain, content_type, expiry, correlation_data)
         return self._send(message, limit, resend) is not None
 
+    def publish_frames(
+        self,
+        messages: Sequence[tuple[str, bytes]],
+        *,
+        content_type: str | None = None,
+        expiry: int | None = None,
+    ) -> int:
+        """Hand several QoS 0 messages (``(topic, payload)``, no retain) to the
+        connection at once, in order, never blocking.
+
+        Each is treated exactly as ``publish_nowait(topic, payload, qos=0,
+        content_type=content_type, expiry=expiry, resend=True)`` would treat it, in the
+        same order, with the same counters; only the per-message calls are saved
+        (inside :meth:`write_batch`, the case this is for: a slice of frames).
+
+        Returns:
+            How many were queued: always the first ones. The rest were refused
+            (disconnected, or ``max_queued_outgoing`` messages still unsent) and are
+            counted in ``publish_failed``, as ``publish_nowait`` counts each refusal.
+
+        Raises:
+            ValueError: An invalid topic or an oversized message (a programming error);
+                the messages before it are queued and counted.
+        """
+        counters = self._counters
+        conn, outbox = self._conn, self._outbox
+        if conn is None or outbox is None or conn.lost.is_set() or not self._up.is_set():
+            counters.publish_failed += len(messages)
+            return 0
+        room = self._max_queued - len(outbox)
+        wanted = messages if room >= len(messages) else messages[: max(room, 0)]
+        mids: list[int] = []
+        try:
+            conn.publish_frames(wanted, content_type, expiry, mids)
+        finally:
+            # Until the connection confirms them they count against max_queued_outgoing
+            # (and are sent again on the next connection should this one die first).
+            outbox.add_frames(mids, wanted, content_type, expiry)
+            counters.publish_ok += len(mids)
+        counters.publish_failed += len(messages) - len(mids)
+        return len(mids)
+
     async def publish(
         self,
         topic: str,

@@ -293,6 +293,7 @@ class Reconnecting:
             logger=_mqtt_log,
             on_message=self._dispatcher,
             on_published=outbox.published,
+            on_written=outbox.written,
             on_lost=outbox.lost,
         )
         try:

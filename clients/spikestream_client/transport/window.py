@@ -10,7 +10,7 @@ connection had not confirmed, sent first on the next one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from spikestream_client.transport.values import Counters, Kept
 
@@ -49,6 +49,32 @@ class Outbox:
         self.unconfirmed[mid] = None
         if kept is not None:
             self.kept[mid] = kept
+
+    def add_frames(
+        self,
+        mids: Sequence[int],
+        messages: Sequence[tuple[str, bytes]],
+        content_type: str | None,
+        expiry: int | None,
+    ) -> None:
+        """Track QoS 0 messages ``mids`` (``publish_frames``), each kept to resend:
+        ``mids[i]`` is ``messages[i]``'s id (``messages`` may be longer)."""
+        unconfirmed, kept = self.unconfirmed, self.kept
+        for mid, (topic, payload) in zip(mids, messages, strict=False):
+            unconfirmed[mid] = None
+            kept[mid] = Kept(topic, payload, 0, False, content_type, expiry)
+
+    def written(self, mids: Sequence[int]) -> None:
+        """The connection wrote QoS 0 messages ``mids`` whole (as :meth:`published`
+        with ``accepted`` for each, in one call for a batch)."""
+        unconfirmed, kept = self.unconfirmed, self.kept
+        for mid in mids:
+            waiter = unconfirmed.pop(mid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(True)
+        if kept:
+            for mid in mids:
+                kept.pop(mid, None)
 
     def published(self, mid: int, accepted: bool) -> None:
         """The connection confirmed ``mid``; ``accepted`` is ``False`` if refused."""

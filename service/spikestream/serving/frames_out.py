@@ -109,38 +109,78 @@ class FrameSender:
                 return False
             if time.perf_counter() >= until:
                 return True  # let the loop read inputs, then go on
-            still = []
             self.yield_gil()
+            # One frame of each probe with frames queued: a round, handed over at once.
+            round_ = []
+            still = []
             for stream in pending:
                 buf = stream.take()
                 if buf is None:
                     continue
-                self._publish(stream, buf)
+                round_.append((stream, buf))
                 if stream.queued():
                     still.append(stream)
+            self._publish(round_)
             pending = still
         return False
 
-    def _publish(self, stream: ProbeStream, buf: FrameBuffer) -> None:
-        taken = time.time() if self.trace is not None else 0.0
+    def _publish(self, round_: list[tuple[ProbeStream, FrameBuffer]]) -> None:
+        """Encode a round's frames, give their buffers back, and hand them to the link
+        (QoS 0: in one call). A frame the link refuses is counted dropped on its probe."""
+        trace = self.trace
+        topics, encoders, observe = self.topics, self._encoders, self.bridges.observe
+        messages: list[tuple[str, bytes]] = []
+        taken: list[float] = []  # with a trace: when each frame was taken
+        seqs: list[int] = []
+        done = 0
+        failure: Exception | None = None
         try:
-            rows = buf.valid()
-            self.bridges.observe(stream.name, stream.kind, rows)
-            payload = self._encoders[stream.name].encode(
-                buf.seq, buf.tick, buf.t, buf.wall, buf.late_max, buf.dropped, rows
-            )
+            for stream, buf in round_:
+                if trace is not None:
+                    taken.append(time.time())
+                    seqs.append(buf.seq)
+                try:
+                    rows = buf.valid()
+                    observe(stream.name, stream.kind, rows)
+                    payload = encoders[stream.name].encode(
+                        buf.seq, buf.tick, buf.t, buf.wall, buf.late_max, buf.dropped, rows
+                    )
+                finally:
+                    done += 1
+                    stream.release(buf)
+                messages.append((topics[stream.name], payload))
+        except Exception as exc:  # raised again below, once accounted for
+            failure = exc
         finally:
-            stream.release(buf)
-        if not self.link.publish_nowait(
-            self.topics[stream.name],
-            payload,
-            qos=self.qos,
-            content_type=MSGPACK,
-            expiry=self.expiry,
-            resend=True,  # a lost connection's unsent frames go out on the next one
-        ):
-            # The connection dropped between can_publish() and now (the link counts it in
-            # publish_failed).
+            for stream, buf in round_[done:]:
+                stream.release(buf)
+        # A frame that failed to encode (a programming error) and the round's frames
+        # after it are counted lost; those encoded before it still go out.
+        for stream, _ in round_[len(messages) :]:
             stream.count_dropped()
-        elif self.trace is not None:
-            self.trace.published(stream.name, buf.seq, taken, time.time(), self.pump_began)
+        link = self.link
+        if self.qos == 0:
+            sent = link.publish_frames(messages, content_type=MSGPACK, expiry=self.expiry)
+        else:
+            sent = 0
+            for topic, payload in messages:
+                if not link.publish_nowait(
+                    topic,
+                    payload,
+                    qos=self.qos,
+                    content_type=MSGPACK,
+                    expiry=self.expiry,
+                    resend=True,  # a lost connection's unsent frames go on the next one
+                ):
+                    break
+                sent += 1
+        # Frames refused: the connection dropped between can_publish() and now, or the
+        # window filled within the round (the link counts them in publish_failed).
+        for stream, _ in round_[sent : len(messages)]:
+            stream.count_dropped()
+        if trace is not None:
+            handed = time.time()
+            for (stream, _), seq, at in zip(round_[:sent], seqs, taken, strict=False):
+                trace.published(stream.name, seq, at, handed, self.pump_began)
+        if failure is not None:
+            raise failure

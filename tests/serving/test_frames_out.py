@@ -1,0 +1,152 @@
+"""FrameSender: the engine's queued frames to a real mosquitto, a round of probes at a time;
+every frame the link refuses or fails to encode is counted, and the count travels in the
+probe's next frame."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from spikestream.build import build
+from spikestream.runtime.engine import Engine
+from spikestream.serving.bridges import Bridges
+from spikestream.serving.frames_out import FrameSender
+from spikestream.spec import load_network
+from spikestream_client.codec import Topics
+from spikestream_client.codec.frames import decode_frame
+from spikestream_client.transport import MqttLink
+from tests.brokers import Mosquitto
+from tests.runtime.test_tick_runs import SEED
+from tests.transport.support import Inbox, eventually, running
+from tests.transport.test_transport_link import make_link
+
+pytestmark = pytest.mark.broker
+
+TICKS = 6
+
+
+def _engine() -> Engine:
+    """The seed network's engine (not started) with ``TICKS`` one-tick frames queued on
+    every probe."""
+    engine = Engine(build(load_network(SEED)), queue_capacity=64)
+    for stream in engine.streams.values():
+        stream.resize(1)
+        for tick in range(TICKS):
+            value = np.full(stream.shape, tick % 2, np.float32 if stream.kind == "values" else bool)
+            assert stream.record(value, tick, (tick + 1) * 0.001, 0.0, 1.0e9 + tick)
+    return engine
+
+
+def _sender(engine: Engine, link: MqttLink, qos: int) -> FrameSender:
+    net = engine.model.name
+    topics = {name: f"fo/{net}/{name}" for name in engine.streams}
+    shapes = {name: (s.kind, s.shape) for name, s in engine.streams.items()}
+    bridges = Bridges(
+        link, Topics("fo", net), shapes, text_rate=None, ha_prefix=None, version="test"
+    )
+    return FrameSender(
+        engine,
+        link,
+        topics,
+        qos=qos,
+        expiry=None,
+        bridges=bridges,
+        trace=None,
+        yield_gil=lambda: None,
+        retry_later=lambda delay: None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _pair(mosquitto: Mosquitto, **options: object) -> AsyncIterator[tuple[MqttLink, Inbox]]:
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("fo/#", qos=1)
+    pub = make_link(mosquitto.url(), "pub", **options)
+    async with running(sub), running(pub):
+        yield pub, inbox
+
+
+def _seqs(inbox: Inbox, probe: str) -> list[tuple[int, int]]:
+    """``(seq, dropped)`` of each frame of ``probe`` received, in order."""
+    frames = [decode_frame(p) for t, p, _ in inbox.items if t.endswith("/" + probe)]
+    return [(f.header.seq, f.header.dropped) for f in frames]
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_every_queued_frame_arrives_in_order(mosquitto: Mosquitto, qos: int) -> None:
+    engine = _engine()
+    async with _pair(mosquitto) as (link, inbox):
+        sender = _sender(engine, link, qos)
+        while sender.send():
+            pass
+        total = TICKS * len(engine.streams)
+        await eventually(lambda: len(inbox.items) == total)
+        for name, stream in engine.streams.items():
+            assert _seqs(inbox, name) == [(seq, 0) for seq in range(TICKS)]
+            assert stream.queued() == 0
+            assert stream.dropped == 0
+        assert {m.qos for _, _, m in inbox.items} == {qos}
+        assert {m.content_type for _, _, m in inbox.items} == {"application/msgpack"}
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_frames_the_link_refuses_are_counted_and_the_count_travels(
+    mosquitto: Mosquitto, qos: int
+) -> None:
+    """A window with room for two: the first round's other frames are refused, each
+    counted on its probe, and that probe's next frame carries the count."""
+    engine = _engine()
+    names = list(engine.streams)
+    async with _pair(mosquitto, max_queued_outgoing=2) as (link, inbox):
+        sender = _sender(engine, link, qos)
+        sender.send()  # one round: two frames go, the rest of the round is refused
+        assert [engine.streams[n].dropped for n in names] == [0, 0] + [1] * (len(names) - 2)
+        for _ in range(200):
+            if not any(s.queued() for s in engine.streams.values()):
+                break
+            await eventually(link.can_publish)
+            sender.send()
+        total = TICKS * len(names)
+        dropped = sum(s.dropped for s in engine.streams.values())
+        assert dropped >= len(names) - 2
+        await eventually(lambda: len(inbox.items) == total - dropped)
+        for name in names:
+            got = _seqs(inbox, name)
+            lost = engine.streams[name].dropped
+            assert len(got) == TICKS - lost
+            # Each frame claims the drops before it: every gap in seq is counted.
+            for seq, claimed in got:
+                missing = seq - sum(1 for s, _ in got if s < seq)
+                assert missing <= claimed <= lost
+
+
+async def test_a_frame_that_fails_to_encode_is_counted_with_the_rest_of_its_round(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An encoder that raises (a programming error) propagates, and neither its frame nor
+    the round's frames after it are lost silently: they are counted, their buffers given
+    back; the frames encoded before it go out."""
+    engine = _engine()
+    names = list(engine.streams)
+    async with _pair(mosquitto) as (link, inbox):
+        sender = _sender(engine, link, 0)
+        broken = names[1]
+
+        def fail(*args: object) -> bytes:
+            raise ValueError("broken encoder")
+
+        monkeypatch.setattr(sender._encoders[broken], "encode", fail)
+        pools = {n: len(s._free) for n, s in engine.streams.items()}
+        with pytest.raises(ValueError, match="broken encoder"):
+            sender.send()
+        assert [engine.streams[n].dropped for n in names] == [0] + [1] * (len(names) - 1)
+        # Every taken buffer is back in its pool.
+        assert {n: len(s._free) for n, s in engine.streams.items()} == {
+            n: pools[n] + 1 for n in names
+        }
+        await eventually(lambda: len(inbox.items) == 1)
+        assert _seqs(inbox, names[0]) == [(0, 0)]
