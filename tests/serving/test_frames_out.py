@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from spikestream.build import build
 from spikestream.runtime.engine import Engine
 from spikestream.serving.bridges import Bridges
+from spikestream.serving.framecodec import ProbeEncoder
 from spikestream.serving.frames_out import FrameSender
 from spikestream.spec import load_network
 from spikestream_client.codec import Topics
@@ -133,13 +135,16 @@ async def test_a_frame_that_fails_to_encode_is_counted_with_the_rest_of_its_roun
     engine = _engine()
     names = list(engine.streams)
     async with _pair(mosquitto) as (link, inbox):
-        sender = _sender(engine, link, 0)
         broken = names[1]
+        real = ProbeEncoder.encode
 
-        def fail(*args: object) -> bytes:
-            raise ValueError("broken encoder")
+        def fail(self: ProbeEncoder, *args: Any) -> bytes:
+            if self.probe == broken:
+                raise ValueError("broken encoder")
+            return real(self, *args)
 
-        monkeypatch.setattr(sender._encoders[broken], "encode", fail)
+        monkeypatch.setattr(ProbeEncoder, "encode", fail)
+        sender = _sender(engine, link, 0)
         pools = {n: len(s._free) for n, s in engine.streams.items()}
         with pytest.raises(ValueError, match="broken encoder"):
             sender.send()
