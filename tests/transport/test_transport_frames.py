@@ -163,3 +163,21 @@ async def test_outbox_written_settles_waiters_and_forgets_kept_messages() -> Non
     assert list(outbox.unconfirmed) == [2]
     outbox.lost("gone")
     assert carried == [[Kept("t/b", b"2", 0, False, MSGPACK, 5)]]
+
+
+async def test_a_payload_other_than_bytes_among_frames_keeps_its_place(
+    mosquitto: Mosquitto,
+) -> None:
+    """A bytearray goes through paho (which converts it), after the frames packed before
+    it and before those packed after it."""
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("mixed/#")
+    pub = make_link(mosquitto.url(), "pub")
+    async with running(sub), running(pub):
+        with pub.write_batch():
+            frames = [("mixed/a", b"1"), ("mixed/a", bytearray(b"2")), ("mixed/a", b"3")]
+            assert pub.publish_frames(frames) == 3  # type: ignore[arg-type]
+        await eventually(lambda: len(inbox.items) == 3)
+        assert inbox.payloads("mixed/a") == [b"1", b"2", b"3"]
+        await eventually(lambda: len(pub._outbox or ()) == 0)

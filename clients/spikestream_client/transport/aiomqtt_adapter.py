@@ -39,12 +39,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from spikestream_client.aio import First, first_of
 from spikestream_client.errors import TransportError
-from spikestream_client.transport.packets import (
-    append_publish_qos0,
-    cork,
-    publish_head,
-    read_publish_qos0,
-)
+from spikestream_client.transport.batch import Batch, Heads, whole
+from spikestream_client.transport.packets import cork, read_publish_qos0
 from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
 from spikestream_client.transport.tls import collecting_sockets, track
 from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
@@ -107,10 +103,6 @@ class _PackedOnce(Properties):
         if packed is None:
             return super().pack()  # type: ignore[no-untyped-call,no-any-return]
         return packed  # type: ignore[no-any-return]
-
-
-#: The most packed PUBLISH heads a connection keeps (see ``Connection._pack``).
-HEADS = 256
 
 
 class PropertiesCache:
@@ -232,12 +224,9 @@ class Connection:
         self._holding_writes = False  # inside write_batch()
         self._held_write: tuple[paho.Client, Any, Any] | None = None
         self._register_write: Any = None  # aiomqtt's on_socket_register_write
-        self._batch = bytearray()  # QoS 0 PUBLISH packets packed inside write_batch()
-        self._batch_mids: list[int] = []
-        self._batch_ends: list[int] = []  # where each packed message ends in the batch
-        # (topic, retain, content type, expiry) -> the PUBLISH's first byte and variable
-        # header, checked and packed once (frames go to a few topics, over and over).
-        self._heads: dict[tuple[str, bool, str | None, int | None], tuple[int, bytes]] = {}
+        self._batch = Batch()  # QoS 0 PUBLISH packets packed inside write_batch()
+        # Each topic's PUBLISH head, packed once (frames go to a few topics, over and over).
+        self._heads = Heads(properties.packed if self._v5 else None)
         # paho's mid of a queued batch -> the ids of its messages and where each ends
         self._batched: dict[int, tuple[list[int], list[int]]] = {}
         options: tuple[tuple[int, int, int], ...] = (
@@ -424,12 +413,8 @@ class Connection:
             batch = self._batched.pop(packet["mid"], None)
             if batch is None or packet["command"] != 0x30:
                 continue
-            written = packet["pos"]
             mids, ends = batch
-            whole = 0
-            while whole < len(ends) and ends[whole] <= written:
-                whole += 1
-            self._on_written(mids[:whole])
+            self._on_written(mids[: whole(ends, packet["pos"])])
 
     # ------------------------------------------------------------------ lifecycle
     async def connect(self) -> None:
@@ -630,23 +615,15 @@ class Connection:
                     return
                 mids.append(mid)
             return
-        heads, batch, ends = self._heads, self._batch, self._batch_ends
-        next_mid = self._paho._mid_generate
+        head_of, add, next_mid = self._heads.get, self._batch.add, self._paho._mid_generate
         for topic, payload in messages:
             if type(payload) is not bytes:  # paho converts other payloads: its path
                 mid = self.publish(topic, payload, 0, False, content_type, expiry, None)
                 if mid is None:
                     return
-                mids.append(mid)
-                batch, ends = self._batch, self._batch_ends  # publish() handed it to paho
-                continue
-            head = heads.get((topic, False, content_type, expiry))
-            if head is None:
-                head = self._head(topic, False, content_type, expiry)
-            append_publish_qos0(batch, head, payload)
-            mid = next_mid()
-            self._batch_mids.append(mid)
-            ends.append(len(batch))
+            else:
+                mid = next_mid()
+                add(head_of(topic, False, content_type, expiry), payload, mid)
             mids.append(mid)
 
     async def subscribe(
@@ -731,35 +708,10 @@ class Connection:
         refused message leaves the batch as it was."""
         if self._paho.socket() is None:
             return None
-        head = self._heads.get((topic, retain, content_type, expiry))
-        if head is None:
-            head = self._head(topic, retain, content_type, expiry)
-        append_publish_qos0(self._batch, head, payload)
+        head = self._heads.get(topic, retain, content_type, expiry)
         mid = self._paho._mid_generate()
-        self._batch_mids.append(mid)
-        self._batch_ends.append(len(self._batch))
+        self._batch.add(head, payload, mid)
         return mid
-
-    def _head(
-        self, topic: str, retain: bool, content_type: str | None, expiry: int | None
-    ) -> tuple[int, bytes]:
-        """Check and pack a PUBLISH head (``publish_head``) and cache it.
-
-        Raises:
-            ValueError: An invalid topic (nothing is cached).
-        """
-        props = None
-        if self._v5:
-            props = (
-                self._properties.packed(content_type, expiry)
-                if content_type or expiry is not None
-                else b"\x00"
-            )
-        head = publish_head(topic.encode(), retain, props)
-        if len(self._heads) >= HEADS:  # bounded: a caller publishing to ever new topics
-            self._heads.clear()
-        self._heads[(topic, retain, content_type, expiry)] = head
-        return head
 
     def _write_batch_now(self) -> bool:
         """Write the packed batch straight to the socket when nothing else waits in paho
@@ -773,34 +725,27 @@ class Connection:
         paho's clock of the last packet out is not advanced, so it sends a PINGREQ each
         keepalive even while frames flow: a liveness probe more, never one less."""
         batch = self._batch
-        if not self._batch_mids or self._paho._out_packet:
+        if not batch.mids or self._paho._out_packet:
             return False  # nothing packed, or paho holds packets that must go first
         sock = self._paho.socket()
         if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
             return False  # TLS and WebSocket frame the bytes themselves: paho writes
         try:
-            sent = sock.send(batch)
+            sent = sock.send(batch.data)
         except OSError:  # full (paho waits for room), or failed (paho's write ends it)
             return False
-        mids, ends = self._batch_mids, self._batch_ends
-        whole = 0  # messages now written whole
-        while whole < len(ends) and ends[whole] <= sent:
-            whole += 1
         # The socket took part of it, or all: paho writes the rest when it has room.
-        self._batch = batch[sent:] if whole < len(mids) else bytearray()
-        self._batch_mids = mids[whole:]
-        self._batch_ends = [end - sent for end in ends[whole:]]
-        if whole:  # after the batch is settled: a callback may publish
-            self._on_written(mids[:whole])
-        return not self._batch_mids
+        written = batch.sent(sent)
+        if written:  # after the batch is settled: a callback may publish
+            self._on_written(written)
+        return not batch.mids
 
     def _queue_batch(self) -> None:
         """Hand the packed messages to paho as one packet (written in order with the
         rest; paho reports it written once, under the last message's id)."""
-        if not self._batch_mids:
+        if not self._batch.mids:
             return
-        packet, mids, ends = self._batch, self._batch_mids, self._batch_ends
-        self._batch, self._batch_mids, self._batch_ends = bytearray(), [], []
+        packet, mids, ends = self._batch.take()
         mid = mids[-1]
         self._batched[mid] = (mids, ends)
         rc = self._paho._packet_queue(0x30, packet, mid, 0, paho.MQTTMessageInfo(mid))
