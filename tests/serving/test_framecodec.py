@@ -276,3 +276,102 @@ def test_stats_say_what_encodes_the_frames(monkeypatch: pytest.MonkeyPatch) -> N
     svc = offline_service()
     assert stats_payload(svc.statistics())["frame_encoder"].startswith("python (the C extension")
     assert not any(e.compiled for e in svc.frames._encoders.values())
+
+
+def _buffer(rows: np.ndarray, extra: int, seed: int) -> np.ndarray:
+    """A frame buffer holding ``rows`` and then ``extra`` rows of other values (rows past
+    the frame's, which must not show in it)."""
+    rng = np.random.default_rng(seed)
+    tail = rng.random((extra, *rows.shape[1:]))
+    junk = tail < 0.5 if rows.dtype == np.bool_ else (tail * 1e6).astype(rows.dtype)
+    return np.concatenate([rows, junk])
+
+
+@settings(max_examples=200)
+@given(
+    fields=FIELDS,
+    spikes=spike_matrices(),
+    extra=st.integers(0, 5),
+    seed=st.integers(0, 2**32 - 1),
+    compiled=st.booleans(),
+)
+@example(fields=EDGES, spikes=tie(65_536, 3), extra=2, seed=0, compiled=True)  # u4, to codec
+def test_spike_frames_of_a_buffers_first_rows_are_those_rows_frames(
+    fields: dict[str, Any], spikes: np.ndarray, extra: int, seed: int, compiled: bool
+) -> None:
+    encoder = ProbeEncoder("seed", "a", 0.001, "spikes", spikes.shape[1:], compiled=compiled)
+    buf = _buffer(spikes, extra, seed)
+    ticks = spikes.shape[0]
+    ours = encoder.encode_rows(
+        fields["seq"], fields["tick"], ticks, fields["t"], fields["wall"],
+        fields["late_max"], fields["dropped"], buf,
+    )  # fmt: skip
+    assert ours == encode_spikes(header("seed", "a", 0.001, ticks, fields), spikes)
+
+
+@settings(max_examples=200)
+@given(
+    fields=FIELDS,
+    values=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(0, 5)).flatmap(
+            lambda t: hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5).map(
+                lambda s: t + s
+            )
+        ),
+    ),
+    extra=st.integers(0, 5),
+    seed=st.integers(0, 2**32 - 1),
+    compiled=st.booleans(),
+)
+def test_value_frames_of_a_buffers_first_rows_are_those_rows_frames(
+    fields: dict[str, Any], values: np.ndarray, extra: int, seed: int, compiled: bool
+) -> None:
+    encoder = ProbeEncoder("seed", "v", 0.001, "values", values.shape[1:], compiled=compiled)
+    buf = _buffer(values, extra, seed)
+    ticks = values.shape[0]
+    ours = encoder.encode_rows(
+        fields["seq"], fields["tick"], ticks, fields["t"], fields["wall"],
+        fields["late_max"], fields["dropped"], buf,
+    )  # fmt: skip
+    assert ours == encode_values(header("seed", "v", 0.001, ticks, fields), values)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_buffer_that_is_not_the_probes_is_refused(compiled: bool) -> None:
+    values = ProbeEncoder("seed", "v", 0.001, "values", (2, 3), compiled=compiled)
+    spikes = ProbeEncoder("seed", "a", 0.001, "spikes", (4,), compiled=compiled)
+    args = (1, 2, 3, 0.5, 1.5, 0.0, 0)
+    with pytest.raises(ValueError, match="ticks is 3 but"):
+        values.encode_rows(*args, np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="ticks is 3 but"):
+        spikes.encode_rows(*args, np.zeros((2, 4), bool))
+    with pytest.raises(
+        ValueError, match=r"data has shape \(4, 3, 2\); expected \(rows, \*\(2, 3\)\)"
+    ):
+        values.encode_rows(*args, np.zeros((4, 3, 2), np.float32))  # another shape
+    with pytest.raises(ValueError, match=r"expected \(rows, \*\(2, 3\)\)"):
+        values.encode_rows(*args, np.zeros((4, 6), np.float32))  # another number of axes
+    with pytest.raises(ValueError, match="2-D"):
+        spikes.encode_rows(*args, np.zeros((4, 4, 1), bool))  # not (rows, n)
+    if compiled:  # the client codec converts other real dtypes; the extension refuses them
+        with pytest.raises(ValueError, match="array of 'f' items"):
+            values.encode_rows(*args, np.zeros((4, 2, 3), np.float64))
+        with pytest.raises(ValueError, match="not C-contiguous"):
+            values.encode_rows(*args, np.zeros((4, 3, 2), np.float32).transpose(0, 2, 1))
+
+
+def test_a_long_buffers_short_frame_takes_the_frames_index_width() -> None:
+    """The index width (u2 or u4) follows the frame's ticks, not the buffer's rows: a
+    2-tick frame in a buffer of 65,537 rows has u2 indices, as the codec gives it."""
+    spikes = np.zeros((2, 40), bool)
+    spikes[1, 7] = True
+    buf = _buffer(spikes, 65_535, seed=1)
+    fields = {"seq": 1, "tick": 2, "t": 0.5, "wall": 1.5, "late_max": 0.0, "dropped": 0}
+    ours = ProbeEncoder("seed", "a", 0.001, "spikes", (40,)).encode_rows(
+        1, 2, 2, 0.5, 1.5, 0.0, 0, buf
+    )
+    assert ours == encode_spikes(header("seed", "a", 0.001, 2, fields), spikes)
+    frame = decode_frame(ours)
+    assert isinstance(frame, SpikeFrame)
+    assert frame.encoding == "idx"

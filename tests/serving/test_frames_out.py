@@ -136,14 +136,14 @@ async def test_a_frame_that_fails_to_encode_is_counted_with_the_rest_of_its_roun
     names = list(engine.streams)
     async with _pair(mosquitto) as (link, inbox):
         broken = names[1]
-        real = ProbeEncoder.encode
+        real = ProbeEncoder.encode_rows
 
         def fail(self: ProbeEncoder, *args: Any) -> bytes:
             if self.probe == broken:
                 raise ValueError("broken encoder")
             return real(self, *args)
 
-        monkeypatch.setattr(ProbeEncoder, "encode", fail)
+        monkeypatch.setattr(ProbeEncoder, "encode_rows", fail)
         sender = _sender(engine, link, 0)
         pools = {n: len(s._free) for n, s in engine.streams.items()}
         with pytest.raises(ValueError, match="broken encoder"):

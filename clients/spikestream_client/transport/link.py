@@ -10,6 +10,7 @@ service that must stay up needs. Its parts, one job per module:
 - ``dispatch.py``: incoming messages to the ``on_message`` callback;
 - ``aiomqtt_adapter.py``: the only module that imports aiomqtt and paho (and the only
   one allowed to touch their private names, each listed there);
+- ``batch.py``: the QoS 0 packets the adapter packs itself inside ``write_batch``;
 - ``tls.py``: the TLS context, and closing sockets a failed handshake leaves behind;
 - ``values.py``: the value types (:class:`MessageMeta`, :class:`Will`, ...).
 
@@ -34,8 +35,10 @@ What the link does:
   half a keepalive, i.e. about 1.5x ``keepalive`` after the peer last spoke (the limit
   MQTT brokers apply to clients).
 - **Never-blocking publish**: :meth:`MqttLink.publish_nowait` hands a message to paho or
-  returns ``False`` (disconnected, outgoing queue full); :meth:`MqttLink.publish` also
-  waits (bounded) until the bytes are written (QoS 0) or acknowledged (QoS 1/2).
+  returns ``False`` (disconnected, outgoing queue full); :meth:`MqttLink.publish_frames`
+  does the same for several QoS 0 messages in one call (a service's round of frames);
+  :meth:`MqttLink.publish` also waits (bounded) until the bytes are written (QoS 0) or
+  acknowledged (QoS 1/2).
 - ``TCP_NODELAY`` on the socket (Nagle's algorithm adds milliseconds to small frames).
 - **Failover across brokers**: given several brokers (the nodes of one cluster), the link
   connects to the first that answers; after a failed attempt or a lost connection it moves

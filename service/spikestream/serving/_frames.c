@@ -258,11 +258,53 @@ static int get_array(PyObject *o, Py_buffer *view, Py_ssize_t itemsize, char for
     return 0;
 }
 
-static int check_ticks(const Py_buffer *view, const Fields *f, const char *what)
+/* The frame's rows: all of the array's (exact), or its first ticks (a frame buffer, whose
+ * rows past ticks are not the frame's). */
+static int check_ticks(const Py_buffer *view, const Fields *f, const char *what, int prefix)
 {
-    if ((uint64_t)view->shape[0] != f->ticks) {
+    if (prefix ? (uint64_t)view->shape[0] < f->ticks : (uint64_t)view->shape[0] != f->ticks) {
         PyErr_Format(PyExc_ValueError, "ticks is %llu but %s has %zd rows",
                      (unsigned long long)f->ticks, what, view->shape[0]);
+        return -1;
+    }
+    return 0;
+}
+
+/* The bytes of the frame's rows: the first ticks rows of a C-contiguous array. */
+static size_t rows_bytes(const Py_buffer *view, uint64_t ticks)
+{
+    return view->shape[0] == 0 ? 0 : (size_t)(view->len / view->shape[0]) * (size_t)ticks;
+}
+
+/* A value array's per-tick shape against the probe's (a tuple of ints). */
+static int check_shape(const Py_buffer *view, PyObject *shape)
+{
+    if (!PyTuple_Check(shape)) {
+        PyErr_SetString(PyExc_TypeError, "shape must be a tuple of ints");
+        return -1;
+    }
+    Py_ssize_t dims = PyTuple_GET_SIZE(shape);
+    int same = view->ndim == dims + 1;
+    for (Py_ssize_t i = 0; same && i < dims; i++) {
+        Py_ssize_t want = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, i));
+        if (want == -1 && PyErr_Occurred())
+            return -1;
+        same = view->shape[i + 1] == want;
+    }
+    if (!same) {
+        PyObject *got = PyTuple_New(view->ndim);
+        for (int i = 0; got != NULL && i < view->ndim; i++) {
+            PyObject *dim = PyLong_FromSsize_t(view->shape[i]);
+            if (dim == NULL) {
+                Py_CLEAR(got);
+                break;
+            }
+            PyTuple_SET_ITEM(got, i, dim);
+        }
+        if (got != NULL) {
+            PyErr_Format(PyExc_ValueError, "data has shape %R; expected (rows, *%R)", got, shape);
+            Py_DECREF(got);
+        }
         return -1;
     }
     return 0;
@@ -274,11 +316,11 @@ PyDoc_STRVAR(encode_values_doc,
 "'v', 'net' and 'probe' entries, tail the packed 'kind', 'shape' and 'data' key, data a\n"
 "C-contiguous float32 array of shape (ticks, *shape).");
 
-static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *values(PyObject *const *args, Py_ssize_t nargs, int prefix)
 {
-    (void)self;
-    if (nargs != 11) {
-        PyErr_Format(PyExc_TypeError, "encode_values takes 11 arguments; got %zd", nargs);
+    if (nargs != 11 + prefix) {
+        PyErr_Format(PyExc_TypeError, "%s takes %d arguments; got %zd",
+                     prefix ? "encode_values_rows" : "encode_values", 11 + prefix, nargs);
         return NULL;
     }
     if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[9])) {
@@ -293,10 +335,11 @@ static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssiz
     if (get_array(args[10], &data, 4, 'f', "data", &swap) < 0)
         return NULL;
     PyObject *result = NULL;
-    if (check_ticks(&data, &f, "data") < 0)
+    if (check_ticks(&data, &f, "data", prefix) < 0 ||
+        (prefix && check_shape(&data, args[11]) < 0))
         goto done;
     size_t head = (size_t)PyBytes_GET_SIZE(args[0]), tail = (size_t)PyBytes_GET_SIZE(args[9]);
-    size_t bytes = (size_t)data.len;
+    size_t bytes = prefix ? rows_bytes(&data, f.ticks) : (size_t)data.len;
     if (bytes > 0xffffffffULL) { /* msgpack's bin32 holds at most 4 GiB - 1 */
         PyErr_Format(PyExc_ValueError, "data of %zu bytes does not fit a msgpack bin", bytes);
         goto done;
@@ -329,6 +372,24 @@ static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssiz
 done:
     PyBuffer_Release(&data);
     return result;
+}
+
+static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return values(args, nargs, 0);
+}
+
+PyDoc_STRVAR(encode_values_rows_doc,
+"encode_values_rows(head, seq, tick, ticks, dt, t, wall, late_max, dropped, tail, data, shape)\n"
+"--\n\n"
+"encode_values(..., data[:ticks]) for a frame buffer: data is a C-contiguous float32 array\n"
+"of shape (rows, *shape) with rows >= ticks; its first ticks rows are the frame's.");
+
+static PyObject *py_encode_values_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return values(args, nargs, 1);
 }
 
 /* 1 in the low bit of each byte of the 8 cells at p that is not 0, 0 elsewhere: the
@@ -388,11 +449,11 @@ PyDoc_STRVAR(encode_spikes_doc,
 "The smaller form wins: indices (u2 when n and ticks fit, else u4) or the bitmask, which\n"
 "takes ties.");
 
-static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *spikes(PyObject *const *args, Py_ssize_t nargs, int prefix)
 {
-    (void)self;
     if (nargs != 10) {
-        PyErr_Format(PyExc_TypeError, "encode_spikes takes 10 arguments; got %zd", nargs);
+        PyErr_Format(PyExc_TypeError, "%s takes 10 arguments; got %zd",
+                     prefix ? "encode_spikes_rows" : "encode_spikes", nargs);
         return NULL;
     }
     if (!PyBytes_Check(args[0])) {
@@ -412,12 +473,13 @@ static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssiz
                      view.ndim);
         goto done;
     }
-    if (check_ticks(&view, &f, "spikes") < 0)
+    if (check_ticks(&view, &f, "spikes", prefix) < 0)
         goto done;
     const unsigned char *s = view.buf;
     /* Sizes in 64 bits, checked against what a bytes object can hold, so that a 32-bit
-     * build cannot wrap them. cells is the buffer's length, which fits. */
-    size_t ticks = (size_t)view.shape[0], n = (size_t)view.shape[1], cells = (size_t)view.len;
+     * build cannot wrap them. cells is (a prefix of) the buffer's length, which fits. */
+    size_t ticks = (size_t)f.ticks, n = (size_t)view.shape[1];
+    size_t cells = prefix ? rows_bytes(&view, f.ticks) : (size_t)view.len;
     uint64_t k = count_nonzero(s, cells);
     uint64_t itemsize = (n <= 65535 && ticks <= 65535) ? 2 : 4;
     uint64_t bits = ((uint64_t)cells + 7) / 8;
@@ -518,11 +580,32 @@ done:
     return result;
 }
 
+static PyObject *py_encode_spikes(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return spikes(args, nargs, 0);
+}
+
+PyDoc_STRVAR(encode_spikes_rows_doc,
+"encode_spikes_rows(head, seq, tick, ticks, dt, t, wall, late_max, dropped, spikes)\n--\n\n"
+"encode_spikes(..., spikes[:ticks]) for a frame buffer: spikes is a C-contiguous bool\n"
+"array of shape (rows, n) with rows >= ticks; its first ticks rows are the frame's.");
+
+static PyObject *py_encode_spikes_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    return spikes(args, nargs, 1);
+}
+
 static PyMethodDef methods[] = {
     {"encode_values", (PyCFunction)(void (*)(void))py_encode_values, METH_FASTCALL,
      encode_values_doc},
     {"encode_spikes", (PyCFunction)(void (*)(void))py_encode_spikes, METH_FASTCALL,
      encode_spikes_doc},
+    {"encode_values_rows", (PyCFunction)(void (*)(void))py_encode_values_rows, METH_FASTCALL,
+     encode_values_rows_doc},
+    {"encode_spikes_rows", (PyCFunction)(void (*)(void))py_encode_spikes_rows, METH_FASTCALL,
+     encode_spikes_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 

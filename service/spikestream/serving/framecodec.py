@@ -79,6 +79,8 @@ class ProbeEncoder:
         self.kind = kind
         self.shape = tuple(int(s) for s in shape)
         self._ext = extension() if compiled else None
+        # Cells per tick (a spike probe's shape is (n,)): which spike frames are large.
+        self._cells = int(np.prod(self.shape, dtype=np.int64))
         pack = msgpack.Packer(use_bin_type=True).pack
         # The map entries before "seq" and, for values, those between "dropped" and the
         # data's bytes: the key order is the client codec's (_header_map).
@@ -138,6 +140,54 @@ class ProbeEncoder:
             raise ValueError(f"{self.probe}: rows of shape {data.shape[1:]}, expected {self.shape}")
         return ext.encode_values(  # type: ignore[no-any-return]
             self._head, seq, tick, ticks, self.dt, t, wall, late_max, dropped, self._tail, data
+        )
+
+    def encode_rows(
+        self,
+        seq: int,
+        tick: int,
+        ticks: int,
+        t: float,
+        wall: float,
+        late_max: float,
+        dropped: int,
+        data: npt.NDArray[np.bool_] | npt.NDArray[np.float32],
+    ) -> bytes:
+        """:meth:`encode` of ``data[:ticks]``, for a frame buffer: ``data`` holds at least
+        ``ticks`` rows, C-contiguous as frame buffers are, and the frame is its first
+        ``ticks``. The extension reads them where they are (no view is made, and the
+        checks the extension makes anyway are not made twice), which is what the I/O
+        thread calls for each frame it sends.
+
+        Raises:
+            ValueError: ``data`` of another dtype or per-tick shape than the probe's, with
+                fewer than ``ticks`` rows, or (on the extension's path) not C-contiguous.
+            TypeError: as :meth:`encode`.
+        """
+        ext = self._ext
+        if ext is None or (self.kind == "spikes" and ticks * self._cells > LARGE_SPIKE_FRAME):
+            if data.shape[0] < ticks:
+                raise ValueError(f"ticks is {ticks} but data has {data.shape[0]} rows")
+            if self.kind == "values" and data.shape[1:] != self.shape:
+                raise ValueError(f"data has shape {data.shape}; expected (rows, *{self.shape})")
+            return self.encode(seq, tick, t, wall, late_max, dropped, data[:ticks])
+        if self.kind == "spikes":
+            return ext.encode_spikes_rows(  # type: ignore[no-any-return]
+                self._head, seq, tick, ticks, self.dt, t, wall, late_max, dropped, data
+            )
+        return ext.encode_values_rows(  # type: ignore[no-any-return]
+            self._head,
+            seq,
+            tick,
+            ticks,
+            self.dt,
+            t,
+            wall,
+            late_max,
+            dropped,
+            self._tail,
+            data,
+            self.shape,
         )
 
     def _codec(

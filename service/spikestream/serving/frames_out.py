@@ -1,12 +1,14 @@
 """Frames out: from the engine's per-probe queues to the MQTT link, on the event loop.
 
-:class:`FrameSender` takes completed frames round-robin over the probes, encodes each
+:class:`FrameSender` takes completed frames round-robin over the probes, one frame of each
+probe with frames queued at a time (a round), encodes each
 (:class:`~spikestream.serving.framecodec.ProbeEncoder`: the client codec's bytes, written
-in C) and hands it to the link with ``publish_nowait``, which
-never blocks. It works in slices of at most :data:`DRAIN_SLICE` seconds, so that input
-messages, which the event loop reads between slices, never wait behind a long run of
-frame encoding; and it takes a frame out of its queue only while the link's window has
-room, so a frame that cannot go out stays in its bounded queue, where a drop is counted.
+in C) and hands the round to the link in one ``publish_frames`` call (QoS 0; at QoS 1
+and 2 one ``publish_nowait`` per frame), which never blocks. It works in slices of at
+most :data:`DRAIN_SLICE` seconds, so that input messages, which the event loop reads
+between slices, never wait behind a long run of frame encoding; and it takes a frame out
+of its queue only while the link's window has room, so a frame that cannot go out stays
+in its bounded queue, where a drop is counted.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ __all__ = ["DRAIN_SLICE", "MSGPACK", "FrameSender"]
 
 MSGPACK = "application/msgpack"
 
-#: A probe's encode function (:meth:`ProbeEncoder.encode`).
-Encode = Callable[[int, int, float, float, float, int, npt.NDArray[Any]], bytes]
+#: A probe's encode function (:meth:`ProbeEncoder.encode_rows`).
+Encode = Callable[[int, int, int, float, float, float, int, npt.NDArray[Any]], bytes]
 
 #: Longest stretch (s) of frame encoding and publishing before the I/O thread's event
 #: loop reads the socket again (inputs wait at most about this long behind output).
@@ -93,7 +95,7 @@ class FrameSender:
         # a second).
         text = bridges.text is not None
         self._outlets: dict[ProbeStream, tuple[str, Encode, bool]] = {
-            s: (topics[name], self._encoders[name].encode, text and s.kind == "values")
+            s: (topics[name], self._encoders[name].encode_rows, text and s.kind == "values")
             for name, s in engine.streams.items()
         }
 
@@ -155,11 +157,18 @@ class FrameSender:
                     seqs.append(buf.seq)
                 topic, encode, observed = outlets[stream]
                 try:
-                    rows = buf.data[: buf.ticks]
                     if observed:
-                        observe(stream.name, stream.kind, rows)
+                        observe(stream.name, stream.kind, buf.data[: buf.ticks])
+                    # The buffer's first ``ticks`` rows, read where they are.
                     payload = encode(
-                        buf.seq, buf.tick, buf.t, buf.wall, buf.late_max, buf.dropped, rows
+                        buf.seq,
+                        buf.tick,
+                        buf.ticks,
+                        buf.t,
+                        buf.wall,
+                        buf.late_max,
+                        buf.dropped,
+                        buf.data,
                     )
                 finally:
                     done += 1

@@ -13,7 +13,7 @@ Threads and tasks:
 
 Incoming messages are decoded on the event loop (cheap) and handed to the tick thread
 through :class:`~spikestream.runtime.slots.InputSlot` and the command deque. Outgoing
-frames are encoded on the event loop and handed to the link with ``publish_nowait``, which
+frames are encoded on the event loop and handed to the link (``publish_frames``), which
 never blocks (:mod:`spikestream.serving.frames_out`): while the broker is away frames wait
 in the bounded per-probe queues, where drops are counted. On the compiled tick the engine's
 wake-up descriptor calls the frame pump straight from the event loop's reader.
