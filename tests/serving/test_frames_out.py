@@ -18,7 +18,7 @@ from spikestream.serving.framecodec import ProbeEncoder
 from spikestream.serving.frames_out import FrameSender
 from spikestream.spec import load_network
 from spikestream_client.codec import Topics
-from spikestream_client.codec.frames import decode_frame
+from spikestream_client.codec.frames import SpikeFrame, decode_frame
 from spikestream_client.transport import MqttLink
 from tests.brokers import Mosquitto
 from tests.runtime.test_tick_runs import SEED
@@ -91,6 +91,14 @@ async def test_every_queued_frame_arrives_in_order(mosquitto: Mosquitto, qos: in
             assert _seqs(inbox, name) == [(seq, 0) for seq in range(TICKS)]
             assert stream.queued() == 0
             assert stream.dropped == 0
+            # Each frame holds its own tick's row (the buffer's first row, nothing after).
+            for _, payload, _ in (m for m in inbox.items if m[0].endswith("/" + name)):
+                frame = decode_frame(payload)
+                tick = frame.header.tick
+                assert frame.header.ticks == 1
+                got = frame.spikes if isinstance(frame, SpikeFrame) else frame.data
+                assert got.shape == (1, *stream.shape)
+                assert np.all(got == tick % 2)
         assert {m.qos for _, _, m in inbox.items} == {qos}
         assert {m.content_type for _, _, m in inbox.items} == {"application/msgpack"}
 
