@@ -115,6 +115,8 @@ async def test_frames_the_link_refuses_are_counted_and_the_count_travels(
         sender = _sender(engine, link, qos)
         sender.send()  # one round: two frames go, the rest of the round is refused
         assert [engine.streams[n].dropped for n in names] == [0, 0] + [1] * (len(names) - 2)
+        # The link counted each refusal, as publish_nowait counts it (at QoS 1 too).
+        assert link.statistics().publish_failed == len(names) - 2
         for _ in range(200):
             if not any(s.queued() for s in engine.streams.values()):
                 break
@@ -163,3 +165,26 @@ async def test_a_frame_that_fails_to_encode_is_counted_with_the_rest_of_its_roun
         }
         await eventually(lambda: len(inbox.items) == 1)
         assert _seqs(inbox, names[0]) == [(0, 0)]
+
+
+async def test_a_link_that_raises_leaves_the_round_counted(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the link raise on a round (a programming error: an invalid topic), the error
+    propagates and every frame of the round is counted, its buffer given back."""
+    engine = _engine()
+    names = list(engine.streams)
+    async with _pair(mosquitto) as (link, _):
+        sender = _sender(engine, link, 0)
+
+        def broken(*args: Any, **kwargs: Any) -> int:
+            raise ValueError("invalid publish topic")
+
+        monkeypatch.setattr(link, "publish_frames", broken)
+        pools = {n: len(s._free) for n, s in engine.streams.items()}
+        with pytest.raises(ValueError, match="invalid publish topic"):
+            sender.send()
+        assert [engine.streams[n].dropped for n in names] == [1] * len(names)
+        assert {n: len(s._free) for n, s in engine.streams.items()} == {
+            n: pools[n] + 1 for n in names
+        }

@@ -157,12 +157,14 @@ async def test_an_invalid_topic_in_a_batch_is_refused_and_the_rest_goes_out(
         assert [t for t, _, _ in inbox.items] == ["valid/1", "valid/2"]
 
 
+@pytest.mark.parametrize("frames", [False, True], ids=["publish_nowait", "publish_frames"])
 async def test_a_connection_lost_with_a_batch_half_written_sends_each_message_once(
-    mosquitto: Mosquitto,
+    mosquitto: Mosquitto, frames: bool
 ) -> None:
     """18 MB in one batch, and the connection aborted as soon as the block has written what
     the socket takes: the messages written whole count as sent, the rest are sent again on
-    the next connection, and the subscriber gets every message exactly once."""
+    the next connection, and the subscriber gets every message exactly once (published one
+    by one, or as frames in one ``publish_frames`` call)."""
     inbox = Inbox()
     sub = make_link(mosquitto.url(), "sub", on_message=inbox)
     sub.subscribe("cut/#")
@@ -175,9 +177,13 @@ async def test_a_connection_lost_with_a_batch_half_written_sends_each_message_on
         # fast the broker reads (with the default, autotuned buffers it took all 18 MB
         # now and then, and nothing was left to send again).
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        messages = [("cut/x", i.to_bytes(4, "big") + chunk) for i in range(300)]
         with pub.write_batch():
-            for i in range(300):
-                assert pub.publish_nowait("cut/x", i.to_bytes(4, "big") + chunk, resend=True)
+            if frames:
+                assert pub.publish_frames(messages, content_type="application/msgpack") == 300
+            else:
+                for topic, payload in messages:
+                    assert pub.publish_nowait(topic, payload, resend=True)
         assert pub._conn is not None
         pub._conn.abort("cut by the test")  # before the event loop writes any more
         await eventually(lambda: len(inbox.items) >= 300, within=30)

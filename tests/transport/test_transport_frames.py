@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 import pytest
 
@@ -119,36 +118,6 @@ async def test_an_invalid_topic_among_frames_raises_after_those_before_it(
         await asyncio.sleep(0.2)  # a message after the bad one would arrive by now
         assert [t for t, _, _ in inbox.items] == ["bad/1", "bad/2"]
         await eventually(lambda: len(pub._outbox or ()) == 0)
-
-
-async def test_frames_cut_off_with_the_connection_are_sent_again_once(
-    mosquitto: Mosquitto,
-) -> None:
-    """18 MB of frames in one batch, the connection aborted once the block has written
-    what the socket takes: the frames written whole count as sent, the rest go out again
-    on the next connection, and the subscriber gets every frame exactly once."""
-    inbox = Inbox()
-    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
-    sub.subscribe("cutf/#")
-    pub = make_link(mosquitto.url(), "pub", max_queued_outgoing=1000)
-    chunk = bytes(range(256)) * 240  # 60 KB
-    async with running(sub), running(pub):
-        raw = pub._raw_socket()
-        assert raw is not None
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-        frames = [("cutf/x", i.to_bytes(4, "big") + chunk) for i in range(300)]
-        with pub.write_batch():
-            assert pub.publish_frames(frames, content_type=MSGPACK) == 300
-        assert pub._conn is not None
-        pub._conn.abort("cut by the test")  # before the event loop writes any more
-        await eventually(lambda: len(inbox.items) >= 300, within=30)
-        await eventually(lambda: pub.statistics().reconnects == 1)
-        resent = pub.statistics().resent
-        assert 0 < resent < 300, resent  # the cut fell inside the batch
-        await asyncio.sleep(0.5)  # a duplicate would arrive by now
-        got = [int.from_bytes(p[:4], "big") for p in inbox.payloads("cutf/x")]
-        assert sorted(got) == list(range(300))
-        assert all(m.content_type == MSGPACK for _, _, m in inbox.items)
 
 
 async def test_outbox_written_settles_waiters_and_forgets_kept_messages() -> None:

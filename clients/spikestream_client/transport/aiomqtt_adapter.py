@@ -622,8 +622,9 @@ class Connection:
                 if mid is None:
                     return
             else:
+                head = head_of(topic, False, content_type, expiry)  # checked before an id
                 mid = next_mid()
-                add(head_of(topic, False, content_type, expiry), payload, mid)
+                add(head, payload, mid)
             mids.append(mid)
 
     async def subscribe(
@@ -674,7 +675,8 @@ class Connection:
         (with ``TCP_CORK`` set when paho holds other packets besides the batch), so a
         tick's frames leave in one TCP segment (one trip through the kernel's TCP stack
         and one wake-up of the broker) instead of one per frame. Each message of the
-        batch is reported written (its ``on_published``) once it is written whole, and
+        batch is reported written (``on_written``, with the others written with it) once it is
+        written whole, and
         lost with the connection as any unwritten QoS 0 message is. Whatever
         the socket cannot take now is left to the event loop's writer, as outside a batch.
         A write that fails ends the connection as a failed write on the event loop's

@@ -160,11 +160,15 @@ class ProbeEncoder:
         thread calls for each frame it sends.
 
         Raises:
-            ValueError: ``data`` of another dtype or per-tick shape than the probe's, with
-                fewer than ``ticks`` rows, or (on the extension's path) not C-contiguous.
+            ValueError: ``data`` of another dtype or per-tick shape than the probe's (for
+                a spike probe: not ``(rows, n)``, or another ``n`` than the encoder's
+                ``shape`` when it was given one), with fewer than ``ticks`` rows, or (on
+                the extension's path) not C-contiguous.
             TypeError: as :meth:`encode`.
         """
         ext = self._ext
+        if self.kind == "spikes" and self.shape and data.shape[1:] != self.shape:
+            raise ValueError(f"spikes have shape {data.shape}; expected (rows, *{self.shape})")
         if ext is None or (self.kind == "spikes" and ticks * self._cells > LARGE_SPIKE_FRAME):
             if data.shape[0] < ticks:
                 raise ValueError(f"ticks is {ticks} but data has {data.shape[0]} rows")

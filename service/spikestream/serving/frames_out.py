@@ -183,29 +183,51 @@ class FrameSender:
         # after it are counted lost; those encoded before it still go out.
         for stream, _ in round_[len(messages) :]:
             stream.count_dropped()
-        link = self.link
-        if self.qos == 0:
-            sent = link.publish_frames(messages, content_type=MSGPACK, expiry=self.expiry)
-        else:
-            sent = 0
-            for topic, payload in messages:
-                if not link.publish_nowait(
-                    topic,
-                    payload,
-                    qos=self.qos,
-                    content_type=MSGPACK,
-                    expiry=self.expiry,
-                    resend=True,  # a lost connection's unsent frames go on the next one
-                ):
-                    break
-                sent += 1
-        # Frames refused: the connection dropped between can_publish() and now, or the
-        # window filled within the round (the link counts them in publish_failed).
-        for stream, _ in round_[sent : len(messages)]:
-            stream.count_dropped()
+        try:
+            handed = self._hand_over(round_, messages)
+        except Exception as exc:
+            if failure is not None:
+                raise exc from failure
+            raise
         if trace is not None:
-            handed = time.time()
-            for (stream, _), seq, at in zip(round_[:sent], seqs, taken, strict=False):
-                trace.published(stream.name, seq, at, handed, self.pump_began)
+            now = time.time()
+            for i in handed:
+                trace.published(round_[i][0].name, seqs[i], taken[i], now, self.pump_began)
         if failure is not None:
             raise failure
+
+    def _hand_over(
+        self, round_: list[tuple[ProbeStream, FrameBuffer]], messages: list[tuple[str, bytes]]
+    ) -> list[int]:
+        """Hand a round's encoded frames (``messages``: the first ``len(messages)`` of
+        ``round_``) to the link; the indices of those it took. Each frame it did not take
+        is counted dropped on its probe."""
+        link = self.link
+        handed: list[int] = []
+        try:
+            if self.qos == 0:
+                sent = link.publish_frames(messages, content_type=MSGPACK, expiry=self.expiry)
+                handed = list(range(sent))
+            else:
+                for i, (topic, payload) in enumerate(messages):
+                    if link.publish_nowait(
+                        topic,
+                        payload,
+                        qos=self.qos,
+                        content_type=MSGPACK,
+                        expiry=self.expiry,
+                        resend=True,  # a lost connection's unsent frames go on the next one
+                    ):
+                        handed.append(i)
+        finally:
+            # Refused: the connection dropped between can_publish() and now, or the window
+            # filled within the round (the link counts each in publish_failed). Should the
+            # link raise (a programming error: an invalid topic, a frame too large for
+            # MQTT), the whole round counts, the frames it queued before the error too:
+            # counted once too often, never lost silently.
+            if len(handed) < len(messages):
+                took = set(handed)
+                for i, (stream, _) in enumerate(round_[: len(messages)]):
+                    if i not in took:
+                        stream.count_dropped()
+        return handed
