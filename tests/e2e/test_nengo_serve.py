@@ -45,7 +45,10 @@ async def test_served_channel_follows_an_mqtt_input(mosquitto: Mosquitto, tmp_pa
                         hits = np.flatnonzero(np.all(seen == want, axis=1))
                         return int(ticks[hits[0]]) if hits.size else None
 
-                    start = await sub.wait_for(arrived, what=f"stim = {target}")
+                    try:
+                        start = await sub.wait_for(arrived, what=f"stim = {target}")
+                    except AssertionError as exc:  # say what the service did meanwhile
+                        raise AssertionError(f"{exc}\n{_seen(sub.messages, proc)}") from None
 
                     # 400-500 ms after the input arrived, b (two synapses on) holds it.
                     def settled(ms: list[Message], start: int = start) -> list[np.ndarray]:
@@ -59,3 +62,15 @@ async def test_served_channel_follows_an_mqtt_input(mosquitto: Mosquitto, tmp_pa
     finally:
         proc.kill()
     assert "Traceback" not in proc.log_text()
+
+
+def _seen(messages: list[Message], proc: ServeProcess) -> str:
+    """The service's events, its last ``stim_value`` rows and its log's tail: what a
+    failure to see an input in the frames needs explained."""
+    events = [m.payload.decode(errors="replace") for m in messages if m.topic.endswith("/events")]
+    ticks, seen = values(messages, "stim_value")
+    return (
+        f"events: {events[-10:]}\n"
+        f"stim_value: {len(ticks)} ticks, last {ticks[-3:].tolist()} = {seen[-3:].tolist()}\n"
+        f"log tail: {proc.log_text()[-3000:]}"
+    )
