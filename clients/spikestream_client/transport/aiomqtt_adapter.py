@@ -608,23 +608,19 @@ class Connection:
             ValueError: An invalid topic, or a message longer than MQTT allows (the
                 messages before it are queued, and in ``mids``).
         """
-        if not self._holding_writes or self._paho.socket() is None:
-            for topic, payload in messages:
-                mid = self.publish(topic, payload, 0, False, content_type, expiry, None)
-                if mid is None:
-                    return
-                mids.append(mid)
-            return
+        # Packed here inside a batch; paho takes the rest (and payloads it converts).
+        packing = self._holding_writes and self._paho.socket() is not None
         head_of, add, next_mid = self._heads.get, self._batch.add, self._paho._mid_generate
         for topic, payload in messages:
-            if type(payload) is not bytes:  # paho converts other payloads: its path
-                mid = self.publish(topic, payload, 0, False, content_type, expiry, None)
-                if mid is None:
-                    return
-            else:
+            if packing and type(payload) is bytes:
                 head = head_of(topic, False, content_type, expiry)  # checked before an id
                 mid = next_mid()
                 add(head, payload, mid)
+            else:
+                queued = self.publish(topic, payload, 0, False, content_type, expiry, None)
+                if queued is None:
+                    return
+                mid = queued
             mids.append(mid)
 
     async def subscribe(

@@ -276,40 +276,6 @@ static size_t rows_bytes(const Py_buffer *view, uint64_t ticks)
     return view->shape[0] == 0 ? 0 : (size_t)(view->len / view->shape[0]) * (size_t)ticks;
 }
 
-/* A value array's per-tick shape against the probe's (a tuple of ints). */
-static int check_shape(const Py_buffer *view, PyObject *shape)
-{
-    if (!PyTuple_Check(shape)) {
-        PyErr_SetString(PyExc_TypeError, "shape must be a tuple of ints");
-        return -1;
-    }
-    Py_ssize_t dims = PyTuple_GET_SIZE(shape);
-    int same = view->ndim == dims + 1;
-    for (Py_ssize_t i = 0; same && i < dims; i++) {
-        Py_ssize_t want = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape, i));
-        if (want == -1 && PyErr_Occurred())
-            return -1;
-        same = view->shape[i + 1] == want;
-    }
-    if (!same) {
-        PyObject *got = PyTuple_New(view->ndim);
-        for (int i = 0; got != NULL && i < view->ndim; i++) {
-            PyObject *dim = PyLong_FromSsize_t(view->shape[i]);
-            if (dim == NULL) {
-                Py_CLEAR(got);
-                break;
-            }
-            PyTuple_SET_ITEM(got, i, dim);
-        }
-        if (got != NULL) {
-            PyErr_Format(PyExc_ValueError, "data has shape %R; expected (rows, *%R)", got, shape);
-            Py_DECREF(got);
-        }
-        return -1;
-    }
-    return 0;
-}
-
 PyDoc_STRVAR(encode_values_doc,
 "encode_values(head, seq, tick, ticks, dt, t, wall, late_max, dropped, tail, data)\n--\n\n"
 "A value frame, byte for byte spikestream_client.codec.encode_values: head is the packed\n"
@@ -318,9 +284,9 @@ PyDoc_STRVAR(encode_values_doc,
 
 static PyObject *values(PyObject *const *args, Py_ssize_t nargs, int prefix)
 {
-    if (nargs != 11 + prefix) {
-        PyErr_Format(PyExc_TypeError, "%s takes %d arguments; got %zd",
-                     prefix ? "encode_values_rows" : "encode_values", 11 + prefix, nargs);
+    if (nargs != 11) {
+        PyErr_Format(PyExc_TypeError, "%s takes 11 arguments; got %zd",
+                     prefix ? "encode_values_rows" : "encode_values", nargs);
         return NULL;
     }
     if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[9])) {
@@ -335,8 +301,7 @@ static PyObject *values(PyObject *const *args, Py_ssize_t nargs, int prefix)
     if (get_array(args[10], &data, 4, 'f', "data", &swap) < 0)
         return NULL;
     PyObject *result = NULL;
-    if (check_ticks(&data, &f, "data", prefix) < 0 ||
-        (prefix && check_shape(&data, args[11]) < 0))
+    if (check_ticks(&data, &f, "data", prefix) < 0)
         goto done;
     size_t head = (size_t)PyBytes_GET_SIZE(args[0]), tail = (size_t)PyBytes_GET_SIZE(args[9]);
     size_t bytes = prefix ? rows_bytes(&data, f.ticks) : (size_t)data.len;
@@ -381,7 +346,7 @@ static PyObject *py_encode_values(PyObject *self, PyObject *const *args, Py_ssiz
 }
 
 PyDoc_STRVAR(encode_values_rows_doc,
-"encode_values_rows(head, seq, tick, ticks, dt, t, wall, late_max, dropped, tail, data, shape)\n"
+"encode_values_rows(head, seq, tick, ticks, dt, t, wall, late_max, dropped, tail, data)\n"
 "--\n\n"
 "encode_values(..., data[:ticks]) for a frame buffer: data is a C-contiguous float32 array\n"
 "of shape (rows, *shape) with rows >= ticks; its first ticks rows are the frame's.");

@@ -81,6 +81,9 @@ class ProbeEncoder:
         self._ext = extension() if compiled else None
         # Cells per tick (a spike probe's shape is (n,)): which spike frames are large.
         self._cells = int(np.prod(self.shape, dtype=np.int64))
+        # The per-tick shape a frame buffer must have (encode_rows); a spike encoder made
+        # without its width (shape ()) takes any.
+        self._row_shape = self.shape if kind == "values" or self.shape else None
         pack = msgpack.Packer(use_bin_type=True).pack
         # The map entries before "seq" and, for values, those between "dropped" and the
         # data's bytes: the key order is the client codec's (_header_map).
@@ -155,9 +158,9 @@ class ProbeEncoder:
     ) -> bytes:
         """:meth:`encode` of ``data[:ticks]``, for a frame buffer: ``data`` holds at least
         ``ticks`` rows, C-contiguous as frame buffers are, and the frame is its first
-        ``ticks``. The extension reads them where they are (no view is made, and the
-        checks the extension makes anyway are not made twice), which is what the I/O
-        thread calls for each frame it sends.
+        ``ticks``. The extension reads them where they are (no view is made), which is
+        what the I/O thread calls for each frame it sends. The per-tick shape is checked
+        here, for both paths, as :meth:`encode` checks it.
 
         Raises:
             ValueError: ``data`` of another dtype or per-tick shape than the probe's (for
@@ -166,32 +169,19 @@ class ProbeEncoder:
                 the extension's path) not C-contiguous.
             TypeError: as :meth:`encode`.
         """
+        if self._row_shape is not None and data.shape[1:] != self._row_shape:
+            raise ValueError(f"data has shape {data.shape}; expected (rows, *{self._row_shape})")
         ext = self._ext
-        if self.kind == "spikes" and self.shape and data.shape[1:] != self.shape:
-            raise ValueError(f"spikes have shape {data.shape}; expected (rows, *{self.shape})")
         if ext is None or (self.kind == "spikes" and ticks * self._cells > LARGE_SPIKE_FRAME):
             if data.shape[0] < ticks:
                 raise ValueError(f"ticks is {ticks} but data has {data.shape[0]} rows")
-            if self.kind == "values" and data.shape[1:] != self.shape:
-                raise ValueError(f"data has shape {data.shape}; expected (rows, *{self.shape})")
             return self.encode(seq, tick, t, wall, late_max, dropped, data[:ticks])
         if self.kind == "spikes":
             return ext.encode_spikes_rows(  # type: ignore[no-any-return]
                 self._head, seq, tick, ticks, self.dt, t, wall, late_max, dropped, data
             )
         return ext.encode_values_rows(  # type: ignore[no-any-return]
-            self._head,
-            seq,
-            tick,
-            ticks,
-            self.dt,
-            t,
-            wall,
-            late_max,
-            dropped,
-            self._tail,
-            data,
-            self.shape,
+            self._head, seq, tick, ticks, self.dt, t, wall, late_max, dropped, self._tail, data
         )
 
     def _codec(
