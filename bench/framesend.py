@@ -7,7 +7,9 @@ taking every frame, so the broker really delivers them. Each step does what the 
 I/O thread does for one tick of the compiled path, without the tick itself:
 
 * **record**: each probe's value copied into its frame, and the frame queued
-  (``ProbeStream.record``, as ``Engine.collect`` calls it for each row);
+  (``ProbeStream.record``, one call per probe and tick: the Python tick path's copy; the
+  compiled path's collect now copies a run's rows into every probe's frames in one call,
+  which ``bench/iocost.py`` measures in the whole service);
 * **send**: ``FrameSender.send`` until the queues are empty: each frame taken, encoded,
   handed to ``MqttLink`` inside one ``write_batch``, and the batch written to the socket.
 

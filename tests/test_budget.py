@@ -320,8 +320,7 @@ engine = Engine(build(spec), queue_capacity=64)
 assert engine.tick_path == "compiled", engine.tick_path
 assert "numba" not in sys.modules
 for stream in engine.streams.values():  # a service that has run a while wrote every buffer
-    for buf in [*stream._free, stream._current]:
-        buf.data.fill(1)
+    stream.pool.data.fill(1)
 # VmHWM, the peak of this process's own memory since exec: ru_maxrss would also carry
 # the resident set of the parent that forked it (Linux saves the forked copy's peak at
 # exec), which is the test runner's, not ours.

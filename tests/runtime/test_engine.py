@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from spikestream.build import build
-from spikestream.errors import ConfigError
 from spikestream.runtime.clock import FakeClock
 from spikestream.runtime.engine import Command, Engine
 from spikestream.runtime.offline import run_offline
@@ -30,95 +29,12 @@ from spikestream.spec import load_network
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
 
 
-def fill(stream: ProbeStream, ticks: int, start: int = 0) -> None:
-    for k in range(start, start + ticks):
-        stream.record(np.full(stream.shape, k % 2 == 0), k, (k + 1) * 0.001, 0.0, 0.0)
-
-
 def drain(stream: ProbeStream) -> list[tuple[int, int, int, np.ndarray]]:
     out = []
     while (buf := stream.take()) is not None:
         out.append((buf.seq, buf.tick, buf.ticks, buf.valid().copy()))
         stream.release(buf)
     return out
-
-
-def test_frames_have_contiguous_seq_and_ticks() -> None:
-    stream = ProbeStream("p", "spikes", (3,), 10, capacity=8)
-    fill(stream, 50)
-    frames = drain(stream)
-    assert [f[0] for f in frames] == [0, 1, 2, 3, 4]
-    assert [f[1] for f in frames] == [0, 10, 20, 30, 40]
-    assert all(f[2] == 10 for f in frames)
-    np.testing.assert_array_equal(frames[1][3][:, 0], [k % 2 == 0 for k in range(10, 20)])
-    assert stream.dropped == 0
-
-
-def test_drop_oldest_counts_every_drop_and_keeps_memory_bounded() -> None:
-    stream = ProbeStream("p", "values", (4,), 5, capacity=3)
-    pool = len(stream._free) + 1  # free buffers + the one being filled
-    fill(stream, 5 * 20)  # 20 frames, nobody consuming
-    assert stream.dropped == 17
-    frames = drain(stream)
-    # The newest three survive; seq shows the gap (0..16 were dropped).
-    assert [f[0] for f in frames] == [17, 18, 19]
-    assert len(stream._free) + 1 == pool
-    assert stream.statistics().frames == 20
-
-
-def test_a_taken_frame_counts_the_drops_before_it_and_none_after() -> None:
-    """``dropped`` is read when a frame leaves the queue: the tick thread dropping newer
-    frames while the I/O side encodes it must not raise the count that frame carries
-    (its header would then claim more than the seq gap before it)."""
-    stream = ProbeStream("p", "values", (1,), 5, capacity=3)
-    fill(stream, 5 * 5)  # frames 0..4 into a queue of 3: 0 and 1 dropped
-    taken = stream.take()
-    assert taken is not None
-    assert (taken.seq, taken.dropped) == (2, 2)
-    fill(stream, 5 * 3, start=25)  # frames 5..7: the queue (3, 4, 5, 6, 7) drops 3 and 4
-    assert stream.dropped == 4
-    assert taken.dropped == 2
-    stream.release(taken)
-    following = stream.take()
-    assert following is not None
-    # seq 2 -> 5: a gap of 2, and dropped rose by 2.
-    assert (following.seq, following.dropped) == (5, 4)
-
-
-def test_coalesce_merges_instead_of_dropping() -> None:
-    stream = ProbeStream("p", "spikes", (2,), 5, capacity=2, policy="coalesce")
-    fill(stream, 5 * 6)
-    assert stream.dropped == 0
-    assert stream.coalesced == 4
-    frames = drain(stream)
-    assert [(f[0], f[1], f[2]) for f in frames] == [(0, 0, 5), (1, 5, 25)]
-    # No tick lost: every tick from 0 to 29 is present once.
-    assert sum(f[2] for f in frames) == 30
-
-
-def test_coalesce_drops_once_frames_are_full() -> None:
-    stream = ProbeStream("p", "spikes", (2,), 5, capacity=1, policy="coalesce")
-    fill(stream, 5 * 20)
-    # 1 queued + 7 merged fill the 40-row buffer; the next frame drops it (twice in 20).
-    assert stream.coalesced == 17
-    assert stream.dropped == 2
-    assert stream.statistics().queued == 1
-
-
-def test_bad_queue_settings() -> None:
-    with pytest.raises(ConfigError, match="queue policy 'fifo' is not allowed"):
-        ProbeStream("p", "spikes", (1,), 1, policy="fifo")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="capacity must be >= 1"):
-        ProbeStream("p", "spikes", (1,), 1, capacity=0)
-
-
-def test_resize_keeps_queued_frames() -> None:
-    stream = ProbeStream("p", "values", (1,), 4, capacity=4)
-    fill(stream, 6)  # one full frame, two ticks pending
-    stream.resize(2)
-    fill(stream, 4, start=6)
-    frames = drain(stream)
-    assert [(f[1], f[2]) for f in frames] == [(0, 4), (4, 2), (6, 2), (8, 2)]
 
 
 def test_input_slot_holds_latest_and_falls_back_after_ttl() -> None:

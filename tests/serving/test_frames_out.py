@@ -155,12 +155,12 @@ async def test_a_frame_that_fails_to_encode_is_counted_with_the_rest_of_its_roun
 
         monkeypatch.setattr(ProbeEncoder, "encode_rows", fail)
         sender = _sender(engine, link, 0)
-        pools = {n: len(s._free) for n, s in engine.streams.items()}
+        pools = {n: s.free_buffers() for n, s in engine.streams.items()}
         with pytest.raises(ValueError, match="broken encoder"):
             sender.send()
         assert [engine.streams[n].dropped for n in names] == [0] + [1] * (len(names) - 1)
         # Every taken buffer is back in its pool.
-        assert {n: len(s._free) for n, s in engine.streams.items()} == {
+        assert {n: s.free_buffers() for n, s in engine.streams.items()} == {
             n: pools[n] + 1 for n in names
         }
         await eventually(lambda: len(inbox.items) == 1)
@@ -181,10 +181,10 @@ async def test_a_link_that_raises_leaves_the_round_counted(
             raise ValueError("invalid publish topic")
 
         monkeypatch.setattr(link, "publish_frames", broken)
-        pools = {n: len(s._free) for n, s in engine.streams.items()}
+        pools = {n: s.free_buffers() for n, s in engine.streams.items()}
         with pytest.raises(ValueError, match="invalid publish topic"):
             sender.send()
         assert [engine.streams[n].dropped for n in names] == [1] * len(names)
-        assert {n: len(s._free) for n, s in engine.streams.items()} == {
+        assert {n: s.free_buffers() for n, s in engine.streams.items()} == {
             n: pools[n] + 1 for n in names
         }

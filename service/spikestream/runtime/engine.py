@@ -55,7 +55,7 @@ from spikestream.runtime.priority import (
 )
 from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputLog, InputSlot
 from spikestream.runtime.stats import LatenessWindow, WindowStatistics
-from spikestream.runtime.streams import ProbeStream, QueuePolicy, StreamStats
+from spikestream.runtime.streams import ProbeStream, QueuePolicy, RowRecorder, StreamStats
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
 from spikestream.sim.stages import TwoStages
@@ -246,6 +246,9 @@ class Engine:
             # Each tick of a run is recorded by the compiled loop as it is handed on (the
             # pacer's lateness and pace, the tick's work), so the collect does not.
             self._runs.record_into(self.pacer.pace_record, self.work)
+            # The collect copies a run's rows into every probe's frames in one call.
+            offsets = self._runs.probe_offsets
+            self._rows = RowRecorder(list(self.streams.values()), offsets, self._live)
         #: Threads that step each tick: 2 with :attr:`stages`, else 1.
         self.tick_threads = 1 if self.stages is None else 2
         # Held by whichever thread turns ring rows into frames or changes what they feed
@@ -580,21 +583,20 @@ class Engine:
         rows = runs.take()
         if not rows:
             return False
-        completed = False
-        pacer, sim, views = self.pacer, self.sim, self._views
-        dt = self.model.dt
+        pacer, sim = self.pacer, self.sim
+        first = sim.tick
         row: Row
         for row in rows:
-            start, deadline, wall_start, wall_end, _ = row.meta.tolist()
+            start, deadline, wall_start, _, _ = row.meta.tolist()
             k, caught_up = row.index.tolist()
             # Recorded by the run already (TickLoop.record_into): the pacer only learns of it.
-            tick = pacer.ran(k, deadline, start, bool(caught_up))
+            pacer.ran(k, deadline, start, bool(caught_up))
             self._applied(row.state, row.inputs, start, wall_start)
             sim.tick += 1
             self.executed += 1
-            index, t, late = sim.tick - 1, sim.tick * dt, tick.lateness
-            for (stream, _), value in zip(views, row.probes, strict=True):
-                completed |= stream.record(value, index, t, late, wall_end)
+        # Every row into every probe's frames at once, as ProbeStream.record would fill them
+        # row by row: tick first + r at (first + r + 1) * dt, its lateness, its end's time.
+        completed = self._rows(runs.address, len(rows), first, self.model.dt)
         runs.done(len(rows))
         return completed
 

@@ -521,6 +521,8 @@ class TickLoop:
             n_in = len(inputs)
             self.rows.append(Row(meta, index, views[0], views[1 : 1 + n_in], views[1 + n_in :]))
         self._sources = sources  # keeps the copied addresses alive
+        #: Each probe's value's byte offset in a row.
+        self.probe_offsets = offsets[1 + len(inputs) :]
         copies = [
             (int(a.ctypes.data), a.nbytes, off) for a, off in zip(sources, offsets, strict=True)
         ]
@@ -648,6 +650,12 @@ class TickLoop:
         # A tick the pacer steps outside the runs (an overrun past max_catchup) runs both
         # stages on the tick thread, one after the other, as the network's would.
         self._native.floor = first + (second if self.stages is not None else 0.0)
+
+    @property
+    def address(self) -> int:
+        """Address of the loop array (``_native.streams_record`` reads the ring's rows
+        through it)."""
+        return self._address
 
     @property
     def threaded(self) -> bool:

@@ -5,6 +5,14 @@ is queued. When the queue is full the oldest frame is dropped (``drop-oldest``) 
 ticks are merged into the newest queued frame (``coalesce``). Every drop is counted, and
 the count travels in the frames. Memory is bounded by construction: a stream never
 allocates after construction, except when its frame size changes.
+
+A stream keeps its pool, each buffer's header and its queue in arrays allocated once (a
+:class:`_Pool`), so compiled code fills them as Python does: with the C extension, each
+operation is one call of ``spikestream.sim._native`` (``_native_streams.h``), and a run of
+compiled ticks' ring rows become every probe's frames in one call (:func:`record_rows`,
+the collect's). Without it, the same steps run in Python on the same arrays
+(``_py_record`` and the rest below); tests/runtime/test_streams.py checks that both leave
+the same bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,9 +29,47 @@ import numpy.typing as npt
 
 from spikestream.budget import frame_rows
 from spikestream.errors import ConfigError
+from spikestream.sim.native import extension
 
 QueuePolicy = Literal["drop-oldest", "coalesce"]
 QUEUE_POLICIES: tuple[QueuePolicy, ...] = ("drop-oldest", "coalesce")
+
+_ext = extension()
+
+# The control block's columns (``_native_streams.h``): a descriptor, then the state.
+(
+    K_TAG,
+    K_LENGTH,
+    K_POOL,
+    K_POOL_BYTES,
+    K_HEADS,
+    K_TIMES,
+    K_N_BUF,
+    K_ROWS,
+    K_ROW_BYTES,
+    K_FLOAT,
+    K_CAPACITY,
+    K_TPF,
+    K_COALESCE,
+    K_CURRENT,
+    K_Q_START,
+    K_Q_LEN,
+    K_N_FREE,
+    K_SEQ,
+    K_DROPPED,
+    K_COALESCED,
+    K_FRAMES,
+    K_OUT,
+    K_HEAD,
+) = range(23)
+#: Each buffer's int64 header: seq, first tick, ticks, dropped count, 1 while taken.
+H_SEQ, H_TICK, H_TICKS, H_DROPPED, H_OUT, H_COLUMNS = range(6)
+#: Each buffer's float64 header: t (s), wall time (s), largest lateness (s).
+F_T, F_WALL, F_LATE, F_COLUMNS = range(4)
+TAG_STREAM = 0x53504B5354520000
+#: A value's kind for the compiled copy: the row's own bytes, or float64 cast to float32.
+SRC_SAME, SRC_F64 = 0, 1
+_F64 = np.dtype(np.float64)
 
 
 @dataclass(eq=False)
@@ -30,7 +77,8 @@ class FrameBuffer:
     """One frame's worth of preallocated storage plus its header fields.
 
     ``data`` has shape ``(capacity_ticks, *per_tick_shape)``; the first ``ticks`` rows are
-    valid. Spike frames are bool, value frames float32.
+    valid. Spike frames are bool, value frames float32. The header fields are set by
+    :meth:`ProbeStream.take` (the pool keeps them in its arrays meanwhile).
     """
 
     data: npt.NDArray[Any]
@@ -43,10 +91,195 @@ class FrameBuffer:
     #: The probe's drop count when the frame left the queue (set by ``take``): every frame
     #: older than this one that was lost is in it, and no newer one.
     dropped: int = 0
+    #: Its number in its pool, and the pool (``release`` gives it back to that pool only).
+    slot: int = -1
+    pool: _Pool | None = None
 
     def valid(self) -> npt.NDArray[Any]:
         """The filled rows, ``(ticks, ...)`` (a view)."""
         return self.data[: self.ticks]
+
+
+class _Pool:
+    """One frame size's buffers: ``data`` ``(n, rows, *shape)``, ``heads`` int64
+    ``(n, H_COLUMNS)``, ``times`` float64 ``(n, F_COLUMNS)`` and the control block ``ctl``
+    (int64: ``K_HEAD`` columns, the queue's ring of ``n`` buffer numbers, the free stack's
+    ``n``), with ``n`` = capacity + 2 (the queue, one being filled, one being encoded)."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: type[np.generic],
+        ticks_per_frame: int,
+        capacity: int,
+        policy: QueuePolicy,
+    ) -> None:
+        n = capacity + 2
+        rows = frame_rows(ticks_per_frame, policy)
+        self.data = np.zeros((n, rows, *shape), dtype)
+        self.heads = np.zeros((n, H_COLUMNS), np.int64)
+        self.times = np.zeros((n, F_COLUMNS), np.float64)
+        self.ctl = ctl = np.zeros(K_HEAD + 2 * n, np.int64)
+        row_bytes = self.data[0, 0].nbytes
+        ctl[:K_CURRENT] = (
+            TAG_STREAM,
+            len(ctl),
+            self.data.ctypes.data,
+            self.data.nbytes,
+            self.heads.ctypes.data,
+            self.times.ctypes.data,
+            n,
+            rows,
+            row_bytes,
+            self.data.dtype == np.float32,
+            capacity,
+            ticks_per_frame,
+            policy == "coalesce",
+        )
+        # The last buffer fills first; the others wait on the free stack.
+        ctl[K_CURRENT] = n - 1
+        ctl[K_HEAD + n : K_HEAD + 2 * n - 1] = np.arange(n - 1)
+        ctl[K_N_FREE] = n - 1
+        self.address = int(ctl.ctypes.data)
+        self.buffers = [FrameBuffer(self.data[i], slot=i, pool=self) for i in range(n)]
+        self.dtype = self.data.dtype
+
+    def nbytes(self) -> int:
+        """Bytes the pool holds."""
+        return int(self.data.nbytes + self.heads.nbytes + self.times.nbytes + self.ctl.nbytes)
+
+
+# -- the steps in Python, as _native_streams.h takes them ------------------------------
+
+
+def _py_recycle(p: _Pool, b: int) -> None:
+    ctl = p.ctl
+    p.heads[b, H_TICKS] = 0
+    ctl[K_HEAD + int(ctl[K_N_BUF]) + int(ctl[K_N_FREE])] = b
+    ctl[K_N_FREE] += 1
+
+
+def _py_emit(p: _Pool) -> None:
+    ctl, heads, times = p.ctl, p.heads, p.times
+    n, cur = int(ctl[K_N_BUF]), int(ctl[K_CURRENT])
+    if ctl[K_Q_LEN] >= ctl[K_CAPACITY]:
+        tail = int(ctl[K_HEAD + (int(ctl[K_Q_START]) + int(ctl[K_Q_LEN]) - 1) % n])
+        room = int(ctl[K_ROWS]) - int(heads[tail, H_TICKS])
+        ticks = int(heads[cur, H_TICKS])
+        contiguous = heads[tail, H_TICK] + heads[tail, H_TICKS] == heads[cur, H_TICK]
+        if ctl[K_COALESCE] and room >= ticks and contiguous:
+            at = int(heads[tail, H_TICKS])
+            p.data[tail, at : at + ticks] = p.data[cur, :ticks]
+            heads[tail, H_TICKS] += ticks
+            times[tail, F_T] = times[cur, F_T]
+            times[tail, F_WALL] = times[cur, F_WALL]
+            if times[cur, F_LATE] > times[tail, F_LATE]:
+                times[tail, F_LATE] = times[cur, F_LATE]
+            ctl[K_COALESCED] += 1
+            heads[cur, H_TICKS] = 0
+            return
+        # drop-oldest: the oldest frame's seq is skipped, so clients see the gap.
+        oldest = int(ctl[K_HEAD + int(ctl[K_Q_START])])
+        ctl[K_Q_START] = (int(ctl[K_Q_START]) + 1) % n
+        ctl[K_Q_LEN] -= 1
+        _py_recycle(p, oldest)
+        ctl[K_DROPPED] += 1
+    heads[cur, H_SEQ] = ctl[K_SEQ]
+    ctl[K_SEQ] += 1
+    ctl[K_FRAMES] += 1
+    ctl[K_HEAD + (int(ctl[K_Q_START]) + int(ctl[K_Q_LEN])) % n] = cur
+    ctl[K_Q_LEN] += 1
+    ctl[K_N_FREE] -= 1
+    nxt = int(ctl[K_HEAD + n + int(ctl[K_N_FREE])])
+    heads[nxt, H_TICKS] = 0
+    ctl[K_CURRENT] = nxt
+
+
+def _py_record(
+    p: _Pool, value: npt.NDArray[Any], tick: int, t: float, late: float, wall: float
+) -> bool:
+    ctl, heads, times = p.ctl, p.heads, p.times
+    cur = int(ctl[K_CURRENT])
+    row = int(heads[cur, H_TICKS])
+    if row == 0:
+        heads[cur, H_TICK] = tick
+        times[cur, F_LATE] = 0.0
+    # Item assignment casts as copyto(casting="unsafe") does (float64 to float32 as C does:
+    # a value past float32's range is inf, without a warning).
+    if value.dtype == _F64:
+        with np.errstate(over="ignore"):
+            p.data[cur, row] = value
+    else:
+        p.data[cur, row] = value
+    heads[cur, H_TICKS] = row + 1
+    times[cur, F_T] = t  # the end of the frame so far: a frame flushed short says where
+    if late > times[cur, F_LATE]:
+        times[cur, F_LATE] = late
+    if row + 1 < ctl[K_TPF]:
+        return False
+    times[cur, F_WALL] = wall
+    _py_emit(p)
+    return True
+
+
+def _py_flush(p: _Pool, wall: float) -> bool:
+    cur = int(p.ctl[K_CURRENT])
+    if p.heads[cur, H_TICKS] == 0:
+        return False
+    p.times[cur, F_WALL] = wall
+    _py_emit(p)
+    return True
+
+
+def _py_take(p: _Pool) -> tuple[int, int, int, int, float, float, float, int] | None:
+    ctl = p.ctl
+    if ctl[K_OUT] != 0:
+        msg = "stream_take: a frame is taken already; expected it released before the next is taken"
+        raise ValueError(msg)
+    if ctl[K_Q_LEN] == 0:
+        return None
+    b = int(ctl[K_HEAD + int(ctl[K_Q_START])])
+    ctl[K_Q_START] = (int(ctl[K_Q_START]) + 1) % int(ctl[K_N_BUF])
+    ctl[K_Q_LEN] -= 1
+    h = p.heads[b]
+    h[H_DROPPED] = ctl[K_DROPPED]
+    h[H_OUT] = 1
+    ctl[K_OUT] = 1
+    seq, tick, ticks, dropped = (int(x) for x in h[[H_SEQ, H_TICK, H_TICKS, H_DROPPED]])
+    t, wall, late = (float(x) for x in p.times[b])
+    return b, seq, tick, ticks, t, wall, late, dropped
+
+
+def _py_release(p: _Pool, b: int) -> None:
+    ctl = p.ctl
+    if not (0 <= b < ctl[K_N_BUF]) or p.heads[b, H_OUT] != 1 or ctl[K_N_FREE] >= ctl[K_N_BUF]:
+        msg = (
+            f"stream_release: buffer {b} is not taken; expected one stream_take returned "
+            "and not released since"
+        )
+        raise ValueError(msg)
+    p.heads[b, H_OUT] = 0
+    ctl[K_OUT] = 0
+    _py_recycle(p, b)
+
+
+def _py_count(p: _Pool, frames: int) -> None:
+    if frames < 0:
+        raise ValueError(f"stream_count: {frames} frames; expected >= 0")
+    p.ctl[K_DROPPED] += frames
+
+
+def _queued(p: _Pool) -> list[FrameBuffer]:
+    """The pool's queued frames, oldest first, their headers read (a pool left behind)."""
+    ctl, n = p.ctl, int(p.ctl[K_N_BUF])
+    out = []
+    for i in range(int(ctl[K_Q_LEN])):
+        b = int(ctl[K_HEAD + (int(ctl[K_Q_START]) + i) % n])
+        buf = p.buffers[b]
+        buf.seq, buf.tick, buf.ticks = (int(x) for x in p.heads[b, [H_SEQ, H_TICK, H_TICKS]])
+        buf.t, buf.wall, buf.late_max = (float(x) for x in p.times[b])
+        out.append(buf)
+    return out
 
 
 @dataclass(frozen=True)
@@ -61,7 +294,16 @@ class StreamStats:
 
 
 class ProbeStream:
-    """Frames of one probe: filled by the tick thread, taken by the I/O thread."""
+    """Frames of one probe: filled by the tick thread, taken by the I/O thread.
+
+    ``compiled`` (default: whether the C extension is built) takes each step in compiled
+    code, one call each, so each is atomic under the GIL; False takes the same steps in
+    Python, under the stream's lock.
+
+    Threads: the filling side (:meth:`record`, :meth:`flush`, :meth:`resize`,
+    :func:`record_rows`) runs on one thread at a time (the engine's book lock); the taking
+    side (:meth:`take`, :meth:`release`, :meth:`count_dropped`) on the I/O thread.
+    """
 
     def __init__(
         self,
@@ -72,6 +314,7 @@ class ProbeStream:
         *,
         capacity: int = 64,
         policy: QueuePolicy = "drop-oldest",
+        compiled: bool | None = None,
     ) -> None:
         if capacity < 1:
             raise ConfigError(f"queue capacity must be >= 1; got {capacity}")
@@ -80,60 +323,66 @@ class ProbeStream:
                 f"queue policy {policy!r} is not allowed; expected one of "
                 f"{', '.join(QUEUE_POLICIES)}"
             )
+        if ticks_per_frame < 1:
+            raise ConfigError(f"ticks_per_frame must be >= 1; got {ticks_per_frame}")
+        if compiled is None:
+            compiled = _ext is not None
+        if compiled and _ext is None:
+            raise ValueError("compiled streams need the C extension, which is not built")
         self.name = name
         self.kind = kind
         self.shape = shape
         self.policy = policy
         self.capacity = capacity
-        self._dtype = np.bool_ if kind == "spikes" else np.float32
+        self.compiled = compiled
+        self._dtype: type[np.generic] = np.bool_ if kind == "spikes" else np.float32
+        # The values the compiled copy takes as they are: the row's dtype, and float64 for
+        # a float32 row (cast as numpy casts it).
+        self._direct = (np.dtype(self._dtype), *((_F64,) if kind == "values" else ()))
         self._lock = threading.Lock()
-        self._queue: deque[FrameBuffer] = deque()
-        self.seq = 0
-        self.dropped = 0
-        self.coalesced = 0
-        self.frames = 0
-        self._alloc(ticks_per_frame)
+        # Frames queued before a resize, of the old size, oldest first: taken before the
+        # pool's (they are older), never dropped (their memory goes as they are sent).
+        self._legacy: deque[FrameBuffer] = deque()
+        self._pool = self.allocate(ticks_per_frame)
+        self.ticks_per_frame = ticks_per_frame
 
-    def _alloc(self, ticks_per_frame: int) -> None:
-        self._install(ticks_per_frame, self.allocate(ticks_per_frame))
-
-    def allocate(self, ticks_per_frame: int) -> list[FrameBuffer]:
+    def allocate(self, ticks_per_frame: int) -> _Pool:
         """A new buffer pool for frames of ``ticks_per_frame`` ticks (any thread).
 
         Nothing of the stream changes, so a failure here (MemoryError) leaves it as it was.
         """
-        # capacity queued + one being filled + one being encoded: the pool never runs dry.
-        rows = frame_rows(ticks_per_frame, self.policy)
-        return [
-            FrameBuffer(np.zeros((rows, *self.shape), self._dtype))
-            for _ in range(self.capacity + 2)
-        ]
+        return _Pool(self.shape, self._dtype, ticks_per_frame, self.capacity, self.policy)
 
     def bytes_per_tick(self) -> int:
         """Bytes the pool grows by per tick of ``ticks_per_frame``."""
         per_row = int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self._dtype).itemsize
         return (self.capacity + 2) * frame_rows(1, self.policy) * per_row
 
-    def _install(self, ticks_per_frame: int, pool: list[FrameBuffer]) -> None:
-        self.ticks_per_frame = ticks_per_frame
-        self._free = pool
-        self._current = self._free.pop()
+    @property
+    def pool(self) -> _Pool:
+        """The pool frames fill now (its arrays: for :func:`record_rows`)."""
+        return self._pool
 
-    def resize(self, ticks_per_frame: int, pool: list[FrameBuffer] | None = None) -> None:
+    def resize(self, ticks_per_frame: int, pool: _Pool | None = None) -> None:
         """Change the frame size (tick thread). Flushes the partial frame first.
 
-        ``pool``: buffers from :meth:`allocate`, when the caller allocated them first
-        (to change several streams all or nothing).
+        ``pool``: from :meth:`allocate`, when the caller allocated it first (to change
+        several streams all or nothing).
         """
         if ticks_per_frame < 1:
             raise ConfigError(f"ticks_per_frame must be >= 1; got {ticks_per_frame}")
         if pool is None:
             pool = self.allocate(ticks_per_frame)
         self.flush()
-        # Frames already queued keep their size and are still sent; ``release`` lets the
-        # old-size buffers go instead of pooling them.
+        # Frames already queued keep their size and are still sent (before the new ones);
+        # their buffers are let go as they are released. The counters carry over.
         with self._lock:
-            self._install(ticks_per_frame, pool)
+            old = self._pool
+            self._legacy.extend(_queued(old))
+            counters = [K_SEQ, K_DROPPED, K_COALESCED, K_FRAMES]
+            pool.ctl[counters] = old.ctl[counters]
+            self._pool = pool
+            self.ticks_per_frame = ticks_per_frame
 
     def record(
         self, value: npt.NDArray[Any], tick: int, t: float, lateness: float, wall: float
@@ -142,102 +391,171 @@ class ProbeStream:
 
         Returns True when this completed a frame (the caller then wakes the publisher).
         """
-        buf = self._current
-        row = buf.ticks
-        if row == 0:
-            buf.tick = tick
-            buf.late_max = 0.0
-        # Item assignment casts as copyto(casting="unsafe") does, at half its cost.
-        buf.data[row] = value
-        buf.ticks = row + 1
-        if lateness > buf.late_max:
-            buf.late_max = lateness
-        if buf.ticks < self.ticks_per_frame:
-            return False
-        buf.t = t
-        buf.wall = wall
-        self._emit()
-        return True
+        p = self._pool
+        if self.compiled:
+            assert _ext is not None
+            if value.dtype not in self._direct or not value.flags.c_contiguous:
+                value = np.ascontiguousarray(value, p.dtype)  # not the engine's probes
+            completed: bool = _ext.stream_record(p.address, value, tick, t, lateness, wall)
+            return completed
+        with self._lock:
+            return _py_record(p, value, tick, t, lateness, wall)
 
     def partial_ticks(self) -> int:
         """Ticks already in the frame being filled."""
-        return self._current.ticks
+        p = self._pool
+        return int(p.heads[p.ctl[K_CURRENT], H_TICKS])
 
-    def flush(self) -> bool:
-        """Queue the partial frame, if any (tick thread). Returns True if one was queued."""
-        if self._current.ticks == 0:
-            return False
-        self._current.wall = time.time()
-        self._emit()
-        return True
-
-    def _emit(self) -> None:
-        buf = self._current
+    def flush(self, wall: float | None = None) -> bool:
+        """Queue the partial frame, if any (tick thread), sent at ``wall`` (``time.time()``
+        seconds; default: now). Returns True if one was queued."""
+        p = self._pool
+        if wall is None:
+            wall = time.time()
+        if self.compiled:
+            assert _ext is not None
+            queued: bool = _ext.stream_flush(p.address, wall)
+            return queued
         with self._lock:
-            queue = self._queue
-            if len(queue) >= self.capacity:
-                tail = queue[-1]
-                room = tail.data.shape[0] - tail.ticks
-                contiguous = tail.tick + tail.ticks == buf.tick
-                if self.policy == "coalesce" and room >= buf.ticks and contiguous:
-                    tail.data[tail.ticks : tail.ticks + buf.ticks] = buf.data[: buf.ticks]
-                    tail.ticks += buf.ticks
-                    tail.t, tail.wall = buf.t, buf.wall
-                    tail.late_max = max(tail.late_max, buf.late_max)
-                    self.coalesced += 1
-                    buf.ticks = 0
-                    return
-                # drop-oldest: the oldest frame's seq is skipped, so clients see the gap.
-                self._recycle(queue.popleft())
-                self.dropped += 1
-            buf.seq = self.seq
-            self.seq += 1
-            self.frames += 1
-            queue.append(buf)
-            nxt = self._free.pop()
-        nxt.ticks = 0
-        self._current = nxt
+            return _py_flush(p, wall)
+
+    def _take_from(self, p: _Pool) -> FrameBuffer | None:
+        # Lock held.
+        got: tuple[int, int, int, int, float, float, float, int] | None
+        if self.compiled:
+            assert _ext is not None
+            got = _ext.stream_take(p.address)
+        else:
+            got = _py_take(p)
+        if got is None:
+            return None
+        buf = p.buffers[got[0]]
+        _, buf.seq, buf.tick, buf.ticks, buf.t, buf.wall, buf.late_max, buf.dropped = got
+        return buf
 
     def take(self) -> FrameBuffer | None:
-        """The oldest queued frame, or None (I/O thread). Give it back with :meth:`release`.
+        """The oldest queued frame, or None (I/O thread). Give it back with :meth:`release`
+        before the next is taken (ValueError otherwise: the pool holds one buffer for the
+        sender).
 
-        The frame's ``dropped`` is the drop count at this moment, under the lock: read any
-        later, it could include newer frames the tick thread dropped meanwhile, which the
-        frame's header must not claim (it would count more than the ``seq`` gap shows).
+        The frame's ``dropped`` is the drop count at this moment: read any later, it could
+        include newer frames the tick thread dropped meanwhile, which the frame's header
+        must not claim (it would count more than the ``seq`` gap shows).
         """
         with self._lock:
-            if not self._queue:
-                return None
-            buf = self._queue.popleft()
-            buf.dropped = self.dropped
-            return buf
+            if self._legacy:
+                buf = self._legacy.popleft()
+                buf.dropped = int(self._pool.ctl[K_DROPPED])
+                return buf
+            return self._take_from(self._pool)
 
     def release(self, buf: FrameBuffer) -> None:
-        """Return a frame taken with :meth:`take` to the pool (I/O thread)."""
+        """Return a frame taken with :meth:`take` to the pool (I/O thread). A frame of an
+        old size (taken after a :meth:`resize`) is let go."""
         with self._lock:
-            self._recycle(buf)
-
-    def _recycle(self, buf: FrameBuffer) -> None:
-        # Lock held. Buffers of an old frame size (after ``resize``) are let go.
-        buf.ticks = 0
-        if buf.data.shape == self._current.data.shape:
-            self._free.append(buf)
+            p = self._pool
+            if buf.pool is not p:
+                return
+            if self.compiled:
+                assert _ext is not None
+                _ext.stream_release(p.address, buf.slot)
+            else:
+                _py_release(p, buf.slot)
 
     def count_dropped(self, frames: int = 1) -> None:
         """Count frames lost after they left the queue (e.g. refused by the transport)."""
         with self._lock:
-            self.dropped += frames
+            p = self._pool
+            if self.compiled:
+                assert _ext is not None
+                _ext.stream_count(p.address, frames)
+            else:
+                _py_count(p, frames)
+
+    def free_buffers(self) -> int:
+        """Buffers of the pool neither queued, filling nor taken."""
+        return int(self._pool.ctl[K_N_FREE])
 
     def queued(self) -> int:
         """Frames waiting in the queue."""
-        return len(self._queue)
+        return int(self._pool.ctl[K_Q_LEN]) + len(self._legacy)
+
+    def _counter(self, column: int) -> int:
+        return int(self._pool.ctl[column])
+
+    @property
+    def seq(self) -> int:
+        """The next frame's sequence number."""
+        return self._counter(K_SEQ)
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        with self._lock:
+            self._pool.ctl[K_SEQ] = value
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped: from a full queue, or counted by the sender."""
+        return self._counter(K_DROPPED)
+
+    @dropped.setter
+    def dropped(self, value: int) -> None:
+        with self._lock:
+            self._pool.ctl[K_DROPPED] = value
+
+    @property
+    def coalesced(self) -> int:
+        """Frames merged into the newest queued frame (``coalesce``)."""
+        return self._counter(K_COALESCED)
+
+    @property
+    def frames(self) -> int:
+        """Frames queued since the start."""
+        return self._counter(K_FRAMES)
 
     def statistics(self) -> StreamStats:
         """A snapshot of the counters."""
-        return StreamStats(
-            frames=self.frames,
-            dropped=self.dropped,
-            coalesced=self.coalesced,
-            queued=len(self._queue),
-            capacity=self.capacity,
-        )
+        with self._lock:
+            ctl = self._pool.ctl
+            return StreamStats(
+                frames=int(ctl[K_FRAMES]),
+                dropped=int(ctl[K_DROPPED]),
+                coalesced=int(ctl[K_COALESCED]),
+                queued=int(ctl[K_Q_LEN]) + len(self._legacy),
+                capacity=self.capacity,
+            )
+
+
+class RowRecorder:
+    """Every stream's frames from a run of compiled ticks' ring rows, in one call per
+    collect (``_native.streams_record``), as :meth:`ProbeStream.record` would fill them row
+    by row. Built for one tick loop's row layout; follows each stream's current pool."""
+
+    def __init__(
+        self,
+        streams: Sequence[ProbeStream],
+        offsets: Sequence[int],
+        sources: Sequence[npt.NDArray[Any]],
+    ) -> None:
+        """``offsets``: each stream's value's byte offset in a ring row; ``sources``: the
+        arrays the rows copy (their dtypes: the values' kinds)."""
+        if _ext is None or not all(s.compiled for s in streams):
+            raise ValueError("recording ring rows needs compiled streams")
+        self._streams = list(streams)
+        self.table = np.zeros((len(streams), 3), np.int64)
+        self.table[:, 1] = offsets
+        self.table[:, 2] = [SRC_F64 if a.dtype == _F64 else SRC_SAME for a in sources]
+        self._pools: list[_Pool | None] = [None] * len(streams)
+        self._address = int(self.table.ctypes.data)
+
+    def __call__(self, loop: int, count: int, first: int, dt: float) -> bool:
+        """Rows ``count`` from the ring's tail (``loop``: the tick loop's address) into the
+        frames; the first is tick ``first``. Returns True if a frame completed."""
+        streams, pools = self._streams, self._pools
+        for i, s in enumerate(streams):
+            if s.pool is not pools[i]:  # resized since: follow the new pool
+                pools[i] = s.pool
+                self.table[i, 0] = s.pool.address
+        assert _ext is not None
+        completed: bool = _ext.streams_record(loop, self._address, len(streams), count, first, dt)
+        return completed
