@@ -72,32 +72,66 @@ SRC_SAME, SRC_F64 = 0, 1
 _F64 = np.dtype(np.float64)
 
 
-@dataclass(eq=False)
+#: A frame's header as :meth:`ProbeStream.take` reads it: seq, first tick, ticks, t (s),
+#: wall time (s), largest lateness (s), dropped count; the frame encoder's argument order.
+Header = tuple[int, int, int, float, float, float, int]
+
+
+@dataclass(eq=False, slots=True)
 class FrameBuffer:
-    """One frame's worth of preallocated storage plus its header fields.
+    """One frame's worth of preallocated storage plus its header.
 
     ``data`` has shape ``(capacity_ticks, *per_tick_shape)``; the first ``ticks`` rows are
-    valid. Spike frames are bool, value frames float32. The header fields are set by
-    :meth:`ProbeStream.take` (the pool keeps them in its arrays meanwhile).
+    valid. Spike frames are bool, value frames float32. ``header`` is set by
+    :meth:`ProbeStream.take` (the pool keeps it in its arrays meanwhile), in the order the
+    frame encoder takes it.
     """
 
     data: npt.NDArray[Any]
-    seq: int = 0
-    tick: int = 0
-    ticks: int = 0
-    t: float = 0.0
-    wall: float = 0.0
-    late_max: float = 0.0
-    #: The probe's drop count when the frame left the queue (set by ``take``): every frame
-    #: older than this one that was lost is in it, and no newer one.
-    dropped: int = 0
+    header: Header = (0, 0, 0, 0.0, 0.0, 0.0, 0)
     #: Its number in its pool, and the pool (``release`` gives it back to that pool only).
     slot: int = -1
     pool: _Pool | None = None
 
+    @property
+    def seq(self) -> int:
+        """The frame's sequence number."""
+        return self.header[0]
+
+    @property
+    def tick(self) -> int:
+        """Its first tick."""
+        return self.header[1]
+
+    @property
+    def ticks(self) -> int:
+        """Ticks in it."""
+        return self.header[2]
+
+    @property
+    def t(self) -> float:
+        """Simulated time at the end of its last tick (s)."""
+        return self.header[3]
+
+    @property
+    def wall(self) -> float:
+        """``time.time()`` when it was complete (s)."""
+        return self.header[4]
+
+    @property
+    def late_max(self) -> float:
+        """The largest lateness of its ticks (s)."""
+        return self.header[5]
+
+    @property
+    def dropped(self) -> int:
+        """The probe's drop count when the frame left the queue: every frame older than
+        this one that was lost is in it, and no newer one."""
+        return self.header[6]
+
     def valid(self) -> npt.NDArray[Any]:
         """The filled rows, ``(ticks, ...)`` (a view)."""
-        return self.data[: self.ticks]
+        return self.data[: self.header[2]]
 
 
 class _Pool:
@@ -231,7 +265,7 @@ def _py_flush(p: _Pool, wall: float) -> bool:
     return True
 
 
-def _py_take(p: _Pool) -> tuple[int, int, int, int, float, float, float, int] | None:
+def _py_take(p: _Pool) -> tuple[int, Header] | None:
     ctl = p.ctl
     if ctl[K_OUT] != 0:
         msg = "stream_take: a frame is taken already; expected it released before the next is taken"
@@ -247,7 +281,7 @@ def _py_take(p: _Pool) -> tuple[int, int, int, int, float, float, float, int] | 
     ctl[K_OUT] = 1
     seq, tick, ticks, dropped = (int(x) for x in h[[H_SEQ, H_TICK, H_TICKS, H_DROPPED]])
     t, wall, late = (float(x) for x in p.times[b])
-    return b, seq, tick, ticks, t, wall, late, dropped
+    return b, (seq, tick, ticks, t, wall, late, dropped)
 
 
 def _py_release(p: _Pool, b: int) -> None:
@@ -276,8 +310,9 @@ def _queued(p: _Pool) -> list[FrameBuffer]:
     for i in range(int(ctl[K_Q_LEN])):
         b = int(ctl[K_HEAD + (int(ctl[K_Q_START]) + i) % n])
         buf = p.buffers[b]
-        buf.seq, buf.tick, buf.ticks = (int(x) for x in p.heads[b, [H_SEQ, H_TICK, H_TICKS]])
-        buf.t, buf.wall, buf.late_max = (float(x) for x in p.times[b])
+        seq, tick, ticks = (int(x) for x in p.heads[b, [H_SEQ, H_TICK, H_TICKS]])
+        t, wall, late = (float(x) for x in p.times[b])
+        buf.header = (seq, tick, ticks, t, wall, late, 0)  # dropped: set when taken
         out.append(buf)
     return out
 
@@ -419,20 +454,6 @@ class ProbeStream:
         with self._lock:
             return _py_flush(p, wall)
 
-    def _take_from(self, p: _Pool) -> FrameBuffer | None:
-        # Lock held.
-        got: tuple[int, int, int, int, float, float, float, int] | None
-        if self.compiled:
-            assert _ext is not None
-            got = _ext.stream_take(p.address)
-        else:
-            got = _py_take(p)
-        if got is None:
-            return None
-        buf = p.buffers[got[0]]
-        _, buf.seq, buf.tick, buf.ticks, buf.t, buf.wall, buf.late_max, buf.dropped = got
-        return buf
-
     def take(self) -> FrameBuffer | None:
         """The oldest queued frame, or None (I/O thread). Give it back with :meth:`release`
         before the next is taken (ValueError otherwise: the pool holds one buffer for the
@@ -445,9 +466,20 @@ class ProbeStream:
         with self._lock:
             if self._legacy:
                 buf = self._legacy.popleft()
-                buf.dropped = int(self._pool.ctl[K_DROPPED])
+                buf.header = (*buf.header[:6], int(self._pool.ctl[K_DROPPED]))
                 return buf
-            return self._take_from(self._pool)
+            p = self._pool
+            got: tuple[int, Header] | None
+            if self.compiled:
+                assert _ext is not None
+                got = _ext.stream_take(p.address)
+            else:
+                got = _py_take(p)
+            if got is None:
+                return None
+            buf = p.buffers[got[0]]
+            buf.header = got[1]
+            return buf
 
     def release(self, buf: FrameBuffer) -> None:
         """Return a frame taken with :meth:`take` to the pool (I/O thread). A frame of an

@@ -159,17 +159,9 @@ class FrameSender:
                 try:
                     if observed:
                         observe(stream.name, stream.kind, buf.data[: buf.ticks])
-                    # The buffer's first ``ticks`` rows, read where they are.
-                    payload = encode(
-                        buf.seq,
-                        buf.tick,
-                        buf.ticks,
-                        buf.t,
-                        buf.wall,
-                        buf.late_max,
-                        buf.dropped,
-                        buf.data,
-                    )
+                    # The buffer's first ``ticks`` rows, read where they are, and its
+                    # header (seq, tick, ticks, t, wall, late_max, dropped) as taken.
+                    payload = encode(*buf.header, buf.data)
                 finally:
                     done += 1
                     stream.release(buf)

@@ -1622,8 +1622,8 @@ static PyObject *py_stream_flush(PyObject *self, PyObject *const *args, Py_ssize
 
 PyDoc_STRVAR(stream_take_doc,
 "stream_take(stream)\n--\n\n"
-"The oldest queued frame, out of the queue until stream_release: (buffer, seq, tick,\n"
-"ticks, t, wall, late_max, dropped), its dropped the stream's count now; or None.\n"
+"The oldest queued frame, out of the queue until stream_release: (buffer, (seq, tick,\n"
+"ticks, t, wall, late_max, dropped)), its dropped the stream's count now; or None.\n"
 "ValueError while the frame taken before is not released.");
 
 static PyObject *py_stream_take(PyObject *self, PyObject *arg)
@@ -1642,9 +1642,34 @@ static PyObject *py_stream_take(PyObject *self, PyObject *arg)
         Py_RETURN_NONE;
     const int64_t *h = s_heads(k, b);
     const double *f = s_times(k, b);
-    return Py_BuildValue("(LLLLdddL)", (long long)b, (long long)h[H_SEQ], (long long)h[H_TICK],
-                         (long long)h[H_TICKS], f[F_T], f[F_WALL], f[F_LATE],
-                         (long long)h[H_DROPPED]);
+    /* Built item by item: Py_BuildValue's format parsing costs as much as the take. */
+    PyObject *items[] = {
+        PyLong_FromLongLong(h[H_SEQ]), PyLong_FromLongLong(h[H_TICK]),
+        PyLong_FromLongLong(h[H_TICKS]), PyFloat_FromDouble(f[F_T]),
+        PyFloat_FromDouble(f[F_WALL]), PyFloat_FromDouble(f[F_LATE]),
+        PyLong_FromLongLong(h[H_DROPPED]),
+    };
+    const Py_ssize_t n = (Py_ssize_t)(sizeof items / sizeof items[0]);
+    PyObject *header = PyTuple_New(n), *slot = PyLong_FromLongLong(b);
+    PyObject *got = header != NULL && slot != NULL ? PyTuple_New(2) : NULL;
+    int ok = got != NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        ok = ok && items[i] != NULL;
+        if (header != NULL)
+            PyTuple_SET_ITEM(header, i, items[i]); /* steals it, NULL included */
+        else
+            Py_XDECREF(items[i]);
+    }
+    if (!ok) {
+        s_untake(k, b); /* back at the queue's head: a failed allocation loses nothing */
+        Py_XDECREF(header);
+        Py_XDECREF(slot);
+        Py_XDECREF(got);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    PyTuple_SET_ITEM(got, 0, slot);
+    PyTuple_SET_ITEM(got, 1, header);
+    return got;
 }
 
 PyDoc_STRVAR(stream_release_doc,

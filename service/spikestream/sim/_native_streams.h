@@ -191,6 +191,17 @@ static int64_t s_take(int64_t *k)
     return b;
 }
 
+/* Undo s_take(k) that returned b: the frame is the oldest queued again. */
+static void s_untake(int64_t *k, int64_t b)
+{
+    const int64_t n = k[K_N_BUF];
+    k[K_Q_START] = (k[K_Q_START] + n - 1) % n;
+    s_queue(k)[k[K_Q_START]] = b;
+    k[K_Q_LEN] += 1;
+    s_heads(k, b)[H_OUT] = 0;
+    k[K_OUT] = 0;
+}
+
 /* Buffer b, taken by s_take, back to the pool; 0 if b is not out (refused, untouched). */
 static int s_release(int64_t *k, int64_t b)
 {
