@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import struct
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,12 +14,17 @@ from hypothesis import strategies as st
 from spikestream.errors import ConfigError
 from spikestream.runtime.native_tick import L_CAPACITY, L_HEAD, L_RING, L_ROW_BYTES, L_TAIL
 from spikestream.runtime.streams import (
+    H_TICKS,
     K_CURRENT,
     K_HEAD,
     K_HEADS,
+    K_LEGACY,
     K_N_BUF,
     K_N_FREE,
+    K_OUT,
     K_POOL,
+    K_Q_LEN,
+    K_Q_START,
     K_TIMES,
     FrameBuffer,
     ProbeStream,
@@ -179,7 +188,7 @@ def test_a_buffer_given_back_twice_is_refused(compiled: bool) -> None:
     stream.release(taken)
     with pytest.raises(ValueError, match="is not taken"):
         stream.release(taken)
-    stranger = FrameBuffer(np.zeros((1, 1), np.float32), slot=0, pool=stream.pool)
+    stranger = FrameBuffer(np.zeros((1, 1), np.float32), slot=0, owner=stream.pool.number)
     with pytest.raises(ValueError, match="is not taken"):
         stream.release(stranger)
 
@@ -208,11 +217,33 @@ def test_count_dropped_refuses_a_negative_count(compiled: bool) -> None:
 
 
 def test_a_malformed_stream_block_is_refused() -> None:
-    stream = ProbeStream("p", "values", (2,), 1, compiled=True)
+    """A block written by anything but the steps is refused, never written through."""
+    stream = ProbeStream("p", "values", (2,), 2, capacity=3, compiled=True)
     value = np.zeros(2, np.float32)
-    stream.pool.ctl[K_CURRENT] = stream.pool.ctl[K_N_BUF]  # past the pool
-    with pytest.raises(ValueError, match="malformed stream block"):
-        ext.stream_record(stream.pool.address, value, 0, 0.0, 0.0, 0.0)
+    fill(stream, 4)  # two frames queued
+    p = stream.pool
+    n = int(p.ctl[K_N_BUF])
+    free_top = K_HEAD + n + int(p.ctl[K_N_FREE]) - 1
+    corruptions = [
+        (p.ctl, K_CURRENT, n),  # past the pool
+        (p.ctl, K_N_FREE, n),  # more free buffers than there are
+        (p.ctl, K_LEGACY, 2),  # more queued than the capacity
+        (p.ctl, K_HEAD + int(p.ctl[K_Q_START]), n),  # a queued buffer past the pool
+        (p.ctl, free_top, -1),  # a free one before it
+        (p.heads, (int(p.ctl[K_CURRENT]), H_TICKS), 2),  # a full frame still filling
+    ]
+    for array, at, bad in corruptions:
+        saved = array[at].copy()
+        array[at] = bad
+        for call in (
+            lambda: ext.stream_record(p.address, value, 0, 0.0, 0.0, 0.0),
+            lambda: ext.stream_flush(p.address, 0.0),
+            lambda: ext.stream_take(p.address),
+        ):
+            with pytest.raises(ValueError, match="malformed stream block"):
+                call()
+        array[at] = saved
+    assert [f[1] for f in drain(stream)] == [0, 2]  # untouched
     with pytest.raises(ValueError, match="malformed stream block"):
         ext.stream_take(np.zeros(K_HEAD + 10, np.int64).ctypes.data)
 
@@ -232,12 +263,19 @@ def test_a_value_of_another_layout_is_refused_by_the_compiled_copy() -> None:
 # -- the compiled steps against the Python ones ----------------------------------------
 
 
+def header_bytes(header: tuple[int, int, int, float, float, float, int]) -> bytes:
+    """A header's exact bits (NaN payloads included)."""
+    return struct.pack("<qqqdddq", *header)
+
+
 def state(stream: ProbeStream) -> tuple[bytes, ...]:
-    """Everything a stream's pool holds, but the arrays' own addresses."""
+    """Everything a stream holds, but its arrays' own addresses: the pool's arrays, and
+    the frames of an older size it still holds."""
     p = stream.pool
     ctl = p.ctl.copy()
     ctl[[K_POOL, K_HEADS, K_TIMES]] = 0  # the arrays' addresses differ between the two
-    return (ctl.tobytes(), p.heads.tobytes(), p.times.tobytes(), p.data.tobytes())
+    legacy = b"".join(header_bytes(f.header) + f.data.tobytes() for f in stream._legacy)
+    return (ctl.tobytes(), p.heads.tobytes(), p.times.tobytes(), p.data.tobytes(), legacy)
 
 
 times = st.floats(allow_nan=True, allow_infinity=True, width=64)
@@ -245,12 +283,13 @@ step = st.one_of(
     st.tuples(st.just("record"), st.integers(0, 3), times, times, times),
     st.tuples(st.just("flush"), times),
     st.tuples(st.just("take")),
-    st.tuples(st.just("release"), st.integers(0, 1)),
+    st.tuples(st.just("release")),
     st.tuples(st.just("count"), st.integers(0, 3)),
+    st.tuples(st.just("resize"), st.integers(1, 4)),
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     kind=st.sampled_from(["spikes", "values"]),
     f64=st.booleans(),
@@ -270,15 +309,17 @@ def test_compiled_steps_leave_the_python_steps_bytes(
     data: st.DataObject,
 ) -> None:
     """After every step, both cores leave the same bytes in every array and return the
-    same: the queue, the free stack, each buffer's header and rows, the counters."""
+    same: the queue, the free stack, each buffer's header and rows, the counters, the
+    frames of an older size kept across a resize and the header each take hands over."""
     shape = (3,)
     twins = [
         ProbeStream("p", kind, shape, tpf, capacity=capacity, policy=policy, compiled=c)  # type: ignore[arg-type]
         for c in (True, False)
     ]
-    held: list[list[FrameBuffer]] = [[], []]
+    held: list[list[FrameBuffer]] = [[], []]  # taken, not yet given back
     tick = 0
     for op, *args in steps:
+        got: list[object]
         if op == "record":
             skip, t, late, wall = args
             tick += int(skip)  # type: ignore[call-overload]
@@ -295,32 +336,105 @@ def test_compiled_steps_leave_the_python_steps_bytes(
         elif op == "flush":
             got = [s.flush(args[0]) for s in twins]  # type: ignore[arg-type]
         elif op == "take":
-            if held[0]:  # the sender gives a frame back before it takes the next
+            if twins[0].pool.ctl[K_OUT]:  # the sender gives a frame back before the next
                 for s in twins:
                     with pytest.raises(ValueError, match="taken already"):
                         s.take()
-                got = [None, None]
+                got = []
             else:
                 bufs = [s.take() for s in twins]
                 got = [
-                    None if b is None else (b.slot, b.seq, b.tick, b.ticks, b.dropped) for b in bufs
+                    None if b is None else (b.slot, header_bytes(b.header), b.valid().tobytes())
+                    for b in bufs
                 ]
                 for h, b in zip(held, bufs, strict=True):
                     if b is not None:
                         h.append(b)
         elif op == "release":
-            i = int(args[0])  # type: ignore[call-overload]
-            got = []
+            got = [len(h) for h in held]
             for s, h in zip(twins, held, strict=True):
-                if i < len(h):
-                    s.release(h.pop(i))
-                    got.append(True)
-                else:
-                    got.append(False)
+                for b in h:  # those of a pool left behind by a resize are let go
+                    s.release(b)
+            held = [[], []]
+        elif op == "resize":
+            for s in twins:
+                s.resize(int(args[0]), wall=1.5)  # type: ignore[call-overload]
+            got = []
         else:
             got = [s.count_dropped(int(args[0])) for s in twins]  # type: ignore[call-overload,func-returns-value]
-        assert got[0] == got[1], op
+        assert got[:1] == got[1:], op
         assert state(twins[0]) == state(twins[1]), op
+        for s in twins:  # what the queue says it holds, and the pool's buffers all counted
+            ctl = s.pool.ctl
+            assert s.queued() <= capacity
+            assert 1 + ctl[K_Q_LEN] + ctl[K_N_FREE] + ctl[K_OUT] == ctl[K_N_BUF]
+
+
+def test_frames_of_the_old_size_are_dropped_first_and_counted_in_order(compiled: bool) -> None:
+    """After a resize, the frames queued before it are the oldest: a full queue drops them
+    first, and each frame taken counts exactly the frames lost before it."""
+    stream = ProbeStream("p", "values", (1,), 2, capacity=2, compiled=compiled)
+    fill(stream, 4)  # frames 0 and 1 queued, the queue full
+    stream.resize(1)
+    fill(stream, 1, start=4)  # frame 2: the queue drops frame 0
+    first = stream.take()
+    assert first is not None
+    assert (first.seq, first.tick, first.ticks, first.dropped) == (1, 2, 2, 1)
+    stream.release(first)
+    fill(stream, 3, start=5)  # frames 3, 4, 5 into (2, 3): 2 and 3 dropped
+    assert [(f[0], f[1]) for f in drain(stream)] == [(4, 6), (5, 7)]
+    assert stream.dropped == 3
+    stream.resize(2)
+    fill(stream, 4, start=8)  # frames 6, 7: nothing older is left to drop
+    fill(stream, 2, start=12)  # frame 8 drops 6
+    taken = stream.take()
+    assert taken is not None
+    assert (taken.seq, taken.dropped) == (7, 4)
+
+
+def test_frames_of_the_old_size_still_drop_first_after_two_resizes(compiled: bool) -> None:
+    stream = ProbeStream("p", "values", (1,), 3, capacity=3, compiled=compiled)
+    fill(stream, 6)  # frames 0, 1
+    stream.resize(2)
+    fill(stream, 2, start=6)  # frame 2
+    stream.resize(1)  # 0, 1 (3 ticks), 2 (2 ticks) kept
+    fill(stream, 2, start=8)  # frames 3, 4: drop 0 and 1
+    assert stream.queued() == 3
+    frames = drain(stream)
+    assert [(f[0], f[1], f[2]) for f in frames] == [(2, 6, 2), (3, 8, 1), (4, 9, 1)]
+    assert stream.dropped == 2
+
+
+def test_a_resize_lets_the_old_pool_go_at_once(compiled: bool) -> None:
+    """Frames queued before a resize are copied out (their rows only), so the old pool is
+    freed right away, not when its last frame is sent, nor by the cycle collector."""
+    stream = ProbeStream("p", "values", (1000,), 50, capacity=4, compiled=compiled)
+    fill(stream, 120)  # two frames queued, 20 ticks filling
+    old = weakref.ref(stream.pool)
+    gc.disable()  # freed by its reference count, not by the cycle collector
+    try:
+        stream.resize(1)
+        assert old() is None
+    finally:
+        gc.enable()
+    assert [f[2] for f in drain(stream)] == [50, 50, 20]
+
+
+def test_a_frame_pool_past_the_compiled_bound_is_refused() -> None:
+    with pytest.raises(ConfigError, match="too large; expected fewer than 16777216"):
+        ProbeStream("p", "spikes", (1,), 2**24)
+    stream = ProbeStream("p", "spikes", (1,), 1, policy="coalesce")
+    with pytest.raises(ConfigError, match="too large"):
+        stream.resize(2**22)  # coalesced frames hold up to 8 frames' rows
+    assert stream.ticks_per_frame == 1
+
+
+def test_the_compiled_record_casts_and_broadcasts_as_the_python_one() -> None:
+    twins = [ProbeStream("p", "values", (2,), 1, compiled=c) for c in (True, False)]
+    for value in (np.array([7], np.int64), np.array([[1e300, 2.0]]).T[:, 0], np.float64(3)):
+        for s in twins:
+            s.record(np.asarray(value), 0, 0.001, 0.0, 0.0)
+        assert state(twins[0]) == state(twins[1])
 
 
 # -- a run's ring rows into frames at once --------------------------------------------
@@ -457,9 +571,19 @@ def test_ring_rows_refuse_what_the_ring_does_not_hold() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         header(int(loop.ctypes.data), 1, 0, 0.001)
     spikes = ProbeStream("s", "spikes", (2,), 1, compiled=True)
-    cast = RowRecorder([spikes], offsets, [np.zeros(2, np.float64)])  # no cast to bool
+    with pytest.raises(ValueError, match=r"expected shape \(2,\) and one of \['bool'\]"):
+        RowRecorder([spikes], offsets, [np.zeros(2, np.float64)])  # no cast to bool
+    with pytest.raises(ValueError, match="expected shape"):
+        RowRecorder([stream], offsets, [np.zeros(3, np.float32)])
+    table = np.array([[stream.pool.address, offsets[0], 0]], np.int64)
+    for column, bad in ((L_CAPACITY, 0), (L_ROW_BYTES, 60), (L_RING, 0)):
+        broken = loop.copy()
+        broken[column] = bad
+        with pytest.raises(ValueError, match="malformed loop array"):
+            ext.streams_record(broken.ctypes.data, table.ctypes.data, 1, 1, 0, 0.001)
+    huge = table.copy()
+    huge[0, 1] = 2**62  # past the row, and past int64 when added to
     with pytest.raises(ValueError, match="does not fit"):
-        cast(int(loop.ctypes.data), 1, 0, 0.001)
-    assert stream.queued() == 0
-    assert spikes.queued() == 0
+        ext.streams_record(loop.ctypes.data, huge.ctypes.data, 1, 1, 0, 0.001)
+    assert stream.queued() == 0  # nothing written
     del ring

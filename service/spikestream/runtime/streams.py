@@ -9,7 +9,7 @@ allocates after construction, except when its frame size changes.
 A stream keeps its pool, each buffer's header and its queue in arrays allocated once (a
 :class:`_Pool`), so compiled code fills them as Python does: with the C extension, each
 operation is one call of ``spikestream.sim._native`` (``_native_streams.h``), and a run of
-compiled ticks' ring rows become every probe's frames in one call (:func:`record_rows`,
+compiled ticks' ring rows become every probe's frames in one call (:class:`RowRecorder`,
 the collect's). Without it, the same steps run in Python on the same arrays
 (``_py_record`` and the rest below); tests/runtime/test_streams.py checks that both leave
 the same bytes.
@@ -17,6 +17,7 @@ the same bytes.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -60,8 +61,10 @@ _ext = extension()
     K_COALESCED,
     K_FRAMES,
     K_OUT,
+    K_LEGACY,
+    K_LEGACY_DROPPED,
     K_HEAD,
-) = range(23)
+) = range(25)
 #: Each buffer's int64 header: seq, first tick, ticks, dropped count, 1 while taken.
 H_SEQ, H_TICK, H_TICKS, H_DROPPED, H_OUT, H_COLUMNS = range(6)
 #: Each buffer's float64 header: t (s), wall time (s), largest lateness (s).
@@ -70,6 +73,9 @@ TAG_STREAM = 0x53504B5354520000
 #: A value's kind for the compiled copy: the row's own bytes, or float64 cast to float32.
 SRC_SAME, SRC_F64 = 0, 1
 _F64 = np.dtype(np.float64)
+#: Rows per buffer and buffers per pool stay below this (the compiled steps' bound).
+MAX_ROWS = 2**24
+_POOL_NUMBERS = itertools.count()
 
 
 #: A frame's header as :meth:`ProbeStream.take` reads it: seq, first tick, ticks, t (s),
@@ -89,9 +95,10 @@ class FrameBuffer:
 
     data: npt.NDArray[Any]
     header: Header = (0, 0, 0, 0.0, 0.0, 0.0, 0)
-    #: Its number in its pool, and the pool (``release`` gives it back to that pool only).
+    #: Its number in its pool, and the pool's number (``release`` gives it back to that
+    #: pool only; -1: a frame of an older size, let go once sent).
     slot: int = -1
-    pool: _Pool | None = None
+    owner: int = -1
 
     @property
     def seq(self) -> int:
@@ -150,6 +157,12 @@ class _Pool:
     ) -> None:
         n = capacity + 2
         rows = frame_rows(ticks_per_frame, policy)
+        if rows >= MAX_ROWS or n >= MAX_ROWS:
+            raise ConfigError(
+                f"a frame pool of {n} buffers of {rows} rows is too large; expected fewer "
+                f"than {MAX_ROWS} of each (ticks_per_frame {ticks_per_frame}, queue "
+                f"capacity {capacity})"
+            )
         self.data = np.zeros((n, rows, *shape), dtype)
         self.heads = np.zeros((n, H_COLUMNS), np.int64)
         self.times = np.zeros((n, F_COLUMNS), np.float64)
@@ -175,12 +188,11 @@ class _Pool:
         ctl[K_HEAD + n : K_HEAD + 2 * n - 1] = np.arange(n - 1)
         ctl[K_N_FREE] = n - 1
         self.address = int(ctl.ctypes.data)
-        self.buffers = [FrameBuffer(self.data[i], slot=i, pool=self) for i in range(n)]
+        # The buffers name their pool by number, not by reference: no cycle, so a pool
+        # left behind by a resize is freed as soon as nothing holds it.
+        self.number = next(_POOL_NUMBERS)
+        self.buffers = [FrameBuffer(self.data[i], slot=i, owner=self.number) for i in range(n)]
         self.dtype = self.data.dtype
-
-    def nbytes(self) -> int:
-        """Bytes the pool holds."""
-        return int(self.data.nbytes + self.heads.nbytes + self.times.nbytes + self.ctl.nbytes)
 
 
 # -- the steps in Python, as _native_streams.h takes them ------------------------------
@@ -196,27 +208,33 @@ def _py_recycle(p: _Pool, b: int) -> None:
 def _py_emit(p: _Pool) -> None:
     ctl, heads, times = p.ctl, p.heads, p.times
     n, cur = int(ctl[K_N_BUF]), int(ctl[K_CURRENT])
-    if ctl[K_Q_LEN] >= ctl[K_CAPACITY]:
-        tail = int(ctl[K_HEAD + (int(ctl[K_Q_START]) + int(ctl[K_Q_LEN]) - 1) % n])
-        room = int(ctl[K_ROWS]) - int(heads[tail, H_TICKS])
-        ticks = int(heads[cur, H_TICKS])
-        contiguous = heads[tail, H_TICK] + heads[tail, H_TICKS] == heads[cur, H_TICK]
-        if ctl[K_COALESCE] and room >= ticks and contiguous:
-            at = int(heads[tail, H_TICKS])
-            p.data[tail, at : at + ticks] = p.data[cur, :ticks]
-            heads[tail, H_TICKS] += ticks
-            times[tail, F_T] = times[cur, F_T]
-            times[tail, F_WALL] = times[cur, F_WALL]
-            if times[cur, F_LATE] > times[tail, F_LATE]:
-                times[tail, F_LATE] = times[cur, F_LATE]
-            ctl[K_COALESCED] += 1
-            heads[cur, H_TICKS] = 0
-            return
-        # drop-oldest: the oldest frame's seq is skipped, so clients see the gap.
-        oldest = int(ctl[K_HEAD + int(ctl[K_Q_START])])
-        ctl[K_Q_START] = (int(ctl[K_Q_START]) + 1) % n
-        ctl[K_Q_LEN] -= 1
-        _py_recycle(p, oldest)
+    if ctl[K_Q_LEN] + ctl[K_LEGACY] >= ctl[K_CAPACITY]:
+        if ctl[K_Q_LEN] > 0:  # a frame of this size to merge into
+            tail = int(ctl[K_HEAD + (int(ctl[K_Q_START]) + int(ctl[K_Q_LEN]) - 1) % n])
+            room = int(ctl[K_ROWS]) - int(heads[tail, H_TICKS])
+            ticks = int(heads[cur, H_TICKS])
+            contiguous = heads[tail, H_TICK] + heads[tail, H_TICKS] == heads[cur, H_TICK]
+            if ctl[K_COALESCE] and room >= ticks and contiguous:
+                at = int(heads[tail, H_TICKS])
+                p.data[tail, at : at + ticks] = p.data[cur, :ticks]
+                heads[tail, H_TICKS] += ticks
+                times[tail, F_T] = times[cur, F_T]
+                times[tail, F_WALL] = times[cur, F_WALL]
+                if times[cur, F_LATE] > times[tail, F_LATE]:
+                    times[tail, F_LATE] = times[cur, F_LATE]
+                ctl[K_COALESCED] += 1
+                heads[cur, H_TICKS] = 0
+                return
+        # drop-oldest: the oldest frame's seq is skipped, so clients see the gap. The
+        # oldest is one of an older size while any is queued; the taker discards it.
+        if ctl[K_LEGACY] > 0:
+            ctl[K_LEGACY] -= 1
+            ctl[K_LEGACY_DROPPED] += 1
+        else:
+            oldest = int(ctl[K_HEAD + int(ctl[K_Q_START])])
+            ctl[K_Q_START] = (int(ctl[K_Q_START]) + 1) % n
+            ctl[K_Q_LEN] -= 1
+            _py_recycle(p, oldest)
         ctl[K_DROPPED] += 1
     heads[cur, H_SEQ] = ctl[K_SEQ]
     ctl[K_SEQ] += 1
@@ -273,15 +291,26 @@ def _py_take(p: _Pool) -> tuple[int, Header] | None:
     if ctl[K_Q_LEN] == 0:
         return None
     b = int(ctl[K_HEAD + int(ctl[K_Q_START])])
+    # The header first: a failure building it changes nothing.
+    seq, tick, ticks = (int(x) for x in p.heads[b, [H_SEQ, H_TICK, H_TICKS]])
+    t, wall, late = (float(x) for x in p.times[b])
+    header = (seq, tick, ticks, t, wall, late, int(ctl[K_DROPPED]))
     ctl[K_Q_START] = (int(ctl[K_Q_START]) + 1) % int(ctl[K_N_BUF])
     ctl[K_Q_LEN] -= 1
-    h = p.heads[b]
-    h[H_DROPPED] = ctl[K_DROPPED]
-    h[H_OUT] = 1
+    p.heads[b, H_DROPPED] = ctl[K_DROPPED]
+    p.heads[b, H_OUT] = 1
     ctl[K_OUT] = 1
-    seq, tick, ticks, dropped = (int(x) for x in h[[H_SEQ, H_TICK, H_TICKS, H_DROPPED]])
-    t, wall, late = (float(x) for x in p.times[b])
-    return b, (seq, tick, ticks, t, wall, late, dropped)
+    return b, header
+
+
+def _py_take_legacy(p: _Pool) -> tuple[int, bool, int]:
+    ctl = p.ctl
+    discard, dropped = int(ctl[K_LEGACY_DROPPED]), int(ctl[K_DROPPED])
+    ctl[K_LEGACY_DROPPED] = 0
+    serve = bool(ctl[K_LEGACY] > 0)
+    if serve:
+        ctl[K_LEGACY] -= 1
+    return discard, serve, dropped
 
 
 def _py_release(p: _Pool, b: int) -> None:
@@ -303,17 +332,17 @@ def _py_count(p: _Pool, frames: int) -> None:
     p.ctl[K_DROPPED] += frames
 
 
-def _queued(p: _Pool) -> list[FrameBuffer]:
-    """The pool's queued frames, oldest first, their headers read (a pool left behind)."""
+def _queued_copies(p: _Pool) -> list[FrameBuffer]:
+    """Copies of the pool's queued frames, oldest first (their filled rows only, and their
+    headers), so the pool itself can go when a resize leaves it behind."""
     ctl, n = p.ctl, int(p.ctl[K_N_BUF])
     out = []
     for i in range(int(ctl[K_Q_LEN])):
         b = int(ctl[K_HEAD + (int(ctl[K_Q_START]) + i) % n])
-        buf = p.buffers[b]
         seq, tick, ticks = (int(x) for x in p.heads[b, [H_SEQ, H_TICK, H_TICKS]])
         t, wall, late = (float(x) for x in p.times[b])
-        buf.header = (seq, tick, ticks, t, wall, late, 0)  # dropped: set when taken
-        out.append(buf)
+        # dropped: set when it is taken
+        out.append(FrameBuffer(p.data[b, :ticks].copy(), (seq, tick, ticks, t, wall, late, 0)))
     return out
 
 
@@ -336,7 +365,7 @@ class ProbeStream:
     Python, under the stream's lock.
 
     Threads: the filling side (:meth:`record`, :meth:`flush`, :meth:`resize`,
-    :func:`record_rows`) runs on one thread at a time (the engine's book lock); the taking
+    :class:`RowRecorder`) runs on one thread at a time (the engine's book lock); the taking
     side (:meth:`take`, :meth:`release`, :meth:`count_dropped`) on the I/O thread.
     """
 
@@ -371,12 +400,13 @@ class ProbeStream:
         self.capacity = capacity
         self.compiled = compiled
         self._dtype: type[np.generic] = np.bool_ if kind == "spikes" else np.float32
-        # The values the compiled copy takes as they are: the row's dtype, and float64 for
-        # a float32 row (cast as numpy casts it).
-        self._direct = (np.dtype(self._dtype), *((_F64,) if kind == "values" else ()))
+        #: The dtypes the compiled copy takes as they are: the row's, and float64 for a
+        #: float32 row (cast as numpy casts it).
+        self.direct = (np.dtype(self._dtype), *((_F64,) if kind == "values" else ()))
         self._lock = threading.Lock()
-        # Frames queued before a resize, of the old size, oldest first: taken before the
-        # pool's (they are older), never dropped (their memory goes as they are sent).
+        # Frames queued before a resize, copied out of the old pool, oldest first: taken
+        # before the pool's (they are older) and dropped first when the queue is full (the
+        # pool's K_LEGACY counts those still queued, K_LEGACY_DROPPED those to discard).
         self._legacy: deque[FrameBuffer] = deque()
         self._pool = self.allocate(ticks_per_frame)
         self.ticks_per_frame = ticks_per_frame
@@ -395,11 +425,14 @@ class ProbeStream:
 
     @property
     def pool(self) -> _Pool:
-        """The pool frames fill now (its arrays: for :func:`record_rows`)."""
+        """The pool frames fill now (its arrays: for :class:`RowRecorder`)."""
         return self._pool
 
-    def resize(self, ticks_per_frame: int, pool: _Pool | None = None) -> None:
-        """Change the frame size (tick thread). Flushes the partial frame first.
+    def resize(
+        self, ticks_per_frame: int, pool: _Pool | None = None, wall: float | None = None
+    ) -> None:
+        """Change the frame size (tick thread). Flushes the partial frame first (sent at
+        ``wall``, as :meth:`flush`).
 
         ``pool``: from :meth:`allocate`, when the caller allocated it first (to change
         several streams all or nothing).
@@ -408,14 +441,18 @@ class ProbeStream:
             raise ConfigError(f"ticks_per_frame must be >= 1; got {ticks_per_frame}")
         if pool is None:
             pool = self.allocate(ticks_per_frame)
-        self.flush()
-        # Frames already queued keep their size and are still sent (before the new ones);
-        # their buffers are let go as they are released. The counters carry over.
+        self.flush(wall)
+        # Frames already queued keep their size and are still sent, before the new ones:
+        # copied out (their filled rows), so the old pool goes now. They still count
+        # against the capacity, as the oldest. The counters carry over.
         with self._lock:
-            old = self._pool
-            self._legacy.extend(_queued(old))
+            old, legacy = self._pool, self._legacy
+            for _ in range(int(old.ctl[K_LEGACY_DROPPED])):
+                legacy.popleft()
+            legacy.extend(_queued_copies(old))
             counters = [K_SEQ, K_DROPPED, K_COALESCED, K_FRAMES]
             pool.ctl[counters] = old.ctl[counters]
+            pool.ctl[K_LEGACY] = len(legacy)
             self._pool = pool
             self.ticks_per_frame = ticks_per_frame
 
@@ -429,8 +466,14 @@ class ProbeStream:
         p = self._pool
         if self.compiled:
             assert _ext is not None
-            if value.dtype not in self._direct or not value.flags.c_contiguous:
-                value = np.ascontiguousarray(value, p.dtype)  # not the engine's probes
+            if (
+                value.dtype not in self.direct
+                or value.shape != self.shape
+                or not value.flags.c_contiguous
+            ):
+                # Not the engine's probes: cast and broadcast as the Python step does.
+                with np.errstate(over="ignore"):
+                    value = np.ascontiguousarray(np.broadcast_to(value, self.shape), p.dtype)
             completed: bool = _ext.stream_record(p.address, value, tick, t, lateness, wall)
             return completed
         with self._lock:
@@ -464,11 +507,20 @@ class ProbeStream:
         must not claim (it would count more than the ``seq`` gap shows).
         """
         with self._lock:
-            if self._legacy:
-                buf = self._legacy.popleft()
-                buf.header = (*buf.header[:6], int(self._pool.ctl[K_DROPPED]))
-                return buf
             p = self._pool
+            if self._legacy:
+                if self.compiled:
+                    assert _ext is not None
+                    step: tuple[int, bool, int] = _ext.stream_take_legacy(p.address)
+                else:
+                    step = _py_take_legacy(p)
+                discard, serve, dropped = step
+                for _ in range(discard):  # dropped by the filling side meanwhile
+                    self._legacy.popleft()
+                if serve:
+                    buf = self._legacy.popleft()
+                    buf.header = (*buf.header[:6], dropped)
+                    return buf
             got: tuple[int, Header] | None
             if self.compiled:
                 assert _ext is not None
@@ -486,7 +538,7 @@ class ProbeStream:
         old size (taken after a :meth:`resize`) is let go."""
         with self._lock:
             p = self._pool
-            if buf.pool is not p:
+            if buf.owner != p.number:
                 return
             if self.compiled:
                 assert _ext is not None
@@ -510,7 +562,8 @@ class ProbeStream:
 
     def queued(self) -> int:
         """Frames waiting in the queue."""
-        return int(self._pool.ctl[K_Q_LEN]) + len(self._legacy)
+        ctl = self._pool.ctl
+        return int(ctl[K_Q_LEN] + ctl[K_LEGACY])
 
     def _counter(self, column: int) -> int:
         return int(self._pool.ctl[column])
@@ -553,7 +606,7 @@ class ProbeStream:
                 frames=int(ctl[K_FRAMES]),
                 dropped=int(ctl[K_DROPPED]),
                 coalesced=int(ctl[K_COALESCED]),
-                queued=int(ctl[K_Q_LEN]) + len(self._legacy),
+                queued=int(ctl[K_Q_LEN] + ctl[K_LEGACY]),
                 capacity=self.capacity,
             )
 
@@ -573,6 +626,12 @@ class RowRecorder:
         arrays the rows copy (their dtypes: the values' kinds)."""
         if _ext is None or not all(s.compiled for s in streams):
             raise ValueError("recording ring rows needs compiled streams")
+        for s, a in zip(streams, sources, strict=True):
+            if a.shape != s.shape or a.dtype not in s.direct:
+                raise ValueError(
+                    f"probe {s.name!r}: a source of shape {a.shape} and dtype {a.dtype}; "
+                    f"expected shape {s.shape} and one of {[str(d) for d in s.direct]}"
+                )
         self._streams = list(streams)
         self.table = np.zeros((len(streams), 3), np.int64)
         self.table[:, 1] = offsets

@@ -1632,43 +1632,79 @@ static PyObject *py_stream_take(PyObject *self, PyObject *arg)
     int64_t *k = stream_arg(arg, "stream_take");
     if (k == NULL)
         return NULL;
+    /* The tuples first: allocating one may collect garbage, which can run Python and let
+     * the filling thread in. Between the take and the return nothing below runs Python. */
+    enum { N_HEADER = 7 };
+    PyObject *got = PyTuple_New(2), *header = PyTuple_New(N_HEADER);
+    if (got == NULL || header == NULL) {
+        Py_XDECREF(got);
+        Py_XDECREF(header);
+        return NULL;
+    }
     const int64_t b = s_take(k);
-    if (b == -2) {
+    if (b < 0) {
+        Py_DECREF(got);
+        Py_DECREF(header);
+        if (b == -1)
+            Py_RETURN_NONE;
         PyErr_SetString(PyExc_ValueError, "stream_take: a frame is taken already; expected "
                         "it released before the next is taken");
         return NULL;
     }
-    if (b < 0)
-        Py_RETURN_NONE;
     const int64_t *h = s_heads(k, b);
     const double *f = s_times(k, b);
-    /* Built item by item: Py_BuildValue's format parsing costs as much as the take. */
-    PyObject *items[] = {
+    PyObject *items[N_HEADER] = {
         PyLong_FromLongLong(h[H_SEQ]), PyLong_FromLongLong(h[H_TICK]),
         PyLong_FromLongLong(h[H_TICKS]), PyFloat_FromDouble(f[F_T]),
         PyFloat_FromDouble(f[F_WALL]), PyFloat_FromDouble(f[F_LATE]),
         PyLong_FromLongLong(h[H_DROPPED]),
     };
-    const Py_ssize_t n = (Py_ssize_t)(sizeof items / sizeof items[0]);
-    PyObject *header = PyTuple_New(n), *slot = PyLong_FromLongLong(b);
-    PyObject *got = header != NULL && slot != NULL ? PyTuple_New(2) : NULL;
-    int ok = got != NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *slot = PyLong_FromLongLong(b);
+    int ok = slot != NULL;
+    for (Py_ssize_t i = 0; i < N_HEADER; i++) {
         ok = ok && items[i] != NULL;
-        if (header != NULL)
-            PyTuple_SET_ITEM(header, i, items[i]); /* steals it, NULL included */
-        else
-            Py_XDECREF(items[i]);
+        PyTuple_SET_ITEM(header, i, items[i]); /* steals it; a NULL is skipped on release */
     }
     if (!ok) {
-        s_untake(k, b); /* back at the queue's head: a failed allocation loses nothing */
-        Py_XDECREF(header);
+        s_untake(k, b); /* a failed allocation loses nothing */
         Py_XDECREF(slot);
-        Py_XDECREF(got);
+        Py_DECREF(header);
+        Py_DECREF(got);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
     PyTuple_SET_ITEM(got, 0, slot);
     PyTuple_SET_ITEM(got, 1, header);
+    return got;
+}
+
+PyDoc_STRVAR(stream_take_legacy_doc,
+"stream_take_legacy(stream)\n--\n\n"
+"The taker's step for frames of an older size queued before the pool's: (discard, take,\n"
+"dropped): discard that many from the front of its queue of them (dropped since), then\n"
+"take the next one if take, its dropped count being dropped.");
+
+static PyObject *py_stream_take_legacy(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int64_t *k = stream_arg(arg, "stream_take_legacy");
+    if (k == NULL)
+        return NULL;
+    PyObject *got = PyTuple_New(3); /* first: it may run Python (see stream_take) */
+    if (got == NULL)
+        return NULL;
+    PyObject *dropped = PyLong_FromLongLong(k[K_DROPPED]);
+    PyObject *discard = PyLong_FromLongLong(k[K_LEGACY_DROPPED]);
+    if (dropped == NULL || discard == NULL) { /* nothing stepped yet */
+        Py_XDECREF(dropped);
+        Py_XDECREF(discard);
+        Py_DECREF(got);
+        return NULL;
+    }
+    int serve;
+    s_take_legacy(k, &serve);
+    PyTuple_SET_ITEM(got, 0, discard);
+    PyTuple_SET_ITEM(got, 1, PyBool_FromLong(serve));
+    PyTuple_SET_ITEM(got, 2, dropped);
     return got;
 }
 
@@ -1740,6 +1776,12 @@ static PyObject *py_streams_record(PyObject *self, PyObject *const *args, Py_ssi
     const int64_t *loop = (const int64_t *)(intptr_t)v[0];
     const int64_t *table = (const int64_t *)(intptr_t)v[1];
     const int64_t n = v[2], count = v[3];
+    if (loop == NULL || loop[L_CAPACITY] < 1 || loop[L_RING] == 0 ||
+        loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError, "streams_record: a malformed loop array; expected "
+                        "run_ticks' (a ring, its rows and their size)");
+        return NULL;
+    }
     const int64_t tail = loop[L_TAIL], row_bytes = loop[L_ROW_BYTES];
     if (count < 0 || count > __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE) - tail ||
         n < 0 || (n > 0 && table == NULL)) {
@@ -1751,7 +1793,7 @@ static PyObject *py_streams_record(PyObject *self, PyObject *const *args, Py_ssi
         const int64_t *e = table + 3 * s, *k = (const int64_t *)(intptr_t)e[0];
         const int64_t bytes = stream_ok(k) ? k[K_ROW_BYTES] * (e[2] == SRC_F64 ? 2 : 1) : -1;
         if (bytes < 0 || (e[2] != SRC_SAME && !(e[2] == SRC_F64 && k[K_FLOAT])) ||
-            e[1] < 8 * R_META || e[1] + bytes > row_bytes) {
+            e[1] < 8 * R_META || e[1] > row_bytes || bytes > row_bytes - e[1]) {
             PyErr_Format(PyExc_ValueError, "streams_record: stream %lld's entry does not fit "
                          "a row of %lld bytes; expected a stream block, an offset past the "
                          "row's header and a kind", (long long)s, (long long)row_bytes);
@@ -1853,6 +1895,7 @@ static PyMethodDef methods[] = {
     {"stream_flush", (PyCFunction)(void (*)(void))py_stream_flush, METH_FASTCALL,
      stream_flush_doc},
     {"stream_take", py_stream_take, METH_O, stream_take_doc},
+    {"stream_take_legacy", py_stream_take_legacy, METH_O, stream_take_legacy_doc},
     {"stream_release", (PyCFunction)(void (*)(void))py_stream_release, METH_FASTCALL,
      stream_release_doc},
     {"stream_count", (PyCFunction)(void (*)(void))py_stream_count, METH_FASTCALL,

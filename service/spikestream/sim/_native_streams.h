@@ -5,9 +5,9 @@
  * streams_record, which turns a run's ring rows into every probe's frames in one call (the
  * I/O thread's collect, or the tick thread's between runs).
  *
- * The arithmetic and the order of every step are the Python core's (streams.py, _PyCore),
- * so the arrays after any sequence of calls are byte for byte the ones the Python core
- * leaves: tests/runtime/test_streams.py draws the sequences with hypothesis and compares.
+ * The arithmetic and the order of every step are those of streams.py's Python steps
+ * (_py_*), so the arrays after any sequence of calls are byte for byte the ones they
+ * leave: tests/runtime/test_streams.py draws the sequences with hypothesis and compares.
  * This file is included by _native.c only, after the ring's row layout (R_*). */
 
 /* A stream's control block (int64): its descriptor, its state, then the queue's ring of
@@ -35,6 +35,9 @@ enum {
     K_COALESCED,  /* frames merged into the newest queued one */
     K_FRAMES,     /* frames queued since the start */
     K_OUT,        /* buffers taken and not yet released: 0 or 1, so the pool never runs dry */
+    K_LEGACY,     /* frames of an older size queued before these (held by Python, oldest
+                     first): they count against CAPACITY and are dropped first */
+    K_LEGACY_DROPPED, /* of those, dropped here and not yet discarded by the taker */
     K_HEAD
 };
 /* Per buffer (int64); H_OUT is 1 while the sender holds it (taken, not yet released). */
@@ -54,14 +57,30 @@ static int stream_ok(const int64_t *k)
     if (!(n >= 3 && n < MAX_SIZE && rows >= 1 && rows < MAX_SIZE && rb >= 0 &&
           rb < ((int64_t)1 << 40) / rows / n))
         return 0;
-    const int64_t cap = k[K_CAPACITY], tpf = k[K_TPF];
-    return k[K_LENGTH] == K_HEAD + 2 * n && k[K_POOL] != 0 && k[K_HEADS] != 0 &&
-           k[K_TIMES] != 0 && k[K_POOL_BYTES] == n * rows * rb && cap == n - 2 &&
-           tpf >= 1 && tpf <= rows && (k[K_FLOAT] == 0 || (k[K_FLOAT] == 1 && rb % 4 == 0)) &&
-           (k[K_COALESCE] == 0 || k[K_COALESCE] == 1) && k[K_CURRENT] >= 0 &&
-           k[K_CURRENT] < n && k[K_Q_START] >= 0 && k[K_Q_START] < n && k[K_Q_LEN] >= 0 &&
-           k[K_Q_LEN] <= cap && k[K_N_FREE] >= 0 && k[K_N_FREE] <= n &&
-           (k[K_OUT] == 0 || k[K_OUT] == 1);
+    const int64_t cap = k[K_CAPACITY], tpf = k[K_TPF], cur = k[K_CURRENT];
+    const int64_t q_len = k[K_Q_LEN], n_free = k[K_N_FREE], out = k[K_OUT];
+    const int64_t legacy = k[K_LEGACY];
+    if (!(k[K_LENGTH] == K_HEAD + 2 * n && k[K_POOL] != 0 && k[K_HEADS] != 0 &&
+          k[K_TIMES] != 0 && k[K_POOL_BYTES] == n * rows * rb && cap == n - 2 && tpf >= 1 &&
+          tpf <= rows && (k[K_FLOAT] == 0 || (k[K_FLOAT] == 1 && rb % 4 == 0)) &&
+          (k[K_COALESCE] == 0 || k[K_COALESCE] == 1) && cur >= 0 && cur < n &&
+          k[K_Q_START] >= 0 && k[K_Q_START] < n && q_len >= 0 && legacy >= 0 &&
+          q_len + legacy <= cap && k[K_LEGACY_DROPPED] >= 0 && n_free >= 0 &&
+          (out == 0 || out == 1) && 1 + q_len + n_free + out == n))
+        return 0;
+    /* Every buffer number the steps will follow, and the rows the filling one holds: a
+     * block written by anything but these steps is refused, never written through. */
+    const int64_t *q = k + K_HEAD, *free_stack = k + K_HEAD + n;
+    for (int64_t i = 0; i < q_len; i++) {
+        const int64_t b = q[(k[K_Q_START] + i) % n];
+        if (b < 0 || b >= n)
+            return 0;
+    }
+    for (int64_t i = 0; i < n_free; i++)
+        if (free_stack[i] < 0 || free_stack[i] >= n)
+            return 0;
+    const int64_t ticks = ((const int64_t *)(intptr_t)k[K_HEADS])[cur * H_COLUMNS + H_TICKS];
+    return ticks >= 0 && ticks < tpf;
 }
 
 static inline int64_t *s_heads(const int64_t *k, int64_t b)
@@ -86,36 +105,44 @@ static void s_recycle(int64_t *k, int64_t b)
     s_free(k)[k[K_N_FREE]++] = b;
 }
 
-/* Queue the buffer being filled (ProbeStream._emit): when the queue is full, merge it into
+/* Queue the buffer being filled (streams.py's _py_emit): when the queue is full, merge it into
  * the newest queued frame (coalesce, when that has room and the ticks follow on) or drop
  * the oldest, counted; then fill a free buffer. */
 static void s_emit(int64_t *k)
 {
     const int64_t n = k[K_N_BUF], cur = k[K_CURRENT];
     int64_t *q = s_queue(k), *hc = s_heads(k, cur);
-    if (k[K_Q_LEN] >= k[K_CAPACITY]) {
-        const int64_t tail = q[(k[K_Q_START] + k[K_Q_LEN] - 1) % n];
-        int64_t *ht = s_heads(k, tail);
-        const int64_t room = k[K_ROWS] - ht[H_TICKS];
-        const int contiguous = ht[H_TICK] + ht[H_TICKS] == hc[H_TICK];
-        if (k[K_COALESCE] && room >= hc[H_TICKS] && contiguous) {
-            memcpy(s_row(k, tail, ht[H_TICKS]), s_row(k, cur, 0),
-                   (size_t)(hc[H_TICKS] * k[K_ROW_BYTES]));
-            ht[H_TICKS] += hc[H_TICKS];
-            double *ft = s_times(k, tail), *fc = s_times(k, cur);
-            ft[F_T] = fc[F_T];
-            ft[F_WALL] = fc[F_WALL];
-            if (fc[F_LATE] > ft[F_LATE])
-                ft[F_LATE] = fc[F_LATE];
-            k[K_COALESCED] += 1;
-            hc[H_TICKS] = 0;
-            return;
+    if (k[K_Q_LEN] + k[K_LEGACY] >= k[K_CAPACITY]) {
+        if (k[K_Q_LEN] > 0) { /* a frame of this size to merge into */
+            const int64_t tail = q[(k[K_Q_START] + k[K_Q_LEN] - 1) % n];
+            int64_t *ht = s_heads(k, tail);
+            const int64_t room = k[K_ROWS] - ht[H_TICKS];
+            const int contiguous = ht[H_TICK] + ht[H_TICKS] == hc[H_TICK];
+            if (k[K_COALESCE] && room >= hc[H_TICKS] && contiguous) {
+                memcpy(s_row(k, tail, ht[H_TICKS]), s_row(k, cur, 0),
+                       (size_t)(hc[H_TICKS] * k[K_ROW_BYTES]));
+                ht[H_TICKS] += hc[H_TICKS];
+                double *ft = s_times(k, tail), *fc = s_times(k, cur);
+                ft[F_T] = fc[F_T];
+                ft[F_WALL] = fc[F_WALL];
+                if (fc[F_LATE] > ft[F_LATE])
+                    ft[F_LATE] = fc[F_LATE];
+                k[K_COALESCED] += 1;
+                hc[H_TICKS] = 0;
+                return;
+            }
         }
-        /* drop-oldest: the oldest frame's seq is skipped, so clients see the gap. */
-        const int64_t oldest = q[k[K_Q_START]];
-        k[K_Q_START] = (k[K_Q_START] + 1) % n;
-        k[K_Q_LEN] -= 1;
-        s_recycle(k, oldest);
+        /* drop-oldest: the oldest frame's seq is skipped, so clients see the gap. The
+         * oldest is one of an older size while any is queued; the taker discards it. */
+        if (k[K_LEGACY] > 0) {
+            k[K_LEGACY] -= 1;
+            k[K_LEGACY_DROPPED] += 1;
+        } else {
+            const int64_t oldest = q[k[K_Q_START]];
+            k[K_Q_START] = (k[K_Q_START] + 1) % n;
+            k[K_Q_LEN] -= 1;
+            s_recycle(k, oldest);
+        }
         k[K_DROPPED] += 1;
     }
     hc[H_SEQ] = k[K_SEQ];
@@ -191,15 +218,36 @@ static int64_t s_take(int64_t *k)
     return b;
 }
 
-/* Undo s_take(k) that returned b: the frame is the oldest queued again. */
+/* Undo s_take(k) that returned b (its header could not be handed over): the frame is
+ * the oldest queued again, or, when the filling side queued up to the capacity meanwhile
+ * (building the header may run Python, which lets other threads run), dropped, counted. */
 static void s_untake(int64_t *k, int64_t b)
 {
     const int64_t n = k[K_N_BUF];
-    k[K_Q_START] = (k[K_Q_START] + n - 1) % n;
-    s_queue(k)[k[K_Q_START]] = b;
-    k[K_Q_LEN] += 1;
     s_heads(k, b)[H_OUT] = 0;
     k[K_OUT] = 0;
+    if (k[K_Q_LEN] + k[K_LEGACY] < k[K_CAPACITY]) {
+        k[K_Q_START] = (k[K_Q_START] + n - 1) % n;
+        s_queue(k)[k[K_Q_START]] = b;
+        k[K_Q_LEN] += 1;
+    } else {
+        s_recycle(k, b);
+        k[K_DROPPED] += 1;
+    }
+}
+
+/* The taker's step for the frames of an older size (K_LEGACY): how many it must discard
+ * from the front of its own queue of them (dropped here since), then whether it may take
+ * the next one (counted out of K_LEGACY). Returns the count to discard; *serve: 1 if it
+ * takes one. */
+static int64_t s_take_legacy(int64_t *k, int *serve)
+{
+    const int64_t discard = k[K_LEGACY_DROPPED];
+    k[K_LEGACY_DROPPED] = 0;
+    *serve = k[K_LEGACY] > 0;
+    if (*serve)
+        k[K_LEGACY] -= 1;
+    return discard;
 }
 
 /* Buffer b, taken by s_take, back to the pool; 0 if b is not out (refused, untouched). */
