@@ -25,16 +25,9 @@ from spikestream.runtime.priority import (
 from spikestream.runtime.slots import InputSlot
 from spikestream.runtime.streams import ProbeStream
 from spikestream.spec import load_network
+from tests.runtime.test_streams import drain
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
-
-
-def drain(stream: ProbeStream) -> list[tuple[int, int, int, np.ndarray]]:
-    out = []
-    while (buf := stream.take()) is not None:
-        out.append((buf.seq, buf.tick, buf.ticks, buf.valid().copy()))
-        stream.release(buf)
-    return out
 
 
 def test_input_slot_holds_latest_and_falls_back_after_ttl() -> None:
