@@ -173,19 +173,26 @@ async def test_a_connection_lost_with_a_batch_half_written_sends_each_message_on
     async with running(sub), running(pub):
         raw = pub._raw_socket()
         assert raw is not None
-        # A small send buffer: the batch's one write stops after a few messages, however
-        # fast the broker reads (with the default, autotuned buffers it took all 18 MB
-        # now and then, and nothing was left to send again).
+        # A small send buffer, and the broker stopped while the batch is written: the
+        # batch's one write stops after what the two sockets' buffers hold. (With the
+        # broker reading, loopback TCP took all 18 MB in one write now and then, even
+        # with this send buffer, and nothing was left to send again.)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
         messages = [("cut/x", i.to_bytes(4, "big") + chunk) for i in range(300)]
-        with pub.write_batch():
-            if frames:
-                assert pub.publish_frames(messages, content_type="application/msgpack") == 300
-            else:
-                for topic, payload in messages:
-                    assert pub.publish_nowait(topic, payload, resend=True)
-        assert pub._conn is not None
-        pub._conn.abort("cut by the test")  # before the event loop writes any more
+        mosquitto.pause()
+        try:
+            with pub.write_batch():
+                if frames:
+                    assert pub.publish_frames(messages, content_type="application/msgpack") == 300
+                else:
+                    for topic, payload in messages:
+                        assert pub.publish_nowait(topic, payload, resend=True)
+            assert pub._conn is not None
+            # Before the event loop writes any more; what the socket took still reaches
+            # the broker once it runs again.
+            pub._conn.abort("cut by the test")
+        finally:
+            mosquitto.resume()
         await eventually(lambda: len(inbox.items) >= 300, within=30)
         await eventually(lambda: pub.statistics().reconnects == 1)
         resent = pub.statistics().resent
