@@ -19,6 +19,7 @@ from spikestream.runtime.streams import (
     K_HEAD,
     K_HEADS,
     K_LEGACY,
+    K_LEGACY_DROPPED,
     K_N_BUF,
     K_N_FREE,
     K_OUT,
@@ -368,6 +369,7 @@ def test_compiled_steps_leave_the_python_steps_bytes(
             ctl = s.pool.ctl
             assert s.queued() <= capacity
             assert 1 + ctl[K_Q_LEN] + ctl[K_N_FREE] + ctl[K_OUT] == ctl[K_N_BUF]
+            assert len(s._legacy) == ctl[K_LEGACY] + ctl[K_LEGACY_DROPPED]
 
 
 def test_frames_of_the_old_size_are_dropped_first_and_counted_in_order(compiled: bool) -> None:
@@ -405,19 +407,31 @@ def test_frames_of_the_old_size_still_drop_first_after_two_resizes(compiled: boo
     assert stream.dropped == 2
 
 
-def test_a_resize_lets_the_old_pool_go_at_once(compiled: bool) -> None:
-    """Frames queued before a resize are copied out (their rows only), so the old pool is
-    freed right away, not when its last frame is sent, nor by the cycle collector."""
+def test_a_resize_holds_at_most_one_older_pool(compiled: bool) -> None:
+    """Frames queued before a resize are sent from the pool they are in, which they hold;
+    a second resize before they are sent drops them, counted, and lets that pool go at
+    once (by its reference count: no cycle), so at most one older pool is held, as the
+    memory budget counts it."""
     stream = ProbeStream("p", "values", (1000,), 50, capacity=4, compiled=compiled)
-    fill(stream, 120)  # two frames queued, 20 ticks filling
-    old = weakref.ref(stream.pool)
-    gc.disable()  # freed by its reference count, not by the cycle collector
+    fill(stream, 120)  # frames 0 and 1 queued, 20 ticks filling
+    first = weakref.ref(stream.pool.data)
+    gc.disable()
     try:
-        stream.resize(1)
-        assert old() is None
+        stream.resize(1)  # 0, 1 and the 20 ticks flushed as frame 2: in the first pool
+        assert first() is not None
+        assert stream.legacy_bytes() == 6 * 50 * 1000 * 4
+        fill(stream, 1, start=120)  # frame 3, of the new size
+        stream.resize(2)
+        assert first() is None
+        assert stream.dropped == 3
     finally:
         gc.enable()
-    assert [f[2] for f in drain(stream)] == [50, 50, 20]
+    taken = stream.take()
+    assert taken is not None
+    assert (taken.seq, taken.tick, taken.ticks, taken.dropped) == (3, 120, 1, 3)
+    stream.release(taken)
+    assert stream.take() is None
+    assert stream.legacy_bytes() == 0
 
 
 def test_a_frame_pool_past_the_compiled_bound_is_refused() -> None:

@@ -742,8 +742,8 @@ class Engine:
     def max_ticks_per_frame(self) -> int | None:
         """The largest ``ticks_per_frame`` the memory budget allows now, or None.
 
-        The new frame pools are allocated while the old ones still exist, so the bound
-        leaves room for both.
+        The new frame pools are allocated while the old ones (and the older ones that
+        frames queued before the last change still hold) exist: the bound leaves room.
         """
         if self.memory_limit is None:
             return None
@@ -751,7 +751,7 @@ class Engine:
         per_tick = sum(s.bytes_per_tick() for s in streams)
         if per_tick == 0:
             return None
-        current = sum(s.bytes_per_tick() * s.ticks_per_frame for s in streams)
+        current = sum(s.bytes_per_tick() * s.ticks_per_frame + s.legacy_bytes() for s in streams)
         room = self.memory_limit - self.network_bytes - current
         return max(0, room // per_tick)
 

@@ -332,17 +332,17 @@ def _py_count(p: _Pool, frames: int) -> None:
     p.ctl[K_DROPPED] += frames
 
 
-def _queued_copies(p: _Pool) -> list[FrameBuffer]:
-    """Copies of the pool's queued frames, oldest first (their filled rows only, and their
-    headers), so the pool itself can go when a resize leaves it behind."""
+def _queued(p: _Pool) -> list[FrameBuffer]:
+    """The pool's queued frames, oldest first, their headers read (a pool being left)."""
     ctl, n = p.ctl, int(p.ctl[K_N_BUF])
     out = []
     for i in range(int(ctl[K_Q_LEN])):
         b = int(ctl[K_HEAD + (int(ctl[K_Q_START]) + i) % n])
         seq, tick, ticks = (int(x) for x in p.heads[b, [H_SEQ, H_TICK, H_TICKS]])
         t, wall, late = (float(x) for x in p.times[b])
-        # dropped: set when it is taken
-        out.append(FrameBuffer(p.data[b, :ticks].copy(), (seq, tick, ticks, t, wall, late, 0)))
+        buf = p.buffers[b]
+        buf.header = (seq, tick, ticks, t, wall, late, 0)  # dropped: set when taken
+        out.append(buf)
     return out
 
 
@@ -404,10 +404,12 @@ class ProbeStream:
         #: float32 row (cast as numpy casts it).
         self.direct = (np.dtype(self._dtype), *((_F64,) if kind == "values" else ()))
         self._lock = threading.Lock()
-        # Frames queued before a resize, copied out of the old pool, oldest first: taken
+        # Frames queued before the last resize, in the pool it left, oldest first: taken
         # before the pool's (they are older) and dropped first when the queue is full (the
         # pool's K_LEGACY counts those still queued, K_LEGACY_DROPPED those to discard).
+        # They hold that one pool (its bytes: _legacy_bytes) until they are gone.
         self._legacy: deque[FrameBuffer] = deque()
+        self._legacy_bytes = 0
         self._pool = self.allocate(ticks_per_frame)
         self.ticks_per_frame = ticks_per_frame
 
@@ -442,17 +444,21 @@ class ProbeStream:
         if pool is None:
             pool = self.allocate(ticks_per_frame)
         self.flush(wall)
-        # Frames already queued keep their size and are still sent, before the new ones:
-        # copied out (their filled rows), so the old pool goes now. They still count
-        # against the capacity, as the oldest. The counters carry over.
+        # Frames already queued keep their size and are still sent, before the new ones,
+        # from the pool they are in; they still count against the capacity, as the oldest.
+        # Frames of an earlier size still queued (a resize before they were sent) are
+        # dropped, counted, so that at most one older pool is held: the memory budget's
+        # (Engine.max_ticks_per_frame). Nothing is allocated here, so a change of several
+        # streams is all or nothing once their pools are. The counters carry over.
         with self._lock:
             old, legacy = self._pool, self._legacy
-            for _ in range(int(old.ctl[K_LEGACY_DROPPED])):
-                legacy.popleft()
-            legacy.extend(_queued_copies(old))
             counters = [K_SEQ, K_DROPPED, K_COALESCED, K_FRAMES]
             pool.ctl[counters] = old.ctl[counters]
+            pool.ctl[K_DROPPED] += old.ctl[K_LEGACY]  # the earlier ones still queued
+            legacy.clear()
+            legacy.extend(_queued(old))
             pool.ctl[K_LEGACY] = len(legacy)
+            self._legacy_bytes = old.data.nbytes if legacy else 0
             self._pool = pool
             self.ticks_per_frame = ticks_per_frame
 
@@ -556,6 +562,11 @@ class ProbeStream:
             else:
                 _py_count(p, frames)
 
+    def legacy_bytes(self) -> int:
+        """Bytes of the older pool that frames queued before the last resize still hold
+        (0 when none is held)."""
+        return self._legacy_bytes if self._legacy else 0
+
     def free_buffers(self) -> int:
         """Buffers of the pool neither queued, filling nor taken."""
         return int(self._pool.ctl[K_N_FREE])
@@ -636,7 +647,8 @@ class RowRecorder:
         self.table = np.zeros((len(streams), 3), np.int64)
         self.table[:, 1] = offsets
         self.table[:, 2] = [SRC_F64 if a.dtype == _F64 else SRC_SAME for a in sources]
-        self._pools: list[_Pool | None] = [None] * len(streams)
+        # Each stream's pool by number (a reference would keep a pool a resize left).
+        self._pools = [-1] * len(streams)
         self._address = int(self.table.ctypes.data)
 
     def __call__(self, loop: int, count: int, first: int, dt: float) -> bool:
@@ -644,9 +656,10 @@ class RowRecorder:
         frames; the first is tick ``first``. Returns True if a frame completed."""
         streams, pools = self._streams, self._pools
         for i, s in enumerate(streams):
-            if s.pool is not pools[i]:  # resized since: follow the new pool
-                pools[i] = s.pool
-                self.table[i, 0] = s.pool.address
+            p = s.pool
+            if p.number != pools[i]:  # resized since: follow the new pool
+                pools[i] = p.number
+                self.table[i, 0] = p.address
         assert _ext is not None
         completed: bool = _ext.streams_record(loop, self._address, len(streams), count, first, dt)
         return completed

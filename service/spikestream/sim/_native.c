@@ -1802,6 +1802,11 @@ static PyObject *py_streams_record(PyObject *self, PyObject *const *args, Py_ssi
     }
     int done = s_record_rows(table, n, (const uint8_t *)(intptr_t)loop[L_RING],
                              loop[L_CAPACITY], row_bytes, tail, count, v[4], dt);
+    if (done < 0) {
+        PyErr_SetString(PyExc_ValueError, "streams_record: a malformed stream block; "
+                        "expected one laid out as _native_streams.h's");
+        return NULL;
+    }
     return PyBool_FromLong(done);
 }
 

@@ -68,18 +68,23 @@ static int stream_ok(const int64_t *k)
           q_len + legacy <= cap && k[K_LEGACY_DROPPED] >= 0 && n_free >= 0 &&
           (out == 0 || out == 1) && 1 + q_len + n_free + out == n))
         return 0;
-    /* Every buffer number the steps will follow, and the rows the filling one holds: a
-     * block written by anything but these steps is refused, never written through. */
+    /* Every buffer number the next step may follow (the queue's head and tail, the free
+     * stack's top, the one filling) and the rows those hold: a block written by anything
+     * but these steps is refused, never written through. Checked before each step (in
+     * streams_record, before each row's), so O(1): the other entries are the steps' own. */
     const int64_t *q = k + K_HEAD, *free_stack = k + K_HEAD + n;
-    for (int64_t i = 0; i < q_len; i++) {
-        const int64_t b = q[(k[K_Q_START] + i) % n];
-        if (b < 0 || b >= n)
+    const int64_t *heads = (const int64_t *)(intptr_t)k[K_HEADS];
+    if (q_len > 0) {
+        const int64_t head = q[k[K_Q_START]], tail = q[(k[K_Q_START] + q_len - 1) % n];
+        if (head < 0 || head >= n || tail < 0 || tail >= n)
+            return 0;
+        const int64_t tail_ticks = heads[tail * H_COLUMNS + H_TICKS];
+        if (tail_ticks < 0 || tail_ticks > rows)
             return 0;
     }
-    for (int64_t i = 0; i < n_free; i++)
-        if (free_stack[i] < 0 || free_stack[i] >= n)
-            return 0;
-    const int64_t ticks = ((const int64_t *)(intptr_t)k[K_HEADS])[cur * H_COLUMNS + H_TICKS];
+    if (n_free > 0 && (free_stack[n_free - 1] < 0 || free_stack[n_free - 1] >= n))
+        return 0;
+    const int64_t ticks = heads[cur * H_COLUMNS + H_TICKS];
     return ticks >= 0 && ticks < tpf;
 }
 
@@ -218,22 +223,16 @@ static int64_t s_take(int64_t *k)
     return b;
 }
 
-/* Undo s_take(k) that returned b (its header could not be handed over): the frame is
- * the oldest queued again, or, when the filling side queued up to the capacity meanwhile
- * (building the header may run Python, which lets other threads run), dropped, counted. */
+/* Undo s_take(k) that returned b, right after it (its header could not be handed over:
+ * nothing ran in between): the frame is the oldest queued again. */
 static void s_untake(int64_t *k, int64_t b)
 {
     const int64_t n = k[K_N_BUF];
     s_heads(k, b)[H_OUT] = 0;
     k[K_OUT] = 0;
-    if (k[K_Q_LEN] + k[K_LEGACY] < k[K_CAPACITY]) {
-        k[K_Q_START] = (k[K_Q_START] + n - 1) % n;
-        s_queue(k)[k[K_Q_START]] = b;
-        k[K_Q_LEN] += 1;
-    } else {
-        s_recycle(k, b);
-        k[K_DROPPED] += 1;
-    }
+    k[K_Q_START] = (k[K_Q_START] + n - 1) % n;
+    s_queue(k)[k[K_Q_START]] = b;
+    k[K_Q_LEN] += 1;
 }
 
 /* The taker's step for the frames of an older size (K_LEGACY): how many it must discard
@@ -265,7 +264,8 @@ static int s_release(int64_t *k, int64_t b)
  * count, from tail, is the tick of index first + r, at t = (first + r + 1) * dt, late by
  * its start past its deadline (pacer._lateness), ended at its wall time. table: int64
  * (n_streams, 3), each stream's control block, its value's offset in a row and the value's
- * kind (SRC_*). Returns 1 if a frame completed. Checked by the caller (py_streams_record). */
+ * kind (SRC_*). Returns 1 if a frame completed, -1 (stopping there) at a malformed stream
+ * block; the table's offsets and kinds are checked by the caller (py_streams_record). */
 static int s_record_rows(const int64_t *table, int64_t n_streams, const uint8_t *ring,
                          int64_t ring_rows, int64_t row_bytes, int64_t tail, int64_t count,
                          int64_t first, double dt)
@@ -281,8 +281,10 @@ static int s_record_rows(const int64_t *table, int64_t n_streams, const uint8_t 
         const double t = (double)(index + 1) * dt;
         for (int64_t s = 0; s < n_streams; s++) {
             const int64_t *e = table + 3 * s;
-            completed |= s_record((int64_t *)(intptr_t)e[0], row + e[1], (int)e[2], index, t,
-                                  late, meta[R_WALL_END]);
+            int64_t *k = (int64_t *)(intptr_t)e[0];
+            if (!stream_ok(k))
+                return -1;
+            completed |= s_record(k, row + e[1], (int)e[2], index, t, late, meta[R_WALL_END]);
         }
     }
     return completed;
