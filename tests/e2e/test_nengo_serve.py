@@ -40,13 +40,15 @@ async def test_served_channel_follows_an_mqtt_input(mosquitto: Mosquitto, tmp_pa
                     await pub.publish(f"spikestream/{NET}/in/stim", f"[{target[0]}, {target[1]}]")
                     want = np.array(target, np.float32)
 
-                    def arrived(ms: list[Message], want: np.ndarray = want) -> int | None:
+                    def arrived(ms: list[Message], want: np.ndarray = want) -> list[int]:
+                        # A list, truthy even for tick 0: an input that arrives before the
+                        # first tick is applied to it (wait_for waits for a true result).
                         ticks, seen = values(ms, "stim_value")
                         hits = np.flatnonzero(np.all(seen == want, axis=1))
-                        return int(ticks[hits[0]]) if hits.size else None
+                        return [int(ticks[hits[0]])] if hits.size else []
 
                     try:
-                        start = await sub.wait_for(arrived, what=f"stim = {target}")
+                        (start,) = await sub.wait_for(arrived, what=f"stim = {target}")
                     except AssertionError as exc:  # say what the service did meanwhile
                         raise AssertionError(f"{exc}\n{_seen(sub.messages, proc)}") from None
 
