@@ -1546,11 +1546,9 @@ static PyObject *py_ring_done(PyObject *self, PyObject *const *args, Py_ssize_t 
 
 #include "_native_streams.h"
 
-static int64_t *stream_arg(PyObject *arg, const char *fn)
+/* The stream block at address, checked (stream_ok), or NULL with a ValueError. */
+static int64_t *stream_block(int64_t address, const char *fn)
 {
-    int64_t address;
-    if (as_i64(arg, &address, "stream") < 0)
-        return NULL;
     int64_t *k = (int64_t *)(intptr_t)address;
     if (!stream_ok(k)) {
         PyErr_Format(PyExc_ValueError, "%s: a malformed stream block; expected one laid out "
@@ -1558,6 +1556,12 @@ static int64_t *stream_arg(PyObject *arg, const char *fn)
         return NULL;
     }
     return k;
+}
+
+static int64_t *stream_arg(PyObject *arg, const char *fn)
+{
+    int64_t address;
+    return as_i64(arg, &address, "stream") < 0 ? NULL : stream_block(address, fn);
 }
 
 PyDoc_STRVAR(stream_record_doc,
@@ -1715,13 +1719,13 @@ PyDoc_STRVAR(stream_release_doc,
 static PyObject *py_stream_release(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    int64_t b;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "stream_release takes 2 arguments; got %zd", nargs);
+    int64_t v[2];
+    static const char *const names[] = {"stream", "buffer"};
+    if (int_args(args, nargs, 2, 2, "stream_release", names, v) < 0)
         return NULL;
-    }
-    int64_t *k = stream_arg(args[0], "stream_release");
-    if (k == NULL || as_i64(args[1], &b, "buffer") < 0)
+    int64_t *k = stream_block(v[0], "stream_release");
+    const int64_t b = v[1];
+    if (k == NULL)
         return NULL;
     if (!s_release(k, b)) {
         PyErr_Format(PyExc_ValueError, "stream_release: buffer %lld is not taken; expected "
@@ -1738,13 +1742,13 @@ PyDoc_STRVAR(stream_count_doc,
 static PyObject *py_stream_count(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    int64_t frames;
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "stream_count takes 2 arguments; got %zd", nargs);
+    int64_t v[2];
+    static const char *const names[] = {"stream", "frames"};
+    if (int_args(args, nargs, 2, 2, "stream_count", names, v) < 0)
         return NULL;
-    }
-    int64_t *k = stream_arg(args[0], "stream_count");
-    if (k == NULL || as_i64(args[1], &frames, "frames") < 0)
+    int64_t *k = stream_block(v[0], "stream_count");
+    const int64_t frames = v[1];
+    if (k == NULL)
         return NULL;
     if (frames < 0) {
         PyErr_Format(PyExc_ValueError, "stream_count: %lld frames; expected >= 0",
