@@ -599,3 +599,42 @@ def test_the_last_ticks_before_a_pause_count_in_the_windows_while_paused() -> No
     assert stats.recent[1].ticks == stats.ticks == 2050
     clock.advance(1.0)
     assert pacer.statistics().recent[0].ticks == 0  # a second later the 1 s window is empty
+
+
+@given(
+    runs=st.lists(
+        st.lists(st.tuples(st.booleans(), st.floats(0.0, 0.003)), min_size=1, max_size=12),
+        min_size=1,
+        max_size=8,
+    ),
+    burst=st.integers(0, 3),
+)
+def test_ran_run_leaves_what_ran_leaves_tick_by_tick(
+    runs: list[list[tuple[bool, float]]], burst: int
+) -> None:
+    """``ran_run`` for a run of ticks (caught up or not, each starting some time after
+    its deadline) leaves the overruns, the burst, the tick and the next index that
+    ``ran`` called for each tick in turn leaves, from a burst already under way."""
+    _, by_tick = started()
+    _, by_run = started()
+    for pacer in (by_tick, by_run):
+        pacer._burst = burst
+    k = 0
+    for run in runs:
+        for caught_up, late in run:
+            deadline = T0 + k * DT
+            expected = by_tick.ran(k, deadline, deadline + late, caught_up)
+            k += 1
+        flags = [c for c, _ in run]
+        trailing = len(flags) - max((i + 1 for i, c in enumerate(flags) if not c), default=0)
+        got = by_run.ran_run(len(run), k - 1, deadline, deadline + late, sum(flags), trailing)
+        assert (got.index, got.deadline, got.start, got.lateness, got.skipped) == (
+            expected.index,
+            expected.deadline,
+            expected.start,
+            expected.lateness,
+            expected.skipped,
+        )
+        assert by_run.burst == by_tick.burst
+        assert by_run._overruns == by_tick._overruns
+        assert by_run.next_index == by_tick.next_index == k

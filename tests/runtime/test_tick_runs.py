@@ -200,6 +200,89 @@ def test_the_pacer_counts_caught_up_ticks_as_due_does() -> None:
     assert under_test.next_index == 5
 
 
+def _looked_from(rows: list[Row]) -> tuple[int, int, int, int, float, float]:
+    """What TickLoop.look should find in these rows, read from their views one by one:
+    caught-up rows, those ending the rows in a row, the first with an input changed, and
+    the last's index, deadline and start."""
+    flags = [int(r.index[1]) for r in rows]
+    trailing = len(flags) - max((i + 1 for i, f in enumerate(flags) if not f), default=0)
+    changed = next((i for i, r in enumerate(rows) if r.state[:, FLAG].any()), len(rows))
+    last = rows[-1]
+    return sum(flags), trailing, changed, int(last.index[0]), last.meta[1], last.meta[0]
+
+
+@pytest.mark.parametrize("behind", [-0.001, 0.003, 10.0])
+def test_look_reads_what_the_rows_hold_across_the_ring_s_end(behind: float) -> None:
+    """``look`` (one compiled pass) finds in the rows ready what the reader would read
+    from each row's views: caught-up ticks and the ones ending the rows, the first row in
+    which the input changed, the last row's index, deadline and start. On time, a few
+    ticks behind (caught up, then on time) and far behind (every tick caught up); with an
+    input posted between runs, so the change falls inside the rows and past the ring's
+    end."""
+    _, native, loop = _seed_loop()
+    cap = loop.capacity
+    assert loop.look()[:2] == (0, 0)
+    unread = 0
+    for value, give_back in ((0.3, cap // 3), (-0.2, cap - 5), (0.8, cap)):
+        native.mailboxes[0].post(np.array([value]), time.perf_counter(), None)
+        while True:  # until the ring is full (an overrun on a stall starts a fresh grid)
+            k = int(loop.loop[L_NEXT])
+            reason = loop.run(
+                time.perf_counter() - behind, k, 0.0005, k, [(1, 1)], 0, 10**9 if behind > 0 else 0
+            )
+            if reason == RUN_FULL:
+                break
+            assert reason == RUN_OVERRUN
+        rows = loop.take()
+        look = loop.look()
+        tail, head = look[:2]
+        assert (tail, head) == (int(loop.loop[L_TAIL]), int(loop.loop[L_HEAD]))
+        assert [loop.row(r) for r in range(tail, head)] == rows
+        caught, trailing, changed, last, deadline, start = _looked_from(rows)
+        # The deadline and start are the rows' own doubles, compared exactly.
+        assert look[2:] == (caught, trailing, changed, last, deadline, start)
+        if behind == 10.0:
+            assert caught == trailing == len(rows)
+        # The value posted before this run changed the input in the run's first row,
+        # which follows the rows still unread from the last one.
+        assert changed == unread
+        loop.done(give_back)
+        unread = len(rows) - give_back
+    tail, head = loop.look()[:2]
+    loop.done(head - tail)
+    tail, head, caught, trailing, changed, last, deadline, start = loop.look()
+    assert (head - tail, caught, trailing, changed, last) == (0, 0, 0, 0, -1)
+    assert math.isnan(deadline)
+    assert math.isnan(start)
+
+
+def test_look_refuses_a_malformed_loop_or_input_state() -> None:
+    ext = extension()
+    assert ext is not None
+    _, _, loop = _seed_loop()
+    at, inputs = loop._state_at
+    row_bytes = int(loop.loop[L_ROW_BYTES])
+    for bad_at, bad_inputs in (
+        (0, inputs),  # inside the row's header
+        (at + 4, inputs),  # not aligned
+        (row_bytes - 8, 1),  # past the row's end
+        (at, -1),
+        (at, row_bytes),
+    ):
+        with pytest.raises(ValueError, match="ring_look: the input state"):
+            ext.ring_look(loop.address, bad_at, bad_inputs)
+    loop.loop[L_HEAD] = loop.capacity + 1  # more rows than the ring holds
+    with pytest.raises(ValueError, match="expected at most the ring's"):
+        loop.look()
+    loop.loop[L_HEAD] = 0
+    saved = int(loop.loop[L_CAPACITY])
+    loop.loop[L_CAPACITY] = 0
+    with pytest.raises(ValueError, match="a malformed loop array"):
+        loop.look()
+    loop.loop[L_CAPACITY] = saved
+    assert loop.look()[:2] == (0, 0)
+
+
 def _run_until_control(
     loop: TickLoop, period: float, frames: list[tuple[int, int]], drain: bool = False
 ) -> int:
@@ -616,6 +699,56 @@ def test_an_engine_in_runs_computes_the_same_ticks(factor: float, threads: int) 
         assert starts == list(range(0, 10 * len(starts), 10))  # whole frames, no gap
     stats = engine.statistics()
     assert stats.pacer.ticks == engine.executed == stats.tick
+
+
+class _Log:
+    """An input log that keeps what it is told (InputLog)."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[int, float]] = []
+
+    def record(self, executed: int, name: str, value: np.ndarray) -> None:
+        self.changes.append((executed, float(value[0])))
+
+    def mark(self, kind: str, executed: int) -> None:
+        raise AssertionError(f"no {kind} was asked for")
+
+
+def test_a_run_s_input_changes_are_accounted_at_their_own_ticks() -> None:
+    """In runs, the reader accounts for each input change at the tick that applied it:
+    the input log's tick for each value is the first tick whose frame row holds it, the
+    TTL's return to the default is reported once, and the pacer and the slot saw every
+    tick (rows without a change are never read one by one)."""
+    engine = Engine(build(load_network(SEED)), queue_capacity=4000, runs=True)
+    log = _Log()
+    engine.input_log = log
+    engine.inputs["u"].ttl = 0.15
+    values = [0.25, -0.5, 0.75]
+    with _io_side(engine):
+        engine.start()
+        for value in values:
+            time.sleep(0.06)
+            engine.inputs["u"].offer(np.array([value]), received=time.perf_counter())
+        time.sleep(0.3)  # the last value's TTL ends: the default comes back
+        engine.stop()
+    engine.close()
+    assert engine.failure is None
+    u, starts = _frames(engine, "u")
+    assert starts[0] == 0
+    assert len(u) == engine.executed
+    dtype = u.dtype.type
+    # Each value, then the default when the last one went stale.
+    assert [v for _, v in log.changes] == [*values, 0.0]
+    since = 0
+    for executed, value in log.changes:
+        first = since + int(np.argmax(u[since:, 0] == dtype(value)))
+        assert executed == first, (value, executed, first)
+        assert u[first - 1, 0] != dtype(value)
+        since = first
+    assert engine.inputs["u"].stale_events == 1
+    assert [e["input"] for e in engine.events if e["event"] == "input_stale"] == ["u"]
+    assert engine.statistics().pacer.ticks == engine.executed == engine.sim.tick
+    assert engine.ticks_in_runs > 0
 
 
 @pytest.mark.parametrize("runs", [True, False])

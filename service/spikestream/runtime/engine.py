@@ -41,7 +41,6 @@ from spikestream.runtime.native_tick import (
     FLAG,
     RUN_OVERRUN,
     NativeTick,
-    Row,
     TickLoop,
     applied_number,
     unavailable,
@@ -580,24 +579,25 @@ class Engine:
         Returns True if a frame completed."""
         runs = self._runs
         assert runs is not None
-        rows = runs.take()
-        if not rows:
+        # The run's pacing and its first change of input, read from its rows in one pass.
+        tail, head, caught_up, trailing, changed, last, deadline, start = runs.look()
+        n = head - tail
+        if n == 0:
             return False
-        pacer, sim = self.pacer, self.sim
-        first = sim.tick
-        row: Row
-        for row in rows:
-            start, deadline, wall_start, _, _ = row.meta.tolist()
-            k, caught_up = row.index.tolist()
-            # Recorded by the run already (TickLoop.record_into): the pacer only learns of it.
-            pacer.ran(k, deadline, start, bool(caught_up))
+        sim, first, executed = self.sim, self.sim.tick, self.executed
+        # Recorded by the run already (TickLoop.record_into): the pacer only learns of it.
+        self.pacer.ran_run(n, last, deadline, start, caught_up, trailing)
+        # Only rows from the first in which an input changed are read here, each at its tick.
+        for r in range(changed, n):
+            row = runs.row(tail + r)
+            sim.tick, self.executed = first + r, executed + r
+            start, _, wall_start, _, _ = row.meta.tolist()
             self._applied(row.state, row.inputs, start, wall_start)
-            sim.tick += 1
-            self.executed += 1
+        sim.tick, self.executed = first + n, executed + n
         # Every row into every probe's frames at once, as ProbeStream.record would fill them
         # row by row: tick first + r at (first + r + 1) * dt, its lateness, its end's time.
-        completed = self._rows(runs.address, len(rows), first, self.model.dt)
-        runs.done(len(rows))
+        completed = self._rows(runs.address, n, first, self.model.dt)
+        runs.done(n)
         return completed
 
     def _applied(

@@ -316,6 +316,28 @@ class Pacer:
         tick.skipped = 0
         return self._released(start, _lateness(start, deadline))
 
+    def ran_run(
+        self,
+        count: int,
+        index: int,
+        deadline: float,
+        start: float,
+        caught_up: int = 0,
+        trailing: int = 0,
+    ) -> Tick:
+        """:meth:`ran` for ``count`` ticks at once, the last being tick ``index`` (its
+        ``deadline`` and ``start``): ``caught_up`` of them were catch-up ticks, the last
+        ``trailing`` of them in a row. Leaves the state that :meth:`ran` called for each
+        tick in turn leaves (``count`` > 0). Returns the reused :class:`Tick`."""
+        self._overruns += caught_up
+        # A run ending in catch-up ticks only goes on with the burst it began with.
+        self._burst = self._burst + count if trailing == count else trailing
+        tick = self._tick
+        tick.index = index
+        tick.deadline = deadline
+        tick.skipped = 0
+        return self._released(start, _lateness(start, deadline))
+
     @property
     def pace_record(self) -> PaceRecord:
         """The record :meth:`release` writes each tick into, for a run of compiled ticks

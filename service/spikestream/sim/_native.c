@@ -1516,6 +1516,83 @@ static PyObject *py_ring_take(PyObject *self, PyObject *arg)
     return Py_BuildValue("(LL)", (long long)loop[L_TAIL], (long long)head);
 }
 
+PyDoc_STRVAR(ring_look_doc,
+"ring_look(loop, state_offset, inputs)\n--\n\n"
+"ring_take, then what the reader's bookkeeping needs of the rows ready, read in one pass\n"
+"(Engine._collect: the pacer learns of a run at once, and only rows in which an input\n"
+"changed go through Python). loop: address of the int64 loop array; state_offset: the\n"
+"input state's byte offset in a row (int64 (inputs, 5), as the tick leaves it). Returns\n"
+"(tail, head, caught_up, trailing, changed, index, deadline, start): caught_up counts the\n"
+"rows flagged as catch-up ticks, trailing those at the end of the rows in a row; changed\n"
+"is the first row (0-based from tail) whose state flags a change of any input, or\n"
+"head - tail when none does; index, deadline and start are the last row's (-1, nan and\n"
+"nan when no row is ready).");
+
+static PyObject *py_ring_look(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t v[3];
+    static const char *const names[] = {"loop", "state_offset", "inputs"};
+    if (int_args(args, nargs, 3, 3, "ring_look", names, v) < 0)
+        return NULL;
+    int64_t *loop = (int64_t *)(intptr_t)v[0];
+    const int64_t at = v[1], inputs = v[2];
+    if (loop == NULL || loop[L_CAPACITY] < 1 || loop[L_RING] == 0 ||
+        loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError, "ring_look: a malformed loop array; expected "
+                        "run_ticks' (a ring, its rows and their size)");
+        return NULL;
+    }
+    const int64_t row_bytes = loop[L_ROW_BYTES];
+    if (inputs < 0 || at < 8 * R_META || at % 8 != 0 || at > row_bytes ||
+        inputs > (row_bytes - at) / (8 * ST_COLUMNS)) {
+        PyErr_Format(PyExc_ValueError, "ring_look: the input state of %lld inputs at byte "
+                     "%lld; expected it within a row of %lld bytes, after its header",
+                     (long long)inputs, (long long)at, (long long)row_bytes);
+        return NULL;
+    }
+    if (loop[L_EVENTFD] >= 0) {
+        uint64_t count; /* as ring_take: reset, then arm, then read the head */
+        ssize_t got = read((int)loop[L_EVENTFD], &count, sizeof count);
+        (void)got;
+    }
+    __atomic_store_n(&loop[L_ARMED], 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    const int64_t head = __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE);
+    const int64_t tail = loop[L_TAIL];
+    if (tail < 0 || head < tail || head - tail > loop[L_CAPACITY]) {
+        PyErr_Format(PyExc_ValueError, "ring_look: rows %lld .. %lld ready; expected at most "
+                     "the ring's %lld", (long long)tail, (long long)head,
+                     (long long)loop[L_CAPACITY]);
+        return NULL;
+    }
+    int64_t caught = 0, trailing = 0, changed = head - tail, index = -1;
+    double deadline = NAN, start = NAN;
+    for (int64_t r = tail; r < head; r++) {
+        const char *row = ring_row(loop, r);
+        const int64_t late = ((const int64_t *)row)[R_FLAGS] != 0;
+        caught += late;
+        trailing = late ? trailing + 1 : 0;
+        if (changed == head - tail) {
+            const int64_t *st = (const int64_t *)(row + at);
+            for (int64_t i = 0; i < inputs; i++) {
+                if (st[i * ST_COLUMNS + ST_FLAG] != 0) {
+                    changed = r - tail;
+                    break;
+                }
+            }
+        }
+        if (r == head - 1) {
+            index = ((const int64_t *)row)[R_INDEX];
+            deadline = ((const double *)row)[R_DEADLINE];
+            start = ((const double *)row)[R_START];
+        }
+    }
+    return Py_BuildValue("(LLLLLLdd)", (long long)tail, (long long)head, (long long)caught,
+                         (long long)trailing, (long long)changed, (long long)index, deadline,
+                         start);
+}
+
 PyDoc_STRVAR(ring_done_doc,
 "ring_done(loop, count)\n--\n\n"
 "Give count rows back to run_ticks, after they were read (a release store, so the loop\n"
@@ -1893,6 +1970,7 @@ static PyMethodDef methods[] = {
     {"tick", (PyCFunction)(void (*)(void))py_tick, METH_FASTCALL, tick_doc},
     {"run_ticks", (PyCFunction)(void (*)(void))py_run_ticks, METH_FASTCALL, run_ticks_doc},
     {"ring_take", py_ring_take, METH_O, ring_take_doc},
+    {"ring_look", (PyCFunction)(void (*)(void))py_ring_look, METH_FASTCALL, ring_look_doc},
     {"ring_done", (PyCFunction)(void (*)(void))py_ring_done, METH_FASTCALL, ring_done_doc},
     {"adapt_spin", (PyCFunction)(void (*)(void))py_adapt_spin, METH_FASTCALL, adapt_spin_doc},
     {"post_input", (PyCFunction)(void (*)(void))py_post_input, METH_FASTCALL, post_input_doc},
