@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import struct
 import weakref
+from typing import Any
 
 import numpy as np
 import pytest
@@ -178,6 +179,62 @@ def test_a_flushed_short_frame_ends_at_its_last_tick(compiled: bool) -> None:
         (8, 4, pytest.approx(0.012)),
         (12, 2, pytest.approx(0.014)),
     ]
+
+
+def _encoded(
+    seq: int, tick: int, ticks: int, t: float, wall: float, late: float, dropped: int, data: Any
+) -> tuple[Any, ...]:
+    """A stand-in encoder: the header and a copy of the frame's valid rows."""
+    return (seq, tick, ticks, t, wall, late, dropped, data[:ticks].copy())
+
+
+def test_take_encoded_is_take_encode_release_in_one_step(compiled: bool) -> None:
+    """``take_encoded`` gives what take, encode and release give, frame after frame, for
+    frames of an older size queued before a resize too (dropped first, counted), and
+    leaves the pool as they leave it."""
+    streams = [ProbeStream("p", "values", (2,), 3, capacity=3, compiled=compiled) for _ in "ab"]
+    for stream in streams:
+        fill(stream, 7)  # two frames queued, one tick filling
+        stream.count_dropped(2)
+        stream.resize(2)  # the partial frame flushed: three of the older size
+        fill(stream, 9, start=7)  # the capacity: the oldest of them are dropped first
+    by_steps, one_step = streams
+    expected = []
+    while (buf := by_steps.take()) is not None:
+        expected.append(_encoded(*buf.header, buf.data))
+        by_steps.release(buf)
+    got = []
+    while (frame := one_step.take_encoded(_encoded)) is not None:
+        got.append(frame)
+    assert len(got) == 3
+    for a, b in zip(got, expected, strict=True):
+        assert a[:7] == b[:7]
+        np.testing.assert_array_equal(a[7], b[7])
+    assert got[0][6] > 2  # the drops of the older frames are claimed
+    assert one_step.dropped == by_steps.dropped
+    # Past the arrays' addresses, every entry: counters, queue, free stack.
+    np.testing.assert_array_equal(one_step.pool.ctl[K_N_BUF:], by_steps.pool.ctl[K_N_BUF:])
+
+
+def test_a_frame_that_fails_to_encode_is_counted_and_its_buffer_given_back(
+    compiled: bool,
+) -> None:
+    stream = ProbeStream("p", "values", (1,), 1, capacity=4, compiled=compiled)
+    fill(stream, 3)
+    free = stream.free_buffers()
+
+    def broken(*header: Any) -> bytes:
+        raise RuntimeError("broken encoder")
+
+    with pytest.raises(RuntimeError, match="broken encoder"):
+        stream.take_encoded(broken)
+    assert stream.dropped == 1
+    assert stream.queued() == 2
+    assert stream.free_buffers() == free + 1
+    frame = stream.take_encoded(_encoded)
+    assert frame is not None
+    assert frame[:3] == (1, 1, 1)
+    assert frame[6] == 1  # the next frame carries the count
 
 
 def test_a_buffer_given_back_twice_is_refused(compiled: bool) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from spikestream.build import build
 from spikestream.runtime.engine import Engine
+from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.framecodec import ProbeEncoder
 from spikestream.serving.frames_out import FrameSender
@@ -42,7 +43,9 @@ def _engine() -> Engine:
     return engine
 
 
-def _sender(engine: Engine, link: MqttLink, qos: int) -> FrameSender:
+def _sender(
+    engine: Engine, link: MqttLink, qos: int, trace: LatencyTrace | None = None
+) -> FrameSender:
     net = engine.model.name
     topics = {name: f"fo/{net}/{name}" for name in engine.streams}
     shapes = {name: (s.kind, s.shape) for name, s in engine.streams.items()}
@@ -56,7 +59,7 @@ def _sender(engine: Engine, link: MqttLink, qos: int) -> FrameSender:
         qos=qos,
         expiry=None,
         bridges=bridges,
-        trace=None,
+        trace=trace,
         yield_gil=lambda: None,
         retry_later=lambda delay: None,
     )
@@ -136,12 +139,14 @@ async def test_frames_the_link_refuses_are_counted_and_the_count_travels(
                 assert missing <= claimed <= lost
 
 
-async def test_a_frame_that_fails_to_encode_is_counted_with_the_rest_of_its_round(
-    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("traced", [False, True], ids=["one-step", "traced"])
+async def test_a_frame_that_fails_to_encode_is_counted_and_the_next_probes_wait(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, traced: bool
 ) -> None:
-    """An encoder that raises (a programming error) propagates, and neither its frame nor
-    the round's frames after it are lost silently: they are counted, their buffers given
-    back; the frames encoded before it go out."""
+    """An encoder that raises (a programming error) propagates; its frame is counted and
+    its buffer given back, the frames encoded before it go out, and the next probes'
+    frames stay queued, nothing lost. On the one-step path (take_encoded) and on the
+    path that takes each buffer to show it (a latency trace)."""
     engine = _engine()
     names = list(engine.streams)
     async with _pair(mosquitto) as (link, inbox):
@@ -154,15 +159,19 @@ async def test_a_frame_that_fails_to_encode_is_counted_with_the_rest_of_its_roun
             return real(self, *args)
 
         monkeypatch.setattr(ProbeEncoder, "encode_rows", fail)
-        sender = _sender(engine, link, 0)
+        trace = LatencyTrace(names) if traced else None
+        sender = _sender(engine, link, 0, trace)
         pools = {n: s.free_buffers() for n, s in engine.streams.items()}
         with pytest.raises(ValueError, match="broken encoder"):
             sender.send()
-        assert [engine.streams[n].dropped for n in names] == [0] + [1] * (len(names) - 1)
-        # Every taken buffer is back in its pool.
+        assert [engine.streams[n].dropped for n in names] == [0, 1] + [0] * (len(names) - 2)
+        # The two taken buffers are back in their pools; the next probes' frames wait.
         assert {n: s.free_buffers() for n, s in engine.streams.items()} == {
-            n: pools[n] + 1 for n in names
+            n: pools[n] + (i < 2) for i, n in enumerate(names)
         }
+        assert [engine.streams[n].queued() for n in names] == [TICKS - 1] * 2 + [TICKS] * (
+            len(names) - 2
+        )
         await eventually(lambda: len(inbox.items) == 1)
         assert _seqs(inbox, names[0]) == [(0, 0)]
 

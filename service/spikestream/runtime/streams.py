@@ -21,9 +21,9 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -80,6 +80,9 @@ _POOL_NUMBERS = itertools.count()
 
 #: A frame's header as :meth:`ProbeStream.take` reads it: seq, first tick, ticks, t (s),
 #: wall time (s), largest lateness (s), dropped count; the frame encoder's argument order.
+#: What a frame sender's encode function returns (:meth:`ProbeStream.take_encoded`).
+T = TypeVar("T")
+
 Header = tuple[int, int, int, float, float, float, int]
 
 
@@ -188,6 +191,9 @@ class _Pool:
         ctl[K_HEAD + n : K_HEAD + 2 * n - 1] = np.arange(n - 1)
         ctl[K_N_FREE] = n - 1
         self.address = int(ctl.ctypes.data)
+        #: The control block as a memoryview: its items read as Python ints, without the
+        #: numpy scalar each array index makes (the sender reads the queue's length per frame).
+        self.view: memoryview = memoryview(ctl.data)
         # The buffers name their pool by number, not by reference: no cycle, so a pool
         # left behind by a resize is freed as soon as nothing holds it.
         self.number = next(_POOL_NUMBERS)
@@ -539,6 +545,41 @@ class ProbeStream:
             buf.header = got[1]
             return buf
 
+    def take_encoded(self, encode: Callable[..., T]) -> T | None:
+        """Take the oldest queued frame, encode it and give its buffer back, in one step
+        (I/O thread): ``encode(seq, tick, ticks, t, wall, late_max, dropped, data)``'s
+        result (``data``: the whole buffer, its first ``ticks`` rows valid), or None when
+        none is queued. What :meth:`take`, then ``encode(*buf.header, buf.data)``, then
+        :meth:`release` do, with one lock and no :class:`FrameBuffer` header (the frame
+        sender's path for each frame). The buffer is given back whatever ``encode`` does;
+        should it raise, the frame, which has left the queue, is counted dropped."""
+        with self._lock:
+            p = self._pool
+            if not self._legacy and self.compiled:
+                assert _ext is not None
+                got: tuple[int, Header] | None = _ext.stream_take(p.address)
+                if got is None:
+                    return None
+                b, header = got
+                try:
+                    return encode(*header, p.buffers[b].data)
+                except BaseException:
+                    _ext.stream_count(p.address, 1)
+                    raise
+                finally:
+                    _ext.stream_release(p.address, b)
+        # Frames of an older size first, or the steps in Python: the steps one by one.
+        buf = self.take()
+        if buf is None:
+            return None
+        try:
+            return encode(*buf.header, buf.data)
+        except BaseException:
+            self.count_dropped()
+            raise
+        finally:
+            self.release(buf)
+
     def release(self, buf: FrameBuffer) -> None:
         """Return a frame taken with :meth:`take` to the pool (I/O thread). A frame of an
         old size (taken after a :meth:`resize`) is let go."""
@@ -573,8 +614,8 @@ class ProbeStream:
 
     def queued(self) -> int:
         """Frames waiting in the queue."""
-        ctl = self._pool.ctl
-        return int(ctl[K_Q_LEN] + ctl[K_LEGACY])
+        view = self._pool.view
+        return int(view[K_Q_LEN] + view[K_LEGACY])
 
     def _counter(self, column: int) -> int:
         return int(self._pool.ctl[column])

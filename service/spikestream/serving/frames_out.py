@@ -3,7 +3,8 @@
 :class:`FrameSender` takes completed frames round-robin over the probes, one frame of each
 probe with frames queued at a time (a round), encodes each
 (:class:`~spikestream.serving.framecodec.ProbeEncoder`: the client codec's bytes, written
-in C) and hands the round to the link in one ``publish_frames`` call (QoS 0; at QoS 1
+in C; taken, encoded and given back in one step,
+:meth:`~spikestream.runtime.streams.ProbeStream.take_encoded`) and hands the round to the link in one ``publish_frames`` call (QoS 0; at QoS 1
 and 2 one ``publish_nowait`` per frame), which never blocks. It works in slices of at
 most :data:`DRAIN_SLICE` seconds, so that input messages, which the event loop reads
 between slices, never wait behind a long run of frame encoding; and it takes a frame out
@@ -21,7 +22,7 @@ from typing import Any
 import numpy.typing as npt
 
 from spikestream.runtime.engine import Engine
-from spikestream.runtime.streams import FrameBuffer, ProbeStream
+from spikestream.runtime.streams import ProbeStream
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.framecodec import ProbeEncoder
@@ -126,57 +127,42 @@ class FrameSender:
             if time.perf_counter() >= until:
                 return True  # let the loop read inputs, then go on
             self.yield_gil()
-            # One frame of each probe with frames queued: a round, handed over at once.
-            round_ = []
-            still = []
-            for stream in pending:
-                buf = stream.take()
-                if buf is None:
-                    continue
-                round_.append((stream, buf))
-                if stream.queued():
-                    still.append(stream)
-            self._publish(round_)
-            pending = still
+            pending = self._round(pending)
         return False
 
-    def _publish(self, round_: list[tuple[ProbeStream, FrameBuffer]]) -> None:
-        """Encode a round's frames, give their buffers back, and hand them to the link
-        (QoS 0: in one call). A frame the link refuses is counted dropped on its probe."""
-        trace = self.trace
-        outlets, observe = self._outlets, self.bridges.observe
+    def _round(self, pending: list[ProbeStream]) -> list[ProbeStream]:
+        """Take and encode one frame of each probe in ``pending``, each buffer given back
+        at once, and hand them to the link together (QoS 0: in one call). Returns the
+        probes with frames still queued. A frame the link refuses is counted dropped on
+        its probe; a frame that fails to encode (a programming error, raised once the
+        frames before it are handed over) is counted by its probe, and the next probes'
+        frames stay queued."""
+        trace, outlets = self.trace, self._outlets
         messages: list[tuple[str, bytes]] = []
-        taken: list[float] = []  # with a trace: when each frame was taken
+        streams: list[ProbeStream] = []
+        still: list[ProbeStream] = []
+        taken: list[float] = []  # with a trace: when each frame was taken, and its seq
         seqs: list[int] = []
-        done = 0
         failure: Exception | None = None
+        for stream in pending:
+            topic, encode, observed = outlets[stream]
+            try:
+                if trace is None and not observed:
+                    # One step: take, encode from the buffer's first rows, give it back.
+                    payload = stream.take_encoded(encode)
+                else:
+                    payload = self._take_watched(stream, encode, observed, taken, seqs)
+            except Exception as exc:  # raised again below, once the frames before it are out
+                failure = exc
+                break
+            if payload is None:
+                continue
+            messages.append((topic, payload))
+            streams.append(stream)
+            if stream.queued():
+                still.append(stream)
         try:
-            for stream, buf in round_:
-                if trace is not None:
-                    taken.append(time.time())
-                    seqs.append(buf.seq)
-                topic, encode, observed = outlets[stream]
-                try:
-                    if observed:
-                        observe(stream.name, stream.kind, buf.data[: buf.ticks])
-                    # The buffer's first ``ticks`` rows, read where they are, and its
-                    # header (seq, tick, ticks, t, wall, late_max, dropped) as taken.
-                    payload = encode(*buf.header, buf.data)
-                finally:
-                    done += 1
-                    stream.release(buf)
-                messages.append((topic, payload))
-        except Exception as exc:  # raised again below, once accounted for
-            failure = exc
-        finally:
-            for stream, buf in round_[done:]:
-                stream.release(buf)
-        # A frame that failed to encode (a programming error) and the round's frames
-        # after it are counted lost; those encoded before it still go out.
-        for stream, _ in round_[len(messages) :]:
-            stream.count_dropped()
-        try:
-            handed = self._hand_over(round_, messages)
+            handed = self._hand_over(streams, messages)
         except Exception as exc:
             if failure is not None:
                 raise exc from failure
@@ -184,16 +170,48 @@ class FrameSender:
         if trace is not None:
             now = time.time()
             for i in handed:
-                trace.published(round_[i][0].name, seqs[i], taken[i], now, self.pump_began)
+                trace.published(streams[i].name, seqs[i], taken[i], now, self.pump_began)
         if failure is not None:
             raise failure
+        return still
+
+    def _take_watched(
+        self,
+        stream: ProbeStream,
+        encode: Encode,
+        observed: bool,
+        taken: list[float],
+        seqs: list[int],
+    ) -> bytes | None:
+        """One frame of ``stream`` encoded, its rows shown to the bridges (``observed``)
+        and, with a trace, when it was taken and its seq appended to ``taken`` and ``seqs``;
+        None when none is queued. The buffer is given back; a failure is counted."""
+        buf = stream.take()
+        if buf is None:
+            return None
+        try:
+            at = time.time()
+            if observed:
+                self.bridges.observe(stream.name, stream.kind, buf.data[: buf.ticks])
+            # The buffer's first ``ticks`` rows, read where they are, and its header
+            # (seq, tick, ticks, t, wall, late_max, dropped) as taken.
+            payload = encode(*buf.header, buf.data)
+        except BaseException:
+            stream.count_dropped()  # it has left its queue: lost, and counted
+            raise
+        finally:
+            stream.release(buf)
+        if self.trace is not None:
+            taken.append(at)
+            seqs.append(buf.seq)
+        return payload
 
     def _hand_over(
-        self, round_: list[tuple[ProbeStream, FrameBuffer]], messages: list[tuple[str, bytes]]
+        self, streams: list[ProbeStream], messages: list[tuple[str, bytes]]
     ) -> list[int]:
-        """Hand a round's encoded frames (``messages``: the first ``len(messages)`` of
-        ``round_``) to the link; the indices of those it took. Each frame it did not take
-        is counted dropped on its probe."""
+        """Hand encoded frames (``messages[i]`` of ``streams[i]``) to the link; the
+        indices of those it took. Each frame it did not take is counted dropped on its
+        probe."""
         link = self.link
         handed: list[int] = []
         try:
@@ -219,7 +237,7 @@ class FrameSender:
             # counted once too often, never lost silently.
             if len(handed) < len(messages):
                 took = set(handed)
-                for i, (stream, _) in enumerate(round_[: len(messages)]):
+                for i, stream in enumerate(streams):
                     if i not in took:
                         stream.count_dropped()
         return handed
