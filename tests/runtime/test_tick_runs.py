@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikestream.build import build
 from spikestream.runtime.clock import SystemClock
@@ -27,16 +29,19 @@ from spikestream.runtime.native_tick import (
     FLAG,
     HOT_WINDOWS,
     L_ADAPT_TICKS,
+    L_ARMED,
     L_CALM_WINDOWS,
     L_CAPACITY,
     L_COPIES,
     L_DELAY_NS,
+    L_EVENTFD,
     L_HEAD,
     L_IDLE_TICKS,
     L_INLINE,
     L_NEXT,
     L_PIN,
     L_PROCSTAT,
+    L_RING,
     L_ROW_BYTES,
     L_SCHEDSTAT,
     L_TAIL,
@@ -256,6 +261,59 @@ def test_look_reads_what_the_rows_hold_across_the_ring_s_end(behind: float) -> N
     assert math.isnan(start)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.integers(2, 6),
+    inputs=st.integers(0, 3),
+    tail=st.integers(0, 20),
+    data=st.data(),
+)
+def test_look_reads_any_rows_of_any_inputs_as_python_reads_them(
+    capacity: int, inputs: int, tail: int, data: st.DataObject
+) -> None:
+    """``ring_look`` on a ring laid out as run_ticks lays it out (rows of a header, other
+    bytes, then the input state of ``inputs`` inputs), with any catch-up flags and any
+    input's flag set in any row, across the ring's end: what Python reads from the rows."""
+    ext = extension()
+    assert ext is not None
+    state_at = ROW_HEADER_BYTES + 8 * data.draw(st.integers(0, 2))  # other copies first
+    row_words = state_at // 8 + 5 * inputs + data.draw(st.integers(0, 2))
+    ring = np.zeros(capacity * row_words, np.int64)
+    loop = np.zeros(LOOP_COLUMNS, np.int64)
+    loop[[L_CAPACITY, L_ROW_BYTES, L_RING, L_EVENTFD]] = (
+        capacity,
+        8 * row_words,
+        ring.ctypes.data,
+        -1,
+    )
+    ready = data.draw(st.integers(0, capacity))
+    loop[L_TAIL], loop[L_HEAD] = tail, tail + ready
+    expected = []
+    for k in range(tail, tail + ready):
+        row = ring[(k % capacity) * row_words : (k % capacity + 1) * row_words]
+        late = data.draw(st.booleans())
+        flags = data.draw(st.lists(st.sampled_from([0, 0, 1, 2]), min_size=inputs, max_size=inputs))
+        row.view(np.float64)[:2] = (k + 0.25, k + 0.125)  # start, deadline
+        row[5], row[6] = 1000 + k, int(late)  # index, flags
+        state = row[state_at // 8 : state_at // 8 + 5 * inputs].reshape(inputs, 5)
+        state[:, FLAG] = flags
+        state[:, :FLAG] = 7  # the other columns never count as a change
+        expected.append((late, any(flags), 1000 + k, k + 0.25, k + 0.125))
+    got = ext.ring_look(int(loop.ctypes.data), state_at, inputs)
+    late = [e[0] for e in expected]
+    trailing = len(late) - max((i + 1 for i, x in enumerate(late) if not x), default=0)
+    changed = next((i for i, e in enumerate(expected) if e[1]), ready)
+    last = (expected[-1][2], expected[-1][4], expected[-1][3]) if expected else None
+    assert got[:5] == (tail, tail + ready, sum(late), trailing, changed)
+    if last is None:
+        assert got[5] == -1
+        assert math.isnan(got[6])
+        assert math.isnan(got[7])
+    else:
+        assert got[5:] == last
+    assert loop[L_ARMED] == 1  # armed for the next row's wake-up
+
+
 def test_look_refuses_a_malformed_loop_or_input_state() -> None:
     ext = extension()
     assert ext is not None
@@ -280,6 +338,16 @@ def test_look_refuses_a_malformed_loop_or_input_state() -> None:
     with pytest.raises(ValueError, match="a malformed loop array"):
         loop.look()
     loop.loop[L_CAPACITY] = saved
+    for column, bad in (
+        (L_RING, 0),
+        (L_ROW_BYTES, ROW_HEADER_BYTES - 8),
+        (L_ROW_BYTES, 8 * 20 + 4),
+    ):
+        saved = int(loop.loop[column])
+        loop.loop[column] = bad
+        with pytest.raises(ValueError, match="a malformed loop array"):
+            loop.look()
+        loop.loop[column] = saved
     assert loop.look()[:2] == (0, 0)
 
 
@@ -717,19 +785,29 @@ class _Log:
 def test_a_run_s_input_changes_are_accounted_at_their_own_ticks() -> None:
     """In runs, the reader accounts for each input change at the tick that applied it:
     the input log's tick for each value is the first tick whose frame row holds it, the
-    TTL's return to the default is reported once, and the pacer and the slot saw every
-    tick (rows without a change are never read one by one)."""
+    TTL's return to the default is reported once, and the pacer saw every tick, while
+    the rows before a run's first change are never read one by one."""
     engine = Engine(build(load_network(SEED)), queue_capacity=4000, runs=True)
     log = _Log()
     engine.input_log = log
-    engine.inputs["u"].ttl = 0.15
+    engine.inputs["u"].ttl = 0.5
+    runs = engine._runs
+    assert runs is not None
+    read: list[int] = []  # the rows read one by one
+    row = runs.row
+
+    def spy(number: int) -> Row:
+        read.append(number)
+        return row(number)
+
+    runs.row = spy  # type: ignore[method-assign]
     values = [0.25, -0.5, 0.75]
     with _io_side(engine):
         engine.start()
         for value in values:
             time.sleep(0.06)
             engine.inputs["u"].offer(np.array([value]), received=time.perf_counter())
-        time.sleep(0.3)  # the last value's TTL ends: the default comes back
+        time.sleep(0.8)  # the last value's TTL ends: the default comes back
         engine.stop()
     engine.close()
     assert engine.failure is None
@@ -749,6 +827,9 @@ def test_a_run_s_input_changes_are_accounted_at_their_own_ticks() -> None:
     assert [e["input"] for e in engine.events if e["event"] == "input_stale"] == ["u"]
     assert engine.statistics().pacer.ticks == engine.executed == engine.sim.tick
     assert engine.ticks_in_runs > 0
+    # Four changes: a few rows read one by one (from each change to its run's end), not
+    # the run's every row.
+    assert 4 <= len(read) < engine.executed // 4
 
 
 @pytest.mark.parametrize("runs", [True, False])

@@ -174,6 +174,10 @@ async def test_a_frame_that_fails_to_encode_is_counted_and_the_next_probes_wait(
         )
         await eventually(lambda: len(inbox.items) == 1)
         assert _seqs(inbox, names[0]) == [(0, 0)]
+        if trace is not None:  # the one frame handed over, as what it is: probe 0, seq 0
+            published = trace._frames.ordered()
+            assert published[:, :2].tolist() == [[0.0, 0.0]]
+            assert published[0, 2] <= published[0, 3]  # taken, then handed over
 
 
 async def test_a_link_that_raises_leaves_the_round_counted(

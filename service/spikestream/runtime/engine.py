@@ -581,13 +581,13 @@ class Engine:
         assert runs is not None
         # The run's pacing and its first change of input, read from its rows in one pass.
         tail, head, caught_up, trailing, changed, last, deadline, start = runs.look()
-        n = head - tail
-        if n == 0:
+        if (n := head - tail) == 0:
             return False
         sim, first, executed = self.sim, self.sim.tick, self.executed
         # Recorded by the run already (TickLoop.record_into): the pacer only learns of it.
         self.pacer.ran_run(n, last, deadline, start, caught_up, trailing)
-        # Only rows from the first in which an input changed are read here, each at its tick.
+        # Only rows from the first in which an input changed are read here, each at its tick
+        # (what raises here is a bug, fatal to the service: the rows are not given back).
         for r in range(changed, n):
             row = runs.row(tail + r)
             sim.tick, self.executed = first + r, executed + r

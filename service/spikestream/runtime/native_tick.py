@@ -466,7 +466,7 @@ class TickLoop:
     Between two returns to Python, the tick thread waits for each deadline, applies the
     inputs, steps and copies the tick's input state, input values and probe values into
     the next row of a ring; the reader (the I/O thread, woken through :attr:`fd` when a
-    frame completes) turns rows into frames with :meth:`take`. The call returns when
+    frame completes) turns rows into frames with :meth:`look`. The call returns when
     :meth:`interrupt` is called (a command, stop), when a tick is due before the previous
     one ended (the pacer's overrun policy then runs in Python), or when the ring is full.
 
@@ -750,12 +750,12 @@ class TickLoop:
                 os.eventfd_read(self.fd)
 
     def done(self, count: int) -> None:
-        """Give ``count`` rows back to the loop (after :meth:`take`)."""
+        """Give ``count`` rows back to the loop (after :meth:`look` or :meth:`take`)."""
         self._done(self._address, count)
 
     def close(self) -> None:
         """Close the wake-up descriptor now (idempotent; after the last :meth:`run` and
-        :meth:`take`); otherwise it closes when the loop is collected."""
+        :meth:`look`); otherwise it closes when the loop is collected."""
         self.loop[L_EVENTFD] = -1
         self.closed = True
         self._closer()

@@ -342,8 +342,8 @@ class Pacer:
     def pace_record(self) -> PaceRecord:
         """The record :meth:`release` writes each tick into, for a run of compiled ticks
         that records its ticks alike (``TickLoop.record_into``); the pacer then learns of
-        each with :meth:`ran`. Paced ticks only: a free-running tick's lateness is 0 and
-        its deadline its start."""
+        each with :meth:`ran` (or of a run with :meth:`ran_run`). Paced ticks only: a
+        free-running tick's lateness is 0 and its deadline its start."""
         return self._record
 
     def deadline(self, index: int) -> float:

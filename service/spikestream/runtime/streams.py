@@ -80,10 +80,10 @@ _POOL_NUMBERS = itertools.count()
 
 #: A frame's header as :meth:`ProbeStream.take` reads it: seq, first tick, ticks, t (s),
 #: wall time (s), largest lateness (s), dropped count; the frame encoder's argument order.
+Header = tuple[int, int, int, float, float, float, int]
+
 #: What a frame sender's encode function returns (:meth:`ProbeStream.take_encoded`).
 T = TypeVar("T")
-
-Header = tuple[int, int, int, float, float, float, int]
 
 
 @dataclass(eq=False, slots=True)
@@ -552,7 +552,8 @@ class ProbeStream:
         none is queued. What :meth:`take`, then ``encode(*buf.header, buf.data)``, then
         :meth:`release` do, with one lock and no :class:`FrameBuffer` header (the frame
         sender's path for each frame). The buffer is given back whatever ``encode`` does;
-        should it raise, the frame, which has left the queue, is counted dropped."""
+        should it raise, the frame, which has left the queue, is counted dropped.
+        ``encode`` runs under the stream's lock: it must not call this stream."""
         with self._lock:
             p = self._pool
             if not self._legacy and self.compiled:

@@ -3,12 +3,13 @@
 :class:`FrameSender` takes completed frames round-robin over the probes, one frame of each
 probe with frames queued at a time (a round), encodes each
 (:class:`~spikestream.serving.framecodec.ProbeEncoder`: the client codec's bytes, written
-in C; taken, encoded and given back in one step,
-:meth:`~spikestream.runtime.streams.ProbeStream.take_encoded`) and hands the round to the link in one ``publish_frames`` call (QoS 0; at QoS 1
-and 2 one ``publish_nowait`` per frame), which never blocks. It works in slices of at
-most :data:`DRAIN_SLICE` seconds, so that input messages, which the event loop reads
-between slices, never wait behind a long run of frame encoding; and it takes a frame out
-of its queue only while the link's window has room, so a frame that cannot go out stays
+in C; a frame no bridge or trace has to see is taken, encoded and given back in one step,
+:meth:`~spikestream.runtime.streams.ProbeStream.take_encoded`) and hands the round to the
+link in one ``publish_frames`` call (QoS 0; at QoS 1 and 2 one ``publish_nowait`` per
+frame), which never blocks. It works in slices of at most :data:`DRAIN_SLICE` seconds, so
+that input messages, which the event loop reads between slices, never wait behind a long
+run of frame encoding; and it takes a frame out of its queue only while the link's window
+has room, so a frame that cannot go out stays
 in its bounded queue, where a drop is counted.
 """
 
@@ -143,7 +144,7 @@ class FrameSender:
         still: list[ProbeStream] = []
         taken: list[float] = []  # with a trace: when each frame was taken, and its seq
         seqs: list[int] = []
-        failure: Exception | None = None
+        failure: BaseException | None = None
         for stream in pending:
             topic, encode, observed = outlets[stream]
             try:
@@ -152,7 +153,7 @@ class FrameSender:
                     payload = stream.take_encoded(encode)
                 else:
                     payload = self._take_watched(stream, encode, observed, taken, seqs)
-            except Exception as exc:  # raised again below, once the frames before it are out
+            except BaseException as exc:  # raised again below, once the frames before it are out
                 failure = exc
                 break
             if payload is None:
