@@ -184,27 +184,25 @@ class FrameSender:
         taken: list[float],
         seqs: list[int],
     ) -> bytes | None:
-        """One frame of ``stream`` encoded, its rows shown to the bridges (``observed``)
-        and, with a trace, when it was taken and its seq appended to ``taken`` and ``seqs``;
-        None when none is queued. The buffer is given back; a failure is counted."""
-        buf = stream.take()
-        if buf is None:
-            return None
-        try:
+        """One frame of ``stream`` encoded (:meth:`ProbeStream.take_encoded`), its rows
+        shown to the bridges (``observed``) and, with a trace, when it was taken and its
+        seq appended to ``taken`` and ``seqs``; None when none is queued."""
+        observe = self.bridges.observe if observed else None
+
+        def watched(*header: Any) -> tuple[bytes, int, float]:
+            # header: seq, tick, ticks, t, wall, late_max, dropped, then the buffer.
             at = time.time()
-            if observed:
-                self.bridges.observe(stream.name, stream.kind, buf.data[: buf.ticks])
-            # The buffer's first ``ticks`` rows, read where they are, and its header
-            # (seq, tick, ticks, t, wall, late_max, dropped) as taken.
-            payload = encode(*buf.header, buf.data)
-        except BaseException:
-            stream.count_dropped()  # it has left its queue: lost, and counted
-            raise
-        finally:
-            stream.release(buf)
+            if observe is not None:  # the buffer's first ``ticks`` rows, where they are
+                observe(stream.name, stream.kind, header[7][: header[2]])
+            return encode(*header), header[0], at
+
+        got = stream.take_encoded(watched)
+        if got is None:
+            return None
+        payload, seq, at = got
         if self.trace is not None:
             taken.append(at)
-            seqs.append(buf.seq)
+            seqs.append(seq)
         return payload
 
     def _hand_over(

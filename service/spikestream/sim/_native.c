@@ -1489,6 +1489,36 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
     return PyLong_FromLong(reason);
 }
 
+/* The reader's arming (ring_take, ring_look): reset the wake-up descriptor's counter (if
+ * it has one), arm the wake-up, then read where the rows end, in that order on any CPU.
+ * Returns the head. */
+static int64_t ring_arm(int64_t *loop)
+{
+    if (loop[L_EVENTFD] >= 0) {
+        /* Non-blocking: a counter at 0 (EAGAIN) has nothing to reset. Before the arming,
+         * so a wake-up written after it stays readable. */
+        uint64_t count;
+        ssize_t got = read((int)loop[L_EVENTFD], &count, sizeof count);
+        (void)got;
+    }
+    __atomic_store_n(&loop[L_ARMED], 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE);
+}
+
+/* Whether loop holds a ring as run_ticks lays it out (a ring, its rows and their size);
+ * else a ValueError naming fn. */
+static int ring_ok(const int64_t *loop, const char *fn)
+{
+    if (loop == NULL || loop[L_CAPACITY] < 1 || loop[L_RING] == 0 ||
+        loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: a malformed loop array; expected run_ticks' (a "
+                     "ring, its rows and their size)", fn);
+        return 0;
+    }
+    return 1;
+}
+
 PyDoc_STRVAR(ring_take_doc,
 "ring_take(loop)\n--\n\n"
 "The reader's side of run_ticks' ring: reset the wake-up descriptor's counter (if it\n"
@@ -1503,16 +1533,7 @@ static PyObject *py_ring_take(PyObject *self, PyObject *arg)
     if (as_i64(arg, &address, "loop") < 0)
         return NULL;
     int64_t *loop = (int64_t *)(intptr_t)address;
-    if (loop[L_EVENTFD] >= 0) {
-        /* Non-blocking: a counter at 0 (EAGAIN) has nothing to reset. Before the arming,
-         * so a wake-up written after it stays readable. */
-        uint64_t count;
-        ssize_t got = read((int)loop[L_EVENTFD], &count, sizeof count);
-        (void)got;
-    }
-    __atomic_store_n(&loop[L_ARMED], 1, __ATOMIC_SEQ_CST);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    int64_t head = __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE);
+    const int64_t head = ring_arm(loop);
     return Py_BuildValue("(LL)", (long long)loop[L_TAIL], (long long)head);
 }
 
@@ -1537,12 +1558,8 @@ static PyObject *py_ring_look(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     int64_t *loop = (int64_t *)(intptr_t)v[0];
     const int64_t at = v[1], inputs = v[2];
-    if (loop == NULL || loop[L_CAPACITY] < 1 || loop[L_RING] == 0 ||
-        loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0) {
-        PyErr_SetString(PyExc_ValueError, "ring_look: a malformed loop array; expected "
-                        "run_ticks' (a ring, its rows and their size)");
+    if (!ring_ok(loop, "ring_look"))
         return NULL;
-    }
     const int64_t row_bytes = loop[L_ROW_BYTES];
     if (inputs < 0 || at < 8 * R_META || at % 8 != 0 || at > row_bytes ||
         inputs > (row_bytes - at) / (8 * ST_COLUMNS)) {
@@ -1551,15 +1568,7 @@ static PyObject *py_ring_look(PyObject *self, PyObject *const *args, Py_ssize_t 
                      (long long)inputs, (long long)at, (long long)row_bytes);
         return NULL;
     }
-    if (loop[L_EVENTFD] >= 0) {
-        uint64_t count; /* as ring_take: reset, then arm, then read the head */
-        ssize_t got = read((int)loop[L_EVENTFD], &count, sizeof count);
-        (void)got;
-    }
-    __atomic_store_n(&loop[L_ARMED], 1, __ATOMIC_SEQ_CST);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    const int64_t head = __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE);
-    const int64_t tail = loop[L_TAIL];
+    const int64_t head = ring_arm(loop), tail = loop[L_TAIL];
     if (tail < 0 || head < tail || head - tail > loop[L_CAPACITY]) {
         PyErr_Format(PyExc_ValueError, "ring_look: rows %lld .. %lld ready; expected at most "
                      "the ring's %lld", (long long)tail, (long long)head,
@@ -1582,11 +1591,12 @@ static PyObject *py_ring_look(PyObject *self, PyObject *const *args, Py_ssize_t 
                 }
             }
         }
-        if (r == head - 1) {
-            index = ((const int64_t *)row)[R_INDEX];
-            deadline = ((const double *)row)[R_DEADLINE];
-            start = ((const double *)row)[R_START];
-        }
+    }
+    if (head > tail) {
+        const char *row = ring_row(loop, head - 1);
+        index = ((const int64_t *)row)[R_INDEX];
+        deadline = ((const double *)row)[R_DEADLINE];
+        start = ((const double *)row)[R_START];
     }
     return Py_BuildValue("(LLLLLLdd)", (long long)tail, (long long)head, (long long)caught,
                          (long long)trailing, (long long)changed, (long long)index, deadline,
@@ -1857,12 +1867,8 @@ static PyObject *py_streams_record(PyObject *self, PyObject *const *args, Py_ssi
     const int64_t *loop = (const int64_t *)(intptr_t)v[0];
     const int64_t *table = (const int64_t *)(intptr_t)v[1];
     const int64_t n = v[2], count = v[3];
-    if (loop == NULL || loop[L_CAPACITY] < 1 || loop[L_RING] == 0 ||
-        loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0) {
-        PyErr_SetString(PyExc_ValueError, "streams_record: a malformed loop array; expected "
-                        "run_ticks' (a ring, its rows and their size)");
+    if (!ring_ok(loop, "streams_record"))
         return NULL;
-    }
     const int64_t tail = loop[L_TAIL], row_bytes = loop[L_ROW_BYTES];
     if (count < 0 || count > __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE) - tail ||
         n < 0 || (n > 0 && table == NULL)) {
