@@ -36,6 +36,8 @@ from spikestream.runtime.native_tick import (
     L_DELAY_NS,
     L_EVENTFD,
     L_HEAD,
+    L_HELPER_HOLD_NS,
+    L_HELPER_LAG_NS,
     L_IDLE_TICKS,
     L_INLINE,
     L_NEXT,
@@ -51,6 +53,7 @@ from spikestream.runtime.native_tick import (
     RUN_FULL,
     RUN_OVERRUN,
     T_BUSY_SPIN,
+    TAKE_AFTER,
     TIME_COLUMNS,
     NativeTick,
     Row,
@@ -1020,7 +1023,11 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
 
 
 def _chain_loop(
-    stages: bool, weights: str | None = None, spin: float = 0.0, busy_spin: float | None = None
+    stages: bool,
+    weights: str | None = None,
+    spin: float = 0.0,
+    busy_spin: float | None = None,
+    take_after: float | None = TAKE_AFTER,
 ) -> tuple[Simulator, NativeTick, TickLoop]:
     from tests.sim.test_stages import chain
 
@@ -1029,7 +1036,8 @@ def _chain_loop(
     views = [sim.probe(name) for name in sorted(sim.model.probes)]
     plan = sim.two_stages([sim.inputs["u"]]) if stages else None
     assert plan is not None or not stages
-    return sim, native, TickLoop(native, [sim.inputs["u"]], views, busy_spin, stages=plan)
+    loop = TickLoop(native, [sim.inputs["u"]], views, busy_spin, stages=plan, take_after=take_after)
+    return sim, native, loop
 
 
 def _run_to_full(loop: TickLoop, inline: bool = False) -> list[Row]:
@@ -1175,6 +1183,84 @@ def test_a_tick_the_second_stage_holds_past_its_deadline_is_late() -> None:
     for row in rows[2:]:
         assert int(row.index[1]) == 1
         assert row.meta[0] > row.meta[1] + 0.0003  # held well past its deadline
+
+
+def _assert_same_rows(expected: list[Row], got: list[Row]) -> None:
+    for a, b in zip(expected, got, strict=True):
+        assert int(a.index[0]) == int(b.index[0])
+        np.testing.assert_array_equal(a.state, b.state)
+        for x, y in zip([*a.inputs, *a.probes], [*b.inputs, *b.probes], strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("take_after", [None, 0.0, TAKE_AFTER])
+def test_a_late_helper_s_second_stages_are_taken_over_bit_for_bit(
+    take_after: float | None,
+) -> None:
+    """A helper that begins each second stage 3 ms after the hand-over (L_HELPER_LAG_NS,
+    as a helper whose CPU is held): with ``take_after`` the tick thread runs those stages
+    itself, in order with any the helper runs; every ring row is still the one-stage
+    loop's, through changes of input. With None it waits for the helper every time."""
+    _, one_native, one = _chain_loop(False)
+    _, two_native, two = _chain_loop(True, take_after=take_after)
+    two.loop[L_HELPER_LAG_NS] = 3_000_000
+    for value in ([0.4, -0.1], [-0.6, 0.5]):
+        for native in (one_native, two_native):
+            native.mailboxes[0].post(np.array(value), time.perf_counter(), None)
+        expected, got = _run_to_full(one), _run_to_full(two)
+        assert two.threaded
+        _assert_same_rows(expected, got)
+        one.done(len(expected))
+        two.done(len(got))
+    assert any(r.probes[1].any() for r in got)
+    ticks = 2 * two.capacity
+    if take_after is None:
+        assert two.takeovers == 0
+    else:
+        # The tick thread takes every tick (the last of a run too: it is taken before the
+        # full ring ends the run), unless this process stalls for the whole 3 ms lag.
+        assert 0.8 * ticks <= two.takeovers <= ticks
+
+
+def test_a_stage_the_helper_is_running_is_never_overtaken() -> None:
+    """A helper held 2 ms inside each second stage it runs (after its latch, as if
+    preempted there), with the tick thread ready to take over at once: the tick thread
+    never runs the next tick's second stage before the helper's ends. The rows are the
+    one-stage loop's, in the same order."""
+    _, one_native, one = _chain_loop(False)
+    _, two_native, two = _chain_loop(True, take_after=0.0)
+    two.loop[L_HELPER_HOLD_NS] = 2_000_000
+    for native in (one_native, two_native):
+        native.mailboxes[0].post(np.array([0.7, -0.3]), time.perf_counter(), None)
+    expected, got = _run_to_full(one), _run_to_full(two)
+    _assert_same_rows(expected, got)
+    assert any(r.probes[1].any() for r in got)
+
+
+def test_a_late_helper_holds_the_pace_only_without_takeovers() -> None:
+    """Paced at 1 ms with a helper that begins each second stage 3 ms late: taken over
+    after TAKE_AFTER, the ticks keep their deadlines (median lateness well under a tick);
+    left to the helper, each waits for it and falls behind (the pacer's catch-up)."""
+    lateness = {}
+    for take_after in (TAKE_AFTER, None):
+        _, _, loop = _chain_loop(True, take_after=take_after)
+        loop.loop[L_HELPER_LAG_NS] = 3_000_000
+        late: list[float] = []
+        while len(late) < 40:  # on a fresh grid after each overrun
+            k = int(loop.loop[L_NEXT])
+            loop.run(time.perf_counter() + 0.001, k, 0.001, k, [(1, 1)], 0, 4)
+            rows = loop.take()
+            late += [float(r.meta[0] - r.meta[1]) for r in rows]
+            loop.done(len(rows))
+        lateness[take_after] = float(np.median(late))
+    assert lateness[TAKE_AFTER] < 0.0005
+    assert lateness[None] > 0.001
+
+
+def test_take_after_is_checked() -> None:
+    for bad in (-0.001, 1.0, math.nan):
+        with pytest.raises(ValueError, match="take_after"):
+            _chain_loop(True, take_after=bad)
 
 
 def test_a_run_in_two_stages_finishes_every_tick_before_it_returns() -> None:

@@ -278,8 +278,12 @@ class NativeTick:
     L_ALL_TICKS,
     L_PACE,
     L_WORK,
-) = range(45)
-LOOP_COLUMNS = 45
+    L_TAKE_NS,
+    L_TAKEOVERS,
+    L_HELPER_LAG_NS,
+    L_HELPER_HOLD_NS,
+) = range(49)
+LOOP_COLUMNS = 49
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_IDLE = range(7)
 TIME_COLUMNS = 7
@@ -411,6 +415,12 @@ def _close_fd(fd: int) -> None:
 #: end), then int64 index and flags.
 ROW_META_FLOATS = 5
 ROW_HEADER_BYTES = 8 * (ROW_META_FLOATS + 2)
+#: With two stages, how long (s) after the hand-over of a tick the tick thread leaves its
+#: second stage to the helper before it runs the stage itself (``_native.c``,
+#: await_or_take). A helper woken on time begins within tens of microseconds; one whose
+#: CPU a kernel thread holds (``kdamond``, 1-3 ms every 0.5 s on this VM) would hold the
+#: next tick for as long.
+TAKE_AFTER = 0.00025
 #: The ring holds at most this many rows, and at most RING_BYTES unless a row is larger.
 RING_ROWS = 64
 RING_BYTES = 8 * 2**20
@@ -485,6 +495,10 @@ class TickLoop:
         pin: with ``stages``, pin the tick thread to the CPU it runs on and the helper to
             the others for each run (restored when the run returns); False (the default)
             lets both move between CPUs.
+        take_after: with ``stages``, the tick thread runs a tick's second stage itself
+            when the helper has not begun it ``take_after`` seconds after the hand-over
+            (:data:`TAKE_AFTER`); None: it always waits for the helper. Either way the
+            results are the same bits.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
     two); :attr:`nbytes` is what it allocates, once.
@@ -498,6 +512,7 @@ class TickLoop:
         busy_spin: float | None = None,
         stages: TwoStages | None = None,
         pin: bool = False,
+        take_after: float | None = TAKE_AFTER,
     ) -> None:
         ext = extension()
         assert ext is not None  # NativeTick exists
@@ -574,6 +589,9 @@ class TickLoop:
             lp[L_N_LATCHES] = len(stages.latches)
             lp[L_MAIN_COPIES] = len(copies) - sum(second)
             lp[L_PIN] = pin
+        if take_after is not None and not 0.0 <= take_after < 1.0:
+            raise ValueError(f"take_after must be in [0, 1) s or None, got {take_after!r}")
+        lp[L_TAKE_NS] = -1 if take_after is None else round(take_after * 1e9)
         # The schedstat is opened by the tick thread, at its first run. A tick in two stages
         # never adapts its spin: the tick thread's run delay then counts the time it waits
         # behind its own helper, which the scheduler often puts on the same CPU, and that
@@ -698,6 +716,12 @@ class TickLoop:
         """The spin (s) a tick waits with now: the busy spin in a contended spell."""
         busy = self.busy_spin
         return busy if busy is not None and self.contended else self._native.spin
+
+    @property
+    def takeovers(self) -> int:
+        """Ticks whose second stage the tick thread ran because the helper had not begun
+        it in time (``take_after``), since the loop was made (any thread)."""
+        return int(self.loop[L_TAKEOVERS])
 
     @property
     def busy_ticks(self) -> int:

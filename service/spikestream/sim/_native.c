@@ -937,6 +937,14 @@ enum {
     /* The tick records (_native_record.h), written as each tick is handed on: */
     L_PACE,       /* address of the pacer's pace record descriptor, or 0: none */
     L_WORK,       /* address of the tick work window's descriptor, or 0: none */
+    /* Two stages, when the helper is late (await_or_take): */
+    L_TAKE_NS,    /* the tick thread runs a posted tick's second stage itself when the
+                   * helper has not begun it this many ns after the hand-over; < 0: never */
+    L_TAKEOVERS,  /* ticks whose second stage the tick thread ran so (an output, cumulative) */
+    L_HELPER_LAG_NS, /* tests only: the helper sleeps this many ns after each hand-over it
+                      * sees before it claims the tick, as a helper woken late would */
+    L_HELPER_HOLD_NS, /* tests only: and this many ns in each second stage it runs, after
+                       * the latch, as a helper preempted in the stage would */
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
@@ -1145,6 +1153,9 @@ struct stages {
     /* Counts of this call's ticks modulo 2**32 (compared by reached(), never more than two
      * apart); rows are numbered with the int64 tick index. */
     uint32_t posted, latched, done, quit;
+    /* Ticks whose second stage a thread has begun (claimed with a compare-and-swap, in
+     * order): the helper's, or the tick thread's when the helper is late. */
+    uint32_t claimed;
     uint32_t bell, helper_waits; /* the helper's wake-up: posted or quit changed */
     uint32_t mbell, main_waits;  /* the tick thread's: latched or done changed */
 };
@@ -1259,8 +1270,12 @@ static void busy_for(double start, int64_t ns)
     sleep_until_mono(start + (double)ns * 1e-9, (double)ns * 1e-9);
 }
 
+/* Who runs a tick's second stage: the tick thread right after the first (one thread), the
+ * helper, or the tick thread in the helper's place (await_or_take). */
+enum { STAGE2_INLINE, STAGE2_HELPER, STAGE2_TAKEN };
+
 /* The second stage of this call's tick i: latch, run, finish. */
-static void stage2_tick(struct stages *p, int64_t i, int threaded)
+static void stage2_tick(struct stages *p, int64_t i, int who)
 {
     int64_t *loop = p->loop;
     const int64_t *latches = (const int64_t *)(intptr_t)loop[L_LATCHES];
@@ -1268,15 +1283,83 @@ static void stage2_tick(struct stages *p, int64_t i, int threaded)
         const int64_t *e = latches + 3 * c;
         memcpy((void *)(intptr_t)e[1], (const void *)(intptr_t)e[0], (size_t)e[2]);
     }
-    if (threaded)
+    if (who != STAGE2_INLINE)
         signal_count(&p->latched, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
+    if (who == STAGE2_HELPER && loop[L_HELPER_HOLD_NS] > 0)
+        sleep_until_mono(mono_now() + (double)loop[L_HELPER_HOLD_NS] * 1e-9, 0.0);
     if (loop[L_FLOOR_NS2] > 0)
         busy_for(mono_now(), loop[L_FLOOR_NS2]);
     else
         run_stage(p->v, (const int64_t *)(intptr_t)loop[L_PROGRAM2], loop[L_N_OPS2]);
     finish_tick(loop, p->head0 + i, loop[L_MAIN_COPIES], mono_now());
-    if (threaded)
+    /* The helper may wait for this tick to be done before it begins the next one. */
+    if (who == STAGE2_HELPER)
         signal_count(&p->done, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
+    else if (who == STAGE2_TAKEN)
+        signal_count(&p->done, (uint32_t)(i + 1), &p->bell, &p->helper_waits);
+}
+
+/* Claim tick i's second stage (the next one unclaimed), or fail: the other thread has. */
+static int claim_stage2(struct stages *p, int64_t i)
+{
+    uint32_t expected = (uint32_t)i;
+    return __atomic_compare_exchange_n(&p->claimed, &expected, (uint32_t)(i + 1), 0,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+/* The tick thread, before its tick i (i >= 1 in this call), waits until the helper has
+ * latched tick i-1, as await_count. A helper whose wake-up is late (its CPU held by a
+ * kernel thread or another process: DAMON's kdamond held one of this VM's two vCPUs for
+ * 1-3 ms every 0.5 s, 2026-12-03) would hold the pipeline for as long. So once `take_at`
+ * (CLOCK_MONOTONIC s; < 0: never) has passed, if the helper has not begun tick i-1's
+ * second stage and none is running, the tick thread claims and runs it itself: a second
+ * stage of about 0.5 ms at 150k, in the time the tick thread would wait anyway, instead
+ * of the helper's whole delay. Returns 1 if it did. */
+static int await_or_take(struct stages *p, int64_t i, double take_at)
+{
+    for (int polls = 0;; polls++) {
+        if (reached(&p->latched, (uint32_t)i))
+            return 0;
+        if (take_at >= 0) {
+            const double now = mono_now();
+            if (now >= take_at) {
+                if (reached(&p->done, (uint32_t)(i - 1)) && claim_stage2(p, i - 1)) {
+                    stage2_tick(p, i - 1, STAGE2_TAKEN);
+                    return 1;
+                }
+                /* Claimed by the helper (it latches at once), or tick i-2's second stage
+                 * still runs: its end rings mbell, and the claim is tried again. */
+                if (!reached(&p->done, (uint32_t)(i - 1)))
+                    goto wait;
+                take_at = -1.0;
+            }
+        }
+    wait:
+        if (polls < SPIN_POLLS) {
+            cpu_relax();
+            continue;
+        }
+#ifdef __linux__
+        __atomic_store_n(&p->main_waits, 1, __ATOMIC_SEQ_CST);
+        const uint32_t b = __atomic_load_n(&p->mbell, __ATOMIC_SEQ_CST);
+        /* Past take_at the wait is for tick i-2's end, which rings mbell as a latch does;
+         * before it, no later than take_at (the helper's claim is not rung). */
+        const double left = take_at >= 0 ? take_at - mono_now() : -1.0;
+        if (!reached(&p->latched, (uint32_t)i) &&
+            !(take_at >= 0 && left <= 0 && reached(&p->done, (uint32_t)(i - 1)))) {
+            struct timespec rel;
+            if (left > 0) {
+                rel.tv_sec = (time_t)left;
+                rel.tv_nsec = (long)((left - (double)rel.tv_sec) * 1e9);
+            }
+            syscall(SYS_futex, &p->mbell, FUTEX_WAIT_PRIVATE, b, left > 0 ? &rel : NULL, NULL,
+                    0);
+        }
+        __atomic_store_n(&p->main_waits, 0, __ATOMIC_SEQ_CST);
+#else
+        sched_yield();
+#endif
+    }
 }
 
 static void *stage2_thread(void *arg)
@@ -1289,7 +1372,13 @@ static void *stage2_thread(void *arg)
         await_count(&p->posted, (uint32_t)(i + 1), &p->bell, &p->helper_waits, &p->quit);
         if (!reached(&p->posted, (uint32_t)(i + 1)))
             return NULL; /* quit, with every posted tick done */
-        stage2_tick(p, i, 1);
+        if (p->loop[L_HELPER_LAG_NS] > 0)
+            sleep_until_mono(mono_now() + (double)p->loop[L_HELPER_LAG_NS] * 1e-9, 0.0);
+        if (!claim_stage2(p, i))
+            continue; /* the tick thread ran it (await_or_take) */
+        /* ... and may still run the tick before. */
+        await_count(&p->done, (uint32_t)i, &p->bell, &p->helper_waits, NULL);
+        stage2_tick(p, i, STAGE2_HELPER);
     }
 }
 
@@ -1357,11 +1446,17 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
     loop[L_PINNED] = pinned;
     loop[L_TICKS] = 0;
     int reason;
+    double posted_at = 0.0; /* when the tick thread last handed a tick over */
     for (int64_t i = 0;; i++) {
         /* The previous tick's second stage has latched what this tick's first overwrites
-         * (before the deadline is judged: a tick the helper holds past it is late). */
-        if (threaded)
-            await_count(&p.latched, (uint32_t)i, &p.mbell, &p.main_waits, NULL);
+         * (before the deadline is judged: a tick the helper holds past it is late). A late
+         * helper's tick is taken over L_TAKE_NS after the hand-over: a helper woken on
+         * time begins within tens of microseconds. */
+        if (threaded && i > 0) {
+            const double take_at =
+                loop[L_TAKE_NS] >= 0 ? posted_at + (double)loop[L_TAKE_NS] * 1e-9 : -1.0;
+            loop[L_TAKEOVERS] += await_or_take(&p, i, take_at);
+        }
         if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE)) {
             reason = RUN_CONTROL;
             break;
@@ -1405,12 +1500,14 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         ((int64_t *)row)[R_FLAGS] = late;
         loop[L_NEXT] = k + 1;
         loop[L_TICKS] += 1;
-        if (threaded)
+        if (threaded) {
             signal_count(&p.posted, (uint32_t)(i + 1), &p.bell, &p.helper_waits);
-        else if (two)
-            stage2_tick(&p, i, 0);
-        else
+            posted_at = mono_now();
+        } else if (two) {
+            stage2_tick(&p, i, STAGE2_INLINE);
+        } else {
             finish_tick(loop, head, main_copies, end);
+        }
         /* After the row is handed on (with one stage, out and the reader woken): the
          * reading never delays a frame. */
         adapt_spin(loop, times);
