@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.core import Metric
 
 from spikestream.build import build
-from spikestream.runtime.native_tick import L_BUSY_TICKS, L_CONTENDED, L_SPELLS
+from spikestream.runtime.native_tick import L_BUSY_TICKS, L_CONTENDED, L_SPELLS, L_TAKEOVERS
 from spikestream.serving.metrics import ServiceCollector, snapshot_metrics
 from spikestream.serving.service import Service
 from spikestream.serving.settings import ServeSettings
@@ -134,6 +134,7 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     assert metric("spikestream_tick_threads") == payload["tick_threads"] == 1
     assert metric("spikestream_contended_ticks_total") == payload["contended_ticks"]
     assert metric("spikestream_contended_spells_total") == payload["contended_spells"]
+    assert metric("spikestream_takeovers_total") == payload["takeovers"] == 0  # one thread
 
 
 def test_the_spin_adaptation_is_reported_as_the_tick_loop_counts_it(service: Service) -> None:
@@ -150,9 +151,11 @@ def test_the_spin_adaptation_is_reported_as_the_tick_loop_counts_it(service: Ser
     runs.loop[L_CONTENDED] = 1
     runs.loop[L_BUSY_TICKS] = 1234
     runs.loop[L_SPELLS] = 3
+    runs.loop[L_TAKEOVERS] = 56
     payload = stats_payload(service.statistics())
     assert payload["spin_contended"] is True
     assert (payload["contended_ticks"], payload["contended_spells"]) == (1234, 3)
+    assert payload["takeovers"] == runs.takeovers == 56
 
 
 def test_link_counters_come_from_the_link(service: Service) -> None:

@@ -309,15 +309,15 @@ class Engine:
         self.timer_slack_ns: int | None = None
         self.fifo_priority = 0  # the SCHED_FIFO priority the tick thread got (0: none)
 
-    def spin_adaptation(self) -> tuple[bool, int, int]:
-        """``(contended, busy ticks, spells)`` of the runs' spin adaptation (any thread):
-        whether the tick thread is now kept waiting for a CPU and spins the busy spin,
-        the ticks that waited so since start and the contended spells begun; all zero
-        outside runs of compiled ticks."""
+    def loop_counts(self) -> tuple[bool, int, int, int]:
+        """``(contended, busy ticks, spells, takeovers)`` of the runs (any thread): whether
+        the tick thread is kept waiting for a CPU and spins the busy spin, the ticks that
+        waited so and the contended spells begun, the second stages it ran for a late
+        helper (since start; all zero outside runs of compiled ticks)."""
         runs = self._runs
         if runs is None:
-            return False, 0, 0
-        return runs.contended, runs.busy_ticks, runs.spells
+            return False, 0, 0, 0
+        return runs.contended, runs.busy_ticks, runs.spells, runs.takeovers
 
     # ------------------------------------------------------------------ I/O side
 

@@ -101,6 +101,12 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     yield _counter(
         "spikestream_contended_spells", "Spells of CPU contention begun", net, s.contended_spells
     )
+    yield _counter(
+        "spikestream_takeovers",
+        "Ticks whose second stage the tick thread ran for a late helper thread",
+        net,
+        s.takeovers,
+    )
     yield _gauge(
         "spikestream_tick_thread_fifo_priority",
         "SCHED_FIFO priority of the tick thread (0: ordinary scheduling)",

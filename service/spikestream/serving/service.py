@@ -626,7 +626,7 @@ class Service:
             age, stale = engine.inputs[name].freshness(now)
             freshness[name] = Freshness(age, stale)
         held = self.cpu_latency
-        contended, busy_ticks, spells = engine.spin_adaptation()
+        contended, busy_ticks, spells, takeovers = engine.loop_counts()
         return ServiceStatistics(
             net=self.model.name,
             engine=es,
@@ -641,6 +641,7 @@ class Service:
             spin_contended=contended,
             contended_ticks=busy_ticks,
             contended_spells=spells,
+            takeovers=takeovers,
             cpu_latency="not requested" if held is None else held.description,
             cpu_latency_held_us=held.microseconds if held is not None and held.held else None,
             freshness=freshness,

@@ -56,6 +56,8 @@ class ServiceStatistics:
             spins ``--busy-spin`` before each deadline instead of ``--spin``.
         contended_ticks: Ticks that waited with ``--busy-spin``, since start.
         contended_spells: Spells of CPU contention begun, since start.
+        takeovers: With two tick threads, ticks whose second stage the tick thread ran
+            because the helper thread had not begun it in time, since start.
         cpu_latency: The CPU wake-up latency request, in words (``not requested``).
         cpu_latency_held_us: The limit this process holds, microseconds; None if none.
         freshness: Each input's age and staleness, by input name.
@@ -84,6 +86,7 @@ class ServiceStatistics:
     spin_contended: bool
     contended_ticks: int
     contended_spells: int
+    takeovers: int
     cpu_latency: str
     cpu_latency_held_us: int | None
     freshness: dict[str, Freshness]
@@ -126,6 +129,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "spin_contended": s.spin_contended,
         "contended_ticks": s.contended_ticks,
         "contended_spells": s.contended_spells,
+        "takeovers": s.takeovers,
         "cpu_latency": s.cpu_latency,
         "skipped_ticks": es.skipped_ticks,
         "dropped": sum(st.dropped for st in es.streams.values()),
