@@ -236,6 +236,8 @@ async def serve_once(
         # ticks that waited with --busy-spin.
         "contended_spells": last["contended_spells"] - first["contended_spells"],
         "contended_ticks": last["contended_ticks"] - first["contended_ticks"],
+        # Second stages the tick thread ran for a late helper (two tick threads).
+        "takeovers": last.get("takeovers", 0) - first.get("takeovers", 0),
         "serve_args": variant_label(extra, weights_dtype),
         # Threads that stepped each tick (--tick-threads; 2: two stages).
         "tick_threads": last.get("tick_threads"),
@@ -397,7 +399,8 @@ async def realtime(
                         f"{row['rf_span']} over the span, lowest 10 s window {row['rf_10s_min']}, "
                         f"work p50 {row['work_p50_ms']} ms, worst 10 s work p99 "
                         f"{row['work_p99_ms']} ms, contended spells {row['contended_spells']} "
-                        f"({row['contended_ticks']} ticks), tick threads {row['tick_threads']}, "
+                        f"({row['contended_ticks']} ticks), tick threads {row['tick_threads']} "
+                        f"({row['takeovers']} second stages taken over), "
                         f"host steal (10 s windows) median {row['steal_pct_median']} %, "
                         f"max {row['steal_pct_max']} %",
                         flush=True,
