@@ -1051,6 +1051,15 @@ def _run_to_full(loop: TickLoop, inline: bool = False) -> list[Row]:
     return rows
 
 
+def _assert_same_rows(expected: list[Row], got: list[Row]) -> None:
+    """Every ring row the same: tick index, input state, input values and probes."""
+    for a, b in zip(expected, got, strict=True):
+        assert int(a.index[0]) == int(b.index[0])
+        np.testing.assert_array_equal(a.state, b.state)
+        for x, y in zip([*a.inputs, *a.probes], [*b.inputs, *b.probes], strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
 @pytest.mark.parametrize(("weights", "inline"), [(None, False), ("float16", False), (None, True)])
 def test_two_stages_step_as_one_stage_bit_for_bit(weights: str | None, inline: bool) -> None:
     """A chain whose tick is cut in two, the second stage on a helper thread (or, inline,
@@ -1065,13 +1074,9 @@ def test_two_stages_step_as_one_stage_bit_for_bit(weights: str | None, inline: b
         expected, got = _run_to_full(one), _run_to_full(two, inline)
         assert not one.threaded
         assert two.threaded is not inline
-        for a, b in zip(expected, got, strict=True):
-            assert int(a.index[0]) == int(b.index[0])
-            np.testing.assert_array_equal(a.state, b.state)
-            for x, y in zip([*a.inputs, *a.probes], [*b.inputs, *b.probes], strict=True):
-                np.testing.assert_array_equal(x, y)
-            # The second stage's end is the row's end: after the first stage's start.
-            assert b.meta[0] <= b.meta[4]
+        _assert_same_rows(expected, got)
+        # The second stage's end is the row's end: after the first stage's start.
+        assert all(b.meta[0] <= b.meta[4] for b in got)
         one.done(len(expected))
         two.done(len(got))
     # The chain's end spiked: the comparison is not between silent populations.
@@ -1183,14 +1188,6 @@ def test_a_tick_the_second_stage_holds_past_its_deadline_is_late() -> None:
     for row in rows[2:]:
         assert int(row.index[1]) == 1
         assert row.meta[0] > row.meta[1] + 0.0003  # held well past its deadline
-
-
-def _assert_same_rows(expected: list[Row], got: list[Row]) -> None:
-    for a, b in zip(expected, got, strict=True):
-        assert int(a.index[0]) == int(b.index[0])
-        np.testing.assert_array_equal(a.state, b.state)
-        for x, y in zip([*a.inputs, *a.probes], [*b.inputs, *b.probes], strict=True):
-            np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("take_after", [None, 0.0, TAKE_AFTER])

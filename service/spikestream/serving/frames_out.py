@@ -9,8 +9,8 @@ link in one ``publish_frames`` call (QoS 0; at QoS 1 and 2 one ``publish_nowait`
 frame), which never blocks. It works in slices of at most :data:`DRAIN_SLICE` seconds, so
 that input messages, which the event loop reads between slices, never wait behind a long
 run of frame encoding; and it takes a frame out of its queue only while the link's window
-has room, so a frame that cannot go out stays
-in its bounded queue, where a drop is counted.
+has room, so a frame that cannot go out stays in its bounded queue, where a drop is
+counted.
 """
 
 from __future__ import annotations

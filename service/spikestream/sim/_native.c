@@ -1320,21 +1320,16 @@ static int await_or_take(struct stages *p, int64_t i, double take_at)
     for (int polls = 0;; polls++) {
         if (reached(&p->latched, (uint32_t)i))
             return 0;
-        if (take_at >= 0) {
-            const double now = mono_now();
-            if (now >= take_at) {
-                if (reached(&p->done, (uint32_t)(i - 1)) && claim_stage2(p, i - 1)) {
-                    stage2_tick(p, i - 1, STAGE2_TAKEN);
-                    return 1;
-                }
-                /* Claimed by the helper (it latches at once), or tick i-2's second stage
-                 * still runs: its end rings mbell, and the claim is tried again. */
-                if (!reached(&p->done, (uint32_t)(i - 1)))
-                    goto wait;
-                take_at = -1.0;
+        /* Tick i-1 may be claimed only once tick i-2's second stage has ended. */
+        const int free_to_take = take_at >= 0 && reached(&p->done, (uint32_t)(i - 1));
+        if (free_to_take && mono_now() >= take_at) {
+            if (claim_stage2(p, i - 1)) {
+                stage2_tick(p, i - 1, STAGE2_TAKEN);
+                return 1;
             }
+            take_at = -1.0; /* the helper claimed it: it latches at once */
+            continue;
         }
-    wait:
         if (polls < SPIN_POLLS) {
             cpu_relax();
             continue;
@@ -1342,11 +1337,12 @@ static int await_or_take(struct stages *p, int64_t i, double take_at)
 #ifdef __linux__
         __atomic_store_n(&p->main_waits, 1, __ATOMIC_SEQ_CST);
         const uint32_t b = __atomic_load_n(&p->mbell, __ATOMIC_SEQ_CST);
-        /* Past take_at the wait is for tick i-2's end, which rings mbell as a latch does;
-         * before it, no later than take_at (the helper's claim is not rung). */
+        /* Sleep until rung (a latch, or tick i-2's end) and, while take_at is ahead, no
+         * later than take_at: the helper's claim is not rung. After reading the bell, look
+         * again at what would end the sleep, so that no ring is lost. */
         const double left = take_at >= 0 ? take_at - mono_now() : -1.0;
-        if (!reached(&p->latched, (uint32_t)i) &&
-            !(take_at >= 0 && left <= 0 && reached(&p->done, (uint32_t)(i - 1)))) {
+        const int ready = take_at >= 0 && left <= 0 && reached(&p->done, (uint32_t)(i - 1));
+        if (!reached(&p->latched, (uint32_t)i) && !ready) {
             struct timespec rel;
             if (left > 0) {
                 rel.tv_sec = (time_t)left;
