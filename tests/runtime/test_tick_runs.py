@@ -40,6 +40,8 @@ from spikestream.runtime.native_tick import (
     L_HELPER_LAG_NS,
     L_IDLE_TICKS,
     L_INLINE,
+    L_MAIN_LAG_EVERY,
+    L_MAIN_LAG_NS,
     L_NEXT,
     L_PIN,
     L_PROCSTAT,
@@ -355,7 +357,11 @@ def test_look_refuses_a_malformed_loop_or_input_state() -> None:
 
 
 def _run_until_control(
-    loop: TickLoop, period: float, frames: list[tuple[int, int]], drain: bool = False
+    loop: TickLoop,
+    period: float,
+    frames: list[tuple[int, int]],
+    drain: bool = False,
+    max_catchup: int = 0,
 ) -> int:
     """Run (again after each overrun, on a fresh grid: this machine stalls now and then)
     until interrupted; the ticks run in all. ``drain``: a full ring is emptied (the rows
@@ -363,7 +369,7 @@ def _run_until_control(
     ticks = 0
     while True:
         k = int(loop.loop[L_NEXT])
-        reason = loop.run(time.perf_counter() + 0.001, k, period, k, frames)
+        reason = loop.run(time.perf_counter() + 0.001, k, period, k, frames, 0, max_catchup)
         ticks += loop.ticks_run
         if reason == RUN_CONTROL:
             return ticks
@@ -1254,23 +1260,80 @@ def test_a_late_helper_holds_the_pace_only_without_takeovers() -> None:
     assert lateness[None] > 0.001
 
 
+def _paced_to_full(loop: TickLoop, period: float = 0.001) -> list[Row]:
+    """Run paced ticks under catch-up (each run on a fresh grid after an overrun) until
+    the ring is full; the rows."""
+    while True:
+        k = int(loop.loop[L_NEXT])
+        reason = loop.run(time.perf_counter() + period, k, period, k, [(1, 1)], 0, 1000)
+        if reason == RUN_FULL:
+            break
+        assert reason == RUN_OVERRUN
+    rows = loop.take()
+    assert len(rows) == loop.capacity
+    return rows
+
+
+@pytest.mark.parametrize("take_after", [None, TAKE_AFTER])
+def test_a_late_tick_thread_s_first_stages_are_taken_by_the_helper_bit_for_bit(
+    take_after: float | None,
+) -> None:
+    """A tick thread that begins every fourth tick 2 ms after its deadline
+    (L_MAIN_LAG_NS, as a tick thread whose CPU is held), paced at 1 ms: with
+    ``take_after`` the helper runs those ticks' first stages (and the next one's, while
+    the tick thread is still held) as catch-up ticks, in order with the tick thread's, so
+    the held ticks start well within a tick of their deadlines; every ring row is still
+    the one-stage loop's, through changes of input. With None each waits for the tick
+    thread."""
+    _, one_native, one = _chain_loop(False)
+    _, two_native, two = _chain_loop(True, take_after=take_after)
+    two.loop[L_MAIN_LAG_NS] = 2_000_000
+    two.loop[L_MAIN_LAG_EVERY] = 4
+    held: list[float] = []
+    for value in ([0.4, -0.1], [-0.6, 0.5]):
+        for native in (one_native, two_native):
+            native.mailboxes[0].post(np.array(value), time.perf_counter(), None)
+        expected, got = _run_to_full(one), _paced_to_full(two)
+        assert two.threaded
+        _assert_same_rows(expected, got)
+        held += [float(r.meta[0] - r.meta[1]) for r in got if int(r.index[0]) % 4 == 0]
+        one.done(len(expected))
+        two.done(len(got))
+    assert any(r.probes[1].any() for r in got)
+    assert two.takeovers == 0  # the helper is never late here
+    if take_after is None:
+        assert two.starts_taken == 0
+        assert float(np.median(held)) > 0.0015
+    else:
+        # About two ticks per held one: the held tick at 0.25 ms, the next at its own 0.25.
+        assert two.starts_taken >= len(held) // 2
+        assert float(np.median(held)) < 0.0006
+
+
 def test_take_after_is_checked() -> None:
     for bad in (-0.001, 1.0, math.nan):
         with pytest.raises(ValueError, match="take_after"):
             _chain_loop(True, take_after=bad)
 
 
-def test_a_run_in_two_stages_finishes_every_tick_before_it_returns() -> None:
+@pytest.mark.parametrize("held", [False, True])
+def test_a_run_in_two_stages_finishes_every_tick_before_it_returns(held: bool) -> None:
     """Whatever ends a run (an interrupt from another thread here), the rows it ran are
-    all published: Python may then read or change any array."""
+    all published: Python may then read or change any array. So too when the helper runs
+    some ticks' first stages (held: the tick thread begins every other tick 1.5 ms late),
+    whichever thread the interrupt finds where."""
     _, native, loop = _chain_loop(True)
+    if held:
+        loop.loop[L_MAIN_LAG_NS] = 1_500_000
+        loop.loop[L_MAIN_LAG_EVERY] = 2
     native.mailboxes[0].post(np.array([0.5, 0.5]), time.perf_counter(), None)
     timer = threading.Timer(0.05, loop.interrupt)
     timer.start()
-    ticks = _run_until_control(loop, 0.001, [(1, 1)])
+    ticks = _run_until_control(loop, 0.001, [(1, 1)], max_catchup=1000)
     timer.join()
     assert loop.threaded
     assert ticks > 10
+    assert (loop.starts_taken > 0) is held
     rows = loop.take()
     assert len(rows) == int(loop.loop[L_HEAD]) == ticks
     assert [int(r.index[0]) for r in rows] == list(range(ticks))

@@ -282,8 +282,11 @@ class NativeTick:
     L_TAKEOVERS,
     L_HELPER_LAG_NS,
     L_HELPER_HOLD_NS,
-) = range(49)
-LOOP_COLUMNS = 49
+    L_STARTS_TAKEN,
+    L_MAIN_LAG_NS,
+    L_MAIN_LAG_EVERY,
+) = range(52)
+LOOP_COLUMNS = 52
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_IDLE = range(7)
 TIME_COLUMNS = 7
@@ -415,11 +418,11 @@ def _close_fd(fd: int) -> None:
 #: end), then int64 index and flags.
 ROW_META_FLOATS = 5
 ROW_HEADER_BYTES = 8 * (ROW_META_FLOATS + 2)
-#: With two stages, how long (s) after the hand-over of a tick the tick thread leaves its
-#: second stage to the helper before it runs the stage itself (``_native.c``,
-#: await_or_take). A helper woken on time begins within tens of microseconds; one whose
-#: CPU a kernel thread holds (``kdamond``, 1-3 ms every 0.5 s on this VM) would hold the
-#: next tick for as long.
+#: With two stages, how long (s) the tick thread leaves a handed-over tick's second stage
+#: to the helper, and the helper a due tick's first stage to the tick thread, before it
+#: runs the stage itself (``_native.c``, await_or_take, await_post_or_take). A thread woken
+#: on time begins within tens of microseconds; one whose CPU a kernel thread holds
+#: (``kdamond``, 1-3 ms every 0.5 s on this VM) would hold the next tick for as long.
 TAKE_AFTER = 0.00025
 #: The ring holds at most this many rows, and at most RING_BYTES unless a row is larger.
 RING_ROWS = 64
@@ -495,10 +498,11 @@ class TickLoop:
         pin: with ``stages``, pin the tick thread to the CPU it runs on and the helper to
             the others for each run (restored when the run returns); False (the default)
             lets both move between CPUs.
-        take_after: with ``stages``, the tick thread runs a tick's second stage itself
-            when the helper has not begun it ``take_after`` seconds after the hand-over
-            (:data:`TAKE_AFTER`); None: it always waits for the helper. Either way the
-            results are the same bits.
+        take_after: with ``stages``, the tick thread runs a tick's second stage when the
+            helper has not begun it ``take_after`` s after the hand-over
+            (:data:`TAKE_AFTER`), and under catch-up the helper a tick's first stage
+            ``take_after`` s after its deadline (a catch-up tick); None: each waits for
+            the other. Either way the results are the same bits.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
     two); :attr:`nbytes` is what it allocates, once.
@@ -722,6 +726,12 @@ class TickLoop:
         """Ticks whose second stage the tick thread ran because the helper had not begun
         it in time (``take_after``), since the loop was made (any thread)."""
         return int(self.loop[L_TAKEOVERS])
+
+    @property
+    def starts_taken(self) -> int:
+        """Ticks whose first stage the helper ran because the tick thread had not begun
+        it ``take_after`` after its deadline, since the loop was made (any thread)."""
+        return int(self.loop[L_STARTS_TAKEN])
 
     @property
     def busy_ticks(self) -> int:

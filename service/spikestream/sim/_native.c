@@ -937,14 +937,21 @@ enum {
     /* The tick records (_native_record.h), written as each tick is handed on: */
     L_PACE,       /* address of the pacer's pace record descriptor, or 0: none */
     L_WORK,       /* address of the tick work window's descriptor, or 0: none */
-    /* Two stages, when the helper is late (await_or_take): */
+    /* Two stages, when one thread is late (await_or_take, await_post_or_take): */
     L_TAKE_NS,    /* the tick thread runs a posted tick's second stage itself when the
-                   * helper has not begun it this many ns after the hand-over; < 0: never */
+                   * helper has not begun it this many ns after the hand-over, and the
+                   * helper a tick's first stage when the tick thread has not begun it
+                   * this many ns after its deadline; < 0: never */
     L_TAKEOVERS,  /* ticks whose second stage the tick thread ran so (an output, cumulative) */
     L_HELPER_LAG_NS, /* tests only: the helper sleeps this many ns after each hand-over it
                       * sees before it claims the tick, as a helper woken late would */
     L_HELPER_HOLD_NS, /* tests only: and this many ns in each second stage it runs, after
                        * the latch, as a helper preempted in the stage would */
+    L_STARTS_TAKEN, /* ticks whose first stage the helper ran so (an output, cumulative) */
+    L_MAIN_LAG_NS,  /* tests only: after its wait for the deadline of a tick whose grid
+                     * index is a multiple of L_MAIN_LAG_EVERY, the tick thread sleeps this
+                     * many ns before it claims the tick, as a tick thread woken late would */
+    L_MAIN_LAG_EVERY,
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
@@ -1143,7 +1150,13 @@ static int adaptation_ok(const int64_t *loop)
  * The two threads meet at three counters (ticks of this call): posted (first stage done,
  * row header written), latched and done. Each waits on a futex word (a "bell") after a
  * short spin, so an idle helper costs no CPU: the other core is the I/O thread's and the
- * broker's too. */
+ * broker's too.
+ *
+ * Either thread may run the other's stage of a tick when the other is late to begin it
+ * (L_TAKE_NS): the tick thread a posted tick's second stage (await_or_take), the helper a
+ * due tick's first (await_post_or_take). Both claim each stage with a compare-and-swap in
+ * tick order (started, claimed), and neither begins one before the one it follows has
+ * ended or latched, so whichever thread runs a stage, the results are the same bits. */
 #define SPIN_POLLS 200
 
 struct stages {
@@ -1156,6 +1169,12 @@ struct stages {
     /* Ticks whose second stage a thread has begun (claimed with a compare-and-swap, in
      * order): the helper's, or the tick thread's when the helper is late. */
     uint32_t claimed;
+    /* Ticks whose first stage a thread has begun, or that the tick thread has claimed to
+     * end the call at: the tick thread's, or the helper's when the tick thread is late. */
+    uint32_t started;
+    int64_t main_copies;  /* copies 0 .. this-1 are the first stage's */
+    const double *times;  /* the call's grid (T_T0, T_PERIOD) */
+    int64_t posted_ns;    /* when the last first stage was handed over (CLOCK_MONOTONIC) */
     uint32_t bell, helper_waits; /* the helper's wake-up: posted or quit changed */
     uint32_t mbell, main_waits;  /* the tick thread's: latched or done changed */
 };
@@ -1274,6 +1293,63 @@ static void busy_for(double start, int64_t ns)
  * helper, or the tick thread in the helper's place (await_or_take). */
 enum { STAGE2_INLINE, STAGE2_HELPER, STAGE2_TAKEN };
 
+/* Claim tick i of this call at *counter (the next one unclaimed), or fail: the other
+ * thread has. */
+static int claim(uint32_t *counter, int64_t i)
+{
+    uint32_t expected = (uint32_t)i;
+    return __atomic_compare_exchange_n(counter, &expected, (uint32_t)(i + 1), 0,
+                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The first stage of this call's tick i (k on the grid, due at deadline; late: a catch-up
+ * tick), by the thread that claimed it: the inputs, the first program, the row's header
+ * and the first stage's copies. Returns when the inputs and the program were done. */
+static double stage1_tick(struct stages *p, int64_t i, int64_t k, double deadline, int64_t late)
+{
+    int64_t *loop = p->loop;
+    const int64_t *v = p->v;
+    const double start = mono_now(), wall_start = wall_now();
+    apply_inputs(v, start);
+    if (loop[L_FLOOR_NS1] > 0)
+        busy_for(start, loop[L_FLOOR_NS1]);
+    else
+        run_stage(v, (const int64_t *)(intptr_t)v[0], v[1]);
+    const double end = mono_now();
+    char *row = ring_row(loop, p->head0 + i);
+    copy_into(row, (const int64_t *)(intptr_t)loop[L_COPIES], 0, p->main_copies);
+    double *meta = (double *)row;
+    meta[R_START] = start;
+    meta[R_DEADLINE] = deadline;
+    meta[R_WALL_START] = wall_start;
+    ((int64_t *)row)[R_INDEX] = k;
+    ((int64_t *)row)[R_FLAGS] = late;
+    /* Read by the helper, to judge whether tick i+1 is due (await_post_or_take). */
+    __atomic_store_n(&loop[L_NEXT], k + 1, __ATOMIC_RELAXED);
+    loop[L_TICKS] += 1;
+    return end;
+}
+
+/* Hand tick i over to its second stage, waking whichever thread waits for it. */
+static void post_stage1(struct stages *p, int64_t i)
+{
+    __atomic_store_n(&p->posted_ns, mono_ns(), __ATOMIC_SEQ_CST);
+    signal_count(&p->posted, (uint32_t)(i + 1), &p->bell, &p->helper_waits);
+    /* The tick thread too, when the helper posts: it may take the second stage. */
+    __atomic_add_fetch(&p->mbell, 1, __ATOMIC_SEQ_CST);
+#ifdef __linux__
+    if (__atomic_load_n(&p->main_waits, __ATOMIC_SEQ_CST))
+        syscall(SYS_futex, &p->mbell, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#endif
+}
+
 /* The second stage of this call's tick i: latch, run, finish. */
 static void stage2_tick(struct stages *p, int64_t i, int who)
 {
@@ -1291,7 +1367,7 @@ static void stage2_tick(struct stages *p, int64_t i, int who)
         busy_for(mono_now(), loop[L_FLOOR_NS2]);
     else
         run_stage(p->v, (const int64_t *)(intptr_t)loop[L_PROGRAM2], loop[L_N_OPS2]);
-    finish_tick(loop, p->head0 + i, loop[L_MAIN_COPIES], mono_now());
+    finish_tick(loop, p->head0 + i, p->main_copies, mono_now());
     /* The helper may wait for this tick to be done before it begins the next one. */
     if (who == STAGE2_HELPER)
         signal_count(&p->done, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
@@ -1299,62 +1375,150 @@ static void stage2_tick(struct stages *p, int64_t i, int who)
         signal_count(&p->done, (uint32_t)(i + 1), &p->bell, &p->helper_waits);
 }
 
-/* Claim tick i's second stage (the next one unclaimed), or fail: the other thread has. */
-static int claim_stage2(struct stages *p, int64_t i)
+/* Sleep on *bell while it still reads b, for at most `left` s (<= 0: no limit). */
+static void bell_wait(uint32_t *bell, uint32_t b, double left)
 {
-    uint32_t expected = (uint32_t)i;
-    return __atomic_compare_exchange_n(&p->claimed, &expected, (uint32_t)(i + 1), 0,
-                                       __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+#ifdef __linux__
+    struct timespec rel;
+    if (left > 0) {
+        rel.tv_sec = (time_t)left;
+        rel.tv_nsec = (long)((left - (double)rel.tv_sec) * 1e9);
+    }
+    syscall(SYS_futex, bell, FUTEX_WAIT_PRIVATE, b, left > 0 ? &rel : NULL, NULL, 0);
+#else
+    (void)bell;
+    (void)b;
+    (void)left;
+    sched_yield();
+#endif
 }
 
-/* The tick thread, before its tick i (i >= 1 in this call), waits until the helper has
- * latched tick i-1, as await_count. A helper whose wake-up is late (its CPU held by a
- * kernel thread or another process: DAMON's kdamond held one of this VM's two vCPUs for
- * 1-3 ms every 0.5 s, 2026-12-03) would hold the pipeline for as long. So once `take_at`
- * (CLOCK_MONOTONIC s; < 0: never) has passed, if the helper has not begun tick i-1's
- * second stage and none is running, the tick thread claims and runs it itself: a second
- * stage of about 0.5 ms at 150k, in the time the tick thread would wait anyway, instead
- * of the helper's whole delay. Returns 1 if it did. */
-static int await_or_take(struct stages *p, int64_t i, double take_at)
+/* Whether the tick thread may take tick i-1's second stage: posted, unclaimed so far as
+ * this thread knows, and tick i-2's second stage ended. */
+static int may_take_stage2(struct stages *p, int64_t i, int lost)
 {
+    return p->loop[L_TAKE_NS] >= 0 && !lost && reached(&p->posted, (uint32_t)i) &&
+           reached(&p->done, (uint32_t)(i - 1));
+}
+
+/* The tick thread, before its tick i (i >= 1 in this call), waits until tick i-1 has
+ * latched, as await_count. A helper whose wake-up is late (its CPU held by a kernel
+ * thread or another process: DAMON's kdamond held one of this VM's two vCPUs for 1-3 ms
+ * every 0.5 s, 2026-12-03) would hold the pipeline for as long. So once L_TAKE_NS has
+ * passed since tick i-1 was handed over, if the helper has not begun its second stage and
+ * none is running, the tick thread claims and runs it itself: a second stage of about
+ * 0.5 ms at 150k, in the time the tick thread would wait anyway, instead of the helper's
+ * whole delay. Returns 1 if it did. */
+static int await_or_take(struct stages *p, int64_t i)
+{
+    const double take = (double)p->loop[L_TAKE_NS] * 1e-9;
+    int lost = 0; /* the helper claimed tick i-1: it latches at once */
     for (int polls = 0;; polls++) {
         if (reached(&p->latched, (uint32_t)i))
             return 0;
-        /* Tick i-1 may be claimed only once tick i-2's second stage has ended. */
-        const int free_to_take = take_at >= 0 && reached(&p->done, (uint32_t)(i - 1));
-        if (free_to_take && mono_now() >= take_at) {
-            if (claim_stage2(p, i - 1)) {
+        const int may = may_take_stage2(p, i, lost);
+        const double take_at =
+            may ? (double)__atomic_load_n(&p->posted_ns, __ATOMIC_SEQ_CST) * 1e-9 + take : 0.0;
+        if (may && mono_now() >= take_at) {
+            if (claim(&p->claimed, i - 1)) {
                 stage2_tick(p, i - 1, STAGE2_TAKEN);
                 return 1;
             }
-            take_at = -1.0; /* the helper claimed it: it latches at once */
+            lost = 1;
             continue;
         }
         if (polls < SPIN_POLLS) {
             cpu_relax();
             continue;
         }
-#ifdef __linux__
+        /* Sleep until rung (a latch, a post, tick i-2's end) and, while take_at is ahead,
+         * no later than take_at: the helper's claim is not rung. After reading the bell,
+         * look again at what would end the sleep, so that no ring is lost. */
         __atomic_store_n(&p->main_waits, 1, __ATOMIC_SEQ_CST);
         const uint32_t b = __atomic_load_n(&p->mbell, __ATOMIC_SEQ_CST);
-        /* Sleep until rung (a latch, or tick i-2's end) and, while take_at is ahead, no
-         * later than take_at: the helper's claim is not rung. After reading the bell, look
-         * again at what would end the sleep, so that no ring is lost. */
-        const double left = take_at >= 0 ? take_at - mono_now() : -1.0;
-        const int ready = take_at >= 0 && left <= 0 && reached(&p->done, (uint32_t)(i - 1));
-        if (!reached(&p->latched, (uint32_t)i) && !ready) {
-            struct timespec rel;
-            if (left > 0) {
-                rel.tv_sec = (time_t)left;
-                rel.tv_nsec = (long)((left - (double)rel.tv_sec) * 1e9);
-            }
-            syscall(SYS_futex, &p->mbell, FUTEX_WAIT_PRIVATE, b, left > 0 ? &rel : NULL, NULL,
-                    0);
-        }
+        const double left = may ? take_at - mono_now() : 0.0;
+        if (!reached(&p->latched, (uint32_t)i) && may_take_stage2(p, i, lost) == may &&
+            !(may && left <= 0))
+            bell_wait(&p->mbell, b, left);
         __atomic_store_n(&p->main_waits, 0, __ATOMIC_SEQ_CST);
-#else
-        sched_yield();
-#endif
+    }
+}
+
+/* The helper takes tick i's first stage (k on the grid, due at deadline), if the tick
+ * thread has not claimed it, as the catch-up tick the tick thread would run once it ran:
+ * flagged late and counted in the burst, so only under the catch-up policy and below
+ * max_catchup, and never once a stop is asked for or with the ring full (the tick thread
+ * then ends the call). Returns 1 if it did. */
+static int take_stage1(struct stages *p, int64_t i, int64_t k, double deadline)
+{
+    int64_t *loop = p->loop;
+    if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE) ||
+        p->head0 + i - __atomic_load_n(&loop[L_TAIL], __ATOMIC_ACQUIRE) >= loop[L_CAPACITY] ||
+        loop[L_CATCHUP] <= 0 || loop[L_BURST] + 1 >= loop[L_CATCHUP] || !claim(&p->started, i))
+        return 0;
+    /* Claimed: the tick thread changes neither the burst nor the grid until tick i is
+     * posted, and then only after its own claim of tick i+1. */
+    loop[L_BURST] += 1;
+    stage1_tick(p, i, k, deadline, 1);
+    post_stage1(p, i);
+    __atomic_add_fetch(&loop[L_STARTS_TAKEN], 1, __ATOMIC_RELAXED);
+    return 1;
+}
+
+/* Whether the helper may take tick i's first stage: unclaimed so far as it knows, and
+ * tick i-1 latched (so tick i's place on the grid, L_NEXT, is written); its index k and
+ * deadline, as the tick thread reckons them. */
+static int may_take_stage1(struct stages *p, int64_t i, int lost, int64_t *k, double *deadline)
+{
+    const int64_t *loop = p->loop;
+    if (loop[L_TAKE_NS] < 0 || lost || reached(&p->started, (uint32_t)(i + 1)) ||
+        !reached(&p->latched, (uint32_t)i))
+        return 0;
+    *k = __atomic_load_n(&loop[L_NEXT], __ATOMIC_RELAXED);
+    *deadline = p->times[T_T0] + (double)(*k - loop[L_K0]) * p->times[T_PERIOD];
+    return 1;
+}
+
+/* The helper, before tick i's second stage, waits until the tick is posted, as
+ * await_count. A tick thread whose wake-up for the deadline is late (its CPU held as
+ * await_or_take's helper's can be; kdamond's 1.3-2.9 ms waits fell on the tick thread's
+ * CPU too, while the helper's was idle) would start the tick as late. So once L_TAKE_NS
+ * has passed since tick i's deadline, if the tick thread has not begun it, the helper
+ * claims and runs its first stage (take_stage1), and then its second as usual. Returns 1
+ * once tick i is posted, 0 if the call ends first. */
+static int await_post_or_take(struct stages *p, int64_t i)
+{
+    int lost = 0; /* the tick thread claimed tick i, or it may not be taken */
+    for (int polls = 0;; polls++) {
+        if (reached(&p->posted, (uint32_t)(i + 1)))
+            return 1;
+        if (__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST))
+            return 0;
+        int64_t k = 0;
+        double deadline = 0.0;
+        const int may = may_take_stage1(p, i, lost, &k, &deadline);
+        const double take_at = deadline + (double)p->loop[L_TAKE_NS] * 1e-9;
+        if (may && mono_now() >= take_at) {
+            if (take_stage1(p, i, k, deadline))
+                return 1;
+            lost = 1;
+            continue;
+        }
+        if (polls < SPIN_POLLS) {
+            cpu_relax();
+            continue;
+        }
+        /* As await_or_take's sleep: rung by a post, a second stage the tick thread took
+         * (tick i-1 latched), or quit; no later than take_at while it is ahead. */
+        __atomic_store_n(&p->helper_waits, 1, __ATOMIC_SEQ_CST);
+        const uint32_t b = __atomic_load_n(&p->bell, __ATOMIC_SEQ_CST);
+        int64_t k2 = 0;
+        double deadline2 = 0.0;
+        const double left = may ? take_at - mono_now() : 0.0;
+        if (!reached(&p->posted, (uint32_t)(i + 1)) && !__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST) &&
+            may_take_stage1(p, i, lost, &k2, &deadline2) == may && !(may && left <= 0))
+            bell_wait(&p->bell, b, left);
+        __atomic_store_n(&p->helper_waits, 0, __ATOMIC_SEQ_CST);
     }
 }
 
@@ -1365,12 +1529,11 @@ static void *stage2_thread(void *arg)
     pthread_setname_np(pthread_self(), "spikestream-s2"); /* as perf and top show it */
 #endif
     for (int64_t i = 0;; i++) {
-        await_count(&p->posted, (uint32_t)(i + 1), &p->bell, &p->helper_waits, &p->quit);
-        if (!reached(&p->posted, (uint32_t)(i + 1)))
+        if (!await_post_or_take(p, i))
             return NULL; /* quit, with every posted tick done */
         if (p->loop[L_HELPER_LAG_NS] > 0)
             sleep_until_mono(mono_now() + (double)p->loop[L_HELPER_LAG_NS] * 1e-9, 0.0);
-        if (!claim_stage2(p, i))
+        if (!claim(&p->claimed, i))
             continue; /* the tick thread ran it (await_or_take) */
         /* ... and may still run the tick before. */
         await_count(&p->done, (uint32_t)i, &p->bell, &p->helper_waits, NULL);
@@ -1428,90 +1591,89 @@ static int pin_stages(pthread_t helper, cpu_set_t *old)
 
 static int run_loop(const int64_t *v, int64_t *loop, const double *times)
 {
-    const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
     const int64_t capacity = loop[L_CAPACITY];
     const int two = loop[L_PROGRAM2] != 0;
     const int64_t main_copies = two ? loop[L_MAIN_COPIES] : loop[L_N_COPIES];
     const double t0 = times[T_T0], period = times[T_PERIOD];
-    struct stages p = {.v = v, .loop = loop, .head0 = loop[L_HEAD]};
+    struct stages p = {
+        .v = v, .loop = loop, .head0 = loop[L_HEAD], .main_copies = main_copies, .times = times};
+    loop[L_TICKS] = 0; /* before the helper starts: it may run ticks too */
     pthread_t helper;
     const int threaded = two && !loop[L_INLINE] && start_stage2(&p, &helper) == 0;
     loop[L_THREADED] = threaded;
     cpu_set_t old_mask;
     const int pinned = threaded && loop[L_PIN] && pin_stages(helper, &old_mask);
     loop[L_PINNED] = pinned;
-    loop[L_TICKS] = 0;
     int reason;
-    double posted_at = 0.0; /* when the tick thread last handed a tick over */
+    /* i: this call's next tick. Each is claimed (p.started) by the thread that runs its
+     * first stage, or by the tick thread to end the call there; a claim lost means the
+     * helper ran the tick (await_post_or_take), and the tick thread goes on to the next. */
     for (int64_t i = 0;; i++) {
         /* The previous tick's second stage has latched what this tick's first overwrites
          * (before the deadline is judged: a tick the helper holds past it is late). A late
          * helper's tick is taken over L_TAKE_NS after the hand-over: a helper woken on
          * time begins within tens of microseconds. */
-        if (threaded && i > 0) {
-            const double take_at =
-                loop[L_TAKE_NS] >= 0 ? posted_at + (double)loop[L_TAKE_NS] * 1e-9 : -1.0;
-            loop[L_TAKEOVERS] += await_or_take(&p, i, take_at);
-        }
+        if (threaded && i > 0)
+            __atomic_add_fetch(&loop[L_TAKEOVERS], await_or_take(&p, i), __ATOMIC_RELAXED);
         if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE)) {
+            if (!claim(&p.started, i))
+                continue;
             reason = RUN_CONTROL;
             break;
         }
         /* Rows begun: with two stages the helper publishes them (L_HEAD) later. */
         const int64_t head = p.head0 + i;
         if (head - __atomic_load_n(&loop[L_TAIL], __ATOMIC_ACQUIRE) >= capacity) {
+            if (!claim(&p.started, i))
+                continue;
             reason = RUN_FULL;
             break;
         }
-        int64_t k = loop[L_NEXT];
-        double deadline = t0 + (double)(k - loop[L_K0]) * period;
-        int64_t late = mono_now() > deadline;
+        /* Read as the helper writes it, when it runs a tick's first stage. */
+        const int64_t k = __atomic_load_n(&loop[L_NEXT], __ATOMIC_RELAXED);
+        const double deadline = t0 + (double)(k - loop[L_K0]) * period;
+        const int64_t late = mono_now() > deadline;
         if (late) {
             /* Pacer.due()'s catch-up: run the late tick at once, unless the burst would
              * reach max_catchup (the pacer realigns) or the policy is another one. */
             if (loop[L_CATCHUP] <= 0 || loop[L_BURST] + 1 >= loop[L_CATCHUP]) {
+                if (!claim(&p.started, i))
+                    continue;
                 reason = RUN_OVERRUN; /* Pacer.due() applies the policy to this tick */
                 break;
             }
+        } else {
+            sleep_until_mono(deadline, spin_now(loop, times));
+        }
+        const int64_t every = loop[L_MAIN_LAG_EVERY] > 1 ? loop[L_MAIN_LAG_EVERY] : 1;
+        if (loop[L_MAIN_LAG_NS] > 0 && k % every == 0)
+            sleep_until_mono(mono_now() + (double)loop[L_MAIN_LAG_NS] * 1e-9, 0.0);
+        if (!claim(&p.started, i))
+            continue;
+        /* Claimed: what the helper would have changed, had it taken the tick, changes
+         * here. */
+        if (late) {
             loop[L_BURST] += 1;
         } else {
             loop[L_BURST] = 0;
             loop[L_BUSY_TICKS] += loop[L_CONTENDED];
-            sleep_until_mono(deadline, spin_now(loop, times));
         }
-        double start = mono_now(), wall_start = wall_now();
-        apply_inputs(v, start);
-        if (loop[L_FLOOR_NS1] > 0)
-            busy_for(start, loop[L_FLOOR_NS1]);
-        else
-            run_stage(v, (const int64_t *)(intptr_t)v[0], v[1]);
-        const double end = mono_now();
-        char *row = ring_row(loop, head);
-        copy_into(row, copies, 0, main_copies);
-        double *meta = (double *)row;
-        meta[R_START] = start;
-        meta[R_DEADLINE] = deadline;
-        meta[R_WALL_START] = wall_start;
-        ((int64_t *)row)[R_INDEX] = k;
-        ((int64_t *)row)[R_FLAGS] = late;
-        loop[L_NEXT] = k + 1;
-        loop[L_TICKS] += 1;
-        if (threaded) {
-            signal_count(&p.posted, (uint32_t)(i + 1), &p.bell, &p.helper_waits);
-            posted_at = mono_now();
-        } else if (two) {
+        const double end = stage1_tick(&p, i, k, deadline, late);
+        if (threaded)
+            post_stage1(&p, i);
+        else if (two)
             stage2_tick(&p, i, STAGE2_INLINE);
-        } else {
+        else
             finish_tick(loop, head, main_copies, end);
-        }
         /* After the row is handed on (with one stage, out and the reader woken): the
          * reading never delays a frame. */
         adapt_spin(loop, times);
     }
     if (threaded) {
         /* Python may read or change any array once this returns: every tick handed over
-         * finishes first. */
-        await_count(&p.done, p.posted, &p.mbell, &p.main_waits, NULL);
+         * finishes first (the helper begins none after the claim that ended the loop). */
+        await_count(&p.done, __atomic_load_n(&p.posted, __ATOMIC_SEQ_CST), &p.mbell,
+                    &p.main_waits, NULL);
         signal_count(&p.quit, 1, &p.bell, &p.helper_waits);
         pthread_join(helper, NULL);
     }
