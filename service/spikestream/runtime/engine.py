@@ -312,12 +312,12 @@ class Engine:
     def loop_counts(self) -> tuple[bool, int, int, int]:
         """``(contended, busy ticks, spells, takeovers)`` of the runs (any thread): whether
         the tick thread is kept waiting for a CPU and spins the busy spin, the ticks that
-        waited so and the contended spells begun, the second stages it ran for a late
-        helper (since start; all zero outside runs of compiled ticks)."""
+        waited so and the contended spells begun, the stages either tick thread ran for the
+        other, late to begin it (since start; all zero outside runs of compiled ticks)."""
         runs = self._runs
         if runs is None:
             return False, 0, 0, 0
-        return runs.contended, runs.busy_ticks, runs.spells, runs.takeovers
+        return runs.contended, runs.busy_ticks, runs.spells, runs.takeovers + runs.starts_taken
 
     # ------------------------------------------------------------------ I/O side
 

@@ -103,7 +103,7 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     )
     yield _counter(
         "spikestream_takeovers",
-        "Ticks whose second stage the tick thread ran for a late helper thread",
+        "Tick stages one tick thread ran for the other, late to begin them",
         net,
         s.takeovers,
     )

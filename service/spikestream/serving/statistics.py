@@ -56,8 +56,8 @@ class ServiceStatistics:
             spins ``--busy-spin`` before each deadline instead of ``--spin``.
         contended_ticks: Ticks that waited with ``--busy-spin``, since start.
         contended_spells: Spells of CPU contention begun, since start.
-        takeovers: With two tick threads, ticks whose second stage the tick thread ran
-            because the helper thread had not begun it in time, since start.
+        takeovers: With two tick threads, stages one thread ran because the other had not
+            begun it in time (a tick's second stage, its first), since start.
         cpu_latency: The CPU wake-up latency request, in words (``not requested``).
         cpu_latency_held_us: The limit this process holds, microseconds; None if none.
         freshness: Each input's age and staleness, by input name.
