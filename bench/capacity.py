@@ -236,7 +236,8 @@ async def serve_once(
         # ticks that waited with --busy-spin.
         "contended_spells": last["contended_spells"] - first["contended_spells"],
         "contended_ticks": last["contended_ticks"] - first["contended_ticks"],
-        # Second stages the tick thread ran for a late helper (two tick threads).
+        # Stages one tick thread ran for the other, late to begin them (two tick threads:
+        # a second stage the tick thread ran, a first stage the helper ran).
         "takeovers": last.get("takeovers", 0) - first.get("takeovers", 0),
         "serve_args": variant_label(extra, weights_dtype),
         # Threads that stepped each tick (--tick-threads; 2: two stages).
@@ -400,7 +401,7 @@ async def realtime(
                         f"work p50 {row['work_p50_ms']} ms, worst 10 s work p99 "
                         f"{row['work_p99_ms']} ms, contended spells {row['contended_spells']} "
                         f"({row['contended_ticks']} ticks), tick threads {row['tick_threads']} "
-                        f"({row['takeovers']} second stages taken over), "
+                        f"({row['takeovers']} stages taken over), "
                         f"host steal (10 s windows) median {row['steal_pct_median']} %, "
                         f"max {row['steal_pct_max']} %",
                         flush=True,
