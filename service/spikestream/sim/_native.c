@@ -1174,7 +1174,9 @@ struct stages {
     uint32_t started;
     int64_t main_copies;  /* copies 0 .. this-1 are the first stage's */
     const double *times;  /* the call's grid (T_T0, T_PERIOD) */
+    int64_t k0;           /* the grid index of the call's first tick: tick i's is k0 + i */
     int64_t posted_ns;    /* when the last first stage was handed over (CLOCK_MONOTONIC) */
+    int64_t latched_ns;   /* when the last second stage latched, or the call began */
     uint32_t bell, helper_waits; /* the helper's wake-up: posted or quit changed */
     uint32_t mbell, main_waits;  /* the tick thread's: latched or done changed */
 };
@@ -1293,6 +1295,25 @@ static void busy_for(double start, int64_t ns)
  * helper, or the tick thread in the helper's place (await_or_take). */
 enum { STAGE2_INLINE, STAGE2_HELPER, STAGE2_TAKEN };
 
+/* The catch-up burst (L_BURST): read by both threads before they claim a tick, written
+ * by the one that claimed it. */
+static int64_t burst_now(const int64_t *loop)
+{
+    return __atomic_load_n(&loop[L_BURST], __ATOMIC_RELAXED);
+}
+
+static void set_burst(int64_t *loop, int64_t burst)
+{
+    __atomic_store_n(&loop[L_BURST], burst, __ATOMIC_RELAXED);
+}
+
+/* Whether a late tick may still run at once (Pacer.due()'s catch-up): the policy is
+ * catch-up and the burst would stay below max_catchup. */
+static int may_catch_up(const int64_t *loop)
+{
+    return loop[L_CATCHUP] > 0 && burst_now(loop) + 1 < loop[L_CATCHUP];
+}
+
 /* Claim tick i of this call at *counter (the next one unclaimed), or fail: the other
  * thread has. */
 static int claim(uint32_t *counter, int64_t i)
@@ -1331,8 +1352,7 @@ static double stage1_tick(struct stages *p, int64_t i, int64_t k, double deadlin
     meta[R_WALL_START] = wall_start;
     ((int64_t *)row)[R_INDEX] = k;
     ((int64_t *)row)[R_FLAGS] = late;
-    /* Read by the helper, to judge whether tick i+1 is due (await_post_or_take). */
-    __atomic_store_n(&loop[L_NEXT], k + 1, __ATOMIC_RELAXED);
+    loop[L_NEXT] = k + 1; /* for Python, once the call returns */
     loop[L_TICKS] += 1;
     return end;
 }
@@ -1359,8 +1379,14 @@ static void stage2_tick(struct stages *p, int64_t i, int who)
         const int64_t *e = latches + 3 * c;
         memcpy((void *)(intptr_t)e[1], (const void *)(intptr_t)e[0], (size_t)e[2]);
     }
-    if (who != STAGE2_INLINE)
-        signal_count(&p->latched, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
+    if (who != STAGE2_INLINE) {
+        /* Tick i+1's first stage may begin: the other thread may be waiting to. */
+        __atomic_store_n(&p->latched_ns, mono_ns(), __ATOMIC_SEQ_CST);
+        if (who == STAGE2_HELPER)
+            signal_count(&p->latched, (uint32_t)(i + 1), &p->mbell, &p->main_waits);
+        else
+            signal_count(&p->latched, (uint32_t)(i + 1), &p->bell, &p->helper_waits);
+    }
     if (who == STAGE2_HELPER && loop[L_HELPER_HOLD_NS] > 0)
         sleep_until_mono(mono_now() + (double)loop[L_HELPER_HOLD_NS] * 1e-9, 0.0);
     if (loop[L_FLOOR_NS2] > 0)
@@ -1454,28 +1480,32 @@ static int take_stage1(struct stages *p, int64_t i, int64_t k, double deadline)
     int64_t *loop = p->loop;
     if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE) ||
         p->head0 + i - __atomic_load_n(&loop[L_TAIL], __ATOMIC_ACQUIRE) >= loop[L_CAPACITY] ||
-        loop[L_CATCHUP] <= 0 || loop[L_BURST] + 1 >= loop[L_CATCHUP] || !claim(&p->started, i))
+        !may_catch_up(loop) || !claim(&p->started, i))
         return 0;
     /* Claimed: the tick thread changes neither the burst nor the grid until tick i is
      * posted, and then only after its own claim of tick i+1. */
-    loop[L_BURST] += 1;
+    set_burst(loop, burst_now(loop) + 1);
     stage1_tick(p, i, k, deadline, 1);
     post_stage1(p, i);
     __atomic_add_fetch(&loop[L_STARTS_TAKEN], 1, __ATOMIC_RELAXED);
     return 1;
 }
 
-/* Whether the helper may take tick i's first stage: unclaimed so far as it knows, and
- * tick i-1 latched (so tick i's place on the grid, L_NEXT, is written); its index k and
- * deadline, as the tick thread reckons them. */
-static int may_take_stage1(struct stages *p, int64_t i, int lost, int64_t *k, double *deadline)
+/* Whether the helper may take tick i's first stage: under catch-up with room in the
+ * burst (else no timer is armed for it), unclaimed so far as it knows, and tick i-1
+ * latched. Its deadline, as the tick thread reckons it, and when the helper would take
+ * it: L_TAKE_NS after the deadline or, for a tick already late, after tick i-1 latched
+ * (the tick thread, woken by that latch, begins a late tick at once). */
+static int may_take_stage1(struct stages *p, int64_t i, int lost, double *deadline,
+                           double *take_at)
 {
     const int64_t *loop = p->loop;
-    if (loop[L_TAKE_NS] < 0 || lost || reached(&p->started, (uint32_t)(i + 1)) ||
-        !reached(&p->latched, (uint32_t)i))
+    if (loop[L_TAKE_NS] < 0 || lost || !may_catch_up(loop) ||
+        reached(&p->started, (uint32_t)(i + 1)) || !reached(&p->latched, (uint32_t)i))
         return 0;
-    *k = __atomic_load_n(&loop[L_NEXT], __ATOMIC_RELAXED);
-    *deadline = p->times[T_T0] + (double)(*k - loop[L_K0]) * p->times[T_PERIOD];
+    *deadline = p->times[T_T0] + (double)(p->k0 + i - loop[L_K0]) * p->times[T_PERIOD];
+    const double latched_at = (double)__atomic_load_n(&p->latched_ns, __ATOMIC_SEQ_CST) * 1e-9;
+    *take_at = (*deadline > latched_at ? *deadline : latched_at) + (double)loop[L_TAKE_NS] * 1e-9;
     return 1;
 }
 
@@ -1494,12 +1524,10 @@ static int await_post_or_take(struct stages *p, int64_t i)
             return 1;
         if (__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST))
             return 0;
-        int64_t k = 0;
-        double deadline = 0.0;
-        const int may = may_take_stage1(p, i, lost, &k, &deadline);
-        const double take_at = deadline + (double)p->loop[L_TAKE_NS] * 1e-9;
+        double deadline = 0.0, take_at = 0.0;
+        const int may = may_take_stage1(p, i, lost, &deadline, &take_at);
         if (may && mono_now() >= take_at) {
-            if (take_stage1(p, i, k, deadline))
+            if (take_stage1(p, i, p->k0 + i, deadline))
                 return 1;
             lost = 1;
             continue;
@@ -1508,15 +1536,14 @@ static int await_post_or_take(struct stages *p, int64_t i)
             cpu_relax();
             continue;
         }
-        /* As await_or_take's sleep: rung by a post, a second stage the tick thread took
-         * (tick i-1 latched), or quit; no later than take_at while it is ahead. */
+        /* As await_or_take's sleep: rung by a post, a latch or the end of a second stage
+         * the tick thread took, or quit; no later than take_at while it is ahead. */
         __atomic_store_n(&p->helper_waits, 1, __ATOMIC_SEQ_CST);
         const uint32_t b = __atomic_load_n(&p->bell, __ATOMIC_SEQ_CST);
-        int64_t k2 = 0;
-        double deadline2 = 0.0;
+        double deadline2 = 0.0, take_at2 = 0.0;
         const double left = may ? take_at - mono_now() : 0.0;
         if (!reached(&p->posted, (uint32_t)(i + 1)) && !__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST) &&
-            may_take_stage1(p, i, lost, &k2, &deadline2) == may && !(may && left <= 0))
+            may_take_stage1(p, i, lost, &deadline2, &take_at2) == may && !(may && left <= 0))
             bell_wait(&p->bell, b, left);
         __atomic_store_n(&p->helper_waits, 0, __ATOMIC_SEQ_CST);
     }
@@ -1595,8 +1622,13 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
     const int two = loop[L_PROGRAM2] != 0;
     const int64_t main_copies = two ? loop[L_MAIN_COPIES] : loop[L_N_COPIES];
     const double t0 = times[T_T0], period = times[T_PERIOD];
-    struct stages p = {
-        .v = v, .loop = loop, .head0 = loop[L_HEAD], .main_copies = main_copies, .times = times};
+    struct stages p = {.v = v,
+                       .loop = loop,
+                       .head0 = loop[L_HEAD],
+                       .main_copies = main_copies,
+                       .times = times,
+                       .k0 = loop[L_NEXT],
+                       .latched_ns = mono_ns()};
     loop[L_TICKS] = 0; /* before the helper starts: it may run ticks too */
     pthread_t helper;
     const int threaded = two && !loop[L_INLINE] && start_stage2(&p, &helper) == 0;
@@ -1629,14 +1661,14 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             reason = RUN_FULL;
             break;
         }
-        /* Read as the helper writes it, when it runs a tick's first stage. */
-        const int64_t k = __atomic_load_n(&loop[L_NEXT], __ATOMIC_RELAXED);
+        /* Each tick of the call advances the grid by one, whichever thread runs it. */
+        const int64_t k = p.k0 + i;
         const double deadline = t0 + (double)(k - loop[L_K0]) * period;
         const int64_t late = mono_now() > deadline;
         if (late) {
             /* Pacer.due()'s catch-up: run the late tick at once, unless the burst would
              * reach max_catchup (the pacer realigns) or the policy is another one. */
-            if (loop[L_CATCHUP] <= 0 || loop[L_BURST] + 1 >= loop[L_CATCHUP]) {
+            if (!may_catch_up(loop)) {
                 if (!claim(&p.started, i))
                     continue;
                 reason = RUN_OVERRUN; /* Pacer.due() applies the policy to this tick */
@@ -1653,9 +1685,9 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         /* Claimed: what the helper would have changed, had it taken the tick, changes
          * here. */
         if (late) {
-            loop[L_BURST] += 1;
+            set_burst(loop, burst_now(loop) + 1);
         } else {
-            loop[L_BURST] = 0;
+            set_burst(loop, 0);
             loop[L_BUSY_TICKS] += loop[L_CONTENDED];
         }
         const double end = stage1_tick(&p, i, k, deadline, late);
