@@ -1227,11 +1227,13 @@ def test_a_late_helper_s_second_stages_are_taken_over_bit_for_bit(
 
 def test_a_stage_the_helper_is_running_is_never_overtaken() -> None:
     """A helper held 2 ms inside each second stage it runs (after its latch, as if
-    preempted there), with the tick thread ready to take over at once: the tick thread
-    never runs the next tick's second stage before the helper's ends. The rows are the
-    one-stage loop's, in the same order."""
+    preempted there), with the tick thread ready to take over 0.5 ms after each hand-over
+    (long enough for the helper to claim the stage first, short of the hold; with 0 the
+    tick thread took nearly every stage before the helper woke, and a missing order check
+    failed one run in twelve): the tick thread never runs the next tick's second stage
+    before the helper's ends. The rows are the one-stage loop's, in the same order."""
     _, one_native, one = _chain_loop(False)
-    _, two_native, two = _chain_loop(True, take_after=0.0)
+    _, two_native, two = _chain_loop(True, take_after=0.0005)
     two.loop[L_HELPER_HOLD_NS] = 2_000_000
     for native in (one_native, two_native):
         native.mailboxes[0].post(np.array([0.7, -0.3]), time.perf_counter(), None)

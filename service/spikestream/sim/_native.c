@@ -1419,12 +1419,68 @@ static void bell_wait(uint32_t *bell, uint32_t b, double left)
 #endif
 }
 
-/* Whether the tick thread may take tick i-1's second stage: posted, unclaimed so far as
- * this thread knows, and tick i-2's second stage ended. */
-static int may_take_stage2(struct stages *p, int64_t i, int lost)
+/* What a thread waiting for the other finds (wait_or_take's state functions): go on
+ * waiting, the other's stage may be taken at *take_at, the wait is over, or the call is. */
+enum { W_WAIT, W_MAY_TAKE, W_DONE, W_QUIT };
+
+/* Wait for the other thread until state(p, i, lost, &take_at) says W_DONE or W_QUIT; once
+ * it says W_MAY_TAKE and take_at (CLOCK_MONOTONIC s) has passed, take(p, i) claims and
+ * runs the other's stage (1), or finds it claimed (0: lost, and the wait goes on). Spins
+ * a little, then sleeps on bell, announced in *waits, until rung and, while a take is
+ * ahead, no later than take_at: a claim is not rung. After reading the bell it asks
+ * state() again, so that no ring is lost. Returns W_DONE, W_QUIT, or 1 if it took. */
+static int wait_or_take(struct stages *p, int64_t i,
+                        int (*state)(struct stages *, int64_t, int, double *),
+                        int (*take)(struct stages *, int64_t), uint32_t *bell,
+                        uint32_t *waits)
 {
-    return p->loop[L_TAKE_NS] >= 0 && !lost && reached(&p->posted, (uint32_t)i) &&
-           reached(&p->done, (uint32_t)(i - 1));
+    int lost = 0;
+    for (int polls = 0;; polls++) {
+        double take_at = 0.0;
+        const int st = state(p, i, lost, &take_at);
+        if (st == W_DONE || st == W_QUIT)
+            return st;
+        if (st == W_MAY_TAKE && mono_now() >= take_at) {
+            if (take(p, i))
+                return 1;
+            lost = 1;
+            continue;
+        }
+        if (polls < SPIN_POLLS) {
+            cpu_relax();
+            continue;
+        }
+        __atomic_store_n(waits, 1, __ATOMIC_SEQ_CST);
+        const uint32_t b = __atomic_load_n(bell, __ATOMIC_SEQ_CST);
+        double again = 0.0;
+        const double left = st == W_MAY_TAKE ? take_at - mono_now() : 0.0;
+        if (state(p, i, lost, &again) == st && !(st == W_MAY_TAKE && left <= 0))
+            bell_wait(bell, b, left);
+        __atomic_store_n(waits, 0, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* The tick thread before its tick i: done once tick i-1 has latched; it may take tick
+ * i-1's second stage L_TAKE_NS after the hand-over, once posted, unclaimed so far as it
+ * knows (lost: the helper claimed it and latches at once) and tick i-2's ended. */
+static int stage2_state(struct stages *p, int64_t i, int lost, double *take_at)
+{
+    if (reached(&p->latched, (uint32_t)i))
+        return W_DONE;
+    if (p->loop[L_TAKE_NS] < 0 || lost || !reached(&p->posted, (uint32_t)i) ||
+        !reached(&p->done, (uint32_t)(i - 1)))
+        return W_WAIT;
+    *take_at = (double)(__atomic_load_n(&p->posted_ns, __ATOMIC_SEQ_CST) + p->loop[L_TAKE_NS]) *
+               1e-9;
+    return W_MAY_TAKE;
+}
+
+static int take_stage2(struct stages *p, int64_t i)
+{
+    if (!claim(&p->claimed, i - 1))
+        return 0;
+    stage2_tick(p, i - 1, STAGE2_TAKEN);
+    return 1;
 }
 
 /* The tick thread, before its tick i (i >= 1 in this call), waits until tick i-1 has
@@ -1437,45 +1493,22 @@ static int may_take_stage2(struct stages *p, int64_t i, int lost)
  * whole delay. Returns 1 if it did. */
 static int await_or_take(struct stages *p, int64_t i)
 {
-    const double take = (double)p->loop[L_TAKE_NS] * 1e-9;
-    int lost = 0; /* the helper claimed tick i-1: it latches at once */
-    for (int polls = 0;; polls++) {
-        if (reached(&p->latched, (uint32_t)i))
-            return 0;
-        const int may = may_take_stage2(p, i, lost);
-        const double take_at =
-            may ? (double)__atomic_load_n(&p->posted_ns, __ATOMIC_SEQ_CST) * 1e-9 + take : 0.0;
-        if (may && mono_now() >= take_at) {
-            if (claim(&p->claimed, i - 1)) {
-                stage2_tick(p, i - 1, STAGE2_TAKEN);
-                return 1;
-            }
-            lost = 1;
-            continue;
-        }
-        if (polls < SPIN_POLLS) {
-            cpu_relax();
-            continue;
-        }
-        /* Sleep until rung (a latch, a post, tick i-2's end) and, while take_at is ahead,
-         * no later than take_at: the helper's claim is not rung. After reading the bell,
-         * look again at what would end the sleep, so that no ring is lost. */
-        __atomic_store_n(&p->main_waits, 1, __ATOMIC_SEQ_CST);
-        const uint32_t b = __atomic_load_n(&p->mbell, __ATOMIC_SEQ_CST);
-        const double left = may ? take_at - mono_now() : 0.0;
-        if (!reached(&p->latched, (uint32_t)i) && may_take_stage2(p, i, lost) == may &&
-            !(may && left <= 0))
-            bell_wait(&p->mbell, b, left);
-        __atomic_store_n(&p->main_waits, 0, __ATOMIC_SEQ_CST);
-    }
+    return wait_or_take(p, i, stage2_state, take_stage2, &p->mbell, &p->main_waits) == 1;
 }
 
-/* The helper takes tick i's first stage (k on the grid, due at deadline), if the tick
- * thread has not claimed it, as the catch-up tick the tick thread would run once it ran:
- * flagged late and counted in the burst, so only under the catch-up policy and below
- * max_catchup, and never once a stop is asked for or with the ring full (the tick thread
- * then ends the call). Returns 1 if it did. */
-static int take_stage1(struct stages *p, int64_t i, int64_t k, double deadline)
+/* Tick i's deadline (CLOCK_MONOTONIC s): each tick of a call advances the grid by one,
+ * whichever thread runs it. */
+static double deadline_of(const struct stages *p, int64_t i)
+{
+    return p->times[T_T0] + (double)(p->k0 + i - p->loop[L_K0]) * p->times[T_PERIOD];
+}
+
+/* The helper takes tick i's first stage, if the tick thread has not claimed it, as the
+ * catch-up tick the tick thread would run once it ran: flagged late and counted in the
+ * burst, so only under the catch-up policy and below max_catchup, and never once a stop
+ * is asked for or with the ring full (the tick thread then ends the call). Returns 1 if it
+ * did. */
+static int take_stage1(struct stages *p, int64_t i)
 {
     int64_t *loop = p->loop;
     if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE) ||
@@ -1485,28 +1518,31 @@ static int take_stage1(struct stages *p, int64_t i, int64_t k, double deadline)
     /* Claimed: the tick thread changes neither the burst nor the grid until tick i is
      * posted, and then only after its own claim of tick i+1. */
     set_burst(loop, burst_now(loop) + 1);
-    stage1_tick(p, i, k, deadline, 1);
+    stage1_tick(p, i, p->k0 + i, deadline_of(p, i), 1);
     post_stage1(p, i);
     __atomic_add_fetch(&loop[L_STARTS_TAKEN], 1, __ATOMIC_RELAXED);
     return 1;
 }
 
-/* Whether the helper may take tick i's first stage: under catch-up with room in the
- * burst (else no timer is armed for it), unclaimed so far as it knows, and tick i-1
- * latched. Its deadline, as the tick thread reckons it, and when the helper would take
- * it: L_TAKE_NS after the deadline or, for a tick already late, after tick i-1 latched
- * (the tick thread, woken by that latch, begins a late tick at once). */
-static int may_take_stage1(struct stages *p, int64_t i, int lost, double *deadline,
-                           double *take_at)
+/* The helper before tick i's second stage: done once tick i is posted. It may take tick
+ * i's first stage under catch-up with room in the burst (else no timer is armed for it),
+ * unclaimed so far as it knows, and tick i-1 latched: L_TAKE_NS after the deadline or,
+ * for a tick already late, after tick i-1 latched (the tick thread, woken by that latch,
+ * begins a late tick at once). */
+static int stage1_state(struct stages *p, int64_t i, int lost, double *take_at)
 {
+    if (reached(&p->posted, (uint32_t)(i + 1)))
+        return W_DONE;
+    if (__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST))
+        return W_QUIT;
     const int64_t *loop = p->loop;
     if (loop[L_TAKE_NS] < 0 || lost || !may_catch_up(loop) ||
         reached(&p->started, (uint32_t)(i + 1)) || !reached(&p->latched, (uint32_t)i))
-        return 0;
-    *deadline = p->times[T_T0] + (double)(p->k0 + i - loop[L_K0]) * p->times[T_PERIOD];
+        return W_WAIT;
+    const double deadline = deadline_of(p, i);
     const double latched_at = (double)__atomic_load_n(&p->latched_ns, __ATOMIC_SEQ_CST) * 1e-9;
-    *take_at = (*deadline > latched_at ? *deadline : latched_at) + (double)loop[L_TAKE_NS] * 1e-9;
-    return 1;
+    *take_at = (deadline > latched_at ? deadline : latched_at) + (double)loop[L_TAKE_NS] * 1e-9;
+    return W_MAY_TAKE;
 }
 
 /* The helper, before tick i's second stage, waits until the tick is posted, as
@@ -1514,39 +1550,12 @@ static int may_take_stage1(struct stages *p, int64_t i, int lost, double *deadli
  * await_or_take's helper's can be; kdamond's 1.3-2.9 ms waits fell on the tick thread's
  * CPU too, while the helper's was idle) would start the tick as late. So once L_TAKE_NS
  * has passed since tick i's deadline, if the tick thread has not begun it, the helper
- * claims and runs its first stage (take_stage1), and then its second as usual. Returns 1
+ * claims and runs its first stage (take_stage1), and then its second as usual. Rung by a
+ * post, a latch or the end of a second stage the tick thread took, or quit. Returns 1
  * once tick i is posted, 0 if the call ends first. */
 static int await_post_or_take(struct stages *p, int64_t i)
 {
-    int lost = 0; /* the tick thread claimed tick i, or it may not be taken */
-    for (int polls = 0;; polls++) {
-        if (reached(&p->posted, (uint32_t)(i + 1)))
-            return 1;
-        if (__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST))
-            return 0;
-        double deadline = 0.0, take_at = 0.0;
-        const int may = may_take_stage1(p, i, lost, &deadline, &take_at);
-        if (may && mono_now() >= take_at) {
-            if (take_stage1(p, i, p->k0 + i, deadline))
-                return 1;
-            lost = 1;
-            continue;
-        }
-        if (polls < SPIN_POLLS) {
-            cpu_relax();
-            continue;
-        }
-        /* As await_or_take's sleep: rung by a post, a latch or the end of a second stage
-         * the tick thread took, or quit; no later than take_at while it is ahead. */
-        __atomic_store_n(&p->helper_waits, 1, __ATOMIC_SEQ_CST);
-        const uint32_t b = __atomic_load_n(&p->bell, __ATOMIC_SEQ_CST);
-        double deadline2 = 0.0, take_at2 = 0.0;
-        const double left = may ? take_at - mono_now() : 0.0;
-        if (!reached(&p->posted, (uint32_t)(i + 1)) && !__atomic_load_n(&p->quit, __ATOMIC_SEQ_CST) &&
-            may_take_stage1(p, i, lost, &deadline2, &take_at2) == may && !(may && left <= 0))
-            bell_wait(&p->bell, b, left);
-        __atomic_store_n(&p->helper_waits, 0, __ATOMIC_SEQ_CST);
-    }
+    return wait_or_take(p, i, stage1_state, take_stage1, &p->bell, &p->helper_waits) != W_QUIT;
 }
 
 static void *stage2_thread(void *arg)
@@ -1621,7 +1630,6 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
     const int64_t capacity = loop[L_CAPACITY];
     const int two = loop[L_PROGRAM2] != 0;
     const int64_t main_copies = two ? loop[L_MAIN_COPIES] : loop[L_N_COPIES];
-    const double t0 = times[T_T0], period = times[T_PERIOD];
     struct stages p = {.v = v,
                        .loop = loop,
                        .head0 = loop[L_HEAD],
@@ -1661,9 +1669,8 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             reason = RUN_FULL;
             break;
         }
-        /* Each tick of the call advances the grid by one, whichever thread runs it. */
         const int64_t k = p.k0 + i;
-        const double deadline = t0 + (double)(k - loop[L_K0]) * period;
+        const double deadline = deadline_of(&p, i);
         const int64_t late = mono_now() > deadline;
         if (late) {
             /* Pacer.due()'s catch-up: run the late tick at once, unless the burst would
