@@ -2,11 +2,17 @@
 
 Every array here is C-contiguous and never rebound after construction (``set_state`` and
 ``reset`` write into them), so compiled programs may keep their addresses.
+
+The arrays a tick reads start on a cache line (:func:`aligned`). numpy's allocator only
+promises 16 bytes, and a 16-D float32 decoder row is 64 bytes: at a base 16, 32 or 48
+bytes past a line (most matrices of a 150k chain) every row an event-driven kernel reads
+for a spiker straddles two lines, so each spike costs two misses instead of one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +20,32 @@ import numpy.typing as npt
 from spikestream.build import Connection, Population
 
 Array = npt.NDArray[np.floating]
+
+#: Bytes per cache line on x86-64 and most ARM cores: where :func:`aligned` arrays start.
+CACHE_LINE = 64
+
+
+def aligned(values: npt.ArrayLike, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """A C-contiguous copy of ``values`` in ``dtype`` whose first byte starts a cache line.
+
+    The copy is a view into a buffer up to :data:`CACHE_LINE` bytes longer than its data
+    (the view keeps the buffer alive); it has the shape of ``values`` and equals it
+    element for element after the cast (an empty array has no bytes to place). Allocated
+    once, at build time.
+    """
+    src = np.asarray(values)
+    dt = np.dtype(dtype)
+    nbytes = src.size * dt.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
+    skip = -raw.ctypes.data % CACHE_LINE
+    out: npt.NDArray[Any] = raw[skip : skip + nbytes].view(dt).reshape(src.shape)
+    out[...] = src
+    return out
+
+
+def aligned_zeros(shape: int | tuple[int, ...], dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """Zeros of ``shape`` in ``dtype``, C-contiguous, starting on a cache line."""
+    return aligned(np.zeros(shape, dtype), dtype)
 
 
 @dataclass(eq=False)

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from spikestream.build import Connection, Model, Population
 from spikestream.errors import SimulationError
-from spikestream.sim.arrays import Array, _ConnState, _PopState
+from spikestream.sim.arrays import Array, _ConnState, _PopState, aligned, aligned_zeros
 from spikestream.sim.kernels import (
     LIFParams,
     accumulate_rows,
@@ -108,19 +108,21 @@ class _TickBuilder:
         self.pops: dict[str, _PopState] = {}
         for name, p in model.populations.items():
             n = p.n
+            # On cache lines, as the matrices (arrays.aligned): a population's arrays are
+            # read whole every tick.
             self.pops[name] = _PopState(
                 pop=p,
-                J=np.zeros(n, dtype),
-                v=np.zeros(n, dtype)
+                J=aligned_zeros(n, dtype),
+                v=aligned_zeros(n, dtype)
                 if p.initial_voltage is None
-                else p.initial_voltage.astype(dtype),
-                ref=np.zeros(n, dtype),
-                spiked=np.zeros(n, np.bool_),
-                s01=np.zeros(n, dtype),
-                tmp=np.zeros(n, dtype),
-                tmp2=np.zeros(n, dtype),
-                idx=np.zeros(n, np.intp),
-                idx2=np.zeros(n, np.intp),
+                else aligned(p.initial_voltage, dtype),
+                ref=aligned_zeros(n, dtype),
+                spiked=aligned_zeros(n, np.bool_),
+                s01=aligned_zeros(n, dtype),
+                tmp=aligned_zeros(n, dtype),
+                tmp2=aligned_zeros(n, dtype),
+                idx=aligned_zeros(n, np.intp),
+                idx2=aligned_zeros(n, np.intp),
                 arange=np.arange(n, dtype=np.intp),
             )
         self.inputs: dict[str, Array] = {
@@ -147,14 +149,15 @@ class _TickBuilder:
         weights (``model.weights_dtype``) its values are rounded to what a scaled float16
         copy holds, and the copy is kept in :attr:`halves` for the compiled programs."""
         if self.model.weights_dtype is None:
-            return np.ascontiguousarray(values, dtype=self.dtype)
+            return aligned(values, self.dtype)
         rounded, half, scale = narrow(values, self.dtype)
+        rounded, half = aligned(rounded, self.dtype), aligned(half, np.float16)
         self.halves[id(rounded)] = (rounded, half, scale)
         return rounded
 
     def _conn_state(self, c: Connection) -> _ConnState:
         post = self.model.populations[c.post]
-        current = np.zeros(post.n, self.dtype)
+        current = aligned_zeros(post.n, self.dtype)
         if c.from_input:
             return _ConnState(
                 conn=c,
@@ -173,10 +176,10 @@ class _TickBuilder:
                 conn=c,
                 current=current,
                 filtered=np.zeros(d_out, self.dtype),
-                decoders=np.array(c.decoders, dtype=self.dtype, order="C"),
+                decoders=aligned(c.decoders, self.dtype),
                 learning_rate=c.learning_rate,
                 learning_enabled=c.learning_enabled,
-                pre_activity=np.zeros(pre_n, self.dtype) if c.error_input else None,
+                pre_activity=aligned_zeros(pre_n, self.dtype) if c.error_input else None,
                 error_filtered=(
                     np.zeros(d_out, self.dtype) if c.error_input and c.error_synapse > 0 else None
                 ),
@@ -271,7 +274,7 @@ class _TickBuilder:
     ) -> Op:
         J, v, ref, spiked, s01, tmp, tmp2 = ps.J, ps.v, ps.ref, ps.spiked, ps.s01, ps.tmp, ps.tmp2
         idx, idx2 = ps.idx, ps.idx2
-        bias = ps.pop.bias.astype(self.dtype)
+        bias = aligned(ps.pop.bias, self.dtype)
         pop = ps.pop
         params = LIFParams.make(self.dt, pop.tau_rc, pop.tau_ref, pop.min_voltage, self.dtype)
         jit = self.backend == "numba"
@@ -392,7 +395,7 @@ class _TickBuilder:
             return step_events
         # z = a*z + (1-a) * W.T @ (s01/dt): fold (1-a)/dt into the weights once.
         w = self._weights(c.weights * ((1.0 - a) / dt))
-        u = np.zeros(post.n, self.dtype)
+        u = aligned_zeros(post.n, self.dtype)
         a0 = np.array(a, self.dtype)
         dot, multiply, add = np.dot, np.multiply, np.add
 
@@ -511,7 +514,7 @@ class _TickBuilder:
         height = (1.0 - a_pre) / self.dt
         spiked = pre.spiked
         scaled_err = np.zeros_like(y)
-        delta = np.zeros_like(decoders)
+        delta = aligned_zeros(decoders.shape, decoders.dtype)
         n_pre = pre.pop.n
         outer = np.multiply.outer
         # An error synapse filters the error input; under Nengo's timing PES reads the filter
@@ -554,7 +557,7 @@ class _TickBuilder:
             return None
         a = decay(probe.synapse, self.dt)
         if probe.kind == "filtered":
-            y = np.zeros(ps.pop.n, self.dtype)
+            y = aligned_zeros(ps.pop.n, self.dtype)
             height = (1.0 - a) / self.dt
             spiked, s01 = ps.spiked, ps.s01
 
