@@ -81,3 +81,10 @@ def test_every_matrix_and_population_array_a_tick_reads_starts_a_line(
     assert len(per_neuron) >= 4 * 4
     off = [(a.shape, str(a.dtype), a.ctypes.data % CACHE_LINE) for a in matrices + per_neuron]
     assert [o for o in off if o[2]] == []
+    # The copies the second of two tick threads reads (arrays latched across the cut).
+    stages = sim.two_stages([sim.inputs["u"]])
+    assert stages is not None
+    counts = range(stages.counts.ctypes.data, stages.counts.ctypes.data + stages.counts.nbytes)
+    latched = [int(dst) for _, dst, _ in stages.latches if int(dst) not in counts]
+    assert len(latched) >= 1
+    assert [int(a) % CACHE_LINE for a in latched] == [0] * len(latched)

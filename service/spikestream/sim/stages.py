@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from spikestream.sim.arrays import aligned_zeros
 from spikestream.sim.opcodes import (
     COUNT_READ,
     COUNT_WRITE,
@@ -187,7 +188,7 @@ def _build(
     for key in forward:
         if key >= 0:
             source = arrays[key]
-            copy = np.empty_like(source)
+            copy = aligned_zeros(source.shape, source.dtype)  # on a line, as the source
             keep.append(copy)
             rename[key] = len(arrays)
             arrays.append(copy)
