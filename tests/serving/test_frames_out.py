@@ -14,6 +14,7 @@ import pytest
 from spikestream.build import build
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.trace import LatencyTrace
+from spikestream.serving import frames_out
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.framecodec import ProbeEncoder
 from spikestream.serving.frames_out import FrameSender
@@ -137,6 +138,24 @@ async def test_frames_the_link_refuses_are_counted_and_the_count_travels(
             for seq, claimed in got:
                 missing = seq - sum(1 for s, _ in got if s < seq)
                 assert missing <= claimed <= lost
+
+
+async def test_a_slice_that_runs_out_before_its_first_round_still_sends_one(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slice's time is read after each round: a sender whose thread was preempted
+    past the slice before its first round (here: a slice already over) still sends a
+    frame of each probe, and says more are queued. Before, it returned having sent
+    nothing, which also made the refusal test above fail on a busy machine."""
+    monkeypatch.setattr(frames_out, "DRAIN_SLICE", -1.0)
+    engine = _engine()
+    async with _pair(mosquitto) as (link, inbox):
+        sender = _sender(engine, link, 0)
+        assert sender.send() is True
+        assert [s.queued() for s in engine.streams.values()] == [TICKS - 1] * len(engine.streams)
+        await eventually(lambda: len(inbox.items) == len(engine.streams))
+        for name in engine.streams:
+            assert _seqs(inbox, name) == [(0, 0)]
 
 
 @pytest.mark.parametrize("traced", [False, True], ids=["one-step", "traced"])

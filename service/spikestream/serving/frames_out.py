@@ -102,9 +102,10 @@ class FrameSender:
         }
 
     def send(self) -> bool:
-        """Send queued frames for at most :data:`DRAIN_SLICE` seconds. Returns True when
-        frames are still queued and the link could take them (the caller yields to the
-        event loop, then calls again)."""
+        """Send queued frames: one round (a frame of each probe), then more while
+        :data:`DRAIN_SLICE` seconds have not passed. Returns True when frames are still
+        queued and the link could take them (the caller yields to the event loop, then
+        calls again)."""
         link = self.link
         if not link.connected:
             return False  # frames wait in the bounded queues; drops there are counted
@@ -125,10 +126,12 @@ class FrameSender:
             if not link.can_publish():
                 self.retry_later(0.001)  # the window drains as paho writes
                 return False
-            if time.perf_counter() >= until:
-                return True  # let the loop read inputs, then go on
             self.yield_gil()
             pending = self._round(pending)
+            # Checked after a round, not before: a thread preempted between taking the
+            # time and its first round would otherwise give up a slice having sent nothing.
+            if pending and time.perf_counter() >= until:
+                return True  # let the loop read inputs, then go on
         return False
 
     def _round(self, pending: list[ProbeStream]) -> list[ProbeStream]:
