@@ -25,27 +25,34 @@ Array = npt.NDArray[np.floating]
 CACHE_LINE = 64
 
 
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """An uninitialised C-contiguous array whose first byte starts a cache line: a view
+    into a buffer up to :data:`CACHE_LINE` bytes longer than its data (the view keeps the
+    buffer alive)."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
+    skip = -raw.ctypes.data % CACHE_LINE
+    return raw[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
 def aligned(values: npt.ArrayLike, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
     """A C-contiguous copy of ``values`` in ``dtype`` whose first byte starts a cache line.
 
-    The copy is a view into a buffer up to :data:`CACHE_LINE` bytes longer than its data
-    (the view keeps the buffer alive); it has the shape of ``values`` and equals it
-    element for element after the cast (an empty array has no bytes to place). Allocated
-    once, at build time.
+    It has the shape of ``values`` and equals it element for element after the cast (an
+    empty array has no bytes to place). Allocated once, at build time.
     """
     src = np.asarray(values)
-    dt = np.dtype(dtype)
-    nbytes = src.size * dt.itemsize
-    raw = np.empty(nbytes + CACHE_LINE, np.uint8)
-    skip = -raw.ctypes.data % CACHE_LINE
-    out: npt.NDArray[Any] = raw[skip : skip + nbytes].view(dt).reshape(src.shape)
+    out = _aligned_empty(src.shape, np.dtype(dtype))
     out[...] = src
     return out
 
 
 def aligned_zeros(shape: int | tuple[int, ...], dtype: npt.DTypeLike) -> npt.NDArray[Any]:
     """Zeros of ``shape`` in ``dtype``, C-contiguous, starting on a cache line."""
-    return aligned(np.zeros(shape, dtype), dtype)
+    dims = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(k) for k in shape)
+    out = _aligned_empty(dims, np.dtype(dtype))
+    out[...] = 0
+    return out
 
 
 @dataclass(eq=False)
