@@ -137,6 +137,34 @@ async def test_a_live_offline_is_answered_with_online(mosquitto: Mosquitto, serv
     assert "Traceback" not in proc.log_text()
 
 
+@pytest.mark.parametrize("refresh", [0.5, 0.0])
+async def test_the_retained_status_and_description_are_refreshed(
+    mosquitto: Mosquitto, serve, refresh: float
+) -> None:
+    """``--status-refresh 0.5``: the describe document and ``online`` are published again,
+    retained, about every 0.5 s, so a retained status the broker lost (here: cleared with
+    an empty retained message, which the service hears but has no reason to answer) is
+    back within the interval. ``0``: only at the connection, and the cleared status stays
+    cleared."""
+    status, describe = "spikestream/seed/status", "spikestream/seed/describe"
+    async with Listener("127.0.0.1", mosquitto.port, [status, describe]) as sub:
+        serve("--status-refresh", str(refresh))
+        await sub.wait_status("seed", b"online")
+        await publish(mosquitto, status, b"", retain=True, qos=1)
+        await asyncio.sleep(2.2)
+        onlines = [m for m in sub.on(status) if m.payload == b"online" and not m.retain]
+        documents = [m for m in sub.on(describe) if not m.retain]
+    counts = (len(onlines), len(documents))
+    if refresh:  # the one at the connection, then one each 0.5 s (loose: a noisy machine)
+        assert all(3 <= n <= 7 for n in counts), counts
+    else:
+        assert counts == (1, 1)
+    async with Listener("127.0.0.1", mosquitto.port, [status]) as late:
+        await asyncio.sleep(0.5)  # a retained copy arrives at once after subscribing
+        held = [(m.retain, m.payload) for m in late.messages[:1]]  # then live refreshes
+    assert held == ([(True, b"online")] if refresh else [])
+
+
 def thread_nices(pid: int) -> dict[int, tuple[int, int]]:
     """Thread id -> (nice value, CPU time in clock ticks) of every thread of process
     ``pid`` (Linux ``/proc``)."""

@@ -87,6 +87,8 @@ FINITE = "Input should be a finite number"
         ("realtime_factor", "-inf", FINITE),
         ("realtime_factor", "-1", "greater than or equal to 0"),
         ("stats_interval", "nan", FINITE),
+        ("status_refresh", "inf", FINITE),
+        ("status_refresh", "-1", "greater than or equal to 0"),
         ("snapshot_every", "inf", FINITE),
         ("spin", "1", "less than or equal to 0.01"),
         ("switch_interval", "inf", FINITE),

@@ -477,6 +477,27 @@ class Service:
             content_type=JSON,
         )
 
+    async def _refresh_retained(self) -> None:
+        """Publish the describe document and status ``online`` again, retained, every
+        ``--status-refresh`` seconds while connected and not stopping.
+
+        A broker can be left holding an old retained copy that no live message corrects: a
+        NATS cluster node restarted from its own stale replica of the retained-message
+        stream, or one that applied two retained updates out of order, goes on handing
+        ``offline`` to every new subscriber while the service is online through another
+        node. The connect hook and :meth:`_on_status` speak only at a connection and on a
+        live ``offline``; this bounds how long such a copy lasts. A publish the link
+        refuses (window full) is counted there (``publish_failed``) and made again at the
+        next interval.
+        """
+        interval = self.settings.status_refresh
+        while True:
+            await asyncio.sleep(interval)
+            if self._stopping or not self.link.connected:
+                continue  # stopping says offline; the next connection says online anyway
+            self._publish_describe()  # the document first, as at a connection
+            self.link.publish_nowait(self.topics.status, STATUS_ONLINE, qos=1, retain=True)
+
     def _flush_events(self) -> None:
         """Publish queued events, oldest first, while the link takes them (not connected,
         or the window is full: they wait for the next flush)."""
@@ -711,6 +732,8 @@ class Service:
                     tg.create_task(self._publisher(), name="publisher"),
                     tg.create_task(self._stats(), name="stats"),
                 ]
+                if self.settings.status_refresh > 0:
+                    tasks.append(tg.create_task(self._refresh_retained(), name="refresh"))
                 if self.settings.snapshot_every is not None:
                     tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
                 if self.bridges.enabled:

@@ -236,6 +236,15 @@ class ServeSettings(BaseSettings):
     stats_interval: float = Field(
         1.0, gt=0, le=3600, description="seconds between stats messages ({default:g})"
     )
+    status_refresh: float = Field(
+        30.0,
+        ge=0,
+        le=86400,
+        description="seconds between publishing the retained describe document and status "
+        "`online` again while connected ({default:g}; 0: only at each connection), so that "
+        "a broker left holding an old copy (a cluster node restarted from a stale replica) "
+        "comes to agree",
+    )
     # Debug only, for bench/floor.py: input-to-output timestamps (runtime.trace).
     trace_latency: Path | None = Field(None, description=None)
     rt_priority: int = Field(
