@@ -34,6 +34,7 @@ from spikestream.runtime.native_tick import (
     L_CAPACITY,
     L_COPIES,
     L_DELAY_NS,
+    L_EARLY,
     L_EVENTFD,
     L_HEAD,
     L_HELPER_HOLD_NS,
@@ -130,6 +131,64 @@ def test_a_run_steps_as_single_ticks_do_bit_for_bit() -> None:
         assert int(row.state[0, FLAG]) == (NEW_VALUE if k == 0 else 0)
     loop.done(len(rows))
     assert loop.take() == []
+
+
+def _early_run(early: bool, period: float) -> tuple[list[Row], list[float]] | None:
+    """Seven seed ticks of ``period`` s from a grid ``t0 + k * period``, with u posted at
+    2.2 and 2.5 periods (between the deadlines of ticks 2 and 3). The rows and the posts'
+    times, or None if this machine stalled the run past a deadline (an overrun)."""
+    sim, native, _ = _seed_loop()
+    views = [sim.probe(name) for name in sorted(sim.model.probes)]
+    loop = TickLoop(native, [sim.inputs["u"]], views, early=early)
+    assert int(loop.loop[L_EARLY]) == early
+    loop.loop[L_CAPACITY] = 7
+    t0 = time.perf_counter() + period
+    posts: list[float] = []
+
+    def poster() -> None:
+        for at, value in ((2.2, 0.3), (2.5, -0.3)):
+            time.sleep(max(0.0, t0 + at * period - time.perf_counter()))
+            posts.append(time.perf_counter())
+            native.mailboxes[0].post(np.array([value]), posts[-1], None)
+
+    thread = threading.Thread(target=poster)
+    thread.start()
+    reason = loop.run(t0, 0, period, 0, [(10**9, 10**9)])
+    thread.join()
+    return (loop.take(), posts) if reason == RUN_FULL else None
+
+
+@pytest.mark.parametrize("early", [True, False])
+def test_a_tick_starts_as_an_input_arrives_but_never_before_the_previous_deadline(
+    early: bool,
+) -> None:
+    """``early``: the tick after a new input starts as it is posted, not at its deadline;
+    an input posted once that tick has begun starts the next tick at the previous deadline,
+    not before (at most one tick ahead of the grid); ticks without a new input start at
+    their deadlines. Without, every tick starts at or after its deadline and takes the
+    latest value then."""
+    period = 0.1
+    for _ in range(3):  # a stall of this machine past a 100 ms deadline: run again
+        if (run := _early_run(early, period)) is not None:
+            break
+    else:
+        pytest.fail("three runs of seven 100 ms ticks each overran")
+    rows, posts = run
+    starts = [float(row.meta[0]) for row in rows]
+    deadlines = [float(row.meta[1]) for row in rows]
+    values = [float(row.inputs[0][0]) for row in rows]
+    for k in (0, 1, 2, 5, 6):
+        assert starts[k] >= deadlines[k], k
+    u = float(rows[0].inputs[0].dtype.type(0.3))  # as the simulator holds it
+    if early:
+        assert posts[0] <= starts[3] < deadlines[3] - period / 2
+        assert deadlines[3] <= starts[4] < deadlines[4] - period / 2
+        assert posts[1] <= starts[4]
+        assert values[3:5] == [u, -u]
+    else:
+        assert starts[3] >= deadlines[3]
+        assert starts[4] >= deadlines[4]
+        assert values[3:5] == [-u, -u]
 
 
 def test_a_run_returns_at_once_when_interrupted_or_overrun() -> None:
@@ -741,12 +800,18 @@ def _reference(ticks: int) -> dict[str, np.ndarray]:
     return {p: _frames(engine, p)[0][:ticks] for p in ("b_spikes", "b_filtered", "u")}
 
 
-@pytest.mark.parametrize(("factor", "threads"), [(1.0, 1), (4.0, 1), (1.0, 2)])
-def test_an_engine_in_runs_computes_the_same_ticks(factor: float, threads: int) -> None:
+@pytest.mark.parametrize(
+    ("factor", "threads", "early"),
+    [(1.0, 1, False), (4.0, 1, False), (1.0, 2, False), (1.0, 2, True)],
+)
+def test_an_engine_in_runs_computes_the_same_ticks(
+    factor: float, threads: int, early: bool
+) -> None:
     """Paced in runs (at 4x real time, a 250 us period, this busy machine overruns now
     and then, and the pacer's policy takes those ticks between runs), on one thread or
-    with the tick cut in two stages on two, the frames are those of the free-running
-    one-thread engine, tick for tick, and the I/O side is woken for them."""
+    with the tick cut in two stages on two, starting ticks early on input or not, the
+    frames are those of the free-running one-thread engine, tick for tick, and the I/O
+    side is woken for them."""
     ticks = 600
     engine = Engine(
         build(load_network(SEED)),
@@ -754,7 +819,10 @@ def test_an_engine_in_runs_computes_the_same_ticks(factor: float, threads: int) 
         queue_capacity=4000,
         runs=True,
         tick_threads=threads,
+        early_ticks=early,
     )
+    assert engine._runs is not None
+    assert int(engine._runs.loop[L_EARLY]) == early
     assert engine.tick_threads == threads
     assert (engine.stages is not None) is (threads == 2)
     assert engine.wake_fd is not None

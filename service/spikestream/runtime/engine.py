@@ -11,11 +11,9 @@ thread) through three lock-light structures:
   value into the frame being filled; a full frame is queued. When the queue is full the
   oldest frame is dropped (``drop-oldest``) or the new ticks are merged into the newest
   queued frame (``coalesce``). Every drop is counted, and the count travels in the frames.
-  Memory is bounded by construction.
 * a command deque (control topic -> tick thread) and an event deque (tick thread -> I/O).
 
-``notify`` (given by the I/O side) is called at most once per wake-up of the publisher, so a
-1 kHz frame rate does not mean 1000 cross-thread calls per probe.
+``notify`` (given by the I/O side) is called at most once per wake-up of the publisher.
 """
 
 from __future__ import annotations
@@ -108,10 +106,9 @@ class EngineStatistics:
     events_dropped: int = 0
     errors: int = 0
     extra: dict[str, float] = field(default_factory=dict)
-    #: Each tick's own work (applying the inputs and every kernel; not the wait for its
-    #: deadline, nor turning its values into frames) over the last
-    #: :data:`~spikestream.runtime.pacer.WINDOWS` seconds, windows of the same lengths as
-    #: ``pacer.recent`` (their ``lateness`` holds work durations; no real-time factor).
+    #: Each tick's own work (its inputs and kernels; not its wait, nor its frames) over the
+    #: last :data:`~spikestream.runtime.pacer.WINDOWS` seconds, windows as ``pacer.recent``
+    #: (their ``lateness`` holds work durations; no real-time factor).
     work: tuple[WindowStatistics, ...] = ()
 
 
@@ -132,10 +129,9 @@ class Engine:
             priority (Linux; needs CAP_SYS_NICE or root, else the thread stays as it is and
             ``realtime_priority`` says why).
         tick_slice: if > 0, ask the kernel for a scheduling slice of this many seconds for
-            the tick thread (Linux 6.12+ EEVDF, no privilege needed; see
-            :func:`~spikestream.runtime.priority.request_slice`): woken at a deadline, it
-            then preempts a thread with a longer slice instead of waiting for it.
-            ``tick_slice_granted`` says what the kernel granted.
+            the tick thread (Linux 6.12+ EEVDF, no privilege; :func:`~spikestream.runtime.
+            priority.request_slice`): woken at a deadline, it then preempts a thread with a
+            longer slice. ``tick_slice_granted`` says what the kernel granted.
         memory_limit: bytes this engine may use (see :mod:`spikestream.budget`); bounds
             ``set ticks_per_frame``. None: no bound beyond what allocation survives.
         network_bytes: the estimated bytes of everything but the frame pools.
@@ -161,6 +157,8 @@ class Engine:
             (``rt_priority``, slice, CPU affinity): the second stage is the tick's work.
         pin_tick_threads: with two tick threads, pin each to a CPU of its own for each run
             of ticks (:class:`~spikestream.runtime.native_tick.TickLoop`'s ``pin``).
+        early_ticks: in runs, start a tick as soon as a new input is posted, never before
+            the previous deadline (:class:`~spikestream.runtime.native_tick.TickLoop`).
     """
 
     def __init__(
@@ -184,6 +182,7 @@ class Engine:
         busy_spin: float | None = None,
         tick_threads: int | Literal["auto"] = 1,
         pin_tick_threads: bool = False,
+        early_ticks: bool = False,
     ) -> None:
         self.model = model
         self.sim = Simulator(model)
@@ -241,6 +240,7 @@ class Engine:
                 busy_spin,
                 stages=self.stages,
                 pin=pin_tick_threads,
+                early=early_ticks,
             )
             # Each tick of a run is recorded by the compiled loop as it is handed on (the
             # pacer's lateness and pace, the tick's work), so the collect does not.

@@ -285,8 +285,9 @@ class NativeTick:
     L_STARTS_TAKEN,
     L_MAIN_LAG_NS,
     L_MAIN_LAG_EVERY,
-) = range(52)
-LOOP_COLUMNS = 52
+    L_EARLY,
+) = range(53)
+LOOP_COLUMNS = 53
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_IDLE = range(7)
 TIME_COLUMNS = 7
@@ -354,14 +355,8 @@ def _adaptation(
     loop[L_HOT_WINDOWS] = HOT_WINDOWS
     loop[L_DELAY_NS] = -1
     loop[L_IDLE_TICKS] = -1
-    busy = spin if busy_spin is None else busy_spin
-    times[[T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_IDLE]] = (
-        spin,
-        busy,
-        CONTENDED_SHARE,
-        CALM_SHARE,
-        IDLE_SHARE,
-    )
+    times[[T_SPIN, T_BUSY_SPIN]] = (spin, spin if busy_spin is None else busy_spin)
+    times[[T_HIGH, T_LOW, T_IDLE]] = (CONTENDED_SHARE, CALM_SHARE, IDLE_SHARE)
     return busy_spin
 
 
@@ -503,6 +498,9 @@ class TickLoop:
             (:data:`TAKE_AFTER`), and under catch-up the helper a tick's first stage
             ``take_after`` s after its deadline (a catch-up tick); None: each waits for
             the other. Either way the results are the same bits.
+        early: start a tick as soon as an input is posted rather than at its deadline,
+            though never before the previous tick's deadline (``_native.c``,
+            ``wait_for_tick``); ticks with no new input wait for their deadlines.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least
     two); :attr:`nbytes` is what it allocates, once.
@@ -517,6 +515,7 @@ class TickLoop:
         stages: TwoStages | None = None,
         pin: bool = False,
         take_after: float | None = TAKE_AFTER,
+        early: bool = False,
     ) -> None:
         ext = extension()
         assert ext is not None  # NativeTick exists
@@ -596,6 +595,7 @@ class TickLoop:
         if take_after is not None and not 0.0 <= take_after < 1.0:
             raise ValueError(f"take_after must be in [0, 1) s or None, got {take_after!r}")
         lp[L_TAKE_NS] = -1 if take_after is None else round(take_after * 1e9)
+        lp[L_EARLY] = early
         # The schedstat is opened by the tick thread, at its first run. A tick in two stages
         # never adapts its spin: the tick thread's run delay then counts the time it waits
         # behind its own helper, which the scheduler often puts on the same CPU, and that

@@ -135,6 +135,7 @@ class Service:
             busy_spin=settings.busy_spin,
             tick_threads="auto" if settings.tick_threads == "auto" else int(settings.tick_threads),
             pin_tick_threads=settings.pin_tick_threads,
+            early_ticks=settings.tick_on_input,
             memory_limit=memory_limit if memory_limit is not None else default_limit(),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
             compiled_tick=not settings.python_tick,

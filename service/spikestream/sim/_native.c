@@ -606,6 +606,12 @@ static void sleep_until_mono(double deadline, double spin)
         ;
 }
 
+/* Rung (incremented, and its sleepers woken) by every post_input: a tick loop that
+ * starts a tick early on input (L_EARLY) sleeps on it until its deadline. One for the
+ * process: a post to another engine's input wakes the loop for nothing, and it sleeps
+ * again once it finds its own mailboxes' numbers unchanged (wait_for_tick). */
+static uint32_t input_bell, input_sleepers;
+
 /* Input mailboxes. Per input, a row of the input table (int64):
  *   [mailbox, default, target, dim, scratch]
  * mailbox and scratch: float64 (2 + dim,) holding [received, expires, value...];
@@ -692,6 +698,17 @@ static void apply_inputs(const int64_t *v, double now)
         apply_inputs_f32(inputs, v[10], state, ttl, now);
     else
         apply_inputs_f64(inputs, v[10], state, ttl, now);
+}
+
+/* The mailbox numbers of every input of v summed: it changes with every post_input to
+ * them (a number only grows; odd while a value is being written). */
+static int64_t seq_sum(const int64_t *v)
+{
+    const int64_t *state = (const int64_t *)(intptr_t)v[11];
+    int64_t sum = 0;
+    for (int64_t i = 0; i < v[10]; i++)
+        sum += __atomic_load_n(&state[i * ST_COLUMNS + ST_SEQ], __ATOMIC_ACQUIRE);
+    return sum;
 }
 
 /* One tick of `program` (n_ops rows; the whole program, or one of its two stages) over
@@ -788,6 +805,11 @@ static PyObject *py_post_input(PyObject *self, PyObject *const *args, Py_ssize_t
     box[1] = expires;
     memcpy(box + 2, (const double *)(intptr_t)value, (size_t)dim * sizeof(double));
     __atomic_store_n(seq, s + 2, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&input_bell, 1, __ATOMIC_SEQ_CST);
+#ifdef __linux__
+    if (__atomic_load_n(&input_sleepers, __ATOMIC_SEQ_CST))
+        syscall(SYS_futex, &input_bell, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#endif
     return PyLong_FromLongLong((long long)(s + 2));
 }
 
@@ -952,6 +974,9 @@ enum {
                      * index is a multiple of L_MAIN_LAG_EVERY, the tick thread sleeps this
                      * many ns before it claims the tick, as a tick thread woken late would */
     L_MAIN_LAG_EVERY,
+    L_EARLY,        /* nonzero: a tick starts as soon as an input was posted since the last
+                     * tick applied its inputs, though never before the previous tick's
+                     * deadline (wait_for_tick) */
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
@@ -1172,6 +1197,7 @@ struct stages {
     /* Ticks whose first stage a thread has begun, or that the tick thread has claimed to
      * end the call at: the tick thread's, or the helper's when the tick thread is late. */
     uint32_t started;
+    int64_t seq_applied;  /* the inputs' mailbox numbers summed as the last tick began */
     int64_t main_copies;  /* copies 0 .. this-1 are the first stage's */
     const double *times;  /* the call's grid (T_T0, T_PERIOD) */
     int64_t k0;           /* the grid index of the call's first tick: tick i's is k0 + i */
@@ -1338,6 +1364,7 @@ static double stage1_tick(struct stages *p, int64_t i, int64_t k, double deadlin
     int64_t *loop = p->loop;
     const int64_t *v = p->v;
     const double start = mono_now(), wall_start = wall_now();
+    __atomic_store_n(&p->seq_applied, seq_sum(v), __ATOMIC_SEQ_CST);
     apply_inputs(v, start);
     if (loop[L_FLOOR_NS1] > 0)
         busy_for(start, loop[L_FLOOR_NS1]);
@@ -1503,6 +1530,67 @@ static double deadline_of(const struct stages *p, int64_t i)
     return p->times[T_T0] + (double)(p->k0 + i - p->loop[L_K0]) * p->times[T_PERIOD];
 }
 
+/* Whether an input of v was posted since the last tick began (and applied its inputs). */
+static int input_posted(struct stages *p)
+{
+    return seq_sum(p->v) != __atomic_load_n(&p->seq_applied, __ATOMIC_SEQ_CST);
+}
+
+/* The tick thread's wait for tick i, due at deadline: sleep_until_mono(deadline, spin),
+ * or with L_EARLY, until an input is posted, if that is sooner, though never before the
+ * previous tick's deadline: the tick that applies a new value then starts as it arrives
+ * instead of up to a period later, and the simulation runs at most one tick ahead of the
+ * grid. A tick with no new input waits for its deadline as before, so the grid (and the
+ * real-time factor) is unchanged. Returns 1 if the tick starts before its deadline. */
+static int wait_for_tick(struct stages *p, double deadline, double spin)
+{
+    if (!p->loop[L_EARLY]) {
+        sleep_until_mono(deadline, spin);
+        return 0;
+    }
+    const double earliest = deadline - p->times[T_PERIOD];
+    for (;;) {
+        const uint32_t b = __atomic_load_n(&input_bell, __ATOMIC_SEQ_CST);
+        const int posted = input_posted(p);
+        double now = mono_now();
+        if (posted && now >= earliest)
+            return now < deadline;
+        if (now >= deadline - spin) {
+            /* The spin: an input may still start the tick early. */
+            while ((now = mono_now()) < deadline) {
+                if (now >= earliest && input_posted(p))
+                    return 1;
+                cpu_relax();
+            }
+            return 0;
+        }
+        double until = deadline - spin;
+        if (posted) { /* posted before the earliest start: a timer is all that is left */
+            sleep_until_mono(earliest < until ? earliest : until, 0.0);
+            continue;
+        }
+#ifdef __linux__
+        struct timespec ts;
+        const double whole = floor(until);
+        ts.tv_sec = (time_t)whole;
+        ts.tv_nsec = (long)((until - whole) * 1e9);
+        if (ts.tv_nsec > 999999999L)
+            ts.tv_nsec = 999999999L;
+        /* Announced first, then the bell compared by the kernel: a post between the two
+         * either changed the bell (the wait returns at once) or saw the sleeper and wakes
+         * it. FUTEX_WAIT_BITSET's timeout is absolute, on CLOCK_MONOTONIC. */
+        __atomic_add_fetch(&input_sleepers, 1, __ATOMIC_SEQ_CST);
+        syscall(SYS_futex, &input_bell, FUTEX_WAIT_BITSET_PRIVATE, b, &ts, NULL,
+                FUTEX_BITSET_MATCH_ANY);
+        __atomic_sub_fetch(&input_sleepers, 1, __ATOMIC_SEQ_CST);
+#else
+        (void)b;
+        sleep_until_mono(until, 0.0);
+        return 0;
+#endif
+    }
+}
+
 /* The helper takes tick i's first stage, if the tick thread has not claimed it, as the
  * catch-up tick the tick thread would run once it ran: flagged late and counted in the
  * burst, so only under the catch-up policy and below max_catchup, and never once a stop
@@ -1636,7 +1724,8 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
                        .main_copies = main_copies,
                        .times = times,
                        .k0 = loop[L_NEXT],
-                       .latched_ns = mono_ns()};
+                       .latched_ns = mono_ns(),
+                       .seq_applied = seq_sum(v)};
     loop[L_TICKS] = 0; /* before the helper starts: it may run ticks too */
     pthread_t helper;
     const int threaded = two && !loop[L_INLINE] && start_stage2(&p, &helper) == 0;
@@ -1682,7 +1771,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
                 break;
             }
         } else {
-            sleep_until_mono(deadline, spin_now(loop, times));
+            wait_for_tick(&p, deadline, spin_now(loop, times));
         }
         const int64_t every = loop[L_MAIN_LAG_EVERY] > 1 ? loop[L_MAIN_LAG_EVERY] : 1;
         if (loop[L_MAIN_LAG_NS] > 0 && k % every == 0)
