@@ -347,3 +347,5 @@ def test_tick_threads_from_every_source(tmp_path: Path, monkeypatch: pytest.Monk
     assert "threads that step each tick (auto)" in _parse_help()
     assert load_settings({}, None).pin_tick_threads is False
     assert _parse("--pin-tick-threads").pin_tick_threads is True
+    assert load_settings({}, None).tick_at_deadline is False
+    assert _parse("--tick-at-deadline").tick_at_deadline is True

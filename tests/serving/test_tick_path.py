@@ -9,6 +9,7 @@ import pytest
 
 from spikestream.build import build
 from spikestream.runtime.gil import yield_gil
+from spikestream.runtime.native_tick import L_EARLY
 from spikestream.serving.service import Service
 from spikestream.serving.settings import ServeSettings
 from spikestream.serving.statistics import stats_payload
@@ -31,6 +32,20 @@ def test_the_service_follows_its_tick_path(python_tick: bool, path: str, yields:
     assert svc.engine.tick_path == path
     assert stats_payload(svc.statistics())["tick_path"] == path
     assert (svc._yield_gil is yield_gil) is yields
+
+
+@pytest.mark.parametrize(("flag", "early"), [(False, 1), (True, 0)])
+def test_ticks_start_on_input_unless_told_to_keep_their_deadlines(flag: bool, early: int) -> None:
+    """By default the compiled loop starts the tick a new input arrives for at once
+    (``L_EARLY``); ``--tick-at-deadline`` keeps every tick at its deadline."""
+    svc = Service(
+        build(load_network(SEED)),
+        parse_broker_url("mqtt://127.0.0.1:1"),
+        ServeSettings(tick_at_deadline=flag),
+        memory_limit=1 << 30,
+    )
+    assert svc.engine._runs is not None
+    assert int(svc.engine._runs.loop[L_EARLY]) == early
 
 
 async def test_a_failing_pump_stops_the_service_once_instead_of_logging_every_tick(

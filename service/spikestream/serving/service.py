@@ -135,7 +135,7 @@ class Service:
             busy_spin=settings.busy_spin,
             tick_threads="auto" if settings.tick_threads == "auto" else int(settings.tick_threads),
             pin_tick_threads=settings.pin_tick_threads,
-            early_ticks=settings.tick_on_input,
+            early_ticks=not settings.tick_at_deadline,
             memory_limit=memory_limit if memory_limit is not None else default_limit(),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
             compiled_tick=not settings.python_tick,
@@ -302,9 +302,12 @@ class Service:
                 )
                 return
             expires = now + left
+        # Stamped before the offer: the tick a new value arrives for may start, and apply
+        # it, before this thread takes the next step.
+        decoded = time.time() if self.trace is not None else 0.0
         slot.offer(sample.x, now, expires)
         if self.trace is not None:
-            self.trace.received(float(sample.x[0]), time.time(), handled)
+            self.trace.received(float(sample.x[0]), decoded, handled)
 
     def _reject(self, name: str, reason: str, message: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

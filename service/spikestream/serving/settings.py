@@ -329,13 +329,14 @@ class ServeSettings(BaseSettings):
         "I/O thread and the broker: a 150k chain was late 5.8 and 18.4 % pinned, 4.5 and "
         "3.6 % not (docs/PERFORMANCE.md)",
     )
-    tick_on_input: bool = Field(
+    tick_at_deadline: bool = Field(
         False,
-        description="start a tick as soon as a new input value arrives instead of at its "
-        "deadline, though never before the previous tick's deadline: an input then waits "
-        "for no tick (up to dt by default), and the simulation runs at most one tick ahead "
-        "of the wall clock. Ticks without a new input keep their deadlines, so the rate "
-        "is unchanged (compiled runs of ticks only; ignored with --python-tick)",
+        description="start every tick at its deadline, even with a new input value "
+        "waiting. By default the tick a new input arrives for starts at once, though never "
+        "before the previous tick's deadline: the input waits for no tick (up to dt with "
+        "this flag), and the simulation runs at most one tick ahead of the wall clock. "
+        "Ticks without a new input keep their deadlines either way, so the rate is the same "
+        "(--python-tick always starts ticks at their deadlines)",
     )
     switch_interval: float = Field(
         0.0005,
