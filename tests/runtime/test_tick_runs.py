@@ -133,13 +133,18 @@ def test_a_run_steps_as_single_ticks_do_bit_for_bit() -> None:
     assert loop.take() == []
 
 
-def _early_run(early: bool, period: float) -> tuple[list[Row], list[float]] | None:
-    """Seven seed ticks of ``period`` s from a grid ``t0 + k * period``, with u posted at
-    2.2 and 2.5 periods (between the deadlines of ticks 2 and 3). The rows and the posts'
-    times, or None if this machine stalled the run past a deadline (an overrun)."""
-    sim, native, _ = _seed_loop()
-    views = [sim.probe(name) for name in sorted(sim.model.probes)]
-    loop = TickLoop(native, [sim.inputs["u"]], views, early=early)
+def _early_run(early: bool, period: float, stages: bool) -> tuple[list[Row], list[float]] | None:
+    """Seven ticks of ``period`` s from a grid ``t0 + k * period`` (the seed, or with
+    ``stages`` a chain in two stages on two threads), with u posted at 2.2 and 2.5 periods
+    (between the deadlines of ticks 2 and 3). The rows and the posts' times, or None if
+    this machine stalled the run past a deadline (an overrun)."""
+    if stages:
+        _, native, loop = _chain_loop(True, early=early)
+        assert loop.stages is not None
+    else:
+        sim, native, _ = _seed_loop()
+        views = [sim.probe(name) for name in sorted(sim.model.probes)]
+        loop = TickLoop(native, [sim.inputs["u"]], views, early=early)
     assert int(loop.loop[L_EARLY]) == early
     loop.loop[L_CAPACITY] = 7
     t0 = time.perf_counter() + period
@@ -149,7 +154,7 @@ def _early_run(early: bool, period: float) -> tuple[list[Row], list[float]] | No
         for at, value in ((2.2, 0.3), (2.5, -0.3)):
             time.sleep(max(0.0, t0 + at * period - time.perf_counter()))
             posts.append(time.perf_counter())
-            native.mailboxes[0].post(np.array([value]), posts[-1], None)
+            native.mailboxes[0].post(np.full(native.mailboxes[0].dim, value), posts[-1], None)
 
     thread = threading.Thread(target=poster)
     thread.start()
@@ -158,18 +163,18 @@ def _early_run(early: bool, period: float) -> tuple[list[Row], list[float]] | No
     return (loop.take(), posts) if reason == RUN_FULL else None
 
 
-@pytest.mark.parametrize("early", [True, False])
+@pytest.mark.parametrize(("early", "stages"), [(True, False), (False, False), (True, True)])
 def test_a_tick_starts_as_an_input_arrives_but_never_before_the_previous_deadline(
-    early: bool,
+    early: bool, stages: bool
 ) -> None:
     """``early``: the tick after a new input starts as it is posted, not at its deadline;
     an input posted once that tick has begun starts the next tick at the previous deadline,
     not before (at most one tick ahead of the grid); ticks without a new input start at
     their deadlines. Without, every tick starts at or after its deadline and takes the
-    latest value then."""
+    latest value then. With two stages, whichever thread ran the tick before, alike."""
     period = 0.1
     for _ in range(3):  # a stall of this machine past a 100 ms deadline: run again
-        if (run := _early_run(early, period)) is not None:
+        if (run := _early_run(early, period, stages)) is not None:
             break
     else:
         pytest.fail("three runs of seven 100 ms ticks each overran")
@@ -189,6 +194,27 @@ def test_a_tick_starts_as_an_input_arrives_but_never_before_the_previous_deadlin
         assert starts[3] >= deadlines[3]
         assert starts[4] >= deadlines[4]
         assert values[3:5] == [-u, -u]
+
+
+def test_a_value_posted_between_runs_is_new_to_the_next_run_s_first_tick() -> None:
+    """A value posted while no run is under way (before the first, or while the pacer
+    handles an overrun) starts the next run's first tick at once with early starts; once
+    a tick has applied it, the next run's first tick waits for its deadline."""
+    sim, native, _ = _seed_loop()
+    views = [sim.probe(name) for name in sorted(sim.model.probes)]
+    loop = TickLoop(native, [sim.inputs["u"]], views, early=True)
+    loop.loop[L_CAPACITY] = 1
+    period = 0.1
+    native.mailboxes[0].post(np.array([0.3]), time.perf_counter(), None)
+    starts = []
+    for _ in range(2):
+        k = int(loop.loop[L_NEXT])
+        assert loop.run(time.perf_counter() + period, k, period, k, []) == RUN_FULL
+        (row,) = loop.take()
+        starts.append(float(row.meta[0]) - float(row.meta[1]))  # before the deadline: < 0
+        loop.done(1)
+    assert starts[0] < -period / 2
+    assert starts[1] >= 0.0
 
 
 def test_a_run_returns_at_once_when_interrupted_or_overrun() -> None:
@@ -1102,6 +1128,7 @@ def _chain_loop(
     spin: float = 0.0,
     busy_spin: float | None = None,
     take_after: float | None = TAKE_AFTER,
+    early: bool = False,
 ) -> tuple[Simulator, NativeTick, TickLoop]:
     from tests.sim.test_stages import chain
 
@@ -1110,7 +1137,9 @@ def _chain_loop(
     views = [sim.probe(name) for name in sorted(sim.model.probes)]
     plan = sim.two_stages([sim.inputs["u"]]) if stages else None
     assert plan is not None or not stages
-    loop = TickLoop(native, [sim.inputs["u"]], views, busy_spin, stages=plan, take_after=take_after)
+    loop = TickLoop(
+        native, [sim.inputs["u"]], views, busy_spin, stages=plan, take_after=take_after, early=early
+    )
     return sim, native, loop
 
 

@@ -11,9 +11,11 @@ thread) through three lock-light structures:
   value into the frame being filled; a full frame is queued. When the queue is full the
   oldest frame is dropped (``drop-oldest``) or the new ticks are merged into the newest
   queued frame (``coalesce``). Every drop is counted, and the count travels in the frames.
+  Memory is bounded by construction.
 * a command deque (control topic -> tick thread) and an event deque (tick thread -> I/O).
 
-``notify`` (given by the I/O side) is called at most once per wake-up of the publisher.
+``notify`` (given by the I/O side) is called at most once per wake-up of the publisher, so a
+1 kHz frame rate does not mean 1000 cross-thread calls per probe.
 """
 
 from __future__ import annotations
@@ -194,9 +196,8 @@ class Engine:
             policy=policy,
             max_catchup=max_catchup,
         )
-        # How long each tick's inputs and kernels took, by wall-clock bucket as the pacer's
-        # lateness: the headroom a tick has left (work p99 against the period), and whether
-        # late ticks follow long work or were woken late.
+        # Each tick's inputs and kernels, by wall-clock bucket as the pacer's lateness: the
+        # headroom left (work p99 against the period); late ticks after long work or not.
         self.work = LatenessWindow(model.dt, (), span=max(WINDOWS))
         self.inputs = {
             name: InputSlot(name, inp.dim, inp.default, inp.ttl)
@@ -253,8 +254,7 @@ class Engine:
         # Held by whichever thread turns ring rows into frames or changes what they feed
         # (the pacer's schedule state, the streams, the counters): the tick thread between
         # runs, the I/O thread in collect(). The pacer's and the work's records are written
-        # without it, by one thread at a time: during a run by the compiled loop, between
-        # runs by the tick thread.
+        # without it, by one thread at a time (the compiled loop in a run, else the tick's).
         self._book = threading.Lock()
         self._notify = notify
         self._notified = False

@@ -652,10 +652,14 @@ static int64_t read_mailbox(int64_t *seq, const double *mailbox, double *scratch
         double *scratch = (double *)(intptr_t)row[IN_SCRATCH];                             \
         REAL *target = (REAL *)(intptr_t)row[IN_TARGET];                                   \
         st[ST_FLAG] = 0;                                                                   \
-        if (__atomic_load_n(&st[ST_SEQ], __ATOMIC_ACQUIRE) <= st[ST_CLEARED])              \
+        const int64_t seen = __atomic_load_n(&st[ST_SEQ], __ATOMIC_ACQUIRE);               \
+        if (seen <= st[ST_CLEARED]) {                                                      \
+            numbers += seen;                                                               \
             continue; /* no value since the start or the last reset */                     \
+        }                                                                                  \
         int64_t number = read_mailbox(&st[ST_SEQ], (const double *)(intptr_t)row[IN_MAILBOX], \
                                       scratch, dim + 2);                                   \
+        numbers += number >= 0 ? number : seen; /* being written: new next time */         \
         if (number < 0 || number <= st[ST_CLEARED])                                        \
             continue;                                                                      \
         if (now - scratch[0] > ttl[i] || now > scratch[1]) {                               \
@@ -675,39 +679,50 @@ static int64_t read_mailbox(int64_t *seq, const double *mailbox, double *scratch
         }                                                                                  \
     }
 
-static void apply_inputs_f64(const int64_t *inputs, int64_t n_inputs, int64_t *state,
-                             const double *ttl, double now)
+static int64_t apply_inputs_f64(const int64_t *inputs, int64_t n_inputs, int64_t *state,
+                                const double *ttl, double now)
 {
+    int64_t numbers = 0;
     APPLY_INPUTS(double)
+    return numbers;
 }
 
-static void apply_inputs_f32(const int64_t *inputs, int64_t n_inputs, int64_t *state,
-                             const double *ttl, double now)
+static int64_t apply_inputs_f32(const int64_t *inputs, int64_t n_inputs, int64_t *state,
+                                const double *ttl, double now)
 {
+    int64_t numbers = 0;
     APPLY_INPUTS(float)
+    return numbers;
 }
 
 /* With tick()'s first thirteen arguments v (run_ticks' too): every input's mailbox
- * applied at time now, in the state's precision. */
-static void apply_inputs(const int64_t *v, double now)
+ * applied at time now, in the state's precision. Returns the sum of the mailbox numbers
+ * it read (as seq_sum adds them up): what a later post changes. */
+static int64_t apply_inputs(const int64_t *v, double now)
 {
     const int64_t *inputs = (const int64_t *)(intptr_t)v[9];
     int64_t *state = (int64_t *)(intptr_t)v[11];
     const double *ttl = (const double *)(intptr_t)v[12];
     if (v[8])
-        apply_inputs_f32(inputs, v[10], state, ttl, now);
-    else
-        apply_inputs_f64(inputs, v[10], state, ttl, now);
+        return apply_inputs_f32(inputs, v[10], state, ttl, now);
+    return apply_inputs_f64(inputs, v[10], state, ttl, now);
 }
 
 /* The mailbox numbers of every input of v summed: it changes with every post_input to
- * them (a number only grows; odd while a value is being written). */
-static int64_t seq_sum(const int64_t *v)
+ * them (a number only grows; odd while a value is being written). With `taken`, each
+ * input's number as the last tick left it instead: the message it applied, or the reset
+ * (no tick runs meanwhile: a run of ticks begins), so a value posted between two runs is
+ * new to the first tick of the next. */
+static int64_t seq_sum(const int64_t *v, int taken)
 {
     const int64_t *state = (const int64_t *)(intptr_t)v[11];
     int64_t sum = 0;
-    for (int64_t i = 0; i < v[10]; i++)
-        sum += __atomic_load_n(&state[i * ST_COLUMNS + ST_SEQ], __ATOMIC_ACQUIRE);
+    for (int64_t i = 0; i < v[10]; i++) {
+        const int64_t *st = state + i * ST_COLUMNS;
+        sum += !taken ? __atomic_load_n(&st[ST_SEQ], __ATOMIC_ACQUIRE)
+               : st[ST_APPLIED] > st[ST_CLEARED] ? st[ST_APPLIED]
+                                                 : st[ST_CLEARED];
+    }
     return sum;
 }
 
@@ -1197,7 +1212,7 @@ struct stages {
     /* Ticks whose first stage a thread has begun, or that the tick thread has claimed to
      * end the call at: the tick thread's, or the helper's when the tick thread is late. */
     uint32_t started;
-    int64_t seq_applied;  /* the inputs' mailbox numbers summed as the last tick began */
+    int64_t seq_applied;  /* the mailbox numbers the last tick read, summed (apply_inputs) */
     int64_t main_copies;  /* copies 0 .. this-1 are the first stage's */
     const double *times;  /* the call's grid (T_T0, T_PERIOD) */
     int64_t k0;           /* the grid index of the call's first tick: tick i's is k0 + i */
@@ -1364,8 +1379,7 @@ static double stage1_tick(struct stages *p, int64_t i, int64_t k, double deadlin
     int64_t *loop = p->loop;
     const int64_t *v = p->v;
     const double start = mono_now(), wall_start = wall_now();
-    __atomic_store_n(&p->seq_applied, seq_sum(v), __ATOMIC_SEQ_CST);
-    apply_inputs(v, start);
+    __atomic_store_n(&p->seq_applied, apply_inputs(v, start), __ATOMIC_SEQ_CST);
     if (loop[L_FLOOR_NS1] > 0)
         busy_for(start, loop[L_FLOOR_NS1]);
     else
@@ -1533,7 +1547,7 @@ static double deadline_of(const struct stages *p, int64_t i)
 /* Whether an input of v was posted since the last tick began (and applied its inputs). */
 static int input_posted(struct stages *p)
 {
-    return seq_sum(p->v) != __atomic_load_n(&p->seq_applied, __ATOMIC_SEQ_CST);
+    return seq_sum(p->v, 0) != __atomic_load_n(&p->seq_applied, __ATOMIC_SEQ_CST);
 }
 
 /* The tick thread's wait for tick i, due at deadline: sleep_until_mono(deadline, spin),
@@ -1544,7 +1558,12 @@ static int input_posted(struct stages *p)
  * real-time factor) is unchanged. Returns 1 if the tick starts before its deadline. */
 static int wait_for_tick(struct stages *p, double deadline, double spin)
 {
-    if (!p->loop[L_EARLY]) {
+#ifdef __linux__
+    const int early = p->loop[L_EARLY] != 0;
+#else
+    const int early = 0; /* no futex to sleep on: every tick waits for its deadline */
+#endif
+    if (!early) {
         sleep_until_mono(deadline, spin);
         return 0;
     }
@@ -1569,7 +1588,7 @@ static int wait_for_tick(struct stages *p, double deadline, double spin)
             sleep_until_mono(earliest < until ? earliest : until, 0.0);
             continue;
         }
-#ifdef __linux__
+#ifdef __linux__ /* else never reached (early is 0) */
         struct timespec ts;
         const double whole = floor(until);
         ts.tv_sec = (time_t)whole;
@@ -1585,8 +1604,6 @@ static int wait_for_tick(struct stages *p, double deadline, double spin)
         __atomic_sub_fetch(&input_sleepers, 1, __ATOMIC_SEQ_CST);
 #else
         (void)b;
-        sleep_until_mono(until, 0.0);
-        return 0;
 #endif
     }
 }
@@ -1725,7 +1742,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
                        .times = times,
                        .k0 = loop[L_NEXT],
                        .latched_ns = mono_ns(),
-                       .seq_applied = seq_sum(v)};
+                       .seq_applied = seq_sum(v, 1)};
     loop[L_TICKS] = 0; /* before the helper starts: it may run ticks too */
     pthread_t helper;
     const int threaded = two && !loop[L_INLINE] && start_stage2(&p, &helper) == 0;
