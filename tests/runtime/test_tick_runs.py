@@ -35,6 +35,7 @@ from spikestream.runtime.native_tick import (
     L_COPIES,
     L_DELAY_NS,
     L_EARLY,
+    L_EARLY_TICKS,
     L_EVENTFD,
     L_HEAD,
     L_HELPER_HOLD_NS,
@@ -133,11 +134,14 @@ def test_a_run_steps_as_single_ticks_do_bit_for_bit() -> None:
     assert loop.take() == []
 
 
-def _early_run(early: bool, period: float, stages: bool) -> tuple[list[Row], list[float]] | None:
+def _early_run(
+    early: bool, period: float, stages: bool
+) -> tuple[list[Row], list[float], int] | None:
     """Seven ticks of ``period`` s from a grid ``t0 + k * period`` (the seed, or with
     ``stages`` a chain in two stages on two threads), with u posted at 2.2 and 2.5 periods
-    (between the deadlines of ticks 2 and 3). The rows and the posts' times, or None if
-    this machine stalled the run past a deadline (an overrun)."""
+    (between the deadlines of ticks 2 and 3). The rows, the posts' times and the ticks
+    counted as started early, or None if this machine stalled the run past a deadline (an
+    overrun)."""
     if stages:
         _, native, loop = _chain_loop(True, early=early)
         assert loop.stages is not None
@@ -160,7 +164,7 @@ def _early_run(early: bool, period: float, stages: bool) -> tuple[list[Row], lis
     thread.start()
     reason = loop.run(t0, 0, period, 0, [(10**9, 10**9)])
     thread.join()
-    return (loop.take(), posts) if reason == RUN_FULL else None
+    return (loop.take(), posts, int(loop.loop[L_EARLY_TICKS])) if reason == RUN_FULL else None
 
 
 @pytest.mark.parametrize(("early", "stages"), [(True, False), (False, False), (True, True)])
@@ -178,7 +182,8 @@ def test_a_tick_starts_as_an_input_arrives_but_never_before_the_previous_deadlin
             break
     else:
         pytest.fail("three runs of seven 100 ms ticks each overran")
-    rows, posts = run
+    rows, posts, counted = run
+    assert counted == (2 if early else 0)  # ticks 3 and 4
     starts = [float(row.meta[0]) for row in rows]
     deadlines = [float(row.meta[1]) for row in rows]
     values = [float(row.inputs[0][0]) for row in rows]

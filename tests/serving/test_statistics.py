@@ -17,6 +17,7 @@ from spikestream.build import build
 from spikestream.runtime.native_tick import (
     L_BUSY_TICKS,
     L_CONTENDED,
+    L_EARLY_TICKS,
     L_SPELLS,
     L_STARTS_TAKEN,
     L_TAKEOVERS,
@@ -141,6 +142,7 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     assert metric("spikestream_contended_ticks_total") == payload["contended_ticks"]
     assert metric("spikestream_contended_spells_total") == payload["contended_spells"]
     assert metric("spikestream_takeovers_total") == payload["takeovers"] == 0  # one thread
+    assert metric("spikestream_early_ticks_total") == payload["early_ticks"]
 
 
 def test_the_spin_adaptation_is_reported_as_the_tick_loop_counts_it(service: Service) -> None:
@@ -159,12 +161,14 @@ def test_the_spin_adaptation_is_reported_as_the_tick_loop_counts_it(service: Ser
     runs.loop[L_SPELLS] = 3
     runs.loop[L_TAKEOVERS] = 56
     runs.loop[L_STARTS_TAKEN] = 7
+    runs.loop[L_EARLY_TICKS] = 89
     payload = stats_payload(service.statistics())
     assert payload["spin_contended"] is True
     assert (payload["contended_ticks"], payload["contended_spells"]) == (1234, 3)
     # Either thread's: second stages the tick thread ran, first stages the helper ran.
     assert (runs.takeovers, runs.starts_taken) == (56, 7)
     assert payload["takeovers"] == 63
+    assert payload["early_ticks"] == 89
 
 
 def test_link_counters_come_from_the_link(service: Service) -> None:

@@ -39,6 +39,7 @@ from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
 from spikestream.runtime.native_tick import (
     FLAG,
+    L_EARLY_TICKS,
     RUN_OVERRUN,
     NativeTick,
     TickLoop,
@@ -196,8 +197,7 @@ class Engine:
             policy=policy,
             max_catchup=max_catchup,
         )
-        # Each tick's inputs and kernels, by wall-clock bucket as the pacer's lateness: the
-        # headroom left (work p99 against the period); late ticks after long work or not.
+        # Each tick's inputs and kernels (headroom: work p99 against the period).
         self.work = LatenessWindow(model.dt, (), span=max(WINDOWS))
         self.inputs = {
             name: InputSlot(name, inp.dim, inp.default, inp.ttl)
@@ -287,8 +287,7 @@ class Engine:
             "restore": self._restore,
             "learn": lambda cmd: self._set("learning", cmd.value),
             "set": lambda cmd: self._set(cmd.key, cmd.value),
-            # The I/O side publishes the document when this reply comes back, so it
-            # follows every command queued before it (a ticks_per_frame change, say).
+            # Published by the I/O side as this reply comes back: after the commands before.
             "describe": lambda cmd: {"tick": self.sim.tick},
         }
         self._setters: dict[str, Callable[[Any], dict[str, Any]]] = {
@@ -309,15 +308,16 @@ class Engine:
         self.timer_slack_ns: int | None = None
         self.fifo_priority = 0  # the SCHED_FIFO priority the tick thread got (0: none)
 
-    def loop_counts(self) -> tuple[bool, int, int, int]:
-        """``(contended, busy ticks, spells, takeovers)`` of the runs (any thread): whether
-        the tick thread is kept waiting for a CPU and spins the busy spin, the ticks that
-        waited so and the contended spells begun, the stages either tick thread ran for the
-        other, late to begin it (since start; all zero outside runs of compiled ticks)."""
-        runs = self._runs
-        if runs is None:
-            return False, 0, 0, 0
-        return runs.contended, runs.busy_ticks, runs.spells, runs.takeovers + runs.starts_taken
+    def loop_counts(self) -> tuple[bool, int, int, int, int]:
+        """``(contended, busy ticks, spells, takeovers, early)`` of the runs (any thread):
+        whether the tick thread is kept waiting for a CPU and spins the busy spin, the ticks
+        that waited so, the contended spells begun, the stages either tick thread ran for
+        the other, late to begin it, and the ticks started before their deadlines on a new
+        input (since start; all zero outside runs of compiled ticks)."""
+        if (runs := self._runs) is None:
+            return False, 0, 0, 0, 0
+        takeovers, early = runs.takeovers + runs.starts_taken, int(runs.loop[L_EARLY_TICKS])
+        return runs.contended, runs.busy_ticks, runs.spells, takeovers, early
 
     # ------------------------------------------------------------------ I/O side
 

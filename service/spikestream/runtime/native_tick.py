@@ -92,8 +92,7 @@ class Mailbox:
         self.scratch = np.zeros(2 + dim)
         self._row = int(state.ctypes.data) + index * IN_COLUMNS * state.itemsize
         self._box = int(self.box.ctypes.data)
-        # Each value is copied here first, so its address is known once: reading an
-        # array's address (``ndarray.ctypes``) costs more than the copy. One writer.
+        # Each value is copied here first, its address known once (``ctypes`` costs more).
         self._value = np.zeros(dim)
         self._value_at = int(self._value.ctypes.data)
 
@@ -286,8 +285,9 @@ class NativeTick:
     L_MAIN_LAG_NS,
     L_MAIN_LAG_EVERY,
     L_EARLY,
-) = range(53)
-LOOP_COLUMNS = 53
+    L_EARLY_TICKS,
+) = range(54)
+LOOP_COLUMNS = 54
 #: Columns of the times array: grid anchor and period, the spins, the contention thresholds.
 T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_IDLE = range(7)
 TIME_COLUMNS = 7

@@ -107,6 +107,12 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         net,
         s.takeovers,
     )
+    yield _counter(
+        "spikestream_early_ticks",
+        "Ticks started before their deadlines because a new input had arrived",
+        net,
+        s.early_ticks,
+    )
     yield _gauge(
         "spikestream_tick_thread_fifo_priority",
         "SCHED_FIFO priority of the tick thread (0: ordinary scheduling)",

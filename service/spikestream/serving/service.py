@@ -651,7 +651,7 @@ class Service:
             age, stale = engine.inputs[name].freshness(now)
             freshness[name] = Freshness(age, stale)
         held = self.cpu_latency
-        contended, busy_ticks, spells, takeovers = engine.loop_counts()
+        contended, busy_ticks, spells, takeovers, early = engine.loop_counts()
         return ServiceStatistics(
             net=self.model.name,
             engine=es,
@@ -667,6 +667,7 @@ class Service:
             contended_ticks=busy_ticks,
             contended_spells=spells,
             takeovers=takeovers,
+            early_ticks=early,
             cpu_latency="not requested" if held is None else held.description,
             cpu_latency_held_us=held.microseconds if held is not None and held.held else None,
             freshness=freshness,

@@ -58,6 +58,8 @@ class ServiceStatistics:
         contended_spells: Spells of CPU contention begun, since start.
         takeovers: With two tick threads, stages one thread ran because the other had not
             begun it in time (a tick's second stage, its first), since start.
+        early_ticks: Ticks started before their deadlines because a new input had arrived
+            (not with ``--tick-at-deadline``), since start.
         cpu_latency: The CPU wake-up latency request, in words (``not requested``).
         cpu_latency_held_us: The limit this process holds, microseconds; None if none.
         freshness: Each input's age and staleness, by input name.
@@ -87,6 +89,7 @@ class ServiceStatistics:
     contended_ticks: int
     contended_spells: int
     takeovers: int
+    early_ticks: int
     cpu_latency: str
     cpu_latency_held_us: int | None
     freshness: dict[str, Freshness]
@@ -130,6 +133,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "contended_ticks": s.contended_ticks,
         "contended_spells": s.contended_spells,
         "takeovers": s.takeovers,
+        "early_ticks": s.early_ticks,
         "cpu_latency": s.cpu_latency,
         "skipped_ticks": es.skipped_ticks,
         "dropped": sum(st.dropped for st in es.streams.values()),

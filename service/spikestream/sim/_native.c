@@ -992,6 +992,8 @@ enum {
     L_EARLY,        /* nonzero: a tick starts as soon as an input was posted since the last
                      * tick applied its inputs, though never before the previous tick's
                      * deadline (wait_for_tick) */
+    L_EARLY_TICKS,  /* ticks the tick thread started so, before their deadlines (an output,
+                     * cumulative) */
     L_COLUMNS
 };
 /* times (float64): the grid's t0 and period, the spin, and the adaptation's busy spin and
@@ -1778,6 +1780,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
         const int64_t k = p.k0 + i;
         const double deadline = deadline_of(&p, i);
         const int64_t late = mono_now() > deadline;
+        int early = 0;
         if (late) {
             /* Pacer.due()'s catch-up: run the late tick at once, unless the burst would
              * reach max_catchup (the pacer realigns) or the policy is another one. */
@@ -1788,7 +1791,7 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
                 break;
             }
         } else {
-            wait_for_tick(&p, deadline, spin_now(loop, times));
+            early = wait_for_tick(&p, deadline, spin_now(loop, times));
         }
         const int64_t every = loop[L_MAIN_LAG_EVERY] > 1 ? loop[L_MAIN_LAG_EVERY] : 1;
         if (loop[L_MAIN_LAG_NS] > 0 && k % every == 0)
@@ -1797,6 +1800,8 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
             continue;
         /* Claimed: what the helper would have changed, had it taken the tick, changes
          * here. */
+        if (early)
+            __atomic_add_fetch(&loop[L_EARLY_TICKS], 1, __ATOMIC_RELAXED);
         if (late) {
             set_burst(loop, burst_now(loop) + 1);
         } else {
