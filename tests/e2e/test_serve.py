@@ -165,6 +165,29 @@ async def test_the_retained_status_and_description_are_refreshed(
     assert held == ([(True, b"online")] if refresh else [])
 
 
+@pytest.mark.parametrize("at_deadline", [False, True])
+async def test_a_new_input_starts_its_tick_early_unless_told_not_to(
+    mosquitto: Mosquitto, serve, at_deadline: bool
+) -> None:
+    """Served with default flags, inputs start their ticks before the deadlines, and the
+    stats count those ticks (``early_ticks``); ``--tick-at-deadline`` starts none early."""
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        serve("--stats-interval", "0.2", *(["--tick-at-deadline"] if at_deadline else []))
+        await sub.wait_status("seed", b"online")
+        for k in range(10):
+            await publish(mosquitto, "spikestream/seed/in/u", str(0.1 * k))
+            await asyncio.sleep(0.03)
+        accepted = await sub.wait_for(
+            lambda ms: [s for s in stats_of(ms) if s["inputs"]["u"]["accepted"] == 10],
+            what="stats after the ten inputs",
+        )
+    early = accepted[-1]["early_ticks"]
+    if at_deadline:
+        assert early == 0
+    else:  # a tick that started at its deadline anyway (the input came in its spin) is not
+        assert 5 <= early <= 10, early
+
+
 def thread_nices(pid: int) -> dict[int, tuple[int, int]]:
     """Thread id -> (nice value, CPU time in clock ticks) of every thread of process
     ``pid`` (Linux ``/proc``)."""
