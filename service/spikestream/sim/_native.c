@@ -588,16 +588,23 @@ static int deadline_ok(double deadline)
 
 /* Sleep until spin seconds before the deadline, then spin until it has passed (the
  * kernel wakes a sleeper about 0.1 ms late). Never returns before the deadline. */
+/* A time on mono_now()'s line as the absolute timespec clock_nanosleep and futexes take. */
+static struct timespec mono_timespec(double t)
+{
+    struct timespec ts;
+    const double whole = floor(t);
+    ts.tv_sec = (time_t)whole;
+    ts.tv_nsec = (long)((t - whole) * 1e9);
+    if (ts.tv_nsec > 999999999L)
+        ts.tv_nsec = 999999999L;
+    return ts;
+}
+
 static void sleep_until_mono(double deadline, double spin)
 {
     double wake = deadline - spin;
     if (wake > mono_now()) {
-        struct timespec ts;
-        double whole = floor(wake);
-        ts.tv_sec = (time_t)whole;
-        ts.tv_nsec = (long)((wake - whole) * 1e9);
-        if (ts.tv_nsec > 999999999L)
-            ts.tv_nsec = 999999999L;
+        const struct timespec ts = mono_timespec(wake);
         /* Restarted after a signal: TIMER_ABSTIME makes that exact. */
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
             ;
@@ -1546,7 +1553,7 @@ static double deadline_of(const struct stages *p, int64_t i)
     return p->times[T_T0] + (double)(p->k0 + i - p->loop[L_K0]) * p->times[T_PERIOD];
 }
 
-/* Whether an input of v was posted since the last tick began (and applied its inputs). */
+/* Whether an input of v was posted since the last tick read the mailboxes. */
 static int input_posted(struct stages *p)
 {
     return seq_sum(p->v, 0) != __atomic_load_n(&p->seq_applied, __ATOMIC_SEQ_CST);
@@ -1591,12 +1598,7 @@ static int wait_for_tick(struct stages *p, double deadline, double spin)
             continue;
         }
 #ifdef __linux__ /* else never reached (early is 0) */
-        struct timespec ts;
-        const double whole = floor(until);
-        ts.tv_sec = (time_t)whole;
-        ts.tv_nsec = (long)((until - whole) * 1e9);
-        if (ts.tv_nsec > 999999999L)
-            ts.tv_nsec = 999999999L;
+        const struct timespec ts = mono_timespec(until);
         /* Announced first, then the bell compared by the kernel: a post between the two
          * either changed the bell (the wait returns at once) or saw the sleeper and wakes
          * it. FUTEX_WAIT_BITSET's timeout is absolute, on CLOCK_MONOTONIC. */
