@@ -46,7 +46,7 @@ from spikestream.runtime.native_tick import (
     applied_number,
     unavailable,
 )
-from spikestream.runtime.pacer import WINDOWS, Pacer, PacerPolicy, PacerStatistics
+from spikestream.runtime.pacer import STOP_POLL, WINDOWS, Pacer, PacerPolicy, PacerStatistics
 from spikestream.runtime.priority import (
     fifo_priority,
     raise_priority,
@@ -221,6 +221,7 @@ class Engine:
         self._targets = [target for _, target in self._feeds]  # each input's array, in order
         why_not = "turned off" if not compiled_tick else unavailable(self.sim, self.clock)
         self._native: NativeTick | None = None
+        self._real_clock = isinstance(self.clock, SystemClock)  # a fake one never sleeps
         if why_not is None:
             assert isinstance(self.clock, SystemClock)
             self._native = NativeTick(self.sim, self._feeds, self.clock.spin)
@@ -243,18 +244,15 @@ class Engine:
                 pin=pin_tick_threads,
                 early=early_ticks,
             )
-            # Each tick of a run is recorded by the compiled loop as it is handed on (the
-            # pacer's lateness and pace, the tick's work), so the collect does not.
+            # The compiled loop records each tick's pace and work, so the collect does not.
             self._runs.record_into(self.pacer.pace_record, self.work)
-            # The collect copies a run's rows into every probe's frames in one call.
             offsets = self._runs.probe_offsets
             self._rows = RowRecorder(list(self.streams.values()), offsets, self._live)
         #: Threads that step each tick: 2 with :attr:`stages`, else 1.
         self.tick_threads = 1 if self.stages is None else 2
         # Held by whichever thread turns ring rows into frames or changes what they feed
-        # (the pacer's schedule state, the streams, the counters): the tick thread between
-        # runs, the I/O thread in collect(). The pacer's and the work's records are written
-        # without it, by one thread at a time (the compiled loop in a run, else the tick's).
+        # (pacer schedule, streams, counters): the tick thread between runs, the I/O thread
+        # in collect(). The pace and work records are written by one thread at a time.
         self._book = threading.Lock()
         self._notify = notify
         self._notified = False
@@ -524,6 +522,10 @@ class Engine:
                 with self._book:  # the pacer decides on the late tick below
                     if self._collect():
                         self._signal()
+            elif self._real_clock and (ahead := pacer.ahead(STOP_POLL)) > 0.0:
+                self._wake.wait(ahead)  # a command or stop at a slow factor: within 50 ms
+                self._wake.clear()
+                continue
             self._one_tick()
         with self._book:
             if runs is not None:
@@ -541,9 +543,8 @@ class Engine:
             if tick.skipped:
                 self._skip(tick.skipped)
         if native is not None:
-            # Wait, inputs and kernels in one call that holds no GIL (with the spin the
-            # runs of ticks use now: a tick the pacer releases here is most often an
-            # overrun, in a contended spell).
+            # Wait, inputs and kernels in one call without the GIL (with the runs' spin:
+            # a tick released here is most often an overrun, in a contended spell).
             runs = self._runs
             start = native(tick.deadline, None if runs is None else runs.spin_now)
             with self._book:
@@ -594,8 +595,7 @@ class Engine:
             start, _, wall_start, _, _ = row.meta.tolist()
             self._applied(row.state, row.inputs, start, wall_start)
         sim.tick, self.executed = first + n, executed + n
-        # Every row into every probe's frames at once, as ProbeStream.record would fill them
-        # row by row: tick first + r at (first + r + 1) * dt, its lateness, its end's time.
+        # Every row into every probe's frames at once, as ProbeStream.record would fill them.
         completed = self._rows(runs.address, n, first, self.model.dt)
         runs.done(n)
         return completed

@@ -35,7 +35,16 @@ from spikestream.runtime.stats import (
     pace_factor,
 )
 
-__all__ = ["POLICIES", "WINDOWS", "Pacer", "PacerPolicy", "PacerStatistics", "Tick"]
+__all__ = [
+    "MAX_PERIOD",
+    "POLICIES",
+    "STOP_POLL",
+    "WINDOWS",
+    "Pacer",
+    "PacerPolicy",
+    "PacerStatistics",
+    "Tick",
+]
 
 #: What to do when a tick's deadline has passed before it could start (an *overrun*).
 PacerPolicy = Literal["catch-up", "skip", "slip"]
@@ -44,6 +53,16 @@ POLICIES: Final[tuple[PacerPolicy, ...]] = get_args(PacerPolicy)
 #: Lengths in seconds of the recent windows :meth:`Pacer.statistics` reports beside the
 #: since-start figures, so that an episode shows while it lasts.
 WINDOWS: Final[tuple[float, ...]] = (1.0, 10.0)
+
+#: The longest tick period (s) a realtime factor may give: the compiled tick refuses a
+#: deadline further ahead (``MAX_WAIT`` in ``_native.c``), so a factor below ``dt`` over
+#: it is refused where it is set, not by the tick thread.
+MAX_PERIOD: Final[float] = 86400.0
+
+#: The longest (s) a command or a stop waits for the tick thread at a slow realtime
+#: factor: its waits for a deadline look for them this often (``STOP_POLL`` in
+#: ``_native.c`` for the runs of compiled ticks).
+STOP_POLL: Final[float] = 0.05
 
 
 @dataclass(slots=True)
@@ -207,7 +226,7 @@ class Pacer:
         if isinstance(max_catchup, bool) or not (isinstance(max_catchup, int) and max_catchup >= 1):
             msg = f"max_catchup must be an int >= 1, got {max_catchup!r}"
             raise ConfigError(msg)
-        _check_factor(realtime_factor)
+        _check_factor(realtime_factor, dt)
 
         self._clock: Clock = SystemClock() if clock is None else clock
         self._dt = float(dt)
@@ -287,6 +306,14 @@ class Pacer:
     def next_index(self) -> int:
         """Index of the tick the next :meth:`wait` will release, unless it skips."""
         return self._next
+
+    def ahead(self, margin: float) -> float:
+        """Seconds from now until ``margin`` s before the next tick's deadline; 0.0 when
+        that has passed, before :meth:`start`, while paused or free-running. A tick thread
+        at a slow realtime factor waits this long for commands before its precise wait."""
+        if not self._started or self._paused or self._period == 0.0:
+            return 0.0
+        return max(0.0, self.deadline(self._next) - margin - self._clock.now())
 
     def anchor(self) -> tuple[float, int]:
         """The schedule's anchor ``(t0, k0)``: tick ``k`` is due at
@@ -475,7 +502,7 @@ class Pacer:
         Args:
             factor: Simulated seconds per wall second; finite and >= 0.
         """
-        _check_factor(factor)
+        _check_factor(factor, self._dt)
         factor = float(factor)
         if factor == self._rf:
             return
@@ -591,9 +618,15 @@ def _lateness(start: float, deadline: float) -> float:
     return start - deadline if start > deadline else 0.0
 
 
-def _check_factor(factor: float) -> None:
+def _check_factor(factor: float, dt: float) -> None:
     if not (_is_real(factor) and math.isfinite(factor) and factor >= 0.0):
         msg = f"realtime_factor must be a finite number >= 0 (0 = free-running), got {factor!r}"
+        raise ConfigError(msg)
+    if factor > 0.0 and dt / factor > MAX_PERIOD:
+        msg = (
+            f"realtime_factor must be 0 (free-running) or at least dt / {MAX_PERIOD:g} s = "
+            f"{dt / MAX_PERIOD:.6g} (a tick period of at most a day), got {factor!r}"
+        )
         raise ConfigError(msg)
 
 

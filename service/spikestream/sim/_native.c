@@ -1559,25 +1559,49 @@ static int input_posted(struct stages *p)
     return seq_sum(p->v, 0) != __atomic_load_n(&p->seq_applied, __ATOMIC_SEQ_CST);
 }
 
+/* The longest sleep (s) between two looks at L_STOP in a run's wait for a deadline: at a
+ * slow realtime factor (a period of seconds, up to MAX_WAIT) a command or a stop asked for
+ * meanwhile ends the run within this, not a period later. */
+#define STOP_POLL 0.05
+
+/* Sleep until the time until (mono_now's line) unless L_STOP is set first; 1 if it is. */
+static int sleep_or_stop(const int64_t *loop, double until)
+{
+    for (;;) {
+        if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE))
+            return 1;
+        const double now = mono_now();
+        if (until - now <= STOP_POLL)
+            return 0;
+        sleep_until_mono(now + STOP_POLL, 0.0);
+    }
+}
+
 /* The tick thread's wait for tick i, due at deadline: sleep_until_mono(deadline, spin),
  * or with L_EARLY, until an input is posted, if that is sooner, though never before the
  * previous tick's deadline: the tick that applies a new value then starts as it arrives
  * instead of up to a period later, and the simulation runs at most one tick ahead of the
  * grid. A tick with no new input waits for its deadline as before, so the grid (and the
- * real-time factor) is unchanged. Returns 1 if the tick starts before its deadline. */
+ * real-time factor) is unchanged. Returns 1 if the tick starts before its deadline, -1 if
+ * a stop was asked for (L_STOP) during the wait: it is looked at every STOP_POLL s. */
 static int wait_for_tick(struct stages *p, double deadline, double spin)
 {
+    const int64_t *loop = p->loop;
 #ifdef __linux__
-    const int early = p->loop[L_EARLY] != 0;
+    const int early = loop[L_EARLY] != 0;
 #else
     const int early = 0; /* no futex to sleep on: every tick waits for its deadline */
 #endif
     if (!early) {
+        if (sleep_or_stop(loop, deadline - spin))
+            return -1;
         sleep_until_mono(deadline, spin);
         return 0;
     }
     const double earliest = deadline - p->times[T_PERIOD];
     for (;;) {
+        if (__atomic_load_n(&loop[L_STOP], __ATOMIC_ACQUIRE))
+            return -1;
         const uint32_t b = __atomic_load_n(&input_bell, __ATOMIC_SEQ_CST);
         const int posted = input_posted(p);
         double now = mono_now();
@@ -1593,6 +1617,8 @@ static int wait_for_tick(struct stages *p, double deadline, double spin)
             return 0;
         }
         double until = deadline - spin;
+        if (until > now + STOP_POLL)
+            until = now + STOP_POLL;
         if (posted) { /* posted before the earliest start: a timer is all that is left */
             sleep_until_mono(earliest < until ? earliest : until, 0.0);
             continue;
@@ -1792,8 +1818,11 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
                 reason = RUN_OVERRUN; /* Pacer.due() applies the policy to this tick */
                 break;
             }
-        } else {
-            early = wait_for_tick(&p, deadline, spin_now(loop, times));
+        } else if ((early = wait_for_tick(&p, deadline, spin_now(loop, times))) < 0) {
+            if (!claim(&p.started, i)) /* a stop during the wait, as at the loop's top */
+                continue;
+            reason = RUN_CONTROL;
+            break;
         }
         const int64_t every = loop[L_MAIN_LAG_EVERY] > 1 ? loop[L_MAIN_LAG_EVERY] : 1;
         if (loop[L_MAIN_LAG_NS] > 0 && k % every == 0)
@@ -2419,7 +2448,8 @@ PyMODINIT_FUNC PyInit__native(void)
     if (PyModule_AddIntConstant(m, "PROGRAM_COLUMNS", PROGRAM_COLUMNS) < 0 ||
         PyModule_AddIntConstant(m, "LOOP_COLUMNS", L_COLUMNS) < 0 ||
         PyModule_AddIntConstant(m, "TIME_COLUMNS", T_COLUMNS) < 0 ||
-        PyModule_AddIntConstant(m, "ROW_HEADER_BYTES", 8 * R_META) < 0) {
+        PyModule_AddIntConstant(m, "ROW_HEADER_BYTES", 8 * R_META) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_WAIT", (long)MAX_WAIT) < 0) {
         Py_DECREF(m);
         return NULL;
     }

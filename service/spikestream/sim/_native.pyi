@@ -8,6 +8,7 @@ PROGRAM_COLUMNS: int
 LOOP_COLUMNS: int
 TIME_COLUMNS: int
 ROW_HEADER_BYTES: int
+MAX_WAIT: int
 
 def run_program(
     program: int,
