@@ -44,6 +44,7 @@ from spikestream_client.errors import CodecError, PayloadTooLarge
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
+    "INPUT_VALUE_LIMIT",
     "InputSample",
     "OversizePayload",
     "PayloadRejected",
@@ -56,8 +57,22 @@ __all__ = [
 DEFAULT_MAX_INPUT_BYTES: Final = 65536
 """Default size limit of :func:`decode_input`, in bytes."""
 
+INPUT_VALUE_LIMIT: Final = 1e9
+"""Largest magnitude of an input value, as of every value in a network file. A finite
+1e308 would overflow a population's input current to inf and leave NaN in its neurons'
+state for good; no signal a network represents (about 1) comes near this."""
+
 RejectReason = Literal[
-    "garbage", "type", "dimension", "nonfinite", "depth", "keys", "oversize", "command", "value"
+    "garbage",
+    "type",
+    "dimension",
+    "nonfinite",
+    "range",
+    "depth",
+    "keys",
+    "oversize",
+    "command",
+    "value",
 ]
 """Why a payload was rejected. ``command`` and ``value`` are used by control commands."""
 
@@ -272,6 +287,11 @@ def _values(obj: object, dim: int) -> npt.NDArray[np.float64]:
         _reject("input values must be finite, got an integer beyond float64 range", "nonfinite")
     if not np.isfinite(x).all():
         _reject(f"input values must be finite, got {x.tolist()!r:.80}", "nonfinite")
+    if (big := float(np.abs(x).max(initial=0.0))) > INPUT_VALUE_LIMIT:
+        _reject(
+            f"input values must lie within +-{INPUT_VALUE_LIMIT:g}, got one of magnitude {big:.4g}",
+            "range",
+        )
     x.flags.writeable = False
     return x
 
@@ -365,8 +385,8 @@ def _decode_msgpack(payload: bytes, max_bytes: int) -> object:
 # The common msgpack inputs, as encode_input() and most senders write them: float64
 # values (0xCB), bare for dim 1 or in a fixarray (up to 15), optionally in a map whose
 # first key is "t" (a float64) and second "x". Read with one struct call instead of the
-# general unpacker and per-item checks; anything else, or anything not finite, takes the
-# general path, which also words the rejection.
+# general unpacker and per-item checks; anything else, or a value not finite or beyond
+# INPUT_VALUE_LIMIT, takes the general path, which also words the rejection.
 _FLOAT64: Final = 0xCB
 _MAX_FIXARRAY: Final = 15
 _FLOATS: Final = tuple(
@@ -394,7 +414,7 @@ def _plain_values(payload: bytes, start: int, dim: int) -> npt.NDArray[np.float6
     else:
         return None
     for value in values:
-        if not math.isfinite(value):
+        if not -INPUT_VALUE_LIMIT <= value <= INPUT_VALUE_LIMIT:  # NaN fails both
             return None
     x = np.array(values, dtype=np.float64)
     x.flags.writeable = False
