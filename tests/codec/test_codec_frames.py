@@ -10,12 +10,16 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from spikestream.errors import CodecError, PayloadTooLarge
-from spikestream_client.codec import (
+from spikestream_client.codec.frames import (
+    MAX_DT,
+    MAX_FRAME_TICKS,
+    MAX_TICK,
+    MIN_DT,
     SCHEMA_VERSION,
     FrameHeader,
     SpikeFrame,
@@ -26,7 +30,6 @@ from spikestream_client.codec import (
 )
 from spikestream_client.names import NAME_PATTERN
 
-U64 = 2**64 - 1
 finite = st.floats(allow_nan=False, allow_infinity=False)
 # Names that follow the rule: the decoder refuses every other string in net/probe.
 names = st.from_regex(NAME_PATTERN.replace("$", r"\Z"), fullmatch=True)
@@ -67,14 +70,14 @@ def headers(draw: st.DrawFn, ticks: int) -> FrameHeader:
     return FrameHeader(
         net=draw(names),
         probe=draw(names),
-        seq=draw(st.integers(0, U64)),
-        tick=draw(st.integers(0, U64)),
+        seq=draw(st.integers(0, MAX_TICK)),
+        tick=draw(st.integers(0, MAX_TICK - ticks)),
         ticks=ticks,
-        dt=draw(st.floats(min_value=1e-9, max_value=10.0)),
+        dt=draw(st.floats(min_value=MIN_DT, max_value=MAX_DT)),
         t=draw(finite),
         wall=draw(finite),
         late_max=draw(finite),
-        dropped=draw(st.integers(0, U64)),
+        dropped=draw(st.integers(0, MAX_TICK)),
     )
 
 
@@ -83,9 +86,9 @@ def spike_arrays(draw: st.DrawFn) -> npt.NDArray[np.bool_]:
     """Bool (ticks, n) arrays: small ones element by element (they shrink well), big
     ones from a seeded generator at a drawn density, including all-zero and all-one."""
     if draw(st.booleans()):
-        shape = draw(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=40))
+        shape = (draw(st.integers(1, 40)), draw(st.integers(0, 40)))  # a frame has a tick
         return draw(hnp.arrays(np.bool_, shape))
-    ticks = draw(st.integers(0, 64))
+    ticks = draw(st.integers(1, 64))
     n = draw(st.integers(0, 5000))
     density = draw(st.sampled_from([0.0, 1e-3, 0.02, 0.1, 0.5, 1.0]))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -201,13 +204,22 @@ def test_choice_follows_size_at_the_crossover() -> None:
 
 
 def test_empty_frames_round_trip() -> None:
-    for shape in [(0, 0), (0, 5), (5, 0), (3, 4)]:
+    for shape in [(1, 0), (5, 0), (3, 4)]:
         spikes = np.zeros(shape, dtype=np.bool_)
         frame = decode_frame(encode_spikes(make_header(shape[0]), spikes))
         assert isinstance(frame, SpikeFrame)
         assert frame.spikes.shape == shape
         assert not frame.spikes.any()
         assert frame.indices()[0].size == 0
+
+
+def test_frames_without_ticks_are_refused() -> None:
+    # A frame of no ticks is no frame: the tools reshape and divide by ticks.
+    for shape in [(0, 0), (0, 5)]:
+        with pytest.raises(CodecError, match=r"'ticks' must be an integer in \[1, "):
+            decode_frame(encode_spikes(make_header(0), np.zeros(shape, dtype=np.bool_)))
+    with pytest.raises(CodecError, match=r"'ticks' must be an integer in \[1, "):
+        decode_frame(encode_values(make_header(0), np.zeros((0, 2))))
 
 
 def test_non_contiguous_spikes_encode_like_their_copy() -> None:
@@ -229,6 +241,7 @@ def test_non_contiguous_spikes_encode_like_their_copy() -> None:
     ),
 )
 def test_values_round_trip(data: st.DataObject, values: npt.NDArray[Any]) -> None:
+    assume(values.shape[0] >= 1)  # frames of no ticks are refused (tested below)
     header = data.draw(headers(values.shape[0]))
     with np.errstate(over="ignore"):  # float64 beyond float32 range becomes inf, by design
         expected = values.astype(np.float32)
@@ -401,11 +414,37 @@ def test_oversize_is_refused_before_unpacking() -> None:
         (IDX_FRAME, {"seq": True}, r"'seq' must be an integer .* got True"),
         (IDX_FRAME, {"tick": 1.0}, r"'tick' must be an integer"),
         (IDX_FRAME, {"dropped": "0"}, r"'dropped' must be an integer"),
-        (IDX_FRAME, {"ticks": 2**32}, r"'ticks' must be an integer in \[0, 4294967295\]"),
+        (IDX_FRAME, {"ticks": 2**32}, rf"'ticks' must be an integer in \[1, {MAX_FRAME_TICKS}\]"),
+        (IDX_FRAME, {"ticks": 0}, r"'ticks' must be an integer in \[1, .* got 0"),
+        (IDX_FRAME, {"seq": 2**53}, rf"'seq' must be an integer in \[0, {MAX_TICK}\]"),
+        (IDX_FRAME, {"tick": 2**64 - 1}, rf"'tick' must be an integer in \[0, {MAX_TICK}\]"),
+        (IDX_FRAME, {"dropped": 2**53}, rf"'dropped' must be an integer in \[0, {MAX_TICK}\]"),
+        (IDX_FRAME, {"tick": MAX_TICK - 2}, r"tick \+ ticks = .* exceeds 9007199254740991"),
+        (IDX_FRAME, {"dt": 5e-324}, r"'dt' must be a number in \[1e-06, 3600.0\], got 5e-324"),
+        (IDX_FRAME, {"dt": 1e-9}, r"'dt' must be a number in \[1e-06, 3600.0\], got 1e-09"),
+        (IDX_FRAME, {"dt": 3601}, r"'dt' must be a number in \[1e-06, 3600.0\], got 3601.0"),
+        (IDX_FRAME, {"dt": 2**64 - 1}, r"'dt' must be a number in .* got 1.8446"),
+        # A population beyond max_bytes neurons, in a few bytes of empty index frame.
+        (
+            IDX_FRAME,
+            {"n": 2**27, "ticks": 1, "off": b"", "idx": b""},
+            r"'n' must be an integer in \[0, 16777216\], got 134217728",
+        ),
+        # No neurons and no data cannot claim more ticks than max_bytes allows either.
+        (
+            BITS_FRAME,
+            {"n": 0, "bits": b"", "ticks": 2**32 - 1},
+            r"'ticks' must be an integer in \[1, ",
+        ),
+        (
+            VALUE_FRAME,
+            {"shape": [0], "data": b"", "ticks": 2**23},
+            r"ticks = 8388608 needs at least 4\*ticks = 33554432 bytes",
+        ),
         (IDX_FRAME, {"net": b"seed"}, r"'net' must be a name \(1-64 characters.*got bytes"),
         (IDX_FRAME, {"probe": 3}, r"'probe' must be a name \(.*got int 3"),
-        (IDX_FRAME, {"dt": 0.0}, "'dt' must be a finite number > 0, got 0.0"),
-        (IDX_FRAME, {"dt": float("nan")}, "'dt' must be a finite number > 0, got nan"),
+        (IDX_FRAME, {"dt": 0.0}, r"'dt' must be a number in \[1e-06, 3600.0\], got 0.0"),
+        (IDX_FRAME, {"dt": float("nan")}, r"'dt' must be a number in .* got nan"),
         (IDX_FRAME, {"t": float("inf")}, "'t' must be a finite number, got inf"),
         (IDX_FRAME, {"wall": "now"}, "'wall' must be a number, got str"),
         (IDX_FRAME, {"late_max": None}, "'late_max' must be a number, got NoneType"),
@@ -446,6 +485,28 @@ def test_oversize_is_refused_before_unpacking() -> None:
 def test_corrupt_frames_are_rejected(base: bytes, changes: dict[str, Any], message: str) -> None:
     with pytest.raises(CodecError, match=message):
         decode_frame(repack(base, **changes))
+
+
+def test_frames_without_data_claim_no_more_ticks_than_max_bytes_allows() -> None:
+    # 1000 bytes: a spike frame of no neurons may span 8000 ticks (one bit each, as the
+    # densest population of one would), a value frame of empty shape 250 (a float32 each).
+    empty_spikes = repack(BITS_FRAME, n=0, bits=b"", ticks=8000)
+    assert decode_frame(empty_spikes, max_bytes=1000).header.ticks == 8000
+    with pytest.raises(CodecError, match=r"ticks\*max\(n, 1\) = 8001\*1 exceeds 8\*max_bytes"):
+        decode_frame(repack(empty_spikes, ticks=8001), max_bytes=1000)
+    empty_values = repack(VALUE_FRAME, shape=[3, 0], data=b"", ticks=250)
+    assert decode_frame(empty_values, max_bytes=1000).header.ticks == 250
+    with pytest.raises(CodecError, match="ticks = 251 needs at least 4\\*ticks = 1004 bytes"):
+        decode_frame(repack(empty_values, ticks=251), max_bytes=1000)
+    with pytest.raises(CodecError, match=r"'n' must be an integer in \[0, 1000\], got 1001"):
+        decode_frame(repack(IDX_FRAME, n=1001, ticks=1, off=b"", idx=b""), max_bytes=1000)
+
+
+def test_header_limits_are_inclusive() -> None:
+    edge = repack(VALUE_FRAME, seq=MAX_TICK, dropped=MAX_TICK, tick=MAX_TICK - 4, dt=MIN_DT)
+    header = decode_frame(edge).header
+    assert (header.seq, header.tick + header.ticks, header.dt) == (MAX_TICK, MAX_TICK, MIN_DT)
+    assert decode_frame(repack(VALUE_FRAME, dt=MAX_DT)).header.dt == MAX_DT
 
 
 @pytest.mark.parametrize(

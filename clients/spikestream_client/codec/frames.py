@@ -45,6 +45,10 @@ from spikestream_client.names import NAME_RULE, is_name
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "MAX_DT",
+    "MAX_FRAME_TICKS",
+    "MAX_TICK",
+    "MIN_DT",
     "SCHEMA_VERSION",
     "Frame",
     "FrameHeader",
@@ -78,7 +82,18 @@ _INDEX_DTYPES: Final[dict[str, np.dtype[np.unsignedinteger[Any]]]] = {
 _MAX_COUNT: Final = 2**32 - 1
 _MAX_ELEMENTS: Final = 2**40
 _MAX_NDIM: Final = 32
-_UINT64_MAX: Final = 2**64 - 1
+MAX_TICK: Final = 2**53 - 1
+"""Largest ``seq``, ``tick``, ``dropped`` and ``tick + ticks`` a frame may carry: the
+integers a JavaScript number (and a float64 time axis) holds exactly, as everywhere else
+in the protocol (docs/PROTOCOL.md §3.6). Tools then never overflow int64 arithmetic."""
+MAX_FRAME_TICKS: Final = 2**24
+"""Most ticks one frame may carry, whatever its size: the service's frame buffers hold
+fewer rows (``MAX_ROWS``). The data must also account for them (see ``decode_frame``)."""
+MIN_DT: Final = 1e-6
+"""Smallest ``dt`` (s) a frame may carry: the network files' own lower bound."""
+MAX_DT: Final = 3600.0
+"""Largest ``dt`` (s) a frame may carry: one tick per hour is already implausible, and the
+bound keeps ``window / dt`` and ``tick * dt`` finite and small for the tools."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,23 +358,23 @@ def _get(frame: dict[Any, Any], key: str) -> Any:
         _fail(f"missing key {key!r}")
 
 
-def _int(frame: dict[Any, Any], key: str, hi: int = _UINT64_MAX) -> int:
+def _int(frame: dict[Any, Any], key: str, hi: int = MAX_TICK, lo: int = 0) -> int:
     value = _get(frame, key)
     # bool is an int subclass; a frame with true/false here is corrupt, not 1/0.
-    if type(value) is not int or not 0 <= value <= hi:
-        _fail(f"{key!r} must be an integer in [0, {hi}], got {value!r:.60}")
+    if type(value) is not int or not lo <= value <= hi:
+        _fail(f"{key!r} must be an integer in [{lo}, {hi}], got {value!r:.60}")
     return value
 
 
-def _float(frame: dict[Any, Any], key: str, *, positive: bool = False) -> float:
+def _float(frame: dict[Any, Any], key: str, *, within: tuple[float, float] | None = None) -> float:
     value = _get(frame, key)
     # Integers are accepted because some msgpack encoders (e.g. JavaScript's) send
     # integral numbers such as 0 as ints.
     if type(value) is not float and type(value) is not int:
         _fail(f"{key!r} must be a number, got {type(value).__name__} {value!r:.60}")
-    out = float(value)
-    if not math.isfinite(out) or (positive and out <= 0.0):
-        want = "a finite number > 0" if positive else "a finite number"
+    out = float(value)  # msgpack integers are below 2**64: always a finite float
+    if not math.isfinite(out) or (within is not None and not within[0] <= out <= within[1]):
+        want = "a finite number" if within is None else f"a number in [{within[0]}, {within[1]}]"
         _fail(f"{key!r} must be {want}, got {out!r}")
     return out
 
@@ -384,28 +399,40 @@ def _decode_header(frame: dict[Any, Any]) -> FrameHeader:
     version = _get(frame, "v")
     if type(version) is not int or version != SCHEMA_VERSION:
         _fail(f"unsupported schema version {version!r:.40}; this decoder reads v={SCHEMA_VERSION}")
-    return FrameHeader(
+    header = FrameHeader(
         net=_name(frame, "net"),
         probe=_name(frame, "probe"),
         seq=_int(frame, "seq"),
         tick=_int(frame, "tick"),
-        ticks=_int(frame, "ticks", _MAX_COUNT),
-        dt=_float(frame, "dt", positive=True),
+        # ticks = 0 is no frame at all (the tools divide and reshape by it); the data
+        # must account for the ticks too, which the kind's decoder checks.
+        ticks=_int(frame, "ticks", MAX_FRAME_TICKS, lo=1),
+        dt=_float(frame, "dt", within=(MIN_DT, MAX_DT)),
         t=_float(frame, "t"),
         wall=_float(frame, "wall"),
         late_max=_float(frame, "late_max"),
         dropped=_int(frame, "dropped"),
     )
+    if header.tick + header.ticks > MAX_TICK:
+        _fail(f"tick + ticks = {header.tick} + {header.ticks} exceeds {MAX_TICK} (2**53 - 1)")
+    return header
 
 
 def _decode_spikes(frame: dict[Any, Any], header: FrameHeader, max_bytes: int) -> SpikeFrame:
-    n = _int(frame, "n", _MAX_COUNT)
+    # A population of more than max_bytes neurons (16 Mi at the default; the service's
+    # populations hold at most 10**7) would make every tool's per-neuron array larger
+    # than the frame limit for a frame of a few bytes.
+    n = _int(frame, "n", min(max_bytes, _MAX_COUNT))
     ticks = header.ticks
     # Bound the dense size even for index frames: .spikes allocates ticks*n bytes, and
     # a few bytes of header must not be able to demand terabytes. Our encoder never
-    # exceeds this because it would have chosen the (then smaller) bitmask.
-    if ticks * n > 8 * max_bytes:
-        _fail(f"ticks*n = {ticks}*{n} exceeds 8*max_bytes = {8 * max_bytes} spike slots")
+    # exceeds this because it would have chosen the (then smaller) bitmask. n = 0 counts
+    # as 1, so an empty population cannot claim unbounded ticks either.
+    if ticks * max(n, 1) > 8 * max_bytes:
+        _fail(
+            f"ticks*max(n, 1) = {ticks}*{max(n, 1)} exceeds 8*max_bytes = {8 * max_bytes} "
+            "spike slots"
+        )
     enc = _get(frame, "enc")
     if enc == "bits":
         raw = _bin(frame, "bits")
@@ -444,7 +471,7 @@ def _decode_spikes(frame: dict[Any, Any], header: FrameHeader, max_bytes: int) -
     _fail(f"'enc' must be 'idx' or 'bits', got {enc!r:.60}")
 
 
-def _decode_values(frame: dict[Any, Any], header: FrameHeader) -> ValueFrame:
+def _decode_values(frame: dict[Any, Any], header: FrameHeader, max_bytes: int) -> ValueFrame:
     shape_raw = _get(frame, "shape")
     if (
         type(shape_raw) is not list
@@ -459,6 +486,13 @@ def _decode_values(frame: dict[Any, Any], header: FrameHeader) -> ValueFrame:
     full = (header.ticks, *shape)
     if math.prod(max(d, 1) for d in full) > _MAX_ELEMENTS:
         _fail(f"shape (ticks, *shape) = {full} is implausibly large")
+    # An empty tick shape (a 0 in it) carries no data, so the byte length below cannot
+    # bound ticks: count each tick as at least one float32, as a scalar probe's would.
+    if 4 * header.ticks > max_bytes:
+        _fail(
+            f"ticks = {header.ticks} needs at least 4*ticks = {4 * header.ticks} bytes of "
+            f"data, more than max_bytes = {max_bytes}"
+        )
     raw = _bin(frame, "data")
     expected = 4 * math.prod(full)
     if len(raw) != expected:
@@ -513,7 +547,7 @@ def decode_frame(
     except (ValueError, TypeError) as exc:
         # ValueError covers msgpack's FormatError, StackError, ExtraData, OutOfData,
         # limit violations and UnicodeDecodeError; TypeError covers unhashable map keys.
-        raise CodecError(f"frame is not valid msgpack: {exc or type(exc).__name__}") from exc
+        raise CodecError(f"frame is not valid msgpack: {str(exc) or type(exc).__name__}") from exc
     if type(frame) is not dict:
         _fail(f"expected a msgpack map, got {type(frame).__name__}")
     header = _decode_header(frame)
@@ -521,5 +555,5 @@ def decode_frame(
     if kind == "spikes":
         return _decode_spikes(frame, header, max_bytes)
     if kind == "values":
-        return _decode_values(frame, header)
+        return _decode_values(frame, header, max_bytes)
     _fail(f"'kind' must be 'spikes' or 'values', got {kind!r:.60}")
