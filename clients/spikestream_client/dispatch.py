@@ -39,6 +39,8 @@ QOS_RARE: Final = 1
 """QoS of status, events, describe and sync: rare messages, worth the acknowledgement."""
 
 STATUS_TEXT: Final = {STATUS_ONLINE: "online", STATUS_OFFLINE: "offline"}
+STATUS_CHARS: Final = 200
+"""Most characters of a status text kept (a status other than online/offline)."""
 _SYNC: Final = "_sync"  # first level under the prefix of the private sync topics
 _MAX_ROUTES: Final = 4096
 _MAX_NETWORKS: Final = 4096  # networks remembered by watch_networks (bounded memory)
@@ -244,5 +246,8 @@ def _status_text(payload: bytes) -> str | None:
     known = STATUS_TEXT.get(payload)
     if known is not None:
         return known
-    text = payload.decode("utf-8", "replace").strip()
+    # Anyone who may publish on the status topic chooses this text, and it reaches
+    # terminals and web pages: at most STATUS_CHARS characters of it are kept (decoding
+    # only the bytes that can hold them), as every other string from the bus is cut.
+    text = payload[: 4 * STATUS_CHARS].decode("utf-8", "replace").strip()[:STATUS_CHARS]
     return text or None  # an empty retained payload clears the status

@@ -30,6 +30,12 @@ probes, not the simulator, so:
 
 Rows run from the first tick that every probe covered to the last tick every probe
 covered, so joining mid-frame or stopping mid-frame does not count as loss.
+
+The arrays are built at the end, and their size follows from the frames' headers, which
+come from the bus: a frame whose rows would take the arrays past ``max_bytes`` (1 GiB by
+default; ``rows × (bytes per row of every probe)``, counting gap rows) ends the recording
+there. It and every later frame are counted in ``Recorder.over_budget`` and reported,
+and the file holds what was recorded before it.
 """
 
 from __future__ import annotations
@@ -64,10 +70,22 @@ from spikestream_client.npz import (
 )
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool, subscribe_frames
 
-__all__ = ["RESERVED", "RecordOptions", "Recorder", "main", "plot_arrays", "run"]
+__all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
+    "RESERVED",
+    "RecordOptions",
+    "Recorder",
+    "main",
+    "plot_arrays",
+    "run",
+]
 
 AnyArray = npt.NDArray[Any]
 _MAX_GAPS_IN_META: Final = 1000
+DEFAULT_MAX_RECORD_BYTES: Final = 2**30
+"""Default bound of the recording's arrays, in bytes (1 GiB); see the module doc."""
+# Per row, whatever the probes: t (float64), tick (int64), segment (int32), gaps (bool).
+_ROW_BYTES: Final = 8 + 8 + 4 + 1
 RESERVED: Final = frozenset({*COMMON_KEYS, "segment", "gaps"})
 """Keys of the file itself: a probe with one of these names cannot be stored under it
 (its frames are skipped and counted in ``skipped_frames``, never written over ``t``)."""
@@ -93,13 +111,29 @@ class Recorder:
         probes: Only these probes (None: all).
         max_jump: A forward jump of more than this many ticks between frames of a probe
             starts a new segment instead of being recorded as missing rows.
+        max_bytes: Bound of the arrays :meth:`arrays` builds, in bytes, gap rows
+            included; the first frame beyond it ends the recording (see the module doc).
     """
 
     def __init__(
-        self, net: str, probes: set[str] | None = None, *, max_jump: int = 100_000
+        self,
+        net: str,
+        probes: set[str] | None = None,
+        *,
+        max_jump: int = 100_000,
+        max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         self.net = net
         self.max_jump = max_jump
+        self.max_bytes = max_bytes
+        # [lo, hi) tick span of each segment index over all probes, their summed length
+        # (at least the rows arrays() makes) and the bytes of one row: kept per frame in
+        # O(1), so the budget holds for the total, not only per gap (max_jump).
+        self._spans: list[list[int]] = []
+        self._rows_bound = 0
+        self._row_bytes: dict[str, int] = {}
+        self.over_budget = 0
+        """Frames not recorded because the arrays would have exceeded ``max_bytes``."""
         self.only = probes
         self.segments: dict[str, list[_Segment]] = {}
         self.kinds: dict[str, str] = {}
@@ -127,19 +161,48 @@ class Recorder:
         if kind != frame.kind or (self.dt is not None and h.dt != self.dt):
             self.skipped[h.probe] += 1  # a probe cannot change kind or dt mid-recording
             return
+        segments = self.segments.get(h.probe, [])
+        new = not segments or self._new_segment(segments[-1], h.tick)
+        if self.over_budget or not self._fits(frame, len(segments) - (not new)):
+            self.over_budget += 1  # the recording ends at the first frame beyond it
+            return
         self.dt = h.dt
         gap = self.tracker.check(h)
         if gap is not None:
             self.gaps.append(gap)
             self.missing[h.probe] += gap.missing
-        segments = self.segments.setdefault(h.probe, [])
-        if not segments or self._new_segment(segments[-1], h.tick):
+        segments = self.segments.setdefault(h.probe, segments)
+        if new:
             segments.append(_Segment(start=h.tick, end=h.tick))
         segment = segments[-1]
         segment.frames.append(frame)
         segment.start = min(segment.start, h.tick)
         segment.end = max(segment.end, h.tick + h.ticks)
         self.frames += 1
+
+    def _fits(self, frame: Frame, index: int) -> bool:
+        """Whether the arrays stay within ``max_bytes`` with ``frame`` in segment index
+        ``index``; if so, the spans and row sizes are updated to include it."""
+        h = frame.header
+        # Spikes: uint8 0/1 per neuron; values: float64 at most (the network's dtype).
+        width = frame.n if isinstance(frame, SpikeFrame) else 8 * math.prod(frame.shape)
+        row_bytes = self._row_bytes.get(h.probe, width + 1)  # + the probe's gaps mask
+        spans = self._spans
+        lo, hi = spans[index] if index < len(spans) else (h.tick, h.tick)
+        lo, hi = min(lo, h.tick), max(hi, h.tick + h.ticks)
+        old = spans[index][1] - spans[index][0] if index < len(spans) else 0
+        rows = self._rows_bound - old + (hi - lo)
+        per_row = _ROW_BYTES + sum(self._row_bytes.values())
+        per_row += 0 if h.probe in self._row_bytes else row_bytes
+        if rows * per_row > self.max_bytes:
+            return False
+        if index < len(spans):
+            spans[index] = [lo, hi]
+        else:
+            spans.append([lo, hi])
+        self._rows_bound = rows
+        self._row_bytes[h.probe] = row_bytes
+        return True
 
     def skipped_text(self) -> str:
         """The skipped frames in words (empty if none)."""
@@ -151,6 +214,11 @@ class Recorder:
                 else "it changed kind or dt mid-recording"
             )
             parts.append(f"{count} frames of probe {probe!r} skipped ({why})")
+        if self.over_budget:
+            parts.append(
+                f"recording ended early: {self.over_budget} frames not recorded because "
+                f"the arrays would have exceeded {self.max_bytes} bytes (rows × probe widths)"
+            )
         return "; ".join(parts)
 
     def _new_segment(self, segment: _Segment, tick: int) -> bool:
@@ -204,7 +272,7 @@ class Recorder:
             ConfigError: Nothing was recorded.
         """
         if not self.segments or self.dt is None:
-            if self.skipped:
+            if self.skipped or self.over_budget:
                 raise ConfigError(
                     f"no frames could be recorded from network {self.net!r}: {self.skipped_text()}"
                 )
@@ -386,6 +454,9 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
                 break
             recorder.on_status(watcher.current)
             _say(options, f"{recorder.frames} frames, {recorder.tracker.missing} lost")
+            if recorder.over_budget:
+                break  # nothing more can be recorded; write what was
+
         recorder.on_status(watcher.current)
     arrays = recorder.arrays()
     save_npz(options.out, arrays, compress=True)
@@ -397,7 +468,7 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         f"{len(recorder.segments)} probes from {recorder.frames} frames; "
         f"{recorder.tracker.missing} frames lost, {lost} ticks with gaps",
     )
-    if recorder.skipped:
+    if recorder.skipped or recorder.over_budget:
         _say(options, recorder.skipped_text())
     if options.plot is not None:
         from spikestream_client.plotting import plot_run

@@ -21,6 +21,7 @@ machine and this one.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import time
 from collections import Counter, deque
@@ -36,6 +37,7 @@ from spikestream_client.gaps import Gap, GapTracker
 
 __all__ = [
     "MAX_INPUTS",
+    "MAX_RING_CELLS",
     "RECENT_KEYS",
     "RECENT_WINDOWS",
     "InputSnapshot",
@@ -45,6 +47,7 @@ __all__ = [
     "Snapshot",
     "SpikeView",
     "ValueView",
+    "group_sizes",
     "input_freshness",
 ]
 
@@ -68,6 +71,8 @@ def recent_stat(stats: dict[str, Any], window: str, key: str) -> object:
     return inner.get(key) if isinstance(inner, dict) else None
 
 
+log = logging.getLogger("spikestream_client.monitor")
+
 F64 = npt.NDArray[np.float64]
 _TRACE_COMPONENTS: Final = 4
 _LATEST_SHOWN: Final = 8
@@ -81,6 +86,11 @@ MAX_INPUTS: Final = 32
 from the bus and may hold any number of names. The rest are counted in
 :attr:`Snapshot.inputs_hidden`."""
 _INPUT_NAME_CHARS: Final = 200
+_EVENT_KIND_CHARS: Final = 200
+MAX_RING_CELLS: Final = 2**23
+"""Most cells (ticks × groups or components) of one probe's ring: 32 MiB of counts.
+``window / dt`` comes from the user and the bus (``dt`` may be 1 µs), so a longer
+window than this holds is shortened to what fits rather than allocated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +267,7 @@ class _View:
         self._arrivals: deque[float] = deque(maxlen=1 << 17)  # monotonic arrival times
         self._first_arrival = math.nan
         self._progress: deque[tuple[float, float]] = deque()  # (wall, t) samples
+        self.cells_per_tick = 1  # ring cells per tick, for the MAX_RING_CELLS bound
 
     def add(self, frame: Any) -> None:
         """Record one frame (O(1); the heavy part waits for :meth:`fold`)."""
@@ -302,7 +313,10 @@ class _View:
 
     def _resize(self, dt: float) -> None:
         self.dt = dt
-        self.width = max(self.bins, round(self.window / dt / self.bins) * self.bins)
+        # Whole bins, at least one tick each, and at most MAX_RING_CELLS cells.
+        most = max(1, MAX_RING_CELLS // self.cells_per_tick // self.bins) * self.bins
+        wanted = max(self.bins, round(self.window / dt / self.bins) * self.bins)
+        self.width = min(wanted, most)
         self._allocate()
         self._clear(0)
 
@@ -372,6 +386,19 @@ class _View:
         return float(self.covered.mean()) if self.width else 0.0
 
 
+def group_sizes(n: int, rows: int) -> F64:
+    """Neurons in each of ``rows`` groups, shape ``(rows,)``, where neuron ``j`` belongs to
+    group ``j * rows // n``.
+
+    Computed from the group boundaries, in O(rows): ``n`` comes from the bus (up to the
+    frame decoder's bound), and a per-neuron array would cost O(n) each time it changes.
+    Group ``g`` starts at the first ``j`` with ``j * rows >= g * n``, ``ceil(g * n / rows)``.
+    """
+    g = np.arange(rows + 1, dtype=np.int64)
+    starts = -((-g * n) // rows)  # ceil division in integers, exact for any n < 2**56
+    return np.diff(starts).astype(np.float64)
+
+
 class SpikeView(_View):
     """Spike counts per tick and neuron group over the last ``window`` seconds."""
 
@@ -382,6 +409,7 @@ class SpikeView(_View):
     ) -> None:
         super().__init__(name, window, bins, max_pending)
         self.rows_wanted = rows
+        self.cells_per_tick = max(1, rows)
         self.n = 0
         self.rows = 0
         self.counts = np.zeros((0, 0), np.uint32)
@@ -393,9 +421,7 @@ class SpikeView(_View):
             self.fold()
             self.n = frame.n
             self.rows = max(1, min(self.rows_wanted, frame.n))
-            self.group_sizes = np.bincount(
-                np.arange(frame.n) * self.rows // max(frame.n, 1), minlength=self.rows
-            ).astype(np.float64)
+            self.group_sizes = group_sizes(frame.n, self.rows)
             if self.width:
                 self._allocate()
                 self._clear(self.head)
@@ -460,6 +486,7 @@ class ValueView(_View):
         super().__init__(name, window, bins, max_pending)
         self.shape: tuple[int, ...] = ()
         self.components = 1
+        self.cells_per_tick = _TRACE_COMPONENTS
         self.latest: F64 = np.zeros(0)
         self.trace = np.zeros((0, 1), np.float32)
 
@@ -566,6 +593,8 @@ class MonitorModel:
         self.last_events: deque[dict[str, Any]] = deque(maxlen=5)
         self.frames = 0
         self.ignored_frames = 0
+        self.failed_snapshots = 0
+        """Probe summaries that failed (the probe's window was started afresh)."""
 
     # ------------------------------------------------------------------ inputs (hot)
     def on_frame(self, frame: Frame) -> None:
@@ -621,7 +650,8 @@ class MonitorModel:
 
     def on_event(self, event: dict[str, Any]) -> None:
         """An event arrived."""
-        kind = str(event.get("event"))
+        # The kind comes from the bus: cut it as every string the views show is cut.
+        kind = str(event.get("event"))[:_EVENT_KIND_CHARS]
         if kind not in self.events and len(self.events) >= MAX_EVENT_KINDS:
             kind = "other"
         self.events[kind] += 1
@@ -636,49 +666,30 @@ class MonitorModel:
         newest: _View | None = None
         late_all = 0.0
         for name in sorted(self.views, key=lambda p: (self.views[p].kind, p)):
-            view = self.views[name]
-            view.fold()
-            fps = view.fps(mono)
-            late = view.late_max()
-            late_all = max(late_all, late)
+            try:
+                probe, view = self._probe_snapshot(name, now, mono)
+            except Exception as err:  # a redraw must outlive any one probe
+                # Frames passed the decoder, so this is a bug or a combination of frames
+                # nobody foresaw; the view is the only state it can have spoiled. Count
+                # it, say it (rarely), start the probe's window afresh and draw the rest.
+                self.failed_snapshots += 1
+                if self.failed_snapshots == 1 or self.failed_snapshots % 100 == 0:
+                    log.warning(
+                        "monitor: cannot summarise probe %r (%d failed so far): %s: %.200s",
+                        name,
+                        self.failed_snapshots,
+                        type(err).__name__,
+                        err,
+                    )
+                self._new_view(name, self.views[name].kind)
+                continue
+            probes.append(probe)
+            late_all = max(late_all, probe.late_max)
             if math.isfinite(view.last_wall) and (
                 newest is None or view.last_wall > newest.last_wall
             ):
                 newest = view
-            common: dict[str, Any] = {
-                "name": name,
-                "frames": view.frames,
-                "fps": fps,
-                "gaps": self.gaps_by_probe[name],
-                "missing": self.missing_by_probe[name],
-                "restarts": self.restarts_by_probe[name],
-                "dropped": view.dropped,
-                "late_max": late,
-                "lag": now - view.last_wall,
-                "tick": view.next_tick,
-                "t": view.last_t,
-                "covered": view.coverage(),
-            }
-            if isinstance(view, SpikeView):
-                rate, rates, raster = view.summary()
-                probes.append(
-                    ProbeSnapshot(
-                        kind="spikes", size=view.n, rate=rate, rates=rates, raster=raster, **common
-                    )
-                )
-            else:
-                low, high, trace = view.summary()
-                probes.append(
-                    ProbeSnapshot(
-                        kind="values",
-                        size=view.shape,
-                        latest=view.latest,
-                        low=low,
-                        high=high,
-                        trace=trace,
-                        **common,
-                    )
-                )
+        rtf = newest.rtf() if newest is not None else math.nan
         rtf = newest.rtf() if newest is not None else math.nan
         service = ServiceSnapshot(
             status=self.status,
@@ -703,3 +714,42 @@ class MonitorModel:
             inputs=self.inputs,
             inputs_hidden=self.inputs_hidden,
         )
+
+    def _probe_snapshot(
+        self, name: str, now: float, mono: float
+    ) -> tuple[ProbeSnapshot, SpikeView | ValueView]:
+        """Fold one probe's pending frames and summarise it (``now``: wall clock,
+        ``mono``: monotonic clock, both s)."""
+        view = self.views[name]
+        view.fold()
+        common: dict[str, Any] = {
+            "name": name,
+            "frames": view.frames,
+            "fps": view.fps(mono),
+            "gaps": self.gaps_by_probe[name],
+            "missing": self.missing_by_probe[name],
+            "restarts": self.restarts_by_probe[name],
+            "dropped": view.dropped,
+            "late_max": view.late_max(),
+            "lag": now - view.last_wall,
+            "tick": view.next_tick,
+            "t": view.last_t,
+            "covered": view.coverage(),
+        }
+        if isinstance(view, SpikeView):
+            rate, rates, raster = view.summary()
+            snap = ProbeSnapshot(
+                kind="spikes", size=view.n, rate=rate, rates=rates, raster=raster, **common
+            )
+        else:
+            low, high, trace = view.summary()
+            snap = ProbeSnapshot(
+                kind="values",
+                size=view.shape,
+                latest=view.latest,
+                low=low,
+                high=high,
+                trace=trace,
+                **common,
+            )
+        return snap, view

@@ -140,8 +140,19 @@ def _scalar(value: object) -> bool | int | float | str | None:
     if type(value) is float:
         return _clean(value)
     if type(value) is str:
-        return value[:200]
+        return value[:_TEXT_CHARS]
     return None
+
+
+_TEXT_CHARS: Final = 200
+_MAX_VALUE_ROWS: Final = 8192
+"""Most decimated value rows per probe per batch (each frame's last row comes on top):
+a frame may claim millions of ticks, and the rows are built in Python on the event loop."""
+
+
+def _text(value: str | None) -> str | None:
+    """A string from the bus cut to 200 characters, as :func:`_scalar` cuts them."""
+    return None if value is None else value[:_TEXT_CHARS]
 
 
 def _event_json(event: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +187,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
         "net": snap.net,
         "wall": snap.wall,
         "service": {
-            "status": svc.status,
+            "status": _text(svc.status),
             "connected": svc.connected,
             "stats": stats,
             "stats_age": None if svc.stats_age is None else _clean(svc.stats_age),
@@ -185,7 +196,7 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
             "gaps": svc.gaps,
             "missing": svc.missing,
             "dropped": svc.dropped,
-            "events": svc.events,
+            "events": {_text(k): v for k, v in svc.events.items()},
             "last_event": _event_json(svc.last_events[-1]) if svc.last_events else None,
         },
         "probes": [
@@ -454,6 +465,8 @@ class WebBridge:
         base = frames[0].header.tick
         dt = last.header.dt
         stride = max(1, round(1.0 / (dt * self.value_rate)))
+        total = sum(f.header.ticks for f in frames)
+        stride = max(stride, -(-total // _MAX_VALUE_ROWS))  # ceil: at most so many rows
         ticks: list[int] = []
         rows: list[list[float | None]] = []
         for f in frames:
