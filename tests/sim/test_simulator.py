@@ -233,3 +233,36 @@ def _write_golden() -> None:  # pragma: no cover - run by hand
 
 if __name__ == "__main__":  # pragma: no cover
     _write_golden()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_set_state_accepts_every_state_a_run_leaves(dtype: str) -> None:
+    """States a driven run passes through (spiking, refractory) are within the bounds."""
+    sim, _ = run_seed(1000, dtype=dtype)
+    for _ in range(20):
+        sim.run(7, inputs={"u": np.full((7, 1), 0.9)})
+        sim.set_state(sim.state())
+
+
+def test_a_voltage_above_the_current_leaves_nan_which_set_state_refuses() -> None:
+    """The hazard the bounds close: a finite voltage of 5 makes the spike time's log1p
+    NaN for neurons driven between 1 and 5, and the NaN stays in their state."""
+    unchecked, _ = run_seed(10)
+    unchecked.voltage("a")[:] = 5.0
+    unchecked.run(50, inputs={"u": np.full((50, 1), 0.9)})
+    assert not np.isfinite(unchecked.state()["pop.a.ref"]).all()
+
+    sim, _ = run_seed(10)
+    before = sim.state()
+    for key, value, match in [
+        ("pop.a.v", 5.0, r"'pop.a.v' holds 50 value\(s\) outside \[-1e-06, 1\] \(a LIF voltage"),
+        ("pop.a.v", -0.5, r"'pop.a.v' holds 50 value\(s\) outside"),
+        ("pop.a.ref", 1e3, r"'pop.a.ref' holds 50 value\(s\) outside \[-inf, 0.003"),
+        ("input.u", 2e9, r"'input.u' holds 1 value\(s\) outside \[-1e\+09, 1e\+09\]"),
+    ]:
+        bad = dict(before)
+        bad[key] = np.full_like(before[key], value)
+        with pytest.raises(SimulationError, match=match):
+            sim.set_state(bad)
+        for k, arr in sim.state().items():  # nothing was copied
+            np.testing.assert_array_equal(arr, before[k])

@@ -39,6 +39,7 @@ from spikestream.sim.ops import Backend, _TickBuilder
 from spikestream.sim.program import _Segment
 from spikestream.sim.stages import TwoStages
 from spikestream.sim.stages import plan as plan_stages
+from spikestream.spec import VALUE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -428,9 +429,37 @@ class Simulator:
                     f"state {key!r} holds values beyond +-{limit:.4g}; expected values a "
                     f"{arr.dtype} network can hold"
                 )
+        for key, (low, high, what) in self._physical_bounds().items():
+            src = np.asarray(state[key], dtype=np.float64)
+            if bad := int(np.count_nonzero((src < low) | (src > high))):
+                raise SimulationError(
+                    f"state {key!r} holds {bad} value(s) outside [{low:.6g}, {high:.6g}] "
+                    f"({what}), from {src.min():.6g} to {src.max():.6g}; restored, they "
+                    "would leave NaN in the neurons' state"
+                )
         for key, arr in live.items():
             np.copyto(arr, state[key], casting="unsafe")
         self.tick = int(tick)
+
+    def _physical_bounds(self) -> dict[str, tuple[float, float, str]]:
+        """Per state key, the range a tick leaves it in: ``(low, high, what)``. A LIF
+        voltage ends a tick in ``[min_voltage, 1]`` (above 1 it spikes and resets; a network
+        may start it higher) and a
+        refractory time at most ``tau_ref + dt``; an input within the input limit. Past
+        them a finite value can still make a spike time's log1p NaN (a voltage above the
+        current) or an input current inf. Bounds are widened by 1e-6 for rounding."""
+        bounds: dict[str, tuple[float, float, str]] = {}
+        for name, ps in self._pops.items():
+            p, dt = ps.pop, self.dt
+            low = p.min_voltage - 1e-6 * max(1.0, abs(p.min_voltage))
+            start = 1.0 if p.initial_voltage is None else float(np.max(p.initial_voltage))
+            high = max(1.0, start) + 1e-6  # at tick 0 a voltage is the network's start
+            bounds[f"pop.{name}.v"] = (low, high, "a LIF voltage after a tick")
+            high = (p.tau_ref + dt) * (1 + 1e-6)
+            bounds[f"pop.{name}.ref"] = (-math.inf, high, "a refractory time, s")
+        for name in self.inputs:
+            bounds[f"input.{name}"] = (-VALUE_LIMIT, VALUE_LIMIT, "an input value")
+        return bounds
 
     def reset(self) -> None:
         """Zero voltages, refractory times, synapses and filters, and restart at tick 0.
