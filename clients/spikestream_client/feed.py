@@ -39,7 +39,13 @@ import numpy.typing as npt
 
 from spikestream_client.aio import First, first_of
 from spikestream_client.client import SpikestreamClient
-from spikestream_client.codec import PayloadRejected, decode_input, topics
+from spikestream_client.codec import (
+    DEFAULT_MAX_INPUT_BYTES,
+    OversizePayload,
+    PayloadRejected,
+    decode_input,
+    topics,
+)
 from spikestream_client.errors import ConfigError
 from spikestream_client.safetext import printable
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
@@ -218,10 +224,11 @@ def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | Non
     where = str(path)
     try:
         if path.suffix.lower() == ".npy":
-            data = np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
-            times = None
+            data, times = _read_npy(path), None
         else:
             data, times = _read_csv(path)
+    except ConfigError:
+        raise  # already says what is wrong with the file
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot read samples from {where!r}: {err}") from None
     if data.ndim == 1:
@@ -238,6 +245,41 @@ def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | Non
     if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
         raise ConfigError(f"the time column of {where!r} must be finite and non-decreasing")
     return data, times - times[0], float(times[0])
+
+
+def _read_npy(path: Path) -> FloatArray:
+    """The samples of a ``.npy`` file as float64, its header checked before any data is
+    read: a real dtype (kind ``f``, ``i``, ``u`` or ``b``; complex values would lose their
+    imaginary part, datetimes become counts, structured ones do not convert) and a shape
+    that the file's size holds, so a header claiming 10**12 elements allocates nothing.
+
+    Raises:
+        ConfigError: The header is not a real array the file holds.
+        ValueError, OSError: The file is not a readable ``.npy`` file.
+    """
+    fmt = np.lib.format
+    with path.open("rb") as fh:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+        offset = fh.tell()
+        size = path.stat().st_size
+        if dtype.kind not in "fiub" or dtype.hasobject or dtype.fields is not None:
+            raise ConfigError(
+                f"{str(path)!r} holds {dtype} values; expected real numbers (a float, "
+                "integer or bool dtype)"
+            )
+        expected = math.prod(shape) * dtype.itemsize
+        if expected != size - offset:
+            raise ConfigError(
+                f"{str(path)!r}: its header says shape {shape} of {dtype} ({expected} bytes) "
+                f"but the file holds {size - offset} bytes of data"
+            )
+        raw = np.fromfile(fh, dtype=dtype, count=math.prod(shape))
+    data = raw.reshape(shape, order="F" if fortran else "C")
+    return np.asarray(data, dtype=np.float64)
 
 
 def _read_csv(path: Path) -> tuple[FloatArray, FloatArray | None]:
@@ -319,6 +361,11 @@ def parse_line(line: str, dim: int | None) -> FloatArray | None:
         PayloadRejected: Not numbers, not finite, or not ``dim`` values (when given).
     """
     text = line.strip()
+    if len(text) > DEFAULT_MAX_INPUT_BYTES:  # before anything parses it
+        raise OversizePayload(
+            f"line of {len(text)} characters exceeds the input limit of "
+            f"{DEFAULT_MAX_INPUT_BYTES} bytes"
+        )
     if not text or text.startswith("#"):
         return None
     return decode_input(text.encode(), _count_values(text) if dim is None else dim).x
@@ -329,8 +376,8 @@ def _count_values(text: str) -> int:
     if text[0] in "[{":
         try:
             obj = json.loads(text)
-        except ValueError:
-            return 1  # decode_input rejects it with the parser's message
+        except (ValueError, RecursionError):
+            return 1  # decode_input rejects it with the parser's message (or "depth")
         if isinstance(obj, dict):
             obj = obj.get("x")
         return len(obj) if isinstance(obj, list) and obj else 1
@@ -543,6 +590,10 @@ async def feed_lines(
     return report
 
 
+_MAX_LINE_CHARS: Final = DEFAULT_MAX_INPUT_BYTES + 1
+"""Characters of a stdin line read at once: one more than any input may have."""
+
+
 def _stdin_reader(
     stream: IO[str], queue: asyncio.Queue[str | None], loop: asyncio.AbstractEventLoop
 ) -> None:
@@ -552,7 +603,13 @@ def _stdin_reader(
         asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
     try:
-        for line in stream:
+        while line := stream.readline(_MAX_LINE_CHARS):
+            if len(line) == _MAX_LINE_CHARS and not line.endswith("\n"):
+                # Longer than any input may be: skip to its end without holding it, and
+                # pass on what parse_line refuses as too long.
+                rest = line
+                while rest and not rest.endswith("\n"):
+                    rest = stream.readline(_MAX_LINE_CHARS)
             put(line)
     except (RuntimeError, ValueError):  # the loop or the stream closed under us
         return
