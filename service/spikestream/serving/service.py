@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -80,6 +81,8 @@ JSON = "application/json"
 #: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
 #: and is compared with the message expiry interval; smaller ones are signal times.
 UNIX_TIME_FLOOR = 1e9
+#: Least time (s) between two ``online`` answers to live ``offline`` messages (§2).
+REASSERT_GAP = 1.0
 
 
 def _keep_gil(now: float | None = None) -> None:
@@ -194,6 +197,7 @@ class Service:
         self.unknown_inputs = 0
         self.retained_control = 0
         self.status_reasserted = 0
+        self._reassert_due, self._reasserted_at = False, -math.inf  # loop.time()
         self.started = time.time()
         # Text and discovery topics in use, shown in the describe document.
         self.describe_extras = self.bridges.describe_extras()
@@ -206,12 +210,9 @@ class Service:
         if settings.trace_latency is not None:
             self.trace = LatencyTrace(list(self.engine.streams))
             self.engine.trace = self.trace
-        # Hand the GIL to the tick thread during long stretches of I/O-side Python only on
-        # the Python tick path, which needs it several times a tick (runtime/gil.py). The
-        # compiled tick needs it once, after the tick: there the hand-offs cost more than
-        # they save. bench/floor.py, four runs each way, alternating sets of two: without
-        # them lateness p99 0.07-0.16 ms against 0.16-0.27 ms, input-to-output p99
-        # 2.8-3.2 ms against 3.3-4.1 ms, the I/O thread 25 % of a core against 31 %.
+        # Hand the GIL to the tick thread in long stretches of I/O-side Python only on the
+        # Python tick path, which needs it several times a tick (runtime/gil.py); for the
+        # compiled tick they cost more than they save (docs/PERFORMANCE.md, bench/floor.py).
         self._yield_gil = yield_gil if self.engine.tick_path != "compiled" else _keep_gil
         self.frames = FrameSender(
             self.engine,
@@ -372,27 +373,27 @@ class Service:
             )
 
     def _on_status(self, payload: bytes, meta: MessageMeta) -> None:
-        """A message on our own status topic.
-
-        A live ``offline`` while we are connected and not stopping is untrue: the will of
-        a connection of ours that a broker (a cluster node, say) gave up on only after we
-        had reconnected elsewhere and said ``online``, or a namesake's clean stop. Left
-        alone, it would stay retained and tell every monitor we are gone, so ``online`` is
-        published again and the correction is counted (stats ``status_reasserted``) and
-        reported (event ``status_reasserted``). A retained delivery is what the topic held
-        before this connection subscribed; the connect hook's ``online`` replaces it.
-        """
-        if payload == STATUS_OFFLINE and not meta.retain:
-            self._reassert_online()
+        """A message on our own status topic. A live ``offline`` while we are connected is
+        untrue (the will of a connection a cluster node gave up on after we reconnected
+        elsewhere, or a namesake's stop); left alone it would stay retained, so ``online``
+        is published again, counted and reported (``status_reasserted``). One answer at a
+        time, REASSERT_GAP apart: a flood gets one answer after it, not one (and a retry
+        timer) each. A retained delivery is older than this connection's ``online``."""
+        if payload == STATUS_OFFLINE and not meta.retain and not self._reassert_due:
+            self._reassert_due, loop = True, asyncio.get_running_loop()
+            at = max(loop.time(), self._reasserted_at + REASSERT_GAP)
+            loop.call_at(at, self._reassert_online)
 
     def _reassert_online(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._stopping or not self.link.connected:
-            return  # stopping, or the next connection says online anyway
-        if self.link.publish_nowait(self.topics.status, STATUS_ONLINE, qos=1, retain=True):
+            self._reassert_due = False  # stopping, or the next connection says online
+        elif self.link.publish_nowait(self.topics.status, STATUS_ONLINE, qos=1, retain=True):
+            self._reassert_due, self._reasserted_at = False, loop.time()
             self.status_reasserted += 1
             self.event("status_reasserted", count=self.status_reasserted)
         else:  # the outgoing window is full: again as it drains, never silently given up
-            asyncio.get_running_loop().call_later(0.1, self._reassert_online)
+            loop.call_later(0.1, self._reassert_online)
 
     def _refuse_control(
         self,
