@@ -197,7 +197,7 @@ class Dispatcher:
             self.descriptions.pop(net, None)
             return
         try:
-            found = decode_describe(payload)
+            found = decode_describe(payload, prefix=self.prefix)
             if found.net != net:
                 msg = f"the document names net {found.net!r} but arrived on {net!r:.80}"
                 raise CodecError(msg)

@@ -74,7 +74,25 @@ def test_a_valid_document_decodes() -> None:
         (("v",), 2, "unsupported version 2"),
         (("v",), True, "unsupported version True"),
         (("net",), "a/b", "'net' 'a/b' breaks the naming rule"),
-        (("dt",), 0, "'dt' must be > 0"),
+        (("dt",), 0, "'dt' must be a number of seconds in [1e-06, 3600.0], got 0.0"),
+        (("dt",), 5e-324, "'dt' must be a number of seconds in [1e-06, 3600.0], got 5e-324"),
+        (("prefix",), "", "'prefix' '' is not a topic prefix"),
+        (("prefix",), "a/#", "'prefix' 'a/#' is not a topic prefix"),
+        (("prefix",), None, "'prefix' must be str, got NoneType"),
+        (
+            ("inputs", "target", "topic"),
+            "#",
+            "'topic' must be 'spikestream/arm/in/target', got '#'",
+        ),
+        (("inputs", "target", "topic"), "", "'topic' must be 'spikestream/arm/in/target', got ''"),
+        (("inputs", "target", "topic"), "spikestream/leg/in/target", "got 'spikestream/leg/"),
+        (("inputs", "target", "ttl"), -5, "'ttl' must be null or a number of seconds >= 0, got -5"),
+        (("probes", "hand", "topic"), "spikestream/arm/in/target", "'topic' must be 'spikes"),
+        (("probes", "a_spikes", "shape"), [2] * 8, "'shape' of a spike probe must be [n]"),
+        (("probes", "a_spikes", "shape"), [], "'shape' of a spike probe must be [n]"),
+        (("probes", "hand", "shape"), [2**31] * 8, "holds more than 2**31 numbers per tick"),
+        (("topics",), {"status": "#"}, "topics['status'] must be 'spikestream/arm/status'"),
+        (("topics",), [], "'topics' must be dict, got list"),
         (("dt",), "0.001", "'dt' must be a finite number"),
         (("session",), 0, "'session' must be an integer in [1, 2**53]"),
         (("session",), True, "'session' must be int, got bool"),
@@ -123,17 +141,55 @@ json_values = st.recursive(
 )
 
 
-@given(key=st.sampled_from(["v", "net", "dt", "session", "service", "inputs", "probes"]),
-       value=json_values)  # fmt: skip
+def _valid(key: str, value: object) -> bool:
+    """Whether ``document()`` with ``key`` set to ``value`` is valid, worked out apart
+    from the decoder: net and prefix are fixed by the topics, so only they pass."""
+    number = type(value) in (int, float)
+    if key == "v":
+        return type(value) is int and value == 1
+    if key == "net":
+        return value == "arm"
+    if key == "prefix":
+        return value == "spikestream"
+    if key == "dt":
+        return number and 1e-6 <= value <= 3600  # type: ignore[operator]
+    if key == "session":
+        return type(value) is int and 1 <= value <= 2**53
+    if key == "service":
+        return type(value) is dict and type(value.get("version")) is str
+    if key == "topics":
+        return False  # a generated map never names all seven topics right
+    return value == {}  # inputs, probes: no generated entry has a topic that fits
+
+
+json_or_near = json_values | st.sampled_from(["arm", "spikestream", 1, 0.5, 1e-7, 2**53, {}])
+
+
+@given(
+    key=st.sampled_from(
+        ["v", "net", "prefix", "dt", "session", "service", "topics", "inputs", "probes"]
+    ),
+    value=json_or_near | st.fixed_dictionaries({"version": json_or_near}),
+)
 def test_any_value_anywhere_is_decoded_or_refused_cleanly(key: str, value: object) -> None:
-    """Whatever a key holds, the decoder returns a checked document or a CodecError."""
+    """Whatever a key holds, the decoder returns a checked document exactly when the key
+    holds a valid value, and refuses it with a CodecError otherwise."""
     doc = copy.deepcopy(document())
     doc[key] = value
     try:
         d = decode_describe(json.dumps(doc).encode())
     except CodecError:
+        assert not _valid(key, value), f"{key}={value!r} was refused"
         return
-    assert d.net == doc["net"]
+    assert _valid(key, value), f"{key}={value!r} was accepted"
+    assert (d.net, d.session, d.dt) == (doc["net"], doc["session"], float(doc["dt"]))
+
+
+def test_the_document_must_come_from_the_prefix_it_arrived_under() -> None:
+    payload = json.dumps(document()).encode()
+    assert decode_describe(payload, prefix="spikestream").net == "arm"
+    with pytest.raises(CodecError, match="'prefix' must be 'lab', the prefix it arrived under"):
+        decode_describe(payload, prefix="lab")
 
 
 def test_the_control_section_is_the_registry() -> None:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from spikestream_client.codec.control import COMMAND_SPECS, SETTINGS
-from spikestream_client.codec.events import load_json_object, validate_prefix
+from spikestream_client.codec.events import Topics, load_json_object, topics, validate_prefix
+from spikestream_client.codec.frames import MAX_DT, MIN_DT
 from spikestream_client.errors import CodecError
 from spikestream_client.names import NAME_RULE, is_name
 
@@ -193,23 +194,41 @@ def _names(obj: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
     return table
 
 
-def _input(name: str, entry: Mapping[str, Any]) -> InputInfo:
+# A probe's per-tick shape: at most this many numbers per tick (the frame decoder's
+# elements bound, 2**40, divided by the ticks a frame may carry, 2**24, rounded down to a
+# power of two well above any network's: 2**31 floats of one tick is 8 GiB).
+_MAX_SHAPE_PRODUCT: Final = 2**31
+
+
+def _topic(entry: Mapping[str, Any], where: str, expected: str) -> str:
+    """The entry's ``topic``, which must be the one the protocol gives it: a document
+    must not point readers at ``#``, an empty topic or another network's topics."""
+    topic: str = _get(entry, "topic", str, where)
+    if topic != expected:
+        _fail(f"{where}'topic' must be {expected!r}, got {topic!r:.80}")
+    return topic
+
+
+def _input(name: str, entry: Mapping[str, Any], t: Topics) -> InputInfo:
     where = f"inputs[{name!r}]: "
     dim = _count(entry, "dim", where, low=1)
     default = _get(entry, "default", list, where)
     if len(default) != dim:
         _fail(f"{where}'default' has {len(default)} values for dim {dim}")
-    ttl = entry.get("ttl")
+    raw_ttl = entry.get("ttl")
+    ttl = None if raw_ttl is None else _number(raw_ttl, f"{where}'ttl'")
+    if ttl is not None and ttl < 0:
+        _fail(f"{where}'ttl' must be null or a number of seconds >= 0, got {ttl}")
     return InputInfo(
         name,
-        _get(entry, "topic", str, where),
+        _topic(entry, where, t.input(name)),
         dim,
         tuple(_number(x, f"{where}'default'") for x in default),
-        None if ttl is None else _number(ttl, f"{where}'ttl'"),
+        ttl,
     )
 
 
-def _probe(name: str, entry: Mapping[str, Any]) -> ProbeInfo:
+def _probe(name: str, entry: Mapping[str, Any], t: Topics) -> ProbeInfo:
     where = f"probes[{name!r}]: "
     kind = _get(entry, "kind", str, where)
     if kind not in ("spikes", "values"):
@@ -217,12 +236,16 @@ def _probe(name: str, entry: Mapping[str, Any]) -> ProbeInfo:
     shape = _get(entry, "shape", list, where)
     if len(shape) > 8 or not all(type(n) is int and 0 <= n <= 2**31 for n in shape):
         _fail(f"{where}'shape' must be at most 8 integers in [0, 2**31], got {shape!r:.80}")
+    if kind == "spikes" and len(shape) != 1:
+        _fail(f"{where}'shape' of a spike probe must be [n], got {shape!r:.80}")
+    if math.prod(shape) > _MAX_SHAPE_PRODUCT:
+        _fail(f"{where}'shape' {shape!r:.80} holds more than 2**31 numbers per tick")
     dtype = _get(entry, "dtype", str, where)
     if dtype != ("bool" if kind == "spikes" else "float32"):
         _fail(f"{where}'dtype' {dtype!r:.40} does not fit kind {kind!r}")
     return ProbeInfo(
         name,
-        _get(entry, "topic", str, where),
+        _topic(entry, where, t.out(name)),
         kind,
         tuple(shape),
         dtype,
@@ -230,14 +253,45 @@ def _probe(name: str, entry: Mapping[str, Any]) -> ProbeInfo:
     )
 
 
+def _topics_map(obj: Mapping[str, Any], t: Topics) -> None:
+    """The ``topics`` map, when present, must name this network's own topics."""
+    if "topics" not in obj:
+        return
+    expected = {
+        "status": t.status,
+        "describe": t.describe,
+        "control": t.control,
+        "events": t.events,
+        "stats": t.stats,
+        "inputs": t.inputs_filter,
+        "outputs": t.outs_filter,
+    }
+    found = _get(obj, "topics", dict, "")
+    for key, topic in expected.items():
+        if found.get(key) != topic:
+            _fail(f"topics[{key!r}] must be {topic!r}, got {found.get(key)!r:.80}")
+
+
 def decode_describe(
-    payload: bytes | bytearray | memoryview, *, max_bytes: int = DEFAULT_MAX_DESCRIBE_BYTES
+    payload: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int = DEFAULT_MAX_DESCRIBE_BYTES,
+    prefix: str | None = None,
 ) -> Description:
     """Decode and check a ``describe`` document (hostile until checked).
 
-    Checks the keys a client configures itself from: ``v``, ``net``, ``dt``,
-    ``session``, ``service.version``, and each input's and probe's entry. Other keys are
+    Checks the keys a client configures itself from: ``v``, ``net``, ``prefix``, ``dt``
+    (in ``[MIN_DT, MAX_DT]`` s, as frames), ``session``, ``service.version``, the
+    ``topics`` map (when present), and each input's and probe's entry: every topic must
+    be the one the protocol gives it under ``prefix`` and ``net``, ``ttl`` null or >= 0,
+    a spike probe's shape ``[n]`` and any shape at most 2**31 numbers. Other keys are
     kept in :attr:`Description.document` unchecked.
+
+    Args:
+        payload: The JSON bytes.
+        max_bytes: Size limit, in bytes, checked before parsing.
+        prefix: The topic prefix the reader subscribed under; the document's ``prefix``
+            must equal it (None: any valid prefix).
 
     Raises:
         PayloadTooLarge: ``len(payload) > max_bytes``.
@@ -250,12 +304,20 @@ def decode_describe(
     net = _get(obj, "net", str, "")
     if not is_name(net):
         _fail(f"'net' {net!r:.60} breaks the naming rule ({NAME_RULE})")
+    own = _get(obj, "prefix", str, "")
+    try:
+        t = topics(own, net)
+    except CodecError as err:
+        _fail(f"'prefix' {own!r:.60} is not a topic prefix: {err}")
+    if prefix is not None and own != prefix:
+        _fail(f"'prefix' must be {prefix!r}, the prefix it arrived under, got {own!r:.60}")
     dt = _number(obj.get("dt"), "'dt'")
-    if dt <= 0:
-        _fail(f"'dt' must be > 0, got {dt}")
+    if not MIN_DT <= dt <= MAX_DT:
+        _fail(f"'dt' must be a number of seconds in [{MIN_DT}, {MAX_DT}], got {dt}")
     service = _get(obj, "service", dict, "")
-    inputs = {n: _input(n, e) for n, e in _names(obj, "inputs").items()}
-    probes = {n: _probe(n, e) for n, e in _names(obj, "probes").items()}
+    _topics_map(obj, t)
+    inputs = {n: _input(n, e, t) for n, e in _names(obj, "inputs").items()}
+    probes = {n: _probe(n, e, t) for n, e in _names(obj, "probes").items()}
     return Description(
         net=net,
         dt=dt,
