@@ -11,6 +11,8 @@ network of the tutorial the project grew from.
 from __future__ import annotations
 
 import math
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -29,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from spikestream.errors import NetworkFileError
+from spikestream.errors import ConfigError, NetworkFileError
 from spikestream_client.names import NAME_PATTERN, NAME_RULE, is_name
 
 #: Names become MQTT topic levels and ``.npz`` keys: no ``+``, ``#``, ``/``, dots or spaces.
@@ -56,6 +59,10 @@ TIME_LIMIT = 1e6
 MAX_SEED = 2**63 - 1
 #: Shortest tick, seconds.
 MIN_DT = 1e-6
+#: Largest network file read, bytes. Imported models put their arrays in side files, so a
+#: network file is a few KiB; this leaves room for inline encoders of ~10^6 numbers while
+#: bounding what parsing allocates (tomllib builds a Python object per value).
+NETWORK_FILE_MAX_BYTES = 16 * 1024 * 1024
 
 #: A finite number with ``|value| <= VALUE_LIMIT``. NaN and inf are refused everywhere
 #: (``allow_inf_nan=False`` in every model's config too): no finite run follows from them.
@@ -72,6 +79,15 @@ PositiveSeconds = Annotated[float, Field(allow_inf_nan=False, gt=0, le=TIME_LIMI
 Values = Real | list[Real]
 
 
+def _list_as_tuple(value: Any) -> Any:
+    # TOML has arrays, not tuples, and strict validation takes a tuple only as a tuple.
+    return tuple(value) if isinstance(value, list) else value
+
+
+#: ``[low, high]``: two numbers (a TOML array of two).
+Range = Annotated[tuple[Real, Real], BeforeValidator(_list_as_tuple)]
+
+
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid name, else raise ``ValueError`` naming ``kind``."""
     if not is_name(value):
@@ -80,11 +96,14 @@ def check_name(kind: str, value: str) -> str:
 
 
 class _Spec(BaseModel):
-    """Base of every spec model: frozen, and unknown keys are errors that list the allowed
-    keys (pydantic's own message for ``extra='forbid'`` does not)."""
+    """Base of every spec model: frozen, strictly typed, and unknown keys are errors that
+    list the allowed keys (pydantic's own message for ``extra='forbid'`` does not)."""
 
+    # strict: a network file is hostile, and lax coercion turned ``synapse = true`` into a
+    # 1 s synapse and ``n = "50"`` into 50. Strict still takes an int where a float is
+    # expected (``tau_rc = 1``), and TOML's own types are all a file can hold.
     model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False, strict=True
     )
 
     @model_validator(mode="before")
@@ -200,8 +219,8 @@ class PopulationSpec(_Spec):
     tau_rc: PositiveSeconds = 0.02
     tau_ref: Seconds = 0.002
     min_voltage: Annotated[Real, Field(le=0)] = 0.0
-    max_rates: tuple[Real, Real] | str = (200.0, 400.0)
-    intercepts: tuple[Real, Real] | str = (-1.0, 1.0)
+    max_rates: Range | str = (200.0, 400.0)
+    intercepts: Range | str = (-1.0, 1.0)
     encoders: list[list[Real]] | str | None = None
     radius: Positive = 1.0
     initial_voltage: Real | str = 0.0
@@ -649,28 +668,84 @@ def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> Netw
     return spec
 
 
-def load_network(path: str | Path) -> NetworkSpec:
-    """Read and validate a TOML network file.
+def read_text_file(
+    path: Path,
+    label: str,
+    max_bytes: int,
+    *,
+    what: str = "network file",
+    error: type[ConfigError] = NetworkFileError,
+) -> str:
+    """The UTF-8 text of the regular file ``path``, at most ``max_bytes`` bytes. ``label``
+    starts every message (the path, or ``settings file 'x.toml'``); ``what`` names the file
+    in them.
+
+    A path named from outside may be a FIFO (reading blocks for ever), a device such as
+    ``/dev/zero`` (reading never ends) or a huge file: each is refused before anything is
+    read, and no more than ``max_bytes + 1`` bytes are ever read (a file that grows while
+    it is read is caught by that extra byte).
 
     Raises:
-        NetworkFileError: the file is missing, is not valid TOML, or fails validation.
+        ConfigError: of class ``error``, ``"<label>: <reason>; expected ..."``.
     """
-    p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO with no writer would block before fstat could look.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
-        raise NetworkFileError(f"{p}: cannot read network file: {err.strerror}") from None
-    except UnicodeDecodeError as err:
-        raise NetworkFileError(f"{p}: network file is not UTF-8 text ({err})") from None
+        raise error(f"{label}: cannot read {what}: {err.strerror}") from None
+    info = os.fstat(fd)
+    too_big = f"{label}: larger than {max_bytes} bytes; expected a {what} of at most {max_bytes}"
+    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+        os.close(fd)  # before fdopen, which refuses a folder
+        if stat.S_ISREG(info.st_mode):
+            raise error(too_big)
+        raise error(f"{label}: not a regular file (a folder, FIFO or device); expected a {what}")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as err:
+            raise error(f"{label}: cannot read {what}: {err.strerror}") from None
+    if len(data) > max_bytes:
+        raise error(too_big)
     try:
-        data = tomllib.loads(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{label}: {what} is not UTF-8 text ({err})") from None
+
+
+def parse_toml(
+    text: str,
+    label: str,
+    *,
+    what: str = "network file",
+    error: type[ConfigError] = NetworkFileError,
+) -> dict[str, Any]:
+    """Parse ``text`` (a ``what``) as TOML.
+
+    Raises:
+        ConfigError: of class ``error``, ``"<label>: not valid TOML: <reason>"``.
+    """
+    try:
+        return tomllib.loads(text)
     except ValueError as err:  # TOMLDecodeError, or an integer of more than 4300 digits
-        raise NetworkFileError(f"{p}: not valid TOML: {str(err)[:200]}") from None
+        raise error(f"{label}: not valid TOML: {str(err)[:200]}") from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
-        raise NetworkFileError(
-            f"{p}: not valid TOML: arrays or inline tables nest too deeply (a network file "
+        raise error(
+            f"{label}: not valid TOML: arrays or inline tables nest too deeply (a {what} "
             "nests a few levels)"
         ) from None
+
+
+def load_network(path: str | Path) -> NetworkSpec:
+    """Read and validate a TOML network file (a regular file of at most
+    :data:`NETWORK_FILE_MAX_BYTES` bytes).
+
+    Raises:
+        NetworkFileError: the file is missing, not a regular file, too large, not UTF-8,
+            not valid TOML, or fails validation.
+    """
+    p = Path(path)
+    data = parse_toml(read_text_file(p, str(p), NETWORK_FILE_MAX_BYTES), str(p))
     spec = parse_network(data, source=str(p))
     spec._base_dir = p.resolve().parent
     return spec
