@@ -377,3 +377,21 @@ def test_a_long_buffers_short_frame_takes_the_frames_index_width() -> None:
     frame = decode_frame(ours)
     assert isinstance(frame, SpikeFrame)
     assert frame.encoding == "idx"
+
+
+def test_what_a_header_fields_conversion_raised_goes_on_as_it_came() -> None:
+    class Failing:
+        def __index__(self) -> int:
+            raise MemoryError("from __index__")
+
+        def __float__(self) -> float:
+            raise MemoryError("from __float__")
+
+    import spikestream.serving._frames as codec
+
+    with pytest.raises(MemoryError, match="from __index__"):
+        codec.encode_spikes(b"", Failing(), 0, 1, 0.001, 0.001, 0.0, 0.0, 0, b"")
+    with pytest.raises(MemoryError, match="from __float__"):
+        codec.encode_spikes(b"", 0, 0, 1, Failing(), 0.001, 0.0, 0.0, 0, b"")
+    with pytest.raises(TypeError, match="seq must be an int; got str"):
+        codec.encode_spikes(b"", "0", 0, 1, 0.001, 0.001, 0.0, 0.0, 0, b"")

@@ -432,3 +432,27 @@ def test_a_block_run_beyond_its_blocks_is_refused() -> None:
     block.run(0, 5)
     with pytest.raises(SimulationError, match="ticks up to 6; the fed and recorded blocks hold 5"):
         block.run(0, 6)
+
+
+def test_argument_errors_say_what_was_wrong_and_pass_other_exceptions_on() -> None:
+    ext = native.extension()
+    assert ext is not None
+    with pytest.raises(
+        ValueError,
+        match=r"frames: expected an int in \[-2\*\*63, 2\*\*63\); got 18446744073709551616",
+    ):
+        ext.stream_count(0, 2**64)
+    with pytest.raises(ValueError, match="deadline: expected a float64; got an int beyond"):
+        ext.sleep_until(10**400, 0.0)
+
+    class Failing:
+        def __index__(self) -> int:
+            raise MemoryError("from __index__")
+
+    with pytest.raises(MemoryError, match="from __index__"):  # not reworded as a TypeError
+        ext.ring_done(Failing(), 0)
+    # A null loop address is refused, not read (it was, by these two).
+    with pytest.raises(ValueError, match="ring_take: a malformed loop array"):
+        ext.ring_take(0)
+    with pytest.raises(ValueError, match="ring_done: a malformed loop array"):
+        ext.ring_done(0, 0)

@@ -186,6 +186,10 @@ static int as_u64(PyObject *o, uint64_t *out, const char *what)
 {
     PyObject *index = PyBool_Check(o) ? NULL : PyNumber_Index(o);
     if (index == NULL) {
+        /* A bool or a type with no __index__ is worded; what an __index__ itself raised
+         * (MemoryError, KeyboardInterrupt) goes on as it came. */
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_TypeError))
+            return -1;
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s must be an int; got %.80s", what, Py_TYPE(o)->tp_name);
         return -1;
@@ -208,6 +212,8 @@ static int as_f64(PyObject *o, double *out, const char *what)
 {
     double v = PyLong_Check(o) ? -1.0 : PyFloat_AsDouble(o);
     if (PyLong_Check(o) || (v == -1.0 && PyErr_Occurred())) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_TypeError))
+            return -1; /* what a __float__ raised, as it came */
         PyErr_Clear();
         PyErr_Format(PyExc_TypeError, "%s must be a float; got %.80s", what, Py_TYPE(o)->tp_name);
         return -1;

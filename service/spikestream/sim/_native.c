@@ -471,9 +471,17 @@ static int as_i64(PyObject *obj, int64_t *out, const char *what)
 {
     long long value = PyLong_AsLongLong(obj);
     if (value == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: expected an int; got %.80s", what,
-                     Py_TYPE(obj)->tp_name);
+        /* A wrong type or an int past 64 bits is worded; anything else (MemoryError from
+         * an __index__, say) is raised as it came. */
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "%s: expected an int in [-2**63, 2**63); got %R",
+                         what, obj);
+        } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: expected an int; got %.80s", what,
+                         Py_TYPE(obj)->tp_name);
+        }
         return -1;
     }
     *out = (int64_t)value;
@@ -749,9 +757,15 @@ static int as_f64(PyObject *obj, double *out, const char *what)
 {
     double value = PyFloat_AsDouble(obj);
     if (value == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s: expected a float; got %.80s", what,
-                     Py_TYPE(obj)->tp_name);
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) { /* an int past float64 */
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "%s: expected a float64; got an int beyond its "
+                         "range", what);
+        } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: expected a float; got %.80s", what,
+                         Py_TYPE(obj)->tp_name);
+        }
         return -1;
     }
     *out = value;
@@ -1969,6 +1983,8 @@ static PyObject *py_ring_take(PyObject *self, PyObject *arg)
     if (as_i64(arg, &address, "loop") < 0)
         return NULL;
     int64_t *loop = (int64_t *)(intptr_t)address;
+    if (!ring_ok(loop, "ring_take"))
+        return NULL;
     const int64_t head = ring_arm(loop);
     return Py_BuildValue("(LL)", (long long)loop[L_TAIL], (long long)head);
 }
@@ -2055,6 +2071,8 @@ static PyObject *py_ring_done(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (as_i64(args[0], &address, "loop") < 0 || as_i64(args[1], &count, "count") < 0)
         return NULL;
     int64_t *loop = (int64_t *)(intptr_t)address;
+    if (!ring_ok(loop, "ring_done"))
+        return NULL;
     int64_t tail = loop[L_TAIL];
     if (count < 0 || count > __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE) - tail) {
         PyErr_Format(PyExc_ValueError, "ring_done: %lld rows; expected 0 to the rows ready",
