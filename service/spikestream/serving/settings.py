@@ -27,9 +27,9 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from spikestream.budget import DEFAULT_SHARE, SIZE_RULE, parse_bytes
@@ -37,6 +37,7 @@ from spikestream.errors import CodecError, ConfigError
 from spikestream.functions import ALLOW_PYTHON_FUNCTIONS_HELP
 from spikestream.serving.discovery import DEFAULT_HA_PREFIX
 from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
+from spikestream.spec import parse_toml, read_text_file
 from spikestream_client.codec import validate_prefix
 
 #: The prefix of every setting's environment variable.
@@ -413,14 +414,34 @@ class ServeSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if _CONFIG_FILE[0] is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE[0]))
+        if _CONFIG_DATA[0] is not None:
+            sources.append(InitSettingsSource(settings_cls, init_kwargs=_CONFIG_DATA[0]))
         return tuple(sources)
 
 
-# The TOML file the next ServeSettings() reads, set by load_settings(): pydantic-settings
-# builds its sources from the class, so the path travels beside it.
-_CONFIG_FILE: list[Path | None] = [None]
+#: Largest settings file read, bytes: a settings file holds a few dozen short keys.
+SETTINGS_FILE_MAX_BYTES = 1024 * 1024
+
+# The parsed settings file the next ServeSettings() reads, set by load_settings():
+# pydantic-settings builds its sources from the class, so the data travels beside it. The
+# file is read and parsed here, not by pydantic-settings' TOML source, whose read has no
+# size cap and whose parse errors escaped as tracebacks.
+_CONFIG_DATA: list[dict[str, Any] | None] = [None]
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings file ``path`` parsed: a regular UTF-8 TOML file of at most
+    :data:`SETTINGS_FILE_MAX_BYTES` bytes.
+
+    Raises:
+        ConfigError: ``settings file 'x.toml': <what is wrong>``.
+    """
+    label = f"settings file {str(path)!r}"
+    if not path.exists():
+        raise ConfigError(f"{label} does not exist")
+    what = "settings file"
+    text = read_text_file(path, label, SETTINGS_FILE_MAX_BYTES, what=what, error=ConfigError)
+    return parse_toml(text, label, what=what, error=ConfigError)
 
 
 def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSettings:
@@ -429,9 +450,7 @@ def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSetti
     Raises:
         ConfigError: naming the setting, its value and what is allowed.
     """
-    if config_file is not None and not config_file.is_file():
-        raise ConfigError(f"settings file {str(config_file)!r} does not exist")
-    _CONFIG_FILE[0] = config_file
+    _CONFIG_DATA[0] = read_settings_file(config_file) if config_file is not None else None
     try:
         return ServeSettings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as err:
@@ -446,7 +465,7 @@ def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSetti
             + "; ".join(problems)
         ) from None
     finally:
-        _CONFIG_FILE[0] = None
+        _CONFIG_DATA[0] = None
 
 
 # ---------------------------------------------------------------------- derived names
