@@ -229,6 +229,10 @@ def test_encode_refuses_what_is_not_json() -> None:
         ("spikestream/other/in/u", "'in' topic"),
         ("spikestream/seed/status", "'status' topic"),
         ("spikestream/seed/describe", "'describe' topic"),
+        ("spikestream/seed/out/a_spikes", "'out' topic"),
+        ("spikestream/seed/text/a_value", "'text' topic"),
+        ("spikestream/seed/events", "'events' topic"),
+        ("spikestream/other/stats", "'stats' topic"),
     ],
 )
 def test_hostile_response_topics_are_refused(topic: str, words: str) -> None:
@@ -238,7 +242,7 @@ def test_hostile_response_topics_are_refused(topic: str, words: str) -> None:
 
 
 def test_ordinary_response_topics_pass() -> None:
-    for topic in ("lab/me/replies", "spikestream/seed/events", "spikestream/replies", "x"):
+    for topic in ("lab/me/replies", "spikestream/seed/replies", "spikestream/replies", "x"):
         assert check_response_topic("spikestream", topic) == topic
 
 

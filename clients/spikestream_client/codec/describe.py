@@ -349,8 +349,11 @@ def net_of(prefix: str, topic: str, leaf: str) -> str | None:
 
 
 #: Topic levels under any network that a response topic must never name: the service
-#: would be publishing its reply into an input or a control topic.
-_NEVER_REPLY_TO: Final = frozenset({"in", "control", "status", "describe"})
+#: would be publishing its reply into an input or a control topic, or among what others
+#: decode as its own output (frames, text values, events, stats).
+_NEVER_REPLY_TO: Final = frozenset(
+    {"in", "control", "status", "describe", "out", "text", "events", "stats"}
+)
 MAX_RESPONSE_TOPIC: Final = 1024
 
 
@@ -360,8 +363,9 @@ def check_response_topic(prefix: str, topic: str) -> str:
     A request chooses where the reply goes, so the topic is hostile: it must be a
     non-empty topic name of at most :data:`MAX_RESPONSE_TOPIC` characters without
     wildcards, NUL or a leading ``$`` (broker topics), and must not be an input, control,
-    status or describe topic of any network under ``prefix`` (a reply must not act as a
-    command or an input, or overwrite what others read).
+    status, describe, output, text, events or stats topic of any network under
+    ``prefix`` (a reply must not act as a command or an input, or reach those who decode
+    what the service publishes).
 
     Returns:
         ``topic``.
