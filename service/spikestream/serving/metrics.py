@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from spikestream.errors import ConfigError
 from spikestream.runtime.hostcpu import CpuShares
 from spikestream.runtime.stats import WindowStatistics
 from spikestream.serving.statistics import ServiceStatistics
@@ -325,8 +326,20 @@ def start_metrics(
     snapshots: list[Callable[[], ServiceStatistics]], host: str, port: int
 ) -> MetricsServer:
     """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one) for the services whose
-    ``statistics`` methods are ``snapshots``."""
+    ``statistics`` methods are ``snapshots``.
+
+    Raises:
+        ConfigError: ``host:port`` cannot be bound (not an address of this machine, a name
+            that does not resolve, a port in use or reserved), naming both and the reason.
+    """
     registry = CollectorRegistry()
     registry.register(MultiCollector([ServiceCollector(s) for s in snapshots]))
-    server, thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as err:  # socket.gaierror too: a host that does not resolve
+        reason = err.strerror or str(err)
+        raise ConfigError(
+            f"--metrics-host {host!r} --metrics-port {port}: cannot serve metrics there: "
+            f"{reason}; expected an address of this machine and a free port"
+        ) from None
     return MetricsServer(server, thread, server.server_address[1])

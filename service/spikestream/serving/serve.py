@@ -209,14 +209,8 @@ async def _serve(
             Service(model, concrete, settings, memory_limit=own, cpu_latency=cpu_latency)
             for model, own in zip(models, limits, strict=True)
         ]
-        recorder = None
-        spooler: asyncio.Task[None] | None = None
-        if settings.log_inputs is not None:
-            from spikestream.runtime.replay import InputRecorder
-
-            recorder = InputRecorder(models[0], settings.log_inputs)
-            services[0].engine.input_log = recorder
-            spooler = asyncio.create_task(_spool_inputs(recorder), name="spool-inputs")
+        # Metrics first: an address that cannot be bound is refused (ConfigError) before
+        # the input log's spool folder exists, so a refusal leaves nothing behind.
         metrics = None
         if settings.metrics_port is not None:
             from spikestream.serving.metrics import start_metrics
@@ -227,7 +221,15 @@ async def _serve(
             log.info(
                 "metrics", extra={"url": f"http://{settings.metrics_host}:{metrics.port}/metrics"}
             )
+        recorder = None
+        spooler: asyncio.Task[None] | None = None
         try:
+            if settings.log_inputs is not None:
+                from spikestream.runtime.replay import InputRecorder
+
+                recorder = InputRecorder(models[0], settings.log_inputs)
+                services[0].engine.input_log = recorder
+                spooler = asyncio.create_task(_spool_inputs(recorder), name="spool-inputs")
             async with asyncio.TaskGroup() as tg:
                 for service in services:
                     tg.create_task(service.run(stop), name=f"serve-{service.model.name}")
