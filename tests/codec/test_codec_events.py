@@ -17,6 +17,7 @@ from spikestream_client.codec import (
     DEFAULT_PREFIX,
     STATUS_OFFLINE,
     STATUS_ONLINE,
+    decode_describe,
     decode_event,
     encode_event,
     topics,
@@ -253,3 +254,22 @@ def test_codec_imports_only_numpy_msgpack_stdlib_errors_and_names() -> None:
         "spikestream_client.codec.frames",
         "spikestream_client.codec.payloads",
     }, ours
+
+
+def _nested_event(depth: int) -> bytes:
+    """An event whose ``stats`` nests so that the whole object is ``depth`` levels deep."""
+    inner = "[" * (depth - 1) + "]" * (depth - 1)
+    return f'{{"v": 1, "event": "stats", "wall": 1.0, "stats": {inner}}}'.encode()
+
+
+def test_json_nesting_is_bounded_so_no_reader_recurses_too_deep() -> None:
+    """json.loads takes ~990 levels, and Recorder.arrays() then hit RecursionError in
+    json.dumps of its meta; 64 levels is the limit of every JSON object from the bus."""
+    deep = decode_event(_nested_event(64))
+    assert json.loads(json.dumps({"meta": {"stats": deep}})) == {"meta": {"stats": deep}}
+    for depth in (65, 500):
+        with pytest.raises(CodecError, match="an event JSON nests deeper than 64 levels"):
+            decode_event(_nested_event(depth))
+    doc = b'{"v": 1, "net": "a", "x": ' + b"[" * 70 + b"]" * 70 + b"}"
+    with pytest.raises(CodecError, match="a describe document JSON nests deeper than 64"):
+        decode_describe(doc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from typing import Any
 
 import msgpack
@@ -31,6 +32,13 @@ from spikestream_client.codec import (
     decode_input,
     encode_spikes,
     encode_values,
+)
+from spikestream_client.codec.frames import (
+    DEFAULT_MAX_FRAME_BYTES,
+    MAX_DT,
+    MAX_FRAME_TICKS,
+    MAX_TICK,
+    MIN_DT,
 )
 
 FUZZ = settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
@@ -64,10 +72,14 @@ def check_frame(frame: Frame) -> None:
     """A frame that decoded must be internally consistent."""
     h = frame.header
     assert isinstance(h, FrameHeader)
-    assert h.dt > 0
+    assert MIN_DT <= h.dt <= MAX_DT
     assert all(np.isfinite([h.dt, h.t, h.wall, h.late_max]))
-    assert min(h.seq, h.tick, h.ticks, h.dropped) >= 0
+    assert min(h.seq, h.tick, h.dropped) >= 0
+    assert 1 <= h.ticks <= MAX_FRAME_TICKS
+    assert max(h.seq, h.dropped, h.tick + h.ticks) <= MAX_TICK
     if isinstance(frame, SpikeFrame):
+        assert frame.n <= DEFAULT_MAX_FRAME_BYTES
+        assert h.ticks * max(frame.n, 1) <= 8 * DEFAULT_MAX_FRAME_BYTES
         spikes = frame.spikes
         assert spikes.shape == (h.ticks, frame.n)
         assert spikes.dtype == np.bool_
@@ -79,6 +91,7 @@ def check_frame(frame: Frame) -> None:
         assert spikes[offsets, neurons].all()
         assert int(spikes.sum()) == len(set(zip(offsets.tolist(), neurons.tolist(), strict=True)))
     else:
+        assert 4 * h.ticks <= DEFAULT_MAX_FRAME_BYTES
         assert frame.data.shape == (h.ticks, *frame.shape)
         assert frame.data.dtype == np.float32
 
@@ -138,11 +151,58 @@ def test_decode_control_on_arbitrary_bytes(payload: bytes) -> None:
 @FUZZ
 @given(payload=st.binary(max_size=200))
 def test_decode_event_on_arbitrary_bytes(payload: bytes) -> None:
+    with contextlib.suppress(CodecError):
+        decode_event(payload)  # only CodecError may come out; a real event is below
+
+
+def _nesting(value: object) -> int:
+    """Levels of arrays and objects (a scalar is 0), recursively: apart from the
+    decoder's own count, which walks a stack."""
+    if isinstance(value, dict):
+        return 1 + max((_nesting(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_nesting(v) for v in value), default=0)
+    return 0
+
+
+nested = st.integers(0, 80).map(lambda depth: json.loads("[" * depth + "]" * depth or "0"))
+
+
+@FUZZ
+@given(
+    event=st.fixed_dictionaries(
+        {},
+        optional={
+            "v": st.sampled_from([1, 2, 0, True, 1.0, "1", None]),
+            "event": st.sampled_from(["stats", "error", "", "x" * 300])
+            | scalars.filter(lambda x: not isinstance(x, bytes)),
+            "wall": st.floats() | st.integers(-(2**70), 2**70) | st.sampled_from([True, "1"]),
+            "stats": nested | json_values,
+        },
+    )
+)
+def test_decode_event_on_near_valid_events(event: dict[str, Any]) -> None:
+    """Events one key away from valid: decoded exactly when the rules hold (an oracle
+    written apart from the decoder), and then as they were sent."""
+    v, kind, wall = event.get("v"), event.get("event"), event.get("wall")
+    ok = (
+        type(v) is int
+        and v == 1
+        and type(kind) is str
+        and kind != ""
+        and type(wall) in (int, float)
+        and math.isfinite(wall)  # type: ignore[arg-type]
+        and _nesting(event) <= 64
+    )
     try:
-        event = decode_event(payload)
+        decoded = decode_event(json.dumps(event).encode())
     except CodecError:
+        assert not ok, f"refused {event!r:.200}"
         return
-    assert event["v"] == 1
+    assert ok, f"accepted {event!r:.200}"
+    assert decoded["event"] == kind
+    assert decoded["wall"] == float(wall)  # type: ignore[arg-type]
+    assert type(decoded["wall"]) is float
 
 
 @FUZZ
@@ -236,14 +296,14 @@ field_values = {
     "probe": st.text(max_size=4) | scalars,
     "seq": counts | scalars,
     "tick": counts | scalars,
-    "ticks": st.integers(0, 8) | counts | scalars,
-    "dt": st.floats() | scalars,
+    "ticks": st.integers(0, 8) | counts | scalars | st.sampled_from([2**24, 2**24 + 1]),
+    "dt": st.floats() | scalars | st.sampled_from([5e-324, 1e-9, MIN_DT, MAX_DT, 3601.0]),
     "t": st.floats() | scalars,
     "wall": st.floats() | scalars,
     "late_max": st.floats() | scalars,
     "dropped": counts | scalars,
     "kind": st.sampled_from(["spikes", "values"]) | scalars,
-    "n": st.integers(0, 40) | counts | scalars,
+    "n": st.integers(0, 40) | counts | scalars | st.sampled_from([2**24, 2**24 + 1, 2**27]),
     "enc": st.sampled_from(["idx", "bits"]) | scalars,
     "dtype": st.sampled_from(["u2", "u4"]) | scalars,
     "off": st.binary(max_size=24) | scalars,
@@ -307,3 +367,77 @@ def test_every_single_byte_flip_is_handled(base: bytes) -> None:
             payload = bytearray(base)
             payload[i] = byte
             try_frame(bytes(payload))
+
+
+# ---------------------------------------------------- headers just beyond the bounds
+
+# Frames with no data at all, which a header could make claim anything: a value frame
+# of empty tick shape and a spike frame of no spikes in index form.
+_EMPTY = {
+    "v": 1,
+    "net": "seed",
+    "probe": "b",
+    "seq": 0,
+    "tick": 0,
+    "ticks": 1,
+    "dt": 0.001,
+    "t": 0.001,
+    "wall": 1.7e9,
+    "late_max": 0.0,
+    "dropped": 0,
+}
+EMPTY_VALUES = {**_EMPTY, "kind": "values", "shape": [0], "data": b""}
+EMPTY_IDX = {
+    **_EMPTY,
+    "kind": "spikes",
+    "n": 0,
+    "enc": "idx",
+    "dtype": "u4",
+    "off": b"",
+    "idx": b"",
+}
+EMPTY_BITS = {**_EMPTY, "kind": "spikes", "n": 0, "enc": "bits", "bits": b""}
+beyond = st.integers(MAX_TICK + 1, 2**64 - 1)
+bad_headers = st.one_of(
+    st.fixed_dictionaries({"ticks": st.just(0)}),
+    st.fixed_dictionaries({"ticks": st.integers(MAX_FRAME_TICKS + 1, 2**64 - 1)}),
+    st.fixed_dictionaries({"dt": st.floats(0.0, MIN_DT, exclude_max=True)}),
+    st.fixed_dictionaries({"dt": st.floats(MAX_DT, exclude_min=True)}),
+    st.fixed_dictionaries({"seq": beyond}),
+    st.fixed_dictionaries({"tick": beyond}),
+    st.fixed_dictionaries({"dropped": beyond}),
+    st.integers(1, 64).flatmap(
+        lambda ticks: st.fixed_dictionaries(
+            {"ticks": st.just(ticks), "tick": st.integers(MAX_TICK - ticks + 1, MAX_TICK)}
+        )
+    ),
+)
+
+
+@FUZZ
+@given(base=st.sampled_from([EMPTY_VALUES, EMPTY_IDX, EMPTY_BITS]), bad=bad_headers)
+def test_frames_with_a_header_beyond_its_bound_are_refused(
+    base: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    assert isinstance(decode_frame(msgpack.packb(base, use_bin_type=True)), Frame)
+    with pytest.raises(CodecError, match="invalid frame: "):
+        decode_frame(msgpack.packb({**base, **bad}, use_bin_type=True))
+
+
+@FUZZ
+@given(
+    n=st.integers(DEFAULT_MAX_FRAME_BYTES + 1, 2**32 - 1) | st.just(2**27),
+    ticks=st.integers(1, 4),
+)
+def test_wide_populations_without_spikes_are_refused(n: int, ticks: int) -> None:
+    frame = {**EMPTY_IDX, "n": n, "ticks": ticks}
+    with pytest.raises(CodecError, match="'n' must be an integer in"):
+        decode_frame(msgpack.packb(frame, use_bin_type=True))
+
+
+@FUZZ
+@given(ticks=st.integers(DEFAULT_MAX_FRAME_BYTES // 4 + 1, MAX_FRAME_TICKS))
+def test_many_ticks_without_data_are_refused(ticks: int) -> None:
+    frame = {**EMPTY_VALUES, "ticks": ticks}
+    with pytest.raises(CodecError, match=r"needs at least 4\*ticks"):
+        decode_frame(msgpack.packb(frame, use_bin_type=True))

@@ -277,7 +277,38 @@ def load_json_object(
         _fail(f"expected {what} as a UTF-8 JSON object: {exc}")
     if type(obj) is not dict:
         _fail(f"expected {what} as a JSON object, got {type(obj).__name__}")
+    depth = _depth(obj, MAX_JSON_DEPTH)
+    if depth > MAX_JSON_DEPTH:
+        _fail(f"{what} JSON nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects")
     return obj
+
+
+MAX_JSON_DEPTH: Final = 64
+"""Deepest nesting of arrays and objects accepted in an event, stats or describe
+document. json.loads accepts ~1000 levels, but whoever handles the object next (the
+recorder's ``json.dumps`` into ``meta``, a deepcopy, a recursive walk) may recurse
+deeper per level and hit RecursionError; no document of the service nests past 4."""
+
+
+def _depth(obj: object, limit: int) -> int:
+    """Nesting depth of ``obj`` (a scalar is 0, ``[]`` is 1), counted without recursion
+    and without looking deeper than ``limit + 1``."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack:
+        item, level = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        if level > limit:
+            return level
+        stack.extend((child, level) for child in children)
+    return deepest
 
 
 def decode_event(

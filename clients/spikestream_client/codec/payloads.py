@@ -367,7 +367,7 @@ def unpack_limited(
         # TypeError: an unhashable map key such as an array.
         _reject(
             f"expected {expected}; got {len(payload)} bytes that are not valid msgpack "
-            f"({exc or type(exc).__name__}), starting {payload[:16].hex(' ')}",
+            f"({str(exc) or type(exc).__name__}), starting {payload[:16].hex(' ')}",
             "garbage",
         )
 
