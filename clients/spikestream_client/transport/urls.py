@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,9 @@ ENV_USERNAME = "SPIKESTREAM_MQTT_USERNAME"
 ENV_PASSWORD = "SPIKESTREAM_MQTT_PASSWORD"
 #: Environment variable naming a file whose content is the password (Docker/K8s secrets).
 ENV_PASSWORD_FILE = "SPIKESTREAM_MQTT_PASSWORD_FILE"
+#: Largest password file read, bytes: MQTT's password field holds 65535 bytes, plus a
+#: trailing CRLF.
+PASSWORD_FILE_MAX_BYTES = 65_535 + 2
 
 #: Where ``auto`` looks for an already running broker before starting the embedded one.
 AUTO_HOST = "127.0.0.1"
@@ -467,12 +471,41 @@ def _mask_list(text: str) -> str:
 
 
 def _read_password_file(path: str) -> str:
+    """The password in the file ``path`` (its text, less one trailing newline).
+
+    The path comes from the environment: a FIFO would block for ever and ``/dev/zero`` be
+    read until memory runs out, so only a regular file of at most
+    :data:`PASSWORD_FILE_MAX_BYTES` is read, and never more than that plus one byte.
+    """
+    shown = f"{ENV_PASSWORD_FILE}={path!r}"
+    expected = f"expected a readable UTF-8 file of at most {PASSWORD_FILE_MAX_BYTES} bytes"
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        msg = f"cannot read {ENV_PASSWORD_FILE}={path!r}: {reason}; expected a readable UTF-8 file"
-        raise ConfigError(msg) from None
+        # O_NONBLOCK: opening a FIFO with no writer would block before fstat could look.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {shown}: {exc.strerror}; {expected}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            msg = f"cannot read {shown}: not a regular file (a folder, FIFO or device); {expected}"
+            raise ConfigError(msg)
+        data = b""
+        if info.st_size <= PASSWORD_FILE_MAX_BYTES:
+            # One byte past the cap at most: a file that grows while read is caught by it.
+            while len(data) <= PASSWORD_FILE_MAX_BYTES:
+                chunk = os.read(fd, PASSWORD_FILE_MAX_BYTES + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        if info.st_size > PASSWORD_FILE_MAX_BYTES or len(data) > PASSWORD_FILE_MAX_BYTES:
+            raise ConfigError(f"cannot read {shown}: it is too large; {expected}")
+        text = data.decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {shown}: {exc.strerror}; {expected}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {shown}: it is not UTF-8 text; {expected}") from None
+    finally:
+        os.close(fd)
     # Secret files are usually written with a trailing newline (echo, editors); the
     # password itself never ends in one.
     if text.endswith("\r\n"):
