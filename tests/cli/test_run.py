@@ -350,3 +350,33 @@ def test_each_command_has_its_help_with_only_its_module_loaded(command: str, exp
     assert where[command] in loaded
     # serve and import share run's --allow-python-functions flag, so run may load too.
     assert not (set(where.values()) - {where[command], where["run"]}) & loaded
+
+
+@pytest.mark.parametrize(
+    ("plot", "message"),
+    [
+        ("missing/p.png", "--plot: cannot write '{d}/missing/p.png': folder '{d}/missing' does "),
+        ("p.txt", "--plot: '{d}/p.txt' has suffix '.txt'; expected one of .png, .pdf, .svg"),
+        ("p", "--plot: '{d}/p' has no suffix; expected one of .png, .pdf, .svg"),
+        ("", "--plot: '{d}' is a folder; expected a file name"),
+    ],
+)
+def test_a_bad_plot_path_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], plot: str, message: str
+) -> None:
+    # It was a FileNotFoundError or ValueError traceback from matplotlib after the run.
+    out = tmp_path / "o.npz"
+    plot_path = str(tmp_path / plot) if plot else str(tmp_path)
+    code = main(["run", str(SEED), "--duration", "0.01", "--out", str(out), "--plot", plot_path])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("spikestream run: error: " + message.format(d=tmp_path)), err
+    assert len(err.splitlines()) == 1
+    assert not out.exists()  # refused before the run, not after it
+
+
+def test_a_plot_may_be_pdf_or_svg(tmp_path: Path) -> None:
+    for name in ("p.pdf", "p.SVG"):
+        argv = ["run", str(SEED), "--duration", "0.05", "--out", str(tmp_path / "o.npz")]
+        assert main([*argv, "--plot", str(tmp_path / name), "--no-progress"]) == 0
+        assert (tmp_path / name).stat().st_size > 0

@@ -51,7 +51,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "reproduce that live run's spike trains exactly",
     )
     p.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="output file")
-    p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG plot")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw a plot: PNG, or PDF or SVG by the file's suffix",
+    )
     p.add_argument(
         "--dtype",
         choices=("float64", "float32"),
@@ -160,6 +165,33 @@ def check_disk(what: str, out: Path, size: int) -> None:
         )
 
 
+#: Suffixes ``--plot`` takes: formats matplotlib's Agg backend writes without extras.
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def check_plot(path: Path) -> None:
+    """Refuse a ``--plot`` file that could not be written, before the run rather than
+    after it (a missing folder or an unknown suffix was a traceback once the run was done).
+
+    Raises:
+        ConfigError: one line naming the file and what was expected.
+    """
+    from spikestream.errors import ConfigError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--plot: cannot write {str(path)!r}: folder {str(folder)!r} does not exist"
+        )
+    if path.is_dir():
+        raise ConfigError(f"--plot: {str(path)!r} is a folder; expected a file name")
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        got = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
+        raise ConfigError(
+            f"--plot: {str(path)!r} has {got}; expected one of {', '.join(PLOT_SUFFIXES)}"
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
     from spikestream.budget import (
@@ -177,6 +209,8 @@ def main(args: argparse.Namespace) -> int:
     from spikestream.runtime.replay import check_build, load_replay, replay_block
 
     entered = time.perf_counter()
+    if args.plot is not None:
+        check_plot(args.plot)
     # A model script's input functions are sampled over the whole run (at least 10 s).
     duration = args.duration if args.duration is not None and math.isfinite(args.duration) else 0
     spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
