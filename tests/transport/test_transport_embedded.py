@@ -62,12 +62,14 @@ async def test_embedded_round_trip_and_port_zero() -> None:
 
 async def test_link_falls_back_to_mqtt311_when_v5_is_refused() -> None:
     async with EmbeddedBroker() as broker:
-        # A plain URL, no protocol hint: MQTT 5 is tried first and refused by amqtt.
+        # A plain URL, no protocol hint: MQTT 5 is tried first. amqtt leaves a CONNECT
+        # that carries properties (the Maximum Packet Size) unanswered, so the link gives
+        # up on it after connect_timeout and falls back within the same attempt.
         spec = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}")
-        link = make_link(spec, "fallback")
+        link = make_link(spec, "fallback", connect_timeout=1.0)
         start = time.monotonic()
         async with running(link):
-            assert time.monotonic() - start < 2.0
+            assert time.monotonic() - start < 2.5
             assert link.protocol == "3.1.1"
             assert link.statistics().connect_attempts == 1
             assert await link.publish("fb/x", b"1", qos=1)
@@ -88,6 +90,31 @@ async def test_forced_mqtt5_against_amqtt_fails_clearly() -> None:
     async with EmbeddedBroker() as broker:
         spec = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}?protocol=5")
         link = make_link(spec, "v5only")
+        async with running(link, connect_timeout=None):
+            await eventually(lambda: link.statistics().last_error is not None)
+            last_error = link.statistics().last_error
+            assert last_error is not None
+            # amqtt leaves an MQTT 5 CONNECT with properties unanswered (a broker that
+            # refuses the version says so: "refused MQTT 5").
+            assert "did not answer CONNECT" in last_error
+            assert not link.connected
+
+
+async def refuse_mqtt5(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A peer that answers an MQTT 5 CONNECT with CONNACK 0x84 (unsupported protocol
+    version), as a 3.1.1-only broker does, and hangs up: no broker here refuses so."""
+    head = await reader.readexactly(2)  # CONNECT's first byte and a one-byte length
+    body = await reader.readexactly(head[1])
+    assert body[:6] == b"\x00\x04MQTT"
+    if body[6] == 5:
+        writer.write(b"\x20\x03\x00\x84\x00")  # session present 0, reason 0x84, no props
+        await writer.drain()
+    writer.close()
+
+
+async def test_forced_mqtt5_refused_by_the_broker_says_so() -> None:
+    async with tcp_server(refuse_mqtt5) as port:
+        link = make_link(parse_broker_url(f"mqtt://127.0.0.1:{port}?protocol=5"), "refused")
         async with running(link, connect_timeout=None):
             await eventually(lambda: link.statistics().last_error is not None)
             last_error = link.statistics().last_error

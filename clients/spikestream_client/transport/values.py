@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
+
+from spikestream_client.codec.frames import DEFAULT_MAX_FRAME_BYTES
 
 __all__ = [
     "LOG",
+    "MAX_PACKET_BYTES",
     "ConnectHook",
     "Counters",
     "Kept",
@@ -27,6 +30,11 @@ __all__ = [
 #: before the client distribution existed: log filters, the fault tests and the serve log
 #: level (set on the ``spikestream`` logger) depend on it.
 LOG = logging.getLogger("spikestream.transport.link")
+
+MAX_PACKET_BYTES: Final = DEFAULT_MAX_FRAME_BYTES + 65536
+"""The MQTT 5 Maximum Packet Size a connection announces, in bytes: the largest payload
+any decoder accepts (a frame, 16 MiB) plus room for the topic and properties. The broker
+then drops a larger message instead of sending it, so it is never received in full."""
 
 #: An MQTT protocol version as negotiated: ``"5"`` or ``"3.1.1"``.
 ProtocolName = Literal["5", "3.1.1"]
