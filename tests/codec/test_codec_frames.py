@@ -74,9 +74,9 @@ def headers(draw: st.DrawFn, ticks: int) -> FrameHeader:
         tick=draw(st.integers(0, MAX_TICK - ticks)),
         ticks=ticks,
         dt=draw(st.floats(min_value=MIN_DT, max_value=MAX_DT)),
-        t=draw(finite),
+        t=abs(draw(finite)),
         wall=draw(finite),
-        late_max=draw(finite),
+        late_max=abs(draw(finite)),
         dropped=draw(st.integers(0, MAX_TICK)),
     )
 
@@ -445,7 +445,10 @@ def test_oversize_is_refused_before_unpacking() -> None:
         (IDX_FRAME, {"probe": 3}, r"'probe' must be a name \(.*got int 3"),
         (IDX_FRAME, {"dt": 0.0}, r"'dt' must be a number in \[1e-06, 3600.0\], got 0.0"),
         (IDX_FRAME, {"dt": float("nan")}, r"'dt' must be a number in .* got nan"),
-        (IDX_FRAME, {"t": float("inf")}, "'t' must be a finite number, got inf"),
+        (IDX_FRAME, {"t": float("inf")}, "'t' must be a finite number >= 0.0, got inf"),
+        (IDX_FRAME, {"t": -0.5}, "'t' must be a finite number >= 0.0, got -0.5"),
+        (IDX_FRAME, {"late_max": -1e-3}, "'late_max' must be a finite number >= 0.0, got -0.001"),
+        (IDX_FRAME, {"wall": float("nan")}, "'wall' must be a finite number, got nan"),
         (IDX_FRAME, {"wall": "now"}, "'wall' must be a number, got str"),
         (IDX_FRAME, {"late_max": None}, "'late_max' must be a number, got NoneType"),
         (IDX_FRAME, {"kind": "volts"}, "'kind' must be 'spikes' or 'values', got 'volts'"),

@@ -374,7 +374,12 @@ def _float(frame: dict[Any, Any], key: str, *, within: tuple[float, float] | Non
         _fail(f"{key!r} must be a number, got {type(value).__name__} {value!r:.60}")
     out = float(value)  # msgpack integers are below 2**64: always a finite float
     if not math.isfinite(out) or (within is not None and not within[0] <= out <= within[1]):
-        want = "a finite number" if within is None else f"a number in [{within[0]}, {within[1]}]"
+        if within is None:
+            want = "a finite number"
+        elif within[1] == math.inf:
+            want = f"a finite number >= {within[0]}"
+        else:
+            want = f"a number in [{within[0]}, {within[1]}]"
         _fail(f"{key!r} must be {want}, got {out!r}")
     return out
 
@@ -408,9 +413,9 @@ def _decode_header(frame: dict[Any, Any]) -> FrameHeader:
         # must account for the ticks too, which the kind's decoder checks.
         ticks=_int(frame, "ticks", MAX_FRAME_TICKS, lo=1),
         dt=_float(frame, "dt", within=(MIN_DT, MAX_DT)),
-        t=_float(frame, "t"),
+        t=_float(frame, "t", within=(0.0, math.inf)),  # simulated time, never negative
         wall=_float(frame, "wall"),
-        late_max=_float(frame, "late_max"),
+        late_max=_float(frame, "late_max", within=(0.0, math.inf)),  # a lateness, s
         dropped=_int(frame, "dropped"),
     )
     if header.tick + header.ticks > MAX_TICK:
