@@ -28,6 +28,7 @@ import contextlib
 import functools
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import zipfile
@@ -60,6 +61,33 @@ _I8 = np.dtype("<i8")
 _F8 = np.dtype("<f8")
 
 
+def check_log_target(target: Path) -> None:
+    """Refuse a ``--log-inputs`` target the log could not be saved to, when recording
+    starts rather than when the run ends: an existing folder, FIFO or device (the log is
+    renamed into place at the end, and would replace a device's node). A missing file or
+    an existing regular file (replaced) is fine; the folder is checked by the spool.
+
+    Raises:
+        ConfigError: one line naming the path and what was expected.
+    """
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ConfigError(f"--log-inputs: cannot use {str(target)!r}: {err.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(
+            f"--log-inputs: {str(target)!r} is a folder; expected a file name, e.g. "
+            f"{str(target / 'inputs.npz')!r}"
+        )
+    if not stat.S_ISREG(mode):
+        raise ConfigError(
+            f"--log-inputs: {str(target)!r} is not a regular file (a FIFO or device); "
+            "expected a file name (an existing file is replaced)"
+        )
+
+
 class InputRecorder:
     """Collects input changes on the tick thread (appends only; no I/O) and spools them.
 
@@ -84,6 +112,7 @@ class InputRecorder:
         # tick thread.
         self._flush_lock = threading.Lock()
         self._spool: Path | None = None
+        check_log_target(self.target)
         self._make_spool()
         self._counts = {name: 0 for name in model.inputs}
         self._resets = 0

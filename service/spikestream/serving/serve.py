@@ -51,6 +51,12 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
             "--restore and --log-inputs take one network; use --resume to "
             "restore several from SNAPSHOT_DIR/<net>-latest.npz"
         )
+    if settings.log_inputs is not None:
+        # Before anything is built or connected: a target the log cannot be saved to
+        # would otherwise fail only at shutdown, losing the run's log.
+        from spikestream.runtime.replay import check_log_target
+
+        check_log_target(settings.log_inputs)
     specs = [load_network_or_model(f) for f in files]
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
