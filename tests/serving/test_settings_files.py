@@ -1,9 +1,10 @@
 """``serve`` settings from outside, refused in one line: the settings file (size-capped, a
-regular file, valid TOML)."""
+regular file, valid TOML) and misspelt ``SPIKESTREAM_*`` variables."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,16 @@ from pathlib import Path
 import pytest
 
 from spikestream.errors import ConfigError
-from spikestream.serving.settings import SETTINGS_FILE_MAX_BYTES, load_settings
+from spikestream.serving.settings import (
+    OTHER_ENV_VARS,
+    SETTINGS_FILE_MAX_BYTES,
+    ServeSettings,
+    env_name,
+    load_settings,
+)
 
-SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
+ROOT = Path(__file__).parents[2]
+SEED = ROOT / "examples" / "seed.toml"
 
 
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,3 +91,68 @@ def test_a_good_settings_file_still_loads(tmp_path: Path) -> None:
     cfg.write_text('realtime_factor = 2\ntick_threads = 2\nbroker = "mqtt://h:1883"\n')
     s = load_settings({}, cfg)
     assert (s.realtime_factor, s.tick_threads, s.broker) == (2.0, "2", "mqtt://h:1883")
+
+
+def test_a_misspelt_variable_is_refused_naming_the_close_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It was ignored: the service ran at the default factor.
+    monkeypatch.setenv("SPIKESTREAM_REALTIME_FACTR", "2")
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, None)
+    assert str(info.value) == (
+        "unknown environment variable SPIKESTREAM_REALTIME_FACTR (did you mean "
+        "SPIKESTREAM_REALTIME_FACTOR?): expected SPIKESTREAM_<SETTING> for a setting of "
+        "`spikestream serve --help`, or SPIKESTREAM_MQTT_USERNAME, SPIKESTREAM_MQTT_PASSWORD "
+        "or SPIKESTREAM_MQTT_PASSWORD_FILE"
+    )
+
+
+def test_a_misspelt_password_variable_never_shows_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("spikestream_mqtt_pasword", "hunter2")  # read without case too
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, None)
+    assert str(info.value).startswith(
+        "unknown environment variable spikestream_mqtt_pasword (did you mean "
+        "SPIKESTREAM_MQTT_PASSWORD, SPIKESTREAM_MQTT_PASSWORD_FILE or SPIKESTREAM_PASSWORD?)"
+    )
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_misspelt_variable_is_one_line_from_the_command() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SPIKESTREAM_")}
+    done = _serve(str(SEED), env={**env, "SPIKESTREAM_METRICS_PRT": "9100"})
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(
+        "spikestream serve: error: unknown environment variable SPIKESTREAM_METRICS_PRT (did "
+        "you mean SPIKESTREAM_METRICS_PORT or SPIKESTREAM_METRICS_HOST?)"
+    )
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_variables_read_elsewhere_are_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in OTHER_ENV_VARS:
+        monkeypatch.setenv(name, "x")
+    monkeypatch.delenv("SPIKESTREAM_MQTT_PASSWORD_FILE")  # read by serve, not by settings
+    monkeypatch.setenv("SPIKESTREAM_REALTIME_FACTOR", "2")
+    assert load_settings({}, None).realtime_factor == 2.0
+
+
+def test_every_spikestream_variable_the_project_names_is_known() -> None:
+    # The code, the tests, CI, the deploy files, the benchmarks and the docs: a name used
+    # in any of them and refused by serve would break that place.
+    known = {env_name(name) for name in ServeSettings.model_fields} | OTHER_ENV_VARS
+    found: set[str] = set()
+    for top in ("service", "clients", "tests", ".ci", "deploy", "bench", "docs", "examples"):
+        for path in (ROOT / top).rglob("*"):
+            binary = path.suffix in (".npz", ".npy", ".png", ".so", ".pyc")
+            # This file names misspelt variables on purpose.
+            if path.is_file() and not binary and path != Path(__file__):
+                text = path.read_text(errors="replace")
+                found.update(re.findall(r"\bSPIKESTREAM_[A-Z0-9_]*[A-Z0-9]\b", text))
+    for path in ROOT.glob("*.md"):  # the changelog quotes misspelt names too
+        if path.name != "CHANGELOG.md":
+            found.update(re.findall(r"\bSPIKESTREAM_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
+    assert found - known == set()

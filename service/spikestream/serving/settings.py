@@ -17,7 +17,9 @@ the model itself.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
+import os
 import types
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -39,6 +41,7 @@ from spikestream.serving.discovery import DEFAULT_HA_PREFIX
 from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
 from spikestream.spec import parse_toml, read_text_file
 from spikestream_client.codec import validate_prefix
+from spikestream_client.transport.urls import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME
 
 #: The prefix of every setting's environment variable.
 ENV_PREFIX = "SPIKESTREAM_"
@@ -444,12 +447,63 @@ def read_settings_file(path: Path) -> dict[str, Any]:
     return parse_toml(text, label, what=what, error=ConfigError)
 
 
+#: ``SPIKESTREAM_*`` variables that are not settings but are read elsewhere; every other
+#: one is refused (a misspelt setting would be ignored, while the settings file refuses
+#: unknown keys).
+OTHER_ENV_VARS = frozenset(
+    {
+        ENV_USERNAME,  # the broker's credentials (spikestream_client.transport.urls)
+        ENV_PASSWORD,
+        ENV_PASSWORD_FILE,
+        "SPIKESTREAM_PROGRAMS",  # tick programs: auto, c or numba (spikestream.sim.native)
+        "SPIKESTREAM_DECODER_CACHE",  # 0 turns the decoder cache off (spikestream.build)
+        # deploy/compose.yaml's broker password, exported in the shell that runs compose.
+        "SPIKESTREAM_PASSWORD",
+        # The test suite's own (tests/brokers.py, tests/clients/).
+        "SPIKESTREAM_TEST_MOSQUITTO",
+        "SPIKESTREAM_TEST_NATS",
+        "SPIKESTREAM_TEST_CHROMIUM",
+        "SPIKESTREAM_SCREENSHOT_DIR",
+    }
+)
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a ``SPIKESTREAM_*`` variable that is neither a setting nor one of
+    :data:`OTHER_ENV_VARS`, naming the closest valid names. Names are compared without
+    case, as pydantic-settings reads them.
+
+    Raises:
+        ConfigError: one line naming the variable and the names it may have meant.
+    """
+    settings = {env_name(name) for name, _ in _fields()}
+    valid = settings | OTHER_ENV_VARS
+    for key in sorted(environ):
+        name = key.upper()
+        if not name.startswith(ENV_PREFIX) or name in valid:
+            continue
+        # Compared without the shared prefix, which would make every name look close.
+        tails = {v.removeprefix(ENV_PREFIX): v for v in sorted(valid)}
+        tail = name.removeprefix(ENV_PREFIX)
+        close = [tails[t] for t in difflib.get_close_matches(tail, tails, n=3, cutoff=0.7)]
+        # The value is not shown: a misspelt password variable holds a secret.
+        meant = " or ".join([", ".join(close[:-1]), close[-1]] if len(close) > 1 else close)
+        hint = f" (did you mean {meant}?)" if close else ""
+        raise ConfigError(
+            f"unknown environment variable {key}{hint}: expected SPIKESTREAM_<SETTING> for "
+            f"a setting of `spikestream serve --help`, or {ENV_USERNAME}, {ENV_PASSWORD} or "
+            f"{ENV_PASSWORD_FILE}"
+        )
+
+
 def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSettings:
     """Merge flags (given, non-None), environment and the settings file.
 
     Raises:
-        ConfigError: naming the setting, its value and what is allowed.
+        ConfigError: naming the setting, its value and what is allowed, or an unknown
+            ``SPIKESTREAM_*`` variable.
     """
+    check_environment(os.environ)
     _CONFIG_DATA[0] = read_settings_file(config_file) if config_file is not None else None
     try:
         return ServeSettings(**{k: v for k, v in flags.items() if v is not None})
