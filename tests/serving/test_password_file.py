@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from spikestream_client.transport.urls import (
     PASSWORD_FILE_MAX_BYTES,
     load_broker_spec,
 )
+from tests.capped import run_capped
 
 EXPECTED = f"expected a readable UTF-8 file of at most {PASSWORD_FILE_MAX_BYTES} bytes"
 
@@ -25,8 +25,7 @@ EXPECTED = f"expected a readable UTF-8 file of at most {PASSWORD_FILE_MAX_BYTES}
 # /dev/zero is read until memory runs out and a FIFO blocks for ever; the cap and the
 # timeout make both a failure instead of a stalled machine or suite.
 _CHILD = """
-import resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+import sys
 from spikestream_client.errors import ConfigError
 from spikestream_client.transport.urls import load_broker_spec
 try:
@@ -39,13 +38,7 @@ except ConfigError as err:
 
 
 def _read_in_child(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_capped(_CHILD, str(path))
 
 
 def test_a_device_is_refused_unread() -> None:

@@ -19,16 +19,21 @@ from tests.serving import SEED
 LIVE = MessageMeta(qos=0, retain=False)
 
 
-async def test_an_answer_the_full_window_refuses_is_tried_again_until_it_goes_out(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    svc = Service(
+def connected_service(monkeypatch: pytest.MonkeyPatch) -> Service:
+    """The seed's service, never started, whose link says it is connected."""
+    monkeypatch.setattr(MqttLink, "connected", property(lambda self: True))
+    return Service(
         build(load_network(SEED)),
         parse_broker_url("mqtt://127.0.0.1:1"),
         ServeSettings(),
         memory_limit=1 << 30,
     )
-    monkeypatch.setattr(MqttLink, "connected", property(lambda self: True))
+
+
+async def test_an_answer_the_full_window_refuses_is_tried_again_until_it_goes_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    svc = connected_service(monkeypatch)
     offered: list[tuple[str, bytes, bool]] = []
 
     def publish_nowait(topic: str, payload: bytes, **kw: object) -> bool:
@@ -58,13 +63,7 @@ async def test_a_flood_of_offline_messages_gets_one_answer_a_second(
 ) -> None:
     """Each live offline used to be answered (and, with the window full, retried on a timer
     of its own): a flood on the status topic came back as a flood of retained onlines."""
-    svc = Service(
-        build(load_network(SEED)),
-        parse_broker_url("mqtt://127.0.0.1:1"),
-        ServeSettings(),
-        memory_limit=1 << 30,
-    )
-    monkeypatch.setattr(MqttLink, "connected", property(lambda self: True))
+    svc = connected_service(monkeypatch)
     answers: list[float] = []
 
     def publish_nowait(topic: str, payload: bytes, **kw: object) -> bool:

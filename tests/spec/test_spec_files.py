@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from spikestream.errors import NetworkFileError
 from spikestream.spec import NETWORK_FILE_MAX_BYTES, load_network, parse_network
+from tests.capped import run_capped
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -20,8 +20,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 # /dev/zero is read until memory runs out and a FIFO blocks for ever, and the cap and the
 # timeout turn both into a failure instead of a stalled machine or suite.
 _CHILD = """
-import resource, sys
-resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+import sys
 from spikestream.errors import NetworkFileError
 from spikestream.spec import load_network
 try:
@@ -33,13 +32,7 @@ except NetworkFileError as err:
 
 
 def _load_in_child(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_capped(_CHILD, str(path))
 
 
 def test_a_device_is_refused_before_it_is_read() -> None:
