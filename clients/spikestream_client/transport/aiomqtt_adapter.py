@@ -43,7 +43,7 @@ from spikestream_client.transport.batch import Batch, Heads, whole
 from spikestream_client.transport.packets import cork, read_publish_qos0
 from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
 from spikestream_client.transport.tls import collecting_sockets, track
-from spikestream_client.transport.values import MAX_PACKET_BYTES, MessageMeta, ProtocolName, Will
+from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
 
 __all__ = [
     "PRIVATE_NAMES",
@@ -103,13 +103,6 @@ class _PackedOnce(Properties):
         if packed is None:
             return super().pack()  # type: ignore[no-untyped-call,no-any-return]
         return packed  # type: ignore[no-any-return]
-
-
-def _connect_properties() -> Properties:
-    """MQTT 5 CONNECT properties: the Maximum Packet Size (``MAX_PACKET_BYTES``)."""
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.MaximumPacketSize = MAX_PACKET_BYTES
-    return props
 
 
 class PropertiesCache:
@@ -258,7 +251,6 @@ class Connection:
             tls_context=tls,
             socket_options=options,
             websocket_path=ws_path,
-            properties=_connect_properties() if self._v5 else None,
         )
         self._paho: paho.Client = self._aiomqtt._client
         self._paho.connect_timeout = connect_timeout

@@ -24,8 +24,7 @@ What the link does:
 - **Protocol negotiation** (``protocol="auto"``): try MQTT 5 and, within the same
   attempt, fall back to 3.1.1 when the broker refuses the protocol version, or hangs up
   or stays silent before CONNACK while it never spoke MQTT 5 with us (amqtt does that
-  to an MQTT 5 CONNECT with a will or properties, and every MQTT 5 CONNECT carries the
-  Maximum Packet Size). The version that worked is remembered for later
+  to an MQTT 5 CONNECT with a will). The version that worked is remembered for later
   reconnects (3.1.1 stays 3.1.1; a refused 5 falls back again).
 - **Bounded auth retries**: a refused login (bad credentials / not authorised) is logged
   as an :class:`~spikestream.errors.AuthError` (never with the password) and retried with

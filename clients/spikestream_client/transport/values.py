@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 __all__ = [
     "LOG",
-    "MAX_PACKET_BYTES",
     "ConnectHook",
     "Counters",
     "Kept",
@@ -28,13 +27,6 @@ __all__ = [
 #: before the client distribution existed: log filters, the fault tests and the serve log
 #: level (set on the ``spikestream`` logger) depend on it.
 LOG = logging.getLogger("spikestream.transport.link")
-
-MAX_PACKET_BYTES: Final = 16 * 1024 * 1024 + 65536
-"""The MQTT 5 Maximum Packet Size a connection announces, in bytes: the largest payload
-any decoder accepts (a frame, the codec's ``DEFAULT_MAX_FRAME_BYTES`` of 16 MiB, written
-out because the transport stands apart from the codec; a test holds them together) plus
-room for the topic and properties. The broker then drops a larger message instead of
-sending it, so it is never received in full."""
 
 #: An MQTT protocol version as negotiated: ``"5"`` or ``"3.1.1"``.
 ProtocolName = Literal["5", "3.1.1"]
