@@ -451,11 +451,15 @@ class Simulator:
         bounds: dict[str, tuple[float, float, str]] = {}
         for name, ps in self._pops.items():
             p, dt = ps.pop, self.dt
-            low = p.min_voltage - 1e-6 * max(1.0, abs(p.min_voltage))
-            start = 1.0 if p.initial_voltage is None else float(np.max(p.initial_voltage))
-            high = max(1.0, start) + 1e-6  # at tick 0 a voltage is the network's start
+            # At tick 0 a voltage is the network's start, which may lie outside [min, 1].
+            start = np.zeros(1) if p.initial_voltage is None else np.asarray(p.initial_voltage)
+            low = min(p.min_voltage, float(start.min()))
+            low -= 1e-6 * max(1.0, abs(low))
+            high = max(1.0, float(start.max())) + 1e-6
             bounds[f"pop.{name}.v"] = (low, high, "a LIF voltage after a tick")
-            high = (p.tau_ref + dt) * (1 + 1e-6)
+            # A neuron started above 1 spikes with a spike time past dt when its current
+            # is below 1, so its refractory time has no bound below infinity.
+            high = (p.tau_ref + dt) * (1 + 1e-6) if start.max() <= 1.0 else math.inf
             bounds[f"pop.{name}.ref"] = (-math.inf, high, "a refractory time, s")
         for name in self.inputs:
             bounds[f"input.{name}"] = (-VALUE_LIMIT, VALUE_LIMIT, "an input value")
