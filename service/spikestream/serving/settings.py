@@ -20,6 +20,7 @@ import argparse
 import difflib
 import math
 import os
+import re
 import types
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -468,6 +469,12 @@ OTHER_ENV_VARS = frozenset(
 )
 
 
+#: What Kubernetes injects into every pod of a namespace holding a Service named
+#: ``spikestream`` (service links: ``SPIKESTREAM_PORT``, ``SPIKESTREAM_SERVICE_HOST``,
+#: ``SPIKESTREAM_PORT_9100_TCP_ADDR``...): not the user's, so never refused.
+SERVICE_LINK = re.compile(r"SPIKESTREAM_(SERVICE_[A-Z0-9_]+|PORT(_[A-Z0-9_]+)?)")
+
+
 def check_environment(environ: Mapping[str, str]) -> None:
     """Refuse a ``SPIKESTREAM_*`` variable that is neither a setting nor one of
     :data:`OTHER_ENV_VARS`, naming the closest valid names. Names are compared without
@@ -480,7 +487,7 @@ def check_environment(environ: Mapping[str, str]) -> None:
     valid = settings | OTHER_ENV_VARS
     for key in sorted(environ):
         name = key.upper()
-        if not name.startswith(ENV_PREFIX) or name in valid:
+        if not name.startswith(ENV_PREFIX) or name in valid or SERVICE_LINK.fullmatch(name):
             continue
         # Compared without the shared prefix, which would make every name look close.
         tails = {v.removeprefix(ENV_PREFIX): v for v in sorted(valid)}
