@@ -356,8 +356,8 @@ def test_each_command_has_its_help_with_only_its_module_loaded(command: str, exp
     ("plot", "message"),
     [
         ("missing/p.png", "--plot: cannot write '{d}/missing/p.png': folder '{d}/missing' does "),
-        ("p.txt", "--plot: '{d}/p.txt' has suffix '.txt'; expected one of .png, .pdf, .svg"),
-        ("p", "--plot: '{d}/p' has no suffix; expected one of .png, .pdf, .svg"),
+        ("p.txt", "--plot: '{d}/p.txt' has suffix '.txt'; expected one of .avif, .eps, .gif"),
+        ("p", "--plot: '{d}/p' has no suffix; expected one of .avif, .eps, .gif, .jpeg, .jpg"),
         ("", "--plot: '{d}' is a folder; expected a file name"),
     ],
 )
@@ -375,8 +375,8 @@ def test_a_bad_plot_path_is_refused_before_the_run(
     assert not out.exists()  # refused before the run, not after it
 
 
-def test_a_plot_may_be_pdf_or_svg(tmp_path: Path) -> None:
-    for name in ("p.pdf", "p.SVG"):
+def test_a_plot_may_be_any_format_matplotlib_writes(tmp_path: Path) -> None:
+    for name in ("p.pdf", "p.SVG", "p.jpg"):
         argv = ["run", str(SEED), "--duration", "0.05", "--out", str(tmp_path / "o.npz")]
         assert main([*argv, "--plot", str(tmp_path / name), "--no-progress"]) == 0
         assert (tmp_path / name).stat().st_size > 0

@@ -55,7 +55,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--plot",
         type=Path,
         metavar="FILE.png",
-        help="also draw a plot: PNG, or PDF or SVG by the file's suffix",
+        help="also draw a plot, in the format its suffix names (.png, .pdf, .svg, .jpg or "
+        "any other matplotlib writes)",
     )
     p.add_argument(
         "--dtype",
@@ -165,8 +166,12 @@ def check_disk(what: str, out: Path, size: int) -> None:
         )
 
 
-#: Suffixes ``--plot`` takes: formats matplotlib's Agg backend writes without extras.
-PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+def plot_suffixes() -> tuple[str, ...]:
+    """The suffixes ``--plot`` takes: every format matplotlib can write here (``.png``,
+    ``.pdf``, ``.svg``, ``.jpg``...), asked of matplotlib rather than listed."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(f".{kind}" for kind in FigureCanvasBase.get_supported_filetypes()))
 
 
 def check_plot(path: Path) -> None:
@@ -185,11 +190,9 @@ def check_plot(path: Path) -> None:
         )
     if path.is_dir():
         raise ConfigError(f"--plot: {str(path)!r} is a folder; expected a file name")
-    if path.suffix.lower() not in PLOT_SUFFIXES:
+    if path.suffix.lower() not in (suffixes := plot_suffixes()):
         got = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
-        raise ConfigError(
-            f"--plot: {str(path)!r} has {got}; expected one of {', '.join(PLOT_SUFFIXES)}"
-        )
+        raise ConfigError(f"--plot: {str(path)!r} has {got}; expected one of {', '.join(suffixes)}")
 
 
 def main(args: argparse.Namespace) -> int:
