@@ -83,6 +83,9 @@ __all__ = [
 AnyArray = npt.NDArray[Any]
 _MAX_GAPS_IN_META: Final = 1000
 DEFAULT_MAX_RECORD_BYTES: Final = 2**30
+#: ``record``'s exit code when the budget ended the recording early (what was recorded
+#: is written all the same).
+EXIT_CUT_SHORT: Final = 3
 """Default bound of the recording's arrays, in bytes (1 GiB); see the module doc."""
 # Per row, whatever the probes: t (float64), tick (int64), segment (int32), gaps (bool).
 _ROW_BYTES: Final = 8 + 8 + 4 + 1
@@ -414,6 +417,7 @@ class RecordOptions:
     probes: Sequence[str] | None = None
     quiet: bool = False
     wait_net: float = 3.0
+    max_bytes: int = DEFAULT_MAX_RECORD_BYTES
 
 
 def _say(options: RecordOptions, text: str) -> None:
@@ -432,7 +436,11 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
             raise ConfigError(
                 f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist"
             )
-    recorder = Recorder(options.net, set(options.probes) if options.probes else None)
+    if options.max_bytes < 1:
+        raise ConfigError("--max-mib must be a finite number of MiB > 0")
+    recorder = Recorder(
+        options.net, set(options.probes) if options.probes else None, max_bytes=options.max_bytes
+    )
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="record") as client:
         recorder.description = await find_network(
             client, options.net, options.wait_net, options.probes
@@ -468,14 +476,16 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         f"{len(recorder.segments)} probes from {recorder.frames} frames; "
         f"{recorder.tracker.missing} frames lost, {lost} ticks with gaps",
     )
-    if recorder.skipped or recorder.over_budget:
+    if recorder.over_budget:  # said even with --quiet, and in the exit code
+        print(f"record: {recorder.skipped_text()}", file=sys.stderr, flush=True)
+    elif recorder.skipped:
         _say(options, recorder.skipped_text())
     if options.plot is not None:
         from spikestream_client.plotting import plot_run
 
         plot_run(plot_arrays(arrays), options.plot, title=f"{options.net} (recorded)")
         _say(options, f"wrote {options.plot}")
-    return 0
+    return EXIT_CUT_SHORT if recorder.over_budget else 0
 
 
 def main(options: RecordOptions) -> int:

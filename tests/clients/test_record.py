@@ -239,3 +239,25 @@ async def test_record_stops_cleanly_on_sigterm(seed_service: SeedService, tmp_pa
     with np.load(out) as npz:
         assert npz["tick"].size > 100
         assert npz["b_spikes"].sum() > 0
+
+
+@pytest.mark.broker
+async def test_a_recording_the_budget_cuts_short_is_kept_said_and_exits_3(
+    seed_service: SeedService, tmp_path: Path
+) -> None:
+    out = tmp_path / "cut.npz"
+    done = await asyncio.to_thread(
+        run_cli, "record", "--broker", seed_service.url, "--net", "seed",
+        "--duration", "20", "--out", str(out), "--max-mib", "0.5", "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "recording ended early" in done.stderr  # said even with --quiet
+    with np.load(out) as npz:
+        ticks = npz["tick"].size
+    assert 100 < ticks < 5000  # what fitted in 0.5 MiB, well short of 20 s
+    refused = await asyncio.to_thread(
+        run_cli, "record", "--broker", seed_service.url, "--net", "seed",
+        "--out", str(out), "--max-mib", "nan",
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "--max-mib must be a finite number of MiB > 0" in refused.stderr

@@ -7,6 +7,7 @@ only when the command runs.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from spikestream_client.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
@@ -38,6 +39,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG plot")
     add_probe_filter(p)
     add_find_args(p)
+    p.add_argument(
+        "--max-mib",
+        type=float,
+        default=1024.0,
+        metavar="N",
+        help="the recording's arrays may take at most N MiB (default 1024): past it the "
+        "recording ends early, writes what it has, says so and exits with 3",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)
 
@@ -58,5 +67,6 @@ def main(args: argparse.Namespace) -> int:
             probes=args.probes,
             quiet=args.quiet,
             wait_net=args.wait_net,
+            max_bytes=int(args.max_mib * 2**20) if math.isfinite(args.max_mib) else 0,
         )
     )
