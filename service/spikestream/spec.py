@@ -88,6 +88,18 @@ def _list_as_tuple(value: Any) -> Any:
 Range = Annotated[tuple[Real, Real], BeforeValidator(_list_as_tuple)]
 
 
+def _whole_as_int(value: Any) -> Any:
+    # A count written as a whole float (``n = 1e3``, ``n = 50.0``) is that count, as a
+    # flag's or a setting's is; 2.5, true and "50" stay refused by the strict int.
+    if type(value) is float and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+#: An integer, or a float holding a whole number.
+Count = Annotated[int, BeforeValidator(_whole_as_int)]
+
+
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid name, else raise ``ValueError`` naming ``kind``."""
     if not is_name(value):
@@ -196,7 +208,7 @@ class NetworkSection(_Spec):
     # At least a microsecond: a tick loop paced to the wall clock cannot run faster, and a
     # dt of 1e-300 made a 0.05 s run ask for 5e298 ticks.
     dt: float = Field(default=0.001, ge=MIN_DT, le=1.0, allow_inf_nan=False)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    seed: Count | None = Field(default=None, ge=0, le=MAX_SEED)
     dtype: Dtype = "float64"
     # Storage of the matrices the tick reads (encoders, decoders, weights): None keeps the
     # state dtype; "float16" rounds them to half precision (spikestream.sim.weights).
@@ -214,8 +226,8 @@ class PopulationSpec(_Spec):
     voltage every neuron starts (and resets) at, or a ``.npy`` file of shape ``(n,)``.
     """
 
-    n: int = Field(gt=0, le=10_000_000)
-    dim: int = Field(default=1, ge=1, le=4096)
+    n: Count = Field(gt=0, le=10_000_000)
+    dim: Count = Field(default=1, ge=1, le=4096)
     tau_rc: PositiveSeconds = 0.02
     tau_ref: Seconds = 0.002
     min_voltage: Annotated[Real, Field(le=0)] = 0.0
@@ -224,7 +236,7 @@ class PopulationSpec(_Spec):
     encoders: list[list[Real]] | str | None = None
     radius: Positive = 1.0
     initial_voltage: Real | str = 0.0
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    seed: Count | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @field_validator("max_rates", "intercepts")
     @classmethod
@@ -276,7 +288,7 @@ class InputSpec(_Spec):
     ``default`` is the value before the first message and after ``ttl`` seconds without one.
     """
 
-    dim: int = Field(default=1, ge=1, le=4096)
+    dim: Count = Field(default=1, ge=1, le=4096)
     target: Name | None = None
     signal: SignalSpec | Literal["sin", "constant", "step"] = Field(
         default_factory=lambda: ConstantSignal()
@@ -325,7 +337,7 @@ class WeightsDist(_Spec):
     std: NonNegative = 1.0
     low: Real = -1.0
     high: Real = 1.0
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    seed: Count | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -394,7 +406,7 @@ class ConnectionSpec(_Spec):
     transform: Real | list[list[Real]] = 1.0
     # Above 1000 the regularisation swamps every rate: the decoders are all but zero.
     reg: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1000)] = 0.1
-    eval_points: int = Field(default=750, ge=1, le=1_000_000)
+    eval_points: Count = Field(default=750, ge=1, le=1_000_000)
     learning: LearningSpec | None = None
 
     @model_validator(mode="after")
@@ -443,7 +455,7 @@ class ProbeSpec(_Spec):
     target: Name
     kind: ProbeKind = "spikes"
     synapse: Seconds = 0.01
-    ticks_per_frame: int = Field(default=10, ge=1, le=100_000)
+    ticks_per_frame: Count = Field(default=10, ge=1, le=100_000)
     function: str | None = None
     decoders: str | None = None
 

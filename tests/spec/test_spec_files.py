@@ -110,7 +110,7 @@ synapse = 0.1
         ("n = 5", 'n = "50"', "populations.a.n: Input should be a valid integer (got '50')"),
         ("dt = 0.001", 'dt = "0.001"', "network.dt: Input should be a valid number (got '0.001')"),
         ("seed = 3", "seed = true", "network.seed: Input should be a valid integer (got True)"),
-        ("n = 5", "n = 5.0", "populations.a.n: Input should be a valid integer (got 5.0)"),
+        ("n = 5", "n = 5.5", "populations.a.n: Input should be a valid integer (got 5.5)"),
         (
             "max_rates = [200, 400]",
             "max_rates = [true, 400]",
@@ -139,6 +139,15 @@ def test_an_integer_still_stands_for_a_number(tmp_path: Path) -> None:
     assert (pop.tau_rc, pop.tau_ref, pop.radius, pop.max_rates) == (1, 0, 2, (200, 400))
     assert spec.connections[0].synapse == 1
     assert isinstance(pop.tau_rc, float)
+
+
+def test_a_whole_float_stands_for_a_count(tmp_path: Path) -> None:
+    # As a flag or a setting may be written 1e3; 5.5 stays refused (above).
+    path = tmp_path / "net.toml"
+    path.write_text(textwrap.dedent(BASE).replace("n = 5", "n = 5e1\nseed = 3.0", 1))
+    pop = load_network(path).populations["a"]
+    assert (pop.n, pop.seed) == (50, 3)
+    assert isinstance(pop.n, int)
 
 
 def test_python_mappings_with_tuples_still_validate() -> None:
