@@ -46,3 +46,9 @@ def test_values_beyond_the_limit_are_refused_with_their_reason(payload: bytes, d
 def test_values_within_the_limit_round_trip(values: list[float]) -> None:
     got = decode_input(encode_input(values), len(values))
     assert got.x.tolist() == values
+
+
+def test_encode_input_refuses_what_every_decoder_would() -> None:
+    with pytest.raises(PayloadRejected, match=r"x must lie within \+-1e\+09") as info:
+        encode_input([0.5, 2e9])
+    assert info.value.reason == "range"

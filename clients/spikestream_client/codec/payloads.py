@@ -493,8 +493,8 @@ def encode_input(
         ASCII byte and cannot be mistaken for text.
 
     Raises:
-        PayloadRejected: ``x`` is empty, nested, non-numeric, boolean or non-finite,
-            or ``t`` is not a finite number.
+        PayloadRejected: ``x`` is empty, nested, non-numeric, boolean, non-finite or
+            beyond :data:`INPUT_VALUE_LIMIT`, or ``t`` is not a finite number.
     """
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
@@ -506,6 +506,10 @@ def encode_input(
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         _reject(f"x must be finite, got {arr.tolist()!r:.80}", "nonfinite")
+    if (big := float(np.abs(arr).max())) > INPUT_VALUE_LIMIT:  # every decoder refuses it
+        _reject(
+            f"x must lie within +-{INPUT_VALUE_LIMIT:g}, got one of magnitude {big:.4g}", "range"
+        )
     value: float | list[float] = float(arr) if arr.ndim == 0 else arr.tolist()
     if t is None:
         return msgpack.packb(value, use_bin_type=True)

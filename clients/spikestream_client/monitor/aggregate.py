@@ -690,7 +690,6 @@ class MonitorModel:
             ):
                 newest = view
         rtf = newest.rtf() if newest is not None else math.nan
-        rtf = newest.rtf() if newest is not None else math.nan
         service = ServiceSnapshot(
             status=self.status,
             connected=self.connected,
