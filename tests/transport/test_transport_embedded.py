@@ -96,29 +96,6 @@ async def test_forced_mqtt5_against_amqtt_fails_clearly() -> None:
             assert not link.connected
 
 
-async def refuse_mqtt5(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A peer that answers an MQTT 5 CONNECT with CONNACK 0x84 (unsupported protocol
-    version), as a 3.1.1-only broker does, and hangs up: no broker here refuses so."""
-    head = await reader.readexactly(2)  # CONNECT's first byte and a one-byte length
-    body = await reader.readexactly(head[1])
-    assert body[:6] == b"\x00\x04MQTT"
-    if body[6] == 5:
-        writer.write(b"\x20\x03\x00\x84\x00")  # session present 0, reason 0x84, no props
-        await writer.drain()
-    writer.close()
-
-
-async def test_forced_mqtt5_refused_by_the_broker_says_so() -> None:
-    async with tcp_server(refuse_mqtt5) as port:
-        link = make_link(parse_broker_url(f"mqtt://127.0.0.1:{port}?protocol=5"), "refused")
-        async with running(link, connect_timeout=None):
-            await eventually(lambda: link.statistics().last_error is not None)
-            last_error = link.statistics().last_error
-            assert last_error is not None
-            assert "refused MQTT 5" in last_error
-            assert not link.connected
-
-
 async def test_embedded_on_a_taken_port_raises_transport_error(mosquitto: Mosquitto) -> None:
     with pytest.raises(
         TransportError, match=f"cannot start the embedded MQTT broker on 127.0.0.1:{mosquitto.port}"
