@@ -11,8 +11,6 @@ network of the tutorial the project grew from.
 from __future__ import annotations
 
 import math
-import os
-import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +31,7 @@ from pydantic import (
 )
 
 from spikestream.errors import ConfigError, NetworkFileError
+from spikestream_client.files import UnreadableFile, read_small_text
 from spikestream_client.names import NAME_PATTERN, NAME_RULE, is_name
 
 #: Names become MQTT topic levels and ``.npz`` keys: no ``+``, ``#``, ``/``, dots or spaces.
@@ -692,37 +691,22 @@ def read_text_file(
     starts every message (the path, or ``settings file 'x.toml'``); ``what`` names the file
     in them.
 
-    A path named from outside may be a FIFO (reading blocks for ever), a device such as
-    ``/dev/zero`` (reading never ends) or a huge file: each is refused before anything is
-    read, and no more than ``max_bytes + 1`` bytes are ever read (a file that grows while
-    it is read is caught by that extra byte).
+    Read by :func:`spikestream_client.files.read_small_text`: a FIFO, a device or a huge
+    file is refused before anything is read.
 
     Raises:
         ConfigError: of class ``error``, ``"<label>: <reason>; expected ..."``.
     """
     try:
-        # O_NONBLOCK: opening a FIFO with no writer would block before fstat could look.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as err:
-        raise error(f"{label}: cannot read {what}: {err.strerror}") from None
-    info = os.fstat(fd)
-    too_big = f"{label}: larger than {max_bytes} bytes; expected a {what} of at most {max_bytes}"
-    if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-        os.close(fd)  # before fdopen, which refuses a folder
-        if stat.S_ISREG(info.st_mode):
-            raise error(too_big)
-        raise error(f"{label}: not a regular file (a folder, FIFO or device); expected a {what}")
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            data = fh.read(max_bytes + 1)
-        except OSError as err:
-            raise error(f"{label}: cannot read {what}: {err.strerror}") from None
-    if len(data) > max_bytes:
-        raise error(too_big)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise error(f"{label}: {what} is not UTF-8 text ({err})") from None
+        return read_small_text(path, max_bytes)
+    except UnreadableFile as err:
+        reason = {
+            "os": f"cannot read {what}: {err.detail}",
+            "special": f"not a regular file (a folder, FIFO or device); expected a {what}",
+            "large": f"larger than {max_bytes} bytes; expected a {what} of at most {max_bytes}",
+            "encoding": f"{what} is not UTF-8 text ({err.detail})",
+        }[err.kind]
+        raise error(f"{label}: {reason}") from None
 
 
 def parse_toml(

@@ -39,7 +39,7 @@ SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
 CLIENT_LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "names"),
     ("spikestream_client",),  # the package: __version__, names loaded lazily
-    ("codec", "aio", "logs", "safetext", "npz", "plotting"),
+    ("codec", "aio", "files", "logs", "safetext", "npz", "plotting"),
     ("transport", "gaps"),
     ("brokers", "streams"),
     ("dispatch",),
@@ -128,7 +128,7 @@ def test_layers_import_only_earlier_layers(
 def test_the_protocol_and_transport_stand_alone() -> None:
     allowed = {
         "spikestream_client.codec": {"codec", "errors", "names"},
-        "spikestream_client.transport": {"transport", "errors", "aio"},
+        "spikestream_client.transport": {"transport", "errors", "aio", "files"},
     }
     bad = []
     for e in edges():

@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from pydantic import SecretStr
 
 from spikestream_client.errors import ConfigError
+from spikestream_client.files import UnreadableFile, read_small_text
 
 __all__ = [
     "AUTO_HOST",
@@ -473,39 +473,22 @@ def _mask_list(text: str) -> str:
 def _read_password_file(path: str) -> str:
     """The password in the file ``path`` (its text, less one trailing newline).
 
-    The path comes from the environment: a FIFO would block for ever and ``/dev/zero`` be
-    read until memory runs out, so only a regular file of at most
-    :data:`PASSWORD_FILE_MAX_BYTES` is read, and never more than that plus one byte.
+    The path comes from the environment, so it is read by
+    :func:`~spikestream_client.files.read_small_text`: only a regular file of at most
+    :data:`PASSWORD_FILE_MAX_BYTES`.
     """
     shown = f"{ENV_PASSWORD_FILE}={path!r}"
     expected = f"expected a readable UTF-8 file of at most {PASSWORD_FILE_MAX_BYTES} bytes"
     try:
-        # O_NONBLOCK: opening a FIFO with no writer would block before fstat could look.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {shown}: {exc.strerror}; {expected}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            msg = f"cannot read {shown}: not a regular file (a folder, FIFO or device); {expected}"
-            raise ConfigError(msg)
-        data = b""
-        if info.st_size <= PASSWORD_FILE_MAX_BYTES:
-            # One byte past the cap at most: a file that grows while read is caught by it.
-            while len(data) <= PASSWORD_FILE_MAX_BYTES:
-                chunk = os.read(fd, PASSWORD_FILE_MAX_BYTES + 1 - len(data))
-                if not chunk:
-                    break
-                data += chunk
-        if info.st_size > PASSWORD_FILE_MAX_BYTES or len(data) > PASSWORD_FILE_MAX_BYTES:
-            raise ConfigError(f"cannot read {shown}: it is too large; {expected}")
-        text = data.decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {shown}: {exc.strerror}; {expected}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"cannot read {shown}: it is not UTF-8 text; {expected}") from None
-    finally:
-        os.close(fd)
+        text = read_small_text(path, PASSWORD_FILE_MAX_BYTES)
+    except UnreadableFile as err:
+        reason = {
+            "os": err.detail,
+            "special": "not a regular file (a folder, FIFO or device)",
+            "large": "it is too large",
+            "encoding": "it is not UTF-8 text",
+        }[err.kind]
+        raise ConfigError(f"cannot read {shown}: {reason}; {expected}") from None
     # Secret files are usually written with a trailing newline (echo, editors); the
     # password itself never ends in one.
     if text.endswith("\r\n"):
