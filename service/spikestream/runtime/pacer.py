@@ -309,9 +309,12 @@ class Pacer:
 
     def ahead(self, margin: float) -> float:
         """Seconds from now until ``margin`` s before the next tick's deadline; 0.0 when
-        that has passed, before :meth:`start`, while paused or free-running. A tick thread
+        that has passed, before :meth:`start`, while paused, free-running or when the
+        period is at most ``margin``. A tick thread
         at a slow realtime factor waits this long for commands before its precise wait."""
-        if not self._started or self._paused or self._period == 0.0:
+        # A period within the margin never leaves more (the next deadline is at most a
+        # period after the last tick began): no clock read on each fast tick.
+        if not self._started or self._paused or self._period <= margin:
             return 0.0
         return max(0.0, self.deadline(self._next) - margin - self._clock.now())
 
