@@ -222,7 +222,9 @@ class PopulationSpec(_Spec):
     ``.npy`` files of one value per neuron (shape ``(n,)``). ``encoders`` is optional: one
     row of ``dim`` numbers per neuron (normalised), or a file. ``radius`` scales the
     represented range (``x / radius`` is encoded, as in Nengo). ``initial_voltage`` is the
-    voltage every neuron starts (and resets) at, or a ``.npy`` file of shape ``(n,)``.
+    voltage every neuron starts (and resets) at, or a ``.npy`` file of shape ``(n,)``; at
+    most 1, the threshold (a neuron started above it, with a current between 1 and its
+    voltage, has no spike time: ``log1p`` of less than -1, NaN for good).
     """
 
     n: Count = Field(gt=0, le=10_000_000)
@@ -234,7 +236,7 @@ class PopulationSpec(_Spec):
     intercepts: Range | str = (-1.0, 1.0)
     encoders: list[list[Real]] | str | None = None
     radius: Positive = 1.0
-    initial_voltage: Real | str = 0.0
+    initial_voltage: Annotated[Real, Field(le=1)] | str = 0.0
     seed: Count | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @field_validator("max_rates", "intercepts")

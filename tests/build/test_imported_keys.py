@@ -121,6 +121,26 @@ def test_per_neuron_tuning_files_and_initial_voltage(tmp_path: Path) -> None:
         make(tmp_path, {"populations": {"a": pop}})
 
 
+def test_initial_voltage_above_threshold_is_refused(tmp_path: Path) -> None:
+    """A start above 1 with a current between 1 and it has no spike time (log1p of less
+    than -1): NaN that never leaves the state. Refused, inline and from a file, naming
+    the key, the value and the bound; 1 itself is allowed."""
+    np.save(tmp_path / "v.npy", np.array([0.5, 1.0, 1.25, 0.0]))
+    with pytest.raises(BuildError) as err:
+        make(tmp_path, {"populations": {"a": {"n": 4, "initial_voltage": "v.npy"}}})
+    msg = str(err.value)
+    assert "populations.a.initial_voltage" in msg
+    assert "'v.npy'" in msg
+    assert "1.25" in msg
+    assert "<= 1" in msg
+    with pytest.raises(NetworkFileError, match=r"populations\.a\.initial_voltage.*1 \(got 1\.5\)"):
+        parse_network({"populations": {"a": {"n": 4, "initial_voltage": 1.5}}})
+    np.save(tmp_path / "v.npy", np.array([0.5, 1.0, -2.0, 0.0]))
+    sim = Simulator(make(tmp_path, {"populations": {"a": {"n": 4, "initial_voltage": "v.npy"}}}))
+    sim.run(3)
+    assert np.all(np.isfinite(sim.voltage("a")))
+
+
 def test_decoders_files(tmp_path: Path) -> None:
     d = np.full((10, 1), 1e-3)
     np.save(tmp_path / "d.npy", d)

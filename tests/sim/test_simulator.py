@@ -268,13 +268,13 @@ def test_a_voltage_above_the_current_leaves_nan_which_set_state_refuses() -> Non
             np.testing.assert_array_equal(arr, before[k])
 
 
-@pytest.mark.parametrize(("start", "drive", "ticks"), [(-0.5, 0.0, 0), (1.2, 0.895, 1)])
-def test_set_state_accepts_what_a_network_started_outside_0_1_leaves(
+@pytest.mark.parametrize(("start", "drive", "ticks"), [(-0.5, 0.0, 0), (1.0, 0.895, 1)])
+def test_set_state_accepts_what_a_network_started_at_its_bounds_leaves(
     start: float, drive: float, ticks: int
 ) -> None:
-    """A start voltage below min_voltage (tick 0), or above 1 with a current just below 1
-    (intercept 0.9, input 0.895: a spike time past dt, so a refractory time past
-    tau_ref + dt), is the network's own state and is restored."""
+    """A start voltage below min_voltage (tick 0), or at the threshold 1 with a current
+    just below 1 (intercept 0.9, input 0.895), is the network's own state and is
+    restored."""
     pop = {"n": 1, "initial_voltage": start, "max_rates": [200, 200], "intercepts": [0.9, 0.9]}
     spec = {
         "network": {"name": "s", "dt": 0.001, "seed": 1},

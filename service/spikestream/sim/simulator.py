@@ -444,22 +444,19 @@ class Simulator:
     def _physical_bounds(self) -> dict[str, tuple[float, float, str]]:
         """Per state key, the range a tick leaves it in: ``(low, high, what)``. A LIF
         voltage ends a tick in ``[min_voltage, 1]`` (above 1 it spikes and resets; a network
-        may start it higher) and a
+        may start it lower, never higher: the spec caps ``initial_voltage`` at 1) and a
         refractory time at most ``tau_ref + dt``; an input within the input limit. Past
         them a finite value can still make a spike time's log1p NaN (a voltage above the
         current) or an input current inf. Bounds are widened by 1e-6 for rounding."""
         bounds: dict[str, tuple[float, float, str]] = {}
         for name, ps in self._pops.items():
             p, dt = ps.pop, self.dt
-            # At tick 0 a voltage is the network's start, which may lie outside [min, 1].
+            # At tick 0 a voltage is the network's start, which may lie below min_voltage.
             start = np.zeros(1) if p.initial_voltage is None else np.asarray(p.initial_voltage)
             low = min(p.min_voltage, float(start.min()))
             low -= 1e-6 * max(1.0, abs(low))
-            high = max(1.0, float(start.max())) + 1e-6
-            bounds[f"pop.{name}.v"] = (low, high, "a LIF voltage after a tick")
-            # A neuron started above 1 spikes with a spike time past dt when its current
-            # is below 1, so its refractory time has no bound below infinity.
-            high = (p.tau_ref + dt) * (1 + 1e-6) if start.max() <= 1.0 else math.inf
+            bounds[f"pop.{name}.v"] = (low, 1.0 + 1e-6, "a LIF voltage after a tick")
+            high = (p.tau_ref + dt) * (1 + 1e-6)
             bounds[f"pop.{name}.ref"] = (-math.inf, high, "a refractory time, s")
         for name in self.inputs:
             bounds[f"input.{name}"] = (-VALUE_LIMIT, VALUE_LIMIT, "an input value")
