@@ -179,6 +179,8 @@ def test_catch_up_realigns_after_max_catchup_late_ticks() -> None:
     assert pacer.deadline(10) == realign_start + 7 * DT
     stats = pacer.statistics()
     assert (stats.overruns, stats.realigns) == (3, 1)
+    # Tick 3 was due at T0 + 3 dt and realigned at T0 + 5.5 dt: 2.5 ticks of schedule lost.
+    assert stats.behind == pytest.approx(2.5 * DT)
 
 
 def test_catch_up_under_sustained_overload_never_exceeds_the_cap() -> None:
@@ -200,6 +202,9 @@ def test_catch_up_under_sustained_overload_never_exceeds_the_cap() -> None:
     assert most_in_a_row == 3  # never four late ticks without realigning at the fourth
     assert stats.overruns == 199  # every tick after tick 0
     assert stats.realigns == 199 // 4
+    # Each realign drops the backlog its fourth late tick found: the backlog grows by
+    # 0.5 dt a tick (0.5, 1, 1.5, then 2 dt at the fourth).
+    assert stats.behind == pytest.approx(stats.realigns * 2.0 * DT)
 
 
 def test_catch_up_with_max_catchup_one_behaves_like_slip() -> None:
@@ -258,6 +263,9 @@ def test_slip_moves_the_schedule_by_the_overrun() -> None:
         assert tick.lateness == 0.0
     stats = pacer.statistics()
     assert (stats.slips, stats.overruns, stats.skipped, stats.realigns) == (1, 1, 0, 0)
+    assert stats.behind == pytest.approx(4.5 * DT)
+    pacer.reset_statistics()
+    assert pacer.statistics().behind == 0.0
 
 
 @settings(max_examples=60, deadline=None)

@@ -89,6 +89,22 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     assert metric("spikestream_ticks_total") == snap.engine.pacer.ticks
     assert metric("spikestream_overruns_total") == payload["overruns"]
     assert metric("spikestream_skipped_ticks_total") == payload["skipped_ticks"]
+    # The factor's wall span: the factor times it is the simulated time of the intervals
+    # between the ticks (one run, no pause: one interval fewer than ticks).
+    assert payload["elapsed_s"] > 0
+    assert payload["realtime_factor_actual"] * payload["elapsed_s"] == pytest.approx(
+        (snap.engine.pacer.ticks - 1) * 0.001, rel=1e-5
+    )
+    # A pacer that gave up on backlogs: the counts and the schedule lost, in both.
+    pacer = dataclasses.replace(snap.engine.pacer, realigns=3, slips=2, behind=0.0125)
+    lost = dataclasses.replace(snap, engine=dataclasses.replace(snap.engine, pacer=pacer))
+    lost_payload = stats_payload(lost)
+    lost_got = _samples(list(snapshot_metrics(lost)))
+    assert (lost_payload["realigns"], lost_payload["slips"]) == (3, 2)
+    assert lost_payload["behind_ms"] == 12.5
+    assert lost_got[("spikestream_realigns_total", ())] == 3
+    assert lost_got[("spikestream_slips_total", ())] == 2
+    assert lost_got[("spikestream_behind_seconds_total", ())] == 0.0125
     assert metric("spikestream_paused") == float(payload["paused"])
     assert metric("spikestream_realtime_factor") == payload["realtime_factor"]
     assert payload["frames"]

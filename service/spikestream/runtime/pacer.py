@@ -101,6 +101,8 @@ class PacerStatistics:
         slips: Times the schedule was moved under the ``slip`` policy.
         realigns: Times the ``catch-up`` policy gave up on a backlog after ``max_catchup``
             late ticks in a row and moved the schedule.
+        behind: Seconds the slips and realigns moved the schedule later: simulated time
+            lost against the wall clock's original grid (the backlog each one dropped).
         lateness: Per-tick lateness in seconds (percentiles, max, counts over thresholds).
         realtime_factor: The requested factor now.
         realtime_factor_actual: Simulated seconds per wall second over the window:
@@ -118,6 +120,7 @@ class PacerStatistics:
     skipped: int
     slips: int
     realigns: int
+    behind: float
     lateness: LatenessSnapshot
     realtime_factor: float
     realtime_factor_actual: float
@@ -183,6 +186,7 @@ class Pacer:
     """
 
     __slots__ = (
+        "_behind",
         "_burst",
         "_clock",
         "_dt",
@@ -259,6 +263,7 @@ class Pacer:
         self._skipped = 0
         self._slips = 0
         self._realigns = 0
+        self._behind = 0.0
 
     # -- read-only configuration and state -----------------------------------------------
 
@@ -447,11 +452,13 @@ class Pacer:
                     self._burst += 1
                     if self._burst >= self._max_catchup:
                         # Give up on the backlog: this tick is the new anchor.
+                        self._behind += now - deadline
                         self._t0 = now
                         self._k0 = k
                         self._realigns += 1
                         self._burst = 0
                 elif policy == "slip":
+                    self._behind += now - deadline
                     self._t0 = now
                     self._k0 = k
                     self._slips += 1
@@ -574,6 +581,7 @@ class Pacer:
             skipped=self._skipped,
             slips=self._slips,
             realigns=self._realigns,
+            behind=self._behind,
             lateness=lateness,
             realtime_factor=self._rf,
             realtime_factor_actual=actual,
@@ -599,6 +607,7 @@ class Pacer:
         self._skipped = 0
         self._slips = 0
         self._realigns = 0
+        self._behind = 0.0
         self._record.reset()
 
     def _first_due_at_or_after(self, now: float, lowest: int) -> int:

@@ -80,6 +80,14 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     yield _counter("spikestream_ticks", "Ticks run", net, es.pacer.ticks)
     yield _counter("spikestream_overruns", "Ticks that started late", net, es.pacer.overruns)
     yield _counter("spikestream_skipped_ticks", "Ticks skipped to realign", net, es.skipped_ticks)
+    yield _counter("spikestream_realigns", "Backlogs catch-up gave up on", net, es.pacer.realigns)
+    yield _counter("spikestream_slips", "Schedule moves under --overrun slip", net, es.pacer.slips)
+    yield _counter(
+        "spikestream_behind_seconds",
+        "Seconds the schedule moved later (realigns and slips): simulated time lost",
+        net,
+        es.pacer.behind,
+    )
     yield _gauge("spikestream_paused", "1 while paused", net, float(es.paused))
     yield _gauge(
         "spikestream_tick_threads",

@@ -114,6 +114,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "paused": es.paused,
         "realtime_factor": es.pacer.realtime_factor,
         "realtime_factor_actual": _round(es.pacer.realtime_factor_actual, 6),
+        "elapsed_s": round(es.pacer.elapsed, 6),
         "late_p50_ms": _round(lat.p50 * 1e3, 4),
         "late_p99_ms": _round(lat.p99 * 1e3, 4),
         "late_p999_ms": _round(lat.p999 * 1e3, 4),
@@ -124,6 +125,9 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
             for w, work, host in zip(es.pacer.recent, es.work, s.host_cpu, strict=True)
         },
         "overruns": es.pacer.overruns,
+        "realigns": es.pacer.realigns,
+        "slips": es.pacer.slips,
+        "behind_ms": round(es.pacer.behind * 1e3, 3),
         "scheduling": s.scheduling,
         "tick_slice": s.tick_slice,
         "tick_path": s.tick_path,
