@@ -555,8 +555,15 @@ def fmt(x: float, digits: int = 3) -> str:
 
 async def session(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    # In this session (and so, with the kernel's autogroups, in the service's scheduling
+    # group) or each in a session of its own, as a program started from another terminal
+    # is (a systemd unit gets its own cgroup likewise): the scheduler then shares the CPUs
+    # between the groups first.
     neighbours = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.neighbours)
+        subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"], start_new_session=args.neighbours_apart
+        )
+        for _ in range(args.neighbours)
     ]
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -639,9 +646,10 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         return ", ".join(fmt(r[part].get(key, math.nan)) for r in rows)
 
     flags = " ".join(args.serve_args) or "default flags"
+    apart = " (each in its own session)" if args.neighbours_apart else ""
     print(
         f"\nseed network, --ticks-per-frame 1, {flags}; {args.runs} interleaved runs of "
-        f"{args.duration:g} s; {args.neighbours} busy neighbour(s); {os.cpu_count()} cores; "
+        f"{args.duration:g} s; {args.neighbours} busy neighbour(s){apart}; {os.cpu_count()} cores; "
         f"the floor's scheduling slice: {rows[0]['floor'].get('slice')}\n"
     )
     compare = "compare" in rows[0]
@@ -701,6 +709,12 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=20.0, help="seconds per part (20)")
     p.add_argument("--runs", type=int, default=3, help="interleaved runs (3)")
     p.add_argument("--neighbours", type=int, default=0, help="CPU-bound processes beside (0)")
+    p.add_argument(
+        "--neighbours-apart",
+        action="store_true",
+        help="start each neighbour in a session of its own (another autogroup), as a program "
+        "started from another terminal is; default: in this session, beside the service",
+    )
     p.add_argument("--serve-args", type=shlex.split, default=[], help="extra flags for serve")
     p.add_argument("--json", type=Path, default=None, help="write every row here")
     p.add_argument(
