@@ -140,6 +140,25 @@ def test_cpu_contention_is_flagged_only_when_the_service_says_so(flag: object, s
     assert ("CPU CONTENDED" in console.export_text()) is shown
 
 
+@pytest.mark.parametrize(
+    ("behind", "shown"), [(12.5, "BEHIND 12.5 ms"), (0.0, None), ("12", None), ([1], None)]
+)
+def test_schedule_lost_is_shown_only_when_the_service_reports_some(
+    behind: object, shown: str | None
+) -> None:
+    """``behind_ms`` above 0 (a number: it comes from the bus) shows beside the service
+    line: simulated time the catch-up policy gave up on."""
+    model = MonitorModel("fake")
+    model.on_stats({"tick": 5, "realtime_factor_actual": 0.9998, "behind_ms": behind})
+    console = Console(width=180, record=True, color_system=None)
+    console.print(render(model.snapshot(), "mqtt://broker:1883"))
+    text = console.export_text()
+    if shown is None:
+        assert "BEHIND" not in text
+    else:
+        assert shown in text
+
+
 def test_recent_windows_render_beside_the_since_start_figures() -> None:
     model = MonitorModel("fake")
     recent = {"realtime_factor_actual": 0.5, "late_p99_ms": 4.25, "late_max_ms": 9.0}
@@ -487,3 +506,12 @@ def test_invented_probe_names_and_event_kinds_are_bounded() -> None:
     assert len(model.events) == MAX_EVENT_KINDS + 1
     assert model.events["other"] == 30
     assert sum(model.events.values()) == MAX_EVENT_KINDS + 30
+
+
+def test_event_kinds_longer_than_shown_are_counted_as_other_not_merged() -> None:
+    """Two kinds that share their first 200 characters are not counted as one kind."""
+    model = MonitorModel("fake")
+    for tail in ("a", "b", "b"):
+        model.on_event({"event": "k" * 200 + tail})
+    model.on_event({"event": "k" * 200})
+    assert model.events == {"other": 3, "k" * 200: 1}

@@ -586,6 +586,11 @@ async def test_inputs_age_and_stale_state_show_as_text_in_chromium(tmp_path: Pat
             )
             assert await browser.evaluate(rows_js) == [["u", "true", "u", "3000.0", "STALE", 0]]
             assert await browser.evaluate(late_js) == "- / - ms (CPU contended)"
+            # Schedule time the catch-up policy gave up on: shown beside the factor.
+            rtf_js = "document.getElementById('s-rtf').textContent"
+            assert "behind" not in await browser.evaluate(rtf_js)
+            model.on_stats({"realtime_factor_actual": 0.5, "behind_ms": 12.5})
+            await browser.wait_for(f"{rtf_js} === '0.500 (behind 12.5 ms)'", what="behind")
             await _page_is_safe(browser)
 
 

@@ -650,9 +650,12 @@ class MonitorModel:
 
     def on_event(self, event: dict[str, Any]) -> None:
         """An event arrived."""
-        # The kind comes from the bus: cut it as every string the views show is cut.
-        kind = str(event.get("event"))[:_EVENT_KIND_CHARS]
-        if kind not in self.events and len(self.events) >= MAX_EVENT_KINDS:
+        # The kind comes from the bus. One longer than the views show is counted as
+        # ``other``: cut to its first characters, two kinds would be counted as one.
+        kind = str(event.get("event"))
+        if len(kind) > _EVENT_KIND_CHARS or (
+            kind not in self.events and len(self.events) >= MAX_EVENT_KINDS
+        ):
             kind = "other"
         self.events[kind] += 1
         self.last_events.append(event)

@@ -144,6 +144,9 @@ def _header(snap: Snapshot, broker: str) -> Table:
         paused = ("  PAUSED", "bold yellow") if st.get("paused") else ""
         # The tick thread waits for a CPU (busy neighbours): why ticks run late, if they do.
         busy = ("  CPU CONTENDED", "yellow") if st.get("spin_contended") is True else ""
+        # Schedule the catch-up policy gave up on: simulated time lost to the wall clock.
+        lost = st.get("behind_ms")
+        behind = _num(lost, "  BEHIND {:.1f} ms", "") if _num(lost) != "-" and lost > 0 else ""
         stale = svc.stats_age is not None and svc.stats_age >= 3
         age = f" (stale {svc.stats_age:.0f} s)" if stale else ""
         line = (
@@ -153,7 +156,9 @@ def _header(snap: Snapshot, broker: str) -> Table:
             f"max {_num(st.get('late_max_ms'), '{:.2f}')} ms  "
             f"overruns {_stat(st, 'overruns')}  dropped {_stat(st, 'dropped')}"
         )
-        grid.add_row("service", Text.assemble(line, paused, busy, age))
+        grid.add_row(
+            "service", Text.assemble(line, paused, busy, (behind, "yellow") if behind else "", age)
+        )
         grid.add_row("recent", Text(_recent(st)))
     else:
         grid.add_row("service", Text("no stats yet", style="dim"))

@@ -111,6 +111,7 @@ _STATS_KEYS: Final = (
     "late_max_ms",
     "overruns",
     "skipped_ticks",
+    "behind_ms",
     "dropped",
     "connects",
 )

@@ -296,7 +296,9 @@
     const st = svc.stats || {};
     $("s-tick").textContent = st.tick === undefined ? "-" : String(st.tick);
     $("s-t").textContent = st.t === undefined ? "-" : fmt(st.t, 3) + " s";
-    $("s-rtf").textContent = fmt(st.realtime_factor_actual, 3) + (st.paused ? " (paused)" : "");
+    // Schedule the catch-up policy gave up on: simulated time lost to the wall clock.
+    const behind = typeof st.behind_ms === "number" && st.behind_ms > 0 ? ` (behind ${fmt(st.behind_ms, 1)} ms)` : "";
+    $("s-rtf").textContent = fmt(st.realtime_factor_actual, 3) + (st.paused ? " (paused)" : "") + behind;
     $("f-rtf").textContent = fmt(svc.rtf_frames, 3);
     $("s-late").textContent = `${fmt(st.late_p99_ms, 2)} / ${fmt(st.late_max_ms, 2)} ms` +
       (st.spin_contended === true ? " (CPU contended)" : "");
