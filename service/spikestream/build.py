@@ -226,14 +226,13 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
     if isinstance(p.intercepts, str) and np.any(np.abs(intercepts) > 1):
         raise BuildError(f"{where}.intercepts: {p.intercepts!r} holds values outside [-1, 1]")
     if isinstance(p.initial_voltage, str):
-        v0: FloatArray | None = _load_array(
-            spec, p.initial_voltage, (p.n,), f"{where}.initial_voltage"
-        )
-        if np.any(v0 > 1):
+        starts = _load_array(spec, p.initial_voltage, (p.n,), f"{where}.initial_voltage")
+        if np.any(starts > 1):
             raise BuildError(
                 f"{where}.initial_voltage: {p.initial_voltage!r} holds voltages above 1 (the "
-                f"highest {float(v0.max()):g}); start voltages must be <= 1, the threshold"
+                f"highest {float(starts.max()):g}); start voltages must be <= 1, the threshold"
             )
+        v0: FloatArray | None = starts
     elif p.initial_voltage != 0:  # finite: the spec bounds it
         v0 = np.full(p.n, p.initial_voltage)
     else:

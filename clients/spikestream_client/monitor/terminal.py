@@ -146,7 +146,9 @@ def _header(snap: Snapshot, broker: str) -> Table:
         busy = ("  CPU CONTENDED", "yellow") if st.get("spin_contended") is True else ""
         # Schedule the catch-up policy gave up on: simulated time lost to the wall clock.
         lost = st.get("behind_ms")
-        behind = _num(lost, "  BEHIND {:.1f} ms", "") if _num(lost) != "-" and lost > 0 else ""
+        behind = ""
+        if isinstance(lost, int | float) and not isinstance(lost, bool) and lost > 0:
+            behind = _num(lost, "  BEHIND {:.1f} ms", "")  # inf shows nothing
         stale = svc.stats_age is not None and svc.stats_age >= 3
         age = f" (stale {svc.stats_age:.0f} s)" if stale else ""
         line = (
