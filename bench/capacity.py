@@ -227,8 +227,8 @@ async def serve_once(
         "late_max_ms": last["late_max_ms"],
         "rf": last["realtime_factor_actual"],
         # Over the measured span only (start-up excluded): simulated over wall time
-        # between the first and the last stats message, from the pacer's own factor and
-        # span (elapsed_s); the stats' arrival times, used before, moved the figure by
+        # between the first and the last stats message, from the pacer's own simulated
+        # and wall seconds; the stats' arrival times, used before, moved the figure by
         # about 1e-4 over 60 s. Then the lowest last-10-s factor the service reported.
         "rf_span": round(span_factor(first, last, received), 6),
         "rf_10s_min": min(windows, default=None),
@@ -542,13 +542,12 @@ def main() -> None:
 
 
 def span_factor(first: dict[str, Any], last: dict[str, Any], received: list[float]) -> float:
-    """Simulated over wall time between two stats messages: from each one's since-start
-    factor ``f`` and its wall span ``e`` (``elapsed_s``), ``(f2*e2 - f1*e1) / (e2 - e1)``;
-    from the ticks and the messages' arrival times where the service gives no span."""
-    if "elapsed_s" in first and "elapsed_s" in last:
-        f1, e1 = first["realtime_factor_actual"], first["elapsed_s"]
-        f2, e2 = last["realtime_factor_actual"], last["elapsed_s"]
-        return float((f2 * e2 - f1 * e1) / (e2 - e1))
+    """Simulated over wall time between two stats messages, from the pacer's own
+    ``simulated_s`` and ``elapsed_s``; from the ticks and the messages' arrival times
+    where the service gives neither."""
+    if "simulated_s" in first and "simulated_s" in last:
+        simulated = last["simulated_s"] - first["simulated_s"]
+        return float(simulated / (last["elapsed_s"] - first["elapsed_s"]))
     return (last["tick"] - first["tick"]) / ((received[-1] - received[0]) / 1e-3)
 
 

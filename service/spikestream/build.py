@@ -230,7 +230,7 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
         if np.any(starts > 1):
             raise BuildError(
                 f"{where}.initial_voltage: {p.initial_voltage!r} holds voltages above 1 (the "
-                f"highest {float(starts.max()):g}); start voltages must be <= 1, the threshold"
+                f"highest {float(starts.max())!r}); start voltages must be <= 1, the threshold"
             )
         v0: FloatArray | None = starts
     elif p.initial_voltage != 0:  # finite: the spec bounds it

@@ -141,7 +141,19 @@ def test_cpu_contention_is_flagged_only_when_the_service_says_so(flag: object, s
 
 
 @pytest.mark.parametrize(
-    ("behind", "shown"), [(12.5, "BEHIND 12.5 ms"), (0.0, None), ("12", None), ([1], None)]
+    ("behind", "shown"),
+    [
+        (12.5, "BEHIND 12.500 ms"),
+        (0.0005, "BEHIND 0.001 ms"),
+        (0.0004, None),
+        (0.0, None),
+        (-3.0, None),
+        (True, None),
+        (math.nan, None),
+        (math.inf, None),
+        ("12", None),
+        ([1], None),
+    ],
 )
 def test_schedule_lost_is_shown_only_when_the_service_reports_some(
     behind: object, shown: str | None

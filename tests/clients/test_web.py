@@ -590,7 +590,7 @@ async def test_inputs_age_and_stale_state_show_as_text_in_chromium(tmp_path: Pat
             rtf_js = "document.getElementById('s-rtf').textContent"
             assert "behind" not in await browser.evaluate(rtf_js)
             model.on_stats({"realtime_factor_actual": 0.5, "behind_ms": 12.5})
-            await browser.wait_for(f"{rtf_js} === '0.500 (behind 12.5 ms)'", what="behind")
+            await browser.wait_for(f"{rtf_js} === '0.500 (behind 12.500 ms)'", what="behind")
             await _page_is_safe(browser)
 
 

@@ -204,6 +204,13 @@ UNSUPPORTED = {
         "Ensemble 'raw': encoders that are not of unit length (normalize_encoders=False) are "
         "not supported",
     ),
+    "start voltage above 1": (
+        """
+        lif = nengo.LIF(initial_state={"voltage": nengo.dists.Uniform(0.5, 1.5)})
+        nengo.Ensemble(10, 1, label="hot", neuron_type=lif)
+        """,
+        "Ensemble 'hot': initial voltages above 1 (the highest 1.",
+    ),
     "noise": (
         "nengo.Ensemble(10, 1, label='noisy', noise=nengo.processes.WhiteNoise())",
         "Ensemble 'noisy': neuron noise is not supported; supported: noise = None",

@@ -183,6 +183,20 @@ def test_catch_up_realigns_after_max_catchup_late_ticks() -> None:
     assert stats.behind == pytest.approx(2.5 * DT)
 
 
+@pytest.mark.parametrize("rf", [0.5, 2.0])
+def test_the_schedule_dropped_is_counted_in_simulated_seconds(rf: float) -> None:
+    """At twice (half) real time a period is half (twice) a tick's dt of wall time: a
+    realign 2.5 periods late drops 2.5 ticks of simulated time whatever the factor, and
+    a slip as well."""
+    period = DT / rf
+    for policy in ("catch-up", "slip"):
+        clock, pacer = started(policy, rf=rf, max_catchup=1)
+        pacer.wait()
+        clock.advance(3.5 * period)  # tick 1 was due 1 period in: 2.5 late
+        pacer.wait()
+        assert pacer.statistics().behind == pytest.approx(2.5 * DT), policy
+
+
 def test_catch_up_under_sustained_overload_never_exceeds_the_cap() -> None:
     clock, pacer = started("catch-up", max_catchup=4)
     in_a_row = 0
@@ -385,6 +399,8 @@ def test_resume_shifts_the_schedule_by_the_pause() -> None:
     # The pause is not counted as wall time: 5 tick intervals in 5 active periods.
     assert stats.realtime_factor_actual == pytest.approx(1.0, rel=1e-9)
     assert stats.elapsed == pytest.approx(5 * DT, rel=1e-9)
+    assert stats.simulated / stats.elapsed == pytest.approx(stats.realtime_factor_actual)
+    assert stats.behind == 0.0  # the next tick was still ahead: nothing dropped
 
 
 def test_resume_forgives_a_backlog_so_no_catch_up_burst_follows() -> None:
@@ -400,6 +416,9 @@ def test_resume_forgives_a_backlog_so_no_catch_up_burst_follows() -> None:
     assert [t[1] for t in ticks] == pytest.approx([resumed_at + k * DT for k in range(3)])
     assert all(t[3] == 0.0 for t in ticks)
     assert pacer.statistics().overruns == 0
+    # Tick 1 was due 1 dt after start, 11 dt once shifted by the pause, and the resume
+    # came at 13.5 dt: 2.5 ticks of schedule forgiven, counted as dropped.
+    assert pacer.statistics().behind == pytest.approx(2.5 * DT)
 
 
 def test_pause_and_resume_are_idempotent_and_need_a_started_pacer() -> None:

@@ -89,11 +89,12 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     assert metric("spikestream_ticks_total") == snap.engine.pacer.ticks
     assert metric("spikestream_overruns_total") == payload["overruns"]
     assert metric("spikestream_skipped_ticks_total") == payload["skipped_ticks"]
-    # The factor's wall span: the factor times it is the simulated time of the intervals
-    # between the ticks (one run, no pause: one interval fewer than ticks).
+    # The factor's spans: simulated over wall seconds is the factor, and the simulated
+    # seconds are the intervals between the ticks (one run, no pause: one fewer than ticks).
     assert payload["elapsed_s"] > 0
-    assert payload["realtime_factor_actual"] * payload["elapsed_s"] == pytest.approx(
-        (snap.engine.pacer.ticks - 1) * 0.001, rel=1e-5
+    assert payload["simulated_s"] == pytest.approx((snap.engine.pacer.ticks - 1) * 0.001)
+    assert payload["simulated_s"] / payload["elapsed_s"] == pytest.approx(
+        payload["realtime_factor_actual"], rel=1e-5
     )
     # A pacer that gave up on backlogs: the counts and the schedule lost, in both.
     pacer = dataclasses.replace(snap.engine.pacer, realigns=3, slips=2, behind=0.0125)

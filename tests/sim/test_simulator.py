@@ -268,12 +268,15 @@ def test_a_voltage_above_the_current_leaves_nan_which_set_state_refuses() -> Non
             np.testing.assert_array_equal(arr, before[k])
 
 
-@pytest.mark.parametrize(("start", "drive", "ticks"), [(-0.5, 0.0, 0), (1.0, 0.895, 1)])
+@pytest.mark.parametrize(
+    ("start", "drive", "ticks"), [(-0.5, 0.0, 0), (1.0, 0.895, 1), (1.0, 0.95, 1)]
+)
 def test_set_state_accepts_what_a_network_started_at_its_bounds_leaves(
     start: float, drive: float, ticks: int
 ) -> None:
     """A start voltage below min_voltage (tick 0), or at the threshold 1 with a current
-    just below 1 (intercept 0.9, input 0.895), is the network's own state and is
+    just below 1 (intercept 0.9, input 0.895: no spike) or above it (input 0.95: a spike
+    at once, its refractory time near tau_ref + dt), is the network's own state and is
     restored."""
     pop = {"n": 1, "initial_voltage": start, "max_rates": [200, 200], "intercepts": [0.9, 0.9]}
     spec = {
@@ -283,5 +286,14 @@ def test_set_state_accepts_what_a_network_started_at_its_bounds_leaves(
     }
     sim = Simulator(build(parse_network(spec)))
     sim.run(ticks)
+    assert bool(sim.spiked("a")[0]) is (drive > 0.9)
     state = {k: np.array(v, copy=True) for k, v in sim.state().items()}
     Simulator(build(parse_network(spec))).set_state(state)
+
+
+def test_a_model_started_above_the_threshold_is_refused() -> None:
+    """A model built without the spec (whose cap is 1) is held to the same bound."""
+    model = build(parse_network({"populations": {"a": {"n": 3}}}))
+    model.populations["a"].initial_voltage = np.array([0.5, 1.5, 0.0])
+    with pytest.raises(SimulationError, match=r"population 'a': start voltages must be <= 1"):
+        Simulator(model)

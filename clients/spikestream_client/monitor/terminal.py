@@ -144,11 +144,12 @@ def _header(snap: Snapshot, broker: str) -> Table:
         paused = ("  PAUSED", "bold yellow") if st.get("paused") else ""
         # The tick thread waits for a CPU (busy neighbours): why ticks run late, if they do.
         busy = ("  CPU CONTENDED", "yellow") if st.get("spin_contended") is True else ""
-        # Schedule the catch-up policy gave up on: simulated time lost to the wall clock.
+        # Schedule dropped since start (realigns, slips, resumes): how far simulated time
+        # has fallen behind the wall clock's grid, for good.
         lost = st.get("behind_ms")
         behind = ""
-        if isinstance(lost, int | float) and not isinstance(lost, bool) and lost > 0:
-            behind = _num(lost, "  BEHIND {:.1f} ms", "")  # inf shows nothing
+        if isinstance(lost, int | float) and not isinstance(lost, bool) and lost >= 0.0005:
+            behind = _num(lost, "  BEHIND {:.3f} ms", "")  # from 0.001 ms; inf: nothing
         stale = svc.stats_age is not None and svc.stats_age >= 3
         age = f" (stale {svc.stats_age:.0f} s)" if stale else ""
         line = (

@@ -296,8 +296,9 @@
     const st = svc.stats || {};
     $("s-tick").textContent = st.tick === undefined ? "-" : String(st.tick);
     $("s-t").textContent = st.t === undefined ? "-" : fmt(st.t, 3) + " s";
-    // Schedule the catch-up policy gave up on: simulated time lost to the wall clock.
-    const behind = typeof st.behind_ms === "number" && st.behind_ms > 0 ? ` (behind ${fmt(st.behind_ms, 1)} ms)` : "";
+    // Schedule dropped since start (realigns, slips, resumes): how far simulated time has
+    // fallen behind the wall clock's grid, for good.
+    const behind = typeof st.behind_ms === "number" && st.behind_ms >= 0.0005 ? ` (behind ${fmt(st.behind_ms, 3)} ms)` : "";
     $("s-rtf").textContent = fmt(st.realtime_factor_actual, 3) + (st.paused ? " (paused)" : "") + behind;
     $("f-rtf").textContent = fmt(svc.rtf_frames, 3);
     $("s-late").textContent = `${fmt(st.late_p99_ms, 2)} / ${fmt(st.late_max_ms, 2)} ms` +

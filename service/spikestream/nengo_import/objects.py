@@ -136,6 +136,15 @@ class _Import:
             raise _refuse(
                 ens, "a non-zero initial refractory_time is not supported", "refractory_time 0"
             )
+        v0 = np.asarray(sig["voltage"].initial_value, np.float64)
+        if np.any(v0 > 1):
+            # Above the threshold, with a current between 1 and the voltage, a neuron has
+            # no spike time (log1p of less than -1): the network file refuses it too.
+            raise _refuse(
+                ens,
+                f"initial voltages above 1 (the highest {float(v0.max())!r}) are not supported",
+                "LIF initial_state voltages of at most 1, the threshold",
+            )
         name = self.name(ens)
         return {
             "n": int(ens.n_neurons),
@@ -147,9 +156,7 @@ class _Import:
             "max_rates": self.side_file(f"{name}.max_rates", params.max_rates),
             "intercepts": self.side_file(f"{name}.intercepts", params.intercepts),
             "encoders": self.side_file(f"{name}.encoders", params.encoders),
-            "initial_voltage": self.side_file(
-                f"{name}.initial_voltage", sig["voltage"].initial_value
-            ),
+            "initial_voltage": self.side_file(f"{name}.initial_voltage", v0),
         }
 
     def input_node(self, node: Any) -> dict[str, Any]:

@@ -101,8 +101,9 @@ class PacerStatistics:
         slips: Times the schedule was moved under the ``slip`` policy.
         realigns: Times the ``catch-up`` policy gave up on a backlog after ``max_catchup``
             late ticks in a row and moved the schedule.
-        behind: Seconds the slips and realigns moved the schedule later: simulated time
-            lost against the wall clock's original grid (the backlog each one dropped).
+        behind: Simulated seconds the schedule dropped: the backlog each slip, realign or
+            resume gave up on (wall seconds late times the real-time factor), so simulated
+            time lost against the wall clock's original grid.
         lateness: Per-tick lateness in seconds (percentiles, max, counts over thresholds).
         realtime_factor: The requested factor now.
         realtime_factor_actual: Simulated seconds per wall second over the window:
@@ -111,6 +112,9 @@ class PacerStatistics:
             simulated, so skipping shows up here as a factor below the requested one.
             NaN before two ticks have run; +inf if no wall time passed (fake clock).
         elapsed: The active wall time in seconds that ``realtime_factor_actual`` divides by.
+        simulated: The simulated seconds it divides (the intervals between ticks times
+            ``dt``): between two snapshots, ``(simulated2 - simulated1) / (elapsed2 -
+            elapsed1)`` is the factor over that span.
         recent: Lateness and real-time factor over the last :data:`WINDOWS` seconds (one
             entry per window, in that order), not since start.
     """
@@ -125,6 +129,7 @@ class PacerStatistics:
     realtime_factor: float
     realtime_factor_actual: float
     elapsed: float
+    simulated: float
     recent: tuple[WindowStatistics, ...] = ()
 
     def late(self, threshold: float) -> int:
@@ -452,13 +457,13 @@ class Pacer:
                     self._burst += 1
                     if self._burst >= self._max_catchup:
                         # Give up on the backlog: this tick is the new anchor.
-                        self._behind += now - deadline
+                        self._behind += (now - deadline) * self._rf
                         self._t0 = now
                         self._k0 = k
                         self._realigns += 1
                         self._burst = 0
                 elif policy == "slip":
-                    self._behind += now - deadline
+                    self._behind += (now - deadline) * self._rf
                     self._t0 = now
                     self._k0 = k
                     self._slips += 1
@@ -560,6 +565,8 @@ class Pacer:
         if self._period > 0.0:
             k = self._next
             shifted = self._t0 + (k - self._k0) * self._period + (now - self._pause_at)
+            if shifted < now:  # the backlog forgiven is schedule dropped, as a realign's
+                self._behind += (now - shifted) * self._rf
             self._t0 = shifted if shifted > now else now
             self._k0 = k
         self._burst = 0
@@ -573,8 +580,8 @@ class Pacer:
         """A frozen snapshot of the counters (safe to call from any thread)."""
         lateness = self._lateness.snapshot()
         record = self._record
-        active = record.active
-        actual = pace_factor(record.intervals, self._dt, active)
+        intervals, active = record.intervals, record.active
+        actual = pace_factor(intervals, self._dt, active)
         return PacerStatistics(
             ticks=record.ticks,
             overruns=self._overruns,
@@ -586,6 +593,7 @@ class Pacer:
             realtime_factor=self._rf,
             realtime_factor_actual=actual,
             elapsed=active,
+            simulated=intervals * self._dt,
             recent=self.recent(),
         )
 

@@ -84,7 +84,7 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     yield _counter("spikestream_slips", "Schedule moves under --overrun slip", net, es.pacer.slips)
     yield _counter(
         "spikestream_behind_seconds",
-        "Seconds the schedule moved later (realigns and slips): simulated time lost",
+        "Simulated seconds the schedule dropped (realigns, slips, resumes)",
         net,
         es.pacer.behind,
     )

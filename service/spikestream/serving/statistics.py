@@ -115,6 +115,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "realtime_factor": es.pacer.realtime_factor,
         "realtime_factor_actual": _round(es.pacer.realtime_factor_actual, 6),
         "elapsed_s": round(es.pacer.elapsed, 6),
+        "simulated_s": round(es.pacer.simulated, 6),
         "late_p50_ms": _round(lat.p50 * 1e3, 4),
         "late_p99_ms": _round(lat.p99 * 1e3, 4),
         "late_p999_ms": _round(lat.p999 * 1e3, 4),

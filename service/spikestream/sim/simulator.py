@@ -91,6 +91,15 @@ class Simulator:
     ) -> None:
         if backend not in ("numba", "numpy"):
             raise SimulationError(f"backend {backend!r} is not allowed; expected numba or numpy")
+        for name, pop in model.populations.items():
+            # The spec caps start voltages at 1; a model built another way is held to it
+            # too: above the threshold a neuron can have no spike time (NaN for good).
+            v0 = pop.initial_voltage
+            if v0 is not None and not bool(np.all(v0 <= 1)):
+                raise SimulationError(
+                    f"population {name!r}: start voltages must be <= 1, the threshold; "
+                    f"got {float(np.nanmax(v0))!r}"
+                )
         self.backend = backend
         self.model = model
         self.dt = model.dt
