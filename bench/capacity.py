@@ -184,6 +184,7 @@ async def serve_once(
     first: dict[str, Any] | None = None
     last: dict[str, Any] = {}
     windows: list[float] = []  # each stats message's last-10-s real-time factor
+    seconds: list[float] = []  # and its last-1-s share of ticks > 1 ms late (%)
     work: list[tuple[float, float]] = []  # and its last-10-s work p50 and p99 (ms)
     steal: list[float] = []  # and the host's steal over the last 10 s (% of all CPUs)
     received: list[float] = []  # when the first and each later stats message arrived
@@ -199,6 +200,9 @@ async def serve_once(
                     first, start = stats, time.monotonic()
                 last = stats
                 received.append(time.monotonic())
+                second = stats.get("window_1s", {}).get("late_over_1ms_pct")
+                if second is not None:
+                    seconds.append(float(second))
                 recent = stats.get("window_10s", {})
                 w = recent.get("realtime_factor_actual")
                 if w is not None and len(received) > 10:  # windows wholly after `first`
@@ -232,6 +236,12 @@ async def serve_once(
         # about 1e-4 over 60 s. Then the lowest last-10-s factor the service reported.
         "rf_span": round(span_factor(first, last, received), 6),
         "rf_10s_min": min(windows, default=None),
+        # Whether the late ticks came in a few episodes or spread over the run: the 1 s
+        # windows with any, and the most late (%) in one (stats every second, so each
+        # second is seen about once).
+        "late_seconds": sum(s > 0 for s in seconds),
+        "seconds": len(seconds),
+        "late_1s_max_pct": max(seconds, default=None),
         # The tick's own work over the span: the median of the 10 s windows' p50, and
         # the worst 10 s window's p99 (ms; the service's window_10s).
         "work_p50_ms": statistics.median(p50 for p50, _ in work) if work else None,
@@ -411,6 +421,8 @@ async def realtime(
                         f"({row['contended_ticks']} ticks), tick threads {row['tick_threads']} "
                         f"({row['takeovers']} stages taken over), "
                         f"{row['realigns']} realigns ({row['behind_ms']} ms dropped), "
+                        f"late ticks in {row['late_seconds']} of {row['seconds']} 1 s windows "
+                        f"(most {row['late_1s_max_pct']} % in one), "
                         f"host steal (10 s windows) median {row['steal_pct_median']} %, "
                         f"max {row['steal_pct_max']} %",
                         flush=True,
