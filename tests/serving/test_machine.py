@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spikestream.serving.machine import HostSampler
+from spikestream.serving.machine import HostSampler, log_contention
 
 
 async def test_the_sampler_samples_every_100_ms_until_stopped(tmp_path: Path) -> None:
@@ -43,3 +43,25 @@ async def test_an_unreadable_host_is_said_once_and_sampling_stops(
     assert "missing" in warnings[0]
     assert sampler.cpu.shares(1.0) is None
     sampler.stop()  # nothing scheduled: a no-op
+
+
+def test_a_contended_spell_is_logged_with_what_to_do_and_its_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A spell's start is a warning naming the spins and the levers (where neighbours
+    run, --rt-priority); its end is an info line; both carry the tick and the counts."""
+    stats = {"tick": 1234, "contended_spells": 2, "contended_ticks": 500, "other": 1}
+    with caplog.at_level(logging.INFO, logger="spikestream"):
+        log_contention(True, stats, 0.0002, 0.0)
+        log_contention(False, stats, 0.0002, 0.0)
+    start, end = caplog.records
+    assert start.levelno == logging.WARNING
+    text = start.getMessage()
+    assert "spins 0 s before its deadline instead of 0.0002 s" in text
+    assert "another session" in text
+    assert "--rt-priority" in text
+    assert end.levelno == logging.INFO
+    assert end.getMessage() == "CPU contention is over: each tick spins 0.0002 s again"
+    for record in (start, end):
+        assert (record.tick, record.contended_spells, record.contended_ticks) == (1234, 2, 500)
+        assert not hasattr(record, "other")

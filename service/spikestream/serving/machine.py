@@ -58,9 +58,13 @@ def log_contention(contended: bool, stats: dict[str, Any], spin: float, busy_spi
     service's settings, s)."""
     fields = {k: stats[k] for k in ("tick", "contended_spells", "contended_ticks")}
     if contended:
+        # Where the neighbours run decides how much they can take: Linux shares the CPUs
+        # between sessions, units and containers first (README, "Beside busy programs").
         log.warning(
-            "the tick thread is kept waiting for a CPU (busy neighbours?): each tick now "
-            "spins %g s before its deadline instead of %g s",
+            "the tick thread is kept waiting for a CPU (busy neighbours? programs started "
+            "in this session compete with it as equals; in another session, systemd unit "
+            "or container they take less of its CPU; --rt-priority ends the wait): each "
+            "tick now spins %g s before its deadline instead of %g s",
             busy_spin,
             spin,
             extra=fields,
