@@ -658,6 +658,10 @@ static int64_t read_mailbox(int64_t *seq, const double *mailbox, double *scratch
     return -1;
 }
 
+/* The number of the last message a mailbox's sequence lock says is complete: its value,
+ * or while a write is under way (odd) the one before. */
+#define COMPLETE(seq) ((seq) & ~(int64_t)1)
+
 /* InputSlot.apply (runtime/slots.py) for every input, at time now. */
 #define APPLY_INPUTS(REAL)                                                                 \
     for (int64_t i = 0; i < n_inputs; i++) {                                              \
@@ -669,12 +673,14 @@ static int64_t read_mailbox(int64_t *seq, const double *mailbox, double *scratch
         st[ST_FLAG] = 0;                                                                   \
         const int64_t seen = __atomic_load_n(&st[ST_SEQ], __ATOMIC_ACQUIRE);               \
         if (seen <= st[ST_CLEARED]) {                                                      \
-            numbers += seen;                                                               \
+            numbers += COMPLETE(seen);                                                     \
             continue; /* no value since the start or the last reset */                     \
         }                                                                                  \
         int64_t number = read_mailbox(&st[ST_SEQ], (const double *)(intptr_t)row[IN_MAILBOX], \
                                       scratch, dim + 2);                                   \
-        numbers += number >= 0 ? number : seen; /* being written: new next time */         \
+        /* Being written (the writer held the lock through every attempt): new once the   \
+         * write completes, as seq_sum counts it. */                                       \
+        numbers += number >= 0 ? number : COMPLETE(seen);                                  \
         if (number < 0 || number <= st[ST_CLEARED])                                        \
             continue;                                                                      \
         if (now - scratch[0] > ttl[i] || now > scratch[1]) {                               \
@@ -723,8 +729,11 @@ static int64_t apply_inputs(const int64_t *v, double now)
     return apply_inputs_f64(inputs, v[10], state, ttl, now);
 }
 
-/* The mailbox numbers of every input of v summed: it changes with every post_input to
- * them (a number only grows; odd while a value is being written). With `taken`, each
+/* The mailbox numbers of every input of v summed, each the last complete message's: it
+ * changes once a post_input to them has written its value (a number only grows; it is
+ * odd while a value is being written, and such a write counts once it completes: a tick
+ * started early for it would find no new value, and the next one would start early for
+ * the same message, once it was whole). With `taken`, each
  * input's number as the last tick left it instead: the message it applied, or the reset
  * (no tick runs meanwhile: a run of ticks begins), so a value posted between two runs is
  * new to the first tick of the next. */
@@ -734,7 +743,7 @@ static int64_t seq_sum(const int64_t *v, int taken)
     int64_t sum = 0;
     for (int64_t i = 0; i < v[10]; i++) {
         const int64_t *st = state + i * ST_COLUMNS;
-        sum += !taken ? __atomic_load_n(&st[ST_SEQ], __ATOMIC_ACQUIRE)
+        sum += !taken ? COMPLETE(__atomic_load_n(&st[ST_SEQ], __ATOMIC_ACQUIRE))
                : st[ST_APPLIED] > st[ST_CLEARED] ? st[ST_APPLIED]
                                                  : st[ST_CLEARED];
     }
