@@ -83,10 +83,10 @@ __all__ = [
 AnyArray = npt.NDArray[Any]
 _MAX_GAPS_IN_META: Final = 1000
 DEFAULT_MAX_RECORD_BYTES: Final = 2**30
+"""Default bound of the recording's arrays, in bytes (1 GiB); see the module doc."""
 #: ``record``'s exit code when the budget ended the recording early (what was recorded
 #: is written all the same).
 EXIT_CUT_SHORT: Final = 3
-"""Default bound of the recording's arrays, in bytes (1 GiB); see the module doc."""
 # Per row, whatever the probes: t (float64), tick (int64), segment (int32), gaps (bool).
 _ROW_BYTES: Final = 8 + 8 + 4 + 1
 RESERVED: Final = frozenset({*COMMON_KEYS, "segment", "gaps"})

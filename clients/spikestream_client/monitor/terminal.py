@@ -147,9 +147,9 @@ def _header(snap: Snapshot, broker: str) -> Table:
         # Schedule dropped since start (realigns, slips, resumes): how far simulated time
         # has fallen behind the wall clock's grid, for good.
         lost = st.get("behind_ms")
-        behind = ""
-        if isinstance(lost, int | float) and not isinstance(lost, bool) and lost >= 0.0005:
-            behind = _num(lost, "  BEHIND {:.3f} ms", "")  # from 0.001 ms; inf: nothing
+        shown = isinstance(lost, int | float) and not isinstance(lost, bool) and lost >= 0.0005
+        # From 0.001 ms; inf shows nothing.
+        behind = (_num(lost, "  BEHIND {:.3f} ms", "") if shown else "", "yellow")
         stale = svc.stats_age is not None and svc.stats_age >= 3
         age = f" (stale {svc.stats_age:.0f} s)" if stale else ""
         line = (
@@ -159,9 +159,7 @@ def _header(snap: Snapshot, broker: str) -> Table:
             f"max {_num(st.get('late_max_ms'), '{:.2f}')} ms  "
             f"overruns {_stat(st, 'overruns')}  dropped {_stat(st, 'dropped')}"
         )
-        grid.add_row(
-            "service", Text.assemble(line, paused, busy, (behind, "yellow") if behind else "", age)
-        )
+        grid.add_row("service", Text.assemble(line, paused, busy, behind, age))
         grid.add_row("recent", Text(_recent(st)))
     else:
         grid.add_row("service", Text("no stats yet", style="dim"))
