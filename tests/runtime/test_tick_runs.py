@@ -471,17 +471,17 @@ def test_look_refuses_a_malformed_loop_or_input_state() -> None:
     loop.loop[L_HEAD] = 0
     saved = int(loop.loop[L_CAPACITY])
     loop.loop[L_CAPACITY] = 0
-    with pytest.raises(ValueError, match="a malformed loop array"):
+    with pytest.raises(ValueError, match="a malformed loop array: capacity 0, row bytes"):
         loop.look()
     loop.loop[L_CAPACITY] = saved
-    for column, bad in (
-        (L_RING, 0),
-        (L_ROW_BYTES, ROW_HEADER_BYTES - 8),
-        (L_ROW_BYTES, 8 * 20 + 4),
+    for column, bad, says in (
+        (L_RING, 0, "no ring"),
+        (L_ROW_BYTES, ROW_HEADER_BYTES - 8, f"row bytes {ROW_HEADER_BYTES - 8};"),
+        (L_ROW_BYTES, 8 * 20 + 4, "row bytes 164;"),
     ):
         saved = int(loop.loop[column])
         loop.loop[column] = bad
-        with pytest.raises(ValueError, match="a malformed loop array"):
+        with pytest.raises(ValueError, match=f"a malformed loop array: .*{says}"):
             loop.look()
         loop.loop[column] = saved
     assert loop.look()[:2] == (0, 0)
@@ -563,20 +563,34 @@ def test_a_malformed_loop_is_refused() -> None:
         ext.run_ticks(*args)
     loop.loop[L_COPIES] = saved
     loop.loop[L_CAPACITY] = 0
-    with pytest.raises(ValueError, match="capacity >= 1"):
+    with pytest.raises(ValueError, match="run_ticks: capacity 0; expected >= 1"):
         ext.run_ticks(*args)
     loop.loop[L_CAPACITY] = loop.capacity
     loop.times[1] = 0.0  # free-running has no grid
-    with pytest.raises(ValueError, match="period > 0"):
+    with pytest.raises(ValueError, match=r"run_ticks: period 0\.0 s; expected > 0"):
         ext.run_ticks(*args)
     loop.times[1] = 0.001
     loop.times[T_BUSY_SPIN] = 2.0
-    with pytest.raises(ValueError, match="busy spin <= 1 s"):
+    with pytest.raises(ValueError, match=r"run_ticks: busy spin 2\.0 s; expected 0 to 1 s"):
         ext.run_ticks(*args)
     loop.times[T_BUSY_SPIN] = 0.0
+    loop.times[2] = float("nan")  # the spin
+    with pytest.raises(ValueError, match=r"run_ticks: spin nan s; expected 0 to 1 s"):
+        ext.run_ticks(*args)
+    loop.times[2] = 0.0
+    saved = int(loop.loop[L_ROW_BYTES])
+    loop.loop[L_ROW_BYTES] = saved + 4
+    with pytest.raises(ValueError, match=f"run_ticks: row bytes {saved + 4}; expected a multiple"):
+        ext.run_ticks(*args)
+    loop.loop[L_ROW_BYTES] = saved
     loop.loop[L_SCHEDSTAT] = 0  # a descriptor, and no reading interval
     loop.loop[L_ADAPT_TICKS] = 0
-    with pytest.raises(ValueError, match="adapt ticks"):
+    with pytest.raises(ValueError, match="with adapt ticks 0, calm windows"):
+        ext.run_ticks(*args)
+    loop.loop[L_SCHEDSTAT] = -1
+    loop.loop[L_ADAPT_TICKS] = 5
+    loop.times[0] = time.perf_counter() + 10 * 86400.0  # the first deadline ten days away
+    with pytest.raises(ValueError, match="deadline; expected at most 86400 s ahead"):
         ext.run_ticks(*args)
 
 

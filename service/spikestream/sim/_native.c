@@ -1886,6 +1886,74 @@ static int run_loop(const int64_t *v, int64_t *loop, const double *times)
     return reason;
 }
 
+/* A ValueError for run_ticks' times column `what` (PyErr_Format has no %g: the value is
+ * shown as Python's repr of the float). Returns 0. */
+static int refuse_seconds(const char *what, double value, const char *expected)
+{
+    PyObject *x = PyFloat_FromDouble(value);
+    if (x != NULL) {
+        PyErr_Format(PyExc_ValueError, "run_ticks: %s %R s; expected %s", what, x, expected);
+        Py_DECREF(x);
+    }
+    return 0;
+}
+
+/* Whether run_ticks can run on n_inputs, loop and times; else a ValueError naming the
+ * first column out of its range, its value and the range. */
+static int run_args_ok(int64_t n_inputs, const int64_t *loop, const double *times)
+{
+#define REFUSE(...)                                                                        \
+    do {                                                                                   \
+        PyErr_Format(PyExc_ValueError, "run_ticks: " __VA_ARGS__);                         \
+        return 0;                                                                          \
+    } while (0)
+    if (n_inputs < 0)
+        REFUSE("n_inputs %lld; expected >= 0", (long long)n_inputs);
+    if (loop == NULL || times == NULL)
+        REFUSE("a null %s array; expected an address", loop == NULL ? "loop" : "times");
+    if (loop[L_CAPACITY] < 1)
+        REFUSE("capacity %lld; expected >= 1", (long long)loop[L_CAPACITY]);
+    if (loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0)
+        REFUSE("row bytes %lld; expected a multiple of 8, at least the row header's %d",
+               (long long)loop[L_ROW_BYTES], 8 * R_META);
+    if (loop[L_N_COPIES] < 0)
+        REFUSE("%lld copies; expected >= 0", (long long)loop[L_N_COPIES]);
+    if (loop[L_N_STREAMS] < 0)
+        REFUSE("%lld streams; expected >= 0", (long long)loop[L_N_STREAMS]);
+    if (!(times[T_PERIOD] > 0.0))
+        return refuse_seconds("period", times[T_PERIOD], "> 0");
+    if (!(times[T_SPIN] >= 0.0 && times[T_SPIN] <= 1.0))
+        return refuse_seconds("spin", times[T_SPIN], "0 to 1 s");
+    if (!(times[T_BUSY_SPIN] >= 0.0 && times[T_BUSY_SPIN] <= 1.0))
+        return refuse_seconds("busy spin", times[T_BUSY_SPIN], "0 to 1 s");
+    if (!adaptation_ok(loop))
+        REFUSE("a schedstat descriptor %lld (procstat %lld) with adapt ticks %lld, calm "
+               "windows %lld and hot windows %lld; expected descriptors that fit an int and "
+               "each count >= 1 (or no descriptor: < 0)",
+               (long long)loop[L_SCHEDSTAT], (long long)loop[L_PROCSTAT],
+               (long long)loop[L_ADAPT_TICKS], (long long)loop[L_CALM_WINDOWS],
+               (long long)loop[L_HOT_WINDOWS]);
+    if (!deadline_ok(times[T_T0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[T_PERIOD]))
+        REFUSE("tick %lld's deadline; expected at most " MAX_WAIT_TEXT " s ahead",
+               (long long)loop[L_NEXT]);
+    if (loop[L_PROGRAM2] != 0) {
+        if (loop[L_N_OPS2] < 1)
+            REFUSE("a second stage of %lld ops; expected >= 1", (long long)loop[L_N_OPS2]);
+        if (loop[L_N_LATCHES] < 0 || (loop[L_N_LATCHES] > 0 && loop[L_LATCHES] == 0))
+            REFUSE("%lld latches%s; expected >= 0, with an array if > 0",
+                   (long long)loop[L_N_LATCHES], loop[L_LATCHES] == 0 ? " and no array" : "");
+        if (loop[L_MAIN_COPIES] < 0 || loop[L_MAIN_COPIES] > loop[L_N_COPIES])
+            REFUSE("%lld first-stage copies of %lld; expected 0 to the copies",
+                   (long long)loop[L_MAIN_COPIES], (long long)loop[L_N_COPIES]);
+    }
+    if (loop[L_PACE] != 0 && !pace_ok((const int64_t *)(intptr_t)loop[L_PACE]))
+        REFUSE("a malformed pace record descriptor (see _native_record.h)");
+    if (loop[L_WORK] != 0 && !window_ok((const int64_t *)(intptr_t)loop[L_WORK]))
+        REFUSE("a malformed work record descriptor (see _native_record.h)");
+#undef REFUSE
+    return 1;
+}
+
 PyDoc_STRVAR(run_ticks_doc,
 "run_ticks(program, n_ops, table, n_table, scalars, n_scalars, counts, n_counts, float32,\n"
 "          inputs, n_inputs, state, ttl, loop, times)\n"
@@ -1905,31 +1973,8 @@ static PyObject *py_run_ticks(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     int64_t *loop = (int64_t *)(intptr_t)v[13];
     const double *times = (const double *)(intptr_t)v[14];
-    if (v[10] < 0 || loop == NULL || times == NULL || loop[L_CAPACITY] < 1 ||
-        loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0 || loop[L_N_COPIES] < 0 ||
-        loop[L_N_STREAMS] < 0 || !(times[T_PERIOD] > 0.0) ||
-        !(times[T_SPIN] >= 0.0 && times[T_SPIN] <= 1.0) ||
-        !(times[T_BUSY_SPIN] >= 0.0 && times[T_BUSY_SPIN] <= 1.0) || !adaptation_ok(loop) ||
-        !deadline_ok(times[T_T0] + (double)(loop[L_NEXT] - loop[L_K0]) * times[T_PERIOD]) ||
-        (loop[L_PROGRAM2] != 0 &&
-         (loop[L_N_OPS2] < 1 || loop[L_N_LATCHES] < 0 ||
-          (loop[L_N_LATCHES] > 0 && loop[L_LATCHES] == 0) || loop[L_MAIN_COPIES] < 0 ||
-          loop[L_MAIN_COPIES] > loop[L_N_COPIES]))) {
-        PyErr_SetString(PyExc_ValueError,
-                        "run_ticks: expected capacity >= 1, row bytes a multiple of 8 holding "
-                        "the row header, period > 0, 0 <= spin, busy spin <= 1 s, adapt ticks, "
-                        "calm and hot windows >= 1 where a schedstat is given, a next "
-                        "deadline at most " MAX_WAIT_TEXT " s ahead and, with a second "
-                        "stage, ops >= 1, latches >= 0 and 0 <= first-stage copies <= "
-                        "copies");
+    if (!run_args_ok(v[10], loop, times))
         return NULL;
-    }
-    if ((loop[L_PACE] != 0 && !pace_ok((const int64_t *)(intptr_t)loop[L_PACE])) ||
-        (loop[L_WORK] != 0 && !window_ok((const int64_t *)(intptr_t)loop[L_WORK]))) {
-        PyErr_SetString(PyExc_ValueError, "run_ticks: a malformed pace or work record "
-                                          "descriptor (see _native_record.h)");
-        return NULL;
-    }
     const int64_t *copies = (const int64_t *)(intptr_t)loop[L_COPIES];
     for (int64_t c = 0; c < loop[L_N_COPIES]; c++) {
         const int64_t *e = copies + 3 * c;
@@ -1969,10 +2014,16 @@ static int64_t ring_arm(int64_t *loop)
  * else a ValueError naming fn. */
 static int ring_ok(const int64_t *loop, const char *fn)
 {
-    if (loop == NULL || loop[L_CAPACITY] < 1 || loop[L_RING] == 0 ||
-        loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0) {
-        PyErr_Format(PyExc_ValueError, "%s: a malformed loop array; expected run_ticks' (a "
-                     "ring, its rows and their size)", fn);
+    if (loop == NULL || loop[L_RING] == 0) {
+        PyErr_Format(PyExc_ValueError, "%s: a malformed loop array: no ring; expected "
+                     "run_ticks' (a ring, its rows and their size)", fn);
+        return 0;
+    }
+    if (loop[L_CAPACITY] < 1 || loop[L_ROW_BYTES] < 8 * R_META || loop[L_ROW_BYTES] % 8 != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: a malformed loop array: capacity %lld, row bytes "
+                     "%lld; expected run_ticks' (capacity >= 1, row bytes a multiple of 8 "
+                     "holding the row header's %d)", fn, (long long)loop[L_CAPACITY],
+                     (long long)loop[L_ROW_BYTES], 8 * R_META);
         return 0;
     }
     return 1;
