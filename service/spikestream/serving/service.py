@@ -83,6 +83,7 @@ JSON = "application/json"
 UNIX_TIME_FLOOR = 1e9
 #: Least time (s) between two ``online`` answers to live ``offline`` messages (§2).
 REASSERT_GAP = 1.0
+_DESCRIBED = ("describe", "set", "learn")  # what publishes the document again (§7)
 
 
 def _keep_gil(now: float | None = None) -> None:
@@ -533,12 +534,12 @@ class Service:
         of frames (:meth:`FrameSender.send`). Returns True when frames are still queued and
         the link could take them (the caller yields to the loop and calls again)."""
         engine, link = self.engine, self.link
-        while engine.events:
-            ev = dict(engine.events.popleft())
-            kind = ev.pop("event")
-            if kind == "control_ok" and ev.get("cmd") in ("describe", "set", "learn"):
-                self._publish_describe()  # before the reply: a requester then reads it
-            self.event(kind, **ev)
+        batch = [engine.events.popleft() for _ in range(len(engine.events))]
+        # One document before all the batch's describe/set/learn replies, not one each.
+        if any(e["event"] == "control_ok" and e.get("cmd") in _DESCRIBED for e in batch):
+            self._publish_describe()
+        for ev in batch:
+            self.event(ev["event"], **{k: v for k, v in ev.items() if k != "event"})
         while engine.snapshots:
             cmd, state = engine.snapshots.popleft()
             self._spawn(self._write_snapshot(Path(str(cmd.value)).name, state, cmd.id), "snapshot")
