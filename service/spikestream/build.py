@@ -14,6 +14,7 @@ what is drawn, so adding a population does not change the draws of the others.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import os
 import zlib
 from collections.abc import Mapping
@@ -642,17 +643,35 @@ def topological_order(pops: list[str], edges: list[tuple[str, str]]) -> list[str
     Cycles are broken at the population declared first among those left, so a connection
     closing a cycle (and every self-connection) reads the previous tick's value.
     """
-    incoming: dict[str, set[str]] = {p: set() for p in pops}
+    # Kahn's algorithm with the declared-first rule: a heap of ready positions, and the
+    # first unplaced position when none is ready (a cycle). O((P + E) log P); the file
+    # may declare thousands of populations.
+    index = {p: i for i, p in enumerate(pops)}
+    successors: list[set[int]] = [set() for _ in pops]
+    waiting = [0] * len(pops)  # feeding populations not yet placed
     for pre, post in edges:
-        if pre != post:
-            incoming[post].add(pre)
+        i, j = index[pre], index[post]
+        if i != j and j not in successors[i]:
+            successors[i].add(j)
+            waiting[j] += 1
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    placed = [False] * len(pops)
     order: list[str] = []
-    remaining = list(pops)
-    while remaining:
-        ready = [p for p in remaining if not (incoming[p] - set(order))]
-        pick = ready[0] if ready else remaining[0]
-        order.append(pick)
-        remaining.remove(pick)
+    first = 0  # no position before it is unplaced
+    while len(order) < len(pops):
+        if ready:
+            pick = heapq.heappop(ready)
+        else:
+            while placed[first]:
+                first += 1
+            pick = first
+        placed[pick] = True
+        order.append(pops[pick])
+        for j in successors[pick]:
+            waiting[j] -= 1
+            if waiting[j] == 0 and not placed[j]:  # a cycle's breaker is placed already
+                heapq.heappush(ready, j)
     return order
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikestream.build import build, gain_bias, lif_rates, solve_decoders, topological_order
 from spikestream.errors import BuildError, NetworkFileError
@@ -93,6 +95,35 @@ def test_topological_order_breaks_cycles_at_the_first_declared() -> None:
         "c",
     ]
     assert topological_order(["a", "b"], [("a", "a"), ("b", "a")]) == ["b", "a"]
+
+
+def _declared_first(pops: list[str], edges: list[tuple[str, str]]) -> list[str]:
+    """The rule written plainly (quadratic): the first declared population whose inputs
+    are all placed, or the first one left when none is (a cycle)."""
+    incoming = {p: {a for a, b in edges if b == p and a != p} for p in pops}
+    order: list[str] = []
+    while len(order) < len(pops):
+        left = [p for p in pops if p not in order]
+        ready = [p for p in left if incoming[p] <= set(order)]
+        order.append(ready[0] if ready else left[0])
+    return order
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda n: st.tuples(
+            st.permutations([f"p{i}" for i in range(n)]),
+            st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=30),
+        )
+    )
+)
+def test_topological_order_follows_the_declared_first_rule(
+    case: tuple[list[str], list[tuple[int, int]]],
+) -> None:
+    pops, pairs = case
+    edges = [(pops[a], pops[b]) for a, b in pairs]
+    assert topological_order(pops, edges) == _declared_first(pops, edges)
 
 
 def test_float32_build() -> None:
