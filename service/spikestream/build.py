@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import os
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from spikestream.datafiles import check_values, load_npy
+from spikestream.decodercache import DecoderCache
 from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 from spikestream.functions import compile_function
 from spikestream.spec import (
@@ -331,11 +329,13 @@ def decoders_for(
     rng: np.random.Generator,
     where: str,
     allow_python: bool = False,
+    cache: DecoderCache | None = None,
 ) -> tuple[FloatArray, int]:
     """Decoders of ``function`` (identity if None) for ``pop``; returns ``(D, d_out)``.
 
     ``allow_python`` lets ``function`` name a Python callable (``"module:attr"``), which
-    imports and runs that module's code.
+    imports and runs that module's code. ``cache``: the build's decoder cache (default:
+    one opened, used and trimmed for this solve alone).
 
     Raises:
         NetworkFileError: ``function`` is not an allowed expression or callable.
@@ -367,12 +367,16 @@ def decoders_for(
     # nor allow_python_functions can make a stale entry match; decoders read from files
     # never come here.
     key = _decoder_key(pop, eval_points, targets, reg)
-    d = _cached_decoders(key, (pop.n, targets.shape[1]))
+    own = cache is None
+    cache = DecoderCache.open() if cache is None else cache
+    d = cache.get(key, (pop.n, targets.shape[1]))
     if d is None:
         d = solve_decoders(pop.rates(eval_points), targets, reg)
         if not np.all(np.isfinite(d)):
             raise BuildError(f"{where}: the decoders solved for {function or 'x'!r} are not finite")
-        _store_decoders(key, d)
+        cache.put(key, d)
+        if own:
+            cache.trim()
     return d, targets.shape[1]
 
 
@@ -396,33 +400,6 @@ def _check_targets(targets: FloatArray, points: FloatArray, function: str, where
         )
 
 
-#: Solved decoders are kept on disk, as Nengo keeps its own: a chain of ten 1000-neuron
-#: populations otherwise spends most of its start-up solving ten 1000 x 1000 systems.
-#: Oldest entries go first beyond this many bytes. ``SPIKESTREAM_DECODER_CACHE=0`` turns
-#: the cache off; it lives in ``$XDG_CACHE_HOME/spikestream/decoders``.
-DECODER_CACHE_BYTES = 256 * 2**20
-
-
-def decoder_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The decoder cache folder, or None when the cache is off.
-
-    ``$XDG_CACHE_HOME/spikestream/decoders``, else ``~/.cache/spikestream/decoders`` (the
-    XDG base directory specification's place for non-essential data; a relative
-    ``XDG_CACHE_HOME`` is ignored, as the specification says).
-    """
-    env = os.environ if environ is None else environ
-    if env.get("SPIKESTREAM_DECODER_CACHE", "1") == "0":
-        return None
-    cache_home = env.get("XDG_CACHE_HOME", "")
-    if os.path.isabs(cache_home):
-        return Path(cache_home) / "spikestream" / "decoders"
-    try:
-        home = Path.home()
-    except RuntimeError:  # no HOME and no passwd entry (some containers): no cache
-        return None
-    return home / ".cache" / "spikestream" / "decoders"
-
-
 def _decoder_key(pop: Population, eval_points: FloatArray, targets: FloatArray, reg: float) -> str:
     """A digest of everything the solve reads: the neurons' rates are set by the scaled
     encoders (radius included), bias, ``tau_rc`` and ``tau_ref``; then the points (scaled
@@ -436,73 +413,6 @@ def _decoder_key(pop: Population, eval_points: FloatArray, targets: FloatArray, 
     return h.hexdigest()
 
 
-def _content_digest(d: FloatArray) -> str:
-    """A digest of the decoders themselves, part of the entry's file name, so an entry
-    changed or cut short after it was written is never served."""
-    a = np.ascontiguousarray(d, dtype=np.float64)
-    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()[:32]
-
-
-def _cached_decoders(key: str, shape: tuple[int, int]) -> FloatArray | None:
-    """The cached decoders of ``key``, or None (no cache, no entry, or one that is not a
-    regular ``.npy`` file of finite float64 values of ``shape`` matching its digest).
-
-    Entries are read as hostile: a FIFO or device is not opened for reading, a header
-    claiming more than the file holds is refused before allocating, pickles are never
-    loaded."""
-    folder = decoder_cache_dir()
-    if folder is None:
-        return None
-    try:
-        entries = sorted(folder.glob(f"{key}.*.npy"))
-    except OSError:
-        return None
-
-    def check(found: tuple[int, ...]) -> None:
-        if found != shape:  # not this solve's: passed over unread
-            raise BuildError(f"decoder cache: shape {found}; expected {shape}")
-
-    for path in entries:
-        try:
-            d = load_npy(path, "decoder cache", check)
-        except SpikestreamError:
-            continue
-        if (
-            d.shape == shape
-            and d.dtype == np.float64
-            and np.all(np.isfinite(d))
-            and path.name == f"{key}.{_content_digest(d)}.npy"
-        ):
-            return np.ascontiguousarray(d)
-    return None
-
-
-def _store_decoders(key: str, d: FloatArray) -> None:
-    """Cache ``d`` under ``key`` (atomically), then trim the cache to its budget. A cache
-    that cannot be written (a read-only home) is skipped silently: it only saves time."""
-    folder = decoder_cache_dir()
-    if folder is None:
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp"
-        with tmp.open("wb") as fh:
-            np.save(fh, d, allow_pickle=False)
-        os.replace(tmp, folder / f"{key}.{_content_digest(d)}.npy")
-        entries = sorted(
-            ((e.lstat().st_mtime, e.lstat().st_size, e) for e in folder.glob("*.npy")),
-            key=lambda x: x[0],
-        )
-        total = sum(size for _, size, _ in entries)
-        for _, size, entry in entries:
-            if total <= DECODER_CACHE_BYTES:
-                break
-            entry.unlink(missing_ok=True)
-            total -= size
-    except OSError:
-        return
-
-
 def _build_connection(
     spec: NetworkSpec,
     i: int,
@@ -510,6 +420,7 @@ def _build_connection(
     pops: dict[str, Population],
     seed: int,
     allow_python: bool,
+    cache: DecoderCache,
 ) -> Connection:
     post = pops[c.post]
     where = f"connections[{i}]"
@@ -551,6 +462,7 @@ def _build_connection(
             rng=_rng(seed, "eval_points", c.label),
             where=f"{where}.function",
             allow_python=allow_python,
+            cache=cache,
         )
         what = f"function {c.function!r} returns {d_out} value(s) per point"
     transform = _transform(c, where, post.dim, d_out, what)
@@ -612,6 +524,7 @@ def _build_probe(
     spec: NetworkSpec,
     seed: int,
     allow_python: bool,
+    cache: DecoderCache,
 ) -> Probe:
     probe = Probe(
         name=name,
@@ -633,6 +546,7 @@ def _build_probe(
             rng=_rng(seed, "probe", name),
             where=f"probes.{name}.function",
             allow_python=allow_python,
+            cache=cache,
         )
     return probe
 
@@ -711,10 +625,18 @@ def _build(spec: NetworkSpec, dtype: str | None, seed: int | None, allow_python:
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     pops = {name: _build_population(spec, name, p, seed) for name, p in spec.populations.items()}
-    conns = [
-        _build_connection(spec, i, c, pops, seed, allow_python)
-        for i, c in enumerate(spec.connections)
-    ]
+    cache = DecoderCache.open()  # listed once, trimmed once, whatever the number of solves
+    try:
+        conns = [
+            _build_connection(spec, i, c, pops, seed, allow_python, cache)
+            for i, c in enumerate(spec.connections)
+        ]
+        probes = {
+            name: _build_probe(name, p, pops, spec, seed, allow_python, cache)
+            for name, p in spec.probes.items()
+        }
+    finally:
+        cache.trim()
     inputs = {
         name: Input(
             name=name,
@@ -724,10 +646,6 @@ def _build(spec: NetworkSpec, dtype: str | None, seed: int | None, allow_python:
             ttl=i.ttl,
         )
         for name, i in spec.inputs.items()
-    }
-    probes = {
-        name: _build_probe(name, p, pops, spec, seed, allow_python)
-        for name, p in spec.probes.items()
     }
     # With Nengo's timing every filtered connection delivers the previous tick's value, so
     # only unfiltered ones order the populations.

@@ -660,7 +660,7 @@ def test_decoder_cache_keys_on_what_the_solve_reads(
 
 
 def test_decoder_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
-    from spikestream.build import decoder_cache_dir
+    from spikestream.decodercache import decoder_cache_dir
 
     assert decoder_cache_dir({"XDG_CACHE_HOME": "/c"}) == Path("/c/spikestream/decoders")
     home = Path.home() / ".cache" / "spikestream" / "decoders"

@@ -24,7 +24,7 @@ SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("spikestream",),  # the package itself: __version__ and the error names
     ("spec", "functions"),
     ("datafiles",),
-    ("signals", "budget"),
+    ("signals", "budget", "decodercache"),
     ("build",),
     ("nengo_import", "sim"),
     ("runtime",),
