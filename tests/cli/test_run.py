@@ -380,3 +380,14 @@ def test_a_plot_may_be_any_format_matplotlib_writes(tmp_path: Path) -> None:
         argv = ["run", str(SEED), "--duration", "0.05", "--out", str(tmp_path / "o.npz")]
         assert main([*argv, "--plot", str(tmp_path / name), "--no-progress"]) == 0
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_the_closing_line_shows_the_first_rates_and_counts_the_rest(tmp_path: Path) -> None:
+    """A network of many populations gets one closing line, not one rate per population."""
+    network = "".join(f"[populations.p{i}]\nn = 5\n" for i in range(12))
+    proc = _run(tmp_path, network)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [s for s in proc.stdout.splitlines() if "mean rates" in s]
+    assert "'p7'" in line
+    assert "'p8'" not in line
+    assert line.endswith("} and 4 more")

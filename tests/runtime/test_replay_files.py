@@ -449,3 +449,15 @@ def test_a_replay_expanded_block_by_block_runs_the_same_spikes_as_whole_inputs(
     for name, parts in got.items():
         np.testing.assert_array_equal(np.concatenate(parts), expected[name])
     assert expected["a.spikes"].any()
+
+
+def test_a_log_of_no_ticks_replays_as_an_empty_run(model: Model, tmp_path: Path) -> None:
+    """A service stopped before its first tick writes a log of 0 ticks: replayed, it runs
+    none and says so (the closing line divided by the ticks)."""
+    recorder = InputRecorder(model, tmp_path / "inputs.npz")
+    recorder.save(ticks=0)
+    proc = _run("--replay", str(tmp_path / "inputs.npz"), "--out", str(tmp_path / "out.npz"))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "seed: 0 ticks (0 s simulated)" in proc.stdout
+    assert "mean rates (Hz): {'a': 0.0, 'b': 0.0}" in proc.stdout

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("spikestream.run")
+#: Populations whose mean rate the closing line shows (the first ones declared).
+RATES_SHOWN = 8
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -281,13 +283,15 @@ def main(args: argparse.Namespace) -> int:
     elapsed = finished - built
     stepping = timings.stepping
     rates = {
-        name: round(c / (ticks * model.populations[name].n) / model.dt, 1)
+        name: round(c / (max(ticks, 1) * model.populations[name].n) / model.dt, 1)
         for name, c in timings.counts.items()
     }
+    shown = dict(list(rates.items())[:RATES_SHOWN])  # one line, however many populations
+    more = f" and {len(rates) - len(shown)} more" if len(rates) > len(shown) else ""
     print(
         f"{model.name}: {ticks} ticks ({ticks * model.dt:g} s simulated) in {elapsed:.2f} s, "
         f"{stepping:.2f} s of it stepping ({ticks / max(stepping, 1e-9):,.0f} ticks/s); "
-        f"mean rates (Hz): {rates}"
+        f"mean rates (Hz): {shown}{more}"
     )
     print(f"wrote {out}")
     started = process_started()
