@@ -215,15 +215,41 @@ class Model:
         return out
 
 
+def _refuse_outside(
+    values: FloatArray, bad: npt.NDArray[np.bool_], where: str, file: str, allowed: str
+) -> None:
+    """Refuse a per-neuron file with ``bad`` values, naming the first and how many."""
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise BuildError(
+            f"{where}: {file!r} holds {int(bad.sum())} value(s) outside the allowed range "
+            f"(neuron {i}: {float(values[i])!r}); expected {allowed}"
+        )
+
+
 def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int) -> Population:
     rng = _rng(p.seed, "population") if p.seed is not None else _rng(seed, "population", name)
     where = f"populations.{name}"
     max_rates = _per_neuron(spec, p.max_rates, p.n, rng, f"{where}.max_rates")
     intercepts = _per_neuron(spec, p.intercepts, p.n, rng, f"{where}.intercepts")
-    if isinstance(p.max_rates, str) and np.any(max_rates <= 0):
-        raise BuildError(f"{where}.max_rates: {p.max_rates!r} holds rates <= 0 Hz")
-    if isinstance(p.intercepts, str) and np.any(np.abs(intercepts) > 1):
-        raise BuildError(f"{where}.intercepts: {p.intercepts!r} holds values outside [-1, 1]")
+    if isinstance(p.max_rates, str):
+        top = 1.0 / p.tau_ref  # a LIF neuron fires below it
+        _refuse_outside(
+            max_rates,
+            (max_rates <= 0) | (max_rates >= top),
+            f"{where}.max_rates",
+            p.max_rates,
+            f"rates in (0, {top:g}) Hz (below 1/tau_ref)",
+        )
+    if isinstance(p.intercepts, str):
+        # 1 itself gives a neuron of infinite gain, as an inline high of 1 never draws.
+        _refuse_outside(
+            intercepts,
+            (intercepts < -1) | (intercepts >= 1),
+            f"{where}.intercepts",
+            p.intercepts,
+            "values in [-1, 1)",
+        )
     if isinstance(p.initial_voltage, str):
         starts = _load_array(spec, p.initial_voltage, (p.n,), f"{where}.initial_voltage")
         if np.any(starts > 1):
@@ -450,7 +476,15 @@ def _build_connection(
                 w = rng.uniform(wd.low, wd.high, size=shape)
         return Connection(name=c.label, pre=c.pre, post=c.post, synapse=c.synapse, weights=w)
     if c.decoders is not None:
-        decoders = _load_decoders(spec, c.decoders, pre.n, f"{where}.decoders")
+        if isinstance(c.transform, list):
+            width = (len(c.transform[0]), "the transform's columns")  # rows of one length
+        else:
+            width = (
+                post.dim,
+                f"post population {c.post!r} has dim = {post.dim}; a transform "
+                f"matrix of shape ({post.dim}, d_out) takes another width",
+            )
+        decoders = _load_decoders(spec, c.decoders, pre.n, f"{where}.decoders", width)
         d_out = decoders.shape[1]
         what = f"decoders {c.decoders!r} give {d_out} value(s)"
     else:
@@ -482,14 +516,21 @@ def _build_connection(
     )
 
 
-def _load_decoders(spec: NetworkSpec, relative: str, n: int, where: str) -> FloatArray:
-    """Decoders from a ``.npy`` file of shape ``(n, d_out)``."""
+def _load_decoders(
+    spec: NetworkSpec, relative: str, n: int, where: str, width: tuple[int, str] | None = None
+) -> FloatArray:
+    """Decoders from a ``.npy`` file of shape ``(n, d_out)``; ``width``: the ``d_out``
+    required, and why (a connection's, which the memory budget counted), or None (a
+    probe's, any)."""
     path = spec.resolve(relative)
 
     def check(found: tuple[int, ...]) -> None:
-        if len(found) != 2 or found[0] != n:
+        # From the header: a file of the wrong width is refused before it is read.
+        if len(found) != 2 or found[0] != n or (width is not None and found[1] != width[0]):
+            d_out = "d_out" if width is None else f"{width[0]}"
+            why = "" if width is None else f" ({width[1]})"
             raise BuildError(
-                f"{where}: {str(path)!r} has shape {found}; expected shape ({n}, d_out)"
+                f"{where}: {str(path)!r} has shape {found}; expected shape ({n}, {d_out}){why}"
             )
 
     # A regular file whose header fits it, refused from its header or else read once.

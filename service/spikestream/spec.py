@@ -410,6 +410,19 @@ class ConnectionSpec(_Spec):
     eval_points: Count = Field(default=750, ge=1, le=1_000_000)
     learning: LearningSpec | None = None
 
+    @field_validator("transform")
+    @classmethod
+    def _rectangular(cls, value: float | list[list[float]]) -> float | list[list[float]]:
+        if isinstance(value, list):
+            lengths = [len(row) for row in value]
+            if not lengths or min(lengths) == 0 or len(set(lengths)) > 1:
+                shown = ", ".join(map(str, lengths[:8])) + (", ..." if len(lengths) > 8 else "")
+                raise ValueError(
+                    f"a matrix of {len(lengths)} row(s) of length(s) [{shown}]; expected a "
+                    "number or rows of one length, at least 1: shape (post.dim, d_out)"
+                )
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
         given = [self.weights, self.function, self.decoders]

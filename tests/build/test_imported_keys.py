@@ -5,6 +5,7 @@ files, ``radius``, ``initial_voltage``, ``decoders`` files, connections from inp
 from __future__ import annotations
 
 import os
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +114,20 @@ def test_per_neuron_tuning_files_and_initial_voltage(tmp_path: Path) -> None:
     assert not np.array_equal(sim.voltage("a"), v0)
     sim.reset()
     np.testing.assert_array_equal(sim.voltage("a"), v0)
-    np.save(tmp_path / "r.npy", np.full(8, -5.0))
-    with pytest.raises(BuildError, match=r"populations\.a\.max_rates: 'r\.npy' holds rates <= 0"):
-        make(tmp_path, {"populations": {"a": pop}})
+    for file, bad, says in (
+        ("r", np.full(8, -5.0), r"max_rates: 'r\.npy' holds 8 value\(s\) .* \(neuron 0: -5\.0\)"),
+        ("r", np.r_[rates[:5], 500.0, 600.0, 200.0], r"max_rates: 'r\.npy' holds 2 value\(s\) .* "
+         r"\(neuron 5: 500\.0\); "
+         r"expected rates in \(0, 500\) Hz"),
+        ("i", np.r_[icpt[:7], 1.0], r"intercepts: 'i\.npy' holds 1 value\(s\) .* \(neuron 7: "
+         r"1\.0\); expected values in \[-1, 1\)"),
+        ("i", np.r_[-1.5, icpt[1:]], r"intercepts: 'i\.npy' holds 1 value\(s\) .* "
+         r"\(neuron 0: -1\.5\)"),
+    ):  # fmt: skip
+        np.save(tmp_path / f"{file}.npy", bad)
+        with pytest.raises(BuildError, match=rf"populations\.a\.{says}"):
+            make(tmp_path, {"populations": {"a": pop}})
+        np.save(tmp_path / f"{file}.npy", rates if file == "r" else icpt)
     np.save(tmp_path / "r.npy", np.ones(7))
     with pytest.raises(BuildError, match=r"has shape \(7,\); expected \(8,\)"):
         make(tmp_path, {"populations": {"a": pop}})
@@ -155,11 +167,34 @@ def test_decoders_files(tmp_path: Path) -> None:
     np.testing.assert_array_equal(model.connections[0].decoders, d)
     np.testing.assert_array_equal(model.probes["v"].decoders, d)
     doc["connections"][0]["transform"] = 1.0
-    with pytest.raises(BuildError, match=r"decoders 'd\.npy' give 1 value\(s\) but post"):
+    with pytest.raises(
+        BuildError, match=r"has shape \(10, 1\); expected shape \(10, 2\) \(post population 'b'"
+    ):
+        make(tmp_path, doc)
+    doc["connections"][0]["transform"] = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    with pytest.raises(
+        BuildError, match=r"has shape \(10, 1\); expected shape \(10, 3\) \(the transform's"
+    ):
         make(tmp_path, doc)
     np.save(tmp_path / "d.npy", np.ones((9, 1)))
-    with pytest.raises(BuildError, match=r"has shape \(9, 1\); expected shape \(10, d_out\)"):
+    with pytest.raises(BuildError, match=r"has shape \(9, 1\); expected shape \(10, 3\)"):
         make(tmp_path, doc)
+    doc["connections"][0]["transform"] = [[1.0], [0.5]]
+    # A wide file of the wrong width: refused from its header, never read (numpy reports
+    # its allocations to tracemalloc; the file holds 16 MB).
+    np.save(tmp_path / "d.npy", np.zeros((10, 200_000)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(BuildError, match=r"\(10, 200000\); expected shape \(10, 1\)"):
+            make(tmp_path, doc)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, peak
+    np.save(tmp_path / "d.npy", np.ones((9, 1)))
+    with pytest.raises(BuildError, match=r"has shape \(9, 1\); expected shape \(10, 1\)"):
+        make(tmp_path, doc)
+    doc["connections"][0]["transform"] = 1.0
     np.savez(tmp_path / "d.npz", d=d)
     doc["connections"][0]["decoders"] = "d.npz"
     with pytest.raises(NetworkFileError, match=r"d\.npz': the magic string is not correct"):

@@ -364,6 +364,17 @@ def test_non_finite_and_out_of_range_values_are_refused(
     assert msg.endswith(f"(got {shown})"), msg
 
 
+@pytest.mark.parametrize(
+    ("transform", "shown"), [([[1.0], [1.0, 2.0]], "[1, 2]"), ([], "[]"), ([[]], "[0]")]
+)
+def test_a_ragged_or_empty_transform_matrix_is_refused(transform: object, shown: str) -> None:
+    with pytest.raises(NetworkFileError) as info:
+        parse_network(_conn(function="x", transform=transform), source="net.toml")
+    msg = str(info.value)
+    assert msg.startswith("net.toml: connections[0].transform: "), msg
+    assert f"of length(s) {shown}; expected a number or rows of one length, at least 1" in msg
+
+
 def test_nan_and_inf_literals_in_a_toml_file(tmp_path: Path) -> None:
     path = write(tmp_path, BASE.replace("n = 5", "n = 5\ntau_rc = nan\nmax_rates = [200, inf]"))
     with pytest.raises(NetworkFileError) as info:
