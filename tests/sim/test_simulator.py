@@ -11,6 +11,7 @@ from spikestream.build import build
 from spikestream.errors import SimulationError
 from spikestream.runtime.offline import input_signals
 from spikestream.sim import Simulator, decay
+from spikestream.sim.simulator import state_limit
 from spikestream.spec import load_network, parse_network
 from tests.nengo_oracle import LIF
 
@@ -297,3 +298,33 @@ def test_a_model_started_above_the_threshold_is_refused() -> None:
     model.populations["a"].initial_voltage = np.array([0.5, 1.5, 0.0])
     with pytest.raises(SimulationError, match=r"population 'a': start voltages must be <= 1"):
         Simulator(model)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_state_at_the_restore_limit_stays_finite_and_one_beyond_it_is_refused(
+    dtype: str,
+) -> None:
+    """Filtered values, currents and learned decoders at +-state_limit run 100 ticks
+    without NaN; twice the limit is refused (a decoder near the type's maximum had
+    overflowed within a tick and left NaN in the refractory times)."""
+    model = build(load_network(SEED.parent / "learn.toml"), dtype=dtype)
+    sim = Simulator(model)
+    sim.run(5)
+    state = sim.state()
+    limit = state_limit(dtype)
+    keys = [k for k in state if k.startswith(("conn.", "probe."))]
+    assert "conn.0.decoders" in keys
+    for key in keys:
+        for value in (limit, -limit):
+            edited = {k: np.array(v, copy=True) for k, v in state.items()}
+            edited[key][...] = value
+            again = Simulator(model)
+            again.set_state(edited)
+            with np.errstate(over="ignore", invalid="ignore"):
+                again.run(100)
+            for k, v in again.state().items():
+                assert np.all(np.isfinite(v)), (key, value, k)
+        edited = {k: np.array(v, copy=True) for k, v in state.items()}
+        edited[key][...] = 2 * limit
+        with pytest.raises(SimulationError, match=rf"state '{key}' holds values beyond"):
+            Simulator(model).set_state(edited)

@@ -41,6 +41,7 @@ from spikestream.serving.snapshots import (
     read_snapshot_file,
     snapshot_layout,
 )
+from spikestream.sim.simulator import state_limit
 from spikestream.spec import load_network
 from tests.serving import SEED
 from tests.snapshot_files import (
@@ -124,7 +125,7 @@ def test_layout_is_the_network_state(engine: Engine, state: dict[str, Any]) -> N
     assert required == set(engine.sim.state())
     assert set(state) <= set(layout)
     v = voltage_key(state)
-    assert layout[v] == Member(state[v].shape, "float")
+    assert layout[v] == Member(state[v].shape, "float", limit=state_limit(np.float64))
 
 
 def test_a_restored_state_continues_exactly(folder: SnapshotFolder, state: dict[str, Any]) -> None:
@@ -584,18 +585,22 @@ def test_set_state_refuses_nonfinite_and_negative_tick_and_changes_nothing(
 def test_values_beyond_the_network_number_type_are_refused(
     folder: SnapshotFolder, state: dict[str, Any], tmp_path: Path
 ) -> None:
-    # 1e300 is a finite float64; copied into a float32 network it became inf.
+    # 1e30 is a finite float64; copied into a float32 network it overflows within a tick
+    # (the limit leaves 2**64 of headroom below the type's maximum: sim.state_limit).
     narrow = Engine(build(load_network(SEED), dtype="float32"), clock=FakeClock())
     folder32 = SnapshotFolder(tmp_path, NET, snapshot_layout(narrow))
     v = voltage_key(state)
     huge = state[v].astype(np.float64)
-    huge[2] = 1e300
+    huge[2] = 1e30
     data = edited(state, **{v: huge})
     with pytest.raises(
-        SnapshotError, match=rf"member '{v}' holds 1 value\(s\) beyond \+-3\.403e\+38; expected"
+        SnapshotError, match=rf"member '{v}' holds 1 value\(s\) beyond \+-1\.845e\+19; expected"
     ):
         read(folder32, data)
-    assert read(folder, data)[v][2] == 1e300  # float64 holds it
+    assert read(folder, data)[v][2] == 1e30  # float64 holds it
+    huge[2] = 1e300
+    with pytest.raises(SnapshotError, match=r"1 value\(s\) beyond \+-9\.745e\+288; expected"):
+        read(folder, edited(state, **{v: huge}))
     # float32 values in a float64 network are fine, and compared without overflow warnings.
     narrow_values = state[v].astype(np.float32)
     assert read(folder, edited(state, **{v: narrow_values}))[v].dtype == np.float32
@@ -603,7 +608,8 @@ def test_values_beyond_the_network_number_type_are_refused(
     wide.set_state({**wide.state(), v: narrow_values})
     np.testing.assert_array_equal(wide.state()[v], narrow_values)
     before = narrow.sim.state()
-    with pytest.raises(SimulationError, match=rf"state '{v}' holds values beyond \+-3\.403e\+38"):
+    huge[2] = 1e30
+    with pytest.raises(SimulationError, match=rf"state '{v}' holds values beyond \+-1\.845e\+19"):
         narrow.sim.set_state({**before, v: huge})
     np.testing.assert_array_equal(narrow.sim.state()[v], before[v])
 

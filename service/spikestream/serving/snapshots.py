@@ -58,6 +58,7 @@ import numpy.typing as npt
 from spikestream.datafiles import read_npy_member, zip_refusals
 from spikestream.errors import SnapshotError
 from spikestream.runtime.engine import Engine
+from spikestream.sim.simulator import state_limit
 
 FORMAT = "spikestream.snapshot"
 VERSION = 1
@@ -109,7 +110,7 @@ def snapshot_layout(engine: Engine) -> dict[str, Member]:
         if key == "tick":
             layout[key] = Member(shape, "count")
         else:
-            layout[key] = Member(shape, "float", limit=float(np.finfo(dtype).max))
+            layout[key] = Member(shape, "float", limit=state_limit(dtype))
     # The engine adds its frame counters to the state it hands out for a snapshot.
     for probe in engine.streams:
         layout[f"engine.seq.{probe}"] = Member((), "count", required=False)
@@ -333,7 +334,7 @@ class _SnapshotReader:
             if big:
                 raise self.refuse(
                     f"member {key!r} holds {big} value(s) beyond +-{member.limit:.4g}; "
-                    "expected values the network's number type can hold"
+                    "expected values the network's number type can hold through a tick"
                 )
             if member.kind == "time" and float(arr) < 0:
                 raise self.refuse(f"{key!r} is {float(arr)}; expected a Unix time >= 0")
