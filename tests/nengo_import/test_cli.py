@@ -91,6 +91,9 @@ def test_import_sample_times_follow_nengo(tmp_path: Path) -> None:
     assert np.load(spec.resolve(spec.inputs["clock"].signal.path)).shape == (12_500, 1)
     with pytest.raises(ModelImportError, match=r"Node 'clock': sampling 100000 s of it at"):
         import_model(model, out, sample_duration=1e5)
+    # Past any integer a tick count can hold: refused the same way, not an OverflowError.
+    with pytest.raises(ModelImportError, match=r"takes inf values.*or --duration for run"):
+        import_model(model, out, sample_duration=1e308)
 
 
 def test_names_labels_variables_and_generated(tmp_path: Path) -> None:
@@ -258,6 +261,26 @@ def test_script_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "variable 'model' is not defined; expected a nengo.Network" in line
     assert "networks in the script: net" in line
     assert main(["import", f"{other}:net", "--out", out]) == 0
+
+
+def test_an_out_path_that_cannot_be_written_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = write(tmp_path, "model = nengo.Network()\nwith model:\n    nengo.Ensemble(5, 1)\n")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "clash.arrays").write_text("a file")
+    (tmp_path / "plain").write_text("a file")
+    for out, says in (
+        (tmp_path / "folder", "is a folder; expected a network file path"),
+        (tmp_path / "clash.toml", "which is not a folder"),
+        (tmp_path / "plain" / "x.toml", "is not an existing folder"),
+    ):
+        assert says in refusal(capsys, "import", str(model), "--out", str(out))
+    assert not (tmp_path / "folder.arrays").exists()  # nothing written
+    assert (tmp_path / "clash.arrays").read_text() == "a file"
+    line = refusal(capsys, "import", str(model), "--out", str(tmp_path / "n.toml"), "--dt", "1e-7")
+    assert "--dt must be in [1e-06, 1] seconds; got 1e-07" in line
+    assert not (tmp_path / "n.toml").exists()
 
 
 def test_without_nengo_the_commands_say_how_to_install_it(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from spikestream.nengo_import.script import (
     load_script_network,
     split_source,
 )
-from spikestream.spec import NetworkSpec, load_network
+from spikestream.spec import MIN_DT, NetworkSpec, load_network
 
 
 def import_model(
@@ -81,8 +81,8 @@ def import_network(
     a ``nengo.builder.Model`` that already built ``net`` with this ``dt`` (to share one
     build with a ``nengo.Simulator``); by default the network is built here."""
     nengo = import_nengo()
-    if not (math.isfinite(dt) and 0 < dt <= 1):
-        raise ConfigError(f"--dt must be in (0, 1] seconds; got {dt}")
+    if not (math.isfinite(dt) and MIN_DT <= dt <= 1):
+        raise ConfigError(f"--dt must be in [{MIN_DT:g}, 1] seconds; got {dt}")
     if not (math.isfinite(sample_duration) and sample_duration > 0):
         raise ConfigError(f"--sample-duration must be > 0 seconds; got {sample_duration}")
     if timing not in ("nengo", "spikestream"):
@@ -99,16 +99,37 @@ def import_network(
             _one_line(f"{source}: Nengo could not build it: {type(err).__name__}: {err}")
         ) from None
     out_path = Path(out)
+    folder = out_path.parent / f"{out_path.stem}.arrays"
+    _check_out(out_path, folder)  # before any work, and before anything is written
     job = _Import(nengo, net, built, out_path, dt, sample_duration, timing)
     text = job.document(variables or {}, source)
-    folder = out_path.parent / f"{out_path.stem}.arrays"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.npy"):  # a previous import's arrays; nothing else is touched
-        old.unlink()
-    for rel, arr in job.arrays.items():
-        np.save(out_path.parent / rel, arr)
-    out_path.write_text(text, encoding="utf-8")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.npy"):  # a previous import's arrays; nothing else is touched
+            old.unlink()
+        for rel, arr in job.arrays.items():
+            np.save(out_path.parent / rel, arr)
+        out_path.write_text(text, encoding="utf-8")
+    except OSError as err:  # a full disk, a permission: one line naming the path
+        raise ConfigError(f"--out {str(out_path)!r}: cannot write it: {err}") from None
     return load_network(out_path)
+
+
+def _check_out(out: Path, folder: Path) -> None:
+    """Refuse an ``--out`` that cannot be written as a network file beside its arrays'
+    folder: a folder itself, a file under a non-folder, or an arrays' folder that is a
+    file."""
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a folder; expected a network file path")
+    if not out.parent.is_dir():
+        raise ConfigError(
+            f"--out {str(out)!r}: {str(out.parent)!r} is not an existing folder; expected a "
+            "path in one"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            f"--out {str(out)!r}: its arrays go in {str(folder)!r}, which is not a folder"
+        )
 
 
 _TEMP_DIRS: list[str] = []

@@ -179,14 +179,16 @@ class _Import:
             return entry
         # Nengo calls the function with the time at the end of each step (dt, 2 dt, ...);
         # spikestream feeds sample k at tick k, so sample k is f((k + 1) dt).
-        ticks = max(1, round(self.sample_duration / self.dt))
-        if ticks * dim > MAX_SAMPLES:
+        steps = self.sample_duration / self.dt  # compared as a float: 1e308 s is refused
+        if steps * dim > MAX_SAMPLES:
             raise _refuse(
                 node,
                 f"sampling {self.sample_duration:g} s of it at dt = {self.dt:g} s takes "
-                f"{ticks * dim:,} values",
-                f"at most {MAX_SAMPLES:,} values per input (a shorter --sample-duration)",
+                f"{steps * dim:,.0f} values",
+                f"at most {MAX_SAMPLES:,} values per input (a shorter --sample-duration for "
+                "import, or --duration for run)",
             )
+        ticks = max(1, round(steps))
         samples = np.zeros((ticks, dim))
         try:
             for k in range(ticks):
