@@ -273,7 +273,7 @@ def test_an_out_path_that_cannot_be_written_is_refused_before_anything_is_writte
     for out, says in (
         (tmp_path / "folder", "is a folder; expected a network file path"),
         (tmp_path / "clash.toml", "which is not a folder"),
-        (tmp_path / "plain" / "x.toml", "is not an existing folder"),
+        (tmp_path / "plain" / "deeper" / "x.toml", "plain' is not a folder"),
     ):
         assert says in refusal(capsys, "import", str(model), "--out", str(out))
     assert not (tmp_path / "folder.arrays").exists()  # nothing written

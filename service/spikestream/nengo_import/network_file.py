@@ -117,14 +117,14 @@ def import_network(
 
 def _check_out(out: Path, folder: Path) -> None:
     """Refuse an ``--out`` that cannot be written as a network file beside its arrays'
-    folder: a folder itself, a file under a non-folder, or an arrays' folder that is a
-    file."""
+    folder: a folder itself, a path under a file, or an arrays' folder that is a file.
+    Missing folders on the way are made when the files are written."""
     if out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a folder; expected a network file path")
-    if not out.parent.is_dir():
+    existing = next(p for p in (out.parent, *out.parent.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():  # missing folders are made; one that is a file cannot be
         raise ConfigError(
-            f"--out {str(out)!r}: {str(out.parent)!r} is not an existing folder; expected a "
-            "path in one"
+            f"--out {str(out)!r}: {str(existing)!r} is not a folder; expected a path in one"
         )
     if folder.exists() and not folder.is_dir():
         raise ConfigError(
