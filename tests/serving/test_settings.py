@@ -90,6 +90,10 @@ FINITE = "Input should be a finite number"
         ("status_refresh", "inf", FINITE),
         ("status_refresh", "-1", "greater than or equal to 0"),
         ("snapshot_every", "inf", FINITE),
+        # Intervals short enough to spin the event loop.
+        ("snapshot_every", "1e-300", "greater than or equal to 0.1"),
+        ("stats_interval", "0.001", "greater than or equal to 0.01"),
+        ("status_refresh", "0.001", "0 (off) or at least 0.1 seconds"),
         ("spin", "1", "less than or equal to 0.01"),
         ("switch_interval", "inf", FINITE),
         ("ticks_per_frame", "0", "greater than or equal to 1"),
@@ -260,7 +264,10 @@ def _sample(name: str, info: FieldInfo) -> tuple[str | None, str]:
     if kind in (str, Path):
         return "/tmp/spikestream-x", '"/tmp/spikestream-x"'
     if kind is float:
-        return "0.001", "0.001"
+        # Above a floor (ge), and above status_refresh's (0, 0.1) gap its validator refuses.
+        floor = max([getattr(m, "ge", None) or 0.0 for m in info.metadata] or [0.0])
+        value = 0.2 if name == "status_refresh" else max(0.001, 2 * floor)
+        return repr(value), repr(value)
     lowest = max([getattr(m, "ge", 0) for m in info.metadata] or [0])
     return str(lowest + 1), str(lowest + 1)
 

@@ -130,7 +130,8 @@ class ServeSettings(BaseSettings):
     )
     snapshot_every: float | None = Field(
         None,
-        gt=0,
+        ge=0.1,  # each snapshot copies the whole state on the tick thread
+        le=1e6,
         description="write each network's state to SNAPSHOT_DIR/<net>-latest.npz every S seconds",
         json_schema_extra=_flag(metavar="S"),
     )
@@ -239,7 +240,7 @@ class ServeSettings(BaseSettings):
         None, description="record tick-stamped inputs for `run --replay`"
     )
     stats_interval: float = Field(
-        1.0, gt=0, le=3600, description="seconds between stats messages ({default:g})"
+        1.0, ge=0.01, le=3600, description="seconds between stats messages ({default:g})"
     )
     status_refresh: float = Field(
         30.0,
@@ -397,6 +398,14 @@ class ServeSettings(BaseSettings):
             return parse_bytes(value)
         except ConfigError:
             raise ValueError(f"expected {SIZE_RULE}") from None
+
+    @field_validator("status_refresh")
+    @classmethod
+    def _off_or_a_tenth(cls, value: float) -> float:
+        # Anything shorter republishes two retained messages in a loop.
+        if 0 < value < 0.1:
+            raise ValueError("Input should be 0 (off) or at least 0.1 seconds")
+        return value
 
     @field_validator("ha_discovery")
     @classmethod
