@@ -189,6 +189,7 @@ def test_block_expansion_matches_the_reference_and_blocks_concatenate(
         ticks=ticks,
         network=model.name,
         seed=model.seed,
+        dtype=model.dtype.name,
         changes={
             "u": (
                 np.array([k for k, _ in changes], np.int64),
@@ -210,6 +211,17 @@ def test_a_log_of_another_seed_is_refused(model: Model, spec: NetworkSpec, tmp_p
     log = load_replay(write_npz(tmp_path / "log.npz", arrays), spec, limit=LIMIT)
     with pytest.raises(ConfigError, match=r"seed .* \(pass --seed to match\)"):
         replay_inputs(model, log)
+
+
+def test_a_log_of_another_number_type_is_refused(
+    model: Model, spec: NetworkSpec, tmp_path: Path
+) -> None:
+    """A float32 live run replayed in float64 runs other spikes: refused, naming the flag."""
+    arrays = good_arrays(model) | {"dtype": np.array("float32")}
+    log = load_replay(write_npz(tmp_path / "log.npz", arrays), spec, limit=LIMIT)
+    with pytest.raises(ConfigError, match=r"'float32' run; this build is 'float64' \(pass --dtype"):
+        replay_inputs(model, log)
+    replay_inputs(build(spec, dtype="float32"), log)  # the same type: accepted
 
 
 # ---------------------------------------------------------------------------- hostile logs
@@ -427,6 +439,7 @@ def test_a_replay_expanded_block_by_block_runs_the_same_spikes_as_whole_inputs(
         ticks=ticks,
         network=model.name,
         seed=model.seed,
+        dtype=model.dtype.name,
         changes={"u": (at, rng.uniform(-1, 1, (60, 1)))},
         resets=np.array([250, 480], np.int64),
         nbytes=0,

@@ -253,7 +253,8 @@ class ReplayLog:
 
     Attributes:
         ticks: ticks the live run executed.
-        network: the network's name; seed: its build seed.
+        network: the network's name; seed: its build seed; dtype: its number type's
+            name (``"float64"`` or ``"float32"``, as the log says).
         changes: per input, ``(at, values)``: ticks ``(k,)`` int64, sorted, in
             ``[0, ticks]``, and values ``(k, dim)`` float64, finite, ``|v| <= VALUE_LIMIT``.
         resets: ``(r,)`` int64, sorted, in ``[0, ticks]``.
@@ -263,6 +264,7 @@ class ReplayLog:
     ticks: int
     network: str
     seed: int
+    dtype: str
     changes: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
     resets: npt.NDArray[np.int64]
     nbytes: int
@@ -404,6 +406,7 @@ class _LogReader:
             ticks=ticks,
             network=str(arrays["network"]),
             seed=seed,
+            dtype=str(arrays["dtype"]),
             changes=changes,
             resets=resets,
             nbytes=nbytes,
@@ -438,7 +441,7 @@ def _names(keys: Any) -> str:
 
 
 def check_build(model: Model, log: ReplayLog) -> None:
-    """Refuse a log recorded from another network or seed.
+    """Refuse a log recorded from another network, seed or number type.
 
     Raises:
         ConfigError: naming both.
@@ -447,6 +450,11 @@ def check_build(model: Model, log: ReplayLog) -> None:
         raise ConfigError(
             f"replay log is for network {log.network!r} with seed {log.seed}; "
             f"this build is {model.name!r} with seed {model.seed} (pass --seed to match)"
+        )
+    if log.dtype != model.dtype.name:  # the same inputs in another type: not the same run
+        raise ConfigError(
+            f"replay log is of a {log.dtype!r} run; this build is {model.dtype.name!r} "
+            f"(pass --dtype {log.dtype} to match)"
         )
 
 
@@ -486,7 +494,7 @@ def replay_inputs(
     ``(ticks, {input: (ticks, dim)}, reset_ticks)``.
 
     Raises:
-        ConfigError: the log belongs to another network or seed.
+        ConfigError: the log belongs to another network, seed or number type.
     """
     check_build(model, log)
     n = log.ticks if ticks is None else min(ticks, log.ticks)
