@@ -1,6 +1,6 @@
 """``spikestream feed``: publish a signal to one input of a running service.
 
-Signals (:func:`make_source`):
+Signals (:func:`make_source`, in :mod:`spikestream_client.feed_sources`):
 
 * ``sin``: ``offset + amp * sin(2π freq t + 2π i / dim)`` (component ``i`` of ``dim``);
 * ``square``: ``offset ± amp`` at ``freq`` Hz, high for the first ``duty`` of each period;
@@ -14,15 +14,18 @@ Signals (:func:`make_source`):
 
 Timing: sample ``k`` is due at ``start + offset_k`` on the monotonic clock
 (``offset_k = k / rate`` for generated signals), so errors never accumulate. When the
-feed falls behind (a stalled machine), samples that are already superseded by a newer
-due sample are skipped and counted rather than sent in a burst. Signal values are
-computed at the scheduled time ``offset_k``, not at the (jittered) send time.
+feed falls behind (a stalled machine), it jumps straight to the newest sample already
+due, counting the superseded ones as skipped rather than sending them in a burst. Signal
+values are computed at the scheduled time ``offset_k``, not at the (jittered) send time.
+
+Limits: at most :data:`MAX_RATE` messages per second, and at most :data:`MAX_DIM` values
+per message (one message must fit the service's default input limit).
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
+import contextlib
 import json
 import math
 import re
@@ -30,12 +33,8 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any, Final, Literal, Protocol
-
-import numpy as np
-import numpy.typing as npt
+from dataclasses import dataclass
+from typing import IO, Any, Final, Literal
 
 from spikestream_client.aio import First, first_of
 from spikestream_client.client import SpikestreamClient
@@ -47,10 +46,29 @@ from spikestream_client.codec import (
     topics,
 )
 from spikestream_client.errors import ConfigError
+from spikestream_client.feed_sources import (
+    MAX_DIM,
+    MAX_RATE,
+    SIGNALS,
+    ArraySource,
+    ConstantSource,
+    FloatArray,
+    NoiseSource,
+    SinSource,
+    Source,
+    SquareSource,
+    check_dim,
+    check_rate,
+    check_seed,
+    load_samples,
+    make_source,
+)
 from spikestream_client.safetext import printable
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = [
+    "MAX_DIM",
+    "MAX_RATE",
     "SIGNALS",
     "ArraySource",
     "ConstantSource",
@@ -67,308 +85,45 @@ __all__ = [
     "parse_line",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 Timestamp = Literal["none", "wall", "signal"]
-SIGNALS: Final = ("sin", "square", "constant", "noise", "stdin")
-"""Signal names; anything else is taken as a ``.npy``/``.csv`` file path."""
-_NOISE_BLOCK: Final = 1024
 _SEPARATORS: Final = re.compile(r"[\s,]+")
 
 
-class Source(Protocol):
-    """A signal indexed by sample number: :meth:`at` gives ``(offset_s, x)`` or None at
-    the end. ``offset_s`` is when the sample is due, in seconds after the start, and
-    must not decrease with ``k``."""
-
-    dim: int
-
-    def at(self, k: int) -> tuple[float, FloatArray] | None:
-        """Sample ``k`` (``k`` >= 0), or None after the last one."""
-        ...
-
-
-@dataclass
-class SinSource:
-    """``offset + amp * sin(2π freq t + 2π i / dim)`` sampled at ``rate`` Hz."""
-
-    rate: float
-    freq: float = 1.0
-    amp: float = 1.0
-    offset: float = 0.0
-    dim: int = 1
-
-    def at(self, k: int) -> tuple[float, FloatArray]:
-        """Sample ``k``, due at ``k / rate``."""
-        t = k / self.rate
-        phases = 2.0 * math.pi * np.arange(self.dim) / self.dim
-        return t, self.offset + self.amp * np.sin(2.0 * math.pi * self.freq * t + phases)
-
-
-@dataclass
-class SquareSource:
-    """``offset + amp`` for the first ``duty`` of each period of ``1/freq`` s, else
-    ``offset - amp``; component ``i`` is shifted by ``i / dim`` of a period."""
-
-    rate: float
-    freq: float = 1.0
-    amp: float = 1.0
-    offset: float = 0.0
-    duty: float = 0.5
-    dim: int = 1
-
-    def at(self, k: int) -> tuple[float, FloatArray]:
-        """Sample ``k``, due at ``k / rate``."""
-        t = k / self.rate
-        phase = np.mod(self.freq * t + np.arange(self.dim) / self.dim, 1.0)
-        return t, self.offset + self.amp * np.where(phase < self.duty, 1.0, -1.0)
-
-
-@dataclass
-class ConstantSource:
-    """The same ``value`` at every sample."""
-
-    rate: float
-    value: FloatArray
-    dim: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.value = np.atleast_1d(np.asarray(self.value, dtype=np.float64))
-        self.dim = int(self.value.size)
-
-    def at(self, k: int) -> tuple[float, FloatArray]:
-        """Sample ``k``, due at ``k / rate``."""
-        return k / self.rate, self.value
-
-
-class NoiseSource:
-    """White Gaussian noise ``offset + amp * N(0, 1)``, reproducible from ``seed``.
-
-    Samples are drawn in blocks of 1024 from ``default_rng([seed, block])``, so sample
-    ``k`` is the same whatever was skipped before it.
-    """
-
-    def __init__(
-        self, rate: float, *, amp: float = 1.0, offset: float = 0.0, seed: int = 0, dim: int = 1
-    ) -> None:
-        self.rate = rate
-        self.amp = amp
-        self.offset = offset
-        self.seed = seed
-        self.dim = dim
-        self._block = -1
-        self._values: FloatArray = np.zeros((0, dim))
-
-    def at(self, k: int) -> tuple[float, FloatArray]:
-        """Sample ``k``, due at ``k / rate``."""
-        block, row = divmod(k, _NOISE_BLOCK)
-        if block != self._block:
-            rng = np.random.default_rng([self.seed, block])
-            self._values = self.offset + self.amp * rng.standard_normal((_NOISE_BLOCK, self.dim))
-            self._block = block
-        return k / self.rate, self._values[row]
-
-
-class ArraySource:
-    """Rows of an array replayed in time.
-
-    Args:
-        values: ``(samples, dim)``.
-        offsets: When each row is due (s after the start, non-decreasing), or None for
-            ``k / rate``.
-        rate: Samples per second when ``offsets`` is None.
-        loop: Start again after the last row (the period is the file's length plus one
-            sample interval).
-    """
-
-    def __init__(
-        self,
-        values: FloatArray,
-        *,
-        offsets: FloatArray | None = None,
-        rate: float = 100.0,
-        loop: bool = False,
-    ) -> None:
-        self.values = values
-        self.dim = int(values.shape[1])
-        n = values.shape[0]
-        if offsets is None:
-            offsets = np.arange(n, dtype=np.float64) / rate
-            period = n / rate
-        else:
-            step = float(np.median(np.diff(offsets))) if n > 1 else 1.0 / rate
-            period = float(offsets[-1]) + step
-        self.offsets = offsets
-        self.period = period
-        self.loop = loop
-
-    def at(self, k: int) -> tuple[float, FloatArray] | None:
-        """Row ``k`` (modulo the length when looping)."""
-        n = self.values.shape[0]
-        lap, row = divmod(k, n)
-        if lap and not self.loop:
-            return None
-        return lap * self.period + float(self.offsets[row]), self.values[row]
-
-
-def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | None]:
-    """Read a ``.npy`` or CSV file of samples.
-
-    Returns:
-        ``(values (samples, dim), offsets or None, t0 or None)``. CSV files whose first
-        row names ``t`` or ``time`` as its first column give per-row times: offsets are
-        relative to the first row, ``t0`` is the first row's time.
+def parse_line(line: str | bytes, dim: int | None) -> FloatArray | None:
+    """Parse one stdin line (text, or bytes to decode as UTF-8): numbers separated by
+    spaces/commas, or JSON (a number, an array, or ``{"t": ..., "x": ...}``). Returns
+    None for blank and ``#`` lines.
 
     Raises:
-        ConfigError: Unreadable file, wrong shape, no samples, or non-finite values.
+        PayloadRejected: Not UTF-8, not numbers, not finite, more than :data:`MAX_DIM`
+            values, or not ``dim`` values (when given).
     """
-    where = str(path)
-    try:
-        if path.suffix.lower() == ".npy":
-            data, times = _read_npy(path), None
-        else:
-            data, times = _read_csv(path)
-    except ConfigError:
-        raise  # already says what is wrong with the file
-    except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot read samples from {where!r}: {err}") from None
-    if data.ndim == 1:
-        data = data[:, None]
-    if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] == 0:
-        msg = (
-            f"{where!r} holds an array of shape {data.shape}; expected (samples,) or (samples, dim)"
-        )
-        raise ConfigError(msg)
-    if not np.all(np.isfinite(data)):
-        raise ConfigError(f"{where!r} holds NaN or infinite values; inputs must be finite")
-    if times is None:
-        return data, None, None
-    if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
-        raise ConfigError(f"the time column of {where!r} must be finite and non-decreasing")
-    return data, times - times[0], float(times[0])
-
-
-def _read_npy(path: Path) -> FloatArray:
-    """The samples of a ``.npy`` file as float64, its header checked before any data is
-    read: a real dtype (kind ``f``, ``i``, ``u`` or ``b``; complex values would lose their
-    imaginary part, datetimes become counts, structured ones do not convert) and a shape
-    that the file's size holds, so a header claiming 10**12 elements allocates nothing.
-
-    Raises:
-        ConfigError: The header is not a real array the file holds.
-        ValueError, OSError: The file is not a readable ``.npy`` file.
-    """
-    fmt = np.lib.format
-    with path.open("rb") as fh:
-        version = fmt.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
-        else:
-            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
-        offset = fh.tell()
-        size = path.stat().st_size
-        if dtype.kind not in "fiub" or dtype.hasobject or dtype.fields is not None:
-            raise ConfigError(
-                f"{str(path)!r} holds {dtype} values; expected real numbers (a float, "
-                "integer or bool dtype)"
-            )
-        expected = math.prod(shape) * dtype.itemsize
-        if expected != size - offset:
-            raise ConfigError(
-                f"{str(path)!r}: its header says shape {shape} of {dtype} ({expected} bytes) "
-                f"but the file holds {size - offset} bytes of data"
-            )
-        raw = np.fromfile(fh, dtype=dtype, count=math.prod(shape))
-    data = raw.reshape(shape, order="F" if fortran else "C")
-    return np.asarray(data, dtype=np.float64)
-
-
-def _read_csv(path: Path) -> tuple[FloatArray, FloatArray | None]:
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
-    if not rows:
-        raise ValueError("no rows")
-    timed = False
-    first = [c.strip().lower() for c in rows[0]]
-    try:
-        [float(c) for c in first]
-    except ValueError:
-        timed = first[0] in ("t", "time")
-        rows = rows[1:]
-    data = np.array([[float(c) for c in row] for row in rows], dtype=np.float64)
-    if data.size == 0:
-        raise ValueError("no data rows")
-    if timed:
-        if data.shape[1] < 2:
-            raise ValueError("a time column needs at least one value column after it")
-        return data[:, 1:], data[:, 0]
-    return data, None
-
-
-def make_source(
-    signal: str,
-    *,
-    rate: float,
-    freq: float = 1.0,
-    amp: float = 1.0,
-    offset: float = 0.0,
-    value: Sequence[float] | None = None,
-    duty: float = 0.5,
-    seed: int = 0,
-    dim: int = 1,
-    loop: bool = False,
-) -> tuple[Source, float | None]:
-    """Build the source for ``signal`` (a name in :data:`SIGNALS` except ``stdin``, or a
-    file path). Returns ``(source, t0)`` where ``t0`` is a timed CSV's first time.
-
-    Raises:
-        ConfigError: Unknown signal, missing file, or bad parameters.
-    """
-    _positive("rate", rate)
-    if dim < 1:
-        raise ConfigError(f"--dim must be >= 1, got {dim}")
-    if signal == "sin":
-        return SinSource(rate, _finite("freq", freq), _finite("amp", amp), offset, dim), None
-    if signal == "square":
-        if not 0.0 < duty < 1.0:
-            raise ConfigError(f"--duty must be in (0, 1), got {duty}")
-        return SquareSource(rate, _positive("freq", freq), amp, offset, duty, dim), None
-    if signal == "constant":
-        if value is None:
-            raise ConfigError("constant needs --value X (or X,Y,... for a vector)")
-        vec = np.asarray(value, dtype=np.float64)
-        if vec.size == 1 and dim > 1:
-            vec = np.full(dim, float(vec[0]))
-        if not np.all(np.isfinite(vec)):
-            raise ConfigError(f"--value must be finite, got {list(value)}")
-        return ConstantSource(rate, vec), None
-    if signal == "noise":
-        return NoiseSource(rate, amp=amp, offset=offset, seed=seed, dim=dim), None
-    path = Path(signal)
-    if path.suffix.lower() not in (".npy", ".csv", ".txt"):
-        msg = f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)} or a .npy/.csv file"
-        raise ConfigError(msg)
-    if not path.is_file():
-        raise ConfigError(f"signal file {signal!r} does not exist")
-    values, offsets, t0 = load_samples(path)
-    return ArraySource(values, offsets=offsets, rate=rate, loop=loop), t0
-
-
-def parse_line(line: str, dim: int | None) -> FloatArray | None:
-    """Parse one stdin line: numbers separated by spaces/commas, or JSON (a number, an
-    array, or ``{"t": ..., "x": ...}``). Returns None for blank and ``#`` lines.
-
-    Raises:
-        PayloadRejected: Not numbers, not finite, or not ``dim`` values (when given).
-    """
-    text = line.strip()
-    if len(text) > DEFAULT_MAX_INPUT_BYTES:  # before anything parses it
+    stripped = line.strip()
+    if len(stripped) > DEFAULT_MAX_INPUT_BYTES:  # before anything parses it
+        unit = "bytes" if isinstance(stripped, bytes) else "characters"
         raise OversizePayload(
-            f"line of {len(text)} characters exceeds the input limit of "
+            f"line of {len(stripped)} {unit} exceeds the input limit of "
             f"{DEFAULT_MAX_INPUT_BYTES} bytes"
         )
+    try:
+        # Bytes are decoded here, line by line, so one bad byte costs one line; text
+        # may hold lone surrogates (a stream decoded with surrogateescape).
+        text = stripped.decode() if isinstance(stripped, bytes) else stripped
+        payload = text.encode()
+    except (UnicodeDecodeError, UnicodeEncodeError) as err:
+        bad = err.object[err.start : err.end]
+        raise PayloadRejected(
+            f"expected UTF-8 text, got {bad!r} at position {err.start} ({err.reason})"
+        ) from None
     if not text or text.startswith("#"):
         return None
-    return decode_input(text.encode(), _count_values(text) if dim is None else dim).x
+    count = _count_values(text) if dim is None else dim
+    if count > MAX_DIM:
+        raise OversizePayload(
+            f"line of {count} values; expected at most {MAX_DIM} (the most one message of "
+            f"{DEFAULT_MAX_INPUT_BYTES} bytes holds)"
+        )
+    return decode_input(payload, count).x
 
 
 def _count_values(text: str) -> int:
@@ -384,18 +139,6 @@ def _count_values(text: str) -> int:
     return max(1, len([token for token in _SEPARATORS.split(text) if token]))
 
 
-def _finite(name: str, x: float) -> float:
-    if not math.isfinite(x):
-        raise ConfigError(f"--{name} must be finite, got {x}")
-    return x
-
-
-def _positive(name: str, x: float) -> float:
-    if not (math.isfinite(x) and x > 0):
-        raise ConfigError(f"--{name} must be a number > 0, got {x}")
-    return x
-
-
 @dataclass
 class FeedReport:
     """What a feed did.
@@ -404,11 +147,12 @@ class FeedReport:
         sent: Samples handed to the MQTT connection.
         failed: Samples that could not be sent (disconnected or outgoing queue full).
         skipped: Samples skipped because a newer one was already due (the feed was late).
-        invalid: stdin lines that could not be parsed.
+        invalid: stdin lines that could not be parsed (or decoded as UTF-8).
         rejected: Samples the service reported as rejected (``input_rejected`` events).
         late_max: Worst lateness of a send after its deadline, in seconds.
         elapsed: Seconds from the first deadline to the end.
         last_error: The service's last rejection message, if any.
+        read_error: Why reading stdin failed, if it did (the feed ended there).
     """
 
     sent: int = 0
@@ -419,6 +163,7 @@ class FeedReport:
     late_max: float = 0.0
     elapsed: float = 0.0
     last_error: str | None = None
+    read_error: str | None = None
 
     def summary(self, topic: str) -> str:
         """One line for the terminal."""
@@ -432,6 +177,8 @@ class FeedReport:
             text += f", unparsable lines {self.invalid}"
         if self.last_error:
             text += f"\nfeed: last rejection: {self.last_error}"
+        if self.read_error:
+            text += f"\nfeed: reading stdin failed: {self.read_error}"
         return text
 
 
@@ -513,15 +260,20 @@ async def feed(
                     break
                 now = clock() - start
             else:
-                following = source.at(k + 1)
-                if (
-                    following is not None
-                    and following[0] <= now
-                    and (duration is None or following[0] < duration)
-                ):
-                    report.skipped += 1
-                    k += 1
-                    continue
+                # Late: jump to the newest sample already due, its index from the clock.
+                # Stepping over stale samples one at a time never caught up when they
+                # came due faster than they could be stepped over (--rate 1e7 spun for
+                # ever; a looped file of microsecond steps still could).
+                newest = _newest_due(source, k, now, duration)
+                newer = source.at(newest) if newest > k else None
+                if newer is not None:
+                    report.skipped += newest - k
+                    k, (due, x) = newest, newer
+                # A feed that is always late never sleeps: yield once per sample so the
+                # signal handlers (Ctrl-C, SIGTERM) and the connection still run.
+                await asyncio.sleep(0)
+                if stop.is_set():
+                    break
             report.late_max = max(report.late_max, now - due)
             t = None if timestamp == "none" else (time.time() if timestamp == "wall" else t0 + due)
             if publish(x, t):
@@ -534,8 +286,42 @@ async def feed(
     return report
 
 
+_GALLOP_LIMIT: Final = 2**40
+"""Most samples one search of :func:`_newest_due` skips: an endless source whose samples
+are all due at once would otherwise be searched for ever (the feed's next pass, after
+it has yielded, searches on)."""
+
+
+def _newest_due(source: Source, k: int, now: float, duration: float | None) -> int:
+    """The last sample index >= ``k`` due by ``now`` (and before ``duration``), given
+    that sample ``k`` is; in O(1) with the source's ``index_at``, else O(log) :meth:`at`
+    calls (a galloping search: offsets never decrease)."""
+    limit = now if duration is None else min(now, math.nextafter(duration, -math.inf))
+    index_at: Callable[[float], int] | None = getattr(source, "index_at", None)
+    if index_at is not None:
+        return max(k, index_at(limit))
+
+    def due(j: int) -> bool:
+        item = source.at(j)
+        return item is not None and item[0] <= limit
+
+    low, step = k, 1  # due(low) holds; find a high with due(high) false, then bisect
+    while step < _GALLOP_LIMIT and due(low + step):
+        low, step = low + step, step * 2
+    high = low + step
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if due(middle) else (low, middle)
+    return low
+
+
+Line = str | bytes | OSError | None
+"""What the stdin reader queues: a line (bytes from a binary stream), a read error, or
+None at the end."""
+
+
 async def feed_lines(
-    lines: asyncio.Queue[str | None],
+    lines: asyncio.Queue[Line],
     publish: Publish,
     stop: asyncio.Event,
     *,
@@ -551,7 +337,9 @@ async def feed_lines(
 
     A line may go out no earlier than ``1/rate`` after the previous line's slot, so a
     fast producer (a file piped in) is paced at ``rate`` without drift and a slow one is
-    sent at once. The first line fixes the dimension unless ``dim`` is given.
+    sent at once. The first line fixes the dimension unless ``dim`` is given. A line
+    that does not parse (or is not UTF-8) is counted in ``invalid`` and warned about; an
+    ``OSError`` in the queue is a read error, kept in ``read_error`` and warned about.
     """
     report = report if report is not None else FeedReport()
     start = clock()
@@ -566,11 +354,17 @@ async def feed_lines(
             if not isinstance(got, First) or got.value is None:
                 break  # stopped, out of time, or the end of the lines
             line = got.value
+            if isinstance(line, OSError):
+                report.read_error = str(line) or type(line).__name__
+                if warn is not None:
+                    warn(f"feed: reading stdin failed: {report.read_error}")
+                continue  # the reader queues the end next
             try:
                 x = parse_line(line, dim)
             except PayloadRejected as err:
                 report.invalid += 1
                 if warn is not None:
+                    # repr: a bytes line shows its undecodable bytes as \x escapes.
                     warn(f"feed: skipping line {line.strip()[:60]!r}: {err}")
                 continue
             if x is None:
@@ -590,33 +384,54 @@ async def feed_lines(
     return report
 
 
-_MAX_LINE_CHARS: Final = DEFAULT_MAX_INPUT_BYTES + 1
-"""Characters of a stdin line read at once: one more than any input may have."""
+_MAX_LINE_BYTES: Final = DEFAULT_MAX_INPUT_BYTES + 1
+"""Bytes of a stdin line read at once: one more than any input may have."""
 
 
 def _stdin_reader(
-    stream: IO[str], queue: asyncio.Queue[str | None], loop: asyncio.AbstractEventLoop
+    stream: IO[bytes], queue: asyncio.Queue[Line], loop: asyncio.AbstractEventLoop
 ) -> None:
-    """Read lines in a thread; blocks (backpressure to the pipe) while the queue is full."""
+    """Read lines of bytes in a thread; blocks (backpressure to the pipe) while the
+    queue is full. Lines are queued undecoded: a text stream's decoder fails on a whole
+    buffer at once (losing the good lines in it), so :func:`parse_line` decodes each
+    line itself. A read error is queued, and the end (None) is queued whatever
+    happened, so :func:`feed_lines` never waits for lines that cannot come."""
 
-    def put(item: str | None) -> None:
+    def put(item: Line) -> None:
         asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
     try:
-        while line := stream.readline(_MAX_LINE_CHARS):
-            if len(line) == _MAX_LINE_CHARS and not line.endswith("\n"):
+        while line := stream.readline(_MAX_LINE_BYTES):
+            if len(line) == _MAX_LINE_BYTES and not line.endswith(b"\n"):
                 # Longer than any input may be: skip to its end without holding it, and
                 # pass on what parse_line refuses as too long.
                 rest = line
-                while rest and not rest.endswith("\n"):
-                    rest = stream.readline(_MAX_LINE_CHARS)
+                while rest and not rest.endswith(b"\n"):
+                    rest = stream.readline(_MAX_LINE_BYTES)
             put(line)
+    except OSError as err:  # EIO from a terminal gone, say
+        with contextlib.suppress(RuntimeError):
+            put(err)
     except (RuntimeError, ValueError):  # the loop or the stream closed under us
-        return
-    try:
+        pass
+    with contextlib.suppress(RuntimeError):  # RuntimeError: the loop is closed
         put(None)
-    except RuntimeError:
-        return
+
+
+def check_options(options: FeedOptions) -> None:
+    """Check the flags that need no file or connection: rate, duration, dim, seed.
+
+    Raises:
+        ConfigError: The first bad one, with its bound and the value given.
+    """
+    check_rate(options.rate)
+    if options.duration is not None and not (
+        math.isfinite(options.duration) and options.duration > 0
+    ):
+        raise ConfigError(f"--duration must be a number > 0, got {options.duration}")
+    if options.dim is not None:
+        check_dim(options.dim)
+    check_seed(options.seed)
 
 
 def _source(options: FeedOptions, dim: int) -> tuple[Source, float | None]:
@@ -636,14 +451,17 @@ def _source(options: FeedOptions, dim: int) -> tuple[Source, float | None]:
 
 async def run(options: FeedOptions, stop: asyncio.Event) -> int:
     """Connect, feed until done or stopped, print a summary; returns the exit code."""
+    check_options(options)
     source: Source | None = None
     t0 = None
+    stdin: IO[bytes] | None = None
     if options.signal != "stdin":
         source, t0 = _source(options, options.dim or 1)
     else:
-        _positive("rate", options.rate)
-    if options.duration is not None:
-        _positive("duration", options.duration)
+        # Bytes, decoded line by line (see _stdin_reader); None when stdin is closed.
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise ConfigError("signal stdin needs lines on standard input; it is closed")
     report = FeedReport()
 
     def on_event(event: dict[str, Any]) -> None:
@@ -665,6 +483,7 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
                     f"{', '.join(found.inputs) or '(none)'}"
                 )
             if described is not None:
+                check_dim(described.dim, f"input {options.input!r} of {options.net!r}")
                 if dim is None:
                     dim = described.dim
                     if source is not None and source.dim != dim and options.signal in SIGNALS:
@@ -695,10 +514,10 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
                 report=report,
             )
         else:
-            queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1024)
+            queue: asyncio.Queue[Line] = asyncio.Queue(maxsize=1024)
             reader = threading.Thread(
                 target=_stdin_reader,
-                args=(sys.stdin, queue, asyncio.get_running_loop()),
+                args=(stdin, queue, asyncio.get_running_loop()),
                 name="feed-stdin",
                 daemon=True,
             )

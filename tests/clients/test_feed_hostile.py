@@ -37,8 +37,8 @@ def test_overlong_line_is_refused_before_parsing() -> None:
 
 
 async def test_stdin_reader_holds_at_most_one_input_of_an_overlong_line() -> None:
-    stream = io.StringIO("x" * (10 * DEFAULT_MAX_INPUT_BYTES) + "\n0.5\n")
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    stream = io.BytesIO(b"x" * (10 * DEFAULT_MAX_INPUT_BYTES) + b"\n0.5\n")
+    queue: asyncio.Queue[str | bytes | OSError | None] = asyncio.Queue()
     reader = threading.Thread(
         target=_stdin_reader, args=(stream, queue, asyncio.get_running_loop())
     )
@@ -50,7 +50,7 @@ async def test_stdin_reader_holds_at_most_one_input_of_an_overlong_line() -> Non
     assert len(first) == DEFAULT_MAX_INPUT_BYTES + 1  # the rest of it was skipped
     with pytest.raises(OversizePayload):
         parse_line(first, None)
-    assert second == "0.5\n"
+    assert second == b"0.5\n"
     assert end is None
 
 

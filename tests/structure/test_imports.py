@@ -40,7 +40,7 @@ CLIENT_LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "names"),
     ("spikestream_client",),  # the package: __version__, names loaded lazily
     ("codec", "aio", "files", "logs", "safetext", "npz", "plotting"),
-    ("transport", "gaps"),
+    ("transport", "gaps", "feed_sources"),
     ("brokers", "streams"),
     ("dispatch",),
     ("client",),

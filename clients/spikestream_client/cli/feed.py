@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from spikestream_client.cli.clientargs import add_connection_args, add_find_args
-from spikestream_client.errors import ConfigError
 
 
 def _vector(text: str) -> list[float]:
@@ -48,7 +47,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_connection_args(p)
     add_find_args(p, skippable=True)
     p.add_argument("--input", required=True, metavar="NAME", help="input name, e.g. u")
-    p.add_argument("--rate", type=float, default=100.0, help="messages per second (default: 100)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=100.0,
+        help="messages per second, at most 1000 (default: 100)",
+    )
     p.add_argument(
         "--duration", type=float, metavar="S", help="seconds to run (default: until stopped)"
     )
@@ -57,15 +61,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--offset", type=float, default=0.0, help="added to sin/square/noise (0)")
     p.add_argument("--value", type=_vector, metavar="X[,Y...]", help="constant value (or vector)")
     p.add_argument("--duty", type=float, default=0.5, help="square: fraction high (0.5)")
-    p.add_argument("--seed", type=int, default=0, help="noise: random seed (0)")
+    p.add_argument("--seed", type=int, default=0, help="noise: random seed, >= 0 (0)")
     p.add_argument(
         "--dim",
         type=int,
-        help="vector size for generated signals; stdin: expected values per line "
-        "(default: the input's dim from the network's describe document; else 1, and "
-        "for stdin the first line)",
+        help="vector size for generated signals; stdin: expected values per line; at "
+        "most 7279, the most one message of 64 KiB holds (default: the input's dim from "
+        "the network's describe document; else 1, and for stdin the first line)",
     )
-    p.add_argument("--loop", action="store_true", help="files: start again at the end")
+    p.add_argument(
+        "--loop",
+        action="store_true",
+        help="files: start again at the end (a timed CSV's times must not all be equal)",
+    )
     p.add_argument(
         "--timestamp",
         choices=("none", "wall", "signal"),
@@ -80,31 +88,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def main(args: argparse.Namespace) -> int:
     """Run the feed; returns the exit code."""
-    from spikestream_client.feed import FeedOptions
+    from spikestream_client.feed import FeedOptions, check_options
     from spikestream_client.feed import main as feed_main
 
-    if args.dim is not None and args.dim < 1:
-        raise ConfigError(f"--dim must be >= 1, got {args.dim}")
-    return feed_main(
-        FeedOptions(
-            net=args.net,
-            input=args.input,
-            signal=args.signal,
-            broker=args.broker,
-            prefix=args.prefix,
-            rate=args.rate,
-            duration=args.duration,
-            freq=args.freq,
-            amp=args.amp,
-            offset=args.offset,
-            value=args.value,
-            duty=args.duty,
-            seed=args.seed,
-            dim=args.dim,
-            loop=args.loop,
-            timestamp=args.timestamp,
-            qos=args.qos,
-            quiet=args.quiet,
-            wait_net=None if args.no_check else args.wait_net,
-        )
+    options = FeedOptions(
+        net=args.net,
+        input=args.input,
+        signal=args.signal,
+        broker=args.broker,
+        prefix=args.prefix,
+        rate=args.rate,
+        duration=args.duration,
+        freq=args.freq,
+        amp=args.amp,
+        offset=args.offset,
+        value=args.value,
+        duty=args.duty,
+        seed=args.seed,
+        dim=args.dim,
+        loop=args.loop,
+        timestamp=args.timestamp,
+        qos=args.qos,
+        quiet=args.quiet,
+        wait_net=None if args.no_check else args.wait_net,
     )
+    check_options(options)  # the flags alone: before any file is read or broker reached
+    return feed_main(options)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from spikestream_client.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
+from spikestream_client.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,11 +45,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         default=1024.0,
         metavar="N",
-        help="the recording's arrays may take at most N MiB (default 1024): past it the "
-        "recording ends early, writes what it has, says so and exits with 3",
+        help="the recording's arrays may take at most N MiB, at least one byte (default "
+        "1024): past it the recording ends early, writes what it has, says so and exits "
+        "with 3",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)
+
+
+def _max_bytes(max_mib: float) -> int:
+    """``--max-mib`` in bytes, rounded down.
+
+    Raises:
+        ConfigError: Not finite, or under one byte (1e-9 MiB rounded to 0 bytes, and the
+            refusal did not say which value it refused).
+    """
+    size = int(max_mib * 2**20) if math.isfinite(max_mib) else 0
+    if size < 1:
+        raise ConfigError(
+            f"--max-mib must be a finite number of MiB > 0, at least one byte "
+            f"({2**-20:.3g} MiB), got {max_mib!r}"
+        )
+    return size
 
 
 def main(args: argparse.Namespace) -> int:
@@ -67,6 +85,6 @@ def main(args: argparse.Namespace) -> int:
             probes=args.probes,
             quiet=args.quiet,
             wait_net=args.wait_net,
-            max_bytes=int(args.max_mib * 2**20) if math.isfinite(args.max_mib) else 0,
+            max_bytes=_max_bytes(args.max_mib),
         )
     )

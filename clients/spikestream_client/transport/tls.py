@@ -4,6 +4,12 @@ paho leaks the TCP socket when the TLS or WebSocket handshake inside its ``conne
 fails (the socket is never stored). The adapter records every socket created by the
 connecting thread (:func:`collecting_sockets`, :func:`track`; the TLS context below
 reports the sockets it wraps) and closes them if the connect fails.
+
+The CA, certificate and key paths come from outside (a URL's ``?ca=``, a flag, the
+environment): each is checked to be a regular file of at most
+:data:`TLS_FILE_MAX_BYTES` before OpenSSL opens it, since OpenSSL would block for ever
+on a FIFO (deaf to Ctrl-C: the wait is inside C) and read a device such as
+``/dev/zero`` without end.
 """
 
 from __future__ import annotations
@@ -13,12 +19,18 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
-from typing import TypeVar
+from pathlib import Path
+from typing import Final, TypeVar
 
 from spikestream_client.errors import ConfigError
+from spikestream_client.files import UnreadableFile, read_small_text
 from spikestream_client.transport.urls import TlsOptions
 
-__all__ = ["collecting_sockets", "tls_context", "track"]
+__all__ = ["TLS_FILE_MAX_BYTES", "collecting_sockets", "tls_context", "track"]
+
+TLS_FILE_MAX_BYTES: Final = 4 * 2**20
+"""Largest CA bundle, certificate or key file accepted, in bytes (4 MiB): the system's
+whole CA bundle is about 200 KiB."""
 
 _S = TypeVar("_S", bound=socket.socket)
 
@@ -63,9 +75,13 @@ def tls_context(options: TlsOptions | None) -> ssl.SSLContext:
     """Build the client TLS context: CA pinning, optional client cert, verification on.
 
     Raises:
-        ConfigError: A CA, certificate or key file is unreadable or not PEM.
+        ConfigError: A CA, certificate or key file is not a regular file of at most
+            :data:`TLS_FILE_MAX_BYTES`, is unreadable, or is not PEM.
     """
     opts = options or TlsOptions()
+    for name, path in (("ca", opts.ca_file), ("cert", opts.cert_file), ("key", opts.key_file)):
+        if path is not None:
+            _check_tls_file(name, path)
     # What ssl.create_default_context(SERVER_AUTH) does, with our tracking subclass.
     context = _TrackingSSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
@@ -93,6 +109,32 @@ def tls_context(options: TlsOptions | None) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _check_tls_file(name: str, path: Path) -> None:
+    """Refuse ``path`` (the ``name`` file: ca, cert or key) unless it is a readable
+    regular file of at most :data:`TLS_FILE_MAX_BYTES`, before OpenSSL opens it.
+
+    OpenSSL then opens the path again: a file swapped for a FIFO in between would still
+    block, but that takes write access to its folder, not a mistyped path.
+
+    Raises:
+        ConfigError: ``cannot load TLS files (<name>=<path>): <why>; expected ...``.
+    """
+    try:
+        read_small_text(path, TLS_FILE_MAX_BYTES)
+    except UnreadableFile as err:
+        if err.kind == "encoding":
+            return  # small and regular: whether it is PEM is OpenSSL's to say
+        reason = {
+            "os": err.detail,
+            "special": "not a regular file (a folder, FIFO or device)",
+            "large": f"larger than {TLS_FILE_MAX_BYTES} bytes",
+        }[err.kind]
+        raise ConfigError(
+            f"cannot load TLS files ({name}={path}): {reason}; expected a readable PEM "
+            f"file of at most {TLS_FILE_MAX_BYTES} bytes"
+        ) from None
 
 
 @contextlib.contextmanager
