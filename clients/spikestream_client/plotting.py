@@ -42,14 +42,23 @@ def plot_run(arrays: Mapping[str, npt.NDArray[Any]], path: str | Path, *, title:
     Panels, top to bottom: inputs, one spike raster per population, then each value probe
     (``filtered``, ``decoded``, ``voltage``). Gaps recorded as NaN (by ``record``) show as
     breaks in the traces and shaded spans.
+
+    Raises:
+        ConfigError: Nothing to draw: no input, spike or value panel, or no rows (a run
+            of 0 ticks, or a recording in which no tick was kept).
     """
+    t = np.asarray(arrays["t"], dtype=np.float64) if "t" in arrays else None
+    if t is None or t.ndim != 1 or t.size == 0:
+        # Checked before matplotlib loads: 0 rows made the first value panel's reshape
+        # raise a numpy ValueError from deep inside the drawing.
+        got = "no 't' array" if t is None else f"'t' of shape {t.shape}"
+        raise ConfigError(f"nothing to plot: expected at least one tick (row), got {got}")
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     meta = _meta(arrays)
-    t = np.asarray(arrays["t"], dtype=np.float64)
     gaps = np.asarray(arrays["gaps"], dtype=bool) if "gaps" in arrays else None
     panels: list[tuple[str, str]] = [("input", name) for name in meta["inputs"] if name in arrays]
     panels += [("raster", p) for p in meta["populations"] if f"{p}.spikes" in arrays]

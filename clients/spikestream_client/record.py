@@ -29,13 +29,24 @@ probes, not the simulator, so:
   message and status.
 
 Rows run from the first tick that every probe covered to the last tick every probe
-covered, so joining mid-frame or stopping mid-frame does not count as loss.
+covered, so joining mid-frame or stopping mid-frame does not count as loss. Anyone who
+may publish on ``out/+`` can add a probe, though, and one stray or forged frame far from
+the others' ticks would leave no tick common to all: so when the common ticks of a
+segment are fewer than half of the longest probe's, the probes covering less than half
+of that are left out of the rule (their rows outside the span are gaps), the rows run
+over the ticks the others have in common (all of them, if even those do not overlap),
+and :meth:`Recorder.narrow_text` names the probes; ``record`` says so and exits with 3.
 
-The arrays are built at the end, and their size follows from the frames' headers, which
-come from the bus: a frame whose rows would take the arrays past ``max_bytes`` (1 GiB by
-default; ``rows × (bytes per row of every probe)``, counting gap rows) ends the recording
-there. It and every later frame are counted in ``Recorder.over_budget`` and reported,
-and the file holds what was recorded before it.
+The arrays are built at the end, while the frames are still held, and the size of both
+follows from the frames, which come from the bus: a frame that would take the arrays
+(``rows × (bytes per row of every probe)``, counting gap rows) plus the frames held
+(payload bytes and about 1 KiB each) past ``max_bytes`` (1 GiB by default) ends the
+recording there. It and every later frame are counted in ``Recorder.over_budget`` and
+reported, and the file holds what was recorded before it. A frame is skipped, counted
+per probe and reason (:meth:`Recorder.skipped_text`), when its probe is named like one
+of the file's own keys, changes kind or ``dt``, or changes ``n`` or shape from its first
+frame, and when a frame with its ``seq`` was already recorded (a copy or a replay: one
+with a later ``wall`` is a restarted service numbering from 0 again, and is kept).
 """
 
 from __future__ import annotations
@@ -72,7 +83,9 @@ from spikestream_client.tool import find_network, interruptible_sleep, run_tool,
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
+    "EXIT_CUT_SHORT",
     "RESERVED",
+    "NarrowSpan",
     "RecordOptions",
     "Recorder",
     "main",
@@ -83,10 +96,20 @@ __all__ = [
 AnyArray = npt.NDArray[Any]
 _MAX_GAPS_IN_META: Final = 1000
 DEFAULT_MAX_RECORD_BYTES: Final = 2**30
-"""Default bound of the recording's arrays, in bytes (1 GiB); see the module doc."""
-#: ``record``'s exit code when the budget ended the recording early (what was recorded
-#: is written all the same).
+"""Default bound of the recording's arrays plus the frames held to build them, in bytes
+(1 GiB); see the module doc."""
+#: ``record``'s exit code when the recording is incomplete: the budget ended it early, or
+#: the probes' tick spans barely overlapped (what was recorded is written all the same).
 EXIT_CUT_SHORT: Final = 3
+_FRAME_OVERHEAD: Final = 1024
+"""Bytes a held frame costs besides its payload arrays (measured about 700: the frame,
+header and array objects, the bytes they keep alive, its list slot and ``seq`` entry)."""
+# Why a frame was skipped, as skipped_text() says it.
+_RESERVED_NAME: Final = "its name is one of the file's own keys"
+_CHANGED_KIND: Final = "it changed kind or dt mid-recording"
+_CHANGED_SIZE: Final = "its n or shape differs from the probe's first frame"
+_REPEATED_SEQ: Final = "a frame with its seq was already recorded: a copy or a replay"
+_SHOWN_PROBES: Final = 5
 # Per row, whatever the probes: t (float64), tick (int64), segment (int32), gaps (bool).
 _ROW_BYTES: Final = 8 + 8 + 4 + 1
 RESERVED: Final = frozenset({*COMMON_KEYS, "segment", "gaps"})
@@ -103,6 +126,47 @@ class _Segment:
     end: int = 0
 
 
+@dataclass(frozen=True)
+class NarrowSpan:
+    """A segment whose probes' tick spans barely overlapped (see the module doc).
+
+    Attributes:
+        segment: Segment index.
+        common: Ticks every probe covered.
+        longest: Ticks of the longest probe span.
+        kept: ``(lo, hi)``: the tick range the rows cover.
+        left_out: ``{probe: (start, end)}``: the probes the rule left out, with their
+            tick spans.
+    """
+
+    segment: int
+    common: int
+    longest: int
+    kept: tuple[int, int]
+    left_out: dict[str, tuple[int, int]]
+
+
+def _payload_bytes(frame: Frame) -> int:
+    """Bytes of the payload arrays ``frame`` keeps alive."""
+    if isinstance(frame, ValueFrame):
+        return int(frame.data.nbytes)
+    # The wire arrays are read-only views of the payload: their sizes are what holding
+    # the frame costs.
+    parts = frame.wire()
+    return sum(int(a.nbytes) for a in parts if a is not None)
+
+
+def _common(present: Mapping[str, _Segment], first: bool, last: bool) -> tuple[int, int]:
+    """``(lo, hi)``: the rows of one segment index (see the module doc): from the latest
+    start in the first segment (else the earliest), to the earliest end in the last
+    segment (else the latest)."""
+    starts = [s.start for s in present.values()]
+    ends = [s.end for s in present.values()]
+    lo = max(starts) if first else min(starts)
+    hi = min(ends) if last else max(ends)
+    return lo, max(lo, hi)
+
+
 class Recorder:
     """Collects one network's frames and turns them into the ``.npz`` arrays.
 
@@ -114,8 +178,9 @@ class Recorder:
         probes: Only these probes (None: all).
         max_jump: A forward jump of more than this many ticks between frames of a probe
             starts a new segment instead of being recorded as missing rows.
-        max_bytes: Bound of the arrays :meth:`arrays` builds, in bytes, gap rows
-            included; the first frame beyond it ends the recording (see the module doc).
+        max_bytes: Bound of the arrays :meth:`arrays` builds (gap rows included) plus
+            the frames held until then, in bytes; the first frame beyond it ends the
+            recording (see the module doc).
     """
 
     def __init__(
@@ -135,8 +200,17 @@ class Recorder:
         self._spans: list[list[int]] = []
         self._rows_bound = 0
         self._row_bytes: dict[str, int] = {}
+        self._held_bytes = 0  # payload bytes of the frames held, plus their overhead
         self.over_budget = 0
-        """Frames not recorded because the arrays would have exceeded ``max_bytes``."""
+        """Frames not recorded because the arrays and the frames held would have exceeded
+        ``max_bytes``."""
+        # Per probe: the n or shape of its first frame, the seqs recorded since the
+        # service (re)started, and the latest wall among them.
+        self._size: dict[str, int | tuple[int, ...]] = {}
+        self._seqs: dict[str, set[int]] = {}
+        self._wall: dict[str, float] = {}
+        self.narrow: list[NarrowSpan] = []
+        """Segments whose probes' spans barely overlapped, found by :meth:`arrays`."""
         self.only = probes
         self.segments: dict[str, list[_Segment]] = {}
         self.kinds: dict[str, str] = {}
@@ -145,6 +219,9 @@ class Recorder:
         self.missing: Counter[str] = Counter()
         self.frames = 0
         self.skipped: Counter[str] = Counter()
+        """Frames skipped per probe (``meta.skipped_frames``); why: :attr:`skip_reasons`."""
+        self.skip_reasons: Counter[tuple[str, str]] = Counter()
+        """Frames skipped per ``(probe, reason)``."""
         self.stats: dict[str, Any] | None = None
         self.inputs: set[str] = set()
         self.status: str | None = None
@@ -158,12 +235,25 @@ class Recorder:
         if self.only is not None and h.probe not in self.only:
             return
         if h.probe in RESERVED:
-            self.skipped[h.probe] += 1
+            self._skip(h.probe, _RESERVED_NAME)
             return
         kind = self.kinds.setdefault(h.probe, frame.kind)
         if kind != frame.kind or (self.dt is not None and h.dt != self.dt):
-            self.skipped[h.probe] += 1  # a probe cannot change kind or dt mid-recording
+            self._skip(h.probe, _CHANGED_KIND)  # a probe cannot change kind or dt
             return
+        size = frame.n if isinstance(frame, SpikeFrame) else frame.shape
+        if self._size.get(h.probe, size) != size:
+            self._skip(h.probe, _CHANGED_SIZE)  # its rows would not fit the probe's array
+            return
+        seqs = self._seqs.setdefault(h.probe, set())
+        if h.seq in seqs:
+            # Within one service process seq never repeats: the same seq again is a copy
+            # (a broker's redelivery, a replay), whose rows would be held twice, unless it
+            # comes later than every recorded frame: a restarted service counting afresh.
+            if h.wall <= self._wall[h.probe]:
+                self._skip(h.probe, _REPEATED_SEQ)
+                return
+            seqs.clear()
         segments = self.segments.get(h.probe, [])
         new = not segments or self._new_segment(segments[-1], h.tick)
         if self.over_budget or not self._fits(frame, len(segments) - (not new)):
@@ -181,11 +271,19 @@ class Recorder:
         segment.frames.append(frame)
         segment.start = min(segment.start, h.tick)
         segment.end = max(segment.end, h.tick + h.ticks)
+        self._size.setdefault(h.probe, size)
+        seqs.add(h.seq)
+        self._wall[h.probe] = max(h.wall, self._wall.get(h.probe, h.wall))
         self.frames += 1
 
+    def _skip(self, probe: str, reason: str) -> None:
+        self.skipped[probe] += 1
+        self.skip_reasons[probe, reason] += 1
+
     def _fits(self, frame: Frame, index: int) -> bool:
-        """Whether the arrays stay within ``max_bytes`` with ``frame`` in segment index
-        ``index``; if so, the spans and row sizes are updated to include it."""
+        """Whether the arrays plus the frames held stay within ``max_bytes`` with ``frame``
+        in segment index ``index``; if so, the spans, row sizes and held bytes are
+        updated to include it."""
         h = frame.header
         # Spikes: uint8 0/1 per neuron; values: float64 at most (the network's dtype).
         width = frame.n if isinstance(frame, SpikeFrame) else 8 * math.prod(frame.shape)
@@ -197,7 +295,10 @@ class Recorder:
         rows = self._rows_bound - old + (hi - lo)
         per_row = _ROW_BYTES + sum(self._row_bytes.values())
         per_row += 0 if h.probe in self._row_bytes else row_bytes
-        if rows * per_row > self.max_bytes:
+        # The frames are held until the arrays are built: repeated or overlapping frames
+        # add no rows but cost their payload all the same.
+        held = self._held_bytes + _payload_bytes(frame) + _FRAME_OVERHEAD
+        if rows * per_row + held > self.max_bytes:
             return False
         if index < len(spans):
             spans[index] = [lo, hi]
@@ -205,22 +306,37 @@ class Recorder:
             spans.append([lo, hi])
         self._rows_bound = rows
         self._row_bytes[h.probe] = row_bytes
+        self._held_bytes = held
         return True
 
     def skipped_text(self) -> str:
         """The skipped frames in words (empty if none)."""
-        parts = []
-        for probe, count in sorted(self.skipped.items()):
-            why = (
-                "its name is one of the file's own keys"
-                if probe in RESERVED
-                else "it changed kind or dt mid-recording"
-            )
-            parts.append(f"{count} frames of probe {probe!r} skipped ({why})")
+        parts = [
+            f"{count} frames of probe {probe!r} skipped ({why})"
+            for (probe, why), count in sorted(self.skip_reasons.items())
+        ]
         if self.over_budget:
             parts.append(
                 f"recording ended early: {self.over_budget} frames not recorded because "
-                f"the arrays would have exceeded {self.max_bytes} bytes (rows × probe widths)"
+                f"the arrays (rows × probe widths) and the frames held would have exceeded "
+                f"{self.max_bytes} bytes"
+            )
+        return "; ".join(parts)
+
+    def narrow_text(self) -> str:
+        """The segments whose probes' spans barely overlapped, in words (empty if none)."""
+        parts = []
+        for n in self.narrow:
+            out = [f"probe {p!r} (ticks {lo} to {hi})" for p, (lo, hi) in n.left_out.items()]
+            if len(out) > _SHOWN_PROBES:
+                out[_SHOWN_PROBES:] = [f"{len(out) - _SHOWN_PROBES} more"]
+            who = f"left out of the common span: {', '.join(out)}; " if out else ""
+            parts.append(
+                f"segment {n.segment}: the probes' tick spans barely overlap (every probe "
+                f"covered {n.common} ticks, the longest span is {n.longest}); {who}rows "
+                f"kept: ticks {n.kept[0]} to {n.kept[1]}, where a probe without data is "
+                "marked in <probe>.gaps (a stray or forged frame? --probe records only "
+                "the probes named)"
             )
         return "; ".join(parts)
 
@@ -255,17 +371,27 @@ class Recorder:
         return "input" if probe in self.inputs else "values"
 
     def _bounds(self) -> list[tuple[int, int]]:
-        """``[(lo, hi)]`` tick range of each segment (see the module doc)."""
+        """``[(lo, hi)]`` tick range of each segment (see the module doc); the segments
+        whose probes barely overlap go to :attr:`narrow`."""
         count = max(len(s) for s in self.segments.values())
-        last = count - 1
         bounds = []
+        self.narrow = []
         for e in range(count):
-            present = [s[e] for s in self.segments.values() if len(s) > e]
-            starts = [s.start for s in present]
-            ends = [s.end for s in present]
-            lo = max(starts) if e == 0 else min(starts)
-            hi = min(ends) if e == last else max(ends)
-            bounds.append((lo, max(lo, hi)))
+            present = {p: s[e] for p, s in sorted(self.segments.items()) if len(s) > e}
+            first, last = e == 0, e == count - 1
+            lo, hi = _common(present, first, last)
+            longest = max(s.end - s.start for s in present.values())
+            if 2 * (hi - lo) < longest:
+                # One probe far from the rest (a stray or forged frame) must not empty
+                # the recording: the rule holds for the probes covering at least half of
+                # the longest span, and if even those miss each other, rows cover them all.
+                major = {p: s for p, s in present.items() if 2 * (s.end - s.start) >= longest}
+                common, (lo, hi) = hi - lo, _common(major, first, last)
+                if hi == lo:
+                    lo, hi = _common(major, first=False, last=False)
+                left = {p: (s.start, s.end) for p, s in present.items() if p not in major}
+                self.narrow.append(NarrowSpan(e, common, longest, (lo, hi), left))
+            bounds.append((lo, hi))
         return bounds
 
     def arrays(self) -> dict[str, AnyArray]:
@@ -331,15 +457,8 @@ class Recorder:
                     continue
                 rows_slice = slice(base + a - lo, base + b - lo)
                 src = slice(a - h.tick, b - h.tick)
-                if isinstance(f, SpikeFrame):
-                    if isinstance(first, SpikeFrame) and f.n == first.n:
-                        data[rows_slice] = f.spikes[src]
-                    else:
-                        continue
-                elif isinstance(first, ValueFrame) and f.shape == first.shape:
-                    data[rows_slice] = f.data[src]
-                else:
-                    continue
+                # on_frame kept only frames of the first frame's kind and n or shape.
+                data[rows_slice] = f.spikes[src] if isinstance(f, SpikeFrame) else f.data[src]
                 covered[rows_slice] = True
         return data, covered
 
@@ -480,12 +599,14 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         print(f"record: {recorder.skipped_text()}", file=sys.stderr, flush=True)
     elif recorder.skipped:
         _say(options, recorder.skipped_text())
+    if recorder.narrow:  # said even with --quiet, and in the exit code
+        print(f"record: incomplete: {recorder.narrow_text()}", file=sys.stderr, flush=True)
     if options.plot is not None:
         from spikestream_client.plotting import plot_run
 
         plot_run(plot_arrays(arrays), options.plot, title=f"{options.net} (recorded)")
         _say(options, f"wrote {options.plot}")
-    return EXIT_CUT_SHORT if recorder.over_budget else 0
+    return EXIT_CUT_SHORT if recorder.over_budget or recorder.narrow else 0
 
 
 def main(options: RecordOptions) -> int:

@@ -181,8 +181,10 @@ def test_the_recording_budget_bounds_wide_and_long_frames() -> None:
     ok = spike_frame(header("s", 0, 0, ticks=10), regular_spikes(0, 10, 100, 3))
     rec.on_frame(ok)
     bits = bytes(MAX_FRAME_TICKS // 8)
+    # Another probe: a frame of probe "s" with another n is skipped before the budget
+    # is asked (test_record.py::test_a_frame_changing_n_or_shape_is_skipped_and_said).
     long = raw_frame(
-        "spikes", probe="s", seq=1, tick=10, ticks=MAX_FRAME_TICKS, n=1, enc="bits", bits=bits
+        "spikes", probe="l", seq=1, tick=10, ticks=MAX_FRAME_TICKS, n=1, enc="bits", bits=bits
     )
     rec.on_frame(long)
     assert (rec.frames, rec.over_budget) == (1, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import math
 import re
 import time
@@ -26,6 +27,7 @@ from spikestream_client.monitor.aggregate import (
     MonitorModel,
 )
 from spikestream_client.monitor.terminal import auto_bins, render, sparkline
+from spikestream_client.monitor.web import snapshot_json
 from tests.brokers import Mosquitto
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (
@@ -527,3 +529,54 @@ def test_event_kinds_longer_than_shown_are_counted_as_other_not_merged() -> None
         model.on_event({"event": "k" * 200 + tail})
     model.on_event({"event": "k" * 200})
     assert model.events == {"other": 3, "k" * 200: 1}
+
+
+# A JSON integer of 400 digits: no float holds it, so float() and math.isfinite() raise
+# OverflowError on it.
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (2.5, 2.5),
+        (7, 7.0),
+        (10**400, None),
+        (-(10**400), None),
+        (math.inf, None),
+        (math.nan, None),
+        (True, None),
+        ("3", None),
+        (None, None),
+    ],
+)
+def test_finite_float_never_raises(value: object, expected: float | None) -> None:
+    assert aggregate.finite_float(value) == expected
+
+
+def test_stats_numbers_no_float_holds_show_as_dashes_not_a_traceback() -> None:
+    """One stats message with 400-digit integers used to end the terminal monitor with
+    an OverflowError in render(); every number from the stats now goes through one
+    conversion that cannot raise, in the model, the terminal view and the web summary."""
+    stats = (
+        '{"v": 1, "event": "stats", "wall": 1, "tick": 5, "t": H, '
+        '"realtime_factor_actual": H, "late_p99_ms": H, "late_max_ms": H, "behind_ms": H, '
+        '"window_1s": {"late_p99_ms": H, "realtime_factor_actual": H}, '
+        '"inputs": {"u": {"age_ms": H, "stale_now": false}, "v": {"age_ms": -H}}}'
+    ).replace("H", HUGE)
+    model = MonitorModel("fake")
+    model.on_stats(decode_event(stats.encode()))
+    assert model.inputs == (InputSnapshot("u", None, False), InputSnapshot("v", None, None))
+    console = Console(width=250, file=io.StringIO(), color_system=None, force_terminal=False)
+    console.print(render(model.snapshot(), "broker"))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "tick 5  t - s  RTF -  late p99 - ms  max - ms" in out
+    assert "1s: RTF -  late p99 - ms" in out
+    assert "BEHIND" not in out
+    assert re.search(r"│ u\s+│\s+- │ fresh", out), out
+    summary = snapshot_json(model.snapshot())
+    json.dumps(summary, allow_nan=False)  # what the bridge sends: no Infinity
+    shown = summary["service"]["stats"]
+    assert (shown["t"], shown["behind_ms"], shown["window_1s_late_p99_ms"]) == (None,) * 3
+    assert shown["tick"] == 5
+    assert summary["inputs"][0] == {"name": "u", "age_ms": None, "stale": False}

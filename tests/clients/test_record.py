@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import signal
 from pathlib import Path
 
+import aiomqtt
 import numpy as np
 import pytest
 
 from spikestream.errors import ConfigError
 from spikestream_client import SpikestreamClient
-from spikestream_client.codec import Description, SpikeFrame
+from spikestream_client.codec import Description, SpikeFrame, decode_frame
 from spikestream_client.plotting import plot_run
 from spikestream_client.record import Recorder, plot_arrays
 from tests.clients.conftest import SeedService, cli, cli_env, run_cli
@@ -24,7 +26,9 @@ from tests.clients.frames import (
     renamed,
     spike_frame,
     value_frame,
+    value_payload,
 )
+from tests.serving import NODELAY
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -118,6 +122,150 @@ def test_a_reset_starts_a_new_segment() -> None:
     assert out["v"].shape == (90, 1)
     assert out["segment"][-1] == 2
     assert out["tick"][-1] == 5_000_009
+
+
+def _common_span(rec: Recorder, first: int = 100, last: int = 400) -> None:
+    """Probes ``a`` (spikes) and ``b`` (values) with frames of 10 ticks, seq first..last-1."""
+    for seq in range(first, last):
+        tick = 10 * seq
+        rec.on_frame(spike_frame(header("a", seq, tick), regular_spikes(tick, 10, 3, 2)))
+        rec.on_frame(value_frame(header("b", seq, tick), np.full((10, 1), float(seq))))
+
+
+@pytest.mark.parametrize("stray_tick", [0, 2000, 10**6])
+def test_one_stray_frame_on_a_new_probe_does_not_empty_the_recording(
+    stray_tick: int, tmp_path: Path
+) -> None:
+    """Rows were the ticks every probe covered: one frame of an invented probe away from
+    the others' ticks left none, and the file had 0 rows (and --plot a traceback). The
+    stray probe is now left out of that rule, named, and its rows are gaps."""
+    rec = Recorder("fake")
+    _common_span(rec)
+    rec.on_frame(value_frame(header("zz", 0, stray_tick, ticks=1), np.zeros((1, 1))))
+    out = rec.arrays()
+    np.testing.assert_array_equal(out["tick"], np.arange(1000, 4000))
+    np.testing.assert_array_equal(out["b"][:, 0], np.repeat(np.arange(100, 400), 10))
+    assert not out["a.gaps"].any()
+    assert not out["b.gaps"].any()
+    inside = stray_tick == 2000  # within the span: its one row is kept
+    np.testing.assert_array_equal(~out["zz.gaps"], out["tick"] == stray_tick)
+    assert out["zz.gaps"].sum() == 3000 - inside
+    (narrow,) = rec.narrow
+    assert narrow.left_out == {"zz": (stray_tick, stray_tick + 1)}
+    assert (narrow.common, narrow.longest, narrow.kept) == (int(inside), 3000, (1000, 4000))
+    text = rec.narrow_text()
+    assert f"left out of the common span: probe 'zz' (ticks {stray_tick} to " in text
+    assert "rows kept: ticks 1000 to 4000" in text
+    png = plot_run(plot_arrays(out), tmp_path / "stray.png")
+    assert png.read_bytes()[:8] == PNG
+
+
+def test_spans_that_do_not_meet_keep_every_tick_and_are_said() -> None:
+    """Two probes of equal weight whose frames never share a tick: no probe is left out,
+    and the rows cover both rather than neither."""
+    rec = Recorder("fake")
+    for seq in range(10):
+        rec.on_frame(value_frame(header("a", seq, 10 * seq), np.ones((10, 1))))
+        rec.on_frame(value_frame(header("b", seq, 100 + 10 * seq), np.ones((10, 1))))
+    out = rec.arrays()
+    np.testing.assert_array_equal(out["tick"], np.arange(200))
+    assert out["a.gaps"].sum() == out["b.gaps"].sum() == 100
+    (narrow,) = rec.narrow
+    assert (narrow.common, narrow.kept, narrow.left_out) == (0, (0, 200), {})
+    assert "left out" not in rec.narrow_text()
+    assert "rows kept: ticks 0 to 200" in rec.narrow_text()
+
+
+def test_spans_that_differ_by_a_frame_or_two_are_cut_to_the_common_ticks_silently() -> None:
+    """The usual case, unchanged: a probe joining a frame late and leaving a frame early
+    sets the rows, and nothing is said."""
+    rec = Recorder("fake")
+    _common_span(rec, 100, 400)
+    for seq in range(101, 399):  # ticks 1010..3989
+        rec.on_frame(value_frame(header("c", seq, 10 * seq), np.ones((10, 1))))
+    out = rec.arrays()
+    np.testing.assert_array_equal(out["tick"], np.arange(1010, 3990))
+    assert not out["gaps"].any()
+    assert rec.narrow == []
+    assert rec.narrow_text() == ""
+
+
+def test_a_plot_of_no_ticks_is_refused_in_one_line(tmp_path: Path) -> None:
+    """0 rows made plot_run raise a numpy ValueError from inside matplotlib's drawing."""
+    rec = Recorder("fake")
+    rec.on_frame(value_frame(header("v", 0, 0), np.zeros((10, 2))))
+    empty = {k: v[:0] if v.ndim and k not in ("meta",) else v for k, v in rec.arrays().items()}
+    with pytest.raises(ConfigError, match=r"nothing to plot: expected at least one tick \(row\)"):
+        plot_run(plot_arrays(empty), tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+
+
+def test_repeated_frames_are_skipped_counted_and_hold_no_memory() -> None:
+    """300 copies of one frame (same seq) were all kept: the budget counted rows only, and
+    copies add none. Copies are now skipped and counted, and never seen as a restart."""
+    rec = Recorder("fake", max_bytes=16 * 2**20)
+    payload = value_payload(header("v", 0, 0, ticks=256), np.ones((256, 1024)))  # 1 MiB
+    for _ in range(300):
+        rec.on_frame(decode_frame(payload))
+    assert rec.frames == 1
+    assert sum(len(s.frames) for s in rec.segments["v"]) == 1
+    assert rec.skipped == {"v": 299}
+    assert rec.skip_reasons == {
+        ("v", "a frame with its seq was already recorded: a copy or a replay"): 299
+    }
+    assert "299 frames of probe 'v' skipped (a frame with its seq was already recorded" in (
+        rec.skipped_text()
+    )
+    assert (rec.tracker.restarts, rec.tracker.gaps, rec.over_budget) == (0, 0, 0)
+    assert json.loads(str(rec.arrays()["meta"]))["skipped_frames"] == {"v": 299}
+
+
+def test_overlapping_frames_count_their_payload_against_the_budget() -> None:
+    """Frames over the same ticks with new seqs add no rows but are held until the end:
+    their payload now counts, so 16 MiB holds about 15 frames of 1 MiB, not 300."""
+    rec = Recorder("fake", max_bytes=16 * 2**20)
+    for seq in range(300):
+        rec.on_frame(value_frame(header("v", seq, 0, ticks=256), np.ones((256, 1024))))
+    assert 10 <= rec.frames <= 15
+    assert rec.over_budget == 300 - rec.frames
+    assert "and the frames held would have exceeded 16777216 bytes" in rec.skipped_text()
+    assert rec.arrays()["v"].shape == (256, 1024)
+
+
+def test_a_restarted_service_counting_seq_from_0_again_is_recorded() -> None:
+    """Seq repeats after a restart too, but later in time: those frames are kept."""
+    rec = Recorder("fake")
+    for seq in range(5):
+        rec.on_frame(value_frame(header("v", seq, 10 * seq), np.full((10, 1), 1.0)))
+    for seq in range(3):  # a new process: seq and tick from 0, wall later
+        h = dataclasses.replace(header("v", seq, 10 * seq), wall=1.8e9 + seq)
+        rec.on_frame(value_frame(h, np.full((10, 1), 2.0)))
+    assert (rec.frames, rec.skipped) == (8, {})
+    out = rec.arrays()
+    np.testing.assert_array_equal(out["v"][:, 0], [1.0] * 50 + [2.0] * 30)
+    assert rec.tracker.restarts == 1
+
+
+def test_a_frame_changing_n_or_shape_is_skipped_and_said() -> None:
+    """Such a frame was counted in frames, then dropped while the arrays were built, and
+    never counted anywhere; its rows were gaps with no word why."""
+    rec = Recorder("fake")
+    rec.on_frame(spike_frame(header("s", 0, 0), regular_spikes(0, 10, 4, 2)))
+    rec.on_frame(spike_frame(header("s", 1, 10), regular_spikes(10, 10, 5, 2)))  # n 4 -> 5
+    rec.on_frame(spike_frame(header("s", 2, 20), regular_spikes(20, 10, 4, 2)))
+    rec.on_frame(value_frame(header("v", 0, 0), np.zeros((10, 2))))
+    rec.on_frame(value_frame(header("v", 1, 10), np.zeros((10, 3))))  # shape (2,) -> (3,)
+    rec.on_frame(value_frame(header("v", 2, 20), np.zeros((10, 2))))
+    assert rec.frames == 4
+    assert rec.skipped == {"s": 1, "v": 1}
+    why = "its n or shape differs from the probe's first frame"
+    assert rec.skip_reasons == {("s", why): 1, ("v", why): 1}
+    assert rec.skipped_text() == (
+        f"1 frames of probe 's' skipped ({why}); 1 frames of probe 'v' skipped ({why})"
+    )
+    out = rec.arrays()
+    np.testing.assert_array_equal(out["s.gaps"], np.arange(30) // 10 == 1)
+    assert json.loads(str(out["meta"]))["skipped_frames"] == {"s": 1, "v": 1}
 
 
 def test_nothing_recorded_is_an_error_and_plot_view_aliases_spikes() -> None:
@@ -261,3 +409,37 @@ async def test_a_recording_the_budget_cuts_short_is_kept_said_and_exits_3(
     )  # fmt: skip
     assert refused.returncode == 2
     assert "--max-mib must be a finite number of MiB > 0" in refused.stderr
+
+
+@pytest.mark.broker
+async def test_a_forged_frame_far_from_the_others_is_said_and_exits_3(
+    seed_service: SeedService, tmp_path: Path
+) -> None:
+    """Anyone who may publish on out/+ can invent a probe: one frame at tick 0, long
+    before the running service's ticks, used to leave a file of 0 rows, exit 0 and make
+    --plot raise. The recording is kept, the probe named, and the exit code is 3."""
+    out, png = tmp_path / "stray.npz", tmp_path / "stray.png"
+    proc = await asyncio.create_subprocess_exec(
+        *cli("record", "--broker", seed_service.url, "--net", "seed", "--duration", "3",
+             "--out", str(out), "--plot", str(png)),
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_env(),
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines = []
+    async with asyncio.timeout(20):
+        while not re.search(r"record: [1-9]\d* frames", lines[-1] if lines else ""):
+            lines.append((await proc.stderr.readline()).decode())  # subscribed by now
+            assert lines[-1], "".join(lines)
+    forged = value_payload(header("zz", 0, 0, ticks=1, net="seed"), np.zeros((1, 1)))
+    broker = seed_service.broker
+    async with aiomqtt.Client(broker.host, broker.port, socket_options=NODELAY) as pub:
+        await pub.publish("spikestream/seed/out/zz", forged, qos=1)
+    rest = (await proc.stderr.read()).decode()
+    assert await proc.wait() == 3, rest
+    assert re.search(r"record: incomplete: segment 0: .* probe 'zz' \(ticks 0 to 1\)", rest), rest
+    with np.load(out) as npz:
+        assert 1500 < npz["tick"].size < 3600
+        assert npz["zz.gaps"].all()
+        assert not npz["a_spikes.gaps"].any()
+    assert png.read_bytes()[:8] == PNG

@@ -45,9 +45,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         default=1024.0,
         metavar="N",
-        help="the recording's arrays may take at most N MiB, at least one byte (default "
-        "1024): past it the recording ends early, writes what it has, says so and exits "
-        "with 3",
+        help="the recording's arrays and the frames it holds until the end may take at "
+        "most N MiB, at least one byte (default 1024): past it the recording ends early, "
+        "writes what it has, says so and exits with 3",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=main)

@@ -166,6 +166,20 @@ class SpikeFrame:
         out[self._offsets, self._neurons] = True
         return out
 
+    def wire(
+        self,
+    ) -> tuple[
+        npt.NDArray[np.uint8] | None,
+        npt.NDArray[np.unsignedinteger[Any]] | None,
+        npt.NDArray[np.unsignedinteger[Any]] | None,
+    ]:
+        """The arrays as they arrived, without expanding them: ``(bits, offsets,
+        neurons)``, read-only views of the payload; ``bits`` (packed, little bit order,
+        ``ticks * n`` bits) for ``"bits"``, else ``offsets`` and ``neurons`` of shape
+        ``(k,)``; the others None. For readers that must stay within the payload's size
+        (a 16 MiB bitmask frame expands to 2 GiB of indices)."""
+        return self._bits, self._offsets, self._neurons
+
     def indices(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Spikes as ``(tick_offsets, neuron_ids)``, two int64 arrays of shape ``(k,)``.
 

@@ -34,6 +34,12 @@ import numpy.typing as npt
 
 from spikestream_client.codec import Frame
 from spikestream_client.gaps import Gap, GapTracker
+from spikestream_client.monitor.spikecounts import (
+    CellTally,
+    group_counts,
+    group_starts,
+    window_spikes,
+)
 
 __all__ = [
     "MAX_INPUTS",
@@ -47,6 +53,7 @@ __all__ = [
     "Snapshot",
     "SpikeView",
     "ValueView",
+    "finite_float",
     "group_sizes",
     "input_freshness",
 ]
@@ -63,6 +70,22 @@ RECENT_KEYS: Final = (
     "work_p99_ms",
     "cpu_steal_pct",
 )
+
+
+def finite_float(value: object) -> float | None:
+    """``value`` as a finite float, or None if it is not a finite number.
+
+    Stats and events come from the bus as JSON, where a number may be ``1e999`` (parsed
+    as inf) or an integer of hundreds of digits, which no float holds: ``float()`` and
+    ``math.isfinite`` raise OverflowError on it, so converting inside ``try`` is the
+    only test that cannot itself fail. Booleans and strings are not numbers here."""
+    if type(value) is not float and type(value) is not int:
+        return None
+    try:
+        out = float(value)
+    except OverflowError:
+        return None
+    return out if math.isfinite(out) else None
 
 
 def recent_stat(stats: dict[str, Any], window: str, key: str) -> object:
@@ -200,8 +223,9 @@ def input_freshness(
 
     The stats come from the bus as JSON and are not trusted: anything but a map of
     names to maps gives no inputs; an ``age_ms`` that is not a finite number >= 0 (a
-    string, a boolean, ``1e999``) is None, and so is a ``stale_now`` that is not a
-    boolean. Picking the first names costs O(n log limit), not a sort of them all."""
+    string, a boolean, ``1e999``, an integer too large for a float) is None, and so is
+    a ``stale_now`` that is not a boolean. Picking the first names costs
+    O(n log limit), not a sort of them all."""
     raw = stats.get("inputs") if stats is not None else None
     if not isinstance(raw, dict):
         return (), 0
@@ -210,13 +234,12 @@ def input_freshness(
     for name in heapq.nsmallest(limit, names):
         entry = raw[name]
         fields: Mapping[str, Any] = entry if isinstance(entry, dict) else {}
-        age: Any = fields.get("age_ms")
-        good = (type(age) is float or type(age) is int) and math.isfinite(age) and age >= 0
+        age = finite_float(fields.get("age_ms"))
         stale = fields.get("stale_now")
         shown.append(
             InputSnapshot(
                 name=name[:_INPUT_NAME_CHARS],
-                age_ms=float(age) if good else None,
+                age_ms=age if age is not None and age >= 0 else None,
                 stale=stale if type(stale) is bool else None,
             )
         )
@@ -390,13 +413,18 @@ def group_sizes(n: int, rows: int) -> F64:
     """Neurons in each of ``rows`` groups, shape ``(rows,)``, where neuron ``j`` belongs to
     group ``j * rows // n``.
 
-    Computed from the group boundaries, in O(rows): ``n`` comes from the bus (up to the
-    frame decoder's bound), and a per-neuron array would cost O(n) each time it changes.
-    Group ``g`` starts at the first ``j`` with ``j * rows >= g * n``, ``ceil(g * n / rows)``.
+    Computed from the group boundaries (:func:`.spikecounts.group_starts`), in O(rows):
+    ``n`` comes from the bus (up to the frame decoder's bound), and a per-neuron array
+    would cost O(n) each time it changes.
     """
-    g = np.arange(rows + 1, dtype=np.int64)
-    starts = -((-g * n) // rows)  # ceil division in integers, exact for any n < 2**56
-    return np.diff(starts).astype(np.float64)
+    return np.diff(group_starts(n, rows)).astype(np.float64)
+
+
+_COUNT_BITS: Final = 2**15
+"""Spike slots of a bitmask frame's rows in the window from which they are counted per
+group straight from the packed bytes (:func:`.spikecounts.group_counts`) rather than
+listed spike by spike: both take bounded memory, but a dense frame has up to 8 spikes
+per byte to list."""
 
 
 class SpikeView(_View):
@@ -443,23 +471,24 @@ class SpikeView(_View):
         if not frames or not self.width:
             return
         oldest, kept = self._advance(frames)
-        if not kept:
+        if not kept or not self.n:
             return
-        ticks: list[npt.NDArray[np.int64]] = []
-        neurons: list[npt.NDArray[np.int64]] = []
+        width, rows, n = self.width, self.rows, self.n
+        starts = group_starts(n, rows)
+        tally = CellTally(self.counts, lambda tick, i: tick % width * rows + i * rows // n)
         for f in kept:
-            off, idx = f.indices()
-            ticks.append(off + f.header.tick)
-            neurons.append(idx)
-        tick = np.concatenate(ticks)
-        neuron = np.concatenate(neurons)
-        keep = tick >= oldest
-        flat = (tick[keep] % self.width) * self.rows + neuron[keep] * self.rows // self.n
-        self.counts += (
-            np.bincount(flat, minlength=self.width * self.rows)
-            .reshape(self.width, self.rows)
-            .astype(np.uint32)
-        )
+            h = f.header
+            # Rows of the frame before `first` fell out of the window: never expanded,
+            # so a frame of 2**24 ticks costs what its last `width` rows cost.
+            first = max(h.tick, oldest) - h.tick
+            if f.encoding == "bits" and (h.ticks - first) * n >= _COUNT_BITS:
+                for row, block in group_counts(f, first, starts):
+                    slots = (h.tick + row + np.arange(block.shape[0])) % width
+                    self.counts[slots] += block.astype(np.uint32)
+                continue
+            for off, neuron in window_spikes(f, first):
+                tally.add(off + h.tick, neuron)
+        tally.flush()
 
     def summary(self) -> tuple[float, F64, F64]:
         """``(mean rate, population rate per bin, raster (rows, bins))`` in Hz/neuron."""

@@ -33,6 +33,7 @@ from spikestream_client.monitor.aggregate import (
     MonitorModel,
     ProbeSnapshot,
     Snapshot,
+    finite_float,
     recent_stat,
 )
 from spikestream_client.monitor.session import MonitorOptions, open_session, refresh_model
@@ -87,10 +88,10 @@ def _raster(raster: npt.NDArray[np.float64]) -> str:
 
 
 def _num(x: object, fmt: str = "{:.1f}", none: str = "-") -> str:
-    # Stats come from the bus as JSON: anything but a finite number shows as `none`.
-    if (type(x) is not float and type(x) is not int) or not math.isfinite(x):
-        return none
-    return fmt.format(x)
+    # Stats come from the bus as JSON: anything but a finite number (a string, inf, an
+    # integer of 400 digits that no float holds) shows as `none`.
+    value = finite_float(x)
+    return none if value is None else fmt.format(value)
 
 
 def _ms(x: float) -> str:
@@ -146,9 +147,9 @@ def _header(snap: Snapshot, broker: str) -> Table:
         busy = ("  CPU CONTENDED", "yellow") if st.get("spin_contended") is True else ""
         # Schedule dropped since start (realigns, slips, resumes): how far simulated time
         # has fallen behind the wall clock's grid, for good.
-        lost = st.get("behind_ms")
-        shown = isinstance(lost, int | float) and not isinstance(lost, bool) and lost >= 0.0005
-        # From 0.001 ms; inf shows nothing.
+        lost = finite_float(st.get("behind_ms"))
+        # From 0.001 ms; inf, or a number no float holds, shows nothing.
+        shown = lost is not None and lost >= 0.0005
         behind = (_num(lost, "  BEHIND {:.3f} ms", "") if shown else "", "yellow")
         stale = svc.stats_age is not None and svc.stats_age >= 3
         age = f" (stale {svc.stats_age:.0f} s)" if stale else ""

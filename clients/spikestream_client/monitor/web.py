@@ -51,6 +51,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import numpy as np
+import numpy.typing as npt
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -66,6 +67,7 @@ from spikestream_client.monitor.aggregate import (
     RECENT_WINDOWS,
     MonitorModel,
     Snapshot,
+    finite_float,
     recent_stat,
 )
 from spikestream_client.monitor.session import (
@@ -73,6 +75,7 @@ from spikestream_client.monitor.session import (
     open_session,
     refresh_model,
 )
+from spikestream_client.monitor.spikecounts import newest_spikes, spike_count
 from spikestream_client.safetext import printable
 from spikestream_client.tool import interruptible_sleep, subscribe_frames
 
@@ -135,9 +138,13 @@ def _scalar(value: object) -> bool | int | float | str | None:
     numbers, booleans, strings (cut to 200 characters); anything else is null.
 
     JSON from the bus may hold ``1e999`` (parsed as inf), lists or objects where the
-    page expects a number; ``json.dumps(allow_nan=False)`` would raise on the first."""
-    if value is None or type(value) is bool or type(value) is int:
+    page expects a number; ``json.dumps(allow_nan=False)`` would raise on the first. An
+    integer no float holds (400 digits) is null too: the page reads numbers as doubles,
+    so it would arrive as Infinity."""
+    if value is None or type(value) is bool:
         return value
+    if type(value) is int:
+        return value if finite_float(value) is not None else None
     if type(value) is float:
         return _clean(value)
     if type(value) is str:
@@ -438,17 +445,24 @@ class WebBridge:
     def _spikes(self, frames: list[SpikeFrame]) -> dict[str, Any]:
         last = frames[-1]
         base = frames[0].header.tick
-        ticks: list[np.ndarray[Any, Any]] = []
-        neurons: list[np.ndarray[Any, Any]] = []
-        for f in frames:
-            off, idx = f.indices()
-            ticks.append(off + (f.header.tick - base))
-            neurons.append(idx)
-        t = np.concatenate(ticks)
-        i = np.concatenate(neurons)
-        thinned = max(0, t.size - self.max_spikes)
-        if thinned:
-            t, i = t[thinned:], i[thinned:]
+        ticks: list[npt.NDArray[np.int64]] = []
+        neurons: list[npt.NDArray[np.int64]] = []
+        # Newest first, and only as many spikes as are sent: expanding every frame and
+        # thinning afterwards made one all-ones 16 MiB bitmask frame cost GiBs. The rest
+        # are counted (without expanding them) as `thinned`.
+        room = self.max_spikes
+        total = 0
+        for f in reversed(frames):
+            total += spike_count(f)
+            if room > 0:
+                off, idx = newest_spikes(f, room)
+                ticks.append(off + (f.header.tick - base))
+                neurons.append(idx)
+                room -= off.size
+        empty = np.zeros(0, np.int64)
+        t = np.concatenate(ticks[::-1]) if ticks else empty
+        i = np.concatenate(neurons[::-1]) if neurons else empty
+        thinned = total - int(t.size)
         self.spikes_sent += int(t.size)
         return {
             "kind": "spikes",
