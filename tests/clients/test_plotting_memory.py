@@ -1,0 +1,305 @@
+"""``spikestream_client.plotting`` reading a run file: memory bounded whatever the run's
+length, decimation that keeps each bucket's extremes and NaN gaps, and hostile member
+headers refused in one line.
+
+``spikestream run --plot`` used to ``np.load`` the file it had just written and plot
+whole float64 copies of it: 1.95 GB for 100 s of a 1000-neuron voltage probe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tracemalloc
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib.axes
+import matplotlib.image
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from spikestream_client import plotting
+from spikestream_client.errors import ConfigError
+from spikestream_client.npz import NpzWriter, header_arrays, layout_meta, save_npz, time_of
+from spikestream_client.plotting import plot_run, plot_run_file
+
+DT = 0.001
+#: tracemalloc peak allowed while plotting the long file below. The old code held the
+#: whole voltage probe as float32 and as float64 (240 MB) plus the spikes (20 MB).
+PEAK_BOUND = 96 * 2**20
+
+
+def _meta(ticks: int, probes: dict[str, str], pops: list[str], **extra: Any) -> dict[str, Any]:
+    return layout_meta(
+        network="long",
+        dt=DT,
+        dtype="float32",
+        populations=pops,
+        inputs=[],
+        probes=probes,
+        source="run",
+        ticks=ticks,
+        first_tick=0,
+        last_tick=ticks - 1,
+        **extra,
+    )
+
+
+def _write_long(path: Path, ticks: int, n: int) -> None:
+    """A run of ``ticks`` rows: ``v`` (voltage, float32) and ``p.spikes`` (uint8) of ``n``
+    neurons, written block by block with the project's writer (never held whole)."""
+    rng = np.random.default_rng(1)
+    block = 10_000
+    with NpzWriter(path) as npz:
+        for key, value in header_arrays(_meta(ticks, {"v": "voltage"}, ["p"])).items():
+            npz.add(key, value)
+        t = npz.stream("t", (ticks,), np.dtype(np.float64), spool=True)
+        v = npz.stream("v", (ticks, n), np.dtype(np.float32), spool=True)
+        s = npz.stream("p.spikes", (ticks, n), np.dtype(np.uint8), spool=True)
+        for start in range(0, ticks, block):
+            k = min(block, ticks - start)
+            t.write(time_of(np.arange(start, start + k), DT))
+            v.write(rng.random((k, n), dtype=np.float32))
+            s.write((rng.random((k, n)) < 0.02).astype(np.uint8))
+
+
+def _plot_loaded(npz: Path, png: Path) -> Path:
+    with np.load(npz) as arrays:
+        return plot_run(arrays, png)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plot", [plot_run_file, _plot_loaded], ids=["file", "np.load"])
+def test_plotting_a_long_run_file_takes_bounded_memory(
+    tmp_path: Path, plot: Callable[[Path, Path], Path]
+) -> None:
+    """200,000 ticks of 100 neurons (100 MB of data): the peak stays under 96 MiB
+    (about 58 MiB measured, most of it matplotlib drawing 40 traces and 400,000 spikes). The
+    bound does not depend on the length: values are read in chunks of at most 4 MiB and
+    kept as 40 traces of 20,000 points, spikes as at most 2,000,000 events."""
+    npz, png = tmp_path / "long.npz", tmp_path / "long.png"
+    _write_long(npz, ticks=200_000, n=100)
+    tracemalloc.start()
+    try:
+        plot(npz, png)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert png.stat().st_size > 0
+    assert peak < PEAK_BOUND, f"plotting peaked at {peak / 2**20:.0f} MiB"
+
+
+# ------------------------------------------------------------------ decimation
+
+
+def _brute(t: npt.NDArray[Any], v: npt.NDArray[Any], step: int) -> tuple[Any, Any]:
+    """Per bucket of ``step`` rows: the min and max in the order they occur (first
+    occurrence), at their times; NaN at the bucket's first time when it holds a NaN."""
+    xs, ys = [], []
+    for a in range(0, len(t), step):
+        tb, vb = t[a : a + step], v[a : a + step]
+        x_col, y_col = [], []
+        for c in range(v.shape[1]):
+            col = vb[:, c]
+            if np.isnan(col).any():
+                x_col.append([tb[0], tb[0]])
+                y_col.append([np.nan, np.nan])
+                continue
+            a, b = sorted([int(np.argmin(col)), int(np.argmax(col))])
+            x_col.append([tb[a], tb[b]])
+            y_col.append([col[a], col[b]])
+        xs.append(np.array(x_col).T)
+        ys.append(np.array(y_col).T)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _arrays(t: npt.NDArray[Any], v: npt.NDArray[Any], gaps: Any = None) -> dict[str, Any]:
+    arrays = {"t": t, "v": v, **header_arrays(_meta(len(t), {"v": "values"}, []))}
+    if gaps is not None:
+        arrays["gaps"] = gaps
+    return arrays
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 10, 1 << 16])
+@pytest.mark.parametrize("source", ["memory", "file", "deflated"])
+def test_decimated_traces_keep_each_buckets_extremes_and_nan_gaps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int, source: str
+) -> None:
+    """100 rows drawn as 10 buckets of 10 (MAX_POINTS 20): each bucket is its minimum and
+    maximum in time order, and a bucket holding a NaN is a break, whatever the chunks."""
+    with contextlib.ExitStack() as stack:
+        _check_decimation(tmp_path, monkeypatch, stack, chunk_rows, source)
+
+
+def _check_decimation(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    stack: contextlib.ExitStack,
+    chunk_rows: int,
+    source: str,
+) -> None:
+    monkeypatch.setattr(plotting, "MAX_POINTS", 20)
+    monkeypatch.setattr(plotting, "CHUNK_ROWS", chunk_rows)
+    rng = np.random.default_rng(3)
+    t = time_of(np.arange(100), DT)
+    v = rng.standard_normal((100, 3)).astype(np.float32)
+    v[35, 1] = np.nan  # bucket 3 of trace 1 is a gap
+    v[90:, 2] = np.nan  # the last bucket of trace 2 too
+    v[41, 0], v[47, 0] = 9.0, -9.0  # max before min in bucket 4
+    gaps = np.zeros(100, dtype=bool)
+    gaps[35:37] = True
+    arrays = _arrays(t, v, gaps)
+    src: Any
+    if source == "memory":
+        src = plotting._InMemory(arrays)
+    else:
+        npz = save_npz(tmp_path / "d.npz", arrays, compress=source == "deflated")
+        src = plotting._NpzFile(npz, stack.enter_context(zipfile.ZipFile(npz)))
+    axis = plotting._read_axis(src, 100, src.keys())
+    assert axis.step == 10
+    x, y = plotting._trace(src, "v", plotting._header(src, "v", "f", 100), axis)
+    want_x, want_y = _brute(t, v.astype(np.float64), 10)
+    np.testing.assert_array_equal(x, want_x)
+    np.testing.assert_array_equal(y, want_y)  # NaN where expected, values exact
+    assert np.isnan(y[6:8, 1]).all()
+    assert np.isnan(y[18:, 2]).all()
+    assert list(y[8:10, 0]) == [9.0, -9.0]  # in the order they occur
+    # The gap rows 35-36 shade their bucket, from its first row to the next bucket's.
+    assert axis.spans() == [(t[30], t[40])]
+
+
+def test_a_short_run_is_drawn_tick_by_tick_and_the_same_from_memory_or_file(
+    tmp_path: Path,
+) -> None:
+    """At most MAX_POINTS ticks: every row is drawn (x is t, y the values), gap spans as
+    before, and plot_run and plot_run_file draw the same image."""
+    t = time_of(np.arange(500), DT)
+    v = np.sin(np.arange(500.0))[:, None] * np.ones(3)
+    v[100:120] = np.nan
+    gaps = np.zeros(500, dtype=bool)
+    gaps[100:120] = True
+    arrays = _arrays(t, v, gaps)
+    src = plotting._InMemory(arrays)
+    axis = plotting._read_axis(src, 500, src.keys())
+    x, y = plotting._trace(src, "v", plotting._header(src, "v", "f", 500), axis)
+    np.testing.assert_array_equal(x, t)
+    np.testing.assert_array_equal(y, v)
+    assert axis.spans() == [(t[100], t[120])]
+    npz = save_npz(tmp_path / "s.npz", arrays)
+    a = plot_run(arrays, tmp_path / "a.png")
+    b = plot_run_file(npz, tmp_path / "b.png")
+    np.testing.assert_array_equal(matplotlib.image.imread(a), matplotlib.image.imread(b))
+
+
+def test_a_raster_past_max_spikes_is_thinned_evenly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every spike of 10 neurons for 500 ticks (5,000) with MAX_SPIKES 1,000: every 8th
+    is kept, evenly over the run, and the panel says so."""
+    monkeypatch.setattr(plotting, "MAX_SPIKES", 1000)
+    monkeypatch.setattr(plotting, "CHUNK_ROWS", 33)
+    t = time_of(np.arange(500), DT)
+    spikes = np.ones((500, 10), dtype=np.uint8)
+    arrays = {"t": t, "p.spikes": spikes, **header_arrays(_meta(500, {}, ["p"]))}
+    src = plotting._InMemory(arrays)
+    header = plotting._header(src, "p.spikes", "u", 500, ndim=2)
+    got = plotting._raster(src, "p.spikes", header, np.arange(10))
+    assert (got.total, got.stride, got.kept) == (5000, 8, 625)
+    times, neurons = got.joined()
+    all_ticks, all_neurons = np.nonzero(spikes)
+    np.testing.assert_array_equal(times, t[all_ticks][::8])
+    np.testing.assert_array_equal(neurons, all_neurons[::8])
+    drawn: list[str] = []
+    real_text = matplotlib.axes.Axes.text
+
+    def text(self: Any, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
+        drawn.append(s)
+        return real_text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", text)
+    plot_run(arrays, tmp_path / "thin.png")
+    assert drawn == ["625 of 5,000 spikes drawn"]
+
+
+# ------------------------------------------------------------------ hostile headers
+
+
+def _npy(shape: tuple[int, ...], descr: str = "<f8", fortran: bool = False) -> bytes:
+    fh = io.BytesIO()
+    header = {"descr": descr, "fortran_order": fortran, "shape": shape}
+    np.lib.format.write_array_header_1_0(fh, header)
+    return fh.getvalue()
+
+
+def _hostile(path: Path, v: bytes, method: int = zipfile.ZIP_STORED) -> Path:
+    """A run file of 10 ticks whose ``v`` member is ``v`` (a header and some bytes)."""
+    arrays = {"t": time_of(np.arange(10), DT), **header_arrays(_meta(10, {"v": "voltage"}, []))}
+    with zipfile.ZipFile(path, "w", compression=method) as zf:
+        for key, arr in arrays.items():
+            with zf.open(f"{key}.npy", "w") as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+        zf.writestr("v.npy", v)
+    return path
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (
+            _npy((10, 10**9)) + b"\0" * 64,
+            r"member 'v.npy': its header claims shape \(10, 1000000000\) of float64 "
+            r"\(80,000,000,000 bytes\) but the member holds 64 bytes of data$",
+        ),
+        (_npy((10, 2), "<c16") + b"\0" * 320, r"holds complex128 values; expected float or"),
+        (_npy((10, 2), "|O") + b"\0" * 160, r"holds object values; expected float or"),
+        (_npy((10, 2), "<f8", fortran=True) + b"\0" * 160, r"is stored in Fortran order"),
+        (_npy((11, 2)) + b"\0" * 176, r"member 'v.npy': its shape is \(11, 2\); expected 10 rows"),
+        (b"\x93NUMPY\x01\x00\xff\xff" + b"{" * 70_000, r"malformed content \(ValueError"),
+        (b"not an npy file", r"malformed content \(ValueError"),
+    ],
+)
+def test_a_hostile_member_header_is_refused_in_one_line(
+    tmp_path: Path, method: int, member: bytes, message: str
+) -> None:
+    npz = _hostile(tmp_path / "h.npz", member, method)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match=message) as err:
+            plot_run_file(npz, tmp_path / "h.png")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith(f"cannot plot {str(npz)!r}: ")
+    assert peak < 8 * 2**20  # nothing was allocated for the claimed shape
+    assert not (tmp_path / "h.png").exists()
+
+
+def test_a_member_shorter_than_its_zip_entry_claims_is_refused(tmp_path: Path) -> None:
+    """A truncated file: the data ends before the rows the header (and zip) promise."""
+    arrays = {"t": time_of(np.arange(10), DT), "v": np.zeros((10, 4))}
+    npz = save_npz(
+        tmp_path / "ok.npz", {**arrays, **header_arrays(_meta(10, {"v": "voltage"}, []))}
+    )
+    broken = tmp_path / "broken.npz"
+    with zipfile.ZipFile(npz) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == "v.npy":
+                body = body[:-100]  # the header stays, 100 bytes of data go
+            dst.writestr(info.filename, body)
+    with pytest.raises(ConfigError, match=r"member 'v.npy': its header claims shape \(10, 4\)"):
+        plot_run_file(broken, tmp_path / "b.png")
+
+
+def test_a_missing_or_non_zip_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot plot '.*nope.npz': No such file"):
+        plot_run_file(tmp_path / "nope.npz", tmp_path / "p.png")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(ConfigError, match=r"corrupt zip data \(File is not a zip file\)"):
+        plot_run_file(tmp_path / "text.npz", tmp_path / "p.png")
