@@ -31,11 +31,14 @@ probes, not the simulator, so:
 Rows run from the first tick that every probe covered to the last tick every probe
 covered, so joining mid-frame or stopping mid-frame does not count as loss. Anyone who
 may publish on ``out/+`` can add a probe, though, and one stray or forged frame far from
-the others' ticks would leave no tick common to all: so when the common ticks of a
-segment are fewer than half of the longest probe's, the probes covering less than half
-of that are left out of the rule (their rows outside the span are gaps), the rows run
-over the ticks the others have in common (all of them, if even those do not overlap),
-and :meth:`Recorder.narrow_text` names the probes; ``record`` says so and exits with 3.
+the others' ticks would leave few ticks common to all, or none: so when the common
+ticks of a segment are fewer than half of the longest probe's span, the probes that
+delivered fewer than half as many frames as the busiest are left out of the rule (their
+rows outside the span are gaps; a span cannot tell, since one forged frame may claim
+100,000 ticks), the rows run over the ticks the others have in common (all of them, if
+even those do not overlap), and :meth:`Recorder.narrow_text` names the probes;
+``record`` says so and exits with 3. When no probe is left out the rule stands, unless
+it leaves no row at all: then the rows cover every probe's ticks, said the same way.
 
 The arrays are built at the end, while the frames are still held, and the size of both
 follows from the frames, which come from the bus: a frame that would take the arrays
@@ -381,16 +384,23 @@ class Recorder:
             first, last = e == 0, e == count - 1
             lo, hi = _common(present, first, last)
             longest = max(s.end - s.start for s in present.values())
-            if 2 * (hi - lo) < longest:
-                # One probe far from the rest (a stray or forged frame) must not empty
-                # the recording: the rule holds for the probes covering at least half of
-                # the longest span, and if even those miss each other, rows cover them all.
-                major = {p: s for p, s in present.items() if 2 * (s.end - s.start) >= longest}
+            busiest = max(len(s.frames) for s in present.values())
+            # At least half as many frames as the busiest probe: a tick span cannot tell
+            # which probe strayed (one forged frame may claim 100,000 ticks).
+            major = {p: s for p, s in present.items() if 2 * len(s.frames) >= busiest}
+            if 2 * (hi - lo) < longest and len(major) < len(present):
+                # A probe far from the rest (a stray or forged frame) must not empty or
+                # shrink the recording: the rule holds for the others, and if even those
+                # miss each other, the rows cover them all.
                 common, (lo, hi) = hi - lo, _common(major, first, last)
                 if hi == lo:
                     lo, hi = _common(major, first=False, last=False)
                 left = {p: (s.start, s.end) for p, s in present.items() if p not in major}
                 self.narrow.append(NarrowSpan(e, common, longest, (lo, hi), left))
+            elif hi == lo and len(present) > 1:
+                # Probes of like weight that never meet: rows for all of their ticks.
+                lo, hi = _common(present, first=False, last=False)
+                self.narrow.append(NarrowSpan(e, 0, longest, (lo, hi), {}))
             bounds.append((lo, hi))
         return bounds
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import zlib
 from dataclasses import dataclass, field
 
@@ -233,7 +234,8 @@ def _build_population(spec: NetworkSpec, name: str, p: PopulationSpec, seed: int
     max_rates = _per_neuron(spec, p.max_rates, p.n, rng, f"{where}.max_rates")
     intercepts = _per_neuron(spec, p.intercepts, p.n, rng, f"{where}.intercepts")
     if isinstance(p.max_rates, str):
-        top = 1.0 / p.tau_ref  # a LIF neuron fires below it
+        # A LIF neuron fires below 1/tau_ref; without a refractory period, at any rate.
+        top = 1.0 / p.tau_ref if p.tau_ref > 0 else math.inf
         _refuse_outside(
             max_rates,
             (max_rates <= 0) | (max_rates >= top),

@@ -90,7 +90,10 @@ class DecoderCache:
                 with os.scandir(self.folder) as it:
                     for entry in it:
                         if entry.name.endswith(".npy") and not entry.name.startswith("."):
-                            st = entry.stat(follow_symlinks=False)
+                            try:
+                                st = entry.stat(follow_symlinks=False)
+                            except OSError:
+                                continue  # removed meanwhile (another build's trim)
                             self._add(entry.name, st.st_mtime, st.st_size)
             except OSError:
                 pass  # no folder yet, or unreadable: every lookup misses

@@ -128,6 +128,11 @@ def test_per_neuron_tuning_files_and_initial_voltage(tmp_path: Path) -> None:
         with pytest.raises(BuildError, match=rf"populations\.a\.{says}"):
             make(tmp_path, {"populations": {"a": pop}})
         np.save(tmp_path / f"{file}.npy", rates if file == "r" else icpt)
+    # Without a refractory period any positive rate is allowed (1/tau_ref divided by 0).
+    np.save(tmp_path / "r.npy", np.full(8, 5000.0))
+    model = make(tmp_path, {"populations": {"a": {**pop, "tau_ref": 0.0}}})
+    np.testing.assert_array_equal(model.populations["a"].max_rates, np.full(8, 5000.0))
+    np.save(tmp_path / "r.npy", rates)
     np.save(tmp_path / "r.npy", np.ones(7))
     with pytest.raises(BuildError, match=r"has shape \(7,\); expected \(8,\)"):
         make(tmp_path, {"populations": {"a": pop}})

@@ -160,6 +160,33 @@ def test_one_stray_frame_on_a_new_probe_does_not_empty_the_recording(
     assert png.read_bytes()[:8] == PNG
 
 
+def test_one_forged_frame_claiming_a_long_span_is_still_the_one_left_out() -> None:
+    """A span cannot tell which probe strayed: one frame claiming 10,000 ticks far away
+    would otherwise outweigh 300 real frames. Frames delivered decide."""
+    rec = Recorder("fake")
+    _common_span(rec)
+    rec.on_frame(value_frame(header("zz", 0, 10**6, ticks=10_000), np.zeros((10_000, 1))))
+    out = rec.arrays()
+    np.testing.assert_array_equal(out["tick"], np.arange(1000, 4000))
+    assert not out["b.gaps"].any()
+    assert out["zz.gaps"].all()
+    (narrow,) = rec.narrow
+    assert narrow.left_out == {"zz": (10**6, 10**6 + 10_000)}
+
+
+def test_a_probe_of_big_frames_beside_small_ones_is_kept_when_their_spans_meet() -> None:
+    """Probes of 10-tick frames and one of a single 1000-tick frame, in a recording
+    shorter than that frame: their spans meet over half the longest, so the usual rule
+    stands and nothing is said."""
+    rec = Recorder("fake")
+    rec.on_frame(value_frame(header("slow", 0, 0, ticks=1000), np.ones((1000, 1))))
+    for seq in range(50, 120):  # ticks 500..1200
+        rec.on_frame(value_frame(header("fast", seq, 10 * seq), np.ones((10, 1))))
+    out = rec.arrays()
+    np.testing.assert_array_equal(out["tick"], np.arange(500, 1000))
+    assert rec.narrow == []
+
+
 def test_spans_that_do_not_meet_keep_every_tick_and_are_said() -> None:
     """Two probes of equal weight whose frames never share a tick: no probe is left out,
     and the rows cover both rather than neither."""

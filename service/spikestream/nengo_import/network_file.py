@@ -100,7 +100,7 @@ def import_network(
         ) from None
     out_path = Path(out)
     folder = out_path.parent / f"{out_path.stem}.arrays"
-    _check_out(out_path, folder)  # before any work, and before anything is written
+    _check_out(out_path, folder)  # before the import's own work and any writing
     job = _Import(nengo, net, built, out_path, dt, sample_duration, timing)
     text = job.document(variables or {}, source)
     try:

@@ -466,7 +466,7 @@ OTHER_ENV_VARS = frozenset(
         ENV_PASSWORD,
         ENV_PASSWORD_FILE,
         "SPIKESTREAM_PROGRAMS",  # tick programs: auto, c or numba (spikestream.sim.native)
-        "SPIKESTREAM_DECODER_CACHE",  # 0 turns the decoder cache off (spikestream.build)
+        "SPIKESTREAM_DECODER_CACHE",  # 0 turns the decoder cache off (spikestream.decodercache)
         # deploy/compose.yaml's broker password, exported in the shell that runs compose.
         "SPIKESTREAM_PASSWORD",
         # The test suite's own (tests/brokers.py, tests/clients/).

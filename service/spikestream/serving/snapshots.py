@@ -87,8 +87,9 @@ class Member:
     shape: tuple[int, ...]
     kind: Kind
     required: bool = True
-    #: Largest magnitude a ``float`` member may hold: that of the network's number type,
-    #: so a float64 file restored into a float32 network cannot turn 1e300 into inf.
+    #: Largest magnitude a ``float`` member may hold: ``state_limit`` of the network's
+    #: number type (2**-64 of its maximum), so a float64 file restored into a float32
+    #: network cannot turn 1e300 into inf, nor a value near the maximum overflow in a tick.
     limit: float = float(np.finfo(np.float64).max)
 
     def max_data_bytes(self) -> int:
