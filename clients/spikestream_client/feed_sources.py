@@ -77,8 +77,18 @@ class Source(Protocol):
         ...
 
 
+class _RatePaced:
+    """A source whose sample ``k`` is due at ``k / rate`` seconds."""
+
+    rate: float
+
+    def index_at(self, offset_s: float) -> int:
+        """The last sample due at or before ``offset_s`` seconds."""
+        return _rate_index(self.rate, offset_s)
+
+
 @dataclass
-class SinSource:
+class SinSource(_RatePaced):
     """``offset + amp * sin(2π freq t + 2π i / dim)`` sampled at ``rate`` Hz."""
 
     rate: float
@@ -86,10 +96,6 @@ class SinSource:
     amp: float = 1.0
     offset: float = 0.0
     dim: int = 1
-
-    def index_at(self, offset_s: float) -> int:
-        """The last sample due at or before ``offset_s`` seconds."""
-        return _rate_index(self.rate, offset_s)
 
     def at(self, k: int) -> tuple[float, FloatArray]:
         """Sample ``k``, due at ``k / rate``."""
@@ -99,7 +105,7 @@ class SinSource:
 
 
 @dataclass
-class SquareSource:
+class SquareSource(_RatePaced):
     """``offset + amp`` for the first ``duty`` of each period of ``1/freq`` s, else
     ``offset - amp``; component ``i`` is shifted by ``i / dim`` of a period."""
 
@@ -110,10 +116,6 @@ class SquareSource:
     duty: float = 0.5
     dim: int = 1
 
-    def index_at(self, offset_s: float) -> int:
-        """The last sample due at or before ``offset_s`` seconds."""
-        return _rate_index(self.rate, offset_s)
-
     def at(self, k: int) -> tuple[float, FloatArray]:
         """Sample ``k``, due at ``k / rate``."""
         t = k / self.rate
@@ -122,7 +124,7 @@ class SquareSource:
 
 
 @dataclass
-class ConstantSource:
+class ConstantSource(_RatePaced):
     """The same ``value`` at every sample."""
 
     rate: float
@@ -133,16 +135,12 @@ class ConstantSource:
         self.value = np.atleast_1d(np.asarray(self.value, dtype=np.float64))
         self.dim = int(self.value.size)
 
-    def index_at(self, offset_s: float) -> int:
-        """The last sample due at or before ``offset_s`` seconds."""
-        return _rate_index(self.rate, offset_s)
-
     def at(self, k: int) -> tuple[float, FloatArray]:
         """Sample ``k``, due at ``k / rate``."""
         return k / self.rate, self.value
 
 
-class NoiseSource:
+class NoiseSource(_RatePaced):
     """White Gaussian noise ``offset + amp * N(0, 1)``, reproducible from ``seed``.
 
     Samples are drawn in blocks of 1024 from ``default_rng([seed, block])``, so sample
@@ -159,10 +157,6 @@ class NoiseSource:
         self.dim = dim
         self._block = -1
         self._values: FloatArray = np.zeros((0, dim))
-
-    def index_at(self, offset_s: float) -> int:
-        """The last sample due at or before ``offset_s`` seconds."""
-        return _rate_index(self.rate, offset_s)
 
     def at(self, k: int) -> tuple[float, FloatArray]:
         """Sample ``k``, due at ``k / rate``."""
