@@ -356,14 +356,14 @@ def decoders_for(
     points: int,
     rng: np.random.Generator,
     where: str,
+    cache: DecoderCache,
     allow_python: bool = False,
-    cache: DecoderCache | None = None,
 ) -> tuple[FloatArray, int]:
     """Decoders of ``function`` (identity if None) for ``pop``; returns ``(D, d_out)``.
 
     ``allow_python`` lets ``function`` name a Python callable (``"module:attr"``), which
-    imports and runs that module's code. ``cache``: the build's decoder cache (default:
-    one opened, used and trimmed for this solve alone).
+    imports and runs that module's code. ``cache``: the build's decoder cache (listed
+    once, trimmed by the build when it ends).
 
     Raises:
         NetworkFileError: ``function`` is not an allowed expression or callable.
@@ -395,16 +395,12 @@ def decoders_for(
     # nor allow_python_functions can make a stale entry match; decoders read from files
     # never come here.
     key = _decoder_key(pop, eval_points, targets, reg)
-    own = cache is None
-    cache = DecoderCache.open() if cache is None else cache
     d = cache.get(key, (pop.n, targets.shape[1]))
     if d is None:
         d = solve_decoders(pop.rates(eval_points), targets, reg)
         if not np.all(np.isfinite(d)):
             raise BuildError(f"{where}: the decoders solved for {function or 'x'!r} are not finite")
         cache.put(key, d)
-        if own:
-            cache.trim()
     return d, targets.shape[1]
 
 
