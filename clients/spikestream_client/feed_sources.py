@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from spikestream_client.codec import DEFAULT_MAX_INPUT_BYTES
 from spikestream_client.errors import ConfigError
+from spikestream_client.npz import read_npy_header
 
 __all__ = [
     "MAX_DIM",
@@ -295,13 +296,8 @@ def _read_npy(path: Path) -> FloatArray:
         ConfigError: The header is not a real array the file holds.
         ValueError, OSError: The file is not a readable ``.npy`` file.
     """
-    fmt = np.lib.format
     with path.open("rb") as fh:
-        version = fmt.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
-        else:
-            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+        shape, fortran, dtype = read_npy_header(fh)
         offset = fh.tell()
         size = path.stat().st_size
         if dtype.kind not in "fiub" or dtype.hasobject or dtype.fields is not None:

@@ -30,7 +30,7 @@ import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +51,7 @@ __all__ = [
     "NpzWriter",
     "header_arrays",
     "layout_meta",
+    "read_npy_header",
     "save_npz",
     "time_of",
     "value_dtype",
@@ -94,6 +95,31 @@ def value_dtype(name: object) -> np.dtype[np.floating[Any]]:
     if it is one of :data:`VALUE_DTYPES`, else :data:`WIRE_DTYPE` (what the frames carry:
     a service too old to say, or a document that says something else)."""
     return np.dtype(name if name in VALUE_DTYPES else WIRE_DTYPE)
+
+
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def read_npy_header(
+    fh: _Readable, max_header_bytes: int = 10_000
+) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` stream ``fh``, left at its data.
+    Only the header is read (at most ``max_header_bytes`` of it): the caller checks the
+    dtype and that the shape fits the bytes that follow before reading any data.
+
+    Raises:
+        ValueError: Not a ``.npy`` stream, a version other than 1.0 or 2.0, or a header
+            numpy cannot parse or longer than ``max_header_bytes``.
+    """
+    version = npy_format.read_magic(fh)
+    if version == (1, 0):
+        shape, fortran, dtype = npy_format.read_array_header_1_0(fh, max_header_bytes)
+    elif version == (2, 0):
+        shape, fortran, dtype = npy_format.read_array_header_2_0(fh, max_header_bytes)
+    else:
+        raise ValueError(f".npy format {version}; expected 1.0 or 2.0")
+    return tuple(shape), bool(fortran), dtype
 
 
 def time_of(tick: npt.NDArray[np.integer[Any]], dt: float) -> npt.NDArray[np.float64]:

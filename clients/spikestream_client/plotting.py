@@ -24,9 +24,9 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib import format as npy_format
 
 from spikestream_client.errors import ConfigError, SpikestreamError
+from spikestream_client.npz import read_npy_header
 
 #: Above this many neurons a raster shows a random subset (a denser raster is unreadable).
 MAX_RASTER_NEURONS = 200
@@ -164,14 +164,7 @@ class _NpzFile:
             )
         with _refusals(self.path), self.zf.open(info) as raw:
             fp = _Counted(raw)
-            version = npy_format.read_magic(fp)
-            if version == (1, 0):
-                header = npy_format.read_array_header_1_0(fp, HEADER_MAX_BYTES)
-            elif version == (2, 0):
-                header = npy_format.read_array_header_2_0(fp, HEADER_MAX_BYTES)
-            else:
-                raise self.refuse(f"{what} has .npy format {version}; expected 1.0 or 2.0")
-            shape, fortran, dtype = tuple(header[0]), bool(header[1]), header[2]
+            shape, fortran, dtype = read_npy_header(fp, HEADER_MAX_BYTES)
             _check_dtype(self.what(name), dtype, kinds)
             if any(d < 0 for d in shape):
                 raise self.refuse(f"{what} has shape {shape}")

@@ -39,7 +39,8 @@ SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
 CLIENT_LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "names"),
     ("spikestream_client",),  # the package: __version__, names loaded lazily
-    ("codec", "aio", "files", "logs", "safetext", "npz", "plotting"),
+    ("codec", "aio", "files", "logs", "safetext", "npz"),
+    ("plotting",),  # reads .npz members with npz's header reader
     ("transport", "gaps", "feed_sources"),
     ("brokers", "streams"),
     ("dispatch",),
