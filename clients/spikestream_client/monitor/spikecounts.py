@@ -51,12 +51,6 @@ _LOW_BITS: Final = np.array([(1 << k) - 1 for k in range(8)], dtype=np.uint8)
 slots of a byte that come before slot ``k`` of it."""
 
 
-def _payload(frame: SpikeFrame) -> tuple[U8 | None, UInt | None, UInt | None]:
-    """``(bits, offsets, neurons)``: the arrays the frame arrived with (the other slots
-    None), read-only views of the payload (no copy)."""
-    return frame.wire()
-
-
 def group_starts(n: int, rows: int) -> I64:
     """First neuron of each of ``rows`` groups, then ``n``: shape ``(rows + 1,)``.
 
@@ -71,7 +65,7 @@ def group_starts(n: int, rows: int) -> I64:
 def spike_count(frame: SpikeFrame) -> int:
     """Spikes in ``frame``, counted without expanding it (popcounts of the bitmask in
     chunks of :data:`CHUNK_BYTES`)."""
-    bits, offsets, _ = _payload(frame)
+    bits, offsets, _ = frame.wire()
     if bits is None:
         assert offsets is not None
         return int(offsets.size)
@@ -108,7 +102,7 @@ def window_spikes(frame: SpikeFrame, first: int) -> Iterator[tuple[I64, I64]]:
     (bitmask) or :data:`CHUNK_SPIKES` (index pairs) spikes each, in the frame's order.
 
     Rows before ``first`` (fallen out of a window) are never expanded."""
-    bits, offsets, neurons = _payload(frame)
+    bits, offsets, neurons = frame.wire()
     if bits is not None:
         n = frame.n
         for pos in _set_bits(bits, first * n):
@@ -133,7 +127,7 @@ def newest_spikes(frame: SpikeFrame, limit: int) -> tuple[I64, I64]:
 
     A bitmask is read backwards a chunk at a time and reading stops once ``limit``
     spikes are found, so an all-ones frame costs one chunk, not its 8 × size spikes."""
-    bits, offsets, neurons = _payload(frame)
+    bits, offsets, neurons = frame.wire()
     empty = np.zeros(0, np.int64)
     if limit <= 0:
         return empty, empty
@@ -195,7 +189,7 @@ def group_counts(frame: SpikeFrame, first: int, starts: I64) -> Iterator[tuple[i
         ``row + k``; int64, shape ``(rows in this block, groups)``, at most about
         2**16 cells per block.
     """
-    bits, _, _ = _payload(frame)
+    bits, _, _ = frame.wire()
     if bits is None:
         raise ValueError(f"group_counts expects a bitmask frame, got encoding {frame.encoding!r}")
     n, ticks = frame.n, frame.header.ticks
