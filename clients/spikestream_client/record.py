@@ -221,8 +221,6 @@ class Recorder:
         self.gaps: list[Gap] = []
         self.missing: Counter[str] = Counter()
         self.frames = 0
-        self.skipped: Counter[str] = Counter()
-        """Frames skipped per probe (``meta.skipped_frames``); why: :attr:`skip_reasons`."""
         self.skip_reasons: Counter[tuple[str, str]] = Counter()
         """Frames skipped per ``(probe, reason)``."""
         self.stats: dict[str, Any] | None = None
@@ -279,8 +277,15 @@ class Recorder:
         self._wall[h.probe] = max(h.wall, self._wall.get(h.probe, h.wall))
         self.frames += 1
 
+    @property
+    def skipped(self) -> Counter[str]:
+        """Frames skipped per probe (``meta.skipped_frames``); why: :attr:`skip_reasons`."""
+        out: Counter[str] = Counter()
+        for (probe, _), count in self.skip_reasons.items():
+            out[probe] += count
+        return out
+
     def _skip(self, probe: str, reason: str) -> None:
-        self.skipped[probe] += 1
         self.skip_reasons[probe, reason] += 1
 
     def _fits(self, frame: Frame, index: int) -> bool:
