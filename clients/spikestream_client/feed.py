@@ -8,7 +8,8 @@ Signals (:func:`make_source`, in :mod:`spikestream_client.feed_sources`):
 * ``noise``: ``offset + amp * N(0, 1)``, seeded, reproducible sample by sample;
 * a ``.npy`` file (``(samples,)`` or ``(samples, dim)``) or a CSV file (one sample per
   row; a header whose first column is ``t`` or ``time`` makes the rows play at those
-  times instead of at ``rate``), replayed in time, optionally looped;
+  times, at most ``rate`` per second, :data:`MAX_RATE` unless given), replayed in time,
+  optionally looped;
 * ``stdin``: one value or vector per line (numbers separated by spaces or commas, or
   JSON), sent as lines arrive, at most ``rate`` per second.
 
@@ -18,8 +19,10 @@ feed falls behind (a stalled machine), it jumps straight to the newest sample al
 due, counting the superseded ones as skipped rather than sending them in a burst. Signal
 values are computed at the scheduled time ``offset_k``, not at the (jittered) send time.
 
-Limits: at most :data:`MAX_RATE` messages per second, and at most :data:`MAX_DIM` values
-per message (one message must fit the service's default input limit).
+Limits: at most :data:`MAX_RATE` messages per second, a timed file's rows included (rows
+due closer together than ``1/rate`` go out as the newest due at each slot, the rest
+counted as skipped), and at most :data:`MAX_DIM` values per message (one message must
+fit the service's default input limit).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from spikestream_client.codec import (
 )
 from spikestream_client.errors import ConfigError
 from spikestream_client.feed_sources import (
+    DEFAULT_RATE,
     MAX_DIM,
     MAX_RATE,
     SIGNALS,
@@ -67,6 +71,7 @@ from spikestream_client.safetext import printable
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
 __all__ = [
+    "DEFAULT_RATE",
     "MAX_DIM",
     "MAX_RATE",
     "SIGNALS",
@@ -146,7 +151,8 @@ class FeedReport:
     Attributes:
         sent: Samples handed to the MQTT connection.
         failed: Samples that could not be sent (disconnected or outgoing queue full).
-        skipped: Samples skipped because a newer one was already due (the feed was late).
+        skipped: Samples skipped because a newer one was already due (the feed was late,
+            or a timed file's rows came closer together than its rate cap).
         invalid: stdin lines that could not be parsed (or decoded as UTF-8).
         rejected: Samples the service reported as rejected (``input_rejected`` events).
         late_max: Worst lateness of a send after its deadline, in seconds.
@@ -191,7 +197,8 @@ class FeedOptions:
     signal: str
     broker: str | None = None
     prefix: str = "spikestream"
-    rate: float = 100.0
+    # Messages per second; None: DEFAULT_RATE, and no cap but MAX_RATE for a timed file.
+    rate: float | None = None
     duration: float | None = None
     freq: float = 1.0
     amp: float = 1.0
@@ -222,6 +229,7 @@ async def feed(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[bool]] | None = None,
     report: FeedReport | None = None,
+    min_gap: float = 0.0,
 ) -> FeedReport:
     """Send ``source``'s samples through ``publish(x, t)`` on absolute deadlines.
 
@@ -237,6 +245,11 @@ async def feed(
         sleep: ``await sleep(seconds)`` returns True if stopped meanwhile (injectable for
             tests; default: an asyncio sleep that ``stop`` interrupts).
         report: Counters to update (a new one by default).
+        min_gap: Seconds between two sends' slots at least (a timed file's rate cap,
+            ``1/rate``): a sample due sooner waits for its slot, and the newest sample
+            due by then goes out in its place, the ones it supersedes counted as
+            skipped. 0: every sample at its own time (a generated signal's samples are
+            ``1/rate`` apart already).
     """
     report = report if report is not None else FeedReport()
     if sleep is None:
@@ -246,6 +259,7 @@ async def feed(
 
     start = clock()
     k = 0
+    slot = -math.inf  # the last send's slot, s after the start
     try:
         while not stop.is_set():
             item = source.at(k)
@@ -254,32 +268,40 @@ async def feed(
             due, x = item
             if duration is not None and due >= duration:
                 break
+            # A sample's slot is its due time unless the cap holds it back.
+            ready = max(due, slot + min_gap) if min_gap > 0 else due
             now = clock() - start
-            if due > now:
-                if await sleep(due - now):
+            slept = ready > now
+            if slept:
+                if await sleep(ready - now):
                     break
                 now = clock() - start
-            else:
-                # Late: jump to the newest sample already due, its index from the clock.
-                # Stepping over stale samples one at a time never caught up when they
-                # came due faster than they could be stepped over (--rate 1e7 spun for
-                # ever; a looped file of microsecond steps still could).
+            if not slept or ready > due:
+                # Late, or held back by the cap: jump to the newest sample already due,
+                # its index from the clock. Stepping over stale samples one at a time
+                # never caught up when they came due faster than they could be stepped
+                # over (--rate 1e7 spun for ever; a looped file of microsecond steps
+                # still could; a timed file of microsecond steps sent them all).
                 newest = _newest_due(source, k, now, duration)
                 newer = source.at(newest) if newest > k else None
                 if newer is not None:
                     report.skipped += newest - k
                     k, (due, x) = newest, newer
+            if not slept:
                 # A feed that is always late never sleeps: yield once per sample so the
                 # signal handlers (Ctrl-C, SIGTERM) and the connection still run.
                 await asyncio.sleep(0)
                 if stop.is_set():
                     break
-            report.late_max = max(report.late_max, now - due)
+            report.late_max = max(report.late_max, now - max(due, ready))
             t = None if timestamp == "none" else (time.time() if timestamp == "wall" else t0 + due)
             if publish(x, t):
                 report.sent += 1
             else:
                 report.failed += 1
+            # Less than a gap late, the next slot is min_gap after this one's (no drift);
+            # later (a stall), min_gap after now: no burst follows to make up the stall.
+            slot = ready if now - ready < min_gap else now
             k += 1
     finally:
         report.elapsed = clock() - start
@@ -424,7 +446,8 @@ def check_options(options: FeedOptions) -> None:
     Raises:
         ConfigError: The first bad one, with its bound and the value given.
     """
-    check_rate(options.rate)
+    if options.rate is not None:
+        check_rate(options.rate)
     if options.duration is not None and not (
         math.isfinite(options.duration) and options.duration > 0
     ):
@@ -437,7 +460,7 @@ def check_options(options: FeedOptions) -> None:
 def _source(options: FeedOptions, dim: int) -> tuple[Source, float | None]:
     return make_source(
         options.signal,
-        rate=options.rate,
+        rate=DEFAULT_RATE if options.rate is None else options.rate,
         freq=options.freq,
         amp=options.amp,
         offset=options.offset,
@@ -499,10 +522,14 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
         def publish(x: FloatArray, t: float | None) -> bool:
             return client.publish_input_nowait(options.net, options.input, x, t=t, qos=options.qos)
 
+        rate = DEFAULT_RATE if options.rate is None else options.rate
+        # A timed file plays at its rows' times; --rate (MAX_RATE unless given) caps them.
+        cap = (MAX_RATE if options.rate is None else options.rate) if t0 is not None else None
         if not options.quiet:
             what = options.signal if source is None else f"{options.signal} (dim {source.dim})"
             length = "until stopped" if options.duration is None else f"for {options.duration:g} s"
-            print(f"feed: {what} -> {topic} at {options.rate:g}/s {length}", file=sys.stderr)
+            pace = f"at {rate:g}/s" if cap is None else f"at its rows' times, at most {cap:g}/s"
+            print(f"feed: {what} -> {topic} {pace} {length}", file=sys.stderr)
         if source is not None:
             await feed(
                 source,
@@ -512,6 +539,7 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
                 timestamp=options.timestamp,
                 t0=t0 or 0.0,
                 report=report,
+                min_gap=0.0 if cap is None else 1.0 / cap,
             )
         else:
             queue: asyncio.Queue[Line] = asyncio.Queue(maxsize=1024)
@@ -526,7 +554,7 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
                 queue,
                 publish,
                 stop,
-                rate=options.rate,
+                rate=rate,
                 dim=dim,
                 duration=options.duration,
                 timestamp=options.timestamp,

@@ -56,6 +56,9 @@ MAX_RATE: Final = 1000.0
 """Most messages per second. asyncio's timers wake to the millisecond, so past about
 1000/s the feed cannot pace messages on their deadlines and skips a share of them (at
 2000/s, a fifth); a service ticking at its default 1 ms uses one value per tick anyway."""
+DEFAULT_RATE: Final = 100.0
+"""Messages per second when ``--rate`` is not given (a timed file's cap is then
+:data:`MAX_RATE`: its rows play at their own times)."""
 MAX_DIM: Final = (DEFAULT_MAX_INPUT_BYTES - 14 - 3) // 9
 """Most values per message (7279): the largest ``{t, x}`` message must fit the input
 limit of :data:`DEFAULT_MAX_INPUT_BYTES` bytes. In msgpack that is a map header, ``t``,
@@ -201,7 +204,7 @@ class ArraySource:
         values: FloatArray,
         *,
         offsets: FloatArray | None = None,
-        rate: float = 100.0,
+        rate: float = DEFAULT_RATE,
         loop: bool = False,
     ) -> None:
         self.values = values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from pathlib import Path
 
@@ -178,6 +179,38 @@ async def test_a_stall_skips_stale_samples_instead_of_bursting() -> None:
     assert report.elapsed == pytest.approx(1.99 + 0.0, abs=0.011)
 
 
+@pytest.mark.parametrize("stall", [0.0, 0.25])
+async def test_a_timed_file_is_capped_at_the_rate_sending_the_newest_row_due(
+    stall: float,
+) -> None:
+    """A timed file of rows 10 us apart (100,000 in 1 s) went out at every row's time, at
+    whatever rate the loop reached, past MAX_RATE. Capped at 1000/s: at most one send per
+    1 ms slot, each the newest row due at its slot, the rest counted as skipped; a stall
+    is not made up by a burst."""
+    rows = 100_000
+    offsets = np.arange(rows) * 1e-5
+    source = ArraySource(np.arange(rows, dtype=np.float64)[:, None], offsets=offsets)
+    fake = FakeTime(oversleep=0.0)
+    fake.stalls = {10: stall} if stall else {}
+    sent: list[float] = []
+
+    def publish(x: np.ndarray, t: float | None) -> bool:
+        sent.append(float(x[0]))
+        return fake.publish(x, t)
+
+    report = await feed(
+        source, publish, asyncio.Event(), clock=fake.clock, sleep=fake.sleep, min_gap=1e-3
+    )
+    times = np.array(fake.sends) - 1000.0
+    assert report.sent == len(sent) <= 1001
+    assert report.sent >= 990 - 250 * (stall > 0)
+    assert report.sent + report.skipped == rows
+    assert np.diff(times).min() >= 1e-3 - 1e-9  # never two sends within one slot
+    # Each send is the newest row due at its time (the times are the feed's own offsets).
+    np.testing.assert_array_equal(sent, np.searchsorted(offsets, times, "right") - 1)
+    assert report.late_max <= stall + 1e-9
+
+
 # ----------------------------------------------------------------------------- tools
 
 
@@ -212,6 +245,27 @@ async def test_file_and_stdin_feeds_publish_in_order(mosquitto: Mosquitto, tmp_p
         assert [s.t for s in samples] == [0.0, 0.2, 0.5]  # the file's times travel along
         arrivals = np.array([m.received for m in listener.messages])
         np.testing.assert_allclose(np.diff(arrivals), [0.2, 0.3], atol=0.05)
+
+        # Rows 1 ms apart, capped at 50/s: one row in 20 goes out, each the newest due.
+        dense = tmp_path / "dense.csv"
+        dense.write_text("t,x\n" + "".join(f"{k / 1000},{k}\n" for k in range(500)))
+        listener.messages.clear()
+        done = await asyncio.to_thread(
+            run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--no-check",
+            "--input", "u",
+            str(dense), "--rate", "50",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "at its rows' times, at most 50/s" in done.stderr
+        report = re.search(r"sent (\d+) values .* skipped (\d+)", done.stderr)
+        assert report is not None, done.stderr
+        sent, skipped = int(report[1]), int(report[2])
+        assert 20 <= sent <= 26, done.stderr
+        assert sent + skipped == 500, done.stderr
+        await listener.wait_for(lambda ms: len(ms) >= sent, 5, f"{sent} capped samples")
+        values = [decode_input(m.payload, 1).x[0] for m in listener.messages]
+        assert values[0] == 0.0
+        assert np.all(np.diff(values) >= 10), values
 
         listener.messages.clear()
         done = await asyncio.to_thread(

@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "--rate messages per second on absolute deadlines (no drift), for --duration "
             "seconds or until Ctrl-C/SIGTERM. SIGNAL is sin, square, constant, noise, stdin "
             "(one value or vector per line), or a .npy/.csv file replayed in time (a CSV "
-            "whose header starts with t or time plays its rows at those times)."
+            "whose header starts with t or time plays its rows at those times, at most "
+            "--rate per second)."
         ),
         epilog=(
             "examples:\n"
@@ -50,8 +51,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--rate",
         type=float,
-        default=100.0,
-        help="messages per second, at most 1000 (default: 100)",
+        help="messages per second, at most 1000 (default: 100); a timed CSV plays its "
+        "rows at their times, and --rate (default there: 1000) caps how many go out per "
+        "second: rows due closer together go out as the newest due at each slot, the "
+        "others counted as skipped",
     )
     p.add_argument(
         "--duration", type=float, metavar="S", help="seconds to run (default: until stopped)"
