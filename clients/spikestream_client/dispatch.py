@@ -16,12 +16,14 @@ import logging
 from typing import Any, Final
 
 from spikestream_client.codec import (
+    DEFAULT_MAX_FRAME_BYTES,
     STATUS_OFFLINE,
     STATUS_ONLINE,
     Description,
     decode_describe,
     decode_event,
     decode_frame,
+    dropped_unread,
     topics,
     wildcard,
 )
@@ -139,6 +141,10 @@ class Dispatcher:
         route = self._route(topic)
         if route is None:
             self.unrouted += 1
+            return
+        if meta.oversize is not None:  # the link dropped it unread (past a frame's limit)
+            err = dropped_unread("a message", meta.oversize, DEFAULT_MAX_FRAME_BYTES)
+            self._decode_error(f"message on {topic!r:.80}", err)
             return
         net, what, probe = route
         if what == "out":

@@ -23,7 +23,12 @@ from spikestream_client import (
     client_broker_spec,
     client_broker_specs,
 )
-from spikestream_client.codec import PayloadRejected, SpikeFrame, ValueFrame
+from spikestream_client.codec import (
+    DEFAULT_MAX_FRAME_BYTES,
+    PayloadRejected,
+    SpikeFrame,
+    ValueFrame,
+)
 from tests.brokers import Mosquitto, free_port
 from tests.clients.conftest import SeedService, wait_online
 from tests.clients.frames import HTML_NAME, TERMINAL_NAME, header, regular_spikes, spike_payload
@@ -158,6 +163,25 @@ async def test_undecodable_frames_are_counted_not_fatal(mosquitto: Mosquitto) ->
         frame = await stream.get(timeout=5)
     assert frame.header.seq == 7
     assert client.statistics().decode_errors == 1
+
+
+async def test_a_describe_past_the_links_limit_is_counted_and_clears_nothing(
+    seed_service: SeedService,
+) -> None:
+    """Past 16 MiB (plus room for the topic), the link drops a message unread and passes
+    it on empty, marked: an empty describe document clears the network, a dropped one
+    must not; it is counted as a decode error instead."""
+    async with (
+        SpikestreamClient(seed_service.url) as client,
+        await _publisher(seed_service.broker) as pub,
+    ):
+        client.watch_networks()
+        assert await client.find_network("seed", timeout=5) is not None
+        big = b"\x00" * (DEFAULT_MAX_FRAME_BYTES + 2**18)
+        await pub.publish("spikestream/seed/describe", big, qos=1)
+        assert await client.sync(timeout=10)
+        assert "seed" in client.descriptions()
+        assert client.statistics().decode_errors == 1
 
 
 async def test_frames_with_hostile_or_mismatched_names_are_rejected_and_counted(

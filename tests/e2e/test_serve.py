@@ -278,6 +278,54 @@ async def test_bad_payloads_are_rejected_reported_and_ticking_goes_on(
         assert stats[-1]["inputs"]["u"]["rejected"] >= 4
 
 
+def _peak_rss(pid: int) -> int:
+    """The process's peak resident memory (``VmHWM``), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+async def test_a_message_past_every_limit_is_refused_without_being_held(
+    mosquitto: Mosquitto, serve
+) -> None:
+    """A 40 MB input and a 1 MB control message are refused as oversize, as every
+    oversize payload is, but read off the socket in chunks and dropped: the service's
+    peak memory does not grow by the message (paho held the whole body first)."""
+    watched = [f"spikestream/seed/{t}" for t in ("events", "stats", "status", "out/#")]
+    async with Listener("127.0.0.1", mosquitto.port, watched) as sub:
+        proc = serve()
+        await sub.wait_status("seed", b"online")
+        await sub.wait_for(lambda ms: len(stats_of(ms)) >= 1, what="first stats")
+        assert proc.proc is not None
+        before = _peak_rss(proc.proc.pid)
+        assert before > 10_000_000  # a real reading (a Python service holds more)
+        await publish(mosquitto, "spikestream/seed/in/u", b"1" * 40_000_000)
+        await publish(mosquitto, "spikestream/seed/control", b"x" * 1_000_000)
+        got = await sub.wait_for(
+            lambda ms: (e := events(ms, "input_rejected")) and e, what="input_rejected"
+        )
+        assert got[0]["reason"] == "oversize"
+        assert "input payload of 40000000 bytes exceeds the limit of 65536" in str(got[0]["error"])
+        assert "dropped unread" in str(got[0]["error"])
+        refused = await sub.wait_for(
+            lambda ms: (e := events(ms, "control_rejected")) and e, what="control_rejected"
+        )
+        assert "control payload of 1000000 bytes exceeds the limit of 4096" in str(
+            refused[0]["error"]
+        )
+        stats = await sub.wait_for(
+            lambda ms: [s for s in stats_of(ms) if s["dropped_unread"] == 2],
+            what="stats counting both",
+        )
+        assert stats[-1]["rejected"]["oversize"] == 1
+        # Still ticking, and the message never held: well under its 40 MB.
+        n = len(frames_of(sub.messages, "a_spikes"))
+        await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > n + 20, what="more frames")
+        grown = _peak_rss(proc.proc.pid) - before
+        assert grown < 8_000_000, f"peak RSS grew by {grown} bytes"
+
+
 async def test_control_pause_resume_and_realtime_factor(mosquitto: Mosquitto, serve) -> None:
     async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
         serve()

@@ -134,6 +134,7 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     assert metric("spikestream_events_lost_total") == payload["events_lost"]
     assert metric("spikestream_failovers_total") == payload["failovers"]
     assert metric("spikestream_frames_resent_total") == payload["resent"]
+    assert metric("spikestream_messages_dropped_unread_total") == payload["dropped_unread"]
     assert metric("spikestream_connected") == float(payload["link_connected"])
     for key in ("window_1s", "window_10s"):
         window = key.removeprefix("window_")

@@ -9,8 +9,9 @@ import asyncio
 import pytest
 
 from spikestream.build import build
-from spikestream.serving.service import REASSERT_GAP, Service
+from spikestream.serving.service import Service
 from spikestream.serving.settings import ServeSettings
+from spikestream.serving.statusguard import REASSERT_GAP
 from spikestream.spec import load_network
 from spikestream_client.codec import STATUS_OFFLINE, STATUS_ONLINE
 from spikestream_client.transport import MessageMeta, MqttLink, parse_broker_url
@@ -48,12 +49,12 @@ async def test_an_answer_the_full_window_refuses_is_tried_again_until_it_goes_ou
     assert offered == []  # neither a retained offline nor an online is answered
     svc._on_message(status, STATUS_OFFLINE, LIVE)
     for _ in range(50):
-        if svc.status_reasserted:
+        if svc.status_guard.reasserted:
             break
         await asyncio.sleep(0.02)
     tries = [o for o in offered if o[0] == status]
     assert tries == [(status, STATUS_ONLINE, True)] * 3
-    assert svc.status_reasserted == 1
+    assert svc.status_guard.reasserted == 1
     await asyncio.sleep(0.25)
     assert len([o for o in offered if o[0] == status]) == 3  # no more once it went out
 
@@ -89,4 +90,4 @@ async def test_a_flood_of_offline_messages_gets_one_answer_a_second(
         await asyncio.sleep(0.05)
     assert len(answers) == 2
     assert answers[1] - answers[0] == pytest.approx(REASSERT_GAP, abs=0.1)
-    assert svc.status_reasserted == 2
+    assert svc.status_guard.reasserted == 2

@@ -11,7 +11,13 @@ from tests.structure.imports import ROOT, modules
 LIMIT = 800
 
 #: Modules allowed past the limit, each with the reason.
-ALLOWED: dict[str, str] = {}
+ALLOWED: dict[str, str] = {
+    "clients/spikestream_client/transport/aiomqtt_adapter.py": (
+        "the one module that may import aiomqtt and paho and name their private "
+        "attributes (private_names.py); what stands without them is already apart "
+        "(batch.py, packets.py, tls.py, window.py)"
+    ),
+}
 
 
 def test_no_module_is_over_the_limit() -> None:

@@ -21,6 +21,7 @@ from spikestream_client.transport.packets import (
     publish_head,
     publish_qos0,
     read_publish_qos0,
+    unread_key,
 )
 
 
@@ -288,3 +289,18 @@ def test_a_refused_packet_leaves_the_batch_as_it_was() -> None:
     for bad in (b"", b"a/+", b"a/#", b"x" * 65536):
         with pytest.raises(ValueError, match="invalid publish topic"):
             publish_head(bad, False, None)
+
+
+@given(
+    topic=st.binary(min_size=1, max_size=300),
+    mid=st.integers(1, 65535),
+    qos=st.integers(0, 2),
+    rest=st.binary(max_size=50),
+)
+def test_a_dropped_publish_is_remembered_by_its_id_for_qos2_only(
+    topic: bytes, mid: int, qos: int, rest: bytes
+) -> None:
+    """QoS 2 is delivered on PUBREL, later: by its packet id; the rest at once (-1)."""
+    head = len(topic).to_bytes(2, "big") + topic + mid.to_bytes(2, "big") + rest
+    assert unread_key(0x30 | qos << 1, head) == (mid if qos == 2 else -1)
+    assert unread_key(0x34, head[: 3 + len(topic)]) == -1  # the id cut off: at once

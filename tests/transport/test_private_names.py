@@ -89,12 +89,21 @@ async def test_private_name_exists_with_the_expected_shape(entry: PrivateName) -
         assert isinstance(value, dict), _broken(entry, "is no dict")
         assert isinstance(value.get("command"), int), _broken(entry, "has no 'command'")
         assert isinstance(value.get("packet"), bytearray), _broken(entry, "has no 'packet'")
+        for key in ("have_remaining", "remaining_length"):
+            assert isinstance(value.get(key), int), _broken(entry, f"has no {key!r}")
         # The reader replaces _handle_publish on the instance: paho must still reach it
         # through the instance, with the packet read into _in_packet.
         handle = inspect.getsource(paho.Client._packet_handle)
         assert "return self._handle_publish()" in handle, _broken(entry, "is not handled")
         read = inspect.getsource(paho.Client._packet_read)
         assert "self._in_packet['packet'] += data" in read, _broken(entry, "is not read")
+        # The body is asked of the socket through the instance's _sock_recv, after the
+        # remaining length is known (the drain of a packet past the limit relies on both).
+        for line in (
+            "self._in_packet['have_remaining'] = 1",
+            "data = self._sock_recv(self._in_packet['to_process'])",
+        ):
+            assert line in read, _broken(entry, f"is read without {line!r}")
     else:  # pragma: no cover - a new entry needs its own check
         pytest.fail(f"no check for {entry.owner}.{entry.name}: add one")
 

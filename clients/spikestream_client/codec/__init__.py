@@ -66,6 +66,7 @@ from spikestream_client.codec.payloads import (
     PayloadRejected,
     RejectReason,
     decode_input,
+    dropped_unread,
     encode_input,
     is_text,
 )
@@ -112,6 +113,7 @@ __all__ = [
     "decode_event",
     "decode_frame",
     "decode_input",
+    "dropped_unread",
     "encode_control",
     "encode_describe",
     "encode_event",

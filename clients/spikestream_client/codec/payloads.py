@@ -50,6 +50,7 @@ __all__ = [
     "PayloadRejected",
     "RejectReason",
     "decode_input",
+    "dropped_unread",
     "encode_input",
     "is_text",
 ]
@@ -100,6 +101,14 @@ class OversizePayload(PayloadTooLarge, PayloadRejected):
 
     def __init__(self, message: str, reason: RejectReason = "oversize") -> None:
         super().__init__(message, reason)
+
+
+def dropped_unread(what: str, size: int, limit: int) -> OversizePayload:
+    """The refusal of a ``what`` payload of ``size`` bytes that the link dropped unread
+    (``MessageMeta.oversize``): the decoder's own message for it, saying so."""
+    return OversizePayload(
+        f"{what} payload of {size} bytes exceeds the limit of {limit} (dropped unread)"
+    )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

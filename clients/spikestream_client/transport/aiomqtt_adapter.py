@@ -40,7 +40,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from spikestream_client.aio import First, first_of
 from spikestream_client.errors import TransportError
 from spikestream_client.transport.batch import Batch, Heads, whole
-from spikestream_client.transport.packets import cork, read_publish_qos0
+from spikestream_client.transport.packets import (
+    DRAIN_CHUNK,
+    HEAD_ROOM,
+    cork,
+    read_publish_qos0,
+    unread_key,
+)
 from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
 from spikestream_client.transport.tls import collecting_sockets, track
 from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
@@ -165,6 +171,8 @@ class Connection:
         keepalive: MQTT keepalive in seconds.
         connect_timeout: Seconds allowed for the TCP connect and then for CONNACK.
         tcp_nodelay: Set ``TCP_NODELAY`` on the socket (also under ws://).
+        max_payload: A PUBLISH past this plus ``HEAD_ROOM`` is dropped unread (see
+            ``MqttLink``).
         properties: The link's cache of PUBLISH properties.
         logger: Where aiomqtt and paho log their packet-level lines.
         on_message: Called for every incoming message.
@@ -193,6 +201,7 @@ class Connection:
         keepalive: int,
         connect_timeout: float,
         tcp_nodelay: bool,
+        max_payload: int,
         properties: PropertiesCache,
         logger: logging.Logger,
         on_message: MessageSink,
@@ -202,6 +211,11 @@ class Connection:
     ) -> None:
         self._v5 = protocol == "5"
         self._tcp_nodelay = tcp_nodelay
+        self._max_packet = max_payload + HEAD_ROOM
+        # A PUBLISH past the limit that paho itself handles (QoS 1 and 2, properties the
+        # fast reader leaves): its payload's real size, by message id (QoS 2 delivers on
+        # PUBREL), for _paho_message to pass on instead of the truncated payload.
+        self._unread: dict[int, int] = {}
         self._connect_timeout = connect_timeout
         self._properties = properties
         self._on_message = on_message
@@ -302,17 +316,46 @@ class Connection:
         # is paho's, in full. (paho's debug line "Received PUBLISH" is not written for
         # the messages read here.)
         paho_publish = mqtt._handle_publish
-        sink, v5 = self._on_message, self._v5
+        sink, v5, limit, unread = self._on_message, self._v5, self._max_packet, self._unread
 
         def handle_publish() -> MQTTErrorCode:
             packet = mqtt._in_packet
-            read = read_publish_qos0(packet["command"], packet["packet"], v5)
+            body = packet["packet"]
+            read = read_publish_qos0(packet["command"], body, v5)
+            if packet["remaining_length"] > limit:  # dropped unread (sock_recv below)
+                size = packet["remaining_length"]
+                if read is None:
+                    key = unread_key(packet["command"], body)
+                    unread[key] = size - len(body)
+                    try:
+                        return paho_publish()  # acknowledges; _paho_message passes it on
+                    finally:
+                        if key == -1:  # delivered now, or never (a malformed packet)
+                            unread.pop(key, None)
+                topic, payload, meta = read
+                sink(topic, b"", meta.dropped(size - len(body) + len(payload)))
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
             if read is None:
                 return paho_publish()
             sink(*read)
             return MQTTErrorCode.MQTT_ERR_SUCCESS
 
         mqtt._handle_publish = handle_publish  # type: ignore[method-assign]
+
+        # paho reads a packet's whole body before handling it, asking the socket for all
+        # of it at once: up to the broker's limit (256 MiB on mosquitto) held per
+        # connection. Past the link's limit, the body is asked for in chunks and all but
+        # its head (topic, packet id, properties) dropped as it comes.
+        paho_recv = mqtt._sock_recv
+
+        def sock_recv(bufsize: int) -> bytes:
+            packet = mqtt._in_packet
+            if packet["have_remaining"] and packet["remaining_length"] > limit:
+                del packet["packet"][HEAD_ROOM:]
+                bufsize = min(bufsize, DRAIN_CHUNK)
+            return paho_recv(bufsize)
+
+        mqtt._sock_recv = sock_recv  # type: ignore[method-assign]
 
         # Inside write_batch(), hold paho's request for a writable-socket callback: the
         # batch is written at its end, in one go (see write_batch). aiomqtt registers the
@@ -387,6 +430,10 @@ class Connection:
                 None if correlation is None else bytes(correlation),
             )
         payload = message.payload
+        if self._unread:  # one was dropped unread (see handle_publish)
+            key = message.mid if message.qos == 2 else -1
+            if (head := self._unread.pop(key, None)) is not None:
+                payload, meta = b"", meta.dropped(head + len(payload))
         if not isinstance(payload, bytes):  # paho may hand out a bytearray slice
             payload = bytes(payload)
         self._on_message(message.topic, payload, meta)

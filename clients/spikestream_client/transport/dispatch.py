@@ -26,6 +26,8 @@ class Dispatcher:
     def __call__(self, topic: str, payload: bytes, meta: MessageMeta) -> None:
         counters = self._counters
         counters.messages_in += 1
+        if meta.oversize is not None:
+            counters.dropped_unread += 1
         callback = self.callback
         if callback is None:
             return

@@ -72,6 +72,7 @@ from collections.abc import Sequence
 from spikestream_client.errors import AuthError, ConfigError
 from spikestream_client.transport.aiomqtt_adapter import Connection, PropertiesCache
 from spikestream_client.transport.dispatch import Dispatcher
+from spikestream_client.transport.packets import DEFAULT_MAX_PAYLOAD
 from spikestream_client.transport.reconnect import Reconnecting
 from spikestream_client.transport.tls import tls_context
 from spikestream_client.transport.urls import BrokerSpec, ProtocolChoice
@@ -119,6 +120,12 @@ class MqttLink(Reconnecting):
         protocol: ``"auto"`` (MQTT 5, fall back to 3.1.1), ``"5"`` or ``"3.1.1"``;
             ``None`` takes each spec's ``protocol`` (``?protocol=`` in the URL). The
             version that worked is remembered per broker.
+        max_payload: Largest incoming payload, in bytes, the receiver may accept. A
+            PUBLISH packet longer than this plus :data:`~.packets.HEAD_ROOM` (its topic
+            and properties) is read off the socket in chunks of
+            :data:`~.packets.DRAIN_CHUNK` and dropped, never held whole, and passed on
+            with an empty payload and ``meta.oversize`` set (counted in
+            ``dropped_unread``). Default: a frame's limit, 16 MiB.
         tcp_nodelay: Set ``TCP_NODELAY`` on the socket (on by default; off only for
             measurements).
         max_queued_outgoing: Most messages accepted but not yet written/acknowledged;
@@ -149,6 +156,7 @@ class MqttLink(Reconnecting):
         backoff_max: float = 5.0,
         stable_after: float | None = None,
         protocol: ProtocolChoice | None = None,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
         tcp_nodelay: bool = True,
         max_queued_outgoing: int = 1000,
         connect_timeout: float = 5.0,
@@ -193,6 +201,7 @@ class MqttLink(Reconnecting):
             protocol,
         )
         _check(max_queued_outgoing >= 1, "max_queued_outgoing", ">= 1", max_queued_outgoing)
+        _check(max_payload >= 1, "max_payload", ">= 1 bytes", max_payload)
         _check(connect_timeout > 0, "connect_timeout", "> 0 seconds", connect_timeout)
         _check(publish_timeout > 0, "publish_timeout", "> 0 seconds", publish_timeout)
         _check(
@@ -218,6 +227,7 @@ class MqttLink(Reconnecting):
             one.protocol if protocol is None else protocol for one in specs
         )
         self._tcp_nodelay = tcp_nodelay
+        self._max_payload = max_payload
         self._max_queued = int(max_queued_outgoing)
         self._reserve = max(16, self._max_queued // 10)
         self._connect_timeout = float(connect_timeout)
@@ -324,6 +334,7 @@ class MqttLink(Reconnecting):
             failovers=counters.failovers,
             resent=counters.resent,
             lost_unsent=counters.lost_unsent,
+            dropped_unread=counters.dropped_unread,
         )
 
     # ------------------------------------------------------------------ publishing

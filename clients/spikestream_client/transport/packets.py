@@ -19,6 +19,15 @@ from spikestream_client.transport.values import MessageMeta
 #: The largest remaining length an MQTT packet can state (four bytes of seven bits).
 MAX_REMAINING = 268_435_455
 
+#: A link's default ``max_payload``: a frame's limit (``codec.DEFAULT_MAX_FRAME_BYTES``;
+#: the transport stands below the codec, so a test keeps the two equal).
+DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
+#: What a PUBLISH may hold besides its payload before it is dropped unread: a topic of
+#: up to 65,535 bytes with its length, a packet id, and an MQTT 5 property block.
+HEAD_ROOM = 128 * 1024
+#: Bytes asked of the socket at a time while a packet past the limit is dropped.
+DRAIN_CHUNK = 64 * 1024
+
 
 def publish_head(name: bytes, retain: bool, properties: bytes | None) -> tuple[int, bytes]:
     """What a QoS 0 PUBLISH to ``name`` holds besides its payload, checked once: its
@@ -194,3 +203,17 @@ def cork(sock: socket.socket, on: bool) -> bool:
     except OSError:
         return False
     return True
+
+
+def unread_key(first: int, head: bytes | bytearray) -> int:
+    """Where a PUBLISH dropped unread is remembered until paho delivers it: its packet id
+    for QoS 2 (delivered on PUBREL, later), else -1 (delivered at once).
+
+    Args:
+        first: The packet's first byte (QoS in bits 1-2).
+        head: The packet's body, at least its topic and packet id.
+    """
+    if (first >> 1) & 3 != 2:
+        return -1
+    end = 2 + ((head[0] << 8) | head[1]) if len(head) >= 2 else len(head)
+    return (head[end] << 8) | head[end + 1] if end + 2 <= len(head) else -1

@@ -106,7 +106,18 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "_in_packet",
         "attribute",
         why="the PUBLISH packet being handled: its first byte ('command') and its body "
-        "after the fixed header ('packet'), read by the QoS 0 PUBLISH reader",
+        "after the fixed header ('packet'), read by the QoS 0 PUBLISH reader; while a "
+        "body is read ('have_remaining'), its 'remaining_length': past the link's limit, "
+        "all but the head of 'packet' is dropped as it comes",
+    ),
+    PrivateName(
+        "paho.Client",
+        "_sock_recv",
+        "method",
+        ("bufsize",),
+        why="wrapped so that a packet body past the link's limit is asked of the socket "
+        "in chunks: paho asks for the whole rest of a body at once, and the socket module "
+        "allocates what is asked",
     ),
     PrivateName(
         "paho._WebsocketWrapper",

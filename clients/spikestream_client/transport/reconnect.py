@@ -67,6 +67,7 @@ class Reconnecting:
     _stable_after: float
     _protocol_choices: tuple[ProtocolChoice, ...]
     _tcp_nodelay: bool
+    _max_payload: int
     _connect_timeout: float
     _max_auth_failures: int | None
     _rng: random.Random
@@ -289,6 +290,7 @@ class Reconnecting:
             keepalive=self._keepalive_s,
             connect_timeout=self._connect_timeout,
             tcp_nodelay=self._tcp_nodelay,
+            max_payload=self._max_payload,
             properties=self._props,
             logger=_mqtt_log,
             on_message=self._dispatcher,

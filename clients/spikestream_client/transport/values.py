@@ -42,6 +42,10 @@ class MessageMeta(NamedTuple):
         expiry: MQTT 5 message expiry interval left, in seconds, or ``None``.
         response_topic: MQTT 5 response topic of a request, or ``None``.
         correlation_data: MQTT 5 correlation data of a request (opaque bytes), or ``None``.
+        oversize: The payload's size in bytes when the link dropped it unread, its
+            packet being past the link's ``max_payload`` (the payload passed is then
+            ``b""``: refuse the message as oversize, never read it as empty); ``None``
+            for every message read whole.
     """
 
     qos: int
@@ -50,6 +54,11 @@ class MessageMeta(NamedTuple):
     expiry: int | None = None
     response_topic: str | None = None
     correlation_data: bytes | None = None
+    oversize: int | None = None
+
+    def dropped(self, size: int) -> MessageMeta:
+        """This message's meta, for its payload of ``size`` bytes dropped unread."""
+        return self._replace(oversize=size)
 
 
 #: ``on_message(topic, payload, meta)``: called on the event loop thread for every
@@ -101,6 +110,9 @@ class LinkStatistics:
         resent: ``resend=True`` messages sent again after their connection died.
         lost_unsent: ``resend=True`` messages still waiting to be sent again when the
             link stopped (or beyond ``max_queued_outgoing`` of them): lost, and counted.
+        dropped_unread: Incoming messages past ``max_payload``, read off the socket in
+            chunks and dropped (each still reaches ``on_message``, with
+            ``meta.oversize`` set).
     """
 
     connected: bool
@@ -119,6 +131,7 @@ class LinkStatistics:
     failovers: int = 0
     resent: int = 0
     lost_unsent: int = 0
+    dropped_unread: int = 0
 
 
 @dataclass(slots=True)
@@ -137,6 +150,7 @@ class Counters:
     failovers: int = 0
     resent: int = 0
     lost_unsent: int = 0
+    dropped_unread: int = 0
     last_error: str | None = None
 
 

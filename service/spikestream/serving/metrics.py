@@ -206,6 +206,12 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         net,
         link.resent,
     )
+    yield _counter(
+        "spikestream_messages_dropped_unread",
+        "Incoming messages past every payload limit, dropped without being held",
+        net,
+        link.dropped_unread,
+    )
     yield _gauge(
         "spikestream_connected",
         "1 while connected to the broker",

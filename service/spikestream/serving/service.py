@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -52,7 +51,9 @@ from spikestream.serving.machine import HostSampler, log_contention
 from spikestream.serving.settings import ServeSettings
 from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
 from spikestream.serving.statistics import Freshness, ServiceStatistics, stats_payload
+from spikestream.serving.statusguard import StatusGuard
 from spikestream_client.codec import (
+    DEFAULT_MAX_CONTROL_BYTES,
     STATUS_OFFLINE,
     STATUS_ONLINE,
     CommandRejected,
@@ -61,6 +62,7 @@ from spikestream_client.codec import (
     check_response_topic,
     decode_control,
     decode_input,
+    dropped_unread,
     encode_describe,
     encode_event,
     topics,
@@ -81,8 +83,6 @@ JSON = "application/json"
 #: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
 #: and is compared with the message expiry interval; smaller ones are signal times.
 UNIX_TIME_FLOOR = 1e9
-#: Least time (s) between two ``online`` answers to live ``offline`` messages (§2).
-REASSERT_GAP = 1.0
 _DESCRIBED = ("describe", "set", "learn")  # what publishes the document again (§7)
 
 
@@ -157,6 +157,8 @@ class Service:
             backoff_min=settings.backoff_min,
             backoff_max=min(max(settings.backoff_max, settings.backoff_min), 600.0),
             max_queued_outgoing=LINK_MAX_QUEUED,  # counted by the memory budget
+            # Past every payload accepted here: dropped unread (meta.oversize), not held.
+            max_payload=max(settings.max_input_bytes, DEFAULT_MAX_CONTROL_BYTES),
         )
         self.link.subscribe(self.topics.inputs_filter, qos=0)
         # QoS 0: the link's sessions are clean, so a QoS 1 subscription would guarantee
@@ -166,7 +168,7 @@ class Service:
         # still publish commands with QoS 1, acknowledged by the broker.
         self.link.subscribe(self.topics.control, qos=0)
         # Our own status: a live ``offline`` there while we are connected is untrue (see
-        # _on_status), and is answered with ``online``.
+        # StatusGuard), and is answered with ``online``.
         self.link.subscribe(self.topics.status, qos=0)
         self.link.add_connect_hook(self._on_connect)
         self.bridges = Bridges(
@@ -197,8 +199,9 @@ class Service:
         self.rejected: dict[str, int] = {}
         self.unknown_inputs = 0
         self.retained_control = 0
-        self.status_reasserted = 0
-        self._reassert_due, self._reasserted_at = False, -math.inf  # loop.time()
+        self.status_guard = StatusGuard(
+            self.link, self.topics.status, self.event, lambda: self._stopping
+        )
         self.started = time.time()
         # Text and discovery topics in use, shown in the describe document.
         self.describe_extras = self.bridges.describe_extras()
@@ -263,7 +266,7 @@ class Service:
             self._on_control(payload, meta)
             return
         if topic == self.topics.status:
-            self._on_status(payload, meta)
+            self.status_guard.on_status(payload, meta)
             return
         if self.bridges.on_message(topic, payload):
             return
@@ -280,8 +283,11 @@ class Service:
         self, name: str, slot: InputSlot, payload: bytes, meta: MessageMeta, handled: float
     ) -> None:
         """A message on input ``name``'s topic: decode it and offer it to its slot."""
+        limit = self.settings.max_input_bytes
         try:
-            sample = decode_input(payload, slot.dim, max_bytes=self.settings.max_input_bytes)
+            if meta.oversize is not None:  # the link dropped it unread
+                raise dropped_unread("input", meta.oversize, limit)
+            sample = decode_input(payload, slot.dim, max_bytes=limit)
         except CodecError as err:
             slot.reject()
             self._reject(name, getattr(err, "reason", "garbage"), str(err))
@@ -335,6 +341,8 @@ class Service:
                 self._refuse_control(None, None, str(err))
                 return
         try:
+            if meta.oversize is not None:  # the link dropped it unread
+                raise dropped_unread("control", meta.oversize, DEFAULT_MAX_CONTROL_BYTES)
             cmd = decode_control(payload)
         except CommandRejected as err:
             # Refused after the name and id were read: the reply names both, so a client
@@ -372,29 +380,6 @@ class Service:
             self.engine.submit(
                 ControlCommand("snapshot", value=str(folder.path / name), id=request, reply=reply)
             )
-
-    def _on_status(self, payload: bytes, meta: MessageMeta) -> None:
-        """A message on our own status topic. A live ``offline`` while we are connected is
-        untrue (the will of a connection a cluster node gave up on after we reconnected
-        elsewhere, or a namesake's stop); left alone it would stay retained, so ``online``
-        is published again, counted and reported (``status_reasserted``). One answer at a
-        time, REASSERT_GAP apart: a flood gets one answer after it, not one (and a retry
-        timer) each. A retained delivery is older than this connection's ``online``."""
-        if payload == STATUS_OFFLINE and not meta.retain and not self._reassert_due:
-            self._reassert_due, loop = True, asyncio.get_running_loop()
-            at = max(loop.time(), self._reasserted_at + REASSERT_GAP)
-            loop.call_at(at, self._reassert_online)
-
-    def _reassert_online(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._stopping or not self.link.connected:
-            self._reassert_due = False  # stopping, or the next connection says online
-        elif self.link.publish_nowait(self.topics.status, STATUS_ONLINE, qos=1, retain=True):
-            self._reassert_due, self._reasserted_at = False, loop.time()
-            self.status_reasserted += 1
-            self.event("status_reasserted", count=self.status_reasserted)
-        else:  # the outgoing window is full: again as it drains, never silently given up
-            loop.call_later(0.1, self._reassert_online)
 
     def _refuse_control(
         self,
@@ -491,7 +476,7 @@ class Service:
         NATS cluster node restarted from its own stale replica of the retained-message
         stream, or one that applied two retained updates out of order, goes on handing
         ``offline`` to every new subscriber while the service is online through another
-        node. The connect hook and :meth:`_on_status` speak only at a connection and on a
+        node. The connect hook and the status guard speak only at a connection and on a
         live ``offline``; this bounds how long such a copy lasts. A publish the link
         refuses (window full) is counted there (``publish_failed``) and made again at the
         next interval.
@@ -675,7 +660,7 @@ class Service:
             freshness=freshness,
             rejected=self.rejected_counts(),
             retained_control=self.retained_control,
-            status_reasserted=self.status_reasserted,
+            status_reasserted=self.status_guard.reasserted,
             events_pending=len(self.events),
             # Lost between the tick thread and here (its deque overflowed) or beyond the
             # pending queue.

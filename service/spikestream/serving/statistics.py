@@ -162,6 +162,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "failovers": ls.failovers,
         "resent": ls.resent,
         "lost_unsent": ls.lost_unsent,
+        "dropped_unread": ls.dropped_unread,
         **s.bridges,
     }
 
