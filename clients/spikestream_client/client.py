@@ -151,6 +151,9 @@ class ClientStatistics:
         unrouted: Messages on topics nobody consumes any more (dropped undecoded).
         callback_errors: Exceptions raised by consumer callbacks (logged, then ignored).
         last_error: The link's most recent connection error, if any.
+        dropped_unread: Messages past 16 MiB (and 128 KiB for topic and properties),
+            read off the socket in chunks and dropped, never held whole; each is also
+            in ``decode_errors``.
     """
 
     connected: bool
@@ -161,6 +164,7 @@ class ClientStatistics:
     unrouted: int
     callback_errors: int
     last_error: str | None
+    dropped_unread: int = 0
 
 
 class SpikestreamClient:
@@ -312,6 +316,7 @@ class SpikestreamClient:
             unrouted=self._in.unrouted,
             callback_errors=self._in.callback_errors,
             last_error=ls.last_error if ls else None,
+            dropped_unread=ls.dropped_unread if ls else 0,
         )
 
     def _require(self) -> tuple[MqttLink, asyncio.Task[None]]:

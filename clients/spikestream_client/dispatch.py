@@ -142,11 +142,11 @@ class Dispatcher:
         if route is None:
             self.unrouted += 1
             return
-        if meta.oversize is not None:  # the link dropped it unread (past a frame's limit)
-            err = dropped_unread("a message", meta.oversize, DEFAULT_MAX_FRAME_BYTES)
+        net, what, probe = route
+        if meta.oversize is not None and what != "sync":  # dropped unread by the link
+            err = dropped_unread("a", meta.oversize, DEFAULT_MAX_FRAME_BYTES)
             self._decode_error(f"message on {topic!r:.80}", err)
             return
-        net, what, probe = route
         if what == "out":
             self._on_frame(net, probe, payload)
         elif what == "status":

@@ -20,9 +20,9 @@ due, counting the superseded ones as skipped rather than sending them in a burst
 values are computed at the scheduled time ``offset_k``, not at the (jittered) send time.
 
 Limits: at most :data:`MAX_RATE` messages per second, a timed file's rows included (rows
-due closer together than ``1/rate`` go out as the newest due at each slot, the rest
-counted as skipped), and at most :data:`MAX_DIM` values per message (one message must
-fit the service's default input limit).
+due closer together than ``1/rate`` go out at most one per ``1/rate``, the newest due,
+the rest counted as skipped), and at most :data:`MAX_DIM` values per message (one
+message must fit the service's default input limit).
 """
 
 from __future__ import annotations
@@ -245,11 +245,11 @@ async def feed(
         sleep: ``await sleep(seconds)`` returns True if stopped meanwhile (injectable for
             tests; default: an asyncio sleep that ``stop`` interrupts).
         report: Counters to update (a new one by default).
-        min_gap: Seconds between two sends' slots at least (a timed file's rate cap,
-            ``1/rate``): a sample due sooner waits for its slot, and the newest sample
-            due by then goes out in its place, the ones it supersedes counted as
-            skipped. 0: every sample at its own time (a generated signal's samples are
-            ``1/rate`` apart already).
+        min_gap: A timed file's rate cap, ``1/rate`` s: at most one send in each
+            ``min_gap`` cell of time since the start. A sample due in a cell already
+            used waits for the next one, and the newest sample due by then goes out in
+            its place, the ones it supersedes counted as skipped. 0: every sample at
+            its own time (a generated signal's samples are ``1/rate`` apart already).
     """
     report = report if report is not None else FeedReport()
     if sleep is None:
@@ -259,7 +259,7 @@ async def feed(
 
     start = clock()
     k = 0
-    slot = -math.inf  # the last send's slot, s after the start
+    cell = -1  # the last send's cell of the min_gap grid (its start / min_gap)
     try:
         while not stop.is_set():
             item = source.at(k)
@@ -268,20 +268,23 @@ async def feed(
             due, x = item
             if duration is not None and due >= duration:
                 break
-            # A sample's slot is its due time unless the cap holds it back.
-            ready = max(due, slot + min_gap) if min_gap > 0 else due
+            # A sample's slot is its due time, unless the cap holds it back to the next
+            # free cell of the min_gap grid.
+            ready = max(due, (cell + 1) * min_gap) if min_gap > 0 else due
             now = clock() - start
             slept = ready > now
             if slept:
                 if await sleep(ready - now):
                     break
                 now = clock() - start
-            if not slept or ready > due:
-                # Late, or held back by the cap: jump to the newest sample already due,
-                # its index from the clock. Stepping over stale samples one at a time
-                # never caught up when they came due faster than they could be stepped
-                # over (--rate 1e7 spun for ever; a looped file of microsecond steps
-                # still could; a timed file of microsecond steps sent them all).
+            if not slept or min_gap > 0:
+                # Late, or capped (a timed file: its rows may come faster than the
+                # cap, and the newest due by the send supersedes the rest): jump to
+                # the newest sample already due, its index from the clock. Stepping over
+                # stale samples one at a time never caught up when they came due faster
+                # than they could be stepped over (--rate 1e7 spun for ever; a looped
+                # file of microsecond steps still could; a timed file of microsecond
+                # steps sent them all).
                 newest = _newest_due(source, k, now, duration)
                 newer = source.at(newest) if newest > k else None
                 if newer is not None:
@@ -299,9 +302,13 @@ async def feed(
                 report.sent += 1
             else:
                 report.failed += 1
-            # Less than a gap late, the next slot is min_gap after this one's (no drift);
-            # later (a stall), min_gap after now: no burst follows to make up the stall.
-            slot = ready if now - ready < min_gap else now
+            if min_gap > 0:
+                # One send per cell of the grid, as a generated signal sends one sample
+                # per 1/rate: at most rate * elapsed + 1 sends, no drift. A send slept
+                # for takes the cell it slept to, though the timer woke in the next one
+                # (asyncio's timers round up to the millisecond), so the next goes at
+                # once; a late one takes the cell it is in: a stall is not made up.
+                cell = max(cell + 1, math.floor((ready if slept else now) / min_gap))
             k += 1
     finally:
         report.elapsed = clock() - start

@@ -182,6 +182,7 @@ async def test_a_describe_past_the_links_limit_is_counted_and_clears_nothing(
         assert await client.sync(timeout=10)
         assert "seed" in client.descriptions()
         assert client.statistics().decode_errors == 1
+        assert client.statistics().dropped_unread == 1  # never held whole
 
 
 async def test_frames_with_hostile_or_mismatched_names_are_rejected_and_counted(

@@ -179,18 +179,23 @@ async def test_a_stall_skips_stale_samples_instead_of_bursting() -> None:
     assert report.elapsed == pytest.approx(1.99 + 0.0, abs=0.011)
 
 
-@pytest.mark.parametrize("stall", [0.0, 0.25])
+@pytest.mark.parametrize(
+    ("stall", "oversleep", "least"),
+    [(0.0, 0.0, 999), (0.25, 0.0, 749), (0.0, 0.0003, 999), (0.0, 0.0011, 900)],
+)
 async def test_a_timed_file_is_capped_at_the_rate_sending_the_newest_row_due(
-    stall: float,
+    stall: float, oversleep: float, least: int
 ) -> None:
     """A timed file of rows 10 us apart (100,000 in 1 s) went out at every row's time, at
     whatever rate the loop reached, past MAX_RATE. Capped at 1000/s: at most one send per
-    1 ms slot, each the newest row due at its slot, the rest counted as skipped; a stall
-    is not made up by a burst."""
+    1 ms cell, each the newest row due at its time, the rest counted as skipped; a stall
+    is not made up by a burst, and timers that wake late lose few cells: even 1.1 ms
+    late every time (asyncio's round up to the millisecond), at least 900 of 1000 go
+    out (478 when a send more than a cell late moved the grid)."""
     rows = 100_000
     offsets = np.arange(rows) * 1e-5
     source = ArraySource(np.arange(rows, dtype=np.float64)[:, None], offsets=offsets)
-    fake = FakeTime(oversleep=0.0)
+    fake = FakeTime(oversleep=oversleep)
     fake.stalls = {10: stall} if stall else {}
     sent: list[float] = []
 
@@ -203,12 +208,13 @@ async def test_a_timed_file_is_capped_at_the_rate_sending_the_newest_row_due(
     )
     times = np.array(fake.sends) - 1000.0
     assert report.sent == len(sent) <= 1001
-    assert report.sent >= 990 - 250 * (stall > 0)
+    assert report.sent >= least
     assert report.sent + report.skipped == rows
-    assert np.diff(times).min() >= 1e-3 - 1e-9  # never two sends within one slot
+    # Never ahead of the grid: by time t, at most floor(t / 1 ms) + 1 sends.
+    assert np.all(times >= np.arange(len(times)) * 1e-3 - 1e-9)
     # Each send is the newest row due at its time (the times are the feed's own offsets).
     np.testing.assert_array_equal(sent, np.searchsorted(offsets, times, "right") - 1)
-    assert report.late_max <= stall + 1e-9
+    assert report.late_max <= stall + oversleep + 1e-9
 
 
 # ----------------------------------------------------------------------------- tools
@@ -260,12 +266,12 @@ async def test_file_and_stdin_feeds_publish_in_order(mosquitto: Mosquitto, tmp_p
         report = re.search(r"sent (\d+) values .* skipped (\d+)", done.stderr)
         assert report is not None, done.stderr
         sent, skipped = int(report[1]), int(report[2])
-        assert 20 <= sent <= 26, done.stderr
+        assert 5 <= sent <= 26, done.stderr  # one per 20 ms cell of 0.5 s, at most
         assert sent + skipped == 500, done.stderr
         await listener.wait_for(lambda ms: len(ms) >= sent, 5, f"{sent} capped samples")
         values = [decode_input(m.payload, 1).x[0] for m in listener.messages]
-        assert values[0] == 0.0
-        assert np.all(np.diff(values) >= 10), values
+        assert np.all(np.diff(values) > 0), values  # the newest row due, each time
+        assert values[-1] == 499.0  # the last row always goes out
 
         listener.messages.clear()
         done = await asyncio.to_thread(

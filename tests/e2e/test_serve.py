@@ -306,12 +306,17 @@ async def test_a_message_past_every_limit_is_refused_without_being_held(
             lambda ms: (e := events(ms, "input_rejected")) and e, what="input_rejected"
         )
         assert got[0]["reason"] == "oversize"
-        assert "input payload of 40000000 bytes exceeds the limit of 65536" in str(got[0]["error"])
+        # The message: its topic with the length, an empty MQTT 5 property block (the
+        # service speaks 5 to mosquitto), then the 40,000,000-byte payload.
+        size = 2 + len("spikestream/seed/in/u") + 1 + 40_000_000
+        error = str(got[0]["error"])
+        assert f"input message of {size} bytes exceeds the payload limit of 65536" in error
         assert "dropped unread" in str(got[0]["error"])
         refused = await sub.wait_for(
             lambda ms: (e := events(ms, "control_rejected")) and e, what="control_rejected"
         )
-        assert "control payload of 1000000 bytes exceeds the limit of 4096" in str(
+        size = 2 + len("spikestream/seed/control") + 1 + 1_000_000
+        assert f"control message of {size} bytes exceeds the payload limit of 4096" in str(
             refused[0]["error"]
         )
         stats = await sub.wait_for(

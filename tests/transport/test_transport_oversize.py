@@ -9,6 +9,7 @@ at once, so a 32 MiB message cost the reader 32 MiB and more (up to mosquitto's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import tracemalloc
@@ -36,17 +37,21 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-port, qos, user = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+port, qos, user, size = (int(a) for a in sys.argv[1:5])
 v5 = paho.MQTTv5 if user else paho.MQTTv311
 c = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=v5)
 c.connect("127.0.0.1", port)
 c.loop_start()
-props = None
+props = small_props = None
 if user:
-    props = Properties(PacketTypes.PUBLISH)
-    props.UserProperty = ("from", "test")
-big = c.publish("in/big", b"\\x01" * int(sys.argv[4]), qos=qos, properties=props)
-small = c.publish("in/small", b"ok", qos=qos, properties=props)
+    props, small_props = Properties(PacketTypes.PUBLISH), Properties(PacketTypes.PUBLISH)
+    # user == 2: a property block of 240 KB, longer than HEAD_ROOM, on a small payload
+    props.UserProperty = [("k%d" % i, "v" * 60000) for i in range(4)] if user == 2 else [
+        ("from", "test")
+    ]
+    small_props.UserProperty = ("from", "test")
+big = c.publish("in/big", b"\\x01" * size, qos=qos, properties=props)
+small = c.publish("in/small", b"ok", qos=qos, properties=small_props)
 big.wait_for_publish(30)
 small.wait_for_publish(30)
 c.disconnect()
@@ -59,17 +64,23 @@ def test_the_default_limit_is_a_frames() -> None:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "qos", "user"),
+    ("protocol", "qos", "user", "size"),
     [
-        ("3.1.1", 0, False),  # the adapter's own reader
-        ("5", 0, False),
-        ("5", 0, True),  # a user property: paho's handling, delivered at once
-        ("3.1.1", 1, False),  # paho's, with PUBACK
-        ("5", 2, False),  # paho's, delivered on PUBREL
+        ("3.1.1", 0, 0, BIG),  # the adapter's own reader
+        ("5", 0, 0, BIG),
+        ("5", 0, 1, BIG),  # a user property: paho's handling, delivered at once
+        ("3.1.1", 1, 0, BIG),  # paho's, with PUBACK
+        ("5", 1, 0, BIG),
+        ("3.1.1", 2, 0, BIG),  # paho's, delivered on PUBREL
+        ("5", 2, 0, BIG),
+        # 240 KB of properties on a 64-byte payload: the block itself is cut, yet the
+        # message is handed on (and acknowledged), and the connection stays up.
+        ("5", 0, 2, 64),
+        ("5", 1, 2, 64),
     ],
 )
 async def test_a_publish_past_max_payload_is_dropped_unread(
-    mosquitto: Mosquitto, protocol: str, qos: int, user: bool
+    mosquitto: Mosquitto, protocol: str, qos: int, user: int, size: int
 ) -> None:
     inbox = Inbox()
     sub = make_link(
@@ -81,38 +92,119 @@ async def test_a_publish_past_max_payload_is_dropped_unread(
         try:
             publisher = await asyncio.to_thread(
                 subprocess.run,
-                [sys.executable, "-c", _PUBLISH, str(mosquitto.port), str(qos), str(int(user)),
-                 str(BIG)],
+                [sys.executable, "-c", _PUBLISH, str(mosquitto.port), str(qos), str(user),
+                 str(size)],
                 capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
             assert publisher.returncode == 0, publisher.stderr
-            await eventually(lambda: len(inbox.items) == 2, within=30)
+            try:
+                await eventually(lambda: len(inbox.items) >= 2, within=30)
+            except AssertionError as err:  # say what did arrive
+                got = [(topic, len(payload), meta) for topic, payload, meta in inbox.items]
+                raise AssertionError(f"{err}: got {got}; {sub.statistics()}") from None
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         stats = sub.statistics()
     (big_topic, big, big_meta), (small_topic, small, small_meta) = inbox.items
     assert (big_topic, big) == ("in/big", b"")
-    assert big_meta.oversize == BIG
+    # The message's size: topic (with its length), packet id, properties, payload.
+    head = 2 + len("in/big") + (2 if qos else 0)
+    assert big_meta.oversize is not None
+    props = 250_000 if user else (1 if protocol == "5" else 0)  # MQTT 5: its length
+    assert size + head <= big_meta.oversize <= size + head + props
     assert big_meta.qos == qos
+    assert big_meta.content_type is None  # its properties were dropped with it
     # The next message arrives whole and is not taken for the dropped one.
     assert (small_topic, small, small_meta.oversize) == ("in/small", b"ok", None)
     assert stats.dropped_unread == 1
     assert stats.messages_in == 2
+    assert stats.connects == 1  # no reconnect: the cut packet was still parsed
     # Held at most: the head kept and one chunk (and Python's own overhead).
     assert peak < HEAD_ROOM + DRAIN_CHUNK + 2 * 1024 * 1024, peak
 
 
-async def test_a_publish_at_the_limit_is_read_whole(mosquitto: Mosquitto) -> None:
-    """The limit is on the payload plus HEAD_ROOM: a payload just past max_payload is
-    still read, for its decoder to refuse with the size it has."""
+async def test_the_limit_is_the_whole_message_less_head_room(mosquitto: Mosquitto) -> None:
+    """A message of exactly max_payload + HEAD_ROOM bytes (topic and payload, MQTT 3.1.1,
+    QoS 0) is read whole, for its decoder to refuse by its own limit; one byte more is
+    dropped unread."""
     inbox = Inbox()
     pub = make_link(mosquitto.url(), "pub")
-    sub = make_link(mosquitto.url(), "sub", on_message=inbox, max_payload=4096)
+    sub = make_link(f"{mosquitto.url()}?protocol=3.1.1", "sub", on_message=inbox, max_payload=4096)
     sub.subscribe("in/#")
+    edge = 4096 + HEAD_ROOM - (2 + len("in/edge"))  # the payload that makes the limit
     async with running(pub), running(sub):
-        assert await pub.publish("in/edge", b"\x02" * (4096 + HEAD_ROOM - 64))
-        await eventually(lambda: len(inbox.items) == 1)
-        assert sub.statistics().dropped_unread == 0
-    assert inbox.payloads() == [b"\x02" * (4096 + HEAD_ROOM - 64)]
-    assert inbox.items[0][2].oversize is None
+        assert await pub.publish("in/edge", b"\x02" * edge)
+        assert await pub.publish("in/edge", b"\x02" * (edge + 1))
+        await eventually(lambda: len(inbox.items) == 2)
+        assert sub.statistics().dropped_unread == 1
+    (_, whole, whole_meta), (_, cut, cut_meta) = inbox.items
+    assert (len(whole), whole_meta.oversize) == (edge, None)
+    assert (cut, cut_meta.oversize) == (b"", 4096 + HEAD_ROOM + 1)
+
+
+# --------------------------------------------------------------- a hostile broker
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    size, length = len(body), bytearray()
+    while True:
+        size, digit = divmod(size, 128)
+        length.append(digit | (0x80 if size else 0))
+        if not size:
+            return bytes([first]) + bytes(length) + body
+
+
+async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    first, size, shift = (await reader.readexactly(1))[0], 0, 0
+    while True:
+        digit = (await reader.readexactly(1))[0]
+        size, shift = size | (digit & 0x7F) << shift, shift + 7
+        if not digit & 0x80:
+            return first, await reader.readexactly(size)
+
+
+async def test_other_packets_past_the_limit_are_read_whole() -> None:
+    """A CONNACK and a SUBACK with 240 KB of properties each (only a broker sends them)
+    are the MQTT library's, whole: cut like a PUBLISH, the link never connected."""
+    user = b"".join(b"\x26\x00\x01k" + (60000).to_bytes(2, "big") + b"v" * 60000 for _ in range(4))
+    props = _varint(len(user)) + user
+
+    async def broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with (
+            contextlib.closing(writer),
+            contextlib.suppress(asyncio.IncompleteReadError, ConnectionError),
+        ):
+            await _read_packet(reader)  # CONNECT
+            writer.write(_packet(0x20, b"\x00\x00" + props))  # CONNACK
+            while True:
+                first, body = await _read_packet(reader)
+                if first >> 4 == 8:  # SUBSCRIBE: SUBACK, then one message
+                    writer.write(_packet(0x90, body[:2] + props + b"\x00"))
+                    writer.write(_packet(0x30, b"\x00\x04in/x\x00ok"))
+                await writer.drain()
+
+    server = await asyncio.start_server(broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    inbox = Inbox()
+    link = make_link(
+        f"mqtt://127.0.0.1:{port}?protocol=5", "sub", on_message=inbox, max_payload=4096
+    )
+    link.subscribe("in/#")
+    try:
+        async with running(link):
+            await inbox.wait_payload("in/x", b"ok")
+            assert link.statistics().connects == 1
+            assert link.statistics().dropped_unread == 0
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)

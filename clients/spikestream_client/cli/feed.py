@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         help="messages per second, at most 1000 (default: 100); a timed CSV plays its "
         "rows at their times, and --rate (default there: 1000) caps how many go out per "
-        "second: rows due closer together go out as the newest due at each slot, the "
+        "second: rows due closer together go out one per 1/rate, the newest due, the "
         "others counted as skipped",
     )
     p.add_argument(

@@ -104,10 +104,12 @@ class OversizePayload(PayloadTooLarge, PayloadRejected):
 
 
 def dropped_unread(what: str, size: int, limit: int) -> OversizePayload:
-    """The refusal of a ``what`` payload of ``size`` bytes that the link dropped unread
-    (``MessageMeta.oversize``): the decoder's own message for it, saying so."""
+    """The refusal of a ``what`` message of ``size`` bytes (topic, properties and
+    payload) that the link dropped unread (``MessageMeta.oversize``), past a payload
+    limit of ``limit`` bytes."""
     return OversizePayload(
-        f"{what} payload of {size} bytes exceeds the limit of {limit} (dropped unread)"
+        f"{what} message of {size} bytes exceeds the payload limit of {limit} bytes by "
+        f"more than its topic and properties may take; dropped unread"
     )
 
 

@@ -42,7 +42,9 @@ from spikestream_client.errors import TransportError
 from spikestream_client.transport.batch import Batch, Heads, whole
 from spikestream_client.transport.packets import (
     DRAIN_CHUNK,
+    HEAD_KEEP,
     HEAD_ROOM,
+    bare_publish,
     cork,
     read_publish_qos0,
     unread_key,
@@ -320,21 +322,25 @@ class Connection:
 
         def handle_publish() -> MQTTErrorCode:
             packet = mqtt._in_packet
-            body = packet["packet"]
-            read = read_publish_qos0(packet["command"], body, v5)
+            first = packet["command"]
             if packet["remaining_length"] > limit:  # dropped unread (sock_recv below)
+                # What is left of it, its topic and packet id, is handed on bare: its
+                # properties may have been cut with the rest (MQTT 5 allows a block far
+                # longer than HEAD_ROOM), and paho must still parse it to acknowledge it.
                 size = packet["remaining_length"]
-                if read is None:
-                    key = unread_key(packet["command"], body)
-                    unread[key] = size - len(body)
-                    try:
-                        return paho_publish()  # acknowledges; _paho_message passes it on
-                    finally:
-                        if key == -1:  # delivered now, or never (a malformed packet)
-                            unread.pop(key, None)
-                topic, payload, meta = read
-                sink(topic, b"", meta.dropped(size - len(body) + len(payload)))
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
+                packet["packet"] = body = bare_publish(first, packet["packet"], v5)
+                read = read_publish_qos0(first, body, v5)
+                if read is not None:
+                    sink(read[0], b"", read[2].dropped(size))
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS
+                key = unread_key(first, body)
+                unread[key] = size
+                try:
+                    return paho_publish()  # acknowledges; _paho_message passes it on
+                finally:
+                    if key == -1:  # delivered now, or never (a malformed packet)
+                        unread.pop(key, None)
+            read = read_publish_qos0(first, packet["packet"], v5)
             if read is None:
                 return paho_publish()
             sink(*read)
@@ -344,14 +350,19 @@ class Connection:
 
         # paho reads a packet's whole body before handling it, asking the socket for all
         # of it at once: up to the broker's limit (256 MiB on mosquitto) held per
-        # connection. Past the link's limit, the body is asked for in chunks and all but
-        # its head (topic, packet id, properties) dropped as it comes.
+        # connection. Past the link's limit, a PUBLISH's body is asked for in chunks and
+        # all but its head (topic, packet id) dropped as it comes. Other packets come
+        # from the broker itself and are paho's, in full.
         paho_recv = mqtt._sock_recv
 
         def sock_recv(bufsize: int) -> bytes:
             packet = mqtt._in_packet
-            if packet["have_remaining"] and packet["remaining_length"] > limit:
-                del packet["packet"][HEAD_ROOM:]
+            if (
+                packet["have_remaining"]
+                and packet["remaining_length"] > limit
+                and packet["command"] & 0xF0 == 0x30
+            ):
+                del packet["packet"][HEAD_KEEP:]
                 bufsize = min(bufsize, DRAIN_CHUNK)
             return paho_recv(bufsize)
 
@@ -432,8 +443,8 @@ class Connection:
         payload = message.payload
         if self._unread:  # one was dropped unread (see handle_publish)
             key = message.mid if message.qos == 2 else -1
-            if (head := self._unread.pop(key, None)) is not None:
-                payload, meta = b"", meta.dropped(head + len(payload))
+            if (size := self._unread.pop(key, None)) is not None:
+                payload, meta = b"", meta.dropped(size)
         if not isinstance(payload, bytes):  # paho may hand out a bytearray slice
             payload = bytes(payload)
         self._on_message(message.topic, payload, meta)

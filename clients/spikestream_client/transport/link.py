@@ -121,11 +121,12 @@ class MqttLink(Reconnecting):
             ``None`` takes each spec's ``protocol`` (``?protocol=`` in the URL). The
             version that worked is remembered per broker.
         max_payload: Largest incoming payload, in bytes, the receiver may accept. A
-            PUBLISH packet longer than this plus :data:`~.packets.HEAD_ROOM` (its topic
-            and properties) is read off the socket in chunks of
+            PUBLISH whose topic, properties and payload together pass this plus
+            :data:`~.packets.HEAD_ROOM` is read off the socket in chunks of
             :data:`~.packets.DRAIN_CHUNK` and dropped, never held whole, and passed on
-            with an empty payload and ``meta.oversize`` set (counted in
-            ``dropped_unread``). Default: a frame's limit, 16 MiB.
+            with its topic, an empty payload, no properties and ``meta.oversize`` set
+            (counted in ``dropped_unread``); a QoS 1 or 2 one is acknowledged. Default:
+            a frame's limit, 16 MiB.
         tcp_nodelay: Set ``TCP_NODELAY`` on the socket (on by default; off only for
             measurements).
         max_queued_outgoing: Most messages accepted but not yet written/acknowledged;

@@ -25,6 +25,9 @@ DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
 #: What a PUBLISH may hold besides its payload before it is dropped unread: a topic of
 #: up to 65,535 bytes with its length, a packet id, and an MQTT 5 property block.
 HEAD_ROOM = 128 * 1024
+#: What is kept of a PUBLISH dropped unread: its longest topic with its length, and its
+#: packet id (all :func:`bare_publish` needs).
+HEAD_KEEP = 2 + 65535 + 2
 #: Bytes asked of the socket at a time while a packet past the limit is dropped.
 DRAIN_CHUNK = 64 * 1024
 
@@ -205,15 +208,30 @@ def cork(sock: socket.socket, on: bool) -> bool:
     return True
 
 
-def unread_key(first: int, head: bytes | bytearray) -> int:
-    """Where a PUBLISH dropped unread is remembered until paho delivers it: its packet id
-    for QoS 2 (delivered on PUBREL, later), else -1 (delivered at once).
+def bare_publish(first: int, head: bytes | bytearray, v5: bool) -> bytearray:
+    """A PUBLISH body with ``head``'s topic and packet id, no properties and no payload:
+    what is handed on of a PUBLISH dropped unread, which the MQTT library can still
+    parse and acknowledge however long its property block was.
 
     Args:
         first: The packet's first byte (QoS in bits 1-2).
-        head: The packet's body, at least its topic and packet id.
+        head: The packet's body, at least its topic and packet id (:data:`HEAD_KEEP`).
+        v5: MQTT 5 (an empty property block follows the topic and id).
+    """
+    end = 2 + ((head[0] << 8) | head[1]) if len(head) >= 2 else len(head)
+    end += 2 if (first >> 1) & 3 else 0  # the packet id, QoS 1 and 2
+    return bytearray(head[:end]) + (b"\x00" if v5 else b"")
+
+
+def unread_key(first: int, body: bytes | bytearray) -> int:
+    """Where a PUBLISH dropped unread is remembered until the MQTT library delivers it:
+    its packet id for QoS 2 (delivered on PUBREL, later), else -1 (delivered at once).
+
+    Args:
+        first: The packet's first byte (QoS in bits 1-2).
+        body: The packet's body, at least its topic and packet id.
     """
     if (first >> 1) & 3 != 2:
         return -1
-    end = 2 + ((head[0] << 8) | head[1]) if len(head) >= 2 else len(head)
-    return (head[end] << 8) | head[end + 1] if end + 2 <= len(head) else -1
+    end = 2 + ((body[0] << 8) | body[1]) if len(body) >= 2 else len(body)
+    return (body[end] << 8) | body[end + 1] if end + 2 <= len(body) else -1

@@ -42,10 +42,11 @@ class MessageMeta(NamedTuple):
         expiry: MQTT 5 message expiry interval left, in seconds, or ``None``.
         response_topic: MQTT 5 response topic of a request, or ``None``.
         correlation_data: MQTT 5 correlation data of a request (opaque bytes), or ``None``.
-        oversize: The payload's size in bytes when the link dropped it unread, its
-            packet being past the link's ``max_payload`` (the payload passed is then
-            ``b""``: refuse the message as oversize, never read it as empty); ``None``
-            for every message read whole.
+        oversize: The message's size in bytes (topic, properties and payload: its
+            packet's remaining length) when the link dropped it unread for being past
+            the link's ``max_payload`` plus 128 KiB. The payload passed is then ``b""``
+            and the properties are gone: refuse the message as oversize, never read it
+            as empty. ``None`` for every message read whole.
     """
 
     qos: int
@@ -57,7 +58,7 @@ class MessageMeta(NamedTuple):
     oversize: int | None = None
 
     def dropped(self, size: int) -> MessageMeta:
-        """This message's meta, for its payload of ``size`` bytes dropped unread."""
+        """This message's meta, for the message of ``size`` bytes dropped unread."""
         return self._replace(oversize=size)
 
 
