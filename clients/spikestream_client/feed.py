@@ -39,13 +39,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Final, Literal
 
+import numpy as np
+
 from spikestream_client.aio import First, first_of
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.codec import (
     DEFAULT_MAX_INPUT_BYTES,
+    InputInfo,
     OversizePayload,
     PayloadRejected,
     decode_input,
+    encode_input,
     topics,
 )
 from spikestream_client.errors import ConfigError
@@ -464,6 +468,28 @@ def check_options(options: FeedOptions) -> None:
     check_seed(options.seed)
 
 
+def check_fits(described: InputInfo, net: str, timestamped: bool) -> None:
+    """Refuse a feed whose every message the service would refuse as oversize.
+
+    A message of ``described.dim`` values (msgpack float64, with a timestamp if
+    ``timestamped``) has one size whatever the values; the describe document says the
+    service's limit (``--max-input-bytes``).
+
+    Raises:
+        ConfigError: Naming the limit, the message's size and what makes it.
+    """
+    if described.max_bytes is None:
+        return
+    size = len(encode_input(np.full(described.dim, 0.5), t=0.5 if timestamped else None))
+    if size > described.max_bytes:
+        with_t = " with a timestamp" if timestamped else ""
+        raise ConfigError(
+            f"input {described.name!r} of {net!r} takes messages of at most "
+            f"{described.max_bytes} bytes (the service's --max-input-bytes); "
+            f"{described.dim} values{with_t} make {size}"
+        )
+
+
 def _source(options: FeedOptions, dim: int) -> tuple[Source, float | None]:
     return make_source(
         options.signal,
@@ -523,6 +549,7 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
                         f"input {options.input!r} of {options.net!r} takes {described.dim} "
                         f"values per message; {options.signal!r} gives {source.dim}"
                     )
+                check_fits(described, options.net, options.timestamp != "none")
         client.on_event(options.net, on_event)
         topic = topics(options.prefix, options.net).input(options.input)
 

@@ -63,6 +63,10 @@ def test_a_valid_document_decodes() -> None:
     assert d.inputs["target"].dim == 2
     assert d.inputs["target"].default == (0.0, 0.5)
     assert d.inputs["target"].ttl is None
+    assert d.inputs["target"].max_bytes is None  # not said: older services
+    with_limit = document()
+    with_limit["inputs"]["target"]["max_bytes"] = 4096
+    assert decode_describe(encode_describe(with_limit)).inputs["target"].max_bytes == 4096
     assert d.probes["a_spikes"].shape == (100,)
     assert d.probes["hand"].ticks_per_frame == 10
     assert d.document["prefix"] == "spikestream"  # other keys kept as they came
@@ -100,6 +104,9 @@ def test_a_valid_document_decodes() -> None:
         (("inputs", "target", "default"), [0.0], "'default' has 1 values for dim 2"),
         (("inputs", "target", "ttl"), "soon", "'ttl' must be a finite number"),
         (("inputs", "target", "ttl"), 10**400, "'ttl' must be a finite number"),
+        (("inputs", "target", "max_bytes"), 0, "'max_bytes' must be an integer in [1, 2**53]"),
+        (("inputs", "target", "max_bytes"), True, "'max_bytes' must be int, got bool"),
+        (("inputs", "target", "max_bytes"), None, "'max_bytes' must be int, got NoneType"),
         (("probes", "hand", "kind"), "pictures", "'kind' must be 'spikes' or 'values'"),
         (("probes", "hand", "dtype"), "bool", "does not fit kind 'values'"),
         (("probes", "hand", "shape"), [-1], "'shape' must be at most 8 integers"),

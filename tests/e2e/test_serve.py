@@ -16,6 +16,7 @@ import pytest
 
 from spikestream_client.codec import Frame, SpikeFrame, ValueFrame, decode_frame
 from tests.brokers import Mosquitto
+from tests.clients.conftest import run_cli
 from tests.serving import NODELAY, Listener, Message
 
 pytestmark = pytest.mark.broker
@@ -276,6 +277,32 @@ async def test_bad_payloads_are_rejected_reported_and_ticking_goes_on(
             what="stats counting rejections",
         )
         assert stats[-1]["inputs"]["u"]["rejected"] >= 4
+
+
+async def test_feed_refuses_what_the_service_would_refuse_by_size(
+    mosquitto: Mosquitto, serve
+) -> None:
+    """The describe document says the service's --max-input-bytes; a feed whose every
+    message would be refused as oversize says so before it sends one. With a timestamp
+    a value of seed's 1-D input is a 24-byte message, past a limit of 16; without, 10."""
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
+        serve("--max-input-bytes", "16")
+        await sub.wait_status("seed", b"online")
+    feed = ("feed", "--broker", mosquitto.url(), "--net", "seed", "--input", "u")
+    refused = await asyncio.to_thread(
+        run_cli, *feed, "constant", "--value", "0.5", "--timestamp", "wall", "--duration", "0.2"
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert (
+        "input 'u' of 'seed' takes messages of at most 16 bytes (the service's "
+        "--max-input-bytes); 1 values with a timestamp make 24" in refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+    sent = await asyncio.to_thread(
+        run_cli, *feed, "constant", "--value", "0.5", "--duration", "0.2"
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert "rejected by the service 0" in sent.stderr
 
 
 def _peak_rss(pid: int) -> int:

@@ -109,6 +109,8 @@ class InputInfo:
         dim: Values per message.
         default: The value held before the first message and after the TTL, ``(dim,)``.
         ttl: Seconds a value holds, or None (held until replaced).
+        max_bytes: The largest message the service accepts on this input, in bytes
+            (``--max-input-bytes``); None where the document does not say.
     """
 
     name: str
@@ -116,6 +118,7 @@ class InputInfo:
     dim: int
     default: tuple[float, ...]
     ttl: float | None
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,7 @@ def _input(name: str, entry: Mapping[str, Any], t: Topics) -> InputInfo:
         dim,
         tuple(_number(x, f"{where}'default'") for x in default),
         ttl,
+        _count(entry, "max_bytes", where, low=1) if "max_bytes" in entry else None,
     )
 
 
