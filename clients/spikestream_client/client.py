@@ -152,8 +152,9 @@ class ClientStatistics:
         callback_errors: Exceptions raised by consumer callbacks (logged, then ignored).
         last_error: The link's most recent connection error, if any.
         dropped_unread: Messages past 16 MiB (and 128 KiB for topic and properties),
-            read off the socket in chunks and dropped, never held whole; each is also
-            in ``decode_errors``.
+            read off the socket in chunks and dropped, never held whole; each on a
+            topic a consumer reads (but the client's own sync topic) is also in
+            ``decode_errors``.
     """
 
     connected: bool

@@ -275,6 +275,8 @@ async def feed(
             # A sample's slot is its due time, unless the cap holds it back to the next
             # free cell of the min_gap grid.
             ready = max(due, (cell + 1) * min_gap) if min_gap > 0 else due
+            if duration is not None and ready >= duration:
+                break  # held back past the end: a capped feed ends where others do
             now = clock() - start
             slept = ready > now
             if slept:

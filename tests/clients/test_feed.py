@@ -217,6 +217,26 @@ async def test_a_timed_file_is_capped_at_the_rate_sending_the_newest_row_due(
     assert report.late_max <= stall + oversleep + 1e-9
 
 
+async def test_a_capped_feed_ends_at_its_duration() -> None:
+    """A row due just before --duration but held back by the cap to a cell at or past
+    it is not sent: nothing goes out at or after the duration, as for any signal."""
+    rows = 1000
+    source = ArraySource(np.zeros((rows, 1)), offsets=np.arange(rows) * 1e-3)
+    fake = FakeTime(oversleep=0.0)
+    report = await feed(
+        source,
+        fake.publish,
+        asyncio.Event(),
+        duration=0.2,
+        clock=fake.clock,
+        sleep=fake.sleep,
+        min_gap=0.02,
+    )
+    times = np.array(fake.sends) - 1000.0
+    assert report.sent == 10  # cells 0, 20, ..., 180 ms
+    assert times.max() < 0.2
+
+
 # ----------------------------------------------------------------------------- tools
 
 

@@ -72,7 +72,7 @@ def test_the_default_limit_is_a_frames() -> None:
     [
         ("3.1.1", 0, 0, BIG),  # the adapter's own reader
         ("5", 0, 0, BIG),
-        ("5", 0, 1, BIG),  # a user property: paho's handling, delivered at once
+        ("5", 0, 1, BIG),  # a user property: dropped with the rest, the bare packet read here
         ("3.1.1", 1, 0, BIG),  # paho's, with PUBACK
         ("5", 1, 0, BIG),
         ("3.1.1", 2, 0, BIG),  # paho's, delivered on PUBREL

@@ -214,9 +214,10 @@ class Connection:
         self._v5 = protocol == "5"
         self._tcp_nodelay = tcp_nodelay
         self._max_packet = max_payload + HEAD_ROOM
-        # A PUBLISH past the limit that paho itself handles (QoS 1 and 2, properties the
-        # fast reader leaves): its payload's real size, by message id (QoS 2 delivers on
-        # PUBREL), for _paho_message to pass on instead of the truncated payload.
+        # A PUBLISH past the limit that paho itself handles once made bare (QoS 1 and 2):
+        # the message's size (its remaining length), by packet id for QoS 2 (delivered
+        # on PUBREL), else under -1, for _paho_message to pass on as meta.oversize with
+        # an empty payload.
         self._unread: dict[int, int] = {}
         self._connect_timeout = connect_timeout
         self._properties = properties

@@ -111,9 +111,9 @@ class LinkStatistics:
         resent: ``resend=True`` messages sent again after their connection died.
         lost_unsent: ``resend=True`` messages still waiting to be sent again when the
             link stopped (or beyond ``max_queued_outgoing`` of them): lost, and counted.
-        dropped_unread: Incoming messages past ``max_payload``, read off the socket in
-            chunks and dropped (each still reaches ``on_message``, with
-            ``meta.oversize`` set).
+        dropped_unread: Incoming messages past ``max_payload`` plus ``HEAD_ROOM`` (topic,
+            properties and payload), read off the socket in chunks and dropped (each
+            still reaches ``on_message``, with ``meta.oversize`` set).
     """
 
     connected: bool
