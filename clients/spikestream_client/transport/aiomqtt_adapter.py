@@ -38,7 +38,6 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from spikestream_client.aio import First, first_of
-from spikestream_client.errors import TransportError
 from spikestream_client.transport.batch import Batch, Heads, whole
 from spikestream_client.transport.packets import (
     DRAIN_CHUNK,
@@ -51,7 +50,13 @@ from spikestream_client.transport.packets import (
 )
 from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
 from spikestream_client.transport.tls import collecting_sockets, track
-from spikestream_client.transport.values import MessageMeta, ProtocolName, Will
+from spikestream_client.transport.values import (
+    ConnectFailure,
+    MessageMeta,
+    ProtocolName,
+    SubscribeFailure,
+    Will,
+)
 
 __all__ = [
     "PRIVATE_NAMES",
@@ -66,30 +71,6 @@ __all__ = [
 # MQTT 5 reason codes at and above this are failures (paho maps 3.1.1 codes onto them).
 _FAILURE = 0x80
 _VERSIONS = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
-
-
-class ConnectFailure(TransportError):
-    """A connection attempt failed.
-
-    Attributes:
-        code: The CONNACK reason code value when the broker refused us, else ``None``.
-        text: The broker's reason (``str`` of paho's reason code) or the error text.
-        closed_before_connack: The broker closed the connection before CONNACK.
-        tcp_connected: The TCP (and TLS/WebSocket) connection had been made.
-    """
-
-    def __init__(
-        self, text: str, *, code: int | None, closed_before_connack: bool, tcp_connected: bool
-    ) -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code
-        self.closed_before_connack = closed_before_connack
-        self.tcp_connected = tcp_connected
-
-
-class SubscribeFailure(TransportError):
-    """SUBSCRIBE got no SUBACK in time, or could not be sent."""
 
 
 class _PackedOnce(Properties):

@@ -17,19 +17,16 @@ from collections.abc import Awaitable
 
 from spikestream_client.aio import First, first_of
 from spikestream_client.errors import AuthError, TransportError
-from spikestream_client.transport.aiomqtt_adapter import (
-    ConnectFailure,
-    Connection,
-    PropertiesCache,
-    SubscribeFailure,
-)
+from spikestream_client.transport.aiomqtt_adapter import Connection, PropertiesCache
 from spikestream_client.transport.dispatch import Dispatcher
 from spikestream_client.transport.urls import BrokerSpec, ProtocolChoice
 from spikestream_client.transport.values import (
     LOG,
+    ConnectFailure,
     ConnectHook,
     Counters,
     ProtocolName,
+    SubscribeFailure,
     Will,
 )
 from spikestream_client.transport.window import Outbox, ResendQueue

@@ -1,4 +1,5 @@
-"""The value types of the MQTT link: what arrives, what is kept, what is counted.
+"""The value types of the MQTT link: what arrives, what is kept, what is counted, and
+how a connection attempt fails.
 
 Shared by every module of :mod:`spikestream_client.transport`; none of them names
 aiomqtt or paho (only :mod:`~spikestream_client.transport.aiomqtt_adapter` does).
@@ -11,8 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+from spikestream_client.errors import TransportError
+
 __all__ = [
     "LOG",
+    "ConnectFailure",
     "ConnectHook",
     "Counters",
     "Kept",
@@ -20,6 +24,7 @@ __all__ = [
     "MessageCallback",
     "MessageMeta",
     "ProtocolName",
+    "SubscribeFailure",
     "Will",
 ]
 
@@ -165,3 +170,27 @@ class Kept(NamedTuple):
     content_type: str | None
     expiry: int | None
     correlation_data: bytes | None = None
+
+
+class ConnectFailure(TransportError):
+    """A connection attempt failed.
+
+    Attributes:
+        code: The CONNACK reason code value when the broker refused us, else ``None``.
+        text: The broker's reason (``str`` of paho's reason code) or the error text.
+        closed_before_connack: The broker closed the connection before CONNACK.
+        tcp_connected: The TCP (and TLS/WebSocket) connection had been made.
+    """
+
+    def __init__(
+        self, text: str, *, code: int | None, closed_before_connack: bool, tcp_connected: bool
+    ) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.closed_before_connack = closed_before_connack
+        self.tcp_connected = tcp_connected
+
+
+class SubscribeFailure(TransportError):
+    """SUBSCRIBE got no SUBACK in time, or could not be sent."""
