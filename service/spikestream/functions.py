@@ -167,14 +167,20 @@ class _Checker(ast.NodeVisitor):
         )
         if not isinstance(node, ok):
             self.fail(type(node).__name__)
-        if isinstance(node, ast.Name) and node.id not in (
-            {"x"} | set(ALLOWED_FUNCTIONS) | set(ALLOWED_CONSTANTS)
-        ):
+        # A function's name is a value nowhere but where it is called (its Call visits
+        # the arguments alone): "sin" or "x + sin" alone were let through here and ended
+        # the evaluation with a KeyError.
+        if isinstance(node, ast.Name) and node.id not in ({"x"} | set(ALLOWED_CONSTANTS)):
+            if node.id in ALLOWED_FUNCTIONS:
+                self.fail(f"the function {node.id!r} other than called, as {node.id}(...)")
             self.fail(f"the name {node.id!r}")
         if isinstance(node, ast.Constant):
             self._number(node.value)
         if isinstance(node, ast.Call):
             self._call(node)
+            for arg in node.args:
+                self.visit(arg)
+            return
         if isinstance(node, ast.Subscript):
             self._subscript(node)
             return  # the index was checked whole; its parts are not values

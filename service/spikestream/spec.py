@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -97,6 +98,27 @@ def _whole_as_int(value: Any) -> Any:
 
 #: An integer, or a float holding a whole number.
 Count = Annotated[int, BeforeValidator(_whole_as_int)]
+
+
+def _file_path(value: str) -> str:
+    # Refused here, where the error names the key, rather than as a traceback from the
+    # build's os.open (NUL) or Path.expanduser (an unknown ~user).
+    if not value or "\x00" in value:
+        raise ValueError(f"expected a file path, a non-empty string without NUL; got {value!r:.80}")
+    if value.startswith("~"):
+        try:
+            Path(value).expanduser()
+        except RuntimeError:
+            user = value[1:].split("/", 1)[0]
+            raise ValueError(
+                f"expected a file path; {value!r:.80} names the home folder of {user!r:.40}, "
+                "a user this machine does not have"
+            ) from None
+    return value
+
+
+#: A file path as written in the network file (relative to its folder, or ``~``).
+FilePath = Annotated[str, AfterValidator(_file_path)]
 
 
 def check_name(kind: str, value: str) -> str:
@@ -186,7 +208,7 @@ class FileSignal(_Spec):
     network's ``dt``). After the last sample the signal holds it, or loops."""
 
     kind: Literal["file"] = "file"
-    path: str
+    path: FilePath
     # Bounded below so that t / dt stays a representable sample index over any run.
     dt: Annotated[float, Field(allow_inf_nan=False, ge=1e-9, le=TIME_LIMIT)] | None = None
     loop: bool = False
@@ -232,11 +254,11 @@ class PopulationSpec(_Spec):
     tau_rc: PositiveSeconds = 0.02
     tau_ref: Seconds = 0.002
     min_voltage: Annotated[Real, Field(le=0)] = 0.0
-    max_rates: Range | str = (200.0, 400.0)
-    intercepts: Range | str = (-1.0, 1.0)
-    encoders: list[list[Real]] | str | None = None
+    max_rates: Range | FilePath = (200.0, 400.0)
+    intercepts: Range | FilePath = (-1.0, 1.0)
+    encoders: list[list[Real]] | FilePath | None = None
     radius: Positive = 1.0
-    initial_voltage: Annotated[Real, Field(le=1)] | str = 0.0
+    initial_voltage: Annotated[Real, Field(le=1)] | FilePath = 0.0
     seed: Count | None = Field(default=None, ge=0, le=MAX_SEED)
 
     @field_validator("max_rates", "intercepts")
@@ -354,7 +376,7 @@ class WeightsFile(_Spec):
     """Weights from a ``.npy`` file of shape ``(pre.n, post.n)`` (path relative to the
     network file)."""
 
-    file: str
+    file: FilePath
 
 
 def _weights_kind(value: Any) -> str:
@@ -403,7 +425,7 @@ class ConnectionSpec(_Spec):
     synapse: Seconds = 0.005
     weights: Weights | None = None
     function: str | None = None
-    decoders: str | None = None
+    decoders: FilePath | None = None
     transform: Real | list[list[Real]] = 1.0
     # Above 1000 the regularisation swamps every rate: the decoders are all but zero.
     reg: Annotated[float, Field(allow_inf_nan=False, ge=0, le=1000)] = 0.1
@@ -471,7 +493,7 @@ class ProbeSpec(_Spec):
     synapse: Seconds = 0.01
     ticks_per_frame: Count = Field(default=10, ge=1, le=100_000)
     function: str | None = None
-    decoders: str | None = None
+    decoders: FilePath | None = None
 
     @model_validator(mode="after")
     def _decoders_or_function(self) -> Self:

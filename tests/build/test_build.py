@@ -182,6 +182,10 @@ def test_function_expressions(text: str, expected: object) -> None:
         ("(lambda: 1)()", "calling the result of an expression"),
         ("open('f')", "the name 'open'"),
         ("'a' * 3", "the constant 'a'"),
+        # A function's name as a value was let through, then a KeyError ended the build.
+        ("sin", r"the function 'sin' other than called, as sin\(\.\.\.\)"),
+        ("x + clip", "the function 'clip' other than called"),
+        ("sin(round)", "the function 'round' other than called"),
     ],
 )
 def test_unsafe_expressions_are_refused(text: str, what: str) -> None:

@@ -161,3 +161,45 @@ def test_python_mappings_with_tuples_still_validate() -> None:
 )
 def test_every_example_network_loads(path: Path) -> None:
     assert load_network(path).populations
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "words"),
+    [
+        # Each was a traceback from the build: os.open's "embedded null byte", and
+        # expanduser's "Could not determine home directory".
+        ("connections[0].weights.file", "w\x00.npy", "without NUL; got 'w\\x00.npy'"),
+        ("populations.a.max_rates", "r\x00.npy", "without NUL"),
+        ("populations.a.encoders", "", "a non-empty string"),
+        ("probes.p.decoders", "d\x00.npy", "without NUL"),
+        ("inputs.u.signal.path", "~nosuchuser-x/u.npy", "home folder of 'nosuchuser-x'"),
+        ("connections[0].decoders", "~nosuchuser-x/d.npy", "a user this machine does not have"),
+    ],
+)
+def test_a_file_path_that_names_no_file_is_refused_by_its_key(
+    where: str, value: str, words: str
+) -> None:
+    data: dict[str, object] = {
+        "populations": {"a": {"n": 5}, "b": {"n": 5}},
+        "inputs": {"u": {"target": "a", "signal": {"kind": "file", "path": "u.npy"}}},
+        "connections": [{"pre": "a", "post": "b"}],
+        "probes": {"p": {"target": "a", "kind": "decoded"}},
+    }
+    section, _, rest = where.partition(".")
+    if section.startswith("connections"):
+        key = rest
+        table: dict[str, object] = data["connections"][0]  # type: ignore[index]
+    else:
+        name, _, key = rest.partition(".")
+        table = data[section][name]  # type: ignore[index]
+    if key == "weights.file":
+        table["weights"] = {"file": value}
+    elif key == "signal.path":
+        table["signal"] = {"kind": "file", "path": value}
+    else:
+        table[key] = value
+    with pytest.raises(NetworkFileError) as info:
+        parse_network(data)
+    message = str(info.value)
+    assert message.startswith(f"<network>: {where}: expected a file path"), message
+    assert words in message
