@@ -46,13 +46,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def one_line(value: object) -> str:
+    """``str(value)`` with every character :meth:`str.isprintable` rejects (newlines,
+    escape sequences, other controls, format characters, lone surrogates) written as its
+    Python escape, so that text from outside (a request id, a topic) can neither forge a
+    log line nor drive the terminal."""
+    text = str(value)
+    if text.isprintable():  # the common case, at C speed
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 class TextFormatter(logging.Formatter):
-    """``HH:MM:SS level logger: msg key=value ...``"""
+    """``HH:MM:SS level logger: msg key=value ...``, one line per record (but for an
+    exception's traceback): the message and the values go through :func:`one_line`."""
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        line = f"{stamp} {record.levelname.lower():7s} {record.name}: {record.getMessage()}"
+        extra = " ".join(f"{k}={one_line(v)}" for k, v in _fields(record).items())
+        message = one_line(record.getMessage())
+        line = f"{stamp} {record.levelname.lower():7s} {record.name}: {message}"
         if extra:
             line += f"  {extra}"
         if record.exc_info:

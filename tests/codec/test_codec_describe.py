@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from spikestream.errors import CodecError, PayloadTooLarge
 from spikestream_client.codec import (
     COMMAND_SPECS,
+    MAX_REALTIME_FACTOR,
     SETTINGS,
     check_response_topic,
     control_description,
@@ -208,7 +209,8 @@ def test_the_control_section_is_the_registry() -> None:
     assert (tpf["low"], tpf["high"]) == (1, 5000)
     assert tpf["allowed"] == "an integer in [1, 5000], the largest the memory budget allows"
     assert section["settings"]["learning_rate"]["high"] == 1.0
-    assert section["settings"]["realtime_factor"]["high"] is None
+    assert section["settings"]["realtime_factor"]["high"] == MAX_REALTIME_FACTOR
+    assert section["settings"]["ttl"]["high"] is None
     assert "low" not in section["settings"]["learning"]  # a flag has no range
     # A runtime bound above a fixed one does not widen it.
     assert control_description({"learning_rate": 5.0})["settings"]["learning_rate"]["high"] == 1

@@ -4,10 +4,12 @@ loses no event raised while it connects."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from spikestream.build import build
@@ -41,7 +43,13 @@ def assert_contiguous(sub: Listener, probe: str) -> int:
 HOSTILE = [
     (b"set ticks_per_frame 1e9", ["ticks_per_frame", "1000000000", "the memory budget"]),
     (b"set ticks_per_frame 2.5", ["ticks_per_frame", "2.5", "an integer"]),
-    (b"set realtime_factor -1", ["realtime_factor", "-1.0", "a finite number >= 0"]),
+    (b"set realtime_factor -1", ["realtime_factor", "-1.0", "a finite number in [0, 1e+06]"]),
+    # Allowed once: the schedule dropped, in simulated seconds, overflowed to inf, and the
+    # stats message that could not carry it ended the service, its status left online.
+    (b"set realtime_factor 1e308", ["realtime_factor", "1e+308", "[0, 1e+06]"]),
+    # A lone surrogate names no file: it was a traceback in the log and no refusal.
+    (b'{"cmd": "snapshot", "value": "\\ud800.npz"}', ["UTF-8", "snapshot"]),
+    (b'{"cmd": "pause", "cmd": "reset"}', ["the key 'cmd' more than once"]),
     (b"set realtime_factor nan", ["finite", "nan"]),
     (b'{"cmd": "set", "key": "ttl", "value": 1e999}', ["finite"]),
     (b"set learning_rate 5", ["learning_rate", "5.0", "[0, 1]"]),
@@ -195,3 +203,79 @@ def test_events_lost_on_both_sides_counted_alike_in_stats_and_metrics() -> None:
         if s.name == "spikestream_events_lost_total"
     ]
     assert lost == [3 + 5]
+
+
+async def test_back_to_real_time_after_an_input_at_a_slow_factor_ticks_at_once(
+    mosquitto: Mosquitto, serve
+) -> None:
+    """An input at a factor of 1e-4 (a 10 s tick) starts its tick at once, a whole slow
+    period before that tick was due. Set back to 1, the service re-anchored on that
+    deadline and ran no tick for the rest of the 10 s, while its stats said it was not
+    paused and ran at 1.0."""
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        proc = serve("--stats-interval", "0.2", "--ticks-per-frame", "1")
+        await sub.wait_status("seed", b"online")
+        await publish(
+            mosquitto,
+            CONTROL,
+            b'{"cmd": "set", "key": "realtime_factor", "value": 1e-4, "id": "slow"}',
+        )
+        await sub.wait_for(
+            lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == "slow"],
+            what="the slow factor",
+        )
+        await publish(mosquitto, "spikestream/seed/in/u", b"0.3")
+        await sub.wait_for(
+            lambda ms: [f for f in frames_of(ms, "u") if np.any(f.data == 0.3)],  # type: ignore[union-attr]
+            what="the input's early tick",
+        )
+        await publish(
+            mosquitto,
+            CONTROL,
+            b'{"cmd": "set", "key": "realtime_factor", "value": 1, "id": "back"}',
+        )
+        await sub.wait_for(
+            lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == "back"],
+            what="real time again",
+        )
+        start = (await sub.wait_for(lambda ms: stats(sub), what="stats"))[-1]["tick"]
+        # 1000 ticks a second again; the frozen service ran none for about 9 s.
+        await sub.wait_for(
+            lambda ms: [s for s in stats(sub) if s["tick"] > start + 500],
+            what="ticks at real time",
+            within=3.0,
+        )
+    assert proc.stop(signal.SIGTERM) == 0
+
+
+async def test_a_failed_part_says_so_and_leaves_the_status_offline(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task of the service that fails ends the run with its error, as before; first
+    the service says ``service_failed`` and publishes ``offline``. Before, it left with a
+    clean disconnect, which sends no will: the retained status said ``online`` for a
+    service that was gone."""
+
+    import spikestream.serving.service as service_module
+
+    calls = 0
+    real = service_module.stats_payload
+
+    def failing(stats: object) -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("a part failed")
+        return real(stats)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service_module, "stats_payload", failing)
+    model = build(load_network(SEED))
+    settings = ServeSettings(stats_interval=0.2)
+    service = Service(model, parse_broker_url(mosquitto.url()), settings)
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        with pytest.raises(ExceptionGroup) as info:  # the CLI reports the group's leaves
+            await asyncio.wait_for(service.run(asyncio.Event()), 20)
+        assert info.group_contains(RuntimeError, match="a part failed")
+        await sub.wait_status("seed", b"offline")
+        failed = await sub.wait_for(lambda ms: events(ms, "service_failed"), what="service_failed")
+        assert failed[0]["error"] == "RuntimeError: a part failed"

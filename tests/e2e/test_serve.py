@@ -250,17 +250,24 @@ async def test_bad_payloads_are_rejected_reported_and_ticking_goes_on(
             "dimension": b"[1.0, 2.0]",
             "nonfinite": b"nan",
             "oversize": b"1" * 100_000,
+            "keys": b'{"x": 1, "x": 2}',  # JSON keeps the last, some readers the first
         }
         for payload in bad.values():
             await publish(mosquitto, "spikestream/seed/in/u", payload)
-        await publish(mosquitto, "spikestream/seed/in/nosuch", b"1")
+        # in/+ matches these too; names no input can have were dropped without a word.
+        odd = ["nosuch", "u ", "", "n" * 300]
+        for name in odd:
+            await publish(mosquitto, f"spikestream/seed/in/{name}", b"1")
         await publish(mosquitto, "spikestream/seed/control", b"explode")
         got = await sub.wait_for(
-            lambda ms: (e := events(ms, "input_rejected")) and len(e) >= 5 and e,
-            what="five input_rejected events",
+            lambda ms: (e := events(ms, "input_rejected")) and len(e) >= 9 and e,
+            what="nine input_rejected events",
         )
         reasons = {e["reason"] for e in got}
-        assert {"garbage", "dimension", "nonfinite", "oversize", "unknown_input"} <= reasons
+        assert {"garbage", "dimension", "nonfinite", "oversize", "keys", "unknown_input"} <= reasons
+        unknown = [e["input"] for e in got if e["reason"] == "unknown_input"]
+        # Each named as it came, a long one cut to 200 characters.
+        assert sorted(unknown) == sorted([*odd[:-1], "n" * 199 + "…"])
         dim = next(e for e in got if e["reason"] == "dimension")
         assert "1" in str(dim["error"])
         assert "2" in str(dim["error"])

@@ -349,6 +349,37 @@ def test_set_realtime_factor_mid_run_has_no_jump() -> None:
     assert pacer.statistics().overruns == 0
 
 
+def test_a_faster_factor_after_an_early_tick_starts_from_now() -> None:
+    """A tick started early (for a new input) at a slow factor is due up to a whole slow
+    period ahead. Re-anchored on that deadline, switching back to real time held every
+    tick for the rest of the slow period: 10 s at a factor of 1e-4, with pause and resume
+    no help, and stats saying it ran at 1.0."""
+    clock, pacer = started(rf=1e-4)  # a 10 s period
+    pacer.wait()  # tick 0, on time
+    tick = pacer.due()  # tick 1, due 10 s on: an input arrives 1 s on and starts it
+    assert tick.deadline == pytest.approx(T0 + 10.0)
+    clock.advance(1.0)
+    pacer.release(clock.now())
+    pacer.set_realtime_factor(1.0)
+    switched_at = clock.now()
+    tick = pacer.wait()
+    assert tick.index == 2
+    assert tick.deadline == pytest.approx(switched_at + DT, abs=1e-12)
+    assert clock.now() == pytest.approx(switched_at + DT, abs=1e-12)  # not 9 s on
+    # Paused and resumed in between, the same.
+    clock, pacer = started(rf=1e-4)
+    pacer.wait()
+    pacer.due()
+    clock.advance(1.0)
+    pacer.release(clock.now())
+    pacer.set_realtime_factor(1.0)
+    pacer.pause()
+    clock.advance(0.5)
+    pacer.resume()
+    assert pacer.wait().deadline == pytest.approx(clock.now(), abs=2 * DT)
+    assert clock.now() < T0 + 1.6
+
+
 def test_switching_from_free_running_to_paced_starts_the_grid_now() -> None:
     clock, pacer = started(rf=0.0)
     for _ in range(5):
@@ -494,8 +525,10 @@ def test_bad_dt_is_a_config_error(dt: object) -> None:
         Pacer(dt, FakeClock())  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("rf", [-1.0, math.nan, math.inf, False])
+@pytest.mark.parametrize("rf", [-1.0, math.nan, math.inf, False, 1e308, 1e6 * (1 + 1e-15)])
 def test_bad_realtime_factor_is_a_config_error(rf: float) -> None:
+    """1e308 was allowed: the schedule it dropped in simulated seconds (``behind``,
+    lateness times the factor) overflowed to inf, which no stats message can carry."""
     with pytest.raises(ConfigError, match="realtime_factor must be"):
         Pacer(DT, FakeClock(), realtime_factor=rf)
     _, pacer = started()

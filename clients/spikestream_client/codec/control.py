@@ -41,6 +41,7 @@ from spikestream_client.codec.payloads import (
     PayloadRejected,
     RejectReason,
     describe_keys,
+    unique_map,
     unpack_limited,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "COMMANDS",
     "COMMAND_SPECS",
     "DEFAULT_MAX_CONTROL_BYTES",
+    "MAX_REALTIME_FACTOR",
     "SETTINGS",
     "CommandRejected",
     "CommandSpec",
@@ -68,6 +70,11 @@ Reply = tuple[str, bytes | None]
 
 DEFAULT_MAX_CONTROL_BYTES: Final = 4096
 """Default size limit of :func:`decode_control`, in bytes."""
+
+MAX_REALTIME_FACTOR: Final = 1e6
+"""The largest ``realtime_factor`` (a million simulated seconds per wall second; 0 runs
+as fast as possible). Past it a tick's period is below a nanosecond at ``dt`` = 1 ms, and
+a pacer's figures in simulated time (the schedule dropped, ``behind``) could overflow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +239,7 @@ SETTINGS: Final[dict[str, Setting]] = {
             "realtime_factor",
             "number",
             "simulated seconds per wall-clock second; 0 runs as fast as possible",
+            high=MAX_REALTIME_FACTOR,
         ),
         Setting(
             "ttl",
@@ -343,13 +351,23 @@ def _map_value(value: object) -> ControlValue:
 def _path(cmd: str, value: ControlValue, *, required: bool) -> str | None:
     if value is None and not required:
         return None
-    if type(value) is not str or not value or "\x00" in value:
+    if type(value) is not str or not value or "\x00" in value or not _is_utf8(value):
         _reject(
-            f"{cmd!r} needs a file path (a non-empty string without NUL), got "
+            f"{cmd!r} needs a file path (a non-empty UTF-8 string without NUL), got "
             f"{_type_name(value)} {value!r:.60}",
             "value",
         )
     return value
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form: JSON's ``\\ud800`` gives a lone surrogate,
+    which has none (and names no file)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _build(cmd: object, key: object, value: ControlValue, id_: object) -> ControlCommand:
@@ -490,7 +508,7 @@ def decode_control(
         if text[0] not in '{["':
             return _from_line(text)
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_map)
         except PayloadRejected:
             raise
         except RecursionError:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
@@ -361,7 +361,7 @@ _NEVER_REPLY_TO: Final = frozenset(
 MAX_RESPONSE_TOPIC: Final = 1024
 
 
-def check_response_topic(prefix: str, topic: str) -> str:
+def check_response_topic(prefix: str, topic: str, reserved: Sequence[str] = ()) -> str:
     """Check an MQTT 5 Response Topic before the service publishes a reply on it.
 
     A request chooses where the reply goes, so the topic is hostile: it must be a
@@ -369,7 +369,9 @@ def check_response_topic(prefix: str, topic: str) -> str:
     wildcards, NUL or a leading ``$`` (broker topics), and must not be an input, control,
     status, describe, output, text, events or stats topic of any network under
     ``prefix`` (a reply must not act as a command or an input, or reach those who decode
-    what the service publishes).
+    what the service publishes), nor under a prefix of ``reserved`` (others the service
+    publishes to, such as Home Assistant's discovery prefix, whose ``status`` topic a
+    reply must not reach).
 
     Returns:
         ``topic``.
@@ -393,5 +395,11 @@ def check_response_topic(prefix: str, topic: str) -> str:
             raise CodecError(
                 f"response topic {topic!r:.80} is a network's {levels[1]!r} topic; replies "
                 "go to a topic of the requester's own"
+            )
+    for other in reserved:
+        if topic == other or topic.startswith(other + "/"):
+            raise CodecError(
+                f"response topic {topic!r:.80} is under {other!r}, which the service "
+                "publishes to; replies go to a topic of the requester's own"
             )
     return topic

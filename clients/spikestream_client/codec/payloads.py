@@ -331,9 +331,26 @@ def _sample(obj: object, dim: int) -> InputSample:
     return InputSample(_values(obj["x"], dim), t)
 
 
+def unique_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """A decoded map's key/value pairs as a dict, refusing a key given twice (reason
+    ``keys``): JSON and msgpack allow it, and each reader keeps a different one, so which
+    value the sender meant is not known. The ``object_pairs_hook`` of every decoder of
+    inputs and control commands."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[Any] = set()
+        for key, _ in pairs:
+            if key in seen:
+                _reject(f"a map gives the key {key!r:.40} more than once", "keys")
+            seen.add(key)
+    return obj
+
+
 def _decode_json(text: str) -> object:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_map)
+    except PayloadRejected:
+        raise
     except _NonFiniteConstant as exc:
         _reject(f"input values must be finite, got JSON {exc.args[0]}", "nonfinite")
     except RecursionError:
@@ -363,6 +380,7 @@ def unpack_limited(
             raw=False,
             strict_map_key=False,
             ext_hook=ext_hook,
+            object_pairs_hook=unique_map,
             max_str_len=max_bytes,
             max_bin_len=max_bytes,
             max_array_len=max_bytes,

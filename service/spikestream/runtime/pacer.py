@@ -34,6 +34,7 @@ from spikestream.runtime.stats import (
     WindowStatistics,
     pace_factor,
 )
+from spikestream_client.codec import MAX_REALTIME_FACTOR
 
 __all__ = [
     "MAX_PERIOD",
@@ -512,10 +513,13 @@ class Pacer:
 
         The last released tick keeps its deadline and the following ones are spaced
         ``dt / factor`` from it (the next one is due one *new* period after the last one
-        was due). Switching from 0 (free-running) to paced makes the next tick due now.
+        was due), except that a deadline still ahead (a tick started early, before it was
+        due) counts as now. Switching from 0 (free-running) to paced makes the next tick
+        due now.
 
         Args:
-            factor: Simulated seconds per wall second; finite and >= 0.
+            factor: Simulated seconds per wall second, in [0, ``MAX_REALTIME_FACTOR``]
+                and at least ``dt / MAX_PERIOD`` when not 0.
         """
         _check_factor(factor, self._dt)
         factor = float(factor)
@@ -524,9 +528,14 @@ class Pacer:
         period = self._dt / factor if factor > 0.0 else 0.0
         if self._started and period > 0.0:
             if self._period > 0.0:
-                # Re-anchor on the last released tick, from integers: exact, no jump.
+                # Re-anchor on the last released tick, from integers: exact, no jump. A
+                # tick started early for an input is due up to a whole old period ahead:
+                # anchored there, a switch from a slow factor would hold the ticks for
+                # that long, so the anchor is now at the latest.
                 a = self._next - 1 if self._next > 0 else 0
-                self._t0 = self._t0 + (a - self._k0) * self._period
+                due = self._t0 + (a - self._k0) * self._period
+                now = self._clock.now()
+                self._t0 = due if due < now else now
                 self._k0 = a
             else:
                 # From free-running: the next tick is due now (or when the pause began, so
@@ -639,8 +648,11 @@ def _lateness(start: float, deadline: float) -> float:
 
 
 def _check_factor(factor: float, dt: float) -> None:
-    if not (_is_real(factor) and math.isfinite(factor) and factor >= 0.0):
-        msg = f"realtime_factor must be a finite number >= 0 (0 = free-running), got {factor!r}"
+    if not (_is_real(factor) and math.isfinite(factor) and 0.0 <= factor <= MAX_REALTIME_FACTOR):
+        msg = (
+            f"realtime_factor must be a number in [0, {MAX_REALTIME_FACTOR:g}] "
+            f"(0 = free-running), got {factor!r}"
+        )
         raise ConfigError(msg)
     if factor > 0.0 and dt / factor > MAX_PERIOD:
         msg = (

@@ -109,6 +109,12 @@ class Bridges:
         if self.text is not None and kind == "values":
             self.text.observe(probe, rows)
 
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Topic prefixes outside the network's own that the bridges publish under (HA's
+        discovery prefix, when on): no reply to a request may go there."""
+        return () if self.discovery is None else (self.discovery.prefix,)
+
     def claims(self, topic: str) -> bool:
         """Whether :meth:`on_message` handles ``topic`` (HA's birth topic)."""
         return self.discovery is not None and topic == self.discovery.birth_topic

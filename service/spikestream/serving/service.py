@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ from spikestream import __version__
 from spikestream.budget import LINK_MAX_QUEUED, default_limit, estimate_network
 from spikestream.build import Model
 from spikestream.errors import CodecError, SnapshotError, SpikestreamError
-from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.cpulatency import CpuLatencyRequest
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.gil import yield_gil
@@ -49,7 +48,7 @@ from spikestream.serving.events import EventQueue
 from spikestream.serving.frames_out import FrameSender
 from spikestream.serving.machine import HostSampler, log_contention
 from spikestream.serving.settings import ServeSettings
-from spikestream.serving.snapshots import SnapshotFolder, read_snapshot_file, snapshot_layout
+from spikestream.serving.snapshots import SnapshotFolder, snapshot_layout, start_state
 from spikestream.serving.statistics import Freshness, ServiceStatistics, stats_payload
 from spikestream.serving.statusguard import StatusGuard
 from spikestream_client.codec import (
@@ -83,11 +82,22 @@ JSON = "application/json"
 #: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
 #: and is compared with the message expiry interval; smaller ones are signal times.
 UNIX_TIME_FLOOR = 1e9
+FAILED_STOP_S = 5.0  # the most a failed run spends saying so and offline before it ends
+NAME_SHOWN = 200  # characters of an unknown input's name an event and the log carry
 _DESCRIBED = ("describe", "set", "learn")  # what publishes the document again (§7)
 
 
 def _keep_gil(now: float | None = None) -> None:
     """:func:`~spikestream.runtime.gil.yield_gil`'s stand-in on the compiled tick path."""
+
+
+async def _caught(part: Coroutine[Any, Any, None]) -> Exception | None:
+    """Run one part of a service to its end; what it raised, if anything, is returned."""
+    try:
+        await part
+    except Exception as err:
+        return err
+    return None
 
 
 class Service:
@@ -126,26 +136,10 @@ class Service:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.engine = Engine(
             model,
-            realtime_factor=settings.realtime_factor,
-            policy=settings.overrun,
-            max_catchup=settings.max_catchup,
-            queue_capacity=settings.queue_capacity,
-            queue_policy=settings.queue_policy,
-            ticks_per_frame=settings.ticks_per_frame,
             notify=self._notify,
-            rt_priority=settings.rt_priority,
-            tick_slice=settings.tick_slice,
-            clock=SystemClock(spin=settings.spin),
-            busy_spin=settings.busy_spin,
-            tick_threads="auto" if settings.tick_threads == "auto" else int(settings.tick_threads),
-            pin_tick_threads=settings.pin_tick_threads,
-            early_ticks=not settings.tick_at_deadline,
             memory_limit=memory_limit if memory_limit is not None else default_limit(),
             network_bytes=estimate_network(model.spec, dtype=model.dtype.name).total,
-            compiled_tick=not settings.python_tick,
-            # The tick thread stays in compiled code across ticks; the publisher turns
-            # the finished ticks into frames when the engine's wake_fd says so.
-            runs=not settings.python_tick,
+            **settings.engine_options(),
         )
         client_id = settings.client_id or f"spikestream-{model.name}-{os.getpid()}"
         self.link = MqttLink(
@@ -184,6 +178,7 @@ class Service:
         # Each input's topic, built once: an input is found with one dict lookup, before
         # anything else is compared (a topic the bridges claim stays theirs).
         self._input_topics: dict[str, tuple[str, InputSlot]] = {}
+        self._input_head = f"{self.topics.base}/in/"
         for name, slot in self.engine.inputs.items():
             topic = self.topics.input(name)
             if not self.bridges.claims(topic):
@@ -270,8 +265,11 @@ class Service:
             return
         if self.bridges.on_message(topic, payload):
             return
-        name = self.topics.input_name(topic)
-        if name is not None:
+        if topic.startswith(self._input_head):  # in/+ matched: a name no input has
+            # Any name at all, empty or with spaces too; cut, so that a 64 KiB topic does
+            # not travel whole into the event and the log.
+            name = topic[len(self._input_head) :]
+            name = name if len(name) <= NAME_SHOWN else name[: NAME_SHOWN - 1] + "…"
             self.unknown_inputs += 1
             self._reject(
                 name,
@@ -334,7 +332,9 @@ class Service:
             # its correlation data. The topic is the requester's choice, so it is checked.
             try:
                 reply = (
-                    check_response_topic(self.settings.prefix, meta.response_topic),
+                    check_response_topic(  # nor to the Home Assistant topics we publish to
+                        self.settings.prefix, meta.response_topic, self.bridges.prefixes
+                    ),
                     meta.correlation_data,
                 )
             except CodecError as err:
@@ -603,7 +603,12 @@ class Service:
         while True:
             await asyncio.sleep(self.settings.stats_interval)
             stats = stats_payload(self.statistics())
-            self.link.publish_nowait(topic, encode_event("stats", **stats), content_type=JSON)
+            try:
+                payload = encode_event("stats", **stats)
+            except CodecError as err:  # a figure not JSON (not finite): say so, go on ticking
+                log.error("stats not published", extra={"error": str(err)})
+            else:
+                self.link.publish_nowait(topic, payload, content_type=JSON)
             if stats["spin_contended"] != contended:
                 contended = stats["spin_contended"]
                 log_contention(contended, stats, self.settings.spin, self.settings.busy_spin)
@@ -719,24 +724,25 @@ class Service:
         )
         try:
             async with asyncio.TaskGroup() as tg:
-                link_task = tg.create_task(self.link.run(), name="mqtt-link")
-                tasks = [
-                    tg.create_task(self._publisher(), name="publisher"),
-                    tg.create_task(self._stats(), name="stats"),
-                ]
+                # A part's failure comes back as its result: raised in the group, it would
+                # cancel the link with it, before offline could be said (_shutdown_failed).
+                link_task = tg.create_task(_caught(self.link.run()), name="mqtt-link")
+                parts = {"publisher": self._publisher(), "stats": self._stats()}
                 if self.settings.status_refresh > 0:
-                    tasks.append(tg.create_task(self._refresh_retained(), name="refresh"))
+                    parts["refresh"] = self._refresh_retained()
                 if self.settings.snapshot_every is not None:
-                    tasks.append(tg.create_task(self._snapshots(), name="snapshots"))
+                    parts["snapshots"] = self._snapshots()
                 if self.bridges.enabled:
-                    tasks.append(tg.create_task(self.bridges.run(), name="text"))
+                    parts["text"] = self.bridges.run()
+                tasks = [tg.create_task(_caught(c), name=name) for name, c in parts.items()]
                 stopper = tg.create_task(stop.wait(), name="shutdown")
                 done, _ = await asyncio.wait(
                     {link_task, stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED
                 )
                 for task in done:
-                    if task is not stopper and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                    if isinstance(err := task.result(), Exception):
+                        await self._shutdown_failed(err)
+                        raise err
                 await self._shutdown()
                 for task in tasks:
                     task.cancel()
@@ -750,29 +756,30 @@ class Service:
                 self.trace.save(self.settings.trace_latency)
 
     async def _start_from_snapshot(self) -> None:
-        """``--restore FILE``, or ``--resume`` from the latest periodic snapshot.
+        """``--restore FILE``, or ``--resume`` from the latest periodic snapshot
+        (:func:`~spikestream.serving.snapshots.start_state`)."""
+        found = await asyncio.to_thread(
+            start_state,
+            self.snapshot_folder,
+            self.settings.restore,
+            self.latest_snapshot() if self.settings.resume else None,
+        )
+        if found is not None:
+            path, state = found
+            self.engine.sim.set_state(state)
+            self.engine.resume_counters(state, time.time())
+            log.info("restored", extra={"path": str(path), "tick": self.engine.sim.tick})
 
-        A refused file stops the start with one line naming it (exit 2): starting fresh
-        instead would throw away the state the operator asked for.
-        """
-        folder = self.snapshot_folder
-        if self.settings.restore is not None:
-            path = self.settings.restore
-            state = await asyncio.to_thread(read_snapshot_file, path, folder.layout, folder.net)
-        elif self.settings.resume and folder.exists((latest := self.latest_snapshot()).name):
-            path = latest
-            try:
-                state = await asyncio.to_thread(folder.read, latest.name)
-            except SnapshotError as err:
-                raise SnapshotError(
-                    f"{err}; --resume cannot continue from it: move it out of the snapshot "
-                    "folder to start fresh"
-                ) from None
-        else:
-            return
-        self.engine.sim.set_state(state)
-        self.engine.resume_counters(state, time.time())
-        log.info("restored", extra={"path": str(path), "tick": self.engine.sim.tick})
+    async def _shutdown_failed(self, err: BaseException) -> None:
+        """A task of the service failed and the run ends with ``err``: say so on the
+        events topic (the tick thread's own failure has said ``engine_failed``), then stop
+        as :meth:`_shutdown` does, ``offline`` included, within ``FAILED_STOP_S``: a
+        clean disconnect sends no will, so without it the retained status would stay
+        ``online`` for a service that is gone."""
+        if self.engine.failure is None:
+            self.event("service_failed", error=f"{type(err).__name__}: {err}")
+        with contextlib.suppress(Exception, TimeoutError):
+            await asyncio.wait_for(self._shutdown(), FAILED_STOP_S)
 
     async def _shutdown(self) -> None:
         self._stopping = True

@@ -38,10 +38,11 @@ from pydantic_settings import (
 from spikestream.budget import DEFAULT_SHARE, SIZE_RULE, parse_bytes
 from spikestream.errors import CodecError, ConfigError
 from spikestream.functions import ALLOW_PYTHON_FUNCTIONS_HELP
+from spikestream.runtime.clock import SystemClock
 from spikestream.serving.discovery import DEFAULT_HA_PREFIX
 from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
 from spikestream.spec import parse_toml, read_text_file
-from spikestream_client.codec import validate_prefix
+from spikestream_client.codec import MAX_REALTIME_FACTOR, validate_prefix
 from spikestream_client.transport.urls import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME
 
 #: The prefix of every setting's environment variable.
@@ -156,7 +157,9 @@ class ServeSettings(BaseSettings):
     realtime_factor: float = Field(
         1.0,
         ge=0,
-        description="1 = real time (default), 2 = twice as fast, 0 = as fast as possible",
+        le=MAX_REALTIME_FACTOR,
+        description="1 = real time (default), 2 = twice as fast, 0 = as fast as possible; "
+        f"at most {MAX_REALTIME_FACTOR:g}",
     )
     overrun: Literal["catch-up", "skip", "slip"] = Field(
         "catch-up",
@@ -386,6 +389,30 @@ class ServeSettings(BaseSettings):
         False,
         description=ALLOW_PYTHON_FUNCTIONS_HELP,
     )
+
+    def engine_options(self) -> dict[str, Any]:
+        """The :class:`~spikestream.runtime.engine.Engine` keyword arguments these
+        settings give (the network, its memory and the wake-up are the service's)."""
+        compiled = not self.python_tick
+        return {
+            "realtime_factor": self.realtime_factor,
+            "policy": self.overrun,
+            "max_catchup": self.max_catchup,
+            "queue_capacity": self.queue_capacity,
+            "queue_policy": self.queue_policy,
+            "ticks_per_frame": self.ticks_per_frame,
+            "rt_priority": self.rt_priority,
+            "tick_slice": self.tick_slice,
+            "clock": SystemClock(spin=self.spin),
+            "busy_spin": self.busy_spin,
+            "tick_threads": "auto" if self.tick_threads == "auto" else int(self.tick_threads),
+            "pin_tick_threads": self.pin_tick_threads,
+            "early_ticks": not self.tick_at_deadline,
+            "compiled_tick": compiled,
+            # The tick thread stays in compiled code across ticks; the publisher turns
+            # the finished ticks into frames when the engine's wake_fd says so.
+            "runs": compiled,
+        }
 
     @field_validator("memory_limit", mode="before")
     @classmethod

@@ -405,6 +405,12 @@ class SnapshotFolder:
         if value is None or value == "":
             return f"{self.net}-snapshot.npz"
         text = str(value)
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate (a JSON "\ud800"): names no file
+            raise SnapshotError(
+                f"snapshot file {text!r} is not allowed: expected a UTF-8 file name"
+            ) from None
         name = text
         if os.path.isabs(text):
             parent, name = os.path.split(text)
@@ -560,3 +566,34 @@ def _why(err: OSError) -> str:
     if err.errno == errno.ELOOP:
         return "it is a symbolic link, which is never followed in the snapshot folder"
     return err.strerror or str(err)
+
+
+def start_state(
+    folder: SnapshotFolder, restore: Path | None, latest: Path | None
+) -> tuple[Path, dict[str, Array]] | None:
+    """The state a service starts from, read in full (blocking: call it off the loop).
+
+    Args:
+        folder: The network's snapshot folder.
+        restore: ``--restore FILE``: read this regular file, wherever it is.
+        latest: With ``--resume``, the latest periodic snapshot in ``folder``; a start
+            from scratch when it does not exist yet.
+
+    Returns:
+        ``(path, state)``, or None to start fresh.
+
+    Raises:
+        SnapshotError: The file is refused; the start stops with one line naming it (exit
+            2): starting fresh instead would throw away the state the operator asked for.
+    """
+    if restore is not None:
+        return restore, read_snapshot_file(restore, folder.layout, folder.net)
+    if latest is None or not folder.exists(latest.name):
+        return None
+    try:
+        return latest, folder.read(latest.name)
+    except SnapshotError as err:
+        raise SnapshotError(
+            f"{err}; --resume cannot continue from it: move it out of the snapshot folder "
+            "to start fresh"
+        ) from None
