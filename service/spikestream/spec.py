@@ -251,13 +251,15 @@ class PopulationSpec(_Spec):
 
     n: Count = Field(gt=0, le=10_000_000)
     dim: Count = Field(default=1, ge=1, le=4096)
-    tau_rc: PositiveSeconds = 0.02
+    # Bounded below as dt is: 5e-324 s overflowed the rates to inf (a dead population).
+    tau_rc: Annotated[float, Field(allow_inf_nan=False, ge=MIN_DT, le=TIME_LIMIT)] = 0.02
     tau_ref: Seconds = 0.002
     min_voltage: Annotated[Real, Field(le=0)] = 0.0
     max_rates: Range | FilePath = (200.0, 400.0)
     intercepts: Range | FilePath = (-1.0, 1.0)
     encoders: list[list[Real]] | FilePath | None = None
-    radius: Positive = 1.0
+    # x / radius is encoded: below 1e-6 the scaled encoders overflow float32 to inf.
+    radius: Annotated[float, Field(allow_inf_nan=False, ge=1e-6, le=VALUE_LIMIT)] = 1.0
     initial_voltage: Annotated[Real, Field(le=1)] | FilePath = 0.0
     seed: Count | None = Field(default=None, ge=0, le=MAX_SEED)
 
@@ -501,6 +503,11 @@ class ProbeSpec(_Spec):
             raise ValueError(
                 f"decoders: {self.decoders!r} is only allowed on a decoded probe without a "
                 f"function; got kind = {self.kind!r}, function = {self.function!r}"
+            )
+        if self.function is not None and self.kind != "decoded":
+            raise ValueError(
+                f"function: {self.function!r:.80} is only allowed on a decoded probe (it "
+                f"decodes a function of the value); got kind = {self.kind!r}"
             )
         return self
 

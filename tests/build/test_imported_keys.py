@@ -213,6 +213,19 @@ def test_decoders_files(tmp_path: Path) -> None:
         parse_network(
             {"populations": {"a": {"n": 2}}, "probes": {"s": {"target": "a", "decoders": "d.npy"}}}
         )
+    # A function on a spikes or filtered probe was ignored without a word.
+    for kind in ("spikes", "filtered"):
+        with pytest.raises(
+            NetworkFileError,
+            match=rf"probes\.s: function: 'x\*\*2' is only allowed on a decoded probe "
+            rf".* got kind = '{kind}'",
+        ):
+            parse_network(
+                {
+                    "populations": {"a": {"n": 2}},
+                    "probes": {"s": {"target": "a", "kind": kind, "function": "x**2"}},
+                }
+            )
 
 
 def test_learning_needs_a_decoded_connection() -> None:

@@ -391,3 +391,26 @@ def test_the_closing_line_shows_the_first_rates_and_counts_the_rest(tmp_path: Pa
     assert "'p7'" in line
     assert "'p8'" not in line
     assert line.endswith("} and 4 more")
+
+
+def test_an_error_echoes_a_hostile_file_cut_and_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 100,000-character key was echoed whole into one error line; a file name with an
+    escape sequence reached the terminal raw."""
+    long_key = tmp_path / "long.toml"
+    long_key.write_text("[populations.a]\nn = 10\n" + "k" * 100_000 + " = 1\n")
+    assert main(["run", str(long_key), "--duration", "0.01", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 1200
+    assert "more characters)" in err
+    escape = tmp_path / "escape.toml"
+    escape.write_text(
+        '[populations.a]\nn = 10\n[populations.b]\nn = 10\n[[connections]]\npre = "a"\n'
+        'post = "b"\nweights = { file = "\\u001b[2Jw.npy\\u202e" }\n'
+    )
+    assert main(["run", str(escape), "--duration", "0.01", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "\u202e" not in err
+    assert "\\x1b[2Jw.npy" in err

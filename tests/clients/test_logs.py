@@ -37,5 +37,6 @@ def test_printable_text_is_unchanged() -> None:
 
 def test_a_json_line_escapes_the_same_text() -> None:
     line = JsonFormatter().format(record("m", id=FORGED))
-    assert "\n" not in line and "\x1b" not in line
+    assert "\n" not in line
+    assert "\x1b" not in line
     assert json.loads(line)["id"] == FORGED

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import spikestream.runtime.pacer as pacer_module
 from spikestream.errors import ConfigError, SimulationError
 from spikestream.runtime import (
     POLICIES,
@@ -19,6 +20,7 @@ from spikestream.runtime import (
     SystemClock,
     Tick,
 )
+from spikestream_client.codec import MAX_REALTIME_FACTOR
 
 # A start time far from 0 with a messy fraction, like a real perf_counter reading, so that
 # rounding behaves as it would in service.
@@ -528,7 +530,9 @@ def test_bad_dt_is_a_config_error(dt: object) -> None:
 @pytest.mark.parametrize("rf", [-1.0, math.nan, math.inf, False, 1e308, 1e6 * (1 + 1e-15)])
 def test_bad_realtime_factor_is_a_config_error(rf: float) -> None:
     """1e308 was allowed: the schedule it dropped in simulated seconds (``behind``,
-    lateness times the factor) overflowed to inf, which no stats message can carry."""
+    lateness times the factor) overflowed to inf, which no stats message can carry. The
+    bound is the control schema's."""
+    assert pacer_module.MAX_REALTIME_FACTOR == MAX_REALTIME_FACTOR == 1e6
     with pytest.raises(ConfigError, match="realtime_factor must be"):
         Pacer(DT, FakeClock(), realtime_factor=rf)
     _, pacer = started()

@@ -336,7 +336,10 @@ NON_FINITE = [
         "finite",
     ),
     # Finite, but no finite run follows: out of range.
-    (_pop(tau_rc=0.0), "populations.a.tau_rc", "0.0", "greater than 0"),
+    (_pop(tau_rc=0.0), "populations.a.tau_rc", "0.0", "greater than or equal to 0.000001"),
+    # Allowed once, each with an overflow warning and a population that never fired.
+    (_pop(tau_rc=5e-324), "populations.a.tau_rc", "5e-324", "greater than or equal to 0.000001"),
+    (_pop(radius=1e-300), "populations.a.radius", "1e-300", "greater than or equal to 0.000001"),
     (_net(network={"dt": 1e-300}), "network.dt", "1e-300", "greater than or equal to 0.000001"),
     (_pop(tau_rc=1e7), "populations.a.tau_rc", "10000000.0", "less than or equal to 1000000"),
     (_input(default=[1e300]), "inputs.u.default[0]", "1e+300", "less than or equal to 1000000000"),

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from spikestream_client import __version__
 from spikestream_client.errors import SpikestreamError
-from spikestream_client.logs import setup_logging
+from spikestream_client.logs import one_line, setup_logging
 
 #: The entry-point group through which other distributions add subcommands.
 ENTRY_POINT_GROUP = "spikestream.commands"
@@ -129,6 +129,24 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return out
 
 
+#: Longest line of an error message shown (characters); a hostile file's 100 KB key or
+#: path would otherwise be echoed whole.
+ERROR_LINE_LIMIT = 1000
+
+
+def error_text(err: BaseException) -> str:
+    """``str(err)`` for the terminal: each line escaped (:func:`one_line`: no escape
+    sequences) and cut at :data:`ERROR_LINE_LIMIT` characters, saying how much was cut."""
+    lines = []
+    for line in str(err).split("\n"):
+        text = one_line(line)
+        if len(text) > ERROR_LINE_LIMIT:
+            cut = len(text) - ERROR_LINE_LIMIT
+            text = f"{text[:ERROR_LINE_LIMIT]} ... ({cut} more characters)"
+        lines.append(text)
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     words = sys.argv[1:] if argv is None else list(argv)
@@ -139,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except SpikestreamError as err:
-        print(f"spikestream {args.command}: error: {err}", file=sys.stderr)
+        print(f"spikestream {args.command}: error: {error_text(err)}", file=sys.stderr)
         return 2
     except BaseExceptionGroup as group:
         # Errors from tasks arrive wrapped by their TaskGroups; a user error (bad broker
@@ -148,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if matched is None or rest is not None:
             raise
         for leaf in _leaves(matched):
-            print(f"spikestream {args.command}: error: {leaf}", file=sys.stderr)
+            print(f"spikestream {args.command}: error: {error_text(leaf)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -34,10 +34,10 @@ from spikestream.runtime.stats import (
     WindowStatistics,
     pace_factor,
 )
-from spikestream_client.codec import MAX_REALTIME_FACTOR
 
 __all__ = [
     "MAX_PERIOD",
+    "MAX_REALTIME_FACTOR",
     "POLICIES",
     "STOP_POLL",
     "WINDOWS",
@@ -59,6 +59,12 @@ WINDOWS: Final[tuple[float, ...]] = (1.0, 10.0)
 #: deadline further ahead (``MAX_WAIT`` in ``_native.c``), so a factor below ``dt`` over
 #: it is refused where it is set, not by the tick thread.
 MAX_PERIOD: Final[float] = 86400.0
+
+#: The largest realtime factor: past it a tick's period is below a nanosecond at dt = 1 ms,
+#: and the schedule dropped, in simulated seconds (``behind``), could overflow to inf. The
+#: control schema's bound (``spikestream_client.codec.MAX_REALTIME_FACTOR``) is the same
+#: (a test checks it); it is not imported here, so that an offline run loads no codec.
+MAX_REALTIME_FACTOR: Final[float] = 1e6
 
 #: The longest (s) a command or a stop waits for the tick thread at a slow realtime
 #: factor: its waits for a deadline look for them this often (``STOP_POLL`` in
