@@ -25,7 +25,10 @@ import io
 import json
 import os
 import secrets
+import stat
+import struct
 import tempfile
+import tokenize
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -49,6 +52,7 @@ __all__ = [
     "WIRE_DTYPE",
     "NpzStream",
     "NpzWriter",
+    "check_zip_directory",
     "header_arrays",
     "layout_meta",
     "read_npy_header",
@@ -113,13 +117,67 @@ def read_npy_header(
             numpy cannot parse or longer than ``max_header_bytes``.
     """
     version = npy_format.read_magic(fh)
-    if version == (1, 0):
-        shape, fortran, dtype = npy_format.read_array_header_1_0(fh, max_header_bytes)
-    elif version == (2, 0):
-        shape, fortran, dtype = npy_format.read_array_header_2_0(fh, max_header_bytes)
-    else:
-        raise ValueError(f".npy format {version}; expected 1.0 or 2.0")
+    try:
+        if version == (1, 0):
+            shape, fortran, dtype = npy_format.read_array_header_1_0(fh, max_header_bytes)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy_format.read_array_header_2_0(fh, max_header_bytes)
+        else:
+            raise ValueError(f".npy format {version}; expected 1.0 or 2.0")
+    except (tokenize.TokenError, SyntaxError, RecursionError) as err:
+        # numpy tokenizes the header before its own checks: an unclosed "{" raises
+        # TokenError, which no caller's ValueError handler caught (a traceback).
+        raise ValueError(f".npy header is not a Python literal ({err})") from None
     return tuple(shape), bool(fortran), dtype
+
+
+# The zip end records (APPNOTE 4.3.16, 4.3.15, 4.3.14): the directory's size and count.
+_END = struct.Struct("<4s4H2LH")  # signature, disks, entries here, entries, size, offset, comment
+_END64_LOCATOR = struct.Struct("<4sLQL")  # signature, disk, offset of the zip64 end, disks
+_END64 = struct.Struct("<4sQ2H2L4Q")  # ..., entries here, entries, size, offset
+ZIP_DIRECTORY_ENTRY_BYTES: Final = 512
+"""Directory bytes allowed per member expected: an entry is 46 bytes, its name and extra
+fields (a zip64 extra is 28) the rest."""
+
+
+class _Seekable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
+def check_zip_directory(fh: _Seekable, max_members: int) -> None:
+    """Refuse a zip whose central directory lists more than ``max_members`` members or
+    takes more than ``ZIP_DIRECTORY_ENTRY_BYTES`` per member, from its end records alone
+    (the last 64 KiB and 20 bytes, and the zip64 end record if any), before
+    ``zipfile.ZipFile`` reads the directory whole and builds an object per member: a
+    90 MB file of a million empty members cost 570 MB. Leaves ``fh`` at its start.
+
+    Raises:
+        ValueError: Saying how many members and bytes the directory claims and the bound.
+    """
+    size = fh.seek(0, os.SEEK_END)
+    tail_at = max(0, size - _END.size - 0xFFFF)  # the end record, and a comment after it
+    fh.seek(tail_at)
+    tail = fh.read(size - tail_at)
+    at = tail.rfind(b"PK\x05\x06", 0, max(0, len(tail) - _END.size + 4))
+    if at < 0:  # not a zip: zipfile says so, as cheaply (it finds no end record either)
+        fh.seek(0)
+        return
+    *_, members, length, _offset, _comment = _END.unpack_from(tail, at)
+    if (members == 0xFFFF or length == 0xFFFFFFFF) and at >= _END64_LOCATOR.size:
+        mark, _disk, where, _disks = _END64_LOCATOR.unpack_from(tail, at - _END64_LOCATOR.size)
+        if mark == b"PK\x06\x07" and where + _END64.size <= size:
+            fh.seek(where)
+            record = fh.read(_END64.size)
+            if record[:4] == b"PK\x06\x06":
+                members, length = _END64.unpack(record)[7:9]
+    fh.seek(0)
+    most = max_members * ZIP_DIRECTORY_ENTRY_BYTES
+    if members > max_members or length > most:
+        raise ValueError(
+            f"its directory lists {members} member(s) in {length} bytes; expected at most "
+            f"{max_members} member(s) in {most} bytes"
+        )
 
 
 def time_of(tick: npt.NDArray[np.integer[Any]], dt: float) -> npt.NDArray[np.float64]:
@@ -246,6 +304,14 @@ class NpzWriter:
             raise ConfigError(
                 f"cannot write {str(self.path)!r}: folder {str(folder)!r} does not exist"
             )
+        with contextlib.suppress(OSError):  # missing: written new
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                # The finished file replaces the target: run by root, --out /dev/null
+                # replaced the device itself with a regular file.
+                raise ConfigError(
+                    f"cannot write {str(self.path)!r}: it exists and is not a regular file "
+                    "(a device, FIFO, socket or folder); expected a path for an .npz file"
+                )
         # Not mkstemp: its 0600 mode would survive the rename; open() honours the umask.
         self._tmp = folder / f".{self.path.name}.{secrets.token_hex(4)}.part"
         try:

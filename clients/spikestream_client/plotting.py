@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream_client.errors import ConfigError, SpikestreamError
-from spikestream_client.npz import read_npy_header
+from spikestream_client.npz import check_zip_directory, read_npy_header
 
 #: Above this many neurons a raster shows a random subset (a denser raster is unreadable).
 MAX_RASTER_NEURONS = 200
@@ -48,6 +48,9 @@ CHUNK_ROWS = 1 << 16
 HEADER_MAX_BYTES = 10_000
 #: Largest ``meta`` member read (a JSON string).
 META_MAX_BYTES = 64 * 2**20
+#: Most members of a file plotted (each probe, population and input is one to three):
+#: checked from the zip's end record before its directory is read.
+MAX_MEMBERS = 65_536
 #: Keyword arguments for every text artist that shows a name: names come from network
 #: files and from frames or ``.npz`` files made elsewhere, so they are drawn literally,
 #: never parsed as mathtext (``a$\frac{$`` would make matplotlib raise) or TeX (a
@@ -459,6 +462,8 @@ def plot_run_file(npz: str | Path, path: str | Path, *, title: str = "") -> Path
     where = Path(npz)
     with _refusals(where):  # the members' reads are wrapped too, not the drawing
         try:
+            with where.open("rb") as fh:  # before ZipFile reads the directory whole
+                check_zip_directory(fh, MAX_MEMBERS)
             zf = zipfile.ZipFile(where)
         except OSError as err:
             raise ConfigError(f"cannot plot {str(where)!r}: {err.strerror or err}") from None

@@ -12,6 +12,7 @@ import io
 import math
 import os
 import stat
+import tokenize
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,12 +64,17 @@ def read_npy_header(fp: Readable, max_bytes: int) -> tuple[tuple[int, ...], bool
         ValueError: not a ``.npy`` header of format 1.0 or 2.0, or longer than ``max_bytes``.
     """
     version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        header = np.lib.format.read_array_header_1_0(fp, max_bytes)
-    elif version == (2, 0):
-        header = np.lib.format.read_array_header_2_0(fp, max_bytes)
-    else:
-        raise ValueError(f"it has .npy format {version}; expected 1.0 or 2.0")
+    try:
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(fp, max_bytes)
+        elif version == (2, 0):
+            header = np.lib.format.read_array_header_2_0(fp, max_bytes)
+        else:
+            raise ValueError(f"it has .npy format {version}; expected 1.0 or 2.0")
+    except (tokenize.TokenError, SyntaxError, RecursionError) as err:
+        # numpy tokenizes the header before its own checks: an unclosed "{" raises
+        # TokenError, which no caller's ValueError handler caught (a traceback).
+        raise ValueError(f"its .npy header is not a Python literal ({err})") from None
     shape, fortran, dtype = header
     return tuple(shape), bool(fortran), dtype
 

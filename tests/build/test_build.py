@@ -591,8 +591,9 @@ def test_decoders_come_from_the_disk_cache_bit_for_bit(
 def test_decoder_cache_entries_are_read_as_hostile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A FIFO, a header claiming terabytes and a pickle under an entry's name are all
-    passed over (solved again, same decoders), without blocking or allocating."""
+    """A FIFO, a header claiming terabytes, a pickle and a header numpy cannot tokenize
+    under an entry's name are all passed over (solved again, same decoders), without
+    blocking or allocating."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     spec = parse_network(DECODED)
     first = build(spec)
@@ -603,6 +604,8 @@ def test_decoder_cache_entries_are_read_as_hostile(
     os.mkfifo(folder / f"{key}.{'0' * 32}.npy")
     _npy_header_only(folder / f"{key}.{'1' * 32}.npy", (10**6, 10**6))
     np.save(folder / f"{key}.{'2' * 32}.npy", np.array([{"x": 1}], dtype=object))
+    # An unclosed "{": numpy's TokenError ended every build of the network (a traceback).
+    (folder / f"{key}.{'3' * 32}.npy").write_bytes(b"\x93NUMPY\x01\x00\x06\x00{    \n")
     started = time.perf_counter()
     second = build(spec)
     assert time.perf_counter() - started < 30.0

@@ -254,6 +254,28 @@ def test_writer_errors_name_the_path(tmp_path: Path) -> None:
     assert not (tmp_path / "y.npz").exists()
 
 
+def test_a_target_that_is_not_a_regular_file_is_refused_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """The finished file replaces the target: run by root, ``run --out /dev/null``
+    replaced the device node with a regular file. (Here a FIFO, and a link to
+    /dev/null, which would only have lost the link.)"""
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    link = tmp_path / "null.npz"
+    link.symlink_to("/dev/null")
+    for target in (fifo, link, tmp_path):
+        with pytest.raises(ConfigError, match="exists and is not a regular file"):
+            NpzWriter(target)
+    assert fifo.is_fifo()
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.npz", "null.npz"]
+    done = run_cli("run", str(SEED), "--duration", "0.05", "--out", str(fifo), timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "it exists and is not a regular file" in done.stderr
+    assert fifo.is_fifo()
+
+
 def test_a_failed_write_is_one_config_error_and_leaves_nothing(tmp_path: Path) -> None:
     # --out naming a folder: the rename into place fails.
     folder = tmp_path / "out.npz"

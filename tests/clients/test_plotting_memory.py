@@ -303,3 +303,10 @@ def test_a_missing_or_non_zip_file_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(ConfigError, match=r"corrupt zip data \(File is not a zip file\)"):
         plot_run_file(tmp_path / "text.npz", tmp_path / "p.png")
+    # A directory of many members is refused from the zip's end record, before zipfile
+    # builds an object per member (a million took 570 MB).
+    with zipfile.ZipFile(tmp_path / "many.npz", "w") as zf:
+        for i in range(70_000):
+            zf.writestr(f"m{i}.npy", b"")
+    with pytest.raises(ConfigError, match=r"its directory lists 70000 member\(s\)"):
+        plot_run_file(tmp_path / "many.npz", tmp_path / "p.png")

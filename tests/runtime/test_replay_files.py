@@ -234,6 +234,14 @@ def _with(model: Model, **changes: Any) -> bytes:
     return buf.getvalue()
 
 
+def _many_members(count: int) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(count):
+            zf.writestr(f"m{i}.npy", b"")
+    return buf.getvalue()
+
+
 def _member(model: Model, key: str, member: RawMember) -> bytes:
     return replace_member(_with(model), key, member)
 
@@ -332,6 +340,21 @@ HOSTILE: list[tuple[str, Any, str]] = [
             m, "network", RawMember.stored("network.npy", npy_header((), "|O") + b"x" * 16)
         ),
         r"'network' holds object; expected a string",
+    ),
+    (
+        # numpy's TokenError for an unclosed "{" was caught by no handler: a traceback.
+        "header not closed",
+        lambda m: _member(
+            m, "u.values", RawMember.stored("u.values.npy", b"\x93NUMPY\x01\x00\x06\x00{    \n")
+        ),
+        r"'u.values.npy'.*header is not a Python literal",
+    ),
+    (
+        # zipfile read the directory whole, an object per member, before any check: a
+        # million empty members took 570 MB.
+        "a directory of 20,000 members",
+        lambda m: _many_members(20_000),
+        r"its directory lists 20000 member\(s\) in \d+ bytes; expected at most 23 member",
     ),
     (
         "not a zip",

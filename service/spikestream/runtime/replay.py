@@ -44,7 +44,7 @@ from spikestream.build import Model
 from spikestream.datafiles import open_regular, read_npy_member, zip_refusals
 from spikestream.errors import ConfigError
 from spikestream.spec import VALUE_LIMIT, NetworkSpec
-from spikestream_client.npz import NpzWriter
+from spikestream_client.npz import NpzWriter, check_zip_directory
 
 #: Seconds between moves of recorded changes from memory to the spool files.
 SPOOL_INTERVAL = 0.5
@@ -311,6 +311,11 @@ class _LogReader:
                 raise self.refuse(
                     f"the file is {size} bytes, over the memory limit of {self.limit} bytes"
                 )
+            try:  # before ZipFile reads the directory whole, an object per member
+                # Some to spare: an unexpected member is then named by the member check.
+                check_zip_directory(fh, len(self.expected) + 16)
+            except ValueError as err:
+                raise self.refuse(str(err)) from None
             with zip_refusals(self.refuse), zipfile.ZipFile(fh) as zf:
                 arrays = self.members(zf)
         return self.check(arrays)

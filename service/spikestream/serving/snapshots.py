@@ -59,6 +59,7 @@ from spikestream.datafiles import read_npy_member, zip_refusals
 from spikestream.errors import SnapshotError
 from spikestream.runtime.engine import Engine
 from spikestream.sim.simulator import state_limit
+from spikestream_client.npz import check_zip_directory
 
 FORMAT = "spikestream.snapshot"
 VERSION = 1
@@ -248,7 +249,11 @@ class _SnapshotReader:
                 f"the file is {size} bytes; a snapshot of network {self.net!r} takes at most "
                 f"{limit}"
             )
-        self.fh.seek(0)
+        try:  # before ZipFile reads the directory whole, an object per member
+            # The meta member, and some to spare: an unexpected one is named later.
+            check_zip_directory(self.fh, len(self.layout) + 17)
+        except ValueError as err:
+            raise self.refuse(str(err)) from None
         return zipfile.ZipFile(self.fh)
 
     def directory(self, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -439,6 +444,12 @@ class SnapshotFolder:
             raise SnapshotError(
                 f"cannot create the snapshot folder {str(self.path)!r}: {err.strerror}"
             ) from None
+        if not self.path.is_dir():
+            # A file there: every periodic snapshot said control_ok, then failed.
+            raise SnapshotError(
+                f"the snapshot folder {str(self.path)!r} exists and is not a folder; "
+                "expected a folder (--snapshot-dir)"
+            )
 
     def exists(self, name: str) -> bool:
         """Whether ``name`` is in the folder (a symbolic link counts: it is not followed)."""
