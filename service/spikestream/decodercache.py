@@ -17,13 +17,13 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from spikestream.datafiles import load_npy
-from spikestream.errors import BuildError, SpikestreamError
+from spikestream.errors import BuildError, ConfigError, SpikestreamError
 
 #: Oldest entries go first beyond this many bytes, or beyond this many entries (a bound
 #: on the listing each build makes: many small populations give many small entries).
@@ -34,6 +34,11 @@ DECODER_CACHE_ENTRIES = 10_000
 FloatArray = npt.NDArray[np.float64]
 
 
+#: SPIKESTREAM_DECODER_CACHE values that turn the cache off, and on (unset or empty: on).
+CACHE_OFF: Final = ("0", "off", "false", "no")
+CACHE_ON: Final = ("", "1", "on", "true", "yes")
+
+
 def decoder_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     """The decoder cache folder, or None when the cache is off.
 
@@ -42,8 +47,14 @@ def decoder_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     ``XDG_CACHE_HOME`` is ignored, as the specification says).
     """
     env = os.environ if environ is None else environ
-    if env.get("SPIKESTREAM_DECODER_CACHE", "1") == "0":
+    switch = env.get("SPIKESTREAM_DECODER_CACHE", "").strip().lower()
+    if switch in CACHE_OFF:
         return None
+    if switch not in CACHE_ON:  # "off" was taken as on
+        raise ConfigError(
+            f"SPIKESTREAM_DECODER_CACHE={switch!r:.40} is not allowed; expected one of "
+            f"{', '.join(CACHE_OFF)} (off) or {', '.join(CACHE_ON[1:])} (on, the default)"
+        )
     cache_home = env.get("XDG_CACHE_HOME", "")
     if os.path.isabs(cache_home):
         return Path(cache_home) / "spikestream" / "decoders"

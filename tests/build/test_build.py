@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikestream.build import build, gain_bias, lif_rates, solve_decoders, topological_order
-from spikestream.errors import BuildError, NetworkFileError
+from spikestream.errors import BuildError, ConfigError, NetworkFileError
 from spikestream.functions import (
     MAX_EXPRESSION_CHARS,
     MAX_EXPRESSION_DEPTH,
@@ -674,3 +674,10 @@ def test_decoder_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> No
     assert decoder_cache_dir({"XDG_CACHE_HOME": "relative/c"}) == home
     assert decoder_cache_dir({}) == home
     assert decoder_cache_dir({"SPIKESTREAM_DECODER_CACHE": "0"}) is None
+    # "off" left the cache on: only "0" was read.
+    for off in ("off", "False", " no "):
+        assert decoder_cache_dir({"SPIKESTREAM_DECODER_CACHE": off}) is None
+    for on in ("1", "on", "YES", ""):
+        assert decoder_cache_dir({"SPIKESTREAM_DECODER_CACHE": on}) == home
+    with pytest.raises(ConfigError, match=r"SPIKESTREAM_DECODER_CACHE='maybe' is not allowed"):
+        decoder_cache_dir({"SPIKESTREAM_DECODER_CACHE": "maybe"})

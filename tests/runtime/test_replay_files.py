@@ -497,3 +497,23 @@ def test_a_log_of_no_ticks_replays_as_an_empty_run(model: Model, tmp_path: Path)
     assert "Traceback" not in proc.stderr
     assert "seed: 0 ticks (0 s simulated)" in proc.stdout
     assert "mean rates (Hz): {'a': 0.0, 'b': 0.0}" in proc.stdout
+
+
+def test_a_duration_past_the_log_runs_the_log_and_says_so(
+    model: Model, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 0.1 s log under --duration 1 ran 0.1 s without a word."""
+    from spikestream.cli import main
+
+    log = tmp_path / "log.npz"
+    log.write_bytes(_with(model))
+    out = tmp_path / "o.npz"
+    assert main(["run", str(SEED), "--replay", str(log), "--duration", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "the replay log is shorter than --duration: running its ticks" in err
+    assert "log_ticks=100 duration_ticks=1000" in err
+    assert int(np.load(out)["tick"][-1]) == 99
+    assert (
+        main(["run", str(SEED), "--replay", str(log), "--duration", "0.05", "--out", str(out)]) == 0
+    )
+    assert "shorter than --duration" not in capsys.readouterr().err

@@ -56,6 +56,23 @@ def test_unknown_key_in_settings_file(tmp_path: Path) -> None:
         load_settings({}, cfg)
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings({}, tmp_path / "missing.toml")
+    # A misspelt key is named with the settings it may have meant, as a misspelt
+    # SPIKESTREAM_* variable is (it said "Extra inputs are not permitted").
+    cfg.write_text("realtme_factor = 1\n")
+    with pytest.raises(
+        ConfigError, match=r"realtme_factor: not a setting \(did you mean realtime_factor\?\)"
+    ):
+        load_settings({}, cfg)
+
+
+def test_backoff_min_above_max_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taken before, with the maximum quietly raised to the minimum."""
+    with pytest.raises(ConfigError, match=r": backoff_min \(600 s\) must be at most backoff_max"):
+        load_settings({"backoff_min": 600.0, "backoff_max": 0.3}, None)
+    monkeypatch.setenv("SPIKESTREAM_BACKOFF_MAX", "0.3")
+    with pytest.raises(ConfigError, match=r"backoff_min \(0\.5 s\) must be at most"):
+        load_settings({"backoff_min": 0.5}, None)
+    assert load_settings({"backoff_min": 0.3}, None).backoff_max == 0.3
 
 
 def test_select_shard() -> None:
@@ -264,9 +281,11 @@ def _sample(name: str, info: FieldInfo) -> tuple[str | None, str]:
     if kind in (str, Path):
         return "/tmp/spikestream-x", '"/tmp/spikestream-x"'
     if kind is float:
-        # Above a floor (ge), and above status_refresh's (0, 0.1) gap its validator refuses.
+        # Above a floor (ge), above status_refresh's (0, 0.1) gap its validator refuses,
+        # and backoff_max above the default backoff_min.
         floor = max([getattr(m, "ge", None) or 0.0 for m in info.metadata] or [0.0])
-        value = 0.2 if name == "status_refresh" else max(0.001, 2 * floor)
+        special = {"status_refresh": 0.2, "backoff_max": 7.0}
+        value = special.get(name, max(0.001, 2 * floor))
         return repr(value), repr(value)
     lowest = max([getattr(m, "ge", 0) for m in info.metadata] or [0])
     return str(lowest + 1), str(lowest + 1)

@@ -223,14 +223,23 @@ def main(args: argparse.Namespace) -> int:
     spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
     if args.seed is not None and not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed: {args.seed} is not allowed; expected an integer in [0, 2^63)")
-    limit_text = args.memory_limit or os.environ.get("SPIKESTREAM_MEMORY_LIMIT")
-    limit = parse_bytes(limit_text) if limit_text else default_limit()
+    # A given but empty --memory-limit is refused, not taken for the default.
+    limit_text = args.memory_limit
+    if limit_text is None:
+        limit_text = os.environ.get("SPIKESTREAM_MEMORY_LIMIT") or None
+    limit = parse_bytes(limit_text) if limit_text is not None else default_limit()
     # The log is validated against this network's inputs, inflating at most the limit.
     replay = load_replay(args.replay, spec, limit=limit) if args.replay is not None else None
     if replay is not None:
         ticks = replay.ticks
         if args.duration is not None:
-            ticks = min(ticks, ticks_for(args.duration, spec.network.dt))
+            wanted = ticks_for(args.duration, spec.network.dt)
+            if wanted > ticks:  # said, not cut short without a word
+                log.warning(
+                    "the replay log is shorter than --duration: running its ticks",
+                    extra={"log_ticks": ticks, "duration_ticks": wanted},
+                )
+            ticks = min(ticks, wanted)
         asked = f"running {args.network} for {format_count(ticks)} replayed ticks"
     elif args.duration is None:
         raise ConfigError("--duration S is required (or --replay FILE)")

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -414,6 +414,16 @@ class ServeSettings(BaseSettings):
             "runs": compiled,
         }
 
+    @model_validator(mode="after")
+    def _backoff_ordered(self) -> ServeSettings:
+        # Was taken, and the maximum quietly raised to the minimum.
+        if self.backoff_min > self.backoff_max:
+            raise ValueError(
+                f"backoff_min ({self.backoff_min:g} s) must be at most backoff_max "
+                f"({self.backoff_max:g} s)"
+            )
+        return self
+
     @field_validator("memory_limit", mode="before")
     @classmethod
     def _size(cls, value: Any) -> Any:
@@ -556,7 +566,14 @@ def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSetti
         for e in err.errors(include_url=False):
             key = ".".join(str(p) for p in e["loc"])
             msg = str(e["msg"]).removeprefix("Value error, ")
-            problems.append(f"{key}: {msg} (got {e.get('input')!r:.60})")
+            if e["type"] == "extra_forbidden":  # a settings file's unknown key
+                names = [name for name, _ in _fields()]
+                close = difflib.get_close_matches(key, names, n=3, cutoff=0.7)
+                hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+                msg = f"not a setting{hint}; the settings are those of `spikestream serve --help`"
+            # A check across settings has no key, and its message names the values.
+            where, got = (f"{key}: ", f" (got {e.get('input')!r:.60})") if key else ("", "")
+            problems.append(f"{where}{msg}{got}")
         raise ConfigError(
             "invalid serve setting (flag, SPIKESTREAM_* variable or settings file): "
             + "; ".join(problems)
