@@ -222,6 +222,23 @@ def test_a_log_of_another_number_type_is_refused(
     with pytest.raises(ConfigError, match=r"'float32' run; this build is 'float64' \(pass --dtype"):
         replay_inputs(model, log)
     replay_inputs(build(spec, dtype="float32"), log)  # the same type: accepted
+    # A type no run has is refused as the log is read ("pass --dtype float16" was the
+    # advice, and --dtype has no float16).
+    arrays = good_arrays(model) | {"dtype": np.array("float16")}
+    with pytest.raises(ConfigError, match=r"'dtype' is 'float16'; expected the number type"):
+        load_replay(write_npz(tmp_path / "log16.npz", arrays), spec, limit=LIMIT)
+
+
+def test_a_log_of_another_network_is_refused_without_the_seed_advice(
+    model: Model, spec: NetworkSpec, tmp_path: Path
+) -> None:
+    """It said "pass --seed to match" when the names differed, which no flag mends."""
+    arrays = good_arrays(model) | {"network": np.array("other")}
+    log = load_replay(write_npz(tmp_path / "log.npz", arrays), spec, limit=LIMIT)
+    with pytest.raises(ConfigError) as caught:
+        replay_inputs(model, log)
+    assert "replay log is for network 'other'; this build is 'seed'" in str(caught.value)
+    assert "--seed" not in str(caught.value)
 
 
 # ---------------------------------------------------------------------------- hostile logs

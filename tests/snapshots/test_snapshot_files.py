@@ -665,3 +665,20 @@ def test_a_snapshot_folder_that_is_a_file_is_refused_at_the_start(
         SnapshotFolder(afile, NET, folder.layout).create()
     SnapshotFolder(tmp_path / "new" / "deeper", NET, folder.layout).create()
     assert (tmp_path / "new" / "deeper").is_dir()
+
+
+def test_a_restored_state_out_of_its_range_is_refused_naming_the_file(
+    state: dict[str, Any], tmp_path: Path
+) -> None:
+    """A voltage above the threshold passes the file's checks and is refused by the
+    simulator; serve --restore said which state, not which file."""
+    from tests.clients.conftest import run_cli
+
+    path = tmp_path / "hot.npz"
+    path.write_bytes(npz_bytes({**valid(state), "pop.a.v": np.full_like(state["pop.a.v"], 5.0)}))
+    done = run_cli("serve", str(SEED), "--broker", "mqtt://127.0.0.1:1", "--restore", str(path))
+    assert done.returncode == 2, done.stderr
+    assert f"error: snapshot {str(path)!r} refused: state 'pop.a.v' holds 50 value(s) outside" in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr

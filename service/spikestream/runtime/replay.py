@@ -50,6 +50,8 @@ from spikestream_client.npz import NpzWriter, check_zip_directory
 SPOOL_INTERVAL = 0.5
 #: Longest ``.npy`` header parsed in a log (numpy writes 128 bytes).
 HEADER_MAX_BYTES = 4096
+#: The number types a run's state may have (``run --dtype``).
+RUN_DTYPES = ("float64", "float32")
 #: Longest string (network name, dtype name) a log may hold, in characters.
 TEXT_MAX_CHARS = 256
 #: Most ticks a log may cover: float64 ``t = tick * dt`` stays exact.
@@ -387,6 +389,12 @@ class _LogReader:
         seed = int(arrays["seed"])
         if not 0 <= seed < 2**63:
             raise self.refuse(f"'seed' is {seed}; expected an integer in [0, 2^63)")
+        dtype = str(arrays["dtype"])
+        if dtype not in RUN_DTYPES:  # no build has it: "pass --dtype float16" was no help
+            raise self.refuse(
+                f"'dtype' is {dtype!r:.40}; expected the number type of a run, one of "
+                f"{', '.join(RUN_DTYPES)}"
+            )
         changes: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         for name in self.spec.inputs:
             at = self.tick_list(f"{name}.ticks", arrays[f"{name}.ticks"], ticks)
@@ -411,7 +419,7 @@ class _LogReader:
             ticks=ticks,
             network=str(arrays["network"]),
             seed=seed,
-            dtype=str(arrays["dtype"]),
+            dtype=dtype,
             changes=changes,
             resets=resets,
             nbytes=nbytes,
@@ -451,7 +459,12 @@ def check_build(model: Model, log: ReplayLog) -> None:
     Raises:
         ConfigError: naming both.
     """
-    if log.network != model.name or log.seed != model.seed:
+    if log.network != model.name:  # no flag makes them match: --seed is no help
+        raise ConfigError(
+            f"replay log is for network {log.network!r}; this build is {model.name!r}: "
+            "replay it with the network file it was recorded from"
+        )
+    if log.seed != model.seed:
         raise ConfigError(
             f"replay log is for network {log.network!r} with seed {log.seed}; "
             f"this build is {model.name!r} with seed {model.seed} (pass --seed to match)"

@@ -34,7 +34,7 @@ from typing import Any
 from spikestream import __version__
 from spikestream.budget import LINK_MAX_QUEUED, default_limit, estimate_network
 from spikestream.build import Model
-from spikestream.errors import CodecError, SnapshotError, SpikestreamError
+from spikestream.errors import CodecError, SimulationError, SnapshotError, SpikestreamError
 from spikestream.runtime.cpulatency import CpuLatencyRequest
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.gil import yield_gil
@@ -766,7 +766,10 @@ class Service:
         )
         if found is not None:
             path, state = found
-            self.engine.sim.set_state(state)
+            try:
+                self.engine.sim.set_state(state)
+            except SimulationError as err:  # values out of range: say which file
+                raise SnapshotError(f"snapshot {str(path)!r} refused: {err}") from None
             self.engine.resume_counters(state, time.time())
             log.info("restored", extra={"path": str(path), "tick": self.engine.sim.tick})
 
