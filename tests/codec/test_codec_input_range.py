@@ -38,6 +38,14 @@ def test_values_beyond_the_limit_are_refused_with_their_reason(payload: bytes, d
     assert info.value.reason == "range"
 
 
+def test_the_refusal_shows_the_value_as_it_came() -> None:
+    """1000000001 read "got one of magnitude 1e+09", the limit itself."""
+    with pytest.raises(PayloadRejected, match=r"got one of magnitude 1000000001\.0$"):
+        decode_input(b"1000000001", 1)
+    with pytest.raises(PayloadRejected, match=r"got one of magnitude 1e\+300$"):
+        decode_input(msgpack.packb([0.0, -1e300]), 2)
+
+
 @given(
     st.lists(
         st.floats(-INPUT_VALUE_LIMIT, INPUT_VALUE_LIMIT, allow_nan=False), min_size=1, max_size=8

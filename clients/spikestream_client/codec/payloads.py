@@ -300,7 +300,7 @@ def _values(obj: object, dim: int) -> npt.NDArray[np.float64]:
         _reject(f"input values must be finite, got {x.tolist()!r:.80}", "nonfinite")
     if (big := float(np.abs(x).max(initial=0.0))) > INPUT_VALUE_LIMIT:
         _reject(
-            f"input values must lie within +-{INPUT_VALUE_LIMIT:g}, got one of magnitude {big:.4g}",
+            f"input values must lie within +-{INPUT_VALUE_LIMIT:g}, got one of magnitude {big!r}",
             "range",
         )
     x.flags.writeable = False
@@ -537,7 +537,7 @@ def encode_input(
         _reject(f"x must be finite, got {arr.tolist()!r:.80}", "nonfinite")
     if (big := float(np.abs(arr).max())) > INPUT_VALUE_LIMIT:  # every decoder refuses it
         _reject(
-            f"x must lie within +-{INPUT_VALUE_LIMIT:g}, got one of magnitude {big:.4g}", "range"
+            f"x must lie within +-{INPUT_VALUE_LIMIT:g}, got one of magnitude {big!r}", "range"
         )
     value: float | list[float] = float(arr) if arr.ndim == 0 else arr.tolist()
     if t is None:
