@@ -536,9 +536,7 @@ def encode_input(
     if not np.isfinite(arr).all():
         _reject(f"x must be finite, got {arr.tolist()!r:.80}", "nonfinite")
     if (big := float(np.abs(arr).max())) > INPUT_VALUE_LIMIT:  # every decoder refuses it
-        _reject(
-            f"x must lie within +-{INPUT_VALUE_LIMIT:g}, got one of magnitude {big!r}", "range"
-        )
+        _reject(f"x must lie within +-{INPUT_VALUE_LIMIT:g}, got one of magnitude {big!r}", "range")
     value: float | list[float] = float(arr) if arr.ndim == 0 else arr.tolist()
     if t is None:
         return msgpack.packb(value, use_bin_type=True)
