@@ -21,8 +21,10 @@ values are computed at the scheduled time ``offset_k``, not at the (jittered) se
 
 Limits: at most :data:`MAX_RATE` messages per second, a timed file's rows included (rows
 due closer together than ``1/rate`` go out at most one per ``1/rate``, the newest due,
-the rest counted as skipped), and at most :data:`MAX_DIM` values per message (one
-message must fit the service's default input limit).
+the rest counted as skipped), at most :data:`MAX_DIM` values per message (one
+message must fit the service's default input limit), and signal files of at most
+:data:`~spikestream_client.feed_sources.MAX_SIGNAL_FILE_BYTES` (64 MiB), refused from
+their size before they are read.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from spikestream_client.feed_sources import (
     load_samples,
     make_source,
 )
+from spikestream_client.names import NAME_RULE, is_name
 from spikestream_client.safetext import printable
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
 
@@ -454,11 +457,20 @@ def _stdin_reader(
 
 
 def check_options(options: FeedOptions) -> None:
-    """Check the flags that need no file or connection: rate, duration, dim, seed.
+    """Check the flags that need no file or connection: the network and input names,
+    rate, duration, dim, seed.
+
+    The names follow the rule of every network and input a service has
+    (:data:`~spikestream_client.names.NAME_RULE`). Checked here, before connecting: a bad
+    one used to be found only when the topic was built, inside the connection, as a
+    subscription was starting, and the client's exit could then wait for ever.
 
     Raises:
         ConfigError: The first bad one, with its bound and the value given.
     """
+    for flag, name in (("--net", options.net), ("--input", options.input)):
+        if not is_name(name):
+            raise ConfigError(f"{flag}: {name!r:.80} is not a name; expected {NAME_RULE}")
     if options.rate is not None:
         check_rate(options.rate)
     if options.duration is not None and not (

@@ -10,18 +10,29 @@ Signals (:func:`make_source`):
   row; a header whose first column is ``t`` or ``time`` makes the rows play at those
   times instead of at ``rate``), replayed in time, optionally looped.
 
-Limits: at most :data:`MAX_RATE` messages per second, and at most :data:`MAX_DIM` values
-per message (one message must fit the service's default input limit).
+Limits: at most :data:`MAX_RATE` messages per second, at most :data:`MAX_DIM` values
+per message (one message must fit the service's default input limit), and signal files
+of at most :data:`MAX_SIGNAL_FILE_BYTES` (64 MiB), refused from their size before any
+byte is read. A file is held in memory whole, as float64: a CSV's values take at least
+two bytes of text each (a digit and a separator), so its samples take at most four times
+the file (256 MiB); a ``.npy`` of one-byte values (``int8``, ``bool``) takes eight times
+(512 MiB). CSV rows are parsed in blocks of :data:`_CSV_BLOCK` lines straight into that
+array, never as a Python object per value.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
-from collections.abc import Sequence
+import os
+import re
+import stat
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
+from typing import IO, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +44,7 @@ from spikestream_client.npz import read_npy_header
 __all__ = [
     "MAX_DIM",
     "MAX_RATE",
+    "MAX_SIGNAL_FILE_BYTES",
     "SIGNALS",
     "ArraySource",
     "ConstantSource",
@@ -63,6 +75,17 @@ MAX_DIM: Final = (DEFAULT_MAX_INPUT_BYTES - 14 - 3) // 9
 """Most values per message (7279): the largest ``{t, x}`` message must fit the input
 limit of :data:`DEFAULT_MAX_INPUT_BYTES` bytes. In msgpack that is a map header, ``t``,
 a float64 and ``x`` (14 bytes), an array16 header (3) and 9 bytes per float64 value."""
+MAX_SIGNAL_FILE_BYTES: Final = 64 * 2**20
+"""Largest signal file (``.npy`` or CSV) a feed reads, in bytes (64 MiB): its samples are
+held whole, as float64, at most 4x this from a CSV and 8x from a ``.npy`` of one-byte
+values. At the most a feed sends, 1000 values a second, a CSV this size of one value a
+line still plays for nine hours."""
+_CSV_BLOCK: Final = 4096
+"""CSV lines parsed by one :func:`numpy.loadtxt` call: the Python strings of one block
+are all that is held besides the array."""
+_HEADER_PREFIX: Final = 256
+"""Characters of a CSV header parsed for its first column (``t``, ``time``): a header of
+millions of columns costs no Python object per column."""
 
 
 class Source(Protocol):
@@ -253,7 +276,7 @@ class ArraySource:
 
 
 def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | None]:
-    """Read a ``.npy`` or CSV file of samples.
+    """Read a ``.npy`` or CSV file of samples (at most :data:`MAX_SIGNAL_FILE_BYTES`).
 
     Returns:
         ``(values (samples, dim), offsets or None, t0 or None)``. CSV files whose first
@@ -261,17 +284,20 @@ def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | Non
         relative to the first row, ``t0`` is the first row's time.
 
     Raises:
-        ConfigError: Unreadable file, wrong shape, no samples, or non-finite values.
+        ConfigError: Missing, not a regular file (a folder, a FIFO: never opened, so
+            never waited on), larger than :data:`MAX_SIGNAL_FILE_BYTES`, unreadable,
+            wrong shape, no samples, or non-finite values.
     """
     where = str(path)
     try:
-        if path.suffix.lower() == ".npy":
-            data, times = _read_npy(path), None
-        else:
-            data, times = _read_csv(path)
+        with _open_signal_file(path) as (fh, size):
+            if path.suffix.lower() == ".npy":
+                data, times = _read_npy(fh, size, where), None
+            else:
+                data, times = _read_csv(fh, size)
     except ConfigError:
         raise  # already says what is wrong with the file
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, csv.Error) as err:
         raise ConfigError(f"cannot read samples from {where!r}: {err}") from None
     if data.ndim == 1:
         data = data[:, None]
@@ -280,8 +306,14 @@ def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | Non
             f"{where!r} holds an array of shape {data.shape}; expected (samples,) or (samples, dim)"
         )
         raise ConfigError(msg)
-    if not np.all(np.isfinite(data)):
-        raise ConfigError(f"{where!r} holds NaN or infinite values; inputs must be finite")
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():
+        # A number beyond float64's range (a field of 400 digits, say) reads as infinite.
+        first = int(np.argmin(finite))
+        raise ConfigError(
+            f"{where!r} holds NaN or infinite values (the first in sample {first}, counting "
+            f"from 0; numbers beyond ±1.8e308 are infinite); inputs must be finite"
+        )
     if times is None:
         return data, None, None
     if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
@@ -289,56 +321,237 @@ def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | Non
     return data, times - times[0], float(times[0])
 
 
-def _read_npy(path: Path) -> FloatArray:
-    """The samples of a ``.npy`` file as float64, its header checked before any data is
-    read: a real dtype (kind ``f``, ``i``, ``u`` or ``b``; complex values would lose their
-    imaginary part, datetimes become counts, structured ones do not convert) and a shape
-    that the file's size holds, so a header claiming 10**12 elements allocates nothing.
+_KINDS: Final = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _check_regular(where: str, st: os.stat_result) -> int:
+    """The size of a regular file of at most :data:`MAX_SIGNAL_FILE_BYTES`, in bytes.
+
+    Raises:
+        ConfigError: Not a regular file (saying what it is), or too large (saying its
+            size and the cap).
+    """
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+        raise ConfigError(f"signal file {where!r} is {kind}; expected a regular .npy or CSV file")
+    if st.st_size > MAX_SIGNAL_FILE_BYTES:
+        mib = math.ceil(st.st_size / 2**20 * 10) / 10  # rounded up: never shown as the cap
+        raise ConfigError(
+            f"signal file {where!r} is {st.st_size} bytes ({mib:.1f} MiB); "
+            f"feed reads files of at most {MAX_SIGNAL_FILE_BYTES} bytes "
+            f"({MAX_SIGNAL_FILE_BYTES // 2**20} MiB)"
+        )
+    return int(st.st_size)
+
+
+@contextlib.contextmanager
+def _open_signal_file(path: Path) -> Iterator[tuple[IO[bytes], int]]:
+    """``with _open_signal_file(path) as (fh, size)``: ``path`` opened for reading in
+    binary once it is known to be a regular file within the cap; ``size`` in bytes.
+
+    The path is checked before it is opened, so a FIFO is never opened (opening one
+    waits for a writer, and would wake a writer waiting for a reader). The opened file
+    is checked again, having been opened non-blocking, in case the path changed in
+    between.
+
+    Raises:
+        ConfigError: Missing, not a regular file, or larger than the cap.
+        OSError: Not readable (permissions, say).
+    """
+    where = str(path)
+    try:
+        _check_regular(where, os.stat(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigError(f"signal file {where!r} does not exist") from None
+    try:
+        size = _check_regular(where, os.fstat(fd))
+        os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
+        yield fh, size
+
+
+def _read_npy(fh: IO[bytes], size: int, where: str) -> FloatArray:
+    """The samples of the ``.npy`` file ``fh`` (``size`` bytes) as float64, its header
+    checked before any data is read: a real dtype (kind ``f``, ``i``, ``u`` or ``b``;
+    complex values would lose their imaginary part, datetimes become counts, structured
+    ones do not convert) and a shape that the file's size holds, so a header claiming
+    10**12 elements allocates nothing.
 
     Raises:
         ConfigError: The header is not a real array the file holds.
         ValueError, OSError: The file is not a readable ``.npy`` file.
     """
-    with path.open("rb") as fh:
-        shape, fortran, dtype = read_npy_header(fh)
-        offset = fh.tell()
-        size = path.stat().st_size
-        if dtype.kind not in "fiub" or dtype.hasobject or dtype.fields is not None:
-            raise ConfigError(
-                f"{str(path)!r} holds {dtype} values; expected real numbers (a float, "
-                "integer or bool dtype)"
-            )
-        expected = math.prod(shape) * dtype.itemsize
-        if expected != size - offset:
-            raise ConfigError(
-                f"{str(path)!r}: its header says shape {shape} of {dtype} ({expected} bytes) "
-                f"but the file holds {size - offset} bytes of data"
-            )
-        raw = np.fromfile(fh, dtype=dtype, count=math.prod(shape))
+    shape, fortran, dtype = read_npy_header(fh)
+    offset = fh.tell()
+    if dtype.kind not in "fiub" or dtype.hasobject or dtype.fields is not None:
+        raise ConfigError(
+            f"{where!r} holds {dtype} values; expected real numbers (a float, "
+            "integer or bool dtype)"
+        )
+    expected = math.prod(shape) * dtype.itemsize
+    if expected != size - offset:
+        raise ConfigError(
+            f"{where!r}: its header says shape {shape} of {dtype} ({expected} bytes) "
+            f"but the file holds {size - offset} bytes of data"
+        )
+    raw = np.fromfile(fh, dtype=dtype, count=math.prod(shape))
+    if raw.size != math.prod(shape):  # the file shrank since its size was read
+        raise ValueError(f"the file ended after {raw.size} of {math.prod(shape)} values")
     data = raw.reshape(shape, order="F" if fortran else "C")
     return np.asarray(data, dtype=np.float64)
 
 
-def _read_csv(path: Path) -> tuple[FloatArray, FloatArray | None]:
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and not r[0].lstrip().startswith("#")]
-    if not rows:
+def _read_csv(binary: IO[bytes], size: int) -> tuple[FloatArray, FloatArray | None]:
+    """The rows of the CSV file ``binary`` (``size`` bytes, UTF-8, a BOM allowed) as
+    ``(values, times or None)``.
+
+    Blank lines and lines whose first non-blank character is ``#`` are skipped. The
+    first other line is a header if it is not all numbers (``t`` or ``time`` as its
+    first column makes the first column times). Rows are parsed a block of
+    :data:`_CSV_BLOCK` lines at a time into one float64 array sized for the most rows
+    ``size`` bytes can hold: memory is that array's filled part (8 bytes per value, at
+    most 4x the file) and one block of lines.
+
+    Raises:
+        ValueError: No data rows, a field that is not a number, rows of different
+            lengths (each naming its line), or a file that changed while being read.
+    """
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    try:
+        return _read_csv_text(text, size)
+    finally:
+        text.detach()  # the caller closes ``binary``; a wrapper left open warns
+
+
+def _read_csv_text(fh: IO[str], size: int) -> tuple[FloatArray, FloatArray | None]:
+    """:func:`_read_csv` of the decoded text ``fh``."""
+    lines = _content_lines(fh, size)
+    first = next(lines, None)
+    if first is None:
         raise ValueError("no rows")
     timed = False
-    first = [c.strip().lower() for c in rows[0]]
     try:
-        [float(c) for c in first]
-    except ValueError:
-        timed = first[0] in ("t", "time")
-        rows = rows[1:]
-    data = np.array([[float(c) for c in row] for row in rows], dtype=np.float64)
-    if data.size == 0:
-        raise ValueError("no data rows")
+        head = _parse_rows([first[1]])
+    except ValueError:  # a header: its first column may name the times
+        timed = _first_field(first[1]) in ("t", "time")
+        first = next(lines, None)
+        if first is None:
+            raise ValueError("no data rows") from None
+        head = _parse_rows_at([first])
+    cols = int(head.shape[1])
+    if timed and cols < 2:
+        raise ValueError("a time column needs at least one value column after it")
+    # A value takes at least one character and one separator (',' or the line's end, but
+    # for the last), and a UTF-8 character at least one byte: no more rows can fit. The
+    # pages np.empty reserves are only resident once written.
+    most = (size + 1) // (2 * cols)
+    data: FloatArray = np.empty((most, cols), dtype=np.float64)
+    data[0] = head[0]
+    n = 1
+    block: list[tuple[int, str]] = []
+    for item in lines:
+        block.append(item)
+        if len(block) == _CSV_BLOCK:
+            n = _fill(data, n, block, cols)
+            block.clear()
+    if block:
+        n = _fill(data, n, block, cols)
+    # Give back the rows reserved but not read; the array has no views yet.
+    data.resize((n, cols), refcheck=False)
     if timed:
-        if data.shape[1] < 2:
-            raise ValueError("a time column needs at least one value column after it")
         return data[:, 1:], data[:, 0]
     return data, None
+
+
+def _content_lines(fh: IO[str], size: int) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line of ``fh`` that is not blank or a ``#``
+    comment, reading at most ``size`` characters (a file of ``size`` bytes of UTF-8 has
+    no more; a file that grows while being read is refused, not read on)."""
+    left = size
+    number = 0
+    while line := fh.readline(left + 1):
+        number += 1
+        left -= len(line)
+        if left < 0:
+            raise ValueError(f"it grew past the {size} bytes it had when opened")
+        stripped = line.lstrip()
+        if stripped and not stripped.startswith("#"):
+            yield number, line
+
+
+def _fill(data: FloatArray, n: int, block: list[tuple[int, str]], cols: int) -> int:
+    """Parse ``block`` into ``data[n:]``; returns the rows filled.
+
+    Raises:
+        ValueError: A bad line of the block (named), or more rows than ``data`` holds.
+    """
+    rows = _parse_rows_at(block, cols)
+    if n + len(rows) > len(data):
+        raise ValueError("it holds more rows than its size allows: it changed while being read")
+    data[n : n + len(rows)] = rows
+    return n + len(rows)
+
+
+def _parse_rows(lines: list[str]) -> FloatArray:
+    """``lines`` of comma-separated numbers as a ``(rows, columns)`` float64 array
+    (numpy's C parser: no Python object per value).
+
+    Raises:
+        ValueError: A field is not a number, or the rows differ in length.
+    """
+    return np.loadtxt(lines, dtype=np.float64, delimiter=",", quotechar='"', comments=None, ndmin=2)
+
+
+_LOADTXT_WHERE: Final = re.compile(r" at row \d+, column (\d+)\.?$")
+
+
+def _parse_rows_at(block: list[tuple[int, str]], cols: int | None = None) -> FloatArray:
+    """:func:`_parse_rows` of numbered lines, all of ``cols`` values (when given).
+
+    Raises:
+        ValueError: Naming the first bad line: numpy's row numbers count neither the
+            lines skipped nor the blocks before, so the block is parsed again line by
+            line (only once it failed) to find it.
+    """
+    failed: ValueError | None = None
+    try:
+        rows = _parse_rows([text for _, text in block])
+    except ValueError as err:
+        failed, rows = err, None
+    if rows is not None and (cols is None or rows.shape[1] == cols):
+        return rows
+    for number, text in block:
+        try:
+            width = int(_parse_rows([text]).shape[1])
+        except ValueError as err:
+            # numpy's "at row 0" is this one line's row; the line number replaces it.
+            why = _LOADTXT_WHERE.sub(r" (column \1)", str(err))
+            raise ValueError(f"line {number}: {why}") from None
+        if cols is None:
+            cols = width
+        elif width != cols:
+            values = "value" if width == 1 else "values"
+            raise ValueError(f"line {number} has {width} {values}; the rows before it have {cols}")
+    # Every line parses alone but not with the others (no case of numpy's parser is known
+    # to): say where, with numpy's own words.
+    raise ValueError(f"lines {block[0][0]} to {block[-1][0]}: {failed}")
+
+
+def _first_field(line: str) -> str:
+    """The first column of a CSV header line, stripped and lowercased."""
+    fields = next(csv.reader([line[:_HEADER_PREFIX]]), [])
+    return fields[0].strip().lower() if fields else ""
 
 
 def make_source(
@@ -386,8 +599,6 @@ def make_source(
     if path.suffix.lower() not in (".npy", ".csv", ".txt"):
         msg = f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)} or a .npy/.csv file"
         raise ConfigError(msg)
-    if not path.is_file():
-        raise ConfigError(f"signal file {signal!r} does not exist")
     values, offsets, t0 = load_samples(path)
     check_dim(values.shape[1], f"the rows of {signal!r}")
     try:

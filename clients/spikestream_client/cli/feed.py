@@ -43,7 +43,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "signal", metavar="SIGNAL", help="sin | square | constant | noise | stdin | FILE"
+        "signal",
+        metavar="SIGNAL",
+        help="sin | square | constant | noise | stdin | FILE (a .npy or .csv file of at "
+        "most 64 MiB, read whole before the feed starts)",
     )
     add_connection_args(p)
     add_find_args(p, skippable=True)
