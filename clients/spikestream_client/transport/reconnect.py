@@ -38,6 +38,22 @@ __all__ = ["Reconnecting"]
 # it can be switched on for debugging without touching the root logger.
 _mqtt_log = logging.getLogger("spikestream.transport.mqtt")
 
+
+class _LateAck(logging.Filter):
+    """aiomqtt logs a SUBACK or UNSUBACK whose request was cancelled meanwhile (a client
+    closed just after subscribing) as an error with a KeyError traceback: a race of
+    ours, not a fault. Kept, as a debug line without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Unexpected message ID"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.exc_info = record.exc_text = None
+            return _mqtt_log.isEnabledFor(logging.DEBUG)
+        return True
+
+
+_mqtt_log.addFilter(_LateAck())
+
 # MQTT 5 reason codes (3.1.1 CONNACK return codes are mapped onto these by paho).
 _RC_UNSUPPORTED_PROTOCOL = 0x84
 _AUTH_REASON_CODES = frozenset({0x86, 0x87, 0x8C})  # bad user/pass, not authorised, bad method
