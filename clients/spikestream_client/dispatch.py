@@ -28,6 +28,7 @@ from spikestream_client.codec import (
     wildcard,
 )
 from spikestream_client.errors import CodecError
+from spikestream_client.names import NAME_RULE, is_name
 from spikestream_client.streams import EventCallback, FrameCallback, StatusWatcher
 from spikestream_client.transport import MessageMeta
 
@@ -46,6 +47,10 @@ STATUS_CHARS: Final = 200
 _SYNC: Final = "_sync"  # first level under the prefix of the private sync topics
 _MAX_ROUTES: Final = 4096
 _MAX_NETWORKS: Final = 4096  # networks remembered by watch_networks (bounded memory)
+DESCRIBED_BYTES: Final = 16 * 2**20
+"""Most bytes of describe documents (as they arrived) a watching client holds decoded,
+about 20 times that in memory for one of long lists: thousands of ordinary networks (a
+few KiB each), or 16 of the largest (1 MiB, :data:`DEFAULT_MAX_DESCRIBE_BYTES`)."""
 
 
 class Dispatcher:
@@ -74,6 +79,9 @@ class Dispatcher:
         # client's watch_networks() subscribed to them).
         self.watching = False
         self.descriptions: dict[str, Description] = {}
+        self.described_bytes = 0  # the payload bytes of those held, and each one's
+        self._described_bytes: dict[str, int] = {}
+        self.descriptions_dropped = 0
         self.seen_status: dict[str, str | None] = {}
         self._routes: dict[str, tuple[str, str, str | None]] = {}
         self.messages = 0
@@ -129,6 +137,10 @@ class Dispatcher:
             route = (parts[0], parts[1], None)
         else:
             return None
+        if not is_name(route[0]) or (route[2] is not None and not is_name(route[2])):
+            # No service has such a name (the rule every network and probe follows), and
+            # it would reach terminals and pages (ls printed a bidi override raw).
+            return (route[0], "badname", route[2])
         if len(self._routes) >= _MAX_ROUTES:
             self._routes.clear()
         self._routes[topic] = route
@@ -144,10 +156,23 @@ class Dispatcher:
             return
         net, what, probe = route
         if meta.oversize is not None and what != "sync":  # dropped unread by the link
-            err = dropped_unread("a", meta.oversize, DEFAULT_MAX_FRAME_BYTES)
-            self._decode_error(f"message on {topic!r:.80}", err)
+            self._decode_error(
+                f"message on {topic!r:.80}",
+                dropped_unread("a", meta.oversize, DEFAULT_MAX_FRAME_BYTES),
+            )
             return
-        if what == "out":
+        if what == "badname":
+            self._decode_error(
+                f"message on {topic!r:.80}",
+                CodecError(f"the topic's network or probe name breaks the rule: {NAME_RULE}"),
+            )
+        elif what == "out":
+            if meta.retain:  # a service never retains frames: an old or forged copy
+                self._decode_error(
+                    f"frame on {net!r:.80}/out/{probe!r:.80}",
+                    CodecError("a retained frame is ignored: a service never retains frames"),
+                )
+                return
             self._on_frame(net, probe, payload)
         elif what == "status":
             watcher = self.status.get(net)
@@ -201,6 +226,7 @@ class Dispatcher:
             return
         if not payload:  # an empty retained message clears it
             self.descriptions.pop(net, None)
+            self.described_bytes -= self._described_bytes.pop(net, 0)
             return
         try:
             found = decode_describe(payload, prefix=self.prefix)
@@ -210,8 +236,28 @@ class Dispatcher:
         except CodecError as err:
             self._decode_error(f"describe of {net!r:.80}", err)
             return
-        if net in self.descriptions or len(self.descriptions) < _MAX_NETWORKS:
+        # Bounded in number and in bytes: a 1 MiB document decodes to about 20 MB.
+        old = self._described_bytes.pop(net, 0)
+        if (net in self.descriptions or len(self.descriptions) < _MAX_NETWORKS) and (
+            self.described_bytes - old + len(payload) <= DESCRIBED_BYTES
+        ):
             self.descriptions[net] = found
+            self._described_bytes[net] = len(payload)
+            self.described_bytes += len(payload) - old
+        else:
+            self._described_bytes[net] = old  # the one held stays
+            self.descriptions_dropped += 1
+            if self.descriptions_dropped == 1 or self.descriptions_dropped % 1000 == 0:
+                log.warning(
+                    "describe of %r not kept: %d documents of %d bytes held, at most %d "
+                    "networks and %d bytes (%d not kept so far)",
+                    net,
+                    len(self.descriptions),
+                    self.described_bytes,
+                    _MAX_NETWORKS,
+                    DESCRIBED_BYTES,
+                    self.descriptions_dropped,
+                )
 
     def _on_json(self, net: str, what: str, payload: bytes) -> None:
         sinks = (self.event_sinks if what == "events" else self.stats_sinks).get(net)

@@ -86,7 +86,7 @@ def render(listing: list[NetworkListing]) -> str:
         d = item.description
         rows.append(
             (
-                item.net,
+                printable(item.net, 64),  # a name by the rule, checked on arrival
                 printable(item.status or "-", 20),
                 str(d.session) if d else "-",
                 f"{d.dt:g}" if d else "-",

@@ -256,7 +256,8 @@ def load_json_object(
 
     Raises:
         PayloadTooLarge: ``len(payload) > max_bytes`` (checked before parsing).
-        CodecError: Not UTF-8, not JSON (NaN and infinities included), nested too deep,
+        CodecError: Not UTF-8, not JSON (NaN and infinities included, and numbers beyond
+            float64's range), nested too deep,
             or not an object; the message starts with ``what``.
     """
     size = len(payload)
@@ -266,8 +267,18 @@ def load_json_object(
     def reject_constant(name: str) -> NoReturn:
         _fail(f"{what} JSON contains {name}, which is not valid JSON")
 
+    def finite(text: str) -> float:
+        # 1e999 is valid JSON but infinite as a float64: passed on, it came out again
+        # as "Infinity" (ls --json, a recording's meta), which is not JSON.
+        value = float(text)
+        if not math.isfinite(value):
+            _fail(f"{what} JSON contains the number {text:.40}, beyond float64's range")
+        return value
+
     try:
-        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=reject_constant)
+        obj = json.loads(
+            bytes(payload).decode("utf-8"), parse_constant=reject_constant, parse_float=finite
+        )
     except CodecError:
         raise
     except RecursionError:

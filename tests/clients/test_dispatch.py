@@ -1,0 +1,84 @@
+"""What the client's dispatcher takes from the bus, as hostile: retained frames, topic
+names no service can have, and describe documents past a byte budget."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from spikestream_client.codec import Frame, encode_describe, topics
+from spikestream_client.dispatch import DESCRIBED_BYTES, Dispatcher
+from spikestream_client.transport import MessageMeta
+from tests.clients.frames import header, spike_payload
+from tests.codec.test_codec_describe import document
+
+LIVE = MessageMeta(qos=0, retain=False)
+RETAINED = MessageMeta(qos=0, retain=True)
+
+
+def test_a_retained_frame_is_refused_and_counted() -> None:
+    """A service never retains its frames; record kept a retained forged frame as a
+    segment of the recording (1000 all-spike rows at tick 5,000,000)."""
+    d = Dispatcher("spikestream")
+    got: list[Frame] = []
+    d.frame_sinks[("fake", None)] = [got.append]
+    topic = topics("spikestream", "fake").out("a")
+    payload = spike_payload(header("a", 0, 0), np.ones((10, 8), bool))
+    d.on_message(topic, payload, RETAINED)
+    assert (got, d.frames, d.decode_errors) == ([], 0, 1)
+    d.on_message(topic, payload, LIVE)
+    assert (len(got), d.frames, d.decode_errors) == (1, 1, 1)
+
+
+def test_a_topic_whose_network_name_breaks_the_rule_is_refused_and_counted() -> None:
+    """ls printed such names straight from the status topic: a right-to-left override
+    (which mosquitto passes) reversed the table's text, and an escape sequence (which
+    other brokers pass) reached the terminal."""
+    d = Dispatcher("spikestream")
+    d.watching = True
+    for net in ("red\u202ex", "\x1b]0;PWNED\x07\x1b[2J", "a b", "n" * 65):
+        d.on_message(f"spikestream/{net}/status", b"online", RETAINED)
+        d.on_message(f"spikestream/{net}/describe", b"{}", RETAINED)
+    d.on_message("spikestream/good/status", b"online", RETAINED)
+    assert d.seen_status == {"good": "online"}
+    assert d.decode_errors == 8
+    d.frame_sinks[("fake", None)] = [lambda f: None]
+    d.on_message("spikestream/fake/out/b\u200bad", b"", LIVE)
+    assert d.decode_errors == 9
+
+
+def test_describe_documents_are_held_within_a_byte_budget() -> None:
+    """4096 documents of 1 MiB each were held decoded (a 1 MiB one of long lists takes
+    about 20 MB): 50 of them took ls past 670 MB."""
+    d = Dispatcher("spikestream")
+    d.watching = True
+    big = document()
+    big["inputs"]["target"]["default"] = [0.5] * 2
+    pad = "x" * (900_000)
+    kept = 0
+    for i in range(40):
+        doc = copy.deepcopy(big)
+        net = f"n{i}"
+        doc["net"] = net
+        for probe in doc["probes"].values():
+            probe["topic"] = probe["topic"].replace("/arm/", f"/{net}/")
+        for inp in doc["inputs"].values():
+            inp["topic"] = inp["topic"].replace("/arm/", f"/{net}/")
+        doc["note"] = pad
+        payload = encode_describe(doc)
+        d.on_message(f"spikestream/{net}/describe", payload, RETAINED)
+        kept = len(d.descriptions)
+    assert d.described_bytes <= DESCRIBED_BYTES
+    assert kept == DESCRIBED_BYTES // len(payload)
+    assert d.descriptions_dropped == 40 - kept
+    # A cleared one makes room again (n39 was not kept), and a document replaced
+    # counts once.
+    assert "n39" not in d.descriptions
+    d.on_message("spikestream/n0/describe", b"", RETAINED)
+    assert "n0" not in d.descriptions
+    d.on_message("spikestream/n39/describe", payload, RETAINED)
+    assert "n39" in d.descriptions
+    before = d.described_bytes
+    d.on_message("spikestream/n39/describe", payload, RETAINED)
+    assert d.described_bytes == before
