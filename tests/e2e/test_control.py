@@ -215,29 +215,22 @@ async def test_back_to_real_time_after_an_input_at_a_slow_factor_ticks_at_once(
     async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
         proc = serve("--stats-interval", "0.2", "--ticks-per-frame", "1")
         await sub.wait_status("seed", b"online")
-        await publish(
-            mosquitto,
-            CONTROL,
-            b'{"cmd": "set", "key": "realtime_factor", "value": 1e-4, "id": "slow"}',
-        )
-        await sub.wait_for(
-            lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == "slow"],
-            what="the slow factor",
-        )
+
+        async def set_factor(value: float, rid: str) -> None:
+            command = {"cmd": "set", "key": "realtime_factor", "value": value, "id": rid}
+            await publish(mosquitto, CONTROL, json.dumps(command))
+            await sub.wait_for(
+                lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == rid],
+                what=f"realtime_factor {value}",
+            )
+
+        await set_factor(1e-4, "slow")
         await publish(mosquitto, "spikestream/seed/in/u", b"0.3")
         await sub.wait_for(
             lambda ms: [f for f in frames_of(ms, "u") if np.any(f.data == 0.3)],  # type: ignore[union-attr]
             what="the input's early tick",
         )
-        await publish(
-            mosquitto,
-            CONTROL,
-            b'{"cmd": "set", "key": "realtime_factor", "value": 1, "id": "back"}',
-        )
-        await sub.wait_for(
-            lambda ms: [e for e in events(ms, "control_ok") if e.get("id") == "back"],
-            what="real time again",
-        )
+        await set_factor(1.0, "back")
         start = (await sub.wait_for(lambda ms: stats(sub), what="stats"))[-1]["tick"]
         # 1000 ticks a second again; the frozen service ran none for about 9 s.
         await sub.wait_for(
