@@ -45,11 +45,36 @@ follows from the frames, which come from the bus: a frame that would take the ar
 (``rows × (bytes per row of every probe)``, counting gap rows) plus the frames held
 (payload bytes and about 1 KiB each) past ``max_bytes`` (1 GiB by default) ends the
 recording there. It and every later frame are counted in ``Recorder.over_budget`` and
-reported, and the file holds what was recorded before it. A frame is skipped, counted
-per probe and reason (:meth:`Recorder.skipped_text`), when its probe is named like one
-of the file's own keys, changes kind or ``dt``, or changes ``n`` or shape from its first
-frame, and when a frame with its ``seq`` was already recorded (a copy or a replay: one
-with a later ``wall`` is a restarted service numbering from 0 again, and is kept).
+reported, and the file holds what was recorded before it.
+
+Frames come from anyone who may publish on ``out/+``, so a frame is skipped, counted per
+probe and reason (:meth:`Recorder.skipped_text`, ``meta.skipped_frames``, the summary
+line, and a warning the first time for each probe and reason) when:
+
+* its probe is named like one of the file's own keys;
+* its kind or shape (``n`` of a spike probe) differs from the probe's entry in the
+  network's ``describe`` document, or its ``dt`` from the document's: the file would
+  contradict its own ``meta`` (and ``--plot`` choke on it). Without a document, or for
+  a probe the document does not list, the probe's first frame sets its kind, ``dt`` and
+  ``n`` or shape, and frames that change them are skipped;
+* its ``seq`` went back (a frame with its ``seq`` already recorded, or below the next one
+  expected) and it is not a restart. The service numbers ``seq`` from 0 in each new
+  process and never goes back within one (a ``reset`` or ``restore`` moves ``tick``
+  while ``seq`` goes on; ``--resume`` continues ``seq`` past anything the previous
+  process could have sent). A restarted process also starts its ticks again (from 0,
+  or a snapshot's tick), so a ``seq`` that went back is a restart only when the frame's
+  ``tick`` is before the probe's last frame and its ``wall`` later than every recorded
+  frame of the probe: it opens a new segment. Anything else is a copy (a broker's
+  redelivery, a replay, a forgery) or a late frame. (A service restarted after
+  publishing only one frame, at the tick it starts from again, is taken for a copy:
+  its first frame is skipped, the next ones are kept);
+* its ticks overlap ticks already recorded in the probe's current segment: rows are
+  never written twice, so a conflicting copy cannot replace what was recorded first.
+  (Ticks going back before the probe's last frame open a new segment instead: a
+  ``reset``, ``restore`` or restart.)
+
+Restarts and segments are counted in the summary line too: a publisher can still forge
+what looks like a reset or a restart, but never silently.
 """
 
 from __future__ import annotations
@@ -60,7 +85,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -112,7 +137,22 @@ _RESERVED_NAME: Final = "its name is one of the file's own keys"
 _CHANGED_KIND: Final = "it changed kind or dt mid-recording"
 _CHANGED_SIZE: Final = "its n or shape differs from the probe's first frame"
 _REPEATED_SEQ: Final = "a frame with its seq was already recorded: a copy or a replay"
+_LATE_SEQ: Final = (
+    "its seq went back but it is no restart (its ticks did not go back before the probe's "
+    "last frame, or its wall is not later): a late frame or a replay"
+)
+_OVERLAP: Final = (
+    "its ticks were already recorded in the probe's current segment: a conflicting copy"
+)
+_UNDESCRIBED: Final = "its kind, shape or dt differs from the network's describe document"
 _SHOWN_PROBES: Final = 5
+_MAX_WARNINGS: Final = 20
+"""Warnings :class:`Recorder` gives while recording (one per probe and reason); past
+them one line says the rest are only counted: a flood of invented probe names must not
+flood the terminal."""
+# The network file's probe kinds (a describe document's ``source``) each frame kind can
+# carry: meta must never call a values array ``spikes`` (plots read it), nor the reverse.
+_SOURCES: Final = {"spikes": ("spikes",), "values": ("filtered", "decoded", "voltage", "input")}
 # Per row, whatever the probes: t (float64), tick (int64), segment (int32), gaps (bool).
 _ROW_BYTES: Final = 8 + 8 + 4 + 1
 RESERVED: Final = frozenset({*COMMON_KEYS, "segment", "gaps"})
@@ -184,6 +224,9 @@ class Recorder:
         max_bytes: Bound of the arrays :meth:`arrays` builds (gap rows included) plus
             the frames held until then, in bytes; the first frame beyond it ends the
             recording (see the module doc).
+        warn: Called with one line (no prefix, no newline) the first time frames of a
+            probe are skipped for a reason, at most :data:`_MAX_WARNINGS` times
+            (None: silent; the counts are kept all the same).
     """
 
     def __init__(
@@ -193,8 +236,11 @@ class Recorder:
         *,
         max_jump: int = 100_000,
         max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.net = net
+        self.warn = warn
+        self._warnings = 0
         self.max_jump = max_jump
         self.max_bytes = max_bytes
         # [lo, hi) tick span of each segment index over all probes, their summed length
@@ -231,35 +277,60 @@ class Recorder:
         self.started = time.time()
 
     def on_frame(self, frame: Frame) -> None:
-        """Keep one frame (cheap: the arrays are built at the end)."""
+        """Keep one frame (cheap: the arrays are built at the end), or skip and count it
+        (see the module doc)."""
         h = frame.header
         if self.only is not None and h.probe not in self.only:
             return
         if h.probe in RESERVED:
-            self._skip(h.probe, _RESERVED_NAME)
+            self._skip(frame, _RESERVED_NAME)
+            return
+        size = frame.n if isinstance(frame, SpikeFrame) else frame.shape
+        shape = (size,) if isinstance(size, int) else size
+        described = self.description.probes.get(h.probe) if self.description else None
+        if (described is not None and (frame.kind, shape) != (described.kind, described.shape)) or (
+            self.description is not None and h.dt != self.description.dt
+        ):
+            # The document is what the service says it publishes: a frame that disagrees
+            # is not the service's, and stored it would contradict meta (and the plot).
+            self._skip(frame, _UNDESCRIBED, self._described_text(h.probe))
             return
         kind = self.kinds.setdefault(h.probe, frame.kind)
         if kind != frame.kind or (self.dt is not None and h.dt != self.dt):
-            self._skip(h.probe, _CHANGED_KIND)  # a probe cannot change kind or dt
+            self._skip(frame, _CHANGED_KIND)  # a probe cannot change kind or dt
             return
-        size = frame.n if isinstance(frame, SpikeFrame) else frame.shape
         if self._size.get(h.probe, size) != size:
-            self._skip(h.probe, _CHANGED_SIZE)  # its rows would not fit the probe's array
+            self._skip(frame, _CHANGED_SIZE)  # its rows would not fit the probe's array
             return
         seqs = self._seqs.setdefault(h.probe, set())
-        if h.seq in seqs:
-            # Within one service process seq never repeats: the same seq again is a copy
-            # (a broker's redelivery, a replay), whose rows would be held twice, unless it
-            # comes later than every recorded frame: a restarted service counting afresh.
-            if h.wall <= self._wall[h.probe]:
-                self._skip(h.probe, _REPEATED_SEQ)
-                return
-            seqs.clear()
         segments = self.segments.get(h.probe, [])
-        new = not segments or self._new_segment(segments[-1], h.tick)
+        last = segments[-1] if segments else None
+        # Ticks went back before the probe's last frame (reset, restore, restart), or
+        # jumped so far ahead (restore of a later snapshot) that filling the hole with
+        # "no data" rows would waste memory: a new segment.
+        back = last is not None and h.tick < last.frames[-1].header.tick
+        new = last is None or back or h.tick - last.end > self.max_jump
+        expected = self.tracker.expected(h.net, h.probe)
+        restart = False
+        if h.seq in seqs or (expected is not None and h.seq < expected):
+            # Within one service process seq never goes back (a reset or restore moves
+            # tick only, --resume continues seq): a seq that did is a new process only if
+            # its ticks started again too and it came later than every recorded frame.
+            # Anything else (a broker's redelivery, a replay, a copy with a later wall
+            # and other rows) would hold rows twice or replace the real ones.
+            if not (back and h.wall > self._wall[h.probe]):
+                self._skip(frame, _REPEATED_SEQ if h.seq in seqs else _LATE_SEQ)
+                return
+            restart = True
+        elif last is not None and not new and h.tick < last.end:
+            # Ticks this segment already holds: whichever frame came first keeps them.
+            self._skip(frame, _OVERLAP)
+            return
         if self.over_budget or not self._fits(frame, len(segments) - (not new)):
             self.over_budget += 1  # the recording ends at the first frame beyond it
             return
+        if restart:
+            seqs.clear()  # the new process numbers its frames from 0 again
         self.dt = h.dt
         gap = self.tracker.check(h)
         if gap is not None:
@@ -277,6 +348,13 @@ class Recorder:
         self._wall[h.probe] = max(h.wall, self._wall.get(h.probe, h.wall))
         self.frames += 1
 
+    def _described_text(self, probe: str) -> str:
+        """What the describe document says of ``probe`` (for a warning)."""
+        assert self.description is not None
+        info = self.description.probes.get(probe)
+        what = f"kind {info.kind}, shape {list(info.shape)}, " if info is not None else ""
+        return f"described: {what}dt {self.description.dt:g}"
+
     @property
     def skipped(self) -> Counter[str]:
         """Frames skipped per probe (``meta.skipped_frames``); why: :attr:`skip_reasons`."""
@@ -285,8 +363,33 @@ class Recorder:
             out[probe] += count
         return out
 
-    def _skip(self, probe: str, reason: str) -> None:
-        self.skip_reasons[probe, reason] += 1
+    @property
+    def skipped_total(self) -> int:
+        """Frames skipped, over all probes and reasons."""
+        return sum(self.skip_reasons.values())
+
+    def _skip(self, frame: Frame, reason: str, detail: str = "") -> None:
+        """Count ``frame`` as skipped for ``reason``; warn the first time for its probe
+        and reason (``detail``: what to add to that warning)."""
+        h = frame.header
+        key = (h.probe, reason)
+        first = key not in self.skip_reasons
+        self.skip_reasons[key] += 1
+        if not first or self.warn is None or self._warnings > _MAX_WARNINGS:
+            return
+        self._warnings += 1
+        if self._warnings > _MAX_WARNINGS:
+            self.warn(
+                "more probes' frames are being skipped; further warnings are not shown "
+                "(the counts are, at the end)"
+            )
+            return
+        shape = f"n {frame.n}" if isinstance(frame, SpikeFrame) else f"shape {list(frame.shape)}"
+        self.warn(
+            f"skipping frames of probe {h.probe!r}: {reason} (first: seq {h.seq}, tick "
+            f"{h.tick}, kind {frame.kind}, {shape}, dt {h.dt:g}"
+            f"{'; ' + detail if detail else ''})"
+        )
 
     def _fits(self, frame: Frame, index: int) -> bool:
         """Whether the arrays plus the frames held stay within ``max_bytes`` with ``frame``
@@ -348,11 +451,6 @@ class Recorder:
             )
         return "; ".join(parts)
 
-    def _new_segment(self, segment: _Segment, tick: int) -> bool:
-        # Ticks went back (reset, restore, restart), or jumped so far ahead (restore of a
-        # later snapshot) that filling the hole with "no data" rows would waste memory.
-        return tick < segment.frames[-1].header.tick or tick - segment.end > self.max_jump
-
     def on_stats(self, stats: dict[str, Any]) -> None:
         """Remember the latest stats (and the input names it lists)."""
         self.stats = stats
@@ -367,16 +465,23 @@ class Recorder:
         self.status = status
 
     def kind_of(self, probe: str) -> str:
-        """The probe's kind in the network file, from the describe document; without
-        one, ``spikes``, ``input`` or ``values``."""
-        described = self.description.document["probes"].get(probe) if self.description else None
-        source = described.get("source") if isinstance(described, dict) else None
-        if source in ("spikes", "filtered", "decoded", "voltage", "input"):
+        """The probe's kind in the network file (``meta.probes``): the describe document's
+        ``source`` when it fits the probe's frame kind (the document's, which the stored
+        frames match; the frames' for a probe it does not list), else ``spikes``, or
+        ``input`` for a value probe named like an input (of the document or the stats),
+        else ``values``."""
+        document = self.description.document if self.description else {}
+        entries = document.get("probes")
+        entry = entries.get(probe) if isinstance(entries, dict) else None
+        source = entry.get("source") if isinstance(entry, dict) else None
+        info = self.description.probes.get(probe) if self.description else None
+        kind = info.kind if info is not None else self.kinds[probe]
+        if source in _SOURCES[kind]:
             return str(source)
-        kind = self.kinds[probe]
         if kind == "spikes":
             return "spikes"
-        return "input" if probe in self.inputs else "values"
+        inputs = self.inputs | set(self.description.inputs if self.description else ())
+        return "input" if probe in inputs else "values"
 
     def _bounds(self) -> list[tuple[int, int]]:
         """``[(lo, hi)]`` tick range of each segment (see the module doc); the segments
@@ -573,7 +678,10 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
     if options.max_bytes < 1:
         raise ConfigError("--max-mib must be a finite number of MiB > 0")
     recorder = Recorder(
-        options.net, set(options.probes) if options.probes else None, max_bytes=options.max_bytes
+        options.net,
+        set(options.probes) if options.probes else None,
+        max_bytes=options.max_bytes,
+        warn=lambda line: _say(options, line),
     )
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="record") as client:
         recorder.description = await find_network(
@@ -595,7 +703,12 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
             if await interruptible_sleep(stop, 1.0 if left is None else min(1.0, left)):
                 break
             recorder.on_status(watcher.current)
-            _say(options, f"{recorder.frames} frames, {recorder.tracker.missing} lost")
+            skipped = recorder.skipped_total
+            _say(
+                options,
+                f"{recorder.frames} frames, {recorder.tracker.missing} lost"
+                + (f", {skipped} skipped" if skipped else ""),
+            )
             if recorder.over_budget:
                 break  # nothing more can be recorded; write what was
 
@@ -604,16 +717,20 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
     save_npz(options.out, arrays, compress=True)
     ticks = int(arrays["t"].shape[0])
     lost = int(arrays["gaps"].sum())
+    segments = int(json.loads(str(arrays["meta"]))["segments"])
+    # Segments, restarts and skipped frames always: a forged copy, restart or frame of
+    # the wrong shape must not pass unnoticed behind "0 frames lost".
     _say(
         options,
         f"wrote {options.out}: {ticks} ticks ({ticks * float(arrays['dt']):.3f} s) of "
         f"{len(recorder.segments)} probes from {recorder.frames} frames; "
-        f"{recorder.tracker.missing} frames lost, {lost} ticks with gaps",
+        f"{recorder.tracker.missing} frames lost, {lost} ticks with gaps, "
+        f"{segments} segments, {recorder.tracker.restarts} restarts, "
+        f"{recorder.skipped_total} frames skipped",
     )
-    if recorder.over_budget:  # said even with --quiet, and in the exit code
+    if recorder.over_budget or recorder.skipped:
+        # Said even with --quiet: frames that came are not in the file (and why).
         print(f"record: {recorder.skipped_text()}", file=sys.stderr, flush=True)
-    elif recorder.skipped:
-        _say(options, recorder.skipped_text())
     if recorder.narrow:  # said even with --quiet, and in the exit code
         print(f"record: incomplete: {recorder.narrow_text()}", file=sys.stderr, flush=True)
     if options.plot is not None:

@@ -247,16 +247,25 @@ def test_repeated_frames_are_skipped_counted_and_hold_no_memory() -> None:
     assert json.loads(str(rec.arrays()["meta"]))["skipped_frames"] == {"v": 299}
 
 
-def test_overlapping_frames_count_their_payload_against_the_budget() -> None:
-    """Frames over the same ticks with new seqs add no rows but are held until the end:
-    their payload now counts, so 16 MiB holds about 15 frames of 1 MiB, not 300."""
+def test_overlapping_frames_are_refused_and_hold_no_memory() -> None:
+    """Frames over the same ticks with new seqs added no rows but were all held until
+    the end (then their payload counted against the budget: about 15 frames of 1 MiB in
+    16 MiB), and the last one's rows won. Ticks already recorded in a segment are now
+    kept from the first frame that brought them; the others are refused and counted."""
     rec = Recorder("fake", max_bytes=16 * 2**20)
     for seq in range(300):
-        rec.on_frame(value_frame(header("v", seq, 0, ticks=256), np.ones((256, 1024))))
-    assert 10 <= rec.frames <= 15
-    assert rec.over_budget == 300 - rec.frames
-    assert "and the frames held would have exceeded 16777216 bytes" in rec.skipped_text()
-    assert rec.arrays()["v"].shape == (256, 1024)
+        rec.on_frame(value_frame(header("v", seq, 0, ticks=256), np.full((256, 1024), seq)))
+    assert (rec.frames, rec.over_budget) == (1, 0)
+    assert rec.skip_reasons == {
+        (
+            "v",
+            "its ticks were already recorded in the probe's current segment: a conflicting copy",
+        ): 299
+    }
+    out = rec.arrays()
+    assert out["v"].shape == (256, 1024)
+    assert not out["v"].any()  # the first frame's rows (seq 0: zeros)
+    assert rec.tracker.missing == 0  # the refused frames' seqs are not counted as lost
 
 
 def test_a_restarted_service_counting_seq_from_0_again_is_recorded() -> None:
