@@ -66,15 +66,19 @@ F = TypeVar("F", SpikeFrame, ValueFrame)
 HTML_NAME = '<img src=x onerror="window.__pwned=1">'
 TERMINAL_NAME = "p\x1b]0;pwned\x07\x1b[2J[bold red]boom[/]"
 MATHTEXT_NAME = "a$\\frac{$"
+HUGE_INT = b"1" + b"0" * 400  # a JSON number no float64 holds
 
 # What a service sends (PROTOCOL.md 6.2) plus what a hostile publisher could: an escape
-# sequence and markup in a name, 1e999 (JSON's inf), a boolean age, a string stale flag.
+# sequence and markup in a name, a 401-digit integer (no float holds it; 1e999, JSON's inf,
+# is refused with the whole message by the decoder), a boolean age, a string stale flag.
 INPUT_STATS = (
     b'{"v": 1, "event": "stats", "wall": 1, "tick": 5, "inputs": {'
     b'"u": {"accepted": 9, "age_ms": 12.5, "stale_now": false}, '
     b'"quiet": {"accepted": 0, "age_ms": null, "stale_now": true}, '
     b'"late": {"age_ms": 2500, "stale_now": true}, '
-    b'"p\\u001b]0;pwned\\u0007\\u001b[2J[bold red]boom[/]": {"age_ms": 1e999, "stale_now": "yes"}, '
+    b'"p\\u001b]0;pwned\\u0007\\u001b[2J[bold red]boom[/]": {"age_ms": '
+    + HUGE_INT
+    + b', "stale_now": "yes"}, '
     b'"odd": {"age_ms": true, "stale_now": 1}, "bare": 7}}'
 )
 
@@ -111,7 +115,11 @@ def hostile_model() -> MonitorModel:
     stats = (
         b'{"v": 1, "event": "stats", "wall": 1, "tick": "\\u001b[H[i]7[/i]", "t": "x", '
         b'"dropped": 3, "overruns": "\\u0007", "late_p99_ms": [1], "late_max_ms": {"a": 1}, '
-        b'"realtime_factor_actual": 1e999, "realtime_factor": 1e999, "paused": "no", '
+        b'"realtime_factor_actual": '
+        + HUGE_INT
+        + b', "realtime_factor": '
+        + HUGE_INT
+        + b', "paused": "no", '
         b'"spin_contended": [true]}'
     )
     model.on_stats(decode_event(stats))

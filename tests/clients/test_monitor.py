@@ -232,7 +232,7 @@ def test_inputs_show_age_and_stale_state() -> None:
     assert "\x1b" not in re.sub(r"\x1b\[[0-9;]*m", "", styled)
 
 
-@pytest.mark.parametrize("inputs", ["[1, 2]", '"u"', "null", "1e999", '{"u": [1]}'])
+@pytest.mark.parametrize("inputs", ["[1, 2]", '"u"', "null", "1" + "0" * 400, '{"u": [1]}'])
 def test_inputs_of_the_wrong_shape_never_break_the_view(inputs: str) -> None:
     model = MonitorModel("fake")
     model.on_stats(

@@ -23,7 +23,7 @@ from websockets.exceptions import InvalidStatus
 
 from spikestream.errors import ConfigError
 from spikestream_client.codec import decode_event
-from spikestream_client.monitor.aggregate import MonitorModel
+from spikestream_client.monitor.aggregate import MAX_PROBES, MonitorModel
 from spikestream_client.monitor.web import (
     ASSETS,
     WEB_DIR,
@@ -38,6 +38,7 @@ from tests.clients.cdp import Chromium, ChromiumMissing, chromium_binary
 from tests.clients.conftest import SeedService, cli, cli_env
 from tests.clients.frames import (
     HTML_NAME,
+    HUGE_INT,
     INPUT_STATS,
     TERMINAL_NAME,
     header,
@@ -77,7 +78,8 @@ def test_batches_carry_spikes_values_and_coverage() -> None:
 
 
 def test_summary_of_hostile_stats_and_events_is_valid_json() -> None:
-    """inf (JSON 1e999), lists and objects where numbers belong become null; strings
+    """Numbers no float holds (a 401-digit integer; JSON's 1e999 is refused by the
+    decoder), lists and objects where numbers belong become null; strings
     are cut short; the summary always encodes (a ValueError here stopped the bridge)."""
     summary = snapshot_json(hostile_model().snapshot())
     text = json.dumps(summary, allow_nan=False)
@@ -95,7 +97,9 @@ def test_summary_of_hostile_stats_and_events_is_valid_json() -> None:
     }
     assert len(text) < 10_000
     model = hostile_model()
-    model.on_event(decode_event(b'{"v": 1, "event": "x", "wall": 1, "error": 1e999, "cmd": [1]}'))
+    model.on_event(
+        decode_event(b'{"v": 1, "event": "x", "wall": 1, "error": ' + HUGE_INT + b', "cmd": [1]}')
+    )
     summary = snapshot_json(model.snapshot())
     json.dumps(summary, allow_nan=False)
     assert summary["service"]["last_event"] == {
@@ -117,7 +121,7 @@ def _input_model() -> MonitorModel:
 
 def test_summary_carries_each_inputs_age_and_stale_state() -> None:
     summary = snapshot_json(_input_model().snapshot())
-    json.dumps(summary, allow_nan=False)  # 1e999 became null
+    json.dumps(summary, allow_nan=False)  # the 401-digit age became null
     assert summary["inputs_hidden"] == 0
     assert summary["inputs"] == [
         {"name": HTML_NAME, "age_ms": 40.0, "stale": True},
@@ -643,3 +647,77 @@ async def test_hostile_frame_is_rejected_and_hostile_event_shown_as_text_end_to_
     assert "cannot decode frame on 'seed'/out/" in text  # counted and logged once
     assert "'probe' must be a name" in text
     assert "Traceback" not in text
+
+
+# ------------------------------------------------------- long runs and hidden probes
+
+
+@pytest.mark.browser
+async def test_raster_draws_spikes_past_tick_2_31_in_chromium(tmp_path: Path) -> None:
+    """A service reaches tick 2**31 after 24.8 days at dt = 1 ms; the page kept a batch's
+    ticks in an Int32Array, where they wrapped negative, and drew a blank raster from
+    then on (0 spikes drawn). Frames from tick 2**31 + 1000 must be drawn."""
+    _need_chromium()
+    first = 2**31 + 1000
+    bridge = WebBridge("fake")
+    async with _server(bridge=bridge) as (_, port):
+
+        async def pump() -> None:
+            for seq in range(10_000):
+                tick = first + 10 * seq
+                frame = spike_frame(header("s", seq, tick), regular_spikes(tick, 10, 4, 5))
+                bridge.on_frame(frame)
+                message = bridge.batch()
+                if message is not None:
+                    bridge.broadcast(message)
+                await asyncio.sleep(0.05)
+
+        async with _pumped_page(tmp_path, port, pump) as browser:
+            drawn = await browser.wait_for(
+                "Number(document.body.dataset.spikesDrawn)", within=15, what="spikes drawn"
+            )
+            assert drawn > 0
+            panel = "document.querySelector('.panel[data-probe=s]')"
+            assert int(await browser.evaluate(f"{panel}.dataset.visible")) > 0
+            # Independently of the page's counters: the raster canvas really has ink.
+            ink = await browser.evaluate(
+                """(() => {
+                    const c = document.getElementById('canvas-s');
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let dark = 0;
+                    for (let k = 0; k < d.length; k += 4) if (d[k] < 100) dark++;
+                    return dark;
+                })()"""
+            )
+            assert ink > 0
+
+
+@pytest.mark.browser
+async def test_probes_not_shown_are_said_on_the_page_in_chromium(tmp_path: Path) -> None:
+    """Past the 256 probes the monitor shows, the frames of further probes were dropped
+    without a word (the model counted them, no view showed the count); the page now
+    says how many probes it does not show, as text."""
+    _need_chromium()
+    model = MonitorModel("fake", window=0.1, bins=4)
+    spikes = regular_spikes(0, 10, 2, 5)
+    for k in range(MAX_PROBES + 5):
+        model.on_frame(spike_frame(header(f"p{k}", 0, 0), spikes))
+    note_js = "(document.getElementById('limits') || {}).textContent"
+    async with _server() as (bridge, port):
+
+        async def pump() -> None:
+            while True:
+                bridge.broadcast(snapshot_json(model.snapshot()))
+                await asyncio.sleep(0.05)
+
+        async with _pumped_page(tmp_path, port, pump) as browser:
+            note = await browser.wait_for(
+                f"{note_js} && {note_js}.includes('probes not shown') && {note_js}",
+                what="the note on probes not shown",
+            )
+            assert note == "5 more probes not shown (5 frames; at most 256 probes are shown)"
+            assert await browser.evaluate("document.body.dataset.ignoredProbes") == "5"
+            assert await browser.evaluate("document.getElementById('limits').children.length") == 0
+            assert await browser.evaluate("document.querySelectorAll('#probe-rows tr').length") == (
+                MAX_PROBES
+            )

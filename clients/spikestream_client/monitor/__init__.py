@@ -2,6 +2,8 @@
 
 * :mod:`.aggregate`: the model, per-probe aggregates over a sliding window, cheap enough
   for thousands of frames per second (no I/O);
+* :mod:`.rings`: each probe's window as ring buffers, and the memory budget all probes'
+  rings share (128 MiB);
 * :mod:`.session`: the options, and the connection that feeds the model (shared);
 * :mod:`.terminal`: the terminal view (rich);
 * :mod:`.web`: the browser view (``--web PORT``: a page and a WebSocket).

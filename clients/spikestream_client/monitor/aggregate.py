@@ -10,8 +10,14 @@ times per second. So the work is split:
   ring buffers with a handful of vectorised numpy calls and returns plain numbers and
   small arrays for a view to render (:class:`Snapshot`).
 
-Nothing here queues without bound: the pending list is folded early when it grows past
-``max_pending`` frames, and the rings hold one window of ticks.
+Nothing here queues or grows without bound: the pending list is folded early when it
+grows past ``max_pending`` frames; the rings (:mod:`.rings`) hold at most one window of
+ticks, at most :data:`MAX_RING_CELLS` cells per probe and at most
+:data:`MAX_RING_BYTES` (128 MiB) across all probes, a probe whose window does not fit
+holding its newest ticks (counted in :attr:`Snapshot.shortened`); at most
+:data:`MAX_PROBES` probes are shown and the frames of any further probe are counted
+(:attr:`Snapshot.ignored_probes`, :attr:`Snapshot.ignored_frames`), never dropped
+silently.
 
 Times: ``dt``, ``tick`` and ``t`` come from the frames; ``lag`` compares a frame's
 ``wall`` with this machine's clock, so it includes any clock offset between the service's
@@ -34,15 +40,21 @@ import numpy.typing as npt
 
 from spikestream_client.codec import Frame
 from spikestream_client.gaps import Gap, GapTracker
-from spikestream_client.monitor.spikecounts import (
-    CellTally,
-    group_counts,
-    group_starts,
-    window_spikes,
+from spikestream_client.monitor.rings import (
+    MAX_RING_BYTES,
+    MAX_RING_CELLS,
+    RingBudget,
+    SpikeView,
+    ValueView,
+    View,
+    group_sizes,
 )
 
 __all__ = [
+    "MAX_IGNORED_NAMES",
     "MAX_INPUTS",
+    "MAX_PROBES",
+    "MAX_RING_BYTES",
     "MAX_RING_CELLS",
     "RECENT_KEYS",
     "RECENT_WINDOWS",
@@ -56,6 +68,7 @@ __all__ = [
     "finite_float",
     "group_sizes",
     "input_freshness",
+    "limits_text",
 ]
 
 
@@ -97,11 +110,13 @@ def recent_stat(stats: dict[str, Any], window: str, key: str) -> object:
 log = logging.getLogger("spikestream_client.monitor")
 
 F64 = npt.NDArray[np.float64]
-_TRACE_COMPONENTS: Final = 4
-_LATEST_SHOWN: Final = 8
 MAX_PROBES: Final = 256
 """Most probes a :class:`MonitorModel` shows; frames of further probes are counted in
 ``ignored_frames`` (anyone who may publish on ``out/+`` could invent names forever)."""
+MAX_IGNORED_NAMES: Final = 1024
+"""Most names of probes not shown that a :class:`MonitorModel` remembers to count them:
+past it, :attr:`Snapshot.ignored_probes` stays at this number (64 KiB of names) and the
+views say "at least"."""
 MAX_EVENT_KINDS: Final = 64
 """Most distinct event kinds counted by name; rarer ones are counted as ``other``."""
 MAX_INPUTS: Final = 32
@@ -110,10 +125,6 @@ from the bus and may hold any number of names. The rest are counted in
 :attr:`Snapshot.inputs_hidden`."""
 _INPUT_NAME_CHARS: Final = 200
 _EVENT_KIND_CHARS: Final = 200
-MAX_RING_CELLS: Final = 2**23
-"""Most cells (ticks × groups or components) of one probe's ring: 32 MiB of counts.
-``window / dt`` comes from the user and the bus (``dt`` may be 1 µs), so a longer
-window than this holds is shortened to what fits rather than allocated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +263,12 @@ class Snapshot:
 
     ``inputs``: each input's freshness from the latest stats (at most
     :data:`MAX_INPUTS`, by name); ``inputs_hidden``: how many more the stats listed.
+
+    ``ignored_probes``: probes not shown because :data:`MAX_PROBES` were shown already
+    (counted up to :data:`MAX_IGNORED_NAMES`: "at least" that many when it is reached);
+    ``ignored_frames``: their frames. ``shortened``: probes whose ring holds less than
+    the window (the memory bounds of :mod:`.rings`), so their rates and traces cover
+    only its newest part.
     """
 
     net: str
@@ -262,317 +279,27 @@ class Snapshot:
     recent_gaps: tuple[Gap, ...]
     inputs: tuple[InputSnapshot, ...] = ()
     inputs_hidden: int = 0
+    ignored_probes: int = 0
+    ignored_frames: int = 0
+    shortened: int = 0
 
 
-class _View:
-    """Shared header bookkeeping of one probe."""
-
-    kind: Literal["spikes", "values"]
-
-    def __init__(self, name: str, window: float, bins: int, max_pending: int) -> None:
-        self.name = name
-        self.window = window
-        self.bins = bins
-        self.max_pending = max_pending
-        self.pending: list[Any] = []
-        self.frames = 0
-        self.dropped = 0
-        self.late_window = 0.0  # max late_max of frames folded into the current window
-        self._late: deque[tuple[int, float]] = deque()  # (end tick, late_max) per frame
-        self.last_wall = math.nan
-        self.last_t = math.nan
-        self.next_tick = 0
-        self.dt = math.nan
-        self.width = 0  # ring length in ticks
-        self.head = 0  # absolute tick one past the newest data in the ring
-        self.covered = np.zeros(0, np.bool_)
-        self._last_tick = -1
-        self._arrivals: deque[float] = deque(maxlen=1 << 17)  # monotonic arrival times
-        self._first_arrival = math.nan
-        self._progress: deque[tuple[float, float]] = deque()  # (wall, t) samples
-        self.cells_per_tick = 1  # ring cells per tick, for the MAX_RING_CELLS bound
-
-    def add(self, frame: Any) -> None:
-        """Record one frame (O(1); the heavy part waits for :meth:`fold`)."""
-        h = frame.header
-        now = time.monotonic()
-        if not self.frames:
-            self._first_arrival = now
-        self._arrivals.append(now)
-        self.frames += 1
-        self.dropped = h.dropped
-        self.last_wall = h.wall
-        self.last_t = h.t
-        self.next_tick = h.tick + h.ticks
-        self.pending.append(frame)
-        if len(self.pending) >= self.max_pending:
-            self.fold()
-
-    def fold(self) -> None:
-        """Fold the pending frames into the rings."""
-        frames, self.pending = self.pending, []
-        if not frames:
-            return
-        for h in (frames[0].header, frames[-1].header):
-            if self._progress and h.t < self._progress[-1][1]:
-                self._progress.clear()  # simulated time went back: reset or restart
-            self._progress.append((h.wall, h.t))
-        newest = self._progress[-1][0]
-        while len(self._progress) > 2 and newest - self._progress[1][0] >= 2.0:
-            self._progress.popleft()
-        start = 0
-        for i, frame in enumerate(frames):
-            h = frame.header
-            if h.dt != self.dt:
-                self._fold(frames[start:i])
-                self._resize(h.dt)
-                start = i
-            elif h.tick < self._last_tick:  # the service was reset or restarted
-                self._fold(frames[start:i])
-                self._clear(h.tick)
-                start = i
-            self._last_tick = h.tick
-        self._fold(frames[start:])
-
-    def _resize(self, dt: float) -> None:
-        self.dt = dt
-        # Whole bins, at least one tick each, and at most MAX_RING_CELLS cells.
-        most = max(1, MAX_RING_CELLS // self.cells_per_tick // self.bins) * self.bins
-        wanted = max(self.bins, round(self.window / dt / self.bins) * self.bins)
-        self.width = min(wanted, most)
-        self._allocate()
-        self._clear(0)
-
-    def _allocate(self) -> None:
-        self.covered = np.zeros(self.width, np.bool_)
-
-    def _clear(self, tick: int) -> None:
-        self.covered[:] = False
-        self._late.clear()
-        self.head = tick
-
-    def _advance(self, frames: list[Any]) -> tuple[int, list[Any]]:
-        """Move the ring's head to the newest frame; returns (oldest kept tick, frames
-        that still overlap the window)."""
-        new_head = max(self.head, *(f.header.tick + f.header.ticks for f in frames))
-        width = self.width
-        if new_head - self.head >= width:
-            self._wipe(np.arange(width))
-        elif new_head > self.head:
-            self._wipe(np.arange(self.head, new_head) % width)
-        self.head = new_head
-        oldest = new_head - width
-        kept = [f for f in frames if f.header.tick + f.header.ticks > oldest]
-        for f in kept:
-            h = f.header
-            lo = max(h.tick, oldest)
-            self.covered[np.arange(lo, h.tick + h.ticks) % width] = True
-            self._late.append((h.tick + h.ticks, h.late_max))
-        while self._late and self._late[0][0] <= oldest:
-            self._late.popleft()
-        return oldest, kept
-
-    def _wipe(self, slots: npt.NDArray[np.intp]) -> None:
-        self.covered[slots] = False
-
-    def _fold(self, frames: list[Any]) -> None:
-        raise NotImplementedError
-
-    def fps(self, now: float) -> float:
-        """Frames received per second over the last second (``now``: monotonic)."""
-        arrivals = self._arrivals
-        while arrivals and arrivals[0] < now - 1.0:
-            arrivals.popleft()
-        span = min(1.0, now - self._first_arrival)
-        if not arrivals:
-            return 0.0
-        return len(arrivals) / span if span >= 0.05 else math.nan
-
-    def rtf(self) -> float:
-        """Simulated seconds per wall second over the last ~2 s of frames (NaN if the
-        frames seen span less than 0.2 s)."""
-        if len(self._progress) < 2:
-            return math.nan
-        (w0, t0), (w1, t1) = self._progress[0], self._progress[-1]
-        return (t1 - t0) / (w1 - w0) if w1 - w0 >= 0.2 else math.nan
-
-    def late_max(self) -> float:
-        """Worst ``late_max`` of the frames in the window."""
-        return max((late for _, late in self._late), default=0.0)
-
-    def ordered(self, ring: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """``ring`` rolled so that row 0 is the oldest tick of the window."""
-        return np.roll(ring, -(self.head % self.width), axis=0)
-
-    def coverage(self) -> float:
-        """Fraction of the window's ticks that have data."""
-        return float(self.covered.mean()) if self.width else 0.0
-
-
-def group_sizes(n: int, rows: int) -> F64:
-    """Neurons in each of ``rows`` groups, shape ``(rows,)``, where neuron ``j`` belongs to
-    group ``j * rows // n``.
-
-    Computed from the group boundaries (:func:`.spikecounts.group_starts`), in O(rows):
-    ``n`` comes from the bus (up to the frame decoder's bound), and a per-neuron array
-    would cost O(n) each time it changes.
-    """
-    return np.diff(group_starts(n, rows)).astype(np.float64)
-
-
-_COUNT_BITS: Final = 2**15
-"""Spike slots of a bitmask frame's rows in the window from which they are counted per
-group straight from the packed bytes (:func:`.spikecounts.group_counts`) rather than
-listed spike by spike: both take bounded memory, but a dense frame has up to 8 spikes
-per byte to list."""
-
-
-class SpikeView(_View):
-    """Spike counts per tick and neuron group over the last ``window`` seconds."""
-
-    kind: Literal["spikes", "values"] = "spikes"
-
-    def __init__(
-        self, name: str, window: float, bins: int, rows: int, max_pending: int = 4096
-    ) -> None:
-        super().__init__(name, window, bins, max_pending)
-        self.rows_wanted = rows
-        self.cells_per_tick = max(1, rows)
-        self.n = 0
-        self.rows = 0
-        self.counts = np.zeros((0, 0), np.uint32)
-        self.group_sizes = np.zeros(0)
-
-    def add(self, frame: Any) -> None:
-        """Record one spike frame."""
-        if frame.n != self.n:
-            self.fold()
-            self.n = frame.n
-            self.rows = max(1, min(self.rows_wanted, frame.n))
-            self.group_sizes = group_sizes(frame.n, self.rows)
-            if self.width:
-                self._allocate()
-                self._clear(self.head)
-        super().add(frame)
-
-    def _allocate(self) -> None:
-        super()._allocate()
-        self.counts = np.zeros((self.width, self.rows), np.uint32)
-
-    def _wipe(self, slots: npt.NDArray[np.intp]) -> None:
-        super()._wipe(slots)
-        self.counts[slots] = 0
-
-    def _clear(self, tick: int) -> None:
-        super()._clear(tick)
-        self.counts[:] = 0
-
-    def _fold(self, frames: list[Any]) -> None:
-        if not frames or not self.width:
-            return
-        oldest, kept = self._advance(frames)
-        if not kept or not self.n:
-            return
-        width, rows, n = self.width, self.rows, self.n
-        starts = group_starts(n, rows)
-        tally = CellTally(self.counts, lambda tick, i: tick % width * rows + i * rows // n)
-        for f in kept:
-            h = f.header
-            # Rows of the frame before `first` fell out of the window: never expanded,
-            # so a frame of 2**24 ticks costs what its last `width` rows cost.
-            first = max(h.tick, oldest) - h.tick
-            if f.encoding == "bits" and (h.ticks - first) * n >= _COUNT_BITS:
-                for row, block in group_counts(f, first, starts):
-                    slots = (h.tick + row + np.arange(block.shape[0])) % width
-                    self.counts[slots] += block.astype(np.uint32)
-                continue
-            for off, neuron in window_spikes(f, first):
-                tally.add(off + h.tick, neuron)
-        tally.flush()
-
-    def summary(self) -> tuple[float, F64, F64]:
-        """``(mean rate, population rate per bin, raster (rows, bins))`` in Hz/neuron."""
-        if not self.width or not self.n:
-            return math.nan, np.zeros(0), np.zeros((0, 0))
-        covered = self.ordered(self.covered).reshape(self.bins, -1).sum(axis=1).astype(float)
-        counts = self.ordered(self.counts).reshape(self.bins, -1, self.rows).sum(axis=1)
-        total_ticks = covered.sum()
-        rate = float(counts.sum() / (self.n * total_ticks * self.dt)) if total_ticks else math.nan
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_bin = counts.sum(axis=1) / (self.n * covered * self.dt)
-            raster = counts.T / (self.group_sizes[:, None] * covered[None, :] * self.dt)
-        per_bin[covered == 0] = np.nan
-        raster[:, covered == 0] = np.nan
-        return rate, per_bin, raster
-
-
-class ValueView(_View):
-    """The latest value and the first components' trace over the last ``window`` s."""
-
-    kind: Literal["spikes", "values"] = "values"
-
-    def __init__(self, name: str, window: float, bins: int, max_pending: int = 4096) -> None:
-        super().__init__(name, window, bins, max_pending)
-        self.shape: tuple[int, ...] = ()
-        self.components = 1
-        self.cells_per_tick = _TRACE_COMPONENTS
-        self.latest: F64 = np.zeros(0)
-        self.trace = np.zeros((0, 1), np.float32)
-
-    def add(self, frame: Any) -> None:
-        """Record one value frame."""
-        if frame.shape != self.shape or not self.frames:
-            self.fold()
-            self.shape = frame.shape
-            self.components = max(1, min(_TRACE_COMPONENTS, math.prod(frame.shape)))
-            if self.width:
-                self._allocate()
-                self._clear(self.head)
-        super().add(frame)
-
-    def _allocate(self) -> None:
-        super()._allocate()
-        self.trace = np.full((self.width, self.components), np.nan, np.float32)
-
-    def _wipe(self, slots: npt.NDArray[np.intp]) -> None:
-        super()._wipe(slots)
-        self.trace[slots] = np.nan
-
-    def _clear(self, tick: int) -> None:
-        super()._clear(tick)
-        self.trace[:] = np.nan
-
-    def _fold(self, frames: list[Any]) -> None:
-        if not frames:
-            return
-        last = frames[-1]
-        if last.data.size:
-            self.latest = last.data.reshape(last.header.ticks, -1)[-1, :_LATEST_SHOWN].astype(float)
-        if not self.width:
-            return
-        oldest, kept = self._advance(frames)
-        for f in kept:
-            h = f.header
-            lo = max(h.tick, oldest)
-            rows = f.data.reshape(h.ticks, -1)[lo - h.tick :, : self.components]
-            if rows.shape[1] == self.components:
-                self.trace[np.arange(lo, h.tick + h.ticks) % self.width] = rows
-
-    def summary(self) -> tuple[float, float, F64]:
-        """``(low, high, component 0 averaged per bin)`` over the window."""
-        if not self.width:
-            return math.nan, math.nan, np.zeros(0)
-        ordered = self.ordered(self.trace)
-        finite = np.isfinite(ordered)
-        low = float(ordered[finite].min()) if finite.any() else math.nan
-        high = float(ordered[finite].max()) if finite.any() else math.nan
-        first = ordered[:, 0].reshape(self.bins, -1).astype(np.float64)
-        good = np.isfinite(first)
-        sums = np.where(good, first, 0.0).sum(axis=1)
-        counts = good.sum(axis=1)
-        with np.errstate(invalid="ignore"):
-            trace = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        return low, high, trace
+def limits_text(snap: Snapshot) -> str:
+    """What the view leaves out, in words ("" when nothing): probes not shown past
+    :data:`MAX_PROBES` and probes whose window was shortened to fit the ring memory."""
+    parts = []
+    if snap.ignored_probes:
+        least = "at least " if snap.ignored_probes >= MAX_IGNORED_NAMES else ""
+        parts.append(
+            f"{least}{snap.ignored_probes} more probes not shown ({snap.ignored_frames} "
+            f"frames; at most {MAX_PROBES} probes are shown)"
+        )
+    if snap.shortened:
+        parts.append(
+            f"{snap.shortened} probes show less than the last {snap.window:g} s "
+            f"(ring memory bound, {MAX_RING_BYTES // 2**20} MiB in all)"
+        )
+    return "; ".join(parts)
 
 
 class MonitorModel:
@@ -607,6 +334,8 @@ class MonitorModel:
         self.clock = clock
         self.max_pending = max_pending
         self.views: dict[str, SpikeView | ValueView] = {}
+        self.budget = RingBudget(MAX_PROBES, MAX_RING_BYTES)
+        """The ring memory all views share (:data:`MAX_RING_BYTES`)."""
         self.tracker = GapTracker()
         self.gaps_by_probe: Counter[str] = Counter()
         self.missing_by_probe: Counter[str] = Counter()
@@ -622,6 +351,9 @@ class MonitorModel:
         self.last_events: deque[dict[str, Any]] = deque(maxlen=5)
         self.frames = 0
         self.ignored_frames = 0
+        """Frames of probes not shown (past :data:`MAX_PROBES`)."""
+        self.ignored_names: set[str] = set()
+        """Names of probes not shown, the first :data:`MAX_IGNORED_NAMES`."""
         self.failed_snapshots = 0
         """Probe summaries that failed (the probe's window was started afresh)."""
 
@@ -634,11 +366,12 @@ class MonitorModel:
         view = self.views.get(h.probe)
         if view is None and len(self.views) >= MAX_PROBES:
             self.ignored_frames += 1
+            self._ignore(h.probe)
             return
         self.frames += 1
         if view is None or view.kind != frame.kind:
             view = self._new_view(h.probe, frame.kind)
-        view.add(frame)
+        view.add(frame, time.monotonic())
         gap = self.tracker.check(h)
         if gap is not None:
             self.recent_gaps.append(gap)
@@ -654,15 +387,30 @@ class MonitorModel:
         for name, kind in probes.items():
             if (self.only is None or name in self.only) and name not in self.views:
                 if len(self.views) >= MAX_PROBES:
-                    return
-                self._new_view(name, kind)
+                    self._ignore(name)
+                else:
+                    self._new_view(name, kind)
+
+    def shows(self, probe: str) -> bool:
+        """Whether ``probe`` is one of the probes shown (so far)."""
+        return probe in self.views
+
+    def _ignore(self, probe: str) -> None:
+        """Count ``probe`` as not shown (its name is kept up to MAX_IGNORED_NAMES)."""
+        if len(self.ignored_names) < MAX_IGNORED_NAMES:
+            self.ignored_names.add(probe)
 
     def _new_view(self, probe: str, kind: str) -> SpikeView | ValueView:
+        old = self.views.get(probe)
+        if old is not None:
+            old.release()  # its ring memory goes back to the budget
         view: SpikeView | ValueView
         if kind == "spikes":
-            view = SpikeView(probe, self.window, self.bins, self.raster_rows, self.max_pending)
+            view = SpikeView(
+                probe, self.window, self.bins, self.raster_rows, self.max_pending, self.budget
+            )
         else:
-            view = ValueView(probe, self.window, self.bins, self.max_pending)
+            view = ValueView(probe, self.window, self.bins, self.max_pending, self.budget)
         self.views[probe] = view
         return view
 
@@ -695,7 +443,7 @@ class MonitorModel:
         now = self.clock()
         mono = time.monotonic()
         probes: list[ProbeSnapshot] = []
-        newest: _View | None = None
+        newest: View | None = None
         late_all = 0.0
         for name in sorted(self.views, key=lambda p: (self.views[p].kind, p)):
             try:
@@ -744,6 +492,9 @@ class MonitorModel:
             recent_gaps=tuple(self.recent_gaps),
             inputs=self.inputs,
             inputs_hidden=self.inputs_hidden,
+            ignored_probes=len(self.ignored_names),
+            ignored_frames=self.ignored_frames,
+            shortened=sum(1 for view in self.views.values() if view.shortened),
         )
 
     def _probe_snapshot(

@@ -34,6 +34,7 @@ from spikestream_client.monitor.aggregate import (
     ProbeSnapshot,
     Snapshot,
     finite_float,
+    limits_text,
     recent_stat,
 )
 from spikestream_client.monitor.session import MonitorOptions, open_session, refresh_model
@@ -173,6 +174,10 @@ def _header(snap: Snapshot, broker: str) -> Table:
             f"  dropped {svc.dropped}",
         ),
     )
+    # Probes past the model's bounds: counted and said, never left out silently.
+    limits = limits_text(snap)
+    if limits:
+        grid.add_row("limits", Text(limits, style="yellow"))
     if svc.events:
         counts = "  ".join(f"{printable(k, 40)}×{v}" for k, v in sorted(svc.events.items()))
         last = svc.last_events[-1] if svc.last_events else {}

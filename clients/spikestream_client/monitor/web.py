@@ -20,10 +20,15 @@ stats, real-time factor, lateness, drops and gaps. Message formats::
         "u": {"kind": "values", "shape": [1], "dt": 0.001, "base": 1200,
               "t": [0, 4, 8], "v": [[0.1], [0.12], [0.13]], "cov": [[1200, 1250]]}}}
     {"type": "summary", "service": {...}, "probes": [{...}, ...],
-     "inputs": [{"name": "u", "age_ms": 12.5, "stale": false}, ...], "inputs_hidden": 0}
+     "inputs": [{"name": "u", "age_ms": 12.5, "stale": false}, ...], "inputs_hidden": 0,
+     "ignored_probes": 0, "ignored_frames": 0, "shortened": 0, "limits": ""}
 
 A page that reads too slowly loses whole batches (counted in ``skipped``), never stalls
-the bridge: each page has a small queue of its own.
+the bridge: each page has a small queue of its own. Only the probes the model shows are
+forwarded (at most ``MAX_PROBES``, the first to arrive): the page makes a panel per
+probe, so invented probe names would otherwise add panels to it without end; the ones
+left out are counted in the summary (``ignored_probes``) and said on the page
+(``limits``).
 
 Only this monitor's own pages are served (:class:`WebAccess`): a request whose ``Host``
 header is not one of the monitor's addresses (localhost names, the bound address, at
@@ -43,7 +48,7 @@ import math
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -68,6 +73,7 @@ from spikestream_client.monitor.aggregate import (
     MonitorModel,
     Snapshot,
     finite_float,
+    limits_text,
     recent_stat,
 )
 from spikestream_client.monitor.session import (
@@ -229,6 +235,11 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
         # age_ms is a finite number >= 0 or null, stale a boolean or null.
         "inputs": [{"name": i.name, "age_ms": i.age_ms, "stale": i.stale} for i in snap.inputs],
         "inputs_hidden": snap.inputs_hidden,
+        # What the model leaves out (its bounds), for the page to say.
+        "ignored_probes": snap.ignored_probes,
+        "ignored_frames": snap.ignored_frames,
+        "shortened": snap.shortened,
+        "limits": limits_text(snap),
     }
 
 
@@ -382,6 +393,9 @@ class WebBridge:
         max_spikes: Most spikes forwarded per probe per batch (the most recent win;
             the rest are counted as ``thinned``).
         max_frames: Most frames held per probe between batches.
+        shows: Whether a probe is shown (:meth:`MonitorModel.shows`, which sees each
+            frame first); frames of other probes are not forwarded. None: forward the
+            first ``MAX_PROBES`` probes of each batch.
     """
 
     def __init__(
@@ -392,8 +406,10 @@ class WebBridge:
         value_rate: float = 250.0,
         max_spikes: int = 20000,
         max_frames: int = 4096,
+        shows: Callable[[str], bool] | None = None,
     ) -> None:
         self.net = net
+        self.shows = shows
         self.window = window
         self.value_rate = value_rate
         self.max_spikes = max_spikes
@@ -411,6 +427,8 @@ class WebBridge:
         """Hold ``frame`` for the next batch (O(1))."""
         pending = self._pending.get(frame.header.probe)
         if pending is None:
+            if self.shows is not None and not self.shows(frame.header.probe):
+                return  # the model counts it, and the summary says so
             if len(self._pending) >= MAX_PROBES:
                 return  # a flood of invented probe names; the model counts them
             pending = self._pending[frame.header.probe] = _Pending([])
@@ -605,7 +623,9 @@ async def serve_web(
         raise ConfigError(f"--web must be a TCP port in 0..65535, got {options.web}")
     for url in options.web_allow_origins:
         parse_origin(url)  # a bad flag fails before anything listens
-    bridge = WebBridge(options.net, window=max(options.window, 2.0))
+    # The model was subscribed first (open_session), so it has seen each frame, and
+    # decided whether its probe is shown, before the bridge does.
+    bridge = WebBridge(options.net, window=max(options.window, 2.0), shows=model.shows)
     subscribe_frames(client, options.net, options.probes, bridge.on_frame)
     server = await start_web_server(bridge, options.host, options.web, options.web_allow_origins)
     try:

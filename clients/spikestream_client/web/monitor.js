@@ -1,13 +1,18 @@
 // spikestream web monitor: draws what `spikestream monitor --web` streams over /ws.
 //
 // Messages (JSON): "hello" {net, window}, "batch" {probes: {name: {kind, base, t, i | v,
-// cov, n | shape, dt}}, skipped}, and "summary" {service, probes, inputs, inputs_hidden}. Spike rasters are drawn
+// cov, n | shape, dt}}, skipped}, and "summary" {service, probes, inputs, inputs_hidden,
+// ignored_probes, ignored_frames, shortened, limits}. Spike rasters are drawn
 // pixel by pixel into an ImageData (cheap for tens of thousands of spikes); value traces
 // are canvas paths. Ticks without data (lost frames) are shaded.
 //
+// Ticks are absolute and reach 2**31 after 24.8 days at dt = 1 ms (the protocol allows up
+// to 2**53 - 1), so they are kept as doubles (Float64Array, plain numbers), never Int32.
+//
 // State for tests and scripts is mirrored on <body> data attributes:
 //   data-status (online/offline/unknown), data-connected (websocket), data-spikes-drawn
-//   (spikes plotted so far), data-values-drawn, data-batches, data-gaps, data-frames.
+//   (spikes plotted so far), data-values-drawn, data-batches, data-gaps, data-frames,
+//   data-ignored-probes (probes the monitor does not show: it shows at most 256).
 // Each panel (div.panel[data-probe]) carries data-span: ticks of the window with data.
 "use strict";
 
@@ -141,7 +146,7 @@
       }
       this.advance(msg);
       const count = msg.t.length;
-      const ticks = new Int32Array(count);
+      const ticks = new Float64Array(count);  // absolute ticks pass 2**31: not Int32
       const neurons = new Int32Array(count);
       let last = -Infinity;
       for (let k = 0; k < count; k++) {
@@ -369,6 +374,25 @@
     $("inputs-hidden").textContent = hidden > 0 ? `${hidden} more inputs not shown` : "";
   }
 
+  // What the monitor leaves out (probes past the 256 it shows, windows shortened to fit
+  // its ring memory), worded by the server; shown under the probe table so nothing is
+  // dropped silently. The note is made here, as text, the first time it is needed.
+  function onLimits(msg) {
+    const ignored = Number.isFinite(msg.ignored_probes) ? msg.ignored_probes : 0;
+    const text = typeof msg.limits === "string" ? msg.limits : "";
+    body.dataset.ignoredProbes = String(ignored);
+    let note = $("limits");
+    if (!note && !text) return;
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "limits";
+      note.className = "note";
+      note.style.color = "var(--warn)";
+      $("probes").appendChild(note);
+    }
+    note.textContent = text;
+  }
+
   function setLink(up) {
     body.dataset.connected = up ? "true" : "false";
     const link = $("link");
@@ -385,7 +409,7 @@
       let msg;
       try { msg = JSON.parse(event.data); } catch (err) { return; }
       if (msg.type === "batch") onBatch(msg);
-      else if (msg.type === "summary") { onSummary(msg); onInputs(msg); }
+      else if (msg.type === "summary") { onSummary(msg); onInputs(msg); onLimits(msg); }
       else if (msg.type === "hello") {
         state.windowS = msg.window || state.windowS;
         $("net").textContent = msg.net;
