@@ -245,7 +245,9 @@ class Dispatcher:
             self._described_bytes[net] = len(payload)
             self.described_bytes += len(payload) - old
         else:
-            self._described_bytes[net] = old  # the one held stays
+            if net in self.descriptions:
+                self._described_bytes[net] = old  # the one held stays
+            # (a network never held leaves no entry: refused names cannot pile up)
             self.descriptions_dropped += 1
             if self.descriptions_dropped == 1 or self.descriptions_dropped % 1000 == 0:
                 log.warning(

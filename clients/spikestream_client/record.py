@@ -323,9 +323,16 @@ class Recorder:
                 return
             restart = True
         elif last is not None and not new and h.tick < last.end:
-            # Ticks this segment already holds: whichever frame came first keeps them.
-            self._skip(frame, _OVERLAP)
-            return
+            if h.seq != expected:
+                # Ticks this segment already holds, from a frame out of sequence:
+                # whichever frame came first keeps them.
+                self._skip(frame, _OVERLAP)
+                return
+            # The next frame in sequence, its ticks back inside the last frame's: a reset
+            # or restore, which flushes a partial frame from where it began (a restore at
+            # tick 1900 of a snapshot of tick 1500, with frames of 1000 ticks). A new
+            # segment; recorded rows are still never written twice.
+            new = True
         if self.over_budget or not self._fits(frame, len(segments) - (not new)):
             self.over_budget += 1  # the recording ends at the first frame beyond it
             return

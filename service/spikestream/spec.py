@@ -110,10 +110,12 @@ def _file_path(value: str) -> str:
             Path(value).expanduser()
         except RuntimeError:
             user = value[1:].split("/", 1)[0]
-            raise ValueError(
-                f"expected a file path; {value!r:.80} names the home folder of {user!r:.40}, "
-                "a user this machine does not have"
-            ) from None
+            whose = (
+                f"the home folder of {user!r:.40}, a user this machine does not have"
+                if user
+                else "the home folder, and no HOME is set"
+            )
+            raise ValueError(f"expected a file path; {value!r:.80} names {whose}") from None
     return value
 
 

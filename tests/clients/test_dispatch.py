@@ -72,6 +72,7 @@ def test_describe_documents_are_held_within_a_byte_budget() -> None:
     assert d.described_bytes <= DESCRIBED_BYTES
     assert kept == DESCRIBED_BYTES // len(payload)
     assert d.descriptions_dropped == 40 - kept
+    assert len(d._described_bytes) == kept  # no entry for a network never held
     # A cleared one makes room again (n39 was not kept), and a document replaced
     # counts once.
     assert "n39" not in d.descriptions

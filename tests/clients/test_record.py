@@ -132,6 +132,24 @@ def _common_span(rec: Recorder, first: int = 100, last: int = 400) -> None:
         rec.on_frame(value_frame(header("b", seq, tick), np.full((10, 1), float(seq))))
 
 
+def test_a_reset_or_restore_back_inside_the_last_frame_starts_a_new_segment() -> None:
+    """A reset or restore flushes the partial frame from where it began, so the next
+    frame's ticks may start inside it (a restore at tick 1900 of a snapshot of tick
+    1500, frames of 1000 ticks): in sequence, that is a new segment, not a copy."""
+    rec = Recorder("fake")
+    rec.on_frame(value_frame(header("v", 0, 0, 1000), np.full((1000, 1), 1.0)))
+    rec.on_frame(value_frame(header("v", 1, 1000, 900), np.full((900, 1), 1.0)))  # flushed
+    rec.on_frame(value_frame(header("v", 2, 1500, 1000), np.full((1000, 1), 2.0)))
+    # A reset within the next frame: ticks back to the start of the last one.
+    rec.on_frame(value_frame(header("v", 3, 2500, 4), np.full((4, 1), 2.0)))  # flushed
+    rec.on_frame(value_frame(header("v", 4, 0, 10), np.full((10, 1), 3.0)))
+    out = rec.arrays()
+    assert rec.skip_reasons == {}
+    assert (rec.tracker.missing, json.loads(str(out["meta"]))["segments"]) == (0, 3)
+    np.testing.assert_array_equal(out["tick"], [*range(0, 1900), *range(1500, 2504), *range(0, 10)])
+    np.testing.assert_array_equal(out["v"][:, 0], [1.0] * 1900 + [2.0] * 1004 + [3.0] * 10)
+
+
 @pytest.mark.parametrize("stray_tick", [0, 2000, 10**6])
 def test_one_stray_frame_on_a_new_probe_does_not_empty_the_recording(
     stray_tick: int, tmp_path: Path
@@ -251,10 +269,13 @@ def test_overlapping_frames_are_refused_and_hold_no_memory() -> None:
     """Frames over the same ticks with new seqs added no rows but were all held until
     the end (then their payload counted against the budget: about 15 frames of 1 MiB in
     16 MiB), and the last one's rows won. Ticks already recorded in a segment are now
-    kept from the first frame that brought them; the others are refused and counted."""
+    kept from the first frame that brought them; the others, out of sequence, are
+    refused and counted. (The next frame in sequence over them is a reset or restore:
+    a new segment, as the test of a restore inside the last frame shows.)"""
     rec = Recorder("fake", max_bytes=16 * 2**20)
-    for seq in range(300):
-        rec.on_frame(value_frame(header("v", seq, 0, ticks=256), np.full((256, 1024), seq)))
+    for i in range(300):
+        seq = 0 if i == 0 else 10**6 + i
+        rec.on_frame(value_frame(header("v", seq, 0, ticks=256), np.full((256, 1024), i)))
     assert (rec.frames, rec.over_budget) == (1, 0)
     assert rec.skip_reasons == {
         (

@@ -241,27 +241,39 @@ async def test_back_to_real_time_after_an_input_at_a_slow_factor_ticks_at_once(
     assert proc.stop(signal.SIGTERM) == 0
 
 
+@pytest.mark.parametrize("part", ["stats", "publisher"])
 async def test_a_failed_part_says_so_and_leaves_the_status_offline(
-    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, part: str
 ) -> None:
     """A task of the service that fails ends the run with its error, as before; first
     the service says ``service_failed`` and publishes ``offline``. Before, it left with a
     clean disconnect, which sends no will: the retained status said ``online`` for a
-    service that was gone."""
-
+    service that was gone. The publisher's failure comes back when the stop drains the
+    last frames: offline must still go out."""
     import spikestream.serving.service as service_module
 
     calls = 0
-    real = service_module.stats_payload
+    real_stats = service_module.stats_payload
+    real_drain = Service._drain
 
-    def failing(stats: object) -> dict[str, object]:
+    def failing_stats(stats: object) -> dict[str, object]:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise RuntimeError("a part failed")
-        return real(stats)  # type: ignore[arg-type]
+        return real_stats(stats)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service_module, "stats_payload", failing)
+    def failing_drain(self: Service) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls >= 200:  # from then on, as a frame that cannot be sent stays queued
+            raise RuntimeError("a part failed")
+        return real_drain(self)
+
+    if part == "stats":
+        monkeypatch.setattr(service_module, "stats_payload", failing_stats)
+    else:
+        monkeypatch.setattr(Service, "_drain", failing_drain)
     model = build(load_network(SEED))
     settings = ServeSettings(stats_interval=0.2)
     service = Service(model, parse_broker_url(mosquitto.url()), settings)

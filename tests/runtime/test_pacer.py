@@ -380,6 +380,21 @@ def test_a_faster_factor_after_an_early_tick_starts_from_now() -> None:
     pacer.resume()
     assert pacer.wait().deadline == pytest.approx(clock.now(), abs=2 * DT)
     assert clock.now() < T0 + 1.6
+    # Set while paused (the engine applies a set then): the pause counted once. It held
+    # the ticks for as long again as the pause had lasted, 9 s here.
+    clock, pacer = started(rf=1e-4)
+    pacer.wait()
+    pacer.due()
+    clock.advance(1.0)
+    pacer.release(clock.now())
+    pacer.pause()
+    clock.advance(20.0)
+    pacer.set_realtime_factor(1.0)
+    clock.advance(0.5)
+    pacer.resume()
+    resumed = clock.now()
+    assert pacer.wait().deadline <= resumed + DT
+    assert clock.now() <= resumed + DT
 
 
 def test_switching_from_free_running_to_paced_starts_the_grid_now() -> None:

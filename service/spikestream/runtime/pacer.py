@@ -540,7 +540,8 @@ class Pacer:
                 # that long, so the anchor is now at the latest.
                 a = self._next - 1 if self._next > 0 else 0
                 due = self._t0 + (a - self._k0) * self._period
-                now = self._clock.now()
+                # Paused, "now" is when the pause began: resume() adds the time since.
+                now = self._pause_at if self._paused else self._clock.now()
                 self._t0 = due if due < now else now
                 self._k0 = a
             else:

@@ -787,7 +787,10 @@ class Service:
     async def _shutdown(self) -> None:
         self._stopping = True
         await asyncio.to_thread(self.engine.stop)
-        self._drain()
+        try:
+            self._drain()
+        except Exception:  # the publisher's own failure, again: offline must still go out
+            log.exception("the last frames could not be sent")
         if self.link.connected:
             await self.link.publish(self.topics.status, STATUS_OFFLINE, qos=1, retain=True)
         await self.link.stop()
