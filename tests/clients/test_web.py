@@ -52,6 +52,22 @@ from tests.clients.frames import (
 from tests.transport.support import eventually
 
 
+async def canvas_ink(browser: Chromium, canvas_id: str) -> int:
+    """Dark pixels on the canvas ``canvas_id``: what the page drew, independently of its
+    own counters."""
+    return int(
+        await browser.evaluate(
+            f"""(() => {{
+                const c = document.getElementById({canvas_id!r});
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let dark = 0;
+                for (let k = 0; k < d.length; k += 4) if (d[k] < 100) dark++;
+                return dark;
+            }})()"""
+        )
+    )
+
+
 def test_batches_carry_spikes_values_and_coverage() -> None:
     bridge = WebBridge("fake", value_rate=250.0)
     for seq in (0, 1, 3):  # seq 2 lost
@@ -228,15 +244,7 @@ async def test_web_monitor_draws_spikes_in_chromium(
             )
             assert probes == ["a_filtered", "a_spikes", "b_filtered", "b_spikes", "u"]
             # Independently of the page's counters: the raster canvas really has ink.
-            ink = await browser.evaluate(
-                """(() => {
-                    const c = document.getElementById('canvas-a_spikes');
-                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                    let dark = 0;
-                    for (let k = 0; k < d.length; k += 4) if (d[k] < 100) dark++;
-                    return dark;
-                })()"""
-            )
+            ink = await canvas_ink(browser, "canvas-a_spikes")
             assert ink > 500, ink
             # For the picture: wait until the raster spans 1.5 s of the 2 s window.
             await browser.wait_for(
@@ -680,15 +688,7 @@ async def test_raster_draws_spikes_past_tick_2_31_in_chromium(tmp_path: Path) ->
             panel = "document.querySelector('.panel[data-probe=s]')"
             assert int(await browser.evaluate(f"{panel}.dataset.visible")) > 0
             # Independently of the page's counters: the raster canvas really has ink.
-            ink = await browser.evaluate(
-                """(() => {
-                    const c = document.getElementById('canvas-s');
-                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                    let dark = 0;
-                    for (let k = 0; k < d.length; k += 4) if (d[k] < 100) dark++;
-                    return dark;
-                })()"""
-            )
+            ink = await canvas_ink(browser, "canvas-s")
             assert ink > 0
 
 
