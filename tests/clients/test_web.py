@@ -481,6 +481,17 @@ async def _pumped_page(
             await task
 
 
+def _summaries(bridge: WebBridge, model: MonitorModel) -> Callable[[], Awaitable[None]]:
+    """A pump for :func:`_pumped_page`: the model's summary to the page every 50 ms."""
+
+    async def pump() -> None:
+        while True:
+            bridge.broadcast(snapshot_json(model.snapshot()))
+            await asyncio.sleep(0.05)
+
+    return pump
+
+
 async def _page_is_safe(browser: Chromium) -> None:
     """No element or script was injected, and nothing the injection would set is set."""
     assert await browser.evaluate("document.querySelectorAll('img, script:not([src])').length") == 0
@@ -565,45 +576,41 @@ async def test_inputs_age_and_stale_state_show_as_text_in_chromium(tmp_path: Pat
         "[...document.querySelectorAll('#input-rows tr')].map(r => [r.dataset.input, "
         "r.dataset.stale, ...[...r.cells].map(c => c.textContent), r.cells[0].children.length])"
     )
-    async with _server() as (bridge, port):
-
-        async def pump() -> None:
-            while True:
-                bridge.broadcast(snapshot_json(model.snapshot()))
-                await asyncio.sleep(0.05)
-
-        async with _pumped_page(tmp_path, port, pump) as browser:
-            await browser.wait_for(
-                "document.querySelectorAll('#input-rows tr').length === 7", what="7 inputs"
-            )
-            assert await browser.evaluate("document.getElementById('inputs').hidden") is False
-            rows = await browser.evaluate(rows_js)
-            assert rows == [
-                [HTML_NAME, "true", HTML_NAME, "40.0", "STALE", 0],
-                ["bare", "", "bare", "-", "-", 0],
-                ["late", "true", "late", "2500.0", "STALE", 0],
-                ["odd", "", "odd", "-", "-", 0],
-                [TERMINAL_NAME, "", TERMINAL_NAME, "-", "-", 0],
-                ["quiet", "true", "quiet", "-", "STALE", 0],
-                ["u", "false", "u", "12.5", "fresh", 0],
-            ]
-            late_js = "document.getElementById('s-late').textContent"
-            assert "contended" not in await browser.evaluate(late_js)
-            # The tick thread kept waiting for a CPU: flagged beside the lateness.
-            model.on_stats(
-                {"inputs": {"u": {"age_ms": 3000.0, "stale_now": True}}, "spin_contended": True}
-            )
-            await browser.wait_for(
-                "document.querySelectorAll('#input-rows tr').length === 1", what="1 input"
-            )
-            assert await browser.evaluate(rows_js) == [["u", "true", "u", "3000.0", "STALE", 0]]
-            assert await browser.evaluate(late_js) == "- / - ms (CPU contended)"
-            # Schedule time the catch-up policy gave up on: shown beside the factor.
-            rtf_js = "document.getElementById('s-rtf').textContent"
-            assert "behind" not in await browser.evaluate(rtf_js)
-            model.on_stats({"realtime_factor_actual": 0.5, "behind_ms": 12.5})
-            await browser.wait_for(f"{rtf_js} === '0.500 (behind 12.500 ms)'", what="behind")
-            await _page_is_safe(browser)
+    async with (
+        _server() as (bridge, port),
+        _pumped_page(tmp_path, port, _summaries(bridge, model)) as browser,
+    ):
+        await browser.wait_for(
+            "document.querySelectorAll('#input-rows tr').length === 7", what="7 inputs"
+        )
+        assert await browser.evaluate("document.getElementById('inputs').hidden") is False
+        rows = await browser.evaluate(rows_js)
+        assert rows == [
+            [HTML_NAME, "true", HTML_NAME, "40.0", "STALE", 0],
+            ["bare", "", "bare", "-", "-", 0],
+            ["late", "true", "late", "2500.0", "STALE", 0],
+            ["odd", "", "odd", "-", "-", 0],
+            [TERMINAL_NAME, "", TERMINAL_NAME, "-", "-", 0],
+            ["quiet", "true", "quiet", "-", "STALE", 0],
+            ["u", "false", "u", "12.5", "fresh", 0],
+        ]
+        late_js = "document.getElementById('s-late').textContent"
+        assert "contended" not in await browser.evaluate(late_js)
+        # The tick thread kept waiting for a CPU: flagged beside the lateness.
+        model.on_stats(
+            {"inputs": {"u": {"age_ms": 3000.0, "stale_now": True}}, "spin_contended": True}
+        )
+        await browser.wait_for(
+            "document.querySelectorAll('#input-rows tr').length === 1", what="1 input"
+        )
+        assert await browser.evaluate(rows_js) == [["u", "true", "u", "3000.0", "STALE", 0]]
+        assert await browser.evaluate(late_js) == "- / - ms (CPU contended)"
+        # Schedule time the catch-up policy gave up on: shown beside the factor.
+        rtf_js = "document.getElementById('s-rtf').textContent"
+        assert "behind" not in await browser.evaluate(rtf_js)
+        model.on_stats({"realtime_factor_actual": 0.5, "behind_ms": 12.5})
+        await browser.wait_for(f"{rtf_js} === '0.500 (behind 12.500 ms)'", what="behind")
+        await _page_is_safe(browser)
 
 
 @pytest.mark.broker
@@ -703,21 +710,17 @@ async def test_probes_not_shown_are_said_on_the_page_in_chromium(tmp_path: Path)
     for k in range(MAX_PROBES + 5):
         model.on_frame(spike_frame(header(f"p{k}", 0, 0), spikes))
     note_js = "(document.getElementById('limits') || {}).textContent"
-    async with _server() as (bridge, port):
-
-        async def pump() -> None:
-            while True:
-                bridge.broadcast(snapshot_json(model.snapshot()))
-                await asyncio.sleep(0.05)
-
-        async with _pumped_page(tmp_path, port, pump) as browser:
-            note = await browser.wait_for(
-                f"{note_js} && {note_js}.includes('probes not shown') && {note_js}",
-                what="the note on probes not shown",
-            )
-            assert note == "5 more probes not shown (5 frames; at most 256 probes are shown)"
-            assert await browser.evaluate("document.body.dataset.ignoredProbes") == "5"
-            assert await browser.evaluate("document.getElementById('limits').children.length") == 0
-            assert await browser.evaluate("document.querySelectorAll('#probe-rows tr').length") == (
-                MAX_PROBES
-            )
+    async with (
+        _server() as (bridge, port),
+        _pumped_page(tmp_path, port, _summaries(bridge, model)) as browser,
+    ):
+        note = await browser.wait_for(
+            f"{note_js} && {note_js}.includes('probes not shown') && {note_js}",
+            what="the note on probes not shown",
+        )
+        assert note == "5 more probes not shown (5 frames; at most 256 probes are shown)"
+        assert await browser.evaluate("document.body.dataset.ignoredProbes") == "5"
+        assert await browser.evaluate("document.getElementById('limits').children.length") == 0
+        assert await browser.evaluate("document.querySelectorAll('#probe-rows tr').length") == (
+            MAX_PROBES
+        )
