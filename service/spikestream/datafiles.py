@@ -40,8 +40,6 @@ def open_regular(path: Path, where: str, expected: str = "a .npy or CSV file") -
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
         raise NetworkFileError(f"{where}: cannot read {str(path)!r}: {err.strerror}") from None
-    except ValueError:  # an embedded NUL (the network file's own paths refuse one first)
-        raise NetworkFileError(f"{where}: cannot read {str(path)!r}: it holds a NUL") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise NetworkFileError(f"{where}: {str(path)!r} is not a regular file; expected {expected}")

@@ -410,12 +410,6 @@ class SnapshotFolder:
         if value is None or value == "":
             return f"{self.net}-snapshot.npz"
         text = str(value)
-        try:
-            text.encode()
-        except UnicodeEncodeError:  # a lone surrogate (a JSON "\ud800"): names no file
-            raise SnapshotError(
-                f"snapshot file {text!r} is not allowed: expected a UTF-8 file name"
-            ) from None
         name = text
         if os.path.isabs(text):
             parent, name = os.path.split(text)
