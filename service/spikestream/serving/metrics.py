@@ -3,16 +3,29 @@
 A custom collector takes one :class:`~spikestream.serving.statistics.ServiceStatistics`
 snapshot per service when Prometheus scrapes, and reads nothing else: the figures are the
 ones the ``stats`` topic shows, counted once, and the tick thread does no extra work.
+
+The HTTP server is a small one of the standard library's, not prometheus_client's: that
+one had no socket timeout and no bound on its connections, so idle clients could take a
+thread and a descriptor each until the process had none left.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import math
+import socket
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from socketserver import ThreadingMixIn
+from typing import IO, TYPE_CHECKING, Any, cast
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 import numpy as np
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -26,9 +39,33 @@ from spikestream.runtime.hostcpu import CpuShares
 from spikestream.runtime.stats import WindowStatistics
 from spikestream.serving.statistics import ServiceStatistics
 
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIApplication
+
 #: Prometheus histogram buckets of tick lateness, seconds: the fine log buckets of the
 #: pacer coarsened to a readable set.
 LATENESS_EDGES = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 1e-1)
+
+#: Seconds each read or write of a metrics connection may wait before it is closed.
+#: prometheus_client's own server had no timeout: idle sockets, or a request line without
+#: a version (whose headers never came), each held a thread and a descriptor forever, and a
+#: few hundred of them ran the process out of descriptors (the MQTT link could no longer
+#: reconnect). A scrape sends its request at once and reads its answer as fast.
+SOCKET_TIMEOUT = 5.0
+
+#: Connections answered at once; one more is answered 503 and closed at once. It bounds the
+#: threads and descriptors the endpoint can take, whatever its clients do (the timeout
+#: alone does not: a client may keep opening connections). A Prometheus server or two, a
+#: health check and a curl fit well within it.
+MAX_CONNECTIONS = 16
+
+#: Seconds the accept loop waits after accept() found no descriptor free (taken elsewhere
+#: in the process): retrying at once spun a CPU, and the wait delays no scrape that could
+#: have been answered.
+ACCEPT_BACKOFF = 0.1
+
+log = logging.getLogger("spikestream.serve")
 
 
 class ServiceCollector(Collector):
@@ -322,38 +359,221 @@ def _counter(name: str, doc: str, net: str, value: float) -> CounterMetricFamily
     return c
 
 
+class _ServerHandler(ServerHandler):
+    """wsgiref's response writer, logging through ``spikestream.serve`` instead of
+    printing tracebacks to stderr."""
+
+    def log_exception(self, exc_info: OptExcInfo) -> None:
+        if isinstance(exc_info[1], OSError):
+            return  # the client timed out, reset or went away mid-answer: its own affair
+        log.error("metrics: scrape failed", exc_info=exc_info)
+
+
+class _Handler(WSGIRequestHandler):
+    """One connection: one request, read and answered under the server's socket timeout."""
+
+    server: _MetricsHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Every read and write of this connection waits at most this long: a client that
+        # connects and says nothing (or sends a request line and never its headers) is
+        # closed instead of holding a thread and a descriptor forever.
+        self.connection.settimeout(self.server.socket_timeout)
+
+    def handle(self) -> None:
+        """wsgiref's ``handle``, with :class:`_ServerHandler` as the response writer."""
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = ""
+            self.request_version = ""
+            self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():  # an error was answered, or the client left
+            return
+        handler = _ServerHandler(
+            cast("IO[bytes]", self.rfile),
+            cast("IO[bytes]", self.wfile),
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=False,
+        )
+        handler.request_handler = self  # type: ignore[attr-defined]  # wsgiref logs through it
+        handler.run(self.server.app)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing: a line per scrape would drown the service's log."""
+
+
+class _MetricsHTTPServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most ``max_connections`` of them at once.
+
+    Args:
+        address: ``(host, port)`` to bind, as ``socket.getaddrinfo`` resolved it.
+        family: its address family (``AF_INET`` or ``AF_INET6``).
+        app: the WSGI application that answers each request.
+        socket_timeout: seconds each read or write of a connection may wait.
+        max_connections: connections served at once; one more is answered 503 and closed.
+    """
+
+    daemon_threads = True  # a connection's thread never keeps the process alive at exit
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        family: socket.AddressFamily,
+        app: WSGIApplication,
+        socket_timeout: float,
+        max_connections: int,
+    ) -> None:
+        self.address_family = family
+        self.app = app
+        self.socket_timeout = socket_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, _Handler)  # binds: OSError if it cannot
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return super().get_request()
+        except OSError as err:
+            if err.errno in _OUT_OF_DESCRIPTORS:
+                # The connection stays queued, so the listening socket stays readable and
+                # an immediate retry would spin a CPU until a descriptor is freed.
+                time.sleep(ACCEPT_BACKOFF)
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # closes the socket
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError):
+            return  # timed out, reset or gone (socketserver's default printed a traceback)
+        log.error("metrics: connection from %s failed", client_address, exc_info=True)
+
+
+_BUSY_BODY = b"too many connections, retry later\n"
+
+#: The answer to a connection past ``max_connections``, sent without waiting.
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+#: accept() errors of an exhausted resource (descriptors, or kernel memory for the socket):
+#: the connection stays queued until some is freed.
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def _refuse(request: socket.socket) -> None:
+    """Answer 503 if the socket's send buffer takes it at once (a fresh connection's is
+    empty), without ever blocking the accept loop."""
+    with contextlib.suppress(OSError):
+        request.send(_BUSY, socket.MSG_DONTWAIT)
+
+
+def _head_as_get(app: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps the WSGI ``app`` to answer HEAD as GET without the body (prometheus_client
+    answers it 405, which failed HEAD health checks)."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") != "HEAD":
+            return app(environ, start_response)
+        answer: list[Any] = []
+
+        def keep(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer[:] = [status, headers]
+            return lambda data: None
+
+        body = app({**environ, "REQUEST_METHOD": "GET"}, keep)
+        try:
+            length = sum(len(chunk) for chunk in body)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        status, headers = answer
+        start_response(status, [*headers, ("Content-Length", str(length))])
+        return []
+
+    return wrapped
+
+
 class MetricsServer:
     """A running ``/metrics`` HTTP endpoint."""
 
-    def __init__(self, server: Any, thread: Any, port: int) -> None:
+    def __init__(self, server: _MetricsHTTPServer, thread: threading.Thread, port: int) -> None:
         self._server = server
         self._thread = thread
         self.port = port
 
     def shutdown(self) -> None:
-        """Stop serving."""
+        """Stop serving: no new connection is accepted, the listening socket is closed.
+        Connections being answered finish on their daemon threads (within the socket
+        timeout)."""
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join()
 
 
 def start_metrics(
-    snapshots: list[Callable[[], ServiceStatistics]], host: str, port: int
+    snapshots: list[Callable[[], ServiceStatistics]],
+    host: str,
+    port: int,
+    *,
+    socket_timeout: float = SOCKET_TIMEOUT,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> MetricsServer:
     """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one) for the services whose
     ``statistics`` methods are ``snapshots``.
+
+    Args:
+        socket_timeout: seconds each read or write of a connection may wait before the
+            connection is closed.
+        max_connections: connections served at once; one more is answered 503 and closed.
 
     Raises:
         ConfigError: ``host:port`` cannot be bound (not an address of this machine, a name
             that does not resolve, a port in use or reserved), naming both and the reason.
     """
-    registry = CollectorRegistry()
+    # Without describe(), the collectors are kept by the registry only with this: a
+    # ``?name[]=`` filtered scrape otherwise found no collector and answered empty.
+    registry = CollectorRegistry(support_collectors_without_names=True)
     registry.register(MultiCollector([ServiceCollector(s) for s in snapshots]))
     try:
-        server, thread = start_http_server(port, addr=host, registry=registry)
+        # The family the host resolves to first (an IPv6 address needs AF_INET6), as
+        # prometheus_client's own server chose it.
+        family, _, _, _, sockaddr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        server = _MetricsHTTPServer(
+            (str(sockaddr[0]), port),
+            family,
+            _head_as_get(make_wsgi_app(registry)),
+            socket_timeout,
+            max_connections,
+        )
     except OSError as err:  # socket.gaierror too: a host that does not resolve
         reason = err.strerror or str(err)
         raise ConfigError(
             f"--metrics-host {host!r} --metrics-port {port}: cannot serve metrics there: "
             f"{reason}; expected an address of this machine and a free port"
         ) from None
+    thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+    thread.start()
     return MetricsServer(server, thread, server.server_address[1])
