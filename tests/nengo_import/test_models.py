@@ -14,6 +14,7 @@ import pytest
 
 from spikestream.build import build
 from spikestream.nengo_import import import_nengo, import_network, load_script_network
+from spikestream.nengo_import.objects import DELAY_ONLY_TAU
 from spikestream.spec import load_network
 from tests.nengo_import.runs import (
     SCRIPTS,
@@ -124,7 +125,60 @@ def test_neuron_connections_slices_and_passthrough_match_nengo(tmp_path: Path) -
         assert m >= 0.999, (ens, m)
 
 
-@pytest.mark.parametrize("error_synapse", ["None", "0.01", "nengo.Default"])
+def test_nested_networks_and_ensemble_arrays_match_nengo(tmp_path: Path) -> None:
+    """Subnetworks (an EnsembleArray, a plain nested Network) are imported through their
+    objects, not refused as objects of their own."""
+    matches, got = compare(
+        tmp_path,
+        """
+        model = nengo.Network(seed=7)
+        with model:
+            u = nengo.Node(lambda t: [np.sin(4 * t), np.cos(3 * t)], label="u")
+            ea = nengo.networks.EnsembleArray(40, 2, label="ea")
+            with nengo.Network(label="inner"):
+                c = nengo.Ensemble(50, 1, label="c")
+            nengo.Connection(u, ea.input)
+            nengo.Connection(ea.output[0], c, synapse=0.01)
+            nengo.Probe(c, synapse=0.01, label="c_value")
+        """,
+    )
+    assert set(matches) == {"ea_0", "ea_1", "c"}
+    for ens, m in matches.items():
+        assert m >= 0.999, (ens, m)
+    assert "c_value" in got.probes
+
+
+def test_synapse_zero_is_nengos_one_tick_delay(tmp_path: Path) -> None:
+    """Nengo's synapse=0 (Lowpass(0)) passes its input unfiltered but one tick late, on
+    connections from ensembles, from inputs, around a loop and on probes: the import
+    writes a filter too short to filter (DELAY_ONLY_TAU) that timing = "nengo" delays."""
+    body = """
+        model = nengo.Network(seed=1)
+        with model:
+            u = nengo.Node(lambda t: np.sin(6 * t), label="u")
+            a = nengo.Ensemble(50, 1, label="a")
+            b = nengo.Ensemble(50, 1, label="b")
+            nengo.Connection(u, a, synapse=0)
+            nengo.Connection(a, b, synapse=0)
+            nengo.Connection(b, b, synapse=0, transform=0.5)
+            nengo.Probe(b, synapse=0, label="b_value")
+            nengo.Probe(a.neurons, synapse=0, label="a_trace")
+        """
+    net, _ = load_script_network(write(tmp_path, body))
+    ref, got = run_both(net, 1000, tmp_path, timing="nengo")
+    for ens, spikes in ref.spikes.items():
+        assert spikes.sum() > 1000, ens
+        assert spike_match(spikes, got.spikes[ens]) >= 0.999, ens
+    for label in ("b_value", "a_trace"):
+        mine = got.probes[label].reshape(ref.probes[label].shape)
+        np.testing.assert_allclose(mine, ref.probes[label], rtol=0, atol=1e-9, err_msg=label)
+    spec = load_network(tmp_path / "net.toml")
+    assert {c.synapse for c in spec.connections} == {DELAY_ONLY_TAU}
+    assert spec.probes["b_value"].synapse == DELAY_ONLY_TAU
+    assert spec.probes["a_trace"].kind == "filtered"
+
+
+@pytest.mark.parametrize("error_synapse", ["None", "0", "0.01", "nengo.Default"])
 def test_pes_learning_matches_nengo(tmp_path: Path, error_synapse: str) -> None:
     """PES with its error from an input node, unfiltered or through a lowpass (Nengo's
     default for an error connection is 5 ms); the learning visibly changes b's spikes."""
@@ -149,7 +203,7 @@ def test_pes_learning_matches_nengo(tmp_path: Path, error_synapse: str) -> None:
     assert learned.learning.rate == 1e-3
     assert (
         learned.learning.synapse
-        == {"None": 0.0, "0.01": 0.01, "nengo.Default": 0.005}[error_synapse]
+        == {"None": 0.0, "0": DELAY_ONLY_TAU, "0.01": 0.01, "nengo.Default": 0.005}[error_synapse]
     )
     # Without learning b spikes differently: the match above is about the learned decoders.
     still = tmp_path / "still"

@@ -54,9 +54,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def main(args: argparse.Namespace) -> int:
     """Import and report. Returns the exit code."""
+    # Absolute now: the script runs in between and may change folder (import_model puts
+    # the folder back, but --out names the file the user meant when they typed it).
     spec = import_model(
         args.model,
-        args.out,
+        Path(args.out).absolute(),
         dt=args.dt,
         sample_duration=args.sample_duration,
         timing=args.timing,

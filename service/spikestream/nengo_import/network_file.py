@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from spikestream.errors import ConfigError, ModelImportError
-from spikestream.nengo_import.naming import _one_line
+from spikestream.build import build
+from spikestream.errors import BuildError, ConfigError, ModelImportError
+from spikestream.nengo_import.naming import _one_line, describe, name_addresses
 from spikestream.nengo_import.objects import _Import
 from spikestream.nengo_import.script import (
     build_nengo_model,
@@ -21,7 +24,12 @@ from spikestream.nengo_import.script import (
     load_script_network,
     split_source,
 )
+from spikestream.signals import signal_values
 from spikestream.spec import MIN_DT, NetworkSpec, load_network
+
+# A key of the network file in a refusal: ``populations.a``, ``inputs.u``, ``probes.p``,
+# ``connections[3]``.
+_KEY = re.compile(r"\b(populations|inputs|probes)\.[A-Za-z0-9_-]+|\bconnections\[\d+\]")
 
 
 def import_model(
@@ -49,6 +57,15 @@ def import_model(
     """
     import_nengo()
     script, variable = split_source(str(source))
+    # Absolute before the script runs: a script that changes folder must not move --out.
+    out = Path(out).absolute()
+    if out.resolve() == script.resolve() or (
+        out.exists() and script.exists() and out.samefile(script)
+    ):
+        raise ConfigError(
+            f"--out {str(out)!r} is the model script itself; expected another path (the "
+            "network file would overwrite the script)"
+        )
     net, namespace = load_script_network(script, variable)
     variables: dict[int, str] = {}
     for key, value in namespace.items():
@@ -95,24 +112,91 @@ def import_network(
     except ConfigError:
         raise
     except Exception as err:  # Nengo's builder on the user's model: one line
-        raise ModelImportError(
-            _one_line(f"{source}: Nengo could not build it: {type(err).__name__}: {err}")
-        ) from None
+        text = name_addresses(f"{type(err).__name__}: {err}", variables or {})
+        raise ModelImportError(_one_line(f"{source}: Nengo could not build it: {text}")) from None
     out_path = Path(out)
     folder = out_path.parent / f"{out_path.stem}.arrays"
     _check_out(out_path, folder)  # before the import's own work and any writing
     job = _Import(nengo, net, built, out_path, dt, sample_duration, timing)
-    text = job.document(variables or {}, source)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.npy"):  # a previous import's arrays; nothing else is touched
-            old.unlink()
-        for rel, arr in job.arrays.items():
-            np.save(out_path.parent / rel, arr)
-        out_path.write_text(text, encoding="utf-8")
-    except OSError as err:  # a full disk, a permission: one line naming the path
-        raise ConfigError(f"--out {str(out_path)!r}: cannot write it: {err}") from None
+    variables = variables or {}
+    text = job.document(variables, source)
+    _write_atomically(job, text, source, variables)
     return load_network(out_path)
+
+
+def _write_atomically(job: _Import, text: str, source: str, variables: dict[int, str]) -> None:
+    """Write the network file and its arrays to a temporary sibling folder, check that
+    spikestream loads and builds them (as ``run`` would), then move them into place. A
+    failure (a refusal, a full disk) leaves a previous import as it was.
+
+    Raises:
+        ModelImportError: spikestream refuses the written network (naming the object).
+        ConfigError: the files cannot be written.
+    """
+    out = job.out
+    folder = out.parent / f"{out.stem}.arrays"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.stem}.import-", dir=out.parent))
+    except OSError as err:  # a permission, a read-only folder: one line naming the path
+        raise ConfigError(f"--out {str(out)!r}: cannot write it: {err}") from None
+    try:
+        try:
+            new_out = staging / out.name
+            new_folder = staging / folder.name
+            new_folder.mkdir()
+            for rel, arr in job.arrays.items():
+                np.save(staging / rel, arr)
+            new_out.write_text(text, encoding="utf-8")
+        except OSError as err:  # a full disk, a permission: one line naming the path
+            raise ConfigError(f"--out {str(out)!r}: cannot write it: {err}") from None
+        _validate(job, new_out, source, variables, staging)
+        try:
+            _move_into_place(new_out, new_folder, out, folder)
+        except OSError as err:
+            raise ConfigError(f"--out {str(out)!r}: cannot write it: {err}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _validate(
+    job: _Import, path: Path, source: str, variables: dict[int, str], staging: Path
+) -> None:
+    """Load and build the written network as ``run`` does and read every input's signal:
+    an import that exits 0 gives a file ``run`` takes. A refusal becomes one line naming
+    the Nengo object behind the key it names, and the final paths, not the staging ones."""
+    try:
+        spec = load_network(path)
+        build(spec)
+        for name in spec.inputs:
+            signal_values(spec, name, np.zeros(1))
+    except (ConfigError, BuildError) as err:
+        # One line: a file with several errors lists them on lines of their own.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        text = "; ".join(lines).replace(str(staging), str(job.out.parent))
+        found = _KEY.search(text)
+        obj = job.origins.get(found.group(0)) if found else None
+        who = describe(obj, variables) if obj is not None else source
+        raise ModelImportError(
+            f"{who}: spikestream refuses the imported network: {name_addresses(text, variables)}"
+        ) from None
+
+
+def _move_into_place(new_out: Path, new_folder: Path, out: Path, folder: Path) -> None:
+    """Replace ``out`` and the arrays in ``folder`` with the validated new ones. Each move
+    is an atomic rename on one file system; the network file goes last, so until then it
+    reads the arrays it was written with or, file by file, their validated successors.
+    Files in ``folder`` that are not ``.npy`` are the user's and stay."""
+    if not folder.exists():
+        new_folder.rename(folder)
+    else:
+        fresh = {p.name for p in new_folder.glob("*.npy")}
+        for old in folder.glob("*.npy"):  # a previous import's arrays; nothing else
+            if old.name not in fresh:
+                old.unlink()
+        for name in sorted(fresh):
+            os.replace(new_folder / name, folder / name)
+    os.replace(new_out, out)
 
 
 def _check_out(out: Path, folder: Path) -> None:

@@ -16,19 +16,33 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream.build import gain_bias
+from spikestream.errors import BuildError, ModelImportError
 from spikestream.nengo_import.naming import (
     _SUPPORTED_TEXT,
+    RESERVED_NAMES,
     _Names,
     _refuse,
     _sanitise,
     describe,
 )
-from spikestream.nengo_import.tomltext import _toml
+from spikestream.nengo_import.tomltext import _comment, _toml
+from spikestream.spec import MIN_DT, VALUE_LIMIT
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Most values sampled from one function-of-t input node (80 MB of float64).
 MAX_SAMPLES = 10_000_000
+
+#: The synapse written for Nengo's ``synapse=0`` (``Lowpass(0)``). Nengo's filters are
+#: "update" operators, so even ``Lowpass(0)`` passes its input through unchanged but one
+#: tick late; spikestream's ``synapse = 0`` means unfiltered *and undelayed*. A positive
+#: tau is a filter, which ``timing = "nengo"`` delays one tick as Nengo does, and this one
+#: is so short that ``exp(-dt / tau)`` underflows to exactly 0 for every allowed dt
+#: (``dt / tau >= MIN_DT / DELAY_ONLY_TAU = 1000``, and ``exp(-746) == 0.0``): the filter's
+#: output is its input, bit for bit. With ``timing = "spikestream"`` such a filter behaves
+#: as ``synapse = 0`` does, as Nengo's ``Lowpass(0)`` then should.
+DELAY_ONLY_TAU = 1e-9
+assert math.exp(-MIN_DT / DELAY_ONLY_TAU) == 0.0  # the claim above, checked on import
 
 
 @dataclass
@@ -57,6 +71,11 @@ class _Import:
     sample_duration: float
     timing: str
     names: dict[int, str] = field(default_factory=dict)
+    #: ``id(object)`` -> the script's variable bound to it: how refusals name unlabelled ones.
+    variables: dict[int, str] = field(default_factory=dict)
+    #: ``"populations.a"`` (a key of the network file) -> the Nengo object it came from, so a
+    #: refusal of the written file can name the object.
+    origins: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, FloatArray] = field(default_factory=dict)
     conn_keys: set[str] = field(default_factory=set)
 
@@ -64,6 +83,10 @@ class _Import:
 
     def name(self, obj: Any) -> str:
         return self.names[id(obj)]
+
+    def refuse(self, obj: Any, what: str, supported: str) -> ModelImportError:
+        """The one-line refusal of ``obj``, named by its label or its script variable."""
+        return _refuse(obj, what, supported, self.variables)
 
     def side_file(self, key: str, arr: FloatArray) -> str:
         """Store ``arr`` as ``<out stem>.arrays/<key>.npy``; returns the relative path."""
@@ -84,8 +107,10 @@ class _Import:
         if synapse is None:
             return 0.0
         if type(synapse) is nengo.Lowpass:
-            return float(synapse.tau)
-        raise _refuse(
+            tau = float(synapse.tau)
+            # Lowpass(0) still delays one tick in Nengo; 0 here would not (DELAY_ONLY_TAU).
+            return tau if tau > 0 else DELAY_ONLY_TAU
+        raise self.refuse(
             obj,
             f"synapse {type(synapse).__name__} is not supported",
             "nengo.Lowpass(tau) or None",
@@ -103,44 +128,59 @@ class _Import:
         nengo = self.nengo
         nt = ens.neuron_type
         if type(nt) is not nengo.LIF:
-            raise _refuse(
+            raise self.refuse(
                 ens, f"neuron type {type(nt).__name__} is not supported", "nengo.LIF neurons"
             )
         if nt.amplitude != 1:
-            raise _refuse(ens, f"LIF amplitude {nt.amplitude} is not supported", "amplitude 1")
+            raise self.refuse(ens, f"LIF amplitude {nt.amplitude} is not supported", "amplitude 1")
         if ens.noise is not None:
-            raise _refuse(ens, "neuron noise is not supported", "noise = None")
+            raise self.refuse(ens, "neuron noise is not supported", "noise = None")
         params = self.built.params[ens]
         sig = self.built.sig[ens.neurons]
-        gain, bias = gain_bias(
-            np.asarray(params.max_rates, np.float64),
-            np.asarray(params.intercepts, np.float64),
-            float(nt.tau_rc),
-            float(nt.tau_ref),
+        explicit = self.refuse(
+            ens,
+            "gains and biases given explicitly (or clipped intercepts) are not supported",
+            "max_rates and intercepts (distributions or arrays)",
         )
-        if not (np.array_equal(gain, params.gain) and np.array_equal(bias, params.bias)):
-            raise _refuse(
-                ens,
-                "gains and biases given explicitly (or clipped intercepts) are not supported",
-                "max_rates and intercepts (distributions or arrays)",
+        if ens.gain is not None or ens.bias is not None:
+            # Nengo then derives max_rates and intercepts from them (NaN for some): checked
+            # before they are used, so the refusal says what the script did.
+            raise explicit
+        intercepts = np.asarray(params.intercepts, np.float64)
+        if np.any((intercepts < -1) | (intercepts >= 1)):
+            # Nengo accepts intercepts below -1; a network file does not (docs/MODEL.md).
+            bad = float(intercepts[(intercepts < -1) | (intercepts >= 1)][0])
+            raise self.refuse(
+                ens, f"an intercept of {bad!r} is not supported", "intercepts in [-1, 1)"
             )
+        try:
+            gain, bias = gain_bias(
+                np.asarray(params.max_rates, np.float64),
+                intercepts,
+                float(nt.tau_rc),
+                float(nt.tau_ref),
+            )
+        except BuildError as err:  # unreachable max rates: say which ensemble has them
+            raise self.refuse(ens, str(err), "max rates a LIF neuron reaches") from None
+        if not (np.array_equal(gain, params.gain) and np.array_equal(bias, params.bias)):
+            raise explicit
         norms = np.linalg.norm(np.asarray(params.encoders, np.float64), axis=1)
         if np.any(np.abs(norms - 1.0) > 1e-12):
-            raise _refuse(
+            raise self.refuse(
                 ens,
                 "encoders that are not of unit length (normalize_encoders=False) are not supported",
                 "unit-length encoders",
             )
         ref0 = np.asarray(sig["refractory_time"].initial_value)
         if np.any(ref0 != 0):
-            raise _refuse(
+            raise self.refuse(
                 ens, "a non-zero initial refractory_time is not supported", "refractory_time 0"
             )
         v0 = np.asarray(sig["voltage"].initial_value, np.float64)
         if np.any(v0 > 1):
             # Above the threshold, with a current between 1 and the voltage, a neuron has
             # no spike time (log1p of less than -1): the network file refuses it too.
-            raise _refuse(
+            raise self.refuse(
                 ens,
                 f"initial voltages above 1 (the highest {float(v0.max())!r}) are not supported",
                 "LIF initial_state voltages of at most 1, the threshold",
@@ -166,7 +206,7 @@ class _Import:
         name = self.name(node)
         entry: dict[str, Any] = {"dim": dim}
         if isinstance(out, nengo.Process):
-            raise _refuse(
+            raise self.refuse(
                 node,
                 f"output {type(out).__name__} is a nengo.Process, which needs the simulator's "
                 "time step",
@@ -174,6 +214,7 @@ class _Import:
             )
         if not callable(out):
             value = np.broadcast_to(np.asarray(out, dtype=np.float64), (dim,))
+            self.check_values(node, value)
             entry["signal"] = {"kind": "constant", "value": [float(v) for v in value]}
             entry["default"] = [float(v) for v in value]
             return entry
@@ -181,7 +222,7 @@ class _Import:
         # spikestream feeds sample k at tick k, so sample k is f((k + 1) dt).
         steps = self.sample_duration / self.dt  # compared as a float: 1e308 s is refused
         if steps * dim > MAX_SAMPLES:
-            raise _refuse(
+            raise self.refuse(
                 node,
                 f"sampling {self.sample_duration:g} s of it at dt = {self.dt:g} s takes "
                 f"{steps * dim:,.0f} values",
@@ -194,16 +235,28 @@ class _Import:
             for k in range(ticks):
                 samples[k] = np.asarray(out((k + 1) * self.dt), dtype=np.float64).reshape(dim)
         except Exception as err:  # the user's function: report it, in one line
-            raise _refuse(
+            raise self.refuse(
                 node,
                 f"calling its output at t = {(k + 1) * self.dt:g} s raised "
                 f"{type(err).__name__}: {err}".splitlines()[0],
                 "functions of t returning size_out numbers",
             ) from None
-        if not np.all(np.isfinite(samples)):
-            raise _refuse(node, "its output is NaN or infinite", "finite outputs")
+        self.check_values(node, samples)
         entry["signal"] = {"kind": "file", "path": self.side_file(f"{name}.signal", samples)}
         return entry
+
+    def check_values(self, node: Any, values: FloatArray) -> None:
+        """Refuse an input node whose output a network file cannot hold: NaN, infinite or
+        beyond +-VALUE_LIMIT (``run`` would refuse the file, naming no Nengo object)."""
+        if not np.all(np.isfinite(values)):
+            raise self.refuse(node, "its output is NaN or infinite", "finite outputs")
+        big = np.abs(values) > VALUE_LIMIT
+        if np.any(big):
+            raise self.refuse(
+                node,
+                f"its output {float(values[big].flat[0])!r} is beyond +-{VALUE_LIMIT:g}",
+                f"outputs with |value| <= {VALUE_LIMIT:g}",
+            )
 
     # ------------------------------------------------------------------ connections
 
@@ -216,19 +269,19 @@ class _Import:
         """Every linear path feeding ``conn``'s sink input, through passthrough nodes."""
         nengo = self.nengo
         if conn.function is not None and not isinstance(conn.pre_obj, nengo.Ensemble):
-            raise _refuse(
+            raise self.refuse(
                 conn,
                 "a function on a connection from a node or neurons is not supported",
                 "functions on connections from ensembles",
             )
         if not isinstance(conn.transform, (nengo.transforms.Dense, nengo.transforms.NoTransform)):
-            raise _refuse(
+            raise self.refuse(
                 conn,
                 f"transform {type(conn.transform).__name__} is not supported",
                 "dense (scalar or matrix) transforms",
             )
         if conn.solver.weights:
-            raise _refuse(
+            raise self.refuse(
                 conn, "a solver with weights=True is not supported", "decoder solvers (LstsqL2)"
             )
         post_size = int(conn.post_obj.size_in)
@@ -249,15 +302,15 @@ class _Import:
         if isinstance(pre, nengo.ensemble.Neurons) or self.is_input(pre):
             return [_Path(pre, first, placement, synapse, conn)]
         if not self.is_passthrough(pre):
-            raise _refuse(
+            raise self.refuse(
                 pre,
                 "a node that computes a Python function of its input is not supported",
                 "input nodes (size_in = 0) and passthrough nodes (output = None)",
             )
         if id(pre) in seen:
-            raise _refuse(pre, "a cycle of passthrough nodes is not supported", _SUPPORTED_TEXT)
+            raise self.refuse(pre, "a cycle of passthrough nodes is not supported", _SUPPORTED_TEXT)
         if conn.learning_rule is not None:
-            raise _refuse(
+            raise self.refuse(
                 conn,
                 "learning on a connection from a passthrough node",
                 "PES on ensemble-to-ensemble connections",
@@ -267,14 +320,14 @@ class _Import:
             if inner.post_obj is not pre:
                 continue
             if inner.learning_rule is not None:
-                raise _refuse(
+                raise self.refuse(
                     inner,
                     "learning on a connection into a passthrough node",
                     "PES on ensemble-to-ensemble connections",
                 )
             for p in self.paths_into(inner, seen | {id(pre)}):
                 if p.synapse and synapse:
-                    raise _refuse(
+                    raise self.refuse(
                         pre,
                         "two synapses in series through this passthrough node are not supported",
                         "a synapse on at most one connection of a chain through passthrough "
@@ -295,14 +348,16 @@ class _Import:
             if isinstance(post, nengo.Node):
                 if self.is_passthrough(post):
                     continue  # folded into the connections leaving it
-                raise _refuse(
+                raise self.refuse(
                     post,
                     "connections into a node that computes a Python function are not supported",
                     "connections into ensembles, neurons, passthrough nodes and PES rules",
                 )
             if isinstance(post, nengo.connection.LearningRule):
                 continue  # error connections: read with their learning rule
-            entries.extend(self.entry(conn, post, path) for path in self.paths_into(conn))
+            for path in self.paths_into(conn):
+                self.origins[f"connections[{len(entries)}]"] = conn  # the key a refusal names
+                entries.append(self.entry(conn, post, path))
         # Connection names must be unique: number the second and later ones of a pair.
         seen: set[str] = set()
         for e in entries:
@@ -342,7 +397,7 @@ class _Import:
                     e["transform"] = _matrix(matrix)
         elif isinstance(post, nengo.ensemble.Neurons):
             if isinstance(src, nengo.Node):
-                raise _refuse(
+                raise self.refuse(
                     conn,
                     "a connection from an input node into neurons is not supported",
                     "input nodes into ensembles; ensembles or neurons into neurons",
@@ -360,7 +415,7 @@ class _Import:
                 "weights": {"file": self.side_file(f"{key}.weights", w)},
             }
         else:
-            raise _refuse(
+            raise self.refuse(
                 conn,
                 f"a connection into {type(post).__name__} is not supported",
                 "connections into ensembles, neurons, passthrough nodes and PES rules",
@@ -370,7 +425,7 @@ class _Import:
         learning = self.learning(path.conn)
         if learning is not None:
             if path.conn is not conn or not isinstance(src, nengo.Ensemble) or "decoders" not in e:
-                raise _refuse(
+                raise self.refuse(
                     conn,
                     "this learning connection is not supported",
                     "PES on ensemble-to-ensemble connections",
@@ -385,12 +440,12 @@ class _Import:
             return None
         if isinstance(rule, (list, tuple, dict)) or type(rule.learning_rule_type) is not nengo.PES:
             kind = type(getattr(rule, "learning_rule_type", rule)).__name__
-            raise _refuse(conn, f"learning rule {kind} is not supported", "a single nengo.PES")
+            raise self.refuse(conn, f"learning rule {kind} is not supported", "a single nengo.PES")
         pes = rule.learning_rule_type
         if type(pes.pre_synapse) is not nengo.Lowpass or not math.isclose(
             pes.pre_synapse.tau, 0.005
         ):
-            raise _refuse(
+            raise self.refuse(
                 conn,
                 "PES with a pre_synapse other than Lowpass(0.005)",
                 "PES(pre_synapse=Lowpass(0.005))",
@@ -402,7 +457,9 @@ class _Import:
             and c.post_obj.connection is conn
         ]
         if len(errors) != 1:
-            raise _refuse(conn, f"{len(errors)} error connections into its PES rule", "exactly one")
+            raise self.refuse(
+                conn, f"{len(errors)} error connections into its PES rule", "exactly one"
+            )
         err = errors[0]
         src = err.pre_obj
         dim = int(conn.size_out)
@@ -414,7 +471,7 @@ class _Import:
             and _is_identity(self.paths_into(err)[0].rest @ self.paths_into(err)[0].first)
         )
         if not ok:
-            raise _refuse(
+            raise self.refuse(
                 err,
                 "this PES error connection is not supported",
                 "an error from an input node (size_in = 0, size_out = the connection's "
@@ -437,7 +494,7 @@ class _Import:
         nengo = self.nengo
         target = probe.target
         if probe.sample_every is not None and not math.isclose(probe.sample_every, self.dt):
-            raise _refuse(probe, "sample_every is not supported", "sample_every = None")
+            raise self.refuse(probe, "sample_every is not supported", "sample_every = None")
         synapse = self.synapse(probe, probe.synapse)
         if isinstance(target, nengo.Ensemble) and probe.attr == "decoded_output":
             conns = [
@@ -467,10 +524,10 @@ class _Import:
             and probe.slice in (None, slice(None))
         ):
             return {"target": self.name(target), "kind": "input"}
-        raise _refuse(
+        raise self.refuse(
             probe,
-            f"a probe of {describe(target)}.{probe.attr} (synapse {probe.synapse}) is not "
-            "supported",
+            f"a probe of {describe(target, self.variables)}.{probe.attr} "
+            f"(synapse {probe.synapse}) is not supported",
             "decoded ensemble values, neuron spikes (synapse=None or Lowpass), neuron voltages "
             "and input nodes (synapse=None)",
         )
@@ -480,25 +537,32 @@ class _Import:
     def document(self, variables: dict[int, str], source: str) -> str:
         nengo = self.nengo
         net = self.net
+        self.variables = variables
         objects = _Names(variables)
         for i, ens in enumerate(net.all_ensembles):
             self.names[id(ens)] = objects.take(ens, "ensemble", i)
+        # Inputs and probes are stored in a run's .npz under their names: the file's own
+        # keys (t, dt, meta, ...) are taken, so such a label gets a suffix like any clash.
+        objects.used |= RESERVED_NAMES
         inputs = [n for n in net.all_nodes if self.is_input(n)]
         for i, node in enumerate(net.all_nodes):
             if self.is_input(node):
                 self.names[id(node)] = objects.take(node, "node", i)
         probe_names = _Names(variables)
-        probe_names.used |= {self.names[id(n)] for n in inputs}
+        probe_names.used |= {self.names[id(n)] for n in inputs} | RESERVED_NAMES
         for i, probe in enumerate(net.all_probes):
             self.names[id(probe)] = probe_names.take(probe, "probe", i)
         for obj in net.all_objects:
+            # all_objects lists subnetworks (an EnsembleArray, any nested Network) besides
+            # their objects, which the other all_* lists already include: a subnetwork
+            # itself adds nothing to import.
             if not isinstance(
-                obj, (nengo.Ensemble, nengo.Node, nengo.Connection, nengo.Probe)
+                obj, (nengo.Ensemble, nengo.Node, nengo.Connection, nengo.Probe, nengo.Network)
             ):  # pragma: no cover - Nengo has no other primitive objects
-                raise _refuse(obj, "this object type is not supported", _SUPPORTED_TEXT)
+                raise self.refuse(obj, "this object type is not supported", _SUPPORTED_TEXT)
         for node in net.all_nodes:
             if not self.is_input(node) and not self.is_passthrough(node):
-                raise _refuse(
+                raise self.refuse(
                     node,
                     "a node that computes a Python function of its input is not supported",
                     "input nodes (size_in = 0) and passthrough nodes (output = None)",
@@ -513,18 +577,27 @@ class _Import:
         }
         if net.seed is not None:
             doc["network"]["seed"] = int(net.seed)
+        for section, objs in (
+            ("populations", net.all_ensembles),
+            ("inputs", inputs),
+            ("probes", net.all_probes),
+        ):
+            self.origins.update((f"{section}.{self.name(o)}", o) for o in objs)
         doc["populations"] = {self.name(e): self.ensemble(e) for e in net.all_ensembles}
         doc["inputs"] = {self.name(n): self.input_node(n) for n in inputs}
         doc["connections"] = self.connection_entries()
         doc["probes"] = {self.name(p): self.probe(p) for p in net.all_probes}
         if not doc["populations"]:
-            raise _refuse(
+            raise self.refuse(
                 net, "the network has no ensembles", "networks with at least one ensemble"
             )
+        # Comments hold no control characters: a script or file name with a newline
+        # would otherwise end the comment and break the file.
         header = (
-            f"# Imported from {source} by `spikestream import` (nengo {nengo.__version__}).\n"
-            f"# Arrays built by Nengo are in {self.out.stem}.arrays/; re-import rather than\n"
-            "# editing them. docs/NENGO.md describes the mapping.\n"
+            f"# Imported from {_comment(source)} by `spikestream import` "
+            f"(nengo {nengo.__version__}).\n"
+            f"# Arrays built by Nengo are in {_comment(self.out.stem)}.arrays/; re-import "
+            "rather than\n# editing them. docs/NENGO.md describes the mapping.\n"
         )
         return header + _toml(doc)
 

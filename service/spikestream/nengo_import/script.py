@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import runpy
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,17 +69,30 @@ def load_script_network(
         raise ModelImportError(f"{script}: no such model script")
     folder = str(script.resolve().parent)
     sys.path.insert(0, folder)  # so the script can import its neighbours
+    # The script runs as `python SCRIPT` would run it: its argv is its own path, not
+    # spikestream's flags (an argparse in it would read those). What it changes of the
+    # process's state (its folder, its argv) is put back, so --out and the rest of the
+    # command mean what they meant before it ran.
+    cwd, argv = os.getcwd(), sys.argv
+    sys.argv = [str(script)]
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigint_watch() as interrupted:
             warnings.simplefilter("ignore", DeprecationWarning)
             namespace = runpy.run_path(str(script), run_name="__spikestream_import__")
     except SystemExit as err:
-        raise ModelImportError(f"{script}: the script called exit({err.code})") from None
-    except Exception as err:  # the user's script: any error is reported, in one line
-        raise ModelImportError(
-            f"{script}: the script raised {type(err).__name__}: {err}".splitlines()[0]
-        ) from None
+        # exit("bye\nnow") is one line too: the code is shown as Python would write it.
+        raise ModelImportError(f"{script}: the script called exit({err.code!r})") from None
+    except KeyboardInterrupt:
+        if interrupted:  # a real Ctrl-C (SIGINT) while the script ran: the user's stop
+            raise
+        raise ModelImportError(f"{script}: the script raised KeyboardInterrupt") from None
+    except BaseException as err:  # the user's script: anything it raises is one line
+        what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise ModelImportError(_first_line(f"{script}: the script raised {what}")) from None
     finally:
+        sys.argv = argv
+        with contextlib.suppress(OSError):  # the folder may be gone; nothing to go back to
+            os.chdir(cwd)
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
     net = namespace.get(variable)
@@ -88,6 +105,35 @@ def load_script_network(
             f"{script.name}:NAME)"
         )
     return net, namespace
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else text
+
+
+@contextlib.contextmanager
+def _sigint_watch() -> Iterator[list[bool]]:
+    """Yield a list that becomes ``[True]`` if SIGINT arrives inside the block, which then
+    raises KeyboardInterrupt as Python's own handler does: a KeyboardInterrupt with the list
+    empty was raised by the script itself. Only the main thread can set a handler, and only
+    Python's default one is replaced; elsewhere the list stays empty."""
+    seen: list[bool] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield seen
+        return
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def build_nengo_model(net: Any, dt: float = 0.001) -> Any:

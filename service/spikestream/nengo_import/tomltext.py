@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from spikestream.errors import ModelImportError
+
+# TOML basic strings hold any Unicode scalar value except these, which must be escaped.
+_STRING_ESCAPES = {'"': '\\"', "\\": "\\\\"}
+
+
+def _string(s: str) -> str:
+    """``s`` as a TOML basic string, its characters as they are (UTF-8 in the file).
+
+    ``json.dumps`` is not TOML: by default it writes a character beyond U+FFFF as a
+    surrogate pair (``\\ud83d\\ude00``), which TOML forbids, and with ``ensure_ascii=False``
+    it leaves DEL (U+007F) raw, which TOML forbids too. Control characters are written as
+    ``\\uXXXX``; a lone surrogate (an undecodable byte of a file name) has no TOML form.
+
+    Raises:
+        ModelImportError: ``s`` holds a surrogate code point.
+    """
+    out = ['"']
+    for ch in s:
+        code = ord(ch)
+        if ch in _STRING_ESCAPES:
+            out.append(_STRING_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise ModelImportError(
+                f"cannot write {s!r} to a network file: it holds the surrogate U+{code:04X} "
+                "(a byte that is not UTF-8?); expected a name or path that is valid Unicode"
+            )
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _comment(text: str) -> str:
+    """``text`` fit for a TOML comment, which ends at a newline and may hold no other
+    control character: those (and anything unprintable) are written as ``\\uXXXX``."""
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04X}" for ch in text)
 
 
 def _value(v: Any) -> str:
@@ -19,7 +56,7 @@ def _value(v: Any) -> str:
             raise ModelImportError(f"cannot write the non-finite number {v} to a network file")
         return repr(v)
     if isinstance(v, str):
-        return json.dumps(v)  # a valid TOML basic string for the names and paths written here
+        return _string(v)
     if isinstance(v, list):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):
