@@ -521,3 +521,25 @@ def test_status_reply_gives_the_settings_in_force() -> None:
     assert learners
     assert settings["learning_rate"] == dict.fromkeys(learners, 0.5)
     assert settings["learning"] == dict.fromkeys(learners, False)
+
+
+def test_a_command_flood_is_applied_in_slices_with_ticks_between() -> None:
+    """At most COMMANDS_PER_TICK commands apply between two ticks: 400 queued at once
+    (each may reallocate frame pools) no longer hold the tick thread until all are done."""
+    from spikestream.runtime.engine import COMMANDS_PER_TICK
+
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4)
+    for i in range(400):
+        assert engine.submit(Command("status", id=str(i)))
+    engine.start()
+    try:
+        wait_for(lambda: engine.commands_applied == 400)
+    finally:
+        engine.stop()
+    ticks = [e["tick"] for e in engine.events if e["event"] == "control_ok"]
+    assert len(ticks) == 400
+    assert ticks == sorted(ticks)  # in order
+    assert COMMANDS_PER_TICK <= 8  # a slice stays small next to a 1 ms tick
+    assert max(ticks.count(t) for t in set(ticks)) <= COMMANDS_PER_TICK
+    assert len(set(ticks)) >= 400 // 8  # all in one tick before

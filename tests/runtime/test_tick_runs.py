@@ -1509,7 +1509,7 @@ def test_auto_tick_threads_cut_only_a_big_tick(
 ) -> None:
     """``tick_threads="auto"``: two stages from TWO_STAGE_BYTES of arrays per tick (the
     seed's 0.1 MB is far below it), one thread on a single CPU; 1 never cuts."""
-    from spikestream.runtime import engine as engine_module
+    from spikestream.runtime import tickthreads as engine_module
 
     model = build(load_network(SEED))
     assert Engine(model, runs=True, tick_threads="auto").tick_threads == 1

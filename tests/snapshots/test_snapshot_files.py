@@ -484,7 +484,7 @@ def test_the_temp_file_is_created_exclusively_never_through_a_planted_link(
 
     monkeypatch.setattr(snapshots.secrets, "token_hex", lambda n: "0" * (2 * n))
     folder.create()
-    planted = folder.path / f".a.npz.{'0' * 16}.tmp"
+    planted = folder.path / f".snapshot-{'0' * 16}.tmp"
     planted.symlink_to(outside)
     with pytest.raises(FileExistsError):
         folder.write("a.npz", state)
@@ -682,3 +682,35 @@ def test_a_restored_state_out_of_its_range_is_refused_naming_the_file(
         done.stderr
     )
     assert "Traceback" not in done.stderr
+
+
+def test_every_allowed_name_can_be_written(folder: SnapshotFolder, state: dict[str, Any]) -> None:
+    """Names up to 255 bytes are allowed; the temporary file beside the target was named
+    after it, 22 bytes longer, so names of 234-255 bytes were acknowledged and then failed
+    with 'File name too long'."""
+    name = "a" * 251 + ".npz"
+    assert len(name.encode()) == 255
+    assert folder.write(name, state) == folder.path / name
+    assert not [p for p in folder.path.iterdir() if p.name.startswith(".")]
+    with pytest.raises(SnapshotError, match="is not allowed"):
+        folder.name_for("a" * 252 + ".npz")
+
+
+def test_a_snapshot_that_would_fill_the_disk_is_refused(
+    folder: SnapshotFolder, state: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot may not leave less than the reserve free (5 % of its file system, at most
+    128 MiB), so control messages cannot fill a disk; the refusal says what is free and
+    what one may take."""
+    import spikestream.serving.snapshots as snapshots
+
+    folder.check_room()  # this machine's disk has room for the seed's few kilobytes
+    usage = os.statvfs(folder.path.parent)
+    free = usage.f_bavail * usage.f_frsize
+    # A reserve above what is free once one snapshot is written (by 64 MiB: other
+    # processes may free some meanwhile).
+    monkeypatch.setattr(snapshots, "DISK_RESERVE", 1.0)
+    monkeypatch.setattr(snapshots, "DISK_RESERVE_BYTES", free - folder.max_bytes() + 64 * 2**20)
+    with pytest.raises(SnapshotError, match=r"no room for a snapshot in .* it may take \d+ bytes"):
+        folder.check_room()
+    assert folder.max_bytes() > sum(np.asarray(a).nbytes for a in state.values())

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -56,6 +55,7 @@ from spikestream.runtime.priority import (
 from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputLog, InputSlot
 from spikestream.runtime.stats import LatenessWindow, WindowStatistics
 from spikestream.runtime.streams import ProbeStream, QueuePolicy, RowRecorder, StreamStats
+from spikestream.runtime.tickthreads import want_two_stages
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
 from spikestream.sim.stages import TwoStages
@@ -64,32 +64,12 @@ from spikestream_client.codec.control import ControlCommand as Command  # the on
 
 log = logging.getLogger("spikestream.engine")
 
-#: ``tick_threads="auto"`` cuts the tick in two stages from this many bytes of arrays
-#: referenced per tick (:meth:`Simulator.footprint`): a 75k-neuron decoded chain in
-#: float32. Below it one core's caches hold the tick and a hand-over per tick would only
-#: add latency; the seed network references 0.1 MB. bench/capacity.py's --serve-args
-#: '--tick-threads 1' and '2' measure both side by side.
-TWO_STAGE_BYTES = 12 * 2**20
-
-
-def _cpus() -> int:
-    """CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _want_two_stages(sim: Simulator, tick_threads: int | Literal["auto"]) -> bool:
-    """Whether to cut the tick in two stages: asked for (2), or ``auto`` and a tick of
-    TWO_STAGE_BYTES or more; never on one CPU, where the second stage would only take
-    turns with the first."""
-    if tick_threads == 1:
-        return False
-    if _cpus() < 2:
-        if tick_threads == 2:
-            log.warning("--tick-threads 2 needs 2 CPUs; this process may use 1: one thread")
-        return False
-    return tick_threads == 2 or sim.footprint().total >= TWO_STAGE_BYTES
+#: Commands applied between two ticks: a flood (each may reallocate frame pools) is
+#: applied in slices with a tick between them, so the pace holds.
+COMMANDS_PER_TICK = 4
+#: Snapshots waiting for the I/O side to write them, each a copy of the state: more
+#: are refused (the service lets at most three be under way: serving/control.py).
+SNAPSHOTS_WAITING = 8
 
 
 @dataclass(frozen=True)
@@ -155,9 +135,10 @@ class Engine:
             (:mod:`spikestream.sim.stages`; same results), where a cut is even enough and
             safe; :attr:`stages` says what was cut, :attr:`tick_threads` what runs. 1: one
             thread. ``"auto"``: 2 when the tick's program references at least
-            :data:`TWO_STAGE_BYTES`. Either way one thread where the process may run on
-            one CPU only. The helper thread inherits the tick thread's scheduling
-            (``rt_priority``, slice, CPU affinity): the second stage is the tick's work.
+            :data:`~spikestream.runtime.tickthreads.TWO_STAGE_BYTES`. Either way one
+            thread where the process may run on one CPU only. The helper thread inherits
+            the tick thread's scheduling (``rt_priority``, slice, CPU affinity): the
+            second stage is the tick's work.
         pin_tick_threads: with two tick threads, pin each to a CPU of its own for each run
             of ticks (:class:`~spikestream.runtime.native_tick.TickLoop`'s ``pin``).
         early_ticks: in runs, start a tick as soon as a new input is posted, never before
@@ -233,7 +214,7 @@ class Engine:
         #: The tick's two stages when two threads step each tick, else None.
         self.stages: TwoStages | None = None
         if self._native is not None and runs:
-            if _want_two_stages(self.sim, tick_threads):
+            if want_two_stages(self.sim, tick_threads):
                 self.stages = self.sim.two_stages(self._targets)
             self._runs = TickLoop(
                 self._native,
@@ -258,7 +239,8 @@ class Engine:
         self._notified = False
         self._commands: deque[Command] = deque(maxlen=1024)
         self.events: deque[dict[str, Any]] = deque(maxlen=1024)
-        self.snapshots: deque[tuple[Command, dict[str, npt.NDArray[Any]]]] = deque(maxlen=8)
+        #: Snapshots taken, or refused (None), for the I/O side to write or report.
+        self.snapshots: deque[tuple[Command, dict[str, npt.NDArray[Any]] | None]] = deque()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -496,13 +478,16 @@ class Engine:
             with self._book:
                 if runs is not None and self._collect():
                     self._signal()
-                if self._commands:
-                    self._apply_commands()
+                more = bool(self._commands) and self._apply_commands()
             if self._stop.is_set():
                 break
             if self._paused:
-                self._wake.wait(0.05)
-                self._wake.clear()
+                if not more:
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+                continue
+            if more:  # a flood of commands: a tick between slices keeps the pace
+                self._one_tick()
                 continue
             if runs is not None and pacer.period > 0.0:
                 with self._book:
@@ -643,8 +628,9 @@ class Engine:
         for stream, _ in self._views:
             stream.flush()
 
-    def _apply_commands(self) -> None:
-        while self._commands:
+    def _apply_commands(self) -> bool:
+        """Apply up to :data:`COMMANDS_PER_TICK` queued commands; True if more wait."""
+        for _ in range(min(COMMANDS_PER_TICK, len(self._commands))):
             cmd = self._commands.popleft()
             self.commands_applied += 1
             try:
@@ -657,8 +643,11 @@ class Engine:
                 self.commands_rejected += 1
                 error = str(err) if isinstance(err, SpikestreamError) else _describe(err)
                 self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=error, **_reply(cmd))
+                if cmd.cmd == "snapshot":  # its writer learns that no state comes
+                    self.snapshots.append((cmd, None))
             else:
                 self._event("control_ok", cmd=cmd.cmd, id=cmd.id, **result, **_reply(cmd))
+        return bool(self._commands)
 
     def _apply(self, cmd: Command) -> dict[str, Any]:
         handler = self._handlers.get(cmd.cmd)
@@ -714,6 +703,8 @@ class Engine:
         return out
 
     def _snapshot(self, cmd: Command) -> dict[str, Any]:
+        if len(self.snapshots) >= SNAPSHOTS_WAITING:  # each holds a copy of the state
+            raise ConfigError(f"{SNAPSHOTS_WAITING} snapshots wait to be written; try again")
         state = self.sim.state()
         # Frame counters travel with the state so a resumed process continues seq.
         for name, stream in self.streams.items():

@@ -82,8 +82,10 @@ class EventQueue:
 
     def add(self, kind: str, now: float, fields: dict[str, Any]) -> bool:
         """Log and queue an event unless its kind is over its rate (``now``: monotonic
-        seconds). Returns whether it was queued."""
-        if not self.limiter.allow(kind, now):
+        seconds). A reply to a request (an event with an ``id``) is never held back: an
+        MQTT 3.1.1 client waits for it on ``events``, and there is one per request it
+        sent. Returns whether it was queued."""
+        if fields.get("id") is None and not self.limiter.allow(kind, now):
             return False
         suppressed = self.limiter.suppressed.pop(kind, 0)
         if suppressed:

@@ -232,6 +232,12 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         s.events_lost,  # both sides, as the stats count them
     )
     yield _counter(
+        "spikestream_snapshots_failed",
+        "Acknowledged snapshots whose file could not be written",
+        net,
+        s.snapshots_failed,
+    )
+    yield _counter(
         "spikestream_failovers",
         "Moves to the next broker of the --broker list",
         net,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -43,6 +42,7 @@ from spikestream.runtime.priority import lower_priority
 from spikestream.runtime.slots import InputSlot
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
+from spikestream.serving.control import ControlDesk
 from spikestream.serving.describe import describe_document
 from spikestream.serving.events import EventQueue
 from spikestream.serving.frames_out import FrameSender
@@ -55,11 +55,8 @@ from spikestream_client.codec import (
     DEFAULT_MAX_CONTROL_BYTES,
     STATUS_OFFLINE,
     STATUS_ONLINE,
-    CommandRejected,
-    ControlCommand,
     Reply,
     check_response_topic,
-    decode_control,
     decode_input,
     dropped_unread,
     encode_describe,
@@ -82,6 +79,7 @@ JSON = "application/json"
 #: A payload ``t`` at or above this (Unix seconds, September 2001) is a wall-clock time
 #: and is compared with the message expiry interval; smaller ones are signal times.
 UNIX_TIME_FLOOR = 1e9
+SETTLE_S = 3.0  # the most a stop waits for snapshot files under way to be written
 FAILED_STOP_S = 5.0  # the most a failed run spends saying so and offline before it ends
 NAME_SHOWN = 200  # characters of an unknown input's name an event and the log carry
 _DESCRIBED = ("describe", "set", "learn")  # what publishes the document again (§7)
@@ -186,12 +184,17 @@ class Service:
         self.snapshot_folder = SnapshotFolder(
             settings.snapshot_dir, model.name, snapshot_layout(self.engine)
         )
-        # Background snapshot reads and writes: held here so none is garbage-collected
-        # before it reports.
-        self._file_tasks: set[asyncio.Task[None]] = set()
         # Events not yet published, oldest first, and those lost beyond the queue.
         self.events = EventQueue(model.name)
         self.rejected: dict[str, int] = {}
+        self.control = ControlDesk(
+            self.engine,
+            self.snapshot_folder,
+            # Nor to the Home Assistant topics we publish to.
+            lambda topic: check_response_topic(settings.prefix, topic, self.bridges.prefixes),
+            self.event,
+            self.rejected,
+        )
         self.unknown_inputs = 0
         self.retained_control = 0
         self.status_guard = StatusGuard(
@@ -248,7 +251,7 @@ class Service:
                 # A retained command was published before we subscribed (or before a
                 # reconnect): acting on it would replay a stale pause or reset.
                 self.retained_control += 1
-                self._refuse_control(
+                self.control.refuse(
                     None,
                     None,
                     "a retained control message is ignored; control acts only on live "
@@ -258,7 +261,7 @@ class Service:
                     payload=payload[:64].decode("utf-8", "replace"),
                 )
                 return
-            self._on_control(payload, meta)
+            self.control.on_message(payload, meta)
             return
         if topic == self.topics.status:
             self.status_guard.on_status(payload, meta)
@@ -323,102 +326,6 @@ class Service:
             reason=reason,
             error=message,
             rejected=self.rejected[reason],
-        )
-
-    def _on_control(self, payload: bytes, meta: MessageMeta) -> None:
-        reply: Reply | None = None
-        if meta.response_topic is not None:
-            # MQTT 5 request/response: the reply also goes to the requester's topic, with
-            # its correlation data. The topic is the requester's choice, so it is checked.
-            try:
-                reply = (
-                    check_response_topic(  # nor to the Home Assistant topics we publish to
-                        self.settings.prefix, meta.response_topic, self.bridges.prefixes
-                    ),
-                    meta.correlation_data,
-                )
-            except CodecError as err:
-                self._refuse_control(None, None, str(err))
-                return
-        try:
-            if meta.oversize is not None:  # the link dropped it unread
-                raise dropped_unread("control", meta.oversize, DEFAULT_MAX_CONTROL_BYTES)
-            cmd = decode_control(payload)
-        except CommandRejected as err:
-            # Refused after the name and id were read: the reply names both, so a client
-            # waiting on its id hears of the refusal.
-            self._refuse_control(err.cmd, err.id, str(err), reply=reply)
-            return
-        except CodecError as err:
-            self._refuse_control(None, None, str(err), reply=reply)
-            return
-        if cmd.cmd in ("snapshot", "restore"):
-            self._on_snapshot_command(cmd.cmd, cmd.value, cmd.id, reply)
-            return
-        self.engine.submit(dataclasses.replace(cmd, reply=reply))
-
-    def _on_snapshot_command(
-        self, cmd: str, value: object, request: str | None, reply: Reply | None = None
-    ) -> None:
-        # Names stay inside the snapshot folder: a control message must not be able to
-        # read or overwrite arbitrary files of the service user. The file itself is read
-        # (restore) or replaced (snapshot) off the event loop, in a task that reports.
-        folder = self.snapshot_folder
-        try:
-            name = folder.name_for(value)
-            if cmd == "snapshot":
-                folder.check_replaceable(name)  # refuse now, not after control_ok
-        except SnapshotError as err:
-            self._refuse_control(cmd, request, str(err), reply=reply)
-            return
-        except OSError as err:  # e.g. the folder is not readable
-            self._refuse_control(cmd, request, f"cannot check {value!r}: {err}", reply=reply)
-            return
-        if cmd == "restore":
-            self._spawn(self._restore(name, request, reply), "restore")
-        else:
-            self.engine.submit(
-                ControlCommand("snapshot", value=str(folder.path / name), id=request, reply=reply)
-            )
-
-    def _refuse_control(
-        self,
-        cmd: str | None,
-        request: str | None,
-        error: str,
-        *,
-        kind: str = "control_rejected",
-        reply: Reply | None = None,
-        **fields: Any,
-    ) -> None:
-        """A refused control message: an event (``control_rejected`` unless ``kind`` says
-        otherwise) naming the command and request id when known, counted in stats
-        ``rejected.control``; also sent to ``reply`` (an MQTT 5 response topic)."""
-        self.rejected["control"] = self.rejected.get("control", 0) + 1
-        known = {k: v for k, v in (("cmd", cmd), ("id", request)) if v is not None}
-        self.event(kind, **known, error=error, reply=reply, **fields)
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._file_tasks.add(task)
-        task.add_done_callback(self._file_tasks.discard)
-
-    async def _restore(self, name: str, request: str | None, reply: Reply | None) -> None:
-        try:
-            state = await asyncio.to_thread(self.snapshot_folder.read, name)
-        except SnapshotError as err:
-            self._refuse_control("restore", request, str(err), reply=reply)
-            return
-        except Exception as err:  # a hostile file never takes the service down
-            self._refuse_control(
-                "restore",
-                request,
-                f"cannot restore {name!r}: {type(err).__name__}: {err}",
-                reply=reply,
-            )
-            return
-        self.engine.submit(
-            ControlCommand("restore", value=name, id=request, reply=reply, attachment=state)
         )
 
     # ------------------------------------------------------------------ outgoing
@@ -526,26 +433,13 @@ class Service:
         for ev in batch:
             self.event(ev["event"], **{k: v for k, v in ev.items() if k != "event"})
         while engine.snapshots:
-            cmd, state = engine.snapshots.popleft()
-            self._spawn(self._write_snapshot(Path(str(cmd.value)).name, state, cmd.id), "snapshot")
+            self.control.taken(*engine.snapshots.popleft())
         if self.events:
             self._flush_events()
             if self.events and link.connected:
                 # The window is full: try again as it drains, even if no frame wakes us.
                 self._wake_later(0.01)
         return self.frames.send()
-
-    async def _write_snapshot(self, name: str, state: dict[str, Any], request: str | None) -> None:
-        try:
-            path = await asyncio.to_thread(self.snapshot_folder.write, name, state)
-        except SnapshotError as err:
-            self._refuse_control("snapshot", request, str(err))
-            return
-        except Exception as err:  # disk full, permissions: reported, never fatal
-            where = self.snapshot_folder.path / name
-            self.event("snapshot_failed", id=request, error=f"cannot write {str(where)!r}: {err}")
-            return
-        self.event("snapshot_written", id=request, path=str(path), tick=int(state["tick"]))
 
     async def _publisher(self) -> None:
         # Woken by everything but the compiled tick's descriptor (which calls _pump
@@ -671,6 +565,8 @@ class Service:
             # pending queue.
             events_lost=self.events.lost + es.events_dropped,
             replies_failed=self.replies_failed,
+            snapshots_failed=self.control.snapshots_failed,
+            snapshots_skipped=self.control.periodic_skipped,
             bridges=self.bridges.statistics(),
             host_cpu=tuple(self.host.cpu.shares(w.seconds) for w in es.pacer.recent),
         )
@@ -693,9 +589,7 @@ class Service:
         assert self.settings.snapshot_every is not None
         while True:
             await asyncio.sleep(self.settings.snapshot_every)
-            self.engine.submit(
-                ControlCommand("snapshot", value=str(self.latest_snapshot()), id="periodic")
-            )
+            self.control.periodic(self.latest_snapshot())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -788,6 +682,9 @@ class Service:
         self._stopping = True
         await asyncio.to_thread(self.engine.stop)
         try:
+            self._drain()
+            # Snapshots and restores under way say how they ended before offline.
+            await self.control.settle(SETTLE_S)
             self._drain()
         except Exception:  # the publisher's own failure, again: offline must still go out
             log.exception("the last frames could not be sent")

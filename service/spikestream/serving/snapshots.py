@@ -45,6 +45,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import stat
 import zipfile
 from collections.abc import Mapping
@@ -70,6 +71,11 @@ META_MAX_BYTES = 4096
 HEADER_MAX_BYTES = 4096
 # Local header, central record and zip64 extras of one member, plus its name twice.
 ZIP_MEMBER_OVERHEAD = 256
+#: What a snapshot must leave free of its folder's file system: this share of it, or
+#: DISK_RESERVE_BYTES if that is smaller (a nearly full disk of a small machine can still
+#: take snapshots; none can take its last megabytes).
+DISK_RESERVE = 0.05
+DISK_RESERVE_BYTES = 128 * 2**20
 MAX_COUNT = 2**53 - 1  # tick and frame counters: float64 t = tick * dt stays exact
 
 Array = npt.NDArray[Any]
@@ -423,6 +429,30 @@ class SnapshotFolder:
             )
         return name
 
+    def max_bytes(self) -> int:
+        """The most bytes a snapshot of this network takes on disk (zip overhead included)."""
+        return sum(m.max_bytes() + ZIP_MEMBER_OVERHEAD + len(k) * 2 for k, m in self.layout.items())
+
+    def check_room(self) -> None:
+        """Refuse a snapshot that could leave less than the reserve free
+        (:data:`DISK_RESERVE`), so that control messages cannot fill a disk.
+
+        Raises:
+            SnapshotError: saying how much is free and what the snapshot may take.
+        """
+        where = self.path
+        while not where.exists() and where != where.parent:  # created when first written
+            where = where.parent
+        usage = shutil.disk_usage(where)
+        reserve = min(int(DISK_RESERVE * usage.total), DISK_RESERVE_BYTES)
+        need = self.max_bytes()
+        if usage.free - need < reserve:
+            raise SnapshotError(
+                f"no room for a snapshot in {str(self.path)!r}: it may take {need} bytes and "
+                f"{usage.free} of {usage.total} are free; snapshots leave {reserve} bytes "
+                f"free ({DISK_RESERVE:.0%} of the file system, at most {DISK_RESERVE_BYTES})"
+            )
+
     def create(self) -> None:
         """Create the folder, and any missing parent, with mode 0700 (only the owner)."""
         missing: list[Path] = []
@@ -500,7 +530,9 @@ class SnapshotFolder:
         with self._folder(create=True) as dfd:
             assert dfd is not None
             self._check_target(dfd, name)
-            tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+            # Of fixed length, so that every allowed name (up to 255 bytes) can be written;
+            # a leading '.' and no '.npz' keep it apart from every snapshot name.
+            tmp = f".snapshot-{secrets.token_hex(8)}.tmp"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
             try:

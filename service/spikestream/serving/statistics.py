@@ -70,6 +70,8 @@ class ServiceStatistics:
         events_pending: Events waiting for the link.
         events_lost: Events lost in the tick thread's queue or beyond the pending queue.
         replies_failed: MQTT 5 replies that could not be handed to the link.
+        snapshots_failed: Snapshots acknowledged whose file could not be written.
+        snapshots_skipped: Periodic snapshots skipped: the one before was still written.
         bridges: The text and discovery bridges' counters (zeros when disabled).
         host_cpu: Per recent window (``engine.pacer.recent``), the host's busy and stolen
             CPU shares over it, or None where unknown (:mod:`spikestream.runtime.hostcpu`).
@@ -99,6 +101,8 @@ class ServiceStatistics:
     events_pending: int
     events_lost: int
     replies_failed: int
+    snapshots_failed: int
+    snapshots_skipped: int
     bridges: dict[str, int]
     host_cpu: tuple[CpuShares | None, ...]
 
@@ -154,6 +158,8 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "reconnects": ls.reconnects,
         "publish_failed": ls.publish_failed,
         "replies_failed": s.replies_failed,
+        "snapshots_failed": s.snapshots_failed,
+        "snapshots_skipped": s.snapshots_skipped,
         "publish_refused": ls.publish_refused,
         "events_lost": s.events_lost,
         "link_connected": ls.connected,
