@@ -21,6 +21,7 @@ library only: the service imports this module, it imports nothing of the service
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -89,6 +90,9 @@ COMMON_META: Final = (
     "last_tick",
 )
 """Keys of ``meta`` that both commands write (see :func:`layout_meta`)."""
+
+#: errno values of a write the disk refused: full, over quota, too large, read-only.
+_DISK_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 #: Bytes copied at a time from a spool file into the ``.npz``.
 COPY_BYTES: Final = 4 * 2**20
@@ -391,23 +395,38 @@ class NpzWriter:
                     raise self._refusal(err) from err
                 done = True
         finally:
-            if not done:
-                # The partial file is deleted below; closing it must not hide the error.
-                with contextlib.suppress(Exception):
-                    self._zip.close()
-                self._file.close()
-            for s in self._streams:
-                if s._spool is not None:
-                    s._spool.close()
-            if self._spool_dir is not None:
-                self._spool_dir.cleanup()
-            self._tmp.unlink(missing_ok=True)
+            self._clean_up(done)
         if isinstance(exc, OSError):
             # A write inside the block failed (the disk filled up, say): the same one line.
             raise self._refusal(exc) from exc
 
+    def _clean_up(self, done: bool) -> None:
+        """Close and delete what a failed (or interrupted) write leaves: the partial file
+        and the spool folder. Nothing here may raise over the error being handled: on a
+        full disk, closing the partial file flushes its buffer, which fails again
+        (ENOSPC), and that OSError replaced the one-line refusal with a traceback and
+        left the ``.part`` file behind. Each step is attempted whatever the others did."""
+        if not done:
+            # The partial file is deleted below; closing it must not hide the error.
+            with contextlib.suppress(Exception):
+                self._zip.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
+        for s in self._streams:
+            if s._spool is not None:
+                with contextlib.suppress(OSError):  # flushing a spool file to a full disk
+                    s._spool.close()
+        if self._spool_dir is not None:
+            with contextlib.suppress(OSError):
+                self._spool_dir.cleanup()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink(missing_ok=True)
+
     def _refusal(self, err: OSError) -> ConfigError:
-        return ConfigError(f"cannot write {str(self.path)!r}: {err.strerror or err}")
+        why = err.strerror or str(err)
+        if err.errno in _DISK_ERRNOS:
+            why += f"; expected room for the file in {str(self.path.parent)!r}"
+        return ConfigError(f"cannot write {str(self.path)!r}: {why}")
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, AnyArray], *, compress: bool = False) -> Path:

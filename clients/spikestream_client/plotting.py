@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -543,6 +545,18 @@ def _plot(src: _Source, path: Path, title: str) -> Path:
     axes[-1, 0].set_xlabel("time (s)")
     fig.suptitle(title or f"network {meta.get('network', '')}".strip(), **_LITERAL)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as err:
+        # A full disk or read-only folder, found after the whole run: one line, not a
+        # traceback. The truncated image is removed (a link's target is left alone).
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                path.unlink()
+        raise ConfigError(
+            f"cannot write plot {str(path)!r}: {err.strerror or err}; expected a writable "
+            "folder with room for the file"
+        ) from None
+    finally:
+        plt.close(fig)
     return path

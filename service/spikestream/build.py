@@ -13,6 +13,7 @@ what is drawn, so adding a population does not change the draws of the others.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import math
@@ -326,6 +327,12 @@ def _load_array(spec: NetworkSpec, relative: str, shape: tuple[int, ...], where:
     return check_values(data, path, where)
 
 
+#: Neurons from which decoders are solved with BLAS on one thread (a crash was seen from
+#: about 15,500 neurons: well below that, so other point counts and BLAS builds keep a
+#: margin; see solve_decoders).
+BLAS_ONE_THREAD_FROM = 4096
+
+
 def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> FloatArray:
     """Regularised least squares (Nengo's ``LstsqL2``).
 
@@ -338,14 +345,26 @@ def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> F
         Decoders of shape ``(n, d)``.
     """
     points, n = activities.shape
-    sigma = reg * float(activities.max()) if activities.size else 0.0
-    gram = activities.T @ activities + points * sigma**2 * np.eye(n)
-    rhs = activities.T @ targets
-    try:
-        return np.asarray(np.linalg.solve(gram, rhs), dtype=np.float64)
-    except np.linalg.LinAlgError:
-        # A silent population gives a singular Gram matrix without regularisation.
-        return np.asarray(np.linalg.lstsq(gram, rhs, rcond=None)[0], dtype=np.float64)
+    with contextlib.ExitStack() as stack:
+        if n >= BLAS_ONE_THREAD_FROM:
+            # OpenBLAS 0.3.31 (numpy 2.4's wheel) with 2 threads segfaults computing the
+            # Gram matrix of 750 points by ~15,500+ neurons (its threaded dsyrk, which
+            # numpy calls for A.T @ A; fine at 15,000, or with one thread): a decoded
+            # probe on a population of 16,000 killed the build. One thread was no slower
+            # there (the Gram and solve of 16,000 took 76 s; the solve alone on two
+            # threads 87 s), and threadpoolctl (~20 ms to import and scan the loaded
+            # libraries) is paid only by solves of this size, which take seconds.
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+        sigma = reg * float(activities.max()) if activities.size else 0.0
+        gram = activities.T @ activities + points * sigma**2 * np.eye(n)
+        rhs = activities.T @ targets
+        try:
+            return np.asarray(np.linalg.solve(gram, rhs), dtype=np.float64)
+        except np.linalg.LinAlgError:
+            # A silent population gives a singular Gram matrix without regularisation.
+            return np.asarray(np.linalg.lstsq(gram, rhs, rcond=None)[0], dtype=np.float64)
 
 
 def decoders_for(

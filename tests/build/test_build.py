@@ -681,3 +681,32 @@ def test_decoder_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> No
         assert decoder_cache_dir({"SPIKESTREAM_DECODER_CACHE": on}) == home
     with pytest.raises(ConfigError, match=r"SPIKESTREAM_DECODER_CACHE='maybe' is not allowed"):
         decoder_cache_dir({"SPIKESTREAM_DECODER_CACHE": "maybe"})
+
+
+def test_large_populations_solve_their_decoders_on_one_blas_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """numpy's OpenBLAS crashed (SIGSEGV) computing the Gram matrix of ~15,500 neurons on
+    two threads; from BLAS_ONE_THREAD_FROM neurons the solve runs on one, below on all."""
+    from threadpoolctl import threadpool_info
+
+    import spikestream.build as build_module
+
+    def blas_threads() -> int:
+        return max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+
+    seen: list[int] = []
+    real_solve = np.linalg.solve
+
+    def solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        seen.append(blas_threads())
+        return real_solve(a, b)
+
+    monkeypatch.setattr(np.linalg, "solve", solve)
+    monkeypatch.setattr(build_module, "BLAS_ONE_THREAD_FROM", 8)
+    rng = np.random.default_rng(0)
+    for n in (4, 8):
+        build_module.solve_decoders(rng.random((50, n)), rng.random((50, 1)), 0.1)
+    assert seen[1] == 1
+    assert seen[0] == blas_threads()
+    assert seen[0] > 1  # this machine's BLAS runs on more than one thread by default

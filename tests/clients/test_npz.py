@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import re
@@ -300,3 +301,71 @@ def test_file_mode_follows_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o640
     np.testing.assert_array_equal(np.load(path)["x"], np.arange(3))
+
+
+class FullDisk:
+    """A disk with room for ``room`` more bytes, shared by every file opened on it: a
+    write past it fails with ENOSPC, as on a full file system."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def open(self, path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        disk = self
+
+        class Raw(io.FileIO):
+            def write(self, b: Any) -> int:
+                n = memoryview(b).nbytes
+                if n > disk.room:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                disk.room -= n
+                return super().write(b)
+
+        raw = Raw(path, mode.replace("b", ""))
+        return io.BufferedRandom(raw) if "+" in mode else io.BufferedWriter(raw)
+
+
+@pytest.mark.parametrize("room", [100, 5_000, 60_000])
+def test_a_disk_filling_up_is_one_config_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int
+) -> None:
+    """The disk fills while a long run streams (spooled): closing the partial file on
+    the way out flushed its buffer to the full disk, and that second ENOSPC escaped
+    ``__exit__`` as a traceback, leaving the ``.part`` file and the spool folder."""
+    import spikestream_client.npz as npz_module
+
+    monkeypatch.setattr(npz_module, "open", FullDisk(room).open, raising=False)
+
+    def write() -> None:
+        with NpzWriter(tmp_path / "x.npz") as npz:
+            npz.add("weights", np.zeros(20))  # buffered: flushed only when the file closes
+            s = npz.stream("v", (100, 100), np.dtype(np.float64), spool=True)
+            for _ in range(100):
+                s.write(np.ones((1, 100)))
+
+    with pytest.raises(ConfigError, match=r"cannot write .*x\.npz.: No space left on device"):
+        write()
+    assert list(tmp_path.iterdir()) == []  # no .part file, no spool folder
+
+
+def test_an_interrupted_write_to_a_full_disk_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM (SystemExit) with bytes buffered for a full disk: the exit goes on, the
+    partial file goes."""
+    import spikestream_client.npz as npz_module
+
+    disk = FullDisk(100_000)
+    monkeypatch.setattr(npz_module, "open", disk.open, raising=False)
+
+    def interrupted() -> None:
+        with NpzWriter(tmp_path / "x.npz") as npz:
+            npz.add("weights", np.zeros(20))
+            s = npz.stream("v", (10, 100), np.dtype(np.float64), spool=True)
+            s.write(np.ones((1, 100)))
+            disk.room = 0  # the 800 bytes of the row are in the spool file's buffer
+            raise SystemExit(143)
+
+    with pytest.raises(SystemExit):
+        interrupted()
+    assert list(tmp_path.iterdir()) == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -147,6 +148,16 @@ def error_text(err: BaseException) -> str:
     return "\n".join(lines)
 
 
+def _say(args: argparse.Namespace, err: BaseException) -> None:
+    """A user error, one line on stderr: text, or with ``--log-format json`` one JSON
+    object like every other line a log collector reads there."""
+    if getattr(args, "log_format", "text") == "json":
+        extra = {"command": args.command, "error": type(err).__name__}
+        logging.getLogger("spikestream").error(error_text(err), extra=extra)
+    else:
+        print(f"spikestream {args.command}: error: {error_text(err)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     words = sys.argv[1:] if argv is None else list(argv)
@@ -157,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except SpikestreamError as err:
-        print(f"spikestream {args.command}: error: {error_text(err)}", file=sys.stderr)
+        _say(args, err)
         return 2
     except BaseExceptionGroup as group:
         # Errors from tasks arrive wrapped by their TaskGroups; a user error (bad broker
@@ -166,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if matched is None or rest is not None:
             raise
         for leaf in _leaves(matched):
-            print(f"spikestream {args.command}: error: {error_text(leaf)}", file=sys.stderr)
+            _say(args, leaf)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -7,13 +7,24 @@ the top: the builder, simulator and numba load when ``run`` runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import functools
 import logging
 import math
 import os
+import signal
+import sys
+import threading
 import time
+import typing
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spikestream.spec import NetworkSpec
 
 log = logging.getLogger("spikestream.run")
 #: Populations whose mean rate the closing line shows (the first ones declared).
@@ -131,6 +142,19 @@ class _LazyBar:
             self.bar.close()
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw the progress bar: not with ``--no-progress``, and only on a
+    terminal with text logs. Its carriage-return frames went into a piped or redirected
+    stderr as garbage, and between ``--log-format json`` objects they broke the lines a
+    log collector parses."""
+    if args.no_progress or getattr(args, "log_format", "text") != "text":
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return False
+
+
 def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
     """``--allow-python-functions`` (``run`` and ``import``): the opt-in to code execution.
     ``serve`` derives the same flag from its setting."""
@@ -143,10 +167,13 @@ def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-def check_disk(what: str, out: Path, size: int) -> None:
-    """Refuse a run whose ``.npz`` (``size`` bytes of per-tick arrays, uncompressed; as
-    much again in spool files while a run longer than one block streams) cannot fit in the
-    free space of ``out``'s folder: it would fail after hours, not at once.
+def check_disk(what: str, out: Path, size: int, static: int = 0) -> None:
+    """Refuse a run whose ``.npz`` cannot fit in the free space of ``out``'s folder: it
+    would fail after hours, not at once. ``size``: bytes of its per-tick arrays
+    (uncompressed; as much again in spool files while a run longer than one block
+    streams); ``static``: bytes of the arrays written once (the built parameters: a dense
+    connection's weights are ``pre.n * post.n`` float64, which a short run's per-tick
+    arrays do not come near).
 
     Raises:
         ConfigError: one line naming the sizes and the folder.
@@ -161,13 +188,157 @@ def check_disk(what: str, out: Path, size: int) -> None:
         free = shutil.disk_usage(folder).free
     except OSError:
         return  # the folder is missing: writing the file reports it
-    needed = 2 * size
+    written = size + static
+    needed = 2 * size + static
     if needed > free:
+        params = f", {format_bytes(static)} of it built parameters," if static else ""
         raise ConfigError(
-            f"{what} would write about {format_bytes(size)} to {str(out)!r} (and need about "
-            f"{format_bytes(needed)} while it runs), more than the {format_bytes(free)} free "
-            f"in {str(folder)!r}; shorten the run or write elsewhere"
+            f"{what} would write about {format_bytes(written)}{params} to {str(out)!r} (and "
+            f"need about {format_bytes(needed)} while it runs), more than the "
+            f"{format_bytes(free)} free in {str(folder)!r}; shorten the run or write elsewhere"
         )
+
+
+#: errno values of an OSError that mean the disk, not the program, refused a write.
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def disk_errors(flag: str, path: Path) -> Iterator[None]:
+    """An OSError of :data:`DISK_ERRORS` (a full disk, a quota, a read-only file system)
+    while writing ``path`` as one line naming the flag, the file and the reason, exit 2
+    as other user errors, rather than a traceback after a long run.
+
+    Raises:
+        ConfigError: ``"<flag>: cannot write '<path>': <reason>"``.
+    """
+    from spikestream.errors import ConfigError
+
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            raise
+        raise ConfigError(
+            f"{flag}: cannot write {str(path)!r}: {err.strerror or err}; expected a "
+            "writable folder with room for the file"
+        ) from err
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` name one file: the same path once links are resolved, or
+    the same inode (a hard link: writing a plot through it overwrites the other)."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symlink loop: compared by inode below, if at all
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either is missing: not one existing file
+        return False
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def files_read(spec: NetworkSpec) -> list[tuple[str, Path]]:
+    """Every file the network reads when it is built and run, as ``(key path, file)``:
+    each field declared a ``FilePath`` in the network file's schema (array files of
+    tuning values, encoders, weights and decoders, signal samples), resolved against the
+    network's folder. Found from the schema, not listed here, so a file-valued key added
+    later is covered too."""
+    from pydantic import BaseModel
+
+    from spikestream.spec import FilePath
+
+    def is_path_type(annotation: object) -> bool:
+        if annotation == FilePath:
+            return True
+        return any(is_path_type(arg) for arg in getattr(annotation, "__args__", ()))
+
+    # A field typed ``FilePath`` alone keeps its validator in ``metadata``, not its type.
+    markers = typing.get_args(FilePath)[1:]
+    found: list[tuple[str, Path]] = []
+
+    def walk(value: object, where: str, is_path: bool) -> None:
+        if isinstance(value, BaseModel):
+            for name, info in type(value).model_fields.items():
+                marked = is_path_type(info.annotation) or any(m in markers for m in info.metadata)
+                walk(getattr(value, name), f"{where}.{name}" if where else name, marked)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}", is_path)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]", is_path)
+        elif isinstance(value, str) and is_path:
+            found.append((where, spec.resolve(value)))
+
+    walk(spec, "", False)
+    return found
+
+
+def check_outputs(outputs: list[tuple[str, Path]], network: Path, replay: Path | None) -> None:
+    """Refuse an output (``--out``, ``--plot``) that names what the run reads: the
+    network file, the Nengo script given instead, the ``--replay`` log, or a file in the
+    network's arrays folder (``<stem>.arrays``, written by ``spikestream import``). Each
+    was overwritten without a word. Called before the network is loaded (a script is not
+    run for nothing); :func:`check_array_outputs` checks the network's own files.
+
+    Raises:
+        ConfigError: naming the flag, both paths and what was expected.
+    """
+    from spikestream.errors import ConfigError
+    from spikestream.nengo_import import is_model_script, split_source
+
+    source = split_source(str(network))[0] if is_model_script(network) else network
+    what = "the Nengo script" if is_model_script(network) else "the network file"
+    read = [(what, source)]
+    if replay is not None:
+        read.append(("the --replay log", replay))
+    arrays = source.parent / f"{source.stem}.arrays"
+    for flag, path in outputs:
+        for name, src in read:
+            if _same_file(path, src):
+                raise ConfigError(
+                    f"{flag} {str(path)!r} is {name} {str(src)!r}, which the run reads; "
+                    "expected a new file name"
+                )
+        if not is_model_script(network) and arrays.is_dir() and _is_inside(path, arrays):
+            raise ConfigError(
+                f"{flag} {str(path)!r} is inside {str(arrays)!r}, the arrays folder of the "
+                f"network file {str(source)!r} (its files are the network's, rewritten by "
+                "`spikestream import`); expected a file outside it"
+            )
+    if len(outputs) == 2 and _same_file(outputs[0][1], outputs[1][1]):
+        raise ConfigError(
+            f"{outputs[0][0]} and {outputs[1][0]} both name {str(outputs[0][1])!r}; "
+            "expected two files"
+        )
+
+
+def check_array_outputs(outputs: list[tuple[str, Path]], spec: NetworkSpec) -> None:
+    """Refuse an output (``--out``, ``--plot``) that is a file the network reads
+    (:func:`files_read`): an array file of weights, encoders, decoders or samples.
+
+    Raises:
+        ConfigError: naming the flag, both paths and the key that reads the file.
+    """
+    from spikestream.errors import ConfigError
+
+    read = files_read(spec)
+    for flag, path in outputs:
+        for key, src in read:
+            if _same_file(path, src):
+                raise ConfigError(
+                    f"{flag} {str(path)!r} is {str(src)!r}, which the network reads "
+                    f"({spec.source}: {key}); expected a new file name"
+                )
 
 
 def plot_suffixes() -> tuple[str, ...]:
@@ -197,10 +368,65 @@ def check_plot(path: Path) -> None:
     if path.suffix.lower() not in (suffixes := plot_suffixes()):
         got = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
         raise ConfigError(f"--plot: {str(path)!r} has {got}; expected one of {', '.join(suffixes)}")
+    # A read-only folder (or file system) failed only when the finished run was drawn.
+    # Creating a file is the test: os.access says yes to root on a read-only mount.
+    import tempfile
+
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise ConfigError(
+            f"--plot: cannot write {str(path)!r}: folder {str(folder)!r} refuses new files "
+            f"({err.strerror or err}); expected a writable folder"
+        ) from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(
+            f"--plot: cannot write {str(path)!r}: it exists and is read-only; expected a "
+            "file that may be replaced"
+        )
+
+
+#: Signals that end a run as SIGINT does, cleaning up the partial file and spool folder:
+#: the default action killed the process in place and left both behind (959 MB seen).
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def signals_exit() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise ``SystemExit(128 + signum)`` (the
+    status a shell reports for a death by that signal), so every ``with`` and ``finally``
+    on the way out runs: the ``.part`` file and the spool folder are deleted. A second
+    signal while that cleanup runs is ignored rather than cutting it short (SIGKILL still
+    ends the process). The previous handlers are restored after. Only the main thread may
+    set handlers: elsewhere (a test calling ``main`` from a thread) nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if fired:
+            return
+        fired = True
+        log.warning("stopping on a signal", extra={"signal": signal.Signals(signum).name})
+        raise SystemExit(128 + signum)
+
+    old = {sig: signal.signal(sig, handler) for sig in EXIT_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def main(args: argparse.Namespace) -> int:
     """Build, run, save, optionally plot. Returns the exit code."""
+    with signals_exit():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     from spikestream.budget import (
         check_budget,
         default_limit,
@@ -216,11 +442,15 @@ def main(args: argparse.Namespace) -> int:
     from spikestream.runtime.replay import check_build, load_replay, replay_block
 
     entered = time.perf_counter()
+    outputs = [("--out", args.out)]
     if args.plot is not None:
         check_plot(args.plot)
+        outputs.append(("--plot", args.plot))
+    check_outputs(outputs, args.network, args.replay)
     # A model script's input functions are sampled over the whole run (at least 10 s).
     duration = args.duration if args.duration is not None and math.isfinite(args.duration) else 0
     spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
+    check_array_outputs(outputs, spec)
     if args.seed is not None and not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed: {args.seed} is not allowed; expected an integer in [0, 2^63)")
     # A given but empty --memory-limit is refused, not taken for the default.
@@ -264,6 +494,13 @@ def main(args: argparse.Namespace) -> int:
         seed=args.seed,
         allow_python_functions=args.allow_python_functions,
     )
+    # Again with the built parameters, which the file holds too (known only now).
+    check_disk(
+        asked,
+        args.out,
+        recording_bytes(spec, ticks=ticks, dtype=args.dtype),
+        static=sum(a.nbytes for a in model.arrays().values()),
+    )
     resets: list[int] = []
     inputs = None  # the offline signals, computed block by block
     if replay is not None:
@@ -282,14 +519,15 @@ def main(args: argparse.Namespace) -> int:
         compress=args.compress,
         timings=timings,
     )
-    if args.no_progress:
-        out = run()
-    else:
-        bar = _LazyBar(ticks, model.name)
-        try:
-            out = run(progress=bar.update)
-        finally:
-            bar.close()
+    with disk_errors("--out", args.out):
+        if not show_progress(args):
+            out = run()
+        else:
+            bar = _LazyBar(ticks, model.name)
+            try:
+                out = run(progress=bar.update)
+            finally:
+                bar.close()
     finished = time.perf_counter()
     elapsed = finished - built
     stepping = timings.stepping
@@ -335,5 +573,6 @@ def main(args: argparse.Namespace) -> int:
         # Read back from the file in row chunks: memory bounded whatever the run's length.
         from spikestream_client.plotting import plot_run_file
 
-        print(f"wrote {plot_run_file(out, args.plot)}")
+        with disk_errors("--plot", args.plot):
+            print(f"wrote {plot_run_file(out, args.plot)}")
     return 0
