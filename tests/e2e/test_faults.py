@@ -765,7 +765,13 @@ async def test_wrong_password_clear_error_bounded_backoff_then_exit(
         code = await asyncio.to_thread(proc.proc.wait, 30)
         elapsed = time.monotonic() - started
     output = proc.log_text()
-    refused = [r for r in log_records(proc) if "refused the login" in str(r.get("msg"))]
+    # The link's records of each refusal (the CLI's last line, one JSON object in this
+    # log format, names the refusal too).
+    refused = [
+        r
+        for r in log_records(proc)
+        if "refused the login" in str(r.get("msg")) and r.get("logger") != "spikestream"
+    ]
     attempts = broker.count_in_log("disconnected, not authorised")
     gaps = np.diff([r["ts"] for r in refused])
     print(
@@ -779,7 +785,9 @@ async def test_wrong_password_clear_error_bounded_backoff_then_exit(
     assert "Traceback" not in output, f"traceback, exit {code}: {error_lines[-1:]}"
     assert code == 2
     assert "refused the login as user 'spikestream'" in output
-    assert "giving up after 5 refused attempts" in output.strip().splitlines()[-1]
+    last = json.loads(output.strip().splitlines()[-1])
+    assert (last["level"], last["command"], last["error"]) == ("error", "serve", "AuthError")
+    assert "giving up after 5 refused attempts" in last["msg"]
     # Bounded: exactly max_auth_failures attempts reached the broker, spaced by the
     # backoff (>= backoff_min 0.2 s each, capped at --backoff-max 2 s).
     assert attempts == 5

@@ -253,11 +253,14 @@ async def test_a_bad_snapshot_at_start_is_one_line_and_exit_2(
     args += ["--restore", str(bad)] if how == "--restore" else ["--resume"]
     proc = ServeProcess(SEED, mosquitto.url(), *args, workdir=tmp_path).start()
     assert proc.wait(30) == 2
-    lines = [line for line in proc.log_text().splitlines() if "error:" in line]
-    assert len(lines) == 1, proc.log_text()
-    assert lines[0].startswith(f"spikestream serve: error: snapshot {str(bad)!r} refused: ")
-    assert "missing" in lines[0]
+    # One error, as one JSON object (ServeProcess logs with --log-format json).
+    records = [json.loads(line) for line in proc.log_text().splitlines() if line.startswith("{")]
+    errors = [r for r in records if r["level"] == "error"]
+    assert len(errors) == 1, proc.log_text()
+    assert errors[0]["command"] == "serve"
+    assert errors[0]["msg"].startswith(f"snapshot {str(bad)!r} refused: ")
+    assert "missing" in errors[0]["msg"]
     if how == "--resume":
-        assert "--resume cannot continue from it" in lines[0]
+        assert "--resume cannot continue from it" in errors[0]["msg"]
     assert "Traceback" not in proc.log_text()
     assert bad.read_bytes() == npz_bytes({"tick": -5})

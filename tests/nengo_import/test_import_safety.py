@@ -290,3 +290,41 @@ def test_a_real_ctrl_c_still_stops_the_import(tmp_path: Path) -> None:
     )
     with pytest.raises(KeyboardInterrupt):
         load_script_network(model)
+
+
+def test_the_old_arrays_stay_until_the_new_network_file_is_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A previous import's arrays that the new one lacks go only after the new network
+    file replaced the old one: an interruption before that left the old file naming
+    deleted arrays."""
+    import os
+
+    from spikestream.nengo_import import network_file
+
+    out, folder = tmp_path / "net.toml", tmp_path / "net.arrays"
+    folder.mkdir()
+    out.write_text("old")
+    for name in ("a.npy", "b.npy"):
+        (folder / name).write_bytes(b"old " + name.encode())
+    staging = tmp_path / "staging"
+    (staging / "arrays").mkdir(parents=True)
+    (staging / "net.toml").write_text("new")
+    (staging / "arrays" / "a.npy").write_bytes(b"new a")
+    real_replace = os.replace
+
+    def failing_replace(src: object, dst: object) -> None:
+        if Path(str(dst)) == out:
+            raise OSError("interrupted")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(network_file.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="interrupted"):
+        network_file._move_into_place(staging / "net.toml", staging / "arrays", out, folder)
+    assert out.read_text() == "old"
+    assert (folder / "b.npy").read_bytes() == b"old b.npy"  # what the old file reads
+    monkeypatch.setattr(network_file.os, "replace", real_replace)
+    (staging / "arrays" / "a.npy").write_bytes(b"new a")  # the import is made again
+    network_file._move_into_place(staging / "net.toml", staging / "arrays", out, folder)
+    assert out.read_text() == "new"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.npy"]

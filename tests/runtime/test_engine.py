@@ -13,7 +13,7 @@ import pytest
 
 from spikestream.build import build
 from spikestream.runtime.clock import FakeClock
-from spikestream.runtime.engine import Command, Engine
+from spikestream.runtime.engine import COMMANDS_PER_TICK, Command, Engine
 from spikestream.runtime.offline import run_offline
 from spikestream.runtime.priority import (
     lower_priority,
@@ -526,8 +526,6 @@ def test_status_reply_gives_the_settings_in_force() -> None:
 def test_a_command_flood_is_applied_in_slices_with_ticks_between() -> None:
     """At most COMMANDS_PER_TICK commands apply between two ticks: 400 queued at once
     (each may reallocate frame pools) no longer hold the tick thread until all are done."""
-    from spikestream.runtime.engine import COMMANDS_PER_TICK
-
     model = build(load_network(SEED))
     engine = Engine(model, clock=FakeClock(), queue_capacity=4)
     for i in range(400):
@@ -543,3 +541,38 @@ def test_a_command_flood_is_applied_in_slices_with_ticks_between() -> None:
     assert COMMANDS_PER_TICK <= 8  # a slice stays small next to a 1 ms tick
     assert max(ticks.count(t) for t in set(ticks)) <= COMMANDS_PER_TICK
     assert len(set(ticks)) >= 400 // 8  # all in one tick before
+
+
+def test_at_a_slow_factor_a_flood_applies_at_once_and_stop_comes_promptly() -> None:
+    """Slices of commands wait for a tick only when one is due: with a 3 s tick, five
+    commands (two slices) used to wait for the next tick, and so did ``stop``."""
+    model = build(load_network(SEED))
+    engine = Engine(model, realtime_factor=model.dt / 3.0)  # a 3 s tick
+    engine.start()
+    try:
+        wait_for(lambda: engine.pacer.statistics().ticks >= 1)
+        for i in range(2 * COMMANDS_PER_TICK + 1):
+            engine.submit(Command("status", id=str(i)))
+        wait_for(lambda: engine.commands_applied == 2 * COMMANDS_PER_TICK + 1, timeout=0.5)
+    finally:
+        started = time.monotonic()
+        engine.stop()
+        stopped = time.monotonic() - started
+    assert stopped < 0.5, f"stop took {stopped:.2f} s"
+
+
+def test_commands_still_queued_at_stop_are_each_refused() -> None:
+    """The tick thread applies a slice and stops: the rest of the queue is refused, each
+    with its id (184 of 200 went unanswered)."""
+    model = build(load_network(SEED))
+    engine = Engine(model)
+    for i in range(200):
+        engine.submit(Command("status", id=str(i)))
+    engine._stop.set()  # stop before the first pass: one slice at most is applied
+    engine.start()
+    engine.stop()
+    answered = {e["id"]: e for e in engine.events if e.get("id") is not None}
+    assert sorted(answered, key=int) == [str(i) for i in range(200)]
+    refused = [e for e in answered.values() if e["event"] == "control_rejected"]
+    assert refused
+    assert all("the service is stopping" in e["error"] for e in refused)

@@ -132,9 +132,12 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     assert metric("spikestream_reconnects_total") == payload["reconnects"]
     assert metric("spikestream_publish_refused_total") == payload["publish_refused"]
     assert metric("spikestream_events_lost_total") == payload["events_lost"]
-    failed = dataclasses.replace(snap, snapshots_failed=2)
+    failed = dataclasses.replace(snap, snapshots_failed=2, snapshots_skipped=3)
     assert stats_payload(failed)["snapshots_failed"] == 2
-    assert _samples(list(snapshot_metrics(failed)))[("spikestream_snapshots_failed_total", ())] == 2
+    assert stats_payload(failed)["snapshots_skipped"] == 3
+    failed_got = _samples(list(snapshot_metrics(failed)))
+    assert failed_got[("spikestream_snapshots_failed_total", ())] == 2
+    assert failed_got[("spikestream_snapshots_skipped_total", ())] == 3
     assert metric("spikestream_failovers_total") == payload["failovers"]
     assert metric("spikestream_frames_resent_total") == payload["resent"]
     assert metric("spikestream_messages_dropped_unread_total") == payload["dropped_unread"]

@@ -187,16 +187,19 @@ def _move_into_place(new_out: Path, new_folder: Path, out: Path, folder: Path) -
     is an atomic rename on one file system; the network file goes last, so until then it
     reads the arrays it was written with or, file by file, their validated successors.
     Files in ``folder`` that are not ``.npy`` are the user's and stay."""
+    stale: list[Path] = []
     if not folder.exists():
         new_folder.rename(folder)
     else:
         fresh = {p.name for p in new_folder.glob("*.npy")}
-        for old in folder.glob("*.npy"):  # a previous import's arrays; nothing else
-            if old.name not in fresh:
-                old.unlink()
+        # A previous import's arrays (nothing else) that the new one does not have: its
+        # network file reads them until it is replaced, so they go after it.
+        stale = [old for old in folder.glob("*.npy") if old.name not in fresh]
         for name in sorted(fresh):
             os.replace(new_folder / name, folder / name)
     os.replace(new_out, out)
+    for old in stale:
+        old.unlink(missing_ok=True)
 
 
 def _check_out(out: Path, folder: Path) -> None:

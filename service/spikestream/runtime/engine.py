@@ -239,7 +239,8 @@ class Engine:
         self._notified = False
         self._commands: deque[Command] = deque(maxlen=1024)
         self.events: deque[dict[str, Any]] = deque(maxlen=1024)
-        #: Snapshots taken, or refused (None), for the I/O side to write or report.
+        #: Snapshots taken (their state) for the I/O side to write, and snapshots refused and
+        #: restores done or refused (None): the I/O side ends their jobs.
         self.snapshots: deque[tuple[Command, dict[str, npt.NDArray[Any]] | None]] = deque()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -486,8 +487,9 @@ class Engine:
                     self._wake.wait(0.05)
                     self._wake.clear()
                 continue
-            if more:  # a flood of commands: a tick between slices keeps the pace
-                self._one_tick()
+            if more:  # a flood of commands: a due tick between slices keeps the pace
+                if not (self._real_clock and pacer.ahead(STOP_POLL) > 0.0):
+                    self._one_tick()
                 continue
             if runs is not None and pacer.period > 0.0:
                 with self._book:
@@ -513,6 +515,8 @@ class Engine:
                 continue
             self._one_tick()
         with self._book:
+            while self._commands:  # at stop: each request still queued hears
+                self._refuse(self._commands.popleft(), "the service is stopping; not applied")
             if runs is not None:
                 self._collect()
             for stream, _ in self._views:
@@ -640,14 +644,18 @@ class Engine:
                 # reallocation, a bug) is a refusal: the tick thread reports it and goes on.
                 # Handlers validate and allocate before they change anything, so the state
                 # is what it was before the command.
-                self.commands_rejected += 1
-                error = str(err) if isinstance(err, SpikestreamError) else _describe(err)
-                self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=error, **_reply(cmd))
-                if cmd.cmd == "snapshot":  # its writer learns that no state comes
-                    self.snapshots.append((cmd, None))
+                self._refuse(cmd, str(err) if isinstance(err, SpikestreamError) else _describe(err))
             else:
                 self._event("control_ok", cmd=cmd.cmd, id=cmd.id, **result, **_reply(cmd))
+                if cmd.cmd == "restore":  # its job, and the state it held, end here
+                    self.snapshots.append((cmd, None))
         return bool(self._commands)
+
+    def _refuse(self, cmd: Command, error: str) -> None:
+        self.commands_rejected += 1
+        self._event("control_rejected", cmd=cmd.cmd, id=cmd.id, error=error, **_reply(cmd))
+        if cmd.cmd in ("snapshot", "restore"):  # its job ends: no state comes
+            self.snapshots.append((cmd, None))
 
     def _apply(self, cmd: Command) -> dict[str, Any]:
         handler = self._handlers.get(cmd.cmd)

@@ -111,7 +111,7 @@ class ControlDesk:
     # ------------------------------------------------------------------ incoming
 
     def on_message(self, payload: bytes, meta: MessageMeta) -> None:
-        """A live message on the control topic."""
+        """A live message on the control topic (refused once the service is stopping)."""
         if not payload and meta.oversize is None:
             # The documented way to clear a retained command (an empty retained message)
             # reaches live subscribers too: nothing was asked.
@@ -165,7 +165,11 @@ class ControlDesk:
 
     def submit(self, cmd: ControlCommand) -> bool:
         """Queue ``cmd`` for the tick thread, behind any restore still being read.
-        Returns False when it was refused (a full queue: reported)."""
+        Returns False when it was refused (a full queue, or stopping: reported)."""
+        if self.stopping:
+            self.refuse(cmd.cmd, cmd.id, STOPPING, reply=cmd.reply)
+            self._ended(cmd)
+            return False
         if not self._held:
             return self._to_engine(cmd)
         if len(self._held) >= HELD_COMMANDS:
@@ -183,12 +187,14 @@ class ControlDesk:
     def periodic(self, path: Path) -> None:
         """Ask for the periodic snapshot (``--snapshot-every``) unless the last one is
         still under way (then it is skipped and counted: the next one comes soon)."""
+        if self.stopping:
+            return
         if self._periodic is not None:
             self.periodic_skipped += 1
             log.warning("periodic snapshot skipped: the last one is still being written")
             return
         try:
-            self.folder.check_room()
+            self.folder.check_room(copies=self._jobs + 1)
         except SnapshotError as err:
             self.refuse("snapshot", "periodic", str(err))
             return
@@ -203,6 +209,9 @@ class ControlDesk:
         # Names stay inside the snapshot folder: a control message must not be able to
         # read or overwrite arbitrary files of the service user. The file itself is read
         # (restore) or replaced (snapshot) off the event loop, in a task that reports.
+        if self.stopping:
+            self.refuse(cmd, request, STOPPING, reply=reply)
+            return
         if self._jobs >= FILE_JOBS:
             self.refuse(
                 cmd,
@@ -217,7 +226,7 @@ class ControlDesk:
             name = folder.name_for(value)
             if cmd == "snapshot":  # refuse now, not after control_ok
                 folder.check_replaceable(name)
-                folder.check_room()
+                folder.check_room(copies=self._jobs + 1 + (self._periodic is not None))
         except SnapshotError as err:
             self.refuse(cmd, request, str(err), reply=reply)
             return
@@ -242,10 +251,12 @@ class ControlDesk:
         except Exception as err:  # a hostile file never takes the service down
             pending.error = f"cannot restore {name!r}: {type(err).__name__}: {err}"
         else:
+            # The job goes on until the tick thread has applied or refused the restore
+            # (:meth:`taken`): until then the state is held.
             pending.command = ControlCommand(
                 "restore", value=name, id=pending.request, reply=pending.reply, attachment=state
             )
-        finally:
+        if pending.command is None:
             self._jobs -= 1
         self._release()
 
@@ -258,7 +269,7 @@ class ControlDesk:
                 if not head.done:
                     return
                 held.popleft()
-                if head.error is not None:
+                if head.error is not None:  # its job has ended
                     self.refuse("restore", head.request, head.error, reply=head.reply)
                     continue
                 assert head.command is not None
@@ -278,8 +289,9 @@ class ControlDesk:
         return False
 
     def taken(self, cmd: ControlCommand, state: dict[str, Any] | None) -> None:
-        """The tick thread took the snapshot ``cmd`` asked for (``state``), or refused it
-        (None, reported by the engine): write the file, or end the job."""
+        """The tick thread took the snapshot ``cmd`` asked for (``state``): write it.
+        Or (None) it refused a snapshot, or applied or refused a restore (each reported
+        by the engine): the job ends."""
         if state is None:
             self._ended(cmd)
         else:
@@ -289,13 +301,11 @@ class ControlDesk:
         name = Path(str(cmd.value)).name
         try:
             path = await asyncio.to_thread(self.folder.write, name, state)
-        except SnapshotError as err:
-            self.snapshots_failed += 1
-            self.refuse("snapshot", cmd.id, str(err), reply=cmd.reply)
-        except Exception as err:  # disk full, permissions: reported, never fatal
+        except Exception as err:  # the target refused again, disk full: never fatal
+            # Acknowledged with control_ok already: the end is snapshot_failed.
             self.snapshots_failed += 1
             where = str(self.folder.path / name)
-            error = f"cannot write {where!r}: {err}"
+            error = str(err) if isinstance(err, SnapshotError) else f"cannot write {where!r}: {err}"
             self._event("snapshot_failed", id=cmd.id, error=error, reply=cmd.reply)
         else:
             tick = int(state["tick"])
@@ -304,8 +314,8 @@ class ControlDesk:
             self._ended(cmd)
 
     def _ended(self, cmd: ControlCommand) -> None:
-        """A snapshot job is over (written, failed or refused)."""
-        if cmd.cmd != "snapshot":
+        """A snapshot or restore job is over (written, applied, failed or refused)."""
+        if cmd.cmd not in ("snapshot", "restore"):
             return
         if cmd is self._periodic:
             self._periodic = None
@@ -318,9 +328,17 @@ class ControlDesk:
         task.add_done_callback(self._tasks.discard)
 
     async def settle(self, seconds: float) -> None:
-        """At shutdown (the tick thread stopped): wait up to ``seconds`` for the files
-        under way, so each says how it ended, and refuse what still waits."""
+        """At shutdown (:attr:`stopping` set before the tick thread stopped): wait up to
+        ``seconds`` for the files under way, so each says how it ended, and refuse what
+        still waits (behind a restore whose file is still being read too)."""
         self.stopping = True
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=seconds)
         self._release()
+        while self._held:  # a read that has not ended: it and what waits are refused
+            head = self._held.popleft()
+            if isinstance(head, _Restore):
+                self.refuse("restore", head.request, STOPPING, reply=head.reply)
+            else:
+                self.refuse(head.cmd, head.id, STOPPING, reply=head.reply)
+                self._ended(head)

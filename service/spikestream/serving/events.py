@@ -26,6 +26,12 @@ EVENTS_PER_SECOND = 20.0
 #: Events of one kind that may go out at once before the rate applies.
 EVENT_BURST = 20
 
+#: Replies to requests (events with an ``id``), of all kinds together, per second and at
+#: once: one per request, which its sender waits for (an MQTT 3.1.1 client on ``events``),
+#: so far more than other events, but still bounded against a flood of requests.
+REPLIES_PER_SECOND = 200.0
+REPLY_BURST = 1024
+
 
 class EventLimiter:
     """A token bucket per event kind, so a flood of bad payloads cannot flood ``events``.
@@ -73,6 +79,7 @@ class EventQueue:
     ) -> None:
         self.net = net
         self.limiter = EventLimiter(rate)
+        self.replies = EventLimiter(REPLIES_PER_SECOND, REPLY_BURST)
         self.capacity = capacity
         self.pending: deque[bytes] = deque()
         self.lost = 0
@@ -82,12 +89,13 @@ class EventQueue:
 
     def add(self, kind: str, now: float, fields: dict[str, Any]) -> bool:
         """Log and queue an event unless its kind is over its rate (``now``: monotonic
-        seconds). A reply to a request (an event with an ``id``) is never held back: an
-        MQTT 3.1.1 client waits for it on ``events``, and there is one per request it
-        sent. Returns whether it was queued."""
-        if fields.get("id") is None and not self.limiter.allow(kind, now):
+        seconds). Replies to requests (events with an ``id``) have a far larger bucket of
+        their own (:data:`REPLIES_PER_SECOND`), shared by all their kinds. Returns whether
+        it was queued."""
+        limiter, key = (self.limiter, kind) if fields.get("id") is None else (self.replies, "")
+        if not limiter.allow(key, now):
             return False
-        suppressed = self.limiter.suppressed.pop(kind, 0)
+        suppressed = limiter.suppressed.pop(key, 0)
         if suppressed:
             fields["suppressed"] = suppressed
         level = (

@@ -238,6 +238,12 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         s.snapshots_failed,
     )
     yield _counter(
+        "spikestream_snapshots_skipped",
+        "Periodic snapshots skipped: the one before was still being written",
+        net,
+        s.snapshots_skipped,
+    )
+    yield _counter(
         "spikestream_failovers",
         "Moves to the next broker of the --broker list",
         net,

@@ -680,6 +680,7 @@ class Service:
 
     async def _shutdown(self) -> None:
         self._stopping = True
+        self.control.stopping = True  # control arriving from now on is refused, answered
         await asyncio.to_thread(self.engine.stop)
         try:
             self._drain()

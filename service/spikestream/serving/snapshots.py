@@ -433,9 +433,10 @@ class SnapshotFolder:
         """The most bytes a snapshot of this network takes on disk (zip overhead included)."""
         return sum(m.max_bytes() + ZIP_MEMBER_OVERHEAD + len(k) * 2 for k, m in self.layout.items())
 
-    def check_room(self) -> None:
-        """Refuse a snapshot that could leave less than the reserve free
-        (:data:`DISK_RESERVE`), so that control messages cannot fill a disk.
+    def check_room(self, copies: int = 1) -> None:
+        """Refuse a snapshot that, with ``copies - 1`` others being written, could leave
+        less than the reserve free (:data:`DISK_RESERVE`), so that control messages cannot
+        fill a disk.
 
         Raises:
             SnapshotError: saying how much is free and what the snapshot may take.
@@ -445,7 +446,7 @@ class SnapshotFolder:
             where = where.parent
         usage = shutil.disk_usage(where)
         reserve = min(int(DISK_RESERVE * usage.total), DISK_RESERVE_BYTES)
-        need = self.max_bytes()
+        need = self.max_bytes() * copies
         if usage.free - need < reserve:
             raise SnapshotError(
                 f"no room for a snapshot in {str(self.path)!r}: it may take {need} bytes and "

@@ -1,0 +1,127 @@
+"""The control desk's bounds, on a real engine and a real snapshot folder: a restore's
+job lasts until the tick thread has applied it (its state is held until then), control
+arriving while the service stops is refused with a reply, a snapshot acknowledged and
+then refused at write time ends in ``snapshot_failed``, and replies have a bucket of
+their own."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spikestream.build import build
+from spikestream.errors import SnapshotError
+from spikestream.runtime.engine import Engine
+from spikestream.serving.control import FILE_JOBS, STOPPING, ControlDesk
+from spikestream.serving.events import REPLY_BURST, EventQueue
+from spikestream.serving.snapshots import SnapshotFolder, snapshot_layout
+from spikestream.spec import load_network
+from spikestream_client.codec import ControlCommand
+from spikestream_client.transport import MessageMeta
+from tests.serving import SEED
+
+Event = tuple[str, dict[str, Any]]
+
+
+def desk_of(tmp_path: Path) -> tuple[ControlDesk, Engine, list[Event]]:
+    engine = Engine(build(load_network(SEED)))
+    folder = SnapshotFolder(tmp_path / "snaps", "seed", snapshot_layout(engine))
+    said: list[Event] = []
+
+    def event(kind: str, *, reply: object = None, **fields: Any) -> None:
+        said.append((kind, fields))
+
+    return ControlDesk(engine, folder, lambda topic: topic, event, {}), engine, said
+
+
+def take_snapshot(desk: ControlDesk, engine: Engine, name: str) -> None:
+    """A snapshot file of the engine's state, as the tick thread would take it."""
+    engine._apply(ControlCommand("snapshot", value=name))
+    _, state = engine.snapshots.popleft()
+    assert state is not None
+    desk.folder.write(name, state)
+
+
+LIVE = MessageMeta(qos=1, retain=False)
+
+
+async def settle_tasks(desk: ControlDesk) -> None:
+    while desk._tasks:
+        await asyncio.wait(set(desk._tasks))
+
+
+async def test_a_restore_holds_its_job_until_the_tick_thread_applied_it(tmp_path: Path) -> None:
+    """Each restore's loaded state waits for the tick thread; its job, which bounds how
+    many states are held, used to end once the file was read (60 restores behind a slow
+    tick held 60 states)."""
+    desk, engine, said = desk_of(tmp_path)
+    take_snapshot(desk, engine, "k.npz")
+    for i in range(FILE_JOBS):
+        desk.on_message(f'{{"cmd": "restore", "value": "k.npz", "id": "r{i}"}}'.encode(), LIVE)
+    await settle_tasks(desk)
+    # Read, and waiting in the engine's queue (its thread is not running): still jobs.
+    assert len(engine._commands) == FILE_JOBS
+    desk.on_message(b'{"cmd": "restore", "value": "k.npz", "id": "more"}', LIVE)
+    await settle_tasks(desk)
+    refused = [f for k, f in said if k == "control_rejected"]
+    assert [f["id"] for f in refused] == ["more"]
+    assert f"(at most {FILE_JOBS})" in refused[0]["error"]
+    assert len(engine._commands) == FILE_JOBS
+    # Applied by the tick thread, reported back: the jobs end.
+    engine._apply_commands()
+    while engine.snapshots:
+        desk.taken(*engine.snapshots.popleft())
+    desk.on_message(b'{"cmd": "restore", "value": "k.npz", "id": "again"}', LIVE)
+    await settle_tasks(desk)
+    assert [c.id for c in engine._commands] == ["again"]
+
+
+async def test_control_while_stopping_is_refused_with_a_reply(tmp_path: Path) -> None:
+    """Between the stop and the end of settle, control still arrives: it used to be handed
+    to the stopped engine and never answered."""
+    desk, engine, said = desk_of(tmp_path)
+    desk.stopping = True
+    desk.on_message(b'{"cmd": "status", "id": "s"}', LIVE)
+    desk.on_message(b'{"cmd": "snapshot", "value": "x.npz", "id": "x"}', LIVE)
+    assert not engine._commands
+    assert [(k, f["id"], f["error"]) for k, f in said] == [
+        ("control_rejected", "s", STOPPING),
+        ("control_rejected", "x", STOPPING),
+    ]
+    assert desk._jobs == 0
+
+
+async def test_a_snapshot_refused_at_write_time_ends_in_snapshot_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acknowledged with control_ok, so its end is ``snapshot_failed`` (it was a
+    ``control_rejected`` after the ``control_ok``), counted, and the job ends."""
+    desk, engine, said = desk_of(tmp_path)
+
+    def refuse(name: str, state: object) -> Path:
+        raise SnapshotError(f"'{name}' exists and is a symbolic link")
+
+    monkeypatch.setattr(desk.folder, "write", refuse)
+    desk.on_message(b'{"cmd": "snapshot", "value": "w.npz", "id": "w"}', LIVE)
+    engine._apply_commands()
+    desk.taken(*engine.snapshots.popleft())
+    await settle_tasks(desk)
+    ends = [(k, f) for k, f in said if f.get("id") == "w"]
+    assert [k for k, _ in ends] == ["snapshot_failed"]
+    assert "symbolic link" in ends[0][1]["error"]
+    assert desk.snapshots_failed == 1
+    assert desk._jobs == 0
+    assert desk.rejected == {}
+
+
+def test_replies_have_a_large_bucket_of_their_own() -> None:
+    """A flood of requests cannot queue replies without bound (they were exempt from any
+    limit), and does not use up the bucket of other events of the same kind."""
+    queue = EventQueue("seed", capacity=10**6)
+    queued = sum(queue.add("control_ok", 0.0, {"id": str(i)}) for i in range(5 * REPLY_BURST))
+    assert queued == REPLY_BURST
+    assert queue.add("control_ok", 0.0, {"cmd": "status"})  # not a reply: its own bucket
+    assert queue.add("control_ok", 1.0, {"id": "later"})  # the bucket refills
