@@ -21,6 +21,7 @@ from spikestream.nengo_import import load_script_network, network_file, objects
 from spikestream.nengo_import.tomltext import _comment, _value
 from spikestream.runtime.offline import run_to_file
 from spikestream.spec import load_network
+from tests.nengo_import.test_cli import refusal, write
 
 NET = """
 model = nengo.Network(seed=1)
@@ -29,22 +30,6 @@ with model:
     a = nengo.Ensemble(10, 1, label="a")
     nengo.Connection(u, a)
 """
-
-
-def write(folder: Path, body: str, name: str = "model.py") -> Path:
-    path = folder / name
-    path.write_text("import nengo\nimport numpy as np\n" + textwrap.dedent(body))
-    return path
-
-
-def refusal(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """Run the CLI, expect exit status 2 and exactly one line on stderr; return it."""
-    assert main(list(argv)) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # ------------------------------------------------------------------ the script's process state
