@@ -6,8 +6,10 @@ they arrived (a restore whose file is still being read included)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,24 @@ def by_id(ms: list[Message]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+@contextlib.asynccontextmanager
+async def served(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> AsyncIterator[tuple[ServeProcess, Listener, aiomqtt.Client]]:
+    """The seed served with its snapshots in ``tmp_path/snaps``, online, with a listener
+    on its topics and a client to send control; the service stops with exit 0 after."""
+    proc = ServeProcess(
+        SEED, mosquitto.url(), "--snapshot-dir", str(tmp_path / "snaps"), workdir=tmp_path
+    ).start()
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, [f"spikestream/{NET}/#"]) as sub:
+            await sub.wait_status(NET, b"online")
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port, socket_options=NODELAY) as c:
+                yield proc, sub, c
+    finally:
+        assert proc.stop() == 0
+
+
 async def test_a_flood_of_snapshots_writes_each_acknowledged_one_and_refuses_the_rest(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -49,26 +69,19 @@ async def test_a_flood_of_snapshots_writes_each_acknowledged_one_and_refuses_the
     every request id hears its reply on ``events`` (the per-kind rate limit used to drop
     all but 20)."""
     snaps = tmp_path / "snaps"
-    proc = ServeProcess(SEED, mosquitto.url(), "--snapshot-dir", str(snaps), workdir=tmp_path)
-    proc.start()
-    try:
-        async with Listener("127.0.0.1", mosquitto.port, [f"spikestream/{NET}/#"]) as sub:
-            await sub.wait_status(NET, b"online")
-            async with aiomqtt.Client("127.0.0.1", mosquitto.port, socket_options=NODELAY) as c:
-                for i in range(50):
-                    snap = {"cmd": "snapshot", "value": f"c{i}.npz", "id": f"s{i}"}
-                    await c.publish(CTL, json.dumps(snap), qos=1)
-                    await c.publish(CTL, json.dumps({"cmd": "status", "id": f"q{i}"}), qos=1)
 
-            def all_ended(ms: list[Message]) -> bool:
-                seen = by_id(ms)
-                return all(
-                    any(e["event"] in ENDS for e in seen.get(f"s{i}", [])) for i in range(50)
-                ) and all(f"q{i}" in seen for i in range(50))
+    def all_ended(ms: list[Message]) -> bool:
+        seen = by_id(ms)
+        return all(
+            any(e["event"] in ENDS for e in seen.get(f"s{i}", [])) for i in range(50)
+        ) and all(f"q{i}" in seen for i in range(50))
 
-            await sub.wait_for(all_ended, within=30, what="an end for every snapshot")
-    finally:
-        assert proc.stop() == 0
+    async with served(mosquitto, tmp_path) as (proc, sub, c):
+        for i in range(50):
+            snap = {"cmd": "snapshot", "value": f"c{i}.npz", "id": f"s{i}"}
+            await c.publish(CTL, json.dumps(snap), qos=1)
+            await c.publish(CTL, json.dumps({"cmd": "status", "id": f"q{i}"}), qos=1)
+        await sub.wait_for(all_ended, within=30, what="an end for every snapshot")
     seen = by_id(sub.messages)
     written = {e["path"] for i in range(50) for e in seen[f"s{i}"] if e["event"] == ENDS[0]}
     acknowledged = [i for i in range(50) if any(e["event"] == "control_ok" for e in seen[f"s{i}"])]
@@ -88,39 +101,31 @@ async def test_commands_after_a_restore_apply_after_it(
 ) -> None:
     """A restore's file is read off the event loop; a ``status`` and a ``snapshot`` sent
     right after it used to run first, on the state before the restore."""
-    snaps = tmp_path / "snaps"
-    proc = ServeProcess(SEED, mosquitto.url(), "--snapshot-dir", str(snaps), workdir=tmp_path)
-    proc.start()
-    try:
-        async with Listener("127.0.0.1", mosquitto.port, [f"spikestream/{NET}/#"]) as sub:
-            await sub.wait_status(NET, b"online")
-            async with aiomqtt.Client("127.0.0.1", mosquitto.port, socket_options=NODELAY) as c:
+    async with served(mosquitto, tmp_path) as (_, sub, c):
 
-                async def reply(rid: str, kind: str) -> dict[str, Any]:
-                    got = await sub.wait_for(
-                        lambda ms: [e for e in by_id(ms).get(rid, []) if e["event"] == kind],
-                        what=f"{kind} for {rid}",
-                    )
-                    return dict(got[0])
+        async def reply(rid: str, kind: str) -> dict[str, Any]:
+            got = await sub.wait_for(
+                lambda ms: [e for e in by_id(ms).get(rid, []) if e["event"] == kind],
+                what=f"{kind} for {rid}",
+            )
+            return dict(got[0])
 
-                snap = {"cmd": "snapshot", "value": "k.npz", "id": "k"}
-                await c.publish(CTL, json.dumps(snap), qos=1)
-                k_tick = (await reply("k", "snapshot_written"))["tick"]
-                await asyncio.sleep(0.3)  # ticks go on past k's
-                await c.publish(CTL, json.dumps({"cmd": "pause", "id": "p"}), qos=1)
-                await c.publish(CTL, json.dumps({"cmd": "status", "id": "st0"}), qos=1)
-                paused_tick = (await reply("st0", "control_ok"))["tick"]
-                for body in (
-                    {"cmd": "restore", "value": "k.npz", "id": "r"},
-                    {"cmd": "status", "id": "st"},
-                    {"cmd": "snapshot", "value": "after.npz", "id": "a"},
-                ):
-                    await c.publish(CTL, json.dumps(body), qos=1)
-                restored = await reply("r", "control_ok")
-                status = await reply("st", "control_ok")
-                after = await reply("a", "snapshot_written")
-    finally:
-        assert proc.stop() == 0
+        snap = {"cmd": "snapshot", "value": "k.npz", "id": "k"}
+        await c.publish(CTL, json.dumps(snap), qos=1)
+        k_tick = (await reply("k", "snapshot_written"))["tick"]
+        await asyncio.sleep(0.3)  # ticks go on past k's
+        await c.publish(CTL, json.dumps({"cmd": "pause", "id": "p"}), qos=1)
+        await c.publish(CTL, json.dumps({"cmd": "status", "id": "st0"}), qos=1)
+        paused_tick = (await reply("st0", "control_ok"))["tick"]
+        for body in (
+            {"cmd": "restore", "value": "k.npz", "id": "r"},
+            {"cmd": "status", "id": "st"},
+            {"cmd": "snapshot", "value": "after.npz", "id": "a"},
+        ):
+            await c.publish(CTL, json.dumps(body), qos=1)
+        restored = await reply("r", "control_ok")
+        status = await reply("st", "control_ok")
+        after = await reply("a", "snapshot_written")
     assert paused_tick > k_tick + 100  # so a status before the restore would differ
     assert restored["tick"] == k_tick
     assert status["tick"] == k_tick, "status ran before the restore it came after"
