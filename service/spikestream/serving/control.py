@@ -166,12 +166,8 @@ class ControlDesk:
     def submit(self, cmd: ControlCommand) -> bool:
         """Queue ``cmd`` for the tick thread, behind any restore still being read.
         Returns False when it was refused (a full queue, or stopping: reported)."""
-        if self.stopping:
-            self.refuse(cmd.cmd, cmd.id, STOPPING, reply=cmd.reply)
-            self._ended(cmd)
-            return False
-        if not self._held:
-            return self._to_engine(cmd)
+        if self.stopping or not self._held:
+            return self._deliver(cmd)
         if len(self._held) >= HELD_COMMANDS:
             self.refuse(
                 cmd.cmd,
@@ -276,14 +272,14 @@ class ControlDesk:
                 head = head.command
             else:
                 held.popleft()
-            if self.stopping:  # the tick thread has stopped: nothing more is applied
-                self.refuse(head.cmd, head.id, STOPPING, reply=head.reply)
-                self._ended(head)
-            else:
-                self._to_engine(head)
+            self._deliver(head)
 
-    def _to_engine(self, cmd: ControlCommand) -> bool:
-        if self.engine.submit(cmd):  # else refused and reported by the engine
+    def _deliver(self, cmd: ControlCommand) -> bool:
+        """Hand ``cmd`` to the tick thread; refused (reported, its job ended) when the
+        service is stopping or the engine's queue is full. True if handed over."""
+        if self.stopping:  # the tick thread has stopped: nothing more is applied
+            self.refuse(cmd.cmd, cmd.id, STOPPING, reply=cmd.reply)
+        elif self.engine.submit(cmd):  # else refused and reported by the engine
             return True
         self._ended(cmd)
         return False
@@ -340,5 +336,4 @@ class ControlDesk:
             if isinstance(head, _Restore):
                 self.refuse("restore", head.request, STOPPING, reply=head.reply)
             else:
-                self.refuse(head.cmd, head.id, STOPPING, reply=head.reply)
-                self._ended(head)
+                self._deliver(head)  # refused: stopping
