@@ -225,20 +225,6 @@ def disk_errors(flag: str, path: Path) -> Iterator[None]:
         ) from err
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """True if ``a`` and ``b`` name one file: the same path once links are resolved, or
-    the same inode (a hard link: writing a plot through it overwrites the other)."""
-    try:
-        if a.resolve() == b.resolve():
-            return True
-    except (OSError, RuntimeError):  # a symlink loop: compared by inode below, if at all
-        pass
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):  # either is missing: not one existing file
-        return False
-
-
 def _is_inside(path: Path, folder: Path) -> bool:
     try:
         return path.resolve().is_relative_to(folder.resolve())
@@ -293,6 +279,7 @@ def check_outputs(outputs: list[tuple[str, Path]], network: Path, replay: Path |
     Raises:
         ConfigError: naming the flag, both paths and what was expected.
     """
+    from spikestream.datafiles import same_file
     from spikestream.errors import ConfigError
     from spikestream.nengo_import import is_model_script, split_source
 
@@ -304,7 +291,7 @@ def check_outputs(outputs: list[tuple[str, Path]], network: Path, replay: Path |
     arrays = source.parent / f"{source.stem}.arrays"
     for flag, path in outputs:
         for name, src in read:
-            if _same_file(path, src):
+            if same_file(path, src):
                 raise ConfigError(
                     f"{flag} {str(path)!r} is {name} {str(src)!r}, which the run reads; "
                     "expected a new file name"
@@ -315,7 +302,7 @@ def check_outputs(outputs: list[tuple[str, Path]], network: Path, replay: Path |
                 f"network file {str(source)!r} (its files are the network's, rewritten by "
                 "`spikestream import`); expected a file outside it"
             )
-    if len(outputs) == 2 and _same_file(outputs[0][1], outputs[1][1]):
+    if len(outputs) == 2 and same_file(outputs[0][1], outputs[1][1]):
         raise ConfigError(
             f"{outputs[0][0]} and {outputs[1][0]} both name {str(outputs[0][1])!r}; "
             "expected two files"
@@ -329,12 +316,13 @@ def check_array_outputs(outputs: list[tuple[str, Path]], spec: NetworkSpec) -> N
     Raises:
         ConfigError: naming the flag, both paths and the key that reads the file.
     """
+    from spikestream.datafiles import same_file
     from spikestream.errors import ConfigError
 
     read = files_read(spec)
     for flag, path in outputs:
         for key, src in read:
-            if _same_file(path, src):
+            if same_file(path, src):
                 raise ConfigError(
                     f"{flag} {str(path)!r} is {str(src)!r}, which the network reads "
                     f"({spec.source}: {key}); expected a new file name"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from spikestream.build import build
+from spikestream.datafiles import same_file
 from spikestream.errors import BuildError, ConfigError, ModelImportError
 from spikestream.nengo_import.naming import _one_line, describe, name_addresses
 from spikestream.nengo_import.objects import _Import
@@ -59,9 +60,7 @@ def import_model(
     script, variable = split_source(str(source))
     # Absolute before the script runs: a script that changes folder must not move --out.
     out = Path(out).absolute()
-    if out.resolve() == script.resolve() or (
-        out.exists() and script.exists() and out.samefile(script)
-    ):
+    if same_file(out, script):
         raise ConfigError(
             f"--out {str(out)!r} is the model script itself; expected another path (the "
             "network file would overwrite the script)"
