@@ -267,7 +267,6 @@ def test_script_failures_are_one_line(
     assert line.endswith(expected), line
 
 
-@pytest.mark.skipif(not hasattr(os, "kill") or sys.platform == "win32", reason="POSIX signals")
 def test_a_real_ctrl_c_still_stops_the_import(tmp_path: Path) -> None:
     model = write(
         tmp_path,
@@ -283,7 +282,6 @@ def test_the_old_arrays_stay_until_the_new_network_file_is_in_place(
     """A previous import's arrays that the new one lacks go only after the new network
     file replaced the old one: an interruption before that left the old file naming
     deleted arrays."""
-    import os
 
     from spikestream.nengo_import import network_file
 
