@@ -1,12 +1,14 @@
-"""``serve --metrics-port``'s HTTP server, over real sockets: idle connections are closed
-after the socket timeout, connections past the cap are refused at once (prometheus_client's
-own server held an idle socket's thread and descriptor forever, and a few hundred of them
-ran the service out of descriptors), ``?name[]=`` filters, HEAD answers like GET without
-a body, and a full descriptor table does not make the accept loop spin."""
+"""``serve --metrics-port``'s HTTP server, over real sockets: idle connections, and ones
+that trickle their request, are closed after the socket timeout, connections past the cap
+are refused at once (prometheus_client's own server held an idle socket's thread and
+descriptor forever, and a few hundred of them ran the service out of descriptors),
+``?name[]=`` filters, HEAD answers like GET without a body, and a full descriptor table
+does not make the accept loop spin."""
 
 from __future__ import annotations
 
 import errno
+import select
 import socket
 import threading
 import time
@@ -104,6 +106,37 @@ def test_a_silent_connection_is_closed_after_the_socket_timeout(
         except TimeoutError:
             pytest.fail(f"the server kept a silent connection open for {PATIENCE} s")
     assert get(server.port)[0] == 200  # and it goes on answering
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_closed_at_the_deadline(
+    serve: Callable[..., MetricsServer],
+) -> None:
+    # A deadline per read let a client that sends a byte every so often keep its slot for
+    # good; the whole request must now arrive within the timeout.
+    timeout = 0.5
+    server = serve(socket_timeout=timeout)
+    with connect(server.port) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nX-Trickle: ")
+        start = time.monotonic()
+        closed_after = None
+        while time.monotonic() - start < PATIENCE:
+            try:
+                sock.sendall(b"a")  # well within the timeout of the byte before
+            except OSError:  # reset: the server closed it
+                closed_after = time.monotonic() - start
+                break
+            ready = select.select([sock], [], [], 0.05)[0]
+            if ready:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                assert data == b"", data  # nothing answered to a request never finished
+                closed_after = time.monotonic() - start
+                break
+        assert closed_after is not None, f"a trickling client kept its slot for {PATIENCE} s"
+        assert timeout * 0.9 <= closed_after <= timeout + 1.0, closed_after
+    assert get(server.port)[0] == 200
 
 
 def test_connections_past_the_cap_are_refused_at_once(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import math
 import socket
@@ -47,11 +48,14 @@ if TYPE_CHECKING:
 #: pacer coarsened to a readable set.
 LATENESS_EDGES = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 1e-1)
 
-#: Seconds each read or write of a metrics connection may wait before it is closed.
+#: Seconds a metrics connection has to send its whole request (request line and headers),
+#: and each write of the answer may wait, before the connection is closed.
 #: prometheus_client's own server had no timeout: idle sockets, or a request line without
 #: a version (whose headers never came), each held a thread and a descriptor forever, and a
 #: few hundred of them ran the process out of descriptors (the MQTT link could no longer
-#: reconnect). A scrape sends its request at once and reads its answer as fast.
+#: reconnect). A deadline per read was not enough either: a client sending a byte every
+#: few seconds kept its slot for good. A scrape sends its request at once and reads its
+#: answer as fast.
 SOCKET_TIMEOUT = 5.0
 
 #: Connections answered at once; one more is answered 503 and closed at once. It bounds the
@@ -381,17 +385,42 @@ class _ServerHandler(ServerHandler):
         log.error("metrics: scrape failed", exc_info=exc_info)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A socket's bytes for a request that must have arrived whole by ``deadline``
+    (``time.monotonic()`` seconds): each read waits only for what is left of it, so a
+    client that trickles a byte at a time is closed as surely as a silent one."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive whole within the deadline")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer)
+
+
 class _Handler(WSGIRequestHandler):
-    """One connection: one request, read and answered under the server's socket timeout."""
+    """One connection: one request, read within the server's socket timeout in all, and
+    answered with each write waiting at most as long."""
 
     server: _MetricsHTTPServer
 
     def setup(self) -> None:
         super().setup()
-        # Every read and write of this connection waits at most this long: a client that
-        # connects and says nothing (or sends a request line and never its headers) is
-        # closed instead of holding a thread and a descriptor forever.
-        self.connection.settimeout(self.server.socket_timeout)
+        # A client that connects and says nothing, sends a request line and never its
+        # headers, or sends them a byte at a time, is closed when the deadline passes
+        # instead of holding a thread and a descriptor.
+        timeout = self.server.socket_timeout
+        self.connection.settimeout(timeout)  # the answer's writes: sendall's total wait
+        self.rfile.close()  # the standard reader, replaced (closing it frees its socket ref)
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, time.monotonic() + timeout))
 
     def handle(self) -> None:
         """wsgiref's ``handle``, with :class:`_ServerHandler` as the response writer."""
@@ -404,6 +433,7 @@ class _Handler(WSGIRequestHandler):
             return
         if not self.parse_request():  # an error was answered, or the client left
             return
+        self.connection.settimeout(self.server.socket_timeout)  # for the answer's writes
         handler = _ServerHandler(
             cast("IO[bytes]", self.rfile),
             cast("IO[bytes]", self.wfile),
@@ -425,7 +455,8 @@ class _MetricsHTTPServer(ThreadingMixIn, WSGIServer):
         address: ``(host, port)`` to bind, as ``socket.getaddrinfo`` resolved it.
         family: its address family (``AF_INET`` or ``AF_INET6``).
         app: the WSGI application that answers each request.
-        socket_timeout: seconds each read or write of a connection may wait.
+        socket_timeout: seconds a connection has to send its whole request, and each
+            write of the answer may wait.
         max_connections: connections served at once; one more is answered 503 and closed.
     """
 
@@ -555,8 +586,8 @@ def start_metrics(
     ``statistics`` methods are ``snapshots``.
 
     Args:
-        socket_timeout: seconds each read or write of a connection may wait before the
-            connection is closed.
+        socket_timeout: seconds a connection has to send its whole request, and each
+            write of the answer may wait, before the connection is closed.
         max_connections: connections served at once; one more is answered 503 and closed.
 
     Raises:
