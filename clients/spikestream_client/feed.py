@@ -23,8 +23,8 @@ Limits: at most :data:`MAX_RATE` messages per second, a timed file's rows includ
 due closer together than ``1/rate`` go out at most one per ``1/rate``, the newest due,
 the rest counted as skipped), at most :data:`MAX_DIM` values per message (one
 message must fit the service's default input limit), and signal files of at most
-:data:`~spikestream_client.feed_sources.MAX_SIGNAL_FILE_BYTES` (64 MiB), refused from
-their size before they are read.
+:data:`~spikestream_client.feed_sources.MAX_SIGNAL_FILE_BYTES` (64 MiB) unless
+``--max-mib`` says otherwise, refused from their size before they are read.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from spikestream_client.feed_sources import (
     DEFAULT_RATE,
     MAX_DIM,
     MAX_RATE,
+    MAX_SIGNAL_FILE_BYTES,
     SIGNALS,
     ArraySource,
     ConstantSource,
@@ -81,6 +82,7 @@ __all__ = [
     "DEFAULT_RATE",
     "MAX_DIM",
     "MAX_RATE",
+    "MAX_SIGNAL_FILE_BYTES",
     "SIGNALS",
     "ArraySource",
     "ConstantSource",
@@ -220,6 +222,8 @@ class FeedOptions:
     quiet: bool = False
     # Seconds to wait for the network's describe/status; None: do not check it exists.
     wait_net: float | None = 3.0
+    # Largest signal file read, bytes (its samples are held whole).
+    max_file_bytes: int = MAX_SIGNAL_FILE_BYTES
 
 
 Publish = Callable[[FloatArray, float | None], bool]
@@ -516,6 +520,7 @@ def _source(options: FeedOptions, dim: int) -> tuple[Source, float | None]:
         seed=options.seed,
         dim=dim,
         loop=options.loop,
+        max_file_bytes=options.max_file_bytes,
     )
 
 

@@ -275,8 +275,12 @@ class ArraySource:
         return self._due(k), self.values[row]
 
 
-def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | None]:
-    """Read a ``.npy`` or CSV file of samples (at most :data:`MAX_SIGNAL_FILE_BYTES`).
+def load_samples(
+    path: Path, max_bytes: int = MAX_SIGNAL_FILE_BYTES
+) -> tuple[FloatArray, FloatArray | None, float | None]:
+    """Read a ``.npy`` or CSV file of samples of at most ``max_bytes`` bytes (by default
+    :data:`MAX_SIGNAL_FILE_BYTES`; its samples take up to 4x that from a CSV, 8x from a
+    ``.npy`` of one-byte values).
 
     Returns:
         ``(values (samples, dim), offsets or None, t0 or None)``. CSV files whose first
@@ -285,12 +289,12 @@ def load_samples(path: Path) -> tuple[FloatArray, FloatArray | None, float | Non
 
     Raises:
         ConfigError: Missing, not a regular file (a folder, a FIFO: never opened, so
-            never waited on), larger than :data:`MAX_SIGNAL_FILE_BYTES`, unreadable,
+            never waited on), larger than ``max_bytes``, unreadable,
             wrong shape, no samples, or non-finite values.
     """
     where = str(path)
     try:
-        with _open_signal_file(path) as (fh, size):
+        with _open_signal_file(path, max_bytes) as (fh, size):
             if path.suffix.lower() == ".npy":
                 data, times = _read_npy(fh, size, where), None
             else:
@@ -330,8 +334,8 @@ _KINDS: Final = (
 )
 
 
-def _check_regular(where: str, st: os.stat_result) -> int:
-    """The size of a regular file of at most :data:`MAX_SIGNAL_FILE_BYTES`, in bytes.
+def _check_regular(where: str, st: os.stat_result, max_bytes: int) -> int:
+    """The size of a regular file of at most ``max_bytes``, in bytes.
 
     Raises:
         ConfigError: Not a regular file (saying what it is), or too large (saying its
@@ -340,20 +344,26 @@ def _check_regular(where: str, st: os.stat_result) -> int:
     if not stat.S_ISREG(st.st_mode):
         kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
         raise ConfigError(f"signal file {where!r} is {kind}; expected a regular .npy or CSV file")
-    if st.st_size > MAX_SIGNAL_FILE_BYTES:
+    if st.st_size > max_bytes:
         mib = math.ceil(st.st_size / 2**20 * 10) / 10  # rounded up: never shown as the cap
         raise ConfigError(
             f"signal file {where!r} is {st.st_size} bytes ({mib:.1f} MiB); "
-            f"feed reads files of at most {MAX_SIGNAL_FILE_BYTES} bytes "
-            f"({MAX_SIGNAL_FILE_BYTES // 2**20} MiB)"
+            f"feed reads files of at most {max_bytes} bytes ({_mib(max_bytes)} MiB; "
+            "--max-mib sets it)"
         )
     return int(st.st_size)
 
 
+def _mib(size: int) -> str:
+    """``size`` bytes in MiB, as short as it is exact to 0.1 MiB (``64``, ``0.5``)."""
+    return f"{size / 2**20:.1f}".removesuffix(".0")
+
+
 @contextlib.contextmanager
-def _open_signal_file(path: Path) -> Iterator[tuple[IO[bytes], int]]:
-    """``with _open_signal_file(path) as (fh, size)``: ``path`` opened for reading in
-    binary once it is known to be a regular file within the cap; ``size`` in bytes.
+def _open_signal_file(path: Path, max_bytes: int) -> Iterator[tuple[IO[bytes], int]]:
+    """``with _open_signal_file(path, max_bytes) as (fh, size)``: ``path`` opened for
+    reading in binary once it is known to be a regular file of at most ``max_bytes``;
+    ``size`` in bytes.
 
     The path is checked before it is opened, so a FIFO is never opened (opening one
     waits for a writer, and would wake a writer waiting for a reader). The opened file
@@ -366,12 +376,12 @@ def _open_signal_file(path: Path) -> Iterator[tuple[IO[bytes], int]]:
     """
     where = str(path)
     try:
-        _check_regular(where, os.stat(path))
+        _check_regular(where, os.stat(path), max_bytes)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ConfigError(f"signal file {where!r} does not exist") from None
     try:
-        size = _check_regular(where, os.fstat(fd))
+        size = _check_regular(where, os.fstat(fd), max_bytes)
         os.set_blocking(fd, True)
         fh = os.fdopen(fd, "rb")
     except BaseException:
@@ -566,9 +576,11 @@ def make_source(
     seed: int = 0,
     dim: int = 1,
     loop: bool = False,
+    max_file_bytes: int = MAX_SIGNAL_FILE_BYTES,
 ) -> tuple[Source, float | None]:
     """Build the source for ``signal`` (a name in :data:`SIGNALS` except ``stdin``, or a
-    file path). Returns ``(source, t0)`` where ``t0`` is a timed CSV's first time.
+    file path of at most ``max_file_bytes`` bytes). Returns ``(source, t0)`` where ``t0``
+    is a timed CSV's first time.
 
     Raises:
         ConfigError: Unknown signal, missing file, or bad parameters (a rate beyond
@@ -599,7 +611,7 @@ def make_source(
     if path.suffix.lower() not in (".npy", ".csv", ".txt"):
         msg = f"unknown signal {signal!r}; expected one of {', '.join(SIGNALS)} or a .npy/.csv file"
         raise ConfigError(msg)
-    values, offsets, t0 = load_samples(path)
+    values, offsets, t0 = load_samples(path, max_file_bytes)
     check_dim(values.shape[1], f"the rows of {signal!r}")
     try:
         return ArraySource(values, offsets=offsets, rate=rate, loop=loop), t0

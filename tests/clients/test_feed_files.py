@@ -9,6 +9,7 @@ a field past the csv module's limit of 131072 characters ended the tool with a
 
 from __future__ import annotations
 
+import argparse
 import os
 import tracemalloc
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from spikestream.errors import ConfigError
-from spikestream_client import feed_sources
+from spikestream_client.cli import feed as feed_cli
 from spikestream_client.feed import load_samples, make_source
 from spikestream_client.feed_sources import MAX_SIGNAL_FILE_BYTES
 from tests.clients.conftest import run_cli
@@ -50,7 +51,7 @@ def test_a_file_over_the_cap_is_refused_naming_its_size_and_the_cap(
         fh.truncate(MAX_SIGNAL_FILE_BYTES + 1)  # sparse: no disk, and nothing to parse
     expected = (
         f"signal file '{path}' is {MAX_SIGNAL_FILE_BYTES + 1} bytes (64.1 MiB); feed reads "
-        f"files of at most {MAX_SIGNAL_FILE_BYTES} bytes (64 MiB)"
+        f"files of at most {MAX_SIGNAL_FILE_BYTES} bytes (64 MiB; --max-mib sets it)"
     )
     with pytest.raises(ConfigError) as info:
         make_source(str(path), rate=10.0)
@@ -58,18 +59,54 @@ def test_a_file_over_the_cap_is_refused_naming_its_size_and_the_cap(
     assert _one_line_refusal(str(path)) == f"spikestream feed: error: {expected}"
 
 
-def test_the_cap_is_on_the_file_size_in_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_cap_is_on_the_file_size_in_bytes(tmp_path: Path) -> None:
     """At the cap a file is read; one byte over, it is refused."""
-    monkeypatch.setattr(feed_sources, "MAX_SIGNAL_FILE_BYTES", 100)
     path = tmp_path / "x.csv"
     path.write_text("1.5\n" * 25)  # 100 bytes
-    values, _, _ = load_samples(path)
+    values, _, _ = load_samples(path, max_bytes=100)
     assert values.shape == (25, 1)
     path.write_text("1.5\n" * 25 + "2")
     with pytest.raises(ConfigError, match=r"is 101 bytes .* at most 100 bytes"):
+        load_samples(path, max_bytes=100)
+
+
+def test_max_mib_raises_the_cap_for_a_file_over_the_default(tmp_path: Path) -> None:
+    """A valid ``.npy`` just over 64 MiB (sparse zeros: no disk) is refused by default and
+    read with a cap above it; ``--max-mib`` below a small file refuses it, naming the cap
+    and the flag."""
+    path = tmp_path / "big.npy"
+    count = MAX_SIGNAL_FILE_BYTES // 8 + 1
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1))
+    header["shape"] = (count,)
+    with path.open("wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        fh.truncate(fh.tell() + 8 * count)
+    with pytest.raises(ConfigError, match="--max-mib sets it"):
         load_samples(path)
+    values, _, _ = load_samples(path, max_bytes=65 * 2**20)
+    assert values.shape == (count, 1)
+    assert not values.any()
+    small = tmp_path / "small.csv"
+    small.write_text("0.5\n" * 50)  # 200 bytes
+    shown = _one_line_refusal(str(small), "--max-mib", "0.0001")  # 104 bytes
+    assert "is 200 bytes" in shown, shown
+    assert "at most 104 bytes" in shown, shown
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "1e-9"])
+def test_a_max_mib_under_one_byte_or_not_finite_is_refused(value: str) -> None:
+    shown = _one_line_refusal("sin", "--max-mib", value)
+    assert "--max-mib must be a finite number of MiB > 0, at least one byte" in shown, shown
+    assert repr(float(value)) in shown, shown
+
+
+def test_the_flag_default_is_the_cap() -> None:
+    """The parser's default, written as a literal (the parser does not import numpy), is
+    the module's cap."""
+    parser = argparse.ArgumentParser()
+    feed_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["feed", "--net", "seed", "--input", "u", "sin"])
+    assert args.max_mib * 2**20 == MAX_SIGNAL_FILE_BYTES
 
 
 def test_reading_a_csv_takes_memory_bounded_by_its_size(tmp_path: Path) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from typing import Any
+
+from spikestream_client.errors import ConfigError
 
 
 class _BrokerList(argparse.Action):
@@ -67,3 +70,20 @@ def add_probe_filter(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="only this probe (repeat for more; default: all)",
     )
+
+
+def mib_bytes(flag: str, mib: float) -> int:
+    """The value ``mib`` of the MiB-valued ``flag`` (e.g. ``--max-mib``) in bytes, rounded
+    down.
+
+    Raises:
+        ConfigError: Not finite, or under one byte (1e-9 MiB rounded to 0 bytes, and the
+            refusal did not say which value it refused).
+    """
+    size = int(mib * 2**20) if math.isfinite(mib) else 0
+    if size < 1:
+        raise ConfigError(
+            f"{flag} must be a finite number of MiB > 0, at least one byte "
+            f"({2**-20:.3g} MiB), got {mib!r}"
+        )
+    return size

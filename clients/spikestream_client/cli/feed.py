@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from spikestream_client.cli.clientargs import add_connection_args, add_find_args
+from spikestream_client.cli.clientargs import add_connection_args, add_find_args, mib_bytes
 
 
 def _vector(text: str) -> list[float]:
@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "signal",
         metavar="SIGNAL",
         help="sin | square | constant | noise | stdin | FILE (a .npy or .csv file of at "
-        "most 64 MiB, read whole before the feed starts)",
+        "most 64 MiB, or --max-mib, read whole before the feed starts)",
     )
     add_connection_args(p)
     add_find_args(p, skippable=True)
@@ -68,6 +68,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--value", type=_vector, metavar="X[,Y...]", help="constant value (or vector)")
     p.add_argument("--duty", type=float, default=0.5, help="square: fraction high (0.5)")
     p.add_argument("--seed", type=int, default=0, help="noise: random seed, >= 0 (0)")
+    p.add_argument(
+        "--max-mib",
+        type=float,
+        # feed_sources.MAX_SIGNAL_FILE_BYTES in MiB, not imported: the parser is built
+        # without numpy (a test holds the two equal).
+        default=64.0,
+        metavar="N",
+        help="the largest signal FILE read, in MiB (default 64); its samples are held in "
+        "memory whole, as float64: up to 4x the file from a CSV, 8x from a .npy of "
+        "one-byte values",
+    )
     p.add_argument(
         "--dim",
         type=int,
@@ -117,6 +128,7 @@ def main(args: argparse.Namespace) -> int:
         qos=args.qos,
         quiet=args.quiet,
         wait_net=None if args.no_check else args.wait_net,
+        max_file_bytes=mib_bytes("--max-mib", args.max_mib),
     )
     check_options(options)  # the flags alone: before any file is read or broker reached
     return feed_main(options)

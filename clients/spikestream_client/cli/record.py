@@ -7,11 +7,14 @@ only when the command runs.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-from spikestream_client.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
-from spikestream_client.errors import ConfigError
+from spikestream_client.cli.clientargs import (
+    add_connection_args,
+    add_find_args,
+    add_probe_filter,
+    mib_bytes,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,22 +56,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=main)
 
 
-def _max_bytes(max_mib: float) -> int:
-    """``--max-mib`` in bytes, rounded down.
-
-    Raises:
-        ConfigError: Not finite, or under one byte (1e-9 MiB rounded to 0 bytes, and the
-            refusal did not say which value it refused).
-    """
-    size = int(max_mib * 2**20) if math.isfinite(max_mib) else 0
-    if size < 1:
-        raise ConfigError(
-            f"--max-mib must be a finite number of MiB > 0, at least one byte "
-            f"({2**-20:.3g} MiB), got {max_mib!r}"
-        )
-    return size
-
-
 def main(args: argparse.Namespace) -> int:
     """Run the recorder; returns the exit code."""
     from spikestream_client.record import RecordOptions
@@ -85,6 +72,6 @@ def main(args: argparse.Namespace) -> int:
             probes=args.probes,
             quiet=args.quiet,
             wait_net=args.wait_net,
-            max_bytes=_max_bytes(args.max_mib),
+            max_bytes=mib_bytes("--max-mib", args.max_mib),
         )
     )
