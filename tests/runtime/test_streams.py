@@ -658,3 +658,17 @@ def test_ring_rows_refuse_what_the_ring_does_not_hold() -> None:
         ext.streams_record(loop.ctypes.data, huge.ctypes.data, 1, 1, 0, 0.001)
     assert stream.queued() == 0  # nothing written
     del ring
+
+
+def test_a_misaligned_value_is_recorded_as_an_aligned_one(compiled: bool) -> None:
+    """numpy exports a misaligned float64 array's format as ``=d``, which the compiled
+    step refused with a ValueError; such a value takes the converting path."""
+    stream = ProbeStream("p", "values", (4,), 2, capacity=3, compiled=compiled)
+    odd = np.zeros(33, np.uint8)[1:].view(np.float64)
+    assert not odd.flags.aligned
+    odd[:] = [1.0, 2.0, 3.0, 4.0]
+    stream.record(odd, 0, 0.001, 0.0, 0.0)
+    stream.record(odd * 2, 1, 0.002, 0.0, 0.0)
+    ((_, tick, ticks, rows),) = drain(stream)
+    assert (tick, ticks) == (0, 2)
+    np.testing.assert_array_equal(rows, [[1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0]])

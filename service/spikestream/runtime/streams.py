@@ -482,6 +482,7 @@ class ProbeStream:
                 value.dtype not in self.direct
                 or value.shape != self.shape
                 or not value.flags.c_contiguous
+                or not value.flags.aligned  # numpy exports "=d": the C side takes "d" only
             ):
                 # Not the engine's probes: cast and broadcast as the Python step does.
                 with np.errstate(over="ignore"):

@@ -66,10 +66,11 @@ class _Program:
         """The table row of ``arr`` (added on first use)."""
         key = id(arr)
         if key not in self._slots:
-            if not arr.flags.c_contiguous or arr.ndim not in (1, 2):
+            if not arr.flags.c_contiguous or not arr.flags.aligned or arr.ndim not in (1, 2):
                 raise SimulationError(
-                    f"a compiled program needs C-contiguous 1-d or 2-d arrays; got shape "
-                    f"{arr.shape} (C-contiguous: {arr.flags.c_contiguous})"
+                    f"a compiled program needs aligned, C-contiguous 1-d or 2-d arrays; got "
+                    f"shape {arr.shape} (C-contiguous: {arr.flags.c_contiguous}, aligned: "
+                    f"{arr.flags.aligned})"
                 )
             allowed = (self.dtype, np.dtype(np.bool_), np.dtype(np.intp))
             if arr.dtype not in allowed and key not in self._half_ids:

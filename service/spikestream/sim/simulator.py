@@ -276,7 +276,10 @@ class Simulator:
         """``run(start, stop)`` stepping, feeding and recording ticks ``start .. stop-1``
         in one compiled call, or None when some op runs in Python (the numpy backend,
         learning, forced-dense connections, ``fuse=False``) or a record array is not a
-        C-contiguous array of the probe's own dtype."""
+        writable, aligned, C-contiguous array of the probe's own dtype (the compiled
+        program stores through its address: a read-only array backed by ``bytes`` was
+        changed, one backed by a read-only mapping crashed the process; the Python path
+        raises instead)."""
         if not self.compiled:
             return None
         segment = self._ops[0]
@@ -285,6 +288,8 @@ class Simulator:
             if (
                 dest.dtype != view.dtype
                 or not dest.flags.c_contiguous
+                or not dest.flags.writeable
+                or not dest.flags.aligned
                 or dest.shape[0] < ticks
                 or dest.shape[1:] != view.shape
             ):
