@@ -2,22 +2,65 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
 
 from spikestream.errors import CodecError
-from spikestream.serving.discovery import HaDiscovery, discovery_messages, slug
+from spikestream.serving.bridges import Bridges
+from spikestream.serving.discovery import HaDiscovery, discovery_messages, ident
+from spikestream_client.codec import topics
 from tests.bridges.ha_schema import check_sensor_config, check_topic
 
 
-def test_slug_keeps_safe_names_and_separates_unsafe_ones() -> None:
-    assert slug("spikestream_seed") == "spikestream_seed"
-    a, b = slug("a.b"), slug("a:b")
+def test_ids_keep_plain_parts_and_separate_every_tuple() -> None:
+    assert ident("spikestream", "seed", "u") == "spikestream_seed_u"
+    a, b = ident("a.b"), ident("a:b")
     assert a != b
     assert a.startswith("a_b_")
     assert b.startswith("a_b_")
-    assert slug("é") != slug("è")
+    assert ident("é") != ident("è")
+    # Joined with "_" alone, each pair was one id: two services' nodes, and a vector
+    # probe's component beside a probe named like it.
+    assert ident("p_q", "seed") != ident("p", "q_seed")
+    assert ident("p", "n", "v", "1") != ident("p", "n", "v_1")
+    assert ident("p", "n", "v_1") != ident("p", "n_v", "1")
+
+
+def test_a_probe_named_like_a_component_keeps_its_own_sensor() -> None:
+    """Probe ``v`` of 2 numbers and probe ``v_1`` had one id and one config topic: the
+    second config replaced the first, and HA never saw ``v[1]``."""
+    out = discovery_messages(
+        ha_prefix="homeassistant",
+        prefix="oddp",
+        net="odd",
+        status_topic="oddp/odd/status",
+        text={"v": ("oddp/odd/text/v", 2), "v_1": ("oddp/odd/text/v_1", 1)},
+        version="9.9",
+    )
+    assert len({m.topic for m in out}) == 3
+    assert len({json.loads(m.payload)["unique_id"] for m in out}) == 3
+
+
+def test_two_services_whose_names_join_alike_get_their_own_devices() -> None:
+    """``--prefix p_q`` serving ``seed`` and ``--prefix p`` serving ``q_seed`` were one
+    device with one set of sensors."""
+
+    def ids(prefix: str, net: str) -> set[str]:
+        out = discovery_messages(
+            ha_prefix="homeassistant",
+            prefix=prefix,
+            net=net,
+            status_topic=f"{prefix}/{net}/status",
+            text={"u": (f"{prefix}/{net}/text/u", 1)},
+            version="9.9",
+        )
+        configs = [json.loads(m.payload) for m in out]
+        return {m.topic for m in out} | {c["device"]["identifiers"][0] for c in configs}
+
+    assert ids("p_q", "seed").isdisjoint(ids("p", "q_seed"))
 
 
 def messages(net: str = "arm") -> list[tuple[str, dict[str, object]]]:
@@ -76,3 +119,58 @@ def test_birth_message() -> None:
     assert not d.is_birth("other/status", b"online")
     with pytest.raises(CodecError):
         HaDiscovery("$SYS", [])
+
+
+class _Link:
+    """The two calls Bridges makes of the service's MQTT link, with ``publish`` raising
+    ``error`` (what paho raises for a topic it cannot send)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.subscribed: list[str] = []
+
+    def subscribe(self, topic: str, qos: int = 0) -> None:
+        self.subscribed.append(topic)
+
+    async def publish(self, topic: str, payload: bytes, **options: object) -> bool:
+        raise self.error
+
+
+def bridges(link: _Link) -> Bridges:
+    return Bridges(
+        link,  # type: ignore[arg-type]
+        topics("p", "seed"),
+        {"u": ("values", (1,)), "y": ("values", (2,))},
+        text_rate=None,
+        ha_prefix="ha",
+        version="9.9",
+    )
+
+
+async def test_a_config_the_client_refuses_is_counted_failed_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused topic (paho's ValueError) ended the round with a traceback and was not
+    counted; every config now counts as published or failed."""
+    b = bridges(_Link(ValueError("Publish topic is too long.")))
+    assert b.discovery is not None
+    await b.announce()
+    assert b.statistics()["discovery_failed"] == len(b.discovery.messages) == 3
+    assert b.statistics()["discovery_published"] == 0
+    assert "discovery config refused" in caplog.text
+
+
+async def test_a_failed_round_after_a_birth_is_logged_not_left_unretrieved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    link = _Link(RuntimeError("a bug"))
+    b = bridges(link)
+    assert link.subscribed == ["ha/status"]
+    assert b.on_message("ha/status", b"online")
+    task = b._announcing
+    assert task is not None
+    with contextlib.suppress(RuntimeError):
+        await task
+    await asyncio.sleep(0)  # done callbacks run on the next loop pass
+    assert "discovery round failed" in caplog.text
+    assert "RuntimeError: a bug" in caplog.text

@@ -57,7 +57,10 @@ def test_text_rate_is_validated(value: float, message: str) -> None:
         load_settings({"text_rate": value}, None)
 
 
-@pytest.mark.parametrize("prefix", ["", "$SYS", "home/#", "a//b", "has space"])
+@pytest.mark.parametrize(
+    "prefix",
+    ["", "$SYS", "home/#", "a//b", "has space", "h" * 1025, "é" * 513],  # past 1024 bytes
+)
 def test_ha_prefix_is_validated(prefix: str) -> None:
     with pytest.raises(ConfigError, match="ha_discovery: "):
         load_settings({"ha_discovery": prefix}, None)
@@ -74,4 +77,59 @@ def test_serve_refuses_a_bad_text_rate_with_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr
     assert "text_rate" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["examples/seed.toml", "seed.TOML", "model.py", "m.py:net"])
+def test_a_network_file_taken_as_the_ha_prefix_is_refused(value: str) -> None:
+    """``--ha-discovery a.toml b.toml``: the flag's optional PREFIX took the first network
+    file, and only the second was served, its configs retained under the file's path."""
+    with pytest.raises(ConfigError, match=r"names a network file.*--ha-discovery=PREFIX"):
+        load_settings({"ha_discovery": value}, None)
+
+
+def run_serve(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``spikestream serve ARGV`` against no broker (each case is refused before one)."""
+    return subprocess.run(
+        [sys.executable, "-m", "spikestream", "serve", *argv, "--broker", "mqtt://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+
+def test_serve_refuses_a_network_file_as_the_ha_prefix_in_one_line(tmp_path: Path) -> None:
+    examples = Path(__file__).parents[2] / "examples"
+    proc = run_serve(
+        tmp_path, "--ha-discovery", str(examples / "seed.toml"), str(examples / "channel.toml")
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "names a network file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("ha_prefix", ["ov/seed", "ov/seed/in"])
+def test_serve_refuses_an_ha_prefix_inside_the_networks_topics(
+    tmp_path: Path, ha_prefix: str
+) -> None:
+    """Its birth topic was the network's status topic (births went uncounted, HA's
+    ``offline`` was taken for the service's own) or an input's (the input went deaf)."""
+    net = Path(__file__).parents[2] / "examples" / "seed.toml"
+    proc = run_serve(tmp_path, str(net), "--prefix", "ov", "--ha-discovery", ha_prefix)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
+    assert line == (
+        f"spikestream serve: error: --ha-discovery {ha_prefix!r} lies inside the topics of "
+        "network 'seed' (ov/seed/...); expected a prefix of its own, such as 'homeassistant'"
+    )
+    assert "Traceback" not in proc.stderr
+
+
+def test_serve_refuses_a_prefix_past_the_topic_budget_in_one_line(tmp_path: Path) -> None:
+    """A 70,000-character prefix crashed the service at connect (a traceback, exit 1)."""
+    net = Path(__file__).parents[2] / "examples" / "seed.toml"
+    proc = run_serve(tmp_path, str(net), "--prefix", "p" * 70_000)
+    assert proc.returncode == 2, proc.stderr
+    assert "is 70000 bytes in UTF-8; expected at most 1024" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_PREFIX",
     "EVENT_VERSION",
+    "MAX_PREFIX_BYTES",
     "STATUS_OFFLINE",
     "STATUS_ONLINE",
     "Topics",
@@ -51,6 +52,12 @@ STATUS_OFFLINE: Final = b"offline"
 
 DEFAULT_PREFIX: Final = "spikestream"
 """Default first topic level(s)."""
+
+MAX_PREFIX_BYTES: Final = 1024
+"""Longest topic prefix, in UTF-8 bytes. MQTT caps a topic at 65,535 bytes, and a prefix
+appears twice in a Home Assistant discovery topic (in its node and object ids); a prefix
+of 70,000 characters crashed the service at connect, and one of 40,000 failed every
+discovery config with a traceback. A real prefix is a few short levels."""
 
 DEFAULT_MAX_EVENT_BYTES: Final = 65536
 """Default size limit of :func:`decode_event`, in bytes."""
@@ -95,10 +102,12 @@ def validate_prefix(prefix: object) -> str:
     """Check a topic prefix (one or more ``/``-separated levels) and return it.
 
     Each level must pass :func:`validate_name`; the prefix must not start with ``$``,
-    which brokers reserve for their own topics (``$SYS``).
+    which brokers reserve for their own topics (``$SYS``), nor pass
+    :data:`MAX_PREFIX_BYTES`.
 
     Raises:
-        CodecError: The prefix is empty, has an empty level, or a bad character.
+        CodecError: The prefix is empty, has an empty level or a bad character, or is
+            too long.
     """
     if type(prefix) is not str or not prefix:
         _fail(f"topic prefix must be one or more '/'-separated levels, got {prefix!r:.60}")
@@ -106,6 +115,12 @@ def validate_prefix(prefix: object) -> str:
         _fail(f"topic prefix {prefix!r:.60} must not start with '$' (reserved by brokers)")
     for level in prefix.split("/"):
         validate_name("topic prefix level", level)
+    size = len(prefix.encode("utf-8"))  # the levels hold no lone surrogate: encodable
+    if size > MAX_PREFIX_BYTES:
+        _fail(
+            f"topic prefix {prefix!r:.60}... is {size} bytes in UTF-8; expected at most "
+            f"{MAX_PREFIX_BYTES}"
+        )
     return prefix
 
 

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
+from spikestream.errors import ConfigError
 from spikestream.serving.describe import DescribeExtras
-from spikestream.serving.discovery import HaDiscovery, discovery_messages
+from spikestream.serving.discovery import DEFAULT_HA_PREFIX, HaDiscovery, discovery_messages
 from spikestream.serving.text import DEFAULT_TEXT_RATE, TextValues, text_probes
 from spikestream_client.codec import Topics
 from spikestream_client.transport import MqttLink
@@ -72,6 +73,8 @@ class Bridges:
                 },
             )
         self.discovery: HaDiscovery | None = None
+        if ha_prefix is not None:
+            _check_apart(ha_prefix, topics)
         if ha_prefix is not None and self.text is not None:
             messages = discovery_messages(
                 ha_prefix=ha_prefix,
@@ -135,6 +138,9 @@ class Bridges:
         self._announcing = asyncio.get_running_loop().create_task(
             self._announce_on_birth(), name="ha-discovery"
         )
+        # Nobody awaits the task: a failure would otherwise surface only as asyncio's
+        # "Task exception was never retrieved" when it is collected.
+        self._announcing.add_done_callback(_log_failure)
         return True
 
     async def _announce_on_birth(self) -> None:
@@ -155,7 +161,17 @@ class Bridges:
         if d is None:
             return
         for m in d.messages:
-            if await self.link.publish(m.topic, m.payload, qos=1, retain=True, content_type=JSON):
+            try:
+                sent = await self.link.publish(
+                    m.topic, m.payload, qos=1, retain=True, content_type=JSON
+                )
+            except ValueError as err:  # the MQTT client refused the topic or payload
+                log.error(
+                    "discovery config refused",
+                    extra={"topic": m.topic[:200], "error": str(err)},
+                )
+                sent = False
+            if sent:
                 d.published += 1
             else:
                 d.failed += 1
@@ -180,3 +196,31 @@ class Bridges:
             "discovery_births": 0 if d is None else d.births,
             "discovery_births_coalesced": 0 if d is None else d.births_coalesced,
         }
+
+
+def _check_apart(ha_prefix: str, topics: Topics) -> None:
+    """Refuse a Home Assistant prefix inside the network's own topics.
+
+    Its birth topic ``<ha_prefix>/status`` would then be the network's status topic or one
+    of its inputs (taken by the status guard or the bridges, so births went uncounted or an
+    input went deaf), and the retained configs would sit in the network's own tree.
+
+    Raises:
+        ConfigError: ``ha_prefix`` is ``<prefix>/<net>`` or below it.
+    """
+    base = topics.base
+    if ha_prefix == base or ha_prefix.startswith(base + "/"):
+        raise ConfigError(
+            f"--ha-discovery {ha_prefix!r:.80} lies inside the topics of network "
+            f"{topics.net!r} ({base}/...); expected a prefix of its own, such as "
+            f"{DEFAULT_HA_PREFIX!r}"
+        )
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """Log the exception a finished discovery task raised (a programming error)."""
+    if task.cancelled():
+        return
+    err = task.exception()
+    if err is not None:
+        log.error("discovery round failed", exc_info=err)

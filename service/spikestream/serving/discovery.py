@@ -15,9 +15,11 @@ Configs go out after every (re)connection and again whenever HA's birth message
 ``online`` arrives on ``<PREFIX>/status``, so a restarted HA (or a broker that lost its
 retained messages) rediscovers the entities.
 
-Discovery topic levels and ids allow only ``[A-Za-z0-9_-]``; any other character of a
-prefix, network or probe name becomes ``_`` and a short hash of the original keeps two
-such names apart.
+Discovery topic levels and ids allow only ``[A-Za-z0-9_-]``. An id joins its parts
+(prefix, network, probe, component) with ``_``; when a part holds ``_`` or any other
+character, ``_`` included, the join alone could name two tuples (``p_q`` + ``seed`` and
+``p`` + ``q_seed``; probe ``v`` component 1 and probe ``v_1``), so unsafe characters
+become ``_`` and a short hash of the parts keeps every tuple's id its own.
 """
 
 from __future__ import annotations
@@ -40,17 +42,23 @@ HA_BIRTH = b"online"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def slug(text: str) -> str:
-    """``text`` as a discovery id (``[A-Za-z0-9_-]+``), one-to-one.
+_PLAIN = re.compile(r"[A-Za-z0-9-]+")
 
-    Text that is already safe is returned as is; otherwise unsafe characters become
-    ``_`` and 8 hex digits of the text's SHA-1 are appended, so ``a.b`` and ``a:b`` stay
-    distinct.
+
+def ident(*parts: str) -> str:
+    """A discovery id (``[A-Za-z0-9_-]+``) for the tuple ``parts``, one-to-one.
+
+    Parts of letters, digits and ``-`` only are joined with ``_`` as they are (an id of
+    ``k`` parts then holds exactly ``k - 1`` underscores, so it splits back into them).
+    Otherwise every unsafe character becomes ``_`` and ``_`` plus 10 hex digits of the
+    SHA-1 of the parts is appended: such an id holds at least ``k + 1`` underscores (no
+    part is empty), so it is never a plain id of ``k`` or ``k + 1`` parts, and two
+    tuples share one only if their hashes do.
     """
-    safe = _UNSAFE.sub("_", text)
-    if safe == text and text:
-        return text
-    return f"{safe}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    if all(_PLAIN.fullmatch(part) for part in parts):
+        return "_".join(parts)
+    digest = hashlib.sha1(json.dumps(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{_UNSAFE.sub('_', '_'.join(parts))}_{digest[:10]}"
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ def discovery_messages(
         text: probe name -> (text topic, dim).
         version: the service's version, for the device block.
     """
-    node = slug(f"{prefix}_{net}")
+    node = ident(prefix, net)
     device = {
         "identifiers": [node],
         "name": f"spikestream {net}",
@@ -93,7 +101,8 @@ def discovery_messages(
     for probe, (topic, dim) in text.items():
         for i in range(dim):
             label = probe if dim == 1 else f"{probe}[{i}]"
-            object_id = slug(f"{node}_{probe}" if dim == 1 else f"{node}_{probe}_{i}")
+            parts = (prefix, net, probe) if dim == 1 else (prefix, net, probe, str(i))
+            object_id = ident(*parts)
             config: dict[str, Any] = {
                 "name": label,
                 "unique_id": object_id,

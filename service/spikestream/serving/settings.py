@@ -48,6 +48,9 @@ from spikestream_client.transport.urls import ENV_PASSWORD, ENV_PASSWORD_FILE, E
 #: The prefix of every setting's environment variable.
 ENV_PREFIX = "SPIKESTREAM_"
 
+#: A network argument (``x.toml``, ``model.py`` or ``model.py:NAME``), never a topic prefix.
+_NETWORK_FILE = re.compile(r"\.(toml|py)(:[^/]*)?$", re.IGNORECASE)
+
 
 def integral(value: object) -> object:
     """``1e9``, ``"1e9"`` or ``1000.0`` as the integer they name; anything else unchanged
@@ -449,6 +452,14 @@ class ServeSettings(BaseSettings):
     def _ha_prefix(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        if _NETWORK_FILE.search(value):
+            # The flag's PREFIX is optional, so "--ha-discovery a.toml b.toml" took the
+            # first network file as the prefix and served only the second.
+            raise ValueError(
+                f"{value!r:.80} names a network file, not a discovery prefix; put "
+                "--ha-discovery after the network files, or give its prefix as "
+                "--ha-discovery=PREFIX"
+            )
         try:
             return validate_prefix(value)
         except CodecError as err:
