@@ -106,7 +106,9 @@ def discovery_messages(
             config: dict[str, Any] = {
                 "name": label,
                 "unique_id": object_id,
-                "default_entity_id": f"sensor.{object_id}",
+                # The entity id asked for stays the readable join (HA itself appends _2
+                # to an entity id already taken); only the unique id must be one-to-one.
+                "default_entity_id": f"sensor.{_UNSAFE.sub('_', '_'.join(parts))}",
                 "state_topic": topic,
                 "state_class": "measurement",
                 "availability_topic": status_topic,
