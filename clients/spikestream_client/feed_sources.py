@@ -346,17 +346,18 @@ def _check_regular(where: str, st: os.stat_result, max_bytes: int) -> int:
         raise ConfigError(f"signal file {where!r} is {kind}; expected a regular .npy or CSV file")
     if st.st_size > max_bytes:
         mib = math.ceil(st.st_size / 2**20 * 10) / 10  # rounded up: never shown as the cap
+        # The default cap in whole MiB; another in bytes only (rounded to MiB, a small cap
+        # read "0 MiB" and one just under a file's size read as the file's).
+        cap = (
+            f"{max_bytes // 2**20} MiB; --max-mib sets it"
+            if max_bytes == MAX_SIGNAL_FILE_BYTES
+            else "as --max-mib set it"
+        )
         raise ConfigError(
             f"signal file {where!r} is {st.st_size} bytes ({mib:.1f} MiB); "
-            f"feed reads files of at most {max_bytes} bytes ({_mib(max_bytes)} MiB; "
-            "--max-mib sets it)"
+            f"feed reads files of at most {max_bytes} bytes ({cap})"
         )
     return int(st.st_size)
-
-
-def _mib(size: int) -> str:
-    """``size`` bytes in MiB, as short as it is exact to 0.1 MiB (``64``, ``0.5``)."""
-    return f"{size / 2**20:.1f}".removesuffix(".0")
 
 
 @contextlib.contextmanager

@@ -333,19 +333,20 @@ def test_a_state_at_the_restore_limit_stays_finite_and_one_beyond_it_is_refused(
 def test_record_arrays_the_program_cannot_store_into_take_the_checked_path() -> None:
     """The compiled run stores through a record array's address: a read-only one (here
     over ``bytes``, which it silently changed; over a read-only mapping it crashed the
-    process) is refused as numpy refuses it, and a misaligned one is recorded as an
-    aligned one is."""
+    process) is refused before any tick, naming the probe, and a misaligned one is
+    recorded as an aligned one is."""
     model = build(load_network(SEED))
     n = model.populations["a"].n
     inputs = input_signals(model, 10)
     frozen = bytes(10 * n)
     sim = Simulator(model)
     assert sim.compiled
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(SimulationError, match=r"record 'a': a read-only array of shape"):
         sim.run(
             10, inputs=inputs, record_spikes={"a": np.frombuffer(frozen, np.bool_).reshape(10, n)}
         )
     assert not any(frozen)
+    assert sim.tick == 0  # refused before any tick
     width = sim.probe("a_filtered").shape
     aligned = np.zeros((10, *width), np.float64)
     odd = np.zeros(aligned.nbytes + 1, np.uint8)[1:].view(np.float64).reshape(aligned.shape)
@@ -354,3 +355,12 @@ def test_record_arrays_the_program_cannot_store_into_take_the_checked_path() -> 
         Simulator(build(load_network(SEED))).run(10, inputs=inputs, record={"a_filtered": dest})
     assert np.any(aligned)
     np.testing.assert_array_equal(odd, aligned)
+
+
+def test_a_record_array_of_the_wrong_shape_is_refused_before_any_tick() -> None:
+    sim = Simulator(build(load_network(SEED)))
+    with pytest.raises(
+        SimulationError, match=r"record 'a_filtered': .* expected a writable array of shape"
+    ):
+        sim.run(10, record={"a_filtered": np.zeros((9, 1))})
+    assert sim.tick == 0

@@ -246,6 +246,15 @@ class Simulator:
                 )
         sinks = [(self.probe(k), v) for k, v in (record or {}).items()]
         sinks += [(self._pops[k].spiked, v) for k, v in (record_spikes or {}).items()]
+        names = [*(record or {}), *(record_spikes or {})]
+        for name, (view, dest) in zip(names, sinks, strict=True):
+            # Checked before any tick, so a refusal leaves the simulator where it was.
+            if not dest.flags.writeable or dest.shape[0] < ticks or dest.shape[1:] != view.shape:
+                raise SimulationError(
+                    f"record {name!r}: a {'writable' if dest.flags.writeable else 'read-only'} "
+                    f"array of shape {dest.shape}; expected a writable array of shape "
+                    f"({ticks}, {', '.join(map(str, view.shape))})"
+                )
         block = self._block_runner(ticks, feeds, sinks)
         if block is not None:
             # Every op is compiled: blocks of ticks, fed and recorded, in one call each.
@@ -278,8 +287,8 @@ class Simulator:
         learning, forced-dense connections, ``fuse=False``) or a record array is not a
         writable, aligned, C-contiguous array of the probe's own dtype (the compiled
         program stores through its address: a read-only array backed by ``bytes`` was
-        changed, one backed by a read-only mapping crashed the process; the Python path
-        raises instead)."""
+        changed, one backed by a read-only mapping crashed the process; ``run`` refuses
+        read-only ones first, and this check stays as the program's own guard)."""
         if not self.compiled:
             return None
         segment = self._ops[0]
