@@ -22,9 +22,9 @@ evaluation points of a decoder solve:
 * dense connection: the ``pre.n x post.n`` float64 weights and the simulator's scaled copy
   in the state type (made from a float64 temporary under float32);
 * decoded connection or probe: decoders (``n_pre d`` float64, and in the state type, twice
-  when learning); while solving, the larger of ``4 P n_pre`` float64 (tuning curves at the
-  evaluation points) and ``2 min(n_pre, P)^2`` float64 (the Gram matrix and the solver's
-  copy);
+  when learning); while solving, ``4 P n_pre`` float64 (tuning curves at the evaluation
+  points), which the Gram matrix and the solver's copy (``2 min(n_pre, P)^2`` float64: the
+  dual form with fewer points than neurons) never pass;
   a decoded probe's ``d`` (its values per tick) is its decoders file's columns or its
   expression's widest list when wider than its population;
 * ``serve``: each probe's frame pool, ``(queue_capacity + 2) * rows * per-tick bytes`` with
@@ -233,11 +233,9 @@ def _d_out(spec: NetworkSpec, index: int) -> int:
 
 def _decoder_solve(n_pre: int, points: int) -> int:
     # Tuning curves at the evaluation points (currents, rates and the rate formula's
-    # temporaries), or the Gram matrix and the solver's copy of it, whichever peaks. The
-    # Gram matrix is square in the smaller of neurons and points (build.solve_decoders
-    # solves the dual form when there are fewer points).
-    side = min(n_pre, points)
-    return max(4 * points * n_pre * _F64, 2 * side * side * _F64)
+    # temporaries). The Gram matrix and the solver's copy, 2 min(n, P)^2 (build.
+    # solve_decoders solves the dual form when there are fewer points), never pass it.
+    return 4 * points * n_pre * _F64
 
 
 def _function_evaluation(d_in: int, d_out: int, function: str | None, points: int) -> int:

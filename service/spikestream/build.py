@@ -340,7 +340,8 @@ def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> F
     the same problem in its dual form, ``D = A.T (A A.T + m sigma^2 I)^-1 Y`` (the two are
     equal for ``sigma > 0``), as Nengo's solver does: a ``points x points`` system instead
     of ``n x n``, so a population of 4,000 neurons at 750 points solves 30 times faster
-    and its Gram matrix takes 4.5 MB instead of 128 MB.
+    and its Gram matrix takes 4.5 MB instead of 128 MB. Without regularisation
+    (``sigma = 0``) it returns the minimum-norm least-squares solution of ``A D = Y``.
 
     Args:
         activities: rates of the pre neurons at the evaluation points, ``(points, n)`` Hz.
@@ -364,6 +365,11 @@ def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> F
 
             stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
         sigma = reg * float(activities.max()) if activities.size else 0.0
+        if sigma == 0.0:
+            # No regularisation (reg = 0, or a silent population): both Gram matrices may
+            # be singular, and np.linalg.solve does not always notice. The minimum-norm
+            # least-squares solution of A D = Y is defined whatever the shapes.
+            return np.asarray(np.linalg.lstsq(activities, targets, rcond=None)[0], np.float64)
         dual = points < n
         if dual:
             gram = activities @ activities.T
@@ -372,11 +378,7 @@ def solve_decoders(activities: FloatArray, targets: FloatArray, reg: float) -> F
             gram = activities.T @ activities
             rhs = activities.T @ targets
         gram[np.diag_indices_from(gram)] += points * sigma**2
-        try:
-            solved = np.linalg.solve(gram, rhs)
-        except np.linalg.LinAlgError:
-            # A silent population gives a singular Gram matrix without regularisation.
-            solved = np.linalg.lstsq(gram, rhs, rcond=None)[0]
+        solved = np.linalg.solve(gram, rhs)  # positive definite: sigma > 0
         return np.asarray(activities.T @ solved if dual else solved, dtype=np.float64)
 
 

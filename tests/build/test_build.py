@@ -186,6 +186,22 @@ def test_fewer_points_than_neurons_solve_the_dual_form_to_the_same_decoders() ->
     np.testing.assert_allclose(solve_decoders(small, y[:50], reg), primal, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.parametrize(("points", "n"), [(100, 200), (300, 200)])
+def test_without_regularisation_the_fit_is_the_best_there_is(points: int, n: int) -> None:
+    """``reg = 0`` with 30 active neurons of 200: both Gram matrices are singular, and a
+    solve of the dual one fitted 100 times worse than least squares can. The residual must
+    be the optimal one, computed here from an orthonormal basis of the active columns."""
+    rng = np.random.default_rng(7)
+    a = np.zeros((points, n))
+    a[:, :30] = rng.uniform(0.0, 200.0, (points, 30))
+    y = rng.uniform(-1.0, 1.0, (points, 2))
+    d = solve_decoders(a, y, reg=0.0)
+    q, _ = np.linalg.qr(a[:, :30])
+    best = np.linalg.norm(y - q @ (q.T @ y))
+    assert np.linalg.norm(a @ d - y) <= best * (1 + 1e-9)
+    assert np.abs(d[30:]).max() <= 1e-12 * np.abs(d).max()  # minimum norm: silent get none
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
