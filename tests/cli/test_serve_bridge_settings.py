@@ -66,6 +66,11 @@ def test_ha_prefix_is_validated(prefix: str) -> None:
         load_settings({"ha_discovery": prefix}, None)
 
 
+def test_a_prefix_of_exactly_1024_bytes_is_taken() -> None:
+    for prefix in ("h" * 1024, "é" * 512, "a/" * 511 + "bb"):
+        assert load_settings({"ha_discovery": prefix}, None).ha_discovery == prefix
+
+
 def test_serve_refuses_a_bad_text_rate_with_one_line(tmp_path: Path) -> None:
     net = Path(__file__).parents[2] / "examples" / "seed.toml"
     proc = subprocess.run(
@@ -84,7 +89,7 @@ def test_serve_refuses_a_bad_text_rate_with_one_line(tmp_path: Path) -> None:
 def test_a_network_file_taken_as_the_ha_prefix_is_refused(value: str) -> None:
     """``--ha-discovery a.toml b.toml``: the flag's optional PREFIX took the first network
     file, and only the second was served, its configs retained under the file's path."""
-    with pytest.raises(ConfigError, match=r"names a network file.*--ha-discovery=PREFIX"):
+    with pytest.raises(ConfigError, match=r"names a network file.*--ha-discovery=PREFIX\)"):
         load_settings({"ha_discovery": value}, None)
 
 
@@ -109,19 +114,21 @@ def test_serve_refuses_a_network_file_as_the_ha_prefix_in_one_line(tmp_path: Pat
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("ha_prefix", ["ov/seed", "ov/seed/in"])
-def test_serve_refuses_an_ha_prefix_inside_the_networks_topics(
+@pytest.mark.parametrize("ha_prefix", ["ov/seed", "ov/seed/in", "ov/ha", "ov"])
+def test_serve_refuses_an_ha_prefix_inside_the_services_topics(
     tmp_path: Path, ha_prefix: str
 ) -> None:
     """Its birth topic was the network's status topic (births went uncounted, HA's
-    ``offline`` was taken for the service's own) or an input's (the input went deaf)."""
+    ``offline`` was taken for the service's own) or an input's (the input went deaf);
+    under the service's prefix it reads as another network's status."""
     net = Path(__file__).parents[2] / "examples" / "seed.toml"
     proc = run_serve(tmp_path, str(net), "--prefix", "ov", "--ha-discovery", ha_prefix)
     assert proc.returncode == 2, proc.stderr
     (line,) = [x for x in proc.stderr.splitlines() if "error" in x]
     assert line == (
-        f"spikestream serve: error: --ha-discovery {ha_prefix!r} lies inside the topics of "
-        "network 'seed' (ov/seed/...); expected a prefix of its own, such as 'homeassistant'"
+        f"spikestream serve: error: --ha-discovery {ha_prefix!r} lies inside the service's "
+        "topics (ov/...), where it would read as a network's; expected a prefix of its own, "
+        "such as 'homeassistant'"
     )
     assert "Traceback" not in proc.stderr
 

@@ -199,21 +199,22 @@ class Bridges:
 
 
 def _check_apart(ha_prefix: str, topics: Topics) -> None:
-    """Refuse a Home Assistant prefix inside the network's own topics.
+    """Refuse a Home Assistant prefix inside the service's own topics.
 
-    Its birth topic ``<ha_prefix>/status`` would then be the network's status topic or one
-    of its inputs (taken by the status guard or the bridges, so births went uncounted or an
-    input went deaf), and the retained configs would sit in the network's own tree.
+    Inside the network's (``<prefix>/<net>``), its birth topic ``<ha_prefix>/status`` would
+    be the network's status topic or one of its inputs (taken by the status guard or the
+    bridges, so births went uncounted or an input went deaf); anywhere under ``<prefix>/``
+    it would read as another network's (``spikestream ls`` takes ``<prefix>/+/status``).
 
     Raises:
-        ConfigError: ``ha_prefix`` is ``<prefix>/<net>`` or below it.
+        ConfigError: ``ha_prefix`` is ``<prefix>`` or below it.
     """
-    base = topics.base
-    if ha_prefix == base or ha_prefix.startswith(base + "/"):
+    prefix = topics.prefix
+    if ha_prefix == prefix or ha_prefix.startswith(prefix + "/"):
         raise ConfigError(
-            f"--ha-discovery {ha_prefix!r:.80} lies inside the topics of network "
-            f"{topics.net!r} ({base}/...); expected a prefix of its own, such as "
-            f"{DEFAULT_HA_PREFIX!r}"
+            f"--ha-discovery {ha_prefix!r:.80} lies inside the service's topics "
+            f"({prefix}/...), where it would read as a network's; expected a prefix of "
+            f"its own, such as {DEFAULT_HA_PREFIX!r}"
         )
 
 

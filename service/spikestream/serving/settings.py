@@ -456,9 +456,9 @@ class ServeSettings(BaseSettings):
             # The flag's PREFIX is optional, so "--ha-discovery a.toml b.toml" took the
             # first network file as the prefix and served only the second.
             raise ValueError(
-                f"{value!r:.80} names a network file, not a discovery prefix; put "
-                "--ha-discovery after the network files, or give its prefix as "
-                "--ha-discovery=PREFIX"
+                f"{value!r:.80} names a network file, not a discovery prefix (on the "
+                "command line, put --ha-discovery after the network files, or give its "
+                "prefix as --ha-discovery=PREFIX)"
             )
         try:
             return validate_prefix(value)
