@@ -21,7 +21,6 @@ from spikestream.nengo_import.objects import _Import
 from spikestream.nengo_import.script import (
     build_nengo_model,
     import_nengo,
-    is_model_script,
     load_script_network,
     split_source,
 )
@@ -226,12 +225,11 @@ def _clean_temp_dirs() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def load_network_or_model(path: str | Path, *, sample_duration: float = 10.0) -> NetworkSpec:
-    """A network file, or a Nengo model script (``MODEL.py[:NAME]``) imported into a
-    temporary folder that lives as long as the process (``sample_duration``: seconds of
-    each function-of-t input sampled). ``run`` and ``serve`` use this."""
-    if not is_model_script(path):
-        return load_network(path)
+def import_model_to_temp(path: str | Path, *, sample_duration: float = 10.0) -> NetworkSpec:
+    """The Nengo model script ``path`` (``MODEL.py[:NAME]``) imported into a temporary
+    folder that lives as long as the process (``sample_duration``: seconds of each
+    function-of-t input sampled); see
+    :func:`~spikestream.nengo_import.sources.load_network_or_model`."""
     if not _TEMP_DIRS:
         atexit.register(_clean_temp_dirs)
     folder = tempfile.mkdtemp(prefix="spikestream-import-")
