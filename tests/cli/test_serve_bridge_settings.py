@@ -140,3 +140,34 @@ def test_serve_refuses_a_prefix_past_the_topic_budget_in_one_line(tmp_path: Path
     assert proc.returncode == 2, proc.stderr
     assert "is 70000 bytes in UTF-8; expected at most 1024" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", "homeassistant"),
+        ("1", "homeassistant"),
+        ("Yes", "homeassistant"),
+        ("on", "homeassistant"),
+        ("false", None),
+        ("0", None),
+        ("no", None),
+        ("OFF", None),
+        ("hass", "hass"),
+    ],
+)
+def test_switch_words_turn_discovery_on_or_off(
+    value: str, expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SPIKESTREAM_HA_DISCOVERY=true`` announced under a prefix named ``true``."""
+    monkeypatch.setenv("SPIKESTREAM_HA_DISCOVERY", value)
+    assert load_settings({}, None).ha_discovery == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", "homeassistant"), ("false", None)])
+def test_a_toml_boolean_turns_discovery_on_or_off(
+    tmp_path: Path, value: str, expected: str | None
+) -> None:
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(f"ha_discovery = {value}\n")
+    assert load_settings({}, cfg).ha_discovery == expected

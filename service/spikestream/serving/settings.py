@@ -48,6 +48,10 @@ from spikestream_client.transport.urls import ENV_PASSWORD, ENV_PASSWORD_FILE, E
 #: The prefix of every setting's environment variable.
 ENV_PREFIX = "SPIKESTREAM_"
 
+#: Words that switch ``ha_discovery`` on (HA's default prefix) or off, never prefixes.
+_SWITCH_ON = frozenset({"1", "true", "yes", "on"})
+_SWITCH_OFF = frozenset({"0", "false", "no", "off"})
+
 #: A network argument (``x.toml``, ``model.py`` or ``model.py:NAME``), never a topic prefix.
 _NETWORK_FILE = re.compile(r"\.(toml|py)(:[^/]*)?$", re.IGNORECASE)
 
@@ -445,6 +449,22 @@ class ServeSettings(BaseSettings):
         # Anything shorter republishes two retained messages in a loop.
         if 0 < value < 0.1:
             raise ValueError("Input should be 0 (off) or at least 0.1 seconds")
+        return value
+
+    @field_validator("ha_discovery", mode="before")
+    @classmethod
+    def _ha_switch(cls, value: object) -> object:
+        # From a variable or a settings file, a switch word (or a TOML boolean) turns
+        # discovery on with HA's default prefix, or off: SPIKESTREAM_HA_DISCOVERY=true
+        # announced under a prefix named "true", which HA never reads.
+        if isinstance(value, bool):
+            return DEFAULT_HA_PREFIX if value else None
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in _SWITCH_ON:
+                return DEFAULT_HA_PREFIX
+            if word in _SWITCH_OFF:
+                return None
         return value
 
     @field_validator("ha_discovery")
