@@ -387,8 +387,9 @@ class ServeSettings(BaseSettings):
     ha_discovery: str | None = Field(
         None,
         description="publish retained Home Assistant MQTT discovery configs for the text "
-        f"values under PREFIX (default {DEFAULT_HA_PREFIX}), again whenever PREFIX/status "
-        f"says online; implies --text-rate {DEFAULT_TEXT_RATE:g} unless given",
+        f"values under PREFIX (default {DEFAULT_HA_PREFIX}; true, 1, yes or on mean it, "
+        "false, 0, no or off turn discovery off), again whenever PREFIX/status says "
+        f"online; implies --text-rate {DEFAULT_TEXT_RATE:g} unless given",
         json_schema_extra=_flag(metavar="PREFIX", const=DEFAULT_HA_PREFIX),
     )
     # Opt-in to code execution: function = "module:attr" imports and calls that module.
