@@ -36,7 +36,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from pydantic import SecretStr
@@ -93,8 +93,10 @@ _EXPECTED = (
     "'embedded' or 'auto'"
 )
 _QUERY_KEYS = ("ca", "cert", "key", "insecure", "protocol")
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
+#: Words a switch takes for on and off (a URL's ``insecure=``, and the service's settings
+#: that are switches or values, such as ``ha_discovery``), compared lowercased.
+TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS: Final = frozenset({"0", "false", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -526,9 +528,9 @@ def _parse_bool(value: str | None, shown: str) -> bool | None:
     if value is None:
         return None
     low = value.lower()
-    if low in _TRUE or low == "":
+    if low in TRUE_WORDS or low == "":
         return True
-    if low in _FALSE:
+    if low in FALSE_WORDS:
         return False
     msg = f"insecure={value!r} in broker URL {shown!r}: expected one of 1, 0, true, false, yes, no"
     raise ConfigError(msg)

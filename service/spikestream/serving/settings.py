@@ -43,14 +43,16 @@ from spikestream.serving.discovery import DEFAULT_HA_PREFIX
 from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
 from spikestream.spec import parse_toml, read_text_file
 from spikestream_client.codec import MAX_REALTIME_FACTOR, validate_prefix
-from spikestream_client.transport.urls import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME
+from spikestream_client.transport.urls import (
+    ENV_PASSWORD,
+    ENV_PASSWORD_FILE,
+    ENV_USERNAME,
+    FALSE_WORDS,
+    TRUE_WORDS,
+)
 
 #: The prefix of every setting's environment variable.
 ENV_PREFIX = "SPIKESTREAM_"
-
-#: Words that switch ``ha_discovery`` on (HA's default prefix) or off, never prefixes.
-_SWITCH_ON = frozenset({"1", "true", "yes", "on"})
-_SWITCH_OFF = frozenset({"0", "false", "no", "off"})
 
 #: A network argument (``x.toml``, ``model.py`` or ``model.py:NAME``), never a topic prefix.
 _NETWORK_FILE = re.compile(r"\.(toml|py)(:[^/]*)?$", re.IGNORECASE)
@@ -462,9 +464,9 @@ class ServeSettings(BaseSettings):
             return DEFAULT_HA_PREFIX if value else None
         if isinstance(value, str):
             word = value.strip().lower()
-            if word in _SWITCH_ON:
+            if word in TRUE_WORDS:
                 return DEFAULT_HA_PREFIX
-            if word in _SWITCH_OFF:
+            if word in FALSE_WORDS:
                 return None
         return value
 
