@@ -284,24 +284,17 @@ class Simulator:
     ) -> Callable[[int, int], None] | None:
         """``run(start, stop)`` stepping, feeding and recording ticks ``start .. stop-1``
         in one compiled call, or None when some op runs in Python (the numpy backend,
-        learning, forced-dense connections, ``fuse=False``) or a record array is not a
-        writable, aligned, C-contiguous array of the probe's own dtype (the compiled
-        program stores through its address: a read-only array backed by ``bytes`` was
-        changed, one backed by a read-only mapping crashed the process; ``run`` refuses
-        read-only ones first, and this check stays as the program's own guard)."""
+        learning, forced-dense connections, ``fuse=False``) or a record array is not an
+        aligned, C-contiguous array of the probe's own dtype. ``run`` has refused record
+        arrays that are read-only (the compiled program stores through their address: one
+        backed by ``bytes`` was changed, one backed by a read-only mapping crashed the
+        process) or of the wrong shape."""
         if not self.compiled:
             return None
         segment = self._ops[0]
         assert isinstance(segment, _Segment)
         for view, dest in sinks:
-            if (
-                dest.dtype != view.dtype
-                or not dest.flags.c_contiguous
-                or not dest.flags.writeable
-                or not dest.flags.aligned
-                or dest.shape[0] < ticks
-                or dest.shape[1:] != view.shape
-            ):
+            if dest.dtype != view.dtype or not dest.flags.c_contiguous or not dest.flags.aligned:
                 return None
         # Fed values in the state dtype (the conversion copyto would do per tick).
         fed = [(x, np.ascontiguousarray(v[:ticks], dtype=self.dtype)) for x, v in feeds]
