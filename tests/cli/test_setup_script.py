@@ -25,6 +25,12 @@ fi
 """
 
 
+#: The last step of every run: an editable install writes no .pyc where
+#: PYTHONDONTWRITEBYTECODE is set, so setup byte-compiles both packages itself.
+COMPILING = "setup: byte-compiling service/spikestream and clients/spikestream_client"
+COMPILE = "-m compileall -q service/spikestream clients/spikestream_client"
+
+
 def scratch(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     repo = tmp_path / "repo"
     (repo / ".ci").mkdir(parents=True)
@@ -61,10 +67,12 @@ def test_a_fresh_setup_announces_each_step(tmp_path: Path) -> None:
     assert any("creating the virtual environment" in line for line in lines)
     assert any("upgrading pip" in line for line in lines)
     assert any("installing spikestream" in line for line in lines)
-    assert lines[-1].startswith("setup: installed")
+    assert lines[-2].startswith("setup: installed")
+    assert lines[-1] == COMPILING
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls[0] == "-m venv .venv"
     assert any("install -q -e ./clients -e .[dev]" in c for c in calls)
+    assert calls[-1] == COMPILE
 
 
 def test_a_second_run_says_it_has_nothing_to_do(tmp_path: Path) -> None:
@@ -75,8 +83,11 @@ def test_a_second_run_says_it_has_nothing_to_do(tmp_path: Path) -> None:
     assert lines == [
         "setup: virtual environment .venv exists",
         "setup: spikestream is installed in .venv (up to date with pyproject.toml)",
+        COMPILING,
     ]
-    assert not (tmp_path / "calls").exists()  # nothing was installed again
+    # Nothing was installed again; only the byte-compiling ran (it compiles only what
+    # changed since).
+    assert (tmp_path / "calls").read_text().splitlines() == [COMPILE]
 
 
 def test_with_tests_it_also_says_it_checks_system_packages(tmp_path: Path) -> None:
