@@ -363,6 +363,44 @@ def test_each_command_has_its_help_with_only_its_module_loaded(command: str, exp
     assert not (set(where.values()) - {where[command], where["run"]}) & loaded
 
 
+def test_serve_help_loads_its_settings_not_the_service() -> None:
+    """``serve --help`` needs only the settings its flags derive from: the service and
+    the snapshot files stay unloaded (``spikestream.serving`` re-exports the snapshot
+    names lazily)."""
+    code = (
+        "import sys\n"
+        "from spikestream_client.cli import main\n"
+        "try:\n"
+        "    main(['serve', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('spikestream.'))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "--max-catchup" in proc.stdout  # the probe works: the flags were described
+    loaded = set(proc.stdout.splitlines()[-1].split())
+    assert "spikestream.serving.settings" in loaded
+    heavy = {
+        "spikestream.serving.serve",
+        "spikestream.serving.service",
+        "spikestream.serving.snapshots",
+    }
+    assert not heavy & loaded
+
+
+def test_the_serving_package_still_offers_the_snapshot_names() -> None:
+    import spikestream.serving as serving
+    from spikestream.serving import snapshots
+
+    assert serving.SnapshotFolder is snapshots.SnapshotFolder
+    assert serving.read_snapshot is snapshots.read_snapshot
+    assert set(serving.__all__) <= set(dir(snapshots))
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        serving.nothing  # noqa: B018
+
+
 @pytest.mark.parametrize(
     ("plot", "message"),
     [

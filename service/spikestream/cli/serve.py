@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spikestream.serving.serve import serve
 from spikestream.serving.settings import add_setting_flags, flags_of, load_settings
 
 
@@ -47,4 +46,8 @@ def _add_config_flag(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Merge the settings, then serve until SIGTERM or SIGINT. Returns the exit code."""
+    # Imported here: ``serve --help`` (and the top-level ``--help``) need only the
+    # settings, not the service, MQTT and the simulator behind it.
+    from spikestream.serving.serve import serve
+
     return serve(list(args.networks), load_settings(flags_of(args), args.config))

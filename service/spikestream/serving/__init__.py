@@ -19,15 +19,45 @@ nothing here imports the cli.
 * :mod:`spikestream.serving.bridges`: both, wired to one service's MQTT link.
 """
 
-from spikestream.serving.snapshots import (
-    FORMAT,
-    Member,
-    SnapshotFolder,
-    default_snapshot_dir,
-    read_snapshot,
-    read_snapshot_file,
-    snapshot_layout,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spikestream.serving.snapshots import (
+        FORMAT,
+        Member,
+        SnapshotFolder,
+        default_snapshot_dir,
+        read_snapshot,
+        read_snapshot_file,
+        snapshot_layout,
+    )
+
+#: The snapshot names re-exported here load their module on first use (PEP 562):
+#: ``serve --help`` needs only :mod:`spikestream.serving.settings`, and the snapshot
+#: module pulls in the network-file schema, numpy and the simulator.
+_LAZY = frozenset(
+    (
+        "FORMAT",
+        "Member",
+        "SnapshotFolder",
+        "default_snapshot_dir",
+        "read_snapshot",
+        "read_snapshot_file",
+        "snapshot_layout",
+    )
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.snapshots"), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
 
 __all__ = [
     "FORMAT",
