@@ -145,10 +145,10 @@ def test_a_value_is_never_read_half_written() -> None:
 
 
 def test_the_c_source_uses_the_mailbox_columns() -> None:
-    """``_native.c``'s input-table and state columns are this module's."""
+    """``_native_inputs.h``'s input-table and state columns are this module's."""
     from spikestream.runtime import native_tick
 
-    source = (Path(__file__).parents[2] / "service/spikestream/sim/_native.c").read_text()
+    source = (Path(__file__).parents[2] / "service/spikestream/sim/_native_inputs.h").read_text()
     assert "enum { IN_MAILBOX, IN_DEFAULT, IN_TARGET, IN_DIM, IN_SCRATCH, IN_COLUMNS };" in source
     assert "enum { ST_SEQ, ST_APPLIED, ST_STALE, ST_FLAG, ST_CLEARED, ST_COLUMNS };" in source
     names = ("SEQ", "APPLIED", "STALE", "FLAG", "CLEARED")

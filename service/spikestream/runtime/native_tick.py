@@ -46,7 +46,7 @@ from spikestream.sim.stages import TwoStages
 
 log = logging.getLogger(__name__)
 
-#: Columns of a row of the input table and of the state array (see ``_native.c``).
+#: Columns of a row of the input table and of the state array (see ``_native_inputs.h``).
 IN_COLUMNS = 5
 SEQ, APPLIED, STALE, FLAG, CLEARED = range(5)
 
@@ -230,7 +230,7 @@ class NativeTick:
         return start
 
 
-#: Columns of the loop array and what ``run_ticks`` returns (see ``_native.c``).
+#: Columns of the loop array and what ``run_ticks`` returns (see ``_native_pacing.h``).
 (
     L_STOP,
     L_HEAD,
@@ -293,7 +293,7 @@ T_T0, T_PERIOD, T_SPIN, T_BUSY_SPIN, T_HIGH, T_LOW, T_IDLE = range(7)
 TIME_COLUMNS = 7
 RUN_CONTROL, RUN_OVERRUN, RUN_FULL = range(3)
 
-#: The contended spin's adaptation (``_native.c``'s adapt_spin), measured in
+#: The contended spin's adaptation (``_native_pacing.h``'s adapt_spin), measured in
 #: ``bench/floor.py``: every ADAPT_TICKS ticks the tick thread reads its own run delay
 #: (``/proc/thread-self/schedstat``: time spent runnable, waiting for a CPU). HOT_WINDOWS
 #: readings in a row above CONTENDED_SHARE of wall time begin a contended spell (one is a
@@ -415,7 +415,7 @@ ROW_META_FLOATS = 5
 ROW_HEADER_BYTES = 8 * (ROW_META_FLOATS + 2)
 #: With two stages, how long (s) the tick thread leaves a handed-over tick's second stage
 #: to the helper, and the helper a due tick's first stage to the tick thread, before it
-#: runs the stage itself (``_native.c``, await_or_take, await_post_or_take). A thread woken
+#: runs the stage itself (``_native_stages.h``, await_or_take, await_post_or_take). A thread woken
 #: on time begins within tens of microseconds; one whose CPU a kernel thread holds
 #: (``kdamond``, 1-3 ms every 0.5 s on this VM) would hold the next tick for as long.
 TAKE_AFTER = 0.00025
@@ -488,7 +488,7 @@ class TickLoop:
         stages: the tick's program cut in two (:meth:`Simulator.two_stages
             <spikestream.sim.Simulator.two_stages>`, with ``inputs`` written before): each
             run then steps the second stage of every tick on a helper thread while the
-            tick thread goes on to the next tick (``_native.c``, "two stages"). None: one
+            tick thread goes on to the next tick (``_native_stages.h``). None: one
             thread.
         pin: with ``stages``, pin the tick thread to the CPU it runs on and the helper to
             the others for each run (restored when the run returns); False (the default)
@@ -499,7 +499,7 @@ class TickLoop:
             ``take_after`` s after its deadline (a catch-up tick); None: each waits for
             the other. Either way the results are the same bits.
         early: start a tick as soon as an input is posted rather than at its deadline,
-            though never before the previous tick's deadline (``_native.c``,
+            though never before the previous tick's deadline (``_native_stages.h``,
             ``wait_for_tick``); ticks with no new input wait for their deadlines.
 
     The ring holds ``RING_ROWS`` rows, fewer if they would pass ``RING_BYTES`` (at least

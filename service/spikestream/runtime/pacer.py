@@ -56,7 +56,7 @@ POLICIES: Final[tuple[PacerPolicy, ...]] = get_args(PacerPolicy)
 WINDOWS: Final[tuple[float, ...]] = (1.0, 10.0)
 
 #: The longest tick period (s) a realtime factor may give: the compiled tick refuses a
-#: deadline further ahead (``MAX_WAIT`` in ``_native.c``), so a factor below ``dt`` over
+#: deadline further ahead (``MAX_WAIT`` in ``_native_inputs.h``), so a factor below ``dt`` over
 #: it is refused where it is set, not by the tick thread.
 MAX_PERIOD: Final[float] = 86400.0
 
@@ -68,7 +68,7 @@ MAX_REALTIME_FACTOR: Final[float] = 1e6
 
 #: The longest (s) a command or a stop waits for the tick thread at a slow realtime
 #: factor: its waits for a deadline look for them this often (``STOP_POLL`` in
-#: ``_native.c`` for the runs of compiled ticks).
+#: ``_native_stages.h`` for the runs of compiled ticks).
 STOP_POLL: Final[float] = 0.05
 
 
@@ -650,7 +650,7 @@ class Pacer:
 
 def _lateness(start: float, deadline: float) -> float:
     """Seconds a tick started after its deadline, never below 0 (a clock may return a
-    hair early); the compiled run of ticks records the same (``_native.c``)."""
+    hair early); the compiled run of ticks records the same (``_native_stages.h``, finish_tick)."""
     return start - deadline if start > deadline else 0.0
 
 

@@ -289,3 +289,269 @@ static int s_record_rows(const int64_t *table, int64_t n_streams, const uint8_t 
     }
     return completed;
 }
+
+/* ------------------------------------------------------------------ the entry points */
+
+/* The stream block at address, checked (stream_ok), or NULL with a ValueError. */
+static int64_t *stream_block(int64_t address, const char *fn)
+{
+    int64_t *k = (int64_t *)(intptr_t)address;
+    if (!stream_ok(k)) {
+        PyErr_Format(PyExc_ValueError, "%s: a malformed stream block; expected one laid out "
+                     "as _native_streams.h's", fn);
+        return NULL;
+    }
+    return k;
+}
+
+static int64_t *stream_arg(PyObject *arg, const char *fn)
+{
+    int64_t address;
+    return as_i64(arg, &address, "stream") < 0 ? NULL : stream_block(address, fn);
+}
+
+PyDoc_STRVAR(stream_record_doc,
+"stream_record(stream, value, tick, t, late, wall)\n--\n\n"
+"One tick's value into the stream's frame being filled (ProbeStream.record); True when it\n"
+"completed a frame. stream: address of the control block; value: a C-contiguous array\n"
+"of the frame row's bytes (bool or float32 as the pool) or of float64 values cast here.");
+
+static PyObject *py_stream_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "stream_record takes 6 arguments; got %zd", nargs);
+        return NULL;
+    }
+    int64_t *k = stream_arg(args[0], "stream_record");
+    int64_t tick;
+    double t, late, wall;
+    if (k == NULL || as_i64(args[2], &tick, "tick") < 0 || as_f64(args[3], &t, "t") < 0 ||
+        as_f64(args[4], &late, "late") < 0 || as_f64(args[5], &wall, "wall") < 0)
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return NULL;
+    int kind = -1;
+    const char *fmt = view.format == NULL ? "B" : view.format;
+    if (view.len == k[K_ROW_BYTES] && strcmp(fmt, k[K_FLOAT] ? "f" : "?") == 0)
+        kind = SRC_SAME;
+    else if (k[K_FLOAT] && view.itemsize == 8 && strcmp(fmt, "d") == 0 &&
+             view.len == 2 * k[K_ROW_BYTES])
+        kind = SRC_F64;
+    if (kind < 0) {
+        PyErr_Format(PyExc_ValueError, "stream_record: a value of %zd bytes of format %.8s; "
+                     "expected the row's %lld bytes of its dtype (bool or float32), or "
+                     "float64 values for a float32 row", view.len, fmt,
+                     (long long)k[K_ROW_BYTES]);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    int done = s_record(k, view.buf, kind, tick, t, late, wall);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(done);
+}
+
+PyDoc_STRVAR(stream_flush_doc,
+"stream_flush(stream, wall)\n--\n\n"
+"Queue the partial frame, if any (ProbeStream.flush); True if one was queued.");
+
+static PyObject *py_stream_flush(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    double wall;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "stream_flush takes 2 arguments; got %zd", nargs);
+        return NULL;
+    }
+    int64_t *k = stream_arg(args[0], "stream_flush");
+    if (k == NULL || as_f64(args[1], &wall, "wall") < 0)
+        return NULL;
+    return PyBool_FromLong(s_flush(k, wall));
+}
+
+PyDoc_STRVAR(stream_take_doc,
+"stream_take(stream)\n--\n\n"
+"The oldest queued frame, out of the queue until stream_release: (buffer, (seq, tick,\n"
+"ticks, t, wall, late_max, dropped)), its dropped the stream's count now; or None.\n"
+"ValueError while the frame taken before is not released.");
+
+static PyObject *py_stream_take(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int64_t *k = stream_arg(arg, "stream_take");
+    if (k == NULL)
+        return NULL;
+    /* The tuples first: allocating one may collect garbage, which can run Python and let
+     * the filling thread in. Between the take and the return nothing below runs Python. */
+    enum { N_HEADER = 7 };
+    PyObject *got = PyTuple_New(2), *header = PyTuple_New(N_HEADER);
+    if (got == NULL || header == NULL) {
+        Py_XDECREF(got);
+        Py_XDECREF(header);
+        return NULL;
+    }
+    const int64_t b = s_take(k);
+    if (b < 0) {
+        Py_DECREF(got);
+        Py_DECREF(header);
+        if (b == -1)
+            Py_RETURN_NONE;
+        PyErr_SetString(PyExc_ValueError, "stream_take: a frame is taken already; expected "
+                        "it released before the next is taken");
+        return NULL;
+    }
+    const int64_t *h = s_heads(k, b);
+    const double *f = s_times(k, b);
+    PyObject *items[N_HEADER] = {
+        PyLong_FromLongLong(h[H_SEQ]), PyLong_FromLongLong(h[H_TICK]),
+        PyLong_FromLongLong(h[H_TICKS]), PyFloat_FromDouble(f[F_T]),
+        PyFloat_FromDouble(f[F_WALL]), PyFloat_FromDouble(f[F_LATE]),
+        PyLong_FromLongLong(h[H_DROPPED]),
+    };
+    PyObject *slot = PyLong_FromLongLong(b);
+    int ok = slot != NULL;
+    for (Py_ssize_t i = 0; i < N_HEADER; i++) {
+        ok = ok && items[i] != NULL;
+        PyTuple_SET_ITEM(header, i, items[i]); /* steals it; a NULL is skipped on release */
+    }
+    if (!ok) {
+        s_untake(k, b); /* a failed allocation loses nothing */
+        Py_XDECREF(slot);
+        Py_DECREF(header);
+        Py_DECREF(got);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    PyTuple_SET_ITEM(got, 0, slot);
+    PyTuple_SET_ITEM(got, 1, header);
+    return got;
+}
+
+PyDoc_STRVAR(stream_take_legacy_doc,
+"stream_take_legacy(stream)\n--\n\n"
+"The taker's step for frames of an older size queued before the pool's: (discard, take,\n"
+"dropped): discard that many from the front of its queue of them (dropped since), then\n"
+"take the next one if take, its dropped count being dropped.");
+
+static PyObject *py_stream_take_legacy(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int64_t *k = stream_arg(arg, "stream_take_legacy");
+    if (k == NULL)
+        return NULL;
+    PyObject *got = PyTuple_New(3); /* first: it may run Python (see stream_take) */
+    if (got == NULL)
+        return NULL;
+    PyObject *dropped = PyLong_FromLongLong(k[K_DROPPED]);
+    PyObject *discard = PyLong_FromLongLong(k[K_LEGACY_DROPPED]);
+    if (dropped == NULL || discard == NULL) { /* nothing stepped yet */
+        Py_XDECREF(dropped);
+        Py_XDECREF(discard);
+        Py_DECREF(got);
+        return NULL;
+    }
+    int serve;
+    s_take_legacy(k, &serve);
+    PyTuple_SET_ITEM(got, 0, discard);
+    PyTuple_SET_ITEM(got, 1, PyBool_FromLong(serve));
+    PyTuple_SET_ITEM(got, 2, dropped);
+    return got;
+}
+
+PyDoc_STRVAR(stream_release_doc,
+"stream_release(stream, buffer)\n--\n\n"
+"Give a buffer stream_take returned back to the pool. ValueError for one not out.");
+
+static PyObject *py_stream_release(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t v[2];
+    static const char *const names[] = {"stream", "buffer"};
+    if (int_args(args, nargs, 2, 2, "stream_release", names, v) < 0)
+        return NULL;
+    int64_t *k = stream_block(v[0], "stream_release");
+    const int64_t b = v[1];
+    if (k == NULL)
+        return NULL;
+    if (!s_release(k, b)) {
+        PyErr_Format(PyExc_ValueError, "stream_release: buffer %lld is not taken; expected "
+                     "one stream_take returned and not released since", (long long)b);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(stream_count_doc,
+"stream_count(stream, frames)\n--\n\n"
+"Count frames lost after they left the queue (ProbeStream.count_dropped); frames >= 0.");
+
+static PyObject *py_stream_count(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t v[2];
+    static const char *const names[] = {"stream", "frames"};
+    if (int_args(args, nargs, 2, 2, "stream_count", names, v) < 0)
+        return NULL;
+    int64_t *k = stream_block(v[0], "stream_count");
+    const int64_t frames = v[1];
+    if (k == NULL)
+        return NULL;
+    if (frames < 0) {
+        PyErr_Format(PyExc_ValueError, "stream_count: %lld frames; expected >= 0",
+                     (long long)frames);
+        return NULL;
+    }
+    k[K_DROPPED] += frames;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(streams_record_doc,
+"streams_record(loop, table, n_streams, count, first, dt)\n--\n\n"
+"The count ring rows from the reader's tail of run_ticks' ring (loop: address of its\n"
+"int64 loop array) into every stream's frames, row by row (Engine._collect's loop): the\n"
+"rows are ticks first, first + 1, ..., at t = (index + 1) * dt. table: address of int64\n"
+"(n_streams, 3): each stream's control block, its value's byte offset in a row and the\n"
+"value's kind (0: the frame row's bytes, 1: float64 values). Returns True if a frame\n"
+"completed. The rows stay the reader's until ring_done.");
+
+static PyObject *py_streams_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    int64_t v[5];
+    double dt;
+    static const char *const names[] = {"loop", "table", "n_streams", "count", "first"};
+    if (int_args(args, nargs, 6, 5, "streams_record", names, v) < 0 ||
+        as_f64(args[5], &dt, "dt") < 0)
+        return NULL;
+    const int64_t *loop = (const int64_t *)(intptr_t)v[0];
+    const int64_t *table = (const int64_t *)(intptr_t)v[1];
+    const int64_t n = v[2], count = v[3];
+    if (!ring_ok(loop, "streams_record"))
+        return NULL;
+    const int64_t tail = loop[L_TAIL], row_bytes = loop[L_ROW_BYTES];
+    if (count < 0 || count > __atomic_load_n(&loop[L_HEAD], __ATOMIC_ACQUIRE) - tail ||
+        n < 0 || (n > 0 && table == NULL)) {
+        PyErr_Format(PyExc_ValueError, "streams_record: %lld rows of %lld streams; expected "
+                     "0 to the rows ready, and a table", (long long)count, (long long)n);
+        return NULL;
+    }
+    for (int64_t s = 0; s < n; s++) {
+        const int64_t *e = table + 3 * s, *k = (const int64_t *)(intptr_t)e[0];
+        const int64_t bytes = stream_ok(k) ? k[K_ROW_BYTES] * (e[2] == SRC_F64 ? 2 : 1) : -1;
+        if (bytes < 0 || (e[2] != SRC_SAME && !(e[2] == SRC_F64 && k[K_FLOAT])) ||
+            e[1] < 8 * R_META || e[1] > row_bytes || bytes > row_bytes - e[1]) {
+            PyErr_Format(PyExc_ValueError, "streams_record: stream %lld's entry does not fit "
+                         "a row of %lld bytes; expected a stream block, an offset past the "
+                         "row's header and a kind", (long long)s, (long long)row_bytes);
+            return NULL;
+        }
+    }
+    int done = s_record_rows(table, n, (const uint8_t *)(intptr_t)loop[L_RING],
+                             loop[L_CAPACITY], row_bytes, tail, count, v[4], dt);
+    if (done < 0) {
+        PyErr_SetString(PyExc_ValueError, "streams_record: a malformed stream block; "
+                        "expected one laid out as _native_streams.h's");
+        return NULL;
+    }
+    return PyBool_FromLong(done);
+}

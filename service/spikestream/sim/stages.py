@@ -5,7 +5,7 @@ current its predecessor decoded in the same tick), so a tick cannot be shared be
 cores op by op without a barrier per op. It can be pipelined: the tick thread runs the
 first stage of tick k (the ops before a cut), hands the tick over, and a helper thread runs
 the second stage while the tick thread waits for tick k+1 and starts its first stage
-(``_native.c``, "two stages"). Each core then streams half the weights, from a cache of its
+(``_native_stages.h``). Each core then streams half the weights, from a cache of its
 own where the machine has one per core.
 
 :func:`plan` chooses the cut and rewrites the second stage so it can run beside the first
