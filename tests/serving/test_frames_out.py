@@ -108,36 +108,69 @@ async def test_every_queued_frame_arrives_in_order(mosquitto: Mosquitto, qos: in
 
 
 @pytest.mark.parametrize("qos", [0, 1])
-async def test_frames_the_link_refuses_are_counted_and_the_count_travels(
+async def test_a_small_window_is_shared_in_turns_and_nothing_is_taken_to_be_refused(
     mosquitto: Mosquitto, qos: int
 ) -> None:
-    """A window with room for two: the first round's other frames are refused, each
-    counted on its probe, and that probe's next frame carries the count."""
+    """A window with room for two frames and five probes: each round takes only what
+    the window holds, so no frame is taken out to be refused, and the probes take turns.
+    Before, every round began with the first probe: the first two had every frame sent
+    and the other three every frame refused."""
+    engine = _engine()
+    names = list(engine.streams)
+    assert len(names) == 5
+    async with _pair(mosquitto, max_queued_outgoing=2) as (link, inbox):
+        sender = _sender(engine, link, qos)
+        sender.send()
+        assert [engine.streams[n].queued() for n in names] == [TICKS - 1] * 2 + [TICKS] * 3
+        served: list[set[str]] = []  # the probes whose frames went, at each send
+        for _ in range(200):
+            if not any(s.queued() for s in engine.streams.values()):
+                break
+            await eventually(lambda: link.room() == 2)
+            before = {n: engine.streams[n].queued() for n in names}
+            sender.send()
+            served.append({n for n in names if engine.streams[n].queued() < before[n]})
+        # Turns: the three probes left out of the first send went next, then the first.
+        assert served[:2] == [set(names[2:4]), {names[4], names[0]}]
+        assert len(served) == TICKS * len(names) // 2 - 1
+        assert link.statistics().publish_failed == 0
+        await eventually(lambda: len(inbox.items) == TICKS * len(names))
+        for name in names:
+            assert engine.streams[name].dropped == 0
+            assert _seqs(inbox, name) == [(seq, 0) for seq in range(TICKS)]
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_frames_the_link_refuses_are_counted_and_the_count_travels(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, qos: int
+) -> None:
+    """Frames the link refuses (here: a window that says it has room for five but takes
+    two, as when other messages fill it within the round) are counted on their probes,
+    whose next frames go first and carry the count."""
     engine = _engine()
     names = list(engine.streams)
     async with _pair(mosquitto, max_queued_outgoing=2) as (link, inbox):
         sender = _sender(engine, link, qos)
-        sender.send()  # one round: two frames go, the rest of the round is refused
-        assert [engine.streams[n].dropped for n in names] == [0, 0] + [1] * (len(names) - 2)
+        room = link.room
+        with monkeypatch.context() as patch:
+            # The first round sees room for five; the next ones see the window as it is.
+            answers = iter([len(names)])
+            patch.setattr(link, "room", lambda: next(answers, None) or room())
+            sender.send()  # one round of five: two go, three are refused
+        assert [engine.streams[n].dropped for n in names] == [0, 0, 1, 1, 1]
         # The link counted each refusal, as publish_nowait counts it (at QoS 1 too).
-        assert link.statistics().publish_failed == len(names) - 2
+        assert link.statistics().publish_failed == 3
         for _ in range(200):
             if not any(s.queued() for s in engine.streams.values()):
                 break
             await eventually(link.can_publish)
             sender.send()
-        total = TICKS * len(names)
-        dropped = sum(s.dropped for s in engine.streams.values())
-        assert dropped >= len(names) - 2
-        await eventually(lambda: len(inbox.items) == total - dropped)
-        for name in names:
-            got = _seqs(inbox, name)
-            lost = engine.streams[name].dropped
-            assert len(got) == TICKS - lost
-            # Each frame claims the drops before it: every gap in seq is counted.
-            for seq, claimed in got:
-                missing = seq - sum(1 for s, _ in got if s < seq)
-                assert missing <= claimed <= lost
+        await eventually(lambda: len(inbox.items) == TICKS * len(names) - 3)
+        for name in names[:2]:
+            assert _seqs(inbox, name) == [(seq, 0) for seq in range(TICKS)]
+        for name in names[2:]:
+            # Frame 0 was refused: every later frame says one was lost before it.
+            assert _seqs(inbox, name) == [(seq, 1) for seq in range(1, TICKS)]
 
 
 async def test_a_slice_that_runs_out_before_its_first_round_still_sends_one(

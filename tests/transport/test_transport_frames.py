@@ -75,9 +75,11 @@ async def test_frames_beyond_the_window_are_refused_and_counted(mosquitto: Mosqu
     sub.subscribe("room/#")
     pub = make_link(mosquitto.url(), "pub", max_queued_outgoing=4)
     async with running(sub), running(pub):
+        assert pub.room() == 4
         with pub.write_batch():  # nothing is written (confirmed) before the block ends
             for i in range(3):
                 assert pub.publish_nowait("room/a", bytes([i]), resend=True)
+            assert pub.room() == 1  # what publish_frames below will take
             before = pub.statistics()
             assert pub.publish_frames([("room/b", b"1"), ("room/b", b"2"), ("room/b", b"3")]) == 1
             after = pub.statistics()
@@ -85,6 +87,7 @@ async def test_frames_beyond_the_window_are_refused_and_counted(mosquitto: Mosqu
             assert after.publish_failed - before.publish_failed == 2
             assert pub.publish_frames([("room/b", b"4")]) == 0
             assert not pub.can_publish()
+            assert pub.room() == 0
         await eventually(lambda: len(inbox.items) == 4)
         assert inbox.payloads("room/b") == [b"1"]
         await eventually(pub.can_publish)  # written: the window is free again
@@ -96,6 +99,7 @@ async def test_frames_while_disconnected_are_all_refused_and_counted(
     mosquitto: Mosquitto,
 ) -> None:
     pub = make_link(mosquitto.url(), "pub")
+    assert pub.room() == 0
     assert pub.publish_frames([("off/a", b"1"), ("off/b", b"2")]) == 0
     assert pub.statistics().publish_failed == 2
     assert pub.statistics().publish_ok == 0

@@ -476,14 +476,17 @@ class MqttLink(Reconnecting):
         """True when a publish would be accepted now: connected, and the outgoing window
         (``max_queued_outgoing``) has room. Lets a producer leave data in its own queue
         instead of taking it out only to have it refused."""
+        return self.room() > 0
+
+    def room(self) -> int:
+        """How many ``resend`` publishes (:meth:`publish_frames`, or
+        :meth:`publish_nowait` with ``resend=True``) the outgoing window accepts now: 0
+        while disconnected. Lets a producer take out of its own queue only what will be
+        accepted, and choose which of its queues goes first."""
         conn, outbox = self._conn, self._outbox
-        return (
-            conn is not None
-            and outbox is not None
-            and not conn.lost.is_set()
-            and self._up.is_set()
-            and len(outbox) < self._max_queued
-        )
+        if conn is None or outbox is None or conn.lost.is_set() or not self._up.is_set():
+            return 0
+        return max(0, self._max_queued - len(outbox))
 
     def _publish_refused(self, topic: str) -> None:
         """Log a broker's negative PUBACK (MQTT 5: usually an ACL), once per topic."""

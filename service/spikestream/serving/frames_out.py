@@ -1,7 +1,9 @@
 """Frames out: from the engine's per-probe queues to the MQTT link, on the event loop.
 
 :class:`FrameSender` takes completed frames round-robin over the probes, one frame of each
-probe with frames queued at a time (a round), encodes each
+probe with frames queued at a time (a round), as many as the link's outgoing window takes
+(under backpressure the probes take turns, so none is starved by the probes before it),
+encodes each
 (:class:`~spikestream.serving.framecodec.ProbeEncoder`: the client codec's bytes, written
 in C; a frame no bridge or trace has to see is taken, encoded and given back in one step,
 :meth:`~spikestream.runtime.streams.ProbeStream.take_encoded`) and hands the round to the
@@ -96,6 +98,7 @@ class FrameSender:
         # looked up once (a frame's own Python is what the I/O thread pays 5,000 times
         # a second).
         text = bridges.text is not None
+        self._order: list[ProbeStream] = list(engine.streams.values())
         self._outlets: dict[ProbeStream, tuple[str, Encode, bool]] = {
             s: (topics[name], self._encoders[name].encode_rows, text and s.kind == "values")
             for name, s in engine.streams.items()
@@ -109,10 +112,10 @@ class FrameSender:
         link = self.link
         if not link.connected:
             return False  # frames wait in the bounded queues; drops there are counted
-        # Round-robin over the probes, one frame each, while the link's outgoing window
-        # has room: frames that cannot go out now stay in their bounded queues (where a
-        # drop is counted) instead of being taken out and refused.
-        pending = [s for s in self.engine.streams.values() if s.queued()]
+        # Round-robin over the probes, one frame each, as many as the link's outgoing
+        # window has room for: frames that cannot go out now stay in their bounded queues
+        # (where a drop is counted) instead of being taken out and refused.
+        pending = [s for s in self._order if s.queued()]
         if not pending:
             return False
         # The slice's frames leave in one write at its end, not one per frame.
@@ -123,16 +126,31 @@ class FrameSender:
         link = self.link
         until = time.perf_counter() + DRAIN_SLICE
         while pending:
-            if not link.can_publish():
+            room = link.room()
+            if room <= 0:
                 self.retry_later(0.001)  # the window drains as paho writes
                 return False
             self.yield_gil()
-            pending = self._round(pending)
+            if room < len(pending):
+                # The window takes only some: they go, the rest go first next round.
+                served = pending[:room]
+                self._take_turns(served)
+                pending = pending[room:] + self._round(served)
+            else:
+                pending = self._round(pending)
             # Checked after a round, not before: a thread preempted between taking the
             # time and its first round would otherwise give up a slice having sent nothing.
             if pending and time.perf_counter() >= until:
                 return True  # let the loop read inputs, then go on
         return False
+
+    def _take_turns(self, served: list[ProbeStream]) -> None:
+        """Move the probes just served to the back of the order: with a window too small
+        for a round, the probes after them go first in the next round and the next
+        :meth:`send`. Before, each round began with the first probe, and under lasting
+        backpressure the last probes had every frame refused."""
+        done = set(served)
+        self._order = [s for s in self._order if s not in done] + served
 
     def _round(self, pending: list[ProbeStream]) -> list[ProbeStream]:
         """Take and encode one frame of each probe in ``pending``, each buffer given back
@@ -232,8 +250,9 @@ class FrameSender:
                     ):
                         handed.append(i)
         finally:
-            # Refused: the connection dropped between can_publish() and now, or the window
-            # filled within the round (the link counts each in publish_failed). Should the
+            # Refused: the connection dropped between room() and now, or other messages
+            # (a bridge's) filled the window within the round (the link counts each in
+            # publish_failed). Should the
             # link raise (a programming error: an invalid topic, a frame too large for
             # MQTT), the whole round counts, the frames it queued before the error too:
             # counted once too often, never lost silently.
