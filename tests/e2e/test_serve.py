@@ -279,15 +279,24 @@ async def test_bad_payloads_are_rejected_reported_and_ticking_goes_on(
         # Still ticking: frames keep coming after the rejections.
         n = len(frames_of(sub.messages, "a_spikes"))
         await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > n + 20, what="more frames")
+        # Each refusal counted once, under its reason, in the stats and in its event.
         stats = await sub.wait_for(
             lambda ms: [
-                json.loads(m.payload)
+                st
                 for m in ms
-                if m.topic.endswith("/stats") and json.loads(m.payload)["rejected"].get("oversize")
+                if m.topic.endswith("/stats")
+                and (st := json.loads(m.payload))["inputs"]["u"]["rejected"] >= len(bad)
+                and "control" in st["rejected"]
             ],
-            what="stats counting rejections",
+            what="stats counting the five refusals on u and the control message",
         )
-        assert stats[-1]["inputs"]["u"]["rejected"] >= 4
+        assert stats[-1]["inputs"]["u"]["rejected"] == len(bad)
+        expected = {**dict.fromkeys(bad, 1), "unknown_input": len(odd), "control": 1}
+        assert stats[-1]["rejected"] == expected
+        assert {e["reason"]: e["rejected"] for e in got if e["reason"] in bad} == dict.fromkeys(
+            bad, 1
+        )
+        assert sorted(e["rejected"] for e in got if e["reason"] == "unknown_input") == [1, 2, 3, 4]
 
 
 async def test_feed_refuses_what_the_service_would_refuse_by_size(
@@ -402,7 +411,8 @@ async def test_broker_restart_reconnects_and_seq_continues(mosquitto: Mosquitto,
     ) as sub:
         await sub.wait_status("seed", b"online")
         await sub.wait_for(lambda ms: len(frames_of(ms, "a_spikes")) > 10)
-        before = frames_of(sub.messages, "a_spikes")[-1].header.seq
+        last = frames_of(sub.messages, "a_spikes")[-1].header
+        before, dropped_before = last.seq, last.dropped
     mosquitto.kill()
     await asyncio.sleep(1.0)  # the service keeps ticking with no broker
     killed_at = time.monotonic()
@@ -417,7 +427,12 @@ async def test_broker_restart_reconnects_and_seq_continues(mosquitto: Mosquitto,
         )
         after = frames[0].header.seq
         assert after > before  # seq continues, it does not restart at 0
-        assert frames[-1].header.dropped >= 0
+        # Every seq the subscriber misses while it listens is a counted drop, and no more
+        # are counted than went missing since the outage began.
+        for prev, cur in itertools.pairwise(frames):
+            gap = cur.header.seq - prev.header.seq - 1
+            assert gap <= cur.header.dropped - prev.header.dropped
+        assert frames[0].header.dropped - dropped_before <= after - before - 1
     assert proc.returncode is None  # still running
     assert proc.stop() == 0
 
