@@ -4,8 +4,12 @@ network work at all, or a fixed amount of busy work.
 ``serve``'s late ticks have two causes: the network's compute (a tick that overruns, or
 leaves too little slack to catch up after a hiccup) and the machine (timer wake-up jitter,
 the hypervisor descheduling the virtual CPU, other processes). This script measures the
-second alone, with the very pacer and clock ``serve`` uses (``Pacer`` on ``SystemClock``,
-``catch-up`` policy, the same spin), so a capacity figure can be read against it:
+second alone, with the pacer and clock of ``serve``'s Python tick path (``Pacer.wait`` on
+``SystemClock``, ``catch-up`` policy, the same spin), so a capacity figure can be read
+against it. That is how ``serve --python-tick`` waits, and how every tick waited before the
+compiled tick: by default ``serve`` now waits inside the compiled call, with a 1 ns timer
+slack and its scheduling slice, and ``bench/floor.py``'s empty tick waits that way, so it
+is the floor to read the default service against:
 
 * ``--work 0``: an empty tick. Whatever is late here is the machine's doing.
 * ``--work W``: each tick busy-waits ``W`` ms (no memory traffic, no GIL release), the
