@@ -316,7 +316,7 @@ async def test_connection_errors_are_clear() -> None:
 
 
 async def test_read_only_acl_user(mosquitto_factory: MosquittoFactory) -> None:
-    """A 'monitor' user that may read everything and write nothing (deploy/mosquitto/aclfile):
+    """A user that may read everything and write nothing, not even the sync topics:
     frames still arrive, sync() gives up at once instead of waiting, commands fail clearly."""
     broker = mosquitto_factory(
         users={"mon": "mon-pw", "svc": "svc-pw"},

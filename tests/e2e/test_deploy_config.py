@@ -9,7 +9,8 @@ in the temp directory, the log in a file, and the current user. The ACL is the s
 * anonymous clients are refused;
 * frames reach the ``monitor`` user, over the WebSocket listener browsers use;
 * ``monitor`` cannot inject inputs or control commands (the service never accepts them);
-* ``feeder`` can inject inputs, and cannot read anything;
+* ``feeder`` can inject inputs, also with ``spikestream feed``, and read only a network's
+  ``describe`` and ``status``;
 * ``deploy/healthcheck.py`` reports the service healthy, and unhealthy without a broker.
 
 Docker and Kubernetes cannot run here, so the compose file, the Dockerfile and the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -196,6 +198,22 @@ def healthcheck(port: int) -> subprocess.CompletedProcess[str]:
     )
 
 
+def client_command(
+    user: str, port: int, workdir: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``spikestream ARGS --broker mqtt://HOST:port`` logged in as ``user`` with its
+    password in a file (as deploy/compose.yaml runs the clients)."""
+    password_file = workdir / f"{user}.password"
+    password_file.write_text(USERS[user] + "\n")
+    env = {
+        **os.environ,
+        "SPIKESTREAM_MQTT_USERNAME": user,
+        "SPIKESTREAM_MQTT_PASSWORD_FILE": str(password_file),
+    }
+    command = [sys.executable, "-m", "spikestream", *args, "--broker", f"mqtt://{HOST}:{port}"]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
 def test_shipped_config_has_the_documented_settings() -> None:
     """The settings README.md promises are in the file (checked by value, since the e2e
     test below would also pass with, e.g., Nagle's algorithm left on)."""
@@ -283,6 +301,32 @@ async def test_shipped_broker_config_enforces_the_acl(
             assert after > frames + 50, f"frames stopped: {frames} -> {after} in 1 s"
             last = json.loads(monitor.on("/stats")[-1])
             health = await asyncio.to_thread(healthcheck, metrics_port)
+            # The feed command itself, as the compose file runs it: it reads the network's
+            # describe document first, so the feeder must be able to.
+            feed = await asyncio.to_thread(
+                client_command,
+                "feeder",
+                deployed.port,
+                tmp_path,
+                *("feed", "--net", "seed", "--input", "u", "constant", "--value", "0.5"),
+                *("--duration", "0.5", "--rate", "20"),
+            )
+            assert feed.returncode == 0, feed.stderr
+            await until(lambda: 0.5 in u_values(), 10, "the feed command's input in u")
+            # The monitor user lists the networks, each with its describe document, and
+            # does not wait out --wait: its sync topic is allowed.
+            started = time.monotonic()
+            listing = await asyncio.to_thread(
+                client_command, "monitor", deployed.port, tmp_path, "ls", "--json", "--wait", "10"
+            )
+            assert listing.returncode == 0, listing.stderr
+            assert time.monotonic() - started < 8.0
+            (seed,) = json.loads(listing.stdout)
+            assert seed["net"] == "seed"
+            assert seed["status"] == "online"
+            assert set(seed["describe"]["inputs"]) == {"u"}
+            # Neither client was refused anything (a refusal is logged on stderr).
+            assert "refused" not in feed.stderr + listing.stderr
             assert proc.returncode is None
         events = [json.loads(p) for p in monitor.on("/events")]
         # Exactly one input accepted (the feeder's); the monitor's never reached it.
@@ -291,8 +335,17 @@ async def test_shipped_broker_config_enforces_the_acl(
         assert 0.25 not in u_values()
         assert last["paused"] is False
         assert not [e for e in events if e["event"].startswith("control")]
-        # The feeder may write inputs but read nothing.
-        assert feeder.messages == []
+        # The feeder may write inputs, and read only what feed checks first (and the
+        # clients' sync topics, which the service never reads).
+        read = {topic for topic, _ in feeder.messages}
+        assert {t for t in read if not t.startswith("spikestream/_sync/")} == {
+            "spikestream/seed/describe",
+            "spikestream/seed/status",
+        }
+        # The service was refused nothing: its describe document, status and every
+        # frame, event and stats message were allowed.
+        assert "refused a publish" not in proc.log_text()
+        assert monitor.on("/describe")
         assert health.returncode == 0, health.stdout
         # Without a broker the health check says so.
         await asyncio.to_thread(deployed.stop)
