@@ -299,6 +299,30 @@ async def test_bad_payloads_are_rejected_reported_and_ticking_goes_on(
         assert sorted(e["rejected"] for e in got if e["reason"] == "unknown_input") == [1, 2, 3, 4]
 
 
+async def test_a_burst_of_bad_payloads_is_reported_whole_on_events(
+    mosquitto: Mosquitto, serve
+) -> None:
+    """25 bad payloads at once: the events of the first 20 go out (the kind's burst), and
+    the last 5, which no later event carries, are reported by an ``events_suppressed``
+    event within a stats interval or two. Before, they reached only the stats."""
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        serve("--stats-interval", "0.5")
+        await sub.wait_status("seed", b"online")
+        for _ in range(25):
+            await publish(mosquitto, "spikestream/seed/in/u", b"zz")
+        got = await sub.wait_for(
+            lambda ms: (e := events(ms, "events_suppressed")) and e,
+            what="an events_suppressed event",
+        )
+        rejected = events(sub.messages, "input_rejected")
+        assert len(got) == 1
+        assert (got[0]["of"], got[0]["suppressed"]) == ("input_rejected", 25 - len(rejected))
+        assert (
+            len(rejected) + sum(e.get("suppressed", 0) for e in rejected) + got[0]["suppressed"]
+            == 25
+        )
+
+
 async def test_feed_refuses_what_the_service_would_refuse_by_size(
     mosquitto: Mosquitto, serve
 ) -> None:

@@ -2,6 +2,8 @@
 
 An event is encoded when it happens (its ``wall`` says when), logged at once, and waits in
 a bounded queue while the link is down or its window is full; it goes out once online.
+Events over their kind's rate are counted: the count rides on the next event of that kind,
+or, once the kind has gone quiet, on an ``events_suppressed`` event (:meth:`EventQueue.settle`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ REPLY_BURST = 1024
 class EventLimiter:
     """A token bucket per event kind, so a flood of bad payloads cannot flood ``events``.
 
-    Suppressed events are counted, and the count rides on the next event of that kind.
+    Suppressed events are counted (:attr:`suppressed`), and the count rides on the next
+    event of that kind, or on :meth:`EventQueue.settle`'s report once the kind is quiet.
 
     Args:
         rate: events per second, per kind.
@@ -61,6 +64,11 @@ class EventLimiter:
         self._tokens[kind] = tokens
         self.suppressed[kind] = self.suppressed.get(kind, 0) + 1
         return False
+
+    def ready(self, kind: str, now: float) -> bool:
+        """True if an event of ``kind`` would go out now; nothing is taken or counted."""
+        tokens = self._tokens.get(kind, float(self.burst))
+        return min(self.burst, tokens + (now - self._stamp.get(kind, now)) * self.rate) >= 1.0
 
 
 class EventQueue:
@@ -98,6 +106,30 @@ class EventQueue:
         suppressed = limiter.suppressed.pop(key, 0)
         if suppressed:
             fields["suppressed"] = suppressed
+        self._queue(kind, fields)
+        return True
+
+    def settle(self, now: float) -> int:
+        """Report the events suppressed of each kind that has gone quiet (its bucket has a
+        token again, and no event of it came to carry the count): one ``events_suppressed``
+        event per such kind, with ``of`` (the kind; ``replies`` for replies to requests)
+        and ``suppressed``. Without it the tail of a burst (say the last 5 of 25 bad
+        payloads) went unreported on ``events`` until the next event of its kind, maybe
+        never. The service calls it every stats interval. Returns the events queued.
+
+        These reports are not rate-limited themselves: there is at most one per kind of
+        event the service raises (a fixed, small set) per call.
+        """
+        queued = 0
+        for limiter, name in ((self.limiter, None), (self.replies, "replies")):
+            for key in [k for k, n in limiter.suppressed.items() if n > 0]:
+                if limiter.ready(key, now):
+                    count = limiter.suppressed.pop(key)
+                    self._queue("events_suppressed", {"of": name or key, "suppressed": count})
+                    queued += 1
+        return queued
+
+    def _queue(self, kind: str, fields: dict[str, Any]) -> None:
         level = (
             logging.WARNING if kind.endswith(("rejected", "failed", "ignored")) else logging.INFO
         )
@@ -107,7 +139,6 @@ class EventQueue:
         if len(self.pending) > self.capacity:
             self.pending.popleft()
             self.lost += 1  # the log line keeps it; the count travels in the stats
-        return True
 
     def flush(self, send: Callable[[bytes], bool]) -> None:
         """Hand queued events to ``send``, oldest first, until it returns False (the link

@@ -503,6 +503,9 @@ class Service:
                 log.error("stats not published", extra={"error": str(err)})
             else:
                 self.link.publish_nowait(topic, payload, content_type=JSON)
+            # The tail of a burst of suppressed events, once its kind has gone quiet.
+            if self.events.settle(time.monotonic()):
+                self._flush_events()
             if stats["spin_contended"] != contended:
                 contended = stats["spin_contended"]
                 log_contention(contended, stats, self.settings.spin, self.settings.busy_spin)

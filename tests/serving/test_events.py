@@ -1,0 +1,78 @@
+"""Events: rate-limited per kind, and every suppressed one counted where a reader sees it."""
+
+from __future__ import annotations
+
+from spikestream.serving.events import (
+    EVENT_BURST,
+    EVENTS_PER_SECOND,
+    REPLIES_PER_SECOND,
+    EventLimiter,
+    EventQueue,
+)
+from spikestream_client.codec import decode_event
+
+
+def _drain(queue: EventQueue) -> list[dict[str, object]]:
+    sent: list[bytes] = []
+    queue.flush(lambda event: sent.append(event) is None)
+    return [decode_event(e) for e in sent]
+
+
+def _reject(queue: EventQueue, now: float, n: int) -> list[bool]:
+    return [
+        queue.add("input_rejected", now, {"input": "u", "reason": "garbage", "rejected": i})
+        for i in range(n)
+    ]
+
+
+def test_a_burst_beyond_the_bucket_is_counted_on_the_next_event_of_its_kind() -> None:
+    queue = EventQueue("seed")
+    assert _reject(queue, 0.0, EVENT_BURST + 5) == [True] * EVENT_BURST + [False] * 5
+    assert [e.get("suppressed") for e in _drain(queue)] == [None] * EVENT_BURST
+    assert _reject(queue, 1.0 / EVENTS_PER_SECOND, 1) == [True]
+    (event,) = _drain(queue)
+    assert event["suppressed"] == 5
+
+
+def test_the_tail_of_a_burst_is_reported_once_its_kind_goes_quiet() -> None:
+    """25 bad payloads and then none: the last 5 were suppressed, and no later event of
+    the kind came to carry the count. ``settle`` reports them once the bucket has a token
+    again, once, and the next event of the kind carries nothing twice."""
+    queue = EventQueue("seed")
+    _reject(queue, 0.0, EVENT_BURST + 5)
+    queue.add("input_stale", 0.0, {"input": "u", "ttl": 1.0})  # another kind, not suppressed
+    _drain(queue)
+    assert queue.settle(0.0) == 0  # the bucket is still empty: the burst goes on, maybe
+    assert _drain(queue) == []
+    assert queue.settle(1.0) == 1
+    (report,) = _drain(queue)
+    assert report["event"] == "events_suppressed"
+    assert report["net"] == "seed"
+    assert (report["of"], report["suppressed"]) == ("input_rejected", 5)
+    assert queue.settle(2.0) == 0
+    assert _reject(queue, 2.0, 1) == [True]
+    assert "suppressed" not in _drain(queue)[0]
+
+
+def test_suppressed_replies_are_reported_under_their_own_name() -> None:
+    queue = EventQueue("seed")
+    queue.replies = EventLimiter(REPLIES_PER_SECOND, 2)  # a small bucket, quickly flooded
+    got = [queue.add("control_ok", 0.0, {"cmd": "status", "id": i}) for i in range(5)]
+    assert got == [True, True, False, False, False]
+    _drain(queue)
+    assert queue.settle(1.0) == 1
+    (report,) = _drain(queue)
+    assert (report["of"], report["suppressed"]) == ("replies", 3)
+
+
+def test_a_report_waits_in_the_queue_like_any_event() -> None:
+    """While offline the report waits with the others, bounded, oldest dropped and
+    counted in ``lost``."""
+    queue = EventQueue("seed", capacity=EVENT_BURST)
+    _reject(queue, 0.0, EVENT_BURST + 3)
+    assert queue.settle(1.0) == 1
+    assert len(queue) == EVENT_BURST
+    assert queue.lost == 1
+    events = _drain(queue)
+    assert events[-1]["event"] == "events_suppressed"
+    assert events[-1]["suppressed"] == 3
