@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,7 @@ from spikestream.spec import load_network, parse_network
 
 ROOT = Path(__file__).parents[1]
 SEED = ROOT / "examples" / "seed.toml"
+README = ROOT / "README.md"
 BROKER = "mqtt://127.0.0.1:1"  # never contacted: the refusal comes first
 
 
@@ -300,6 +302,12 @@ def test_console_script_refuses_in_one_line_without_a_traceback() -> None:
     assert lines[0].startswith("spikestream serve: error: serving ")
     assert "would allocate about" in lines[0]
     assert "Traceback" not in proc.stderr
+    # README.md quotes this refusal: the same words and figures, but the machine's limit.
+    quoted = re.search(r"^spikestream serve: error: serving .*$", README.read_text(), re.M)
+    assert quoted is not None
+    limit = re.compile(r"limit of [\d.]+ \w+ \(\d+ bytes\)")
+    said = lines[0].replace(str(SEED), "examples/seed.toml")
+    assert limit.sub("limit of L", quoted[0]) == limit.sub("limit of L", said)
 
 
 # ------------------------------------------------------- the estimate against reality

@@ -152,6 +152,10 @@ def rejected(payload: bytes, dim: int, reason: str, match: str) -> PayloadReject
         (b",", r"misplaced comma"),
         (b"1_000", r"bad token '1_000'"),  # float() would accept this; we do not
         (b"0x10", r"bad token '0x10'"),
+        # Text is matched whole first: a bad token, or nan among a wrong count, is garbage
+        # whatever the count (PROTOCOL.md section 4.2).
+        (b"1 zz", r"plain-text numbers"),
+        (b"nan 1", r"plain-text numbers"),
         (b"[1, 2", "JSON error"),
         (b"{'x': 1}", "JSON error"),
         (b"\xc1", r"not valid msgpack \(FormatError\)"),  # a msgpack error without text

@@ -22,8 +22,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "Serve NETWORK in real time: advance it in fixed dt ticks paced to the wall "
             "clock, read inputs from <prefix>/<net>/in/<input>, publish msgpack frames on "
             "<prefix>/<net>/out/<probe>, a retained online/offline status, events and "
-            "stats. Every flag can also be set as SPIKESTREAM_<FLAG> in the environment "
-            "or in a TOML settings file (--config)."
+            "stats. Every flag but --config can also be set as SPIKESTREAM_<FLAG> in the "
+            "environment or in a TOML settings file (--config)."
         ),
     )
     p.add_argument(
