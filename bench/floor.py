@@ -137,7 +137,7 @@ def floor_child(
     waiting for a CPU (the service's adaptation, ``SpinAdapter``), as the service's tick
     thread does; one row per window."""
     from spikestream.runtime.clock import SystemClock
-    from spikestream.runtime.native_tick import SpinAdapter
+    from spikestream.runtime.native_pacing import SpinAdapter
     from spikestream.runtime.pacer import Pacer
     from spikestream.runtime.priority import request_slice, request_timer_slack
     from spikestream.sim.native import extension

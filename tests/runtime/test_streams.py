@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spikestream.errors import ConfigError
-from spikestream.runtime.native_tick import L_CAPACITY, L_HEAD, L_RING, L_ROW_BYTES, L_TAIL
+from spikestream.runtime.native_pacing import L_CAPACITY, L_HEAD, L_RING, L_ROW_BYTES, L_TAIL
 from spikestream.runtime.streams import (
     H_TICKS,
     K_CURRENT,

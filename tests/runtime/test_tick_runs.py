@@ -23,10 +23,9 @@ from hypothesis import strategies as st
 from spikestream.build import build
 from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.engine import Engine
-from spikestream.runtime.native_tick import (
+from spikestream.runtime.native_pacing import (
     ADAPT_TICKS,
     CALM_WINDOWS,
-    FLAG,
     HOT_WINDOWS,
     L_ADAPT_TICKS,
     L_ARMED,
@@ -52,18 +51,21 @@ from spikestream.runtime.native_tick import (
     L_SCHEDSTAT,
     L_TAIL,
     LOOP_COLUMNS,
-    ROW_HEADER_BYTES,
     RUN_CONTROL,
     RUN_FULL,
     RUN_OVERRUN,
     T_BUSY_SPIN,
-    TAKE_AFTER,
     TIME_COLUMNS,
+    SpinAdapter,
+    open_schedstat,
+)
+from spikestream.runtime.native_tick import (
+    FLAG,
+    ROW_HEADER_BYTES,
+    TAKE_AFTER,
     NativeTick,
     Row,
-    SpinAdapter,
     TickLoop,
-    open_schedstat,
 )
 from spikestream.runtime.slots import NEW_VALUE
 from spikestream.sim import Simulator

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.core import Metric
 
 from spikestream.build import build
-from spikestream.runtime.native_tick import (
+from spikestream.runtime.native_pacing import (
     L_BUSY_TICKS,
     L_CONTENDED,
     L_EARLY_TICKS,

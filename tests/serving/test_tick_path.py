@@ -9,7 +9,7 @@ import pytest
 
 from spikestream.build import build
 from spikestream.runtime.gil import yield_gil
-from spikestream.runtime.native_tick import L_EARLY
+from spikestream.runtime.native_pacing import L_EARLY
 from spikestream.serving.service import Service
 from spikestream.serving.settings import ServeSettings
 from spikestream.serving.statistics import stats_payload

@@ -36,15 +36,8 @@ from threadpoolctl import threadpool_limits
 from spikestream.build import Model
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
-from spikestream.runtime.native_tick import (
-    FLAG,
-    L_EARLY_TICKS,
-    RUN_OVERRUN,
-    NativeTick,
-    TickLoop,
-    applied_number,
-    unavailable,
-)
+from spikestream.runtime.native_pacing import L_EARLY_TICKS, RUN_OVERRUN
+from spikestream.runtime.native_tick import FLAG, NativeTick, TickLoop, applied_number, unavailable
 from spikestream.runtime.pacer import STOP_POLL, WINDOWS, Pacer, PacerPolicy, PacerStatistics
 from spikestream.runtime.priority import (
     fifo_priority,
@@ -124,7 +117,7 @@ class Engine:
             the same ticks; :attr:`tick_path` says which runs and why.
         busy_spin: in runs of compiled ticks, the spin (s) before each deadline while the
             tick thread is kept waiting for a CPU instead of the clock's (see
-            :data:`~spikestream.runtime.native_tick.ADAPT_TICKS`); None: the clock's always.
+            :data:`~spikestream.runtime.native_pacing.ADAPT_TICKS`); None: the clock's always.
         runs: on the compiled path, keep the tick thread in compiled code across ticks
             (:class:`~spikestream.runtime.native_tick.TickLoop`): the finished ticks wait
             in a ring until the I/O side calls :meth:`collect`, woken through
