@@ -28,7 +28,7 @@ from spikestream_client.codec import (
     wildcard,
 )
 from spikestream_client.errors import CodecError
-from spikestream_client.names import NAME_RULE, is_name
+from spikestream_client.names import NAME_RULE, SYNC_LEVEL, is_name
 from spikestream_client.streams import EventCallback, FrameCallback, StatusWatcher
 from spikestream_client.transport import MessageMeta
 
@@ -44,7 +44,6 @@ QOS_RARE: Final = 1
 STATUS_TEXT: Final = {STATUS_ONLINE: "online", STATUS_OFFLINE: "offline"}
 STATUS_CHARS: Final = 200
 """Most characters of a status text kept (a status other than online/offline)."""
-_SYNC: Final = "_sync"  # first level under the prefix of the private sync topics
 _MAX_ROUTES: Final = 4096
 _MAX_NETWORKS: Final = 4096  # networks remembered by watch_networks (bounded memory)
 DESCRIBED_BYTES: Final = 16 * 2**20
@@ -106,7 +105,7 @@ class Dispatcher:
     def sync_topic(self, token: str, n: int) -> str:
         """``<prefix>/_sync/<token>/<n>``: a private topic of the client's :meth:`sync`
         (routed back to :attr:`sync_waiters`)."""
-        return f"{self.prefix}/{_SYNC}/{token}/{n}"
+        return f"{self.prefix}/{SYNC_LEVEL}/{token}/{n}"
 
     def close(self, error: BaseException) -> None:
         """End the status watchers and fail every pending reply and sync with ``error``."""
@@ -129,7 +128,7 @@ class Dispatcher:
         if not topic.startswith(head):
             return None
         parts = topic[len(head) :].split("/")
-        if parts[0] == _SYNC:
+        if parts[0] == SYNC_LEVEL:
             return ("", "sync", None)
         if len(parts) == 3 and parts[1] == "out":
             route = (parts[0], "out", parts[2])

@@ -16,7 +16,14 @@ from __future__ import annotations
 import re
 from typing import Final, TypeGuard
 
-__all__ = ["NAME_MAX_LENGTH", "NAME_PATTERN", "NAME_RULE", "is_name"]
+__all__ = [
+    "NAME_MAX_LENGTH",
+    "NAME_PATTERN",
+    "NAME_RULE",
+    "SYNC_LEVEL",
+    "is_name",
+    "reserved_network",
+]
 
 NAME_MAX_LENGTH: Final = 64
 """Longest name, in characters."""
@@ -26,6 +33,19 @@ NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 
 NAME_RULE: Final = "1-64 characters: a letter or '_' first, then letters, digits, '_' or '-'"
 """The rule in words, for error messages."""
+
+SYNC_LEVEL: Final = "_sync"
+"""The topic level under the prefix that holds the clients' private sync topics
+(``<prefix>/_sync/<token>/<n>``), so no network may have this name: its topics would fall
+under the sync topics, which the shipped broker ACL lets every client user write."""
+
+
+def reserved_network(name: str) -> str | None:
+    """Why ``name`` may not name a network, or None when it may."""
+    if name == SYNC_LEVEL:
+        return f"{name!r} is reserved: <prefix>/{SYNC_LEVEL}/ holds the clients' sync topics"
+    return None
+
 
 # fullmatch, not match: '$' in NAME_PATTERN also matches before a trailing newline, so
 # re.match would let "a\n" through.

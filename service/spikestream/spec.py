@@ -33,7 +33,7 @@ from pydantic import (
 
 from spikestream.errors import ConfigError, NetworkFileError
 from spikestream_client.files import UnreadableFile, read_small_text
-from spikestream_client.names import NAME_PATTERN, NAME_RULE, is_name
+from spikestream_client.names import NAME_PATTERN, NAME_RULE, is_name, reserved_network
 
 #: Names become MQTT topic levels and ``.npz`` keys: no ``+``, ``#``, ``/``, dots or spaces.
 #: The rule lives in :mod:`spikestream_client.names`, shared with the frame decoder.
@@ -237,6 +237,14 @@ class NetworkSection(_Spec):
     # state dtype; "float16" rounds them to half precision (spikestream.sim.weights).
     weights_dtype: Literal["float16"] | None = None
     timing: Timing = "spikestream"
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        why = reserved_network(value)
+        if why is not None:
+            raise ValueError(f"{why}; expected another name")
+        return value
 
 
 class PopulationSpec(_Spec):

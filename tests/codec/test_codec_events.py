@@ -200,6 +200,9 @@ def test_validate_name_rejects_empty_and_non_strings() -> None:
         validate_name("network", 3)
     with pytest.raises(CodecError, match="network name"):
         topics("spikestream", "a/b")
+    # The clients' sync topics live at <prefix>/_sync/: no network's topics may.
+    with pytest.raises(CodecError, match="network name '_sync' is reserved"):
+        topics("spikestream", "_sync")
 
 
 @pytest.mark.parametrize("name", ["seed", "b_spikes", "joint.angle", "x-1", "été", "$x", "A9"])

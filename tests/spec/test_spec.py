@@ -184,6 +184,19 @@ def test_connection_names_follow_the_naming_rule(bad: str) -> None:
         assert parse_network(data).connections[0].label == good
 
 
+def test_a_network_may_not_be_named_like_the_sync_topics() -> None:
+    """``<prefix>/_sync/`` holds the clients' sync topics, which the shipped ACL lets every
+    client user write: a network named ``_sync`` would take its inputs and control from
+    there. Other names with a leading ``_`` stay allowed."""
+    with pytest.raises(NetworkFileError, match=r"^inline: network\.name: '_sync' is reserved"):
+        parse_network(
+            {"network": {"name": "_sync"}, "populations": {"a": {"n": 3}}}, source="inline"
+        )
+    for name in ("_syncs", "sync", "_private"):
+        data = {"network": {"name": name}, "populations": {"a": {"n": 3}}}
+        assert parse_network(data).network.name == name
+
+
 def test_check_name_refuses_a_trailing_newline() -> None:
     assert check_name("probe", "ab") == "ab"
     with pytest.raises(

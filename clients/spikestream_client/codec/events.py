@@ -25,6 +25,7 @@ from typing import Any, Final, NoReturn
 import numpy as np
 
 from spikestream_client.errors import CodecError, PayloadTooLarge
+from spikestream_client.names import reserved_network
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -139,6 +140,9 @@ class Topics:
     def __post_init__(self) -> None:
         validate_prefix(self.prefix)
         validate_name("network", self.net)
+        why = reserved_network(self.net)
+        if why is not None:
+            _fail(f"network name {why}; expected another name")
 
     @property
     def base(self) -> str:
