@@ -313,6 +313,18 @@ async def test_shipped_broker_config_enforces_the_acl(
             )
             assert feed.returncode == 0, feed.stderr
             await until(lambda: 0.5 in u_values(), 10, "the feed command's input in u")
+            # Values the service refuses (three numbers for a one-number input) are counted
+            # by feed from the events the feeder may read.
+            wrong = await asyncio.to_thread(
+                client_command,
+                "feeder",
+                deployed.port,
+                tmp_path,
+                *("feed", "--net", "seed", "--input", "u", "--no-check", "--dim", "3"),
+                *("constant", "--value", "0.5", "--duration", "0.5", "--rate", "20"),
+            )
+            assert wrong.returncode == 0, wrong.stderr
+            assert re.search(r"rejected by the service [1-9]", wrong.stderr), wrong.stderr
             # The monitor user lists the networks, each with its describe document, and
             # does not wait out --wait: its sync topic is allowed.
             started = time.monotonic()
@@ -326,7 +338,7 @@ async def test_shipped_broker_config_enforces_the_acl(
             assert seed["status"] == "online"
             assert set(seed["describe"]["inputs"]) == {"u"}
             # Neither client was refused anything (a refusal is logged on stderr).
-            assert "refused" not in feed.stderr + listing.stderr
+            assert "refused" not in feed.stderr + wrong.stderr + listing.stderr
             assert proc.returncode is None
         events = [json.loads(p) for p in monitor.on("/events")]
         # Exactly one input accepted (the feeder's); the monitor's never reached it.
@@ -341,6 +353,7 @@ async def test_shipped_broker_config_enforces_the_acl(
         assert {t for t in read if not t.startswith("spikestream/_sync/")} == {
             "spikestream/seed/describe",
             "spikestream/seed/status",
+            "spikestream/seed/events",
         }
         # The service was refused nothing: its describe document, status and every
         # frame, event and stats message were allowed.
