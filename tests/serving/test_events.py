@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from spikestream.serving.events import (
     EVENT_BURST,
     EVENTS_PER_SECOND,
@@ -76,3 +80,17 @@ def test_a_report_waits_in_the_queue_like_any_event() -> None:
     events = _drain(queue)
     assert events[-1]["event"] == "events_suppressed"
     assert events[-1]["suppressed"] == 3
+
+
+def test_a_report_is_logged_at_its_kinds_level(caplog: pytest.LogCaptureFixture) -> None:
+    """Suppressed refusals are warnings, as the refusals themselves."""
+    queue = EventQueue("seed")
+    _reject(queue, 0.0, EVENT_BURST + 1)
+    queue.add("input_stale", 0.0, {"input": "u", "ttl": 1.0})
+    for _ in range(EVENT_BURST):
+        queue.add("input_stale", 0.0, {"input": "u", "ttl": 1.0})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="spikestream.serve"):
+        assert queue.settle(1.0) == 2
+    levels = {r.of: r.levelno for r in caplog.records}  # type: ignore[attr-defined]
+    assert levels == {"input_rejected": logging.WARNING, "input_stale": logging.INFO}

@@ -46,8 +46,8 @@ def _add_config_flag(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Merge the settings, then serve until SIGTERM or SIGINT. Returns the exit code."""
-    # Imported here: ``serve --help`` (and the top-level ``--help``) need only the
-    # settings, not the service, MQTT and the simulator behind it.
+    # Imported here: ``serve --help`` (and the top-level ``--help``) need the settings
+    # the flags derive from, not the service and its snapshot files.
     from spikestream.serving.serve import serve
 
     return serve(list(args.networks), load_settings(flags_of(args), args.config))

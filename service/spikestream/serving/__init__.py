@@ -35,30 +35,6 @@ if TYPE_CHECKING:
         snapshot_layout,
     )
 
-#: The snapshot names re-exported here load their module on first use (PEP 562):
-#: ``serve --help`` needs only :mod:`spikestream.serving.settings`, and the snapshot
-#: module pulls in the network-file schema, numpy and the simulator.
-_LAZY = frozenset(
-    (
-        "FORMAT",
-        "Member",
-        "SnapshotFolder",
-        "default_snapshot_dir",
-        "read_snapshot",
-        "read_snapshot_file",
-        "snapshot_layout",
-    )
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.snapshots"), name)
-    globals()[name] = value  # found directly from now on
-    return value
-
-
 __all__ = [
     "FORMAT",
     "Member",
@@ -68,3 +44,16 @@ __all__ = [
     "read_snapshot_file",
     "snapshot_layout",
 ]
+
+#: The snapshot names above load their module on first use (PEP 562): ``serve --help``
+#: needs only :mod:`spikestream.serving.settings`, and the snapshot module pulls in the
+#: network-file schema and the simulator.
+_LAZY = frozenset(__all__)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.snapshots"), name)
+    globals()[name] = value  # found directly from now on
+    return value

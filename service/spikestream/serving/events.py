@@ -35,6 +35,11 @@ REPLIES_PER_SECOND = 200.0
 REPLY_BURST = 1024
 
 
+def _level(kind: str) -> int:
+    """The log level of events of ``kind``: refusals and failures are warnings."""
+    return logging.WARNING if kind.endswith(("rejected", "failed", "ignored")) else logging.INFO
+
+
 class EventLimiter:
     """A token bucket per event kind, so a flood of bad payloads cannot flood ``events``.
 
@@ -125,15 +130,14 @@ class EventQueue:
             for key in [k for k, n in limiter.suppressed.items() if n > 0]:
                 if limiter.ready(key, now):
                     count = limiter.suppressed.pop(key)
-                    self._queue("events_suppressed", {"of": name or key, "suppressed": count})
+                    fields = {"of": name or key, "suppressed": count}
+                    self._queue("events_suppressed", fields, level=_level(name or key))
                     queued += 1
         return queued
 
-    def _queue(self, kind: str, fields: dict[str, Any]) -> None:
-        level = (
-            logging.WARNING if kind.endswith(("rejected", "failed", "ignored")) else logging.INFO
-        )
-        log.log(level, kind, extra=log_fields(fields))
+    def _queue(self, kind: str, fields: dict[str, Any], level: int | None = None) -> None:
+        """Log the event (at ``level``, else its kind's) and queue it, encoded."""
+        log.log(_level(kind) if level is None else level, kind, extra=log_fields(fields))
         # Encoded now: ``wall`` says when it happened, not when it went out.
         self.pending.append(encode_event(kind, net=self.net, **fields))
         if len(self.pending) > self.capacity:
