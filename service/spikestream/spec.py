@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from spikestream.errors import ConfigError, NetworkFileError
+from spikestream.spec_errors import format_errors
 from spikestream_client.files import UnreadableFile, read_small_text
 from spikestream_client.names import NAME_PATTERN, NAME_RULE, is_name, reserved_network
 
@@ -635,90 +636,6 @@ def _field_names() -> frozenset[str]:
     return frozenset(seen)
 
 
-def _member_tags(loc: tuple[int | str, ...], fields: frozenset[str]) -> list[int]:
-    """Positions in ``loc`` that name a member of a union (``float``, ``list[float]``,
-    ``WeightsDist``, ``tagged-union[...]``, a signal kind) rather than a key of the file:
-    strings that are not a field name and do not follow a named section."""
-    return [
-        k
-        for k, part in enumerate(loc)
-        if k > 0
-        and isinstance(part, str)
-        and (
-            # A discriminated union's tag (``file``) may also be a field name.
-            str(loc[k - 1]).startswith("tagged-union[")
-            or (part not in fields and str(loc[k - 1]) not in _NAMED_SECTIONS)
-        )
-    ]
-
-
-def _is_type_mismatch(error: Any) -> bool:
-    kind = str(error["type"])
-    return kind.endswith(("_type", "_parsing")) or kind == "literal_error"
-
-
-def _closest_members(errors: list[Any]) -> list[Any]:
-    """Drop the errors of union members that the value was not meant for.
-
-    A value checked against ``float | list[float]`` (or ``WeightsDist | WeightsFile``)
-    fails every member, and pydantic reports each. Keep only the member that got
-    furthest: the deepest error location, then the fewest plain type mismatches. So
-    ``transform = [[1, nan]]`` reports the NaN, not "Input should be a valid number"."""
-    fields = _field_names()
-    sites: dict[tuple[int | str, ...], dict[int | str, list[int]]] = {}
-    for i, e in enumerate(errors):
-        loc = tuple(e["loc"])
-        for k in _member_tags(loc, fields):
-            sites.setdefault(loc[:k], {}).setdefault(loc[k], []).append(i)
-
-    def score(indices: list[int]) -> tuple[int, int]:
-        depth = max(len(errors[i]["loc"]) for i in indices)
-        return depth, -sum(_is_type_mismatch(errors[i]) for i in indices)
-
-    dropped: set[int] = set()
-    for members in sites.values():
-        if len(members) > 1:
-            best = max(score(v) for v in members.values())
-            for indices in members.values():
-                if score(indices) < best:
-                    dropped.update(indices)
-    return [e for i, e in enumerate(errors) if i not in dropped]
-
-
-def _loc(loc: tuple[int | str, ...]) -> str:
-    """The key path of an error location, as written in the file: ``connections[0].reg``."""
-    tags = set(_member_tags(loc, _field_names()))
-    out = ""
-    for k, part in enumerate(loc):
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif k not in tags:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _shown(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 5] + " ...]"
-
-
-def _format_errors(source: str, err: ValidationError) -> str:
-    """One line per error: ``source: key.path: what is allowed (got value)``; several
-    errors get a heading line first."""
-    lines = []
-    for e in _closest_members(err.errors(include_url=False)):
-        loc = _loc(tuple(e["loc"]))
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        got = e.get("input")
-        show_got = e["type"] not in ("value_error", "missing") and not isinstance(got, dict)
-        where = f"{loc}: " if loc else ""
-        lines.append(f"{where}{msg}" + (f" (got {_shown(got)})" if show_got else ""))
-    if len(lines) == 1:
-        return f"{source}: {lines[0]}"
-    heading = f"{source}: invalid network ({len(lines)} errors)"
-    return "\n".join([heading, *(f"  {line}" for line in lines)])
-
-
 def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> NetworkSpec:
     """Validate an already-parsed TOML mapping into a :class:`NetworkSpec`.
 
@@ -728,7 +645,9 @@ def parse_network(data: Mapping[str, Any], *, source: str = "<network>") -> Netw
     try:
         spec = NetworkSpec.model_validate(data)
     except ValidationError as err:
-        raise NetworkFileError(_format_errors(source, err)) from None
+        raise NetworkFileError(
+            format_errors(source, err, _field_names(), _NAMED_SECTIONS)
+        ) from None
     spec._source = source
     return spec
 

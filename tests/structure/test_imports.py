@@ -22,6 +22,7 @@ from tests.structure.imports import Edge, cycles, edges, modules
 SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
     ("spikestream",),  # the package itself: __version__ and the error names
+    ("spec_errors",),  # the network file's errors as lines, for spec
     ("spec", "functions"),
     ("datafiles",),
     ("signals", "budget", "decodercache"),
