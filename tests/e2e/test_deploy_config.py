@@ -301,27 +301,22 @@ async def test_shipped_broker_config_enforces_the_acl(
             assert after > frames + 50, f"frames stopped: {frames} -> {after} in 1 s"
             last = json.loads(monitor.on("/stats")[-1])
             health = await asyncio.to_thread(healthcheck, metrics_port)
+
+            def feed_u(*signal: str) -> subprocess.CompletedProcess[str]:
+                """``feed`` into seed's u as the feeder, for half a second at 20/s."""
+                command = ["feed", "--net", "seed", "--input", "u", *signal]
+                command += ["--duration", "0.5", "--rate", "20"]
+                return client_command("feeder", deployed.port, tmp_path, *command)
+
             # The feed command itself, as the compose file runs it: it reads the network's
             # describe document first, so the feeder must be able to.
-            feed = await asyncio.to_thread(
-                client_command,
-                "feeder",
-                deployed.port,
-                tmp_path,
-                *("feed", "--net", "seed", "--input", "u", "constant", "--value", "0.5"),
-                *("--duration", "0.5", "--rate", "20"),
-            )
+            feed = await asyncio.to_thread(feed_u, "constant", "--value", "0.5")
             assert feed.returncode == 0, feed.stderr
             await until(lambda: 0.5 in u_values(), 10, "the feed command's input in u")
             # Values the service refuses (three numbers for a one-number input) are counted
             # by feed from the events the feeder may read.
             wrong = await asyncio.to_thread(
-                client_command,
-                "feeder",
-                deployed.port,
-                tmp_path,
-                *("feed", "--net", "seed", "--input", "u", "--no-check", "--dim", "3"),
-                *("constant", "--value", "0.5", "--duration", "0.5", "--rate", "20"),
+                feed_u, "--no-check", "--dim", "3", "constant", "--value", "0.5"
             )
             assert wrong.returncode == 0, wrong.stderr
             assert re.search(r"rejected by the service [1-9]", wrong.stderr), wrong.stderr
