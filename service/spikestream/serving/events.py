@@ -58,10 +58,14 @@ class EventLimiter:
         self._stamp: dict[str, float] = {}
         self.suppressed: dict[str, int] = {}
 
+    def _tokens_at(self, kind: str, now: float) -> float:
+        """The tokens of ``kind``'s bucket at ``now``, refilled since its last event."""
+        tokens = self._tokens.get(kind, float(self.burst))
+        return min(self.burst, tokens + (now - self._stamp.get(kind, now)) * self.rate)
+
     def allow(self, kind: str, now: float) -> bool:
         """True if an event of ``kind`` may go out now (``now``: monotonic seconds)."""
-        tokens = self._tokens.get(kind, float(self.burst))
-        tokens = min(self.burst, tokens + (now - self._stamp.get(kind, now)) * self.rate)
+        tokens = self._tokens_at(kind, now)
         self._stamp[kind] = now
         if tokens >= 1.0:
             self._tokens[kind] = tokens - 1.0
@@ -72,8 +76,7 @@ class EventLimiter:
 
     def ready(self, kind: str, now: float) -> bool:
         """True if an event of ``kind`` would go out now; nothing is taken or counted."""
-        tokens = self._tokens.get(kind, float(self.burst))
-        return min(self.burst, tokens + (now - self._stamp.get(kind, now)) * self.rate) >= 1.0
+        return self._tokens_at(kind, now) >= 1.0
 
 
 class EventQueue:

@@ -252,10 +252,9 @@ class FrameSender:
         finally:
             # Refused: the connection dropped between room() and now, or other messages
             # (a bridge's) filled the window within the round (the link counts each in
-            # publish_failed). Should the
-            # link raise (a programming error: an invalid topic, a frame too large for
-            # MQTT), the whole round counts, the frames it queued before the error too:
-            # counted once too often, never lost silently.
+            # publish_failed). Should the link raise (a programming error: an invalid
+            # topic, a frame too large for MQTT), the whole round counts, the frames it
+            # queued before the error too: counted once too often, never lost silently.
             if len(handed) < len(messages):
                 took = set(handed)
                 for i, stream in enumerate(streams):
