@@ -41,9 +41,12 @@ under the sync topics, which the shipped broker ACL lets every client user write
 
 
 def reserved_network(name: str) -> str | None:
-    """Why ``name`` may not name a network, or None when it may."""
+    """Why ``name`` may not name a network (what is expected too), or None when it may."""
     if name == SYNC_LEVEL:
-        return f"{name!r} is reserved: <prefix>/{SYNC_LEVEL}/ holds the clients' sync topics"
+        return (
+            f"{name!r} is reserved: <prefix>/{SYNC_LEVEL}/ holds the clients' sync topics; "
+            "expected another name"
+        )
     return None
 
 

@@ -244,7 +244,7 @@ class NetworkSection(_Spec):
     def _not_reserved(cls, value: str) -> str:
         why = reserved_network(value)
         if why is not None:
-            raise ValueError(f"{why}; expected another name")
+            raise ValueError(why)
         return value
 
 

@@ -142,7 +142,7 @@ class Topics:
         validate_name("network", self.net)
         why = reserved_network(self.net)
         if why is not None:
-            _fail(f"network name {why}; expected another name")
+            _fail(f"network name {why}")
 
     @property
     def base(self) -> str:
