@@ -239,3 +239,57 @@ async def test_a_path_with_bytes_that_are_not_utf8_gets_a_plain_404(
         assert status == 404
         assert body == b"no such page: /x\n"  # the escape sequence goes too
     assert not _trouble(caplog)
+
+
+async def _reply(port: int, *pieces: bytes) -> bytes:
+    """Send ``pieces`` one write at a time, 20 ms apart; return all the server answers
+    before it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        async with asyncio.timeout(5):
+            return await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_methods_other_than_get_are_answered_405_and_get_still_serves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """websockets reads GET only, and closed any other request without an answer
+    (``curl -I``: "Empty reply from server"). They get 405 with ``Allow: GET``, HEAD
+    without a body, and are counted as refusals; a GET that arrives in pieces is still
+    served, and bytes that are no request line are still closed unanswered."""
+    caplog.set_level(logging.INFO)
+    bridge = WebBridge("fake")
+    async with _serving(bridge) as (_, port):
+        host = f"Host: 127.0.0.1:{port}\r\n".encode()
+        head = await _reply(port, b"HEAD / HTTP/1.1\r\n" + host + b"\r\n")
+        assert head.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+        assert b"\r\nAllow: GET\r\n" in head
+        assert head.endswith(b"\r\n\r\n")  # the head of the answer only
+        body = b"a=1&b=2"
+        post = await _reply(
+            port,
+            b"PO",  # the method arrives in pieces, then the head, then the body
+            b"ST /ws HTTP/1.1\r\n" + host,
+            f"Content-Length: {len(body)}\r\n\r\n".encode() + body,
+        )
+        assert post.startswith(b"HTTP/1.1 405 ")
+        assert post.endswith(b"\r\n\r\nmethod not allowed: POST; this monitor answers GET only\n")
+        options = await _reply(port, b"OPTIONS * HTTP/1.1\r\n" + host + b"\r\n")
+        assert options.startswith(b"HTTP/1.1 405 ")
+        assert bridge.refused == 3
+        got = await _reply(port, b"G", b"ET / HTTP/1.1\r\n" + host + b"\r\n")
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert await _reply(port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n") == b""
+        assert await _reply(port, b"X" * 40 + b" / HTTP/1.1\r\n\r\n") == b""
+        assert bridge.refused == 3
+    assert not _trouble(caplog)
+    refusals = [r.getMessage() for r in caplog.records if "refused a request" in r.getMessage()]
+    assert refusals == ["web monitor: refused a request with method HEAD (1 refused so far)"]

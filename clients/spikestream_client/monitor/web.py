@@ -55,13 +55,12 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from spikestream_client.aio import First, first_of
@@ -84,6 +83,14 @@ from spikestream_client.monitor.session import (
     refresh_model,
 )
 from spikestream_client.monitor.spikecounts import newest_spikes, spike_count
+from spikestream_client.monitor.webgate import (
+    LOCAL_NAMES,
+    WILDCARDS,
+    HandshakeLog,
+    MethodGate,
+    WebAccess,
+    parse_origin,
+)
 from spikestream_client.safetext import printable
 from spikestream_client.tool import interruptible_sleep, subscribe_frames
 
@@ -256,123 +263,6 @@ def snapshot_json(snap: Snapshot) -> dict[str, Any]:
     }
 
 
-LOCAL_NAMES: Final = ("localhost", "127.0.0.1", "::1")
-"""Host names every monitor answers to (at its own port)."""
-_WILDCARDS: Final = ("", "0.0.0.0", "::")
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-
-
-def parse_origin(url: str) -> tuple[str, str, int]:
-    """``(scheme, host, port)`` of an origin such as ``http://pi.local:8080``.
-
-    The host is lower-cased and IPv6 brackets are removed; a missing port is the
-    scheme's default.
-
-    Raises:
-        ConfigError: Not an ``http``/``https`` URL with a host and nothing else but a port.
-    """
-    want = "an origin like http://HOST:PORT (scheme, host and optional port only)"
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"--web-allow-origin {url!r:.100}: expected {want}") from None
-    scheme = parts.scheme.lower()
-    if (
-        scheme not in _DEFAULT_PORTS
-        or not parts.hostname
-        or parts.username is not None
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-    ):
-        raise ConfigError(f"--web-allow-origin {url!r:.100}: expected {want}")
-    return scheme, parts.hostname.lower(), _DEFAULT_PORTS[scheme] if port is None else port
-
-
-def _parse_host(value: str) -> tuple[str, int | None] | None:
-    """``(host, port or None)`` of a ``Host`` header, or None if it is malformed."""
-    if not value or any(c in value for c in "/?#@\\ \t"):
-        return None
-    try:
-        parts = urlsplit("//" + value)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.hostname:
-        return None
-    return parts.hostname.lower(), port
-
-
-class WebAccess:
-    """Which ``Host`` and ``Origin`` headers the web monitor answers.
-
-    Args:
-        bind_host: The address the server was bound to (``--host``).
-        port: The port it listens on (the real one when ``--web 0``).
-        allow_origins: Extra origins (``--web-allow-origin``), e.g.
-            ``http://pi.local:8080``; each also allows its host as a ``Host`` header.
-    """
-
-    def __init__(self, bind_host: str, port: int, allow_origins: Sequence[str] = ()) -> None:
-        names = {n.lower() for n in LOCAL_NAMES}
-        bound = bind_host.strip("[]").lower()
-        if bound not in _WILDCARDS:
-            names.add(bound)
-        self.origins: set[tuple[str, str, int]] = {("http", name, port) for name in names}
-        self.hosts: set[tuple[str, int | None]] = {(name, port) for name in names}
-        if port == _DEFAULT_PORTS["http"]:
-            self.hosts |= {(name, None) for name in names}
-        for url in allow_origins:
-            scheme, host, origin_port = parse_origin(url)
-            self.origins.add((scheme, host, origin_port))
-            self.hosts.add((host, origin_port))
-            if origin_port == _DEFAULT_PORTS[scheme]:
-                self.hosts.add((host, None))  # browsers leave the default port out
-
-    def host_ok(self, value: str | None) -> bool:
-        """Whether a ``Host`` header names this monitor (a missing one does not)."""
-        parsed = _parse_host(value or "")
-        return parsed is not None and parsed in self.hosts
-
-    def origin_ok(self, value: str | None) -> bool:
-        """Whether an ``Origin`` header is one of this monitor's pages.
-
-        A missing header is allowed: browsers always send one with a WebSocket
-        handshake, so its absence means a script or tool, not a web page."""
-        if value is None:
-            return True
-        try:
-            return parse_origin(value) in self.origins
-        except ConfigError:
-            return False  # "null" (sandboxed frames, file: pages) and anything malformed
-
-
-class _HandshakeLog(logging.LoggerAdapter[logging.Logger]):
-    """websockets' logger for the bridge, minus the noise of aborted connections.
-
-    websockets logs "opening handshake failed" at ERROR with a traceback when a peer
-    connects and closes, or sends garbage, before a complete HTTP request. On a listening
-    port that is routine (port scanners, health checks), so it becomes one DEBUG line.
-    Any other failure keeps its ERROR and traceback. websockets' own DEBUG tracing of
-    each connection's states and frames is off, so an aborted connection costs exactly
-    one DEBUG line.
-    """
-
-    def isEnabledFor(self, level: int) -> bool:
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if level >= logging.ERROR and msg == "opening handshake failed":
-            exc = sys.exc_info()[1]
-            if isinstance(exc, InvalidHandshake | OSError | EOFError):
-                cause = exc.__cause__
-                why = f"{exc}" + (f" ({cause})" if cause is not None else "")
-                self.logger.debug("connection closed before a valid request: %s", why)
-                return
-        super().log(level, msg, *args, **kwargs)
-
-
 class _Peer:
     """One connected page: a small queue of pending messages of its own.
 
@@ -454,7 +344,8 @@ class WebBridge:
         self.access: WebAccess | None = None
         """Set once the server listens; until then every request is refused."""
         self.refused = 0
-        """Requests refused for a foreign, missing or repeated ``Host`` or ``Origin``."""
+        """Requests refused for a foreign, missing or repeated ``Host`` or ``Origin``, or
+        for a method other than GET."""
         self.stalled = 0
         """Pages dropped because a message waited ``send_timeout`` for their socket."""
         self.over_cap = 0
@@ -614,7 +505,7 @@ class WebBridge:
 
     def _refuse(self, connection: ServerConnection, what: str, values: list[str]) -> Response:
         """Refuse a request for its ``what`` headers ``values`` (missing, repeated or
-        foreign), logging the first refusal and every 100th."""
+        foreign)."""
         self.refused += 1
         if len(values) == 1:
             status = HTTPStatus.FORBIDDEN
@@ -628,6 +519,16 @@ class WebBridge:
             reason = f"{len(values)} {what} headers"
             hint = ""
             text = f"{status.phrase.lower()}: {reason}, expected one\n"
+        self._log_refusal(reason, hint)
+        return connection.respond(status, text)
+
+    def refuse_method(self, method: str) -> None:
+        """Count a request answered 405 for its ``method`` (:mod:`.webgate`)."""
+        self.refused += 1
+        self._log_refusal(f"method {method}", "")
+
+    def _log_refusal(self, reason: str, hint: str) -> None:
+        """Log the first refusal and every 100th."""
         if self.refused == 1 or self.refused % 100 == 0:
             log.warning(
                 "web monitor: refused a request with %s (%d refused so far)%s",
@@ -635,7 +536,6 @@ class WebBridge:
                 self.refused,
                 hint,
             )
-        return connection.respond(status, text)
 
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Check ``Host`` and ``Origin``; serve the page's files; let ``/ws`` through to
@@ -717,7 +617,7 @@ async def serve_web(
         port = _port(server)
         shown = f"[{options.host}]" if ":" in options.host else options.host
         print(f"web monitor: http://{shown}:{port}/", flush=True)
-        if options.host.strip("[]") in _WILDCARDS and not options.web_allow_origins:
+        if options.host.strip("[]") in WILDCARDS and not options.web_allow_origins:
             print(
                 "web monitor: listening on all addresses, but only pages opened as "
                 f"localhost are served; add --web-allow-origin http://NAME:{port} for each "
@@ -752,6 +652,17 @@ async def serve_web(
     return 0
 
 
+def _gate_for(bridge: WebBridge) -> type[MethodGate]:
+    """The server connection class that answers other methods than GET with 405 and
+    counts each in ``bridge.refused``."""
+
+    class Gate(MethodGate):
+        def refused(self, method: str) -> None:
+            bridge.refuse_method(method)
+
+    return Gate
+
+
 async def start_web_server(
     bridge: WebBridge, host: str, port: int, allow_origins: Sequence[str] = ()
 ) -> Server:
@@ -770,9 +681,10 @@ async def start_web_server(
             host,
             port,
             process_request=bridge.process_request,
+            create_connection=_gate_for(bridge),
             compression=None,
             max_size=65536,
-            logger=_HandshakeLog(log, {}),
+            logger=HandshakeLog(log, {}),
         )
     except OSError as err:
         msg = f"cannot serve the web monitor on {host}:{port}: {err}"
