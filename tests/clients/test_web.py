@@ -49,6 +49,7 @@ from tests.clients.frames import (
     spike_payload,
     value_frame,
 )
+from tests.clients.rawhttp import reply
 from tests.transport.support import eventually
 
 
@@ -348,16 +349,7 @@ async def _server(
 
 async def _http(port: int, request: bytes) -> bytes:
     """Send raw bytes; return what the server answers before it closes (or b"")."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        async with asyncio.timeout(5):
-            return await reader.read()
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+    return await reply(port, request)
 
 
 async def _status(port: int, host: str, origin: str | None = None, path: str = "/") -> int:

@@ -20,6 +20,7 @@ from websockets.asyncio.server import Server
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from spikestream_client.monitor.web import WebBridge, start_web_server
+from tests.clients.rawhttp import reply
 from tests.transport.support import eventually
 
 
@@ -35,17 +36,7 @@ async def _serving(bridge: WebBridge) -> AsyncIterator[tuple[Server, int]]:
 
 async def _http(port: int, request: bytes) -> tuple[int, bytes]:
     """Send raw bytes; return the status and body the server answers before it closes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        async with asyncio.timeout(5):
-            reply = await reader.read()
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-    head, _, body = reply.partition(b"\r\n\r\n")
+    head, _, body = (await reply(port, request)).partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
 
 
@@ -242,20 +233,8 @@ async def test_a_path_with_bytes_that_are_not_utf8_gets_a_plain_404(
 
 
 async def _reply(port: int, *pieces: bytes) -> bytes:
-    """Send ``pieces`` one write at a time, 20 ms apart; return all the server answers
-    before it closes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        for piece in pieces:
-            writer.write(piece)
-            await writer.drain()
-            await asyncio.sleep(0.02)
-        async with asyncio.timeout(5):
-            return await reader.read()
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
+    """Send ``pieces`` one write at a time, 20 ms apart; return all the server answers."""
+    return await reply(port, *pieces, pause=0.02)
 
 
 async def test_methods_other_than_get_are_answered_405_and_get_still_serves(
