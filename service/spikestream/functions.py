@@ -28,14 +28,6 @@ import numpy.typing as npt
 
 from spikestream.errors import BuildError, NetworkFileError, SpikestreamError
 
-#: What ``--allow-python-functions`` does (the help of the flag of ``run``, ``import`` and
-#: ``serve``, and the description of the ``serve`` setting).
-ALLOW_PYTHON_FUNCTIONS_HELP = (
-    'let a decoded connection\'s function = "module:attr" import that module and call it: '
-    "this runs Python code named in the network file, so use it only with files you trust "
-    "(default: refused, and only expressions in x are evaluated)"
-)
-
 FloatArray = npt.NDArray[np.float64]
 VectorFunction = Callable[[FloatArray], FloatArray]
 

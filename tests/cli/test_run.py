@@ -390,6 +390,82 @@ def test_serve_help_loads_its_settings_not_the_service() -> None:
     assert not heavy & loaded
 
 
+def _loaded_by(argv: list[str]) -> tuple[str, set[str]]:
+    """What ``spikestream ARGV`` prints, and every module loaded by then, in a fresh
+    interpreter."""
+    code = (
+        "import sys\n"
+        "from spikestream_client.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    *out, loaded = proc.stdout.splitlines()
+    return "\n".join(out), set(loaded.split())
+
+
+@pytest.mark.parametrize(
+    ("argv", "absent"),
+    [
+        # The list of commands imported every command's parser, serve's settings with
+        # pydantic-settings and numpy among them: 0.4 s where ls --help takes 0.07 s.
+        (
+            ["--help"],
+            {
+                "numpy",
+                "pydantic",
+                "pydantic_settings",
+                "aiomqtt",
+                "rich",
+                "spikestream.serving.settings",
+                "spikestream.nengo_import",
+            },
+        ),
+        # run --help imported numpy for one help text (spikestream.flaghelp has it now).
+        (["run", "--help"], {"numpy", "pydantic", "spikestream.functions"}),
+        # serve --help needs its settings, not the pacer and the simulator.
+        (["serve", "--help"], {"spikestream.runtime", "spikestream.sim"}),
+        # A built-in command needs no scan of the installed distributions.
+        (["ls", "--help"], {"importlib.metadata", "numpy", "pydantic"}),
+    ],
+)
+def test_help_loads_only_what_it_shows(argv: list[str], absent: set[str]) -> None:
+    out, loaded = _loaded_by(argv)
+    assert "usage: spikestream" in out  # the probe works: the help was printed
+    assert not absent & loaded
+
+
+def test_the_list_of_commands_shows_each_summary() -> None:
+    from spikestream.cli import importer, run, serve
+    from spikestream_client.cli import feed, ls, monitor, record
+
+    out, _ = _loaded_by(["--help"])
+    flat = " ".join(out.split())  # argparse wraps the summaries
+    for module in (run, serve, feed, monitor, record, importer, ls):
+        assert module.SUMMARY in flat
+
+
+def test_the_client_tools_load_neither_pydantic_nor_rich_unless_they_draw() -> None:
+    """The client held a broker password in pydantic's SecretStr: ~70 ms of imports in
+    every tool, for one masking class. ls and feed print lines, so rich stays out too."""
+    code = (
+        "import sys\n"
+        "import spikestream_client.ls, spikestream_client.feed\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = set(proc.stdout.split())
+    assert "spikestream_client.transport.urls" in loaded  # the probe works
+    assert not {"pydantic", "pydantic_core", "rich"} & loaded
+
+
 def test_the_serving_package_still_offers_the_snapshot_names() -> None:
     import spikestream.serving as serving
     from spikestream.serving import snapshots

@@ -20,7 +20,7 @@ from tests.structure.imports import Edge, cycles, edges, modules
 #: The service's top-level modules in flow order; a module may import only those at its
 #: own position or before. Names of the same tuple are independent of each other.
 SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors",),
+    ("errors", "flaghelp"),
     ("spikestream",),  # the package itself: __version__ and the error names
     ("spec_errors",),  # the network file's errors as lines, for spec
     ("spec", "functions"),

@@ -3,9 +3,11 @@
 The client distribution owns the command and its tools (``feed``, ``monitor``,
 ``record``, ``ls``). Other distributions add subcommands through the entry-point group
 ``spikestream.commands``: each entry names a module with ``add_parser(sub)``, which
-registers the subcommand and sets ``func``. The service registers ``run``, ``serve`` and
-``import`` that way, so installing only the client gives its four tools, and installing
-the service adds the rest, without the client ever importing the service.
+registers the subcommand and sets ``func``, and optionally a one-line ``SUMMARY`` for the
+list of commands (then importing the module should cost little). The service registers
+``run``, ``serve`` and ``import`` that way, so installing only the client gives its four
+tools, and installing the service adds the rest, without the client ever importing the
+service.
 
 User errors (a bad network file, a bad flag, an unreachable broker) print one clear
 message and exit with status 2: never a traceback.
@@ -46,9 +48,11 @@ def command_of(argv: Sequence[str]) -> str | None:
 def make_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with every subcommand.
 
-    With ``command``, only that subcommand's module is imported (the others are named so
+    With ``command``, only that subcommand's parser is built (the others are named so
     parsing is unchanged, but not described): ``serve`` pulls in MQTT, pydantic-settings
     and prometheus-client, and none of that should slow down ``run`` or the clients.
+    Without one (``spikestream --help``), each command module that declares a ``SUMMARY``
+    is listed with it, and its parser is not built.
     """
     parser = argparse.ArgumentParser(
         prog="spikestream",
@@ -70,11 +74,21 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="text for people, json (one object per line) for log collectors",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in commands().items():
+    # A built-in command needs no scan of the installed distributions' entry points.
+    found = {command: _BUILTIN[command]} if command in _BUILTIN else commands()
+    for name, module_name in found.items():
         if command is not None and name != command:
             sub.add_parser(name)
             continue
-        importlib.import_module(module_name).add_parser(sub)
+        module = importlib.import_module(module_name)
+        summary = getattr(module, "SUMMARY", None)
+        if command is None and isinstance(summary, str):
+            # The list of commands shows each one's summary only: building every
+            # subcommand's flags would import what each command needs (serve's settings
+            # alone pull in pydantic-settings and numpy).
+            sub.add_parser(name, help=summary)
+        else:
+            module.add_parser(sub)
     return parser
 
 
@@ -162,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     words = sys.argv[1:] if argv is None else list(argv)
     command = command_of(words)
-    parser = make_parser(command if command in commands() else None)
+    known = command in _BUILTIN or command in commands()
+    parser = make_parser(command if known else None)
     args = parser.parse_args(words)
     setup_logging(args.log_level, args.log_format)
     try:

@@ -20,11 +20,15 @@ def _vector(text: str) -> list[float]:
         ) from None
 
 
+#: The one line ``spikestream --help`` shows for this command.
+SUMMARY = "publish a signal (sin, square, constant, noise, a file, stdin) to an input"
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``feed`` subcommand."""
     p = sub.add_parser(
         "feed",
-        help="publish a signal (sin, square, constant, noise, a file, stdin) to an input",
+        help=SUMMARY,
         description=(
             "Publish SIGNAL to input NAME of network NET, on <prefix>/<net>/in/<name>, at "
             "--rate messages per second on absolute deadlines (no drift), for --duration "

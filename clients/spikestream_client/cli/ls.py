@@ -10,12 +10,15 @@ import argparse
 
 from spikestream_client.cli.clientargs import add_connection_args
 
+#: The one line ``spikestream --help`` shows for this command.
+SUMMARY = "list the networks on a broker: status, inputs and probes"
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``ls`` subcommand."""
     p = sub.add_parser(
         "ls",
-        help="list the networks on a broker: status, inputs and probes",
+        help=SUMMARY,
         description=(
             "List every network whose service published a retained describe document or "
             "status on the broker: its status (online/offline), session, tick length, "

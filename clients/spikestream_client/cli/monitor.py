@@ -10,12 +10,15 @@ import argparse
 
 from spikestream_client.cli.clientargs import add_connection_args, add_find_args, add_probe_filter
 
+#: The one line ``spikestream --help`` shows for this command.
+SUMMARY = "live view of a running network: rates, rasters, values, lateness, gaps"
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``monitor`` subcommand."""
     p = sub.add_parser(
         "monitor",
-        help="live view of a running network: rates, rasters, values, lateness, gaps",
+        help=SUMMARY,
         description=(
             "Watch network NET live: per spike probe the mean firing rate, a sparkline of "
             "the population rate and a small raster of the last --window seconds; per value "

@@ -16,12 +16,15 @@ from spikestream_client.cli.clientargs import (
     mib_bytes,
 )
 
+#: The one line ``spikestream --help`` shows for this command.
+SUMMARY = "record a running network's probes to an .npz file (and a plot)"
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``record`` subcommand."""
     p = sub.add_parser(
         "record",
-        help="record a running network's probes to an .npz file (and a plot)",
+        help=SUMMARY,
         description=(
             "Subscribe to every probe of network NET (and its stats and status) for "
             "--duration seconds or until Ctrl-C/SIGTERM, then write what arrived in the "

@@ -5,19 +5,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spikestream.nengo_import import DEFAULT_VARIABLE, import_model
-
 WARNING = (
     "Importing RUNS the script (it is Python code, executed with your rights): import only "
     "models you trust, as you would run them with python."
 )
 
 
+#: The one line ``spikestream --help`` shows for this command.
+SUMMARY = "import a Nengo model (a Python script) as a network file"
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``import`` subcommand."""
+    # Imported here, as in main(): the list of commands needs only SUMMARY.
+    from spikestream.nengo_import import DEFAULT_VARIABLE
+
     p = sub.add_parser(
         "import",
-        help="import a Nengo model (a Python script) as a network file",
+        help=SUMMARY,
         description=(
             "Load MODEL.py, take its nengo.Network (the variable "
             f"{DEFAULT_VARIABLE!r}, or NAME), build it with Nengo's own builder and write "
@@ -54,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def main(args: argparse.Namespace) -> int:
     """Import and report. Returns the exit code."""
+    from spikestream.nengo_import import import_model
+
     # Absolute now: the script runs in between and may change folder (import_model puts
     # the folder back, but --out names the file the user meant when they typed it).
     spec = import_model(

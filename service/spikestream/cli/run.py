@@ -31,13 +31,17 @@ log = logging.getLogger("spikestream.run")
 RATES_SHOWN = 8
 
 
+#: The one line ``spikestream --help`` shows for this command.
+SUMMARY = "run a network offline, as fast as possible, and save the result"
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``run`` subcommand."""
     from spikestream.budget import DEFAULT_SHARE  # for the help text (no numpy)
 
     p = sub.add_parser(
         "run",
-        help="run a network offline, as fast as possible, and save the result",
+        help=SUMMARY,
         description=(
             "Run NETWORK offline as fast as possible, feeding each input its offline signal "
             "(or a replayed live log), and write every population's spikes, every probe, "
@@ -158,7 +162,7 @@ def show_progress(args: argparse.Namespace) -> bool:
 def add_python_functions_flag(p: argparse.ArgumentParser) -> None:
     """``--allow-python-functions`` (``run`` and ``import``): the opt-in to code execution.
     ``serve`` derives the same flag from its setting."""
-    from spikestream.functions import ALLOW_PYTHON_FUNCTIONS_HELP
+    from spikestream.flaghelp import ALLOW_PYTHON_FUNCTIONS_HELP
 
     p.add_argument(
         "--allow-python-functions",

@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spikestream.serving.settings import add_setting_flags, flags_of, load_settings
+#: The one line ``spikestream --help`` shows for this command.
+SUMMARY = "run a network in real time over MQTT"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``serve`` subcommand."""
+    # Imported here, as in main(): the list of commands needs only SUMMARY.
+    from spikestream.serving.settings import add_setting_flags
+
     p = sub.add_parser(
         "serve",
-        help="run a network in real time over MQTT",
+        help=SUMMARY,
         description=(
             "Serve NETWORK in real time: advance it in fixed dt ticks paced to the wall "
             "clock, read inputs from <prefix>/<net>/in/<input>, publish msgpack frames on "
@@ -49,5 +53,6 @@ def main(args: argparse.Namespace) -> int:
     # Imported here: ``serve --help`` (and the top-level ``--help``) need the settings
     # the flags derive from, not the service and its snapshot files.
     from spikestream.serving.serve import serve
+    from spikestream.serving.settings import flags_of, load_settings
 
     return serve(list(args.networks), load_settings(flags_of(args), args.config))

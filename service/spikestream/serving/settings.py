@@ -37,8 +37,7 @@ from pydantic_settings import (
 
 from spikestream.budget import DEFAULT_SHARE, SIZE_RULE, parse_bytes
 from spikestream.errors import CodecError, ConfigError
-from spikestream.functions import ALLOW_PYTHON_FUNCTIONS_HELP
-from spikestream.runtime.clock import SystemClock
+from spikestream.flaghelp import ALLOW_PYTHON_FUNCTIONS_HELP
 from spikestream.serving.discovery import DEFAULT_HA_PREFIX
 from spikestream.serving.text import DEFAULT_TEXT_RATE, MAX_TEXT_DIM, MAX_TEXT_RATE
 from spikestream.spec import parse_toml, read_text_file
@@ -403,6 +402,10 @@ class ServeSettings(BaseSettings):
     def engine_options(self) -> dict[str, Any]:
         """The :class:`~spikestream.runtime.engine.Engine` keyword arguments these
         settings give (the network, its memory and the wake-up are the service's)."""
+        # Imported here: ``serve --help`` builds its flags from these settings and
+        # should not load the runtime (the pacer, the simulator and its extension).
+        from spikestream.runtime.clock import SystemClock
+
         compiled = not self.python_tick
         return {
             "realtime_factor": self.realtime_factor,
