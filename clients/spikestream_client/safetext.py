@@ -12,9 +12,10 @@ parses for markup or emoji codes.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["printable", "safe_text"]
 
@@ -46,4 +47,7 @@ def printable(value: object, limit: int = 200) -> str:
 
 def safe_text(value: object, style: str = "", limit: int = 200) -> Text:
     """:func:`printable` as a rich :class:`~rich.text.Text` (never parsed as markup)."""
+    # Imported here: the tools that only print lines (ls, feed) need no rich.
+    from rich.text import Text
+
     return Text(printable(value, limit), style=style)

@@ -19,7 +19,16 @@ import pytest
 from tests.structure.imports import ROOT
 
 #: The service's dependencies a client must not need.
-HEAVY = ("numba", "llvmlite", "amqtt", "prometheus_client", "matplotlib", "pydantic_settings")
+HEAVY = (
+    "numba",
+    "llvmlite",
+    "amqtt",
+    "prometheus_client",
+    "matplotlib",
+    "pydantic",
+    "pydantic_core",
+    "pydantic_settings",
+)
 
 
 def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:

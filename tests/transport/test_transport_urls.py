@@ -173,8 +173,10 @@ def test_password_never_in_repr_str_or_logs(caplog: pytest.LogCaptureFixture) ->
     assert spec.redacted() == "mqtts://bob:***@broker.example:8883"
     assert str(spec) == spec.redacted()
     assert f"{spec}" == spec.redacted()
-    for text in (repr(spec), str(spec), repr(spec.password), str(spec.password), repr([spec])):
+    secret = spec.password
+    for text in (repr(spec), str(spec), repr(secret), str(secret), f"{secret}", repr([spec])):
         assert "hunter2" not in text
+    assert "%s %r" % (secret, secret) == "********** Secret('**********')"  # noqa: UP031
     assert "hunter2" not in repr(dataclasses.astuple(spec))
     with caplog.at_level(logging.INFO):
         logging.getLogger("test").info("connecting to %s (%r)", spec, spec)
@@ -198,6 +200,8 @@ def test_spec_is_frozen_and_comparable() -> None:
         spec.port = 1  # type: ignore[misc]
     assert spec == parse_broker_url("mqtt://bob:pw@h")
     assert spec != parse_broker_url("mqtt://bob:other@h")
+    assert hash(spec) == hash(parse_broker_url("mqtt://bob:pw@h"))
+    assert spec.password != "pw"  # a secret equals only the same secret
 
 
 # --- credentials from the environment --------------------------------------------------

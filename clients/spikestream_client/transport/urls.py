@@ -23,7 +23,7 @@ TLS options can be given as query parameters (``?ca=/etc/ca.pem&cert=...&key=...
 or as keyword arguments to :func:`parse_broker_url`.
 
 Credentials may come from the URL or from the environment (see
-:func:`with_env_credentials`). A password is held as a :class:`pydantic.SecretStr`
+:func:`with_env_credentials`). A password is held as a :class:`Secret`
 and never appears in ``repr()``, ``str()`` or log lines; :meth:`BrokerSpec.redacted`
 gives the URL with the password replaced by ``***``.
 """
@@ -39,8 +39,6 @@ from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from pydantic import SecretStr
-
 from spikestream_client.errors import ConfigError
 from spikestream_client.files import UnreadableFile, read_small_text
 
@@ -54,6 +52,7 @@ __all__ = [
     "BrokerSpec",
     "ProtocolChoice",
     "Scheme",
+    "Secret",
     "TlsOptions",
     "load_broker_spec",
     "load_broker_specs",
@@ -97,6 +96,34 @@ _QUERY_KEYS = ("ca", "cert", "key", "insecure", "protocol")
 #: that are switches or values, such as ``ha_discovery``), compared lowercased.
 TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS: Final = frozenset({"0", "false", "no", "off"})
+
+
+class Secret:
+    """A password that ``repr()``, ``str()``, formatting and logging never show.
+
+    Compared and hashed by its value, as the broker settings that hold it are. Not a
+    dataclass, so ``dataclasses.astuple`` of those settings keeps it whole, masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        """The clear text, for handing to the MQTT client only. Never log it."""
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
 
 
 @dataclass(frozen=True)
@@ -149,7 +176,7 @@ class BrokerSpec:
     host: str
     port: int
     username: str | None = None
-    password: SecretStr | None = None
+    password: Secret | None = None
     tls: TlsOptions | None = None
     ws_path: str | None = None
     protocol: ProtocolChoice = "auto"
@@ -185,12 +212,12 @@ class BrokerSpec:
 
     def with_credentials(self, username: str | None, password: str | None) -> BrokerSpec:
         """A copy with other credentials (``None`` removes them)."""
-        secret = None if password is None else SecretStr(password)
+        secret = None if password is None else Secret(password)
         return dataclasses.replace(self, username=username, password=secret)
 
     def __repr__(self) -> str:
         # Deliberately hand-written: the generated repr would show every field, and this
-        # one must stay safe to log even if SecretStr's masking ever changed.
+        # one must stay safe to log whatever a field's own repr shows.
         tls = "" if self.tls is None else f", tls={self.tls!r}"
         return f"BrokerSpec({self.redacted()!r}{tls})"
 
@@ -318,7 +345,7 @@ def parse_broker_url(
         host=host,
         port=port,
         username=username,
-        password=None if password is None else SecretStr(password),
+        password=None if password is None else Secret(password),
         tls=tls,
         ws_path=ws_path,
         protocol=_parse_protocol(query.get("protocol"), shown),
