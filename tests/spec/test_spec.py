@@ -82,6 +82,30 @@ def test_max_rate_above_one_over_tau_ref(tmp_path: Path) -> None:
         load_network(path)
 
 
+@pytest.mark.parametrize(
+    ("tuning", "expected"),
+    [
+        # A LIF neuron never reaches 1/tau_ref (500 Hz here): the bound itself is refused.
+        ("max_rates = [200, 500]", r"max_rates: 500\.0 Hz is not allowed; .* < 500 Hz"),
+        ("max_rates = [0, 400]", r"max_rates: 0\.0 Hz is not allowed; max rates must be > 0 Hz"),
+        ("max_rates = [-5, 400]", r"max_rates: -5\.0 Hz is not allowed"),
+        ("intercepts = [1, 1]", r"intercepts: \[1\.0, 1\.0\] is not allowed; .* low < 1"),
+        ("intercepts = [-2, 0]", r"intercepts: \[-2\.0, 0\.0\] is not allowed; .* \[-1, 1\]"),
+        ("intercepts = [0, 1.5]", r"intercepts: \[0\.0, 1\.5\] is not allowed"),
+    ],
+)
+def test_tuning_at_or_past_its_bounds_is_refused(tmp_path: Path, tuning: str, expected: str) -> None:
+    path = write(tmp_path, BASE.replace("n = 5", f"n = 5\n{tuning}"))
+    with pytest.raises(NetworkFileError, match=rf"populations\.a: {expected}"):
+        load_network(path)
+
+
+@pytest.mark.parametrize("tuning", ["max_rates = [1, 499.9]", "intercepts = [-1, 1]"])
+def test_tuning_just_inside_its_bounds_loads(tmp_path: Path, tuning: str) -> None:
+    spec = load_network(write(tmp_path, BASE.replace("n = 5", f"n = 5\n{tuning}")))
+    assert spec.populations["a"].n == 5
+
+
 def test_weight_file_of_wrong_shape(tmp_path: Path) -> None:
     np.save(tmp_path / "w.npy", np.ones((4, 5)))
     path = write(
