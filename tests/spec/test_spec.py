@@ -94,7 +94,9 @@ def test_max_rate_above_one_over_tau_ref(tmp_path: Path) -> None:
         ("intercepts = [0, 1.5]", r"intercepts: \[0\.0, 1\.5\] is not allowed"),
     ],
 )
-def test_tuning_at_or_past_its_bounds_is_refused(tmp_path: Path, tuning: str, expected: str) -> None:
+def test_tuning_at_or_past_its_bounds_is_refused(
+    tmp_path: Path, tuning: str, expected: str
+) -> None:
     path = write(tmp_path, BASE.replace("n = 5", f"n = 5\n{tuning}"))
     with pytest.raises(NetworkFileError, match=rf"populations\.a: {expected}"):
         load_network(path)
