@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from spikestream_client.npz import (
     COMMON_KEYS,
     COMMON_META,
     NpzWriter,
+    check_zip_directory,
     header_arrays,
     layout_meta,
     save_npz,
@@ -343,7 +345,8 @@ def test_a_disk_filling_up_is_one_config_error_and_leaves_nothing(
             for _ in range(100):
                 s.write(np.ones((1, 100)))
 
-    with pytest.raises(ConfigError, match=r"cannot write .*x\.npz.: No space left on device"):
+    full = r"cannot write .*x\.npz.: No space left on device; expected room for the file in '"
+    with pytest.raises(ConfigError, match=full + re.escape(str(tmp_path))):
         write()
     assert list(tmp_path.iterdir()) == []  # no .part file, no spool folder
 
@@ -369,3 +372,25 @@ def test_an_interrupted_write_to_a_full_disk_leaves_nothing(
     with pytest.raises(SystemExit):
         interrupted()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_zip_directory_is_bounded_in_bytes_as_well_as_members(tmp_path: Path) -> None:
+    """Two members whose names take 60 KB each pass a bound of 4 members; the directory's
+    bytes (512 a member) refuse them before zipfile reads a name."""
+    long_names = tmp_path / "long.npz"
+    with zipfile.ZipFile(long_names, "w") as zf:
+        for i in range(2):
+            zf.writestr(f"{i}" + "n" * 60_000 + ".npy", b"")
+    refused = r"^its directory lists 2 member\(s\) in \d+ bytes; "
+    with long_names.open("rb") as fh, pytest.raises(ValueError, match=refused) as info:
+        check_zip_directory(fh, max_members=4)
+    length = int(str(info.value).split(" in ")[1].split()[0])
+    assert length > 120_000
+    assert str(info.value).endswith("; expected at most 4 member(s) in 2048 bytes")
+    short = tmp_path / "short.npz"
+    with zipfile.ZipFile(short, "w") as zf:
+        for i in range(4):
+            zf.writestr(f"m{i}.npy", b"")
+    with short.open("rb") as fh:
+        check_zip_directory(fh, max_members=4)
+        assert fh.tell() == 0  # left at the start, for zipfile
