@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import signal
+import time
 from pathlib import Path
 
 import aiomqtt
@@ -289,6 +290,31 @@ def test_overlapping_frames_are_refused_and_hold_no_memory() -> None:
     assert rec.tracker.missing == 0  # the refused frames' seqs are not counted as lost
 
 
+@pytest.mark.parametrize(("room", "kept"), [(3_152_384, 1), (3_152_383, 0)])
+def test_the_budget_is_the_rows_their_gaps_mask_and_the_frames_held(room: int, kept: int) -> None:
+    """One frame of 256 ticks x 1024 values costs, as docs/CLIENTS.md says: rows x (21
+    bytes of tick, t, gap and segment columns + 8 bytes a value, float64 at most + 1 byte
+    of the probe's gaps mask) = 256 x 8214, plus the frame held until the arrays are
+    built: its payload (float32 here, 1 MiB) + 1 KiB. A budget one byte short refuses it."""
+    frame = value_frame(header("v", 0, 0, ticks=256), np.ones((256, 1024)))
+    assert frame.data.nbytes == 256 * 1024 * 4
+    assert 256 * (21 + 8 * 1024 + 1) + 256 * 1024 * 4 + 1024 == 3_152_384
+    rec = Recorder("fake", max_bytes=room)
+    rec.on_frame(frame)
+    assert (rec.frames, rec.over_budget) == (kept, 1 - kept)
+
+
+def test_meta_lists_the_first_1000_gaps_and_counts_them_all() -> None:
+    rec = Recorder("fake")
+    for i in range(1_002):  # every other seq lost: 1,001 gaps
+        rec.on_frame(value_frame(header("u", 2 * i, 2 * i, ticks=1), np.ones((1, 1))))
+    assert len(rec.gaps) == 1_001
+    meta = json.loads(str(rec.arrays()["meta"]))
+    assert len(meta["gaps"]) == 1_000
+    assert meta["gaps"][0] == {"probe": "u", "expected": 1, "got": 2, "kind": "lost", "tick": 2}
+    assert meta["lost_frames"] == {"u": 1_001}
+
+
 def test_a_restarted_service_counting_seq_from_0_again_is_recorded() -> None:
     """Seq repeats after a restart too, but later in time: those frames are kept."""
     rec = Recorder("fake")
@@ -451,11 +477,17 @@ async def test_a_recording_the_budget_cuts_short_is_kept_said_and_exits_3(
     seed_service: SeedService, tmp_path: Path
 ) -> None:
     out = tmp_path / "cut.npz"
+    started = time.monotonic()
     done = await asyncio.to_thread(
         run_cli, "record", "--broker", seed_service.url, "--net", "seed",
-        "--duration", "20", "--out", str(out), "--max-mib", "0.5", "--quiet",
+        "--duration", "60", "--out", str(out), "--max-mib", "0.5", "--quiet",
     )  # fmt: skip
+    took = time.monotonic() - started
+    print(f"the budget ended the recording after {took:.1f} s")
     assert done.returncode == 3, done.stderr
+    # The first frame past the budget ends the recording (within a second of the
+    # check), not --duration: 0.5 MiB holds well under 5 s of the seed's frames.
+    assert took < 30
     assert "recording ended early" in done.stderr  # said even with --quiet
     with np.load(out) as npz:
         ticks = npz["tick"].size
