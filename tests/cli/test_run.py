@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from spikestream.cli import main
+from tests.clients.conftest import run_cli_unread
 
 ROOT = Path(__file__).parents[2]
 SEED = ROOT / "examples" / "seed.toml"
@@ -317,6 +318,18 @@ def test_hostile_network_file_exits_2_with_one_error_and_no_traceback(
     assert len(rest) == (2 if "2 errors" in expected else 0), proc.stderr
     assert not (tmp_path / "out.npz").exists()
     print(f"{connection[:40]!r}: refused in {elapsed:.2f} s")
+
+
+def test_a_reader_gone_from_the_output_loses_neither_file_nor_plot(tmp_path: Path) -> None:
+    """``run ... --plot P | true``: the "wrote" line met the closed pipe, and the command
+    exited 0 before it drew the plot. Help piped into ``head`` is quiet as well."""
+    out, plot = tmp_path / "x.npz", tmp_path / "x.png"
+    args = ("run", str(SEED), "--duration", "1", "--out", str(out), "--plot", str(plot))
+    assert run_cli_unread(*args) == 0
+    assert np.load(out)["t"].size == 1000
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert run_cli_unread("--help") == 0
+    assert run_cli_unread("serve", "--help") == 0
 
 
 def test_python_function_runs_with_the_opt_in_flag(tmp_path: Path) -> None:

@@ -78,6 +78,28 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb"}
 
 
+def run_cli_unread(*args: str, timeout: float = 60.0) -> int:
+    """Run ``spikestream ARGS`` with its stdout and stderr on pipes nobody reads (as
+    ``| head -0`` leaves them): every line it writes meets a closed pipe. Returns the
+    exit code."""
+    ends = [os.pipe() for _ in range(2)]
+    for read, _ in ends:
+        os.close(read)  # the reader is gone before the first line
+    try:
+        return subprocess.run(
+            cli(*args),
+            stdout=ends[0][1],
+            stderr=ends[1][1],
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            env=cli_env(),
+            check=False,
+        ).returncode
+    finally:
+        for _, write in ends:
+            os.close(write)
+
+
 def run_cli(
     *args: str, timeout: float = 60.0, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:

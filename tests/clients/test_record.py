@@ -19,7 +19,7 @@ from spikestream_client import SpikestreamClient
 from spikestream_client.codec import Description, SpikeFrame, decode_frame
 from spikestream_client.plotting import plot_run
 from spikestream_client.record import Recorder, plot_arrays
-from tests.clients.conftest import SeedService, cli, cli_env, run_cli
+from tests.clients.conftest import SeedService, cli, cli_env, run_cli, run_cli_unread
 from tests.clients.frames import (
     MATHTEXT_NAME,
     header,
@@ -498,6 +498,23 @@ async def test_a_recording_the_budget_cuts_short_is_kept_said_and_exits_3(
     )  # fmt: skip
     assert refused.returncode == 2
     assert "--max-mib must be a finite number of MiB > 0" in refused.stderr
+
+
+@pytest.mark.broker
+async def test_a_reader_gone_from_the_output_loses_no_recording(
+    seed_service: SeedService, tmp_path: Path
+) -> None:
+    """``record ... 2>&1 | head -1``: the progress line after the reader left raised
+    BrokenPipeError, and the command exited 0 without writing its file."""
+    out, plot = tmp_path / "r.npz", tmp_path / "r.png"
+    code = await asyncio.to_thread(
+        run_cli_unread, "record", "--broker", seed_service.url, "--net", "seed",
+        "--duration", "2.5", "--out", str(out), "--plot", str(plot),
+    )  # fmt: skip
+    assert code == 0
+    with np.load(out) as npz:
+        assert npz["tick"].size > 1000
+    assert plot.read_bytes().startswith(PNG)
 
 
 @pytest.mark.broker

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 
 from spikestream_client import __version__
+from spikestream_client.cli.pipes import pipe_safe_streams
 from spikestream_client.errors import SpikestreamError
 from spikestream_client.logs import one_line, setup_logging
 
@@ -174,6 +175,13 @@ def _say(args: argparse.Namespace, err: BaseException) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
+    # A reader of our output that goes away (``| head``) must not end the work before
+    # its file is written: the lines are a report, the file is the result.
+    with pipe_safe_streams():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     command = command_of(words)
     known = command in _BUILTIN or command in commands()
@@ -196,12 +204,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # stdout was closed early (e.g. piped into head): not an error worth a traceback.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     return code
 
 
