@@ -17,6 +17,7 @@ import json
 import math
 import os
 import stat
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -415,6 +416,48 @@ def _meta(src: _Source) -> dict[str, Any]:
         return meta
     pops = sorted(k[: -len(".spikes")] for k in keys if k.endswith(".spikes"))
     return {"network": "", "populations": pops, "inputs": [], "probes": {}}
+
+
+def plot_suffixes() -> tuple[str, ...]:
+    """The suffixes ``--plot`` takes: every format matplotlib can write here (``.png``,
+    ``.pdf``, ``.svg``, ``.jpg``...), asked of matplotlib rather than listed."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    return tuple(sorted(f".{kind}" for kind in FigureCanvasBase.get_supported_filetypes()))
+
+
+def check_plot(path: Path) -> None:
+    """Refuse a ``--plot`` file that could not be written, before ``run`` or ``record``
+    rather than after (a missing folder or an unknown suffix was a traceback once the run
+    or the recording was done).
+
+    Raises:
+        ConfigError: one line naming the file and what was expected.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(
+            f"--plot: cannot write {str(path)!r}: folder {str(folder)!r} does not exist"
+        )
+    if path.is_dir():
+        raise ConfigError(f"--plot: {str(path)!r} is a folder; expected a file name")
+    if path.suffix.lower() not in (suffixes := plot_suffixes()):
+        got = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
+        raise ConfigError(f"--plot: {str(path)!r} has {got}; expected one of {', '.join(suffixes)}")
+    # A read-only folder (or file system) failed only when the finished run was drawn.
+    # Creating a file is the test: os.access says yes to root on a read-only mount.
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise ConfigError(
+            f"--plot: cannot write {str(path)!r}: folder {str(folder)!r} refuses new files "
+            f"({err.strerror or err}); expected a writable folder"
+        ) from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(
+            f"--plot: cannot write {str(path)!r}: it exists and is read-only; expected a "
+            "file that may be replaced"
+        )
 
 
 def plot_run(arrays: Mapping[str, npt.NDArray[Any]], path: str | Path, *, title: str = "") -> Path:

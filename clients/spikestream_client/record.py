@@ -677,11 +677,14 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         math.isfinite(options.duration) and options.duration > 0
     ):
         raise ConfigError(f"--duration must be > 0 seconds, got {options.duration}")
-    for path in (options.out, options.plot):
-        if path is not None and not path.parent.is_dir():
-            raise ConfigError(
-                f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist"
-            )
+    if not options.out.parent.is_dir():
+        raise ConfigError(
+            f"cannot write {str(options.out)!r}: folder {str(options.out.parent)!r} does not exist"
+        )
+    if options.plot is not None:
+        from spikestream_client.plotting import check_plot
+
+        check_plot(options.plot)  # an unknown suffix was a traceback after the recording
     if options.max_bytes < 1:
         raise ConfigError("--max-mib must be a finite number of MiB > 0")
     recorder = Recorder(

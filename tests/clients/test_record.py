@@ -500,6 +500,26 @@ async def test_a_recording_the_budget_cuts_short_is_kept_said_and_exits_3(
     assert "--max-mib must be a finite number of MiB > 0" in refused.stderr
 
 
+def test_a_plot_record_cannot_write_is_refused_before_recording(tmp_path: Path) -> None:
+    """An unknown suffix was a traceback (exit 1) once the recording was written; it is
+    refused first, in one line, as ``run`` refuses it (no broker is asked: port 9)."""
+    out = tmp_path / "r.npz"
+    for plot, expected in [
+        ("r.nosuch", "has suffix '.nosuch'; expected one of .avif, .eps"),
+        ("none/r.png", "folder '{d}/none' does not exist"),
+    ]:
+        done = run_cli(
+            "record", "--broker", "mqtt://127.0.0.1:9", "--net", "seed", "--duration", "1",
+            "--out", str(out), "--plot", str(tmp_path / plot),
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("spikestream record: error: --plot: "), done.stderr
+        assert expected.format(d=tmp_path) in done.stderr
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.splitlines()) == 1
+    assert not out.exists()
+
+
 @pytest.mark.broker
 async def test_a_reader_gone_from_the_output_loses_no_recording(
     seed_service: SeedService, tmp_path: Path

@@ -43,7 +43,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--duration", type=float, metavar="S", help="seconds to record (default: until stopped)"
     )
     p.add_argument("--out", type=Path, required=True, metavar="FILE.npz", help="output file")
-    p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG plot")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw a plot, in the format its suffix names (.png, .pdf, .svg, .jpg or any "
+        "other matplotlib writes); checked before recording",
+    )
     add_probe_filter(p)
     add_find_args(p)
     p.add_argument(

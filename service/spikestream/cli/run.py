@@ -333,51 +333,6 @@ def check_array_outputs(outputs: list[tuple[str, Path]], spec: NetworkSpec) -> N
                 )
 
 
-def plot_suffixes() -> tuple[str, ...]:
-    """The suffixes ``--plot`` takes: every format matplotlib can write here (``.png``,
-    ``.pdf``, ``.svg``, ``.jpg``...), asked of matplotlib rather than listed."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    return tuple(sorted(f".{kind}" for kind in FigureCanvasBase.get_supported_filetypes()))
-
-
-def check_plot(path: Path) -> None:
-    """Refuse a ``--plot`` file that could not be written, before the run rather than
-    after it (a missing folder or an unknown suffix was a traceback once the run was done).
-
-    Raises:
-        ConfigError: one line naming the file and what was expected.
-    """
-    from spikestream.errors import ConfigError
-
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(
-            f"--plot: cannot write {str(path)!r}: folder {str(folder)!r} does not exist"
-        )
-    if path.is_dir():
-        raise ConfigError(f"--plot: {str(path)!r} is a folder; expected a file name")
-    if path.suffix.lower() not in (suffixes := plot_suffixes()):
-        got = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
-        raise ConfigError(f"--plot: {str(path)!r} has {got}; expected one of {', '.join(suffixes)}")
-    # A read-only folder (or file system) failed only when the finished run was drawn.
-    # Creating a file is the test: os.access says yes to root on a read-only mount.
-    import tempfile
-
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as err:
-        raise ConfigError(
-            f"--plot: cannot write {str(path)!r}: folder {str(folder)!r} refuses new files "
-            f"({err.strerror or err}); expected a writable folder"
-        ) from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise ConfigError(
-            f"--plot: cannot write {str(path)!r}: it exists and is read-only; expected a "
-            "file that may be replaced"
-        )
-
-
 #: Signals that end a run as SIGINT does, cleaning up the partial file and spool folder:
 #: the default action killed the process in place and left both behind (959 MB seen).
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -436,6 +391,8 @@ def _main(args: argparse.Namespace) -> int:
     entered = time.perf_counter()
     outputs = [("--out", args.out)]
     if args.plot is not None:
+        from spikestream_client.plotting import check_plot
+
         check_plot(args.plot)
         outputs.append(("--plot", args.plot))
     check_outputs(outputs, args.network, args.replay)
