@@ -18,6 +18,7 @@ from rich.console import Console
 
 from spikestream_client import SpikestreamClient
 from spikestream_client.codec import decode_event, decode_frame
+from spikestream_client.errors import ConfigError
 from spikestream_client.monitor import aggregate
 from spikestream_client.monitor.aggregate import (
     MAX_EVENT_KINDS,
@@ -26,6 +27,7 @@ from spikestream_client.monitor.aggregate import (
     InputSnapshot,
     MonitorModel,
 )
+from spikestream_client.monitor.session import MonitorOptions, check_options
 from spikestream_client.monitor.terminal import auto_bins, render, sparkline
 from spikestream_client.monitor.web import snapshot_json
 from tests.brokers import Mosquitto
@@ -580,3 +582,35 @@ def test_stats_numbers_no_float_holds_show_as_dashes_not_a_traceback() -> None:
     assert (shown["t"], shown["behind_ms"], shown["window_1s_late_p99_ms"]) == (None,) * 3
     assert shown["tick"] == 5
     assert summary["inputs"][0] == {"name": "u", "age_ms": None, "stale": False}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("width", 0, "--width must be in 40..1000 columns, got 0"),
+        ("width", -5, "--width must be in 40..1000 columns, got -5"),
+        ("width", 39, "--width must be in 40..1000 columns, got 39"),
+        ("width", 1001, "--width must be in 40..1000 columns, got 1001"),
+        ("refresh", 1e9, "--refresh must be in 0.1..60 redraws per second, got 1000000000.0"),
+        ("refresh", 1e-9, "--refresh must be in 0.1..60 redraws per second, got 1e-09"),
+        ("refresh", math.nan, "--refresh must be in 0.1..60 redraws per second, got nan"),
+        ("window", 0.0, "--window must be a number > 0, got 0.0"),
+        ("window", math.inf, "--window must be a number > 0, got inf"),
+        ("bins", 3, "--bins must be in 4..400, got 3"),
+        ("raster_rows", 65, "--raster-rows must be in 1..64, got 65"),
+        ("duration", -1.0, "--duration must be > 0 seconds, got -1.0"),
+    ],
+)
+def test_options_no_view_can_use_are_refused_naming_the_flag(
+    option: str, value: float, expected: str
+) -> None:
+    """``--width 0`` drew nothing and exited 0; ``--refresh 1e9`` kept a core busy."""
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        check_options(MonitorOptions("seed", **{option: value}))
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("width", 40), ("width", 1000), ("refresh", 0.1), ("refresh", 60.0)]
+)
+def test_options_at_their_bounds_are_taken(option: str, value: float) -> None:
+    check_options(MonitorOptions("seed", **{option: value}))

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--window", type=float, default=1.0, metavar="S", help="seconds of history shown (1)"
     )
-    p.add_argument("--refresh", type=float, default=10.0, help="redraws per second (10)")
+    p.add_argument("--refresh", type=float, default=10.0, help="redraws per second, 0.1..60 (10)")
     p.add_argument(
         "--bins", type=int, help="time bins across the window (default: fits the terminal, <= 30)"
     )
@@ -54,7 +54,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--once", action="store_true", help="print one view after a window of data, then exit"
     )
-    p.add_argument("--width", type=int, help="terminal width (default: detected; 180 if piped)")
+    p.add_argument(
+        "--width",
+        type=int,
+        help="terminal width in columns, 40..1000 (default: detected; 180 if piped)",
+    )
     p.add_argument(
         "--web", type=int, metavar="PORT", help="serve the browser view on PORT (0: any free port)"
     )

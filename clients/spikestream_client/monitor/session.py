@@ -14,6 +14,7 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Final
 
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.errors import ConfigError
@@ -50,15 +51,33 @@ class MonitorOptions:
     wait_net: float = 3.0
 
 
+#: Redraws per second ``--refresh`` allows.
+MIN_REFRESH: Final = 0.1
+MAX_REFRESH: Final = 60.0
+#: Columns ``--width`` allows: the narrowest view that still shows a probe's name and its
+#: figures, and a bound on the work of one line.
+MIN_WIDTH: Final = 40
+MAX_WIDTH: Final = 1000
+
+
 def check_options(options: MonitorOptions) -> None:
     """Refuse options no view can use, before anything connects.
 
     Raises:
         ConfigError: The message names the flag and what arrived.
     """
-    for name, value in (("window", options.window), ("refresh", options.refresh)):
-        if not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"--{name} must be a number > 0, got {value}")
+    if not (math.isfinite(options.window) and options.window > 0):
+        raise ConfigError(f"--window must be a number > 0, got {options.window}")
+    # 1e9 redraws a second kept a core busy; 1e-9 never redrew.
+    if not MIN_REFRESH <= options.refresh <= MAX_REFRESH:
+        raise ConfigError(
+            f"--refresh must be in {MIN_REFRESH:g}..{MAX_REFRESH:g} redraws per second, got "
+            f"{options.refresh}"
+        )
+    # Width 0 drew nothing at all (and exited 0); a few columns drew garbage.
+    if options.width is not None and not MIN_WIDTH <= options.width <= MAX_WIDTH:
+        bounds = f"{MIN_WIDTH}..{MAX_WIDTH}"
+        raise ConfigError(f"--width must be in {bounds} columns, got {options.width}")
     if options.duration is not None and not options.duration > 0:
         raise ConfigError(f"--duration must be > 0 seconds, got {options.duration}")
     if not 1 <= options.raster_rows <= 64:
