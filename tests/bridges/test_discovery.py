@@ -136,7 +136,7 @@ class _Link:
         raise self.error
 
 
-def bridges(link: _Link) -> Bridges:
+def bridges(link: _Link | _GatedLink) -> Bridges:
     return Bridges(
         link,  # type: ignore[arg-type]
         topics("p", "seed"),
@@ -174,3 +174,53 @@ async def test_a_failed_round_after_a_birth_is_logged_not_left_unretrieved(
     await asyncio.sleep(0)  # done callbacks run on the next loop pass
     assert "discovery round failed" in caplog.text
     assert "RuntimeError: a bug" in caplog.text
+
+
+class _GatedLink:
+    """A link whose configs wait at ``gate``, so a round of discovery stays in progress
+    until the test opens it; the topics sent, in order."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.sent: list[str] = []
+
+    def subscribe(self, topic: str, qos: int = 0) -> None:
+        pass
+
+    async def publish(self, topic: str, payload: bytes, **options: object) -> bool:
+        await self.gate.wait()
+        self.sent.append(topic)
+        return True
+
+
+async def test_births_during_a_round_are_answered_by_one_more_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PROTOCOL.md: births that arrive while a round of configs is going out are
+    coalesced and "answered by one more round", which starts after the one in progress.
+    Counted but not answered, a birth that came mid-round got no round of configs sent
+    after it (the HA that sent it may have subscribed after some of them went out); and
+    a flood of them must still cost one round, not one each."""
+    monkeypatch.setattr("spikestream.serving.bridges.BIRTH_HOLDOFF", 0.0)
+    link = _GatedLink()
+    b = bridges(link)
+    assert b.discovery is not None
+    configs = [m.topic for m in b.discovery.messages]
+    assert b.on_message("ha/status", b"online")
+    task = b._announcing
+    assert task is not None
+    await asyncio.sleep(0)  # the round starts and waits at its first config
+    for _ in range(49):
+        assert b.on_message("ha/status", b"online")
+    assert b._announcing is task  # no round of its own for any of them
+    link.gate.set()
+    await asyncio.wait_for(task, 10)
+    assert link.sent == configs * 2
+    stats = b.statistics()
+    assert (stats["discovery_births"], stats["discovery_births_coalesced"]) == (50, 49)
+    assert stats["discovery_published"] == 2 * len(configs)
+    # A birth once the rounds are over starts a round of its own, and only one.
+    assert b.on_message("ha/status", b"online")
+    assert b._announcing is not task
+    await asyncio.wait_for(b._announcing, 10)
+    assert link.sent == configs * 3

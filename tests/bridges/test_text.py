@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spikestream.serving import text as text_module
 from spikestream.serving.text import (
     MAX_TEXT_DIM,
     TextValues,
@@ -99,3 +101,45 @@ async def test_run_publishes_at_most_rate_per_second() -> None:
     producer.cancel()
     assert 10 <= len(stamps) <= 21
     assert text.published == len(stamps)
+
+
+class _Stop(Exception):
+    """Ends :meth:`TextValues.run` on a fake clock."""
+
+
+def test_after_a_stall_the_timer_realigns_instead_of_bursting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A timer that kept its schedule through a stall sent every period it missed at
+    once when the loop came back (deadlines in the past sleep 0): a burst of ``rate``
+    messages on each topic in no time. After a stall it starts a new schedule from the
+    end of the stall, so sends stay a period apart and no second holds more than
+    ``rate``. Driven on a fake clock: sleeping advances it, one publish stalls it."""
+    rate, period = 10.0, 0.1
+    text = TextValues({"y": 1}, topics("p", "n"), rate)
+    clock = {"now": 500.0}
+    stamps: list[float] = []
+
+    def publish(topic: str, payload: bytes) -> bool:
+        stamps.append(clock["now"])
+        if len(stamps) == 5:
+            clock["now"] += 1.05  # the I/O thread stalls for a second after the fifth
+        return True
+
+    async def sleep(seconds: float) -> None:
+        if len(stamps) >= 30:
+            raise _Stop
+        clock["now"] += max(seconds, 0.0)  # a deadline in the past: no wait
+        text.observe("y", np.array([[clock["now"]]], np.float32))  # always fresh
+
+    # The module's own names only: the event loop keeps the real clock and sleep.
+    monkeypatch.setattr(text_module, "time", SimpleNamespace(monotonic=lambda: clock["now"]))
+    monkeypatch.setattr(text_module, "asyncio", SimpleNamespace(sleep=sleep))
+    with pytest.raises(_Stop):
+        asyncio.run(text.run(publish))
+    times = np.array(stamps) - 500.0
+    assert np.all(np.diff(times) >= period - 1e-9)
+    assert max(np.count_nonzero((times >= t) & (times < t + 1.0)) for t in times) <= rate
+    # A fixed schedule before and after the stall: 0.1 ... 0.5, then from its end.
+    np.testing.assert_allclose(times[:5], period * np.arange(1, 6), atol=1e-9)
+    np.testing.assert_allclose(times[5:], 1.55 + period * np.arange(1, 26), atol=1e-9)

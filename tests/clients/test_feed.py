@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ from spikestream_client.feed import (
     NoiseSource,
     SinSource,
     SquareSource,
+    Timestamp,
     feed,
+    feed_lines,
     load_samples,
     make_source,
     parse_line,
@@ -235,6 +238,106 @@ async def test_a_capped_feed_ends_at_its_duration() -> None:
     times = np.array(fake.sends) - 1000.0
     assert report.sent == 10  # cells 0, 20, ..., 180 ms
     assert times.max() < 0.2
+
+
+class Arrivals(asyncio.Queue[str | None]):
+    """Stdin lines that arrive ``gaps[k]`` seconds (on a :class:`FakeTime`) after the
+    feed asks for line ``k``: 0 is a line already waiting in the pipe."""
+
+    def __init__(self, fake: FakeTime, lines: list[str], gaps: list[float]) -> None:
+        super().__init__()
+        self.fake = fake
+        self.gaps = list(gaps)
+        for line in [*lines, None]:
+            self.put_nowait(line)
+
+    async def get(self) -> str | None:
+        line = await super().get()
+        if line is not None:
+            self.fake.now += self.gaps.pop(0)
+        return line
+
+
+async def feed_fake_lines(
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeTime,
+    gaps: list[float],
+    *,
+    rate: float,
+    timestamp: Timestamp = "none",
+) -> tuple[FeedReport, list[float | None]]:
+    """Feed one line per gap through :func:`feed_lines` on ``fake``'s clock, with the
+    feed's sleeps on it too; the timestamps sent, in order."""
+
+    async def sleep(stop: asyncio.Event, seconds: float) -> bool:
+        await fake.sleep(seconds)
+        return stop.is_set()
+
+    monkeypatch.setattr("spikestream_client.feed.interruptible_sleep", sleep)
+    stamps: list[float | None] = []
+
+    def publish(x: np.ndarray, t: float | None) -> bool:
+        stamps.append(t)
+        return fake.publish(x, t)
+
+    lines = Arrivals(fake, [f"{k}\n" for k in range(len(gaps))], gaps)
+    report = await feed_lines(
+        lines,  # type: ignore[arg-type]
+        publish,
+        asyncio.Event(),
+        rate=rate,
+        timestamp=timestamp,
+        clock=fake.clock,
+    )
+    return report, stamps
+
+
+async def test_stdin_lines_go_as_they_arrive_at_most_rate_per_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lines already waiting (a file piped in) were queued at once and went out in a
+    burst if the feed forgot the previous line's slot; CLIENTS.md says stdin is sent as
+    it arrives, at most ``--rate``: waiting lines go 1/rate apart without drift (from
+    slots, not by adding up sleeps), and a line arriving after a pause goes at once."""
+    fake = FakeTime(oversleep=0.003)  # every sleep overshoots by 3 ms
+    gaps = [0.0] * 5 + [0.5] + [0.0] * 4  # five waiting, a pause, four more waiting
+    report, _ = await feed_fake_lines(monkeypatch, fake, gaps, rate=50.0)
+    assert (report.sent, report.failed, report.invalid) == (10, 0, 0)
+    sends = np.array(fake.sends) - 1000.0
+    assert np.all(np.diff(sends) >= 0.02 - 1e-9)  # never more than 50/s
+    slots = np.r_[np.arange(5) * 0.02, 0.5 + 0.083 + np.arange(5) * 0.02]
+    # Each within one oversleep of its slot; the sixth, after the pause, at its arrival
+    # (the fifth went at 0.083 s, its slot plus the oversleep).
+    lateness = sends - slots
+    assert lateness.min() >= -1e-9
+    assert lateness.max() <= 0.0031
+    assert lateness[5] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("timestamp", ["none", "wall", "signal"])
+async def test_stdin_timestamps_are_the_chosen_clock(
+    monkeypatch: pytest.MonkeyPatch, timestamp: Timestamp
+) -> None:
+    """``--timestamp signal`` on stdin sent the Unix time like ``wall`` if the feed
+    ignored the choice; the signal time of a line is its slot: seconds since the first
+    line, on the feed's own schedule (what a generated signal sends, its offset)."""
+    fake = FakeTime(oversleep=0.003)
+    before = time.time()
+    _, stamps = await feed_fake_lines(
+        monkeypatch, fake, [0.0, 0.0, 0.0, 0.25, 0.0], rate=10.0, timestamp=timestamp
+    )
+    after = time.time()
+    if timestamp == "none":
+        assert stamps == [None] * 5
+    elif timestamp == "wall":
+        assert all(t is not None and before <= t <= after for t in stamps)
+    else:
+        # Slots 0, 0.1, 0.2; the fourth line arrives 0.25 s after the third was sent
+        # (0.203: its slot plus the oversleep), and goes at once; the fifth 0.1 later.
+        assert stamps == pytest.approx([0.0, 0.1, 0.2, 0.453, 0.553])
+        np.testing.assert_allclose(
+            np.array(fake.sends) - 1000.0, [0.0, 0.103, 0.203, 0.453, 0.556], atol=1e-9
+        )
 
 
 # ----------------------------------------------------------------------------- tools
