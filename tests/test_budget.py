@@ -278,6 +278,50 @@ def test_run_duration_beyond_the_budget_is_refused(
     assert not out.exists()
 
 
+SERVE = [sys.executable, "-m", "spikestream", "serve", str(SEED), "--broker", BROKER]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (
+            ["--ticks-per-frame", "83876"],
+            "network 'seed', probe 'a_filtered': ticks_per_frame=83876 makes frames larger "
+            "than the 16 MiB a client decodes; expected ticks_per_frame <= 83875 for this probe",
+        ),
+        (
+            ["--ticks-per-frame", "10485", "--queue-policy", "coalesce"],
+            "network 'seed', probe 'a_filtered': ticks_per_frame=10485 makes frames (up to "
+            "83880 ticks once coalesced) larger than the 16 MiB a client decodes; expected "
+            "ticks_per_frame <= 10484 for this probe",
+        ),
+    ],
+)
+def test_frames_larger_than_a_client_decodes_are_refused_at_start(
+    flags: list[str], expected: str
+) -> None:
+    """Within the memory budget, ``serve`` published frames of any size: past 16 MiB every
+    client dropped them unread, and a broker with a packet limit closed the service's
+    connection at each one, leaving the network offline. The seed's widest probe holds
+    50 float32 values a tick: (16 MiB - 2 KiB) / 200 bytes = 83,875 ticks a frame."""
+    proc = subprocess.run(
+        # Past the default budget such frames are refused for their memory (the MQTT
+        # send queue holds up to 2,116 of them).
+        [*SERVE, "--queue-capacity", "1", "--memory-limit", "100GiB", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == f"spikestream serve: error: {expected}\n"
+    spec = load_network(SEED)
+    budget.check_frame_sizes(spec, ticks_per_frame=83875, queue_policy="drop-oldest")
+    budget.check_frame_sizes(spec, ticks_per_frame=10484, queue_policy="coalesce")
+    bounds = budget.frame_tick_bounds(spec, "drop-oldest")
+    assert bounds["a_spikes"] == (16 * 2**20 - 2048) * 8 // 50  # bits: one per neuron
+
+
 def test_console_script_refuses_in_one_line_without_a_traceback() -> None:
     proc = subprocess.run(
         [

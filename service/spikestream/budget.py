@@ -58,6 +58,7 @@ __all__ = [
     "Estimate",
     "MemoryBudgetError",
     "check_budget",
+    "check_frame_sizes",
     "default_limit",
     "estimate_network",
     "estimate_run",
@@ -65,6 +66,7 @@ __all__ = [
     "format_bytes",
     "format_count",
     "frame_rows",
+    "frame_tick_bounds",
     "parse_bytes",
     "physical_memory",
     "recording_bytes",
@@ -307,6 +309,47 @@ def stream_bytes(
         rows = frame_rows(ticks_per_frame or probe.ticks_per_frame, queue_policy)
         out[name] = (queue_capacity + 2) * rows * values * item
     return out
+
+
+def frame_tick_bounds(spec: NetworkSpec, queue_policy: str) -> dict[str, int]:
+    """Per probe, the largest ``ticks_per_frame`` whose frames every client decodes: a
+    frame within the protocol's 16 MiB (:func:`spikestream_client.codec.frame_ticks_limit`),
+    a coalesced one grown ``COALESCE_FACTOR``-fold included."""
+    from spikestream_client.codec import frame_ticks_limit  # numpy: not for the parsers
+
+    out: dict[str, int] = {}
+    for name, probe in spec.probes.items():
+        values, _ = _per_tick(spec, probe, 8)
+        kind: Literal["spikes", "values"] = "spikes" if probe.kind == "spikes" else "values"
+        out[name] = frame_ticks_limit(kind, values) // frame_rows(1, queue_policy)
+    return out
+
+
+def check_frame_sizes(spec: NetworkSpec, *, ticks_per_frame: int | None, queue_policy: str) -> None:
+    """Refuse settings under which a probe's frames could not be decoded by a client.
+
+    A service once published frames of any size: past 16 MiB every client dropped them
+    unread, and a broker with a packet limit (``max_packet_size``) closed the service's
+    connection at each one.
+
+    Raises:
+        ConfigError: naming the network, the probe, ``ticks_per_frame`` and the most it
+            allows.
+    """
+    bounds = frame_tick_bounds(spec, queue_policy)
+    for name, probe in spec.probes.items():
+        asked = ticks_per_frame or probe.ticks_per_frame
+        if asked > bounds[name]:
+            grown = (
+                f" (up to {frame_rows(asked, queue_policy)} ticks once coalesced)"
+                if queue_policy == "coalesce"
+                else ""
+            )
+            raise ConfigError(
+                f"network {spec.name!r}, probe {name!r}: ticks_per_frame={asked} makes frames"
+                f"{grown} larger than the 16 MiB a client decodes; expected ticks_per_frame "
+                f"<= {bounds[name]} for this probe"
+            )
 
 
 def _network(spec: NetworkSpec, s: int) -> Estimate:

@@ -334,7 +334,7 @@ def test_a_runtime_bound_narrows_the_schema_and_is_named() -> None:
     with pytest.raises(
         PayloadRejected,
         match=r"501 is not allowed; expected an integer in "
-        r"\[1, 500\], the largest the memory budget allows",
+        r"\[1, 500\], the largest the memory budget and a frame's 16 MiB allow",
     ):
         tpf.check(501, high=500)
     # The lower of the runtime's bound and the schema's own applies.

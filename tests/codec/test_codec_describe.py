@@ -207,7 +207,9 @@ def test_the_control_section_is_the_registry() -> None:
     assert list(section["settings"]) == list(SETTINGS)
     tpf = section["settings"]["ticks_per_frame"]
     assert (tpf["low"], tpf["high"]) == (1, 5000)
-    assert tpf["allowed"] == "an integer in [1, 5000], the largest the memory budget allows"
+    assert tpf["allowed"] == (
+        "an integer in [1, 5000], the largest the memory budget and a frame's 16 MiB allow"
+    )
     assert section["settings"]["learning_rate"]["high"] == 1.0
     assert section["settings"]["realtime_factor"]["high"] == MAX_REALTIME_FACTOR
     assert section["settings"]["ttl"]["high"] is None

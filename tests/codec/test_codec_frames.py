@@ -16,6 +16,8 @@ from hypothesis.extra import numpy as hnp
 
 from spikestream.errors import CodecError, PayloadTooLarge
 from spikestream_client.codec.frames import (
+    DEFAULT_MAX_FRAME_BYTES,
+    FRAME_HEADER_BYTES,
     MAX_DT,
     MAX_FRAME_TICKS,
     MAX_TICK,
@@ -27,8 +29,9 @@ from spikestream_client.codec.frames import (
     decode_frame,
     encode_spikes,
     encode_values,
+    frame_ticks_limit,
 )
-from spikestream_client.names import NAME_PATTERN
+from spikestream_client.names import NAME_MAX_LENGTH, NAME_PATTERN
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 # Names that follow the rule: the decoder refuses every other string in net/probe.
@@ -650,3 +653,51 @@ def test_long_strings_in_other_keys_are_reported_bounded() -> None:
             decode_frame(repack(IDX_FRAME, **{key: "\x1b[2J" + "x" * 60000}))
         assert len(str(info.value)) < 300
         assert "\x1b" not in str(info.value)
+
+
+def _widest_header(ticks: int) -> FrameHeader:
+    """A header as long as a frame's can be: the longest names, the largest numbers."""
+    return make_header(
+        ticks,
+        net="n" * NAME_MAX_LENGTH,
+        probe="p" * NAME_MAX_LENGTH,
+        seq=MAX_TICK,
+        tick=MAX_TICK - ticks,
+        dropped=MAX_TICK,
+        t=1.2345678901234567e300,
+        wall=1.2345678901234567e300,
+        late_max=1.2345678901234567e300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "shape"),
+    [("spikes", (50,)), ("values", (50,)), ("values", (1,) * 32), ("values", (3, 7))],
+)
+def test_a_frame_at_the_tick_limit_fits_what_a_client_decodes(
+    kind: str, shape: tuple[int, ...]
+) -> None:
+    """``frame_ticks_limit`` is the service's bound on ``ticks_per_frame``: a frame of
+    that many ticks, with the widest header and the largest body (every neuron spiking:
+    the bits form), is at most 16 MiB, decodes, and is within one tick and the header's
+    allowance of the limit (the bound is not needlessly low)."""
+    width = math.prod(shape)
+    ticks = frame_ticks_limit("spikes" if kind == "spikes" else "values", width)
+    header = _widest_header(ticks)
+    if kind == "spikes":
+        payload = encode_spikes(header, np.ones((ticks, width), np.bool_))
+        per_tick = width / 8
+    else:
+        payload = encode_values(header, np.ones((ticks, *shape), np.float32))
+        per_tick = 4 * width
+    assert len(payload) <= DEFAULT_MAX_FRAME_BYTES
+    assert len(payload) > DEFAULT_MAX_FRAME_BYTES - FRAME_HEADER_BYTES - per_tick
+    frame = decode_frame(payload)
+    assert frame.header.ticks == ticks
+
+
+def test_the_tick_limit_is_never_past_max_frame_ticks_nor_negative() -> None:
+    assert frame_ticks_limit("spikes", 1) == MAX_FRAME_TICKS
+    assert frame_ticks_limit("values", 1, max_bytes=FRAME_HEADER_BYTES + 8) == 2
+    assert frame_ticks_limit("values", 10**9) == 0
+    assert frame_ticks_limit("values", 5, max_bytes=100) == 0

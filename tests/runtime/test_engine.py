@@ -364,7 +364,7 @@ def test_ticks_per_frame_is_bounded_by_the_memory_budget() -> None:
         assert got["huge"]["event"] == "control_rejected"
         assert (
             f"set ticks_per_frame: 1000000000 is not allowed; expected an integer in [1, {bound}], "
-            "the largest the memory budget allows" in str(got["huge"]["error"])
+            "the largest the memory budget and a frame's 16 MiB allow" in str(got["huge"]["error"])
         )
         assert got["over"]["event"] == "control_rejected"
         assert got["at"]["event"] == "control_ok"
@@ -375,6 +375,31 @@ def test_ticks_per_frame_is_bounded_by_the_memory_budget() -> None:
         assert engine.statistics().commands_rejected == 2
         wait_for(lambda: engine.sim.tick > 50)
         assert engine.running
+    finally:
+        engine.stop()
+
+
+@pytest.mark.parametrize("policy", ["drop-oldest", "coalesce"])
+def test_ticks_per_frame_is_bounded_by_what_a_client_decodes(policy: str) -> None:
+    """Without a memory limit ``set ticks_per_frame`` had no bound: frames past 16 MiB
+    were published, which every client dropped unread and a broker with a packet limit
+    answered by closing the connection. The widest probe of the seed network, 50 float32
+    values a tick, holds (16 MiB - 2 KiB) / 200 bytes = 83,875 ticks; coalesced frames
+    may grow 8-fold."""
+    model = build(load_network(SEED))
+    engine = Engine(model, clock=FakeClock(), queue_capacity=4, queue_policy=policy)
+    bound = (16 * 2**20 - 2048) // 200 // (8 if policy == "coalesce" else 1)
+    assert engine.max_ticks_per_frame() == bound
+    engine.start()
+    try:
+        got = submit_and_wait(
+            engine,
+            Command("set", key="ticks_per_frame", value=bound + 1, id="over"),
+            Command("set", key="ticks_per_frame", value=bound, id="at"),
+        )
+        assert got["over"]["event"] == "control_rejected"
+        assert f"expected an integer in [1, {bound}], the largest" in str(got["over"]["error"])
+        assert got["at"]["event"] == "control_ok"
     finally:
         engine.stop()
 

@@ -52,6 +52,7 @@ from spikestream_client.codec.events import (
 )
 from spikestream_client.codec.frames import (
     DEFAULT_MAX_FRAME_BYTES,
+    FRAME_HEADER_BYTES,
     SCHEMA_VERSION,
     Frame,
     FrameHeader,
@@ -60,6 +61,7 @@ from spikestream_client.codec.frames import (
     decode_frame,
     encode_spikes,
     encode_values,
+    frame_ticks_limit,
 )
 from spikestream_client.codec.payloads import (
     DEFAULT_MAX_INPUT_BYTES,
@@ -84,6 +86,7 @@ __all__ = [
     "DEFAULT_PREFIX",
     "DESCRIBE_VERSION",
     "EVENT_VERSION",
+    "FRAME_HEADER_BYTES",
     "INPUT_ENCODINGS",
     "MAX_PREFIX_BYTES",
     "MAX_REALTIME_FACTOR",
@@ -124,6 +127,7 @@ __all__ = [
     "encode_input",
     "encode_spikes",
     "encode_values",
+    "frame_ticks_limit",
     "is_text",
     "net_of",
     "topics",

@@ -252,7 +252,7 @@ SETTINGS: Final[dict[str, Setting]] = {
             "count",
             "ticks per output frame, for every probe; frame buffers are reallocated",
             low=1,
-            bound="the largest the memory budget allows",
+            bound="the largest the memory budget and a frame's 16 MiB allow",
         ),
         Setting(
             "learning_rate",

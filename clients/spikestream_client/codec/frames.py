@@ -45,6 +45,7 @@ from spikestream_client.names import NAME_RULE, is_name
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
+    "FRAME_HEADER_BYTES",
     "MAX_DT",
     "MAX_FRAME_TICKS",
     "MAX_TICK",
@@ -57,6 +58,7 @@ __all__ = [
     "decode_frame",
     "encode_spikes",
     "encode_values",
+    "frame_ticks_limit",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -89,6 +91,28 @@ in the protocol (docs/PROTOCOL.md §3.6). Tools then never overflow int64 arithm
 MAX_FRAME_TICKS: Final = 2**24
 """Most ticks one frame may carry, whatever its size: the service's frame buffers hold
 fewer rows (``MAX_ROWS``). The data must also account for them (see ``decode_frame``)."""
+FRAME_HEADER_BYTES: Final = 2048
+"""Most bytes a frame takes besides its spikes or values: every header key with the
+longest names and numbers, a shape of up to 32 sizes, and the spike form's keys."""
+
+
+def frame_ticks_limit(
+    kind: Literal["spikes", "values"], width: int, max_bytes: int = DEFAULT_MAX_FRAME_BYTES
+) -> int:
+    """The most ticks one frame of a probe can carry and still be decoded by a client
+    that accepts ``max_bytes`` (:func:`decode_frame`'s default: 16 MiB).
+
+    A frame takes at most :data:`FRAME_HEADER_BYTES` plus its body: for spikes of
+    ``width`` neurons, ``ceil(ticks * width / 8)`` bytes (the bits form; the index form
+    is sent only when smaller); for ``width`` values per tick, ``4 * ticks * width``
+    (float32). Never more than :data:`MAX_FRAME_TICKS`; 0 when not even one tick fits.
+    """
+    room = max(0, max_bytes - FRAME_HEADER_BYTES)
+    width = max(1, width)
+    ticks = room * 8 // width if kind == "spikes" else room // (4 * width)
+    return min(MAX_FRAME_TICKS, ticks)
+
+
 MIN_DT: Final = 1e-6
 """Smallest ``dt`` (s) a frame may carry: the network files' own lower bound."""
 MAX_DT: Final = 3600.0

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
+from spikestream.budget import frame_rows
 from spikestream.build import Model
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
@@ -52,6 +53,7 @@ from spikestream.runtime.tickthreads import want_two_stages
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
 from spikestream.sim.stages import TwoStages
+from spikestream_client.codec import frame_ticks_limit
 from spikestream_client.codec.control import COMMANDS, SETTINGS
 from spikestream_client.codec.control import ControlCommand as Command  # the one command type
 
@@ -732,20 +734,23 @@ class Engine:
         return self._setters[key](setting.check(value, high=high))
 
     def max_ticks_per_frame(self) -> int | None:
-        """The largest ``ticks_per_frame`` the memory budget allows now, or None.
-
-        The new frame pools are allocated while the old ones (and the older ones that
-        frames queued before the last change still hold) exist: the bound leaves room.
-        """
-        if self.memory_limit is None:
-            return None
+        """The largest ``ticks_per_frame`` allowed now: every probe's frames within what a
+        client decodes (16 MiB), and the memory budget (the new frame pools are allocated
+        while the old ones, and those older frames still queued hold, exist)."""
         streams = [s for s, _ in self._views]
-        per_tick = sum(s.bytes_per_tick() for s in streams)
-        if per_tick == 0:
-            return None
-        current = sum(s.bytes_per_tick() * s.ticks_per_frame + s.legacy_bytes() for s in streams)
-        room = self.memory_limit - self.network_bytes - current
-        return max(0, room // per_tick)
+        bounds = [
+            frame_ticks_limit(s.kind, int(np.prod(s.shape))) // frame_rows(1, s.policy)
+            for s in streams
+        ]
+        if self.memory_limit is not None:
+            per_tick = sum(s.bytes_per_tick() for s in streams)
+            if per_tick:
+                current = sum(
+                    s.bytes_per_tick() * s.ticks_per_frame + s.legacy_bytes() for s in streams
+                )
+                room = self.memory_limit - self.network_bytes - current
+                bounds.append(max(0, room // per_tick))
+        return min(bounds, default=None)
 
     def _set_realtime_factor(self, factor: float) -> dict[str, Any]:
         self.pacer.set_realtime_factor(factor)

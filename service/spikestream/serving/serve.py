@@ -18,7 +18,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from spikestream.budget import Estimate, check_budget, default_limit, estimate_serve
+from spikestream.budget import (
+    Estimate,
+    check_budget,
+    check_frame_sizes,
+    default_limit,
+    estimate_serve,
+)
 from spikestream.build import build
 from spikestream.errors import ConfigError
 from spikestream.nengo_import import load_network_or_model
@@ -117,13 +123,15 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
 def check_serve_budget(
     files: list[Path], specs: list[NetworkSpec], settings: ServeSettings, limit: int
 ) -> list[int]:
-    """Estimate each network's bytes under ``settings``; refuse all over ``limit``.
+    """Estimate each network's bytes under ``settings``; refuse all over ``limit``, and
+    any whose frames would be larger than a client decodes.
 
     Returns:
         Each network's estimate in bytes.
 
     Raises:
         MemoryBudgetError: one line naming what was asked, the estimate and the limit.
+        ConfigError: a probe's frames past the protocol's 16 MiB.
     """
     estimates = [
         estimate_serve(
@@ -146,6 +154,11 @@ def check_serve_budget(
         for spec, est in zip(specs, estimates, strict=True):
             merged = merged.merged(f"{spec.name}: ", est)
     check_budget(asked, merged, limit)
+    # After the budget: a frame too big for the memory is first of all too big for it.
+    for spec in specs:
+        check_frame_sizes(
+            spec, ticks_per_frame=settings.ticks_per_frame, queue_policy=settings.queue_policy
+        )
     return [e.total for e in estimates]
 
 
