@@ -217,6 +217,8 @@ class Connection:
         # returns, so cleanup after a cancelled connect can wait for the socket to exist.
         self._connect_returned = threading.Event()
         self._connack_seen = False
+        #: The broker's Maximum Packet Size from its CONNACK (MQTT 5), or None: unknown.
+        self.broker_max_packet: int | None = None
         self._closed_early = asyncio.Event()
         self._closed_early_reason = ""
         self._holding_writes = False  # inside write_batch()
@@ -268,6 +270,10 @@ class Connection:
 
         def on_connect(*args: Any) -> None:
             self._connack_seen = True
+            # (client, userdata, flags, reason code, properties): a broker that sends
+            # no packet bigger than it takes says so here; it disconnects on one.
+            limit = getattr(args[4], "MaximumPacketSize", None) if len(args) > 4 else None
+            self.broker_max_packet = limit if isinstance(limit, int) and limit > 0 else None
             if aiomqtt_on_connect is not None:
                 aiomqtt_on_connect(*args)
 

@@ -72,7 +72,7 @@ from collections.abc import Sequence
 from spikestream_client.errors import AuthError, ConfigError
 from spikestream_client.transport.aiomqtt_adapter import Connection, PropertiesCache
 from spikestream_client.transport.dispatch import Dispatcher
-from spikestream_client.transport.packets import DEFAULT_MAX_PAYLOAD
+from spikestream_client.transport.packets import DEFAULT_MAX_PAYLOAD, publish_size
 from spikestream_client.transport.reconnect import Reconnecting
 from spikestream_client.transport.tls import tls_context
 from spikestream_client.transport.urls import BrokerSpec, ProtocolChoice
@@ -242,6 +242,7 @@ class MqttLink(Reconnecting):
         self._hooks: list[ConnectHook] = []
         self._props = PropertiesCache()
         self._refused_topics: set[str] = set()
+        self._too_large_topics: set[str] = set()
 
         self._counters = Counters()
         self._dispatcher = Dispatcher(self._counters, on_message)
@@ -336,6 +337,7 @@ class MqttLink(Reconnecting):
             resent=counters.resent,
             lost_unsent=counters.lost_unsent,
             dropped_unread=counters.dropped_unread,
+            publish_too_large=counters.publish_too_large,
         )
 
     # ------------------------------------------------------------------ publishing
@@ -409,6 +411,12 @@ class MqttLink(Reconnecting):
             return 0
         room = self._max_queued - len(outbox)
         wanted = messages if room >= len(messages) else messages[: max(room, 0)]
+        if conn.broker_max_packet is not None:
+            # Never a packet the broker disconnects at: stop before the first too large.
+            for i, (topic, payload) in enumerate(wanted):
+                if self._too_large(conn, topic, len(payload), 0, content_type, expiry, None):
+                    wanted = wanted[:i]
+                    break
         mids: list[int] = []
         try:
             conn.publish_frames(wanted, content_type, expiry, mids)
@@ -507,7 +515,91 @@ class MqttLink(Reconnecting):
         if len(outbox) >= limit:
             self._counters.publish_failed += 1
             return None
+        if conn.broker_max_packet is not None and self._too_large(conn, *_sized(message)):
+            self._counters.publish_failed += 1
+            return None
         return self._queue(conn, outbox, message, keep)
+
+    @property
+    def packet_limit(self) -> int | None:
+        """The Maximum Packet Size the broker of the current connection named in its
+        CONNACK (MQTT 5), or None (none named, 3.1.1, or not connected)."""
+        conn = self._conn
+        return None if conn is None else conn.broker_max_packet
+
+    def payload_limit(
+        self,
+        topic: str,
+        *,
+        qos: int = 0,
+        content_type: str | None = None,
+        expiry: int | None = None,
+    ) -> int | None:
+        """The largest payload a message to ``topic`` may have on the current connection:
+        what fits the Maximum Packet Size the broker named in its CONNACK (MQTT 5) with
+        the topic and these properties; None when the broker named none (or on 3.1.1).
+        A larger one is refused (counted in ``publish_too_large``): the broker would
+        close the connection at it."""
+        limit = self.packet_limit
+        if limit is None:
+            return None
+        properties = _properties_size(content_type, expiry, None)
+        head = publish_size(len(topic.encode()), 0, qos, properties)
+        return max(0, limit - head - 3)  # the remaining length may take 3 bytes more
+
+    def fits(
+        self,
+        topic: str,
+        payload_bytes: int,
+        *,
+        qos: int = 0,
+        content_type: str | None = None,
+        expiry: int | None = None,
+    ) -> bool:
+        """Whether a message to ``topic`` of ``payload_bytes`` fits the Maximum Packet Size
+        the current broker named (always, when it named none). One that does not is
+        counted as refused (``publish_too_large`` and ``publish_failed``): the caller
+        drops it, and says so in its own terms (the link logs nothing here)."""
+        conn = self._conn
+        if conn is None or conn.broker_max_packet is None:
+            return True
+        properties = _properties_size(content_type, expiry, None)
+        size = publish_size(len(topic.encode()), payload_bytes, qos, properties)
+        if size <= conn.broker_max_packet:
+            return True
+        self._counters.publish_too_large += 1
+        self._counters.publish_failed += 1
+        return False
+
+    def _too_large(
+        self,
+        conn: Connection,
+        topic: str,
+        payload_bytes: int,
+        qos: int,
+        content_type: str | None,
+        expiry: int | None,
+        correlation_data: bytes | None,
+    ) -> bool:
+        """Whether the broker's Maximum Packet Size refuses this message; counts it in
+        ``publish_too_large`` and logs it once per topic if so."""
+        limit = conn.broker_max_packet  # named in an MQTT 5 CONNACK: a property block
+        properties = _properties_size(content_type, expiry, correlation_data)
+        size = publish_size(len(topic.encode()), payload_bytes, qos, properties)
+        if limit is None or size <= limit:
+            return False
+        self._counters.publish_too_large += 1
+        if topic not in self._too_large_topics and len(self._too_large_topics) < 100:
+            self._too_large_topics.add(topic)
+            LOG.warning(
+                "not sent: a message of %d bytes to %r, past the %d bytes broker %s takes in "
+                "one packet (counted in publish_too_large)",
+                size,
+                topic,
+                limit,
+                self._spec.redacted(),
+            )
+        return True
 
     def _queue(
         self, conn: Connection, outbox: Outbox, message: Kept, keep: bool
@@ -526,6 +618,9 @@ class MqttLink(Reconnecting):
         ``connected`` is set, so nothing newer can overtake them)."""
         carried = self._resend.take()
         for kept in carried:
+            if conn.broker_max_packet is not None and self._too_large(conn, *_sized(kept)):
+                self._counters.lost_unsent += 1  # this broker takes no packet that large
+                continue
             if self._queue(conn, outbox, kept, True) is None:
                 self._counters.lost_unsent += 1
                 continue
@@ -553,6 +648,29 @@ class MqttLink(Reconnecting):
         """The current TCP socket (for tests and diagnostics), or ``None``."""
         conn = self._conn
         return None if conn is None else conn.raw_socket()
+
+
+def _sized(message: Kept) -> tuple[str, int, int, str | None, int | None, bytes | None]:
+    """The arguments of ``MqttLink._too_large`` for a kept message."""
+    return (
+        message.topic,
+        len(message.payload),
+        message.qos,
+        message.content_type,
+        message.expiry,
+        message.correlation_data,
+    )
+
+
+def _properties_size(
+    content_type: str | None, expiry: int | None, correlation_data: bytes | None
+) -> int:
+    """Bytes of an MQTT 5 PUBLISH property block holding these properties (each an
+    identifier byte, then a UTF-8 string or binary with its 2-byte length, or a 4-byte
+    integer)."""
+    size = 0 if not content_type else 3 + len(content_type.encode())
+    size += 0 if expiry is None else 5
+    return size + (0 if correlation_data is None else 3 + len(correlation_data))
 
 
 def _check(ok: bool, name: str, expected: str, got: object) -> None:

@@ -32,6 +32,24 @@ HEAD_KEEP = 2 + 65535 + 2
 DRAIN_CHUNK = 64 * 1024
 
 
+def publish_size(
+    topic_bytes: int, payload_bytes: int, qos: int, properties_bytes: int | None
+) -> int:
+    """Bytes of a whole PUBLISH packet: fixed header (its remaining length a varint of
+    one to four bytes), topic with its length, a packet id at QoS 1 and 2, on MQTT 5 the
+    property block (``properties_bytes``, its own length a varint before it; None on
+    3.1.1), and the payload."""
+    rest = 2 + topic_bytes + (2 if qos else 0) + payload_bytes
+    if properties_bytes is not None:
+        rest += _varint_size(properties_bytes) + properties_bytes
+    return 1 + _varint_size(rest) + rest
+
+
+def _varint_size(value: int) -> int:
+    """Bytes of MQTT's variable byte integer for ``value``."""
+    return 1 if value < 128 else 2 if value < 16_384 else 3 if value < 2_097_152 else 4
+
+
 def publish_head(name: bytes, retain: bool, properties: bytes | None) -> tuple[int, bytes]:
     """What a QoS 0 PUBLISH to ``name`` holds besides its payload, checked once: its
     first byte (PUBLISH, QoS 0, no DUP, the retain flag) and its variable header (the

@@ -119,6 +119,10 @@ class LinkStatistics:
         dropped_unread: Incoming messages past ``max_payload`` plus ``HEAD_ROOM`` (topic,
             properties and payload), read off the socket in chunks and dropped (each
             still reaches ``on_message``, with ``meta.oversize`` set).
+        publish_too_large: Messages not sent because the whole packet would pass the
+            Maximum Packet Size the broker named in its CONNACK (MQTT 5), at which it
+            would close the connection; also counted in ``publish_failed`` (or, carried
+            to a new connection, in ``lost_unsent``).
     """
 
     connected: bool
@@ -138,6 +142,7 @@ class LinkStatistics:
     resent: int = 0
     lost_unsent: int = 0
     dropped_unread: int = 0
+    publish_too_large: int = 0
 
 
 @dataclass(slots=True)
@@ -157,6 +162,7 @@ class Counters:
     resent: int = 0
     lost_unsent: int = 0
     dropped_unread: int = 0
+    publish_too_large: int = 0
     last_error: str | None = None
 
 

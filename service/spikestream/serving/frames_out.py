@@ -17,6 +17,7 @@ counted.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from spikestream.runtime.trace import LatencyTrace
 from spikestream.serving.bridges import Bridges
 from spikestream.serving.framecodec import ProbeEncoder
 from spikestream_client.transport import MqttLink
+
+log = logging.getLogger("spikestream.serve")
 
 __all__ = ["DRAIN_SLICE", "MSGPACK", "FrameSender"]
 
@@ -99,6 +102,7 @@ class FrameSender:
         # a second).
         text = bridges.text is not None
         self._order: list[ProbeStream] = list(engine.streams.values())
+        self._too_large: set[str] = set()  # probes whose too large frames were logged
         self._outlets: dict[ProbeStream, tuple[str, Encode, bool]] = {
             s: (topics[name], self._encoders[name].encode_rows, text and s.kind == "values")
             for name, s in engine.streams.items()
@@ -226,6 +230,37 @@ class FrameSender:
             seqs.append(seq)
         return payload
 
+    def _fitting(
+        self, streams: list[ProbeStream], messages: list[tuple[str, bytes]]
+    ) -> list[tuple[int, int]]:
+        """The runs ``[start, stop)`` of ``messages`` whose packets the broker takes: one
+        past the Maximum Packet Size it named would close the connection, and be sent
+        again first on the next. Each left out is counted by the link
+        (``publish_too_large``) and logged here once per probe; the caller counts it
+        dropped, as any frame not handed over."""
+        link = self.link
+        if link.packet_limit is None:
+            return [(0, len(messages))]
+        runs: list[tuple[int, int]] = []
+        start = 0
+        for i, (topic, payload) in enumerate(messages):
+            if not link.fits(topic, len(payload), content_type=MSGPACK, expiry=self.expiry):
+                runs.append((start, i))
+                start = i + 1
+                name = streams[i].name
+                if name not in self._too_large:
+                    self._too_large.add(name)
+                    log.warning(
+                        "probe %r: a frame of %d bytes does not fit the %d-byte packets "
+                        "the broker takes; such frames are dropped (counted in the frames' "
+                        "dropped): lower ticks_per_frame",
+                        name,
+                        len(payload),
+                        link.packet_limit,
+                    )
+        runs.append((start, len(messages)))
+        return [(a, b) for a, b in runs if b > a]
+
     def _hand_over(
         self, streams: list[ProbeStream], messages: list[tuple[str, bytes]]
     ) -> list[int]:
@@ -236,8 +271,12 @@ class FrameSender:
         handed: list[int] = []
         try:
             if self.qos == 0:
-                sent = link.publish_frames(messages, content_type=MSGPACK, expiry=self.expiry)
-                handed = list(range(sent))
+                for start, stop in self._fitting(streams, messages):
+                    part = messages[start:stop]
+                    sent = link.publish_frames(part, content_type=MSGPACK, expiry=self.expiry)
+                    handed.extend(range(start, start + sent))
+                    if sent < len(part):
+                        break  # refused: the link would refuse the rest too
             else:
                 for i, (topic, payload) in enumerate(messages):
                     if link.publish_nowait(

@@ -265,6 +265,12 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         net,
         link.dropped_unread,
     )
+    yield _counter(
+        "spikestream_messages_too_large",
+        "Messages not sent: past the Maximum Packet Size the broker named",
+        net,
+        link.publish_too_large,
+    )
     yield _gauge(
         "spikestream_connected",
         "1 while connected to the broker",

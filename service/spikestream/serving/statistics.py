@@ -169,6 +169,7 @@ def stats_payload(s: ServiceStatistics) -> dict[str, Any]:
         "resent": ls.resent,
         "lost_unsent": ls.lost_unsent,
         "dropped_unread": ls.dropped_unread,
+        "publish_too_large": ls.publish_too_large,
         **s.bridges,
     }
 
