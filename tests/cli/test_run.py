@@ -332,6 +332,48 @@ def test_a_reader_gone_from_the_output_loses_neither_file_nor_plot(tmp_path: Pat
     assert run_cli_unread("serve", "--help") == 0
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["serve", str(SEED), "--realtime-factr", "2"],
+            "spikestream serve: error: unrecognized arguments: --realtime-factr 2; did you "
+            "mean --realtime-factor? (see spikestream serve --help)",
+        ),
+        (
+            ["feed", "--brokr", "mqtt://h", "--net", "seed", "--input", "u", "sin"],
+            "spikestream feed: error: unrecognized arguments: --brokr sin; did you mean "
+            "--broker? (see spikestream feed --help)",
+        ),
+        (
+            ["run", str(SEED), "--duraton=2", "--seeed", "3", "--out", "x.npz"],
+            "spikestream run: error: unrecognized arguments: --duraton=2 --seeed 3; did you "
+            "mean --duration for --duraton, --seed for --seeed? (see spikestream run --help)",
+        ),
+        (
+            ["run", str(SEED), "--duration", "abc", "--out", "x.npz"],
+            "spikestream run: error: argument --duration: invalid float value: 'abc' (see "
+            "spikestream run --help)",
+        ),
+    ],
+)
+def test_a_misspelt_flag_is_refused_by_its_command_naming_the_closest(
+    argv: list[str], expected: str
+) -> None:
+    """The top-level parser refused a subcommand's unknown flag, with the top-level usage
+    and no hint (``feed --brokr URL`` even took the URL for the signal); README promises
+    the closest valid flag, as for a misspelt environment variable."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "spikestream", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == expected + "\n"
+
+
 def test_python_function_runs_with_the_opt_in_flag(tmp_path: Path) -> None:
     proc = _run(tmp_path, NET + 'function = "numpy:square"\n', "--allow-python-functions")
     assert proc.returncode == 0, proc.stderr

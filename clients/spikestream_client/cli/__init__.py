@@ -21,6 +21,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from spikestream_client import __version__
 from spikestream_client.cli.pipes import pipe_safe_streams
@@ -74,7 +75,9 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
         choices=("text", "json"),
         help="text for people, json (one object per line) for log collectors",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+    )
     # A built-in command needs no scan of the installed distributions' entry points.
     found = {command: _BUILTIN[command]} if command in _BUILTIN else commands()
     for name, module_name in found.items():
@@ -91,6 +94,47 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
         else:
             module.add_parser(sub)
     return parser
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it refuses arguments it does not know itself, with its own
+    usage and name, and names the closest flags (``--realtime-factr``: did you mean
+    ``--realtime-factor``?). argparse left them to the top-level parser, which named
+    neither."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(unknown_arguments(extras, self))
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        """One line, as every other user error: ``serve``'s usage alone is 30 lines, and
+        ``--help`` is one word away."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def unknown_arguments(extras: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    """The refusal of ``extras``, naming the closest of ``parser``'s flags to each word
+    that looks like a flag."""
+    import difflib
+
+    flags = [f for action in parser._actions for f in action.option_strings]
+    hints: dict[str, str] = {}
+    for word in extras:
+        name = word.split("=", 1)[0]
+        if name.startswith("-"):
+            close = difflib.get_close_matches(name, flags, n=2, cutoff=0.6)
+            if close:
+                hints[name] = " or ".join(close)
+    said = f"unrecognized arguments: {' '.join(extras)}"
+    if len(hints) == 1:
+        return f"{said}; did you mean {next(iter(hints.values()))}?"
+    if hints:
+        return f"{said}; did you mean " + ", ".join(f"{c} for {w}" for w, c in hints.items()) + "?"
+    return said
 
 
 #: The client's own subcommands, with the module that defines each.
