@@ -29,8 +29,8 @@ from urllib.parse import unquote, urlparse
 import aiomqtt
 import numpy as np
 
-from spikestream.errors import CodecError
 from spikestream_client.codec import ValueFrame, decode_frame, encode_input
+from spikestream_client.errors import CodecError
 
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
