@@ -274,9 +274,13 @@ def test_an_out_path_that_cannot_be_written_is_refused_before_anything_is_writte
         (tmp_path / "folder", "is a folder; expected a network file path"),
         (tmp_path / "clash.toml", "which is not a folder"),
         (tmp_path / "plain" / "deeper" / "x.toml", "plain' is not a folder"),
+        # A mistyped folder was made, with the file in it; run and record refuse theirs.
+        (tmp_path / "typo" / "x.toml", "folder '{d}/typo' does not exist; expected a path"),
     ):
+        says = says.format(d=tmp_path)
         assert says in refusal(capsys, "import", str(model), "--out", str(out))
     assert not (tmp_path / "folder.arrays").exists()  # nothing written
+    assert not (tmp_path / "typo").exists()
     assert (tmp_path / "clash.arrays").read_text() == "a file"
     line = refusal(capsys, "import", str(model), "--out", str(tmp_path / "n.toml"), "--dt", "1e-7")
     assert "--dt must be in [1e-06, 1] seconds; got 1e-07" in line

@@ -59,13 +59,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def main(args: argparse.Namespace) -> int:
     """Import and report. Returns the exit code."""
+    from spikestream.errors import ConfigError
     from spikestream.nengo_import import import_model
 
     # Absolute now: the script runs in between and may change folder (import_model puts
     # the folder back, but --out names the file the user meant when they typed it).
+    out = Path(args.out).absolute()
+    existing = next(p for p in out.parents if p.exists() or p == p.parent)
+    if existing.is_dir() and existing != out.parent:  # one that is a file: said later
+        # As run and record refuse theirs: a mistyped folder was made, silently.
+        raise ConfigError(
+            f"--out {str(args.out)!r}: folder {str(out.parent)!r} does not exist; expected a "
+            "path in an existing folder"
+        )
     spec = import_model(
         args.model,
-        Path(args.out).absolute(),
+        out,
         dt=args.dt,
         sample_duration=args.sample_duration,
         timing=args.timing,
