@@ -315,6 +315,12 @@ def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _got(value: object) -> str:
+    """What arrived, in words: "nothing" for a missing (null) value, else its type and
+    its start."""
+    return "nothing" if value is None else f"{_type_name(value)} {value!r:.60}"
+
+
 def _text_value(raw: str) -> ControlValue:
     """Type the VALUE of a text ``set`` line: number, true/false, else the string."""
     if _NUMBER.fullmatch(raw):
@@ -354,7 +360,7 @@ def _path(cmd: str, value: ControlValue, *, required: bool) -> str | None:
     if type(value) is not str or not value or "\x00" in value or not _is_utf8(value):
         _reject(
             f"{cmd!r} needs a file path (a non-empty UTF-8 string without NUL), got "
-            f"{_type_name(value)} {value!r:.60}",
+            f"{_got(value)}",
             "value",
         )
     return value
@@ -402,7 +408,7 @@ def _arguments(
         if type(key) is not str or not _KEY.fullmatch(key):
             _reject(
                 "'set' needs a key of letters, digits, '_', '.' or '-' (not starting "
-                f"with a digit), got {_type_name(key)} {key!r:.60}",
+                f"with a digit), got {_got(key)}",
                 "value",
             )
         setting = SETTINGS.get(key)

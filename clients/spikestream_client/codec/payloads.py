@@ -312,10 +312,11 @@ def _sample(obj: object, dim: int) -> InputSample:
         return InputSample(_values(obj, dim))
     keys = set(obj)
     if not keys <= _MAP_KEYS or "x" not in keys:
-        missing = "" if "x" in keys else "; missing 'x'"
+        extra = keys - _MAP_KEYS
+        said = [f"extra keys {describe_keys(extra)}"] if extra else []
+        said += [] if "x" in keys else ["no 'x'"]
         _reject(
-            f"an input map takes the keys 't' (optional) and 'x', got extra keys "
-            f"{describe_keys(keys - _MAP_KEYS)}{missing}",
+            f"an input map takes the keys 't' (optional) and 'x', got {' and '.join(said)}",
             "keys",
         )
     t = obj.get("t")
