@@ -204,13 +204,13 @@ def test_progress_bar_appears_only_after_its_delay() -> None:
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--duration", "nan"], "duration must be a number of seconds > 0; got nan"),
-        (["--duration", "inf"], "duration must be a number of seconds > 0; got inf"),
-        (["--duration", "-1"], "duration must be a number of seconds > 0; got -1"),
+        (["--duration", "nan"], "run: error: --duration must be a number of seconds > 0; got nan"),
+        (["--duration", "inf"], "run: error: --duration must be a number of seconds > 0; got inf"),
+        (["--duration", "-1"], "run: error: --duration must be a number of seconds > 0; got -1"),
         (["--duration", "1", "--seed", "-1"], "--seed: -1 is not allowed; expected an integer"),
-        (["--duration", "1", "--memory-limit", "lots"], "memory_limit: 'lots' is not allowed"),
+        (["--duration", "1", "--memory-limit", "lots"], "--memory-limit: 'lots' is not allowed"),
         # Given but empty: it was taken for the default.
-        (["--duration", "1", "--memory-limit", ""], "memory_limit: '' is not allowed"),
+        (["--duration", "1", "--memory-limit", ""], "--memory-limit: '' is not allowed"),
     ],
 )
 def test_bad_run_flags_are_one_line(

@@ -397,7 +397,9 @@ def _main(args: argparse.Namespace) -> int:
         outputs.append(("--plot", args.plot))
     check_outputs(outputs, args.network, args.replay)
     # A model script's input functions are sampled over the whole run (at least 10 s).
-    duration = args.duration if args.duration is not None and math.isfinite(args.duration) else 0
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ConfigError(f"--duration must be a number of seconds > 0; got {args.duration}")
+    duration = args.duration if args.duration is not None else 0
     spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
     check_array_outputs(outputs, spec)
     if args.seed is not None and not 0 <= args.seed < 2**63:
@@ -406,7 +408,8 @@ def _main(args: argparse.Namespace) -> int:
     limit_text = args.memory_limit
     if limit_text is None:
         limit_text = os.environ.get("SPIKESTREAM_MEMORY_LIMIT") or None
-    limit = parse_bytes(limit_text) if limit_text is not None else default_limit()
+    named = "--memory-limit" if args.memory_limit is not None else "SPIKESTREAM_MEMORY_LIMIT"
+    limit = parse_bytes(limit_text, key=named) if limit_text is not None else default_limit()
     # The log is validated against this network's inputs, inflating at most the limit.
     replay = load_replay(args.replay, spec, limit=limit) if args.replay is not None else None
     if replay is not None:
