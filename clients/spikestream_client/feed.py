@@ -569,6 +569,15 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
                         f"values per message; {options.signal!r} gives {source.dim}"
                     )
                 check_fits(described, options.net, options.timestamp != "none")
+            status = client.statuses().get(options.net)
+            if status != "online" and not options.quiet:
+                # The values go to the broker all the same; nothing reads them.
+                print(
+                    f"feed: network {options.net!r} is {printable(status or 'not online')} "
+                    "(its retained status): values are sent, but no service takes them until "
+                    "it is online",
+                    file=sys.stderr,
+                )
         client.on_event(options.net, on_event)
         topic = topics(options.prefix, options.net).input(options.input)
 

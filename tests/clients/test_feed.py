@@ -29,8 +29,8 @@ from spikestream_client.feed import (
     parse_line,
 )
 from tests.brokers import Mosquitto
-from tests.clients.conftest import SeedService, cli, cli_env, run_cli
-from tests.serving import Listener
+from tests.clients.conftest import SeedService, cli, cli_env, run_cli, wait_online
+from tests.serving import SEED, Listener, ServeProcess
 
 # ----------------------------------------------------------------------------- signals
 
@@ -462,9 +462,30 @@ async def test_feed_drives_the_service_input(seed_service: SeedService) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "rejected by the service 0" in done.stderr
+    assert "is not online" not in done.stderr
+    assert "is offline" not in done.stderr
     async with SpikestreamClient(seed_service.url) as client:
         values = await _u_values(client, 0.2)
     np.testing.assert_array_equal(values, np.float32(0.3))  # the service holds the last value
+
+
+async def test_feeding_a_network_that_is_offline_says_so(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Values fed to a stopped service went to the broker without a word ("sent 354 values
+    ... rejected by the service 0"): nothing read them. feed says so from the start."""
+    service = ServeProcess(SEED, mosquitto.url(), workdir=tmp_path).start()
+    await wait_online(mosquitto.url(), "seed", service)
+    assert service.stop() == 0  # its retained status is now offline; describe stays
+    done = await asyncio.to_thread(
+        run_cli, "feed", "--broker", mosquitto.url(), "--net", "seed", "--input", "u",
+        "constant", "--value", "0.3", "--rate", "20", "--duration", "0.3",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "feed: network 'seed' is offline (its retained status): values are sent, but no "
+        "service takes them until it is online"
+    ) in done.stderr
 
 
 def test_feed_help_lists_the_signals() -> None:
