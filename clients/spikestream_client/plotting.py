@@ -420,8 +420,18 @@ def _meta(src: _Source) -> dict[str, Any]:
 
 def plot_suffixes() -> tuple[str, ...]:
     """The suffixes ``--plot`` takes: every format matplotlib can write here (``.png``,
-    ``.pdf``, ``.svg``, ``.jpg``...), asked of matplotlib rather than listed."""
-    from matplotlib.backend_bases import FigureCanvasBase
+    ``.pdf``, ``.svg``, ``.jpg``...), asked of matplotlib rather than listed.
+
+    Raises:
+        ConfigError: matplotlib is not installed (the client's ``plot`` extra).
+    """
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ConfigError(
+            "--plot needs matplotlib, which is not installed; expected it with "
+            "pip install 'spikestream-client[plot]' (or without --plot)"
+        ) from None
 
     return tuple(sorted(f".{kind}" for kind in FigureCanvasBase.get_supported_filetypes()))
 

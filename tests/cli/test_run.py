@@ -374,6 +374,15 @@ def test_a_misspelt_flag_is_refused_by_its_command_naming_the_closest(
     assert proc.stderr == expected + "\n"
 
 
+def test_a_top_level_flag_may_be_abbreviated_before_the_command(tmp_path: Path) -> None:
+    """argparse takes ``--log-l`` for ``--log-level``; the dispatcher took its value for
+    the command and refused every argument of the real one."""
+    out = tmp_path / "x.npz"
+    code = main(["--log-l", "warning", "run", str(SEED), "--duration", "0.01", "--out", str(out)])
+    assert code == 0
+    assert out.exists()
+
+
 def test_python_function_runs_with_the_opt_in_flag(tmp_path: Path) -> None:
     proc = _run(tmp_path, NET + 'function = "numpy:square"\n', "--allow-python-functions")
     assert proc.returncode == 0, proc.stderr

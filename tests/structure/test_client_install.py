@@ -85,6 +85,15 @@ def test_the_client_imports_and_its_tools_run(client_venv: Path) -> None:
     assert "invalid choice: 'run'" in run.stderr
     version = _run([str(client_venv / "bin" / "spikestream"), "--version"], timeout=60)
     assert "client only" in version.stdout
+    # Without the plot extra, --plot is refused in one line before anything connects.
+    record = [str(client_venv / "bin" / "spikestream"), "record", "--net", "seed"]
+    where = ["--broker", "mqtt://127.0.0.1:9", "--out", str(client_venv / "r.npz")]
+    plot = _run([*record, *where, "--plot", "r.png"], timeout=60)
+    assert plot.returncode == 2, plot.stderr
+    assert plot.stderr == (
+        "spikestream record: error: --plot needs matplotlib, which is not installed; expected "
+        "it with pip install 'spikestream-client[plot]' (or without --plot)\n"
+    )
     # The browser monitor's page is package data: it must be installed too.
     shipped = _run(
         [

@@ -40,7 +40,8 @@ def command_of(argv: Sequence[str]) -> str | None:
     its value), or None."""
     words = iter(argv)
     for word in words:
-        if word in _VALUED_FLAGS:
+        # argparse takes a unique prefix of a flag (--log-l) as the flag itself.
+        if word.startswith("--") and sum(f.startswith(word) for f in _VALUED_FLAGS) == 1:
             next(words, None)
         elif not word.startswith("-"):
             return word
