@@ -22,7 +22,7 @@ from spikestream.spec import load_network
 from spikestream_client.codec import Topics
 from spikestream_client.codec.frames import SpikeFrame, decode_frame
 from spikestream_client.transport import MqttLink
-from tests.brokers import Mosquitto
+from tests.brokers import Mosquitto, MosquittoFactory
 from tests.runtime.test_tick_runs import SEED
 from tests.transport.support import Inbox, eventually, running
 from tests.transport.test_transport_link import make_link
@@ -171,6 +171,38 @@ async def test_frames_the_link_refuses_are_counted_and_the_count_travels(
         for name in names[2:]:
             # Frame 0 was refused: every later frame says one was lost before it.
             assert _seqs(inbox, name) == [(seq, 1) for seq in range(1, TICKS)]
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_frames_past_the_brokers_packet_limit_are_dropped_and_the_rest_counted_once(
+    mosquitto_factory: MosquittoFactory, monkeypatch: pytest.MonkeyPatch, qos: int
+) -> None:
+    """A broker that takes packets of at most 260 bytes: the filtered probes' frames (50
+    and 40 float32 values, about 340 and 300 bytes with their topic) are dropped before
+    the link sees them, counted on their probes and in ``publish_too_large``; the frames
+    around them go in runs. With a window of one, every frame the link refuses is still
+    counted once in ``publish_failed``: the run after a refused one was skipped, and its
+    frames counted dropped but nowhere in the link."""
+    broker = mosquitto_factory(extra_config="max_packet_size 260\n")
+    engine = _engine()
+    names = list(engine.streams)
+    assert names == ["a_spikes", "b_spikes", "a_filtered", "b_filtered", "u"]
+    async with _pair(broker, max_queued_outgoing=1) as (link, inbox):
+        assert link.packet_limit == 260
+        sender = _sender(engine, link, qos)
+        room = link.room
+        with monkeypatch.context() as patch:
+            answers = iter([len(names)])  # the first round sees room for five
+            patch.setattr(link, "room", lambda: next(answers, None) or room())
+            sender.send()
+        dropped = {n: engine.streams[n].dropped for n in names}
+        assert dropped == {"a_spikes": 0, "b_spikes": 1, "a_filtered": 1, "b_filtered": 1, "u": 1}
+        stats = link.statistics()
+        assert stats.publish_too_large == 2
+        assert stats.publish_failed == 4  # b_spikes and u by the window, two too large
+        await eventually(lambda: len(inbox.items) == 1)
+        assert _seqs(inbox, "a_spikes") == [(0, 0)]
+        assert stats.connects == 1
 
 
 async def test_a_slice_that_runs_out_before_its_first_round_still_sends_one(

@@ -47,11 +47,13 @@ async def test_a_message_past_the_brokers_limit_is_refused_and_the_link_stays_up
         assert pub.packet_limit == LIMIT
         room = pub.payload_limit("pl/f", content_type="application/msgpack", expiry=60)
         assert room is not None
-        assert LIMIT - 64 < room < LIMIT
+        # Exactly the largest: topic "pl/f" (4), content type (3 + 19) and expiry (5).
+        assert publish_size(4, room, 0, 27) <= LIMIT < publish_size(4, room + 1, 0, 27)
         # The largest payload that fits goes; one byte more would close the connection.
         fits = b"\x01" * room
         msgpack = "application/msgpack"
         assert pub.publish_frames([("pl/f", fits)], content_type=msgpack, expiry=60) == 1
+        assert not pub.fits("pl/f", room + 1, content_type=msgpack, expiry=60)  # counted
         too_big = b"\x02" * (LIMIT + 1)
         frames = [("pl/f", b"a"), ("pl/f", too_big), ("pl/f", b"c")]
         # The link stops before the packet the broker would disconnect at.
@@ -63,7 +65,7 @@ async def test_a_message_past_the_brokers_limit_is_refused_and_the_link_stays_up
         await eventually(lambda: len(inbox.payloads("pl/f")) == 2)
         assert inbox.payloads("pl/f") == [fits, b"a"]
         stats = pub.statistics()
-        assert stats.publish_too_large == 3
+        assert stats.publish_too_large == 4
         assert stats.connects == 1  # never disconnected
         assert "pl/n" not in [t for t, _, _ in inbox.items]
     warned = [r.getMessage() for r in caplog.records if "not sent: a message" in r.getMessage()]

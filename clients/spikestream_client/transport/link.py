@@ -512,10 +512,11 @@ class MqttLink(Reconnecting):
         if conn is None or outbox is None or conn.lost.is_set() or not self._up.is_set():
             self._counters.publish_failed += 1
             return None
-        if len(outbox) >= limit:
+        # Too large first: such a message is refused whatever the window holds.
+        if conn.broker_max_packet is not None and self._too_large(conn, *_sized(message)):
             self._counters.publish_failed += 1
             return None
-        if conn.broker_max_packet is not None and self._too_large(conn, *_sized(message)):
+        if len(outbox) >= limit:
             self._counters.publish_failed += 1
             return None
         return self._queue(conn, outbox, message, keep)
@@ -544,8 +545,12 @@ class MqttLink(Reconnecting):
         if limit is None:
             return None
         properties = _properties_size(content_type, expiry, None)
-        head = publish_size(len(topic.encode()), 0, qos, properties)
-        return max(0, limit - head - 3)  # the remaining length may take 3 bytes more
+        name = len(topic.encode())
+        room = limit - publish_size(name, 0, qos, properties)
+        # A longer payload may lengthen the remaining length's varint by up to 3 bytes.
+        while room > 0 and publish_size(name, room, qos, properties) > limit:
+            room -= 1
+        return max(0, room)
 
     def fits(
         self,

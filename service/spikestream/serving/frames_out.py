@@ -102,7 +102,8 @@ class FrameSender:
         # a second).
         text = bridges.text is not None
         self._order: list[ProbeStream] = list(engine.streams.values())
-        self._too_large: set[str] = set()  # probes whose too large frames were logged
+        # (probe, the broker's limit) of too large frames logged
+        self._too_large: set[tuple[str, int | None]] = set()
         self._outlets: dict[ProbeStream, tuple[str, Encode, bool]] = {
             s: (topics[name], self._encoders[name].encode_rows, text and s.kind == "values")
             for name, s in engine.streams.items()
@@ -248,8 +249,8 @@ class FrameSender:
                 runs.append((start, i))
                 start = i + 1
                 name = streams[i].name
-                if name not in self._too_large:
-                    self._too_large.add(name)
+                if (name, link.packet_limit) not in self._too_large:  # once per broker limit
+                    self._too_large.add((name, link.packet_limit))
                     log.warning(
                         "probe %r: a frame of %d bytes does not fit the %d-byte packets "
                         "the broker takes; such frames are dropped (counted in the frames' "
@@ -272,11 +273,10 @@ class FrameSender:
         try:
             if self.qos == 0:
                 for start, stop in self._fitting(streams, messages):
-                    part = messages[start:stop]
+                    # Every run is handed over: one the link refuses is counted there too.
+                    part = messages if stop - start == len(messages) else messages[start:stop]
                     sent = link.publish_frames(part, content_type=MSGPACK, expiry=self.expiry)
                     handed.extend(range(start, start + sent))
-                    if sent < len(part):
-                        break  # refused: the link would refuse the rest too
             else:
                 for i, (topic, payload) in enumerate(messages):
                     if link.publish_nowait(
