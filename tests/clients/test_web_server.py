@@ -272,3 +272,27 @@ async def test_methods_other_than_get_are_answered_405_and_get_still_serves(
     assert not _trouble(caplog)
     refusals = [r.getMessage() for r in caplog.records if "refused a request" in r.getMessage()]
     assert refusals == ["web monitor: refused a request with method HEAD (1 refused so far)"]
+
+
+def _post_then_read(port: int, body: bytes) -> bytes:
+    """A client that sends its whole POST before it reads the answer (a blocking socket:
+    the server reads as it goes)."""
+    head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head.encode() + body)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        return reply
+
+
+async def test_a_post_with_a_body_gets_its_405_before_the_connection_closes() -> None:
+    """Closed at once with a 1 MB body unread, the socket sent a reset, and a client that
+    wrote the whole body first got ConnectionResetError instead of the answer. The answer
+    goes, then the end of the server's side; the body is read and dropped."""
+    bridge = WebBridge("fake")
+    async with _serving(bridge) as (_, port):
+        reply = await asyncio.to_thread(_post_then_read, port, b"x" * 1_000_000)
+        assert reply.startswith(b"HTTP/1.1 405 Method Not Allowed\r\n")
+        assert reply.endswith(b"method not allowed: POST; this monitor answers GET only\n")
+        assert bridge.refused == 1

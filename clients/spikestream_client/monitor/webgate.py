@@ -11,7 +11,8 @@ bytes before ``websockets`` reads them:
 - a request line whose method is ``GET`` goes to ``websockets`` at once, unchanged;
 - a request line with another method gets ``405 Method Not Allowed`` with ``Allow: GET``
   once its head has arrived (or :data:`HEAD_LIMIT` bytes of it), and the connection is
-  closed; HEAD gets the head of that answer only;
+  closed once the client has sent the rest (a body, read and dropped) or after
+  :data:`LINGER_S`; HEAD gets the head of that answer only;
 - bytes that begin no HTTP request line (a TLS hello, a port scanner's probe) go to
   ``websockets`` unchanged, which closes the connection as before.
 
@@ -22,6 +23,7 @@ timeout, which runs from the connection's start.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import sys
@@ -169,6 +171,10 @@ class HandshakeLog(logging.LoggerAdapter[logging.Logger]):
 #: ``websockets`` itself reads.
 HEAD_LIMIT: Final = 8192
 
+#: Seconds a refused request's connection stays open for the rest of its bytes (read and
+#: dropped) after the answer, unless the client closes first.
+LINGER_S: Final = 2.0
+
 #: The longest method judged: HTTP's registered methods are at most 17 characters.
 METHOD_LIMIT: Final = 32
 
@@ -229,12 +235,16 @@ class MethodGate(ServerConnection):
     # constructor stays as websockets calls it.
     _head: bytes = b""
     _open: bool = False
+    _answered: bool = False
+    _closing: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
         """Hold the first bytes until they can be judged (:func:`classify`)."""
         if self._open:
             super().data_received(data)
             return
+        if self._answered:
+            return  # the rest of a refused request (a POST's body): read and dropped
         head = self._head + data
         verdict, method = classify(head)
         if verdict is Verdict.WAIT:
@@ -246,8 +256,29 @@ class MethodGate(ServerConnection):
             super().data_received(head)
             return
         self.refused(method.decode("ascii"))
-        self.transport.write(not_allowed(method))
-        self.transport.close()
+        self._answered = True
+        transport = self.transport
+        transport.write(not_allowed(method))
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        # A lingering close: closed at once with the rest of a POST unread, the socket
+        # sends a reset, which may reach the client before the answer does. The answer
+        # goes, then the end of our side; the rest is read and dropped until the client
+        # closes, for at most LINGER_S.
+        transport.write_eof()
+        self._closing = asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+
+    def eof_received(self) -> None:
+        if self._answered:
+            self.transport.close()  # the client is done
+            return
+        super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._closing is not None:
+            self._closing.cancel()
+        super().connection_lost(exc)
 
     def refused(self, method: str) -> None:
         """Called once for each request answered 405, with its method."""
