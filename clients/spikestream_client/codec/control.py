@@ -359,8 +359,7 @@ def _path(cmd: str, value: ControlValue, *, required: bool) -> str | None:
         return None
     if type(value) is not str or not value or "\x00" in value or not _is_utf8(value):
         _reject(
-            f"{cmd!r} needs a file path (a non-empty UTF-8 string without NUL), got "
-            f"{_got(value)}",
+            f"{cmd!r} needs a file path (a non-empty UTF-8 string without NUL), got {_got(value)}",
             "value",
         )
     return value
