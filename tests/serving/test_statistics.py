@@ -142,6 +142,37 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     assert metric("spikestream_frames_resent_total") == payload["resent"]
     assert metric("spikestream_messages_dropped_unread_total") == payload["dropped_unread"]
     assert metric("spikestream_connected") == float(payload["link_connected"])
+    # The link's counters, each a different number: one reported under another's key
+    # (lost_unsent as resent, say) is caught, which all-zero counters could not catch.
+    counts = {
+        f.name: 101 + i
+        for i, f in enumerate(dataclasses.fields(snap.link))
+        if f.type in ("int", int)
+    }
+    busy = dataclasses.replace(snap, link=dataclasses.replace(snap.link, **counts))
+    busy_payload = stats_payload(busy)
+    for key in (
+        "connects",
+        "reconnects",
+        "publish_failed",
+        "publish_refused",
+        "failovers",
+        "resent",
+        "lost_unsent",
+        "dropped_unread",
+        "publish_too_large",
+    ):
+        assert busy_payload[key] == counts[key], key
+    busy_got = _samples(list(snapshot_metrics(busy)))
+    for name, key in (
+        ("spikestream_reconnects_total", "reconnects"),
+        ("spikestream_publish_refused_total", "publish_refused"),
+        ("spikestream_failovers_total", "failovers"),
+        ("spikestream_frames_resent_total", "resent"),
+        ("spikestream_messages_dropped_unread_total", "dropped_unread"),
+        ("spikestream_messages_too_large_total", "publish_too_large"),
+    ):
+        assert busy_got[(name, ())] == counts[key], name
     for key in ("window_1s", "window_10s"):
         window = key.removeprefix("window_")
         assert metric("spikestream_window_ticks", window=window) == payload[key]["ticks"]

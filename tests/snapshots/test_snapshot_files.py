@@ -17,6 +17,7 @@ import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -263,6 +264,9 @@ def test_members_are_checked_against_this_network(
     other = edited(state, **{META: meta_array("other")})
     with pytest.raises(SnapshotError, match="it is a snapshot of network 'other', not 'seed'"):
         read(folder, other)
+    later = b'{"format": "spikestream.snapshot", "version": 2, "net": "seed"}'
+    with pytest.raises(SnapshotError, match="snapshot format version 2; this service reads 1"):
+        read(folder, edited(state, **{META: np.frombuffer(later, np.uint8)}))
     wrong = np.frombuffer(b'{"format": "x"}', np.uint8)
     with pytest.raises(SnapshotError, match=r"does not say format 'spikestream.snapshot'"):
         read(folder, edited(state, **{META: wrong}))
@@ -714,3 +718,20 @@ def test_a_snapshot_that_would_fill_the_disk_is_refused(
     with pytest.raises(SnapshotError, match=r"no room for a snapshot in .* it may take \d+ bytes"):
         folder.check_room()
     assert folder.max_bytes() > sum(np.asarray(a).nbytes for a in state.values())
+
+
+def test_the_room_asked_counts_every_snapshot_being_written(
+    folder: SnapshotFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two snapshots being written at once need room for both: a disk with room for one
+    and a half refuses the second."""
+    import spikestream.serving.snapshots as snapshots
+
+    one = folder.max_bytes()
+    free = one * 3 // 2
+    usage = SimpleNamespace(total=100 * one, used=100 * one - free, free=free)
+    monkeypatch.setattr(snapshots.shutil, "disk_usage", lambda _: usage)
+    monkeypatch.setattr(snapshots, "DISK_RESERVE_BYTES", 0)
+    folder.check_room(copies=1)
+    with pytest.raises(SnapshotError, match=f"it may take {2 * one} bytes and {free} "):
+        folder.check_room(copies=2)
