@@ -389,71 +389,6 @@ def test_python_function_runs_with_the_opt_in_flag(tmp_path: Path) -> None:
     assert (tmp_path / "out.npz").exists()
 
 
-@pytest.mark.parametrize(
-    ("command", "expected"),
-    [
-        ("run", "--memory-limit SIZE"),
-        ("serve", "--memory-limit SIZE"),
-        ("import", "MODEL.py[:NAME]"),
-        ("ls", "--json"),
-        ("feed", "--input"),
-    ],
-)
-def test_each_command_has_its_help_with_only_its_module_loaded(command: str, expected: str) -> None:
-    """The parser imports only the named command's module (``import`` lives in
-    ``importer``), and each command's --help describes it."""
-    code = (
-        "import sys\n"
-        "from spikestream_client.cli import main\n"
-        "try:\n"
-        f"    main([{command!r}, '--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(' '.join(sorted(m for m in sys.modules if '.cli.' in m)))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert expected in proc.stdout
-    loaded = set(proc.stdout.splitlines()[-1].split())
-    where = {
-        "run": "spikestream.cli.run",
-        "serve": "spikestream.cli.serve",
-        "import": "spikestream.cli.importer",
-        **{c: f"spikestream_client.cli.{c}" for c in ("feed", "monitor", "record", "ls")},
-    }
-    assert where[command] in loaded
-    # serve and import share run's --allow-python-functions flag, so run may load too.
-    assert not (set(where.values()) - {where[command], where["run"]}) & loaded
-
-
-def test_serve_help_loads_its_settings_not_the_service() -> None:
-    """``serve --help`` needs only the settings its flags derive from: the service and
-    the snapshot files stay unloaded (``spikestream.serving`` re-exports the snapshot
-    names lazily)."""
-    code = (
-        "import sys\n"
-        "from spikestream_client.cli import main\n"
-        "try:\n"
-        "    main(['serve', '--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(' '.join(sorted(m for m in sys.modules if m.startswith('spikestream.'))))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
-    )
-    assert "--max-catchup" in proc.stdout  # the probe works: the flags were described
-    loaded = set(proc.stdout.splitlines()[-1].split())
-    assert "spikestream.serving.settings" in loaded
-    heavy = {
-        "spikestream.serving.serve",
-        "spikestream.serving.service",
-        "spikestream.serving.snapshots",
-    }
-    assert not heavy & loaded
-
-
 def _loaded_by(argv: list[str]) -> tuple[str, set[str]]:
     """What ``spikestream ARGV`` prints, and every module loaded by then, in a fresh
     interpreter."""
@@ -471,6 +406,46 @@ def _loaded_by(argv: list[str]) -> tuple[str, set[str]]:
     )
     *out, loaded = proc.stdout.splitlines()
     return "\n".join(out), set(loaded.split())
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("run", "--memory-limit SIZE"),
+        ("serve", "--memory-limit SIZE"),
+        ("import", "MODEL.py[:NAME]"),
+        ("ls", "--json"),
+        ("feed", "--input"),
+    ],
+)
+def test_each_command_has_its_help_with_only_its_module_loaded(command: str, expected: str) -> None:
+    """The parser imports only the named command's module (``import`` lives in
+    ``importer``), and each command's --help describes it."""
+    out, loaded = _loaded_by([command, "--help"])
+    assert expected in out
+    where = {
+        "run": "spikestream.cli.run",
+        "serve": "spikestream.cli.serve",
+        "import": "spikestream.cli.importer",
+        **{c: f"spikestream_client.cli.{c}" for c in ("feed", "monitor", "record", "ls")},
+    }
+    assert where[command] in loaded
+    assert not (set(where.values()) - {where[command]}) & loaded
+
+
+def test_serve_help_loads_its_settings_not_the_service() -> None:
+    """``serve --help`` needs only the settings its flags derive from: the service and
+    the snapshot files stay unloaded (``spikestream.serving`` re-exports the snapshot
+    names lazily)."""
+    out, loaded = _loaded_by(["serve", "--help"])
+    assert "--max-catchup" in out  # the probe works: the flags were described
+    assert "spikestream.serving.settings" in loaded
+    heavy = {
+        "spikestream.serving.serve",
+        "spikestream.serving.service",
+        "spikestream.serving.snapshots",
+    }
+    assert not heavy & loaded
 
 
 @pytest.mark.parametrize(
