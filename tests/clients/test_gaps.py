@@ -59,3 +59,28 @@ def test_missing_counts_exactly_the_skipped_seqs(steps: list[int]) -> None:
     first = steps[0] + 1
     assert tracker.missing == (seq - first + 1) - received
     assert tracker.gaps == sum(1 for s in steps[1:] if s)
+
+
+def test_local_drops_are_bounded_by_the_frames_missing() -> None:
+    """``Gap.local`` says how many of the missing frames this client dropped: never more
+    than are missing, and 0 on a restart (no frame is missing across one)."""
+    tracker = GapTracker()
+    tracker.check(header("p", 3, 30))
+    gap = tracker.check(header("p", 6, 60), local=5)  # 2 missing, 5 claimed
+    assert gap is not None
+    assert (gap.missing, gap.local) == (2, 2)
+    gap = tracker.check(header("p", 0, 0), local=4)  # the service restarted
+    assert gap is not None
+    assert (gap.kind, gap.missing, gap.local) == ("restart", 0, 0)
+
+
+def test_reset_forgets_every_probe_and_zeroes_the_totals() -> None:
+    tracker = GapTracker()
+    tracker.check(header("p", 0, 0))
+    tracker.check(header("p", 5, 50))  # 4 missing
+    tracker.check(header("p", 1, 10))  # a restart
+    assert (tracker.gaps, tracker.missing, tracker.restarts) == (1, 4, 1)
+    tracker.reset()
+    assert (tracker.gaps, tracker.missing, tracker.restarts) == (0, 0, 0)
+    assert tracker.expected("fake", "p") is None
+    assert tracker.check(header("p", 40, 400)) is None  # a fresh start, not a gap

@@ -94,3 +94,51 @@ def test_a_report_is_logged_at_its_kinds_level(caplog: pytest.LogCaptureFixture)
         assert queue.settle(1.0) == 2
     levels = {r.of: r.levelno for r in caplog.records}  # type: ignore[attr-defined]
     assert levels == {"input_rejected": logging.WARNING, "input_stale": logging.INFO}
+
+
+def test_a_quiet_kind_gets_back_its_burst_and_no_more() -> None:
+    """Tokens refill at the rate but never past the burst: a kind quiet for 100 s may
+    send EVENT_BURST at once again, not the 2,000 that 100 s of its rate would make."""
+    limiter = EventLimiter(EVENTS_PER_SECOND)
+    first = [limiter.allow("input_rejected", 0.0) for _ in range(EVENT_BURST + 1)]
+    assert first == [True] * EVENT_BURST + [False]
+    later = [limiter.allow("input_rejected", 100.0) for _ in range(EVENT_BURST + 5)]
+    assert later == [True] * EVENT_BURST + [False] * 5
+    queue = EventQueue("seed")
+    _reject(queue, 0.0, EVENT_BURST)
+    assert _reject(queue, 100.0, EVENT_BURST + 1) == [True] * EVENT_BURST + [False]
+
+
+def test_an_event_the_link_refuses_waits_for_the_next_flush() -> None:
+    """``send`` returning False (offline, or a full window) leaves that event and every
+    later one queued, oldest first; the next flush sends them, none lost or repeated."""
+    queue = EventQueue("seed")
+    _reject(queue, 0.0, 3)
+    tried: list[bytes] = []
+    queue.flush(lambda event: tried.append(event) and False)
+    assert len(tried) == 1  # refused: nothing after it was offered either
+    assert len(queue) == 3
+    sent: list[bytes] = []
+    queue.flush(lambda event: len(sent) < 2 and (sent.append(event) is None))
+    assert len(sent) == 2  # the third was refused
+    assert len(queue) == 1
+    assert [e["rejected"] for e in map(decode_event, sent)] == [0, 1]
+    assert [e["rejected"] for e in _drain(queue)] == [2]
+    assert len(queue) == 0
+    assert tried[0] == sent[0]
+
+
+def test_ignored_events_are_logged_as_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    """``*_ignored`` (a retained control message), as ``*_rejected`` and ``*_failed``,
+    is a warning; other kinds are info."""
+    queue = EventQueue("seed")
+    with caplog.at_level(logging.INFO, logger="spikestream.serve"):
+        queue.add("control_ignored", 0.0, {"reason": "retained"})
+        queue.add("snapshot_failed", 0.0, {"error": "disk full"})
+        queue.add("control_ok", 0.0, {"cmd": "pause"})
+    levels = {r.getMessage(): r.levelno for r in caplog.records}
+    assert levels == {
+        "control_ignored": logging.WARNING,
+        "snapshot_failed": logging.WARNING,
+        "control_ok": logging.INFO,
+    }
