@@ -35,8 +35,9 @@ from spikestream_client.npz import check_zip_directory, read_npy_header
 MAX_RASTER_NEURONS = 200
 #: Above this many traces a value panel shows the first few only.
 MAX_TRACES = 40
-#: Most points drawn per trace: a run of more ticks is cut into ``MAX_POINTS // 2``
-#: buckets of equal row counts, each drawn as its minimum and maximum (in the order they
+#: Most points drawn per trace: a run of more ticks is cut into at most ``MAX_POINTS // 2``
+#: buckets of equal row counts (the rows per bucket rounded up: 20,001 ticks make 6,667
+#: buckets of 3), each drawn as its minimum and maximum (in the order they
 #: occur), or as a break when it holds a NaN (a gap). A 1000-pixel-wide PNG cannot show
 #: more. A run of at most this many ticks is drawn tick by tick.
 MAX_POINTS = 20_000
