@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -71,6 +73,31 @@ async def test_link_falls_back_to_mqtt311_when_v5_is_refused() -> None:
             assert link.protocol == "3.1.1"
             assert link.statistics().connect_attempts == 1
             assert await link.publish("fb/x", b"1", qos=1)
+
+
+async def test_a_broker_that_refused_mqtt5_gets_mqtt311_on_reconnects(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Once MQTT 5 was refused and 3.1.1 worked, a reconnect to the same broker goes
+    # straight to 3.1.1: no second refused MQTT 5 CONNECT.
+    caplog.set_level(logging.INFO, logger="spikestream.transport.link")
+
+    def fallbacks() -> int:
+        return sum("falling back to MQTT 3.1.1" in r.getMessage() for r in caplog.records)
+
+    async with EmbeddedBroker() as broker:
+        spec = parse_broker_url(f"mqtt://127.0.0.1:{broker.port}")
+        link = make_link(spec, "fallback-again", backoff_max=0.2)
+        async with running(link):
+            assert link.protocol == "3.1.1"
+            assert fallbacks() == 1
+            raw = link._raw_socket()
+            assert raw is not None
+            raw.shutdown(socket.SHUT_RDWR)  # the connection is lost; the link reconnects
+            await eventually(lambda: link.statistics().connects == 2 and link.connected)
+            assert link.protocol == "3.1.1"
+            assert fallbacks() == 1
+            assert await link.publish("fb/again", b"2", qos=1)
 
 
 async def test_fallback_also_when_v5_connect_hangs() -> None:

@@ -90,3 +90,36 @@ async def test_messages_still_unconfirmed_at_stop_are_counted_lost(
             assert link.publish_nowait("data/y", str(i).encode(), qos=1, resend=True)
     assert link.statistics().lost_unsent == 7
     a.resume()
+
+
+async def test_a_carried_message_too_large_for_the_next_broker_is_counted_lost_not_sent(
+    mosquitto_factory: MosquittoFactory,
+) -> None:
+    """A message kept for resending that the next broker's Maximum Packet Size refuses is
+    not sent there (the broker would drop the connection at it): counted in lost_unsent
+    and publish_too_large; the carried messages that fit go out, in order."""
+    limit = 1024
+    a, b = mosquitto_factory(), mosquitto_factory(extra_config=f"max_packet_size {limit}\n")
+    inbox = Inbox()
+    watcher = make_link([b.url()], "watcher", on_message=inbox)
+    watcher.subscribe("big/#")
+    link = make_link([a.url(), b.url()], "sender", keepalive=30)
+    async with running(watcher), running(link):
+        assert link.payload_limit("big/x") is None  # A names no limit: the large message is sent
+        a.pause()  # ... and never acknowledged
+        assert link.publish_nowait("big/x", b"small 1", qos=1, resend=True)
+        assert link.publish_nowait("big/x", b"L" * (2 * limit), qos=1, resend=True)
+        assert link.publish_nowait("big/x", b"small 2", qos=1, resend=True)
+        assert link.statistics().publish_too_large == 0
+        a.kill()
+        await eventually(lambda: link.connected and link.spec.port == b.port, within=10)
+        assert link.packet_limit == limit
+        assert link.publish_nowait("big/x", b"after", qos=1, resend=True)
+        await inbox.wait_payload("big/x", b"after")
+        assert inbox.payloads("big/x") == [b"small 1", b"small 2", b"after"]
+        stats = link.statistics()
+        assert stats.resent == 2
+        assert stats.lost_unsent == 1
+        assert stats.publish_too_large == 1
+        assert link.connected  # B never dropped the link
+        assert stats.reconnects == 1
