@@ -566,13 +566,10 @@ class MqttLink(Reconnecting):
         counted as refused (``publish_too_large`` and ``publish_failed``): the caller
         drops it, and says so in its own terms (the link logs nothing here)."""
         conn = self._conn
-        if conn is None or conn.broker_max_packet is None:
+        if conn is None:
             return True
-        properties = _properties_size(content_type, expiry, None)
-        size = publish_size(len(topic.encode()), payload_bytes, qos, properties)
-        if size <= conn.broker_max_packet:
+        if self._oversize(conn, topic, payload_bytes, qos, content_type, expiry) is None:
             return True
-        self._counters.publish_too_large += 1
         self._counters.publish_failed += 1
         return False
 
@@ -588,12 +585,11 @@ class MqttLink(Reconnecting):
     ) -> bool:
         """Whether the broker's Maximum Packet Size refuses this message; counts it in
         ``publish_too_large`` and logs it once per topic if so."""
-        limit = conn.broker_max_packet  # named in an MQTT 5 CONNACK: a property block
-        properties = _properties_size(content_type, expiry, correlation_data)
-        size = publish_size(len(topic.encode()), payload_bytes, qos, properties)
-        if limit is None or size <= limit:
+        size = self._oversize(
+            conn, topic, payload_bytes, qos, content_type, expiry, correlation_data
+        )
+        if size is None:
             return False
-        self._counters.publish_too_large += 1
         if topic not in self._too_large_topics and len(self._too_large_topics) < 100:
             self._too_large_topics.add(topic)
             LOG.warning(
@@ -601,10 +597,33 @@ class MqttLink(Reconnecting):
                 "one packet (counted in publish_too_large)",
                 size,
                 topic,
-                limit,
+                conn.broker_max_packet,
                 self._spec.redacted(),
             )
         return True
+
+    def _oversize(
+        self,
+        conn: Connection,
+        topic: str,
+        payload_bytes: int,
+        qos: int,
+        content_type: str | None,
+        expiry: int | None,
+        correlation_data: bytes | None = None,
+    ) -> int | None:
+        """The whole packet's size when it passes the Maximum Packet Size the broker named
+        in its CONNACK (an MQTT 5 one: a property block), counted in
+        ``publish_too_large``; None when it fits or no limit was named."""
+        limit = conn.broker_max_packet
+        if limit is None:
+            return None
+        properties = _properties_size(content_type, expiry, correlation_data)
+        size = publish_size(len(topic.encode()), payload_bytes, qos, properties)
+        if size <= limit:
+            return None
+        self._counters.publish_too_large += 1
+        return size
 
     def _queue(
         self, conn: Connection, outbox: Outbox, message: Kept, keep: bool
