@@ -66,6 +66,7 @@ __all__ = [
     "format_bytes",
     "format_count",
     "frame_rows",
+    "frame_tick_bound",
     "frame_tick_bounds",
     "parse_bytes",
     "physical_memory",
@@ -311,17 +312,23 @@ def stream_bytes(
     return out
 
 
-def frame_tick_bounds(spec: NetworkSpec, queue_policy: str) -> dict[str, int]:
-    """Per probe, the largest ``ticks_per_frame`` whose frames every client decodes: a
-    frame within the protocol's 16 MiB (:func:`spikestream_client.codec.frame_ticks_limit`),
-    a coalesced one grown ``COALESCE_FACTOR``-fold included."""
+def frame_tick_bound(kind: Literal["spikes", "values"], width: int, queue_policy: str) -> int:
+    """The largest ``ticks_per_frame`` whose frames every client decodes, for a probe of
+    ``width`` neurons or values a tick: a frame within the protocol's 16 MiB
+    (:func:`spikestream_client.codec.frame_ticks_limit`), a coalesced one grown
+    ``COALESCE_FACTOR``-fold included."""
     from spikestream_client.codec import frame_ticks_limit  # numpy: not for the parsers
 
+    return frame_ticks_limit(kind, width) // frame_rows(1, queue_policy)
+
+
+def frame_tick_bounds(spec: NetworkSpec, queue_policy: str) -> dict[str, int]:
+    """:func:`frame_tick_bound` of every probe of ``spec``, by name."""
     out: dict[str, int] = {}
     for name, probe in spec.probes.items():
         values, _ = _per_tick(spec, probe, 8)
         kind: Literal["spikes", "values"] = "spikes" if probe.kind == "spikes" else "values"
-        out[name] = frame_ticks_limit(kind, values) // frame_rows(1, queue_policy)
+        out[name] = frame_tick_bound(kind, values, queue_policy)
     return out
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from spikestream.budget import frame_rows
+from spikestream.budget import frame_tick_bound
 from spikestream.build import Model
 from spikestream.errors import ConfigError, SimulationError, SpikestreamError
 from spikestream.runtime.clock import Clock, SystemClock
@@ -53,7 +53,6 @@ from spikestream.runtime.tickthreads import want_two_stages
 from spikestream.runtime.trace import LatencyTrace
 from spikestream.sim import Simulator
 from spikestream.sim.stages import TwoStages
-from spikestream_client.codec import frame_ticks_limit
 from spikestream_client.codec.control import COMMANDS, SETTINGS
 from spikestream_client.codec.control import ControlCommand as Command  # the one command type
 
@@ -738,10 +737,7 @@ class Engine:
         client decodes (16 MiB), and the memory budget (the new frame pools are allocated
         while the old ones, and those older frames still queued hold, exist)."""
         streams = [s for s, _ in self._views]
-        bounds = [
-            frame_ticks_limit(s.kind, int(np.prod(s.shape))) // frame_rows(1, s.policy)
-            for s in streams
-        ]
+        bounds = [frame_tick_bound(s.kind, int(np.prod(s.shape)), s.policy) for s in streams]
         if self.memory_limit is not None:
             per_tick = sum(s.bytes_per_tick() for s in streams)
             if per_tick:
