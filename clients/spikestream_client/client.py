@@ -37,10 +37,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self, overload
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from spikestream_client.aio import First, Second, first_of
 from spikestream_client.brokers import (
@@ -54,9 +51,7 @@ from spikestream_client.codec import (
     DEFAULT_PREFIX,
     ControlValue,
     Description,
-    Frame,
     encode_control,
-    encode_input,
     topics,
     wildcard,
 )
@@ -72,6 +67,12 @@ from spikestream_client.streams import (
     Subscription,
 )
 from spikestream_client.transport import BrokerSpec, MqttLink, redacted_list
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from spikestream_client.codec import Frame
 
 # The streams, the broker helpers and Frame live in their own modules; they are
 # re-exported here because ``spikestream_client.client`` is where users (and the docs)
@@ -96,6 +97,25 @@ __all__ = [
 ]
 
 log = logging.getLogger("spikestream_client")
+
+
+def __getattr__(name: str) -> Any:
+    # Frame is re-exported (see __all__) but loads with the frame decoder, on first use.
+    if name == "Frame":
+        from spikestream_client.codec import Frame
+
+        return Frame
+    raise AttributeError(f"module 'spikestream_client.client' has no attribute {name!r}")
+
+
+def _encode_input(
+    x: float | Sequence[float] | npt.NDArray[np.floating[Any] | np.integer[Any]], t: float | None
+) -> bytes:
+    # The input encoder needs numpy; a client that only lists or controls networks never
+    # loads it (this import is a dict lookup once it is loaded).
+    from spikestream_client.codec.payloads import encode_input
+
+    return encode_input(x, t)
 
 
 class ControlRejected(SpikestreamError, ValueError):
@@ -566,7 +586,8 @@ class SpikestreamClient:
             PayloadRejected: ``x`` is empty, nested or not finite (nothing is sent).
         """
         link, _ = self._require()
-        return await link.publish(topics(self.prefix, net).input(name), encode_input(x, t), qos=qos)
+        topic = topics(self.prefix, net).input(name)
+        return await link.publish(topic, _encode_input(x, t), qos=qos)
 
     def publish_input_nowait(
         self,
@@ -580,7 +601,7 @@ class SpikestreamClient:
         """Like :meth:`publish_input` but never waits; False if it could not be queued."""
         link, _ = self._require()
         topic = topics(self.prefix, net).input(name)
-        return link.publish_nowait(topic, encode_input(x, t), qos=qos)
+        return link.publish_nowait(topic, _encode_input(x, t), qos=qos)
 
     @overload
     async def control(

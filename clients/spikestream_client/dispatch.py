@@ -22,7 +22,6 @@ from spikestream_client.codec import (
     Description,
     decode_describe,
     decode_event,
-    decode_frame,
     dropped_unread,
     topics,
     wildcard,
@@ -195,6 +194,10 @@ class Dispatcher:
         if not one and not every:
             self.unrouted += 1
             return
+        # Imported here, not at the top: the frame decoder needs numpy, which a tool that
+        # only lists or controls networks never loads (a dict lookup once it is loaded).
+        from spikestream_client.codec.frames import decode_frame
+
         try:
             frame = decode_frame(payload)
             h = frame.header

@@ -9,9 +9,10 @@ means the service process restarted. This module is pure: no I/O, no clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from spikestream_client.codec import FrameHeader
+if TYPE_CHECKING:
+    from spikestream_client.codec import FrameHeader
 
 __all__ = ["Gap", "GapKind", "GapTracker"]
 

@@ -17,11 +17,13 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
-from spikestream_client.codec import Frame
 from spikestream_client.errors import ConfigError
 from spikestream_client.gaps import Gap, GapTracker
+
+if TYPE_CHECKING:
+    from spikestream_client.codec import Frame
 
 __all__ = [
     "EventCallback",
@@ -34,7 +36,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-FrameCallback = Callable[[Frame], None]
+FrameCallback = Callable[["Frame"], None]
 """A consumer of decoded frames, called on the event loop as each frame arrives."""
 EventCallback = Callable[[dict[str, Any]], None]
 """A consumer of decoded JSON events or stats messages."""
@@ -178,7 +180,7 @@ class FrameStream(Subscription[T]):
 
     def _drop(self, item: T) -> None:
         super()._drop(item)
-        probe = cast(Frame, item).header.probe
+        probe = cast("Frame", item).header.probe
         self._local[probe] = self._local.get(probe, 0) + 1
 
     async def __anext__(self) -> T:
@@ -187,7 +189,7 @@ class FrameStream(Subscription[T]):
             self._pending = None
             return pending
         frame = await super().__anext__()
-        header = cast(Frame, frame).header
+        header = cast("Frame", frame).header
         gap = self._tracker.check(header, self._local.pop(header.probe, 0))
         if gap is None:
             return frame

@@ -505,6 +505,36 @@ def test_the_client_tools_load_neither_pydantic_nor_rich_unless_they_draw() -> N
     assert not {"pydantic", "pydantic_core", "rich"} & loaded
 
 
+def test_listing_and_controlling_networks_loads_no_numpy() -> None:
+    """numpy took ~60 ms of ``ls``'s start for decoders it never calls: the frame and
+    input decoders load on first use, and the client library, the describe, control and
+    event codecs work without them."""
+    code = (
+        "import sys\n"
+        "import spikestream_client.ls, spikestream_client.client\n"
+        "from spikestream_client.codec import decode_control, encode_control, encode_event\n"
+        "decode_control(encode_control('set', 'realtime_factor', 0.5))\n"
+        "encode_event('control', ok=True)\n"
+        "print('numpy' in sys.modules)\n"
+        "from spikestream_client.codec import FrameHeader, decode_frame, encode_values\n"
+        "from spikestream_client.client import Frame\n"
+        "header = FrameHeader('n', 'p', 0, 0, 1, 1e-3, 1e-3, 0.0, 0.0, 0)\n"
+        "frame = decode_frame(encode_values(header, [[0.5, 1.0]]))\n"
+        "print('numpy' in sys.modules, type(frame).__name__, Frame is not None)\n"
+        "try:\n"
+        "    from spikestream_client.codec import nothing\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    before, after, refused = proc.stdout.splitlines()
+    assert before == "False"
+    assert after == "True ValueFrame True"
+    assert "cannot import name 'nothing' from 'spikestream_client.codec'" in refused
+
+
 def test_the_serving_package_still_offers_the_snapshot_names() -> None:
     import spikestream.serving as serving
     from spikestream.serving import snapshots

@@ -233,27 +233,40 @@ def test_validate_prefix_rejects(prefix: str, match: str) -> None:
 
 
 def test_codec_imports_only_numpy_msgpack_stdlib_errors_and_names() -> None:
+    """The codec is pure; and numpy, which only the frame and input decoders need, loads
+    when they are first used, not with the package."""
     # Only modules that importing the codec adds count (site hooks load others first).
     code = (
         "import sys\n"
         "before = set(sys.modules)\n"
         "import spikestream_client.codec\n"
-        "new = set(sys.modules) - before\n"
-        "print('\\n'.join(sorted(m for m in new\n"
-        "    if m.split('.')[0] not in sys.stdlib_module_names)))\n"
+        "def added():\n"
+        "    return ' '.join(sorted(m for m in set(sys.modules) - before\n"
+        "        if m.split('.')[0] not in sys.stdlib_module_names))\n"
+        "print(added())\n"
+        "from spikestream_client.codec import decode_frame, decode_input\n"
+        "print(added())\n"
     )
-    out = subprocess.run(
+    lines = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    # msgpack's compiled extension registers Cython's own runtime modules.
-    roots = {m.split(".")[0] for m in out if not m.startswith(("_cython_", "cython_runtime"))}
-    assert roots == {"numpy", "msgpack", "spikestream_client"}, roots
-    ours = {m for m in out if m.startswith("spikestream")}
-    assert ours <= {
+    ).stdout.splitlines()
+    package, decoders = (set(line.split()) for line in lines)
+
+    def roots(modules: set[str]) -> set[str]:
+        # msgpack's compiled extension registers Cython's own runtime modules.
+        return {
+            m.split(".")[0] for m in modules if not m.startswith(("_cython_", "cython_runtime"))
+        }
+
+    assert roots(package) == {"msgpack", "spikestream_client"}, package
+    assert roots(decoders) == {"numpy", "msgpack", "spikestream_client"}, decoders
+    ours = {m for m in decoders if m.startswith("spikestream")}
+    assert ours == {
         "spikestream_client",
         "spikestream_client.errors",
         "spikestream_client.names",
         "spikestream_client.codec",
+        "spikestream_client.codec.bounds",
         "spikestream_client.codec.control",
         "spikestream_client.codec.describe",
         "spikestream_client.codec.events",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,7 +37,7 @@ from spikestream_client.codec import (
 )
 from spikestream_client.transport import parse_broker_url
 from tests.brokers import Mosquitto
-from tests.clients.conftest import run_cli
+from tests.clients.conftest import cli, cli_env, run_cli
 from tests.e2e.test_serve import publish
 from tests.serving import EXAMPLES, ROOT, Listener, Message
 
@@ -422,6 +424,27 @@ async def test_ls_lists_the_served_networks(mosquitto: Mosquitto, serve, tmp_pat
     assert [(n["net"], n["status"]) for n in listed] == [("channel", "online"), ("seed", "online")]
     for entry in listed:
         jsonschema.validate(entry["describe"], SCHEMA)
+    # Listing decodes statuses and describe documents only: the command as users run it
+    # never loads numpy (about 60 ms of its start), which only the frame and input
+    # decoders need.
+    timed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-X", "importtime", *cli("ls", "--broker", url)[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=cli_env(),
+        check=False,
+    )
+    assert timed.returncode == 0, timed.stderr
+    assert timed.stdout == done.stdout
+    loaded = {
+        line.rsplit("|", 1)[1].strip()
+        for line in timed.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "spikestream_client.codec.describe" in loaded  # the probe works
+    assert not {"numpy", "spikestream_client.codec.frames"} & loaded
 
 
 def test_the_schema_refuses_what_it_should() -> None:

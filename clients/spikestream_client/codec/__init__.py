@@ -3,9 +3,23 @@
 This layer is pure: it imports only numpy, msgpack, the standard library,
 :mod:`spikestream_client.errors` and :mod:`spikestream_client.names`, so the service,
 the client library and the browser monitor can share it without the simulator or MQTT.
+Only the frame and input decoders use numpy, and they load on first use (below).
 ``docs/PROTOCOL.md`` describes the wire formats.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+from spikestream_client.codec.bounds import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_INPUT_BYTES,
+    OversizePayload,
+    PayloadRejected,
+    RejectReason,
+    dropped_unread,
+)
 from spikestream_client.codec.control import (
     COMMAND_SPECS,
     COMMANDS,
@@ -50,30 +64,56 @@ from spikestream_client.codec.events import (
     validate_name,
     validate_prefix,
 )
-from spikestream_client.codec.frames import (
-    DEFAULT_MAX_FRAME_BYTES,
-    FRAME_HEADER_BYTES,
-    SCHEMA_VERSION,
-    Frame,
-    FrameHeader,
-    SpikeFrame,
-    ValueFrame,
-    decode_frame,
-    encode_spikes,
-    encode_values,
-    frame_ticks_limit,
-)
-from spikestream_client.codec.payloads import (
-    DEFAULT_MAX_INPUT_BYTES,
-    InputSample,
-    OversizePayload,
-    PayloadRejected,
-    RejectReason,
-    decode_input,
-    dropped_unread,
-    encode_input,
-    is_text,
-)
+
+if TYPE_CHECKING:
+    from spikestream_client.codec.frames import (
+        FRAME_HEADER_BYTES,
+        SCHEMA_VERSION,
+        Frame,
+        FrameHeader,
+        SpikeFrame,
+        ValueFrame,
+        decode_frame,
+        encode_spikes,
+        encode_values,
+        frame_ticks_limit,
+    )
+    from spikestream_client.codec.payloads import InputSample, decode_input, encode_input, is_text
+
+# The frame and input decoders need numpy, which takes longer to import than the rest of
+# a tool that lists networks or sends control commands. Their names load on first use
+# (PEP 562); ``from spikestream_client.codec import decode_frame`` works as before.
+_LAZY: Final = {
+    **dict.fromkeys(
+        (
+            "FRAME_HEADER_BYTES",
+            "SCHEMA_VERSION",
+            "Frame",
+            "FrameHeader",
+            "SpikeFrame",
+            "ValueFrame",
+            "decode_frame",
+            "encode_spikes",
+            "encode_values",
+            "frame_ticks_limit",
+        ),
+        "spikestream_client.codec.frames",
+    ),
+    **dict.fromkeys(
+        ("InputSample", "decode_input", "encode_input", "is_text"),
+        "spikestream_client.codec.payloads",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spikestream_client.codec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "COMMANDS",

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NoReturn
 
-from spikestream_client.codec.payloads import (
+from spikestream_client.codec.bounds import (
     OversizePayload,
     PayloadRejected,
     RejectReason,

@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
+from spikestream_client.codec.bounds import MAX_DT, MIN_DT
 from spikestream_client.codec.control import COMMAND_SPECS, SETTINGS
 from spikestream_client.codec.events import Topics, load_json_object, topics, validate_prefix
-from spikestream_client.codec.frames import MAX_DT, MIN_DT
 from spikestream_client.errors import CodecError
 from spikestream_client.names import NAME_RULE, is_name
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
-
-import numpy as np
 
 from spikestream_client.errors import CodecError, PayloadTooLarge
 from spikestream_client.names import reserved_network
@@ -226,10 +225,14 @@ def topics(prefix: str, net: str) -> Topics:
 
 def _json_default(value: object) -> Any:
     # The service passes numpy scalars and small arrays around; make them JSON values.
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    # A process that never loaded numpy holds no numpy value, and the codec does not
+    # load it for this check (the tools that only list or control networks never do).
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

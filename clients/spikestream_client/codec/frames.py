@@ -40,6 +40,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
+from spikestream_client.codec.bounds import DEFAULT_MAX_FRAME_BYTES, MAX_DT, MIN_DT
 from spikestream_client.errors import CodecError, PayloadTooLarge
 from spikestream_client.names import NAME_RULE, is_name
 
@@ -63,9 +64,6 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 1
 """Value of the ``v`` key. Bumped only for changes an old decoder would misread."""
-
-DEFAULT_MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
-"""Default size limit of :func:`decode_frame`, in bytes (16 MiB)."""
 
 # Index dtypes: uint16 covers every frame with n and ticks up to 65535, which is nearly
 # all of them and halves the bytes on the wire; uint32 otherwise.
@@ -111,13 +109,6 @@ def frame_ticks_limit(
     width = max(1, width)
     ticks = room * 8 // width if kind == "spikes" else room // (4 * width)
     return min(MAX_FRAME_TICKS, ticks)
-
-
-MIN_DT: Final = 1e-6
-"""Smallest ``dt`` (s) a frame may carry: the network files' own lower bound."""
-MAX_DT: Final = 3600.0
-"""Largest ``dt`` (s) a frame may carry: one tick per hour is already implausible, and the
-bound keeps ``window / dt`` and ``tick * dt`` finite and small for the tools."""
 
 
 @dataclass(frozen=True, slots=True)

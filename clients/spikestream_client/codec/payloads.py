@@ -26,21 +26,31 @@ any decoding).
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
 import string
 import struct
-from collections.abc import Callable, Iterable, Sequence, Sized
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NoReturn
+from typing import Any, Final, NoReturn
 
 import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from spikestream_client.errors import CodecError, PayloadTooLarge
+from spikestream_client.codec.bounds import (
+    DEFAULT_MAX_INPUT_BYTES,
+    INPUT_VALUE_LIMIT,
+    OversizePayload,
+    PayloadRejected,
+    RejectReason,
+    describe_keys,
+    dropped_unread,
+    unique_map,
+    unpack_limited,
+)
+from spikestream_client.errors import CodecError
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
@@ -54,63 +64,6 @@ __all__ = [
     "encode_input",
     "is_text",
 ]
-
-DEFAULT_MAX_INPUT_BYTES: Final = 65536
-"""Default size limit of :func:`decode_input`, in bytes."""
-
-INPUT_VALUE_LIMIT: Final = 1e9
-"""Largest magnitude of an input value, as of every value in a network file. A finite
-1e308 would overflow a population's input current to inf and leave NaN in its neurons'
-state for good; no signal a network represents (about 1) comes near this."""
-
-RejectReason = Literal[
-    "garbage",
-    "type",
-    "dimension",
-    "nonfinite",
-    "range",
-    "depth",
-    "keys",
-    "oversize",
-    "command",
-    "value",
-]
-"""Why a payload was rejected. ``command`` and ``value`` are used by control commands."""
-
-
-class PayloadRejected(CodecError):
-    """An input or control payload was rejected; ``reason`` says why, as a short code.
-
-    The service counts rejections per ``reason`` and reports the message on the
-    events topic.
-    """
-
-    reason: RejectReason
-
-    def __init__(self, message: str, reason: RejectReason = "garbage") -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keep the reason across pickling (e.g. into a process pool's result).
-        return (type(self), (self.args[0], self.reason))
-
-
-class OversizePayload(PayloadTooLarge, PayloadRejected):
-    """A payload exceeded its size limit; refused before any decoding."""
-
-    def __init__(self, message: str, reason: RejectReason = "oversize") -> None:
-        super().__init__(message, reason)
-
-
-def dropped_unread(what: str, size: int, limit: int) -> OversizePayload:
-    """The refusal of a ``what`` message of ``size`` bytes (topic, properties and
-    payload) that the link dropped unread (``MessageMeta.oversize``), past a payload
-    limit of ``limit`` bytes."""
-    return OversizePayload(
-        f"{what} message of {size} bytes exceeds the payload limit of {limit} bytes by "
-        f"more than its topic and properties may take; dropped unread"
-    )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -164,17 +117,6 @@ def is_text(payload: bytes) -> bool:
     # translate(None, delete) drops every text byte in one C pass; anything left over
     # is binary. isspace() is False for b"", and True only if all bytes are whitespace.
     return bool(payload) and not payload.isspace() and not payload.translate(None, _TEXT_BYTES)
-
-
-def describe_keys(keys: Iterable[object], limit: int = 5) -> str:
-    """Up to ``limit`` keys, sorted and each cut to 20 characters, for error messages.
-
-    A hostile map may hold thousands of long keys; the message must stay short.
-    """
-    shown = sorted(repr(key)[:20] for key in itertools.islice(keys, limit))
-    extra = len(keys) - len(shown) if isinstance(keys, Sized) else 0
-    text = ", ".join(shown) or "none"
-    return f"{text} (and {extra} more)" if extra > 0 else text
 
 
 def _type_name(value: object) -> str:
@@ -332,21 +274,6 @@ def _sample(obj: object, dim: int) -> InputSample:
     return InputSample(_values(obj["x"], dim), t)
 
 
-def unique_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    """A decoded map's key/value pairs as a dict, refusing a key given twice (reason
-    ``keys``): JSON and msgpack allow it, and each reader keeps a different one, so which
-    value the sender meant is not known. The ``object_pairs_hook`` of every decoder of
-    inputs and control commands."""
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[Any] = set()
-        for key, _ in pairs:
-            if key in seen:
-                _reject(f"a map gives the key {key!r:.40} more than once", "keys")
-            seen.add(key)
-    return obj
-
-
 def _decode_json(text: str) -> object:
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_map)
@@ -359,47 +286,6 @@ def _decode_json(text: str) -> object:
     except ValueError as exc:
         # JSONDecodeError, and ValueError for integers with more than 4300 digits.
         _reject(f"expected JSON, plain-text numbers or msgpack; JSON error: {exc}", "garbage")
-
-
-def unpack_limited(
-    payload: bytes,
-    max_bytes: int,
-    *,
-    what: str,
-    expected: str,
-    ext_hook: Callable[[int, bytes], object],
-) -> object:
-    """Unpack small msgpack (an input or a control command) with every limit set.
-
-    Strings, binaries, arrays and maps are capped at ``max_bytes`` entries, extension
-    types are refused through ``ext_hook``, and failures become :class:`PayloadRejected`
-    with reason ``depth`` or ``garbage``; ``what`` and ``expected`` word the message.
-    """
-    try:
-        return msgpack.unpackb(
-            payload,
-            raw=False,
-            strict_map_key=False,
-            ext_hook=ext_hook,
-            object_pairs_hook=unique_map,
-            max_str_len=max_bytes,
-            max_bin_len=max_bytes,
-            max_array_len=max_bytes,
-            max_map_len=max_bytes,
-            max_ext_len=0,
-        )
-    except PayloadRejected:
-        raise
-    except msgpack.StackError:
-        _reject(f"nesting too deep: {what} msgpack nests beyond the unpacker's limit", "depth")
-    except (ValueError, TypeError) as exc:
-        # ValueError: FormatError, ExtraData, OutOfData, limits, bad UTF-8;
-        # TypeError: an unhashable map key such as an array.
-        _reject(
-            f"expected {expected}; got {len(payload)} bytes that are not valid msgpack "
-            f"({str(exc) or type(exc).__name__}), starting {payload[:16].hex(' ')}",
-            "garbage",
-        )
 
 
 def _decode_msgpack(payload: bytes, max_bytes: int) -> object:
