@@ -175,6 +175,11 @@ class ClientStatistics:
             read off the socket in chunks and dropped, never held whole; each on a
             topic a consumer reads (but the client's own sync topic) is also in
             ``decode_errors``.
+        frames_refused: Of ``decode_errors``, the messages on a probe's ``out`` topic:
+            frames that failed to decode or validate, were retained (a service never
+            retains frames) or were dropped unread. A lost frame of the service's shows
+            in its stream's gaps as well; one that was never the service's (a forgery, a
+            stray publisher's) shows only here.
     """
 
     connected: bool
@@ -186,6 +191,7 @@ class ClientStatistics:
     callback_errors: int
     last_error: str | None
     dropped_unread: int = 0
+    frames_refused: int = 0
 
 
 class SpikestreamClient:
@@ -338,6 +344,7 @@ class SpikestreamClient:
             callback_errors=self._in.callback_errors,
             last_error=ls.last_error if ls else None,
             dropped_unread=ls.dropped_unread if ls else 0,
+            frames_refused=self._in.frames_refused,
         )
 
     def _require(self) -> tuple[MqttLink, asyncio.Task[None]]:

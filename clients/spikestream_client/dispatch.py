@@ -85,6 +85,7 @@ class Dispatcher:
         self.messages = 0
         self.frames = 0
         self.decode_errors = 0
+        self.frames_refused = 0  # of decode_errors: on an out/ topic (see ClientStatistics)
         self.unrouted = 0
         self.callback_errors = 0
 
@@ -154,6 +155,8 @@ class Dispatcher:
             return
         net, what, probe = route
         if meta.oversize is not None and what != "sync":  # dropped unread by the link
+            if what == "out":
+                self.frames_refused += 1
             self._decode_error(
                 f"message on {topic!r:.80}",
                 dropped_unread("a", meta.oversize, DEFAULT_MAX_FRAME_BYTES),
@@ -166,6 +169,7 @@ class Dispatcher:
             )
         elif what == "out":
             if meta.retain:  # a service never retains frames: an old or forged copy
+                self.frames_refused += 1
                 self._decode_error(
                     f"frame on {net!r:.80}/out/{probe!r:.80}",
                     CodecError("a retained frame is ignored: a service never retains frames"),
@@ -210,6 +214,7 @@ class Dispatcher:
                 )
                 raise CodecError(msg)
         except CodecError as err:
+            self.frames_refused += 1
             # repr: topic levels come from the bus and may hold terminal escapes.
             self._decode_error(f"frame on {net!r:.80}/out/{probe!r:.80}", err)
             return

@@ -119,10 +119,18 @@ async def run(options: LsOptions) -> int:
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="ls") as client:
         listing = await list_networks(client, options.wait)
         where = client.spec.redacted()
+        refused = client.statistics().decode_errors
     if options.json:
         print(json.dumps(_as_json(listing), separators=(",", ":")))
     elif listing:
         print(render(listing))
+    if refused:
+        # The client logs only the first refusal (and every 1000th): say how many there were.
+        print(
+            f"spikestream ls: {refused} retained messages under {options.prefix}/ refused "
+            "(undecodable, invalid or past the size limit; the first is logged)",
+            file=sys.stderr,
+        )
     if not listing:
         print(f"spikestream ls: no networks under {options.prefix}/ on {where}", file=sys.stderr)
         return 1

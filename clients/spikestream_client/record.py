@@ -267,6 +267,7 @@ class Recorder:
         self.gaps: list[Gap] = []
         self.missing: Counter[str] = Counter()
         self.frames = 0
+        self.refused = 0  # frames the client refused before they came here (run() sets it)
         self.skip_reasons: Counter[tuple[str, str]] = Counter()
         """Frames skipped per ``(probe, reason)``."""
         self.stats: dict[str, Any] | None = None
@@ -626,6 +627,7 @@ class Recorder:
             ],
             restarts=self.tracker.restarts,
             skipped_frames=dict(self.skipped),
+            refused_frames=self.refused,
             status=self.status,
             stats=self.stats,
             describe=self.description.document if self.description else None,
@@ -723,6 +725,7 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
                 break  # nothing more can be recorded; write what was
 
         recorder.on_status(watcher.current)
+        recorder.refused = client.statistics().frames_refused
     arrays = recorder.arrays()
     save_npz(options.out, arrays, compress=True)
     ticks = int(arrays["t"].shape[0])
@@ -736,8 +739,17 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         f"{len(recorder.segments)} probes from {recorder.frames} frames; "
         f"{recorder.tracker.missing} frames lost, {lost} ticks with gaps, "
         f"{segments} segments, {recorder.tracker.restarts} restarts, "
-        f"{recorder.skipped_total} frames skipped",
+        f"{recorder.skipped_total} frames skipped, {recorder.refused} frames refused",
     )
+    if recorder.refused:
+        # Said even with --quiet: the client logs only the first refusal and every 1000th.
+        outs = topics(options.prefix, options.net).outs_filter
+        print(
+            f"record: {recorder.refused} frames on {outs} refused (undecodable, retained or "
+            "past the size limit; the first is logged)",
+            file=sys.stderr,
+            flush=True,
+        )
     if recorder.over_budget or recorder.skipped:
         # Said even with --quiet: frames that came are not in the file (and why).
         print(f"record: {recorder.skipped_text()}", file=sys.stderr, flush=True)

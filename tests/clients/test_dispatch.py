@@ -31,6 +31,28 @@ def test_a_retained_frame_is_refused_and_counted() -> None:
     assert (len(got), d.frames, d.decode_errors) == (1, 1, 1)
 
 
+def test_frames_refused_counts_every_refused_frame_and_nothing_else() -> None:
+    """``record`` said "0 frames skipped" and exited 0 after garbage and oversize frames:
+    the client counted them only among every decode error (logging the first). Each
+    frame refused on an ``out`` topic is counted apart, for record to say and store."""
+    d = Dispatcher("spikestream")
+    d.watching = True
+    got: list[Frame] = []
+    d.frame_sinks[("fake", None)] = [got.append]
+    t = topics("spikestream", "fake")
+    good = spike_payload(header("a", 0, 0), np.ones((10, 8), bool))
+    d.on_message(t.out("a"), good, RETAINED)  # a service never retains frames
+    d.on_message(t.out("a"), b"\x93garbage", LIVE)
+    d.on_message(t.out("b"), good, LIVE)  # a frame of `a` posing as one of `b`
+    d.on_message(t.out("a"), b"", MessageMeta(qos=0, retain=False, oversize=2**25))
+    assert (d.frames_refused, d.decode_errors, got) == (4, 4, [])
+    # Refusals on other topics are decode errors, not refused frames.
+    d.on_message(t.describe, b"[1, 2, 3]", RETAINED)
+    d.on_message(t.describe, b"", MessageMeta(qos=0, retain=True, oversize=2**25))
+    d.on_message(t.out("a"), good, LIVE)
+    assert (d.frames_refused, d.decode_errors, len(got)) == (4, 6, 1)
+
+
 def test_a_topic_whose_network_name_breaks_the_rule_is_refused_and_counted() -> None:
     """ls printed such names straight from the status topic: a right-to-left override
     (which mosquitto passes) reversed the table's text, and an escape sequence (which

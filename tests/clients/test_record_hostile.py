@@ -320,6 +320,10 @@ async def test_record_refuses_forged_copies_and_undescribed_frames_and_says_so(
                     primed = int((await progress())[1])
                     if primed:
                         break
+                # Two frames the client refuses before the recorder sees them: garbage, and
+                # a frame of `a` posing as one of `w`.
+                await frame(b"\x93garbage", "a")
+                await frame(spike_payload(h, np.ones((10, 10), bool)), "w")
                 # Each first frame of `w` and `v` contradicts the document.
                 await frame(value_payload(header("w", 0, 0, net=net), np.zeros((10, 2, 3))), "w")
                 await frame(spike_payload(header("v", 0, 0, net=net), np.ones((10, 20), bool)), "v")
@@ -347,9 +351,14 @@ async def test_record_refuses_forged_copies_and_undescribed_frames_and_says_so(
     said = "".join(lines) + rest
     assert re.search(
         r"wrote .*x\.npz: 1000 ticks \(1\.000 s\) of 3 probes from \d+ frames; 0 frames lost, "
-        r"0 ticks with gaps, 1 segments, 0 restarts, 102 frames skipped",
+        r"0 ticks with gaps, 1 segments, 0 restarts, 102 frames skipped, 2 frames refused",
         said,
     ), said
+    # Said even with --quiet: the client logs only the first refusal.
+    assert (
+        "record: 2 frames on spikestream/hostile/out/+ refused (undecodable, retained or past "
+        "the size limit; the first is logged)" in said
+    )
     assert f"record: 100 frames of probe 'a' skipped ({COPY})" in said
     assert f"record: skipping frames of probe 'a': {COPY}" in said  # while it happened
     assert f"record: skipping frames of probe 'w': {UNDESCRIBED}" in said
@@ -365,4 +374,5 @@ async def test_record_refuses_forged_copies_and_undescribed_frames_and_says_so(
     assert meta["probes"] == {"a": "spikes", "v": "filtered", "w": "spikes"}
     assert (meta["restarts"], meta["segments"]) == (0, 1)
     assert meta["skipped_frames"] == {"a": 100, "v": 1, "w": 1}
+    assert meta["refused_frames"] == 2
     assert png.read_bytes()[:8] == PNG

@@ -508,3 +508,11 @@ async def test_hostile_retained_documents_are_counted_not_believed(mosquitto: Mo
         assert (await client.find_network("seed")) is not None
         assert client.statistics().decode_errors == 2
         assert list(client.descriptions()) == ["seed"]
+    # ls says how many it refused: the client logs only the first.
+    listed = await asyncio.to_thread(run_cli, "ls", "--broker", mosquitto.url())
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["NET", "seed"]
+    assert (
+        "spikestream ls: 2 retained messages under spikestream/ refused (undecodable, invalid "
+        "or past the size limit; the first is logged)" in listed.stderr
+    )
