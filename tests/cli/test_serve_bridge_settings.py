@@ -53,7 +53,7 @@ def test_from_env_and_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     ],
 )
 def test_text_rate_is_validated(value: float, message: str) -> None:
-    with pytest.raises(ConfigError, match=rf"text_rate: .*{message}"):
+    with pytest.raises(ConfigError, match=rf"text_rate \(from --text-rate\): .*{message}"):
         load_settings({"text_rate": value}, None)
 
 
@@ -62,7 +62,7 @@ def test_text_rate_is_validated(value: float, message: str) -> None:
     ["", "$SYS", "home/#", "a//b", "has space", "h" * 1025, "é" * 513],  # past 1024 bytes
 )
 def test_ha_prefix_is_validated(prefix: str) -> None:
-    with pytest.raises(ConfigError, match="ha_discovery: "):
+    with pytest.raises(ConfigError, match=r"ha_discovery \(from --ha-discovery\): "):
         load_settings({"ha_discovery": prefix}, None)
 
 

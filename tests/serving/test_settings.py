@@ -41,12 +41,31 @@ def test_precedence_flags_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert s.qos == 0  # default
 
 
-def test_bad_setting_names_key_value_and_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SPIKESTREAM_OVERRUN", "panic")
+def test_bad_setting_names_key_route_value_and_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message named the setting but not which of three routes held the bad value
+    ("flag, SPIKESTREAM_* variable or settings file"): it names the one that did, in
+    the order they take precedence."""
+    rule = r": Input should be 'catch-up', 'skip' or 'slip' \(got 'panic'\)"
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text('overrun = "panic"\n')
     with pytest.raises(
-        ConfigError, match=r"overrun: Input should be 'catch-up', 'skip' or 'slip' \(got 'panic'\)"
+        ConfigError, match=rf"^invalid serve setting: overrun \(from settings file '{cfg}'\){rule}$"
     ):
-        load_settings({}, None)
+        load_settings({}, cfg)
+    monkeypatch.setenv("spikestream_overrun", "panic")  # named as written
+    with pytest.raises(ConfigError, match=rf"overrun \(from spikestream_overrun\){rule}"):
+        load_settings({}, cfg)
+    with pytest.raises(ConfigError, match=rf"overrun \(from --overrun\){rule}"):
+        load_settings({"overrun": "panic"}, cfg)
+    # The flag wins over a bad variable, which is then not read.
+    assert load_settings({"overrun": "skip"}, cfg).overrun == "skip"
+    with pytest.raises(ConfigError) as both:
+        load_settings({"qos": 7}, None)
+    assert "; " in str(both.value)
+    assert "qos (from --qos): Input should be 0, 1 or 2 (got 7)" in str(both.value)
+    assert "overrun (from spikestream_overrun): Input" in str(both.value)
 
 
 def test_unknown_key_in_settings_file(tmp_path: Path) -> None:
@@ -60,7 +79,8 @@ def test_unknown_key_in_settings_file(tmp_path: Path) -> None:
     # SPIKESTREAM_* variable is (it said "Extra inputs are not permitted").
     cfg.write_text("realtme_factor = 1\n")
     with pytest.raises(
-        ConfigError, match=r"realtme_factor: not a setting \(did you mean realtime_factor\?\)"
+        ConfigError,
+        match=r"realtme_factor \(from settings file '.*'\): not a setting \(did you mean realtime_",
     ):
         load_settings({}, cfg)
 
@@ -129,20 +149,23 @@ def test_every_source_refuses_a_bad_value_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str, rule: str
 ) -> None:
     """The same value refused the same way from a flag, the environment and the settings
-    file: one line naming the key, the value and what is allowed."""
+    file: one line naming the key, the route, the value and what is allowed."""
     cfg = tmp_path / "serve.toml"
     cfg.write_text(f"{key} = {_toml(value)}\n")
     sources = [
-        lambda: load_settings({key: value}, None),
-        lambda: (monkeypatch.setenv(f"SPIKESTREAM_{key.upper()}", value), load_settings({}, None)),
-        lambda: load_settings({}, cfg),
+        (lambda: load_settings({key: value}, None), flag_name(key)),
+        (
+            lambda: (monkeypatch.setenv(env_name(key), value), load_settings({}, None)),
+            env_name(key),
+        ),
+        (lambda: load_settings({}, cfg), f"settings file {str(cfg)!r}"),
     ]
-    for source in sources:
+    for source, route in sources:
         with pytest.raises(ConfigError) as info:
             source()
         message = str(info.value)
         assert "\n" not in message
-        assert f"{key}: " in message
+        assert f"{key} (from {route}): " in message
         assert rule in message
         assert value.lstrip("-") in message
         monkeypatch.delenv(f"SPIKESTREAM_{key.upper()}", raising=False)

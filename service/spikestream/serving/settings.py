@@ -594,11 +594,14 @@ def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSetti
             ``SPIKESTREAM_*`` variable.
     """
     check_environment(os.environ)
-    _CONFIG_DATA[0] = read_settings_file(config_file) if config_file is not None else None
+    data = read_settings_file(config_file) if config_file is not None else None
+    _CONFIG_DATA[0] = data
+    given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return ServeSettings(**{k: v for k, v in flags.items() if v is not None})
+        return ServeSettings(**given)
     except ValidationError as err:
-        # One line: each bad setting with its value and what is allowed.
+        # One line: each bad setting with where it came from, its value and what is
+        # allowed.
         problems = []
         for e in err.errors(include_url=False):
             key = ".".join(str(p) for p in e["loc"])
@@ -609,14 +612,32 @@ def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSetti
                 hint = f" (did you mean {' or '.join(close)}?)" if close else ""
                 msg = f"not a setting{hint}; the settings are those of `spikestream serve --help`"
             # A check across settings has no key, and its message names the values.
-            where, got = (f"{key}: ", f" (got {e.get('input')!r:.60})") if key else ("", "")
+            route = _source(str(e["loc"][0]), given, data, config_file) if key else ""
+            where, got = (
+                (f"{key} (from {route}): ", f" (got {e.get('input')!r:.60})") if key else ("", "")
+            )
             problems.append(f"{where}{msg}{got}")
-        raise ConfigError(
-            "invalid serve setting (flag, SPIKESTREAM_* variable or settings file): "
-            + "; ".join(problems)
-        ) from None
+        raise ConfigError("invalid serve setting: " + "; ".join(problems)) from None
     finally:
         _CONFIG_DATA[0] = None
+
+
+def _source(
+    field: str, flags: Mapping[str, Any], data: Mapping[str, Any] | None, config_file: Path | None
+) -> str:
+    """Where setting ``field``'s value came from, in the order the sources take
+    precedence (ServeSettings.settings_customise_sources): its flag, its environment
+    variable (named as it was written: pydantic-settings ignores case), or the settings
+    file."""
+    if field in flags:
+        return flag_name(field)
+    wanted = env_name(field)
+    for name in os.environ:
+        if name.upper() == wanted:
+            return name
+    if data is not None and field in data:
+        return f"settings file {str(config_file)!r}"
+    return "its default"
 
 
 # ---------------------------------------------------------------------- derived names
