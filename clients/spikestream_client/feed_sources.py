@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from spikestream_client.codec import DEFAULT_MAX_INPUT_BYTES
+from spikestream_client.codec.bounds import INPUT_VALUE_LIMIT
 from spikestream_client.errors import ConfigError
 from spikestream_client.npz import read_npy_header
 
@@ -318,6 +319,15 @@ def load_samples(
             f"{where!r} holds NaN or infinite values (the first in sample {first}, counting "
             f"from 0; numbers beyond ±1.8e308 are infinite); inputs must be finite"
         )
+    if data.max() > INPUT_VALUE_LIMIT or data.min() < -INPUT_VALUE_LIMIT:
+        # Every decoder refuses such a value: say so now, naming the file and the sample,
+        # not when the sample's turn comes. (max and min allocate nothing; the file's
+        # memory is bounded by its size.)
+        beyond = (np.abs(data) > INPUT_VALUE_LIMIT).any(axis=1)
+        raise ConfigError(
+            f"{where!r} holds values beyond ±{INPUT_VALUE_LIMIT:g} (the first in sample "
+            f"{int(np.argmax(beyond))}, counting from 0); every input value must lie within it"
+        )
     if times is None:
         return data, None, None
     if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
@@ -590,8 +600,11 @@ def make_source(
     check_rate(rate)
     check_dim(dim)  # before a constant vector or a noise block of that size is made
     check_seed(seed)
+    if signal in ("sin", "square", "noise"):
+        # Noise reaches past 10 standard deviations about once in 1e23 samples.
+        _check_reach(amp, offset, spread=10.0 if signal == "noise" else 1.0)
     if signal == "sin":
-        return SinSource(rate, _finite("freq", freq), _finite("amp", amp), offset, dim), None
+        return SinSource(rate, _finite("freq", freq), amp, offset, dim), None
     if signal == "square":
         if not 0.0 < duty < 1.0:
             raise ConfigError(f"--duty must be in (0, 1), got {duty}")
@@ -604,6 +617,9 @@ def make_source(
             vec = np.full(dim, float(vec[0]))
         if not np.all(np.isfinite(vec)):
             raise ConfigError(f"--value must be finite, got {list(value)}")
+        if np.any(np.abs(vec) > INPUT_VALUE_LIMIT):
+            msg = f"--value must lie within ±{INPUT_VALUE_LIMIT:g}, got {list(value)}"
+            raise ConfigError(msg)
         check_dim(vec.size, "--value")
         return ConstantSource(rate, vec), None
     if signal == "noise":
@@ -618,6 +634,21 @@ def make_source(
         return ArraySource(values, offsets=offsets, rate=rate, loop=loop), t0
     except ConfigError as err:  # say which file cannot loop
         raise ConfigError(f"{signal!r} with --loop: {err}") from None
+
+
+def _check_reach(amp: float, offset: float, spread: float) -> None:
+    """Refuse ``--amp`` and ``--offset`` that are not finite, or whose signal reaches past
+    :data:`INPUT_VALUE_LIMIT`, which every decoder refuses: said before the first value,
+    naming the flags, not by the codec when the value comes."""
+    _finite("amp", amp)
+    _finite("offset", offset)
+    reach = abs(offset) + spread * abs(amp)
+    if reach > INPUT_VALUE_LIMIT:
+        times = "" if spread == 1.0 else f"{spread:g} × "
+        raise ConfigError(
+            f"--offset {offset:g} and --amp {amp:g} reach {reach:g} (|offset| + {times}|amp|); "
+            f"every input value must lie within ±{INPUT_VALUE_LIMIT:g}"
+        )
 
 
 def _finite(name: str, x: float) -> float:

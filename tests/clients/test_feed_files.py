@@ -158,6 +158,36 @@ def test_a_fifo_or_a_folder_is_said_not_to_be_a_regular_file(tmp_path: Path) -> 
         load_samples(tmp_path / "missing.csv")
 
 
+def test_values_past_the_input_limit_are_refused_naming_the_file_or_the_flags(
+    tmp_path: Path,
+) -> None:
+    """Every decoder refuses a value beyond ±1e9. feed said only the codec's "x must lie
+    within +-1e+09, got one of magnitude 1e+300", naming neither the file nor the sample
+    nor the flag; a sin with --offset nan went as far as the first value."""
+    big = tmp_path / "big.npy"
+    np.save(big, np.array([[0.5], [-0.5], [-1e300], [2e9]]))
+    assert _one_line_refusal(str(big)) == (
+        f"spikestream feed: error: '{big}' holds values beyond ±1e+09 (the first in sample 2, "
+        "counting from 0); every input value must lie within it"
+    )
+    edge = tmp_path / "edge.npy"
+    np.save(edge, np.array([1e9, -1e9]))
+    assert load_samples(edge)[0].ravel().tolist() == [1e9, -1e9]  # the limit itself is taken
+    assert _one_line_refusal("constant", "--value", "0.5,-1e10") == (
+        "spikestream feed: error: --value must lie within ±1e+09, got [0.5, -10000000000.0]"
+    )
+    assert _one_line_refusal("sin", "--amp", "6e8", "--offset=-5e8") == (
+        "spikestream feed: error: --offset -5e+08 and --amp 6e+08 reach 1.1e+09 "
+        "(|offset| + |amp|); every input value must lie within ±1e+09"
+    )
+    assert "reach 1.05e+09 (|offset| + 10 × |amp|)" in _one_line_refusal(
+        "noise", "--amp", "1e8", "--offset", "5e7"
+    )
+    assert "--offset must be finite, got nan" in _one_line_refusal("square", "--offset", "nan")
+    source, _ = make_source("square", rate=10.0, amp=5e8, offset=5e8)  # reaches 1e9 exactly
+    assert float(source.at(0)[1].max()) <= 1e9
+
+
 # ------------------------------------------------------------------------ CSV text
 
 
