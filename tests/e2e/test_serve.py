@@ -227,12 +227,23 @@ async def test_io_nice_lowers_the_io_thread_and_not_the_tick_thread(
     assert f'"nice": {min(19, base + 7)}' in log
 
 
-async def test_sigint_also_exits_zero(mosquitto: Mosquitto, serve) -> None:
-    proc = serve()
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+async def test_sigint_and_sighup_also_stop_cleanly(
+    mosquitto: Mosquitto, serve, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """SIGHUP (a closed terminal, a lost SSH session on a robot) killed serve in place:
+    exit 129, no offline of its own (only the broker's will), and the input log never
+    written, its spool folder left behind. It now stops as SIGTERM and SIGINT do."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    log = folder / "inputs.npz"
+    proc = serve("--log-inputs", str(log))
     async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
         await sub.wait_status("seed", b"online")
-        assert await asyncio.to_thread(proc.stop, signal.SIGINT, 10) == 0
+        assert await asyncio.to_thread(proc.stop, signum, 10) == 0
         await sub.wait_status("seed", b"offline")
+    assert log.is_file()
+    assert [p.name for p in folder.iterdir()] == ["inputs.npz"]  # no spool folder left
 
 
 async def test_kill_9_delivers_last_will(mosquitto: Mosquitto, serve) -> None:

@@ -217,7 +217,9 @@ async def _serve(
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: a closed terminal or a lost SSH session killed the process in place,
+    # without its own offline, and lost the --log-inputs file.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     async with resolve_brokers(brokers) as concrete:
         log.info(
