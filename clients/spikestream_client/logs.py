@@ -8,10 +8,14 @@ given at the call site, so ``log.info("connected", extra={"broker": url})`` beco
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Literal
 
 LogFormat = Literal["json", "text"]
@@ -28,6 +32,34 @@ def log_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+# Fields every record logged in the current context carries (see log_context).
+_CONTEXT: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "spikestream_log_context", default=MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Within the block, every record logged in this context carries ``fields`` (a field
+    given at the call site wins). A process serving several networks logs from one task
+    per network, each in its own context: ``log_context(net=name)`` names the network on
+    every line, its transport's and its tick thread's (started with a copy of the
+    context) included.
+    """
+    token = _CONTEXT.set(MappingProxyType({**_CONTEXT.get(), **log_fields(fields)}))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def _add_context(record: logging.LogRecord) -> bool:
+    # A handler's filter runs in the thread that logs, so the context is the caller's.
+    for key, value in _CONTEXT.get().items():
+        record.__dict__.setdefault(key, value)
+    return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -77,6 +109,7 @@ def setup_logging(level: str = "info", fmt: LogFormat = "text") -> None:
     """Send spikestream's logs to stderr in ``fmt`` at ``level``; quieten chatty libraries."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_add_context)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

@@ -15,10 +15,10 @@ import aiomqtt
 import numpy as np
 import pytest
 
-from spikestream_client.codec import Frame, SpikeFrame, ValueFrame, decode_frame
+from spikestream_client.codec import Frame, SpikeFrame, ValueFrame, decode_frame, encode_control
 from tests.brokers import Mosquitto
 from tests.clients.conftest import run_cli
-from tests.serving import NODELAY, Listener, Message
+from tests.serving import EXAMPLES, NODELAY, SEED, Listener, Message, ServeProcess
 
 pytestmark = pytest.mark.broker
 
@@ -244,6 +244,38 @@ async def test_sigint_and_sighup_also_stop_cleanly(
         await sub.wait_status("seed", b"offline")
     assert log.is_file()
     assert [p.name for p in folder.iterdir()] == ["inputs.npz"]  # no spool folder left
+
+
+async def test_a_process_serving_two_networks_names_the_network_on_every_line_of_it(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Only the ``serving`` line said which network it was about: with two networks in one
+    process (the scale-out design), ``online``, ``running``, ``control_ok``, the link's
+    ``connected``, the tick thread's ``tick path`` and the two ``stopped`` lines could
+    not be told apart."""
+    proc = ServeProcess(
+        SEED, mosquitto.url(), workdir=tmp_path, more_networks=[EXAMPLES / "channel.toml"]
+    ).start()
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/+/status"]) as sub:
+            await sub.wait_status("seed", b"online")
+            await sub.wait_status("channel", b"online")
+        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/events"]) as sub:
+            await publish(mosquitto, "spikestream/seed/control", encode_control("pause"))
+            await sub.wait_for(lambda ms: any(b"control_ok" in m.payload for m in ms))
+    finally:
+        assert await asyncio.to_thread(proc.stop, signal.SIGTERM, 10) == 0
+    lines = [json.loads(line) for line in proc.log_text().splitlines()]
+    nets: dict[str, list[str | None]] = {}
+    for line in lines:
+        msg = line["msg"]  # "tick path: compiled ...", "connected to mqtt://... with MQTT 5"
+        key = "connected" if msg.startswith("connected to ") else msg.split(":")[0]
+        nets.setdefault(key, []).append(line.get("net"))
+    for msg in ("serving", "tick path", "connected", "online", "stopped"):
+        assert sorted(nets[msg]) == ["channel", "seed"], (msg, nets)  # type: ignore[type-var]
+    assert nets["control_ok"] == ["seed"]
+    # Only the process's own lines name no network.
+    assert {msg for msg, names in nets.items() if None in names} <= {"broker"}, nets
 
 
 async def test_kill_9_delivers_last_will(mosquitto: Mosquitto, serve) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import threading
@@ -153,25 +154,34 @@ def test_engine_commands_pause_reset_and_set() -> None:
     assert woken, "the publisher was never notified"
 
 
-def test_raise_priority_reports_what_the_os_granted() -> None:
+def test_raise_priority_reports_what_the_os_granted(caplog: pytest.LogCaptureFixture) -> None:
     """SCHED_FIFO when this process may have it (root, CAP_SYS_NICE or an rtprio limit),
     otherwise ordinary scheduling with the reason; the calling thread only."""
     allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 10
     outcome: list[tuple[str, int]] = []
 
     def probe() -> None:
-        result = raise_priority(10)
+        result = raise_priority(10, thread="I/O thread")
         outcome.append((result, os.sched_getscheduler(0)))
 
     worker = threading.Thread(target=probe)
-    worker.start()
-    worker.join()
+    with caplog.at_level(logging.INFO, logger="spikestream.engine"):
+        worker.start()
+        worker.join()
     ((result, policy),) = outcome
+    # The line names the thread it is about: the I/O thread's said "tick thread".
+    (said,) = [
+        r.getMessage()
+        for r in caplog.records
+        if "SCHED_FIFO" in r.getMessage() or "real-time priority" in r.getMessage()
+    ]
     if allowed:
         assert (result, policy) == ("SCHED_FIFO 10", os.SCHED_FIFO)
+        assert said == "I/O thread runs under SCHED_FIFO"
     else:
         assert result.startswith("normal (")
         assert policy == os.SCHED_OTHER
+        assert said == "could not give the I/O thread real-time priority"
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this thread is untouched
     assert raise_priority(0) == "normal (not requested)"
 

@@ -20,6 +20,7 @@ thread) through three lock-light structures:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import threading
@@ -327,7 +328,12 @@ class Engine:
         """Start the tick thread."""
         if self._thread is not None:
             raise SimulationError("engine already started")
-        self._thread = threading.Thread(target=self._run, name="spikestream-tick", daemon=True)
+        # The thread runs in a copy of the starter's context, so that what it logs carries
+        # the same log context (serving: which network).
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name="spikestream-tick", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

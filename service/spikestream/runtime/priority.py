@@ -15,13 +15,14 @@ from pathlib import Path
 log = logging.getLogger("spikestream.engine")
 
 
-def raise_priority(priority: int) -> str:
+def raise_priority(priority: int, thread: str = "tick thread") -> str:
     """Put the calling thread under ``SCHED_FIFO`` at ``priority`` (1-99) if allowed.
 
     Returns a description of the outcome for logs and statistics. A real-time scheduling
     class lets the tick thread preempt ordinary processes (a busy broker, a flooding
     publisher) on a small machine; without the privilege the thread keeps its normal
-    scheduling, which is the portable default.
+    scheduling, which is the portable default. ``thread`` names the calling thread in
+    the log line (the I/O thread is raised too, one step below).
     """
     if priority <= 0:
         inherited = fifo_priority()  # e.g. the process was started under chrt
@@ -32,11 +33,11 @@ def raise_priority(priority: int) -> str:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(min(priority, 99)))
     except OSError as err:
         log.warning(
-            "could not give the tick thread real-time priority",
+            f"could not give the {thread} real-time priority",
             extra={"priority": priority, "error": err.strerror},
         )
         return f"normal ({err.strerror})"
-    log.info("tick thread runs under SCHED_FIFO", extra={"priority": min(priority, 99)})
+    log.info(f"{thread} runs under SCHED_FIFO", extra={"priority": min(priority, 99)})
     return f"SCHED_FIFO {min(priority, 99)}"
 
 

@@ -100,7 +100,7 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
         # So the I/O side runs one step below the tick thread, and above everything else.
         from spikestream.runtime.priority import raise_priority
 
-        raise_priority(max(1, settings.rt_priority - 1))
+        raise_priority(max(1, settings.rt_priority - 1), thread="I/O thread")
     cpu_latency = None
     if settings.cpu_latency is not None:
         cpu_latency = CpuLatencyRequest(settings.cpu_latency)

@@ -63,6 +63,7 @@ from spikestream_client.codec import (
     encode_event,
     topics,
 )
+from spikestream_client.logs import log_context
 from spikestream_client.transport import (
     BrokerSpec,
     MessageMeta,
@@ -597,7 +598,14 @@ class Service:
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serve until ``stop`` is set, then publish ``offline`` and disconnect cleanly."""
+        """Serve until ``stop`` is set, then publish ``offline`` and disconnect cleanly.
+
+        Every line logged meanwhile names the network (``net``), the tick thread's and the
+        link's included: one process may serve several networks."""
+        with log_context(net=self.model.name):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         if self.settings.snapshot_every is not None:
