@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from spikestream.cli import main
+from spikestream_client.cli import top_flag
 from tests.clients.conftest import run_cli_unread
 
 ROOT = Path(__file__).parents[2]
@@ -372,6 +373,64 @@ def test_a_misspelt_flag_is_refused_by_its_command_naming_the_closest(
     )
     assert proc.returncode == 2
     assert proc.stderr == expected + "\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "message"),
+    [
+        (
+            ["--log-format", "json", "serve", str(SEED), "--realtime-factr", "2"],
+            "serve",
+            "unrecognized arguments: --realtime-factr 2; did you mean --realtime-factor? (see "
+            "spikestream serve --help)",
+        ),
+        (
+            ["--log-format=json", "run", str(SEED), "--duration", "abc"],
+            "run",
+            "argument --duration: invalid float value: 'abc' (see spikestream run --help)",
+        ),
+        (
+            ["--log-l", "error", "--log-f", "json", "nosuch"],
+            None,
+            "argument COMMAND: invalid choice: 'nosuch' (choose from 'run', 'serve', 'feed', "
+            "'monitor', 'record', 'import', 'ls') (see spikestream --help)",
+        ),
+    ],
+)
+def test_a_usage_error_under_log_format_json_is_one_json_object(
+    argv: list[str], command: str | None, message: str
+) -> None:
+    """FAULTS.md: "user errors of every command are one JSON object there". A misspelt or
+    bad flag printed argparse's plain line (and the top level its usage) to the log
+    collector that reads stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "spikestream", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    (line,) = proc.stderr.splitlines()
+    said = json.loads(line)
+    assert (said["level"], said["msg"]) == ("error", message)
+    assert (said["command"], said["error"]) == (command, "ArgumentError")
+
+
+@pytest.mark.parametrize(
+    ("argv", "value"),
+    [
+        (["--log-format", "json", "run"], "json"),
+        (["--log-format=text", "--log-f", "json", "ls"], "json"),
+        (["--log-level", "debug", "run", "--log-format", "json"], None),  # the command's own
+        (["--log-format"], None),
+        (["-v", "--log-formats", "json"], None),  # no such flag: argparse refuses it
+    ],
+)
+def test_top_flag_reads_a_top_level_value_as_argparse_does(
+    argv: list[str], value: str | None
+) -> None:
+    assert top_flag(argv, "--log-format") == value
 
 
 def test_a_top_level_flag_may_be_abbreviated_before_the_command(tmp_path: Path) -> None:

@@ -48,7 +48,28 @@ def command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def make_parser(command: str | None = None) -> argparse.ArgumentParser:
+def top_flag(argv: Sequence[str], flag: str) -> str | None:
+    """The value of valued top-level ``flag`` (one of :data:`_VALUED_FLAGS`) given before
+    the subcommand in ``argv``, as argparse reads it (``--flag V``, ``--flag=V``, or a
+    unique prefix of the flag), or None. Usage errors come before the parse ends, and
+    must know the log format already."""
+    value = None
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            break  # the subcommand: its own flags follow
+        name, eq, given = word.partition("=")
+        matches = [f for f in _VALUED_FLAGS if f.startswith(name)] if name.startswith("--") else []
+        if len(matches) == 1:
+            taken = given if eq else next(words, None)
+            if matches[0] == flag:
+                value = taken
+    return value
+
+
+def make_parser(
+    command: str | None = None, *, json_errors: bool = False
+) -> argparse.ArgumentParser:
     """The argument parser with every subcommand.
 
     With ``command``, only that subcommand's parser is built (the others are named so
@@ -57,7 +78,7 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
     Without one (``spikestream --help``), each command module that declares a ``SUMMARY``
     is listed with it, and its parser is not built.
     """
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="spikestream",
         description="Run a spiking neural network in real time over MQTT, or offline.",
     )
@@ -77,7 +98,10 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="text for people, json (one object per line) for log collectors",
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        parser_class=CommandParser,
     )
     # A built-in command needs no scan of the installed distributions' entry points.
     found = {command: _BUILTIN[command]} if command in _BUILTIN else commands()
@@ -94,26 +118,45 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=summary)
         else:
             module.add_parser(sub)
+    for each in (parser, *sub.choices.values()):
+        if isinstance(each, CommandParser):  # a plugin's add_parser may pass its own class
+            each.json_errors = json_errors
     return parser
 
 
 class CommandParser(argparse.ArgumentParser):
-    """A subcommand's parser: it refuses arguments it does not know itself, with its own
-    usage and name, and names the closest flags (``--realtime-factr``: did you mean
+    """The command's and each subcommand's parser.
+
+    A subcommand refuses arguments it does not know itself, with its own usage and name,
+    and names the closest flags (``--realtime-factr``: did you mean
     ``--realtime-factor``?). argparse left them to the top-level parser, which named
-    neither."""
+    neither. With ``json_errors`` (``--log-format json``), a usage error is one JSON
+    object on stderr, as every other line a log collector reads there.
+    """
+
+    json_errors = False
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         parsed, extras = super().parse_known_args(args, namespace)
-        if extras:
+        if extras and self.prog != "spikestream":  # the top level's are its subcommand's
             self.error(unknown_arguments(extras, self))
         return parsed, extras
 
     def error(self, message: str) -> NoReturn:
         """One line, as every other user error: ``serve``'s usage alone is 30 lines, and
-        ``--help`` is one word away."""
+        ``--help`` is one word away. (The top level keeps argparse's usage and message in
+        text: it lists the commands.)"""
+        if self.json_errors:
+            setup_logging("info", "json")
+            command = self.prog.removeprefix("spikestream").strip() or None
+            extra = {"command": command, "error": "ArgumentError"}
+            said = f"{message} (see {self.prog} --help)"
+            logging.getLogger("spikestream").error(said, extra=extra)
+            self.exit(2)
+        if self.prog == "spikestream":
+            super().error(message)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -230,7 +273,8 @@ def _main(argv: Sequence[str] | None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     command = command_of(words)
     known = command in _BUILTIN or command in commands()
-    parser = make_parser(command if known else None)
+    json_errors = top_flag(words, "--log-format") == "json"
+    parser = make_parser(command if known else None, json_errors=json_errors)
     args = parser.parse_args(words)
     setup_logging(args.log_level, args.log_format)
     try:
