@@ -15,12 +15,14 @@ from paho.mqtt.properties import Properties
 
 from spikestream_client.transport import MessageMeta
 from spikestream_client.transport.packets import (
+    MAX_PUBLISH_PROPERTIES,
     MAX_REMAINING,
     append_publish_qos0,
     cork,
     publish_head,
     publish_qos0,
     read_publish_qos0,
+    trim_properties,
     unread_key,
 )
 
@@ -304,3 +306,73 @@ def test_a_dropped_publish_is_remembered_by_its_id_for_qos2_only(
     head = len(topic).to_bytes(2, "big") + topic + mid.to_bytes(2, "big") + rest
     assert unread_key(0x30 | qos << 1, head) == (mid if qos == 2 else -1)
     assert unread_key(0x34, head[: 3 + len(topic)]) == -1  # the id cut off: at once
+
+
+def _paho_properties(block: bytes) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    props.unpack(block)
+    return props
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_a_block_of_too_many_properties_keeps_only_those_the_link_uses(qos: int) -> None:
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("k", "v")] * (MAX_PUBLISH_PROPERTIES + 1)
+    props.SubscriptionIdentifier = [7]
+    props.PayloadFormatIndicator = 1
+    props.MessageExpiryInterval = 60
+    props.ContentType = "text/plain"
+    props.ResponseTopic = "reply"
+    props.CorrelationData = b"id"
+    props.TopicAlias = 3
+    packed = props.pack()
+    packet_id = b"\x12\x34" if qos else b""
+    body = b"\x00\x01t" + packet_id + packed + b"payload"
+    first = 0x30 | qos << 1
+    trimmed = trim_properties(first, body)
+    assert trimmed is not None
+    assert trimmed[:3] == b"\x00\x01t"
+    assert trimmed[3 : 3 + len(packet_id)] == packet_id
+    rest = bytes(trimmed[3 + len(packet_id) :])
+    length, start = _varint(rest, 0)
+    kept = _paho_properties(rest[: start + length])
+    assert not hasattr(kept, "UserProperty")
+    assert not hasattr(kept, "SubscriptionIdentifier")
+    assert (kept.PayloadFormatIndicator, kept.MessageExpiryInterval, kept.ContentType) == (
+        1,
+        60,
+        "text/plain",
+    )
+    assert (kept.ResponseTopic, kept.CorrelationData, kept.TopicAlias) == ("reply", b"id", 3)
+    assert rest[start + length :] == b"payload"
+
+
+def test_a_block_of_few_properties_or_a_malformed_one_is_left_as_it_came() -> None:
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("k", "v" * 100)] * MAX_PUBLISH_PROPERTIES  # long, but few
+    body = b"\x00\x01t" + props.pack() + b"x"
+    assert trim_properties(0x30, body) is None
+    props.UserProperty = [("k", "v")] * (MAX_PUBLISH_PROPERTIES + 1)
+    packed = props.pack()
+    assert trim_properties(0x30, b"\x00\x01t" + packed + b"x") is not None
+    assert trim_properties(0x30, b"\x00\x01t" + packed[:-1]) is None  # cut short
+    bad = bytearray(packed)
+    bad[2] = 0x27  # Maximum Packet Size: a CONNECT property, not a PUBLISH one
+    assert trim_properties(0x30, b"\x00\x01t" + bytes(bad) + b"x") is None
+    assert trim_properties(0x30, b"\x00") is None
+    assert trim_properties(0x30, b"\x00\x01t\xff\xff\xff\xff\xff") is None  # no varint
+
+
+def test_a_trimmed_qos0_packet_is_read_by_the_links_own_reader() -> None:
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("", "")] * 1000
+    props.MessageExpiryInterval = 30
+    first, body = _split(bytes(publish_qos0(b"in/u", b"0.5", False, props.pack())))
+    assert read_publish_qos0(first, body, True) is None  # the block is too long to read
+    trimmed = trim_properties(first, body)
+    assert trimmed is not None
+    assert read_publish_qos0(first, trimmed, True) == (
+        "in/u",
+        b"0.5",
+        MessageMeta(0, False, None, 30),
+    )

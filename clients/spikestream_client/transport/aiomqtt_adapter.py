@@ -46,6 +46,7 @@ from spikestream_client.transport.packets import (
     bare_publish,
     cork,
     read_publish_qos0,
+    trim_properties,
     unread_key,
 )
 from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
@@ -330,7 +331,14 @@ class Connection:
                         unread.pop(key, None)
             read = read_publish_qos0(first, packet["packet"], v5)
             if read is None:
-                return paho_publish()
+                # paho reads a property block in time quadratic in its count: a block of
+                # thousands (user properties) is cut to what the link uses first.
+                trimmed = trim_properties(first, packet["packet"]) if v5 else None
+                if trimmed is not None:
+                    packet["packet"] = trimmed
+                    read = read_publish_qos0(first, trimmed, v5)
+                if read is None:
+                    return paho_publish()
             sink(*read)
             return MQTTErrorCode.MQTT_ERR_SUCCESS
 
