@@ -266,6 +266,28 @@ def commands(draw: st.DrawFn) -> ControlCommand:
     return ControlCommand(cmd, None, None, request_id)
 
 
+@pytest.mark.parametrize(
+    ("payload", "reason", "match"),
+    [
+        # Arabic-Indic and full-width digits, which float() reads: "٢٠" was taken for 20.
+        ("set ticks_per_frame ٢٠", "value", "set ticks_per_frame: '٢٠' is not allowed"),
+        ("set ttl ５", "value", "set ttl: '５' is not allowed"),
+        ("set realtime_factor ١", "value", "set realtime_factor: '١' is not allowed"),
+        # Unicode spaces are no separators: a no-break space before pause paused it.
+        ("\u00a0pause", "garbage", "expected a control command as text, JSON or msgpack"),
+        ("set ttl 1\u2028", "value", r"set ttl: '1\\u2028' is not allowed"),
+        ("set\u2003ttl 1", "command", "unknown control command"),
+        ('{"cmd": "\u00a0pause"}', "command", "unknown control command"),
+    ],
+)
+def test_the_text_grammar_is_ascii(payload: str, reason: str, match: str) -> None:
+    rejected(payload.encode(), reason, match)
+    # The same commands in ASCII are taken, ASCII spaces around them included.
+    assert decode_control(b"\t pause \r\n") == ControlCommand("pause")
+    assert decode_control(b"set  ttl \t 5\n") == ControlCommand("set", "ttl", 5.0)
+    assert decode_control(b"set ticks_per_frame 20") == ControlCommand("set", "ticks_per_frame", 20)
+
+
 @given(command=commands())
 def test_encode_control_round_trip(command: ControlCommand) -> None:
     payload = encode_control(command.cmd, command.key, command.value, command.id)

@@ -209,7 +209,7 @@ class Setting:
         if high is not None and self.high is not None:
             high = min(high, self.high)
         if self.kind == "flag":
-            flag = _FLAGS.get(value.strip().lower()) if isinstance(value, str) else value
+            flag = _FLAGS.get(value.strip(_SPACE).lower()) if isinstance(value, str) else value
             if type(flag) is bool:
                 return flag
             self._refuse(value, high)
@@ -267,7 +267,12 @@ SETTINGS: Final[dict[str, Setting]] = {
 
 _MAP_KEYS: Final = frozenset({"cmd", "key", "value", "id"})
 _KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_NUMBER: Final = re.compile(r"[+-]?(?>\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# The text grammar is ASCII, as the input payloads' is: \d alone took "٢٠" (Arabic-Indic
+# digits, which float() reads) for 20, and str.split() and strip() take U+2028 and a
+# no-break space for spaces.
+_NUMBER: Final = re.compile(r"[+-]?(?>\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_SPACE: Final = " \t\n\r\v\f"
+_SPACES: Final = re.compile(f"[{_SPACE}]+")
 _NONFINITE: Final = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 _ALLOWED: Final = ", ".join(COMMANDS)
 _SETTABLE: Final = ", ".join(SETTINGS)
@@ -380,7 +385,7 @@ def _build(cmd: object, key: object, value: ControlValue, id_: object) -> Contro
     ``value`` is already typed."""
     if type(cmd) is not str:
         _reject(f"'cmd' must be a string, one of: {_ALLOWED}; got {_type_name(cmd)}", "type")
-    spec = COMMAND_SPECS.get(cmd.strip().lower())
+    spec = COMMAND_SPECS.get(cmd.strip(_SPACE).lower())
     if spec is None:
         _reject(f"unknown control command {cmd!r:.40}; allowed: {_ALLOWED}", "command")
     name = spec.name
@@ -443,17 +448,24 @@ def _from_map(obj: dict[Any, Any]) -> ControlCommand:
     return _build(obj["cmd"], obj.get("key"), _map_value(obj.get("value")), obj.get("id"))
 
 
+def _words(text: str) -> list[str]:
+    """``text`` split at its first run of ASCII spaces into at most two words (none for
+    only spaces), the ends stripped of ASCII spaces."""
+    text = text.strip(_SPACE)
+    return _SPACES.split(text, maxsplit=1) if text else []
+
+
 def _from_line(line: str) -> ControlCommand:
-    parts = line.split(None, 1)
+    parts = _words(line)
     if not parts:
         _reject(f"empty control command; allowed: {_ALLOWED}", "garbage")
     name = parts[0].lower()
-    rest = parts[1].strip() if len(parts) > 1 else ""
+    rest = parts[1] if len(parts) > 1 else ""
     if name == "set":
         # set KEY VALUE: VALUE is the rest of the line, so string values may hold spaces.
-        pieces = rest.split(None, 1)
+        pieces = _words(rest)
         key = pieces[0] if pieces else None
-        raw = pieces[1].strip() if len(pieces) > 1 else ""
+        raw = pieces[1] if len(pieces) > 1 else ""
         return _build(name, key, _text_value(raw) if raw else None, None)
     spec = COMMAND_SPECS.get(name)
     if spec is not None and spec.args == "none" and rest:
@@ -467,7 +479,7 @@ def _as_text(payload: bytes) -> str | None:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    text = text.strip()
+    text = text.strip(_SPACE)
     if not text or not " " < text[0] < "\x7f":
         return None
     return text
