@@ -288,3 +288,38 @@ async def test_a_failed_write_of_a_batch_alone_ends_the_connection_cleanly(
         await eventually(lambda: len(inbox.items) == 2)
         assert inbox.payloads("gone/x") == [b"1", b"2"]
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+async def test_a_writer_asked_for_a_socket_closed_meanwhile_is_not_registered(
+    mosquitto: Mosquitto,
+) -> None:
+    """paho asks for a writable-socket callback from whichever thread it runs in, and the
+    registration runs later on the event loop: with aiomqtt's own, a connection torn
+    down meanwhile left asyncio to log a traceback at ERROR ("11 is not registered",
+    "Bad file descriptor"). A socket that is no longer the connection's is skipped."""
+    link = make_link(mosquitto.url(), "pub")
+    async with running(link):
+        conn = link._conn
+        assert conn is not None
+        loop = asyncio.get_running_loop()
+        errors: list[dict[str, object]] = []
+        loop.set_exception_handler(lambda _, context: errors.append(context))
+        try:
+            gone = socket.socket()
+            stale = socket.socket()
+            # From another thread, as paho's connect() asks; both close before the loop
+            # runs the registration, and the second's fd number may be reused meanwhile.
+            await asyncio.to_thread(conn._paho.on_socket_register_write, conn._paho, None, gone)
+            await asyncio.to_thread(conn._paho.on_socket_register_write, conn._paho, None, stale)
+            fd = stale.fileno()
+            gone.close()
+            stale.close()
+            reused = socket.socket()  # likely takes a closed fd's number
+            await asyncio.sleep(0.05)
+            assert errors == []
+            assert not loop.remove_writer(fd)  # nothing was registered on that number
+            reused.close()
+            # The connection's own socket still gets its writer.
+            assert link.publish_nowait("w/a", b"1")
+        finally:
+            loop.set_exception_handler(None)

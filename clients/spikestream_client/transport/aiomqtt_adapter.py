@@ -224,7 +224,7 @@ class Connection:
         self._closed_early_reason = ""
         self._holding_writes = False  # inside write_batch()
         self._held_write: tuple[paho.Client, Any, Any] | None = None
-        self._register_write: Any = None  # aiomqtt's on_socket_register_write
+        self._register_write: Any = None  # asks the event loop for a writable socket
         self._batch = Batch()  # QoS 0 PUBLISH packets packed inside write_batch()
         # Each topic's PUBLISH head, packed once (frames go to a few topics, over and over).
         self._heads = Heads(properties.packed if self._v5 else None)
@@ -367,15 +367,36 @@ class Connection:
         # Inside write_batch(), hold paho's request for a writable-socket callback: the
         # batch is written at its end, in one go (see write_batch). aiomqtt registers the
         # writer through call_soon_threadsafe, a self-pipe write and a loop pass per batch.
-        aiomqtt_register: Any = mqtt.on_socket_register_write
+        # The registration is this adapter's own, not aiomqtt's: aiomqtt schedules
+        # add_writer(sock.fileno()) for later (paho may ask from the connecting thread),
+        # and by then the connection may be gone, its fd closed or reused: asyncio logged
+        # a traceback at ERROR ("11 is not registered", "Bad file descriptor").
+        loop = self._loop
+
+        def writable() -> None:
+            try:
+                mqtt.loop_write()
+            except Exception as exc:  # as aiomqtt's writer callback does
+                self.abort(f"socket error: {exc}")
+
+        def add_writer(sock: Any, fd: int) -> None:
+            current = mqtt.socket()
+            if current is not None and current is sock and current.fileno() == fd:
+                loop.add_writer(fd, writable)  # still this connection's socket
+
+        def register(client: paho.Client, userdata: Any, sock: Any) -> None:
+            fd = sock.fileno()
+            if fd >= 0:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to do
+                    loop.call_soon_threadsafe(add_writer, sock, fd)
 
         def on_register_write(client: paho.Client, userdata: Any, sock: Any) -> None:
             if self._holding_writes:
                 self._held_write = (client, userdata, sock)
-            elif aiomqtt_register is not None:
-                aiomqtt_register(client, userdata, sock)
+            else:
+                register(client, userdata, sock)
 
-        self._register_write = aiomqtt_register
+        self._register_write = register
         mqtt.on_socket_register_write = on_register_write
 
         # paho leaks the socket when the TLS or WebSocket handshake inside connect()
