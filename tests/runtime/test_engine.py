@@ -23,7 +23,7 @@ from spikestream.runtime.priority import (
     request_timer_slack,
     thread_slice,
 )
-from spikestream.runtime.slots import InputSlot
+from spikestream.runtime.slots import EXPIRED, NEW_VALUE, WENT_STALE, InputSlot
 from spikestream.runtime.streams import ProbeStream
 from spikestream.spec import load_network
 from tests.runtime.test_streams import drain
@@ -67,6 +67,24 @@ def test_input_slot_drops_a_value_past_its_own_expiry() -> None:
     slot.offer(np.array([2.0]), received=20.0)
     assert slot.apply(target, now=1e6)  # no expiry, no TTL: held
     np.testing.assert_array_equal(target, [2.0])
+
+
+def test_a_value_that_expires_before_any_tick_applies_it_is_counted() -> None:
+    """With a TTL shorter than the gap to the next tick, or a message that arrived with
+    little of its expiry left, a value vanished: accepted, never applied, not stale and no
+    event (0 of 100 values drove the network under ``set ttl 1e-9``)."""
+    slot = InputSlot("u", 1, np.array([0.0]), ttl=1e-3)
+    target = np.zeros(1)
+    slot.offer(np.array([0.7]), received=10.0)
+    assert slot.apply(target, now=10.01) == EXPIRED  # stale from the start: EXPIRED alone
+    np.testing.assert_array_equal(target, [0.0])
+    assert slot.apply(target, now=10.02) == 0  # counted once
+    slot.offer(np.array([0.8]), received=10.03)
+    assert slot.apply(target, now=10.03) == NEW_VALUE
+    slot.offer(np.array([0.9]), received=10.04)
+    assert slot.apply(target, now=10.05) == EXPIRED | WENT_STALE  # 0.8 drove it; 0.9 never
+    np.testing.assert_array_equal(target, [0.0])
+    assert (slot.accepted, slot.expired, slot.stale_events) == (3, 2, 1)
 
 
 def wait_for(cond: object, timeout: float = 10.0) -> None:

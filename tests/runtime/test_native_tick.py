@@ -14,7 +14,7 @@ from spikestream.build import build
 from spikestream.runtime.clock import FakeClock, SystemClock
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.native_tick import NativeTick
-from spikestream.runtime.slots import NEW_VALUE, WENT_STALE, InputSlot
+from spikestream.runtime.slots import EXPIRED, NEW_VALUE, WENT_STALE, InputSlot
 from spikestream.sim import Simulator
 from spikestream.sim.native import extension
 from spikestream.spec import load_network, parse_network
@@ -97,14 +97,20 @@ def test_the_mailbox_applies_exactly_what_the_slot_applies(dtype: str) -> None:
     step(([4.0, 5.0, 6.0], 1.0, None))  # received a second ago: stale at once -> default
     step(([7.0, 8.0, 9.0], 0.0, None))  # fresh again
     step(([1.5, 2.5, 3.5], 0.0, -0.001))  # past its own expiry -> default
+    # Expired before any tick applied it, on an input already on its default: it never
+    # drove the network, and is counted (it vanished without a trace).
+    step(([5.5, 5.5, 5.5], 0.0, -0.001))
+    step()  # counted once
     slot.ttl = reference.ttl = None
     step(([2.0, 0.5, 1.0], 0.0, 30.0))
     slot.clear()
     reference.clear()
     step()  # forgotten after a reset: nothing applied
     step(([9.0, 9.0, 9.0], 0.0, None))
-    assert flags == [0, NEW_VALUE, 0, WENT_STALE, NEW_VALUE, WENT_STALE, NEW_VALUE, 0, NEW_VALUE]
+    gone = WENT_STALE | EXPIRED
+    assert flags == [0, NEW_VALUE, 0, gone, NEW_VALUE, gone, EXPIRED, 0, NEW_VALUE, 0, NEW_VALUE]
     assert slot.stale_events == reference.stale_events == 2
+    assert slot.expired == reference.expired == 3
 
 
 def test_a_value_is_never_read_half_written() -> None:

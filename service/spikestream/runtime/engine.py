@@ -393,7 +393,12 @@ class Engine:
             pacer=self.pacer.statistics(),
             streams={n: s.statistics() for n, s in self.streams.items()},
             inputs={
-                n: {"accepted": s.accepted, "rejected": s.rejected, "stale": s.stale_events}
+                n: {
+                    "accepted": s.accepted,
+                    "rejected": s.rejected,
+                    "stale": s.stale_events,
+                    "expired": s.expired,
+                }
                 for n, s in self.inputs.items()
             },
             skipped_ticks=self.skipped_ticks,
@@ -547,7 +552,7 @@ class Engine:
             with self._book:
                 for slot, target in self._feeds:
                     change = slot.apply(target, now)
-                    if change:
+                    if change & (NEW_VALUE | WENT_STALE):  # an EXPIRED message alone: counted
                         self._input_changed(slot, target, change, now)
                 sim.step()
                 self.work.record(now, self.clock.now() - now, -1.0)
@@ -603,7 +608,8 @@ class Engine:
             change = int(state[i, FLAG])
             if change:
                 slot.applied(change, applied_number(state, i))
-                self._input_changed(slot, values[i], change, at, wall)
+                if change & (NEW_VALUE | WENT_STALE):  # an EXPIRED message alone: counted
+                    self._input_changed(slot, values[i], change, at, wall)
 
     def _input_changed(
         self,
@@ -617,11 +623,11 @@ class Engine:
         (``time.time()`` ``wall``, if known)."""
         if self.input_log is not None:
             self.input_log.record(self.executed, slot.name, target)
-        if self.trace is not None and change == NEW_VALUE:
+        if self.trace is not None and change & NEW_VALUE:
             if wall is None:
                 wall = time.time() - (self.clock.now() - at)
             self.trace.applied(float(target.flat[0]), wall)
-        if change == WENT_STALE:
+        if change & WENT_STALE:
             self._event("input_stale", input=slot.name, ttl=slot.ttl)
 
     def _skip(self, skipped: int) -> None:

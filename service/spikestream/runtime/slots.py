@@ -15,6 +15,9 @@ import numpy.typing as npt
 
 NEW_VALUE = 1
 WENT_STALE = 2
+EXPIRED = 4
+"""A change's bit: a message's TTL or own expiry passed before any tick applied it, so it
+never drove the network (counted in ``expired``; with or without WENT_STALE)."""
 
 
 class InputLog(Protocol):
@@ -56,6 +59,7 @@ class InputSlot:
         self.accepted = 0
         self.rejected = 0
         self.stale_events = 0
+        self.expired = 0  # messages that expired before any tick applied them
         self._applied = -1  # message number last copied into the simulator
         self._stale = True
 
@@ -98,7 +102,8 @@ class InputSlot:
 
         Returns 0 when nothing changed, :data:`NEW_VALUE` when a new message was applied,
         and :data:`WENT_STALE` when the TTL (or the value's own expiry) passed and the
-        default was applied.
+        default was applied; with :data:`EXPIRED` set when a message expired before any
+        tick applied it.
         """
         latest = self._latest
         if latest is None:
@@ -107,12 +112,17 @@ class InputSlot:
         if (self.ttl is not None and now - received > self.ttl) or (
             expires is not None and now > expires
         ):
+            change = 0
+            if number != self._applied:  # it never drove the network: said, not lost
+                self._applied = number
+                self.expired += 1
+                change = EXPIRED
             if not self._stale:
                 self._stale = True
                 self.stale_events += 1
                 np.copyto(target, self.default, casting="unsafe")
-                return WENT_STALE
-            return 0
+                change |= WENT_STALE
+            return change
         if number != self._applied:
             self._applied = number
             self._stale = False
@@ -122,12 +132,16 @@ class InputSlot:
 
     def applied(self, change: int, number: int) -> None:
         """The compiled tick applied ``change`` (0, :data:`NEW_VALUE` or
-        :data:`WENT_STALE`) from the mailbox, message ``number`` being the last value it
-        applied: count it as :meth:`apply` would, so the slot's record stays the same."""
-        if change == WENT_STALE:
+        :data:`WENT_STALE`, either with :data:`EXPIRED`) from the mailbox, message
+        ``number`` being the last it took: count it as :meth:`apply` would, so the slot's
+        record stays the same."""
+        if change & EXPIRED:
+            self.expired += 1
+            self._applied = number
+        if change & WENT_STALE:
             self._stale = True
             self.stale_events += 1
-        elif change == NEW_VALUE:
+        elif change & NEW_VALUE:
             self._stale = False
             self._applied = number
 

@@ -196,6 +196,11 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         "Inputs that fell back after their TTL",
         labels=["net", "input"],
     )
+    expired = CounterMetricFamily(
+        "spikestream_inputs_expired",
+        "Input messages whose TTL or own expiry passed before any tick applied them",
+        labels=["net", "input"],
+    )
     age = GaugeMetricFamily(
         "spikestream_input_age_seconds",
         "Seconds since the input's last value (+Inf before the first)",
@@ -209,10 +214,11 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     for name, counts in es.inputs.items():
         accepted.add_metric([net, name], counts["accepted"])
         stale.add_metric([net, name], counts["stale"])
+        expired.add_metric([net, name], counts["expired"])
         fresh = s.freshness[name]
         age.add_metric([net, name], float("inf") if fresh.age is None else fresh.age)
         stale_now.add_metric([net, name], float(fresh.stale))
-    yield from (accepted, stale, age, stale_now)
+    yield from (accepted, stale, expired, age, stale_now)
     rejected = CounterMetricFamily(
         "spikestream_inputs_rejected",
         "Payloads rejected, by reason",

@@ -66,7 +66,8 @@ static uint32_t input_bell, input_sleepers;
  * seq: the mailbox's sequence lock, written by post_input only (odd while writing; a
  * message's number is its even value); applied: the number last copied into the target;
  * stale: 1 while the input runs on its default; flag: what the last tick did (0 nothing,
- * 1 a new value, 2 went stale, as runtime/slots.py's NEW_VALUE and WENT_STALE);
+ * 1 a new value, 2 went stale, as runtime/slots.py's NEW_VALUE and WENT_STALE; bit 4, its
+ * EXPIRED, when a message expired before any tick applied it: it is then "applied");
  * cleared: numbers up to this one are forgotten (a reset). ttl: float64 (n,), +inf for
  * none. */
 enum { IN_MAILBOX, IN_DEFAULT, IN_TARGET, IN_DIM, IN_SCRATCH, IN_COLUMNS };
@@ -114,10 +115,14 @@ static int64_t read_mailbox(int64_t *seq, const double *mailbox, double *scratch
         if (number < 0 || number <= st[ST_CLEARED])                                        \
             continue;                                                                      \
         if (now - scratch[0] > ttl[i] || now > scratch[1]) {                               \
+            if (number != st[ST_APPLIED]) { /* it never drove the network: said */          \
+                st[ST_APPLIED] = number;                                                   \
+                st[ST_FLAG] = 4;                                                           \
+            }                                                                              \
             if (!st[ST_STALE]) {                                                           \
                 const double *dflt = (const double *)(intptr_t)row[IN_DEFAULT];            \
                 st[ST_STALE] = 1;                                                          \
-                st[ST_FLAG] = 2;                                                           \
+                st[ST_FLAG] |= 2;                                                          \
                 for (int64_t j = 0; j < dim; j++)                                          \
                     target[j] = (REAL)dflt[j];                                             \
             }                                                                              \
