@@ -392,15 +392,7 @@ class Engine:
             paused=self._paused,
             pacer=self.pacer.statistics(),
             streams={n: s.statistics() for n, s in self.streams.items()},
-            inputs={
-                n: {
-                    "accepted": s.accepted,
-                    "rejected": s.rejected,
-                    "stale": s.stale_events,
-                    "expired": s.expired,
-                }
-                for n, s in self.inputs.items()
-            },
+            inputs={n: s.counts() for n, s in self.inputs.items()},
             skipped_ticks=self.skipped_ticks,
             commands=self.commands_applied,
             commands_rejected=self.commands_rejected + self.commands_overflow,

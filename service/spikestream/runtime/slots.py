@@ -93,6 +93,15 @@ class InputSlot:
         if self._mailbox is not None:
             self._mailbox.post(x, received, expires)
 
+    def counts(self) -> dict[str, int]:
+        """The counters the stats show under ``inputs.<name>`` (any thread)."""
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "stale": self.stale_events,
+            "expired": self.expired,
+        }
+
     def reject(self) -> None:
         """Count a rejected payload (I/O thread)."""
         self.rejected += 1
