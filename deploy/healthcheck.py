@@ -2,10 +2,15 @@
 """Health check for ``spikestream serve``: healthy when every network it serves is
 connected to its broker and ticking.
 
-It reads the Prometheus endpoint the service opens with ``--metrics-port`` twice, half a
-second apart, and exits 0 when, for every network, ``spikestream_connected`` is 1 and
-``spikestream_ticks_total`` went up (or ``spikestream_paused`` is 1); otherwise it exits
-1 and prints why. Standard library only, so it runs in the slim image as it is.
+It reads the Prometheus endpoint the service opens with ``--metrics-port``, then again
+every 0.1 s until every network's ``spikestream_ticks_total`` went up (or
+``spikestream_paused`` is 1), for at most ``--within`` seconds (3), and exits 0 when, for
+every network, ``spikestream_connected`` is 1 and it ticked; otherwise it exits 1 and
+prints why. A network ticking slower than once in ``--within`` seconds (``dt`` over its
+real-time factor, say ``set realtime_factor 0.001``) needs a longer one, and a probe
+timeout longer still: two scrapes a fixed half second apart called such a network dead
+in turn, and three misses in a row restart a Kubernetes pod. Standard library only, so it
+runs in the slim image as it is.
 
 With ``--ticking-only`` the broker connection is not checked: that is the liveness
 question (restarting a process whose broker is down does not help; it reconnects by
@@ -43,27 +48,45 @@ def scrape(url: str, timeout: float) -> dict[tuple[str, str], float]:
     return samples
 
 
+def _stuck(
+    first: dict[tuple[str, str], float], last: dict[tuple[str, str], float], net: str
+) -> str | None:
+    """Why ``net`` has not ticked between two scrapes, or None when it has (or is paused)."""
+    if last.get(("spikestream_paused", net), 0.0) == 1.0:
+        return None
+    before = first.get(("spikestream_ticks_total", net), 0.0)
+    after = last.get(("spikestream_ticks_total", net), 0.0)
+    return None if after > before else f"{net}: not ticking (ticks {before:.0f} -> {after:.0f})"
+
+
 def check(
-    url: str, *, connected: bool = True, interval: float = 0.5, timeout: float = 2.0
+    url: str,
+    *,
+    connected: bool = True,
+    within: float = 3.0,
+    poll: float = 0.1,
+    timeout: float = 2.0,
 ) -> list[str]:
-    """What is wrong with the service behind ``url`` (empty when healthy). With
+    """What is wrong with the service behind ``url`` (empty when healthy): scraped every
+    ``poll`` seconds until every network ticked, for at most ``within`` seconds. With
     ``connected=False`` only ticking is checked."""
     first = scrape(url, timeout)
-    time.sleep(interval)
-    second = scrape(url, timeout)
-    nets = sorted(net for metric, net in second if metric == "spikestream_connected")
+    deadline = time.monotonic() + within
+    while True:
+        time.sleep(poll)
+        last = scrape(url, timeout)
+        nets = sorted(net for metric, net in last if metric == "spikestream_connected")
+        stuck = [why for net in nets if (why := _stuck(first, last, net)) is not None]
+        if not stuck or time.monotonic() >= deadline:
+            break
     if not nets:
         return [f"{url} reports no network"]
-    problems = []
-    for net in nets:
-        if connected and second[("spikestream_connected", net)] != 1.0:
-            problems.append(f"{net}: not connected to the broker")
-        paused = second.get(("spikestream_paused", net), 0.0) == 1.0
-        before = first.get(("spikestream_ticks_total", net), 0.0)
-        after = second.get(("spikestream_ticks_total", net), 0.0)
-        if not paused and after <= before:
-            problems.append(f"{net}: not ticking (ticks {before:.0f} -> {after:.0f})")
-    return problems
+    problems = [
+        f"{net}: not connected to the broker"
+        for net in nets
+        if connected and last[("spikestream_connected", net)] != 1.0
+    ]
+    return problems + stuck
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,10 +104,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not require the broker connection (liveness)",
     )
+    parser.add_argument(
+        "--within",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long each network may take to tick once (3); a slow network (dt over its "
+        "real-time factor) needs more, and the probe's timeout more still",
+    )
     args = parser.parse_args(argv)
+    if not 0 < args.within <= 3600:
+        parser.error(f"--within must be in (0, 3600] seconds, got {args.within:g}")
     url = f"http://{args.host}:{args.port}/metrics"
     try:
-        problems = check(url, connected=not args.ticking_only)
+        problems = check(url, connected=not args.ticking_only, within=args.within)
     except (OSError, urllib.error.URLError) as err:
         problems = [f"cannot read {url}: {err}"]
     if problems:

@@ -1,0 +1,89 @@
+"""``deploy/healthcheck.py`` against a metrics endpoint whose ticks advance when the test
+says: it waits up to ``--within`` for each network to tick once. Two scrapes a fixed half
+second apart called a network that ticks once a second dead every other time (three
+misses in a row restart a Kubernetes pod)."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+
+import pytest
+
+from tests.e2e.test_deploy_config import HEALTHCHECK
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("healthcheck", HEALTHCHECK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+healthcheck = _load()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[str, list[Callable[[int], str]]]]:
+    """A metrics URL and the function that writes its n-th scrape (set by the test)."""
+    page: list[Callable[[int], str]] = [lambda n: ""]
+    scrapes = [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = page[0](scrapes[0]).encode()
+            scrapes[0] += 1
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/metrics", page
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def metrics(ticks: dict[str, int], paused: tuple[str, ...] = ()) -> str:
+    return "".join(
+        f'spikestream_connected{{net="{net}"}} 1.0\n'
+        f'spikestream_ticks_total{{net="{net}"}} {count}.0\n'
+        f'spikestream_paused{{net="{net}"}} {1.0 if net in paused else 0.0}\n'
+        for net, count in ticks.items()
+    )
+
+
+def test_a_network_that_ticks_late_in_the_window_is_healthy(
+    endpoint: tuple[str, list[Callable[[int], str]]],
+) -> None:
+    url, page = endpoint
+    # "fast" ticks at once; "slow" only from the 8th scrape (after about 0.7 s).
+    page[0] = lambda n: metrics({"fast": 10 + n, "slow": 5 if n < 8 else 6})
+    assert healthcheck.check(url, within=3.0) == []
+
+
+def test_a_network_that_never_ticks_is_named_after_the_window(
+    endpoint: tuple[str, list[Callable[[int], str]]],
+) -> None:
+    url, page = endpoint
+    page[0] = lambda n: metrics({"fast": 10 + n, "stuck": 7, "held": 3}, paused=("held",))
+    assert healthcheck.check(url, within=0.5) == ["stuck: not ticking (ticks 7 -> 7)"]
+
+
+def test_within_is_a_flag_with_bounds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        healthcheck.main(["--within", "0", "--port", "1"])
+    assert exit_info.value.code == 2
+    assert "--within must be in (0, 3600] seconds, got 0" in capsys.readouterr().err
