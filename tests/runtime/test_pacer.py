@@ -262,6 +262,19 @@ def test_skip_onto_a_deadline_that_is_exactly_now_runs_it_without_sleeping() -> 
     assert clock.sleep_calls == sleeps
 
 
+@pytest.mark.parametrize("m", range(2, 40))
+def test_skip_onto_an_exact_deadline_whose_quotient_rounds_up_runs_that_tick(m: int) -> None:
+    """Skip releases the first grid tick due at or after now, even where
+    ``(now - t0) / period`` rounds up past the integer (m = 3, 4, 8, 9, ... at this T0):
+    the tick due exactly now runs, not the one after it."""
+    clock, pacer = started("skip")
+    pacer.wait()
+    clock.advance(m * DT)  # now == deadline of tick m exactly (same float expression)
+    tick = pacer.wait()
+    assert (tick.index, tick.skipped, tick.lateness) == (m, m - 1, 0.0)
+    assert tick.deadline == T0 + m * DT
+
+
 def test_slip_moves_the_schedule_by_the_overrun() -> None:
     clock, pacer = started("slip")
     pacer.wait()
@@ -482,7 +495,9 @@ def test_pause_and_resume_are_idempotent_and_need_a_started_pacer() -> None:
     pacer.pause()  # already paused: must not move the pause start
     clock.advance(DT)
     pacer.resume()
-    assert pacer.wait().deadline == pytest.approx(T0 + DT + (clock.now() - paused_at))
+    resumed_at = clock.now()  # read before wait(), which sleeps to the deadline
+    # abs, not approx's default rel=1e-6: at T0 ~ 1000 s that is a whole 1 ms period.
+    assert pacer.wait().deadline == pytest.approx(T0 + DT + (resumed_at - paused_at), abs=1e-12)
 
 
 # -- statistics ------------------------------------------------------------------------------
@@ -717,3 +732,84 @@ def test_ran_run_leaves_what_ran_leaves_tick_by_tick(
         assert by_run.burst == by_tick.burst
         assert by_run._overruns == by_tick._overruns
         assert by_run.next_index == by_tick.next_index == k
+
+
+# -- gaps a mutation audit found ---------------------------------------------------------------
+
+
+def test_catch_up_counts_only_late_ticks_in_a_row_towards_max_catchup() -> None:
+    """An on-time tick ends a catch-up burst: two late ticks, an on-time one, then one
+    late tick is not the third late tick in a row, so ``max_catchup=3`` does not realign."""
+    clock, pacer = started("catch-up", max_catchup=3)
+    pacer.wait()
+    clock.advance(2.5 * DT)  # ticks 1 and 2 overdue
+    pacer.wait()
+    pacer.wait()
+    assert pacer.burst == 2
+    tick = pacer.wait()  # tick 3, due in 0.5 dt: on time
+    assert tick.lateness == 0.0
+    assert pacer.burst == 0
+    clock.advance(1.5 * DT)  # tick 4 overdue by 0.5 dt
+    tick = pacer.wait()
+    assert tick.lateness == pytest.approx(0.5 * DT)
+    stats = pacer.statistics()
+    assert (stats.overruns, stats.realigns) == (3, 0)
+    assert pacer.burst == 1
+
+
+def test_resume_ends_a_catch_up_burst() -> None:
+    """A pause forgives the backlog and the burst with it: a late tick after the resume
+    is the first of a new burst, not the third of the one before the pause."""
+    clock, pacer = started("catch-up", max_catchup=3)
+    pacer.wait()
+    clock.advance(3.5 * DT)  # ticks 1..3 overdue
+    pacer.wait()
+    pacer.wait()
+    assert pacer.burst == 2
+    pacer.pause()
+    clock.advance(10 * DT)
+    pacer.resume()
+    assert pacer.burst == 0
+    pacer.wait()  # on time at the resume
+    clock.advance(1.5 * DT)
+    pacer.wait()  # late again: burst 1
+    assert pacer.burst == 1
+    assert pacer.statistics().realigns == 0
+
+
+def test_a_tick_released_before_its_deadline_is_not_late_by_a_negative_amount() -> None:
+    """Lateness is never below 0: a tick started early (for an input) has lateness 0."""
+    clock, pacer = started(rf=0.01)  # a 0.1 s period
+    pacer.wait()
+    tick = pacer.due()
+    clock.advance(0.02)
+    tick = pacer.release(clock.now())
+    assert tick.start < tick.deadline
+    assert tick.lateness == 0.0
+    assert pacer.statistics().lateness.max == 0.0
+
+
+def test_setting_the_same_factor_after_an_early_tick_keeps_the_schedule() -> None:
+    """Setting the realtime factor it already has changes nothing, even after a tick
+    started early (whose deadline is still ahead): the next deadline stays put."""
+    clock, pacer = started(rf=0.01)  # a 0.1 s period
+    pacer.wait()
+    pacer.due()
+    clock.advance(0.02)
+    pacer.release(clock.now())  # tick 1 started 0.08 s early
+    before = (pacer.anchor(), pacer.deadline(2))
+    pacer.set_realtime_factor(0.01)
+    assert (pacer.anchor(), pacer.deadline(2)) == before
+    assert pacer.deadline(2) == pytest.approx(T0 + 0.2, abs=1e-12)
+
+
+def test_ran_clears_the_skipped_count_a_skip_left_on_the_tick() -> None:
+    """:meth:`Pacer.ran` reports a tick run on the grid: the reused tick's ``skipped`` is
+    0, not what the last skip left on it."""
+    clock, pacer = started("skip")
+    pacer.wait()
+    clock.advance(5.5 * DT)
+    assert pacer.wait().skipped == 5
+    deadline = pacer.deadline(7)
+    tick = pacer.ran(7, deadline, deadline)
+    assert (tick.index, tick.skipped, tick.lateness) == (7, 0, 0.0)

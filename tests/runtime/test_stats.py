@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from spikestream.errors import ConfigError
 from spikestream.runtime import DEFAULT_THRESHOLDS, LatenessStats, LatenessWindow
+from spikestream.runtime.stats import PaceRecord, pace_factor
 
 # Half the log-bucket width at 40 buckets per decade: sqrt(10**(1/40)) - 1 = 2.92 %.
 REL = 10 ** (1 / 80) - 1
@@ -247,6 +248,8 @@ def test_snapshot_from_another_thread_while_recording_never_fails() -> None:
         ({"highest": 1e-8}, "highest"),
         ({"buckets_per_decade": 0}, "buckets_per_decade"),
         ({"buckets_per_decade": 2.5}, "buckets_per_decade"),
+        ({"buckets_per_decade": 1001}, "buckets_per_decade"),
+        ({"buckets_per_decade": True}, "buckets_per_decade"),
     ],
 )
 def test_bad_settings_are_config_errors(kwargs: dict[str, object], match: str) -> None:
@@ -555,3 +558,64 @@ def test_a_window_whose_sums_pass_the_largest_double_reports_inf_without_a_warni
     assert stats.ticks == 3
     assert stats.lateness.mean == math.inf
     assert stats.realtime_factor_actual == 0.0  # intervals over an infinite time
+
+
+# -- gaps a mutation audit found ---------------------------------------------------------------
+
+
+def test_the_smallest_sample_is_reported_exactly_at_rank_one() -> None:
+    """A percentile whose nearest rank is 1 is the exact minimum, not its bucket's middle
+    (the module doc: ranks 1 and n come out exact)."""
+    # Just above a bucket's lower edge: the bucket's middle is well above the sample.
+    low = float(LatenessStats().upper_bounds[100]) * (1 + 1e-6)
+    stats = recorded([low, 0.5])
+    snap = stats.snapshot()
+    assert snap.p50 == low  # rank ceil(0.5 * 2) = 1
+    assert stats.quantile(0.25) == low
+    assert snap.p99 == snap.max == 0.5
+
+
+def test_a_percentile_in_the_first_bucket_is_its_middle() -> None:
+    """Values in (0, lowest] are reported as the middle of that bucket, lowest / 2, so
+    within lowest / 2 of the truth, not at its upper edge."""
+    stats = recorded([2e-8, 4e-8, 6e-8, 8e-8, 1.0])
+    assert stats.snapshot().p50 == pytest.approx(0.5e-7, rel=1e-12)  # rank 3 of 5
+
+
+def test_pace_factor_is_inf_without_wall_time_and_nan_without_intervals() -> None:
+    """Ticks that took no wall time (a fake clock) ran infinitely fast: +inf, not NaN; no
+    interval at all is NaN."""
+    assert pace_factor(3, 0.001, 0.0) == math.inf
+    assert math.isnan(pace_factor(0, 0.001, 0.0))
+    assert pace_factor(4, 0.001, 0.002) == pytest.approx(2.0)
+
+
+def test_late_share_of_an_empty_window_is_nan() -> None:
+    """A window in which no tick ran has no share of late ticks: NaN, not 0."""
+    window = LatenessWindow(0.001)
+    empty = window.statistics(1.0, 5.0)
+    assert empty.ticks == 0
+    assert math.isnan(empty.late_share(0.001))
+
+
+def test_a_window_longer_than_the_span_is_the_span() -> None:
+    """Asking for more than :attr:`LatenessWindow.span` reports the span's whole buckets,
+    never the slot of the bucket that is about to be filled again."""
+    window = LatenessWindow(0.001)
+    end = paced(window, 10.0, 11.0)  # 11 s of ticks, more than the 10 s span
+    window.flush()
+    got = window.statistics(100.0, end + 0.05)
+    assert got.seconds == pytest.approx(window.span)
+    assert got.ticks == 10_000
+
+
+def test_pace_record_reset_forgets_the_window_too() -> None:
+    """A reset forgets every tick: the since-start lateness and the recent window alike."""
+    record = PaceRecord(0.001, DEFAULT_THRESHOLDS, span=10.0)
+    for i in range(500):
+        record.record(1.0 + i / 1000, 0.002)
+    record.window.flush()
+    assert record.window.statistics(1.0, 1.55).ticks == 500
+    record.reset()
+    assert (record.ticks, record.intervals, record.lateness.count) == (0, 0, 0)
+    assert record.window.statistics(1.0, 1.55).ticks == 0

@@ -672,3 +672,50 @@ def test_a_misaligned_value_is_recorded_as_an_aligned_one(compiled: bool) -> Non
     ((_, tick, ticks, rows),) = drain(stream)
     assert (tick, ticks) == (0, 2)
     np.testing.assert_array_equal(rows, [[1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0]])
+
+
+# -- gaps a mutation audit found ---------------------------------------------------------------
+
+
+def test_resize_to_zero_ticks_per_frame_is_refused_and_changes_nothing(compiled: bool) -> None:
+    """A frame of no ticks is refused by :meth:`ProbeStream.resize` as by the constructor,
+    before the partial frame is flushed."""
+    stream = ProbeStream("p", "values", (1,), 4, compiled=compiled)
+    fill(stream, 2)
+    with pytest.raises(ConfigError, match="ticks_per_frame must be >= 1"):
+        stream.resize(0)
+    assert stream.ticks_per_frame == 4
+    assert stream.partial_ticks() == 2
+    assert stream.queued() == 0
+
+
+def test_coalesce_never_merges_frames_whose_ticks_are_not_contiguous(compiled: bool) -> None:
+    """Coalescing merges only a frame that continues the newest queued one: after a gap
+    in the ticks the queue drops its oldest frame instead, so no frame's ``tick`` and
+    ``ticks`` claim ticks it does not hold."""
+    stream = ProbeStream("p", "spikes", (2,), 2, capacity=1, policy="coalesce", compiled=compiled)
+    fill(stream, 2)  # ticks 0, 1: queued
+    fill(stream, 2, start=10)  # ticks 10, 11: not contiguous with the queued frame
+    assert (stream.coalesced, stream.dropped) == (0, 1)
+    assert [(f[0], f[1], f[2]) for f in drain(stream)] == [(1, 10, 2)]
+
+
+def test_resize_carries_the_coalesced_count_over(compiled: bool) -> None:
+    """The counters carry over a resize: ``coalesced`` as well as seq, dropped and frames."""
+    stream = ProbeStream("p", "spikes", (2,), 5, capacity=2, policy="coalesce", compiled=compiled)
+    fill(stream, 5 * 6)
+    assert stream.coalesced == 4
+    stream.resize(3)
+    assert stream.coalesced == 4
+    assert stream.statistics().coalesced == 4
+
+
+def test_statistics_count_the_frames_of_the_old_size_as_queued(compiled: bool) -> None:
+    """Frames queued before a resize are still queued: :meth:`ProbeStream.statistics`
+    counts them, as :meth:`ProbeStream.queued` does."""
+    stream = ProbeStream("p", "values", (1,), 4, capacity=4, compiled=compiled)
+    fill(stream, 8)  # two full frames
+    stream.resize(2)
+    fill(stream, 2, start=8)  # one frame of the new size
+    assert stream.queued() == 3
+    assert stream.statistics().queued == 3

@@ -7,13 +7,14 @@ their own."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from spikestream.build import build
-from spikestream.errors import SnapshotError
+from spikestream.errors import CodecError, SnapshotError
 from spikestream.runtime.engine import Engine
 from spikestream.serving.control import FILE_JOBS, STOPPING, ControlDesk
 from spikestream.serving.events import REPLY_BURST, EventQueue
@@ -125,3 +126,112 @@ def test_replies_have_a_large_bucket_of_their_own() -> None:
     assert queued == REPLY_BURST
     assert queue.add("control_ok", 0.0, {"cmd": "status"})  # not a reply: its own bucket
     assert queue.add("control_ok", 1.0, {"id": "later"})  # the bucket refills
+
+
+# -- gaps a mutation audit found ---------------------------------------------------------------
+
+
+async def test_a_periodic_snapshot_still_under_way_skips_the_next_until_it_is_written(
+    tmp_path: Path,
+) -> None:
+    """The periodic snapshot has one slot: asked again while the last is under way it is
+    skipped and counted; once that one is written the next goes ahead."""
+    desk, engine, said = desk_of(tmp_path)
+    desk.periodic(desk.folder.path / "p.npz")
+    desk.periodic(desk.folder.path / "p.npz")
+    assert desk.periodic_skipped == 1
+    assert [c.id for c in engine._commands] == ["periodic"]
+    engine._apply_commands()
+    desk.taken(*engine.snapshots.popleft())
+    await settle_tasks(desk)
+    assert [k for k, _ in said] == ["snapshot_written"]
+    desk.periodic(desk.folder.path / "p.npz")
+    assert desk.periodic_skipped == 1
+    assert [c.id for c in engine._commands] == ["periodic"]
+
+
+def test_no_periodic_snapshot_is_asked_for_while_stopping(tmp_path: Path) -> None:
+    """Once the service stops, the periodic snapshot is quietly not asked for: no command
+    and no refusal event (nobody asked for it)."""
+    desk, engine, said = desk_of(tmp_path)
+    desk.stopping = True
+    desk.periodic(desk.folder.path / "p.npz")
+    assert not engine._commands
+    assert said == []
+    assert desk.rejected == {}
+
+
+async def test_a_command_submitted_while_stopping_is_refused_even_behind_a_restore(
+    tmp_path: Path,
+) -> None:
+    """While stopping, a command is refused at once, not held behind a restore whose file
+    is still being read (nothing would hand it over)."""
+    desk, engine, said = desk_of(tmp_path)
+    take_snapshot(desk, engine, "k.npz")
+    desk.on_message(b'{"cmd": "restore", "value": "k.npz", "id": "r"}', LIVE)  # read pending
+    desk.stopping = True
+    assert not desk.submit(ControlCommand("status", id="s"))
+    assert [(k, f["id"], f["error"]) for k, f in said] == [("control_rejected", "s", STOPPING)]
+    await settle_tasks(desk)
+
+
+async def test_settle_refuses_the_commands_held_behind_a_read_that_has_not_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At shutdown a restore whose file is still being read is refused, and so is every
+    command waiting behind it: each gets its reply."""
+    desk, engine, said = desk_of(tmp_path)
+    take_snapshot(desk, engine, "k.npz")
+    release = threading.Event()
+    read = desk.folder.read
+
+    def slow_read(name: str) -> Any:
+        release.wait(30)
+        return read(name)
+
+    monkeypatch.setattr(desk.folder, "read", slow_read)
+    desk.on_message(b'{"cmd": "restore", "value": "k.npz", "id": "r"}', LIVE)
+    desk.on_message(b'{"cmd": "status", "id": "s"}', LIVE)
+    await desk.settle(0.0)
+    release.set()
+    await settle_tasks(desk)
+    assert [(k, f["id"], f["error"]) for k, f in said] == [
+        ("control_rejected", "r", STOPPING),
+        ("control_rejected", "s", STOPPING),
+    ]
+    assert not engine._commands
+
+
+def test_an_empty_message_dropped_as_oversize_is_refused_not_taken_for_a_clear(
+    tmp_path: Path,
+) -> None:
+    """An empty payload clears a retained command, but one the link dropped unread for
+    its size is a refused command, counted and reported."""
+    desk, engine, said = desk_of(tmp_path)
+    desk.on_message(b"", MessageMeta(qos=1, retain=False, oversize=10**9))
+    assert [k for k, _ in said] == ["control_rejected"]
+    assert desk.rejected == {"control": 1}
+    desk.on_message(b"", LIVE)  # a plain clear: nothing asked
+    assert len(said) == 1
+    assert not engine._commands
+
+
+def test_a_command_with_a_refused_response_topic_is_refused_and_not_applied(
+    tmp_path: Path,
+) -> None:
+    """A well-formed command whose response topic the service may not publish to is
+    refused, naming its cmd and id, and never reaches the tick thread."""
+    _, engine, said = desk_of(tmp_path)
+
+    def no_topic(topic: str) -> str:
+        raise CodecError(f"response topic {topic!r} is not allowed")
+
+    def event(kind: str, *, reply: object = None, **fields: Any) -> None:
+        said.append((kind, fields))
+
+    desk = ControlDesk(engine, SnapshotFolder(tmp_path / "s2", "seed", {}), no_topic, event, {})
+    meta = MessageMeta(qos=1, retain=False, response_topic="elsewhere")
+    desk.on_message(b'{"cmd": "status", "id": "s"}', meta)
+    assert not engine._commands
+    assert [(k, f["cmd"], f["id"]) for k, f in said] == [("control_rejected", "status", "s")]
+    assert "not allowed" in said[0][1]["error"]
