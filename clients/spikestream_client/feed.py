@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import re
 import sys
@@ -74,6 +75,7 @@ from spikestream_client.feed_sources import (
     load_samples,
     make_source,
 )
+from spikestream_client.logs import report as report_line
 from spikestream_client.names import NAME_RULE, is_name
 from spikestream_client.safetext import printable
 from spikestream_client.tool import find_network, interruptible_sleep, run_tool
@@ -545,7 +547,7 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
             # Event text comes from the bus: no escape sequences reach the terminal.
             report.last_error = printable(event.get("error", ""), 300)
             if report.rejected == 1 and not options.quiet:
-                print(f"feed: the service rejected a value: {report.last_error}", file=sys.stderr)
+                _say(f"the service rejected a value: {report.last_error}", logging.WARNING)
 
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="feed") as client:
         dim = options.dim
@@ -572,11 +574,11 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
             status = client.statuses().get(options.net)
             if status != "online" and not options.quiet:
                 # The values go to the broker all the same; nothing reads them.
-                print(
-                    f"feed: network {options.net!r} is {printable(status or 'not online')} "
+                _say(
+                    f"network {options.net!r} is {printable(status or 'not online')} "
                     "(its retained status): values are sent, but no service takes them until "
                     "it is online",
-                    file=sys.stderr,
+                    logging.WARNING,
                 )
         client.on_event(options.net, on_event)
         topic = topics(options.prefix, options.net).input(options.input)
@@ -591,7 +593,7 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
             what = options.signal if source is None else f"{options.signal} (dim {source.dim})"
             length = "until stopped" if options.duration is None else f"for {options.duration:g} s"
             pace = f"at {rate:g}/s" if cap is None else f"at its rows' times, at most {cap:g}/s"
-            print(f"feed: {what} -> {topic} {pace} {length}", file=sys.stderr)
+            _say(f"{what} -> {topic} {pace} {length}")
         if source is not None:
             await feed(
                 source,
@@ -621,13 +623,19 @@ async def run(options: FeedOptions, stop: asyncio.Event) -> int:
                 duration=options.duration,
                 timestamp=options.timestamp,
                 report=report,
-                warn=None if options.quiet else (lambda m: print(m, file=sys.stderr)),
+                warn=None if options.quiet else (lambda m: _say(m, logging.WARNING)),
             )
         # No flush needed: the clean disconnect queues DISCONNECT behind every sample not
         # yet written, and the broker handles one connection's packets in order.
     if not options.quiet:
-        print(report.summary(topic), file=sys.stderr)
+        _say(report.summary(topic))
     return 0
+
+
+def _say(text: str, level: int = logging.INFO) -> None:
+    """``feed: ...`` lines for people, or JSON records under ``--log-format json``."""
+    for line in text.splitlines():
+        report_line("feed", line.removeprefix("feed: "), level=level)
 
 
 def main(options: FeedOptions) -> int:

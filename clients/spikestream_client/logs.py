@@ -105,8 +105,26 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+# The format setup_logging chose: a tool's report lines follow it (see report).
+_FORMAT: list[LogFormat] = ["text"]
+
+
+def report(prefix: str, text: str, *, level: int = logging.INFO, stdout: bool = False) -> None:
+    """A tool's line for people (``feed: sin -> ...``, a summary, a warning): printed as
+    ``prefix: text`` (on stderr, or stdout), or, under ``--log-format json``, one JSON log
+    record (logger ``spikestream.<prefix>``, at ``level``) on stderr, so that a log
+    collector reading a tool's stderr (the container image's entrypoint) gets JSON only.
+    """
+    if _FORMAT[0] == "json":
+        name = prefix.removeprefix("spikestream ").replace(" ", "_")
+        logging.getLogger(f"spikestream.{name}").log(level, text)
+    else:
+        print(f"{prefix}: {text}", file=sys.stdout if stdout else sys.stderr, flush=True)
+
+
 def setup_logging(level: str = "info", fmt: LogFormat = "text") -> None:
     """Send spikestream's logs to stderr in ``fmt`` at ``level``; quieten chatty libraries."""
+    _FORMAT[0] = fmt
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_add_context)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.codec import Description
 from spikestream_client.errors import ConfigError
+from spikestream_client.logs import report
 from spikestream_client.safetext import printable
 from spikestream_client.tool import run_tool
 
@@ -126,13 +127,14 @@ async def run(options: LsOptions) -> int:
         print(render(listing))
     if refused:
         # The client logs only the first refusal (and every 1000th): say how many there were.
-        print(
-            f"spikestream ls: {refused} retained messages under {options.prefix}/ refused "
-            "(undecodable, invalid or past the size limit; the first is logged)",
-            file=sys.stderr,
+        report(
+            "spikestream ls",
+            f"{refused} retained messages under {options.prefix}/ refused (undecodable, "
+            "invalid or past the size limit; the first is logged)",
+            level=logging.WARNING,
         )
     if not listing:
-        print(f"spikestream ls: no networks under {options.prefix}/ on {where}", file=sys.stderr)
+        report("spikestream ls", f"no networks under {options.prefix}/ on {where}")
         return 1
     return 0
 

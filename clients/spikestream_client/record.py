@@ -81,8 +81,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -97,6 +97,7 @@ from spikestream_client.client import SpikestreamClient
 from spikestream_client.codec import Description, Frame, SpikeFrame, ValueFrame, topics
 from spikestream_client.errors import ConfigError
 from spikestream_client.gaps import Gap, GapTracker
+from spikestream_client.logs import report
 from spikestream_client.npz import (
     COMMON_KEYS,
     TICK_DTYPE,
@@ -670,7 +671,7 @@ class RecordOptions:
 
 def _say(options: RecordOptions, text: str) -> None:
     if not options.quiet:
-        print(f"record: {text}", file=sys.stderr, flush=True)
+        report("record", text)
 
 
 async def run(options: RecordOptions, stop: asyncio.Event) -> int:
@@ -744,17 +745,17 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
     if recorder.refused:
         # Said even with --quiet: the client logs only the first refusal and every 1000th.
         outs = topics(options.prefix, options.net).outs_filter
-        print(
-            f"record: {recorder.refused} frames on {outs} refused (undecodable, retained or "
-            "past the size limit; the first is logged)",
-            file=sys.stderr,
-            flush=True,
+        report(
+            "record",
+            f"{recorder.refused} frames on {outs} refused (undecodable, retained or past the "
+            "size limit; the first is logged)",
+            level=logging.WARNING,
         )
     if recorder.over_budget or recorder.skipped:
         # Said even with --quiet: frames that came are not in the file (and why).
-        print(f"record: {recorder.skipped_text()}", file=sys.stderr, flush=True)
+        report("record", recorder.skipped_text(), level=logging.WARNING)
     if recorder.narrow:  # said even with --quiet, and in the exit code
-        print(f"record: incomplete: {recorder.narrow_text()}", file=sys.stderr, flush=True)
+        report("record", f"incomplete: {recorder.narrow_text()}", level=logging.WARNING)
     if options.plot is not None:
         from spikestream_client.plotting import plot_run
 

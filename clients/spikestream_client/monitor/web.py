@@ -47,7 +47,6 @@ import asyncio
 import json
 import logging
 import math
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -67,6 +66,7 @@ from spikestream_client.aio import First, first_of
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.codec import Frame, SpikeFrame, ValueFrame
 from spikestream_client.errors import ConfigError
+from spikestream_client.logs import report
 from spikestream_client.monitor.aggregate import (
     MAX_PROBES,
     RECENT_KEYS,
@@ -616,13 +616,14 @@ async def serve_web(
     try:
         port = _port(server)
         shown = f"[{options.host}]" if ":" in options.host else options.host
-        print(f"web monitor: http://{shown}:{port}/", flush=True)
+        report("web monitor", f"http://{shown}:{port}/", stdout=True)
         if options.host.strip("[]") in WILDCARDS and not options.web_allow_origins:
-            print(
-                "web monitor: listening on all addresses, but only pages opened as "
-                f"localhost are served; add --web-allow-origin http://NAME:{port} for each "
-                "name or address the page is opened by",
-                file=sys.stderr,
+            report(
+                "web monitor",
+                "listening on all addresses, but only pages opened as localhost are served; "
+                f"add --web-allow-origin http://NAME:{port} for each name or address the page "
+                "is opened by",
+                level=logging.WARNING,
             )
         started = time.monotonic()
         period = 0.05
@@ -643,11 +644,11 @@ async def serve_web(
     finally:
         server.close()
         await server.wait_closed()
-    print(
-        f"web monitor: sent {bridge.batches} batches, {bridge.spikes_sent} spikes; "
-        f"refused {bridge.refused} requests; dropped {bridge.stalled} pages that stopped "
-        f"reading, refused {bridge.over_cap} over {bridge.max_pages} pages",
-        file=sys.stderr,
+    report(
+        "web monitor",
+        f"sent {bridge.batches} batches, {bridge.spikes_sent} spikes; refused "
+        f"{bridge.refused} requests; dropped {bridge.stalled} pages that stopped reading, "
+        f"refused {bridge.over_cap} over {bridge.max_pages} pages",
     )
     return 0
 
