@@ -4,6 +4,7 @@ line naming the host, the port and the reason (it was a ``socket.gaierror`` or
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -32,7 +33,8 @@ def test_a_host_that_does_not_resolve_is_one_line() -> None:
     with pytest.raises(ConfigError) as info:
         start_metrics([], "999.1.1.1", 0)
     assert str(info.value).startswith(
-        "--metrics-host '999.1.1.1' --metrics-port 0: cannot serve metrics there: "
+        "metrics host '999.1.1.1' (from --metrics-host) and port 0 (from --metrics-port): "
+        "cannot serve metrics there: "
     )
     assert str(info.value).endswith("; expected an address of this machine and a free port")
 
@@ -41,31 +43,35 @@ def test_a_port_in_use_is_one_line(taken_port: int) -> None:
     with pytest.raises(ConfigError) as info:
         start_metrics([], "127.0.0.1", taken_port)
     assert str(info.value) == (
-        f"--metrics-host '127.0.0.1' --metrics-port {taken_port}: cannot serve metrics there: "
-        "Address already in use; expected an address of this machine and a free port"
+        f"metrics host '127.0.0.1' (from --metrics-host) and port {taken_port} (from "
+        "--metrics-port): cannot serve metrics there: Address already in use; expected an "
+        "address of this machine and a free port"
     )
 
 
-def test_serve_refuses_a_port_in_use_in_one_line(
+def test_serve_refuses_a_port_in_use_in_one_line_naming_its_route(
     mosquitto: Mosquitto, taken_port: int, tmp_path: Path
 ) -> None:
+    """The refusal named the flags whatever set the port: in a container it comes from
+    SPIKESTREAM_METRICS_PORT, and the message sent the operator to a flag never given."""
     logs = tmp_path / "logs"
     logs.mkdir()
     done = subprocess.run(
         [
             sys.executable, "-m", "spikestream", "serve", str(SEED), "--broker", mosquitto.url(),
-            "--metrics-port", str(taken_port), "--log-inputs", str(logs / "in.npz"),
+            "--log-inputs", str(logs / "in.npz"),
         ],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
         cwd=tmp_path,
+        env={**os.environ, "SPIKESTREAM_METRICS_PORT": str(taken_port)},
     )  # fmt: skip
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines()[-1] == (
-        f"spikestream serve: error: --metrics-host '127.0.0.1' --metrics-port {taken_port}: "
-        "cannot serve metrics there: Address already in use; expected an address of this "
-        "machine and a free port"
+        f"spikestream serve: error: metrics host '127.0.0.1' (from its default) and port "
+        f"{taken_port} (from SPIKESTREAM_METRICS_PORT): cannot serve metrics there: Address "
+        "already in use; expected an address of this machine and a free port"
     )
     assert list(logs.iterdir()) == []  # no spool folder of the input log left behind

@@ -593,11 +593,14 @@ def start_metrics(
     *,
     socket_timeout: float = SOCKET_TIMEOUT,
     max_connections: int = MAX_CONNECTIONS,
+    routes: tuple[str, str] = ("--metrics-host", "--metrics-port"),
 ) -> MetricsServer:
     """Serve ``/metrics`` on ``host:port`` (port 0 picks a free one) for the services whose
     ``statistics`` methods are ``snapshots``.
 
     Args:
+        routes: where ``host`` and ``port`` came from (a flag, a ``SPIKESTREAM_*``
+            variable, the settings file, a default), named in a refusal.
         socket_timeout: seconds a connection has to send its whole request, and each
             write of the answer may wait, before the connection is closed.
         max_connections: connections served at once; one more is answered 503 and closed.
@@ -626,8 +629,9 @@ def start_metrics(
     except OSError as err:  # socket.gaierror too: a host that does not resolve
         reason = err.strerror or str(err)
         raise ConfigError(
-            f"--metrics-host {host!r} --metrics-port {port}: cannot serve metrics there: "
-            f"{reason}; expected an address of this machine and a free port"
+            f"metrics host {host!r} (from {routes[0]}) and port {port} (from {routes[1]}): "
+            f"cannot serve metrics there: {reason}; expected an address of this machine and "
+            "a free port"
         ) from None
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
     thread.start()

@@ -237,7 +237,10 @@ async def _serve(
             from spikestream.serving.metrics import start_metrics
 
             metrics = start_metrics(
-                [s.statistics for s in services], settings.metrics_host, settings.metrics_port
+                [s.statistics for s in services],
+                settings.metrics_host,
+                settings.metrics_port,
+                routes=(settings.route("metrics_host"), settings.route("metrics_port")),
             )
             log.info(
                 "metrics", extra={"url": f"http://{settings.metrics_host}:{metrics.port}/metrics"}

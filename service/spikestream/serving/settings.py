@@ -26,7 +26,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -129,6 +136,15 @@ class ServeSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", allow_inf_nan=False)
+
+    # Where each setting's value came from (load_settings fills it): a refusal found later,
+    # a metrics port in use say, names the route that held the value.
+    _routes: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def route(self, field: str) -> str:
+        """Where setting ``field`` came from: its flag, its ``SPIKESTREAM_*`` variable (as
+        written), ``settings file '...'``, or ``its default``."""
+        return self._routes.get(field, "its default")
 
     # The fields are in the order --help lists their flags.
     shard: str | None = Field(
@@ -598,7 +614,9 @@ def load_settings(flags: dict[str, Any], config_file: Path | None) -> ServeSetti
     _CONFIG_DATA[0] = data
     given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return ServeSettings(**given)
+        settings = ServeSettings(**given)
+        settings._routes = {f: _source(f, given, data, config_file) for f, _ in _fields()}
+        return settings
     except ValidationError as err:
         # One line: each bad setting with where it came from, its value and what is
         # allowed.
