@@ -178,7 +178,9 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     )
     frames = CounterMetricFamily("spikestream_frames", "Frames produced", labels=["net", "probe"])
     dropped = CounterMetricFamily(
-        "spikestream_frames_dropped", "Frames dropped by backpressure", labels=["net", "probe"]
+        "spikestream_frames_dropped",
+        "Frames dropped: by backpressure, or refused by the link (also in publish_failed)",
+        labels=["net", "probe"],
     )
     depth = GaugeMetricFamily(
         "spikestream_queue_depth", "Frames waiting to be published", labels=["net", "probe"]
@@ -237,7 +239,7 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     )
     yield _counter(
         "spikestream_events_lost",
-        "Events that could not be published",
+        "Events dropped before they could be queued for publishing (a queue overflowed)",
         net,
         s.events_lost,  # both sides, as the stats count them
     )
@@ -261,7 +263,7 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     )
     yield _counter(
         "spikestream_frames_resent",
-        "Messages a lost connection had not confirmed, sent again on the next one",
+        "Frames a lost connection had not written or had acknowledged, sent again first",
         net,
         link.resent,
     )
