@@ -16,6 +16,7 @@ import pytest
 from spikestream.build import build
 from spikestream.errors import CodecError, SnapshotError
 from spikestream.runtime.engine import Engine
+from spikestream.serving import control
 from spikestream.serving.control import FILE_JOBS, STOPPING, ControlDesk
 from spikestream.serving.events import REPLY_BURST, EventQueue
 from spikestream.serving.snapshots import SnapshotFolder, snapshot_layout
@@ -200,6 +201,33 @@ async def test_settle_refuses_the_commands_held_behind_a_read_that_has_not_ended
         ("control_rejected", "s", STOPPING),
     ]
     assert not engine._commands
+
+
+async def test_at_most_held_commands_wait_behind_a_restore_the_restore_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands behind a restore still being read wait in arrival order, at most
+    HELD_COMMANDS entries with the restore itself; the next is refused with its reply,
+    and the ones held are applied once the read ends."""
+    monkeypatch.setattr(control, "HELD_COMMANDS", 3)
+    desk, engine, said = desk_of(tmp_path)
+    take_snapshot(desk, engine, "k.npz")
+    release = threading.Event()
+    read = desk.folder.read
+
+    def slow_read(name: str) -> Any:
+        release.wait(30)
+        return read(name)
+
+    monkeypatch.setattr(desk.folder, "read", slow_read)
+    desk.on_message(b'{"cmd": "restore", "value": "k.npz", "id": "r"}', LIVE)
+    for n in range(3):
+        desk.on_message(f'{{"cmd": "status", "id": "s{n}"}}'.encode(), LIVE)
+    assert [(k, f["id"]) for k, f in said] == [("control_rejected", "s2")]
+    assert "3 commands wait behind a restore" in said[0][1]["error"]
+    release.set()
+    await settle_tasks(desk)
+    assert [c.id for c in engine._commands] == ["r", "s0", "s1"]
 
 
 def test_an_empty_message_dropped_as_oversize_is_refused_not_taken_for_a_clear(
