@@ -518,3 +518,9 @@ def test_a_file_signal_is_counted_as_large_as_its_samples(tmp_path: Path) -> Non
     estimate = estimate_run(spec, ticks=10, block_bytes=64 * 2**20)
     base = estimate_run(parse_network({"populations": {"a": {"n": 10, "dim": 2}}}), ticks=10)
     assert estimate.total - base.total >= peak > 8_000_000
+
+
+def test_a_boolean_is_not_a_size() -> None:
+    """``memory_limit = true`` in a settings file is refused, not taken as 1 byte."""
+    with pytest.raises(ConfigError, match=r"memory_limit: True is not allowed"):
+        parse_bytes(True)

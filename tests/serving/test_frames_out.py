@@ -5,7 +5,7 @@ probe's next frame."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,13 @@ def _engine() -> Engine:
 
 
 def _sender(
-    engine: Engine, link: MqttLink, qos: int, trace: LatencyTrace | None = None
+    engine: Engine,
+    link: MqttLink,
+    qos: int,
+    trace: LatencyTrace | None = None,
+    *,
+    expiry: int | None = None,
+    retry_later: Callable[[float], None] = lambda delay: None,
 ) -> FrameSender:
     net = engine.model.name
     topics = {name: f"fo/{net}/{name}" for name in engine.streams}
@@ -58,11 +64,11 @@ def _sender(
         link,
         topics,
         qos=qos,
-        expiry=None,
+        expiry=expiry,
         bridges=bridges,
         trace=trace,
         yield_gil=lambda: None,
-        retry_later=lambda delay: None,
+        retry_later=retry_later,
     )
 
 
@@ -285,3 +291,93 @@ async def test_a_link_that_raises_leaves_the_round_counted(
         assert {n: s.free_buffers() for n, s in engine.streams.items()} == {
             n: pools[n] + 1 for n in names
         }
+
+
+async def test_a_disconnected_link_takes_nothing_and_schedules_no_retry(
+    mosquitto: Mosquitto,
+) -> None:
+    """While the link is down, frames stay queued (no drop) and the sender does not poll:
+    it asks for no retry, the reconnection resumes sending."""
+    engine = _engine()
+    link = make_link(mosquitto.url(), "down")
+    retries: list[float] = []
+    sender = _sender(engine, link, 0, retry_later=retries.append)
+    assert sender.send() is False
+    assert retries == []
+    assert [s.queued() for s in engine.streams.values()] == [TICKS] * len(engine.streams)
+    assert [s.dropped for s in engine.streams.values()] == [0] * len(engine.streams)
+
+
+async def test_a_full_window_asks_for_a_retry_and_takes_nothing(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window with no room: send() returns False at once, asks to be called again in
+    a millisecond, and no frame leaves its queue."""
+    engine = _engine()
+    async with _pair(mosquitto) as (link, _):
+        retries: list[float] = []
+        sender = _sender(engine, link, 0, retry_later=retries.append)
+        monkeypatch.setattr(link, "room", lambda: 0)
+        assert sender.send() is False
+        assert retries == [0.001]
+        assert [s.queued() for s in engine.streams.values()] == [TICKS] * len(engine.streams)
+        assert [s.dropped for s in engine.streams.values()] == [0] * len(engine.streams)
+
+
+async def test_nothing_queued_means_nothing_more_to_send(mosquitto: Mosquitto) -> None:
+    """With every queue empty, send() says there is nothing more (the caller must not
+    call it again in a loop)."""
+    engine = _engine()
+    async with _pair(mosquitto) as (link, _):
+        sender = _sender(engine, link, 0)
+        while sender.send():
+            pass
+        assert all(s.queued() == 0 for s in engine.streams.values())
+        assert sender.send() is False
+
+
+async def test_a_window_smaller_than_a_round_serves_the_probes_in_turn_within_a_slice(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window that takes two frames per round (and keeps taking them) and five probes:
+    within one slice the probes left out go first in the next round, so the first five
+    frames are one of each probe."""
+    monkeypatch.setattr(frames_out, "DRAIN_SLICE", 60.0)
+    engine = _engine()
+    names = list(engine.streams)
+    async with _pair(mosquitto) as (link, inbox):
+        sender = _sender(engine, link, 0)
+        order: list[str] = []
+        publish = link.publish_frames
+
+        def spy(messages: list[tuple[str, bytes]], **kwargs: Any) -> int:
+            order.extend(topic.rsplit("/", 1)[1] for topic, _ in messages)
+            return publish(messages, **kwargs)
+
+        monkeypatch.setattr(link, "publish_frames", spy)
+        monkeypatch.setattr(link, "room", lambda: 2)
+        assert sender.send() is False
+        assert order[:5] == names
+        assert sorted(order) == sorted(names * TICKS)
+        await eventually(lambda: len(inbox.items) == TICKS * len(names))
+
+
+@pytest.mark.parametrize("qos", [0, 2])
+async def test_frames_carry_the_qos_and_expiry_they_are_sent_with(
+    mosquitto: Mosquitto, qos: int
+) -> None:
+    """Frames go out at the sender's QoS (2 too) with its message expiry interval."""
+    engine = _engine()
+    inbox = Inbox()
+    sub = make_link(mosquitto.url(), "sub", on_message=inbox)
+    sub.subscribe("fo/#", qos=2)
+    pub = make_link(mosquitto.url(), "pub")
+    async with running(sub), running(pub):
+        sender = _sender(engine, pub, qos, expiry=3600)
+        while sender.send():
+            pass
+        await eventually(lambda: len(inbox.items) == TICKS * len(engine.streams))
+    assert {m.qos for _, _, m in inbox.items} == {qos}
+    expiries = {m.expiry for _, _, m in inbox.items}
+    assert None not in expiries
+    assert all(3500 < e <= 3600 for e in expiries if e is not None)

@@ -20,6 +20,7 @@ from spikestream.errors import ConfigError
 from spikestream.serving.serve import select_shard
 from spikestream.serving.settings import (
     ServeSettings,
+    count_arg,
     env_name,
     flag_name,
     flags_of,
@@ -131,6 +132,8 @@ FINITE = "Input should be a finite number"
         ("snapshot_every", "1e-300", "greater than or equal to 0.1"),
         ("stats_interval", "0.001", "greater than or equal to 0.01"),
         ("status_refresh", "0.001", "0 (off) or at least 0.1 seconds"),
+        ("status_refresh", "0.05", "0 (off) or at least 0.1 seconds"),
+        ("max_catchup", "0", "greater than or equal to 1"),
         ("spin", "1", "less than or equal to 0.01"),
         ("switch_interval", "inf", FINITE),
         ("ticks_per_frame", "0", "greater than or equal to 1"),
@@ -398,3 +401,26 @@ def test_tick_threads_from_every_source(tmp_path: Path, monkeypatch: pytest.Monk
     assert _parse("--pin-tick-threads").pin_tick_threads is True
     assert load_settings({}, None).tick_at_deadline is False
     assert _parse("--tick-at-deadline").tick_at_deadline is True
+
+
+@pytest.mark.parametrize("text", ["1.5", "1e-3", "many"])
+def test_a_count_flag_refuses_what_is_not_an_integer(text: str) -> None:
+    """``--max-catchup 1.5`` is refused by the flag's parser, naming the value."""
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected an integer.*got {text!r}"):
+        count_arg(text)
+    assert count_arg("1e3") == 1000
+
+
+def test_engine_options_carry_every_tick_setting() -> None:
+    """The settings that shape the tick reach the engine as given, not as defaults."""
+    options = ServeSettings(
+        tick_at_deadline=True, tick_threads="2", pin_tick_threads=True, busy_spin=0.001
+    ).engine_options()
+    assert options["early_ticks"] is False
+    assert options["tick_threads"] == 2
+    assert options["pin_tick_threads"] is True
+    assert options["busy_spin"] == 0.001
+    defaults = ServeSettings().engine_options()
+    assert defaults["early_ticks"] is True
+    assert defaults["tick_threads"] == "auto"
+    assert defaults["pin_tick_threads"] is False

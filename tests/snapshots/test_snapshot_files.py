@@ -41,6 +41,7 @@ from spikestream.serving.snapshots import (
     read_snapshot,
     read_snapshot_file,
     snapshot_layout,
+    start_state,
 )
 from spikestream.sim.simulator import state_limit
 from spikestream.spec import load_network
@@ -735,3 +736,130 @@ def test_the_room_asked_counts_every_snapshot_being_written(
     folder.check_room(copies=1)
     with pytest.raises(SnapshotError, match=f"it may take {2 * one} bytes and {free} "):
         folder.check_room(copies=2)
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+def restored(npz: bytes, rename: dict[str, str] | None = None, method: int = 0) -> bytes:
+    """``npz`` rewritten member by member: names changed by ``rename``, each member
+    written with zip compression ``method``."""
+    rename = rename or {}
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(npz)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(rename.get(info.filename, info.filename), src.read(info), method)
+    return out.getvalue()
+
+
+def test_a_member_without_the_npy_suffix_is_refused(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    """A member named like a state key but without ``.npy`` is not a snapshot member."""
+    data = restored(npz_bytes(valid(state)), {"tick.npy": "tick"})
+    with pytest.raises(SnapshotError, match=r"unexpected member 'tick'; a snapshot"):
+        read(folder, data)
+
+
+def test_an_encrypted_member_is_refused_naming_it(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    """A member whose flag bits say it is encrypted is refused from the directory."""
+    raw = bytearray(zip_bytes([RawMember.stored("tick.npy", npy_bytes(np.int64(1)))]))
+    raw[6] |= 1  # the local header's flag bits
+    central = raw.index(b"PK\x01\x02")
+    raw[central + 8] |= 1  # the central record's
+    with pytest.raises(SnapshotError, match=r"member 'tick.npy' is encrypted"):
+        read(folder, bytes(raw))
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_members_compressed_other_than_stored_or_deflated_are_refused(
+    folder: SnapshotFolder, state: dict[str, Any], method: int
+) -> None:
+    """Only stored and deflated members are read; bzip2 or lzma ones, which zipfile
+    could inflate, are refused before a byte is inflated."""
+    data = restored(npz_bytes(valid(state)), method=method)
+    with pytest.raises(SnapshotError, match=f"uses zip compression method {method}; expected"):
+        read(folder, data)
+
+
+def test_a_meta_member_longer_than_4_kib_is_refused(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    """``meta`` is bounded at 4 KiB even when it is valid JSON naming this network."""
+    text = b'{"format": "spikestream.snapshot", "version": 1, "net": "seed"}'
+    padded = np.frombuffer(text + b" " * (5000 - len(text)), np.uint8)
+    with pytest.raises(SnapshotError, match=r"expected uint8 of at most 4096 bytes"):
+        read(folder, edited(state, **{META: padded}))
+
+
+def test_a_state_holding_meta_is_refused_unwritten(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    """``meta`` is the snapshot's own member: a state naming it is refused, nothing written."""
+    with pytest.raises(SnapshotError, match="'meta' is its own"):
+        folder.write("m.npz", {**state, META: meta_array("other")})
+    assert not folder.path.exists() or not list(folder.path.iterdir())
+
+
+def test_a_snapshot_is_readable_by_its_owner_only(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    """The written file has mode 0600, whatever the umask lets through."""
+    path = folder.write("own.npz", state)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_failed_write_leaves_no_temp_file_and_keeps_the_old_snapshot(
+    folder: SnapshotFolder, state: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills up mid-write: the error goes out, the temporary file is removed
+    and the earlier snapshot under the name stays as it was."""
+    folder.write("s.npz", state)
+    before = (folder.path / "s.npz").read_bytes()
+
+    def full(fh: Any, **arrays: Any) -> None:
+        fh.write(b"PK partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(OSError, match="No space left"):
+        folder.write("s.npz", {**state, "tick": np.int64(51)})
+    assert [p.name for p in folder.path.iterdir()] == ["s.npz"]
+    assert (folder.path / "s.npz").read_bytes() == before
+
+
+def test_a_file_put_at_the_target_while_writing_is_not_replaced(
+    folder: SnapshotFolder, state: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The target is checked again just before the rename: a user's file that appears
+    there while the snapshot is being written is left alone, and no temp file remains."""
+    savez = np.savez
+    folder.create()
+    target = folder.path / "race.npz"
+
+    def meanwhile(fh: Any, **arrays: Any) -> None:
+        target.write_bytes(b"results,1,2,3\n")
+        savez(fh, **arrays)
+
+    monkeypatch.setattr(np, "savez", meanwhile)
+    with pytest.raises(SnapshotError, match="is not a snapshot of network 'seed'"):
+        folder.write("race.npz", state)
+    assert target.read_bytes() == b"results,1,2,3\n"
+    assert [p.name for p in folder.path.iterdir()] == ["race.npz"]
+
+
+def test_resume_starts_fresh_only_while_no_latest_snapshot_exists(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    """``--resume`` without a latest snapshot starts from scratch; once one exists it is
+    read in full and returned with its path."""
+    latest = folder.path / f"{NET}-latest.npz"
+    assert start_state(folder, None, latest) is None
+    assert start_state(folder, None, None) is None
+    folder.write(latest.name, state)
+    got = start_state(folder, None, latest)
+    assert got is not None
+    assert got[0] == latest
+    assert int(got[1]["tick"]) == 50
