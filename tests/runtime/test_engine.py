@@ -629,3 +629,17 @@ def test_commands_still_queued_at_stop_are_each_refused() -> None:
     refused = [e for e in answered.values() if e["event"] == "control_rejected"]
     assert refused
     assert all("the service is stopping" in e["error"] for e in refused)
+
+
+def test_a_resumed_seq_jumps_at_most_half_the_room_a_snapshot_leaves() -> None:
+    """After a restart, seq jumps past every frame the previous process could have sent
+    since its snapshot: with the fastest factor and a snapshot from 1970 that was 10**21
+    frames, far past the 2**53-1 a frame may carry. The jump is capped at 2**39, half
+    the room a snapshot's counters must leave."""
+    engine = Engine(build(load_network(SEED)), clock=FakeClock(), realtime_factor=1e6)
+    limit = 2**53 - 1 - 2**40
+    engine.resume_counters(
+        {"engine.wall": np.float64(0.0), "engine.seq.a_spikes": np.int64(limit)}, now=1.8e9
+    )
+    seq = engine.streams["a_spikes"].seq
+    assert limit + 2**39 <= seq <= 2**53 - 1

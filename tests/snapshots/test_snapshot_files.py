@@ -203,8 +203,13 @@ CASES: list[tuple[str, Any, str]] = [
     ("tick", np.nan, r"member 'tick' holds <f8 \(float64\); expected an integer"),
     ("tick", "abc", r"member 'tick' holds <U3 \(text\); expected an integer"),
     ("tick", [1, 2], r"member 'tick' has shape \(2,\); network 'seed' expects \(\)"),
-    ("tick", -5, r"'tick' is -5; expected an integer 0 <= tick <= 2\*\*53-1"),
+    ("tick", -5, r"'tick' is -5; expected an integer 0 <= tick <= 2\*\*53-1 - 2\*\*40 "),
     ("tick", 2**60, r"'tick' is 1152921504606846976; expected an integer"),
+    # At the very limit every frame after it broke the protocol, and every client
+    # refused them all: room is left to count on.
+    ("tick", 2**53 - 1, r"'tick' is 9007199254740991; expected an integer 0 <= tick <= 2"),
+    ("tick", 2**53 - 2**40, r"'tick' is 9006099743113216; expected an integer"),
+    ("engine.seq.a_spikes", 2**53 - 1, r"'engine.seq.a_spikes' is 9007199254740991; expec"),
     ("engine.wall", -1.0, r"'engine.wall' is -1.0; expected a Unix time >= 0"),
     ("engine.wall", np.inf, r"'engine.wall' holds 1 NaN or infinite"),
 ]
@@ -216,6 +221,14 @@ def test_bad_scalars_are_refused(
 ) -> None:
     with pytest.raises(SnapshotError, match=r"snapshot '/snaps/x.npz' refused: .*" + message):
         read(folder, edited(state, **{key: value}))
+
+
+def test_counters_up_to_the_room_left_are_taken(
+    folder: SnapshotFolder, state: dict[str, Any]
+) -> None:
+    limit = 2**53 - 1 - 2**40
+    out = read(folder, edited(state, **{"tick": limit, "engine.seq.a_spikes": limit}))
+    assert (int(out["tick"]), int(out["engine.seq.a_spikes"])) == (limit, limit)
 
 
 @pytest.mark.parametrize(
@@ -413,7 +426,7 @@ def check_invariants(out: dict[str, Any], layout: dict[str, Member]) -> None:
         m = layout[key]
         assert arr.shape == m.shape
         if m.kind == "count":
-            assert 0 <= int(arr) <= 2**53 - 1
+            assert 0 <= int(arr) <= 2**53 - 1 - 2**40
         else:
             assert arr.dtype.kind == "f"
             assert np.isfinite(arr).all()

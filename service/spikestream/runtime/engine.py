@@ -421,7 +421,8 @@ class Engine:
             if key not in state:
                 continue
             period = stream.ticks_per_frame * self.model.dt / rf if rf > 0 else 0.0
-            possible = math.ceil(elapsed / period) if period > 0 else 10**9
+            # At most half the 2**40 a snapshot's counters leave below a frame's limit.
+            possible = min(math.ceil(elapsed / period) if period > 0 else 10**9, 2**39)
             stream.seq = int(state[key]) + possible + self.pacer.max_catchup + 1
             stream.dropped = int(state.get(f"engine.dropped.{name}", 0))
 

@@ -77,6 +77,12 @@ ZIP_MEMBER_OVERHEAD = 256
 DISK_RESERVE = 0.05
 DISK_RESERVE_BYTES = 128 * 2**20
 MAX_COUNT = 2**53 - 1  # tick and frame counters: float64 t = tick * dt stays exact
+#: Room a snapshot's counters must leave below MAX_COUNT, the largest a frame may carry:
+#: 2**40 more ticks or frames (35 years at 1 kHz). A tick or seq restored at the very
+#: limit was taken, and every frame after it broke the protocol: every client refused
+#: them all, while the service stayed online.
+COUNT_HEADROOM = 2**40
+COUNT_LIMIT = MAX_COUNT - COUNT_HEADROOM
 
 Array = npt.NDArray[Any]
 Kind = Literal["float", "count", "time", "meta"]
@@ -335,8 +341,11 @@ class _SnapshotReader:
     def check_values(self, key: str, member: Member, arr: Array) -> None:
         if member.kind == "count":
             value = int(arr)
-            if not 0 <= value <= MAX_COUNT:
-                raise self.refuse(f"{key!r} is {value}; expected an integer 0 <= {key} <= 2**53-1")
+            if not 0 <= value <= COUNT_LIMIT:
+                raise self.refuse(
+                    f"{key!r} is {value}; expected an integer 0 <= {key} <= 2**53-1 - 2**40 "
+                    "(frames carry at most 2**53-1; 2**40 is the room left to count on)"
+                )
         elif member.kind in ("float", "time"):
             bad = int(np.count_nonzero(~np.isfinite(arr)))
             if bad:
