@@ -168,13 +168,14 @@ def check_zip_directory(fh: _Seekable, max_members: int) -> None:
         fh.seek(0)
         return
     *_, members, length, _offset, _comment = _END.unpack_from(tail, at)
-    if (members == 0xFFFF or length == 0xFFFFFFFF) and at >= _END64_LOCATOR.size:
-        mark, _disk, where, _disks = _END64_LOCATOR.unpack_from(tail, at - _END64_LOCATOR.size)
-        if mark == b"PK\x06\x07" and where + _END64.size <= size:
-            fh.seek(where)
-            record = fh.read(_END64.size)
-            if record[:4] == b"PK\x06\x06":
-                members, length = _END64.unpack(record)[7:9]
+    found = _zip64_counts(fh, tail, at, tail_at + at, size)
+    if found:
+        # zipfile takes the zip64 record just before the locator whatever the 32-bit
+        # record says (a file claiming 1 member there and 1,000,000 in zip64 cost 573 MB
+        # again); another reader may follow the locator's offset. The largest claim
+        # counts, and a 32-bit field counts unless it is zip64's placeholder.
+        members = max([m for m, _ in found] + ([] if members == 0xFFFF else [members]))
+        length = max([n for _, n in found] + ([] if length == 0xFFFFFFFF else [length]))
     fh.seek(0)
     most = max_members * ZIP_DIRECTORY_ENTRY_BYTES
     if members > max_members or length > most:
@@ -182,6 +183,28 @@ def check_zip_directory(fh: _Seekable, max_members: int) -> None:
             f"its directory lists {members} member(s) in {length} bytes; expected at most "
             f"{max_members} member(s) in {most} bytes"
         )
+
+
+def _zip64_counts(
+    fh: _Seekable, tail: bytes, at: int, end: int, size: int
+) -> list[tuple[int, int]]:
+    """(members, directory bytes) of each zip64 end record a reader may take: the one just
+    before the locator (zipfile's) and the one at the locator's offset; none without a
+    locator just before the end record at ``tail[at]`` (file offset ``end``)."""
+    if at < _END64_LOCATOR.size:
+        return []
+    mark, _disk, where, _disks = _END64_LOCATOR.unpack_from(tail, at - _END64_LOCATOR.size)
+    if mark != b"PK\x06\x07":
+        return []
+    found = []
+    for offset in sorted({end - _END64_LOCATOR.size - _END64.size, where}):
+        if 0 <= offset <= size - _END64.size:
+            fh.seek(offset)
+            record = fh.read(_END64.size)
+            if record[:4] == b"PK\x06\x06":
+                members, length = _END64.unpack(record)[7:9]
+                found.append((members, length))
+    return found
 
 
 def time_of(tick: npt.NDArray[np.integer[Any]], dt: float) -> npt.NDArray[np.float64]:
