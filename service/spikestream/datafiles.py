@@ -13,6 +13,7 @@ import math
 import os
 import stat
 import tokenize
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -239,7 +240,10 @@ def load_csv(path: Path, where: str) -> npt.NDArray[np.float64]:
     Raises:
         NetworkFileError: naming ``where``, the file and what was wrong.
     """
-    with open_regular(path, where) as fh:
+    with open_regular(path, where) as fh, warnings.catch_warnings():
+        # An empty file gives 0 rows, which the caller refuses in one line; numpy's
+        # two-line warning about it came first (not JSON under --log-format json).
+        warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
         try:
             text = io.TextIOWrapper(fh, encoding="utf-8")
             return np.loadtxt(text, delimiter=",", ndmin=2, dtype=np.float64)
