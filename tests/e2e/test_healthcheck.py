@@ -87,3 +87,63 @@ def test_within_is_a_flag_with_bounds(capsys: pytest.CaptureFixture[str]) -> Non
         healthcheck.main(["--within", "0", "--port", "1"])
     assert exit_info.value.code == 2
     assert "--within must be in (0, 3600] seconds, got 0" in capsys.readouterr().err
+
+
+Endpoint = tuple[str, list[Callable[[int], str]]]
+
+
+def test_a_network_not_connected_is_named_unless_only_ticking_is_asked(
+    endpoint: Endpoint,
+) -> None:
+    """Readiness names a network whose broker connection is down; liveness
+    (``connected=False``, ``--ticking-only``) does not: it ticks."""
+    url, page = endpoint
+    page[0] = lambda n: metrics({"seed": 10 + n}).replace(
+        'spikestream_connected{net="seed"} 1.0', 'spikestream_connected{net="seed"} 0.0'
+    )
+    assert healthcheck.check(url, within=1.0) == ["seed: not connected to the broker"]
+    assert healthcheck.check(url, connected=False, within=1.0) == []
+
+
+def test_an_endpoint_that_reports_no_network_is_unhealthy(endpoint: Endpoint) -> None:
+    """A service serving nothing (an empty metrics page) is not healthy."""
+    url, page = endpoint
+    page[0] = lambda n: ""
+    assert healthcheck.check(url, within=0.3) == [f"{url} reports no network"]
+
+
+def test_the_check_stops_scraping_once_every_network_ticked(endpoint: Endpoint) -> None:
+    """Networks that tick at once are healthy after the second scrape: the check does not
+    scrape on for the rest of the window (the probe's timeout must cover only slow ones)."""
+    url, page = endpoint
+    scrapes: list[int] = []
+
+    def ticking(n: int) -> str:
+        scrapes.append(n)
+        return metrics({"fast": 10 + n, "held": 3}, paused=("held",))
+
+    page[0] = ticking
+    assert healthcheck.check(url, within=5.0) == []
+    assert scrapes == [0, 1]
+
+
+def test_main_waits_as_long_as_within_says(endpoint: Endpoint) -> None:
+    """``--within`` reaches the check: a network that ticks only from the 15th scrape is
+    unhealthy under ``--within 0.2``, healthy under ``--within 60``."""
+    url, page = endpoint
+    port = url.split(":")[2].split("/")[0]
+    page[0] = lambda n: metrics({"slow": 5 if n < 15 else 6})
+    assert healthcheck.main(["--host", "127.0.0.1", "--port", port, "--within", "0.2"]) == 1
+    page[0] = lambda n: metrics({"slow": 5 if n < 15 else 6})
+    assert healthcheck.main(["--host", "127.0.0.1", "--port", port, "--within", "60"]) == 0
+
+
+@pytest.mark.parametrize("within", ["3600.5", "1e9", "-1"])
+def test_within_beyond_an_hour_or_below_zero_is_refused(
+    within: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--within`` is in (0, 3600] seconds."""
+    with pytest.raises(SystemExit) as exit_info:
+        healthcheck.main(["--within", within, "--port", "1"])
+    assert exit_info.value.code == 2
+    assert "--within must be in (0, 3600] seconds" in capsys.readouterr().err
