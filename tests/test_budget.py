@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -524,3 +525,203 @@ def test_a_boolean_is_not_a_size() -> None:
     """``memory_limit = true`` in a settings file is refused, not taken as 1 byte."""
     with pytest.raises(ConfigError, match=r"memory_limit: True is not allowed"):
         parse_bytes(True)
+
+
+# ------------------------------------------------------- the machine's memory, faked
+
+CGROUP_V2 = "/sys/fs/cgroup/memory.max"
+CGROUP_V1 = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+GIB = 2**30
+
+
+def fake_machine(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    physical: int,
+    v2: str | None = None,
+    v1: str | None = None,
+) -> None:
+    """Make ``budget`` see ``physical`` bytes of RAM and the given cgroup files (None:
+    missing), whatever this machine has."""
+    files = {CGROUP_V2: v2, CGROUP_V1: v1}
+
+    def fake_path(path: str) -> Path:
+        text = files[path]
+        local = tmp_path / ("v2" if path == CGROUP_V2 else "v1")
+        if text is None:
+            return tmp_path / "missing" / local.name
+        local.write_text(text + "\n")
+        return local
+
+    page = 4096
+    sizes = {"SC_PHYS_PAGES": physical // page, "SC_PAGE_SIZE": page}
+    monkeypatch.setattr(budget, "Path", fake_path)
+    monkeypatch.setattr(budget.os, "sysconf", lambda name: sizes[name])
+
+
+@pytest.mark.parametrize(
+    ("v2", "v1", "expected"),
+    [
+        (None, None, 16 * GIB),  # no cgroup: the physical memory
+        ("max", None, 16 * GIB),  # cgroup v2 without a limit
+        (None, "9223372036854771712", 16 * GIB),  # cgroup v1's "no limit"
+        (None, str(2**60), 16 * GIB),  # the bound itself is "no limit"
+        (str(2 * GIB), None, 2 * GIB),  # a container's limit below the host's memory
+        (None, str(3 * GIB), 3 * GIB),
+        (None, str(2**60 - 4096), 16 * GIB),  # a limit above the memory: the memory
+        (str(64 * GIB), None, 16 * GIB),
+    ],
+)
+def test_physical_memory_is_capped_by_a_cgroup_limit_but_not_by_no_limit(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    v2: str | None,
+    v1: str | None,
+    expected: int,
+) -> None:
+    """The memory a process may use is the lower of the physical memory and the cgroup
+    limit; cgroup v2's ``max`` and cgroup v1's huge number (at least 2^60) mean no limit."""
+    fake_machine(monkeypatch, tmp_path, physical=16 * GIB, v2=v2, v1=v1)
+    assert budget.physical_memory() == expected
+    assert budget.default_limit() == int(expected * budget.DEFAULT_SHARE)
+
+
+@pytest.mark.parametrize(
+    ("v2", "v1", "expected"),
+    [
+        ("max", None, None),
+        (None, "9223372036854771712", None),
+        (None, str(2**60), None),
+        (None, str(2**60 - 4096), 2**60 - 4096),
+        (str(2 * GIB), str(3 * GIB), 2 * GIB),  # v2 first
+    ],
+)
+def test_the_cgroup_limit_reads_no_limit_as_none(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    v2: str | None,
+    v1: str | None,
+    expected: int | None,
+) -> None:
+    """cgroup v1 writes a huge number (at least 2^60) where v2 writes ``max``: both are
+    no limit (None), not a limit of exabytes. Through :func:`physical_memory` the two
+    cannot differ on a real machine (the physical memory is always lower), so the
+    helper itself is asked."""
+    fake_machine(monkeypatch, tmp_path, physical=16 * GIB, v2=v2, v1=v1)
+    assert budget._cgroup_limit() == expected
+
+
+def test_a_limit_just_under_the_no_limit_bound_is_a_limit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Below 2^60 a cgroup v1 number is a real limit: on a (huge) machine with more
+    memory it caps the estimate's default limit."""
+    fake_machine(monkeypatch, tmp_path, physical=2**61, v1=str(2**60 - 4096))
+    assert budget.physical_memory() == 2**60 - 4096
+
+
+DENSE_SMALL = {
+    "network": {"seed": 1},
+    "populations": {"a": {"n": 300}, "b": {"n": 200}},
+    "connections": [{"pre": "a", "post": "b", "weights": {"dist": "normal"}}],
+}
+
+
+def test_a_float32_dense_connection_counts_its_float64_temporary() -> None:
+    """Under float32 the simulator's weights are made from a float64 temporary as large
+    as the weights: a build step's peak, counted as a transient of the connection."""
+    spec = parse_network({**DENSE_SMALL, "network": {"seed": 1, "dtype": "float32"}})
+    est = budget.estimate_network(spec)
+    assert est.transient["connection a->b"] == 300 * 200 * 8
+    assert est.total >= sum(est.parts.values()) + 300 * 200 * 8
+    # float64 makes no such copy.
+    assert "connection a->b" not in budget.estimate_network(parse_network(DENSE_SMALL)).transient
+
+
+def test_the_dtype_override_sizes_the_state() -> None:
+    """``--dtype float32`` on a float64 network is estimated as the float32 network is:
+    its lasting arrays are smaller (its build makes a float64 temporary the float64
+    network does not); ``--dtype float64`` the other way round."""
+    f64 = parse_network(DENSE_SMALL)
+    f32 = parse_network({**DENSE_SMALL, "network": {"seed": 1, "dtype": "float32"}})
+    as32 = budget.estimate_network(f64, dtype="float32")
+    assert as32 == budget.estimate_network(f32)
+    assert sum(as32.parts.values()) < sum(budget.estimate_network(f64).parts.values())
+    assert budget.estimate_network(f32, dtype="float64") == budget.estimate_network(f64)
+    serve32 = estimate_serve(f64, dtype="float32", queue_capacity=4)
+    assert serve32.total == estimate_serve(f32, queue_capacity=4).total
+    run32 = estimate_run(f64, dtype="float32", ticks=100)
+    assert run32.total == estimate_run(f32, ticks=100).total
+    assert budget.recording_bytes(f64, ticks=100, dtype="float32") == budget.recording_bytes(
+        f32, ticks=100
+    )
+
+
+def test_learning_decoders_are_counted_twice_in_the_state_type() -> None:
+    """A learning connection keeps a second copy of its decoders in the state type (the
+    learned ones beside those it started from): ``pre.n * d * itemsize`` more bytes than
+    the same connection without learning."""
+    body: dict[str, Any] = {
+        "network": {"seed": 1},
+        "populations": {"a": {"n": 120, "dim": 3}, "b": {"n": 80, "dim": 3}},
+        "inputs": {"err": {"dim": 3}},
+        "connections": [{"pre": "a", "post": "b", "function": "x"}],
+    }
+    plain = parse_network(body)
+    learning = parse_network(
+        {
+            **body,
+            "connections": [
+                {"pre": "a", "post": "b", "function": "x", "learning": {"error": "err"}}
+            ],
+        }
+    )
+    for dtype, item in (("float64", 8), ("float32", 4)):
+        grown = budget.estimate_network(learning, dtype=dtype).parts["connection a->b"]
+        base = budget.estimate_network(plain, dtype=dtype).parts["connection a->b"]
+        assert grown - base == 120 * 3 * item
+
+
+def test_a_csv_signal_file_is_counted_as_large_as_reading_it(tmp_path: Path) -> None:
+    """A CSV samples file is parsed into float64 values, copied and checked: reading it
+    allocates far more than the file's bytes, and the estimate counts at least what it
+    allocates (numpy reports its allocations to tracemalloc)."""
+    import tracemalloc
+
+    from spikestream.build import build
+    from spikestream.runtime.offline import input_signals
+
+    (tmp_path / "u.csv").write_text("0,0\n" * 200_000)
+    path = tmp_path / "net.toml"
+    path.write_text(
+        "[populations.a]\nn = 10\ndim = 2\n[inputs.u]\ntarget = 'a'\ndim = 2\n"
+        "signal = { kind = 'file', path = 'u.csv' }\n"
+    )
+    spec = load_network(path)
+    model = build(spec)
+    tracemalloc.start()
+    try:
+        input_signals(model, 10)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    part = estimate_run(spec, ticks=10).parts["signal file of input u"]
+    assert part >= peak > (tmp_path / "u.csv").stat().st_size
+
+
+def test_a_replayed_run_does_not_count_the_signal_file(tmp_path: Path) -> None:
+    """Under ``--replay`` the inputs come from the log, and the samples file is never
+    read: its size does not count, however large."""
+    np.save(tmp_path / "u.npy", np.zeros((1_000_000, 2)))
+    path = tmp_path / "net.toml"
+    path.write_text(
+        "[populations.a]\nn = 10\ndim = 2\n[inputs.u]\ntarget = 'a'\ndim = 2\n"
+        "signal = { kind = 'file', path = 'u.npy' }\n"
+    )
+    spec = load_network(path)
+    live = estimate_run(spec, ticks=10, block_bytes=64 * 2**20)
+    assert live.parts["signal file of input u"] >= 1_000_000 * 2 * 8
+    replayed = estimate_run(spec, ticks=10, block_bytes=64 * 2**20, replay_bytes=1000)
+    assert not any(k.startswith("signal file") for k in replayed.parts)
+    assert replayed.total < live.total

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from spikestream.datafiles import read_npy_member, same_file
+from spikestream.datafiles import (
+    NPY_HEADER_MAX_BYTES,
+    load_csv,
+    load_npy,
+    read_npy_header,
+    read_npy_member,
+    same_file,
+)
 from tests.structure.imports import ROOT
 
 
@@ -87,3 +94,117 @@ def test_an_empty_csv_signal_is_one_line_without_numpys_warning(tmp_path: Path, 
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert "empty.csv" in json.loads(line)["msg"]
+
+
+def test_one_path_named_two_ways_is_the_same_file_before_it_exists(tmp_path: Path) -> None:
+    """An output not written yet, named once plainly and once through ``..`` or a link
+    to its folder, is one file: refusing to overwrite an input must not wait for the
+    file to exist (no inode to compare yet)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "sub")
+    out = tmp_path / "sub" / "out.npz"
+    assert not out.exists()
+    assert same_file(out, tmp_path / "sub" / ".." / "sub" / "out.npz")
+    assert same_file(out, tmp_path / "alias" / "out.npz")
+    assert not same_file(out, tmp_path / "sub" / "other.npz")
+
+
+def test_a_format_2_npy_header_is_read(tmp_path: Path) -> None:
+    """numpy writes format 2.0 (a 4-byte header length) for headers past 64 KiB, and on
+    request: such a file is read like a format 1.0 one."""
+    path = tmp_path / "w.npy"
+    arr = np.arange(12.0).reshape(3, 4)
+    with path.open("wb") as fh:
+        np.lib.format.write_array(fh, arr, version=(2, 0))
+    with path.open("rb") as fh:
+        assert read_npy_header(fh, NPY_HEADER_MAX_BYTES) == ((3, 4), False, np.dtype("<f8"))
+    np.testing.assert_array_equal(load_npy(path, "weights"), arr)
+
+
+def _member_zip(npy: bytes) -> zipfile.ZipFile:
+    """A zip holding one stored member ``x.npy`` of bytes ``npy``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("x.npy", npy)
+    return zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+
+
+def _npy(arr: Any, claimed: tuple[int, ...]) -> bytes:
+    """``arr``'s ``.npy`` bytes under a header claiming shape ``claimed``."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf,
+        {
+            "descr": np.lib.format.dtype_to_descr(arr.dtype),
+            "fortran_order": False,
+            "shape": claimed,
+        },
+    )
+    return buf.getvalue() + arr.tobytes()
+
+
+def test_a_header_claiming_more_than_the_bound_leaves_is_refused_before_allocating() -> None:
+    """The header's bytes count against the bound: a header whose array fits
+    ``max_bytes`` but not what is left after the header is refused from the header, before
+    the array is allocated (not once the read passes the bound)."""
+    import tracemalloc
+
+    n = 1_000_000
+    npy = _npy(np.zeros(n), (n,))
+    header = len(npy) - 8 * n
+    with _member_zip(npy) as zf:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match=r"header claims shape \(1000000,\)") as info:
+                read_npy_member(
+                    zf,
+                    zf.getinfo("x.npy"),
+                    max_bytes=8 * n + header - 1,
+                    header_max_bytes=4096,
+                    check_header=lambda shape, dtype: None,
+                    refuse=_refuse,
+                )
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert str(info.value).endswith(f"at most {8 * n - 1} bytes of data fit")
+    assert peak < 8 * n // 2
+
+
+@pytest.mark.timeout(30)
+def test_a_member_shorter_than_its_header_says_is_refused() -> None:
+    """A well-formed zip whose ``.npy`` member holds fewer bytes than its header claims:
+    zipfile reads it to its end without complaint (the CRC is right), and the reader
+    refuses it, naming how far it got, instead of waiting for more bytes."""
+    truncated = r"member 'x\.npy' ends after 80 of 800 bytes"
+    with (
+        _member_zip(_npy(np.arange(10.0), (100,))) as zf,
+        pytest.raises(ValueError, match=truncated),
+    ):
+        read_npy_member(
+            zf,
+            zf.getinfo("x.npy"),
+            max_bytes=10_000,
+            header_max_bytes=4096,
+            check_header=lambda shape, dtype: None,
+            refuse=_refuse,
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "shape"),
+    [("1,2,3\n", (1, 3)), ("1\n2\n3\n", (3, 1)), ("5\n", (1, 1)), ("1,2\n3,4\n", (2, 2))],
+)
+def test_a_csv_file_is_read_as_rows_and_columns(
+    tmp_path: Path, text: str, shape: tuple[int, int]
+) -> None:
+    """A CSV file comes back 2-D, ``(rows, cols)``, even with one row or one column: a
+    one-line file is one sample of many values, not many samples of one."""
+    path = tmp_path / "u.csv"
+    path.write_text(text)
+    data = load_csv(path, "inputs.u.signal")
+    assert data.shape == shape
+    assert data.dtype == np.float64
+    np.testing.assert_array_equal(
+        data.ravel(), [float(v) for v in text.replace("\n", ",").split(",") if v]
+    )

@@ -25,6 +25,7 @@ from spikestream_client.npz import (
     check_zip_directory,
     header_arrays,
     layout_meta,
+    read_npy_header,
     save_npz,
     value_dtype,
 )
@@ -439,3 +440,130 @@ def test_a_zip64_record_counts_whatever_the_32_bit_record_says(
         check_zip_directory(fh, max_members=4)
     with path.open("rb") as fh:
         check_zip_directory(fh, max_members=50)  # honest within the bound: taken
+
+
+def _zip64(members: int, name_length: int) -> bytes:
+    """A zip of ``members`` empty members with names ``name_length`` long, its end
+    records rewritten the zip64 way: the classic end record says 0xFFFF members and
+    0xFFFFFFFF bytes, and the zip64 end record holds the real count and size."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(members):
+            zf.writestr(f"{i}".ljust(name_length, "n") + ".npy", b"")
+    data = buf.getvalue()
+    end = data.rindex(b"PK\x05\x06")
+    *_, count, size, offset, _comment = struct.unpack_from("<4s4H2LH", data, end)
+    assert count == members
+    body = data[:end]
+    zip64_end = struct.pack(
+        "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset
+    )
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(body), 1)
+    classic = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0
+    )
+    return body + zip64_end + locator + classic
+
+
+def test_a_zip64_directory_is_bounded_by_the_count_and_size_of_its_zip64_end_record() -> None:
+    """In a zip64 file the classic end record says 0xFFFF and 0xFFFFFFFF: the bound is
+    checked against the zip64 end record's member count and directory size, both read
+    from their own fields."""
+    big = _zip64(2, 60_000)  # two members, 120 KB of names
+    with zipfile.ZipFile(io.BytesIO(big)) as zf:  # a zip64 file zipfile reads
+        assert len(zf.infolist()) == 2
+    refused = r"^its directory lists 2 member\(s\) in (\d+) bytes; expected at most 4 "
+    with pytest.raises(ValueError, match=refused) as info:
+        check_zip_directory(io.BytesIO(big), max_members=4)
+    assert int(str(info.value).split(" in ")[1].split()[0]) > 120_000
+    small = io.BytesIO(_zip64(3, 10))
+    check_zip_directory(small, max_members=4)
+    assert small.tell() == 0
+    with pytest.raises(ValueError, match=r"lists 3 member\(s\) in \d+ bytes; expected at most 2"):
+        check_zip_directory(io.BytesIO(_zip64(3, 10)), max_members=2)
+
+
+@pytest.mark.parametrize(("extra", "allowed"), [(0, True), (1, False)])
+def test_a_zip_directory_of_exactly_the_bound_in_bytes_passes(extra: int, allowed: bool) -> None:
+    """The bound is ``max_members * ZIP_DIRECTORY_ENTRY_BYTES`` bytes inclusive: two
+    entries of 46 bytes and a 978-byte name make 2048 bytes, as many as 4 members allow;
+    a byte more is refused."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a" * (978 + extra), b"")
+        zf.writestr("b" * 978, b"")
+    data = buf.getvalue()
+    size = struct.unpack_from("<4s4H2LH", data, data.rindex(b"PK\x05\x06"))[5]
+    assert size == 2048 + extra
+    fh = io.BytesIO(data)
+    if allowed:
+        check_zip_directory(fh, max_members=4)
+    else:
+        with pytest.raises(ValueError, match=r"in 2049 bytes; expected at most 4 member"):
+            check_zip_directory(fh, max_members=4)
+
+
+def test_a_file_that_is_not_a_zip_is_left_at_its_start() -> None:
+    """Not a zip (no end record): nothing is refused here, and the stream is left at its
+    start for zipfile, which says what is wrong with it."""
+    fh = io.BytesIO(b"not a zip at all " * 100)
+    check_zip_directory(fh, max_members=4)
+    assert fh.tell() == 0
+
+
+def test_a_format_2_npy_header_is_read() -> None:
+    """``.npy`` format 2.0 (a 4-byte header length; numpy writes it for long headers)
+    is read like 1.0, and the stream is left at the data."""
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.arange(6, dtype="<i4").reshape(3, 2), version=(2, 0))
+    buf.seek(0)
+    assert read_npy_header(buf) == ((3, 2), False, np.dtype("<i4"))
+    assert np.frombuffer(buf.read(), "<i4").tolist() == list(range(6))
+
+
+def test_an_unclosed_npy_header_is_a_value_error() -> None:
+    """A header with an unclosed ``(``: numpy's tokenizer raises TokenError, which no
+    caller's ``ValueError`` handler caught (a traceback); it comes out as ValueError."""
+    text = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3,"
+    text += b" " * (64 - 10 - len(text) - 1) + b"\n"
+    stream = io.BytesIO(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text)
+    with pytest.raises(ValueError, match="not a Python literal"):
+        read_npy_header(stream)
+
+
+def test_rows_of_the_wrong_width_are_refused(tmp_path: Path) -> None:
+    """A block whose rows are not the announced shape is refused, nothing written: its
+    bytes would otherwise fill the member with misplaced values."""
+    with NpzWriter(tmp_path / "x.npz") as npz:
+        s = npz.stream("v", (2, 3), np.dtype(np.float64), spool=False)
+        with pytest.raises(ValueError, match=r"v: rows of float64 \(2,\); expected float64 \(3,\)"):
+            s.write(np.ones((3, 2)))
+        s.write(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npz")["v"], np.arange(6.0).reshape(2, 3))
+
+
+def test_compress_deflates_every_member(tmp_path: Path) -> None:
+    """``compress=True`` stores the members deflated (a run of zeros shrinks), and the
+    file reads back the same; without it they are stored."""
+    arrays = {"x": np.zeros(100_000), "n": np.arange(10)}
+    packed = save_npz(tmp_path / "c.npz", arrays, compress=True)
+    plain = save_npz(tmp_path / "p.npz", arrays)
+    with zipfile.ZipFile(packed) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+    with zipfile.ZipFile(plain) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+    assert packed.stat().st_size < plain.stat().st_size // 10
+    with np.load(packed) as npz:
+        np.testing.assert_array_equal(npz["x"], arrays["x"])
+        np.testing.assert_array_equal(npz["n"], arrays["n"])
+
+
+def test_add_bytes_writes_the_member_from_its_chunks(tmp_path: Path) -> None:
+    """A member given as raw C-order bytes in chunks (a spool file read piecewise) reads
+    back as the array those bytes are."""
+    arr = np.arange(12, dtype=np.int64).reshape(4, 3)
+    raw = arr.tobytes()
+    with NpzWriter(tmp_path / "b.npz") as npz:
+        npz.add_bytes("b", (4, 3), arr.dtype, iter([raw[:40], raw[40:]]))
+    with np.load(tmp_path / "b.npz") as data:
+        np.testing.assert_array_equal(data["b"], arr)

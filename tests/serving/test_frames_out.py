@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from spikestream.budget import QueuePolicy
 from spikestream.build import build
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.trace import LatencyTrace
@@ -52,12 +53,13 @@ def _sender(
     *,
     expiry: int | None = None,
     retry_later: Callable[[float], None] = lambda delay: None,
+    text_rate: float | None = None,
 ) -> FrameSender:
     net = engine.model.name
     topics = {name: f"fo/{net}/{name}" for name in engine.streams}
     shapes = {name: (s.kind, s.shape) for name, s in engine.streams.items()}
     bridges = Bridges(
-        link, Topics("fo", net), shapes, text_rate=None, ha_prefix=None, version="test"
+        link, Topics("fo", net), shapes, text_rate=text_rate, ha_prefix=None, version="test"
     )
     return FrameSender(
         engine,
@@ -381,3 +383,31 @@ async def test_frames_carry_the_qos_and_expiry_they_are_sent_with(
     expiries = {m.expiry for _, _, m in inbox.items}
     assert None not in expiries
     assert all(3500 < e <= 3600 for e in expiries if e is not None)
+
+
+@pytest.mark.parametrize("policy", ["drop-oldest", "coalesce"])
+async def test_the_text_bridge_is_shown_the_frames_rows_not_the_rest_of_its_buffer(
+    mosquitto: Mosquitto, policy: QueuePolicy
+) -> None:
+    """The text bridge keeps a value probe's last row of each frame: the frame's last
+    tick, not the buffer's last row. A flushed partial frame (2 ticks in a 4-tick
+    buffer) and a coalesced one (buffers 8 frames long) leave rows after the frame's,
+    which hold nothing of it."""
+    engine = Engine(build(load_network(SEED)), queue_capacity=4, queue_policy=policy)
+    stream = engine.streams["u"]
+    stream.resize(4)
+    for tick, value in enumerate([0.25, 0.75]):
+        stream.record(np.full(stream.shape, value), tick, (tick + 1) * 0.001, 0.0, 1.0e9)
+    assert stream.flush(1.0e9)
+    assert stream.pool.data.shape[1] == (32 if policy == "coalesce" else 4)
+    async with _pair(mosquitto) as (link, inbox):
+        sender = _sender(engine, link, 0, text_rate=10.0)
+        while sender.send():
+            pass
+        assert stream.queued() == 0
+        text = sender.bridges.text
+        assert text is not None
+        assert text.due() == [("fo/seed/text/u", b"0.75")]
+        await eventually(lambda: len(inbox.items) == 1)
+        frame = decode_frame(inbox.items[0][1])
+        assert frame.header.ticks == 2
