@@ -7,9 +7,10 @@ every 0.1 s until every network's ``spikestream_ticks_total`` went up (or
 ``spikestream_paused`` is 1), for at most ``--within`` seconds (3), and exits 0 when, for
 every network, ``spikestream_connected`` is 1 and it ticked; otherwise it exits 1 and
 prints why. A network ticking slower than once in ``--within`` seconds (``dt`` over its
-real-time factor, say ``set realtime_factor 0.001``) needs a longer one, and a probe
-timeout longer still: two scrapes a fixed half second apart called such a network dead
-in turn, and three misses in a row restart a Kubernetes pod. Standard library only, so it
+real-time factor: ``set realtime_factor 0.0003`` at 1 ms ticks) needs a longer one, and a
+probe timeout longer still. Two scrapes a fixed half second apart called a network that
+ticks once a second (``realtime_factor 0.001``) dead in turn, and three misses in a row
+restart a Kubernetes pod. Standard library only, so it
 runs in the slim image as it is.
 
 With ``--ticking-only`` the broker connection is not checked: that is the liveness

@@ -134,7 +134,12 @@ async def run(options: LsOptions) -> int:
             level=logging.WARNING,
         )
     if not listing:
-        report("spikestream ls", f"no networks under {options.prefix}/ on {where}")
+        # A warning: under --log-level warning it still explains the exit status 1.
+        report(
+            "spikestream ls",
+            f"no networks under {options.prefix}/ on {where}",
+            level=logging.WARNING,
+        )
         return 1
     return 0
 

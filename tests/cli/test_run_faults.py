@@ -86,6 +86,21 @@ def test_run_restores_the_signal_handlers(tmp_path: Path) -> None:
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
 
 
+def test_a_hangup_run_was_started_ignoring_stays_ignored() -> None:
+    """``nohup spikestream run`` must outlive its terminal: the run's own SIGHUP handler
+    replaced the ignore nohup set."""
+    from spikestream.cli.run import signals_exit
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with signals_exit():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 # ------------------------------------------------------------------------------ full disk
 
 

@@ -89,6 +89,8 @@ def test_known_commands() -> None:
         (b'{"cmd": "status", "id": 7}', ControlCommand("status", id="7")),
         (b'{"cmd": "learn", "value": true}', ControlCommand("learn", None, True)),
         (b'{"cmd": "learn", "value": "off"}', ControlCommand("learn", None, False)),
+        # As set learning's value: ASCII spaces around a flag word (only they).
+        (b'{"cmd": "learn", "value": " on\\t"}', ControlCommand("learn", None, True)),
         (b'{"cmd": "snapshot", "value": "/tmp/a"}', ControlCommand("snapshot", None, "/tmp/a")),
         (b'{"cmd": "reset", "key": null, "value": null}', ControlCommand("reset")),
         (b'"pause"', ControlCommand("pause")),

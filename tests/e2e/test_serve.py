@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -244,6 +245,32 @@ async def test_sigint_and_sighup_also_stop_cleanly(
         await sub.wait_status("seed", b"offline")
     assert log.is_file()
     assert [p.name for p in folder.iterdir()] == ["inputs.npz"]  # no spool folder left
+
+
+async def test_a_hangup_the_process_was_started_ignoring_stays_ignored(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """``nohup spikestream serve`` must survive its terminal closing: handling SIGHUP
+    replaced the ignore nohup set, and the hangup stopped the service."""
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "spikestream", "serve", str(SEED), "--broker", mosquitto.url()],
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    try:
+        async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/status"]) as sub:
+            await sub.wait_status("seed", b"online")
+            proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(1.0)  # a hangup acted on stops within this (5 s at most)
+            assert proc.returncode is None, "the ignored hangup stopped the service"
+            assert sub.on("spikestream/seed/status")[-1].payload == b"online"
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def test_a_process_serving_two_networks_names_the_network_on_every_line_of_it(

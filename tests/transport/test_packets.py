@@ -356,9 +356,12 @@ def test_a_block_of_few_properties_or_a_malformed_one_is_left_as_it_came() -> No
     packed = props.pack()
     assert trim_properties(0x30, b"\x00\x01t" + packed + b"x") is not None
     assert trim_properties(0x30, b"\x00\x01t" + packed[:-1]) is None  # cut short
-    bad = bytearray(packed)
-    bad[2] = 0x27  # Maximum Packet Size: a CONNECT property, not a PUBLISH one
-    assert trim_properties(0x30, b"\x00\x01t" + bytes(bad) + b"x") is None
+    fresh = Properties(PacketTypes.PUBLISH)  # (setting UserProperty again appends to it)
+    fresh.UserProperty = [("k", "v")] * (MAX_PUBLISH_PROPERTIES + 1)
+    content = fresh.pack()[1:] + b"\x27\x00\x00\x10\x00"  # then a Maximum Packet Size:
+    assert len(content) < 128  # a CONNECT property, not a PUBLISH one
+    bad = bytes([len(content)]) + content
+    assert trim_properties(0x30, b"\x00\x01t" + bad + b"x") is None
     assert trim_properties(0x30, b"\x00") is None
     assert trim_properties(0x30, b"\x00\x01t\xff\xff\xff\xff\xff") is None  # no varint
 

@@ -428,7 +428,7 @@ def _arguments(
             _reject(f"{name!r} takes no value, got {value!r:.60}", "value")
         return ControlCommand(name, None, None, request_id)
     if spec.args == "flag":
-        flag = _FLAGS.get(value.lower()) if type(value) is str else value
+        flag = _FLAGS.get(value.strip(_SPACE).lower()) if type(value) is str else value
         if type(flag) is not bool:
             _reject(f"{name!r} needs on or off (or true/false), got {value!r:.60}", "value")
         return ControlCommand(name, None, flag, request_id)

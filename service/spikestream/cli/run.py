@@ -359,7 +359,9 @@ def signals_exit() -> Iterator[None]:
         log.warning("stopping on a signal", extra={"signal": signal.Signals(signum).name})
         raise SystemExit(128 + signum)
 
-    old = {sig: signal.signal(sig, handler) for sig in EXIT_SIGNALS}
+    # A signal the process was started ignoring (nohup's SIGHUP) stays ignored.
+    wanted = [sig for sig in EXIT_SIGNALS if signal.getsignal(sig) is not signal.SIG_IGN]
+    old = {sig: signal.signal(sig, handler) for sig in wanted}
     try:
         yield
     finally:

@@ -411,7 +411,9 @@ class Engine:
 
         Frames published between the snapshot and the restart are gone; ``seq`` jumps past
         every number the previous process could have used in that time (at most one frame
-        per frame period, plus a catch-up burst), so clients see a gap, never a repeat.
+        per frame period, plus a catch-up burst; at most 2**39, half the room a snapshot's
+        counters leave), so clients see a gap, never a repeat (unless more than 2**39
+        frames could have been sent since the snapshot).
         """
         saved = float(state.get("engine.wall", now))
         elapsed = max(0.0, now - saved)

@@ -174,7 +174,8 @@ class Mailbox:
         row[STALE] = 1
 
     def flag(self) -> int:
-        """What the last tick did with this input: 0, NEW_VALUE or WENT_STALE."""
+        """What the last tick did with this input: 0, NEW_VALUE or WENT_STALE, either
+        with EXPIRED set (runtime/slots.py)."""
         return int(self._state[self._index, FLAG])
 
     def applied_number(self) -> int:

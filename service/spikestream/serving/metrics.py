@@ -263,7 +263,7 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
     )
     yield _counter(
         "spikestream_frames_resent",
-        "Frames a lost connection had not written or had acknowledged, sent again first",
+        "Frames a lost connection had not written, or not had acknowledged, sent again first",
         net,
         link.resent,
     )

@@ -218,9 +218,11 @@ async def _serve(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # SIGHUP too: a closed terminal or a lost SSH session killed the process in place,
-    # without its own offline, and lost the --log-inputs file.
+    # without its own offline, and lost the --log-inputs file. A signal the process was
+    # started ignoring (nohup) stays ignored: that was asked for.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            loop.add_signal_handler(sig, stop.set)
     async with resolve_brokers(brokers) as concrete:
         log.info(
             "broker",
