@@ -25,7 +25,7 @@ from spikestream.budget import (
 )
 from spikestream.cli import main
 from spikestream.errors import ConfigError
-from spikestream.spec import load_network, parse_network
+from spikestream.spec import NetworkSpec, load_network, parse_network
 
 ROOT = Path(__file__).parents[1]
 SEED = ROOT / "examples" / "seed.toml"
@@ -493,29 +493,35 @@ def test_a_decoded_probe_wider_than_its_population_is_counted_at_its_width(
     assert run.parts["recording 100 ticks"] >= 100 * 300 * 8
 
 
-def test_a_file_signal_is_counted_as_large_as_its_samples(tmp_path: Path) -> None:
-    """``run`` reads an input's samples file whole for each block it feeds: the estimate
-    counts at least what that allocates (numpy reports its allocations to tracemalloc),
-    however short the run."""
+def signal_file_peak(tmp_path: Path, name: str) -> tuple[NetworkSpec, int]:
+    """A 10-neuron network whose 2-D input ``u`` plays ``tmp_path / name``, and the
+    traced memory peak of reading its signal (``input_signals``) for 10 ticks."""
     import tracemalloc
 
     from spikestream.build import build
     from spikestream.runtime.offline import input_signals
 
-    np.save(tmp_path / "u.npy", np.zeros((1_000_000, 2), dtype=np.float32))
     path = tmp_path / "net.toml"
     path.write_text(
         "[populations.a]\nn = 10\ndim = 2\n[inputs.u]\ntarget = 'a'\ndim = 2\n"
-        "signal = { kind = 'file', path = 'u.npy' }\n"
+        f"signal = {{ kind = 'file', path = '{name}' }}\n"
     )
     spec = load_network(path)
     model = build(spec)
     tracemalloc.start()
     try:
         input_signals(model, 10)
-        peak = tracemalloc.get_traced_memory()[1]
+        return spec, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def test_a_file_signal_is_counted_as_large_as_its_samples(tmp_path: Path) -> None:
+    """``run`` reads an input's samples file whole for each block it feeds: the estimate
+    counts at least what that allocates (numpy reports its allocations to tracemalloc),
+    however short the run."""
+    np.save(tmp_path / "u.npy", np.zeros((1_000_000, 2), dtype=np.float32))
+    spec, peak = signal_file_peak(tmp_path, "u.npy")
     estimate = estimate_run(spec, ticks=10, block_bytes=64 * 2**20)
     base = estimate_run(parse_network({"populations": {"a": {"n": 10, "dim": 2}}}), ticks=10)
     assert estimate.total - base.total >= peak > 8_000_000
@@ -687,25 +693,9 @@ def test_a_csv_signal_file_is_counted_as_large_as_reading_it(tmp_path: Path) -> 
     """A CSV samples file is parsed into float64 values, copied and checked: reading it
     allocates far more than the file's bytes, and the estimate counts at least what it
     allocates (numpy reports its allocations to tracemalloc)."""
-    import tracemalloc
-
-    from spikestream.build import build
-    from spikestream.runtime.offline import input_signals
 
     (tmp_path / "u.csv").write_text("0,0\n" * 200_000)
-    path = tmp_path / "net.toml"
-    path.write_text(
-        "[populations.a]\nn = 10\ndim = 2\n[inputs.u]\ntarget = 'a'\ndim = 2\n"
-        "signal = { kind = 'file', path = 'u.csv' }\n"
-    )
-    spec = load_network(path)
-    model = build(spec)
-    tracemalloc.start()
-    try:
-        input_signals(model, 10)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    spec, peak = signal_file_peak(tmp_path, "u.csv")
     part = estimate_run(spec, ticks=10).parts["signal file of input u"]
     assert part >= peak > (tmp_path / "u.csv").stat().st_size
 

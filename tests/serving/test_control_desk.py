@@ -176,13 +176,8 @@ async def test_a_command_submitted_while_stopping_is_refused_even_behind_a_resto
     await settle_tasks(desk)
 
 
-async def test_settle_refuses_the_commands_held_behind_a_read_that_has_not_ended(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """At shutdown a restore whose file is still being read is refused, and so is every
-    command waiting behind it: each gets its reply."""
-    desk, engine, said = desk_of(tmp_path)
-    take_snapshot(desk, engine, "k.npz")
+def held_reads(desk: ControlDesk, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Every snapshot read of ``desk`` waits (30 s at most) until the event is set."""
     release = threading.Event()
     read = desk.folder.read
 
@@ -191,6 +186,17 @@ async def test_settle_refuses_the_commands_held_behind_a_read_that_has_not_ended
         return read(name)
 
     monkeypatch.setattr(desk.folder, "read", slow_read)
+    return release
+
+
+async def test_settle_refuses_the_commands_held_behind_a_read_that_has_not_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At shutdown a restore whose file is still being read is refused, and so is every
+    command waiting behind it: each gets its reply."""
+    desk, engine, said = desk_of(tmp_path)
+    take_snapshot(desk, engine, "k.npz")
+    release = held_reads(desk, monkeypatch)
     desk.on_message(b'{"cmd": "restore", "value": "k.npz", "id": "r"}', LIVE)
     desk.on_message(b'{"cmd": "status", "id": "s"}', LIVE)
     await desk.settle(0.0)
@@ -212,14 +218,7 @@ async def test_at_most_held_commands_wait_behind_a_restore_the_restore_included(
     monkeypatch.setattr(control, "HELD_COMMANDS", 3)
     desk, engine, said = desk_of(tmp_path)
     take_snapshot(desk, engine, "k.npz")
-    release = threading.Event()
-    read = desk.folder.read
-
-    def slow_read(name: str) -> Any:
-        release.wait(30)
-        return read(name)
-
-    monkeypatch.setattr(desk.folder, "read", slow_read)
+    release = held_reads(desk, monkeypatch)
     desk.on_message(b'{"cmd": "restore", "value": "k.npz", "id": "r"}', LIVE)
     for n in range(3):
         desk.on_message(f'{{"cmd": "status", "id": "s{n}"}}'.encode(), LIVE)
