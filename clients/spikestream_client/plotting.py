@@ -4,8 +4,11 @@ Works on the ``.npz`` layout written by ``spikestream run`` and ``spikestream re
 :func:`plot_run` draws arrays held in memory, :func:`plot_run_file` a file, read member
 by member as a stream of row chunks, so that plotting a run takes memory bounded
 independently of its length (see :func:`plot_run_file`). Both keep only what is drawn:
-at most :data:`MAX_TRACES` traces of :data:`MAX_POINTS` points per value panel, and at
-most :data:`MAX_SPIKES` spikes of :data:`MAX_RASTER_NEURONS` neurons per raster.
+at most :data:`MAX_TRACES` traces of :data:`MAX_POINTS` points per value panel, at
+most :data:`MAX_SPIKES` spikes of :data:`MAX_RASTER_NEURONS` neurons per raster, and at
+most :data:`MAX_PANELS` panels per figure (the figure and the log say how many more were
+left out). A row wider than :data:`CHUNK_BYTES` is read in pieces, keeping only the
+columns drawn, so no row is ever held whole.
 matplotlib is imported lazily with the non-interactive Agg backend so that importing
 spikestream never needs a display.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import stat
@@ -44,7 +48,8 @@ MAX_POINTS = 20_000
 #: Most spikes drawn per raster; beyond it every 2nd (4th, ...) spike is drawn, evenly
 #: over the run, and the panel says how many of how many.
 MAX_SPIKES = 2_000_000
-#: Bytes of a member read at a time (at least one row).
+#: Bytes of a member read at a time: a chunk of rows, or a piece of one row wider than
+#: this (of which only the columns drawn are kept).
 CHUNK_BYTES = 4 * 2**20
 #: Most rows read at a time (bounds the per-row temporaries of narrow arrays).
 CHUNK_ROWS = 1 << 16
@@ -55,6 +60,10 @@ META_MAX_BYTES = 64 * 2**20
 #: Most members of a file plotted (each probe, population and input is one to three):
 #: checked from the zip's end record before its directory is read.
 MAX_MEMBERS = 65_536
+#: Most panels drawn in one figure (inputs, then rasters, then value probes, in that
+#: order): the figure grows 1.4 to 2 inches per panel, and each panel holds what it draws
+#: until the figure is written. The figure and the log say how many more were left out.
+MAX_PANELS = 64
 #: Keyword arguments for every text artist that shows a name: names come from network
 #: files and from frames or ``.npz`` files made elsewhere, so they are drawn literally,
 #: never parsed as mathtext (``a$\frac{$`` would make matplotlib raise) or TeX (a
@@ -70,6 +79,8 @@ _REAL = "fiub"
 _TIME = "fiu"
 _TEXT = "US"
 
+log = logging.getLogger("spikestream_client")
+
 
 class _Source(Protocol):
     """The arrays of a run, whole or as row chunks."""
@@ -84,7 +95,10 @@ class _Source(Protocol):
 
     def whole(self, name: str) -> AnyArray: ...
 
-    def rows(self, name: str, chunk: int) -> Iterator[AnyArray]: ...
+    def rows(self, name: str, chunk: int, cols: npt.NDArray[np.intp]) -> Iterator[AnyArray]:
+        """Chunks of at most ``chunk`` rows, each row flattened and cut to the (sorted)
+        columns ``cols``: ``(k, cols.size)``."""
+        ...
 
 
 def _check_dtype(what: str, dtype: np.dtype[Any], kinds: str) -> None:
@@ -114,10 +128,13 @@ class _InMemory:
     def whole(self, name: str) -> AnyArray:
         return np.asarray(self.arrays[name])
 
-    def rows(self, name: str, chunk: int) -> Iterator[AnyArray]:
+    def rows(self, name: str, chunk: int, cols: npt.NDArray[np.intp]) -> Iterator[AnyArray]:
         arr = np.asarray(self.arrays[name])
+        width = math.prod(arr.shape[1:])
         for start in range(0, arr.shape[0], chunk):
-            yield arr[start : start + chunk]
+            part = arr[start : start + chunk]
+            block = part.reshape(part.shape[0], width)
+            yield block if cols.size == width else block[:, cols]
 
 
 class _Counted:
@@ -200,15 +217,46 @@ class _NpzFile:
             data = self._read(fp, dtype.itemsize, name, 0)
             return np.frombuffer(data, dtype).reshape(())
 
-    def rows(self, name: str, chunk: int) -> Iterator[AnyArray]:
+    def rows(self, name: str, chunk: int, cols: npt.NDArray[np.intp]) -> Iterator[AnyArray]:
         with self.open(name, _REAL) as (fp, shape, dtype):
-            row_bytes = math.prod(shape[1:]) * dtype.itemsize
+            width = math.prod(shape[1:])
+            row_bytes = width * dtype.itemsize
             done = 0
             while done < shape[0]:
                 k = min(chunk, shape[0] - done)
-                data = self._read(fp, k * row_bytes, name, done * row_bytes)
-                yield np.frombuffer(data, dtype).reshape(k, *shape[1:])
+                if row_bytes > CHUNK_BYTES:  # never held whole: its columns, piece by piece
+                    yield np.stack(
+                        [
+                            self._pick(fp, width, dtype, cols, name, (done + i) * row_bytes)
+                            for i in range(k)
+                        ]
+                    )
+                else:
+                    data = self._read(fp, k * row_bytes, name, done * row_bytes)
+                    block = np.frombuffer(data, dtype).reshape(k, width)
+                    yield block if cols.size == width else block[:, cols]
                 done += k
+
+    def _pick(
+        self,
+        fp: _Counted,
+        width: int,
+        dtype: np.dtype[Any],
+        cols: npt.NDArray[np.intp],
+        name: str,
+        pos: int,
+    ) -> AnyArray:
+        """The columns ``cols`` (sorted) of the row of ``width`` values at data byte
+        ``pos``, read in pieces of at most :data:`CHUNK_BYTES`."""
+        out = np.empty(cols.size, dtype)
+        per = max(1, CHUNK_BYTES // dtype.itemsize)
+        for a in range(0, width, per):
+            b = min(width, a + per)
+            data = self._read(fp, (b - a) * dtype.itemsize, name, pos)
+            pos += len(data)
+            lo, hi = np.searchsorted(cols, [a, b])
+            out[lo:hi] = np.frombuffer(data, dtype)[cols[lo:hi] - a]
+        return out
 
     def _read(self, fp: _Counted, n: int, name: str, pos: int) -> bytes:
         parts = []
@@ -271,18 +319,23 @@ class _Axis:
 
 
 def _with_time(
-    src: _Source, name: str, header: Header
+    src: _Source, name: str, header: Header, cols: npt.NDArray[np.intp] | None = None
 ) -> Iterator[tuple[int, FloatArray, AnyArray]]:
     """``(first row, t, rows)`` chunks of ``name``, with ``t`` read alongside; the rows
-    flattened to ``(k, width)``. A chunk holds at most :data:`CHUNK_BYTES` of rows (one
-    row when wider), counted as float64 to bound the panels' float64 temporaries too."""
+    flattened and cut to the sorted columns ``cols`` (all when None): ``(k, cols.size)``.
+    A chunk holds at most :data:`CHUNK_BYTES` of rows, counted as float64 to bound the
+    panels' float64 temporaries too; a row wider than that is one chunk, read in pieces
+    of at most :data:`CHUNK_BYTES` of which only ``cols`` are kept."""
     shape, dtype = header
     width = math.prod(shape[1:])
+    if cols is None:
+        cols = np.arange(width)
     chunk = max(1, min(CHUNK_ROWS, CHUNK_BYTES // max(1, width * max(8, dtype.itemsize))))
+    one = np.arange(1)
     start = 0
-    for t, block in zip(src.rows("t", chunk), src.rows(name, chunk), strict=True):
-        yield start, t.astype(np.float64), block.reshape(t.size, width)
-        start += t.size
+    for t, block in zip(src.rows("t", chunk, one), src.rows(name, chunk, cols), strict=True):
+        yield start, t[:, 0].astype(np.float64), block
+        start += t.shape[0]
 
 
 def _buckets(axis: _Axis, start: int, k: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -298,7 +351,7 @@ def _read_axis(src: _Source, rows: int, keys: list[str]) -> _Axis:
     axis = _Axis(rows, 1 if rows <= MAX_POINTS else -(-rows // (MAX_POINTS // 2)))
     name, header = "t", _header(src, "t", _TIME, rows)  # t alongside itself: no gaps
     if "gaps" in keys:
-        name, header = "gaps", _header(src, "gaps", _REAL, rows)
+        name, header = "gaps", _header(src, "gaps", _REAL, rows, ndim=1)
         axis.gaps = np.zeros(axis.buckets, dtype=bool)
     for start, t, block in _with_time(src, name, header):
         heads, b = _buckets(axis, start, t.size)
@@ -329,21 +382,22 @@ def _trace(src: _Source, name: str, header: Header, axis: _Axis) -> tuple[FloatA
     NaN, so a gap stays a break)."""
     shape = header[0]
     cols = min(MAX_TRACES, math.prod(shape[1:]))
+    drawn = np.arange(cols)
     if axis.step == 1:
         x = np.empty(axis.rows)
         y = np.empty((axis.rows, cols))
-        for start, t, block in _with_time(src, name, header):
+        for start, t, block in _with_time(src, name, header, drawn):
             x[start : start + t.size] = t
-            y[start : start + t.size] = block[:, :cols]
+            y[start : start + t.size] = block
         return x, y
     n = axis.buckets
     lo, hi = np.full((n, cols), np.inf), np.full((n, cols), -np.inf)
     t_lo, t_hi = np.zeros((n, cols)), np.zeros((n, cols))
     nan = np.zeros((n, cols), dtype=bool)
     seen = np.zeros(n, dtype=bool)
-    for start, t, block in _with_time(src, name, header):
+    for start, t, block in _with_time(src, name, header, drawn):
         k = t.size
-        values = block[:, :cols].astype(np.float64)
+        values = block.astype(np.float64)
         heads, b = _buckets(axis, start, k)
         sizes = np.diff(np.append(heads, k))
         holes = np.isnan(values)
@@ -403,20 +457,75 @@ class _Spikes:
 
 def _raster(src: _Source, key: str, header: Header, cols: npt.NDArray[np.intp]) -> _Spikes:
     spikes = _Spikes()
-    whole = cols.size == header[0][1]
-    for _start, t, block in _with_time(src, key, header):
-        ticks, neurons = np.nonzero(block if whole else block[:, cols])
+    for _start, t, block in _with_time(src, key, header, cols):
+        ticks, neurons = np.nonzero(block)
         spikes.add(t[ticks], neurons.astype(np.int32))
     return spikes
 
 
+def _json_type(value: object) -> str:
+    """``value``'s JSON type, as a refusal names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
 def _meta(src: _Source) -> dict[str, Any]:
+    """The file's ``meta`` JSON object (or one made from the ``<pop>.spikes`` keys when
+    there is none), refused in one line unless ``inputs`` and ``populations`` are arrays
+    of strings and ``probes`` an object of strings (``network``, when present, a string).
+    A ``meta`` stored as bytes is read as UTF-8."""
     keys = src.keys()
-    if "meta" in keys:
-        meta: dict[str, Any] = json.loads(str(src.whole("meta")))
-        return meta
-    pops = sorted(k[: -len(".spikes")] for k in keys if k.endswith(".spikes"))
-    return {"network": "", "populations": pops, "inputs": [], "probes": {}}
+    if "meta" not in keys:
+        pops = sorted(k[: -len(".spikes")] for k in keys if k.endswith(".spikes"))
+        return {"network": "", "populations": pops, "inputs": [], "probes": {}}
+    what = src.what("meta")
+    arr = src.whole("meta")
+    if arr.shape != () or arr.dtype.kind not in _TEXT:
+        raise ConfigError(
+            f"cannot plot {what}: it holds {arr.dtype} of shape {arr.shape}; expected one "
+            "JSON string"
+        )
+    item = arr.item()
+    try:
+        text = item.decode("utf-8") if isinstance(item, bytes) else str(item)
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError too
+        why = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        raise ConfigError(f"cannot plot {what}: it is not JSON ({why})") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"cannot plot {what}: it is {_json_type(meta)}; expected a JSON object")
+    for key, kind, expected in (
+        ("inputs", list, "an array of strings"),
+        ("populations", list, "an array of strings"),
+        ("probes", dict, "an object mapping each probe to its kind (a string)"),
+        ("network", str, "a string"),
+    ):
+        value = meta.get(key)
+        if key not in meta:
+            if key == "network":
+                continue  # only the title shows it
+            got = "missing"
+        elif not isinstance(value, kind):
+            got = _json_type(value)
+        elif kind is str:
+            continue
+        else:
+            items = value.values() if isinstance(value, dict) else value
+            odd = [v for v in items if not isinstance(v, str)]
+            if not odd:
+                continue
+            got = f"{_json_type(value)} holding {_json_type(odd[0])}"
+        raise ConfigError(f"cannot plot {what}: its {key!r} is {got}; expected {expected}")
+    return meta
 
 
 def plot_suffixes() -> tuple[str, ...]:
@@ -477,11 +586,17 @@ def plot_run(arrays: Mapping[str, npt.NDArray[Any]], path: str | Path, *, title:
     Panels, top to bottom: inputs, one spike raster per population, then each value probe
     (``filtered``, ``decoded``, ``voltage``). Gaps recorded as NaN (by ``record``) show as
     breaks in the traces and shaded spans. A run of more than :data:`MAX_POINTS` ticks is
-    drawn decimated, as :func:`plot_run_file` describes.
+    drawn decimated, as :func:`plot_run_file` describes. At most :data:`MAX_PANELS` (64)
+    panels are drawn, the first ones in that order; when there are more, a note at the
+    foot of the figure and a warning on the ``spikestream_client`` logger say how many
+    were left out.
 
     Raises:
         ConfigError: Nothing to draw: no input, spike or value panel, or no rows (a run
-            of 0 ticks, or a recording in which no tick was kept).
+            of 0 ticks, or a recording in which no tick was kept); or ``meta`` is not a
+            JSON object whose ``inputs`` and ``populations`` are arrays of strings and
+            whose ``probes`` maps names to kinds (strings): one line naming the key, what
+            it held and what was expected.
     """
     if isinstance(arrays, np.lib.npyio.NpzFile) and arrays.zip is not None:
         # np.load's lazy file: read as a stream, not member by member whole.
@@ -494,8 +609,11 @@ def plot_run_file(npz: str | Path, path: str | Path, *, title: str = "") -> Path
     """Draw the run in the ``.npz`` file ``npz`` (stored or deflated) to ``path``, as
     :func:`plot_run` does, in memory bounded independently of the run's length.
 
-    Each member is read as a stream of row chunks of at most :data:`CHUNK_BYTES` (4 MiB,
-    or one row when a row is wider) and only what is drawn is kept, per panel: a value
+    Each member is read as a stream of row chunks of at most :data:`CHUNK_BYTES` (4 MiB);
+    a row wider than that (a file may claim ``(1, 10**9)``) is read in pieces of at most
+    :data:`CHUNK_BYTES` of which only the columns drawn are kept, so no row is ever held
+    whole. Only what is drawn is kept, per panel, for at most :data:`MAX_PANELS` (64)
+    panels (the rest are left out, as :func:`plot_run` says): a value
     panel its first :data:`MAX_TRACES` (40) traces of at most :data:`MAX_POINTS`
     (20,000) points (about 13 MB of float64 times and values, plus 10,000 buckets of
     reductions while reading), a raster at most :data:`MAX_SPIKES` (2,000,000) spikes of
@@ -503,13 +621,16 @@ def plot_run_file(npz: str | Path, path: str | Path, *, title: str = "") -> Path
     thinning). A run of more than :data:`MAX_POINTS` ticks is cut into 10,000 buckets of
     equal row counts: each trace is drawn as the minimum and maximum of each bucket, in
     the order they occur, and a bucket holding a NaN (a gap) as a break; gaps are shaded
-    bucket by bucket. The bound grows with the number of panels and the width of a row,
-    never with the number of rows. matplotlib's figure and rendering come on top
+    bucket by bucket. The bound grows with the number of panels drawn, never with the
+    number of rows, the width of a row or the number of probes in the file (a 1 GB row
+    of a 1 MB file: 41 MiB traced; 1000 probes: 56 MiB, 64 panels drawn). matplotlib's
+    figure and rendering come on top
     (``spikestream run`` of 100 s of 1000 neurons with a voltage probe: 263 MB peak RSS
     with ``--plot``, two rasters of 1 million drawn spikes each, against 140 MB without).
 
     Every header is checked before its data is read (real numbers, C order, a shape its
-    member's bytes hold, as many rows as ``t``), so a hostile file is refused in one line.
+    member's bytes hold, as many rows as ``t``), and ``meta`` as :func:`plot_run` says, so
+    a hostile file is refused in one line.
 
     Raises:
         ConfigError: Nothing to draw (as :func:`plot_run`), or the file is not an
@@ -546,6 +667,18 @@ def _plot(src: _Source, path: Path, title: str) -> Path:
     ]
     if not panels:
         raise ConfigError("nothing to plot: the run has no inputs, spikes or value probes")
+    left_out = len(panels) - MAX_PANELS
+    panels = panels[:MAX_PANELS]
+    if left_out > 0:
+        # Said before the drawing, which may take a while: the figure says it too.
+        log.warning(
+            "plot %r: drawing the first %d of %d panels; %d left out (at most %d per figure)",
+            str(path),
+            MAX_PANELS,
+            MAX_PANELS + left_out,
+            left_out,
+            MAX_PANELS,
+        )
     # Every header is checked before anything is read or drawn.
     headers: dict[str, Header] = {}
     for kind, name in panels:
@@ -560,18 +693,19 @@ def _plot(src: _Source, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     heights = [2.0 if kind == "raster" else 1.4 for kind, _ in panels]
-    fig, axes = plt.subplots(
-        len(panels), 1, sharex=True, figsize=(10, sum(heights) + 0.8), squeeze=False
-    )
+    note = 0.3 if left_out > 0 else 0.0  # inches kept below the panels for the note
+    height = sum(heights) + 0.8 + note
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10, height), squeeze=False)
     rng = np.random.default_rng(0)
     spans = axis.spans()
     for ax, (kind, name) in zip(axes[:, 0], panels, strict=True):
         if kind == "raster":
             key = f"{name}.spikes"
             n = headers[key][0][1]
-            cols = np.arange(n)
-            if n > MAX_RASTER_NEURONS:
+            if n > MAX_RASTER_NEURONS:  # chosen without an index per neuron (n may be 10**9)
                 cols = np.sort(rng.choice(n, MAX_RASTER_NEURONS, replace=False))
+            else:
+                cols = np.arange(n)
             spikes = _raster(src, key, headers[key], cols)
             times, neurons = spikes.joined()
             ax.scatter(times, neurons, s=1.0, marker="|", color="k", linewidths=0.5)
@@ -597,8 +731,19 @@ def _plot(src: _Source, path: Path, title: str) -> Path:
         for start, stop in spans:
             ax.axvspan(start, stop, color="tab:red", alpha=0.2)
     axes[-1, 0].set_xlabel("time (s)")
+    if left_out > 0:
+        fig.text(
+            0.5,
+            note / 2 / height,
+            f"{left_out:,} more panel(s) left out: at most {MAX_PANELS} are drawn "
+            f"(the first {MAX_PANELS} of {MAX_PANELS + left_out:,})",
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="tab:red",
+        )
     fig.suptitle(title or f"network {meta.get('network', '')}".strip(), **_LITERAL)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, note / height, 1.0, 1.0))
     try:
         fig.savefig(path, dpi=100)
     except OSError as err:

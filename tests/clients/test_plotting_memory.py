@@ -310,3 +310,90 @@ def test_a_missing_or_non_zip_file_is_one_line(tmp_path: Path) -> None:
             zf.writestr(f"m{i}.npy", b"")
     with pytest.raises(ConfigError, match=r"its directory lists 70000 member\(s\)"):
         plot_run_file(tmp_path / "many.npz", tmp_path / "p.png")
+
+
+# ------------------------------------------------------------------ wide rows
+
+
+def _wide(
+    path: Path, member: str, shape: tuple[int, ...], descr: str, meta: dict[str, Any]
+) -> Path:
+    """A deflated run file of ``shape[0]`` ticks whose ``member`` is zeros of ``shape``
+    (a few KB of the file, written piece by piece, never held whole)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for key, arr in {"t": time_of(np.arange(shape[0]), DT), **header_arrays(meta)}.items():
+            with zf.open(f"{key}.npy", "w") as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+        with zf.open(f"{member}.npy", "w", force_zip64=True) as fh:
+            header = {"descr": descr, "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(fh, header)
+            left = int(np.prod(shape)) * np.dtype(descr).itemsize
+            piece = b"\0" * 2**20
+            while left > 0:
+                fh.write(piece[:left])
+                left -= len(piece)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("member", "shape", "descr", "probes", "pops"),
+    [
+        ("p.spikes", (1, 2**25), "|u1", {}, ["p"]),  # a raster: 200 of 33,554,432 neurons
+        ("v", (1, 2**22), "<f8", {"v": "voltage"}, []),  # a trace panel: 40 of 4,194,304
+    ],
+    ids=["raster", "values"],
+)
+def test_a_row_wider_than_chunk_bytes_is_never_held_whole(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    member: str,
+    shape: tuple[int, ...],
+    descr: str,
+    probes: dict[str, str],
+    pops: list[str],
+) -> None:
+    """A file may claim rows of any width: 1 row of (1, 10**9) uint8 (a 973 KB file of
+    deflated zeros) took 7.9 GB, a whole row joined in memory and an index per neuron.
+    With CHUNK_BYTES at 1 MiB, a 32 MiB row is read in 32 pieces, keeping only the
+    columns drawn: the peak stays under half a row."""
+    monkeypatch.setattr(plotting, "CHUNK_BYTES", 2**20)
+    npz = _wide(tmp_path / "wide.npz", member, shape, descr, _meta(shape[0], probes, pops))
+    tracemalloc.start()
+    try:
+        plot_run_file(npz, tmp_path / "wide.png")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "wide.png").stat().st_size > 0
+    assert peak < 16 * 2**20, f"plotting peaked at {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["stored", "deflated"])
+def test_a_wide_row_read_in_pieces_keeps_exactly_the_columns_drawn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compress: bool
+) -> None:
+    """Rows of 4,000 float64 (32,000 bytes) and 5,000 uint8 read in pieces of 1,000
+    bytes: the columns kept, on and across the pieces' edges, are those of the array,
+    and the file draws the image the arrays in memory draw."""
+    monkeypatch.setattr(plotting, "CHUNK_BYTES", 1000)
+    rng = np.random.default_rng(5)
+    v = rng.standard_normal((3, 4, 1000))
+    spikes = (rng.random((3, 5000)) < 0.1).astype(np.uint8)
+    arrays = {
+        "t": time_of(np.arange(3), DT),
+        "v": v,
+        "p.spikes": spikes,
+        **header_arrays(_meta(3, {"v": "voltage"}, ["p"])),
+    }
+    npz = save_npz(tmp_path / "w.npz", arrays, compress=compress)
+    cols = np.array([0, 1, 124, 125, 126, 999, 1000, 2500, 3999])
+    with zipfile.ZipFile(npz) as zf:
+        src = plotting._NpzFile(npz, zf)
+        for chunk in (1, 2):
+            got = np.concatenate(list(src.rows("v", chunk, cols)))
+            np.testing.assert_array_equal(got, v.reshape(3, -1)[:, cols])
+        got = np.concatenate(list(src.rows("p.spikes", 1, cols)))
+        np.testing.assert_array_equal(got, spikes[:, cols])
+    a = plot_run(arrays, tmp_path / "a.png")
+    b = plot_run_file(npz, tmp_path / "b.png")
+    np.testing.assert_array_equal(matplotlib.image.imread(a), matplotlib.image.imread(b))

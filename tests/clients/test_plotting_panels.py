@@ -4,16 +4,19 @@ matplotlib calls it makes."""
 
 from __future__ import annotations
 
+import logging
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import matplotlib.axes
+import matplotlib.figure
 import numpy as np
 import pytest
 
 from spikestream_client import plotting
-from spikestream_client.npz import header_arrays, layout_meta, time_of
-from spikestream_client.plotting import MAX_POINTS, MAX_RASTER_NEURONS, plot_run
+from spikestream_client.npz import header_arrays, layout_meta, save_npz, time_of
+from spikestream_client.plotting import MAX_POINTS, MAX_RASTER_NEURONS, plot_run, plot_run_file
 
 DT = 0.001
 
@@ -134,3 +137,86 @@ def test_a_run_of_at_most_max_points_ticks_is_drawn_tick_by_tick(
     else:
         assert len(x) == 2 * -(-rows // step) <= MAX_POINTS
         np.testing.assert_array_equal(np.ravel(x)[:4], [t[0], t[0], t[step], t[step]])
+
+
+def _sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float]]:
+    """Record the size in inches of every figure saved."""
+    sizes: list[tuple[float, float]] = []
+    real = matplotlib.figure.Figure.savefig
+
+    def savefig(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sizes.append(tuple(self.get_size_inches()))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    return sizes
+
+
+def test_panels_past_max_panels_are_left_out_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A raster and 10 value probes with MAX_PANELS 3: the raster and the first two
+    probes are drawn, the figure is as tall as 3 panels (plus the note's line), and the
+    figure and the log say that 8 were left out. 1000 probes of 1 tick each took 1.1 GB
+    and 219 s, the figure growing 1.4 inches per panel."""
+    monkeypatch.setattr(plotting, "MAX_PANELS", 3)
+    labels = _spy(monkeypatch, "set_ylabel")
+    sizes = _sizes(monkeypatch)
+    notes: list[str] = []
+    real_text = matplotlib.figure.Figure.text
+
+    def text(self: Any, x: float, y: float, s: str, *args: Any, **kwargs: Any) -> Any:
+        notes.append(s)
+        return real_text(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "text", text)
+    values = {f"v{i}": np.zeros((5, 1)) for i in range(10)}
+    spikes = np.ones((5, 2), dtype=np.uint8)
+    arrays = _run(5, dict.fromkeys(values, "values"), ["p"], **values, **{"p.spikes": spikes})
+    with caplog.at_level(logging.WARNING, logger="spikestream_client"):
+        png = plot_run(arrays, tmp_path / "many.png")
+    assert png.stat().st_size > 0
+    assert labels == [("p\nneuron",), ("v0\n(values)",), ("v1\n(values)",)]
+    assert notes[0] == "8 more panel(s) left out: at most 3 are drawn (the first 3 of 11)"
+    assert not any("left out" in note for note in notes[1:])
+    assert sizes == [(10.0, 2.0 + 1.4 + 1.4 + 0.8 + 0.3)]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"plot {str(png)!r}: drawing the first 3 of 11 panels; 8 left out (at most 3 per figure)"
+    ]
+
+
+def test_panels_up_to_max_panels_are_all_drawn_without_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(plotting, "MAX_PANELS", 3)
+    labels = _spy(monkeypatch, "set_ylabel")
+    sizes = _sizes(monkeypatch)
+    values = {f"v{i}": np.zeros((5, 1)) for i in range(3)}
+    with caplog.at_level(logging.WARNING, logger="spikestream_client"):
+        plot_run(_run(5, dict.fromkeys(values, "values"), [], **values), tmp_path / "3.png")
+    assert len(labels) == 3
+    assert sizes == [(10.0, 3 * 1.4 + 0.8)]
+    assert caplog.records == []
+
+
+@pytest.mark.slow
+def test_a_file_of_a_thousand_probes_takes_bounded_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1000 value probes of 1 tick (a 190 KB file): MAX_PANELS (64) are drawn, in a
+    figure at most 64 rasters tall, under 96 MiB traced (the drawing of 1000 panels
+    took 464 MiB traced, 1.1 GB of RSS)."""
+    sizes = _sizes(monkeypatch)
+    values = {f"v{i}": np.zeros((1, 1)) for i in range(1000)}
+    arrays = _run(1, dict.fromkeys(values, "values"), [], **values)
+    npz = save_npz(tmp_path / "many.npz", arrays, compress=True)
+    tracemalloc.start()
+    try:
+        plot_run_file(npz, tmp_path / "many.png")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert getattr(plotting, "MAX_PANELS", None) == 64
+    ((_, height),) = sizes
+    assert height <= 64 * 2.0 + 0.8 + 0.3
+    assert peak < 96 * 2**20, f"plotting peaked at {peak / 2**20:.0f} MiB"
