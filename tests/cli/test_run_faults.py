@@ -62,6 +62,9 @@ def test_a_signal_mid_run_exits_cleanly_and_leaves_nothing(tmp_path: Path, signu
         stderr=subprocess.PIPE,
         text=True,
         env=cli_env(),
+        # As from a terminal: a test run under nohup would pass its ignored SIGHUP on,
+        # which the run rightly keeps ignoring.
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60

@@ -45,6 +45,10 @@ def offline_service() -> Any:
     )
 
 
+def _default_hangup() -> None:
+    _signal.signal(_signal.SIGHUP, _signal.SIG_DFL)
+
+
 class ServeProcess:
     """``spikestream serve NETWORK --broker URL ...`` in a subprocess, logs to a file."""
 
@@ -85,7 +89,14 @@ class ServeProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=self.env
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=self.env,
+            # As from a terminal: a test run under nohup would pass its ignored SIGHUP on,
+            # which serve rightly keeps ignoring (the SIGHUP tests send one).
+            preexec_fn=_default_hangup,
         )
         log.close()
         return self
