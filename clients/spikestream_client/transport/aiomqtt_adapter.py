@@ -58,6 +58,7 @@ from spikestream_client.transport.values import (
     SubscribeFailure,
     Will,
 )
+from spikestream_client.transport.writer import writer_registration
 
 __all__ = [
     "PRIVATE_NAMES",
@@ -367,28 +368,8 @@ class Connection:
         # Inside write_batch(), hold paho's request for a writable-socket callback: the
         # batch is written at its end, in one go (see write_batch). aiomqtt registers the
         # writer through call_soon_threadsafe, a self-pipe write and a loop pass per batch.
-        # The registration is this adapter's own, not aiomqtt's: aiomqtt schedules
-        # add_writer(sock.fileno()) for later (paho may ask from the connecting thread),
-        # and by then the connection may be gone, its fd closed or reused: asyncio logged
-        # a traceback at ERROR ("11 is not registered", "Bad file descriptor").
-        loop = self._loop
-
-        def writable() -> None:
-            try:
-                mqtt.loop_write()
-            except Exception as exc:  # as aiomqtt's writer callback does
-                self.abort(f"socket error: {exc}")
-
-        def add_writer(sock: Any, fd: int) -> None:
-            current = mqtt.socket()
-            if current is not None and current is sock and current.fileno() == fd:
-                loop.add_writer(fd, writable)  # still this connection's socket
-
-        def register(client: paho.Client, userdata: Any, sock: Any) -> None:
-            fd = sock.fileno()
-            if fd >= 0:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to do
-                    loop.call_soon_threadsafe(add_writer, sock, fd)
+        # The registration is this adapter's own, for the current socket only (writer.py).
+        register = writer_registration(self._loop, mqtt, self.abort)
 
         def on_register_write(client: paho.Client, userdata: Any, sock: Any) -> None:
             if self._holding_writes:
