@@ -364,6 +364,11 @@ def test_a_misspelt_flag_is_refused_by_its_command_naming_the_closest(
     """The top-level parser refused a subcommand's unknown flag, with the top-level usage
     and no hint (``feed --brokr URL`` even took the URL for the signal); README promises
     the closest valid flag, as for a misspelt environment variable."""
+    assert _refused(argv).stderr == expected + "\n"
+
+
+def _refused(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``spikestream ARGV`` in a fresh interpreter, checked to exit 2 (a usage error)."""
     proc = subprocess.run(
         [sys.executable, "-m", "spikestream", *argv],
         capture_output=True,
@@ -371,8 +376,8 @@ def test_a_misspelt_flag_is_refused_by_its_command_naming_the_closest(
         timeout=60,
         check=False,
     )
-    assert proc.returncode == 2
-    assert proc.stderr == expected + "\n"
+    assert proc.returncode == 2, proc.stderr
+    return proc
 
 
 @pytest.mark.parametrize(
@@ -403,15 +408,7 @@ def test_a_usage_error_under_log_format_json_is_one_json_object(
     """FAULTS.md: "user errors of every command are one JSON object there". A misspelt or
     bad flag printed argparse's plain line (and the top level its usage) to the log
     collector that reads stderr."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "spikestream", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 2
-    (line,) = proc.stderr.splitlines()
+    (line,) = _refused(argv).stderr.splitlines()
     said = json.loads(line)
     assert (said["level"], said["msg"]) == ("error", message)
     assert (said["command"], said["error"]) == (command, "ArgumentError")
