@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spikestream_client.cli import make_parser, top_flag
+from spikestream_client.cli import make_parser, top_flag, top_words
 
 
 @pytest.mark.parametrize("flag", ["--log-level", "--log-format"])
@@ -26,3 +26,23 @@ def test_a_top_level_usage_error_in_text_keeps_argparses_usage(
     err = capsys.readouterr().err
     assert err.startswith("usage: spikestream ")
     assert "spikestream: error: argument COMMAND: invalid choice: 'nosuch'" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "flags"),
+    [
+        (["--log-l", "debug", "run", "x.toml"], "run", {"--log-level": "debug"}),
+        (["--log-format=json", "serve"], "serve", {"--log-format": "json"}),
+        (["--log", "json", "run"], "json", {}),
+        (["--version"], None, {}),
+        (["--log-level", "error", "--log-level", "info", "ls"], "ls", {"--log-level": "info"}),
+        (["run", "--log-format", "json"], "run", {}),
+    ],
+)
+def test_one_scan_finds_the_command_and_the_top_flags(
+    argv: list[str], command: str | None, flags: dict[str, str]
+) -> None:
+    """The word after a valued flag (or its unique prefix) is its value, not the
+    command; an ambiguous prefix takes none; the last of a repeated flag wins, as in
+    argparse; a subcommand's own flags are not the top level's."""
+    assert top_words(argv) == (command, flags)

@@ -35,36 +35,35 @@ ENTRY_POINT_GROUP = "spikestream.commands"
 _VALUED_FLAGS = ("--log-level", "--log-format")
 
 
-def command_of(argv: Sequence[str]) -> str | None:
-    """The subcommand named in ``argv`` (the first word that is not a top-level flag or
-    its value), or None."""
-    words = iter(argv)
-    for word in words:
-        # argparse takes a unique prefix of a flag (--log-l) as the flag itself.
-        if word.startswith("--") and sum(f.startswith(word) for f in _VALUED_FLAGS) == 1:
-            next(words, None)
-        elif not word.startswith("-"):
-            return word
-    return None
-
-
-def top_flag(argv: Sequence[str], flag: str) -> str | None:
-    """The value of valued top-level ``flag`` (one of :data:`_VALUED_FLAGS`) given before
-    the subcommand in ``argv``, as argparse reads it (``--flag V``, ``--flag=V``, or a
-    unique prefix of the flag), or None. Usage errors come before the parse ends, and
-    must know the log format already."""
-    value = None
+def top_words(argv: Sequence[str]) -> tuple[str | None, dict[str, str | None]]:
+    """One scan of the words before the subcommand in ``argv``: the subcommand (the first
+    word that is not a top-level flag or its value), or None, and the value of each
+    valued top-level flag (:data:`_VALUED_FLAGS`) given there, as argparse reads it
+    (``--flag V``, ``--flag=V``, or a unique prefix of the flag). Usage errors come
+    before the parse ends, and must know the log format already."""
+    values: dict[str, str | None] = {}
     words = iter(argv)
     for word in words:
         if not word.startswith("-"):
-            break  # the subcommand: its own flags follow
+            return word, values  # the subcommand: its own flags follow
         name, eq, given = word.partition("=")
+        # argparse takes a unique prefix of a flag (--log-l) as the flag itself, and an
+        # ambiguous one (--log) as neither.
         matches = [f for f in _VALUED_FLAGS if f.startswith(name)] if name.startswith("--") else []
         if len(matches) == 1:
-            taken = given if eq else next(words, None)
-            if matches[0] == flag:
-                value = taken
-    return value
+            values[matches[0]] = given if eq else next(words, None)
+    return None, values
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv``, or None (:func:`top_words`)."""
+    return top_words(argv)[0]
+
+
+def top_flag(argv: Sequence[str], flag: str) -> str | None:
+    """The value of valued top-level ``flag`` given before the subcommand in ``argv``,
+    or None (:func:`top_words`)."""
+    return top_words(argv)[1].get(flag)
 
 
 def make_parser(
@@ -271,9 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
-    command = command_of(words)
+    command, flags = top_words(words)
     known = command in _BUILTIN or command in commands()
-    json_errors = top_flag(words, "--log-format") == "json"
+    json_errors = flags.get("--log-format") == "json"
     parser = make_parser(command if known else None, json_errors=json_errors)
     args = parser.parse_args(words)
     setup_logging(args.log_level, args.log_format)
