@@ -113,6 +113,18 @@ _FORMAT, _EXPIRY, _CONTENT_TYPE, _RESPONSE_TOPIC, _CORRELATION = 0x01, 0x02, 0x0
 _LIVE, _RETAINED = MessageMeta(0, False), MessageMeta(0, True)
 
 
+def _topic_end(body: bytes | bytearray) -> int:
+    """Index just past the topic of a PUBLISH ``body`` (its two-byte length, then the
+    name), or ``len(body)`` when even the length is cut off."""
+    return 2 + ((body[0] << 8) | body[1]) if len(body) >= 2 else len(body)
+
+
+def _id_size(first: int) -> int:
+    """Bytes of the packet id after the topic: 2 at QoS 1 and 2 (``first``'s bits 1-2),
+    else none."""
+    return 2 if (first >> 1) & 3 else 0
+
+
 def read_publish_qos0(
     first: int, body: bytes | bytearray, v5: bool
 ) -> tuple[str, bytes, MessageMeta] | None:
@@ -141,7 +153,7 @@ def read_publish_qos0(
     size = len(body)
     if size < 3:
         return None
-    end = 2 + ((body[0] << 8) | body[1])
+    end = _topic_end(body)
     if end == 2 or end > size:
         return None
     try:
@@ -260,7 +272,7 @@ def trim_properties(first: int, body: bytes | bytearray) -> bytearray | None:
     size = len(body)
     if size < 2:
         return None
-    head_end = 2 + ((body[0] << 8) | body[1]) + (2 if (first >> 1) & 3 else 0)
+    head_end = _topic_end(body) + _id_size(first)
     read = _read_varint(body, head_end)
     if read is None:
         return None
@@ -333,8 +345,7 @@ def bare_publish(first: int, head: bytes | bytearray, v5: bool) -> bytearray:
         head: The packet's body, at least its topic and packet id (:data:`HEAD_KEEP`).
         v5: MQTT 5 (an empty property block follows the topic and id).
     """
-    end = 2 + ((head[0] << 8) | head[1]) if len(head) >= 2 else len(head)
-    end += 2 if (first >> 1) & 3 else 0  # the packet id, QoS 1 and 2
+    end = _topic_end(head) + _id_size(first)
     return bytearray(head[:end]) + (b"\x00" if v5 else b"")
 
 
@@ -348,5 +359,5 @@ def unread_key(first: int, body: bytes | bytearray) -> int:
     """
     if (first >> 1) & 3 != 2:
         return -1
-    end = 2 + ((body[0] << 8) | body[1]) if len(body) >= 2 else len(body)
+    end = _topic_end(body)
     return (body[end] << 8) | body[end + 1] if end + 2 <= len(body) else -1
