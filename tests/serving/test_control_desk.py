@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -148,6 +149,29 @@ async def test_a_periodic_snapshot_still_under_way_skips_the_next_until_it_is_wr
     assert [k for k, _ in said] == ["snapshot_written"]
     desk.periodic(desk.folder.path / "p.npz")
     assert desk.periodic_skipped == 1
+    assert [c.id for c in engine._commands] == ["periodic"]
+
+
+def test_a_snapshot_asked_while_the_periodic_one_is_written_needs_room_for_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic snapshot under way is a copy on disk too: a disk with room for one
+    and a half snapshots takes the periodic one and refuses a control ``snapshot`` asked
+    while it is being written (the room asked for it used to leave the periodic out)."""
+    import spikestream.serving.snapshots as snapshots
+
+    desk, engine, said = desk_of(tmp_path)
+    one = desk.folder.max_bytes()
+    free = one * 3 // 2
+    usage = SimpleNamespace(total=100 * one, used=100 * one - free, free=free)
+    monkeypatch.setattr(snapshots.shutil, "disk_usage", lambda _: usage)
+    monkeypatch.setattr(snapshots, "DISK_RESERVE_BYTES", 0)
+    desk.periodic(desk.folder.path / "p.npz")
+    assert [c.id for c in engine._commands] == ["periodic"]
+    desk.on_message(b'{"cmd": "snapshot", "value": "c.npz", "id": "c"}', LIVE)
+    refused = [f for k, f in said if k == "control_rejected"]
+    assert [f["id"] for f in refused] == ["c"]
+    assert f"it may take {2 * one} bytes and {free} " in refused[0]["error"]
     assert [c.id for c in engine._commands] == ["periodic"]
 
 
