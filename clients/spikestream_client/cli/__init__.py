@@ -20,7 +20,7 @@ import functools
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from spikestream_client import __version__
@@ -67,7 +67,10 @@ def top_flag(argv: Sequence[str], flag: str) -> str | None:
 
 
 def make_parser(
-    command: str | None = None, *, json_errors: bool = False
+    command: str | None = None,
+    *,
+    json_errors: bool = False,
+    own: Mapping[str, str] | None = None,
 ) -> argparse.ArgumentParser:
     """The argument parser with every subcommand.
 
@@ -75,7 +78,12 @@ def make_parser(
     parsing is unchanged, but not described): ``serve`` pulls in MQTT, pydantic-settings
     and prometheus-client, and none of that should slow down ``run`` or the clients.
     Without one (``spikestream --help``), each command module that declares a ``SUMMARY``
-    is listed with it, and its parser is not built.
+    is listed with it, and its parser is not built. A command whose module cannot be
+    imported (a broken plugin) is listed as such; naming it is a one-line usage error.
+
+    Args:
+        own: Commands known without the scan of the installed distributions, beside the
+            client's (the service passes its own: ``python -m spikestream``).
     """
     parser = CommandParser(
         prog="spikestream",
@@ -103,12 +111,23 @@ def make_parser(
         parser_class=CommandParser,
     )
     # A built-in command needs no scan of the installed distributions' entry points.
-    found = {command: _BUILTIN[command]} if command in _BUILTIN else commands()
+    builtin = {**_BUILTIN, **(own or {})}
+    found = {command: builtin[command]} if command in builtin else _ordered(commands(), builtin)
+    parser.json_errors = json_errors
     for name, module_name in found.items():
         if command is not None and name != command:
             sub.add_parser(name)
             continue
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+            if not callable(getattr(module, "add_parser", None)):
+                raise AttributeError(f"module {module_name!r} has no add_parser(sub)")
+        except Exception as err:  # another distribution's fault, not the user's
+            said = f"could not be loaded: {type(err).__name__}: {err}"
+            if name == command:
+                parser.error(f"the command {name!r} ({module_name}) {said}")
+            sub.add_parser(name, help=f"({said})")
+            continue
         summary = getattr(module, "SUMMARY", None)
         if command is None and isinstance(summary, str):
             # The list of commands shows each one's summary only: building every
@@ -201,6 +220,15 @@ def commands() -> dict[str, str]:
     found = dict(_BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep.value)
+    return _ordered(found)
+
+
+def _ordered(*founds: Mapping[str, str]) -> dict[str, str]:
+    """The commands of ``founds`` (the first naming each wins), in ``--help``'s order."""
+    found: dict[str, str] = {}
+    for each in founds:
+        for name, module_name in each.items():
+            found.setdefault(name, module_name)
     rank = {name: i for i, name in enumerate(_ORDER)}
     return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
@@ -260,20 +288,26 @@ def _say(args: argparse.Namespace, err: BaseException) -> None:
         print(f"spikestream {args.command}: error: {error_text(err)}", file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
+def main(argv: Sequence[str] | None = None, *, own: Mapping[str, str] | None = None) -> int:
+    """Entry point of the console script.
+
+    Args:
+        argv: The words after the command's name (default: ``sys.argv[1:]``).
+        own: Commands known without the scan of the installed distributions, beside the
+            client's (see :func:`make_parser`).
+    """
     # A reader of our output that goes away (``| head``) must not end the work before
     # its file is written: the lines are a report, the file is the result.
     with pipe_safe_streams():
-        return _main(argv)
+        return _main(argv, own or {})
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, own: Mapping[str, str]) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     command, flags = top_words(words)
-    known = command in _BUILTIN or command in commands()
+    known = command in _BUILTIN or command in own or command in commands()
     json_errors = flags.get("--log-format") == "json"
-    parser = make_parser(command if known else None, json_errors=json_errors)
+    parser = make_parser(command if known else None, json_errors=json_errors, own=own)
     args = parser.parse_args(words)
     setup_logging(args.log_level, args.log_format)
     try:
