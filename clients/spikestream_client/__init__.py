@@ -57,7 +57,17 @@ if TYPE_CHECKING:
         client_broker_specs,
         default_broker,
     )
+    from spikestream_client.codec import SpikeFrame, ValueFrame
     from spikestream_client.gaps import Gap, GapKind, GapTracker
+
+# The errors a client catches: a light module (no numpy, no MQTT), imported at once.
+from spikestream_client.errors import (
+    AuthError,
+    CodecError,
+    ConfigError,
+    SpikestreamError,
+    TransportError,
+)
 
 __version__ = "0.1.0"
 
@@ -70,23 +80,29 @@ _LAZY = {
         ("EventStream", "FrameStream", "StatusWatcher", "Subscription"),
         "spikestream_client.streams",
     ),
-    "Frame": "spikestream_client.codec",
+    **dict.fromkeys(("Frame", "SpikeFrame", "ValueFrame"), "spikestream_client.codec"),
 }
 
+# Type checkers see the imports above only: a module-level __getattr__ would tell mypy
+# that every name exists (as Any), so a misspelt or missing one would pass --strict.
+if not TYPE_CHECKING:
 
-def __getattr__(name: str) -> Any:
-    if name in __all__ and name != "__version__":
-        module = importlib.import_module(_LAZY.get(name, "spikestream_client.client"))
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'spikestream_client' has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        if name in __all__ and name != "__version__":
+            module = importlib.import_module(_LAZY.get(name, "spikestream_client.client"))
+            value = getattr(module, name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module 'spikestream_client' has no attribute {name!r}")
 
 
 __all__ = [
     "DEFAULT_BROKER",
     "ENV_BROKER",
+    "AuthError",
     "ClientStatistics",
+    "CodecError",
+    "ConfigError",
     "ControlRejected",
     "ControlReply",
     "ControlTimeout",
@@ -97,9 +113,13 @@ __all__ = [
     "GapKind",
     "GapTracker",
     "NetworkNotFound",
+    "SpikeFrame",
     "SpikestreamClient",
+    "SpikestreamError",
     "StatusWatcher",
     "Subscription",
+    "TransportError",
+    "ValueFrame",
     "__version__",
     "client_broker_spec",
     "client_broker_specs",

@@ -51,9 +51,13 @@ __all__ = [
 _LAZY = frozenset(__all__)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.snapshots"), name)
-    globals()[name] = value  # found directly from now on
-    return value
+# Type checkers see the imports above only: a module-level __getattr__ would tell mypy
+# that every name exists (as Any), so a misspelt or missing one would pass --strict.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.snapshots"), name)
+        globals()[name] = value  # found directly from now on
+        return value
