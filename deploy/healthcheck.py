@@ -92,7 +92,7 @@ def check(
 
 def main(argv: list[str] | None = None) -> int:
     """Exit status 0 when healthy, 1 otherwise (with the reasons on stdout)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0].replace("\n", " "))
     parser.add_argument("--host", default="127.0.0.1", help="metrics address (127.0.0.1)")
     parser.add_argument(
         "--port",

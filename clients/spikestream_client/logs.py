@@ -115,11 +115,19 @@ def report(prefix: str, text: str, *, level: int = logging.INFO, stdout: bool = 
     record (logger ``spikestream.<prefix>``, at ``level``) on stderr, so that a log
     collector reading a tool's stderr (the container image's entrypoint) gets JSON only.
     """
+    name = prefix.removeprefix("spikestream ").replace(" ", "_")
+    json = _FORMAT[0] == "json"
+    say(text if json else f"{prefix}: {text}", tool=name, level=level, stdout=stdout)
+
+
+def say(text: str, *, tool: str, level: int = logging.INFO, stdout: bool = False) -> None:
+    """A tool's line for people, printed as it is (on stderr, or stdout), or under
+    ``--log-format json`` one JSON log record of logger ``spikestream.<tool>`` on stderr
+    (see :func:`report`, for lines that start with the tool's name)."""
     if _FORMAT[0] == "json":
-        name = prefix.removeprefix("spikestream ").replace(" ", "_")
-        logging.getLogger(f"spikestream.{name}").log(level, text)
+        logging.getLogger(f"spikestream.{tool}").log(level, text)
     else:
-        print(f"{prefix}: {text}", file=sys.stdout if stdout else sys.stderr, flush=True)
+        print(text, file=sys.stdout if stdout else sys.stderr, flush=True)
 
 
 def setup_logging(level: str = "info", fmt: LogFormat = "text") -> None:

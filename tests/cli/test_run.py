@@ -664,3 +664,22 @@ def test_an_error_echoes_a_hostile_file_cut_and_escaped(
     assert "\x1b" not in err
     assert "\u202e" not in err
     assert "\\x1b[2Jw.npy" in err
+
+
+def test_runs_report_lines_are_json_records_under_log_format_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under ``--log-format json``, ``run``'s summary and its ``wrote`` lines are JSON
+    records on stderr like every other line, and nothing is printed on stdout (they were
+    plain text on stdout, which a log collector reading the process's output cannot
+    parse)."""
+    out = tmp_path / "seed.npz"
+    argv = ["--log-format", "json", "run", str(SEED), "--duration", "0.05", "--out", str(out)]
+    assert main([*argv, "--profile"]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert stdout == ""
+    records = [json.loads(line) for line in stderr.strip().splitlines()]
+    said = [r["msg"] for r in records if r["logger"] == "spikestream.run"]
+    assert said[0].startswith("seed: 50 ticks (0.05 s simulated)")
+    assert said[1:] == [f"wrote {out}", said[2]]
+    assert said[2].startswith("profile (s): start-up to first tick")

@@ -3,6 +3,7 @@ how they refuse what they cannot import (one line naming the object, exit status
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -298,7 +299,7 @@ def test_without_nengo_the_commands_say_how_to_install_it(tmp_path: Path) -> Non
     )
     assert run.returncode == 2
     assert run.stderr.strip() == f"spikestream import: error: {INSTALL_HINT}"
-    assert "pip install 'spikestream[nengo]'" in run.stderr
+    assert "pip install 'nengo>=4,<5'" in run.stderr
     code = code.replace("'import',", "'run',").replace(
         "'--out', 'x.toml'", "'--duration', '1', '--out', 'x.npz'"
     )
@@ -327,5 +328,21 @@ def test_help_says_import_runs_the_script(capsys: pytest.CaptureFixture[str]) ->
         main(["import", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "Importing RUNS the script" in text
-    assert "pip install 'spikestream[nengo]'" in text
+    assert "pip install 'nengo>=4,<5'" in text
     assert ROOT.exists()
+
+
+def test_imports_line_is_a_json_record_under_log_format_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``import``'s ``wrote`` line is a JSON record on stderr under ``--log-format json``,
+    as every other line there; stdout stays empty."""
+    out = tmp_path / "integrator.toml"
+    argv = ["--log-format", "json", "import", str(script("integrator")), "--out", str(out)]
+    assert main(argv) == 0
+    stdout, stderr = capsys.readouterr()
+    assert stdout == ""
+    records = [json.loads(line) for line in stderr.strip().splitlines()]
+    (wrote,) = [r for r in records if r["msg"].startswith("wrote ")]
+    assert wrote["logger"] == "spikestream.import"
+    assert wrote["msg"].startswith(f"wrote {out} (nengo-integrator: 1 population(s)")

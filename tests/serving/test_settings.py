@@ -367,7 +367,9 @@ def test_flags_keep_their_names_help_and_defaults() -> None:
         "--allow-python-functions",
     ):
         assert text in help_text, text
-    assert "--trace-latency" not in help_text  # a debug setting: a flag, but hidden
+    assert "--trace-latency TRACE_LATENCY" in help_text  # debugging, but explained too
+    undescribed = [n for n, f in ServeSettings.model_fields.items() if not f.description]
+    assert undescribed == []
     assert _parse("--trace-latency", "t.json").trace_latency == Path("t.json")
     assert flags_of(_parse("--broker", "mqtt://a", "--broker", "mqtt://b"))["broker"] == (
         "mqtt://a,mqtt://b"

@@ -102,7 +102,7 @@ def make_parser(
         "--log-format",
         default="text",
         choices=("text", "json"),
-        help="text for people, json (one object per line) for log collectors",
+        help="text for people (the default), json (one object per line) for log collectors",
     )
     sub = parser.add_subparsers(
         dest="command",

@@ -32,9 +32,11 @@ def add_connection_args(p: argparse.ArgumentParser, *, net: bool = True) -> None
         "--broker",
         action=_BrokerList,
         metavar="URL",
-        help="mqtt://[user:pass@]host[:port] (default: $SPIKESTREAM_BROKER or "
-        "mqtt://127.0.0.1:1883); repeat it, or separate URLs with commas, to name the nodes "
-        "of a clustered broker (the first that answers is used, the next on losing it)",
+        help="mqtt://[user:pass@]host[:port], mqtts://… (TLS: a private CA, a client "
+        "certificate as query parameters, ?ca=FILE&cert=FILE&key=FILE), ws://, wss:// "
+        "(default: $SPIKESTREAM_BROKER or mqtt://127.0.0.1:1883); repeat it, or separate "
+        "URLs with commas, to name the nodes of a clustered broker (the first that answers "
+        "is used, the next on losing it)",
     )
     if net:
         p.add_argument("--net", required=True, help="network name, e.g. seed")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spikestream_client.logs import say
+
 WARNING = (
     "Importing RUNS the script (it is Python code, executed with your rights): import only "
     "models you trust, as you would run them with python."
@@ -27,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "Load MODEL.py, take its nengo.Network (the variable "
             f"{DEFAULT_VARIABLE!r}, or NAME), build it with Nengo's own builder and write "
             "an equivalent network file plus .npy side files (OUT's stem + '.arrays/'). "
-            f"{WARNING} Needs Nengo: pip install 'spikestream[nengo]'. The supported subset "
+            f"{WARNING} Needs Nengo 4: pip install 'nengo>=4,<5' (the .venv that make sets "
+            "up has it). The supported subset "
             "is in docs/NENGO.md; anything else is refused, naming the object."
         ),
         epilog=WARNING,
@@ -79,9 +82,11 @@ def main(args: argparse.Namespace) -> int:
         sample_duration=args.sample_duration,
         timing=args.timing,
     )
-    print(
+    say(
         f"wrote {args.out} ({spec.name}: {len(spec.populations)} population(s), "
         f"{len(spec.inputs)} input(s), {len(spec.connections)} connection(s), "
-        f"{len(spec.probes)} probe(s); timing = {spec.network.timing!r})"
+        f"{len(spec.probes)} probe(s); timing = {spec.network.timing!r})",
+        tool="import",
+        stdout=True,
     )
     return 0

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from spikestream_client.logs import say
+
 if TYPE_CHECKING:
     from spikestream.spec import NetworkSpec
 
@@ -491,12 +493,14 @@ def _main(args: argparse.Namespace) -> int:
     }
     shown = dict(list(rates.items())[:RATES_SHOWN])  # one line, however many populations
     more = f" and {len(rates) - len(shown)} more" if len(rates) > len(shown) else ""
-    print(
+    say(
         f"{model.name}: {ticks} ticks ({ticks * model.dt:g} s simulated) in {elapsed:.2f} s, "
         f"{stepping:.2f} s of it stepping ({ticks / max(stepping, 1e-9):,.0f} ticks/s); "
-        f"mean rates (Hz): {shown}{more}"
+        f"mean rates (Hz): {shown}{more}",
+        tool="run",
+        stdout=True,
     )
-    print(f"wrote {out}")
+    say(f"wrote {out}", tool="run", stdout=True)
     started = process_started()
     first = timings.first_tick - started if started is not None else float("nan")
     # For bench/wholeprocess.py, which knows when it started the process.
@@ -514,19 +518,21 @@ def _main(args: argparse.Namespace) -> int:
         },
     )
     if args.profile:
-        print(
+        say(
             "profile (s): "
             f"start-up to first tick {first:.3f} ({timings.first_tick_cpu:.3f} of CPU; "
             f"of which loading the network "
             f"{built - entered:.3f}, simulator and kernels {timings.simulator:.3f}); "
             f"stepping and recording {stepping:.3f}; input signals {timings.signals:.3f}; "
             f"writing {timings.writing:.3f}; total since start "
-            f"{time.time() - started if started is not None else float('nan'):.3f}"
+            f"{time.time() - started if started is not None else float('nan'):.3f}",
+            tool="run",
+            stdout=True,
         )
     if args.plot is not None:
         # Read back from the file in row chunks: memory bounded whatever the run's length.
         from spikestream_client.plotting import plot_run_file
 
         with disk_errors("--plot", args.plot):
-            print(f"wrote {plot_run_file(out, args.plot)}")
+            say(f"wrote {plot_run_file(out, args.plot)}", tool="run", stdout=True)
     return 0

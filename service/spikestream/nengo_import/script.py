@@ -16,7 +16,10 @@ from typing import Any
 from spikestream.errors import ConfigError, ModelImportError
 
 #: What the commands print when Nengo is missing.
-INSTALL_HINT = "importing a Nengo model needs Nengo: pip install 'spikestream[nengo]'"
+INSTALL_HINT = (
+    "importing a Nengo model needs Nengo 4: pip install 'nengo>=4,<5' (spikestream's nengo "
+    "extra; the .venv that make sets up has it)"
+)
 
 #: The variable a script's network is taken from when no ``:NAME`` is given.
 DEFAULT_VARIABLE = "model"

@@ -143,9 +143,13 @@ def check_serve_budget(
         )
         for spec in specs
     ]
+    frames = (
+        f"ticks_per_frame={settings.ticks_per_frame}"
+        if settings.ticks_per_frame
+        else "each probe's ticks_per_frame from the file"
+    )
     asked = (
-        f"serving {', '.join(str(f) for f in files)} with ticks_per_frame="
-        f"{settings.ticks_per_frame or 'from the file'}, queue_capacity="
+        f"serving {', '.join(str(f) for f in files)} with {frames}, queue_capacity="
         f"{settings.queue_capacity} ({settings.queue_policy})"
     )
     merged = estimates[0]

@@ -151,13 +151,15 @@ class ServeSettings(BaseSettings):
         None,
         description="INDEX/COUNT: serve only the networks whose position i (in the order "
         "given) has i % COUNT == INDEX; INDEX may be 'auto' to take the ordinal at the end of "
-        "the host name (a Kubernetes StatefulSet pod, e.g. spikestream-2)",
+        "the host name (a Kubernetes StatefulSet pod, e.g. spikestream-2); default: every "
+        "network",
     )
     snapshot_every: float | None = Field(
         None,
         ge=0.1,  # each snapshot copies the whole state on the tick thread
         le=1e6,
-        description="write each network's state to SNAPSHOT_DIR/<net>-latest.npz every S seconds",
+        description="write each network's state to SNAPSHOT_DIR/<net>-latest.npz every S "
+        "seconds (0.1 or more; default: off)",
         json_schema_extra=_flag(metavar="S"),
     )
     resume: bool = Field(
@@ -216,7 +218,7 @@ class ServeSettings(BaseSettings):
         None,
         ge=1,
         le=2**32 - 1,  # MQTT: a four-byte interval
-        description="MQTT 5 message expiry of frames, seconds",
+        description="MQTT 5 message expiry of frames, seconds (default: none)",
     )
     keepalive: Count = Field(10, ge=1, le=65535, description="MQTT keepalive, seconds ({default})")
     backoff_min: float = Field(
@@ -243,9 +245,11 @@ class ServeSettings(BaseSettings):
     client_id: str | None = Field(
         None, description="MQTT client id (default: spikestream-<net>-<pid>)"
     )
-    dtype: Literal["float64", "float32"] | None = Field(None, description="state number type")
+    dtype: Literal["float64", "float32"] | None = Field(
+        None, description="number type of the state (default: the file's network.dtype, float64)"
+    )
     seed: int | None = Field(
-        None, ge=0, le=2**63 - 1, description="override the network file's seed"
+        None, ge=0, le=2**63 - 1, description="override the network file's random seed (>= 0)"
     )
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="serve Prometheus metrics on this port (off)"
@@ -278,8 +282,13 @@ class ServeSettings(BaseSettings):
         "a broker left holding an old copy (a cluster node restarted from a stale replica) "
         "comes to agree",
     )
-    # Debug only, for bench/floor.py: input-to-output timestamps (runtime.trace).
-    trace_latency: Path | None = Field(None, description=None)
+    # For bench/floor.py: input-to-output timestamps (runtime.trace).
+    trace_latency: Path | None = Field(
+        None,
+        description="debugging: write the wall times at each step of an input's way to "
+        "its frames (decoded, applied, published) to this .npz at exit, for "
+        "bench/floor.py's breakdown (default: off)",
+    )
     rt_priority: int = Field(
         0,
         ge=0,
@@ -695,10 +704,8 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
 def _argparse_options(name: str, info: FieldInfo) -> dict[str, Any]:
     """``add_argument`` keyword arguments of setting ``name``, derived from its field."""
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-    if info.description is None:
-        help_text = argparse.SUPPRESS
-    else:
-        help_text = info.description.format(default=info.default).replace("%", "%%")
+    # Every setting has a description (a test checks): --help explains each flag.
+    help_text = (info.description or "").format(default=info.default).replace("%", "%%")
     annotation, count = _unwrap(info.annotation)
     count = count or any(m is _INTEGRAL for m in info.metadata)
     kwargs: dict[str, Any] = {"help": help_text, "dest": name}
