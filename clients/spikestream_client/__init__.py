@@ -15,7 +15,9 @@ before it:
   :mod:`~spikestream_client.streams`, :mod:`~spikestream_client.dispatch`,
   :mod:`~spikestream_client.brokers`, :mod:`~spikestream_client.gaps`;
 * files: :mod:`~spikestream_client.npz` (the one ``.npz`` writer, shared with
-  ``spikestream run``) and :mod:`~spikestream_client.plotting` (matplotlib, optional);
+  ``spikestream run``), :mod:`~spikestream_client.recorder` (frames to a recording's
+  arrays, without a connection) and :mod:`~spikestream_client.plotting` (matplotlib,
+  optional);
 * the tools: ``feed``, ``record``, ``ls`` and the :mod:`~spikestream_client.monitor`
   package (session, terminal, web, aggregation);
 * :mod:`~spikestream_client.cli`: the ``spikestream`` command, which also offers the

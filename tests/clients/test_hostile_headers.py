@@ -29,7 +29,7 @@ from spikestream_client.monitor.aggregate import (
     group_sizes,
 )
 from spikestream_client.monitor.web import WebBridge, snapshot_json
-from spikestream_client.record import Recorder
+from spikestream_client.recorder import Recorder
 from tests.clients.frames import header, regular_spikes, spike_frame, value_frame
 
 

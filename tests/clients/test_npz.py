@@ -29,7 +29,7 @@ from spikestream_client.npz import (
     save_npz,
     value_dtype,
 )
-from spikestream_client.record import RESERVED
+from spikestream_client.recorder import RESERVED
 from tests.clients.conftest import SeedService, run_cli
 from tests.serving import SEED
 

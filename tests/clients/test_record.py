@@ -18,7 +18,7 @@ from spikestream.errors import ConfigError
 from spikestream_client import SpikestreamClient
 from spikestream_client.codec import Description, SpikeFrame, decode_frame
 from spikestream_client.plotting import plot_run
-from spikestream_client.record import Recorder, plot_arrays
+from spikestream_client.recorder import Recorder, plot_arrays
 from tests.clients.conftest import SeedService, cli, cli_env, run_cli, run_cli_unread
 from tests.clients.frames import (
     MATHTEXT_NAME,

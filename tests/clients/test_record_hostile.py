@@ -18,7 +18,7 @@ import pytest
 
 from spikestream_client.codec import Description, decode_describe, encode_describe, topics
 from spikestream_client.plotting import plot_run
-from spikestream_client.record import Recorder, plot_arrays
+from spikestream_client.recorder import Recorder, plot_arrays
 from tests.brokers import Mosquitto
 from tests.clients.conftest import cli, cli_env
 from tests.clients.frames import (

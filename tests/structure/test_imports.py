@@ -43,7 +43,7 @@ CLIENT_LAYERS: tuple[tuple[str, ...], ...] = (
     ("codec", "aio", "files", "logs", "safetext", "npz"),
     ("plotting",),  # reads .npz members with npz's header reader
     ("transport", "gaps", "feed_sources"),
-    ("brokers", "streams"),
+    ("brokers", "streams", "recorder"),
     ("dispatch",),
     ("client",),
     ("tool",),
