@@ -39,13 +39,22 @@ __all__ = ["Reconnecting"]
 _mqtt_log = logging.getLogger("spikestream.transport.mqtt")
 
 
+#: How paho words a connection lost while reading or writing (its socket reset, a broken
+#: pipe, a timeout): logged at ERROR, though the link reports the same loss at WARNING
+#: and reconnects. A broker restart, a fault the service rides out, must not page anyone
+#: who alerts on ERROR.
+_PAHO_SOCKET_LOSS = ("failed to receive on socket", "timeout on socket")
+
+
 class _LateAck(logging.Filter):
     """aiomqtt logs a SUBACK or UNSUBACK whose request was cancelled meanwhile (a client
     closed just after subscribing) as an error with a KeyError traceback: a race of
-    ours, not a fault. Kept, as a debug line without the traceback."""
+    ours, not a fault. Kept, as a debug line without the traceback. paho's line for a
+    connection lost (:data:`_PAHO_SOCKET_LOSS`) repeats the link's own warning at ERROR:
+    kept as a debug line too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if str(record.msg).startswith("Unexpected message ID"):
+        if str(record.msg).startswith(("Unexpected message ID", *_PAHO_SOCKET_LOSS)):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             record.exc_info = record.exc_text = None
             return _mqtt_log.isEnabledFor(logging.DEBUG)
