@@ -11,6 +11,8 @@ traceback) broke for something the user did not type.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -143,3 +145,26 @@ def test_the_documented_plugin_works_as_docs_extending_says(
         cli.main(["hello", "--cout", "2"])
     assert exit_info.value.code == 2
     assert "did you mean --count?" in capsys.readouterr().err
+
+
+def test_python_m_spikestream_client_is_the_command() -> None:
+    """A client-only install has ``python -m spikestream_client`` (as the service has
+    ``python -m spikestream``): the same dispatcher, its exit status passed on."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "spikestream_client", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert all(name in listed.stdout for name in ("feed", "monitor", "record", "ls"))
+    refused = subprocess.run(
+        [sys.executable, "-m", "spikestream_client", "ls", "--nosuch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("spikestream ls: error: unrecognized arguments: --nosuch")

@@ -49,6 +49,7 @@ CLIENT_LAYERS: tuple[tuple[str, ...], ...] = (
     ("tool",),
     ("feed", "ls", "monitor", "record"),
     ("cli",),
+    ("__main__",),
 )
 
 
