@@ -94,6 +94,26 @@ def test_one_sensor_per_number_and_every_config_passes_the_schema() -> None:
     assert len({c["unique_id"] for _, c in configs}) == 4
 
 
+def test_a_two_number_probe_gets_two_sensors_each_reading_its_number() -> None:
+    """Two numbers are a list on the text topic, like three: each sensor has its own
+    unique id and reads its element (a mutation audit found nothing tested dim 2)."""
+    out = discovery_messages(
+        ha_prefix="homeassistant",
+        prefix="lab",
+        net="arm",
+        status_topic="lab/arm/status",
+        text={"xy": ("lab/arm/text/xy", 2)},
+        version="9.9",
+    )
+    configs = [json.loads(m.payload) for m in out]
+    assert [c["name"] for c in configs] == ["xy[0]", "xy[1]"]
+    assert [c["value_template"] for c in configs] == [
+        "{{ value_json[0] }}",
+        "{{ value_json[1] }}",
+    ]
+    assert len({c["unique_id"] for c in configs}) == 2
+
+
 def test_unsafe_network_names_still_give_valid_distinct_ids() -> None:
     one, two = messages("arm.1"), messages("arm:1")
     for topic, config in one + two:
@@ -115,6 +135,8 @@ def test_birth_message() -> None:
     d = HaDiscovery("homeassistant", [])
     assert d.birth_topic == "homeassistant/status"
     assert d.is_birth("homeassistant/status", b"online")
+    assert d.is_birth("homeassistant/status", b"online\n")  # as mosquitto_pub -l sends it
+    assert d.births == 2
     assert not d.is_birth("homeassistant/status", b"offline")
     assert not d.is_birth("other/status", b"online")
     with pytest.raises(CodecError):

@@ -11,6 +11,7 @@ from spikestream_client.monitor.webgate import (
     HEAD_LIMIT,
     METHOD_LIMIT,
     Verdict,
+    WebAccess,
     classify,
     not_allowed,
 )
@@ -72,3 +73,19 @@ def test_any_bytes_get_a_verdict_and_a_refused_method_is_a_token(head: bytes) ->
         assert method == b""
     if head.startswith(b"GET "):
         assert verdict is Verdict.PASS
+
+
+def test_a_method_waits_up_to_the_longest_a_method_may_be() -> None:
+    """A method of :data:`METHOD_LIMIT` bytes may still be followed by its space: wait;
+    one byte more is no method: pass it on."""
+    assert classify(b"A" * METHOD_LIMIT) == (Verdict.WAIT, b"")
+    assert classify(b"A" * (METHOD_LIMIT + 1)) == (Verdict.PASS, b"")
+
+
+def test_on_port_80_a_host_header_without_a_port_is_the_monitors() -> None:
+    """Browsers leave the default port out of ``Host``: on port 80 ``localhost`` is the
+    monitor's own name; on any other port it needs its port."""
+    assert WebAccess("127.0.0.1", 80).host_ok("localhost")
+    assert WebAccess("127.0.0.1", 80).host_ok("localhost:80")
+    assert not WebAccess("127.0.0.1", 8080).host_ok("localhost")
+    assert WebAccess("127.0.0.1", 8080).host_ok("localhost:8080")
