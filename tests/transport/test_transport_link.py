@@ -24,6 +24,7 @@ from spikestream_client.transport import (
     load_broker_spec,
     parse_broker_url,
 )
+from spikestream_client.transport.packets import CONTROL_PACKET_LIMIT
 from tests.brokers import Mosquitto, MosquittoFactory, make_test_pki
 from tests.transport.support import Inbox, eventually, running
 
@@ -612,3 +613,24 @@ def test_publish_properties_are_packed_once_and_as_paho_packs_them(
     assert packed.pack() == reference.pack()  # type: ignore[no-untyped-call]
     # Packed once: later packs return the very same bytes object.
     assert packed.pack() is packed.pack()
+
+
+@pytest.mark.slow
+async def test_a_suback_for_more_filters_than_the_control_packet_limit_is_taken(
+    mosquitto: Mosquitto,
+) -> None:
+    """A SUBACK holds a code per filter: the link takes one past CONTROL_PACKET_LIMIT
+    when it asked for that many filters (the limit stops a hostile broker's SUBACK, not
+    a client with many subscriptions)."""
+    count = CONTROL_PACKET_LIMIT + 1000
+    inbox = Inbox()
+    link = make_link(mosquitto.url(), "many-filters", on_message=inbox)
+    for i in range(count):
+        link.subscribe(f"many/{i}")
+    async with running(link):
+        await eventually(lambda: link.connected)
+        publisher = make_link(mosquitto.url(), "many-filters-pub")
+        async with running(publisher):
+            assert await publisher.publish(f"many/{count - 1}", b"last", qos=1)
+        await inbox.wait_payload(f"many/{count - 1}", b"last")
+    assert link.statistics().connects == 1

@@ -18,6 +18,7 @@ import pytest
 
 from spikestream_client.codec import DEFAULT_MAX_FRAME_BYTES
 from spikestream_client.transport.packets import (
+    CONTROL_PACKET_LIMIT,
     DEFAULT_MAX_PAYLOAD,
     DRAIN_CHUNK,
     HEAD_ROOM,
@@ -168,10 +169,13 @@ async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
             return first, await reader.readexactly(size)
 
 
-async def test_other_packets_past_the_limit_are_read_whole() -> None:
-    """A CONNACK and a SUBACK with 240 KB of properties each (only a broker sends them)
-    are the MQTT library's, whole: cut like a PUBLISH, the link never connected."""
-    user = b"".join(b"\x26\x00\x01k" + (60000).to_bytes(2, "big") + b"v" * 60000 for _ in range(4))
+async def test_other_packets_are_read_whole_up_to_the_control_packet_limit() -> None:
+    """A CONNACK and a SUBACK with 12 KB of properties each (only a broker sends them) are
+    the MQTT library's, whole: cut like a PUBLISH, the link never connected. (Past
+    CONTROL_PACKET_LIMIT the connection is dropped unread: tests/transport/
+    test_hostile_broker.py.)"""
+    user = b"".join(b"\x26\x00\x01k" + (6000).to_bytes(2, "big") + b"v" * 6000 for _ in range(2))
+    assert 12_000 < len(user) < CONTROL_PACKET_LIMIT - 16
     props = _varint(len(user)) + user
 
     async def broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

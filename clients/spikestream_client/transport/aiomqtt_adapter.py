@@ -40,11 +40,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from spikestream_client.aio import First, first_of
 from spikestream_client.transport.batch import Batch, Heads, whole
 from spikestream_client.transport.packets import (
+    CONTROL_PACKET_LIMIT,
     DRAIN_CHUNK,
     HEAD_KEEP,
     HEAD_ROOM,
+    PACKET_NAMES,
     bare_publish,
     cork,
+    mend_topic,
     read_publish_qos0,
     trim_properties,
     unread_key,
@@ -202,6 +205,8 @@ class Connection:
         # on PUBREL), else under -1, for _paho_message to pass on as meta.oversize with
         # an empty payload.
         self._unread: dict[int, int] = {}
+        # Topic filters whose SUBACK is awaited: one more byte each that it may hold.
+        self._filters_pending = 0
         self._connect_timeout = connect_timeout
         self._properties = properties
         self._on_message = on_message
@@ -323,6 +328,7 @@ class Connection:
                 if read is not None:
                     sink(read[0], b"", read[2].dropped(size))
                     return MQTTErrorCode.MQTT_ERR_SUCCESS
+                packet["packet"] = body = mend_topic(body) or body
                 key = unread_key(first, body)
                 unread[key] = size
                 try:
@@ -332,6 +338,9 @@ class Connection:
                         unread.pop(key, None)
             read = read_publish_qos0(first, packet["packet"], v5)
             if read is None:
+                mended = mend_topic(packet["packet"])  # a topic that is not UTF-8
+                if mended is not None:
+                    packet["packet"] = mended
                 # paho reads a property block in time quadratic in its count: a block of
                 # thousands (user properties) is cut to what the link uses first.
                 trimmed = trim_properties(first, packet["packet"]) if v5 else None
@@ -349,18 +358,24 @@ class Connection:
         # of it at once: up to the broker's limit (256 MiB on mosquitto) held per
         # connection. Past the link's limit, a PUBLISH's body is asked for in chunks and
         # all but its head (topic, packet id) dropped as it comes. Other packets come
-        # from the broker itself and are paho's, in full.
+        # from the broker itself and are paho's, in full, up to CONTROL_PACKET_LIMIT (a
+        # SUBACK one more byte per filter it answers): past it the connection is dropped
+        # before paho reads the body.
         paho_recv = mqtt._sock_recv
 
         def sock_recv(bufsize: int) -> bytes:
             packet = mqtt._in_packet
-            if (
-                packet["have_remaining"]
-                and packet["remaining_length"] > limit
-                and packet["command"] & 0xF0 == 0x30
-            ):
-                del packet["packet"][HEAD_KEEP:]
-                bufsize = min(bufsize, DRAIN_CHUNK)
+            if packet["have_remaining"]:
+                kind, size = packet["command"] >> 4, packet["remaining_length"]
+                if kind == 3:
+                    if size > limit:
+                        del packet["packet"][HEAD_KEEP:]
+                        bufsize = min(bufsize, DRAIN_CHUNK)
+                elif size > (room := CONTROL_PACKET_LIMIT + self._filters_pending):
+                    name = PACKET_NAMES.get(kind, f"packet of type {kind}")
+                    reason = f"the broker sent a {name} of {size} bytes (at most {room} taken)"
+                    self._disconnected(reason)
+                    raise ConnectionAbortedError(reason)  # paho: connection lost
             return paho_recv(bufsize)
 
         mqtt._sock_recv = sock_recv  # type: ignore[method-assign]
@@ -693,10 +708,13 @@ class Connection:
         Raises:
             SubscribeFailure: No SUBACK within ``timeout`` seconds, or not connected.
         """
+        self._filters_pending += len(wanted)
         try:
             codes = await self._aiomqtt.subscribe(list(wanted), timeout=timeout)
         except aiomqtt.MqttError as exc:
             raise SubscribeFailure(str(exc)) from exc
+        finally:
+            self._filters_pending -= len(wanted)
         granted: Sequence[int | ReasonCode] = codes
         return [
             (code.value, str(code)) if isinstance(code, ReasonCode) else (code, str(code))

@@ -30,6 +30,30 @@ HEAD_ROOM = 128 * 1024
 HEAD_KEEP = 2 + 65535 + 2
 #: Bytes asked of the socket at a time while a packet past the limit is dropped.
 DRAIN_CHUNK = 64 * 1024
+#: Most bytes a packet from the broker other than a PUBLISH may hold (a SUBACK or
+#: UNSUBACK one more per topic filter it answers): a CONNACK, an acknowledgement, a
+#: DISCONNECT hold a few dozen. paho builds a ReasonCode object of about 2.4 KB per byte
+#: of a SUBACK's codes, on the event loop: a hostile 1 MB SUBACK held it 9 s and took
+#: 2.3 GB. Past this the link drops the connection unread.
+CONTROL_PACKET_LIMIT = 16 * 1024
+#: MQTT's packet types by number (the first byte's high nibble), for what the link says.
+PACKET_NAMES = {
+    1: "CONNECT",
+    2: "CONNACK",
+    3: "PUBLISH",
+    4: "PUBACK",
+    5: "PUBREC",
+    6: "PUBREL",
+    7: "PUBCOMP",
+    8: "SUBSCRIBE",
+    9: "SUBACK",
+    10: "UNSUBSCRIBE",
+    11: "UNSUBACK",
+    12: "PINGREQ",
+    13: "PINGRESP",
+    14: "DISCONNECT",
+    15: "AUTH",
+}
 
 
 def publish_size(
@@ -252,6 +276,28 @@ def _read_varint(data: bytes | bytearray, i: int) -> tuple[int, int] | None:
         value |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return value, i
+    return None
+
+
+def mend_topic(body: bytes | bytearray) -> bytearray | None:
+    """A PUBLISH ``body`` whose topic is not UTF-8, with each byte that breaks it replaced
+    by U+FFFD; None when the topic is UTF-8 or its length runs past the body.
+
+    MQTT topics are UTF-8 and a broker must refuse others, so only a broken or hostile
+    one passes such a topic on. paho hands it on with a ``topic`` that raises on reading,
+    and then handles the same packet again at every read: mended, it is one message on a
+    topic no network or probe has, refused where it arrives like any other.
+    """
+    end = _topic_end(body)
+    if end > len(body):
+        return None
+    try:
+        bytes(body[2:end]).decode("utf-8")
+    except UnicodeDecodeError:
+        mended = bytes(body[2:end]).decode("utf-8", "replace").encode("utf-8")
+        # Each replacement takes three bytes: cut to a topic's most, on a whole character.
+        topic = mended[:65535].decode("utf-8", "ignore").encode("utf-8")
+        return bytearray(len(topic).to_bytes(2, "big") + topic) + body[end:]
     return None
 
 

@@ -416,7 +416,12 @@ class Reconnecting:
         except SubscribeFailure as exc:
             conn.abort(f"subscribe failed: {exc}")
             return False
-        for (topic_filter, qos), (value, text) in zip(wanted, granted, strict=False):
+        if len(granted) != len(wanted):
+            # One code per filter (MQTT 3.9.3): a broker that answers fewer has not said
+            # which it subscribed; subscribing again on a new connection is the way out.
+            conn.abort(f"the broker's SUBACK holds {len(granted)} codes for {len(wanted)} filters")
+            return False
+        for (topic_filter, qos), (value, text) in zip(wanted, granted, strict=True):
             if value >= _FAILURE:
                 where = self._spec.redacted()
                 msg = f"broker {where} refused the subscription to {topic_filter!r}: {text}"
