@@ -222,3 +222,28 @@ async def test_an_oversize_publish_with_an_invalid_utf8_topic_is_refused_as_over
     assert meta.oversize is not None
     assert meta.oversize > size
     assert connects == 1
+
+
+async def test_a_packet_of_an_unknown_type_is_named_a_protocol_error() -> None:
+    """A packet type MQTT does not have (0) after the SUBACK: the connection ends, and
+    the link says the broker broke the protocol (it said "socket closed or keepalive
+    expired", which sent an operator to the network)."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            first, body = await _read_packet(reader)
+            if first >> 4 == 8:
+                writer.write(_packet(0x90, body[:2] + b"\x00\x00") + b"\x00\x00")
+                await writer.drain()
+                await _answer_pings(reader, writer)
+
+    async with hostile(peer) as url:
+        link = make_link(url, "hostile-type-0", on_message=Inbox())
+        link.subscribe("in/#")
+        async with running(link, connect_timeout=None):
+            await asyncio.sleep(1.0)
+        stats = link.statistics()
+    expected = "the broker sent a malformed or unexpected packet (a protocol error)"
+    assert stats.last_error is not None
+    assert expected in stats.last_error
+    assert stats.connects >= 2

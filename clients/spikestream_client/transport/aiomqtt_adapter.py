@@ -75,6 +75,8 @@ __all__ = [
 
 # MQTT 5 reason codes at and above this are failures (paho maps 3.1.1 codes onto them).
 _FAILURE = 0x80
+#: What paho's on_disconnect says of a packet it could not take (MQTT_ERR_PROTOCOL).
+_PROTOCOL_ERROR = ReasonCode(PacketTypes.DISCONNECT, "Protocol error")
 _VERSIONS = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
 
 
@@ -295,6 +297,8 @@ class Connection:
                 reason = f"broker sent DISCONNECT: {reason_code}"
             elif reason_code.value == 0:
                 reason = "closed by us"
+            elif reason_code == _PROTOCOL_ERROR:  # a packet paho could not take
+                reason = "the broker sent a malformed or unexpected packet (a protocol error)"
             else:
                 reason = "socket closed or keepalive expired"
             self._in_loop(self._disconnected, reason)
