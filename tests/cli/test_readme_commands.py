@@ -9,6 +9,8 @@ argument that names a file of the repository must exist.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shlex
 import shutil
@@ -79,3 +81,92 @@ def test_the_check_catches_what_a_newcomer_hit() -> None:
     assert problems(".venv/bin/python examples/loop/nosuch.py")
     assert problems(".venv/bin/spikestream serve examples/nosuch.toml")
     assert problems(".venv/bin/python examples/loop/plant.py --duration 3") == []
+
+
+#: Documents whose ``spikestream`` commands (bare or ``.venv/bin/``) must parse.
+DOCUMENTED = [
+    *READMES,
+    ROOT / "docs" / "CLIENTS.md",
+    ROOT / "docs" / "NENGO.md",
+    ROOT / "docs" / "NETWORK_FILES.md",
+    ROOT / "docs" / "PROTOCOL.md",
+    ROOT / "deploy" / "README.md",
+]
+
+
+def fenced(text: str, tags: tuple[str, ...]) -> list[str]:
+    """The bodies of the fenced blocks of ``text`` whose tag is one of ``tags`` (a fence
+    opens and closes on a line of its own: a closing fence is never taken for an
+    opening)."""
+    blocks: list[str] = []
+    body: list[str] = []
+    tag: str | None = None
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if tag is None:
+                tag, body = line[3:].strip(), []
+            else:
+                if tag in tags:
+                    blocks.append("\n".join(body) + "\n")
+                tag = None
+        elif tag is not None:
+            body.append(line)
+    return blocks
+
+
+def spikestream_commands(doc: Path) -> list[list[str]]:
+    """The words after ``spikestream`` of each command in ``doc``'s shell blocks (any
+    fence tag), one per command of a pipeline or list."""
+    out = []
+    for block in fenced(doc.read_text(), ("", "sh", "bash", "console", "shell")):
+        text = block.replace("\\\n", " ")
+        for raw in text.splitlines():
+            line = raw.split(" #", 1)[0].strip().removeprefix("$ ")
+            for part in re.split(r"\s(?:\||&&|;|&)\s|\s&$", line):
+                try:
+                    words = shlex.split(part, comments=True)
+                except ValueError:  # not a command: quoted output, say
+                    continue
+                while words and "=" in words[0] and not words[0].startswith("-"):
+                    words = words[1:]  # VAR=value before the command
+                # An error line quoted as output ("spikestream serve: error: ...") is not
+                # a command.
+                if (
+                    words
+                    and words[0] in ("spikestream", ".venv/bin/spikestream")
+                    and not any(w.endswith(":") for w in words[1:3])
+                ):
+                    out.append(words[1:])
+    return out
+
+
+def parse_problem(words: list[str]) -> str | None:
+    """argparse's complaint about ``spikestream WORDS``, or None."""
+    from spikestream.cli import COMMANDS
+    from spikestream_client.cli import make_parser, top_words
+
+    command, _ = top_words(words)
+    parser = make_parser(command, own=COMMANDS)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            parser.parse_args(words)
+    except SystemExit as exit_info:
+        if exit_info.code not in (0, None):
+            return err.getvalue().strip().splitlines()[-1]
+    return None
+
+
+@pytest.mark.parametrize("doc", DOCUMENTED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_documented_spikestream_commands_parse(doc: Path) -> None:
+    """Every flag a document shows exists, with a value where it takes one: a renamed
+    or removed flag fails here, not in a newcomer's shell."""
+    found = spikestream_commands(doc)
+    refused = {shlex.join(w): p for w in found if (p := parse_problem(w)) is not None}
+    assert refused == {}
+
+
+def test_the_parse_check_catches_a_renamed_flag() -> None:
+    assert parse_problem(["run", "examples/seed.toml", "--out", "x.npz"]) is None
+    assert "--realtime" in (parse_problem(["serve", "x.toml", "--realtime"]) or "")
+    assert spikestream_commands(ROOT / "README.md")
