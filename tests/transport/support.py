@@ -1,4 +1,5 @@
-"""Helpers shared by the transport tests: message inbox, deadlines, running links."""
+"""Helpers shared by the transport tests: message inbox, deadlines, running links, and
+MQTT's bytes for the tests that play a (hostile) broker themselves."""
 
 from __future__ import annotations
 
@@ -86,3 +87,28 @@ async def running(
         # care about run()'s result await the task themselves inside the block.
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await task
+
+
+def varint(value: int) -> bytes:
+    """MQTT's variable byte integer: seven bits a byte, low first."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | 0x80 if value else byte)
+        if not value:
+            return bytes(out)
+
+
+def packet(first: int, body: bytes) -> bytes:
+    """A whole MQTT packet: its first byte, the body's length as a varint, the body."""
+    return bytes([first]) + varint(len(body)) + body
+
+
+async def read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The next packet off ``reader``: its first byte and its body."""
+    first, size, shift = (await reader.readexactly(1))[0], 0, 0
+    while True:
+        digit = (await reader.readexactly(1))[0]
+        size, shift = size | (digit & 0x7F) << shift, shift + 7
+        if not digit & 0x80:
+            return first, await reader.readexactly(size)

@@ -14,32 +14,10 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from spikestream_client.transport.packets import CONTROL_PACKET_LIMIT
-from tests.transport.support import Inbox, running
+from tests.transport.support import Inbox, packet, read_packet, running
 from tests.transport.test_transport_link import make_link
 
 Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _packet(first: int, body: bytes) -> bytes:
-    return bytes([first]) + _varint(len(body)) + body
-
-
-async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    first, size, shift = (await reader.readexactly(1))[0], 0, 0
-    while True:
-        digit = (await reader.readexactly(1))[0]
-        size, shift = size | (digit & 0x7F) << shift, shift + 7
-        if not digit & 0x80:
-            return first, await reader.readexactly(size)
 
 
 @contextlib.asynccontextmanager
@@ -55,8 +33,8 @@ async def hostile(peer: Peer):  # type: ignore[no-untyped-def]
             contextlib.closing(writer),
             contextlib.suppress(asyncio.IncompleteReadError, ConnectionError),
         ):
-            await _read_packet(reader)  # CONNECT
-            writer.write(_packet(0x20, b"\x00\x00\x00"))
+            await read_packet(reader)  # CONNECT
+            writer.write(packet(0x20, b"\x00\x00\x00"))
             await writer.drain()
             await peer(reader, writer, count)
 
@@ -72,7 +50,7 @@ async def hostile(peer: Peer):  # type: ignore[no-untyped-def]
 
 async def _answer_pings(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
-        first, _ = await _read_packet(reader)
+        first, _ = await read_packet(reader)
         if first >> 4 == 12:
             writer.write(b"\xd0\x00")
             await writer.drain()
@@ -90,9 +68,9 @@ async def test_a_suback_with_a_reason_code_per_byte_costs_no_more_than_its_size(
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while True:
-            first, body = await _read_packet(reader)
+            first, body = await read_packet(reader)
             if first >> 4 == 8:  # SUBSCRIBE: its id, no properties, a code per byte
-                writer.write(_packet(0x90, body[:2] + b"\x00" + b"\x00" * codes))
+                writer.write(packet(0x90, body[:2] + b"\x00" + b"\x00" * codes))
                 await writer.drain()
                 await _answer_pings(reader, writer)
 
@@ -138,12 +116,12 @@ async def test_a_publish_with_an_invalid_utf8_topic_is_refused_once(
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while True:
-            first, body = await _read_packet(reader)
+            first, body = await read_packet(reader)
             if first >> 4 == 8:
-                writer.write(_packet(0x90, body[:2] + b"\x00\x00"))
+                writer.write(packet(0x90, body[:2] + b"\x00\x00"))
                 if n == 1:
-                    writer.write(_packet(0x30, b"\x00\x05in/\xff\xfe\x00bad"))
-                writer.write(_packet(0x30, b"\x00\x04in/x\x00ok"))
+                    writer.write(packet(0x30, b"\x00\x05in/\xff\xfe\x00bad"))
+                writer.write(packet(0x30, b"\x00\x04in/x\x00ok"))
                 await writer.drain()
                 await _answer_pings(reader, writer)
 
@@ -171,9 +149,9 @@ async def test_a_suback_with_fewer_codes_than_filters_drops_the_connection() -> 
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while True:
-            first, body = await _read_packet(reader)
+            first, body = await read_packet(reader)
             if first >> 4 == 8:
-                writer.write(_packet(0x90, body[:2] + b"\x00"))  # id, no properties, no codes
+                writer.write(packet(0x90, body[:2] + b"\x00"))  # id, no properties, no codes
                 await writer.drain()
                 await _answer_pings(reader, writer)
 
@@ -199,14 +177,14 @@ async def test_an_oversize_publish_with_an_invalid_utf8_topic_is_refused_as_over
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while True:
-            first, body = await _read_packet(reader)
+            first, body = await read_packet(reader)
             if first >> 4 == 8:
-                writer.write(_packet(0x90, body[:2] + b"\x00\x00"))
+                writer.write(packet(0x90, body[:2] + b"\x00\x00"))
                 if n == 1:
                     packet_id = b"\x00\x07" if qos else b""
                     bad = b"\x00\x05in/\xff\xfe" + packet_id + b"\x00" + b"x" * size
-                    writer.write(_packet(0x30 | qos << 1, bad))
-                writer.write(_packet(0x30, b"\x00\x04in/x\x00ok"))
+                    writer.write(packet(0x30 | qos << 1, bad))
+                writer.write(packet(0x30, b"\x00\x04in/x\x00ok"))
                 await writer.drain()
                 await _answer_pings(reader, writer)
 
@@ -231,9 +209,9 @@ async def test_a_packet_of_an_unknown_type_is_named_a_protocol_error() -> None:
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         while True:
-            first, body = await _read_packet(reader)
+            first, body = await read_packet(reader)
             if first >> 4 == 8:
-                writer.write(_packet(0x90, body[:2] + b"\x00\x00") + b"\x00\x00")
+                writer.write(packet(0x90, body[:2] + b"\x00\x00") + b"\x00\x00")
                 await writer.drain()
                 await _answer_pings(reader, writer)
 

@@ -19,15 +19,7 @@ from spikestream_client.transport.packets import (
     read_publish_qos0,
     trim_properties,
 )
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | 0x80 if value else byte)
-        if not value:
-            return bytes(out)
+from tests.transport.support import varint
 
 
 @pytest.mark.parametrize("rest", [127, 128, 16_383, 16_384, 2_097_151, 2_097_152])
@@ -42,7 +34,7 @@ def test_the_size_of_a_publish_at_each_varint_boundary_is_its_packed_length(rest
 @pytest.mark.parametrize("block", [127, 128, 16_383, 16_384])
 def test_the_size_of_a_publish_counts_its_property_lengths_varint(block: int) -> None:
     """The property block's own length is a varint too: counted at its boundaries."""
-    properties = _varint(block) + b"\x26" + bytes(block - 1)  # stand-in bytes, not parsed
+    properties = varint(block) + b"\x26" + bytes(block - 1)  # stand-in bytes, not parsed
     packet = publish_qos0(b"t", b"x", False, properties)
     assert len(packet) == publish_size(1, 1, 0, block)
 
@@ -90,7 +82,7 @@ def test_a_property_length_of_two_varint_bytes_is_left_to_the_library() -> None:
     data = b"\x00" + inner
     data += bytes(size - 3 - len(data))
     block = b"\x09" + len(data).to_bytes(2, "big") + data
-    body = b"\x00\x01t" + _varint(size) + block + b"payload"
+    body = b"\x00\x01t" + varint(size) + block + b"payload"
     assert read_publish_qos0(0x30, body, True) is None
 
 
@@ -98,7 +90,7 @@ def test_a_trimmed_block_keeps_an_empty_string_as_its_last_property() -> None:
     """A prefixed property of length zero is three bytes, ending the block exactly."""
     users = b"\x26\x00\x00\x00\x00" * (MAX_PUBLISH_PROPERTIES + 1)
     block = users + b"\x03\x00\x00"  # an empty content type, last
-    body = b"\x00\x01t" + _varint(len(block)) + block + b"payload"
+    body = b"\x00\x01t" + varint(len(block)) + block + b"payload"
     trimmed = trim_properties(0x30, body)
     assert trimmed == b"\x00\x01t\x03\x03\x00\x00payload"
 

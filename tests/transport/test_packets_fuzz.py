@@ -16,17 +16,9 @@ from spikestream_client.transport.packets import (
     trim_properties,
     unread_key,
 )
+from tests.transport.support import varint
 
 firsts = st.integers(0, 255) | st.sampled_from([0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x38])
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 # A property: a known PUBLISH id with a value of any size (often the wrong one), or noise.
@@ -61,7 +53,7 @@ def publish_bodies(draw: st.DrawFn) -> bytes:
     props = b"".join(draw(st.lists(_prop, max_size=MAX_PUBLISH_PROPERTIES + 8)))
     length = draw(st.sampled_from([len(props), len(props) + 1, max(len(props) - 1, 0)]))
     block = draw(
-        st.sampled_from([_varint(length), b"\xff\xff\xff\xff\x7f", b"\x80", b"\x80\x80\x80\x80"])
+        st.sampled_from([varint(length), b"\xff\xff\xff\xff\x7f", b"\x80", b"\x80\x80\x80\x80"])
     )
     return body + block + props + draw(st.binary(max_size=20))
 

@@ -13,21 +13,12 @@ from spikestream_client.transport.packets import (
     read_publish_qos0,
     trim_properties,
 )
+from tests.transport.support import varint
 
 TOPIC = b"\x00\x04in/u"
 """A PUBLISH body's topic name (``in/u``), as it starts every body below."""
 USERS = b"\x26\x00\x00\x00\x00" * (MAX_PUBLISH_PROPERTIES + 1)
 """More empty user properties than a block may hold whole: the block is trimmed."""
-
-
-def varint(value: int) -> bytes:
-    """MQTT's variable byte integer: seven bits a byte, low first."""
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | 0x80 if value else byte)
-        if not value:
-            return bytes(out)
 
 
 def body(block: bytes, payload: bytes = b"") -> bytes:

@@ -24,7 +24,7 @@ from spikestream_client.transport.packets import (
     HEAD_ROOM,
 )
 from tests.brokers import Mosquitto
-from tests.transport.support import Inbox, eventually, running
+from tests.transport.support import Inbox, eventually, packet, read_packet, running, varint
 from tests.transport.test_transport_link import make_link
 
 pytestmark = pytest.mark.broker
@@ -151,24 +151,6 @@ async def test_the_limit_is_the_whole_message_less_head_room(mosquitto: Mosquitt
 # --------------------------------------------------------------- a hostile broker
 
 
-def _packet(first: int, body: bytes) -> bytes:
-    size, length = len(body), bytearray()
-    while True:
-        size, digit = divmod(size, 128)
-        length.append(digit | (0x80 if size else 0))
-        if not size:
-            return bytes([first]) + bytes(length) + body
-
-
-async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    first, size, shift = (await reader.readexactly(1))[0], 0, 0
-    while True:
-        digit = (await reader.readexactly(1))[0]
-        size, shift = size | (digit & 0x7F) << shift, shift + 7
-        if not digit & 0x80:
-            return first, await reader.readexactly(size)
-
-
 async def test_other_packets_are_read_whole_up_to_the_control_packet_limit() -> None:
     """A CONNACK and a SUBACK with 12 KB of properties each (only a broker sends them) are
     the MQTT library's, whole: cut like a PUBLISH, the link never connected. (Past
@@ -176,20 +158,20 @@ async def test_other_packets_are_read_whole_up_to_the_control_packet_limit() -> 
     test_hostile_broker.py.)"""
     user = b"".join(b"\x26\x00\x01k" + (6000).to_bytes(2, "big") + b"v" * 6000 for _ in range(2))
     assert 12_000 < len(user) < CONTROL_PACKET_LIMIT - 16
-    props = _varint(len(user)) + user
+    props = varint(len(user)) + user
 
     async def broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with (
             contextlib.closing(writer),
             contextlib.suppress(asyncio.IncompleteReadError, ConnectionError),
         ):
-            await _read_packet(reader)  # CONNECT
-            writer.write(_packet(0x20, b"\x00\x00" + props))  # CONNACK
+            await read_packet(reader)  # CONNECT
+            writer.write(packet(0x20, b"\x00\x00" + props))  # CONNACK
             while True:
-                first, body = await _read_packet(reader)
+                first, body = await read_packet(reader)
                 if first >> 4 == 8:  # SUBSCRIBE: SUBACK, then one message
-                    writer.write(_packet(0x90, body[:2] + props + b"\x00"))
-                    writer.write(_packet(0x30, b"\x00\x04in/x\x00ok"))
+                    writer.write(packet(0x90, body[:2] + props + b"\x00"))
+                    writer.write(packet(0x30, b"\x00\x04in/x\x00ok"))
                 await writer.drain()
 
     server = await asyncio.start_server(broker, "127.0.0.1", 0)
@@ -207,12 +189,3 @@ async def test_other_packets_are_read_whole_up_to_the_control_packet_limit() -> 
     finally:
         server.close()
         await server.wait_closed()
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
