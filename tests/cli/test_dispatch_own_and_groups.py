@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from spikestream_client import cli
+from tests.cli.plugins import install_plugins
 
 _PLUGIN = """
 import argparse
@@ -61,12 +62,7 @@ def test_a_group_with_a_user_error_and_a_bug_is_raised(
 ) -> None:
     """A bug beside a user error in one task group still ends in a traceback: the user
     error alone must not hide it behind exit status 2."""
-    package = tmp_path / "spikestream_mixed"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "cmd.py").write_text(_PLUGIN)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "commands", lambda: {**cli._BUILTIN, "mixed": "spikestream_mixed.cmd"})
+    install_plugins(tmp_path, monkeypatch, "spikestream_mixed", {"cmd": _PLUGIN}, {"mixed": "cmd"})
     with pytest.raises(ExceptionGroup) as raised:
         cli.main(["mixed"])
     assert any(isinstance(e, RuntimeError) for e in raised.value.exceptions)

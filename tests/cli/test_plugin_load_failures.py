@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from spikestream_client import cli
+from tests.cli.plugins import install_plugins
 
 _SOURCES = {
     # name -> (module source, the error the user is told of)
@@ -30,14 +31,8 @@ _SOURCES = {
 def bad_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The client's own commands plus three installed plugins that fail to load: one
     raises on import, one is not valid Python, one has no ``add_parser``."""
-    package = tmp_path / "spikestream_bad_plugins"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name, (source, _) in _SOURCES.items():
-        (package / f"{name}.py").write_text(source)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    installed = {**cli._BUILTIN, **{n: f"spikestream_bad_plugins.{n}" for n in _SOURCES}}
-    monkeypatch.setattr(cli, "commands", lambda: installed)
+    sources = {name: source for name, (source, _) in _SOURCES.items()}
+    install_plugins(tmp_path, monkeypatch, "spikestream_bad_plugins", sources)
 
 
 @pytest.mark.usefixtures("bad_plugins")
@@ -71,11 +66,7 @@ def test_naming_a_plugin_that_fails_to_load_is_one_line(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    # The top level keeps argparse's usage line in text (it lists the commands): the
-    # error itself is the last line.
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 if json_format else lines[0].startswith("usage: spikestream ")
-    line = lines[-1]
+    (line,) = err.strip().splitlines()  # one line, no usage before it
     assert f"spikestream_bad_plugins.{name}" in line
     assert f"could not be loaded: {_SOURCES[name][1]}" in line
     if json_format:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from spikestream_client import cli
+from tests.cli.plugins import install_plugins
 from tests.structure.imports import ROOT
 
 
@@ -84,9 +85,11 @@ def test_naming_the_broken_plugin_is_one_line_naming_its_module(
     assert "Traceback" not in err
     assert "spikestream_no_such_plugin_module.cmd" in err
     assert "could not be loaded: ModuleNotFoundError" in err
+    (line,) = err.strip().splitlines()  # no usage lines before it
     if "json" in argv:
-        (line,) = err.strip().splitlines()
         assert json.loads(line)["level"] == "error"
+    else:
+        assert line.startswith("spikestream: error: the command 'broken' (")
 
 
 def test_the_service_knows_its_own_commands_as_its_entry_points_name_them() -> None:
@@ -128,12 +131,7 @@ def test_the_documented_plugin_works_as_docs_extending_says(
     its info line under ``--log-format json`` and turns its user error into one line."""
     text = (ROOT / "docs" / "EXTENDING.md").read_text()
     source = text.split("```python\n", 1)[1].split("```", 1)[0]
-    package = tmp_path / "spikestream_hello"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "cmd.py").write_text(source)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "commands", lambda: {**cli._BUILTIN, "hello": "spikestream_hello.cmd"})
+    install_plugins(tmp_path, monkeypatch, "spikestream_hello", {"cmd": source}, {"hello": "cmd"})
     assert cli.main(["--log-format", "json", "hello", "--count", "2"]) == 0
     (line,) = capsys.readouterr().err.strip().splitlines()
     record = json.loads(line)

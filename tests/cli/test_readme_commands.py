@@ -118,7 +118,7 @@ def spikestream_commands(doc: Path) -> list[list[str]]:
     """The words after ``spikestream`` of each command in ``doc``'s shell blocks (any
     fence tag), one per command of a pipeline or list."""
     out = []
-    for block in fenced(doc.read_text(), ("", "sh", "bash", "console", "shell")):
+    for block in fenced(doc.read_text(), ("", "sh", "bash", "console", "shell", "text")):
         text = block.replace("\\\n", " ")
         for raw in text.splitlines():
             line = raw.split(" #", 1)[0].strip().removeprefix("$ ")
@@ -162,6 +162,7 @@ def test_documented_spikestream_commands_parse(doc: Path) -> None:
     """Every flag a document shows exists, with a value where it takes one: a renamed
     or removed flag fails here, not in a newcomer's shell."""
     found = spikestream_commands(doc)
+    assert found, f"no spikestream command found in {doc}"
     refused = {shlex.join(w): p for w in found if (p := parse_problem(w)) is not None}
     assert refused == {}
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from spikestream_client.transport.packets import CONTROL_PACKET_LIMIT
-from tests.transport.support import Inbox, packet, read_packet, running
+from tests.transport.support import Inbox, eventually, packet, read_packet, running
 from tests.transport.test_transport_link import make_link
 
 Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
@@ -160,7 +162,7 @@ async def test_a_suback_with_fewer_codes_than_filters_drops_the_connection() -> 
         for topic in ("a/#", "b/#", "c/#"):
             link.subscribe(topic)
         async with running(link, connect_timeout=None):
-            await asyncio.sleep(1.5)
+            await eventually(lambda: link.statistics().connects >= 2)
         stats = link.statistics()
     assert stats.last_error == "the broker's SUBACK holds 0 codes for 3 filters"
     assert stats.connects >= 2  # and again, with the backoff
@@ -219,9 +221,37 @@ async def test_a_packet_of_an_unknown_type_is_named_a_protocol_error() -> None:
         link = make_link(url, "hostile-type-0", on_message=Inbox())
         link.subscribe("in/#")
         async with running(link, connect_timeout=None):
-            await asyncio.sleep(1.0)
+            await eventually(lambda: link.statistics().connects >= 2)
         stats = link.statistics()
     expected = "the broker sent a malformed or unexpected packet (a protocol error)"
     assert stats.last_error is not None
     assert expected in stats.last_error
     assert stats.connects >= 2
+
+
+async def test_a_reset_connection_is_named_with_the_sockets_own_words() -> None:
+    """The broker resets the connection (an RST, as a crashed or firewalled broker's
+    does). paho's line naming the cause is a debug line now (it came at ERROR at every
+    broker restart), so the link's own warning carries it: it said "socket closed or
+    keepalive expired" whatever the socket had said."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            first, body = await read_packet(reader)
+            if first >> 4 == 8:
+                writer.write(packet(0x90, body[:2] + b"\x00\x00"))
+                await writer.drain()
+                await asyncio.sleep(0.2)
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()  # linger 0: the close is a reset
+                return
+
+    async with hostile(peer) as url:
+        link = make_link(url, "hostile-reset", on_message=Inbox())
+        link.subscribe("in/#")
+        async with running(link):
+            await eventually(lambda: link.statistics().connects >= 2)
+        stats = link.statistics()
+    assert stats.last_error is not None
+    assert "Connection reset by peer" in stats.last_error

@@ -12,6 +12,7 @@ from spikestream_client.transport import MessageMeta
 from spikestream_client.transport.packets import (
     MAX_PUBLISH_PROPERTIES,
     bare_publish,
+    mend_topic,
     read_publish_qos0,
     trim_properties,
     unread_key,
@@ -58,7 +59,7 @@ def publish_bodies(draw: st.DrawFn) -> bytes:
     return body + block + props + draw(st.binary(max_size=20))
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=firsts, body=publish_bodies(), v5=st.booleans(), as_array=st.booleans())
 @example(first=0x30, body=b"\x00\x01t\x05\x01\x00", v5=True, as_array=False)  # block past the end
 @example(first=0x30, body=b"\x00\x05ab", v5=False, as_array=True)  # topic past the end
@@ -88,7 +89,7 @@ def test_the_reader_returns_a_message_or_none(
     assert meta.qos == 0
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(first=firsts, body=publish_bodies(), as_array=st.booleans())
 def test_trimming_returns_a_shorter_well_formed_body_or_none(
     first: int, body: bytes, as_array: bool
@@ -116,7 +117,7 @@ def test_trimming_returns_a_shorter_well_formed_body_or_none(
         read_publish_qos0(first, out, True)
 
 
-@settings(max_examples=2000)
+@settings(max_examples=2000, deadline=None)
 @given(first=firsts, body=publish_bodies(), v5=st.booleans())
 def test_a_bare_publish_and_its_key_come_from_the_head_alone(
     first: int, body: bytes, v5: bool
@@ -130,3 +131,32 @@ def test_a_bare_publish_and_its_key_come_from_the_head_alone(
     # what the oversize path does with it next: the reader, on the bare body
     read_publish_qos0(first, bare, v5)
     unread_key(first, bare)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(body=publish_bodies())
+@example(body=b"\xff\xff" + b"\xff" * 65535 + b"\x00\x07" + b"\x00payload")
+@example(body=b"\xff\xff" + b"a" + b"\xff" * 65534 + b"\x00payload")  # cut mid-character
+@example(body=b"\x00\x03a\xc3(" + b"\x00\x07" + b"\x02\x01\x01" + b"p")
+def test_a_mended_topic_is_utf8_of_a_topic_s_length_with_the_rest_kept(body: bytes) -> None:
+    """``mend_topic`` leaves a UTF-8 topic (or one whose length runs past the body)
+    alone; otherwise the result's topic is valid UTF-8 of at most 65,535 bytes (cut on a
+    whole character: each replacement takes three) and what followed the topic (packet
+    id, property block, payload) is kept byte for byte."""
+    end = 2 + int.from_bytes(body[:2], "big") if len(body) >= 2 else len(body)
+    out = mend_topic(body)
+    if end > len(body) or len(body) < 2:
+        assert out is None
+        return
+    try:
+        body[2:end].decode("utf-8")
+    except UnicodeDecodeError:
+        assert out is not None
+    else:
+        assert out is None
+        return
+    size = int.from_bytes(out[:2], "big")
+    topic = bytes(out[2 : 2 + size])
+    assert size <= 65535
+    assert "\ufffd" in topic.decode("utf-8")  # strict: raises if not UTF-8
+    assert out[2 + size :] == body[end:]

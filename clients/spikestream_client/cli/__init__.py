@@ -125,7 +125,10 @@ def make_parser(
         except Exception as err:  # another distribution's fault, not the user's
             said = f"could not be loaded: {type(err).__name__}: {err}"
             if name == command:
-                parser.error(f"the command {name!r} ({module_name}) {said}")
+                refusal = f"the command {name!r} ({module_name}) {said}"
+                if json_errors:
+                    parser.error(refusal)
+                parser.exit(2, f"spikestream: error: {refusal}\n")  # one line, no usage
             sub.add_parser(name, help=f"({said})")
             continue
         summary = getattr(module, "SUMMARY", None)

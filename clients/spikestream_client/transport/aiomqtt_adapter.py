@@ -226,6 +226,9 @@ class Connection:
         # returns, so cleanup after a cancelled connect can wait for the socket to exist.
         self._connect_returned = threading.Event()
         self._connack_seen = False
+        # What the socket said when a read failed (a reset, a TLS alert, a timeout): paho
+        # reports every such loss alike, and logs the cause at a level we keep quiet.
+        self._read_error: str | None = None
         #: The broker's Maximum Packet Size from its CONNACK (MQTT 5), or None: unknown.
         self.broker_max_packet: int | None = None
         self._closed_early = asyncio.Event()
@@ -299,6 +302,8 @@ class Connection:
                 reason = "closed by us"
             elif reason_code == _PROTOCOL_ERROR:  # a packet paho could not take
                 reason = "the broker sent a malformed or unexpected packet (a protocol error)"
+            elif self._read_error is not None:
+                reason = f"socket error: {self._read_error}"
             else:
                 reason = "socket closed or keepalive expired"
             self._in_loop(self._disconnected, reason)
@@ -380,7 +385,13 @@ class Connection:
                     reason = f"the broker sent a {name} of {size} bytes (at most {room} taken)"
                     self._disconnected(reason)
                     raise ConnectionAbortedError(reason)  # paho: connection lost
-            return paho_recv(bufsize)
+            try:
+                return paho_recv(bufsize)
+            except BlockingIOError:
+                raise  # nothing to read yet
+            except OSError as exc:
+                self._read_error = str(exc) or type(exc).__name__
+                raise
 
         mqtt._sock_recv = sock_recv  # type: ignore[method-assign]
 

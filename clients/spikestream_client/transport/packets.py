@@ -30,8 +30,8 @@ HEAD_ROOM = 128 * 1024
 HEAD_KEEP = 2 + 65535 + 2
 #: Bytes asked of the socket at a time while a packet past the limit is dropped.
 DRAIN_CHUNK = 64 * 1024
-#: Most bytes a packet from the broker other than a PUBLISH may hold (a SUBACK or
-#: UNSUBACK one more per topic filter it answers): a CONNACK, an acknowledgement, a
+#: Most bytes a packet from the broker other than a PUBLISH may hold (a SUBACK one more
+#: per topic filter it answers; the link never unsubscribes): a CONNACK, an acknowledgement, a
 #: DISCONNECT hold a few dozen. paho builds a ReasonCode object of about 2.4 KB per byte
 #: of a SUBACK's codes, on the event loop: a hostile 1 MB SUBACK held it 9 s and took
 #: 2.3 GB. Past this the link drops the connection unread.
