@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
-from spikestream_client.errors import ConfigError
+from spikestream_client.errors import ConfigError, TransportError
 from spikestream_client.gaps import Gap, GapTracker
 
 if TYPE_CHECKING:
@@ -223,6 +223,7 @@ class StatusWatcher:
         """Status messages received (retained replay included)."""
         self._listeners: list[Subscription[str]] = []
         self._changed: asyncio.Event = asyncio.Event()
+        self._closed = False
 
     @property
     def online(self) -> bool:
@@ -246,9 +247,17 @@ class StatusWatcher:
 
         Raises:
             TimeoutError: ``timeout`` seconds passed first.
+            TransportError: The client closed first (no status can change any more).
         """
         async with asyncio.timeout(timeout):
             while self.current != value:
+                if self._closed:
+                    # Its event stays set once closed: waiting again would return at
+                    # once, round and round, without ever yielding to the loop.
+                    raise TransportError(
+                        f"the client closed while waiting for {self.net!r} to be {value!r} "
+                        f"(it was {self.current!r})"
+                    )
                 await self._changed.wait()
 
     def __aiter__(self) -> Subscription[str]:
@@ -260,6 +269,7 @@ class StatusWatcher:
         return sub
 
     def _close(self) -> None:
+        self._closed = True
         for sub in list(self._listeners):
             sub.close()
         self._changed.set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 
 from spikestream_client.codec import Frame, encode_describe, topics
 from spikestream_client.dispatch import DESCRIBED_BYTES, Dispatcher
@@ -105,3 +106,105 @@ def test_describe_documents_are_held_within_a_byte_budget() -> None:
     before = d.described_bytes
     d.on_message("spikestream/n39/describe", payload, RETAINED)
     assert d.described_bytes == before
+
+
+def test_unrouted_messages_and_failing_callbacks_are_counted() -> None:
+    """ClientStatistics documents ``unrouted`` and ``callback_errors``; nothing else
+    checked that each path which drops a message or swallows a callback's exception
+    counts it, so a user reading the statistics would see silent losses as zero."""
+    from spikestream_client.codec import encode_event
+
+    d = Dispatcher("spikestream")
+    t = topics("spikestream", "fake")
+    good = spike_payload(header("a", 0, 0), np.ones((10, 8), bool))
+    event = encode_event("online")
+    d.on_message("elsewhere/fake/status", b"online", LIVE)  # not under our prefix
+    d.on_message(t.out("a"), good, LIVE)  # a frame nobody consumes
+    d.on_message(t.describe, b"{}", RETAINED)  # a describe while not watching
+    d.on_message(t.events, event, LIVE)  # an event nobody consumes
+    assert (d.unrouted, d.decode_errors, d.callback_errors) == (4, 0, 0)
+
+    def fail(_: object) -> None:
+        raise RuntimeError("a consumer's bug")
+
+    d.frame_sinks[("fake", None)] = [fail]
+    d.event_sinks["fake"] = [fail]
+    d.on_message(t.out("a"), good, LIVE)
+    d.on_message(t.events, event, LIVE)
+    assert (d.unrouted, d.frames, d.callback_errors) == (4, 1, 2)
+
+
+def test_a_callback_removing_itself_does_not_skip_the_next_one() -> None:
+    """A callback detaches by removing itself from its list while the dispatcher is
+    calling that list's callbacks: the next one must still get the message."""
+    from spikestream_client.codec import encode_event
+
+    d = Dispatcher("spikestream")
+    t = topics("spikestream", "fake")
+    frames: list[Frame] = []
+    events: list[dict[str, object]] = []
+
+    def once_frame(_: Frame) -> None:
+        d.frame_sinks[("fake", "a")].remove(once_frame)
+
+    def once_event(_: dict[str, object]) -> None:
+        d.event_sinks["fake"].remove(once_event)
+
+    d.frame_sinks[("fake", "a")] = [once_frame, frames.append]
+    d.event_sinks["fake"] = [once_event, events.append]
+    d.on_message(t.out("a"), spike_payload(header("a", 0, 0), np.ones((10, 8), bool)), LIVE)
+    d.on_message(t.events, encode_event("online"), LIVE)
+    assert (len(frames), len(events)) == (1, 1)
+
+
+def _small_describe(net: str, note: str = "") -> bytes:
+    doc = copy.deepcopy(document())
+    doc["net"] = net
+    for entry in (*doc["probes"].values(), *doc["inputs"].values()):
+        entry["topic"] = entry["topic"].replace("/arm/", f"/{net}/")
+    if note:
+        doc["note"] = note
+    return encode_describe(doc)
+
+
+def test_networks_remembered_stop_exactly_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most _MAX_NETWORKS statuses and documents are held (4096 in production), and
+    a network already held is still updated once the limit is reached."""
+    from spikestream_client import dispatch
+
+    monkeypatch.setattr(dispatch, "_MAX_NETWORKS", 3)
+    d = Dispatcher("spikestream")
+    d.watching = True
+    for i in range(5):
+        d.on_message(f"spikestream/n{i}/status", b"online", RETAINED)
+        d.on_message(f"spikestream/n{i}/describe", _small_describe(f"n{i}"), RETAINED)
+    assert sorted(d.seen_status) == ["n0", "n1", "n2"]
+    assert sorted(d.descriptions) == ["n0", "n1", "n2"]
+    assert d.descriptions_dropped == 2
+    d.on_message("spikestream/n0/status", b"offline", RETAINED)
+    assert d.seen_status["n0"] == "offline"
+
+
+def test_describe_byte_budget_is_exact_and_a_refused_replacement_keeps_the_held_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Documents that fill the budget exactly are all kept; a same-size replacement of
+    a held one still fits; a larger replacement that does not fit leaves the held
+    document (and its byte count) in place, so clearing it later frees its bytes."""
+    from spikestream_client import dispatch
+
+    small = {net: _small_describe(net) for net in ("n0", "n1")}
+    size = len(small["n0"])
+    assert len(small["n1"]) == size
+    monkeypatch.setattr(dispatch, "DESCRIBED_BYTES", 2 * size)
+    d = Dispatcher("spikestream")
+    d.watching = True
+    for net, payload in small.items():
+        d.on_message(f"spikestream/{net}/describe", payload, RETAINED)
+    assert (sorted(d.descriptions), d.described_bytes) == (["n0", "n1"], 2 * size)
+    d.on_message("spikestream/n0/describe", small["n0"], RETAINED)  # same size: fits
+    assert (d.descriptions_dropped, d.described_bytes) == (0, 2 * size)
+    d.on_message("spikestream/n0/describe", _small_describe("n0", "x" * 100), RETAINED)
+    assert (d.descriptions_dropped, sorted(d.descriptions)) == (1, ["n0", "n1"])
+    d.on_message("spikestream/n0/describe", b"", RETAINED)
+    assert (sorted(d.descriptions), d.described_bytes) == (["n1"], size)

@@ -614,3 +614,27 @@ def test_options_no_view_can_use_are_refused_naming_the_flag(
 )
 def test_options_at_their_bounds_are_taken(option: str, value: float) -> None:
     check_options(MonitorOptions("seed", **{option: value}))
+
+
+def test_restarts_late_max_and_recent_lists_are_kept_per_their_bounds() -> None:
+    """A probe's restarts are shown per probe; the service's worst ``late_max`` is the
+    worst over every probe (not the last one drawn); the recent gaps (20) and events
+    (5) are the newest ones; an input whose value is 0 ms old has an age."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    ones = np.ones((10, 2), bool)
+    model.on_frame(spike_frame(header("a", 0, 0, late_max=0.5), ones))
+    model.on_frame(spike_frame(header("b", 0, 0), ones))
+    for i in range(1, 23):  # 22 forward jumps of probe b
+        model.on_frame(spike_frame(header("b", 2 * i, 10 * i), ones))
+    model.on_frame(spike_frame(header("b", 0, 0), ones))  # b's service restarted
+    for i in range(7):
+        model.on_event({"event": f"e{i}"})
+    model.on_stats({"inputs": {"u": {"age_ms": 0, "stale_now": False}}})
+    snap = model.snapshot()
+    probes = {p.name: p for p in snap.probes}
+    assert (probes["a"].restarts, probes["b"].restarts) == (0, 1)
+    assert snap.service.late_max_frames == 0.5
+    assert len(snap.recent_gaps) == 20
+    assert snap.recent_gaps[-1].kind == "restart"
+    assert [e["event"] for e in snap.service.last_events] == [f"e{i}" for i in range(2, 7)]
+    assert snap.inputs[0].age_ms == 0.0
