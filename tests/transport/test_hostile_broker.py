@@ -58,6 +58,24 @@ async def _answer_pings(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             await writer.drain()
 
 
+def _bad_then_good(bad: bytes) -> Peer:
+    """A peer that grants the SUBSCRIBE, then sends ``bad`` (on the first connection
+    only) and a good message on ``in/x`` (payload ``ok``), then answers pings."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            first, body = await read_packet(reader)
+            if first >> 4 == 8:
+                writer.write(packet(0x90, body[:2] + b"\x00\x00"))
+                if n == 1:
+                    writer.write(bad)
+                writer.write(packet(0x30, b"\x00\x04in/x\x00ok"))
+                await writer.drain()
+                await _answer_pings(reader, writer)
+
+    return peer
+
+
 async def test_a_suback_with_a_reason_code_per_byte_costs_no_more_than_its_size() -> None:
     """A SUBACK for one filter holding 300,000 reason codes (300 KB, under the link's
     16 MiB limit). paho builds a ReasonCode object, with its own dict of every name, per
@@ -116,17 +134,7 @@ async def test_a_publish_with_an_invalid_utf8_topic_is_refused_once(
     connection ended as a "socket error: 'utf-8' codec can't decode ...". One such
     packet should cost one line, and the good message after it must arrive."""
 
-    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        while True:
-            first, body = await read_packet(reader)
-            if first >> 4 == 8:
-                writer.write(packet(0x90, body[:2] + b"\x00\x00"))
-                if n == 1:
-                    writer.write(packet(0x30, b"\x00\x05in/\xff\xfe\x00bad"))
-                writer.write(packet(0x30, b"\x00\x04in/x\x00ok"))
-                await writer.drain()
-                await _answer_pings(reader, writer)
-
+    peer = _bad_then_good(packet(0x30, b"\x00\x05in/\xff\xfe\x00bad"))
     caplog.set_level(logging.DEBUG)
     inbox = Inbox()
     async with hostile(peer) as url:
@@ -177,19 +185,9 @@ async def test_an_oversize_publish_with_an_invalid_utf8_topic_is_refused_as_over
     mended there too, and the message reaches the receiver once, as oversize."""
     size = 140_000  # past max_payload (1 byte) + HEAD_ROOM (128 KiB)
 
-    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        while True:
-            first, body = await read_packet(reader)
-            if first >> 4 == 8:
-                writer.write(packet(0x90, body[:2] + b"\x00\x00"))
-                if n == 1:
-                    packet_id = b"\x00\x07" if qos else b""
-                    bad = b"\x00\x05in/\xff\xfe" + packet_id + b"\x00" + b"x" * size
-                    writer.write(packet(0x30 | qos << 1, bad))
-                writer.write(packet(0x30, b"\x00\x04in/x\x00ok"))
-                await writer.drain()
-                await _answer_pings(reader, writer)
-
+    packet_id = b"\x00\x07" if qos else b""
+    bad = b"\x00\x05in/\xff\xfe" + packet_id + b"\x00" + b"x" * size
+    peer = _bad_then_good(packet(0x30 | qos << 1, bad))
     inbox = Inbox()
     async with hostile(peer) as url:
         link = make_link(url, f"hostile-oversize-{qos}", on_message=inbox, max_payload=1)
