@@ -71,3 +71,20 @@ def test_naming_a_plugin_that_fails_to_load_is_one_line(
     assert f"could not be loaded: {_SOURCES[name][1]}" in line
     if json_format:
         assert json.loads(line)["level"] == "error"
+
+
+def test_a_summary_that_is_not_text_lists_the_command_by_its_own_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plugin whose ``SUMMARY`` is not a string is listed through its own parser (its
+    ``add_parser``'s help) rather than taking ``--help`` down with it."""
+    source = (
+        "SUMMARY = 3\n"
+        "def add_parser(sub):\n"
+        "    sub.add_parser('odd', help='an odd plugin').set_defaults(func=lambda a: 0)\n"
+    )
+    install_plugins(tmp_path, monkeypatch, "spikestream_odd_plugin", {"odd": source})
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "an odd plugin" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -11,6 +12,7 @@ import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -638,3 +640,45 @@ def test_restarts_late_max_and_recent_lists_are_kept_per_their_bounds() -> None:
     assert snap.recent_gaps[-1].kind == "restart"
     assert [e["event"] for e in snap.service.last_events] == [f"e{i}" for i in range(2, 7)]
     assert snap.inputs[0].age_ms == 0.0
+
+
+def test_the_frame_rate_comes_from_the_probe_heard_from_last() -> None:
+    """The real-time factor from frames is the newest probe's (by its last frame's wall
+    time): a probe whose frames stopped coming must not speak for the service."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    for i in range(6):  # probe a: 0.5 s simulated in 0.5 s of wall time, then silent
+        h = header("a", i, 100 * i, ticks=100)
+        earlier = dataclasses.replace(h, wall=1.7e9 + 0.1 * i)
+        model.on_frame(spike_frame(earlier, np.ones((100, 2), bool)))
+    for i in range(6):  # probe b, later: 0.25 s simulated in 0.5 s of wall time
+        h = header("b", i, 50 * i, ticks=50)
+        later = dataclasses.replace(h, wall=1.7e9 + 10 + 0.1 * i)
+        model.on_frame(spike_frame(later, np.ones((50, 2), bool)))
+    assert model.snapshot().service.rtf_frames == pytest.approx(0.5)
+
+
+def test_a_probe_whose_summary_fails_starts_afresh_and_the_rest_are_drawn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A probe that cannot be summarised is counted, left out of that one redraw and its
+    window started afresh (its view is the only state the failure can have spoiled); the
+    other probes are drawn, and the next redraw draws it again."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    ones = np.ones((10, 2), bool)
+    model.on_frame(spike_frame(header("a", 0, 0), ones))
+    model.on_frame(spike_frame(header("b", 0, 0), ones))
+    spoiled = model.views["a"]
+    real = model._probe_snapshot
+
+    def failing_once(name: str, now: float, mono: float) -> Any:
+        if model.views[name] is spoiled:
+            raise ValueError("a combination of frames nobody foresaw")
+        return real(name, now, mono)
+
+    monkeypatch.setattr(model, "_probe_snapshot", failing_once)
+    first = model.snapshot()
+    assert [p.name for p in first.probes] == ["b"]
+    assert model.failed_snapshots == 1
+    assert model.views["a"] is not spoiled  # rebuilt
+    assert [p.name for p in model.snapshot().probes] == ["a", "b"]
+    assert model.failed_snapshots == 1
