@@ -40,16 +40,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from spikestream_client.aio import First, first_of
 from spikestream_client.transport.batch import Batch, Heads, whole
 from spikestream_client.transport.packets import (
-    CONTROL_PACKET_LIMIT,
     DRAIN_CHUNK,
     HEAD_KEEP,
     HEAD_ROOM,
-    PACKET_NAMES,
     bare_publish,
+    control_refusal,
     cork,
-    mend_topic,
-    read_publish_qos0,
-    trim_properties,
+    take_publish,
     unread_key,
 )
 from spikestream_client.transport.private_names import PRIVATE_NAMES, VERIFIED_WITH, PrivateName
@@ -326,40 +323,29 @@ class Connection:
 
         def handle_publish() -> MQTTErrorCode:
             packet = mqtt._in_packet
-            first = packet["command"]
-            if packet["remaining_length"] > limit:  # dropped unread (sock_recv below)
+            first, size = packet["command"], packet["remaining_length"]
+            unread_size = size if size > limit else None  # dropped unread (sock_recv)
+            if unread_size is not None:
                 # What is left of it, its topic and packet id, is handed on bare: its
                 # properties may have been cut with the rest (MQTT 5 allows a block far
                 # longer than HEAD_ROOM), and paho must still parse it to acknowledge it.
-                size = packet["remaining_length"]
-                packet["packet"] = body = bare_publish(first, packet["packet"], v5)
-                read = read_publish_qos0(first, body, v5)
-                if read is not None:
-                    sink(read[0], b"", read[2].dropped(size))
-                    return MQTTErrorCode.MQTT_ERR_SUCCESS
-                packet["packet"] = body = mend_topic(body) or body
-                key = unread_key(first, body)
-                unread[key] = size
-                try:
-                    return paho_publish()  # acknowledges; _paho_message passes it on
-                finally:
-                    if key == -1:  # delivered now, or never (a malformed packet)
-                        unread.pop(key, None)
-            read = read_publish_qos0(first, packet["packet"], v5)
-            if read is None:
-                mended = mend_topic(packet["packet"])  # a topic that is not UTF-8
-                if mended is not None:
-                    packet["packet"] = mended
-                # paho reads a property block in time quadratic in its count: a block of
-                # thousands (user properties) is cut to what the link uses first.
-                trimmed = trim_properties(first, packet["packet"]) if v5 else None
-                if trimmed is not None:
-                    packet["packet"] = trimmed
-                    read = read_publish_qos0(first, trimmed, v5)
-                if read is None:
-                    return paho_publish()
-            sink(*read)
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
+                packet["packet"] = bare_publish(first, packet["packet"], v5)
+            packet["packet"], read = take_publish(first, packet["packet"], v5)
+            if read is not None:
+                topic, payload, meta = read
+                if unread_size is not None:
+                    payload, meta = b"", meta.dropped(unread_size)
+                sink(topic, payload, meta)
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            if unread_size is None:
+                return paho_publish()
+            key = unread_key(first, packet["packet"])
+            unread[key] = unread_size
+            try:
+                return paho_publish()  # acknowledges; _paho_message passes it on
+            finally:
+                if key == -1:  # delivered now, or never (a malformed packet)
+                    unread.pop(key, None)
 
         mqtt._handle_publish = handle_publish  # type: ignore[method-assign]
 
@@ -380,9 +366,7 @@ class Connection:
                     if size > limit:
                         del packet["packet"][HEAD_KEEP:]
                         bufsize = min(bufsize, DRAIN_CHUNK)
-                elif size > (room := CONTROL_PACKET_LIMIT + self._filters_pending):
-                    name = PACKET_NAMES.get(kind, f"packet of type {kind}")
-                    reason = f"the broker sent a {name} of {size} bytes (at most {room} taken)"
+                elif reason := control_refusal(packet["command"], size, self._filters_pending):
                     self._disconnected(reason)
                     raise ConnectionAbortedError(reason)  # paho: connection lost
             try:

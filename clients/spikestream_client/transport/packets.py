@@ -407,3 +407,38 @@ def unread_key(first: int, body: bytes | bytearray) -> int:
         return -1
     end = _topic_end(body)
     return (body[end] << 8) | body[end + 1] if end + 2 <= len(body) else -1
+
+
+def take_publish(
+    first: int, body: bytearray, v5: bool
+) -> tuple[bytearray, tuple[str, bytes, MessageMeta] | None]:
+    """A received PUBLISH ``body`` as the link takes it: read here when it can
+    (:func:`read_publish_qos0`); otherwise with its topic mended when it is not UTF-8
+    (:func:`mend_topic`) and, on MQTT 5, a block of too many properties cut
+    (:func:`trim_properties`), then read here if that made it readable.
+
+    Returns:
+        The body to hand the MQTT library (the one given, or its mended copy), and the
+        message read here, or None (the library's to read).
+    """
+    read = read_publish_qos0(first, body, v5)
+    if read is not None:
+        return body, read
+    mended = mend_topic(body)
+    trimmed = trim_properties(first, mended if mended is not None else body) if v5 else None
+    changed = trimmed if trimmed is not None else mended
+    if changed is None:
+        return body, None
+    return changed, read_publish_qos0(first, changed, v5)
+
+
+def control_refusal(first: int, size: int, pending: int) -> str | None:
+    """Why a packet from the broker other than a PUBLISH, of ``size`` bytes after its
+    fixed header, is refused unread (past :data:`CONTROL_PACKET_LIMIT`, and ``pending``
+    bytes more: one per topic filter awaiting a SUBACK), or None when it is taken."""
+    room = CONTROL_PACKET_LIMIT + pending
+    if size <= room:
+        return None
+    kind = first >> 4
+    name = PACKET_NAMES.get(kind, f"packet of type {kind}")
+    return f"the broker sent a {name} of {size} bytes (at most {room} taken)"
