@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from spikestream.cli import main
-from spikestream_client.cli import top_flag
+from spikestream_client.cli import top_words
 from tests.clients.conftest import run_cli_unread
 
 ROOT = Path(__file__).parents[2]
@@ -427,7 +427,7 @@ def test_a_usage_error_under_log_format_json_is_one_json_object(
 def test_top_flag_reads_a_top_level_value_as_argparse_does(
     argv: list[str], value: str | None
 ) -> None:
-    assert top_flag(argv, "--log-format") == value
+    assert top_words(argv)[1].get("--log-format") == value
 
 
 def test_a_top_level_flag_may_be_abbreviated_before_the_command(tmp_path: Path) -> None:

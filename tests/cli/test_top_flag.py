@@ -1,18 +1,18 @@
-"""``top_flag`` reads a top-level flag's value as argparse would, ambiguity included."""
+"""``top_words`` reads a top-level flag's value as argparse would, ambiguity included."""
 
 from __future__ import annotations
 
 import pytest
 
-from spikestream_client.cli import make_parser, top_flag, top_words
+from spikestream_client.cli import make_parser, top_words
 
 
 @pytest.mark.parametrize("flag", ["--log-level", "--log-format"])
 def test_an_ambiguous_prefix_gives_no_value(flag: str) -> None:
     """``--log`` is a prefix of two flags: argparse refuses it and takes no value, so
     neither flag has one (the word after it is not read as either's)."""
-    assert top_flag(["--log", "json", "run"], flag) is None
-    assert top_flag(["--log=json", "run"], flag) is None
+    assert top_words(["--log", "json", "run"])[1].get(flag) is None
+    assert top_words(["--log=json", "run"])[1].get(flag) is None
 
 
 def test_a_top_level_usage_error_in_text_keeps_argparses_usage(

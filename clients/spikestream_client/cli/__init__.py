@@ -55,17 +55,6 @@ def top_words(argv: Sequence[str]) -> tuple[str | None, dict[str, str | None]]:
     return None, values
 
 
-def command_of(argv: Sequence[str]) -> str | None:
-    """The subcommand named in ``argv``, or None (:func:`top_words`)."""
-    return top_words(argv)[0]
-
-
-def top_flag(argv: Sequence[str], flag: str) -> str | None:
-    """The value of valued top-level ``flag`` given before the subcommand in ``argv``,
-    or None (:func:`top_words`)."""
-    return top_words(argv)[1].get(flag)
-
-
 def make_parser(
     command: str | None = None,
     *,

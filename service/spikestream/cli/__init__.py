@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spikestream_client.cli import command_of, make_parser
 from spikestream_client.cli import main as client_main
+from spikestream_client.cli import make_parser
 
 #: The service's commands and their modules: the same as the ``spikestream.commands``
 #: entry points in ``pyproject.toml`` (a test compares them).
@@ -32,4 +32,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return client_main(argv, own=COMMANDS)
 
 
-__all__ = ["COMMANDS", "command_of", "main", "make_parser"]
+__all__ = ["COMMANDS", "main", "make_parser"]
