@@ -352,7 +352,9 @@ async def test_values_that_expire_before_a_tick_applies_them_are_counted(
 ) -> None:
     """Under ``set ttl 1e-9`` 100 values were accepted and none drove the network, with
     no stale count and no event: each expired before the next tick. They are counted in
-    the input's ``expired`` (stats and metrics) now."""
+    the input's ``expired`` (stats and metrics) now; a value that a newer one replaced
+    within the same tick's gap (as two messages the broker sent together) is counted in
+    ``superseded`` instead, so the two add up to every value sent."""
     serve("--stats-interval", "0.2")
     async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
         await sub.wait_status("seed", b"online")
@@ -360,14 +362,16 @@ async def test_values_that_expire_before_a_tick_applies_them_are_counted(
         await sub.wait_for(lambda ms: net_events(ms, "seed", "control_ok"), what="set ttl")
         for _ in range(20):
             await publish(mosquitto, "spikestream/seed/in/u", b"0.7")
-        stats = await sub.wait_for(
+        counted = await sub.wait_for(
             lambda ms: [
-                s for m in ms if m.topic == "spikestream/seed/stats"
-                if (s := json.loads(m.payload))["inputs"]["u"]["expired"] == 20
+                u for m in ms if m.topic == "spikestream/seed/stats"
+                if (u := json.loads(m.payload)["inputs"]["u"])["expired"] + u["superseded"] == 20
             ],
-            what="stats counting 20 expired values",
+            what="stats counting 20 expired or superseded values",
         )  # fmt: skip
-        assert stats[-1]["inputs"]["u"]["accepted"] == 20
+        counts = counted[-1]
+        assert counts["accepted"] == 20
+        assert counts["expired"] >= 1  # the last value is replaced by none
         values = [
             float(v)
             for m in sub.on("spikestream/seed/out/u")
@@ -375,6 +379,44 @@ async def test_values_that_expire_before_a_tick_applies_them_are_counted(
         ]
         assert values
         assert all(abs(v - 0.7) > 1e-3 for v in values)  # float32 frames: not ==
+
+
+async def test_values_replaced_while_paused_are_counted_as_superseded(
+    mosquitto: Mosquitto, serve
+) -> None:
+    """Paused, the network takes no value: of three sent, the last drives it on resume and
+    the two it replaced are counted in ``superseded`` (stats and metrics)."""
+    serve("--stats-interval", "0.2")
+    async with Listener("127.0.0.1", mosquitto.port, ["spikestream/seed/#"]) as sub:
+        await sub.wait_status("seed", b"online")
+        await publish(mosquitto, "spikestream/seed/control", b"pause")
+        await sub.wait_for(lambda ms: net_events(ms, "seed", "control_ok"), what="pause")
+        for value in (b"0.1", b"0.2", b"0.3"):
+            await publish(mosquitto, "spikestream/seed/in/u", value)
+        await sub.wait_for(
+            lambda ms: [
+                m for m in ms if m.topic == "spikestream/seed/stats"
+                if json.loads(m.payload)["inputs"]["u"]["accepted"] == 3
+            ],
+            what="three values accepted",
+        )  # fmt: skip
+        await publish(mosquitto, "spikestream/seed/control", b"resume")
+        counted = await sub.wait_for(
+            lambda ms: [
+                u for m in ms if m.topic == "spikestream/seed/stats"
+                if (u := json.loads(m.payload)["inputs"]["u"])["superseded"]
+            ],
+            what="superseded values counted",
+        )  # fmt: skip
+        assert counted[-1]["superseded"] == 2
+        assert counted[-1]["expired"] == 0
+        await sub.wait_for(
+            lambda ms: [
+                v for m in sub.on("spikestream/seed/out/u")
+                for v in decode_frame(m.payload).data[:, 0] if abs(v - 0.3) < 1e-6
+            ],
+            what="0.3 driving the network",
+        )  # fmt: skip
 
 
 async def test_session_increases_across_a_broker_restart(mosquitto: Mosquitto, serve) -> None:

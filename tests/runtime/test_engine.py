@@ -85,6 +85,30 @@ def test_a_value_that_expires_before_any_tick_applies_it_is_counted() -> None:
     assert slot.apply(target, now=10.05) == EXPIRED | WENT_STALE  # 0.8 drove it; 0.9 never
     np.testing.assert_array_equal(target, [0.0])
     assert (slot.accepted, slot.expired, slot.stale_events) == (3, 2, 1)
+    assert slot.superseded == 0
+
+
+def test_a_value_replaced_before_any_tick_applies_it_is_counted() -> None:
+    """The slot holds the latest value: one replaced by a newer before a tick took it never
+    drove the network, and is counted in ``superseded`` (not lost silently); values
+    offered before a reset are forgotten, not superseded."""
+    slot = InputSlot("u", 1, np.array([0.0]), ttl=1e-3)
+    target = np.zeros(1)
+    for x in (0.1, 0.2, 0.3):
+        slot.offer(np.array([x]), received=10.0)
+    assert slot.apply(target, now=10.0) == NEW_VALUE
+    np.testing.assert_array_equal(target, [0.3])
+    assert (slot.accepted, slot.superseded) == (3, 2)
+    slot.offer(np.array([0.4]), received=10.0)
+    slot.offer(np.array([0.5]), received=10.0)
+    assert slot.apply(target, now=10.5) == EXPIRED | WENT_STALE  # 0.5 expired, 0.4 replaced
+    assert (slot.superseded, slot.expired) == (3, 1)
+    slot.offer(np.array([0.6]), received=11.0)
+    slot.clear()
+    slot.offer(np.array([0.7]), received=11.0)
+    assert slot.apply(target, now=11.0) == NEW_VALUE
+    assert slot.superseded == 3
+    assert slot.counts()["superseded"] == 3
 
 
 def wait_for(cond: object, timeout: float = 10.0) -> None:

@@ -75,6 +75,12 @@ def test_the_mailbox_applies_exactly_what_the_slot_applies(dtype: str) -> None:
     mirror = target.copy()
     flags: list[int] = []
 
+    def replaced(value: list[float]) -> None:
+        """Offer ``value`` to both, for the next step's offer to replace before a tick."""
+        now = time.perf_counter()
+        slot.offer(np.array(value), now, None)
+        reference.offer(np.array(value), now, None)
+
     def step(offer: tuple[list[float], float, float | None] | None = None) -> None:
         if offer is not None:
             value, age, expires_in = offer
@@ -87,6 +93,7 @@ def test_the_mailbox_applies_exactly_what_the_slot_applies(dtype: str) -> None:
         slot.applied(flag, box.applied_number())
         assert flag == reference.apply(mirror, start)
         assert slot._applied == reference._applied
+        assert (slot.expired, slot.superseded) == (reference.expired, reference.superseded)
         np.testing.assert_array_equal(target, mirror)
         flags.append(flag)
 
@@ -98,19 +105,25 @@ def test_the_mailbox_applies_exactly_what_the_slot_applies(dtype: str) -> None:
     step(([7.0, 8.0, 9.0], 0.0, None))  # fresh again
     step(([1.5, 2.5, 3.5], 0.0, -0.001))  # past its own expiry -> default
     # Expired before any tick applied it, on an input already on its default: it never
-    # drove the network, and is counted (it vanished without a trace).
+    # drove the network, and is counted (it vanished without a trace); so is the value it
+    # replaced before that tick.
+    replaced([6.5, 6.5, 6.5])
     step(([5.5, 5.5, 5.5], 0.0, -0.001))
     step()  # counted once
     slot.ttl = reference.ttl = None
-    step(([2.0, 0.5, 1.0], 0.0, 30.0))
+    replaced([3.0, 3.0, 3.0])
+    replaced([3.5, 3.5, 3.5])
+    step(([2.0, 0.5, 1.0], 0.0, 30.0))  # the last of three offers
+    replaced([4.0, 4.0, 4.0])
     slot.clear()
-    reference.clear()
+    reference.clear()  # what came before a reset is forgotten, not superseded
     step()  # forgotten after a reset: nothing applied
     step(([9.0, 9.0, 9.0], 0.0, None))
     gone = WENT_STALE | EXPIRED
     assert flags == [0, NEW_VALUE, 0, gone, NEW_VALUE, gone, EXPIRED, 0, NEW_VALUE, 0, NEW_VALUE]
     assert slot.stale_events == reference.stale_events == 2
     assert slot.expired == reference.expired == 3
+    assert slot.superseded == reference.superseded == 3
 
 
 def test_a_value_is_never_read_half_written() -> None:

@@ -78,6 +78,8 @@ def service() -> Service:
 
 
 def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
+    slot = service.engine.inputs["u"]
+    slot.expired, slot.superseded = 2, 3  # distinct: a metric reading another count fails
     snap = service.statistics()
     payload = stats_payload(snap)
     got = _samples(list(snapshot_metrics(snap)))
@@ -120,6 +122,8 @@ def test_prometheus_and_stats_agree_from_one_snapshot(service: Service) -> None:
     for name, counts in payload["inputs"].items():
         assert metric("spikestream_inputs_accepted_total", input=name) == counts["accepted"]
         assert metric("spikestream_inputs_stale_total", input=name) == counts["stale"]
+        assert metric("spikestream_inputs_expired_total", input=name) == counts["expired"]
+        assert metric("spikestream_inputs_superseded_total", input=name) == counts["superseded"]
         age = metric("spikestream_input_age_seconds", input=name)
         assert (math.isinf(age) and counts["age_ms"] is None) or round(age * 1e3, 1) == (
             counts["age_ms"]

@@ -60,6 +60,11 @@ class InputSlot:
         self.rejected = 0
         self.stale_events = 0
         self.expired = 0  # messages that expired before any tick applied them
+        # Messages a newer one replaced before any tick took them (two in one tick's
+        # gap, or while paused): the slot holds the latest value, so they never drove
+        # the network either; counted, not lost silently.
+        self.superseded = 0
+        self._taken = 0  # number of the message a tick last took (applied or expired)
         self._applied = -1  # message number last copied into the simulator
         self._stale = True
 
@@ -100,6 +105,7 @@ class InputSlot:
             "rejected": self.rejected,
             "stale": self.stale_events,
             "expired": self.expired,
+            "superseded": self.superseded,
         }
 
     def reject(self) -> None:
@@ -124,6 +130,7 @@ class InputSlot:
             change = 0
             if number != self._applied:  # it never drove the network: said, not lost
                 self._applied = number
+                self._take(number)
                 self.expired += 1
                 change = EXPIRED
             if not self._stale:
@@ -134,6 +141,7 @@ class InputSlot:
             return change
         if number != self._applied:
             self._applied = number
+            self._take(number)
             self._stale = False
             np.copyto(target, value, casting="unsafe")
             return NEW_VALUE
@@ -147,12 +155,20 @@ class InputSlot:
         if change & EXPIRED:
             self.expired += 1
             self._applied = number
+            self._take(number)
         if change & WENT_STALE:
             self._stale = True
             self.stale_events += 1
         elif change & NEW_VALUE:
             self._stale = False
             self._applied = number
+            self._take(number)
+
+    def _take(self, number: int) -> None:
+        """A tick took message ``number``: count those offered since the one it took last
+        as superseded (tick thread)."""
+        self.superseded += max(0, number - self._taken - 1)
+        self._taken = number
 
     def freshness(self, now: float) -> tuple[float | None, bool]:
         """Seconds since the last accepted value, and whether the input is stale now.
@@ -173,6 +189,9 @@ class InputSlot:
         kept or forgotten: it arrived during the reset."""
         self._latest = None
         self._applied = -1
+        # What was offered before the reset is forgotten, not superseded (max(0, ...) in
+        # _take covers a value offered while this runs).
+        self._taken = self.accepted
         self._stale = True
         if self._mailbox is not None:
             self._mailbox.clear()

@@ -203,6 +203,11 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         "Input messages whose TTL or own expiry passed before any tick applied them",
         labels=["net", "input"],
     )
+    superseded = CounterMetricFamily(
+        "spikestream_inputs_superseded",
+        "Input messages a newer one replaced before any tick applied them",
+        labels=["net", "input"],
+    )
     age = GaugeMetricFamily(
         "spikestream_input_age_seconds",
         "Seconds since the input's last value (+Inf before the first)",
@@ -217,10 +222,11 @@ def snapshot_metrics(s: ServiceStatistics) -> Iterator[Metric]:
         accepted.add_metric([net, name], counts["accepted"])
         stale.add_metric([net, name], counts["stale"])
         expired.add_metric([net, name], counts["expired"])
+        superseded.add_metric([net, name], counts["superseded"])
         fresh = s.freshness[name]
         age.add_metric([net, name], float("inf") if fresh.age is None else fresh.age)
         stale_now.add_metric([net, name], float(fresh.stale))
-    yield from (accepted, stale, expired, age, stale_now)
+    yield from (accepted, stale, expired, superseded, age, stale_now)
     rejected = CounterMetricFamily(
         "spikestream_inputs_rejected",
         "Payloads rejected, by reason",
