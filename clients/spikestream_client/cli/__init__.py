@@ -128,6 +128,10 @@ def make_parser(
             sub.add_parser(name, help=summary)
         else:
             module.add_parser(sub)
+    if command is None and (ignored := ignored_registrations()):
+        parser.epilog = "Registered more than once, the first one kept: " + "; ".join(
+            f"{name!r} also by {', '.join(origins)} (ignored)" for name, origins in ignored.items()
+        )
     for each in (parser, *sub.choices.values()):
         if isinstance(each, CommandParser):  # a plugin's add_parser may pass its own class
             each.json_errors = json_errors
@@ -202,17 +206,33 @@ _BUILTIN = {
 _ORDER = ("run", "serve", "feed", "monitor", "record", "import", "ls")
 
 
-@functools.cache
 def commands() -> dict[str, str]:
     """Every subcommand installed, mapped to the module that defines it: the client's own
     and those registered in the ``spikestream.commands`` entry-point group (read once
     per process: scanning the installed distributions costs tens of ms)."""
+    return _registered()[0]
+
+
+def ignored_registrations() -> dict[str, tuple[str, ...]]:
+    """The registrations that lost a name to another: by command, each ignored one as
+    ``distribution (module)``. The client's own names cannot be taken, and between
+    distributions the first one on ``sys.path`` wins, which a user installing two
+    plugins that chose the same name would not otherwise learn."""
+    return _registered()[1]
+
+
+@functools.cache
+def _registered() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     from importlib.metadata import entry_points
 
     found = dict(_BUILTIN)
+    ignored: dict[str, list[str]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
-    return _ordered(found)
+        # The same module twice (one distribution seen twice on sys.path) is no conflict.
+        if found.setdefault(ep.name, ep.value) != ep.value:
+            origin = f"{ep.dist.name} ({ep.value})" if ep.dist is not None else ep.value
+            ignored.setdefault(ep.name, []).append(origin)
+    return _ordered(found), {name: tuple(each) for name, each in ignored.items()}
 
 
 def _ordered(*founds: Mapping[str, str]) -> dict[str, str]:
@@ -302,6 +322,14 @@ def _main(argv: Sequence[str] | None, own: Mapping[str, str]) -> int:
     parser = make_parser(command if known else None, json_errors=json_errors, own=own)
     args = parser.parse_args(words)
     setup_logging(args.log_level, args.log_format)
+    if command not in _BUILTIN and command not in own:  # a plugin's: scanned already
+        for origin in ignored_registrations().get(str(command), ()):
+            logging.getLogger("spikestream").warning(
+                "the command %r is registered more than once: running %s, ignoring %s",
+                command,
+                commands()[str(command)],
+                origin,
+            )
     try:
         code: int = args.func(args)
     except SpikestreamError as err:
