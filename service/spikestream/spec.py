@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from spikestream.errors import ConfigError, NetworkFileError
-from spikestream.spec_errors import format_errors
+from spikestream.spec_errors import cut, format_errors
 from spikestream_client.files import UnreadableFile, read_small_text
 from spikestream_client.names import NAME_PATTERN, NAME_RULE, is_name, reserved_network
 
@@ -149,8 +149,10 @@ class _Spec(BaseModel):
             allowed = set(cls.model_fields)
             unknown = [k for k in data if k not in allowed]
             if unknown:
+                # A hostile file's key may be megabytes long: shown cut short, as values are.
                 raise ValueError(
-                    f"unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}"
+                    f"unknown key {cut(repr(unknown[0]))}; allowed keys: "
+                    f"{', '.join(sorted(allowed))}"
                 )
         return data
 

@@ -74,13 +74,20 @@ def _loc(loc: tuple[int | str, ...], fields: frozenset[str], named: frozenset[st
         if isinstance(part, int):
             out += f"[{part}]"
         elif k not in tags:
-            out += f".{part}" if out else str(part)
+            # A name from the file (``populations.<name>``) may be megabytes long.
+            text = cut(part)
+            out += f".{text}" if out else text
     return out
 
 
-def _shown(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 5] + " ...]"
+def cut(text: str, limit: int = 80) -> str:
+    """``text``, or its first ``limit - 4`` characters and `` ...``: a hostile file's
+    key, name or value may be megabytes long, and a message shows a glimpse of it."""
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def _shown(value: Any) -> str:
+    return cut(repr(value))
 
 
 def format_errors(
