@@ -715,3 +715,32 @@ def test_a_replayed_run_does_not_count_the_signal_file(tmp_path: Path) -> None:
     replayed = estimate_run(spec, ticks=10, block_bytes=64 * 2**20, replay_bytes=1000)
     assert not any(k.startswith("signal file") for k in replayed.parts)
     assert replayed.total < live.total
+
+
+def _npy_with_shape(path: Path, shape: tuple[int, ...]) -> None:
+    """A ``.npy`` file whose header states ``shape`` (numpy writes no negative one)."""
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape!r}, }}".ljust(117)
+    path.write_bytes(b"\x93NUMPY\x01\x00" + (118).to_bytes(2, "little") + header.encode() + b"\n")
+
+
+def test_a_negative_dimension_in_a_signal_header_cannot_shrink_the_estimate(
+    tmp_path: Path,
+) -> None:
+    """numpy's header parser takes ``'shape': (-10**12, 1)``; the budget multiplied it
+    out and subtracted 24 TiB, so a 100k x 100k dense network (149 GiB) passed the limit
+    and ``run`` died allocating it (a MemoryError traceback, or the OOM killer). Such a
+    header counts nothing, and the network is refused before building as without it."""
+    _npy_with_shape(tmp_path / "neg.npy", (-(10**12), 1))
+    net = tmp_path / "net.toml"
+    net.write_text(
+        '[network]\nname = "neg"\n[populations.a]\nn = 100000\n[populations.b]\n'
+        'n = 100000\n[inputs.u]\ntarget = "a"\n'
+        'signal = { kind = "file", path = "neg.npy" }\n'
+        '[[connections]]\npre = "a"\npost = "b"\n'
+        'weights = { dist = "normal", mean = 0.0, std = 0.01 }\n'
+    )
+    estimate = estimate_run(load_network(net), ticks=10)
+    assert all(v >= 0 for v in estimate.parts.values()), estimate.parts
+    assert estimate.total > 100_000 * 100_000 * 8
+    with pytest.raises(MemoryBudgetError):
+        check_budget("running it", estimate, 2**30)

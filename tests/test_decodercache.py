@@ -90,3 +90,22 @@ def test_an_entry_gone_between_the_listing_and_the_lookup_is_solved_again(
     (folder / name).unlink()
     assert cache.get("k", (3, 2)) is None
     assert DecoderCache(None).get("k", (3, 2)) is None
+
+
+def test_a_symlink_at_the_temporary_name_is_not_written_through(tmp_path: Path) -> None:
+    """A link planted at the name ``put`` writes its temporary file under (in a cache
+    folder others can write, or left behind) must not make the build overwrite the file
+    it points to: the entry is still stored, and the link's target keeps its bytes.
+    Before, ``open("wb")`` followed the link and truncated the target."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    (folder / f".k1.{os.getpid()}.tmp").symlink_to(victim)
+    cache = DecoderCache(folder)
+    d = np.arange(6, dtype=np.float64).reshape(3, 2)
+    cache.put("k1", d)
+    assert victim.read_bytes() == b"precious"
+    got = DecoderCache(folder).get("k1", (3, 2))
+    assert got is not None
+    np.testing.assert_array_equal(got, d)

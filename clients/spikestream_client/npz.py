@@ -132,6 +132,8 @@ def read_npy_header(
         # numpy tokenizes the header before its own checks: an unclosed "{" raises
         # TokenError, which no caller's ValueError handler caught (a traceback).
         raise ValueError(f".npy header is not a Python literal ({err})") from None
+    if any(n < 0 for n in shape):  # numpy's parser takes them; a product went negative
+        raise ValueError(f".npy header claims shape {tuple(shape)}; expected sizes >= 0")
     return tuple(shape), bool(fortran), dtype
 
 

@@ -561,6 +561,11 @@ def check_plot(path: Path) -> None:
         )
     if path.is_dir():
         raise ConfigError(f"--plot: {str(path)!r} is a folder; expected a file name")
+    if path.is_fifo() or path.is_socket():  # failed only after the run: not seekable
+        raise ConfigError(
+            f"--plot: cannot write {str(path)!r}: it exists and is not a regular file (a "
+            "FIFO or socket, which an image cannot be written to); expected a file name"
+        )
     if path.suffix.lower() not in (suffixes := plot_suffixes()):
         got = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
         raise ConfigError(f"--plot: {str(path)!r} has {got}; expected one of {', '.join(suffixes)}")

@@ -89,6 +89,8 @@ def read_npy_header(fp: Readable, max_bytes: int) -> tuple[tuple[int, ...], bool
         # TokenError, which no caller's ValueError handler caught (a traceback).
         raise ValueError(f"its .npy header is not a Python literal ({err})") from None
     shape, fortran, dtype = header
+    if any(n < 0 for n in shape):  # numpy's parser takes them; a product went negative
+        raise ValueError(f"its .npy header claims shape {tuple(shape)}; expected sizes >= 0")
     return tuple(shape), bool(fortran), dtype
 
 

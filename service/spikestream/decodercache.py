@@ -151,7 +151,10 @@ class DecoderCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = self.folder / f".{key}.{os.getpid()}.tmp"
-            with tmp.open("wb") as fh:
+            tmp.unlink(missing_ok=True)  # a stale file, or a link: never written through
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o666)
+            with os.fdopen(fd, "wb") as fh:
                 np.save(fh, d, allow_pickle=False)
             os.replace(tmp, self.folder / name)
             st = (self.folder / name).lstat()

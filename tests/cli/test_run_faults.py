@@ -222,6 +222,23 @@ def test_a_plot_folder_that_refuses_files_is_refused_before_the_run(tmp_path: Pa
     assert not out.exists()  # refused before the run
 
 
+def test_a_plot_path_that_is_a_fifo_is_refused_before_the_run(tmp_path: Path) -> None:
+    """A ``--plot`` path that exists and is not a regular file (a FIFO here) is refused
+    before the run, in one line saying so, as ``--out`` refuses one. Before, the whole
+    run was done first and then refused with "File or stream is not seekable; expected a
+    writable folder with room for the file", which names neither the cause nor the fix."""
+    out = tmp_path / "x.npz"
+    png = tmp_path / "p.png"
+    os.mkfifo(png)
+    done = run_cli("run", str(SEED), "--duration", "0.1", "--out", str(out), "--plot", str(png))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"--plot: cannot write {str(png)!r}: it exists and is not a regular file" in (
+        done.stderr
+    )
+    assert not out.exists()  # refused before the run
+
+
 def test_a_savefig_error_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 

@@ -531,6 +531,19 @@ def test_an_unclosed_npy_header_is_a_value_error() -> None:
         read_npy_header(stream)
 
 
+def test_a_negative_size_in_an_npy_header_is_a_value_error() -> None:
+    """numpy's header parser takes ``'shape': (-1000000000000, 1)``; a caller's size
+    check (shape times item size against the bytes that follow, or a budget) then saw a
+    negative size. Refused here, for every caller."""
+    text = b"{'descr': '<f8', 'fortran_order': False, 'shape': (-1000000000000, 1), }"
+    text += b" " * (64 - 10 - len(text) % 64 - 1) + b"\n"
+    stream = io.BytesIO(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text)
+    with pytest.raises(
+        ValueError, match=r"claims shape \(-1000000000000, 1\); expected sizes >= 0"
+    ):
+        read_npy_header(stream)
+
+
 def test_rows_of_the_wrong_width_are_refused(tmp_path: Path) -> None:
     """A block whose rows are not the announced shape is refused, nothing written: its
     bytes would otherwise fill the member with misplaced values."""

@@ -59,3 +59,40 @@ def test_serve_refuses_a_folder_before_it_serves(mosquitto: Mosquitto, tmp_path:
         f"spikestream serve: error: --log-inputs: {str(tmp_path)!r} is a folder; expected a "
         f"file name, e.g. {str(tmp_path / 'inputs.npz')!r}"
     ]
+
+
+@pytest.mark.parametrize("named", ["network", "restore"])
+def test_serve_refuses_a_log_naming_a_file_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str
+) -> None:
+    """``serve NET --log-inputs NET`` replaced the network file with the input log at
+    shutdown (and ``--log-inputs`` naming the ``--restore`` snapshot replaced that), with
+    no word: ``run`` refuses an ``--out`` naming what it reads, and ``serve`` must refuse
+    such a log before anything is built or connected, leaving the file as it was."""
+    import spikestream.serving.serve as serve_module
+    from spikestream.serving.settings import load_settings
+
+    net = tmp_path / "net.toml"
+    net.write_bytes(SEED.read_bytes())
+    snapshot = tmp_path / "state.npz"
+    snapshot.write_bytes(b"a snapshot")
+    target = net if named == "network" else snapshot
+    link = tmp_path / "log.npz"
+    link.symlink_to(target)  # the same file by another name
+    before = target.read_bytes()
+
+    def reached(*args: object, **kwargs: object) -> None:
+        raise AssertionError("serve went on to load the network")
+
+    monkeypatch.setattr(serve_module, "load_network_or_model", reached)
+    settings = load_settings(
+        {"log_inputs": str(link), "restore": str(snapshot), "broker": "mqtt://127.0.0.1:1"},
+        None,
+    )
+    with pytest.raises(ConfigError) as info:
+        serve_module.serve([net], settings)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"--log-inputs {str(link)!r} is ")
+    assert str(target) in message
+    assert target.read_bytes() == before

@@ -426,3 +426,31 @@ def test_engine_options_carry_every_tick_setting() -> None:
     assert defaults["early_ticks"] is True
     assert defaults["tick_threads"] == "auto"
     assert defaults["pin_tick_threads"] is False
+
+
+@pytest.mark.parametrize(
+    "key", ["ticks_per_frame", "queue_capacity", "realtime_factor", "backoff_max", "qos"]
+)
+def test_a_toml_boolean_is_not_taken_as_a_number(tmp_path: Path, key: str) -> None:
+    """``ticks_per_frame = true`` in a settings file is refused in one line, as
+    ``SPIKESTREAM_TICKS_PER_FRAME=true`` and ``--ticks-per-frame true`` are, and as a
+    boolean count in a network file is: pydantic's lax mode took ``true`` as 1, so a
+    typo served with a silently chosen value."""
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(f"{key} = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, cfg)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{key} (from settings file {str(cfg)!r}): " in message
+    assert message.endswith("expected a number, not a boolean (got True)")
+
+
+def test_a_toml_boolean_still_sets_a_switch(tmp_path: Path) -> None:
+    """The refusal above is for numbers only: a switch (``resume``) and Home Assistant
+    discovery (on with its default prefix) still take ``true`` from a settings file."""
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text("resume = true\nha_discovery = true\n")
+    settings = load_settings({}, cfg)
+    assert settings.resume is True
+    assert settings.ha_discovery == "homeassistant"

@@ -876,3 +876,18 @@ def test_resume_starts_fresh_only_while_no_latest_snapshot_exists(
     assert got is not None
     assert got[0] == latest
     assert int(got[1]["tick"]) == 50
+
+
+def test_resume_refuses_a_snapshot_folder_that_is_a_file(folder: SnapshotFolder) -> None:
+    """``--resume`` with ``--snapshot-dir`` naming a regular file started from scratch
+    without a word (with ``--snapshot-every`` the same path is refused at start): the
+    state the operator asked to continue from was silently thrown away. It is refused in
+    one line naming the path and what was expected."""
+    folder.path.write_bytes(b"not a folder")
+    latest = folder.path / f"{NET}-latest.npz"
+    with pytest.raises(SnapshotError) as info:
+        start_state(folder, None, latest)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{str(folder.path)!r} exists and is not a folder" in message
+    assert start_state(folder, None, None) is None  # without --resume: nothing to read

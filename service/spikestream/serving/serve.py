@@ -43,6 +43,32 @@ from spikestream_client.transport import (
 log = logging.getLogger("spikestream.serve")
 
 
+def _check_log_reads_nothing(log: Path, files: list[Path], restore: Path | None) -> None:
+    """Refuse a ``--log-inputs`` target that names a file serve reads: the network file
+    (or Nengo script) or the ``--restore`` snapshot, which the log replaced at shutdown.
+
+    Raises:
+        ConfigError: naming the flag, both paths and what was expected.
+    """
+    from spikestream.datafiles import same_file
+    from spikestream.nengo_import import is_model_script, split_source
+
+    reads = [
+        ("the Nengo script", split_source(str(f))[0])
+        if is_model_script(f)
+        else ("the network file", Path(f))
+        for f in files
+    ]
+    if restore is not None:
+        reads.append(("the --restore snapshot", Path(restore)))
+    for name, src in reads:
+        if same_file(Path(log), src):
+            raise ConfigError(
+                f"--log-inputs {str(log)!r} is {name} {str(src)!r}, which serve reads; "
+                "expected a new file name"
+            )
+
+
 def serve(networks: list[Path], settings: ServeSettings) -> int:
     """Serve the network files ``networks`` (those of ``settings.shard``) until SIGTERM or
     SIGINT. Returns the exit code.
@@ -63,6 +89,7 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
         from spikestream.runtime.replay import check_log_target
 
         check_log_target(settings.log_inputs)
+        _check_log_reads_nothing(settings.log_inputs, files, settings.restore)
     specs = [load_network_or_model(f) for f in files]
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)

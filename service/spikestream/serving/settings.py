@@ -31,6 +31,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -89,6 +90,15 @@ _INTEGRAL = BeforeValidator(integral)
 
 #: An integer setting that may be written ``1e6``.
 Count = Annotated[int, _INTEGRAL]
+
+
+def _kinds(annotation: Any) -> set[Any]:
+    """The types a field's annotation admits, unions and ``Annotated`` unwrapped."""
+    if get_origin(annotation) is Annotated:
+        return _kinds(get_args(annotation)[0])
+    if args := get_args(annotation):
+        return set().union(*(_kinds(a) for a in args))
+    return {annotation}
 
 
 def _thread_count_text(value: object) -> object:
@@ -461,6 +471,20 @@ class ServeSettings(BaseSettings):
                 f"({self.backoff_max:g} s)"
             )
         return self
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # A TOML ``true`` is a bool, which pydantic's lax mode takes as the number 1:
+        # ``ticks_per_frame = true`` served with 1 tick per frame, unsaid.
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            kinds = _kinds(annotation)
+            # A number type, or a Literal of numbers (``qos``: True == 1 passed it).
+            numbers = {int, float} | {k for k in kinds if type(k) in (int, float)}
+            if bool not in kinds and kinds & numbers:
+                raise ValueError("expected a number, not a boolean")
+        return value
 
     @field_validator("memory_limit", mode="before")
     @classmethod

@@ -635,6 +635,12 @@ def start_state(
     """
     if restore is not None:
         return restore, read_snapshot_file(restore, folder.layout, folder.net)
+    if latest is not None and folder.path.exists() and not folder.path.is_dir():
+        # lexists() below said "no latest snapshot": a fresh start, the state lost unsaid.
+        raise SnapshotError(
+            f"the snapshot folder {str(folder.path)!r} exists and is not a folder; "
+            "expected a folder (--snapshot-dir) for --resume to continue from"
+        )
     if latest is None or not folder.exists(latest.name):
         return None
     try:
