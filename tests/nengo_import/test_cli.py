@@ -13,11 +13,15 @@ import numpy as np
 import pytest
 
 from spikestream.cli import main
-from spikestream.errors import ModelImportError
+from spikestream.errors import ConfigError, ModelImportError
 from spikestream.nengo_import import (
     INSTALL_HINT,
+    build_nengo_model,
     import_model,
+    import_network,
     load_network_or_model,
+    load_script_network,
+    objects,
     split_source,
 )
 from spikestream.spec import FileSignal, load_network
@@ -95,6 +99,82 @@ def test_import_sample_times_follow_nengo(tmp_path: Path) -> None:
     # Past any integer a tick count can hold: refused the same way, not an OverflowError.
     with pytest.raises(ModelImportError, match=r"takes inf values.*or --duration for run"):
         import_model(model, out, sample_duration=1e308)
+
+
+def test_sampling_counts_ticks_and_values_of_every_dimension(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sample duration is rounded to the nearest tick (0.7 s / 1 ms is 699.9999999999999
+    in floats: 700 samples, not 699), and the MAX_SAMPLES bound counts values, so a
+    2-dimensional node reaches it in half the ticks."""
+    model = write(
+        tmp_path,
+        """
+        model = nengo.Network(seed=1)
+        with model:
+            clock = nengo.Node(lambda t: [t, -t], label="clock")
+            a = nengo.Ensemble(10, 2, label="a")
+            nengo.Connection(clock, a)
+        """,
+    )
+    out = tmp_path / "net.toml"
+    import_model(model, out, sample_duration=0.7)
+    samples = np.load(tmp_path / "net.arrays" / "clock.signal.npy")
+    assert samples.shape == (700, 2)
+    np.testing.assert_allclose(samples[-1], [0.7, -0.7])
+    monkeypatch.setattr(objects, "MAX_SAMPLES", 1000)
+    refused = r"Node 'clock': sampling 0.6 s .* takes 1,200 values"
+    with pytest.raises(ModelImportError, match=refused):
+        import_model(model, out, sample_duration=0.6)
+    import_model(model, out, sample_duration=0.5)  # 1,000 values: at the bound, taken
+
+
+def test_lif_parameters_are_kept(tmp_path: Path) -> None:
+    """An ensemble's LIF parameters reach the network file as the script set them: time
+    constants, min_voltage, radius, and initial voltages up to the threshold (1 itself is
+    allowed: a neuron at the threshold spikes as in Nengo)."""
+    model = write(
+        tmp_path,
+        """
+        model = nengo.Network(seed=1)
+        with model:
+            lif = nengo.LIF(
+                tau_rc=0.03,
+                tau_ref=0.004,
+                min_voltage=-0.5,
+                initial_state={"voltage": nengo.dists.Choice([1.0])},
+            )
+            rates = nengo.dists.Uniform(100, 200)
+            nengo.Ensemble(10, 1, label="edge", radius=2.0, neuron_type=lif, max_rates=rates)
+        """,
+    )
+    spec = import_model(model, tmp_path / "net.toml")
+    pop = spec.populations["edge"]
+    assert (pop.tau_rc, pop.tau_ref, pop.min_voltage, pop.radius) == (0.03, 0.004, -0.5, 2.0)
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "net.arrays" / "edge.initial_voltage.npy"), np.ones(10)
+    )
+
+
+def test_a_zero_sample_duration_or_a_build_of_another_dt_is_refused(tmp_path: Path) -> None:
+    """``sample_duration`` must be positive (0 s of a function would still be sampled once),
+    and a Nengo build handed in must be of the ``dt`` asked for: its arrays (decoders,
+    filters) were computed for its own time step."""
+    model = write(
+        tmp_path,
+        """
+        model = nengo.Network(seed=1)
+        with model:
+            a = nengo.Ensemble(10, 1, label="a")
+        """,
+    )
+    with pytest.raises(ConfigError, match=r"--sample-duration must be > 0 seconds; got 0"):
+        import_model(model, tmp_path / "net.toml", sample_duration=0.0)
+    net, _ = load_script_network(model)
+    built = build_nengo_model(net, 0.002)
+    with pytest.raises(ConfigError, match=r"the given Nengo build has dt = 0.002; expected 0.001"):
+        import_network(net, tmp_path / "net.toml", dt=0.001, built=built)
+    assert not (tmp_path / "net.toml").exists()
 
 
 def test_names_labels_variables_and_generated(tmp_path: Path) -> None:
@@ -218,6 +298,70 @@ UNSUPPORTED = {
     "noise": (
         "nengo.Ensemble(10, 1, label='noisy', noise=nengo.processes.WhiteNoise())",
         "Ensemble 'noisy': neuron noise is not supported; supported: noise = None",
+    ),
+    "amplitude": (
+        "nengo.Ensemble(10, 1, label='loud', neuron_type=nengo.LIF(amplitude=2))",
+        "Ensemble 'loud': LIF amplitude 2 is not supported; supported: amplitude 1",
+    ),
+    "start refractory time": (
+        """
+        lif = nengo.LIF(initial_state={"refractory_time": nengo.dists.Uniform(0.001, 0.002)})
+        nengo.Ensemble(10, 1, label="tired", neuron_type=lif)
+        """,
+        "Ensemble 'tired': a non-zero initial refractory_time is not supported; supported: "
+        "refractory_time 0",
+    ),
+    "weight solver": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        b = nengo.Ensemble(10, 1, label="b")
+        nengo.Connection(a, b, solver=nengo.solvers.LstsqL2(weights=True), label="full")
+        """,
+        "Connection 'full': a solver with weights=True is not supported; supported: decoder "
+        "solvers (LstsqL2)",
+    ),
+    "probe sample_every": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        nengo.Probe(a, sample_every=0.01, label="sparse")
+        """,
+        "Probe 'sparse': sample_every is not supported; supported: sample_every = None",
+    ),
+    "pes pre_synapse": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        b = nengo.Ensemble(10, 1, label="b")
+        e = nengo.Node([0.0], label="err")
+        pes = nengo.PES(pre_synapse=nengo.Lowpass(0.02))
+        c = nengo.Connection(a, b, learning_rule_type=pes, label="ab")
+        nengo.Connection(e, c.learning_rule)
+        """,
+        "Connection 'ab': PES with a pre_synapse other than Lowpass(0.005); supported: "
+        "PES(pre_synapse=Lowpass(0.005))",
+    ),
+    "pes without an error": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        b = nengo.Ensemble(10, 1, label="b")
+        nengo.Connection(a, b, learning_rule_type=nengo.PES(), label="ab")
+        """,
+        "Connection 'ab': 0 error connections into its PES rule; supported: exactly one",
+    ),
+    "filtered voltage probe": (
+        """
+        a = nengo.Ensemble(10, 1, label="a")
+        nengo.Probe(a.neurons, "voltage", synapse=0.01, label="smooth")
+        """,
+        "Probe 'smooth': a probe of Ensemble 'a'.neurons.voltage (synapse Lowpass(tau=0.01)) is "
+        "not supported",
+    ),
+    "non-finite function node": (
+        """
+        u = nengo.Node(lambda t: float("nan") if t > 0.002 else 0.0, label="broken")
+        a = nengo.Ensemble(10, 1, label="a")
+        nengo.Connection(u, a)
+        """,
+        "Node 'broken': its output is NaN or infinite; supported: finite outputs",
     ),
     "pes error from an ensemble": (
         """

@@ -86,6 +86,55 @@ def test_a_value_that_expires_before_any_tick_applies_it_is_counted() -> None:
     np.testing.assert_array_equal(target, [0.0])
     assert (slot.accepted, slot.expired, slot.stale_events) == (3, 2, 1)
     assert slot.superseded == 0
+    # Each count under its own key in the stats (distinct here: a key reading another fails).
+    assert slot.counts() == {
+        "accepted": 3,
+        "rejected": 0,
+        "stale": 1,
+        "expired": 2,
+        "superseded": 0,
+    }
+
+
+def test_a_value_drives_the_network_for_exactly_its_ttl_and_no_longer() -> None:
+    """The TTL is how long a value drives the network: at exactly ``ttl`` seconds after it
+    was received it is still applied and fresh, and only past that it falls back to the
+    default. The tick and the freshness the stats show agree at the boundary (times chosen
+    so ``now - received`` is exact in binary)."""
+    slot = InputSlot("u", 1, np.array([0.25]), ttl=0.5)
+    target = np.zeros(1)
+    slot.offer(np.array([1.0]), received=10.0)
+    assert slot.freshness(10.5) == (0.5, False)
+    assert slot.apply(target, now=10.5) == NEW_VALUE  # received exactly ttl ago: applied
+    np.testing.assert_array_equal(target, [1.0])
+    after = float(np.nextafter(10.5, np.inf))
+    assert slot.freshness(after)[1] is True
+    assert slot.apply(target, now=after) == WENT_STALE
+    np.testing.assert_array_equal(target, [0.25])
+    assert (slot.expired, slot.stale_events) == (0, 1)
+
+
+def test_after_a_reset_a_value_that_expires_unapplied_is_not_a_stale_event() -> None:
+    """A reset puts the input back on its default: a value that then expires before any
+    tick applies it is counted in ``expired`` only. It is no WENT_STALE change (which the
+    replay log would record, and which would report an ``input_stale`` event for an input
+    that never left its default), and the counters say so."""
+    slot = InputSlot("u", 1, np.array([0.25]), ttl=1e-3)
+    target = np.zeros(1)
+    slot.offer(np.array([0.7]), received=10.0)
+    assert slot.apply(target, now=10.0) == NEW_VALUE  # fresh: not stale
+    slot.clear()
+    target[:] = 0.25  # the simulator's reset puts the default back
+    slot.offer(np.array([0.8]), received=11.0)
+    assert slot.apply(target, now=12.0) == EXPIRED  # never applied, and nothing went stale
+    np.testing.assert_array_equal(target, [0.25])
+    assert slot.counts() == {
+        "accepted": 2,
+        "rejected": 0,
+        "stale": 0,
+        "expired": 1,
+        "superseded": 0,
+    }
 
 
 def test_a_value_replaced_before_any_tick_applies_it_is_counted() -> None:
@@ -109,6 +158,26 @@ def test_a_value_replaced_before_any_tick_applies_it_is_counted() -> None:
     assert slot.apply(target, now=11.0) == NEW_VALUE
     assert slot.superseded == 3
     assert slot.counts()["superseded"] == 3
+
+
+def test_a_value_offered_while_a_reset_clears_the_slot_is_never_a_negative_count() -> None:
+    """``offer`` counts a value, then stores it; a reset (``clear``, on the tick thread) can
+    run between the two, forgetting what was counted before it, this value included. If
+    the store then lands, a tick applies that value: applied, and nothing superseded, not
+    minus one. (The interleaving is played step by step: the store after the clear.)"""
+    slot = InputSlot("u", 1, np.array([0.0]), ttl=None)
+    target = np.zeros(1)
+    slot.offer(np.array([0.5]), received=10.0)  # counted and stored...
+    landed = slot._latest
+    slot.clear()  # ...the reset runs between the count and the store...
+    slot._latest = landed  # ...and the store lands after it
+    assert slot.apply(target, now=10.0) == NEW_VALUE
+    np.testing.assert_array_equal(target, [0.5])
+    assert slot.superseded == 0
+    slot.offer(np.array([0.6]), received=10.0)
+    slot.offer(np.array([0.7]), received=10.0)
+    assert slot.apply(target, now=10.0) == NEW_VALUE
+    assert slot.superseded == 1  # counting resumes from the value applied
 
 
 def wait_for(cond: object, timeout: float = 10.0) -> None:

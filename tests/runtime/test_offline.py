@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,12 @@ import pytest
 from spikestream.build import build
 from spikestream.errors import ConfigError
 from spikestream.runtime.offline import (
+    Timings,
     block_ticks_for,
     per_tick_layout,
     run_offline,
     run_to_file,
+    ticks_for,
 )
 from spikestream.spec import load_network, parse_network
 
@@ -63,6 +66,71 @@ def test_block_size_follows_the_memory_budget() -> None:
     assert block_ticks_for(model, 10**9, per_tick * 100) == 100
     assert block_ticks_for(model, 50, per_tick * 100) == 50
     assert block_ticks_for(model, 10**9, 1) == 1
+
+
+def test_a_duration_is_rounded_to_the_nearest_tick_and_must_be_positive() -> None:
+    """``--duration`` in ticks: 0.7 s / 1 ms is 699.9999999999999 in floats, and is 700
+    ticks, not one short; less than half a tick still runs one. A duration of 0 (or less)
+    is refused rather than run as one tick."""
+    assert ticks_for(0.7, 0.001) == 700
+    assert ticks_for(0.0049, 0.001) == 5
+    assert ticks_for(0.0001, 0.001) == 1
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="duration must be a number of seconds > 0"):
+            ticks_for(bad, 0.001)
+
+
+def test_offline_inputs_are_sampled_at_the_start_of_each_tick() -> None:
+    """The seed's input is sin(t); tick k is fed its value at ``k * dt`` (the start of the
+    tick), in every block: the recorded ``u`` of a run is sin(0), sin(dt), ..."""
+    model = build(load_network(SEED))
+    ticks = 300
+    out = run_offline(model, ticks)
+    np.testing.assert_array_equal(out["u"][:, 0], np.sin(np.arange(ticks) * model.dt))
+
+
+@pytest.mark.parametrize("block_bytes", [7_000, 10**9])
+def test_a_reset_starts_the_simulator_afresh(tmp_path: Path, block_bytes: int) -> None:
+    """A replayed live run's reset puts the simulator back to its start: with the same
+    (constant) input, the ticks after a reset at tick 250 are the first ticks of a fresh
+    run, in memory and streamed in blocks; without the reset they differ (the neurons are
+    not where they started)."""
+    model = build(every_probe_kind())  # type: ignore[arg-type]
+    ticks, at = 400, 250
+    inputs = {"u": np.full((ticks, 2), 0.6), "e": np.zeros((ticks, 2))}
+    fresh = run_offline(model, ticks - at, inputs={k: v[at:] for k, v in inputs.items()})
+    in_memory = run_offline(model, ticks, inputs=inputs, resets=[at])
+    path = run_to_file(
+        model, ticks, tmp_path / "run.npz", inputs=inputs, resets=[at], block_bytes=block_bytes
+    )
+    with np.load(path) as streamed:
+        for got in (in_memory, streamed):
+            for key in ("a.spikes", "b.spikes", "fa", "vb", "yb"):
+                np.testing.assert_array_equal(got[key][at:], fresh[key], err_msg=key)
+    assert not np.array_equal(run_offline(model, ticks, inputs=inputs)["vb"][at:], fresh["vb"])
+
+
+def test_the_spike_counts_cover_every_block(tmp_path: Path) -> None:
+    """The counts behind ``run``'s mean rates add up the spikes of every block of a long
+    (streamed) run, not only the last block's: they equal the spikes in the file."""
+    model = build(every_probe_kind())  # type: ignore[arg-type]
+    timings = Timings()
+    path = run_to_file(model, 500, tmp_path / "run.npz", block_bytes=7_000, timings=timings)
+    assert block_ticks_for(model, 500, 7_000) < 500  # several blocks
+    with np.load(path) as got:
+        spikes = {pop: int(got[f"{pop}.spikes"].sum()) for pop in ("a", "b")}
+    assert spikes["a"] > 0
+    assert timings.counts == spikes
+
+
+def test_the_meta_names_the_first_and_last_tick_rows(tmp_path: Path) -> None:
+    """A reader finds the run's rows from ``meta``: ``first_tick`` and ``last_tick`` are
+    the ``tick`` of the first and last rows (0 and ticks - 1), with ``ticks`` rows."""
+    model = build(load_network(SEED))
+    out = run_offline(model, 120)
+    meta = json.loads(str(out["meta"]))
+    assert (meta["first_tick"], meta["last_tick"]) == (0, 119)
+    assert (int(out["tick"][0]), int(out["tick"][-1])) == (0, 119)
 
 
 def test_failed_run_leaves_no_file_and_keeps_the_old_one(tmp_path: Path) -> None:
