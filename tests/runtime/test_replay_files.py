@@ -29,7 +29,7 @@ from spikestream.runtime.replay import (
     replay_block,
     replay_inputs,
 )
-from spikestream.spec import NetworkSpec, load_network
+from spikestream.spec import VALUE_LIMIT, NetworkSpec, load_network, parse_network
 from tests.serving import SEED
 from tests.snapshot_files import MIB, RawMember, deflate_bomb, npy_header, replace_member
 
@@ -132,6 +132,41 @@ def test_a_failed_spool_write_keeps_the_changes_for_the_next_flush(
     log = load_replay(target, spec, limit=LIMIT)
     np.testing.assert_array_equal(log.changes["u"][0], [0, 3, 4])
     np.testing.assert_array_equal(log.changes["u"][1][:, 0], [0.5, 0.25, -0.5])
+
+
+def test_a_write_failing_after_a_wide_inputs_values_cuts_back_to_whole_rows(
+    tmp_path: Path,
+) -> None:
+    """A spool write that fails after a batch's values went out (here on the resets file)
+    cuts every spool file back to the entries counted before it, in bytes of whole rows
+    (``dim`` floats per change): the earlier changes of a 2-dimensional input stay intact,
+    and the retried batch is in the log once."""
+    spec = parse_network(
+        {
+            "network": {"name": "wide", "seed": 3},
+            "populations": {"a": {"n": 20, "dim": 2}},
+            "inputs": {"v": {"dim": 2, "target": "a"}},
+        }
+    )
+    model = build(spec)
+    target = tmp_path / "inputs.npz"
+    recorder = InputRecorder(model, target)
+    recorder.record(0, "v", np.array([0.5, -0.5]))
+    recorder.record(2, "v", np.array([0.25, 0.75]))
+    recorder.flush()
+    recorder.record(3, "v", np.array([-0.125, 0.625]))
+    recorder.mark("reset", 3)
+    spool = recorder._make_spool()
+    (spool / "resets.ticks").mkdir()  # the values are written, then this append fails
+    with pytest.raises(IsADirectoryError):
+        recorder.flush()
+    (spool / "resets.ticks").rmdir()
+    assert recorder.flush() == 2
+    recorder.save(ticks=5)
+    log = load_replay(target, spec, limit=LIMIT)
+    np.testing.assert_array_equal(log.changes["v"][0], [0, 2, 3])
+    np.testing.assert_array_equal(log.changes["v"][1], [[0.5, -0.5], [0.25, 0.75], [-0.125, 0.625]])
+    np.testing.assert_array_equal(log.resets, [3])
 
 
 def test_recording_while_two_threads_flush_keeps_every_change_in_order(
@@ -342,6 +377,11 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ),
     ("reset out of range", lambda m: _with(m, resets=np.array([500])), r"'resets' holds ticks"),
     (
+        "seed beyond int64",
+        lambda m: _with(m, seed=np.array(2**63, np.uint64)),
+        r"'seed' is 9223372036854775808; expected an integer in \[0, 2\^63\)",
+    ),
+    (
         "huge ticks",
         lambda m: _with(m, ticks=np.array(2**60, np.int64)),
         r"'ticks' is 1152921504606846976; expected an integer 0 <= ticks <= 2\*\*53-1",
@@ -371,7 +411,7 @@ HOSTILE: list[tuple[str, Any, str]] = [
         # million empty members took 570 MB.
         "a directory of 20,000 members",
         lambda m: _many_members(20_000),
-        r"its directory lists 20000 member\(s\) in \d+ bytes; expected at most 23 member",
+        r"its directory lists 20000 member\(s\) in \d+ bytes; expected at most 26 member",
     ),
     (
         "not a zip",
@@ -401,6 +441,18 @@ def test_a_hostile_log_is_refused_with_one_line_before_allocating(
     assert peak < 4 * MIB, case  # a few read buffers, never the claimed sizes
 
 
+def test_a_log_file_larger_than_the_memory_limit_is_refused_by_its_size(
+    model: Model, spec: NetworkSpec, tmp_path: Path
+) -> None:
+    """A log file bigger than the memory limit is refused by its size on disk, before its
+    zip directory or any member is read, and the refusal says so."""
+    path = write_npz(tmp_path / "log.npz", good_arrays(model))
+    size = path.stat().st_size
+    assert load_replay(path, spec, limit=size).ticks == 100  # at the limit: read
+    with pytest.raises(ConfigError, match=rf"the file is {size} bytes, over the memory limit"):
+        load_replay(path, spec, limit=size - 1)
+
+
 def test_a_folder_or_fifo_is_refused_without_blocking(spec: NetworkSpec, tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -422,6 +474,28 @@ def test_the_good_log_loads(model: Model, spec: NetworkSpec, tmp_path: Path) -> 
         0.75,
         0.75,
     ]
+
+
+def test_a_change_and_a_reset_at_the_last_tick_load_and_the_replay_stops_at_the_log(
+    model: Model, spec: NetworkSpec, tmp_path: Path
+) -> None:
+    """A live run reset (or sent a value) and then stopped before another tick logs an entry
+    at tick ``ticks``, the end of ``[0, ticks]``: the log loads. Asked for more ticks than
+    it holds, :func:`replay_inputs` gives the log's ticks, no made-up ones past its end. A
+    value of exactly +-VALUE_LIMIT is within the network file's bounds, so it loads too."""
+    arrays = good_arrays(model) | {
+        "u.ticks": np.array([0, 100], np.int64),
+        "u.values": np.array([[VALUE_LIMIT], [0.75]]),  # the bound itself is allowed
+        "resets": np.array([20, 100], np.int64),
+    }
+    log = load_replay(write_npz(tmp_path / "log.npz", arrays), spec, limit=LIMIT)
+    assert log.resets.tolist() == [20, 100]
+    assert log.changes["u"][0].tolist() == [0, 100]
+    n, inputs, resets = replay_inputs(model, log, ticks=150)
+    assert n == 100
+    assert inputs["u"].shape == (100, 1)
+    assert inputs["u"][[0, 19, 20, 99], 0].tolist() == [VALUE_LIMIT, VALUE_LIMIT, 0.0, 0.0]
+    assert resets.tolist() == [20, 100]
 
 
 # ---------------------------------------------------------------------------- the command
@@ -460,8 +534,12 @@ def test_the_log_written_is_a_plain_npz(model: Model, tmp_path: Path) -> None:
     recorder.record(2, "u", np.array([0.5]))
     recorder.save(ticks=10)
     with zipfile.ZipFile(tmp_path / "inputs.npz") as zf:
-        assert sorted(zf.namelist()) == sorted(f"{k}.npy" for k in good_arrays(model))
+        # good_arrays is a log as written before learning and restores were recorded.
+        since = {"learning.ticks", "learning.values", "restores"}
+        assert sorted(zf.namelist()) == sorted(f"{k}.npy" for k in {*good_arrays(model), *since})
     with np.load(tmp_path / "inputs.npz") as data:
+        assert data["learning.values"].shape == (0, 2)
+        assert data["restores"].shape == (0,)
         assert data["u.ticks"].tolist() == [2]
         assert data["u.values"].tolist() == [[0.5]]
         assert int(data["ticks"]) == 10

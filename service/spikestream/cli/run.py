@@ -389,7 +389,13 @@ def _main(args: argparse.Namespace) -> int:
     from spikestream.build import build
     from spikestream.errors import ConfigError
     from spikestream.nengo_import import load_network_or_model
-    from spikestream.runtime.offline import BLOCK_BYTES, Timings, run_to_file, ticks_for
+    from spikestream.runtime.offline import (
+        BLOCK_BYTES,
+        LearningChange,
+        Timings,
+        run_to_file,
+        ticks_for,
+    )
     from spikestream.runtime.replay import check_build, load_replay, replay_block
 
     entered = time.perf_counter()
@@ -458,11 +464,21 @@ def _main(args: argparse.Namespace) -> int:
         static=sum(a.nbytes for a in model.arrays().values()),
     )
     resets: list[int] = []
+    learning: tuple[LearningChange, ...] = ()
     inputs = None  # the offline signals, computed block by block
     if replay is not None:
         check_build(model, replay)
         inputs = functools.partial(replay_block, model, replay)  # (start, stop) -> block
         resets = [int(r) for r in replay.resets]
+        learning = replay.learning
+        if replay.restores.size:  # the snapshot's state is not in the log
+            log.warning(
+                "the live run restored a snapshot before tick %d (%d restore(s)); the log "
+                "holds no snapshot, so this replay follows the live run exactly only up "
+                "to that tick",
+                int(replay.restores[0]),
+                replay.restores.size,
+            )
     built = time.perf_counter()
     timings = Timings()
     run = functools.partial(
@@ -472,6 +488,7 @@ def _main(args: argparse.Namespace) -> int:
         args.out,
         inputs=inputs,
         resets=resets,
+        learning=learning,
         compress=args.compress,
         timings=timings,
     )

@@ -270,8 +270,8 @@ class Engine:
             "realtime_factor": self._set_realtime_factor,
             "ttl": self._set_ttl,
             "ticks_per_frame": self._set_ticks_per_frame,
-            "learning_rate": self._set_learning_rate,
-            "learning": self._set_learning,
+            "learning_rate": lambda rate: self._learn({"learning_rate": rate}, rate=rate),
+            "learning": lambda on: self._learn({"learning": on}, enabled=on),
         }
         assert set(self._handlers) == set(COMMANDS), "a command without a handler"
         assert set(self._setters) == set(SETTINGS), "a setting without a setter"
@@ -730,6 +730,8 @@ class Engine:
         self.sim.set_state(state)
         for stream, _ in self._views:
             stream.flush()
+        if self.input_log is not None:  # a replay cannot follow: the log says where
+            self.input_log.mark("restore", self.executed)
         return {"tick": self.sim.tick}
 
     def _set(self, key: str | None, value: Any) -> dict[str, Any]:
@@ -772,21 +774,19 @@ class Engine:
             stream.resize(tpf, pool)
         return {"ticks_per_frame": tpf}
 
-    def _set_learning_rate(self, rate: float) -> dict[str, Any]:
-        for name in self._learners():
-            self.sim.set_learning(name, rate=rate)
-        return {"learning_rate": rate}
-
-    def _set_learning(self, on: bool) -> dict[str, Any]:
-        for name in self._learners():
-            self.sim.set_learning(name, enabled=on)
-        return {"learning": on}
-
-    def _learners(self) -> list[str]:
+    def _learn(
+        self, reply: dict[str, Any], *, rate: float | None = None, enabled: bool | None = None
+    ) -> dict[str, Any]:
+        """``set learning_rate`` (``rate``) and ``learn`` (``enabled``) on every learning
+        connection, and in the input log (a replay applies it before the same tick)."""
         names = self.sim.learning_connections()
         if not names:
             raise ConfigError("this network has no learning connection")
-        return names
+        for name in names:
+            self.sim.set_learning(name, rate=rate, enabled=enabled)
+        if self.input_log is not None:
+            self.input_log.learning(self.executed, rate=rate, enabled=enabled)
+        return reply
 
 
 def _reply(cmd: Command) -> dict[str, Any]:

@@ -135,12 +135,24 @@ class Block:
     arrays: Mapping[str, AnyArray]
 
 
+@dataclass(frozen=True)
+class LearningChange:
+    """A change of every learning connection before tick ``tick``: its PES ``rate``, its
+    switch ``enabled``, or both (None: unchanged), as ``set learning_rate`` and ``learn``
+    made it in a live run."""
+
+    tick: int
+    rate: float | None = None
+    enabled: bool | None = None
+
+
 def run_blocks(
     model: Model,
     ticks: int,
     *,
     inputs: Feeds | None = None,
     resets: Sequence[int] = (),
+    learning: Sequence[LearningChange] = (),
     block_ticks: int | None = None,
     progress: Callable[[int], None] | None = None,
     timings: Timings | None = None,
@@ -154,6 +166,9 @@ def run_blocks(
             them for ticks ``[start, stop)``; default: the inputs' offline signals,
             computed block by block.
         resets: ticks before which the simulator is reset (from a replayed live run).
+        learning: changes of every learning connection's rate or switch, each before its
+            tick, in the order given (from a replayed live run's ``learn`` and ``set
+            learning_rate``).
         block_ticks: ticks per block (default :func:`block_ticks_for`); the buffers of one
             block are allocated once and reused.
         progress: called with the number of ticks done, every 1000 ticks and after
@@ -172,7 +187,7 @@ def run_blocks(
             from threadpoolctl import threadpool_limits
 
             stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
-        yield from _blocks(sim, model, ticks, inputs, resets, block_ticks, progress, t)
+        yield from _blocks(sim, model, ticks, inputs, resets, learning, block_ticks, progress, t)
 
 
 def _blocks(
@@ -181,6 +196,7 @@ def _blocks(
     ticks: int,
     inputs: Feeds | None,
     resets: Sequence[int],
+    learning: Sequence[LearningChange],
     block_ticks: int | None,
     progress: Callable[[int], None] | None,
     t: Timings,
@@ -196,13 +212,22 @@ def _blocks(
         view = sim.probe(name)
         probes[name] = np.zeros((size, *view.shape), view.dtype)
     t.counts = dict.fromkeys(model.populations, 0)
-    # Resets split the run into segments (a replayed live run may have been reset).
+    # Resets split the run into segments (a replayed live run may have been reset), and so
+    # do changes of learning (a reset leaves those settings as they are).
     bounds = sorted({0, ticks, *(int(r) for r in resets if 0 < r < ticks)})
+    changes: dict[int, list[LearningChange]] = {}
+    for change in learning:
+        changes.setdefault(int(change.tick), []).append(change)
     # The first tick runs alone, so the time it is done is measured, not estimated.
-    cuts = sorted({*bounds, *range(0, ticks, size), min(1, ticks)})
+    cuts = sorted(
+        {*bounds, *range(0, ticks, size), min(1, ticks), *(k for k in changes if k < ticks)}
+    )
     for start, stop in itertools.pairwise(cuts):
         if start in bounds and start > 0:
             sim.reset()
+        for change in changes.get(start, ()):
+            for name in sim.learning_connections():
+                sim.set_learning(name, rate=change.rate, enabled=change.enabled)
         m = stop - start
         t0 = time.perf_counter()
         if callable(inputs):
@@ -252,6 +277,7 @@ def run_offline(
     *,
     inputs: Feeds | None = None,
     resets: Sequence[int] = (),
+    learning: Sequence[LearningChange] = (),
     progress: Callable[[int], None] | None = None,
     timings: Timings | None = None,
 ) -> dict[str, AnyArray]:
@@ -266,6 +292,7 @@ def run_offline(
         ticks,
         inputs=inputs,
         resets=resets,
+        learning=learning,
         block_ticks=ticks,
         progress=progress,
         timings=timings,
@@ -323,6 +350,7 @@ def run_to_file(
     *,
     inputs: Feeds | None = None,
     resets: Sequence[int] = (),
+    learning: Sequence[LearningChange] = (),
     compress: bool = False,
     block_bytes: int = BLOCK_BYTES,
     progress: Callable[[int], None] | None = None,
@@ -350,6 +378,7 @@ def run_to_file(
             ticks,
             inputs=inputs,
             resets=resets,
+            learning=learning,
             block_ticks=size,
             progress=progress,
             timings=t,
@@ -366,6 +395,7 @@ def run_to_file(
 __all__ = [
     "BLOCK_BYTES",
     "Block",
+    "LearningChange",
     "Timings",
     "block_ticks_for",
     "input_signals",

@@ -1,14 +1,21 @@
 """Deterministic replay: record the tick-stamped inputs of a live run, play them offline.
 
 The live engine calls :meth:`InputRecorder.record` only when an input's value changes (a
-new message applied, or a TTL fallback), with the number of ticks executed so far, and
-:meth:`InputRecorder.mark` on resets. :func:`replay_block` turns the log back into one
-value per tick, so ``spikestream run NETWORK --replay FILE`` steps the simulator through
-exactly the inputs the live run saw and reproduces its spike trains.
+new message applied, or a TTL fallback), with the number of ticks executed so far,
+:meth:`InputRecorder.mark` on resets and restores, and :meth:`InputRecorder.learning` when
+``learn`` or ``set learning_rate`` changes the learning connections. :func:`replay_block`
+turns the log back into one value per tick, so ``spikestream run NETWORK --replay FILE``
+steps the simulator through exactly the inputs and learning settings the live run saw and
+reproduces its spike trains. A ``restore`` replaced the state with a snapshot's, which the
+log does not hold: the replay is exact up to the first one, and says so.
 
 File layout (``.npz``): ``<input>.ticks`` (k,) int64 and ``<input>.values`` (k, dim)
-float64 for each input, ``resets`` (r,) int64, ``ticks`` (0-d, ticks executed), and
-``network``, ``seed``, ``dtype`` (0-d) to check the replay runs the same build.
+float64 for each input, ``resets`` (r,) int64, ``learning.ticks`` (m,) int64 and
+``learning.values`` (m, 2) float64 (the rate, or NaN if unchanged; 1.0 or 0.0 for learning
+switched on or off, or NaN), ``restores`` (s,) int64, ``ticks`` (0-d, ticks executed), and
+``network``, ``seed``, ``dtype`` (0-d) to check the replay runs the same build. Logs
+written before the learning and restore members existed lack them, and read as holding
+none.
 
 Memory. The tick thread only appends changes to a queue; the asyncio side moves them to
 spool files next to the target every :data:`SPOOL_INTERVAL` seconds (:meth:`flush`), and
@@ -26,6 +33,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import math
 import os
 import shutil
 import stat
@@ -33,7 +41,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,7 @@ import numpy.typing as npt
 from spikestream.build import Model
 from spikestream.datafiles import open_regular, read_npy_member, zip_refusals
 from spikestream.errors import ConfigError
+from spikestream.runtime.offline import LearningChange
 from spikestream.spec import VALUE_LIMIT, NetworkSpec
 from spikestream_client.npz import NpzWriter, check_zip_directory
 
@@ -59,6 +68,10 @@ MAX_TICKS = 2**53 - 1
 _COPY_CHUNK = 1 << 20  # bytes copied from a spool file at a time
 
 _RESET = -1  # input index of a reset entry in the recorder's queue
+_LEARNING = -2  # ... of a change of learning (value: [rate or NaN, 1.0/0.0 or NaN])
+_RESTORE = -3  # ... of a restore
+#: Queue index -> spool key of the entries that are not input changes.
+_MARKS = {_RESET: "resets", _LEARNING: "learning", _RESTORE: "restores"}
 _I8 = np.dtype("<i8")
 _F8 = np.dtype("<f8")
 
@@ -117,7 +130,7 @@ class InputRecorder:
         check_log_target(self.target)
         self._make_spool()
         self._counts = {name: 0 for name in model.inputs}
-        self._resets = 0
+        self._marks = dict.fromkeys(_MARKS, 0)  # resets, learning changes, restores spooled
 
     @property
     def in_memory(self) -> int:
@@ -129,9 +142,22 @@ class InputRecorder:
         self._pending.append((self._index[name], executed, np.array(value, dtype=np.float64)))
 
     def mark(self, kind: str, executed: int) -> None:
-        """Record a reset before executed tick ``executed`` (tick thread)."""
+        """Record a ``reset`` or a ``restore`` before executed tick ``executed`` (tick
+        thread)."""
         if kind == "reset":
             self._pending.append((_RESET, executed, None))
+        elif kind == "restore":
+            self._pending.append((_RESTORE, executed, None))
+
+    def learning(
+        self, executed: int, *, rate: float | None = None, enabled: bool | None = None
+    ) -> None:
+        """Record a change of every learning connection's rate or switch (None:
+        unchanged) before executed tick ``executed`` (tick thread)."""
+        value = np.array(
+            [math.nan if rate is None else rate, math.nan if enabled is None else float(enabled)]
+        )
+        self._pending.append((_LEARNING, executed, value))
 
     def _make_spool(self) -> Path:
         """The spool folder, created next to the target (so a target in a missing or
@@ -176,7 +202,7 @@ class InputRecorder:
         try:
             chunks: dict[str, list[bytes]] = collections.defaultdict(list)
             for index, executed, value in batch:
-                key = "resets" if index == _RESET else f"{index}"
+                key = _MARKS.get(index, f"{index}")
                 chunks[f"{key}.ticks"].append(_I8.type(executed).tobytes())
                 if value is not None:
                     chunks[f"{key}.values"].append(value.astype(_F8).tobytes())
@@ -190,8 +216,8 @@ class InputRecorder:
             self._carry = batch
             raise
         for index, _executed, _value in batch:
-            if index == _RESET:
-                self._resets += 1
+            if index in _MARKS:
+                self._marks[index] += 1
             else:
                 self._counts[names[index]] += 1
         return len(batch)
@@ -200,7 +226,8 @@ class InputRecorder:
         """Cut the spool files back to the entries already counted (after a failed write)."""
         if self._spool is None:
             return
-        sizes = {"resets.ticks": self._resets * 8}
+        sizes = {f"{key}.ticks": self._marks[index] * 8 for index, key in _MARKS.items()}
+        sizes["learning.values"] = self._marks[_LEARNING] * 2 * 8
         for i, (name, inp) in enumerate(self.model.inputs.items()):
             sizes[f"{i}.ticks"] = self._counts[name] * 8
             sizes[f"{i}.values"] = self._counts[name] * inp.dim * 8
@@ -223,7 +250,12 @@ class InputRecorder:
                 k = self._counts[name]
                 out.add_bytes(f"{name}.ticks", (k,), _I8, self._spooled(f"{i}.ticks"))
                 out.add_bytes(f"{name}.values", (k, inp.dim), _F8, self._spooled(f"{i}.values"))
-            out.add_bytes("resets", (self._resets,), _I8, self._spooled("resets.ticks"))
+            out.add_bytes("resets", (self._marks[_RESET],), _I8, self._spooled("resets.ticks"))
+            learned = self._marks[_LEARNING]
+            out.add_bytes("learning.ticks", (learned,), _I8, self._spooled("learning.ticks"))
+            out.add_bytes("learning.values", (learned, 2), _F8, self._spooled("learning.values"))
+            restores = (self._marks[_RESTORE],)
+            out.add_bytes("restores", restores, _I8, self._spooled("restores.ticks"))
             out.add("ticks", np.array(ticks, dtype=np.int64))
             out.add("network", np.array(self.model.name))
             out.add("seed", np.array(self.model.seed, dtype=np.int64))
@@ -260,6 +292,9 @@ class ReplayLog:
         changes: per input, ``(at, values)``: ticks ``(k,)`` int64, sorted, in
             ``[0, ticks]``, and values ``(k, dim)`` float64, finite, ``|v| <= VALUE_LIMIT``.
         resets: ``(r,)`` int64, sorted, in ``[0, ticks]``.
+        learning: the changes of learning, in the order the live run made them.
+        restores: ``(s,)`` int64, sorted, in ``[0, ticks]``: ticks before which the live
+            run's state was replaced by a snapshot's (which the log does not hold).
         nbytes: bytes the log's arrays take in memory.
     """
 
@@ -270,6 +305,8 @@ class ReplayLog:
     changes: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
     resets: npt.NDArray[np.int64]
     nbytes: int
+    learning: tuple[LearningChange, ...] = ()
+    restores: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def load_replay(path: str | Path, spec: NetworkSpec, *, limit: int) -> ReplayLog:
@@ -296,6 +333,9 @@ class _LogReader:
             "ticks": ("int", ()),
             "seed": ("int", ()),
             "resets": ("int", (None,)),
+            "learning.ticks": ("int", (None,)),
+            "learning.values": ("float", (None, 2)),
+            "restores": ("int", (None,)),
             "network": ("text", ()),
             "dtype": ("text", ()),
         }
@@ -342,7 +382,7 @@ class _LogReader:
                     f"{info.compress_type}; expected stored (0) or deflated (8)"
                 )
             infos[key] = info
-        missing = [k for k in self.expected if k not in infos]
+        missing = [k for k in self.expected if k not in infos and k not in _OPTIONAL]
         if missing:
             raise self.refuse(f"missing {_names(missing)} for network {self.spec.name!r}")
         total = sum(info.file_size for info in infos.values())
@@ -414,6 +454,8 @@ class _LogReader:
                 )
             changes[name] = (at, values)
         resets = self.tick_list("resets", arrays["resets"], ticks)
+        learning = self.learning(arrays, ticks)
+        restores = self.tick_list("restores", arrays.get("restores", _NONE), ticks)
         nbytes = sum(a.nbytes + v.nbytes for a, v in changes.values()) + resets.nbytes
         return ReplayLog(
             ticks=ticks,
@@ -422,7 +464,41 @@ class _LogReader:
             dtype=dtype,
             changes=changes,
             resets=resets,
-            nbytes=nbytes,
+            learning=learning,
+            restores=restores,
+            nbytes=nbytes + 64 * len(learning) + restores.nbytes,
+        )
+
+    def learning(
+        self, arrays: dict[str, npt.NDArray[Any]], ticks: int
+    ) -> tuple[LearningChange, ...]:
+        """The changes of learning, checked: ticks as any tick list, each rate NaN
+        (unchanged) or within the ``set learning_rate`` bounds, each switch NaN, 0 or 1."""
+        at = self.tick_list("learning.ticks", arrays.get("learning.ticks", _NONE), ticks)
+        values = arrays.get("learning.values", np.zeros((0, 2))).astype(np.float64, copy=False)
+        if values.shape[0] != at.shape[0]:
+            raise self.refuse(
+                f"'learning.values' has {values.shape[0]} rows; 'learning.ticks' has "
+                f"{at.shape[0]}: expected one row per change"
+            )
+        rate, switch = values[:, 0], values[:, 1]
+        with np.errstate(invalid="ignore"):
+            bad_rate = ~(np.isnan(rate) | ((rate >= 0) & (rate <= LEARNING_RATE_LIMIT)))
+        bad_switch = ~(np.isnan(switch) | (switch == 0) | (switch == 1))
+        if bad_rate.any() or bad_switch.any():
+            row = int(np.argmax(bad_rate | bad_switch))
+            raise self.refuse(
+                f"'learning.values' row {row} is {values[row].tolist()}; expected a rate in "
+                f"[0, {LEARNING_RATE_LIMIT:g}] or NaN (unchanged), then 1, 0 or NaN "
+                "(learning on, off, or unchanged)"
+            )
+        return tuple(
+            LearningChange(
+                int(k),
+                None if math.isnan(r) else float(r),
+                None if math.isnan(e) else bool(e),
+            )
+            for k, r, e in zip(at, rate, switch, strict=True)
         )
 
     def tick_list(self, key: str, raw: npt.NDArray[Any], ticks: int) -> npt.NDArray[np.int64]:
@@ -442,6 +518,15 @@ class _LogReader:
                 f"{int(at[first])}); expected ticks in increasing order"
             )
         return at
+
+
+#: The largest rate ``set learning_rate`` takes, so the largest a log may hold (the
+#: codec's, which a test holds it to: importing the codec here would load msgpack in
+#: every ``run``).
+LEARNING_RATE_LIMIT = 1.0
+#: Members a log written before learning changes and restores were recorded lacks.
+_OPTIONAL = frozenset({"learning.ticks", "learning.values", "restores"})
+_NONE = np.zeros(0, np.int64)
 
 
 def _names(keys: Any) -> str:

@@ -27,6 +27,10 @@ class InputLog(Protocol):
 
     def mark(self, kind: str, executed: int) -> None: ...
 
+    def learning(
+        self, executed: int, *, rate: float | None = None, enabled: bool | None = None
+    ) -> None: ...
+
 
 class Mailbox(Protocol):
     """Where a slot also posts its values for the compiled tick
