@@ -17,7 +17,7 @@ feeding the next through a factored identity connection, synapse 5 ms):
    the measured span is at least 0.9999 and its share of ticks more than 1 ms late is
    within 0.1 percentage points of the floor beside it (without ``--floor``: at most
    0.1 %); the capacity is the largest chain held in every run (and, reported too, in
-   most runs).
+   most runs and in at least one).
 
 Usage: ``python bench/capacity.py [--offline-pops 10,30] [--serve-pops 40,60,80,100]
 [--runs 3] [--duration 60] [--serve-args '--rt-priority 50' ...]``
@@ -528,7 +528,7 @@ def main() -> None:
     verdicts = []
     for extra, w in itertools.product(variants, weights):
         flags = variant_label(extra, w)
-        always, mostly = [], []
+        always, mostly, once = [], [], []
         for pops in sorted({r["pops"] for r in live}):
             rows = [r for r in live if r["pops"] == pops and r["serve_args"] == flags]
             mine = [r["late_fraction"] for r in rows]
@@ -541,12 +541,15 @@ def main() -> None:
                 always.append(pops * N)
             if met * 2 > len(mine):
                 mostly.append(pops * N)
+            if met:
+                once.append(pops * N)
         none = "below the smallest chain tried"
         verdicts.append(
             f"real-time capacity [{flags or 'default flags'}] (RTF over the span ≥ 0.9999, "
             "> 1 ms late within 0.1 points of the floor): "
             f"in every run {max(always) if always else none}; "
-            f"in most runs {max(mostly) if mostly else none}"
+            f"in most runs {max(mostly) if mostly else none}; "
+            f"in at least one run {max(once) if once else none}"
         )
     print("\n" + "\n".join(verdicts))
     args.json.parent.mkdir(parents=True, exist_ok=True)
