@@ -69,3 +69,59 @@ async def test_replay_reproduces_live_spike_trains(
         np.testing.assert_array_equal(replay[f"{pop}.spikes"].astype(bool), live[probe])
     # The live input really varied, so the comparison is not trivially all-default.
     assert np.unique(replay["u"]).size > 20
+
+
+async def test_replay_follows_learning_switched_and_re_rated_live(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """``learn off``, ``set learning_rate`` and ``learn on`` sent on ``control`` while the
+    PES network learns: the replay applies each at the tick the live run did, so the
+    learning population's spike trains are the live ones, bit for bit."""
+    network = tmp_path / "learn.toml"
+    text = (SEED.parent / "learn.toml").read_text()
+    network.write_text(text + '\n[probes.b_spikes]\ntarget = "b"\nkind = "spikes"\n')
+    log = tmp_path / "inputs.npz"
+    net = "spikestream/learn"
+    async with Listener("127.0.0.1", mosquitto.port, [f"{net}/#"]) as sub:
+        proc = ServeProcess(network, mosquitto.url(), "--log-inputs", str(log), workdir=tmp_path)
+        proc.start()
+        try:
+            await sub.wait_status("learn", b"online")
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port, socket_options=NODELAY) as c:
+                await c.publish(f"{net}/in/u", "0.8")
+                for k, command in enumerate(
+                    [
+                        "",
+                        '{"cmd": "set", "key": "learning_rate", "value": 1e-3}',
+                        "learn off",
+                        "",
+                        "learn on",
+                        "",
+                    ]
+                ):
+                    await c.publish(f"{net}/in/err", f"{-0.5 + 0.1 * k:.2f}")
+                    if command:
+                        await c.publish(f"{net}/control", command)
+                    await asyncio.sleep(0.25)
+            acks = await sub.wait_for(
+                lambda ms: [
+                    e for m in sub.on(f"{net}/events")
+                    if (e := json.loads(m.payload))["event"] == "control_ok"
+                ],
+                what="three commands applied",
+            )  # fmt: skip
+            assert len(acks) == 3
+            assert await asyncio.to_thread(proc.stop) == 0
+            await sub.wait_status("learn", b"offline")
+        finally:
+            proc.kill()
+    frames = [decode_frame(m.payload) for m in sub.on(f"{net}/out/b_spikes")]
+    assert [f.header.seq for f in frames] == list(range(len(frames)))
+    live = np.concatenate([f.spikes for f in frames])  # type: ignore[union-attr]
+    recorded = np.load(log)
+    assert recorded["learning.values"].shape == (3, 2)
+    out = tmp_path / "replay.npz"
+    assert cli(["run", str(network), "--replay", str(log), "--out", str(out), "--no-progress"]) == 0
+    replay = np.load(out)
+    assert int(recorded["ticks"]) == live.shape[0] > 1000
+    np.testing.assert_array_equal(replay["b.spikes"].astype(bool), live)
