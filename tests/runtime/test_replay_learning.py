@@ -25,6 +25,7 @@ from spikestream.runtime.clock import FakeClock
 from spikestream.runtime.engine import Command, Engine
 from spikestream.runtime.offline import LearningChange, run_offline
 from spikestream.runtime.replay import (
+    EVENT_BYTES,
     LEARNING_RATE_LIMIT,
     InputRecorder,
     load_replay,
@@ -73,7 +74,7 @@ def _live(model: Model, log: Path, commands: dict[int, Command], ticks: int) -> 
 def _replayed(model: Model, spec: NetworkSpec, log: Path, *, learning: bool) -> np.ndarray:
     replay = load_replay(log, spec, limit=1 << 30)
     n, inputs, resets = replay_inputs(model, replay)
-    kept = replay.learning if learning else ()
+    kept = replay.learning_changes() if learning else ()
     return run_offline(model, n, inputs=inputs, resets=resets.tolist(), learning=kept)["y"]
 
 
@@ -88,13 +89,14 @@ def test_learning_switched_and_re_rated_live_is_replayed_exactly(
     }
     live = _live(model, log, commands, ticks=900)
     replay = load_replay(log, spec, limit=1 << 30)
-    assert [(c.rate, c.enabled) for c in replay.learning] == [
+    changes = replay.learning_changes()
+    assert [(c.rate, c.enabled) for c in changes] == [
         (1e-3, None),
         (None, False),
         (None, True),
     ]
     # Each at the tick the live run applied it, after the tick the test waited for.
-    ticks = [c.tick for c in replay.learning]
+    ticks = [c.tick for c in changes]
     assert ticks == sorted(ticks)
     assert all(t >= at for t, at in zip(ticks, commands, strict=True))
     replayed = _replayed(model, spec, log, learning=True)
@@ -130,8 +132,12 @@ def test_a_restore_is_recorded_and_the_replay_says_where_it_stops_being_exact(
     code = main(["run", str(LEARN), "--replay", str(log), "--out", str(tmp_path / "o.npz")])
     assert code == 0
     err = capsys.readouterr().err
-    assert "restored a snapshot before tick 40 (2 restore(s))" in err
-    assert "exactly only up to that tick" in err
+    assert "restored a snapshot before tick 40 (2 restore(s) in the ticks replayed)" in err
+    assert "exactly only up to that tick (and again after a reset)" in err
+    # Replayed only as far as tick 30, before the first restore: nothing to say.
+    out = str(tmp_path / "short.npz")
+    assert main(["run", str(LEARN), "--replay", str(log), "--duration", "0.03", "--out", out]) == 0
+    assert "restored" not in capsys.readouterr().err
 
 
 def test_a_log_written_before_learning_was_recorded_reads_as_none(
@@ -147,7 +153,7 @@ def test_a_log_written_before_learning_was_recorded_reads_as_none(
             if not name.startswith(("learning.", "restores")):
                 dst.writestr(name, src.read(name))
     replay = load_replay(old, spec, limit=1 << 30)
-    assert replay.learning == ()
+    assert replay.learning_changes() == ()
     assert replay.restores.tolist() == []
     assert replay.ticks == 5
 
@@ -207,7 +213,7 @@ def test_a_learning_record_at_its_bounds_is_taken(
 ) -> None:
     values = np.array([[0.0, 0.0], [LEARNING_RATE_LIMIT, np.nan], [np.nan, 1.0]])
     path = _with_learning(model, tmp_path / "log.npz", np.array([0, 0, 100]), values)
-    assert load_replay(path, spec, limit=1 << 30).learning == (
+    assert load_replay(path, spec, limit=1 << 30).learning_changes() == (
         LearningChange(0, 0.0, False),
         LearningChange(0, LEARNING_RATE_LIMIT, None),
         LearningChange(100, None, True),
@@ -246,3 +252,75 @@ def test_the_engine_logs_a_restore_at_the_tick_it_applies_it(model: Model) -> No
     engine.submit(Command("reset", id="z"))
     engine._apply_commands()
     assert marks == [("restore", 7), ("reset", 7)]
+
+
+def test_a_snapshot_served_from_at_start_is_marked_as_a_restore(
+    model: Model, spec: NetworkSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve --restore SNAP --log-inputs LOG`` (or ``--resume``) starts the live run from
+    a snapshot's state with the log attached: the log marks it at tick 0, so the replay
+    says it differs (it started from the network's initial state and said nothing)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from spikestream.serving import service as service_module
+
+    engine = Engine(model, clock=FakeClock(), queue_capacity=64)
+    log = tmp_path / "inputs.npz"
+    engine.input_log = recorder = InputRecorder(model, log)  # as serve does before run()
+    state = engine.sim.state()
+    state["tick"] = np.array(500, np.int64)
+    found = (tmp_path / "snap.npz", state)
+    monkeypatch.setattr(service_module, "start_state", lambda *args: found)
+    service = SimpleNamespace(
+        engine=engine,
+        snapshot_folder=None,
+        settings=SimpleNamespace(restore=found[0], resume=False),
+        latest_snapshot=lambda: None,
+    )
+    asyncio.run(service_module.Service._start_from_snapshot(service))  # type: ignore[arg-type]
+    assert engine.sim.tick == 500
+    recorder.save(ticks=engine.executed)
+    assert load_replay(log, spec, limit=1 << 30).restores.tolist() == [0]
+
+
+def test_a_log_of_millions_of_changes_is_refused_before_they_are_made(
+    model: Model, spec: NetworkSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 1 MiB file can hold 700,000 changes of learning: the reader keeps them as arrays
+    (their members' bytes, within the limit), and the replay's budget counts what each
+    costs as an object, so ``run`` refuses in one line instead of making them (the
+    reader made them first: 109 MiB at its peak for a 16 MiB limit)."""
+    import tracemalloc
+
+    limit = 16 * 2**20
+    n = (limit - 4096) // 24  # the learning members alone fill the limit
+    path = tmp_path / "hostile.npz"
+    InputRecorder(model, path).save(ticks=n)
+    arrays = dict(np.load(path))
+    values = np.full((n, 2), np.nan)
+    values[:, 1] = np.arange(n) % 2
+    arrays["learning.ticks"], arrays["learning.values"] = np.arange(n, dtype=np.int64), values
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    assert path.stat().st_size < 2 * 2**20
+    tracemalloc.start()
+    try:
+        replay = load_replay(path, spec, limit=limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= 2 * limit, f"peak {peak / 2**20:.0f} MiB for a limit of 16 MiB"
+    assert replay.nbytes >= n * (24 + EVENT_BYTES) > limit  # what the budget then refuses
+    env = {"SPIKESTREAM_MEMORY_LIMIT": str(limit)}
+    from spikestream.cli import main
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        code = main(["run", str(LEARN), "--replay", str(path), "--out", str(tmp_path / "o.npz")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "over the memory limit" in err, err
+    assert "replay log" in err, err
+    assert not (tmp_path / "o.npz").exists()

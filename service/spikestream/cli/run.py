@@ -470,14 +470,14 @@ def _main(args: argparse.Namespace) -> int:
         check_build(model, replay)
         inputs = functools.partial(replay_block, model, replay)  # (start, stop) -> block
         resets = [int(r) for r in replay.resets]
-        learning = replay.learning
-        if replay.restores.size:  # the snapshot's state is not in the log
+        learning = replay.learning_changes()
+        if (restored := replay.restores[replay.restores < ticks]).size:  # not in the log
             log.warning(
-                "the live run restored a snapshot before tick %d (%d restore(s)); the log "
-                "holds no snapshot, so this replay follows the live run exactly only up "
-                "to that tick",
-                int(replay.restores[0]),
-                replay.restores.size,
+                "the live run restored a snapshot before tick %d (%d restore(s) in the "
+                "ticks replayed); the log holds no snapshot, so this replay follows the "
+                "live run exactly only up to that tick (and again after a reset)",
+                int(restored[0]),
+                restored.size,
             )
     built = time.perf_counter()
     timings = Timings()

@@ -292,10 +292,15 @@ class ReplayLog:
         changes: per input, ``(at, values)``: ticks ``(k,)`` int64, sorted, in
             ``[0, ticks]``, and values ``(k, dim)`` float64, finite, ``|v| <= VALUE_LIMIT``.
         resets: ``(r,)`` int64, sorted, in ``[0, ticks]``.
-        learning: the changes of learning, in the order the live run made them.
+        learning: the changes of learning, in the order the live run made them: ticks
+            ``(m,)`` int64, sorted, in ``[0, ticks]``, and ``(m, 2)`` float64 rows of
+            (rate, switch), NaN where unchanged (:meth:`learning_changes` gives them as
+            objects, once the budget has counted them).
         restores: ``(s,)`` int64, sorted, in ``[0, ticks]``: ticks before which the live
             run's state was replaced by a snapshot's (which the log does not hold).
-        nbytes: bytes the log's arrays take in memory.
+        nbytes: bytes the log takes in memory, replayed: its arrays, and
+            :data:`EVENT_BYTES` for each reset and change of learning (an object, a
+            block boundary and a simulator call each, in the run).
     """
 
     ticks: int
@@ -305,8 +310,24 @@ class ReplayLog:
     changes: dict[str, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]
     resets: npt.NDArray[np.int64]
     nbytes: int
-    learning: tuple[LearningChange, ...] = ()
+    learning: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] = (
+        np.zeros(0, np.int64),
+        np.zeros((0, 2)),
+    )
     restores: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def learning_changes(self) -> tuple[LearningChange, ...]:
+        """The changes of learning as :func:`~spikestream.runtime.offline.run_blocks`
+        takes them."""
+        at, values = self.learning
+        return tuple(
+            LearningChange(
+                int(k),
+                None if math.isnan(r) else float(r),
+                None if math.isnan(e) else bool(e),
+            )
+            for k, (r, e) in zip(at, values, strict=True)
+        )
 
 
 def load_replay(path: str | Path, spec: NetworkSpec, *, limit: int) -> ReplayLog:
@@ -466,14 +487,20 @@ class _LogReader:
             resets=resets,
             learning=learning,
             restores=restores,
-            nbytes=nbytes + 64 * len(learning) + restores.nbytes,
+            nbytes=nbytes
+            + learning[0].nbytes
+            + learning[1].nbytes
+            + restores.nbytes
+            + EVENT_BYTES * (resets.size + learning[0].size),
         )
 
     def learning(
         self, arrays: dict[str, npt.NDArray[Any]], ticks: int
-    ) -> tuple[LearningChange, ...]:
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """The changes of learning, checked: ticks as any tick list, each rate NaN
-        (unchanged) or within the ``set learning_rate`` bounds, each switch NaN, 0 or 1."""
+        (unchanged) or within the ``set learning_rate`` bounds, each switch NaN, 0 or 1.
+        Kept as arrays: an object per row would take several times the member's bytes
+        before the budget has seen them."""
         at = self.tick_list("learning.ticks", arrays.get("learning.ticks", _NONE), ticks)
         values = arrays.get("learning.values", np.zeros((0, 2))).astype(np.float64, copy=False)
         if values.shape[0] != at.shape[0]:
@@ -492,14 +519,7 @@ class _LogReader:
                 f"[0, {LEARNING_RATE_LIMIT:g}] or NaN (unchanged), then 1, 0 or NaN "
                 "(learning on, off, or unchanged)"
             )
-        return tuple(
-            LearningChange(
-                int(k),
-                None if math.isnan(r) else float(r),
-                None if math.isnan(e) else bool(e),
-            )
-            for k, r, e in zip(at, rate, switch, strict=True)
-        )
+        return at, values
 
     def tick_list(self, key: str, raw: npt.NDArray[Any], ticks: int) -> npt.NDArray[np.int64]:
         """``raw`` as int64 if sorted and within ``[0, ticks]``."""
@@ -524,6 +544,10 @@ class _LogReader:
 #: codec's, which a test holds it to: importing the codec here would load msgpack in
 #: every ``run``).
 LEARNING_RATE_LIMIT = 1.0
+#: Bytes a reset or a change of learning costs a replay beyond its member's (the change as
+#: an object, its block boundary, the lists and sets that order them): counted in the
+#: memory budget, so a log of millions of them is refused before they are made.
+EVENT_BYTES = 512
 #: Members a log written before learning changes and restores were recorded lacks.
 _OPTIONAL = frozenset({"learning.ticks", "learning.values", "restores"})
 _NONE = np.zeros(0, np.int64)

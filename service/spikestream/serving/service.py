@@ -676,6 +676,8 @@ class Service:
             except SimulationError as err:  # values out of range: say which file
                 raise SnapshotError(f"snapshot {str(path)!r} refused: {err}") from None
             self.engine.resume_counters(state, time.time())
+            if self.engine.input_log is not None:  # its replay starts elsewhere: said
+                self.engine.input_log.mark("restore", self.engine.executed)
             log.info("restored", extra={"path": str(path), "tick": self.engine.sim.tick})
 
     async def _shutdown_failed(self, err: BaseException) -> None:
