@@ -111,3 +111,23 @@ def test_without_conflicts_help_and_commands_say_nothing_of_them(
         assert "Registered more than once" not in capsys.readouterr().out
     finally:
         cli._registered.cache_clear()
+
+
+@pytest.mark.usefixtures("conflicting")
+def test_the_callers_own_command_wins_in_help_as_when_it_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``python -m spikestream`` passes the service's commands as ``own``, which dispatch
+    runs whatever is installed: ``--help`` lists the same module, and names the installed
+    registrations of that name as the ignored ones (it listed the first installed and
+    named the own one ignored)."""
+    own = {"viz": "vizplugins.second"}
+    with pytest.raises(SystemExit):
+        cli.main(["--help"], own=own)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "draw the second way" in out
+    assert "draw the first way" not in out
+    assert "'viz' also by viz-first (vizplugins.first) (ignored)" in out
+    assert "viz-second" not in out
+    assert cli.main(["viz"], own=own) == 0
+    assert capsys.readouterr() == ("ran second\n", "")

@@ -101,7 +101,9 @@ def make_parser(
     )
     # A built-in command needs no scan of the installed distributions' entry points.
     builtin = {**_BUILTIN, **(own or {})}
-    found = {command: builtin[command]} if command in builtin else _ordered(commands(), builtin)
+    # The client's and the caller's own commands win over the installed ones, as they do
+    # when dispatched (``python -m spikestream`` names the service's).
+    found = {command: builtin[command]} if command in builtin else _ordered(builtin, commands())
     parser.json_errors = json_errors
     for name, module_name in found.items():
         if command is not None and name != command:
@@ -128,7 +130,7 @@ def make_parser(
             sub.add_parser(name, help=summary)
         else:
             module.add_parser(sub)
-    if command is None and (ignored := ignored_registrations()):
+    if command is None and (ignored := ignored_registrations(own)):
         parser.epilog = "Registered more than once, the first one kept: " + "; ".join(
             f"{name!r} also by {', '.join(origins)} (ignored)" for name, origins in ignored.items()
         )
@@ -213,26 +215,37 @@ def commands() -> dict[str, str]:
     return _registered()[0]
 
 
-def ignored_registrations() -> dict[str, tuple[str, ...]]:
+def ignored_registrations(own: Mapping[str, str] | None = None) -> dict[str, tuple[str, ...]]:
     """The registrations that lost a name to another: by command, each ignored one as
-    ``distribution (module)``. The client's own names cannot be taken, and between
-    distributions the first one on ``sys.path`` wins, which a user installing two
-    plugins that chose the same name would not otherwise learn."""
-    return _registered()[1]
+    ``distribution (module)``. The client's own names, and ``own`` (the caller's, as
+    :func:`make_parser` takes them), cannot be taken; between distributions the first one
+    on ``sys.path`` wins, which a user installing two plugins that chose the same name
+    would not otherwise learn."""
+    kept = {**_BUILTIN, **(own or {})}
+    ignored: dict[str, tuple[str, ...]] = {}
+    for name, registrations in _registered()[1].items():
+        winner = kept.get(name, registrations[0][1])
+        # The same module twice (one distribution seen twice on sys.path) is no conflict.
+        lost = tuple(dict.fromkeys(origin for origin, value in registrations if value != winner))
+        if lost:
+            ignored[name] = lost
+    return ignored
 
 
 @functools.cache
-def _registered() -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+def _registered() -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    """The installed commands (the client's own first), and every registration of each
+    name in the entry-point group, in ``sys.path`` order: ``(distribution (module),
+    module)``."""
     from importlib.metadata import entry_points
 
     found = dict(_BUILTIN)
-    ignored: dict[str, list[str]] = {}
+    registrations: dict[str, list[tuple[str, str]]] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        # The same module twice (one distribution seen twice on sys.path) is no conflict.
-        if found.setdefault(ep.name, ep.value) != ep.value:
-            origin = f"{ep.dist.name} ({ep.value})" if ep.dist is not None else ep.value
-            ignored.setdefault(ep.name, []).append(origin)
-    return _ordered(found), {name: tuple(each) for name, each in ignored.items()}
+        found.setdefault(ep.name, ep.value)
+        origin = f"{ep.dist.name} ({ep.value})" if ep.dist is not None else ep.value
+        registrations.setdefault(ep.name, []).append((origin, ep.value))
+    return _ordered(found), registrations
 
 
 def _ordered(*founds: Mapping[str, str]) -> dict[str, str]:
