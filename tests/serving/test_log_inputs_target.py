@@ -96,3 +96,47 @@ def test_serve_refuses_a_log_naming_a_file_it_reads(
     assert message.startswith(f"--log-inputs {str(link)!r} is ")
     assert str(target) in message
     assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [{"resume": True}, {"snapshot_every": 5.0}, {"resume": True, "snapshot_dir": "."}],
+    ids=["resume", "periodic snapshots", "the snapshot folder given relative"],
+)
+def test_serve_refuses_a_log_in_the_snapshot_folder_it_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: dict[str, object]
+) -> None:
+    """``--resume`` reads ``<net>-latest.npz`` from the snapshot folder, and periodic
+    snapshots are written there: a log saved there at shutdown could replace the state
+    the next ``--resume`` continues from. Refused before anything is built; a log beside
+    it, outside the folder, is taken."""
+    import spikestream.serving.serve as serve_module
+    from spikestream.serving.settings import load_settings
+
+    folder = tmp_path / "snaps"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    given = {"snapshot_dir": str(folder), **flags}
+
+    class Reached(Exception):
+        pass
+
+    def reached(*args: object, **kwargs: object) -> None:
+        raise Reached
+
+    monkeypatch.setattr(serve_module, "load_network_or_model", reached)
+
+    def serve(log: Path) -> None:
+        settings = load_settings(
+            {"log_inputs": str(log), "broker": "mqtt://127.0.0.1:1", **given}, None
+        )
+        serve_module.serve([SEED], settings)
+
+    with pytest.raises(ConfigError) as info:
+        serve(folder / "seed-latest.npz")
+    assert str(info.value).startswith(
+        f"--log-inputs {str(folder / 'seed-latest.npz')!r} is in the snapshot folder "
+    )
+    assert "expected a file elsewhere" in str(info.value)
+    with pytest.raises(Reached):  # beside the folder: serve goes on
+        serve(tmp_path / "inputs.npz")

@@ -43,9 +43,11 @@ from spikestream_client.transport import (
 log = logging.getLogger("spikestream.serve")
 
 
-def _check_log_reads_nothing(log: Path, files: list[Path], restore: Path | None) -> None:
+def _check_log_reads_nothing(log: Path, files: list[Path], settings: ServeSettings) -> None:
     """Refuse a ``--log-inputs`` target that names a file serve reads: the network file
-    (or Nengo script) or the ``--restore`` snapshot, which the log replaced at shutdown.
+    (or Nengo script) or the ``--restore`` snapshot, which the log replaced at shutdown;
+    or lies in the snapshot folder when ``--resume`` reads it (its ``<net>-latest.npz``)
+    or periodic snapshots are written there.
 
     Raises:
         ConfigError: naming the flag, both paths and what was expected.
@@ -59,13 +61,23 @@ def _check_log_reads_nothing(log: Path, files: list[Path], restore: Path | None)
         else ("the network file", Path(f))
         for f in files
     ]
-    if restore is not None:
-        reads.append(("the --restore snapshot", Path(restore)))
+    if settings.restore is not None:
+        reads.append(("the --restore snapshot", Path(settings.restore)))
     for name, src in reads:
         if same_file(Path(log), src):
             raise ConfigError(
                 f"--log-inputs {str(log)!r} is {name} {str(src)!r}, which serve reads; "
                 "expected a new file name"
+            )
+    if settings.resume or settings.snapshot_every is not None:
+        from spikestream.serving.snapshots import default_snapshot_dir
+
+        folder = settings.snapshot_dir or default_snapshot_dir()
+        if same_file(Path(log).parent, folder):
+            raise ConfigError(
+                f"--log-inputs {str(log)!r} is in the snapshot folder {str(folder)!r}, "
+                "which serve reads (--resume) and writes (--snapshot-every); expected a "
+                "file elsewhere"
             )
 
 
@@ -89,7 +101,7 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
         from spikestream.runtime.replay import check_log_target
 
         check_log_target(settings.log_inputs)
-        _check_log_reads_nothing(settings.log_inputs, files, settings.restore)
+        _check_log_reads_nothing(settings.log_inputs, files, settings)
     specs = [load_network_or_model(f) for f in files]
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
