@@ -196,7 +196,6 @@ class Service:
             self.event,
             self.rejected,
         )
-        self.unknown_inputs = 0
         self.retained_control = 0
         self.status_guard = StatusGuard(
             self.link, self.topics.status, self.event, lambda: self._stopping
@@ -274,7 +273,6 @@ class Service:
             # not travel whole into the event and the log.
             name = topic[len(self._input_head) :]
             name = name if len(name) <= NAME_SHOWN else name[: NAME_SHOWN - 1] + "…"
-            self.unknown_inputs += 1
             self._reject(
                 name,
                 "unknown_input",
