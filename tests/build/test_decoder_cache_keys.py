@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikestream.build import build
+from spikestream.build import Model, build
 from spikestream.spec import parse_network
 
 
@@ -29,6 +29,22 @@ def _decoders(net: dict[str, object]) -> np.ndarray:
     d = build(parse_network(net)).connections[0].decoders
     assert d is not None
     return d
+
+
+def _assert_solved_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+    second: Model,
+    first: dict[str, object],
+    other: dict[str, object],
+) -> None:
+    """``second`` (``other`` built after ``first``, the cache on) holds the decoders that
+    ``other`` solves with the cache off, and they differ from ``first``'s."""
+    monkeypatch.setenv("SPIKESTREAM_DECODER_CACHE", "0")
+    solved = _decoders(other)
+    assert not np.array_equal(solved, _decoders(first))
+    d = second.connections[0].decoders
+    assert d is not None
+    np.testing.assert_array_equal(d, solved)
 
 
 #: max_rates = 256 Hz, tau_rc = 2^-5 s, tau_ref = 2^-10 s; the others change max_rates,
@@ -54,12 +70,7 @@ def test_other_time_constants_with_the_same_gain_and_bias_are_solved_again(
     a1, a2 = first.populations["a"], second.populations["a"]
     np.testing.assert_array_equal(a1.gain, a2.gain)  # the premise: only the rates differ
     np.testing.assert_array_equal(a1.bias, a2.bias)
-    monkeypatch.setenv("SPIKESTREAM_DECODER_CACHE", "0")
-    solved = _decoders(_net(other))
-    assert not np.array_equal(solved, _decoders(_net(BASE)))
-    d = second.connections[0].decoders
-    assert d is not None
-    np.testing.assert_array_equal(d, solved)
+    _assert_solved_afresh(monkeypatch, second, _net(BASE), _net(other))
 
 
 def test_other_evaluation_points_with_the_same_targets_are_solved_again(
@@ -110,9 +121,4 @@ def test_another_gain_or_bias_alone_is_solved_again(
     same = "bias" if differs == "gain" else "gain"
     np.testing.assert_array_equal(getattr(a1, same), getattr(a2, same))  # the premise
     assert not np.array_equal(getattr(a1, differs), getattr(a2, differs))
-    monkeypatch.setenv("SPIKESTREAM_DECODER_CACHE", "0")
-    solved = _decoders(_net(other))
-    assert not np.array_equal(solved, _decoders(_net(one)))
-    d = second.connections[0].decoders
-    assert d is not None
-    np.testing.assert_array_equal(d, solved)
+    _assert_solved_afresh(monkeypatch, second, _net(one), _net(other))
