@@ -348,7 +348,7 @@ async def test_file_and_stdin_feeds_publish_in_order(mosquitto: Mosquitto, tmp_p
     npy = tmp_path / "five.npy"
     np.save(npy, np.arange(10.0).reshape(5, 2))
     timed = tmp_path / "timed.csv"
-    timed.write_text("time,x\n0.0,1\n0.2,2\n0.5,3\n")
+    timed.write_text("time,x\n10.0,1\n10.2,2\n10.5,3\n")  # t0 10 s: its times, not offsets
     async with Listener(mosquitto.host, mosquitto.port, [topic]) as listener:
         done = await asyncio.to_thread(
             run_cli, "feed", "--broker", mosquitto.url(), "--net", "fake", "--no-check",
@@ -371,7 +371,7 @@ async def test_file_and_stdin_feeds_publish_in_order(mosquitto: Mosquitto, tmp_p
         await listener.wait_for(lambda ms: len(ms) >= 3, 5, "3 timed samples")
         samples = [decode_input(m.payload, 1) for m in listener.messages]
         assert [s.x[0] for s in samples] == [1.0, 2.0, 3.0]
-        assert [s.t for s in samples] == [0.0, 0.2, 0.5]  # the file's times travel along
+        assert [s.t for s in samples] == pytest.approx([10.0, 10.2, 10.5])  # the file's times
         arrivals = np.array([m.received for m in listener.messages])
         np.testing.assert_allclose(np.diff(arrivals), [0.2, 0.3], atol=0.05)
 
