@@ -253,3 +253,33 @@ async def test_a_reset_connection_is_named_with_the_sockets_own_words() -> None:
         stats = link.statistics()
     assert stats.last_error is not None
     assert "Connection reset by peer" in stats.last_error
+
+
+async def test_a_refused_subscription_is_one_error_line_and_the_link_stays_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A SUBACK refusing a filter (MQTT 5 reason 0x87, an ACL) must not vanish
+    silently: the user would wait for messages that never come. One ERROR names the
+    filter, ``last_error`` holds it, and the session stays up."""
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            first, body = await read_packet(reader)
+            if first >> 4 == 8:  # SUBSCRIBE: packet id, then "not authorised"
+                writer.write(packet(0x90, body[:2] + b"\x00\x87"))
+                await writer.drain()
+                await _answer_pings(reader, writer)
+
+    async with hostile(refuse) as url:
+        link = make_link(url, "hostile-refused-sub", on_message=Inbox())
+        link.subscribe("denied/#")
+        async with running(link):
+            refused = "refused the subscription to 'denied/#'"
+            await eventually(lambda: refused in caplog.text, within=5)
+            errors = [r for r in caplog.records if refused in r.getMessage()]
+            assert [r.levelno for r in errors] == [logging.ERROR]
+            last_error = link.statistics().last_error
+            assert last_error is not None
+            assert refused in last_error
+            assert link.connected
+            assert link.statistics().connects == 1

@@ -634,3 +634,89 @@ async def test_a_suback_for_more_filters_than_the_control_packet_limit_is_taken(
             assert await publisher.publish(f"many/{count - 1}", b"last", qos=1)
         await inbox.wait_payload(f"many/{count - 1}", b"last")
     assert link.statistics().connects == 1
+
+
+async def test_a_lost_connection_is_logged_with_its_reason_and_the_restore_too(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator reading the log after a broker hiccup must see why the connection was
+    lost (one WARNING naming the cause) and that it came back with every subscription
+    restored (one INFO line with the count): otherwise a silent loss of subscriptions
+    and a healthy reconnect look the same."""
+    caplog.set_level(logging.INFO, logger="spikestream.transport.link")
+    link = make_link(mosquitto.url(), "loglost")
+    link.subscribe("loglost/a")
+    link.subscribe("loglost/b/#", qos=1)
+    async with running(link):
+        await eventually(lambda: link.connected)
+        conn = link._conn
+        assert conn is not None
+        conn._aiomqtt._disconnected.set_exception(ConnectionResetError("reset by test"))
+        await eventually(lambda: link.statistics().reconnects == 1, within=10)
+        await eventually(lambda: "subscriptions restored" in caplog.text, within=10)
+    lost = [
+        r
+        for r in caplog.records
+        if r.getMessage().startswith(f"connection to {mosquitto.url()} lost")
+    ]
+    assert len(lost) == 1, caplog.text
+    assert lost[0].levelno == logging.WARNING
+    assert "reset by test" in lost[0].getMessage()
+    assert f"reconnected to {mosquitto.url()} (reconnect #1), 2 subscriptions restored" in (
+        caplog.text
+    )
+
+
+async def test_changing_the_qos_of_a_subscribed_filter_subscribes_it_again(
+    mosquitto: Mosquitto,
+) -> None:
+    """``subscribe()`` again with another QoS must reach the broker on the live
+    connection (the docstring: registering the same filter again changes its QoS),
+    seen here in the QoS messages are delivered with."""
+    inbox = Inbox()
+    link = make_link(mosquitto.url(), "requos", on_message=inbox)
+    link.subscribe("requos/#", qos=0)
+    async with running(link):
+        assert await link.publish("requos/a", b"at qos 0", qos=1)
+        _, _, first = await inbox.wait_payload("requos/a", b"at qos 0")
+        assert first.qos == 0
+        link.subscribe("requos/#", qos=1)
+
+        async def upgraded() -> None:
+            for attempt in itertools.count():
+                payload = f"try {attempt}".encode()
+                assert await link.publish("requos/b", payload, qos=1)
+                _, _, meta = await inbox.wait_payload("requos/b", payload)
+                if meta.qos == 1:
+                    return
+
+        async with asyncio.timeout(5):
+            await upgraded()
+
+
+async def test_a_failing_connect_hook_is_logged_and_the_others_still_run(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An ``on_connect`` hook that raises (a status publish with a bug) is logged; it
+    must neither end the link nor keep the later hooks (the retained ``online``
+    status) from running. Hooks run in registration order."""
+    link = make_link(mosquitto.url(), "badhook")
+    ran: list[str] = []
+
+    async def broken() -> None:
+        ran.append("broken")
+        msg = "hook bug"
+        raise RuntimeError(msg)
+
+    async def good() -> None:
+        ran.append("good")
+
+    link.add_connect_hook(broken)
+    link.add_connect_hook(good)
+    async with running(link) as task:
+        await eventually(lambda: "good" in ran)
+        assert ran == ["broken", "good"]  # registration order
+        assert link.connected
+        assert not task.done()
+    assert "on_connect hook" in caplog.text
+    assert "hook bug" in caplog.text
