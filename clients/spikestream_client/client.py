@@ -180,6 +180,9 @@ class ClientStatistics:
             retains frames) or were dropped unread. A lost frame of the service's shows
             in its stream's gaps as well; one that was never the service's (a forgery, a
             stray publisher's) shows only here.
+        frames_duplicate: Second copies of a frame dropped undecoded: a broker may send
+            one copy per matching subscription, and a probe's own stream beside the
+            network's every-probe consumer matches two (``out/<probe>`` and ``out/+``).
     """
 
     connected: bool
@@ -192,6 +195,7 @@ class ClientStatistics:
     last_error: str | None
     dropped_unread: int = 0
     frames_refused: int = 0
+    frames_duplicate: int = 0
 
 
 class SpikestreamClient:
@@ -265,6 +269,7 @@ class SpikestreamClient:
         )
         for topic_filter, qos in self._in.filters():
             self._link.subscribe(topic_filter, qos=qos)
+        self._link.add_lost_hook(self._in.forget_statuses)
         self._task = asyncio.get_running_loop().create_task(
             self._link.run(), name=f"spikestream-client-link-{self.client_id}"
         )
@@ -345,6 +350,7 @@ class SpikestreamClient:
             last_error=ls.last_error if ls else None,
             dropped_unread=ls.dropped_unread if ls else 0,
             frames_refused=self._in.frames_refused,
+            frames_duplicate=self._in.frames_duplicate,
         )
 
     def _require(self) -> tuple[MqttLink, asyncio.Task[None]]:

@@ -87,6 +87,11 @@ class Dispatcher:
         self.decode_errors = 0
         self.frames_refused = 0  # of decode_errors: on an out/ topic (see ClientStatistics)
         self.unrouted = 0
+        # Copies of one frame: a broker may send one per matching subscription, and a
+        # probe's own consumer beside the network's every-probe one subscribes out/<probe>
+        # and out/+ (each frame came twice to both). Only kept for such probes.
+        self.frames_duplicate = 0
+        self._last_payload: dict[tuple[str, str | None], bytes] = {}
         self.callback_errors = 0
 
     def filters(self) -> list[tuple[str, int]]:
@@ -192,12 +197,24 @@ class Dispatcher:
         else:
             self._on_json(net, what, payload)
 
+    def forget_statuses(self) -> None:
+        """The connection was lost: every watched status is unknown until sent again (a
+        restarted broker holds no retained status; the old ``online`` would be believed
+        while the service is still reconnecting, and values published then are lost)."""
+        for watcher in self.status.values():
+            watcher._forget()
+
     def _on_frame(self, net: str, probe: str | None, payload: bytes) -> None:
         one = self.frame_sinks.get((net, probe))
         every = self.frame_sinks.get((net, None))
         if not one and not every:
             self.unrouted += 1
             return
+        if one and every:  # two subscriptions match: a frame may come once per each
+            if self._last_payload.get((net, probe)) == payload:
+                self.frames_duplicate += 1  # its seq and tick make a frame's bytes unique
+                return
+            self._last_payload[(net, probe)] = payload
         # Imported here, not at the top: the frame decoder needs numpy, which a tool that
         # only lists or controls networks never loads (a dict lookup once it is loaded).
         from spikestream_client.codec.frames import decode_frame
