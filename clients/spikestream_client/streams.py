@@ -209,8 +209,10 @@ class StatusWatcher:
     """The retained ``online``/``offline`` status of one network.
 
     :attr:`current` is the latest value (None until the broker has sent the retained
-    message, or if none is retained). ``async for status in watcher`` yields the current
-    value (if known) and then every change; each iteration has its own queue.
+    message, or if none is retained, and again from a lost connection until the broker
+    sends it anew: a restarted broker may hold none while the service is still away).
+    ``async for status in watcher`` yields the current value (if known) and then every
+    change; each iteration has its own queue.
     """
 
     def __init__(self, net: str) -> None:
@@ -241,6 +243,15 @@ class StatusWatcher:
         if value is not None:
             for sub in self._listeners:
                 sub._push(value)
+
+    def _forget(self) -> None:
+        """The connection to the broker was lost: the status is unknown until it is sent
+        again (iterations yield only known values)."""
+        if self.current is not None:
+            self.current = None
+            self.since = time.time()
+            self._changed.set()
+            self._changed = asyncio.Event()
 
     async def wait_for(self, value: str = "online", timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Wait until the status is ``value``.

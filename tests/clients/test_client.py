@@ -96,6 +96,34 @@ async def test_all_probes_of_a_network(seed_service: SeedService) -> None:
     assert stream.gap_count == 0
 
 
+async def test_a_probe_stream_beside_an_every_probe_consumer_gets_each_frame_once(
+    seed_service: SeedService,
+) -> None:
+    """``frames("seed", "u")`` beside ``on_frame("seed", None, ...)`` subscribes
+    ``out/u`` and ``out/+``, and mosquitto sends a copy per matching subscription: each
+    frame of ``u`` reached both consumers twice, and the stream reported a ``restart``
+    gap at every second copy. Each consumer now gets each frame once; the copies are
+    counted in ``frames_duplicate``."""
+    async with SpikestreamClient(seed_service.url) as client:
+        every: list[int] = []
+        client.on_frame(
+            "seed", None, lambda f: every.append(f.header.seq) if f.header.probe == "u" else None
+        )
+        stream = client.frames("seed", "u", gaps=True)
+        await client.sync()
+        seen: list[int] = []
+        async with asyncio.timeout(10):
+            async for item in stream:
+                assert not isinstance(item, Gap), item
+                seen.append(item.header.seq)
+                if len(seen) == 40:
+                    break
+        duplicates = client.statistics().frames_duplicate
+    assert seen == list(range(seen[0], seen[0] + 40))
+    assert len(every) == len(set(every)) >= 30
+    assert duplicates >= 30  # the broker did send the copies: they were dropped
+
+
 async def _publisher(broker: Mosquitto) -> aiomqtt.Client:
     return aiomqtt.Client(broker.host, broker.port, socket_options=NODELAY)
 
@@ -301,6 +329,29 @@ async def test_status_watcher_follows_the_service(mosquitto: Mosquitto, tmp_path
         assert await asyncio.to_thread(serve.wait) == 0
     finally:
         serve.kill()
+
+
+async def test_a_lost_connection_makes_the_status_unknown_until_it_is_sent_again(
+    mosquitto: Mosquitto,
+) -> None:
+    """A restarted broker holds no retained status, and the service may still be in its
+    backoff: the watcher kept ``online`` through the restart, so a loop that checked it
+    published values the broker dropped (no one subscribed). From a lost connection the
+    status is unknown (None) until the broker sends one again."""
+    publisher = await _publisher(mosquitto)
+    async with publisher:
+        await publisher.publish("spikestream/seed/status", b"online", qos=1, retain=True)
+    async with SpikestreamClient(mosquitto.url()) as client:
+        watcher = client.status("seed")
+        await watcher.wait_for("online", timeout=10)
+        await asyncio.to_thread(mosquitto.restart)  # comes back holding no retained status
+        await eventually(lambda: watcher.current is None)
+        await client.wait_connected(10)
+        await client.sync()
+        assert watcher.current is None  # nothing retained: unknown, not the old online
+        async with await _publisher(mosquitto) as again:
+            await again.publish("spikestream/seed/status", b"online", qos=1, retain=True)
+        await watcher.wait_for("online", timeout=10)
 
 
 async def test_connection_errors_are_clear() -> None:

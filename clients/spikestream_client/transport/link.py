@@ -67,7 +67,7 @@ import contextlib
 import math
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from spikestream_client.errors import AuthError, ConfigError
 from spikestream_client.transport.aiomqtt_adapter import Connection, PropertiesCache
@@ -240,6 +240,7 @@ class MqttLink(Reconnecting):
         self._subscriptions: dict[str, int] = {}
         self._subscriptions_changed = asyncio.Event()
         self._hooks: list[ConnectHook] = []
+        self._lost_hooks: list[Callable[[], object]] = []
         self._props = PropertiesCache()
         self._refused_topics: set[str] = set()
         self._too_large_topics: set[str] = set()
@@ -278,6 +279,12 @@ class MqttLink(Reconnecting):
         link or the other hooks. Typical use: publish a retained ``online`` status.
         """
         self._hooks.append(hook)
+
+    def add_lost_hook(self, hook: Callable[[], object]) -> None:
+        """Call ``hook()`` (on the event loop, not awaited) each time an established
+        connection is lost, before the link waits to reconnect: what was learnt from the
+        broker (a retained status) is no longer known. An exception is logged."""
+        self._lost_hooks.append(hook)
 
     def set_message_callback(self, callback: MessageCallback | None) -> None:
         """Replace the ``on_message`` callback (``None`` drops incoming messages)."""

@@ -13,7 +13,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from spikestream_client.aio import First, first_of
@@ -102,6 +102,7 @@ class Reconnecting:
     _subscriptions: dict[str, int]
     _subscriptions_changed: asyncio.Event
     _hooks: list[ConnectHook]
+    _lost_hooks: list[Callable[[], object]]
     _props: PropertiesCache
     _dispatcher: Dispatcher
     _counters: Counters
@@ -209,6 +210,11 @@ class Reconnecting:
                     delay = None
                 delay = self._next_delay(delay)
                 lost_from = self._spec.redacted()
+                for lost in list(self._lost_hooks):
+                    try:
+                        lost()
+                    except Exception:
+                        LOG.exception("connection-lost hook %r failed", lost)
                 self._fail_over()
                 LOG.warning(
                     "connection to %s lost (%s); reconnecting%s in %.2f s",
