@@ -139,8 +139,9 @@ def test_after_a_reset_a_value_that_expires_unapplied_is_not_a_stale_event() -> 
 
 def test_a_value_replaced_before_any_tick_applies_it_is_counted() -> None:
     """The slot holds the latest value: one replaced by a newer before a tick took it never
-    drove the network, and is counted in ``superseded`` (not lost silently); values
-    offered before a reset are forgotten, not superseded."""
+    drove the network, and is counted in ``superseded`` (not lost silently); so are the
+    values a reset forgets before any tick took them (a reset after 20 values sent while
+    paused left all 20 uncounted)."""
     slot = InputSlot("u", 1, np.array([0.0]), ttl=1e-3)
     target = np.zeros(1)
     for x in (0.1, 0.2, 0.3):
@@ -153,18 +154,24 @@ def test_a_value_replaced_before_any_tick_applies_it_is_counted() -> None:
     assert slot.apply(target, now=10.5) == EXPIRED | WENT_STALE  # 0.5 expired, 0.4 replaced
     assert (slot.superseded, slot.expired) == (3, 1)
     slot.offer(np.array([0.6]), received=11.0)
+    slot.offer(np.array([0.65]), received=11.0)
     slot.clear()
+    assert slot.superseded == 5  # both forgotten by the reset
+    slot.clear()
+    assert slot.superseded == 5  # nothing more to forget
     slot.offer(np.array([0.7]), received=11.0)
     assert slot.apply(target, now=11.0) == NEW_VALUE
-    assert slot.superseded == 3
-    assert slot.counts()["superseded"] == 3
+    assert slot.superseded == 5
+    assert slot.counts()["superseded"] == 5
+    assert slot.accepted == slot.superseded + slot.expired + 2  # + 0.3 and 0.7 applied
 
 
 def test_a_value_offered_while_a_reset_clears_the_slot_is_never_a_negative_count() -> None:
     """``offer`` counts a value, then stores it; a reset (``clear``, on the tick thread) can
     run between the two, forgetting what was counted before it, this value included. If
-    the store then lands, a tick applies that value: applied, and nothing superseded, not
-    minus one. (The interleaving is played step by step: the store after the clear.)"""
+    the store then lands, a tick applies that value: applied, and counted once as the
+    reset's too (the one interleaving that counts a value twice), never minus one. (The
+    interleaving is played step by step: the store after the clear.)"""
     slot = InputSlot("u", 1, np.array([0.0]), ttl=None)
     target = np.zeros(1)
     slot.offer(np.array([0.5]), received=10.0)  # counted and stored...
@@ -173,11 +180,11 @@ def test_a_value_offered_while_a_reset_clears_the_slot_is_never_a_negative_count
     slot._latest = landed  # ...and the store lands after it
     assert slot.apply(target, now=10.0) == NEW_VALUE
     np.testing.assert_array_equal(target, [0.5])
-    assert slot.superseded == 0
+    assert slot.superseded == 1
     slot.offer(np.array([0.6]), received=10.0)
     slot.offer(np.array([0.7]), received=10.0)
     assert slot.apply(target, now=10.0) == NEW_VALUE
-    assert slot.superseded == 1  # counting resumes from the value applied
+    assert slot.superseded == 2  # counting resumes from the value applied
 
 
 def wait_for(cond: object, timeout: float = 10.0) -> None:

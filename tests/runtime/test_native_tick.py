@@ -117,14 +117,14 @@ def test_the_mailbox_applies_exactly_what_the_slot_applies(dtype: str) -> None:
     step(([2.0, 0.5, 1.0], 0.0, 30.0))  # the last of three offers
     replaced([4.0, 4.0, 4.0])
     slot.clear()
-    reference.clear()  # what came before a reset is forgotten, not superseded
+    reference.clear()  # what came before a reset and was not taken: counted as superseded
     step()  # forgotten after a reset: nothing applied
     step(([9.0, 9.0, 9.0], 0.0, None))
     gone = WENT_STALE | EXPIRED
     assert flags == [0, NEW_VALUE, 0, gone, NEW_VALUE, gone, EXPIRED, 0, NEW_VALUE, 0, NEW_VALUE]
     assert slot.stale_events == reference.stale_events == 2
     assert slot.expired == reference.expired == 3
-    assert slot.superseded == reference.superseded == 3
+    assert slot.superseded == reference.superseded == 4  # 4.0 forgotten by the reset
 
 
 def test_a_ttl_given_before_the_slot_is_bound_applies_in_the_compiled_tick() -> None:

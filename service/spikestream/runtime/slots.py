@@ -193,8 +193,10 @@ class InputSlot:
         kept or forgotten: it arrived during the reset."""
         self._latest = None
         self._applied = -1
-        # What was offered before the reset is forgotten, not superseded (max(0, ...) in
-        # _take covers a value offered while this runs).
+        # What was offered before the reset and not taken is forgotten: counted with the
+        # superseded (the reset replaced it), so every value is accounted for. (A value
+        # offered while this runs may be counted here and applied too.)
+        self.superseded += max(0, self.accepted - self._taken)
         self._taken = self.accepted
         self._stale = True
         if self._mailbox is not None:
