@@ -92,15 +92,6 @@ _INTEGRAL = BeforeValidator(integral)
 Count = Annotated[int, _INTEGRAL]
 
 
-def _kinds(annotation: Any) -> set[Any]:
-    """The types a field's annotation admits, unions and ``Annotated`` unwrapped."""
-    if get_origin(annotation) is Annotated:
-        return _kinds(get_args(annotation)[0])
-    if args := get_args(annotation):
-        return set().union(*(_kinds(a) for a in args))
-    return {annotation}
-
-
 def _thread_count_text(value: object) -> object:
     """A config file's ``tick_threads = 2`` as the choice ``"2"`` (flags and the
     environment give text already)."""
@@ -478,11 +469,10 @@ class ServeSettings(BaseSettings):
         # A TOML ``true`` is a bool, which pydantic's lax mode takes as the number 1:
         # ``ticks_per_frame = true`` served with 1 tick per frame, unsaid.
         if isinstance(value, bool) and info.field_name is not None:
-            annotation = cls.model_fields[info.field_name].annotation
-            kinds = _kinds(annotation)
-            # A number type, or a Literal of numbers (``qos``: True == 1 passed it).
-            numbers = {int, float} | {k for k in kinds if type(k) in (int, float)}
-            if bool not in kinds and kinds & numbers:
+            annotation, _ = _unwrap(cls.model_fields[info.field_name].annotation)
+            choices = get_args(annotation) if get_origin(annotation) is Literal else ()
+            # A number, or a Literal of numbers (``qos``: True == 1 passed it).
+            if annotation in (int, float) or any(type(c) in (int, float) for c in choices):
                 raise ValueError("expected a number, not a boolean")
         return value
 
