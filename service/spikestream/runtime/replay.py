@@ -66,6 +66,17 @@ TEXT_MAX_CHARS = 256
 #: Most ticks a log may cover: float64 ``t = tick * dt`` stays exact.
 MAX_TICKS = 2**53 - 1
 _COPY_CHUNK = 1 << 20  # bytes copied from a spool file at a time
+#: The largest rate ``set learning_rate`` takes, so the largest a log may hold (the
+#: codec's, which a test holds it to: importing the codec here would load msgpack in
+#: every ``run``).
+LEARNING_RATE_LIMIT = 1.0
+#: Bytes a reset or a change of learning costs a replay beyond its member's (the change as
+#: an object, its block boundary, the lists and sets that order them): counted in the
+#: memory budget, so a log of millions of them is refused before they are made.
+EVENT_BYTES = 512
+#: Members a log written before learning changes and restores were recorded lacks.
+_OPTIONAL = frozenset({"learning.ticks", "learning.values", "restores"})
+_NONE = np.zeros(0, np.int64)
 
 _RESET = -1  # input index of a reset entry in the recorder's queue
 _LEARNING = -2  # ... of a change of learning (value: [rate or NaN, 1.0/0.0 or NaN])
@@ -144,10 +155,9 @@ class InputRecorder:
     def mark(self, kind: str, executed: int) -> None:
         """Record a ``reset`` or a ``restore`` before executed tick ``executed`` (tick
         thread)."""
-        if kind == "reset":
-            self._pending.append((_RESET, executed, None))
-        elif kind == "restore":
-            self._pending.append((_RESTORE, executed, None))
+        index = {"reset": _RESET, "restore": _RESTORE}.get(kind)
+        if index is not None:
+            self._pending.append((index, executed, None))
 
     def learning(
         self, executed: int, *, rate: float | None = None, enabled: bool | None = None
@@ -477,7 +487,9 @@ class _LogReader:
         resets = self.tick_list("resets", arrays["resets"], ticks)
         learning = self.learning(arrays, ticks)
         restores = self.tick_list("restores", arrays.get("restores", _NONE), ticks)
-        nbytes = sum(a.nbytes + v.nbytes for a, v in changes.values()) + resets.nbytes
+        arrays_bytes = sum(a.nbytes + v.nbytes for a, v in changes.values()) + sum(
+            a.nbytes for a in (resets, *learning, restores)
+        )
         return ReplayLog(
             ticks=ticks,
             network=str(arrays["network"]),
@@ -487,11 +499,7 @@ class _LogReader:
             resets=resets,
             learning=learning,
             restores=restores,
-            nbytes=nbytes
-            + learning[0].nbytes
-            + learning[1].nbytes
-            + restores.nbytes
-            + EVENT_BYTES * (resets.size + learning[0].size),
+            nbytes=arrays_bytes + EVENT_BYTES * (resets.size + learning[0].size),
         )
 
     def learning(
@@ -538,19 +546,6 @@ class _LogReader:
                 f"{int(at[first])}); expected ticks in increasing order"
             )
         return at
-
-
-#: The largest rate ``set learning_rate`` takes, so the largest a log may hold (the
-#: codec's, which a test holds it to: importing the codec here would load msgpack in
-#: every ``run``).
-LEARNING_RATE_LIMIT = 1.0
-#: Bytes a reset or a change of learning costs a replay beyond its member's (the change as
-#: an object, its block boundary, the lists and sets that order them): counted in the
-#: memory budget, so a log of millions of them is refused before they are made.
-EVENT_BYTES = 512
-#: Members a log written before learning changes and restores were recorded lacks.
-_OPTIONAL = frozenset({"learning.ticks", "learning.values", "restores"})
-_NONE = np.zeros(0, np.int64)
 
 
 def _names(keys: Any) -> str:
