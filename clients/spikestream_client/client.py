@@ -52,6 +52,7 @@ from spikestream_client.codec import (
     ControlValue,
     Description,
     encode_control,
+    text_value,
     topics,
     wildcard,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "Frame",
     "FrameStream",
     "NetworkNotFound",
+    "ProbeNotFound",
     "SpikestreamClient",
     "StatusWatcher",
     "Subscription",
@@ -136,6 +138,10 @@ class ControlTimeout(SpikestreamError, TimeoutError):
 
 class NetworkNotFound(SpikestreamError, LookupError):
     """No service has published the network's retained ``describe`` or ``status``."""
+
+
+class ProbeNotFound(SpikestreamError, LookupError):
+    """The network's ``describe`` document, already received, has no such probe."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,13 +436,26 @@ class SpikestreamClient:
         The subscription starts when this is called (not at the first ``async for``);
         call :meth:`sync` to wait until the broker has confirmed it.
 
+        A probe the network does not have would never send a frame. Its name is checked
+        against the network's ``describe`` document when one has arrived: call
+        :meth:`find_network` first to have it checked (the tools do).
+
         Args:
             net: Network name.
             probe: Probe name, or None for every probe of ``net``.
             gaps: Also yield :class:`~spikestream_client.gaps.Gap` records.
             maxsize: Frames queued before the oldest is dropped (counted, and reported
                 as a gap with ``local`` > 0).
+
+        Raises:
+            ProbeNotFound: ``net``'s describe document has arrived and has no ``probe``;
+                the message names the probes it has.
         """
+        described = self._in.descriptions.get(net)
+        if probe is not None and described is not None and probe not in described.probes:
+            have = ", ".join(sorted(described.probes)) or "none"
+            msg = f"network {net!r} has no probe {probe!r:.80}; its probes: {have}"
+            raise ProbeNotFound(msg)
         stream: FrameStream[Any] = FrameStream(net, probe, maxsize, gaps)
         remove = self.on_frame(net, probe, stream._push)
         self._track(stream, remove)
@@ -712,6 +731,17 @@ class SpikestreamClient:
         """Reset the state of ``net`` to tick 0; see :meth:`control`."""
         return await self.control(net, "reset", timeout=timeout)
 
+    async def learn(
+        self,
+        net: str,
+        on: bool | str = True,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> ControlReply:
+        """Switch PES learning of ``net`` on or off (``True``/``False`` or ``"on"``/``"off"``);
+        see :meth:`control`."""
+        return await self.control(net, "learn", value=on, timeout=timeout)
+
     async def set(
         self,
         net: str,
@@ -720,8 +750,13 @@ class SpikestreamClient:
         *,
         timeout: float = 5.0,  # noqa: ASYNC109
     ) -> ControlReply:
-        """Change a setting, e.g. ``await client.set("seed", "realtime_factor", 2.0)``."""
-        return await self.control(net, "set", key, value, timeout=timeout)
+        """Change a setting, e.g. ``await client.set("seed", "realtime_factor", 2.0)``.
+
+        ``value`` may be text, typed as the text form ``set KEY VALUE`` types it: ``"2e-4"``
+        is a number, ``"true"`` a boolean, ``"on"`` a switch.
+        """
+        typed = text_value(value) if isinstance(value, str) else value
+        return await self.control(net, "set", key, typed, timeout=timeout)
 
 
 def _remove(items: list[Any], item: object) -> None:

@@ -260,16 +260,23 @@ class StatusWatcher:
             TimeoutError: ``timeout`` seconds passed first.
             TransportError: The client closed first (no status can change any more).
         """
-        async with asyncio.timeout(timeout):
-            while self.current != value:
-                if self._closed:
-                    # Its event stays set once closed: waiting again would return at
-                    # once, round and round, without ever yielding to the loop.
-                    raise TransportError(
-                        f"the client closed while waiting for {self.net!r} to be {value!r} "
-                        f"(it was {self.current!r})"
-                    )
-                await self._changed.wait()
+        try:
+            async with asyncio.timeout(timeout):
+                while self.current != value:
+                    if self._closed:
+                        # Its event stays set once closed: waiting again would return at
+                        # once, round and round, without ever yielding to the loop.
+                        raise TransportError(
+                            f"the client closed while waiting for {self.net!r} to be "
+                            f"{value!r} (it was {self.current!r})"
+                        )
+                    await self._changed.wait()
+        except TimeoutError:
+            # None: no status has arrived (no service ever ran it, or the connection
+            # was lost and the broker has not sent it again yet).
+            now = "no status received" if self.current is None else f"it is {self.current!r}"
+            msg = f"{self.net!r} was not {value!r} within {timeout:g} s ({now})"
+            raise TimeoutError(msg) from None
 
     def __aiter__(self) -> Subscription[str]:
         sub: Subscription[str] = Subscription(64)

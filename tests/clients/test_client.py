@@ -19,6 +19,7 @@ from spikestream_client import (
     ControlRejected,
     Frame,
     Gap,
+    ProbeNotFound,
     SpikestreamClient,
     client_broker_spec,
     client_broker_specs,
@@ -265,6 +266,21 @@ async def test_control_commands_and_replies(seed_service: SeedService) -> None:
         assert resumed.event["paused"] is False
         changed = await client.set("seed", "realtime_factor", 1.0)
         assert changed.event["realtime_factor"] == 1.0
+        # Text is typed as the text form types it: "2e0" is a number, not a refused string.
+        changed = await client.set("seed", "realtime_factor", " 2e0 ")
+        assert changed.event["realtime_factor"] == 2.0
+        changed = await client.set("seed", "realtime_factor", "1")
+        assert changed.event["realtime_factor"] == 1.0
+        with pytest.raises(PayloadRejected, match="must be finite"):
+            await client.set("seed", "realtime_factor", "inf")
+        # learn's switch is its value; given where the key goes, the refusal says so ...
+        with pytest.raises(PayloadRejected, match=r"'learn' takes no key .* on/off is the value"):
+            await client.control("seed", "learn", "off")
+        # ... and learn() puts it there: the seed has nothing to learn, so the service
+        # itself refuses it (not the client's check).
+        with pytest.raises(ControlRejected, match="no learning connection") as learn:
+            await client.learn("seed", "off")
+        assert learn.value.reply.cmd == "learn"
         # A key outside the control schema is refused before it is sent ...
         with pytest.raises(PayloadRejected, match="cannot set 'bogus'; settable keys"):
             await client.set("seed", "bogus", 3.0)
@@ -352,6 +368,39 @@ async def test_a_lost_connection_makes_the_status_unknown_until_it_is_sent_again
         async with await _publisher(mosquitto) as again:
             await again.publish("spikestream/seed/status", b"online", qos=1, retain=True)
         await watcher.wait_for("online", timeout=10)
+
+
+async def test_a_probe_the_network_does_not_have_is_refused_once_it_is_described(
+    seed_service: SeedService,
+) -> None:
+    """Such a stream would wait for ever without a word (no frame ever comes): once the
+    network's describe document has arrived, the name is checked against it."""
+    async with SpikestreamClient(seed_service.url) as client:
+        client.frames("seed", "nonesuch")  # not described yet: nothing to check against
+        assert await client.find_network("seed") is not None
+        with pytest.raises(ProbeNotFound, match=r"'seed' has no probe 'nonesuch'; its probes: "):
+            client.frames("seed", "nonesuch")
+        with pytest.raises(LookupError, match=r"its probes: .*\bu\b"):
+            client.frames("seed", "nonesuch", gaps=True)
+        u = client.frames("seed", "u")  # a probe it has, and every probe, still stream
+        every = client.frames("seed")
+        await until(u, lambda f: True)
+        await until(every, lambda f: True)
+
+
+async def test_waiting_for_a_status_that_does_not_come_says_what_it_is(
+    mosquitto: Mosquitto,
+) -> None:
+    async with SpikestreamClient(mosquitto.url()) as client:
+        watcher = client.status("seed")
+        no_status = r"^'seed' was not 'online' within 0.2 s \(no status received\)$"
+        with pytest.raises(TimeoutError, match=no_status):
+            await watcher.wait_for("online", timeout=0.2)
+        async with await _publisher(mosquitto) as publisher:
+            await publisher.publish("spikestream/seed/status", b"offline", qos=1, retain=True)
+        await watcher.wait_for("offline", timeout=10)
+        with pytest.raises(TimeoutError, match=r"within 0.2 s \(it is 'offline'\)$"):
+            await watcher.wait_for("online", timeout=0.2)
 
 
 async def test_connection_errors_are_clear() -> None:

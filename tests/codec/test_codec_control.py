@@ -143,8 +143,11 @@ def test_unknown_command_names_the_allowed_ones(payload: bytes) -> None:
         (b'{"cmd": "set", "key": 3, "value": 1}', "'set' needs a key .* got int 3"),
         (b'{"cmd": "set", "key": "ttl"}', "'set ttl' needs a value, got none; expected a finite"),
         (b'{"cmd": "pause", "value": 1}', "'pause' takes no value, got 1.0"),
-        (b'{"cmd": "reset", "key": "k"}', "'reset' takes no key"),
+        (b'{"cmd": "reset", "key": "k"}', "'reset' takes no key .*got 'k'$"),
         (b'{"cmd": "snapshot", "key": "k", "value": "/tmp/x"}', "'snapshot' takes no key"),
+        # The switch or the path put where the key goes: the message says where it belongs.
+        (b'{"cmd": "learn", "key": "off"}', "'learn' takes no key .*'off'; its on/off is"),
+        (b'{"cmd": "restore", "key": "a.snap"}', "'restore' takes no key .*; its path is"),
         (b"restore", "'restore' needs a file path .* got nothing$"),
         (b'{"cmd": "restore", "value": ""}', "'restore' needs a file path"),
         (b'{"cmd": "snapshot", "value": 3}', "'snapshot' needs a file path .* got float"),

@@ -35,6 +35,7 @@ from spikestream_client.codec.control import (
     control_reference,
     decode_control,
     encode_control,
+    text_value,
 )
 from spikestream_client.codec.describe import (
     DEFAULT_MAX_DESCRIBE_BYTES,
@@ -174,6 +175,7 @@ __all__ = [
     "frame_ticks_limit",
     "is_text",
     "net_of",
+    "text_value",
     "topics",
     "validate_name",
     "validate_prefix",

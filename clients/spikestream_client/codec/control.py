@@ -60,6 +60,7 @@ __all__ = [
     "control_reference",
     "decode_control",
     "encode_control",
+    "text_value",
 ]
 
 ControlValue = float | int | str | bool | None
@@ -326,8 +327,14 @@ def _got(value: object) -> str:
     return "nothing" if value is None else f"{_type_name(value)} {value!r:.60}"
 
 
-def _text_value(raw: str) -> ControlValue:
-    """Type the VALUE of a text ``set`` line: number, true/false, else the string."""
+def text_value(raw: str) -> ControlValue:
+    """Type the VALUE of a text ``set`` line: number, true/false, else the string (its
+    ends stripped of ASCII spaces).
+
+    Raises:
+        PayloadRejected: ``raw`` is ``nan`` or ``inf`` (reason ``nonfinite``).
+    """
+    raw = raw.strip(_SPACE)
     if _NUMBER.fullmatch(raw):
         return _finite(float(raw))
     if _NONFINITE.fullmatch(raw):
@@ -422,7 +429,11 @@ def _arguments(
             _reject(f"'set {key}' needs a value, got none; expected {setting.allowed()}", "value")
         return ControlCommand("set", key, setting.check(value), request_id)
     if key is not None:
-        _reject(f"{name!r} takes no key (only 'set' does), got {key!r:.60}", "value")
+        # A client that writes control(net, "learn", "off") has put the switch where
+        # the key goes: say where it belongs.
+        where = {"flag": "; its on/off is the value", "path": "; its path is the value"}
+        hint = where.get(spec.args, "")
+        _reject(f"{name!r} takes no key (only 'set' does), got {key!r:.60}{hint}", "value")
     if spec.args == "none":
         if value is not None:
             _reject(f"{name!r} takes no value, got {value!r:.60}", "value")
@@ -466,7 +477,7 @@ def _from_line(line: str) -> ControlCommand:
         pieces = _words(rest)
         key = pieces[0] if pieces else None
         raw = pieces[1] if len(pieces) > 1 else ""
-        return _build(name, key, _text_value(raw) if raw else None, None)
+        return _build(name, key, text_value(raw) if raw else None, None)
     spec = COMMAND_SPECS.get(name)
     if spec is not None and spec.args == "none" and rest:
         _reject(f"{name!r} takes no arguments, got {rest!r:.60}", "value")
