@@ -21,68 +21,47 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import time
-from urllib.parse import unquote, urlparse
 
-import aiomqtt
 import numpy as np
 
-from spikestream_client.codec import ValueFrame, decode_frame, encode_input
-from spikestream_client.errors import CodecError
-
-NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+from spikestream_client import Frame, SpikestreamClient, SpikestreamError, ValueFrame
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    url = urlparse(args.broker)
-    base = f"{args.prefix}/{args.net}"
     latest: dict[str, float] = {}
-    refused = 0
     errors: list[tuple[float, float]] = []  # (seconds since start, |y - u|)
-    async with aiomqtt.Client(
-        url.hostname or "127.0.0.1",
-        url.port or 1883,
-        username=unquote(url.username) if url.username else None,
-        password=unquote(url.password) if url.password else None,
-        socket_options=NODELAY,
-    ) as client:
+
+    def on_frame(frame: Frame) -> None:
+        # A callback, not a queue: the loop below wants the newest value, not each one.
+        if isinstance(frame, ValueFrame) and frame.header.ticks > 0:
+            latest[frame.header.probe] = float(frame.data[-1].reshape(-1)[0])
+
+    async with SpikestreamClient(args.broker, prefix=args.prefix, role="learn-error") as client:
         for probe in (args.target, args.output):
-            await client.subscribe(f"{base}/out/{probe}")
-
-        async def read() -> None:
-            nonlocal refused
-            async for msg in client.messages:
-                try:
-                    frame = decode_frame(msg.payload)  # type: ignore[arg-type]
-                except CodecError:
-                    refused += 1  # not a frame: counted, never fatal
-                    continue
-                if isinstance(frame, ValueFrame) and frame.header.ticks > 0:
-                    latest[frame.header.probe] = float(frame.data[-1].reshape(-1)[0])
-
-        reader = asyncio.create_task(read())
+            client.on_frame(args.net, probe, on_frame)
         start = time.monotonic()
         period = 1.0 / args.rate
         deadline = start
         reported = 0
-        try:
-            while args.duration is None or time.monotonic() - start < args.duration:
-                deadline += period
-                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-                if args.target not in latest or args.output not in latest:
-                    continue  # no frames yet: send nothing rather than a made-up error
-                error = latest[args.output] - latest[args.target]
-                await client.publish(f"{base}/in/{args.error}", encode_input(np.array([error])))
-                now = time.monotonic() - start
-                errors.append((now, abs(error)))
-                if not args.quiet and int(now) > reported:
-                    reported = int(now)
-                    second = float(np.mean([e for t, e in errors if t >= now - 1.0]))
-                    print(json.dumps({"t": reported, "abs_error": round(second, 4)}))
-        finally:
-            reader.cancel()
+        while args.duration is None or time.monotonic() - start < args.duration:
+            deadline += period
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            if args.target not in latest or args.output not in latest:
+                continue  # no frames yet: send nothing rather than a made-up error
+            error = latest[args.output] - latest[args.target]
+            # Not awaited: a value the link cannot queue now is stale by the next one.
+            client.publish_input_nowait(args.net, args.error, error)
+            now = time.monotonic() - start
+            errors.append((now, abs(error)))
+            if not args.quiet and int(now) > reported:
+                reported = int(now)
+                second = float(np.mean([e for t, e in errors if t >= now - 1.0]))
+                print(json.dumps({"t": reported, "abs_error": round(second, 4)}))
+        # Frames on the probes' topics that failed to decode or validate: counted by the
+        # client, never fatal.
+        refused = client.statistics().frames_refused
     w = args.window
     first = [e for t, e in errors if t < errors[0][0] + w] if errors else []
     last = [e for t, e in errors if t > errors[-1][0] - w] if errors else []
@@ -122,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = asyncio.run(run(args))
     except KeyboardInterrupt:
         return 0
-    except aiomqtt.MqttError as err:
-        print(f"learn_error: cannot reach {args.broker}: {err}", file=sys.stderr)
+    except SpikestreamError as err:  # no broker, refused credentials, a bad URL
+        print(f"learn_error: {err}", file=sys.stderr)
         return 1
     print(json.dumps(summary))
     return 0

@@ -15,40 +15,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
-import aiomqtt
 import numpy as np
 
-from spikestream_client.codec import ValueFrame, decode_frame, encode_input
-
-NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+from spikestream_client import Frame, SpikestreamClient, ValueFrame
 
 
 async def run(args: argparse.Namespace) -> int:
-    url = urlparse(args.broker)
     x, v = args.x0, 0.0
     force = 0.0
     frames = 0
     trace: list[tuple[float, float, float, float]] = []  # (t, x, v, force)
-    async with aiomqtt.Client(
-        url.hostname or "127.0.0.1", url.port or 1883, socket_options=NODELAY
-    ) as client:
-        await client.subscribe(f"spikestream/{args.net}/out/force")
 
-        async def read() -> None:
-            nonlocal force, frames
-            async for msg in client.messages:
-                frame = decode_frame(msg.payload)  # type: ignore[arg-type]
-                if isinstance(frame, ValueFrame):
-                    force = float(frame.data[-1, 0])
-                    frames += 1
+    def on_force(frame: Frame) -> None:
+        # A callback, not a queue: the plant applies the newest force, not each one.
+        nonlocal force, frames
+        if isinstance(frame, ValueFrame) and frame.header.ticks > 0:
+            force = float(frame.data[-1, 0])
+            frames += 1
 
-        reader = asyncio.create_task(read())
+    async with SpikestreamClient(args.broker, role="plant") as client:
+        client.on_frame(args.net, "force", on_force)
         dt = 1.0 / args.rate
         start = time.monotonic()
         k = 0
@@ -57,10 +47,9 @@ async def run(args: argparse.Namespace) -> int:
             v += args.gain * applied * dt
             x += v * dt
             trace.append((now, x, v, applied))
-            await client.publish(f"spikestream/{args.net}/in/state", encode_input(np.array([x, v])))
+            await client.publish_input(args.net, "state", [x, v])
             k += 1
             await asyncio.sleep(max(0.0, start + k * dt - time.monotonic()))
-        reader.cancel()
     arr = np.array(trace)
     last = arr[arr[:, 0] > args.duration - 1.0]
     settled = bool(

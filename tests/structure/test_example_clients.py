@@ -35,3 +35,12 @@ def test_the_examples_include_the_client_scripts() -> None:
 def test_an_example_client_imports_nothing_of_the_service(path: Path) -> None:
     service = {m for m in _imported(path) if m == "spikestream" or m.startswith("spikestream.")}
     assert not service, f"{path.name} imports the service: {sorted(service)}"
+
+
+@pytest.mark.parametrize("path", CLIENTS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_an_example_client_speaks_mqtt_through_the_client_library(path: Path) -> None:
+    # The examples are what a user copies: each shows the library (reconnects, decoding,
+    # TCP_NODELAY, counted refusals), not a second MQTT client of its own.
+    mqtt = {m for m in _imported(path) if m.split(".")[0] in ("aiomqtt", "paho", "amqtt")}
+    assert not mqtt, f"{path.name} imports an MQTT library itself: {sorted(mqtt)}"
+    assert "spikestream_client" in _imported(path), f"{path.name} does not use the client"
