@@ -161,6 +161,33 @@ async def test_broker_answers_false_for_non_mqtt_servers() -> None:
         assert await broker_answers("127.0.0.1", port, 1.0) is False
 
 
+@pytest.mark.parametrize(
+    ("reply", "answers"),
+    [
+        (b"\x20\x02\x00\x05", True),  # CONNACK "not authorised": a broker is there
+        (b"\x20\x02\x01\x00", True),  # CONNACK, session present
+        (b"\x20\x03\x00\x00", False),  # 0x20 but the wrong remaining length
+        (b"\x20\x00\x00\x00", False),
+        (b"\x21\x02\x00\x00", False),  # not a CONNACK's first byte
+        (b"\x20\x02", False),  # cut short
+    ],
+)
+async def test_broker_answers_only_for_a_whole_connack(reply: bytes, answers: bool) -> None:
+    """Something that accepts TCP and sends four bytes starting 0x20 is not yet a broker:
+    ``auto`` would take it for one and never start the embedded broker."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(64)  # the CONNECT
+        writer.write(reply)
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+            await reader.read()  # until the probe hangs up
+        writer.close()
+
+    async with tcp_server(peer) as port:
+        assert await broker_answers("127.0.0.1", port, 1.0) is answers
+
+
 # --- resolve_broker -------------------------------------------------------------------
 
 
