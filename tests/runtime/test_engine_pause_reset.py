@@ -56,6 +56,20 @@ def test_pause_stops_the_schedule_and_sends_partial_frames_short() -> None:
     assert engine._apply(ControlCommand("status"))["paused"] is False
 
 
+def test_pause_lets_the_last_ticks_work_count_while_none_runs() -> None:
+    """A window shows the 100 ms buckets that have ended, each put in its slot when the
+    next tick starts the next bucket; while paused none does, so the ticks run just
+    before a pause would stay out of the work figures for as long as the pause lasts.
+    Pause puts them in, as it does their lateness."""
+    engine, clock = started()
+    ticks(engine, 5)  # 5 ms: all within the first, still filling bucket
+    assert {w.ticks for w in engine.recent_work()} == {0}
+    engine._apply(ControlCommand("pause"))
+    clock.advance(0.5)  # paused: no tick runs, the bucket has ended
+    assert {w.ticks for w in engine.recent_work()} == {5}
+    assert {w.ticks for w in engine.statistics().pacer.recent} == {5}  # the lateness alike
+
+
 def test_reset_sends_partial_frames_short_and_forgets_every_input() -> None:
     """After ``reset`` the tick is 0, the frames of the ticks before it are out (the next
     frame's tick jumps), and an input's value, applied or still waiting, is forgotten:
