@@ -62,6 +62,24 @@ async def test_embedded_round_trip_and_port_zero() -> None:
         _ = broker.port
 
 
+async def test_the_embedded_broker_keeps_amqtt_quiet_below_errors(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """amqtt logs each connection and subscription at INFO (and transitions each state
+    change): under ``--log-level info`` that buried the service's own lines. Its loggers
+    are raised to ERROR unless they were already set higher."""
+    for name in ("amqtt", "transitions"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    caplog.set_level(logging.DEBUG)
+    async with EmbeddedBroker() as broker:
+        link = make_link(parse_broker_url(f"mqtt://127.0.0.1:{broker.port}"), "quiet")
+        async with running(link):
+            assert await link.publish("quiet/x", b"1", qos=1)
+    noisy = [r for r in caplog.records if r.name.split(".")[0] in ("amqtt", "transitions")]
+    assert not [r for r in noisy if r.levelno < logging.ERROR], noisy[:3]
+    assert logging.getLogger("amqtt").level == logging.ERROR
+
+
 async def test_link_falls_back_to_mqtt311_when_v5_is_refused() -> None:
     async with EmbeddedBroker() as broker:
         # A plain URL, no protocol hint: MQTT 5 is tried first and refused by amqtt.
