@@ -283,3 +283,56 @@ async def test_a_refused_subscription_is_one_error_line_and_the_link_stays_up(
             assert refused in last_error
             assert link.connected
             assert link.statistics().connects == 1
+
+
+def _filters(body: bytes) -> list[str]:
+    """The topic filters of an MQTT 5 SUBSCRIBE's ``body`` (after its fixed header)."""
+    i = 2  # packet id
+    props, shift = 0, 0
+    while True:  # the properties' length, a variable byte integer
+        byte = body[i]
+        i += 1
+        props |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            break
+    i += props
+    out: list[str] = []
+    while i < len(body):
+        n = struct.unpack_from("!H", body, i)[0]
+        out.append(body[i + 2 : i + 2 + n].decode())
+        i += 2 + n + 1  # the filter, then its options byte
+    return out
+
+
+async def test_a_refused_subscription_is_asked_for_again_with_the_next_one() -> None:
+    """A refused filter is not taken as subscribed: the next SUBSCRIBE asks for it again
+    beside the new filter (an ACL may have changed since), and a granted one is never
+    asked for twice on the same connection."""
+    asked: list[list[str]] = []
+
+    async def acl(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            first, body = await read_packet(reader)
+            if first >> 4 == 8:
+                filters = _filters(body)
+                asked.append(filters)
+                codes = bytes(0x87 if f.startswith("denied") else 0x00 for f in filters)
+                writer.write(packet(0x90, body[:2] + b"\x00" + codes))
+                await writer.drain()
+            elif first >> 4 == 12:
+                writer.write(b"\xd0\x00")
+                await writer.drain()
+
+    async with hostile(acl) as url:
+        link = make_link(url, "hostile-acl-again", on_message=Inbox())
+        link.subscribe("denied/#")
+        link.subscribe("granted/#")
+        async with running(link):
+            await eventually(lambda: len(asked) == 1, within=5)
+            link.subscribe("more/#")
+            await eventually(lambda: len(asked) == 2, within=5)
+            assert link.connected
+            assert link.statistics().connects == 1
+    assert sorted(asked[0]) == ["denied/#", "granted/#"]
+    assert sorted(asked[1]) == ["denied/#", "more/#"]
