@@ -165,6 +165,18 @@ def _nesting(value: object) -> int:
     return 0
 
 
+def _all_finite(value: object) -> bool:
+    """No NaN or infinity anywhere in ``value``: json.dumps writes them as ``NaN`` and
+    ``Infinity``, which are not JSON, and decode_event refuses them wherever they are."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_all_finite(v) for v in value)
+    return True
+
+
 nested = st.integers(0, 80).map(lambda depth: json.loads("[" * depth + "]" * depth or "0"))
 
 
@@ -193,6 +205,7 @@ def test_decode_event_on_near_valid_events(event: dict[str, Any]) -> None:
         and type(wall) in (int, float)
         and math.isfinite(wall)  # type: ignore[arg-type]
         and _nesting(event) <= 64
+        and _all_finite(event)
     )
     try:
         decoded = decode_event(json.dumps(event).encode())
