@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import msgpack
@@ -401,3 +402,112 @@ def test_a_refusal_after_the_name_carries_the_command_and_id() -> None:
     with pytest.raises(PayloadRejected) as other:
         decode_control(b'{"cmd": "fly", "id": "x"}')
     assert not isinstance(other.value, CommandRejected)  # no command to name
+
+
+# ---------------------------------------------------------------------- mutation audit
+
+
+def test_a_payload_of_exactly_the_limit_is_decoded() -> None:
+    """The limit is inclusive: ``max_bytes`` bytes are read, one more is refused (above)."""
+    payload = b"pause" + b" " * (4096 - len("pause"))
+    assert len(payload) == 4096
+    assert decode_control(payload) == ControlCommand("pause")
+    assert decode_control(b"status", max_bytes=6) == ControlCommand("status")
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"set realtime_factor 0", 0.0),  # 0 runs as fast as possible
+        (b"set realtime_factor 1e6", 1e6),
+        (b"set ttl 0", 0.0),  # 0 holds an input forever
+        (b"set ticks_per_frame 1", 1),
+        (b"set learning_rate 0", 0.0),
+        (b"set learning_rate 1", 1.0),
+    ],
+)
+def test_the_schemas_bounds_are_inclusive(payload: bytes, expected: float) -> None:
+    """Each bound is itself a meaningful value (0 = as fast as possible, 0 = hold
+    forever, one tick per frame): refusing it would take a documented mode away."""
+    command = decode_control(payload)
+    assert command.value == expected
+    assert type(command.value) is type(expected)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("key", ["realtime_factor", "ttl", "ticks_per_frame", "learning_rate"])
+def test_setting_check_refuses_non_finite_values(key: str, value: float) -> None:
+    """The runtime calls Setting.check on values that did not all come through the
+    decoder's own finiteness check; NaN passes every comparison, and inf passes a
+    setting without an upper bound (ttl), so check() must test finiteness itself."""
+    with pytest.raises(PayloadRejected, match=rf"set {key}: .* is not allowed") as info:
+        SETTINGS[key].check(value)
+    assert info.value.reason == "value"
+
+
+@pytest.mark.parametrize("cmd", ["snapshot", "restore"])
+def test_a_path_with_a_lone_surrogate_is_refused(cmd: str) -> None:
+    """JSON's ``\\ud800`` decodes to a str that has no UTF-8 form and names no file; it
+    must be refused here, not fail later in the runtime's path handling."""
+    payload = json.dumps({"cmd": cmd, "value": "a\ud800.npz"}).encode()
+    with pytest.raises(CommandRejected, match="a non-empty UTF-8 string without NUL") as info:
+        decode_control(payload)
+    assert info.value.reason == "value"
+    assert info.value.cmd == cmd
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"cmd": "set", "key": "ttl", "value": 10**400},
+        {"cmd": "pause", "value": 10**400},
+    ],
+)
+def test_an_integer_beyond_float_range_is_nonfinite_not_missing(obj: dict[str, Any]) -> None:
+    """JSON integers have no size limit; one past float64's range must be refused as
+    not finite, never read as an absent value (which would let ``pause`` through)."""
+    with pytest.raises(PayloadRejected, match="integer beyond float range") as info:
+        decode_control(json.dumps(obj).encode())
+    assert info.value.reason == "nonfinite"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"cmd": "pause", "cmd": "reset"}',
+        b"\x82\xa3cmd\xa5pause\xa3cmd\xa5reset",  # the same in msgpack
+    ],
+)
+def test_a_control_key_given_twice_is_refused(payload: bytes) -> None:
+    """Which of two ``cmd`` values a reader keeps differs between parsers; running
+    either one could be the wrong command, so neither is run."""
+    rejected(payload, "keys", "the key 'cmd' more than once")
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"SET ttl 2", ControlCommand("set", "ttl", 2.0)),
+        (b"Set learning ON", ControlCommand("set", "learning", True)),
+        (b"PAUSE", ControlCommand("pause")),
+    ],
+)
+def test_text_command_names_are_case_insensitive(payload: bytes, expected: ControlCommand) -> None:
+    """``set`` is recognised by its lowered name before the line is split into key and
+    value; matching the raw word would send ``SET ttl 2`` down the path-argument branch
+    and refuse it for having no key."""
+    assert decode_control(payload) == expected
+
+
+def test_a_text_command_in_capitals_with_an_argument_is_refused_as_such() -> None:
+    """The no-argument check looks the command up by its lowered name too."""
+    rejected(b"PAUSE now", "value", r"'pause' takes no arguments, got 'now'")
+
+
+def test_encode_control_does_not_apply_the_default_size_limit() -> None:
+    """The size limit is the receiving service's setting (``max_bytes``), not part of a
+    command's validity: encode_control checks the command and leaves the size to it."""
+    path = "d/" + "a" * 5000 + ".npz"
+    payload = encode_control("snapshot", value=path)
+    assert len(payload) > 4096
+    assert decode_control(payload, max_bytes=len(payload)) == ControlCommand("snapshot", None, path)

@@ -292,3 +292,77 @@ def test_json_nesting_is_bounded_so_no_reader_recurses_too_deep() -> None:
     doc = b'{"v": 1, "net": "a", "x": ' + b"[" * 70 + b"]" * 70 + b"}"
     with pytest.raises(CodecError, match="a describe document JSON nests deeper than 64"):
         decode_describe(doc)
+
+
+# ---------------------------------------------------------------------- mutation audit
+
+
+def test_a_prefix_of_exactly_the_limit_is_accepted() -> None:
+    """MAX_PREFIX_BYTES is the longest allowed prefix, not the first refused one."""
+    from spikestream_client.codec.events import MAX_PREFIX_BYTES
+
+    head = "/".join(["p" * 99] * 10) + "/"  # levels are short, the prefix long
+    prefix = head + "q" * (MAX_PREFIX_BYTES - len(head))
+    assert len(prefix) == MAX_PREFIX_BYTES
+    assert validate_prefix(prefix) == prefix
+    with pytest.raises(CodecError, match=rf"is {MAX_PREFIX_BYTES + 1} bytes in UTF-8"):
+        validate_prefix(prefix + "q")
+
+
+def test_the_prefix_limit_counts_utf8_bytes_not_characters() -> None:
+    """The limit protects MQTT's 65,535-byte topic, which counts bytes: 600 two-byte
+    characters are 1,200 bytes, over the limit although only 600 characters long."""
+    prefix = "\u00e9" * 600
+    with pytest.raises(CodecError, match="is 1200 bytes in UTF-8; expected at most 1024"):
+        validate_prefix(prefix)
+
+
+@pytest.mark.parametrize("name", ["a\ud800", "\udfffb"])
+def test_a_name_with_a_lone_surrogate_is_refused(name: str) -> None:
+    """A lone surrogate has no UTF-8 form, so it cannot be part of a topic: refused here
+    rather than failing inside the MQTT client at publish time."""
+    with pytest.raises(CodecError, match="contains"):
+        validate_name("network", name)
+    with pytest.raises(CodecError, match="contains"):
+        topics("spikestream", name)
+
+
+@pytest.mark.parametrize("version", ["true", "1.0"])
+def test_an_event_version_must_be_the_integer_1(version: str) -> None:
+    """``true`` and ``1.0`` compare equal to 1 in Python; a decoder that compared only the
+    value would take a boolean or a float for the version number."""
+    payload = ('{"v": ' + version + ', "event": "error", "wall": 1.0}').encode()
+    with pytest.raises(CodecError, match="unsupported event version"):
+        decode_event(payload)
+
+
+def test_an_event_of_exactly_the_limit_is_decoded() -> None:
+    """The size limit is inclusive: max_bytes bytes are read, one more is refused."""
+    payload = b'{"v":1,"event":"error","wall":1.0}'
+    assert decode_event(payload, max_bytes=len(payload))["event"] == "error"
+    with pytest.raises(PayloadTooLarge):
+        decode_event(payload + b" ", max_bytes=len(payload))
+
+
+@pytest.mark.parametrize("payload", [b"1", b'"error"', b"null", b"true"])
+def test_an_event_that_is_json_but_not_an_object_is_a_codec_error(payload: bytes) -> None:
+    """Only an object has keys to check: any other JSON value must be refused as such,
+    not reach the key lookups (where it would raise AttributeError, not CodecError)."""
+    with pytest.raises(CodecError, match="as a JSON object, got"):
+        decode_event(payload)
+
+
+def test_an_integer_wall_is_returned_as_a_float() -> None:
+    """Callers do float arithmetic and JSON round trips on ``wall``: it is always a float."""
+    decoded = decode_event(b'{"v":1,"event":"error","wall":1700000000}')
+    assert decoded["wall"] == 1700000000.0
+    assert type(decoded["wall"]) is float
+
+
+def test_an_empty_input_or_probe_name_in_a_topic_is_not_a_name() -> None:
+    """``<base>/in/`` names no input: it must give None, not the empty string (which a
+    caller would look up or count as an input called '')."""
+    t = topics("spikestream", "seed")
+    assert t.input_name(f"{t.base}/in/") is None
+    assert t.probe_name(f"{t.base}/out/") is None
+    assert t.input_name(f"{t.base}/in/x") == "x"

@@ -530,3 +530,73 @@ def test_near_misses_of_the_common_forms_decode_as_the_general_path_does(
     payload: bytes,
 ) -> None:
     _same(_outcome(decode_input, payload, 2), _outcome(_general, payload, 2))
+
+
+# ---------------------------------------------------------------------- mutation audit
+
+
+@pytest.mark.parametrize(
+    ("payload", "dim"),
+    [
+        (b",1 2", 2),  # a leading comma
+        (b"1 2,", 2),  # a trailing comma
+        (b"1,,2 3", 3),  # two commas in a row
+        (b"1 , , 2 3", 3),
+    ],
+)
+def test_misplaced_commas_are_refused_when_the_count_fits(payload: bytes, dim: int) -> None:
+    """With dim > 1 these pass the whole-text count check (fewer commas than numbers, at
+    most dim numbers) and reach the per-token loop: only its comma checks stop a stray
+    comma from being read as a separator and the payload from being accepted."""
+    rejected(payload, dim, "garbage", r"\(misplaced comma\)")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pack([1.0, 2.0, "a"]),
+        pack([1.0, 2.0, [3.0]]),
+        b'[1, 2, "a"]',
+    ],
+)
+def test_a_too_long_array_is_a_dimension_error_whatever_its_items(payload: bytes) -> None:
+    """The length is checked before the items, so that one element too many is reported
+    as such (and the per-item work stays O(dim)), not as a bad element past the end."""
+    rejected(payload, 2, "dimension", "expected 2 values for an input of dim 2, got 3")
+
+
+def test_a_timestamp_integer_beyond_float_range_is_nonfinite() -> None:
+    """JSON integers are unbounded: ``t`` of 400 digits does not fit a float64 and must
+    be refused like 1e999, not accepted as some other time."""
+    rejected(b'{"t": 1' + b"0" * 400 + b', "x": 1}', 1, "nonfinite", "'t' must be finite")
+
+
+def test_an_empty_fixarray_header_with_dim_16_takes_the_general_path() -> None:
+    """0x90 | 16 is 0x90, the empty fixarray: for dim 16 the shortcut's header test alone
+    cannot tell it from a 16-value fixarray, so the shortcut must stop at dim 15 (it has
+    no tag table past that) and leave such a payload to the general decoder."""
+    payload = b"\x90" + b"\xcb" * 144  # 145 = 1 + 9 * 16 bytes
+    rejected(payload, 16, "garbage", "not valid msgpack")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"x": 1, "x": 2}',
+        b'{"t": 1.0, "x": 1, "t": 2.0}',
+        b"\x82\xa1x\x01\xa1x\x02",  # msgpack {"x": 1, "x": 2}
+    ],
+)
+def test_a_key_given_twice_is_refused(payload: bytes) -> None:
+    """JSON and msgpack readers keep different copies of a repeated key, so which value
+    the sender meant is unknown: the map is refused rather than one copy guessed."""
+    rejected(payload, 1, "keys", "more than once")
+
+
+def test_a_false_or_zero_timestamp_is_still_checked_and_typed() -> None:
+    """``false`` and ``0`` are falsy: a timestamp check written as ``if t:`` would let a
+    boolean through and leave an integer 0 untyped; both must be handled like any t."""
+    rejected(b'{"t": false, "x": 1}', 1, "type", "'t' must be a number or null, got bool")
+    sample = decode_input(b'{"t": 0, "x": 1}', 1)
+    assert sample.t == 0.0
+    assert type(sample.t) is float
