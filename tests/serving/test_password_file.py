@@ -90,3 +90,23 @@ def test_a_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
     assert str(info.value) == (
         f"cannot read {ENV_PASSWORD_FILE}={str(pw)!r}: it is not UTF-8 text; {EXPECTED}"
     )
+
+
+def test_the_cap_is_the_longest_password_plus_crlf(tmp_path: Path) -> None:
+    """The cap is MQTT's longest password (65535 bytes) plus a CRLF, not more: one byte
+    past it is refused, whatever the constant says."""
+    pw = tmp_path / "pw"
+    pw.write_bytes(b"p" * 65_536 + b"\r\n")
+    with pytest.raises(ConfigError, match="it is too large"):
+        _load(pw)
+
+
+def test_a_nul_byte_in_the_path_is_a_config_error() -> None:
+    """An environment value cannot hold a NUL byte, but a settings file or a caller's
+    mapping can: the refusal must be the usual config error naming the variable."""
+    with pytest.raises(ConfigError) as info:
+        _load(Path("/run/secrets/pw\x00"))
+    assert str(info.value) == (
+        f"cannot read {ENV_PASSWORD_FILE}='/run/secrets/pw\\x00': the path holds a NUL byte; "
+        f"{EXPECTED}"
+    )

@@ -356,3 +356,180 @@ def test_list_credentials_from_the_environment_fill_each_entry() -> None:
     env = {ENV_USERNAME: "svc", ENV_PASSWORD: "s3cret"}
     specs = load_broker_specs("mqtt://a,mqtt://own:pw@b", env)
     assert [(s.username, s.password_value()) for s in specs] == [("svc", "s3cret"), ("own", "pw")]
+
+
+# --- cases a mutation audit found unpinned -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [("wss://h", 443), ("mqtt://h:65535", 65535), ("ws://h:1", 1)],
+)
+def test_default_and_extreme_ports(url: str, port: int) -> None:
+    """``wss://`` without a port must reach 443 (the only default no other case pinned),
+    and 65535 is a valid port: rejecting the top of the range would refuse real brokers."""
+    assert parse_broker_url(url).port == port
+
+
+@pytest.mark.parametrize(
+    ("query", "insecure"),
+    [
+        ("insecure=on", True),
+        ("insecure=ON", True),
+        ("insecure=True", True),
+        ("insecure=", True),
+        ("insecure=off", False),
+        ("insecure=No", False),
+    ],
+)
+def test_insecure_takes_every_switch_word_in_any_case(query: str, insecure: bool) -> None:
+    """``insecure`` takes the same words as the service's other switches, lowercased: a
+    ``?insecure=OFF`` read as an error, or ``on`` not understood, breaks a working config."""
+    tls = parse_broker_url(f"mqtts://h?{query}").tls
+    assert tls is not None
+    assert tls.insecure is insecure
+
+
+@pytest.mark.parametrize("query", ["insecure=1", "insecure=0", "cert=/c.pem", "ca="])
+def test_any_tls_query_on_a_plain_url_is_refused(query: str) -> None:
+    """``mqtt://h?insecure=0`` names a TLS option on a connection without TLS: the user
+    believes TLS is in play, so even a switch set to off (or an empty path) is an error."""
+    with pytest.raises(ConfigError, match="TLS options given for plain-text broker URL"):
+        parse_broker_url(f"mqtt://h?{query}")
+
+
+def test_keyword_arguments_override_every_query_file(tmp_path: Path) -> None:
+    """A flag (``--tls-ca`` and the like) must win over the URL for each of the three files,
+    not only the CA: otherwise the key from a stale URL is paired with the flag's cert."""
+    spec = parse_broker_url(
+        "mqtts://h?ca=/q/ca.pem&cert=/q/c.pem&key=/q/k.pem",
+        ca_file=tmp_path / "ca.pem",
+        cert_file=tmp_path / "c.pem",
+        key_file=tmp_path / "k.pem",
+    )
+    assert spec.tls == TlsOptions(tmp_path / "ca.pem", tmp_path / "c.pem", tmp_path / "k.pem")
+
+
+def test_an_empty_ca_means_the_system_store() -> None:
+    """``?ca=`` (a template with an unset variable) must mean "no CA file", not the
+    current folder ``.`` handed to OpenSSL."""
+    tls = parse_broker_url("mqtts://h?ca=&cert=").tls
+    assert tls == TlsOptions()
+
+
+def test_a_fresh_tls_options_verifies() -> None:
+    """Verification is on unless asked off: the default every caller without a URL gets."""
+    assert TlsOptions().insecure is False
+
+
+@pytest.mark.parametrize("url", ["mqtts://h?ca", "mqtts://h?ca=/x&&key=/k", "mqtts://h?insecure"])
+def test_a_query_without_key_value_pairs_is_refused(url: str) -> None:
+    """A bare ``?insecure`` is not ``insecure=1``: a query that is not key=value pairs is
+    refused, so no word slips through half-parsed."""
+    with pytest.raises(ConfigError, match="has a malformed query: expected key=value pairs"):
+        parse_broker_url(url)
+
+
+def test_redacted_keeps_an_empty_password_masked_and_the_forced_protocol() -> None:
+    """The redacted form must not tell that a password is empty (``bob:***`` either way),
+    and must show every forced protocol, 3.1.1 included, or logs of two setups look alike."""
+    assert parse_broker_url("mqtt://bob:@h").redacted() == "mqtt://bob:***@h:1883"
+    assert parse_broker_url("mqtt://h?protocol=3.1.1").redacted() == "mqtt://h:1883?protocol=3.1.1"
+
+
+@pytest.mark.parametrize(
+    ("url", "secret_parts"),
+    [
+        ("mqtt://bob:hun@ter2@host:x", ("hun", "ter2")),
+        ("mqtt://bob:pass:word@host:x", ("pass", "word")),
+    ],
+)
+def test_an_unencoded_at_or_colon_in_a_password_stays_masked(
+    url: str, secret_parts: tuple[str, ...]
+) -> None:
+    """Users paste passwords without percent-encoding them: a raw ``@`` or ``:`` in the
+    password must not split it so that a part of it reaches the error message."""
+    with pytest.raises(ConfigError, match=r"'mqtt://bob:\*\*\*@host:x'") as info:
+        parse_broker_url(url)
+    for part in secret_parts:
+        assert part not in str(info.value)
+
+
+def test_a_password_without_a_user_is_masked_in_the_error() -> None:
+    """The refusal of ``mqtt://:secret@host`` echoes the URL: the password must be masked
+    there too, though there is no user name before the colon."""
+    with pytest.raises(ConfigError, match=r"'mqtt://:\*\*\*@host'") as info:
+        parse_broker_url("mqtt://:secret@host")
+    assert "secret" not in str(info.value)
+
+
+def test_empty_environment_variables_count_as_unset(tmp_path: Path) -> None:
+    """Compose files and unit files often write ``VAR=`` for "not set": an empty user name
+    must not become a user, and an empty password-file variable must neither clash with
+    the password variable nor be opened as a path."""
+    spec = parse_broker_url("mqtt://h")
+    assert with_env_credentials(spec, {ENV_USERNAME: ""}) is spec
+    env = {ENV_USERNAME: "a", ENV_PASSWORD: "x", ENV_PASSWORD_FILE: ""}
+    filled = with_env_credentials(spec, env)
+    assert (filled.username, filled.password_value()) == ("a", "x")
+
+
+def test_websocket_paths_tell_brokers_of_a_list_apart() -> None:
+    """Two WebSocket endpoints on one host and port differ by their path: they are two
+    entries, not one listed twice."""
+    specs = parse_broker_list("ws://h:9001/a,ws://h:9001/b")
+    assert [s.ws_path for s in specs] == ["/a", "/b"]
+
+
+def test_a_keyword_in_any_case_is_refused_inside_a_list() -> None:
+    """``EMBEDDED`` alone is the embedded broker, so in a list it is the same mistake as
+    ``embedded``; it must not slip in as a node of a cluster."""
+    with pytest.raises(ConfigError, match=r"'embedded' cannot be part of a list of 2 brokers"):
+        parse_broker_list("mqtt://a,EMBEDDED")
+
+
+def test_an_empty_entry_error_masks_the_passwords_of_the_list() -> None:
+    """The empty-entry refusal echoes the whole list as given: each URL's password in it
+    must be masked, as in every other broker error."""
+    with pytest.raises(ConfigError, match=r"'mqtt://bob:\*\*\*@a,'") as info:
+        parse_broker_list("mqtt://bob:hunter2@a,")
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("protocol", ["50", "3.1.10", "5 ", "AUTO"])
+def test_only_the_exact_protocol_words_are_accepted(protocol: str) -> None:
+    """``protocol=50`` is a typo, not MQTT 5: only the three exact words are taken."""
+    with pytest.raises(ConfigError, match=r"expected one of auto, 5, 3\.1\.1"):
+        parse_broker_url(f"mqtt://h?protocol={quote(protocol)}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mqtt://bob:hunter#2@host",
+        "mqtt://bob:hunter/2@host",
+        "mqtt://bob:hunter?2@host",
+        "mqtt://bob:12#hunter@host",
+        "mqtt://bob:12/hunter@host",
+    ],
+)
+def test_a_password_with_an_unencoded_delimiter_stays_masked(url: str) -> None:
+    """A password pasted without percent-encoding may hold ``/``, ``?`` or ``#``, which end
+    the host part early: urlsplit then reads ``bob:hunter`` as host and port, and the
+    refusal echoes the URL (and its path or fragment). No part of the password may reach
+    that message, which ends up on a terminal or in a log."""
+    with pytest.raises(ConfigError) as info:
+        parse_broker_url(url)
+    assert "'mqtt://bob:***@host'" in str(info.value)
+    assert "hunter" not in str(info.value)
+
+
+def test_only_one_trailing_newline_of_a_password_file_is_stripped(tmp_path: Path) -> None:
+    """The documented rule is one newline, not all of them: the file's author may mean a
+    password that itself ends in a newline, and stripping more would change it silently."""
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n\n")
+    spec = with_env_credentials(
+        parse_broker_url("mqtt://h"), {ENV_USERNAME: "alice", ENV_PASSWORD_FILE: str(secret)}
+    )
+    assert spec.password_value() == "s3cret\n"

@@ -298,15 +298,18 @@ def parse_broker_url(
         msg = f"broker URL {shown!r} has port {port}: expected an integer in 1..65535"
         raise ConfigError(msg)
     if parts.fragment:
-        msg = f"broker URL {shown!r} has a fragment '#{parts.fragment}': expected none"
+        # After an "@" may lie the rest of a password pasted without percent-encoding.
+        fragment = "" if "@" in parts.fragment else f" '#{parts.fragment}'"
+        msg = f"broker URL {shown!r} has a fragment{fragment}: expected none"
         raise ConfigError(msg)
 
     ws_path: str | None = None
     if scheme in _WS_SCHEMES:
         ws_path = parts.path or _DEFAULT_WS_PATH
     elif parts.path not in ("", "/"):
+        path = "" if "@" in parts.path else f" {parts.path!r}"
         msg = (
-            f"broker URL {shown!r} has a path {parts.path!r}: expected none for {scheme}:// "
+            f"broker URL {shown!r} has a path{path}: expected none for {scheme}:// "
             "(paths are only meaningful for ws:// and wss://)"
         )
         raise ConfigError(msg)
@@ -580,21 +583,24 @@ def _path_or_none(value: str | Path | None) -> Path | None:
 
 
 def _mask_password(text: str) -> str:
-    """Mask the password of a (possibly malformed) URL before echoing it in an error."""
+    """Mask the password of a (possibly malformed) URL before echoing it in an error.
+
+    A password pasted without percent-encoding may hold ``/``, ``?`` or ``#``, which end
+    the authority early (urlsplit then reads ``user:pa`` as host and port), so the user
+    info is taken up to the last ``@`` of the whole text, not of the authority: an ``@``
+    in a path or query over-masks the echo, never leaks a password.
+    """
     scheme_end = text.find("://")
     if scheme_end < 0:
         return text
     rest_start = scheme_end + 3
-    at = text.rfind("@", rest_start, _authority_end(text, rest_start))
+    at = text.rfind("@", rest_start)
     if at < 0:
         return text
     userinfo = text[rest_start:at]
     if ":" not in userinfo:
         return text
     user = userinfo.split(":", 1)[0]
+    if any(c in user for c in "/?#"):  # the colon is past the authority: no password
+        return text
     return f"{text[:rest_start]}{user}:***{text[at:]}"
-
-
-def _authority_end(text: str, start: int) -> int:
-    ends = [i for i in (text.find(c, start) for c in "/?#") if i >= 0]
-    return min(ends) if ends else len(text)
