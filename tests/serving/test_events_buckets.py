@@ -61,3 +61,41 @@ def test_a_burst_of_two_hundred_replies_all_go_out() -> None:
     assert all(taken)
     assert [e["id"] for e in _drain(queue)] == [str(i) for i in range(200)]
     assert queue.replies.suppressed == {}
+
+
+def test_replies_of_every_kind_share_one_bucket() -> None:
+    """The replies' bucket bounds a flood of requests whatever they ask: one bucket for
+    all kinds, not one each (a flood spread over the kinds would get a burst per kind)."""
+    queue = EventQueue("seed")
+    queue.replies = EventLimiter(rate=20.0, burst=2)  # small, to flood it quickly
+    kinds = ("control_ok", "describe", "control_rejected")
+    assert [queue.add(kind, 0.0, {"id": str(i)}) for i, kind in enumerate(kinds)] == [
+        True,
+        True,
+        False,
+    ]
+    _drain(queue)
+    assert queue.settle(1.0) == 1
+    (report,) = _drain(queue)
+    assert (report["of"], report["suppressed"]) == ("replies", 1)
+
+
+def test_a_queue_made_with_a_rate_applies_it() -> None:
+    """``EventQueue(rate=...)`` sets its kinds' rate: at 1 event/s the burst refills one
+    token a second, not the default's twenty."""
+    queue = EventQueue("seed", rate=1.0)
+    assert all(queue.add("input_stale", 0.0, {"input": "u"}) for _ in range(EVENT_BURST))
+    assert not queue.add("input_stale", 0.5, {"input": "u"})  # 0.5 token (10 by default)
+    assert queue.add("input_stale", 1.0, {"input": "u"})
+
+
+def test_a_refused_events_refill_is_counted_once() -> None:
+    """A refused event keeps its refill and restarts the clock: the time up to it is not
+    counted again at the next event, or a flood just under the rate would get twice its
+    tokens (0.8 token, then 0.1 more: 0.9, still refused; counted twice it made 1.7)."""
+    limiter = EventLimiter(rate=20.0, burst=1)
+    assert limiter.allow("k", 0.0)
+    assert not limiter.allow("k", 0.04)  # 0.8 token
+    assert not limiter.allow("k", 0.045)  # 0.9, not 0.8 + 0.9
+    assert limiter.allow("k", 0.05)  # 1.0
+    assert limiter.suppressed == {"k": 2}

@@ -100,6 +100,9 @@ def dense(ticks: int, n: int) -> np.ndarray:
 @settings(max_examples=400)
 @given(net=NAMES, probe=NAMES, dt=FLOATS, fields=FIELDS, spikes=spike_matrices())
 @example(net="seed", probe="a", dt=0.001, fields=EDGES, spikes=np.zeros((1, 50), bool))
+# Names of 32 characters or more: msgpack's str8 (0xd9), which a packer without
+# use_bin_type never writes (str16 instead); hypothesis draws them rarely.
+@example(net="n" * 40, probe="p" * 32, dt=0.001, fields=EDGES, spikes=np.zeros((1, 50), bool))
 # Ties between the forms (4 bytes of u2 pairs against 4 bytes of bits; 32 against 32)
 # go to the bitmask; one cell more and the indices win.
 @example(net="s", probe="a", dt=0.001, fields=EDGES, spikes=tie(32, 1))
@@ -144,6 +147,31 @@ def test_the_extension_writes_large_frames_as_the_codec_does(spikes: np.ndarray)
     ours = ext.encode_spikes(encoder._head, 1, 2, ticks, 0.001, 0.5, 1.5, 0.0, 0, spikes)
     assert ours == encode_spikes(header("seed", "a", 0.001, ticks, fields), spikes)
     assert encoder.encode(**fields, rows=spikes) == ours  # by the codec, in service
+
+
+def test_large_spike_frames_carry_their_header_to_the_codec() -> None:
+    """A spike frame above LARGE_SPIKE_FRAME is encoded by the client codec in service:
+    its header goes with it whole, the probe's drop count too (the frames' ``dropped`` is
+    how a subscriber learns of frames lost before it, on every path)."""
+    spikes = dense(2, 40_000)
+    assert spikes.size > framecodec.LARGE_SPIKE_FRAME
+    encoder = ProbeEncoder("seed", "a", 0.001, "spikes", (40_000,))
+    fields = {"seq": 3, "tick": 5, "t": 0.5, "wall": 1.5, "late_max": 0.25, "dropped": 7}
+    want = encode_spikes(header("seed", "a", 0.001, 2, fields), spikes)
+    assert encoder.encode(**fields, rows=spikes) == want
+    buffer = np.concatenate([spikes, np.ones_like(spikes)])  # a buffer's first rows
+    assert encoder.encode_rows(3, 5, 2, 0.5, 1.5, 0.25, 7, buffer) == want
+
+
+def test_compiled_value_frames_of_another_shape_are_refused() -> None:
+    """The extension writes the probe's packed shape and whatever values it is given:
+    rows of another per-tick shape must be refused before it, or the frame would say
+    shape [2] and hold 3 values."""
+    fields = {"seq": 0, "tick": 0, "t": 0.0, "wall": 0.0, "late_max": 0.0, "dropped": 0}
+    values = ProbeEncoder("seed", "v", 0.001, "values", (2,))
+    assert values.compiled
+    with pytest.raises(ValueError, match="shape"):
+        values.encode(**fields, rows=np.zeros((1, 3), np.float32))
 
 
 @pytest.mark.parametrize(("ticks", "n"), [(1, 65536), (65536, 1)])

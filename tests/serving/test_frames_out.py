@@ -5,6 +5,7 @@ probe's next frame."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,13 +34,13 @@ pytestmark = pytest.mark.broker
 TICKS = 6
 
 
-def _engine() -> Engine:
+def _engine(first: int = 0) -> Engine:
     """The seed network's engine (not started) with ``TICKS`` one-tick frames queued on
-    every probe."""
+    every probe, of ticks ``first`` on (their seqs are 0 on whatever ``first`` is)."""
     engine = Engine(build(load_network(SEED)), queue_capacity=64)
     for stream in engine.streams.values():
         stream.resize(1)
-        for tick in range(TICKS):
+        for tick in range(first, first + TICKS):
             value = np.full(stream.shape, tick % 2, np.float32 if stream.kind == "values" else bool)
             assert stream.record(value, tick, (tick + 1) * 0.001, 0.0, 1.0e9 + tick)
     return engine
@@ -181,6 +182,32 @@ async def test_frames_the_link_refuses_are_counted_and_the_count_travels(
             assert _seqs(inbox, name) == [(seq, 1) for seq in range(1, TICKS)]
 
 
+async def test_a_single_frame_refused_in_a_round_is_counted(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round of five that the window takes but four of: the one frame refused is counted
+    on its probe and its count travels, as when several are refused (a round short by
+    one is a round short)."""
+    engine = _engine()
+    names = list(engine.streams)
+    async with _pair(mosquitto, max_queued_outgoing=len(names) - 1) as (link, inbox):
+        sender = _sender(engine, link, 0)
+        room = link.room
+        with monkeypatch.context() as patch:
+            answers = iter([len(names)])  # the first round sees room for five
+            patch.setattr(link, "room", lambda: next(answers, None) or room())
+            sender.send()
+        assert [engine.streams[n].dropped for n in names] == [0] * (len(names) - 1) + [1]
+        assert link.statistics().publish_failed == 1
+        for _ in range(200):
+            if not any(s.queued() for s in engine.streams.values()):
+                break
+            await eventually(link.can_publish)
+            sender.send()
+        await eventually(lambda: len(inbox.items) == TICKS * len(names) - 1)
+        assert _seqs(inbox, names[-1]) == [(seq, 1) for seq in range(1, TICKS)]
+
+
 @pytest.mark.parametrize("qos", [0, 1])
 async def test_frames_past_the_brokers_packet_limit_are_dropped_and_the_rest_counted_once(
     mosquitto_factory: MosquittoFactory, monkeypatch: pytest.MonkeyPatch, qos: int
@@ -213,6 +240,32 @@ async def test_frames_past_the_brokers_packet_limit_are_dropped_and_the_rest_cou
         assert stats.connects == 1
 
 
+async def test_frames_after_a_too_large_one_go_out_and_are_not_counted_dropped(
+    mosquitto_factory: MosquittoFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With room in the window, the run after the too large frames (``u``'s, past both
+    filtered probes) goes out and is not counted dropped: the link's count of a run is
+    of that run's frames, which begin past the first run's. Each too large probe is
+    logged once, not once a frame."""
+    broker = mosquitto_factory(extra_config="max_packet_size 260\n")
+    engine = _engine()
+    names = list(engine.streams)
+    too_large = {"a_filtered", "b_filtered"}
+    async with _pair(broker) as (link, inbox):
+        sender = _sender(engine, link, 0)
+        with caplog.at_level(logging.WARNING, logger="spikestream.serve"):
+            while sender.send():
+                pass
+        dropped = {n: engine.streams[n].dropped for n in names}
+        assert dropped == {n: TICKS if n in too_large else 0 for n in names}
+        assert link.statistics().publish_too_large == TICKS * len(too_large)
+        await eventually(lambda: len(inbox.items) == TICKS * (len(names) - len(too_large)))
+        for name in set(names) - too_large:
+            assert _seqs(inbox, name) == [(seq, 0) for seq in range(TICKS)]
+        logged = [r for r in caplog.records if "does not fit" in r.getMessage()]
+        assert sorted(str(r.args[0]) for r in logged) == sorted(too_large)  # type: ignore[index]
+
+
 async def test_a_slice_that_runs_out_before_its_first_round_still_sends_one(
     mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,6 +282,25 @@ async def test_a_slice_that_runs_out_before_its_first_round_still_sends_one(
         await eventually(lambda: len(inbox.items) == len(engine.streams))
         for name in engine.streams:
             assert _seqs(inbox, name) == [(0, 0)]
+
+
+async def test_a_slice_that_ends_with_every_queue_empty_says_nothing_more(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slice over after the round that emptied every queue returns False: True asks
+    the event loop to call send() again, for nothing (the slice's end is checked only
+    while frames are still queued)."""
+    monkeypatch.setattr(frames_out, "DRAIN_SLICE", -1.0)
+    engine = Engine(build(load_network(SEED)), queue_capacity=64)
+    for stream in engine.streams.values():
+        stream.resize(1)
+        value = np.zeros(stream.shape, np.float32 if stream.kind == "values" else bool)
+        assert stream.record(value, 0, 0.001, 0.0, 1.0e9)
+    async with _pair(mosquitto) as (link, inbox):
+        sender = _sender(engine, link, 0)
+        assert sender.send() is False
+        assert [s.queued() for s in engine.streams.values()] == [0] * len(engine.streams)
+        await eventually(lambda: len(inbox.items) == len(engine.streams))
 
 
 @pytest.mark.parametrize("traced", [False, True], ids=["one-step", "traced"])
@@ -270,6 +342,36 @@ async def test_a_frame_that_fails_to_encode_is_counted_and_the_next_probes_wait(
             published = trace._frames.ordered()
             assert published[:, :2].tolist() == [[0.0, 0.0]]
             assert published[0, 2] <= published[0, 3]  # taken, then handed over
+
+
+async def test_the_trace_records_the_frames_handed_over_by_seq_and_no_refused_one(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a latency trace, a round the link partly refuses records only the frames it
+    took, each under its probe's seq (not its tick: here the frames begin at tick 100),
+    so a trace's frames are the frames subscribers saw."""
+    engine = _engine(first=100)
+    names = list(engine.streams)
+    async with _pair(mosquitto, max_queued_outgoing=2) as (link, inbox):
+        trace = LatencyTrace(names)
+        sender = _sender(engine, link, 0, trace)
+        room = link.room
+        with monkeypatch.context() as patch:
+            answers = iter([len(names)])  # room for five seen; the window takes two
+            patch.setattr(link, "room", lambda: next(answers, None) or room())
+            sender.send()
+        assert [engine.streams[n].dropped for n in names] == [0, 0, 1, 1, 1]
+        assert trace._frames.ordered()[:, :2].tolist() == [[0.0, 0.0], [1.0, 0.0]]
+        for _ in range(200):
+            if not any(s.queued() for s in engine.streams.values()):
+                break
+            await eventually(link.can_publish)
+            sender.send()
+        await eventually(lambda: len(inbox.items) == TICKS * len(names) - 3)
+        got = sorted(map(tuple, trace._frames.ordered()[:, :2].tolist()))
+        refused = {(float(i), 0.0) for i in (2, 3, 4)}
+        every = {(float(i), float(seq)) for i in range(len(names)) for seq in range(TICKS)}
+        assert got == sorted(every - refused)
 
 
 async def test_a_link_that_raises_leaves_the_round_counted(
@@ -362,6 +464,23 @@ async def test_a_window_smaller_than_a_round_serves_the_probes_in_turn_within_a_
         assert order[:5] == names
         assert sorted(order) == sorted(names * TICKS)
         await eventually(lambda: len(inbox.items) == TICKS * len(names))
+
+
+async def test_the_gil_is_offered_to_the_tick_thread_once_a_round(
+    mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the Python tick path the I/O thread hands the GIL over between rounds, so a
+    long run of frames does not hold the tick thread back: ``yield_gil`` is called once
+    per round, here one slice of ``TICKS`` rounds."""
+    monkeypatch.setattr(frames_out, "DRAIN_SLICE", 60.0)
+    engine = _engine()
+    async with _pair(mosquitto) as (link, inbox):
+        sender = _sender(engine, link, 0)
+        calls: list[None] = []
+        sender.yield_gil = lambda: calls.append(None)
+        assert sender.send() is False
+        assert len(calls) == TICKS
+        await eventually(lambda: len(inbox.items) == TICKS * len(engine.streams))
 
 
 @pytest.mark.parametrize("qos", [0, 2])
