@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import socket
 from pathlib import Path
 from urllib.parse import quote
 
@@ -192,6 +194,40 @@ def test_redacted_forms() -> None:
     assert parse_broker_url("mqtt://[::1]").redacted() == "mqtt://[::1]:1883"
     assert parse_broker_url("mqtt://h?protocol=5").redacted() == "mqtt://h:1883?protocol=5"
     assert parse_broker_url("mqtt://a%40b:x@h").redacted() == "mqtt://a%40b:***@h:1883"
+
+
+def test_an_ipv6_zone_is_decoded_for_the_socket_and_encoded_again_when_shown() -> None:
+    """RFC 6874: a link-local broker's zone is written ``%25`` in a URL. Kept encoded, the
+    resolver knows no such host; decoded, it names the interface."""
+    spec = parse_broker_url("mqtt://[fe80::1%25lo]:1884")
+    assert spec.host == "fe80::1%lo"
+    assert socket.getaddrinfo(spec.host, spec.port, type=socket.SOCK_STREAM)[0][4][3] > 0
+    assert spec.redacted() == "mqtt://[fe80::1%25lo]:1884"
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("mqtt://bad%20host:1883", "host 'bad%20host': expected a name without % escapes"),
+        ("mqtt://ex%00ample", "host 'ex%00ample': expected a name without % escapes"),
+        ("mqtt://tab\there:1883", r"'mqtt://tab\there:1883' holds a tab or a line break"),
+        ("mqtt://h:1883\n", None),  # at an end it is stripped, as spaces are
+        ("mqtt://bob:pw\n2@h:1883", r"'mqtt://bob:***@h:1883' holds a tab or a line break"),
+        ("mqtt://bell\x07:1883", "expected no spaces or control characters"),
+        ("mqtt://" + "a" * 254 + ":1883", "has a host of 254 characters: expected at most 253"),
+    ],
+)
+def test_a_host_the_resolver_could_never_find_is_refused_at_once(
+    url: str, match: str | None
+) -> None:
+    """Such a host parsed, then failed at every connection attempt as "Name or service not
+    known", after the backoff, far from the flag that named it."""
+    if match is None:
+        assert parse_broker_url(url).host == "h"
+        return
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        parse_broker_url(url)
+    assert parse_broker_url("mqtt://" + "a" * 253 + ":1883").port == 1883
 
 
 def test_spec_is_frozen_and_comparable() -> None:

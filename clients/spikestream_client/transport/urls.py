@@ -205,7 +205,7 @@ class BrokerSpec:
             if self.password is not None:
                 userinfo += ":***"
             userinfo += "@"
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = f"[{quote(self.host, safe=':')}]" if ":" in self.host else self.host
         path = (self.ws_path or "") if self.scheme in _WS_SCHEMES else ""
         query = "" if self.protocol == "auto" else f"?protocol={self.protocol}"
         return f"{self.scheme}://{userinfo}{host}:{self.port}{path}{query}"
@@ -267,6 +267,10 @@ def parse_broker_url(
     if "://" not in text:
         msg = f"bad broker URL {shown!r}: {_EXPECTED}"
         raise ConfigError(msg)
+    if any(c in text for c in "\t\r\n"):
+        # urlsplit drops them without a word: "h\tost" would become another host.
+        msg = f"broker URL {shown!r} holds a tab or a line break: expected none"
+        raise ConfigError(msg)
     try:
         parts = urlsplit(text)
     except ValueError as exc:  # e.g. unbalanced IPv6 brackets
@@ -287,6 +291,7 @@ def parse_broker_url(
             "mqtt://a:1883,mqtt://b:1883)"
         )
         raise ConfigError(msg)
+    host = _checked_host(host, shown)
     try:
         port = parts.port
     except ValueError:
@@ -580,6 +585,35 @@ def _path_or_none(value: str | Path | None) -> Path | None:
     if value is None or value == "":
         return None
     return Path(value)
+
+
+_HOST_MAX = 253
+"""The longest DNS name, in characters (RFC 1035, without the final dot)."""
+
+
+def _checked_host(host: str, shown: str) -> str:
+    """``host`` as the socket layer takes it, or a ConfigError naming what is wrong.
+
+    A space, a control character, a ``%`` escape or a name past 253 characters would only
+    fail at the first connection, as "Name or service not known" after the backoff; an
+    IPv6 link-local address's zone arrives percent-encoded (``[fe80::1%25eth0]``, RFC 6874)
+    and is decoded.
+    """
+    if len(host) > _HOST_MAX:
+        msg = (
+            f"broker URL {shown[:80]!r}... has a host of {len(host)} characters: expected "
+            f"at most {_HOST_MAX}"
+        )
+        raise ConfigError(msg)
+    if any(not c.isprintable() or c.isspace() for c in host):
+        msg = f"broker URL {shown!r} has host {host!r}: expected no spaces or control characters"
+        raise ConfigError(msg)
+    if "%" in host:
+        if ":" not in host:  # not an IPv6 address: a name the resolver would not decode
+            msg = f"broker URL {shown!r} has host {host!r}: expected a name without % escapes"
+            raise ConfigError(msg)
+        host = unquote(host)  # an IPv6 address with a zone
+    return host
 
 
 def _mask_password(text: str) -> str:
