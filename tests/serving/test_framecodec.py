@@ -163,14 +163,16 @@ def test_large_spike_frames_carry_their_header_to_the_codec() -> None:
     assert encoder.encode_rows(3, 5, 2, 0.5, 1.5, 0.25, 7, buffer) == want
 
 
-def test_compiled_value_frames_of_another_shape_are_refused() -> None:
+@pytest.mark.parametrize("compiled", [True, False])
+def test_value_frames_of_another_shape_are_refused(compiled: bool) -> None:
     """The extension writes the probe's packed shape and whatever values it is given:
     rows of another per-tick shape must be refused before it, or the frame would say
-    shape [2] and hold 3 values."""
+    shape [2] and hold 3 values. Without the extension the client codec would pack the
+    rows' own shape, a frame of another shape than the probe's describe gives."""
     fields = {"seq": 0, "tick": 0, "t": 0.0, "wall": 0.0, "late_max": 0.0, "dropped": 0}
-    values = ProbeEncoder("seed", "v", 0.001, "values", (2,))
-    assert values.compiled
-    with pytest.raises(ValueError, match="shape"):
+    values = ProbeEncoder("seed", "v", 0.001, "values", (2,), compiled=compiled)
+    assert values.compiled is compiled
+    with pytest.raises(ValueError, match=r"v: rows of shape \(3,\), expected \(2,\)"):
         values.encode(**fields, rows=np.zeros((1, 3), np.float32))
 
 

@@ -128,6 +128,10 @@ class ProbeEncoder:
                 (a bool for an int, an int for a float).
         """
         ticks = rows.shape[0]
+        # Checked for both paths: the extension would pack the probe's shape beside other
+        # values, and the client codec would pack the rows' own shape, not the probe's.
+        if self.kind == "values" and rows.shape[1:] != self.shape:
+            raise ValueError(f"{self.probe}: rows of shape {rows.shape[1:]}, expected {self.shape}")
         ext = self._ext
         if ext is None:
             return self._codec(seq, tick, ticks, t, wall, late_max, dropped, rows)
@@ -139,8 +143,6 @@ class ProbeEncoder:
             return ext.encode_spikes(  # type: ignore[no-any-return]
                 self._head, seq, tick, ticks, self.dt, t, wall, late_max, dropped, data
             )
-        if data.shape[1:] != self.shape:
-            raise ValueError(f"{self.probe}: rows of shape {data.shape[1:]}, expected {self.shape}")
         return ext.encode_values(  # type: ignore[no-any-return]
             self._head, seq, tick, ticks, self.dt, t, wall, late_max, dropped, self._tail, data
         )
