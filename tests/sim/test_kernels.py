@@ -80,6 +80,23 @@ def test_refractory_period_holds_voltage_at_zero() -> None:
     assert nrn.v[0] == 0.0
 
 
+def test_a_neuron_at_the_threshold_with_threshold_current_never_fires() -> None:
+    """The threshold is strict (``v > 1``): at ``J = 1`` the analytic rate is 0, and a
+    neuron held exactly at ``v = 1`` (a start voltage the spec allows) stays there. A
+    non-strict comparison would fire it every refractory period, with a spike time of
+    log1p(0/0): NaN in its refractory state."""
+    nrn = Neurons(2)
+    nrn.J[:] = 1.0
+    nrn.v[:] = [1.0, 0.5]
+    assert lif_rates(np.array([1.0]), TAU_RC, TAU_REF)[0] == 0.0
+    for _ in range(1000):
+        assert nrn.step() == 0
+    assert nrn.v[0] == 1.0
+    assert 0.5 < nrn.v[1] < 1.0
+    assert np.all(nrn.ref <= 0.0)
+    assert np.all(np.isfinite(nrn.ref))
+
+
 def test_matches_nengo_lif_step_exactly() -> None:
     rng = np.random.default_rng(7)
     n = 300

@@ -135,6 +135,78 @@ def test_the_arrays_the_second_stage_writes_are_the_ones_its_thread_copies() -> 
     assert not stages.writes_second(int(last.ctypes.data), last.nbytes + 1)
 
 
+def test_an_input_the_second_stage_reads_is_latched_not_read_live() -> None:
+    """The mailboxes write an input before each tick's first stage, while the helper may
+    still be running the previous tick's second stage: an input the second stage reads
+    (here ``w``, encoded into the chain's last population) must reach it through a latch,
+    or that stage would read the next tick's value half-written."""
+    doc = chain(8)
+    doc["inputs"]["w"] = {"dim": 2, "target": "p7", "default": [0.1, 0.4]}
+    sim = Simulator(build(parse_network(doc)))
+    w = sim.inputs["w"]
+    stages = sim.two_stages([sim.inputs["u"], w])
+    assert isinstance(stages, TwoStages)
+    table = stages.table
+    live = int(w.ctypes.data)
+    reads_first: set[Any] = set()
+    for row in stages.first:
+        reads_first |= _access(row, table)[0]
+    assert live not in reads_first  # p7 and its encoding are in the second stage
+    reads_second: set[Any] = set()
+    for row in stages.second:
+        reads_second |= _access(row, table)[0]
+    assert live not in reads_second
+    (latch,) = [t for t in stages.latches.tolist() if t[0] == live]
+    assert latch[1] in reads_second
+    assert latch[2] == w.nbytes
+
+
+def test_a_spike_count_the_cut_separates_from_its_reader_is_latched() -> None:
+    """Here the even cut falls between p0's step (which writes its spike count) and p0's
+    decoded connection (which reads it): the second stage must read a latched copy of
+    the count, copied from p0's slot, or the next tick's first stage would overwrite the
+    count it is reading."""
+    doc: dict[str, Any] = {
+        "network": {"seed": 3, "dtype": "float32"},
+        "populations": {
+            "p0": {"n": 400, "dim": 2},
+            "p1": {"n": 200, "dim": 2},
+            "p2": {"n": 50, "dim": 2},
+        },
+        "inputs": {"u": {"dim": 2, "target": "p0"}},
+        "connections": [
+            {"pre": "p0", "post": "p1", "function": "x", "synapse": 0.005},
+            {"pre": "p1", "post": "p2", "function": "x", "synapse": 0.005},
+        ],
+    }
+    sim = Simulator(build(parse_network(doc)))
+    stages = sim.two_stages([sim.inputs["u"]])
+    assert isinstance(stages, TwoStages)
+    compiled = _compiled(sim)
+    table = stages.table
+    written_first: set[Any] = set()
+    for row in stages.first:
+        written_first |= _access(row, table)[1]
+    crossing = []
+    tail = compiled.program[stages.cut :]
+    for original, renamed in zip(tail, stages.second, strict=True):
+        code = opcodes.PLAIN_OP.get(int(original[0]), int(original[0]))
+        if code in opcodes.COUNT_READ:
+            col = opcodes.COUNT_READ[code]
+            if ("count", int(original[col])) in written_first:
+                crossing.append((int(original[col]), int(renamed[col])))
+    assert crossing  # the cut does separate a count from its reader
+    base = int(stages.counts.ctypes.data)
+    latched = {
+        ((source - base) // 8, (dest - base) // 8)
+        for source, dest, nbytes in stages.latches.tolist()
+        if nbytes == 8 and base <= source < base + stages.counts.nbytes
+    }
+    for slot, read in crossing:
+        assert read >= len(compiled.counts)  # a latch's slot, not the live count
+        assert (slot, read) in latched
+
+
 def test_a_cut_inside_a_cycle_is_refused() -> None:
     """The integrator: b's recurrent connection is read by b's input sum (row 6) and
     written by its decoded op (row 8), after b's step (row 7), the heaviest op. The even

@@ -77,6 +77,23 @@ def test_a_matrix_beyond_what_float16_holds_at_the_smallest_scale_is_refused() -
         narrow(np.array([[1e35]]), np.float32)
 
 
+def test_the_refusal_starts_exactly_where_the_float16_copy_would_round_to_infinity() -> None:
+    """65520 is the tie between float16's largest finite (65504) and 65536, and rounds
+    (to even) to infinity: at the smallest scale a peak of 65520 * 2**100 must be refused,
+    and the float64 just below it kept with a finite copy."""
+    edge = math.ldexp(65520.0, LIMIT)
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.float16(65520.0))
+    with pytest.raises(SimulationError, match="half-precision weights hold"):
+        narrow(np.array([[edge]]), np.float32)
+    below = math.ldexp(float(np.nextafter(65520.0, 0.0)), LIMIT)
+    values, half, scale = narrow(np.array([[below, -below]]), np.float64)
+    assert np.isfinite(half).all()
+    assert scale == math.ldexp(1.0, LIMIT)
+    top = math.ldexp(65504.0, LIMIT)
+    np.testing.assert_array_equal(values, [[top, -top]])
+
+
 def test_a_state_may_carry_fixed_decoders_but_not_change_them() -> None:
     """Decoders that do not learn are read as rounded copies: a state (a snapshot)
     restoring them unchanged is accepted, one that changes them is refused before
