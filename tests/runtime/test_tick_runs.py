@@ -1470,7 +1470,10 @@ def test_a_late_tick_thread_s_first_stages_are_taken_by_the_helper_bit_for_bit(
     else:
         # About two ticks per held one: the held tick at 0.25 ms, the next at its own 0.25.
         assert two.starts_taken >= len(held) // 2
-        assert float(np.median(held)) < 0.0006
+        # Started by the helper before the tick thread is back from its 1.7 ms hold (at
+        # about 0.25 ms on an idle machine); the margin is for a busy one, where the
+        # helper's own wake-up can take a millisecond (a suite run beside other work).
+        assert float(np.median(held)) < 0.00125
         # Not flagged as caught up: the tick thread, back from its hold, reckons the tick's
         # deadline from its own place in the call, not from the grid the helper moved on.
         assert sum(after) < len(after) / 2
