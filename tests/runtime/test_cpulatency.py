@@ -37,6 +37,20 @@ def test_writes_the_limit_as_an_int32_and_holds_the_file_open(tmp_path: Path) ->
     assert request.description == "released"
 
 
+def test_acquiring_twice_holds_one_request(tmp_path: Path) -> None:
+    """A second ``acquire`` while held is a no-op: opening the device again would leave
+    the first descriptor open after ``release``, and the kernel would keep the request."""
+    device = tmp_path / "qos"
+    device.write_bytes(b"")
+    request = CpuLatencyRequest(50, device)
+    assert request.acquire() == "50 us held"
+    assert request.acquire() == "50 us held"
+    assert device.read_bytes() == struct.pack("=i", 50)  # written once
+    request.release()
+    assert not request.held
+    assert str(device) not in open_fds()
+
+
 def test_as_a_context_manager_it_releases_on_error(tmp_path: Path) -> None:
     device = tmp_path / "qos"
     device.write_bytes(b"")
@@ -81,3 +95,21 @@ def test_the_real_device_applies_the_strictest_request_while_held() -> None:
     else:
         assert request.description.startswith("not held (")
         assert during == before
+
+
+def test_a_device_that_refuses_the_write_is_closed_and_reported() -> None:
+    """Opened but not written (``/dev/full`` refuses every write): the request is not
+    held, and the descriptor is closed rather than left open for the process's life."""
+    full = Path("/dev/full")
+    request = CpuLatencyRequest(0, full)
+    assert request.acquire() == f"not held (No space left on device: {full})"
+    assert not request.held
+    assert str(full) not in open_fds()
+
+
+def test_a_short_read_is_no_limit(tmp_path: Path) -> None:
+    """A device that yields fewer than four bytes has no limit to report: None, not an
+    unpacking error in the statistics."""
+    device = tmp_path / "qos"
+    device.write_bytes(b"\x01\x02")
+    assert current_cpu_latency(device) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import resource
 import threading
@@ -304,6 +305,32 @@ def test_raise_priority_reports_what_the_os_granted(caplog: pytest.LogCaptureFix
     assert raise_priority(0) == "normal (not requested)"
 
 
+def test_raise_priority_caps_the_priority_at_99(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--tick-priority`` above the OS's range is capped at 99, not handed on to be
+    refused as invalid; a refusal by the OS is reported, never raised."""
+    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= 99
+    outcome: list[tuple[str, int, int]] = []
+
+    def probe() -> None:
+        result = raise_priority(150)
+        outcome.append((result, os.sched_getscheduler(0), os.sched_getparam(0).sched_priority))
+
+    worker = threading.Thread(target=probe)
+    worker.start()
+    worker.join()
+    ((result, policy, level),) = outcome
+    if allowed:
+        assert (result, policy, level) == ("SCHED_FIFO 99", os.SCHED_FIFO, 99)
+    else:
+        assert result == "normal (Operation not permitted)"
+
+    def refuse(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    assert raise_priority(10) == "normal (Operation not permitted)"
+
+
 def slices_by_thread() -> dict[int, int]:
     """Every thread of this process: its scheduling slice in ns (/proc, Linux 6.13+)."""
     return {
@@ -344,6 +371,22 @@ def test_request_slice_shortens_the_calling_threads_slice_only() -> None:
         "nan": "kernel default (not requested)",
     }
     assert thread_slice() == before
+
+
+def test_an_infinite_slice_is_not_requested() -> None:
+    """``--tick-slice inf`` is no slice: the thread keeps the kernel's default rather
+    than asking for the longest slice there is (a tick thread that preempts nothing)."""
+    outcome: dict[str, object] = {}
+
+    def probe() -> None:
+        before = thread_slice()
+        outcome["result"] = request_slice(math.inf)
+        outcome["kept"] = thread_slice() == before
+
+    worker = threading.Thread(target=probe)
+    worker.start()
+    worker.join()
+    assert outcome == {"result": "kernel default (not requested)", "kept": True}
 
 
 def test_the_engine_gives_its_tick_thread_the_slice() -> None:
@@ -431,6 +474,21 @@ def test_lower_priority_lowers_the_calling_thread_only() -> None:
     assert seen["capped"] == 19
     assert nice() == base
     assert lower_priority(0) == "unchanged (not requested)"
+
+
+def test_lower_priority_reports_the_nice_value_the_kernel_keeps() -> None:
+    """A step past 19 is capped there (the kernel would clamp it anyway): the outcome
+    reported for logs and statistics is the nice value in force, not the sum asked."""
+    seen: dict[str, object] = {}
+
+    def io() -> None:
+        seen["result"] = lower_priority(40)
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    worker = threading.Thread(target=io)
+    worker.start()
+    worker.join()
+    assert seen == {"result": "nice 19", "nice": 19}
 
 
 def test_engine_reports_a_real_time_policy_it_inherited() -> None:

@@ -283,3 +283,116 @@ def test_the_compiled_engine_paces_and_takes_inputs_live() -> None:
     assert u[-1] == u.dtype.type(model.inputs["u"].default[0])  # ... then the default
     assert engine.inputs["u"].stale_events == 1
     assert any(e["event"] == "input_stale" for e in engine.events)
+
+
+def test_a_reset_forgets_a_value_whose_write_is_under_way() -> None:
+    """A reset (``Mailbox.clear``) may land while the I/O thread is half-way through
+    posting (the sequence lock odd): that value was offered before the reset, so the tick
+    after it must not apply it once the write completes."""
+    from spikestream.runtime.native_tick import CLEARED, SEQ
+
+    sim = _one_input_sim(2)
+    target = sim.inputs["u"]
+    slot = InputSlot("u", 2, np.full(2, 0.25), ttl=None)
+    tick = NativeTick(sim, [(slot, target)], spin=0.0)
+    box = tick.mailboxes[0]
+    box.post(np.array([1.0, 2.0]), time.perf_counter(), None)  # one whole message
+    tick(-math.inf)
+    np.testing.assert_array_equal(target, [1.0, 2.0])
+    tick.state[0, SEQ] += 1  # a second post begins (what post_input does first) ...
+    box.box[:] = (time.perf_counter(), math.inf, 7.0, 8.0)
+    box.clear()  # ... the reset lands now ...
+    assert tick.state[0, CLEARED] == tick.state[0, SEQ] + 1
+    tick.state[0, SEQ] += 1  # ... and the post completes after it
+    tick(-math.inf)
+    assert box.flag() == 0
+    assert box.applied_number() == -1
+    np.testing.assert_array_equal(target, [1.0, 2.0])  # 7, 8 was forgotten
+
+
+def test_a_target_of_the_wrong_shape_is_refused() -> None:
+    """The compiled tick writes ``dim`` values at the target's address: a target of
+    another shape (here one element short) would be written past its end, so it is
+    refused before any address is taken."""
+    sim = _one_input_sim(3)
+    slot = InputSlot("u", 3, np.full(3, 0.25), ttl=None)
+    short = np.zeros(2, sim.dtype)
+    with pytest.raises(ValueError, match=r"input 'u': the target .* shape \(2,\)"):
+        NativeTick(sim, [(slot, short)], spin=0.0)
+
+
+def test_a_spin_given_for_one_tick_is_the_one_the_compiled_call_waits_with() -> None:
+    """The engine steps a tick outside the runs with the loop's adapted spin (the busy
+    spin in a contended spell): that spin, not the tick's own, goes to the C call; with
+    none given, the tick's own."""
+    sim = _one_input_sim(2)
+    slot = InputSlot("u", 2, np.full(2, 0.25), ttl=None)
+    tick = NativeTick(sim, [(slot, sim.inputs["u"])], spin=0.0005)
+    calls: list[tuple[float, float]] = []
+    real = tick._tick
+
+    def recording(*args: object) -> tuple[float, float]:
+        deadline, spin = args[-2], args[-1]
+        assert isinstance(deadline, float)
+        assert isinstance(spin, float)
+        calls.append((deadline, spin))
+        return real(*args[:-2], -math.inf, 0.0)  # type: ignore[no-any-return]
+
+    tick._tick = recording
+    tick(-1.0, 0.0)
+    tick(-2.0)
+    assert calls == [(-1.0, 0.0), (-2.0, 0.0005)]
+
+
+def test_a_target_the_compiled_tick_cannot_write_is_refused() -> None:
+    """The C code writes the simulator's dtype, ``dim`` elements in a row, from the
+    target's address, and copies ``dim`` default values from the default's: a target of
+    another dtype, a strided view, or a default of another shape would be misread or
+    overrun, so each is refused when the tick is made."""
+    sim = _one_input_sim(3)  # float64
+    slot = InputSlot("u", 3, np.full(3, 0.25), ttl=None)
+    with pytest.raises(ValueError, match=r"input 'u': the target is a float32 array"):
+        NativeTick(sim, [(slot, np.zeros(3, np.float32))], spin=0.0)
+    strided = np.zeros(6)[::2]
+    assert strided.shape == (3,)
+    with pytest.raises(ValueError, match=r"expected a contiguous float64 array \(3,\)"):
+        NativeTick(sim, [(slot, strided)], spin=0.0)
+    short_default = InputSlot("u", 3, np.full(3, 0.25), ttl=None)
+    short_default.default = np.full(2, 0.25)
+    with pytest.raises(ValueError, match=r"input 'u': default of shape \(2,\); expected \(3,\)"):
+        NativeTick(sim, [(short_default, sim.inputs["u"])], spin=0.0)
+
+
+def test_each_mailbox_posts_into_its_own_inputs_row() -> None:
+    """With several inputs, a value posted to one input reaches that input's target and
+    state row only: the other input's target, sequence and applied number stay as
+    they were."""
+    sim = Simulator(
+        build(
+            parse_network(
+                {
+                    "network": {"seed": 3},
+                    "populations": {"a": {"n": 20, "dim": 2}, "b": {"n": 20, "dim": 2}},
+                    "inputs": {
+                        "u": {"dim": 2, "target": "a", "default": [0.1, 0.1]},
+                        "v": {"dim": 2, "target": "b", "default": [0.2, 0.2]},
+                    },
+                }
+            )
+        )
+    )
+    slots = [
+        (InputSlot(name, 2, np.full(2, d), ttl=None), sim.inputs[name])
+        for name, d in (("u", 0.1), ("v", 0.2))
+    ]
+    tick = NativeTick(sim, slots, spin=0.0)
+    u_before = sim.inputs["u"].copy()
+    tick.mailboxes[1].post(np.array([3.0, 4.0]), time.perf_counter(), None)
+    tick(-math.inf)
+    np.testing.assert_array_equal(sim.inputs["v"], [3.0, 4.0])
+    assert tick.mailboxes[1].flag() == NEW_VALUE
+    assert tick.mailboxes[1].applied_number() == 1
+    np.testing.assert_array_equal(sim.inputs["u"], u_before)
+    assert tick.mailboxes[0].flag() == 0
+    assert tick.mailboxes[0].applied_number() == -1
+    assert tick.state[0].tolist() == [0, -1, 1, 0, 0]

@@ -624,6 +624,36 @@ def test_fake_clock_moves_only_when_told() -> None:
         FakeClock(oversleep=lambda d: -1.0).sleep_until(1.0)
 
 
+def test_fake_clock_waits_only_for_a_deadline_in_the_future() -> None:
+    """A deadline equal to now is no wait: a pacer that is exactly on time must not be
+    handed a simulated late wake-up it never slept for (the oversleep is called only
+    for a real wait), and the call is still counted."""
+    woken: list[float] = []
+
+    def oversleep(deadline: float) -> float:
+        woken.append(deadline)
+        return 0.125
+
+    clock = FakeClock(2.0, oversleep=oversleep)
+    clock.sleep_until(2.0)
+    assert clock.now() == 2.0
+    assert woken == []
+    assert clock.sleep_calls == 1
+
+
+def test_fake_clock_refuses_nan_and_allows_setting_the_present() -> None:
+    """NaN compares false both ways, so a check written as ``< 0`` would let it through
+    and poison every later deadline; setting the time it already has is no step back."""
+    clock = FakeClock(3.0)
+    clock.set(3.0)
+    assert clock.now() == 3.0
+    with pytest.raises(ConfigError, match="monotonic"):
+        clock.advance(math.nan)
+    with pytest.raises(ConfigError, match="monotonic"):
+        clock.set(math.nan)
+    assert clock.now() == 3.0
+
+
 def test_system_clock_rejects_a_bad_spin() -> None:
     for spin in (-1e-4, math.nan, math.inf):
         with pytest.raises(ConfigError, match="spin"):

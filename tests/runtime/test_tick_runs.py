@@ -25,17 +25,22 @@ from spikestream.runtime.clock import SystemClock
 from spikestream.runtime.engine import Engine
 from spikestream.runtime.native_pacing import (
     ADAPT_TICKS,
+    CALM_SHARE,
     CALM_WINDOWS,
+    CONTENDED_SHARE,
     HOT_WINDOWS,
     L_ADAPT_TICKS,
     L_ARMED,
     L_CALM_WINDOWS,
     L_CAPACITY,
     L_COPIES,
+    L_DELAY_AT,
     L_DELAY_NS,
     L_EARLY,
     L_EARLY_TICKS,
     L_EVENTFD,
+    L_FLOOR_NS1,
+    L_FLOOR_NS2,
     L_HEAD,
     L_HELPER_HOLD_NS,
     L_HELPER_LAG_NS,
@@ -50,6 +55,7 @@ from spikestream.runtime.native_pacing import (
     L_ROW_BYTES,
     L_SCHEDSTAT,
     L_TAIL,
+    L_TAKE_NS,
     LOOP_COLUMNS,
     RUN_CONTROL,
     RUN_FULL,
@@ -61,6 +67,8 @@ from spikestream.runtime.native_pacing import (
 )
 from spikestream.runtime.native_tick import (
     FLAG,
+    RING_BYTES,
+    RING_ROWS,
     ROW_HEADER_BYTES,
     TAKE_AFTER,
     NativeTick,
@@ -88,6 +96,26 @@ def _slot(sim: Simulator):  # type: ignore[no-untyped-def]
 
     inp = sim.model.inputs["u"]
     return InputSlot("u", inp.dim, inp.default, inp.ttl)
+
+
+def test_the_ring_holds_ring_rows_or_ring_bytes_and_never_fewer_than_two_rows() -> None:
+    """The ring's size: RING_ROWS rows of a small tick; fewer when they would pass
+    RING_BYTES; but never fewer than two, whatever a row's size, so that the tick
+    thread can fill one row while the reader still holds the other (with one, every
+    run would return full after a single tick)."""
+    sim, native, loop = _seed_loop()
+    assert loop.capacity == RING_ROWS
+    row_bytes = int(loop.loop[L_ROW_BYTES])
+    assert loop.nbytes == RING_ROWS * row_bytes
+    mid = np.zeros(RING_BYTES // 8 // 10)  # a tenth of RING_BYTES: ten rows fit
+    ten = TickLoop(native, [sim.inputs["u"]], [mid])
+    assert ten.capacity == RING_BYTES // int(ten.loop[L_ROW_BYTES]) == 9
+    huge = np.zeros(RING_BYTES // 8 + 1)  # one row alone passes RING_BYTES
+    two = TickLoop(native, [sim.inputs["u"]], [huge])
+    assert two.capacity == 2
+    assert two.nbytes == 2 * int(two.loop[L_ROW_BYTES])
+    for each in (loop, ten, two):
+        each.close()
 
 
 def test_the_c_and_python_loop_columns_agree() -> None:
@@ -1181,6 +1209,83 @@ def test_the_spin_adapter_follows_the_same_rule_for_a_loop_of_its_own(tmp_path: 
     assert {never() for _ in range(3 * ADAPT_TICKS)} == {0.0002}
 
 
+def _reading(adapter: SpinAdapter, stat: Path, delay: int, share: float) -> tuple[int, float]:
+    """Tick ``adapter`` up to its next reading, the file then saying the thread waited
+    ``share`` of the wall time since the last one; returns the new delay and the spin."""
+    for _ in range(ADAPT_TICKS - 1):
+        adapter()
+    time.sleep(0.02)  # a window long against the few microseconds to the reading
+    delay += int(share * (time.perf_counter_ns() - int(adapter.loop[L_DELAY_AT])))
+    stat.write_text(f"5 {delay} 1\n")
+    return delay, adapter()
+
+
+def test_a_run_delay_between_the_thresholds_neither_begins_nor_ends_a_spell(
+    tmp_path: Path,
+) -> None:
+    """Readings above CALM_SHARE but below CONTENDED_SHARE are neither hot nor calm: from
+    a quiet start they never begin a spell, and in a spell they never end it. The two
+    thresholds are what keeps the spin from flapping between the two spins."""
+    stat = tmp_path / "schedstat"
+    stat.write_text("5 100 1\n")
+    fd = os.open(stat, os.O_RDONLY)
+    try:
+        adapter = _file_adapter(fd)
+        middle = (CALM_SHARE + CONTENDED_SHARE) / 2
+        delay, _ = _reading(adapter, stat, 100, 0.0)  # the baseline
+        for _ in range(2 * HOT_WINDOWS):
+            delay, spin = _reading(adapter, stat, delay, middle)
+            assert spin == 0.0002
+        assert not adapter.contended
+        for _ in range(HOT_WINDOWS):
+            delay, _ = _reading(adapter, stat, delay, 1.0)  # a spell begins
+        assert adapter.contended
+        for _ in range(CALM_WINDOWS + 2):
+            delay, spin = _reading(adapter, stat, delay, middle)
+            assert spin == 0.0
+        assert adapter.contended
+        assert adapter.spells == 1
+    finally:
+        os.close(fd)
+
+
+def test_the_first_reading_is_only_a_baseline(tmp_path: Path) -> None:
+    """The run delay the kernel reports is the thread's total since it began, so the
+    first reading has nothing to be compared with: however large, it is no hot reading,
+    and a spell still takes HOT_WINDOWS hot readings after it."""
+    stat = tmp_path / "schedstat"
+    stat.write_text(f"5 {10**18} 1\n")  # far more waiting than the clock's whole time line
+    fd = os.open(stat, os.O_RDONLY)
+    try:
+        adapter = _file_adapter(fd)
+        assert adapter.loop[L_DELAY_NS] == -1  # no reading yet
+        delay, _ = _reading(adapter, stat, 10**18, 0.0)
+        for _ in range(HOT_WINDOWS - 1):
+            delay, spin = _reading(adapter, stat, delay, 1.0)
+            assert spin == 0.0002
+        assert not adapter.contended
+        _, spin = _reading(adapter, stat, delay, 1.0)
+        assert adapter.contended
+        assert spin == 0.0
+    finally:
+        os.close(fd)
+
+
+def test_the_spin_adapter_reads_the_hosts_idle_time_as_the_tick_loop_does() -> None:
+    """A run delay counts as contended only while the host's CPUs were busy
+    (/proc/stat): the benchmark floor's adapter must read it too, or it would spin the
+    busy spin on a machine with idle CPUs where the service's tick thread does not."""
+    adapter = SpinAdapter(0.0002, 0.0)
+    try:
+        fd = int(adapter.loop[L_PROCSTAT])
+        assert fd >= 0
+        assert os.readlink(f"/proc/self/fd/{fd}") == "/proc/stat"
+    finally:
+        adapter.close()
+    assert adapter.loop[L_PROCSTAT] == -1
+    assert SpinAdapter(0.0002, None).loop[L_PROCSTAT] == -1  # nothing to adapt: not read
+
+
 # ---------------------------------------------------------------- two stages
 
 
@@ -1334,6 +1439,27 @@ def test_a_floor_busy_waits_instead_of_stepping_until_restored(stages: bool) -> 
         loop.as_floor(-0.001)
 
 
+def test_a_floor_s_stage_times_are_checked_and_one_stage_has_no_second() -> None:
+    """``as_floor`` takes each stage's time in [0, 1) s, the second's too (a second stage
+    of a second or more would hold every tick past any deadline); without two stages
+    there is no second stage, so its time is not waited, in the runs or by a tick
+    stepped outside them, whose wait is the stages' sum."""
+    _, one, single = _chain_loop(False)
+    single.as_floor(0.0004, 0.0003)
+    assert (single.loop[L_FLOOR_NS1], single.loop[L_FLOOR_NS2]) == (400_000, 0)
+    assert one.floor == 0.0004
+    _, two, staged = _chain_loop(True)
+    staged.as_floor(0.0004, 0.0003)
+    assert (staged.loop[L_FLOOR_NS1], staged.loop[L_FLOOR_NS2]) == (400_000, 300_000)
+    assert two.floor == pytest.approx(0.0007)
+    for first, second in ((0.0, 1.0), (0.0, -0.001), (1.0, 0.0), (0.0, math.nan)):
+        with pytest.raises(ValueError, match="floor stage times"):
+            staged.as_floor(first, second)
+    assert staged.loop[L_FLOOR_NS2] == 300_000  # a refused call changes nothing
+    for loop in (single, staged):
+        loop.close()
+
+
 def test_a_tick_the_second_stage_holds_past_its_deadline_is_late() -> None:
     """With two stages a tick waits for the helper to latch the tick before it. A tick the
     helper holds past its deadline, here behind second stages longer than the period, is
@@ -1485,6 +1611,20 @@ def test_take_after_is_checked() -> None:
             _chain_loop(True, take_after=bad)
 
 
+def test_take_after_reaches_the_runs_in_nanoseconds() -> None:
+    """The compiled stages compare ``take_after`` with CLOCK_MONOTONIC nanoseconds: 0.25 ms
+    must arrive as 250,000 ns (a thousand times less would take over every stage at
+    once, a thousand times more never), and None as -1, each waiting for the other."""
+    _, _, default = _chain_loop(True)
+    assert default.loop[L_TAKE_NS] == round(TAKE_AFTER * 1e9) == 250_000
+    _, _, never = _chain_loop(True, take_after=None)
+    assert never.loop[L_TAKE_NS] == -1
+    _, _, zero = _chain_loop(True, take_after=0.0)
+    assert zero.loop[L_TAKE_NS] == 0
+    for loop in (default, never, zero):
+        loop.close()
+
+
 @pytest.mark.parametrize("held", [False, True])
 def test_a_run_in_two_stages_finishes_every_tick_before_it_returns(held: bool) -> None:
     """Whatever ends a run (an interrupt from another thread here), the rows it ran are
@@ -1586,6 +1726,70 @@ def test_a_pinned_run_puts_the_two_threads_on_different_cpus_and_restores_the_ma
     else:
         assert all(m == t == allowed for m, t in samples)
     assert ticker["after"] == allowed  # restored when the run returned
+
+
+def test_the_pin_asked_of_the_loop_is_the_pin_its_runs_use() -> None:
+    """``TickLoop(pin=True)`` (--pin-tick-threads) reaches the compiled runs: a run in two
+    stages then pins its threads where the process may use two CPUs; the default never
+    pins."""
+    from tests.sim.test_stages import chain
+
+    sim = Simulator(build(parse_network(chain(8))))
+    native = NativeTick(sim, [(_slot(sim), sim.inputs["u"])], spin=0.0)
+    views = [sim.probe(name) for name in sorted(sim.model.probes)]
+    plan = sim.two_stages([sim.inputs["u"]])
+    assert plan is not None
+    pinned = TickLoop(native, [sim.inputs["u"]], views, stages=plan, pin=True)
+    assert pinned.loop[L_PIN] == 1
+    _run_to_full(pinned)
+    assert pinned.threaded
+    assert pinned.pinned is (len(os.sched_getaffinity(0)) >= 2)
+    pinned.close()
+    _, _, unpinned = _chain_loop(True)
+    assert unpinned.loop[L_PIN] == 0
+    _run_to_full(unpinned)
+    assert not unpinned.pinned
+    unpinned.close()
+
+
+def test_a_run_s_deadlines_count_from_the_grid_s_anchor_not_from_its_first_tick() -> None:
+    """``run(t0, k0, period, next_index)``: tick k is due at ``t0 + (k - k0) * period``.
+    After a pause or a realignment the engine resumes at a ``next_index`` past ``k0``;
+    each row's deadline (what its lateness is measured against) must still be on the
+    anchored grid, not ``next_index - k0`` periods early."""
+    _, _, loop = _seed_loop()
+    t0 = time.perf_counter() - 10.0  # every tick late: run back to back until full
+    period = 0.001
+    assert loop.run(t0, 3, period, 7, [(1, 1)], 0, 10**9) == RUN_FULL
+    rows = loop.take()
+    assert len(rows) == loop.capacity
+    for j, row in enumerate(rows):
+        assert int(row.index[0]) == 7 + j
+        assert row.meta[1] == pytest.approx(t0 + (4 + j) * period, abs=1e-9)
+    loop.done(len(rows))
+    loop.close()
+
+
+def test_a_closed_loop_looks_empty_and_signals_no_descriptor() -> None:
+    """Once closed, ``look`` finds no row (last -1, as an empty ring) and the runs no
+    longer write the wake-up descriptor: its number is free again, and a descriptor the
+    process opens next may get it, which a run must not wake."""
+    _, _, loop = _seed_loop()
+    fd = loop.fd
+    loop.close()
+    tail, head, caught_up, trailing, changed, last, deadline, start = loop.look()
+    assert (tail, head, caught_up, trailing, changed, last) == (0, 0, 0, 0, 0, -1)
+    assert math.isnan(deadline)
+    assert math.isnan(start)
+    other = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    try:
+        assert other == fd  # the lowest free number: the loop's old one
+        assert loop.run(time.perf_counter() - 10.0, 0, 0.001, 0, [(1, 1)], 0, 10**9) == RUN_FULL
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(other)  # never woken
+        assert loop.take() == []  # the rows it wrote are no one's to read
+    finally:
+        os.close(other)
 
 
 def test_a_mailbox_takes_a_value_of_its_shape_or_one_that_becomes_it() -> None:
