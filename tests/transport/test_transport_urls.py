@@ -206,6 +206,63 @@ def test_an_ipv6_zone_is_decoded_for_the_socket_and_encoded_again_when_shown() -
 
 
 @pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("mqtt://[fe80::1%25eth0]", "fe80::1%eth0"),  # RFC 6874
+        ("mqtt://[fe80::1%2512]", "fe80::1%12"),
+        ("mqtt://[fe80::1%eth0]", "fe80::1%eth0"),  # raw, as `ip` prints it
+        ("mqtt://[fe80::1%12]", "fe80::1%12"),  # not the escape %12, a control character
+        ("mqtt://[fe80::1%31]", "fe80::1%31"),  # not the escape %31, fe80::11
+        ("mqtt://[fe80::a%62]", "fe80::a%62"),
+        ("mqtt://[fe80::1%25]", "fe80::1%25"),  # interface 25, raw
+    ],
+)
+def test_only_the_zone_separator_is_decoded(url: str, host: str) -> None:
+    """Decoding the whole host read a raw zone starting with two hex digits as an escape:
+    ``%31`` made the host another address, ``%12`` a control character."""
+    spec = parse_broker_url(url)
+    assert spec.host == host
+    assert parse_broker_url(spec.redacted()).host == host  # it shows what it connects to
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mqtt://user:1234?protocol=sEcReT@host",
+        "mqtt://user:1234?insecure=sEcReT@host",
+        "mqtt://user:1234?sEcReT=y@host",
+        "mqtt://user:p@sEcReT et/x@host",
+        "mqtt://user:p@sEcReT%et/x@host",
+        "mqtt://user:p@sEcReT,et/x@host",
+        "mqtt://user:p@sEcReT/x@host",
+        "mqtt://user:12#sEcReT@host",
+        "mqtt://bob:99999/sEcReT@host",
+        "mqtt://dom/user:sEcReT@host",
+        "mqtts://hub.example/dev1/?api-version=2021:SharedAccessSignature%20sig=sEcReT@hub.example",
+    ],
+)
+def test_no_error_repeats_a_piece_of_a_password_pasted_unencoded(url: str) -> None:
+    """Past an '@' after the host may lie a password holding / ? or #: urlsplit then reads
+    pieces of it as the host, port, path, query or fragment, which the errors repeated.
+    They are withheld, and the message says why."""
+    with pytest.raises(ConfigError) as info:
+        parse_broker_url(url)
+    message = str(info.value)
+    assert "ecRe" not in message
+    assert ":***@" in message
+    if "dom/user" not in url and "hub.example" not in url:
+        assert "withheld" in message
+        assert "%2F, %3F, %23" in message
+
+
+def test_an_at_in_a_query_value_still_parses() -> None:
+    """A CA file's path may hold an '@': such a URL still parses whole."""
+    spec = parse_broker_url("mqtts://broker:8883?ca=/certs/me@corp.pem")
+    assert spec.tls is not None
+    assert str(spec.tls.ca_file) == "/certs/me@corp.pem"
+
+
+@pytest.mark.parametrize(
     ("url", "match"),
     [
         ("mqtt://bad%20host:1883", "host 'bad%20host': expected a name without % escapes"),
@@ -228,6 +285,7 @@ def test_a_host_the_resolver_could_never_find_is_refused_at_once(
     with pytest.raises(ConfigError, match=re.escape(match)):
         parse_broker_url(url)
     assert parse_broker_url("mqtt://" + "a" * 253 + ":1883").port == 1883
+    assert parse_broker_url("mqtt://" + "a" * 253 + ".:1883").port == 1883  # a final dot
 
 
 def test_spec_is_frozen_and_comparable() -> None:

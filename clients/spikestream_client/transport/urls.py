@@ -276,6 +276,7 @@ def parse_broker_url(
     except ValueError as exc:  # e.g. unbalanced IPv6 brackets
         msg = f"bad broker URL {shown!r} ({exc}): {_EXPECTED}"
         raise ConfigError(msg) from None
+    echo = _Echo(shown, "@" in text[text.find("://") + 3 + len(parts.netloc) :])
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         msg = f"unsupported scheme {parts.scheme!r} in broker URL {shown!r}: {_EXPECTED}"
@@ -286,40 +287,41 @@ def parse_broker_url(
         raise ConfigError(msg)
     if "," in host:
         msg = (
-            f"broker URL {shown!r} has host {host!r}: expected one host name or address "
+            f"broker URL {shown!r} has host {echo(host)}: expected one host name or address "
             "(brokers in a list are separated by commas, each with its own scheme: "
-            "mqtt://a:1883,mqtt://b:1883)"
+            f"mqtt://a:1883,mqtt://b:1883){echo.hint}"
         )
         raise ConfigError(msg)
-    host = _checked_host(host, shown)
+    host = _checked_host(host, echo)
     try:
         port = parts.port
     except ValueError:
         msg = f"broker URL {shown!r} has a bad port: expected an integer in 1..65535"
-        raise ConfigError(msg) from None
+        raise ConfigError(msg + echo.hint) from None
     if port is None:
         port = _DEFAULT_PORTS[scheme]
     elif not 1 <= port <= 65535:
-        msg = f"broker URL {shown!r} has port {port}: expected an integer in 1..65535"
+        msg = (
+            f"broker URL {shown!r} has port {'(withheld)' if echo.pasted else port}: "
+            "expected an integer in "
+            f"1..65535{echo.hint}"
+        )
         raise ConfigError(msg)
     if parts.fragment:
-        # After an "@" may lie the rest of a password pasted without percent-encoding.
-        fragment = "" if "@" in parts.fragment else f" '#{parts.fragment}'"
-        msg = f"broker URL {shown!r} has a fragment{fragment}: expected none"
-        raise ConfigError(msg)
+        msg = f"broker URL {shown!r} has a fragment {echo('#' + parts.fragment)}: expected none"
+        raise ConfigError(msg + echo.hint)
 
     ws_path: str | None = None
     if scheme in _WS_SCHEMES:
         ws_path = parts.path or _DEFAULT_WS_PATH
     elif parts.path not in ("", "/"):
-        path = "" if "@" in parts.path else f" {parts.path!r}"
         msg = (
-            f"broker URL {shown!r} has a path{path}: expected none for {scheme}:// "
-            "(paths are only meaningful for ws:// and wss://)"
+            f"broker URL {shown!r} has a path {echo(parts.path)}: expected none for "
+            f"{scheme}:// (paths are only meaningful for ws:// and wss://){echo.hint}"
         )
         raise ConfigError(msg)
 
-    query = _parse_query(parts.query, shown)
+    query = _parse_query(parts.query, echo)
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     if username == "":
@@ -332,7 +334,7 @@ def parse_broker_url(
     given_ca = ca_file if ca_file is not None else query.get("ca")
     given_cert = cert_file if cert_file is not None else query.get("cert")
     given_key = key_file if key_file is not None else query.get("key")
-    given_insecure = insecure if insecure is not None else _parse_bool(query.get("insecure"), shown)
+    given_insecure = insecure if insecure is not None else _parse_bool(query.get("insecure"), echo)
     if scheme in _TLS_SCHEMES:
         tls = TlsOptions(
             ca_file=_path_or_none(given_ca),
@@ -356,7 +358,7 @@ def parse_broker_url(
         password=None if password is None else Secret(password),
         tls=tls,
         ws_path=ws_path,
-        protocol=_parse_protocol(query.get("protocol"), shown),
+        protocol=_parse_protocol(query.get("protocol"), echo),
     )
 
 
@@ -538,18 +540,19 @@ def _read_password_file(path: str) -> str:
     return text
 
 
-def _parse_query(query: str, shown: str) -> dict[str, str]:
+def _parse_query(query: str, echo: _Echo) -> dict[str, str]:
+    shown = echo.shown
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
     except ValueError:
         msg = f"broker URL {shown!r} has a malformed query: expected key=value pairs"
-        raise ConfigError(msg) from None
+        raise ConfigError(msg + echo.hint) from None
     result: dict[str, str] = {}
     for key, value in pairs:
         if key not in _QUERY_KEYS:
             msg = (
-                f"unknown query parameter {key!r} in broker URL {shown!r}: expected one of "
-                f"{', '.join(_QUERY_KEYS)}"
+                f"unknown query parameter {echo(key)} in broker URL {shown!r}: expected one "
+                f"of {', '.join(_QUERY_KEYS)}{echo.hint}"
             )
             raise ConfigError(msg)
         if key in result:
@@ -559,7 +562,7 @@ def _parse_query(query: str, shown: str) -> dict[str, str]:
     return result
 
 
-def _parse_bool(value: str | None, shown: str) -> bool | None:
+def _parse_bool(value: str | None, echo: _Echo) -> bool | None:
     if value is None:
         return None
     low = value.lower()
@@ -567,17 +570,23 @@ def _parse_bool(value: str | None, shown: str) -> bool | None:
         return True
     if low in FALSE_WORDS:
         return False
-    msg = f"insecure={value!r} in broker URL {shown!r}: expected one of 1, 0, true, false, yes, no"
+    msg = (
+        f"insecure={echo(value)} in broker URL {echo.shown!r}: expected one of 1, 0, true, "
+        f"false, yes, no{echo.hint}"
+    )
     raise ConfigError(msg)
 
 
-def _parse_protocol(value: str | None, shown: str) -> ProtocolChoice:
+def _parse_protocol(value: str | None, echo: _Echo) -> ProtocolChoice:
     if value is None:
         return "auto"
     for choice in _PROTOCOLS:
         if value == choice:
             return choice
-    msg = f"protocol={value!r} in broker URL {shown!r}: expected one of {', '.join(_PROTOCOLS)}"
+    msg = (
+        f"protocol={echo(value)} in broker URL {echo.shown!r}: expected one of "
+        f"{', '.join(_PROTOCOLS)}{echo.hint}"
+    )
     raise ConfigError(msg)
 
 
@@ -591,28 +600,69 @@ _HOST_MAX = 253
 """The longest DNS name, in characters (RFC 1035, without the final dot)."""
 
 
-def _checked_host(host: str, shown: str) -> str:
+@dataclass(frozen=True, slots=True)
+class _Echo:
+    """How an error repeats the pieces of a broker URL.
+
+    A password pasted without percent-encoding may hold ``/``, ``?`` or ``#``: urlsplit
+    then ends the authority inside it, and the rest of it becomes the host, port, path,
+    query or fragment that an error would repeat. When an ``@`` lies past the authority
+    (``pasted``), those pieces are withheld and the message says why; ``shown`` is the
+    whole URL with its password masked.
+    """
+
+    shown: str
+    pasted: bool
+
+    def __call__(self, piece: str) -> str:
+        return "(withheld)" if self.pasted else repr(piece)
+
+    @property
+    def hint(self) -> str:
+        if not self.pasted:
+            return ""
+        return (
+            "; parts of the URL are withheld: an '@' after its host suggests a password "
+            "holding / ? or # pasted without percent-encoding (%2F, %3F, %23)"
+        )
+
+
+def _checked_host(host: str, echo: _Echo) -> str:
     """``host`` as the socket layer takes it, or a ConfigError naming what is wrong.
 
-    A space, a control character, a ``%`` escape or a name past 253 characters would only
-    fail at the first connection, as "Name or service not known" after the backoff; an
-    IPv6 link-local address's zone arrives percent-encoded (``[fe80::1%25eth0]``, RFC 6874)
-    and is decoded.
+    A space, a control character, a ``%`` escape or a name past 253 characters (a final
+    dot aside) would only fail at the first connection, as "Name or service not known"
+    after the backoff. An IPv6 address's zone is written ``%25`` in a URL (RFC 6874:
+    ``[fe80::1%25eth0]``), or raw as ``ip`` prints it (``[fe80::1%eth0]``, ``%12``); only
+    the ``%25`` separator is decoded, never the zone itself.
     """
-    if len(host) > _HOST_MAX:
+    shown = echo.shown
+    if len(host.rstrip(".")) > _HOST_MAX:
         msg = (
             f"broker URL {shown[:80]!r}... has a host of {len(host)} characters: expected "
-            f"at most {_HOST_MAX}"
+            f"at most {_HOST_MAX}{echo.hint}"
         )
         raise ConfigError(msg)
-    if any(not c.isprintable() or c.isspace() for c in host):
-        msg = f"broker URL {shown!r} has host {host!r}: expected no spaces or control characters"
-        raise ConfigError(msg)
     if "%" in host:
-        if ":" not in host:  # not an IPv6 address: a name the resolver would not decode
-            msg = f"broker URL {shown!r} has host {host!r}: expected a name without % escapes"
+        address, _, zone = host.partition("%")
+        if ":" not in address:  # not an IPv6 address: a name the resolver would not decode
+            msg = (
+                f"broker URL {shown!r} has host {echo(host)}: expected a name without % "
+                f"escapes{echo.hint}"
+            )
             raise ConfigError(msg)
-        host = unquote(host)  # an IPv6 address with a zone
+        if zone.startswith("25") and len(zone) > 2:
+            zone = zone[2:]  # RFC 6874's encoded separator
+        if not zone:
+            msg = f"broker URL {shown!r} has an IPv6 zone that is empty: expected [addr%25zone]"
+            raise ConfigError(msg)
+        host = f"{address}%{zone}"
+    if any(not c.isprintable() or c.isspace() for c in host):
+        msg = (
+            f"broker URL {shown!r} has host {echo(host)}: expected no spaces or control "
+            f"characters{echo.hint}"
+        )
+        raise ConfigError(msg)
     return host
 
 
@@ -635,6 +685,4 @@ def _mask_password(text: str) -> str:
     if ":" not in userinfo:
         return text
     user = userinfo.split(":", 1)[0]
-    if any(c in user for c in "/?#"):  # the colon is past the authority: no password
-        return text
     return f"{text[:rest_start]}{user}:***{text[at:]}"
