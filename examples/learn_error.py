@@ -31,7 +31,8 @@ from spikestream_client import Frame, SpikestreamClient, SpikestreamError, Value
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     latest: dict[str, float] = {}
-    errors: list[tuple[float, float]] = []  # (seconds since start, |y - u|)
+    errors: list[tuple[float, float]] = []  # (seconds since start, |y - u|) of each sent
+    unsent = 0
 
     def on_frame(frame: Frame) -> None:
         # A callback, not a queue: the loop below wants the newest value, not each one.
@@ -52,7 +53,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 continue  # no frames yet: send nothing rather than a made-up error
             error = latest[args.output] - latest[args.target]
             # Not awaited: a value the link cannot queue now is stale by the next one.
-            client.publish_input_nowait(args.net, args.error, error)
+            if not client.publish_input_nowait(args.net, args.error, error):
+                unsent += 1  # not connected, or the link's queue is full: not published
+                continue
             now = time.monotonic() - start
             errors.append((now, abs(error)))
             if not args.quiet and int(now) > reported:
@@ -71,6 +74,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "abs_error_first": round(float(np.mean(first)), 4) if first else None,
         "abs_error_last": round(float(np.mean(last)), 4) if last else None,
         "not_frames": refused,
+        "unsent": unsent,
     }
 
 

@@ -377,7 +377,17 @@ class SpikestreamClient:
 
         The callback must be quick (aggregate, do not block). Exceptions are logged and
         counted, never propagated. Returns a function that removes the callback.
+
+        Raises:
+            ProbeNotFound: ``net``'s describe document has arrived and has no ``probe``
+                (such a consumer would wait for ever); call :meth:`find_network` first to
+                have the name checked.
         """
+        described = self._in.descriptions.get(net)
+        if probe is not None and described is not None:
+            missing = described.missing_probes((probe,))
+            if missing is not None:
+                raise ProbeNotFound(missing)
         t = topics(self.prefix, net)
         key = (net, probe)
         sinks = self._in.frame_sinks.setdefault(key, [])
@@ -437,8 +447,8 @@ class SpikestreamClient:
         call :meth:`sync` to wait until the broker has confirmed it.
 
         A probe the network does not have would never send a frame. Its name is checked
-        against the network's ``describe`` document when one has arrived: call
-        :meth:`find_network` first to have it checked (the tools do).
+        (by :meth:`on_frame`) against the network's ``describe`` document when one has
+        arrived: call :meth:`find_network` first to have it checked.
 
         Args:
             net: Network name.
@@ -451,11 +461,6 @@ class SpikestreamClient:
             ProbeNotFound: ``net``'s describe document has arrived and has no ``probe``;
                 the message names the probes it has.
         """
-        described = self._in.descriptions.get(net)
-        if probe is not None and described is not None and probe not in described.probes:
-            have = ", ".join(sorted(described.probes)) or "none"
-            msg = f"network {net!r} has no probe {probe!r:.80}; its probes: {have}"
-            raise ProbeNotFound(msg)
         stream: FrameStream[Any] = FrameStream(net, probe, maxsize, gaps)
         remove = self.on_frame(net, probe, stream._push)
         self._track(stream, remove)
@@ -691,6 +696,8 @@ class SpikestreamClient:
             TransportError: Not connected, or the publish was not acknowledged.
         """
         link, _ = self._require()
+        if isinstance(value, str) and cmd.strip().lower() == "set":
+            value = text_value(value)  # typed as the text form types it, as set() does
         request = f"{self._sync_token}-{next(self._ids)}"
         payload = encode_control(cmd, key, value, request)
         t = topics(self.prefix, net)
@@ -755,8 +762,7 @@ class SpikestreamClient:
         ``value`` may be text, typed as the text form ``set KEY VALUE`` types it: ``"2e-4"``
         is a number, ``"true"`` a boolean, ``"on"`` a switch.
         """
-        typed = text_value(value) if isinstance(value, str) else value
-        return await self.control(net, "set", key, typed, timeout=timeout)
+        return await self.control(net, "set", key, value, timeout=timeout)
 
 
 def _remove(items: list[Any], item: object) -> None:

@@ -91,13 +91,8 @@ async def find_network(
     if not wait > 0 or wait == float("inf"):
         raise ConfigError(f"--wait-net must be a number of seconds > 0, got {wait}")
     found = await client.find_network(net, timeout=wait)
-    if found is not None and probes:
-        missing = [p for p in probes if p not in found.probes]
-        if missing:
-            raise ConfigError(
-                f"network {net!r} has no probe {', '.join(map(repr, missing))}; its probes: "
-                f"{', '.join(found.probes) or '(none)'}"
-            )
+    if found is not None and probes and (missing := found.missing_probes(probes)):
+        raise ConfigError(missing)
     return found
 
 

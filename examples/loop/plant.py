@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikestream_client import Frame, SpikestreamClient, ValueFrame
+from spikestream_client import Frame, SpikestreamClient, SpikestreamError, ValueFrame
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -79,7 +79,14 @@ def main() -> None:
     p.add_argument("--tolerance", type=float, default=0.1, help="|x|, |v| to count as rest")
     p.add_argument("--open-loop", action="store_true", help="ignore the network (baseline)")
     p.add_argument("--out", type=Path, help="write the trajectory as CSV")
-    sys.exit(asyncio.run(run(p.parse_args())))
+    args = p.parse_args()
+    try:
+        sys.exit(asyncio.run(run(args)))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SpikestreamError as err:  # no broker, refused credentials, a bad URL
+        print(f"plant: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -271,6 +271,9 @@ async def test_control_commands_and_replies(seed_service: SeedService) -> None:
         assert changed.event["realtime_factor"] == 2.0
         changed = await client.set("seed", "realtime_factor", "1")
         assert changed.event["realtime_factor"] == 1.0
+        changed = await client.control("seed", "set", "realtime_factor", "1.5")  # alike
+        assert changed.event["realtime_factor"] == 1.5
+        await client.set("seed", "realtime_factor", 1.0)
         with pytest.raises(PayloadRejected, match="must be finite"):
             await client.set("seed", "realtime_factor", "inf")
         # learn's switch is its value; given where the key goes, the refusal says so ...
@@ -382,6 +385,8 @@ async def test_a_probe_the_network_does_not_have_is_refused_once_it_is_described
             client.frames("seed", "nonesuch")
         with pytest.raises(LookupError, match=r"its probes: .*\bu\b"):
             client.frames("seed", "nonesuch", gaps=True)
+        with pytest.raises(ProbeNotFound, match="no probe 'nonesuch'"):
+            client.on_frame("seed", "nonesuch", lambda frame: None)  # a callback alike
         u = client.frames("seed", "u")  # a probe it has, and every probe, still stream
         every = client.frames("seed")
         await until(u, lambda f: True)

@@ -149,6 +149,7 @@ def test_unknown_command_names_the_allowed_ones(payload: bytes) -> None:
         # The switch or the path put where the key goes: the message says where it belongs.
         (b'{"cmd": "learn", "key": "off"}', "'learn' takes no key .*'off'; its on/off is"),
         (b'{"cmd": "restore", "key": "a.snap"}', "'restore' takes no key .*; its path is"),
+        (b'{"cmd": "snapshot", "key": "b.npz"}', "'snapshot' takes no key .*; its path is"),
         (b"restore", "'restore' needs a file path .* got nothing$"),
         (b'{"cmd": "restore", "value": ""}', "'restore' needs a file path"),
         (b'{"cmd": "snapshot", "value": 3}', "'snapshot' needs a file path .* got float"),

@@ -73,6 +73,26 @@ def test_a_valid_document_decodes() -> None:
     assert d.document["prefix"] == "spikestream"  # other keys kept as they came
 
 
+def test_missing_probes_names_them_and_at_most_twenty_of_the_probes_there_are() -> None:
+    """A document may hold thousands of probes: the error a consumer of a missing one gets
+    names the first 20 (sorted) and how many more, and each missing name cut at 80."""
+    doc = document()
+    t = topics("spikestream", "arm")
+    for k in range(30):
+        doc["probes"][f"p{k:02d}"] = {**doc["probes"]["hand"], "topic": t.out(f"p{k:02d}")}
+    d = decode_describe(encode_describe(doc))
+    assert d.missing_probes(["hand", "a_spikes"]) is None
+    assert d.missing_probes([]) is None
+    message = d.missing_probes(["hand", "nope", "x" * 500])
+    assert message is not None
+    names, _, listed = message.partition("; its probes: ")
+    assert names.startswith("network 'arm' has no probe 'nope', 'xxx")
+    assert len(names) < 150  # the 500-character name is cut
+    assert listed == ", ".join(sorted(d.probes)[:20]) + " and 12 more"
+    none = decode_describe(encode_describe({**document(), "probes": {}}))
+    assert none.missing_probes(["a"]) == "network 'arm' has no probe 'a'; its probes: none"
+
+
 @pytest.mark.parametrize(
     ("path", "value", "words"),
     [

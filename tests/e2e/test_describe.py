@@ -457,7 +457,7 @@ async def test_tools_refuse_a_network_that_does_not_exist(mosquitto: Mosquitto, 
         run_cli, "monitor", "--broker", url, "--net", "seed", "--probe", "nope", "--once"
     )
     assert done.returncode == 2
-    assert "no probe 'nope'; its probes: a_spikes" in done.stderr
+    assert "no probe 'nope'; its probes: a_filtered, a_spikes, b_filtered" in done.stderr
     done = await asyncio.to_thread(
         run_cli, "feed", "--broker", url, "--net", "seed", "--input", "v", "sin"
     )

@@ -431,7 +431,8 @@ def _arguments(
     if key is not None:
         # A client that writes control(net, "learn", "off") has put the switch where
         # the key goes: say where it belongs.
-        where = {"flag": "; its on/off is the value", "path": "; its path is the value"}
+        in_value = "; its path is the value"
+        where = {"flag": "; its on/off is the value", "path": in_value, "optional path": in_value}
         hint = where.get(spec.args, "")
         _reject(f"{name!r} takes no key (only 'set' does), got {key!r:.60}{hint}", "value")
     if spec.args == "none":

@@ -154,6 +154,24 @@ class Description:
     probes: dict[str, ProbeInfo]
     document: dict[str, Any]
 
+    def missing_probes(self, probes: Sequence[str]) -> str | None:
+        """None when the network has every one of ``probes``; else one line naming those
+        it lacks and the probes it has (the first :data:`PROBES_NAMED`; a document may
+        hold thousands), for the error of a consumer that would otherwise wait for ever."""
+        missing = [p for p in probes if p not in self.probes]
+        if not missing:
+            return None
+        have = sorted(self.probes)
+        listed = ", ".join(have[:PROBES_NAMED]) or "none"
+        if len(have) > PROBES_NAMED:
+            listed += f" and {len(have) - PROBES_NAMED} more"
+        names = ", ".join(f"{p!r:.80}" for p in missing[:PROBES_NAMED])
+        return f"network {self.net!r} has no probe {names}; its probes: {listed}"
+
+
+PROBES_NAMED: Final = 20
+"""Probes a :meth:`Description.missing_probes` message names at most."""
+
 
 def _fail(message: str) -> NoReturn:
     raise CodecError(f"invalid describe document: {message}")
