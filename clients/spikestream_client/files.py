@@ -43,8 +43,9 @@ def read_small_text(path: str | Path, max_bytes: int) -> str:
     try:
         # O_NONBLOCK: opening a FIFO with no writer would block before fstat could look.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except ValueError:  # a NUL byte (from %00 in a URL, say): os.open names no file
-        raise UnreadableFile("os", "the path holds a NUL byte") from None
+    except ValueError as err:  # os.open names no file: a NUL (%00 in a URL), a surrogate
+        why = "the path holds a NUL byte" if "\0" in os.fsdecode(path) else f"bad path ({err})"
+        raise UnreadableFile("os", why) from None
     except OSError as err:
         raise UnreadableFile("os", err.strerror or type(err).__name__) from None
     try:

@@ -174,6 +174,12 @@ def test_value_frames_of_another_shape_are_refused(compiled: bool) -> None:
     assert values.compiled is compiled
     with pytest.raises(ValueError, match=r"v: rows of shape \(3,\), expected \(2,\)"):
         values.encode(**fields, rows=np.zeros((1, 3), np.float32))
+    # A spike encoder given its width refuses another (one made without takes any).
+    spikes = ProbeEncoder("seed", "s", 0.001, "spikes", (50,), compiled=compiled)
+    with pytest.raises(ValueError, match=r"s: rows of shape \(49,\), expected \(50,\)"):
+        spikes.encode(**fields, rows=np.zeros((1, 49), bool))
+    free = ProbeEncoder("seed", "s", 0.001, "spikes", compiled=compiled)
+    assert decode_frame(free.encode(**fields, rows=np.zeros((1, 49), bool))).header.ticks == 1
 
 
 @pytest.mark.parametrize(("ticks", "n"), [(1, 65536), (65536, 1)])

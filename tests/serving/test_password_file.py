@@ -110,3 +110,11 @@ def test_a_nul_byte_in_the_path_is_a_config_error() -> None:
         f"cannot read {ENV_PASSWORD_FILE}='/run/secrets/pw\\x00': the path holds a NUL byte; "
         f"{EXPECTED}"
     )
+
+
+def test_a_path_the_file_system_cannot_encode_is_named_as_such() -> None:
+    """A lone surrogate (from a mapping or a settings file) is a bad path, not a NUL."""
+    with pytest.raises(ConfigError) as info:
+        _load(Path("/run/secrets/pw\ud800"))
+    assert "bad path (" in str(info.value)
+    assert "NUL" not in str(info.value)

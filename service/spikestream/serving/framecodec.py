@@ -130,8 +130,9 @@ class ProbeEncoder:
         ticks = rows.shape[0]
         # Checked for both paths: the extension would pack the probe's shape beside other
         # values, and the client codec would pack the rows' own shape, not the probe's.
-        if self.kind == "values" and rows.shape[1:] != self.shape:
-            raise ValueError(f"{self.probe}: rows of shape {rows.shape[1:]}, expected {self.shape}")
+        if self._row_shape is not None and rows.shape[1:] != self._row_shape:
+            msg = f"{self.probe}: rows of shape {rows.shape[1:]}, expected {self._row_shape}"
+            raise ValueError(msg)
         ext = self._ext
         if ext is None:
             return self._codec(seq, tick, ticks, t, wall, late_max, dropped, rows)
