@@ -508,6 +508,14 @@ def _content_lines(fh: IO[str], size: int) -> Iterator[tuple[int, str]]:
             raise ValueError(f"it grew past the {size} bytes it had when opened")
         stripped = line.lstrip()
         if stripped and not stripped.startswith("#"):
+            # Refused before numpy parses it: a line of millions of fields costs numpy's
+            # parser far more than 4x its size. No message has more than MAX_DIM values
+            # (one more column for the times); a field holding a comma is no number.
+            if line.count(",") > MAX_DIM:
+                raise ValueError(
+                    f"line {number} has more than {MAX_DIM + 1} columns; a message holds "
+                    f"at most {MAX_DIM} values (after a time column)"
+                )
             yield number, line
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import threading
 from pathlib import Path
 
@@ -103,3 +104,38 @@ def test_npy_of_real_dtypes_and_fortran_order_load_as_float64(tmp_path: Path) ->
         values, _, _ = load_samples(path)
         assert values.dtype == np.float64
         np.testing.assert_array_equal(values, np.asarray(array, dtype=np.float64))
+
+
+@pytest.mark.parametrize(
+    ("shape", "said"),
+    [
+        ((5, 0), "(5, 0)"),
+        ((0, 3), "(0, 3)"),
+        ((0,), "(0, 1)"),
+        ((2, 2, 2), "(2, 2, 2)"),
+        ((), "()"),
+    ],
+)
+def test_npy_of_a_shape_that_is_no_samples_by_values_is_refused(
+    tmp_path: Path, shape: tuple[int, ...], said: str
+) -> None:
+    """An empty row (``(5, 0)``: no values to send), no rows, or a third axis is refused
+    naming the shape: ``(5, 0)`` passed on to a ``max`` of nothing (a ValueError
+    traceback), and ``(2, 2, 2)`` to a source of 2-value samples that are 2x2 blocks."""
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros(shape))
+    expected = re.escape(f"holds an array of shape {said}; expected (samples,) or (samples, dim)")
+    with pytest.raises(ConfigError, match=expected):
+        load_samples(path)
+
+
+def test_npy_with_bytes_after_its_data_is_refused(tmp_path: Path) -> None:
+    """The header's shape must account for every byte: a file with more after its data
+    (two arrays saved into one file, a truncated header rewritten) is not what its header
+    says, and playing only its first part would hide that."""
+    path = tmp_path / "x.npy"
+    with path.open("wb") as fh:
+        np.save(fh, np.arange(4.0))
+        np.save(fh, np.arange(4.0))
+    with pytest.raises(ConfigError, match=r"header says shape \(4,\) of float64 \(32 bytes\)"):
+        load_samples(path)
