@@ -4,6 +4,7 @@ a looped file, as docs/CLIENTS.md and the module doc state them (pure: no broker
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from spikestream_client.feed import (
     feed,
     make_source,
 )
+from spikestream_client.feed_sources import MAX_RATE
 
 
 def test_square_components_are_shifted_and_carry_the_offset() -> None:
@@ -69,6 +71,19 @@ def test_index_at_a_sample_s_own_due_time_is_that_sample(rate: float, k: int) ->
     due = sin.at(k)[0]
     assert due == k / rate
     assert sin.index_at(due) == k
+
+
+@pytest.mark.parametrize(("rate", "k"), [(10.0, 9), (100.0, 5), (1000.0, 117), (30.0, 23)])
+def test_index_just_before_a_sample_s_due_time_is_the_sample_before(rate: float, k: int) -> None:
+    """One ulp before sample ``k`` is due, ``offset * rate`` rounds up to ``k`` for these:
+    the index must step back to ``k - 1``, or a late feed sends a sample before its due
+    time (``at(index)`` later than the clock)."""
+    sin = SinSource(rate=rate)
+    just_before = math.nextafter(k / rate, 0.0)
+    assert math.floor(just_before * rate) == k  # the rounding this case is about
+    index = sin.index_at(just_before)
+    assert index == k - 1
+    assert sin.at(index)[0] <= just_before < sin.at(index + 1)[0]
 
 
 def test_a_looped_file_without_times_plays_each_row_once_a_lap(tmp_path: Path) -> None:
@@ -152,3 +167,52 @@ async def test_a_late_feed_never_jumps_to_a_sample_due_at_its_duration() -> None
     )
     assert fake.stamps == pytest.approx([0.0, 0.99])
     assert (report.sent, report.skipped) == (2, 98)
+
+
+def test_a_looped_timed_file_of_one_row_plays_it_once_a_sample_interval(tmp_path: Path) -> None:
+    """A timed file of one row has no step between times to take as its lap's tail: the
+    lap is one sample interval at ``rate`` (a lap of 0 s was refused as every row due at
+    once, though looping one row is a constant at that rate)."""
+    one = tmp_path / "one.csv"
+    one.write_text("t,x\n5,2.5\n")
+    source, t0 = make_source(str(one), rate=4.0, loop=True)
+    assert t0 == 5.0
+    assert [source.at(k)[0] for k in range(4)] == pytest.approx([0.0, 0.25, 0.5, 0.75])  # type: ignore[index]
+    assert source.at(3)[1].tolist() == [2.5]  # type: ignore[index]
+
+
+def test_an_unlooped_file_s_index_never_passes_its_last_row() -> None:
+    """Long after a file played once, the last sample due is its last row: an index one
+    past it is a sample :meth:`at` does not have (None), and a late feed stopped one row
+    early or skipped it."""
+    source = ArraySource(np.arange(3.0)[:, None], rate=10.0)
+    for t in (0.2, 0.3, 0.35, 1.0, 1e6):
+        k = source.index_at(t)
+        assert k == 2, t
+        assert source.at(k) is not None
+
+
+@pytest.mark.parametrize("duty", [0.0, 1.0, -0.5, 1.5, float("nan")])
+def test_a_square_duty_outside_the_open_interval_is_refused(duty: float) -> None:
+    """A duty of 0 or 1 is a constant (never high, or never low), not a square: refused
+    naming the flag, like one outside [0, 1] or NaN."""
+    with pytest.raises(ConfigError, match=r"--duty must be in \(0, 1\)"):
+        make_source("square", rate=10.0, duty=duty)
+
+
+def test_the_smallest_negative_seed_is_refused_and_zero_is_allowed() -> None:
+    """numpy refuses any negative seed, but only at the first noise sample, once
+    connected: ``--seed -1`` is refused before, and 0 (the default) is a seed."""
+    with pytest.raises(ConfigError, match=r"^--seed: -1 is not allowed; expected an integer >= 0$"):
+        make_source("noise", rate=10.0, seed=-1)
+    source, _ = make_source("noise", rate=10.0, seed=0)
+    assert source.at(0) is not None
+
+
+def test_a_scalar_constant_fills_two_values_and_the_top_rate_is_allowed() -> None:
+    """``--value X --dim 2`` is ``[X, X]`` (the smallest vector a scalar fills), and
+    ``--rate`` at its bound, 1000, is allowed (the bound is inclusive)."""
+    source, _ = make_source("constant", rate=MAX_RATE, value=[0.25], dim=2)
+    assert source.dim == 2
+    assert source.at(1000)[0] == 1.0  # type: ignore[index]
+    np.testing.assert_array_equal(source.at(0)[1], [0.25, 0.25])  # type: ignore[index]

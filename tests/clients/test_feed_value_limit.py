@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spikestream_client.codec.bounds import INPUT_VALUE_LIMIT
 from spikestream_client.errors import ConfigError
 from spikestream_client.feed_sources import load_samples, make_source
 
@@ -25,3 +26,15 @@ def test_an_amplitude_that_is_not_finite_is_refused_naming_the_flag(signal: str)
     magnitude (NaN compares false with every bound)."""
     with pytest.raises(ConfigError, match=r"^--amp must be finite, got nan$"):
         make_source(signal, rate=10.0, amp=float("nan"))
+
+
+@pytest.mark.parametrize("signal", ["sin", "square"])
+def test_a_signal_that_reaches_just_past_the_limit_is_refused(signal: str) -> None:
+    """``|offset| + |amp|`` is the signal's reach: one unit past the limit is refused,
+    naming both flags, and exactly at it is allowed (the decoders allow the limit)."""
+    half = INPUT_VALUE_LIMIT / 2
+    with pytest.raises(ConfigError, match=r"^--offset -5e\+08 and --amp 5e\+08 reach"):
+        make_source(signal, rate=10.0, offset=-half, amp=half + 1)
+    make_source(signal, rate=10.0, offset=-half, amp=half)
+    with pytest.raises(ConfigError, match=r"reach 1e\+09 \(\|offset\| \+ 10 × \|amp\|\)"):
+        make_source("noise", rate=10.0, amp=INPUT_VALUE_LIMIT / 10 + 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,16 @@ def test_the_tools_lines_are_json_records_under_log_format_json(
     # Text stays as it was, prefixes included.
     text = run_cli("feed", *runs["feed"][1:], timeout=60)
     assert text.stderr.splitlines()[0].startswith("feed: sin (dim 1) -> spikestream/seed/in/u")
+
+
+def test_a_text_line_keeps_the_traceback_after_it() -> None:
+    """``log.exception`` in text (the default for people): the one line, then the
+    traceback that says where it failed; only the traceback spans lines."""
+    try:
+        raise RuntimeError("engine stopped")
+    except RuntimeError:
+        rec = record("engine_failed", exc_info=sys.exc_info())
+    first, *rest = TextFormatter().format(rec).split("\n")
+    assert first.endswith("spikestream.serve: engine_failed")
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1] == "RuntimeError: engine stopped"

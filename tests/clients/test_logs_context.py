@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from spikestream_client.logs import log_context, report, setup_logging
+from spikestream_client.logs import log_context, log_fields, report, setup_logging
 
 log = logging.getLogger("spikestream.test")
 
@@ -70,3 +70,45 @@ def test_a_report_in_text_goes_to_stdout_when_asked(capsys: pytest.CaptureFixtur
     report("record", "on stdout", stdout=True)
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("record: on stdout\n", "record: on stderr\n")
+
+
+def test_fields_named_like_a_record_attribute_are_kept_under_a_prefix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Fields come from outside (a request's keys, a network's name): one called ``msg``
+    or ``name`` given to ``extra=`` as is makes logging raise KeyError ("Attempt to
+    overwrite"), losing the record and raising in the caller. They are kept, prefixed."""
+    assert log_fields({"msg": "m", "name": "n", "net": "seed"}) == {
+        "field_msg": "m",
+        "field_name": "n",
+        "net": "seed",
+    }
+    setup_logging("info", "json")
+    with log_context(args="from the context", net="seed"):
+        log.info("hello", extra=log_fields({"msg": "forged", "levelname": "CRITICAL"}))
+    (said,) = _lines(capsys)
+    assert (said["msg"], said["level"], said["logger"]) == ("hello", "info", "spikestream.test")
+    assert (said["field_msg"], said["field_levelname"]) == ("forged", "CRITICAL")
+    assert (said["field_args"], said["net"]) == ("from the context", "seed")
+
+
+def test_setup_logging_replaces_the_handlers_and_sets_the_levels(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Called again (a tool run twice in one process, the CLI after a plugin set logging
+    up), it replaces the handler rather than adding one: every record once, in the last
+    format. spikestream's loggers follow ``level``; other libraries say warnings only."""
+    setup_logging("info", "text")
+    setup_logging("debug", "json")
+    assert len(logging.getLogger().handlers) == 1
+    log.debug("detail")
+    logging.getLogger("aiomqtt.client").info("chatty")
+    logging.getLogger("aiomqtt.client").warning("worth saying")
+    said = _lines(capsys)
+    assert [(s["logger"], s["msg"]) for s in said] == [
+        ("spikestream.test", "detail"),
+        ("aiomqtt.client", "worth saying"),
+    ]
+    setup_logging("error", "json")
+    log.warning("quiet now")
+    assert capsys.readouterr().err == ""

@@ -53,3 +53,11 @@ def test_the_timestamp_keeps_microseconds() -> None:
     rec = _record()
     rec.created = 1_700_000_000.1234567
     assert json.loads(JsonFormatter().format(rec))["ts"] == 1_700_000_000.123457
+
+
+def test_the_message_is_formatted_with_its_arguments() -> None:
+    """``log.info("sent %d", n)``: a collector gets the message as a person reads it,
+    not the template with its ``%`` placeholders."""
+    rec = _record()
+    rec.msg, rec.args = "sent %d values to %s", (3, "seed")
+    assert json.loads(JsonFormatter().format(rec))["msg"] == "sent 3 values to seed"
