@@ -129,7 +129,8 @@ async def run(options: LsOptions) -> int:
         # The client logs only the first refusal (and every 1000th): say how many there were.
         report(
             "spikestream ls",
-            f"{refused} retained messages under {options.prefix}/ refused (undecodable, "
+            f"{refused} retained message{'s' if refused != 1 else ''} under "
+            f"{options.prefix}/ refused (undecodable, "
             "invalid or past the size limit; the first is logged)",
             level=logging.WARNING,
         )
