@@ -465,10 +465,17 @@ def _read_csv_text(fh: IO[str], size: int) -> tuple[FloatArray, FloatArray | Non
     try:
         head = _parse_rows([first[1]])
     except ValueError:  # a header: its first column may name the times
+        if _is_number(_first_field(first[1])):
+            # "1,2x" is a bad first row, not a header: dropping it would lose a sample.
+            # (A header may name columns by number, as pandas writes ",0,1": only its
+            # first field, the times' or the index's name, is never one.)
+            _parse_rows_at([first])
         timed = _first_field(first[1]) in ("t", "time")
+        header = first[0]
         first = next(lines, None)
         if first is None:
-            raise ValueError("no data rows") from None
+            msg = f"no data rows (line {header}, the only one, is taken as a header of names)"
+            raise ValueError(msg) from None
         head = _parse_rows_at([first])
     cols = int(head.shape[1])
     if timed and cols < 2:
@@ -575,6 +582,14 @@ def _parse_rows_at(block: list[tuple[int, str]], cols: int | None = None) -> Flo
     # Every line parses alone but not with the others (no case of numpy's parser is known
     # to): say where, with numpy's own words.
     raise ValueError(f"lines {block[0][0]} to {block[-1][0]}: {failed}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _first_field(line: str) -> str:

@@ -427,6 +427,33 @@ def test_the_rows_reserved_but_not_read_are_given_back(tmp_path: Path) -> None:
     assert held < 50_000, f"{held} bytes held for 10 values"
 
 
+@pytest.mark.parametrize("first", ["1,2x", "0.5,,1", " -3 ,x"])
+def test_a_bad_first_row_is_named_not_dropped_as_a_header(tmp_path: Path, first: str) -> None:
+    """The first line that is not all numbers was taken as a header and skipped: a first
+    row with one bad field lost its sample without a word. A header's first field (the
+    times' or the index's name) is never a number."""
+    path = tmp_path / "first.csv"
+    path.write_text(f"# a comment\n{first}\n3,4\n")
+    with pytest.raises(ConfigError, match=r"line 2"):
+        load_samples(path)
+
+
+@pytest.mark.parametrize("header", [",0", "x,1", "t,1"])
+def test_a_header_may_name_its_other_columns_by_number(tmp_path: Path, header: str) -> None:
+    """pandas writes ",0" for an index and a column named 0: still a header."""
+    path = tmp_path / "pandas.csv"
+    path.write_text(f"{header}\n3,4\n5,6\n")
+    values, _, _ = load_samples(path)
+    assert values.shape[0] == 2
+
+
+def test_a_file_whose_one_line_is_a_header_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "tabs.csv"
+    path.write_text("1\t2\n")  # tab-separated: one field, not a number
+    with pytest.raises(ConfigError, match=r"no data rows \(line 1, the only one, is taken as"):
+        load_samples(path)
+
+
 @pytest.mark.parametrize("header", ["t,x", "time,x", " Time ,x", '"T",x', "TIME,x,# notes"])
 def test_a_header_naming_t_or_time_first_makes_that_column_the_times(
     tmp_path: Path, header: str
