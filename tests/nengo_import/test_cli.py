@@ -4,6 +4,8 @@ how they refuse what they cannot import (one line naming the object, exit status
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -72,6 +74,35 @@ def test_import_writes_a_network_file_with_side_files(
     assert samples.shape == (10_000, 1)  # 10 s sampled at t = dt, 2 dt, ...
     # Sample k is f((k + 1) dt): the pulse starts after t = 0.2 s, so at sample 200.
     assert (samples[199, 0], samples[200, 0]) == (0.0, 1.0)
+
+
+def test_import_passes_the_timing_flag_and_counts_what_it_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--timing spikestream`` reaches the file (it was silently Nengo's otherwise), and
+    the closing line counts each kind of object from the spec, not another kind."""
+    model = write(
+        tmp_path,
+        """
+        model = nengo.Network()
+        with model:
+            a = nengo.Ensemble(5, 1)
+            b = nengo.Ensemble(5, 1)
+            c = nengo.Ensemble(5, 1)
+            nengo.Connection(a, b)
+        """,
+    )
+    out = tmp_path / "three.toml"
+    argv = ["import", str(model), "--out", str(out), "--timing", "spikestream"]
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip()
+    spec = load_network(out)
+    assert spec.network.timing == "spikestream"
+    counts = (len(spec.populations), len(spec.inputs), len(spec.connections), len(spec.probes))
+    assert counts == (3, 0, 1, 0)
+    assert line.endswith(
+        ": 3 population(s), 0 input(s), 1 connection(s), 0 probe(s); timing = 'spikestream')"
+    ), line
 
 
 def test_import_sample_times_follow_nengo(tmp_path: Path) -> None:
@@ -415,8 +446,12 @@ def test_an_out_path_that_cannot_be_written_is_refused_before_anything_is_writte
     (tmp_path / "folder").mkdir()
     (tmp_path / "clash.arrays").write_text("a file")
     (tmp_path / "plain").write_text("a file")
+    # A FIFO (or /dev/null, or any device) was replaced by a regular file: os.replace
+    # renames over whatever is there, and as root /dev/null itself became a text file.
+    os.mkfifo(tmp_path / "pipe.toml")
     for out, says in (
         (tmp_path / "folder", "is a folder; expected a network file path"),
+        (tmp_path / "pipe.toml", "exists and is not a regular file"),
         (tmp_path / "clash.toml", "which is not a folder"),
         (tmp_path / "plain" / "deeper" / "x.toml", "plain' is not a folder"),
         # A mistyped folder was made, with the file in it; run and record refuse theirs.
@@ -427,6 +462,8 @@ def test_an_out_path_that_cannot_be_written_is_refused_before_anything_is_writte
     assert not (tmp_path / "folder.arrays").exists()  # nothing written
     assert not (tmp_path / "typo").exists()
     assert (tmp_path / "clash.arrays").read_text() == "a file"
+    assert stat.S_ISFIFO((tmp_path / "pipe.toml").lstat().st_mode)  # still the FIFO
+    assert not (tmp_path / "pipe.arrays").exists()
     line = refusal(capsys, "import", str(model), "--out", str(tmp_path / "n.toml"), "--dt", "1e-7")
     assert "--dt must be in [1e-06, 1] seconds; got 1e-07" in line
     assert not (tmp_path / "n.toml").exists()

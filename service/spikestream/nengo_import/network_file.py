@@ -206,6 +206,11 @@ def _check_out(out: Path, folder: Path) -> None:
     Missing folders on the way are made when the files are written."""
     if out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a folder; expected a network file path")
+    if out.exists() and not out.is_file():  # os.replace would put a file in its place
+        raise ConfigError(
+            f"--out {str(out)!r} exists and is not a regular file (a device, FIFO or "
+            "socket); expected a network file path"
+        )
     existing = next(p for p in (out.parent, *out.parent.parents) if p.exists() or p == p.parent)
     if not existing.is_dir():  # missing folders are made; one that is a file cannot be
         raise ConfigError(
