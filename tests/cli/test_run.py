@@ -102,6 +102,20 @@ def test_run_file_matches_golden_from_before_block_recording(tmp_path: Path) -> 
         np.testing.assert_allclose(values[-1], golden[f"{pop}_filtered_last"], rtol=1e-12)
 
 
+def test_run_dtype_and_seed_flags_reach_the_build(tmp_path: Path) -> None:
+    """``--dtype float32`` runs the state in float32 (the probes' values say so), and
+    ``--seed`` overrides the file's: a flag accepted and then not passed on would change
+    nothing the user could see but the numbers."""
+    out, other = tmp_path / "f32.npz", tmp_path / "seeded.npz"
+    base = ["run", str(SEED), "--duration", "0.2", "--no-progress"]
+    assert main([*base, "--out", str(out), "--dtype", "float32"]) == 0
+    assert np.load(out)["a_filtered"].dtype == np.float32
+    assert main([*base, "--out", str(other), "--seed", "12345"]) == 0
+    plain = tmp_path / "plain.npz"
+    assert main([*base, "--out", str(plain)]) == 0
+    assert not np.array_equal(np.load(other)["a.spikes"], np.load(plain)["a.spikes"])
+
+
 def test_run_writes_uncompressed_by_default_and_deflates_with_compress(tmp_path: Path) -> None:
     plain, small = tmp_path / "plain.npz", tmp_path / "small.npz"
     args = ["run", str(SEED), "--duration", "2", "--no-progress", "--out"]
@@ -200,6 +214,7 @@ def test_progress_bar_appears_only_after_its_delay() -> None:
     assert shown.bar is not None
     assert shown.bar.n == 1000
     shown.close()
+    assert shown.bar.disable  # closed: its line is erased, not left under the report
 
 
 @pytest.mark.parametrize(
@@ -208,7 +223,12 @@ def test_progress_bar_appears_only_after_its_delay() -> None:
         (["--duration", "nan"], "run: error: --duration must be a number of seconds > 0; got nan"),
         (["--duration", "inf"], "run: error: --duration must be a number of seconds > 0; got inf"),
         (["--duration", "-1"], "run: error: --duration must be a number of seconds > 0; got -1"),
+        (["--duration", "0"], "run: error: --duration must be a number of seconds > 0; got 0"),
         (["--duration", "1", "--seed", "-1"], "--seed: -1 is not allowed; expected an integer"),
+        # The seed is an unsigned 63-bit value: the first one past it is refused too.
+        (["--duration", "1", "--seed", str(2**63)], f"--seed: {2**63} is not allowed"),
+        # Neither a length nor a log to take it from.
+        ([], "run: error: --duration S is required (or --replay FILE)"),
         (["--duration", "1", "--memory-limit", "lots"], "--memory-limit: 'lots' is not allowed"),
         # Given but empty: it was taken for the default.
         (["--duration", "1", "--memory-limit", ""], "--memory-limit: '' is not allowed"),
@@ -223,6 +243,25 @@ def test_bad_run_flags_are_one_line(
     assert code == 2
     assert len(err.splitlines()) == 1, err
     assert message in err
+
+
+def test_the_memory_limit_from_the_environment_is_named_and_empty_means_unset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad SPIKESTREAM_MEMORY_LIMIT is blamed on the variable, not on a flag the user
+    never gave; an empty one (``VAR= spikestream run``) is unset, the default."""
+    out = tmp_path / "o.npz"
+    argv = ["run", str(SEED), "--duration", "0.01", "--no-progress", "--out", str(out)]
+    monkeypatch.setenv("SPIKESTREAM_MEMORY_LIMIT", "lots")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "SPIKESTREAM_MEMORY_LIMIT: 'lots' is not allowed" in err
+    assert "--memory-limit" not in err
+    assert not out.exists()
+    monkeypatch.setenv("SPIKESTREAM_MEMORY_LIMIT", "")
+    assert main(argv) == 0, capsys.readouterr().err
+    assert out.exists()
 
 
 @pytest.mark.parametrize("command", ["run", "serve"])
@@ -443,6 +482,21 @@ def test_python_function_runs_with_the_opt_in_flag(tmp_path: Path) -> None:
     proc = _run(tmp_path, NET + 'function = "numpy:square"\n', "--allow-python-functions")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out.npz").exists()
+
+
+def test_python_function_is_refused_without_the_opt_in_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The flag is the only consent to importing (running) a module named in the file:
+    without it ``run`` refuses in one line and writes nothing."""
+    net = tmp_path / "net.toml"
+    net.write_text(NET + 'function = "numpy:square"\n')
+    out = tmp_path / "out.npz"
+    assert main(["run", str(net), "--duration", "0.05", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "names a Python callable, which is not allowed by default" in err
+    assert not out.exists()
 
 
 def _loaded_by(argv: list[str]) -> tuple[str, set[str]]:

@@ -3,8 +3,11 @@ folder, outputs that name its own inputs, a progress bar with nowhere to go."""
 
 from __future__ import annotations
 
+import argparse
+import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -89,6 +92,45 @@ def test_run_restores_the_signal_handlers(tmp_path: Path) -> None:
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
 
 
+def test_a_second_signal_does_not_cut_the_cleanup_short() -> None:
+    """The first SIGTERM ends the run (exit 143, as a shell reports a death by it); a
+    second one while ``finally`` blocks delete the ``.part`` file and spool folder is
+    ignored, or it would raise inside that cleanup and leave them behind."""
+    from spikestream.cli.run import signals_exit
+
+    with signals_exit():
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        with pytest.raises(SystemExit) as first:
+            handler(signal.SIGTERM, None)
+        assert first.value.code == 128 + signal.SIGTERM
+        assert handler(signal.SIGTERM, None) is None  # the second: no SystemExit
+
+
+def test_signals_exit_outside_the_main_thread_changes_nothing() -> None:
+    """Only the main thread may set handlers (Python raises ValueError elsewhere): a
+    ``main`` called from a thread runs, with the handlers left as they are."""
+    import threading
+
+    from spikestream.cli.run import signals_exit
+
+    before = signal.getsignal(signal.SIGTERM)
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            with signals_exit():
+                pass
+        except BaseException as err:  # reported to the main thread
+            errors.append(err)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    thread.join()
+    assert errors == []
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_a_hangup_run_was_started_ignoring_stays_ignored() -> None:
     """``nohup spikestream run`` must outlive its terminal: the run's own SIGHUP handler
     replaced the ignore nohup set."""
@@ -145,6 +187,98 @@ def test_the_disk_check_counts_the_built_parameters(
     assert not out.exists()
 
 
+def test_a_run_too_large_for_the_disk_is_refused_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The per-tick arrays alone do not fit: refused before the network is built (a
+    large dense network takes long to build and the memory of its weights)."""
+    import spikestream.build
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=1000))
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("built before the disk check")
+
+    monkeypatch.setattr(spikestream.build, "build", build)
+    out = tmp_path / "x.npz"
+    assert main(["run", str(SEED), "--duration", "1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "more than the 1000 B free" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("free", "refused"), [(1999, True), (2000, False)])
+def test_the_disk_check_counts_the_spool_copy_of_the_per_tick_arrays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, free: int, refused: bool
+) -> None:
+    """A run streaming past one block holds its per-tick arrays twice (spool files and
+    the ``.npz``) plus the built parameters once: 2 * 900 + 200 bytes need 2000 free. A
+    check on the file's size alone let it start and fail with the disk full after hours."""
+    from spikestream.cli.run import check_disk
+    from spikestream.errors import ConfigError
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=free))
+    out = tmp_path / "x.npz"
+    if refused:
+        with pytest.raises(ConfigError, match=r"would write about 1\.07 KiB, 200 B of it built"):
+            check_disk("running it", out, 900, static=200)
+    else:
+        check_disk("running it", out, 900, static=200)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG])
+def test_each_disk_errno_is_a_config_error_naming_the_flag(code: int) -> None:
+    """A full disk, a quota, a read-only file system or a file too large: the disk
+    refused, so one line naming the flag and the file (exit 2), not a traceback."""
+    from spikestream.cli.run import disk_errors
+    from spikestream.errors import ConfigError
+
+    said = re.escape(f"--out: cannot write 'x.npz': {os.strerror(code)}")
+    with pytest.raises(ConfigError, match=said), disk_errors("--out", Path("x.npz")):
+        raise OSError(code, os.strerror(code))
+
+
+def test_an_error_that_is_not_the_disks_passes_through() -> None:
+    """A program error (here EACCES) is not dressed up as a full disk."""
+    from spikestream.cli.run import disk_errors
+
+    with pytest.raises(PermissionError), disk_errors("--out", Path("x.npz")):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_a_full_spool_folder_mid_run_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk fills under the run's own spool files (not the ``.npz`` writer, which
+    says so itself): ``run`` still ends with one line naming ``--out`` and exit 2."""
+    import spikestream.runtime.offline as offline
+
+    def full(*args: Any, **kwargs: Any) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(offline, "run_to_file", full)
+    out = tmp_path / "x.npz"
+    assert main(["run", str(SEED), "--duration", "0.1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--out: cannot write {str(out)!r}: No space left on device" in err
+
+
+def test_an_out_in_a_missing_folder_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk check cannot measure a folder that does not exist: it leaves the refusal
+    to the writer (one line naming the folder), not a FileNotFoundError traceback."""
+    out = tmp_path / "missing" / "x.npz"
+    assert main(["run", str(SEED), "--duration", "0.1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"folder {str(out.parent)!r} does not exist" in err
+    assert not out.parent.exists()
+
+
 # ------------------------------------------------------------------- progress and JSON logs
 
 
@@ -176,6 +310,41 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path, log_forma
         assert lines  # the debug timings line at least
         for line in lines:
             json.loads(line)
+
+
+class _Stderr:
+    """A stand-in for ``sys.stderr``: a terminal, not one, or closed (``isatty`` raises)."""
+
+    def __init__(self, tty: bool, closed: bool = False) -> None:
+        self.tty, self.closed = tty, closed
+
+    def isatty(self) -> bool:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+        return self.tty
+
+
+@pytest.mark.parametrize(
+    ("no_progress", "log_format", "stderr", "shown"),
+    [
+        (False, "text", _Stderr(tty=True), True),
+        # On a terminal too: --no-progress wins, and JSON logs get no \r frames between
+        # their objects (the subprocess test above cannot have a terminal for stderr).
+        (True, "text", _Stderr(tty=True), False),
+        (False, "json", _Stderr(tty=True), False),
+        (False, "text", _Stderr(tty=False), False),
+        # A closed stderr is no terminal, not a traceback after the run.
+        (False, "text", _Stderr(tty=True, closed=True), False),
+    ],
+)
+def test_the_progress_bar_needs_a_terminal_text_logs_and_no_opt_out(
+    monkeypatch: pytest.MonkeyPatch, no_progress: bool, log_format: str, stderr: Any, shown: bool
+) -> None:
+    from spikestream.cli.run import show_progress
+
+    monkeypatch.setattr("sys.stderr", stderr)
+    args = argparse.Namespace(no_progress=no_progress, log_format=log_format)
+    assert show_progress(args) is shown
 
 
 def test_a_user_error_in_json_mode_is_one_json_object(tmp_path: Path) -> None:
@@ -279,6 +448,33 @@ def test_an_output_naming_the_network_file_is_refused(tmp_path: Path, flag: str)
     assert _left(tmp_path, "net.png") == []
 
 
+def test_an_output_naming_the_replay_log_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out`` over the ``--replay`` log it reads destroyed the one recording of a live
+    run; refused before the log is even opened, the log untouched."""
+    log = tmp_path / "live.npz"
+    log.write_bytes(b"the only copy")
+    assert main(["run", str(SEED), "--replay", str(log), "--out", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--out {str(log)!r} is the --replay log {str(log)!r}, which the run reads" in err
+    assert log.read_bytes() == b"the only copy"
+
+
+def test_out_and_plot_naming_one_file_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plot overwrote the ``.npz`` it was drawn from: refused before the run."""
+    same = tmp_path / "x.png"
+    argv = ["run", str(SEED), "--duration", "0.1", "--out", str(same), "--plot", str(same)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"--out and --plot both name {str(same)!r}; expected two files" in err
+    assert not same.exists()
+
+
 def test_an_output_naming_an_array_file_of_the_network_is_refused(tmp_path: Path) -> None:
     weights = np.random.default_rng(0).normal(size=(50, 40))
     np.save(tmp_path / "w.npy", weights)
@@ -306,6 +502,23 @@ def test_an_output_inside_the_arrays_folder_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert f"is inside {str(tmp_path / 'net.arrays')!r}, the arrays folder" in done.stderr
     assert not out.exists()
+
+
+def test_an_output_reaching_the_arrays_folder_by_a_link_or_dots_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The arrays folder named another way (a symlink to it, ``..`` through a sibling)
+    is still the network's: compared after resolving, not by the text of the path."""
+    shutil.copy(SEED, tmp_path / "net.toml")
+    (tmp_path / "net.arrays").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "net.arrays")
+    for out in (tmp_path / "link" / "x.npz", tmp_path / "other" / ".." / "net.arrays" / "x.npz"):
+        argv = ["run", str(tmp_path / "net.toml"), "--duration", "0.05", "--out", str(out)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"is inside {str(tmp_path / 'net.arrays')!r}, the arrays folder" in err, err
+    assert list((tmp_path / "net.arrays").iterdir()) == []
 
 
 def test_an_output_naming_the_model_script_is_refused_before_it_runs(tmp_path: Path) -> None:
