@@ -329,3 +329,84 @@ def test_segments_split_by_python_ops_pass_spike_counts_on() -> None:
         np.testing.assert_array_equal(fused[key], python[key], err_msg=key)
     for pop in model.populations:
         np.testing.assert_array_equal(fused[f"{pop}.spikes"], reference[f"{pop}.spikes"])
+
+
+def test_lif_step_at_the_exact_edges_of_the_refractory_period() -> None:
+    """Refractory times that land exactly on a tick (a restored ``ref = dt`` ends at the
+    tick's start; ``ref = 2 dt`` covers the whole tick) and a neuron held at the threshold
+    by a current of exactly 1: the compiled step treats each as the numpy reference and
+    the LIF solution do. ``ref = dt`` integrates a full tick like a neuron that was never
+    refractory, ``2 dt`` keeps its voltage, and ``v = J = 1`` is a fixed point that never
+    spikes (spiking it would give the spike time log1p(0/0) = NaN)."""
+    from spikestream.sim.jit import lif_constants, lif_step_jit
+    from spikestream.sim.kernels import LIFParams, lif_step
+
+    dt, tau_rc, tau_ref = 1e-3, 0.02, 0.002
+    J = np.array([0.8, 0.8, 0.8, 1.0, 10.0, 0.8])
+    v0 = np.array([0.3, 0.3, 0.3, 1.0, 1.0 + 5e-7, 0.0])
+    ref0 = np.array([dt, 0.0, 2 * dt, 0.0, 2 * dt, -dt])
+    n = J.size
+    spikers = np.full(2 * n, -1, np.intp)
+    jit = (v0.copy(), ref0.copy(), np.zeros(n, bool))
+    count = lif_step_jit(
+        J,
+        jit[0],
+        jit[1],
+        jit[2],
+        np.zeros(n),
+        lif_constants(dt, tau_rc, tau_ref, 0.0, np.float64),
+        np.zeros(n, np.intp),
+        spikers[:n],
+    )
+    ref = (v0.copy(), ref0.copy(), np.zeros(n, bool))
+    expected = lif_step(
+        J,
+        ref[0],
+        ref[1],
+        ref[2],
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+        LIFParams.make(dt, tau_rc, tau_ref, 0.0, np.float64),
+    )
+    assert count == expected
+    np.testing.assert_array_equal(jit[2], ref[2])
+    assert sorted(spikers[:count]) == list(np.flatnonzero(ref[2]))
+    assert (spikers[n:] == -1).all()
+    np.testing.assert_allclose(jit[0], ref[0], rtol=1e-12)
+    np.testing.assert_allclose(jit[1], ref[1], rtol=1e-12)
+    # The LIF solution over one tick, for the neurons that integrate all of it.
+    full = J + (v0 - J) * np.exp(-dt / tau_rc)
+    np.testing.assert_allclose(jit[0][[0, 1, 5]], full[[0, 1, 5]], rtol=1e-12)
+    assert jit[0][2] == v0[2]  # refractory the whole tick
+    assert jit[0][3] == 1.0
+    assert not jit[2][3]
+    assert np.isfinite(jit[1]).all()
+
+
+@pytest.mark.parametrize("mode", ["python-ops", "numba-program"])
+def test_a_second_encoded_input_adds_in_every_compiled_form(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """J = bias + gain * E @ (x1 + x2) also where numba does the encoding: per-tick Python
+    ops (``fuse=False``) and numba's program interpreter (``SPIKESTREAM_PROGRAMS=numba``).
+    The C extension runs the default path, so these are the only runs of the numba
+    ``add`` form: a second input that overwrote the first would show only here."""
+    from spikestream.sim import native
+
+    monkeypatch.setenv(native.ENV, "numba")
+    data = {
+        "network": {"seed": 6},
+        "populations": {"p": {"n": 10, "dim": 2}},
+        "inputs": {"x1": {"target": "p", "dim": 2}, "x2": {"target": "p", "dim": 2}},
+    }
+    model = build(parse_network(data))
+    pop = model.populations["p"]
+    sim = Simulator(model, fuse=mode == "numba-program")
+    assert sim.compiled is (mode == "numba-program")
+    x1, x2 = np.array([0.5, -0.2]), np.array([-0.1, 0.7])
+    sim.set_input("x1", x1)
+    sim.set_input("x2", x2)
+    sim.step()
+    expected = pop.bias + pop.gain * (pop.encoders @ (x1 + x2))
+    np.testing.assert_allclose(sim._pops["p"].J, expected, rtol=1e-12, atol=1e-12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -477,3 +478,279 @@ def test_a_record_array_of_the_wrong_shape_is_refused_before_any_tick() -> None:
     ):
         sim.run(10, record={"a_filtered": np.zeros((9, 1))})
     assert sim.tick == 0
+
+
+def _learning_spec() -> dict[str, object]:
+    """Two learning connections out of one population (so a setting can land on the wrong
+    one), a filtered error, a start voltage, an input default and every probe kind: each
+    piece of state that ``reset`` must put back."""
+    learn = {"rule": "pes", "error": "e", "rate": 1e-3, "synapse": 0.01}
+    return {
+        "network": {"seed": 7},
+        "populations": {
+            "a": {"n": 40, "dim": 1, "initial_voltage": 0.5},
+            "b": {"n": 20, "dim": 1},
+            "c": {"n": 20, "dim": 1},
+        },
+        "inputs": {
+            "u": {"dim": 1, "target": "a", "default": [0.6]},
+            "e": {"dim": 1, "default": [0.2]},
+        },
+        "connections": [
+            {"pre": "a", "post": "b", "function": "x", "synapse": 0.005, "learning": learn},
+            {"pre": "a", "post": "c", "function": "x", "synapse": 0.005, "learning": learn},
+        ],
+        "probes": {
+            "ya": {"target": "a", "kind": "decoded", "synapse": 0.01},
+            "ra": {"target": "a", "kind": "filtered", "synapse": 0.01},
+            "sa": {"target": "a", "kind": "spikes"},
+        },
+    }
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_reset_is_a_fresh_simulator(backend: str) -> None:
+    """After a run that changed every part of the state (voltages, refractory times,
+    synapses, the filtered error, learned decoders, probes, inputs), ``reset`` leaves what
+    a new simulator of the same model starts from, key by key, shows no spikes, and the
+    next ticks repeat the first ones exactly: nothing of the old run leaks through."""
+    model = build(parse_network(_learning_spec()))
+    fresh = Simulator(model, backend=backend)  # type: ignore[arg-type]
+    start = fresh.state()
+    first = {p: np.zeros((200, model.populations[p].n), bool) for p in ("a", "b", "c")}
+    fresh.run(200, record_spikes=first)
+    sim = Simulator(model, backend=backend)  # type: ignore[arg-type]
+    sim.set_input("u", 0.9)
+    sim.set_input("e", -0.4)
+    sim.run(300)
+    moved = sim.state()
+    for key in start:
+        if key.startswith(("conn.", "probe.", "input.", "pop.a.")):
+            assert not np.array_equal(moved[key], start[key]), key  # the run changed it
+    sim.reset()
+    assert sim.tick == 0
+    assert sim.t == 0.0
+    for key, value in sim.state().items():
+        np.testing.assert_array_equal(value, start[key], err_msg=key)
+    for pop in ("a", "b", "c"):
+        assert not sim.spiked(pop).any(), pop
+    assert not sim.probe("sa").any()
+    again = {p: np.zeros((200, model.populations[p].n), bool) for p in ("a", "b", "c")}
+    sim.run(200, record_spikes=again)
+    for pop in first:
+        np.testing.assert_array_equal(again[pop], first[pop], err_msg=pop)
+    assert first["b"].any()
+    assert first["c"].any()
+
+
+def test_a_state_is_a_copy_the_run_does_not_change() -> None:
+    """``state()`` is a snapshot: running on (which rewrites every live array in place,
+    learned decoders and probes included) and writing into the snapshot leave each other
+    alone, so a snapshot restores the tick it was taken at."""
+    model = build(parse_network(_learning_spec()))
+    sim = Simulator(model)
+    sim.run(50)
+    snap = sim.state()
+    kept = {k: np.array(v, copy=True) for k, v in snap.items()}
+    sim.set_input("u", -0.3)
+    sim.run(50)
+    for key, value in kept.items():
+        np.testing.assert_array_equal(snap[key], value, err_msg=key)
+    live = sim.state()
+    for value in snap.values():
+        value[...] = 0
+    for key, value in sim.state().items():
+        np.testing.assert_array_equal(value, live[key], err_msg=key)
+
+
+def test_set_learning_changes_only_the_named_connection() -> None:
+    """A rate or an on/off switch lands on the connection it names, and only on a
+    learning connection: the other learner keeps its own, and a bad rate or name is
+    refused without changing anything."""
+    sim = Simulator(build(parse_network(_learning_spec())))
+    names = sim.learning_connections()
+    assert len(names) == 2
+    first, second = names
+    assert sim.learning_settings() == {first: (1e-3, True), second: (1e-3, True)}
+    for name, other in ((first, second), (second, first)):
+        sim.set_learning(name, rate=0.25)
+        assert sim.learning_settings() == {name: (0.25, True), other: (1e-3, True)}
+        sim.set_learning(name, enabled=False)
+        assert sim.learning_settings() == {name: (0.25, False), other: (1e-3, True)}
+        sim.set_learning(name, rate=1e-3, enabled=True)
+    for rate in (-1e-3, math.nan, math.inf):
+        with pytest.raises(SimulationError, match="learning rate must be a finite number >= 0"):
+            sim.set_learning(first, rate=rate)
+    with pytest.raises(SimulationError, match=r"no learning connection named 'z'; .*" + first):
+        sim.set_learning("z", rate=0.1)
+    assert sim.learning_settings() == {first: (1e-3, True), second: (1e-3, True)}
+
+
+def test_a_non_learning_connection_cannot_be_given_a_rate() -> None:
+    """The seed's connection does not learn: naming it is an error, not a silent no-op."""
+    sim = Simulator(build(load_network(SEED)))
+    conn = sim.model.connections[0].name
+    with pytest.raises(SimulationError, match=rf"no learning connection named '{conn}'"):
+        sim.set_learning(conn, rate=0.1)
+    assert sim.learning_settings() == {}
+
+
+def test_a_disabled_connection_holds_its_decoders_while_the_other_learns() -> None:
+    """Switching one learner off (or its rate to 0) freezes that connection's decoders
+    only; the other keeps moving them."""
+    sim = Simulator(build(parse_network(_learning_spec())))
+    first, second = sim.learning_connections()
+    sim.set_learning(first, enabled=False)
+    sim.set_learning(second, rate=0.0)
+    before = sim.state()
+    sim.run(100)
+    after = sim.state()
+    keys = [f"conn.{i}.decoders" for i in range(2)]
+    for key in keys:
+        np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+    sim.set_learning(second, rate=1e-3)
+    sim.run(100)
+    moved = sim.state()
+    np.testing.assert_array_equal(moved[keys[0]], before[keys[0]])
+    assert not np.array_equal(moved[keys[1]], before[keys[1]])
+
+
+def test_unknown_probe_and_scalar_input_to_a_vector_are_refused() -> None:
+    """Reading a probe that does not exist raises (it used to be easy to get back None),
+    and a scalar fed to a 2-D input is refused rather than broadcast to both dims."""
+    spec = {
+        "populations": {"a": {"n": 10, "dim": 2}},
+        "inputs": {"u": {"dim": 2, "target": "a"}},
+        "probes": {"ya": {"target": "a", "kind": "decoded"}},
+    }
+    sim = Simulator(build(parse_network(spec)))
+    with pytest.raises(SimulationError, match=r"no probe named 'yb'; expected one of: ya"):
+        sim.probe("yb")
+    with pytest.raises(SimulationError, match=r"input 'u' expects shape \(2,\); got \(\)"):
+        sim.set_input("u", 0.5)
+    np.testing.assert_array_equal(sim.inputs["u"], [0.0, 0.0])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_progress_is_reported_at_each_multiple_of_progress_every(backend: str) -> None:
+    """Compiled blocks and Python ticks report the same progress: at every multiple of
+    ``progress_every`` and not for the last partial block; ``t`` is ``tick * dt``."""
+    model = build(load_network(SEED))
+    sim = Simulator(model, backend=backend)  # type: ignore[arg-type]
+    seen: list[int] = []
+    sim.run(250, inputs=input_signals(model, 250), progress=seen.append, progress_every=100)
+    assert seen == [100, 200]
+    assert sim.tick == 250
+    assert sim.t == pytest.approx(250 * sim.dt)
+    each: list[int] = []  # progress_every=1: after every tick, not every other one
+    sim.run(3, progress=each.append, progress_every=1)
+    assert each == [1, 2, 3]
+
+
+def test_the_footprint_counts_matrices_and_vectors_apart() -> None:
+    """Every population's voltage and refractory time are vectors a compiled tick reads,
+    the decoders a matrix: each lands in its own total."""
+    model = build(load_network(SEED))
+    sim = Simulator(model)
+    assert sim.compiled
+    fp = sim.footprint()
+    item = np.dtype(sim.dtype).itemsize
+    per_pop = sum(2 * p.n * item for p in model.populations.values())
+    assert fp.vector_bytes >= per_pop
+    assert fp.matrix_bytes > 0  # the seed's connection: its decoders and encoders
+    assert fp.total == fp.matrix_bytes + fp.vector_bytes
+    # A numpy-backend tick has no compiled op: nothing counted.
+    assert Simulator(model, backend="numpy").footprint().total == 0
+
+
+def _refusals(state: dict[str, np.ndarray]) -> list[tuple[dict[str, object], str]]:
+    """Edited copies of a seed state, each with the message ``set_state`` must give."""
+    v = state["pop.a.v"]
+    return [
+        ({k: x for k, x in state.items() if k != "tick"}, r"missing \['tick'\]"),
+        ({**state, "tick": np.array(3.0)}, r"'tick' must be an integer scalar .* = 3\.0"),
+        ({**state, "tick": np.array(2**53, np.int64)}, r"'tick' must be an integer .* = 9007"),
+        ({**state, "tick": np.array(-1, np.int64)}, r"'tick' must be an integer .* = -1"),
+        ({**state, "pop.a.v": np.zeros(v.shape, np.int64)}, r"'pop.a.v' has dtype int64"),
+        ({**state, "pop.a.v": np.zeros(v.size + 1)}, r"'pop.a.v' has shape \(51,\)"),
+        ({**state, "pop.a.v": np.where(np.arange(v.size) == 3, np.nan, v)}, r"NaN or infinite"),
+        ({**state, "pop.a.v": np.full(v.shape, -0.01)}, r"'pop.a.v' holds 50 value\(s\) outside"),
+        ({**state, "pop.a.ref": np.full(v.shape, 0.0035)}, r"'pop.a.ref' holds 50 value"),
+    ]
+
+
+def test_set_state_refuses_each_bad_part_and_copies_nothing() -> None:
+    """Each check of ``set_state`` on its own: a missing or non-integer or out-of-range
+    tick, an integer, misshapen or NaN array, a voltage below the floor (0 here: the seed
+    starts at 0) or a refractory time past ``tau_ref + dt`` (2 ms + 1 ms) is refused with
+    its own message, and the simulator keeps its state and tick."""
+    sim, _ = run_seed(20)
+    before = sim.state()
+    for bad, match in _refusals(before):
+        with pytest.raises(SimulationError, match=match):
+            sim.set_state(bad)  # type: ignore[arg-type]
+        assert sim.tick == 20
+        for key, value in sim.state().items():
+            np.testing.assert_array_equal(value, before[key], err_msg=key)
+    # The edges themselves are accepted: the top tick, floor voltage, longest refractory.
+    edge = {**before, "tick": np.array(2**53 - 1, np.int64)}
+    edge["pop.a.v"] = np.zeros_like(before["pop.a.v"])
+    edge["pop.a.ref"] = np.full_like(before["pop.a.ref"], 0.003)
+    sim.set_state(edge)
+    assert sim.tick == 2**53 - 1
+
+
+def test_set_state_refuses_other_values_for_decoders_that_do_not_learn() -> None:
+    """Half-precision decoders are read as rounded copies: a state that carries other
+    values could not change what the tick reads, so it is refused; the built ones pass."""
+    spec = {
+        "network": {"seed": 2, "weights_dtype": "float16"},
+        "populations": {"a": {"n": 30, "dim": 1}, "b": {"n": 20, "dim": 1}},
+        "connections": [{"pre": "a", "post": "b", "function": "x"}],
+    }
+    sim = Simulator(build(parse_network(spec)))
+    state = sim.state()
+    assert "conn.0.decoders" in state
+    sim.set_state(state)
+    edited = {**state, "conn.0.decoders": np.asarray(state["conn.0.decoders"], float) + 0.5}
+    with pytest.raises(SimulationError, match=r"'conn.0.decoders' differs from this network"):
+        sim.set_state(edited)
+
+
+def test_record_arrays_of_another_dtype_or_layout_record_the_same_values() -> None:
+    """The compiled run stores through a record array's address with the probe's own
+    dtype and a C-contiguous layout: a float32 array or a strided view must take the
+    checked path and hold what a plain float64 array holds (cast, or in place)."""
+    model = build(load_network(SEED))
+    inputs = input_signals(model, 40)
+    width = Simulator(model).probe("a_filtered").shape
+    plain = np.zeros((40, *width))
+    Simulator(model).run(40, inputs=inputs, record={"a_filtered": plain})
+    assert np.any(plain)
+    single = np.zeros((40, *width), np.float32)
+    Simulator(model).run(40, inputs=inputs, record={"a_filtered": single})
+    np.testing.assert_array_equal(single, plain.astype(np.float32))
+    wide = np.zeros((40, 2 * width[0]))
+    strided = wide[:, ::2]
+    assert not strided.flags.c_contiguous
+    Simulator(model).run(40, inputs=inputs, record={"a_filtered": strided})
+    np.testing.assert_array_equal(strided, plain)
+    assert not wide[:, 1::2].any()  # nothing written between the recorded columns
+
+
+def test_inputs_and_record_arrays_one_row_short_or_too_wide_are_refused() -> None:
+    """``run`` feeds row k at tick k and records row k after it: an input or a record
+    array without a row for every tick, or an input of the wrong width, is refused
+    before any tick (the compiled run would read or write past its end)."""
+    model = build(load_network(SEED))
+    sim = Simulator(model)
+    width = sim.probe("a_filtered").shape
+    for values in (np.zeros((9, 1)), np.zeros((10, 2))):
+        with pytest.raises(SimulationError, match=r"input 'u': values of shape"):
+            sim.run(10, inputs={"u": values})
+    with pytest.raises(SimulationError, match=r"record 'a_filtered': .* expected a writable"):
+        sim.run(10, record={"a_filtered": np.zeros((9, *width))})
+    assert sim.tick == 0
+    sim.run(10, inputs={"u": np.zeros((12, 1))}, record={"a_filtered": np.zeros((11, *width))})
+    sim.run(5)
+    assert sim.tick == 15  # a second run goes on from where the first stopped
