@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import tracemalloc
 from typing import Any
@@ -26,8 +27,10 @@ from spikestream_client.monitor.aggregate import (
     MAX_RING_CELLS,
     MonitorModel,
     SpikeView,
+    ValueView,
     group_sizes,
 )
+from spikestream_client.monitor.rings import TRACE_COMPONENTS
 from spikestream_client.monitor.web import WebBridge, snapshot_json
 from spikestream_client.recorder import Recorder
 from tests.clients.frames import header, regular_spikes, spike_frame, value_frame
@@ -93,6 +96,9 @@ def test_the_ring_is_bounded_whatever_window_and_dt(kind: str) -> None:
     snap = model.snapshot()
     view = model.views["p"]
     assert view.width * view.cells_per_tick <= MAX_RING_CELLS
+    # The arrays really held, not only the view's own count of cells per tick.
+    data = view.counts if isinstance(view, SpikeView) else view.trace
+    assert data.size <= MAX_RING_CELLS
     assert view.width % 10 == 0
     assert snap.probes[0].covered > 0
 
@@ -189,3 +195,42 @@ def test_the_recording_budget_bounds_wide_and_long_frames() -> None:
     rec.on_frame(long)
     assert (rec.frames, rec.over_budget) == (1, 1)
     assert rec.arrays()["s"].shape == (10, 100)
+
+
+def test_values_of_no_components_are_traced_as_no_data() -> None:
+    """A value probe of shape ``[0]`` has ticks but no component to trace: its frames
+    mark their ticks as heard from, and the summary is NaN, not a failed redraw."""
+    model = MonitorModel("fake", window=0.1, bins=4)
+    model.on_frame(raw_frame("values", ticks=10, shape=[0], data=b""))
+    (probe,) = model.snapshot().probes
+    assert model.failed_snapshots == 0
+    assert probe.covered == pytest.approx(0.1)
+    assert math.isnan(probe.low)
+    assert math.isnan(probe.high)
+    assert np.isnan(probe.trace).all()
+
+
+def test_infinite_values_do_not_set_the_shown_range() -> None:
+    """A value probe may send inf (a diverging simulation): the range shown is that of
+    the finite values, which the views can print and scale, and the trace skips them."""
+    model = MonitorModel("fake", window=0.01, bins=2)
+    values = np.array([[1.0, np.inf], [-np.inf, 2.0]] * 5, np.float32)
+    model.on_frame(raw_frame("values", ticks=10, shape=[2], data=values.tobytes()))
+    (probe,) = model.snapshot().probes
+    assert (probe.low, probe.high) == (1.0, 2.0)
+    np.testing.assert_allclose(probe.trace, [1.0, 1.0])
+
+
+def test_a_wide_value_probe_traces_only_its_first_components() -> None:
+    """A value probe of 8 components keeps the 8 latest values for display but traces
+    only TRACE_COMPONENTS of them: the ring's cells per tick, which the MAX_RING_CELLS
+    bound counts, are those traced."""
+    model = MonitorModel("fake", window=0.1, bins=4)
+    values = np.arange(80, dtype=np.float32).reshape(10, 8)
+    model.on_frame(raw_frame("values", ticks=10, shape=[8], data=values.tobytes()))
+    (probe,) = model.snapshot().probes
+    view = model.views["p"]
+    assert isinstance(view, ValueView)
+    assert view.trace.shape[1] == view.cells_per_tick == TRACE_COMPONENTS
+    np.testing.assert_array_equal(probe.latest, values[-1])
+    assert (probe.low, probe.high) == (0.0, 75.0)  # components 0..3 only

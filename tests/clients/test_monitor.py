@@ -29,6 +29,7 @@ from spikestream_client.monitor.aggregate import (
     InputSnapshot,
     MonitorModel,
 )
+from spikestream_client.monitor.rings import SpikeView
 from spikestream_client.monitor.session import MonitorOptions, check_options
 from spikestream_client.monitor.terminal import auto_bins, render, sparkline
 from spikestream_client.monitor.web import snapshot_json
@@ -682,3 +683,235 @@ def test_a_probe_whose_summary_fails_starts_afresh_and_the_rest_are_drawn(
     assert model.views["a"] is not spoiled  # rebuilt
     assert [p.name for p in model.snapshot().probes] == ["a", "b"]
     assert model.failed_snapshots == 1
+
+
+def test_the_frame_rate_spans_about_two_seconds_drawn_frame_by_frame() -> None:
+    """Redrawn after every frame (one frame per fold, the usual case at 10 Hz), the
+    real-time factor is taken over about the last 2 s of wall time: 1.5 s at real time
+    then 0.5 s at twice real time give 2.49 s simulated in 1.99 s, not the last burst's
+    2.0, and not NaN from a history that holds only the newest frame."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    wall = 0.0
+    ones = np.ones((10, 2), bool)
+    for seq in range(250):
+        wall += 0.01 if seq < 150 else 0.005
+        h = header("s", seq, 10 * seq)
+        model.on_frame(spike_frame(dataclasses.replace(h, wall=1.7e9 + wall), ones))
+        model.snapshot()
+    assert model.snapshot().service.rtf_frames == pytest.approx(2.49 / 1.99, rel=1e-3)
+
+
+def test_a_frame_delivered_twice_does_not_start_the_window_afresh() -> None:
+    """MQTT at QoS 1 may deliver a frame twice. Its ticks do not go back past the frame
+    before it, so it is no reset: the window keeps the second of data it holds rather
+    than starting over from the duplicate's 10 ticks."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    feed_spikes(model, range(100))
+    model.snapshot()
+    feed_spikes(model, [99])  # the last frame again
+    (probe,) = model.snapshot().probes
+    assert probe.covered == 1.0
+    assert probe.tick == 1000
+    assert model.views["s"].allocations == 1
+
+
+def test_known_event_kinds_are_still_counted_by_name_once_the_kinds_are_full() -> None:
+    """Only new kinds past MAX_EVENT_KINDS are lumped as ``other``: a kind counted
+    before the table filled (``reset``, ``error``) keeps its own count afterwards."""
+    model = MonitorModel("fake")
+    for k in range(MAX_EVENT_KINDS):
+        model.on_event({"event": f"kind{k}"})
+    model.on_event({"event": "kind0"})
+    model.on_event({"event": "new"})
+    assert model.events["kind0"] == 2
+    assert model.events["other"] == 1
+
+
+def test_a_negative_input_age_is_not_shown() -> None:
+    """An age below 0 ms is no age a service can report (the stats come from the bus):
+    it shows as unknown, like any other non-age, not as a negative number."""
+    inputs, hidden = aggregate.input_freshness(
+        {"inputs": {"a": {"age_ms": -5.0, "stale_now": False}, "b": {"age_ms": 0}}}
+    )
+    assert inputs == (InputSnapshot("a", None, False), InputSnapshot("b", 0.0, None))
+    assert hidden == 0
+
+
+def test_redrawn_every_frame_across_the_wrap_the_ring_holds_each_tick_once() -> None:
+    """Redrawn after every frame for 2 s of a 1 s window, the ring wraps: the slot of the
+    tick where the new frame starts must be cleared before it is counted again (else the
+    count of the tick one window earlier stays in it), and ticks lost in a gap past the
+    wrap must not keep the covered flag of the tick they replace."""
+    model = MonitorModel("fake", window=1.0, bins=20)
+    for seq in range(200):
+        if 150 <= seq < 155:
+            continue  # ticks 1500..1549 lost
+        feed_spikes(model, [seq])
+        model.snapshot()
+    (probe,) = model.snapshot().probes
+    assert probe.covered == pytest.approx(0.95)
+    assert probe.rate == pytest.approx(100.0)
+    good = np.arange(20) != 10  # bin 10 holds ticks 1500..1549
+    np.testing.assert_allclose(probe.rates[good], 100.0)
+    assert np.isnan(probe.rates[10])
+
+
+def test_a_new_population_size_gets_a_ring_of_its_own_rows() -> None:
+    """n going from 2 to 8 neurons (another network behind the same probe name) changes
+    the raster from 2 rows to 4: the ring is set up for 4 rows, its old bytes go back
+    to the budget, and the new rates are right, not a failed summary."""
+    model = MonitorModel("fake", window=1.0, bins=10, raster_rows=4)
+    model.on_frame(spike_frame(header("s", 0, 0), regular_spikes(0, 10, 2, 10)))
+    model.snapshot()
+    for seq in range(1, 101):
+        tick = 10 * seq
+        model.on_frame(spike_frame(header("s", seq, tick), regular_spikes(tick, 10, 8, 10)))
+    (probe,) = model.snapshot().probes
+    view = model.views["s"]
+    assert isinstance(view, SpikeView)
+    assert model.failed_snapshots == 0
+    assert probe.size == 8
+    assert probe.raster.shape == (4, 10)
+    np.testing.assert_allclose(probe.raster, 100.0)
+    assert model.budget.held == view.ring_bytes == view.covered.nbytes + view.counts.nbytes
+
+
+def test_late_max_before_a_reset_is_forgotten() -> None:
+    """The worst lateness shown is that of the frames in the window: after the service
+    is reset (ticks start again at 0) the frames before it are no longer shown, and
+    neither is their lateness."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    for seq in range(100):
+        h = header("s", seq, 10 * seq, late_max=0.5)
+        model.on_frame(spike_frame(h, regular_spikes(10 * seq, 10, 4, 10)))
+    model.snapshot()
+    for seq in range(100, 110):
+        tick = 10 * (seq - 100)
+        model.on_frame(spike_frame(header("s", seq, tick), regular_spikes(tick, 10, 4, 10)))
+    snap = model.snapshot()
+    assert snap.probes[0].late_max == 0.0
+    assert snap.service.late_max_frames == 0.0
+
+
+def test_the_service_drop_counter_sums_every_probe() -> None:
+    """The service's drops are counted per probe (each frame carries its probe's
+    counter); the service line shows their sum over the probes."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    ones = np.ones((10, 2), bool)
+    model.on_frame(spike_frame(header("a", 0, 0, dropped=3), ones))
+    model.on_frame(value_frame(header("b", 0, 0, dropped=4), np.ones((10, 1))))
+    snap = model.snapshot()
+    assert {p.name: p.dropped for p in snap.probes} == {"a": 3, "b": 4}
+    assert snap.service.dropped == 7
+
+
+def test_input_names_are_cut_to_200_characters() -> None:
+    """Input names come from the bus; a name of any length is kept to its first 200
+    characters, so one name cannot make the view or the page any size."""
+    inputs, _ = aggregate.input_freshness({"inputs": {"x" * 5000: {"age_ms": 1.0}}})
+    assert [i.name for i in inputs] == ["x" * 200]
+
+
+def test_a_frame_straddling_the_window_start_covers_only_its_rows_inside() -> None:
+    """A 150-tick frame of which only the last 50 are in a 100-tick window, then a gap,
+    then 20 ticks: the rows before the window must not be marked covered, where they
+    would land (modulo the ring) on the ticks of the gap."""
+    model = MonitorModel("fake", window=0.1, bins=10)
+    model.on_frame(spike_frame(header("s", 0, 0, ticks=150), regular_spikes(0, 150, 4, 10)))
+    model.on_frame(spike_frame(header("s", 1, 180, ticks=20), regular_spikes(180, 20, 4, 10)))
+    (probe,) = model.snapshot().probes
+    assert probe.covered == pytest.approx(0.7)  # ticks 100..149 and 180..199
+    assert np.isnan(probe.rates[5:8]).all()  # ticks 150..179: lost
+    assert probe.rate == pytest.approx(100.0)
+
+
+def test_the_lateness_of_a_frame_just_out_of_the_window_is_not_shown() -> None:
+    """A frame whose last tick is the one just before the window no longer counts: its
+    late_max goes with it."""
+    model = MonitorModel("fake", window=0.1, bins=10)
+    ones = np.ones((10, 2), bool)
+    model.on_frame(spike_frame(header("s", 0, 0, late_max=0.5), ones))
+    assert model.snapshot().probes[0].late_max == 0.5
+    for seq in range(1, 11):  # ticks 10..109: the window is 10..109
+        model.on_frame(spike_frame(header("s", seq, 10 * seq), ones))
+    assert model.snapshot().probes[0].late_max == 0.0
+
+
+def test_the_frame_rate_per_probe_counts_the_last_second() -> None:
+    """Frames per second are those of the last second: 8 per second for 10 s, read at
+    the end, are 8 (with the frame at the edge), not the frames of a longer span."""
+    view = SpikeView("s", 1.0, 10, rows=4)
+    for k in range(81):  # one frame every 0.125 s (exact in binary) from 0 to 10 s
+        view.add(spike_frame(header("s", k, 10 * k), np.ones((10, 2), bool)), k * 0.125)
+    assert view.fps(10.0) == pytest.approx(9.0)
+    # Two frames 10 ms apart are too short a span to give a rate.
+    fresh = SpikeView("s", 1.0, 10, rows=4)
+    for k in range(2):
+        fresh.add(spike_frame(header("s", k, 10 * k), np.ones((10, 2), bool)), 0.01 * k)
+    assert math.isnan(fresh.fps(0.01))
+
+
+def test_only_the_probes_asked_for_are_shown() -> None:
+    """``--probe`` narrows the model to those probes: frames of others are not shown,
+    counted as frames, nor checked for gaps."""
+    model = MonitorModel("fake", window=1.0, bins=10, probes={"a"})
+    ones = np.ones((10, 2), bool)
+    model.on_frame(spike_frame(header("a", 0, 0), ones))
+    model.on_frame(spike_frame(header("b", 0, 0), ones))
+    model.on_frame(spike_frame(header("b", 5, 10), ones))
+    snap = model.snapshot()
+    assert [p.name for p in snap.probes] == ["a"]
+    assert (model.frames, snap.service.gaps, snap.ignored_frames) == (1, 0, 0)
+
+
+def test_a_silent_described_probe_does_not_hide_the_frame_rate() -> None:
+    """A probe listed from the describe document but never heard from has no wall time:
+    it must not be taken as the newest probe, or the real-time factor of the probes that
+    do send stays unknown."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    model.expect({"a_silent": "spikes"})
+    feed_spikes(model, range(50))  # probe s: 0.5 s simulated in 0.5 s of wall time
+    snap = model.snapshot()
+    assert snap.service.rtf_frames == pytest.approx(1.0)
+    silent = snap.probes[0]
+    assert (silent.name, silent.frames, silent.late_max) == ("a_silent", 0, 0.0)
+    assert silent.covered == 0.0  # no ring yet: nothing covered, not NaN
+    assert snap.service.late_max_frames == 0.0
+
+
+def test_the_frame_rate_needs_a_fifth_of_a_second_of_frames() -> None:
+    """Simulated over wall time between frames 0.1 s apart says little (one late frame
+    doubles it): the real-time factor stays unknown until the frames span 0.2 s."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    feed_spikes(model, range(10))  # 0.1 s of wall time
+    assert math.isnan(model.snapshot().service.rtf_frames)
+    feed_spikes(model, range(10, 30))
+    assert model.snapshot().service.rtf_frames == pytest.approx(1.0)
+
+
+def test_fewer_neurons_than_raster_rows_give_one_row_per_neuron() -> None:
+    """Two neurons and four raster rows: a row per neuron, not two rows of no neurons
+    whose rates would be 0/0."""
+    model = MonitorModel("fake", window=1.0, bins=10, raster_rows=4)
+    feed_spikes(model, range(100), n=2)
+    (probe,) = model.snapshot().probes
+    assert probe.raster.shape == (2, 10)
+    np.testing.assert_allclose(probe.raster, 100.0)
+
+
+def test_a_value_gap_after_the_ring_wraps_shows_no_data_not_old_values() -> None:
+    """Values of 100 for a second, then values of 1 with 50 ticks lost: the ring slots
+    of the lost ticks held the first second's values, which must be cleared, or the
+    range and trace would show values a window old as if they were new."""
+    model = MonitorModel("fake", window=1.0, bins=20)
+    for seq in range(100):
+        model.on_frame(value_frame(header("v", seq, 10 * seq), np.full((10, 1), 100.0)))
+    model.snapshot()
+    for seq in range(100, 200):
+        if 150 <= seq < 155:
+            continue
+        model.on_frame(value_frame(header("v", seq, 10 * seq), np.ones((10, 1))))
+    (probe,) = model.snapshot().probes
+    assert (probe.low, probe.high) == (1.0, 1.0)
+    assert np.isnan(probe.trace[10])
+    assert probe.covered == pytest.approx(0.95)

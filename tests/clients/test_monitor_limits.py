@@ -154,6 +154,39 @@ def test_the_budget_never_grants_more_than_its_total(probes: int, total: int) ->
         assert 0 <= budget.lent <= budget.pool
 
 
+def test_a_lone_probe_borrows_past_its_share() -> None:
+    """Only half the budget is split into shares; the other half is lent. A single probe
+    whose window needs 1.7 MB (1 s at 10 µs, far more than its 256 KiB share) gets all
+    of it while no other probe needs the pool, and is not marked shortened."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    model.on_frame(spike_frame(header("s", 0, 0, dt=1e-5), np.ones((10, 8), np.bool_)))
+    snap = model.snapshot()
+    view = model.views["s"]
+    assert view.ring_bytes > model.budget.share
+    assert (view.width, view.shortened, snap.shortened) == (100_000, False, 0)
+
+
+def test_a_probe_keeps_what_it_borrowed_when_its_window_restarts() -> None:
+    """A probe that borrowed most of the pool and then restarts (its ticks go back) may
+    hold again what it held: what it borrowed counts as its own, else every reset of
+    the service would shorten the window of the probes that needed the pool."""
+    budget = RingBudget(2, 4000)  # share 1000 B, pool 2000 B
+    view = SpikeView("s", 1.0, 10, rows=1, budget=budget)  # 5 B per tick
+    for seq, tick in enumerate([0, 500, 0]):  # 500 ticks of 2 ms: 2500 B; then a reset
+        view.add(spike_frame(header("s", seq, tick, dt=0.002), np.ones((10, 1), np.bool_)), 0.0)
+        view.fold()
+        assert (view.width, view.shortened) == (500, False)
+    assert budget.held == view.ring_bytes == 2500
+
+
+@pytest.mark.parametrize(("probes", "total"), [(0, 1000), (-1, 1000), (4, 7)])
+def test_a_budget_that_cannot_give_each_probe_a_byte_is_refused(probes: int, total: int) -> None:
+    """No probes, or less than two bytes per probe, would leave shares of zero bytes (or
+    divide by zero): refused when the budget is made, not when a ring is set up."""
+    with pytest.raises(ValueError, match="cannot serve"):
+        RingBudget(probes, total)
+
+
 # ------------------------------------------------------------- dt and layout flips
 
 
@@ -348,3 +381,15 @@ async def test_the_monitor_flooded_with_invented_probes_stays_bounded(
     assert proc.returncode == 0, err.decode()
     assert 0 < rss < RSS_BOUND, f"{rss / 2**20:.0f} MiB resident"
     assert re.search(r"limits\s+44 more probes not shown \(\d+ frames; at most 256", text), text
+
+
+def test_arrival_times_kept_for_the_frame_rate_are_bounded() -> None:
+    """Arrival times are dropped only when a redraw asks for the frame rate; until then
+    (a burst, a view not drawn) at most 2**17 are kept, so a flood of tiny frames cannot
+    grow them without end. The rate then reads as that bound."""
+    view = SpikeView("s", 1.0, 10, rows=4, max_pending=2**20)
+    frame = spike_frame(header("s", 0, 0), np.ones((10, 2), np.bool_))
+    for _ in range(2**17 + 1000):
+        view.add(frame, 0.0)
+    assert view.frames == 2**17 + 1000
+    assert view.fps(0.5) == 2**17 / 0.5

@@ -173,6 +173,7 @@ def test_chunked_reads_match_the_per_spike_definition(
             np.testing.assert_array_equal(counts, _reference_counts(frame, first, starts))
 
 
+@settings(deadline=None)  # a loaded CI machine is no reason to fail
 @given(
     cells=st.lists(st.integers(0, 9999), max_size=3000),
     batch=st.sampled_from([1, 7, 2**18]),
@@ -220,4 +221,67 @@ def test_the_monitor_counts_both_forms_as_before_across_the_window_edge() -> Non
     (probe,) = model.snapshot().probes
     sizes = np.bincount(group)
     per_bin = reference.reshape(5, 20, 3).sum(axis=1) / (sizes * 20 * 0.001)
+    np.testing.assert_allclose(probe.raster, per_bin.T)
+
+
+def test_group_counts_yields_blocks_of_bounded_size() -> None:
+    """A frame of many short rows (2**17 ticks of 8 neurons) is counted in blocks of at
+    most about 2**16 cells: one block for all rows would hold rows × (groups + 1) int64
+    boundary counts at once, hundreds of MiB for a 16 MiB frame of tiny rows."""
+    ticks, n = 2**17, 8
+    frame = decode_frame(all_ones(n, ticks))
+    assert isinstance(frame, SpikeFrame)
+    starts = group_starts(n, 4)
+    blocks = list(group_counts(frame, 0, starts))
+    assert len(blocks) > 1
+    for _, block in blocks:
+        assert block.size <= 2**16
+    assert [row for row, _ in blocks] == list(np.cumsum([0] + [b.shape[0] for _, b in blocks])[:-1])
+    assert sum(int(b.sum()) for _, b in blocks) == ticks * n
+
+
+def test_cell_tally_counts_a_full_batch_before_flush() -> None:
+    """Spikes are batched only up to CHUNK_SPIKES: once a batch reaches it, it is counted
+    at once, so the many chunks of one huge index frame are never all held together."""
+    counts = np.zeros((4, 4), np.uint32)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(spikecounts, "CHUNK_SPIKES", 10)
+        tally = CellTally(counts, lambda tick, neuron: tick * 4 + neuron)
+        six = np.arange(6, dtype=np.int64)
+        tally.add(six % 4, six % 4)
+        assert counts.sum() == 0  # under the batch size: still waiting
+        tally.add(six % 4, six % 4)
+        assert counts.sum() == 12  # reached it: counted without a flush
+        tally.add(six[:3] % 4, six[:3] % 4)
+        assert counts.sum() == 12
+        tally.flush()
+    assert counts.sum() == 15
+
+
+def test_cell_tally_scattered_cells_take_no_memory_for_the_span() -> None:
+    """Two spikes at the two ends of a 16 MiB count array (a ring that wrapped): a
+    bincount over the span between them would allocate 32 MiB for two counts."""
+    counts = np.zeros(2**22, np.uint32)
+    tally = CellTally(counts, lambda tick, neuron: tick)
+    tally.add(np.array([0, 2**22 - 1], np.int64), np.zeros(2, np.int64))
+    peak = peak_bytes(tally.flush)
+    assert peak < 2**20, f"flush allocated {peak / 2**20:.1f} MiB"
+    assert counts[0] == counts[-1] == 1
+    assert counts.sum() == 2
+
+
+def test_a_dense_bitmask_straddling_the_window_lands_each_row_on_its_tick() -> None:
+    """A bitmask frame with enough slots in the window is counted per group from the
+    packed bytes: each counted row must go to the ring slot of its own tick (the frame's
+    tick plus the row), also when the frame starts before the window and its rows in
+    the window start mid-frame. Per-tick densities differ, so a shifted row shows."""
+    rng = np.random.default_rng(11)
+    ticks, n = 250, 400  # 100 ticks × 400 slots in the window: past _COUNT_BITS
+    spikes = rng.random((ticks, n)) < rng.random((ticks, 1))
+    model = MonitorModel("fake", window=0.1, bins=5, raster_rows=3)
+    model.on_frame(decode_frame(packed(spikes, enc="bits")))
+    (probe,) = model.snapshot().probes
+    group = np.arange(n) * 3 // n
+    reference = np.stack([np.bincount(group[row], minlength=3) for row in spikes[150:]])
+    per_bin = reference.reshape(5, 20, 3).sum(axis=1) / (np.bincount(group) * 20 * 0.001)
     np.testing.assert_allclose(probe.raster, per_bin.T)
