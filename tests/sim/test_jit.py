@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from spikestream.build import build
 from spikestream.errors import SimulationError
@@ -189,13 +190,37 @@ def test_fusion_with_side_branches_matches_unfused() -> None:
         np.testing.assert_array_equal(state_f[key], state_p[key], err_msg=key)
 
 
+Steps = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]
+
+
+def _both_lif_steps(
+    J: NDArray[np.float64],
+    v0: NDArray[np.float64],
+    ref0: NDArray[np.float64],
+    params: tuple[float, float, float],
+    spikers: NDArray[np.intp],
+) -> tuple[int, Steps, int, Steps]:
+    """One LIF step of ``(v0, ref0)`` under ``J`` (``params``: dt, tau_rc, tau_ref, in s)
+    by the compiled kernel (its spikers into ``spikers[:n]``) and by the numpy reference:
+    ``(count, (v, ref, spiked), expected count, (v, ref, spiked))``."""
+    from spikestream.sim.jit import lif_constants, lif_step_jit
+    from spikestream.sim.kernels import LIFParams, lif_step
+
+    n = J.size
+    jit = (v0.copy(), ref0.copy(), np.zeros(n, bool))
+    constants = lif_constants(*params, 0.0, np.float64)
+    zeros = np.zeros(n)
+    count = lif_step_jit(J, *jit, zeros, constants, np.zeros(n, np.intp), spikers[:n])
+    ref = (v0.copy(), ref0.copy(), np.zeros(n, bool))
+    lif = LIFParams.make(*params, 0.0, np.float64)
+    expected = lif_step(J, *ref, zeros, np.zeros(n), np.zeros(n), lif)
+    return int(count), jit, int(expected), ref
+
+
 def test_lif_step_counts_a_leaving_neuron_above_threshold_once() -> None:
     """A restored state can hold v > 1 on a neuron leaving its refractory period: the
     compiled step must spike it once, as the numpy reference does, and never write past
     the end of its spiker list (numba does not check bounds)."""
-    from spikestream.sim.jit import lif_constants, lif_step_jit
-    from spikestream.sim.kernels import LIFParams, lif_step
-
     n = 6
     J = np.array([10.0, 10.0, 0.5, 10.0, 10.0, 0.2])
     v0 = np.array([1.5, 1.5, 1.2, 0.3, 1.5, 0.0])
@@ -203,28 +228,7 @@ def test_lif_step_counts_a_leaving_neuron_above_threshold_once() -> None:
         [1.5e-3, 1.2e-3, 1.5e-3, 0.0, 3e-3, 0.0]
     )  # leaving, leaving, ..., still refractory
     spikers = np.full(2 * n, -1, np.intp)
-    jit = (v0.copy(), ref0.copy(), np.zeros(n, bool))
-    count = lif_step_jit(
-        J,
-        jit[0],
-        jit[1],
-        jit[2],
-        np.zeros(n),
-        lif_constants(1e-3, 0.02, 0.002, 0.0, np.float64),
-        np.zeros(n, np.intp),
-        spikers[:n],
-    )
-    ref = (v0.copy(), ref0.copy(), np.zeros(n, bool))
-    expected = lif_step(
-        J,
-        ref[0],
-        ref[1],
-        ref[2],
-        np.zeros(n),
-        np.zeros(n),
-        np.zeros(n),
-        LIFParams.make(1e-3, 0.02, 0.002, 0.0, np.float64),
-    )
+    count, jit, expected, ref = _both_lif_steps(J, v0, ref0, (1e-3, 0.02, 0.002), spikers)
     assert count == expected
     np.testing.assert_array_equal(jit[2], ref[2])
     assert sorted(spikers[:count]) == list(np.flatnonzero(ref[2]))
@@ -338,37 +342,13 @@ def test_lif_step_at_the_exact_edges_of_the_refractory_period() -> None:
     the LIF solution do. ``ref = dt`` integrates a full tick like a neuron that was never
     refractory, ``2 dt`` keeps its voltage, and ``v = J = 1`` is a fixed point that never
     spikes (spiking it would give the spike time log1p(0/0) = NaN)."""
-    from spikestream.sim.jit import lif_constants, lif_step_jit
-    from spikestream.sim.kernels import LIFParams, lif_step
-
     dt, tau_rc, tau_ref = 1e-3, 0.02, 0.002
     J = np.array([0.8, 0.8, 0.8, 1.0, 10.0, 0.8])
     v0 = np.array([0.3, 0.3, 0.3, 1.0, 1.0 + 5e-7, 0.0])
     ref0 = np.array([dt, 0.0, 2 * dt, 0.0, 2 * dt, -dt])
     n = J.size
     spikers = np.full(2 * n, -1, np.intp)
-    jit = (v0.copy(), ref0.copy(), np.zeros(n, bool))
-    count = lif_step_jit(
-        J,
-        jit[0],
-        jit[1],
-        jit[2],
-        np.zeros(n),
-        lif_constants(dt, tau_rc, tau_ref, 0.0, np.float64),
-        np.zeros(n, np.intp),
-        spikers[:n],
-    )
-    ref = (v0.copy(), ref0.copy(), np.zeros(n, bool))
-    expected = lif_step(
-        J,
-        ref[0],
-        ref[1],
-        ref[2],
-        np.zeros(n),
-        np.zeros(n),
-        np.zeros(n),
-        LIFParams.make(dt, tau_rc, tau_ref, 0.0, np.float64),
-    )
+    count, jit, expected, ref = _both_lif_steps(J, v0, ref0, (dt, tau_rc, tau_ref), spikers)
     assert count == expected
     np.testing.assert_array_equal(jit[2], ref[2])
     assert sorted(spikers[:count]) == list(np.flatnonzero(ref[2]))
