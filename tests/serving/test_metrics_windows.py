@@ -29,8 +29,15 @@ def samples(snap: ServiceStatistics) -> Samples:
     }
 
 
-def window(seconds: float, base: float) -> WindowStatistics:
-    """A window of 200 ticks whose every figure differs from every other."""
+def window(
+    seconds: float,
+    base: float,
+    *,
+    over: tuple[int, int] = (50, 10),
+    realtime_factor: float | None = None,
+) -> WindowStatistics:
+    """A window of 200 ticks whose every figure differs from every other (``over``: the
+    ticks past 0.25 and 1 ms; the real-time factor 0.9 + ``base`` unless given)."""
     lateness = LatenessSnapshot(
         count=200,
         mean=base,
@@ -39,9 +46,10 @@ def window(seconds: float, base: float) -> WindowStatistics:
         p999=5 * base,
         max=7 * base,
         thresholds=(0.00025, 0.001),
-        over=(50, 10),
+        over=over,
     )
-    return WindowStatistics(seconds, lateness, realtime_factor_actual=0.9 + base)
+    rtf = 0.9 + base if realtime_factor is None else realtime_factor
+    return WindowStatistics(seconds, lateness, realtime_factor_actual=rtf)
 
 
 def test_window_lateness_and_pace_metrics_equal_their_stats_keys() -> None:

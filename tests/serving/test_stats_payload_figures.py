@@ -13,6 +13,7 @@ from spikestream.runtime.stats import LatenessSnapshot, WindowStatistics
 from spikestream.runtime.streams import StreamStats
 from spikestream.serving.statistics import ServiceStatistics, stats_payload
 from tests.serving import offline_service
+from tests.serving.test_metrics_windows import window
 
 
 def _with_streams(snap: ServiceStatistics, streams: dict[str, StreamStats]) -> ServiceStatistics:
@@ -64,17 +65,8 @@ def test_the_since_start_lateness_figures_are_each_their_own() -> None:
 
 def _window(seconds: float, base: float) -> WindowStatistics:
     """A window of 200 ticks whose figures scale with ``base`` (distinct per window)."""
-    lateness = LatenessSnapshot(
-        count=200,
-        mean=base,
-        p50=base,
-        p99=3 * base,
-        p999=5 * base,
-        max=7 * base,
-        thresholds=(0.00025, 0.001),
-        over=(int(50 * base * 1e4), int(10 * base * 1e4)),
-    )
-    return WindowStatistics(seconds, lateness, realtime_factor_actual=0.5)
+    over = (int(50 * base * 1e4), int(10 * base * 1e4))
+    return window(seconds, base, over=over, realtime_factor=0.5)
 
 
 def test_each_window_shows_its_own_work_host_cpu_and_lateness_counts() -> None:
