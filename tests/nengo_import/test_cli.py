@@ -504,6 +504,60 @@ def test_run_accepts_a_model_script(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert err < 0.15
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--seed", "-1"], "--seed: -1 is not allowed"),
+        (["--memory-limit", "lots"], "--memory-limit: 'lots' is not allowed"),
+    ],
+)
+def test_run_checks_its_flags_before_it_runs_a_model_script(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], expected: str
+) -> None:
+    """Loading a model script runs it: a mistyped flag is refused first, so the script's
+    side effects (and its minutes of building) are not paid for a refusal."""
+    ran = tmp_path / "ran"
+    model = write(
+        tmp_path,
+        f"""
+        open({str(ran)!r}, "w").close()
+        model = nengo.Network()
+        with model:
+            nengo.Ensemble(5, 1)
+        """,
+    )
+    out = str(tmp_path / "o.npz")
+    line = refusal(capsys, "run", str(model), "--duration", "0.1", "--out", out, *flags)
+    assert expected in line
+    assert not ran.exists()
+
+
+def test_run_samples_a_model_scripts_input_over_a_run_longer_than_ten_seconds(
+    tmp_path: Path,
+) -> None:
+    """A script's input function is sampled over the whole run: past the import's 10 s
+    default it held its last sample, a step at 10.5 s never came."""
+    model = write(
+        tmp_path,
+        """
+        model = nengo.Network(label="late")
+        with model:
+            stim = nengo.Node(lambda t: 1.0 if t > 10.5 else 0.0, label="stim")
+            a = nengo.Ensemble(5, 1, label="a")
+            nengo.Connection(stim, a)
+            nengo.Probe(stim, label="stim_value")
+        """,
+    )
+    out = tmp_path / "o.npz"
+    argv = ["run", str(model), "--duration", "11", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    with np.load(out) as arrays:
+        stim = arrays["stim_value"][:, 0]
+    assert stim.shape == (11_000,)
+    assert (stim[:10_400] == 0).all()
+    assert (stim[10_600:] == 1).all()
+
+
 def test_help_says_import_runs_the_script(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["import", "--help"])

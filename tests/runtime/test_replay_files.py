@@ -612,3 +612,78 @@ def test_a_duration_past_the_log_runs_the_log_and_says_so(
         main(["run", str(SEED), "--replay", str(log), "--duration", "0.05", "--out", str(out)]) == 0
     )
     assert "shorter than --duration" not in capsys.readouterr().err
+    assert (
+        main(["run", str(SEED), "--replay", str(log), "--duration", "1e300", "--out", str(out)])
+        == 0
+    )
+    assert "log_ticks=100 duration_ticks=1.000e+303\n" in capsys.readouterr().err
+
+
+def test_run_refuses_a_log_of_another_build(
+    model: Model, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run --replay`` checks the log against the build before it runs: a log of another
+    seed would run other spike trains than the live run's, without a word."""
+    from spikestream.cli import main
+
+    log = write_npz(tmp_path / "log.npz", good_arrays(model) | {"seed": np.array(model.seed + 1)})
+    out = tmp_path / "o.npz"
+    assert main(["run", str(SEED), "--replay", str(log), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"with seed {model.seed + 1}; this build is 'seed' with seed {model.seed}" in err
+    assert not out.exists()
+
+
+def test_run_replays_the_logs_resets_into_the_state(model: Model, tmp_path: Path) -> None:
+    """A reset in the log resets the simulation's state at its tick, not only the inputs'
+    values: the replayed spikes are those of a run reset there, which differ from a run
+    that was not."""
+    from spikestream.cli import main
+
+    log = write_npz(tmp_path / "log.npz", good_arrays(model))  # a reset at tick 20
+    out = tmp_path / "o.npz"
+    assert main(["run", str(SEED), "--replay", str(log), "--out", str(out), "--no-progress"]) == 0
+    loaded = load_replay(log, load_network(SEED), limit=LIMIT)
+    _, inputs, resets = replay_inputs(model, loaded)
+    assert resets.tolist() == [20]
+    reset = run_offline(build(load_network(SEED)), 100, inputs=inputs, resets=[20])
+    kept = run_offline(build(load_network(SEED)), 100, inputs=inputs, resets=[])
+    assert not np.array_equal(reset["a.spikes"], kept["a.spikes"])  # the check can fail
+    with np.load(out) as got:
+        np.testing.assert_array_equal(got["a.spikes"], reset["a.spikes"])
+        np.testing.assert_array_equal(got["b.spikes"], reset["b.spikes"])
+
+
+@pytest.mark.parametrize(
+    ("restores", "duration", "warning"),
+    [
+        ([99], [], "before tick 99 (1 restore(s)"),
+        ([100], [], None),
+        ([30, 60], [], "before tick 30 (2 restore(s)"),
+        ([50], ["--duration", "0.05"], None),
+        ([49, 50], ["--duration", "0.05"], "before tick 49 (1 restore(s)"),
+    ],
+)
+def test_run_warns_of_a_restore_only_within_the_ticks_it_replays(
+    model: Model,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    restores: list[int],
+    duration: list[str],
+    warning: str | None,
+) -> None:
+    """A restore before tick k changes the live run from k on; a replay of k ticks or fewer
+    never reaches it, and warning of it there sent users looking for a divergence that
+    their replay does not have. The warning names the first restore replayed, and counts
+    those within the ticks replayed."""
+    from spikestream.cli import main
+
+    arrays = good_arrays(model) | {"restores": np.array(restores, np.int64)}
+    log = write_npz(tmp_path / "log.npz", arrays)
+    argv = ["run", str(SEED), "--replay", str(log), "--out", str(tmp_path / "o.npz"), *duration]
+    assert main([*argv, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    if warning is None:
+        assert "restored a snapshot" not in err, err
+    else:
+        assert f"restored a snapshot {warning}" in err, err

@@ -410,8 +410,8 @@ def _main(args: argparse.Namespace) -> int:
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise ConfigError(f"--duration must be a number of seconds > 0; got {args.duration}")
     duration = args.duration if args.duration is not None else 0
-    spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
-    check_array_outputs(outputs, spec)
+    # The flags are checked before the network loads: loading a model script runs it,
+    # and a mistyped flag should not cost that (or its side effects) first.
     if args.seed is not None and not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed: {args.seed} is not allowed; expected an integer in [0, 2^63)")
     # A given but empty --memory-limit is refused, not taken for the default.
@@ -420,6 +420,8 @@ def _main(args: argparse.Namespace) -> int:
         limit_text = os.environ.get("SPIKESTREAM_MEMORY_LIMIT") or None
     named = "--memory-limit" if args.memory_limit is not None else "SPIKESTREAM_MEMORY_LIMIT"
     limit = parse_bytes(limit_text, key=named) if limit_text is not None else default_limit()
+    spec = load_network_or_model(args.network, sample_duration=max(10.0, duration))
+    check_array_outputs(outputs, spec)
     # The log is validated against this network's inputs, inflating at most the limit.
     replay = load_replay(args.replay, spec, limit=limit) if args.replay is not None else None
     if replay is not None:
@@ -429,7 +431,11 @@ def _main(args: argparse.Namespace) -> int:
             if wanted > ticks:  # said, not cut short without a word
                 log.warning(
                     "the replay log is shorter than --duration: running its ticks",
-                    extra={"log_ticks": ticks, "duration_ticks": wanted},
+                    # A number where one fits a log line: --duration 1e300 gave 304 digits.
+                    extra={
+                        "log_ticks": ticks,
+                        "duration_ticks": wanted if wanted < 10**15 else format_count(wanted),
+                    },
                 )
             ticks = min(ticks, wanted)
         asked = f"running {args.network} for {format_count(ticks)} replayed ticks"
