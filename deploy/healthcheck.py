@@ -19,7 +19,7 @@ itself), where the default is the readiness and health question.
 
 Used by the Dockerfile's HEALTHCHECK, the compose file and the Kubernetes probes::
 
-    spikestream-healthcheck                    # http://127.0.0.1:$SPIKESTREAM_METRICS_PORT
+    spikestream-healthcheck                    # http://$SPIKESTREAM_METRICS_HOST:$SPIKESTREAM_METRICS_PORT
     spikestream-healthcheck --ticking-only     # liveness
     spikestream-healthcheck --port 9100 --host 10.0.0.7
 """
@@ -27,11 +27,11 @@ Used by the Dockerfile's HEALTHCHECK, the compose file and the Kubernetes probes
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import re
 import sys
 import time
-import urllib.error
 import urllib.request
 
 SAMPLE = re.compile(r'^(spikestream_[a-z_]+)\{net="([^"]*)"\} (\S+)$')
@@ -90,15 +90,44 @@ def check(
     return problems + stuck
 
 
+#: Addresses the service binds to listen on every interface: checked on loopback.
+WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
+
+
+def default_host() -> str:
+    """The address the service's metrics listen on, from ``SPIKESTREAM_METRICS_HOST`` as
+    ``serve`` reads it (a wildcard address is reached on loopback), else 127.0.0.1."""
+    host = os.environ.get("SPIKESTREAM_METRICS_HOST", "").strip()
+    return WILDCARDS.get(host, host)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1..65535 (argparse reports the ValueError as one line)."""
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError(text)
+    return port
+
+
+def endpoint(host: str, port: int) -> str:
+    """The metrics URL; an IPv6 address goes in brackets (``http://::1:9100`` is no URL)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}/metrics"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit status 0 when healthy, 1 otherwise (with the reasons on stdout)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0].replace("\n", " "))
-    parser.add_argument("--host", default="127.0.0.1", help="metrics address (127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        help="metrics address (default: $SPIKESTREAM_METRICS_HOST, a wildcard such as 0.0.0.0 "
+        "read as loopback, or 127.0.0.1)",
+    )
     parser.add_argument(
         "--port",
-        type=int,
-        default=int(os.environ.get("SPIKESTREAM_METRICS_PORT", "9100")),
-        help="metrics port (default: $SPIKESTREAM_METRICS_PORT or 9100)",
+        type=port_number,
+        help="metrics port, 1 to 65535 (default: $SPIKESTREAM_METRICS_PORT or 9100)",
     )
     parser.add_argument(
         "--ticking-only",
@@ -116,11 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.within <= 3600:
         parser.error(f"--within must be in (0, 3600] seconds, got {args.within:g}")
-    url = f"http://{args.host}:{args.port}/metrics"
+    if args.port is None:
+        # Read here, not as the flag's default: a bad variable was a traceback at start.
+        text = os.environ.get("SPIKESTREAM_METRICS_PORT", "").strip() or "9100"
+        try:
+            args.port = port_number(text)
+        except ValueError:
+            parser.error(
+                f"SPIKESTREAM_METRICS_PORT: {text!r:.40} is not a port; expected 1 to 65535"
+            )
+    url = endpoint(args.host if args.host is not None else default_host(), args.port)
     try:
         problems = check(url, connected=not args.ticking_only, within=args.within)
-    except (OSError, urllib.error.URLError) as err:
-        problems = [f"cannot read {url}: {err}"]
+    except (OSError, ValueError, http.client.HTTPException) as err:
+        # Unreachable, not HTTP (BadStatusLine), or a page whose samples are not numbers.
+        # The reason may quote the peer's bytes: one printable line, cut short.
+        reason = "".join(c if c.isprintable() else " " for c in str(err)).strip()
+        problems = [f"cannot read {url}: {reason:.200}"]
     if problems:
         print("unhealthy: " + "; ".join(problems))
         return 1

@@ -147,3 +147,96 @@ def test_within_beyond_an_hour_or_below_zero_is_refused(
         healthcheck.main(["--within", within, "--port", "1"])
     assert exit_info.value.code == 2
     assert "--within must be in (0, 3600] seconds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["abc", "70000", "0", "-1", "9100x"])
+def test_a_bad_port_in_the_environment_or_flag_is_one_line(
+    value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SPIKESTREAM_METRICS_PORT=abc`` was a traceback when the parser was built, and
+    ``--port 70000`` one from the socket (an OverflowError, no OSError): both are now a
+    usage error naming what was expected."""
+    monkeypatch.setenv("SPIKESTREAM_METRICS_PORT", value)
+    with pytest.raises(SystemExit) as exit_info:
+        healthcheck.main([])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"SPIKESTREAM_METRICS_PORT: {value!r} is not a port; expected 1 to 65535" in err
+    monkeypatch.delenv("SPIKESTREAM_METRICS_PORT")
+    with pytest.raises(SystemExit) as exit_info:
+        healthcheck.main(["--port", value])
+    assert exit_info.value.code == 2
+    assert f"argument --port: invalid port_number value: {value!r}" in capsys.readouterr().err
+
+
+def test_the_host_and_port_come_from_the_services_variables(
+    endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run beside ``serve`` with its environment, the check reads the address the service
+    listens on: a wildcard one on loopback, a given one as given, the flags over both."""
+    url, page = endpoint
+    port = url.split(":")[2].split("/")[0]
+    page[0] = lambda n: metrics({"seed": 10 + n})
+    monkeypatch.setenv("SPIKESTREAM_METRICS_PORT", port)
+    for host in ("0.0.0.0", "127.0.0.1", ""):
+        monkeypatch.setenv("SPIKESTREAM_METRICS_HOST", host)
+        assert healthcheck.main([]) == 0, capsys.readouterr().out
+    monkeypatch.setenv("SPIKESTREAM_METRICS_HOST", "127.0.0.2")  # not listening there
+    assert healthcheck.main([]) == 1
+    assert f"cannot read http://127.0.0.2:{port}/metrics" in capsys.readouterr().out
+    assert healthcheck.main(["--host", "127.0.0.1"]) == 0
+
+
+def test_an_ipv6_host_is_bracketed() -> None:
+    assert healthcheck.endpoint("::1", 9100) == "http://[::1]:9100/metrics"
+    assert healthcheck.endpoint("[::1]", 9100) == "http://[::1]:9100/metrics"
+    assert healthcheck.endpoint("10.0.0.7", 1) == "http://10.0.0.7:1/metrics"
+    for wildcard, loopback in (("::", "::1"), ("0.0.0.0", "127.0.0.1")):
+        assert healthcheck.WILDCARDS[wildcard] == loopback
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"SSH-2.0-OpenSSH\r\n", "cannot read"),  # not HTTP: BadStatusLine
+        (None, "could not convert string to float"),  # a sample that is no number
+    ],
+)
+def test_an_endpoint_that_is_not_the_services_is_unhealthy_in_one_line(
+    body: bytes | None,
+    expected: str,
+    endpoint: Endpoint,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Pointed at another server, or at a page with a garbled sample, the check says
+    unhealthy and why (exit 1), not a traceback."""
+    import socket
+
+    if body is None:
+        url, page = endpoint
+        page[0] = lambda n: 'spikestream_ticks_total{net="seed"} many\n'
+        port = int(url.split(":")[2].split("/")[0])
+        assert healthcheck.main(["--port", str(port)]) == 1
+    else:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(body)
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        try:
+            assert healthcheck.main(["--port", str(port)]) == 1
+        finally:
+            thread.join(5)
+            server.close()
+    out = capsys.readouterr().out
+    assert out.startswith(f"unhealthy: cannot read http://127.0.0.1:{port}/metrics: "), out
+    assert expected in out
+    assert len(out.splitlines()) == 1
