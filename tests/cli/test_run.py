@@ -217,6 +217,32 @@ def test_progress_bar_appears_only_after_its_delay() -> None:
     assert shown.bar.disable  # closed: its line is erased, not left under the report
 
 
+def test_run_closes_its_progress_bar_before_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a terminal the bar is fed every block and closed once the run ends, so its line
+    is erased before the closing report, not left above it with a stale count."""
+    from spikestream.cli import run
+
+    bars: list[run._LazyBar] = []
+
+    class Shown(run._LazyBar):
+        def __init__(self, total: int, desc: str, delay: float = 1.0) -> None:
+            super().__init__(total, desc, delay=0.0)
+            bars.append(self)
+
+    monkeypatch.setattr(run, "_LazyBar", Shown)
+    monkeypatch.setattr(run, "show_progress", lambda args: True)
+    out = tmp_path / "o.npz"
+    assert main(["run", str(SEED), "--duration", "0.2", "--out", str(out)]) == 0
+    (bar,) = bars
+    assert bar.total == 200
+    assert bar.done == 200
+    assert bar.bar is not None
+    assert bar.bar.disable  # closed
+    assert "wrote" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
