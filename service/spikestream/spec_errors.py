@@ -90,6 +90,18 @@ def _shown(value: Any) -> str:
     return cut(repr(value))
 
 
+def _glimpsed(msg: str, error: Any) -> str:
+    """``msg`` with each long text of the file it quotes (a validator's or pydantic's echo
+    of the value, a union's tag) cut to a glimpse, as the key path and the value are: a
+    megabyte-long signal name made a megabyte-long message."""
+    # Only texts from the file: ctx's other entries say what is allowed, kept whole.
+    for value in (error.get("input"), (error.get("ctx") or {}).get("tag")):
+        if isinstance(value, str):
+            for text in (value, repr(value)):
+                msg = msg.replace(text, cut(text))  # a short text is its own cut
+    return msg
+
+
 def format_errors(
     source: str, err: ValidationError, fields: frozenset[str], named: frozenset[str]
 ) -> str:
@@ -106,7 +118,7 @@ def format_errors(
     lines = []
     for e in _closest_members(err.errors(include_url=False), fields, named):
         loc = _loc(tuple(e["loc"]), fields, named)
-        msg = str(e["msg"]).removeprefix("Value error, ")
+        msg = _glimpsed(str(e["msg"]).removeprefix("Value error, "), e)
         got = e.get("input")
         show_got = e["type"] not in ("value_error", "missing") and not isinstance(got, dict)
         where = f"{loc}: " if loc else ""

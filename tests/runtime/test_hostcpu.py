@@ -141,3 +141,85 @@ def test_this_machine_reports_the_time_a_busy_thread_spends() -> None:
     cpus = len(Path("/proc/stat").read_text().split("\ncpu")) - 1
     # One busy CPU of `cpus`, counted in whole clock ticks over ~30 of them: allow slack.
     assert 0.5 / cpus <= share.busy + share.steal <= 1.0
+
+
+def test_a_counter_of_minus_one_is_refused() -> None:
+    """Negative is negative from -1 on: the check is not a looser bound."""
+    with pytest.raises(ValueError, match="negative"):
+        parse_cpu_line("cpu 1 2 3 4 5 6 7 -1\n")
+
+
+def test_a_cpu_line_of_large_counters_is_read_whole(tmp_path: Path) -> None:
+    """A many-CPU host up for months writes counters of many digits: the first read of
+    the file must hold the whole cpu line (about 200 characters here), not a cut one
+    that would stop sampling for good."""
+    big = 10**18
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  " + " ".join(str(big + k) for k in range(10)) + "\n" + "cpu0 1\n" * 50)
+    times = read_cpu_times(stat)
+    assert times.steal == big + 7
+    assert times.idle == 2 * big + 3 + 4
+
+
+def test_a_horizon_of_one_interval_is_allowed(tmp_path: Path) -> None:
+    """``every <= horizon``: the equal case is a valid (one-interval) window."""
+    stat = tmp_path / "stat"
+    cpu = HostCpu(horizon=0.1, every=0.1, path=stat)
+    _write(stat, 100, 100, 0)
+    assert cpu.sample(0.0)
+    _write(stat, 110, 110, 0)
+    assert cpu.sample(0.1)
+    share = cpu.shares(0.1)
+    assert share is not None
+    assert share.busy == pytest.approx(0.5)
+
+
+def test_samples_a_hair_early_still_fill_the_longest_window(tmp_path: Path) -> None:
+    """The event loop's timer may fire a hair before its interval: the ring keeps one
+    sample beyond ``horizon / every`` intervals, so the longest window still spans its
+    length instead of going None for good."""
+    stat = tmp_path / "stat"
+    cpu = HostCpu(horizon=1.0, every=0.1, path=stat)
+    for k in range(21):
+        _write(stat, 100 + 10 * k, 100 + 10 * k, 0)
+        assert cpu.sample(k * 0.0999)
+    share = cpu.shares(1.0)
+    assert share is not None
+    assert share.seconds >= 1.0
+    assert share.busy == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("busy", "idle", "steal"),
+    [
+        (200, 95, 10),  # idle went back, busy forward: the total still grew
+        (200, 300, 5),  # steal went back, the rest forward
+    ],
+)
+def test_any_counter_that_went_back_gives_no_share(
+    tmp_path: Path, busy: int, idle: int, steal: int
+) -> None:
+    """One counter going back (a CPU hotplugged out) while the total still grows would
+    give a share above 1 or below 0: no share at all is shown instead."""
+    stat = tmp_path / "stat"
+    cpu = HostCpu(horizon=1.0, every=0.1, path=stat)
+    _write(stat, 100, 100, 10)
+    assert cpu.sample(0.0)
+    _write(stat, busy, idle, steal)
+    assert cpu.sample(0.5)
+    assert cpu.shares(0.5) is None
+
+
+def test_no_window_is_shown_once_sampling_failed(tmp_path: Path) -> None:
+    """After an unreadable sample the windows are None, even those whose two samples
+    were read before the failure: the figures would go stale without saying so."""
+    stat = tmp_path / "stat"
+    cpu = HostCpu(horizon=1.0, every=0.1, path=stat)
+    _write(stat, 100, 100, 0)
+    assert cpu.sample(0.0)
+    _write(stat, 110, 110, 0)
+    assert cpu.sample(0.5)
+    assert cpu.shares(0.5) is not None
+    stat.write_text("garbage\n")
+    assert not cpu.sample(1.0)
+    assert cpu.shares(0.5) is None

@@ -265,3 +265,106 @@ async def test_embedded_keyword_carries_credentials() -> None:
         link = make_link(concrete, "emb-cred")
         async with running(link):
             assert link.connected
+
+
+# --- bounds, logging and the probe's packets ---------------------------------------------
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_embedded_port_out_of_range_is_refused_naming_it(port: int) -> None:
+    """A TCP port is 0..65535 (0: any free one); anything else is refused up front, not
+    left to amqtt's bind to fail on."""
+    with pytest.raises(ValueError, match=rf"0\.\.65535, got {port}$"):
+        EmbeddedBroker(port=port)
+
+
+async def test_a_quieter_threshold_set_before_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker only raises amqtt's threshold: one already above ERROR (an operator
+    silencing it entirely) is not lowered."""
+    monkeypatch.setattr(logging.getLogger("amqtt"), "level", logging.CRITICAL)
+    async with EmbeddedBroker():
+        assert logging.getLogger("amqtt").level == logging.CRITICAL
+
+
+def test_the_probe_connect_keeps_to_a_one_byte_remaining_length() -> None:
+    """The probe's CONNECT writes its remaining length as one byte, which MQTT allows
+    only up to 127: a longer body is refused, not sent with a corrupt header."""
+    from spikestream.transport.embedded import _connect_packet
+
+    longest = _connect_packet("c" * 115)  # 10 + 2 + 115 = 127 bytes of body
+    assert longest[:2] == bytes((0x10, 127))
+    assert len(longest) == 129
+    with pytest.raises(ValueError, match="too long"):
+        _connect_packet("c" * 116)
+
+
+async def test_the_probe_disconnects_cleanly(mosquitto: Mosquitto) -> None:
+    """A probe that was let in sends DISCONNECT before closing: the broker sees a clean
+    end, not a lost client (which it logs as such and would publish a will for)."""
+    assert await broker_answers("127.0.0.1", mosquitto.port, 2.0) is True
+
+    def probe_lines() -> list[str]:
+        return [line for line in mosquitto.log_text().splitlines() if "spikestream-probe-" in line]
+
+    await eventually(
+        lambda: any("disconnect" in line or "closed" in line for line in probe_lines())
+    )
+    ends = [line for line in probe_lines() if "New client" not in line]
+    assert any(line.endswith("disconnected.") for line in ends), ends
+    assert not any("closed its connection" in line for line in ends), ends
+    # Clean session (c1): the broker keeps no session behind for the random client id.
+    (connected,) = [line for line in probe_lines() if "New client" in line]
+    assert "c1," in connected, connected
+
+
+# --- resolve_broker: the keywords' options ----------------------------------------------
+
+
+async def test_auto_carries_credentials_to_the_broker_that_answers(mosquitto: Mosquitto) -> None:
+    """``auto`` with a user and password keeps them when a broker answers, as it does for
+    the embedded one: a broker that wants them would refuse the service otherwise."""
+    auto = parse_broker_url("auto").with_credentials("svc", "pw")
+    async with resolve_broker(auto, auto_port=mosquitto.port) as concrete:
+        assert concrete.port == mosquitto.port
+        assert (concrete.username, concrete.password_value()) == ("svc", "pw")
+
+
+async def test_auto_probes_the_host_it_is_given(mosquitto: Mosquitto) -> None:
+    """``auto_host`` replaces the spec's host for the probe (and for the URL used)."""
+    auto = dataclasses.replace(parse_broker_url("auto"), host="192.0.2.1")  # TEST-NET-1
+    async with resolve_broker(
+        auto, auto_host="127.0.0.1", auto_port=mosquitto.port, probe_timeout=1.0
+    ) as concrete:
+        assert (concrete.host, concrete.port) == ("127.0.0.1", mosquitto.port)
+
+
+async def test_embedded_takes_the_port_its_spec_names(free_port: int) -> None:
+    """An ``embedded`` spec with a port binds that port (0: any free one)."""
+    spec = dataclasses.replace(parse_broker_url("embedded"), port=free_port)
+    async with resolve_broker(spec) as concrete:
+        assert concrete.port == free_port
+        assert await broker_answers("127.0.0.1", free_port, 2.0) is True
+
+
+async def test_a_peer_that_hangs_up_mid_connack_is_no_broker() -> None:
+    """Two bytes of a CONNACK and then the end of the stream: no broker (``auto`` then
+    starts the embedded one), not an IncompleteReadError out of the probe."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(64)  # the CONNECT
+        writer.write(b"\x20\x02")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async with tcp_server(peer) as port:
+        assert await broker_answers("127.0.0.1", port, 5.0) is False
+
+
+async def test_the_embedded_broker_binds_and_names_the_host_it_is_given() -> None:
+    """``host`` is where it listens and what its spec names; loopback's 127.0.0.2 is not
+    127.0.0.1."""
+    async with EmbeddedBroker(host="127.0.0.2") as broker:
+        assert broker.spec().host == "127.0.0.2"
+        assert await broker_answers("127.0.0.2", broker.port, 2.0) is True
+        assert await broker_answers("127.0.0.1", broker.port, 0.5) is False

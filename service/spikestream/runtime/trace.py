@@ -28,6 +28,7 @@ filled rows, oldest first, to an ``.npz``.
 from __future__ import annotations
 
 import math
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,39 @@ import numpy.typing as npt
 
 from spikestream.errors import ConfigError
 
-__all__ = ["LatencyTrace"]
+__all__ = ["LatencyTrace", "check_trace_target"]
+
+
+def check_trace_target(target: Path) -> None:
+    """Refuse a ``--trace-latency`` target the trace could not be saved to, when serving
+    starts rather than at exit (where the save failed with a traceback, losing the whole
+    run's trace): an existing folder, FIFO or device, or a file in a missing folder. A
+    missing file or an existing regular file (replaced) is fine.
+
+    Raises:
+        ConfigError: one line naming the path and what was expected.
+    """
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        if not target.parent.is_dir():
+            raise ConfigError(
+                f"--trace-latency: the folder of {str(target)!r} does not exist; expected "
+                "a file name in an existing folder"
+            ) from None
+        return
+    except OSError as err:
+        raise ConfigError(f"--trace-latency: cannot use {str(target)!r}: {err.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError(
+            f"--trace-latency: {str(target)!r} is a folder; expected a file name, e.g. "
+            f"{str(target / 'trace.npz')!r}"
+        )
+    if not stat.S_ISREG(mode):
+        raise ConfigError(
+            f"--trace-latency: {str(target)!r} is not a regular file (a FIFO or device); "
+            "expected a file name (an existing file is replaced)"
+        )
 
 
 class _Ring:
@@ -95,10 +128,13 @@ class LatencyTrace:
 
     def save(self, path: Path) -> None:
         """Write ``received``, ``applied``, ``frames`` and ``probes`` to ``path`` (.npz)."""
-        np.savez(
-            path,
-            received=self._received.ordered(),
-            applied=self._applied.ordered(),
-            frames=self._frames.ordered(),
-            probes=np.array(self.probes),
-        )
+        # Through an open file: given a name, savez appends ``.npz`` when it lacks one,
+        # and the file asked for (``--trace-latency trace.out``) never appeared.
+        with path.open("wb") as f:
+            np.savez(
+                f,
+                received=self._received.ordered(),
+                applied=self._applied.ordered(),
+                frames=self._frames.ordered(),
+                probes=np.array(self.probes),
+            )

@@ -102,6 +102,11 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
 
         check_log_target(settings.log_inputs)
         _check_log_reads_nothing(settings.log_inputs, files, settings)
+    if settings.trace_latency is not None:
+        # As for --log-inputs: a target the trace cannot be saved to failed only at exit.
+        from spikestream.runtime.trace import check_trace_target
+
+        check_trace_target(settings.trace_latency)
     specs = [load_network_or_model(f) for f in files]
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
