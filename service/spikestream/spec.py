@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -58,6 +58,10 @@ TIME_LIMIT = 1e6
 
 #: Largest random seed: a run records its seed as an int64.
 MAX_SEED = 2**63 - 1
+
+#: Names an error lists of what was allowed (populations, inputs), at most.
+NAMES_LISTED = 20
+
 #: Shortest tick, seconds.
 MIN_DT = 1e-6
 #: Largest network file read, bytes. Imported models put their arrays in side files, so a
@@ -556,6 +560,13 @@ class NetworkSpec(_Spec):
 
     @model_validator(mode="after")
     def _references(self) -> Self:
+        def one_of(names: Iterable[str], none: str = "(none defined)") -> str:
+            # At most NAMES_LISTED names: 5000 populations made a 315 KB message.
+            listed = sorted(names)
+            more = len(listed) - NAMES_LISTED
+            shown = ", ".join(listed[:NAMES_LISTED])
+            return (f"{shown} and {more} more" if more > 0 else shown) or none
+
         pops, ins = self.populations, self.inputs
         clash = sorted(set(pops) & set(ins))
         if clash:
@@ -563,7 +574,7 @@ class NetworkSpec(_Spec):
                 f"duplicate name {clash[0]!r}: used by a population and an input; names "
                 "must be unique across populations and inputs"
             )
-        allowed_pops = ", ".join(sorted(pops))
+        allowed_pops = one_of(pops)
         for name, inp in ins.items():
             if inp.target is None:
                 continue
@@ -583,7 +594,7 @@ class NetworkSpec(_Spec):
                 raise ValueError(
                     f"connections[{i}].pre: {c.pre!r} is not an input; a connection from a "
                     "population needs weights = {...}, function = '...' or decoders = '...'; "
-                    f"inputs: {', '.join(sorted(ins)) or '(none defined)'}"
+                    f"inputs: {one_of(ins)}"
                 )
             for key in ("pre", "post"):
                 ref = getattr(c, key)
@@ -601,7 +612,7 @@ class NetworkSpec(_Spec):
             if c.learning is not None and c.learning.error not in ins:
                 raise ValueError(
                     f"connections[{i}].learning.error: {c.learning.error!r} is not an input; "
-                    f"expected one of: {', '.join(sorted(ins)) or '(no inputs defined)'}"
+                    f"expected one of: {one_of(ins, '(no inputs defined)')}"
                 )
         for name, p in self.probes.items():
             if name in ins and not (p.kind == "input" and p.target == name):
@@ -614,7 +625,7 @@ class NetworkSpec(_Spec):
                 what = "an input" if p.kind == "input" else "a population"
                 raise ValueError(
                     f"probes.{name}.target: {p.target!r} is not {what}; expected one of: "
-                    f"{', '.join(sorted(targets)) or '(none defined)'}"
+                    f"{one_of(targets)}"
                 )
         return self
 

@@ -254,3 +254,40 @@ def test_a_long_bad_value_is_shown_cut_short() -> None:
     assert msg.startswith(prefix), msg
     got = msg[msg.index("(got ") + len("(got ") : -1]
     assert got == "'" + "x" * 75 + " ...", got
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("input", "inputs.u.target: 'zz' is not a population; expected one of: "),
+        ("connection", "connections[0].post: 'zz' is not a population; expected one of: "),
+        ("probe", "probes.p.target: 'zz' is not a population; expected one of: "),
+    ],
+)
+def test_a_bad_reference_among_many_names_lists_twenty_of_them(where: str, expected: str) -> None:
+    """The choices are listed up to 20, then counted: a network of 5000 populations and
+    one bad reference gave a 315 KB message."""
+    from spikestream.spec import NAMES_LISTED
+
+    pops = {f"p{i:04d}": {"n": 1} for i in range(5000)}
+    data: dict[str, object] = {"network": {"dt": 0.001}, "populations": pops}
+    if where == "input":
+        data["inputs"] = {"u": {"target": "zz"}}
+    elif where == "connection":
+        data["connections"] = [{"pre": "p0000", "post": "zz", "function": "x"}]
+    else:
+        data["probes"] = {"p": {"target": "zz"}}
+    with pytest.raises(NetworkFileError) as info:
+        parse_network(data, source="net.toml")
+    shown = ", ".join(f"p{i:04d}" for i in range(NAMES_LISTED))
+    assert str(info.value) == f"net.toml: {expected}{shown} and {5000 - NAMES_LISTED} more"
+
+
+def test_twenty_names_are_listed_whole() -> None:
+    from spikestream.spec import NAMES_LISTED
+
+    pops = {f"p{i:02d}": {"n": 1} for i in range(NAMES_LISTED)}
+    data = {"network": {"dt": 0.001}, "populations": pops, "probes": {"p": {"target": "zz"}}}
+    with pytest.raises(NetworkFileError) as info:
+        parse_network(data, source="net.toml")
+    assert str(info.value).endswith(", ".join(pops))
