@@ -59,6 +59,9 @@ TIME_LIMIT = 1e6
 #: Largest random seed: a run records its seed as an int64.
 MAX_SEED = 2**63 - 1
 
+#: Longest file path in a network file, characters (Linux's PATH_MAX, in bytes).
+PATH_MAX = 4096
+
 #: Names an error lists of what was allowed (populations, inputs), at most.
 NAMES_LISTED = 20
 
@@ -110,6 +113,11 @@ def _file_path(value: str) -> str:
     # build's os.open (NUL) or Path.expanduser (an unknown ~user).
     if not value or "\x00" in value:
         raise ValueError(f"expected a file path, a non-empty string without NUL; got {value!r:.80}")
+    if len(value) > PATH_MAX:  # no file system opens it, and every error would echo it whole
+        raise ValueError(
+            f"a path of {len(value)} characters is not allowed; expected at most {PATH_MAX} "
+            f"(got {value!r:.80}...)"
+        )
     if value.startswith("~"):
         try:
             Path(value).expanduser()

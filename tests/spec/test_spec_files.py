@@ -203,3 +203,27 @@ def test_a_file_path_that_names_no_file_is_refused_by_its_key(
     message = str(info.value)
     assert message.startswith(f"<network>: {where}: expected a file path"), message
     assert words in message
+
+
+def test_a_file_path_longer_than_path_max_is_refused_with_a_glimpse() -> None:
+    """No file system opens a path past PATH_MAX characters, and the build's error echoed
+    a megabyte-long one whole: it is refused as the file is read, quoted in part."""
+    from spikestream.spec import PATH_MAX
+
+    def spec(path: str) -> dict[str, object]:
+        return {
+            "populations": {"a": {"n": 5}, "b": {"n": 5}},
+            "connections": [{"pre": "a", "post": "b", "weights": {"file": path}}],
+        }
+
+    assert parse_network(spec("w" * PATH_MAX)).connections[0].weights is not None
+    with pytest.raises(NetworkFileError) as info:
+        parse_network(spec("w" * 1_000_000))
+    message = str(info.value)
+    assert message.startswith(
+        "<network>: connections[0].weights.file: a path of 1000000 characters is not allowed; "
+        f"expected at most {PATH_MAX}"
+    ), message
+    assert len(message) < 300
+    with pytest.raises(NetworkFileError, match="a path of 4097 characters"):
+        parse_network(spec("w" * (PATH_MAX + 1)))
