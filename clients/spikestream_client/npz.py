@@ -128,10 +128,13 @@ def read_npy_header(
             shape, fortran, dtype = npy_format.read_array_header_2_0(fh, max_header_bytes)
         else:
             raise ValueError(f".npy format {version}; expected 1.0 or 2.0")
-    except (tokenize.TokenError, SyntaxError, RecursionError) as err:
+    except (tokenize.TokenError, SyntaxError, RecursionError, MemoryError) as err:
         # numpy tokenizes the header before its own checks: an unclosed "{" raises
-        # TokenError, which no caller's ValueError handler caught (a traceback).
-        raise ValueError(f".npy header is not a Python literal ({err})") from None
+        # TokenError, which no caller's ValueError handler caught (a traceback). CPython
+        # 3.11's parser raises MemoryError past its stack (9,000 "-" signs): the header is
+        # at most max_header_bytes, so it is the parser's limit, not the machine's.
+        why = f"{type(err).__name__}: {err}"
+        raise ValueError(f".npy header is not a Python literal ({why})") from None
     if any(n < 0 for n in shape):  # numpy's parser takes them; a product went negative
         raise ValueError(f".npy header claims shape {tuple(shape)}; expected sizes >= 0")
     return tuple(shape), bool(fortran), dtype
@@ -154,7 +157,7 @@ class _Seekable(Protocol):
 def check_zip_directory(fh: _Seekable, max_members: int) -> None:
     """Refuse a zip whose central directory lists more than ``max_members`` members or
     takes more than ``ZIP_DIRECTORY_ENTRY_BYTES`` per member, from its end records alone
-    (the last 64 KiB and 20 bytes, and the zip64 end record if any), before
+    (the last 64 KiB and 22 bytes, the zip64 locator and end record if any), before
     ``zipfile.ZipFile`` reads the directory whole and builds an object per member: a
     90 MB file of a million empty members cost 570 MB. Leaves ``fh`` at its start.
 
@@ -162,7 +165,9 @@ def check_zip_directory(fh: _Seekable, max_members: int) -> None:
         ValueError: Saying how many members and bytes the directory claims and the bound.
     """
     size = fh.seek(0, os.SEEK_END)
-    tail_at = max(0, size - _END.size - 0xFFFF)  # the end record, and a comment after it
+    # The end record and a comment after it, as far back as zipfile looks: 64 KiB, a
+    # byte more than a comment can be (it found the record behind 65,536 bytes, this not).
+    tail_at = max(0, size - _END.size - 0x10000)
     fh.seek(tail_at)
     tail = fh.read(size - tail_at)
     at = tail.rfind(b"PK\x05\x06", 0, max(0, len(tail) - _END.size + 4))
@@ -170,7 +175,7 @@ def check_zip_directory(fh: _Seekable, max_members: int) -> None:
         fh.seek(0)
         return
     *_, members, length, _offset, _comment = _END.unpack_from(tail, at)
-    found = _zip64_counts(fh, tail, at, tail_at + at, size)
+    found = _zip64_counts(fh, tail_at + at, size)
     if found:
         # zipfile takes the zip64 record just before the locator whatever the 32-bit
         # record says (a file claiming 1 member there and 1,000,000 in zip64 cost 573 MB
@@ -187,15 +192,16 @@ def check_zip_directory(fh: _Seekable, max_members: int) -> None:
         )
 
 
-def _zip64_counts(
-    fh: _Seekable, tail: bytes, at: int, end: int, size: int
-) -> list[tuple[int, int]]:
+def _zip64_counts(fh: _Seekable, end: int, size: int) -> list[tuple[int, int]]:
     """(members, directory bytes) of each zip64 end record a reader may take: the one just
     before the locator (zipfile's) and the one at the locator's offset; none without a
-    locator just before the end record at ``tail[at]`` (file offset ``end``)."""
-    if at < _END64_LOCATOR.size:
+    locator just before the end record at file offset ``end``."""
+    if end < _END64_LOCATOR.size:
         return []
-    mark, _disk, where, _disks = _END64_LOCATOR.unpack_from(tail, at - _END64_LOCATOR.size)
+    # Read from the file, not the tail: behind a long comment the locator lies before the
+    # tail, where zipfile reads it all the same (a zip64 count of 50 went unseen).
+    fh.seek(end - _END64_LOCATOR.size)
+    mark, _disk, where, _disks = _END64_LOCATOR.unpack(fh.read(_END64_LOCATOR.size))
     if mark != b"PK\x06\x07":
         return []
     found = []

@@ -279,8 +279,16 @@ def _refusals(path: Path) -> Iterator[None]:
     except SpikestreamError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError) as err:
-        why = f"corrupt zip data ({' '.join(str(err).split())})"
+        # zipfile's EOFError (a member running past the end of the file) says nothing.
+        why = f"corrupt zip data ({' '.join(str(err).split()) or type(err).__name__})"
         raise ConfigError(f"cannot plot {str(path)!r}: {why}") from None
+    except NotImplementedError as err:
+        # zipfile's word for patched data, strong encryption or a newer zip version (in
+        # a member's directory entry): it was a traceback.
+        why = f"it uses a zip feature this reader does not support ({err})"
+        raise ConfigError(
+            f"cannot plot {str(path)!r}: {why}; expected stored or deflated members"
+        ) from None
     except (ValueError, TypeError, SyntaxError) as err:
         why = f"malformed content ({type(err).__name__}: {' '.join(str(err).split())})"
         raise ConfigError(f"cannot plot {str(path)!r}: {why}") from None

@@ -580,3 +580,77 @@ def test_add_bytes_writes_the_member_from_its_chunks(tmp_path: Path) -> None:
         npz.add_bytes("b", (4, 3), arr.dtype, iter([raw[:40], raw[40:]]))
     with np.load(tmp_path / "b.npz") as data:
         np.testing.assert_array_equal(data["b"], arr)
+
+
+def test_a_size_of_minus_one_in_an_npy_header_is_a_value_error() -> None:
+    """Every negative size is refused, -1 as well as -10**12: ``(-1, 3)`` makes a size
+    check's product negative just the same."""
+    text = b"{'descr': '<f8', 'fortran_order': False, 'shape': (-1, 3), }"
+    text += b" " * (64 - 10 - len(text) % 64 - 1) + b"\n"
+    stream = io.BytesIO(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text)
+    with pytest.raises(ValueError, match=r"claims shape \(-1, 3\); expected sizes >= 0"):
+        read_npy_header(stream)
+
+
+@pytest.mark.parametrize("trailing", [60_000, 65_535, 65_536])
+def test_a_zip_directory_behind_a_long_comment_is_bounded(trailing: int) -> None:
+    """zipfile finds the end record up to 65,536 bytes (and its own 22) before the end of
+    the file, whatever the comment length says: the guard looked one byte less far, so
+    a zip followed by 65,536 bytes passed unchecked and zipfile read its whole
+    directory."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(50):
+            zf.writestr(f"m{i}.npy", b"")
+    data = buf.getvalue() + b"\0" * trailing
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:  # zipfile reads it all the same
+        assert len(zf.infolist()) == 50
+    with pytest.raises(ValueError, match=r"lists 50 member\(s\) in \d+ bytes; expected at most 4"):
+        check_zip_directory(io.BytesIO(data), max_members=4)
+
+
+@pytest.mark.parametrize("trailing", [65_516, 65_535, 65_536])
+def test_a_zip64_record_is_counted_behind_a_long_comment(tmp_path: Path, trailing: int) -> None:
+    """With a long comment the zip64 locator lies before the last 64 KiB of the file,
+    where the guard looked for it: it took the 32-bit record's 1 member, and zipfile,
+    which reads the locator wherever it is, built all 50."""
+    path = tmp_path / "commented.npz"
+    _lying_zip64(path, 50)
+    data = path.read_bytes() + b"\0" * trailing
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert len(zf.infolist()) == 50
+    with pytest.raises(ValueError, match=r"lists 50 member\(s\) in "):
+        check_zip_directory(io.BytesIO(data), max_members=4)
+
+
+def test_a_zip64_record_at_the_locators_offset_counts(tmp_path: Path) -> None:
+    """A zip64 end record followed by extensible data (here 8 bytes) is not just before
+    the locator, where zipfile looks, but at the offset the locator gives, where another
+    reader looks: its count is checked too."""
+    path = tmp_path / "extensible.npz"
+    _lying_zip64(path, 50)
+    data = path.read_bytes()
+    locator = len(data) - 22 - 20
+    data = data[:locator] + b"\0" * 8 + data[locator:]
+    assert data[locator + 8 - 56 : locator + 8 - 52] != b"PK\x06\x06"  # not where zipfile looks
+    with pytest.raises(ValueError, match=r"lists 50 member\(s\) in "):
+        check_zip_directory(io.BytesIO(data), max_members=4)
+
+
+@pytest.mark.parametrize(
+    ("header", "error"),
+    [
+        (b"  1\n 2", "IndentationError"),  # numpy's re-tokenizing raises it (a SyntaxError)
+        (b"-" * 5000 + b"1", "RecursionError"),  # ast.literal_eval walks 5000 levels down
+        (b"-" * 9000 + b"1", "MemoryError"),  # CPython 3.11's parser: stack overflow
+    ],
+    ids=["indentation", "recursion", "parser stack"],
+)
+def test_a_header_python_cannot_parse_is_a_value_error(header: bytes, error: str) -> None:
+    """What Python's parser raises on a header of at most 10,000 bytes comes out as
+    ValueError, which callers refuse in one line: 9,000 minus signs made the parser
+    raise MemoryError, a traceback out of ``plot_run_file``."""
+    text = header + b" " * (64 - 10 - len(header) % 64 - 1) + b"\n"
+    stream = io.BytesIO(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text)
+    with pytest.raises(ValueError, match=rf"^.npy header is not a Python literal \({error}"):
+        read_npy_header(stream)

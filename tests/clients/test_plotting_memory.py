@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import struct
 import tracemalloc
 import zipfile
 from collections.abc import Callable
@@ -397,3 +398,148 @@ def test_a_wide_row_read_in_pieces_keeps_exactly_the_columns_drawn(
     a = plot_run(arrays, tmp_path / "a.png")
     b = plot_run_file(npz, tmp_path / "b.png")
     np.testing.assert_array_equal(matplotlib.image.imread(a), matplotlib.image.imread(b))
+
+
+def _flagged(
+    path: Path, change: dict[str, int], method: int = zipfile.ZIP_STORED, member: bytes = b""
+) -> Path:
+    """A run file of 10 ticks whose ``v`` member (``member``, or zeros of ``(10, 2)``)
+    then gets ``change`` in its directory entry (flag bits, zip version, size) as a
+    hostile file would have it."""
+    v = io.BytesIO(member)
+    if not member:
+        np.lib.format.write_array(v, np.zeros((10, 2)))
+    with zipfile.ZipFile(path, "w") as zf:  # only v is compressed (with method)
+        arrays = {"t": time_of(np.arange(10), DT), **header_arrays(_meta(10, {"v": "voltage"}, []))}
+        for key, arr in arrays.items():
+            with zf.open(f"{key}.npy", "w") as fh:
+                np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+        info = zipfile.ZipInfo("v.npy")
+        info.compress_type = method
+        zf.writestr(info, v.getvalue())
+        for attr, value in change.items():  # only the directory, written on close, has it
+            setattr(info, attr, getattr(info, attr) | value if attr == "flag_bits" else value)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"flag_bits": 0x1}, r"member 'v.npy' is encrypted$"),
+        ({"flag_bits": 0x20}, r"compressed patched data \(flag bit 5\)"),
+        ({"flag_bits": 0x40}, r"strong encryption \(flag bit 6\)"),
+        ({"extract_version": 99}, r"zip file version 9\.9"),
+    ],
+    ids=["encrypted", "patched", "strong encryption", "version"],
+)
+def test_a_zip_feature_zipfile_cannot_read_is_refused_in_one_line(
+    tmp_path: Path, change: dict[str, int], message: str
+) -> None:
+    """An encrypted member made zipfile ask for a password (RuntimeError), and patched
+    data, strong encryption or a zip version newer than zipfile reads made it raise
+    NotImplementedError: each escaped as a traceback."""
+    npz = _flagged(tmp_path / "f.npz", change)
+    with pytest.raises(ConfigError, match=message) as err:
+        plot_run_file(npz, tmp_path / "f.png")
+    assert str(err.value).startswith(f"cannot plot {str(npz)!r}: ")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_a_member_of_another_compression_method_is_refused(tmp_path: Path) -> None:
+    """Only stored and deflated members (what numpy and the writer make) are read: a
+    bzip2 member is refused, naming the method, rather than decompressed."""
+    npz = _flagged(tmp_path / "b.npz", {}, zipfile.ZIP_BZIP2)
+    with pytest.raises(
+        ConfigError, match=r"member 'v.npy' uses zip compression method 12; expected stored"
+    ):
+        plot_run_file(npz, tmp_path / "b.png")
+
+
+def test_a_member_that_appears_twice_is_refused(tmp_path: Path) -> None:
+    """Two ``v.npy`` members: which one is drawn would depend on the reader, so the file
+    is refused, naming the member."""
+    npz = _hostile(tmp_path / "d.npz", _npy((10, 2)) + b"\0" * 160)
+    with zipfile.ZipFile(npz, "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("v.npy", _npy((10, 2)) + b"\0" * 160)
+    with pytest.raises(ConfigError, match=r"member 'v.npy' appears twice$"):
+        plot_run_file(npz, tmp_path / "d.png")
+
+
+def test_corrupt_deflated_data_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A deflated member whose compressed bytes are damaged: zlib's error is one line
+    saying the zip data is corrupt."""
+    good = save_npz(
+        tmp_path / "good.npz",
+        {"t": time_of(np.arange(1000), DT), "v": np.arange(4000.0).reshape(1000, 4),
+         **header_arrays(_meta(1000, {"v": "voltage"}, []))},
+        compress=True,
+    )  # fmt: skip
+    with zipfile.ZipFile(good) as zf:
+        info = zf.getinfo("v.npy")
+    data = bytearray(good.read_bytes())
+    name, extra = struct.unpack_from("<2H", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name + extra  # the compressed bytes
+    for at in range(start + 200, start + info.compress_size - 8, 7):
+        data[at] ^= 0xFF
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=r"corrupt zip data \(") as err:
+        plot_run_file(bad, tmp_path / "bad.png")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("shape", [(10,), (10, 1)])
+def test_a_fortran_order_header_of_one_column_is_read(
+    tmp_path: Path, shape: tuple[int, ...]
+) -> None:
+    """Fortran and C order store one column the same bytes: such a member is read, only
+    a wider one refused."""
+    v = np.arange(10.0)
+    npz = _hostile(tmp_path / "f.npz", _npy(shape, fortran=True) + v.tobytes())
+    with zipfile.ZipFile(npz) as zf:
+        got = np.concatenate(list(plotting._NpzFile(npz, zf).rows("v", 4, np.arange(1))))
+    np.testing.assert_array_equal(got[:, 0], v)
+    assert plot_run_file(npz, tmp_path / "f.png").stat().st_size > 0
+
+
+def test_members_that_are_not_npy_are_not_arrays(tmp_path: Path) -> None:
+    """np.load reads only ``<key>.npy`` as arrays: a ``meta`` member without the suffix
+    (a note beside the arrays) is neither a second ``meta`` nor a key."""
+    npz = _hostile(tmp_path / "n.npz", _npy((10, 2)) + b"\0" * 160)
+    with zipfile.ZipFile(npz, "a") as zf:
+        zf.writestr("meta", b"a note, not an array")
+    with zipfile.ZipFile(npz) as zf:
+        assert sorted(plotting._NpzFile(npz, zf).keys()) == sorted(
+            ["t", "dt", "network", "dtype", "meta", "v"]
+        )
+    assert plot_run_file(npz, tmp_path / "n.png").stat().st_size > 0
+
+
+def test_a_deflated_member_shorter_than_its_directory_entry_says_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The directory may claim more bytes than the member's deflate stream holds (its CRC
+    right for what is there): the header's shape then fits the claim, and the data ends
+    early. Refused in one line saying where it ended."""
+    v = _npy((10, 2)) + b"\0" * 96  # 160 bytes of data claimed, 96 there
+    npz = _flagged(tmp_path / "s.npz", {}, zipfile.ZIP_DEFLATED, member=v)
+    with zipfile.ZipFile(npz) as zf:
+        assert zf.getinfo("v.npy").file_size == len(v)
+    npz = _flagged(tmp_path / "s.npz", {"file_size": len(v) + 64}, zipfile.ZIP_DEFLATED, member=v)
+    with pytest.raises(ConfigError, match=r"member 'v.npy' ends after 96 bytes of data$") as err:
+        plot_run_file(npz, tmp_path / "s.png")
+    assert "\n" not in str(err.value)
+
+
+def test_a_stored_member_running_past_the_end_of_the_file_is_refused(tmp_path: Path) -> None:
+    """A directory entry claiming more stored bytes than the file holds after the member:
+    zipfile raises a bare EOFError when the file ends, refused in one line naming it
+    (the message was ``corrupt zip data ()``)."""
+    v = _npy((10, 200)) + b"\0" * 16  # 16,000 bytes claimed, 16 there
+    size = len(v) + 16_000
+    npz = _flagged(tmp_path / "e.npz", {"file_size": size, "compress_size": size}, member=v)
+    assert npz.stat().st_size < size  # the claim runs past the end of the file
+    with pytest.raises(ConfigError, match=r"corrupt zip data \(EOFError\)$") as err:
+        plot_run_file(npz, tmp_path / "e.png")
+    assert "\n" not in str(err.value)

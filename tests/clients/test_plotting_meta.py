@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from spikestream_client import plotting
 from spikestream_client.errors import ConfigError
 from spikestream_client.npz import header_arrays, layout_meta, time_of
 from spikestream_client.plotting import plot_run, plot_run_file
@@ -116,3 +117,30 @@ def test_a_meta_stored_as_bytes_or_str_is_read(tmp_path: Path, stored: str) -> N
     meta = np.array(text.encode()) if stored == "bytes" else np.array(text)
     assert plot_run_file(_file(tmp_path / "m.npz", meta), tmp_path / "f.png").exists()
     assert plot_run(_arrays(meta), tmp_path / "a.png").exists()
+
+
+def test_a_meta_without_a_network_is_drawn(tmp_path: Path) -> None:
+    """``network`` only makes the title: a ``meta`` without it (a file written elsewhere)
+    is drawn, from a file and from memory, where the other keys are required."""
+    meta = _with(network=_GONE)
+    assert plot_run_file(_file(tmp_path / "m.npz", meta), tmp_path / "f.png").exists()
+    assert plot_run(_arrays(meta), tmp_path / "a.png").exists()
+
+
+def test_a_meta_longer_than_meta_max_bytes_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``meta`` is read whole, so its size is bounded (a deflated file of a few KB may
+    hold a string of gigabytes): one longer than META_MAX_BYTES is refused, naming the
+    bound, before it is read."""
+    text = _with()
+    monkeypatch.setattr(plotting, "META_MAX_BYTES", 4 * len(text) - 1)  # str: 4 bytes a char
+    npz = _file(tmp_path / "m.npz", text)
+    with pytest.raises(
+        ConfigError,
+        match=rf"member 'meta' holds <U{len(text)} of shape \(\); expected one string of at "
+        rf"most {4 * len(text) - 1:,} bytes$",
+    ):
+        plot_run_file(npz, tmp_path / "m.png")
+    monkeypatch.setattr(plotting, "META_MAX_BYTES", 4 * len(text))  # the bound is inclusive
+    assert plot_run_file(npz, tmp_path / "m.png").exists()

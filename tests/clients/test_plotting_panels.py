@@ -4,6 +4,7 @@ matplotlib calls it makes."""
 
 from __future__ import annotations
 
+import json
 import logging
 import tracemalloc
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from spikestream_client import plotting
+from spikestream_client.errors import ConfigError
 from spikestream_client.npz import header_arrays, layout_meta, save_npz, time_of
 from spikestream_client.plotting import MAX_POINTS, MAX_RASTER_NEURONS, plot_run, plot_run_file
 
@@ -220,3 +222,100 @@ def test_a_file_of_a_thousand_probes_takes_bounded_memory(
     ((_, height),) = sizes
     assert height <= 64 * 2.0 + 0.8 + 0.3
     assert peak < 96 * 2**20, f"plotting peaked at {peak / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    ("t", "got"),
+    [
+        (None, "no 't' array"),
+        (np.zeros(0), r"'t' of shape \(0,\)"),
+        (np.zeros((5, 1)), r"'t' of shape \(5, 1\)"),
+    ],
+    ids=["no t", "0 ticks", "2-d t"],
+)
+def test_a_run_without_ticks_is_nothing_to_plot(tmp_path: Path, t: Any, got: str) -> None:
+    """No ``t``, a ``t`` of 0 rows (a recording that kept no tick) or of rows that are not
+    scalars: one line saying what was expected, before matplotlib loads (0 rows was a
+    numpy ValueError from deep in the drawing)."""
+    arrays = _run(5, {"v": "values"}, [], v=np.zeros((5, 2)))
+    if t is None:
+        del arrays["t"]
+    else:
+        arrays["t"] = t
+    with pytest.raises(
+        ConfigError, match=rf"^nothing to plot: expected at least one tick \(row\), got {got}$"
+    ):
+        plot_run(arrays, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "arr", "want"),
+    [
+        ("gaps", np.zeros((5, 2), dtype=bool), r"its shape is \(5, 2\); expected 1-d, 5 rows"),
+        (
+            "p.spikes",
+            np.zeros((5, 2, 3), np.uint8),
+            r"its shape is \(5, 2, 3\); expected 2-d, 5 rows",
+        ),
+        ("v", np.float64(1.0), r"its shape is \(\); expected 5 rows"),
+    ],
+    ids=["2-d gaps", "3-d spikes", "0-d values"],
+)
+def test_an_array_of_the_wrong_dimensions_is_refused(
+    tmp_path: Path, key: str, arr: Any, want: str
+) -> None:
+    """``gaps`` is one flag per row and a raster one row of neurons per tick: more
+    dimensions are refused, as is a value probe without rows (a 0-d array was an
+    IndexError), each in one line naming the array."""
+    arrays = _run(
+        5, {"v": "values"}, ["p"], v=np.zeros((5, 2)), **{"p.spikes": np.eye(5, 3, dtype=np.uint8)}
+    )
+    arrays[key] = arr
+    with pytest.raises(ConfigError, match=rf"^cannot plot {key!r}: {want} \(one per row of 't'\)$"):
+        plot_run(arrays, tmp_path / "dims.png")
+
+
+def test_inputs_are_drawn_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The arrays ``meta`` lists as ``inputs`` are panels of their own, above the rasters
+    and value probes, labelled as inputs; one the file lacks is left out."""
+    labels = _spy(monkeypatch, "set_ylabel")
+    arrays = _run(5, {"v": "values"}, ["p"], v=np.zeros((5, 1)), u=np.ones((5, 2)))
+    arrays["p.spikes"] = np.eye(5, 3, dtype=np.uint8)
+    meta = json.loads(str(arrays["meta"]))
+    meta["inputs"] = ["u", "missing"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    plot_run(arrays, tmp_path / "inputs.png")
+    assert labels == [("u\n(input)",), ("p\nneuron",), ("v\n(values)",)]
+
+
+def test_a_gap_at_the_start_of_a_bucket_read_in_two_chunks_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Buckets of 10 rows read in chunks of 7: row 30 is a gap, in the chunk of rows
+    28-34, and rows 35-39 of its bucket come in the next chunk, which must not clear it."""
+    monkeypatch.setattr(plotting, "MAX_POINTS", 20)
+    monkeypatch.setattr(plotting, "CHUNK_ROWS", 7)
+    gaps = np.zeros(100, dtype=bool)
+    gaps[30] = True
+    arrays = _run(100, {"v": "values"}, [], v=np.zeros((100, 1)), gaps=gaps)
+    src = plotting._InMemory(arrays)
+    axis = plotting._read_axis(src, 100, src.keys())
+    assert axis.step == 10
+    t = arrays["t"]
+    assert axis.spans() == [(t[30], t[40])]
+
+
+def test_a_run_without_meta_draws_its_rasters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``meta`` (a file written by hand) the ``<pop>.spikes`` arrays name the
+    populations: each is drawn as a raster, in name order."""
+    labels = _spy(monkeypatch, "set_ylabel")
+    arrays = {
+        "t": time_of(np.arange(5), DT),
+        "q.spikes": np.eye(5, 2, dtype=np.uint8),
+        "p.spikes": np.eye(5, 3, dtype=np.uint8),
+    }
+    plot_run(arrays, tmp_path / "bare.png")
+    assert labels == [("p\nneuron",), ("q\nneuron",)]
