@@ -208,3 +208,56 @@ def test_a_csv_file_is_read_as_rows_and_columns(
     np.testing.assert_array_equal(
         data.ravel(), [float(v) for v in text.replace("\n", ",").split(",") if v]
     )
+
+
+def test_files_read_finds_every_file_valued_key(tmp_path: Path) -> None:
+    """Each kind of file-valued key is found, wherever the schema puts it: a field typed
+    ``FilePath`` alone (a signal's ``path``, a weights ``file``), one of a union
+    (``max_rates``, ``encoders``, ``initial_voltage``, a connection's ``decoders``), in a
+    table of tables (populations, inputs) and in an array of tables (connections)."""
+    from spikestream.datafiles import files_read
+    from spikestream.spec import load_network
+
+    net = tmp_path / "net.toml"
+    net.write_text(
+        """
+[network]
+dt = 0.001
+[populations.a]
+n = 4
+max_rates = "rates.npy"
+intercepts = "icpt.npy"
+encoders = "enc.npy"
+initial_voltage = "v0.npy"
+[populations.b]
+n = 3
+[inputs.u]
+target = "a"
+signal = { kind = "file", path = "u.npy" }
+[[connections]]
+pre = "a"
+post = "b"
+name = "w"
+weights = { file = "w.npy" }
+[[connections]]
+pre = "a"
+post = "b"
+name = "d"
+decoders = "dec.npy"
+[probes.p]
+target = "a"
+kind = "decoded"
+decoders = "pdec.npy"
+"""
+    )
+    found = files_read(load_network(net))
+    assert found == [
+        ("populations.a.max_rates", tmp_path / "rates.npy"),
+        ("populations.a.intercepts", tmp_path / "icpt.npy"),
+        ("populations.a.encoders", tmp_path / "enc.npy"),
+        ("populations.a.initial_voltage", tmp_path / "v0.npy"),
+        ("inputs.u.signal.path", tmp_path / "u.npy"),
+        ("connections[0].weights.file", tmp_path / "w.npy"),
+        ("connections[1].decoders", tmp_path / "dec.npy"),
+        ("probes.p.decoders", tmp_path / "pdec.npy"),
+    ]

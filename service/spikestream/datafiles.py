@@ -12,11 +12,12 @@ import io
 import math
 import os
 import stat
+import typing
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,9 @@ import numpy.typing as npt
 from spikestream.errors import ConfigError, NetworkFileError, SpikestreamError
 from spikestream.spec import VALUE_LIMIT
 from spikestream_client.npz import read_npy_header as _read_npy_header
+
+if TYPE_CHECKING:
+    from spikestream.spec import NetworkSpec
 
 #: Longest ``.npy`` header parsed (numpy's own default limit).
 NPY_HEADER_MAX_BYTES = 10_000
@@ -42,6 +46,43 @@ def same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except (OSError, ValueError):  # either is missing: not one existing file
         return False
+
+
+def files_read(spec: NetworkSpec) -> list[tuple[str, Path]]:
+    """Every file the network reads when it is built and run, as ``(key path, file)``:
+    each field declared a ``FilePath`` in the network file's schema (array files of
+    tuning values, encoders, weights and decoders, signal samples), resolved against the
+    network's folder. Found from the schema, not listed here, so a file-valued key added
+    later is covered too."""
+    from pydantic import BaseModel
+
+    from spikestream.spec import FilePath
+
+    def is_path_type(annotation: object) -> bool:
+        if annotation == FilePath:
+            return True
+        return any(is_path_type(arg) for arg in getattr(annotation, "__args__", ()))
+
+    # A field typed ``FilePath`` alone keeps its validator in ``metadata``, not its type.
+    markers = typing.get_args(FilePath)[1:]
+    found: list[tuple[str, Path]] = []
+
+    def walk(value: object, where: str, is_path: bool) -> None:
+        if isinstance(value, BaseModel):
+            for name, info in type(value).model_fields.items():
+                marked = is_path_type(info.annotation) or any(m in markers for m in info.metadata)
+                walk(getattr(value, name), f"{where}.{name}" if where else name, marked)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{where}.{key}", is_path)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]", is_path)
+        elif isinstance(value, str) and is_path:
+            found.append((where, spec.resolve(value)))
+
+    walk(spec, "", False)
+    return found
 
 
 def open_regular(path: Path, where: str, expected: str = "a .npy or CSV file") -> IO[bytes]:

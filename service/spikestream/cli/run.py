@@ -17,7 +17,6 @@ import signal
 import sys
 import threading
 import time
-import typing
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -238,43 +237,6 @@ def _is_inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def files_read(spec: NetworkSpec) -> list[tuple[str, Path]]:
-    """Every file the network reads when it is built and run, as ``(key path, file)``:
-    each field declared a ``FilePath`` in the network file's schema (array files of
-    tuning values, encoders, weights and decoders, signal samples), resolved against the
-    network's folder. Found from the schema, not listed here, so a file-valued key added
-    later is covered too."""
-    from pydantic import BaseModel
-
-    from spikestream.spec import FilePath
-
-    def is_path_type(annotation: object) -> bool:
-        if annotation == FilePath:
-            return True
-        return any(is_path_type(arg) for arg in getattr(annotation, "__args__", ()))
-
-    # A field typed ``FilePath`` alone keeps its validator in ``metadata``, not its type.
-    markers = typing.get_args(FilePath)[1:]
-    found: list[tuple[str, Path]] = []
-
-    def walk(value: object, where: str, is_path: bool) -> None:
-        if isinstance(value, BaseModel):
-            for name, info in type(value).model_fields.items():
-                marked = is_path_type(info.annotation) or any(m in markers for m in info.metadata)
-                walk(getattr(value, name), f"{where}.{name}" if where else name, marked)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{where}.{key}", is_path)
-        elif isinstance(value, list | tuple):
-            for i, item in enumerate(value):
-                walk(item, f"{where}[{i}]", is_path)
-        elif isinstance(value, str) and is_path:
-            found.append((where, spec.resolve(value)))
-
-    walk(spec, "", False)
-    return found
-
-
 def check_outputs(outputs: list[tuple[str, Path]], network: Path, replay: Path | None) -> None:
     """Refuse an output (``--out``, ``--plot``) that names what the run reads: the
     network file, the Nengo script given instead, the ``--replay`` log, or a file in the
@@ -317,12 +279,13 @@ def check_outputs(outputs: list[tuple[str, Path]], network: Path, replay: Path |
 
 def check_array_outputs(outputs: list[tuple[str, Path]], spec: NetworkSpec) -> None:
     """Refuse an output (``--out``, ``--plot``) that is a file the network reads
-    (:func:`files_read`): an array file of weights, encoders, decoders or samples.
+    (:func:`~spikestream.datafiles.files_read`): an array file of weights, encoders,
+    decoders or samples.
 
     Raises:
         ConfigError: naming the flag, both paths and the key that reads the file.
     """
-    from spikestream.datafiles import same_file
+    from spikestream.datafiles import files_read, same_file
     from spikestream.errors import ConfigError
 
     read = files_read(spec)

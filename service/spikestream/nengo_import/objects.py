@@ -27,6 +27,7 @@ from spikestream.nengo_import.naming import (
 )
 from spikestream.nengo_import.tomltext import _comment, _toml
 from spikestream.spec import MIN_DT, VALUE_LIMIT
+from spikestream_client.names import NAME_MAX_LENGTH
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -364,7 +365,7 @@ class _Import:
             base = e.get("name", f"{e['pre']}->{e['post']}")
             label, k = base, 2
             while label in seen:
-                label, k = f"{base}-{k}", k + 1
+                label, k = _numbered(base, k), k + 1
             seen.add(label)
             if label != base or "name" in e:
                 e["name"] = label
@@ -496,6 +497,16 @@ class _Import:
         if probe.sample_every is not None and not math.isclose(probe.sample_every, self.dt):
             raise self.refuse(probe, "sample_every is not supported", "sample_every = None")
         synapse = self.synapse(probe, probe.synapse)
+        if probe.slice is not None:
+            # ``a[0]`` or ``a.neurons[:5]``: Nengo's target is then a view (ObjView), which
+            # the refusal below named as "ObjView ..." while listing spikes as supported.
+            part = getattr(target, "_slice_string", None) or str(probe.slice)
+            raise self.refuse(
+                probe,
+                f"a probe of a slice, {describe(probe.obj, self.variables)}[{part}], is not "
+                "supported",
+                "probes of whole ensembles, neurons and input nodes (slice the recorded data)",
+            )
         if isinstance(target, nengo.Ensemble) and probe.attr == "decoded_output":
             conns = [
                 c
@@ -600,6 +611,15 @@ class _Import:
             "rather than\n# editing them. docs/NENGO.md describes the mapping.\n"
         )
         return header + _toml(doc)
+
+
+def _numbered(base: str, k: int) -> str:
+    """``base`` (``name`` or ``pre->post``) with ``-k`` on its last name, cut so that name
+    keeps within NAME_MAX_LENGTH: a 64-character ``post`` plus ``-2`` is no name, and the
+    network file refused what the import wrote."""
+    head, sep, last = base.rpartition("->")
+    suffix = f"-{k}"
+    return f"{head}{sep}{last[: NAME_MAX_LENGTH - len(suffix)]}{suffix}"
 
 
 def _is_identity(m: FloatArray) -> bool:

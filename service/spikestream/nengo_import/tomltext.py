@@ -54,7 +54,8 @@ def _value(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             raise ModelImportError(f"cannot write the non-finite number {v} to a network file")
-        return repr(v)
+        # float(v): a subclass's repr is not the number (numpy 2 writes np.float64(0.001)).
+        return repr(float(v))
     if isinstance(v, str):
         return _string(v)
     if isinstance(v, list):

@@ -81,6 +81,25 @@ def _check_log_reads_nothing(log: Path, files: list[Path], settings: ServeSettin
             )
 
 
+def _check_log_reads_no_array(log: Path, spec: NetworkSpec) -> None:
+    """Refuse a ``--log-inputs`` target that is a file the network reads (its weights,
+    encoders or signal samples), which the log replaced at shutdown, as ``run`` refuses
+    such an ``--out``. Checked once the network is loaded, before it is built.
+
+    Raises:
+        ConfigError: naming the flag, both paths, the key that reads the file and what
+            was expected.
+    """
+    from spikestream.datafiles import files_read, same_file
+
+    for key, src in files_read(spec):
+        if same_file(Path(log), src):
+            raise ConfigError(
+                f"--log-inputs {str(log)!r} is {str(src)!r}, which the network reads "
+                f"({spec.source}: {key}); expected a new file name"
+            )
+
+
 def serve(networks: list[Path], settings: ServeSettings) -> int:
     """Serve the network files ``networks`` (those of ``settings.shard``) until SIGTERM or
     SIGINT. Returns the exit code.
@@ -108,6 +127,8 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
 
         check_trace_target(settings.trace_latency)
     specs = [load_network_or_model(f) for f in files]
+    if settings.log_inputs is not None:
+        _check_log_reads_no_array(settings.log_inputs, specs[0])
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
     models = [
@@ -219,6 +240,7 @@ def select_shard(files: list[Path], shard: str | None, hostname: str | None = No
     if shard is None:
         return files
     index_text, sep, count_text = shard.partition("/")
+    source = ""  # where INDEX came from, when not from the flag itself
     if index_text == "auto":
         import re
         import socket
@@ -230,13 +252,15 @@ def select_shard(files: list[Path], shard: str | None, hostname: str | None = No
                 f"--shard auto/COUNT needs a host name ending in -<ordinal>; got {host!r}"
             )
         index_text = match.group(1)
+        source = f", whose INDEX {index_text} is the ordinal of the host name {host!r}"
     try:
         index, count = int(index_text), int(count_text)
     except ValueError:
         index, count = -1, 0
     if not sep or count < 1 or not 0 <= index < count:
         raise ConfigError(
-            f"--shard must be INDEX/COUNT with 0 <= INDEX < COUNT (or auto/COUNT); got {shard!r}"
+            "--shard must be INDEX/COUNT with 0 <= INDEX < COUNT (or auto/COUNT); got "
+            f"{shard!r}{source}"
         )
     chosen = [f for i, f in enumerate(files) if i % count == index]
     if not chosen:
