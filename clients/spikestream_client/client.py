@@ -388,28 +388,33 @@ class SpikestreamClient:
             missing = described.missing_probes((probe,))
             if missing is not None:
                 raise ProbeNotFound(missing)
+        # The names are checked before anything is kept: a refused probe's entry would
+        # be subscribed (and refused again) by the next start().
         t = topics(self.prefix, net)
+        topic_filter = t.outs_filter if probe is None else t.out(probe)
         key = (net, probe)
         sinks = self._in.frame_sinks.setdefault(key, [])
         if not sinks:
-            self._subscribe(t.outs_filter if probe is None else t.out(probe), QOS_DATA)
+            self._subscribe(topic_filter, QOS_DATA)
         sinks.append(callback)
         return lambda: _remove(sinks, callback)
 
     def on_event(self, net: str, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback(event)`` for every decoded event of ``net``; see :meth:`on_frame`."""
+        topic = topics(self.prefix, net).events  # checked before anything is kept
         sinks = self._in.event_sinks.setdefault(net, [])
         if not sinks:
-            self._subscribe(topics(self.prefix, net).events, QOS_RARE)
+            self._subscribe(topic, QOS_RARE)
         sinks.append(callback)
         return lambda: _remove(sinks, callback)
 
     def on_stats(self, net: str, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback(stats)`` for every stats message of ``net`` (about once a
         second: ``tick``, ``realtime_factor_actual``, ``late_p99_ms``, ``dropped``...)."""
+        topic = topics(self.prefix, net).stats  # checked before anything is kept
         sinks = self._in.stats_sinks.setdefault(net, [])
         if not sinks:
-            self._subscribe(topics(self.prefix, net).stats, QOS_DATA)
+            self._subscribe(topic, QOS_DATA)
         sinks.append(callback)
         return lambda: _remove(sinks, callback)
 
@@ -490,8 +495,9 @@ class SpikestreamClient:
         first call; the broker then sends the retained status)."""
         watcher = self._in.status.get(net)
         if watcher is None:
+            topic = topics(self.prefix, net).status  # checked before the watcher is kept
             watcher = self._in.status[net] = StatusWatcher(net)
-            self._subscribe(topics(self.prefix, net).status, QOS_RARE)
+            self._subscribe(topic, QOS_RARE)
         return watcher
 
     def watch_networks(self) -> None:
@@ -543,8 +549,10 @@ class SpikestreamClient:
             return None
         seen = sorted({*self._in.descriptions, *self._in.seen_status})
         others = f"; networks on it: {', '.join(seen)}" if seen else "; it has no networks"
+        # The broker looked on is the link's current one: the first of a list may be down.
+        link, _ = self._require()
         msg = (
-            f"no network {net!r} on {self.spec.redacted()} (no retained "
+            f"no network {net!r} on {link.spec.redacted()} (no retained "
             f"{topics(self.prefix, net).describe} or status within {timeout:g} s){others}"
         )
         raise NetworkNotFound(msg)
@@ -705,7 +713,9 @@ class SpikestreamClient:
             if not await link.publish(t.control, payload, qos=1):
                 raise TransportError(f"control {cmd!r} to {net!r} was not acknowledged")
             return None
-        if net not in self._in.event_sinks:
+        # Replies are routed only while something consumes the events: a closed events
+        # stream leaves an empty list behind, which must not count as one.
+        if not self._in.event_sinks.get(net):
             self.on_event(net, lambda event: None)
             await self.sync(timeout)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()

@@ -112,3 +112,67 @@ async def test_a_shielded_future_survives_losing() -> None:
     assert won == First("now")
     assert not owned.cancelled()
     owned.set_result(None)
+
+
+async def test_a_winner_cancelled_by_someone_else_outranks_a_loser_that_fails() -> None:
+    """The winner's outcome comes first, even a cancellation from outside: a loser that
+    fails while it is cancelled does not replace it (the loser's error used to win when
+    the check for a cancelled winner was dropped)."""
+
+    async def fails_when_cancelled() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    outside: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    outside.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first_of(outside, fails_when_cancelled())
+
+
+async def test_a_cancelled_caller_leaves_no_exception_unretrieved() -> None:
+    """When the caller is cancelled, what the awaitables ended with is retrieved: a loser
+    that failed in its cleanup must not surface later as the loop's "Task exception was
+    never retrieved" (logged from the garbage collector, far from its cause)."""
+    import gc
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+
+    async def fails_when_cancelled() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    async def cancel_the_caller() -> None:
+        task = asyncio.create_task(first_of(fails_when_cancelled(), asyncio.sleep(10)))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        await cancel_the_caller()
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [c for c in reported if "never retrieved" in str(c.get("message"))] == []
+
+
+async def test_the_winners_exception_outranks_a_loser_that_fails_in_its_cleanup() -> None:
+    """Both fail: the winner's error is the one raised, as documented (the loser's, met
+    while it was being cancelled, is secondary)."""
+
+    async def fails_when_cancelled() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    with pytest.raises(ValueError, match="failed after 0"):
+        await first_of(Probe().run(0.0, error=True), fails_when_cancelled())

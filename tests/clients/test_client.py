@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -17,8 +18,10 @@ import pytest
 from spikestream.errors import ConfigError, TransportError
 from spikestream_client import (
     ControlRejected,
+    ControlTimeout,
     Frame,
     Gap,
+    NetworkNotFound,
     ProbeNotFound,
     SpikestreamClient,
     client_broker_spec,
@@ -487,3 +490,280 @@ async def test_wait_connected_when_someone_else_cancels_the_link() -> None:
             await client.wait_connected(5.0)
     finally:
         await client.close()
+
+
+def test_the_constructor_checks_the_prefix_and_keeps_the_client_id() -> None:
+    """A prefix that is no valid topic level is refused when the client is made, not at
+    its first subscription; a given client id is the one used (a broker's ACL or its
+    session may hang on it), and the default names the role."""
+    with pytest.raises(ValueError, match="prefix"):
+        SpikestreamClient("mqtt://127.0.0.1:1", prefix="a/#")
+    assert SpikestreamClient("mqtt://127.0.0.1:1", client_id="mine").client_id == "mine"
+    made = SpikestreamClient("mqtt://127.0.0.1:1", role="monitor").client_id
+    assert made.startswith("spikestream-monitor-"), made
+
+
+async def test_a_start_timeout_is_the_one_waited_for_and_a_failed_start_closes() -> None:
+    """``start(timeout=...)`` wins over ``connect_timeout``, and the refusal says which
+    timeout passed; the failed start leaves no link retrying in the background, and a
+    second ``start`` of a started client makes no second link."""
+    client = SpikestreamClient(f"mqtt://127.0.0.1:{free_port()}", connect_timeout=5.0)
+    with pytest.raises(TransportError, match=r"cannot connect to .* within 0\.3 s"):
+        await client.start(timeout=0.3)
+    assert client._task is not None
+    assert client._task.done()  # closed by start itself
+    stats = client.statistics()
+    assert (stats.connected, stats.connects) == (False, 0)
+    assert stats.last_error  # why it could not connect, as the message said
+    again = SpikestreamClient(f"mqtt://127.0.0.1:{free_port()}")
+    await again.start(wait=False)
+    try:
+        assert not again.connected
+        link = again._link
+        await again.start(wait=False)
+        assert again._link is link
+    finally:
+        await again.close()
+
+
+async def test_a_link_that_gives_up_is_named_in_the_error(
+    mosquitto_factory: MosquittoFactory,
+) -> None:
+    """Refused credentials end the link (after its bounded retries): ``start`` says
+    which broker's link failed, with the broker's reason, and hides the password."""
+    broker = mosquitto_factory(users={"svc": "svc-pw"})
+    client = SpikestreamClient(broker.url("svc", "wrong-pw"), connect_timeout=30.0)
+    with pytest.raises(TransportError, match=r"^MQTT link to mqtt://svc:\*+@.* failed: ") as info:
+        await client.start()
+    assert "wrong-pw" not in str(info.value)
+
+
+async def test_close_ends_every_stream_and_a_sync_in_progress() -> None:
+    """Closing the client ends its iterators (one made after the close at once), and a
+    sync that was waiting then answers False: it was never confirmed."""
+    client = SpikestreamClient(f"mqtt://127.0.0.1:{free_port()}")  # nothing listens
+    await client.start(wait=False)
+    waiting = asyncio.create_task(client.sync(timeout=30))
+    frames = client.frames("fake", "p")
+    events = client.events("fake")
+    await asyncio.sleep(0.1)
+    await client.close()
+    async with asyncio.timeout(10):
+        assert await waiting is False
+        assert [f async for f in frames] == []
+        assert [e async for e in events] == []
+        assert [s async for s in client.stats("fake")] == []
+
+
+def _event(kind: str, **fields: object) -> bytes:
+    return json.dumps({"v": 1, "event": kind, "wall": time.time(), **fields}).encode()
+
+
+async def test_event_and_stats_streams_keep_at_most_their_maxsize(mosquitto: Mosquitto) -> None:
+    """``events(maxsize=...)`` and ``stats(maxsize=...)`` bound their queues as asked:
+    the oldest messages are dropped and counted."""
+    async with SpikestreamClient(mosquitto.url()) as client, await _publisher(mosquitto) as pub:
+        events = client.events("fake", maxsize=2)
+        stats = client.stats("fake", maxsize=3)
+        assert await client.sync(timeout=5)
+        for n in range(6):
+            await pub.publish("spikestream/fake/events", _event("note", n=n), qos=1)
+            await pub.publish("spikestream/fake/stats", _event("stats", n=n), qos=1)
+        await eventually(lambda: client.latest_stats("fake") is not None)
+        await eventually(lambda: events.overflowed + len(events) == 6)
+        await eventually(lambda: stats.overflowed + len(stats) == 6)
+        assert (len(events), events.overflowed) == (2, 4)
+        assert (len(stats), stats.overflowed) == (3, 3)
+        assert [(await events.get(timeout=1))["n"] for _ in range(2)] == [4, 5]
+
+
+async def test_statistics_count_refused_unrouted_and_failed_callback_messages(
+    mosquitto: Mosquitto,
+) -> None:
+    """``frames_refused``, ``unrouted`` and ``callback_errors`` reach the snapshot: a
+    frame that does not decode, a frame for a stream already closed, a callback that
+    raises."""
+    spikes = regular_spikes(0, 10, 4, 2)
+    async with SpikestreamClient(mosquitto.url()) as client, await _publisher(mosquitto) as pub:
+        closed = client.frames("fake", "gone")
+
+        def broken(frame: Frame) -> None:
+            raise RuntimeError("a consumer's bug")
+
+        client.on_frame("fake", "p", broken)
+        assert await client.sync(timeout=5)
+        closed.close()
+        await pub.publish("spikestream/fake/out/p", b"\x81\xa1v\x09", qos=1)  # schema v9
+        await pub.publish("spikestream/fake/out/p", spike_payload(header("p", 0, 0), spikes), 1)
+        gone = spike_payload(header("gone", 0, 0), spikes)
+        await pub.publish("spikestream/fake/out/gone", gone, qos=1)
+        await eventually(lambda: client.statistics().unrouted >= 1)
+        stats = client.statistics()
+    assert (stats.frames_refused, stats.decode_errors) == (1, 1)
+    assert (stats.callback_errors, stats.unrouted, stats.frames) == (1, 1, 1)
+
+
+async def test_inputs_are_published_with_the_qos_asked_for(mosquitto: Mosquitto) -> None:
+    """``qos=1`` reaches the broker as QoS 1 from both publish methods (a QoS 1
+    subscriber gets it as QoS 1): it is what makes the broker keep the value for a
+    service whose session is briefly away."""
+    async with await _publisher(mosquitto) as sub, SpikestreamClient(mosquitto.url()) as client:
+        await sub.subscribe("spikestream/fake/in/u", qos=1)
+        assert await client.publish_input("fake", "u", 0.5, qos=1)
+        assert client.publish_input_nowait("fake", "u", 0.25, qos=1)
+        got: list[int] = []
+        async with asyncio.timeout(10):
+            async for message in sub.messages:
+                got.append(message.qos)
+                if len(got) == 2:
+                    break
+    assert got == [1, 1]
+
+
+async def _answer_controls(broker: Mosquitto, seen: list[dict[str, object]]) -> None:
+    """A stand-in service on the real broker: each command to ``fake`` is recorded and
+    answered with a ``control_ok`` that carries its id."""
+    async with await _publisher(broker) as svc:
+        await svc.subscribe("spikestream/fake/control", qos=1)
+        async for message in svc.messages:
+            assert isinstance(message.payload, bytes)
+            command = json.loads(message.payload)
+            seen.append(command)
+            reply = _event("control_ok", cmd=command["cmd"], id=command["id"], net="fake")
+            await svc.publish("spikestream/fake/events", reply, qos=1)
+
+
+async def test_each_helper_sends_its_own_command_and_value(mosquitto: Mosquitto) -> None:
+    """``reset`` sends ``reset``, ``learn`` sends the switch it was given, and a text
+    value of a ``set`` spelt in another case is typed as the text form types it."""
+    seen: list[dict[str, object]] = []
+    service = asyncio.create_task(_answer_controls(mosquitto, seen))
+    try:
+        async with SpikestreamClient(mosquitto.url()) as client:
+            await eventually(lambda: client.connected)
+            await asyncio.sleep(0.2)  # the stand-in's subscription
+            assert (await client.reset("fake")).ok
+            assert (await client.learn("fake", False)).ok
+            assert (await client.learn("fake", "off")).ok
+            assert (await client.control("fake", " Set ", "realtime_factor", "2")).ok
+    finally:
+        service.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service
+    sent = [(c["cmd"], c.get("key"), c.get("value")) for c in seen]
+    assert sent == [
+        ("reset", None, None),
+        ("learn", None, False),
+        ("learn", None, "off"),
+        (" Set ", "realtime_factor", 2.0),
+    ]
+
+
+async def test_a_status_only_network_is_found_and_a_silent_command_times_out(
+    mosquitto: Mosquitto,
+) -> None:
+    """A network known only by its retained status (a service older than the describe
+    topic) is found, without a description, and its one status watcher follows it; a
+    command nobody answers is a ControlTimeout naming the command, the network and the
+    time waited."""
+    async with await _publisher(mosquitto) as pub:
+        await pub.publish("spikestream/old/status", b"online", qos=1, retain=True)
+    async with SpikestreamClient(mosquitto.url()) as client:
+        assert client.connected
+        watcher = client.status("old")
+        assert client.status("old") is watcher  # one per network, kept up to date
+        assert await client.find_network("old", timeout=5) is None
+        assert client.statuses() == {"old": "online"}
+        await watcher.wait_for("online", timeout=5)
+        with pytest.raises(
+            ControlTimeout, match=r"^no reply to control 'pause' \(id .*\) from 'old' within 0.3 s$"
+        ):
+            await client.control("old", "pause", timeout=0.3)
+
+
+async def test_a_command_after_the_events_stream_closed_still_gets_its_reply(
+    mosquitto: Mosquitto,
+) -> None:
+    """Closing the only events stream of a network left its (empty) list of consumers
+    behind; ``control`` took that as "events are consumed", added none, and the reply
+    arrived with nobody to route it to: a ControlTimeout though the service answered."""
+    seen: list[dict[str, object]] = []
+    service = asyncio.create_task(_answer_controls(mosquitto, seen))
+    try:
+        async with SpikestreamClient(mosquitto.url()) as client:
+            await asyncio.sleep(0.2)  # the stand-in's subscription
+            events = client.events("fake")
+            assert await client.sync(timeout=5)
+            events.close()
+            assert (await client.control("fake", "status", timeout=5)).ok
+    finally:
+        service.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service
+    assert [c["cmd"] for c in seen] == ["status"]
+
+
+async def test_a_missing_network_is_said_to_be_missing_on_the_broker_asked(
+    mosquitto: Mosquitto,
+) -> None:
+    """With a list of brokers, the refusal names the one the client is connected to
+    (where it looked), not the first of the list, which may be the dead one."""
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    async with SpikestreamClient([dead, mosquitto.url()], connect_timeout=10.0) as client:
+        with pytest.raises(NetworkNotFound) as info:
+            await client.find_network("nosuch", timeout=1)
+    said = str(info.value)
+    assert f"no network 'nosuch' on {mosquitto.url()} " in said, said
+    assert dead not in said
+
+
+async def test_a_custom_prefix_is_used_for_every_topic(mosquitto: Mosquitto) -> None:
+    """A service run with another ``--prefix`` is reached with ``prefix=``: frames and
+    events are read, inputs and commands written under it, none under the default."""
+    spikes = regular_spikes(0, 10, 4, 2)
+    async with (
+        SpikestreamClient(mosquitto.url(), prefix="lab") as client,
+        await _publisher(mosquitto) as other,
+    ):
+        await other.subscribe("+/fake/in/u", qos=1)
+        await other.subscribe("+/fake/control", qos=1)
+        frames = client.frames("fake", "p")
+        events = client.events("fake")
+        assert await client.sync(timeout=5)
+        await other.publish("lab/fake/out/p", spike_payload(header("p", 3, 30), spikes), qos=1)
+        await other.publish("lab/fake/events", _event("note"), qos=1)
+        assert (await frames.get(timeout=5)).header.seq == 3
+        assert (await events.get(timeout=5))["event"] == "note"
+        assert await client.publish_input("fake", "u", 0.5, qos=1)
+        await client.control("fake", "pause", wait=False)
+        written: list[str] = []
+        async with asyncio.timeout(10):
+            async for message in other.messages:
+                written.append(str(message.topic))
+                if len(written) == 2:
+                    break
+    assert written == ["lab/fake/in/u", "lab/fake/control"]
+
+
+async def test_a_refused_name_leaves_nothing_behind(mosquitto: Mosquitto) -> None:
+    """A bad network or probe name is refused, every time, and is not kept: a watcher
+    stored before the name was checked came back silently on the second call (a watcher
+    of a topic never subscribed), and a refused probe's entry made the next ``start``
+    fail with the same error, leaving the client neither started nor startable."""
+    client = SpikestreamClient(mosquitto.url())
+    for _ in range(2):
+        with pytest.raises(ValueError, match="a/b"):
+            client.status("a/b")
+        with pytest.raises(ValueError, match="a/b"):
+            client.frames("fake", "a/b")
+        with pytest.raises(ValueError, match="a/b"):
+            client.on_frame("fake", "a/b", lambda frame: None)
+        with pytest.raises(ValueError, match="a/b"):
+            client.events("a/b")
+        with pytest.raises(ValueError, match="a/b"):
+            client.stats("a/b")
+    async with client:
+        assert client.connected
+        with pytest.raises(ValueError, match="a/b"):
+            client.status("a/b")
+        assert await client.sync(timeout=5)

@@ -43,12 +43,25 @@ def add_connection_args(p: argparse.ArgumentParser, *, net: bool = True) -> None
     p.add_argument("--prefix", default="spikestream", help="topic prefix (default: spikestream)")
 
 
+def _seconds(text: str) -> float:
+    """A ``--wait-net`` value: a finite number of seconds >= 0. ``nan`` never reached its
+    deadline, so a user the broker does not let sync (a read-only ACL) waited for ever
+    instead of hearing "no network"; ``-1`` was taken and said as "within -1 s"."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
 def add_find_args(p: argparse.ArgumentParser, *, skippable: bool = False) -> None:
     """``--wait-net S`` (and ``--no-check``): how long a tool waits for the network's
     retained ``describe``/``status`` before it fails with one line."""
     p.add_argument(
         "--wait-net",
-        type=float,
+        type=_seconds,
         default=3.0,
         metavar="S",
         help="seconds to wait for the network's retained describe/status before failing "
