@@ -338,6 +338,12 @@ class SpikestreamClient:
         await self.close()
 
     @property
+    def broker(self) -> BrokerSpec:
+        """The broker the client uses now: of a list, the one its link is on (the first
+        may be down), or the first before :meth:`start`. Say it with ``.redacted()``."""
+        return self._link.spec if self._link is not None else self.spec
+
+    @property
     def connected(self) -> bool:
         """Whether the MQTT session is up right now."""
         return self._link is not None and self._link.connected
@@ -550,9 +556,8 @@ class SpikestreamClient:
         seen = sorted({*self._in.descriptions, *self._in.seen_status})
         others = f"; networks on it: {', '.join(seen)}" if seen else "; it has no networks"
         # The broker looked on is the link's current one: the first of a list may be down.
-        link, _ = self._require()
         msg = (
-            f"no network {net!r} on {link.spec.redacted()} (no retained "
+            f"no network {net!r} on {self.broker.redacted()} (no retained "
             f"{topics(self.prefix, net).describe} or status within {timeout:g} s){others}"
         )
         raise NetworkNotFound(msg)

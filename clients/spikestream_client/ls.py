@@ -119,7 +119,7 @@ async def run(options: LsOptions) -> int:
         raise ConfigError(f"--wait must be a number of seconds > 0, got {options.wait}")
     async with SpikestreamClient(options.broker, prefix=options.prefix, role="ls") as client:
         listing = await list_networks(client, options.wait)
-        where = client.spec.redacted()
+        where = client.broker.redacted()
         refused = client.statistics().decode_errors
     if options.json:
         print(json.dumps(_as_json(listing), separators=(",", ":")))

@@ -709,7 +709,10 @@ async def test_a_missing_network_is_said_to_be_missing_on_the_broker_asked(
     """With a list of brokers, the refusal names the one the client is connected to
     (where it looked), not the first of the list, which may be the dead one."""
     dead = f"mqtt://127.0.0.1:{free_port()}"
-    async with SpikestreamClient([dead, mosquitto.url()], connect_timeout=10.0) as client:
+    client = SpikestreamClient([dead, mosquitto.url()], connect_timeout=10.0)
+    assert client.broker.redacted() == dead  # before start: the first of the list
+    async with client:
+        assert client.broker.redacted() == mosquitto.url()  # the tools say this one
         with pytest.raises(NetworkNotFound) as info:
             await client.find_network("nosuch", timeout=1)
     said = str(info.value)

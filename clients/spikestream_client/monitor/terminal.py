@@ -295,7 +295,7 @@ async def run_terminal(options: MonitorOptions, stop: asyncio.Event) -> int:
         client,
         model,
     ):
-        broker = client.spec.redacted()
+        broker = client.broker.redacted()
         started = time.monotonic()
         period = 1.0 / options.refresh
         if options.once:
