@@ -102,7 +102,9 @@ def subscribe_frames(
     """Call ``callback`` for every frame of ``probes`` of ``net`` (every probe when None
     or empty: the tools' ``--probe``, repeatable)."""
     if probes:
-        for probe in probes:
+        # Once each: a repeated --probe registered the callback twice, and every frame of
+        # that probe reached it twice (counted twice, or skipped as a repeated seq).
+        for probe in dict.fromkeys(probes):
             client.on_frame(net, probe, callback)
     else:
         client.on_frame(net, None, callback)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgpack
 import numpy as np
@@ -206,6 +206,33 @@ def test_choice_follows_size_at_the_crossover() -> None:
     assert unpack(encode_spikes(make_header(1), two))["enc"] == "bits"
 
 
+def test_choice_counts_the_bitmask_padding_byte() -> None:
+    """(1, 33): the bitmask takes ceil(33/8) = 5 bytes, so one spike (4 bytes of u2
+    pair) goes as indices; a bitmask size rounded down (4) would send 5 bytes for 4."""
+    spikes = np.zeros((1, 33), dtype=np.bool_)
+    spikes[0, 32] = True
+    raw = unpack(encode_spikes(make_header(1), spikes))
+    assert raw["enc"] == "idx"
+    assert raw["idx"] == b"\x20\x00"
+
+
+@pytest.mark.parametrize(
+    ("ticks", "n", "dtype"),
+    [(1, 65535, "u2"), (1, 65536, "u4"), (65535, 1, "u2"), (65536, 1, "u4")],
+)
+def test_index_width_is_u2_up_to_65535_neurons_and_ticks(ticks: int, n: int, dtype: str) -> None:
+    """uint16 indices serve n and ticks up to 65535 inclusive (the largest index is
+    then 65534), half the bytes of uint32; one more takes u4. The last slot spikes."""
+    spikes = np.zeros((ticks, n), dtype=np.bool_)
+    spikes[-1, -1] = True
+    payload = encode_spikes(make_header(ticks), spikes)
+    raw = unpack(payload)
+    assert (raw["enc"], raw["dtype"]) == ("idx", dtype)
+    frame = decode_frame(payload)
+    assert isinstance(frame, SpikeFrame)
+    assert [a.tolist() for a in frame.indices()] == [[ticks - 1], [n - 1]]
+
+
 def test_empty_frames_round_trip() -> None:
     for shape in [(1, 0), (5, 0), (3, 4)]:
         spikes = np.zeros(shape, dtype=np.bool_)
@@ -256,6 +283,26 @@ def test_values_round_trip(data: st.DataObject, values: npt.NDArray[Any]) -> Non
     assert frame.data.dtype == np.float32
     assert frame.data.shape == values.shape
     np.testing.assert_array_equal(frame.data, expected)
+
+
+def test_bool_values_are_sent_as_zero_and_one() -> None:
+    """A bool array is a real array (``encode_values`` documents kinds f, i, u, b): a
+    probe of flags is sent as float32 0/1, not refused."""
+    values = np.array([[True, False], [False, True]])
+    frame = decode_frame(encode_values(make_header(2), values))
+    assert isinstance(frame, ValueFrame)
+    np.testing.assert_array_equal(frame.data, [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_big_endian_float32_values_are_sent_little_endian() -> None:
+    """The wire is little-endian float32: a big-endian float32 array (e.g. from a file)
+    is byte-swapped, never sent as its raw bytes."""
+    values = np.array([[1.0, -2.5]], dtype=">f4")
+    raw = unpack(encode_values(make_header(1), values))
+    assert raw["data"] == np.array([1.0, -2.5], dtype="<f4").tobytes()
+    frame = decode_frame(encode_values(make_header(1), values))
+    assert isinstance(frame, ValueFrame)
+    assert frame.data.tolist() == [[1.0, -2.5]]
 
 
 def test_value_data_is_read_only_and_spikes_are_a_fresh_copy() -> None:
@@ -412,6 +459,9 @@ def test_oversize_is_refused_before_unpacking() -> None:
         (IDX_FRAME, {"v": 2}, "unsupported schema version 2"),
         (IDX_FRAME, {"v": "1"}, "unsupported schema version '1'"),
         (IDX_FRAME, {"v": ...}, "missing key 'v'"),
+        # true == 1 and 1.0 == 1 in Python; neither is the integer version 1 on the wire.
+        (IDX_FRAME, {"v": True}, "unsupported schema version True"),
+        (IDX_FRAME, {"v": 1.0}, "unsupported schema version 1.0"),
         (IDX_FRAME, {"seq": ...}, "missing key 'seq'"),
         (IDX_FRAME, {"seq": -1}, r"'seq' must be an integer in \[0, "),
         (IDX_FRAME, {"seq": True}, r"'seq' must be an integer .* got True"),
@@ -454,6 +504,9 @@ def test_oversize_is_refused_before_unpacking() -> None:
         (IDX_FRAME, {"wall": float("nan")}, "'wall' must be a finite number, got nan"),
         (IDX_FRAME, {"wall": "now"}, "'wall' must be a number, got str"),
         (IDX_FRAME, {"late_max": None}, "'late_max' must be a number, got NoneType"),
+        # bool is an int subclass, but true/false in a time field is corruption, not 1/0.
+        (IDX_FRAME, {"dt": True}, "'dt' must be a number, got bool True"),
+        (IDX_FRAME, {"wall": False}, "'wall' must be a number, got bool False"),
         (IDX_FRAME, {"kind": "volts"}, "'kind' must be 'spikes' or 'values', got 'volts'"),
         (IDX_FRAME, {"n": -1}, r"'n' must be an integer in \[0, "),
         (IDX_FRAME, {"enc": "rle"}, "'enc' must be 'idx' or 'bits', got 'rle'"),
@@ -473,8 +526,15 @@ def test_oversize_is_refused_before_unpacking() -> None:
             {"bits": b"\xff" * 4},
             r"'bits' must be ceil\(ticks\*n/8\) = 5 bytes .* got 4",
         ),
+        (
+            BITS_FRAME,
+            {"bits": b"\xff" * 6},
+            r"'bits' must be ceil\(ticks\*n/8\) = 5 bytes .* got 6",
+        ),
         (BITS_FRAME, {"bits": ...}, "missing key 'bits'"),
         (BITS_FRAME, {"n": 9}, "non-zero padding bits"),  # 36 slots in 5 bytes, 4 pad bits set
+        # Only the lowest padding bit (slot 36, bit 4 of the last byte) set.
+        (BITS_FRAME, {"n": 9, "bits": b"\xff" * 4 + b"\x1f"}, "non-zero padding bits"),
         (
             VALUE_FRAME,
             {"shape": [4]},
@@ -484,6 +544,7 @@ def test_oversize_is_refused_before_unpacking() -> None:
         (VALUE_FRAME, {"shape": [-3]}, "'shape' must be a list"),
         (VALUE_FRAME, {"shape": [True, 3]}, "'shape' must be a list"),
         (VALUE_FRAME, {"shape": [1] * 33}, "'shape' must be a list of at most 32"),
+        (VALUE_FRAME, {"shape": [2**32]}, "'shape' must be a list"),  # past uint32
         (VALUE_FRAME, {"shape": [0, 2**32 - 1, 2**32 - 1]}, "implausibly large"),
         (VALUE_FRAME, {"data": [1.0] * 12}, "'data' must be msgpack bin bytes, got list"),
     ],
@@ -515,6 +576,17 @@ def test_header_limits_are_inclusive() -> None:
     assert decode_frame(repack(VALUE_FRAME, dt=MAX_DT)).header.dt == MAX_DT
 
 
+def test_the_element_bound_is_inclusive() -> None:
+    """(ticks, *shape) may hold 2**40 elements, counting a 0 as 1 (an empty frame of
+    such a shape decodes); one more row of the widest axis is refused."""
+    edge = repack(VALUE_FRAME, shape=[0, 2**19, 2**19], data=b"")
+    frame = decode_frame(edge)
+    assert isinstance(frame, ValueFrame)
+    assert frame.data.shape == (4, 0, 2**19, 2**19)
+    with pytest.raises(CodecError, match=r"shape \(ticks, \*shape\) = .* is implausibly large"):
+        decode_frame(repack(edge, shape=[0, 2**19, 2**19 + 1]))
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
@@ -536,6 +608,30 @@ def test_header_limits_are_inclusive() -> None:
 def test_non_frames_are_rejected(payload: bytes, message: str) -> None:
     with pytest.raises(CodecError, match=message):
         decode_frame(payload)
+
+
+def test_an_extension_type_is_named_as_such() -> None:
+    """The ext hook's own message arrives as it is, not wrapped as "not valid msgpack"."""
+    with pytest.raises(CodecError, match=r"^frame contains a msgpack extension type 5; none"):
+        decode_frame(b"\x81\xa1v\xc7\x00\x05")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fits"),
+    [
+        ([None] * 1025, [None] * 1024),
+        ({f"k{i}": 0 for i in range(257)}, {f"k{i}": 0 for i in range(256)}),
+        ("x" * 65536, "x" * 65535),
+    ],
+    ids=["array", "map", "str"],
+)
+def test_unknown_keys_past_the_unpack_limits_are_refused(extra: Any, fits: Any) -> None:
+    """Unknown keys are ignored, but only within msgpack's limits (1024 array items,
+    256 map entries, 64 KiB strings): a 16 MiB frame of one-byte nils would otherwise
+    unpack to a 128 MiB list. One item under each limit decodes."""
+    assert decode_frame(repack(VALUE_FRAME, future=fits)).header == make_header(4)
+    with pytest.raises(CodecError, match=r"^frame is not valid msgpack"):
+        decode_frame(repack(VALUE_FRAME, future=extra))
 
 
 def test_integers_are_accepted_for_float_fields() -> None:
@@ -569,6 +665,26 @@ def test_bytearray_and_memoryview_payloads_decode() -> None:
         frame = decode_frame(payload)
         assert isinstance(frame, SpikeFrame)
         np.testing.assert_array_equal(frame.spikes, SPIKES)
+
+
+def test_memoryviews_of_any_format_decode_and_are_limited_by_their_bytes() -> None:
+    """A memoryview of wider items, more axes or strides holds the same frame: it
+    decodes (msgpack refuses views of wider items, and a BufferError escaped), and
+    ``max_bytes`` counts its bytes, not ``len()``'s items of the first axis (a 2-D view
+    was never refused)."""
+    # An unknown key pads the frame to a multiple of 4 bytes, for a view of uint32.
+    padded = next(p for k in range(4) if len(p := repack(IDX_FRAME, pad="x" * k)) % 4 == 0)
+    views = [
+        memoryview(padded).cast("B", (1, len(padded))),
+        memoryview(padded).cast("I"),
+        memoryview(bytes(b for c in padded for b in (c, 0)))[::2],  # every other byte
+    ]
+    for view in views:
+        frame = decode_frame(view)
+        assert isinstance(frame, SpikeFrame)
+        np.testing.assert_array_equal(frame.spikes, SPIKES)
+        with pytest.raises(PayloadTooLarge, match=rf"^frame of {len(padded)} bytes exceeds"):
+            decode_frame(view, max_bytes=len(padded) - 1)
 
 
 def test_numpy_scalars_in_the_header_are_packed_as_plain_numbers() -> None:
@@ -701,3 +817,12 @@ def test_the_tick_limit_is_never_past_max_frame_ticks_nor_negative() -> None:
     assert frame_ticks_limit("values", 1, max_bytes=FRAME_HEADER_BYTES + 8) == 2
     assert frame_ticks_limit("values", 10**9) == 0
     assert frame_ticks_limit("values", 5, max_bytes=100) == 0
+
+
+@pytest.mark.parametrize("kind", ["spikes", "values"])
+def test_the_tick_limit_of_a_probe_of_width_zero_is_that_of_width_one(
+    kind: Literal["spikes", "values"],
+) -> None:
+    """A probe of no neurons or values counts as one wide (as the decoder counts
+    ``n = 0``): a limit, never a ZeroDivisionError."""
+    assert frame_ticks_limit(kind, 0) == frame_ticks_limit(kind, 1) > 0

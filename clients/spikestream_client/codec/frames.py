@@ -560,9 +560,15 @@ def decode_frame(
             ``ticks``/``n``/``shape``, or indices out of range. Unknown extra keys are
             ignored so that additive changes need no version bump.
     """
-    size = len(payload)
+    # len() of a memoryview counts the items of its first axis, not bytes: a 2-D view
+    # passed the size limit whatever its size.
+    size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
     if size > max_bytes:
         raise PayloadTooLarge(f"frame of {size} bytes exceeds the limit of {max_bytes} bytes")
+    if isinstance(payload, memoryview) and payload.itemsize != 1:
+        # msgpack refuses views of wider items (with BufferError, not a CodecError):
+        # read such a view as its bytes, a copy within the limit just checked.
+        payload = payload.tobytes()
     try:
         frame = msgpack.unpackb(
             payload,
