@@ -826,3 +826,33 @@ def test_the_tick_limit_of_a_probe_of_width_zero_is_that_of_width_one(
     """A probe of no neurons or values counts as one wide (as the decoder counts
     ``n = 0``): a limit, never a ZeroDivisionError."""
     assert frame_ticks_limit(kind, 0) == frame_ticks_limit(kind, 1) > 0
+
+
+def test_a_frame_of_many_arrays_and_maps_is_refused_as_they_are_built() -> None:
+    """One byte of msgpack (``0x90``) decodes to a 56-byte list: 15 MiB of nested empty
+    arrays under a key no reader knows took 1.1 GB before any check of the frame ran. A
+    frame holds at most MAX_FRAME_CONTAINERS arrays and maps (its map and ``shape`` are
+    two of them), counted as the unpacker builds them, so the refusal costs next to nothing."""
+    import tracemalloc
+
+    from spikestream_client.codec.frames import MAX_FRAME_CONTAINERS
+
+    good = encode_values(make_header(3), np.array([[1.0, 2.0]] * 3))
+    room = MAX_FRAME_CONTAINERS - 3  # the frame's map, its shape and the list "extra"
+    assert decode_frame(repack(good, extra=[[] for _ in range(room)])).header.ticks == 3
+    with pytest.raises(CodecError, match=r"at most 256 arrays and maps; got more"):
+        decode_frame(repack(good, extra=[[] for _ in range(room + 1)]))
+    with pytest.raises(CodecError, match=r"at most 256 arrays and maps"):
+        decode_frame(repack(good, extra=[{} for _ in range(room + 1)]))  # maps count too
+    # A megabyte of empty arrays, 1024 to an array (the array length limit), nested.
+    inner = b"\xdc\x04\x00" + b"\x90" * 1024
+    hostile = b"\x81\xa1x\xdc\x04\x00" + inner * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(CodecError, match="arrays and maps"):
+            decode_frame(hostile)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(hostile) > 2**20
+    assert peak < 256 * 1024, peak

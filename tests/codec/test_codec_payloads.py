@@ -600,3 +600,37 @@ def test_a_false_or_zero_timestamp_is_still_checked_and_typed() -> None:
     sample = decode_input(b'{"t": 0, "x": 1}', 1)
     assert sample.t == 0.0
     assert type(sample.t) is float
+
+
+def test_msgpack_of_many_arrays_and_maps_is_refused_as_it_is_built() -> None:
+    """An empty msgpack array is one byte and a 56-byte list once decoded: 64 KiB of them,
+    the default input limit, took 3.6 MB before the input's shape was checked, and a
+    larger ``--max-input-bytes`` let it grow to gigabytes. More than 64 arrays and maps
+    are refused as they are built (reason ``depth``, as nesting is the only way to them),
+    for inputs and for control commands alike."""
+    import tracemalloc
+
+    from spikestream_client.codec import decode_control
+    from spikestream_client.codec.bounds import MAX_PAYLOAD_CONTAINERS
+
+    assert MAX_PAYLOAD_CONTAINERS == 64
+    many = pack([[]] * 64)  # 65 with the outer array
+    with pytest.raises(PayloadRejected, match="more than 64 arrays and maps") as info:
+        decode_input(many, 1)
+    assert info.value.reason == "depth"
+    with pytest.raises(PayloadRejected, match="more than 64 arrays and maps"):
+        decode_input(pack({"x": [{} for _ in range(64)]}), 1)  # maps count as well
+    with pytest.raises(PayloadRejected, match="nesting too deep"):  # refused, not shaped
+        decode_input(pack([[]] * 63), 63)
+    with pytest.raises(PayloadRejected, match="control msgpack holds more than 64"):
+        decode_control(pack({"cmd": "status", "x": [[]] * 64}))
+    hostile = b"\xdc\x04\x00" + (b"\xdc\x04\x00" + b"\x90" * 1024) * 1024  # 1 MiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadRejected, match="arrays and maps"):
+            decode_input(hostile, 1, max_bytes=len(hostile))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # One copy of the payload (the text sniffing's), not 56 bytes per byte (1M lists).
+    assert peak < 2 * len(hostile), peak

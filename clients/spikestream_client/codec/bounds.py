@@ -134,6 +134,34 @@ def unique_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     return obj
 
 
+#: Arrays and maps one input or control message may hold: an input is at most a map
+#: holding an array, a command a map of a few small values.
+MAX_PAYLOAD_CONTAINERS: Final = 64
+
+
+class ContainerCount:
+    """Counts the arrays and maps msgpack builds for one message and stops it past
+    ``limit``, calling ``fail`` (which raises): each costs 56 bytes or more of Python
+    objects for one byte of msgpack (``0x90``, an empty array), so 15 MiB of nested empty
+    arrays decoded to 1.1 GB before any check of the message's shape ran.
+
+    ``list_hook`` and ``count`` are the unpacker's ``list_hook`` and (wrapping the pairs
+    or map hook) its ``object_pairs_hook`` or ``object_hook``."""
+
+    def __init__(self, limit: int, fail: Callable[[int], NoReturn]) -> None:
+        self.limit, self.fail, self.seen = limit, fail, 0
+
+    def count(self) -> None:
+        """One more array or map; past the limit, ``fail(limit)``."""
+        self.seen += 1
+        if self.seen > self.limit:
+            self.fail(self.limit)
+
+    def list_hook(self, items: list[Any]) -> list[Any]:
+        self.count()
+        return items
+
+
 def unpack_limited(
     payload: bytes,
     max_bytes: int,
@@ -146,15 +174,33 @@ def unpack_limited(
 
     Strings, binaries, arrays and maps are capped at ``max_bytes`` entries, extension
     types are refused through ``ext_hook``, and failures become :class:`PayloadRejected`
-    with reason ``depth`` or ``garbage``; ``what`` and ``expected`` word the message.
+    with reason ``depth`` or ``garbage``; ``what`` and ``expected`` word the message. More
+    than :data:`MAX_PAYLOAD_CONTAINERS` arrays and maps are refused as they are built
+    (reason ``depth``), before they cost more than a few KiB.
     """
+
+    def too_many(limit: int) -> NoReturn:
+        # Only nesting makes so many (a flat array is one): the "depth" refusal.
+        _reject(
+            f"nesting too deep: {what} msgpack holds more than {limit} arrays and maps; "
+            f"expected {expected}",
+            "depth",
+        )
+
+    containers = ContainerCount(MAX_PAYLOAD_CONTAINERS, too_many)
+
+    def pairs(items: list[tuple[Any, Any]]) -> dict[Any, Any]:
+        containers.count()
+        return unique_map(items)
+
     try:
         return msgpack.unpackb(
             payload,
             raw=False,
             strict_map_key=False,
             ext_hook=ext_hook,
-            object_pairs_hook=unique_map,
+            object_pairs_hook=pairs,
+            list_hook=containers.list_hook,
             max_str_len=max_bytes,
             max_bin_len=max_bytes,
             max_array_len=max_bytes,

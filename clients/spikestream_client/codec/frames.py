@@ -40,7 +40,12 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from spikestream_client.codec.bounds import DEFAULT_MAX_FRAME_BYTES, MAX_DT, MIN_DT
+from spikestream_client.codec.bounds import (
+    DEFAULT_MAX_FRAME_BYTES,
+    MAX_DT,
+    MIN_DT,
+    ContainerCount,
+)
 from spikestream_client.errors import CodecError, PayloadTooLarge
 from spikestream_client.names import NAME_RULE, is_name
 
@@ -87,6 +92,10 @@ MAX_TICK: Final = 2**53 - 1
 integers a JavaScript number (and a float64 time axis) holds exactly, as everywhere else
 in the protocol (docs/PROTOCOL.md §3.6). Tools then never overflow int64 arithmetic."""
 MAX_FRAME_TICKS: Final = 2**24
+#: Arrays and maps one frame may hold: a frame is a map holding a ``shape`` array; the
+#: rest is room for keys added later (each array or map costs 56+ bytes decoded, for one
+#: byte of msgpack).
+MAX_FRAME_CONTAINERS: Final = 256
 """Most ticks one frame may carry, whatever its size: the service's frame buffers hold
 fewer rows (``MAX_ROWS``). The data must also account for them (see ``decode_frame``)."""
 FRAME_HEADER_BYTES: Final = 2048
@@ -569,6 +578,16 @@ def decode_frame(
         # msgpack refuses views of wider items (with BufferError, not a CodecError):
         # read such a view as its bytes, a copy within the limit just checked.
         payload = payload.tobytes()
+
+    def too_many(limit: int) -> NoReturn:
+        _fail(f"expected a frame of at most {limit} arrays and maps; got more")
+
+    containers = ContainerCount(MAX_FRAME_CONTAINERS, too_many)
+
+    def counted(obj: dict[Any, Any]) -> dict[Any, Any]:
+        containers.count()
+        return obj
+
     try:
         frame = msgpack.unpackb(
             payload,
@@ -576,6 +595,8 @@ def decode_frame(
             use_list=True,
             strict_map_key=True,
             ext_hook=_reject_ext,
+            list_hook=containers.list_hook,
+            object_hook=counted,
             max_bin_len=max_bytes,
             max_str_len=65535,
             max_array_len=1024,
