@@ -607,7 +607,7 @@ def test_msgpack_of_many_arrays_and_maps_is_refused_as_it_is_built() -> None:
     the default input limit, took 3.6 MB before the input's shape was checked, and a
     larger ``--max-input-bytes`` let it grow to gigabytes. More than 64 arrays and maps
     are refused as they are built (reason ``depth``, as nesting is the only way to them),
-    for inputs and for control commands alike."""
+    for inputs (msgpack and JSON, whose brackets are counted first) and control commands."""
     import tracemalloc
 
     from spikestream_client.codec import decode_control
@@ -624,6 +624,11 @@ def test_msgpack_of_many_arrays_and_maps_is_refused_as_it_is_built() -> None:
         decode_input(pack([[]] * 63), 63)
     with pytest.raises(PayloadRejected, match="control msgpack holds more than 64"):
         decode_control(pack({"cmd": "status", "x": [[]] * 64}))
+    with pytest.raises(PayloadRejected, match="JSON input opens 65 arrays and maps") as info:
+        decode_input(b"[" + b"[]," * 63 + b"[]]", 1)  # the JSON path counts them too
+    assert info.value.reason == "depth"
+    with pytest.raises(PayloadRejected, match="expected 1 values for an input of dim 1"):
+        decode_input(b"[" + b"[]," * 62 + b"[]]", 1)  # 64: parsed, then shaped
     hostile = b"\xdc\x04\x00" + (b"\xdc\x04\x00" + b"\x90" * 1024) * 1024  # 1 MiB
     tracemalloc.start()
     try:

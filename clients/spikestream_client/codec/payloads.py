@@ -42,6 +42,7 @@ import numpy.typing as npt
 from spikestream_client.codec.bounds import (
     DEFAULT_MAX_INPUT_BYTES,
     INPUT_VALUE_LIMIT,
+    MAX_PAYLOAD_CONTAINERS,
     OversizePayload,
     PayloadRejected,
     RejectReason,
@@ -275,6 +276,15 @@ def _sample(obj: object, dim: int) -> InputSample:
 
 
 def _decode_json(text: str) -> object:
+    # Counted before parsing, as the msgpack unpacker counts while it builds: "[]," is a
+    # 64-byte list for 3 bytes of text. A valid input holds no text but its keys, so a
+    # bracket inside a string is refused anyway.
+    if (brackets := text.count("[") + text.count("{")) > MAX_PAYLOAD_CONTAINERS:
+        _reject(
+            f"nesting too deep: JSON input opens {brackets} arrays and maps, more than "
+            f"{MAX_PAYLOAD_CONTAINERS}; expected a number, an array of numbers or a map",
+            "depth",
+        )
     try:
         return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=unique_map)
     except PayloadRejected:
