@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import aiomqtt
 import numpy as np
 import pytest
 from rich.console import Console
@@ -30,10 +31,15 @@ from spikestream_client.monitor.aggregate import (
     MonitorModel,
 )
 from spikestream_client.monitor.rings import SpikeView
-from spikestream_client.monitor.session import MonitorOptions, check_options
+from spikestream_client.monitor.session import (
+    MonitorOptions,
+    check_options,
+    open_session,
+    refresh_model,
+)
 from spikestream_client.monitor.terminal import auto_bins, render, sparkline
 from spikestream_client.monitor.web import snapshot_json
-from tests.brokers import Mosquitto
+from tests.brokers import Mosquitto, free_port
 from tests.clients.conftest import SeedService, run_cli, wait_online
 from tests.clients.frames import (
     INPUT_STATS,
@@ -395,6 +401,8 @@ async def test_monitor_once_prints_a_single_view(seed_service: SeedService) -> N
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("● online") == 1
+    # Piped, the view is 180 columns wide (COLUMNS says 200): the recent line wraps there.
+    assert max(len(line) for line in done.stdout.splitlines()) == 180, done.stdout
     assert float(_row(done.stdout, "b_spikes")[2]) > 10.0
     assert "a_spikes" not in done.stdout
     assert _row(done.stdout, "u")[1] == "(1,)"
@@ -600,8 +608,12 @@ def test_stats_numbers_no_float_holds_show_as_dashes_not_a_traceback() -> None:
         ("window", 0.0, "--window must be a number > 0, got 0.0"),
         ("window", math.inf, "--window must be a number > 0, got inf"),
         ("bins", 3, "--bins must be in 4..400, got 3"),
+        ("bins", 401, "--bins must be in 4..400, got 401"),
+        ("raster_rows", 0, "--raster-rows must be in 1..64, got 0"),
         ("raster_rows", 65, "--raster-rows must be in 1..64, got 65"),
         ("duration", -1.0, "--duration must be > 0 seconds, got -1.0"),
+        ("duration", 0.0, "--duration must be > 0 seconds, got 0.0"),
+        ("duration", math.nan, "--duration must be > 0 seconds, got nan"),
     ],
 )
 def test_options_no_view_can_use_are_refused_naming_the_flag(
@@ -915,3 +927,142 @@ def test_a_value_gap_after_the_ring_wraps_shows_no_data_not_old_values() -> None
     assert (probe.low, probe.high) == (1.0, 1.0)
     assert np.isnan(probe.trace[10])
     assert probe.covered == pytest.approx(0.95)
+
+
+# ------------------------------------------------------------------ mutation audit
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("bins", 4), ("bins", 400), ("raster_rows", 1), ("raster_rows", 64), ("duration", 0.001)],
+)
+def test_bins_raster_rows_and_duration_at_their_bounds_are_taken(option: str, value: float) -> None:
+    check_options(MonitorOptions("seed", **{option: value}))
+
+
+async def test_bad_options_are_refused_before_the_broker_is_reached() -> None:
+    """``open_session`` checks the flags first: a bad ``--width`` is said as such, not
+    as a broker that cannot be reached (nothing listens on the port)."""
+    options = MonitorOptions("seed", broker=f"mqtt://127.0.0.1:{free_port()}", width=0)
+    expected = "--width must be in 40..1000 columns, got 0"
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        async with asyncio.timeout(20), open_session(options, bins=8):
+            pass
+
+
+@pytest.mark.broker
+async def test_a_session_feeds_the_model_the_probes_asked_for_and_the_events(
+    seed_service: SeedService,
+) -> None:
+    """``open_session`` lists the probes asked for before their first frame (from the
+    describe document; nothing was awaited since it subscribed, so no frame has come),
+    and the model hears the network's events: an event published on its topic is
+    counted by kind (published until heard: the subscription may still be on its way)."""
+    options = MonitorOptions("seed", broker=seed_service.url, probes=["u", "a_spikes"])
+    broker = seed_service.broker
+    event = json.dumps({"v": 1, "event": "audit_probe", "wall": 1.7e9, "error": "checked"})
+    async with open_session(options, bins=8) as (client, model):
+        first = model.snapshot().probes
+        assert sorted((p.name, p.frames) for p in first) == [("a_spikes", 0), ("u", 0)]
+        async with aiomqtt.Client(broker.host, broker.port) as pub, asyncio.timeout(20):
+            while "audit_probe" not in model.snapshot().service.events:
+                await pub.publish("spikestream/seed/events", event, qos=1)
+                await asyncio.sleep(0.2)
+        refresh_model(client, model, "seed")
+        snap = model.snapshot()
+        assert snap.service.connected
+        assert sorted(p.name for p in snap.probes) == ["a_spikes", "u"]
+
+
+def test_sparkline_clamps_values_outside_its_range() -> None:
+    """Values below ``low`` show as the lowest bar and above ``high`` as the highest (a
+    negative level indexed the bars from their end)."""
+    values = np.array([-1.0, 0.0, 0.5, 1.0, 2.0, math.nan])
+    assert sparkline(values, low=0.0, high=1.0) == "▁▁▅██·"
+
+
+def _console_text(model: MonitorModel, width: int = 200) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(render(model.snapshot(), "broker"))
+    return console.export_text()
+
+
+def test_raster_groups_that_did_not_spike_are_blank() -> None:
+    """Only neurons 0 and 1 (the first of four groups) spike: the other groups' rows are
+    blank, not the lightest shade (which reads as "a few spikes")."""
+    model = MonitorModel("fake", window=1.0, bins=10, raster_rows=4)
+    for seq in range(100):
+        spikes = np.zeros((10, 8), dtype=bool)
+        spikes[:, :2] = True
+        model.on_frame(spike_frame(header("s", seq, 10 * seq), spikes))
+    text = _console_text(model)
+    assert "░" not in text, text
+    assert "█" * 10 in text, text
+    assert re.search(r"│ {11}│", text), text  # a blank row of 10 bins
+
+
+def test_offline_status_is_drawn_in_red() -> None:
+    console = Console(width=200, file=io.StringIO(), color_system="standard", force_terminal=True)
+    model = MonitorModel("fake")
+    model.on_status("offline")
+    console.print(render(model.snapshot(), "broker"))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[1;31m● offline" in out, repr(out)
+
+
+@pytest.mark.parametrize(("components", "more"), [(4, False), (6, True)])
+def test_latest_values_show_the_first_four_and_mark_the_rest(components: int, more: bool) -> None:
+    """At most four latest values per probe, then ``…`` if it has more (not for four)."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    values = np.tile(np.arange(1.0, components + 1.0), (10, 1))
+    model.on_frame(value_frame(header("v", 0, 0), values))
+    text = _console_text(model)
+    for k in range(1, 5):
+        assert f"+{k}.000" in text, text
+    assert "+5.000" not in text
+    assert ("…" in text) is more, text
+
+
+def test_bins_fit_the_columns_left_by_the_other_columns() -> None:
+    """About 96 columns go to the other columns and borders; two per bin, 8..30 bins."""
+    widths = (40, 113, 114, 116, 154, 155, 156, 1000)
+    assert [auto_bins(w) for w in widths] == [8, 8, 9, 10, 29, 29, 30, 30]
+
+
+def test_event_kinds_are_listed_by_name_and_the_last_one_says_its_error() -> None:
+    """The counts are sorted by kind; the last event's detail is its error first, then
+    its input, then its command."""
+    model = MonitorModel("fake")
+    model.on_event({"event": "paused", "cmd": "pause"})
+    model.on_event({"event": "input_rejected", "input": "u", "error": "bad value"})
+    text = _console_text(model)
+    assert "input_rejected×1  paused×1  last: input_rejected bad value" in text, text
+
+
+def test_drops_lateness_and_lag_land_in_their_own_columns() -> None:
+    """The service's drop counter is shown as dropped (not the frames missing), and a
+    probe's worst lateness and its lag in their own columns."""
+    now = 1.7e9 + 100.0
+    model = MonitorModel("fake", window=1.0, bins=10, clock=lambda: now)
+    h = dataclasses.replace(header("s", 0, 0, dropped=7, late_max=0.003), wall=now - 0.25)
+    model.on_frame(spike_frame(h, regular_spikes(0, 10, 4, 5)))
+    h = dataclasses.replace(header("s", 3, 30, dropped=7, late_max=0.003), wall=now - 0.25)
+    model.on_frame(spike_frame(h, regular_spikes(30, 10, 4, 5)))
+    text = _console_text(model)
+    assert "gaps 1 (2 frames missing)  dropped 7" in text, text
+    cells = _row(text, "s")
+    assert cells[6:] == ["1/2", "7", "3.0", "250.0"], cells
+
+
+def test_a_value_probe_without_data_shows_one_no_data_mark() -> None:
+    model = MonitorModel("fake", window=1.0, bins=10)
+    model.expect({"v": "values"})
+    cells = _row(_console_text(model), "v")
+    assert cells[4] == "·", cells
+
+
+def test_the_view_says_it_waits_until_a_probe_is_known() -> None:
+    model = MonitorModel("fake", window=1.0, bins=10)
+    assert "waiting for frames…" in _console_text(model)
+    feed_spikes(model, range(2))
+    assert "waiting for frames…" not in _console_text(model)

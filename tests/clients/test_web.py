@@ -23,6 +23,7 @@ from websockets.exceptions import InvalidStatus
 
 from spikestream.errors import ConfigError
 from spikestream_client.codec import decode_event
+from spikestream_client.monitor import MonitorOptions
 from spikestream_client.monitor.aggregate import MAX_PROBES, MonitorModel
 from spikestream_client.monitor.web import (
     ASSETS,
@@ -30,6 +31,7 @@ from spikestream_client.monitor.web import (
     WebAccess,
     WebBridge,
     parse_origin,
+    run_web,
     snapshot_json,
     start_web_server,
 )
@@ -716,3 +718,196 @@ async def test_probes_not_shown_are_said_on_the_page_in_chromium(tmp_path: Path)
         assert await browser.evaluate("document.querySelectorAll('#probe-rows tr').length") == (
             MAX_PROBES
         )
+
+
+# ------------------------------------------------------------------ mutation audit
+
+
+def test_summary_keeps_booleans_and_cuts_text_at_200_characters() -> None:
+    """``paused: true`` reaches the page as a boolean (not null), and a string from the
+    bus as its first 200 characters."""
+    model = MonitorModel("fake")
+    model.on_stats({"tick": 5, "paused": True, "spin_contended": False, "t": "x" * 300})
+    stats = snapshot_json(model.snapshot())["service"]["stats"]
+    assert (stats["paused"], stats["spin_contended"]) == (True, False)
+    assert stats["t"] == "x" * 200
+
+
+def test_a_frame_delivered_twice_does_not_shrink_the_coverage() -> None:
+    """A frame inside the range already covered (a QoS 1 redelivery) leaves the range's
+    end where it was."""
+    bridge = WebBridge("fake")
+    for seq in (0, 1, 0):
+        bridge.on_frame(spike_frame(header("s", seq, 10 * seq), regular_spikes(10 * seq, 10, 4, 5)))
+    batch = bridge.batch()
+    assert batch is not None
+    assert batch["probes"]["s"]["cov"] == [[0, 20]]
+
+
+def test_without_a_model_the_bridge_forwards_the_first_max_probes_probes() -> None:
+    bridge = WebBridge("fake")
+    for k in range(MAX_PROBES + 3):
+        bridge.on_frame(spike_frame(header(f"p{k}", 0, 0), regular_spikes(0, 10, 4, 5)))
+    batch = bridge.batch()
+    assert batch is not None
+    assert sorted(batch["probes"]) == sorted(f"p{k}" for k in range(MAX_PROBES))
+
+
+def test_spikes_past_max_spikes_are_counted_and_the_newest_sent_in_time_order() -> None:
+    """Three frames of 40 spikes with room for 50: the newest 50 go (all of the last
+    frame, the end of the one before), oldest first; the other 70 are ``thinned``."""
+    bridge = WebBridge("fake", max_spikes=50)
+    for seq in range(3):
+        bridge.on_frame(spike_frame(header("s", seq, 10 * seq), np.ones((10, 4), dtype=bool)))
+    batch = bridge.batch()
+    assert batch is not None
+    s = batch["probes"]["s"]
+    assert s["thinned"] == 70
+    assert s["t"] == [17, 17] + [18] * 4 + [19] * 4 + [t for t in range(20, 30) for _ in range(4)]
+    assert s["i"] == [2, 3] + [0, 1, 2, 3] * 12
+    assert (bridge.spikes_sent, bridge.batches) == (50, 1)
+
+
+def test_value_rows_are_decimated_on_absolute_ticks_without_repeating_a_row() -> None:
+    """Every 4th absolute tick (250 rows/s of 1 ms ticks) whatever the frames' edges,
+    plus each frame's last row, once: a frame of 9 ticks ends on tick 8, sent once."""
+    bridge = WebBridge("fake", value_rate=250.0)
+    bridge.on_frame(value_frame(header("v", 0, 0, ticks=9), np.arange(9.0)[:, None]))
+    bridge.on_frame(value_frame(header("v", 1, 9, ticks=10), np.arange(9.0, 19.0)[:, None]))
+    batch = bridge.batch()
+    assert batch is not None
+    v = batch["probes"]["v"]
+    assert v["t"] == [0, 4, 8, 12, 16, 18]
+    assert v["v"] == [[0.0], [4.0], [8.0], [12.0], [16.0], [18.0]]
+
+
+def test_slow_value_probes_send_every_row() -> None:
+    """Ticks of 10 ms are fewer than 250 a second: every row goes, none twice."""
+    bridge = WebBridge("fake", value_rate=250.0)
+    bridge.on_frame(value_frame(header("v", 0, 0, dt=0.01), np.arange(10.0)[:, None]))
+    batch = bridge.batch()
+    assert batch is not None
+    assert batch["probes"]["v"]["t"] == list(range(10))
+
+
+def test_value_rows_carry_the_first_8_components() -> None:
+    bridge = WebBridge("fake")
+    bridge.on_frame(value_frame(header("v", 0, 0), np.tile(np.arange(12.0), (10, 1))))
+    batch = bridge.batch()
+    assert batch is not None
+    v = batch["probes"]["v"]
+    assert v["shape"] == [12]
+    assert all(row == [float(k) for k in range(8)] for row in v["v"])
+
+
+async def test_a_query_string_does_not_hide_the_page_or_the_websocket() -> None:
+    """``/monitor.js?v=2`` is the script and ``/ws?t=1`` the WebSocket (a cache-busting
+    query is common): the query is not part of the path looked up."""
+    async with _server() as (_, port):
+        assert await _status(port, f"127.0.0.1:{port}", path="/monitor.js?v=2") == 200
+        assert await _status(port, f"127.0.0.1:{port}", path="/nope?v=2") == 404
+        async with connect(f"ws://127.0.0.1:{port}/ws?t=1") as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+
+
+def test_refusals_are_logged_first_and_then_every_100th(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="spikestream_client.web")
+    bridge = WebBridge("fake")
+    for _ in range(250):
+        bridge.refuse_method("POST")
+    assert bridge.refused == 250
+    assert [r.getMessage() for r in caplog.records] == [
+        f"web monitor: refused a request with method POST ({n} refused so far)"
+        for n in (1, 100, 200)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("web", "origins", "expected"),
+    [
+        (65536, (), "--web must be a TCP port in 0..65535, got 65536"),
+        (-1, (), "--web must be a TCP port in 0..65535, got -1"),
+        (0, ("pi.local:8080",), "--web-allow-origin 'pi.local:8080': expected an origin like"),
+    ],
+)
+async def test_bad_web_flags_are_refused_before_the_broker_is_reached(
+    web: int, origins: tuple[str, ...], expected: str
+) -> None:
+    """A bad ``--web`` or ``--web-allow-origin`` was said only after the broker had been
+    reached (and the network found): with no broker, ten seconds of retries ended in a
+    connection error that did not name the flag. Nothing listens on this broker's port."""
+    options = MonitorOptions(
+        "seed", broker=f"mqtt://127.0.0.1:{free_port()}", web=web, web_allow_origins=origins
+    )
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}"):
+        await run_web(options, asyncio.Event())
+
+
+async def test_a_page_sending_more_than_64_kib_is_closed() -> None:
+    """The page only reads; a message past 64 KiB from it closes the connection (1009)
+    instead of being buffered."""
+    async with _server() as (_, port):
+        ws = await connect(f"ws://127.0.0.1:{port}/ws", max_size=None)
+        try:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+            await ws.send("x" * 70_000)
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ws.close_code == 1009
+        finally:
+            await ws.close()
+
+
+def test_values_that_are_not_finite_reach_the_page_as_null() -> None:
+    """JSON has no NaN or Infinity: the latest values and the value rows say null (an
+    Infinity made the encoder raise and stopped the bridge)."""
+    model = MonitorModel("fake", window=1.0, bins=10)
+    bridge = WebBridge("fake")
+    frame = value_frame(header("v", 0, 0), np.array([[1.0, np.nan, np.inf]] * 10))
+    model.on_frame(frame)
+    bridge.on_frame(frame)
+    summary = snapshot_json(model.snapshot())
+    json.dumps(summary, allow_nan=False)
+    assert summary["probes"][0]["latest"] == [1.0, None, None]
+    batch = bridge.batch()
+    assert batch is not None
+    json.dumps(batch, allow_nan=False)
+    assert batch["probes"]["v"]["v"][0] == [1.0, None, None]
+
+
+async def test_a_refused_host_is_named_in_the_log_with_the_flag_that_allows_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="spikestream_client.web")
+    async with _server() as (_, port):
+        assert await _status(port, f"evil.example:{port}") == 403
+    assert [r.getMessage() for r in caplog.records] == [
+        f"web monitor: refused a request with Host 'evil.example:{port}' (1 refused so far); "
+        "allow it with --web-allow-origin URL"
+    ]
+
+
+@pytest.mark.broker
+async def test_web_monitor_on_ipv6_says_a_usable_url_and_shows_at_least_2_s(
+    seed_service: SeedService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On ``--host ::1`` the printed URL brackets the address (``http://::1:PORT/`` is no
+    URL); the page shows at least 2 s whatever ``--window``."""
+    options = MonitorOptions("seed", broker=seed_service.url, window=0.5, web=0, host="::1")
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_web(options, stop))
+    try:
+        said = ""
+        async with asyncio.timeout(20):
+            while "web monitor: http://" not in said:
+                await asyncio.sleep(0.05)
+                said += capsys.readouterr().out
+        match = re.search(r"web monitor: http://\[::1\]:(\d+)/", said)
+        assert match, said
+        async with connect(f"ws://[::1]:{match[1]}/ws") as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert (hello["type"], hello["net"], hello["window"]) == ("hello", "seed", 2.0)
+    finally:
+        stop.set()
+    assert await task == 0

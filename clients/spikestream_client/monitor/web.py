@@ -102,6 +102,7 @@ __all__ = [
     "WEB_DIR",
     "WebAccess",
     "WebBridge",
+    "check_web_options",
     "parse_origin",
     "run_web",
     "serve_web",
@@ -593,8 +594,27 @@ _MODEL_BINS: Final = 30
 async def run_web(options: MonitorOptions, stop: asyncio.Event) -> int:
     """Connect (:func:`~.session.open_session`) and serve the browser monitor; returns the
     exit code."""
+    check_web_options(options)  # the flags alone, before the broker is reached
     async with open_session(options, bins=options.bins or _MODEL_BINS) as (client, model):
         return await serve_web(client, model, options, stop)
+
+
+def check_web_options(options: MonitorOptions) -> int:
+    """Refuse a ``--web`` port or a ``--web-allow-origin`` no server can use; returns the
+    port.
+
+    :func:`run_web` calls it before it connects: checked only once the broker had been
+    reached and the network found, a bad flag was said after ten seconds of retries (as a
+    broker that cannot be reached) when no broker answered.
+
+    Raises:
+        ConfigError: The message names the flag and what arrived.
+    """
+    if options.web is None or not 0 <= options.web <= 65535:
+        raise ConfigError(f"--web must be a TCP port in 0..65535, got {options.web}")
+    for url in options.web_allow_origins:
+        parse_origin(url)  # a bad flag fails before anything listens
+    return options.web
 
 
 async def serve_web(
@@ -604,15 +624,12 @@ async def serve_web(
 
     Prints ``web monitor: http://HOST:PORT/`` (the real port when ``--web 0``) on stdout.
     """
-    if options.web is None or not 0 <= options.web <= 65535:
-        raise ConfigError(f"--web must be a TCP port in 0..65535, got {options.web}")
-    for url in options.web_allow_origins:
-        parse_origin(url)  # a bad flag fails before anything listens
+    web_port = check_web_options(options)
     # The model was subscribed first (open_session), so it has seen each frame, and
     # decided whether its probe is shown, before the bridge does.
     bridge = WebBridge(options.net, window=max(options.window, 2.0), shows=model.shows)
     subscribe_frames(client, options.net, options.probes, bridge.on_frame)
-    server = await start_web_server(bridge, options.host, options.web, options.web_allow_origins)
+    server = await start_web_server(bridge, options.host, web_port, options.web_allow_origins)
     try:
         port = _port(server)
         shown = f"[{options.host}]" if ":" in options.host else options.host
