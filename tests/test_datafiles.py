@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -21,23 +20,8 @@ from spikestream.datafiles import (
     load_npy,
     read_npy_header,
     read_npy_member,
-    same_file,
 )
 from tests.structure.imports import ROOT
-
-
-def test_a_hard_link_is_the_same_file(tmp_path: Path) -> None:
-    """Two names of one inode are one file (writing through one overwrites the other);
-    two files with equal content are not."""
-    a = tmp_path / "a.npz"
-    a.write_bytes(b"x")
-    b = tmp_path / "b.npz"
-    os.link(a, b)
-    c = tmp_path / "c.npz"
-    c.write_bytes(b"x")
-    assert same_file(a, b)
-    assert not same_file(a, c)
-    assert not same_file(a, tmp_path / "missing.npz")
 
 
 def _refuse(why: str) -> Exception:
@@ -94,19 +78,6 @@ def test_an_empty_csv_signal_is_one_line_without_numpys_warning(tmp_path: Path, 
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert "empty.csv" in json.loads(line)["msg"]
-
-
-def test_one_path_named_two_ways_is_the_same_file_before_it_exists(tmp_path: Path) -> None:
-    """An output not written yet, named once plainly and once through ``..`` or a link
-    to its folder, is one file: refusing to overwrite an input must not wait for the
-    file to exist (no inode to compare yet)."""
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "alias").symlink_to(tmp_path / "sub")
-    out = tmp_path / "sub" / "out.npz"
-    assert not out.exists()
-    assert same_file(out, tmp_path / "sub" / ".." / "sub" / "out.npz")
-    assert same_file(out, tmp_path / "alias" / "out.npz")
-    assert not same_file(out, tmp_path / "sub" / "other.npz")
 
 
 def test_a_format_2_npy_header_is_read(tmp_path: Path) -> None:

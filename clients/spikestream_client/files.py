@@ -17,7 +17,7 @@ from typing import Literal
 
 from spikestream_client.errors import ConfigError
 
-__all__ = ["UnreadableFile", "read_small_text"]
+__all__ = ["UnreadableFile", "read_small_text", "same_file"]
 
 #: Why a file was refused: it could not be opened or read (``detail`` is the OS's
 #: reason), it is not a regular file, it holds more than the cap, or it is not UTF-8.
@@ -70,3 +70,17 @@ def read_small_text(path: str | Path, max_bytes: int) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise UnreadableFile("encoding", str(err)) from None
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True if ``a`` and ``b`` name one file: the same path once links are resolved, or
+    the same inode (a hard link: writing through it overwrites the other)."""
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symlink loop: compared by inode below, if at all
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either is missing: not one existing file
+        return False

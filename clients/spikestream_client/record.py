@@ -19,6 +19,7 @@ from pathlib import Path
 from spikestream_client.client import SpikestreamClient
 from spikestream_client.codec import topics
 from spikestream_client.errors import ConfigError
+from spikestream_client.files import same_file
 from spikestream_client.logs import report
 from spikestream_client.npz import save_npz
 from spikestream_client.recorder import (
@@ -63,12 +64,26 @@ async def run(options: RecordOptions, stop: asyncio.Event) -> int:
         raise ConfigError(
             f"cannot write {str(options.out)!r}: folder {str(options.out.parent)!r} does not exist"
         )
+    if options.out.exists() and not options.out.is_file():
+        # The writer refuses it too, but only once the recording is done (and lost).
+        raise ConfigError(
+            f"cannot write {str(options.out)!r}: it exists and is not a regular file (a "
+            "device, FIFO, socket or folder); expected a path for an .npz file"
+        )
     if options.plot is not None:
         from spikestream_client.plotting import check_plot
 
         check_plot(options.plot)  # an unknown suffix was a traceback after the recording
+        if same_file(options.plot, options.out):
+            # The plot was drawn over the file just written: the recording was lost.
+            raise ConfigError(
+                f"--out and --plot both name {str(options.out)!r}; expected two files"
+            )
     if options.max_bytes < 1:
-        raise ConfigError("--max-mib must be a finite number of MiB > 0")
+        raise ConfigError(
+            "--max-mib must be a finite number of MiB > 0, at least one byte; "
+            f"got {options.max_bytes} bytes"
+        )
     recorder = Recorder(
         options.net,
         set(options.probes) if options.probes else None,

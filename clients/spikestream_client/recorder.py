@@ -288,14 +288,16 @@ class Recorder:
             # is not the service's, and stored it would contradict meta (and the plot).
             self._skip(frame, _UNDESCRIBED, self._described_text(h.probe))
             return
-        kind = self.kinds.setdefault(h.probe, frame.kind)
+        # Nothing is kept of a probe until one of its frames is: frames refused (past the
+        # budget, say) under ever new invented names must not grow these maps.
+        kind = self.kinds.get(h.probe, frame.kind)
         if kind != frame.kind or (self.dt is not None and h.dt != self.dt):
             self._skip(frame, _CHANGED_KIND)  # a probe cannot change kind or dt
             return
         if self._size.get(h.probe, size) != size:
             self._skip(frame, _CHANGED_SIZE)  # its rows would not fit the probe's array
             return
-        seqs = self._seqs.setdefault(h.probe, set())
+        seqs = self._seqs.get(h.probe, set())
         segments = self.segments.get(h.probe, [])
         last = segments[-1] if segments else None
         # Ticks went back before the probe's last frame (reset, restore, restart), or
@@ -344,7 +346,8 @@ class Recorder:
         segment.start = min(segment.start, h.tick)
         segment.end = max(segment.end, h.tick + h.ticks)
         self._size.setdefault(h.probe, size)
-        seqs.add(h.seq)
+        self.kinds.setdefault(h.probe, kind)
+        self._seqs.setdefault(h.probe, seqs).add(h.seq)
         self._wall[h.probe] = max(h.wall, self._wall.get(h.probe, h.wall))
         self.frames += 1
 
@@ -421,11 +424,20 @@ class Recorder:
         return True
 
     def skipped_text(self) -> str:
-        """The skipped frames in words (empty if none)."""
+        """The skipped frames in words (empty if none): at most :data:`_MAX_WARNINGS`
+        probes and reasons named, the rest counted."""
+        items = sorted(self.skip_reasons.items())
         parts = [
             f"{count} frames of probe {probe!r} skipped ({why})"
-            for (probe, why), count in sorted(self.skip_reasons.items())
+            for (probe, why), count in items[:_MAX_WARNINGS]
         ]
+        if len(items) > _MAX_WARNINGS:
+            # Said even with --quiet: 10,000 invented probe names made a 1 MB line.
+            rest = items[_MAX_WARNINGS:]
+            parts.append(
+                f"{sum(count for _, count in rest)} more frames skipped, of {len(rest)} more "
+                "probes or reasons (meta.skipped_frames counts each probe)"
+            )
         if self.over_budget:
             parts.append(
                 f"recording ended early: {self.over_budget} frames not recorded because "

@@ -34,20 +34,6 @@ NPY_HEADER_MAX_BYTES = 10_000
 _CHUNK = 1 << 18  # bytes read from a zip member at a time
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """True if ``a`` and ``b`` name one file: the same path once links are resolved, or
-    the same inode (a hard link: writing through it overwrites the other)."""
-    try:
-        if a.resolve() == b.resolve():
-            return True
-    except (OSError, RuntimeError):  # a symlink loop: compared by inode below, if at all
-        pass
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):  # either is missing: not one existing file
-        return False
-
-
 def files_read(spec: NetworkSpec) -> list[tuple[str, Path]]:
     """Every file the network reads when it is built and run, as ``(key path, file)``:
     each field declared a ``FilePath`` in the network file's schema (array files of

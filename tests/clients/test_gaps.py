@@ -84,3 +84,15 @@ def test_reset_forgets_every_probe_and_zeroes_the_totals() -> None:
     assert (tracker.gaps, tracker.missing, tracker.restarts) == (0, 0, 0)
     assert tracker.expected("fake", "p") is None
     assert tracker.check(header("p", 40, 400)) is None  # a fresh start, not a gap
+
+
+def test_a_gap_carries_the_tick_and_wall_of_the_frame_that_revealed_it() -> None:
+    """``Gap.tick`` and ``Gap.wall`` say when the loss showed (the first frame after it),
+    not anything of the frames before: a reader places the gap in time with them."""
+    tracker = GapTracker()
+    tracker.check(header("p", 3, 30))
+    after = header("p", 7, 70)
+    gap = tracker.check(after)
+    assert gap is not None
+    assert (gap.tick, gap.wall) == (70, after.wall)
+    assert gap.wall != header("p", 3, 30).wall

@@ -33,7 +33,7 @@ from spikestream_client.monitor.aggregate import (
 from spikestream_client.monitor.rings import TRACE_COMPONENTS
 from spikestream_client.monitor.web import WebBridge, snapshot_json
 from spikestream_client.recorder import Recorder
-from tests.clients.frames import header, regular_spikes, spike_frame, value_frame
+from tests.clients.frames import header, regular_spikes, renamed, spike_frame, value_frame
 
 
 def raw_frame(kind: str, **keys: Any) -> Frame:
@@ -195,6 +195,21 @@ def test_the_recording_budget_bounds_wide_and_long_frames() -> None:
     rec.on_frame(long)
     assert (rec.frames, rec.over_budget) == (1, 1)
     assert rec.arrays()["s"].shape == (10, 100)
+
+
+def test_frames_past_the_budget_keep_nothing_of_their_invented_probes() -> None:
+    """Once the budget ended the recording, every frame is refused; each new probe name
+    still left an entry in the recorder's per-probe maps (its kind, its seqs), so a flood
+    of invented names grew memory the budget was meant to bound."""
+    rec = Recorder("fake", max_bytes=5000)
+    rec.on_frame(value_frame(header("v", 0, 0), np.ones((10, 1))))
+    wide = value_frame(header("p", 0, 0), np.ones((10, 100)))
+    for i in range(1000):
+        rec.on_frame(renamed(wide, probe=f"p{i}"))
+    assert (rec.frames, rec.over_budget) == (1, 1000)
+    assert rec.kinds == {"v": "values"}
+    assert list(rec._seqs) == ["v"]
+    assert rec.arrays()["v"].shape == (10, 1)  # what was recorded before it is kept
 
 
 def test_values_of_no_components_are_traced_as_no_data() -> None:

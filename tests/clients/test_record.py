@@ -304,6 +304,21 @@ def test_the_budget_is_the_rows_their_gaps_mask_and_the_frames_held(room: int, k
     assert (rec.frames, rec.over_budget) == (kept, 1 - kept)
 
 
+@pytest.mark.parametrize(("room", "kept"), [(1_186_304, 1), (1_186_303, 0)])
+def test_the_budget_counts_a_spike_frames_payload_as_it_came(room: int, kept: int) -> None:
+    """A spike frame is held as it arrived (a bitmask of ``ticks x n`` bits here): 256
+    ticks x 4096 neurons cost rows x (21 + 1 byte a neuron + 1) = 256 x 4118, plus its
+    128 KiB of bits + 1 KiB. Spike payloads were once counted as nothing held."""
+    frame = spike_frame(header("s", 0, 0, ticks=256), regular_spikes(0, 256, 4096, 2))
+    bits, _, _ = frame.wire()
+    assert bits is not None
+    assert bits.nbytes == 256 * 4096 // 8
+    assert 256 * (21 + 4096 + 1) + 256 * 4096 // 8 + 1024 == 1_186_304
+    rec = Recorder("fake", max_bytes=room)
+    rec.on_frame(frame)
+    assert (rec.frames, rec.over_budget) == (kept, 1 - kept)
+
+
 def test_meta_lists_the_first_1000_gaps_and_counts_them_all() -> None:
     rec = Recorder("fake")
     for i in range(1_002):  # every other seq lost: 1,001 gaps

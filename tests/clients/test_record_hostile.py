@@ -260,6 +260,27 @@ def test_warnings_are_bounded_and_counts_are_not() -> None:
     assert sum(rec.skipped.values()) == rec.skipped_total == 100
 
 
+def test_the_skipped_frames_line_names_twenty_probes_and_counts_the_rest() -> None:
+    """``record`` says the skipped frames at the end even with --quiet: 10,000 invented
+    probe names made that one line 1 MB long. It names 20 and counts the others; meta
+    still counts every probe."""
+    rec = Recorder("fake")
+    rec.description = described({})
+    for i in range(100):
+        h = dataclasses.replace(header(f"p{i:03}", 0, 0), dt=0.5)
+        for _ in range(2 if i == 99 else 1):
+            rec.on_frame(value_frame(h, np.ones((10, 1))))
+    text = rec.skipped_text()
+    assert text.count("frames of probe") == 20
+    assert "probe 'p019'" in text
+    assert "probe 'p020'" not in text
+    assert text.endswith(
+        "; 81 more frames skipped, of 80 more probes or reasons (meta.skipped_frames counts "
+        "each probe)"
+    )
+    assert len(rec.skipped) == 100
+
+
 # ------------------------------------------------------------------- the tool, live
 
 
@@ -376,3 +397,71 @@ async def test_record_refuses_forged_copies_and_undescribed_frames_and_says_so(
     assert meta["skipped_frames"] == {"a": 100, "v": 1, "w": 1}
     assert meta["refused_frames"] == 2
     assert png.read_bytes()[:8] == PNG
+
+
+@pytest.mark.broker
+async def test_record_counts_lost_frames_gap_ticks_segments_and_restarts_in_its_summary(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The summary line's counts come from what was recorded, not only the file's meta:
+    one frame lost (10 ticks of gaps) and a restart (seq and ticks from 0 again, later)
+    are said as such, never as "0 frames lost" or "0 restarts"."""
+    net = "gappy"
+    t = topics("spikestream", net)
+    document = describe_document(net, {"v": {"kind": "values", "shape": [1], "source": "filtered"}})
+    out = tmp_path / "x.npz"
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port, socket_options=NODELAY) as pub:
+        await pub.publish(t.describe, encode_describe(document), qos=1, retain=True)
+        await pub.publish(t.status, b"online", qos=1, retain=True)
+        proc = await asyncio.create_subprocess_exec(
+            *cli("record", "--broker", mosquitto.url(), "--net", net, "--out", str(out)),
+            stderr=asyncio.subprocess.PIPE,
+            env=cli_env(),
+        )
+        assert proc.stderr is not None
+        lines: list[str] = []
+
+        async def recorded() -> int:
+            """Frames recorded, from the next progress line (they come once a second)."""
+            while True:
+                lines.append((await proc.stderr.readline()).decode())  # type: ignore[union-attr]
+                assert lines[-1], "".join(lines)
+                match = re.search(r"record: (\d+) frames, \d+ lost$", lines[-1])
+                if match:
+                    return int(match[1])
+
+        async def frame(h: Any) -> None:
+            await pub.publish(t.out("v"), value_payload(h, np.ones((10, 1))), qos=1)
+
+        seq = 0
+        try:
+            async with asyncio.timeout(20):
+                while True:  # frames in sequence until the recorder has one
+                    await frame(header("v", seq, 10 * seq, net=net))
+                    seq += 1
+                    if await recorded():
+                        break
+                primed = await recorded()  # a line later: the last of those frames counted
+                await frame(header("v", seq + 1, 10 * (seq + 1), net=net))  # seq lost
+                await frame(header("v", seq + 2, 10 * (seq + 2), net=net))
+                await frame(later(header("v", 0, 0, net=net), 1000.0))  # a restart
+                await frame(later(header("v", 1, 10, net=net), 1000.0))
+                while await recorded() < primed + 4:
+                    pass
+        except TimeoutError:
+            pytest.fail(f"record never counted the 4 frames:\n{''.join(lines)}")
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+            rest = (await proc.stderr.read()).decode()
+            code = await proc.wait()
+    said = "".join(lines) + rest
+    assert code == 0, said
+    assert re.search(
+        r"wrote .*x\.npz: \d+ ticks \(\d+\.\d{3} s\) of 1 probes from \d+ frames; 1 frames lost, "
+        r"10 ticks with gaps, 2 segments, 1 restarts, 0 frames skipped, 0 frames refused",
+        said,
+    ), said
+    with np.load(out) as npz:
+        assert int(npz["gaps"].sum()) == 10
+        assert int(npz["segment"][-1]) == 1

@@ -7,7 +7,9 @@ import dataclasses
 import json
 
 import numpy as np
+import pytest
 
+from spikestream_client.errors import ConfigError
 from spikestream_client.recorder import Recorder
 from tests.clients.frames import header, value_frame
 
@@ -130,3 +132,110 @@ def test_a_probe_with_exactly_half_the_busiest_frames_is_not_left_out() -> None:
     (narrow,) = rec.narrow
     assert (narrow.left_out, narrow.kept) == ({}, (0, 1020))
     assert int((~out["b.gaps"]).sum()) == 20
+
+
+def test_only_the_probes_asked_for_are_recorded_and_the_rest_are_not_skips() -> None:
+    """``Recorder(net, probes)`` (``--probe``) keeps only those probes' frames; the others
+    are neither stored nor counted as skipped (nothing is wrong with them)."""
+    rec = Recorder("fake", {"a"})
+    for seq in range(3):
+        rec.on_frame(value_frame(header("a", seq, 10 * seq), np.ones((10, 1))))
+        rec.on_frame(value_frame(header("b", seq, 10 * seq), np.ones((10, 2))))
+    assert rec.frames == 3
+    assert rec.skip_reasons == {}
+    out = rec.arrays()
+    assert "b" not in out
+    assert "b.gaps" not in out
+    assert json.loads(str(out["meta"]))["probes"] == {"a": "values"}
+
+
+def test_a_frame_changing_dt_mid_recording_is_skipped_and_dt_kept() -> None:
+    """Without a describe document the first frame sets ``dt``: a later frame claiming
+    another would have rescaled ``t`` of every row already recorded."""
+    rec = Recorder("fake")
+    rec.on_frame(value_frame(header("v", 0, 0), np.ones((10, 1))))
+    rec.on_frame(value_frame(header("v", 1, 10, dt=0.002), np.full((10, 1), 2.0)))
+    assert rec.skip_reasons == {("v", "it changed kind or dt mid-recording"): 1}
+    out = rec.arrays()
+    assert float(out["dt"]) == 0.001
+    np.testing.assert_allclose(out["t"], (np.arange(10) + 1) * 0.001)
+
+
+def test_a_recording_the_budget_refused_entirely_says_why_not_that_nothing_came() -> None:
+    """Frames came, but the first was already past ``max_bytes``: the error says the
+    budget ended the recording, not "no frames were received" (which sends the user to
+    check the service and broker instead)."""
+    rec = Recorder("fake", max_bytes=1000)
+    rec.on_frame(value_frame(header("v", 0, 0), np.ones((10, 100))))
+    assert (rec.frames, rec.over_budget) == (0, 1)
+    with pytest.raises(ConfigError, match=r"no frames could be recorded .*recording ended early"):
+        rec.arrays()
+
+
+def test_major_probes_that_never_meet_beside_a_stray_keep_all_their_ticks() -> None:
+    """A stray probe is left out, and the two probes of equal weight left do not meet
+    either: the rows cover both (rather than none), and the stray is still named."""
+    rec = Recorder("fake")
+    for seq in range(10):
+        rec.on_frame(value_frame(header("a", seq, 10 * seq), np.ones((10, 1))))
+        rec.on_frame(value_frame(header("b", seq, 100 + 10 * seq), np.ones((10, 1))))
+    rec.on_frame(value_frame(header("zz", 0, 5000, ticks=1), np.zeros((1, 1))))
+    out = rec.arrays()
+    np.testing.assert_array_equal(out["tick"], np.arange(200))
+    (narrow,) = rec.narrow
+    assert (narrow.kept, narrow.left_out) == ((0, 200), {"zz": (5000, 5001)})
+
+
+@pytest.mark.parametrize(("strays", "listed"), [(5, "; rows kept"), (8, ", 3 more; rows kept")])
+def test_narrow_text_names_five_left_out_probes_and_counts_the_rest(
+    strays: int, listed: str
+) -> None:
+    """Invented probes can be many: the line names the first five and counts the others
+    (none when there are five), so a flood of names cannot flood the terminal."""
+    rec = Recorder("fake")
+    for seq in range(20):
+        rec.on_frame(value_frame(header("a", seq, 10 * seq), np.ones((10, 1))))
+        rec.on_frame(value_frame(header("b", seq, 10 * seq), np.ones((10, 1))))
+    for i in range(strays):
+        rec.on_frame(value_frame(header(f"z{i}", 0, 10_000 + i, ticks=1), np.zeros((1, 1))))
+    rec.arrays()
+    text = rec.narrow_text()
+    assert "probe 'z4'" in text
+    assert "probe 'z5'" not in text
+    assert f"probe 'z4' (ticks 10004 to 10005){listed}" in text
+
+
+def test_the_input_names_are_those_of_the_latest_stats_message() -> None:
+    """A value probe is ``input`` if the latest stats list it: names of earlier messages
+    are not accumulated (a stream of invented stats would grow them without bound)."""
+    rec = Recorder("fake")
+    rec.on_stats({"event": "stats", "inputs": {"x": {"accepted": 0}}})
+    rec.on_stats({"event": "stats", "inputs": {"u": {"accepted": 0}}})
+    assert rec.inputs == {"u"}
+    for probe in ("u", "x"):
+        rec.on_frame(value_frame(header(probe, 0, 0), np.ones((10, 1))))
+    meta = json.loads(str(rec.arrays()["meta"]))
+    assert meta["probes"] == {"u": "input", "x": "values"}
+
+
+def test_meta_names_the_first_and_last_tick_of_the_rows() -> None:
+    """``meta.first_tick`` and ``last_tick`` are the rows' ticks (after the common-span
+    cut), as ``run`` writes them: a reader aligns two files with them."""
+    rec = Recorder("fake")
+    for seq in range(2, 8):
+        rec.on_frame(value_frame(header("a", seq, 10 * seq), np.ones((10, 1))))
+    for seq in range(3, 9):
+        rec.on_frame(value_frame(header("b", seq, 10 * seq), np.ones((10, 1))))
+    meta = json.loads(str(rec.arrays()["meta"]))
+    assert (meta["first_tick"], meta["last_tick"], meta["ticks"]) == (30, 79, 50)
+
+
+def test_stats_whose_inputs_are_not_a_mapping_change_nothing() -> None:
+    """Stats come from the bus: ``inputs`` as a number raised inside the client's
+    callback, and as a list its items became input names."""
+    rec = Recorder("fake")
+    rec.on_stats({"event": "stats", "inputs": {"u": {"accepted": 0}}})
+    for inputs in (5, ["x"], None):
+        rec.on_stats({"event": "stats", "inputs": inputs})
+        assert rec.inputs == {"u"}
+    assert rec.stats == {"event": "stats", "inputs": None}

@@ -247,9 +247,9 @@ def check_outputs(outputs: list[tuple[str, Path]], network: Path, replay: Path |
     Raises:
         ConfigError: naming the flag, both paths and what was expected.
     """
-    from spikestream.datafiles import same_file
     from spikestream.errors import ConfigError
     from spikestream.nengo_import import is_model_script, split_source
+    from spikestream_client.files import same_file
 
     source = split_source(str(network))[0] if is_model_script(network) else network
     what = "the Nengo script" if is_model_script(network) else "the network file"
@@ -285,8 +285,9 @@ def check_array_outputs(outputs: list[tuple[str, Path]], spec: NetworkSpec) -> N
     Raises:
         ConfigError: naming the flag, both paths and the key that reads the file.
     """
-    from spikestream.datafiles import files_read, same_file
+    from spikestream.datafiles import files_read
     from spikestream.errors import ConfigError
+    from spikestream_client.files import same_file
 
     read = files_read(spec)
     for flag, path in outputs:

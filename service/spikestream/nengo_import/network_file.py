@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from spikestream.build import build
-from spikestream.datafiles import same_file
 from spikestream.errors import BuildError, ConfigError, ModelImportError
 from spikestream.nengo_import.naming import _one_line, describe, name_addresses
 from spikestream.nengo_import.objects import _Import
@@ -26,6 +25,7 @@ from spikestream.nengo_import.script import (
 )
 from spikestream.signals import signal_values
 from spikestream.spec import MIN_DT, NetworkSpec, load_network
+from spikestream_client.files import same_file
 
 # A key of the network file in a refusal: ``populations.a``, ``inputs.u``, ``probes.p``,
 # ``connections[3]``.

@@ -52,8 +52,8 @@ def _check_log_reads_nothing(log: Path, files: list[Path], settings: ServeSettin
     Raises:
         ConfigError: naming the flag, both paths and what was expected.
     """
-    from spikestream.datafiles import same_file
     from spikestream.nengo_import import is_model_script, split_source
+    from spikestream_client.files import same_file
 
     reads = [
         ("the Nengo script", split_source(str(f))[0])
@@ -90,7 +90,8 @@ def _check_log_reads_no_array(log: Path, spec: NetworkSpec) -> None:
         ConfigError: naming the flag, both paths, the key that reads the file and what
             was expected.
     """
-    from spikestream.datafiles import files_read, same_file
+    from spikestream.datafiles import files_read
+    from spikestream_client.files import same_file
 
     for key, src in files_read(spec):
         if same_file(Path(log), src):
