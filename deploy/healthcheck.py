@@ -102,10 +102,18 @@ def default_host() -> str:
 
 
 def port_number(text: str) -> int:
-    """A TCP port, 1..65535 (argparse reports the ValueError as one line)."""
-    port = int(text)
+    """A TCP port, 1..65535.
+
+    Raises:
+        argparse.ArgumentTypeError: saying what was expected and what arrived (argparse
+            makes it one line naming the flag).
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
     if not 1 <= port <= 65535:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"expected a TCP port, 1 to 65535; got {text!r:.40}")
     return port
 
 
@@ -150,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         text = os.environ.get("SPIKESTREAM_METRICS_PORT", "").strip() or "9100"
         try:
             args.port = port_number(text)
-        except ValueError:
+        except argparse.ArgumentTypeError:
             parser.error(
                 f"SPIKESTREAM_METRICS_PORT: {text!r:.40} is not a port; expected 1 to 65535"
             )

@@ -280,7 +280,8 @@ def _refusals(path: Path) -> Iterator[None]:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError) as err:
         # zipfile's EOFError (a member running past the end of the file) says nothing.
-        why = f"corrupt zip data ({' '.join(str(err).split()) or type(err).__name__})"
+        said = " ".join(str(err).split()) or "a member runs past the end of the file: truncated?"
+        why = f"corrupt zip data ({said})"
         raise ConfigError(f"cannot plot {str(path)!r}: {why}") from None
     except NotImplementedError as err:
         # zipfile's word for patched data, strong encryption or a newer zip version (in

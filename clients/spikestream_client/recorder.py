@@ -139,6 +139,13 @@ _OVERLAP: Final = (
 _UNDESCRIBED: Final = "its kind, shape or dt differs from the network's describe document"
 _SHOWN_PROBES: Final = 5
 _MAX_WARNINGS: Final = 20
+#: Probes and reasons counted apart among skipped frames, at most; frames of further
+#: probes are counted under :data:`OTHER_PROBES` (a hostile publisher inventing a probe
+#: name per frame grew the counts without bound, outside ``--max-mib``).
+MAX_SKIP_KEYS: Final = 1000
+#: The ``meta.skipped_frames`` key of the probes past :data:`MAX_SKIP_KEYS` (no probe's
+#: name: the naming rule allows no parenthesis or space).
+OTHER_PROBES: Final = "(other probes)"
 """Warnings :class:`Recorder` gives while recording (one per probe and reason); past
 them one line says the rest are only counted: a flood of invented probe names must not
 flood the terminal."""
@@ -376,6 +383,8 @@ class Recorder:
         and reason (``detail``: what to add to that warning)."""
         h = frame.header
         key = (h.probe, reason)
+        if key not in self.skip_reasons and len(self.skip_reasons) >= MAX_SKIP_KEYS:
+            key = (OTHER_PROBES, reason)
         first = key not in self.skip_reasons
         self.skip_reasons[key] += 1
         if not first or self.warn is None or self._warnings > _MAX_WARNINGS:

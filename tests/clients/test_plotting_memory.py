@@ -540,6 +540,9 @@ def test_a_stored_member_running_past_the_end_of_the_file_is_refused(tmp_path: P
     size = len(v) + 16_000
     npz = _flagged(tmp_path / "e.npz", {"file_size": size, "compress_size": size}, member=v)
     assert npz.stat().st_size < size  # the claim runs past the end of the file
-    with pytest.raises(ConfigError, match=r"corrupt zip data \(EOFError\)$") as err:
+    with pytest.raises(
+        ConfigError,
+        match=r"corrupt zip data \(a member runs past the end of the file: truncated\?\)$",
+    ) as err:
         plot_run_file(npz, tmp_path / "e.png")
     assert "\n" not in str(err.value)

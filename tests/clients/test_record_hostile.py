@@ -281,6 +281,29 @@ def test_the_skipped_frames_line_names_twenty_probes_and_counts_the_rest() -> No
     assert len(rec.skipped) == 100
 
 
+def test_the_skip_counts_keep_at_most_max_skip_keys_probes_apart() -> None:
+    """A publisher inventing a probe name per frame grew the skip counts by an entry per
+    frame, outside ``--max-mib``: past MAX_SKIP_KEYS probes and reasons, further probes
+    are counted together under OTHER_PROBES, and no frame goes uncounted."""
+    from spikestream_client.recorder import MAX_SKIP_KEYS, OTHER_PROBES
+
+    rec = Recorder("fake")
+    rec.description = described({})
+    extra = 50
+    for i in range(MAX_SKIP_KEYS + extra):
+        h = dataclasses.replace(header(f"p{i:05}", 0, 0), dt=0.5)
+        rec.on_frame(value_frame(h, np.ones((10, 1))))
+    rec.on_frame(
+        value_frame(dataclasses.replace(header("p00000", 1, 10), dt=0.5), np.ones((10, 1)))
+    )
+    assert len(rec.skip_reasons) == MAX_SKIP_KEYS + 1  # the others' one bucket
+    assert rec.skipped[OTHER_PROBES] == extra
+    assert rec.skipped["p00000"] == 2  # a probe counted apart stays apart
+    assert rec.skipped_total == MAX_SKIP_KEYS + extra + 1
+    assert f"p{MAX_SKIP_KEYS - 1:05}" in rec.skipped
+    assert f"p{MAX_SKIP_KEYS:05}" not in rec.skipped
+
+
 # ------------------------------------------------------------------- the tool, live
 
 

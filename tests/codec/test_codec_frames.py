@@ -678,6 +678,8 @@ def test_memoryviews_of_any_format_decode_and_are_limited_by_their_bytes() -> No
         memoryview(padded).cast("B", (1, len(padded))),
         memoryview(padded).cast("I"),
         memoryview(bytes(b for c in padded for b in (c, 0)))[::2],  # every other byte
+        # Fortran-ordered: msgpack read its memory order, not the view's (C) order.
+        memoryview(np.asfortranarray(np.frombuffer(padded, np.uint8).reshape(2, -1))),
     ]
     for view in views:
         frame = decode_frame(view)

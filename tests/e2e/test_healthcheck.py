@@ -166,7 +166,9 @@ def test_a_bad_port_in_the_environment_or_flag_is_one_line(
     with pytest.raises(SystemExit) as exit_info:
         healthcheck.main(["--port", value])
     assert exit_info.value.code == 2
-    assert f"argument --port: invalid port_number value: {value!r}" in capsys.readouterr().err
+    assert f"argument --port: expected a TCP port, 1 to 65535; got {value!r}" in (
+        capsys.readouterr().err
+    )
 
 
 def test_the_host_and_port_come_from_the_services_variables(

@@ -507,8 +507,9 @@ def test_run_accepts_a_model_script(tmp_path: Path, capsys: pytest.CaptureFixtur
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        (["--seed", "-1"], "--seed: -1 is not allowed"),
-        (["--memory-limit", "lots"], "--memory-limit: 'lots' is not allowed"),
+        (["--duration", "0.1", "--seed", "-1"], "--seed: -1 is not allowed"),
+        (["--duration", "0.1", "--memory-limit", "lots"], "--memory-limit: 'lots' is not allowed"),
+        ([], "--duration S is required (or --replay FILE)"),
     ],
 )
 def test_run_checks_its_flags_before_it_runs_a_model_script(
@@ -527,7 +528,7 @@ def test_run_checks_its_flags_before_it_runs_a_model_script(
         """,
     )
     out = str(tmp_path / "o.npz")
-    line = refusal(capsys, "run", str(model), "--duration", "0.1", "--out", out, *flags)
+    line = refusal(capsys, "run", str(model), "--out", out, *flags)
     assert expected in line
     assert not ran.exists()
 

@@ -92,12 +92,12 @@ MAX_TICK: Final = 2**53 - 1
 integers a JavaScript number (and a float64 time axis) holds exactly, as everywhere else
 in the protocol (docs/PROTOCOL.md §3.6). Tools then never overflow int64 arithmetic."""
 MAX_FRAME_TICKS: Final = 2**24
+"""Most ticks one frame may carry, whatever its size: the service's frame buffers hold
+fewer rows (``MAX_ROWS``). The data must also account for them (see ``decode_frame``)."""
 #: Arrays and maps one frame may hold: a frame is a map holding a ``shape`` array; the
 #: rest is room for keys added later (each array or map costs 56+ bytes decoded, for one
 #: byte of msgpack).
 MAX_FRAME_CONTAINERS: Final = 256
-"""Most ticks one frame may carry, whatever its size: the service's frame buffers hold
-fewer rows (``MAX_ROWS``). The data must also account for them (see ``decode_frame``)."""
 FRAME_HEADER_BYTES: Final = 2048
 """Most bytes a frame takes besides its spikes or values: every header key with the
 longest names and numbers, a shape of up to 32 sizes, and the spike form's keys."""
@@ -574,9 +574,10 @@ def decode_frame(
     size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
     if size > max_bytes:
         raise PayloadTooLarge(f"frame of {size} bytes exceeds the limit of {max_bytes} bytes")
-    if isinstance(payload, memoryview) and payload.itemsize != 1:
-        # msgpack refuses views of wider items (with BufferError, not a CodecError):
-        # read such a view as its bytes, a copy within the limit just checked.
+    if isinstance(payload, memoryview) and (payload.itemsize != 1 or not payload.c_contiguous):
+        # msgpack refuses views of wider items (with BufferError, not a CodecError) and
+        # reads a Fortran-ordered one in memory order: read such a view as its bytes in
+        # C order, a copy within the limit just checked.
         payload = payload.tobytes()
 
     def too_many(limit: int) -> NoReturn:

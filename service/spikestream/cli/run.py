@@ -376,6 +376,8 @@ def _main(args: argparse.Namespace) -> int:
     duration = args.duration if args.duration is not None else 0
     # The flags are checked before the network loads: loading a model script runs it,
     # and a mistyped flag should not cost that (or its side effects) first.
+    if args.duration is None and args.replay is None:
+        raise ConfigError("--duration S is required (or --replay FILE)")
     if args.seed is not None and not 0 <= args.seed < 2**63:
         raise ConfigError(f"--seed: {args.seed} is not allowed; expected an integer in [0, 2^63)")
     # A given but empty --memory-limit is refused, not taken for the default.
@@ -403,9 +405,8 @@ def _main(args: argparse.Namespace) -> int:
                 )
             ticks = min(ticks, wanted)
         asked = f"running {args.network} for {format_count(ticks)} replayed ticks"
-    elif args.duration is None:
-        raise ConfigError("--duration S is required (or --replay FILE)")
     else:
+        assert args.duration is not None  # checked above
         ticks = ticks_for(args.duration, spec.network.dt)
         asked = f"running {args.network} for {args.duration:g} s ({format_count(ticks)} ticks)"
     # Before anything is built: a network or a recording too large for the machine is a

@@ -33,6 +33,7 @@ from spikestream.serving.service import Service
 from spikestream.serving.settings import ServeSettings
 from spikestream.spec import NetworkSpec
 from spikestream.transport import resolve_broker
+from spikestream_client.files import same_file
 from spikestream_client.transport import (
     BrokerSpec,
     parse_broker_list,
@@ -43,17 +44,19 @@ from spikestream_client.transport import (
 log = logging.getLogger("spikestream.serve")
 
 
-def _check_log_reads_nothing(log: Path, files: list[Path], settings: ServeSettings) -> None:
-    """Refuse a ``--log-inputs`` target that names a file serve reads: the network file
-    (or Nengo script) or the ``--restore`` snapshot, which the log replaced at shutdown;
-    or lies in the snapshot folder when ``--resume`` reads it (its ``<net>-latest.npz``)
-    or periodic snapshots are written there.
+def _check_log_reads_nothing(
+    log: Path, files: list[Path], settings: ServeSettings, flag: str = "--log-inputs"
+) -> None:
+    """Refuse an output written at shutdown (``flag``: ``--log-inputs``,
+    ``--trace-latency``) that names a file serve reads: the network file (or Nengo
+    script) or the ``--restore`` snapshot, which the output replaced; or lies in the
+    snapshot folder when ``--resume`` reads it (its ``<net>-latest.npz``) or periodic
+    snapshots are written there.
 
     Raises:
         ConfigError: naming the flag, both paths and what was expected.
     """
     from spikestream.nengo_import import is_model_script, split_source
-    from spikestream_client.files import same_file
 
     reads = [
         ("the Nengo script", split_source(str(f))[0])
@@ -66,7 +69,7 @@ def _check_log_reads_nothing(log: Path, files: list[Path], settings: ServeSettin
     for name, src in reads:
         if same_file(Path(log), src):
             raise ConfigError(
-                f"--log-inputs {str(log)!r} is {name} {str(src)!r}, which serve reads; "
+                f"{flag} {str(log)!r} is {name} {str(src)!r}, which serve reads; "
                 "expected a new file name"
             )
     if settings.resume or settings.snapshot_every is not None:
@@ -75,28 +78,27 @@ def _check_log_reads_nothing(log: Path, files: list[Path], settings: ServeSettin
         folder = settings.snapshot_dir or default_snapshot_dir()
         if same_file(Path(log).parent, folder):
             raise ConfigError(
-                f"--log-inputs {str(log)!r} is in the snapshot folder {str(folder)!r}, "
+                f"{flag} {str(log)!r} is in the snapshot folder {str(folder)!r}, "
                 "which serve reads (--resume) and writes (--snapshot-every); expected a "
                 "file elsewhere"
             )
 
 
-def _check_log_reads_no_array(log: Path, spec: NetworkSpec) -> None:
-    """Refuse a ``--log-inputs`` target that is a file the network reads (its weights,
-    encoders or signal samples), which the log replaced at shutdown, as ``run`` refuses
-    such an ``--out``. Checked once the network is loaded, before it is built.
+def _check_log_reads_no_array(log: Path, spec: NetworkSpec, flag: str = "--log-inputs") -> None:
+    """Refuse an output written at shutdown (``flag``) that is a file the network reads
+    (its weights, encoders or signal samples), which the output replaced, as ``run``
+    refuses such an ``--out``. Checked once the network is loaded, before it is built.
 
     Raises:
         ConfigError: naming the flag, both paths, the key that reads the file and what
             was expected.
     """
     from spikestream.datafiles import files_read
-    from spikestream_client.files import same_file
 
     for key, src in files_read(spec):
         if same_file(Path(log), src):
             raise ConfigError(
-                f"--log-inputs {str(log)!r} is {str(src)!r}, which the network reads "
+                f"{flag} {str(log)!r} is {str(src)!r}, which the network reads "
                 f"({spec.source}: {key}); expected a new file name"
             )
 
@@ -127,9 +129,21 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
         from spikestream.runtime.trace import check_trace_target
 
         check_trace_target(settings.trace_latency)
+        # Written at exit to the name given: it replaced the network file so named.
+        _check_log_reads_nothing(settings.trace_latency, files, settings, "--trace-latency")
+        if settings.log_inputs is not None and same_file(
+            Path(settings.trace_latency), Path(settings.log_inputs)
+        ):
+            raise ConfigError(
+                f"--trace-latency and --log-inputs both name {str(settings.trace_latency)!r}; "
+                "expected two files"
+            )
     specs = [load_network_or_model(f) for f in files]
     if settings.log_inputs is not None:
         _check_log_reads_no_array(settings.log_inputs, specs[0])
+    if settings.trace_latency is not None:
+        for spec in specs:
+            _check_log_reads_no_array(settings.trace_latency, spec, "--trace-latency")
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
     models = [
