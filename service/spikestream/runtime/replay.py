@@ -87,29 +87,31 @@ _I8 = np.dtype("<i8")
 _F8 = np.dtype("<f8")
 
 
-def check_log_target(target: Path) -> None:
-    """Refuse a ``--log-inputs`` target the log could not be saved to, when recording
-    starts rather than when the run ends: an existing folder, FIFO or device (the log is
-    renamed into place at the end, and would replace a device's node). A missing file or
-    an existing regular file (replaced) is fine; the folder is checked by the spool.
+def check_log_target(target: Path, flag: str = "--log-inputs", example: str = "inputs.npz") -> None:
+    """Refuse a target the log (or, with ``flag``, another file written at the end of a
+    run) could not be saved to, when recording starts rather than when the run ends: an
+    existing folder, FIFO or device (the log is renamed into place at the end, and would
+    replace a device's node). A missing file or an existing regular file (replaced) is
+    fine; the folder is checked by the spool. ``example``: a file name to suggest inside a
+    folder given by mistake.
 
     Raises:
-        ConfigError: one line naming the path and what was expected.
+        ConfigError: one line naming the flag, the path and what was expected.
     """
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:
         return
     except OSError as err:
-        raise ConfigError(f"--log-inputs: cannot use {str(target)!r}: {err.strerror}") from None
+        raise ConfigError(f"{flag}: cannot use {str(target)!r}: {err.strerror}") from None
     if stat.S_ISDIR(mode):
         raise ConfigError(
-            f"--log-inputs: {str(target)!r} is a folder; expected a file name, e.g. "
-            f"{str(target / 'inputs.npz')!r}"
+            f"{flag}: {str(target)!r} is a folder; expected a file name, e.g. "
+            f"{str(target / example)!r}"
         )
     if not stat.S_ISREG(mode):
         raise ConfigError(
-            f"--log-inputs: {str(target)!r} is not a regular file (a FIFO or device); "
+            f"{flag}: {str(target)!r} is not a regular file (a FIFO or device); "
             "expected a file name (an existing file is replaced)"
         )
 

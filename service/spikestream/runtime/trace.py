@@ -28,7 +28,6 @@ filled rows, oldest first, to an ``.npz``.
 from __future__ import annotations
 
 import math
-import stat
 from pathlib import Path
 
 import numpy as np
@@ -48,27 +47,15 @@ def check_trace_target(target: Path) -> None:
     Raises:
         ConfigError: one line naming the path and what was expected.
     """
-    try:
-        mode = target.stat().st_mode
-    except FileNotFoundError:
-        if not target.parent.is_dir():
-            raise ConfigError(
-                f"--trace-latency: the folder of {str(target)!r} does not exist; expected "
-                "a file name in an existing folder"
-            ) from None
-        return
-    except OSError as err:
-        raise ConfigError(f"--trace-latency: cannot use {str(target)!r}: {err.strerror}") from None
-    if stat.S_ISDIR(mode):
+    from spikestream.runtime.replay import check_log_target
+
+    # Unlike the input log's, no spool checks the trace's folder first.
+    if not target.exists() and not target.parent.is_dir():
         raise ConfigError(
-            f"--trace-latency: {str(target)!r} is a folder; expected a file name, e.g. "
-            f"{str(target / 'trace.npz')!r}"
+            f"--trace-latency: the folder of {str(target)!r} does not exist; expected "
+            "a file name in an existing folder"
         )
-    if not stat.S_ISREG(mode):
-        raise ConfigError(
-            f"--trace-latency: {str(target)!r} is not a regular file (a FIFO or device); "
-            "expected a file name (an existing file is replaced)"
-        )
+    check_log_target(target, "--trace-latency", "trace.npz")
 
 
 class _Ring:
