@@ -474,14 +474,9 @@ def test_a_header_naming_t_or_time_first_makes_that_column_the_times(
     assert values[0, :2].tolist() == [10.0, 1.0]
 
 
-def test_a_file_that_grows_while_read_is_refused_reading_no_more_than_its_size(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A file appended to while the feed reads it (a log being written) is refused once
-    it holds more than it did when opened, and what is read is bounded by that size: a
-    line of megabytes appended is not read whole to find it is too long."""
-    path = tmp_path / "growing.csv"
-    path.write_text("1\n" + "1," * 1_000_000 + "1\n")
+def _opened_with_2_bytes(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``os.fstat`` of ``path`` say 2 bytes (``"1\n"``), as when it was opened before
+    the rest was appended; other files are stat'ed as they are."""
     grown = os.stat(path).st_ino
     real_fstat = os.fstat
 
@@ -490,10 +485,21 @@ def test_a_file_that_grows_while_read_is_refused_reading_no_more_than_its_size(
         if st.st_ino != grown:
             return st
         fields = list(st)
-        fields[6] = 2  # st_size: the file held "1\n" when it was opened
+        fields[6] = 2  # st_size
         return os.stat_result(fields)
 
     monkeypatch.setattr(os, "fstat", fstat_when_opened)
+
+
+def test_a_file_that_grows_while_read_is_refused_reading_no_more_than_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file appended to while the feed reads it (a log being written) is refused once
+    it holds more than it did when opened, and what is read is bounded by that size: a
+    line of megabytes appended is not read whole to find it is too long."""
+    path = tmp_path / "growing.csv"
+    path.write_text("1\n" + "1," * 1_000_000 + "1\n")
+    _opened_with_2_bytes(path, monkeypatch)
     tracemalloc.start()
     try:
         with pytest.raises(ConfigError, match="it grew past the 2 bytes it had when opened"):
@@ -530,18 +536,7 @@ def test_a_file_one_byte_longer_than_when_opened_is_refused(
     not read on into rows its size had no room for."""
     path = tmp_path / "grew.csv"
     path.write_text("1\n2")
-    grown = os.stat(path).st_ino
-    real_fstat = os.fstat
-
-    def fstat_when_opened(fd: int) -> os.stat_result:
-        st = real_fstat(fd)
-        if st.st_ino != grown:
-            return st
-        fields = list(st)
-        fields[6] = 2  # "1\n" when it was opened
-        return os.stat_result(fields)
-
-    monkeypatch.setattr(os, "fstat", fstat_when_opened)
+    _opened_with_2_bytes(path, monkeypatch)
     with pytest.raises(ConfigError, match="it grew past the 2 bytes it had when opened"):
         load_samples(path)
 

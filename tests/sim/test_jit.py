@@ -13,7 +13,7 @@ from spikestream.errors import SimulationError
 from spikestream.runtime.offline import input_signals
 from spikestream.sim import Simulator
 from spikestream.spec import load_network, parse_network
-from tests.sim import record_blocks
+from tests.sim import assert_two_inputs_add, record_blocks, two_input_model
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
 
@@ -193,20 +193,22 @@ def test_fusion_with_side_branches_matches_unfused() -> None:
 Steps = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]
 
 
-def _both_lif_steps(
+def _lif_steps_agree(
     J: NDArray[np.float64],
     v0: NDArray[np.float64],
     ref0: NDArray[np.float64],
     params: tuple[float, float, float],
-    spikers: NDArray[np.intp],
-) -> tuple[int, Steps, int, Steps]:
+) -> Steps:
     """One LIF step of ``(v0, ref0)`` under ``J`` (``params``: dt, tau_rc, tau_ref, in s)
-    by the compiled kernel (its spikers into ``spikers[:n]``) and by the numpy reference:
-    ``(count, (v, ref, spiked), expected count, (v, ref, spiked))``."""
+    by the compiled kernel and by the numpy reference, checked to agree: the same spike
+    count and spikes, each spiker listed once and nothing written past the first ``n``
+    slots of a list twice as long (numba does not check bounds), and the same voltages
+    and refractory times. Returns the compiled step's ``(v, ref, spiked)``."""
     from spikestream.sim.jit import lif_constants, lif_step_jit
     from spikestream.sim.kernels import LIFParams, lif_step
 
     n = J.size
+    spikers = np.full(2 * n, -1, np.intp)
     jit = (v0.copy(), ref0.copy(), np.zeros(n, bool))
     constants = lif_constants(*params, 0.0, np.float64)
     zeros = np.zeros(n)
@@ -214,27 +216,25 @@ def _both_lif_steps(
     ref = (v0.copy(), ref0.copy(), np.zeros(n, bool))
     lif = LIFParams.make(*params, 0.0, np.float64)
     expected = lif_step(J, *ref, zeros, np.zeros(n), np.zeros(n), lif)
-    return int(count), jit, int(expected), ref
+    assert int(count) == int(expected)
+    np.testing.assert_array_equal(jit[2], ref[2])
+    assert sorted(spikers[:count]) == list(np.flatnonzero(ref[2]))
+    assert (spikers[n:] == -1).all()
+    np.testing.assert_allclose(jit[0], ref[0], rtol=1e-12)
+    np.testing.assert_allclose(jit[1], ref[1], rtol=1e-12)
+    return jit
 
 
 def test_lif_step_counts_a_leaving_neuron_above_threshold_once() -> None:
     """A restored state can hold v > 1 on a neuron leaving its refractory period: the
     compiled step must spike it once, as the numpy reference does, and never write past
     the end of its spiker list (numba does not check bounds)."""
-    n = 6
     J = np.array([10.0, 10.0, 0.5, 10.0, 10.0, 0.2])
     v0 = np.array([1.5, 1.5, 1.2, 0.3, 1.5, 0.0])
     ref0 = np.array(
         [1.5e-3, 1.2e-3, 1.5e-3, 0.0, 3e-3, 0.0]
     )  # leaving, leaving, ..., still refractory
-    spikers = np.full(2 * n, -1, np.intp)
-    count, jit, expected, ref = _both_lif_steps(J, v0, ref0, (1e-3, 0.02, 0.002), spikers)
-    assert count == expected
-    np.testing.assert_array_equal(jit[2], ref[2])
-    assert sorted(spikers[:count]) == list(np.flatnonzero(ref[2]))
-    assert (spikers[n:] == -1).all()
-    np.testing.assert_allclose(jit[0], ref[0], rtol=1e-12)
-    np.testing.assert_allclose(jit[1], ref[1], rtol=1e-12)
+    _lif_steps_agree(J, v0, ref0, (1e-3, 0.02, 0.002))
 
 
 @pytest.mark.parametrize(
@@ -346,15 +346,7 @@ def test_lif_step_at_the_exact_edges_of_the_refractory_period() -> None:
     J = np.array([0.8, 0.8, 0.8, 1.0, 10.0, 0.8])
     v0 = np.array([0.3, 0.3, 0.3, 1.0, 1.0 + 5e-7, 0.0])
     ref0 = np.array([dt, 0.0, 2 * dt, 0.0, 2 * dt, -dt])
-    n = J.size
-    spikers = np.full(2 * n, -1, np.intp)
-    count, jit, expected, ref = _both_lif_steps(J, v0, ref0, (dt, tau_rc, tau_ref), spikers)
-    assert count == expected
-    np.testing.assert_array_equal(jit[2], ref[2])
-    assert sorted(spikers[:count]) == list(np.flatnonzero(ref[2]))
-    assert (spikers[n:] == -1).all()
-    np.testing.assert_allclose(jit[0], ref[0], rtol=1e-12)
-    np.testing.assert_allclose(jit[1], ref[1], rtol=1e-12)
+    jit = _lif_steps_agree(J, v0, ref0, (dt, tau_rc, tau_ref))
     # The LIF solution over one tick, for the neurons that integrate all of it.
     full = J + (v0 - J) * np.exp(-dt / tau_rc)
     np.testing.assert_allclose(jit[0][[0, 1, 5]], full[[0, 1, 5]], rtol=1e-12)
@@ -375,18 +367,7 @@ def test_a_second_encoded_input_adds_in_every_compiled_form(
     from spikestream.sim import native
 
     monkeypatch.setenv(native.ENV, "numba")
-    data = {
-        "network": {"seed": 6},
-        "populations": {"p": {"n": 10, "dim": 2}},
-        "inputs": {"x1": {"target": "p", "dim": 2}, "x2": {"target": "p", "dim": 2}},
-    }
-    model = build(parse_network(data))
-    pop = model.populations["p"]
+    model = two_input_model()
     sim = Simulator(model, fuse=mode == "numba-program")
     assert sim.compiled is (mode == "numba-program")
-    x1, x2 = np.array([0.5, -0.2]), np.array([-0.1, 0.7])
-    sim.set_input("x1", x1)
-    sim.set_input("x2", x2)
-    sim.step()
-    expected = pop.bias + pop.gain * (pop.encoders @ (x1 + x2))
-    np.testing.assert_allclose(sim._pops["p"].J, expected, rtol=1e-12, atol=1e-12)
+    assert_two_inputs_add(model, sim)

@@ -15,6 +15,7 @@ from spikestream.sim import Simulator, decay
 from spikestream.sim.simulator import state_limit
 from spikestream.spec import load_network, parse_network
 from tests.nengo_oracle import LIF
+from tests.sim import assert_two_inputs_add, two_input_model
 
 SEED = Path(__file__).parents[2] / "examples" / "seed.toml"
 GOLDEN = Path(__file__).parent / "golden_seed.npz"
@@ -214,20 +215,8 @@ def test_a_filtered_connection_is_read_this_tick_or_under_nengo_timing_the_tick_
 def test_two_inputs_encoded_into_one_population_add_their_currents(backend: str) -> None:
     """J = bias + gain * E @ (x1 + x2): each encoded input adds to the current, the second
     one too (it must not overwrite what the first and the bias put there)."""
-    data = {
-        "network": {"seed": 6},
-        "populations": {"p": {"n": 10, "dim": 2}},
-        "inputs": {"x1": {"target": "p", "dim": 2}, "x2": {"target": "p", "dim": 2}},
-    }
-    model = build(parse_network(data))
-    pop = model.populations["p"]
-    sim = Simulator(model, backend=backend)  # type: ignore[arg-type]
-    x1, x2 = np.array([0.5, -0.2]), np.array([-0.1, 0.7])
-    sim.set_input("x1", x1)
-    sim.set_input("x2", x2)
-    sim.step()
-    expected = pop.bias + pop.gain * (pop.encoders @ (x1 + x2))
-    np.testing.assert_allclose(sim._pops["p"].J, expected, rtol=1e-12, atol=1e-12)
+    model = two_input_model()
+    assert_two_inputs_add(model, Simulator(model, backend=backend))  # type: ignore[arg-type]
 
 
 def test_same_seed_same_spikes_other_seed_differs() -> None:
