@@ -44,7 +44,7 @@ from spikestream_client.transport import (
 log = logging.getLogger("spikestream.serve")
 
 
-def _check_log_reads_nothing(
+def _check_output_reads_nothing(
     log: Path, files: list[Path], settings: ServeSettings, flag: str = "--log-inputs"
 ) -> None:
     """Refuse an output written at shutdown (``flag``: ``--log-inputs``,
@@ -84,7 +84,7 @@ def _check_log_reads_nothing(
             )
 
 
-def _check_log_reads_no_array(log: Path, spec: NetworkSpec, flag: str = "--log-inputs") -> None:
+def _check_output_reads_no_array(log: Path, spec: NetworkSpec, flag: str = "--log-inputs") -> None:
     """Refuse an output written at shutdown (``flag``) that is a file the network reads
     (its weights, encoders or signal samples), which the output replaced, as ``run``
     refuses such an ``--out``. Checked once the network is loaded, before it is built.
@@ -123,14 +123,14 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
         from spikestream.runtime.replay import check_log_target
 
         check_log_target(settings.log_inputs)
-        _check_log_reads_nothing(settings.log_inputs, files, settings)
+        _check_output_reads_nothing(settings.log_inputs, files, settings)
     if settings.trace_latency is not None:
         # As for --log-inputs: a target the trace cannot be saved to failed only at exit.
         from spikestream.runtime.trace import check_trace_target
 
         check_trace_target(settings.trace_latency)
         # Written at exit to the name given: it replaced the network file so named.
-        _check_log_reads_nothing(settings.trace_latency, files, settings, "--trace-latency")
+        _check_output_reads_nothing(settings.trace_latency, files, settings, "--trace-latency")
         if settings.log_inputs is not None and same_file(
             Path(settings.trace_latency), Path(settings.log_inputs)
         ):
@@ -140,10 +140,10 @@ def serve(networks: list[Path], settings: ServeSettings) -> int:
             )
     specs = [load_network_or_model(f) for f in files]
     if settings.log_inputs is not None:
-        _check_log_reads_no_array(settings.log_inputs, specs[0])
+        _check_output_reads_no_array(settings.log_inputs, specs[0])
     if settings.trace_latency is not None:
         for spec in specs:
-            _check_log_reads_no_array(settings.trace_latency, spec, "--trace-latency")
+            _check_output_reads_no_array(settings.trace_latency, spec, "--trace-latency")
     limit = settings.memory_limit if settings.memory_limit is not None else default_limit()
     estimates = check_serve_budget(files, specs, settings, limit)
     models = [
